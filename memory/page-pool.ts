@@ -1,0 +1,97 @@
+/**
+ * The unified page pool (S-LoRA): one free list of fixed-size pages shared by KV cache and
+ * adapter weights. This is bookkeeping only; the engine owns the storage behind page ids.
+ *
+ * Page 0 is reserved and always holds zeros: padding in page tables points at it, so a
+ * kernel that reads a padded slot reads zeros instead of someone else's data.
+ */
+export type PageOwner = 'kv' | 'adapter';
+
+export class PoolExhaustedError extends Error {
+  constructor(wanted: number, free: number) {
+    super(`page pool exhausted: wanted ${wanted} pages, ${free} free`);
+    this.name = 'PoolExhaustedError';
+  }
+}
+
+export const ZERO_PAGE = 0;
+
+export class PagePool {
+  /** Elements (f32 or f16 values) per page: the model's hidden size. */
+  readonly pageSize: number;
+  /** Total pages including the reserved zero page. */
+  readonly numPages: number;
+  /** Stack of free page ids; popping from the end keeps allocation O(1). */
+  private readonly freeList: Int32Array;
+  private numFreePages: number;
+  /** Who holds each page (0 free, 1 kv, 2 adapter): catches double frees and feeds metrics. */
+  private readonly owner: Uint8Array;
+  private readonly used: Record<PageOwner, number> = { kv: 0, adapter: 0 };
+
+  constructor(numPages: number, pageSize: number) {
+    if (!Number.isInteger(numPages) || numPages < 2)
+      throw new Error(`page pool needs at least 2 pages, got ${numPages}`);
+    this.pageSize = pageSize;
+    this.numPages = numPages;
+    this.freeList = new Int32Array(numPages - 1);
+    for (let i = 0; i < numPages - 1; i++) this.freeList[i] = numPages - 1 - i;
+    this.numFreePages = numPages - 1;
+    this.owner = new Uint8Array(numPages);
+  }
+
+  get numFree(): number {
+    return this.numFreePages;
+  }
+
+  numUsed(owner?: PageOwner): number {
+    return owner ? this.used[owner] : this.used.kv + this.used.adapter;
+  }
+
+  canAllocate(count: number): boolean {
+    return count <= this.numFreePages;
+  }
+
+  /** All-or-nothing: `count` pages, or PoolExhaustedError with nothing taken. */
+  allocate(count: number, owner: PageOwner): Int32Array {
+    if (count > this.numFreePages) throw new PoolExhaustedError(count, this.numFreePages);
+    const pages = this.freeList.slice(this.numFreePages - count, this.numFreePages).reverse();
+    this.numFreePages -= count;
+    const tag = owner === 'kv' ? 1 : 2;
+    for (const p of pages) this.owner[p] = tag;
+    this.used[owner] += count;
+    return pages;
+  }
+
+  free(pages: ArrayLike<number>): void {
+    for (let i = 0; i < pages.length; i++) {
+      const p = pages[i];
+      const tag = this.owner[p];
+      if (p === ZERO_PAGE || tag === 0) throw new Error(`page ${p} freed twice or never allocated`);
+      this.used[tag === 1 ? 'kv' : 'adapter'] -= 1;
+      this.owner[p] = 0;
+      this.freeList[this.numFreePages++] = p;
+    }
+  }
+}
+
+/** Pool size from a flag: bytes ("512MiB", "2GiB", "123456") or a fraction of `totalBytes` ("0.3"). */
+export function parsePoolSize(spec: string, totalBytes: number): number {
+  const m = /^\s*([0-9.]+)\s*(b|kib|mib|gib|kb|mb|gb)?\s*$/i.exec(spec);
+  if (!m) throw new Error(`pool size "${spec}" is neither bytes (e.g. 2GiB) nor a fraction (e.g. 0.3)`);
+  const value = Number(m[1]);
+  const unit = (m[2] ?? '').toLowerCase();
+  if (!unit && value > 0 && value <= 1 && m[1].includes('.')) return Math.floor(value * totalBytes);
+  const scale: Record<string, number> = {
+    '': 1,
+    b: 1,
+    kib: 1024,
+    mib: 1024 ** 2,
+    gib: 1024 ** 3,
+    kb: 1e3,
+    mb: 1e6,
+    gb: 1e9,
+  };
+  const bytes = Math.floor(value * scale[unit]);
+  if (!(bytes > 0)) throw new Error(`pool size "${spec}" must be positive`);
+  return bytes;
+}

@@ -1,0 +1,57 @@
+/** What the server hands the scheduler, and what flows back: the scheduler's public contract. */
+
+export interface SamplingParams {
+  maxTokens: number;
+  /** 0 means greedy. */
+  temperature: number;
+  /** 1 means off. */
+  topP: number;
+  /** 0 means off. */
+  topK: number;
+  /** Per-request seed; null draws one. */
+  seed: number | null;
+  /** Text that ends a choice; the match is not included in the output. */
+  stop: string[];
+  /** Token ids that end a choice besides the model's EOS. */
+  stopTokenIds: number[];
+  ignoreEos: boolean;
+  /** Number of choices (independent sequences sharing the prompt). */
+  n: number;
+}
+
+export interface GenerationRequest {
+  requestId: string;
+  promptTokens: number[];
+  /** Adapter name, or null for the base model. */
+  adapter: string | null;
+  sampling: SamplingParams;
+  /** Aborting frees the request's sequences and pages within a step. */
+  signal?: AbortSignal;
+}
+
+export type FinishReason = 'stop' | 'length' | 'abort';
+
+/** New output of one choice. */
+export interface GenerationDelta {
+  index: number;
+  text: string;
+  tokenIds: number[];
+  finishReason: FinishReason | null;
+}
+
+export interface GenerationStream extends AsyncIterable<GenerationDelta> {
+  readonly promptTokens: number;
+  /** Tokens generated so far over all choices. */
+  readonly completionTokens: number;
+}
+
+/** A request the scheduler refuses at admission (queue full, cannot fit): the server answers 503/429. */
+export class AdmissionError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+    this.name = 'AdmissionError';
+  }
+}
