@@ -81,8 +81,8 @@ export function buildLoraBatch(
   }
   const aPages = new Int32Array(aLen);
   const bPages = new Int32Array(bLen);
-  aParts.forEach((p, i) => aPages.set(p, aStart[i]));
-  bParts.forEach((p, i) => bPages.set(p, bStart[i]));
+  for (let i = 0; i < aParts.length; i++) aPages.set(aParts[i], aStart[i]);
+  for (let i = 0; i < bParts.length; i++) bPages.set(bParts[i], bStart[i]);
   return {
     numTokens: T,
     inFeatures,
