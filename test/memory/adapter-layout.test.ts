@@ -62,8 +62,10 @@ describe('adapter layout', () => {
         }
       }
       // the tail of a row's last page is zero, never stale data
-      const lastA = placed.aPages[placed.pagesPerRowA - 1];
-      expect(storage[lastA * 16 + 15]).toBe(0);
+      if (placed.inFeatures % 16 !== 0) {
+        const lastA = placed.aPages[placed.pagesPerRowA - 1];
+        expect(storage[lastA * 16 + 15]).toBe(0);
+      }
     }
   });
 });
