@@ -1,0 +1,124 @@
+import { roundToDtype } from './float-convert.js';
+import type { LlamaConfig } from './llama-config.js';
+import { moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
+import { type LoraAdapter, type LoraPair, loraScale } from './lora-adapter.js';
+import { assembleWeights, EMBED_NAME, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
+import type { ModelWeights } from './model-weights.js';
+import { type SyntheticAdapterSpec, type SyntheticModelSpec, syntheticConfig } from './synthetic-spec.js';
+import { isReadableTokenId } from './synthetic-tokenizer.js';
+
+const SQRT3 = Math.sqrt(3);
+/** Logit spread after the final norm: big enough that greedy picks are not near-ties. */
+const LOGIT_STD = 3;
+/** lm_head rows of unreadable ids (control bytes, specials) are shrunk so greedy text reads well. */
+const UNREADABLE_ROW_GAIN = 0.15;
+/** Residual-writing projections are damped so the residual stream grows slowly over layers. */
+const RESIDUAL_GAIN = 0.5;
+/** Target size of an adapter's delta relative to the base projection's output. */
+const ADAPTER_GAIN = 0.5;
+
+/** FNV-1a over the seed and a tensor name, so each tensor's stream is independent of fill order. */
+function streamSeed(seed: number, name: string): number {
+  let h = (0x811c9dc5 ^ seed) >>> 0;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h | 0;
+}
+
+/**
+ * Fills `out` with offset + uniform(-amplitude, amplitude) from mulberry32 seeded by `seed`.
+ * Plain int32 arithmetic on a typed array: ~1 ns per element, no intermediate JS arrays.
+ */
+function fillUniform(out: Float32Array, seed: number, amplitude: number, offset = 0): Float32Array {
+  let s = seed | 0;
+  const k = amplitude / 2147483648;
+  for (let i = 0; i < out.length; i++) {
+    s = (s + 0x6d2b79f5) | 0;
+    let t = Math.imul(s ^ (s >>> 15), s | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    out[i] = offset + k * (t ^ (t >>> 14));
+  }
+  return out;
+}
+
+/** Uniform values with standard deviation `std` and mean 0. */
+function randomTensor(size: number, seed: number, name: string, std: number): Float32Array {
+  return fillUniform(new Float32Array(size), streamSeed(seed, name), std * SQRT3);
+}
+
+function scaleUnreadableRows(matrix: Float32Array, vocabSize: number, hidden: number): void {
+  for (let id = 0; id < vocabSize; id++) {
+    if (isReadableTokenId(id)) continue;
+    const row = matrix.subarray(id * hidden, (id + 1) * hidden);
+    for (let i = 0; i < hidden; i++) row[i] *= UNREADABLE_ROW_GAIN;
+  }
+}
+
+function syntheticTensor(config: LlamaConfig, seed: number, name: string, shape: number[]): Float32Array {
+  const size = shape.reduce((a, b) => a * b, 1);
+  if (shape.length === 1) {
+    // Norm weights near 1: RMSNorm keeps activations at unit scale, with a little per-channel texture.
+    return fillUniform(new Float32Array(size), streamSeed(seed, name), 0.1, 1);
+  }
+  const isVocabMatrix = name === EMBED_NAME || name === LM_HEAD_NAME;
+  if (isVocabMatrix) {
+    const outputRole = name === LM_HEAD_NAME || config.tieWordEmbeddings;
+    const std = outputRole ? LOGIT_STD / Math.sqrt(config.hiddenSize) : 1;
+    const matrix = randomTensor(size, seed, name, std);
+    if (outputRole) scaleUnreadableRows(matrix, config.vocabSize, config.hiddenSize);
+    return matrix;
+  }
+  const inFeatures = shape[1];
+  const writesResidual = name.endsWith('o_proj.weight') || name.endsWith('down_proj.weight');
+  const gain = writesResidual ? RESIDUAL_GAIN : 1;
+  return randomTensor(size, seed, name, gain / Math.sqrt(inFeatures));
+}
+
+/**
+ * Deterministic, well-conditioned Llama weights: same spec → bit-identical weights.
+ * Unit-scale activations at every projection, logits spread over several units (greedy decoding
+ * is not decided by rounding), and finite norms over long sequences thanks to pre-norm + damping.
+ */
+export function syntheticWeights(spec: SyntheticModelSpec): ModelWeights {
+  const config = syntheticConfig(spec);
+  const tensors = new Map<string, Float32Array>();
+  for (const { name, shape } of expectedModelTensors(config)) {
+    const data = syntheticTensor(config, spec.seed, name, shape);
+    roundToDtype(data, spec.dtype ?? 'F32');
+    tensors.set(name, data);
+  }
+  return assembleWeights(config, (name) => tensors.get(name)!);
+}
+
+/**
+ * A deterministic LoRA adapter. Unlike PEFT's initialisation B is not zero: the delta is about
+ * ADAPTER_GAIN of the base projection's output, whatever rank and alpha, so adapters visibly
+ * (and differently) change what the model generates.
+ */
+export function syntheticAdapter(config: LlamaConfig, spec: SyntheticAdapterSpec): LoraAdapter {
+  const useRslora = spec.useRslora ?? false;
+  const scale = loraScale(spec.rank, spec.alpha, useRslora);
+  const layers: Array<Partial<Record<TargetModule, LoraPair>>> = [];
+  const targets = TARGET_MODULES.filter((m) => spec.targetModules.includes(m));
+  for (let l = 0; l < config.numLayers; l++) {
+    const layer: Partial<Record<TargetModule, LoraPair>> = {};
+    for (const m of targets) {
+      const { inFeatures, outFeatures } = moduleShape(config, m);
+      const prefix = `${spec.name}.${l}.${m}`;
+      const bStd = ADAPTER_GAIN / (Math.abs(scale) * Math.sqrt(spec.rank));
+      layer[m] = {
+        a: randomTensor(spec.rank * inFeatures, spec.seed, `${prefix}.A`, 1 / Math.sqrt(inFeatures)),
+        b: randomTensor(outFeatures * spec.rank, spec.seed, `${prefix}.B`, bStd),
+      };
+    }
+    layers.push(layer);
+  }
+  return {
+    name: spec.name,
+    path: `synthetic:${spec.name}`,
+    rank: spec.rank,
+    alpha: spec.alpha,
+    scale,
+    targetModules: targets,
+    layers,
+  };
+}
