@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import { argmax, sampleToken } from '../../kernels/reference/sample.js';
+import { seededUniform } from './reference-harness.js';
+
+const logits = new Float32Array([1.5, -0.5, 3.0, 0.25, 3.0, 2.0, -4.0, 0.0]);
+const GREEDY = 2; // 3.0 appears at 2 and 4: the lower index wins
+
+function softmax(row: ArrayLike<number>, temperature: number): number[] {
+  const scaled = Array.from(row, (v) => v / temperature);
+  const max = Math.max(...scaled);
+  const e = scaled.map((v) => Math.exp(v - max));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / total);
+}
+
+function frequencies(row: Float32Array, params: Parameters<typeof sampleToken>[1], draws: number): number[] {
+  const counts = new Array<number>(row.length).fill(0);
+  const uniform = seededUniform(1234);
+  for (let i = 0; i < draws; i++) counts[sampleToken(row, params, uniform())] += 1;
+  return counts.map((c) => c / draws);
+}
+
+describe('argmax', () => {
+  it('returns the lowest index among ties', () => {
+    expect(argmax(logits)).toBe(GREEDY);
+    expect(argmax(new Float32Array([-1, -1, -1]))).toBe(0);
+  });
+});
+
+describe('sampleToken', () => {
+  it('temperature 0 is greedy whatever the uniform', () => {
+    for (const u of [0, 0.3, 0.999])
+      expect(sampleToken(logits, { temperature: 0, topK: 0, topP: 1 }, u)).toBe(GREEDY);
+  });
+
+  it('top-k 1 and a tiny top-p equal greedy at any temperature', () => {
+    for (const u of [0, 0.5, 0.999999]) {
+      expect(sampleToken(logits, { temperature: 1.7, topK: 1, topP: 1 }, u)).toBe(GREEDY);
+      expect(sampleToken(logits, { temperature: 1.7, topK: 0, topP: 1e-6 }, u)).toBe(GREEDY);
+    }
+  });
+
+  it('inverse CDF walks candidates in descending probability, ties to the lower index', () => {
+    // p(2) = p(4) ≈ 0.366 each: uniform just below p(2) picks 2, just above picks 4.
+    const p = softmax(logits, 1);
+    const params = { temperature: 1, topK: 0, topP: 1 };
+    expect(sampleToken(logits, params, 0)).toBe(2);
+    expect(sampleToken(logits, params, p[2] - 1e-6)).toBe(2);
+    expect(sampleToken(logits, params, p[2] + 1e-6)).toBe(4);
+    expect(sampleToken(logits, params, p[2] + p[4] + 1e-6)).toBe(5);
+    expect(sampleToken(logits, params, 0.999999)).toBe(6);
+  });
+
+  it('draw frequencies match softmax(logits / T)', () => {
+    const draws = 20000;
+    for (const temperature of [0.7, 1, 2]) {
+      const freq = frequencies(logits, { temperature, topK: 0, topP: 1 }, draws);
+      const p = softmax(logits, temperature);
+      // 4 standard deviations of a binomial proportion, plus a floor for tiny p.
+      for (const [i, pi] of p.entries()) {
+        expect(Math.abs(freq[i] - pi)).toBeLessThan(4 * Math.sqrt((pi * (1 - pi)) / draws) + 1e-3);
+      }
+    }
+  });
+
+  it('top-k keeps the k most likely tokens, renormalised', () => {
+    const draws = 20000;
+    const freq = frequencies(logits, { temperature: 1, topK: 3, topP: 1 }, draws);
+    const kept = [2, 4, 5];
+    const p = softmax(
+      kept.map((i) => logits[i]),
+      1,
+    );
+    freq.forEach((f, i) => {
+      const k = kept.indexOf(i);
+      if (k < 0) expect(f).toBe(0);
+      else expect(Math.abs(f - p[k])).toBeLessThan(0.015);
+    });
+  });
+
+  it('top-p keeps the shortest prefix reaching p, renormalised', () => {
+    const p = softmax(logits, 1);
+    // Sorted: 2, 4 (≈0.366 each), 5 (≈0.135), 0 (≈0.082)…; top-p just above p2+p4 also needs 5.
+    const topP = p[2] + p[4] + 1e-4;
+    const freq = frequencies(logits, { temperature: 1, topK: 0, topP }, 20000);
+    const keptTotal = p[2] + p[4] + p[5];
+    freq.forEach((f, i) => {
+      if (![2, 4, 5].includes(i)) expect(f).toBe(0);
+      else expect(Math.abs(f - p[i] / keptTotal)).toBeLessThan(0.015);
+    });
+    // Exactly reaching p stops there: p2 + p4 keeps two tokens.
+    const two = frequencies(logits, { temperature: 1, topK: 0, topP: (p[2] + p[4]) * (1 - 1e-9) }, 2000);
+    expect(two[5]).toBe(0);
+  });
+
+  it('top-p applies to the top-k renormalised distribution', () => {
+    // top-k 2 leaves p = 0.5/0.5; top-p 0.5 then keeps only the first (index 2).
+    for (const u of [0, 0.4, 0.9])
+      expect(sampleToken(logits, { temperature: 1, topK: 2, topP: 0.5 }, u)).toBe(2);
+  });
+
+  it('lower temperature concentrates mass on the argmax, higher spreads it', () => {
+    const row = new Float32Array([2, 1, 0, -1]);
+    const draws = 5000;
+    const cold = frequencies(row, { temperature: 0.25, topK: 0, topP: 1 }, draws);
+    const warm = frequencies(row, { temperature: 1, topK: 0, topP: 1 }, draws);
+    const hot = frequencies(row, { temperature: 4, topK: 0, topP: 1 }, draws);
+    expect(cold[0]).toBeGreaterThan(warm[0]);
+    expect(warm[0]).toBeGreaterThan(hot[0]);
+    expect(hot[3]).toBeGreaterThan(warm[3]);
+    expect(cold[0]).toBeGreaterThan(0.95);
+  });
+
+  it('rejects a uniform outside [0, 1)', () => {
+    expect(() => sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, 1)).toThrow();
+    expect(() => sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, -0.1)).toThrow();
+  });
+});
