@@ -1,0 +1,210 @@
+import type { KvLayout } from '../../memory/kv-layout.js';
+import type { LlamaConfig } from '../../model/llama-config.js';
+import { moduleShape, moduleWeightName, type TargetModule } from '../../model/llama-modules.js';
+import { GraphBuilder } from './onnx-model.js';
+
+/**
+ * The whole forward pass of one engine step as one ONNX graph, so a step is one `session.run`.
+ *
+ * Shapes: B sequences, each padded to S new tokens (T = B·S flattened), NB blocks of past KV per
+ * sequence, C = NB·tokensPerPage + S attention slots, R logit rows, R_m rank-rows of module m.
+ * Weights and the page pool are graph inputs (zero-copy views of host arrays), so the model bytes
+ * stay tiny and one session serves every batch size. Past K/V and LoRA rows are gathered from the
+ * pool by page id inside the graph; the step's new K/V come back as `kv_new` for the host to
+ * write into pages.
+ */
+export const STEP_INPUTS = {
+  pool: 'pool',
+  inputIds: 'input_ids', // int64 [B, S]
+  ropeCos: 'rope_cos', // f32 [T, 1, headDim/2]
+  ropeSin: 'rope_sin', // f32 [T, 1, headDim/2]
+  kvPages: 'kv_pages', // int64 [2L, B, NB]: row layer·2 + kind
+  attnMask: 'attn_mask', // f32 [B, 1, 1, S, C], 0 or -1e9
+  logitRows: 'logit_rows', // int64 [R] into the T tokens
+} as const;
+
+export const STEP_OUTPUTS = {
+  logits: 'logits', // f32 [R, vocab]
+  kvNew: 'kv_new', // f32 [2L, T, kvDim]: row layer·2 + kind
+} as const;
+
+export const WEIGHT_NAMES = {
+  embedTokens: 'model.embed_tokens.weight',
+  finalNorm: 'model.norm.weight',
+  lmHead: 'lm_head.weight',
+  inputNorm: (l: number) => `model.layers.${l}.input_layernorm.weight`,
+  postAttentionNorm: (l: number) => `model.layers.${l}.post_attention_layernorm.weight`,
+  linear: moduleWeightName,
+};
+
+/** Inputs of module m's LoRA: A and Bᵀ row pages per layer (int64 [L, R_m·pagesPerRow]) and the per-token scale mask (f32 [T, R_m]). */
+export function loraInputNames(m: TargetModule): { aPages: string; bPages: string; mask: string } {
+  return { aPages: `lora_${m}_a`, bPages: `lora_${m}_b`, mask: `lora_${m}_mask` };
+}
+
+/** Masked attention slots get this score: exp underflows to exactly 0 while staying finite. */
+export const MASKED = -1e9;
+
+export function buildStepGraph(
+  config: LlamaConfig,
+  kv: KvLayout,
+  numPages: number,
+  loraModules: readonly TargetModule[],
+): Uint8Array {
+  const c = config;
+  const g = new GraphBuilder(`loom_step_${loraModules.join('_') || 'base'}`);
+  const L = c.numLayers;
+  const hd = c.headDim;
+  const kvH = c.numKvHeads;
+  const group = c.numHeads / kvH;
+  const qDim = c.numHeads * hd;
+  const ps = kv.pageSize;
+  const eps = { float: c.rmsNormEps };
+
+  const pool = g.input(STEP_INPUTS.pool, 'float32', [numPages, ps]);
+  const ids = g.input(STEP_INPUTS.inputIds, 'int64', ['B', 'S']);
+  const cos = g.input(STEP_INPUTS.ropeCos, 'float32', ['T', 1, hd / 2]);
+  const sin = g.input(STEP_INPUTS.ropeSin, 'float32', ['T', 1, hd / 2]);
+  const kvPages = g.input(STEP_INPUTS.kvPages, 'int64', [2 * L, 'B', 'NB']);
+  const mask = g.input(STEP_INPUTS.attnMask, 'float32', ['B', 1, 1, 'S', 'C']);
+  const logitRows = g.input(STEP_INPUTS.logitRows, 'int64', ['R']);
+  const w = (name: string, dims: number[]) => g.input(name, 'float32', dims);
+  const lora = new Map<TargetModule, { aPages: string; bPages: string; mask: string }>();
+  for (const m of loraModules) {
+    const names = loraInputNames(m);
+    lora.set(m, {
+      aPages: g.input(names.aPages, 'int64', [L, `RA_${m}`]),
+      bPages: g.input(names.bPages, 'int64', [L, `RB_${m}`]),
+      mask: g.input(names.mask, 'float32', ['T', `R_${m}`]),
+    });
+  }
+
+  // Runtime dims, read once from the mask's shape [B, 1, 1, S, C].
+  const maskShape = g.op('Shape', [mask]);
+  const dimB = g.op('Slice', [maskShape, g.ints([0]), g.ints([1])]);
+  const dimS = g.op('Slice', [maskShape, g.ints([3]), g.ints([4])]);
+  const dimC = g.op('Slice', [maskShape, g.ints([4]), g.ints([5])]);
+  const shape = (...parts: Array<string | number[]>) =>
+    g.op(
+      'Concat',
+      parts.map((p) => (typeof p === 'string' ? p : g.ints(p))),
+      { axis: 0 },
+    );
+  const shapeQ5 = shape(dimB, dimS, [kvH, group, hd]);
+  const shapeKv4 = shape(dimB, dimS, [kvH, hd]);
+  const shapeQ4 = shape(dimB, [kvH, -1, hd]);
+  const shapeScores5 = shape(dimB, [kvH, group, -1], dimC);
+  const shapeScores4 = shape(dimB, [kvH, -1], dimC);
+  const shapeOut5 = shape(dimB, [kvH, group, -1, hd]);
+  const attnScale = g.scalar(1 / Math.sqrt(hd));
+  const halves = g.ints([hd / 2, hd / 2]);
+
+  const rope = (x: string, heads: number): string => {
+    const x3 = g.op('Reshape', [x, g.ints([-1, heads, hd])]);
+    const [x1, x2] = g.opMulti('Split', [x3, halves], 2, { axis: 2 });
+    const r1 = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
+    const r2 = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
+    return g.op('Concat', [r1, r2], { axis: 2 });
+  };
+
+  const loraRows = (pageIds: string, layer: number, pagesPerRow: number, features: number): string => {
+    const rowPages = g.op('Gather', [pageIds, g.ints([layer])], { axis: 0 });
+    const flat = g.op('Reshape', [rowPages, g.ints([-1])]);
+    const rows = g.op('Reshape', [g.op('Gather', [pool, flat], { axis: 0 }), g.ints([-1, pagesPerRow * ps])]);
+    if (pagesPerRow * ps === features) return rows;
+    return g.op('Slice', [rows, g.ints([0]), g.ints([features]), g.ints([1])]);
+  };
+
+  const linear = (x: string, layer: number, m: TargetModule): string => {
+    const { inFeatures, outFeatures } = moduleShape(c, m);
+    const base = g.op('Gemm', [x, w(WEIGHT_NAMES.linear(layer, m), [outFeatures, inFeatures])], {
+      transB: 1,
+    });
+    const inputs = lora.get(m);
+    if (!inputs) return base;
+    const a = loraRows(inputs.aPages, layer, Math.ceil(inFeatures / ps), inFeatures);
+    const bt = loraRows(inputs.bPages, layer, Math.ceil(outFeatures / ps), outFeatures);
+    const shrunk = g.op('Mul', [g.op('Gemm', [x, a], { transB: 1 }), inputs.mask]);
+    return g.op('Gemm', [shrunk, bt, base]);
+  };
+
+  const pastKv = (layer: number, kind: 0 | 1): string => {
+    const pages = g.op('Gather', [kvPages, g.ints([layer * 2 + kind])], { axis: 0 });
+    const pages2 = g.op('Squeeze', [pages, g.ints([0])]);
+    let rows = g.op('Gather', [pool, pages2], { axis: 0 }); // [B, NB, ps]
+    const used = kv.tokensPerPage * kv.kvDim;
+    if (used !== ps) rows = g.op('Slice', [rows, g.ints([0]), g.ints([used]), g.ints([2])]);
+    return g.op('Reshape', [rows, g.ints([0, -1, kvH, hd])]); // [B, NB·tpp, kvH, hd]
+  };
+
+  const embed = w(WEIGHT_NAMES.embedTokens, [c.vocabSize, c.hiddenSize]);
+  let x = g.op('Gather', [embed, g.op('Reshape', [ids, g.ints([-1])])], { axis: 0 }); // [T, hidden]
+  const kvNew: string[] = [];
+  for (let l = 0; l < L; l++) {
+    const h = g.op('SimplifiedLayerNormalization', [x, w(WEIGHT_NAMES.inputNorm(l), [c.hiddenSize])], {
+      axis: -1,
+      epsilon: eps,
+    });
+    const q = rope(g.op('Mul', [linear(h, l, 'q_proj'), attnScale]), c.numHeads);
+    const k = rope(linear(h, l, 'k_proj'), kvH);
+    const v = linear(h, l, 'v_proj');
+    kvNew.push(
+      g.op('Reshape', [k, g.ints([1, -1, kv.kvDim])]),
+      g.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]),
+    );
+
+    const q5 = g.op('Transpose', [g.op('Reshape', [q, shapeQ5])], { perm: [0, 2, 3, 1, 4] });
+    const qHeads = g.op('Reshape', [q5, shapeQ4]); // [B, kvH, group·S, hd]
+    const kT = g.op(
+      'Concat',
+      [
+        g.op('Transpose', [pastKv(l, 0)], { perm: [0, 2, 3, 1] }),
+        g.op('Transpose', [g.op('Reshape', [k, shapeKv4])], { perm: [0, 2, 3, 1] }),
+      ],
+      { axis: 3 },
+    ); // [B, kvH, hd, C]
+    const vAll = g.op(
+      'Concat',
+      [
+        g.op('Transpose', [pastKv(l, 1)], { perm: [0, 2, 1, 3] }),
+        g.op('Transpose', [g.op('Reshape', [v, shapeKv4])], { perm: [0, 2, 1, 3] }),
+      ],
+      { axis: 2 },
+    ); // [B, kvH, C, hd]
+    const scores = g.op('Add', [g.op('Reshape', [g.op('MatMul', [qHeads, kT]), shapeScores5]), mask]);
+    const probs = g.op('Reshape', [g.op('Softmax', [scores], { axis: -1 }), shapeScores4]);
+    const attn5 = g.op('Reshape', [g.op('MatMul', [probs, vAll]), shapeOut5]); // [B, kvH, group, S, hd]
+    const attn = g.op('Reshape', [g.op('Transpose', [attn5], { perm: [0, 3, 1, 2, 4] }), g.ints([-1, qDim])]);
+    x = g.op('Add', [x, linear(attn, l, 'o_proj')]);
+
+    const h2 = g.op(
+      'SimplifiedLayerNormalization',
+      [x, w(WEIGHT_NAMES.postAttentionNorm(l), [c.hiddenSize])],
+      {
+        axis: -1,
+        epsilon: eps,
+      },
+    );
+    const gate = linear(h2, l, 'gate_proj');
+    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), linear(h2, l, 'up_proj')]);
+    x = g.op('Add', [x, linear(act, l, 'down_proj')]);
+  }
+  g.op('Concat', kvNew, { axis: 0 }, { outputNames: [STEP_OUTPUTS.kvNew] });
+  g.output(STEP_OUTPUTS.kvNew, 'float32', [2 * L, 'T', kv.kvDim]);
+
+  const picked = g.op('Gather', [x, logitRows], { axis: 0 });
+  const normed = g.op('SimplifiedLayerNormalization', [picked, w(WEIGHT_NAMES.finalNorm, [c.hiddenSize])], {
+    axis: -1,
+    epsilon: eps,
+  });
+  g.op(
+    'Gemm',
+    [normed, w(WEIGHT_NAMES.lmHead, [c.vocabSize, c.hiddenSize])],
+    { transB: 1 },
+    {
+      outputNames: [STEP_OUTPUTS.logits],
+    },
+  );
+  g.output(STEP_OUTPUTS.logits, 'float32', ['R', c.vocabSize]);
+  return g.toBytes();
+}

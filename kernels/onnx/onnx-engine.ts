@@ -1,0 +1,141 @@
+import { availableParallelism } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { type AdapterLayout, writeAdapterRows } from '../../memory/adapter-layout.js';
+import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
+import type { PagePool } from '../../memory/page-pool.js';
+import type { LlamaConfig } from '../../model/llama-config.js';
+import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import type { LoraAdapter } from '../../model/lora-adapter.js';
+import type { ModelWeights } from '../../model/model-weights.js';
+import type { Engine, StepPlan } from '../engine.js';
+import { ropeInvFrequencies } from '../reference/rope.js';
+import { buildStepGraph, STEP_INPUTS, STEP_OUTPUTS, WEIGHT_NAMES } from './llama-graph.js';
+import { packStep, writeNewKv } from './step-feeds.js';
+
+export interface OnnxEngineOptions {
+  /** onnxruntime's intra-op threads; default: every core. */
+  threads?: number;
+}
+
+/**
+ * The onnxruntime-node CPU engine: one `session.run` per step over a graph of the whole model
+ * (llama-graph.ts). Weights and the page pool enter every run as tensors that wrap the host
+ * Float32Arrays (onnxruntime-node hands the typed array's memory to ORT without copying), so a
+ * session is cheap to build; one session per set of LoRA-targeted modules, built on first use.
+ */
+export class OnnxEngine implements Engine {
+  readonly kind = 'onnx' as const;
+  readonly config: LlamaConfig;
+  readonly kvLayout: KvLayout;
+  /** Page storage: pool.numPages · pageSize f32, page 0 all zeros. */
+  private readonly storage: Float32Array;
+  /** Weights and pool, the same tensors every run. */
+  private readonly fixedFeeds: Record<string, ort.Tensor>;
+  private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
+  private readonly invFreq: Float32Array;
+  private readonly sessionOptions: ort.InferenceSession.SessionOptions;
+  private closed = false;
+
+  private constructor(
+    weights: ModelWeights,
+    readonly pool: PagePool,
+    opts: OnnxEngineOptions,
+  ) {
+    this.config = weights.config;
+    this.kvLayout = kvLayout(weights.config);
+    if (pool.pageSize !== this.kvLayout.pageSize)
+      throw new Error(`pool page size ${pool.pageSize} is not the hidden size ${this.kvLayout.pageSize}`);
+    this.storage = new Float32Array(pool.numPages * pool.pageSize);
+    this.invFreq = ropeInvFrequencies(weights.config);
+    this.fixedFeeds = weightFeeds(weights);
+    this.fixedFeeds[STEP_INPUTS.pool] = new ort.Tensor('float32', this.storage, [
+      pool.numPages,
+      pool.pageSize,
+    ]);
+    this.sessionOptions = {
+      intraOpNumThreads: opts.threads ?? availableParallelism(),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    };
+  }
+
+  /** Builds the engine and its base-model session (LoRA variants are built when first needed). */
+  static async create(
+    weights: ModelWeights,
+    pool: PagePool,
+    opts: OnnxEngineOptions = {},
+  ): Promise<OnnxEngine> {
+    const engine = new OnnxEngine(weights, pool, opts);
+    await engine.session([]);
+    return engine;
+  }
+
+  async step(plan: StepPlan): Promise<Float32Array> {
+    if (this.closed) throw new Error('onnx engine is closed');
+    const vocab = this.config.vocabSize;
+    if (plan.sequences.length === 0) return new Float32Array(0);
+    const packed = packStep(plan, this.config, this.kvLayout, this.invFreq);
+    const session = await this.session(packed.loraModules);
+    const out = await session.run({ ...this.fixedFeeds, ...packed.feeds });
+    writeNewKv(
+      this.storage,
+      this.kvLayout,
+      plan,
+      packed.paddedLength,
+      out[STEP_OUTPUTS.kvNew].data as Float32Array,
+    );
+    const logits = out[STEP_OUTPUTS.logits].data as Float32Array;
+    return packed.numLogitRows === 0 ? new Float32Array(0) : logits.subarray(0, packed.numLogitRows * vocab);
+  }
+
+  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
+    writeAdapterRows(this.storage, this.pool.pageSize, layout, adapter);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const sessions = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of sessions) await (await s).release();
+  }
+
+  /** Number of graph variants built so far (one per set of LoRA-targeted modules). */
+  get numSessions(): number {
+    return this.sessions.size;
+  }
+
+  private session(loraModules: readonly TargetModule[]): Promise<ort.InferenceSession> {
+    const key = loraModules.join(',');
+    let session = this.sessions.get(key);
+    if (!session) {
+      const bytes = buildStepGraph(this.config, this.kvLayout, this.pool.numPages, loraModules);
+      session = ort.InferenceSession.create(bytes, this.sessionOptions);
+      // A failed build is not cached: the next step retries it.
+      session.catch(() => this.sessions.delete(key));
+      this.sessions.set(key, session);
+    }
+    return session;
+  }
+}
+
+/** Zero-copy tensors over the model's weights, named as the step graph's inputs. */
+function weightFeeds(weights: ModelWeights): Record<string, ort.Tensor> {
+  const c = weights.config;
+  const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
+  const feeds: Record<string, ort.Tensor> = {
+    [WEIGHT_NAMES.embedTokens]: f32(weights.embedTokens, [c.vocabSize, c.hiddenSize]),
+    [WEIGHT_NAMES.finalNorm]: f32(weights.finalNorm, [c.hiddenSize]),
+    [WEIGHT_NAMES.lmHead]: f32(weights.lmHead, [c.vocabSize, c.hiddenSize]),
+  };
+  weights.layers.forEach((layer, l) => {
+    feeds[WEIGHT_NAMES.inputNorm(l)] = f32(layer.inputNorm, [c.hiddenSize]);
+    feeds[WEIGHT_NAMES.postAttentionNorm(l)] = f32(layer.postAttentionNorm, [c.hiddenSize]);
+    for (const m of TARGET_MODULES) {
+      const { inFeatures, outFeatures } = moduleShape(c, m);
+      feeds[WEIGHT_NAMES.linear(l, m)] = f32(layer.linear[m], [outFeatures, inFeatures]);
+    }
+  });
+  return feeds;
+}

@@ -1,0 +1,176 @@
+import * as ort from 'onnxruntime-node';
+import type { AdapterLayout } from '../../memory/adapter-layout.js';
+import { type KvLayout, kvElementOffset } from '../../memory/kv-layout.js';
+import { ZERO_PAGE } from '../../memory/page-pool.js';
+import type { LlamaConfig } from '../../model/llama-config.js';
+import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import type { StepPlan } from '../engine.js';
+import { loraInputNames, MASKED, STEP_INPUTS } from './llama-graph.js';
+
+/**
+ * Packs a StepPlan into the step graph's per-run inputs (llama-graph.ts): every sequence padded
+ * to the longest one's new tokens, past KV blocks padded with the zero page and masked out.
+ */
+export interface PackedStep {
+  /** Step inputs; the engine adds the weights and the pool. */
+  feeds: Record<string, ort.Tensor>;
+  /** Modules some adapter in the batch targets: the graph variant this step needs. */
+  loraModules: TargetModule[];
+  numSequences: number;
+  /** New tokens per sequence after padding (S). */
+  paddedLength: number;
+  /** Logit rows the plan asked for (the graph computes at least one). */
+  numLogitRows: number;
+}
+
+export function packStep(
+  plan: StepPlan,
+  config: LlamaConfig,
+  kv: KvLayout,
+  invFreq: Float32Array,
+): PackedStep {
+  const seqs = plan.sequences;
+  const B = seqs.length;
+  let S = 1;
+  let NB = 1;
+  for (const s of seqs) {
+    S = Math.max(S, s.tokens.length);
+    NB = Math.max(NB, Math.ceil(s.startPos / kv.tokensPerPage));
+  }
+  const T = B * S;
+  const pastSlots = NB * kv.tokensPerPage;
+  const C = pastSlots + S;
+  const half = config.headDim / 2;
+  const L = config.numLayers;
+
+  const ids = new BigInt64Array(T);
+  const cos = new Float32Array(T * half).fill(1);
+  const sin = new Float32Array(T * half);
+  const kvPages = new BigInt64Array(2 * L * B * NB);
+  const mask = new Float32Array(B * S * C).fill(MASKED);
+  const rows: number[] = [];
+
+  seqs.forEach((s, b) => {
+    const n = s.tokens.length;
+    for (let j = 0; j < n; j++) {
+      const t = b * S + j;
+      ids[t] = BigInt(s.tokens[j]);
+      const pos = s.startPos + j;
+      for (let i = 0; i < half; i++) {
+        const angle = Math.fround(pos * invFreq[i]);
+        cos[t * half + i] = Math.cos(angle);
+        sin[t * half + i] = Math.sin(angle);
+      }
+    }
+    const blocks = Math.ceil(s.startPos / kv.tokensPerPage);
+    for (let lk = 0; lk < 2 * L; lk++) {
+      for (let blk = 0; blk < blocks; blk++) {
+        kvPages[(lk * B + b) * NB + blk] = BigInt(s.pageTable[blk * 2 * L + lk]);
+      }
+    }
+    for (let q = 0; q < S; q++) {
+      const row = (b * S + q) * C;
+      mask.fill(0, row, row + s.startPos);
+      // Padding rows see the first token so their softmax stays finite; nobody reads them.
+      const visible = Math.max(1, Math.min(q + 1, n));
+      mask.fill(0, row + pastSlots, row + pastSlots + visible);
+    }
+    if (s.logits === 'last' && n > 0) rows.push(b * S + n - 1);
+    else if (s.logits === 'all') for (let j = 0; j < n; j++) rows.push(b * S + j);
+  });
+
+  const numLogitRows = rows.length;
+  if (rows.length === 0) rows.push(0);
+  const feeds: Record<string, ort.Tensor> = {
+    [STEP_INPUTS.inputIds]: new ort.Tensor('int64', ids, [B, S]),
+    [STEP_INPUTS.ropeCos]: new ort.Tensor('float32', cos, [T, 1, half]),
+    [STEP_INPUTS.ropeSin]: new ort.Tensor('float32', sin, [T, 1, half]),
+    [STEP_INPUTS.kvPages]: new ort.Tensor('int64', kvPages, [2 * L, B, NB]),
+    [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
+    [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
+  };
+  const loraModules = packLora(plan, config, S, feeds);
+  return { feeds, loraModules, numSequences: B, paddedLength: S, numLogitRows };
+}
+
+/**
+ * For each module some adapter of the batch targets: the distinct adapters' A and Bᵀ row pages
+ * per layer (zero page where an adapter skips that layer) and each token's scale on its own
+ * adapter's columns. Returns the modules, in TARGET_MODULES order.
+ */
+function packLora(
+  plan: StepPlan,
+  config: LlamaConfig,
+  S: number,
+  feeds: Record<string, ort.Tensor>,
+): TargetModule[] {
+  const adapters: AdapterLayout[] = [];
+  for (const s of plan.sequences) if (s.adapter && !adapters.includes(s.adapter)) adapters.push(s.adapter);
+  const active: TargetModule[] = [];
+  const T = plan.sequences.length * S;
+  const L = config.numLayers;
+  const pageSize = config.hiddenSize;
+  for (const m of TARGET_MODULES) {
+    const users = adapters.filter((a) => a.modules.some((layer) => layer[m]));
+    if (users.length === 0) continue;
+    active.push(m);
+    const { inFeatures, outFeatures } = moduleShape(config, m);
+    const perRowA = Math.ceil(inFeatures / pageSize);
+    const perRowB = Math.ceil(outFeatures / pageSize);
+    const column = new Map<AdapterLayout, number>();
+    let R = 0;
+    for (const a of users) {
+      column.set(a, R);
+      R += a.rank;
+    }
+    const aPages = new BigInt64Array(L * R * perRowA).fill(BigInt(ZERO_PAGE));
+    const bPages = new BigInt64Array(L * R * perRowB).fill(BigInt(ZERO_PAGE));
+    for (let l = 0; l < L; l++) {
+      for (const a of users) {
+        const placed = a.modules[l]?.[m];
+        if (!placed) continue;
+        const col = column.get(a)!;
+        for (let i = 0; i < placed.aPages.length; i++)
+          aPages[(l * R + col) * perRowA + i] = BigInt(placed.aPages[i]);
+        for (let i = 0; i < placed.bPages.length; i++)
+          bPages[(l * R + col) * perRowB + i] = BigInt(placed.bPages[i]);
+      }
+    }
+    const scales = new Float32Array(T * R);
+    plan.sequences.forEach((s, b) => {
+      const col = s.adapter ? column.get(s.adapter) : undefined;
+      if (col === undefined || !s.adapter) return;
+      for (let j = 0; j < s.tokens.length; j++) {
+        const row = (b * S + j) * R + col;
+        scales.fill(s.adapter.scale, row, row + s.adapter.rank);
+      }
+    });
+    const names = loraInputNames(m);
+    feeds[names.aPages] = new ort.Tensor('int64', aPages, [L, R * perRowA]);
+    feeds[names.bPages] = new ort.Tensor('int64', bPages, [L, R * perRowB]);
+    feeds[names.mask] = new ort.Tensor('float32', scales, [T, R]);
+  }
+  return active;
+}
+
+/** Writes the step's new K/V (graph output [2L, B·S, kvDim]) into each sequence's pages. */
+export function writeNewKv(
+  storage: Float32Array,
+  kv: KvLayout,
+  plan: StepPlan,
+  S: number,
+  kvNew: Float32Array,
+): void {
+  const T = plan.sequences.length * S;
+  plan.sequences.forEach((s, b) => {
+    for (let j = 0; j < s.tokens.length; j++) {
+      for (let l = 0; l < kv.numLayers; l++) {
+        for (const kind of [0, 1] as const) {
+          const src = ((l * 2 + kind) * T + b * S + j) * kv.kvDim;
+          const dst = kvElementOffset(kv, s.pageTable, l, kind, s.startPos + j);
+          storage.set(kvNew.subarray(src, src + kv.kvDim), dst);
+        }
+      }
+    }
+  });
+}
