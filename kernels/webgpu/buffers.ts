@@ -1,0 +1,207 @@
+import type { WebGpuContext } from './device.js';
+
+const STORAGE = 0x80; // GPUBufferUsage.STORAGE, readable before the globals are installed
+const COPY_SRC = 0x04;
+const COPY_DST = 0x08;
+const MAP_READ = 0x01;
+
+/** Buffers are sized in multiples of 16 bytes so vec4 views and copies never run off the end. */
+function paddedSize(bytes: number): number {
+  return Math.max(16, Math.ceil(bytes / 16) * 16);
+}
+
+/** A storage buffer of at least `bytes`, readable, writable and copyable. */
+export function createStorageBuffer(ctx: WebGpuContext, bytes: number, label: string): GPUBuffer {
+  return ctx.device.createBuffer({ label, size: paddedSize(bytes), usage: STORAGE | COPY_SRC | COPY_DST });
+}
+
+/** A storage buffer holding `data` (copied through the queue). */
+export function uploadBuffer(ctx: WebGpuContext, data: ArrayBufferView, label: string): GPUBuffer {
+  const buffer = createStorageBuffer(ctx, data.byteLength, label);
+  writeBuffer(ctx, buffer, 0, data);
+  return buffer;
+}
+
+/** Writes `data` at byte `offset`; pads the tail to 4 bytes as writeBuffer requires. */
+export function writeBuffer(
+  ctx: WebGpuContext,
+  buffer: GPUBuffer,
+  offset: number,
+  data: ArrayBufferView,
+): void {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.byteLength % 4 === 0) {
+    ctx.device.queue.writeBuffer(buffer, offset, bytes);
+    return;
+  }
+  const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
+  padded.set(bytes);
+  ctx.device.queue.writeBuffer(buffer, offset, padded);
+}
+
+/** Copies `bytes` from `buffer` (at byte `offset`) back to the host, after all queued work. */
+export async function readBuffer(
+  ctx: WebGpuContext,
+  buffer: GPUBuffer,
+  bytes: number,
+  offset = 0,
+): Promise<ArrayBuffer> {
+  const size = Math.ceil(bytes / 4) * 4;
+  const staging = ctx.device.createBuffer({ label: 'readback', size, usage: MAP_READ | COPY_DST });
+  const encoder = ctx.device.createCommandEncoder({ label: 'readback' });
+  encoder.copyBufferToBuffer(buffer, offset, staging, 0, size);
+  ctx.device.queue.submit([encoder.finish()]);
+  await staging.mapAsync(1);
+  const copy = staging.getMappedRange().slice(0, bytes);
+  staging.unmap();
+  staging.destroy();
+  ctx.check();
+  return copy;
+}
+
+export async function readF32(
+  ctx: WebGpuContext,
+  buffer: GPUBuffer,
+  count: number,
+  offset = 0,
+): Promise<Float32Array> {
+  return new Float32Array(await readBuffer(ctx, buffer, count * 4, offset * 4));
+}
+
+export async function readU32(
+  ctx: WebGpuContext,
+  buffer: GPUBuffer,
+  count: number,
+  offset = 0,
+): Promise<Uint32Array> {
+  return new Uint32Array(await readBuffer(ctx, buffer, count * 4, offset * 4));
+}
+
+/** IEEE half bits of every value (round to nearest even), for f16 weight storage. */
+export function toF16Bits(values: Float32Array): Uint16Array {
+  const out = new Uint16Array(values.length);
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < values.length; i++) out[i] = halfBits(bits[i]);
+  return out;
+}
+
+function halfBits(x: number): number {
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 112;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = mant | 0x800000;
+    const shift = 14 - e;
+    const rest = m & ((1 << shift) - 1);
+    const halfway = 1 << (shift - 1);
+    const out = m >>> shift;
+    return sign | (rest > halfway || (rest === halfway && out & 1) ? out + 1 : out);
+  }
+  const out = (e << 10) | (mant >>> 13);
+  const rest = mant & 0x1fff;
+  // A carry out of the mantissa bumps the exponent, as rounding should (up to Inf).
+  return sign | (rest > 0x1000 || (rest === 0x1000 && out & 1) ? out + 1 : out);
+}
+
+export type StorageDtype = 'f32' | 'f16';
+
+export const DTYPE_BYTES: Record<StorageDtype, number> = { f32: 4, f16: 2 };
+
+/**
+ * A tensor too big for one storage binding (lavapipe caps a binding at 128 MiB: TinyLlama's f32
+ * embedding table is 262 MB, the page pool more), cut into chunks of whole units (rows or
+ * pages) that each fit one binding. Element e lives in chunk ⌊e / chunkElements⌋.
+ */
+export interface SplitBuffer {
+  dtype: StorageDtype;
+  numElements: number;
+  /** Elements per chunk (a multiple of `unitElements`); the last chunk may hold fewer. */
+  chunkElements: number;
+  unitElements: number;
+  chunks: GPUBuffer[];
+}
+
+/**
+ * Allocates a split tensor of `numElements`, never cutting a unit of `unitElements` (a row or a
+ * page, a multiple of 4 elements). `maxChunkBytes` defaults to the device's binding limit.
+ */
+export function createSplitBuffer(
+  ctx: WebGpuContext,
+  numElements: number,
+  unitElements: number,
+  dtype: StorageDtype,
+  label: string,
+  maxChunkBytes = ctx.maxBindingBytes,
+): SplitBuffer {
+  if (unitElements % 4 !== 0)
+    throw new Error(`${label}: unit of ${unitElements} elements is not a multiple of 4`);
+  const unitBytes = unitElements * DTYPE_BYTES[dtype];
+  const unitsPerChunk = Math.floor(maxChunkBytes / unitBytes);
+  if (unitsPerChunk < 1)
+    throw new Error(`${label}: one unit (${unitBytes} B) exceeds a binding (${maxChunkBytes} B)`);
+  const chunkElements = unitsPerChunk * unitElements;
+  const chunks: GPUBuffer[] = [];
+  for (let start = 0; start < numElements; start += chunkElements) {
+    const count = Math.min(chunkElements, numElements - start);
+    chunks.push(createStorageBuffer(ctx, count * DTYPE_BYTES[dtype], `${label}[${chunks.length}]`));
+  }
+  if (chunks.length === 0) chunks.push(createStorageBuffer(ctx, 16, `${label}[0]`));
+  return { dtype, numElements, chunkElements, unitElements, chunks };
+}
+
+/** Writes `data` (f32 values, or f16 bits for an f16 tensor) starting at element `offset`. */
+export function writeSplit(
+  ctx: WebGpuContext,
+  split: SplitBuffer,
+  offset: number,
+  data: Float32Array | Uint16Array,
+): void {
+  const bytesPer = DTYPE_BYTES[split.dtype];
+  if (data.BYTES_PER_ELEMENT !== bytesPer)
+    throw new Error(`writeSplit: ${split.dtype} tensor given other data`);
+  let done = 0;
+  while (done < data.length) {
+    const e = offset + done;
+    const chunk = Math.floor(e / split.chunkElements);
+    const within = e - chunk * split.chunkElements;
+    const count = Math.min(data.length - done, split.chunkElements - within);
+    writeBuffer(ctx, split.chunks[chunk], within * bytesPer, data.subarray(done, done + count));
+    done += count;
+  }
+}
+
+/** Reads `count` f32 elements of an f32 split tensor from element `offset`. */
+export async function readSplitF32(
+  ctx: WebGpuContext,
+  split: SplitBuffer,
+  offset: number,
+  count: number,
+): Promise<Float32Array> {
+  const out = new Float32Array(count);
+  let done = 0;
+  while (done < count) {
+    const e = offset + done;
+    const chunk = Math.floor(e / split.chunkElements);
+    const within = e - chunk * split.chunkElements;
+    const n = Math.min(count - done, split.chunkElements - within);
+    out.set(await readF32(ctx, split.chunks[chunk], n, within), done);
+    done += n;
+  }
+  return out;
+}
+
+export function destroySplit(ctx: WebGpuContext, split: SplitBuffer): void {
+  for (const b of split.chunks) {
+    ctx.pipelines.forgetBuffer(b);
+    b.destroy();
+  }
+}
+
+/** Binding entries for every chunk, in order. */
+export function splitBindings(split: SplitBuffer): GPUBufferBinding[] {
+  return split.chunks.map((buffer) => ({ buffer }));
+}

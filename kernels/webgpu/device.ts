@@ -1,0 +1,155 @@
+import { create, globals } from 'webgpu';
+import { PipelineCache } from './pipeline-cache.js';
+
+/** No WebGPU adapter exists here (no GPU, no usable Vulkan driver such as Mesa ≥ 23 lavapipe). */
+export class NoWebGpuAdapterError extends Error {
+  constructor(detail: string) {
+    super(`no WebGPU adapter found: ${detail}`);
+    this.name = 'NoWebGpuAdapterError';
+  }
+}
+
+/** The device is gone (driver reset, out of memory, destroyed): every later call fails with this. */
+export class WebGpuDeviceLostError extends Error {
+  constructor(reason: string, message: string) {
+    super(`WebGPU device lost (${reason}): ${message}`);
+    this.name = 'WebGpuDeviceLostError';
+  }
+}
+
+/** A validation or out-of-memory error Dawn reported for something this process recorded. */
+export class WebGpuKernelError extends Error {
+  constructor(messages: string[]) {
+    super(`WebGPU reported ${messages.length} error(s): ${messages.join(' | ')}`);
+    this.name = 'WebGpuKernelError';
+  }
+}
+
+export interface WebGpuAdapterSummary {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+}
+
+export interface WebGpuContextOptions {
+  /** Use the software adapter even when a hardware one exists (tests comparing both). */
+  forceFallbackAdapter?: boolean;
+  /** Skip shader-f16 even where the adapter offers it. */
+  disableF16?: boolean;
+}
+
+/** Limits Loom's kernels want raised from WebGPU's small defaults to the adapter's own. */
+const WANTED_LIMITS = [
+  'maxStorageBufferBindingSize',
+  'maxBufferSize',
+  'maxComputeWorkgroupStorageSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupsPerDimension',
+  'maxImmediateSize',
+] as const;
+
+let globalsInstalled = false;
+
+/**
+ * One GPU device with what every launcher needs: its limits, whether f16 storage works, the
+ * pipeline cache, and errors turned into typed exceptions (Dawn reports them asynchronously;
+ * `check()` raises what has been reported so far).
+ */
+export class WebGpuContext {
+  readonly pipelines: PipelineCache;
+  private readonly errors: string[] = [];
+  private lost: WebGpuDeviceLostError | null = null;
+  private destroyed = false;
+
+  constructor(
+    /** Held so the Dawn instance outlives the device: collecting it kills the device under us. */
+    readonly gpu: GPU,
+    readonly device: GPUDevice,
+    readonly adapter: WebGpuAdapterSummary,
+    readonly hasF16: boolean,
+    readonly hasTimestamps: boolean,
+  ) {
+    this.pipelines = new PipelineCache(device);
+    device.addEventListener('uncapturederror', (event) => {
+      this.errors.push((event as GPUUncapturedErrorEvent).error.message);
+    });
+    device.lost.then((info) => {
+      if (!this.destroyed) this.lost = new WebGpuDeviceLostError(info.reason, info.message);
+    });
+  }
+
+  get limits(): GPUSupportedLimits {
+    return this.device.limits;
+  }
+
+  /** Largest byte size one storage binding may have. */
+  get maxBindingBytes(): number {
+    return this.device.limits.maxStorageBufferBindingSize;
+  }
+
+  /** Throws the first problem reported since the last check: a lost device or recorded errors. */
+  check(): void {
+    if (this.lost) throw this.lost;
+    if (this.destroyed) throw new WebGpuDeviceLostError('destroyed', 'the context was destroyed');
+    if (this.errors.length > 0) throw new WebGpuKernelError(this.errors.splice(0));
+  }
+
+  /** Waits for the queue, then raises anything Dawn reported meanwhile. */
+  async finish(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+    this.check();
+  }
+
+  /** Releases the device so Node can exit; the context is unusable afterwards. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pipelines.clear();
+    this.device.destroy();
+  }
+}
+
+/** Finds an adapter (hardware first) and opens a device with the adapter's limits. */
+export async function createWebGpuContext(options: WebGpuContextOptions = {}): Promise<WebGpuContext> {
+  if (!globalsInstalled) {
+    Object.assign(globalThis, globals);
+    globalsInstalled = true;
+  }
+  const gpu = create([]);
+  let adapter: GPUAdapter | null = null;
+  if (!options.forceFallbackAdapter)
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  adapter ??= await gpu.requestAdapter({ forceFallbackAdapter: true });
+  adapter ??= await gpu.requestAdapter();
+  if (!adapter)
+    throw new NoWebGpuAdapterError(
+      'requestAdapter() returned null; install a Vulkan driver (on Debian 12: mesa-vulkan-drivers from bookworm-backports)',
+    );
+  const requiredLimits: Record<string, number> = {};
+  for (const name of WANTED_LIMITS) {
+    const value = (adapter.limits as unknown as Record<string, number | undefined>)[name];
+    if (typeof value === 'number') requiredLimits[name] = value;
+  }
+  const hasF16 = !options.disableF16 && adapter.features.has('shader-f16');
+  const hasTimestamps = adapter.features.has('timestamp-query');
+  const requiredFeatures: GPUFeatureName[] = [];
+  if (hasF16) requiredFeatures.push('shader-f16');
+  if (hasTimestamps) requiredFeatures.push('timestamp-query');
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'loom' });
+  const info = adapter.info;
+  const summary: WebGpuAdapterSummary = {
+    vendor: info.vendor,
+    architecture: info.architecture,
+    device: info.device,
+    description: info.description,
+    isFallbackAdapter:
+      (info as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+      (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
+      info.architecture === 'software',
+  };
+  return new WebGpuContext(gpu, device, summary, hasF16, hasTimestamps);
+}

@@ -1,0 +1,80 @@
+// S-LoRA expand: y[t, o] += scale[t] · Σ_r v[vOffset[t] + r] · Bᵀ_r[o], every token reading its
+// own adapter's Bᵀ rank-rows from pool pages. One invocation owns 4 consecutive outputs (a vec4)
+// of one token (mbgmv) or of a tile of ≤ TILE consecutive tokens sharing an adapter (mbgmm),
+// looping over exactly that adapter's rank: no padding to a maximum rank.
+//
+// batch: as lora_shrink.wgsl (5 words per token from 0), bPages from p.bPagesAt, and for mbgmm
+// tiles of two words (first token, tokens in tile) from p.tilesAt.
+
+struct Params {
+  numRows: u32,
+  out4: u32,
+  pageSize4: u32,
+  pagesPerRowB: u32,
+  bPagesAt: u32,
+  tilesAt: u32,
+}
+var<immediate> p: Params;
+
+@group(0) @binding(0) var<storage, read> v: array<f32>;
+@group(0) @binding(1) var<storage, read> batch: array<u32>;
+@group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
+{{POOL}}
+
+@compute @workgroup_size(64)
+fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let o4 = gid.x;
+  let t = gid.y;
+  if (o4 >= p.out4 || t >= p.numRows) {
+    return;
+  }
+  let rank = batch[t * 5u];
+  if (rank == 0u) {
+    return;
+  }
+  let firstPage = p.bPagesAt + batch[t * 5u + 2u] + o4 / p.pageSize4;
+  let within = o4 % p.pageSize4;
+  let vOff = batch[t * 5u + 3u];
+  var acc = vec4<f32>(0.0);
+  for (var r = 0u; r < rank; r++) {
+    let page = batch[firstPage + r * p.pagesPerRowB];
+    acc += v[vOff + r] * pool_load(page * p.pageSize4 + within);
+  }
+  let scale = bitcast<f32>(batch[t * 5u + 4u]);
+  y[t * p.out4 + o4] += scale * acc;
+}
+
+@compute @workgroup_size(64)
+fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let o4 = gid.x;
+  let tile = gid.y;
+  if (o4 >= p.out4 || tile >= p.numRows) {
+    return;
+  }
+  let t0 = batch[p.tilesAt + tile * 2u];
+  let count = batch[p.tilesAt + tile * 2u + 1u];
+  let rank = batch[t0 * 5u];
+  let firstPage = p.bPagesAt + batch[t0 * 5u + 2u] + o4 / p.pageSize4;
+  let within = o4 % p.pageSize4;
+  let v0 = batch[t0 * 5u + 3u];
+  let v1 = batch[(t0 + min(1u, count - 1u)) * 5u + 3u];
+  let v2 = batch[(t0 + min(2u, count - 1u)) * 5u + 3u];
+  let v3 = batch[(t0 + min(3u, count - 1u)) * 5u + 3u];
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  for (var r = 0u; r < rank; r++) {
+    let b = pool_load(batch[firstPage + r * p.pagesPerRowB] * p.pageSize4 + within);
+    a0 += v[v0 + r] * b;
+    a1 += v[v1 + r] * b;
+    a2 += v[v2 + r] * b;
+    a3 += v[v3 + r] * b;
+  }
+  let scale = bitcast<f32>(batch[t0 * 5u + 4u]);
+  var accs = array<vec4<f32>, 4>(a0, a1, a2, a3);
+  for (var j = 0u; j < count; j++) {
+    let at = (t0 + j) * p.out4 + o4;
+    y[at] += scale * accs[j];
+  }
+}

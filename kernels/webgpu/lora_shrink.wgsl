@@ -1,0 +1,96 @@
+// S-LoRA shrink: v[vOffset[t] + r] = Σ_k x[t, k] · A_r[k], every token gathering its own
+// adapter's rank-rows of A from pool pages (layout: kernels/lora-batch.ts). Nothing is padded
+// to a maximum rank: each invocation is one real (token tile, rank-row) item.
+//
+// batch (u32): per token 5 words {rank, aOffset, bOffset, vOffset, scale bits} from 0, then
+// aPages from p.aPagesAt, then work items from p.itemsAt:
+//   mbgmv: one word per v element: its token (the rank-row is the element minus vOffset);
+//   mbgmm: three words (first token, tokens in tile ≤ TILE, rank-row) per item, the tile's
+//          tokens consecutive and sharing one adapter, so each A element loaded serves TILE rows.
+
+struct Params {
+  numItems: u32,
+  inF4: u32,
+  pageSize4: u32,
+  pagesPerRowA: u32,
+  aPagesAt: u32,
+  itemsAt: u32,
+  groupsX: u32,
+}
+var<immediate> p: Params;
+
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> batch: array<u32>;
+@group(0) @binding(2) var<storage, read_write> v: array<f32>;
+{{POOL}}
+
+const TILE: u32 = 4u;
+
+fn item_index(gid: vec3<u32>) -> u32 {
+  return gid.y * p.groupsX * 64u + gid.x;
+}
+
+@compute @workgroup_size(64)
+fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = item_index(gid);
+  if (i >= p.numItems) {
+    return;
+  }
+  let t = batch[p.itemsAt + i];
+  let r = i - batch[t * 5u + 3u];
+  let firstPage = p.aPagesAt + batch[t * 5u + 1u] + r * p.pagesPerRowA;
+  let xBase = t * p.inF4;
+  var acc = vec4<f32>(0.0);
+  for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
+    let base = batch[firstPage + pg] * p.pageSize4;
+    let k0 = pg * p.pageSize4;
+    let n = min(p.pageSize4, p.inF4 - k0);
+    for (var j = 0u; j < n; j++) {
+      acc += x[xBase + k0 + j] * pool_load(base + j);
+    }
+  }
+  v[i] = acc.x + acc.y + acc.z + acc.w;
+}
+
+@compute @workgroup_size(64)
+fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = item_index(gid);
+  if (i >= p.numItems) {
+    return;
+  }
+  let t0 = batch[p.itemsAt + i * 3u];
+  let count = batch[p.itemsAt + i * 3u + 1u];
+  let r = batch[p.itemsAt + i * 3u + 2u];
+  let firstPage = p.aPagesAt + batch[t0 * 5u + 1u] + r * p.pagesPerRowA;
+  // Rows past the tile's end re-read its last row (always valid) and are never written.
+  let x0 = t0 * p.inF4;
+  let x1 = (t0 + min(1u, count - 1u)) * p.inF4;
+  let x2 = (t0 + min(2u, count - 1u)) * p.inF4;
+  let x3 = (t0 + min(3u, count - 1u)) * p.inF4;
+  var a0 = vec4<f32>(0.0);
+  var a1 = vec4<f32>(0.0);
+  var a2 = vec4<f32>(0.0);
+  var a3 = vec4<f32>(0.0);
+  for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
+    let base = batch[firstPage + pg] * p.pageSize4;
+    let k0 = pg * p.pageSize4;
+    let n = min(p.pageSize4, p.inF4 - k0);
+    for (var j = 0u; j < n; j++) {
+      let w = pool_load(base + j);
+      let k = k0 + j;
+      a0 += x[x0 + k] * w;
+      a1 += x[x1 + k] * w;
+      a2 += x[x2 + k] * w;
+      a3 += x[x3 + k] * w;
+    }
+  }
+  var sums = array<f32, 4>(
+    a0.x + a0.y + a0.z + a0.w,
+    a1.x + a1.y + a1.z + a1.w,
+    a2.x + a2.y + a2.z + a2.w,
+    a3.x + a3.y + a3.z + a3.w,
+  );
+  for (var j = 0u; j < count; j++) {
+    v[batch[(t0 + j) * 5u + 3u] + r] = sums[j];
+  }
+}
