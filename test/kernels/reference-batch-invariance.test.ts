@@ -80,6 +80,8 @@ describe('reference engine batch invariance', () => {
       }
       expect(row * vocab).toBe(batched.length);
     }
+    const scattered = (table: Int32Array) => table.some((page, i) => i > 0 && page !== table[i - 1] + 1);
+    expect(order.every(([i]) => scattered(h.kv.pageTable(seqIdOf(i))))).toBe(true);
   });
 
   it('only the rows the plan asks for come back, in plan order', async () => {
