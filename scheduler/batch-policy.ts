@@ -1,0 +1,194 @@
+import type { KvCache } from '../memory/kv-cache.js';
+
+/**
+ * The batch policy: which sequences run in the next engine step, and how many of their tokens.
+ * Pure and deterministic: queues and a read-only view of KV capacity in, a decision out; the
+ * scheduler applies it (moves queues, reserves and frees pages). Same shape as nano-vllm's
+ * `schedule() → (sequences, isPrefill)`, with chunked prefill and a token budget:
+ *
+ *  - prefill step, when any prefill work fits: first the next chunk of sequences already
+ *    admitted but not fully prefilled (admission order), then waiting sequences first come,
+ *    first served (never skipping the head) while the token budget, `maxNumSeqs` and the pool
+ *    allow. A prompt longer than the budget runs in chunks over several steps; only the chunk
+ *    that reaches its last token needs logits.
+ *  - otherwise a decode step: one token for every running sequence. When the pool cannot give a
+ *    sequence the page it needs, the most recently admitted sequence is preempted by recompute
+ *    (its pages are freed and it goes back to the head of the waiting queue); a sequence that is
+ *    alone and still cannot grow can never fit and must finish.
+ */
+
+/** What the policy reads of a sequence. */
+export interface SchedulableSequence {
+  readonly seqId: number;
+  /** Prompt plus generated tokens. */
+  readonly numTokens: number;
+  /** Tokens whose K/V are in the cache. */
+  readonly numCachedTokens: number;
+}
+
+/** A read-only view of KV capacity. */
+export interface KvCapacityView {
+  readonly numFreePages: number;
+  /** Pages the sequence needs beyond what it holds to cache `numTokens` tokens in all. */
+  pagesNeeded(seqId: number, numTokens: number): number;
+  /** Pages the sequence holds now (what preempting it gives back). */
+  numPagesHeld(seqId: number): number;
+}
+
+export function kvCapacityView(kv: KvCache): KvCapacityView {
+  return {
+    get numFreePages() {
+      return kv.pool.numFree;
+    },
+    pagesNeeded: (seqId, numTokens) => kv.pagesNeeded(seqId, numTokens),
+    numPagesHeld: (seqId) => (kv.has(seqId) ? kv.pageTable(seqId).length : 0),
+  };
+}
+
+export interface BatchLimits {
+  /** Sequences running at once. */
+  maxNumSeqs: number;
+  /** Tokens one engine step may run (the token budget); at least maxNumSeqs. */
+  maxNumBatchedTokens: number;
+  /** Tokens (prompt + generated) one sequence may hold. */
+  maxModelLen: number;
+}
+
+export interface ScheduledChunk<S> {
+  seq: S;
+  /** Tokens to run, starting at seq.numCachedTokens. */
+  numTokens: number;
+  /** The chunk reaches the sequence's last token, whose logits pick the next token. */
+  needsLogits: boolean;
+}
+
+export interface ScheduleDecision<S> {
+  kind: 'prefill' | 'decode' | 'idle';
+  /** In step order. */
+  scheduled: ScheduledChunk<S>[];
+  /** Waiting sequences that join the running set (all of them are in `scheduled`), in order. */
+  admitted: S[];
+  /** Running sequences to preempt by recompute, newest first. */
+  preempted: S[];
+  /** Running sequences the pool cannot grow even alone: they must finish now. */
+  cannotFit: S[];
+}
+
+export function validateBatchLimits(limits: BatchLimits): void {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isInteger(value) || value < 1)
+      throw new Error(`${name} must be a positive integer, got ${value}`);
+  }
+  if (limits.maxNumBatchedTokens < limits.maxNumSeqs)
+    throw new Error(
+      `maxNumBatchedTokens ${limits.maxNumBatchedTokens} must be at least maxNumSeqs ${limits.maxNumSeqs} so a decode step fits`,
+    );
+}
+
+export function schedule<S extends SchedulableSequence>(
+  waiting: readonly S[],
+  running: readonly S[],
+  kv: KvCapacityView,
+  limits: BatchLimits,
+): ScheduleDecision<S> {
+  for (const seq of [...waiting, ...running]) {
+    if (seq.numTokens > limits.maxModelLen)
+      throw new Error(
+        `sequence ${seq.seqId} holds ${seq.numTokens} tokens, beyond maxModelLen ${limits.maxModelLen}`,
+      );
+  }
+  const prefill = planPrefill(waiting, running, kv, limits);
+  if (prefill.scheduled.length > 0) return prefill;
+  return planDecode(running, kv, limits);
+}
+
+function numPending(seq: SchedulableSequence): number {
+  return seq.numTokens - seq.numCachedTokens;
+}
+
+function planPrefill<S extends SchedulableSequence>(
+  waiting: readonly S[],
+  running: readonly S[],
+  kv: KvCapacityView,
+  limits: BatchLimits,
+): ScheduleDecision<S> {
+  let budget = limits.maxNumBatchedTokens;
+  let free = kv.numFreePages;
+  const scheduled: ScheduledChunk<S>[] = [];
+  const admitted: S[] = [];
+  for (const seq of running) {
+    const pending = numPending(seq);
+    if (pending <= 1) continue;
+    if (budget === 0) break;
+    // An admitted sequence may shrink its chunk to what the pool holds: it already has pages.
+    const numTokens = tokensThatFit(kv, seq, Math.min(pending, budget), free);
+    if (numTokens === 0) continue;
+    free -= kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens);
+    budget -= numTokens;
+    scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
+  }
+  for (const seq of waiting) {
+    if (budget === 0 || running.length + admitted.length >= limits.maxNumSeqs) break;
+    const pending = numPending(seq);
+    const numTokens = Math.min(pending, budget);
+    const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens);
+    if (need > free) break;
+    free -= need;
+    budget -= numTokens;
+    admitted.push(seq);
+    scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
+  }
+  return { kind: 'prefill', scheduled, admitted, preempted: [], cannotFit: [] };
+}
+
+/** Most tokens, up to `wanted`, whose pages fit in `free` (pages grow monotonically with tokens). */
+function tokensThatFit(kv: KvCapacityView, seq: SchedulableSequence, wanted: number, free: number): number {
+  let lo = 0;
+  let hi = wanted;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (kv.pagesNeeded(seq.seqId, seq.numCachedTokens + mid) <= free) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+function planDecode<S extends SchedulableSequence>(
+  running: readonly S[],
+  kv: KvCapacityView,
+  limits: BatchLimits,
+): ScheduleDecision<S> {
+  const candidates = [...running];
+  const scheduled: ScheduledChunk<S>[] = [];
+  const preempted: S[] = [];
+  const cannotFit: S[] = [];
+  let free = kv.numFreePages;
+  let budget = limits.maxNumBatchedTokens;
+  let numStaying = 0;
+  while (candidates.length > 0) {
+    const seq = candidates.shift()!;
+    // A decoding sequence needs room for its newest token; one still prefilling (its chunk did not
+    // fit) needs room for one more token, which is made here so the next prefill step can run it.
+    const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + 1);
+    while (need > free && candidates.length > 0) {
+      const victim = candidates.pop()!;
+      free += kv.numPagesHeld(victim.seqId);
+      preempted.push(victim);
+    }
+    if (need > free) {
+      if (numStaying === 0) cannotFit.push(seq);
+      else {
+        free += kv.numPagesHeld(seq.seqId);
+        preempted.push(seq);
+      }
+      continue;
+    }
+    free -= need;
+    numStaying++;
+    if (numPending(seq) > 1 || budget === 0) continue;
+    budget--;
+    scheduled.push({ seq, numTokens: 1, needsLogits: true });
+  }
+  const isIdle = scheduled.length === 0 && preempted.length === 0 && cannotFit.length === 0;
+  return { kind: isIdle ? 'idle' : 'decode', scheduled, admitted: [], preempted, cannotFit };
+}

@@ -1,0 +1,106 @@
+import type { TokenSampling } from '../kernels/reference/sample.js';
+import { mulberry32, sequenceSeed, type Uniform } from './prng.js';
+import type { FinishReason, GenerationRequest } from './request.js';
+import { StopChecker, type TokenDecoder } from './stop-checker.js';
+
+export type SequenceStatus = 'waiting' | 'running' | 'finished';
+
+/**
+ * One choice of a request: its tokens, where it stands in the KV cache and its own sampling
+ * state. Preemption by recompute only resets `numCachedTokens`; tokens, text and the random
+ * stream carry on, so a preempted choice continues exactly where it was.
+ */
+export class Sequence {
+  status: SequenceStatus = 'waiting';
+  /** Tokens whose K/V are already in the cache; the rest run at the next step that schedules it. */
+  numCachedTokens = 0;
+  finishReason: FinishReason | null = null;
+  /** Prompt tokens followed by generated ones. */
+  readonly tokenIds: number[];
+  readonly numPromptTokens: number;
+
+  constructor(
+    readonly seqId: number,
+    readonly requestId: string,
+    readonly choiceIndex: number,
+    promptTokens: readonly number[],
+    /** Adapter name, or null for the base model. */
+    readonly adapter: string | null,
+    readonly sampling: TokenSampling,
+    /** This choice's seeded random stream, one draw per sampled token. */
+    readonly uniform: Uniform,
+    readonly stopChecker: StopChecker,
+  ) {
+    this.tokenIds = [...promptTokens];
+    this.numPromptTokens = promptTokens.length;
+  }
+
+  get numTokens(): number {
+    return this.tokenIds.length;
+  }
+
+  get numCompletionTokens(): number {
+    return this.tokenIds.length - this.numPromptTokens;
+  }
+
+  get isFinished(): boolean {
+    return this.status === 'finished';
+  }
+
+  appendToken(tokenId: number): void {
+    this.tokenIds.push(tokenId);
+  }
+
+  finish(reason: FinishReason): void {
+    this.status = 'finished';
+    this.finishReason = reason;
+  }
+}
+
+export interface SequenceFactoryOptions {
+  /** The model's EOS ids; dropped from the stop set when the request ignores EOS. */
+  eosTokenIds: readonly number[];
+  maxModelLen: number;
+  newDecoder: () => TokenDecoder;
+  /** Seed for requests that bring none. */
+  drawSeed: () => number;
+}
+
+/** The request's n choices, numbered from `firstSeqId`. */
+export function sequencesFor(
+  req: GenerationRequest,
+  firstSeqId: number,
+  options: SequenceFactoryOptions,
+): Sequence[] {
+  const s = req.sampling;
+  const seed = s.seed ?? options.drawSeed();
+  const stopTokenIds = new Set(s.stopTokenIds);
+  if (!s.ignoreEos) for (const id of options.eosTokenIds) stopTokenIds.add(id);
+  const sampling: TokenSampling = { temperature: s.temperature, topK: s.topK, topP: s.topP };
+  const sequences: Sequence[] = [];
+  for (let i = 0; i < s.n; i++) {
+    const stopChecker = new StopChecker(
+      {
+        stop: s.stop,
+        stopTokenIds,
+        maxTokens: s.maxTokens,
+        promptLength: req.promptTokens.length,
+        maxModelLen: options.maxModelLen,
+      },
+      options.newDecoder(),
+    );
+    sequences.push(
+      new Sequence(
+        firstSeqId + i,
+        req.requestId,
+        i,
+        req.promptTokens,
+        req.adapter,
+        sampling,
+        mulberry32(sequenceSeed(seed, i)),
+        stopChecker,
+      ),
+    );
+  }
+  return sequences;
+}

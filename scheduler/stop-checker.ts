@@ -1,0 +1,106 @@
+import type { FinishReason } from './request.js';
+
+/**
+ * Turns token ids into text a piece at a time. model/incremental-decoder.ts's
+ * IncrementalDecoder fits; tests use a table.
+ */
+export interface TokenDecoder {
+  /** Text that token completes (may be '' while a multi-byte character is split). */
+  push(tokenId: number): string;
+  /** Whatever is still held, e.g. an incomplete character at the end. */
+  flush(): string;
+}
+
+export interface StopConditions {
+  /** Text that ends a choice; the match and anything after it is not emitted. */
+  stop: readonly string[];
+  /** EOS ids (none when the request ignores EOS) and the request's own stop token ids. */
+  stopTokenIds: ReadonlySet<number>;
+  maxTokens: number;
+  promptLength: number;
+  /** Tokens (prompt + generated) the model's context holds. */
+  maxModelLen: number;
+}
+
+export interface StopVerdict {
+  /** Text that is safe to emit now. */
+  text: string;
+  finishReason: FinishReason | null;
+}
+
+/**
+ * Decides, token by token, what text a choice emits and when it ends. Text that could be the
+ * start of a stop string is held back until the next tokens show it is not, so a stop string
+ * split across tokens never leaks its first half.
+ */
+export class StopChecker {
+  private pending = '';
+  private numGenerated = 0;
+  private readonly stops: string[];
+
+  constructor(
+    private readonly conditions: StopConditions,
+    private readonly decoder: TokenDecoder,
+  ) {
+    this.stops = conditions.stop.filter((s) => s.length > 0);
+  }
+
+  /** One generated token: the text it releases, and whether it ends the choice. */
+  accept(tokenId: number): StopVerdict {
+    this.numGenerated++;
+    const c = this.conditions;
+    if (c.stopTokenIds.has(tokenId)) {
+      // The stop token's own text is never part of the output.
+      const { text } = this.release(this.decoder.flush(), true);
+      return { text, finishReason: 'stop' };
+    }
+    const piece = this.decoder.push(tokenId);
+    const atLength = this.numGenerated >= c.maxTokens || c.promptLength + this.numGenerated >= c.maxModelLen;
+    const { text, matched } = this.release(atLength ? piece + this.decoder.flush() : piece, atLength);
+    if (matched) return { text, finishReason: 'stop' };
+    return { text, finishReason: atLength ? 'length' : null };
+  }
+
+  /** Ends the choice from outside (out of KV space): everything held is released. */
+  drain(): string {
+    return this.release(this.decoder.flush(), true).text;
+  }
+
+  private release(piece: string, isFinal: boolean): { text: string; matched: boolean } {
+    this.pending += piece;
+    const match = this.earliestStop();
+    if (match >= 0) {
+      const text = this.pending.slice(0, match);
+      this.pending = '';
+      return { text, matched: true };
+    }
+    const held = isFinal ? 0 : this.heldLength();
+    const text = this.pending.slice(0, this.pending.length - held);
+    this.pending = this.pending.slice(this.pending.length - held);
+    return { text, matched: false };
+  }
+
+  /** Earlier text never holds a match: every suffix that could start one stays pending. */
+  private earliestStop(): number {
+    let earliest = -1;
+    for (const s of this.stops) {
+      const at = this.pending.indexOf(s);
+      if (at >= 0 && (earliest < 0 || at < earliest)) earliest = at;
+    }
+    return earliest;
+  }
+
+  /** Length of the longest suffix of the pending text that is a proper prefix of a stop string. */
+  private heldLength(): number {
+    let held = 0;
+    for (const s of this.stops) {
+      for (let k = Math.min(s.length - 1, this.pending.length); k > held; k--) {
+        if (this.pending.endsWith(s.slice(0, k))) {
+          held = k;
+          break;
+        }
+      }
+    }
+    return held;
+  }
+}

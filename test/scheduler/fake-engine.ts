@@ -1,0 +1,124 @@
+import type { Engine, StepPlan } from '../../kernels/engine.js';
+import type { AdapterLayout } from '../../memory/adapter-layout.js';
+import { KvCache } from '../../memory/kv-cache.js';
+import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
+import { PagePool } from '../../memory/page-pool.js';
+import { type LlamaConfig, parseLlamaConfig } from '../../model/llama-config.js';
+import type { TokenDecoder } from '../../scheduler/stop-checker.js';
+
+/** hidden 8, one KV head of 4: a page holds 2 tokens, a block (1 layer, K and V) is 2 pages. */
+export const fakeConfig: LlamaConfig = parseLlamaConfig({
+  hidden_size: 8,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  intermediate_size: 16,
+  vocab_size: 32,
+  eos_token_id: 31,
+});
+
+export interface RecordedStep {
+  seqId: number;
+  tokens: number[];
+  startPos: number;
+  logits: 'last' | 'all' | 'none';
+  adapter: string | null;
+}
+
+/**
+ * What the model "says" next: a token id (its logit wins by far) or a whole logits row. `context`
+ * is every token the sequence has in its (simulated) KV cache, the new ones included.
+ */
+export type NextToken = (seqId: number, context: readonly number[]) => number | Float32Array;
+
+/**
+ * A scripted Engine: keeps each sequence's tokens as its "KV cache" (so a wrong startPos or a
+ * missing recompute shows up as a wrong context), checks page tables are big enough and never
+ * shared within a step, records every plan, and can be told to fail or to hold a step.
+ */
+export class FakeEngine implements Engine {
+  readonly kind = 'reference' as const;
+  readonly config = fakeConfig;
+  readonly kvLayout: KvLayout;
+  readonly steps: RecordedStep[][] = [];
+  /** Throw this step's error instead of answering (checked before anything is written). */
+  failWhen: ((plan: StepPlan) => Error | null) | null = null;
+  /** When set, a step waits for it before answering. */
+  gate: Promise<void> | null = null;
+  private readonly contexts = new Map<number, number[]>();
+
+  constructor(
+    readonly pool: PagePool,
+    private readonly nextToken: NextToken,
+  ) {
+    this.kvLayout = kvLayout(fakeConfig);
+  }
+
+  async step(plan: StepPlan): Promise<Float32Array> {
+    this.steps.push(
+      plan.sequences.map((s) => ({
+        seqId: s.seqId,
+        tokens: Array.from(s.tokens),
+        startPos: s.startPos,
+        logits: s.logits,
+        adapter: s.adapter?.name ?? null,
+      })),
+    );
+    if (this.gate) await this.gate;
+    const error = this.failWhen?.(plan);
+    if (error) throw error;
+    const seen = new Set<number>();
+    const rows: Float32Array[] = [];
+    for (const s of plan.sequences) {
+      const needed = Math.ceil((s.startPos + s.tokens.length) / this.kvLayout.tokensPerPage) * 2;
+      if (s.pageTable.length < needed)
+        throw new Error(`seq ${s.seqId}: page table of ${s.pageTable.length} pages, needs ${needed}`);
+      for (const page of s.pageTable) {
+        if (seen.has(page)) throw new Error(`page ${page} is in two sequences' tables`);
+        seen.add(page);
+      }
+      const context = this.contexts.get(s.seqId) ?? [];
+      if (s.startPos > context.length)
+        throw new Error(`seq ${s.seqId}: startPos ${s.startPos} but only ${context.length} tokens cached`);
+      context.length = s.startPos;
+      context.push(...Array.from(s.tokens));
+      this.contexts.set(s.seqId, context);
+      if (s.logits === 'last') rows.push(this.logitsRow(s.seqId, context));
+      if (s.logits === 'all') throw new Error('the scheduler never asks for all logits');
+    }
+    const out = new Float32Array(rows.length * fakeConfig.vocabSize);
+    rows.forEach((row, i) => {
+      out.set(row, i * fakeConfig.vocabSize);
+    });
+    return out;
+  }
+
+  writeAdapter(): void {}
+
+  async close(): Promise<void> {}
+
+  private logitsRow(seqId: number, context: readonly number[]): Float32Array {
+    const next = this.nextToken(seqId, context);
+    if (next instanceof Float32Array) return next;
+    const row = new Float32Array(fakeConfig.vocabSize);
+    row[next] = 100;
+    return row;
+  }
+}
+
+export function fakeKv(numPages: number): { pool: PagePool; kvCache: KvCache } {
+  const pool = new PagePool(numPages, fakeConfig.hiddenSize);
+  return { pool, kvCache: new KvCache(pool, kvLayout(fakeConfig)) };
+}
+
+/** Token t decodes to vocab[t] (or a letter), whole, with nothing held back. */
+export function tableDecoder(vocab: readonly string[] = []): () => TokenDecoder {
+  return () => ({
+    push: (id) => vocab[id] ?? String.fromCharCode(97 + (id % 26)),
+    flush: () => '',
+  });
+}
+
+export function fakeAdapter(name: string): AdapterLayout {
+  return { name, rank: 1, scale: 1, modules: [], allPages: new Int32Array(0) };
+}
