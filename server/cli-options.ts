@@ -1,0 +1,175 @@
+import { ENGINE_CHOICES, type EngineChoice } from './engine-factory.js';
+import type { ServedAdapter } from './serving-stack.js';
+
+/** Command-line flags, spelled as vLLM spells them where vLLM has the flag. */
+export interface CliOptions {
+  /** null: serve the embedded synthetic model (and its demo adapters unless --lora-modules is given). */
+  model: string | null;
+  loraModules: ServedAdapter[];
+  servedModelName: string | null;
+  host: string;
+  port: number;
+  maxModelLen: number | null;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  engine: EngineChoice;
+  poolSize: string;
+  chatTemplate: string | null;
+  seed: number | null;
+}
+
+export type CliCommand = { kind: 'serve'; options: CliOptions } | { kind: 'help'; text: string };
+
+/** A command line Loom cannot run: main prints the message as one line and exits 2. */
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export const CLI_HELP = `Usage: loom [--model DIR] [flags]
+
+Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HTTP API.
+
+  --model DIR                     Hugging Face model directory (default: the embedded synthetic model)
+  --lora-modules NAME=DIR ...     PEFT adapter directories; repeatable; also {"name":..,"path":..}
+  --served-model-name NAME        the base model's id in the API (default: the directory's name)
+  --host HOST                     address to listen on (default 127.0.0.1)
+  --port N                        port to listen on (default 8000, or $PORT)
+  --max-model-len N               context length (default: the model's max_position_embeddings)
+  --max-num-seqs N                sequences in one batch (default 64)
+  --max-num-batched-tokens N      token budget of one engine step (default 2048)
+  --engine auto|onnx|reference|webgpu   (default auto)
+  --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
+  --chat-template FILE            a Jinja chat template replacing the tokenizer's
+  --seed N                        seeds the per-request seeds of requests that give none (default: random)
+  --help                          this text
+`;
+
+type Setter = (options: CliOptions, value: string, flag: string) => void;
+
+/** Flags that take a value; --lora-modules also takes several (vLLM's nargs='+'). */
+const VALUE_FLAGS: Record<string, Setter> = {
+  '--model': (o, v) => {
+    o.model = v;
+  },
+  '--lora-modules': (o, v, f) => {
+    o.loraModules.push(parseLoraModule(v, f));
+  },
+  '--served-model-name': (o, v) => {
+    o.servedModelName = v;
+  },
+  '--host': (o, v) => {
+    o.host = v;
+  },
+  '--port': (o, v, f) => {
+    o.port = integer(v, f, 0, 65535);
+  },
+  '--max-model-len': (o, v, f) => {
+    o.maxModelLen = integer(v, f, 1);
+  },
+  '--max-num-seqs': (o, v, f) => {
+    o.maxNumSeqs = integer(v, f, 1);
+  },
+  '--max-num-batched-tokens': (o, v, f) => {
+    o.maxNumBatchedTokens = integer(v, f, 1);
+  },
+  '--engine': (o, v, f) => {
+    if (!(ENGINE_CHOICES as readonly string[]).includes(v))
+      throw new CliError(`${f}: "${v}" is not one of ${ENGINE_CHOICES.join(', ')}`);
+    o.engine = v as EngineChoice;
+  },
+  '--pool-size': (o, v) => {
+    o.poolSize = v;
+  },
+  '--chat-template': (o, v) => {
+    o.chatTemplate = v;
+  },
+  '--seed': (o, v, f) => {
+    o.seed = integer(v, f, 0, 2 ** 32 - 1);
+  },
+};
+
+function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < min || n > max)
+    throw new CliError(`${flag}: expected an integer from ${min} to ${max}, got "${value}"`);
+  return n;
+}
+
+/** NAME=DIR, or vLLM's JSON form {"name": "...", "path": "..."}. */
+export function parseLoraModule(value: string, flag = '--lora-modules'): ServedAdapter {
+  if (value.trim().startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      throw new CliError(`${flag}: ${value} is not valid JSON`);
+    }
+    const { name, path } = (parsed ?? {}) as Record<string, unknown>;
+    if (typeof name !== 'string' || !name || typeof path !== 'string' || !path)
+      throw new CliError(`${flag}: JSON form needs string "name" and "path", got ${value}`);
+    return { name, path };
+  }
+  const eq = value.indexOf('=');
+  if (eq <= 0 || eq === value.length - 1) throw new CliError(`${flag}: expected NAME=DIR, got "${value}"`);
+  return { name: value.slice(0, eq), path: value.slice(eq + 1) };
+}
+
+export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
+  return {
+    model: null,
+    loraModules: [],
+    servedModelName: null,
+    host: '127.0.0.1',
+    port: env.PORT ? integer(env.PORT, 'PORT', 0, 65535) : 8000,
+    maxModelLen: null,
+    maxNumSeqs: 64,
+    maxNumBatchedTokens: 2048,
+    engine: 'auto',
+    poolSize: '0.25',
+    chatTemplate: null,
+    seed: null,
+  };
+}
+
+/** Parses argv (without node and the script); throws CliError on anything it does not know. */
+export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv = {}): CliCommand {
+  const options = defaultCliOptions(env);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') return { kind: 'help', text: CLI_HELP };
+    if (!arg.startsWith('--')) {
+      // vLLM's `vllm serve MODEL`: one positional argument is the model.
+      if (options.model !== null) throw new CliError(`unexpected argument "${arg}" (see --help)`);
+      options.model = arg;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const set = VALUE_FLAGS[flag];
+    if (!set) throw new CliError(`unknown flag ${flag} (see --help)`);
+    if (eq > 0) {
+      set(options, arg.slice(eq + 1), flag);
+      continue;
+    }
+    const next = argv[i + 1];
+    if (next === undefined || next.startsWith('--')) throw new CliError(`${flag} needs a value`);
+    set(options, next, flag);
+    i++;
+    if (flag === '--lora-modules') {
+      while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) set(options, argv[++i], flag);
+    }
+  }
+  if (options.maxNumBatchedTokens < options.maxNumSeqs)
+    throw new CliError(
+      `--max-num-batched-tokens ${options.maxNumBatchedTokens} must be at least --max-num-seqs ${options.maxNumSeqs}`,
+    );
+  const names = new Set<string>();
+  for (const { name } of options.loraModules) {
+    if (names.has(name)) throw new CliError(`--lora-modules: adapter name "${name}" is given twice`);
+    names.add(name);
+  }
+  return { kind: 'serve', options };
+}

@@ -1,0 +1,99 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AdmissionError } from '../scheduler/request.js';
+import { ApiError, internalError, invalidRequest, routeNotFound, serviceUnavailable } from './api-error.js';
+
+/** One ajv error as Fastify hands it over (ajv runs with `verbose`, so the failing schema is there). */
+interface SchemaError {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+  parentSchema?: { description?: string };
+}
+
+/** "/messages/0/content" → "messages[0].content", the way OpenAI names a nested parameter. */
+function paramName(instancePath: string): string {
+  return instancePath
+    .split('/')
+    .filter(Boolean)
+    .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : i === 0 ? part : `.${part}`))
+    .join('');
+}
+
+/**
+ * Rewrites ajv's errors into one OpenAI-style message. A failed union reports every branch
+ * and then `anyOf`. A branch whose type matched but whose value did not (a range, a length)
+ * says the most; otherwise the innermost union's description ("a string or an array of
+ * strings") says it better than any one branch's type error.
+ */
+export function schemaErrorToApiError(errors: SchemaError[]): ApiError {
+  const valueError = errors.find((e) => !['type', 'anyOf'].includes(e.keyword));
+  const unions = errors.filter((e) => e.keyword === 'anyOf');
+  const innermostUnion = unions.reduce<SchemaError | undefined>(
+    (a, b) => (a && a.instancePath.length >= b.instancePath.length ? a : b),
+    undefined,
+  );
+  const chosen = valueError ?? innermostUnion ?? errors[0];
+  const param = paramName(chosen.instancePath);
+  if (chosen.keyword === 'required') {
+    const missing = String(chosen.params.missingProperty);
+    const full = param ? `${param}.${missing}` : missing;
+    return invalidRequest(`Missing required parameter '${full}'.`, full, 'missing_required_parameter');
+  }
+  if (!param) return invalidRequest('The request body must be a JSON object.', null, 'invalid_type');
+  const isTypeError = chosen.keyword === 'type' || chosen.keyword === 'anyOf';
+  return invalidRequest(
+    `'${param}' ${describe(chosen)}.`,
+    param,
+    isTypeError ? 'invalid_type' : 'invalid_value',
+  );
+}
+
+function describe(error: SchemaError): string {
+  const expected = error.parentSchema?.description;
+  if (error.keyword === 'anyOf' && expected) return `must be ${expected}`;
+  if (error.keyword === 'minLength' && error.params.limit === 1) return 'must not be empty';
+  if (error.keyword === 'maxItems') return `must have at most ${error.params.limit} items`;
+  return error.message ?? 'is invalid';
+}
+
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'invalid_json',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'request_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+};
+
+/** Maps whatever a route or Fastify threw onto an ApiError; unknown errors become an opaque 500. */
+export function toApiError(error: FastifyError | Error, request: FastifyRequest): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof AdmissionError) {
+    return serviceUnavailable('server_overloaded', error.message, error.retryAfterSeconds);
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) return schemaErrorToApiError(fastifyError.validation as SchemaError[]);
+  const status = fastifyError.statusCode;
+  if (status && status >= 400 && status < 500) {
+    // Fastify's own 4xx (malformed JSON, wrong content type, body too large) describe the request, not us.
+    const code = FASTIFY_CODES[fastifyError.code] ?? 'invalid_request';
+    return new ApiError(status, 'invalid_request_error', code, error.message);
+  }
+  return internalError(String(request.id));
+}
+
+export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
+  if (error.retryAfterSeconds !== null)
+    reply.header('retry-after', String(Math.ceil(error.retryAfterSeconds)));
+  return reply.code(error.statusCode).type('application/json').send(error.toBody());
+}
+
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const apiError = toApiError(error, request);
+    if (apiError.statusCode >= 500 && !(error instanceof ApiError || error instanceof AdmissionError)) {
+      request.log.error({ err: error }, 'request failed');
+    }
+    return sendApiError(reply, apiError);
+  });
+  app.setNotFoundHandler((request, reply) => sendApiError(reply, routeNotFound(request.method, request.url)));
+}

@@ -1,0 +1,129 @@
+import { Readable } from 'node:stream';
+import type { FastifyReply } from 'fastify';
+import type { FinishReason, GenerationDelta, GenerationRequest } from '../scheduler/request.js';
+import { ApiError } from './api-error.js';
+import type { ServerState } from './server-state.js';
+import type { ServingStack } from './serving-stack.js';
+
+/**
+ * One submitted request, seen from a route. Submitting and the first delta happen before the
+ * response starts, so a refusal (AdmissionError → 503 with Retry-After) or a failure before
+ * the first token is still an ordinary error response, even for `stream: true`.
+ */
+export class Generation {
+  private constructor(
+    readonly controller: AbortController,
+    private readonly iterator: AsyncIterator<GenerationDelta>,
+    private first: IteratorResult<GenerationDelta> | null,
+    private readonly countTokens: () => { prompt: number; completion: number },
+  ) {}
+
+  /**
+   * Submits and waits for the first delta. The request is aborted when the client's
+   * connection closes before the response finished, which frees its pages within a step.
+   */
+  static async start(
+    stack: ServingStack,
+    request: Omit<GenerationRequest, 'signal'>,
+    reply: FastifyReply,
+  ): Promise<Generation> {
+    const controller = new AbortController();
+    const response = reply.raw;
+    response.once('close', () => {
+      if (!response.writableFinished) controller.abort();
+    });
+    const stream = stack.scheduler.submit({ ...request, signal: controller.signal });
+    const iterator = stream[Symbol.asyncIterator]();
+    const first = await iterator.next();
+    return new Generation(controller, iterator, first, () => ({
+      prompt: stream.promptTokens,
+      completion: stream.completionTokens,
+    }));
+  }
+
+  get usage(): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+    const { prompt, completion } = this.countTokens();
+    return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  }
+
+  async *deltas(): AsyncGenerator<GenerationDelta> {
+    try {
+      let next = this.first ?? (await this.iterator.next());
+      this.first = null;
+      while (!next.done) {
+        yield next.value;
+        next = await this.iterator.next();
+      }
+    } finally {
+      await this.iterator.return?.();
+    }
+  }
+
+  /** Runs every choice to its end: the text and finish reason of each of the `n` choices. */
+  async collect(n: number): Promise<{ text: string; finishReason: FinishReason | null }[]> {
+    const choices = Array.from({ length: n }, () => ({
+      text: '',
+      finishReason: null as FinishReason | null,
+    }));
+    for await (const delta of this.deltas()) {
+      const choice = choices[delta.index];
+      choice.text += delta.text;
+      if (delta.finishReason) choice.finishReason = delta.finishReason;
+    }
+    return choices;
+  }
+}
+
+/** An error chunk inside an event stream, which has already sent its 200. */
+function errorEvent(error: unknown): string {
+  const body =
+    error instanceof ApiError
+      ? error.toBody()
+      : {
+          error: {
+            message: 'The generation failed.',
+            type: 'server_error',
+            param: null,
+            code: 'internal_error',
+          },
+        };
+  return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+/**
+ * Sends `events` as server-sent events: one `data: {json}` per object, then `data: [DONE]`.
+ * Shutdown ends the stream through `state` (the generation is aborted and the client is told
+ * why); a failing generation ends it with an error chunk instead of a torn connection.
+ */
+export function sendEventStream(
+  reply: FastifyReply,
+  state: ServerState,
+  generation: Generation,
+  events: AsyncIterable<object>,
+): FastifyReply {
+  let shuttingDown = false;
+  const untrack = state.trackStream(() => {
+    shuttingDown = true;
+    generation.controller.abort();
+  });
+  async function* frames(): AsyncGenerator<string> {
+    try {
+      for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
+      if (shuttingDown) {
+        yield errorEvent(
+          new ApiError(503, 'server_error', 'server_shutting_down', 'The server is shutting down.'),
+        );
+      }
+    } catch (error) {
+      reply.log.error({ err: error }, 'generation failed mid-stream');
+      yield errorEvent(error);
+    } finally {
+      untrack();
+    }
+    yield 'data: [DONE]\n\n';
+  }
+  reply.header('content-type', 'text/event-stream; charset=utf-8');
+  reply.header('cache-control', 'no-cache');
+  reply.header('x-accel-buffering', 'no');
+  return reply.send(Readable.from(frames(), { objectMode: false }));
+}

@@ -1,0 +1,99 @@
+import type { SamplingParams } from '../scheduler/request.js';
+import { invalidRequest, modelNotFound, notSupported } from './api-error.js';
+import type { ServingStack } from './serving-stack.js';
+
+/** The sampling fields both OpenAI routes accept (server/schemas/sampling-fields.ts). */
+export interface SamplingBody {
+  model: string;
+  max_tokens?: number | null;
+  temperature?: number | null;
+  top_p?: number | null;
+  top_k?: number | null;
+  seed?: number | null;
+  stop?: string | string[] | null;
+  n?: number | null;
+  ignore_eos?: boolean | null;
+  stop_token_ids?: number[] | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+}
+
+/** The request's `model`: null for the base model, else a served adapter's name; unknown → 404. */
+export function resolveAdapter(stack: ServingStack, model: string): string | null {
+  if (model === stack.modelName) return null;
+  if (stack.adapters.some((a) => a.name === model)) return model;
+  throw modelNotFound(model);
+}
+
+/** Token ids a client sent must exist in the vocabulary, or the engine would read past the embeddings. */
+export function checkTokenIds(ids: readonly number[], vocabSize: number, param: string): void {
+  const bad = ids.find((id) => id >= vocabSize);
+  if (bad !== undefined)
+    throw invalidRequest(`Token id ${bad} is out of vocabulary (vocab size ${vocabSize}).`, param);
+}
+
+export interface SamplingContext {
+  numPromptTokens: number;
+  /** max_tokens, or chat's max_completion_tokens; null when the client left it out. */
+  requestedMaxTokens: number | null;
+  /** Used when the client gave no max_tokens; null means the rest of the context. */
+  defaultMaxTokens: number | null;
+}
+
+/**
+ * Checks the parts of a request that depend on the served model (lengths, n) and on each
+ * other, and turns the OpenAI fields into the scheduler's SamplingParams. Messages follow
+ * vLLM's so clients that parse them keep working.
+ */
+export function samplingParams(
+  stack: ServingStack,
+  body: SamplingBody,
+  ctx: SamplingContext,
+): SamplingParams {
+  const { maxModelLen } = stack;
+  const promptLen = ctx.numPromptTokens;
+  if (promptLen === 0) throw invalidRequest('The prompt is empty.', 'prompt');
+  if (promptLen >= maxModelLen) {
+    throw invalidRequest(
+      `This model's maximum context length is ${maxModelLen} tokens. However, your request has ${promptLen} input tokens. Please reduce the length of the input.`,
+      'prompt',
+      'context_length_exceeded',
+    );
+  }
+  const room = maxModelLen - promptLen;
+  const maxTokens = ctx.requestedMaxTokens ?? Math.min(ctx.defaultMaxTokens ?? room, room);
+  if (promptLen + maxTokens > maxModelLen) {
+    throw invalidRequest(
+      `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${promptLen + maxTokens} tokens (${promptLen} in the prompt, ${maxTokens} in the completion). Please reduce the length of the prompt or completion.`,
+      'max_tokens',
+      'context_length_exceeded',
+    );
+  }
+  const n = body.n ?? 1;
+  if (n > stack.maxNumSeqs)
+    throw invalidRequest(
+      `n must be at most ${stack.maxNumSeqs} (the server's --max-num-seqs), got ${n}.`,
+      'n',
+    );
+  if (body.presence_penalty) notSupportedPenalty('presence_penalty');
+  if (body.frequency_penalty) notSupportedPenalty('frequency_penalty');
+  const stopTokenIds = body.stop_token_ids ?? [];
+  checkTokenIds(stopTokenIds, stack.tokenizer.vocabSize, 'stop_token_ids');
+  const stop = body.stop ?? [];
+  const topK = body.top_k ?? 0;
+  return {
+    maxTokens,
+    temperature: body.temperature ?? 1,
+    topP: body.top_p ?? 1,
+    topK: Math.max(topK, 0),
+    seed: body.seed ?? null,
+    stop: typeof stop === 'string' ? [stop] : stop,
+    stopTokenIds,
+    ignoreEos: body.ignore_eos ?? false,
+    n,
+  };
+}
+
+function notSupportedPenalty(param: string): never {
+  throw notSupported(param, `A non-zero ${param}`);
+}

@@ -1,0 +1,26 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { Nullable, samplingFields } from './sampling-fields.js';
+
+/** Any content part parses; the route accepts type "text" and names the others as unsupported. */
+const ContentPart = Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) });
+
+export const ChatMessageSchema = Type.Object({
+  role: Type.String(),
+  content: Type.Union([Type.String(), Type.Array(ContentPart), Type.Null()], {
+    description: 'a string or an array of content parts',
+  }),
+  name: Type.Optional(Type.String()),
+});
+
+/** POST /v1/chat/completions. */
+export const ChatCompletionRequestSchema = Type.Object({
+  ...samplingFields,
+  messages: Type.Array(ChatMessageSchema),
+  max_completion_tokens: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
+  /** Only null/false are supported; the route says so for anything else. */
+  logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
+  top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
+});
+
+export type ChatMessage = Static<typeof ChatMessageSchema>;
+export type ChatCompletionRequest = Static<typeof ChatCompletionRequestSchema>;

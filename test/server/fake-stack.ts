@@ -1,0 +1,120 @@
+import { PagePool } from '../../memory/page-pool.js';
+import {
+  AdmissionError,
+  type GenerationDelta,
+  type GenerationRequest,
+  type GenerationStream,
+} from '../../scheduler/request.js';
+import type { GenerationService, ServingStack, ServingTokenizer } from '../../server/serving-stack.js';
+
+/**
+ * A serving stack of fakes for HTTP-level tests that run in milliseconds: a byte tokenizer
+ * (id = byte, BOS = 256) and a scheduler that writes letters derived from the adapter name and
+ * the prompt, one token per macrotask, so streaming and aborts behave as with a real loop.
+ */
+export const BOS = 256;
+
+export class ByteTokenizer implements ServingTokenizer {
+  readonly vocabSize = 258;
+  constructor(readonly hasChatTemplate = true) {}
+
+  encode(text: string, addSpecialTokens = true): number[] {
+    const bytes = [...Buffer.from(text, 'utf8')];
+    return addSpecialTokens ? [BOS, ...bytes] : bytes;
+  }
+
+  applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt = true): string {
+    const turns = messages.map((m) => `${m.role}: ${m.content}\n`).join('');
+    return `<s>${turns}${addGenerationPrompt ? 'assistant:' : ''}`;
+  }
+}
+
+export function fakeText(adapter: string | null, prompt: readonly number[], length: number): string {
+  let h = 2166136261;
+  for (const c of `${adapter ?? ''}|${prompt.join(',')}`) h = Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0;
+  let text = '';
+  for (let i = 0; i < length; i++) text += String.fromCharCode(97 + (((h >>> (i % 24)) + i) % 26));
+  return text;
+}
+
+export class FakeScheduler implements GenerationService {
+  readonly submitted: GenerationRequest[] = [];
+  /** Requests whose generation is still running. */
+  readonly live = new Set<string>();
+  refuseWith: AdmissionError | null = null;
+  isClosed = false;
+
+  submit(request: GenerationRequest): GenerationStream {
+    if (this.refuseWith) throw this.refuseWith;
+    if (this.isClosed) throw new AdmissionError('closed', 1);
+    this.submitted.push(request);
+    const { sampling } = request;
+    const live = this.live;
+    let completionTokens = 0;
+    async function* run(): AsyncGenerator<GenerationDelta> {
+      live.add(request.requestId);
+      try {
+        const text = fakeText(request.adapter, request.promptTokens, sampling.maxTokens);
+        for (let i = 0; i < sampling.maxTokens; i++) {
+          await new Promise((resolve) => setImmediate(resolve));
+          for (let index = 0; index < sampling.n; index++) {
+            if (request.signal?.aborted) {
+              yield { index, text: '', tokenIds: [], finishReason: 'abort' };
+              continue;
+            }
+            completionTokens++;
+            const last = i === sampling.maxTokens - 1;
+            yield {
+              index,
+              text: text[i],
+              tokenIds: [text.charCodeAt(i)],
+              finishReason: last ? 'length' : null,
+            };
+          }
+          if (request.signal?.aborted) return;
+        }
+      } finally {
+        live.delete(request.requestId);
+      }
+    }
+    const deltas = run();
+    return {
+      promptTokens: request.promptTokens.length,
+      get completionTokens() {
+        return completionTokens;
+      },
+      [Symbol.asyncIterator]: () => deltas,
+    };
+  }
+
+  async close(): Promise<void> {
+    this.isClosed = true;
+  }
+}
+
+export interface FakeStackOptions {
+  hasChatTemplate?: boolean;
+  maxModelLen?: number;
+  maxNumSeqs?: number;
+}
+
+export function fakeStack(options: FakeStackOptions = {}): ServingStack & { scheduler: FakeScheduler } {
+  const scheduler = new FakeScheduler();
+  return {
+    modelName: 'tiny-base',
+    modelDir: '/models/tiny-base',
+    maxModelLen: options.maxModelLen ?? 64,
+    maxNumSeqs: options.maxNumSeqs ?? 8,
+    adapters: [
+      { name: 'ad-a', path: '/adapters/a' },
+      { name: 'ad-b', path: '/adapters/b' },
+    ],
+    tokenizer: new ByteTokenizer(options.hasChatTemplate ?? true),
+    scheduler,
+    pool: new PagePool(16, 8),
+    createdAt: 1_700_000_000,
+    async close() {
+      await scheduler.close();
+    },
+  };
+}
