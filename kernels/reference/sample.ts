@@ -22,10 +22,17 @@ export function argmax(row: ArrayLike<number>): number {
 }
 
 /**
+ * How far below the top logit (in units of temperature) candidates are first looked for: the
+ * tokens beyond e^-8 of the top token's weight rarely matter, so most draws sort a handful of
+ * tokens instead of the vocabulary. When they do matter, the next width (then all) is tried.
+ */
+const CANDIDATE_WIDTHS = [8, 24, Number.POSITIVE_INFINITY];
+
+/**
  * Draws one token from a row of logits, deterministically given `uniform` ∈ [0, 1), so a device
  * sampler can be checked against it token for token:
  *  1. temperature 0: argmax.
- *  2. p = softmax(logits / temperature), in f64 with the maximum subtracted.
+ *  2. Weights w = exp((logit − max) / temperature), i.e. softmax(logits / T) unnormalised, in f64.
  *  3. Candidates in descending-probability order, ties to the lower index (probability is
  *     monotone in the logit, so this sorts by logit).
  *  4. top-k (0 = off) keeps the first k; their probabilities are renormalised (as HF's and
@@ -33,6 +40,8 @@ export function argmax(row: ArrayLike<number>): number {
  *  5. top-p (1 = off) keeps the shortest prefix whose cumulative probability reaches top_p.
  *  6. Renormalise the kept prefix and return the first candidate whose cumulative probability
  *     exceeds uniform (inverse CDF, walked in the same order).
+ * Sums over a prefix run in candidate order; the total over the whole vocabulary (no top-k) runs
+ * in index order.
  */
 export function sampleToken(logits: Float32Array, params: TokenSampling, uniform: number): number {
   if (!(uniform >= 0 && uniform < 1)) throw new Error(`sampleToken: uniform ${uniform} is not in [0, 1)`);
@@ -40,35 +49,72 @@ export function sampleToken(logits: Float32Array, params: TokenSampling, uniform
   const vocab = logits.length;
   const maxLogit = logits[argmax(logits)];
   const weights = new Float64Array(vocab);
-  for (let i = 0; i < vocab; i++) weights[i] = Math.exp((logits[i] - maxLogit) / params.temperature);
+  let total = 0;
+  for (let i = 0; i < vocab; i++) {
+    weights[i] = Math.exp((logits[i] - maxLogit) / params.temperature);
+    total += weights[i];
+  }
+  for (const width of CANDIDATE_WIDTHS) {
+    const order = candidatesInOrder(logits, maxLogit - width * params.temperature);
+    const token = drawFromPrefix(order, weights, total, params, uniform);
+    if (token !== undefined) return token;
+  }
+  throw new Error('sampleToken: no candidate (logits are not finite)');
+}
 
-  const order = new Int32Array(vocab);
-  for (let i = 0; i < vocab; i++) order[i] = i;
-  order.sort((a, b) => logits[b] - logits[a] || a - b);
+/** Tokens with logit ≥ cutoff, in sampling order: a prefix of the whole vocabulary's order. */
+function candidatesInOrder(logits: Float32Array, cutoff: number): Int32Array {
+  let count = 0;
+  for (let i = 0; i < logits.length; i++) if (!(logits[i] < cutoff)) count++;
+  const order = new Int32Array(count);
+  for (let i = 0, n = 0; i < logits.length; i++) if (!(logits[i] < cutoff)) order[n++] = i;
+  return order.sort((a, b) => logits[b] - logits[a] || a - b);
+}
 
-  let kept = params.topK > 0 ? Math.min(params.topK, vocab) : vocab;
-  let keptWeight = 0;
-  for (let i = 0; i < kept; i++) keptWeight += weights[order[i]];
+/**
+ * Steps 4–6 over `order`, a prefix of the full candidate order. Returns undefined when the
+ * answer may lie beyond the prefix (never when the prefix is the whole vocabulary).
+ */
+function drawFromPrefix(
+  order: Int32Array,
+  weights: Float64Array,
+  total: number,
+  params: TokenSampling,
+  uniform: number,
+): number | undefined {
+  let kept = params.topK > 0 ? Math.min(params.topK, weights.length) : weights.length;
+  let keptWeight = total;
+  if (params.topK > 0) {
+    if (kept > order.length) return undefined;
+    keptWeight = 0;
+    for (let i = 0; i < kept; i++) keptWeight += weights[order[i]];
+  }
 
   if (params.topP < 1) {
     const target = params.topP * keptWeight;
     let cumulative = 0;
-    for (let i = 0; i < kept; i++) {
+    let reached = false;
+    const walk = Math.min(kept, order.length);
+    for (let i = 0; i < walk; i++) {
       cumulative += weights[order[i]];
       if (cumulative >= target) {
         kept = i + 1;
         keptWeight = cumulative;
+        reached = true;
         break;
       }
     }
+    if (!reached && walk < kept) return undefined;
   }
 
   const threshold = uniform * keptWeight;
   let cumulative = 0;
-  for (let i = 0; i < kept; i++) {
+  const walk = Math.min(kept, order.length);
+  for (let i = 0; i < walk; i++) {
     cumulative += weights[order[i]];
     if (threshold < cumulative) return order[i];
   }
+  if (walk < kept) return undefined;
   // Rounding can leave the last cumulative sum a hair below the threshold.
   return order[kept - 1];
 }

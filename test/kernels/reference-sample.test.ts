@@ -13,6 +13,31 @@ function softmax(row: ArrayLike<number>, temperature: number): number[] {
   return e.map((v) => v / total);
 }
 
+/** The sampling rule restated the slow, obvious way: sort the whole vocabulary every time. */
+function naiveSample(row: Float32Array, params: Parameters<typeof sampleToken>[1], uniform: number): number {
+  const p = softmax(row, params.temperature);
+  const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b);
+  let kept = params.topK > 0 ? order.slice(0, params.topK) : order;
+  if (params.topP < 1) {
+    const keptTotal = kept.reduce((acc, i) => acc + p[i], 0);
+    let cumulative = 0;
+    for (const [n, i] of kept.entries()) {
+      cumulative += p[i] / keptTotal;
+      if (cumulative >= params.topP) {
+        kept = kept.slice(0, n + 1);
+        break;
+      }
+    }
+  }
+  const mass = kept.reduce((acc, i) => acc + p[i], 0);
+  let cumulative = 0;
+  for (const i of kept) {
+    cumulative += p[i];
+    if (uniform * mass < cumulative) return i;
+  }
+  return kept[kept.length - 1];
+}
+
 function frequencies(row: Float32Array, params: Parameters<typeof sampleToken>[1], draws: number): number[] {
   const counts = new Array<number>(row.length).fill(0);
   const uniform = seededUniform(1234);
@@ -109,6 +134,21 @@ describe('sampleToken', () => {
     expect(warm[0]).toBeGreaterThan(hot[0]);
     expect(hot[3]).toBeGreaterThan(warm[3]);
     expect(cold[0]).toBeGreaterThan(0.95);
+  });
+
+  it('agrees with the obvious full-sort rule on random rows, peaked and flat', () => {
+    const random = seededUniform(77);
+    for (let trial = 0; trial < 300; trial++) {
+      const spread = [0.5, 3, 30][trial % 3];
+      const row = Float32Array.from({ length: 200 }, () => Math.round((random() - 0.5) * spread * 8) / 8);
+      const params = {
+        temperature: [0.3, 1, 2.5][(trial % 5) % 3],
+        topK: [0, 1, 5, 50][trial % 4],
+        topP: [1, 0.9, 0.5, 0.99][(trial % 7) % 4],
+      };
+      const uniform = trial % 10 === 0 ? 0.9999999 : random();
+      expect(sampleToken(row, params, uniform)).toBe(naiveSample(row, params, uniform));
+    }
   });
 
   it('rejects a uniform outside [0, 1)', () => {
