@@ -3,6 +3,13 @@ import type { WebGpuContext } from './device.js';
 /** Largest workgroup count per dimension WebGPU guarantees. */
 export const MAX_GROUPS_PER_DIM = 65535;
 
+/** Splits `items` invocations of 64-wide groups over x (and y past the per-dimension cap). */
+export function itemGrid(items: number): [number, number] {
+  const groups = Math.ceil(items / 64);
+  if (groups <= MAX_GROUPS_PER_DIM) return [groups, 1];
+  return [MAX_GROUPS_PER_DIM, Math.ceil(groups / MAX_GROUPS_PER_DIM)];
+}
+
 /**
  * Per-dispatch scalars for `var<immediate>` (at most 64 bytes): u32 and f32 slots over one
  * buffer, so a struct of mixed fields is filled by position.

@@ -1,15 +1,8 @@
 import { type SplitBuffer, splitBindings } from './buffers.js';
 import type { WebGpuContext } from './device.js';
-import { encodeDispatch, Immediates, MAX_GROUPS_PER_DIM } from './dispatch.js';
+import { encodeDispatch, Immediates, itemGrid } from './dispatch.js';
 import type { DeviceLora } from './lora-meta.js';
 import { loadWgsl, splitBindingWgsl, splitKey } from './wgsl.js';
-
-/** Splits `items` invocations of 64-wide groups over x (and y past the per-dimension cap). */
-export function itemGrid(items: number): [number, number] {
-  const groups = Math.ceil(items / 64);
-  if (groups <= MAX_GROUPS_PER_DIM) return [groups, 1];
-  return [MAX_GROUPS_PER_DIM, Math.ceil(groups / MAX_GROUPS_PER_DIM)];
-}
 
 /**
  * Launcher of lora_shrink.wgsl: v (packed, Σ rank f32) = per-token x · Aᵀ of its own adapter,
