@@ -45,6 +45,8 @@ export class FakeEngine implements Engine {
   failWhen: ((plan: StepPlan) => Error | null) | null = null;
   /** When set, a step waits for it before answering. */
   gate: Promise<void> | null = null;
+  /** Called as each step starts (index from 0), while it is in flight. */
+  onStep: ((stepIndex: number) => void) | null = null;
   private readonly contexts = new Map<number, number[]>();
 
   constructor(
@@ -64,6 +66,7 @@ export class FakeEngine implements Engine {
         adapter: s.adapter?.name ?? null,
       })),
     );
+    this.onStep?.(this.steps.length - 1);
     if (this.gate) await this.gate;
     const error = this.failWhen?.(plan);
     if (error) throw error;

@@ -1,0 +1,427 @@
+import type { Engine, SequenceStep, StepPlan } from '../kernels/engine.js';
+import { sampleToken } from '../kernels/reference/sample.js';
+import type { AdapterLayout } from '../memory/adapter-layout.js';
+import type { KvCache } from '../memory/kv-cache.js';
+import {
+  type BatchLimits,
+  type KvCapacityView,
+  kvCapacityView,
+  type ScheduleDecision,
+  type ScheduledChunk,
+  schedule,
+  validateBatchLimits,
+} from './batch-policy.js';
+import { DeltaStream } from './delta-stream.js';
+import {
+  AdmissionError,
+  type FinishReason,
+  type GenerationRequest,
+  type GenerationStream,
+} from './request.js';
+import { type Sequence, sequencesFor } from './sequence.js';
+import type { TokenDecoder } from './stop-checker.js';
+
+export interface SchedulerLimits extends BatchLimits {
+  /** Waiting sequences beyond which submit refuses new requests. */
+  maxWaiting: number;
+}
+
+export interface SchedulerOptions {
+  engine: Engine;
+  kvCache: KvCache;
+  /** Resident adapters by name; null when the name is not resident. */
+  adapters: (name: string) => AdapterLayout | null;
+  /** A fresh incremental decoder per choice, e.g. `() => new IncrementalDecoder(tokenizer)`. */
+  newDecoder: () => TokenDecoder;
+  eosTokenIds: readonly number[];
+  limits: SchedulerLimits;
+  /** Seed for requests that bring none. */
+  drawSeed?: () => number;
+}
+
+export interface SchedulerStats {
+  numRequests: number;
+  /** Sequences (choices) waiting for admission, preempted ones included. */
+  numWaiting: number;
+  numRunning: number;
+  numKvPages: number;
+  numAdapterPages: number;
+  numFreePages: number;
+  numGeneratedTokens: number;
+  numPreemptions: number;
+  numSteps: number;
+}
+
+/** Thrown into a request's stream when it cannot be served; the message says why. */
+export class GenerationError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GenerationError';
+  }
+}
+
+interface RequestState {
+  req: GenerationRequest;
+  sequences: Sequence[];
+  stream: DeltaStream;
+  isDone: boolean;
+  detachSignal: () => void;
+}
+
+/**
+ * Continuous batching across adapters: every step asks the batch policy what to run, runs it as
+ * one engine step (sequences of any adapter and of the base model side by side), samples each
+ * choice's next token with its own seeded stream, and streams text back. New requests join at
+ * the next step; finished, aborted and failed ones leave and give their pages back.
+ *
+ * Pages are only freed between steps: a sequence aborted while a step is in flight keeps its
+ * pages until that step returns, so the engine never writes into a page someone else holds.
+ */
+export class Scheduler {
+  private readonly waiting: Sequence[] = [];
+  private readonly running: Sequence[] = [];
+  private readonly owners = new Map<Sequence, RequestState>();
+  private readonly requests = new Set<RequestState>();
+  /** Sequences to drop once the step in flight returns. */
+  private readonly retireAfterStep: Sequence[] = [];
+  private readonly capacity: KvCapacityView;
+  private readonly drawSeed: () => number;
+  private nextSeqId = 1;
+  private loop: Promise<void> | null = null;
+  private isStepInFlight = false;
+  private isClosed = false;
+  private numGeneratedTokens = 0;
+  private numPreemptions = 0;
+  private numSteps = 0;
+
+  constructor(private readonly options: SchedulerOptions) {
+    validateBatchLimits(options.limits);
+    if (!Number.isInteger(options.limits.maxWaiting) || options.limits.maxWaiting < 1)
+      throw new Error(`maxWaiting must be a positive integer, got ${options.limits.maxWaiting}`);
+    this.capacity = kvCapacityView(options.kvCache);
+    this.drawSeed = options.drawSeed ?? (() => Math.floor(Math.random() * 4294967296));
+  }
+
+  submit(req: GenerationRequest): GenerationStream {
+    const { limits, kvCache } = this.options;
+    const { sampling, promptTokens } = req;
+    // The server validates these first; a request that gets here without is a bug upstream.
+    if (promptTokens.length === 0) throw new Error(`request ${req.requestId}: the prompt is empty`);
+    if (promptTokens.length >= limits.maxModelLen)
+      throw new Error(
+        `request ${req.requestId}: prompt of ${promptTokens.length} tokens leaves no room to generate within maxModelLen ${limits.maxModelLen}`,
+      );
+    if (!Number.isInteger(sampling.n) || sampling.n < 1)
+      throw new Error(`request ${req.requestId}: n must be a positive integer, got ${sampling.n}`);
+    if (!Number.isInteger(sampling.maxTokens) || sampling.maxTokens < 1)
+      throw new Error(
+        `request ${req.requestId}: maxTokens must be a positive integer, got ${sampling.maxTokens}`,
+      );
+    if (req.adapter !== null && !this.options.adapters(req.adapter))
+      throw new Error(`request ${req.requestId}: adapter "${req.adapter}" is not resident`);
+
+    const pagesForPrompt = kvCache.pagesNeeded(-1, promptTokens.length + 1);
+    if (pagesForPrompt > kvCache.pool.numPages - 1)
+      throw new AdmissionError(
+        `a prompt of ${promptTokens.length} tokens needs ${pagesForPrompt} KV pages; the pool has ${kvCache.pool.numPages - 1}`,
+        0,
+      );
+    if (this.isClosed) throw new AdmissionError('the scheduler is shutting down', 5);
+    if (this.waiting.length + sampling.n > limits.maxWaiting)
+      throw new AdmissionError(
+        `the waiting queue is full (${this.waiting.length} of ${limits.maxWaiting} sequences)`,
+        1,
+      );
+
+    const sequences = sequencesFor(req, this.nextSeqId, {
+      eosTokenIds: this.options.eosTokenIds,
+      maxModelLen: limits.maxModelLen,
+      newDecoder: this.options.newDecoder,
+      drawSeed: this.drawSeed,
+    });
+    this.nextSeqId += sequences.length;
+    const state: RequestState = {
+      req,
+      sequences,
+      stream: new DeltaStream(promptTokens.length, () => this.abort(state, false)),
+      isDone: false,
+      detachSignal: () => {},
+    };
+    this.requests.add(state);
+    for (const seq of sequences) this.owners.set(seq, state);
+    this.waiting.push(...sequences);
+
+    const signal = req.signal;
+    if (signal) {
+      const onAbort = () => this.abort(state, true);
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        state.detachSignal = () => signal.removeEventListener('abort', onAbort);
+      }
+    }
+    this.ensureLoop();
+    return state.stream;
+  }
+
+  stats(): SchedulerStats {
+    const pool = this.options.kvCache.pool;
+    return {
+      numRequests: this.requests.size,
+      numWaiting: this.waiting.length,
+      numRunning: this.running.length,
+      numKvPages: pool.numUsed('kv'),
+      numAdapterPages: pool.numUsed('adapter'),
+      numFreePages: pool.numFree,
+      numGeneratedTokens: this.numGeneratedTokens,
+      numPreemptions: this.numPreemptions,
+      numSteps: this.numSteps,
+    };
+  }
+
+  /** Stops admitting, ends every open stream with finishReason 'abort', resolves once the loop is idle. */
+  async close(): Promise<void> {
+    this.isClosed = true;
+    for (const state of [...this.requests]) this.abort(state, true);
+    await this.loop;
+  }
+
+  private ensureLoop(): void {
+    if (this.loop) return;
+    this.loop = this.runLoop().finally(() => {
+      this.loop = null;
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    while (this.waiting.length > 0 || this.running.length > 0) {
+      try {
+        await this.runOneStep();
+      } catch (error) {
+        // A bug in scheduling itself: nothing can be trusted to continue, so fail what is live.
+        const failure = new GenerationError(`scheduler failed: ${messageOf(error)}`, { cause: error });
+        for (const state of [...this.requests]) this.fail(state, failure);
+      }
+      // Let submits, aborts and consumers run between steps even when the engine answers at once.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  private async runOneStep(): Promise<void> {
+    const decision = schedule(this.waiting, this.running, this.capacity, this.options.limits);
+    this.applyQueueChanges(decision);
+    if (decision.kind === 'idle') {
+      this.failUnfittableHead();
+      return;
+    }
+    const chunks = this.withResidentAdapters(decision.scheduled);
+    if (chunks.length === 0) return;
+    const plan = this.buildPlan(
+      chunks.map(({ chunk }) => chunk),
+      chunks.map(({ adapter }) => adapter),
+    );
+    this.isStepInFlight = true;
+    let logits: Float32Array;
+    try {
+      logits = await this.options.engine.step(plan);
+      const expected = plan.sequences.filter((s) => s.logits === 'last').length * this.vocabSize;
+      if (logits.length !== expected)
+        throw new Error(`returned ${logits.length} logits, expected ${expected}`);
+    } catch (error) {
+      this.isStepInFlight = false;
+      const failure = new GenerationError(`engine step failed: ${messageOf(error)}`, { cause: error });
+      for (const state of new Set(chunks.map(({ chunk }) => this.owners.get(chunk.seq)))) {
+        if (state) this.fail(state, failure);
+      }
+      this.retirePending();
+      return;
+    }
+    this.isStepInFlight = false;
+    this.numSteps++;
+    this.retirePending();
+    this.postprocess(
+      chunks.map(({ chunk }) => chunk),
+      logits,
+    );
+  }
+
+  private get vocabSize(): number {
+    return this.options.engine.config.vocabSize;
+  }
+
+  private applyQueueChanges(decision: ScheduleDecision<Sequence>): void {
+    const kv = this.options.kvCache;
+    for (const seq of decision.preempted) {
+      kv.free(seq.seqId);
+      seq.numCachedTokens = 0;
+      seq.status = 'waiting';
+      removeFrom(this.running, seq);
+      this.waiting.unshift(seq);
+      this.numPreemptions++;
+    }
+    for (const seq of decision.cannotFit) this.endUnfittable(seq);
+    for (const seq of decision.admitted) {
+      seq.status = 'running';
+      removeFrom(this.waiting, seq);
+      this.running.push(seq);
+    }
+  }
+
+  /** Nothing runs and nothing can be preempted: the head of the queue cannot fit the pool alone. */
+  private failUnfittableHead(): void {
+    const head = this.waiting[0];
+    if (head) this.endUnfittable(head);
+  }
+
+  /** A choice that has generated ends at the cache's limit; one that has not fails its request. */
+  private endUnfittable(seq: Sequence): void {
+    const state = this.owners.get(seq);
+    if (!state) return;
+    if (seq.numCompletionTokens > 0) {
+      this.finishSequence(state, seq, 'length', seq.stopChecker.drain(), []);
+      return;
+    }
+    const free = this.options.kvCache.pool.numFree + this.capacity.numPagesHeld(seq.seqId);
+    this.fail(
+      state,
+      new GenerationError(
+        `request ${state.req.requestId}: a sequence of ${seq.numTokens} tokens does not fit the KV pages left beside the resident adapters (${free} pages)`,
+      ),
+    );
+  }
+
+  /** Drops chunks whose adapter was evicted since submit, failing their requests. */
+  private withResidentAdapters(
+    chunks: ScheduledChunk<Sequence>[],
+  ): Array<{ chunk: ScheduledChunk<Sequence>; adapter: AdapterLayout | null }> {
+    const kept: Array<{ chunk: ScheduledChunk<Sequence>; adapter: AdapterLayout | null }> = [];
+    for (const chunk of chunks) {
+      const state = this.owners.get(chunk.seq);
+      if (!state || state.isDone) continue;
+      const name = chunk.seq.adapter;
+      const adapter = name === null ? null : this.options.adapters(name);
+      if (name !== null && !adapter) {
+        this.fail(
+          state,
+          new GenerationError(`request ${state.req.requestId}: adapter "${name}" is no longer resident`),
+        );
+        continue;
+      }
+      kept.push({ chunk, adapter });
+    }
+    return kept.filter(({ chunk }) => !this.owners.get(chunk.seq)?.isDone);
+  }
+
+  private buildPlan(chunks: ScheduledChunk<Sequence>[], adapters: Array<AdapterLayout | null>): StepPlan {
+    const kv = this.options.kvCache;
+    const sequences: SequenceStep[] = chunks.map(({ seq, numTokens, needsLogits }, i) => {
+      const end = seq.numCachedTokens + numTokens;
+      if (!kv.reserve(seq.seqId, end))
+        throw new Error(`sequence ${seq.seqId}: the policy scheduled ${end} tokens the pool cannot hold`);
+      return {
+        seqId: seq.seqId,
+        tokens: seq.tokenIds.slice(seq.numCachedTokens, end),
+        startPos: seq.numCachedTokens,
+        pageTable: kv.pageTable(seq.seqId),
+        adapter: adapters[i],
+        logits: needsLogits ? 'last' : 'none',
+      };
+    });
+    return { sequences };
+  }
+
+  private postprocess(chunks: ScheduledChunk<Sequence>[], logits: Float32Array): void {
+    const vocab = this.vocabSize;
+    let row = 0;
+    for (const { seq, numTokens, needsLogits } of chunks) {
+      const rowStart = row * vocab;
+      if (needsLogits) row++;
+      const state = this.owners.get(seq);
+      if (!state || state.isDone || seq.isFinished) continue;
+      seq.numCachedTokens += numTokens;
+      if (!needsLogits) continue;
+      const tokenId = sampleToken(logits.subarray(rowStart, rowStart + vocab), seq.sampling, seq.uniform());
+      seq.appendToken(tokenId);
+      this.numGeneratedTokens++;
+      const verdict = seq.stopChecker.accept(tokenId);
+      if (verdict.finishReason)
+        this.finishSequence(state, seq, verdict.finishReason, verdict.text, [tokenId]);
+      else
+        state.stream.push({
+          index: seq.choiceIndex,
+          text: verdict.text,
+          tokenIds: [tokenId],
+          finishReason: null,
+        });
+    }
+  }
+
+  private finishSequence(
+    state: RequestState,
+    seq: Sequence,
+    reason: FinishReason,
+    text: string,
+    tokenIds: number[],
+  ): void {
+    seq.finish(reason);
+    state.stream.push({ index: seq.choiceIndex, text, tokenIds, finishReason: reason });
+    this.retire(seq);
+    if (state.sequences.every((s) => s.isFinished)) this.settle(state);
+  }
+
+  /** Aborted by the client (signal) or by the consumer leaving the stream (no one reads deltas then). */
+  private abort(state: RequestState, emitDeltas: boolean): void {
+    if (state.isDone) return;
+    for (const seq of state.sequences) {
+      if (seq.isFinished) continue;
+      seq.finish('abort');
+      if (emitDeltas)
+        state.stream.push({ index: seq.choiceIndex, text: '', tokenIds: [], finishReason: 'abort' });
+      this.retire(seq);
+    }
+    this.settle(state);
+  }
+
+  private fail(state: RequestState, error: Error): void {
+    if (state.isDone) return;
+    for (const seq of state.sequences) {
+      if (seq.isFinished) continue;
+      seq.finish('abort');
+      this.retire(seq);
+    }
+    state.stream.fail(error);
+    this.settle(state);
+  }
+
+  private settle(state: RequestState): void {
+    state.isDone = true;
+    state.detachSignal();
+    state.stream.end();
+    this.requests.delete(state);
+  }
+
+  /** Takes the sequence out of the queues and frees its pages, or does so after the step in flight. */
+  private retire(seq: Sequence): void {
+    if (this.isStepInFlight) {
+      this.retireAfterStep.push(seq);
+      return;
+    }
+    removeFrom(this.waiting, seq);
+    removeFrom(this.running, seq);
+    this.options.kvCache.free(seq.seqId);
+    this.owners.delete(seq);
+  }
+
+  private retirePending(): void {
+    for (const seq of this.retireAfterStep.splice(0)) this.retire(seq);
+  }
+}
+
+function removeFrom(queue: Sequence[], seq: Sequence): void {
+  const at = queue.indexOf(seq);
+  if (at >= 0) queue.splice(at, 1);
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,346 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AdmissionError,
+  type GenerationDelta,
+  type GenerationRequest,
+  type GenerationStream,
+  type SamplingParams,
+} from '../../scheduler/request.js';
+import { GenerationError, Scheduler, type SchedulerLimits } from '../../scheduler/scheduler.js';
+import { FakeEngine, fakeAdapter, fakeKv, type NextToken, tableDecoder } from './fake-engine.js';
+
+const EOS = 31;
+/** The next token is the last one plus one: prompt [0, 1, 2] continues 3, 4, 5, … ('d', 'e', 'f', …). */
+const counting: NextToken = (_seq, context) => (context[context.length - 1] + 1) % 26;
+/** Depends on the whole context, so a recompute that lost or reordered tokens shows up. */
+const contextSum: NextToken = (_seq, context) => context.reduce((a, b) => a + b, 0) % 26;
+const flat: NextToken = () => new Float32Array(32);
+
+interface Setup {
+  kvPages?: number;
+  limits?: Partial<SchedulerLimits>;
+  next?: NextToken;
+  vocab?: string[];
+  drawSeed?: () => number;
+}
+
+function setup(s: Setup = {}) {
+  const { pool, kvCache } = fakeKv((s.kvPages ?? 256) + 1);
+  const engine = new FakeEngine(pool, s.next ?? counting);
+  const resident = new Map([['ad1', fakeAdapter('ad1')]]);
+  const scheduler = new Scheduler({
+    engine,
+    kvCache,
+    adapters: (name) => resident.get(name) ?? null,
+    newDecoder: tableDecoder(s.vocab),
+    eosTokenIds: [EOS],
+    limits: { maxNumSeqs: 8, maxNumBatchedTokens: 32, maxModelLen: 64, maxWaiting: 16, ...s.limits },
+    drawSeed: s.drawSeed,
+  });
+  return { pool, kvCache, engine, scheduler, resident };
+}
+
+function request(
+  requestId: string,
+  promptTokens: number[],
+  sampling: Partial<SamplingParams> = {},
+  extra: Partial<GenerationRequest> = {},
+): GenerationRequest {
+  return {
+    requestId,
+    promptTokens,
+    adapter: null,
+    sampling: {
+      maxTokens: 4,
+      temperature: 0,
+      topP: 1,
+      topK: 0,
+      seed: null,
+      stop: [],
+      stopTokenIds: [],
+      ignoreEos: false,
+      n: 1,
+      ...sampling,
+    },
+    ...extra,
+  };
+}
+
+async function collect(stream: GenerationStream): Promise<GenerationDelta[]> {
+  const deltas: GenerationDelta[] = [];
+  for await (const d of stream) deltas.push(d);
+  return deltas;
+}
+
+/** The error a stream ends with (caught at once, so it is never an unhandled rejection), or null. */
+function failureOf(deltas: Promise<GenerationDelta[]>): Promise<unknown> {
+  return deltas.then(
+    () => null,
+    (error: unknown) => error,
+  );
+}
+
+function choice(deltas: GenerationDelta[], index = 0) {
+  const mine = deltas.filter((d) => d.index === index);
+  return {
+    text: mine.map((d) => d.text).join(''),
+    tokenIds: mine.flatMap((d) => d.tokenIds),
+    finishReason: mine[mine.length - 1]?.finishReason ?? null,
+  };
+}
+
+describe('scheduler', () => {
+  it('prefills, then streams one delta per token until maxTokens, and gives every page back', async () => {
+    const { scheduler, engine, pool } = setup();
+    const stream = scheduler.submit(request('a', [0, 1, 2], { maxTokens: 4 }));
+    const deltas = await collect(stream);
+    expect(deltas.map((d) => d.text)).toEqual(['d', 'e', 'f', 'g']);
+    expect(choice(deltas)).toEqual({ text: 'defg', tokenIds: [3, 4, 5, 6], finishReason: 'length' });
+    expect(stream.promptTokens).toBe(3);
+    expect(stream.completionTokens).toBe(4);
+    expect(engine.steps[0]).toEqual([
+      { seqId: 1, tokens: [0, 1, 2], startPos: 0, logits: 'last', adapter: null },
+    ]);
+    expect(engine.steps[1]).toEqual([{ seqId: 1, tokens: [3], startPos: 3, logits: 'last', adapter: null }]);
+    expect(engine.steps).toHaveLength(4);
+    expect(pool.numUsed('kv')).toBe(0);
+    expect(scheduler.stats()).toMatchObject({
+      numRequests: 0,
+      numWaiting: 0,
+      numRunning: 0,
+      numGeneratedTokens: 4,
+    });
+  });
+
+  it('stops at EOS (its id reported, no text), and goes on past it with ignoreEos', async () => {
+    const next: NextToken = (_s, context) => (context.length >= 5 ? EOS : counting(_s, context));
+    const stopped = await collect(
+      setup({ next }).scheduler.submit(request('a', [0, 1, 2], { maxTokens: 8 })),
+    );
+    expect(choice(stopped)).toEqual({ text: 'de', tokenIds: [3, 4, EOS], finishReason: 'stop' });
+    const ignored = await collect(
+      setup({ next }).scheduler.submit(request('a', [0, 1, 2], { maxTokens: 4, ignoreEos: true })),
+    );
+    expect(choice(ignored).tokenIds).toEqual([3, 4, EOS, EOS]);
+    expect(choice(ignored).finishReason).toBe('length');
+  });
+
+  it('ends at a stop token id and at a stop string split across tokens, emitting nothing of the match', async () => {
+    const vocab = ['Hel', 'lo', ' wor', 'ld', '!'];
+    const script: NextToken = (_s, context) => context.length;
+    const byId = await collect(
+      setup({ next: script, vocab }).scheduler.submit(request('a', [0], { maxTokens: 8, stopTokenIds: [3] })),
+    );
+    expect(choice(byId)).toEqual({ text: 'lo wor', tokenIds: [1, 2, 3], finishReason: 'stop' });
+    const byText = await collect(
+      setup({ next: script, vocab }).scheduler.submit(request('a', [0], { maxTokens: 8, stop: ['o w'] })),
+    );
+    expect(choice(byText)).toEqual({ text: 'l', tokenIds: [1, 2], finishReason: 'stop' });
+  });
+
+  it('ends with length at the model context limit', async () => {
+    const { scheduler } = setup({ limits: { maxModelLen: 6 } });
+    const deltas = await collect(scheduler.submit(request('a', [0, 1, 2], { maxTokens: 10 })));
+    expect(choice(deltas)).toEqual({ text: 'def', tokenIds: [3, 4, 5], finishReason: 'length' });
+  });
+
+  it('runs n choices as separate sequences of one stream', async () => {
+    const { scheduler, engine, pool } = setup({ next: flat });
+    const deltas = await collect(
+      scheduler.submit(
+        request('a', [0, 1], { n: 2, temperature: 1, seed: 7, maxTokens: 5, ignoreEos: true }),
+      ),
+    );
+    const [first, second] = [choice(deltas, 0), choice(deltas, 1)];
+    expect(first.tokenIds).toHaveLength(5);
+    expect(second.tokenIds).toHaveLength(5);
+    expect(first.finishReason).toBe('length');
+    expect(second.finishReason).toBe('length');
+    expect(first.tokenIds).not.toEqual(second.tokenIds);
+    expect(engine.steps[0].map((s) => s.seqId)).toEqual([1, 2]);
+    expect(pool.numUsed('kv')).toBe(0);
+  });
+
+  it('samples reproducibly from a seed, whatever shares the batch; a missing seed is drawn', async () => {
+    const sampling = { temperature: 0.8, topK: 20, seed: 1234, maxTokens: 12, ignoreEos: true };
+    const alone = choice(await collect(setup({ next: flat }).scheduler.submit(request('a', [5], sampling))));
+    const { scheduler } = setup({ next: flat });
+    const [crowded] = await Promise.all([
+      collect(scheduler.submit(request('a', [5], sampling))),
+      collect(scheduler.submit(request('b', [9, 9, 9], { ...sampling, seed: 99, n: 2 }))),
+    ]);
+    expect(choice(crowded).tokenIds).toEqual(alone.tokenIds);
+    const drawn = setup({ next: flat, drawSeed: () => 1234 }).scheduler;
+    expect(
+      choice(await collect(drawn.submit(request('a', [5], { ...sampling, seed: null })))).tokenIds,
+    ).toEqual(alone.tokenIds);
+    expect(new Set(alone.tokenIds).size).toBeGreaterThan(3);
+  });
+
+  it('continuous batching: a request arriving mid-run joins at the next step, a finished one leaves', async () => {
+    const { scheduler, engine } = setup();
+    let late: Promise<GenerationDelta[]> | null = null;
+    engine.onStep = (i) => {
+      if (i === 1) late = collect(scheduler.submit(request('b', [10, 11], { maxTokens: 6 })));
+    };
+    const early = await collect(
+      scheduler.submit(request('a', [0, 1, 2], { maxTokens: 6 }, { adapter: 'ad1' })),
+    );
+    const lateDeltas = await late!;
+    expect(choice(early).tokenIds).toEqual([3, 4, 5, 6, 7, 8]);
+    expect(choice(lateDeltas).tokenIds).toEqual([12, 13, 14, 15, 16, 17]);
+    expect(engine.steps.map((step) => step.map((s) => s.seqId))).toEqual([
+      [1],
+      [1],
+      [2],
+      [1, 2],
+      [1, 2],
+      [1, 2],
+      [1, 2],
+      [2],
+    ]);
+    expect(engine.steps[3].map((s) => s.adapter)).toEqual(['ad1', null]);
+  });
+
+  it('prefills a prompt longer than the token budget in chunks', async () => {
+    const { scheduler, engine } = setup({
+      next: contextSum,
+      limits: { maxNumBatchedTokens: 4, maxNumSeqs: 4 },
+    });
+    const prompt = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+    const deltas = await collect(scheduler.submit(request('a', prompt, { maxTokens: 2 })));
+    expect(
+      engine.steps.slice(0, 3).map((step) => step.map((s) => [s.startPos, s.tokens.length, s.logits])),
+    ).toEqual([[[0, 4, 'none']], [[4, 4, 'none']], [[8, 2, 'last']]]);
+    expect(choice(deltas).tokenIds).toEqual([55 % 26, 110 % 26]);
+  });
+
+  it('preempts by recompute when the pool runs short, and outputs stay what they would be alone', async () => {
+    const sampling = { maxTokens: 8, ignoreEos: true };
+    const soloA = choice(
+      await collect(setup({ next: contextSum }).scheduler.submit(request('a', [1, 2, 3, 4], sampling))),
+    );
+    const soloB = choice(
+      await collect(setup({ next: contextSum }).scheduler.submit(request('b', [5, 6, 7, 8], sampling))),
+    );
+    // Each needs 12 pages at its longest; 16 pages hold one of them, not both.
+    const { scheduler, pool } = setup({ next: contextSum, kvPages: 16 });
+    const [a, b] = await Promise.all([
+      collect(scheduler.submit(request('a', [1, 2, 3, 4], sampling))),
+      collect(scheduler.submit(request('b', [5, 6, 7, 8], sampling))),
+    ]);
+    expect(choice(a)).toEqual(soloA);
+    expect(choice(b)).toEqual(soloB);
+    expect(scheduler.stats().numPreemptions).toBeGreaterThan(0);
+    expect(pool.numUsed('kv')).toBe(0);
+  });
+
+  it('ends a choice with length when the pool cannot hold it even alone', async () => {
+    const { scheduler, pool } = setup({ kvPages: 8 });
+    const deltas = await collect(scheduler.submit(request('a', [0, 1, 2, 3], { maxTokens: 20 })));
+    expect(choice(deltas)).toEqual({ text: 'efghi', tokenIds: [4, 5, 6, 7, 8], finishReason: 'length' });
+    expect(pool.numUsed('kv')).toBe(0);
+  });
+
+  it('refuses at admission: queue full, a prompt that can never fit, after close', async () => {
+    const { scheduler, engine } = setup({ kvPages: 16, limits: { maxWaiting: 2 } });
+    let open!: () => void;
+    engine.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const running = collect(scheduler.submit(request('a', [1])));
+    const queued = collect(scheduler.submit(request('b', [1], { n: 2 })));
+    expect(() => scheduler.submit(request('c', [1]))).toThrow(AdmissionError);
+    expect(() => scheduler.submit(request('d', Array(40).fill(1)))).toThrow(/never|needs 42 KV pages/);
+    expect(() => scheduler.submit(request('e', Array(64).fill(1)))).toThrow(/maxModelLen/);
+    expect(() => scheduler.submit(request('f', [1], {}, { adapter: 'nope' }))).toThrow(/not resident/);
+    engine.gate = null;
+    open();
+    await Promise.all([running, queued]);
+    await scheduler.close();
+    expect(() => scheduler.submit(request('g', [1]))).toThrow(AdmissionError);
+  });
+
+  it('abort through the signal ends the choice and frees its pages before the next step', async () => {
+    const { scheduler, engine, kvCache } = setup();
+    const controller = new AbortController();
+    const seen: Array<{ step: number; hasA: boolean; aInPlan: boolean }> = [];
+    engine.onStep = (i) => {
+      seen.push({ step: i, hasA: kvCache.has(1), aInPlan: engine.steps[i].some((s) => s.seqId === 1) });
+      if (i === 3) controller.abort();
+    };
+    const a = collect(scheduler.submit(request('a', [0], { maxTokens: 50 }, { signal: controller.signal })));
+    const b = collect(scheduler.submit(request('b', [0], { maxTokens: 8 })));
+    const aDeltas = await a;
+    expect(choice(aDeltas).finishReason).toBe('abort');
+    await b;
+    const after = seen.filter((s) => s.step > 3);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.every((s) => !s.hasA && !s.aInPlan)).toBe(true);
+    expect(kvCache.pool.numUsed('kv')).toBe(0);
+  });
+
+  it('a consumer leaving the loop early cancels the request and frees its pages', async () => {
+    const { scheduler, engine, pool } = setup();
+    const stream = scheduler.submit(request('a', [0], { maxTokens: 50 }));
+    let count = 0;
+    for await (const _ of stream) if (++count === 3) break;
+    await collect(scheduler.submit(request('b', [0], { maxTokens: 3 })));
+    expect(engine.steps.flat().filter((s) => s.seqId === 1).length).toBeLessThan(6);
+    expect(pool.numUsed('kv')).toBe(0);
+    expect(scheduler.stats().numRequests).toBe(0);
+  });
+
+  it('an engine error fails only the requests in that step; the others go on', async () => {
+    const { scheduler, engine, pool } = setup();
+    engine.failWhen = (plan) =>
+      plan.sequences.some((s) => Array.from(s.tokens).includes(13)) ? new Error('device lost') : null;
+    let bad: Promise<unknown> | null = null;
+    engine.onStep = (i) => {
+      if (i === 1) bad = failureOf(collect(scheduler.submit(request('bad', [13, 13], { maxTokens: 4 }))));
+    };
+    const good = await collect(scheduler.submit(request('good', [0], { maxTokens: 6 })));
+    expect(choice(good)).toEqual({ text: 'bcdefg', tokenIds: [1, 2, 3, 4, 5, 6], finishReason: 'length' });
+    const failure = await bad!;
+    expect(failure).toBeInstanceOf(GenerationError);
+    expect(String(failure)).toMatch(/engine step failed: device lost/);
+    expect(pool.numUsed('kv')).toBe(0);
+  });
+
+  it('fails a request whose adapter was evicted after submit', async () => {
+    const { scheduler, resident, engine } = setup();
+    let open!: () => void;
+    engine.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const first = collect(scheduler.submit(request('a', [0])));
+    const evicted = failureOf(collect(scheduler.submit(request('b', [0], {}, { adapter: 'ad1' }))));
+    resident.delete('ad1');
+    engine.gate = null;
+    open();
+    await first;
+    expect(String(await evicted)).toMatch(/adapter "ad1" is no longer resident/);
+  });
+
+  it('close() ends open streams with abort and resolves once the step in flight is done', async () => {
+    const { scheduler, engine, pool } = setup();
+    let open!: () => void;
+    engine.gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const a = collect(scheduler.submit(request('a', [0], { maxTokens: 50, n: 2 })));
+    const b = collect(scheduler.submit(request('b', [0], { maxTokens: 50 })));
+    const closed = scheduler.close();
+    expect(pool.numUsed('kv')).toBeGreaterThan(0);
+    open();
+    await closed;
+    const [aDeltas, bDeltas] = await Promise.all([a, b]);
+    expect([choice(aDeltas, 0), choice(aDeltas, 1), choice(bDeltas)].map((c) => c.finishReason)).toEqual([
+      'abort',
+      'abort',
+      'abort',
+    ]);
+    expect(pool.numUsed('kv')).toBe(0);
+    expect(engine.steps).toHaveLength(1);
+  });
+});
