@@ -115,6 +115,9 @@ function drawFromPrefix(
     if (threshold < cumulative) return order[i];
   }
   if (walk < kept) return undefined;
-  // Rounding can leave the last cumulative sum a hair below the threshold.
-  return order[kept - 1];
+  // Rounding can leave the last cumulative sum a hair below the threshold: take the last kept
+  // token that has any probability (never a masked, -Infinity one).
+  let last = kept - 1;
+  while (last > 0 && weights[order[last]] === 0) last--;
+  return order[last];
 }

@@ -151,6 +151,17 @@ describe('sampleToken', () => {
     }
   });
 
+  it('never picks a masked (-Infinity) token, even at the top of the uniform range', () => {
+    const masked = new Float32Array([0.5, Number.NEGATIVE_INFINITY, 0.2, Number.NEGATIVE_INFINITY]);
+    for (const params of [
+      { temperature: 1, topK: 0, topP: 1 },
+      { temperature: 1, topK: 4, topP: 1 },
+      { temperature: 3, topK: 0, topP: 0.999 },
+    ]) {
+      for (const u of [0, 0.5, 1 - 2 ** -53]) expect([0, 2]).toContain(sampleToken(masked, params, u));
+    }
+  });
+
   it('rejects a uniform outside [0, 1)', () => {
     expect(() => sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, 1)).toThrow();
     expect(() => sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, -0.1)).toThrow();
