@@ -9,8 +9,9 @@ import type { KvCache } from '../memory/kv-cache.js';
  *  - prefill step, when any prefill work fits: first the next chunk of sequences already
  *    admitted but not fully prefilled (admission order), then waiting sequences first come,
  *    first served (never skipping the head) while the token budget, `maxNumSeqs` and the pool
- *    allow. A prompt longer than the budget runs in chunks over several steps; only the chunk
- *    that reaches its last token needs logits.
+ *    allow, keeping back the pages the running decoders need at their next step. A prompt
+ *    longer than the budget runs in chunks over several steps; only the chunk that reaches its
+ *    last token needs logits.
  *  - otherwise a decode step: one token for every running sequence. When the pool cannot give a
  *    sequence the page it needs, the most recently admitted sequence is preempted by recompute
  *    (its pages are freed and it goes back to the head of the waiting queue); a sequence that is
@@ -113,7 +114,9 @@ function planPrefill<S extends SchedulableSequence>(
   limits: BatchLimits,
 ): ScheduleDecision<S> {
   let budget = limits.maxNumBatchedTokens;
-  let free = kv.numFreePages;
+  // Pages the running decoders take at the next decode step stay out of reach of prefills, or a
+  // prefill would be preempted right back by the decode step after it.
+  let free = kv.numFreePages - pagesForNextDecode(running, kv);
   const scheduled: ScheduledChunk<S>[] = [];
   const admitted: S[] = [];
   for (const seq of running) {
@@ -139,6 +142,12 @@ function planPrefill<S extends SchedulableSequence>(
     scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
   }
   return { kind: 'prefill', scheduled, admitted, preempted: [], cannotFit: [] };
+}
+
+function pagesForNextDecode(running: readonly SchedulableSequence[], kv: KvCapacityView): number {
+  let pages = 0;
+  for (const seq of running) if (numPending(seq) === 1) pages += kv.pagesNeeded(seq.seqId, seq.numTokens);
+  return pages;
 }
 
 /** Most tokens, up to `wanted`, whose pages fit in `free` (pages grow monotonically with tokens). */

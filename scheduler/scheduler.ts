@@ -2,8 +2,8 @@ import type { Engine, SequenceStep, StepPlan } from '../kernels/engine.js';
 import { sampleToken } from '../kernels/reference/sample.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
+import { checkAdmission, type SchedulerLimits } from './admission.js';
 import {
-  type BatchLimits,
   type KvCapacityView,
   kvCapacityView,
   type ScheduleDecision,
@@ -12,19 +12,11 @@ import {
   validateBatchLimits,
 } from './batch-policy.js';
 import { DeltaStream } from './delta-stream.js';
-import {
-  AdmissionError,
-  type FinishReason,
-  type GenerationRequest,
-  type GenerationStream,
-} from './request.js';
+import type { FinishReason, GenerationRequest, GenerationStream } from './request.js';
 import { type Sequence, sequencesFor } from './sequence.js';
 import type { TokenDecoder } from './stop-checker.js';
 
-export interface SchedulerLimits extends BatchLimits {
-  /** Waiting sequences beyond which submit refuses new requests. */
-  maxWaiting: number;
-}
+export type { SchedulerLimits } from './admission.js';
 
 export interface SchedulerOptions {
   engine: Engine;
@@ -103,36 +95,14 @@ export class Scheduler {
   }
 
   submit(req: GenerationRequest): GenerationStream {
-    const { limits, kvCache } = this.options;
-    const { sampling, promptTokens } = req;
-    // The server validates these first; a request that gets here without is a bug upstream.
-    if (promptTokens.length === 0) throw new Error(`request ${req.requestId}: the prompt is empty`);
-    if (promptTokens.length >= limits.maxModelLen)
-      throw new Error(
-        `request ${req.requestId}: prompt of ${promptTokens.length} tokens leaves no room to generate within maxModelLen ${limits.maxModelLen}`,
-      );
-    if (!Number.isInteger(sampling.n) || sampling.n < 1)
-      throw new Error(`request ${req.requestId}: n must be a positive integer, got ${sampling.n}`);
-    if (!Number.isInteger(sampling.maxTokens) || sampling.maxTokens < 1)
-      throw new Error(
-        `request ${req.requestId}: maxTokens must be a positive integer, got ${sampling.maxTokens}`,
-      );
-    if (req.adapter !== null && !this.options.adapters(req.adapter))
-      throw new Error(`request ${req.requestId}: adapter "${req.adapter}" is not resident`);
-
-    const pagesForPrompt = kvCache.pagesNeeded(-1, promptTokens.length + 1);
-    if (pagesForPrompt > kvCache.pool.numPages - 1)
-      throw new AdmissionError(
-        `a prompt of ${promptTokens.length} tokens needs ${pagesForPrompt} KV pages; the pool has ${kvCache.pool.numPages - 1}`,
-        0,
-      );
-    if (this.isClosed) throw new AdmissionError('the scheduler is shutting down', 5);
-    if (this.waiting.length + sampling.n > limits.maxWaiting)
-      throw new AdmissionError(
-        `the waiting queue is full (${this.waiting.length} of ${limits.maxWaiting} sequences)`,
-        1,
-      );
-
+    const { limits, kvCache, adapters } = this.options;
+    checkAdmission(req, {
+      limits,
+      kvCache,
+      adapters,
+      numWaiting: this.waiting.length,
+      isClosed: this.isClosed,
+    });
     const sequences = sequencesFor(req, this.nextSeqId, {
       eosTokenIds: this.options.eosTokenIds,
       maxModelLen: limits.maxModelLen,
@@ -143,7 +113,7 @@ export class Scheduler {
     const state: RequestState = {
       req,
       sequences,
-      stream: new DeltaStream(promptTokens.length, () => this.abort(state, false)),
+      stream: new DeltaStream(req.promptTokens.length, () => this.abort(state, false)),
       isDone: false,
       detachSignal: () => {},
     };

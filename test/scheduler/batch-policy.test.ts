@@ -118,6 +118,20 @@ const cases: Case[] = [
     scheduled: [[1, 1, true]],
   },
   {
+    name: 'admission keeps back the pages running decoders need at their next step',
+    kvPages: 8,
+    running: [
+      [1, 2, 3],
+      [2, 2, 3],
+    ],
+    waiting: [[3, 2]],
+    kind: 'decode',
+    scheduled: [
+      [1, 1, true],
+      [2, 1, true],
+    ],
+  },
+  {
     name: 'decode step: one token for every running sequence, across adapters and the base model',
     kvPages: 64,
     running: [
