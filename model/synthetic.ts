@@ -1,4 +1,6 @@
 /** The synthetic model and adapter generator: one import for specs, in-memory weights and files. */
+export * from './default-model.js';
+export * from './synthetic-files.js';
 export * from './synthetic-spec.js';
 export * from './synthetic-tokenizer.js';
 export * from './synthetic-weights.js';

@@ -1,0 +1,124 @@
+import { access, readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { ModelFormatError } from './model-format-error.js';
+import { SafetensorsFile, type TensorInfo } from './safetensors.js';
+
+export const SINGLE_FILE = 'model.safetensors';
+export const INDEX_FILE = 'model.safetensors.index.json';
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A model's weights on disk: one `model.safetensors`, or shards listed by
+ * `model.safetensors.index.json`. Headers are validated on open; data is read per tensor.
+ */
+export class Checkpoint {
+  /** The file that lists the tensors (the single file or the index): blamed for a missing tensor. */
+  readonly source: string;
+  private readonly files: SafetensorsFile[];
+  private readonly owner: Map<string, SafetensorsFile>;
+
+  private constructor(source: string, files: SafetensorsFile[], owner: Map<string, SafetensorsFile>) {
+    this.source = source;
+    this.files = files;
+    this.owner = owner;
+  }
+
+  static async open(dir: string): Promise<Checkpoint> {
+    const indexPath = join(dir, INDEX_FILE);
+    if (await exists(indexPath)) return Checkpoint.openSharded(dir, indexPath);
+    const single = join(dir, SINGLE_FILE);
+    if (!(await exists(single))) {
+      throw new ModelFormatError(dir, `no weights: neither ${SINGLE_FILE} nor ${INDEX_FILE} is there`);
+    }
+    const file = await SafetensorsFile.open(single);
+    return new Checkpoint(single, [file], new Map([...file.tensors.keys()].map((name) => [name, file])));
+  }
+
+  private static async openSharded(dir: string, indexPath: string): Promise<Checkpoint> {
+    const weightMap = await readWeightMap(indexPath);
+    const shardNames = [...new Set(weightMap.values())];
+    const files: SafetensorsFile[] = [];
+    try {
+      const byShard = new Map<string, SafetensorsFile>();
+      for (const shard of shardNames) {
+        const path = join(dir, shard);
+        if (!(await exists(path))) {
+          const example = [...weightMap].find(([, s]) => s === shard)![0];
+          throw new ModelFormatError(indexPath, `shard "${shard}" (holding "${example}") does not exist`);
+        }
+        const file = await SafetensorsFile.open(path);
+        files.push(file);
+        byShard.set(shard, file);
+      }
+      const owner = new Map<string, SafetensorsFile>();
+      for (const [tensor, shard] of weightMap) {
+        const file = byShard.get(shard)!;
+        if (!file.tensors.has(tensor)) {
+          throw new ModelFormatError(
+            file.file,
+            `tensor "${tensor}" is listed for this shard in ${INDEX_FILE} but the shard lacks it`,
+          );
+        }
+        owner.set(tensor, file);
+      }
+      return new Checkpoint(indexPath, files, owner);
+    } catch (err) {
+      await Promise.all(files.map((f) => f.close()));
+      throw err;
+    }
+  }
+
+  has(name: string): boolean {
+    return this.owner.has(name);
+  }
+
+  /** Header entry of a tensor and the file that holds it, or undefined if no file holds it. */
+  find(name: string): { file: string; info: TensorInfo } | undefined {
+    const file = this.owner.get(name);
+    return file && { file: file.file, info: file.info(name) };
+  }
+
+  async read(name: string): Promise<Float32Array> {
+    const file = this.owner.get(name);
+    if (!file) throw new ModelFormatError(this.source, `tensor "${name}" is missing`);
+    return file.read(name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.files.map((f) => f.close()));
+  }
+}
+
+async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(indexPath, 'utf8'));
+  } catch (err) {
+    throw new ModelFormatError(indexPath, `is not valid JSON (${(err as Error).message})`);
+  }
+  const weightMap = (raw as { weight_map?: unknown } | null)?.weight_map;
+  if (!weightMap || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
+    throw new ModelFormatError(indexPath, '"weight_map" is missing or not an object');
+  }
+  const out = new Map<string, string>();
+  for (const [tensor, shard] of Object.entries(weightMap)) {
+    // Shards are plain file names next to the index; anything else could point outside the model.
+    if (typeof shard !== 'string' || shard !== basename(shard) || shard === '..' || shard === '.') {
+      throw new ModelFormatError(
+        indexPath,
+        `tensor "${tensor}" maps to ${JSON.stringify(shard)}, not a file name`,
+      );
+    }
+    out.set(tensor, shard);
+  }
+  if (out.size === 0) throw new ModelFormatError(indexPath, '"weight_map" lists no tensors');
+  return out;
+}

@@ -1,0 +1,161 @@
+import { access, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { LlamaConfig } from './llama-config.js';
+import { isTargetModule, moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
+import { type LoraAdapter, type LoraPair, loraScale } from './lora-adapter.js';
+import { ModelFormatError } from './model-format-error.js';
+import { parsePeftConfig } from './peft-config.js';
+import { SafetensorsFile } from './safetensors.js';
+
+export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
+export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
+
+/**
+ * PEFT's tensor names: `base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight`, also
+ * without `.weight` and with an adapter-name segment (`.lora_A.default.weight`).
+ */
+const LORA_NAME =
+  /^(?:base_model\.model\.)?model\.layers\.(\d+)\.(self_attn|mlp)\.([A-Za-z0-9_]+)\.lora_(A|B)(?:\.([A-Za-z0-9_-]+))?$/;
+
+interface ParsedName {
+  layer: number;
+  module: string;
+  group: string;
+  matrix: 'A' | 'B';
+  adapterName: string | null;
+}
+
+function parseTensorName(name: string): ParsedName | null {
+  const stem = name.endsWith('.weight') ? name.slice(0, -'.weight'.length) : name;
+  const m = LORA_NAME.exec(stem);
+  if (!m) return null;
+  return {
+    layer: Number(m[1]),
+    group: m[2],
+    module: m[3],
+    matrix: m[4] as 'A' | 'B',
+    adapterName: m[5] ?? null,
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function expectedGroup(module: TargetModule): string {
+  return module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
+}
+
+function shapeText(shape: readonly number[]): string {
+  return `[${shape.join(', ')}]`;
+}
+
+/**
+ * Loads a PEFT LoRA directory (adapter_config.json + adapter_model.safetensors) for `config`'s
+ * base model. Every mismatch with the base model is a ModelFormatError naming the file, the
+ * tensor and the expected vs actual shape.
+ */
+export async function loadAdapter(name: string, dir: string, config: LlamaConfig): Promise<LoraAdapter> {
+  const info = await stat(dir).catch(() => null);
+  if (!info?.isDirectory()) throw new ModelFormatError(dir, 'adapter directory does not exist');
+  const configFile = join(dir, ADAPTER_CONFIG_FILE);
+  let rawConfig: string;
+  try {
+    rawConfig = await readFile(configFile, 'utf8');
+  } catch {
+    throw new ModelFormatError(configFile, 'is missing (not a PEFT adapter directory?)');
+  }
+  const peft = parsePeftConfig(configFile, rawConfig, config);
+
+  const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
+  if (!(await exists(weightsFile))) {
+    const bin = join(dir, 'adapter_model.bin');
+    if (await exists(bin)) {
+      throw new ModelFormatError(
+        bin,
+        `only ${ADAPTER_WEIGHTS_FILE} is supported (pickle .bin files are not read)`,
+      );
+    }
+    throw new ModelFormatError(weightsFile, 'is missing');
+  }
+
+  const file = await SafetensorsFile.open(weightsFile);
+  try {
+    const fail = (problem: string) => new ModelFormatError(weightsFile, problem);
+    const layers: Array<Partial<Record<TargetModule, Partial<LoraPair>>>> = Array.from(
+      { length: config.numLayers },
+      () => ({}),
+    );
+    let adapterName: string | null | undefined;
+    for (const tensor of file.tensors.values()) {
+      const parsed = parseTensorName(tensor.name);
+      if (!parsed) {
+        throw fail(`tensor "${tensor.name}" is not a LoRA A/B matrix of a decoder layer's linear module`);
+      }
+      if (adapterName !== undefined && parsed.adapterName !== adapterName) {
+        throw fail(
+          `holds more than one adapter (tensor names use "${adapterName}" and "${parsed.adapterName}")`,
+        );
+      }
+      adapterName = parsed.adapterName;
+      const module = parsed.module;
+      if (!isTargetModule(module) || parsed.group !== expectedGroup(module)) {
+        throw fail(`tensor "${tensor.name}" targets ${parsed.group}.${module}, which Loom does not adapt`);
+      }
+      if (parsed.layer >= config.numLayers) {
+        throw fail(
+          `tensor "${tensor.name}" is for layer ${parsed.layer}; the base model has ${config.numLayers}`,
+        );
+      }
+      if (!peft.isTargeted(parsed.layer, module)) {
+        throw fail(
+          `tensor "${tensor.name}" is for a module that ${ADAPTER_CONFIG_FILE}'s target_modules / layers_to_transform exclude`,
+        );
+      }
+      const { inFeatures, outFeatures } = moduleShape(config, module);
+      const expected = parsed.matrix === 'A' ? [peft.rank, inFeatures] : [outFeatures, peft.rank];
+      if (tensor.shape.length !== 2 || tensor.shape[0] !== expected[0] || tensor.shape[1] !== expected[1]) {
+        throw fail(
+          `tensor "${tensor.name}" has shape ${shapeText(tensor.shape)} but the base model and r=${peft.rank} need ${shapeText(expected)}`,
+        );
+      }
+      const pair = layers[parsed.layer][module] ?? {};
+      layers[parsed.layer][module] = pair;
+      const key = parsed.matrix === 'A' ? 'a' : 'b';
+      if (pair[key]) throw fail(`lora_${parsed.matrix} of layer ${parsed.layer} ${module} appears twice`);
+      pair[key] = await file.read(tensor.name);
+    }
+
+    const present = new Set<TargetModule>();
+    for (let layer = 0; layer < config.numLayers; layer++) {
+      for (const module of TARGET_MODULES) {
+        if (!peft.isTargeted(layer, module)) continue;
+        const pair = layers[layer][module];
+        if (!pair?.a || !pair.b) {
+          const missing = pair?.a ? 'lora_B' : 'lora_A';
+          const group = expectedGroup(module);
+          throw fail(
+            `tensor "base_model.model.model.layers.${layer}.${group}.${module}.${missing}.weight" is missing`,
+          );
+        }
+        present.add(module);
+      }
+    }
+    return {
+      name,
+      path: dir,
+      rank: peft.rank,
+      alpha: peft.alpha,
+      scale: loraScale(peft.rank, peft.alpha, peft.useRslora),
+      targetModules: TARGET_MODULES.filter((m) => present.has(m)),
+      layers: layers as Array<Partial<Record<TargetModule, LoraPair>>>,
+    };
+  } finally {
+    await file.close();
+  }
+}

@@ -1,0 +1,121 @@
+import { readFile, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { Checkpoint } from './checkpoint.js';
+import { ConfigError, type LlamaConfig, parseLlamaConfig } from './llama-config.js';
+import { ModelFormatError } from './model-format-error.js';
+import { assembleWeights, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
+import type { ModelWeights } from './model-weights.js';
+import { isReadableDtype } from './safetensors.js';
+import { TextTokenizer } from './tokenizer.js';
+
+export interface LoadedModel {
+  /** The directory's base name; callers may serve it under another name. */
+  name: string;
+  dir: string;
+  config: LlamaConfig;
+  weights: ModelWeights;
+  tokenizer: TextTokenizer;
+}
+
+export interface LoadModelOptions {
+  /** A Jinja chat template file that replaces the tokenizer's own template. */
+  chatTemplateFile?: string;
+}
+
+async function readJsonFile(file: string, optional: boolean): Promise<Record<string, unknown> | null> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') {
+      if (optional) return null;
+      throw new ModelFormatError(file, 'is missing');
+    }
+    throw new ModelFormatError(file, `cannot read: ${code ?? String(err)}`);
+  }
+  try {
+    const value = JSON.parse(text) as unknown;
+    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
+    throw new Error('not a JSON object');
+  } catch (err) {
+    throw new ModelFormatError(file, `is not a valid JSON object (${(err as Error).message})`);
+  }
+}
+
+/** config.json (+ generation_config.json) → LlamaConfig, with problems reported as ModelFormatError. */
+export async function loadLlamaConfig(dir: string): Promise<LlamaConfig> {
+  const configFile = join(dir, 'config.json');
+  const raw = (await readJsonFile(configFile, false))!;
+  const generation = (await readJsonFile(join(dir, 'generation_config.json'), true)) ?? {};
+  try {
+    return parseLlamaConfig(raw, configFile, generation);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      throw new ModelFormatError(configFile, err.message.slice(configFile.length + 2));
+    }
+    throw err;
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Every tensor the config implies is there, with its shape and a dtype Loom reads. */
+function checkTensors(checkpoint: Checkpoint, config: LlamaConfig): void {
+  for (const expected of expectedModelTensors(config)) {
+    const found = checkpoint.find(expected.name);
+    if (!found) {
+      const why =
+        expected.name === LM_HEAD_NAME
+          ? ' (config.json says tie_word_embeddings is false, so it is needed)'
+          : '';
+      throw new ModelFormatError(checkpoint.source, `tensor "${expected.name}" is missing${why}`);
+    }
+    const { file, info } = found;
+    if (!sameShape(info.shape, expected.shape)) {
+      throw new ModelFormatError(
+        file,
+        `tensor "${expected.name}" has shape [${info.shape.join(', ')}] but config.json implies [${expected.shape.join(', ')}]`,
+      );
+    }
+    if (!isReadableDtype(info.dtype)) {
+      throw new ModelFormatError(
+        file,
+        `tensor "${expected.name}" has dtype ${info.dtype}; Loom reads only F32, F16 and BF16`,
+      );
+    }
+  }
+}
+
+/**
+ * Loads a Hugging Face Llama-family model directory: config, tokenizer and f32 weights.
+ * Every problem is a ModelFormatError naming the file at fault. Tensors the config doesn't
+ * imply (rotary inv_freq buffers and the like) are ignored.
+ */
+export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  const info = await stat(dir).catch(() => null);
+  if (!info) throw new ModelFormatError(dir, 'model directory does not exist');
+  if (!info.isDirectory()) throw new ModelFormatError(dir, 'is not a directory (expected a model directory)');
+
+  const config = await loadLlamaConfig(dir);
+  const tokenizer = await TextTokenizer.fromDir(dir, opts.chatTemplateFile);
+  if (tokenizer.vocabSize > config.vocabSize) {
+    throw new ModelFormatError(
+      join(dir, 'tokenizer.json'),
+      `has ${tokenizer.vocabSize} ids but config.json's vocab_size is ${config.vocabSize}`,
+    );
+  }
+
+  const checkpoint = await Checkpoint.open(dir);
+  try {
+    checkTensors(checkpoint, config);
+    const tensors = new Map<string, Float32Array>();
+    for (const { name } of expectedModelTensors(config)) tensors.set(name, await checkpoint.read(name));
+    const weights = assembleWeights(config, (name) => tensors.get(name)!);
+    return { name: basename(resolve(dir)), dir, config, weights, tokenizer };
+  } finally {
+    await checkpoint.close();
+  }
+}
