@@ -1,3 +1,4 @@
+import { parsePoolSize } from '../memory/page-pool.js';
 import { ENGINE_CHOICES, type EngineChoice } from './engine-factory.js';
 import type { ServedAdapter } from './serving-stack.js';
 
@@ -80,7 +81,12 @@ const VALUE_FLAGS: Record<string, Setter> = {
       throw new CliError(`${f}: "${v}" is not one of ${ENGINE_CHOICES.join(', ')}`);
     o.engine = v as EngineChoice;
   },
-  '--pool-size': (o, v) => {
+  '--pool-size': (o, v, f) => {
+    try {
+      parsePoolSize(v, 1);
+    } catch (error) {
+      throw new CliError(`${f}: ${(error as Error).message}`);
+    }
     o.poolSize = v;
   },
   '--chat-template': (o, v) => {

@@ -1,6 +1,4 @@
 import type { Engine } from '../kernels/engine.js';
-import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
-import { ReferenceEngine } from '../kernels/reference/reference-engine.js';
 import type { PagePool } from '../memory/page-pool.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { StartupError } from './startup-error.js';
@@ -10,7 +8,8 @@ export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 
 /**
  * The one place that maps --engine onto an implementation. `auto` means onnx until the
- * WebGPU engine is wired in here (it will then pick webgpu on a hardware adapter).
+ * WebGPU engine is wired in here (it will then pick webgpu on a hardware adapter). Engines
+ * load lazily, so a server never loads the native libraries of engines it does not run.
  */
 export async function createEngine(
   choice: EngineChoice,
@@ -20,10 +19,14 @@ export async function createEngine(
   assertEngineAvailable(choice);
   switch (choice) {
     case 'auto':
-    case 'onnx':
+    case 'onnx': {
+      const { OnnxEngine } = await import('../kernels/onnx/onnx-engine.js');
       return OnnxEngine.create(weights, pool);
-    case 'reference':
+    }
+    case 'reference': {
+      const { ReferenceEngine } = await import('../kernels/reference/reference-engine.js');
       return ReferenceEngine.create(weights, pool);
+    }
     case 'webgpu':
       throw unavailable(choice);
   }

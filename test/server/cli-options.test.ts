@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { CliError, parseCliOptions, parseLoraModule } from '../../server/cli-options.js';
+
+function serve(argv: string[], env: NodeJS.ProcessEnv = {}) {
+  const command = parseCliOptions(argv, env);
+  if (command.kind !== 'serve') throw new Error('expected serve');
+  return command.options;
+}
+
+describe('parseCliOptions', () => {
+  it('has defaults that serve the embedded model on 127.0.0.1:8000', () => {
+    expect(serve([])).toMatchObject({
+      model: null,
+      loraModules: [],
+      host: '127.0.0.1',
+      port: 8000,
+      engine: 'auto',
+      maxModelLen: null,
+      seed: null,
+    });
+  });
+
+  it('reads vLLM-spelled flags in both --flag value and --flag=value form', () => {
+    const options = serve([
+      '--model',
+      '/m',
+      '--served-model-name=base',
+      '--host',
+      '0.0.0.0',
+      '--port=9000',
+      '--max-model-len',
+      '256',
+      '--max-num-seqs',
+      '4',
+      '--max-num-batched-tokens',
+      '64',
+      '--engine',
+      'reference',
+      '--pool-size',
+      '64MiB',
+      '--chat-template',
+      '/t.jinja',
+      '--seed',
+      '7',
+    ]);
+    expect(options).toMatchObject({
+      model: '/m',
+      servedModelName: 'base',
+      host: '0.0.0.0',
+      port: 9000,
+      maxModelLen: 256,
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 64,
+      engine: 'reference',
+      poolSize: '64MiB',
+      chatTemplate: '/t.jinja',
+      seed: 7,
+    });
+  });
+
+  it('takes --lora-modules repeated, several after one flag, and in JSON form', () => {
+    const options = serve([
+      '--lora-modules',
+      'a=/x',
+      'b=/y',
+      '--lora-modules',
+      '{"name": "c", "path": "/z"}',
+    ]);
+    expect(options.loraModules).toEqual([
+      { name: 'a', path: '/x' },
+      { name: 'b', path: '/y' },
+      { name: 'c', path: '/z' },
+    ]);
+  });
+
+  it('honours PORT and a positional model (vllm serve MODEL)', () => {
+    expect(serve(['/models/m'], { PORT: '8123' })).toMatchObject({ model: '/models/m', port: 8123 });
+  });
+
+  it('returns help text for --help', () => {
+    const command = parseCliOptions(['--help']);
+    expect(command.kind).toBe('help');
+    if (command.kind === 'help') expect(command.text).toContain('--lora-modules');
+  });
+
+  it.each([
+    [['--frobnicate'], 'unknown flag --frobnicate'],
+    [['--port', 'x'], '--port'],
+    [['--port', '70000'], '--port'],
+    [['--engine', 'cuda'], 'cuda'],
+    [['--pool-size', '3 parsecs'], '--pool-size'],
+    [['--model'], 'needs a value'],
+    [['--lora-modules', 'noequals'], 'NAME=DIR'],
+    [['--lora-modules', '{"name": 1}'], 'JSON form'],
+    [['--lora-modules', 'a=/x', 'a=/y'], 'twice'],
+    [['--max-num-seqs', '128', '--max-num-batched-tokens', '64'], 'at least'],
+    [['/a', '/b'], 'unexpected argument'],
+  ])('rejects %j with a clear message', (argv, message) => {
+    expect(() => parseCliOptions(argv)).toThrow(CliError);
+    expect(() => parseCliOptions(argv)).toThrow(message);
+  });
+
+  it('keeps = inside an adapter path', () => {
+    expect(parseLoraModule('a=/p=q')).toEqual({ name: 'a', path: '/p=q' });
+  });
+});

@@ -1,0 +1,142 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
+import { writeTinyModel } from './tiny-server.js';
+
+/** main.ts as a user runs it: its own process, its own exit code and stderr. */
+function runMain(args: string[]): {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; stderr: string }>;
+} {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', ...args], {
+    cwd: join(import.meta.dirname, '../..'),
+    env: { ...process.env, LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (data) => {
+    stderr += data;
+  });
+  const exited = new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    child.on('exit', (code) => resolve({ code, stderr }));
+  });
+  return { child, exited };
+}
+
+function stderrLines(stderr: string): string[] {
+  return stderr.split('\n').filter((line) => line.trim() !== '');
+}
+
+let root: string;
+let modelDir: string;
+let adapterDir: string;
+
+beforeAll(async () => {
+  ({
+    root,
+    modelDir,
+    adapters: [{ path: adapterDir }],
+  } = await writeTinyModel());
+});
+
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('server/main.ts start-up', () => {
+  it('exits 1 with one line naming a missing model directory', async () => {
+    const missing = join(root, 'no-such-model');
+    const { code, stderr } = await runMain(['--model', missing]).exited;
+    expect(code).toBe(1);
+    const lines = stderrLines(stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(missing);
+  });
+
+  it('exits 1 with one line naming a safetensors file whose header is corrupt', async () => {
+    const { modelDir: corruptDir, root: corruptRoot } = await writeTinyModel();
+    const file = join(corruptDir, 'model.safetensors');
+    const handle = await open(file, 'r+');
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(1n << 40n);
+    await handle.write(length, 0, 8, 0);
+    await handle.close();
+    const { code, stderr } = await runMain(['--model', corruptDir, '--engine', 'reference']).exited;
+    await rm(corruptRoot, { recursive: true, force: true });
+    expect(code).toBe(1);
+    const lines = stderrLines(stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(file);
+  });
+
+  it('exits 1 with one line naming an adapter whose shapes do not fit the model', async () => {
+    const wrongDir = join(root, 'wrong-shape');
+    const narrower = syntheticConfig({ ...TINY_SPEC, hiddenSize: 32 });
+    await writeSyntheticAdapter(wrongDir, narrower, {
+      name: 'wrong',
+      rank: 2,
+      alpha: 2,
+      targetModules: ['q_proj'],
+      seed: 3,
+    });
+    const { code, stderr } = await runMain([
+      '--model',
+      modelDir,
+      '--engine',
+      'reference',
+      '--lora-modules',
+      `wrong=${wrongDir}`,
+    ]).exited;
+    expect(code).toBe(1);
+    const lines = stderrLines(stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(join(wrongDir, 'adapter_model.safetensors'));
+  });
+
+  it('exits 2 on an unknown flag and non-zero on --engine webgpu, one line each', async () => {
+    const [unknown, webgpu] = await Promise.all([
+      runMain(['--no-such-flag']).exited,
+      runMain(['--model', modelDir, '--engine', 'webgpu']).exited,
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(stderrLines(unknown.stderr)).toEqual(['loom: unknown flag --no-such-flag (see --help)']);
+    expect(webgpu.code).not.toBe(0);
+    expect(stderrLines(webgpu.stderr)).toHaveLength(1);
+    expect(webgpu.stderr).toContain('WebGPU engine is not available');
+  });
+
+  it('serves, then exits 0 on SIGTERM', async () => {
+    const { child, exited } = runMain([
+      '--model',
+      modelDir,
+      '--lora-modules',
+      `first=${adapterDir}`,
+      '--engine',
+      'reference',
+      '--pool-size',
+      '8MiB',
+      '--port',
+      '0',
+    ]);
+    let stdout = '';
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout?.on('data', (data) => {
+        stdout += data;
+        const listening = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout);
+        if (listening) resolve(Number(listening[1]));
+      });
+      child.on('exit', () => reject(new Error(`exited before listening: ${stdout}`)));
+    });
+    let health = 0;
+    for (let i = 0; i < 200 && health !== 200; i++) {
+      health = (await fetch(`http://127.0.0.1:${port}/health`)).status;
+      if (health !== 200) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(health).toBe(200);
+    child.kill('SIGTERM');
+    const { code } = await exited;
+    expect(code).toBe(0);
+  });
+});

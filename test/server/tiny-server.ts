@@ -1,0 +1,93 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import OpenAI from 'openai';
+import type { TargetModule } from '../../model/llama-modules.js';
+import {
+  type SyntheticAdapterSpec,
+  syntheticConfig,
+  TINY_SPEC,
+  writeSyntheticAdapter,
+  writeSyntheticModel,
+} from '../../model/synthetic.js';
+import { buildApp } from '../../server/app.js';
+import type { EngineChoice } from '../../server/engine-factory.js';
+import { buildServingStack, type ServedAdapter, type ServingStack } from '../../server/serving-stack.js';
+
+const ATTENTION: TargetModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
+const MLP: TargetModule[] = ['gate_proj', 'up_proj', 'down_proj'];
+
+/** Five adapters of different ranks and target modules, so one batch mixes all of them. */
+export const TINY_ADAPTERS: SyntheticAdapterSpec[] = [
+  { name: 'tiny-r2', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj'], seed: 11 },
+  { name: 'tiny-r4', rank: 4, alpha: 8, targetModules: ATTENTION, seed: 12 },
+  { name: 'tiny-r8', rank: 8, alpha: 16, targetModules: [...ATTENTION, ...MLP], seed: 13 },
+  { name: 'tiny-r16', rank: 16, alpha: 16, targetModules: MLP, seed: 14, useRslora: true },
+  { name: 'tiny-r3', rank: 3, alpha: 6, targetModules: ['o_proj', 'down_proj'], seed: 15 },
+];
+
+export const TINY_MODEL_NAME = 'tiny-base';
+
+/** Writes the TINY synthetic model and its adapters under a fresh temporary directory. */
+export async function writeTinyModel(): Promise<{
+  root: string;
+  modelDir: string;
+  adapters: ServedAdapter[];
+}> {
+  const root = await mkdtemp(join(tmpdir(), 'loom-server-'));
+  const modelDir = join(root, TINY_MODEL_NAME);
+  await writeSyntheticModel(modelDir, TINY_SPEC);
+  const config = syntheticConfig(TINY_SPEC);
+  const adapters: ServedAdapter[] = [];
+  for (const spec of TINY_ADAPTERS) {
+    const dir = join(root, spec.name);
+    await writeSyntheticAdapter(dir, config, spec);
+    adapters.push({ name: spec.name, path: dir });
+  }
+  return { root, modelDir, adapters };
+}
+
+export interface TinyServer {
+  app: FastifyInstance;
+  stack: ServingStack;
+  client: OpenAI;
+  baseURL: string;
+  close(): Promise<void>;
+}
+
+/** The real stack (loader, pool, engine, scheduler) behind a real socket on 127.0.0.1:0. */
+export async function startTinyServer(engine: EngineChoice = 'onnx'): Promise<TinyServer> {
+  const { root, modelDir, adapters } = await writeTinyModel();
+  const stack = await buildServingStack(
+    {
+      modelDir,
+      loraModules: adapters,
+      servedModelName: null,
+      maxModelLen: 256,
+      maxNumSeqs: 16,
+      maxNumBatchedTokens: 512,
+      engine,
+      poolSize: '8MiB',
+      chatTemplateFile: null,
+      seed: 1234,
+    },
+    { info: () => {} },
+  );
+  const app = buildApp({ stack });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('server has no TCP address');
+  const baseURL = `http://127.0.0.1:${address.port}/v1`;
+  const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0 });
+  return {
+    app,
+    stack,
+    client,
+    baseURL,
+    async close() {
+      await app.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
