@@ -164,6 +164,9 @@ export class Scheduler {
   }
 
   private async runLoop(): Promise<void> {
+    // Start on a later turn: `this.loop` is set before any step runs (a submit from inside a step
+    // must not start a second loop), and requests submitted together share the first step.
+    await nextTurn();
     while (this.waiting.length > 0 || this.running.length > 0) {
       try {
         await this.runOneStep();
@@ -173,7 +176,7 @@ export class Scheduler {
         for (const state of [...this.requests]) this.fail(state, failure);
       }
       // Let submits, aborts and consumers run between steps even when the engine answers at once.
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
   }
 
@@ -385,6 +388,10 @@ export class Scheduler {
   private retirePending(): void {
     for (const seq of this.retireAfterStep.splice(0)) this.retire(seq);
   }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 function removeFrom(queue: Sequence[], seq: Sequence): void {

@@ -243,7 +243,7 @@ describe('scheduler', () => {
   });
 
   it('refuses at admission: queue full, a prompt that can never fit, after close', async () => {
-    const { scheduler, engine } = setup({ kvPages: 16, limits: { maxWaiting: 2 } });
+    const { scheduler, engine } = setup({ kvPages: 16, limits: { maxWaiting: 3 } });
     let open!: () => void;
     engine.gate = new Promise((resolve) => {
       open = resolve;
@@ -328,8 +328,12 @@ describe('scheduler', () => {
     engine.gate = new Promise((resolve) => {
       open = resolve;
     });
+    const started = new Promise<void>((resolve) => {
+      engine.onStep = () => resolve();
+    });
     const a = collect(scheduler.submit(request('a', [0], { maxTokens: 50, n: 2 })));
     const b = collect(scheduler.submit(request('b', [0], { maxTokens: 50 })));
+    await started;
     const closed = scheduler.close();
     expect(pool.numUsed('kv')).toBeGreaterThan(0);
     open();

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../scheduler/prng.js';
+import type { GenerationDelta, GenerationRequest } from '../../scheduler/request.js';
+import { Scheduler } from '../../scheduler/scheduler.js';
+import { FakeEngine, fakeKv, type NextToken, tableDecoder } from './fake-engine.js';
+
+/** Greedy, and dependent on the whole context, so lost, duplicated or reordered KV shows. */
+const contextSum: NextToken = (_seq, context) => context.reduce((a, b) => a + b, 0) % 26;
+const maxModelLen = 24;
+
+function expectedTokens(prompt: number[], maxTokens: number): number[] {
+  const context = [...prompt];
+  const out: number[] = [];
+  while (out.length < maxTokens && context.length < maxModelLen) {
+    const next = context.reduce((a, b) => a + b, 0) % 26;
+    out.push(next);
+    context.push(next);
+  }
+  return out;
+}
+
+interface Planned {
+  req: GenerationRequest;
+  arrivalStep: number;
+  abortAtStep: number | null;
+  /** The consumer walks away after this many deltas. */
+  leaveAfter: number | null;
+  controller: AbortController;
+}
+
+describe('random traces', () => {
+  for (const seed of [1, 2, 3, 4, 5]) {
+    it(`seed ${seed}: arrivals, aborts, cancels and preemptions; every choice matches a solo run, every page comes back`, async () => {
+      const random = mulberry32(seed);
+      const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
+      const { pool, kvCache } = fakeKv(41);
+      const engine = new FakeEngine(pool, contextSum);
+      const scheduler = new Scheduler({
+        engine,
+        kvCache,
+        adapters: () => null,
+        newDecoder: tableDecoder(),
+        eosTokenIds: [31],
+        limits: { maxNumSeqs: 4, maxNumBatchedTokens: 8, maxModelLen, maxWaiting: 64 },
+      });
+      const planned: Planned[] = Array.from({ length: 24 }, (_, i) => {
+        const controller = new AbortController();
+        return {
+          req: {
+            requestId: `r${i}`,
+            promptTokens: Array.from({ length: int(1, 12) }, () => int(0, 25)),
+            adapter: null,
+            sampling: {
+              maxTokens: int(1, 10),
+              temperature: 0,
+              topP: 1,
+              topK: 0,
+              seed: null,
+              stop: [],
+              stopTokenIds: [],
+              ignoreEos: false,
+              n: int(1, 2),
+            },
+            signal: controller.signal,
+          },
+          arrivalStep: i === 0 ? -1 : int(0, 30),
+          abortAtStep: random() < 0.2 ? int(0, 40) : null,
+          leaveAfter: random() < 0.15 ? int(1, 4) : null,
+          controller,
+        };
+      });
+      const results = new Map<Planned, Promise<GenerationDelta[]>>();
+      const submit = (p: Planned) => {
+        const stream = scheduler.submit(p.req);
+        results.set(
+          p,
+          (async () => {
+            const deltas: GenerationDelta[] = [];
+            for await (const d of stream) {
+              deltas.push(d);
+              if (deltas.length === p.leaveAfter) break;
+            }
+            return deltas;
+          })(),
+        );
+      };
+      engine.onStep = (step) => {
+        for (const p of planned) {
+          if (!results.has(p) && p.arrivalStep <= step) submit(p);
+          if (p.abortAtStep === step) p.controller.abort();
+        }
+      };
+      engine.onStep(-1);
+      await Promise.all(results.values());
+      while (results.size < planned.length) {
+        await Promise.all(results.values());
+        for (const p of planned) if (!results.has(p)) submit(p);
+      }
+      for (const [p, done] of results) {
+        const deltas = await done;
+        const expected = expectedTokens(p.req.promptTokens, p.req.sampling.maxTokens);
+        for (let index = 0; index < p.req.sampling.n; index++) {
+          const mine = deltas.filter((d) => d.index === index);
+          const tokens = mine.flatMap((d) => d.tokenIds);
+          const reason = mine[mine.length - 1]?.finishReason;
+          const isCut = reason === 'abort' || (p.leaveAfter !== null && deltas.length === p.leaveAfter);
+          if (isCut || !reason) expect(expected.slice(0, tokens.length)).toEqual(tokens);
+          else {
+            expect(reason).toBe('length');
+            expect(tokens).toEqual(expected);
+          }
+        }
+      }
+      expect(pool.numUsed('kv')).toBe(0);
+      expect(kvCache.numSequences).toBe(0);
+      expect(scheduler.stats().numPreemptions).toBeGreaterThan(0);
+      expect(scheduler.stats()).toMatchObject({ numRequests: 0, numWaiting: 0, numRunning: 0 });
+    });
+  }
+});
