@@ -149,6 +149,17 @@ export class Scheduler {
     };
   }
 
+  /**
+   * Adapters the queues need: residency must not evict a running one, and may prefetch the
+   * waiting ones (in queue order, each once).
+   */
+  adaptersInUse(): { running: string[]; waiting: string[] } {
+    const names = (queue: Sequence[]) => [
+      ...new Set(queue.flatMap((seq) => (seq.adapter === null ? [] : [seq.adapter]))),
+    ];
+    return { running: names(this.running), waiting: names(this.waiting) };
+  }
+
   /** Stops admitting, ends every open stream with finishReason 'abort', resolves once the loop is idle. */
   async close(): Promise<void> {
     this.isClosed = true;

@@ -322,6 +322,22 @@ describe('scheduler', () => {
     expect(String(await evicted)).toMatch(/adapter "ad1" is no longer resident/);
   });
 
+  it('tells residency which adapters the running and waiting sequences need', async () => {
+    const { scheduler, engine, resident } = setup({ limits: { maxNumSeqs: 1, maxNumBatchedTokens: 4 } });
+    resident.set('ad2', fakeAdapter('ad2'));
+    let seen: ReturnType<Scheduler['adaptersInUse']> | null = null;
+    engine.onStep = () => {
+      seen ??= scheduler.adaptersInUse();
+    };
+    await Promise.all([
+      collect(scheduler.submit(request('a', [0], {}, { adapter: 'ad1' }))),
+      collect(scheduler.submit(request('b', [0]))),
+      collect(scheduler.submit(request('c', [0], { n: 2 }, { adapter: 'ad2' }))),
+    ]);
+    expect(seen).toEqual({ running: ['ad1'], waiting: ['ad2'] });
+    expect(scheduler.adaptersInUse()).toEqual({ running: [], waiting: [] });
+  });
+
   it('close() ends open streams with abort and resolves once the step in flight is done', async () => {
     const { scheduler, engine, pool } = setup();
     let open!: () => void;
