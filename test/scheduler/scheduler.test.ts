@@ -307,6 +307,30 @@ describe('scheduler', () => {
     expect(pool.numUsed('kv')).toBe(0);
   });
 
+  it('a fault in the scheduler itself fails the live requests instead of hanging them', async () => {
+    const { pool, kvCache } = fakeKv(65);
+    const scheduler = new Scheduler({
+      engine: new FakeEngine(pool, counting),
+      kvCache,
+      adapters: () => null,
+      newDecoder: () => ({
+        push: (id) => {
+          if (id === 3) throw new Error('decoder broke');
+          return 'x';
+        },
+        flush: () => '',
+      }),
+      eosTokenIds: [EOS],
+      limits: { maxNumSeqs: 4, maxNumBatchedTokens: 16, maxModelLen: 32, maxWaiting: 8 },
+    });
+    const failure = await failureOf(collect(scheduler.submit(request('a', [0], { maxTokens: 8 }))));
+    expect(String(failure)).toMatch(/scheduler failed: decoder broke/);
+    expect(pool.numUsed('kv')).toBe(0);
+    expect(choice(await collect(scheduler.submit(request('b', [5], { maxTokens: 2 })))).tokenIds).toEqual([
+      6, 7,
+    ]);
+  });
+
   it('fails a request whose adapter was evicted after submit', async () => {
     const { scheduler, resident, engine } = setup();
     let open!: () => void;
