@@ -47,6 +47,11 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.addHook('preClose', async () => {
     state.beginClosing();
   });
+  // A keep-alive connection whose last response finishes during shutdown would hold the
+  // listener open until its keep-alive timeout: close it as soon as it is idle.
+  app.addHook('onResponse', async () => {
+    if (state.phase === 'closing') setImmediate(() => app.server.closeIdleConnections());
+  });
   app.addHook('onClose', async () => {
     await state.close();
   });

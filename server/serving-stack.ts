@@ -8,7 +8,7 @@ import { IncrementalDecoder } from '../model/incremental-decoder.js';
 import { loadAdapter } from '../model/load-adapter.js';
 import { loadModel } from '../model/load-model.js';
 import type { GenerationRequest, GenerationStream } from '../scheduler/request.js';
-import { Scheduler } from '../scheduler/scheduler.js';
+import { Scheduler, type SchedulerStats } from '../scheduler/scheduler.js';
 import { createEngine, type EngineChoice } from './engine-factory.js';
 import { seededDraws } from './seed-source.js';
 import { StartupError } from './startup-error.js';
@@ -24,6 +24,7 @@ export interface ServingTokenizer {
 /** The scheduler as the HTTP layer sees it. */
 export interface GenerationService {
   submit(request: GenerationRequest): GenerationStream;
+  stats(): SchedulerStats;
   close(): Promise<void>;
 }
 

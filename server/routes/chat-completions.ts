@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { ChatTemplateError } from '../../model/tokenizer.js';
 import type { GenerationDelta } from '../../scheduler/request.js';
 import { invalidRequest, notSupported } from '../api-error.js';
 import { Generation, sendEventStream } from '../generation.js';
@@ -56,7 +57,8 @@ function chatPromptTokens(stack: ServingStack, body: ChatCompletionRequest): num
   try {
     rendered = stack.tokenizer.applyChatTemplate(messages, true);
   } catch (error) {
-    throw invalidRequest(`The chat template rejected the messages: ${(error as Error).message}`, 'messages');
+    if (!(error instanceof ChatTemplateError)) throw error;
+    throw invalidRequest(`The chat template rejected the messages: ${error.message}`, 'messages');
   }
   // The template writes BOS itself where the model wants one (as HF's apply_chat_template does).
   return stack.tokenizer.encode(rendered, false);

@@ -330,3 +330,30 @@ describe('bad requests get OpenAI error JSON with the right 4xx', () => {
     expect(unknown.json().error.code).toBe('unknown_url');
   });
 });
+
+describe('shutdown', () => {
+  it('ends open event streams with a shutdown error and [DONE], then closes', async () => {
+    const stack = start();
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    if (!address || typeof address === 'string') throw new Error('no TCP address');
+    const res = await fetch(`http://127.0.0.1:${address.port}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-base', prompt: 'x', max_tokens: 60, stream: true }),
+    });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let body = decoder.decode((await reader.read()).value);
+    expect(app.loom.numOpenStreams).toBe(1);
+    const closed = app.close();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      body += decoder.decode(chunk.value);
+    await closed;
+    const events = sseEvents(body);
+    expect(events.at(-1)).toBe('[DONE]');
+    expect(JSON.parse(events.at(-2)!).error.code).toBe('server_shutting_down');
+    expect(stack.scheduler.live.size).toBe(0);
+    expect(stack.scheduler.isClosed).toBe(true);
+  });
+});

@@ -5,6 +5,7 @@ import {
   type GenerationRequest,
   type GenerationStream,
 } from '../../scheduler/request.js';
+import type { SchedulerStats } from '../../scheduler/scheduler.js';
 import type { GenerationService, ServingStack, ServingTokenizer } from '../../server/serving-stack.js';
 
 /**
@@ -84,6 +85,20 @@ export class FakeScheduler implements GenerationService {
         return completionTokens;
       },
       [Symbol.asyncIterator]: () => deltas,
+    };
+  }
+
+  stats(): SchedulerStats {
+    return {
+      numRequests: this.live.size,
+      numWaiting: 0,
+      numRunning: this.live.size,
+      numKvPages: 0,
+      numAdapterPages: 0,
+      numFreePages: 15,
+      numGeneratedTokens: 0,
+      numPreemptions: 0,
+      numSteps: 0,
     };
   }
 

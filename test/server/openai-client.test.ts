@@ -115,12 +115,19 @@ describe('the official openai client against a tiny real model', () => {
     }));
     const solo: string[] = [];
     for (const job of jobs) solo.push(await complete(job.model, job.prompt, job.maxTokens));
+    let maxRunning = 0;
+    const watch = setInterval(() => {
+      maxRunning = Math.max(maxRunning, server.stack.scheduler.stats().numRunning);
+    }, 1);
     const together = await Promise.all(jobs.map((job) => complete(job.model, job.prompt, job.maxTokens)));
+    clearInterval(watch);
     expect(together).toEqual(solo);
+    expect(maxRunning).toBeGreaterThanOrEqual(models.length);
   });
 
-  it('frees the KV pages of a client that aborts mid-stream', async () => {
-    const { pool } = server.stack;
+  it('frees the KV pages of a client that aborts mid-stream within a step or two', async () => {
+    const stack = server.app.loom.stack!;
+    const { pool, scheduler } = stack;
     await waitFor(() => pool.numUsed('kv') === 0, 2000);
     const stream = await client.completions.create({
       model: 'tiny-r4',
@@ -131,13 +138,30 @@ describe('the official openai client against a tiny real model', () => {
       stream: true,
     } as never);
     let chunks = 0;
+    let stepsAtAbort = 0;
     for await (const _chunk of stream as unknown as AsyncIterable<OpenAI.Completion>) {
-      if (++chunks === 3) break;
+      if (++chunks < 3) continue;
+      expect(pool.numUsed('kv')).toBeGreaterThan(0);
+      stepsAtAbort = scheduler.stats().numSteps;
+      break;
     }
-    expect(chunks).toBe(3);
-    const freedAfterMs = await waitFor(() => pool.numUsed('kv') === 0, 2000);
-    expect(freedAfterMs).toBeLessThan(2000);
+    await waitFor(() => pool.numUsed('kv') === 0, 2000);
+    expect(scheduler.stats().numSteps - stepsAtAbort).toBeLessThanOrEqual(2);
     await expect(stillServing('tiny-r4')).resolves.toBe(2);
+  });
+
+  it('frees the KV pages of a non-streaming request whose client goes away', async () => {
+    const { pool } = server.app.loom.stack!;
+    await waitFor(() => pool.numUsed('kv') === 0, 2000);
+    const controller = new AbortController();
+    const pending = client.completions.create(
+      { model: 'tiny-r8', prompt: 'never read', max_tokens: 200, ignore_eos: true } as never,
+      { signal: controller.signal },
+    );
+    await waitFor(() => pool.numUsed('kv') > 0, 2000);
+    controller.abort();
+    await expect(pending).rejects.toThrow();
+    await waitFor(() => pool.numUsed('kv') === 0, 2000);
   });
 
   it('answers bad requests with typed 4xx errors and keeps serving', async () => {
