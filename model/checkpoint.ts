@@ -80,6 +80,10 @@ export class Checkpoint {
     return this.owner.has(name);
   }
 
+  names(): string[] {
+    return [...this.owner.keys()];
+  }
+
   /** Header entry of a tensor and the file that holds it, or undefined if no file holds it. */
   find(name: string): { file: string; info: TensorInfo } | undefined {
     const file = this.owner.get(name);

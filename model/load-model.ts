@@ -64,6 +64,14 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /** Every tensor the config implies is there, with its shape and a dtype Loom reads. */
 function checkTensors(checkpoint: Checkpoint, config: LlamaConfig): void {
+  // Loom's layer has no linear biases; ignoring them (as Qwen2's q/k/v biases) would be silently wrong.
+  const bias = checkpoint.names().find((name) => /_proj\.bias$/.test(name));
+  if (bias) {
+    throw new ModelFormatError(
+      checkpoint.find(bias)!.file,
+      `tensor "${bias}" is a linear-layer bias, which Loom's Llama layer does not support`,
+    );
+  }
   for (const expected of expectedModelTensors(config)) {
     const found = checkpoint.find(expected.name);
     if (!found) {

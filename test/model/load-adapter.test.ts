@@ -75,6 +75,23 @@ describe('loadAdapter', () => {
     expect((await loadAdapter('r', dir, config)).scale).toBe(2);
   });
 
+  it('reads F16 and BF16 adapter weights', async () => {
+    const dir = join(root, 'half');
+    const written = await writeSyntheticAdapter(dir, config, spec);
+    const file = join(dir, 'adapter_model.safetensors');
+    const tensors = [...(await readSafetensors(file))].map(([name, t], i) => ({
+      name,
+      dtype: i % 2 ? ('BF16' as const) : ('F16' as const),
+      shape: t.shape,
+      data: t.data,
+    }));
+    await writeSafetensors(file, tensors);
+    const loaded = await loadAdapter('h', dir, config);
+    const a = loaded.layers[0].q_proj!.a;
+    const expected = written.layers[0].q_proj!.a;
+    for (let i = 0; i < a.length; i++) expect(Math.abs(a[i] - expected[i])).toBeLessThan(1e-3);
+  });
+
   it('accepts names without .weight and with an adapter-name segment', async () => {
     for (const variant of ['bare', 'named']) {
       const dir = join(root, variant);

@@ -112,6 +112,18 @@ describe('loadModel', () => {
     expect(model.weights.embedTokens).toEqual(written.embedTokens);
   });
 
+  it('rejects linear-layer biases (e.g. Qwen2 q/k/v) instead of silently ignoring them', async () => {
+    const dir = join(root, 'bias');
+    await writeSyntheticModel(dir, TINY_SPEC);
+    await editWeights(dir, (ts) => [
+      ...ts,
+      { name: 'model.layers.0.self_attn.q_proj.bias', shape: [64], data: new Float32Array(64) },
+    ]);
+    expect((await loadError(dir)).problem).toBe(
+      'tensor "model.layers.0.self_attn.q_proj.bias" is a linear-layer bias, which Loom\'s Llama layer does not support',
+    );
+  });
+
   it('rejects a missing tensor, naming the file and the tensor', async () => {
     const dir = join(root, 'missing-tensor');
     await writeSyntheticModel(dir, TINY_SPEC);
