@@ -29,6 +29,8 @@ export interface SchedulerOptions {
   limits: SchedulerLimits;
   /** Seed for requests that bring none. */
   drawSeed?: () => number;
+  /** Host sampler; kernels/reference/sample.ts's sampleToken unless a faster equivalent is given. */
+  sample?: typeof sampleToken;
 }
 
 export interface SchedulerStats {
@@ -78,6 +80,7 @@ export class Scheduler {
   private readonly retireAfterStep: Sequence[] = [];
   private readonly capacity: KvCapacityView;
   private readonly drawSeed: () => number;
+  private readonly sample: typeof sampleToken;
   private nextSeqId = 1;
   private loop: Promise<void> | null = null;
   private isStepInFlight = false;
@@ -92,6 +95,7 @@ export class Scheduler {
       throw new Error(`maxWaiting must be a positive integer, got ${options.limits.maxWaiting}`);
     this.capacity = kvCapacityView(options.kvCache);
     this.drawSeed = options.drawSeed ?? (() => Math.floor(Math.random() * 4294967296));
+    this.sample = options.sample ?? sampleToken;
   }
 
   submit(req: GenerationRequest): GenerationStream {
@@ -324,7 +328,7 @@ export class Scheduler {
       if (!state || state.isDone || seq.isFinished) continue;
       seq.numCachedTokens += numTokens;
       if (!needsLogits) continue;
-      const tokenId = sampleToken(logits.subarray(rowStart, rowStart + vocab), seq.sampling, seq.uniform());
+      const tokenId = this.sample(logits.subarray(rowStart, rowStart + vocab), seq.sampling, seq.uniform());
       seq.appendToken(tokenId);
       this.numGeneratedTokens++;
       const verdict = seq.stopChecker.accept(tokenId);
