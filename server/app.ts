@@ -4,6 +4,7 @@ import { installErrorHandlers } from './error-handler.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { healthRoute } from './routes/health.js';
+import { installMetrics } from './routes/metrics.js';
 import { modelsRoute } from './routes/models.js';
 import { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
@@ -43,6 +44,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);
   installErrorHandlers(app);
+  installMetrics(app);
 
   app.addHook('preClose', async () => {
     state.beginClosing();

@@ -357,3 +357,19 @@ describe('shutdown', () => {
     expect(stack.scheduler.isClosed).toBe(true);
   });
 });
+
+describe('/metrics', () => {
+  it('reports pool pages, sequences and HTTP answers in Prometheus text', async () => {
+    start();
+    await post('/v1/completions', cmpl({ max_tokens: 2 }));
+    await post('/v1/completions', cmpl({ model: 'nope' }));
+    const res = await app.inject('/metrics');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    expect(res.body).toContain('loom_pool_pages{use="free"} 15');
+    expect(res.body).toContain('loom_pool_pages{use="kv"} 0');
+    expect(res.body).toContain('loom_sequences{state="running"} 0');
+    expect(res.body).toContain('loom_http_responses_total{route="/v1/completions",status="200"} 1');
+    expect(res.body).toContain('loom_http_responses_total{route="/v1/completions",status="404"} 1');
+  });
+});
