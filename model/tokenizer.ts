@@ -160,7 +160,7 @@ export class TextTokenizer {
         ...this.specialTokens,
       });
     } catch (err) {
-      throw new ChatTemplateError(`chat template: ${(err as Error).message}`);
+      throw new ChatTemplateError((err as Error).message);
     }
   }
 
