@@ -12,6 +12,8 @@ export interface SamplingBody {
   seed?: number | null;
   stop?: string | string[] | null;
   n?: number | null;
+  stream?: boolean | null;
+  stream_options?: object | null;
   ignore_eos?: boolean | null;
   stop_token_ids?: number[] | null;
   presence_penalty?: number | null;
@@ -75,6 +77,8 @@ export function samplingParams(
       `n must be at most ${stack.maxNumSeqs} (the server's --max-num-seqs), got ${n}.`,
       'n',
     );
+  if (body.stream_options && !body.stream)
+    throw invalidRequest('stream_options is only allowed when stream is true.', 'stream_options');
   if (body.presence_penalty) notSupportedPenalty('presence_penalty');
   if (body.frequency_penalty) notSupportedPenalty('frequency_penalty');
   const stopTokenIds = body.stop_token_ids ?? [];

@@ -67,6 +67,14 @@ function chatPromptTokens(stack: ServingStack, body: ChatCompletionRequest): num
 function checkUnsupported(body: ChatCompletionRequest): void {
   if (body.logprobs) throw notSupported('logprobs', 'logprobs');
   if (body.top_logprobs) throw notSupported('top_logprobs', 'top_logprobs');
+  if (Array.isArray(body.tools) ? body.tools.length > 0 : body.tools != null)
+    throw notSupported('tools', 'Tool calling');
+  if (body.functions != null) throw notSupported('functions', 'Function calling');
+  if (body.tool_choice != null && body.tool_choice !== 'none')
+    throw notSupported('tool_choice', 'tool_choice');
+  const format = body.response_format as { type?: unknown } | null | undefined;
+  if (format != null && format.type !== 'text')
+    throw notSupported('response_format', 'A response_format other than text');
 }
 
 export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {

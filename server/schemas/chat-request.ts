@@ -20,6 +20,11 @@ export const ChatCompletionRequestSchema = Type.Object({
   /** Only null/false are supported; the route says so for anything else. */
   logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
   top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
+  /** Not supported; declared so the route can say so instead of silently ignoring them. */
+  tools: Type.Optional(Type.Unknown()),
+  functions: Type.Optional(Type.Unknown()),
+  tool_choice: Type.Optional(Type.Unknown()),
+  response_format: Type.Optional(Type.Unknown()),
 });
 
 export type ChatMessage = Static<typeof ChatMessageSchema>;

@@ -285,6 +285,27 @@ const badRequests: [string, string, unknown, number, string | null][] = [
     'stop_token_ids',
   ],
   ['frequency penalty', '/v1/completions', cmpl({ frequency_penalty: 0.5 }), 400, 'frequency_penalty'],
+  [
+    'tools',
+    '/v1/chat/completions',
+    chat({ tools: [{ type: 'function', function: { name: 'f' } }] }),
+    400,
+    'tools',
+  ],
+  [
+    'json mode',
+    '/v1/chat/completions',
+    chat({ response_format: { type: 'json_object' } }),
+    400,
+    'response_format',
+  ],
+  [
+    'stream_options without stream',
+    '/v1/completions',
+    cmpl({ stream_options: { include_usage: true } }),
+    400,
+    'stream_options',
+  ],
   ['body that is an array', '/v1/completions', [1, 2], 400, null],
 ];
 
