@@ -102,11 +102,18 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
 
   const pageSize = config.hiddenSize;
   const poolBytes = parseFlag('--pool-size', () => parsePoolSize(options.poolSize, totalmem()));
-  const pool = new PagePool(Math.floor(poolBytes / (pageSize * BYTES_PER_ELEMENT)), pageSize);
+  const pool = parseFlag(
+    '--pool-size',
+    () => new PagePool(Math.floor(poolBytes / (pageSize * BYTES_PER_ELEMENT)), pageSize),
+  );
+  const kvCache = new KvCache(pool, kvLayout(config));
   const adapterPages = adapters.reduce((sum, a) => sum + adapterPageCount(config, a), 0);
-  if (adapterPages >= pool.numFree) {
+  // As vLLM does: refuse to start when one full-length sequence cannot fit beside the
+  // adapters, so a valid request is never refused for a prompt the pool could never hold.
+  const pagesForFullContext = kvCache.pagesNeeded(-1, maxModelLen);
+  if (adapterPages + pagesForFullContext > pool.numFree) {
     throw new StartupError(
-      `--pool-size ${options.poolSize}: the pool's ${pool.numFree} pages cannot hold the adapters' ${adapterPages} pages and any KV cache`,
+      `--pool-size ${options.poolSize}: the pool has ${pool.numFree} pages; the adapters take ${adapterPages} and one sequence of --max-model-len ${maxModelLen} tokens needs ${pagesForFullContext} more (raise --pool-size or lower --max-model-len)`,
     );
   }
 
@@ -122,7 +129,6 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     engine.writeAdapter(layout, adapter);
     layouts.set(adapter.name, layout);
   }
-  const kvCache = new KvCache(pool, kvLayout(config));
   const scheduler = new Scheduler({
     engine,
     kvCache,

@@ -3,6 +3,8 @@ import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
+import { buildServingStack } from '../../server/serving-stack.js';
+import { StartupError } from '../../server/startup-error.js';
 import { writeTinyModel } from './tiny-server.js';
 
 /** main.ts as a user runs it: its own process, its own exit code and stderr. */
@@ -105,6 +107,26 @@ describe('server/main.ts start-up', () => {
     expect(webgpu.code).not.toBe(0);
     expect(stderrLines(webgpu.stderr)).toHaveLength(1);
     expect(webgpu.stderr).toContain('WebGPU engine is not available');
+  });
+
+  it('refuses a pool too small for the adapters plus one full-length sequence', async () => {
+    const build = buildServingStack(
+      {
+        modelDir,
+        loraModules: [{ name: 'first', path: adapterDir }],
+        servedModelName: null,
+        maxModelLen: 512,
+        maxNumSeqs: 4,
+        maxNumBatchedTokens: 64,
+        engine: 'reference',
+        poolSize: '64KiB',
+        chatTemplateFile: null,
+        seed: null,
+      },
+      { info: () => {} },
+    );
+    await expect(build).rejects.toBeInstanceOf(StartupError);
+    await expect(build).rejects.toThrow(/--pool-size 64KiB: the pool has \d+ pages; the adapters take \d+/);
   });
 
   it('serves, then exits 0 on SIGTERM', async () => {
