@@ -205,3 +205,25 @@ export function destroySplit(ctx: WebGpuContext, split: SplitBuffer): void {
 export function splitBindings(split: SplitBuffer): GPUBufferBinding[] {
   return split.chunks.map((buffer) => ({ buffer }));
 }
+
+/**
+ * A pool split into chunks of whole pages: chunk c holds pages [c·pagesPerChunk, (c+1)·pagesPerChunk).
+ * Kernels bind one chunk per dispatch and skip pages outside it, so no shader ever switches
+ * between bindings (lavapipe's JIT took minutes on such switches inside hot loops).
+ */
+export function pagesPerChunk(pool: SplitBuffer): number {
+  return pool.chunkElements / pool.unitElements;
+}
+
+/** The chunks (ascending) holding any of `pages`. */
+export function chunksHolding(pool: SplitBuffer, pages: ArrayLike<number>): number[] {
+  if (pool.chunks.length === 1) return pages.length > 0 ? [0] : [];
+  const per = pagesPerChunk(pool);
+  const used = new Uint8Array(pool.chunks.length);
+  for (let i = 0; i < pages.length; i++) used[Math.floor(pages[i] / per)] = 1;
+  const out: number[] = [];
+  used.forEach((u, c) => {
+    if (u) out.push(c);
+  });
+  return out;
+}

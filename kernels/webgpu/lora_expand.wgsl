@@ -1,7 +1,8 @@
 // S-LoRA expand: y[t, o] += scale[t] · Σ_r v[vOffset[t] + r] · Bᵀ_r[o], every token reading its
 // own adapter's Bᵀ rank-rows from pool pages. One invocation owns 4 consecutive outputs (a vec4)
-// of one token (mbgmv) or of a tile of ≤ TILE consecutive tokens sharing an adapter (mbgmm),
-// looping over exactly that adapter's rank: no padding to a maximum rank.
+// of one token (mbgmv) or of a tile of ≤ 4 consecutive tokens sharing an adapter (mbgmm),
+// looping over exactly that adapter's rank: no padding to a maximum rank. Where the pool spans
+// several bindings, one dispatch per chunk adds the rank-rows whose pages lie in it.
 //
 // batch: as lora_shrink.wgsl (5 words per token from 0), bPages from p.bPagesAt, and for mbgmm
 // tiles of two words (first token, tokens in tile) from p.tilesAt.
@@ -13,13 +14,15 @@ struct Params {
   pagesPerRowB: u32,
   bPagesAt: u32,
   tilesAt: u32,
+  chunkStart: u32,
+  chunkPages: u32,
 }
 var<immediate> p: Params;
 
 @group(0) @binding(0) var<storage, read> v: array<f32>;
 @group(0) @binding(1) var<storage, read> batch: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-{{POOL}}
+@group(0) @binding(3) var<storage, read> pool: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -36,12 +39,17 @@ fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
   let within = o4 % p.pageSize4;
   let vOff = batch[t * 5u + 3u];
   var acc = vec4<f32>(0.0);
+  var touched = false;
   for (var r = 0u; r < rank; r++) {
-    let page = batch[firstPage + r * p.pagesPerRowB];
-    acc += v[vOff + r] * pool_load(page * p.pageSize4 + within);
+    let local = batch[firstPage + r * p.pagesPerRowB] - p.chunkStart;
+    if (local < p.chunkPages) {
+      acc += v[vOff + r] * pool[local * p.pageSize4 + within];
+      touched = true;
+    }
   }
-  let scale = bitcast<f32>(batch[t * 5u + 4u]);
-  y[t * p.out4 + o4] += scale * acc;
+  if (touched) {
+    y[t * p.out4 + o4] += bitcast<f32>(batch[t * 5u + 4u]) * acc;
+  }
 }
 
 @compute @workgroup_size(64)
@@ -64,12 +72,21 @@ fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
+  var touched = false;
   for (var r = 0u; r < rank; r++) {
-    let b = pool_load(batch[firstPage + r * p.pagesPerRowB] * p.pageSize4 + within);
+    let local = batch[firstPage + r * p.pagesPerRowB] - p.chunkStart;
+    if (local >= p.chunkPages) {
+      continue;
+    }
+    let b = pool[local * p.pageSize4 + within];
     a0 += v[v0 + r] * b;
     a1 += v[v1 + r] * b;
     a2 += v[v2 + r] * b;
     a3 += v[v3 + r] * b;
+    touched = true;
+  }
+  if (!touched) {
+    return;
   }
   let scale = bitcast<f32>(batch[t0 * 5u + 4u]);
   var accs = array<vec4<f32>, 4>(a0, a1, a2, a3);

@@ -2,11 +2,15 @@
 // adapter's rank-rows of A from pool pages (layout: kernels/lora-batch.ts). Nothing is padded
 // to a maximum rank: each invocation is one real (token tile, rank-row) item.
 //
+// The pool may span several bindings; one dispatch sees one chunk (pages [chunkStart,
+// chunkStart + chunkPages)) and adds the part of each dot product whose pages lie in it. The
+// first dispatch of a step assigns v, later ones add to it.
+//
 // batch (u32): per token 5 words {rank, aOffset, bOffset, vOffset, scale bits} from 0, then
 // aPages from p.aPagesAt, then work items from p.itemsAt:
 //   mbgmv: one word per v element: its token (the rank-row is the element minus vOffset);
-//   mbgmm: three words (first token, tokens in tile ≤ TILE, rank-row) per item, the tile's
-//          tokens consecutive and sharing one adapter, so each A element loaded serves TILE rows.
+//   mbgmm: three words (first token, tokens in tile ≤ 4, rank-row) per item, the tile's tokens
+//          consecutive and sharing one adapter, so each A element loaded serves 4 rows.
 
 struct Params {
   numItems: u32,
@@ -16,18 +20,36 @@ struct Params {
   aPagesAt: u32,
   itemsAt: u32,
   groupsX: u32,
+  chunkStart: u32,
+  chunkPages: u32,
+  accumulate: u32,
 }
 var<immediate> p: Params;
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> batch: array<u32>;
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;
-{{POOL}}
-
-const TILE: u32 = 4u;
+@group(0) @binding(3) var<storage, read> pool: array<vec4<f32>>;
 
 fn item_index(gid: vec3<u32>) -> u32 {
   return gid.y * p.groupsX * 64u + gid.x;
+}
+
+/** vec4 index of `page` inside the bound chunk, or 0xffffffff when the page lies elsewhere. */
+fn chunk_base(page: u32) -> u32 {
+  let local = page - p.chunkStart;
+  if (page < p.chunkStart || local >= p.chunkPages) {
+    return 0xffffffffu;
+  }
+  return local * p.pageSize4;
+}
+
+fn store(at: u32, value: f32) {
+  if (p.accumulate != 0u) {
+    v[at] += value;
+  } else {
+    v[at] = value;
+  }
 }
 
 @compute @workgroup_size(64)
@@ -42,14 +64,17 @@ fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
   let xBase = t * p.inF4;
   var acc = vec4<f32>(0.0);
   for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
-    let base = batch[firstPage + pg] * p.pageSize4;
+    let base = chunk_base(batch[firstPage + pg]);
+    if (base == 0xffffffffu) {
+      continue;
+    }
     let k0 = pg * p.pageSize4;
     let n = min(p.pageSize4, p.inF4 - k0);
     for (var j = 0u; j < n; j++) {
-      acc += x[xBase + k0 + j] * pool_load(base + j);
+      acc += x[xBase + k0 + j] * pool[base + j];
     }
   }
-  v[i] = acc.x + acc.y + acc.z + acc.w;
+  store(i, acc.x + acc.y + acc.z + acc.w);
 }
 
 @compute @workgroup_size(64)
@@ -72,11 +97,14 @@ fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
   for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
-    let base = batch[firstPage + pg] * p.pageSize4;
+    let base = chunk_base(batch[firstPage + pg]);
+    if (base == 0xffffffffu) {
+      continue;
+    }
     let k0 = pg * p.pageSize4;
     let n = min(p.pageSize4, p.inF4 - k0);
     for (var j = 0u; j < n; j++) {
-      let w = pool_load(base + j);
+      let w = pool[base + j];
       let k = k0 + j;
       a0 += x[x0 + k] * w;
       a1 += x[x1 + k] * w;
@@ -91,6 +119,6 @@ fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
     a3.x + a3.y + a3.z + a3.w,
   );
   for (var j = 0u; j < count; j++) {
-    v[batch[(t0 + j) * 5u + 3u] + r] = sums[j];
+    store(batch[(t0 + j) * 5u + 3u] + r, sums[j]);
   }
 }

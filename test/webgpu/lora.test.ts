@@ -100,8 +100,8 @@ describe.skipIf(!ctx)('lora_shrink / lora_expand gather kernels', () => {
       );
       if (chunkPages) expect(pool.chunks.length).toBeGreaterThan(1);
       writeSplit(gpu, pool, 0, storage);
-      const shrink = new LoraShrinkKernel(gpu, pool, PAGE);
-      const expand = new LoraExpandKernel(gpu, pool, PAGE);
+      const shrink = new LoraShrinkKernel(gpu, pool);
+      const expand = new LoraExpandKernel(gpu, pool);
       const rand = seededRandom(100 + chunkPages + form.length);
       for (let trial = 0; trial < 4; trial++) {
         const batch = buildLoraBatch(tokenAdapters(rand, adapters, form), 0, 'q_proj', IN, OUT, PAGE);
