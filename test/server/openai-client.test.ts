@@ -164,6 +164,38 @@ describe('the official openai client against a tiny real model', () => {
     await waitFor(() => pool.numUsed('kv') === 0, 2000);
   });
 
+  it('ends a choice at a stop string with finish_reason stop', async () => {
+    const full = await complete('tiny-r16', 'Where does it stop?', 12);
+    expect(full.length).toBeGreaterThanOrEqual(6);
+    const stop = full.slice(4, 6);
+    const res = (await client.completions.create({
+      ...GREEDY,
+      model: 'tiny-r16',
+      prompt: 'Where does it stop?',
+      stop: [stop],
+    } as never)) as OpenAI.Completion;
+    expect(res.choices[0].finish_reason).toBe('stop');
+    expect(res.choices[0].text).toBe(full.slice(0, full.indexOf(stop)));
+  });
+
+  it('samples reproducibly with a seed, n choices per request', async () => {
+    const ask = async () =>
+      (
+        (await client.chat.completions.create({
+          model: 'tiny-r4',
+          messages: [{ role: 'user', content: 'Pick something' }],
+          temperature: 1,
+          top_p: 0.9,
+          seed: 99,
+          n: 2,
+          max_tokens: 8,
+        })) as OpenAI.ChatCompletion
+      ).choices.map((c) => c.message.content);
+    const first = await ask();
+    expect(first).toHaveLength(2);
+    expect(await ask()).toEqual(first);
+  });
+
   it('answers bad requests with typed 4xx errors and keeps serving', async () => {
     await expect(complete('no-such-model', 'x')).rejects.toMatchObject({
       status: 404,
