@@ -45,11 +45,24 @@ export function loraInputNames(m: TargetModule): { aPages: string; bPages: strin
 /** Masked attention slots get this score: exp underflows to exactly 0 while staying finite. */
 export const MASKED = -1e9;
 
+/**
+ * How weights enter the graph: as inputs fed every run (no extra memory, but onnxruntime repacks
+ * each weight matrix in every Gemm call), or as initializers whose bytes come from host memory
+ * through `externalData` (onnxruntime prepacks them once, at the cost of its own packed copy).
+ */
+export type WeightMode = 'inputs' | 'external';
+
+/** The in-memory external-data "file" name of a weight, as `externalData` must name it. */
+export function weightLocation(name: string): string {
+  return `weights/${name}`;
+}
+
 export function buildStepGraph(
   config: LlamaConfig,
   kv: KvLayout,
   numPages: number,
   loraModules: readonly TargetModule[],
+  weightMode: WeightMode,
 ): Uint8Array {
   const c = config;
   const g = new GraphBuilder(`loom_step_${loraModules.join('_') || 'base'}`);
@@ -68,7 +81,10 @@ export function buildStepGraph(
   const kvPages = g.input(STEP_INPUTS.kvPages, 'int64', [2 * L, 'B', 'NB']);
   const mask = g.input(STEP_INPUTS.attnMask, 'float32', ['B', 1, 1, 'S', 'C']);
   const logitRows = g.input(STEP_INPUTS.logitRows, 'int64', ['R']);
-  const w = (name: string, dims: number[]) => g.input(name, 'float32', dims);
+  const w = (name: string, dims: number[]) =>
+    weightMode === 'inputs'
+      ? g.input(name, 'float32', dims)
+      : g.external(name, 'float32', dims, weightLocation(name));
   const lora = new Map<TargetModule, { aPages: string; bPages: string; mask: string }>();
   for (const m of loraModules) {
     const names = loraInputNames(m);

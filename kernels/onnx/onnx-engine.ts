@@ -9,12 +9,27 @@ import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import type { Engine, StepPlan } from '../engine.js';
 import { ropeInvFrequencies } from '../reference/rope.js';
-import { buildStepGraph, STEP_INPUTS, STEP_OUTPUTS, WEIGHT_NAMES } from './llama-graph.js';
+import {
+  buildStepGraph,
+  STEP_INPUTS,
+  STEP_OUTPUTS,
+  WEIGHT_NAMES,
+  type WeightMode,
+  weightLocation,
+} from './llama-graph.js';
 import { packStep, writeNewKv } from './step-feeds.js';
 
 export interface OnnxEngineOptions {
   /** onnxruntime's intra-op threads; default: every core. */
   threads?: number;
+  /**
+   * 'prepacked' (default): weights are initializers read from host memory, prepacked once by
+   * onnxruntime (its packed copy costs about the model's size again); decode Gemms run about
+   * twice as fast. One session, with LoRA inputs on every module, so the packed copy exists once.
+   * 'inputs': weights are fed every run (no extra memory, slower Gemms); one small session per
+   * set of adapter-targeted modules, built on first use.
+   */
+  weights?: 'prepacked' | 'inputs';
 }
 
 /**
@@ -34,6 +49,11 @@ export class OnnxEngine implements Engine {
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
   private readonly invFreq: Float32Array;
   private readonly sessionOptions: ort.InferenceSession.SessionOptions;
+  private readonly weightMode: WeightMode;
+  /** In 'prepacked' mode the single graph's LoRA modules: all of them. */
+  private readonly fixedLoraModules: readonly TargetModule[] | undefined;
+  /** Kept alive: prepacked sessions read the unpacked weights (embeddings, norms) from it. */
+  private readonly weights: ModelWeights;
   private closed = false;
 
   private constructor(
@@ -45,19 +65,32 @@ export class OnnxEngine implements Engine {
     this.kvLayout = kvLayout(weights.config);
     if (pool.pageSize !== this.kvLayout.pageSize)
       throw new Error(`pool page size ${pool.pageSize} is not the hidden size ${this.kvLayout.pageSize}`);
+    this.weights = weights;
     this.storage = new Float32Array(pool.numPages * pool.pageSize);
     this.invFreq = ropeInvFrequencies(weights.config);
-    this.fixedFeeds = weightFeeds(weights);
+    this.weightMode = (opts.weights ?? 'prepacked') === 'prepacked' ? 'external' : 'inputs';
+    const tensors = weightTensors(weights);
+    this.fixedFeeds = this.weightMode === 'inputs' ? tensors : {};
     this.fixedFeeds[STEP_INPUTS.pool] = new ort.Tensor('float32', this.storage, [
       pool.numPages,
       pool.pageSize,
     ]);
+    this.fixedLoraModules = this.weightMode === 'external' ? TARGET_MODULES : undefined;
     this.sessionOptions = {
       intraOpNumThreads: opts.threads ?? availableParallelism(),
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
     };
+    if (this.weightMode === 'external') {
+      this.sessionOptions.externalData = Object.entries(tensors).map(([name, t]) => {
+        const data = t.data as Float32Array;
+        return {
+          path: weightLocation(name),
+          data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+        };
+      });
+    }
   }
 
   /** Builds the engine and its base-model session (LoRA variants are built when first needed). */
@@ -67,7 +100,7 @@ export class OnnxEngine implements Engine {
     opts: OnnxEngineOptions = {},
   ): Promise<OnnxEngine> {
     const engine = new OnnxEngine(weights, pool, opts);
-    await engine.session([]);
+    await engine.session(engine.fixedLoraModules ?? []);
     return engine;
   }
 
@@ -75,7 +108,7 @@ export class OnnxEngine implements Engine {
     if (this.closed) throw new Error('onnx engine is closed');
     const vocab = this.config.vocabSize;
     if (plan.sequences.length === 0) return new Float32Array(0);
-    const packed = packStep(plan, this.config, this.kvLayout, this.invFreq);
+    const packed = packStep(plan, this.config, this.kvLayout, this.invFreq, this.fixedLoraModules);
     const session = await this.session(packed.loraModules);
     const out = await session.run({ ...this.fixedFeeds, ...packed.feeds });
     writeNewKv(
@@ -110,7 +143,13 @@ export class OnnxEngine implements Engine {
     const key = loraModules.join(',');
     let session = this.sessions.get(key);
     if (!session) {
-      const bytes = buildStepGraph(this.config, this.kvLayout, this.pool.numPages, loraModules);
+      const bytes = buildStepGraph(
+        this.config,
+        this.kvLayout,
+        this.pool.numPages,
+        loraModules,
+        this.weightMode,
+      );
       session = ort.InferenceSession.create(bytes, this.sessionOptions);
       // A failed build is not cached: the next step retries it.
       session.catch(() => this.sessions.delete(key));
@@ -120,8 +159,8 @@ export class OnnxEngine implements Engine {
   }
 }
 
-/** Zero-copy tensors over the model's weights, named as the step graph's inputs. */
-function weightFeeds(weights: ModelWeights): Record<string, ort.Tensor> {
+/** Zero-copy tensors over the model's weights, named as the step graph names them. */
+function weightTensors(weights: ModelWeights): Record<string, ort.Tensor> {
   const c = weights.config;
   const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
   const feeds: Record<string, ort.Tensor> = {

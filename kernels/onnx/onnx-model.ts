@@ -27,6 +27,9 @@ export type AttrValue =
 
 const ONNX_ELEM_TYPE: Record<ElemType, number> = { float32: 1, int32: 6, int64: 7, bool: 9 };
 
+const ELEM_BYTES: Record<ElemType, number> = { float32: 4, int32: 4, int64: 8, bool: 1 };
+const DATA_LOCATION_EXTERNAL = 1;
+
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 const ATTR_STRING = 3;
@@ -84,6 +87,29 @@ export class GraphBuilder {
     const value = name ?? this.fresh('const');
     this.initializers.push(tensorProto(init, value));
     return value;
+  }
+
+  /**
+   * An initializer whose bytes live outside the model, in the in-memory "file" `location` that
+   * the session is given through `externalData` (all of it, from offset 0). onnxruntime treats it
+   * as a constant, so it can prepack it, while the model stays a few kilobytes.
+   */
+  external(name: string, type: ElemType, dims: readonly number[], location: string): string {
+    this.claim(name);
+    const t = new ProtoWriter();
+    if (dims.length > 0) t.packedVarints(1, dims);
+    t.varint(2, ONNX_ELEM_TYPE[type]);
+    t.string(8, name);
+    const bytes = dims.reduce((a, b) => a * b, 1) * ELEM_BYTES[type];
+    const entries: Array<[string, string]> = [
+      ['location', location],
+      ['offset', '0'],
+      ['length', String(bytes)],
+    ];
+    for (const [key, value] of entries) t.message(13, new ProtoWriter().string(1, key).string(2, value));
+    t.varint(14, DATA_LOCATION_EXTERNAL);
+    this.initializers.push(t);
+    return name;
   }
 
   /** A 1-D int64 constant, the usual shape/axes/index argument. */

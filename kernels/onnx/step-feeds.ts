@@ -23,11 +23,17 @@ export interface PackedStep {
   numLogitRows: number;
 }
 
+/**
+ * With `loraModules` given, the graph has LoRA on exactly those modules (a module no adapter of
+ * the batch targets gets one zero-page row with a zero scale); otherwise on the modules the
+ * batch's adapters target.
+ */
 export function packStep(
   plan: StepPlan,
   config: LlamaConfig,
   kv: KvLayout,
   invFreq: Float32Array,
+  loraModules?: readonly TargetModule[],
 ): PackedStep {
   const seqs = plan.sequences;
   const B = seqs.length;
@@ -89,12 +95,12 @@ export function packStep(
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const loraModules = packLora(plan, config, S, feeds);
-  return { feeds, loraModules, numSequences: B, paddedLength: S, numLogitRows };
+  const active = packLora(plan, config, S, feeds, loraModules);
+  return { feeds, loraModules: active, numSequences: B, paddedLength: S, numLogitRows };
 }
 
 /**
- * For each module some adapter of the batch targets: the distinct adapters' A and Bᵀ row pages
+ * For each module of the graph's LoRA set: the distinct adapters' A and Bᵀ row pages
  * per layer (zero page where an adapter skips that layer) and each token's scale on its own
  * adapter's columns. Returns the modules, in TARGET_MODULES order.
  */
@@ -103,6 +109,7 @@ function packLora(
   config: LlamaConfig,
   S: number,
   feeds: Record<string, ort.Tensor>,
+  fixedModules: readonly TargetModule[] | undefined,
 ): TargetModule[] {
   const adapters: AdapterLayout[] = [];
   for (const s of plan.sequences) if (s.adapter && !adapters.includes(s.adapter)) adapters.push(s.adapter);
@@ -112,7 +119,10 @@ function packLora(
   const pageSize = config.hiddenSize;
   for (const m of TARGET_MODULES) {
     const users = adapters.filter((a) => a.modules.some((layer) => layer[m]));
-    if (users.length === 0) continue;
+    const wanted = fixedModules ? fixedModules.includes(m) : users.length > 0;
+    if (!wanted && users.length > 0)
+      throw new Error(`the step graph has no LoRA on ${m}, which an adapter targets`);
+    if (!wanted) continue;
     active.push(m);
     const { inFeatures, outFeatures } = moduleShape(config, m);
     const perRowA = Math.ceil(inFeatures / pageSize);
@@ -123,6 +133,8 @@ function packLora(
       column.set(a, R);
       R += a.rank;
     }
+    // A module nobody targets still needs one row when the graph has its LoRA: the zero page.
+    R = Math.max(R, 1);
     const aPages = new BigInt64Array(L * R * perRowA).fill(BigInt(ZERO_PAGE));
     const bPages = new BigInt64Array(L * R * perRowB).fill(BigInt(ZERO_PAGE));
     for (let l = 0; l < L; l++) {

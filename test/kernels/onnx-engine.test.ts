@@ -20,103 +20,129 @@ interface Seq {
   adapter: AdapterLayout | null;
 }
 
-describe('onnx engine matches the reference engine', () => {
-  let ref: ReferenceHarness;
-  let onnx: OnnxEngine;
-  let adapters: AdapterLayout[];
+describe.each(['prepacked', 'inputs'] as const)(
+  'onnx engine (%s weights) matches the reference engine',
+  (mode) => {
+    let ref: ReferenceHarness;
+    let onnx: OnnxEngine;
+    let adapters: AdapterLayout[];
 
-  beforeAll(async () => {
-    ref = referenceHarness(weights, 4000, 5);
-    onnx = await OnnxEngine.create(weights, ref.pool, { threads: 1 });
-    const specs = [
-      { rank: 4, targetModules: ['q_proj', 'v_proj'] as const },
-      { rank: 8, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const },
-      { rank: 16, targetModules: ['gate_proj', 'up_proj', 'down_proj'] as const },
-      {
-        rank: 64,
-        targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const,
-      },
-    ];
-    adapters = specs.map((s, i) => {
-      const adapter = syntheticAdapter(config, {
-        name: `a${i}`,
-        rank: s.rank,
-        alpha: 2 * s.rank,
-        targetModules: [...s.targetModules],
-        seed: 100 + i,
+    beforeAll(async () => {
+      ref = referenceHarness(weights, 4000, 5);
+      onnx = await OnnxEngine.create(weights, ref.pool, { threads: 1, weights: mode });
+      const specs = [
+        { rank: 4, targetModules: ['q_proj', 'v_proj'] as const },
+        { rank: 8, targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] as const },
+        { rank: 16, targetModules: ['gate_proj', 'up_proj', 'down_proj'] as const },
+        {
+          rank: 64,
+          targetModules: [
+            'q_proj',
+            'k_proj',
+            'v_proj',
+            'o_proj',
+            'gate_proj',
+            'up_proj',
+            'down_proj',
+          ] as const,
+        },
+      ];
+      adapters = specs.map((s, i) => {
+        const adapter = syntheticAdapter(config, {
+          name: `a${i}`,
+          rank: s.rank,
+          alpha: 2 * s.rank,
+          targetModules: [...s.targetModules],
+          seed: 100 + i,
+        });
+        // One adapter skips a layer's module, as PEFT's layers_to_transform allows.
+        if (i === 1) delete adapter.layers[1].k_proj;
+        const layout = ref.load(adapter);
+        onnx.writeAdapter(layout, adapter);
+        return layout;
       });
-      // One adapter skips a layer's module, as PEFT's layers_to_transform allows.
-      if (i === 1) delete adapter.layers[1].k_proj;
-      const layout = ref.load(adapter);
-      onnx.writeAdapter(layout, adapter);
-      return layout;
     });
-  });
 
-  afterAll(async () => {
-    await onnx?.close();
-  });
+    afterAll(async () => {
+      await onnx?.close();
+    });
 
-  async function both(plan: StepPlan): Promise<number> {
-    const expected = await ref.engine.step(plan);
-    const actual = await onnx.step(plan);
-    expect(actual.length).toBe(expected.length);
-    return maxAbsDiff(actual, expected);
-  }
-
-  function step(seq: Seq, tokens: number[], startPos: number, logits: SequenceStep['logits']): SequenceStep {
-    return ref.sequenceStep(seq.id, tokens, startPos, seq.adapter, logits);
-  }
-
-  it('prefills a ragged mixed-adapter batch and decodes several steps', async () => {
-    const lengths = [5, 1, 9, 3, 7, 4];
-    const seqs: Seq[] = lengths.map((n, i) => ({
-      id: 10 + i,
-      tokens: randomTokens(n, config.vocabSize, 20 + i),
-      adapter: i === 5 ? null : adapters[i % adapters.length],
-    }));
-    seqs[4].adapter = null;
-    const prefill = { sequences: seqs.map((s, i) => step(s, s.tokens, 0, i === 2 ? 'all' : 'last')) };
-    expect(await both(prefill)).toBeLessThan(TOLERANCE);
-
-    for (let d = 0; d < 4; d++) {
-      const plan = {
-        sequences: seqs.map((s) => {
-          const next = randomTokens(1, config.vocabSize, 1000 * d + s.id)[0];
-          const st = step(s, [next], s.tokens.length, 'last');
-          s.tokens.push(next);
-          return st;
-        }),
-      };
-      expect(await both(plan)).toBeLessThan(TOLERANCE);
+    async function both(plan: StepPlan): Promise<number> {
+      const expected = await ref.engine.step(plan);
+      const actual = await onnx.step(plan);
+      expect(actual.length).toBe(expected.length);
+      return maxAbsDiff(actual, expected);
     }
-  });
 
-  it('runs a plan mixing a prefill chunk, decodes and a logit-free chunk', async () => {
-    const a: Seq = { id: 40, tokens: randomTokens(6, config.vocabSize, 41), adapter: adapters[3] };
-    const b: Seq = { id: 41, tokens: randomTokens(3, config.vocabSize, 42), adapter: adapters[0] };
-    const c: Seq = { id: 42, tokens: randomTokens(8, config.vocabSize, 43), adapter: null };
-    expect(
-      await both({
-        sequences: [step(a, a.tokens, 0, 'last'), step(b, b.tokens, 0, 'none'), step(c, c.tokens, 0, 'last')],
-      }),
-    ).toBeLessThan(TOLERANCE);
-    const chunk = randomTokens(5, config.vocabSize, 44);
-    const mixed: StepPlan = {
-      sequences: [
-        step(a, [7], 6, 'last'),
-        step(b, chunk, 3, 'all'),
-        step(c, [9], 8, 'last'),
-        step({ id: 43, tokens: [], adapter: adapters[2] }, randomTokens(4, config.vocabSize, 45), 0, 'none'),
-      ],
-    };
-    expect(await both(mixed)).toBeLessThan(TOLERANCE);
-  });
+    function step(
+      seq: Seq,
+      tokens: number[],
+      startPos: number,
+      logits: SequenceStep['logits'],
+    ): SequenceStep {
+      return ref.sequenceStep(seq.id, tokens, startPos, seq.adapter, logits);
+    }
 
-  it('returns no rows when no sequence wants logits, and builds one session per module set', async () => {
-    const s: Seq = { id: 60, tokens: randomTokens(4, config.vocabSize, 61), adapter: adapters[1] };
-    const out = await onnx.step({ sequences: [step(s, s.tokens, 0, 'none')] });
-    expect(out.length).toBe(0);
-    expect(onnx.numSessions).toBeGreaterThan(1);
-  });
-});
+    it('prefills a ragged mixed-adapter batch and decodes several steps', async () => {
+      const lengths = [5, 1, 9, 3, 7, 4];
+      const seqs: Seq[] = lengths.map((n, i) => ({
+        id: 10 + i,
+        tokens: randomTokens(n, config.vocabSize, 20 + i),
+        adapter: i === 5 ? null : adapters[i % adapters.length],
+      }));
+      seqs[4].adapter = null;
+      const prefill = { sequences: seqs.map((s, i) => step(s, s.tokens, 0, i === 2 ? 'all' : 'last')) };
+      expect(await both(prefill)).toBeLessThan(TOLERANCE);
+
+      for (let d = 0; d < 4; d++) {
+        const plan = {
+          sequences: seqs.map((s) => {
+            const next = randomTokens(1, config.vocabSize, 1000 * d + s.id)[0];
+            const st = step(s, [next], s.tokens.length, 'last');
+            s.tokens.push(next);
+            return st;
+          }),
+        };
+        expect(await both(plan)).toBeLessThan(TOLERANCE);
+      }
+    });
+
+    it('runs a plan mixing a prefill chunk, decodes and a logit-free chunk', async () => {
+      const a: Seq = { id: 40, tokens: randomTokens(6, config.vocabSize, 41), adapter: adapters[3] };
+      const b: Seq = { id: 41, tokens: randomTokens(3, config.vocabSize, 42), adapter: adapters[0] };
+      const c: Seq = { id: 42, tokens: randomTokens(8, config.vocabSize, 43), adapter: null };
+      expect(
+        await both({
+          sequences: [
+            step(a, a.tokens, 0, 'last'),
+            step(b, b.tokens, 0, 'none'),
+            step(c, c.tokens, 0, 'last'),
+          ],
+        }),
+      ).toBeLessThan(TOLERANCE);
+      const chunk = randomTokens(5, config.vocabSize, 44);
+      const mixed: StepPlan = {
+        sequences: [
+          step(a, [7], 6, 'last'),
+          step(b, chunk, 3, 'all'),
+          step(c, [9], 8, 'last'),
+          step(
+            { id: 43, tokens: [], adapter: adapters[2] },
+            randomTokens(4, config.vocabSize, 45),
+            0,
+            'none',
+          ),
+        ],
+      };
+      expect(await both(mixed)).toBeLessThan(TOLERANCE);
+    });
+
+    it('returns no rows when no sequence wants logits; sessions: one prepacked, or one per module set', async () => {
+      const s: Seq = { id: 60, tokens: randomTokens(4, config.vocabSize, 61), adapter: adapters[1] };
+      const out = await onnx.step({ sequences: [step(s, s.tokens, 0, 'none')] });
+      expect(out.length).toBe(0);
+      if (mode === 'prepacked') expect(onnx.numSessions).toBe(1);
+      else expect(onnx.numSessions).toBeGreaterThan(1);
+    });
+  },
+);
