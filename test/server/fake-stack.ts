@@ -133,3 +133,14 @@ export function fakeStack(options: FakeStackOptions = {}): ServingStack & { sche
     },
   };
 }
+
+/** The `data:` payloads of a server-sent event body, in order. */
+export function sseEvents(body: string): string[] {
+  return body
+    .split('\n\n')
+    .filter(Boolean)
+    .map((frame) => {
+      if (!frame.startsWith('data: ')) throw new Error(`not an SSE data frame: ${frame}`);
+      return frame.slice('data: '.length);
+    });
+}

@@ -1,0 +1,246 @@
+import type { FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AdmissionError } from '../../scheduler/request.js';
+import { buildApp } from '../../server/app.js';
+import { BOS, fakeStack, fakeText, sseEvents } from './fake-stack.js';
+
+let app: FastifyInstance;
+
+afterEach(async () => {
+  await app?.close();
+});
+
+function start(options: Parameters<typeof fakeStack>[0] = {}) {
+  const stack = fakeStack(options);
+  app = buildApp({ stack });
+  return stack;
+}
+
+function post(url: string, payload: unknown) {
+  return app.inject({ method: 'POST', url, payload: payload as object });
+}
+
+describe('routes over a fake stack', () => {
+  it('answers /health 503 while starting and 200 once a stack is attached', async () => {
+    app = buildApp();
+    expect((await app.inject('/health')).statusCode).toBe(503);
+    const models = await app.inject('/v1/models');
+    expect(models.statusCode).toBe(503);
+    expect(models.json().error.code).toBe('server_starting');
+    app.loom.attach(fakeStack());
+    expect((await app.inject('/health')).statusCode).toBe(200);
+  });
+
+  it('lists the base model and each adapter in vLLM shape', async () => {
+    start();
+    const res = await app.inject('/v1/models');
+    expect(res.json()).toEqual({
+      object: 'list',
+      data: [
+        expect.objectContaining({
+          id: 'tiny-base',
+          object: 'model',
+          owned_by: 'loom',
+          root: '/models/tiny-base',
+          parent: null,
+          max_model_len: 64,
+          permission: [],
+        }),
+        expect.objectContaining({ id: 'ad-a', root: '/adapters/a', parent: 'tiny-base' }),
+        expect.objectContaining({ id: 'ad-b', root: '/adapters/b', parent: 'tiny-base' }),
+      ],
+    });
+  });
+
+  it('completes a string prompt for an adapter and maps every sampling field', async () => {
+    const stack = start();
+    const res = await post('/v1/completions', {
+      model: 'ad-a',
+      prompt: 'hi',
+      max_tokens: 5,
+      temperature: 0.5,
+      top_p: 0.9,
+      top_k: -1,
+      seed: 7,
+      stop: 'zz',
+      stop_token_ids: [3],
+      ignore_eos: true,
+      user: 'u',
+    });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.id).toMatch(/^cmpl-/);
+    expect(body.object).toBe('text_completion');
+    expect(body.model).toBe('ad-a');
+    const prompt = [BOS, 104, 105];
+    expect(body.choices).toEqual([
+      { index: 0, text: fakeText('ad-a', prompt, 5), logprobs: null, finish_reason: 'length' },
+    ]);
+    expect(body.usage).toEqual({ prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 });
+    const sent = stack.scheduler.submitted[0];
+    expect(sent.adapter).toBe('ad-a');
+    expect(sent.promptTokens).toEqual(prompt);
+    expect(sent.sampling).toEqual({
+      maxTokens: 5,
+      temperature: 0.5,
+      topP: 0.9,
+      topK: 0,
+      seed: 7,
+      stop: ['zz'],
+      stopTokenIds: [3],
+      ignoreEos: true,
+      n: 1,
+    });
+  });
+
+  it('takes token ids and a list of one prompt; defaults max_tokens to 16', async () => {
+    const stack = start();
+    expect((await post('/v1/completions', { model: 'tiny-base', prompt: [1, 2, 3] })).statusCode).toBe(200);
+    expect((await post('/v1/completions', { model: 'tiny-base', prompt: ['ab'] })).statusCode).toBe(200);
+    expect((await post('/v1/completions', { model: 'tiny-base', prompt: [[4, 5]] })).statusCode).toBe(200);
+    const [ids, list, nested] = stack.scheduler.submitted;
+    expect(ids.promptTokens).toEqual([1, 2, 3]);
+    expect(ids.adapter).toBeNull();
+    expect(ids.sampling.maxTokens).toBe(16);
+    expect(list.promptTokens).toEqual([BOS, 97, 98]);
+    expect(nested.promptTokens).toEqual([4, 5]);
+  });
+
+  it('renders chat through the template without adding special tokens, n choices', async () => {
+    const stack = start();
+    const res = await post('/v1/chat/completions', {
+      model: 'ad-b',
+      messages: [
+        { role: 'developer', content: 'be brief' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'hel' },
+            { type: 'text', text: 'lo' },
+          ],
+        },
+      ],
+      max_completion_tokens: 3,
+      n: 2,
+    });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.id).toMatch(/^chatcmpl-/);
+    expect(body.object).toBe('chat.completion');
+    expect(body.choices).toHaveLength(2);
+    expect(body.choices[1]).toMatchObject({
+      index: 1,
+      message: { role: 'assistant' },
+      finish_reason: 'length',
+    });
+    const rendered = '<s>system: be brief\nuser: hello\nassistant:';
+    expect(stack.scheduler.submitted[0].promptTokens).toEqual([...Buffer.from(rendered)]);
+    expect(body.usage.completion_tokens).toBe(6);
+  });
+
+  it('streams completions as SSE with a usage chunk and [DONE]', async () => {
+    start();
+    const res = await post('/v1/completions', {
+      model: 'tiny-base',
+      prompt: 'x',
+      max_tokens: 3,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+    const events = sseEvents(res.body);
+    expect(events.at(-1)).toBe('[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e));
+    expect(
+      chunks
+        .slice(0, 3)
+        .map((c) => c.choices[0].text)
+        .join(''),
+    ).toBe(fakeText(null, [BOS, 120], 3));
+    expect(chunks[2].choices[0].finish_reason).toBe('length');
+    expect(chunks[3]).toMatchObject({
+      choices: [],
+      usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 },
+    });
+  });
+
+  it('streams chat with a role chunk first', async () => {
+    start();
+    const res = await post('/v1/chat/completions', {
+      model: 'tiny-base',
+      messages: [{ role: 'user', content: 'q' }],
+      max_tokens: 2,
+      stream: true,
+    });
+    const chunks = sseEvents(res.body)
+      .slice(0, -1)
+      .map((e) => JSON.parse(e));
+    expect(chunks[0].object).toBe('chat.completion.chunk');
+    expect(chunks[0].choices[0].delta).toEqual({ role: 'assistant', content: '' });
+    expect(chunks.at(-1).choices[0].finish_reason).toBe('length');
+    expect(chunks.every((c) => !('usage' in c))).toBe(true);
+  });
+
+  it('answers an overloaded scheduler with 503 and Retry-After', async () => {
+    const stack = start();
+    stack.scheduler.refuseWith = new AdmissionError('queue full', 2);
+    const res = await post('/v1/completions', { model: 'tiny-base', prompt: 'x', stream: true });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('2');
+    expect(res.json().error).toMatchObject({ type: 'server_error', code: 'server_overloaded' });
+  });
+
+  it('answers 503 once closing begins', async () => {
+    start();
+    app.loom.beginClosing();
+    const res = await post('/v1/completions', { model: 'tiny-base', prompt: 'x' });
+    expect(res.statusCode).toBe(503);
+    expect((await app.inject('/health')).statusCode).toBe(503);
+  });
+});
+
+const cmpl = (extra: object) => ({ model: 'tiny-base', prompt: 'hi', ...extra });
+
+describe('shutdown', () => {
+  it('ends open event streams with a shutdown error and [DONE], then closes', async () => {
+    const stack = start();
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const address = app.server.address();
+    if (!address || typeof address === 'string') throw new Error('no TCP address');
+    const res = await fetch(`http://127.0.0.1:${address.port}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-base', prompt: 'x', max_tokens: 60, stream: true }),
+    });
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let body = decoder.decode((await reader.read()).value);
+    expect(app.loom.numOpenStreams).toBe(1);
+    const closed = app.close();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      body += decoder.decode(chunk.value);
+    await closed;
+    const events = sseEvents(body);
+    expect(events.at(-1)).toBe('[DONE]');
+    expect(JSON.parse(events.at(-2)!).error.code).toBe('server_shutting_down');
+    expect(stack.scheduler.live.size).toBe(0);
+    expect(stack.scheduler.isClosed).toBe(true);
+  });
+});
+
+describe('/metrics', () => {
+  it('reports pool pages, sequences and HTTP answers in Prometheus text', async () => {
+    start();
+    await post('/v1/completions', cmpl({ max_tokens: 2 }));
+    await post('/v1/completions', cmpl({ model: 'nope' }));
+    const res = await app.inject('/metrics');
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain/);
+    expect(res.body).toContain('loom_pool_pages{use="free"} 15');
+    expect(res.body).toContain('loom_pool_pages{use="kv"} 0');
+    expect(res.body).toContain('loom_sequences{state="running"} 0');
+    expect(res.body).toContain('loom_http_responses_total{route="/v1/completions",status="200"} 1');
+    expect(res.body).toContain('loom_http_responses_total{route="/v1/completions",status="404"} 1');
+  });
+});
