@@ -1,7 +1,7 @@
 import type { KvLayout } from '../../memory/kv-layout.js';
 import type { AttentionBatch } from '../attention-batch.js';
 import { checkKvLayout, type DeviceAttentionBatch } from './attention-meta.js';
-import { chunksHolding, createStorageBuffer, pagesPerChunk, type SplitBuffer } from './buffers.js';
+import { createStorageBuffer, pagesPerChunk, type SplitBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
 import { encodeDispatch, Immediates, itemGrid } from './dispatch.js';
 import { loadWgsl } from './wgsl.js';

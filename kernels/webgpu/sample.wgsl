@@ -1,0 +1,158 @@
+// Picks one token per row of logits on the device, so a step reads back ids, not logits.
+// Same definition as kernels/reference/sample.ts: temperature 0 → argmax (lowest index on
+// ties); otherwise candidates in descending-logit order (ties to the lower index), top-k, then
+// the shortest prefix reaching top-p of the kept mass, then the first candidate whose
+// cumulative weight exceeds uniform · kept mass.
+//
+// No sort: every "first candidate in that order whose prefix reaches X" is found by binary
+// search, first over the logit's order-preserving u32 key (32 halvings), then over the index
+// among tokens tied at that key. Each probe is one reduction of the row's weights across the
+// workgroup. A prefix is named (key K, index J): tokens whose key > K, plus those whose key == K
+// and index ≤ J.
+
+struct Params {
+  vocab: u32,
+  indexBits: u32,
+}
+var<immediate> p: Params;
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+// Per row: temperature, top-k (bits of a u32), top-p, uniform.
+@group(0) @binding(1) var<storage, read> settings: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> weights: array<f32>;
+@group(0) @binding(3) var<storage, read_write> ids: array<u32>;
+
+var<workgroup> partialValue: array<f32, 64>;
+var<workgroup> partialIndex: array<u32, 64>;
+var<workgroup> reduced: f32;
+
+const ALL: u32 = 0xffffffffu;
+
+/** Order-preserving key of a logit: larger logit, larger key; NaN sorts below everything. */
+fn order_key(x: f32) -> u32 {
+  let bits = bitcast<u32>(x);
+  if (x != x) {
+    return 0u;
+  }
+  return select(bits | 0x80000000u, ~bits, (bits & 0x80000000u) != 0u);
+}
+
+fn in_prefix(i: u32, key: u32, k: u32, j: u32) -> bool {
+  return key > k || (key == k && i <= j);
+}
+
+/** Count (mass = false) or weight (mass = true) of prefix (k, j) of row `base`. */
+fn prefix_value(base: u32, lane: u32, mass: bool, k: u32, j: u32) -> f32 {
+  var s = 0.0;
+  for (var i = lane; i < p.vocab; i += 64u) {
+    if (in_prefix(i, order_key(logits[base + i]), k, j)) {
+      s += select(1.0, weights[base + i], mass);
+    }
+  }
+  partialValue[lane] = s;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) {
+      partialValue[lane] += partialValue[lane + stride];
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u) {
+    reduced = partialValue[0];
+  }
+  return workgroupUniformLoad(&reduced);
+}
+
+fn reaches(value: f32, goal: f32, strict: bool) -> bool {
+  return select(value >= goal, value > goal, strict);
+}
+
+/** The first candidate (key, index) whose prefix value reaches `goal`. */
+fn find_first(base: u32, lane: u32, mass: bool, goal: f32, strict: bool) -> vec2<u32> {
+  var k = 0u;
+  for (var b = 31i; b >= 0i; b--) {
+    let probe = k | (1u << u32(b));
+    if (reaches(prefix_value(base, lane, mass, probe, ALL), goal, strict)) {
+      k = probe;
+    }
+  }
+  var j = 0u;
+  for (var b = i32(p.indexBits) - 1i; b >= 0i; b--) {
+    let probe = j + (1u << u32(b));
+    if (probe <= p.vocab && !reaches(prefix_value(base, lane, mass, k, probe - 1u), goal, strict)) {
+      j = probe;
+    }
+  }
+  return vec2<u32>(k, j);
+}
+
+fn argmax(base: u32, lane: u32) -> u32 {
+  var best = -3.4e38;
+  var bestIndex = ALL;
+  for (var i = lane; i < p.vocab; i += 64u) {
+    let x = logits[base + i];
+    if (x > best || (bestIndex == ALL && x == x)) {
+      best = x;
+      bestIndex = i;
+    }
+  }
+  partialValue[lane] = best;
+  partialIndex[lane] = bestIndex;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) {
+      let v = partialValue[lane + stride];
+      let i = partialIndex[lane + stride];
+      let mine = partialIndex[lane];
+      if (i != ALL && (mine == ALL || v > partialValue[lane] || (v == partialValue[lane] && i < mine))) {
+        partialValue[lane] = v;
+        partialIndex[lane] = i;
+      }
+    }
+    workgroupBarrier();
+  }
+  return select(partialIndex[0], 0u, partialIndex[0] == ALL);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let row = wg.x;
+  let base = row * p.vocab;
+  let setting = settings[row];
+  let temperature = setting.x;
+  let topK = bitcast<u32>(setting.y);
+  let topP = setting.z;
+  let uniform = setting.w;
+  let best = argmax(base, lane);
+  let maxLogit = logits[base + best];
+  workgroupBarrier();
+  if (temperature <= 0.0) {
+    if (lane == 0u) {
+      ids[row] = best;
+    }
+    return;
+  }
+  for (var i = lane; i < p.vocab; i += 64u) {
+    weights[base + i] = exp((logits[base + i] - maxLogit) / temperature);
+  }
+  storageBarrier();
+  workgroupBarrier();
+
+  var kept = vec2<u32>(0u, p.vocab - 1u);
+  if (topK > 0u && topK < p.vocab) {
+    kept = find_first(base, lane, false, f32(topK), false);
+  }
+  var keptMass = prefix_value(base, lane, true, kept.x, kept.y);
+  if (topP < 1.0) {
+    kept = find_first(base, lane, true, topP * keptMass, false);
+    keptMass = prefix_value(base, lane, true, kept.x, kept.y);
+  }
+  var pick = find_first(base, lane, true, uniform * keptMass, true);
+  // Rounding can leave the last cumulative sum a hair below the threshold: stay inside the kept prefix.
+  if (pick.x < kept.x || (pick.x == kept.x && pick.y > kept.y)) {
+    pick = kept;
+  }
+  if (lane == 0u) {
+    ids[row] = pick.y;
+  }
+}
