@@ -146,3 +146,41 @@ describe.each(['prepacked', 'inputs'] as const)(
     });
   },
 );
+
+describe('onnx engine with tied embeddings', () => {
+  it('matches the reference engine through prefill and decode', async () => {
+    const tied = syntheticWeights({ ...TINY_SPEC, tieWordEmbeddings: true, seed: 3 });
+    expect(tied.lmHead).toBe(tied.embedTokens);
+    const ref = referenceHarness(tied, 600, 9);
+    const onnx = await OnnxEngine.create(tied, ref.pool, { threads: 1 });
+    try {
+      const adapter = syntheticAdapter(tied.config, {
+        name: 'tied',
+        rank: 8,
+        alpha: 16,
+        targetModules: ['v_proj', 'down_proj'],
+        seed: 5,
+      });
+      const layout = ref.load(adapter);
+      onnx.writeAdapter(layout, adapter);
+      const prompt = randomTokens(7, tied.config.vocabSize, 8);
+      let plan: StepPlan = {
+        sequences: [
+          ref.sequenceStep(1, prompt, 0, layout, 'last'),
+          ref.sequenceStep(2, prompt.slice(0, 3), 0, null, 'last'),
+        ],
+      };
+      for (let d = 0; d < 3; d++) {
+        expect(maxAbsDiff(await onnx.step(plan), await ref.engine.step(plan))).toBeLessThan(TOLERANCE);
+        plan = {
+          sequences: [
+            ref.sequenceStep(1, [d + 1], 7 + d, layout, 'last'),
+            ref.sequenceStep(2, [d + 2], 3 + d, null, 'last'),
+          ],
+        };
+      }
+    } finally {
+      await onnx.close();
+    }
+  });
+});
