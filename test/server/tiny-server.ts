@@ -13,7 +13,12 @@ import {
 } from '../../model/synthetic.js';
 import { buildApp } from '../../server/app.js';
 import type { EngineChoice } from '../../server/engine-factory.js';
-import { buildServingStack, type ServedAdapter, type ServingStack } from '../../server/serving-stack.js';
+import {
+  buildServingStack,
+  type ServedAdapter,
+  type ServingStack,
+  type StackOptions,
+} from '../../server/serving-stack.js';
 
 const ATTENTION: TargetModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
 const MLP: TargetModule[] = ['gate_proj', 'up_proj', 'down_proj'];
@@ -57,7 +62,10 @@ export interface TinyServer {
 }
 
 /** The real stack (loader, pool, engine, scheduler) behind a real socket on 127.0.0.1:0. */
-export async function startTinyServer(engine: EngineChoice = 'onnx'): Promise<TinyServer> {
+export async function startTinyServer(
+  engine: EngineChoice = 'onnx',
+  overrides: Partial<StackOptions> = {},
+): Promise<TinyServer> {
   const { root, modelDir, adapters } = await writeTinyModel();
   const stack = await buildServingStack(
     {
@@ -71,6 +79,7 @@ export async function startTinyServer(engine: EngineChoice = 'onnx'): Promise<Ti
       poolSize: '8MiB',
       chatTemplateFile: null,
       seed: 1234,
+      ...overrides,
     },
     { info: () => {} },
   );
