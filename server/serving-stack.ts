@@ -78,6 +78,8 @@ export interface ProgressLog {
 }
 
 const BYTES_PER_ELEMENT = 4;
+/** Engines keep the pool in one Float32Array, which holds at most 2^32 elements. */
+const MAX_POOL_BYTES = 2 ** 32 * BYTES_PER_ELEMENT;
 
 export async function buildServingStack(options: StackOptions, log: ProgressLog): Promise<ServingStack> {
   log.info({ dir: options.modelDir }, 'loading model');
@@ -101,7 +103,10 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
   }
 
   const pageSize = config.hiddenSize;
-  const poolBytes = parseFlag('--pool-size', () => parsePoolSize(options.poolSize, totalmem()));
+  const requestedBytes = parseFlag('--pool-size', () => parsePoolSize(options.poolSize, totalmem()));
+  const poolBytes = Math.min(requestedBytes, MAX_POOL_BYTES);
+  if (poolBytes < requestedBytes)
+    log.info({ requestedBytes, poolBytes }, 'pool size capped at what one f32 array can hold');
   const pool = parseFlag(
     '--pool-size',
     () => new PagePool(Math.floor(poolBytes / (pageSize * BYTES_PER_ELEMENT)), pageSize),
