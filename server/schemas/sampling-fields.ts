@@ -19,7 +19,13 @@ export const samplingFields = {
   top_p: Nullable(Type.Number({ exclusiveMinimum: 0, maximum: 1, description: 'a number' })),
   /** vLLM extension: -1 or 0 turn it off. */
   top_k: Nullable(Type.Integer({ minimum: -1, description: 'an integer' })),
-  seed: Nullable(Type.Integer({ description: 'an integer' })),
+  seed: Nullable(
+    Type.Integer({
+      minimum: Number.MIN_SAFE_INTEGER,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: 'an integer',
+    }),
+  ),
   stop: Nullable(
     Type.Union(
       [
