@@ -1,6 +1,8 @@
+import type { FastifyInstance } from 'fastify';
 import { expect, it } from 'vitest';
 import { buildApp } from '../../server/app.js';
 import { fakeStack } from './fake-stack.js';
+import { startTinyServer } from './tiny-server.js';
 
 /** A small seeded PRNG so a failing body can be reproduced from the printed seed. */
 function mulberry32(seed: number): () => number {
@@ -45,7 +47,9 @@ function randomValue(rand: () => number, depth = 0): unknown {
     case 3:
       return rand() * 4 - 1;
     case 4:
-      return ['', 'tiny-base', 'ad-a', 'user', 'text', 'x'.repeat(80), '\u{1F600}'][Math.floor(rand() * 7)];
+      return ['', 'tiny-base', 'ad-a', 'tiny-r2', 'user', 'text', 'x'.repeat(80), '\u{1F600}'][
+        Math.floor(rand() * 8)
+      ];
     case 5:
       return 1e300;
     case 6:
@@ -61,11 +65,11 @@ function randomValue(rand: () => number, depth = 0): unknown {
   }
 }
 
-it('never answers a random request body with a 5xx, and keeps serving', async () => {
-  const app = buildApp({ stack: fakeStack() });
+/** Sends `count` random bodies; every answer must be 2xx or an OpenAI-style 4xx. */
+async function fuzz(app: FastifyInstance, count: number): Promise<void> {
   const rand = mulberry32(20261123);
   const statuses = new Map<number, number>();
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < count; i++) {
     const body: Record<string, unknown> = { model: 'tiny-base' };
     for (const field of FIELDS) if (rand() < 0.35) body[field] = randomValue(rand);
     if (rand() < 0.5) body.prompt ??= 'hi';
@@ -88,5 +92,16 @@ it('never answers a random request body with a 5xx, and keeps serving', async ()
     payload: { model: 'tiny-base', prompt: 'hi', max_tokens: 1 },
   });
   expect(after.statusCode).toBe(200);
+}
+
+it('never answers a random request body with a 5xx (fake stack), and keeps serving', async () => {
+  const app = buildApp({ stack: fakeStack() });
+  await fuzz(app, 400);
   await app.close();
+});
+
+it('never answers a random request body with a 5xx (real tiny stack), and keeps serving', async () => {
+  const server = await startTinyServer('onnx');
+  await fuzz(server.app, 150);
+  await server.close();
 });
