@@ -202,13 +202,34 @@ describe('routes over a fake stack', () => {
 
 const cmpl = (extra: object) => ({ model: 'tiny-base', prompt: 'hi', ...extra });
 
+async function listenUrl(): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no TCP address');
+  return `http://127.0.0.1:${address.port}`;
+}
+
 describe('shutdown', () => {
+  it('lets a non-streaming request in flight finish before closing', async () => {
+    const stack = start();
+    const url = await listenUrl();
+    const pending = fetch(`${url}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-base', prompt: 'x', max_tokens: 40 }),
+    });
+    while (stack.scheduler.live.size === 0) await new Promise((resolve) => setImmediate(resolve));
+    const closed = app.close();
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect((await res.json()).choices[0]).toMatchObject({ finish_reason: 'length' });
+    await closed;
+  });
+
   it('ends open event streams with a shutdown error and [DONE], then closes', async () => {
     const stack = start();
-    await app.listen({ host: '127.0.0.1', port: 0 });
-    const address = app.server.address();
-    if (!address || typeof address === 'string') throw new Error('no TCP address');
-    const res = await fetch(`http://127.0.0.1:${address.port}/v1/completions`, {
+    const url = await listenUrl();
+    const res = await fetch(`${url}/v1/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'tiny-base', prompt: 'x', max_tokens: 60, stream: true }),
