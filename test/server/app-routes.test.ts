@@ -222,7 +222,9 @@ describe('shutdown', () => {
     const closed = app.close();
     const res = await pending;
     expect(res.status).toBe(200);
-    expect((await res.json()).choices[0]).toMatchObject({ finish_reason: 'length' });
+    expect(((await res.json()) as { choices: object[] }).choices[0]).toMatchObject({
+      finish_reason: 'length',
+    });
     await closed;
   });
 
