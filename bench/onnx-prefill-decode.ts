@@ -269,43 +269,40 @@ async function main(): Promise<void> {
   kv.free(prefillId);
   const prefillGflops = stepFlops(config, PROMPT, PROMPT + layout.tokensPerPage, 1) / (prefillMs * 1e6);
 
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const decodeRows: Array<Record<string, string | number>> = [];
   for (const batch of DECODE_BATCHES) {
-    const perMode: Record<string, number> = {};
-    for (const withAdapters of [false, true]) {
+    // Base and LoRA steps alternate, so load from elsewhere on the machine hits both alike.
+    const modes = [false, true].map((withAdapters) => {
       const ids = Array.from({ length: batch }, () => nextSeq++);
       const adapterOf = (i: number) => (withAdapters ? layouts[i % NUM_ADAPTERS] : null);
-      progress(
-        `decode batch ${batch} ${withAdapters ? 'with adapters' : 'base'}: prefilling ${DECODE_CONTEXT} tokens each`,
-      );
-      await engine.step({
-        sequences: ids.map((id, i) => seqStep(id, prompt(DECODE_CONTEXT, id), 0, adapterOf(i))),
-      });
-      let pos = DECODE_CONTEXT;
-      const decodeOnce = async () => {
-        await engine.step({
-          sequences: ids.map((id, i) => seqStep(id, [(id + pos) % config.vocabSize], pos, adapterOf(i))),
-        });
-        pos++;
-      };
-      await decodeOnce();
-      const times: number[] = [];
-      for (let s = 0; s < decodeSteps; s++) {
+      let pos = 0;
+      const run = async (tokensOf: (id: number) => number[]) => {
         const t0 = performance.now();
-        await decodeOnce();
-        times.push(performance.now() - t0);
+        await engine.step({ sequences: ids.map((id, i) => seqStep(id, tokensOf(id), pos, adapterOf(i))) });
+        pos += tokensOf(0).length;
+        return performance.now() - t0;
+      };
+      return { ids, run, times: [] as number[] };
+    });
+    progress(`decode batch ${batch}: prefilling ${DECODE_CONTEXT} tokens each, then ${decodeSteps} steps`);
+    for (const m of modes) await m.run((id) => prompt(DECODE_CONTEXT, id));
+    for (let s = -1; s < decodeSteps; s++) {
+      for (const m of modes) {
+        const ms = await m.run((id) => [(id + s + 7) % config.vocabSize]);
+        if (s >= 0) m.times.push(ms);
       }
-      times.sort((a, b) => a - b);
-      perMode[withAdapters ? 'lora' : 'base'] = times[Math.floor(times.length / 2)];
-      for (const id of ids) kv.free(id);
     }
+    for (const m of modes) for (const id of m.ids) kv.free(id);
+    const base = median(modes[0].times);
+    const lora = median(modes[1].times);
     decodeRows.push({
       measure: `decode batch ${batch}`,
-      base_ms_per_step: perMode.base,
-      lora_ms_per_step: perMode.lora,
-      base_tokens_per_s: (1000 * batch) / perMode.base,
-      lora_tokens_per_s: (1000 * batch) / perMode.lora,
-      adapter_overhead_pct: (perMode.lora / perMode.base - 1) * 100,
+      base_ms_per_step: base,
+      lora_ms_per_step: lora,
+      base_tokens_per_s: (1000 * batch) / base,
+      lora_tokens_per_s: (1000 * batch) / lora,
+      adapter_overhead_pct: (lora / base - 1) * 100,
     });
   }
   await engine.close();
