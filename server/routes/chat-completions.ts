@@ -10,6 +10,7 @@ import {
   ChatCompletionRequestSchema,
   type ChatMessage,
 } from '../schemas/chat-request.js';
+import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import type { ServingStack } from '../serving-stack.js';
 
 /** OpenAI's newer `developer` role is what templates know as `system`. */
@@ -80,7 +81,12 @@ function checkUnsupported(body: ChatCompletionRequest): void {
 export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/chat/completions',
-    { schema: { body: ChatCompletionRequestSchema } },
+    {
+      schema: {
+        body: ChatCompletionRequestSchema,
+        response: { 200: ChatCompletionResponseSchema, ...errorResponses },
+      },
+    },
     async (request, reply) => {
       const stack = app.loom.requireStack();
       const body = request.body;
@@ -99,7 +105,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         { requestId: id, promptTokens: prompt, adapter, sampling },
         reply,
       );
-      const head = { id, object: 'chat.completion', created, model: body.model };
+      const head = { id, object: 'chat.completion' as const, created, model: body.model };
 
       if (!body.stream) {
         const choices = await generation.collect(sampling.n);
@@ -107,7 +113,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           ...head,
           choices: choices.map((c, index) => ({
             index,
-            message: { role: 'assistant', content: c.text },
+            message: { role: 'assistant' as const, content: c.text },
             logprobs: null,
             finish_reason: c.finishReason,
           })),

@@ -1,8 +1,9 @@
 import type { FastifyPluginAsync } from 'fastify';
+import { errorResponses, ModelListSchema } from '../schemas/responses.js';
 
 /** vLLM's model list: the base model's card, then one card per adapter whose parent is the base. */
 export const modelsRoute: FastifyPluginAsync = async (app) => {
-  app.get('/v1/models', async () => {
+  app.get('/v1/models', { schema: { response: { 200: ModelListSchema, ...errorResponses } } }, async () => {
     const stack = app.loom.requireStack();
     const card = (id: string, root: string, parent: string | null) => ({
       id,

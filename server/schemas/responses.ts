@@ -1,0 +1,72 @@
+import { Type } from '@sinclair/typebox';
+
+/**
+ * Response shapes, per status code: they document the API next to the request schemas and
+ * let Fastify serialize with a compiled stringifier. Event streams bypass them (one JSON
+ * chunk per `data:` line, shaped like these with `delta`/`text` per choice).
+ */
+export const ErrorResponseSchema = Type.Object({
+  error: Type.Object({
+    message: Type.String(),
+    type: Type.String(),
+    param: Type.Union([Type.String(), Type.Null()]),
+    code: Type.Union([Type.String(), Type.Null()]),
+  }),
+});
+
+export const errorResponses = { '4xx': ErrorResponseSchema, '5xx': ErrorResponseSchema };
+
+const Usage = Type.Object({
+  prompt_tokens: Type.Integer(),
+  completion_tokens: Type.Integer(),
+  total_tokens: Type.Integer(),
+});
+
+const FinishReason = Type.Union([Type.String(), Type.Null()]);
+
+export const CompletionResponseSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('text_completion'),
+  created: Type.Integer(),
+  model: Type.String(),
+  choices: Type.Array(
+    Type.Object({
+      index: Type.Integer(),
+      text: Type.String(),
+      logprobs: Type.Null(),
+      finish_reason: FinishReason,
+    }),
+  ),
+  usage: Usage,
+});
+
+export const ChatCompletionResponseSchema = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('chat.completion'),
+  created: Type.Integer(),
+  model: Type.String(),
+  choices: Type.Array(
+    Type.Object({
+      index: Type.Integer(),
+      message: Type.Object({ role: Type.Literal('assistant'), content: Type.String() }),
+      logprobs: Type.Null(),
+      finish_reason: FinishReason,
+    }),
+  ),
+  usage: Usage,
+});
+
+const ModelCard = Type.Object({
+  id: Type.String(),
+  object: Type.Literal('model'),
+  created: Type.Integer(),
+  owned_by: Type.String(),
+  root: Type.String(),
+  parent: Type.Union([Type.String(), Type.Null()]),
+  max_model_len: Type.Integer(),
+  permission: Type.Array(Type.Unknown()),
+});
+
+export const ModelListSchema = Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelCard) });
+
+export const HealthSchema = Type.Object({ status: Type.String() });
