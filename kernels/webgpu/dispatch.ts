@@ -33,7 +33,7 @@ export function encodeDispatch(
   ctx: WebGpuContext,
   pass: GPUComputePassEncoder,
   pipeline: GPUComputePipeline,
-  bindings: ReadonlyArray<GPUBufferBinding>,
+  bindings: ReadonlyArray<GPUBufferBinding | null>,
   immediates: Immediates | null,
   groupsX: number,
   groupsY = 1,

@@ -27,17 +27,21 @@ export class LoraExpandKernel {
     );
     const out4 = packed.outFeatures / 4;
     const per = pagesPerChunk(this.pool);
+    const pageSize4 = this.pool.unitElements / 4;
+    // mbgmv lanes own two vec4s 64 apart (halving page-table and v loads per output), mbgmm one.
+    const blocksPerPage = Math.ceil(pageSize4 / (packed.form === 'mbgmv' ? 128 : 64));
     const chunks = chunksHolding(this.pool, packed.words.subarray(packed.bPagesAt, packed.shrinkItemsAt));
     for (const c of chunks) {
       const imm = Immediates.of([
         rows,
         out4,
-        this.pool.unitElements / 4,
+        pageSize4,
         packed.pagesPerRowB,
         packed.bPagesAt,
         packed.tilesAt,
         c * per,
         per,
+        blocksPerPage,
       ]);
       const bindings = [
         { buffer: v },
@@ -45,7 +49,7 @@ export class LoraExpandKernel {
         { buffer: y },
         { buffer: this.pool.chunks[c] },
       ];
-      encodeDispatch(this.ctx, pass, pipeline, bindings, imm, Math.ceil(out4 / 64), rows);
+      encodeDispatch(this.ctx, pass, pipeline, bindings, imm, packed.pagesPerRowB * blocksPerPage, rows);
     }
   }
 }

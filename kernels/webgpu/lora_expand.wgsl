@@ -4,6 +4,10 @@
 // looping over exactly that adapter's rank: no padding to a maximum rank. Where the pool spans
 // several bindings, one dispatch per chunk adds the rank-rows whose pages lie in it.
 //
+// A workgroup covers 64 vec4s inside one page of the output row, so which page it reads, the
+// rank and v are the same for all its lanes: the page-table lookups are uniform loads, not
+// per-lane gathers (that made the gather kernel slower than the padded one at uniform rank).
+//
 // batch: as lora_shrink.wgsl (5 words per token from 0), bPages from p.bPagesAt, and for mbgmm
 // tiles of two words (first token, tokens in tile) from p.tilesAt.
 
@@ -16,6 +20,7 @@ struct Params {
   tilesAt: u32,
   chunkStart: u32,
   chunkPages: u32,
+  blocksPerPage: u32,
 }
 var<immediate> p: Params;
 
@@ -24,46 +29,64 @@ var<immediate> p: Params;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> pool: array<vec4<f32>>;
 
+/** (page of the output row, first vec4 inside it) of this lane; the lane also owns vec4 + 64. */
+fn place(wg: vec3<u32>, lane: u32) -> vec2<u32> {
+  let pageInRow = wg.x / p.blocksPerPage;
+  return vec2<u32>(pageInRow, (wg.x % p.blocksPerPage) * 128u + lane);
+}
+
 @compute @workgroup_size(64)
-fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let o4 = gid.x;
-  let t = gid.y;
-  if (o4 >= p.out4 || t >= p.numRows) {
+fn mbgmv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let at = place(wg, lane);
+  let within = at.y;
+  let o4 = at.x * p.pageSize4 + within;
+  let t = wg.y;
+  if (within >= p.pageSize4 || o4 >= p.out4 || t >= p.numRows) {
     return;
   }
   let rank = batch[t * 5u];
   if (rank == 0u) {
     return;
   }
-  let firstPage = p.bPagesAt + batch[t * 5u + 2u] + o4 / p.pageSize4;
-  let within = o4 % p.pageSize4;
+  // The second vec4 re-reads the first where it falls past the page or the row, unwritten.
+  let second = select(0u, 64u, within + 64u < p.pageSize4 && o4 + 64u < p.out4);
+  let firstPage = p.bPagesAt + batch[t * 5u + 2u] + at.x;
   let vOff = batch[t * 5u + 3u];
-  var acc = vec4<f32>(0.0);
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
   var touched = false;
   for (var r = 0u; r < rank; r++) {
     let local = batch[firstPage + r * p.pagesPerRowB] - p.chunkStart;
     if (local < p.chunkPages) {
-      acc += v[vOff + r] * pool[local * p.pageSize4 + within];
+      let vr = v[vOff + r];
+      let base = local * p.pageSize4 + within;
+      acc0 += vr * pool[base];
+      acc1 += vr * pool[base + second];
       touched = true;
     }
   }
   if (touched) {
-    y[t * p.out4 + o4] += bitcast<f32>(batch[t * 5u + 4u]) * acc;
+    let scale = bitcast<f32>(batch[t * 5u + 4u]);
+    y[t * p.out4 + o4] += scale * acc0;
+    if (second != 0u) {
+      y[t * p.out4 + o4 + 64u] += scale * acc1;
+    }
   }
 }
 
 @compute @workgroup_size(64)
-fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let o4 = gid.x;
-  let tile = gid.y;
-  if (o4 >= p.out4 || tile >= p.numRows) {
+fn mbgmm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let at = vec2<u32>(wg.x / p.blocksPerPage, (wg.x % p.blocksPerPage) * 64u + lane);
+  let within = at.y;
+  let o4 = at.x * p.pageSize4 + within;
+  let tile = wg.y;
+  if (within >= p.pageSize4 || o4 >= p.out4 || tile >= p.numRows) {
     return;
   }
   let t0 = batch[p.tilesAt + tile * 2u];
   let count = batch[p.tilesAt + tile * 2u + 1u];
   let rank = batch[t0 * 5u];
-  let firstPage = p.bPagesAt + batch[t0 * 5u + 2u] + o4 / p.pageSize4;
-  let within = o4 % p.pageSize4;
+  let firstPage = p.bPagesAt + batch[t0 * 5u + 2u] + at.x;
   let v0 = batch[t0 * 5u + 3u];
   let v1 = batch[(t0 + min(1u, count - 1u)) * 5u + 3u];
   let v2 = batch[(t0 + min(2u, count - 1u)) * 5u + 3u];

@@ -31,17 +31,24 @@ export class PipelineCache {
     return pipeline;
   }
 
-  /** A bind group of group 0 binding `buffers[i]` at binding i; reused while the buffers live. */
-  bindGroup(pipeline: GPUComputePipeline, buffers: ReadonlyArray<GPUBufferBinding>): GPUBindGroup {
+  /**
+   * A bind group of group 0 binding `buffers[i]` at binding i (null: a binding this entry point
+   * does not use); reused while the buffers live.
+   */
+  bindGroup(pipeline: GPUComputePipeline, buffers: ReadonlyArray<GPUBufferBinding | null>): GPUBindGroup {
     const parts = [String(this.idOf(pipeline))];
-    for (const b of buffers) parts.push(`${this.idOf(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1}`);
+    for (const b of buffers) parts.push(b ? `${this.idOf(b.buffer)}:${b.offset ?? 0}:${b.size ?? -1}` : '-');
     const key = parts.join('|');
     const cached = this.bindGroups.get(key);
     if (cached) return cached;
+    const entries: GPUBindGroupEntry[] = [];
+    buffers.forEach((resource, binding) => {
+      if (resource) entries.push({ binding, resource });
+    });
     const group = this.device.createBindGroup({
       label: pipeline.label,
       layout: pipeline.getBindGroupLayout(0),
-      entries: buffers.map((resource, binding) => ({ binding, resource })),
+      entries,
     });
     this.bindGroups.set(key, group);
     return group;
