@@ -150,8 +150,10 @@ async function main(): Promise<void> {
       const bPages = Int32Array.from(order.splice(0, rank));
       const a = values(rank * inF, 1 + i);
       const bt = values(rank * outF, 101 + i);
-      aPages.forEach((page, r) => storage.set(a.subarray(r * inF, (r + 1) * inF), page * HIDDEN));
-      bPages.forEach((page, r) => storage.set(bt.subarray(r * outF, (r + 1) * outF), page * HIDDEN));
+      for (let r = 0; r < rank; r++) {
+        storage.set(a.subarray(r * inF, (r + 1) * inF), aPages[r] * HIDDEN);
+        storage.set(bt.subarray(r * outF, (r + 1) * outF), bPages[r] * HIDDEN);
+      }
       dense.push({ rank, scale: 2 / rank, a, bt });
       return {
         name: `a${i}`,
