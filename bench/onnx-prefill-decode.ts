@@ -236,7 +236,9 @@ async function main(): Promise<void> {
   progress(
     `pool: ${pool.numPages} pages (${((pool.numPages * pool.pageSize * 4) / 2 ** 20).toFixed(0)} MiB)`,
   );
+  const createStart = performance.now();
   const engine = await OnnxEngine.create(weights, pool, { threads });
+  const createMs = performance.now() - createStart;
   const rssEngine = process.memoryUsage().rss;
   const kv = new KvCache(pool, layout);
   const layouts: AdapterLayout[] = adapters.map((a) => {
@@ -337,6 +339,7 @@ async function main(): Promise<void> {
       decode: `${DECODE_CONTEXT}-token context, ${decodeSteps} timed steps`,
       onnxruntime: ort.env.versions.common,
       engine: 'onnx, prepacked weights (default)',
+      'engine creation (graph build + session + weight prepacking)': `${(createMs / 1000).toFixed(1)} s`,
       'process memory growth from creating the engine (pool + packed weights)': `${((rssEngine - rssWeights) / 2 ** 20).toFixed(0)} MiB (weights ${(weightBytes(weights) / 2 ** 20).toFixed(0)} MiB, pool ${((pool.numPages * pool.pageSize * 4) / 2 ** 20).toFixed(0)} MiB)`,
       'load average at start (1 min)': loadAtStart.toFixed(2),
       'load average at end (1 min)': loadavg()[0].toFixed(2),
