@@ -12,7 +12,9 @@ function runMain(args: string[]): {
   child: ChildProcess;
   exited: Promise<{ code: number | null; stderr: string }>;
 } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', ...args], {
+  // Port 0 unless the test picks one: a server already on 8000 must not change the outcome.
+  const port = args.includes('--port') ? [] : ['--port', '0'];
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', ...port, ...args], {
     cwd: join(import.meta.dirname, '../..'),
     env: { ...process.env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
