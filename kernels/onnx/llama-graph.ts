@@ -52,6 +52,14 @@ export const MASKED = -1e9;
  */
 export type WeightMode = 'inputs' | 'external';
 
+/**
+ * Weights that a Gemm consumes: only these gain from prepacking. Embeddings (a Gather) and norms
+ * stay inputs even in 'external' mode, so onnxruntime keeps no copy of them.
+ */
+export function isGemmWeight(name: string): boolean {
+  return name === WEIGHT_NAMES.lmHead || name.endsWith('_proj.weight');
+}
+
 /** The in-memory external-data "file" name of a weight, as `externalData` must name it. */
 export function weightLocation(name: string): string {
   return `weights/${name}`;
@@ -82,9 +90,9 @@ export function buildStepGraph(
   const mask = g.input(STEP_INPUTS.attnMask, 'float32', ['B', 1, 1, 'S', 'C']);
   const logitRows = g.input(STEP_INPUTS.logitRows, 'int64', ['R']);
   const w = (name: string, dims: number[]) =>
-    weightMode === 'inputs'
-      ? g.input(name, 'float32', dims)
-      : g.external(name, 'float32', dims, weightLocation(name));
+    weightMode === 'external' && isGemmWeight(name)
+      ? g.external(name, 'float32', dims, weightLocation(name))
+      : g.input(name, 'float32', dims);
   const lora = new Map<TargetModule, { aPages: string; bPages: string; mask: string }>();
   for (const m of loraModules) {
     const names = loraInputNames(m);
