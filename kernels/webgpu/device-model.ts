@@ -1,0 +1,78 @@
+import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import type { ModelWeights } from '../../model/model-weights.js';
+import { destroySplit, type StorageDtype, uploadBuffer } from './buffers.js';
+import type { WebGpuContext } from './device.js';
+import { type DeviceWeight, uploadWeight } from './gemm.js';
+
+/** One decoder layer on the device: norms in f32, linear weights in the engine's storage dtype. */
+export interface DeviceLayer {
+  inputNorm: GPUBuffer;
+  postAttentionNorm: GPUBuffer;
+  linear: Record<TargetModule, DeviceWeight>;
+}
+
+/** A whole base model on the device; `lmHead` is `embedTokens` itself when embeddings are tied. */
+export interface DeviceModel {
+  embedTokens: DeviceWeight;
+  layers: DeviceLayer[];
+  finalNorm: GPUBuffer;
+  lmHead: DeviceWeight;
+}
+
+/**
+ * Uploads `weights`, splitting any matrix bigger than one binding by rows. The embedding table
+ * stays f32 (embed reads rows, no math); linear layers and an untied lm_head use `dtype`.
+ */
+export function uploadModel(
+  ctx: WebGpuContext,
+  weights: ModelWeights,
+  dtype: StorageDtype,
+  maxChunkBytes?: number,
+): DeviceModel {
+  const c = weights.config;
+  const embedTokens = uploadWeight(
+    ctx,
+    weights.embedTokens,
+    c.vocabSize,
+    c.hiddenSize,
+    'f32',
+    'embed_tokens',
+    maxChunkBytes,
+  );
+  const tied = weights.lmHead === weights.embedTokens;
+  const lmHead = tied
+    ? embedTokens
+    : uploadWeight(ctx, weights.lmHead, c.vocabSize, c.hiddenSize, dtype, 'lm_head', maxChunkBytes);
+  const layers = weights.layers.map((lw, l): DeviceLayer => {
+    const linear = {} as Record<TargetModule, DeviceWeight>;
+    for (const m of TARGET_MODULES) {
+      const { inFeatures, outFeatures } = moduleShape(c, m);
+      linear[m] = uploadWeight(
+        ctx,
+        lw.linear[m],
+        outFeatures,
+        inFeatures,
+        dtype,
+        `layers.${l}.${m}`,
+        maxChunkBytes,
+      );
+    }
+    return {
+      inputNorm: uploadBuffer(ctx, lw.inputNorm, `layers.${l}.input_layernorm`),
+      postAttentionNorm: uploadBuffer(ctx, lw.postAttentionNorm, `layers.${l}.post_attention_layernorm`),
+      linear,
+    };
+  });
+  return { embedTokens, layers, finalNorm: uploadBuffer(ctx, weights.finalNorm, 'norm'), lmHead };
+}
+
+export function destroyModel(ctx: WebGpuContext, model: DeviceModel): void {
+  destroySplit(ctx, model.embedTokens.data);
+  if (model.lmHead !== model.embedTokens) destroySplit(ctx, model.lmHead.data);
+  for (const layer of model.layers) {
+    for (const m of TARGET_MODULES) destroySplit(ctx, layer.linear[m].data);
+    layer.inputNorm.destroy();
+    layer.postAttentionNorm.destroy();
+  }
+  model.finalNorm.destroy();
+}

@@ -1,0 +1,340 @@
+import type { AdapterLayout } from '../../memory/adapter-layout.js';
+import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
+import type { PagePool } from '../../memory/page-pool.js';
+import type { LlamaConfig } from '../../model/llama-config.js';
+import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import type { LoraAdapter } from '../../model/lora-adapter.js';
+import type { ModelWeights } from '../../model/model-weights.js';
+import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
+import { type Engine, logitRows, type StepPlan } from '../engine.js';
+import { buildLoraBatch } from '../lora-batch.js';
+import { ropeInvFrequencies } from '../reference/rope.js';
+import { packAttentionBatch } from './attention-meta.js';
+import {
+  createSplitBuffer,
+  destroySplit,
+  type SplitBuffer,
+  type StorageDtype,
+  writeSplit,
+} from './buffers.js';
+import { createWebGpuContext, type WebGpuContext } from './device.js';
+import { type DeviceModel, destroyModel, uploadModel } from './device-model.js';
+import { EmbedKernel } from './embed.js';
+import { type DeviceWeight, GemmKernel } from './gemm.js';
+import { LoraExpandKernel } from './lora-expand.js';
+import { type LoraForm, packLoraBatch } from './lora-meta.js';
+import { LoraShrinkKernel } from './lora-shrink.js';
+import { attentionChunkPairs, KvWriteKernel, PagedAttentionKernel } from './paged-attention.js';
+import { RmsNormKernel } from './rmsnorm.js';
+import { RopeKernel } from './rope.js';
+import { ScratchBuffers } from './scratch-buffers.js';
+import { SiluMulKernel } from './silu-mul.js';
+
+export interface WebGpuEngineOptions {
+  /** An open device to use (not destroyed by close()); by default the engine opens its own. */
+  context?: WebGpuContext;
+  /** Storage of linear weights: f32, or f16 where the device has shader-f16. Default f32. */
+  weightDtype?: StorageDtype;
+  /** Cap on one binding's bytes (tests force splitting with it); default the device's limit. */
+  maxChunkBytes?: number;
+}
+
+/** What one step's layers share on the device. */
+interface StepState {
+  plan: StepPlan;
+  batch: AttentionBatch;
+  attention: { numTokens: number; numSequences: number; buffer: GPUBuffer };
+  positions: GPUBuffer;
+  adapters: Array<AdapterLayout | null>;
+  anyAdapter: boolean;
+  loraForm: LoraForm;
+}
+
+/**
+ * The WGSL engine: the model's weights and the page pool live on the device, and a step is one
+ * command encoder, one compute pass and one submit; only the logits come back.
+ */
+export class WebGpuEngine implements Engine {
+  readonly kind = 'webgpu' as const;
+  readonly config: LlamaConfig;
+  readonly kvLayout: KvLayout;
+  private readonly scratch: ScratchBuffers;
+  private readonly gemm: GemmKernel;
+  private readonly norm: RmsNormKernel;
+  private readonly embed: EmbedKernel;
+  private readonly siluMul: SiluMulKernel;
+  private readonly rope: RopeKernel;
+  private readonly kvWrite: KvWriteKernel;
+  private readonly attention: PagedAttentionKernel;
+  private readonly shrink: LoraShrinkKernel;
+  private readonly expand: LoraExpandKernel;
+  private closed = false;
+
+  private constructor(
+    readonly ctx: WebGpuContext,
+    private readonly ownsContext: boolean,
+    private readonly model: DeviceModel,
+    private readonly storage: SplitBuffer,
+    readonly pool: PagePool,
+    config: LlamaConfig,
+  ) {
+    this.config = config;
+    this.kvLayout = kvLayout(config);
+    this.scratch = new ScratchBuffers(ctx);
+    this.gemm = new GemmKernel(ctx);
+    this.norm = new RmsNormKernel(ctx);
+    this.embed = new EmbedKernel(ctx);
+    this.siluMul = new SiluMulKernel(ctx);
+    this.rope = new RopeKernel(ctx, ropeInvFrequencies(config), config.maxPositionEmbeddings);
+    this.kvWrite = new KvWriteKernel(ctx, storage, this.kvLayout);
+    this.attention = new PagedAttentionKernel(
+      ctx,
+      storage,
+      this.kvLayout,
+      config.numHeads,
+      config.numKvHeads,
+      config.headDim,
+    );
+    this.shrink = new LoraShrinkKernel(ctx, storage);
+    this.expand = new LoraExpandKernel(ctx, storage);
+  }
+
+  static async create(
+    weights: ModelWeights,
+    pool: PagePool,
+    options: WebGpuEngineOptions = {},
+  ): Promise<WebGpuEngine> {
+    const config = weights.config;
+    if (pool.pageSize !== config.hiddenSize)
+      throw new Error(`pool page size ${pool.pageSize} ≠ hidden size ${config.hiddenSize}`);
+    for (const [name, value] of Object.entries({
+      hidden: config.hiddenSize,
+      intermediate: config.intermediateSize,
+      headDim: config.headDim,
+    }))
+      if (value % 4 !== 0) throw new Error(`webgpu engine: ${name} ${value} is not a multiple of 4`);
+    const ctx = options.context ?? (await createWebGpuContext());
+    const model = uploadModel(ctx, weights, options.weightDtype ?? 'f32', options.maxChunkBytes);
+    // Fresh buffers are zeroed, so page 0 (the pool's zero page) holds zeros from the start.
+    const storage = createSplitBuffer(
+      ctx,
+      pool.numPages * pool.pageSize,
+      pool.pageSize,
+      'f32',
+      'page-pool',
+      options.maxChunkBytes,
+    );
+    await ctx.finish();
+    return new WebGpuEngine(ctx, !options.context, model, storage, pool, config);
+  }
+
+  async step(plan: StepPlan): Promise<Float32Array> {
+    this.assertOpen();
+    const { config, model, ctx } = this;
+    const state = this.prepare(plan);
+    const T = state.batch.numTokens;
+    const H = config.hiddenSize;
+    const rows = pickedRows(plan);
+    if (rows.length !== logitRows(plan)) throw new Error('logit rows disagree with the plan');
+    const ids = new Uint32Array(T);
+    let t = 0;
+    for (const s of plan.sequences) for (let i = 0; i < s.tokens.length; i++) ids[t++] = s.tokens[i];
+    const idBuffer = this.scratch.upload('ids', ids);
+    const rowBuffer = this.scratch.upload('logit-rows', Uint32Array.from(rows));
+    const x = this.scratch.get('x', T * H * 4);
+    const normed = this.scratch.get('normed', T * H * 4);
+    const delta = this.scratch.get('delta', T * H * 4);
+    const picked = this.scratch.get('picked', Math.max(1, rows.length) * H * 4);
+    const logits = this.scratch.get('logits', Math.max(1, rows.length) * config.vocabSize * 4);
+
+    const encoder = ctx.device.createCommandEncoder({ label: 'step' });
+    const pass = encoder.beginComputePass({ label: 'step' });
+    this.embed.encode(pass, idBuffer, T, model.embedTokens, x);
+    for (let layer = 0; layer < config.numLayers; layer++) {
+      const lw = model.layers[layer];
+      // The previous layer's MLP output joins the residual stream inside this norm.
+      if (layer === 0) this.norm.encode(pass, x, T, H, lw.inputNorm, config.rmsNormEps, normed);
+      else this.norm.encodeAdd(pass, x, delta, T, H, lw.inputNorm, config.rmsNormEps, normed);
+      this.attentionBlock(pass, state, layer, normed, delta);
+      this.norm.encodeAdd(pass, x, delta, T, H, lw.postAttentionNorm, config.rmsNormEps, normed);
+      this.mlpBlock(pass, state, layer, normed, delta);
+    }
+    this.norm.encodeAdd(pass, x, delta, T, H, model.finalNorm, config.rmsNormEps, normed);
+    let readBytes = 0;
+    if (rows.length > 0) {
+      const stream: DeviceWeight = {
+        rows: T,
+        cols: H,
+        data: { dtype: 'f32', numElements: T * H, chunkElements: T * H, unitElements: H, chunks: [normed] },
+      };
+      this.embed.encode(pass, rowBuffer, rows.length, stream, picked);
+      this.gemm.encode(pass, picked, rows.length, model.lmHead, logits);
+      readBytes = rows.length * config.vocabSize * 4;
+    }
+    pass.end();
+    const staging = ctx.device.createBuffer({
+      label: 'logits-readback',
+      size: Math.max(4, readBytes),
+      usage: 0x09,
+    });
+    if (readBytes > 0) encoder.copyBufferToBuffer(logits, 0, staging, 0, readBytes);
+    ctx.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(1);
+    const out = new Float32Array(staging.getMappedRange().slice(0, readBytes));
+    staging.unmap();
+    staging.destroy();
+    ctx.check();
+    return out;
+  }
+
+  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
+    this.assertOpen();
+    const pageSize = this.pool.pageSize;
+    layout.modules.forEach((placed, l) => {
+      for (const m of TARGET_MODULES) {
+        const pages = placed[m];
+        const pair = adapter.layers[l]?.[m];
+        if (!pages || !pair) continue;
+        const { inFeatures, outFeatures, pagesPerRowA, pagesPerRowB } = pages;
+        for (let r = 0; r < layout.rank; r++) {
+          this.writeRow(
+            pages.aPages,
+            r * pagesPerRowA,
+            pair.a.subarray(r * inFeatures, (r + 1) * inFeatures),
+            pageSize,
+          );
+          const bt = new Float32Array(outFeatures);
+          for (let o = 0; o < outFeatures; o++) bt[o] = pair.b[o * layout.rank + r];
+          this.writeRow(pages.bPages, r * pagesPerRowB, bt, pageSize);
+        }
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.ctx.device.queue.onSubmittedWorkDone();
+    this.scratch.destroy();
+    this.rope.destroy();
+    this.attention.destroy();
+    destroyModel(this.ctx, this.model);
+    destroySplit(this.ctx, this.storage);
+    if (this.ownsContext) this.ctx.destroy();
+  }
+
+  /** One rank-row into its pages, the unused tail of its last page zeroed. */
+  private writeRow(pages: Int32Array, first: number, row: Float32Array, pageSize: number): void {
+    for (let off = 0, p = first; off < row.length; off += pageSize, p++) {
+      const page = new Float32Array(pageSize);
+      page.set(row.subarray(off, Math.min(off + pageSize, row.length)));
+      writeSplit(this.ctx, this.storage, pages[p] * pageSize, page);
+    }
+  }
+
+  private prepare(plan: StepPlan): StepState {
+    const batch = buildAttentionBatch(plan);
+    const adapters: Array<AdapterLayout | null> = [];
+    let singleTokens = true;
+    for (const s of plan.sequences) {
+      if (s.tokens.length !== 1) singleTokens = false;
+      for (let i = 0; i < s.tokens.length; i++) adapters.push(s.adapter);
+    }
+    return {
+      plan,
+      batch,
+      attention: {
+        numTokens: batch.numTokens,
+        numSequences: batch.numSequences,
+        buffer: this.scratch.upload('attention-batch', packAttentionBatch(batch)),
+      },
+      positions: this.scratch.upload('positions', Uint32Array.from(batch.tokenPos)),
+      adapters,
+      anyAdapter: adapters.some((a) => a !== null),
+      loraForm: singleTokens ? 'mbgmv' : 'mbgmm',
+    };
+  }
+
+  private attentionBlock(
+    pass: GPUComputePassEncoder,
+    state: StepState,
+    layer: number,
+    normed: GPUBuffer,
+    out: GPUBuffer,
+  ): void {
+    const { config } = this;
+    const T = state.batch.numTokens;
+    const qDim = config.numHeads * config.headDim;
+    const kvDim = this.kvLayout.kvDim;
+    const q = this.scratch.get('q', T * qDim * 4);
+    const k = this.scratch.get('k', T * kvDim * 4);
+    const v = this.scratch.get('v', T * kvDim * 4);
+    const attended = this.scratch.get('attended', T * qDim * 4);
+    this.projection(pass, state, layer, 'q_proj', normed, q);
+    this.projection(pass, state, layer, 'k_proj', normed, k);
+    this.projection(pass, state, layer, 'v_proj', normed, v);
+    this.rope.encode(pass, q, T, config.numHeads, state.positions);
+    this.rope.encode(pass, k, T, config.numKvHeads, state.positions);
+    this.kvWrite.encode(pass, state.attention, layer, k, v);
+    const pairs = attentionChunkPairs(this.storage, this.kvLayout, state.batch, layer);
+    this.attention.encode(pass, state.attention, layer, q, attended, pairs);
+    this.projection(pass, state, layer, 'o_proj', attended, out);
+  }
+
+  private mlpBlock(
+    pass: GPUComputePassEncoder,
+    state: StepState,
+    layer: number,
+    normed: GPUBuffer,
+    out: GPUBuffer,
+  ): void {
+    const T = state.batch.numTokens;
+    const I = this.config.intermediateSize;
+    const gate = this.scratch.get('gate', T * I * 4);
+    const up = this.scratch.get('up', T * I * 4);
+    const act = this.scratch.get('act', T * I * 4);
+    this.projection(pass, state, layer, 'gate_proj', normed, gate);
+    this.projection(pass, state, layer, 'up_proj', normed, up);
+    this.siluMul.encode(pass, gate, up, act, T * I);
+    this.projection(pass, state, layer, 'down_proj', act, out);
+  }
+
+  /** Base linear layer, then each token's own adapter's LoRA delta gathered from the pool. */
+  private projection(
+    pass: GPUComputePassEncoder,
+    state: StepState,
+    layer: number,
+    module: TargetModule,
+    x: GPUBuffer,
+    y: GPUBuffer,
+  ): void {
+    const T = state.batch.numTokens;
+    this.gemm.encode(pass, x, T, this.model.layers[layer].linear[module], y);
+    if (!state.anyAdapter) return;
+    const { inFeatures, outFeatures } = moduleShape(this.config, module);
+    const batch = buildLoraBatch(state.adapters, layer, module, inFeatures, outFeatures, this.pool.pageSize);
+    if (batch.numAdapters === 0) return;
+    const packed = packLoraBatch(batch, state.loraForm);
+    const lora = { packed, buffer: this.scratch.upload(`lora:${layer}:${module}`, packed.words) };
+    const v = this.scratch.get('lora-v', Math.max(1, batch.vLength) * 4);
+    this.shrink.encode(pass, lora, x, v);
+    this.expand.encode(pass, lora, v, y);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('webgpu engine is closed');
+  }
+}
+
+/** Flat token indices that get logits, in the order Engine.step returns them. */
+function pickedRows(plan: StepPlan): number[] {
+  const rows: number[] = [];
+  let start = 0;
+  for (const s of plan.sequences) {
+    const n = s.tokens.length;
+    if (s.logits === 'last' && n > 0) rows.push(start + n - 1);
+    if (s.logits === 'all') for (let i = 0; i < n; i++) rows.push(start + i);
+    start += n;
+  }
+  return rows;
+}

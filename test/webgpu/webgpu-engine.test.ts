@@ -1,0 +1,101 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
+import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
+import { WebGpuEngine, type WebGpuEngineOptions } from '../../kernels/webgpu/webgpu-engine.js';
+import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
+import { KvCache } from '../../memory/kv-cache.js';
+import { kvLayout } from '../../memory/kv-layout.js';
+import { PagePool } from '../../memory/page-pool.js';
+import type { LoraAdapter } from '../../model/lora-adapter.js';
+import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
+import {
+  F32_TOLERANCE,
+  openTestContext,
+  randomInt,
+  relativeError,
+  seededRandom,
+  shuffle,
+} from './gpu-test-kit.js';
+
+const ctx = await openTestContext('webgpu engine');
+afterAll(() => ctx?.destroy());
+
+const weights = syntheticWeights({ ...TINY_SPEC, seed: 5 });
+const config = weights.config;
+const adapterSpecs = [
+  { name: 'narrow', rank: 1, alpha: 2, targetModules: ['q_proj', 'v_proj'] as const },
+  { name: 'mid', rank: 8, alpha: 16, targetModules: ['q_proj', 'k_proj', 'o_proj', 'down_proj'] as const },
+  {
+    name: 'wide',
+    rank: 16,
+    alpha: 8,
+    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const,
+  },
+];
+const adapters: LoraAdapter[] = adapterSpecs.map((s, i) =>
+  syntheticAdapter(config, { ...s, targetModules: [...s.targetModules], seed: 10 + i }),
+);
+
+/** Both engines over one pool's bookkeeping (shuffled pages), adapters resident in both. */
+async function pair(options: WebGpuEngineOptions) {
+  const pool = new PagePool(1400, config.hiddenSize);
+  pool.free(shuffle(seededRandom(3), Array.from(pool.allocate(pool.numFree, 'kv'))));
+  const reference = ReferenceEngine.create(weights, pool);
+  const gpu = await WebGpuEngine.create(weights, pool, { ...options, context: ctx! });
+  const layouts: AdapterLayout[] = adapters.map((a) => {
+    const layout = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
+    reference.writeAdapter(layout, a);
+    gpu.writeAdapter(layout, a);
+    return layout;
+  });
+  return { pool, reference, gpu, layouts, kv: new KvCache(pool, kvLayout(config)) };
+}
+
+describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
+  for (const [label, options, tolerance] of [
+    ['f32 weights', {}, F32_TOLERANCE],
+    ['f32, weights and pool split across bindings', { maxChunkBytes: 100 * 64 * 4 }, F32_TOLERANCE],
+    ['f16 weights', { weightDtype: 'f16' }, 2e-2],
+  ] as Array<[string, WebGpuEngineOptions, number]>) {
+    it(`${label}: ragged prefill, then decode, mixed adapters and base sequences`, async () => {
+      if (options.weightDtype === 'f16' && !ctx!.hasF16) return;
+      const { reference, gpu, layouts, kv } = await pair(options);
+      const rand = seededRandom(label.length);
+      const numSeqs = 4;
+      const owners = [layouts[0], null, layouts[2], layouts[1]];
+      const lengths = Array.from({ length: numSeqs }, () => randomInt(rand, 1, 9));
+      const positions = new Array(numSeqs).fill(0);
+      const step = (seq: number, tokens: number[], logits: SequenceStep['logits']): SequenceStep => {
+        if (!kv.reserve(seq, positions[seq] + tokens.length)) throw new Error('test pool too small');
+        const s = {
+          seqId: seq,
+          tokens,
+          startPos: positions[seq],
+          pageTable: kv.pageTable(seq),
+          adapter: owners[seq],
+          logits,
+        };
+        positions[seq] += tokens.length;
+        return s;
+      };
+      const token = () => randomInt(rand, 0, config.vocabSize - 1);
+      const plans: StepPlan[] = [
+        {
+          sequences: lengths.map((n, s) =>
+            step(s, Array.from({ length: n }, token), s === 1 ? 'all' : 'last'),
+          ),
+        },
+      ];
+      for (let d = 0; d < 3; d++) plans.push({ sequences: owners.map((_, s) => step(s, [token()], 'last')) });
+      for (const plan of plans) {
+        const expected = await reference.step(plan);
+        const actual = await gpu.step(plan);
+        expect(expected.length).toBeGreaterThan(0);
+        expect(actual.length).toBe(expected.length);
+        expect(relativeError(actual, expected)).toBeLessThan(tolerance);
+      }
+      await gpu.close();
+      await reference.close();
+    });
+  }
+});
