@@ -27,6 +27,7 @@ import { LoraShrinkKernel } from './lora-shrink.js';
 import { attentionChunkPairs, KvWriteKernel, PagedAttentionKernel } from './paged-attention.js';
 import { RmsNormKernel } from './rmsnorm.js';
 import { RopeKernel } from './rope.js';
+import { packSampling, type RowSampling, SampleKernel } from './sample.js';
 import { ScratchBuffers } from './scratch-buffers.js';
 import { SiluMulKernel } from './silu-mul.js';
 
@@ -68,6 +69,7 @@ export class WebGpuEngine implements Engine {
   private readonly attention: PagedAttentionKernel;
   private readonly shrink: LoraShrinkKernel;
   private readonly expand: LoraExpandKernel;
+  private readonly sampler: SampleKernel;
   private closed = false;
 
   private constructor(
@@ -97,6 +99,7 @@ export class WebGpuEngine implements Engine {
     );
     this.shrink = new LoraShrinkKernel(ctx, storage);
     this.expand = new LoraExpandKernel(ctx, storage);
+    this.sampler = new SampleKernel(ctx);
   }
 
   static async create(
@@ -129,6 +132,33 @@ export class WebGpuEngine implements Engine {
   }
 
   async step(plan: StepPlan): Promise<Float32Array> {
+    const { encoder, pass, numRows, logits } = this.encodeForward(plan);
+    pass.end();
+    return new Float32Array(await this.readBack(encoder, logits, numRows * this.config.vocabSize * 4));
+  }
+
+  /**
+   * A step that samples on the device and reads back one token id per logit row (in the order
+   * step() returns rows) instead of the logits: `sampling[i]` is row i's settings and uniform.
+   */
+  async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<Int32Array> {
+    const { encoder, pass, numRows, logits } = this.encodeForward(plan);
+    if (sampling.length !== numRows)
+      throw new Error(`sampleStep: ${sampling.length} settings for ${numRows} rows`);
+    const ids = this.scratch.get('sampled', Math.max(1, numRows) * 4);
+    const settings = this.scratch.upload('sample-settings', packSampling(sampling));
+    if (numRows > 0) this.sampler.encode(pass, logits, numRows, this.config.vocabSize, settings, ids);
+    pass.end();
+    return new Int32Array(await this.readBack(encoder, ids, numRows * 4));
+  }
+
+  /** Records the whole forward pass of `plan` into one open compute pass, logits last. */
+  private encodeForward(plan: StepPlan): {
+    encoder: GPUCommandEncoder;
+    pass: GPUComputePassEncoder;
+    numRows: number;
+    logits: GPUBuffer;
+  } {
     this.assertOpen();
     const { config, model, ctx } = this;
     const state = this.prepare(plan);
@@ -160,7 +190,6 @@ export class WebGpuEngine implements Engine {
       this.mlpBlock(pass, state, layer, normed, delta);
     }
     this.norm.encodeAdd(pass, x, delta, T, H, model.finalNorm, config.rmsNormEps, normed);
-    let readBytes = 0;
     if (rows.length > 0) {
       const stream: DeviceWeight = {
         rows: T,
@@ -169,18 +198,22 @@ export class WebGpuEngine implements Engine {
       };
       this.embed.encode(pass, rowBuffer, rows.length, stream, picked);
       this.gemm.encode(pass, picked, rows.length, model.lmHead, logits);
-      readBytes = rows.length * config.vocabSize * 4;
     }
-    pass.end();
+    return { encoder, pass, numRows: rows.length, logits };
+  }
+
+  /** Ends the step: copies `bytes` of `source` out in the same submit, waits, returns them. */
+  private async readBack(encoder: GPUCommandEncoder, source: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const { ctx } = this;
     const staging = ctx.device.createBuffer({
-      label: 'logits-readback',
-      size: Math.max(4, readBytes),
+      label: 'step-readback',
+      size: Math.max(4, bytes),
       usage: 0x09,
     });
-    if (readBytes > 0) encoder.copyBufferToBuffer(logits, 0, staging, 0, readBytes);
+    if (bytes > 0) encoder.copyBufferToBuffer(source, 0, staging, 0, bytes);
     ctx.device.queue.submit([encoder.finish()]);
     await staging.mapAsync(1);
-    const out = new Float32Array(staging.getMappedRange().slice(0, readBytes));
+    const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
     ctx.check();
@@ -218,6 +251,7 @@ export class WebGpuEngine implements Engine {
     this.scratch.destroy();
     this.rope.destroy();
     this.attention.destroy();
+    this.sampler.destroy();
     destroyModel(this.ctx, this.model);
     destroySplit(this.ctx, this.storage);
     if (this.ownsContext) this.ctx.destroy();

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
 import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
+import { sampleToken } from '../../kernels/reference/sample.js';
 import { WebGpuEngine, type WebGpuEngineOptions } from '../../kernels/webgpu/webgpu-engine.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
 import { KvCache } from '../../memory/kv-cache.js';
@@ -93,6 +94,20 @@ describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
         expect(expected.length).toBeGreaterThan(0);
         expect(actual.length).toBe(expected.length);
         expect(relativeError(actual, expected)).toBeLessThan(tolerance);
+        if (options.weightDtype === 'f16') continue;
+        // Re-running the step rewrites the same K/V, so sampling on the device sees the same logits.
+        const vocab = config.vocabSize;
+        const sampling = Array.from({ length: expected.length / vocab }, (_, r) => ({
+          temperature: r % 3 === 0 ? 0 : 0.8,
+          topK: r % 2 === 0 ? 20 : 0,
+          topP: 0.9,
+          uniform: rand(),
+        }));
+        const ids = await gpu.sampleStep(plan, sampling);
+        const wanted = sampling.map((s, r) =>
+          sampleToken(expected.subarray(r * vocab, (r + 1) * vocab), s, s.uniform),
+        );
+        expect(Array.from(ids)).toEqual(wanted);
       }
       await gpu.close();
       await reference.close();
