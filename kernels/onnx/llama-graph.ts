@@ -6,21 +6,24 @@ import { GraphBuilder } from './onnx-model.js';
 /**
  * The whole forward pass of one engine step as one ONNX graph, so a step is one `session.run`.
  *
- * Shapes: B sequences, each padded to S new tokens (T = B·S flattened), NB blocks of past KV per
- * sequence, C = NB·tokensPerPage + S attention slots, R logit rows, R_m rank-rows of module m.
- * Weights and the page pool are graph inputs (zero-copy views of host arrays), so the model bytes
- * stay tiny and one session serves every batch size. Past K/V and LoRA rows are gathered from the
- * pool by page id inside the graph; the step's new K/V come back as `kv_new` for the host to
+ * Shapes: T new tokens of B sequences, flat (no padding) for every Gemm; only attention pads each
+ * sequence to S rows (the longest one's count), so a ragged or mixed prefill/decode batch wastes
+ * no linear-layer work. NB blocks of past KV per sequence, C = NB·tokensPerPage + S attention
+ * slots, R logit rows, R_m rank-rows of module m. All are symbolic: one session serves every
+ * batch. The page pool is an input (a zero-copy view of host memory); past K/V and LoRA rows are
+ * gathered from it by page id, and the step's new K/V come back as `kv_new` for the host to
  * write into pages.
  */
 export const STEP_INPUTS = {
   pool: 'pool',
-  inputIds: 'input_ids', // int64 [B, S]
+  inputIds: 'input_ids', // int64 [T]: the step's tokens, flat, no padding
+  paddedToken: 'padded_token', // int64 [B·S]: flat index of each padded attention row (padding repeats a real token)
+  tokenRow: 'token_row', // int64 [T]: padded attention row of each flat token
   ropeCos: 'rope_cos', // f32 [T, 1, headDim/2]
   ropeSin: 'rope_sin', // f32 [T, 1, headDim/2]
   kvPages: 'kv_pages', // int64 [2L, B, NB]: row layer·2 + kind
   attnMask: 'attn_mask', // f32 [B, 1, 1, S, C], 0 or -1e9
-  logitRows: 'logit_rows', // int64 [R] into the T tokens
+  logitRows: 'logit_rows', // int64 [R] into the T flat tokens
 } as const;
 
 export const STEP_OUTPUTS = {
@@ -83,7 +86,10 @@ export function buildStepGraph(
   const eps = { float: c.rmsNormEps };
 
   const pool = g.input(STEP_INPUTS.pool, 'float32', [numPages, ps]);
-  const ids = g.input(STEP_INPUTS.inputIds, 'int64', ['B', 'S']);
+  const ids = g.input(STEP_INPUTS.inputIds, 'int64', ['T']);
+  const paddedToken = g.input(STEP_INPUTS.paddedToken, 'int64', ['BS']);
+  const tokenRow = g.input(STEP_INPUTS.tokenRow, 'int64', ['T']);
+  const toPadded = (flat: string) => g.op('Gather', [flat, paddedToken], { axis: 0 });
   const cos = g.input(STEP_INPUTS.ropeCos, 'float32', ['T', 1, hd / 2]);
   const sin = g.input(STEP_INPUTS.ropeSin, 'float32', ['T', 1, hd / 2]);
   const kvPages = g.input(STEP_INPUTS.kvPages, 'int64', [2 * L, 'B', 'NB']);
@@ -162,7 +168,7 @@ export function buildStepGraph(
   };
 
   const embed = w(WEIGHT_NAMES.embedTokens, [c.vocabSize, c.hiddenSize]);
-  let x = g.op('Gather', [embed, g.op('Reshape', [ids, g.ints([-1])])], { axis: 0 }); // [T, hidden]
+  let x = g.op('Gather', [embed, ids], { axis: 0 }); // [T, hidden]
   const kvNew: string[] = [];
   for (let l = 0; l < L; l++) {
     const h = g.op('SimplifiedLayerNormalization', [x, w(WEIGHT_NAMES.inputNorm(l), [c.hiddenSize])], {
@@ -177,13 +183,13 @@ export function buildStepGraph(
       g.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]),
     );
 
-    const q5 = g.op('Transpose', [g.op('Reshape', [q, shapeQ5])], { perm: [0, 2, 3, 1, 4] });
+    const q5 = g.op('Transpose', [g.op('Reshape', [toPadded(q), shapeQ5])], { perm: [0, 2, 3, 1, 4] });
     const qHeads = g.op('Reshape', [q5, shapeQ4]); // [B, kvH, group·S, hd]
     const kT = g.op(
       'Concat',
       [
         g.op('Transpose', [pastKv(l, 0)], { perm: [0, 2, 3, 1] }),
-        g.op('Transpose', [g.op('Reshape', [k, shapeKv4])], { perm: [0, 2, 3, 1] }),
+        g.op('Transpose', [g.op('Reshape', [toPadded(k), shapeKv4])], { perm: [0, 2, 3, 1] }),
       ],
       { axis: 3 },
     ); // [B, kvH, hd, C]
@@ -191,14 +197,18 @@ export function buildStepGraph(
       'Concat',
       [
         g.op('Transpose', [pastKv(l, 1)], { perm: [0, 2, 1, 3] }),
-        g.op('Transpose', [g.op('Reshape', [v, shapeKv4])], { perm: [0, 2, 1, 3] }),
+        g.op('Transpose', [g.op('Reshape', [toPadded(v), shapeKv4])], { perm: [0, 2, 1, 3] }),
       ],
       { axis: 2 },
     ); // [B, kvH, C, hd]
     const scores = g.op('Add', [g.op('Reshape', [g.op('MatMul', [qHeads, kT]), shapeScores5]), mask]);
     const probs = g.op('Reshape', [g.op('Softmax', [scores], { axis: -1 }), shapeScores4]);
     const attn5 = g.op('Reshape', [g.op('MatMul', [probs, vAll]), shapeOut5]); // [B, kvH, group, S, hd]
-    const attn = g.op('Reshape', [g.op('Transpose', [attn5], { perm: [0, 3, 1, 2, 4] }), g.ints([-1, qDim])]);
+    const attnPadded = g.op('Reshape', [
+      g.op('Transpose', [attn5], { perm: [0, 3, 1, 2, 4] }),
+      g.ints([-1, qDim]),
+    ]);
+    const attn = g.op('Gather', [attnPadded, tokenRow], { axis: 0 }); // [T, qDim]
     x = g.op('Add', [x, linear(attn, l, 'o_proj')]);
 
     const h2 = g.op(

@@ -111,7 +111,7 @@ export class OnnxEngine implements Engine {
   async step(plan: StepPlan): Promise<Float32Array> {
     if (this.closed) throw new Error('onnx engine is closed');
     const vocab = this.config.vocabSize;
-    if (plan.sequences.length === 0) return new Float32Array(0);
+    if (plan.sequences.every((s) => s.tokens.length === 0)) return new Float32Array(0);
     const packed = packStep(plan, this.config, this.kvLayout, this.invFreq, this.fixedLoraModules);
     const session = await this.session(packed.loraModules);
     const out = await session.run({ ...this.fixedFeeds, ...packed.feeds });
@@ -119,7 +119,7 @@ export class OnnxEngine implements Engine {
       this.storage,
       this.kvLayout,
       plan,
-      packed.paddedLength,
+      packed.numTokens,
       out[STEP_OUTPUTS.kvNew].data as Float32Array,
     );
     const logits = out[STEP_OUTPUTS.logits].data as Float32Array;

@@ -8,17 +8,17 @@ import type { StepPlan } from '../engine.js';
 import { loraInputNames, MASKED, STEP_INPUTS } from './llama-graph.js';
 
 /**
- * Packs a StepPlan into the step graph's per-run inputs (llama-graph.ts): every sequence padded
- * to the longest one's new tokens, past KV blocks padded with the zero page and masked out.
+ * Packs a StepPlan into the step graph's per-run inputs (llama-graph.ts): tokens flat, attention
+ * rows padded to the longest sequence's new tokens, past KV blocks padded with the zero page and
+ * masked out.
  */
 export interface PackedStep {
   /** Step inputs; the engine adds the weights and the pool. */
   feeds: Record<string, ort.Tensor>;
   /** Modules some adapter in the batch targets: the graph variant this step needs. */
   loraModules: TargetModule[];
-  numSequences: number;
-  /** New tokens per sequence after padding (S). */
-  paddedLength: number;
+  /** The step's tokens (T), flat. */
+  numTokens: number;
   /** Logit rows the plan asked for (the graph computes at least one). */
   numLogitRows: number;
 }
@@ -39,19 +39,24 @@ export function packStep(
   const B = seqs.length;
   let S = 1;
   let NB = 1;
+  let T = 0;
+  const start: number[] = [];
   for (const s of seqs) {
+    start.push(T);
+    T += s.tokens.length;
     S = Math.max(S, s.tokens.length);
     NB = Math.max(NB, Math.ceil(s.startPos / kv.tokensPerPage));
   }
-  const T = B * S;
   const pastSlots = NB * kv.tokensPerPage;
   const C = pastSlots + S;
   const half = config.headDim / 2;
   const L = config.numLayers;
 
   const ids = new BigInt64Array(T);
-  const cos = new Float32Array(T * half).fill(1);
+  const cos = new Float32Array(T * half);
   const sin = new Float32Array(T * half);
+  const paddedToken = new BigInt64Array(B * S);
+  const tokenRow = new BigInt64Array(T);
   const kvPages = new BigInt64Array(2 * L * B * NB);
   const mask = new Float32Array(B * S * C).fill(MASKED);
   const rows: number[] = [];
@@ -59,8 +64,9 @@ export function packStep(
   seqs.forEach((s, b) => {
     const n = s.tokens.length;
     for (let j = 0; j < n; j++) {
-      const t = b * S + j;
+      const t = start[b] + j;
       ids[t] = BigInt(s.tokens[j]);
+      tokenRow[t] = BigInt(b * S + j);
       const pos = s.startPos + j;
       for (let i = 0; i < half; i++) {
         const angle = Math.fround(pos * invFreq[i]);
@@ -68,6 +74,9 @@ export function packStep(
         sin[t * half + i] = Math.sin(angle);
       }
     }
+    // Padding rows repeat the sequence's first token (any real token would do: nobody reads them).
+    for (let q = 0; q < S; q++)
+      paddedToken[b * S + q] = BigInt(q < n ? start[b] + q : Math.min(start[b], T - 1));
     const blocks = Math.ceil(s.startPos / kv.tokensPerPage);
     for (let lk = 0; lk < 2 * L; lk++) {
       for (let blk = 0; blk < blocks; blk++) {
@@ -77,26 +86,28 @@ export function packStep(
     for (let q = 0; q < S; q++) {
       const row = (b * S + q) * C;
       mask.fill(0, row, row + s.startPos);
-      // Padding rows see the first token so their softmax stays finite; nobody reads them.
+      // Padding rows see one slot so their softmax stays finite.
       const visible = Math.max(1, Math.min(q + 1, n));
       mask.fill(0, row + pastSlots, row + pastSlots + visible);
     }
-    if (s.logits === 'last' && n > 0) rows.push(b * S + n - 1);
-    else if (s.logits === 'all') for (let j = 0; j < n; j++) rows.push(b * S + j);
+    if (s.logits === 'last' && n > 0) rows.push(start[b] + n - 1);
+    else if (s.logits === 'all') for (let j = 0; j < n; j++) rows.push(start[b] + j);
   });
 
   const numLogitRows = rows.length;
   if (rows.length === 0) rows.push(0);
   const feeds: Record<string, ort.Tensor> = {
-    [STEP_INPUTS.inputIds]: new ort.Tensor('int64', ids, [B, S]),
+    [STEP_INPUTS.inputIds]: new ort.Tensor('int64', ids, [T]),
+    [STEP_INPUTS.paddedToken]: new ort.Tensor('int64', paddedToken, [B * S]),
+    [STEP_INPUTS.tokenRow]: new ort.Tensor('int64', tokenRow, [T]),
     [STEP_INPUTS.ropeCos]: new ort.Tensor('float32', cos, [T, 1, half]),
     [STEP_INPUTS.ropeSin]: new ort.Tensor('float32', sin, [T, 1, half]),
     [STEP_INPUTS.kvPages]: new ort.Tensor('int64', kvPages, [2 * L, B, NB]),
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const active = packLora(plan, config, S, feeds, loraModules);
-  return { feeds, loraModules: active, numSequences: B, paddedLength: S, numLogitRows };
+  const active = packLora(plan, config, T, feeds, loraModules);
+  return { feeds, loraModules: active, numTokens: T, numLogitRows };
 }
 
 /**
@@ -107,14 +118,13 @@ export function packStep(
 function packLora(
   plan: StepPlan,
   config: LlamaConfig,
-  S: number,
+  T: number,
   feeds: Record<string, ort.Tensor>,
   fixedModules: readonly TargetModule[] | undefined,
 ): TargetModule[] {
   const adapters: AdapterLayout[] = [];
   for (const s of plan.sequences) if (s.adapter && !adapters.includes(s.adapter)) adapters.push(s.adapter);
   const active: TargetModule[] = [];
-  const T = plan.sequences.length * S;
   const L = config.numLayers;
   const pageSize = config.hiddenSize;
   for (const m of TARGET_MODULES) {
@@ -149,14 +159,15 @@ function packLora(
       }
     }
     const scales = new Float32Array(T * R);
-    plan.sequences.forEach((s, b) => {
+    let t = 0;
+    for (const s of plan.sequences) {
       const col = s.adapter ? column.get(s.adapter) : undefined;
-      if (col === undefined || !s.adapter) return;
-      for (let j = 0; j < s.tokens.length; j++) {
-        const row = (b * S + j) * R + col;
+      for (let j = 0; j < s.tokens.length; j++, t++) {
+        if (col === undefined || !s.adapter) continue;
+        const row = t * R + col;
         scales.fill(s.adapter.scale, row, row + s.adapter.rank);
       }
-    });
+    }
     const names = loraInputNames(m);
     feeds[names.aPages] = new ort.Tensor('int64', aPages, [L, R * perRowA]);
     feeds[names.bPages] = new ort.Tensor('int64', bPages, [L, R * perRowB]);
@@ -165,24 +176,24 @@ function packLora(
   return active;
 }
 
-/** Writes the step's new K/V (graph output [2L, B·S, kvDim]) into each sequence's pages. */
+/** Writes the step's new K/V (graph output [2L, T, kvDim], tokens flat) into each sequence's pages. */
 export function writeNewKv(
   storage: Float32Array,
   kv: KvLayout,
   plan: StepPlan,
-  S: number,
+  T: number,
   kvNew: Float32Array,
 ): void {
-  const T = plan.sequences.length * S;
-  plan.sequences.forEach((s, b) => {
-    for (let j = 0; j < s.tokens.length; j++) {
+  let t = 0;
+  for (const s of plan.sequences) {
+    for (let j = 0; j < s.tokens.length; j++, t++) {
       for (let l = 0; l < kv.numLayers; l++) {
         for (const kind of [0, 1] as const) {
-          const src = ((l * 2 + kind) * T + b * S + j) * kv.kvDim;
+          const src = ((l * 2 + kind) * T + t) * kv.kvDim;
           const dst = kvElementOffset(kv, s.pageTable, l, kind, s.startPos + j);
           storage.set(kvNew.subarray(src, src + kv.kvDim), dst);
         }
       }
     }
-  });
+  }
 }
