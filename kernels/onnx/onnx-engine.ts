@@ -7,7 +7,7 @@ import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
-import type { Engine, StepPlan } from '../engine.js';
+import { type Engine, logitRows, type StepPlan } from '../engine.js';
 import { ropeInvFrequencies } from '../reference/rope.js';
 import {
   buildStepGraph,
@@ -19,10 +19,13 @@ import {
   weightLocation,
 } from './llama-graph.js';
 import { packStep, writeNewKv } from './step-feeds.js';
+import { splitPlan } from './step-split.js';
 
 export interface OnnxEngineOptions {
   /** onnxruntime's intra-op threads; default: every core. */
   threads?: number;
+  /** Longest piece of a prompt one run takes (attention memory grows with its square); default 512. */
+  maxChunkTokens?: number;
   /**
    * 'prepacked' (default): Gemm weights are initializers read from host memory, prepacked once
    * by onnxruntime (its packed copy costs their size again); batched decode Gemms run 1.4–1.8×
@@ -55,6 +58,7 @@ export class OnnxEngine implements Engine {
   private readonly fixedLoraModules: readonly TargetModule[] | undefined;
   /** Kept alive: onnxruntime may keep pointing into the weight buffers given as externalData. */
   private readonly weights: ModelWeights;
+  private readonly maxChunkTokens: number;
   private closed = false;
 
   private constructor(
@@ -67,6 +71,7 @@ export class OnnxEngine implements Engine {
     if (pool.pageSize !== this.kvLayout.pageSize)
       throw new Error(`pool page size ${pool.pageSize} is not the hidden size ${this.kvLayout.pageSize}`);
     this.weights = weights;
+    this.maxChunkTokens = opts.maxChunkTokens ?? 512;
     this.storage = new Float32Array(pool.numPages * pool.pageSize);
     this.invFreq = ropeInvFrequencies(weights.config);
     this.weightMode = (opts.weights ?? 'prepacked') === 'prepacked' ? 'external' : 'inputs';
@@ -108,20 +113,45 @@ export class OnnxEngine implements Engine {
     return engine;
   }
 
+  /**
+   * One `session.run` for the plan, unless padding would blow up attention (a long prompt next to
+   * decodes, or a prompt past maxChunkTokens): then a few runs, see step-split.ts.
+   */
   async step(plan: StepPlan): Promise<Float32Array> {
     if (this.closed) throw new Error('onnx engine is closed');
+    const parts = splitPlan(plan, this.maxChunkTokens);
+    const isWhole = parts.length === 1 && parts[0].origin.every((o, i) => o === i);
+    if (isWhole) return this.run(plan);
+    const vocab = this.config.vocabSize;
+    const rowsOf = plan.sequences.map((): Float32Array[] => []);
+    for (const part of parts) {
+      const logits = await this.run(part.plan);
+      let row = 0;
+      part.plan.sequences.forEach((s, i) => {
+        const n = s.logits === 'last' ? 1 : s.logits === 'all' ? s.tokens.length : 0;
+        rowsOf[part.origin[i]].push(logits.subarray(row * vocab, (row + n) * vocab));
+        row += n;
+      });
+    }
+    const out = new Float32Array(logitRows(plan) * vocab);
+    let off = 0;
+    for (const chunks of rowsOf) {
+      for (const c of chunks) {
+        out.set(c, off);
+        off += c.length;
+      }
+    }
+    return out;
+  }
+
+  private async run(plan: StepPlan): Promise<Float32Array> {
     const vocab = this.config.vocabSize;
     if (plan.sequences.every((s) => s.tokens.length === 0)) return new Float32Array(0);
     const packed = packStep(plan, this.config, this.kvLayout, this.invFreq, this.fixedLoraModules);
     const session = await this.session(packed.loraModules);
     const out = await session.run({ ...this.fixedFeeds, ...packed.feeds });
-    writeNewKv(
-      this.storage,
-      this.kvLayout,
-      plan,
-      packed.numTokens,
-      out[STEP_OUTPUTS.kvNew].data as Float32Array,
-    );
+    const kvNew = out[STEP_OUTPUTS.kvNew].data as Float32Array;
+    writeNewKv(this.storage, this.kvLayout, plan, packed.numTokens, kvNew);
     const logits = out[STEP_OUTPUTS.logits].data as Float32Array;
     return packed.numLogitRows === 0 ? new Float32Array(0) : logits.subarray(0, packed.numLogitRows * vocab);
   }
