@@ -44,7 +44,8 @@ export class SampleKernel {
   ): void {
     const pipeline = this.ctx.pipelines.pipeline('sample', 'sample', () => loadWgsl('sample.wgsl'));
     const weights = this.scratch(rows * vocab * 4);
-    const imm = Immediates.of([vocab, Math.ceil(Math.log2(vocab + 1))]);
+    const hexDigits = Math.max(1, Math.ceil(Math.log2(vocab) / 4));
+    const imm = Immediates.of([vocab, 4 * (hexDigits - 1)]);
     const bindings = [{ buffer: logits }, { buffer: settings }, { buffer: weights }, { buffer: ids }];
     encodeDispatch(this.ctx, pass, pipeline, bindings, imm, rows);
   }

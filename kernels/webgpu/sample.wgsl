@@ -4,15 +4,16 @@
 // the shortest prefix reaching top-p of the kept mass, then the first candidate whose
 // cumulative weight exceeds uniform · kept mass.
 //
-// No sort: every "first candidate in that order whose prefix reaches X" is found by binary
-// search, first over the logit's order-preserving u32 key (32 halvings), then over the index
-// among tokens tied at that key. Each probe is one reduction of the row's weights across the
-// workgroup. A prefix is named (key K, index J): tokens whose key > K, plus those whose key == K
-// and index ≤ J.
+// No sort: every "first candidate in that order whose prefix reaches X" is a radix search, four
+// bits per pass: first over the logit's order-preserving u32 key (8 passes), then over the index
+// among tokens tied at that key. Each pass sums the row's weights into 16 bins per lane and
+// reduces them across the workgroup. A prefix is named (key K, index J): tokens whose key > K,
+// plus those whose key == K and index ≤ J.
 
 struct Params {
   vocab: u32,
-  indexBits: u32,
+  /** 4 · (hex digits of vocab − 1): the index search's first digit. */
+  indexShift: u32,
 }
 var<immediate> p: Params;
 
@@ -25,6 +26,10 @@ var<immediate> p: Params;
 var<workgroup> partialValue: array<f32, 64>;
 var<workgroup> partialIndex: array<u32, 64>;
 var<workgroup> reduced: f32;
+// 64 lanes × (16 bins + 1 "already inside" sum).
+var<workgroup> binPartials: array<f32, 1088>;
+var<workgroup> bins: array<f32, 17>;
+var<workgroup> choice: u32;
 
 const ALL: u32 = 0xffffffffu;
 
@@ -67,21 +72,100 @@ fn reaches(value: f32, goal: f32, strict: bool) -> bool {
   return select(value >= goal, value > goal, strict);
 }
 
+/** Sums each lane's 16 bins and its inside sum across the workgroup into `bins`. */
+fn reduce_bins(lane: u32, hist: array<f32, 16>, inside: f32) {
+  for (var b = 0u; b < 16u; b++) {
+    binPartials[lane * 17u + b] = hist[b];
+  }
+  binPartials[lane * 17u + 16u] = inside;
+  workgroupBarrier();
+  if (lane < 17u) {
+    var s = 0.0;
+    for (var l = 0u; l < 64u; l++) {
+      s += binPartials[l * 17u + lane];
+    }
+    bins[lane] = s;
+  }
+  workgroupBarrier();
+}
+
+/**
+ * One key digit: with the key's bits above `shift + 4` fixed to k's, the largest digit d such
+ * that the tokens with key ≥ k | d << shift reach `goal`.
+ */
+fn key_digit(base: u32, lane: u32, mass: bool, k: u32, shift: u32, goal: f32, strict: bool) -> u32 {
+  let hiShift = shift + 4u;
+  let hiK = select(k >> hiShift, 0u, hiShift >= 32u);
+  var hist: array<f32, 16>;
+  var inside = 0.0;
+  for (var i = lane; i < p.vocab; i += 64u) {
+    let key = order_key(logits[base + i]);
+    let w = select(1.0, weights[base + i], mass);
+    let hi = select(key >> hiShift, 0u, hiShift >= 32u);
+    if (hi > hiK) {
+      inside += w;
+    } else if (hi == hiK) {
+      hist[(key >> shift) & 15u] += w;
+    }
+  }
+  reduce_bins(lane, hist, inside);
+  if (lane == 0u) {
+    var acc = bins[16];
+    var digit = 0u;
+    for (var d = 15i; d >= 0i; d--) {
+      acc += bins[d];
+      if (reaches(acc, goal, strict)) {
+        digit = u32(d);
+        break;
+      }
+    }
+    choice = k | (digit << shift);
+  }
+  return workgroupUniformLoad(&choice);
+}
+
+/**
+ * One index digit among the tokens tied at key k: with the index's bits above `shift + 4` fixed
+ * to j's, the smallest digit d such that the prefix (k, j + (d + 1) << shift − 1) reaches `goal`.
+ */
+fn index_digit(base: u32, lane: u32, mass: bool, k: u32, j: u32, shift: u32, goal: f32, strict: bool) -> u32 {
+  var hist: array<f32, 16>;
+  var inside = 0.0;
+  let end = j + (16u << shift);
+  for (var i = lane; i < p.vocab; i += 64u) {
+    let key = order_key(logits[base + i]);
+    let w = select(1.0, weights[base + i], mass);
+    if (key > k || (key == k && i < j)) {
+      inside += w;
+    } else if (key == k && i < end) {
+      hist[(i - j) >> shift] += w;
+    }
+  }
+  reduce_bins(lane, hist, inside);
+  if (lane == 0u) {
+    var acc = bins[16];
+    var digit = 15u;
+    for (var d = 0u; d < 16u; d++) {
+      acc += bins[d];
+      if (reaches(acc, goal, strict)) {
+        digit = d;
+        break;
+      }
+    }
+    choice = j + (digit << shift);
+  }
+  return workgroupUniformLoad(&choice);
+}
+
 /** The first candidate (key, index) whose prefix value reaches `goal`. */
 fn find_first(base: u32, lane: u32, mass: bool, goal: f32, strict: bool) -> vec2<u32> {
   var k = 0u;
-  for (var b = 31i; b >= 0i; b--) {
-    let probe = k | (1u << u32(b));
-    if (reaches(prefix_value(base, lane, mass, probe, ALL), goal, strict)) {
-      k = probe;
-    }
+  for (var shift = 28i; shift >= 0i; shift -= 4i) {
+    k = key_digit(base, lane, mass, k, u32(shift), goal, strict);
   }
   var j = 0u;
-  for (var b = i32(p.indexBits) - 1i; b >= 0i; b--) {
-    let probe = j + (1u << u32(b));
-    if (probe <= p.vocab && !reaches(prefix_value(base, lane, mass, k, probe - 1u), goal, strict)) {
-      j = probe;
-    }
+  for (var shift = i32(p.indexShift); shift >= 0i; shift -= 4i) {
+    j = index_digit(base, lane, mass, k, j, u32(shift), goal, strict);
   }
   return vec2<u32>(k, j);
 }
