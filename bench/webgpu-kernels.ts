@@ -167,20 +167,32 @@ async function otherKernels(ctx: WebGpuContext): Promise<Array<Record<string, st
   const x = uploadBuffer(ctx, values(T * HIDDEN, 3), 'gemm-x');
   const y = createStorageBuffer(ctx, T * HIDDEN * 4, 'gemm-y');
   const gemm = new GemmKernel(ctx);
-  for (const dtype of ['f32', 'f16'] as const) {
-    if (dtype === 'f16' && !ctx.hasF16) continue;
-    progress(`gemm ${dtype} ${T}×${HIDDEN}×${HIDDEN}`);
-    const w = uploadWeight(ctx, values(HIDDEN * HIDDEN, 5), HIDDEN, HIDDEN, dtype, `w-${dtype}`);
-    const t = await bestOf(ctx, (p) => gemm.encode(p, x, T, w, y), 2);
-    row(
-      `${T}×${HIDDEN}×${HIDDEN}`,
-      T,
-      `gemm ${dtype}`,
-      t,
-      2 * T * HIDDEN * HIDDEN,
-      HIDDEN * HIDDEN * DTYPE_BYTES[dtype],
-    );
-    destroySplit(ctx, w.data);
+  for (const layout of ['out-in', 'in-out'] as const) {
+    for (const dtype of ['f32', 'f16'] as const) {
+      if (dtype === 'f16' && !ctx.hasF16) continue;
+      progress(`gemm ${dtype} ${layout} ${T}×${HIDDEN}×${HIDDEN}`);
+      const w = uploadWeight(
+        ctx,
+        values(HIDDEN * HIDDEN, 5),
+        HIDDEN,
+        HIDDEN,
+        dtype,
+        `w-${dtype}`,
+        undefined,
+        layout,
+      );
+      const t = await bestOf(ctx, (p) => gemm.encode(p, x, T, w, y), 2);
+      const flops = 2 * T * HIDDEN * HIDDEN;
+      row(
+        `${T}×${HIDDEN}×${HIDDEN}, W ${layout}`,
+        T,
+        `gemm ${dtype}`,
+        t,
+        flops,
+        HIDDEN * HIDDEN * DTYPE_BYTES[dtype],
+      );
+      destroySplit(ctx, w.data);
+    }
   }
 
   // Decode attention: 8 sequences of 256 positions, 32 query heads over 4 KV heads of 64.

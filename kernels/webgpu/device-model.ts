@@ -2,7 +2,7 @@ import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llam
 import type { ModelWeights } from '../../model/model-weights.js';
 import { destroySplit, type StorageDtype, uploadBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
-import { type DeviceWeight, uploadWeight } from './gemm.js';
+import { type DeviceWeight, uploadWeight, type WeightLayout } from './gemm.js';
 
 /** One decoder layer on the device: norms in f32, linear weights in the engine's storage dtype. */
 export interface DeviceLayer {
@@ -20,14 +20,17 @@ export interface DeviceModel {
 }
 
 /**
- * Uploads `weights`, splitting any matrix bigger than one binding by rows. The embedding table
- * stays f32 (embed reads rows, no math); linear layers and an untied lm_head use `dtype`.
+ * Uploads `weights`, splitting any matrix bigger than one binding. The embedding table stays f32
+ * and [vocab, hidden] (embed reads its rows; a tied lm_head reuses it); linear layers and an
+ * untied lm_head use `dtype` and `layout` (out-in ran faster in f32 on lavapipe, in-out in f16:
+ * bench/results/webgpu-kernels.md).
  */
 export function uploadModel(
   ctx: WebGpuContext,
   weights: ModelWeights,
   dtype: StorageDtype,
   maxChunkBytes?: number,
+  layout: WeightLayout = 'out-in',
 ): DeviceModel {
   const c = weights.config;
   const embedTokens = uploadWeight(
@@ -42,7 +45,17 @@ export function uploadModel(
   const tied = weights.lmHead === weights.embedTokens;
   const lmHead = tied
     ? embedTokens
-    : uploadWeight(ctx, weights.lmHead, c.vocabSize, c.hiddenSize, dtype, 'lm_head', maxChunkBytes);
+    : uploadWeight(
+        ctx,
+        weights.lmHead,
+        c.vocabSize,
+        c.hiddenSize,
+        dtype,
+        'lm_head',
+        maxChunkBytes,
+        // in-out writes outputs four at a time; a vocabulary not a multiple of 4 keeps HF's layout.
+        c.vocabSize % 4 === 0 ? layout : 'out-in',
+      );
   const layers = weights.layers.map((lw, l): DeviceLayer => {
     const linear = {} as Record<TargetModule, DeviceWeight>;
     for (const m of TARGET_MODULES) {

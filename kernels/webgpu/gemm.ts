@@ -8,14 +8,24 @@ export function dtypeWgsl(dtype: StorageDtype): { ENABLE: string; WTYPE: string 
   return dtype === 'f16' ? { ENABLE: 'enable f16;', WTYPE: 'f16' } : { ENABLE: '', WTYPE: 'f32' };
 }
 
-/** A [rows, cols] weight matrix on the device, split by whole rows where it exceeds a binding. */
+/** How a weight sits in device memory: as HF stores it ([out, in]) or transposed ([in, out]). */
+export type WeightLayout = 'out-in' | 'in-out';
+
+/**
+ * An [out = rows, in = cols] weight matrix on the device, split by whole storage rows where it
+ * exceeds a binding ('out-in': rows of W; 'in-out': rows of Wᵀ, four at a time).
+ */
 export interface DeviceWeight {
   rows: number;
   cols: number;
+  layout: WeightLayout;
   data: SplitBuffer;
 }
 
-/** Uploads an f32 host matrix (HF [out, in]) as `dtype` storage. */
+/**
+ * Uploads an f32 host matrix in HF's [out, in] layout as `dtype` storage, transposed first for
+ * 'in-out' (the faster gemm; 'out-in' suits a table that embed also reads by rows).
+ */
 export function uploadWeight(
   ctx: WebGpuContext,
   values: Float32Array,
@@ -24,12 +34,21 @@ export function uploadWeight(
   dtype: StorageDtype,
   label: string,
   maxChunkBytes?: number,
+  layout: WeightLayout = 'out-in',
 ): DeviceWeight {
   if (values.length !== rows * cols) throw new Error(`${label}: ${values.length} values for ${rows}×${cols}`);
   if (dtype === 'f16' && !ctx.hasF16) throw new Error(`${label}: the device has no shader-f16`);
-  const data = createSplitBuffer(ctx, rows * cols, cols, dtype, label, maxChunkBytes);
-  writeSplit(ctx, data, 0, dtype === 'f16' ? toF16Bits(values) : values);
-  return { rows, cols, data };
+  let stored = values;
+  let unit = cols;
+  if (layout === 'in-out') {
+    stored = new Float32Array(values.length);
+    for (let o = 0; o < rows; o++) for (let k = 0; k < cols; k++) stored[k * rows + o] = values[o * cols + k];
+    // Chunks hold whole groups of four k-rows: the kernel reads x four k at a time.
+    unit = 4 * rows;
+  }
+  const data = createSplitBuffer(ctx, rows * cols, unit, dtype, label, maxChunkBytes);
+  writeSplit(ctx, data, 0, dtype === 'f16' ? toF16Bits(stored) : stored);
+  return { rows, cols, layout, data };
 }
 
 /**
@@ -51,11 +70,38 @@ export class GemmKernel {
     if (k % 4 !== 0) throw new Error(`gemm: inner dimension ${k} is not a multiple of 4`);
     const groupsY = Math.ceil(rows / 4);
     if (groupsY > MAX_GROUPS_PER_DIM) throw new Error(`gemm: ${rows} rows exceed one dispatch`);
-    const pipeline = this.ctx.pipelines.pipeline(`gemm:${data.dtype}`, `gemm_${data.dtype}`, () =>
-      loadWgsl('gemm.wgsl', dtypeWgsl(data.dtype)),
+    const entry = weight.layout === 'in-out' ? 'main_in_out' : 'main_out_in';
+    const pipeline = this.ctx.pipelines.pipeline(
+      `gemm:${data.dtype}`,
+      `gemm_${data.dtype}`,
+      () => loadWgsl('gemm.wgsl', dtypeWgsl(data.dtype)),
+      entry,
     );
-    const rowsPerChunk = data.chunkElements / k;
     const ldy = options.ldy ?? weight.rows;
+    if (weight.layout === 'in-out') {
+      const n = weight.rows;
+      if (n % 4 !== 0) throw new Error(`gemm: ${n} outputs is not a multiple of 4 (in-out layout)`);
+      const kPerChunk = data.chunkElements / n;
+      data.chunks.forEach((chunk, c) => {
+        const kStart = c * kPerChunk;
+        const kCount = Math.min(kPerChunk, k - kStart);
+        const accumulate = c > 0 || options.accumulate ? 1 : 0;
+        const imm = Immediates.of([
+          rows,
+          n,
+          kCount / 4,
+          ldy,
+          options.yCol ?? 0,
+          accumulate,
+          k / 4,
+          kStart / 4,
+        ]);
+        const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }];
+        encodeDispatch(this.ctx, pass, pipeline, bindings, imm, Math.ceil(n / 4 / 64), groupsY);
+      });
+      return;
+    }
+    const rowsPerChunk = data.chunkElements / k;
     data.chunks.forEach((chunk, c) => {
       const first = c * rowsPerChunk;
       const n = Math.min(rowsPerChunk, weight.rows - first);
@@ -66,6 +112,8 @@ export class GemmKernel {
         ldy,
         (options.yCol ?? 0) + first,
         options.accumulate ? 1 : 0,
+        k / 4,
+        0,
       ]);
       const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }];
       encodeDispatch(this.ctx, pass, pipeline, bindings, imm, Math.ceil(n / 256), groupsY);

@@ -1,7 +1,12 @@
-// y[m, yCol + n] (= or +=) Σ_k x[m, k] · w[n, k]: activations times base weights in Hugging
-// Face's [out, in] layout, {{WTYPE}} storage, f32 accumulation. Register-tiled without barriers
-// (lavapipe turns barriers into coroutine switches): each invocation owns a 4×4 output tile, so
-// every x and w vec4 it loads feeds four dot products.
+// y[m, yCol + n] (= or +=) Σ_k x[m, k] · W[n, k]: activations times base weights, {{WTYPE}}
+// storage, f32 accumulation, register-tiled without barriers (lavapipe turns barriers into
+// coroutine switches). Two storage layouts:
+//   main_out_in: W as Hugging Face stores it, [out, in]; an invocation owns a 4×4 output tile,
+//                so every x and w vec4 it loads feeds four dot products.
+//   main_in_out: W transposed at upload, [in, out]; an invocation owns 4 outputs × 4 rows, and
+//                neighbouring lanes read neighbouring weights (one vector load on a CPU, a
+//                coalesced one on a GPU) while x is the same for every lane. A weight split by
+//                k-ranges runs one dispatch per range, each adding its partial sums.
 {{ENABLE}}
 
 struct Params {
@@ -11,6 +16,8 @@ struct Params {
   ldy: u32,
   yCol: u32,
   accumulate: u32,
+  xk4: u32,
+  kStart4: u32,
 }
 var<immediate> p: Params;
 
@@ -19,7 +26,7 @@ var<immediate> p: Params;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main_out_in(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n0 = gid.x * 4u;
   let m0 = gid.y * 4u;
   if (n0 >= p.n || m0 >= p.m) {
@@ -61,6 +68,45 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         y[at] += sum;
       } else {
         y[at] = sum;
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(64)
+fn main_in_out(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n4 = gid.x;
+  let m0 = gid.y * 4u;
+  if (n4 * 4u >= p.n || m0 >= p.m) {
+    return;
+  }
+  let width4 = p.n / 4u;
+  var xr: array<u32, 4>;
+  for (var i = 0u; i < 4u; i++) {
+    xr[i] = min(m0 + i, p.m - 1u) * p.xk4 + p.kStart4;
+  }
+  var acc: array<vec4<f32>, 4>;
+  for (var k = 0u; k < p.k4; k++) {
+    let row = k * 4u * width4 + n4;
+    let w0 = vec4<f32>(w[row]);
+    let w1 = vec4<f32>(w[row + width4]);
+    let w2 = vec4<f32>(w[row + 2u * width4]);
+    let w3 = vec4<f32>(w[row + 3u * width4]);
+    for (var i = 0u; i < 4u; i++) {
+      let a = x[xr[i] + k];
+      acc[i] += a.x * w0 + a.y * w1 + a.z * w2 + a.w * w3;
+    }
+  }
+  for (var i = 0u; i < 4u; i++) {
+    if (m0 + i >= p.m) {
+      break;
+    }
+    let at = (m0 + i) * p.ldy + p.yCol + n4 * 4u;
+    for (var j = 0u; j < 4u; j++) {
+      if (p.accumulate != 0u) {
+        y[at + j] += acc[i][j];
+      } else {
+        y[at + j] = acc[i][j];
       }
     }
   }

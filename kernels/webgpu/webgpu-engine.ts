@@ -20,7 +20,7 @@ import {
 import { createWebGpuContext, type WebGpuContext } from './device.js';
 import { type DeviceModel, destroyModel, uploadModel } from './device-model.js';
 import { EmbedKernel } from './embed.js';
-import { type DeviceWeight, GemmKernel } from './gemm.js';
+import { type DeviceWeight, GemmKernel, type WeightLayout } from './gemm.js';
 import { LoraExpandKernel } from './lora-expand.js';
 import { type LoraForm, packLoraBatch } from './lora-meta.js';
 import { LoraShrinkKernel } from './lora-shrink.js';
@@ -38,6 +38,8 @@ export interface WebGpuEngineOptions {
   weightDtype?: StorageDtype;
   /** Cap on one binding's bytes (tests force splitting with it); default the device's limit. */
   maxChunkBytes?: number;
+  /** Device layout of linear weights (see gemm.wgsl); default HF's out-in. */
+  weightLayout?: WeightLayout;
 }
 
 /** What one step's layers share on the device. */
@@ -117,7 +119,13 @@ export class WebGpuEngine implements Engine {
     }))
       if (value % 4 !== 0) throw new Error(`webgpu engine: ${name} ${value} is not a multiple of 4`);
     const ctx = options.context ?? (await createWebGpuContext());
-    const model = uploadModel(ctx, weights, options.weightDtype ?? 'f32', options.maxChunkBytes);
+    const model = uploadModel(
+      ctx,
+      weights,
+      options.weightDtype ?? 'f32',
+      options.maxChunkBytes,
+      options.weightLayout,
+    );
     // Fresh buffers are zeroed, so page 0 (the pool's zero page) holds zeros from the start.
     const storage = createSplitBuffer(
       ctx,
@@ -194,6 +202,7 @@ export class WebGpuEngine implements Engine {
       const stream: DeviceWeight = {
         rows: T,
         cols: H,
+        layout: 'out-in',
         data: { dtype: 'f32', numElements: T * H, chunkElements: T * H, unitElements: H, chunks: [normed] },
       };
       this.embed.encode(pass, rowBuffer, rows.length, stream, picked);

@@ -27,14 +27,14 @@ const ctx = await openTestContext('webgpu layer ops');
 afterAll(() => ctx?.destroy());
 
 describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
-  it('gemm f32 and f16 on random shapes, weights split across bindings', async () => {
+  it('gemm f32 and f16, both weight layouts, on random shapes, weights split across bindings', async () => {
     const gpu = ctx!;
     const gemm = new GemmKernel(gpu);
     const rand = seededRandom(11);
     for (let trial = 0; trial < 6; trial++) {
       const m = randomInt(rand, 1, 13);
       const k = 4 * randomInt(rand, 1, 48);
-      const n = randomInt(rand, 1, 300);
+      const n = 4 * randomInt(rand, 1, 75);
       const x = randomArray(rand, m * k);
       const w = randomArray(rand, n * k);
       const accumulate = trial % 2 === 1;
@@ -42,12 +42,18 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
       const expected = linear(x, m, w, k, n);
       if (accumulate)
         for (let i = 0; i < expected.length; i++) expected[i] = Math.fround(expected[i] + y0[i]);
-      for (const dtype of ['f32', 'f16'] as const) {
+      for (const [dtype, layout] of [
+        ['f32', 'out-in'],
+        ['f16', 'out-in'],
+        ['f32', 'in-out'],
+        ['f16', 'in-out'],
+      ] as const) {
         if (dtype === 'f16' && !gpu.hasF16) continue;
         const bytes = dtype === 'f16' ? 2 : 4;
         const split = trial >= 3 ? Math.ceil(n / 3) * k * bytes : undefined;
-        const weight = uploadWeight(gpu, w, n, k, dtype, 'w', split);
-        if (split && n > 2) expect(weight.data.chunks.length).toBeGreaterThan(1);
+        const weight = uploadWeight(gpu, w, n, k, dtype, 'w', split, layout);
+        if (split && (layout === 'out-in' ? n > 2 : k > 8))
+          expect(weight.data.chunks.length).toBeGreaterThan(1);
         const xBuf = uploadBuffer(gpu, x, 'x');
         const yBuf = uploadBuffer(gpu, y0, 'y');
         await runPass(gpu, (pass) => gemm.encode(pass, xBuf, m, weight, yBuf, { accumulate }));

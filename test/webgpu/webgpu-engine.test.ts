@@ -57,6 +57,11 @@ describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
     ['f32 weights', {}, F32_TOLERANCE],
     ['f32, weights and pool split across bindings', { maxChunkBytes: 100 * 64 * 4 }, F32_TOLERANCE],
     ['f16 weights', { weightDtype: 'f16' }, 2e-2],
+    [
+      'f32 weights stored transposed (in-out), split',
+      { weightLayout: 'in-out', maxChunkBytes: 100 * 64 * 4 },
+      F32_TOLERANCE,
+    ],
   ] as Array<[string, WebGpuEngineOptions, number]>) {
     it(`${label}: ragged prefill, then decode, mixed adapters and base sequences`, async () => {
       if (options.weightDtype === 'f16' && !ctx!.hasF16) return;
