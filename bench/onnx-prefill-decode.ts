@@ -103,8 +103,9 @@ const FEEDING_MODES: FeedingMode[] = ['inputs', 'initializers', 'external'];
  * The linear layers of `layers` TinyLlama-width decoder layers, chained (Gemm with transB over
  * HF [out, in] weights), with the weights fed as inputs, stored in the model as initializers, or
  * as initializers whose bytes come from host memory (`externalData`, what the engine's
- * 'prepacked' mode does). Runs of the three sessions are interleaved and the fastest kept, so
- * other load on the machine biases none of them. Returns ms per run for each M.
+ * 'prepacked' mode does). Fastest of 5 runs per session and M. Sessions do not interleave run by
+ * run: a session's pool threads spin after its run and would slow another session's next run.
+ * Returns ms per run for each M.
  */
 async function weightFeedingMs(
   config: LlamaConfig,
@@ -156,11 +157,11 @@ async function weightFeedingMs(
   for (const m of ms) {
     const x = new ort.Tensor('float32', randomF32(m * config.hiddenSize, 3), [m, config.hiddenSize]);
     const best = FEEDING_MODES.map(() => Number.POSITIVE_INFINITY);
-    for (let round = 0; round < 5; round++) {
-      for (let i = 0; i < sessions.length; i++) {
+    for (let i = 0; i < sessions.length; i++) {
+      for (let round = -1; round < 5; round++) {
         const t0 = performance.now();
         await sessions[i].session.run({ ...sessions[i].feeds, x });
-        best[i] = Math.min(best[i], performance.now() - t0);
+        if (round >= 0) best[i] = Math.min(best[i], performance.now() - t0);
       }
     }
     FEEDING_MODES.forEach((mode, i) => {
@@ -229,9 +230,9 @@ async function main(): Promise<void> {
   );
   const adapterPages = adapterPageCount(config, adapters[0]) * NUM_ADAPTERS;
   const maxBatch = Math.max(...DECODE_BATCHES);
-  const kvTokens = PROMPT + 2 * maxBatch * (DECODE_CONTEXT + decodeSteps + 1) + 64;
-  const kvPages =
-    Math.ceil(kvTokens / layout.tokensPerPage) * layout.pagesPerBlock + maxBatch * 4 * layout.pagesPerBlock;
+  // Decode holds three modes' sequences at once (base, LoRA, weights-as-inputs base).
+  const decodeBlocks = 3 * maxBatch * Math.ceil((DECODE_CONTEXT + decodeSteps + 2) / layout.tokensPerPage);
+  const kvPages = (Math.ceil(PROMPT / layout.tokensPerPage) + decodeBlocks) * layout.pagesPerBlock;
   const pool = new PagePool(1 + adapterPages + kvPages, config.hiddenSize);
   progress(
     `pool: ${pool.numPages} pages (${((pool.numPages * pool.pageSize * 4) / 2 ** 20).toFixed(0)} MiB)`,
@@ -273,32 +274,45 @@ async function main(): Promise<void> {
   const prefillGflops = stepFlops(config, PROMPT, PROMPT + layout.tokensPerPage, 1) / (prefillMs * 1e6);
 
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  // The same model with weights fed as inputs (no packed copy), for decode on the base model:
+  // it shares the pool's bookkeeping and keeps its own page storage.
+  const inputsEngine = await OnnxEngine.create(weights, pool, { threads, weights: 'inputs' });
   const decodeRows: Array<Record<string, string | number>> = [];
   for (const batch of DECODE_BATCHES) {
-    // Base and LoRA steps alternate, so load from elsewhere on the machine hits both alike.
-    const modes = [false, true].map((withAdapters) => {
+    // Base and LoRA steps alternate, so load from elsewhere on the machine hits both alike. The
+    // weights-as-inputs engine runs after them, not between: its session's pool threads spin
+    // after each run and would slow whichever step came next (by ~30 ms here).
+    const variants = [
+      { withAdapters: false, eng: engine, interleaved: true },
+      { withAdapters: true, eng: engine, interleaved: true },
+      { withAdapters: false, eng: inputsEngine, interleaved: false },
+    ];
+    const modes = variants.map(({ withAdapters, eng, interleaved }) => {
       const ids = Array.from({ length: batch }, () => nextSeq++);
       const adapterOf = (i: number) => (withAdapters ? layouts[i % NUM_ADAPTERS] : null);
       let pos = 0;
       const run = async (tokensOf: (id: number) => number[]) => {
         const t0 = performance.now();
-        await engine.step({ sequences: ids.map((id, i) => seqStep(id, tokensOf(id), pos, adapterOf(i))) });
+        await eng.step({ sequences: ids.map((id, i) => seqStep(id, tokensOf(id), pos, adapterOf(i))) });
         pos += tokensOf(0).length;
         return performance.now() - t0;
       };
-      return { ids, run, times: [] as number[] };
+      return { ids, run, interleaved, times: [] as number[] };
     });
     progress(`decode batch ${batch}: prefilling ${DECODE_CONTEXT} tokens each, then ${decodeSteps} steps`);
     for (const m of modes) await m.run((id) => prompt(DECODE_CONTEXT, id));
-    for (let s = -1; s < decodeSteps; s++) {
-      for (const m of modes) {
-        const ms = await m.run((id) => [(id + s + 7) % config.vocabSize]);
-        if (s >= 0) m.times.push(ms);
+    for (const group of [modes.filter((m) => m.interleaved), modes.filter((m) => !m.interleaved)]) {
+      for (let s = -1; s < decodeSteps; s++) {
+        for (const m of group) {
+          const ms = await m.run((id) => [(id + s + 7) % config.vocabSize]);
+          if (s >= 0) m.times.push(ms);
+        }
       }
     }
     for (const m of modes) for (const id of m.ids) kv.free(id);
     const base = median(modes[0].times);
     const lora = median(modes[1].times);
+    const inputsBase = median(modes[2].times);
     decodeRows.push({
       measure: `decode batch ${batch}`,
       base_ms_per_step: base,
@@ -306,9 +320,11 @@ async function main(): Promise<void> {
       base_tokens_per_s: (1000 * batch) / base,
       lora_tokens_per_s: (1000 * batch) / lora,
       adapter_overhead_pct: (lora / base - 1) * 100,
+      base_ms_weights_as_inputs: inputsBase,
     });
   }
   await engine.close();
+  await inputsEngine.close();
 
   progress('weights as inputs vs initializers (2 layers)');
   const feedingM = [1, 8, 32, 512];
@@ -325,6 +341,7 @@ async function main(): Promise<void> {
       base_tokens_per_s: (1000 * PROMPT) / prefillMs,
       lora_tokens_per_s: '',
       adapter_overhead_pct: '',
+      base_ms_weights_as_inputs: '',
     },
     ...decodeRows,
   ];
@@ -358,7 +375,7 @@ async function main(): Promise<void> {
     },
     notes: [
       `prefill implies ${prefillGflops.toFixed(1)} GFLOP/s (linear layers + attention as computed + one logit row); onnxruntime MatMul 512×2048×2048 alone: ${matmul.toFixed(1)} GFLOP/s with B as an input, ${matmulPacked.toFixed(1)} GFLOP/s with B a prepacked initializer (prefill reaches ${((100 * prefillGflops) / matmulPacked).toFixed(0)}% of the latter); at the MLP's 512×2048×${config.intermediateSize}, prepacked: ${matmulMlp.toFixed(1)} GFLOP/s`,
-      `2 TinyLlama-width layers of linear Gemms, fastest of 5 interleaved runs, ms as inputs / initializers in the model / initializers from host memory (external, the engine's default): ${feedingM.map((m, i) => `M=${m}: ${feeding.inputs[i].toFixed(1)} / ${feeding.initializers[i].toFixed(1)} / ${feeding.external[i].toFixed(1)}`).join('; ')}`,
+      `2 TinyLlama-width layers of linear Gemms, fastest of 5 runs, ms as inputs / initializers in the model / initializers from host memory (external, the engine's default): ${feedingM.map((m, i) => `M=${m}: ${feeding.inputs[i].toFixed(1)} / ${feeding.initializers[i].toFixed(1)} / ${feeding.external[i].toFixed(1)}`).join('; ')}`,
       `a run that gathers one row of a ${Math.max(256, poolMiB)} MiB input takes ${largeMs.toFixed(3)} ms: inputs are wrapped, not copied (a copy at 10 GB/s would take ${((Math.max(256, poolMiB) * 2 ** 20) / 1e7).toFixed(0)} ms)`,
     ],
   }).forEach((p) => {
