@@ -38,9 +38,10 @@ export interface OnnxEngineOptions {
 
 /**
  * The onnxruntime-node CPU engine: one `session.run` per step over a graph of the whole model
- * (llama-graph.ts). Weights and the page pool enter every run as tensors that wrap the host
- * Float32Arrays (onnxruntime-node hands the typed array's memory to ORT without copying), so a
- * session is cheap to build; one session per set of LoRA-targeted modules, built on first use.
+ * (llama-graph.ts). The page pool, embeddings and norms enter every run as tensors that wrap the
+ * host Float32Arrays (onnxruntime-node hands a typed array's memory to ORT without copying); the
+ * Gemm weights are prepacked initializers by default (see OnnxEngineOptions.weights). The graph
+ * bytes stay a few KB whatever the model's size, so building a session is quick.
  */
 export class OnnxEngine implements Engine {
   readonly kind = 'onnx' as const;
@@ -48,7 +49,7 @@ export class OnnxEngine implements Engine {
   readonly kvLayout: KvLayout;
   /** Page storage: pool.numPages · pageSize f32, page 0 all zeros. */
   private readonly storage: Float32Array;
-  /** Weights and pool, the same tensors every run. */
+  /** Pool and the weights that are inputs: the same tensors every run. */
   private readonly fixedFeeds: Record<string, ort.Tensor>;
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
   private readonly invFreq: Float32Array;
@@ -102,7 +103,7 @@ export class OnnxEngine implements Engine {
     }
   }
 
-  /** Builds the engine and its base-model session (LoRA variants are built when first needed). */
+  /** Builds the engine and its first session (in 'inputs' mode, LoRA variants come when needed). */
   static async create(
     weights: ModelWeights,
     pool: PagePool,
