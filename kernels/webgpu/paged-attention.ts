@@ -16,17 +16,23 @@ export class KvWriteKernel {
     checkKvLayout(layout);
   }
 
+  /**
+   * `chunks`: the pool chunks that can hold the step's pages for this layer (those of
+   * attentionChunkPairs cover them); default every chunk.
+   */
   encode(
     pass: GPUComputePassEncoder,
     batch: DeviceAttentionBatch,
     layer: number,
     k: GPUBuffer,
     v: GPUBuffer,
+    chunks: ReadonlyArray<number> = this.pool.chunks.map((_, c) => c),
   ): void {
     const { layout, pool } = this;
     const pipeline = this.ctx.pipelines.pipeline('kv_write', 'kv_write', () => loadWgsl('kv_write.wgsl'));
     const per = pagesPerChunk(pool);
-    pool.chunks.forEach((chunk, c) => {
+    for (const c of chunks) {
+      const chunk = pool.chunks[c];
       const imm = Immediates.of([
         batch.numTokens,
         batch.numSequences,
@@ -48,8 +54,13 @@ export class KvWriteKernel {
         Math.ceil(layout.kvDim / 4 / 64),
         batch.numTokens,
       );
-    });
+    }
   }
+}
+
+/** The chunks any of `pairs` names: where this layer's K/V pages of the batch live. */
+export function chunksOfPairs(pairs: ReadonlyArray<[number, number]>): number[] {
+  return [...new Set(pairs.flat())].sort((a, b) => a - b);
 }
 
 /**

@@ -24,7 +24,12 @@ import { type DeviceWeight, GemmKernel, type WeightLayout } from './gemm.js';
 import { LoraExpandKernel } from './lora-expand.js';
 import { type LoraForm, packLoraBatch } from './lora-meta.js';
 import { LoraShrinkKernel } from './lora-shrink.js';
-import { attentionChunkPairs, KvWriteKernel, PagedAttentionKernel } from './paged-attention.js';
+import {
+  attentionChunkPairs,
+  chunksOfPairs,
+  KvWriteKernel,
+  PagedAttentionKernel,
+} from './paged-attention.js';
 import { RmsNormKernel } from './rmsnorm.js';
 import { RopeKernel } from './rope.js';
 import { packSampling, type RowSampling, SampleKernel } from './sample.js';
@@ -318,8 +323,8 @@ export class WebGpuEngine implements Engine {
     this.projection(pass, state, layer, 'v_proj', normed, v);
     this.rope.encode(pass, q, T, config.numHeads, state.positions);
     this.rope.encode(pass, k, T, config.numKvHeads, state.positions);
-    this.kvWrite.encode(pass, state.attention, layer, k, v);
     const pairs = attentionChunkPairs(this.storage, this.kvLayout, state.batch, layer);
+    this.kvWrite.encode(pass, state.attention, layer, k, v, chunksOfPairs(pairs));
     this.attention.encode(pass, state.attention, layer, q, attended, pairs);
     this.projection(pass, state, layer, 'o_proj', attended, out);
   }

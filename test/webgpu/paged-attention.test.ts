@@ -130,7 +130,7 @@ describe.skipIf(!ctx)('kv_write + paged_attention against the reference', () => 
         const pairs = attentionChunkPairs(pool, layout, batch, layer);
         if (shape.chunkPages) expect(pairs.length).toBeGreaterThan(1);
         await runPass(gpu, (pass) => {
-          kvWrite.encode(pass, deviceBatch, layer, kBuf, vBuf);
+          kvWrite.encode(pass, deviceBatch, layer, kBuf, vBuf, chunksOfPairs(pairs));
           attention.encode(pass, deviceBatch, layer, qBuf, outBuf, pairs);
         });
         expect(relativeError(await readSplitF32(gpu, pool, 0, storage.length), expectedStorage)).toBe(0);
