@@ -15,6 +15,7 @@ import {
 import { runPass } from '../../kernels/webgpu/dispatch.js';
 import {
   attentionChunkPairs,
+  chunksOfPairs,
   KvWriteKernel,
   PagedAttentionKernel,
 } from '../../kernels/webgpu/paged-attention.js';
