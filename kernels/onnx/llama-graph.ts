@@ -40,9 +40,42 @@ export const WEIGHT_NAMES = {
   linear: moduleWeightName,
 };
 
-/** Inputs of module m's LoRA: A and Bᵀ row pages per layer (int64 [L, R_m·pagesPerRow]) and the per-token scale mask (f32 [T, R_m]). */
+/**
+ * Inputs of module m's LoRA: per layer, the pool-view row ids that make up the A and Bᵀ rank-rows
+ * (int64 [L, R_m·chunksPerRow], see loraRowReads), and the per-token scale mask (f32 [T, R_m]).
+ */
 export function loraInputNames(m: TargetModule): { aPages: string; bPages: string; mask: string } {
   return { aPages: `lora_${m}_a`, bPages: `lora_${m}_b`, mask: `lora_${m}_mask` };
+}
+
+/**
+ * How the graph reads a LoRA rank-row of `features` elements (rows start on a page boundary,
+ * memory/adapter-layout.ts). The pool is viewed as rows of `width` = gcd(features, pageSize)
+ * elements (another zero-copy tensor over the same storage), and a rank-row is gathered as
+ * exactly features/width of them: nothing past the row's end is read and nothing is sliced off.
+ * Where that would take too many small chunks, whole pages are gathered and sliced.
+ */
+export interface LoraRowReads {
+  width: number;
+  chunksPerRow: number;
+  /** chunksPerRow·width exceeds features: the gathered rows must be cut to `features`. */
+  slice: boolean;
+}
+
+const MAX_CHUNKS_PER_ROW = 64;
+
+export function loraRowReads(features: number, pageSize: number): LoraRowReads {
+  let a = features;
+  let b = pageSize;
+  while (b !== 0) [a, b] = [b, a % b];
+  if (features / a <= MAX_CHUNKS_PER_ROW) return { width: a, chunksPerRow: features / a, slice: false };
+  const chunksPerRow = Math.ceil(features / pageSize);
+  return { width: pageSize, chunksPerRow, slice: chunksPerRow * pageSize !== features };
+}
+
+/** The graph input that views the pool as rows of `width` elements (the pool itself at a page's width). */
+export function poolViewName(width: number, pageSize: number): string {
+  return width === pageSize ? STEP_INPUTS.pool : `pool_rows_${width}`;
 }
 
 /** Masked attention slots get this score: exp underflows to exactly 0 while staying finite. */
@@ -137,11 +170,21 @@ export function buildStepGraph(
     return g.op('Concat', [r1, r2], { axis: 2 });
   };
 
-  const loraRows = (pageIds: string, layer: number, pagesPerRow: number, features: number): string => {
-    const rowPages = g.op('Gather', [pageIds, g.ints([layer])], { axis: 0 });
-    const flat = g.op('Reshape', [rowPages, g.ints([-1])]);
-    const rows = g.op('Reshape', [g.op('Gather', [pool, flat], { axis: 0 }), g.ints([-1, pagesPerRow * ps])]);
-    if (pagesPerRow * ps === features) return rows;
+  const views = new Map<number, string>([[ps, pool]]);
+  const poolView = (width: number): string => {
+    let view = views.get(width);
+    if (!view) {
+      view = g.input(poolViewName(width, ps), 'float32', [(numPages * ps) / width, width]);
+      views.set(width, view);
+    }
+    return view;
+  };
+  const loraRows = (rowIds: string, layer: number, features: number): string => {
+    const reads = loraRowReads(features, ps);
+    const ids = g.op('Reshape', [g.op('Gather', [rowIds, g.ints([layer])], { axis: 0 }), g.ints([-1])]);
+    const chunks = g.op('Gather', [poolView(reads.width), ids], { axis: 0 });
+    const rows = g.op('Reshape', [chunks, g.ints([-1, reads.chunksPerRow * reads.width])]);
+    if (!reads.slice) return rows;
     return g.op('Slice', [rows, g.ints([0]), g.ints([features]), g.ints([1])]);
   };
 
@@ -152,8 +195,8 @@ export function buildStepGraph(
     });
     const inputs = lora.get(m);
     if (!inputs) return base;
-    const a = loraRows(inputs.aPages, layer, Math.ceil(inFeatures / ps), inFeatures);
-    const bt = loraRows(inputs.bPages, layer, Math.ceil(outFeatures / ps), outFeatures);
+    const a = loraRows(inputs.aPages, layer, inFeatures);
+    const bt = loraRows(inputs.bPages, layer, outFeatures);
     const shrunk = g.op('Mul', [g.op('Gemm', [x, a], { transB: 1 }), inputs.mask]);
     return g.op('Gemm', [shrunk, bt, base]);
   };

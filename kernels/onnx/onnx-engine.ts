@@ -12,7 +12,8 @@ import { ropeInvFrequencies } from '../reference/rope.js';
 import {
   buildStepGraph,
   isGemmWeight,
-  STEP_INPUTS,
+  loraRowReads,
+  poolViewName,
   STEP_OUTPUTS,
   WEIGHT_NAMES,
   type WeightMode,
@@ -79,10 +80,18 @@ export class OnnxEngine implements Engine {
     const tensors = weightTensors(weights);
     const external = (name: string) => this.weightMode === 'external' && isGemmWeight(name);
     this.fixedFeeds = Object.fromEntries(Object.entries(tensors).filter(([name]) => !external(name)));
-    this.fixedFeeds[STEP_INPUTS.pool] = new ort.Tensor('float32', this.storage, [
-      pool.numPages,
-      pool.pageSize,
-    ]);
+    // The pool, and the same storage viewed as the narrower rows LoRA reads gather (loraRowReads).
+    for (const m of TARGET_MODULES) {
+      const { inFeatures, outFeatures } = moduleShape(this.config, m);
+      for (const features of [inFeatures, outFeatures]) {
+        const { width } = loraRowReads(features, pool.pageSize);
+        const rows = (pool.numPages * pool.pageSize) / width;
+        this.fixedFeeds[poolViewName(width, pool.pageSize)] = new ort.Tensor('float32', this.storage, [
+          rows,
+          width,
+        ]);
+      }
+    }
     this.fixedLoraModules = this.weightMode === 'external' ? TARGET_MODULES : undefined;
     this.sessionOptions = {
       intraOpNumThreads: opts.threads ?? availableParallelism(),
@@ -150,7 +159,10 @@ export class OnnxEngine implements Engine {
     if (plan.sequences.every((s) => s.tokens.length === 0)) return new Float32Array(0);
     const packed = packStep(plan, this.config, this.kvLayout, this.invFreq, this.fixedLoraModules);
     const session = await this.session(packed.loraModules);
-    const out = await session.run({ ...this.fixedFeeds, ...packed.feeds });
+    // Each graph variant declares only the pool views its LoRA modules read.
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const name of session.inputNames) feeds[name] = packed.feeds[name] ?? this.fixedFeeds[name];
+    const out = await session.run(feeds);
     const kvNew = out[STEP_OUTPUTS.kvNew].data as Float32Array;
     writeNewKv(this.storage, this.kvLayout, plan, packed.numTokens, kvNew);
     const logits = out[STEP_OUTPUTS.logits].data as Float32Array;

@@ -5,7 +5,7 @@ import { ZERO_PAGE } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { StepPlan } from '../engine.js';
-import { loraInputNames, MASKED, STEP_INPUTS } from './llama-graph.js';
+import { type LoraRowReads, loraInputNames, loraRowReads, MASKED, STEP_INPUTS } from './llama-graph.js';
 
 /**
  * Packs a StepPlan into the step graph's per-run inputs (llama-graph.ts): tokens flat, attention
@@ -111,8 +111,8 @@ export function packStep(
 }
 
 /**
- * For each module of the graph's LoRA set: the distinct adapters' A and Bᵀ row pages
- * per layer (zero page where an adapter skips that layer) and each token's scale on its own
+ * For each module of the graph's LoRA set: the pool-view row ids of the distinct adapters' A and
+ * Bᵀ rank-rows per layer (the zero page where an adapter skips that layer) and each token's scale on its own
  * adapter's columns. Returns the modules, in TARGET_MODULES order.
  */
 function packLora(
@@ -135,8 +135,8 @@ function packLora(
     if (!wanted) continue;
     active.push(m);
     const { inFeatures, outFeatures } = moduleShape(config, m);
-    const perRowA = Math.ceil(inFeatures / pageSize);
-    const perRowB = Math.ceil(outFeatures / pageSize);
+    const readsA = loraRowReads(inFeatures, pageSize);
+    const readsB = loraRowReads(outFeatures, pageSize);
     const column = new Map<AdapterLayout, number>();
     let R = 0;
     for (const a of users) {
@@ -145,17 +145,15 @@ function packLora(
     }
     // A module nobody targets still needs one row when the graph has its LoRA: the zero page.
     R = Math.max(R, 1);
-    const aPages = new BigInt64Array(L * R * perRowA).fill(BigInt(ZERO_PAGE));
-    const bPages = new BigInt64Array(L * R * perRowB).fill(BigInt(ZERO_PAGE));
+    const aRows = zeroPageRows(L * R, readsA, pageSize);
+    const bRows = zeroPageRows(L * R, readsB, pageSize);
     for (let l = 0; l < L; l++) {
       for (const a of users) {
         const placed = a.modules[l]?.[m];
         if (!placed) continue;
-        const col = column.get(a)!;
-        for (let i = 0; i < placed.aPages.length; i++)
-          aPages[(l * R + col) * perRowA + i] = BigInt(placed.aPages[i]);
-        for (let i = 0; i < placed.bPages.length; i++)
-          bPages[(l * R + col) * perRowB + i] = BigInt(placed.bPages[i]);
+        const first = l * R + column.get(a)!;
+        writeRowIds(aRows, first, placed.aPages, placed.pagesPerRowA, a.rank, readsA, pageSize);
+        writeRowIds(bRows, first, placed.bPages, placed.pagesPerRowB, a.rank, readsB, pageSize);
       }
     }
     const scales = new Float32Array(T * R);
@@ -169,11 +167,44 @@ function packLora(
       }
     }
     const names = loraInputNames(m);
-    feeds[names.aPages] = new ort.Tensor('int64', aPages, [L, R * perRowA]);
-    feeds[names.bPages] = new ort.Tensor('int64', bPages, [L, R * perRowB]);
+    feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, R * readsA.chunksPerRow]);
+    feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, R * readsB.chunksPerRow]);
     feeds[names.mask] = new ort.Tensor('float32', scales, [T, R]);
   }
   return active;
+}
+
+/** Row ids of `numRows` rank-rows that all read the zero page (a pool view's first rows). */
+function zeroPageRows(numRows: number, reads: LoraRowReads, pageSize: number): BigInt64Array {
+  const ids = new BigInt64Array(numRows * reads.chunksPerRow);
+  const perPage = pageSize / reads.width;
+  for (let i = 0; i < ids.length; i++) {
+    const offset = ((i % reads.chunksPerRow) * reads.width) % pageSize;
+    ids[i] = BigInt(ZERO_PAGE * perPage + offset / reads.width);
+  }
+  return ids;
+}
+
+/** Pool-view row ids of an adapter's `rank` rank-rows (page-aligned, `pagesPerRow` pages each). */
+function writeRowIds(
+  ids: BigInt64Array,
+  firstRow: number,
+  pages: Int32Array,
+  pagesPerRow: number,
+  rank: number,
+  reads: LoraRowReads,
+  pageSize: number,
+): void {
+  const perPage = pageSize / reads.width;
+  for (let r = 0; r < rank; r++) {
+    for (let c = 0; c < reads.chunksPerRow; c++) {
+      const element = c * reads.width;
+      const page = pages[r * pagesPerRow + Math.floor(element / pageSize)];
+      ids[(firstRow + r) * reads.chunksPerRow + c] = BigInt(
+        page * perPage + (element % pageSize) / reads.width,
+      );
+    }
+  }
 }
 
 /** Writes the step's new K/V (graph output [2L, T, kvDim], tokens flat) into each sequence's pages. */
