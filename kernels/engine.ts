@@ -25,6 +25,34 @@ export interface StepPlan {
   sequences: SequenceStep[];
 }
 
+/** One logit row's sampling settings (kernels/reference/sample.ts's meaning) and its uniform draw in [0, 1). */
+export interface RowSampling {
+  /** 0 means greedy. */
+  temperature: number;
+  /** 0 means off. */
+  topK: number;
+  /** 1 means off. */
+  topP: number;
+  uniform: number;
+}
+
+/**
+ * A step failed for a reason outside the request (the device was lost, device memory ran out).
+ * `clientMessage` is safe to show a client; the full message (driver text) is for the logs.
+ * `fatal`: the engine can run no later step either.
+ */
+export class EngineFailure extends Error {
+  constructor(
+    message: string,
+    readonly clientMessage: string,
+    readonly fatal: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'EngineFailure';
+  }
+}
+
 /**
  * The engine contract of ARCHITECTURE.md. Page bookkeeping (which page ids) is memory/'s;
  * page storage (what is behind a page id) is the engine's.
@@ -39,6 +67,14 @@ export interface Engine {
    * row-major [rows × vocab], rows in plan order (1 row per 'last', tokens.length per 'all').
    */
   step(plan: StepPlan): Promise<Float32Array>;
+  /**
+   * Optional: step() that samples on the engine and returns one token id per logit row (same
+   * rows, same order) instead of the logits; `sampling[i]` is row i's settings and uniform, and
+   * a row's token equals sampleToken(row's logits, sampling[i], sampling[i].uniform).
+   */
+  sampleStep?(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<Int32Array>;
+  /** Optional: the failure that stopped the engine for good (device lost), or null while it can run. */
+  fatalFailure?(): EngineFailure | null;
   /** Copies an adapter's weights into the pages `layout` names. */
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void;
   /** Frees storage and native sessions; the engine is unusable afterwards. */

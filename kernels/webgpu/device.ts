@@ -1,4 +1,5 @@
 import { create, globals } from 'webgpu';
+import { EngineFailure } from '../engine.js';
 import { PipelineCache } from './pipeline-cache.js';
 
 /** No WebGPU adapter exists here (no GPU, no usable Vulkan driver such as Mesa ≥ 23 lavapipe). */
@@ -10,10 +11,23 @@ export class NoWebGpuAdapterError extends Error {
 }
 
 /** The device is gone (driver reset, out of memory, destroyed): every later call fails with this. */
-export class WebGpuDeviceLostError extends Error {
+export class WebGpuDeviceLostError extends EngineFailure {
   constructor(reason: string, message: string) {
-    super(`WebGPU device lost (${reason}): ${message}`);
+    // The reason is WebGPU's enum ('destroyed', 'unknown'); the driver's message stays in the logs.
+    super(`WebGPU device lost (${reason}): ${message}`, `WebGPU device lost (${reason})`, true);
     this.name = 'WebGpuDeviceLostError';
+  }
+}
+
+/** A step needed device memory the device could not give; smaller steps still run. */
+export class WebGpuOutOfMemoryError extends EngineFailure {
+  constructor(detail: string) {
+    super(
+      `WebGPU out of memory: ${detail}`,
+      'The inference engine ran out of device memory for this batch.',
+      false,
+    );
+    this.name = 'WebGpuOutOfMemoryError';
   }
 }
 
@@ -80,6 +94,22 @@ export class WebGpuContext {
     device.lost.then((info) => {
       if (!this.destroyed) this.lost = new WebGpuDeviceLostError(info.reason, info.message);
     });
+  }
+
+  /** The loss that ended this device, or null while it lives (or after our own destroy()). */
+  get lostError(): WebGpuDeviceLostError | null {
+    return this.lost;
+  }
+
+  /**
+   * After a call failed: the device-lost error if the device is gone. Dawn rejects pending maps
+   * before it resolves `device.lost`, so this gives the lost promise a turn to arrive.
+   */
+  async lossBehind(): Promise<WebGpuDeviceLostError | null> {
+    if (!this.lost && !this.destroyed)
+      await Promise.race([this.device.lost, new Promise((resolve) => setTimeout(resolve, 50))]);
+    await new Promise((resolve) => setImmediate(resolve));
+    return this.lost;
   }
 
   get limits(): GPUSupportedLimits {

@@ -6,7 +6,7 @@ import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llam
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
-import { type Engine, logitRows, type StepPlan } from '../engine.js';
+import { type Engine, type EngineFailure, logitRows, type RowSampling, type StepPlan } from '../engine.js';
 import { buildLoraBatch } from '../lora-batch.js';
 import { ropeInvFrequencies } from '../reference/rope.js';
 import { packAttentionBatch } from './attention-meta.js';
@@ -15,9 +15,15 @@ import {
   destroySplit,
   type SplitBuffer,
   type StorageDtype,
+  writeBuffer,
   writeSplit,
 } from './buffers.js';
-import { createWebGpuContext, type WebGpuContext } from './device.js';
+import {
+  createWebGpuContext,
+  type WebGpuContext,
+  WebGpuKernelError,
+  WebGpuOutOfMemoryError,
+} from './device.js';
 import { type DeviceModel, destroyModel, uploadModel } from './device-model.js';
 import { EmbedKernel } from './embed.js';
 import { type DeviceWeight, GemmKernel, type WeightLayout } from './gemm.js';
@@ -32,13 +38,20 @@ import {
 } from './paged-attention.js';
 import { RmsNormKernel } from './rmsnorm.js';
 import { RopeKernel } from './rope.js';
-import { packSampling, type RowSampling, SampleKernel } from './sample.js';
+import { packSampling, SampleKernel } from './sample.js';
 import { ScratchBuffers } from './scratch-buffers.js';
 import { SiluMulKernel } from './silu-mul.js';
 
 export interface WebGpuEngineOptions {
-  /** An open device to use (not destroyed by close()); by default the engine opens its own. */
+  /** An open device to use (not destroyed by close() unless ownContext); by default the engine opens its own. */
   context?: WebGpuContext;
+  /** close() destroys `context` too: the caller hands over a device it opened to inspect the adapter. */
+  ownContext?: boolean;
+  /**
+   * Cap on one scratch buffer's bytes; a step needing more fails with WebGpuOutOfMemoryError
+   * (tests force allocation failures with it). Default: what the device can bind.
+   */
+  maxScratchBytes?: number;
   /** Storage of linear weights: f32, or f16 where the device has shader-f16. Default f32. */
   weightDtype?: StorageDtype;
   /** Cap on one binding's bytes (tests force splitting with it); default the device's limit. */
@@ -56,6 +69,8 @@ interface StepState {
   adapters: Array<AdapterLayout | null>;
   anyAdapter: boolean;
   loraForm: LoraForm;
+  /** Σ rank over the step's tokens: no module's packed shrink output is longer. */
+  maxLoraV: number;
 }
 
 /**
@@ -77,6 +92,7 @@ export class WebGpuEngine implements Engine {
   private readonly shrink: LoraShrinkKernel;
   private readonly expand: LoraExpandKernel;
   private readonly sampler: SampleKernel;
+  private readonly maxScratchBytes: number;
   private closed = false;
 
   private constructor(
@@ -86,8 +102,14 @@ export class WebGpuEngine implements Engine {
     private readonly storage: SplitBuffer,
     readonly pool: PagePool,
     config: LlamaConfig,
+    maxScratchBytes: number | undefined,
   ) {
     this.config = config;
+    this.maxScratchBytes = Math.min(
+      maxScratchBytes ?? Number.POSITIVE_INFINITY,
+      ctx.limits.maxBufferSize,
+      ctx.maxBindingBytes,
+    );
     this.kvLayout = kvLayout(config);
     this.scratch = new ScratchBuffers(ctx);
     this.gemm = new GemmKernel(ctx);
@@ -141,13 +163,23 @@ export class WebGpuEngine implements Engine {
       options.maxChunkBytes,
     );
     await ctx.finish();
-    return new WebGpuEngine(ctx, !options.context, model, storage, pool, config);
+    return new WebGpuEngine(
+      ctx,
+      !options.context || options.ownContext === true,
+      model,
+      storage,
+      pool,
+      config,
+      options.maxScratchBytes,
+    );
   }
 
   async step(plan: StepPlan): Promise<Float32Array> {
-    const { encoder, pass, numRows, logits } = this.encodeForward(plan);
-    pass.end();
-    return new Float32Array(await this.readBack(encoder, logits, numRows * this.config.vocabSize * 4));
+    const bytes = await this.submitStep(plan, ({ numRows, logits }) => ({
+      source: logits,
+      bytes: numRows * this.config.vocabSize * 4,
+    }));
+    return new Float32Array(bytes);
   }
 
   /**
@@ -155,24 +187,100 @@ export class WebGpuEngine implements Engine {
    * step() returns rows) instead of the logits: `sampling[i]` is row i's settings and uniform.
    */
   async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<Int32Array> {
-    const { encoder, pass, numRows, logits } = this.encodeForward(plan);
-    if (sampling.length !== numRows)
-      throw new Error(`sampleStep: ${sampling.length} settings for ${numRows} rows`);
-    const ids = this.scratch.get('sampled', Math.max(1, numRows) * 4);
-    const settings = this.scratch.upload('sample-settings', packSampling(sampling));
-    if (numRows > 0) this.sampler.encode(pass, logits, numRows, this.config.vocabSize, settings, ids);
-    pass.end();
-    return new Int32Array(await this.readBack(encoder, ids, numRows * 4));
+    const bytes = await this.submitStep(plan, ({ pass, numRows, logits }) => {
+      if (sampling.length !== numRows)
+        throw new Error(`sampleStep: ${sampling.length} settings for ${numRows} rows`);
+      const ids = this.scratchBuffer('sampled', Math.max(1, numRows) * 4);
+      const settings = this.scratchUpload('sample-settings', packSampling(sampling));
+      if (numRows > 0) this.sampler.encode(pass, logits, numRows, this.config.vocabSize, settings, ids);
+      return { source: ids, bytes: numRows * 4 };
+    });
+    return new Int32Array(bytes);
+  }
+
+  fatalFailure(): EngineFailure | null {
+    return this.ctx.lostError;
+  }
+
+  /**
+   * Records the forward pass and what `finish` adds, submits it with the copy of `finish`'s
+   * result out, waits, and returns those bytes. Error scopes around the whole step turn a failed
+   * allocation (buffer growth) into WebGpuOutOfMemoryError for this step only, and a lost device
+   * into WebGpuDeviceLostError for this and every later step.
+   */
+  private async submitStep(
+    plan: StepPlan,
+    finish: (forward: ForwardPass) => { source: GPUBuffer; bytes: number },
+  ): Promise<ArrayBuffer> {
+    this.assertOpen();
+    const { ctx } = this;
+    const lost = ctx.lostError;
+    if (lost) throw lost;
+    const { device } = ctx;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let staging: GPUBuffer | null = null;
+    let mapped: Promise<void> | null = null;
+    let bytes = 0;
+    let encodeError: unknown = null;
+    try {
+      const forward = this.encodeForward(plan);
+      const out = finish(forward);
+      forward.pass.end();
+      bytes = out.bytes;
+      staging = device.createBuffer({ label: 'step-readback', size: Math.max(4, bytes), usage: 0x09 });
+      if (bytes > 0) forward.encoder.copyBufferToBuffer(out.source, 0, staging, 0, bytes);
+      device.queue.submit([forward.encoder.finish()]);
+      mapped = staging.mapAsync(1);
+      // Keeps a rejection (device lost) from going unhandled while the scopes are awaited first.
+      mapped.catch(() => {});
+    } catch (error) {
+      encodeError = error;
+    }
+    const scopes = Promise.all([device.popErrorScope(), device.popErrorScope()]);
+    const [validationError, oomError] = await scopes.catch(() => [null, null]);
+    if (oomError || validationError) {
+      staging?.destroy();
+      // A failed growth leaves an invalid buffer under its name: start the scratch set afresh.
+      this.scratch.destroy();
+      throw (
+        (await ctx.lossBehind()) ??
+        (oomError
+          ? new WebGpuOutOfMemoryError(oomError.message)
+          : new WebGpuKernelError([validationError?.message ?? 'unknown']))
+      );
+    }
+    if (!staging || !mapped) throw encodeError;
+    try {
+      await mapped;
+    } catch (error) {
+      staging.destroy();
+      throw (await ctx.lossBehind()) ?? error;
+    }
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    ctx.check();
+    return out;
+  }
+
+  /** A scratch buffer, refused with a clear error before the device is asked for more than it can bind. */
+  private scratchBuffer(name: string, bytes: number): GPUBuffer {
+    if (bytes > this.maxScratchBytes)
+      throw new WebGpuOutOfMemoryError(
+        `this batch needs ${bytes} bytes of "${name}"; one buffer may hold ${this.maxScratchBytes}`,
+      );
+    return this.scratch.get(name, bytes);
+  }
+
+  private scratchUpload(name: string, data: ArrayBufferView): GPUBuffer {
+    const buffer = this.scratchBuffer(name, data.byteLength);
+    writeBuffer(this.ctx, buffer, 0, data);
+    return buffer;
   }
 
   /** Records the whole forward pass of `plan` into one open compute pass, logits last. */
-  private encodeForward(plan: StepPlan): {
-    encoder: GPUCommandEncoder;
-    pass: GPUComputePassEncoder;
-    numRows: number;
-    logits: GPUBuffer;
-  } {
-    this.assertOpen();
+  private encodeForward(plan: StepPlan): ForwardPass {
     const { config, model, ctx } = this;
     const state = this.prepare(plan);
     const T = state.batch.numTokens;
@@ -182,13 +290,16 @@ export class WebGpuEngine implements Engine {
     const ids = new Uint32Array(T);
     let t = 0;
     for (const s of plan.sequences) for (let i = 0; i < s.tokens.length; i++) ids[t++] = s.tokens[i];
-    const idBuffer = this.scratch.upload('ids', ids);
-    const rowBuffer = this.scratch.upload('logit-rows', Uint32Array.from(rows));
-    const x = this.scratch.get('x', T * H * 4);
-    const normed = this.scratch.get('normed', T * H * 4);
-    const delta = this.scratch.get('delta', T * H * 4);
-    const picked = this.scratch.get('picked', Math.max(1, rows.length) * H * 4);
-    const logits = this.scratch.get('logits', Math.max(1, rows.length) * config.vocabSize * 4);
+    const idBuffer = this.scratchUpload('ids', ids);
+    const rowBuffer = this.scratchUpload('logit-rows', Uint32Array.from(rows));
+    const x = this.scratchBuffer('x', T * H * 4);
+    const normed = this.scratchBuffer('normed', T * H * 4);
+    const delta = this.scratchBuffer('delta', T * H * 4);
+    const picked = this.scratchBuffer('picked', Math.max(1, rows.length) * H * 4);
+    const logits = this.scratchBuffer('logits', Math.max(1, rows.length) * config.vocabSize * 4);
+    // Grown once, before any dispatch records it: a buffer replaced mid-pass would be destroyed
+    // under dispatches already recorded, and Dawn rejects the whole submit.
+    if (state.anyAdapter) this.scratchBuffer('lora-v', Math.max(1, state.maxLoraV) * 4);
 
     const encoder = ctx.device.createCommandEncoder({ label: 'step' });
     const pass = encoder.beginComputePass({ label: 'step' });
@@ -214,24 +325,6 @@ export class WebGpuEngine implements Engine {
       this.gemm.encode(pass, picked, rows.length, model.lmHead, logits);
     }
     return { encoder, pass, numRows: rows.length, logits };
-  }
-
-  /** Ends the step: copies `bytes` of `source` out in the same submit, waits, returns them. */
-  private async readBack(encoder: GPUCommandEncoder, source: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
-    const { ctx } = this;
-    const staging = ctx.device.createBuffer({
-      label: 'step-readback',
-      size: Math.max(4, bytes),
-      usage: 0x09,
-    });
-    if (bytes > 0) encoder.copyBufferToBuffer(source, 0, staging, 0, bytes);
-    ctx.device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(1);
-    const out = staging.getMappedRange().slice(0, bytes);
-    staging.unmap();
-    staging.destroy();
-    ctx.check();
-    return out;
   }
 
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
@@ -294,12 +387,13 @@ export class WebGpuEngine implements Engine {
       attention: {
         numTokens: batch.numTokens,
         numSequences: batch.numSequences,
-        buffer: this.scratch.upload('attention-batch', packAttentionBatch(batch)),
+        buffer: this.scratchUpload('attention-batch', packAttentionBatch(batch)),
       },
-      positions: this.scratch.upload('positions', Uint32Array.from(batch.tokenPos)),
+      positions: this.scratchUpload('positions', Uint32Array.from(batch.tokenPos)),
       adapters,
       anyAdapter: adapters.some((a) => a !== null),
       loraForm: singleTokens ? 'mbgmv' : 'mbgmm',
+      maxLoraV: adapters.reduce((sum, a) => sum + (a?.rank ?? 0), 0),
     };
   }
 
@@ -314,10 +408,10 @@ export class WebGpuEngine implements Engine {
     const T = state.batch.numTokens;
     const qDim = config.numHeads * config.headDim;
     const kvDim = this.kvLayout.kvDim;
-    const q = this.scratch.get('q', T * qDim * 4);
-    const k = this.scratch.get('k', T * kvDim * 4);
-    const v = this.scratch.get('v', T * kvDim * 4);
-    const attended = this.scratch.get('attended', T * qDim * 4);
+    const q = this.scratchBuffer('q', T * qDim * 4);
+    const k = this.scratchBuffer('k', T * kvDim * 4);
+    const v = this.scratchBuffer('v', T * kvDim * 4);
+    const attended = this.scratchBuffer('attended', T * qDim * 4);
     this.projection(pass, state, layer, 'q_proj', normed, q);
     this.projection(pass, state, layer, 'k_proj', normed, k);
     this.projection(pass, state, layer, 'v_proj', normed, v);
@@ -338,9 +432,9 @@ export class WebGpuEngine implements Engine {
   ): void {
     const T = state.batch.numTokens;
     const I = this.config.intermediateSize;
-    const gate = this.scratch.get('gate', T * I * 4);
-    const up = this.scratch.get('up', T * I * 4);
-    const act = this.scratch.get('act', T * I * 4);
+    const gate = this.scratchBuffer('gate', T * I * 4);
+    const up = this.scratchBuffer('up', T * I * 4);
+    const act = this.scratchBuffer('act', T * I * 4);
     this.projection(pass, state, layer, 'gate_proj', normed, gate);
     this.projection(pass, state, layer, 'up_proj', normed, up);
     this.siluMul.encode(pass, gate, up, act, T * I);
@@ -363,8 +457,8 @@ export class WebGpuEngine implements Engine {
     const batch = buildLoraBatch(state.adapters, layer, module, inFeatures, outFeatures, this.pool.pageSize);
     if (batch.numAdapters === 0) return;
     const packed = packLoraBatch(batch, state.loraForm);
-    const lora = { packed, buffer: this.scratch.upload(`lora:${layer}:${module}`, packed.words) };
-    const v = this.scratch.get('lora-v', Math.max(1, batch.vLength) * 4);
+    const lora = { packed, buffer: this.scratchUpload(`lora:${layer}:${module}`, packed.words) };
+    const v = this.scratchBuffer('lora-v', Math.max(1, batch.vLength) * 4);
     this.shrink.encode(pass, lora, x, v);
     this.expand.encode(pass, lora, v, y);
   }
@@ -372,6 +466,14 @@ export class WebGpuEngine implements Engine {
   private assertOpen(): void {
     if (this.closed) throw new Error('webgpu engine is closed');
   }
+}
+
+/** A step's forward pass, recorded into an open pass, with where its logits will be. */
+interface ForwardPass {
+  encoder: GPUCommandEncoder;
+  pass: GPUComputePassEncoder;
+  numRows: number;
+  logits: GPUBuffer;
 }
 
 /** Flat token indices that get logits, in the order Engine.step returns them. */

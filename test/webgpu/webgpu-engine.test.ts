@@ -23,23 +23,31 @@ afterAll(() => ctx?.destroy());
 
 const weights = syntheticWeights({ ...TINY_SPEC, seed: 5 });
 const config = weights.config;
+/** Four adapters of different ranks and target modules, batched beside the base model. */
 const adapterSpecs = [
-  { name: 'narrow', rank: 1, alpha: 2, targetModules: ['q_proj', 'v_proj'] as const },
-  { name: 'mid', rank: 8, alpha: 16, targetModules: ['q_proj', 'k_proj', 'o_proj', 'down_proj'] as const },
+  { name: 'r4', rank: 4, alpha: 8, targetModules: ['q_proj', 'v_proj'] as const },
+  { name: 'r8', rank: 8, alpha: 16, targetModules: ['q_proj', 'k_proj', 'o_proj', 'down_proj'] as const },
   {
-    name: 'wide',
+    name: 'r16',
     rank: 16,
     alpha: 8,
     targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const,
   },
+  {
+    name: 'r64',
+    rank: 64,
+    alpha: 64,
+    targetModules: ['v_proj', 'gate_proj', 'up_proj', 'down_proj'] as const,
+  },
 ];
+const DECODE_STEPS = 8;
 const adapters: LoraAdapter[] = adapterSpecs.map((s, i) =>
   syntheticAdapter(config, { ...s, targetModules: [...s.targetModules], seed: 10 + i }),
 );
 
 /** Both engines over one pool's bookkeeping (shuffled pages), adapters resident in both. */
 async function pair(options: WebGpuEngineOptions) {
-  const pool = new PagePool(1400, config.hiddenSize);
+  const pool = new PagePool(3000, config.hiddenSize);
   pool.free(shuffle(seededRandom(3), Array.from(pool.allocate(pool.numFree, 'kv'))));
   const reference = ReferenceEngine.create(weights, pool);
   const gpu = await WebGpuEngine.create(weights, pool, { ...options, context: ctx! });
@@ -63,12 +71,12 @@ describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
       F32_TOLERANCE,
     ],
   ] as Array<[string, WebGpuEngineOptions, number]>) {
-    it(`${label}: ragged prefill, then decode, mixed adapters and base sequences`, async () => {
+    it(`${label}: ragged prefill, then ${DECODE_STEPS} decode steps, 4 adapters and the base model in one batch`, async () => {
       if (options.weightDtype === 'f16' && !ctx!.hasF16) return;
       const { reference, gpu, layouts, kv } = await pair(options);
       const rand = seededRandom(label.length);
-      const numSeqs = 4;
-      const owners = [layouts[0], null, layouts[2], layouts[1]];
+      const owners = [layouts[0], null, layouts[2], layouts[1], layouts[3]];
+      const numSeqs = owners.length;
       const lengths = Array.from({ length: numSeqs }, () => randomInt(rand, 1, 9));
       const positions = new Array(numSeqs).fill(0);
       const step = (seq: number, tokens: number[], logits: SequenceStep['logits']): SequenceStep => {
@@ -92,7 +100,8 @@ describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
           ),
         },
       ];
-      for (let d = 0; d < 3; d++) plans.push({ sequences: owners.map((_, s) => step(s, [token()], 'last')) });
+      for (let d = 0; d < DECODE_STEPS; d++)
+        plans.push({ sequences: owners.map((_, s) => step(s, [token()], 'last')) });
       for (const plan of plans) {
         const expected = await reference.step(plan);
         const actual = await gpu.step(plan);
