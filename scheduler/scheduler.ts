@@ -14,6 +14,7 @@ import {
 import { DeltaStream } from './delta-stream.js';
 import type { FinishReason, GenerationRequest, GenerationStream } from './request.js';
 import { type Sequence, sequencesFor } from './sequence.js';
+import { stepTokens } from './step-tokens.js';
 import type { TokenDecoder } from './stop-checker.js';
 
 export type { SchedulerLimits } from './admission.js';
@@ -31,6 +32,8 @@ export interface SchedulerOptions {
   drawSeed?: () => number;
   /** Host sampler; kernels/reference/sample.ts's sampleToken unless a faster equivalent is given. */
   sample?: typeof sampleToken;
+  /** Sample on the engine when it offers Engine.sampleStep (default true); false always samples on the host. */
+  sampleOnEngine?: boolean;
 }
 
 export interface SchedulerStats {
@@ -209,12 +212,15 @@ export class Scheduler {
       chunks.map(({ adapter }) => adapter),
     );
     this.isStepInFlight = true;
-    let logits: Float32Array;
+    let tokens: Int32Array;
     try {
-      logits = await this.options.engine.step(plan);
-      const expected = plan.sequences.filter((s) => s.logits === 'last').length * this.vocabSize;
-      if (logits.length !== expected)
-        throw new Error(`returned ${logits.length} logits, expected ${expected}`);
+      tokens = await stepTokens(
+        this.options.engine,
+        plan,
+        chunks.filter(({ chunk }) => chunk.needsLogits).map(({ chunk }) => chunk.seq),
+        this.sample,
+        this.options.sampleOnEngine ?? true,
+      );
     } catch (error) {
       this.isStepInFlight = false;
       const failure = new GenerationError(`engine step failed: ${messageOf(error)}`, { cause: error });
@@ -229,12 +235,8 @@ export class Scheduler {
     this.retirePending();
     this.postprocess(
       chunks.map(({ chunk }) => chunk),
-      logits,
+      tokens,
     );
-  }
-
-  private get vocabSize(): number {
-    return this.options.engine.config.vocabSize;
   }
 
   private applyQueueChanges(decision: ScheduleDecision<Sequence>): void {
@@ -318,17 +320,15 @@ export class Scheduler {
     return { sequences };
   }
 
-  private postprocess(chunks: ScheduledChunk<Sequence>[], logits: Float32Array): void {
-    const vocab = this.vocabSize;
+  /** `tokens`: one sampled id per chunk that needed logits, in chunk order. */
+  private postprocess(chunks: ScheduledChunk<Sequence>[], tokens: Int32Array): void {
     let row = 0;
     for (const { seq, numTokens, needsLogits } of chunks) {
-      const rowStart = row * vocab;
-      if (needsLogits) row++;
+      const tokenId = needsLogits ? tokens[row++] : -1;
       const state = this.owners.get(seq);
       if (!state || state.isDone || seq.isFinished) continue;
       seq.numCachedTokens += numTokens;
       if (!needsLogits) continue;
-      const tokenId = this.sample(logits.subarray(rowStart, rowStart + vocab), seq.sampling, seq.uniform());
       seq.appendToken(tokenId);
       this.numGeneratedTokens++;
       const verdict = seq.stopChecker.accept(tokenId);
