@@ -1,5 +1,5 @@
 import { parsePoolSize } from '../memory/page-pool.js';
-import { ENGINE_CHOICES, type EngineChoice } from './engine-factory.js';
+import { DTYPE_CHOICES, type DtypeChoice, ENGINE_CHOICES, type EngineChoice } from './engine-factory.js';
 import type { ServedAdapter } from './serving-stack.js';
 
 /** Command-line flags, spelled as vLLM spells them where vLLM has the flag. */
@@ -14,6 +14,7 @@ export interface CliOptions {
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   engine: EngineChoice;
+  dtype: DtypeChoice;
   poolSize: string;
   chatTemplate: string | null;
   seed: number | null;
@@ -41,7 +42,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-model-len N               context length (default: the model's max_position_embeddings)
   --max-num-seqs N                sequences in one batch (default 64)
   --max-num-batched-tokens N      token budget of one engine step (default 2048)
-  --engine auto|onnx|reference|webgpu   (default auto)
+  --engine auto|onnx|reference|webgpu   (default auto: webgpu on a hardware GPU adapter, else onnx)
+  --dtype auto|f32|f16            weight storage; auto: f16 where the WebGPU adapter has shader-f16,
+                                  else f32; onnx and reference run f32 only (default auto)
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
@@ -80,6 +83,11 @@ const VALUE_FLAGS: Record<string, Setter> = {
     if (!(ENGINE_CHOICES as readonly string[]).includes(v))
       throw new CliError(`${f}: "${v}" is not one of ${ENGINE_CHOICES.join(', ')}`);
     o.engine = v as EngineChoice;
+  },
+  '--dtype': (o, v, f) => {
+    if (!(DTYPE_CHOICES as readonly string[]).includes(v))
+      throw new CliError(`${f}: "${v}" is not one of ${DTYPE_CHOICES.join(', ')}`);
+    o.dtype = v as DtypeChoice;
   },
   '--pool-size': (o, v, f) => {
     try {
@@ -134,6 +142,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxNumSeqs: 64,
     maxNumBatchedTokens: 2048,
     engine: 'auto',
+    dtype: 'auto',
     poolSize: '0.25',
     chatTemplate: null,
     seed: null,

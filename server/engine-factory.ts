@@ -1,4 +1,5 @@
 import type { Engine } from '../kernels/engine.js';
+import type { WebGpuAdapterSummary, WebGpuContext } from '../kernels/webgpu/device.js';
 import type { PagePool } from '../memory/page-pool.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { StartupError } from './startup-error.js';
@@ -6,37 +7,118 @@ import { StartupError } from './startup-error.js';
 export const ENGINE_CHOICES = ['auto', 'onnx', 'reference', 'webgpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 
+/** --dtype: storage of the linear weights on the engine (compute and the page pool stay f32). */
+export const DTYPE_CHOICES = ['auto', 'f32', 'f16'] as const;
+export type DtypeChoice = (typeof DTYPE_CHOICES)[number];
+
+export interface EngineFactoryOptions {
+  dtype: DtypeChoice;
+  /** One line for each choice the operator did not spell out (what auto picked, and why). */
+  log: (message: string) => void;
+  /** Cap on one scratch buffer of the webgpu engine (tests force allocation failures with it). */
+  webgpuMaxScratchBytes?: number;
+}
+
 /**
- * The one place that maps --engine onto an implementation. `auto` means onnx until the
- * WebGPU engine is wired in here (it will then pick webgpu on a hardware adapter). Engines
- * load lazily, so a server never loads the native libraries of engines it does not run.
+ * The one place that maps --engine and --dtype onto an implementation. `auto` picks webgpu on
+ * a hardware adapter and onnx otherwise (a software adapter such as lavapipe runs WGSL tens of
+ * times slower than onnxruntime on the same CPU). Engines load lazily, so a server never loads
+ * the native libraries of engines it does not run.
  */
 export async function createEngine(
   choice: EngineChoice,
   weights: ModelWeights,
   pool: PagePool,
+  options: EngineFactoryOptions,
 ): Promise<Engine> {
-  assertEngineAvailable(choice);
-  switch (choice) {
-    case 'auto':
-    case 'onnx': {
-      const { OnnxEngine } = await import('../kernels/onnx/onnx-engine.js');
-      return OnnxEngine.create(weights, pool);
-    }
-    case 'reference': {
-      const { ReferenceEngine } = await import('../kernels/reference/reference-engine.js');
-      return ReferenceEngine.create(weights, pool);
-    }
-    case 'webgpu':
-      throw unavailable(choice);
+  assertEngineAvailable(choice, options.dtype);
+  if (choice === 'onnx' || choice === 'reference') return createCpuEngine(choice, weights, pool);
+
+  const { createWebGpuContext } = await import('../kernels/webgpu/device.js');
+  let ctx: WebGpuContext;
+  try {
+    ctx = await createWebGpuContext();
+  } catch (error) {
+    const reason = (error as Error).message;
+    if (choice === 'webgpu') throw new StartupError(`--engine webgpu: ${reason}`);
+    return fallBackToOnnx(reason, weights, pool, options);
+  }
+  if (choice === 'auto' && ctx.adapter.isFallbackAdapter) {
+    ctx.destroy();
+    return fallBackToOnnx(
+      `WebGPU adapter ${adapterName(ctx.adapter)} is a software fallback`,
+      weights,
+      pool,
+      options,
+    );
+  }
+  try {
+    const weightDtype = webgpuWeightDtype(options.dtype, ctx);
+    const { WebGpuEngine } = await import('../kernels/webgpu/webgpu-engine.js');
+    const engine = await WebGpuEngine.create(weights, pool, {
+      context: ctx,
+      ownContext: true,
+      weightDtype,
+      maxScratchBytes: options.webgpuMaxScratchBytes,
+    });
+    options.log(
+      `webgpu engine on ${adapterName(ctx.adapter)}${ctx.adapter.isFallbackAdapter ? ' (software)' : ''}, ${weightDtype} weights`,
+    );
+    return engine;
+  } catch (error) {
+    ctx.destroy();
+    throw error;
   }
 }
 
-/** Called before the model loads, so an unavailable engine fails in milliseconds, not after loading. */
-export function assertEngineAvailable(choice: EngineChoice): void {
-  if (choice === 'webgpu') throw unavailable(choice);
+/**
+ * Checks what can be checked before the model loads, so a wrong flag fails in milliseconds:
+ * the CPU engines keep weights in f32 only.
+ */
+export function assertEngineAvailable(choice: EngineChoice, dtype: DtypeChoice = 'auto'): void {
+  if ((choice === 'onnx' || choice === 'reference') && dtype === 'f16')
+    throw new StartupError(
+      `--dtype f16: the ${choice} engine runs f32 weights only (use --dtype auto or f32, or --engine webgpu)`,
+    );
 }
 
-function unavailable(choice: EngineChoice): StartupError {
-  return new StartupError(`--engine ${choice}: the WebGPU engine is not available yet (use --engine onnx)`);
+/** "llvmpipe" from "llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)"; the device or vendor where no description. */
+export function adapterName(adapter: WebGpuAdapterSummary): string {
+  const described = adapter.description.split(':')[0].trim();
+  return described || adapter.device || adapter.vendor || 'unknown';
+}
+
+function webgpuWeightDtype(dtype: DtypeChoice, ctx: WebGpuContext): 'f32' | 'f16' {
+  if (dtype === 'f16' && !ctx.hasF16)
+    throw new StartupError(
+      `--dtype f16: WebGPU adapter ${adapterName(ctx.adapter)} has no shader-f16 (use --dtype auto or f32)`,
+    );
+  if (dtype === 'auto') return ctx.hasF16 ? 'f16' : 'f32';
+  return dtype;
+}
+
+/** auto's way out when WebGPU would not serve well: onnx, said in one line with the reason. */
+async function fallBackToOnnx(
+  why: string,
+  weights: ModelWeights,
+  pool: PagePool,
+  options: EngineFactoryOptions,
+): Promise<Engine> {
+  if (options.dtype === 'f16')
+    throw new StartupError(`--dtype f16: --engine auto chose the onnx engine (${why}), which runs f32 only`);
+  options.log(`${why}; using the onnx engine`);
+  return createCpuEngine('onnx', weights, pool);
+}
+
+async function createCpuEngine(
+  choice: 'onnx' | 'reference',
+  weights: ModelWeights,
+  pool: PagePool,
+): Promise<Engine> {
+  if (choice === 'onnx') {
+    const { OnnxEngine } = await import('../kernels/onnx/onnx-engine.js');
+    return OnnxEngine.create(weights, pool);
+  }
+  const { ReferenceEngine } = await import('../kernels/reference/reference-engine.js');
+  return ReferenceEngine.create(weights, pool);
 }

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdmissionError } from '../scheduler/request.js';
 import { ApiError, internalError, invalidRequest, routeNotFound, serviceUnavailable } from './api-error.js';
+import { engineApiError, engineFailureOf } from './engine-error.js';
 
 /** One ajv error as Fastify hands it over (ajv runs with `verbose`, so the failing schema is there). */
 interface SchemaError {
@@ -78,6 +79,8 @@ export function toApiError(error: FastifyError | Error, request: FastifyRequest)
     const code = FASTIFY_CODES[fastifyError.code] ?? 'invalid_request';
     return new ApiError(status, 'invalid_request_error', code, error.message);
   }
+  const failure = engineFailureOf(error);
+  if (failure) return engineApiError(failure);
   return internalError(String(request.id));
 }
 

@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { FinishReason, GenerationDelta, GenerationRequest } from '../scheduler/request.js';
 import { ApiError } from './api-error.js';
+import { engineApiError, engineFailureOf } from './engine-error.js';
 import type { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
 
@@ -76,17 +77,20 @@ export class Generation {
 
 /** An error chunk inside an event stream, which has already sent its 200. */
 function errorEvent(error: unknown): string {
+  const failure = engineFailureOf(error);
   const body =
     error instanceof ApiError
       ? error.toBody()
-      : {
-          error: {
-            message: 'The generation failed.',
-            type: 'server_error',
-            param: null,
-            code: 'internal_error',
-          },
-        };
+      : failure
+        ? engineApiError(failure).toBody()
+        : {
+            error: {
+              message: 'The generation failed.',
+              type: 'server_error',
+              param: null,
+              code: 'internal_error',
+            },
+          };
   return `data: ${JSON.stringify(body)}\n\n`;
 }
 

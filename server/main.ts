@@ -54,7 +54,7 @@ async function main(): Promise<void> {
     return;
   }
   const options = command.options;
-  assertEngineAvailable(options.engine);
+  assertEngineAvailable(options.engine, options.dtype);
 
   const app = buildApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } });
   let isShuttingDown = false;
@@ -87,6 +87,7 @@ async function main(): Promise<void> {
       maxNumSeqs: options.maxNumSeqs,
       maxNumBatchedTokens: options.maxNumBatchedTokens,
       engine: options.engine,
+      dtype: options.dtype,
       poolSize: options.poolSize,
       chatTemplateFile: options.chatTemplate,
       seed: options.seed,

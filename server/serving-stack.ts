@@ -9,7 +9,7 @@ import { loadAdapter } from '../model/load-adapter.js';
 import { loadModel } from '../model/load-model.js';
 import type { GenerationRequest, GenerationStream } from '../scheduler/request.js';
 import { Scheduler, type SchedulerStats } from '../scheduler/scheduler.js';
-import { createEngine, type EngineChoice } from './engine-factory.js';
+import { createEngine, type DtypeChoice, type EngineChoice } from './engine-factory.js';
 import { seededDraws } from './seed-source.js';
 import { StartupError } from './startup-error.js';
 
@@ -48,6 +48,11 @@ export interface ServingStack {
   readonly tokenizer: ServingTokenizer;
   readonly scheduler: GenerationService;
   readonly pool: PagePool;
+  /**
+   * The engine, for tests and for health: `fatalFailure()` says when it can run no more steps
+   * (device lost). Routes never call it. Absent in stacks of fakes.
+   */
+  readonly engine?: Engine;
   /** Unix seconds the stack came up: the model cards' `created`. */
   readonly createdAt: number;
   close(): Promise<void>;
@@ -61,6 +66,10 @@ export interface StackOptions {
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   engine: EngineChoice;
+  /** --dtype (default auto). */
+  dtype?: DtypeChoice;
+  /** Cap on one webgpu scratch buffer: tests force allocation failures with it. */
+  webgpuMaxScratchBytes?: number;
   poolSize: string;
   chatTemplateFile: string | null;
   /** --seed: seeds of requests that bring none; null draws them at random. */
@@ -123,7 +132,11 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
   }
 
   log.info({ engine: options.engine, pages: pool.numPages, pageSize }, 'creating engine');
-  const engine: Engine = await createEngine(options.engine, model.weights, pool);
+  const engine: Engine = await createEngine(options.engine, model.weights, pool, {
+    dtype: options.dtype ?? 'auto',
+    log: (message) => log.info({ engine: options.engine }, message),
+    webgpuMaxScratchBytes: options.webgpuMaxScratchBytes,
+  });
   const layouts = new Map<string, AdapterLayout>();
   for (const adapter of adapters) {
     const layout = layoutAdapter(
@@ -162,6 +175,7 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     tokenizer: model.tokenizer,
     scheduler,
     pool,
+    engine,
     createdAt: Math.floor(Date.now() / 1000),
     async close() {
       await scheduler.close();

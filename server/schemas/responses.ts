@@ -69,4 +69,8 @@ const ModelCard = Type.Object({
 
 export const ModelListSchema = Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelCard) });
 
-export const HealthSchema = Type.Object({ status: Type.String() });
+export const HealthSchema = Type.Object({
+  status: Type.String(),
+  /** Why the engine can serve no more (status engine_failed). */
+  reason: Type.Optional(Type.String()),
+});

@@ -15,6 +15,7 @@ describe('parseCliOptions', () => {
       host: '127.0.0.1',
       port: 8000,
       engine: 'auto',
+      dtype: 'auto',
       maxModelLen: null,
       seed: null,
     });
@@ -88,6 +89,7 @@ describe('parseCliOptions', () => {
     [['--port', 'x'], '--port'],
     [['--port', '70000'], '--port'],
     [['--engine', 'cuda'], 'cuda'],
+    [['--dtype', 'bf16'], '--dtype: "bf16" is not one of auto, f32, f16'],
     [['--pool-size', '3 parsecs'], '--pool-size'],
     [['--model'], 'needs a value'],
     [['--lora-modules', 'noequals'], 'NAME=DIR'],
@@ -98,6 +100,11 @@ describe('parseCliOptions', () => {
   ])('rejects %j with a clear message', (argv, message) => {
     expect(() => parseCliOptions(argv)).toThrow(CliError);
     expect(() => parseCliOptions(argv)).toThrow(message);
+  });
+
+  it('reads --dtype for every engine (the engine factory refuses f16 where it cannot run)', () => {
+    expect(serve(['--engine', 'webgpu', '--dtype', 'f16'])).toMatchObject({ engine: 'webgpu', dtype: 'f16' });
+    expect(serve(['--dtype=f32'])).toMatchObject({ engine: 'auto', dtype: 'f32' });
   });
 
   it('keeps = inside an adapter path', () => {

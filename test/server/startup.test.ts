@@ -99,16 +99,40 @@ describe('server/main.ts start-up', () => {
     expect(lines[0]).toContain(join(wrongDir, 'adapter_model.safetensors'));
   });
 
-  it('exits 2 on an unknown flag and non-zero on --engine webgpu, one line each', async () => {
-    const [unknown, webgpu] = await Promise.all([
+  it('exits 2 on an unknown flag and 1 on --dtype f16 for the onnx engine, one line each', async () => {
+    const [unknown, f16] = await Promise.all([
       runMain(['--no-such-flag']).exited,
-      runMain(['--model', modelDir, '--engine', 'webgpu']).exited,
+      runMain(['--model', modelDir, '--engine', 'onnx', '--dtype', 'f16']).exited,
     ]);
     expect(unknown.code).toBe(2);
     expect(stderrLines(unknown.stderr)).toEqual(['loom: unknown flag --no-such-flag (see --help)']);
-    expect(webgpu.code).not.toBe(0);
-    expect(stderrLines(webgpu.stderr)).toHaveLength(1);
-    expect(webgpu.stderr).toContain('WebGPU engine is not available');
+    expect(f16.code).toBe(1);
+    expect(stderrLines(f16.stderr)).toEqual([
+      'loom: --dtype f16: the onnx engine runs f32 weights only (use --dtype auto or f32, or --engine webgpu)',
+    ]);
+  });
+
+  it('--engine auto says in one log line which engine it chose and why', async () => {
+    const { child, exited } = runMain(['--model', modelDir, '--pool-size', '8MiB']);
+    let stdout = '';
+    const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
+      child.stdout?.on('data', (data) => {
+        stdout += data;
+        const line = stdout.split('\n').find((l) => l.includes('"engine ready"'));
+        if (line) resolve(JSON.parse(line));
+      });
+      child.on('exit', () => reject(new Error(`exited before the engine was ready: ${stdout}`)));
+    });
+    child.kill('SIGTERM');
+    await exited;
+    const choices = stdout
+      .split('\n')
+      .filter((l) => l.includes('using the onnx engine') || l.includes('webgpu engine on'));
+    expect(choices).toHaveLength(1);
+    // lavapipe (software) or no adapter: onnx; a hardware adapter: webgpu.
+    if (ready.engine === 'onnx')
+      expect(choices[0]).toMatch(/(software fallback|no WebGPU adapter).*; using the onnx engine/);
+    else expect(ready.engine).toBe('webgpu');
   });
 
   it('refuses a pool too small for the adapters plus one full-length sequence', async () => {

@@ -1,0 +1,112 @@
+import type OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WebGpuEngine } from '../../kernels/webgpu/webgpu-engine.js';
+import { startTinyServer, TINY_ADAPTERS, TINY_MODEL_NAME, type TinyServer } from '../server/tiny-server.js';
+import { openTestContext } from './gpu-test-kit.js';
+
+// Only to learn whether an adapter exists (under CI a missing one fails here, not skips).
+const probe = await openTestContext('server on the webgpu engine');
+probe?.destroy();
+
+const MODELS = [TINY_MODEL_NAME, ...TINY_ADAPTERS.map((a) => a.name)];
+const PROMPTS = ['Once upon a time', 'The quick brown fox', 'In a hole in the ground'];
+const GREEDY = { temperature: 0, max_tokens: 10, ignore_eos: true } as const;
+
+/** Every (model, prompt) greedy completion, sent together so each step mixes adapters. */
+async function greedyCompletions(client: OpenAI): Promise<string[]> {
+  const requests = MODELS.flatMap((model) =>
+    PROMPTS.map(async (prompt) => {
+      const res = (await client.completions.create({
+        ...GREEDY,
+        model,
+        prompt,
+      } as never)) as OpenAI.Completion;
+      return `${model} | ${prompt} → ${JSON.stringify(res.choices[0].text)} (${res.usage?.completion_tokens})`;
+    }),
+  );
+  return Promise.all(requests);
+}
+
+async function post(server: TinyServer, path: string, body: object): Promise<Response> {
+  return fetch(`${server.baseURL}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+describe.skipIf(!probe)('the server on the webgpu engine', () => {
+  it('gives the onnx engine’s greedy completions for the base model and every adapter (f32 weights)', async () => {
+    const onnx = await startTinyServer('onnx');
+    let expected: string[];
+    try {
+      expected = await greedyCompletions(onnx.client);
+    } finally {
+      await onnx.close();
+    }
+    const webgpu = await startTinyServer('webgpu', { dtype: 'f32' });
+    try {
+      expect(webgpu.stack.engine?.kind).toBe('webgpu');
+      expect(await greedyCompletions(webgpu.client)).toEqual(expected);
+    } finally {
+      await webgpu.close();
+    }
+  });
+
+  describe('engine failures', () => {
+    let server: TinyServer;
+    beforeAll(async () => {
+      // 16 KiB per scratch buffer: ~32 tokens a step; a 200-token prompt cannot be allocated.
+      server = await startTinyServer('webgpu', { dtype: 'f32', webgpuMaxScratchBytes: 16 * 1024 });
+    });
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    const small = { model: 'tiny-r4', prompt: 'Hello', max_tokens: 4, ignore_eos: true };
+
+    it('an allocation failure fails that request with a clear 500 and the next requests still work', async () => {
+      expect((await post(server, '/completions', small)).status).toBe(200);
+      const giant = await post(server, '/completions', { ...small, prompt: 'x'.repeat(200) });
+      expect(giant.status).toBe(500);
+      const body = (await giant.json()) as { error: Record<string, unknown> };
+      expect(body.error).toMatchObject({ type: 'server_error', code: 'engine_error' });
+      expect(body.error.message).toBe('The inference engine ran out of device memory for this batch.');
+      const after = await post(server, '/completions', small);
+      expect(after.status).toBe(200);
+      expect(((await after.json()) as OpenAI.Completion).usage?.completion_tokens).toBe(4);
+      expect((await fetch(`${server.baseURL.replace('/v1', '')}/health`)).status).toBe(200);
+    });
+
+    it('a device lost mid-stream ends the stream with an error chunk; the server stays up and says why', async () => {
+      const response = await post(server, '/completions', { ...small, max_tokens: 200, stream: true });
+      expect(response.status).toBe(200);
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = decoder.decode((await reader.read()).value);
+      (server.stack.engine as WebGpuEngine).ctx.device.destroy();
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+        text += decoder.decode(chunk.value);
+      const events = text.split('\n\n').filter(Boolean);
+      expect(events.at(-1)).toBe('data: [DONE]');
+      const error = JSON.parse(events.at(-2)!.slice('data: '.length)) as { error: Record<string, unknown> };
+      expect(error.error).toMatchObject({ type: 'server_error', code: 'engine_unavailable' });
+      expect(error.error.message).toContain('WebGPU device lost (destroyed)');
+
+      const models = await fetch(`${server.baseURL}/models`);
+      expect(models.status).toBe(200);
+      const health = await fetch(`${server.baseURL.replace('/v1', '')}/health`);
+      expect(health.status).toBe(503);
+      expect(await health.json()).toEqual({
+        status: 'engine_failed',
+        reason: 'WebGPU device lost (destroyed)',
+      });
+      const later = await post(server, '/completions', small);
+      expect(later.status).toBe(503);
+      expect(((await later.json()) as { error: Record<string, unknown> }).error).toMatchObject({
+        code: 'engine_unavailable',
+        message: expect.stringContaining('WebGPU device lost'),
+      });
+    });
+  });
+});
