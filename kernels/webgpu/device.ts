@@ -134,6 +134,63 @@ export class WebGpuContext {
     this.check();
   }
 
+  /**
+   * Runs `record` (which records commands and says which buffer bytes to read back), submits,
+   * and returns those bytes. Out-of-memory and validation error scopes around it turn a failed
+   * allocation into WebGpuOutOfMemoryError (after `onScopeError`, which drops what the failed
+   * growth left behind) for this call only; a lost device, before or during the call, into
+   * WebGpuDeviceLostError, for this and every later call.
+   */
+  async submitAndRead(
+    record: () => { encoder: GPUCommandEncoder; source: GPUBuffer; bytes: number },
+    onScopeError: () => void,
+  ): Promise<ArrayBuffer> {
+    this.check();
+    const { device } = this;
+    device.pushErrorScope('out-of-memory');
+    device.pushErrorScope('validation');
+    let staging: GPUBuffer | null = null;
+    let mapped: Promise<void> | null = null;
+    let bytes = 0;
+    let recordError: unknown = null;
+    try {
+      const out = record();
+      bytes = out.bytes;
+      staging = device.createBuffer({ label: 'readback', size: Math.max(4, bytes), usage: 0x09 });
+      if (bytes > 0) out.encoder.copyBufferToBuffer(out.source, 0, staging, 0, bytes);
+      device.queue.submit([out.encoder.finish()]);
+      mapped = staging.mapAsync(1);
+      // Keeps a rejection (device lost) from going unhandled while the scopes are awaited first.
+      mapped.catch(() => {});
+    } catch (error) {
+      recordError = error;
+    }
+    const scopes = Promise.all([device.popErrorScope(), device.popErrorScope()]);
+    const [validationError, oomError] = await scopes.catch(() => [null, null]);
+    if (oomError || validationError) {
+      staging?.destroy();
+      onScopeError();
+      throw (
+        (await this.lossBehind()) ??
+        (oomError
+          ? new WebGpuOutOfMemoryError(oomError.message)
+          : new WebGpuKernelError([validationError?.message ?? 'unknown']))
+      );
+    }
+    if (!staging || !mapped) throw recordError;
+    try {
+      await mapped;
+    } catch (error) {
+      staging.destroy();
+      throw (await this.lossBehind()) ?? error;
+    }
+    const result = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.check();
+    return result;
+  }
+
   /** Releases the device so Node can exit; the context is unusable afterwards. */
   destroy(): void {
     if (this.destroyed) return;

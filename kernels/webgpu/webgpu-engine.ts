@@ -18,12 +18,7 @@ import {
   writeBuffer,
   writeSplit,
 } from './buffers.js';
-import {
-  createWebGpuContext,
-  type WebGpuContext,
-  WebGpuKernelError,
-  WebGpuOutOfMemoryError,
-} from './device.js';
+import { createWebGpuContext, type WebGpuContext, WebGpuOutOfMemoryError } from './device.js';
 import { type DeviceModel, destroyModel, uploadModel } from './device-model.js';
 import { EmbedKernel } from './embed.js';
 import { type DeviceWeight, GemmKernel, type WeightLayout } from './gemm.js';
@@ -202,66 +197,22 @@ export class WebGpuEngine implements Engine {
     return this.ctx.lostError;
   }
 
-  /**
-   * Records the forward pass and what `finish` adds, submits it with the copy of `finish`'s
-   * result out, waits, and returns those bytes. Error scopes around the whole step turn a failed
-   * allocation (buffer growth) into WebGpuOutOfMemoryError for this step only, and a lost device
-   * into WebGpuDeviceLostError for this and every later step.
-   */
-  private async submitStep(
+  /** Records the forward pass and what `finish` adds, submits it, and reads back `finish`'s result. */
+  private submitStep(
     plan: StepPlan,
     finish: (forward: ForwardPass) => { source: GPUBuffer; bytes: number },
   ): Promise<ArrayBuffer> {
     this.assertOpen();
-    const { ctx } = this;
-    const lost = ctx.lostError;
-    if (lost) throw lost;
-    const { device } = ctx;
-    device.pushErrorScope('out-of-memory');
-    device.pushErrorScope('validation');
-    let staging: GPUBuffer | null = null;
-    let mapped: Promise<void> | null = null;
-    let bytes = 0;
-    let encodeError: unknown = null;
-    try {
-      const forward = this.encodeForward(plan);
-      const out = finish(forward);
-      forward.pass.end();
-      bytes = out.bytes;
-      staging = device.createBuffer({ label: 'step-readback', size: Math.max(4, bytes), usage: 0x09 });
-      if (bytes > 0) forward.encoder.copyBufferToBuffer(out.source, 0, staging, 0, bytes);
-      device.queue.submit([forward.encoder.finish()]);
-      mapped = staging.mapAsync(1);
-      // Keeps a rejection (device lost) from going unhandled while the scopes are awaited first.
-      mapped.catch(() => {});
-    } catch (error) {
-      encodeError = error;
-    }
-    const scopes = Promise.all([device.popErrorScope(), device.popErrorScope()]);
-    const [validationError, oomError] = await scopes.catch(() => [null, null]);
-    if (oomError || validationError) {
-      staging?.destroy();
+    return this.ctx.submitAndRead(
+      () => {
+        const forward = this.encodeForward(plan);
+        const out = finish(forward);
+        forward.pass.end();
+        return { encoder: forward.encoder, ...out };
+      },
       // A failed growth leaves an invalid buffer under its name: start the scratch set afresh.
-      this.scratch.destroy();
-      throw (
-        (await ctx.lossBehind()) ??
-        (oomError
-          ? new WebGpuOutOfMemoryError(oomError.message)
-          : new WebGpuKernelError([validationError?.message ?? 'unknown']))
-      );
-    }
-    if (!staging || !mapped) throw encodeError;
-    try {
-      await mapped;
-    } catch (error) {
-      staging.destroy();
-      throw (await ctx.lossBehind()) ?? error;
-    }
-    const out = staging.getMappedRange().slice(0, bytes);
-    staging.unmap();
-    staging.destroy();
-    ctx.check();
-    return out;
+      () => this.scratch.destroy(),
+    );
   }
 
   /** A scratch buffer, refused with a clear error before the device is asked for more than it can bind. */
