@@ -1,7 +1,16 @@
+import { spawn } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuEngine } from '../../kernels/webgpu/webgpu-engine.js';
-import { startTinyServer, TINY_ADAPTERS, TINY_MODEL_NAME, type TinyServer } from '../server/tiny-server.js';
+import {
+  startTinyServer,
+  TINY_ADAPTERS,
+  TINY_MODEL_NAME,
+  type TinyServer,
+  writeTinyModel,
+} from '../server/tiny-server.js';
 import { openTestContext } from './gpu-test-kit.js';
 
 // Only to learn whether an adapter exists (under CI a missing one fails here, not skips).
@@ -36,6 +45,56 @@ async function post(server: TinyServer, path: string, body: object): Promise<Res
 }
 
 describe.skipIf(!probe)('the server on the webgpu engine', () => {
+  it('starts as `npm start -- --engine webgpu` does, serves, and exits 0 on SIGTERM', async () => {
+    const { root, modelDir } = await writeTinyModel();
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'server/main.ts',
+        '--model',
+        modelDir,
+        '--engine',
+        'webgpu',
+        '--pool-size',
+        '8MiB',
+        '--port',
+        '0',
+      ],
+      { cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    try {
+      let stdout = '';
+      const { port, ready } = await new Promise<{ port: number; ready: Record<string, unknown> }>(
+        (resolve, reject) => {
+          child.stdout?.on('data', (data) => {
+            stdout += data;
+            const port = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(stdout)?.[1];
+            const ready = stdout.split('\n').find((l) => l.includes('"engine ready"'));
+            if (port && ready) resolve({ port: Number(port), ready: JSON.parse(ready) });
+          });
+          child.on('exit', () => reject(new Error(`exited before serving: ${stdout}`)));
+        },
+      );
+      expect(ready.engine).toBe('webgpu');
+      expect(stdout).toMatch(/webgpu engine on .*, f(16|32) weights/);
+      const res = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model: TINY_MODEL_NAME, prompt: 'Hi', max_tokens: 3, ignore_eos: true }),
+      });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as OpenAI.Completion).usage?.completion_tokens).toBe(3);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   it('gives the onnx engine’s greedy completions for the base model and every adapter (f32 weights)', async () => {
     const onnx = await startTinyServer('onnx');
     let expected: string[];
