@@ -20,20 +20,33 @@ probe?.destroy();
 const MODELS = [TINY_MODEL_NAME, ...TINY_ADAPTERS.map((a) => a.name)];
 const PROMPTS = ['Once upon a time', 'The quick brown fox', 'In a hole in the ground'];
 const GREEDY = { temperature: 0, max_tokens: 10, ignore_eos: true } as const;
+const SEEDED = {
+  temperature: 0.9,
+  top_p: 0.9,
+  top_k: 40,
+  seed: 7,
+  max_tokens: 10,
+  ignore_eos: true,
+} as const;
 
-/** Every (model, prompt) greedy completion, sent together so each step mixes adapters. */
-async function greedyCompletions(client: OpenAI): Promise<string[]> {
-  const requests = MODELS.flatMap((model) =>
-    PROMPTS.map(async (prompt) => {
-      const res = (await client.completions.create({
-        ...GREEDY,
-        model,
-        prompt,
-      } as never)) as OpenAI.Completion;
-      return `${model} | ${prompt} → ${JSON.stringify(res.choices[0].text)} (${res.usage?.completion_tokens})`;
-    }),
-  );
-  return Promise.all(requests);
+/**
+ * Every (model, prompt) greedy completion, plus one seeded sampled completion per model (the
+ * webgpu engine samples on the device, onnx on the host, from the same per-request streams),
+ * sent together so each step mixes adapters.
+ */
+async function completions(client: OpenAI): Promise<string[]> {
+  const one = async (model: string, prompt: string, sampling: object) => {
+    const res = (await client.completions.create({
+      ...sampling,
+      model,
+      prompt,
+    } as never)) as OpenAI.Completion;
+    return `${model} | ${prompt} → ${JSON.stringify(res.choices[0].text)} (${res.usage?.completion_tokens})`;
+  };
+  return Promise.all([
+    ...MODELS.flatMap((model) => PROMPTS.map((prompt) => one(model, prompt, GREEDY))),
+    ...MODELS.map((model) => one(model, PROMPTS[0], SEEDED)),
+  ]);
 }
 
 async function post(server: TinyServer, path: string, body: object): Promise<Response> {
@@ -95,18 +108,18 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
     }
   });
 
-  it('gives the onnx engine’s greedy completions for the base model and every adapter (f32 weights)', async () => {
+  it('gives the onnx engine’s greedy and seeded completions for the base model and every adapter (f32 weights)', async () => {
     const onnx = await startTinyServer('onnx');
     let expected: string[];
     try {
-      expected = await greedyCompletions(onnx.client);
+      expected = await completions(onnx.client);
     } finally {
       await onnx.close();
     }
     const webgpu = await startTinyServer('webgpu', { dtype: 'f32' });
     try {
       expect(webgpu.stack.engine?.kind).toBe('webgpu');
-      expect(await greedyCompletions(webgpu.client)).toEqual(expected);
+      expect(await completions(webgpu.client)).toEqual(expected);
     } finally {
       await webgpu.close();
     }
