@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { PagePool } from '../../memory/page-pool.js';
+import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
+import {
+  adapterName,
+  assertEngineAvailable,
+  createEngine,
+  type DtypeChoice,
+} from '../../server/engine-factory.js';
+import { StartupError } from '../../server/startup-error.js';
+import { openTestContext } from './gpu-test-kit.js';
+
+const probe = await openTestContext('engine factory');
+const adapter = probe?.adapter;
+const hasF16 = probe?.hasF16 ?? false;
+probe?.destroy();
+
+const weights = syntheticWeights(TINY_SPEC);
+
+async function create(choice: 'auto' | 'webgpu', dtype: DtypeChoice) {
+  const lines: string[] = [];
+  const pool = new PagePool(64, weights.config.hiddenSize);
+  const engine = await createEngine(choice, weights, pool, { dtype, log: (line) => lines.push(line) });
+  await engine.close();
+  return { kind: engine.kind, lines };
+}
+
+describe('engine factory: --engine and --dtype', () => {
+  it('refuses f16 for the CPU engines before anything loads', () => {
+    expect(() => assertEngineAvailable('onnx', 'f16')).toThrow(StartupError);
+    expect(() => assertEngineAvailable('reference', 'f16')).toThrow(/runs f32 weights only/);
+    expect(() => assertEngineAvailable('onnx', 'auto')).not.toThrow();
+  });
+
+  it('names an adapter by its description’s first word', () => {
+    const base = {
+      vendor: 'mesa',
+      architecture: 'software',
+      device: 'llvmpipe-llvm-15',
+      isFallbackAdapter: true,
+    };
+    expect(adapterName({ ...base, description: 'llvmpipe: Mesa 25.0.7 (LLVM 15.0.6)' })).toBe('llvmpipe');
+    expect(adapterName({ ...base, description: '' })).toBe('llvmpipe-llvm-15');
+  });
+
+  describe.skipIf(!adapter)('on this machine’s WebGPU adapter', () => {
+    it('auto: webgpu on a hardware adapter, else onnx with one line saying why', async () => {
+      const { kind, lines } = await create('auto', 'auto');
+      expect(lines).toHaveLength(1);
+      if (adapter!.isFallbackAdapter) {
+        expect(kind).toBe('onnx');
+        expect(lines[0]).toBe(
+          `WebGPU adapter ${adapterName(adapter!)} is a software fallback; using the onnx engine`,
+        );
+        await expect(create('auto', 'f16')).rejects.toThrow(
+          /--dtype f16: --engine auto chose the onnx engine/,
+        );
+      } else {
+        expect(kind).toBe('webgpu');
+        expect(lines[0]).toMatch(/^webgpu engine on /);
+      }
+    });
+
+    it('webgpu: --dtype auto is f16 where the adapter has shader-f16; f32 and f16 as asked', async () => {
+      expect((await create('webgpu', 'auto')).lines).toEqual([
+        expect.stringMatching(hasF16 ? /f16 weights$/ : /f32 weights$/),
+      ]);
+      expect((await create('webgpu', 'f32')).lines).toEqual([expect.stringMatching(/f32 weights$/)]);
+      if (hasF16)
+        expect((await create('webgpu', 'f16')).lines).toEqual([expect.stringMatching(/f16 weights$/)]);
+      else await expect(create('webgpu', 'f16')).rejects.toThrow(/has no shader-f16/);
+    });
+  });
+});
