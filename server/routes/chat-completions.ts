@@ -1,16 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ChatTemplateError } from '../../model/tokenizer.js';
-import type { GenerationDelta } from '../../scheduler/request.js';
 import { invalidRequest, notSupported } from '../api-error.js';
-import { Generation, sendEventStream } from '../generation.js';
-import { newRequestId } from '../request-id.js';
-import { resolveAdapter, samplingParams } from '../sampling-params.js';
 import {
   type ChatCompletionRequest,
   ChatCompletionRequestSchema,
   type ChatMessage,
 } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
+import { serveCompletion } from '../serve-completion.js';
 import type { ServingStack } from '../serving-stack.js';
 
 /** OpenAI's newer `developer` role is what templates know as `system`. */
@@ -87,56 +84,34 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ChatCompletionResponseSchema, ...errorResponses },
       },
     },
-    async (request, reply) => {
-      const stack = app.loom.requireStack();
-      const body = request.body;
-      const adapter = resolveAdapter(stack, body.model);
-      checkUnsupported(body);
-      const prompt = chatPromptTokens(stack, body);
-      const sampling = samplingParams(stack, body, {
-        numPromptTokens: prompt.length,
-        requestedMaxTokens: body.max_completion_tokens ?? body.max_tokens ?? null,
+    (request, reply) =>
+      serveCompletion(app.loom, reply, request.body, {
+        idPrefix: 'chatcmpl',
+        object: 'chat.completion',
+        chunkObject: 'chat.completion.chunk',
+        promptTokens: (stack, body) => {
+          checkUnsupported(body);
+          return chatPromptTokens(stack, body);
+        },
+        requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
         defaultMaxTokens: null,
-      });
-      const id = newRequestId('chatcmpl');
-      const created = Math.floor(Date.now() / 1000);
-      const generation = await Generation.start(
-        stack,
-        { requestId: id, promptTokens: prompt, adapter, sampling },
-        reply,
-      );
-      const head = { id, object: 'chat.completion' as const, created, model: body.model };
-
-      if (!body.stream) {
-        const choices = await generation.collect(sampling.n);
-        return {
-          ...head,
-          choices: choices.map((c, index) => ({
-            index,
-            message: { role: 'assistant' as const, content: c.text },
-            logprobs: null,
-            finish_reason: c.finishReason,
-          })),
-          usage: generation.usage,
-        };
-      }
-      const includeUsage = body.stream_options?.include_usage === true;
-      const chunkHead = { ...head, object: 'chat.completion.chunk' };
-      const chunk = (index: number, delta: object, finishReason: GenerationDelta['finishReason']) => ({
-        ...chunkHead,
-        choices: [{ index, delta, logprobs: null, finish_reason: finishReason }],
-        ...(includeUsage ? { usage: null } : {}),
-      });
-      async function* events() {
-        for (let index = 0; index < sampling.n; index++)
-          yield chunk(index, { role: 'assistant', content: '' }, null);
-        for await (const delta of generation.deltas()) {
-          if (!delta.text && !delta.finishReason) continue;
-          yield chunk(delta.index, delta.text ? { content: delta.text } : {}, delta.finishReason);
-        }
-        if (includeUsage) yield { ...chunkHead, choices: [], usage: generation.usage };
-      }
-      return sendEventStream(reply, app.loom, generation, events());
-    },
+        choice: (text, finishReason) => ({
+          message: { role: 'assistant' as const, content: text },
+          logprobs: null,
+          finish_reason: finishReason,
+        }),
+        openingChoice: (index) => ({
+          index,
+          delta: { role: 'assistant', content: '' },
+          logprobs: null,
+          finish_reason: null,
+        }),
+        deltaChoice: (delta) => ({
+          index: delta.index,
+          delta: delta.text ? { content: delta.text } : {},
+          logprobs: null,
+          finish_reason: delta.finishReason,
+        }),
+      }),
   );
 };

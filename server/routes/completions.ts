@@ -1,11 +1,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { GenerationDelta } from '../../scheduler/request.js';
 import { invalidRequest, notSupported } from '../api-error.js';
-import { Generation, sendEventStream } from '../generation.js';
-import { newRequestId } from '../request-id.js';
-import { checkTokenIds, resolveAdapter, samplingParams } from '../sampling-params.js';
+import { checkTokenIds } from '../sampling-params.js';
 import { type CompletionRequest, CompletionRequestSchema } from '../schemas/completion-request.js';
 import { CompletionResponseSchema, errorResponses } from '../schemas/responses.js';
+import { serveCompletion } from '../serve-completion.js';
 import type { ServingStack } from '../serving-stack.js';
 
 /** OpenAI's (and vLLM's) default for /v1/completions when max_tokens is left out. */
@@ -46,54 +44,24 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: CompletionResponseSchema, ...errorResponses },
       },
     },
-    async (request, reply) => {
-      const stack = app.loom.requireStack();
-      const body = request.body;
-      const adapter = resolveAdapter(stack, body.model);
-      checkUnsupported(body);
-      const prompt = promptTokens(stack, body.prompt);
-      const sampling = samplingParams(stack, body, {
-        numPromptTokens: prompt.length,
-        requestedMaxTokens: body.max_tokens ?? null,
+    (request, reply) =>
+      serveCompletion(app.loom, reply, request.body, {
+        idPrefix: 'cmpl',
+        object: 'text_completion',
+        chunkObject: 'text_completion',
+        promptTokens: (stack, body) => {
+          checkUnsupported(body);
+          return promptTokens(stack, body.prompt);
+        },
+        requestedMaxTokens: (body) => body.max_tokens ?? null,
         defaultMaxTokens: DEFAULT_COMPLETION_TOKENS,
-      });
-      const id = newRequestId('cmpl');
-      const created = Math.floor(Date.now() / 1000);
-      const generation = await Generation.start(
-        stack,
-        { requestId: id, promptTokens: prompt, adapter, sampling },
-        reply,
-      );
-      const head = { id, object: 'text_completion' as const, created, model: body.model };
-
-      if (!body.stream) {
-        const choices = await generation.collect(sampling.n);
-        return {
-          ...head,
-          choices: choices.map((c, index) => ({
-            index,
-            text: c.text,
-            logprobs: null,
-            finish_reason: c.finishReason,
-          })),
-          usage: generation.usage,
-        };
-      }
-      const includeUsage = body.stream_options?.include_usage === true;
-      const chunk = (delta: GenerationDelta) => ({
-        ...head,
-        choices: [
-          { index: delta.index, text: delta.text, logprobs: null, finish_reason: delta.finishReason },
-        ],
-        ...(includeUsage ? { usage: null } : {}),
-      });
-      async function* events() {
-        for await (const delta of generation.deltas()) {
-          if (delta.text || delta.finishReason) yield chunk(delta);
-        }
-        if (includeUsage) yield { ...head, choices: [], usage: generation.usage };
-      }
-      return sendEventStream(reply, app.loom, generation, events());
-    },
+        choice: (text, finishReason) => ({ text, logprobs: null, finish_reason: finishReason }),
+        deltaChoice: (delta) => ({
+          index: delta.index,
+          text: delta.text,
+          logprobs: null,
+          finish_reason: delta.finishReason,
+        }),
+      }),
   );
 };
