@@ -81,8 +81,27 @@ export interface Engine {
   close(): Promise<void>;
 }
 
+/** Logit rows one sequence gets: its last token's, each token's, or none (a sequence without tokens gets none). */
+export function sequenceLogitRows(s: SequenceStep): number {
+  if (s.logits === 'all') return s.tokens.length;
+  return s.logits === 'last' && s.tokens.length > 0 ? 1 : 0;
+}
+
 export function logitRows(plan: StepPlan): number {
   let rows = 0;
-  for (const s of plan.sequences) rows += s.logits === 'last' ? 1 : s.logits === 'all' ? s.tokens.length : 0;
+  for (const s of plan.sequences) rows += sequenceLogitRows(s);
   return rows;
+}
+
+/** Flat token indices (into the plan's tokens, concatenated) that get logits, in the order Engine.step returns them. */
+export function logitTokenIndices(plan: StepPlan): number[] {
+  const indices: number[] = [];
+  let start = 0;
+  for (const s of plan.sequences) {
+    const n = s.tokens.length;
+    const rows = sequenceLogitRows(s);
+    for (let i = n - rows; i < n; i++) indices.push(start + i);
+    start += n;
+  }
+  return indices;
 }

@@ -7,7 +7,7 @@ import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
-import { type Engine, logitRows, type StepPlan } from '../engine.js';
+import { type Engine, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
 import { ropeInvFrequencies } from '../reference/rope.js';
 import {
   buildStepGraph,
@@ -138,7 +138,7 @@ export class OnnxEngine implements Engine {
       const logits = await this.run(part.plan);
       let row = 0;
       part.plan.sequences.forEach((s, i) => {
-        const n = s.logits === 'last' ? 1 : s.logits === 'all' ? s.tokens.length : 0;
+        const n = sequenceLogitRows(s);
         rowsOf[part.origin[i]].push(logits.subarray(row * vocab, (row + n) * vocab));
         row += n;
       });

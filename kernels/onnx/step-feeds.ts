@@ -4,7 +4,7 @@ import { type KvLayout, kvElementOffset } from '../../memory/kv-layout.js';
 import { ZERO_PAGE } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
-import type { StepPlan } from '../engine.js';
+import { logitTokenIndices, type StepPlan } from '../engine.js';
 import { type LoraRowReads, loraInputNames, loraRowReads, MASKED, STEP_INPUTS } from './llama-graph.js';
 
 /**
@@ -59,7 +59,7 @@ export function packStep(
   const tokenRow = new BigInt64Array(T);
   const kvPages = new BigInt64Array(2 * L * B * NB);
   const mask = new Float32Array(B * S * C).fill(MASKED);
-  const rows: number[] = [];
+  const rows = logitTokenIndices(plan);
 
   seqs.forEach((s, b) => {
     const n = s.tokens.length;
@@ -90,8 +90,6 @@ export function packStep(
       const visible = Math.max(1, Math.min(q + 1, n));
       mask.fill(0, row + pastSlots, row + pastSlots + visible);
     }
-    if (s.logits === 'last' && n > 0) rows.push(start[b] + n - 1);
-    else if (s.logits === 'all') for (let j = 0; j < n; j++) rows.push(start[b] + j);
   });
 
   const numLogitRows = rows.length;

@@ -6,7 +6,7 @@ import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
-import { type Engine, logitRows, type StepPlan } from '../engine.js';
+import { type Engine, logitRows, logitTokenIndices, type StepPlan } from '../engine.js';
 import { buildLoraBatch } from '../lora-batch.js';
 import { embed } from './embed.js';
 import { writeKv } from './kv-write.js';
@@ -65,7 +65,7 @@ export class ReferenceEngine implements Engine {
     let x = embed(weights.embedTokens, config.hiddenSize, ids);
     for (let layer = 0; layer < config.numLayers; layer++) x = this.decoderLayer(x, layer, tokens);
 
-    const rows = selectLogitRows(plan);
+    const rows = logitTokenIndices(plan);
     if (rows.length !== logitRows(plan)) throw new Error('logit rows disagree with the plan');
     const h = config.hiddenSize;
     const picked = new Float32Array(rows.length * h);
@@ -143,19 +143,6 @@ export class ReferenceEngine implements Engine {
   private assertOpen(): void {
     if (this.closed) throw new Error('reference engine is closed');
   }
-}
-
-/** Flat token indices that get logits, in the order Engine.step returns them. */
-function selectLogitRows(plan: StepPlan): number[] {
-  const rows: number[] = [];
-  let start = 0;
-  for (const s of plan.sequences) {
-    const n = s.tokens.length;
-    if (s.logits === 'last' && n > 0) rows.push(start + n - 1);
-    if (s.logits === 'all') for (let i = 0; i < n; i++) rows.push(start + i);
-    start += n;
-  }
-  return rows;
 }
 
 /** residual + delta, elementwise, into residual (which the caller no longer needs). */

@@ -6,7 +6,14 @@ import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llam
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
-import { type Engine, type EngineFailure, logitRows, type RowSampling, type StepPlan } from '../engine.js';
+import {
+  type Engine,
+  type EngineFailure,
+  logitRows,
+  logitTokenIndices,
+  type RowSampling,
+  type StepPlan,
+} from '../engine.js';
 import { buildLoraBatch } from '../lora-batch.js';
 import { ropeInvFrequencies } from '../reference/rope.js';
 import { packAttentionBatch } from './attention-meta.js';
@@ -236,7 +243,7 @@ export class WebGpuEngine implements Engine {
     const state = this.prepare(plan);
     const T = state.batch.numTokens;
     const H = config.hiddenSize;
-    const rows = pickedRows(plan);
+    const rows = logitTokenIndices(plan);
     if (rows.length !== logitRows(plan)) throw new Error('logit rows disagree with the plan');
     const ids = new Uint32Array(T);
     let t = 0;
@@ -425,17 +432,4 @@ interface ForwardPass {
   pass: GPUComputePassEncoder;
   numRows: number;
   logits: GPUBuffer;
-}
-
-/** Flat token indices that get logits, in the order Engine.step returns them. */
-function pickedRows(plan: StepPlan): number[] {
-  const rows: number[] = [];
-  let start = 0;
-  for (const s of plan.sequences) {
-    const n = s.tokens.length;
-    if (s.logits === 'last' && n > 0) rows.push(start + n - 1);
-    if (s.logits === 'all') for (let i = 0; i < n; i++) rows.push(start + i);
-    start += n;
-  }
-  return rows;
 }
