@@ -1,39 +1,26 @@
-import type { FastifyInstance } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AdmissionError } from '../../scheduler/request.js';
 import { buildApp } from '../../server/app.js';
+import { fakeAppPerTest } from './fake-app.js';
 import { BOS, fakeStack, fakeText, sseEvents } from './fake-stack.js';
 
-let app: FastifyInstance;
-
-afterEach(async () => {
-  await app?.close();
-});
-
-function start(options: Parameters<typeof fakeStack>[0] = {}) {
-  const stack = fakeStack(options);
-  app = buildApp({ stack });
-  return stack;
-}
-
-function post(url: string, payload: unknown) {
-  return app.inject({ method: 'POST', url, payload: payload as object });
-}
+const fake = fakeAppPerTest();
+const { start, post } = fake;
 
 describe('routes over a fake stack', () => {
   it('answers /health 503 while starting and 200 once a stack is attached', async () => {
-    app = buildApp();
-    expect((await app.inject('/health')).statusCode).toBe(503);
-    const models = await app.inject('/v1/models');
+    fake.app = buildApp();
+    expect((await fake.app.inject('/health')).statusCode).toBe(503);
+    const models = await fake.app.inject('/v1/models');
     expect(models.statusCode).toBe(503);
     expect(models.json().error.code).toBe('server_starting');
-    app.loom.attach(fakeStack());
-    expect((await app.inject('/health')).statusCode).toBe(200);
+    fake.app.loom.attach(fakeStack());
+    expect((await fake.app.inject('/health')).statusCode).toBe(200);
   });
 
   it('lists the base model and each adapter in vLLM shape', async () => {
     start();
-    const res = await app.inject('/v1/models');
+    const res = await fake.app.inject('/v1/models');
     expect(res.json()).toEqual({
       object: 'list',
       data: [
@@ -193,18 +180,18 @@ describe('routes over a fake stack', () => {
 
   it('answers 503 once closing begins', async () => {
     start();
-    app.loom.beginClosing();
+    fake.app.loom.beginClosing();
     const res = await post('/v1/completions', { model: 'tiny-base', prompt: 'x' });
     expect(res.statusCode).toBe(503);
-    expect((await app.inject('/health')).statusCode).toBe(503);
+    expect((await fake.app.inject('/health')).statusCode).toBe(503);
   });
 });
 
 const cmpl = (extra: object) => ({ model: 'tiny-base', prompt: 'hi', ...extra });
 
 async function listenUrl(): Promise<string> {
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
+  await fake.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = fake.app.server.address();
   if (!address || typeof address === 'string') throw new Error('no TCP address');
   return `http://127.0.0.1:${address.port}`;
 }
@@ -219,7 +206,7 @@ describe('shutdown', () => {
       body: JSON.stringify({ model: 'tiny-base', prompt: 'x', max_tokens: 40 }),
     });
     while (stack.scheduler.live.size === 0) await new Promise((resolve) => setImmediate(resolve));
-    const closed = app.close();
+    const closed = fake.app.close();
     const res = await pending;
     expect(res.status).toBe(200);
     expect(((await res.json()) as { choices: object[] }).choices[0]).toMatchObject({
@@ -239,8 +226,8 @@ describe('shutdown', () => {
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();
     let body = decoder.decode((await reader.read()).value);
-    expect(app.loom.numOpenStreams).toBe(1);
-    const closed = app.close();
+    expect(fake.app.loom.numOpenStreams).toBe(1);
+    const closed = fake.app.close();
     for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
       body += decoder.decode(chunk.value);
     await closed;
@@ -257,7 +244,7 @@ describe('/metrics', () => {
     start();
     await post('/v1/completions', cmpl({ max_tokens: 2 }));
     await post('/v1/completions', cmpl({ model: 'nope' }));
-    const res = await app.inject('/metrics');
+    const res = await fake.app.inject('/metrics');
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain/);
     expect(res.body).toContain('loom_pool_pages{use="free"} 15');

@@ -1,23 +1,8 @@
-import type { FastifyInstance } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp } from '../../server/app.js';
-import { fakeStack } from './fake-stack.js';
+import { describe, expect, it } from 'vitest';
+import { fakeAppPerTest } from './fake-app.js';
 
-let app: FastifyInstance;
-
-afterEach(async () => {
-  await app?.close();
-});
-
-function start(options: Parameters<typeof fakeStack>[0] = {}) {
-  const stack = fakeStack(options);
-  app = buildApp({ stack });
-  return stack;
-}
-
-function post(url: string, payload: unknown) {
-  return app.inject({ method: 'POST', url, payload: payload as object });
-}
+const fake = fakeAppPerTest();
+const { start, post } = fake;
 
 const chat = (extra: object) => ({
   model: 'tiny-base',
@@ -144,7 +129,7 @@ describe('bad requests get OpenAI error JSON with the right 4xx', () => {
 
   it('rejects malformed JSON, a chat without template and an unknown route', async () => {
     start({ hasChatTemplate: false });
-    const malformed = await app.inject({
+    const malformed = await fake.app.inject({
       method: 'POST',
       url: '/v1/completions',
       headers: { 'content-type': 'application/json' },
@@ -155,7 +140,7 @@ describe('bad requests get OpenAI error JSON with the right 4xx', () => {
     const noTemplate = await post('/v1/chat/completions', chat({}));
     expect(noTemplate.statusCode).toBe(400);
     expect(noTemplate.json().error.message).toContain('no chat template');
-    const unknown = await app.inject('/v1/engines');
+    const unknown = await fake.app.inject('/v1/engines');
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().error.code).toBe('unknown_url');
   });
