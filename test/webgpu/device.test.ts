@@ -1,13 +1,12 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createStorageBuffer } from '../../kernels/webgpu/buffers.js';
 import { WebGpuKernelError } from '../../kernels/webgpu/device.js';
 import { runPass } from '../../kernels/webgpu/dispatch.js';
-import { openTestContext } from './gpu-test-kit.js';
+import { openSuiteContext } from './gpu-test-kit.js';
 
-const ctx = await openTestContext('webgpu device');
-afterAll(() => ctx?.destroy());
+const ctx = await openSuiteContext('webgpu device');
 
 describe.skipIf(!ctx)('webgpu device set-up', () => {
   it("asks for the adapter's limits, not WebGPU's small defaults", () => {

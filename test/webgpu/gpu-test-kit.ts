@@ -1,3 +1,4 @@
+import { afterAll } from 'vitest';
 import {
   createWebGpuContext,
   NoWebGpuAdapterError,
@@ -19,6 +20,13 @@ export async function openTestContext(suite: string): Promise<WebGpuContext | nu
     }
     throw error;
   }
+}
+
+/** openTestContext for a whole test file: the device is destroyed after the file's tests. */
+export async function openSuiteContext(suite: string): Promise<WebGpuContext | null> {
+  const ctx = await openTestContext(suite);
+  afterAll(() => ctx?.destroy());
+  return ctx;
 }
 
 /** mulberry32: small, fast, and the same sequence on every machine. */

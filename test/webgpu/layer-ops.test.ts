@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { embed } from '../../kernels/reference/embed.js';
 import { linear } from '../../kernels/reference/linear.js';
 import { rmsNorm } from '../../kernels/reference/rmsnorm.js';
@@ -16,15 +16,14 @@ import { parseLlamaConfig } from '../../model/llama-config.js';
 import {
   F16_TOLERANCE,
   F32_TOLERANCE,
-  openTestContext,
+  openSuiteContext,
   randomArray,
   randomInt,
   relativeError,
   seededRandom,
 } from './gpu-test-kit.js';
 
-const ctx = await openTestContext('webgpu layer ops');
-afterAll(() => ctx?.destroy());
+const ctx = await openSuiteContext('webgpu layer ops');
 
 describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
   it('gemm f32 and f16, both weight layouts, on random shapes, weights split across bindings', async () => {

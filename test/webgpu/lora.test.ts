@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildLoraBatch } from '../../kernels/lora-batch.js';
 import { loraExpand, loraShrink } from '../../kernels/reference/lora.js';
 import {
@@ -15,7 +15,7 @@ import { LoraShrinkKernel } from '../../kernels/webgpu/lora-shrink.js';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import {
   F32_TOLERANCE,
-  openTestContext,
+  openSuiteContext,
   randomArray,
   randomInt,
   relativeError,
@@ -23,8 +23,7 @@ import {
   shuffle,
 } from './gpu-test-kit.js';
 
-const ctx = await openTestContext('lora_shrink/lora_expand');
-afterAll(() => ctx?.destroy());
+const ctx = await openSuiteContext('lora_shrink/lora_expand');
 
 const PAGE = 64;
 const IN = 160; // 2.5 pages: the last page of each A row is partly used

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { buildAttentionBatch } from '../../kernels/attention-batch.js';
 import type { SequenceStep } from '../../kernels/engine.js';
 import { writeKv } from '../../kernels/reference/kv-write.js';
@@ -23,7 +23,7 @@ import { blocksFor, kvLayout } from '../../memory/kv-layout.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
 import {
   F32_TOLERANCE,
-  openTestContext,
+  openSuiteContext,
   randomArray,
   randomInt,
   relativeError,
@@ -31,8 +31,7 @@ import {
   shuffle,
 } from './gpu-test-kit.js';
 
-const ctx = await openTestContext('paged_attention/kv_write');
-afterAll(() => ctx?.destroy());
+const ctx = await openSuiteContext('paged_attention/kv_write');
 
 const SHAPES = [
   { heads: 4, kvHeads: 2, headDim: 16, chunkPages: 0 },

@@ -1,12 +1,11 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sampleToken } from '../../kernels/reference/sample.js';
 import { createStorageBuffer, readU32, uploadBuffer } from '../../kernels/webgpu/buffers.js';
 import { runPass } from '../../kernels/webgpu/dispatch.js';
 import { type RowSampling, SampleKernel } from '../../kernels/webgpu/sample.js';
-import { openTestContext, randomArray, randomInt, seededRandom } from './gpu-test-kit.js';
+import { openSuiteContext, randomArray, randomInt, seededRandom } from './gpu-test-kit.js';
 
-const ctx = await openTestContext('sample');
-afterAll(() => ctx?.destroy());
+const ctx = await openSuiteContext('sample');
 
 describe.skipIf(!ctx)('sample (greedy, temperature, top-k, top-p) against the reference', () => {
   it('matches sampleToken token for token on random rows, ties included', async () => {

@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EngineFailure, type StepPlan } from '../../kernels/engine.js';
 import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
 import { WebGpuDeviceLostError, WebGpuOutOfMemoryError } from '../../kernels/webgpu/device.js';
@@ -7,11 +7,10 @@ import { KvCache } from '../../memory/kv-cache.js';
 import { kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
-import { F32_TOLERANCE, openTestContext, relativeError } from './gpu-test-kit.js';
+import { F32_TOLERANCE, openSuiteContext, relativeError } from './gpu-test-kit.js';
 
 // Its own device: this suite destroys it.
-const ctx = await openTestContext('webgpu engine failures');
-afterAll(() => ctx?.destroy());
+const ctx = await openSuiteContext('webgpu engine failures');
 
 const weights = syntheticWeights({ ...TINY_SPEC, seed: 7 });
 const config = weights.config;

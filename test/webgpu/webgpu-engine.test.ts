@@ -1,4 +1,4 @@
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
 import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
 import { sampleToken } from '../../kernels/reference/sample.js';
@@ -11,15 +11,14 @@ import type { LoraAdapter } from '../../model/lora-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import {
   F32_TOLERANCE,
-  openTestContext,
+  openSuiteContext,
   randomInt,
   relativeError,
   seededRandom,
   shuffle,
 } from './gpu-test-kit.js';
 
-const ctx = await openTestContext('webgpu engine');
-afterAll(() => ctx?.destroy());
+const ctx = await openSuiteContext('webgpu engine');
 
 const weights = syntheticWeights({ ...TINY_SPEC, seed: 5 });
 const config = weights.config;
