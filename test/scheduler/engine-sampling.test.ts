@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import type { RowSampling, StepPlan } from '../../kernels/engine.js';
 import { sampleToken } from '../../kernels/reference/sample.js';
 import type { GenerationDelta, GenerationRequest, GenerationStream } from '../../scheduler/request.js';
-import { GenerationError, Scheduler } from '../../scheduler/scheduler.js';
-import { FakeEngine, fakeKv, type NextToken, tableDecoder } from './fake-engine.js';
+import { GenerationError, type Scheduler } from '../../scheduler/scheduler.js';
+import { FakeEngine, fakeKv, type NextToken } from './fake-engine.js';
+import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
 /** A FakeEngine that also samples "on the device": the host sampler over its own logits, rows recorded. */
 class SamplingFakeEngine extends FakeEngine {
@@ -33,15 +34,7 @@ function setup(engineKind: 'host' | 'device', sampleOnEngine?: boolean) {
   const { pool, kvCache } = fakeKv(257);
   const engine =
     engineKind === 'device' ? new SamplingFakeEngine(pool, uneven) : new FakeEngine(pool, uneven);
-  const scheduler = new Scheduler({
-    engine,
-    kvCache,
-    adapters: () => null,
-    newDecoder: tableDecoder(),
-    eosTokenIds: [31],
-    limits: { maxNumSeqs: 8, maxNumBatchedTokens: 32, maxModelLen: 64, maxWaiting: 16 },
-    sampleOnEngine,
-  });
+  const scheduler = fakeScheduler(engine, kvCache, { sampleOnEngine });
   return { engine, scheduler };
 }
 
@@ -50,17 +43,15 @@ function request(requestId: string, promptTokens: number[], seed: number, n = 1)
     requestId,
     promptTokens,
     adapter: null,
-    sampling: {
+    sampling: fakeSampling({
       maxTokens: 10,
       temperature: 0.9,
       topP: 0.95,
       topK: 12,
       seed,
-      stop: [],
-      stopTokenIds: [],
       ignoreEos: true,
       n,
-    },
+    }),
   };
 }
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
 import type { GenerationDelta, GenerationRequest } from '../../scheduler/request.js';
-import { Scheduler } from '../../scheduler/scheduler.js';
-import { FakeEngine, fakeKv, type NextToken, tableDecoder } from './fake-engine.js';
+import { FakeEngine, fakeKv, type NextToken } from './fake-engine.js';
+import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
 /** Greedy, and dependent on the whole context, so lost, duplicated or reordered KV shows. */
 const contextSum: NextToken = (_seq, context) => context.reduce((a, b) => a + b, 0) % 26;
@@ -35,12 +35,7 @@ describe('random traces', () => {
       const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
       const { pool, kvCache } = fakeKv(41);
       const engine = new FakeEngine(pool, contextSum);
-      const scheduler = new Scheduler({
-        engine,
-        kvCache,
-        adapters: () => null,
-        newDecoder: tableDecoder(),
-        eosTokenIds: [31],
+      const scheduler = fakeScheduler(engine, kvCache, {
         limits: { maxNumSeqs: 4, maxNumBatchedTokens: 8, maxModelLen, maxWaiting: 64 },
       });
       const planned: Planned[] = Array.from({ length: 24 }, (_, i) => {
@@ -50,17 +45,7 @@ describe('random traces', () => {
             requestId: `r${i}`,
             promptTokens: Array.from({ length: int(1, 12) }, () => int(0, 25)),
             adapter: null,
-            sampling: {
-              maxTokens: int(1, 10),
-              temperature: 0,
-              topP: 1,
-              topK: 0,
-              seed: null,
-              stop: [],
-              stopTokenIds: [],
-              ignoreEos: false,
-              n: int(1, 2),
-            },
+            sampling: fakeSampling({ maxTokens: int(1, 10), n: int(1, 2) }),
             signal: controller.signal,
           },
           arrivalStep: i === 0 ? -1 : int(0, 30),

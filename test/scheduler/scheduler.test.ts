@@ -6,10 +6,11 @@ import {
   type GenerationStream,
   type SamplingParams,
 } from '../../scheduler/request.js';
-import { GenerationError, Scheduler, type SchedulerLimits } from '../../scheduler/scheduler.js';
+import { GenerationError, type Scheduler, type SchedulerLimits } from '../../scheduler/scheduler.js';
 import { FakeEngine, fakeAdapter, fakeKv, type NextToken, tableDecoder } from './fake-engine.js';
+import { FAKE_EOS, fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
-const EOS = 31;
+const EOS = FAKE_EOS;
 /** The next token is the last one plus one: prompt [0, 1, 2] continues 3, 4, 5, … ('d', 'e', 'f', …). */
 const counting: NextToken = (_seq, context) => (context[context.length - 1] + 1) % 26;
 /** Depends on the whole context, so a recompute that lost or reordered tokens shows up. */
@@ -28,13 +29,11 @@ function setup(s: Setup = {}) {
   const { pool, kvCache } = fakeKv((s.kvPages ?? 256) + 1);
   const engine = new FakeEngine(pool, s.next ?? counting);
   const resident = new Map([['ad1', fakeAdapter('ad1')]]);
-  const scheduler = new Scheduler({
-    engine,
-    kvCache,
+  const scheduler = fakeScheduler(engine, kvCache, {
     adapters: (name) => resident.get(name) ?? null,
     newDecoder: tableDecoder(s.vocab),
     eosTokenIds: [EOS],
-    limits: { maxNumSeqs: 8, maxNumBatchedTokens: 32, maxModelLen: 64, maxWaiting: 16, ...s.limits },
+    limits: s.limits,
     drawSeed: s.drawSeed,
   });
   return { pool, kvCache, engine, scheduler, resident };
@@ -50,18 +49,7 @@ function request(
     requestId,
     promptTokens,
     adapter: null,
-    sampling: {
-      maxTokens: 4,
-      temperature: 0,
-      topP: 1,
-      topK: 0,
-      seed: null,
-      stop: [],
-      stopTokenIds: [],
-      ignoreEos: false,
-      n: 1,
-      ...sampling,
-    },
+    sampling: fakeSampling(sampling),
     ...extra,
   };
 }
@@ -309,10 +297,7 @@ describe('scheduler', () => {
 
   it('a fault in the scheduler itself fails the live requests instead of hanging them', async () => {
     const { pool, kvCache } = fakeKv(65);
-    const scheduler = new Scheduler({
-      engine: new FakeEngine(pool, counting),
-      kvCache,
-      adapters: () => null,
+    const scheduler = fakeScheduler(new FakeEngine(pool, counting), kvCache, {
       newDecoder: () => ({
         push: (id) => {
           if (id === 3) throw new Error('decoder broke');
@@ -320,7 +305,6 @@ describe('scheduler', () => {
         },
         flush: () => '',
       }),
-      eosTokenIds: [EOS],
       limits: { maxNumSeqs: 4, maxNumBatchedTokens: 16, maxModelLen: 32, maxWaiting: 8 },
     });
     const failure = await failureOf(collect(scheduler.submit(request('a', [0], { maxTokens: 8 }))));

@@ -1,0 +1,44 @@
+import type { KvCache } from '../../memory/kv-cache.js';
+import type { SamplingParams } from '../../scheduler/request.js';
+import { Scheduler, type SchedulerLimits, type SchedulerOptions } from '../../scheduler/scheduler.js';
+import { type FakeEngine, tableDecoder } from './fake-engine.js';
+
+/** The fake vocabulary's end-of-sequence token. */
+export const FAKE_EOS = 31;
+
+/** Greedy, 4 tokens, one choice, no stops: what each test overrides the parts it is about from. */
+export function fakeSampling(overrides: Partial<SamplingParams> = {}): SamplingParams {
+  return {
+    maxTokens: 4,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    seed: null,
+    stop: [],
+    stopTokenIds: [],
+    ignoreEos: false,
+    n: 1,
+    ...overrides,
+  };
+}
+
+type FakeSchedulerOptions = Partial<Omit<SchedulerOptions, 'engine' | 'kvCache' | 'limits'>> & {
+  limits?: Partial<SchedulerLimits>;
+};
+
+/** A scheduler over fakes: no resident adapters, letters for tokens, small limits; options override. */
+export function fakeScheduler(
+  engine: FakeEngine,
+  kvCache: KvCache,
+  options: FakeSchedulerOptions = {},
+): Scheduler {
+  return new Scheduler({
+    adapters: () => null,
+    newDecoder: tableDecoder(),
+    eosTokenIds: [FAKE_EOS],
+    ...options,
+    engine,
+    kvCache,
+    limits: { maxNumSeqs: 8, maxNumBatchedTokens: 32, maxModelLen: 64, maxWaiting: 16, ...options.limits },
+  });
+}
