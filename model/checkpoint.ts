@@ -1,19 +1,11 @@
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { fileExists } from './file-exists.js';
 import { ModelFormatError } from './model-format-error.js';
 import { SafetensorsFile, type TensorInfo } from './safetensors.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A model's weights on disk: one `model.safetensors`, or shards listed by
@@ -33,9 +25,9 @@ export class Checkpoint {
 
   static async open(dir: string): Promise<Checkpoint> {
     const indexPath = join(dir, INDEX_FILE);
-    if (await exists(indexPath)) return Checkpoint.openSharded(dir, indexPath);
+    if (await fileExists(indexPath)) return Checkpoint.openSharded(dir, indexPath);
     const single = join(dir, SINGLE_FILE);
-    if (!(await exists(single))) {
+    if (!(await fileExists(single))) {
       throw new ModelFormatError(dir, `no weights: neither ${SINGLE_FILE} nor ${INDEX_FILE} is there`);
     }
     const file = await SafetensorsFile.open(single);
@@ -50,7 +42,7 @@ export class Checkpoint {
       const byShard = new Map<string, SafetensorsFile>();
       for (const shard of shardNames) {
         const path = join(dir, shard);
-        if (!(await exists(path))) {
+        if (!(await fileExists(path))) {
           const example = [...weightMap].find(([, s]) => s === shard)![0];
           throw new ModelFormatError(indexPath, `shard "${shard}" (holding "${example}") does not exist`);
         }

@@ -1,5 +1,6 @@
-import { access, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileExists } from './file-exists.js';
 import type { LlamaConfig } from './llama-config.js';
 import { isTargetModule, moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
 import { type LoraAdapter, type LoraPair, loraScale } from './lora-adapter.js';
@@ -38,15 +39,6 @@ function parseTensorName(name: string): ParsedName | null {
   };
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 function expectedGroup(module: TargetModule): string {
   return module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
 }
@@ -73,9 +65,9 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
   const peft = parsePeftConfig(configFile, rawConfig, config);
 
   const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
-  if (!(await exists(weightsFile))) {
+  if (!(await fileExists(weightsFile))) {
     const bin = join(dir, 'adapter_model.bin');
-    if (await exists(bin)) {
+    if (await fileExists(bin)) {
       throw new ModelFormatError(
         bin,
         `only ${ADAPTER_WEIGHTS_FILE} is supported (pickle .bin files are not read)`,

@@ -1,7 +1,8 @@
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { fileExists } from './file-exists.js';
 import { ModelFormatError } from './model-format-error.js';
 
 export interface ChatMessage {
@@ -58,15 +59,6 @@ function pickTemplate(file: string, raw: unknown): string | null {
   throw new ModelFormatError(file, 'chat_template is neither a string nor a list of {name, template}');
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Where a chat template comes from, in priority order: --chat-template, tokenizer_config, .jinja file. */
 async function loadTemplateSource(
   dir: string,
@@ -85,7 +77,7 @@ async function loadTemplateSource(
   if (fromConfig !== null) return { file: configFile, source: fromConfig };
   // Recent transformers versions save the template beside the config instead of inside it.
   const jinjaFile = join(dir, 'chat_template.jinja');
-  if (await exists(jinjaFile)) return { file: jinjaFile, source: await readFile(jinjaFile, 'utf8') };
+  if (await fileExists(jinjaFile)) return { file: jinjaFile, source: await readFile(jinjaFile, 'utf8') };
   return null;
 }
 
