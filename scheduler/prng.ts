@@ -5,15 +5,22 @@
  */
 export type Uniform = () => number;
 
-export function mulberry32(seed: number): Uniform {
+/** mulberry32's raw 32-bit outputs, as unsigned integers. */
+export function mulberry32Words(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
     let t = state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return (t ^ (t >>> 14)) >>> 0;
   };
+}
+
+/** Uniform draws in [0, 1): each 32-bit word scaled by 2^-32 (exact in a double). */
+export function mulberry32(seed: number): Uniform {
+  const next = mulberry32Words(seed);
+  return () => next() / 4294967296;
 }
 
 /**

@@ -4,6 +4,7 @@ import {
   NoWebGpuAdapterError,
   type WebGpuContext,
 } from '../../kernels/webgpu/device.js';
+import { mulberry32 } from '../../scheduler/prng.js';
 
 /**
  * The device for a parity suite, or null (suite skipped with a message) where no adapter
@@ -29,17 +30,8 @@ export async function openSuiteContext(suite: string): Promise<WebGpuContext | n
   return ctx;
 }
 
-/** mulberry32: small, fast, and the same sequence on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (scheduler/prng.ts): small, fast, and the same sequence on every machine. */
+export const seededRandom = mulberry32;
 
 export function randomInt(rand: () => number, lo: number, hi: number): number {
   return lo + Math.floor(rand() * (hi - lo + 1));
