@@ -71,7 +71,7 @@ export function layoutAdapter(config: LlamaConfig, adapter: LoraAdapter, pages: 
 
 /**
  * Copies an adapter's A and Bᵀ rows into page storage (any indexable f32 view of the pool).
- * Engines with host storage call it directly; the webgpu engine stages through it.
+ * Engines with host storage call it directly; the webgpu engine writes through forEachAdapterPage.
  */
 export function writeAdapterRows(
   storage: Float32Array,
@@ -79,6 +79,27 @@ export function writeAdapterRows(
   layout: AdapterLayout,
   adapter: LoraAdapter,
 ): void {
+  forEachAdapterPage(pageSize, layout, adapter, (page, content) => {
+    const base = page * pageSize;
+    storage.set(content, base);
+    storage.fill(0, base + content.length, base + pageSize);
+  });
+}
+
+/**
+ * Every page an adapter's A and Bᵀ rows fill, in order: `content` is what starts the page, one
+ * page's worth except on a row's last page, whose rest the writer must zero.
+ */
+export function forEachAdapterPage(
+  pageSize: number,
+  layout: AdapterLayout,
+  adapter: LoraAdapter,
+  write: (page: number, content: Float32Array) => void,
+): void {
+  const writeRow = (pages: Int32Array, first: number, row: Float32Array) => {
+    for (let off = 0, p = first; off < row.length; off += pageSize, p++)
+      write(pages[p], row.subarray(off, Math.min(off + pageSize, row.length)));
+  };
   layout.modules.forEach((placed, l) => {
     for (const m of TARGET_MODULES) {
       const pagesOf = placed[m];
@@ -86,32 +107,11 @@ export function writeAdapterRows(
       if (!pagesOf || !pair) continue;
       const { inFeatures, outFeatures, pagesPerRowA, pagesPerRowB } = pagesOf;
       for (let r = 0; r < layout.rank; r++) {
-        writeRow(
-          storage,
-          pageSize,
-          pagesOf.aPages,
-          r * pagesPerRowA,
-          pair.a.subarray(r * inFeatures, (r + 1) * inFeatures),
-        );
+        writeRow(pagesOf.aPages, r * pagesPerRowA, pair.a.subarray(r * inFeatures, (r + 1) * inFeatures));
         const bt = new Float32Array(outFeatures);
         for (let o = 0; o < outFeatures; o++) bt[o] = pair.b[o * layout.rank + r];
-        writeRow(storage, pageSize, pagesOf.bPages, r * pagesPerRowB, bt);
+        writeRow(pagesOf.bPages, r * pagesPerRowB, bt);
       }
     }
   });
-}
-
-function writeRow(
-  storage: Float32Array,
-  pageSize: number,
-  pages: Int32Array,
-  first: number,
-  row: Float32Array,
-): void {
-  for (let off = 0, p = first; off < row.length; off += pageSize, p++) {
-    const chunk = row.subarray(off, Math.min(off + pageSize, row.length));
-    const base = pages[p] * pageSize;
-    storage.set(chunk, base);
-    storage.fill(0, base + chunk.length, base + pageSize);
-  }
 }

@@ -1,8 +1,8 @@
-import type { AdapterLayout } from '../../memory/adapter-layout.js';
+import { type AdapterLayout, forEachAdapterPage } from '../../memory/adapter-layout.js';
 import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
 import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
-import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
@@ -288,24 +288,10 @@ export class WebGpuEngine implements Engine {
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
     this.assertOpen();
     const pageSize = this.pool.pageSize;
-    layout.modules.forEach((placed, l) => {
-      for (const m of TARGET_MODULES) {
-        const pages = placed[m];
-        const pair = adapter.layers[l]?.[m];
-        if (!pages || !pair) continue;
-        const { inFeatures, outFeatures, pagesPerRowA, pagesPerRowB } = pages;
-        for (let r = 0; r < layout.rank; r++) {
-          this.writeRow(
-            pages.aPages,
-            r * pagesPerRowA,
-            pair.a.subarray(r * inFeatures, (r + 1) * inFeatures),
-            pageSize,
-          );
-          const bt = new Float32Array(outFeatures);
-          for (let o = 0; o < outFeatures; o++) bt[o] = pair.b[o * layout.rank + r];
-          this.writeRow(pages.bPages, r * pagesPerRowB, bt, pageSize);
-        }
-      }
+    forEachAdapterPage(pageSize, layout, adapter, (page, content) => {
+      const padded = new Float32Array(pageSize);
+      padded.set(content);
+      writeSplit(this.ctx, this.storage, page * pageSize, padded);
     });
   }
 
@@ -320,15 +306,6 @@ export class WebGpuEngine implements Engine {
     destroyModel(this.ctx, this.model);
     destroySplit(this.ctx, this.storage);
     if (this.ownsContext) this.ctx.destroy();
-  }
-
-  /** One rank-row into its pages, the unused tail of its last page zeroed. */
-  private writeRow(pages: Int32Array, first: number, row: Float32Array, pageSize: number): void {
-    for (let off = 0, p = first; off < row.length; off += pageSize, p++) {
-      const page = new Float32Array(pageSize);
-      page.set(row.subarray(off, Math.min(off + pageSize, row.length)));
-      writeSplit(this.ctx, this.storage, pages[p] * pageSize, page);
-    }
   }
 
   private prepare(plan: StepPlan): StepState {
