@@ -5,7 +5,6 @@ import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
-import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
 import {
   type Engine,
   type EngineFailure,
@@ -16,7 +15,6 @@ import {
 } from '../engine.js';
 import { buildLoraBatch } from '../lora-batch.js';
 import { ropeInvFrequencies } from '../reference/rope.js';
-import { packAttentionBatch } from './attention-meta.js';
 import {
   createSplitBuffer,
   destroySplit,
@@ -30,7 +28,7 @@ import { type DeviceModel, destroyModel, uploadModel } from './device-model.js';
 import { EmbedKernel } from './embed.js';
 import { type DeviceWeight, GemmKernel, type WeightLayout } from './gemm.js';
 import { LoraExpandKernel } from './lora-expand.js';
-import { type LoraForm, packLoraBatch } from './lora-meta.js';
+import { packLoraBatch } from './lora-meta.js';
 import { LoraShrinkKernel } from './lora-shrink.js';
 import {
   attentionChunkPairs,
@@ -43,6 +41,7 @@ import { RopeKernel } from './rope.js';
 import { packSampling, SampleKernel } from './sample.js';
 import { ScratchBuffers } from './scratch-buffers.js';
 import { SiluMulKernel } from './silu-mul.js';
+import { prepareStep, type StepState } from './step-state.js';
 
 export interface WebGpuEngineOptions {
   /** An open device to use (not destroyed by close() unless ownContext); by default the engine opens its own. */
@@ -60,19 +59,6 @@ export interface WebGpuEngineOptions {
   maxChunkBytes?: number;
   /** Device layout of linear weights (see gemm.wgsl); default HF's out-in. */
   weightLayout?: WeightLayout;
-}
-
-/** What one step's layers share on the device. */
-interface StepState {
-  plan: StepPlan;
-  batch: AttentionBatch;
-  attention: { numTokens: number; numSequences: number; buffer: GPUBuffer };
-  positions: GPUBuffer;
-  adapters: Array<AdapterLayout | null>;
-  anyAdapter: boolean;
-  loraForm: LoraForm;
-  /** Σ rank over the step's tokens: no module's packed shrink output is longer. */
-  maxLoraV: number;
 }
 
 /**
@@ -240,7 +226,7 @@ export class WebGpuEngine implements Engine {
   /** Records the whole forward pass of `plan` into one open compute pass, logits last. */
   private encodeForward(plan: StepPlan): ForwardPass {
     const { config, model, ctx } = this;
-    const state = this.prepare(plan);
+    const state = prepareStep(plan, (name, data) => this.scratchUpload(name, data));
     const T = state.batch.numTokens;
     const H = config.hiddenSize;
     const rows = logitTokenIndices(plan);
@@ -306,30 +292,6 @@ export class WebGpuEngine implements Engine {
     destroyModel(this.ctx, this.model);
     destroySplit(this.ctx, this.storage);
     if (this.ownsContext) this.ctx.destroy();
-  }
-
-  private prepare(plan: StepPlan): StepState {
-    const batch = buildAttentionBatch(plan);
-    const adapters: Array<AdapterLayout | null> = [];
-    let singleTokens = true;
-    for (const s of plan.sequences) {
-      if (s.tokens.length !== 1) singleTokens = false;
-      for (let i = 0; i < s.tokens.length; i++) adapters.push(s.adapter);
-    }
-    return {
-      plan,
-      batch,
-      attention: {
-        numTokens: batch.numTokens,
-        numSequences: batch.numSequences,
-        buffer: this.scratchUpload('attention-batch', packAttentionBatch(batch)),
-      },
-      positions: this.scratchUpload('positions', Uint32Array.from(batch.tokenPos)),
-      adapters,
-      anyAdapter: adapters.some((a) => a !== null),
-      loraForm: singleTokens ? 'mbgmv' : 'mbgmm',
-      maxLoraV: adapters.reduce((sum, a) => sum + (a?.rank ?? 0), 0),
-    };
   }
 
   private attentionBlock(
