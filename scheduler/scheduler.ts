@@ -1,4 +1,4 @@
-import type { Engine, SequenceStep, StepPlan } from '../kernels/engine.js';
+import type { Engine } from '../kernels/engine.js';
 import { sampleToken } from '../kernels/reference/sample.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
@@ -12,12 +12,15 @@ import {
   validateBatchLimits,
 } from './batch-policy.js';
 import { DeltaStream } from './delta-stream.js';
+import { GenerationError } from './generation-error.js';
 import type { FinishReason, GenerationRequest, GenerationStream } from './request.js';
 import { type Sequence, sequencesFor } from './sequence.js';
+import { buildStepPlan } from './step-plan.js';
 import { stepTokens } from './step-tokens.js';
 import type { TokenDecoder } from './stop-checker.js';
 
 export type { SchedulerLimits } from './admission.js';
+export { GenerationError } from './generation-error.js';
 
 export interface SchedulerOptions {
   engine: Engine;
@@ -47,14 +50,6 @@ export interface SchedulerStats {
   numGeneratedTokens: number;
   numPreemptions: number;
   numSteps: number;
-}
-
-/** Thrown into a request's stream when it cannot be served; the message says why. */
-export class GenerationError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'GenerationError';
-  }
 }
 
 interface RequestState {
@@ -207,9 +202,10 @@ export class Scheduler {
     }
     const chunks = this.withResidentAdapters(decision.scheduled);
     if (chunks.length === 0) return;
-    const plan = this.buildPlan(
+    const plan = buildStepPlan(
       chunks.map(({ chunk }) => chunk),
       chunks.map(({ adapter }) => adapter),
+      this.options.kvCache,
     );
     this.isStepInFlight = true;
     let tokens: Int32Array;
@@ -300,24 +296,6 @@ export class Scheduler {
       kept.push({ chunk, adapter });
     }
     return kept.filter(({ chunk }) => !this.owners.get(chunk.seq)?.isDone);
-  }
-
-  private buildPlan(chunks: ScheduledChunk<Sequence>[], adapters: Array<AdapterLayout | null>): StepPlan {
-    const kv = this.options.kvCache;
-    const sequences: SequenceStep[] = chunks.map(({ seq, numTokens, needsLogits }, i) => {
-      const end = seq.numCachedTokens + numTokens;
-      if (!kv.reserve(seq.seqId, end))
-        throw new Error(`sequence ${seq.seqId}: the policy scheduled ${end} tokens the pool cannot hold`);
-      return {
-        seqId: seq.seqId,
-        tokens: seq.tokenIds.slice(seq.numCachedTokens, end),
-        startPos: seq.numCachedTokens,
-        pageTable: kv.pageTable(seq.seqId),
-        adapter: adapters[i],
-        logits: needsLogits ? 'last' : 'none',
-      };
-    });
-    return { sequences };
   }
 
   /** `tokens`: one sampled id per chunk that needed logits, in chunk order. */

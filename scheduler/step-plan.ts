@@ -1,0 +1,30 @@
+import type { SequenceStep, StepPlan } from '../kernels/engine.js';
+import type { AdapterLayout } from '../memory/adapter-layout.js';
+import type { KvCache } from '../memory/kv-cache.js';
+import type { ScheduledChunk } from './batch-policy.js';
+import type { Sequence } from './sequence.js';
+
+/**
+ * The engine's plan for the scheduled chunks, `adapters[i]` being chunk i's resident adapter.
+ * Reserves each chunk's KV pages first: the policy only schedules what fits, so a refusal is a bug.
+ */
+export function buildStepPlan(
+  chunks: ScheduledChunk<Sequence>[],
+  adapters: Array<AdapterLayout | null>,
+  kv: KvCache,
+): StepPlan {
+  const sequences: SequenceStep[] = chunks.map(({ seq, numTokens, needsLogits }, i) => {
+    const end = seq.numCachedTokens + numTokens;
+    if (!kv.reserve(seq.seqId, end))
+      throw new Error(`sequence ${seq.seqId}: the policy scheduled ${end} tokens the pool cannot hold`);
+    return {
+      seqId: seq.seqId,
+      tokens: seq.tokenIds.slice(seq.numCachedTokens, end),
+      startPos: seq.numCachedTokens,
+      pageTable: kv.pageTable(seq.seqId),
+      adapter: adapters[i],
+      logits: needsLogits ? 'last' : 'none',
+    };
+  });
+  return { sequences };
+}
