@@ -55,6 +55,19 @@ export function isReadableTokenId(id: number): boolean {
   return byte >= 0x20 && byte <= 0x7e;
 }
 
+/** One `added_tokens` entry of a tokenizer.json: a special token, matched whole, never normalized. */
+export function specialAddedToken(id: number, content: string) {
+  return {
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  };
+}
+
 /** tokenizer.json for a byte-level vocabulary of `vocabSize` ids (at least BYTE_TOKENIZER_SIZE). */
 export function byteTokenizerJson(vocabSize: number): Record<string, unknown> {
   if (vocabSize < BYTE_TOKENIZER_SIZE) {
@@ -66,20 +79,15 @@ export function byteTokenizerJson(vocabSize: number): Record<string, unknown> {
   for (let id = BYTE_TOKENIZER_SIZE; id < vocabSize; id++) {
     vocab[fillerToken(id - BYTE_TOKENIZER_SIZE, bytes[0x20])] = id;
   }
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
   return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: [special(UNK_ID, UNK_TOKEN), special(BOS_ID, BOS_TOKEN), special(EOS_ID, EOS_TOKEN)],
+    added_tokens: [
+      specialAddedToken(UNK_ID, UNK_TOKEN),
+      specialAddedToken(BOS_ID, BOS_TOKEN),
+      specialAddedToken(EOS_ID, EOS_TOKEN),
+    ],
     normalizer: null,
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
     post_processor: {

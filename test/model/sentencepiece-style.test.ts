@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { IncrementalDecoder } from '../../model/incremental-decoder.js';
+import { specialAddedToken } from '../../model/synthetic-tokenizer.js';
 import { TextTokenizer } from '../../model/tokenizer.js';
 
 /**
@@ -30,18 +31,9 @@ function llama2StyleTokenizer(): TextTokenizer {
   ];
   for (const piece of [...pieces, '▁world', '▁Hello']) vocab[piece] = Object.keys(vocab).length;
   const merges = ['H e', 'l l', 'He ll', 'Hell o', '▁ w', 'o r', '▁w or', 'l d', '▁wor ld', '▁ Hello'];
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
   const tokenizerJson = {
     version: '1.0',
-    added_tokens: [special(0, '<unk>'), special(1, '<s>'), special(2, '</s>')],
+    added_tokens: [specialAddedToken(0, '<unk>'), specialAddedToken(1, '<s>'), specialAddedToken(2, '</s>')],
     normalizer: {
       type: 'Sequence',
       normalizers: [
