@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
+import { TARGET_MODULES } from '../../model/llama-modules.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { maxAbsDiff, type ReferenceHarness, randomTokens, referenceHarness } from './reference-harness.js';
 
@@ -36,15 +37,7 @@ describe.each(['prepacked', 'inputs'] as const)(
         { rank: 16, targetModules: ['gate_proj', 'up_proj', 'down_proj'] as const },
         {
           rank: 64,
-          targetModules: [
-            'q_proj',
-            'k_proj',
-            'v_proj',
-            'o_proj',
-            'gate_proj',
-            'up_proj',
-            'down_proj',
-          ] as const,
+          targetModules: TARGET_MODULES,
         },
       ];
       adapters = specs.map((s, i) => {
