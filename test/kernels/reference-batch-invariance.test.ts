@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SequenceStep } from '../../kernels/engine.js';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
+import { TARGET_MODULES } from '../../model/llama-modules.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { maxAbsDiff, randomTokens, referenceHarness, rowOf, shuffled } from './reference-harness.js';
 
@@ -26,7 +27,7 @@ function setUp() {
       name: 'r8',
       rank: 8,
       alpha: 32,
-      targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const,
+      targetModules: TARGET_MODULES,
       seed: 23,
       useRslora: true,
     },

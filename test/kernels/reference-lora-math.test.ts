@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { denseForward, mergeAdapter } from '../../kernels/reference/merged-forward.js';
 import { argmax } from '../../kernels/reference/sample.js';
+import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { maxAbsDiff, randomTokens, referenceHarness, rowOf } from './reference-harness.js';
@@ -51,7 +52,7 @@ describe('reference engine LoRA math equals merged weights', () => {
       name: 'all-modules',
       rank: 4,
       alpha: 8,
-      targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+      targetModules: [...TARGET_MODULES],
       seed: 5,
     });
     await checkAgainstMerged(adapter, 7, 4);

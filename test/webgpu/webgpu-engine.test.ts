@@ -7,6 +7,7 @@ import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memor
 import { KvCache } from '../../memory/kv-cache.js';
 import { kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
+import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import {
@@ -30,7 +31,7 @@ const adapterSpecs = [
     name: 'r16',
     rank: 16,
     alpha: 8,
-    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const,
+    targetModules: TARGET_MODULES,
   },
   {
     name: 'r64',
