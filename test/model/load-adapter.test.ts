@@ -1,12 +1,12 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { loadAdapter } from '../../model/load-adapter.js';
 import { ModelFormatError } from '../../model/model-format-error.js';
 import { readSafetensors } from '../../model/safetensors.js';
 import { writeSafetensors } from '../../model/safetensors-writer.js';
 import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
+import { tempDirForFile } from './temp-dir.js';
 
 const config = syntheticConfig(TINY_SPEC);
 const spec = {
@@ -16,13 +16,7 @@ const spec = {
   targetModules: ['q_proj' as const, 'down_proj' as const],
   seed: 9,
 };
-let root: string;
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'loom-adapter-'));
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const root = tempDirForFile('loom-adapter-');
 
 async function adapterError(dir: string): Promise<ModelFormatError> {
   const err = await loadAdapter('x', dir, config).then(
@@ -58,7 +52,7 @@ async function editTensors(
 
 describe('loadAdapter', () => {
   it('reads back what writeSyntheticAdapter wrote, with the PEFT scale', async () => {
-    const dir = join(root, 'roundtrip');
+    const dir = join(root(), 'roundtrip');
     const written = await writeSyntheticAdapter(dir, config, spec);
     const loaded = await loadAdapter('my-adapter', dir, config);
     expect(loaded).toMatchObject({ name: 'my-adapter', path: dir, rank: 4, alpha: 8, scale: 2 });
@@ -70,13 +64,13 @@ describe('loadAdapter', () => {
   });
 
   it('uses alpha / sqrt(r) with rsLoRA', async () => {
-    const dir = join(root, 'rslora');
+    const dir = join(root(), 'rslora');
     await writeSyntheticAdapter(dir, config, { ...spec, rank: 16, alpha: 8, useRslora: true });
     expect((await loadAdapter('r', dir, config)).scale).toBe(2);
   });
 
   it('reads F16 and BF16 adapter weights', async () => {
-    const dir = join(root, 'half');
+    const dir = join(root(), 'half');
     const written = await writeSyntheticAdapter(dir, config, spec);
     const file = join(dir, 'adapter_model.safetensors');
     const tensors = [...(await readSafetensors(file))].map(([name, t], i) => ({
@@ -94,7 +88,7 @@ describe('loadAdapter', () => {
 
   it('accepts names without .weight and with an adapter-name segment', async () => {
     for (const variant of ['bare', 'named']) {
-      const dir = join(root, variant);
+      const dir = join(root(), variant);
       const written = await writeSyntheticAdapter(dir, config, spec);
       await editTensors(dir, (name, shape, data) => {
         const stem = name.slice(0, -'.weight'.length);
@@ -107,7 +101,7 @@ describe('loadAdapter', () => {
   });
 
   it('accepts target_modules "all-linear" and layers_to_transform', async () => {
-    const dir = join(root, 'all-linear');
+    const dir = join(root(), 'all-linear');
     const all = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
     await writeSyntheticAdapter(dir, config, { ...spec, targetModules: [...all] });
     await editConfig(dir, { target_modules: 'all-linear' });
@@ -126,7 +120,7 @@ describe('loadAdapter', () => {
   });
 
   it('rejects a shape that does not fit the base model, naming file, tensor and shapes', async () => {
-    const dir = join(root, 'bad-shape');
+    const dir = join(root(), 'bad-shape');
     await writeSyntheticAdapter(dir, config, spec);
     const otherBase = syntheticConfig({ ...TINY_SPEC, hiddenSize: 32 });
     const err = await loadAdapter('x', dir, otherBase).then(
@@ -140,7 +134,7 @@ describe('loadAdapter', () => {
   });
 
   it('rejects a rank that disagrees with r', async () => {
-    const dir = join(root, 'bad-rank');
+    const dir = join(root(), 'bad-rank');
     await writeSyntheticAdapter(dir, config, spec);
     await editConfig(dir, { r: 8 });
     expect((await adapterError(dir)).problem).toMatch(
@@ -149,7 +143,7 @@ describe('loadAdapter', () => {
   });
 
   it('rejects unsupported target modules and PEFT options clearly', async () => {
-    const dir = join(root, 'options');
+    const dir = join(root(), 'options');
     await writeSyntheticAdapter(dir, config, spec);
     await editConfig(dir, { target_modules: ['q_proj', 'lm_head'] });
     const err = await adapterError(dir);
@@ -164,7 +158,7 @@ describe('loadAdapter', () => {
   });
 
   it('rejects LoRA tensors for modules Loom does not adapt', async () => {
-    const dir = join(root, 'embed');
+    const dir = join(root(), 'embed');
     await writeSyntheticAdapter(dir, config, spec);
     const file = join(dir, 'adapter_model.safetensors');
     const tensors = [...(await readSafetensors(file))].map(([name, t]) => ({
@@ -186,7 +180,7 @@ describe('loadAdapter', () => {
   });
 
   it('names a missing lora_B', async () => {
-    const dir = join(root, 'missing-b');
+    const dir = join(root(), 'missing-b');
     await writeSyntheticAdapter(dir, config, spec);
     await editTensors(dir, (name, shape, data) =>
       name.endsWith('layers.1.mlp.down_proj.lora_B.weight') ? null : { name, shape, data },
@@ -197,7 +191,7 @@ describe('loadAdapter', () => {
   });
 
   it('supports only safetensors weights', async () => {
-    const dir = join(root, 'bin');
+    const dir = join(root(), 'bin');
     await writeSyntheticAdapter(dir, config, spec);
     await rm(join(dir, 'adapter_model.safetensors'));
     await writeFile(join(dir, 'adapter_model.bin'), 'pickle');
@@ -207,8 +201,8 @@ describe('loadAdapter', () => {
   });
 
   it('names a missing directory and config', async () => {
-    expect((await adapterError(join(root, 'none'))).problem).toBe('adapter directory does not exist');
-    const dir = join(root, 'no-config');
+    expect((await adapterError(join(root(), 'none'))).problem).toBe('adapter directory does not exist');
+    const dir = join(root(), 'no-config');
     await writeSyntheticAdapter(dir, config, spec);
     await rm(join(dir, 'adapter_config.json'));
     expect((await adapterError(dir)).problem).toMatch(/is missing/);

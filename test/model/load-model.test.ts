@@ -1,7 +1,6 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseLlamaConfig } from '../../model/llama-config.js';
 import { loadModel } from '../../model/load-model.js';
 import { ModelFormatError } from '../../model/model-format-error.js';
@@ -14,14 +13,9 @@ import {
   TINY_SPEC,
   writeSyntheticModel,
 } from '../../model/synthetic.js';
+import { tempDirForFile } from './temp-dir.js';
 
-let root: string;
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'loom-model-'));
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const root = tempDirForFile('loom-model-');
 
 async function loadError(dir: string): Promise<ModelFormatError> {
   const err = await loadModel(dir).then(
@@ -51,7 +45,7 @@ async function editWeights(
 
 describe('loadModel', () => {
   it('reads back exactly what the generator wrote (F32, one file)', async () => {
-    const dir = join(root, 'tiny-model');
+    const dir = join(root(), 'tiny-model');
     const written = await writeSyntheticModel(dir, TINY_SPEC);
     const model = await loadModel(dir);
     expect(model.name).toBe('tiny-model');
@@ -66,7 +60,7 @@ describe('loadModel', () => {
   });
 
   it('loads sharded BF16 weights through model.safetensors.index.json', async () => {
-    const dir = join(root, 'sharded');
+    const dir = join(root(), 'sharded');
     const spec = { ...TINY_SPEC, dtype: 'BF16' as const };
     await writeSyntheticModel(dir, spec, { shards: 2 });
     const index = JSON.parse(await readFile(join(dir, 'model.safetensors.index.json'), 'utf8'));
@@ -79,7 +73,7 @@ describe('loadModel', () => {
   });
 
   it('names a missing shard and a tensor the shard lacks', async () => {
-    const dir = join(root, 'sharded-broken');
+    const dir = join(root(), 'sharded-broken');
     await writeSyntheticModel(dir, TINY_SPEC, { shards: 2 });
     const indexFile = join(dir, 'model.safetensors.index.json');
     const index = JSON.parse(await readFile(indexFile, 'utf8'));
@@ -101,7 +95,7 @@ describe('loadModel', () => {
   });
 
   it('tolerates extra tensors such as rotary inv_freq, and tied embeddings without lm_head', async () => {
-    const dir = join(root, 'tied');
+    const dir = join(root(), 'tied');
     const written = await writeSyntheticModel(dir, { ...TINY_SPEC, tieWordEmbeddings: true });
     await editWeights(dir, (ts) => [
       ...ts,
@@ -113,7 +107,7 @@ describe('loadModel', () => {
   });
 
   it('rejects linear-layer biases (e.g. Qwen2 q/k/v) instead of silently ignoring them', async () => {
-    const dir = join(root, 'bias');
+    const dir = join(root(), 'bias');
     await writeSyntheticModel(dir, TINY_SPEC);
     await editWeights(dir, (ts) => [
       ...ts,
@@ -125,7 +119,7 @@ describe('loadModel', () => {
   });
 
   it('rejects a missing tensor, naming the file and the tensor', async () => {
-    const dir = join(root, 'missing-tensor');
+    const dir = join(root(), 'missing-tensor');
     await writeSyntheticModel(dir, TINY_SPEC);
     await editWeights(dir, (ts) => ts.filter((t) => t.name !== 'model.layers.1.mlp.up_proj.weight'));
     const err = await loadError(dir);
@@ -135,7 +129,7 @@ describe('loadModel', () => {
   });
 
   it('rejects a missing lm_head when embeddings are not tied', async () => {
-    const dir = join(root, 'no-lm-head');
+    const dir = join(root(), 'no-lm-head');
     await writeSyntheticModel(dir, TINY_SPEC);
     await editWeights(dir, (ts) => ts.filter((t) => t.name !== 'lm_head.weight'));
     expect((await loadError(dir)).problem).toMatch(
@@ -144,7 +138,7 @@ describe('loadModel', () => {
   });
 
   it('rejects a tensor whose shape does not match config.json', async () => {
-    const dir = join(root, 'bad-shape');
+    const dir = join(root(), 'bad-shape');
     await writeSyntheticModel(dir, TINY_SPEC);
     const raw = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'));
     await writeFile(join(dir, 'config.json'), JSON.stringify({ ...raw, intermediate_size: 96 }));
@@ -156,8 +150,8 @@ describe('loadModel', () => {
   });
 
   it('names the missing directory, config.json and weights', async () => {
-    expect((await loadError(join(root, 'nowhere'))).problem).toBe('model directory does not exist');
-    const dir = join(root, 'partial');
+    expect((await loadError(join(root(), 'nowhere'))).problem).toBe('model directory does not exist');
+    const dir = join(root(), 'partial');
     await writeSyntheticModel(dir, TINY_SPEC);
     await rm(join(dir, 'model.safetensors'));
     expect((await loadError(dir)).problem).toMatch(
@@ -168,7 +162,7 @@ describe('loadModel', () => {
   });
 
   it('reports config.json problems as ModelFormatError', async () => {
-    const dir = join(root, 'bad-config');
+    const dir = join(root(), 'bad-config');
     await writeSyntheticModel(dir, TINY_SPEC);
     await writeFile(
       join(dir, 'config.json'),
@@ -196,7 +190,7 @@ describe('loadModel', () => {
       highFreqFactor: 4,
       originalMaxPositionEmbeddings: 256,
     });
-    const dir = join(root, 'llama3');
+    const dir = join(root(), 'llama3');
     await writeSyntheticModel(dir, { ...TINY_SPEC, ropeScaling });
     expect((await loadModel(dir)).config.ropeScaling).toEqual(config.ropeScaling);
   });

@@ -1,19 +1,13 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../model/float-convert.js';
 import { ModelFormatError } from '../../model/model-format-error.js';
 import { readSafetensors, SafetensorsFile } from '../../model/safetensors.js';
 import { writeSafetensors } from '../../model/safetensors-writer.js';
+import { tempDirForFile } from './temp-dir.js';
 
-let dir: string;
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'loom-st-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const dir = tempDirForFile('loom-st-');
 
 /** A raw safetensors file from a header object and a data section, for corruption cases. */
 async function rawFile(
@@ -25,7 +19,7 @@ async function rawFile(
   const json = Buffer.from(typeof header === 'string' ? header : JSON.stringify(header));
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerLength ?? json.length));
-  const file = join(dir, name);
+  const file = join(dir(), name);
   await writeFile(file, Buffer.concat([prefix, json, Buffer.alloc(dataBytes)]));
   return file;
 }
@@ -62,7 +56,7 @@ describe('safetensors round trip', () => {
 
   for (const dtype of ['F32', 'F16', 'BF16'] as const) {
     it(`reads back ${dtype} exactly, with metadata`, async () => {
-      const file = join(dir, `rt-${dtype}.safetensors`);
+      const file = join(dir(), `rt-${dtype}.safetensors`);
       await writeSafetensors(
         file,
         [
@@ -85,7 +79,7 @@ describe('safetensors round trip', () => {
   }
 
   it('rounds F16 and BF16 like the converters', async () => {
-    const file = join(dir, 'round.safetensors');
+    const file = join(dir(), 'round.safetensors');
     const data = new Float32Array([0.1, 1 / 3, -123.456]);
     await writeSafetensors(file, [
       { name: 'h', dtype: 'F16', shape: [3], data },
@@ -98,7 +92,7 @@ describe('safetensors round trip', () => {
 
   it('writer refuses data that does not fit the shape', async () => {
     await expect(
-      writeSafetensors(join(dir, 'bad.safetensors'), [
+      writeSafetensors(join(dir(), 'bad.safetensors'), [
         { name: 'x', dtype: 'F32', shape: [2, 2], data: new Float32Array(3) },
       ]),
     ).rejects.toThrow(/3 elements/);
@@ -113,7 +107,7 @@ describe('safetensors validation', () => {
   });
 
   it('rejects a file too short for the length prefix', async () => {
-    const file = join(dir, 'short.safetensors');
+    const file = join(dir(), 'short.safetensors');
     await writeFile(file, Buffer.alloc(5));
     expect((await openError(file)).problem).toMatch(/too short/);
   });
@@ -180,6 +174,6 @@ describe('safetensors validation', () => {
     const st = await SafetensorsFile.open(file);
     await expect(st.read('nope')).rejects.toThrow(`${file}: tensor "nope" is missing`);
     await st.close();
-    await openError(join(dir, 'absent.safetensors'));
+    await openError(join(dir(), 'absent.safetensors'));
   });
 });

@@ -1,7 +1,6 @@
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { IncrementalDecoder } from '../../model/incremental-decoder.js';
 import { ModelFormatError } from '../../model/model-format-error.js';
 import {
@@ -13,6 +12,7 @@ import {
   SYNTHETIC_CHAT_TEMPLATE,
 } from '../../model/synthetic.js';
 import { ChatTemplateError, TextTokenizer } from '../../model/tokenizer.js';
+import { tempDirForFile } from './temp-dir.js';
 
 const tokenizer = new TextTokenizer(
   byteTokenizerJson(400),
@@ -28,16 +28,10 @@ const SAMPLES = [
   '',
 ];
 
-let root: string;
-beforeAll(async () => {
-  root = await mkdtemp(join(tmpdir(), 'loom-tok-'));
-});
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const root = tempDirForFile('loom-tok-');
 
 async function tokenizerDir(name: string, config: Record<string, unknown>): Promise<string> {
-  const dir = join(root, name);
+  const dir = join(root(), name);
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(byteTokenizerJson(300)));
   await writeFile(join(dir, 'tokenizer_config.json'), JSON.stringify(config));
@@ -102,7 +96,7 @@ describe('TextTokenizer', () => {
     const dir = await tokenizerDir('list-template', config);
     const tok = await TextTokenizer.fromDir(dir);
     expect(tok.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('[a]');
-    const file = join(root, 'override.jinja');
+    const file = join(root(), 'override.jinja');
     await writeFile(file, '{{ eos_token }}{{ messages[0].role }}');
     const overridden = await TextTokenizer.fromDir(dir, file);
     expect(overridden.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('</s>user');
@@ -119,7 +113,7 @@ describe('TextTokenizer', () => {
     expect(String(await TextTokenizer.fromDir(dir).catch((e: unknown) => e))).toMatch(
       /tokenizer.json: is not valid JSON/,
     );
-    const missing = join(root, 'missing-tokenizer');
+    const missing = join(root(), 'missing-tokenizer');
     expect(String(await TextTokenizer.fromDir(missing).catch((e: unknown) => e))).toMatch(
       /tokenizer.json: cannot read: ENOENT/,
     );
