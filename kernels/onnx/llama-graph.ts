@@ -49,6 +49,42 @@ export function loraInputNames(m: TargetModule): { aPages: string; bPages: strin
 }
 
 /**
+ * Adapter slots per LoRA module. An adapter whose A and Bᵀ rows of a module lie on consecutive
+ * pages in every layer takes a slot: per layer, its A block [rank, pagesPerRowA·pageSize] and Bᵀ
+ * block [rank, pagesPerRowB·pageSize] are fed as zero-copy views of the pool, so no Gather copies
+ * them every step. Other adapters, and those past the slots, go through the gathered rows above.
+ * A slot computes only its own tokens' rows (no per-token mask, no [T, out] pass per slot); an
+ * unused slot gets rank 0 and no tokens, so its ops run on empty tensors.
+ */
+export const LORA_SLOTS = Number(process.env.LOOM_SLOTS ?? 8);
+
+/** Slot k of module m: per-layer A and Bᵀ blocks (f32 [r, ·]). */
+export function loraSlotNames(
+  m: TargetModule,
+  k: number,
+): { a: (layer: number) => string; b: (layer: number) => string; rank: string } {
+  return {
+    a: (layer) => `lora_${m}_a_${layer}_${k}`,
+    b: (layer) => `lora_${m}_b_${layer}_${k}`,
+    rank: `r_${m}_${k}`,
+  };
+}
+
+/**
+ * Module m's slotted tokens, slot after slot (n rows, the same in every layer): each one's flat
+ * token index (int64 [n, 1]) and adapter scale (f32 [n, 1]), and how many each slot has (int64
+ * [LORA_SLOTS]).
+ */
+export function loraSlotRowNames(m: TargetModule): { rows: string; scales: string; sizes: string } {
+  return { rows: `lora_${m}_slot_rows`, scales: `lora_${m}_slot_scales`, sizes: `lora_${m}_slot_sizes` };
+}
+
+/** Elements of a slot block's row: whole pages, so a row ending mid-page is read with its zero tail. */
+export function slotRowWidth(features: number, pageSize: number): number {
+  return Math.ceil(features / pageSize) * pageSize;
+}
+
+/**
  * How the graph reads a LoRA rank-row of `features` elements (rows start on a page boundary,
  * memory/adapter-layout.ts). The pool is viewed as rows of `width` = gcd(features, pageSize)
  * elements (another zero-copy tensor over the same storage), and a rank-row is gathered as
@@ -141,6 +177,15 @@ export function buildStepGraph(
       mask: g.input(names.mask, 'float32', ['T', `R_${m}`]),
     });
   }
+  const slotInputs = new Map<TargetModule, { rows: string; scales: string; sizes: string }>();
+  for (const m of loraModules) {
+    const names = loraSlotRowNames(m);
+    slotInputs.set(m, {
+      rows: g.input(names.rows, 'int64', [`N_${m}`, 1]),
+      scales: g.input(names.scales, 'float32', [`N_${m}`, 1]),
+      sizes: g.input(names.sizes, 'int64', [LORA_SLOTS]),
+    });
+  }
 
   // Runtime dims, read once from the mask's shape [B, 1, 1, S, C].
   const maskShape = g.op('Shape', [mask]);
@@ -198,7 +243,33 @@ export function buildStepGraph(
     const a = loraRows(inputs.aPages, layer, inFeatures);
     const bt = loraRows(inputs.bPages, layer, outFeatures);
     const shrunk = g.op('Mul', [g.op('Gemm', [x, a], { transB: 1 }), inputs.mask]);
-    return g.op('Gemm', [shrunk, bt, base]);
+    return slots(x, layer, m, g.op('Gemm', [shrunk, bt, base]));
+  };
+
+  // Each slot's blocks hold whole pages: its tokens' x rows are zero-padded to the A block's width
+  // (a small copy, never the weights), and the stacked wider products are sliced once. Ops per
+  // slot are kept to the two Gemms: an unused slot's ops still cost their dispatch.
+  const slots = (x: string, layer: number, m: TargetModule, out: string): string => {
+    const { inFeatures, outFeatures } = moduleShape(c, m);
+    const widthA = slotRowWidth(inFeatures, ps);
+    const widthB = slotRowWidth(outFeatures, ps);
+    const inputs = slotInputs.get(m)!;
+    let xs = g.op('GatherND', [x, inputs.rows]);
+    if (widthA !== inFeatures) xs = g.op('Pad', [xs, g.ints([0, 0, 0, widthA - inFeatures])]);
+    const xk = g.opMulti('Split', [xs, inputs.sizes], LORA_SLOTS, { axis: 0 });
+    const parts: string[] = [];
+    for (let k = 0; k < LORA_SLOTS; k++) {
+      const names = loraSlotNames(m, k);
+      const a = g.input(names.a(layer), 'float32', [names.rank, widthA]);
+      const bt = g.input(names.b(layer), 'float32', [names.rank, widthB]);
+      parts.push(g.op('Gemm', [g.op('Gemm', [xk[k], a], { transB: 1 }), bt]));
+    }
+    let stacked = g.op('Concat', parts, { axis: 0 });
+    if (widthB !== outFeatures)
+      stacked = g.op('Slice', [stacked, g.ints([0]), g.ints([outFeatures]), g.ints([1])]);
+    const scaled = g.op('Mul', [stacked, inputs.scales]);
+    // Adds into the slot tokens' rows only: with no slotted token it touches nothing.
+    return g.op('ScatterND', [out, inputs.rows, scaled], { reduction: 'add' });
   };
 
   const pastKv = (layer: number, kind: 0 | 1): string => {

@@ -19,6 +19,7 @@ import {
   type WeightMode,
   weightLocation,
 } from './llama-graph.js';
+import { LoraSlotViews } from './lora-slots.js';
 import { packStep, writeNewKv } from './step-feeds.js';
 import { splitPlan } from './step-split.js';
 
@@ -61,6 +62,8 @@ export class OnnxEngine implements Engine {
   /** Kept alive: onnxruntime may keep pointing into the weight buffers given as externalData. */
   private readonly weights: ModelWeights;
   private readonly maxChunkTokens: number;
+  /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
+  private readonly slotViews: LoraSlotViews;
   private closed = false;
 
   private constructor(
@@ -76,6 +79,7 @@ export class OnnxEngine implements Engine {
     this.maxChunkTokens = opts.maxChunkTokens ?? 512;
     this.storage = new Float32Array(pool.numPages * pool.pageSize);
     this.invFreq = ropeInvFrequencies(weights.config);
+    this.slotViews = new LoraSlotViews(this.storage, weights.config);
     this.weightMode = (opts.weights ?? 'prepacked') === 'prepacked' ? 'external' : 'inputs';
     const tensors = weightTensors(weights);
     const external = (name: string) => this.weightMode === 'external' && isGemmWeight(name);
@@ -157,7 +161,14 @@ export class OnnxEngine implements Engine {
   private async run(plan: StepPlan): Promise<Float32Array> {
     const vocab = this.config.vocabSize;
     if (plan.sequences.every((s) => s.tokens.length === 0)) return new Float32Array(0);
-    const packed = packStep(plan, this.config, this.kvLayout, this.invFreq, this.fixedLoraModules);
+    const packed = packStep(
+      plan,
+      this.config,
+      this.kvLayout,
+      this.invFreq,
+      this.slotViews,
+      this.fixedLoraModules,
+    );
     const session = await this.session(packed.loraModules);
     // Each graph variant declares only the pool views its LoRA modules read.
     const feeds: Record<string, ort.Tensor> = {};

@@ -5,7 +5,17 @@ import { ZERO_PAGE } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import { logitTokenIndices, type StepPlan } from '../engine.js';
-import { type LoraRowReads, loraInputNames, loraRowReads, MASKED, STEP_INPUTS } from './llama-graph.js';
+import {
+  LORA_SLOTS,
+  type LoraRowReads,
+  loraInputNames,
+  loraRowReads,
+  loraSlotNames,
+  loraSlotRowNames,
+  MASKED,
+  STEP_INPUTS,
+} from './llama-graph.js';
+import type { LoraSlotViews } from './lora-slots.js';
 
 /**
  * Packs a StepPlan into the step graph's per-run inputs (llama-graph.ts): tokens flat, attention
@@ -33,6 +43,7 @@ export function packStep(
   config: LlamaConfig,
   kv: KvLayout,
   invFreq: Float32Array,
+  slotViews: LoraSlotViews,
   loraModules?: readonly TargetModule[],
 ): PackedStep {
   const seqs = plan.sequences;
@@ -104,20 +115,23 @@ export function packStep(
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const active = packLora(plan, config, T, feeds, loraModules);
+  const active = packLora(plan, config, T, feeds, slotViews, loraModules);
   return { feeds, loraModules: active, numTokens: T, numLogitRows };
 }
 
 /**
- * For each module of the graph's LoRA set: the pool-view row ids of the distinct adapters' A and
- * Bᵀ rank-rows per layer (the zero page where an adapter skips that layer) and each token's scale on its own
- * adapter's columns. Returns the modules, in TARGET_MODULES order.
+ * For each module of the graph's LoRA set: the first LORA_SLOTS distinct adapters whose blocks are
+ * contiguous in the pool go into slots (zero-copy views, LoraSlotViews); the rest are gathered:
+ * the pool-view row ids of their A and Bᵀ rank-rows per layer (the zero page where an adapter
+ * skips that layer). Each token gets its scale on its own adapter's columns. Returns the modules,
+ * in TARGET_MODULES order.
  */
 function packLora(
   plan: StepPlan,
   config: LlamaConfig,
   T: number,
   feeds: Record<string, ort.Tensor>,
+  slotViews: LoraSlotViews,
   fixedModules: readonly TargetModule[] | undefined,
 ): TargetModule[] {
   const adapters: AdapterLayout[] = [];
@@ -133,11 +147,19 @@ function packLora(
     if (!wanted) continue;
     active.push(m);
     const { inFeatures, outFeatures } = moduleShape(config, m);
+    const slotted: AdapterLayout[] = [];
+    const gathered: AdapterLayout[] = [];
+    for (const a of users) {
+      const blocks = slotted.length < LORA_SLOTS ? slotViews.blocks(a, m) : null;
+      if (blocks) slotted.push(a);
+      else gathered.push(a);
+    }
+    packSlots(plan, m, slotted, L, slotViews, feeds);
     const readsA = loraRowReads(inFeatures, pageSize);
     const readsB = loraRowReads(outFeatures, pageSize);
     const column = new Map<AdapterLayout, number>();
     let R = 0;
-    for (const a of users) {
+    for (const a of gathered) {
       column.set(a, R);
       R += a.rank;
     }
@@ -146,7 +168,7 @@ function packLora(
     const aRows = zeroPageRows(L * R, readsA, pageSize);
     const bRows = zeroPageRows(L * R, readsB, pageSize);
     for (let l = 0; l < L; l++) {
-      for (const a of users) {
+      for (const a of gathered) {
         const placed = a.modules[l]?.[m];
         if (!placed) continue;
         const first = l * R + column.get(a)!;
@@ -154,22 +176,76 @@ function packLora(
         writeRowIds(bRows, first, placed.bPages, placed.pagesPerRowB, a.rank, readsB, pageSize);
       }
     }
-    const scales = new Float32Array(T * R);
-    let t = 0;
-    for (const s of plan.sequences) {
-      const col = s.adapter ? column.get(s.adapter) : undefined;
-      for (let j = 0; j < s.tokens.length; j++, t++) {
-        if (col === undefined || !s.adapter) continue;
-        const row = t * R + col;
-        scales.fill(s.adapter.scale, row, row + s.adapter.rank);
-      }
-    }
+    const scales = scaleMask(plan, T, R, column);
     const names = loraInputNames(m);
     feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, R * readsA.chunksPerRow]);
     feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, R * readsB.chunksPerRow]);
     feeds[names.mask] = new ort.Tensor('float32', scales, [T, R]);
   }
   return active;
+}
+
+/**
+ * Module m's slot inputs: each slotted adapter's blocks per layer and its tokens; rank 0 and no
+ * tokens for an unused slot. Slot outputs stack in slot order.
+ */
+function packSlots(
+  plan: StepPlan,
+  m: TargetModule,
+  slotted: readonly AdapterLayout[],
+  numLayers: number,
+  slotViews: LoraSlotViews,
+  feeds: Record<string, ort.Tensor>,
+): void {
+  const tokensOf = slotted.map((): number[] => []);
+  let t = 0;
+  for (const s of plan.sequences) {
+    const k = s.adapter ? slotted.indexOf(s.adapter) : -1;
+    for (let j = 0; j < s.tokens.length; j++, t++) if (k >= 0) tokensOf[k].push(t);
+  }
+  const rows = new BigInt64Array(tokensOf.reduce((n, tokens) => n + tokens.length, 0));
+  const scales = new Float32Array(rows.length);
+  const sizes = new BigInt64Array(LORA_SLOTS);
+  let row = 0;
+  for (let k = 0; k < LORA_SLOTS; k++) {
+    const names = loraSlotNames(m, k);
+    const a = slotted[k];
+    const blocks = a ? slotViews.blocks(a, m) : null;
+    for (let l = 0; l < numLayers; l++) {
+      feeds[names.a(l)] = blocks ? blocks.a[l] : slotViews.emptyA(m);
+      feeds[names.b(l)] = blocks ? blocks.b[l] : slotViews.emptyB(m);
+    }
+    const tokens = tokensOf[k] ?? [];
+    sizes[k] = BigInt(tokens.length);
+    for (const tk of tokens) {
+      rows[row] = BigInt(tk);
+      scales[row++] = a.scale;
+    }
+  }
+  const names = loraSlotRowNames(m);
+  feeds[names.sizes] = new ort.Tensor('int64', sizes, [LORA_SLOTS]);
+  feeds[names.rows] = new ort.Tensor('int64', rows, [rows.length, 1]);
+  feeds[names.scales] = new ort.Tensor('float32', scales, [rows.length, 1]);
+}
+
+/** [T, R]: each token's adapter scale on its adapter's `column`s, zero elsewhere. */
+function scaleMask(
+  plan: StepPlan,
+  T: number,
+  R: number,
+  column: ReadonlyMap<AdapterLayout, number>,
+): Float32Array {
+  const scales = new Float32Array(T * R);
+  let t = 0;
+  for (const s of plan.sequences) {
+    const col = s.adapter ? column.get(s.adapter) : undefined;
+    for (let j = 0; j < s.tokens.length; j++, t++) {
+      if (col === undefined || !s.adapter) continue;
+      const row = t * R + col;
+      scales.fill(s.adapter.scale, row, row + s.adapter.rank);
+    }
+  }
+  return scales;
 }
 
 /** Row ids of `numRows` rank-rows that all read the zero page (a pool view's first rows). */
