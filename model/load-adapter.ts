@@ -53,6 +53,24 @@ function shapeText(shape: readonly number[]): string {
  * tensor and the expected vs actual shape.
  */
 export async function loadAdapter(name: string, dir: string, config: LlamaConfig): Promise<LoraAdapter> {
+  return readAdapterDir(name, dir, config, true);
+}
+
+/**
+ * Everything loadAdapter checks — config, tensor names and shapes from the safetensors header —
+ * without reading a weight: what registering thousands of adapters at start-up can afford.
+ */
+export async function checkAdapter(dir: string, config: LlamaConfig): Promise<LoraAdapter> {
+  return readAdapterDir('', dir, config, false);
+}
+
+/** With `readWeights` false, every A and B is an empty array (shapes checked, data not read). */
+async function readAdapterDir(
+  name: string,
+  dir: string,
+  config: LlamaConfig,
+  readWeights: boolean,
+): Promise<LoraAdapter> {
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) throw new ModelFormatError(dir, 'adapter directory does not exist');
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
@@ -120,7 +138,7 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
       layers[parsed.layer][module] = pair;
       const key = parsed.matrix === 'A' ? 'a' : 'b';
       if (pair[key]) throw fail(`lora_${parsed.matrix} of layer ${parsed.layer} ${module} appears twice`);
-      pair[key] = await file.read(tensor.name);
+      pair[key] = readWeights ? await file.read(tensor.name) : new Float32Array(0);
     }
 
     const present = new Set<TargetModule>();

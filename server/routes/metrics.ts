@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { installAdapterMetrics } from './adapter-metrics.js';
 
 /**
  * GET /metrics in Prometheus text format: the unified pool's use (ARCHITECTURE.md: "/metrics
@@ -18,11 +19,11 @@ export function installMetrics(app: FastifyInstance): void {
     labelNames: ['use'],
     registers: [registry],
     collect() {
-      const pool = app.loom.stack?.pool;
-      if (!pool) return;
-      this.set({ use: 'kv' }, pool.numUsed('kv'));
-      this.set({ use: 'adapter' }, pool.numUsed('adapter'));
-      this.set({ use: 'free' }, pool.numFree);
+      const s = stats();
+      if (!s) return;
+      this.set({ use: 'kv' }, s.numKvPages);
+      this.set({ use: 'adapter' }, s.numAdapterPages);
+      this.set({ use: 'free' }, s.numFreePages);
     },
   });
   new Gauge({
@@ -30,8 +31,8 @@ export function installMetrics(app: FastifyInstance): void {
     help: 'Bytes of one pool page (f32 elements of the hidden size)',
     registers: [registry],
     collect() {
-      const pool = app.loom.stack?.pool;
-      if (pool) this.set(pool.pageSize * 4);
+      const s = stats();
+      if (s) this.set(s.pageBytes);
     },
   });
   new Gauge({
@@ -68,6 +69,7 @@ export function installMetrics(app: FastifyInstance): void {
       },
     });
   }
+  installAdapterMetrics(registry, () => app.loom.stack?.scheduler ?? null);
   const answers = new Counter({
     name: 'loom_http_responses_total',
     help: 'HTTP responses by route and status code',

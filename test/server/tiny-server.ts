@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
+import type { EngineChoice } from '../../kernels/engine-factory.js';
 import type { TargetModule } from '../../model/llama-modules.js';
 import {
   type SyntheticAdapterSpec,
@@ -11,14 +12,10 @@ import {
   writeSyntheticAdapter,
   writeSyntheticModel,
 } from '../../model/synthetic.js';
+import type { LlmEngine } from '../../scheduler/llm-engine.js';
 import { buildApp } from '../../server/app.js';
-import type { EngineChoice } from '../../server/engine-factory.js';
-import {
-  buildServingStack,
-  type ServedAdapter,
-  type ServingStack,
-  type StackOptions,
-} from '../../server/serving-stack.js';
+import type { LoraModule } from '../../server/cli-options.js';
+import { buildServingStack, type ServingStack, type StackOptions } from '../../server/serving-stack.js';
 
 const ATTENTION: TargetModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
 const MLP: TargetModule[] = ['gate_proj', 'up_proj', 'down_proj'];
@@ -38,13 +35,13 @@ export const TINY_MODEL_NAME = 'tiny-base';
 export async function writeTinyModel(): Promise<{
   root: string;
   modelDir: string;
-  adapters: ServedAdapter[];
+  adapters: LoraModule[];
 }> {
   const root = await mkdtemp(join(tmpdir(), 'loom-server-'));
   const modelDir = join(root, TINY_MODEL_NAME);
   await writeSyntheticModel(modelDir, TINY_SPEC);
   const config = syntheticConfig(TINY_SPEC);
-  const adapters: ServedAdapter[] = [];
+  const adapters: LoraModule[] = [];
   for (const spec of TINY_ADAPTERS) {
     const dir = join(root, spec.name);
     await writeSyntheticAdapter(dir, config, spec);
@@ -56,6 +53,8 @@ export async function writeTinyModel(): Promise<{
 export interface TinyServer {
   app: FastifyInstance;
   stack: ServingStack;
+  /** The generation service behind the stack, for tests that reach the engine (device loss). */
+  llm: LlmEngine;
   client: OpenAI;
   baseURL: string;
   close(): Promise<void>;
@@ -92,6 +91,7 @@ export async function startTinyServer(
   return {
     app,
     stack,
+    llm: stack.scheduler as LlmEngine,
     client,
     baseURL,
     async close() {

@@ -118,7 +118,7 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
     }
     const webgpu = await startTinyServer('webgpu', { dtype: 'f32' });
     try {
-      expect(webgpu.stack.engine?.kind).toBe('webgpu');
+      expect(webgpu.llm.engine.kind).toBe('webgpu');
       expect(await completions(webgpu.client)).toEqual(expected);
     } finally {
       await webgpu.close();
@@ -156,7 +156,7 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
       const reader = response.body!.getReader();
       const decoder = new TextDecoder();
       let text = decoder.decode((await reader.read()).value);
-      (server.stack.engine as WebGpuEngine).ctx.device.destroy();
+      (server.llm.engine as WebGpuEngine).ctx.device.destroy();
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
         text += decoder.decode(chunk.value);
       const events = text.split('\n\n').filter(Boolean);
