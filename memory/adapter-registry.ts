@@ -2,6 +2,9 @@ import type { LoraAdapter } from '../model/lora-adapter.js';
 import { type AdapterLayout, layoutAdapter } from './adapter-layout.js';
 import type { PagePool, PageReclaimer } from './page-pool.js';
 
+/** Disk reads in flight at once: enough to hide latency, few enough not to flood host RAM. */
+const MAX_CONCURRENT_READS = 4;
+
 /** Where an adapter's weights are now: in the page pool, only in host RAM, or only on disk. */
 export type AdapterTier = 'pool' | 'host' | 'disk';
 export const ADAPTER_TIERS: readonly AdapterTier[] = ['pool', 'host', 'disk'];
@@ -122,10 +125,17 @@ export class AdapterRegistry implements PageReclaimer {
   private readonly resident = new Set<AdapterEntry>();
   /** Adapters the current planning round needs: never evicted while it lasts. */
   private readonly protected = new Set<string>();
+  /** Resident adapters of queued sequences: not reclaimable for KV, but the window may displace them. */
+  private readonly softProtected = new Set<string>();
   /** Per-name chain of registrations and runtime loads, so two loads of one name never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private clock = 0;
   private planningRound = 0;
+  /** The queue's adapters the last plan protected and made resident, in queue order. */
+  private window: string[] = [];
+  /** Queued adapters past the window, read from disk ahead of need. */
+  private readAhead: string[] = [];
+  private numReading = 0;
   readonly counters: RegistryCounters = {
     numDiskLoads: 0,
     numPoolLoads: 0,
@@ -166,6 +176,23 @@ export class AdapterRegistry implements PageReclaimer {
       this.checkFits(name, rank, numPages);
       this.entries.set(name, this.newEntry(name, path, rank, numPages, null));
     });
+  }
+
+  /** Pages of `name` that reclaimablePages() counts now (see KvCapacityView.idleAdapterPages). */
+  idleAdapterPages(name: string): number {
+    const entry = this.entries.get(name);
+    return entry?.layout && this.isEvictable(entry, true) ? entry.numPages : 0;
+  }
+
+  /** Evicts every unpinned adapter but `keep`, protected ones included; returns the pages freed. */
+  evictIdleExcept(keep: string | null): number {
+    let freed = 0;
+    for (const entry of [...this.resident]) {
+      if (entry.numPins > 0 || entry.name === keep) continue;
+      freed += entry.numPages;
+      this.evict(entry);
+    }
+    return freed;
   }
 
   /** Whether `name` is registered and takes requests. */
@@ -312,9 +339,20 @@ export class AdapterRegistry implements PageReclaimer {
     this.planningRound++;
     this.protected.clear();
     for (const name of running) this.protected.add(name);
-    for (const name of waiting) this.protected.add(name);
+    // The queue's next adapters, as many as may be resident beside the running ones (the head's
+    // always): only these are protected and made resident; a few more are read ahead from disk.
+    const runningSet = new Set(running);
+    const queued = waiting.filter((name) => !runningSet.has(name));
+    // Resident adapters of queued sequences may be admitted this step (and pinned then): the
+    // policy must not count their pages as reclaimable, though the window below may displace them.
+    const room = Math.max(1, this.limits.maxLoras - runningSet.size);
+    this.window = queued.slice(0, room);
+    this.readAhead = queued.slice(room, room + Math.max(0, this.limits.maxCpuLoras - this.limits.maxLoras));
+    for (const name of this.window) this.protected.add(name);
+    this.softProtected.clear();
+    for (const name of queued) if (this.entries.get(name)?.layout) this.softProtected.add(name);
     for (const entry of this.entries.values()) if (entry.replacement) this.swapIn(entry);
-    for (const name of [...running, ...waiting]) {
+    for (const name of [...running, ...this.window]) {
       const entry = this.entries.get(name);
       if (!entry || entry.layout) continue;
       if (entry.host) this.makeResident(entry, reservePages, false);
@@ -325,15 +363,16 @@ export class AdapterRegistry implements PageReclaimer {
   /** The policy has decided: adapters of the planning round are evictable again (pins protect the running). */
   endPlanning(): void {
     this.protected.clear();
+    this.softProtected.clear();
   }
 
   /**
-   * While a step runs: reads queued adapters from disk and writes those on the host into free
-   * pages (never evicting: the step may read any page that is not free), so the next step finds
-   * them resident.
+   * While a step runs: reads the planned window's adapters (and a few beyond) from disk and
+   * writes those on the host into free pages (never evicting: the step may read any page that is
+   * not free), so the next step finds them resident.
    */
-  prefetchDuringStep(waiting: readonly string[]): void {
-    for (const name of waiting) {
+  prefetchDuringStep(): void {
+    for (const name of this.window) {
       const entry = this.entries.get(name);
       if (!entry || entry.layout || entry.replacement) continue;
       if (!entry.host) {
@@ -342,6 +381,10 @@ export class AdapterRegistry implements PageReclaimer {
       }
       if (this.resident.size >= this.limits.maxLoras || entry.numPages > this.pool.numFree) continue;
       this.makeResident(entry, 0, true);
+    }
+    for (const name of this.readAhead) {
+      const entry = this.entries.get(name);
+      if (entry && !entry.layout && !entry.host) this.startReading(entry);
     }
   }
 
@@ -355,14 +398,15 @@ export class AdapterRegistry implements PageReclaimer {
 
   reclaimablePages(): number {
     let pages = 0;
-    for (const entry of this.resident) if (this.isEvictable(entry)) pages += entry.numPages;
+    for (const entry of this.resident) if (this.isEvictable(entry, true)) pages += entry.numPages;
     return pages;
   }
 
+  /** KV may take idle adapters' pages, those of queued-but-unadmitted sequences included (the policy subtracts what it admits). */
   reclaim(numPages: number): void {
     let freed = 0;
     while (freed < numPages) {
-      const victim = this.lruEvictable();
+      const victim = this.lruEvictable(true);
       if (!victim) return;
       freed += victim.numPages;
       this.evict(victim);
@@ -410,14 +454,19 @@ export class AdapterRegistry implements PageReclaimer {
       );
   }
 
-  private isEvictable(entry: AdapterEntry): boolean {
-    return entry.numPins === 0 && !this.protected.has(entry.name);
+  /** Idle and not needed by the plan; with `displaceSoft`, queued-but-idle adapters count as idle too. */
+  private isEvictable(entry: AdapterEntry, displaceSoft = false): boolean {
+    return (
+      entry.numPins === 0 &&
+      !this.protected.has(entry.name) &&
+      (displaceSoft || !this.softProtected.has(entry.name))
+    );
   }
 
-  private lruEvictable(): AdapterEntry | null {
+  private lruEvictable(displaceSoft = false): AdapterEntry | null {
     let victim: AdapterEntry | null = null;
     for (const entry of this.resident)
-      if (this.isEvictable(entry) && (!victim || entry.lastUse < victim.lastUse)) victim = entry;
+      if (this.isEvictable(entry, displaceSoft) && (!victim || entry.lastUse < victim.lastUse)) victim = entry;
     return victim;
   }
 
@@ -425,12 +474,17 @@ export class AdapterRegistry implements PageReclaimer {
   private makeResident(entry: AdapterEntry, reservePages: number, isOverlapped: boolean): boolean {
     const adapter = entry.host;
     if (!adapter) throw new Error(`adapter "${entry.name}" has no host copy to make resident`);
+    // The window's adapters (queue order) may displace idle adapters of sequences further back.
     if (this.resident.size >= this.limits.maxLoras) {
-      const victim = this.lruEvictable();
+      const victim = this.lruEvictable(true);
       if (!victim) return false;
       this.evict(victim);
     }
-    if (this.pool.numAvailable - entry.numPages < reservePages) return false;
+    while (this.pool.numAvailable - entry.numPages < reservePages) {
+      const victim = this.lruEvictable(true);
+      if (!victim) return false;
+      this.evict(victim);
+    }
     const started = performance.now();
     const contiguous = this.pool.allocateContiguous(entry.numPages, 'adapter');
     const pages = contiguous ?? this.pool.allocate(entry.numPages, 'adapter');
@@ -477,13 +531,16 @@ export class AdapterRegistry implements PageReclaimer {
   }
 
   private startReading(entry: AdapterEntry): void {
-    if (entry.reading || entry.host) return;
+    if (entry.reading || entry.host || this.numReading >= MAX_CONCURRENT_READS) return;
+    this.numReading++;
     entry.reading = this.files
       .read(entry.name, entry.path)
       .then(
         (adapter) => {
           this.counters.numDiskLoads++;
           if (!entry.isUnloading && !entry.host && !entry.replacement) {
+            // Just read for a queued request: the most recent use, not the first to drop.
+            entry.lastUse = ++this.clock;
             entry.host = adapter;
             entry.rank = adapter.rank;
             entry.numPages = this.files.pagesOf(adapter);
@@ -496,6 +553,7 @@ export class AdapterRegistry implements PageReclaimer {
       )
       .finally(() => {
         entry.reading = null;
+        this.numReading--;
       });
   }
 

@@ -14,11 +14,15 @@ export interface AdapterResidency {
   pin(name: string): void;
   unpin(name: string): void;
   isResident(name: string): boolean;
+  /** Pages of `name` counted as reclaimable now (resident, unpinned, not needed by the plan), else 0. */
+  idleAdapterPages(name: string): number;
+  /** Evicts every idle adapter but `keep`: a sequence that fits the pool alone gets all of it. */
+  evictIdleExcept(keep: string | null): number;
   layoutOf(name: string): AdapterLayout | null;
   noteFirstStep(name: string): void;
   planStep(running: readonly string[], waiting: readonly string[], reservePages: number): void;
   endPlanning(): void;
-  prefetchDuringStep(waiting: readonly string[]): void;
+  prefetchDuringStep(): void;
   whenReadSettles(): Promise<void> | null;
   /** Set by the scheduler: an adapter's weights could not be read, so its waiting requests fail. */
   onReadFailure: ((name: string, error: unknown) => void) | null;

@@ -25,6 +25,8 @@ export interface SchedulableSequence {
   readonly numTokens: number;
   /** Tokens whose K/V are in the cache. */
   readonly numCachedTokens: number;
+  /** The adapter the sequence runs with (null or absent: the base model). */
+  readonly adapter?: string | null;
 }
 
 /** A read-only view of KV capacity. */
@@ -34,6 +36,11 @@ export interface KvCapacityView {
   pagesNeeded(seqId: number, numTokens: number): number;
   /** Pages the sequence holds now (what preempting it gives back). */
   numPagesHeld(seqId: number): number;
+  /**
+   * Pages of a resident but idle adapter that numFreePages counts as reclaimable: admitting a
+   * sequence of that adapter pins it, so the pages are no longer there for KV (0 if not counted).
+   */
+  idleAdapterPages?(adapter: string): number;
 }
 
 /**
@@ -41,8 +48,9 @@ export interface KvCapacityView {
  * reclaimer would evict for KV (adapters the running sequences or the planned queue need are not
  * counted: they are pinned or protected while the step is planned).
  */
-export function kvCapacityView(kv: KvCache): KvCapacityView {
+export function kvCapacityView(kv: KvCache, idleAdapterPages?: (adapter: string) => number): KvCapacityView {
   return {
+    idleAdapterPages,
     get numFreePages() {
       return kv.pool.numAvailable;
     },
@@ -142,13 +150,18 @@ function planPrefill<S extends SchedulableSequence>(
     budget -= numTokens;
     scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
   }
+  // Idle adapters whose pages this plan keeps (by admitting one of their sequences).
+  const kept = new Set<string>();
   for (const seq of waiting) {
     if (budget === 0 || running.length + admitted.length >= limits.maxNumSeqs) break;
     if (!isReady(seq)) continue;
     const pending = numPending(seq);
     const numTokens = Math.min(pending, budget);
-    const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens);
+    const adapter = seq.adapter ?? null;
+    const adapterPages = adapter !== null && !kept.has(adapter) ? (kv.idleAdapterPages?.(adapter) ?? 0) : 0;
+    const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens) + adapterPages;
     if (need > free) break;
+    if (adapter !== null) kept.add(adapter);
     free -= need;
     budget -= numTokens;
     admitted.push(seq);

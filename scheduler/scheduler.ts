@@ -94,7 +94,7 @@ export class Scheduler {
     validateBatchLimits(options.limits);
     if (!Number.isInteger(options.limits.maxWaiting) || options.limits.maxWaiting < 1)
       throw new Error(`maxWaiting must be a positive integer, got ${options.limits.maxWaiting}`);
-    this.capacity = kvCapacityView(options.kvCache);
+    this.capacity = kvCapacityView(options.kvCache, (name) => options.adapters.idleAdapterPages(name));
     this.drawSeed = options.drawSeed ?? (() => Math.floor(Math.random() * 4294967296));
     this.sample = options.sample ?? sampleToken;
     options.adapters.onReadFailure = (name, error) => this.failWaitingFor(name, error);
@@ -207,12 +207,17 @@ export class Scheduler {
     let chunks: Array<{ chunk: ScheduledChunk<Sequence>; adapter: AdapterLayout | null }>;
     let plan: ReturnType<typeof buildStepPlan>;
     try {
-      const decision = schedule(this.waiting, this.running, this.capacity, this.options.limits, (seq) =>
-        this.isAdapterReady(seq),
+      const blocked = this.sequencesBehindStarved();
+      const decision = schedule(
+        this.waiting,
+        this.running,
+        this.capacity,
+        this.options.limits,
+        (seq) => !blocked.has(seq) && this.isAdapterReady(seq),
       );
       this.applyQueueChanges(decision);
       if (decision.kind === 'idle') {
-        await this.waitOrFailHead();
+        await this.waitOrFailHead(blocked);
         return;
       }
       chunks = this.withResidentAdapters(decision.scheduled);
@@ -237,7 +242,7 @@ export class Scheduler {
       );
       // The step is under way: read queued adapters from disk and write them into free pages now,
       // so the next step finds them resident instead of waiting on the copy.
-      adapters.prefetchDuringStep(wanted.waiting);
+      adapters.prefetchDuringStep();
       tokens = await step;
     } catch (error) {
       this.isStepInFlight = false;
@@ -268,7 +273,11 @@ export class Scheduler {
       this.waiting.unshift(seq);
       this.numPreemptions++;
     }
-    for (const seq of decision.cannotFit) this.endUnfittable(seq);
+    for (const seq of decision.cannotFit) {
+      // Idle adapters kept for the queue may be what is in the way: a running sequence goes first.
+      if (this.options.adapters.evictIdleExcept(seq.adapter) > 0) continue;
+      this.endUnfittable(seq);
+    }
     for (const seq of decision.admitted) {
       seq.status = 'running';
       removeFrom(this.waiting, seq);
@@ -279,6 +288,26 @@ export class Scheduler {
       if (!seq.wasScheduled) this.options.adapters.noteFirstStep(seq.adapter);
       seq.wasScheduled = true;
     }
+  }
+
+  /**
+   * Waiting sequences may pass one whose adapter is still loading, but not forever: once a
+   * sequence has waited STARVATION_STEPS planned steps for its adapter, nothing behind it is
+   * admitted, so running sequences drain and unpin until its adapter fits.
+   */
+  private sequencesBehindStarved(): Set<Sequence> {
+    const blocked = new Set<Sequence>();
+    let isBarrier = false;
+    for (const seq of this.waiting) {
+      if (isBarrier) {
+        blocked.add(seq);
+        continue;
+      }
+      if (this.isAdapterReady(seq)) continue;
+      seq.numStepsNotReady++;
+      if (seq.numStepsNotReady > STARVATION_STEPS) isBarrier = true;
+    }
+    return blocked;
   }
 
   /** A sequence can run when it needs no adapter or its adapter is in the pool. */
@@ -296,13 +325,16 @@ export class Scheduler {
    * Nothing could be scheduled. When waiting sequences wait for their adapters to come from disk,
    * wait for a read to finish; otherwise the first ready sequence cannot fit the pool even alone.
    */
-  private async waitOrFailHead(): Promise<void> {
-    const head = this.waiting.find((seq) => this.isAdapterReady(seq));
+  private async waitOrFailHead(blocked: ReadonlySet<Sequence>): Promise<void> {
+    const head = this.waiting.find((seq) => !blocked.has(seq) && this.isAdapterReady(seq));
     if (head && this.running.length === 0) {
+      // Nothing runs: other adapters kept resident for the queue may be what is in the way.
+      if (this.options.adapters.evictIdleExcept(head.adapter) > 0) return;
       this.endUnfittable(head);
       return;
     }
-    await this.options.adapters.whenReadSettles();
+    // Nothing to wait on (no read in flight): give the event loop a moment rather than spin.
+    await (this.options.adapters.whenReadSettles() ?? new Promise((resolve) => setTimeout(resolve, 1)));
   }
 
   /** The adapter's weights could not be read: its requests that have not started fail with the reason. */
@@ -445,6 +477,9 @@ export class Scheduler {
       if (state.req.adapter !== null) this.options.adapters.release(state.req.adapter);
   }
 }
+
+/** Planned steps a waiting sequence may be passed over while its adapter loads. */
+const STARVATION_STEPS = 64;
 
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));

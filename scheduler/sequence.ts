@@ -19,6 +19,8 @@ export class Sequence {
   holdsAdapterPin = false;
   /** Has been scheduled at least once (prefetch hit/miss is counted at the first time). */
   wasScheduled = false;
+  /** Planned steps this sequence waited with its adapter not yet resident (see STARVATION_STEPS). */
+  numStepsNotReady = 0;
   /** Prompt tokens followed by generated ones. */
   readonly tokenIds: number[];
   readonly numPromptTokens: number;

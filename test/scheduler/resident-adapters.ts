@@ -38,6 +38,12 @@ export class ResidentAdapters implements AdapterResidency {
   layoutOf(name: string): AdapterLayout | null {
     return this.layouts.get(name) ?? null;
   }
+  idleAdapterPages(): number {
+    return 0;
+  }
+  evictIdleExcept(): number {
+    return 0;
+  }
   noteFirstStep(): void {}
   planStep(): void {}
   endPlanning(): void {}
