@@ -466,7 +466,8 @@ export class AdapterRegistry implements PageReclaimer {
   private lruEvictable(displaceSoft = false): AdapterEntry | null {
     let victim: AdapterEntry | null = null;
     for (const entry of this.resident)
-      if (this.isEvictable(entry, displaceSoft) && (!victim || entry.lastUse < victim.lastUse)) victim = entry;
+      if (this.isEvictable(entry, displaceSoft) && (!victim || entry.lastUse < victim.lastUse))
+        victim = entry;
     return victim;
   }
 

@@ -88,7 +88,8 @@ export class RecordingStorage {
     for (const page of layout.allPages) {
       const owner = this.pageOwner.get(page);
       if (owner?.name !== layout.name) throw new Error(`page ${page} of ${layout.name} holds ${owner?.name}`);
-      if (weights && owner.weights !== weights) throw new Error(`${layout.name}: pages of two weight versions`);
+      if (weights && owner.weights !== weights)
+        throw new Error(`${layout.name}: pages of two weight versions`);
       weights = owner.weights;
     }
     if (!weights) throw new Error(`${layout.name} has no pages`);

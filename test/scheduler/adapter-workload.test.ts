@@ -54,7 +54,8 @@ async function runWorkload(seed: number, numRequests: number) {
       } catch (error) {
         problems.push(String(error));
       }
-      if (s.adapter.allPages.some((p) => kvPages.has(p))) problems.push(`${s.adapter.name}: page shared with KV`);
+      if (s.adapter.allPages.some((p) => kvPages.has(p)))
+        problems.push(`${s.adapter.name}: page shared with KV`);
     }
     return inner(plan);
   };

@@ -51,6 +51,8 @@ export async function writeTinyModel(): Promise<{
 }
 
 export interface TinyServer {
+  /** The temporary directory holding the model and adapters (removed by close). */
+  root: string;
   app: FastifyInstance;
   stack: ServingStack;
   /** The generation service behind the stack, for tests that reach the engine (device loss). */
@@ -63,9 +65,10 @@ export interface TinyServer {
 /** The real stack (loader, pool, engine, scheduler) behind a real socket on 127.0.0.1:0. */
 export async function startTinyServer(
   engine: EngineChoice = 'onnx',
-  overrides: Partial<StackOptions> = {},
+  overrides: Partial<StackOptions> | ((root: string) => Partial<StackOptions>) = {},
 ): Promise<TinyServer> {
   const { root, modelDir, adapters } = await writeTinyModel();
+  const extra = typeof overrides === 'function' ? overrides(root) : overrides;
   const stack = await buildServingStack(
     {
       modelDir,
@@ -78,7 +81,7 @@ export async function startTinyServer(
       poolSize: '8MiB',
       chatTemplateFile: null,
       seed: 1234,
-      ...overrides,
+      ...extra,
     },
     { info: () => {} },
   );
@@ -89,6 +92,7 @@ export async function startTinyServer(
   const baseURL = `http://127.0.0.1:${address.port}/v1`;
   const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0 });
   return {
+    root,
     app,
     stack,
     llm: stack.scheduler as LlmEngine,
