@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuEngine } from '../../kernels/webgpu/webgpu-engine.js';
+import { greedyTexts } from '../server/greedy-texts.js';
 import {
   startTinyServer,
   TINY_ADAPTERS,
@@ -105,6 +106,25 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
     } finally {
       child.kill('SIGKILL');
       await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  it('gives the same greedy texts with one adapter resident at a time (eviction and reload on the device)', async () => {
+    const onnx = await startTinyServer('onnx');
+    let expected: string[];
+    try {
+      expected = await greedyTexts(onnx.client);
+    } finally {
+      await onnx.close();
+    }
+    const webgpu = await startTinyServer('webgpu', { dtype: 'f32', maxLoras: 1, maxCpuLoras: 1 });
+    try {
+      expect(await greedyTexts(webgpu.client)).toEqual(expected);
+      expect(webgpu.stack.scheduler.stats().adapterCounters.numEvictions).toBeGreaterThanOrEqual(
+        TINY_ADAPTERS.length - 1,
+      );
+    } finally {
+      await webgpu.close();
     }
   });
 
