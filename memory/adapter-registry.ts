@@ -1,9 +1,10 @@
 import type { LoraAdapter } from '../model/lora-adapter.js';
+import { type StoredLoraAdapter, widenAdapter } from '../model/stored-adapter.js';
 import { type AdapterLayout, layoutAdapter } from './adapter-layout.js';
 import type { PagePool, PageReclaimer } from './page-pool.js';
 
 /** Disk reads in flight at once: enough to hide latency, few enough not to flood host RAM. */
-const MAX_CONCURRENT_READS = 4;
+const MAX_CONCURRENT_READS = 16;
 
 /** Where an adapter's weights are now: in the page pool, only in host RAM, or only on disk. */
 export type AdapterTier = 'pool' | 'host' | 'disk';
@@ -18,10 +19,10 @@ export interface AdapterStorage {
 export interface AdapterFiles {
   /** Validates the adapter's config against the base model and counts its pages, without reading weights. */
   inspect(path: string): Promise<{ rank: number; numPages: number }>;
-  /** Reads and validates the weights into host memory. */
-  read(name: string, path: string): Promise<LoraAdapter>;
+  /** Reads and validates the weights into host memory, in the file's dtype. */
+  read(name: string, path: string): Promise<StoredLoraAdapter>;
   /** Pages of an adapter already read. */
-  pagesOf(adapter: LoraAdapter): number;
+  pagesOf(adapter: StoredLoraAdapter): number;
   /** The directory `name` would live in under a lazily scanned adapter folder (--lora-dir), or null. */
   lazyPath?(name: string): Promise<string | null>;
 }
@@ -87,8 +88,8 @@ interface AdapterEntry {
   path: string;
   rank: number;
   numPages: number;
-  /** Host copy (widened to f32 for now), or null when only on disk. */
-  host: LoraAdapter | null;
+  /** Host copy in the file's dtype, or null when only on disk. */
+  host: StoredLoraAdapter | null;
   /** Pool pages, when resident. */
   layout: AdapterLayout | null;
   isContiguous: boolean;
@@ -101,7 +102,7 @@ interface AdapterEntry {
   /** disk → host read in flight. */
   reading: Promise<void> | null;
   /** Weights from an in-place load, swapped in between steps. */
-  replacement: LoraAdapter | null;
+  replacement: StoredLoraAdapter | null;
   isUnloading: boolean;
   /** Planning round in which a blocking copy made it resident (prefetch miss for requests admitted then). */
   blockingCopyRound: number;
@@ -226,6 +227,14 @@ export class AdapterRegistry implements PageReclaimer {
 
   get numResident(): number {
     return this.resident.size;
+  }
+
+  /** Bytes of weights held in host RAM (file dtypes). */
+  get hostBytes(): number {
+    let bytes = 0;
+    for (const entry of this.entries.values())
+      bytes += (entry.host?.numBytes ?? 0) + (entry.replacement?.numBytes ?? 0);
+    return bytes;
   }
 
   list(): AdapterInfo[] {
@@ -379,13 +388,19 @@ export class AdapterRegistry implements PageReclaimer {
         this.startReading(entry);
         continue;
       }
-      if (this.resident.size >= this.limits.maxLoras || entry.numPages > this.pool.numFree) continue;
-      this.makeResident(entry, 0, true);
+      this.prefetchIntoFreePages(entry);
     }
     for (const name of this.readAhead) {
       const entry = this.entries.get(name);
       if (entry && !entry.layout && !entry.host) this.startReading(entry);
     }
+  }
+
+  /** host → pool into free pages only (no eviction: safe while a step runs); false if it does not fit now. */
+  private prefetchIntoFreePages(entry: AdapterEntry): boolean {
+    if (entry.layout || !entry.host || entry.replacement) return false;
+    if (this.resident.size >= this.limits.maxLoras || entry.numPages > this.pool.numFree) return false;
+    return this.makeResident(entry, 0, true);
   }
 
   /** Settles when some disk read in flight ends; null when none is in flight. */
@@ -420,7 +435,7 @@ export class AdapterRegistry implements PageReclaimer {
     path: string,
     rank: number,
     numPages: number,
-    host: LoraAdapter | null,
+    host: StoredLoraAdapter | null,
   ): AdapterEntry {
     return {
       name,
@@ -473,8 +488,7 @@ export class AdapterRegistry implements PageReclaimer {
 
   /** host → pool. False when the resident cap or the pool leaves no room (nothing changes then). */
   private makeResident(entry: AdapterEntry, reservePages: number, isOverlapped: boolean): boolean {
-    const adapter = entry.host;
-    if (!adapter) throw new Error(`adapter "${entry.name}" has no host copy to make resident`);
+    if (!entry.host) throw new Error(`adapter "${entry.name}" has no host copy to make resident`);
     // The window's adapters (queue order) may displace idle adapters of sequences further back.
     if (this.resident.size >= this.limits.maxLoras) {
       const victim = this.lruEvictable(true);
@@ -487,6 +501,8 @@ export class AdapterRegistry implements PageReclaimer {
       this.evict(victim);
     }
     const started = performance.now();
+    // Widened only for the copy: the f32 form lives as long as this write.
+    const adapter = widenAdapter(entry.host);
     const contiguous = this.pool.allocateContiguous(entry.numPages, 'adapter');
     const pages = contiguous ?? this.pool.allocate(entry.numPages, 'adapter');
     const layout = layoutAdapter(this.config, adapter, pages);
@@ -546,6 +562,9 @@ export class AdapterRegistry implements PageReclaimer {
             entry.rank = adapter.rank;
             entry.numPages = this.files.pagesOf(adapter);
             this.trimHost();
+            // Wanted by the queue: write it into free pages now, overlapping whatever step runs,
+            // instead of making the next step wait for the copy.
+            if (this.window.includes(entry.name)) this.prefetchIntoFreePages(entry);
           }
         },
         (error: unknown) => {

@@ -1,7 +1,7 @@
 import { totalmem } from 'node:os';
 import type { Engine, EngineFailure } from '../kernels/engine.js';
 import { createEngine, type DtypeChoice, type EngineChoice } from '../kernels/engine-factory.js';
-import { adapterPageCount, pagesForTargets } from '../memory/adapter-layout.js';
+import { pagesForTargets } from '../memory/adapter-layout.js';
 import {
   AdapterError,
   type AdapterFiles,
@@ -17,7 +17,7 @@ import { summarizeAdapter } from '../model/adapter-summary.js';
 import { IncrementalDecoder } from '../model/incremental-decoder.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
-import { loadAdapter } from '../model/load-adapter.js';
+import { loadStoredAdapter } from '../model/load-adapter.js';
 import { type LoadedModel, loadModel } from '../model/load-model.js';
 import { StartupError } from '../model/startup-error.js';
 import { mulberry32Words } from './prng.js';
@@ -70,6 +70,8 @@ export interface EngineStats extends SchedulerStats {
   numResidentAdapters: number;
   /** Resident adapters whose pages are consecutive (the onnx engine reads them in place). */
   numContiguousAdapters: number;
+  /** Bytes of adapter weights held in host RAM, in their files' dtypes. */
+  adapterHostBytes: number;
   maxLoras: number;
   adapterCounters: Readonly<RegistryCounters>;
 }
@@ -191,6 +193,7 @@ export class LlmEngine {
       numRegisteredAdapters: adapters.length,
       numResidentAdapters: this.registry.numResident,
       numContiguousAdapters: adapters.filter((a) => a.isContiguous).length,
+      adapterHostBytes: this.registry.hostBytes,
       maxLoras: this.registry.limits.maxLoras,
       adapterCounters: { ...this.registry.counters },
     };
@@ -240,8 +243,13 @@ function adapterFiles(config: LlamaConfig, loraDir: string | null): AdapterFiles
       const summary = await summarizeAdapter(path, config);
       return { rank: summary.rank, numPages: pagesForTargets(config, summary.rank, summary.targets) };
     },
-    read: (name, path) => loadAdapter(name, path, config),
-    pagesOf: (adapter) => adapterPageCount(config, adapter),
+    read: (name, path) => loadStoredAdapter(name, path, config),
+    pagesOf: (adapter) =>
+      pagesForTargets(
+        config,
+        adapter.rank,
+        adapter.layers.map((layer) => TARGET_MODULES.filter((m) => layer[m])),
+      ),
     lazyPath: loraDir === null ? undefined : (name) => findInAdapterFolder(loraDir, name),
   };
 }

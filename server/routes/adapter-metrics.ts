@@ -32,6 +32,11 @@ export function installAdapterMetrics(registry: Registry, service: () => Generat
       (s) => s.numContiguousAdapters,
     ],
     ['loom_lora_max_resident', 'Adapters allowed in the pool at once (--max-loras)', (s) => s.maxLoras],
+    [
+      'loom_lora_host_bytes',
+      "Bytes of adapter weights held in host RAM (in their files' dtypes)",
+      (s) => s.adapterHostBytes,
+    ],
   ];
   for (const [name, help, read] of gauges) {
     new Gauge({

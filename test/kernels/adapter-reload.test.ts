@@ -8,6 +8,7 @@ import { KvCache } from '../../memory/kv-cache.js';
 import { kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import { storeAdapter, widenAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 
 const weights = syntheticWeights({ ...TINY_SPEC, seed: 21 });
@@ -33,8 +34,8 @@ describe.each(['reference', 'onnx'] as const)('an adapter evicted and reloaded (
       engine,
       {
         inspect: async () => ({ rank: 1, numPages: 1 }),
-        read: async (name) => syntheticAdapter(config, { name, ...SPECS[name] }),
-        pagesOf: (adapter) => adapterPageCount(config, adapter),
+        read: async (name) => storeAdapter(syntheticAdapter(config, { name, ...SPECS[name] })),
+        pagesOf: (adapter) => adapterPageCount(config, widenAdapter(adapter)),
       },
       { maxLoras: 1, maxCpuLoras: 2, maxLoraRank: 64, pagesForFullContext: 0 },
       config,

@@ -1,6 +1,12 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AdapterError } from '../../memory/adapter-registry.js';
 import { PagePool } from '../../memory/page-pool.js';
+import { loadAdapter, loadStoredAdapter } from '../../model/load-adapter.js';
+import { widenAdapter } from '../../model/stored-adapter.js';
+import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
 import { fakeConfig } from '../scheduler/fake-engine.js';
 import { FakeAdapterFiles, newRegistry } from './registry-kit.js';
 
@@ -159,5 +165,34 @@ describe('AdapterRegistry', () => {
     await expect(registry.register('a0', '/adapters/a0')).rejects.toThrow(
       /needs \d+ pages; beside one full-context sequence \(30 pages\)/,
     );
+  });
+});
+
+describe('host copies', () => {
+  it('keep the file dtype: an f16 adapter takes 2 bytes per weight in host RAM and widens exactly', async () => {
+    const config = syntheticConfig(TINY_SPEC);
+    const dir = await mkdtemp(join(tmpdir(), 'loom-f16-adapter-'));
+    try {
+      const spec = {
+        name: 'h',
+        rank: 4,
+        alpha: 8,
+        targetModules: ['q_proj' as const, 'down_proj' as const],
+        seed: 3,
+      };
+      const written = await writeSyntheticAdapter(dir, config, spec, 'base', 'F16');
+      const stored = await loadStoredAdapter('h', dir, config);
+      const elements = written.layers.reduce(
+        (n, layer) => n + Object.values(layer).reduce((k, p) => k + p.a.length + p.b.length, 0),
+        0,
+      );
+      expect(stored.numBytes).toBe(2 * elements);
+      expect(stored.layers[0].q_proj?.a.data).toBeInstanceOf(Uint16Array);
+      const widened = widenAdapter(stored);
+      expect(widened.layers[1].down_proj?.b).toEqual(written.layers[1].down_proj?.b);
+      expect(widened).toEqual({ ...(await loadAdapter('h', dir, config)) });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -5,6 +5,7 @@ import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
+import { type StoredLoraAdapter, storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter } from '../../model/synthetic.js';
 
 /** A fake adapter folder: path `/adapters/NAME` with rank and targets derived from the name's number. */
@@ -40,23 +41,25 @@ export class FakeAdapterFiles implements AdapterFiles {
     };
   }
 
-  async read(name: string, path: string): Promise<LoraAdapter> {
+  async read(name: string, path: string): Promise<StoredLoraAdapter> {
     // A disk read: completes on a later macrotask, deterministically ordered.
     await new Promise((resolve) => setImmediate(resolve));
     this.reads.push(name);
     if (this.corrupt.has(path)) throw new Error(`${path}: corrupt weights`);
     const version = this.versions.get(path) ?? 0;
     const n = Number(/(\d+)$/.exec(path)?.[1] ?? 0);
-    return syntheticAdapter(this.config, {
-      name,
-      rank: this.rankOf(path),
-      alpha: 4,
-      targetModules: this.targetsOf(path),
-      seed: n * 100 + version,
-    });
+    return storeAdapter(
+      syntheticAdapter(this.config, {
+        name,
+        rank: this.rankOf(path),
+        alpha: 4,
+        targetModules: this.targetsOf(path),
+        seed: n * 100 + version,
+      }),
+    );
   }
 
-  pagesOf(adapter: LoraAdapter): number {
+  pagesOf(adapter: StoredLoraAdapter): number {
     return pagesForTargets(
       this.config,
       adapter.rank,
