@@ -180,7 +180,7 @@ async function serveTrace(modelDir: string, loraDir: string, n: number, requests
       warmTokensPerSecond: warm.tokens / warm.seconds,
       requestsPerSecond: requests.length / seconds,
       prefetchHitRate: c.numPrefetchHits / Math.max(1, c.numPrefetchHits + c.numPrefetchMisses),
-      copyWaitShare: c.blockingCopySeconds / seconds,
+      copyWaitShare: (c.blockingCopySeconds + c.readWaitSeconds) / seconds,
       diskLoads: c.numDiskLoads,
       poolLoads: c.numPoolLoads,
       overlappedPoolLoads: c.numOverlappedPoolLoads,

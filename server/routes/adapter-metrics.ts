@@ -73,6 +73,11 @@ export function installAdapterMetrics(registry: Registry, service: () => Generat
       'Seconds the step loop waited on adapter copies into the pool',
       'blockingCopySeconds',
     ],
+    [
+      'loom_lora_read_wait_seconds_total',
+      'Seconds the step loop sat idle because every waiting request’s adapter was still being read from disk',
+      'readWaitSeconds',
+    ],
   ];
   for (const [name, help, key] of counters) {
     // The registry's counters only grow; the metric mirrors them at scrape time.

@@ -121,6 +121,7 @@ export class FakeScheduler implements GenerationService {
         numPrefetchMisses: 0,
         blockingCopySeconds: 0,
         overlappedCopySeconds: 0,
+        readWaitSeconds: 0,
       },
     };
   }
