@@ -76,7 +76,6 @@ describe(`${NUM_ADAPTERS} adapters from --lora-dir`, () => {
 
   it('serves any of them on first use, and one added to the folder after start-up', async () => {
     const submit = async (adapter: string) => {
-      let text = '';
       const stream = stack.scheduler.submit({
         requestId: adapter,
         promptTokens: [1, 40, 41, 42],
@@ -93,7 +92,7 @@ describe(`${NUM_ADAPTERS} adapters from --lora-dir`, () => {
           n: 1,
         },
       });
-      for await (const delta of stream) text += delta.text;
+      for await (const _delta of stream);
       return stream.completionTokens;
     };
     expect(await stack.scheduler.adapters.resolve('ad-1999')).toBe(true);
