@@ -271,14 +271,39 @@ export class WebGpuEngine implements Engine {
     return { encoder, pass, numRows: rows.length, logits };
   }
 
+  /**
+   * One writeBuffer per run of consecutive pages (an adapter the pool placed contiguously is one
+   * copy), not one per page: the registry loads adapters while steps run, and each write is a
+   * separate staging copy in Dawn.
+   */
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
     this.assertOpen();
     const pageSize = this.pool.pageSize;
+    const staging = new Float32Array(layout.allPages.length * pageSize);
+    let slot = 0;
+    let runSlot = 0;
+    let runPage = -1;
+    let previous = -2;
+    const flush = () => {
+      if (runPage >= 0)
+        writeSplit(
+          this.ctx,
+          this.storage,
+          runPage * pageSize,
+          staging.subarray(runSlot * pageSize, slot * pageSize),
+        );
+    };
     forEachAdapterPage(pageSize, layout, adapter, (page, content) => {
-      const padded = new Float32Array(pageSize);
-      padded.set(content);
-      writeSplit(this.ctx, this.storage, page * pageSize, padded);
+      if (page !== previous + 1) {
+        flush();
+        runPage = page;
+        runSlot = slot;
+      }
+      staging.set(content, slot * pageSize);
+      previous = page;
+      slot++;
     });
+    flush();
   }
 
   async close(): Promise<void> {
