@@ -6,7 +6,7 @@
  * waiting on adapter copies, and start-up time and RSS against n (each measured in a fresh process).
  *
  *   npx tsx bench/adapter-scaling.ts [--requests 256] [--ns 1,10,100,1000,2000] [--max-loras 64]
- *                                    [--engine onnx] [--model default|tinyllama] [--quick]
+ *                                    [--request-rate inf|R] [--engine onnx] [--model default|tinyllama] [--quick]
  */
 import { execFileSync } from 'node:child_process';
 import { link, mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
     model: { type: 'string', default: 'default' },
     seed: { type: 'string', default: '1' },
     quick: { type: 'boolean', default: false },
+    'request-rate': { type: 'string', default: 'inf' },
     'startup-probe': { type: 'string' },
   },
 });
@@ -112,8 +113,11 @@ async function adapterFolder(
   return folder;
 }
 
-interface Trace {
-  adapter: number;
+interface TracedRequest {
+  /** Seconds after the start (Poisson arrivals; all 0 at an infinite rate). */
+  arrival: number;
+  /** The adapter is floor(u · n): one trace serves every n. */
+  u: number;
   prompt: number[];
   maxTokens: number;
 }
@@ -123,19 +127,28 @@ function trace(
   numRequests: number,
   vocabSize: number,
   quick: boolean,
-): Array<Omit<Trace, 'adapter'> & { u: number }> {
+  rate: number,
+): TracedRequest[] {
   const random = mulberry32(seed);
   const [inLo, inHi, outLo, outHi] = quick ? [8, 32, 8, 32] : [8, 128, 8, 128];
   const uniform = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
-  return Array.from({ length: numRequests }, () => ({
-    // numpy's power(a) is U^(1/a); S-LoRA picks adapter floor(power(α) · n).
-    u: random() ** (1 / ALPHA),
-    prompt: Array.from({ length: uniform(inLo, inHi) }, () => uniform(3, vocabSize - 1)),
-    maxTokens: uniform(outLo, outHi),
-  }));
+  let clock = 0;
+  return Array.from({ length: numRequests }, () => {
+    if (Number.isFinite(rate)) clock += -Math.log(1 - random()) / rate;
+    return {
+      arrival: clock,
+      // numpy's power(a) is U^(1/a); S-LoRA picks adapter floor(power(α) · n).
+      u: random() ** (1 / ALPHA),
+      prompt: Array.from({ length: uniform(inLo, inHi) }, () => uniform(3, vocabSize - 1)),
+      maxTokens: uniform(outLo, outHi),
+    };
+  });
 }
 
-async function serveTrace(modelDir: string, loraDir: string, n: number, requests: ReturnType<typeof trace>) {
+const sleepUntil = (started: number, seconds: number) =>
+  new Promise((resolve) => setTimeout(resolve, Math.max(0, started + seconds * 1000 - performance.now())));
+
+async function serveTrace(modelDir: string, loraDir: string, n: number, requests: TracedRequest[]) {
   const engine = await LlmEngine.create(engineOptions(modelDir, loraDir), { info: () => {} });
   try {
     const names = engine.adapters.list().map((a) => a.name);
@@ -145,6 +158,7 @@ async function serveTrace(modelDir: string, loraDir: string, n: number, requests
       let tokens = 0;
       await Promise.all(
         requests.map(async (r, i) => {
+          if (r.arrival > 0) await sleepUntil(started, r.arrival);
           const stream = engine.submit({
             requestId: `r${i}`,
             promptTokens: r.prompt,
@@ -202,7 +216,8 @@ async function main(): Promise<void> {
     const modelDir = join(root, 'model');
     progress(`writing the synthetic model (hidden ${spec.hiddenSize}, ${spec.numLayers} layers)`);
     await writeSyntheticModel(modelDir, spec);
-    const requests = trace(Number(args.seed), numRequests, spec.vocabSize, args.quick);
+    const rate = args['request-rate'] === 'inf' ? Number.POSITIVE_INFINITY : Number(args['request-rate']);
+    const requests = trace(Number(args.seed), numRequests, spec.vocabSize, args.quick, rate);
     const rows: Array<Record<string, string | number>> = [];
     const bars: Array<{ label: string; value: number }> = [];
     const notes: string[] = [];
@@ -258,7 +273,7 @@ async function main(): Promise<void> {
     }
     notes.push(
       'Targets (issue 6): throughput at n = 2,000 ≥ 90 % of n = 1 (S-LoRA: 94.5 % uniform, 89.7 % mixed); copy wait ≤ 2 %.',
-      `Trace: ${numRequests} requests submitted at once (saturation), greedy, ignore_eos, same seed at every n; adapter = floor(power(${ALPHA})·n).`,
+      `Trace: ${numRequests} requests, ${Number.isFinite(rate) ? `Poisson arrivals at ${rate} req/s` : 'submitted at once (saturation)'}, greedy, ignore_eos, same seed at every n; adapter = floor(power(${ALPHA})·n).`,
       `${DISTINCT_FILES} distinct weight files per rank mix, hard-linked under n names: every name is a separate adapter to the registry (read, made resident and evicted on its own).`,
     );
     const files = writeBenchReport({
@@ -276,6 +291,7 @@ async function main(): Promise<void> {
         'max-loras': args['max-loras'],
         'max-num-seqs': args['max-num-seqs'],
         requests: numRequests,
+        'request rate': args['request-rate'],
       },
       rows,
       chart: { unit: 'generated tokens/s', bars },
