@@ -1,10 +1,8 @@
 import type { LoraAdapter } from '../model/lora-adapter.js';
 import { type StoredLoraAdapter, widenAdapter } from '../model/stored-adapter.js';
+import { AdapterHostStore } from './adapter-host-store.js';
 import { type AdapterLayout, layoutAdapter } from './adapter-layout.js';
 import type { PagePool, PageReclaimer } from './page-pool.js';
-
-/** Disk reads in flight at once: enough to hide latency, few enough not to flood host RAM. */
-const MAX_CONCURRENT_READS = 16;
 
 /** Where an adapter's weights are now: in the page pool, only in host RAM, or only on disk. */
 export type AdapterTier = 'pool' | 'host' | 'disk';
@@ -90,8 +88,6 @@ interface AdapterEntry {
   path: string;
   rank: number;
   numPages: number;
-  /** Host copy in the file's dtype, or null when only on disk. */
-  host: StoredLoraAdapter | null;
   /** Pool pages, when resident. */
   layout: AdapterLayout | null;
   isContiguous: boolean;
@@ -99,10 +95,8 @@ interface AdapterEntry {
   numPins: number;
   /** Requests in flight: unload waits for them and refuses new ones meanwhile. */
   numRequests: number;
-  /** Clock tick of the last use, for LRU in the pool and in host RAM. */
+  /** Clock tick of the last use, for LRU in the pool. */
   lastUse: number;
-  /** disk → host read in flight. */
-  reading: Promise<void> | null;
   /** Weights from an in-place load, swapped in between steps. */
   replacement: StoredLoraAdapter | null;
   isUnloading: boolean;
@@ -138,7 +132,8 @@ export class AdapterRegistry implements PageReclaimer {
   private window: string[] = [];
   /** Queued adapters past the window, read from disk ahead of need. */
   private readAhead: string[] = [];
-  private numReading = 0;
+  /** The host-RAM tier (--max-cpu-loras). */
+  private readonly host: AdapterHostStore;
   readonly counters: RegistryCounters = {
     numDiskLoads: 0,
     numPoolLoads: 0,
@@ -164,6 +159,7 @@ export class AdapterRegistry implements PageReclaimer {
         throw new Error(`${key} must be a positive integer, got ${value}`);
     }
     pool.setReclaimer(this);
+    this.host = new AdapterHostStore(limits.maxCpuLoras, this.counters);
   }
 
   // ---- names ---------------------------------------------------------------------------------
@@ -178,25 +174,8 @@ export class AdapterRegistry implements PageReclaimer {
         throw new AdapterError(`adapter "${name}" is already registered`, 'conflict');
       const { rank, numPages } = inspected ?? (await this.files.inspect(path));
       this.checkFits(name, rank, numPages);
-      this.entries.set(name, this.newEntry(name, path, rank, numPages, null));
+      this.entries.set(name, this.newEntry(name, path, rank, numPages));
     });
-  }
-
-  /** Pages of `name` that reclaimablePages() counts now (see KvCapacityView.idleAdapterPages). */
-  idleAdapterPages(name: string): number {
-    const entry = this.entries.get(name);
-    return entry?.layout && this.isEvictable(entry, true) ? entry.numPages : 0;
-  }
-
-  /** Evicts every unpinned adapter but `keep`, protected ones included; returns the pages freed. */
-  evictIdleExcept(keep: string | null): number {
-    let freed = 0;
-    for (const entry of [...this.resident]) {
-      if (entry.numPins > 0 || entry.name === keep) continue;
-      freed += entry.numPages;
-      this.evict(entry);
-    }
-    return freed;
   }
 
   /** Whether `name` is registered and takes requests. */
@@ -234,9 +213,8 @@ export class AdapterRegistry implements PageReclaimer {
 
   /** Bytes of weights held in host RAM (file dtypes). */
   get hostBytes(): number {
-    let bytes = 0;
-    for (const entry of this.entries.values())
-      bytes += (entry.host?.numBytes ?? 0) + (entry.replacement?.numBytes ?? 0);
+    let bytes = this.host.numBytes;
+    for (const entry of this.entries.values()) bytes += entry.replacement?.numBytes ?? 0;
     return bytes;
   }
 
@@ -247,7 +225,7 @@ export class AdapterRegistry implements PageReclaimer {
         name: e.name,
         path: e.path,
         rank: e.rank,
-        tier: tierOf(e),
+        tier: this.tierOf(e),
         numPins: e.numPins,
         numRequests: e.numRequests,
         isContiguous: e.layout !== null && e.isContiguous,
@@ -275,8 +253,8 @@ export class AdapterRegistry implements PageReclaimer {
       this.checkFits(name, adapter.rank, numPages);
       this.counters.numDiskLoads++;
       if (!existing) {
-        this.entries.set(name, this.newEntry(name, path, adapter.rank, numPages, adapter));
-        this.trimHost();
+        this.entries.set(name, this.newEntry(name, path, adapter.rank, numPages));
+        this.host.put(name, adapter);
         return;
       }
       existing.path = path;
@@ -367,7 +345,7 @@ export class AdapterRegistry implements PageReclaimer {
     for (const name of [...running, ...this.window]) {
       const entry = this.entries.get(name);
       if (!entry || entry.layout) continue;
-      if (entry.host) this.makeResident(entry, reservePages, false);
+      if (this.host.has(name)) this.makeResident(entry, reservePages, false);
       else this.startReading(entry);
     }
   }
@@ -387,7 +365,7 @@ export class AdapterRegistry implements PageReclaimer {
     for (const name of this.window) {
       const entry = this.entries.get(name);
       if (!entry || entry.layout || entry.replacement) continue;
-      if (!entry.host) {
+      if (!this.host.has(name)) {
         this.startReading(entry);
         continue;
       }
@@ -395,29 +373,41 @@ export class AdapterRegistry implements PageReclaimer {
     }
     for (const name of this.readAhead) {
       const entry = this.entries.get(name);
-      if (entry && !entry.layout && !entry.host) this.startReading(entry);
+      if (entry && !entry.layout) this.startReading(entry);
     }
   }
 
   /** host → pool into free pages only (no eviction: safe while a step runs); false if it does not fit now. */
   private prefetchIntoFreePages(entry: AdapterEntry): boolean {
-    if (entry.layout || !entry.host || entry.replacement) return false;
+    if (entry.layout || !this.host.has(entry.name) || entry.replacement) return false;
     if (this.resident.size >= this.limits.maxLoras || entry.numPages > this.pool.numFree) return false;
     return this.makeResident(entry, 0, true);
   }
 
   /** Settles when some disk read in flight ends; null when none is in flight. */
   whenReadSettles(): Promise<void> | null {
-    const reads = [...this.entries.values()].flatMap((e) => (e.reading ? [e.reading] : []));
-    if (!reads.length) return null;
     // Whoever waits on this has nothing else to run: that time is adapter loading's cost.
-    const started = performance.now();
-    return Promise.race(reads).then(() => {
-      this.counters.readWaitSeconds += (performance.now() - started) / 1000;
-    });
+    return this.host.whenReadSettles();
   }
 
   // ---- PageReclaimer ------------------------------------------------------------------------
+
+  /** Pages of `name` that reclaimablePages() counts now (see KvCapacityView.idleAdapterPages). */
+  idleAdapterPages(name: string): number {
+    const entry = this.entries.get(name);
+    return entry?.layout && this.isEvictable(entry, true) ? entry.numPages : 0;
+  }
+
+  /** Evicts every unpinned adapter but `keep`, protected ones included; returns the pages freed. */
+  evictIdleExcept(keep: string | null): number {
+    let freed = 0;
+    for (const entry of [...this.resident]) {
+      if (entry.numPins > 0 || entry.name === keep) continue;
+      freed += entry.numPages;
+      this.evict(entry);
+    }
+    return freed;
+  }
 
   reclaimablePages(): number {
     let pages = 0;
@@ -438,25 +428,17 @@ export class AdapterRegistry implements PageReclaimer {
 
   // ---- internals ------------------------------------------------------------------------------
 
-  private newEntry(
-    name: string,
-    path: string,
-    rank: number,
-    numPages: number,
-    host: StoredLoraAdapter | null,
-  ): AdapterEntry {
+  private newEntry(name: string, path: string, rank: number, numPages: number): AdapterEntry {
     return {
       name,
       path,
       rank,
       numPages,
-      host,
       layout: null,
       isContiguous: false,
       numPins: 0,
       numRequests: 0,
       lastUse: ++this.clock,
-      reading: null,
       replacement: null,
       isUnloading: false,
       blockingCopyRound: 0,
@@ -496,7 +478,8 @@ export class AdapterRegistry implements PageReclaimer {
 
   /** host → pool. False when the resident cap or the pool leaves no room (nothing changes then). */
   private makeResident(entry: AdapterEntry, reservePages: number, isOverlapped: boolean): boolean {
-    if (!entry.host) throw new Error(`adapter "${entry.name}" has no host copy to make resident`);
+    const host = this.host.get(entry.name);
+    if (!host) throw new Error(`adapter "${entry.name}" has no host copy to make resident`);
     // The window's adapters (queue order) may displace idle adapters of sequences further back.
     if (this.resident.size >= this.limits.maxLoras) {
       const victim = this.lruEvictable(true);
@@ -510,7 +493,7 @@ export class AdapterRegistry implements PageReclaimer {
     }
     const started = performance.now();
     // Widened only for the copy: the f32 form lives as long as this write.
-    const adapter = widenAdapter(entry.host);
+    const adapter = widenAdapter(host);
     const contiguous = this.pool.allocateContiguous(entry.numPages, 'adapter');
     const pages = contiguous ?? this.pool.allocate(entry.numPages, 'adapter');
     const layout = layoutAdapter(this.config, adapter, pages);
@@ -549,40 +532,31 @@ export class AdapterRegistry implements PageReclaimer {
       entry.layout = null;
       this.resident.delete(entry);
     }
-    entry.host = adapter;
+    this.host.put(entry.name, adapter);
     entry.rank = adapter.rank;
     entry.numPages = this.files.pagesOf(adapter);
     if (entry.numPins > 0) this.makeResident(entry, 0, false);
   }
 
   private startReading(entry: AdapterEntry): void {
-    if (entry.reading || entry.host || this.numReading >= MAX_CONCURRENT_READS) return;
-    this.numReading++;
-    entry.reading = this.files
-      .read(entry.name, entry.path)
-      .then(
-        (adapter) => {
-          this.counters.numDiskLoads++;
-          if (!entry.isUnloading && !entry.host && !entry.replacement) {
-            // Just read for a queued request: the most recent use, not the first to drop.
-            entry.lastUse = ++this.clock;
-            entry.host = adapter;
-            entry.rank = adapter.rank;
-            entry.numPages = this.files.pagesOf(adapter);
-            this.trimHost();
-            // Wanted by the queue: write it into free pages now, overlapping whatever step runs,
-            // instead of making the next step wait for the copy.
-            if (this.window.includes(entry.name)) this.prefetchIntoFreePages(entry);
-          }
-        },
-        (error: unknown) => {
+    this.host.read(
+      entry.name,
+      () => this.files.read(entry.name, entry.path),
+      (adapter, error) => {
+        if (!adapter) {
           this.onReadFailure?.(entry.name, error);
-        },
-      )
-      .finally(() => {
-        entry.reading = null;
-        this.numReading--;
-      });
+          return;
+        }
+        // Read for a registration that has since been unloaded or replaced in place: not wanted.
+        if (entry.isUnloading || entry.replacement || this.entries.get(entry.name) !== entry) return;
+        this.host.put(entry.name, adapter);
+        entry.rank = adapter.rank;
+        entry.numPages = this.files.pagesOf(adapter);
+        // Wanted by the queue: write it into free pages now, overlapping whatever step runs,
+        // instead of making the next step wait for the copy.
+        if (this.window.includes(entry.name)) this.prefetchIntoFreePages(entry);
+      },
+    );
   }
 
   /**
@@ -591,17 +565,6 @@ export class AdapterRegistry implements PageReclaimer {
    */
   onReadFailure: ((name: string, error: unknown) => void) | null = null;
 
-  /** Keeps at most --max-cpu-loras host copies, dropping the least recently used. */
-  private trimHost(): void {
-    const held = [...this.entries.values()].filter((e) => e.host !== null);
-    if (held.length <= this.limits.maxCpuLoras) return;
-    held.sort((a, b) => a.lastUse - b.lastUse);
-    for (const entry of held.slice(0, held.length - this.limits.maxCpuLoras)) {
-      entry.host = null;
-      this.counters.numHostDrops++;
-    }
-  }
-
   private drop(entry: AdapterEntry): void {
     if (entry.layout) {
       this.pool.free(entry.layout.allPages);
@@ -609,6 +572,12 @@ export class AdapterRegistry implements PageReclaimer {
       this.resident.delete(entry);
     }
     this.entries.delete(entry.name);
+    this.host.drop(entry.name);
+  }
+
+  private tierOf(entry: AdapterEntry): AdapterTier {
+    if (entry.layout) return 'pool';
+    return this.host.has(entry.name) ? 'host' : 'disk';
   }
 
   private mustGet(name: string): AdapterEntry {
@@ -627,9 +596,4 @@ export class AdapterRegistry implements PageReclaimer {
     next.then(cleanup, cleanup);
     return next;
   }
-}
-
-function tierOf(entry: AdapterEntry): AdapterTier {
-  if (entry.layout) return 'pool';
-  return entry.host ? 'host' : 'disk';
 }
