@@ -27,6 +27,8 @@ export interface GenerationRequest {
   sampling: SamplingParams;
   /** Aborting frees the request's sequences and pages within a step. */
   signal?: AbortSignal;
+  /** Called once, when a step first schedules one of its choices (the end of its queue time). */
+  onScheduled?: () => void;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';

@@ -44,6 +44,14 @@ export interface SchedulerStats {
   /** Sequences (choices) waiting for admission, preempted ones included. */
   numWaiting: number;
   numRunning: number;
+  /** Requests with a choice in the running batch (vLLM's num_requests_running). */
+  numRunningRequests: number;
+  /** Requests with no choice running and one waiting (vLLM's num_requests_waiting). */
+  numWaitingRequests: number;
+  /** Tokens of one KV block (a page's worth of positions across every layer, K and V). */
+  kvBlockSize: number;
+  /** Pool pages one KV block takes. */
+  kvPagesPerBlock: number;
   numKvPages: number;
   numAdapterPages: number;
   numFreePages: number;
@@ -57,6 +65,8 @@ interface RequestState {
   sequences: Sequence[];
   stream: DeltaStream;
   isDone: boolean;
+  /** Whether a step has scheduled one of its choices yet (`onScheduled` fires once). */
+  isScheduled: boolean;
   detachSignal: () => void;
 }
 
@@ -117,6 +127,7 @@ export class Scheduler {
       sequences,
       stream: new DeltaStream(req.promptTokens.length, () => this.abort(state, false)),
       isDone: false,
+      isScheduled: false,
       detachSignal: () => {},
     };
     this.requests.add(state);
@@ -138,10 +149,20 @@ export class Scheduler {
 
   stats(): SchedulerStats {
     const pool = this.options.kvCache.pool;
+    let numRunningRequests = 0;
+    let numWaitingRequests = 0;
+    for (const { sequences } of this.requests) {
+      if (sequences.some((seq) => seq.status === 'running')) numRunningRequests++;
+      else if (sequences.some((seq) => seq.status === 'waiting')) numWaitingRequests++;
+    }
     return {
       numRequests: this.requests.size,
       numWaiting: this.waiting.length,
       numRunning: this.running.length,
+      numRunningRequests,
+      numWaitingRequests,
+      kvBlockSize: this.options.kvCache.layout.tokensPerPage,
+      kvPagesPerBlock: this.options.kvCache.layout.pagesPerBlock,
       numKvPages: pool.numUsed('kv'),
       numAdapterPages: pool.numUsed('adapter'),
       numFreePages: pool.numFree,
@@ -250,6 +271,11 @@ export class Scheduler {
       seq.status = 'running';
       removeFrom(this.waiting, seq);
       this.running.push(seq);
+      const state = this.owners.get(seq);
+      if (state && !state.isScheduled) {
+        state.isScheduled = true;
+        state.req.onScheduled?.();
+      }
     }
   }
 

@@ -25,6 +25,8 @@ export interface ServingTokenizer {
 export interface GenerationService {
   submit(request: GenerationRequest): GenerationStream;
   stats(): SchedulerStats;
+  /** Adapters of running and waiting requests (metrics' vllm:lora_requests_info). */
+  adaptersInUse?(): { running: string[]; waiting: string[] };
   close(): Promise<void>;
 }
 
