@@ -47,11 +47,15 @@ export interface GenerationStream extends AsyncIterable<GenerationDelta> {
   readonly completionTokens: number;
 }
 
+/** Why admission refused a request: metrics count refusals by it. */
+export type AdmissionRefusal = 'queue_full' | 'shutting_down' | 'cannot_fit';
+
 /** A request the scheduler refuses at admission (queue full, cannot fit): the server answers 503/429. */
 export class AdmissionError extends Error {
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
+    readonly reason: AdmissionRefusal = 'queue_full',
   ) {
     super(message);
     this.name = 'AdmissionError';

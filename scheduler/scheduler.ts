@@ -52,6 +52,8 @@ export interface SchedulerStats {
   kvBlockSize: number;
   /** Pool pages one KV block takes. */
   kvPagesPerBlock: number;
+  /** Requests per adapter (null key = base model omitted), counted as numRunningRequests/numWaitingRequests are. */
+  requestsByAdapter: Record<string, { running: number; waiting: number }>;
   numKvPages: number;
   numAdapterPages: number;
   numFreePages: number;
@@ -151,9 +153,17 @@ export class Scheduler {
     const pool = this.options.kvCache.pool;
     let numRunningRequests = 0;
     let numWaitingRequests = 0;
-    for (const { sequences } of this.requests) {
-      if (sequences.some((seq) => seq.status === 'running')) numRunningRequests++;
-      else if (sequences.some((seq) => seq.status === 'waiting')) numWaitingRequests++;
+    const requestsByAdapter: SchedulerStats['requestsByAdapter'] = {};
+    for (const { req, sequences } of this.requests) {
+      const isRunning = sequences.some((seq) => seq.status === 'running');
+      const isWaiting = !isRunning && sequences.some((seq) => seq.status === 'waiting');
+      if (isRunning) numRunningRequests++;
+      if (isWaiting) numWaitingRequests++;
+      if (req.adapter !== null && (isRunning || isWaiting)) {
+        const counts = (requestsByAdapter[req.adapter] ??= { running: 0, waiting: 0 });
+        if (isRunning) counts.running++;
+        else counts.waiting++;
+      }
     }
     return {
       numRequests: this.requests.size,
@@ -163,6 +173,7 @@ export class Scheduler {
       numWaitingRequests,
       kvBlockSize: this.options.kvCache.layout.tokensPerPage,
       kvPagesPerBlock: this.options.kvCache.layout.pagesPerBlock,
+      requestsByAdapter,
       numKvPages: pool.numUsed('kv'),
       numAdapterPages: pool.numUsed('adapter'),
       numFreePages: pool.numFree,

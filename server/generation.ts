@@ -1,6 +1,12 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import type { FinishReason, GenerationDelta, GenerationRequest } from '../scheduler/request.js';
+import {
+  AdmissionError,
+  type FinishReason,
+  type GenerationDelta,
+  type GenerationRequest,
+  type GenerationStream,
+} from '../scheduler/request.js';
 import { ApiError } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
 import type { RequestMetrics } from './request-metrics.js';
@@ -36,7 +42,13 @@ export class Generation {
       if (!response.writableFinished) controller.abort();
     });
     const tracked = metrics?.track(stack.modelName, { ...request, signal: controller.signal });
-    const submitted = stack.scheduler.submit(tracked?.request ?? { ...request, signal: controller.signal });
+    let submitted: GenerationStream;
+    try {
+      submitted = stack.scheduler.submit(tracked?.request ?? { ...request, signal: controller.signal });
+    } catch (error) {
+      if (error instanceof AdmissionError) metrics?.countRefusal(error.reason);
+      throw error;
+    }
     const stream = tracked ? tracked.observe(submitted) : submitted;
     const iterator = stream[Symbol.asyncIterator]();
     const first = await iterator.next();

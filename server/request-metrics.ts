@@ -1,5 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type {
+  AdmissionRefusal,
   FinishReason,
   GenerationDelta,
   GenerationRequest,
@@ -43,6 +44,7 @@ export class RequestMetrics {
   private readonly promptTokens: Counter<'model_name'>;
   private readonly generationTokens: Counter<'model_name'>;
   private readonly success: Counter<'model_name' | 'finished_reason'>;
+  private readonly refusals: Counter<'reason'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -98,6 +100,17 @@ export class RequestMetrics {
       labelNames: ['model_name', 'finished_reason'],
       registers,
     });
+    this.refusals = new Counter({
+      name: 'loom_admission_refusals_total',
+      help: 'Requests refused at admission, by reason (queue_full, shutting_down, cannot_fit)',
+      labelNames: ['reason'],
+      registers,
+    });
+  }
+
+  /** A request admission refused (answered 503 with Retry-After). */
+  countRefusal(reason: AdmissionRefusal): void {
+    this.refusals.inc({ reason });
   }
 
   /**

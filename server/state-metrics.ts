@@ -122,6 +122,20 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
     },
   );
 
+  gauge(
+    'loom_lora_requests',
+    'Requests per adapter by state (running: in the batch; waiting: queued), counted as vllm:num_requests_* are',
+    ['adapter', 'state'],
+    (g, s, st) => {
+      g.reset();
+      for (const { name } of s.adapters) {
+        const counts = st.requestsByAdapter[name] ?? { running: 0, waiting: 0 };
+        g.set({ adapter: name, state: 'running' }, counts.running);
+        g.set({ adapter: name, state: 'waiting' }, counts.waiting);
+      }
+    },
+  );
+
   const total = (
     name: string,
     help: string,

@@ -1,6 +1,6 @@
 import { expect, it } from 'vitest';
 import type { GenerationRequest, GenerationStream } from '../../scheduler/request.js';
-import { FakeEngine, fakeKv } from './fake-engine.js';
+import { FakeEngine, fakeAdapter, fakeKv } from './fake-engine.js';
 import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
 async function drain(stream: GenerationStream): Promise<void> {
@@ -10,12 +10,16 @@ async function drain(stream: GenerationStream): Promise<void> {
 it('counts requests, not choices, as running or waiting, and calls onScheduled once per request', async () => {
   const { kvCache } = fakeKv(257);
   const engine = new FakeEngine(kvCache.pool, (_seq, context) => (context[context.length - 1] + 1) % 26);
-  const scheduler = fakeScheduler(engine, kvCache, { limits: { maxNumSeqs: 2 } });
+  const ad1 = fakeAdapter('ad1');
+  const scheduler = fakeScheduler(engine, kvCache, {
+    limits: { maxNumSeqs: 2 },
+    adapters: (name) => (name === 'ad1' ? ad1 : null),
+  });
   const scheduled: string[] = [];
   const request = (requestId: string, n: number): GenerationRequest => ({
     requestId,
     promptTokens: [0, 1, 2],
-    adapter: null,
+    adapter: requestId === 'one-choice' ? 'ad1' : null,
     sampling: fakeSampling({ n, maxTokens: 3, ignoreEos: true }),
     onScheduled: () => scheduled.push(requestId),
   });
@@ -34,10 +38,15 @@ it('counts requests, not choices, as running or waiting, and calls onScheduled o
     numWaitingRequests: 1,
   });
   expect(scheduled).toEqual(['two-choices']);
+  expect(scheduler.stats().requestsByAdapter).toEqual({ ad1: { running: 0, waiting: 1 } });
 
   await Promise.all([drain(two), drain(one)]);
   expect(scheduled).toEqual(['two-choices', 'one-choice']);
-  expect(scheduler.stats()).toMatchObject({ numRunningRequests: 0, numWaitingRequests: 0 });
+  expect(scheduler.stats()).toMatchObject({
+    numRunningRequests: 0,
+    numWaitingRequests: 0,
+    requestsByAdapter: {},
+  });
   expect(scheduler.stats().kvBlockSize).toBe(kvCache.layout.tokensPerPage);
   expect(scheduler.stats().kvPagesPerBlock).toBe(kvCache.layout.pagesPerBlock);
 });

@@ -98,6 +98,7 @@ export class FakeScheduler implements GenerationService {
       numWaitingRequests: 0,
       kvBlockSize: 1,
       kvPagesPerBlock: 2,
+      requestsByAdapter: {},
       numKvPages: 0,
       numAdapterPages: 0,
       numFreePages: 15,

@@ -77,7 +77,12 @@ describe('/metrics as the inference gateway reads it', () => {
     const second = generate('tiny-r4');
     await until(() => scheduler.stats().numWaitingRequests === 1);
     const before = Date.now() / 1000;
-    const busy = endpointPickerView(await scrape());
+    const busyMetrics = await scrape();
+    const busy = endpointPickerView(busyMetrics);
+    // Loom's per-adapter queue depth says the same per adapter.
+    expect(sampleValue(busyMetrics, 'loom_lora_requests', { adapter: 'tiny-r2', state: 'running' })).toBe(1);
+    expect(sampleValue(busyMetrics, 'loom_lora_requests', { adapter: 'tiny-r4', state: 'waiting' })).toBe(1);
+    expect(sampleValue(busyMetrics, 'loom_lora_requests', { adapter: 'tiny-r8', state: 'waiting' })).toBe(0);
     expect(busy.waitingQueueSize).toBe(1);
     expect(busy.runningQueueSize).toBe(1);
     expect(busy.kvCacheUsagePercent).toBeGreaterThan(0);
