@@ -160,7 +160,8 @@ export class Scheduler {
       if (isRunning) numRunningRequests++;
       if (isWaiting) numWaitingRequests++;
       if (req.adapter !== null && (isRunning || isWaiting)) {
-        const counts = (requestsByAdapter[req.adapter] ??= { running: 0, waiting: 0 });
+        const counts = requestsByAdapter[req.adapter] ?? { running: 0, waiting: 0 };
+        requestsByAdapter[req.adapter] = counts;
         if (isRunning) counts.running++;
         else counts.waiting++;
       }
