@@ -132,7 +132,10 @@ class Replica {
   }
 }
 
-/** Scores of the endpoint picker's three scorers, summed with equal weights; the best replica wins. */
+/**
+ * Scores of the endpoint picker's three scorers, summed with equal weights; the best replica wins
+ * (ties at random). The simulation has no KV pages, so KV use is taken as the batch's fill.
+ */
 function pickByScore(
   replicas: Replica[],
   adapter: string,

@@ -41,7 +41,8 @@ export const SERVE_BENCH_HELP = `npm run bench:serve -- [flags]
 Load-tests an OpenAI-compatible server on this machine (Loom, vLLM, SGLang) with streaming
 requests, as \`vllm bench serve\` does with its random dataset.
 
-  --base-url URL                 server to test, loopback only (default http://127.0.0.1:8000)
+  --base-url URL                 server to test, loopback only (default http://HOST:PORT)
+  --host HOST, --port N          the server when --base-url is not given (default 127.0.0.1, 8000)
   --endpoint PATH                /v1/completions (default) or /v1/chat/completions
   --model NAME                   base model name (default: the first model the server lists)
   --tokenizer DIR                tokenizer.json for the vocabulary and text prompts
@@ -73,6 +74,8 @@ const LIST_FLAGS = new Set(['--request-rate', '--lora-modules', '--goodput']);
 const BOOLEAN_FLAGS = new Set(['--ignore-eos', '--help']);
 const VALUE_FLAGS = new Set([
   '--base-url',
+  '--host',
+  '--port',
   '--endpoint',
   '--model',
   '--tokenizer',
@@ -206,7 +209,12 @@ export function parseServeBenchArgs(argv: readonly string[]): ServeBenchArgs | '
     }
   }
   return {
-    baseUrl: loopbackUrl(one('--base-url', 'http://127.0.0.1:8000')),
+    baseUrl: loopbackUrl(
+      one(
+        '--base-url',
+        `http://${one('--host', '127.0.0.1')}:${integer('--port', one('--port', '8000'), 1)}`,
+      ),
+    ),
     endpoint,
     model: flags.get('--model')?.[0] ?? null,
     tokenizer: flags.get('--tokenizer')?.[0] ?? null,

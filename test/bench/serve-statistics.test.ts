@@ -179,6 +179,8 @@ describe('bench:serve flags', () => {
     expect(args.maxConcurrency).toBe(4);
     expect(args.ignoreEos).toBe(true);
     expect(args.baseUrl).toBe('http://127.0.0.1:8000');
+    expect(parse(['--port', '9001']).baseUrl).toBe('http://127.0.0.1:9001');
+    expect(parse(['--host', 'localhost', '--port', '9']).baseUrl).toBe('http://localhost:9');
     expect(args.endpoint).toBe('/v1/completions');
     expect(args.promptFormat).toBe('ids');
     expect(args.percentileMetrics).toEqual(['ttft', 'tpot', 'itl', 'e2el']);
