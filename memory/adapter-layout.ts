@@ -33,13 +33,25 @@ export interface AdapterLayout {
 
 /** Pages an adapter needs in a pool of `pageSize`-element pages. */
 export function adapterPageCount(config: LlamaConfig, adapter: LoraAdapter): number {
+  return pagesForTargets(
+    config,
+    adapter.rank,
+    adapter.layers.map((layer) => TARGET_MODULES.filter((m) => layer[m])),
+  );
+}
+
+/** Pages of a rank-`rank` adapter holding A/B pairs for `targets[layer]` (known before its weights are read). */
+export function pagesForTargets(
+  config: LlamaConfig,
+  rank: number,
+  targets: ReadonlyArray<readonly TargetModule[]>,
+): number {
+  const ps = config.hiddenSize;
   let total = 0;
-  for (const layer of adapter.layers) {
-    for (const m of TARGET_MODULES) {
-      if (!layer[m]) continue;
+  for (const modules of targets) {
+    for (const m of modules) {
       const { inFeatures, outFeatures } = moduleShape(config, m);
-      const ps = config.hiddenSize;
-      total += adapter.rank * (Math.ceil(inFeatures / ps) + Math.ceil(outFeatures / ps));
+      total += rank * (Math.ceil(inFeatures / ps) + Math.ceil(outFeatures / ps));
     }
   }
   return total;

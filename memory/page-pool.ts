@@ -16,6 +16,17 @@ export class PoolExhaustedError extends Error {
 
 export const ZERO_PAGE = 0;
 
+/**
+ * Who can give pages back on demand: the adapter registry, whose idle (unpinned) resident
+ * adapters are evicted least-recently-used when KV or another adapter needs their pages.
+ */
+export interface PageReclaimer {
+  /** Pages that reclaim() could free now. */
+  reclaimablePages(): number;
+  /** Frees at least `numPages` pages if it can (fewer when it cannot). */
+  reclaim(numPages: number): void;
+}
+
 export class PagePool {
   /** Elements (f32 or f16 values) per page: the model's hidden size. */
   readonly pageSize: number;
@@ -27,6 +38,7 @@ export class PagePool {
   /** Who holds each page (0 free, 1 kv, 2 adapter): catches double frees and feeds metrics. */
   private readonly owner: Uint8Array;
   private readonly used: Record<PageOwner, number> = { kv: 0, adapter: 0 };
+  private reclaimer: PageReclaimer | null = null;
 
   constructor(numPages: number, pageSize: number) {
     if (!Number.isInteger(numPages) || numPages < 2)
@@ -43,23 +55,77 @@ export class PagePool {
     return this.numFreePages;
   }
 
+  /** Free pages plus what the reclaimer can give back: the unified capacity the policy plans with. */
+  get numAvailable(): number {
+    return this.numFreePages + (this.reclaimer?.reclaimablePages() ?? 0);
+  }
+
+  /** Lets allocate() evict idle adapters when the free list is short (one reclaimer per pool). */
+  setReclaimer(reclaimer: PageReclaimer | null): void {
+    this.reclaimer = reclaimer;
+  }
+
   numUsed(owner?: PageOwner): number {
     return owner ? this.used[owner] : this.used.kv + this.used.adapter;
   }
 
+  /** Whether `count` pages can be had, counting pages the reclaimer would free. */
   canAllocate(count: number): boolean {
-    return count <= this.numFreePages;
+    return count <= this.numAvailable;
   }
 
-  /** All-or-nothing: `count` pages, or PoolExhaustedError with nothing taken. */
+  /**
+   * All-or-nothing: `count` pages, or PoolExhaustedError with nothing taken. When the free list
+   * is short, the reclaimer is asked for the difference first (callers allocate between engine
+   * steps, so an eviction never frees a page a running step reads).
+   */
   allocate(count: number, owner: PageOwner): Int32Array {
+    this.reclaimShortfall(count);
     if (count > this.numFreePages) throw new PoolExhaustedError(count, this.numFreePages);
     const pages = this.freeList.slice(this.numFreePages - count, this.numFreePages).reverse();
     this.numFreePages -= count;
+    this.take(pages, owner);
+    return pages;
+  }
+
+  /**
+   * `count` consecutive page ids when a run that long is free (after reclaiming any shortfall),
+   * else null. Adapters ask for this first: the onnx engine reads a contiguous adapter's blocks
+   * in place instead of gathering its rows every step.
+   */
+  allocateContiguous(count: number, owner: PageOwner): Int32Array | null {
+    this.reclaimShortfall(count);
+    if (count < 1 || count > this.numFreePages) return null;
+    let runStart = -1;
+    for (let p = 1, run = 0; p < this.numPages; p++) {
+      run = this.owner[p] === 0 ? run + 1 : 0;
+      if (run === count) {
+        runStart = p - count + 1;
+        break;
+      }
+    }
+    if (runStart < 0) return null;
+    const pages = new Int32Array(count);
+    for (let i = 0; i < count; i++) pages[i] = runStart + i;
+    // Drop the run from the free list, keeping the rest in order.
+    let kept = 0;
+    for (let i = 0; i < this.numFreePages; i++) {
+      const p = this.freeList[i];
+      if (p < runStart || p >= runStart + count) this.freeList[kept++] = p;
+    }
+    this.numFreePages = kept;
+    this.take(pages, owner);
+    return pages;
+  }
+
+  private reclaimShortfall(count: number): void {
+    if (count > this.numFreePages && this.reclaimer) this.reclaimer.reclaim(count - this.numFreePages);
+  }
+
+  private take(pages: Int32Array, owner: PageOwner): void {
     const tag = owner === 'kv' ? 1 : 2;
     for (const p of pages) this.owner[p] = tag;
-    this.used[owner] += count;
-    return pages;
+    this.used[owner] += pages.length;
   }
 
   free(pages: ArrayLike<number>): void {

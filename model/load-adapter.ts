@@ -3,10 +3,13 @@ import { join } from 'node:path';
 import { fileExists } from './file-exists.js';
 import type { LlamaConfig } from './llama-config.js';
 import { isTargetModule, moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
-import { type LoraAdapter, type LoraPair, loraScale } from './lora-adapter.js';
+import { type LoraAdapter, loraScale } from './lora-adapter.js';
 import { ModelFormatError } from './model-format-error.js';
 import { parsePeftConfig } from './peft-config.js';
 import { SafetensorsFile } from './safetensors.js';
+import { type StoredLoraAdapter, type StoredMatrix, widenAdapter } from './stored-adapter.js';
+
+type StoredPair = { a: StoredMatrix; b: StoredMatrix };
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -53,6 +56,33 @@ function shapeText(shape: readonly number[]): string {
  * tensor and the expected vs actual shape.
  */
 export async function loadAdapter(name: string, dir: string, config: LlamaConfig): Promise<LoraAdapter> {
+  return widenAdapter(await readAdapterDir(name, dir, config, true));
+}
+
+/** loadAdapter's checks, keeping the weights in the file's dtype (the registry's host copies). */
+export async function loadStoredAdapter(
+  name: string,
+  dir: string,
+  config: LlamaConfig,
+): Promise<StoredLoraAdapter> {
+  return readAdapterDir(name, dir, config, true);
+}
+
+/**
+ * Everything loadAdapter checks — config, tensor names and shapes from the safetensors header —
+ * without reading a weight: what registering thousands of adapters at start-up can afford.
+ */
+export async function checkAdapter(dir: string, config: LlamaConfig): Promise<StoredLoraAdapter> {
+  return readAdapterDir('', dir, config, false);
+}
+
+/** With `readWeights` false, every A and B is empty (shapes checked, data not read). */
+async function readAdapterDir(
+  name: string,
+  dir: string,
+  config: LlamaConfig,
+  readWeights: boolean,
+): Promise<StoredLoraAdapter> {
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) throw new ModelFormatError(dir, 'adapter directory does not exist');
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
@@ -79,11 +109,12 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
   const file = await SafetensorsFile.open(weightsFile);
   try {
     const fail = (problem: string) => new ModelFormatError(weightsFile, problem);
-    const layers: Array<Partial<Record<TargetModule, Partial<LoraPair>>>> = Array.from(
+    const layers: Array<Partial<Record<TargetModule, Partial<StoredPair>>>> = Array.from(
       { length: config.numLayers },
       () => ({}),
     );
     let adapterName: string | null | undefined;
+    let numBytes = 0;
     for (const tensor of file.tensors.values()) {
       const parsed = parseTensorName(tensor.name);
       if (!parsed) {
@@ -120,7 +151,10 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
       layers[parsed.layer][module] = pair;
       const key = parsed.matrix === 'A' ? 'a' : 'b';
       if (pair[key]) throw fail(`lora_${parsed.matrix} of layer ${parsed.layer} ${module} appears twice`);
-      pair[key] = await file.read(tensor.name);
+      pair[key] = readWeights
+        ? await file.readStored(tensor.name)
+        : { dtype: 'F32', data: new Float32Array(0) };
+      numBytes += pair[key].data.byteLength;
     }
 
     const present = new Set<TargetModule>();
@@ -145,7 +179,8 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
       alpha: peft.alpha,
       scale: loraScale(peft.rank, peft.alpha, peft.useRslora),
       targetModules: TARGET_MODULES.filter((m) => present.has(m)),
-      layers: layers as Array<Partial<Record<TargetModule, LoraPair>>>,
+      layers: layers as Array<Partial<Record<TargetModule, StoredPair>>>,
+      numBytes,
     };
   } finally {
     await file.close();

@@ -221,6 +221,15 @@ export class SafetensorsFile {
 
   /** Reads one tensor and converts it to f32 (F16 and BF16 exactly). */
   async read(name: string): Promise<Float32Array> {
+    const { dtype, data } = await this.readStored(name);
+    return toFloat32(data, dtype);
+  }
+
+  /**
+   * Reads one tensor as the file stores it: F32 as f32, F16 and BF16 as their 2-byte bit patterns
+   * (host copies of adapters keep the file's size; widen with toFloat32).
+   */
+  async readStored(name: string): Promise<{ dtype: TensorDtype; data: Float32Array | Uint16Array }> {
     const info = this.info(name);
     if (!isReadableDtype(info.dtype)) {
       throw new ModelFormatError(
@@ -230,7 +239,7 @@ export class SafetensorsFile {
     }
     const elements = (info.end - info.begin) / DTYPE_BYTES[info.dtype];
     // F32 lands directly in the result's memory (safetensors is little-endian, as are the hosts
-    // Loom runs on); halves go through one 2-byte-per-element buffer.
+    // Loom runs on); halves stay 2 bytes per element.
     const raw = info.dtype === 'F32' ? new Float32Array(elements) : new Uint16Array(elements);
     const bytes = new Uint8Array(raw.buffer);
     const got = await readFully(this.handle, bytes, this.dataStart + info.begin);
@@ -240,7 +249,7 @@ export class SafetensorsFile {
         `tensor "${name}": file ended after ${got} of ${bytes.length} bytes`,
       );
     }
-    return toFloat32(raw, info.dtype);
+    return { dtype: info.dtype, data: raw };
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DTYPE_BYTES, type TensorDtype } from './float-convert.js';
+import { DTYPE_BYTES, roundToDtype, type TensorDtype } from './float-convert.js';
 import type { LlamaConfig } from './llama-config.js';
 import { moduleShape, moduleWeightName, TARGET_MODULES } from './llama-modules.js';
 import type { LoraAdapter } from './lora-adapter.js';
@@ -124,9 +124,16 @@ export async function writeSyntheticAdapter(
   config: LlamaConfig,
   spec: SyntheticAdapterSpec,
   baseModelName = 'loom-synthetic',
+  dtype: TensorDtype = 'F32',
 ): Promise<LoraAdapter> {
   await mkdir(dir, { recursive: true });
   const adapter = { ...syntheticAdapter(config, spec), path: dir };
+  // The returned adapter holds what the file holds: values rounded to a 2-byte dtype.
+  for (const layer of adapter.layers)
+    for (const pair of Object.values(layer)) {
+      roundToDtype(pair.a, dtype);
+      roundToDtype(pair.b, dtype);
+    }
   const tensors: TensorToWrite[] = [];
   adapter.layers.forEach((layer, l) => {
     for (const m of TARGET_MODULES) {
@@ -136,13 +143,13 @@ export async function writeSyntheticAdapter(
       const stem = `base_model.model.${moduleWeightName(l, m).slice(0, -'.weight'.length)}`;
       tensors.push({
         name: `${stem}.lora_A.weight`,
-        dtype: 'F32',
+        dtype,
         shape: [spec.rank, inFeatures],
         data: pair.a,
       });
       tensors.push({
         name: `${stem}.lora_B.weight`,
-        dtype: 'F32',
+        dtype,
         shape: [outFeatures, spec.rank],
         data: pair.b,
       });

@@ -1,4 +1,4 @@
-import type { AdapterLayout } from '../memory/adapter-layout.js';
+import { AdapterError } from '../memory/adapter-registry.js';
 import type { KvCache } from '../memory/kv-cache.js';
 import type { BatchLimits } from './batch-policy.js';
 import { AdmissionError, type GenerationRequest } from './request.js';
@@ -11,7 +11,8 @@ export interface SchedulerLimits extends BatchLimits {
 export interface AdmissionContext {
   limits: SchedulerLimits;
   kvCache: KvCache;
-  adapters: (name: string) => AdapterLayout | null;
+  /** Registered adapters (resident or not: a request waits while its adapter loads). */
+  isKnownAdapter: (name: string) => boolean;
   numWaiting: number;
   isClosed: boolean;
 }
@@ -34,8 +35,8 @@ export function checkAdmission(req: GenerationRequest, ctx: AdmissionContext): v
     throw new Error(`request ${id}: n must be a positive integer, got ${sampling.n}`);
   if (!Number.isInteger(sampling.maxTokens) || sampling.maxTokens < 1)
     throw new Error(`request ${id}: maxTokens must be a positive integer, got ${sampling.maxTokens}`);
-  if (req.adapter !== null && !ctx.adapters(req.adapter))
-    throw new Error(`request ${id}: adapter "${req.adapter}" is not resident`);
+  if (req.adapter !== null && !ctx.isKnownAdapter(req.adapter))
+    throw new AdapterError(`adapter "${req.adapter}" is not loaded`, 'not_found');
 
   // A fresh sequence holds no pages, so any id asks for the prompt's whole need.
   const pagesForPrompt = kvCache.pagesNeeded(-1, promptTokens.length + 1);

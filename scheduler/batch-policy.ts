@@ -25,6 +25,8 @@ export interface SchedulableSequence {
   readonly numTokens: number;
   /** Tokens whose K/V are in the cache. */
   readonly numCachedTokens: number;
+  /** The adapter the sequence runs with (null or absent: the base model). */
+  readonly adapter?: string | null;
 }
 
 /** A read-only view of KV capacity. */
@@ -34,12 +36,23 @@ export interface KvCapacityView {
   pagesNeeded(seqId: number, numTokens: number): number;
   /** Pages the sequence holds now (what preempting it gives back). */
   numPagesHeld(seqId: number): number;
+  /**
+   * Pages of a resident but idle adapter that numFreePages counts as reclaimable: admitting a
+   * sequence of that adapter pins it, so the pages are no longer there for KV (0 if not counted).
+   */
+  idleAdapterPages?(adapter: string): number;
 }
 
-export function kvCapacityView(kv: KvCache): KvCapacityView {
+/**
+ * The unified capacity view: free pages plus the pages of idle resident adapters that the pool's
+ * reclaimer would evict for KV (adapters the running sequences or the planned queue need are not
+ * counted: they are pinned or protected while the step is planned).
+ */
+export function kvCapacityView(kv: KvCache, idleAdapterPages?: (adapter: string) => number): KvCapacityView {
   return {
+    idleAdapterPages,
     get numFreePages() {
-      return kv.pool.numFree;
+      return kv.pool.numAvailable;
     },
     pagesNeeded: (seqId, numTokens) => kv.pagesNeeded(seqId, numTokens),
     numPagesHeld: (seqId) => (kv.has(seqId) ? kv.pageTable(seqId).length : 0),
@@ -86,11 +99,17 @@ export function validateBatchLimits(limits: BatchLimits): void {
     );
 }
 
+/**
+ * `isReady(seq)`: whether the sequence's adapter is in the pool. A waiting sequence that is not
+ * ready is passed over (its adapter is on its way from disk or host RAM) rather than holding up
+ * the queue behind it; a running one (its adapter being swapped in place) sits this step out.
+ */
 export function schedule<S extends SchedulableSequence>(
   waiting: readonly S[],
   running: readonly S[],
   kv: KvCapacityView,
   limits: BatchLimits,
+  isReady: (seq: S) => boolean = () => true,
 ): ScheduleDecision<S> {
   for (const seq of [...waiting, ...running]) {
     if (seq.numTokens > limits.maxModelLen)
@@ -98,9 +117,9 @@ export function schedule<S extends SchedulableSequence>(
         `sequence ${seq.seqId} holds ${seq.numTokens} tokens, beyond maxModelLen ${limits.maxModelLen}`,
       );
   }
-  const prefill = planPrefill(waiting, running, kv, limits);
+  const prefill = planPrefill(waiting, running, kv, limits, isReady);
   if (prefill.scheduled.length > 0) return prefill;
-  return planDecode(running, kv, limits);
+  return planDecode(running, kv, limits, isReady);
 }
 
 function numPending(seq: SchedulableSequence): number {
@@ -112,6 +131,7 @@ function planPrefill<S extends SchedulableSequence>(
   running: readonly S[],
   kv: KvCapacityView,
   limits: BatchLimits,
+  isReady: (seq: S) => boolean,
 ): ScheduleDecision<S> {
   let budget = limits.maxNumBatchedTokens;
   // Pages the running decoders take at the next decode step stay out of reach of prefills, or a
@@ -121,7 +141,7 @@ function planPrefill<S extends SchedulableSequence>(
   const admitted: S[] = [];
   for (const seq of running) {
     const pending = numPending(seq);
-    if (pending <= 1) continue;
+    if (pending <= 1 || !isReady(seq)) continue;
     if (budget === 0) break;
     // An admitted sequence may shrink its chunk to what the pool holds: it already has pages.
     const numTokens = tokensThatFit(kv, seq, Math.min(pending, budget), free);
@@ -130,12 +150,18 @@ function planPrefill<S extends SchedulableSequence>(
     budget -= numTokens;
     scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
   }
+  // Idle adapters whose pages this plan keeps (by admitting one of their sequences).
+  const kept = new Set<string>();
   for (const seq of waiting) {
     if (budget === 0 || running.length + admitted.length >= limits.maxNumSeqs) break;
+    if (!isReady(seq)) continue;
     const pending = numPending(seq);
     const numTokens = Math.min(pending, budget);
-    const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens);
+    const adapter = seq.adapter ?? null;
+    const adapterPages = adapter !== null && !kept.has(adapter) ? (kv.idleAdapterPages?.(adapter) ?? 0) : 0;
+    const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens) + adapterPages;
     if (need > free) break;
+    if (adapter !== null) kept.add(adapter);
     free -= need;
     budget -= numTokens;
     admitted.push(seq);
@@ -166,6 +192,7 @@ function planDecode<S extends SchedulableSequence>(
   running: readonly S[],
   kv: KvCapacityView,
   limits: BatchLimits,
+  isReady: (seq: S) => boolean,
 ): ScheduleDecision<S> {
   const candidates = [...running];
   const scheduled: ScheduledChunk<S>[] = [];
@@ -194,7 +221,7 @@ function planDecode<S extends SchedulableSequence>(
     }
     free -= need;
     numStaying++;
-    if (numPending(seq) > 1 || budget === 0) continue;
+    if (numPending(seq) > 1 || budget === 0 || !isReady(seq)) continue;
     budget--;
     scheduled.push({ seq, numTokens: 1, needsLogits: true });
   }

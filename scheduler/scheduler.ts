@@ -2,6 +2,7 @@ import type { Engine } from '../kernels/engine.js';
 import { sampleToken } from '../kernels/reference/sample.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
+import type { AdapterResidency } from './adapter-residency.js';
 import { checkAdmission, type SchedulerLimits } from './admission.js';
 import {
   type KvCapacityView,
@@ -25,8 +26,8 @@ export { GenerationError } from './generation-error.js';
 export interface SchedulerOptions {
   engine: Engine;
   kvCache: KvCache;
-  /** Resident adapters by name; null when the name is not resident. */
-  adapters: (name: string) => AdapterLayout | null;
+  /** The adapters: which are registered and resident, pins, and per-step residency work. */
+  adapters: AdapterResidency;
   /** A fresh incremental decoder per choice, e.g. `() => new IncrementalDecoder(tokenizer)`. */
   newDecoder: () => TokenDecoder;
   eosTokenIds: readonly number[];
@@ -88,6 +89,8 @@ export class Scheduler {
   private readonly requests = new Set<RequestState>();
   /** Sequences to drop once the step in flight returns. */
   private readonly retireAfterStep: Sequence[] = [];
+  /** Ended requests whose adapter is released once no step in flight can still read it. */
+  private readonly releaseAfterStep: RequestState[] = [];
   private readonly capacity: KvCapacityView;
   private readonly drawSeed: () => number;
   private readonly sample: typeof sampleToken;
@@ -103,9 +106,10 @@ export class Scheduler {
     validateBatchLimits(options.limits);
     if (!Number.isInteger(options.limits.maxWaiting) || options.limits.maxWaiting < 1)
       throw new Error(`maxWaiting must be a positive integer, got ${options.limits.maxWaiting}`);
-    this.capacity = kvCapacityView(options.kvCache);
+    this.capacity = kvCapacityView(options.kvCache, (name) => options.adapters.idleAdapterPages(name));
     this.drawSeed = options.drawSeed ?? (() => Math.floor(Math.random() * 4294967296));
     this.sample = options.sample ?? sampleToken;
+    options.adapters.onReadFailure = (name, error) => this.failWaitingFor(name, error);
   }
 
   submit(req: GenerationRequest): GenerationStream {
@@ -113,10 +117,11 @@ export class Scheduler {
     checkAdmission(req, {
       limits,
       kvCache,
-      adapters,
+      isKnownAdapter: (name) => adapters.has(name),
       numWaiting: this.waiting.length,
       isClosed: this.isClosed,
     });
+    if (req.adapter !== null) adapters.acquire(req.adapter);
     const sequences = sequencesFor(req, this.nextSeqId, {
       eosTokenIds: this.options.eosTokenIds,
       maxModelLen: limits.maxModelLen,
@@ -227,29 +232,51 @@ export class Scheduler {
   }
 
   private async runOneStep(): Promise<void> {
-    const decision = schedule(this.waiting, this.running, this.capacity, this.options.limits);
-    this.applyQueueChanges(decision);
-    if (decision.kind === 'idle') {
-      this.failUnfittableHead();
-      return;
+    const { adapters, kvCache } = this.options;
+    const wanted = this.adaptersInUse();
+    // Adapters are made resident (and evicted) only here, between steps; the running sequences
+    // may each need one more KV block at this step, which residency leaves alone.
+    adapters.planStep(wanted.running, wanted.waiting, this.running.length * kvCache.layout.pagesPerBlock);
+    let chunks: Array<{ chunk: ScheduledChunk<Sequence>; adapter: AdapterLayout | null }>;
+    let plan: ReturnType<typeof buildStepPlan>;
+    try {
+      const blocked = this.sequencesBehindStarved();
+      const decision = schedule(
+        this.waiting,
+        this.running,
+        this.capacity,
+        this.options.limits,
+        (seq) => !blocked.has(seq) && this.isAdapterReady(seq),
+      );
+      this.applyQueueChanges(decision);
+      if (decision.kind === 'idle') {
+        await this.waitOrFailHead(blocked);
+        return;
+      }
+      chunks = this.withResidentAdapters(decision.scheduled);
+      if (chunks.length === 0) return;
+      plan = buildStepPlan(
+        chunks.map(({ chunk }) => chunk),
+        chunks.map(({ adapter }) => adapter),
+        kvCache,
+      );
+    } finally {
+      adapters.endPlanning();
     }
-    const chunks = this.withResidentAdapters(decision.scheduled);
-    if (chunks.length === 0) return;
-    const plan = buildStepPlan(
-      chunks.map(({ chunk }) => chunk),
-      chunks.map(({ adapter }) => adapter),
-      this.options.kvCache,
-    );
     this.isStepInFlight = true;
     let tokens: Int32Array;
     try {
-      tokens = await stepTokens(
+      const step = stepTokens(
         this.options.engine,
         plan,
         chunks.filter(({ chunk }) => chunk.needsLogits).map(({ chunk }) => chunk.seq),
         this.sample,
         this.options.sampleOnEngine ?? true,
       );
+      // The step is under way: read queued adapters from disk and write them into free pages now,
+      // so the next step finds them resident instead of waiting on the copy.
+      adapters.prefetchDuringStep();
+      tokens = await step;
     } catch (error) {
       this.isStepInFlight = false;
       const failure = new GenerationError(`engine step failed: ${messageOf(error)}`, { cause: error });
@@ -272,13 +299,18 @@ export class Scheduler {
     const kv = this.options.kvCache;
     for (const seq of decision.preempted) {
       kv.free(seq.seqId);
+      this.unpinAdapter(seq);
       seq.numCachedTokens = 0;
       seq.status = 'waiting';
       removeFrom(this.running, seq);
       this.waiting.unshift(seq);
       this.numPreemptions++;
     }
-    for (const seq of decision.cannotFit) this.endUnfittable(seq);
+    for (const seq of decision.cannotFit) {
+      // Idle adapters kept for the queue may be what is in the way: a running sequence goes first.
+      if (this.options.adapters.evictIdleExcept(seq.adapter) > 0) continue;
+      this.endUnfittable(seq);
+    }
     for (const seq of decision.admitted) {
       seq.status = 'running';
       removeFrom(this.waiting, seq);
@@ -288,13 +320,70 @@ export class Scheduler {
         state.isScheduled = true;
         state.req.onScheduled?.();
       }
+      if (seq.adapter === null) continue;
+      this.options.adapters.pin(seq.adapter);
+      seq.holdsAdapterPin = true;
+      if (!seq.wasScheduled) this.options.adapters.noteFirstStep(seq.adapter);
+      seq.wasScheduled = true;
     }
   }
 
-  /** Nothing runs and nothing can be preempted: the head of the queue cannot fit the pool alone. */
-  private failUnfittableHead(): void {
-    const head = this.waiting[0];
-    if (head) this.endUnfittable(head);
+  /**
+   * Waiting sequences may pass one whose adapter is still loading, but not forever: once a
+   * sequence has waited STARVATION_STEPS planned steps for its adapter, nothing behind it is
+   * admitted, so running sequences drain and unpin until its adapter fits.
+   */
+  private sequencesBehindStarved(): Set<Sequence> {
+    const blocked = new Set<Sequence>();
+    let isBarrier = false;
+    for (const seq of this.waiting) {
+      if (isBarrier) {
+        blocked.add(seq);
+        continue;
+      }
+      if (this.isAdapterReady(seq)) continue;
+      seq.numStepsNotReady++;
+      if (seq.numStepsNotReady > STARVATION_STEPS) isBarrier = true;
+    }
+    return blocked;
+  }
+
+  /** A sequence can run when it needs no adapter or its adapter is in the pool. */
+  private isAdapterReady(seq: Sequence): boolean {
+    return seq.adapter === null || this.options.adapters.isResident(seq.adapter);
+  }
+
+  private unpinAdapter(seq: Sequence): void {
+    if (!seq.holdsAdapterPin || seq.adapter === null) return;
+    this.options.adapters.unpin(seq.adapter);
+    seq.holdsAdapterPin = false;
+  }
+
+  /**
+   * Nothing could be scheduled. When waiting sequences wait for their adapters to come from disk,
+   * wait for a read to finish; otherwise the first ready sequence cannot fit the pool even alone.
+   */
+  private async waitOrFailHead(blocked: ReadonlySet<Sequence>): Promise<void> {
+    const head = this.waiting.find((seq) => !blocked.has(seq) && this.isAdapterReady(seq));
+    if (head && this.running.length === 0) {
+      // Nothing runs: other adapters kept resident for the queue may be what is in the way.
+      if (this.options.adapters.evictIdleExcept(head.adapter) > 0) return;
+      this.endUnfittable(head);
+      return;
+    }
+    // Nothing to wait on (no read in flight): give the event loop a moment rather than spin.
+    await (this.options.adapters.whenReadSettles() ?? new Promise((resolve) => setTimeout(resolve, 1)));
+  }
+
+  /** The adapter's weights could not be read: its requests that have not started fail with the reason. */
+  private failWaitingFor(name: string, error: unknown): void {
+    const failure = new GenerationError(`adapter "${name}" could not be loaded: ${messageOf(error)}`, {
+      cause: error,
+    });
+    for (const state of [...this.requests]) {
+      if (state.req.adapter === name && state.sequences.every((seq) => !seq.holdsAdapterPin))
+        this.fail(state, failure);
+    }
   }
 
   /** A choice that has generated ends at the cache's limit; one that has not fails its request. */
@@ -323,7 +412,7 @@ export class Scheduler {
       const state = this.owners.get(chunk.seq);
       if (!state || state.isDone) continue;
       const name = chunk.seq.adapter;
-      const adapter = name === null ? null : this.options.adapters(name);
+      const adapter = name === null ? null : this.options.adapters.layoutOf(name);
       if (name !== null && !adapter) {
         this.fail(
           state,
@@ -402,6 +491,8 @@ export class Scheduler {
     state.detachSignal();
     state.stream.end();
     this.requests.delete(state);
+    this.releaseAfterStep.push(state);
+    if (!this.isStepInFlight) this.retirePending();
   }
 
   /** Takes the sequence out of the queues and frees its pages, or does so after the step in flight. */
@@ -413,13 +504,20 @@ export class Scheduler {
     removeFrom(this.waiting, seq);
     removeFrom(this.running, seq);
     this.options.kvCache.free(seq.seqId);
+    this.unpinAdapter(seq);
     this.owners.delete(seq);
   }
 
+  /** Retires what waited for the step in flight, then lets go of the ended requests' adapters. */
   private retirePending(): void {
     for (const seq of this.retireAfterStep.splice(0)) this.retire(seq);
+    for (const state of this.releaseAfterStep.splice(0))
+      if (state.req.adapter !== null) this.options.adapters.release(state.req.adapter);
   }
 }
+
+/** Planned steps a waiting sequence may be passed over while its adapter loads. */
+const STARVATION_STEPS = 64;
 
 function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));

@@ -15,6 +15,12 @@ export class Sequence {
   /** Tokens whose K/V are already in the cache; the rest run at the next step that schedules it. */
   numCachedTokens = 0;
   finishReason: FinishReason | null = null;
+  /** Holds a pin on its adapter (from admission until preemption or retirement). */
+  holdsAdapterPin = false;
+  /** Has been scheduled at least once (prefetch hit/miss is counted at the first time). */
+  wasScheduled = false;
+  /** Planned steps this sequence waited with its adapter not yet resident (see STARVATION_STEPS). */
+  numStepsNotReady = 0;
   /** Prompt tokens followed by generated ones. */
   readonly tokenIds: number[];
   readonly numPromptTokens: number;

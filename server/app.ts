@@ -6,6 +6,7 @@ import { RequestMetrics } from './request-metrics.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { healthRoute } from './routes/health.js';
+import { loraAdaptersRoute } from './routes/lora-adapters.js';
 import { installMetrics } from './routes/metrics.js';
 import { modelsRoute } from './routes/models.js';
 import { ServerState } from './server-state.js';
@@ -65,5 +66,6 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(modelsRoute);
   app.register(completionsRoute);
   app.register(chatCompletionsRoute);
+  app.register(loraAdaptersRoute);
   return app;
 }

@@ -1,12 +1,33 @@
+import {
+  DTYPE_CHOICES,
+  type DtypeChoice,
+  ENGINE_CHOICES,
+  type EngineChoice,
+} from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
-import { DTYPE_CHOICES, type DtypeChoice, ENGINE_CHOICES, type EngineChoice } from './engine-factory.js';
-import type { ServedAdapter } from './serving-stack.js';
+/** One --lora-modules entry. */
+export interface LoraModule {
+  name: string;
+  path: string;
+  /** vLLM's JSON form may name the base model the adapter was trained for; it must be the one served. */
+  baseModelName?: string;
+}
 
 /** Command-line flags, spelled as vLLM spells them where vLLM has the flag. */
 export interface CliOptions {
   /** null: serve the embedded synthetic model (and its demo adapters unless --lora-modules is given). */
   model: string | null;
-  loraModules: ServedAdapter[];
+  loraModules: LoraModule[];
+  /** --lora-dir: a folder whose sub-directories are adapters, registered by name, new ones on first use. */
+  loraDir: string | null;
+  /** --lora-root: runtime loads (/v1/load_lora_adapter) may read only below it; null turns them off. */
+  loraRoot: string | null;
+  /** --max-loras: adapters resident in the pool at once; null sizes it from the pool. */
+  maxLoras: number | null;
+  /** --max-cpu-loras: adapters kept in host RAM; null means --max-loras. */
+  maxCpuLoras: number | null;
+  /** --max-lora-rank: larger ranks are refused (nothing is padded to it); null is Loom's default. */
+  maxLoraRank: number | null;
   servedModelName: string | null;
   host: string;
   port: number;
@@ -35,7 +56,14 @@ export const CLI_HELP = `Usage: loom [--model DIR] [flags]
 Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HTTP API.
 
   --model DIR                     Hugging Face model directory (default: the embedded synthetic model)
-  --lora-modules NAME=DIR ...     PEFT adapter directories; repeatable; also {"name":..,"path":..}
+  --lora-modules NAME=DIR ...     PEFT adapter directories; repeatable; also {"name":..,"path":..,"base_model_name":..}
+  --lora-dir DIR                  every sub-directory with an adapter_config.json is an adapter named after it;
+                                  ones added later are registered on first request
+  --lora-root DIR                 allow /v1/load_lora_adapter for adapter paths inside DIR (default: off)
+  --max-loras N                   adapters resident in the page pool at once (default: as many of the
+                                  largest registered adapter as fit beside one full-length sequence)
+  --max-cpu-loras N               adapters kept in host RAM, least recently used dropped (default --max-loras)
+  --max-lora-rank N               refuse adapters of a larger rank; nothing is padded to it (default 512)
   --served-model-name NAME        the base model's id in the API (default: the directory's name)
   --host HOST                     address to listen on (default 127.0.0.1)
   --port N                        port to listen on (default 8000, or $PORT)
@@ -60,6 +88,21 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--lora-modules': (o, v, f) => {
     o.loraModules.push(parseLoraModule(v, f));
+  },
+  '--lora-dir': (o, v) => {
+    o.loraDir = v;
+  },
+  '--lora-root': (o, v) => {
+    o.loraRoot = v;
+  },
+  '--max-loras': (o, v, f) => {
+    o.maxLoras = integer(v, f, 1);
+  },
+  '--max-cpu-loras': (o, v, f) => {
+    o.maxCpuLoras = integer(v, f, 1);
+  },
+  '--max-lora-rank': (o, v, f) => {
+    o.maxLoraRank = integer(v, f, 1);
   },
   '--served-model-name': (o, v) => {
     o.servedModelName = v;
@@ -112,8 +155,8 @@ function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE
   return n;
 }
 
-/** NAME=DIR, or vLLM's JSON form {"name": "...", "path": "..."}. */
-export function parseLoraModule(value: string, flag = '--lora-modules'): ServedAdapter {
+/** NAME=DIR, or vLLM's JSON form {"name": "...", "path": "...", "base_model_name": "..."}. */
+export function parseLoraModule(value: string, flag = '--lora-modules'): LoraModule {
   if (value.trim().startsWith('{')) {
     let parsed: unknown;
     try {
@@ -121,10 +164,15 @@ export function parseLoraModule(value: string, flag = '--lora-modules'): ServedA
     } catch {
       throw new CliError(`${flag}: ${value} is not valid JSON`);
     }
-    const { name, path } = (parsed ?? {}) as Record<string, unknown>;
+    const { name, path, base_model_name: baseModelName, ...rest } = (parsed ?? {}) as Record<string, unknown>;
     if (typeof name !== 'string' || !name || typeof path !== 'string' || !path)
       throw new CliError(`${flag}: JSON form needs string "name" and "path", got ${value}`);
-    return { name, path };
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw new CliError(`${flag}: unknown field "${unknown[0]}" in ${value}`);
+    if (baseModelName === undefined || baseModelName === null) return { name, path };
+    if (typeof baseModelName !== 'string')
+      throw new CliError(`${flag}: "base_model_name" must be a string, got ${value}`);
+    return { name, path, baseModelName };
   }
   const eq = value.indexOf('=');
   if (eq <= 0 || eq === value.length - 1) throw new CliError(`${flag}: expected NAME=DIR, got "${value}"`);
@@ -135,6 +183,11 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
   return {
     model: null,
     loraModules: [],
+    loraDir: null,
+    loraRoot: null,
+    maxLoras: null,
+    maxCpuLoras: null,
+    maxLoraRank: null,
     servedModelName: null,
     host: '127.0.0.1',
     port: env.PORT ? integer(env.PORT, 'PORT', 0, 65535) : 8000,

@@ -1,4 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AdapterError } from '../memory/adapter-registry.js';
+import { ModelFormatError } from '../model/model-format-error.js';
 import { AdmissionError } from '../scheduler/request.js';
 import { ApiError, internalError, invalidRequest, routeNotFound, serviceUnavailable } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
@@ -71,6 +73,9 @@ export function toApiError(error: FastifyError | Error, request: FastifyRequest)
   if (error instanceof AdmissionError) {
     return serviceUnavailable('server_overloaded', error.message, error.retryAfterSeconds);
   }
+  if (error instanceof AdapterError) return adapterApiError(error);
+  if (error instanceof ModelFormatError)
+    return new ApiError(400, 'invalid_request_error', 'invalid_adapter', error.message);
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) return schemaErrorToApiError(fastifyError.validation as SchemaError[]);
   const status = fastifyError.statusCode;
@@ -82,6 +87,14 @@ export function toApiError(error: FastifyError | Error, request: FastifyRequest)
   const failure = engineFailureOf(error);
   if (failure) return engineApiError(failure);
   return internalError(String(request.id));
+}
+
+/** The registry's refusals: an unknown adapter is a missing model; a bad or clashing one, the client's error. */
+function adapterApiError(error: AdapterError): ApiError {
+  if (error.kind === 'not_found')
+    return new ApiError(404, 'not_found_error', 'model_not_found', error.message, 'model');
+  const code = error.kind === 'conflict' ? 'adapter_conflict' : 'invalid_adapter';
+  return new ApiError(400, 'invalid_request_error', code, error.message);
 }
 
 export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {

@@ -1,12 +1,12 @@
 import { fileURLToPath } from 'node:url';
+import { assertEngineAvailable } from '../kernels/engine-factory.js';
 import { ConfigError } from '../model/llama-config.js';
 import { ModelFormatError } from '../model/model-format-error.js';
+import { StartupError } from '../model/startup-error.js';
 import { ensureDefaultModel } from '../model/synthetic.js';
 import { buildApp } from './app.js';
-import { CliError, type CliOptions, parseCliOptions } from './cli-options.js';
-import { assertEngineAvailable } from './engine-factory.js';
-import { buildServingStack, type ServedAdapter } from './serving-stack.js';
-import { StartupError } from './startup-error.js';
+import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
+import { buildServingStack } from './serving-stack.js';
 
 /**
  * The process around the app: flags, logger, listening, loading, signals, exit codes
@@ -29,15 +29,29 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ');
 }
 
-/** --model, or the embedded synthetic model (written once into the cache) with its demo adapters. */
-async function resolveModel(options: CliOptions): Promise<{ modelDir: string; adapters: ServedAdapter[] }> {
+/**
+ * --model, or the embedded synthetic model (written once into the cache) with its demo adapters
+ * (unless adapters are given by --lora-modules or --lora-dir).
+ */
+async function resolveModel(options: CliOptions): Promise<{ modelDir: string; adapters: LoraModule[] }> {
   if (options.model !== null) return { modelDir: options.model, adapters: options.loraModules };
   const cacheDir = process.env.LOOM_CACHE_DIR || DEFAULT_CACHE_DIR;
   const embedded = await ensureDefaultModel(cacheDir);
-  const adapters = options.loraModules.length
-    ? options.loraModules
-    : embedded.adapters.map(({ name, dir }) => ({ name, path: dir }));
+  const adapters =
+    options.loraModules.length || options.loraDir
+      ? options.loraModules
+      : embedded.adapters.map(({ name, dir }) => ({ name, path: dir }));
   return { modelDir: embedded.modelDir, adapters };
+}
+
+/** vLLM's JSON --lora-modules may name the base model; Loom serves one, so it must be that one. */
+function checkBaseModelNames(adapters: readonly LoraModule[], modelName: string): void {
+  for (const { name, baseModelName } of adapters) {
+    if (baseModelName !== undefined && baseModelName !== modelName)
+      throw new StartupError(
+        `--lora-modules: adapter "${name}" names base_model_name "${baseModelName}", but the served model is "${modelName}"`,
+      );
+  }
 }
 
 async function main(): Promise<void> {
@@ -82,6 +96,11 @@ async function main(): Promise<void> {
     {
       modelDir,
       loraModules: adapters,
+      loraDir: options.loraDir,
+      loraRoot: options.loraRoot,
+      maxLoras: options.maxLoras,
+      maxCpuLoras: options.maxCpuLoras,
+      maxLoraRank: options.maxLoraRank,
       servedModelName: options.servedModelName,
       maxModelLen: options.maxModelLen,
       maxNumSeqs: options.maxNumSeqs,
@@ -98,8 +117,18 @@ async function main(): Promise<void> {
     await stack.close();
     return;
   }
+  try {
+    checkBaseModelNames(adapters, stack.modelName);
+  } catch (error) {
+    await stack.close();
+    throw error;
+  }
   app.loom.attach(stack);
-  app.log.info({ model: stack.modelName, adapters: stack.adapters.map((a) => a.name) }, 'serving');
+  const registered = stack.scheduler.adapters.list();
+  app.log.info(
+    { model: stack.modelName, adapters: registered.length, first: registered.slice(0, 8).map((a) => a.name) },
+    'serving',
+  );
 }
 
 main().catch((error: unknown) => {

@@ -20,10 +20,13 @@ export interface SamplingBody {
   frequency_penalty?: number | null;
 }
 
-/** The request's `model`: null for the base model, else a served adapter's name; unknown → 404. */
-export function resolveAdapter(stack: ServingStack, model: string): string | null {
+/**
+ * The request's `model`: null for the base model, else a registered adapter's name (one found in
+ * --lora-dir is registered now); unknown → 404.
+ */
+export async function resolveAdapter(stack: ServingStack, model: string): Promise<string | null> {
   if (model === stack.modelName) return null;
-  if (stack.adapters.some((a) => a.name === model)) return model;
+  if (await stack.scheduler.adapters.resolve(model)) return model;
   throw modelNotFound(model);
 }
 

@@ -36,7 +36,7 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
   route: CompletionRoute<B, O, C>,
 ) {
   const stack = state.requireStack();
-  const adapter = resolveAdapter(stack, body.model);
+  const adapter = await resolveAdapter(stack, body.model);
   const prompt = route.promptTokens(stack, body);
   const sampling = samplingParams(stack, body, {
     numPromptTokens: prompt.length,

@@ -1,17 +1,18 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { SchedulerStats } from '../scheduler/scheduler.js';
+import type { EngineStats } from '../scheduler/llm-engine.js';
 import type { ServingStack } from './serving-stack.js';
 
 /**
  * Series read from the serving stack's state when /metrics is scraped: vLLM's gauges (queue,
  * running, KV use, cache config, LoRA info — what the Gateway API Inference Extension's
- * endpoint picker and vLLM dashboards read) and Loom's own (pool pages by owner, adapter
- * residency). Totals the scheduler keeps are exported as real counters: each scrape adds what
- * happened since the last one, so a counter never goes back.
+ * endpoint picker and vLLM dashboards read) and Loom's own (pool pages by owner, per-adapter
+ * queue depth; adapter residency, loads and evictions are routes/adapter-metrics.ts's). Totals
+ * the scheduler keeps are exported as real counters: each scrape adds what happened since the
+ * last one, so a counter never goes back.
  */
 export function registerStateMetrics(registry: Registry, currentStack: () => ServingStack | null): void {
   const registers = [registry];
-  const withStats = (read: (stack: ServingStack, stats: SchedulerStats) => void) => () => {
+  const withStats = (read: (stack: ServingStack, stats: EngineStats) => void) => {
     const stack = currentStack();
     if (stack) read(stack, stack.scheduler.stats());
   };
@@ -19,7 +20,7 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
     name: string,
     help: string,
     labelNames: string[],
-    read: (g: Gauge<string>, stack: ServingStack, stats: SchedulerStats) => void,
+    read: (g: Gauge<string>, stack: ServingStack, stats: EngineStats) => void,
   ) =>
     new Gauge({
       name,
@@ -27,7 +28,7 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
       labelNames,
       registers,
       collect() {
-        withStats((stack, stats) => read(this, stack, stats))();
+        withStats((stack, stats) => read(this, stack, stats));
       },
     });
   const model = (stack: ServingStack) => ({ model_name: stack.modelName });
@@ -46,26 +47,28 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
   );
   // The pool is shared with adapters: KV use is the share of the pages KV could hold now (its
   // own plus the free ones) that it holds, so 1 means the next KV page needs a preemption.
-  const kvUsage = (stack: ServingStack) => {
-    const kv = stack.pool.numUsed('kv');
-    const total = kv + stack.pool.numFree;
-    return total === 0 ? 1 : kv / total;
+  const kvUsage = (stats: EngineStats) => {
+    const total = stats.numKvPages + stats.numFreePages;
+    return total === 0 ? 1 : stats.numKvPages / total;
   };
-  gauge('vllm:kv_cache_usage_perc', 'KV-cache usage. 1 means 100 percent usage.', ['model_name'], (g, s) =>
-    g.set(model(s), kvUsage(s)),
+  gauge(
+    'vllm:kv_cache_usage_perc',
+    'KV-cache usage. 1 means 100 percent usage.',
+    ['model_name'],
+    (g, s, st) => g.set(model(s), kvUsage(st)),
   );
   gauge(
     'vllm:gpu_cache_usage_perc',
     'KV-cache usage. 1 means 100 percent usage (legacy name of vllm:kv_cache_usage_perc).',
     ['model_name'],
-    (g, s) => g.set(model(s), kvUsage(s)),
+    (g, s, st) => g.set(model(s), kvUsage(st)),
   );
   gauge(
     'vllm:cache_config_info',
     'Information of the KV cache config: block_size tokens per block, num_gpu_blocks blocks the whole pool holds.',
     ['model_name', 'block_size', 'num_gpu_blocks'],
     (g, s, st) => {
-      const pages = s.pool.numFree + s.pool.numUsed();
+      const pages = st.numFreePages + st.numKvPages + st.numAdapterPages;
       g.set(
         {
           ...model(s),
@@ -77,17 +80,17 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
     },
   );
   // The gateway's endpoint picker takes the series with the largest value (the newest update)
-  // and splits the adapter labels on commas.
+  // and splits the adapter labels on commas; max_lora is --max-loras, as in vLLM.
   gauge(
     'vllm:lora_requests_info',
     'Running stats on LoRA requests; the value is the unix time of the update.',
     ['max_lora', 'running_lora_adapters', 'waiting_lora_adapters'],
-    (g, s) => {
-      const inUse = s.scheduler.adaptersInUse?.() ?? { running: [], waiting: [] };
+    (g, s, st) => {
+      const inUse = s.scheduler.adaptersInUse();
       g.reset();
       g.set(
         {
-          max_lora: String(s.adapters.length),
+          max_lora: String(st.maxLoras),
           running_lora_adapters: inUse.running.join(','),
           waiting_lora_adapters: inUse.waiting.join(','),
         },
@@ -100,35 +103,26 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
     'loom_pool_pages',
     'Pages of the unified pool by use (the reserved zero page is not counted)',
     ['use'],
-    (g, s) => {
-      g.set({ use: 'kv' }, s.pool.numUsed('kv'));
-      g.set({ use: 'adapter' }, s.pool.numUsed('adapter'));
-      g.set({ use: 'free' }, s.pool.numFree);
+    (g, _s, st) => {
+      g.set({ use: 'kv' }, st.numKvPages);
+      g.set({ use: 'adapter' }, st.numAdapterPages);
+      g.set({ use: 'free' }, st.numFreePages);
     },
   );
-  gauge('loom_pool_page_bytes', 'Bytes of one pool page (f32 elements of the hidden size)', [], (g, s) =>
-    g.set(s.pool.pageSize * 4),
+  gauge('loom_pool_page_bytes', 'Bytes of one pool page (f32 elements of the hidden size)', [], (g, _s, st) =>
+    g.set(st.pageBytes),
   );
   gauge('loom_sequences', 'Sequences (choices) by scheduler state', ['state'], (g, _s, st) => {
     g.set({ state: 'running' }, st.numRunning);
     g.set({ state: 'waiting' }, st.numWaiting);
   });
   gauge(
-    'loom_lora_adapter_loaded',
-    'Adapters by residency tier (1 = held there): device = pages in the unified pool',
-    ['adapter', 'tier'],
-    (g, s) => {
-      for (const adapter of s.adapters) g.set({ adapter: adapter.name, tier: 'device' }, 1);
-    },
-  );
-
-  gauge(
     'loom_lora_requests',
     'Requests per adapter by state (running: in the batch; waiting: queued), counted as vllm:num_requests_* are',
     ['adapter', 'state'],
     (g, s, st) => {
       g.reset();
-      for (const { name } of s.adapters) {
+      for (const { name } of s.scheduler.adapters.list()) {
         const counts = st.requestsByAdapter[name] ?? { running: 0, waiting: 0 };
         g.set({ adapter: name, state: 'running' }, counts.running);
         g.set({ adapter: name, state: 'waiting' }, counts.waiting);
@@ -140,7 +134,7 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
     name: string,
     help: string,
     labelled: boolean,
-    read: (stats: SchedulerStats) => number,
+    read: (stats: EngineStats) => number,
   ): void => {
     let seen = 0;
     new Counter({
@@ -151,10 +145,9 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
       collect() {
         withStats((stack, stats) => {
           const now = read(stats);
-          const labels = labelled ? model(stack) : {};
-          this.inc(labels, Math.max(0, now - seen));
+          this.inc(labelled ? model(stack) : {}, Math.max(0, now - seen));
           seen = Math.max(seen, now);
-        })();
+        });
       },
     });
   };

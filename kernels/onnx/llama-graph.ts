@@ -41,11 +41,30 @@ export const WEIGHT_NAMES = {
 };
 
 /**
- * Inputs of module m's LoRA: per layer, the pool-view row ids that make up the A and Bᵀ rank-rows
- * (int64 [L, R_m·chunksPerRow], see loraRowReads), and the per-token scale mask (f32 [T, R_m]).
+ * Inputs of module m's gathered LoRA (adapters not in a slot), one segment per sequence of such
+ * an adapter, G segments of Sg token rows and Rmax rank-rows each (MBGMM's shape, padded only to
+ * the batch's longest such sequence and highest such rank):
+ *  - aPages / bPages: per layer, the pool-view row ids of each segment's A and Bᵀ rank-rows, rows
+ *    past the adapter's rank (or a layer it skips) on the zero page (int64 [L, G·Rmax·chunksPerRow]);
+ *  - tokens: each segment row's flat token index (padding repeats a real token; int64 [G·Sg]);
+ *  - scales: each segment's adapter scale (f32 [G, 1, 1]);
+ *  - outRows: each flat token's segment row, or G·Sg (a zero row) for tokens not gathered (int64 [T]).
+ * Every token multiplies only its own adapter's rows: nothing scales with the number of adapters.
  */
-export function loraInputNames(m: TargetModule): { aPages: string; bPages: string; mask: string } {
-  return { aPages: `lora_${m}_a`, bPages: `lora_${m}_b`, mask: `lora_${m}_mask` };
+export function loraInputNames(m: TargetModule): {
+  aPages: string;
+  bPages: string;
+  tokens: string;
+  scales: string;
+  outRows: string;
+} {
+  return {
+    aPages: `lora_${m}_a`,
+    bPages: `lora_${m}_b`,
+    tokens: `lora_${m}_tokens`,
+    scales: `lora_${m}_scales`,
+    outRows: `lora_${m}_out_rows`,
+  };
 }
 
 /**
@@ -168,13 +187,17 @@ export function buildStepGraph(
     weightMode === 'external' && isGemmWeight(name)
       ? g.external(name, 'float32', dims, weightLocation(name))
       : g.input(name, 'float32', dims);
-  const lora = new Map<TargetModule, { aPages: string; bPages: string; mask: string }>();
+  const lora = new Map<TargetModule, ReturnType<typeof loraInputNames> & { shapeG: string }>();
   for (const m of loraModules) {
     const names = loraInputNames(m);
+    const scales = g.input(names.scales, 'float32', [`G_${m}`, 1, 1]);
     lora.set(m, {
       aPages: g.input(names.aPages, 'int64', [L, `RA_${m}`]),
       bPages: g.input(names.bPages, 'int64', [L, `RB_${m}`]),
-      mask: g.input(names.mask, 'float32', ['T', `R_${m}`]),
+      tokens: g.input(names.tokens, 'int64', [`GS_${m}`]),
+      scales,
+      outRows: g.input(names.outRows, 'int64', ['T']),
+      shapeG: g.op('Slice', [g.op('Shape', [scales]), g.ints([0]), g.ints([1])]),
     });
   }
   const slotInputs = new Map<TargetModule, { rows: string; scales: string; sizes: string }>();
@@ -240,10 +263,20 @@ export function buildStepGraph(
     });
     const inputs = lora.get(m);
     if (!inputs) return base;
-    const a = loraRows(inputs.aPages, layer, inFeatures);
-    const bt = loraRows(inputs.bPages, layer, outFeatures);
-    const shrunk = g.op('Mul', [g.op('Gemm', [x, a], { transB: 1 }), inputs.mask]);
-    return slots(x, layer, m, g.op('Gemm', [shrunk, bt, base]));
+    // Segments as batched matmuls: [G, Rmax, in] · [G, in, Sg] → scaled → [G, Sg, Rmax] · [G, Rmax, out].
+    const segments = (rows: string, features: number) =>
+      g.op('Reshape', [rows, g.op('Concat', [inputs.shapeG, g.ints([-1, features])], { axis: 0 })]);
+    const a = segments(loraRows(inputs.aPages, layer, inFeatures), inFeatures);
+    const bt = segments(loraRows(inputs.bPages, layer, outFeatures), outFeatures);
+    const xs = segments(g.op('Gather', [x, inputs.tokens], { axis: 0 }), inFeatures);
+    const shrunkT = g.op('Mul', [
+      g.op('MatMul', [a, g.op('Transpose', [xs], { perm: [0, 2, 1] })]),
+      inputs.scales,
+    ]);
+    const expanded = g.op('MatMul', [g.op('Transpose', [shrunkT], { perm: [0, 2, 1] }), bt]);
+    const flat = g.op('Pad', [g.op('Reshape', [expanded, g.ints([-1, outFeatures])]), g.ints([0, 0, 1, 0])]);
+    const delta = g.op('Gather', [flat, inputs.outRows], { axis: 0 });
+    return slots(x, layer, m, g.op('Add', [base, delta]));
   };
 
   // Each slot's blocks hold whole pages: its tokens' x rows are zero-padded to the A block's width

@@ -120,11 +120,11 @@ export function packStep(
 }
 
 /**
- * For each module of the graph's LoRA set: the first LORA_SLOTS distinct adapters whose blocks are
- * contiguous in the pool go into slots (zero-copy views, LoraSlotViews); the rest are gathered:
- * the pool-view row ids of their A and Bᵀ rank-rows per layer (the zero page where an adapter
- * skips that layer). Each token gets its scale on its own adapter's columns. Returns the modules,
- * in TARGET_MODULES order.
+ * For each module of the graph's LoRA set: the LORA_SLOTS distinct adapters with the most tokens
+ * in the step whose blocks are contiguous in the pool go into slots (zero-copy views,
+ * LoraSlotViews); every other adapted sequence is a gathered segment (loraInputNames): its
+ * adapter's A and Bᵀ rank-rows per layer, read from the pool by row id. Returns the modules, in
+ * TARGET_MODULES order.
  */
 function packLora(
   plan: StepPlan,
@@ -134,8 +134,11 @@ function packLora(
   slotViews: LoraSlotViews,
   fixedModules: readonly TargetModule[] | undefined,
 ): TargetModule[] {
-  const adapters: AdapterLayout[] = [];
-  for (const s of plan.sequences) if (s.adapter && !adapters.includes(s.adapter)) adapters.push(s.adapter);
+  const tokenCount = new Map<AdapterLayout, number>();
+  for (const s of plan.sequences)
+    if (s.adapter) tokenCount.set(s.adapter, (tokenCount.get(s.adapter) ?? 0) + s.tokens.length);
+  // Slots go to the adapters that carry the most tokens (ties: first seen).
+  const adapters = [...tokenCount.keys()].sort((x, y) => tokenCount.get(y)! - tokenCount.get(x)!);
   const active: TargetModule[] = [];
   const L = config.numLayers;
   const pageSize = config.hiddenSize;
@@ -148,41 +151,76 @@ function packLora(
     active.push(m);
     const { inFeatures, outFeatures } = moduleShape(config, m);
     const slotted: AdapterLayout[] = [];
-    const gathered: AdapterLayout[] = [];
+    const gathered = new Set<AdapterLayout>();
     for (const a of users) {
       const blocks = slotted.length < LORA_SLOTS ? slotViews.blocks(a, m) : null;
       if (blocks) slotted.push(a);
-      else gathered.push(a);
+      else gathered.add(a);
     }
     packSlots(plan, m, slotted, L, slotViews, feeds);
-    const readsA = loraRowReads(inFeatures, pageSize);
-    const readsB = loraRowReads(outFeatures, pageSize);
-    const column = new Map<AdapterLayout, number>();
-    let R = 0;
-    for (const a of gathered) {
-      column.set(a, R);
-      R += a.rank;
-    }
-    // A module nobody targets still needs one row when the graph has its LoRA: the zero page.
-    R = Math.max(R, 1);
-    const aRows = zeroPageRows(L * R, readsA, pageSize);
-    const bRows = zeroPageRows(L * R, readsB, pageSize);
-    for (let l = 0; l < L; l++) {
-      for (const a of gathered) {
-        const placed = a.modules[l]?.[m];
-        if (!placed) continue;
-        const first = l * R + column.get(a)!;
-        writeRowIds(aRows, first, placed.aPages, placed.pagesPerRowA, a.rank, readsA, pageSize);
-        writeRowIds(bRows, first, placed.bPages, placed.pagesPerRowB, a.rank, readsB, pageSize);
-      }
-    }
-    const scales = scaleMask(plan, T, R, column);
-    const names = loraInputNames(m);
-    feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, R * readsA.chunksPerRow]);
-    feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, R * readsB.chunksPerRow]);
-    feeds[names.mask] = new ort.Tensor('float32', scales, [T, R]);
+    packSegments(
+      plan,
+      m,
+      gathered,
+      T,
+      L,
+      loraRowReads(inFeatures, pageSize),
+      loraRowReads(outFeatures, pageSize),
+      pageSize,
+      feeds,
+    );
   }
   return active;
+}
+
+/**
+ * Module m's gathered segments, one per sequence whose adapter is in `gathered`. With none, one
+ * empty segment (one zero-page row, scale 0) keeps every shape non-empty.
+ */
+function packSegments(
+  plan: StepPlan,
+  m: TargetModule,
+  gathered: ReadonlySet<AdapterLayout>,
+  T: number,
+  L: number,
+  readsA: LoraRowReads,
+  readsB: LoraRowReads,
+  pageSize: number,
+  feeds: Record<string, ort.Tensor>,
+): void {
+  const segments: Array<{ adapter: AdapterLayout; first: number; n: number }> = [];
+  let t = 0;
+  for (const s of plan.sequences) {
+    if (s.adapter && gathered.has(s.adapter) && s.tokens.length > 0)
+      segments.push({ adapter: s.adapter, first: t, n: s.tokens.length });
+    t += s.tokens.length;
+  }
+  const G = Math.max(1, segments.length);
+  const Sg = Math.max(1, ...segments.map((seg) => seg.n));
+  const Rmax = Math.max(1, ...segments.map((seg) => seg.adapter.rank));
+  const tokens = new BigInt64Array(G * Sg);
+  const scales = new Float32Array(G);
+  const outRows = new BigInt64Array(T).fill(BigInt(G * Sg));
+  const aRows = zeroPageRows(L * G * Rmax, readsA, pageSize);
+  const bRows = zeroPageRows(L * G * Rmax, readsB, pageSize);
+  segments.forEach(({ adapter, first, n }, i) => {
+    scales[i] = adapter.scale;
+    for (let j = 0; j < Sg; j++) tokens[i * Sg + j] = BigInt(first + Math.min(j, n - 1));
+    for (let j = 0; j < n; j++) outRows[first + j] = BigInt(i * Sg + j);
+    for (let l = 0; l < L; l++) {
+      const placed = adapter.modules[l]?.[m];
+      if (!placed) continue;
+      const row = (l * G + i) * Rmax;
+      writeRowIds(aRows, row, placed.aPages, placed.pagesPerRowA, adapter.rank, readsA, pageSize);
+      writeRowIds(bRows, row, placed.bPages, placed.pagesPerRowB, adapter.rank, readsB, pageSize);
+    }
+  });
+  const names = loraInputNames(m);
+  feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, G * Rmax * readsA.chunksPerRow]);
+  feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, G * Rmax * readsB.chunksPerRow]);
+  feeds[names.tokens] = new ort.Tensor('int64', tokens, [G * Sg]);
+  feeds[names.scales] = new ort.Tensor('float32', scales, [G, 1, 1]);
+  feeds[names.outRows] = new ort.Tensor('int64', outRows, [T]);
 }
 
 /**
@@ -226,26 +264,6 @@ function packSlots(
   feeds[names.sizes] = new ort.Tensor('int64', sizes, [LORA_SLOTS]);
   feeds[names.rows] = new ort.Tensor('int64', rows, [rows.length, 1]);
   feeds[names.scales] = new ort.Tensor('float32', scales, [rows.length, 1]);
-}
-
-/** [T, R]: each token's adapter scale on its adapter's `column`s, zero elsewhere. */
-function scaleMask(
-  plan: StepPlan,
-  T: number,
-  R: number,
-  column: ReadonlyMap<AdapterLayout, number>,
-): Float32Array {
-  const scales = new Float32Array(T * R);
-  let t = 0;
-  for (const s of plan.sequences) {
-    const col = s.adapter ? column.get(s.adapter) : undefined;
-    for (let j = 0; j < s.tokens.length; j++, t++) {
-      if (col === undefined || !s.adapter) continue;
-      const row = t * R + col;
-      scales.fill(s.adapter.scale, row, row + s.adapter.rank);
-    }
-  }
-  return scales;
 }
 
 /** Row ids of `numRows` rank-rows that all read the zero page (a pool view's first rows). */

@@ -11,7 +11,7 @@ export const healthRoute: FastifyPluginAsync = async (app) => {
     { schema: { response: { 200: HealthSchema, 503: HealthSchema } } },
     async (_request, reply) => {
       const phase = app.loom.phase;
-      const failure = phase === 'serving' ? app.loom.stack?.engine?.fatalFailure?.() : null;
+      const failure = phase === 'serving' ? app.loom.stack?.scheduler.health() : null;
       if (failure) return reply.code(503).send({ status: 'engine_failed', reason: failure.clientMessage });
       return reply.code(phase === 'serving' ? 200 : 503).send({ status: phase });
     },

@@ -19,7 +19,7 @@ export const modelsRoute: FastifyPluginAsync = async (app) => {
       object: 'list',
       data: [
         card(stack.modelName, stack.modelDir, null),
-        ...stack.adapters.map((a) => card(a.name, a.path, stack.modelName)),
+        ...stack.scheduler.adapters.list().map((a) => card(a.name, a.path, stack.modelName)),
       ],
     };
   });

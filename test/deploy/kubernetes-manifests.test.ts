@@ -42,6 +42,8 @@ describe('deploy/kubernetes', () => {
     if (command.kind !== 'serve') return;
     expect(command.options.host).toBe('0.0.0.0');
     expect(command.options.port).toBe(8000);
+    // The syncer's runtime loads must be allowed, from where loom-adapters.yaml points.
+    expect(args).toContain('--lora-root=/models/adapters');
     expect(deployment).toMatch(/containerPort: 8000/);
     for (const probe of ['startupProbe', 'readinessProbe', 'livenessProbe'])
       expect(deployment).toMatch(new RegExp(`${probe}:\\s+httpGet:\\s+path: /health\\s+port: http`));

@@ -2,6 +2,7 @@ import type { KvCache } from '../../memory/kv-cache.js';
 import type { SamplingParams } from '../../scheduler/request.js';
 import { Scheduler, type SchedulerLimits, type SchedulerOptions } from '../../scheduler/scheduler.js';
 import { type FakeEngine, tableDecoder } from './fake-engine.js';
+import { ResidentAdapters } from './resident-adapters.js';
 
 /** The fake vocabulary's end-of-sequence token. */
 export const FAKE_EOS = 31;
@@ -33,7 +34,7 @@ export function fakeScheduler(
   options: FakeSchedulerOptions = {},
 ): Scheduler {
   return new Scheduler({
-    adapters: () => null,
+    adapters: new ResidentAdapters(),
     newDecoder: tableDecoder(),
     eosTokenIds: [FAKE_EOS],
     ...options,

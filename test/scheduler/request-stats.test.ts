@@ -2,6 +2,7 @@ import { expect, it } from 'vitest';
 import type { GenerationRequest, GenerationStream } from '../../scheduler/request.js';
 import { FakeEngine, fakeAdapter, fakeKv } from './fake-engine.js';
 import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
+import { ResidentAdapters } from './resident-adapters.js';
 
 async function drain(stream: GenerationStream): Promise<void> {
   for await (const _ of stream);
@@ -10,10 +11,9 @@ async function drain(stream: GenerationStream): Promise<void> {
 it('counts requests, not choices, as running or waiting, and calls onScheduled once per request', async () => {
   const { kvCache } = fakeKv(257);
   const engine = new FakeEngine(kvCache.pool, (_seq, context) => (context[context.length - 1] + 1) % 26);
-  const ad1 = fakeAdapter('ad1');
   const scheduler = fakeScheduler(engine, kvCache, {
     limits: { maxNumSeqs: 2 },
-    adapters: (name) => (name === 'ad1' ? ad1 : null),
+    adapters: new ResidentAdapters(new Map([['ad1', fakeAdapter('ad1')]])),
   });
   const scheduled: string[] = [];
   const request = (requestId: string, n: number): GenerationRequest => ({

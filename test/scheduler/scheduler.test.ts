@@ -9,6 +9,7 @@ import {
 import { GenerationError, type Scheduler, type SchedulerLimits } from '../../scheduler/scheduler.js';
 import { FakeEngine, fakeAdapter, fakeKv, type NextToken, tableDecoder } from './fake-engine.js';
 import { FAKE_EOS, fakeSampling, fakeScheduler } from './fake-scheduler.js';
+import { ResidentAdapters } from './resident-adapters.js';
 
 const EOS = FAKE_EOS;
 /** The next token is the last one plus one: prompt [0, 1, 2] continues 3, 4, 5, … ('d', 'e', 'f', …). */
@@ -29,14 +30,15 @@ function setup(s: Setup = {}) {
   const { pool, kvCache } = fakeKv((s.kvPages ?? 256) + 1);
   const engine = new FakeEngine(pool, s.next ?? counting);
   const resident = new Map([['ad1', fakeAdapter('ad1')]]);
+  const adapters = new ResidentAdapters(resident);
   const scheduler = fakeScheduler(engine, kvCache, {
-    adapters: (name) => resident.get(name) ?? null,
+    adapters,
     newDecoder: tableDecoder(s.vocab),
     eosTokenIds: [EOS],
     limits: s.limits,
     drawSeed: s.drawSeed,
   });
-  return { pool, kvCache, engine, scheduler, resident };
+  return { pool, kvCache, engine, scheduler, resident, adapters };
 }
 
 function request(
@@ -241,7 +243,9 @@ describe('scheduler', () => {
     expect(() => scheduler.submit(request('c', [1]))).toThrow(AdmissionError);
     expect(() => scheduler.submit(request('d', Array(40).fill(1)))).toThrow(/never|needs 42 KV pages/);
     expect(() => scheduler.submit(request('e', Array(64).fill(1)))).toThrow(/maxModelLen/);
-    expect(() => scheduler.submit(request('f', [1], {}, { adapter: 'nope' }))).toThrow(/not resident/);
+    expect(() => scheduler.submit(request('f', [1], {}, { adapter: 'nope' }))).toThrow(
+      /adapter "nope" is not loaded/,
+    );
     engine.gate = null;
     open();
     await Promise.all([running, queued]);
@@ -315,19 +319,18 @@ describe('scheduler', () => {
     ]);
   });
 
-  it('fails a request whose adapter was evicted after submit', async () => {
-    const { scheduler, resident, engine } = setup();
-    let open!: () => void;
-    engine.gate = new Promise((resolve) => {
-      open = resolve;
-    });
-    const first = collect(scheduler.submit(request('a', [0])));
-    const evicted = failureOf(collect(scheduler.submit(request('b', [0], {}, { adapter: 'ad1' }))));
+  it('lets a request whose adapter is not resident wait while others run, then runs it', async () => {
+    const { scheduler, resident, engine, adapters } = setup();
+    const layout = resident.get('ad1')!;
     resident.delete('ad1');
-    engine.gate = null;
-    open();
-    await first;
-    expect(String(await evicted)).toMatch(/adapter "ad1" is no longer resident/);
+    const waiting = collect(scheduler.submit(request('b', [0], { maxTokens: 2 }, { adapter: 'ad1' })));
+    await collect(scheduler.submit(request('a', [0], { maxTokens: 3 })));
+    expect(engine.steps.every((step) => step.every((s) => s.adapter === null))).toBe(true);
+    resident.set('ad1', layout);
+    await collect(scheduler.submit(request('c', [0], { maxTokens: 1 })));
+    expect(choice(await waiting).finishReason).toBe('length');
+    expect(adapters.pins.get('ad1')).toBe(0);
+    expect(adapters.requests.get('ad1')).toBe(0);
   });
 
   it('tells residency which adapters the running and waiting sequences need', async () => {

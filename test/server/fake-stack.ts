@@ -1,12 +1,17 @@
-import { PagePool } from '../../memory/page-pool.js';
+import { AdapterError, type AdapterInfo } from '../../memory/adapter-registry.js';
+import type { EngineStats } from '../../scheduler/llm-engine.js';
 import {
   AdmissionError,
   type GenerationDelta,
   type GenerationRequest,
   type GenerationStream,
 } from '../../scheduler/request.js';
-import type { SchedulerStats } from '../../scheduler/scheduler.js';
-import type { GenerationService, ServingStack, ServingTokenizer } from '../../server/serving-stack.js';
+import type {
+  AdapterAdmin,
+  GenerationService,
+  ServingStack,
+  ServingTokenizer,
+} from '../../server/serving-stack.js';
 
 /**
  * A serving stack of fakes for HTTP-level tests that run in milliseconds: a byte tokenizer
@@ -89,7 +94,7 @@ export class FakeScheduler implements GenerationService {
     };
   }
 
-  stats(): SchedulerStats {
+  stats(): EngineStats {
     return {
       numRequests: this.live.size,
       numWaiting: 0,
@@ -105,7 +110,56 @@ export class FakeScheduler implements GenerationService {
       numGeneratedTokens: 0,
       numPreemptions: 0,
       numSteps: 0,
+      pageBytes: 32,
+      numPages: 16,
+      numRegisteredAdapters: this.adapterInfos.length,
+      numResidentAdapters: 0,
+      numContiguousAdapters: 0,
+      adapterHostBytes: 0,
+      maxLoras: 2,
+      adapterCounters: {
+        numDiskLoads: 0,
+        numPoolLoads: 0,
+        numOverlappedPoolLoads: 0,
+        numEvictions: 0,
+        numHostDrops: 0,
+        numPrefetchHits: 0,
+        numPrefetchMisses: 0,
+        blockingCopySeconds: 0,
+        overlappedCopySeconds: 0,
+        readWaitSeconds: 0,
+      },
     };
+  }
+
+  health(): null {
+    return null;
+  }
+
+  /** Two adapters on disk; runtime loads are refused (the real registry is tested on its own). */
+  private readonly adapterInfos: AdapterInfo[] = ['a', 'b'].map((id) => ({
+    name: `ad-${id}`,
+    path: `/adapters/${id}`,
+    rank: 4,
+    tier: 'disk',
+    numPins: 0,
+    numRequests: 0,
+    isContiguous: false,
+  }));
+
+  readonly adapters: AdapterAdmin = {
+    resolve: async (name) => this.adapterInfos.some((a) => a.name === name),
+    list: () => this.adapterInfos,
+    load: async (name) => {
+      throw new AdapterError(`fake stack cannot load "${name}"`, 'invalid');
+    },
+    unload: (name) => {
+      throw new AdapterError(`adapter "${name}" is not loaded`, 'not_found');
+    },
+  };
+
+  adaptersInUse(): { running: string[]; waiting: string[] } {
+    return { running: [], waiting: [] };
   }
 
   async close(): Promise<void> {
@@ -126,13 +180,9 @@ export function fakeStack(options: FakeStackOptions = {}): ServingStack & { sche
     modelDir: '/models/tiny-base',
     maxModelLen: options.maxModelLen ?? 64,
     maxNumSeqs: options.maxNumSeqs ?? 8,
-    adapters: [
-      { name: 'ad-a', path: '/adapters/a' },
-      { name: 'ad-b', path: '/adapters/b' },
-    ],
     tokenizer: new ByteTokenizer(options.hasChatTemplate ?? true),
     scheduler,
-    pool: new PagePool(16, 8),
+    loraRoot: null,
     createdAt: 1_700_000_000,
     async close() {
       await scheduler.close();

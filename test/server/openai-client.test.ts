@@ -49,7 +49,10 @@ describe('the official openai client against a tiny real model', () => {
     expect(models.map((m) => m.id)).toEqual([TINY_MODEL_NAME, ...TINY_ADAPTERS.map((a) => a.name)]);
     const base = models[0] as unknown as Record<string, unknown>;
     expect(base).toMatchObject({ object: 'model', owned_by: 'loom', parent: null, max_model_len: 256 });
-    expect(models[1]).toMatchObject({ parent: TINY_MODEL_NAME, root: server.stack.adapters[0].path });
+    expect(models[1]).toMatchObject({
+      parent: TINY_MODEL_NAME,
+      root: server.stack.scheduler.adapters.list()[0].path,
+    });
   });
 
   it.each(MODELS)('completes, streams and chat-completes for %s', async (model) => {
@@ -127,8 +130,9 @@ describe('the official openai client against a tiny real model', () => {
 
   it('frees the KV pages of a client that aborts mid-stream within a step or two', async () => {
     const stack = server.app.loom.stack!;
-    const { pool, scheduler } = stack;
-    await waitFor(() => pool.numUsed('kv') === 0, 2000);
+    const { scheduler } = stack;
+    const kvPages = () => scheduler.stats().numKvPages;
+    await waitFor(() => kvPages() === 0, 2000);
     const stream = await client.completions.create({
       model: 'tiny-r4',
       prompt: 'a long story',
@@ -141,27 +145,28 @@ describe('the official openai client against a tiny real model', () => {
     let stepsAtAbort = 0;
     for await (const _chunk of stream as unknown as AsyncIterable<OpenAI.Completion>) {
       if (++chunks < 3) continue;
-      expect(pool.numUsed('kv')).toBeGreaterThan(0);
+      expect(kvPages()).toBeGreaterThan(0);
       stepsAtAbort = scheduler.stats().numSteps;
       break;
     }
-    await waitFor(() => pool.numUsed('kv') === 0, 2000);
+    await waitFor(() => kvPages() === 0, 2000);
     expect(scheduler.stats().numSteps - stepsAtAbort).toBeLessThanOrEqual(2);
     await expect(stillServing('tiny-r4')).resolves.toBe(2);
   });
 
   it('frees the KV pages of a non-streaming request whose client goes away', async () => {
-    const { pool } = server.app.loom.stack!;
-    await waitFor(() => pool.numUsed('kv') === 0, 2000);
+    const { scheduler } = server.app.loom.stack!;
+    const kvPages = () => scheduler.stats().numKvPages;
+    await waitFor(() => kvPages() === 0, 2000);
     const controller = new AbortController();
     const pending = client.completions.create(
       { model: 'tiny-r8', prompt: 'never read', max_tokens: 200, ignore_eos: true } as never,
       { signal: controller.signal },
     );
-    await waitFor(() => pool.numUsed('kv') > 0, 2000);
+    await waitFor(() => kvPages() > 0, 2000);
     controller.abort();
     await expect(pending).rejects.toThrow();
-    await waitFor(() => pool.numUsed('kv') === 0, 2000);
+    await waitFor(() => kvPages() === 0, 2000);
   });
 
   it('ends a choice at a stop string with finish_reason stop', async () => {

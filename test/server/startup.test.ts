@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StartupError } from '../../model/startup-error.js';
 import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
 import { buildServingStack } from '../../server/serving-stack.js';
-import { StartupError } from '../../server/startup-error.js';
 import { writeTinyModel } from './tiny-server.js';
 
 /** main.ts as a user runs it: its own process, its own exit code and stderr. */
@@ -135,24 +135,31 @@ describe('server/main.ts start-up', () => {
     else expect(ready.engine).toBe('webgpu');
   });
 
-  it('refuses a pool too small for the adapters plus one full-length sequence', async () => {
-    const build = buildServingStack(
-      {
-        modelDir,
-        loraModules: [{ name: 'first', path: adapterDir }],
-        servedModelName: null,
-        maxModelLen: 512,
-        maxNumSeqs: 4,
-        maxNumBatchedTokens: 64,
-        engine: 'reference',
-        poolSize: '64KiB',
-        chatTemplateFile: null,
-        seed: null,
-      },
-      { info: () => {} },
+  it('refuses a pool too small for one full-length sequence, or for an adapter beside one', async () => {
+    const build = (maxModelLen: number) =>
+      buildServingStack(
+        {
+          modelDir,
+          loraModules: [{ name: 'first', path: adapterDir }],
+          servedModelName: null,
+          maxModelLen,
+          maxNumSeqs: 4,
+          maxNumBatchedTokens: 64,
+          engine: 'reference',
+          poolSize: '64KiB',
+          chatTemplateFile: null,
+          seed: null,
+        },
+        { info: () => {} },
+      );
+    // 64 KiB of 64-float pages is 255 usable pages; 2 tokens per 4-page block.
+    await expect(build(512)).rejects.toBeInstanceOf(StartupError);
+    await expect(build(512)).rejects.toThrow(
+      /--pool-size 64KiB: the pool has 255 pages; one sequence of --max-model-len 512 tokens needs 1024/,
     );
-    await expect(build).rejects.toBeInstanceOf(StartupError);
-    await expect(build).rejects.toThrow(/--pool-size 64KiB: the pool has \d+ pages; the adapters take \d+/);
+    await expect(build(120)).rejects.toThrow(
+      /adapter "first" needs 16 pages; beside one full-context sequence \(240 pages\) the pool of 255 pages cannot hold it/,
+    );
   });
 
   it('serves, then exits 0 on SIGTERM', async () => {

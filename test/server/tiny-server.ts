@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
+import type { EngineChoice } from '../../kernels/engine-factory.js';
 import type { TargetModule } from '../../model/llama-modules.js';
 import {
   type SyntheticAdapterSpec,
@@ -11,14 +12,10 @@ import {
   writeSyntheticAdapter,
   writeSyntheticModel,
 } from '../../model/synthetic.js';
+import type { LlmEngine } from '../../scheduler/llm-engine.js';
 import { buildApp } from '../../server/app.js';
-import type { EngineChoice } from '../../server/engine-factory.js';
-import {
-  buildServingStack,
-  type ServedAdapter,
-  type ServingStack,
-  type StackOptions,
-} from '../../server/serving-stack.js';
+import type { LoraModule } from '../../server/cli-options.js';
+import { buildServingStack, type ServingStack, type StackOptions } from '../../server/serving-stack.js';
 
 const ATTENTION: TargetModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
 const MLP: TargetModule[] = ['gate_proj', 'up_proj', 'down_proj'];
@@ -38,13 +35,13 @@ export const TINY_MODEL_NAME = 'tiny-base';
 export async function writeTinyModel(): Promise<{
   root: string;
   modelDir: string;
-  adapters: ServedAdapter[];
+  adapters: LoraModule[];
 }> {
   const root = await mkdtemp(join(tmpdir(), 'loom-server-'));
   const modelDir = join(root, TINY_MODEL_NAME);
   await writeSyntheticModel(modelDir, TINY_SPEC);
   const config = syntheticConfig(TINY_SPEC);
-  const adapters: ServedAdapter[] = [];
+  const adapters: LoraModule[] = [];
   for (const spec of TINY_ADAPTERS) {
     const dir = join(root, spec.name);
     await writeSyntheticAdapter(dir, config, spec);
@@ -54,8 +51,12 @@ export async function writeTinyModel(): Promise<{
 }
 
 export interface TinyServer {
+  /** The temporary directory holding the model and adapters (removed by close). */
+  root: string;
   app: FastifyInstance;
   stack: ServingStack;
+  /** The generation service behind the stack, for tests that reach the engine (device loss). */
+  llm: LlmEngine;
   client: OpenAI;
   baseURL: string;
   close(): Promise<void>;
@@ -64,9 +65,10 @@ export interface TinyServer {
 /** The real stack (loader, pool, engine, scheduler) behind a real socket on 127.0.0.1:0. */
 export async function startTinyServer(
   engine: EngineChoice = 'onnx',
-  overrides: Partial<StackOptions> = {},
+  overrides: Partial<StackOptions> | ((root: string) => Partial<StackOptions>) = {},
 ): Promise<TinyServer> {
   const { root, modelDir, adapters } = await writeTinyModel();
+  const extra = typeof overrides === 'function' ? overrides(root) : overrides;
   const stack = await buildServingStack(
     {
       modelDir,
@@ -79,7 +81,7 @@ export async function startTinyServer(
       poolSize: '8MiB',
       chatTemplateFile: null,
       seed: 1234,
-      ...overrides,
+      ...extra,
     },
     { info: () => {} },
   );
@@ -90,8 +92,10 @@ export async function startTinyServer(
   const baseURL = `http://127.0.0.1:${address.port}/v1`;
   const client = new OpenAI({ baseURL, apiKey: 'unused', maxRetries: 0 });
   return {
+    root,
     app,
     stack,
+    llm: stack.scheduler as LlmEngine,
     client,
     baseURL,
     async close() {

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { PagePool } from '../../memory/page-pool.js';
-import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import {
   adapterName,
   assertEngineAvailable,
   createEngine,
   type DtypeChoice,
-} from '../../server/engine-factory.js';
-import { StartupError } from '../../server/startup-error.js';
+} from '../../kernels/engine-factory.js';
+import { PagePool } from '../../memory/page-pool.js';
+import { StartupError } from '../../model/startup-error.js';
+import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { openTestContext } from './gpu-test-kit.js';
 
 const probe = await openTestContext('engine factory');

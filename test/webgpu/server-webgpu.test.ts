@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WebGpuEngine } from '../../kernels/webgpu/webgpu-engine.js';
+import { greedyTexts } from '../server/greedy-texts.js';
 import {
   startTinyServer,
   TINY_ADAPTERS,
@@ -108,6 +109,25 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
     }
   });
 
+  it('gives the same greedy texts with one adapter resident at a time (eviction and reload on the device)', async () => {
+    const onnx = await startTinyServer('onnx');
+    let expected: string[];
+    try {
+      expected = await greedyTexts(onnx.client);
+    } finally {
+      await onnx.close();
+    }
+    const webgpu = await startTinyServer('webgpu', { dtype: 'f32', maxLoras: 1, maxCpuLoras: 1 });
+    try {
+      expect(await greedyTexts(webgpu.client)).toEqual(expected);
+      expect(webgpu.stack.scheduler.stats().adapterCounters.numEvictions).toBeGreaterThanOrEqual(
+        TINY_ADAPTERS.length - 1,
+      );
+    } finally {
+      await webgpu.close();
+    }
+  });
+
   it('gives the onnx engine’s greedy and seeded completions for the base model and every adapter (f32 weights)', async () => {
     const onnx = await startTinyServer('onnx');
     let expected: string[];
@@ -118,7 +138,7 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
     }
     const webgpu = await startTinyServer('webgpu', { dtype: 'f32' });
     try {
-      expect(webgpu.stack.engine?.kind).toBe('webgpu');
+      expect(webgpu.llm.engine.kind).toBe('webgpu');
       expect(await completions(webgpu.client)).toEqual(expected);
     } finally {
       await webgpu.close();
@@ -156,7 +176,7 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
       const reader = response.body!.getReader();
       const decoder = new TextDecoder();
       let text = decoder.decode((await reader.read()).value);
-      (server.stack.engine as WebGpuEngine).ctx.device.destroy();
+      (server.llm.engine as WebGpuEngine).ctx.device.destroy();
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
         text += decoder.decode(chunk.value);
       const events = text.split('\n\n').filter(Boolean);

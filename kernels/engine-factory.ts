@@ -1,8 +1,8 @@
-import type { Engine } from '../kernels/engine.js';
-import type { WebGpuAdapterSummary, WebGpuContext } from '../kernels/webgpu/device.js';
 import type { PagePool } from '../memory/page-pool.js';
 import type { ModelWeights } from '../model/model-weights.js';
-import { StartupError } from './startup-error.js';
+import { StartupError } from '../model/startup-error.js';
+import type { Engine } from './engine.js';
+import type { WebGpuAdapterSummary, WebGpuContext } from './webgpu/device.js';
 
 export const ENGINE_CHOICES = ['auto', 'onnx', 'reference', 'webgpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
@@ -34,7 +34,7 @@ export async function createEngine(
   assertEngineAvailable(choice, options.dtype);
   if (choice === 'onnx' || choice === 'reference') return createCpuEngine(choice, weights, pool);
 
-  const { createWebGpuContext } = await import('../kernels/webgpu/device.js');
+  const { createWebGpuContext } = await import('./webgpu/device.js');
   let ctx: WebGpuContext;
   try {
     ctx = await createWebGpuContext();
@@ -54,7 +54,7 @@ export async function createEngine(
   }
   try {
     const weightDtype = webgpuWeightDtype(options.dtype, ctx);
-    const { WebGpuEngine } = await import('../kernels/webgpu/webgpu-engine.js');
+    const { WebGpuEngine } = await import('./webgpu/webgpu-engine.js');
     const engine = await WebGpuEngine.create(weights, pool, {
       context: ctx,
       ownContext: true,
@@ -116,9 +116,9 @@ async function createCpuEngine(
   pool: PagePool,
 ): Promise<Engine> {
   if (choice === 'onnx') {
-    const { OnnxEngine } = await import('../kernels/onnx/onnx-engine.js');
+    const { OnnxEngine } = await import('./onnx/onnx-engine.js');
     return OnnxEngine.create(weights, pool);
   }
-  const { ReferenceEngine } = await import('../kernels/reference/reference-engine.js');
+  const { ReferenceEngine } = await import('./reference/reference-engine.js');
   return ReferenceEngine.create(weights, pool);
 }

@@ -1,0 +1,635 @@
+import type { LoraAdapter } from '../model/lora-adapter.js';
+import { type StoredLoraAdapter, widenAdapter } from '../model/stored-adapter.js';
+import { type AdapterLayout, layoutAdapter } from './adapter-layout.js';
+import type { PagePool, PageReclaimer } from './page-pool.js';
+
+/** Disk reads in flight at once: enough to hide latency, few enough not to flood host RAM. */
+const MAX_CONCURRENT_READS = 16;
+
+/** Where an adapter's weights are now: in the page pool, only in host RAM, or only on disk. */
+export type AdapterTier = 'pool' | 'host' | 'disk';
+export const ADAPTER_TIERS: readonly AdapterTier[] = ['pool', 'host', 'disk'];
+
+/** Where resident adapters' weights go: the engine's page storage. */
+export interface AdapterStorage {
+  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void;
+}
+
+/** How the registry reads adapters; the composition root binds it to model/'s loaders and the base model. */
+export interface AdapterFiles {
+  /** Validates the adapter's config against the base model and counts its pages, without reading weights. */
+  inspect(path: string): Promise<{ rank: number; numPages: number }>;
+  /** Reads and validates the weights into host memory, in the file's dtype. */
+  read(name: string, path: string): Promise<StoredLoraAdapter>;
+  /** Pages of an adapter already read. */
+  pagesOf(adapter: StoredLoraAdapter): number;
+  /** The directory `name` would live in under a lazily scanned adapter folder (--lora-dir), or null. */
+  lazyPath?(name: string): Promise<string | null>;
+}
+
+export interface RegistryLimits {
+  /** Adapters resident in the pool at once (vLLM's --max-loras). */
+  maxLoras: number;
+  /** Adapters whose weights stay in host RAM (vLLM's --max-cpu-loras); the rest are read from disk again. */
+  maxCpuLoras: number;
+  /** Largest rank accepted (--max-lora-rank); Loom never pads to it. */
+  maxLoraRank: number;
+  /** KV pages one sequence of the full context needs: every adapter must fit in the pool beside one. */
+  pagesForFullContext: number;
+}
+
+/** Why an adapter operation was refused; the server maps `kind` to a status (404, 400, 409). */
+export class AdapterError extends Error {
+  constructor(
+    message: string,
+    readonly kind: 'not_found' | 'invalid' | 'conflict',
+  ) {
+    super(message);
+    this.name = 'AdapterError';
+  }
+}
+
+/** Counters for metrics and the benchmark; they only grow. */
+export interface RegistryCounters {
+  /** Adapters read from disk into host RAM. */
+  numDiskLoads: number;
+  /** Adapters written from host RAM into pool pages. */
+  numPoolLoads: number;
+  /** Of those, writes done while a step ran (prefetch overlapped with compute). */
+  numOverlappedPoolLoads: number;
+  /** Resident adapters evicted from the pool. */
+  numEvictions: number;
+  /** Host copies dropped (LRU past --max-cpu-loras). */
+  numHostDrops: number;
+  /** Requests whose adapter was already in the pool when their first step was planned. */
+  numPrefetchHits: number;
+  numPrefetchMisses: number;
+  /** Seconds spent writing adapters into the pool between steps (the step loop waited on them). */
+  blockingCopySeconds: number;
+  /** Seconds of writes overlapped with a running step. */
+  overlappedCopySeconds: number;
+  /** Seconds the step loop sat idle because every waiting sequence's adapter was still being read. */
+  readWaitSeconds: number;
+}
+
+export interface AdapterInfo {
+  name: string;
+  path: string;
+  rank: number;
+  tier: AdapterTier;
+  /** Running sequences using it. */
+  numPins: number;
+  /** Requests in flight (waiting or running) for it. */
+  numRequests: number;
+  /** Resident with consecutive pages (the onnx engine's zero-copy fast path). */
+  isContiguous: boolean;
+}
+
+interface AdapterEntry {
+  readonly name: string;
+  path: string;
+  rank: number;
+  numPages: number;
+  /** Host copy in the file's dtype, or null when only on disk. */
+  host: StoredLoraAdapter | null;
+  /** Pool pages, when resident. */
+  layout: AdapterLayout | null;
+  isContiguous: boolean;
+  /** Running sequences using the adapter: a pinned adapter is never evicted. */
+  numPins: number;
+  /** Requests in flight: unload waits for them and refuses new ones meanwhile. */
+  numRequests: number;
+  /** Clock tick of the last use, for LRU in the pool and in host RAM. */
+  lastUse: number;
+  /** disk → host read in flight. */
+  reading: Promise<void> | null;
+  /** Weights from an in-place load, swapped in between steps. */
+  replacement: StoredLoraAdapter | null;
+  isUnloading: boolean;
+  /** Planning round in which a blocking copy made it resident (prefetch miss for requests admitted then). */
+  blockingCopyRound: number;
+}
+
+/**
+ * The one owner of adapters at run time (S-LoRA's unified memory): every registered adapter's
+ * source, host copy, pool residency, pins and recency. The server resolves names here, the
+ * scheduler asks it which adapters can run and pins them, the engine receives writes from it,
+ * metrics read it. Thousands can be registered: only configs are read at registration; weights
+ * come from disk into a host-RAM LRU (--max-cpu-loras) and from there into pool pages
+ * (--max-loras), evicting idle adapters least-recently-used when pages are needed — by KV (it is
+ * the pool's reclaimer) or by another adapter.
+ *
+ * Threading rule: pages are freed only between engine steps (planStep, unload of an adapter no
+ * request uses, reclaim from allocations made between steps); during a step only free pages are
+ * written (prefetchDuringStep), which the running step does not read.
+ */
+export class AdapterRegistry implements PageReclaimer {
+  private readonly entries = new Map<string, AdapterEntry>();
+  private readonly resident = new Set<AdapterEntry>();
+  /** Adapters the current planning round needs: never evicted while it lasts. */
+  private readonly protected = new Set<string>();
+  /** Resident adapters of queued sequences: not reclaimable for KV, but the window may displace them. */
+  private readonly softProtected = new Set<string>();
+  /** Per-name chain of registrations and runtime loads, so two loads of one name never interleave. */
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private clock = 0;
+  private planningRound = 0;
+  /** The queue's adapters the last plan protected and made resident, in queue order. */
+  private window: string[] = [];
+  /** Queued adapters past the window, read from disk ahead of need. */
+  private readAhead: string[] = [];
+  private numReading = 0;
+  readonly counters: RegistryCounters = {
+    numDiskLoads: 0,
+    numPoolLoads: 0,
+    numOverlappedPoolLoads: 0,
+    numEvictions: 0,
+    numHostDrops: 0,
+    numPrefetchHits: 0,
+    numPrefetchMisses: 0,
+    blockingCopySeconds: 0,
+    overlappedCopySeconds: 0,
+    readWaitSeconds: 0,
+  };
+
+  constructor(
+    private readonly pool: PagePool,
+    private readonly storage: AdapterStorage,
+    private readonly files: AdapterFiles,
+    readonly limits: RegistryLimits,
+    private readonly config: Parameters<typeof layoutAdapter>[0],
+  ) {
+    for (const [key, value] of Object.entries(limits)) {
+      if (!Number.isInteger(value) || value < (key === 'pagesForFullContext' ? 0 : 1))
+        throw new Error(`${key} must be a positive integer, got ${value}`);
+    }
+    pool.setReclaimer(this);
+  }
+
+  // ---- names ---------------------------------------------------------------------------------
+
+  /**
+   * Registers an adapter from its config alone (weights are read on first use); `inspected` is
+   * files.inspect's answer when the caller has it already.
+   */
+  register(name: string, path: string, inspected?: { rank: number; numPages: number }): Promise<void> {
+    return this.withLock(name, async () => {
+      if (this.entries.has(name))
+        throw new AdapterError(`adapter "${name}" is already registered`, 'conflict');
+      const { rank, numPages } = inspected ?? (await this.files.inspect(path));
+      this.checkFits(name, rank, numPages);
+      this.entries.set(name, this.newEntry(name, path, rank, numPages, null));
+    });
+  }
+
+  /** Pages of `name` that reclaimablePages() counts now (see KvCapacityView.idleAdapterPages). */
+  idleAdapterPages(name: string): number {
+    const entry = this.entries.get(name);
+    return entry?.layout && this.isEvictable(entry, true) ? entry.numPages : 0;
+  }
+
+  /** Evicts every unpinned adapter but `keep`, protected ones included; returns the pages freed. */
+  evictIdleExcept(keep: string | null): number {
+    let freed = 0;
+    for (const entry of [...this.resident]) {
+      if (entry.numPins > 0 || entry.name === keep) continue;
+      freed += entry.numPages;
+      this.evict(entry);
+    }
+    return freed;
+  }
+
+  /** Whether `name` is registered and takes requests. */
+  has(name: string): boolean {
+    const entry = this.entries.get(name);
+    return entry !== undefined && !entry.isUnloading;
+  }
+
+  /**
+   * Whether `name` can serve requests: registered, or found as a sub-directory of the lazily
+   * scanned adapter folder (registered now, on first use).
+   */
+  async resolve(name: string): Promise<boolean> {
+    if (this.has(name)) return true;
+    if (this.entries.has(name) || !this.files.lazyPath) return false;
+    const path = await this.files.lazyPath(name);
+    if (path === null) return false;
+    try {
+      await this.register(name, path);
+    } catch (error) {
+      // A concurrent request registered it first.
+      if (error instanceof AdapterError && error.kind === 'conflict') return this.has(name);
+      throw error;
+    }
+    return true;
+  }
+
+  get numRegistered(): number {
+    return this.entries.size;
+  }
+
+  get numResident(): number {
+    return this.resident.size;
+  }
+
+  /** Bytes of weights held in host RAM (file dtypes). */
+  get hostBytes(): number {
+    let bytes = 0;
+    for (const entry of this.entries.values())
+      bytes += (entry.host?.numBytes ?? 0) + (entry.replacement?.numBytes ?? 0);
+    return bytes;
+  }
+
+  list(): AdapterInfo[] {
+    return [...this.entries.values()]
+      .filter((e) => !e.isUnloading)
+      .map((e) => ({
+        name: e.name,
+        path: e.path,
+        rank: e.rank,
+        tier: tierOf(e),
+        numPins: e.numPins,
+        numRequests: e.numRequests,
+        isContiguous: e.layout !== null && e.isContiguous,
+      }));
+  }
+
+  // ---- runtime load and unload ----------------------------------------------------------------
+
+  /**
+   * Reads an adapter fully (a bad file throws and changes nothing) and registers it with its host
+   * copy. With `inPlace`, an adapter of that name gets the new weights between steps: the next
+   * step uses them, no step sees half of them.
+   */
+  load(name: string, path: string, inPlace: boolean): Promise<void> {
+    return this.withLock(name, async () => {
+      const existing = this.entries.get(name);
+      if (existing && !inPlace)
+        throw new AdapterError(
+          `adapter "${name}" is already loaded (use load_inplace to replace it)`,
+          'conflict',
+        );
+      if (existing?.isUnloading) throw new AdapterError(`adapter "${name}" is being unloaded`, 'conflict');
+      const adapter = await this.files.read(name, path);
+      const numPages = this.files.pagesOf(adapter);
+      this.checkFits(name, adapter.rank, numPages);
+      this.counters.numDiskLoads++;
+      if (!existing) {
+        this.entries.set(name, this.newEntry(name, path, adapter.rank, numPages, adapter));
+        this.trimHost();
+        return;
+      }
+      existing.path = path;
+      existing.replacement = adapter;
+    });
+  }
+
+  /** Unregisters an adapter: refused for new requests at once, freed when its last request ends. */
+  unload(name: string): void {
+    const entry = this.entries.get(name);
+    if (!entry || entry.isUnloading) throw new AdapterError(`adapter "${name}" is not loaded`, 'not_found');
+    entry.isUnloading = true;
+    if (entry.numRequests === 0) this.drop(entry);
+  }
+
+  // ---- requests and pins (the scheduler's side) -----------------------------------------------
+
+  /** A request for `name` enters the scheduler. */
+  acquire(name: string): void {
+    const entry = this.entries.get(name);
+    if (!entry || entry.isUnloading) throw new AdapterError(`adapter "${name}" is not loaded`, 'not_found');
+    entry.numRequests++;
+  }
+
+  /** A request for `name` has ended (finished, aborted or failed) and freed its pages. */
+  release(name: string): void {
+    const entry = this.mustGet(name);
+    entry.numRequests--;
+    if (entry.isUnloading && entry.numRequests === 0) this.drop(entry);
+  }
+
+  /** A sequence of `name` starts running: its adapter stays resident until unpinned. */
+  pin(name: string): void {
+    const entry = this.mustGet(name);
+    if (!entry.layout) throw new Error(`adapter "${name}" pinned while not resident`);
+    entry.numPins++;
+    entry.lastUse = ++this.clock;
+  }
+
+  unpin(name: string): void {
+    const entry = this.mustGet(name);
+    if (entry.numPins <= 0) throw new Error(`adapter "${name}" unpinned more often than pinned`);
+    entry.numPins--;
+    entry.lastUse = ++this.clock;
+  }
+
+  isResident(name: string): boolean {
+    return this.entries.get(name)?.layout != null;
+  }
+
+  /** The pool layout a step uses for `name` (null when not resident). */
+  layoutOf(name: string): AdapterLayout | null {
+    return this.entries.get(name)?.layout ?? null;
+  }
+
+  /** Counts a request's first scheduled step as a prefetch hit (adapter already resident) or miss. */
+  noteFirstStep(name: string): void {
+    const entry = this.mustGet(name);
+    if (entry.blockingCopyRound === this.planningRound) this.counters.numPrefetchMisses++;
+    else this.counters.numPrefetchHits++;
+  }
+
+  // ---- residency (between steps, and overlapped with steps) -----------------------------------
+
+  /**
+   * Between steps, before the batch policy runs: swaps in in-place updates, protects the adapters
+   * the running sequences and the head of the queue need, and makes the queue's adapters resident
+   * in queue order while the pool allows, keeping `reservePages` for the running sequences' KV.
+   * Adapters still on disk start loading; they are ready at a later step.
+   */
+  planStep(running: readonly string[], waiting: readonly string[], reservePages: number): void {
+    this.planningRound++;
+    this.protected.clear();
+    for (const name of running) this.protected.add(name);
+    // The queue's next adapters, as many as may be resident beside the running ones (the head's
+    // always): only these are protected and made resident; a few more are read ahead from disk.
+    const runningSet = new Set(running);
+    const queued = waiting.filter((name) => !runningSet.has(name));
+    // Resident adapters of queued sequences may be admitted this step (and pinned then): the
+    // policy must not count their pages as reclaimable, though the window below may displace them.
+    const room = Math.max(1, this.limits.maxLoras - runningSet.size);
+    this.window = queued.slice(0, room);
+    this.readAhead = queued.slice(room, room + Math.max(0, this.limits.maxCpuLoras - this.limits.maxLoras));
+    for (const name of this.window) this.protected.add(name);
+    this.softProtected.clear();
+    for (const name of queued) if (this.entries.get(name)?.layout) this.softProtected.add(name);
+    for (const entry of this.entries.values()) if (entry.replacement) this.swapIn(entry);
+    for (const name of [...running, ...this.window]) {
+      const entry = this.entries.get(name);
+      if (!entry || entry.layout) continue;
+      if (entry.host) this.makeResident(entry, reservePages, false);
+      else this.startReading(entry);
+    }
+  }
+
+  /** The policy has decided: adapters of the planning round are evictable again (pins protect the running). */
+  endPlanning(): void {
+    this.protected.clear();
+    this.softProtected.clear();
+  }
+
+  /**
+   * While a step runs: reads the planned window's adapters (and a few beyond) from disk and
+   * writes those on the host into free pages (never evicting: the step may read any page that is
+   * not free), so the next step finds them resident.
+   */
+  prefetchDuringStep(): void {
+    for (const name of this.window) {
+      const entry = this.entries.get(name);
+      if (!entry || entry.layout || entry.replacement) continue;
+      if (!entry.host) {
+        this.startReading(entry);
+        continue;
+      }
+      this.prefetchIntoFreePages(entry);
+    }
+    for (const name of this.readAhead) {
+      const entry = this.entries.get(name);
+      if (entry && !entry.layout && !entry.host) this.startReading(entry);
+    }
+  }
+
+  /** host → pool into free pages only (no eviction: safe while a step runs); false if it does not fit now. */
+  private prefetchIntoFreePages(entry: AdapterEntry): boolean {
+    if (entry.layout || !entry.host || entry.replacement) return false;
+    if (this.resident.size >= this.limits.maxLoras || entry.numPages > this.pool.numFree) return false;
+    return this.makeResident(entry, 0, true);
+  }
+
+  /** Settles when some disk read in flight ends; null when none is in flight. */
+  whenReadSettles(): Promise<void> | null {
+    const reads = [...this.entries.values()].flatMap((e) => (e.reading ? [e.reading] : []));
+    if (!reads.length) return null;
+    // Whoever waits on this has nothing else to run: that time is adapter loading's cost.
+    const started = performance.now();
+    return Promise.race(reads).then(() => {
+      this.counters.readWaitSeconds += (performance.now() - started) / 1000;
+    });
+  }
+
+  // ---- PageReclaimer ------------------------------------------------------------------------
+
+  reclaimablePages(): number {
+    let pages = 0;
+    for (const entry of this.resident) if (this.isEvictable(entry, true)) pages += entry.numPages;
+    return pages;
+  }
+
+  /** KV may take idle adapters' pages, those of queued-but-unadmitted sequences included (the policy subtracts what it admits). */
+  reclaim(numPages: number): void {
+    let freed = 0;
+    while (freed < numPages) {
+      const victim = this.lruEvictable(true);
+      if (!victim) return;
+      freed += victim.numPages;
+      this.evict(victim);
+    }
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  private newEntry(
+    name: string,
+    path: string,
+    rank: number,
+    numPages: number,
+    host: StoredLoraAdapter | null,
+  ): AdapterEntry {
+    return {
+      name,
+      path,
+      rank,
+      numPages,
+      host,
+      layout: null,
+      isContiguous: false,
+      numPins: 0,
+      numRequests: 0,
+      lastUse: ++this.clock,
+      reading: null,
+      replacement: null,
+      isUnloading: false,
+      blockingCopyRound: 0,
+    };
+  }
+
+  private checkFits(name: string, rank: number, numPages: number): void {
+    if (rank > this.limits.maxLoraRank)
+      throw new AdapterError(
+        `adapter "${name}" has rank ${rank}, above --max-lora-rank ${this.limits.maxLoraRank}`,
+        'invalid',
+      );
+    const capacity = this.pool.numPages - 1;
+    if (numPages + this.limits.pagesForFullContext > capacity)
+      throw new AdapterError(
+        `adapter "${name}" needs ${numPages} pages; beside one full-context sequence (${this.limits.pagesForFullContext} pages) the pool of ${capacity} pages cannot hold it (raise --pool-size or lower --max-model-len)`,
+        'invalid',
+      );
+  }
+
+  /** Idle and not needed by the plan; with `displaceSoft`, queued-but-idle adapters count as idle too. */
+  private isEvictable(entry: AdapterEntry, displaceSoft = false): boolean {
+    return (
+      entry.numPins === 0 &&
+      !this.protected.has(entry.name) &&
+      (displaceSoft || !this.softProtected.has(entry.name))
+    );
+  }
+
+  private lruEvictable(displaceSoft = false): AdapterEntry | null {
+    let victim: AdapterEntry | null = null;
+    for (const entry of this.resident)
+      if (this.isEvictable(entry, displaceSoft) && (!victim || entry.lastUse < victim.lastUse))
+        victim = entry;
+    return victim;
+  }
+
+  /** host → pool. False when the resident cap or the pool leaves no room (nothing changes then). */
+  private makeResident(entry: AdapterEntry, reservePages: number, isOverlapped: boolean): boolean {
+    if (!entry.host) throw new Error(`adapter "${entry.name}" has no host copy to make resident`);
+    // The window's adapters (queue order) may displace idle adapters of sequences further back.
+    if (this.resident.size >= this.limits.maxLoras) {
+      const victim = this.lruEvictable(true);
+      if (!victim) return false;
+      this.evict(victim);
+    }
+    while (this.pool.numAvailable - entry.numPages < reservePages) {
+      const victim = this.lruEvictable(true);
+      if (!victim) return false;
+      this.evict(victim);
+    }
+    const started = performance.now();
+    // Widened only for the copy: the f32 form lives as long as this write.
+    const adapter = widenAdapter(entry.host);
+    const contiguous = this.pool.allocateContiguous(entry.numPages, 'adapter');
+    const pages = contiguous ?? this.pool.allocate(entry.numPages, 'adapter');
+    const layout = layoutAdapter(this.config, adapter, pages);
+    this.storage.writeAdapter(layout, adapter);
+    entry.layout = layout;
+    entry.isContiguous = contiguous !== null;
+    entry.lastUse = ++this.clock;
+    this.resident.add(entry);
+    const seconds = (performance.now() - started) / 1000;
+    this.counters.numPoolLoads++;
+    if (isOverlapped) {
+      this.counters.numOverlappedPoolLoads++;
+      this.counters.overlappedCopySeconds += seconds;
+    } else {
+      this.counters.blockingCopySeconds += seconds;
+      entry.blockingCopyRound = this.planningRound;
+    }
+    return true;
+  }
+
+  private evict(entry: AdapterEntry): void {
+    if (!entry.layout) return;
+    this.pool.free(entry.layout.allPages);
+    entry.layout = null;
+    this.resident.delete(entry);
+    this.counters.numEvictions++;
+  }
+
+  /** In-place update, between steps: the old pages go, the new weights come in (pinned ones at once). */
+  private swapIn(entry: AdapterEntry): void {
+    const adapter = entry.replacement;
+    if (!adapter) return;
+    entry.replacement = null;
+    if (entry.layout) {
+      this.pool.free(entry.layout.allPages);
+      entry.layout = null;
+      this.resident.delete(entry);
+    }
+    entry.host = adapter;
+    entry.rank = adapter.rank;
+    entry.numPages = this.files.pagesOf(adapter);
+    if (entry.numPins > 0) this.makeResident(entry, 0, false);
+  }
+
+  private startReading(entry: AdapterEntry): void {
+    if (entry.reading || entry.host || this.numReading >= MAX_CONCURRENT_READS) return;
+    this.numReading++;
+    entry.reading = this.files
+      .read(entry.name, entry.path)
+      .then(
+        (adapter) => {
+          this.counters.numDiskLoads++;
+          if (!entry.isUnloading && !entry.host && !entry.replacement) {
+            // Just read for a queued request: the most recent use, not the first to drop.
+            entry.lastUse = ++this.clock;
+            entry.host = adapter;
+            entry.rank = adapter.rank;
+            entry.numPages = this.files.pagesOf(adapter);
+            this.trimHost();
+            // Wanted by the queue: write it into free pages now, overlapping whatever step runs,
+            // instead of making the next step wait for the copy.
+            if (this.window.includes(entry.name)) this.prefetchIntoFreePages(entry);
+          }
+        },
+        (error: unknown) => {
+          this.onReadFailure?.(entry.name, error);
+        },
+      )
+      .finally(() => {
+        entry.reading = null;
+        this.numReading--;
+      });
+  }
+
+  /**
+   * Called when an adapter registered from its config fails to read (its weights are corrupt):
+   * the scheduler fails the requests waiting for it.
+   */
+  onReadFailure: ((name: string, error: unknown) => void) | null = null;
+
+  /** Keeps at most --max-cpu-loras host copies, dropping the least recently used. */
+  private trimHost(): void {
+    const held = [...this.entries.values()].filter((e) => e.host !== null);
+    if (held.length <= this.limits.maxCpuLoras) return;
+    held.sort((a, b) => a.lastUse - b.lastUse);
+    for (const entry of held.slice(0, held.length - this.limits.maxCpuLoras)) {
+      entry.host = null;
+      this.counters.numHostDrops++;
+    }
+  }
+
+  private drop(entry: AdapterEntry): void {
+    if (entry.layout) {
+      this.pool.free(entry.layout.allPages);
+      entry.layout = null;
+      this.resident.delete(entry);
+    }
+    this.entries.delete(entry.name);
+  }
+
+  private mustGet(name: string): AdapterEntry {
+    const entry = this.entries.get(name);
+    if (!entry) throw new Error(`adapter "${name}" is not registered`);
+    return entry;
+  }
+
+  private withLock<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(name) ?? Promise.resolve();
+    const next = previous.catch(() => {}).then(work);
+    this.locks.set(name, next);
+    const cleanup = () => {
+      if (this.locks.get(name) === next) this.locks.delete(name);
+    };
+    next.then(cleanup, cleanup);
+    return next;
+  }
+}
+
+function tierOf(entry: AdapterEntry): AdapterTier {
+  if (entry.layout) return 'pool';
+  return entry.host ? 'host' : 'disk';
+}

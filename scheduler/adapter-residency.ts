@@ -1,0 +1,29 @@
+import type { AdapterLayout } from '../memory/adapter-layout.js';
+
+/**
+ * What the scheduler asks of adapter residency (memory/adapter-registry.ts implements it): which
+ * adapters are in the pool, pins for running sequences, request counts for unload, and the
+ * per-step residency work — make the queue's adapters resident between steps, prefetch while a
+ * step runs.
+ */
+export interface AdapterResidency {
+  /** Registered and taking requests. */
+  has(name: string): boolean;
+  acquire(name: string): void;
+  release(name: string): void;
+  pin(name: string): void;
+  unpin(name: string): void;
+  isResident(name: string): boolean;
+  /** Pages of `name` counted as reclaimable now (resident, unpinned, not needed by the plan), else 0. */
+  idleAdapterPages(name: string): number;
+  /** Evicts every idle adapter but `keep`: a sequence that fits the pool alone gets all of it. */
+  evictIdleExcept(keep: string | null): number;
+  layoutOf(name: string): AdapterLayout | null;
+  noteFirstStep(name: string): void;
+  planStep(running: readonly string[], waiting: readonly string[], reservePages: number): void;
+  endPlanning(): void;
+  prefetchDuringStep(): void;
+  whenReadSettles(): Promise<void> | null;
+  /** Set by the scheduler: an adapter's weights could not be read, so its waiting requests fail. */
+  onReadFailure: ((name: string, error: unknown) => void) | null;
+}

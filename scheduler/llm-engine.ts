@@ -1,0 +1,308 @@
+import { totalmem } from 'node:os';
+import type { Engine, EngineFailure } from '../kernels/engine.js';
+import { createEngine, type DtypeChoice, type EngineChoice } from '../kernels/engine-factory.js';
+import { pagesForTargets } from '../memory/adapter-layout.js';
+import {
+  AdapterError,
+  type AdapterFiles,
+  type AdapterInfo,
+  AdapterRegistry,
+  type RegistryCounters,
+} from '../memory/adapter-registry.js';
+import { KvCache } from '../memory/kv-cache.js';
+import { kvLayout } from '../memory/kv-layout.js';
+import { PagePool, parsePoolSize } from '../memory/page-pool.js';
+import { findInAdapterFolder, listAdapterFolder } from '../model/adapter-folder.js';
+import { summarizeAdapter } from '../model/adapter-summary.js';
+import { IncrementalDecoder } from '../model/incremental-decoder.js';
+import type { LlamaConfig } from '../model/llama-config.js';
+import { TARGET_MODULES } from '../model/llama-modules.js';
+import { loadStoredAdapter } from '../model/load-adapter.js';
+import { type LoadedModel, loadModel } from '../model/load-model.js';
+import { StartupError } from '../model/startup-error.js';
+import { mulberry32Words } from './prng.js';
+import type { GenerationRequest, GenerationStream } from './request.js';
+import { Scheduler, type SchedulerStats } from './scheduler.js';
+
+/** Enough to queue several full batches; beyond it a client is better told to retry. */
+export const DEFAULT_MAX_WAITING = 1024;
+/** Loom gathers LoRA rows by rank and never pads, so a large default rank cap costs nothing. */
+export const DEFAULT_MAX_LORA_RANK = 512;
+
+export interface LlmEngineOptions {
+  modelDir: string;
+  /** The base model's id in the API; no adapter may take it. */
+  servedModelName: string | null;
+  /** Adapters registered at start-up (configs read, weights on first use). */
+  loraModules: ReadonlyArray<{ name: string; path: string }>;
+  /** --lora-dir: every sub-directory with an adapter_config.json is an adapter; new ones register on first use. */
+  loraDir?: string | null;
+  maxModelLen: number | null;
+  maxNumSeqs: number;
+  maxNumBatchedTokens: number;
+  engine: EngineChoice;
+  dtype?: DtypeChoice;
+  /** Cap on one webgpu scratch buffer: tests force allocation failures with it. */
+  webgpuMaxScratchBytes?: number;
+  poolSize: string;
+  chatTemplateFile: string | null;
+  /** --seed: seeds of requests that bring none; null draws them at random. */
+  seed: number | null;
+  /** Waiting sequences beyond which requests are refused with 503 (default DEFAULT_MAX_WAITING). */
+  maxWaiting?: number;
+  /** --max-loras: resident adapters at once (default: as many of the largest as fit the pool beside one full context). */
+  maxLoras?: number | null;
+  /** --max-cpu-loras: host copies kept (default --max-loras). */
+  maxCpuLoras?: number | null;
+  /** --max-lora-rank (default DEFAULT_MAX_LORA_RANK). */
+  maxLoraRank?: number | null;
+}
+
+/** Structured progress lines (pino's signature, so Fastify's logger fits). */
+export interface ProgressLog {
+  info(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface EngineStats extends SchedulerStats {
+  pageBytes: number;
+  numPages: number;
+  numRegisteredAdapters: number;
+  numResidentAdapters: number;
+  /** Resident adapters whose pages are consecutive (the onnx engine reads them in place). */
+  numContiguousAdapters: number;
+  /** Bytes of adapter weights held in host RAM, in their files' dtypes. */
+  adapterHostBytes: number;
+  maxLoras: number;
+  adapterCounters: Readonly<RegistryCounters>;
+}
+
+const BYTES_PER_ELEMENT = 4;
+/** Engines keep the pool in one Float32Array, which holds at most 2^32 elements. */
+const MAX_POOL_BYTES = 2 ** 32 * BYTES_PER_ELEMENT;
+/** Adapter configs read at once while registering a folder of thousands. */
+const INSPECT_CONCURRENCY = 16;
+
+/**
+ * The composition root (nano-vllm's LLMEngine): model → pool → engine → adapter registry →
+ * scheduler, built in one place. The server sees only this object's generation service:
+ * submit, stats, health and adapter administration.
+ */
+export class LlmEngine {
+  private constructor(
+    readonly model: Omit<LoadedModel, 'weights'>,
+    readonly maxModelLen: number,
+    readonly engine: Engine,
+    private readonly pool: PagePool,
+    private readonly registry: AdapterRegistry,
+    private readonly scheduler: Scheduler,
+  ) {}
+
+  static async create(options: LlmEngineOptions, log: ProgressLog): Promise<LlmEngine> {
+    log.info({ dir: options.modelDir }, 'loading model');
+    const model = await loadModel(options.modelDir, {
+      chatTemplateFile: options.chatTemplateFile ?? undefined,
+    });
+    const { config } = model;
+    const maxModelLen = options.maxModelLen ?? config.maxPositionEmbeddings;
+    if (maxModelLen > config.maxPositionEmbeddings) {
+      throw new StartupError(
+        `--max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`,
+      );
+    }
+    const pool = createPool(config, options.poolSize, log);
+    const kvCache = new KvCache(pool, kvLayout(config));
+    // As vLLM does: refuse to start when one full-length sequence cannot fit, so a valid request
+    // is never refused for a prompt the pool could never hold.
+    const pagesForFullContext = kvCache.pagesNeeded(-1, maxModelLen);
+    if (pagesForFullContext > pool.numFree) {
+      throw new StartupError(
+        `--pool-size ${options.poolSize}: the pool has ${pool.numFree} pages; one sequence of --max-model-len ${maxModelLen} tokens needs ${pagesForFullContext} (raise --pool-size or lower --max-model-len)`,
+      );
+    }
+
+    const files = adapterFiles(config, options.loraDir ?? null);
+    const started = performance.now();
+    const adapters = await inspectStartupAdapters(options, files, options.servedModelName ?? model.name);
+    log.info(
+      { adapters: adapters.length, seconds: round((performance.now() - started) / 1000) },
+      'adapters registered (configs checked; weights load on first use)',
+    );
+    const maxLoraRank = options.maxLoraRank ?? DEFAULT_MAX_LORA_RANK;
+    const largest = Math.max(
+      1,
+      ...adapters.map((a) => a.numPages),
+      ...(adapters.length ? [] : [pagesForTargets(config, Math.min(maxLoraRank, 16), allModules(config))]),
+    );
+    const maxLoras =
+      options.maxLoras ?? Math.max(1, Math.floor((pool.numFree - pagesForFullContext) / largest));
+    const maxCpuLoras = options.maxCpuLoras ?? maxLoras;
+    if (maxCpuLoras < maxLoras)
+      throw new StartupError(`--max-cpu-loras ${maxCpuLoras} must be at least --max-loras ${maxLoras}`);
+
+    log.info({ engine: options.engine, pages: pool.numPages, pageSize: pool.pageSize }, 'creating engine');
+    const engine: Engine = await createEngine(options.engine, model.weights, pool, {
+      dtype: options.dtype ?? 'auto',
+      log: (message) => log.info({ engine: options.engine }, message),
+      webgpuMaxScratchBytes: options.webgpuMaxScratchBytes,
+    });
+    const registry = new AdapterRegistry(
+      pool,
+      engine,
+      files,
+      { maxLoras, maxCpuLoras, maxLoraRank, pagesForFullContext },
+      config,
+    );
+    try {
+      for (const a of adapters) await registry.register(a.name, a.path, a);
+    } catch (error) {
+      await engine.close();
+      throw error instanceof AdapterError ? new StartupError(`--lora-modules: ${error.message}`) : error;
+    }
+    const scheduler = new Scheduler({
+      engine,
+      kvCache,
+      adapters: registry,
+      newDecoder: () => new IncrementalDecoder(model.tokenizer),
+      eosTokenIds: config.eosTokenIds,
+      limits: {
+        maxNumSeqs: options.maxNumSeqs,
+        maxNumBatchedTokens: options.maxNumBatchedTokens,
+        maxModelLen,
+        maxWaiting: options.maxWaiting ?? DEFAULT_MAX_WAITING,
+      },
+      drawSeed: options.seed === null ? undefined : mulberry32Words(options.seed),
+    });
+    log.info(
+      { engine: engine.kind, adapters: adapters.length, maxLoras, freePages: pool.numFree, maxModelLen },
+      'engine ready',
+    );
+    const { weights: _weights, ...described } = model;
+    return new LlmEngine(described, maxModelLen, engine, pool, registry, scheduler);
+  }
+
+  submit(request: GenerationRequest): GenerationStream {
+    return this.scheduler.submit(request);
+  }
+
+  stats(): EngineStats {
+    const adapters = this.registry.list();
+    return {
+      ...this.scheduler.stats(),
+      pageBytes: this.pool.pageSize * BYTES_PER_ELEMENT,
+      numPages: this.pool.numPages,
+      numRegisteredAdapters: adapters.length,
+      numResidentAdapters: this.registry.numResident,
+      numContiguousAdapters: adapters.filter((a) => a.isContiguous).length,
+      adapterHostBytes: this.registry.hostBytes,
+      maxLoras: this.registry.limits.maxLoras,
+      adapterCounters: { ...this.registry.counters },
+    };
+  }
+
+  /** The failure that stopped the engine for good (device lost), or null while it can run. */
+  health(): EngineFailure | null {
+    return this.engine.fatalFailure?.() ?? null;
+  }
+
+  /** Adapter administration: resolving request names, listing, runtime load and unload. */
+  readonly adapters = {
+    resolve: (name: string): Promise<boolean> => this.registry.resolve(name),
+    list: (): AdapterInfo[] => this.registry.list(),
+    load: (name: string, path: string, inPlace: boolean): Promise<void> =>
+      this.registry.load(name, path, inPlace),
+    unload: (name: string): void => this.registry.unload(name),
+  };
+
+  /** Which adapters the queues need now (running, and waiting in queue order). */
+  adaptersInUse(): { running: string[]; waiting: string[] } {
+    return this.scheduler.adaptersInUse();
+  }
+
+  async close(): Promise<void> {
+    await this.scheduler.close();
+    await this.engine.close();
+  }
+}
+
+function createPool(config: LlamaConfig, poolSize: string, log: ProgressLog): PagePool {
+  const pageSize = config.hiddenSize;
+  const requestedBytes = parseFlag('--pool-size', () => parsePoolSize(poolSize, totalmem()));
+  const poolBytes = Math.min(requestedBytes, MAX_POOL_BYTES);
+  if (poolBytes < requestedBytes)
+    log.info({ requestedBytes, poolBytes }, 'pool size capped at what one f32 array can hold');
+  return parseFlag(
+    '--pool-size',
+    () => new PagePool(Math.floor(poolBytes / (pageSize * BYTES_PER_ELEMENT)), pageSize),
+  );
+}
+
+/** model/'s loaders bound to the base model, as the registry reads adapters. */
+function adapterFiles(config: LlamaConfig, loraDir: string | null): AdapterFiles {
+  return {
+    async inspect(path) {
+      const summary = await summarizeAdapter(path, config);
+      return { rank: summary.rank, numPages: pagesForTargets(config, summary.rank, summary.targets) };
+    },
+    read: (name, path) => loadStoredAdapter(name, path, config),
+    pagesOf: (adapter) =>
+      pagesForTargets(
+        config,
+        adapter.rank,
+        adapter.layers.map((layer) => TARGET_MODULES.filter((m) => layer[m])),
+      ),
+    lazyPath: loraDir === null ? undefined : (name) => findInAdapterFolder(loraDir, name),
+  };
+}
+
+interface InspectedAdapter {
+  name: string;
+  path: string;
+  rank: number;
+  numPages: number;
+}
+
+/** --lora-modules, then --lora-dir's folders: configs checked in parallel, no weights read. */
+async function inspectStartupAdapters(
+  options: LlmEngineOptions,
+  files: AdapterFiles,
+  baseName: string,
+): Promise<InspectedAdapter[]> {
+  const sources = [...options.loraModules];
+  if (options.loraDir) {
+    const given = new Set(sources.map((s) => s.name));
+    for (const found of await listAdapterFolder(options.loraDir))
+      if (!given.has(found.name)) sources.push(found);
+  }
+  for (const { name } of sources) {
+    if (name === baseName)
+      throw new StartupError(`--lora-modules: adapter name "${name}" is the base model's name`);
+  }
+  const inspected: InspectedAdapter[] = new Array(sources.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < sources.length) {
+      const i = next++;
+      const { name, path } = sources[i];
+      inspected[i] = { name, path, ...(await files.inspect(path)) };
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(INSPECT_CONCURRENCY, sources.length) }, worker));
+  return inspected;
+}
+
+function allModules(config: LlamaConfig): (typeof TARGET_MODULES)[number][][] {
+  return Array.from({ length: config.numLayers }, () => [...TARGET_MODULES]);
+}
+
+/** Turns a flag parser's plain Error into a start-up line that names the flag. */
+function parseFlag<T>(flag: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    throw new StartupError(`${flag}: ${(error as Error).message}`);
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
