@@ -45,11 +45,13 @@ export function checkAdmission(req: GenerationRequest, ctx: AdmissionContext): v
     throw new AdmissionError(
       `a prompt of ${promptTokens.length} tokens needs ${pagesForPrompt} KV pages; the pool has ${kvCapacity}`,
       0,
+      'cannot_fit',
     );
-  if (ctx.isClosed) throw new AdmissionError('the scheduler is shutting down', 5);
+  if (ctx.isClosed) throw new AdmissionError('the scheduler is shutting down', 5, 'shutting_down');
   if (ctx.numWaiting + sampling.n > limits.maxWaiting)
     throw new AdmissionError(
       `the waiting queue is full (${ctx.numWaiting} of ${limits.maxWaiting} sequences)`,
       1,
+      'queue_full',
     );
 }

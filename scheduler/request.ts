@@ -27,6 +27,8 @@ export interface GenerationRequest {
   sampling: SamplingParams;
   /** Aborting frees the request's sequences and pages within a step. */
   signal?: AbortSignal;
+  /** Called once, when a step first schedules one of its choices (the end of its queue time). */
+  onScheduled?: () => void;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -45,11 +47,15 @@ export interface GenerationStream extends AsyncIterable<GenerationDelta> {
   readonly completionTokens: number;
 }
 
+/** Why admission refused a request: metrics count refusals by it. */
+export type AdmissionRefusal = 'queue_full' | 'shutting_down' | 'cannot_fit';
+
 /** A request the scheduler refuses at admission (queue full, cannot fit): the server answers 503/429. */
 export class AdmissionError extends Error {
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
+    readonly reason: AdmissionRefusal = 'queue_full',
   ) {
     super(message);
     this.name = 'AdmissionError';

@@ -45,6 +45,16 @@ export interface SchedulerStats {
   /** Sequences (choices) waiting for admission, preempted ones included. */
   numWaiting: number;
   numRunning: number;
+  /** Requests with a choice in the running batch (vLLM's num_requests_running). */
+  numRunningRequests: number;
+  /** Requests with no choice running and one waiting (vLLM's num_requests_waiting). */
+  numWaitingRequests: number;
+  /** Tokens of one KV block (a page's worth of positions across every layer, K and V). */
+  kvBlockSize: number;
+  /** Pool pages one KV block takes. */
+  kvPagesPerBlock: number;
+  /** Requests per adapter (null key = base model omitted), counted as numRunningRequests/numWaitingRequests are. */
+  requestsByAdapter: Record<string, { running: number; waiting: number }>;
   numKvPages: number;
   numAdapterPages: number;
   numFreePages: number;
@@ -58,6 +68,8 @@ interface RequestState {
   sequences: Sequence[];
   stream: DeltaStream;
   isDone: boolean;
+  /** Whether a step has scheduled one of its choices yet (`onScheduled` fires once). */
+  isScheduled: boolean;
   detachSignal: () => void;
 }
 
@@ -122,6 +134,7 @@ export class Scheduler {
       sequences,
       stream: new DeltaStream(req.promptTokens.length, () => this.abort(state, false)),
       isDone: false,
+      isScheduled: false,
       detachSignal: () => {},
     };
     this.requests.add(state);
@@ -143,10 +156,30 @@ export class Scheduler {
 
   stats(): SchedulerStats {
     const pool = this.options.kvCache.pool;
+    let numRunningRequests = 0;
+    let numWaitingRequests = 0;
+    const requestsByAdapter: SchedulerStats['requestsByAdapter'] = {};
+    for (const { req, sequences } of this.requests) {
+      const isRunning = sequences.some((seq) => seq.status === 'running');
+      const isWaiting = !isRunning && sequences.some((seq) => seq.status === 'waiting');
+      if (isRunning) numRunningRequests++;
+      if (isWaiting) numWaitingRequests++;
+      if (req.adapter !== null && (isRunning || isWaiting)) {
+        const counts = requestsByAdapter[req.adapter] ?? { running: 0, waiting: 0 };
+        requestsByAdapter[req.adapter] = counts;
+        if (isRunning) counts.running++;
+        else counts.waiting++;
+      }
+    }
     return {
       numRequests: this.requests.size,
       numWaiting: this.waiting.length,
       numRunning: this.running.length,
+      numRunningRequests,
+      numWaitingRequests,
+      kvBlockSize: this.options.kvCache.layout.tokensPerPage,
+      kvPagesPerBlock: this.options.kvCache.layout.pagesPerBlock,
+      requestsByAdapter,
       numKvPages: pool.numUsed('kv'),
       numAdapterPages: pool.numUsed('adapter'),
       numFreePages: pool.numFree,
@@ -282,6 +315,11 @@ export class Scheduler {
       seq.status = 'running';
       removeFrom(this.waiting, seq);
       this.running.push(seq);
+      const state = this.owners.get(seq);
+      if (state && !state.isScheduled) {
+        state.isScheduled = true;
+        state.req.onScheduled?.();
+      }
       if (seq.adapter === null) continue;
       this.options.adapters.pin(seq.adapter);
       seq.holdsAdapterPin = true;

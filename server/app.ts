@@ -1,6 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { Registry } from 'prom-client';
 import { installErrorHandlers } from './error-handler.js';
+import { RequestMetrics } from './request-metrics.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { healthRoute } from './routes/health.js';
@@ -41,11 +43,12 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  const state = new ServerState();
+  const registry = new Registry();
+  const state = new ServerState(new RequestMetrics(registry));
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);
   installErrorHandlers(app);
-  installMetrics(app);
+  installMetrics(app, registry);
 
   app.addHook('preClose', async () => {
     state.beginClosing();

@@ -1,8 +1,15 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import type { FinishReason, GenerationDelta, GenerationRequest } from '../scheduler/request.js';
+import {
+  AdmissionError,
+  type FinishReason,
+  type GenerationDelta,
+  type GenerationRequest,
+  type GenerationStream,
+} from '../scheduler/request.js';
 import { ApiError } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
+import type { RequestMetrics } from './request-metrics.js';
 import type { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
 
@@ -27,13 +34,22 @@ export class Generation {
     stack: ServingStack,
     request: Omit<GenerationRequest, 'signal'>,
     reply: FastifyReply,
+    metrics: RequestMetrics | null = null,
   ): Promise<Generation> {
     const controller = new AbortController();
     const response = reply.raw;
     response.once('close', () => {
       if (!response.writableFinished) controller.abort();
     });
-    const stream = stack.scheduler.submit({ ...request, signal: controller.signal });
+    const tracked = metrics?.track(stack.modelName, { ...request, signal: controller.signal });
+    let submitted: GenerationStream;
+    try {
+      submitted = stack.scheduler.submit(tracked?.request ?? { ...request, signal: controller.signal });
+    } catch (error) {
+      if (error instanceof AdmissionError) metrics?.countRefusal(error.reason);
+      throw error;
+    }
+    const stream = tracked ? tracked.observe(submitted) : submitted;
     const iterator = stream[Symbol.asyncIterator]();
     const first = await iterator.next();
     return new Generation(controller, iterator, first, () => ({

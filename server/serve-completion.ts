@@ -49,6 +49,7 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
     stack,
     { requestId: id, promptTokens: prompt, adapter, sampling },
     reply,
+    state.requestMetrics,
   );
   const head = { id, object: route.object, created, model: body.model };
 

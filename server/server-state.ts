@@ -1,4 +1,5 @@
 import { serviceUnavailable } from './api-error.js';
+import type { RequestMetrics } from './request-metrics.js';
 import type { ServingStack } from './serving-stack.js';
 
 export type ServerPhase = 'starting' | 'serving' | 'closing';
@@ -14,6 +15,9 @@ export class ServerState {
   private currentStack: ServingStack | null = null;
   private readonly openStreams = new Set<() => void>();
   private closed = false;
+
+  /** `requestMetrics` times every request the routes submit (null: none are recorded). */
+  constructor(readonly requestMetrics: RequestMetrics | null = null) {}
 
   get phase(): ServerPhase {
     return this.currentPhase;

@@ -59,6 +59,7 @@ export class FakeScheduler implements GenerationService {
     let completionTokens = 0;
     async function* run(): AsyncGenerator<GenerationDelta> {
       live.add(request.requestId);
+      request.onScheduled?.();
       try {
         const text = fakeText(request.adapter, request.promptTokens, sampling.maxTokens);
         for (let i = 0; i < sampling.maxTokens; i++) {
@@ -98,6 +99,11 @@ export class FakeScheduler implements GenerationService {
       numRequests: this.live.size,
       numWaiting: 0,
       numRunning: this.live.size,
+      numRunningRequests: this.live.size,
+      numWaitingRequests: 0,
+      kvBlockSize: 1,
+      kvPagesPerBlock: 2,
+      requestsByAdapter: {},
       numKvPages: 0,
       numAdapterPages: 0,
       numFreePages: 15,

@@ -34,6 +34,8 @@ it('refuses work beyond the waiting queue with 503 and Retry-After, then serves 
   expect(apiError.status).toBe(503);
   expect(apiError.code).toBe('server_overloaded');
   expect(apiError.headers?.get('retry-after')).toBe('1');
+  const metrics = await (await fetch(server.baseURL.replace(/\/v1$/, '/metrics'))).text();
+  expect(metrics).toContain('loom_admission_refusals_total{reason="queue_full"} 1');
   await Promise.all([first, second]);
   const after = (await server.client.completions.create({
     model: TINY_MODEL_NAME,
