@@ -1,6 +1,11 @@
 import { totalmem } from 'node:os';
 import type { Engine, EngineFailure } from '../kernels/engine.js';
-import { createEngine, type DtypeChoice, type EngineChoice } from '../kernels/engine-factory.js';
+import {
+  createEngine,
+  type DtypeChoice,
+  type EngineChoice,
+  type LoraMode,
+} from '../kernels/engine-factory.js';
 import { pagesForTargets } from '../memory/adapter-layout.js';
 import {
   AdapterError,
@@ -56,6 +61,8 @@ export interface LlmEngineOptions {
   maxCpuLoras?: number | null;
   /** --max-lora-rank (default DEFAULT_MAX_LORA_RANK). */
   maxLoraRank?: number | null;
+  /** --lora-mode (default 'batched'); 'padded' pads to the largest registered rank, which then caps later loads. */
+  loraMode?: LoraMode;
 }
 
 /** Structured progress lines (pino's signature, so Fastify's logger fits). */
@@ -127,7 +134,11 @@ export class LlmEngine {
       { adapters: adapters.length, seconds: round((performance.now() - started) / 1000) },
       'adapters registered (configs checked; weights load on first use)',
     );
-    const maxLoraRank = options.maxLoraRank ?? DEFAULT_MAX_LORA_RANK;
+    const loraMode = options.loraMode ?? 'batched';
+    const maxLoraRank =
+      loraMode === 'padded' && adapters.length
+        ? Math.max(...adapters.map((a) => a.rank))
+        : (options.maxLoraRank ?? DEFAULT_MAX_LORA_RANK);
     const largest = Math.max(
       1,
       ...adapters.map((a) => a.numPages),
@@ -142,6 +153,8 @@ export class LlmEngine {
     log.info({ engine: options.engine, pages: pool.numPages, pageSize: pool.pageSize }, 'creating engine');
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
+      loraMode,
+      padLoraRankTo: maxLoraRank,
       log: (message) => log.info({ engine: options.engine }, message),
       webgpuMaxScratchBytes: options.webgpuMaxScratchBytes,
     });

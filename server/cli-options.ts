@@ -3,6 +3,8 @@ import {
   type DtypeChoice,
   ENGINE_CHOICES,
   type EngineChoice,
+  LORA_MODES,
+  type LoraMode,
 } from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
 /** One --lora-modules entry. */
@@ -28,6 +30,8 @@ export interface CliOptions {
   maxCpuLoras: number | null;
   /** --max-lora-rank: larger ranks are refused (nothing is padded to it); null is Loom's default. */
   maxLoraRank: number | null;
+  /** --lora-mode: Loom's batched adapters, or the padded / merged baseline the S-LoRA benchmark compares. */
+  loraMode: LoraMode;
   servedModelName: string | null;
   host: string;
   port: number;
@@ -64,6 +68,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   largest registered adapter as fit beside one full-length sequence)
   --max-cpu-loras N               adapters kept in host RAM, least recently used dropped (default --max-loras)
   --max-lora-rank N               refuse adapters of a larger rank; nothing is padded to it (default 512)
+  --lora-mode batched|padded|merged  Loom's batched adapters (default), or a benchmark baseline: padded
+                                  (every adapter padded to the largest rank, PEFT-style) or merged (one
+                                  adapter merged into the weights at a time, swapped as needed); onnx only
   --served-model-name NAME        the base model's id in the API (default: the directory's name)
   --host HOST                     address to listen on (default 127.0.0.1)
   --port N                        port to listen on (default 8000, or $PORT)
@@ -103,6 +110,11 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--max-lora-rank': (o, v, f) => {
     o.maxLoraRank = integer(v, f, 1);
+  },
+  '--lora-mode': (o, v, f) => {
+    if (!(LORA_MODES as readonly string[]).includes(v))
+      throw new CliError(`${f}: "${v}" is not one of ${LORA_MODES.join(', ')}`);
+    o.loraMode = v as LoraMode;
   },
   '--served-model-name': (o, v) => {
     o.servedModelName = v;
@@ -188,6 +200,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxLoras: null,
     maxCpuLoras: null,
     maxLoraRank: null,
+    loraMode: 'batched',
     servedModelName: null,
     host: '127.0.0.1',
     port: env.PORT ? integer(env.PORT, 'PORT', 0, 65535) : 8000,

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
     return;
   }
   const options = command.options;
-  assertEngineAvailable(options.engine, options.dtype);
+  assertEngineAvailable(options.engine, options.dtype, options.loraMode);
 
   const app = buildApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } });
   let isShuttingDown = false;
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
       maxLoras: options.maxLoras,
       maxCpuLoras: options.maxCpuLoras,
       maxLoraRank: options.maxLoraRank,
+      loraMode: options.loraMode,
       servedModelName: options.servedModelName,
       maxModelLen: options.maxModelLen,
       maxNumSeqs: options.maxNumSeqs,

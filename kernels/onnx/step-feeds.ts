@@ -45,6 +45,7 @@ export function packStep(
   invFreq: Float32Array,
   slotViews: LoraSlotViews,
   loraModules?: readonly TargetModule[],
+  padRankTo?: number,
 ): PackedStep {
   const seqs = plan.sequences;
   const B = seqs.length;
@@ -115,7 +116,7 @@ export function packStep(
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const active = packLora(plan, config, T, feeds, slotViews, loraModules);
+  const active = packLora(plan, config, T, feeds, slotViews, loraModules, padRankTo);
   return { feeds, loraModules: active, numTokens: T, numLogitRows };
 }
 
@@ -133,6 +134,7 @@ function packLora(
   feeds: Record<string, ort.Tensor>,
   slotViews: LoraSlotViews,
   fixedModules: readonly TargetModule[] | undefined,
+  padRankTo: number | undefined,
 ): TargetModule[] {
   const tokenCount = new Map<AdapterLayout, number>();
   for (const s of plan.sequences)
@@ -153,12 +155,14 @@ function packLora(
     const slotted: AdapterLayout[] = [];
     const gathered = new Set<AdapterLayout>();
     for (const a of users) {
-      const blocks = slotted.length < LORA_SLOTS ? slotViews.blocks(a, m) : null;
+      // Padded (PEFT-style baseline): no slots, every adapter gathered and padded to one rank.
+      const blocks = padRankTo === undefined && slotted.length < LORA_SLOTS ? slotViews.blocks(a, m) : null;
       if (blocks) slotted.push(a);
       else gathered.add(a);
     }
     packSlots(plan, m, slotted, L, slotViews, feeds);
     packSegments(
+      padRankTo,
       plan,
       m,
       gathered,
@@ -178,6 +182,7 @@ function packLora(
  * empty segment (one zero-page row, scale 0) keeps every shape non-empty.
  */
 function packSegments(
+  padRankTo: number | undefined,
   plan: StepPlan,
   m: TargetModule,
   gathered: ReadonlySet<AdapterLayout>,
@@ -197,7 +202,7 @@ function packSegments(
   }
   const G = Math.max(1, segments.length);
   const Sg = Math.max(1, ...segments.map((seg) => seg.n));
-  const Rmax = Math.max(1, ...segments.map((seg) => seg.adapter.rank));
+  const Rmax = padRankTo ?? Math.max(1, ...segments.map((seg) => seg.adapter.rank));
   const tokens = new BigInt64Array(G * Sg);
   const scales = new Float32Array(G);
   const outRows = new BigInt64Array(T).fill(BigInt(G * Sg));
