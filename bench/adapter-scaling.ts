@@ -26,6 +26,7 @@ import {
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
 import { mulberry32 } from '../scheduler/prng.js';
 import { writeBenchReport } from './report.js';
+import { adapterFolder, DISTINCT_FILES } from './slora/adapter-folders.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,9 +43,6 @@ const { values: args } = parseArgs({
   },
 });
 
-/** Distinct weight files per rank mix; the other adapters are hard links to them under their own names. */
-const DISTINCT_FILES = 16;
-const MIXED_RANKS = [8, 16, 32, 64];
 const ALPHA = 1;
 
 function progress(message: string): void {
@@ -77,40 +75,6 @@ async function startupProbe(modelDir: string, loraDir: string): Promise<void> {
   const registered = engine.stats().numRegisteredAdapters;
   await engine.close();
   process.stdout.write(`${JSON.stringify({ seconds, rss, registered })}\n`);
-}
-
-/** A folder of n adapters for one rank mix: DISTINCT_FILES written, the rest hard-linked. */
-async function adapterFolder(
-  root: string,
-  spec: SyntheticModelSpec,
-  mix: 'uniform' | 'mixed',
-  n: number,
-): Promise<string> {
-  const config = syntheticConfig(spec);
-  const sources = join(root, `${mix}-sources`);
-  const folder = join(root, `${mix}-${n}`);
-  for (let i = 0; i < DISTINCT_FILES; i++) {
-    const dir = join(sources, `s${i}`);
-    await writeSyntheticAdapter(dir, config, {
-      name: `s${i}`,
-      rank: mix === 'uniform' ? 8 : MIXED_RANKS[i % MIXED_RANKS.length],
-      alpha: 16,
-      targetModules: [...TARGET_MODULES],
-      seed: 1000 + i,
-    }).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-    });
-  }
-  for (let i = 0; i < n; i++) {
-    const dir = join(folder, `lora-${String(i).padStart(4, '0')}`);
-    await mkdir(dir, { recursive: true });
-    const source = join(sources, `s${i % DISTINCT_FILES}`);
-    for (const file of ['adapter_config.json', 'adapter_model.safetensors'])
-      await link(join(source, file), join(dir, file)).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
-  }
-  return folder;
 }
 
 interface TracedRequest {
