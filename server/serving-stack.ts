@@ -1,10 +1,12 @@
 import { totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { Engine } from '../kernels/engine.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool, parsePoolSize } from '../memory/page-pool.js';
 import { IncrementalDecoder } from '../model/incremental-decoder.js';
+import { contextLengthProblem } from '../model/llama-config.js';
 import { loadAdapter } from '../model/load-adapter.js';
 import { loadModel } from '../model/load-model.js';
 import type { GenerationRequest, GenerationStream } from '../scheduler/request.js';
@@ -102,6 +104,8 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
       `--max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`,
     );
   }
+  const windowProblem = contextLengthProblem(config, maxModelLen);
+  if (windowProblem) throw new StartupError(`${join(model.dir, 'config.json')}: ${windowProblem}`);
   const adapters = [];
   for (const { name, path } of options.loraModules) {
     if (name === (options.servedModelName ?? model.name)) {
