@@ -1,6 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readJsonObject } from './config-file.js';
 import { fileExists } from './file-exists.js';
+import { checkFiniteWeights } from './finite-check.js';
 import type { LlamaConfig } from './llama-config.js';
 import { isTargetModule, moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
 import { type LoraAdapter, type LoraPair, loraScale } from './lora-adapter.js';
@@ -56,12 +58,10 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) throw new ModelFormatError(dir, 'adapter directory does not exist');
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
-  let rawConfig: string;
-  try {
-    rawConfig = await readFile(configFile, 'utf8');
-  } catch {
+  if (!(await fileExists(configFile))) {
     throw new ModelFormatError(configFile, 'is missing (not a PEFT adapter directory?)');
   }
+  const rawConfig = (await readJsonObject(configFile, { optional: false }))!;
   const peft = parsePeftConfig(configFile, rawConfig, config);
 
   const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
@@ -86,6 +86,11 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
     let adapterName: string | null | undefined;
     for (const tensor of file.tensors.values()) {
       const parsed = parseTensorName(tensor.name);
+      if (!parsed && peft.bias !== 'none' && /\.bias$/.test(tensor.name)) {
+        throw fail(
+          `tensor "${tensor.name}" is a trained bias (${ADAPTER_CONFIG_FILE} has bias "${peft.bias}"); Loom's Llama layer has no biases to replace`,
+        );
+      }
       if (!parsed) {
         throw fail(`tensor "${tensor.name}" is not a LoRA A/B matrix of a decoder layer's linear module`);
       }
@@ -120,7 +125,9 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
       layers[parsed.layer][module] = pair;
       const key = parsed.matrix === 'A' ? 'a' : 'b';
       if (pair[key]) throw fail(`lora_${parsed.matrix} of layer ${parsed.layer} ${module} appears twice`);
-      pair[key] = await file.read(tensor.name);
+      const data = await file.read(tensor.name);
+      checkFiniteWeights(weightsFile, tensor.name, data);
+      pair[key] = data;
     }
 
     const present = new Set<TargetModule>();

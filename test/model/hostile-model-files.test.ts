@@ -33,7 +33,7 @@ describe('config.json values', () => {
       ['rope_theta', 'NaN'],
       ['rope_theta', 0],
       ['rms_norm_eps', -1e-6],
-      ['rms_norm_eps', 1e999],
+      ['rms_norm_eps', JSON.parse('1e999') as number], // JSON's way to write Infinity
     ] as const) {
       expect(() => parseLlamaConfig({ ...base(), [key]: value }, 'm/config.json')).toThrow(
         new RegExp(`^m/config.json: "${key}" must be a finite number above 0`),
