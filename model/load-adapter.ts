@@ -111,7 +111,7 @@ export async function loadAdapter(name: string, dir: string, config: LlamaConfig
       }
       if (!peft.isTargeted(parsed.layer, module)) {
         throw fail(
-          `tensor "${tensor.name}" is for a module that ${ADAPTER_CONFIG_FILE}'s target_modules / layers_to_transform exclude`,
+          `tensor "${tensor.name}" is for a module that ${ADAPTER_CONFIG_FILE}'s target_modules / exclude_modules / layers_to_transform leave out`,
         );
       }
       const { inFeatures, outFeatures } = moduleShape(config, module);
