@@ -54,9 +54,27 @@ export function tokenIdIn(tokenizerJson: Record<string, unknown>, content: strin
 }
 
 /**
- * The special tokens a chat template sees, looked up as transformers does: tokenizer_config.json,
- * then special_tokens_map.json (many Mistral repositories name them only there), then the Llama
- * tokenizer classes' own defaults where tokenizer.json holds that token.
+ * BOS and EOS as tokenizer.json's own TemplateProcessing post-processor adds them: the special
+ * token it puts before a text, and the one it puts after.
+ */
+function postProcessorSpecials(tokenizerJson: Record<string, unknown>): SpecialTokens {
+  const processor = tokenizerJson.post_processor as { type?: unknown; single?: unknown } | null | undefined;
+  if (processor?.type !== 'TemplateProcessing' || !Array.isArray(processor.single)) return {};
+  const single = processor.single as Array<{ SpecialToken?: { id?: unknown } }>;
+  const special = (item: { SpecialToken?: { id?: unknown } } | undefined) =>
+    typeof item?.SpecialToken?.id === 'string' ? item.SpecialToken.id : undefined;
+  const out: SpecialTokens = {};
+  const bos = special(single[0]);
+  const eos = single.length > 1 ? special(single[single.length - 1]) : undefined;
+  if (bos !== undefined) out.bos_token = bos;
+  if (eos !== undefined) out.eos_token = eos;
+  return out;
+}
+
+/**
+ * The special tokens a chat template sees: tokenizer_config.json, then special_tokens_map.json
+ * (many Mistral repositories name them only there), then the Llama tokenizer classes' defaults
+ * where tokenizer.json holds that token, then what tokenizer.json's post-processor adds.
  */
 export function resolveSpecialTokens(
   tokenizerJson: Record<string, unknown>,
@@ -65,12 +83,15 @@ export function resolveSpecialTokens(
 ): SpecialTokens {
   const out: SpecialTokens = {};
   const classDefaults = isLlamaTokenizerClass(tokenizerConfig) ? LLAMA_CLASS_DEFAULTS : {};
+  const added = postProcessorSpecials(tokenizerJson);
   for (const key of SPECIAL_TOKEN_KEYS) {
     const fromFiles = tokenText(tokenizerConfig[key]) ?? tokenText(specialTokensMap[key]);
-    const fallback = classDefaults[key];
+    const classDefault = classDefaults[key];
     const text =
       fromFiles ??
-      (fallback !== undefined && tokenIdIn(tokenizerJson, fallback) !== undefined ? fallback : undefined);
+      (classDefault !== undefined && tokenIdIn(tokenizerJson, classDefault) !== undefined
+        ? classDefault
+        : added[key]);
     if (text !== undefined) out[key] = text;
   }
   return out;
