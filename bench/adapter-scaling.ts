@@ -9,20 +9,12 @@
  *                                    [--request-rate inf|R] [--engine onnx] [--model default|tinyllama] [--quick]
  */
 import { execFileSync } from 'node:child_process';
-import { link, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EngineChoice } from '../kernels/engine-factory.js';
-import { TARGET_MODULES } from '../model/llama-modules.js';
-import {
-  DEFAULT_SPEC,
-  type SyntheticModelSpec,
-  syntheticConfig,
-  TINYLLAMA_SPEC,
-  writeSyntheticAdapter,
-  writeSyntheticModel,
-} from '../model/synthetic.js';
+import { DEFAULT_SPEC, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
 import { mulberry32 } from '../scheduler/prng.js';
 import { writeBenchReport } from './report.js';

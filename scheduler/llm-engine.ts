@@ -1,4 +1,5 @@
 import { totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { Engine, EngineFailure } from '../kernels/engine.js';
 import {
   createEngine,
@@ -20,7 +21,7 @@ import { PagePool, parsePoolSize } from '../memory/page-pool.js';
 import { findInAdapterFolder, listAdapterFolder } from '../model/adapter-folder.js';
 import { summarizeAdapter } from '../model/adapter-summary.js';
 import { IncrementalDecoder } from '../model/incremental-decoder.js';
-import type { LlamaConfig } from '../model/llama-config.js';
+import { contextLengthProblem, type LlamaConfig } from '../model/llama-config.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
 import { loadStoredAdapter } from '../model/load-adapter.js';
 import { type LoadedModel, loadModel } from '../model/load-model.js';
@@ -116,6 +117,8 @@ export class LlmEngine {
         `--max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`,
       );
     }
+    const windowProblem = contextLengthProblem(config, maxModelLen);
+    if (windowProblem) throw new StartupError(`${join(model.dir, 'config.json')}: ${windowProblem}`);
     const pool = createPool(config, options.poolSize, log);
     const kvCache = new KvCache(pool, kvLayout(config));
     // As vLLM does: refuse to start when one full-length sequence cannot fit, so a valid request

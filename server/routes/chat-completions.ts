@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ChatTemplateError } from '../../model/tokenizer.js';
-import { invalidRequest, notSupported } from '../api-error.js';
+import { ChatTemplateError, ChatTemplateRenderError } from '../../model/chat-template.js';
+import { ApiError, invalidRequest, notSupported } from '../api-error.js';
 import {
   type ChatCompletionRequest,
   ChatCompletionRequestSchema,
@@ -33,6 +33,16 @@ function messageText(message: ChatMessage, index: number): string {
     .join('');
 }
 
+/** The model's own chat template broke while rendering: the server's files are at fault, not the request. */
+function chatTemplateFailed(message: string): ApiError {
+  return new ApiError(
+    500,
+    'server_error',
+    'chat_template_error',
+    `The model's chat template failed to render these messages (a problem with the server's model files, not the request): ${message}`,
+  );
+}
+
 function chatPromptTokens(stack: ServingStack, body: ChatCompletionRequest): number[] {
   if (body.messages.length === 0) throw invalidRequest("'messages' must not be empty.", 'messages');
   const messages = body.messages.map((message, i) => {
@@ -55,6 +65,7 @@ function chatPromptTokens(stack: ServingStack, body: ChatCompletionRequest): num
   try {
     rendered = stack.tokenizer.applyChatTemplate(messages, true);
   } catch (error) {
+    if (error instanceof ChatTemplateRenderError) throw chatTemplateFailed(error.message);
     if (!(error instanceof ChatTemplateError)) throw error;
     throw invalidRequest(`The chat template rejected the messages: ${error.message}`, 'messages');
   }
