@@ -114,6 +114,9 @@ export function poolViewName(width: number, pageSize: number): string {
   return width === pageSize ? STEP_INPUTS.pool : `pool_rows_${width}`;
 }
 
+/** TensorProto.DataType BOOL, for Cast's `to`. */
+const ONNX_BOOL = 9;
+
 /** Masked attention slots get this score: exp underflows to exactly 0 while staying finite. */
 export const MASKED = -1e9;
 
@@ -168,15 +171,19 @@ export function buildStepGraph(
     weightMode === 'external' && isGemmWeight(name)
       ? g.external(name, 'float32', dims, weightLocation(name))
       : g.input(name, 'float32', dims);
-  const lora = new Map<TargetModule, { aPages: string; bPages: string; mask: string }>();
+  const lora = new Map<TargetModule, { aPages: string; bPages: string; mask: string; own: string }>();
   for (const m of loraModules) {
     const names = loraInputNames(m);
+    const scaleMask = g.input(names.mask, 'float32', ['T', `R_${m}`]);
     lora.set(m, {
       aPages: g.input(names.aPages, 'int64', [L, `RA_${m}`]),
       bPages: g.input(names.bPages, 'int64', [L, `RB_${m}`]),
-      mask: g.input(names.mask, 'float32', ['T', `R_${m}`]),
+      mask: scaleMask,
+      own: g.op('Cast', [scaleMask], { to: ONNX_BOOL }),
     });
   }
+  // Only graphs with LoRA use it: an unused initializer makes onnxruntime print a warning.
+  const zero = loraModules.length > 0 ? g.scalar(0) : '';
   const slotInputs = new Map<TargetModule, { rows: string; scales: string; sizes: string }>();
   for (const m of loraModules) {
     const names = loraSlotRowNames(m);
@@ -242,7 +249,10 @@ export function buildStepGraph(
     if (!inputs) return base;
     const a = loraRows(inputs.aPages, layer, inFeatures);
     const bt = loraRows(inputs.bPages, layer, outFeatures);
-    const shrunk = g.op('Mul', [g.op('Gemm', [x, a], { transB: 1 }), inputs.mask]);
+    // Selected, not only scaled: a token times another adapter's huge A rows can overflow to
+    // Inf, and Inf × 0 is NaN, which the expand Gemm would spread over the token's whole row.
+    const scaled = g.op('Mul', [g.op('Gemm', [x, a], { transB: 1 }), inputs.mask]);
+    const shrunk = g.op('Where', [inputs.own, scaled, zero]);
     return slots(x, layer, m, g.op('Gemm', [shrunk, bt, base]));
   };
 
