@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { FinishReason, GenerationDelta, GenerationRequest } from '../scheduler/request.js';
-import { ApiError } from './api-error.js';
+import { ApiError, serviceUnavailable } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
 import type { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
@@ -9,7 +9,9 @@ import type { ServingStack } from './serving-stack.js';
 /**
  * One submitted request, seen from a route. Submitting and the first delta happen before the
  * response starts, so a refusal (AdmissionError → 503 with Retry-After) or a failure before
- * the first token is still an ordinary error response, even for `stream: true`.
+ * the first token is still an ordinary error response, even for `stream: true`. From submit
+ * until its response is done it counts as in flight (ServerState.track): shutdown drains it,
+ * or ends it with a 503 (before the response began) or a final error event (streams).
  */
 export class Generation {
   private constructor(
@@ -17,6 +19,7 @@ export class Generation {
     private readonly iterator: AsyncIterator<GenerationDelta>,
     private first: IteratorResult<GenerationDelta> | null,
     private readonly countTokens: () => { prompt: number; completion: number },
+    private readonly shutdown: { ended: boolean },
   ) {}
 
   /**
@@ -25,21 +28,41 @@ export class Generation {
    */
   static async start(
     stack: ServingStack,
+    state: ServerState,
     request: Omit<GenerationRequest, 'signal'>,
     reply: FastifyReply,
   ): Promise<Generation> {
     const controller = new AbortController();
+    const shutdown = { ended: false };
+    const untrack = state.track(() => {
+      shutdown.ended = true;
+      controller.abort();
+    });
     const response = reply.raw;
+    response.once('finish', untrack);
     response.once('close', () => {
+      untrack();
       if (!response.writableFinished) controller.abort();
     });
     const stream = stack.scheduler.submit({ ...request, signal: controller.signal });
     const iterator = stream[Symbol.asyncIterator]();
     const first = await iterator.next();
-    return new Generation(controller, iterator, first, () => ({
-      prompt: stream.promptTokens,
-      completion: stream.completionTokens,
-    }));
+    if (shutdown.ended) {
+      await iterator.return?.();
+      throw shuttingDown();
+    }
+    return new Generation(
+      controller,
+      iterator,
+      first,
+      () => ({ prompt: stream.promptTokens, completion: stream.completionTokens }),
+      shutdown,
+    );
+  }
+
+  /** Shutdown ended this generation before it finished. */
+  get endedByShutdown(): boolean {
+    return this.shutdown.ended;
   }
 
   get usage(): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
@@ -71,6 +94,7 @@ export class Generation {
       choice.text += delta.text;
       if (delta.finishReason) choice.finishReason = delta.finishReason;
     }
+    if (this.shutdown.ended) throw shuttingDown();
     return choices;
   }
 }
@@ -94,35 +118,27 @@ function errorEvent(error: unknown): string {
   return `data: ${JSON.stringify(body)}\n\n`;
 }
 
+function shuttingDown(): ApiError {
+  return serviceUnavailable('server_shutting_down', 'The server is shutting down.');
+}
+
 /**
  * Sends `events` as server-sent events: one `data: {json}` per object, then `data: [DONE]`.
- * Shutdown ends the stream through `state` (the generation is aborted and the client is told
- * why); a failing generation ends it with an error chunk instead of a torn connection.
+ * A generation that shutdown ended gets a final shutdown error event; a failing one ends with an
+ * error event instead of a torn connection.
  */
 export function sendEventStream(
   reply: FastifyReply,
-  state: ServerState,
   generation: Generation,
   events: AsyncIterable<object>,
 ): FastifyReply {
-  let shuttingDown = false;
-  const untrack = state.trackStream(() => {
-    shuttingDown = true;
-    generation.controller.abort();
-  });
   async function* frames(): AsyncGenerator<string> {
     try {
       for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
-      if (shuttingDown) {
-        yield errorEvent(
-          new ApiError(503, 'server_error', 'server_shutting_down', 'The server is shutting down.'),
-        );
-      }
+      if (generation.endedByShutdown) yield errorEvent(shuttingDown());
     } catch (error) {
       reply.log.error({ err: error }, 'generation failed mid-stream');
       yield errorEvent(error);
-    } finally {
-      untrack();
     }
     yield 'data: [DONE]\n\n';
   }

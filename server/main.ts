@@ -6,6 +6,7 @@ import { buildApp } from './app.js';
 import { CliError, type CliOptions, parseCliOptions } from './cli-options.js';
 import { assertEngineAvailable } from './engine-factory.js';
 import { buildServingStack, type ServedAdapter } from './serving-stack.js';
+import { drainAndClose } from './shutdown.js';
 import { StartupError } from './startup-error.js';
 
 /**
@@ -56,7 +57,14 @@ async function main(): Promise<void> {
   const options = command.options;
   assertEngineAvailable(options.engine, options.dtype);
 
-  const app = buildApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } });
+  const app = buildApp({
+    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+    maxN: options.maxN,
+    connections: {
+      keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,
+      maxConnections: options.maxConnections,
+    },
+  });
   let isShuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
     if (isShuttingDown) {
@@ -65,7 +73,7 @@ async function main(): Promise<void> {
     }
     isShuttingDown = true;
     app.log.info({ signal }, 'shutting down');
-    app.close().then(
+    drainAndClose(app, options.shutdownTimeoutSeconds * 1000).then(
       () => process.exit(0),
       (error: unknown) => {
         app.log.error({ err: error }, 'shutdown failed');

@@ -40,6 +40,8 @@ export interface SamplingContext {
   requestedMaxTokens: number | null;
   /** Used when the client gave no max_tokens; null means the rest of the context. */
   defaultMaxTokens: number | null;
+  /** --max-n: the most choices one request may ask for. */
+  maxN: number;
 }
 
 /**
@@ -72,11 +74,14 @@ export function samplingParams(
     );
   }
   const n = body.n ?? 1;
-  if (n > stack.maxNumSeqs)
-    throw invalidRequest(
-      `n must be at most ${stack.maxNumSeqs} (the server's --max-num-seqs), got ${n}.`,
-      'n',
-    );
+  // Each bound is one the request could never get past by waiting, so 400, not 503.
+  const nLimits: Array<[number, string]> = [
+    [ctx.maxN, '--max-n'],
+    [stack.maxNumSeqs, '--max-num-seqs'],
+    [stack.maxWaiting, 'waiting-queue limit'],
+  ];
+  for (const [limit, what] of nLimits)
+    if (n > limit) throw invalidRequest(`n must be at most ${limit} (the server's ${what}), got ${n}.`, 'n');
   if (body.stream_options && !body.stream)
     throw invalidRequest('stream_options is only allowed when stream is true.', 'stream_options');
   if (body.presence_penalty) notSupportedPenalty('presence_penalty');

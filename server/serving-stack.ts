@@ -16,6 +16,8 @@ import { StartupError } from './startup-error.js';
 /** What the HTTP layer needs from the tokenizer: text in, ids out, chat rendering. */
 export interface ServingTokenizer {
   readonly vocabSize: number;
+  /** Characters of the longest token's text: a prompt longer than maxModelLen × this cannot fit. */
+  readonly longestTokenChars: number;
   readonly hasChatTemplate: boolean;
   encode(text: string, addSpecialTokens?: boolean): number[];
   applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt?: boolean): string;
@@ -44,6 +46,8 @@ export interface ServingStack {
   readonly modelDir: string;
   readonly maxModelLen: number;
   readonly maxNumSeqs: number;
+  /** Waiting sequences past which the scheduler refuses with 503: a request with more choices can never fit. */
+  readonly maxWaiting: number;
   readonly adapters: readonly ServedAdapter[];
   readonly tokenizer: ServingTokenizer;
   readonly scheduler: GenerationService;
@@ -171,6 +175,7 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     modelDir: model.dir,
     maxModelLen,
     maxNumSeqs: options.maxNumSeqs,
+    maxWaiting: options.maxWaiting ?? DEFAULT_MAX_WAITING,
     adapters: options.loraModules.map(({ name, path }) => ({ name, path })),
     tokenizer: model.tokenizer,
     scheduler,

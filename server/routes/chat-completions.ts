@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ChatTemplateError } from '../../model/tokenizer.js';
 import { invalidRequest, notSupported } from '../api-error.js';
+import { checkPromptChars } from '../request-limits.js';
 import {
   type ChatCompletionRequest,
   ChatCompletionRequestSchema,
@@ -51,6 +52,11 @@ function chatPromptTokens(stack: ServingStack, body: ChatCompletionRequest): num
       'chat_template_missing',
     );
   }
+  checkPromptChars(
+    stack,
+    messages.reduce((sum, m) => sum + m.content.length, 0),
+    'messages',
+  );
   let rendered: string;
   try {
     rendered = stack.tokenizer.applyChatTemplate(messages, true);
