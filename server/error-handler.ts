@@ -92,6 +92,12 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
 
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    // A client that leaves before its first byte (its stream torn down, "Premature close") is
+    // routine under load: no one is left to answer, and it is not the server's error.
+    if (reply.raw.destroyed || request.raw.socket?.destroyed) {
+      request.log.info({ reason: error.message }, 'client left before the response began');
+      return reply.code(499).send();
+    }
     const apiError = toApiError(error, request);
     if (apiError.statusCode >= 500 && !(error instanceof ApiError || error instanceof AdmissionError)) {
       request.log.error({ err: error }, 'request failed');
