@@ -1,3 +1,5 @@
+// First: switches off onnxruntime's telemetry before anything loads it.
+import '../kernels/onnx/no-telemetry.js';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../model/llama-config.js';
 import { ModelFormatError } from '../model/model-format-error.js';

@@ -1,0 +1,10 @@
+/**
+ * onnxruntime (1.30, posix builds too) starts a usage-telemetry system with its first session: it
+ * reads /etc/machine-id, keeps a device id and an event store under
+ * ~/.cache/Microsoft/DeveloperTools/.onnxruntime/, writes /tmp/mat-debug-<pid>.log and uploads
+ * over HTTPS when it finds a CA bundle. An inference server makes no call home, so the switch
+ * onnxruntime reads (ORT_DISABLE_TELEMETRY, read when its environment is created, i.e. at the
+ * first session) is set before that, whatever the caller's environment says. Import this module
+ * before `onnxruntime-node`.
+ */
+process.env.ORT_DISABLE_TELEMETRY = '1';
