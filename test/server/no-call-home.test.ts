@@ -34,8 +34,7 @@ afterAll(async () => {
 
 describe('start-up makes no outbound connection', () => {
   it('opens no socket but its listener and starts no onnxruntime telemetry', async () => {
-    if (!hasStrace && process.env.CI)
-      throw new Error('strace is missing (.ci/run installs it)');
+    if (!hasStrace && process.env.CI) throw new Error('strace is missing (.ci/run installs it)');
     if (!hasStrace) console.warn('no-call-home: strace not found, native connects are not watched');
     const networkLog = join(home, 'network.jsonl');
     const straceLog = join(home, 'strace.txt');
