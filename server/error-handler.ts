@@ -1,6 +1,13 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdmissionError } from '../scheduler/request.js';
-import { ApiError, internalError, invalidRequest, routeNotFound, serviceUnavailable } from './api-error.js';
+import {
+  ApiError,
+  echoed,
+  internalError,
+  invalidRequest,
+  routeNotFound,
+  serviceUnavailable,
+} from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
 
 /** One ajv error as Fastify hands it over (ajv runs with `verbose`, so the failing schema is there). */
@@ -36,6 +43,11 @@ export function schemaErrorToApiError(errors: SchemaError[]): ApiError {
   );
   const chosen = valueError ?? innermostUnion ?? errors[0];
   const param = paramName(chosen.instancePath);
+  if (chosen.keyword === 'additionalProperties') {
+    const unknown = echoed(String(chosen.params.additionalProperty));
+    const full = param ? `${param}.${unknown}` : unknown;
+    return invalidRequest(`Unrecognized request argument supplied: ${full}.`, full, 'unknown_parameter');
+  }
   if (chosen.keyword === 'required') {
     const missing = String(chosen.params.missingProperty);
     const full = param ? `${param}.${missing}` : missing;

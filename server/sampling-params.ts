@@ -1,5 +1,6 @@
 import type { SamplingParams } from '../scheduler/request.js';
 import { invalidRequest, modelNotFound, notSupported } from './api-error.js';
+import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
 import type { ServingStack } from './serving-stack.js';
 
 /** The sampling fields both OpenAI routes accept (server/schemas/sampling-fields.ts). */
@@ -16,8 +17,6 @@ export interface SamplingBody {
   stream_options?: object | null;
   ignore_eos?: boolean | null;
   stop_token_ids?: number[] | null;
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
 }
 
 /** The request's `model`: null for the base model, else a served adapter's name; unknown → 404. */
@@ -84,8 +83,10 @@ export function samplingParams(
     if (n > limit) throw invalidRequest(`n must be at most ${limit} (the server's ${what}), got ${n}.`, 'n');
   if (body.stream_options && !body.stream)
     throw invalidRequest('stream_options is only allowed when stream is true.', 'stream_options');
-  if (body.presence_penalty) notSupportedPenalty('presence_penalty');
-  if (body.frequency_penalty) notSupportedPenalty('frequency_penalty');
+  for (const [name, field] of Object.entries(UNSUPPORTED_FIELDS)) {
+    const value = (body as unknown as Record<string, unknown>)[name];
+    if (value != null && !field.isDefault(value)) throw notSupported(name, field.what);
+  }
   const stopTokenIds = body.stop_token_ids ?? [];
   checkTokenIds(stopTokenIds, stack.tokenizer.vocabSize, 'stop_token_ids');
   const stop = body.stop ?? [];
@@ -101,8 +102,4 @@ export function samplingParams(
     ignoreEos: body.ignore_eos ?? false,
     n,
   };
-}
-
-function notSupportedPenalty(param: string): never {
-  throw notSupported(param, `A non-zero ${param}`);
 }

@@ -76,9 +76,6 @@ function checkUnsupported(body: ChatCompletionRequest): void {
   if (body.functions != null) throw notSupported('functions', 'Function calling');
   if (body.tool_choice != null && body.tool_choice !== 'none')
     throw notSupported('tool_choice', 'tool_choice');
-  const format = body.response_format as { type?: unknown } | null | undefined;
-  if (format != null && format.type !== 'text')
-    throw notSupported('response_format', 'A response_format other than text');
 }
 
 export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
