@@ -20,6 +20,17 @@ const ROOT = join(import.meta.dirname, '../..');
 const hasStrace = spawnSync('strace', ['-V']).status === 0;
 
 let model: { root: string; modelDir: string };
+
+/** node's arguments for main.ts on the onnx engine and the tiny model, port 0. */
+function onnxServerArgs(...extra: string[]): string[] {
+  return [
+    '--import',
+    'tsx',
+    'server/main.ts',
+    ...['--model', model.modelDir, '--engine', 'onnx', '--port', '0', '--pool-size', '8MiB'],
+    ...extra,
+  ];
+}
 let home: string;
 
 beforeAll(async () => {
@@ -47,21 +58,7 @@ describe('start-up makes no outbound connection', () => {
     // Loom must switch the telemetry off itself, whatever the caller's environment says.
     delete env.ORT_DISABLE_TELEMETRY;
     delete env.XDG_CACHE_HOME;
-    const serverArgs = [
-      '--import',
-      './test/server/network-recorder.mjs',
-      '--import',
-      'tsx',
-      'server/main.ts',
-      '--model',
-      model.modelDir,
-      '--engine',
-      'onnx',
-      '--port',
-      '0',
-      '--pool-size',
-      '8MiB',
-    ];
+    const serverArgs = ['--import', './test/server/network-recorder.mjs', ...onnxServerArgs()];
     const child = hasStrace
       ? spawn(
           'strace',
@@ -129,25 +126,11 @@ describe('start-up makes no outbound connection', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, LOG_LEVEL: 'info' };
     delete env.ORT_DISABLE_TELEMETRY;
     const longName = 'n'.repeat(100_000);
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'server/main.ts',
-        '--model',
-        model.modelDir,
-        '--engine',
-        'onnx',
-        '--port',
-        '0',
-        '--pool-size',
-        '8MiB',
-        '--served-model-name',
-        longName,
-      ],
-      { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawn(process.execPath, onnxServerArgs('--served-model-name', longName), {
+      cwd: ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.on('exit', (code, signal) => resolve({ code, signal })),
     );
