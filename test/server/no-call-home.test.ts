@@ -98,7 +98,17 @@ describe('start-up makes no outbound connection', () => {
       if (pid) process.kill(pid, 'SIGTERM');
       else child.kill('SIGKILL');
     }
-    expect(await exited).toBe(0);
+    // A server that does not stop within 20 s fails the test, and is not left running.
+    const stopped = await Promise.race([
+      exited,
+      new Promise<'hung'>((r) => setTimeout(() => r('hung'), 20_000)),
+    ]);
+    if (stopped === 'hung') {
+      const pid = Number(/"pid":(\d+)/.exec(stdout)?.[1]);
+      if (pid) process.kill(pid, 'SIGKILL');
+      child.kill('SIGKILL');
+    }
+    expect(stopped).toBe(0);
     const serverPid = Number(/"pid":(\d+)/.exec(stdout)?.[1]);
 
     expect(existsSync(join(home, '.cache', 'Microsoft'))).toBe(false);
