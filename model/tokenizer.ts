@@ -32,6 +32,13 @@ export class TextTokenizer {
   /** Whether decode applies cleanUpTokenization (incremental decoders must do the same). */
   readonly cleansUpSpaces: boolean;
   readonly vocabSize: number;
+  /**
+   * UTF-16 units of the longest vocabulary entry. An entry is never shorter than the text it
+   * stands for (byte-level BPE spells each byte as one character, SentencePiece each space as
+   * "▁", byte-fallback entries "<0xE2>" stand for one byte), so a prompt of more characters
+   * than maxModelLen × this is too long before it is tokenized. Infinite where no bound holds.
+   */
+  readonly longestTokenChars: number;
 
   constructor(files: TokenizerFiles) {
     const tokenizerConfig = files.tokenizerConfig ?? {};
@@ -65,8 +72,16 @@ export class TextTokenizer {
     });
     this.template = files.chatTemplate ?? null;
     let maxId = -1;
-    for (const id of this.tokenizer.get_vocab(true).values()) maxId = Math.max(maxId, id);
+    let longest = 1;
+    for (const [piece, id] of this.tokenizer.get_vocab(true)) {
+      maxId = Math.max(maxId, id);
+      longest = Math.max(longest, piece.length);
+    }
     this.vocabSize = maxId + 1;
+    // A BPE that fuses unknown characters without byte fallback turns any run of them into one
+    // token: no bound on characters per token holds then.
+    const model = (tokenizerJson.model ?? {}) as { fuse_unk?: boolean; byte_fallback?: boolean };
+    this.longestTokenChars = model.fuse_unk && !model.byte_fallback ? Number.POSITIVE_INFINITY : longest;
   }
 
   /**

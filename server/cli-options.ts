@@ -7,6 +7,8 @@ import {
   type LoraMode,
 } from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
+import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
+
 /** One --lora-modules entry. */
 export interface LoraModule {
   name: string;
@@ -43,6 +45,11 @@ export interface CliOptions {
   poolSize: string;
   chatTemplate: string | null;
   seed: number | null;
+  /** Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are ended. */
+  shutdownTimeoutSeconds: number;
+  maxN: number;
+  maxConnections: number;
+  timeoutKeepAliveSeconds: number;
 }
 
 export type CliCommand = { kind: 'serve'; options: CliOptions } | { kind: 'help'; text: string };
@@ -83,6 +90,11 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
+  --max-n N                       most choices (n) one request may ask for (default 16)
+  --shutdown-timeout SECONDS      on SIGTERM/SIGINT, how long requests in flight may finish
+                                  before they are ended (default 30)
+  --max-connections N             open connections past this are refused (default 1024)
+  --timeout-keep-alive SECONDS    idle keep-alive connections are closed after this (default 5)
   --help                          this text
 `;
 
@@ -158,6 +170,18 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--seed': (o, v, f) => {
     o.seed = integer(v, f, 0, 2 ** 32 - 1);
   },
+  '--shutdown-timeout': (o, v, f) => {
+    o.shutdownTimeoutSeconds = integer(v, f, 0, 24 * 3600);
+  },
+  '--max-n': (o, v, f) => {
+    o.maxN = integer(v, f, 1);
+  },
+  '--max-connections': (o, v, f) => {
+    o.maxConnections = integer(v, f, 1);
+  },
+  '--timeout-keep-alive': (o, v, f) => {
+    o.timeoutKeepAliveSeconds = integer(v, f, 1, 3600);
+  },
 };
 
 function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -212,6 +236,10 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     poolSize: '0.25',
     chatTemplate: null,
     seed: null,
+    shutdownTimeoutSeconds: 30,
+    maxN: DEFAULT_MAX_N,
+    maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
+    timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
   };
 }
 

@@ -1,3 +1,4 @@
+import './no-telemetry.js';
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { type AdapterLayout, writeAdapterRows } from '../../memory/adapter-layout.js';

@@ -304,7 +304,13 @@ function writeRowIds(
   }
 }
 
-/** Writes the step's new K/V (graph output [2L, T, kvDim], tokens flat) into each sequence's pages. */
+/**
+ * Writes the step's new K/V (graph output [2L, T, kvDim], tokens flat) into each sequence's pages.
+ * A page's first token clears the whole page first: the graph reads a sequence's last page whole
+ * and masks its unwritten slots, and a freed page still holds its last owner's K/V or adapter rows.
+ * Those may be NaN or Inf (a poisoned adapter), and a masked score is −1e9 added, a masked value
+ * weighs 0 — neither survives NaN (0 × NaN = NaN), so stale slots must be zeros, not just masked.
+ */
 export function writeNewKv(
   storage: Float32Array,
   kv: KvLayout,
@@ -315,10 +321,12 @@ export function writeNewKv(
   let t = 0;
   for (const s of plan.sequences) {
     for (let j = 0; j < s.tokens.length; j++, t++) {
+      const pos = s.startPos + j;
       for (let l = 0; l < kv.numLayers; l++) {
         for (const kind of [0, 1] as const) {
           const src = ((l * 2 + kind) * T + t) * kv.kvDim;
-          const dst = kvElementOffset(kv, s.pageTable, l, kind, s.startPos + j);
+          const dst = kvElementOffset(kv, s.pageTable, l, kind, pos);
+          if (pos % kv.tokensPerPage === 0) storage.fill(0, dst, dst + kv.pageSize);
           storage.set(kvNew.subarray(src, src + kv.kvDim), dst);
         }
       }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { ChatTemplateError, ChatTemplateRenderError } from '../../model/chat-template.js';
 import { ApiError, invalidRequest, notSupported } from '../api-error.js';
+import { checkPromptChars } from '../request-limits.js';
 import {
   type ChatCompletionRequest,
   ChatCompletionRequestSchema,
@@ -61,6 +62,11 @@ function chatPromptTokens(stack: ServingStack, body: ChatCompletionRequest): num
       'chat_template_missing',
     );
   }
+  checkPromptChars(
+    stack,
+    messages.reduce((sum, m) => sum + m.content.length, 0),
+    'messages',
+  );
   let rendered: string;
   try {
     rendered = stack.tokenizer.applyChatTemplate(messages, true);
@@ -81,9 +87,6 @@ function checkUnsupported(body: ChatCompletionRequest): void {
   if (body.functions != null) throw notSupported('functions', 'Function calling');
   if (body.tool_choice != null && body.tool_choice !== 'none')
     throw notSupported('tool_choice', 'tool_choice');
-  const format = body.response_format as { type?: unknown } | null | undefined;
-  if (format != null && format.type !== 'text')
-    throw notSupported('response_format', 'A response_format other than text');
 }
 
 export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {

@@ -22,6 +22,8 @@ export const BOS = 256;
 
 export class ByteTokenizer implements ServingTokenizer {
   readonly vocabSize = 258;
+  /** One byte per token: a character is one token or more. */
+  readonly longestTokenChars = 1;
   constructor(readonly hasChatTemplate = true) {}
 
   encode(text: string, addSpecialTokens = true): number[] {
@@ -48,6 +50,8 @@ export class FakeScheduler implements GenerationService {
   /** Requests whose generation is still running. */
   readonly live = new Set<string>();
   refuseWith: AdmissionError | null = null;
+  /** 0: a token per macrotask; more: a token per this many milliseconds (slow generations). */
+  tokenDelayMs = 0;
   isClosed = false;
 
   submit(request: GenerationRequest): GenerationStream {
@@ -56,6 +60,7 @@ export class FakeScheduler implements GenerationService {
     this.submitted.push(request);
     const { sampling } = request;
     const live = this.live;
+    const tokenDelayMs = this.tokenDelayMs;
     let completionTokens = 0;
     async function* run(): AsyncGenerator<GenerationDelta> {
       live.add(request.requestId);
@@ -63,7 +68,9 @@ export class FakeScheduler implements GenerationService {
       try {
         const text = fakeText(request.adapter, request.promptTokens, sampling.maxTokens);
         for (let i = 0; i < sampling.maxTokens; i++) {
-          await new Promise((resolve) => setImmediate(resolve));
+          await new Promise((resolve) =>
+            tokenDelayMs > 0 ? setTimeout(resolve, tokenDelayMs) : setImmediate(resolve),
+          );
           for (let index = 0; index < sampling.n; index++) {
             if (request.signal?.aborted) {
               yield { index, text: '', tokenIds: [], finishReason: 'abort' };
@@ -171,6 +178,7 @@ export interface FakeStackOptions {
   hasChatTemplate?: boolean;
   maxModelLen?: number;
   maxNumSeqs?: number;
+  maxWaiting?: number;
 }
 
 export function fakeStack(options: FakeStackOptions = {}): ServingStack & { scheduler: FakeScheduler } {
@@ -180,6 +188,7 @@ export function fakeStack(options: FakeStackOptions = {}): ServingStack & { sche
     modelDir: '/models/tiny-base',
     maxModelLen: options.maxModelLen ?? 64,
     maxNumSeqs: options.maxNumSeqs ?? 8,
+    maxWaiting: options.maxWaiting ?? 1024,
     tokenizer: new ByteTokenizer(options.hasChatTemplate ?? true),
     scheduler,
     loraRoot: null,
