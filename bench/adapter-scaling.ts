@@ -10,14 +10,15 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EngineChoice } from '../kernels/engine-factory.js';
 import { DEFAULT_SPEC, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
 import { mulberry32 } from '../scheduler/prng.js';
-import { writeBenchReport } from './report.js';
+import { greedySampling } from '../scheduler/request.js';
+import { machineContext, writeBenchReport } from './report.js';
 import { adapterFolder, DISTINCT_FILES } from './slora/adapter-folders.js';
 
 const { values: args } = parseArgs({
@@ -119,17 +120,7 @@ async function serveTrace(modelDir: string, loraDir: string, n: number, requests
             requestId: `r${i}`,
             promptTokens: r.prompt,
             adapter: names[Math.min(n - 1, Math.floor(r.u * n))],
-            sampling: {
-              maxTokens: r.maxTokens,
-              temperature: 0,
-              topP: 1,
-              topK: 0,
-              seed: null,
-              stop: [],
-              stopTokenIds: [],
-              ignoreEos: true,
-              n: 1,
-            },
+            sampling: greedySampling(r.maxTokens, { ignoreEos: true }),
           });
           for await (const _ of stream);
           tokens += stream.completionTokens;
@@ -236,12 +227,7 @@ async function main(): Promise<void> {
       name: 'adapter-scaling',
       title: 'Throughput against the number of adapters (S-LoRA trace)',
       context: {
-        date: new Date().toISOString().slice(0, 10),
-        cpu: cpus()[0]?.model ?? 'unknown',
-        cores: availableParallelism(),
-        'load average': loadavg()
-          .map((x) => x.toFixed(2))
-          .join(' '),
+        ...machineContext(),
         engine: args.engine,
         model: `${args.model} (hidden ${spec.hiddenSize}, ${spec.numLayers} layers, vocab ${spec.vocabSize})`,
         'max-loras': args['max-loras'],

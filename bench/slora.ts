@@ -14,12 +14,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SPEC, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
-import { type LineSeries, svgLineChart, writeBenchReport } from './report.js';
+import { type LineSeries, machineContext, svgLineChart, writeBenchReport } from './report.js';
 import { runWorkload } from './serve/run-workload.js';
 import { parseServeBenchArgs, type ServeBenchArgs } from './serve/serve-args.js';
 import { summarize } from './serve/summary.js';
@@ -222,12 +222,7 @@ async function main(): Promise<void> {
       name: 'slora',
       title: 'S-LoRA experiments: throughput against the number of adapters',
       context: {
-        date: new Date().toISOString().slice(0, 10),
-        cpu: cpus()[0]?.model ?? 'unknown',
-        cores: availableParallelism(),
-        'load average': loadavg()
-          .map((x) => x.toFixed(2))
-          .join(' '),
+        ...machineContext(),
         model: `${args.quick ? 'default' : 'TinyLlama-shaped'} (hidden ${spec.hiddenSize}, ${spec.numLayers} layers)`,
         engine: 'onnx',
         requests: numPrompts,

@@ -1,4 +1,4 @@
-import { AdapterError, type AdapterInfo } from '../../memory/adapter-registry.js';
+import { AdapterError, type AdapterInfo, emptyRegistryCounters } from '../../memory/adapter-registry.js';
 import type { EngineStats } from '../../scheduler/llm-engine.js';
 import {
   AdmissionError,
@@ -124,18 +124,7 @@ export class FakeScheduler implements GenerationService {
       numContiguousAdapters: 0,
       adapterHostBytes: 0,
       maxLoras: 2,
-      adapterCounters: {
-        numDiskLoads: 0,
-        numPoolLoads: 0,
-        numOverlappedPoolLoads: 0,
-        numEvictions: 0,
-        numHostDrops: 0,
-        numPrefetchHits: 0,
-        numPrefetchMisses: 0,
-        blockingCopySeconds: 0,
-        overlappedCopySeconds: 0,
-        readWaitSeconds: 0,
-      },
+      adapterCounters: emptyRegistryCounters(),
     };
   }
 
