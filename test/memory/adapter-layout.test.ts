@@ -23,11 +23,13 @@ function adapter(rank: number, modules: TargetModule[]): LoraAdapter {
       layer[m] = {
         a: Float32Array.from({ length: rank * inFeatures }, () => counter++),
         b: Float32Array.from({ length: outFeatures * rank }, () => counter++),
+        rank,
+        scale: 1,
       };
     }
     return layer;
   });
-  return { name: 'x', path: '/x', rank, alpha: rank, scale: 1, targetModules: modules, layers };
+  return { name: 'x', path: '/x', rank, alpha: rank, targetModules: modules, layers };
 }
 
 describe('adapter layout', () => {
