@@ -5,7 +5,6 @@ import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import {
   type AdapterLayout,
   adapterPageCount,
-  layoutAdapter,
   pagesForModuleRanks,
   pagesForTargets,
 } from '../../memory/adapter-layout.js';
@@ -21,13 +20,7 @@ import {
 } from '../../model/synthetic.js';
 import { tempDirForFile } from '../model/temp-dir.js';
 import { RANK_PATTERN_SPEC, RSLORA_PATTERN_SPEC, worstDiffFromMerged } from './rank-pattern-kit.js';
-import {
-  maxAbsDiff,
-  type ReferenceHarness,
-  randomTokens,
-  referenceHarness,
-  shuffled,
-} from './reference-harness.js';
+import { maxAbsDiff, type ReferenceHarness, randomTokens, referenceHarness } from './reference-harness.js';
 
 /**
  * PEFT's rank_pattern / alpha_pattern end to end: per-module ranks and scales as PEFT computes
@@ -120,17 +113,8 @@ describe('rank_pattern adapters on the onnx engine: slots and segments', () => {
   });
 
   /** Loads the adapter on consecutive pages (a slot) or on shuffled ones (gathered segments). */
-  function load(adapter: LoraAdapter, scatter: boolean): AdapterLayout {
-    const count = adapterPageCount(config, adapter);
-    const pages = scatter
-      ? Int32Array.from(shuffled(ref.pool.allocate(count, 'adapter'), 29))
-      : ref.pool.allocateContiguous(count, 'adapter');
-    if (!pages) throw new Error('test pool has no run of free pages long enough');
-    const layout = layoutAdapter(config, adapter, pages);
-    ref.engine.writeAdapter(layout, adapter);
-    onnx.writeAdapter(layout, adapter);
-    return layout;
-  }
+  const load = (adapter: LoraAdapter, scatter: boolean): AdapterLayout =>
+    ref.loadInto([onnx], adapter, scatter ? 29 : undefined);
 
   const slotViews = () => new LoraSlotViews(new Float32Array(ref.pool.numPages * ref.pool.pageSize), config);
 
