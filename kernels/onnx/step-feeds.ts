@@ -225,7 +225,7 @@ function packSegments(
   feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, G * Rmax * readsA.chunksPerRow]);
   feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, G * Rmax * readsB.chunksPerRow]);
   feeds[names.tokens] = new ort.Tensor('int64', tokens, [G * Sg]);
-  feeds[names.scales] = new ort.Tensor('float32', scales, [L, G, 1, 1]);
+  feeds[names.scales] = new ort.Tensor('float32', scales, [L * G, 1, 1]);
   feeds[names.outRows] = new ort.Tensor('int64', outRows, [T]);
 }
 
@@ -272,7 +272,7 @@ function packSlots(
   const names = loraSlotRowNames(m);
   feeds[names.sizes] = new ort.Tensor('int64', sizes, [LORA_SLOTS]);
   feeds[names.rows] = new ort.Tensor('int64', rows, [rows.length, 1]);
-  feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers, n, 1]);
+  feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers * n, 1]);
 }
 
 /** The highest rank of module m over the adapter's layers (0 where it has none). */
