@@ -40,7 +40,7 @@ export interface AdapterLayout {
 export type ModuleRanks = Partial<Record<TargetModule, number>>;
 
 /** The ranks of an adapter's modules (f32 or host copy: only each pair's rank is read). */
-export function moduleRanksOf(adapter: {
+function moduleRanksOf(adapter: {
   layers: ReadonlyArray<Partial<Record<TargetModule, { rank: number }>>>;
 }): ModuleRanks[] {
   return adapter.layers.map((layer) => {
