@@ -9,6 +9,8 @@ import { ModelFormatError } from './model-format-error.js';
  * q_proj, "model.layers.1.mlp.down_proj" just that one, "layers\.[0-3]\..*proj" several). With no
  * key matching, the name itself is looked up, which only a key equal to it could satisfy, and it
  * would already have matched. Names never hold a newline, so `$` here is the end of the name.
+ * File order is JSON.parse's, which lists integer-like keys ("3") first: such a key can only match
+ * a name ending in digits, and no linear module's name does, so the order that matters is kept.
  */
 export class ModulePattern {
   private constructor(private readonly entries: ReadonlyArray<{ test: LinearRegex; value: number }>) {}
