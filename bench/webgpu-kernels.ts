@@ -269,10 +269,18 @@ async function main(): Promise<void> {
       return {
         name: `a${i}`,
         rank,
-        scale: 2 / rank,
         modules: [
           {
-            q_proj: { inFeatures: inF, outFeatures: outF, pagesPerRowA: 1, pagesPerRowB: 1, aPages, bPages },
+            q_proj: {
+              rank,
+              scale: 2 / rank,
+              inFeatures: inF,
+              outFeatures: outF,
+              pagesPerRowA: 1,
+              pagesPerRowB: 1,
+              aPages,
+              bPages,
+            },
           },
         ],
         allPages: new Int32Array([...aPages, ...bPages]),

@@ -4,7 +4,8 @@ import type { TargetModule } from '../model/llama-modules.js';
 /**
  * One (layer, module)'s LoRA work for a batch of tokens, flattened for kernels: every token
  * gathers its own adapter's rank-rows from pool pages (S-LoRA's MBGMV/MBGMM). Ranks differ per
- * token; rank 0 means the token has no adapter here. Nothing is padded to a maximum rank.
+ * token, and are this module's in this layer (rank_pattern gives one adapter's modules different
+ * ranks and scales); rank 0 means the token has no adapter here. Nothing is padded to a maximum rank.
  *
  *   shrink: v[vOffset[t] + r] = Σ_k x[t, k] · A_r[k]
  *   expand: y[t, o]          += scale[t] · Σ_r v[vOffset[t] + r] · Bᵀ_r[o]
@@ -73,11 +74,11 @@ export function buildLoraBatch(
       bLen += pages.bPages.length;
     }
     tokenAdapter[t] = idx;
-    rank[t] = adapter.rank;
-    scale[t] = adapter.scale;
+    rank[t] = pages.rank;
+    scale[t] = pages.scale;
     aOffset[t] = aStart[idx];
     bOffset[t] = bStart[idx];
-    v += adapter.rank;
+    v += pages.rank;
   }
   const aPages = new Int32Array(aLen);
   const bPages = new Int32Array(bLen);

@@ -3,7 +3,7 @@ import type { KvLayout } from '../memory/kv-layout.js';
 import type { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
-import type { LoraAdapter } from '../model/lora-adapter.js';
+import type { LoraAdapter, LoraPair } from '../model/lora-adapter.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import {
   type Engine,
@@ -97,11 +97,11 @@ export class MergedLoraEngine implements Engine {
       this.forEachPair(adapter, (w, key, pair, m) => {
         if (!this.pristine.has(key)) this.pristine.set(key, w.slice());
         const { inFeatures, outFeatures } = moduleShape(this.config, m);
-        const r = adapter.rank;
+        const r = pair.rank;
         for (let o = 0; o < outFeatures; o++) {
           const row = o * inFeatures;
           for (let k = 0; k < r; k++) {
-            const b = adapter.scale * pair.b[o * r + k];
+            const b = pair.scale * pair.b[o * r + k];
             if (b === 0) continue;
             const a = k * inFeatures;
             for (let i = 0; i < inFeatures; i++) w[row + i] += b * pair.a[a + i];
@@ -116,12 +116,7 @@ export class MergedLoraEngine implements Engine {
 
   private forEachPair(
     adapter: LoraAdapter,
-    visit: (
-      w: Float32Array,
-      key: string,
-      pair: { a: Float32Array; b: Float32Array },
-      m: TargetModule,
-    ) => void,
+    visit: (w: Float32Array, key: string, pair: LoraPair, m: TargetModule) => void,
   ): void {
     adapter.layers.forEach((layer, l) => {
       for (const m of TARGET_MODULES) {

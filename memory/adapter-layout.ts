@@ -9,10 +9,15 @@ import type { LoraAdapter } from '../model/lora-adapter.js';
  * rows of `outFeatures` elements. Each rank-row starts on a page boundary and takes
  * ceil(features / pageSize) pages, so rank-row i of A is the elements
  *   pages aPages[i·pagesPerRowA …], concatenated, first inFeatures of them.
- * Rows never share a page, so an adapter of rank r takes exactly r rows' pages: nothing is
- * padded to a maximum rank.
+ * Rows never share a page, so a module of rank r takes exactly r rows' pages: nothing is padded
+ * to a maximum rank, neither across adapters nor across the modules of one adapter (PEFT's
+ * rank_pattern gives modules different ranks).
  */
 export interface ModulePages {
+  /** This module's rank in this layer. */
+  rank: number;
+  /** This module's scale (alpha / rank, or alpha / sqrt(rank) with rsLoRA, its own alpha and rank). */
+  scale: number;
   inFeatures: number;
   outFeatures: number;
   pagesPerRowA: number;
@@ -23,38 +28,68 @@ export interface ModulePages {
 
 export interface AdapterLayout {
   name: string;
+  /** The largest rank of its modules: a bound for buffers sized per token (each module has its own). */
   rank: number;
-  scale: number;
   /** modules[layer][module], absent where the adapter does not touch it. */
   modules: Array<Partial<Record<TargetModule, ModulePages>>>;
   /** Every page the adapter holds, for freeing. */
   allPages: Int32Array;
 }
 
-/** Pages an adapter needs in a pool of `pageSize`-element pages. */
-export function adapterPageCount(config: LlamaConfig, adapter: LoraAdapter): number {
-  return pagesForTargets(
-    config,
-    adapter.rank,
-    adapter.layers.map((layer) => TARGET_MODULES.filter((m) => layer[m])),
-  );
+/** Rank of each module an adapter holds, per layer: what its page count depends on. */
+export type ModuleRanks = Partial<Record<TargetModule, number>>;
+
+/** The ranks of an adapter's modules (f32 or host copy: only each pair's rank is read). */
+function moduleRanksOf(adapter: {
+  layers: ReadonlyArray<Partial<Record<TargetModule, { rank: number }>>>;
+}): ModuleRanks[] {
+  return adapter.layers.map((layer) => {
+    const ranks: ModuleRanks = {};
+    for (const m of TARGET_MODULES) {
+      const pair = layer[m];
+      if (pair) ranks[m] = pair.rank;
+    }
+    return ranks;
+  });
 }
 
-/** Pages of a rank-`rank` adapter holding A/B pairs for `targets[layer]` (known before its weights are read). */
+/** Pages an adapter needs in a pool of `pageSize`-element pages (f32 or host copy). */
+export function adapterPageCount(
+  config: LlamaConfig,
+  adapter: { layers: ReadonlyArray<Partial<Record<TargetModule, { rank: number }>>> },
+): number {
+  return pagesForModuleRanks(config, moduleRanksOf(adapter));
+}
+
+/** Pages of an adapter whose modules have `ranks[layer][module]` (known before its weights are read). */
+export function pagesForModuleRanks(config: LlamaConfig, ranks: ReadonlyArray<ModuleRanks>): number {
+  let total = 0;
+  for (const layer of ranks) {
+    for (const m of TARGET_MODULES) {
+      const rank = layer[m];
+      if (rank !== undefined) total += rank * pagesPerRankRow(config, m);
+    }
+  }
+  return total;
+}
+
+/** Pages of an adapter of one rank, `rank`, on every module of `targets[layer]`. */
 export function pagesForTargets(
   config: LlamaConfig,
   rank: number,
   targets: ReadonlyArray<readonly TargetModule[]>,
 ): number {
+  return pagesForModuleRanks(
+    config,
+    targets.map((modules) => Object.fromEntries(modules.map((m) => [m, rank]))),
+  );
+}
+
+/** Pages of one rank-row of A plus one of Bᵀ for module m. */
+function pagesPerRankRow(config: LlamaConfig, m: TargetModule): number {
   const ps = config.hiddenSize;
-  let total = 0;
-  for (const modules of targets) {
-    for (const m of modules) {
-      const { inFeatures, outFeatures } = moduleShape(config, m);
-      total += rank * (Math.ceil(inFeatures / ps) + Math.ceil(outFeatures / ps));
-    }
-  }
-  return total;
+  const { inFeatures, outFeatures } = moduleShape(config, m);
+  return Math.ceil(inFeatures / ps) + Math.ceil(outFeatures / ps);
 }
 
 /** Assigns already-allocated `pages` (length adapterPageCount) to the adapter's rank-rows. */
@@ -64,21 +99,23 @@ export function layoutAdapter(config: LlamaConfig, adapter: LoraAdapter, pages: 
   const modules = adapter.layers.map((layer) => {
     const placed: Partial<Record<TargetModule, ModulePages>> = {};
     for (const m of TARGET_MODULES) {
-      if (!layer[m]) continue;
+      const pair = layer[m];
+      if (!pair) continue;
+      const { rank, scale } = pair;
       const { inFeatures, outFeatures } = moduleShape(config, m);
       const pagesPerRowA = Math.ceil(inFeatures / ps);
       const pagesPerRowB = Math.ceil(outFeatures / ps);
-      const aPages = pages.subarray(next, next + adapter.rank * pagesPerRowA);
+      const aPages = pages.subarray(next, next + rank * pagesPerRowA);
       next += aPages.length;
-      const bPages = pages.subarray(next, next + adapter.rank * pagesPerRowB);
+      const bPages = pages.subarray(next, next + rank * pagesPerRowB);
       next += bPages.length;
-      placed[m] = { inFeatures, outFeatures, pagesPerRowA, pagesPerRowB, aPages, bPages };
+      placed[m] = { rank, scale, inFeatures, outFeatures, pagesPerRowA, pagesPerRowB, aPages, bPages };
     }
     return placed;
   });
   if (next !== pages.length)
     throw new Error(`adapter ${adapter.name}: layout used ${next} of ${pages.length} pages`);
-  return { name: adapter.name, rank: adapter.rank, scale: adapter.scale, modules, allPages: pages };
+  return { name: adapter.name, rank: adapter.rank, modules, allPages: pages };
 }
 
 /**
@@ -117,11 +154,13 @@ export function forEachAdapterPage(
       const pagesOf = placed[m];
       const pair = adapter.layers[l][m];
       if (!pagesOf || !pair) continue;
-      const { inFeatures, outFeatures, pagesPerRowA, pagesPerRowB } = pagesOf;
-      for (let r = 0; r < layout.rank; r++) {
+      const { rank, inFeatures, outFeatures, pagesPerRowA, pagesPerRowB } = pagesOf;
+      if (pair.rank !== rank)
+        throw new Error(`adapter ${layout.name}: layer ${l} ${m} has rank ${pair.rank}, its pages ${rank}`);
+      for (let r = 0; r < rank; r++) {
         writeRow(pagesOf.aPages, r * pagesPerRowA, pair.a.subarray(r * inFeatures, (r + 1) * inFeatures));
         const bt = new Float32Array(outFeatures);
-        for (let o = 0; o < outFeatures; o++) bt[o] = pair.b[o * layout.rank + r];
+        for (let o = 0; o < outFeatures; o++) bt[o] = pair.b[o * rank + r];
         writeRow(pagesOf.bPages, r * pagesPerRowB, bt);
       }
     }

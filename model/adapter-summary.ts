@@ -4,9 +4,13 @@ import { checkAdapter } from './load-adapter.js';
 
 /** What registering an adapter needs to know, read without its weights. */
 export interface AdapterSummary {
+  /** The largest rank of its modules (what --max-lora-rank is checked against). */
   rank: number;
-  /** targets[layer] = the modules the adapter holds an A/B pair for in that layer. */
-  targets: TargetModule[][];
+  /**
+   * ranks[layer][module] = the rank of the A/B pair the adapter holds for that layer's module
+   * (absent where it holds none): rank_pattern can make them differ, and pages are counted per rank-row.
+   */
+  ranks: Array<Partial<Record<TargetModule, number>>>;
 }
 
 /**
@@ -18,6 +22,13 @@ export async function summarizeAdapter(dir: string, config: LlamaConfig): Promis
   const checked = await checkAdapter(dir, config);
   return {
     rank: checked.rank,
-    targets: checked.layers.map((layer) => TARGET_MODULES.filter((m) => layer[m])),
+    ranks: checked.layers.map((layer) => {
+      const ranks: Partial<Record<TargetModule, number>> = {};
+      for (const m of TARGET_MODULES) {
+        const pair = layer[m];
+        if (pair) ranks[m] = pair.rank;
+      }
+      return ranks;
+    }),
   };
 }

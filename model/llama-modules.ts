@@ -43,7 +43,12 @@ export function moduleShape(
 
 /** HF parameter name of a module's weight inside layer `layer`. */
 export function moduleWeightName(layer: number, module: TargetModule): string {
+  return `${moduleName(layer, module)}.weight`;
+}
+
+/** The module's name in LlamaForCausalLM's `named_modules()`, what PEFT matches its patterns against. */
+export function moduleName(layer: number, module: TargetModule): string {
   const group =
     module === 'gate_proj' || module === 'up_proj' || module === 'down_proj' ? 'mlp' : 'self_attn';
-  return `model.layers.${layer}.${group}.${module}.weight`;
+  return `model.layers.${layer}.${group}.${module}`;
 }

@@ -5,14 +5,12 @@ import { fileExists } from './file-exists.js';
 import { checkFiniteWeights } from './finite-check.js';
 import type { LlamaConfig } from './llama-config.js';
 import { isTargetModule, moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
-import { type LoraAdapter, loraScale } from './lora-adapter.js';
+import type { LoraAdapter } from './lora-adapter.js';
 import { ModelFormatError } from './model-format-error.js';
 import { parsePeftConfig } from './peft-config.js';
 import { SafetensorsFile } from './safetensors.js';
-import { type StoredLoraAdapter, type StoredMatrix, widenAdapter } from './stored-adapter.js';
+import { type StoredLoraAdapter, type StoredLoraPair, widenAdapter } from './stored-adapter.js';
 import { toFloat32 } from './tensor-codec.js';
-
-type StoredPair = { a: StoredMatrix; b: StoredMatrix };
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -110,7 +108,7 @@ async function readAdapterDir(
   const file = await SafetensorsFile.open(weightsFile);
   try {
     const fail = (problem: string) => new ModelFormatError(weightsFile, problem);
-    const layers: Array<Partial<Record<TargetModule, Partial<StoredPair>>>> = Array.from(
+    const layers: Array<Partial<Record<TargetModule, Partial<StoredLoraPair>>>> = Array.from(
       { length: config.numLayers },
       () => ({}),
     );
@@ -147,13 +145,15 @@ async function readAdapterDir(
         );
       }
       const { inFeatures, outFeatures } = moduleShape(config, module);
-      const expected = parsed.matrix === 'A' ? [peft.rank, inFeatures] : [outFeatures, peft.rank];
+      const { rank, scale } = peft.moduleLora(parsed.layer, module);
+      const expected = parsed.matrix === 'A' ? [rank, inFeatures] : [outFeatures, rank];
       if (tensor.shape.length !== 2 || tensor.shape[0] !== expected[0] || tensor.shape[1] !== expected[1]) {
+        const rankSource = rank === peft.rank ? `r=${rank}` : `"rank_pattern" (rank ${rank} for this module)`;
         throw fail(
-          `tensor "${tensor.name}" has shape ${shapeText(tensor.shape)} but the base model and r=${peft.rank} need ${shapeText(expected)}`,
+          `tensor "${tensor.name}" has shape ${shapeText(tensor.shape)} but the base model and ${rankSource} need ${shapeText(expected)}`,
         );
       }
-      const pair = layers[parsed.layer][module] ?? {};
+      const pair = layers[parsed.layer][module] ?? { rank, scale };
       layers[parsed.layer][module] = pair;
       const key = parsed.matrix === 'A' ? 'a' : 'b';
       if (pair[key]) throw fail(`lora_${parsed.matrix} of layer ${parsed.layer} ${module} appears twice`);
@@ -169,6 +169,7 @@ async function readAdapterDir(
     }
 
     const present = new Set<TargetModule>();
+    let maxRank = 0;
     for (let layer = 0; layer < config.numLayers; layer++) {
       for (const module of TARGET_MODULES) {
         if (!peft.isTargeted(layer, module)) continue;
@@ -181,16 +182,16 @@ async function readAdapterDir(
           );
         }
         present.add(module);
+        maxRank = Math.max(maxRank, pair.rank ?? 0);
       }
     }
     return {
       name,
       path: dir,
-      rank: peft.rank,
+      rank: maxRank,
       alpha: peft.alpha,
-      scale: loraScale(peft.rank, peft.alpha, peft.useRslora),
       targetModules: TARGET_MODULES.filter((m) => present.has(m)),
-      layers: layers as Array<Partial<Record<TargetModule, StoredPair>>>,
+      layers: layers as Array<Partial<Record<TargetModule, StoredLoraPair>>>,
       numBytes,
     };
   } finally {

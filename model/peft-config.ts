@@ -1,17 +1,31 @@
 import type { LlamaConfig } from './llama-config.js';
-import type { TargetModule } from './llama-modules.js';
+import { moduleName, type TargetModule } from './llama-modules.js';
+import { loraScale } from './lora-adapter.js';
 import { ModelFormatError } from './model-format-error.js';
+import { ModulePattern } from './peft-patterns.js';
 import { targetedModules, targetKey } from './peft-targets.js';
+
+/** One adapted module's rank and scale, after rank_pattern / alpha_pattern. */
+export interface ModuleLora {
+  rank: number;
+  alpha: number;
+  /** alpha / rank, or alpha / sqrt(rank) with rsLoRA: PEFT's `scaling` for this module. */
+  scale: number;
+}
 
 /** What Loom takes from a PEFT adapter_config.json. */
 export interface PeftLoraConfig {
+  /** `r`: the rank of modules no rank_pattern key matches. */
   rank: number;
+  /** `lora_alpha`: the alpha of modules no alpha_pattern key matches. */
   alpha: number;
   useRslora: boolean;
   /** "none", or "all"/"lora_only": those train the base's biases, so the file must hold none. */
   bias: 'none' | 'all' | 'lora_only';
   /** Whether the adapter must hold an A/B pair for this layer's module. */
   isTargeted(layer: number, module: TargetModule): boolean;
+  /** The rank, alpha and scale PEFT gives this layer's module (rank_pattern and alpha_pattern applied). */
+  moduleLora(layer: number, module: TargetModule): ModuleLora;
 }
 
 /** PEFT's LoraConfig default when lora_alpha is absent. */
@@ -146,9 +160,14 @@ export function parsePeftConfig(
   if (typeof alpha !== 'number' || !Number.isFinite(alpha)) {
     throw fail(`"lora_alpha" must be a number, got ${JSON.stringify(alpha)}`);
   }
-  for (const key of ['rank_pattern', 'alpha_pattern']) {
-    if (!isUnset(raw[key])) throw fail(`"${key}" (per-module ranks or alphas) is not supported`);
-  }
+  const rankPattern = ModulePattern.parse(file, 'rank_pattern', raw.rank_pattern, (value) =>
+    typeof value === 'number' && Number.isInteger(value) && value > 0
+      ? null
+      : 'a rank must be a positive integer',
+  );
+  const alphaPattern = ModulePattern.parse(file, 'alpha_pattern', raw.alpha_pattern, (value) =>
+    typeof value === 'number' && Number.isFinite(value) ? null : 'an alpha must be a number',
+  );
   if (raw.lora_bias === true) {
     throw fail(
       '"lora_bias" is true: its lora_B layers carry a bias vector added to the output, and Loom applies only B·A',
@@ -164,11 +183,18 @@ export function parsePeftConfig(
   checkInit(file, raw.init_lora_weights);
 
   const targeted = targetedModules(file, raw, config);
+  const useRslora = raw.use_rslora === true;
   return {
     rank,
     alpha,
-    useRslora: raw.use_rslora === true,
+    useRslora,
     bias,
     isTargeted: (layer, module) => targeted.has(targetKey(layer, module)),
+    moduleLora(layer, module) {
+      const name = moduleName(layer, module);
+      const moduleRank = rankPattern.valueFor(name) ?? rank;
+      const moduleAlpha = alphaPattern.valueFor(name) ?? alpha;
+      return { rank: moduleRank, alpha: moduleAlpha, scale: loraScale(moduleRank, moduleAlpha, useRslora) };
+    },
   };
 }

@@ -1,6 +1,6 @@
 import { LinearRegex, RegexSyntaxError } from './linear-regex.js';
 import type { LlamaConfig } from './llama-config.js';
-import { moduleWeightName, TARGET_MODULES, type TargetModule } from './llama-modules.js';
+import { moduleName, TARGET_MODULES, type TargetModule } from './llama-modules.js';
 import { ModelFormatError } from './model-format-error.js';
 
 /** One entry of LlamaForCausalLM's `named_modules()`, the names PEFT matches its patterns against. */
@@ -22,10 +22,7 @@ function llamaModuleNames(config: LlamaConfig): ModuleName[] {
     const prefix = `model.layers.${layer}`;
     names.push({ name: prefix }, { name: `${prefix}.self_attn` }, { name: `${prefix}.mlp` });
     for (const module of TARGET_MODULES) {
-      names.push({
-        name: moduleWeightName(layer, module).slice(0, -'.weight'.length),
-        target: { layer, module },
-      });
+      names.push({ name: moduleName(layer, module), target: { layer, module } });
     }
     names.push(
       { name: `${prefix}.mlp.act_fn` },

@@ -9,13 +9,19 @@ export interface StoredMatrix {
   data: Float32Array | Uint16Array;
 }
 
+/** A LoRA pair as its file stores it, with its module's rank and scale. */
+export interface StoredLoraPair extends Omit<LoraPair, 'a' | 'b'> {
+  a: StoredMatrix;
+  b: StoredMatrix;
+}
+
 /**
  * An adapter's host copy in its file's dtype: thousands of adapters wait in host RAM, and a
  * TinyLlama-shaped rank-16 all-modules adapter is ~25 MB in f16 where f32 would be ~50 MB.
  * Widened to f32 only while it is written into pool pages.
  */
 export interface StoredLoraAdapter extends Omit<LoraAdapter, 'layers'> {
-  layers: Array<Partial<Record<TargetModule, { a: StoredMatrix; b: StoredMatrix }>>>;
+  layers: Array<Partial<Record<TargetModule, StoredLoraPair>>>;
   /** Bytes of weights held. */
   numBytes: number;
 }
@@ -30,7 +36,11 @@ export function widenAdapter(stored: StoredLoraAdapter): LoraAdapter {
       for (const m of TARGET_MODULES) {
         const pair = layer[m];
         if (pair)
-          widened[m] = { a: toFloat32(pair.a.data, pair.a.dtype), b: toFloat32(pair.b.data, pair.b.dtype) };
+          widened[m] = {
+            ...pair,
+            a: toFloat32(pair.a.data, pair.a.dtype),
+            b: toFloat32(pair.b.data, pair.b.dtype),
+          };
       }
       return widened;
     }),
@@ -41,11 +51,11 @@ export function widenAdapter(stored: StoredLoraAdapter): LoraAdapter {
 export function storeAdapter(adapter: LoraAdapter): StoredLoraAdapter {
   let numBytes = 0;
   const layers = adapter.layers.map((layer) => {
-    const stored: Partial<Record<TargetModule, { a: StoredMatrix; b: StoredMatrix }>> = {};
+    const stored: Partial<Record<TargetModule, StoredLoraPair>> = {};
     for (const m of TARGET_MODULES) {
       const pair = layer[m];
       if (!pair) continue;
-      stored[m] = { a: { dtype: 'F32', data: pair.a }, b: { dtype: 'F32', data: pair.b } };
+      stored[m] = { ...pair, a: { dtype: 'F32', data: pair.a }, b: { dtype: 'F32', data: pair.b } };
       numBytes += pair.a.byteLength + pair.b.byteLength;
     }
     return stored;

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DTYPE_BYTES, roundToDtype, type TensorDtype } from './float-convert.js';
 import type { LlamaConfig } from './llama-config.js';
-import { moduleShape, moduleWeightName, TARGET_MODULES } from './llama-modules.js';
+import { moduleName, moduleShape, TARGET_MODULES } from './llama-modules.js';
 import type { LoraAdapter } from './lora-adapter.js';
 import { weightTensors } from './model-tensors.js';
 import type { ModelWeights } from './model-weights.js';
@@ -12,6 +12,7 @@ import {
   type SyntheticModelSpec,
   syntheticConfigJson,
   syntheticGenerationConfigJson,
+  syntheticPeftConfigJson,
 } from './synthetic-spec.js';
 import { byteTokenizerConfigJson, byteTokenizerJson } from './synthetic-tokenizer.js';
 import { syntheticAdapter, syntheticWeights } from './synthetic-weights.js';
@@ -86,35 +87,6 @@ export async function writeSyntheticModel(
   return weights;
 }
 
-/** adapter_config.json as PEFT writes it for a LoRA adapter. */
-function peftConfigJson(
-  spec: SyntheticAdapterSpec,
-  adapter: LoraAdapter,
-  baseModel: string,
-): Record<string, unknown> {
-  return {
-    peft_type: 'LORA',
-    task_type: 'CAUSAL_LM',
-    base_model_name_or_path: baseModel,
-    r: spec.rank,
-    lora_alpha: spec.alpha,
-    lora_dropout: 0,
-    target_modules: adapter.targetModules,
-    use_rslora: spec.useRslora ?? false,
-    bias: 'none',
-    fan_in_fan_out: false,
-    inference_mode: true,
-    init_lora_weights: true,
-    layers_to_transform: null,
-    layers_pattern: null,
-    modules_to_save: null,
-    rank_pattern: {},
-    alpha_pattern: {},
-    use_dora: false,
-    revision: null,
-  };
-}
-
 /**
  * Writes a PEFT adapter directory (adapter_config.json + adapter_model.safetensors with PEFT's
  * tensor names) for `spec` on `config`'s base model; returns the in-memory adapter it holds.
@@ -140,22 +112,22 @@ export async function writeSyntheticAdapter(
       const pair = layer[m];
       if (!pair) continue;
       const { inFeatures, outFeatures } = moduleShape(config, m);
-      const stem = `base_model.model.${moduleWeightName(l, m).slice(0, -'.weight'.length)}`;
+      const stem = `base_model.model.${moduleName(l, m)}`;
       tensors.push({
         name: `${stem}.lora_A.weight`,
         dtype,
-        shape: [spec.rank, inFeatures],
+        shape: [pair.rank, inFeatures],
         data: pair.a,
       });
       tensors.push({
         name: `${stem}.lora_B.weight`,
         dtype,
-        shape: [outFeatures, spec.rank],
+        shape: [outFeatures, pair.rank],
         data: pair.b,
       });
     }
   });
   await writeSafetensors(join(dir, 'adapter_model.safetensors'), tensors, { format: 'pt' });
-  await writeJson(join(dir, 'adapter_config.json'), peftConfigJson(spec, adapter, baseModelName));
+  await writeJson(join(dir, 'adapter_config.json'), syntheticPeftConfigJson(spec, baseModelName));
   return adapter;
 }

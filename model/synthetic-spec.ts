@@ -1,6 +1,6 @@
 import type { TensorDtype } from './float-convert.js';
 import { type LlamaConfig, parseLlamaConfig } from './llama-config.js';
-import type { TargetModule } from './llama-modules.js';
+import { TARGET_MODULES, type TargetModule } from './llama-modules.js';
 import { BOS_ID, BYTE_TOKENIZER_SIZE, EOS_ID } from './synthetic-tokenizer.js';
 
 /** Shape and seed of a deterministic synthetic Llama model. */
@@ -28,6 +28,10 @@ export interface SyntheticAdapterSpec {
   targetModules: TargetModule[];
   seed: number;
   useRslora?: boolean;
+  /** PEFT's rank_pattern: module-name pattern → rank replacing `rank` where it matches. */
+  rankPattern?: Record<string, number>;
+  /** PEFT's alpha_pattern: module-name pattern → alpha replacing `alpha` where it matches. */
+  alphaPattern?: Record<string, number>;
 }
 
 /** For tests: small enough that a reference forward pass takes milliseconds. */
@@ -104,4 +108,32 @@ export function syntheticConfig(spec: SyntheticModelSpec): LlamaConfig {
     'synthetic config.json',
     syntheticGenerationConfigJson(),
   );
+}
+
+/** adapter_config.json as PEFT writes it for a synthetic LoRA adapter. */
+export function syntheticPeftConfigJson(
+  spec: SyntheticAdapterSpec,
+  baseModel = 'loom-synthetic',
+): Record<string, unknown> {
+  return {
+    peft_type: 'LORA',
+    task_type: 'CAUSAL_LM',
+    base_model_name_or_path: baseModel,
+    r: spec.rank,
+    lora_alpha: spec.alpha,
+    lora_dropout: 0,
+    target_modules: TARGET_MODULES.filter((m) => spec.targetModules.includes(m)),
+    use_rslora: spec.useRslora ?? false,
+    bias: 'none',
+    fan_in_fan_out: false,
+    inference_mode: true,
+    init_lora_weights: true,
+    layers_to_transform: null,
+    layers_pattern: null,
+    modules_to_save: null,
+    rank_pattern: spec.rankPattern ?? {},
+    alpha_pattern: spec.alphaPattern ?? {},
+    use_dora: false,
+    revision: null,
+  };
 }

@@ -1,10 +1,16 @@
 import { roundToDtype } from './float-convert.js';
 import type { LlamaConfig } from './llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
-import { type LoraAdapter, type LoraPair, loraScale } from './lora-adapter.js';
+import type { LoraAdapter, LoraPair } from './lora-adapter.js';
 import { assembleWeights, EMBED_NAME, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
 import type { ModelWeights } from './model-weights.js';
-import { type SyntheticAdapterSpec, type SyntheticModelSpec, syntheticConfig } from './synthetic-spec.js';
+import { parsePeftConfig } from './peft-config.js';
+import {
+  type SyntheticAdapterSpec,
+  type SyntheticModelSpec,
+  syntheticConfig,
+  syntheticPeftConfigJson,
+} from './synthetic-spec.js';
 import { isReadableTokenId } from './synthetic-tokenizer.js';
 
 const SQRT3 = Math.sqrt(3);
@@ -100,8 +106,9 @@ export function syntheticWeights(spec: SyntheticModelSpec): ModelWeights {
  * (and differently) change what the model generates.
  */
 export function syntheticAdapter(config: LlamaConfig, spec: SyntheticAdapterSpec): LoraAdapter {
-  const useRslora = spec.useRslora ?? false;
-  const scale = loraScale(spec.rank, spec.alpha, useRslora);
+  // Ranks and scales per module exactly as loading the written adapter_config.json gives them.
+  const peft = parsePeftConfig(`synthetic adapter ${spec.name}`, syntheticPeftConfigJson(spec), config);
+  let maxRank = 0;
   const layers: Array<Partial<Record<TargetModule, LoraPair>>> = [];
   const targets = TARGET_MODULES.filter((m) => spec.targetModules.includes(m));
   for (let l = 0; l < config.numLayers; l++) {
@@ -109,10 +116,14 @@ export function syntheticAdapter(config: LlamaConfig, spec: SyntheticAdapterSpec
     for (const m of targets) {
       const { inFeatures, outFeatures } = moduleShape(config, m);
       const prefix = `${spec.name}.${l}.${m}`;
-      const bStd = ADAPTER_GAIN / (Math.abs(scale) * Math.sqrt(spec.rank));
+      const { rank, scale } = peft.moduleLora(l, m);
+      maxRank = Math.max(maxRank, rank);
+      const bStd = ADAPTER_GAIN / (Math.abs(scale) * Math.sqrt(rank));
       layer[m] = {
-        a: randomTensor(spec.rank * inFeatures, spec.seed, `${prefix}.A`, 1 / Math.sqrt(inFeatures)),
-        b: randomTensor(outFeatures * spec.rank, spec.seed, `${prefix}.B`, bStd),
+        a: randomTensor(rank * inFeatures, spec.seed, `${prefix}.A`, 1 / Math.sqrt(inFeatures)),
+        b: randomTensor(outFeatures * rank, spec.seed, `${prefix}.B`, bStd),
+        rank,
+        scale,
       };
     }
     layers.push(layer);
@@ -120,9 +131,8 @@ export function syntheticAdapter(config: LlamaConfig, spec: SyntheticAdapterSpec
   return {
     name: spec.name,
     path: `synthetic:${spec.name}`,
-    rank: spec.rank,
+    rank: maxRank,
     alpha: spec.alpha,
-    scale,
     targetModules: targets,
     layers,
   };

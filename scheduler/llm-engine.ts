@@ -7,7 +7,7 @@ import {
   type EngineChoice,
   type LoraMode,
 } from '../kernels/engine-factory.js';
-import { pagesForTargets } from '../memory/adapter-layout.js';
+import { adapterPageCount, pagesForModuleRanks, pagesForTargets } from '../memory/adapter-layout.js';
 import {
   AdapterError,
   type AdapterFiles,
@@ -257,15 +257,10 @@ function adapterFiles(config: LlamaConfig, loraDir: string | null): AdapterFiles
   return {
     async inspect(path) {
       const summary = await summarizeAdapter(path, config);
-      return { rank: summary.rank, numPages: pagesForTargets(config, summary.rank, summary.targets) };
+      return { rank: summary.rank, numPages: pagesForModuleRanks(config, summary.ranks) };
     },
     read: (name, path) => loadStoredAdapter(name, path, config),
-    pagesOf: (adapter) =>
-      pagesForTargets(
-        config,
-        adapter.rank,
-        adapter.layers.map((layer) => TARGET_MODULES.filter((m) => layer[m])),
-      ),
+    pagesOf: (adapter) => adapterPageCount(config, adapter),
     lazyPath: loraDir === null ? undefined : (name) => findInAdapterFolder(loraDir, name),
   };
 }

@@ -47,7 +47,8 @@ export const WEIGHT_NAMES = {
  *  - aPages / bPages: per layer, the pool-view row ids of each segment's A and Bᵀ rank-rows, rows
  *    past the adapter's rank (or a layer it skips) on the zero page (int64 [L, G·Rmax·chunksPerRow]);
  *  - tokens: each segment row's flat token index (padding repeats a real token; int64 [G·Sg]);
- *  - scales: each segment's adapter scale (f32 [G, 1, 1]);
+ *  - scales: per layer, each segment's adapter's scale for this module (f32 [L·G, 1, 1], layer after
+ *    layer: rank_pattern and alpha_pattern give one adapter's layers different ones);
  *  - outRows: each flat token's segment row, or G·Sg (a zero row) for tokens not gathered (int64 [T]).
  * Every token multiplies only its own adapter's rows: nothing scales with the number of adapters.
  */
@@ -77,22 +78,23 @@ export function loraInputNames(m: TargetModule): {
  */
 export const LORA_SLOTS = Number(process.env.LOOM_SLOTS ?? 8);
 
-/** Slot k of module m: per-layer A and Bᵀ blocks (f32 [r, ·]). */
+/** Slot k of module m: per-layer A and Bᵀ blocks (f32 [r, ·], r this layer's rank of the module). */
 export function loraSlotNames(
   m: TargetModule,
   k: number,
-): { a: (layer: number) => string; b: (layer: number) => string; rank: string } {
+): { a: (layer: number) => string; b: (layer: number) => string; rank: (layer: number) => string } {
   return {
     a: (layer) => `lora_${m}_a_${layer}_${k}`,
     b: (layer) => `lora_${m}_b_${layer}_${k}`,
-    rank: `r_${m}_${k}`,
+    rank: (layer) => `r_${m}_${layer}_${k}`,
   };
 }
 
 /**
  * Module m's slotted tokens, slot after slot (n rows, the same in every layer): each one's flat
- * token index (int64 [n, 1]) and adapter scale (f32 [n, 1]), and how many each slot has (int64
- * [LORA_SLOTS]).
+ * token index (int64 [n, 1]), its adapter's scale of the module per layer (f32 [L·n, 1], layer after
+ * layer), and how many each slot has (int64 [LORA_SLOTS]). Scales are split into layers once per
+ * step (one Split per module, not an op per layer).
  */
 export function loraSlotRowNames(m: TargetModule): { rows: string; scales: string; sizes: string } {
   return { rows: `lora_${m}_slot_rows`, scales: `lora_${m}_slot_scales`, sizes: `lora_${m}_slot_sizes` };
@@ -187,25 +189,31 @@ export function buildStepGraph(
     weightMode === 'external' && isGemmWeight(name)
       ? g.external(name, 'float32', dims, weightLocation(name))
       : g.input(name, 'float32', dims);
-  const lora = new Map<TargetModule, ReturnType<typeof loraInputNames> & { shapeG: string }>();
+  /** A layer-after-layer input split into its L layers' parts. */
+  const perLayer = (input: string): string[] =>
+    L === 1 ? [input] : g.opMulti('Split', [input], L, { axis: 0 });
+  const lora = new Map<
+    TargetModule,
+    Omit<ReturnType<typeof loraInputNames>, 'scales'> & { scales: string[]; shapeG: string }
+  >();
   for (const m of loraModules) {
     const names = loraInputNames(m);
-    const scales = g.input(names.scales, 'float32', [`G_${m}`, 1, 1]);
+    const scales = perLayer(g.input(names.scales, 'float32', [`LG_${m}`, 1, 1]));
     lora.set(m, {
       aPages: g.input(names.aPages, 'int64', [L, `RA_${m}`]),
       bPages: g.input(names.bPages, 'int64', [L, `RB_${m}`]),
       tokens: g.input(names.tokens, 'int64', [`GS_${m}`]),
       scales,
       outRows: g.input(names.outRows, 'int64', ['T']),
-      shapeG: g.op('Slice', [g.op('Shape', [scales]), g.ints([0]), g.ints([1])]),
+      shapeG: g.op('Slice', [g.op('Shape', [scales[0]]), g.ints([0]), g.ints([1])]),
     });
   }
-  const slotInputs = new Map<TargetModule, { rows: string; scales: string; sizes: string }>();
+  const slotInputs = new Map<TargetModule, { rows: string; scales: string[]; sizes: string }>();
   for (const m of loraModules) {
     const names = loraSlotRowNames(m);
     slotInputs.set(m, {
       rows: g.input(names.rows, 'int64', [`N_${m}`, 1]),
-      scales: g.input(names.scales, 'float32', [`N_${m}`, 1]),
+      scales: perLayer(g.input(names.scales, 'float32', [`LN_${m}`, 1])),
       sizes: g.input(names.sizes, 'int64', [LORA_SLOTS]),
     });
   }
@@ -271,7 +279,7 @@ export function buildStepGraph(
     const xs = segments(g.op('Gather', [x, inputs.tokens], { axis: 0 }), inFeatures);
     const shrunkT = g.op('Mul', [
       g.op('MatMul', [a, g.op('Transpose', [xs], { perm: [0, 2, 1] })]),
-      inputs.scales,
+      inputs.scales[layer],
     ]);
     const expanded = g.op('MatMul', [g.op('Transpose', [shrunkT], { perm: [0, 2, 1] }), bt]);
     const flat = g.op('Pad', [g.op('Reshape', [expanded, g.ints([-1, outFeatures])]), g.ints([0, 0, 1, 0])]);
@@ -293,14 +301,14 @@ export function buildStepGraph(
     const parts: string[] = [];
     for (let k = 0; k < LORA_SLOTS; k++) {
       const names = loraSlotNames(m, k);
-      const a = g.input(names.a(layer), 'float32', [names.rank, widthA]);
-      const bt = g.input(names.b(layer), 'float32', [names.rank, widthB]);
+      const a = g.input(names.a(layer), 'float32', [names.rank(layer), widthA]);
+      const bt = g.input(names.b(layer), 'float32', [names.rank(layer), widthB]);
       parts.push(g.op('Gemm', [g.op('Gemm', [xk[k], a], { transB: 1 }), bt]));
     }
     let stacked = g.op('Concat', parts, { axis: 0 });
     if (widthB !== outFeatures)
       stacked = g.op('Slice', [stacked, g.ints([0]), g.ints([outFeatures]), g.ints([1])]);
-    const scaled = g.op('Mul', [stacked, inputs.scales]);
+    const scaled = g.op('Mul', [stacked, inputs.scales[layer]]);
     // Adds into the slot tokens' rows only: with no slotted token it touches nothing.
     return g.op('ScatterND', [out, inputs.rows, scaled], { reduction: 'add' });
   };

@@ -14,7 +14,7 @@ export interface SlotBlocks {
  * Zero-copy views of adapters' LoRA blocks in the page storage, for the step graph's adapter
  * slots (LORA_SLOTS). An adapter's pages are laid out row after row (memory/adapter-layout.ts), so
  * where they are consecutive a module's A rows of one layer are one [rank, pagesPerRowA·pageSize]
- * block of the storage, and its Bᵀ rows another: a subarray, which onnxruntime-node reads in
+ * block of the storage (rank: the module's in that layer, which rank_pattern can vary), and its Bᵀ rows another: a subarray, which onnxruntime-node reads in
  * place. Views are made once per adapter layout and stay valid while it is resident (they see
  * whatever the pages hold, not a copy).
  */
@@ -67,18 +67,18 @@ export class LoraSlotViews {
   private viewBlocks(adapter: AdapterLayout, m: TargetModule): SlotBlocks | null {
     const ps = this.config.hiddenSize;
     const { inFeatures, outFeatures } = moduleShape(this.config, m);
-    const view = (pages: Int32Array, width: number): ort.Tensor | null => {
+    const view = (pages: Int32Array, rank: number, width: number): ort.Tensor | null => {
       for (let i = 1; i < pages.length; i++) if (pages[i] !== pages[0] + i) return null;
       const start = pages[0] * ps;
       const data = this.storage.subarray(start, start + pages.length * ps);
-      return new ort.Tensor('float32', data, [adapter.rank, width]);
+      return new ort.Tensor('float32', data, [rank, width]);
     };
     const blocks: SlotBlocks = { a: [], b: [] };
     for (let l = 0; l < this.config.numLayers; l++) {
       const placed = adapter.modules[l]?.[m];
       if (!placed) return null;
-      const a = view(placed.aPages, slotRowWidth(inFeatures, ps));
-      const b = view(placed.bPages, slotRowWidth(outFeatures, ps));
+      const a = view(placed.aPages, placed.rank, slotRowWidth(inFeatures, ps));
+      const b = view(placed.bPages, placed.rank, slotRowWidth(outFeatures, ps));
       if (!a || !b) return null;
       blocks.a.push(a);
       blocks.b.push(b);

@@ -202,29 +202,30 @@ function packSegments(
   }
   const G = Math.max(1, segments.length);
   const Sg = Math.max(1, ...segments.map((seg) => seg.n));
-  const Rmax = padRankTo ?? Math.max(1, ...segments.map((seg) => seg.adapter.rank));
+  // The module's highest rank over the segments and layers (rank_pattern varies it by layer).
+  const Rmax = padRankTo ?? Math.max(1, ...segments.map((seg) => moduleMaxRank(seg.adapter, m)));
   const tokens = new BigInt64Array(G * Sg);
-  const scales = new Float32Array(G);
+  const scales = new Float32Array(L * G);
   const outRows = new BigInt64Array(T).fill(BigInt(G * Sg));
   const aRows = zeroPageRows(L * G * Rmax, readsA, pageSize);
   const bRows = zeroPageRows(L * G * Rmax, readsB, pageSize);
   segments.forEach(({ adapter, first, n }, i) => {
-    scales[i] = adapter.scale;
     for (let j = 0; j < Sg; j++) tokens[i * Sg + j] = BigInt(first + Math.min(j, n - 1));
     for (let j = 0; j < n; j++) outRows[first + j] = BigInt(i * Sg + j);
     for (let l = 0; l < L; l++) {
       const placed = adapter.modules[l]?.[m];
       if (!placed) continue;
+      scales[l * G + i] = placed.scale;
       const row = (l * G + i) * Rmax;
-      writeRowIds(aRows, row, placed.aPages, placed.pagesPerRowA, adapter.rank, readsA, pageSize);
-      writeRowIds(bRows, row, placed.bPages, placed.pagesPerRowB, adapter.rank, readsB, pageSize);
+      writeRowIds(aRows, row, placed.aPages, placed.pagesPerRowA, placed.rank, readsA, pageSize);
+      writeRowIds(bRows, row, placed.bPages, placed.pagesPerRowB, placed.rank, readsB, pageSize);
     }
   });
   const names = loraInputNames(m);
   feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, G * Rmax * readsA.chunksPerRow]);
   feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, G * Rmax * readsB.chunksPerRow]);
   feeds[names.tokens] = new ort.Tensor('int64', tokens, [G * Sg]);
-  feeds[names.scales] = new ort.Tensor('float32', scales, [G, 1, 1]);
+  feeds[names.scales] = new ort.Tensor('float32', scales, [L * G, 1, 1]);
   feeds[names.outRows] = new ort.Tensor('int64', outRows, [T]);
 }
 
@@ -246,8 +247,9 @@ function packSlots(
     const k = s.adapter ? slotted.indexOf(s.adapter) : -1;
     for (let j = 0; j < s.tokens.length; j++, t++) if (k >= 0) tokensOf[k].push(t);
   }
-  const rows = new BigInt64Array(tokensOf.reduce((n, tokens) => n + tokens.length, 0));
-  const scales = new Float32Array(rows.length);
+  const n = tokensOf.reduce((count, tokens) => count + tokens.length, 0);
+  const rows = new BigInt64Array(n);
+  const scales = new Float32Array(numLayers * n);
   const sizes = new BigInt64Array(LORA_SLOTS);
   let row = 0;
   for (let k = 0; k < LORA_SLOTS; k++) {
@@ -262,13 +264,20 @@ function packSlots(
     sizes[k] = BigInt(tokens.length);
     for (const tk of tokens) {
       rows[row] = BigInt(tk);
-      scales[row++] = a.scale;
+      // A slotted adapter has the module in every layer (LoraSlotViews), each with its own scale.
+      for (let l = 0; l < numLayers; l++) scales[l * n + row] = a.modules[l][m]!.scale;
+      row++;
     }
   }
   const names = loraSlotRowNames(m);
   feeds[names.sizes] = new ort.Tensor('int64', sizes, [LORA_SLOTS]);
   feeds[names.rows] = new ort.Tensor('int64', rows, [rows.length, 1]);
-  feeds[names.scales] = new ort.Tensor('float32', scales, [rows.length, 1]);
+  feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers * n, 1]);
+}
+
+/** The highest rank of module m over the adapter's layers (0 where it has none). */
+function moduleMaxRank(adapter: AdapterLayout, m: TargetModule): number {
+  return Math.max(0, ...adapter.modules.map((layer) => layer[m]?.rank ?? 0));
 }
 
 /** Row ids of `numRows` rank-rows that all read the zero page (a pool view's first rows). */

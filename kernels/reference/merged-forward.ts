@@ -9,7 +9,7 @@ import { siluMul } from './silu-mul.js';
 
 /**
  * A second, independent route to the same logits, for tests: LoRA merged into the weights
- * (W + scale·B·A, as PEFT's merge_and_unload does) and one sequence run densely, with no pages,
+ * (W + scale·B·A with each module's own rank and scale, as PEFT's merge_and_unload does) and one sequence run densely, with no pages,
  * no per-token adapters and a plain causal attention over the whole prompt.
  */
 
@@ -22,15 +22,16 @@ export function mergeAdapter(weights: ModelWeights, adapter: LoraAdapter): Model
       const pair = pairs[m];
       if (!pair) continue;
       const base = layer.linear[m];
-      const inFeatures = pair.a.length / adapter.rank;
-      const outFeatures = pair.b.length / adapter.rank;
+      // Each module's own rank and scale (rank_pattern / alpha_pattern), as PEFT merges it.
+      const { rank, scale } = pair;
+      const inFeatures = pair.a.length / rank;
+      const outFeatures = pair.b.length / rank;
       const merged = new Float32Array(base.length);
       for (let o = 0; o < outFeatures; o++) {
         for (let k = 0; k < inFeatures; k++) {
           let delta = 0;
-          for (let r = 0; r < adapter.rank; r++)
-            delta += pair.b[o * adapter.rank + r] * pair.a[r * inFeatures + k];
-          merged[o * inFeatures + k] = base[o * inFeatures + k] + adapter.scale * delta;
+          for (let r = 0; r < rank; r++) delta += pair.b[o * rank + r] * pair.a[r * inFeatures + k];
+          merged[o * inFeatures + k] = base[o * inFeatures + k] + scale * delta;
         }
       }
       linearWeights[m] = merged;

@@ -13,7 +13,7 @@ export interface StepState {
   adapters: Array<AdapterLayout | null>;
   anyAdapter: boolean;
   loraForm: LoraForm;
-  /** Σ rank over the step's tokens: no module's packed shrink output is longer. */
+  /** Σ over the step's tokens of their adapter's largest module rank: no module's packed shrink output is longer. */
   maxLoraV: number;
 }
 

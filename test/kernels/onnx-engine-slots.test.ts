@@ -3,17 +3,11 @@ import type { StepPlan } from '../../kernels/engine.js';
 import { LORA_SLOTS } from '../../kernels/onnx/llama-graph.js';
 import { LoraSlotViews } from '../../kernels/onnx/lora-slots.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
-import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
+import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
-import {
-  maxAbsDiff,
-  type ReferenceHarness,
-  randomTokens,
-  referenceHarness,
-  shuffled,
-} from './reference-harness.js';
+import { maxAbsDiff, type ReferenceHarness, randomTokens, referenceHarness } from './reference-harness.js';
 
 /**
  * The onnx engine reads an adapter whose pages are consecutive through a graph slot (zero-copy
@@ -51,14 +45,8 @@ describe('onnx engine adapter slots and gathered rows', () => {
   }
 
   /** Loads the adapter on consecutive pages, or with its pages shuffled (not contiguous). */
-  function load(adapter: LoraAdapter, scatter: boolean): AdapterLayout {
-    let pages = ref.pool.allocate(adapterPageCount(config, adapter), 'adapter');
-    if (scatter) pages = Int32Array.from(shuffled(pages, 17));
-    const layout = layoutAdapter(config, adapter, pages);
-    ref.engine.writeAdapter(layout, adapter);
-    onnx.writeAdapter(layout, adapter);
-    return layout;
-  }
+  const load = (adapter: LoraAdapter, scatter: boolean): AdapterLayout =>
+    ref.loadInto([onnx], adapter, scatter ? 17 : undefined);
 
   /** Prefills one ragged sequence per adapter (and one without), then decodes; returns the worst diff. */
   async function prefillAndDecode(adapters: AdapterLayout[]): Promise<number> {

@@ -1,4 +1,4 @@
-import type { SequenceStep } from '../../kernels/engine.js';
+import type { Engine, SequenceStep } from '../../kernels/engine.js';
 import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
 import { KvCache } from '../../memory/kv-cache.js';
@@ -13,6 +13,16 @@ export interface ReferenceHarness {
   pool: PagePool;
   kv: KvCache;
   load(adapter: LoraAdapter): AdapterLayout;
+  /**
+   * Writes the adapter into the reference engine and `others` on shared pages: consecutive ones
+   * (what the onnx engine reads in place through a slot), or with `scatterSeed` shuffled ones
+   * (what it gathers as segments).
+   */
+  loadInto(
+    others: ReadonlyArray<Pick<Engine, 'writeAdapter'>>,
+    adapter: LoraAdapter,
+    scatterSeed?: number,
+  ): AdapterLayout;
   /** A step for `seqId`: grows its page table to fit `tokens` after `startPos`. */
   sequenceStep(
     seqId: number,
@@ -47,6 +57,17 @@ export function referenceHarness(
       const pages = pool.allocate(adapterPageCount(weights.config, adapter), 'adapter');
       const layout = layoutAdapter(weights.config, adapter, pages);
       engine.writeAdapter(layout, adapter);
+      return layout;
+    },
+    loadInto(others, adapter, scatterSeed) {
+      const count = adapterPageCount(weights.config, adapter);
+      const pages =
+        scatterSeed === undefined
+          ? pool.allocateContiguous(count, 'adapter')
+          : Int32Array.from(shuffled(pool.allocate(count, 'adapter'), scatterSeed));
+      if (!pages) throw new Error('test pool has no run of free pages long enough');
+      const layout = layoutAdapter(weights.config, adapter, pages);
+      for (const engine of [this.engine, ...others]) engine.writeAdapter(layout, adapter);
       return layout;
     },
     sequenceStep(seqId, tokens, startPos, adapter, logits) {

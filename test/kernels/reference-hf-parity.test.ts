@@ -51,6 +51,8 @@ function fixtureAdapter(): LoraAdapter {
       layer[m] = {
         a: decode(fixture.adapter[`${prefix}.lora_A.weight`]),
         b: decode(fixture.adapter[`${prefix}.lora_B.weight`]),
+        rank: r,
+        scale: loraScale(r, lora_alpha, use_rslora),
       };
     }
     return layer;
@@ -60,7 +62,6 @@ function fixtureAdapter(): LoraAdapter {
     path: 'reference-hf-fixture.json',
     rank: r,
     alpha: lora_alpha,
-    scale: loraScale(r, lora_alpha, use_rslora),
     targetModules,
     layers,
   };

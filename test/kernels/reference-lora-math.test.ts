@@ -67,7 +67,7 @@ describe('reference engine LoRA math equals merged weights', () => {
       seed: 6,
       useRslora: true,
     });
-    expect(adapter.scale).toBeCloseTo(16 / Math.sqrt(8), 6);
+    expect(adapter.layers[0].q_proj!.scale).toBeCloseTo(16 / Math.sqrt(8), 6);
     await checkAgainstMerged(adapter, 5, 4);
   });
 });

@@ -199,8 +199,7 @@ describe('loraShrink + loraExpand', () => {
     loraExpand(loraShrink(x, batch, storage, pool.pageSize), batch, storage, pool.pageSize, y);
     for (let t = 0; t < T; t++) {
       if (tokenAdapter[t] < 0) continue;
-      const { rank, scale, layers } = adapters[tokenAdapter[t]];
-      const { a, b } = layers[1].down_proj!;
+      const { a, b, rank, scale } = adapters[tokenAdapter[t]].layers[1].down_proj!;
       const shrunk = linear(x.subarray(t * inFeatures, (t + 1) * inFeatures), 1, a, inFeatures, rank);
       const delta = linear(shrunk, 1, b, rank, outFeatures);
       for (let o = 0; o < outFeatures; o++) expected[t * outFeatures + o] += scale * delta[o];

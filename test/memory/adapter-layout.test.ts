@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { adapterPageCount, layoutAdapter, writeAdapterRows } from '../../memory/adapter-layout.js';
+import {
+  adapterPageCount,
+  layoutAdapter,
+  pagesForModuleRanks,
+  writeAdapterRows,
+} from '../../memory/adapter-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
@@ -14,21 +19,33 @@ const config = parseLlamaConfig({
   vocab_size: 50,
 });
 
-function adapter(rank: number, modules: TargetModule[]): LoraAdapter {
+/** An adapter of `rank` on `modules`, or of rankOf(layer, module) per module (PEFT's rank_pattern). */
+function adapter(
+  rank: number,
+  modules: TargetModule[],
+  rankOf: (layer: number, m: TargetModule) => number = () => rank,
+): LoraAdapter {
   let counter = 1;
-  const layers = [0, 1].map(() => {
+  const layers = [0, 1].map((l) => {
     const layer: Partial<Record<TargetModule, LoraPair>> = {};
     for (const m of modules) {
       const { inFeatures, outFeatures } = moduleShape(config, m);
+      const r = rankOf(l, m);
       layer[m] = {
-        a: Float32Array.from({ length: rank * inFeatures }, () => counter++),
-        b: Float32Array.from({ length: outFeatures * rank }, () => counter++),
+        a: Float32Array.from({ length: r * inFeatures }, () => counter++),
+        b: Float32Array.from({ length: outFeatures * r }, () => counter++),
+        rank: r,
+        scale: 1 / r,
       };
     }
     return layer;
   });
-  return { name: 'x', path: '/x', rank, alpha: rank, scale: 1, targetModules: modules, layers };
+  return { name: 'x', path: '/x', rank, alpha: rank, targetModules: modules, layers };
 }
+
+/** rank_pattern-like ranks: q_proj 1, layer 1's down_proj 4, the rest 2. */
+const patternRank = (l: number, m: TargetModule) =>
+  m === 'q_proj' ? 1 : l === 1 && m === 'down_proj' ? 4 : 2;
 
 describe('adapter layout', () => {
   it('gives each rank-row ceil(features / pageSize) pages, no padding to a maximum rank', () => {
@@ -37,8 +54,27 @@ describe('adapter layout', () => {
     expect(adapterPageCount(config, a)).toBe(2 * 3 * (1 + 1 + 3 + 1));
   });
 
+  it('counts and places each module at its own rank, with its own scale (rank_pattern)', () => {
+    const a = adapter(4, ['q_proj', 'down_proj'], patternRank);
+    // q_proj rank 1: (1 + 1) pages per layer; down_proj rank 2 then 4: (3 + 1) pages per rank-row.
+    const expected = 2 * 1 * (1 + 1) + (2 + 4) * (3 + 1);
+    expect(adapterPageCount(config, a)).toBe(expected);
+    expect(
+      pagesForModuleRanks(config, [
+        { q_proj: 1, down_proj: 2 },
+        { q_proj: 1, down_proj: 4 },
+      ]),
+    ).toBe(expected);
+    const pool = new PagePool(200, config.hiddenSize);
+    const layout = layoutAdapter(config, a, pool.allocate(expected, 'adapter'));
+    expect(layout.rank).toBe(4);
+    expect(layout.modules[1].down_proj).toMatchObject({ rank: 4, scale: 0.25 });
+    expect(layout.modules[1].down_proj!.aPages).toHaveLength(4 * 3);
+    expect(layout.modules[0].q_proj).toMatchObject({ rank: 1, scale: 1 });
+  });
+
   it('stores A rows and Bᵀ rows so that gathering them by page gives the matrices back', () => {
-    const a = adapter(2, ['q_proj', 'down_proj']);
+    const a = adapter(4, ['q_proj', 'down_proj'], patternRank);
     const pool = new PagePool(200, config.hiddenSize);
     const pages = pool.allocate(adapterPageCount(config, a), 'adapter');
     const shuffled = Int32Array.from([...pages].sort(() => Math.random() - 0.5));
@@ -51,14 +87,14 @@ describe('adapter layout', () => {
     ] as const) {
       const placed = layout.modules[l][m]!;
       const pair = a.layers[l][m]!;
-      for (let r = 0; r < 2; r++) {
+      for (let r = 0; r < placed.rank; r++) {
         for (let k = 0; k < placed.inFeatures; k++) {
           const page = placed.aPages[r * placed.pagesPerRowA + Math.floor(k / 16)];
           expect(storage[page * 16 + (k % 16)]).toBe(pair.a[r * placed.inFeatures + k]);
         }
         for (let o = 0; o < placed.outFeatures; o++) {
           const page = placed.bPages[r * placed.pagesPerRowB + Math.floor(o / 16)];
-          expect(storage[page * 16 + (o % 16)]).toBe(pair.b[o * 2 + r]);
+          expect(storage[page * 16 + (o % 16)]).toBe(pair.b[o * placed.rank + r]);
         }
       }
       // the tail of a row's last page is zero, never stale data

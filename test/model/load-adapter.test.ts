@@ -55,7 +55,8 @@ describe('loadAdapter', () => {
     const dir = join(root(), 'roundtrip');
     const written = await writeSyntheticAdapter(dir, config, spec);
     const loaded = await loadAdapter('my-adapter', dir, config);
-    expect(loaded).toMatchObject({ name: 'my-adapter', path: dir, rank: 4, alpha: 8, scale: 2 });
+    expect(loaded).toMatchObject({ name: 'my-adapter', path: dir, rank: 4, alpha: 8 });
+    expect(loaded.layers[0].q_proj).toMatchObject({ rank: 4, scale: 2 });
     expect(loaded.targetModules).toEqual(['q_proj', 'down_proj']);
     expect(loaded.layers[1].down_proj).toEqual(written.layers[1].down_proj);
     expect(loaded.layers[0].k_proj).toBeUndefined();
@@ -66,7 +67,7 @@ describe('loadAdapter', () => {
   it('uses alpha / sqrt(r) with rsLoRA', async () => {
     const dir = join(root(), 'rslora');
     await writeSyntheticAdapter(dir, config, { ...spec, rank: 16, alpha: 8, useRslora: true });
-    expect((await loadAdapter('r', dir, config)).scale).toBe(2);
+    expect((await loadAdapter('r', dir, config)).layers[0].q_proj!.scale).toBe(2);
   });
 
   it('reads F16 and BF16 adapter weights', async () => {
@@ -149,10 +150,16 @@ describe('loadAdapter', () => {
     const err = await adapterError(dir);
     expect(err.file).toBe(join(dir, 'adapter_config.json'));
     expect(err.problem).toMatch(/target_modules selects "lm_head", which Loom cannot adapt/);
-    await editConfig(dir, { target_modules: ['q_proj', 'down_proj'], rank_pattern: { q_proj: 8 } });
-    expect((await adapterError(dir)).problem).toMatch(/"rank_pattern" .* is not supported/);
-    await editConfig(dir, { rank_pattern: {}, alpha_pattern: { q_proj: 8 } });
-    expect((await adapterError(dir)).problem).toMatch(/"alpha_pattern"/);
+    await editConfig(dir, { target_modules: ['q_proj', 'down_proj'], rank_pattern: { q_proj: 0 } });
+    expect((await adapterError(dir)).problem).toMatch(
+      /"rank_pattern" entry "q_proj": a rank must be a positive integer, got 0/,
+    );
+    await editConfig(dir, { rank_pattern: {}, alpha_pattern: { 'q_proj(': 8 } });
+    expect((await adapterError(dir)).problem).toMatch(/"alpha_pattern" key "q_proj\(" is not a usable regex/);
+    await editConfig(dir, { alpha_pattern: ['q_proj'] });
+    expect((await adapterError(dir)).problem).toMatch(
+      /"alpha_pattern" must be an object of module-name patterns/,
+    );
     await editConfig(dir, { alpha_pattern: {}, use_dora: true });
     expect((await adapterError(dir)).problem).toMatch(/"use_dora" is set/);
   });

@@ -94,11 +94,13 @@ describe('adapter_config.json methods Loom does not implement are refused by nam
     expect((await loadAdapter('ok', harmless, config)).targetModules).toEqual([...ALL]);
   });
 
-  it('lora_bias with its true reason; rank_pattern and alpha_pattern stay refused', async () => {
+  it('lora_bias with its true reason; a rank_pattern the tensors do not follow is named', async () => {
     expect(await problem(await adapterDir({ lora_bias: true }))).toMatch(
       /^"lora_bias" is true: its lora_B layers carry a bias vector/,
     );
-    expect(await problem(await adapterDir({ rank_pattern: { q_proj: 8 } }))).toMatch(/"rank_pattern"/);
+    expect(await problem(await adapterDir({ rank_pattern: { q_proj: 8 } }))).toMatch(
+      /q_proj\.lora_A\.weight" has shape \[4, 64\] but the base model and "rank_pattern" \(rank 8 for this module\) need \[8, 64\]/,
+    );
   });
 });
 

@@ -59,7 +59,7 @@ describe('syntheticAdapter', () => {
       targetModules: ['v_proj', 'q_proj'],
       seed: 3,
     });
-    expect(ad.scale).toBe(2);
+    expect(ad.layers[0].q_proj).toMatchObject({ rank: 4, scale: 2 });
     expect(ad.targetModules).toEqual(['q_proj', 'v_proj']);
     expect(ad.layers).toHaveLength(config.numLayers);
     const pair = ad.layers[1].v_proj!;

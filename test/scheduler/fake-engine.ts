@@ -123,7 +123,7 @@ export function tableDecoder(vocab: readonly string[] = []): () => TokenDecoder 
 }
 
 export function fakeAdapter(name: string): AdapterLayout {
-  return { name, rank: 1, scale: 1, modules: [], allPages: new Int32Array(0) };
+  return { name, rank: 1, modules: [], allPages: new Int32Array(0) };
 }
 
 /** Greedy, and dependent on the whole context, so lost, duplicated or reordered KV shows in the text. */

@@ -20,13 +20,23 @@ import { buildServingStack, type ServingStack, type StackOptions } from '../../s
 const ATTENTION: TargetModule[] = ['q_proj', 'k_proj', 'v_proj', 'o_proj'];
 const MLP: TargetModule[] = ['gate_proj', 'up_proj', 'down_proj'];
 
-/** Five adapters of different ranks and target modules, so one batch mixes all of them. */
+/** Six adapters of different ranks and target modules, so one batch mixes all of them. */
 export const TINY_ADAPTERS: SyntheticAdapterSpec[] = [
   { name: 'tiny-r2', rank: 2, alpha: 4, targetModules: ['q_proj', 'v_proj'], seed: 11 },
   { name: 'tiny-r4', rank: 4, alpha: 8, targetModules: ATTENTION, seed: 12 },
   { name: 'tiny-r8', rank: 8, alpha: 16, targetModules: [...ATTENTION, ...MLP], seed: 13 },
   { name: 'tiny-r16', rank: 16, alpha: 16, targetModules: MLP, seed: 14, useRslora: true },
   { name: 'tiny-r3', rank: 3, alpha: 6, targetModules: ['o_proj', 'down_proj'], seed: 15 },
+  // PEFT's rank_pattern / alpha_pattern: ranks 4, 8 and 16 and five scales inside one adapter.
+  {
+    name: 'tiny-pattern',
+    rank: 8,
+    alpha: 16,
+    targetModules: [...ATTENTION, ...MLP],
+    seed: 16,
+    rankPattern: { q_proj: 4, 'model.layers.1.mlp.down_proj': 16 },
+    alphaPattern: { v_proj: 4, 'model\\.layers\\.0\\.mlp\\..*': 32 },
+  },
 ];
 
 export const TINY_MODEL_NAME = 'tiny-base';

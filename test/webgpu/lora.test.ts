@@ -47,10 +47,18 @@ function makePool(seed: number) {
     return {
       name: `r${rank}`,
       rank,
-      scale: 0.5 + i,
       modules: [
         {
-          q_proj: { inFeatures: IN, outFeatures: OUT, pagesPerRowA: ppA, pagesPerRowB: ppB, aPages, bPages },
+          q_proj: {
+            rank,
+            scale: 0.5 + i,
+            inFeatures: IN,
+            outFeatures: OUT,
+            pagesPerRowA: ppA,
+            pagesPerRowB: ppB,
+            aPages,
+            bPages,
+          },
         },
       ],
       allPages: new Int32Array([...aPages, ...bPages]),
