@@ -1,5 +1,5 @@
 import type { Engine } from '../kernels/engine.js';
-import { sampleToken } from '../kernels/reference/sample.js';
+import { sampleToken } from '../kernels/sample.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
 import type { AdapterResidency } from './adapter-residency.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RowSampling, StepPlan } from '../../kernels/engine.js';
-import { sampleToken } from '../../kernels/reference/sample.js';
+import { sampleToken } from '../../kernels/sample.js';
 import type { GenerationDelta, GenerationRequest, GenerationStream } from '../../scheduler/request.js';
 import { GenerationError, type Scheduler } from '../../scheduler/scheduler.js';
 import { FakeEngine, fakeKv, type NextToken } from './fake-engine.js';
