@@ -20,9 +20,10 @@ import { TARGET_MODULES } from '../model/llama-modules.js';
 import { loadStoredAdapter } from '../model/load-adapter.js';
 import { type LoadedModel, loadModel } from '../model/load-model.js';
 import { StartupError } from '../model/startup-error.js';
+import { EngineLoop } from './engine-loop.js';
 import { mulberry32Words } from './prng.js';
 import type { GenerationRequest, GenerationStream } from './request.js';
-import { Scheduler, type SchedulerStats } from './scheduler.js';
+import type { SchedulerStats } from './scheduler.js';
 
 /** Enough to queue several full batches; beyond it a client is better told to retry. */
 export const DEFAULT_MAX_WAITING = 1024;
@@ -94,7 +95,7 @@ export class LlmEngine {
     readonly engine: Engine,
     private readonly pool: PagePool,
     private readonly registry: AdapterRegistry,
-    private readonly scheduler: Scheduler,
+    private readonly scheduler: EngineLoop,
   ) {}
 
   static async create(options: LlmEngineOptions, log: ProgressLog): Promise<LlmEngine> {
@@ -158,7 +159,7 @@ export class LlmEngine {
       await engine.close();
       throw error instanceof AdapterError ? new StartupError(`--lora-modules: ${error.message}`) : error;
     }
-    const scheduler = new Scheduler({
+    const scheduler = new EngineLoop({
       engine,
       kvCache,
       adapters: registry,

@@ -1,6 +1,7 @@
 import type { KvCache } from '../../memory/kv-cache.js';
+import { EngineLoop, type EngineLoopOptions } from '../../scheduler/engine-loop.js';
 import type { SamplingParams } from '../../scheduler/request.js';
-import { Scheduler, type SchedulerLimits, type SchedulerOptions } from '../../scheduler/scheduler.js';
+import type { SchedulerLimits } from '../../scheduler/scheduler.js';
 import { type FakeEngine, tableDecoder } from './fake-engine.js';
 import { ResidentAdapters } from './resident-adapters.js';
 
@@ -23,7 +24,7 @@ export function fakeSampling(overrides: Partial<SamplingParams> = {}): SamplingP
   };
 }
 
-type FakeSchedulerOptions = Partial<Omit<SchedulerOptions, 'engine' | 'kvCache' | 'limits'>> & {
+type FakeSchedulerOptions = Partial<Omit<EngineLoopOptions, 'engine' | 'kvCache' | 'limits'>> & {
   limits?: Partial<SchedulerLimits>;
 };
 
@@ -32,8 +33,8 @@ export function fakeScheduler(
   engine: FakeEngine,
   kvCache: KvCache,
   options: FakeSchedulerOptions = {},
-): Scheduler {
-  return new Scheduler({
+): EngineLoop {
+  return new EngineLoop({
     adapters: new ResidentAdapters(),
     newDecoder: tableDecoder(),
     eosTokenIds: [FAKE_EOS],

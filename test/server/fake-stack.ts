@@ -110,6 +110,7 @@ export class FakeScheduler implements GenerationService {
       numGeneratedTokens: 0,
       numPreemptions: 0,
       numSteps: 0,
+      numSloAborts: 0,
       pageBytes: 32,
       numPages: 16,
       numRegisteredAdapters: this.adapterInfos.length,

@@ -1,0 +1,102 @@
+import type { BatchLimits } from './batch-policy.js';
+import { AdmissionError } from './request.js';
+import type { Sequence } from './sequence.js';
+import type { TtftEstimator } from './ttft-estimator.js';
+
+/** What early abort reads of a queued sequence's request. */
+export interface QueuedRequest {
+  readonly req: { readonly requestId: string };
+  readonly arrivedAt: number;
+  readonly isScheduled: boolean;
+  readonly isDone: boolean;
+}
+
+/**
+ * S-LoRA's early abort against a time-to-first-token objective (--slo-ttft): a request whose
+ * first token is estimated to come later than `sloMs` after its arrival is refused at submit, or
+ * aborted while queued, before it costs compute, so the requests that do run meet the objective
+ * instead of every request missing it under overload. Refusals are AdmissionErrors (the server
+ * answers 503 with Retry-After, before any token of a streamed request).
+ */
+export class EarlyAbort {
+  constructor(
+    readonly sloMs: number,
+    private readonly limits: BatchLimits,
+    private readonly estimator: TtftEstimator,
+  ) {}
+
+  /** Why a new request of `numPromptTokens` × `n` choices is refused at submit, or null to queue it. */
+  refusal(
+    numPromptTokens: number,
+    n: number,
+    waiting: readonly Sequence[],
+    numRunning: number,
+  ): AdmissionError | null {
+    let prefillAhead = 0;
+    for (const seq of waiting) prefillAhead += seq.numTokens - seq.numCachedTokens;
+    const estimate = this.estimateMs(prefillAhead + numPromptTokens * n, waiting.length + n, numRunning);
+    if (estimate <= this.sloMs) return null;
+    return new AdmissionError(
+      `the first token would come in about ${seconds(estimate)} s, past the ${seconds(this.sloMs)} s objective (--slo-ttft)`,
+      retryAfterSeconds(estimate - this.sloMs),
+      'slo_unattainable',
+    );
+  }
+
+  /**
+   * Walking the queue in order, the requests not yet scheduled whose first token would come past
+   * their arrival + sloMs, each with the error its stream fails with. Requests that stay count as
+   * work ahead of the ones behind them; the aborted ones do not.
+   */
+  lateRequests<R extends QueuedRequest>(
+    waiting: readonly Sequence[],
+    numRunning: number,
+    now: number,
+    requestOf: (seq: Sequence) => R | undefined,
+  ): Array<{ request: R; error: AdmissionError }> {
+    const late: Array<{ request: R; error: AdmissionError }> = [];
+    const isLate = new Set<R>();
+    let prefillAhead = 0;
+    let sequencesAhead = 0;
+    for (const seq of waiting) {
+      const request = requestOf(seq);
+      if (!request || request.isDone || isLate.has(request)) continue;
+      const pending = seq.numTokens - seq.numCachedTokens;
+      const lateMs = request.isScheduled
+        ? 0
+        : now +
+          this.estimateMs(prefillAhead + pending, sequencesAhead + 1, numRunning) -
+          request.arrivedAt -
+          this.sloMs;
+      if (lateMs <= 0) {
+        prefillAhead += pending;
+        sequencesAhead++;
+        continue;
+      }
+      isLate.add(request);
+      late.push({
+        request,
+        error: new AdmissionError(
+          `request ${request.req.requestId}: aborted in the queue: its first token would come after the ${seconds(this.sloMs)} s objective (--slo-ttft)`,
+          retryAfterSeconds(lateMs),
+          'slo_unattainable',
+        ),
+      });
+    }
+    return late;
+  }
+
+  /** Until the first token of a request behind `prefillTokens` prompt tokens and `sequencesAhead` choices (its own included). */
+  private estimateMs(prefillTokens: number, sequencesAhead: number, numRunning: number): number {
+    const slotsShort = Math.max(0, numRunning + sequencesAhead - this.limits.maxNumSeqs);
+    return this.estimator.estimateMs(prefillTokens, numRunning, this.limits.maxNumBatchedTokens, slotsShort);
+  }
+}
+
+function seconds(ms: number): string {
+  return (ms / 1000).toFixed(1);
+}
+
+function retryAfterSeconds(lateMs: number): number {
+  return Math.max(1, Math.ceil(lateMs / 1000));
+}
