@@ -14,12 +14,7 @@ import { type Clock, systemClock } from './clock.js';
 import { DeltaStream } from './delta-stream.js';
 import { EarlyAbort } from './early-abort.js';
 import { GenerationError } from './generation-error.js';
-import {
-  AdmissionError,
-  type FinishReason,
-  type GenerationRequest,
-  type GenerationStream,
-} from './request.js';
+import type { FinishReason, GenerationRequest, GenerationStream } from './request.js';
 import { type AdapterQueueStats, RequestRegistry, type RequestState } from './request-registry.js';
 import type { AbortReason, SchedulerEvent, SchedulerEventSink } from './scheduler-events.js';
 import { fcfsPolicy, type SchedulingPolicy } from './scheduling-policy.js';

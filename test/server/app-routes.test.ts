@@ -169,13 +169,18 @@ describe('routes over a fake stack', () => {
     expect(chunks.every((c) => !('usage' in c))).toBe(true);
   });
 
-  it('answers an overloaded scheduler with 503 and Retry-After', async () => {
+  it('answers a full queue with 429 and an unreachable TTFT objective with 503, both with Retry-After', async () => {
     const stack = start();
     stack.scheduler.refuseWith = new AdmissionError('queue full', 2);
-    const res = await post('/v1/completions', { model: 'tiny-base', prompt: 'x', stream: true });
-    expect(res.statusCode).toBe(503);
-    expect(res.headers['retry-after']).toBe('2');
-    expect(res.json().error).toMatchObject({ type: 'server_error', code: 'server_overloaded' });
+    const full = await post('/v1/completions', { model: 'tiny-base', prompt: 'x', stream: true });
+    expect(full.statusCode).toBe(429);
+    expect(full.headers['retry-after']).toBe('2');
+    expect(full.json().error).toMatchObject({ type: 'server_error', code: 'server_overloaded' });
+    stack.scheduler.refuseWith = new AdmissionError('too late', 3, 'slo_unattainable');
+    const late = await post('/v1/completions', { model: 'tiny-base', prompt: 'x', stream: true });
+    expect(late.statusCode).toBe(503);
+    expect(late.headers['retry-after']).toBe('3');
+    expect(late.json().error).toMatchObject({ type: 'server_error', code: 'server_overloaded' });
   });
 
   it('answers 503 once closing begins', async () => {
