@@ -12,11 +12,15 @@ export interface QueuedRequest {
 }
 
 /**
- * S-LoRA's early abort against a time-to-first-token objective (--slo-ttft): a request whose
- * first token is estimated to come later than `sloMs` after its arrival is refused at submit, or
- * aborted while queued, before it costs compute, so the requests that do run meet the objective
- * instead of every request missing it under overload. Refusals are AdmissionErrors (the server
- * answers 503 with Retry-After, before any token of a streamed request).
+ * S-LoRA's early abort against a time-to-first-token objective (--slo-ttft), so that under
+ * overload the requests that run meet the objective instead of every request missing it:
+ *  - at submit, a request whose first token is estimated later than DOOR_SHARE of the objective
+ *    is refused (the rest is headroom for estimation error and for adapter clustering, which may
+ *    pass a request over for up to half the objective before it goes first);
+ *  - while queued, a request not yet scheduled whose estimated first token falls past its
+ *    arrival + the objective is aborted before it costs compute.
+ * Refusals are AdmissionErrors: the server answers 503 with Retry-After, before any token of a
+ * streamed request.
  */
 export class EarlyAbort {
   constructor(
@@ -35,10 +39,10 @@ export class EarlyAbort {
     let prefillAhead = 0;
     for (const seq of waiting) prefillAhead += seq.numTokens - seq.numCachedTokens;
     const estimate = this.estimateMs(prefillAhead + numPromptTokens * n, waiting.length + n, numRunning);
-    if (estimate <= this.sloMs) return null;
+    if (estimate <= this.sloMs * DOOR_SHARE) return null;
     return new AdmissionError(
-      `the first token would come in about ${seconds(estimate)} s, past the ${seconds(this.sloMs)} s objective (--slo-ttft)`,
-      retryAfterSeconds(estimate - this.sloMs),
+      `the first token would come in about ${seconds(estimate)} s, too close to the ${seconds(this.sloMs)} s objective (--slo-ttft) to admit`,
+      retryAfterSeconds(estimate - this.sloMs * DOOR_SHARE),
       'slo_unattainable',
     );
   }
@@ -92,6 +96,9 @@ export class EarlyAbort {
     return this.estimator.estimateMs(prefillTokens, numRunning, this.limits.maxNumBatchedTokens, slotsShort);
   }
 }
+
+/** Share of the objective a new request's estimated wait may take at submit. */
+const DOOR_SHARE = 0.5;
 
 function seconds(ms: number): string {
   return (ms / 1000).toFixed(1);
