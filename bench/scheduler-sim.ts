@@ -44,6 +44,8 @@ export interface SimWorkload {
   /** Share of requests the client cancels, each after a random delay up to cancelAfterMs. */
   cancelShare: number;
   cancelAfterMs: number;
+  /** Extra requests for the base model arriving all at `atMs` (ids b0, b1, …): a burst of long prompts. */
+  burst?: { atMs: number; numRequests: number; promptLen: [number, number]; outputLen: [number, number] };
 }
 
 export interface SimSetup {
@@ -113,6 +115,19 @@ export function simulate(workload: SimWorkload, setup: SimSetup): SimResult {
     outputLen: int(workload.outputLen),
     cancelAtMs: random() < workload.cancelShare ? offset * 1000 + random() * workload.cancelAfterMs : null,
   }));
+  const { burst } = workload;
+  if (burst) {
+    for (let i = 0; i < burst.numRequests; i++)
+      planned.push({
+        requestId: `b${i}`,
+        arrivalMs: burst.atMs,
+        adapter: null,
+        promptLen: int(burst.promptLen),
+        outputLen: int(burst.outputLen),
+        cancelAtMs: null,
+      });
+    planned.sort((a, b) => a.arrivalMs - b.arrivalMs);
+  }
 
   const clock = new ManualClock();
   const pool = new PagePool(setup.numPages, SIM_CONFIG.hiddenSize);
