@@ -14,7 +14,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fcfsPolicy, type SchedulingPolicy, sloraPolicy } from '../scheduler/scheduling-policy.js';
-import { RESULTS_DIR, svgLineChart, writeBenchReport } from './report.js';
+import { markdownTable, RESULTS_DIR, svgLineChart, writeBenchReport } from './report.js';
 import {
   type SimResult,
   type SimSetup,
@@ -185,7 +185,7 @@ const files = writeBenchReport({
     },
   ],
 });
-console.log(files.join('\n'));
+process.stdout.write(`${markdownTable(loadRows)}\n\nwrote ${files.join(', ')}\n`);
 
 /**
  * 16 short requests start decoding, then 32 long prompts arrive at once: the inter-token gaps
