@@ -1,5 +1,6 @@
-import type { DeltaStream } from './delta-stream.js';
-import type { GenerationRequest } from './request.js';
+import { DeltaStream } from './delta-stream.js';
+import type { FinishReason, GenerationRequest } from './request.js';
+import type { AbortReason, SchedulerEvent } from './scheduler-events.js';
 import type { Sequence } from './sequence.js';
 
 /** One live request: its choices, the stream its consumer reads, and when it arrived. */
@@ -25,18 +26,105 @@ export interface AdapterQueueStats {
   maxWaitSeconds: number;
 }
 
-/** The scheduler's one list of live requests and which request each sequence belongs to. */
+/** An event without what the registry stamps on it (time, request id, adapter). */
+export type RequestEvent = SchedulerEvent extends infer E
+  ? E extends unknown
+    ? Omit<E, 'time' | 'requestId' | 'adapter'>
+    : never
+  : never;
+
+/** What the registry needs from the scheduler around it. */
+export interface RequestHooks {
+  now(): number;
+  emit(state: RequestState, event: RequestEvent): void;
+  /** A choice ended: take it out of the queues and free what it holds (after the step in flight). */
+  retire(seq: Sequence): void;
+  /** The request ended: its hold on its adapter may go (after the step in flight). */
+  releaseAdapter(adapter: string): void;
+}
+
+/**
+ * The scheduler's one list of live requests: which request each sequence belongs to, the stream
+ * each consumer reads, the client's abort signal, and how a request ends (finished choice by
+ * choice, aborted, or failed), with the matching events.
+ */
 export class RequestRegistry {
   private readonly owners = new Map<Sequence, RequestState>();
   private readonly live = new Set<RequestState>();
 
-  get size(): number {
-    return this.live.size;
+  constructor(private readonly hooks: RequestHooks) {}
+
+  /** Registers a request and its choices; its client's signal aborts it. */
+  open(req: GenerationRequest, sequences: Sequence[]): RequestState {
+    const state: RequestState = {
+      req,
+      sequences,
+      stream: new DeltaStream(req.promptTokens.length, () => this.abort(state, 'client', false)),
+      arrivedAt: this.hooks.now(),
+      isDone: false,
+      isScheduled: false,
+      hasFirstToken: false,
+      detachSignal: () => {},
+    };
+    this.live.add(state);
+    for (const seq of sequences) this.owners.set(seq, state);
+    this.hooks.emit(state, { type: 'queued', numPromptTokens: req.promptTokens.length });
+    const signal = req.signal;
+    if (signal) {
+      const onAbort = () => this.abort(state, 'client', true);
+      if (signal.aborted) onAbort();
+      else {
+        signal.addEventListener('abort', onAbort, { once: true });
+        state.detachSignal = () => signal.removeEventListener('abort', onAbort);
+      }
+    }
+    return state;
   }
 
-  add(state: RequestState): void {
-    this.live.add(state);
-    for (const seq of state.sequences) this.owners.set(seq, state);
+  /** One choice ended with `reason`; the request ends with its last choice. */
+  finishChoice(
+    state: RequestState,
+    seq: Sequence,
+    reason: FinishReason,
+    text: string,
+    tokenIds: number[],
+  ): void {
+    seq.finish(reason);
+    state.stream.push({ index: seq.choiceIndex, text, tokenIds, finishReason: reason });
+    this.hooks.emit(state, { type: 'finished', index: seq.choiceIndex, reason });
+    this.hooks.retire(seq);
+    if (state.sequences.every((s) => s.isFinished)) this.settle(state);
+  }
+
+  /** Aborted by the client (signal), by shutdown, or by the consumer leaving the stream (no one reads deltas then). */
+  abort(state: RequestState, reason: AbortReason, emitDeltas: boolean): void {
+    if (state.isDone) return;
+    for (const seq of state.sequences) {
+      if (seq.isFinished) continue;
+      seq.finish('abort');
+      if (emitDeltas)
+        state.stream.push({ index: seq.choiceIndex, text: '', tokenIds: [], finishReason: 'abort' });
+      this.hooks.retire(seq);
+    }
+    this.hooks.emit(state, { type: 'aborted', reason });
+    this.settle(state);
+  }
+
+  /** The request cannot be served: its stream fails with `error` after what it already got. */
+  fail(state: RequestState, error: Error, reason: AbortReason): void {
+    if (state.isDone) return;
+    for (const seq of state.sequences) {
+      if (seq.isFinished) continue;
+      seq.finish('abort');
+      this.hooks.retire(seq);
+    }
+    state.stream.fail(error);
+    this.hooks.emit(state, { type: 'aborted', reason });
+    this.settle(state);
+  }
+
+  get size(): number {
+    return this.live.size;
   }
 
   ownerOf(seq: Sequence): RequestState | undefined {
@@ -44,8 +132,12 @@ export class RequestRegistry {
   }
 
   /** The request ended: it leaves the live list (its sequences stay owned until they retire). */
-  end(state: RequestState): void {
+  private settle(state: RequestState): void {
+    state.isDone = true;
+    state.detachSignal();
+    state.stream.end();
     this.live.delete(state);
+    if (state.req.adapter !== null) this.hooks.releaseAdapter(state.req.adapter);
   }
 
   forgetSequence(seq: Sequence): void {

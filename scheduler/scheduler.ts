@@ -11,12 +11,16 @@ import {
   validateBatchLimits,
 } from './batch-policy.js';
 import { type Clock, systemClock } from './clock.js';
-import { DeltaStream } from './delta-stream.js';
 import { EarlyAbort } from './early-abort.js';
 import { GenerationError } from './generation-error.js';
-import type { FinishReason, GenerationRequest, GenerationStream } from './request.js';
-import { type AdapterQueueStats, RequestRegistry, type RequestState } from './request-registry.js';
-import type { AbortReason, SchedulerEvent, SchedulerEventSink } from './scheduler-events.js';
+import type { GenerationRequest, GenerationStream } from './request.js';
+import {
+  type AdapterQueueStats,
+  type RequestEvent,
+  RequestRegistry,
+  type RequestState,
+} from './request-registry.js';
+import type { SchedulerEvent, SchedulerEventSink } from './scheduler-events.js';
 import { fcfsPolicy, type SchedulingPolicy } from './scheduling-policy.js';
 import { type Sequence, sequencesFor } from './sequence.js';
 import { SequenceQueues } from './sequence-queues.js';
@@ -96,7 +100,7 @@ export type ScheduleOutcome = PlannedStep | 'wait' | 'retry';
  * pages until that step returns, so the engine never writes into a page someone else holds.
  */
 export class Scheduler {
-  private readonly requests = new RequestRegistry();
+  private readonly requests: RequestRegistry;
   private readonly queues: SequenceQueues;
   private readonly capacity: KvCapacityView;
   private readonly drawSeed: () => number;
@@ -120,6 +124,12 @@ export class Scheduler {
     const slo = options.sloTtftMs;
     if (slo !== undefined && slo !== null && !(slo > 0))
       throw new Error(`sloTtftMs must be positive, got ${slo}`);
+    this.requests = new RequestRegistry({
+      now: () => this.clock.now(),
+      emit: (state, event) => this.emit(state, event),
+      retire: (seq) => this.queues.retire(seq),
+      releaseAdapter: (name) => this.queues.releaseAdapter(name),
+    });
     this.queues = new SequenceQueues(options.kvCache, options.adapters, (seq) =>
       this.requests.forgetSequence(seq),
     );
@@ -171,30 +181,8 @@ export class Scheduler {
       drawSeed: this.drawSeed,
     });
     this.nextSeqId += sequences.length;
-    const state: RequestState = {
-      req,
-      sequences,
-      stream: new DeltaStream(req.promptTokens.length, () => this.abort(state, 'client', false)),
-      arrivedAt: this.clock.now(),
-      isDone: false,
-      isScheduled: false,
-      hasFirstToken: false,
-      detachSignal: () => {},
-    };
-    this.requests.add(state);
     this.queues.waiting.push(...sequences);
-    this.emit(state, { type: 'queued', numPromptTokens: req.promptTokens.length });
-
-    const signal = req.signal;
-    if (signal) {
-      const onAbort = () => this.abort(state, 'client', true);
-      if (signal.aborted) onAbort();
-      else {
-        signal.addEventListener('abort', onAbort, { once: true });
-        state.detachSignal = () => signal.removeEventListener('abort', onAbort);
-      }
-    }
-    return state.stream;
+    return this.requests.open(req, sequences).stream;
   }
 
   stats(): SchedulerStats {
@@ -226,7 +214,7 @@ export class Scheduler {
   /** Stops admitting and ends every open stream with finishReason 'abort'. */
   close(): void {
     this.isClosed = true;
-    for (const state of this.requests.list()) this.abort(state, 'shutdown', true);
+    for (const state of this.requests.list()) this.requests.abort(state, 'shutdown', true);
   }
 
   /**
@@ -288,9 +276,10 @@ export class Scheduler {
       }
       this.emit(state, { type: 'token', index: seq.choiceIndex });
       const verdict = seq.stopChecker.accept(tokenId);
-      if (verdict.finishReason)
-        this.finishSequence(state, seq, verdict.finishReason, verdict.text, [tokenId]);
-      else
+      if (verdict.finishReason) {
+        this.numFinishedInStep++;
+        this.requests.finishChoice(state, seq, verdict.finishReason, verdict.text, [tokenId]);
+      } else
         state.stream.push({
           index: seq.choiceIndex,
           text: verdict.text,
@@ -306,14 +295,14 @@ export class Scheduler {
   failStep(step: PlannedStep, error: Error): void {
     this.endStep();
     for (const state of new Set(step.chunks.map(({ seq }) => this.requests.ownerOf(seq)))) {
-      if (state) this.fail(state, error, 'failed');
+      if (state) this.requests.fail(state, error, 'failed');
     }
   }
 
   /** Scheduling itself failed (a bug): nothing can be trusted to continue, so fail what is live. */
   failAll(error: Error): void {
     if (this.isStepInFlight) this.endStep();
-    for (const state of this.requests.list()) this.fail(state, error, 'failed');
+    for (const state of this.requests.list()) this.requests.fail(state, error, 'failed');
   }
 
   private endStep(): void {
@@ -321,10 +310,7 @@ export class Scheduler {
     this.queues.endStep();
   }
 
-  private emit(
-    state: RequestState,
-    event: DistributiveOmit<SchedulerEvent, 'time' | 'requestId' | 'adapter'>,
-  ): void {
+  private emit(state: RequestState, event: RequestEvent): void {
     this.options.events?.({
       ...event,
       time: this.clock.now(),
@@ -344,7 +330,7 @@ export class Scheduler {
     );
     for (const { request, error } of late) {
       this.numSloAborts++;
-      this.fail(request, error, 'slo');
+      this.requests.fail(request, error, 'slo');
     }
   }
 
@@ -393,7 +379,7 @@ export class Scheduler {
     });
     for (const state of this.requests.list()) {
       if (state.req.adapter === name && state.sequences.every((seq) => !seq.holdsAdapterPin))
-        this.fail(state, failure, 'failed');
+        this.requests.fail(state, failure, 'failed');
     }
   }
 
@@ -402,11 +388,11 @@ export class Scheduler {
     const state = this.requests.ownerOf(seq);
     if (!state) return;
     if (seq.numCompletionTokens > 0) {
-      this.finishSequence(state, seq, 'length', seq.stopChecker.drain(), []);
+      this.requests.finishChoice(state, seq, 'length', seq.stopChecker.drain(), []);
       return;
     }
     const free = this.options.kvCache.pool.numFree + this.capacity.numPagesHeld(seq.seqId);
-    this.fail(
+    this.requests.fail(
       state,
       new GenerationError(
         `request ${state.req.requestId}: a sequence of ${seq.numTokens} tokens does not fit the KV pages left beside the resident adapters (${free} pages)`,
@@ -426,7 +412,7 @@ export class Scheduler {
       const name = chunk.seq.adapter;
       const adapter = name === null ? null : this.options.adapters.layoutOf(name);
       if (name !== null && !adapter) {
-        this.fail(
+        this.requests.fail(
           state,
           new GenerationError(`request ${state.req.requestId}: adapter "${name}" is no longer resident`),
           'failed',
@@ -437,58 +423,7 @@ export class Scheduler {
     }
     return kept.filter(({ chunk }) => !this.requests.ownerOf(chunk.seq)?.isDone);
   }
-
-  private finishSequence(
-    state: RequestState,
-    seq: Sequence,
-    reason: FinishReason,
-    text: string,
-    tokenIds: number[],
-  ): void {
-    seq.finish(reason);
-    this.numFinishedInStep++;
-    state.stream.push({ index: seq.choiceIndex, text, tokenIds, finishReason: reason });
-    this.emit(state, { type: 'finished', index: seq.choiceIndex, reason });
-    this.queues.retire(seq);
-    if (state.sequences.every((s) => s.isFinished)) this.settle(state);
-  }
-
-  /** Aborted by the client (signal), by shutdown, or by the consumer leaving the stream (no one reads deltas then). */
-  private abort(state: RequestState, reason: AbortReason, emitDeltas: boolean): void {
-    if (state.isDone) return;
-    for (const seq of state.sequences) {
-      if (seq.isFinished) continue;
-      seq.finish('abort');
-      if (emitDeltas)
-        state.stream.push({ index: seq.choiceIndex, text: '', tokenIds: [], finishReason: 'abort' });
-      this.queues.retire(seq);
-    }
-    this.emit(state, { type: 'aborted', reason });
-    this.settle(state);
-  }
-
-  private fail(state: RequestState, error: Error, reason: AbortReason): void {
-    if (state.isDone) return;
-    for (const seq of state.sequences) {
-      if (seq.isFinished) continue;
-      seq.finish('abort');
-      this.queues.retire(seq);
-    }
-    state.stream.fail(error);
-    this.emit(state, { type: 'aborted', reason });
-    this.settle(state);
-  }
-
-  private settle(state: RequestState): void {
-    state.isDone = true;
-    state.detachSignal();
-    state.stream.end();
-    this.requests.end(state);
-    if (state.req.adapter !== null) this.queues.releaseAdapter(state.req.adapter);
-  }
 }
-
-type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

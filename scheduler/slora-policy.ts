@@ -93,16 +93,17 @@ export function scheduleSlora<S extends SchedulableSequence>(
   }
 
   const { preempted, cannotFit } = decode;
-  const hasPrefill = scheduled.length > decode.scheduled.length;
-  const kind =
-    scheduled.length === 0
-      ? preempted.length + cannotFit.length > 0
-        ? 'decode'
-        : 'idle'
-      : hasPrefill
-        ? decode.scheduled.length > 0
-          ? 'mixed'
-          : 'prefill'
-        : 'decode';
+  const numDecodes = decode.scheduled.length;
+  const kind = stepKind(numDecodes, scheduled.length - numDecodes, preempted.length + cannotFit.length > 0);
   return { kind, scheduled, admitted, preempted, cannotFit };
+}
+
+function stepKind(
+  numDecodes: number,
+  numPrefills: number,
+  changesQueues: boolean,
+): ScheduleDecision<never>['kind'] {
+  if (numDecodes > 0 && numPrefills > 0) return 'mixed';
+  if (numPrefills > 0) return 'prefill';
+  return numDecodes > 0 || changesQueues ? 'decode' : 'idle';
 }
