@@ -38,7 +38,8 @@ export class EarlyAbort {
   ): AdmissionError | null {
     let prefillAhead = 0;
     for (const seq of waiting) prefillAhead += seq.numTokens - seq.numCachedTokens;
-    const estimate = this.estimateMs(prefillAhead + numPromptTokens * n, waiting.length + n, numRunning);
+    const prefill = prefillAhead + numPromptTokens * n;
+    const estimate = this.estimateMs(prefill, waiting.length + n, numRunning, prefill);
     if (estimate <= this.sloMs * DOOR_SHARE) return null;
     return new AdmissionError(
       `the first token would come in about ${seconds(estimate)} s, too close to the ${seconds(this.sloMs)} s objective (--slo-ttft) to admit`,
@@ -60,6 +61,8 @@ export class EarlyAbort {
   ): Array<{ request: R; error: AdmissionError }> {
     const late: Array<{ request: R; error: AdmissionError }> = [];
     const isLate = new Set<R>();
+    let queuedTokens = 0;
+    for (const seq of waiting) queuedTokens += seq.numTokens - seq.numCachedTokens;
     let prefillAhead = 0;
     let sequencesAhead = 0;
     for (const seq of waiting) {
@@ -69,7 +72,7 @@ export class EarlyAbort {
       const lateMs = request.isScheduled
         ? 0
         : now +
-          this.estimateMs(prefillAhead + pending, sequencesAhead + 1, numRunning) -
+          this.estimateMs(prefillAhead + pending, sequencesAhead + 1, numRunning, queuedTokens) -
           request.arrivedAt -
           this.sloMs;
       if (lateMs <= 0) {
@@ -91,9 +94,20 @@ export class EarlyAbort {
   }
 
   /** Until the first token of a request behind `prefillTokens` prompt tokens and `sequencesAhead` choices (its own included). */
-  private estimateMs(prefillTokens: number, sequencesAhead: number, numRunning: number): number {
+  private estimateMs(
+    prefillTokens: number,
+    sequencesAhead: number,
+    numRunning: number,
+    queuedTokens: number,
+  ): number {
     const slotsShort = Math.max(0, numRunning + sequencesAhead - this.limits.maxNumSeqs);
-    return this.estimator.estimateMs(prefillTokens, numRunning, this.limits.maxNumBatchedTokens, slotsShort);
+    return this.estimator.estimateMs(
+      prefillTokens,
+      numRunning,
+      this.limits.maxNumBatchedTokens,
+      slotsShort,
+      queuedTokens,
+    );
   }
 }
 

@@ -40,15 +40,23 @@ export class TtftEstimator {
   /**
    * Milliseconds until the first token of a request that needs `prefillTokens` prompt tokens run
    * (its own and those queued before it) with `numDecoding` sequences decoding beside it in steps
-   * of `maxStepTokens`, and `slotsShort` running sequences to finish before it gets a batch slot.
+   * of `maxStepTokens`, `slotsShort` running sequences to finish before it gets a batch slot, and
+   * `queuedTokens` prompt tokens queued in all (which fill the steps it runs in).
    */
-  estimateMs(prefillTokens: number, numDecoding: number, maxStepTokens: number, slotsShort: number): number {
+  estimateMs(
+    prefillTokens: number,
+    numDecoding: number,
+    maxStepTokens: number,
+    slotsShort: number,
+    queuedTokens: number,
+  ): number {
     if (this.numObserved === 0) return 0;
     const chunk = Math.max(1, maxStepTokens - numDecoding);
     const steps = Math.max(1, Math.ceil(prefillTokens / chunk));
-    const prefillMs = steps * this.stepMs(numDecoding + Math.min(chunk, prefillTokens / steps));
-    const slotMs = slotsShort > 0 && this.finishRate > 0 ? slotsShort / this.finishRate : 0;
-    return Math.max(prefillMs, slotMs);
+    const stepMs = this.stepMs(numDecoding + Math.min(chunk, Math.max(prefillTokens / steps, queuedTokens)));
+    // Waiting for a slot overlaps the prefills ahead; the step that produces the token comes after.
+    const slotMs = slotsShort > 0 && this.finishRate > 0 ? slotsShort / this.finishRate + stepMs : 0;
+    return Math.max(steps * stepMs, slotMs);
   }
 }
 
