@@ -183,6 +183,16 @@ describe('routes over a fake stack', () => {
     expect(late.json().error).toMatchObject({ type: 'server_error', code: 'server_overloaded' });
   });
 
+  it('answers a streamed request aborted in the queue (early abort) with 503 JSON before any event', async () => {
+    const stack = start();
+    stack.scheduler.abortInQueueWith = new AdmissionError('past the objective', 4, 'slo_unattainable');
+    const res = await post('/v1/completions', { model: 'tiny-base', prompt: 'x', stream: true });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['content-type']).toMatch(/application\/json/);
+    expect(res.headers['retry-after']).toBe('4');
+    expect(res.json().error).toMatchObject({ code: 'server_overloaded', message: 'past the objective' });
+  });
+
   it('answers 503 once closing begins', async () => {
     start();
     fake.app.loom.beginClosing();

@@ -48,6 +48,8 @@ export class FakeScheduler implements GenerationService {
   /** Requests whose generation is still running. */
   readonly live = new Set<string>();
   refuseWith: AdmissionError | null = null;
+  /** Accepted, then ended in the queue with this error before any token (early abort). */
+  abortInQueueWith: AdmissionError | null = null;
   isClosed = false;
 
   submit(request: GenerationRequest): GenerationStream {
@@ -57,7 +59,12 @@ export class FakeScheduler implements GenerationService {
     const { sampling } = request;
     const live = this.live;
     let completionTokens = 0;
+    const abortInQueueWith = this.abortInQueueWith;
     async function* run(): AsyncGenerator<GenerationDelta> {
+      if (abortInQueueWith) {
+        await new Promise((resolve) => setImmediate(resolve));
+        throw abortInQueueWith;
+      }
       live.add(request.requestId);
       request.onScheduled?.();
       try {
