@@ -159,6 +159,8 @@ export class LlmEngine {
     if (maxCpuLoras < maxLoras)
       throw new StartupError(`--max-cpu-loras ${maxCpuLoras} must be at least --max-loras ${maxLoras}`);
 
+    const policy = policyFor(options, maxLoras);
+
     log.info({ engine: options.engine, pages: pool.numPages, pageSize: pool.pageSize }, 'creating engine');
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
@@ -190,7 +192,7 @@ export class LlmEngine {
         maxModelLen,
         maxWaiting: options.maxWaiting ?? DEFAULT_MAX_WAITING,
       },
-      policy: policyFor(options, maxLoras),
+      policy,
       sloTtftMs: options.sloTtftSeconds ? options.sloTtftSeconds * 1000 : null,
       clock: options.clock,
       events: options.events,
@@ -253,7 +255,11 @@ export class LlmEngine {
  * objective (or DEFAULT_MAX_WAIT_MS without one) before it goes first whatever its adapter.
  */
 function policyFor(options: LlmEngineOptions, maxLoras: number): SchedulingPolicy {
-  if ((options.schedulingPolicy ?? 'slora') === 'fcfs') return fcfsPolicy;
+  if ((options.schedulingPolicy ?? 'slora') === 'fcfs') {
+    if (options.maxLorasPerBatch || options.sloTtftSeconds)
+      throw new StartupError('--max-loras-per-batch and --slo-ttft need --scheduling-policy slora');
+    return fcfsPolicy;
+  }
   const slo = options.sloTtftSeconds;
   return sloraPolicy({
     maxLorasPerBatch: options.maxLorasPerBatch ?? maxLoras,

@@ -144,10 +144,6 @@ export class Scheduler {
     options.adapters.onReadFailure = (name, error) => this.failWaitingFor(name, error);
   }
 
-  get policyName(): SchedulingPolicy['name'] {
-    return this.policy.name;
-  }
-
   /** Sequences queued or running: the engine loop runs while there are any. */
   get hasWork(): boolean {
     return !this.queues.isEmpty;

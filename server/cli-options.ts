@@ -271,6 +271,15 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     throw new CliError(
       `--max-num-batched-tokens ${options.maxNumBatchedTokens} must be at least --max-num-seqs ${options.maxNumSeqs}`,
     );
+  if (options.schedulingPolicy === 'fcfs') {
+    // The baseline neither clusters nor aborts: a flag it would ignore is refused instead.
+    if (options.maxLorasPerBatch !== null)
+      throw new CliError(
+        '--max-loras-per-batch needs --scheduling-policy slora (fcfs does not cluster by adapter)',
+      );
+    if (options.sloTtftSeconds !== null)
+      throw new CliError('--slo-ttft needs --scheduling-policy slora (fcfs never aborts early)');
+  }
   const names = new Set<string>();
   for (const { name } of options.loraModules) {
     if (names.has(name)) throw new CliError(`--lora-modules: adapter name "${name}" is given twice`);
