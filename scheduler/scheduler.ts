@@ -21,7 +21,7 @@ import {
   type RequestState,
 } from './request-registry.js';
 import type { SchedulerEvent, SchedulerEventSink } from './scheduler-events.js';
-import { fcfsPolicy, type SchedulingPolicy } from './scheduling-policy.js';
+import type { SchedulingPolicy } from './scheduling-policy.js';
 import { type Sequence, sequencesFor } from './sequence.js';
 import { SequenceQueues } from './sequence-queues.js';
 import { buildStepPlan } from './step-plan.js';
@@ -41,8 +41,8 @@ export interface SchedulerOptions {
   limits: SchedulerLimits;
   /** Seed for requests that bring none. */
   drawSeed?: () => number;
-  /** The batch policy (default fcfs). */
-  policy?: SchedulingPolicy;
+  /** The batch policy (--scheduling-policy). */
+  policy: SchedulingPolicy;
   /** Milliseconds; the process's monotonic clock unless a test or simulation brings its own. */
   clock?: Clock;
   events?: SchedulerEventSink;
@@ -135,7 +135,7 @@ export class Scheduler {
     );
     this.capacity = kvCapacityView(options.kvCache, (name) => options.adapters.idleAdapterPages(name));
     this.drawSeed = options.drawSeed ?? (() => Math.floor(Math.random() * 4294967296));
-    this.policy = options.policy ?? fcfsPolicy;
+    this.policy = options.policy;
     this.clock = options.clock ?? systemClock;
     this.earlyAbort =
       this.policy.abortsEarly && slo !== undefined && slo !== null

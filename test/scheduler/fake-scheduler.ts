@@ -2,6 +2,7 @@ import type { KvCache } from '../../memory/kv-cache.js';
 import { EngineLoop, type EngineLoopOptions } from '../../scheduler/engine-loop.js';
 import type { SamplingParams } from '../../scheduler/request.js';
 import type { SchedulerLimits } from '../../scheduler/scheduler.js';
+import { fcfsPolicy } from '../../scheduler/scheduling-policy.js';
 import { type FakeEngine, tableDecoder } from './fake-engine.js';
 import { ResidentAdapters } from './resident-adapters.js';
 
@@ -28,7 +29,7 @@ type FakeSchedulerOptions = Partial<Omit<EngineLoopOptions, 'engine' | 'kvCache'
   limits?: Partial<SchedulerLimits>;
 };
 
-/** A scheduler over fakes: no resident adapters, letters for tokens, small limits; options override. */
+/** A scheduler over fakes: fcfs, no resident adapters, letters for tokens, small limits; options override. */
 export function fakeScheduler(
   engine: FakeEngine,
   kvCache: KvCache,
@@ -36,6 +37,7 @@ export function fakeScheduler(
 ): EngineLoop {
   return new EngineLoop({
     adapters: new ResidentAdapters(),
+    policy: fcfsPolicy,
     newDecoder: tableDecoder(),
     eosTokenIds: [FAKE_EOS],
     ...options,
