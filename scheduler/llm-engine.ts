@@ -199,7 +199,15 @@ export class LlmEngine {
       drawSeed: options.seed === null ? undefined : mulberry32Words(options.seed),
     });
     log.info(
-      { engine: engine.kind, adapters: adapters.length, maxLoras, freePages: pool.numFree, maxModelLen },
+      {
+        engine: engine.kind,
+        adapters: adapters.length,
+        maxLoras,
+        freePages: pool.numFree,
+        maxModelLen,
+        schedulingPolicy: policy.name,
+        sloTtftSeconds: options.sloTtftSeconds ?? null,
+      },
       'engine ready',
     );
     const { weights: _weights, ...described } = model;
