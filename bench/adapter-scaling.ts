@@ -9,23 +9,17 @@
  *                                    [--request-rate inf|R] [--engine onnx] [--model default|tinyllama] [--quick]
  */
 import { execFileSync } from 'node:child_process';
-import { link, mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EngineChoice } from '../kernels/engine-factory.js';
-import { TARGET_MODULES } from '../model/llama-modules.js';
-import {
-  DEFAULT_SPEC,
-  type SyntheticModelSpec,
-  syntheticConfig,
-  TINYLLAMA_SPEC,
-  writeSyntheticAdapter,
-  writeSyntheticModel,
-} from '../model/synthetic.js';
+import { DEFAULT_SPEC, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
 import { mulberry32 } from '../scheduler/prng.js';
-import { writeBenchReport } from './report.js';
+import { greedySampling } from '../scheduler/request.js';
+import { machineContext, writeBenchReport } from './report.js';
+import { adapterFolder, DISTINCT_FILES } from './slora/adapter-folders.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,9 +36,6 @@ const { values: args } = parseArgs({
   },
 });
 
-/** Distinct weight files per rank mix; the other adapters are hard links to them under their own names. */
-const DISTINCT_FILES = 16;
-const MIXED_RANKS = [8, 16, 32, 64];
 const ALPHA = 1;
 
 function progress(message: string): void {
@@ -77,40 +68,6 @@ async function startupProbe(modelDir: string, loraDir: string): Promise<void> {
   const registered = engine.stats().numRegisteredAdapters;
   await engine.close();
   process.stdout.write(`${JSON.stringify({ seconds, rss, registered })}\n`);
-}
-
-/** A folder of n adapters for one rank mix: DISTINCT_FILES written, the rest hard-linked. */
-async function adapterFolder(
-  root: string,
-  spec: SyntheticModelSpec,
-  mix: 'uniform' | 'mixed',
-  n: number,
-): Promise<string> {
-  const config = syntheticConfig(spec);
-  const sources = join(root, `${mix}-sources`);
-  const folder = join(root, `${mix}-${n}`);
-  for (let i = 0; i < DISTINCT_FILES; i++) {
-    const dir = join(sources, `s${i}`);
-    await writeSyntheticAdapter(dir, config, {
-      name: `s${i}`,
-      rank: mix === 'uniform' ? 8 : MIXED_RANKS[i % MIXED_RANKS.length],
-      alpha: 16,
-      targetModules: [...TARGET_MODULES],
-      seed: 1000 + i,
-    }).catch(async (error: NodeJS.ErrnoException) => {
-      if (error.code !== 'EEXIST') throw error;
-    });
-  }
-  for (let i = 0; i < n; i++) {
-    const dir = join(folder, `lora-${String(i).padStart(4, '0')}`);
-    await mkdir(dir, { recursive: true });
-    const source = join(sources, `s${i % DISTINCT_FILES}`);
-    for (const file of ['adapter_config.json', 'adapter_model.safetensors'])
-      await link(join(source, file), join(dir, file)).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
-  }
-  return folder;
 }
 
 interface TracedRequest {
@@ -163,17 +120,7 @@ async function serveTrace(modelDir: string, loraDir: string, n: number, requests
             requestId: `r${i}`,
             promptTokens: r.prompt,
             adapter: names[Math.min(n - 1, Math.floor(r.u * n))],
-            sampling: {
-              maxTokens: r.maxTokens,
-              temperature: 0,
-              topP: 1,
-              topK: 0,
-              seed: null,
-              stop: [],
-              stopTokenIds: [],
-              ignoreEos: true,
-              n: 1,
-            },
+            sampling: greedySampling(r.maxTokens, { ignoreEos: true }),
           });
           for await (const _ of stream);
           tokens += stream.completionTokens;
@@ -280,12 +227,7 @@ async function main(): Promise<void> {
       name: 'adapter-scaling',
       title: 'Throughput against the number of adapters (S-LoRA trace)',
       context: {
-        date: new Date().toISOString().slice(0, 10),
-        cpu: cpus()[0]?.model ?? 'unknown',
-        cores: availableParallelism(),
-        'load average': loadavg()
-          .map((x) => x.toFixed(2))
-          .join(' '),
+        ...machineContext(),
         engine: args.engine,
         model: `${args.model} (hidden ${spec.hiddenSize}, ${spec.numLayers} layers, vocab ${spec.vocabSize})`,
         'max-loras': args['max-loras'],

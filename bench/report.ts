@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -29,6 +30,18 @@ export interface BenchReport {
 export interface LineSeries {
   label: string;
   points: [number, number][];
+}
+
+/** Facts every report records about the run's machine: when, which CPU, how busy it was. */
+export function machineContext(): Record<string, string | number> {
+  return {
+    date: new Date().toISOString().slice(0, 10),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: availableParallelism(),
+    'load average': loadavg()
+      .map((x) => x.toFixed(2))
+      .join(' '),
+  };
 }
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');

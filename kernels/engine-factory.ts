@@ -11,8 +11,21 @@ export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 export const DTYPE_CHOICES = ['auto', 'f32', 'f16'] as const;
 export type DtypeChoice = (typeof DTYPE_CHOICES)[number];
 
+/**
+ * --lora-mode: Loom's batched adapters (default), or a baseline the S-LoRA benchmark compares
+ * against: `padded` (every adapter padded to the largest rank in one batched matmul, PEFT-style)
+ * or `merged` (one adapter merged into the base weights at a time, swapped as needed: a server
+ * without multi-adapter batching). The baselines run on the CPU engines.
+ */
+export const LORA_MODES = ['batched', 'padded', 'merged'] as const;
+export type LoraMode = (typeof LORA_MODES)[number];
+
 export interface EngineFactoryOptions {
   dtype: DtypeChoice;
+  /** Default 'batched'. */
+  loraMode?: LoraMode;
+  /** With loraMode 'padded': the rank every adapter is padded to. */
+  padLoraRankTo?: number;
   /** One line for each choice the operator did not spell out (what auto picked, and why). */
   log: (message: string) => void;
   /** Cap on one scratch buffer of the webgpu engine (tests force allocation failures with it). */
@@ -31,8 +44,12 @@ export async function createEngine(
   pool: PagePool,
   options: EngineFactoryOptions,
 ): Promise<Engine> {
-  assertEngineAvailable(choice, options.dtype);
-  if (choice === 'onnx' || choice === 'reference') return createCpuEngine(choice, weights, pool);
+  assertEngineAvailable(choice, options.dtype, options.loraMode);
+  if (choice === 'onnx' || choice === 'reference') return createCpuEngine(choice, weights, pool, options);
+  if ((options.loraMode ?? 'batched') !== 'batched') {
+    options.log(`--lora-mode ${options.loraMode} runs on the onnx engine`);
+    return createCpuEngine('onnx', weights, pool, options);
+  }
 
   const { createWebGpuContext } = await import('./webgpu/device.js');
   let ctx: WebGpuContext;
@@ -75,10 +92,22 @@ export async function createEngine(
  * Checks what can be checked before the model loads, so a wrong flag fails in milliseconds:
  * the CPU engines keep weights in f32 only.
  */
-export function assertEngineAvailable(choice: EngineChoice, dtype: DtypeChoice = 'auto'): void {
+export function assertEngineAvailable(
+  choice: EngineChoice,
+  dtype: DtypeChoice = 'auto',
+  loraMode: LoraMode = 'batched',
+): void {
   if ((choice === 'onnx' || choice === 'reference') && dtype === 'f16')
     throw new StartupError(
       `--dtype f16: the ${choice} engine runs f32 weights only (use --dtype auto or f32, or --engine webgpu)`,
+    );
+  if (loraMode !== 'batched' && choice === 'webgpu')
+    throw new StartupError(
+      `--lora-mode ${loraMode}: the baselines run on the onnx engine (use --engine onnx)`,
+    );
+  if (loraMode === 'padded' && choice === 'reference')
+    throw new StartupError(
+      '--lora-mode padded: the padded baseline runs on the onnx engine (use --engine onnx)',
     );
 }
 
@@ -107,18 +136,29 @@ async function fallBackToOnnx(
   if (options.dtype === 'f16')
     throw new StartupError(`--dtype f16: --engine auto chose the onnx engine (${why}), which runs f32 only`);
   options.log(`${why}; using the onnx engine`);
-  return createCpuEngine('onnx', weights, pool);
+  return createCpuEngine('onnx', weights, pool, options);
 }
 
 async function createCpuEngine(
   choice: 'onnx' | 'reference',
   weights: ModelWeights,
   pool: PagePool,
+  options: EngineFactoryOptions,
 ): Promise<Engine> {
+  const mode = options.loraMode ?? 'batched';
+  let engine: Engine;
   if (choice === 'onnx') {
     const { OnnxEngine } = await import('./onnx/onnx-engine.js');
-    return OnnxEngine.create(weights, pool);
+    engine = await OnnxEngine.create(weights, pool, {
+      // Merging rewrites the weight arrays, which only inputs-mode weights are read from each run.
+      weights: mode === 'merged' ? 'inputs' : 'prepacked',
+      padLoraRankTo: mode === 'padded' ? options.padLoraRankTo : undefined,
+    });
+  } else {
+    const { ReferenceEngine } = await import('./reference/reference-engine.js');
+    engine = ReferenceEngine.create(weights, pool);
   }
-  const { ReferenceEngine } = await import('./reference/reference-engine.js');
-  return ReferenceEngine.create(weights, pool);
+  if (mode !== 'merged') return engine;
+  const { MergedLoraEngine } = await import('./merged-lora-engine.js');
+  return new MergedLoraEngine(engine, weights);
 }

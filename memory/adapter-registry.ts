@@ -70,6 +70,21 @@ export interface RegistryCounters {
   readWaitSeconds: number;
 }
 
+export function emptyRegistryCounters(): RegistryCounters {
+  return {
+    numDiskLoads: 0,
+    numPoolLoads: 0,
+    numOverlappedPoolLoads: 0,
+    numEvictions: 0,
+    numHostDrops: 0,
+    numPrefetchHits: 0,
+    numPrefetchMisses: 0,
+    blockingCopySeconds: 0,
+    overlappedCopySeconds: 0,
+    readWaitSeconds: 0,
+  };
+}
+
 export interface AdapterInfo {
   name: string;
   path: string;
@@ -134,18 +149,7 @@ export class AdapterRegistry implements PageReclaimer {
   private readAhead: string[] = [];
   /** The host-RAM tier (--max-cpu-loras). */
   private readonly host: AdapterHostStore;
-  readonly counters: RegistryCounters = {
-    numDiskLoads: 0,
-    numPoolLoads: 0,
-    numOverlappedPoolLoads: 0,
-    numEvictions: 0,
-    numHostDrops: 0,
-    numPrefetchHits: 0,
-    numPrefetchMisses: 0,
-    blockingCopySeconds: 0,
-    overlappedCopySeconds: 0,
-    readWaitSeconds: 0,
-  };
+  readonly counters: RegistryCounters = emptyRegistryCounters();
 
   constructor(
     private readonly pool: PagePool,

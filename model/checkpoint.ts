@@ -1,5 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { readJsonObject } from './config-file.js';
 import { fileExists } from './file-exists.js';
 import { ModelFormatError } from './model-format-error.js';
 import { SafetensorsFile, type TensorInfo } from './safetensors.js';
@@ -94,13 +94,8 @@ export class Checkpoint {
 }
 
 async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await readFile(indexPath, 'utf8'));
-  } catch (err) {
-    throw new ModelFormatError(indexPath, `is not valid JSON (${(err as Error).message})`);
-  }
-  const weightMap = (raw as { weight_map?: unknown } | null)?.weight_map;
+  const raw = (await readJsonObject(indexPath, { optional: false }))!;
+  const weightMap = raw.weight_map;
   if (!weightMap || typeof weightMap !== 'object' || Array.isArray(weightMap)) {
     throw new ModelFormatError(indexPath, '"weight_map" is missing or not an object');
   }

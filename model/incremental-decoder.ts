@@ -1,3 +1,4 @@
+import { CleanUpStream } from './clean-up-tokenization.js';
 import type { TextTokenizer } from './tokenizer.js';
 
 const REPLACEMENT_CHAR = '\uFFFD';
@@ -7,10 +8,13 @@ const REPLACEMENT_CHAR = '\uFFFD';
  * id's text is the decode of a short window minus the decode of the window without it, so
  * tokenizers whose pieces depend on neighbours (leading-space rules, byte fallback) come out right.
  * Text ending in U+FFFD is held back: the rest of a multi-byte character may still be coming.
+ * Where the tokenizer cleans up spaces (HF's `clean_up_tokenization_spaces`), the raw pieces go
+ * through a CleanUpStream, so the pieces join to exactly the one-shot `decode` of all the ids.
  */
 export class IncrementalDecoder {
   private readonly tokenizer: TextTokenizer;
   private readonly skipSpecialTokens: boolean;
+  private readonly cleanUp: CleanUpStream | null;
   /** Ids from the start of the decode window; earlier ids are already emitted and dropped. */
   private ids: number[] = [];
   /** ids[0, readOffset) are emitted; ids[0, prefixOffset) only give context. */
@@ -20,6 +24,7 @@ export class IncrementalDecoder {
   constructor(tokenizer: TextTokenizer, skipSpecialTokens = true) {
     this.tokenizer = tokenizer;
     this.skipSpecialTokens = skipSpecialTokens;
+    this.cleanUp = tokenizer.cleansUpSpaces ? new CleanUpStream() : null;
   }
 
   /** Adds one id; returns the text that is now final (possibly empty). */
@@ -32,7 +37,7 @@ export class IncrementalDecoder {
     this.ids = this.ids.slice(this.readOffset);
     this.prefixOffset = 0;
     this.readOffset = this.ids.length;
-    return piece;
+    return this.cleanUp ? this.cleanUp.push(piece) : piece;
   }
 
   /** Whatever is still held back (an incomplete character decodes as U+FFFD); then starts over. */
@@ -42,11 +47,12 @@ export class IncrementalDecoder {
     this.ids = [];
     this.prefixOffset = 0;
     this.readOffset = 0;
-    return fullText.length > prefixText.length ? fullText.slice(prefixText.length) : '';
+    const piece = fullText.length > prefixText.length ? fullText.slice(prefixText.length) : '';
+    return this.cleanUp ? this.cleanUp.push(piece) + this.cleanUp.flush() : piece;
   }
 
   private decode(from: number, to: number): string {
     if (to <= from) return '';
-    return this.tokenizer.decode(this.ids.slice(from, to), this.skipSpecialTokens);
+    return this.tokenizer.decodeRaw(this.ids.slice(from, to), this.skipSpecialTokens);
   }
 }

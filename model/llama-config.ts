@@ -21,6 +21,11 @@ export interface LlamaConfig {
   ropeScaling: RopeScaling | null;
   tieWordEmbeddings: boolean;
   maxPositionEmbeddings: number;
+  /**
+   * Mistral's `sliding_window`: each token attends only to the last this-many positions. Loom's
+   * attention has no window, so a context longer than this is refused (checkContextLength).
+   */
+  slidingWindow: number | null;
   bosTokenId: number | null;
   /** Generation stops at any of these (config.json and generation_config.json merged). */
   eosTokenIds: number[];
@@ -33,12 +38,91 @@ export class ConfigError extends Error {
   }
 }
 
+/** Past this a size in config.json is a corrupt or hostile file, not a model (2^31 − 1: typed-array indices). */
+const MAX_CONFIG_INT = 2 ** 31 - 1;
+
 function positiveInt(raw: Record<string, unknown>, key: string, file: string, fallback?: number): number {
   const value = raw[key] ?? fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) {
-    throw new ConfigError(file, `"${key}" must be a positive integer, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0 || value > MAX_CONFIG_INT) {
+    throw new ConfigError(
+      file,
+      `"${key}" must be a positive integer up to ${MAX_CONFIG_INT}, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
+}
+
+/** A finite number > 0 (JSON has no NaN, but a hand-written config can hold 1e999, i.e. Infinity). */
+function positiveNumber(raw: Record<string, unknown>, key: string, file: string, fallback: number): number {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(file, `"${key}" must be a finite number above 0, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** Keys transformers' rope validation requires per rope type (a missing one is a KeyError there). */
+const ROPE_REQUIRED_KEYS: Record<string, string[]> = {
+  linear: ['factor'],
+  llama3: ['factor', 'original_max_position_embeddings', 'low_freq_factor', 'high_freq_factor'],
+};
+
+function ropeNumber(rs: Record<string, unknown>, key: string, file: string): number {
+  const value = rs[key];
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(
+      file,
+      `rope_scaling.${key} must be a finite number above 0, got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
+}
+
+function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError(file, `rope_scaling must be an object or null, got ${JSON.stringify(raw)}`);
+  }
+  const rs = raw as Record<string, unknown>;
+  const kind = rs.rope_type ?? rs.type;
+  if (kind === 'default') return null;
+  if (kind !== 'llama3' && kind !== 'linear') {
+    throw new ConfigError(file, `rope_scaling type "${String(kind)}" is not supported (llama3, linear)`);
+  }
+  const missing = ROPE_REQUIRED_KEYS[kind].filter((key) => !(key in rs));
+  if (missing.length > 0) {
+    throw new ConfigError(
+      file,
+      `rope_scaling of type "${kind}" lacks ${missing.join(', ')} (transformers refuses it too)`,
+    );
+  }
+  const factor = ropeNumber(rs, 'factor', file);
+  if (kind === 'linear') {
+    return { type: 'linear', factor, lowFreqFactor: 1, highFreqFactor: 1, originalMaxPositionEmbeddings: 0 };
+  }
+  const lowFreqFactor = ropeNumber(rs, 'low_freq_factor', file);
+  const highFreqFactor = ropeNumber(rs, 'high_freq_factor', file);
+  // Equal factors divide by zero in the smoothing band; transformers only warns, then computes NaN.
+  if (highFreqFactor === lowFreqFactor) {
+    throw new ConfigError(
+      file,
+      `rope_scaling.high_freq_factor equals low_freq_factor (${lowFreqFactor}), which divides by zero`,
+    );
+  }
+  return {
+    type: 'llama3',
+    factor,
+    lowFreqFactor,
+    highFreqFactor,
+    originalMaxPositionEmbeddings: ropeNumber(rs, 'original_max_position_embeddings', file),
+  };
+}
+
+/** The window attention is limited to, as transformers applies it per model type (Mistral only, here). */
+function parseSlidingWindow(raw: Record<string, unknown>, file: string): number | null {
+  if (raw.model_type !== 'mistral' || raw.sliding_window === undefined || raw.sliding_window === null)
+    return null;
+  return positiveInt(raw, 'sliding_window', file);
 }
 
 function idList(value: unknown): number[] {
@@ -57,12 +141,26 @@ export function parseLlamaConfig(
   generationConfig: Record<string, unknown> = {},
 ): LlamaConfig {
   const modelType = raw.model_type;
-  const supported = ['llama', 'mistral', 'qwen2'];
+  const supported = ['llama', 'mistral'];
+  if (modelType === 'qwen2') {
+    throw new ConfigError(
+      file,
+      'model_type "qwen2" is not supported: its q/k/v projections have biases, which Loom\'s Llama layer lacks',
+    );
+  }
   if (typeof modelType === 'string' && !supported.includes(modelType)) {
     throw new ConfigError(
       file,
       `model_type "${modelType}" is not a Llama-family model (${supported.join(', ')})`,
     );
+  }
+  for (const key of ['attention_bias', 'mlp_bias']) {
+    if (raw[key] === true) {
+      throw new ConfigError(
+        file,
+        `"${key}" is true: linear-layer biases are not supported by Loom's Llama layer`,
+      );
+    }
   }
   const hiddenSize = positiveInt(raw, 'hidden_size', file);
   const numHeads = positiveInt(raw, 'num_attention_heads', file);
@@ -78,31 +176,6 @@ export function parseLlamaConfig(
   const act = raw.hidden_act ?? 'silu';
   if (act !== 'silu') throw new ConfigError(file, `hidden_act "${String(act)}" is not supported (silu only)`);
 
-  let ropeScaling: RopeScaling | null = null;
-  const rs = raw.rope_scaling as Record<string, unknown> | null | undefined;
-  if (rs && typeof rs === 'object') {
-    const kind = rs.rope_type ?? rs.type;
-    const factor = typeof rs.factor === 'number' ? rs.factor : 1;
-    if (kind === 'llama3') {
-      ropeScaling = {
-        type: 'llama3',
-        factor,
-        lowFreqFactor: Number(rs.low_freq_factor ?? 1),
-        highFreqFactor: Number(rs.high_freq_factor ?? 4),
-        originalMaxPositionEmbeddings: Number(rs.original_max_position_embeddings ?? 8192),
-      };
-    } else if (kind === 'linear') {
-      ropeScaling = {
-        type: 'linear',
-        factor,
-        lowFreqFactor: 1,
-        highFreqFactor: 1,
-        originalMaxPositionEmbeddings: 0,
-      };
-    } else if (kind !== 'default') {
-      throw new ConfigError(file, `rope_scaling type "${String(kind)}" is not supported (llama3, linear)`);
-    }
-  }
   const eos = new Set([...idList(raw.eos_token_id), ...idList(generationConfig.eos_token_id)]);
   const bos = generationConfig.bos_token_id ?? raw.bos_token_id;
   return {
@@ -113,12 +186,23 @@ export function parseLlamaConfig(
     headDim,
     intermediateSize: positiveInt(raw, 'intermediate_size', file),
     vocabSize: positiveInt(raw, 'vocab_size', file),
-    rmsNormEps: typeof raw.rms_norm_eps === 'number' ? raw.rms_norm_eps : 1e-6,
-    ropeTheta: typeof raw.rope_theta === 'number' ? raw.rope_theta : 10000,
-    ropeScaling,
+    rmsNormEps: positiveNumber(raw, 'rms_norm_eps', file, 1e-6),
+    ropeTheta: positiveNumber(raw, 'rope_theta', file, 10000),
+    ropeScaling: parseRopeScaling(raw.rope_scaling, file),
     tieWordEmbeddings: raw.tie_word_embeddings === true,
     maxPositionEmbeddings: positiveInt(raw, 'max_position_embeddings', file, 2048),
+    slidingWindow: parseSlidingWindow(raw, file),
     bosTokenId: typeof bos === 'number' ? bos : null,
     eosTokenIds: [...eos],
   };
+}
+
+/**
+ * Null when a context of `maxModelLen` tokens is served exactly as transformers would; otherwise
+ * the problem, in one line. With a sliding window, HF masks keys more than `sliding_window`
+ * positions back; a context no longer than the window never reaches that mask.
+ */
+export function contextLengthProblem(config: LlamaConfig, maxModelLen: number): string | null {
+  if (config.slidingWindow === null || maxModelLen <= config.slidingWindow) return null;
+  return `sliding_window is ${config.slidingWindow} but the context would be ${maxModelLen} tokens; Loom's attention has no window, so serve at most ${config.slidingWindow} tokens (--max-model-len ${config.slidingWindow})`;
 }

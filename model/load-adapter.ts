@@ -1,6 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readJsonObject } from './config-file.js';
 import { fileExists } from './file-exists.js';
+import { checkFiniteWeights } from './finite-check.js';
 import type { LlamaConfig } from './llama-config.js';
 import { isTargetModule, moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
 import { type LoraAdapter, loraScale } from './lora-adapter.js';
@@ -8,6 +10,7 @@ import { ModelFormatError } from './model-format-error.js';
 import { parsePeftConfig } from './peft-config.js';
 import { SafetensorsFile } from './safetensors.js';
 import { type StoredLoraAdapter, type StoredMatrix, widenAdapter } from './stored-adapter.js';
+import { toFloat32 } from './tensor-codec.js';
 
 type StoredPair = { a: StoredMatrix; b: StoredMatrix };
 
@@ -86,12 +89,10 @@ async function readAdapterDir(
   const info = await stat(dir).catch(() => null);
   if (!info?.isDirectory()) throw new ModelFormatError(dir, 'adapter directory does not exist');
   const configFile = join(dir, ADAPTER_CONFIG_FILE);
-  let rawConfig: string;
-  try {
-    rawConfig = await readFile(configFile, 'utf8');
-  } catch {
+  if (!(await fileExists(configFile))) {
     throw new ModelFormatError(configFile, 'is missing (not a PEFT adapter directory?)');
   }
+  const rawConfig = (await readJsonObject(configFile, { optional: false }))!;
   const peft = parsePeftConfig(configFile, rawConfig, config);
 
   const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
@@ -117,6 +118,11 @@ async function readAdapterDir(
     let numBytes = 0;
     for (const tensor of file.tensors.values()) {
       const parsed = parseTensorName(tensor.name);
+      if (!parsed && peft.bias !== 'none' && /\.bias$/.test(tensor.name)) {
+        throw fail(
+          `tensor "${tensor.name}" is a trained bias (${ADAPTER_CONFIG_FILE} has bias "${peft.bias}"); Loom's Llama layer has no biases to replace`,
+        );
+      }
       if (!parsed) {
         throw fail(`tensor "${tensor.name}" is not a LoRA A/B matrix of a decoder layer's linear module`);
       }
@@ -137,7 +143,7 @@ async function readAdapterDir(
       }
       if (!peft.isTargeted(parsed.layer, module)) {
         throw fail(
-          `tensor "${tensor.name}" is for a module that ${ADAPTER_CONFIG_FILE}'s target_modules / layers_to_transform exclude`,
+          `tensor "${tensor.name}" is for a module that ${ADAPTER_CONFIG_FILE}'s target_modules / exclude_modules / layers_to_transform leave out`,
         );
       }
       const { inFeatures, outFeatures } = moduleShape(config, module);
@@ -151,9 +157,14 @@ async function readAdapterDir(
       layers[parsed.layer][module] = pair;
       const key = parsed.matrix === 'A' ? 'a' : 'b';
       if (pair[key]) throw fail(`lora_${parsed.matrix} of layer ${parsed.layer} ${module} appears twice`);
-      pair[key] = readWeights
-        ? await file.readStored(tensor.name)
-        : { dtype: 'F32', data: new Float32Array(0) };
+      if (readWeights) {
+        const stored = await file.readStored(tensor.name);
+        // The scan reads f32; a 2-byte tensor is widened for it and kept narrow.
+        checkFiniteWeights(weightsFile, tensor.name, toFloat32(stored.data, stored.dtype));
+        pair[key] = stored;
+      } else {
+        pair[key] = { dtype: 'F32', data: new Float32Array(0) };
+      }
       numBytes += pair[key].data.byteLength;
     }
 

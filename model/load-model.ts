@@ -1,6 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Checkpoint } from './checkpoint.js';
+import { readJsonObject } from './config-file.js';
+import { checkFiniteWeights } from './finite-check.js';
 import { ConfigError, type LlamaConfig, parseLlamaConfig } from './llama-config.js';
 import { ModelFormatError } from './model-format-error.js';
 import { assembleWeights, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
@@ -22,32 +24,11 @@ export interface LoadModelOptions {
   chatTemplateFile?: string;
 }
 
-async function readJsonFile(file: string, optional: boolean): Promise<Record<string, unknown> | null> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') {
-      if (optional) return null;
-      throw new ModelFormatError(file, 'is missing');
-    }
-    throw new ModelFormatError(file, `cannot read: ${code ?? String(err)}`);
-  }
-  try {
-    const value = JSON.parse(text) as unknown;
-    if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, unknown>;
-    throw new Error('not a JSON object');
-  } catch (err) {
-    throw new ModelFormatError(file, `is not a valid JSON object (${(err as Error).message})`);
-  }
-}
-
 /** config.json (+ generation_config.json) → LlamaConfig, with problems reported as ModelFormatError. */
 export async function loadLlamaConfig(dir: string): Promise<LlamaConfig> {
   const configFile = join(dir, 'config.json');
-  const raw = (await readJsonFile(configFile, false))!;
-  const generation = (await readJsonFile(join(dir, 'generation_config.json'), true)) ?? {};
+  const raw = (await readJsonObject(configFile, { optional: false }))!;
+  const generation = (await readJsonObject(join(dir, 'generation_config.json'), { optional: true })) ?? {};
   try {
     return parseLlamaConfig(raw, configFile, generation);
   } catch (err) {
@@ -60,6 +41,26 @@ export async function loadLlamaConfig(dir: string): Promise<LlamaConfig> {
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+const LAYER_TENSOR = /^model\.layers\.(\d+)\./;
+
+/**
+ * config.json's num_hidden_layers against the layers the checkpoint holds, before anything is
+ * sized by it: a corrupt count (1e9) must be refused at once, not after building 9e9 names.
+ */
+function checkLayerCount(checkpoint: Checkpoint, config: LlamaConfig, configFile: string): void {
+  let layers = 0;
+  for (const name of checkpoint.names()) {
+    const m = LAYER_TENSOR.exec(name);
+    if (m) layers = Math.max(layers, Number(m[1]) + 1);
+  }
+  if (config.numLayers > layers) {
+    throw new ModelFormatError(
+      configFile,
+      `num_hidden_layers is ${config.numLayers} but ${checkpoint.source} holds ${layers} layers`,
+    );
+  }
 }
 
 /** Every tensor the config implies is there, with its shape and a dtype Loom reads. */
@@ -118,9 +119,14 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
 
   const checkpoint = await Checkpoint.open(dir);
   try {
+    checkLayerCount(checkpoint, config, join(dir, 'config.json'));
     checkTensors(checkpoint, config);
     const tensors = new Map<string, Float32Array>();
-    for (const { name } of expectedModelTensors(config)) tensors.set(name, await checkpoint.read(name));
+    for (const { name } of expectedModelTensors(config)) {
+      const data = await checkpoint.read(name);
+      checkFiniteWeights(checkpoint.find(name)!.file, name, data);
+      tensors.set(name, data);
+    }
     const weights = assembleWeights(config, (name) => tensors.get(name)!);
     return { name: basename(resolve(dir)), dir, config, weights, tokenizer };
   } finally {

@@ -1,4 +1,5 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openRegularFile } from './config-file.js';
 import { DTYPE_BYTES, type TensorDtype } from './float-convert.js';
 import { ModelFormatError } from './model-format-error.js';
 import { toFloat32 } from './tensor-codec.js';
@@ -144,12 +145,8 @@ export class SafetensorsFile {
   }
 
   static async open(file: string): Promise<SafetensorsFile> {
-    let handle: FileHandle;
-    try {
-      handle = await open(file, 'r');
-    } catch (err) {
-      throw new ModelFormatError(file, `cannot open: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
+    // Never a blocking open: a FIFO named model.safetensors must be refused, not waited on.
+    const handle = (await openRegularFile(file, false))!;
     try {
       const parsed = await SafetensorsFile.parseHeader(file, handle);
       return new SafetensorsFile(file, handle, parsed.dataStart, parsed.tensors, parsed.metadata);

@@ -18,7 +18,7 @@ export const EOS_TOKEN = '</s>';
 export const UNK_TOKEN = '<unk>';
 
 /** GPT-2's byte → printable character map, which the ByteLevel pre-tokenizer and decoder use. */
-function byteToUnicode(): string[] {
+export function byteToUnicode(): string[] {
   const printable: number[] = [];
   for (let b = 0x21; b <= 0x7e; b++) printable.push(b);
   for (let b = 0xa1; b <= 0xac; b++) printable.push(b);

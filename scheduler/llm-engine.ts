@@ -1,6 +1,12 @@
 import { totalmem } from 'node:os';
+import { join } from 'node:path';
 import type { Engine, EngineFailure } from '../kernels/engine.js';
-import { createEngine, type DtypeChoice, type EngineChoice } from '../kernels/engine-factory.js';
+import {
+  createEngine,
+  type DtypeChoice,
+  type EngineChoice,
+  type LoraMode,
+} from '../kernels/engine-factory.js';
 import { pagesForTargets } from '../memory/adapter-layout.js';
 import {
   AdapterError,
@@ -15,7 +21,7 @@ import { PagePool, parsePoolSize } from '../memory/page-pool.js';
 import { findInAdapterFolder, listAdapterFolder } from '../model/adapter-folder.js';
 import { summarizeAdapter } from '../model/adapter-summary.js';
 import { IncrementalDecoder } from '../model/incremental-decoder.js';
-import type { LlamaConfig } from '../model/llama-config.js';
+import { contextLengthProblem, type LlamaConfig } from '../model/llama-config.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
 import { loadStoredAdapter } from '../model/load-adapter.js';
 import { type LoadedModel, loadModel } from '../model/load-model.js';
@@ -76,6 +82,8 @@ export interface LlmEngineOptions {
   /** The scheduler's clock (default the process's monotonic clock). */
   clock?: Clock;
   events?: SchedulerEventSink;
+  /** --lora-mode (default 'batched'); 'padded' pads to the largest registered rank, which then caps later loads. */
+  loraMode?: LoraMode;
 }
 
 /** Structured progress lines (pino's signature, so Fastify's logger fits). */
@@ -129,6 +137,8 @@ export class LlmEngine {
         `--max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`,
       );
     }
+    const windowProblem = contextLengthProblem(config, maxModelLen);
+    if (windowProblem) throw new StartupError(`${join(model.dir, 'config.json')}: ${windowProblem}`);
     const pool = createPool(config, options.poolSize, log);
     const kvCache = new KvCache(pool, kvLayout(config));
     // As vLLM does: refuse to start when one full-length sequence cannot fit, so a valid request
@@ -147,7 +157,11 @@ export class LlmEngine {
       { adapters: adapters.length, seconds: round((performance.now() - started) / 1000) },
       'adapters registered (configs checked; weights load on first use)',
     );
-    const maxLoraRank = options.maxLoraRank ?? DEFAULT_MAX_LORA_RANK;
+    const loraMode = options.loraMode ?? 'batched';
+    const maxLoraRank =
+      loraMode === 'padded' && adapters.length
+        ? Math.max(...adapters.map((a) => a.rank))
+        : (options.maxLoraRank ?? DEFAULT_MAX_LORA_RANK);
     const largest = Math.max(
       1,
       ...adapters.map((a) => a.numPages),
@@ -164,6 +178,8 @@ export class LlmEngine {
     log.info({ engine: options.engine, pages: pool.numPages, pageSize: pool.pageSize }, 'creating engine');
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
+      loraMode,
+      padLoraRankTo: maxLoraRank,
       log: (message) => log.info({ engine: options.engine }, message),
       webgpuMaxScratchBytes: options.webgpuMaxScratchBytes,
     });

@@ -19,6 +19,22 @@ export interface SamplingParams {
   n: number;
 }
 
+/** Greedy sampling of `maxTokens` tokens, one choice, no stops; `overrides` change the rest. */
+export function greedySampling(maxTokens: number, overrides: Partial<SamplingParams> = {}): SamplingParams {
+  return {
+    maxTokens,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    seed: null,
+    stop: [],
+    stopTokenIds: [],
+    ignoreEos: false,
+    n: 1,
+    ...overrides,
+  };
+}
+
 export interface GenerationRequest {
   requestId: string;
   promptTokens: number[];

@@ -47,12 +47,21 @@ export function notSupported(param: string, what: string): ApiError {
   );
 }
 
+/** Longest piece of client input an error message repeats back. */
+const MAX_ECHO_CHARS = 256;
+
+/** Client input as an error message quotes it: a name of any length must not make a huge answer or log line. */
+export function echoed(text: string): string {
+  if (text.length <= MAX_ECHO_CHARS) return text;
+  return `${text.slice(0, MAX_ECHO_CHARS)}… (${text.length} characters)`;
+}
+
 export function modelNotFound(model: string): ApiError {
   return new ApiError(
     404,
     'not_found_error',
     'model_not_found',
-    `The model \`${model}\` does not exist.`,
+    `The model \`${echoed(model)}\` does not exist.`,
     'model',
   );
 }
@@ -62,7 +71,7 @@ export function routeNotFound(method: string, url: string): ApiError {
     404,
     'not_found_error',
     'unknown_url',
-    `Unknown request URL: ${method} ${url}. Please check the URL for typos.`,
+    `Unknown request URL: ${method} ${echoed(url)}. Please check the URL for typos.`,
   );
 }
 

@@ -2,6 +2,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Registry } from 'prom-client';
 import { installErrorHandlers } from './error-handler.js';
+import { limitBody, maxBodyBytes } from './request-limits.js';
 import { RequestMetrics } from './request-metrics.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
@@ -23,9 +24,38 @@ export interface AppOptions {
   /** Attach now (tests); main attaches later with `app.loom.attach` so /health answers while loading. */
   stack?: ServingStack;
   logger?: FastifyServerOptions['logger'];
-  /** Largest request body in bytes (a long prompt as token ids is big JSON). */
+  /** Largest request body in bytes; default: what the longest prompt the model's context takes needs (maxBodyBytes). */
   bodyLimit?: number;
+  /** Largest `n` (choices of one request), --max-n. */
+  maxN?: number;
+  connections?: Partial<ConnectionLimits>;
 }
+
+/**
+ * Sockets are cut rather than held: slow senders (a byte at a time, "slowloris") and idle
+ * keep-alive connections cost a descriptor each, and past the process's descriptor limit
+ * every new client gets ECONNRESET.
+ */
+export interface ConnectionLimits {
+  /** A request's headers must arrive within this (408 and close otherwise). */
+  headersTimeoutMs: number;
+  /** The whole request, body included, must arrive within this; a response may take longer. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this (--timeout-keep-alive). */
+  keepAliveTimeoutMs: number;
+  /** Connections past this are refused at accept (--max-connections). */
+  maxConnections: number;
+}
+
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 1024,
+};
+export const DEFAULT_MAX_N = 16;
+/** Fastify's own ceiling: the model-derived limit (preParsing) is the one that usually applies. */
+const BODY_CEILING_BYTES = 64 * 1024 * 1024;
 
 /**
  * The HTTP app as a plain factory: tests call it and use `inject` or listen on port 0; main
@@ -33,30 +63,53 @@ export interface AppOptions {
  * it is off and ServerState answers OpenAI-style instead.
  */
 export function buildApp(options: AppOptions = {}): FastifyInstance {
+  const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
   const app = Fastify({
     logger: options.logger ?? false,
-    bodyLimit: options.bodyLimit ?? 16 * 1024 * 1024,
+    bodyLimit: Math.min(options.bodyLimit ?? BODY_CEILING_BYTES, BODY_CEILING_BYTES),
     return503OnClosing: false,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    // Node checks the header and request deadlines on this period (default 30 s, which would
+    // let a slow sender stay three times its deadline).
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    },
     ajv: {
       // Wrong types are the client's error to hear about, not to have guessed ("5" is not 5).
       customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, verbose: true },
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.server.maxConnections = limits.maxConnections;
 
   const registry = new Registry();
-  const state = new ServerState(new RequestMetrics(registry));
+  const state = new ServerState(options.maxN ?? DEFAULT_MAX_N, new RequestMetrics(registry));
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);
   installErrorHandlers(app);
   installMetrics(app, registry);
 
+  // New work is refused before its body is read while the model loads or the server drains.
+  app.addHook('onRequest', async (request) => {
+    if (request.method === 'POST') state.requireStack();
+  });
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const stack = state.stack;
+    if (!stack) return payload;
+    return limitBody(payload, options.bodyLimit ?? maxBodyBytes(stack), request.headers['content-length']);
+  });
+  // While shutting down, every answer tells the client not to reuse its connection.
+  app.addHook('onSend', async (_request, reply) => {
+    if (state.isShuttingDown) reply.header('connection', 'close');
+  });
   app.addHook('preClose', async () => {
     state.beginClosing();
   });
   // A keep-alive connection whose last response finishes during shutdown would hold the
   // listener open until its keep-alive timeout: close it as soon as it is idle.
   app.addHook('onResponse', async () => {
-    if (state.phase === 'closing') setImmediate(() => app.server.closeIdleConnections());
+    if (state.isShuttingDown) setImmediate(() => app.server.closeIdleConnections());
   });
   app.addHook('onClose', async () => {
     await state.close();

@@ -3,9 +3,13 @@ import {
   type DtypeChoice,
   ENGINE_CHOICES,
   type EngineChoice,
+  LORA_MODES,
+  type LoraMode,
 } from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
 import { SCHEDULING_POLICIES, type SchedulingPolicyName } from '../scheduler/scheduling-policy.js';
+import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
+
 /** One --lora-modules entry. */
 export interface LoraModule {
   name: string;
@@ -29,6 +33,8 @@ export interface CliOptions {
   maxCpuLoras: number | null;
   /** --max-lora-rank: larger ranks are refused (nothing is padded to it); null is Loom's default. */
   maxLoraRank: number | null;
+  /** --lora-mode: Loom's batched adapters, or the padded / merged baseline the S-LoRA benchmark compares. */
+  loraMode: LoraMode;
   servedModelName: string | null;
   host: string;
   port: number;
@@ -48,6 +54,11 @@ export interface CliOptions {
   poolSize: string;
   chatTemplate: string | null;
   seed: number | null;
+  /** Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are ended. */
+  shutdownTimeoutSeconds: number;
+  maxN: number;
+  maxConnections: number;
+  timeoutKeepAliveSeconds: number;
 }
 
 export type CliCommand = { kind: 'serve'; options: CliOptions } | { kind: 'help'; text: string };
@@ -73,6 +84,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   largest registered adapter as fit beside one full-length sequence)
   --max-cpu-loras N               adapters kept in host RAM, least recently used dropped (default --max-loras)
   --max-lora-rank N               refuse adapters of a larger rank; nothing is padded to it (default 512)
+  --lora-mode batched|padded|merged  Loom's batched adapters (default), or a benchmark baseline: padded
+                                  (every adapter padded to the largest rank, PEFT-style) or merged (one
+                                  adapter merged into the weights at a time, swapped as needed); onnx only
   --served-model-name NAME        the base model's id in the API (default: the directory's name)
   --host HOST                     address to listen on (default 127.0.0.1)
   --port N                        port to listen on (default 8000, or $PORT)
@@ -92,6 +106,11 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
+  --max-n N                       most choices (n) one request may ask for (default 16)
+  --shutdown-timeout SECONDS      on SIGTERM/SIGINT, how long requests in flight may finish
+                                  before they are ended (default 30)
+  --max-connections N             open connections past this are refused (default 1024)
+  --timeout-keep-alive SECONDS    idle keep-alive connections are closed after this (default 5)
   --help                          this text
 `;
 
@@ -119,6 +138,11 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--max-lora-rank': (o, v, f) => {
     o.maxLoraRank = integer(v, f, 1);
+  },
+  '--lora-mode': (o, v, f) => {
+    if (!(LORA_MODES as readonly string[]).includes(v))
+      throw new CliError(`${f}: "${v}" is not one of ${LORA_MODES.join(', ')}`);
+    o.loraMode = v as LoraMode;
   },
   '--served-model-name': (o, v) => {
     o.servedModelName = v;
@@ -179,6 +203,18 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--seed': (o, v, f) => {
     o.seed = integer(v, f, 0, 2 ** 32 - 1);
   },
+  '--shutdown-timeout': (o, v, f) => {
+    o.shutdownTimeoutSeconds = integer(v, f, 0, 24 * 3600);
+  },
+  '--max-n': (o, v, f) => {
+    o.maxN = integer(v, f, 1);
+  },
+  '--max-connections': (o, v, f) => {
+    o.maxConnections = integer(v, f, 1);
+  },
+  '--timeout-keep-alive': (o, v, f) => {
+    o.timeoutKeepAliveSeconds = integer(v, f, 1, 3600);
+  },
 };
 
 function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -221,6 +257,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxLoras: null,
     maxCpuLoras: null,
     maxLoraRank: null,
+    loraMode: 'batched',
     servedModelName: null,
     host: '127.0.0.1',
     port: env.PORT ? integer(env.PORT, 'PORT', 0, 65535) : 8000,
@@ -236,6 +273,10 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     poolSize: '0.25',
     chatTemplate: null,
     seed: null,
+    shutdownTimeoutSeconds: 30,
+    maxN: DEFAULT_MAX_N,
+    maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
+    timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
   };
 }
 

@@ -2,7 +2,14 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { AdapterError } from '../memory/adapter-registry.js';
 import { ModelFormatError } from '../model/model-format-error.js';
 import { AdmissionError } from '../scheduler/request.js';
-import { ApiError, internalError, invalidRequest, routeNotFound, serviceUnavailable } from './api-error.js';
+import {
+  ApiError,
+  echoed,
+  internalError,
+  invalidRequest,
+  routeNotFound,
+  serviceUnavailable,
+} from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
 
 /** One ajv error as Fastify hands it over (ajv runs with `verbose`, so the failing schema is there). */
@@ -38,6 +45,11 @@ export function schemaErrorToApiError(errors: SchemaError[]): ApiError {
   );
   const chosen = valueError ?? innermostUnion ?? errors[0];
   const param = paramName(chosen.instancePath);
+  if (chosen.keyword === 'additionalProperties') {
+    const unknown = echoed(String(chosen.params.additionalProperty));
+    const full = param ? `${param}.${unknown}` : unknown;
+    return invalidRequest(`Unrecognized request argument supplied: ${full}.`, full, 'unknown_parameter');
+  }
   if (chosen.keyword === 'required') {
     const missing = String(chosen.params.missingProperty);
     const full = param ? `${param}.${missing}` : missing;
@@ -115,6 +127,12 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
 
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
+    // A client that leaves before its first byte (its stream torn down, "Premature close") is
+    // routine under load: no one is left to answer, and it is not the server's error.
+    if (reply.raw.destroyed || request.raw.socket?.destroyed) {
+      request.log.info({ reason: error.message }, 'client left before the response began');
+      return reply.code(499).send();
+    }
     const apiError = toApiError(error, request);
     if (apiError.statusCode >= 500 && !(error instanceof ApiError || error instanceof AdmissionError)) {
       request.log.error({ err: error }, 'request failed');

@@ -7,7 +7,7 @@ import {
   type GenerationRequest,
   type GenerationStream,
 } from '../scheduler/request.js';
-import { ApiError } from './api-error.js';
+import { ApiError, serviceUnavailable } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { ServerState } from './server-state.js';
@@ -16,7 +16,9 @@ import type { ServingStack } from './serving-stack.js';
 /**
  * One submitted request, seen from a route. Submitting and the first delta happen before the
  * response starts, so a refusal (AdmissionError → 503 with Retry-After) or a failure before
- * the first token is still an ordinary error response, even for `stream: true`.
+ * the first token is still an ordinary error response, even for `stream: true`. From submit
+ * until its response is done it counts as in flight (ServerState.track): shutdown drains it,
+ * or ends it with a 503 (before the response began) or a final error event (streams).
  */
 export class Generation {
   private constructor(
@@ -24,6 +26,7 @@ export class Generation {
     private readonly iterator: AsyncIterator<GenerationDelta>,
     private first: IteratorResult<GenerationDelta> | null,
     private readonly countTokens: () => { prompt: number; completion: number },
+    private readonly shutdown: { ended: boolean },
   ) {}
 
   /**
@@ -32,13 +35,21 @@ export class Generation {
    */
   static async start(
     stack: ServingStack,
+    state: ServerState,
     request: Omit<GenerationRequest, 'signal'>,
     reply: FastifyReply,
     metrics: RequestMetrics | null = null,
   ): Promise<Generation> {
     const controller = new AbortController();
+    const shutdown = { ended: false };
+    const untrack = state.track(() => {
+      shutdown.ended = true;
+      controller.abort();
+    });
     const response = reply.raw;
+    response.once('finish', untrack);
     response.once('close', () => {
+      untrack();
       if (!response.writableFinished) controller.abort();
     });
     const tracked = metrics?.track(stack.modelName, { ...request, signal: controller.signal });
@@ -59,10 +70,22 @@ export class Generation {
       if (error instanceof AdmissionError) metrics?.countRefusal(error.reason);
       throw error;
     }
-    return new Generation(controller, iterator, first, () => ({
-      prompt: stream.promptTokens,
-      completion: stream.completionTokens,
-    }));
+    if (shutdown.ended) {
+      await iterator.return?.();
+      throw shuttingDown();
+    }
+    return new Generation(
+      controller,
+      iterator,
+      first,
+      () => ({ prompt: stream.promptTokens, completion: stream.completionTokens }),
+      shutdown,
+    );
+  }
+
+  /** Shutdown ended this generation before it finished. */
+  get endedByShutdown(): boolean {
+    return this.shutdown.ended;
   }
 
   get usage(): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
@@ -94,6 +117,7 @@ export class Generation {
       choice.text += delta.text;
       if (delta.finishReason) choice.finishReason = delta.finishReason;
     }
+    if (this.shutdown.ended) throw shuttingDown();
     return choices;
   }
 }
@@ -117,35 +141,27 @@ function errorEvent(error: unknown): string {
   return `data: ${JSON.stringify(body)}\n\n`;
 }
 
+function shuttingDown(): ApiError {
+  return serviceUnavailable('server_shutting_down', 'The server is shutting down.');
+}
+
 /**
  * Sends `events` as server-sent events: one `data: {json}` per object, then `data: [DONE]`.
- * Shutdown ends the stream through `state` (the generation is aborted and the client is told
- * why); a failing generation ends it with an error chunk instead of a torn connection.
+ * A generation that shutdown ended gets a final shutdown error event; a failing one ends with an
+ * error event instead of a torn connection.
  */
 export function sendEventStream(
   reply: FastifyReply,
-  state: ServerState,
   generation: Generation,
   events: AsyncIterable<object>,
 ): FastifyReply {
-  let shuttingDown = false;
-  const untrack = state.trackStream(() => {
-    shuttingDown = true;
-    generation.controller.abort();
-  });
   async function* frames(): AsyncGenerator<string> {
     try {
       for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
-      if (shuttingDown) {
-        yield errorEvent(
-          new ApiError(503, 'server_error', 'server_shutting_down', 'The server is shutting down.'),
-        );
-      }
+      if (generation.endedByShutdown) yield errorEvent(shuttingDown());
     } catch (error) {
       reply.log.error({ err: error }, 'generation failed mid-stream');
       yield errorEvent(error);
-    } finally {
-      untrack();
     }
     yield 'data: [DONE]\n\n';
   }

@@ -1,3 +1,5 @@
+// First: switches off onnxruntime's telemetry before anything loads it.
+import '../kernels/onnx/no-telemetry.js';
 import { fileURLToPath } from 'node:url';
 import { assertEngineAvailable } from '../kernels/engine-factory.js';
 import { ConfigError } from '../model/llama-config.js';
@@ -7,6 +9,7 @@ import { ensureDefaultModel } from '../model/synthetic.js';
 import { buildApp } from './app.js';
 import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
 import { buildServingStack } from './serving-stack.js';
+import { drainAndClose } from './shutdown.js';
 
 /**
  * The process around the app: flags, logger, listening, loading, signals, exit codes
@@ -68,9 +71,16 @@ async function main(): Promise<void> {
     return;
   }
   const options = command.options;
-  assertEngineAvailable(options.engine, options.dtype);
+  assertEngineAvailable(options.engine, options.dtype, options.loraMode);
 
-  const app = buildApp({ logger: { level: process.env.LOG_LEVEL ?? 'info' } });
+  const app = buildApp({
+    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+    maxN: options.maxN,
+    connections: {
+      keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,
+      maxConnections: options.maxConnections,
+    },
+  });
   let isShuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
     if (isShuttingDown) {
@@ -79,7 +89,7 @@ async function main(): Promise<void> {
     }
     isShuttingDown = true;
     app.log.info({ signal }, 'shutting down');
-    app.close().then(
+    drainAndClose(app, options.shutdownTimeoutSeconds * 1000).then(
       () => process.exit(0),
       (error: unknown) => {
         app.log.error({ err: error }, 'shutdown failed');
@@ -101,6 +111,7 @@ async function main(): Promise<void> {
       maxLoras: options.maxLoras,
       maxCpuLoras: options.maxCpuLoras,
       maxLoraRank: options.maxLoraRank,
+      loraMode: options.loraMode,
       servedModelName: options.servedModelName,
       maxModelLen: options.maxModelLen,
       maxNumSeqs: options.maxNumSeqs,

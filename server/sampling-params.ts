@@ -1,5 +1,6 @@
 import type { SamplingParams } from '../scheduler/request.js';
 import { invalidRequest, modelNotFound, notSupported } from './api-error.js';
+import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
 import type { ServingStack } from './serving-stack.js';
 
 /** The sampling fields both OpenAI routes accept (server/schemas/sampling-fields.ts). */
@@ -16,8 +17,6 @@ export interface SamplingBody {
   stream_options?: object | null;
   ignore_eos?: boolean | null;
   stop_token_ids?: number[] | null;
-  presence_penalty?: number | null;
-  frequency_penalty?: number | null;
 }
 
 /**
@@ -43,6 +42,8 @@ export interface SamplingContext {
   requestedMaxTokens: number | null;
   /** Used when the client gave no max_tokens; null means the rest of the context. */
   defaultMaxTokens: number | null;
+  /** --max-n: the most choices one request may ask for. */
+  maxN: number;
 }
 
 /**
@@ -75,15 +76,20 @@ export function samplingParams(
     );
   }
   const n = body.n ?? 1;
-  if (n > stack.maxNumSeqs)
-    throw invalidRequest(
-      `n must be at most ${stack.maxNumSeqs} (the server's --max-num-seqs), got ${n}.`,
-      'n',
-    );
+  // Each bound is one the request could never get past by waiting, so 400, not 503.
+  const nLimits: Array<[number, string]> = [
+    [ctx.maxN, '--max-n'],
+    [stack.maxNumSeqs, '--max-num-seqs'],
+    [stack.maxWaiting, 'waiting-queue limit'],
+  ];
+  for (const [limit, what] of nLimits)
+    if (n > limit) throw invalidRequest(`n must be at most ${limit} (the server's ${what}), got ${n}.`, 'n');
   if (body.stream_options && !body.stream)
     throw invalidRequest('stream_options is only allowed when stream is true.', 'stream_options');
-  if (body.presence_penalty) notSupportedPenalty('presence_penalty');
-  if (body.frequency_penalty) notSupportedPenalty('frequency_penalty');
+  for (const [name, field] of Object.entries(UNSUPPORTED_FIELDS)) {
+    const value = (body as unknown as Record<string, unknown>)[name];
+    if (value != null && !field.isDefault(value)) throw notSupported(name, field.what);
+  }
   const stopTokenIds = body.stop_token_ids ?? [];
   checkTokenIds(stopTokenIds, stack.tokenizer.vocabSize, 'stop_token_ids');
   const stop = body.stop ?? [];
@@ -99,8 +105,4 @@ export function samplingParams(
     ignoreEos: body.ignore_eos ?? false,
     n,
   };
-}
-
-function notSupportedPenalty(param: string): never {
-  throw notSupported(param, `A non-zero ${param}`);
 }

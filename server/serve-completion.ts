@@ -42,11 +42,13 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
     numPromptTokens: prompt.length,
     requestedMaxTokens: route.requestedMaxTokens(body),
     defaultMaxTokens: route.defaultMaxTokens,
+    maxN: state.maxN,
   });
   const id = newRequestId(route.idPrefix);
   const created = Math.floor(Date.now() / 1000);
   const generation = await Generation.start(
     stack,
+    state,
     { requestId: id, promptTokens: prompt, adapter, sampling },
     reply,
     state.requestMetrics,
@@ -78,5 +80,5 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
     }
     if (includeUsage) yield { ...chunkHead, choices: [], usage: generation.usage };
   }
-  return sendEventStream(reply, state, generation, events());
+  return sendEventStream(reply, generation, events());
 }

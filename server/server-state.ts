@@ -2,25 +2,38 @@ import { serviceUnavailable } from './api-error.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { ServingStack } from './serving-stack.js';
 
-export type ServerPhase = 'starting' | 'serving' | 'closing';
+export type ServerPhase = 'starting' | 'serving' | 'draining' | 'closing';
 
 /**
  * The app's lifecycle: 'starting' until the serving stack is attached (main listens first so
  * health probes see 503 instead of a refused connection while weights load), 'serving', then
- * 'closing' from the first shutdown signal. It also tracks open SSE streams, which the
- * HTTP server cannot drain by itself: shutdown ends them.
+ * 'draining' from the first shutdown signal (no new work, in-flight requests run on), then
+ * 'closing' (whatever still runs is ended). It also tracks every request in flight, streaming
+ * or not, which the HTTP server cannot end by itself: draining waits for them, closing ends them.
  */
 export class ServerState {
   private currentPhase: ServerPhase = 'starting';
   private currentStack: ServingStack | null = null;
-  private readonly openStreams = new Set<() => void>();
+  private readonly inFlight = new Set<() => void>();
+  private readonly idleWaiters = new Set<() => void>();
   private closed = false;
 
-  /** `requestMetrics` times every request the routes submit (null: none are recorded). */
-  constructor(readonly requestMetrics: RequestMetrics | null = null) {}
+  /**
+   * @param maxN the most choices (`n`) one request may ask for (--max-n).
+   * @param requestMetrics times every request the routes submit (null: none are recorded).
+   */
+  constructor(
+    readonly maxN: number,
+    readonly requestMetrics: RequestMetrics | null = null,
+  ) {}
 
   get phase(): ServerPhase {
     return this.currentPhase;
+  }
+
+  /** Draining or closing: answers carry `Connection: close` and new work is refused. */
+  get isShuttingDown(): boolean {
+    return this.currentPhase === 'draining' || this.currentPhase === 'closing';
   }
 
   /** The stack, for tests and metrics; null while starting. */
@@ -36,28 +49,49 @@ export class ServerState {
 
   /** The stack a request may use, or a 503 that says why there is none. */
   requireStack(): ServingStack {
-    if (this.currentPhase === 'closing')
-      throw serviceUnavailable('server_shutting_down', 'The server is shutting down.');
+    if (this.isShuttingDown) throw serviceUnavailable('server_shutting_down', 'The server is shutting down.');
     if (!this.currentStack)
       throw serviceUnavailable('server_starting', 'The server is still loading the model.', 5);
     return this.currentStack;
   }
 
-  /** Registers an open SSE stream's `end`; returns the function that unregisters it. */
-  trackStream(end: () => void): () => void {
-    this.openStreams.add(end);
-    return () => this.openStreams.delete(end);
+  /**
+   * Registers a request in flight with its `end` (aborts its generation so its response ends with
+   * a shutdown error); returns the function that unregisters it once its response is done.
+   */
+  track(end: () => void): () => void {
+    this.inFlight.add(end);
+    return () => {
+      this.inFlight.delete(end);
+      if (this.inFlight.size === 0) for (const wake of [...this.idleWaiters]) wake();
+    };
   }
 
-  get numOpenStreams(): number {
-    return this.openStreams.size;
+  get numInFlight(): number {
+    return this.inFlight.size;
   }
 
-  /** Stops admitting and ends every open stream (each stream's `end` aborts its generation). */
+  /** Resolves once no request is in flight (at once if none is). */
+  whenIdle(): Promise<void> {
+    if (this.inFlight.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        this.idleWaiters.delete(wake);
+        resolve();
+      };
+      this.idleWaiters.add(wake);
+    });
+  }
+
+  /** Stops admitting new work; requests in flight go on. /health answers 503 "draining". */
+  beginDraining(): void {
+    if (this.currentPhase !== 'closing') this.currentPhase = 'draining';
+  }
+
+  /** Stops admitting and ends every request in flight (each `end` aborts its generation). */
   beginClosing(): void {
     this.currentPhase = 'closing';
-    for (const end of [...this.openStreams]) end();
-    this.openStreams.clear();
+    for (const end of [...this.inFlight]) end();
   }
 
   /** Closes the stack once, if one was attached. */

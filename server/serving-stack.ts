@@ -1,6 +1,7 @@
 import type { EngineFailure } from '../kernels/engine.js';
 import type { AdapterInfo } from '../memory/adapter-registry.js';
 import {
+  DEFAULT_MAX_WAITING,
   type EngineStats,
   LlmEngine,
   type LlmEngineOptions,
@@ -13,6 +14,8 @@ export { DEFAULT_MAX_WAITING, type ProgressLog } from '../scheduler/llm-engine.j
 /** What the HTTP layer needs from the tokenizer: text in, ids out, chat rendering. */
 export interface ServingTokenizer {
   readonly vocabSize: number;
+  /** Characters of the longest token's text: a prompt longer than maxModelLen × this cannot fit. */
+  readonly longestTokenChars: number;
   readonly hasChatTemplate: boolean;
   encode(text: string, addSpecialTokens?: boolean): number[];
   applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt?: boolean): string;
@@ -49,6 +52,8 @@ export interface ServingStack {
   readonly modelDir: string;
   readonly maxModelLen: number;
   readonly maxNumSeqs: number;
+  /** Waiting sequences past which the scheduler refuses with 503: a request with more choices can never fit. */
+  readonly maxWaiting: number;
   readonly tokenizer: ServingTokenizer;
   /** The generation service. */
   readonly scheduler: GenerationService;
@@ -70,6 +75,7 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     modelDir: engine.model.dir,
     maxModelLen: engine.maxModelLen,
     maxNumSeqs: options.maxNumSeqs,
+    maxWaiting: options.maxWaiting ?? DEFAULT_MAX_WAITING,
     tokenizer: engine.model.tokenizer,
     scheduler: engine,
     loraRoot: options.loraRoot ?? null,

@@ -1,3 +1,4 @@
+import './no-telemetry.js';
 import { availableParallelism } from 'node:os';
 import * as ort from 'onnxruntime-node';
 import { type AdapterLayout, writeAdapterRows } from '../../memory/adapter-layout.js';
@@ -36,6 +37,11 @@ export interface OnnxEngineOptions {
    * set of adapter-targeted modules, built on first use.
    */
   weights?: 'prepacked' | 'inputs';
+  /**
+   * The padded baseline (--lora-mode padded, PEFT-style): no zero-copy slots, and every adapter's
+   * rows padded to this rank in one batched matmul per module. Unset: Loom's own path.
+   */
+  padLoraRankTo?: number;
 }
 
 /**
@@ -64,6 +70,7 @@ export class OnnxEngine implements Engine {
   private readonly maxChunkTokens: number;
   /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
   private readonly slotViews: LoraSlotViews;
+  private readonly padLoraRankTo: number | undefined;
   private closed = false;
 
   private constructor(
@@ -77,6 +84,7 @@ export class OnnxEngine implements Engine {
       throw new Error(`pool page size ${pool.pageSize} is not the hidden size ${this.kvLayout.pageSize}`);
     this.weights = weights;
     this.maxChunkTokens = opts.maxChunkTokens ?? 512;
+    this.padLoraRankTo = opts.padLoraRankTo;
     this.storage = new Float32Array(pool.numPages * pool.pageSize);
     this.invFreq = ropeInvFrequencies(weights.config);
     this.slotViews = new LoraSlotViews(this.storage, weights.config);
@@ -168,6 +176,7 @@ export class OnnxEngine implements Engine {
       this.invFreq,
       this.slotViews,
       this.fixedLoraModules,
+      this.padLoraRankTo,
     );
     const session = await this.session(packed.loraModules);
     // Each graph variant declares only the pool views its LoRA modules read.

@@ -45,6 +45,7 @@ export function packStep(
   invFreq: Float32Array,
   slotViews: LoraSlotViews,
   loraModules?: readonly TargetModule[],
+  padRankTo?: number,
 ): PackedStep {
   const seqs = plan.sequences;
   const B = seqs.length;
@@ -115,7 +116,7 @@ export function packStep(
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const active = packLora(plan, config, T, feeds, slotViews, loraModules);
+  const active = packLora(plan, config, T, feeds, slotViews, loraModules, padRankTo);
   return { feeds, loraModules: active, numTokens: T, numLogitRows };
 }
 
@@ -133,6 +134,7 @@ function packLora(
   feeds: Record<string, ort.Tensor>,
   slotViews: LoraSlotViews,
   fixedModules: readonly TargetModule[] | undefined,
+  padRankTo: number | undefined,
 ): TargetModule[] {
   const tokenCount = new Map<AdapterLayout, number>();
   for (const s of plan.sequences)
@@ -153,12 +155,14 @@ function packLora(
     const slotted: AdapterLayout[] = [];
     const gathered = new Set<AdapterLayout>();
     for (const a of users) {
-      const blocks = slotted.length < LORA_SLOTS ? slotViews.blocks(a, m) : null;
+      // Padded (PEFT-style baseline): no slots, every adapter gathered and padded to one rank.
+      const blocks = padRankTo === undefined && slotted.length < LORA_SLOTS ? slotViews.blocks(a, m) : null;
       if (blocks) slotted.push(a);
       else gathered.add(a);
     }
     packSlots(plan, m, slotted, L, slotViews, feeds);
     packSegments(
+      padRankTo,
       plan,
       m,
       gathered,
@@ -178,6 +182,7 @@ function packLora(
  * empty segment (one zero-page row, scale 0) keeps every shape non-empty.
  */
 function packSegments(
+  padRankTo: number | undefined,
   plan: StepPlan,
   m: TargetModule,
   gathered: ReadonlySet<AdapterLayout>,
@@ -197,7 +202,7 @@ function packSegments(
   }
   const G = Math.max(1, segments.length);
   const Sg = Math.max(1, ...segments.map((seg) => seg.n));
-  const Rmax = Math.max(1, ...segments.map((seg) => seg.adapter.rank));
+  const Rmax = padRankTo ?? Math.max(1, ...segments.map((seg) => seg.adapter.rank));
   const tokens = new BigInt64Array(G * Sg);
   const scales = new Float32Array(G);
   const outRows = new BigInt64Array(T).fill(BigInt(G * Sg));
@@ -299,7 +304,13 @@ function writeRowIds(
   }
 }
 
-/** Writes the step's new K/V (graph output [2L, T, kvDim], tokens flat) into each sequence's pages. */
+/**
+ * Writes the step's new K/V (graph output [2L, T, kvDim], tokens flat) into each sequence's pages.
+ * A page's first token clears the whole page first: the graph reads a sequence's last page whole
+ * and masks its unwritten slots, and a freed page still holds its last owner's K/V or adapter rows.
+ * Those may be NaN or Inf (a poisoned adapter), and a masked score is −1e9 added, a masked value
+ * weighs 0 — neither survives NaN (0 × NaN = NaN), so stale slots must be zeros, not just masked.
+ */
 export function writeNewKv(
   storage: Float32Array,
   kv: KvLayout,
@@ -310,10 +321,12 @@ export function writeNewKv(
   let t = 0;
   for (const s of plan.sequences) {
     for (let j = 0; j < s.tokens.length; j++, t++) {
+      const pos = s.startPos + j;
       for (let l = 0; l < kv.numLayers; l++) {
         for (const kind of [0, 1] as const) {
           const src = ((l * 2 + kind) * T + t) * kv.kvDim;
-          const dst = kvElementOffset(kv, s.pageTable, l, kind, s.startPos + j);
+          const dst = kvElementOffset(kv, s.pageTable, l, kind, pos);
+          if (pos % kv.tokensPerPage === 0) storage.fill(0, dst, dst + kv.pageSize);
           storage.set(kvNew.subarray(src, src + kv.kvDim), dst);
         }
       }

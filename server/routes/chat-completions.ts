@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { ChatTemplateError } from '../../model/tokenizer.js';
-import { invalidRequest, notSupported } from '../api-error.js';
+import { ChatTemplateError, ChatTemplateRenderError } from '../../model/chat-template.js';
+import { ApiError, invalidRequest, notSupported } from '../api-error.js';
+import { checkPromptChars } from '../request-limits.js';
 import {
   type ChatCompletionRequest,
   ChatCompletionRequestSchema,
@@ -33,6 +34,16 @@ function messageText(message: ChatMessage, index: number): string {
     .join('');
 }
 
+/** The model's own chat template broke while rendering: the server's files are at fault, not the request. */
+function chatTemplateFailed(message: string): ApiError {
+  return new ApiError(
+    500,
+    'server_error',
+    'chat_template_error',
+    `The model's chat template failed to render these messages (a problem with the server's model files, not the request): ${message}`,
+  );
+}
+
 function chatPromptTokens(stack: ServingStack, body: ChatCompletionRequest): number[] {
   if (body.messages.length === 0) throw invalidRequest("'messages' must not be empty.", 'messages');
   const messages = body.messages.map((message, i) => {
@@ -51,10 +62,16 @@ function chatPromptTokens(stack: ServingStack, body: ChatCompletionRequest): num
       'chat_template_missing',
     );
   }
+  checkPromptChars(
+    stack,
+    messages.reduce((sum, m) => sum + m.content.length, 0),
+    'messages',
+  );
   let rendered: string;
   try {
     rendered = stack.tokenizer.applyChatTemplate(messages, true);
   } catch (error) {
+    if (error instanceof ChatTemplateRenderError) throw chatTemplateFailed(error.message);
     if (!(error instanceof ChatTemplateError)) throw error;
     throw invalidRequest(`The chat template rejected the messages: ${error.message}`, 'messages');
   }
@@ -70,9 +87,6 @@ function checkUnsupported(body: ChatCompletionRequest): void {
   if (body.functions != null) throw notSupported('functions', 'Function calling');
   if (body.tool_choice != null && body.tool_choice !== 'none')
     throw notSupported('tool_choice', 'tool_choice');
-  const format = body.response_format as { type?: unknown } | null | undefined;
-  if (format != null && format.type !== 'text')
-    throw notSupported('response_format', 'A response_format other than text');
 }
 
 export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {

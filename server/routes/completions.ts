@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { invalidRequest, notSupported } from '../api-error.js';
+import { checkPromptChars } from '../request-limits.js';
 import { checkTokenIds } from '../sampling-params.js';
 import { type CompletionRequest, CompletionRequestSchema } from '../schemas/completion-request.js';
 import { CompletionResponseSchema, errorResponses } from '../schemas/responses.js';
@@ -22,6 +23,7 @@ function promptTokens(stack: ServingStack, prompt: CompletionRequest['prompt']):
   }
   if (typeof single === 'string') {
     if (single.length === 0) throw invalidRequest('The prompt is empty.', 'prompt');
+    checkPromptChars(stack, single.length, 'prompt');
     return stack.tokenizer.encode(single, true);
   }
   checkTokenIds(single, stack.tokenizer.vocabSize, 'prompt');

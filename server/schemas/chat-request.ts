@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { Nullable, samplingFields } from './sampling-fields.js';
+import { Nullable, REQUEST_OBJECT, samplingFields } from './sampling-fields.js';
 
 /** Any content part parses; the route accepts type "text" and names the others as unsupported. */
 const ContentPart = Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) });
@@ -13,19 +13,21 @@ export const ChatMessageSchema = Type.Object({
 });
 
 /** POST /v1/chat/completions. */
-export const ChatCompletionRequestSchema = Type.Object({
-  ...samplingFields,
-  messages: Type.Array(ChatMessageSchema),
-  max_completion_tokens: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
-  /** Only null/false are supported; the route says so for anything else. */
-  logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
-  top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
-  /** Not supported; declared so the route can say so instead of silently ignoring them. */
-  tools: Type.Optional(Type.Unknown()),
-  functions: Type.Optional(Type.Unknown()),
-  tool_choice: Type.Optional(Type.Unknown()),
-  response_format: Type.Optional(Type.Unknown()),
-});
+export const ChatCompletionRequestSchema = Type.Object(
+  {
+    ...samplingFields,
+    messages: Type.Array(ChatMessageSchema),
+    max_completion_tokens: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
+    /** Only null/false are supported; the route says so for anything else. */
+    logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
+    top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
+    /** Not supported; declared so the route can say so instead of silently ignoring them. */
+    tools: Type.Optional(Type.Unknown()),
+    functions: Type.Optional(Type.Unknown()),
+    tool_choice: Type.Optional(Type.Unknown()),
+  },
+  REQUEST_OBJECT,
+);
 
 export type ChatMessage = Static<typeof ChatMessageSchema>;
 export type ChatCompletionRequest = Static<typeof ChatCompletionRequestSchema>;

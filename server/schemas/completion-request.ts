@@ -1,19 +1,22 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { Nullable, samplingFields } from './sampling-fields.js';
+import { Nullable, REQUEST_OBJECT, samplingFields } from './sampling-fields.js';
 
 const TokenIds = Type.Array(Type.Integer({ minimum: 0 }));
 
 /** POST /v1/completions. One prompt per request: a string, token ids, or a list holding one of those. */
-export const CompletionRequestSchema = Type.Object({
-  ...samplingFields,
-  prompt: Type.Union([Type.String(), TokenIds, Type.Array(Type.String()), Type.Array(TokenIds)], {
-    description: 'a string, an array of token ids, or a list holding one of those',
-  }),
-  /** Only null (or absent) is supported; the route says so for anything else. */
-  logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
-  echo: Nullable(Type.Boolean({ description: 'a boolean' })),
-  suffix: Nullable(Type.String({ description: 'a string' })),
-  best_of: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
-});
+export const CompletionRequestSchema = Type.Object(
+  {
+    ...samplingFields,
+    prompt: Type.Union([Type.String(), TokenIds, Type.Array(Type.String()), Type.Array(TokenIds)], {
+      description: 'a string, an array of token ids, or a list holding one of those',
+    }),
+    /** Only null (or absent) is supported; the route says so for anything else. */
+    logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
+    echo: Nullable(Type.Boolean({ description: 'a boolean' })),
+    suffix: Nullable(Type.String({ description: 'a string' })),
+    best_of: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
+  },
+  REQUEST_OBJECT,
+);
 
 export type CompletionRequest = Static<typeof CompletionRequestSchema>;

@@ -7,6 +7,64 @@ export function Nullable<T extends TSchema>(schema: T) {
 
 export const MAX_STOP_STRINGS = 16;
 
+interface UnsupportedField {
+  schema: TSchema;
+  /** The value that asks for what Loom does anyway (vLLM's default): accepted. */
+  isDefault(value: unknown): boolean;
+  /** What the refusal names, completing "… is not supported." */
+  what: string;
+}
+
+/**
+ * Fields of OpenAI's and vLLM's sampling parameters that Loom does not implement. Each is in the
+ * schema, so its type is checked and its default value accepted, and any other value is refused
+ * by name (server/sampling-params.ts). With the request schemas closed (REQUEST_OBJECT: unknown
+ * fields are a 400), no field can be silently ignored: a new one must be implemented, or listed
+ * here.
+ */
+export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
+  presence_penalty: number(0, 'A non-zero presence_penalty'),
+  frequency_penalty: number(0, 'A non-zero frequency_penalty'),
+  repetition_penalty: number(1, 'A repetition_penalty other than 1'),
+  min_p: number(0, 'A non-zero min_p'),
+  min_tokens: {
+    schema: Type.Integer({ minimum: 0, description: 'an integer' }),
+    isDefault: (v) => v === 0,
+    what: 'A non-zero min_tokens',
+  },
+  logit_bias: {
+    schema: Type.Record(Type.String(), Type.Number(), { description: 'an object of token ids to numbers' }),
+    isDefault: (v) => Object.keys(v as object).length === 0,
+    what: 'logit_bias',
+  },
+  include_stop_str_in_output: flag(false, 'include_stop_str_in_output: true'),
+  skip_special_tokens: flag(true, 'skip_special_tokens: false'),
+  spaces_between_special_tokens: flag(true, 'spaces_between_special_tokens: false'),
+  use_beam_search: flag(false, 'Beam search'),
+  response_format: {
+    schema: Type.Object({ type: Type.String() }, { description: 'an object with a type' }),
+    isDefault: (v) => (v as { type: string }).type === 'text',
+    what: 'A response_format other than text',
+  },
+};
+
+function number(fallback: number, what: string): UnsupportedField {
+  return { schema: Type.Number({ description: 'a number' }), isDefault: (v) => v === fallback, what };
+}
+
+function flag(fallback: boolean, what: string): UnsupportedField {
+  return { schema: Type.Boolean({ description: 'a boolean' }), isDefault: (v) => v === fallback, what };
+}
+
+function unsupportedFieldSchemas(): Record<string, ReturnType<typeof Nullable>> {
+  return Object.fromEntries(
+    Object.entries(UNSUPPORTED_FIELDS).map(([name, f]) => [name, Nullable(f.schema)]),
+  );
+}
+
+/** Options of every request object: a field the schema does not name is refused, never ignored. */
+export const REQUEST_OBJECT = { additionalProperties: false } as const;
+
 /**
  * Parameters /v1/completions and /v1/chat/completions share. Ranges whose limits are fixed sit
  * here; limits that depend on the model (max_model_len, n vs max-num-seqs) are checked in
@@ -40,7 +98,7 @@ export const samplingFields = {
   stream_options: Nullable(
     Type.Object(
       { include_usage: Nullable(Type.Boolean({ description: 'a boolean' })) },
-      { description: 'an object' },
+      { description: 'an object', ...REQUEST_OBJECT },
     ),
   ),
   ignore_eos: Nullable(Type.Boolean({ description: 'a boolean' })),
@@ -48,6 +106,5 @@ export const samplingFields = {
     Type.Array(Type.Integer({ minimum: 0 }), { description: 'an array of token ids' }),
   ),
   user: Nullable(Type.String({ description: 'a string' })),
-  presence_penalty: Nullable(Type.Number({ description: 'a number' })),
-  frequency_penalty: Nullable(Type.Number({ description: 'a number' })),
+  ...unsupportedFieldSchemas(),
 };

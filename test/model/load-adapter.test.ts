@@ -148,7 +148,7 @@ describe('loadAdapter', () => {
     await editConfig(dir, { target_modules: ['q_proj', 'lm_head'] });
     const err = await adapterError(dir);
     expect(err.file).toBe(join(dir, 'adapter_config.json'));
-    expect(err.problem).toMatch(/target module "lm_head" is not supported/);
+    expect(err.problem).toMatch(/target_modules selects "lm_head", which Loom cannot adapt/);
     await editConfig(dir, { target_modules: ['q_proj', 'down_proj'], rank_pattern: { q_proj: 8 } });
     expect((await adapterError(dir)).problem).toMatch(/"rank_pattern" .* is not supported/);
     await editConfig(dir, { rank_pattern: {}, alpha_pattern: { q_proj: 8 } });

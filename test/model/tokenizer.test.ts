@@ -1,6 +1,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { ChatTemplate, ChatTemplateError } from '../../model/chat-template.js';
 import { IncrementalDecoder } from '../../model/incremental-decoder.js';
 import { ModelFormatError } from '../../model/model-format-error.js';
 import {
@@ -11,14 +12,14 @@ import {
   FIRST_BYTE_ID,
   SYNTHETIC_CHAT_TEMPLATE,
 } from '../../model/synthetic.js';
-import { ChatTemplateError, TextTokenizer } from '../../model/tokenizer.js';
+import { TextTokenizer } from '../../model/tokenizer.js';
 import { tempDirForFile } from './temp-dir.js';
 
-const tokenizer = new TextTokenizer(
-  byteTokenizerJson(400),
-  byteTokenizerConfigJson(),
-  SYNTHETIC_CHAT_TEMPLATE,
-);
+const tokenizer = new TextTokenizer({
+  tokenizerJson: byteTokenizerJson(400),
+  tokenizerConfig: byteTokenizerConfigJson(),
+  chatTemplate: new ChatTemplate(SYNTHETIC_CHAT_TEMPLATE, 'synthetic'),
+});
 const SAMPLES = [
   'Hello, world!',
   'café déjà vu',
@@ -115,7 +116,7 @@ describe('TextTokenizer', () => {
     );
     const missing = join(root(), 'missing-tokenizer');
     expect(String(await TextTokenizer.fromDir(missing).catch((e: unknown) => e))).toMatch(
-      /tokenizer.json: cannot read: ENOENT/,
+      /tokenizer.json: is missing/,
     );
     expect(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')).toContain('{% for %}');
   });

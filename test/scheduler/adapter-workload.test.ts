@@ -5,23 +5,14 @@ import { mulberry32 } from '../../scheduler/prng.js';
 import { AdmissionError, type GenerationDelta, type GenerationRequest } from '../../scheduler/request.js';
 import { fcfsPolicy, type SchedulingPolicy, sloraPolicy } from '../../scheduler/scheduling-policy.js';
 import { newRegistry } from '../memory/registry-kit.js';
-import { FakeEngine, fakeConfig, fakeKv, type NextToken } from './fake-engine.js';
+import { contextSum, contextSumTokens, FakeEngine, fakeConfig, fakeKv } from './fake-engine.js';
 import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
-/** Greedy and dependent on the whole context, so lost or mixed-up KV shows in the text. */
-const contextSum: NextToken = (_seq, context) => context.reduce((a, b) => a + b, 0) % 26;
 const maxModelLen = 24;
 const NUM_ADAPTERS = 300;
 
 function expectedTokens(prompt: number[], maxTokens: number): number[] {
-  const context = [...prompt];
-  const out: number[] = [];
-  while (out.length < maxTokens && context.length < maxModelLen) {
-    const next = context.reduce((a, b) => a + b, 0) % 26;
-    out.push(next);
-    context.push(next);
-  }
-  return out;
+  return contextSumTokens(prompt, maxTokens, maxModelLen);
 }
 
 interface Planned {

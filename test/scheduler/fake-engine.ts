@@ -125,3 +125,22 @@ export function tableDecoder(vocab: readonly string[] = []): () => TokenDecoder 
 export function fakeAdapter(name: string): AdapterLayout {
   return { name, rank: 1, scale: 1, modules: [], allPages: new Int32Array(0) };
 }
+
+/** Greedy, and dependent on the whole context, so lost, duplicated or reordered KV shows in the text. */
+export const contextSum: NextToken = (_seq, context) => context.reduce((a, b) => a + b, 0) % 26;
+
+/** What contextSum generates for `prompt` alone: the text a choice must have however it was batched. */
+export function contextSumTokens(
+  prompt: readonly number[],
+  maxTokens: number,
+  maxModelLen: number,
+): number[] {
+  const context = [...prompt];
+  const out: number[] = [];
+  while (out.length < maxTokens && context.length < maxModelLen) {
+    const next = context.reduce((a, b) => a + b, 0) % 26;
+    out.push(next);
+    context.push(next);
+  }
+  return out;
+}

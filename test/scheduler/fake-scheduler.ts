@@ -1,6 +1,6 @@
 import type { KvCache } from '../../memory/kv-cache.js';
 import { EngineLoop, type EngineLoopOptions } from '../../scheduler/engine-loop.js';
-import type { SamplingParams } from '../../scheduler/request.js';
+import { greedySampling, type SamplingParams } from '../../scheduler/request.js';
 import type { SchedulerLimits } from '../../scheduler/scheduler.js';
 import { fcfsPolicy } from '../../scheduler/scheduling-policy.js';
 import { type FakeEngine, tableDecoder } from './fake-engine.js';
@@ -11,18 +11,7 @@ export const FAKE_EOS = 31;
 
 /** Greedy, 4 tokens, one choice, no stops: what each test overrides the parts it is about from. */
 export function fakeSampling(overrides: Partial<SamplingParams> = {}): SamplingParams {
-  return {
-    maxTokens: 4,
-    temperature: 0,
-    topP: 1,
-    topK: 0,
-    seed: null,
-    stop: [],
-    stopTokenIds: [],
-    ignoreEos: false,
-    n: 1,
-    ...overrides,
-  };
+  return greedySampling(4, overrides);
 }
 
 type FakeSchedulerOptions = Partial<Omit<EngineLoopOptions, 'engine' | 'kvCache' | 'limits'>> & {

@@ -2,22 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
 import type { GenerationDelta, GenerationRequest } from '../../scheduler/request.js';
 import { fcfsPolicy, sloraPolicy } from '../../scheduler/scheduling-policy.js';
-import { FakeEngine, fakeKv, type NextToken } from './fake-engine.js';
+import { contextSum, contextSumTokens, FakeEngine, fakeKv } from './fake-engine.js';
 import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
-/** Greedy, and dependent on the whole context, so lost, duplicated or reordered KV shows. */
-const contextSum: NextToken = (_seq, context) => context.reduce((a, b) => a + b, 0) % 26;
 const maxModelLen = 24;
 
 function expectedTokens(prompt: number[], maxTokens: number): number[] {
-  const context = [...prompt];
-  const out: number[] = [];
-  while (out.length < maxTokens && context.length < maxModelLen) {
-    const next = context.reduce((a, b) => a + b, 0) % 26;
-    out.push(next);
-    context.push(next);
-  }
-  return out;
+  return contextSumTokens(prompt, maxTokens, maxModelLen);
 }
 
 interface Planned {

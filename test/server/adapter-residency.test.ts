@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MergedLoraEngine } from '../../kernels/merged-lora-engine.js';
 import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
 import { greedyTexts } from './greedy-texts.js';
 import { startTinyServer, TINY_ADAPTERS, type TinyServer } from './tiny-server.js';
@@ -34,6 +35,31 @@ describe('adapters that do not all fit: residency, eviction and prefetch on a re
       );
     } finally {
       await tight.close();
+    }
+  });
+});
+
+describe('the S-LoRA benchmark baselines (--lora-mode)', () => {
+  it('padded and merged serve the same greedy texts as batched adapters', async () => {
+    const batched = await startTinyServer('onnx');
+    let expected: string[];
+    try {
+      expected = await greedyTexts(batched.client);
+    } finally {
+      await batched.close();
+    }
+    for (const loraMode of ['padded', 'merged'] as const) {
+      const baseline = await startTinyServer('onnx', { loraMode });
+      try {
+        expect(await greedyTexts(baseline.client)).toEqual(expected);
+        if (loraMode === 'merged') {
+          expect(baseline.llm.engine).toBeInstanceOf(MergedLoraEngine);
+          // Requests for several adapters share steps: each adapter group was merged in turn.
+          expect((baseline.llm.engine as MergedLoraEngine).numSwaps).toBeGreaterThan(TINY_ADAPTERS.length);
+        }
+      } finally {
+        await baseline.close();
+      }
     }
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { ChatTemplateError, ChatTemplateRenderError } from '../../model/chat-template.js';
 import { fakeAppPerTest } from './fake-app.js';
 
 const fake = fakeAppPerTest();
@@ -143,5 +144,31 @@ describe('bad requests get OpenAI error JSON with the right 4xx', () => {
     const unknown = await fake.app.inject('/v1/engines');
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().error.code).toBe('unknown_url');
+  });
+});
+
+describe('chat template failures', () => {
+  it('answers a template that breaks by itself with a 500 that says so, and its refusal with a 400', async () => {
+    const stack = start();
+    const failing = (error: Error) => ({
+      ...stack.tokenizer,
+      hasChatTemplate: true,
+      vocabSize: stack.tokenizer.vocabSize,
+      encode: stack.tokenizer.encode.bind(stack.tokenizer),
+      applyChatTemplate: () => {
+        throw error;
+      },
+    });
+    Object.assign(stack, {
+      tokenizer: failing(new ChatTemplateRenderError('Cannot perform operation + on undefined values')),
+    });
+    const broken = await post('/v1/chat/completions', chat({}));
+    expect(broken.statusCode).toBe(500);
+    expect(broken.json().error).toMatchObject({ type: 'server_error', code: 'chat_template_error' });
+    expect(broken.json().error.message).toContain("model's chat template failed to render");
+    Object.assign(stack, { tokenizer: failing(new ChatTemplateError('Conversation roles must alternate')) });
+    const refused = await post('/v1/chat/completions', chat({}));
+    expect(refused.statusCode).toBe(400);
+    expect(refused.json().error.message).toContain('Conversation roles must alternate');
   });
 });

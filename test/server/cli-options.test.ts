@@ -21,6 +21,20 @@ describe('parseCliOptions', () => {
     });
   });
 
+  it('reads the shutdown and connection flags, defaulting to a 30 s drain', () => {
+    expect(serve([])).toMatchObject({
+      shutdownTimeoutSeconds: 30,
+      maxN: 16,
+      maxConnections: 1024,
+      timeoutKeepAliveSeconds: 5,
+    });
+    expect(
+      serve(['--shutdown-timeout', '0', '--max-n=2', '--max-connections', '10', '--timeout-keep-alive', '7']),
+    ).toMatchObject({ shutdownTimeoutSeconds: 0, maxN: 2, maxConnections: 10, timeoutKeepAliveSeconds: 7 });
+    expect(() => serve(['--shutdown-timeout', '-1'])).toThrow(CliError);
+    expect(() => serve(['--max-n', '0'])).toThrow(/--max-n/);
+  });
+
   it('reads vLLM-spelled flags in both --flag value and --flag=value form', () => {
     const options = serve([
       '--model',

@@ -1,4 +1,4 @@
-import { AdapterError, type AdapterInfo } from '../../memory/adapter-registry.js';
+import { AdapterError, type AdapterInfo, emptyRegistryCounters } from '../../memory/adapter-registry.js';
 import type { EngineStats } from '../../scheduler/llm-engine.js';
 import {
   AdmissionError,
@@ -22,6 +22,8 @@ export const BOS = 256;
 
 export class ByteTokenizer implements ServingTokenizer {
   readonly vocabSize = 258;
+  /** One byte per token: a character is one token or more. */
+  readonly longestTokenChars = 1;
   constructor(readonly hasChatTemplate = true) {}
 
   encode(text: string, addSpecialTokens = true): number[] {
@@ -50,6 +52,8 @@ export class FakeScheduler implements GenerationService {
   refuseWith: AdmissionError | null = null;
   /** Accepted, then ended in the queue with this error before any token (early abort). */
   abortInQueueWith: AdmissionError | null = null;
+  /** 0: a token per macrotask; more: a token per this many milliseconds (slow generations). */
+  tokenDelayMs = 0;
   isClosed = false;
 
   submit(request: GenerationRequest): GenerationStream {
@@ -58,6 +62,7 @@ export class FakeScheduler implements GenerationService {
     this.submitted.push(request);
     const { sampling } = request;
     const live = this.live;
+    const tokenDelayMs = this.tokenDelayMs;
     let completionTokens = 0;
     const abortInQueueWith = this.abortInQueueWith;
     async function* run(): AsyncGenerator<GenerationDelta> {
@@ -70,7 +75,9 @@ export class FakeScheduler implements GenerationService {
       try {
         const text = fakeText(request.adapter, request.promptTokens, sampling.maxTokens);
         for (let i = 0; i < sampling.maxTokens; i++) {
-          await new Promise((resolve) => setImmediate(resolve));
+          await new Promise((resolve) =>
+            tokenDelayMs > 0 ? setTimeout(resolve, tokenDelayMs) : setImmediate(resolve),
+          );
           for (let index = 0; index < sampling.n; index++) {
             if (request.signal?.aborted) {
               yield { index, text: '', tokenIds: [], finishReason: 'abort' };
@@ -125,18 +132,7 @@ export class FakeScheduler implements GenerationService {
       numContiguousAdapters: 0,
       adapterHostBytes: 0,
       maxLoras: 2,
-      adapterCounters: {
-        numDiskLoads: 0,
-        numPoolLoads: 0,
-        numOverlappedPoolLoads: 0,
-        numEvictions: 0,
-        numHostDrops: 0,
-        numPrefetchHits: 0,
-        numPrefetchMisses: 0,
-        blockingCopySeconds: 0,
-        overlappedCopySeconds: 0,
-        readWaitSeconds: 0,
-      },
+      adapterCounters: emptyRegistryCounters(),
     };
   }
 
@@ -179,6 +175,7 @@ export interface FakeStackOptions {
   hasChatTemplate?: boolean;
   maxModelLen?: number;
   maxNumSeqs?: number;
+  maxWaiting?: number;
 }
 
 export function fakeStack(options: FakeStackOptions = {}): ServingStack & { scheduler: FakeScheduler } {
@@ -188,6 +185,7 @@ export function fakeStack(options: FakeStackOptions = {}): ServingStack & { sche
     modelDir: '/models/tiny-base',
     maxModelLen: options.maxModelLen ?? 64,
     maxNumSeqs: options.maxNumSeqs ?? 8,
+    maxWaiting: options.maxWaiting ?? 1024,
     tokenizer: new ByteTokenizer(options.hasChatTemplate ?? true),
     scheduler,
     loraRoot: null,

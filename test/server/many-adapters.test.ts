@@ -8,6 +8,7 @@ import {
   writeSyntheticAdapter,
   writeSyntheticModel,
 } from '../../model/synthetic.js';
+import { greedySampling } from '../../scheduler/request.js';
 import { buildServingStack, type ServingStack } from '../../server/serving-stack.js';
 
 const NUM_ADAPTERS = 2000;
@@ -80,17 +81,7 @@ describe(`${NUM_ADAPTERS} adapters from --lora-dir`, () => {
         requestId: adapter,
         promptTokens: [1, 40, 41, 42],
         adapter,
-        sampling: {
-          maxTokens: 3,
-          temperature: 0,
-          topP: 1,
-          topK: 0,
-          seed: null,
-          stop: [],
-          stopTokenIds: [],
-          ignoreEos: true,
-          n: 1,
-        },
+        sampling: greedySampling(3, { ignoreEos: true }),
       });
       for await (const _delta of stream);
       return stream.completionTokens;

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { open, rm } from 'node:fs/promises';
+import { cp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StartupError } from '../../model/startup-error.js';
@@ -133,6 +133,33 @@ describe('server/main.ts start-up', () => {
     if (ready.engine === 'onnx')
       expect(choices[0]).toMatch(/(software fallback|no WebGPU adapter).*; using the onnx engine/);
     else expect(ready.engine).toBe('webgpu');
+  });
+
+  it("refuses a context longer than a Mistral config's sliding_window, suggesting --max-model-len", async () => {
+    const windowed = join(root, 'windowed');
+    await cp(modelDir, windowed, { recursive: true });
+    const configFile = join(windowed, 'config.json');
+    const config = JSON.parse(await readFile(configFile, 'utf8'));
+    await writeFile(configFile, JSON.stringify({ ...config, model_type: 'mistral', sliding_window: 256 }));
+    const build = buildServingStack(
+      {
+        modelDir: windowed,
+        loraModules: [],
+        servedModelName: null,
+        maxModelLen: 512,
+        maxNumSeqs: 4,
+        maxNumBatchedTokens: 64,
+        engine: 'reference',
+        poolSize: '8MiB',
+        chatTemplateFile: null,
+        seed: null,
+      },
+      { info: () => {} },
+    );
+    await expect(build).rejects.toBeInstanceOf(StartupError);
+    await expect(build).rejects.toThrow(
+      `${configFile}: sliding_window is 256 but the context would be 512 tokens; Loom's attention has no window, so serve at most 256 tokens (--max-model-len 256)`,
+    );
   });
 
   it('refuses a pool too small for one full-length sequence, or for an adapter beside one', async () => {

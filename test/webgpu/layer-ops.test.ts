@@ -130,7 +130,16 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
   it('rope with HF rotate_half, default and llama3 frequencies', async () => {
     const gpu = ctx!;
     const rand = seededRandom(15);
-    for (const scaling of [null, { rope_type: 'llama3', factor: 8, original_max_position_embeddings: 64 }]) {
+    for (const scaling of [
+      null,
+      {
+        rope_type: 'llama3',
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 64,
+      },
+    ]) {
       const config = parseLlamaConfig({
         hidden_size: 128,
         num_hidden_layers: 1,

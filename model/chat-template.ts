@@ -1,0 +1,137 @@
+import { join } from 'node:path';
+import { Environment, Interpreter, Template } from '@huggingface/jinja';
+import { MAX_CONFIG_BYTES, readBoundedText } from './config-file.js';
+import { fileExists } from './file-exists.js';
+import { ModelFormatError } from './model-format-error.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+/** The chat template refused the messages on purpose (its `raise_exception`): the client's error. */
+export class ChatTemplateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChatTemplateError';
+  }
+}
+
+/**
+ * The chat template itself failed while rendering (arithmetic on an undefined variable, a type
+ * error): the model's files are at fault, not the request.
+ */
+export class ChatTemplateRenderError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChatTemplateRenderError';
+  }
+}
+
+/** Python's range(stop) / range(start, stop[, step]), as templates call it. */
+function range(start: number, stop?: number, step = 1): number[] {
+  const [from, to] = stop === undefined ? [0, start] : [start, stop];
+  if (step === 0) throw new Error('range() step must not be zero');
+  const out: number[] = [];
+  for (let i = from; step > 0 ? i < to : i > to; i += step) out.push(i);
+  return out;
+}
+
+/** The strftime directives chat templates use (Llama 3.1's "%d %b %Y" and the like). */
+function strftimeNow(format: string): string {
+  const now = new Date();
+  const pad2 = (n: number) => String(n).padStart(2, '0');
+  return format.replace(/%[YmdbBHM%]/g, (directive) => {
+    switch (directive) {
+      case '%Y':
+        return String(now.getFullYear());
+      case '%m':
+        return pad2(now.getMonth() + 1);
+      case '%d':
+        return pad2(now.getDate());
+      case '%b':
+        return now.toLocaleString('en-US', { month: 'short' });
+      case '%B':
+        return now.toLocaleString('en-US', { month: 'long' });
+      case '%H':
+        return pad2(now.getHours());
+      case '%M':
+        return pad2(now.getMinutes());
+      default:
+        return '%';
+    }
+  });
+}
+
+/**
+ * A parsed chat template. It renders with the globals HF's sandbox gives templates, but with its
+ * own `raise_exception`, so that a template refusing the messages (a client error) is told apart
+ * from a template that fails by itself (the server's problem).
+ */
+export class ChatTemplate {
+  private readonly template: Template;
+
+  /** Throws a ModelFormatError naming `file` if the source does not parse. */
+  constructor(source: string, file: string) {
+    try {
+      this.template = new Template(source);
+    } catch (err) {
+      throw new ModelFormatError(file, `chat template does not parse (${(err as Error).message})`);
+    }
+  }
+
+  render(variables: Record<string, unknown>): string {
+    const env = new Environment();
+    const globals: Record<string, unknown> = {
+      true: true,
+      false: false,
+      none: null,
+      True: true,
+      False: false,
+      None: null,
+      range,
+      strftime_now: strftimeNow,
+      raise_exception: (message: unknown) => {
+        throw new ChatTemplateError(String(message));
+      },
+    };
+    for (const [name, value] of Object.entries({ ...globals, ...variables })) env.set(name, value);
+    try {
+      return new Interpreter(env).run(this.template.parsed).value as string;
+    } catch (err) {
+      if (err instanceof ChatTemplateError) throw err;
+      throw new ChatTemplateRenderError((err as Error).message);
+    }
+  }
+}
+
+/** `chat_template` is a string, or a list of named templates of which "default" is the chat one. */
+function pickTemplate(file: string, raw: unknown): string | null {
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw === 'string') return raw;
+  if (Array.isArray(raw)) {
+    const named = raw.find((t) => t && typeof t === 'object' && t.name === 'default');
+    if (named && typeof named.template === 'string') return named.template;
+    throw new ModelFormatError(file, 'chat_template is a list without a "default" template');
+  }
+  throw new ModelFormatError(file, 'chat_template is neither a string nor a list of {name, template}');
+}
+
+/** The chat template, in priority order: --chat-template, tokenizer_config.json, chat_template.jinja. */
+export async function loadChatTemplate(
+  dir: string,
+  tokenizerConfig: Record<string, unknown>,
+  chatTemplateFile?: string,
+): Promise<ChatTemplate | null> {
+  if (chatTemplateFile) {
+    const source = (await readBoundedText(chatTemplateFile, MAX_CONFIG_BYTES, false))!;
+    return new ChatTemplate(source, chatTemplateFile);
+  }
+  const configFile = join(dir, 'tokenizer_config.json');
+  const fromConfig = pickTemplate(configFile, tokenizerConfig.chat_template);
+  if (fromConfig !== null) return new ChatTemplate(fromConfig, configFile);
+  // Recent transformers versions save the template beside the config instead of inside it.
+  const jinjaFile = join(dir, 'chat_template.jinja');
+  if (!(await fileExists(jinjaFile))) return null;
+  return new ChatTemplate((await readBoundedText(jinjaFile, MAX_CONFIG_BYTES, false))!, jinjaFile);
+}

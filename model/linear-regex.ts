@@ -1,0 +1,341 @@
+/**
+ * Full-match regular expressions in time linear in the text (a Pike VM over a Thompson NFA), for
+ * the regexes PEFT adapter configs carry (`target_modules`, `exclude_modules` as a string). Those
+ * arrive in files, soon over HTTP: JavaScript's backtracking RegExp would hang on `(.*.*)*X`,
+ * this never backtracks, whatever the pattern.
+ *
+ * It reads Python's `re` syntax as PEFT's `re.fullmatch` does: literals, `.`, classes with ranges
+ * and negation, `\d \w \s` (and their negations), groups (plain, `(?:…)`, `(?P<name>…)`), `|`,
+ * `* + ? {m} {m,} {m,n} {,n}` (lazy or not: a full match does not care), `^ $ \A \Z`. Whatever
+ * would change what matches and is not here (backreferences, lookaround, inline flags, possessive
+ * quantifiers, `\b`) is refused by name, never guessed.
+ */
+
+export class RegexSyntaxError extends Error {}
+
+type CharTest = (c: string) => boolean;
+
+type Node =
+  | { kind: 'char'; test: CharTest }
+  | { kind: 'seq'; items: Node[] }
+  | { kind: 'alt'; options: Node[] }
+  | { kind: 'repeat'; node: Node; min: number; max: number }
+  | { kind: 'assert'; at: 'start' | 'end' | 'end-or-final-newline' };
+
+/** Counted repeats are expanded into copies; past this many NFA states the pattern is refused. */
+const MAX_STATES = 20_000;
+
+const isDigit: CharTest = (c) => c >= '0' && c <= '9';
+const isWord: CharTest = (c) => /^[\p{L}\p{N}_]$/u.test(c);
+const isSpace: CharTest = (c) => /^\s$/u.test(c);
+const not =
+  (test: CharTest): CharTest =>
+  (c) =>
+    !test(c);
+const CLASS_ESCAPES: Record<string, CharTest> = {
+  d: isDigit,
+  D: not(isDigit),
+  w: isWord,
+  W: not(isWord),
+  s: isSpace,
+  S: not(isSpace),
+};
+const CONTROL_ESCAPES: Record<string, string> = { n: '\n', t: '\t', r: '\r', f: '\f', v: '\v', a: '\x07' };
+
+class Parser {
+  private pos = 0;
+  constructor(private readonly source: string) {}
+
+  parse(): Node {
+    const node = this.alternation();
+    if (this.pos < this.source.length) throw this.error(`unbalanced ")" at position ${this.pos}`);
+    return node;
+  }
+
+  private error(problem: string): RegexSyntaxError {
+    return new RegexSyntaxError(problem);
+  }
+
+  private peek(offset = 0): string | undefined {
+    return this.source[this.pos + offset];
+  }
+
+  private alternation(): Node {
+    const options = [this.sequence()];
+    while (this.peek() === '|') {
+      this.pos++;
+      options.push(this.sequence());
+    }
+    return options.length === 1 ? options[0] : { kind: 'alt', options };
+  }
+
+  private sequence(): Node {
+    const items: Node[] = [];
+    while (this.pos < this.source.length && this.peek() !== '|' && this.peek() !== ')') {
+      items.push(this.quantified(this.atom()));
+    }
+    return { kind: 'seq', items };
+  }
+
+  private quantified(atom: Node): Node {
+    const bounds = this.quantifier();
+    if (!bounds) return atom;
+    if (atom.kind === 'assert') throw this.error('a quantifier follows an anchor');
+    if (this.peek() === '?') this.pos++;
+    else if (this.peek() === '+') throw this.error('possessive quantifiers are not supported');
+    if (this.quantifierAhead()) throw this.error(`multiple repeat at position ${this.pos}`);
+    return { kind: 'repeat', node: atom, min: bounds.min, max: bounds.max };
+  }
+
+  private quantifierAhead(): boolean {
+    const c = this.peek();
+    return c === '*' || c === '+' || c === '?' || (c === '{' && this.countedBounds() !== null);
+  }
+
+  /** `{m}`, `{m,}`, `{,n}`, `{m,n}` at pos; anything else is a literal brace in Python. */
+  private countedBounds(): { min: number; max: number; length: number } | null {
+    const m = /^\{(\d*)(,(\d*))?\}/.exec(this.source.slice(this.pos));
+    if (!m || (m[1] === '' && m[2] === undefined)) return null;
+    const min = m[1] === '' ? 0 : Number(m[1]);
+    const max = m[2] === undefined ? min : m[3] === '' ? Number.POSITIVE_INFINITY : Number(m[3]);
+    if (max < min) throw this.error(`min repeat greater than max repeat in ${m[0]}`);
+    return { min, max, length: m[0].length };
+  }
+
+  private quantifier(): { min: number; max: number } | null {
+    const c = this.peek();
+    if (c === '*' || c === '+' || c === '?') {
+      this.pos++;
+      return { min: c === '+' ? 1 : 0, max: c === '?' ? 1 : Number.POSITIVE_INFINITY };
+    }
+    if (c === '{') {
+      const counted = this.countedBounds();
+      if (counted) {
+        this.pos += counted.length;
+        return counted;
+      }
+    }
+    return null;
+  }
+
+  private atom(): Node {
+    const c = this.source[this.pos++];
+    switch (c) {
+      case '(':
+        return this.group();
+      case '[':
+        return { kind: 'char', test: this.charClass() };
+      case '.':
+        return { kind: 'char', test: (ch) => ch !== '\n' };
+      case '^':
+        return { kind: 'assert', at: 'start' };
+      case '$':
+        return { kind: 'assert', at: 'end-or-final-newline' };
+      case '\\':
+        return this.escape();
+      case '*':
+      case '+':
+      case '?':
+        throw this.error(`nothing to repeat at position ${this.pos - 1}`);
+      case '{':
+        if (this.countedBoundsAt(this.pos - 1))
+          throw this.error(`nothing to repeat at position ${this.pos - 1}`);
+        return literal(c);
+      default:
+        return literal(c);
+    }
+  }
+
+  private countedBoundsAt(position: number): boolean {
+    const saved = this.pos;
+    this.pos = position;
+    const found = this.countedBounds() !== null;
+    this.pos = saved;
+    return found;
+  }
+
+  private group(): Node {
+    if (this.peek() === '?') {
+      const next = this.peek(1);
+      if (next === ':') this.pos += 2;
+      else if (next === 'P' && this.peek(2) === '<') {
+        const close = this.source.indexOf('>', this.pos);
+        if (close < 0) throw this.error('unterminated group name');
+        this.pos = close + 1;
+      } else {
+        const what =
+          next === '=' || next === '!' || next === '<'
+            ? 'lookaround assertions'
+            : next === 'P'
+              ? 'named backreferences'
+              : next === '#'
+                ? 'comments'
+                : 'inline flags and other (?…) extensions';
+        throw this.error(`${what} are not supported`);
+      }
+    }
+    const inner = this.alternation();
+    if (this.peek() !== ')') throw this.error('missing ")"');
+    this.pos++;
+    return inner;
+  }
+
+  private escape(): Node {
+    const c = this.source[this.pos++];
+    if (c === undefined) throw this.error('a pattern cannot end with "\\"');
+    if (c === 'A') return { kind: 'assert', at: 'start' };
+    if (c === 'Z') return { kind: 'assert', at: 'end' };
+    if (c in CLASS_ESCAPES) return { kind: 'char', test: CLASS_ESCAPES[c] };
+    if (c in CONTROL_ESCAPES) return literal(CONTROL_ESCAPES[c]);
+    if (/[0-9]/.test(c)) throw this.error('backreferences are not supported');
+    if (/[A-Za-z]/.test(c)) throw this.error(`the escape "\\${c}" is not supported`);
+    return literal(c);
+  }
+
+  private classChar(): { test: CharTest; single: string | null } {
+    const c = this.source[this.pos++];
+    if (c === undefined) throw this.error('unterminated character set');
+    if (c !== '\\') return { test: (ch) => ch === c, single: c };
+    const e = this.source[this.pos++];
+    if (e === undefined) throw this.error('unterminated character set');
+    if (e in CLASS_ESCAPES) return { test: CLASS_ESCAPES[e], single: null };
+    const ch = CONTROL_ESCAPES[e] ?? e;
+    if (!(e in CONTROL_ESCAPES) && /[A-Za-z0-9]/.test(e)) {
+      throw this.error(`the escape "\\${e}" is not supported in a character set`);
+    }
+    return { test: (x) => x === ch, single: ch };
+  }
+
+  private charClass(): CharTest {
+    const negated = this.peek() === '^';
+    if (negated) this.pos++;
+    const tests: CharTest[] = [];
+    let first = true;
+    while (this.peek() !== ']' || first) {
+      if (this.peek() === undefined) throw this.error('unterminated character set');
+      first = false;
+      const from = this.classChar();
+      if (this.peek() === '-' && this.peek(1) !== ']' && this.peek(1) !== undefined) {
+        this.pos++;
+        const to = this.classChar();
+        if (from.single === null || to.single === null) throw this.error('bad character range');
+        const [lo, hi] = [from.single, to.single];
+        if (lo > hi) throw this.error(`bad character range ${lo}-${hi}`);
+        tests.push((ch) => ch >= lo && ch <= hi);
+      } else tests.push(from.test);
+    }
+    this.pos++;
+    const inSet = (ch: string) => tests.some((t) => t(ch));
+    return negated ? (ch) => !inSet(ch) : inSet;
+  }
+}
+
+function literal(c: string): Node {
+  return { kind: 'char', test: (ch) => ch === c };
+}
+
+type State =
+  | { op: 'char'; test: CharTest; next: number }
+  | { op: 'split'; next: number; alt: number }
+  | { op: 'assert'; at: 'start' | 'end' | 'end-or-final-newline'; next: number }
+  | { op: 'match' };
+
+/** Thompson construction: each node is compiled to states that continue at `next`. */
+class Compiler {
+  readonly states: State[] = [{ op: 'match' }];
+
+  private add(state: State): number {
+    if (this.states.length >= MAX_STATES) {
+      throw new RegexSyntaxError(`expands to more than ${MAX_STATES} states (counted repeats too large)`);
+    }
+    this.states.push(state);
+    return this.states.length - 1;
+  }
+
+  /** Returns the entry state of `node`, which continues at `next`. */
+  compile(node: Node, next: number): number {
+    switch (node.kind) {
+      case 'char':
+        return this.add({ op: 'char', test: node.test, next });
+      case 'assert':
+        return this.add({ op: 'assert', at: node.at, next });
+      case 'seq': {
+        let entry = next;
+        for (let i = node.items.length - 1; i >= 0; i--) entry = this.compile(node.items[i], entry);
+        return entry;
+      }
+      case 'alt': {
+        const entries = node.options.map((o) => this.compile(o, next));
+        let entry = entries[entries.length - 1];
+        for (let i = entries.length - 2; i >= 0; i--)
+          entry = this.add({ op: 'split', next: entries[i], alt: entry });
+        return entry;
+      }
+      case 'repeat': {
+        let entry = next;
+        if (node.max === Number.POSITIVE_INFINITY) {
+          // A loop: split → body → back to the split, or on to next.
+          const loop = this.add({ op: 'split', next: -1, alt: next });
+          const body = this.compile(node.node, loop);
+          (this.states[loop] as { next: number }).next = body;
+          entry = loop;
+        } else {
+          for (let i = node.min; i < node.max; i++) {
+            const body = this.compile(node.node, entry);
+            entry = this.add({ op: 'split', next: body, alt: next });
+          }
+        }
+        for (let i = 0; i < node.min; i++) entry = this.compile(node.node, entry);
+        return entry;
+      }
+    }
+  }
+}
+
+/** A compiled pattern; `fullMatch` runs in O(text length × pattern size). */
+export class LinearRegex {
+  private readonly states: State[];
+  private readonly start: number;
+
+  /** Throws RegexSyntaxError with a one-line reason for syntax it cannot read exactly. */
+  constructor(readonly source: string) {
+    const ast = new Parser(source).parse();
+    const compiler = new Compiler();
+    this.start = compiler.compile(ast, 0);
+    this.states = compiler.states;
+  }
+
+  /** Python's `re.fullmatch(pattern, text) is not None`. */
+  fullMatch(text: string): boolean {
+    let current = new Set<number>();
+    this.addState(current, this.start, text, 0);
+    for (let i = 0; i < text.length && current.size > 0; i++) {
+      const next = new Set<number>();
+      for (const s of current) {
+        const state = this.states[s];
+        if (state.op === 'char' && state.test(text[i])) this.addState(next, state.next, text, i + 1);
+      }
+      current = next;
+    }
+    return current.has(0);
+  }
+
+  /** Adds `s` and every state reachable from it without reading a character at `pos`. */
+  private addState(set: Set<number>, s: number, text: string, pos: number): void {
+    const stack = [s];
+    while (stack.length > 0) {
+      const id = stack.pop()!;
+      if (set.has(id)) continue;
+      set.add(id);
+      const state = this.states[id];
+      if (state.op === 'split') stack.push(state.alt, state.next);
+      else if (state.op === 'assert' && assertionHolds(state.at, text, pos)) stack.push(state.next);
+    }
+  }
+}
+
+function assertionHolds(at: 'start' | 'end' | 'end-or-final-newline', text: string, pos: number): boolean {
+  if (at === 'start') return pos === 0;
+  if (at === 'end') return pos === text.length;
+  return pos === text.length || (pos === text.length - 1 && text[pos] === '\n');
+}

@@ -1,0 +1,93 @@
+import { connect, type Socket } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { buildApp } from '../../server/app.js';
+import { fakeAppPerTest } from './fake-app.js';
+import { fakeStack, sseEvents } from './fake-stack.js';
+
+/** Sockets are cut, not held: slow senders, and connections past the cap (real sockets). */
+const fake = fakeAppPerTest();
+const LIMITS = { headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 200, maxConnections: 3 };
+
+async function listen(): Promise<number> {
+  const stack = fakeStack();
+  fake.app = buildApp({ stack, connections: LIMITS });
+  await fake.app.listen({ host: '127.0.0.1', port: 0 });
+  const address = fake.app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no TCP address');
+  return address.port;
+}
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+/** Milliseconds until the server ends the socket, while `drip` writes a byte every 50 ms. */
+function timeUntilCut(socket: Socket, drip: string): Promise<{ ms: number; reply: string }> {
+  const began = Date.now();
+  let reply = '';
+  socket.on('data', (data) => {
+    reply += data;
+  });
+  const timer = setInterval(() => {
+    if (!socket.destroyed && socket.writable) socket.write(drip);
+  }, 50);
+  return new Promise((resolve) => {
+    socket.on('close', () => {
+      clearInterval(timer);
+      resolve({ ms: Date.now() - began, reply });
+    });
+    socket.on('error', () => {});
+  });
+}
+
+describe('connection limits', () => {
+  it('cuts a client that sends its headers a byte at a time', async () => {
+    const socket = await open(await listen());
+    socket.write('POST /v1/completions HTTP/1.1\r\nHost: x\r\n');
+    const { ms, reply } = await timeUntilCut(socket, 'X');
+    expect(ms).toBeLessThan(3000);
+    expect(reply === '' || reply.startsWith('HTTP/1.1 408')).toBe(true);
+  });
+
+  it('cuts a client that sends its body a byte at a time', async () => {
+    const socket = await open(await listen());
+    socket.write(
+      'POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"model":"',
+    );
+    const { ms } = await timeUntilCut(socket, 'm');
+    expect(ms).toBeLessThan(3000);
+  });
+
+  it('refuses connections past the cap and serves again once they close', async () => {
+    const port = await listen();
+    const held = await Promise.all([open(port), open(port), open(port)]);
+    const extra = await open(port);
+    const closed = await new Promise<boolean>((resolve) => {
+      extra.on('close', () => resolve(true));
+      extra.on('error', () => {});
+      setTimeout(() => resolve(false), 2000);
+    });
+    expect(closed).toBe(true);
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect((await fetch(`http://127.0.0.1:${port}/health`)).status).toBe(200);
+  });
+
+  it('lets a response run longer than the request deadline', async () => {
+    const port = await listen();
+    (fake.app.loom.stack as ReturnType<typeof fakeStack>).scheduler.tokenDelayMs = 50;
+    const res = await fetch(`http://127.0.0.1:${port}/v1/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny-base', prompt: 'x', max_tokens: 24, stream: true }),
+    });
+    const began = Date.now();
+    const events = sseEvents(new TextDecoder().decode(await res.arrayBuffer()));
+    expect(Date.now() - began).toBeGreaterThan(LIMITS.requestTimeoutMs);
+    expect(events.at(-1)).toBe('[DONE]');
+    expect(JSON.parse(events.at(-2)!).choices[0].finish_reason).toBe('length');
+  });
+});
