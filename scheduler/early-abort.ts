@@ -13,7 +13,8 @@ export interface QueuedRequest {
 
 /**
  * S-LoRA's early abort against a time-to-first-token objective (--slo-ttft), so that under
- * overload the requests that run meet the objective instead of every request missing it:
+ * overload the requests that run meet the objective instead of every request missing it (a
+ * prompt too long to meet it even alone is held to twice its own prefill time instead):
  *  - at submit, a request whose first token is estimated later than DOOR_SHARE of the objective
  *    is refused (the rest is headroom for estimation error and for adapter clustering, which may
  *    pass a request over for up to half the objective before it goes first);
@@ -40,10 +41,11 @@ export class EarlyAbort {
     for (const seq of waiting) prefillAhead += seq.numTokens - seq.numCachedTokens;
     const prefill = prefillAhead + numPromptTokens * n;
     const estimate = this.estimateMs(prefill, waiting.length + n, numRunning, prefill);
-    if (estimate <= this.sloMs * DOOR_SHARE) return null;
+    const objective = this.objectiveMs(numPromptTokens * n, numRunning);
+    if (estimate <= objective * DOOR_SHARE) return null;
     return new AdmissionError(
-      `the first token would come in about ${seconds(estimate)} s, too close to the ${seconds(this.sloMs)} s objective (--slo-ttft) to admit`,
-      retryAfterSeconds(estimate - this.sloMs * DOOR_SHARE),
+      `the first token would come in about ${seconds(estimate)} s, too close to the ${seconds(objective)} s objective (--slo-ttft) to admit`,
+      retryAfterSeconds(estimate - objective * DOOR_SHARE),
       'slo_unattainable',
     );
   }
@@ -69,12 +71,13 @@ export class EarlyAbort {
       const request = requestOf(seq);
       if (!request || request.isDone || isLate.has(request)) continue;
       const pending = seq.numTokens - seq.numCachedTokens;
+      const objective = this.objectiveMs(pending, numRunning);
       const lateMs = request.isScheduled
         ? 0
         : now +
           this.estimateMs(prefillAhead + pending, sequencesAhead + 1, numRunning, queuedTokens) -
           request.arrivedAt -
-          this.sloMs;
+          objective;
       if (lateMs <= 0) {
         prefillAhead += pending;
         sequencesAhead++;
@@ -84,13 +87,22 @@ export class EarlyAbort {
       late.push({
         request,
         error: new AdmissionError(
-          `request ${request.req.requestId}: aborted in the queue: its first token would come after the ${seconds(this.sloMs)} s objective (--slo-ttft)`,
+          `request ${request.req.requestId}: aborted in the queue: its first token would come after the ${seconds(objective)} s objective (--slo-ttft)`,
           retryAfterSeconds(lateMs),
           'slo_unattainable',
         ),
       });
     }
     return late;
+  }
+
+  /**
+   * The objective a request is held to: --slo-ttft, or twice what its own prompt takes on the
+   * current batch when that is longer, so that a prompt too long to meet the objective even on an
+   * idle server is served when the queue allows instead of refused every time it is sent.
+   */
+  private objectiveMs(numPromptTokens: number, numRunning: number): number {
+    return Math.max(this.sloMs, 2 * this.estimateMs(numPromptTokens, 0, numRunning, numPromptTokens));
   }
 
   /** Until the first token of a request behind `prefillTokens` prompt tokens and `sequencesAhead` choices (its own included). */

@@ -11,7 +11,7 @@ import { ResidentAdapters } from './resident-adapters.js';
 const STEP_MS = 10;
 const SLO_MS = 100;
 
-function setup(policy: SchedulingPolicy) {
+function setup(policy: SchedulingPolicy, sloMs = SLO_MS) {
   const clock = new ManualClock();
   const { kvCache, pool } = fakeKv(200);
   const events: SchedulerEvent[] = [];
@@ -24,7 +24,7 @@ function setup(policy: SchedulingPolicy) {
     policy,
     clock,
     events: (e) => events.push(e),
-    sloTtftMs: SLO_MS,
+    sloTtftMs: sloMs,
   });
   /** Runs one step of STEP_MS, every row sampling token 1. */
   const step = (): PlannedStep | null => {
@@ -34,10 +34,10 @@ function setup(policy: SchedulingPolicy) {
     scheduler.postprocess(outcome, new Int32Array(outcome.rows.length).fill(1));
     return outcome;
   };
-  const submit = (id: string, maxTokens: number) =>
+  const submit = (id: string, maxTokens: number, promptLength = 3) =>
     scheduler.submit({
       requestId: id,
-      promptTokens: [1, 2, 3],
+      promptTokens: Array.from({ length: promptLength }, (_, i) => 1 + (i % 20)),
       adapter: null,
       sampling: fakeSampling({ maxTokens, ignoreEos: true }),
     });
@@ -102,6 +102,19 @@ describe('early abort (--slo-ttft)', () => {
     expect(scheduler.stats().numRequests).toBe(1);
     while (step());
     await drain(long);
+  });
+
+  it('serves a prompt too long to meet the objective even alone, when nothing is ahead of it', async () => {
+    // 20 ms objective; a 60-token prompt takes 4 steps of 10 ms at a 16-token budget.
+    const { step, submit, events } = setup(sloraPolicy({ maxLorasPerBatch: 1, maxWaitMs: 10 }), 20);
+    const warm = submit('warm', 2);
+    while (step());
+    await drain(warm);
+    const long = submit('long', 2, 60);
+    while (step());
+    const deltas = await drain(long);
+    expect(Array.isArray(deltas) && deltas.flatMap((d) => d.tokenIds)).toHaveLength(2);
+    expect(events.filter((e) => e.type === 'aborted')).toEqual([]);
   });
 
   it('never aborts under fcfs: the baseline only queues', async () => {
