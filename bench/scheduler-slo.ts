@@ -160,7 +160,7 @@ const files = writeBenchReport({
     'fcfs never refuses or aborts: under overload its queue grows without bound and nearly every request misses the objective.',
     'slora refuses at submit a request whose estimated first token is past half the objective and aborts queued ones that can no longer make it, so those it serves meet it.',
     'Inter-token latency: fcfs runs the burst as prefill-only steps, so every running stream stalls for the whole burst; slora runs one token of every stream in each step beside a prefill chunk, so a stream waits at most one step, whose length the token budget sets: a smaller --max-num-batched-tokens trades burst TTFT for inter-token latency.',
-    'Clustering: grouping alone (requests of adapters already in the step first) raises throughput over fcfs at every n; a hard cap of 8 distinct adapters per step shrinks batches when requests spread over many adapters, and with this step cost (5 ms per adapter beside a 149 ms step) the smaller batches cost more than the gather they save. The cap follows --max-loras by default, which the pool already bounds.',
+    'Adapters: slora without a cap (mixed steps, requests of adapters already in the step first) keeps 92 % of its n = 1 throughput at n = 2,000 and stays above fcfs at every n; a hard cap of 8 distinct adapters per step shrinks batches when requests spread over many adapters, and with this step cost (5 ms per adapter beside a 149 ms step) the smaller batches cost more than the gather they save. The cap follows --max-loras by default, which the pool already bounds.',
   ],
   tables: [
     {
