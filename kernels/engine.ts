@@ -25,7 +25,7 @@ export interface StepPlan {
   sequences: SequenceStep[];
 }
 
-/** One logit row's sampling settings (kernels/reference/sample.ts's meaning) and its uniform draw in [0, 1). */
+/** One logit row's sampling settings (kernels/sample.ts's meaning) and its uniform draw in [0, 1). */
 export interface RowSampling {
   /** 0 means greedy. */
   temperature: number;

@@ -77,7 +77,8 @@ export interface ScheduledChunk<S> {
 }
 
 export interface ScheduleDecision<S> {
-  kind: 'prefill' | 'decode' | 'idle';
+  /** mixed: decodes first, then prefill chunks in the rest of the token budget (the slora policy). */
+  kind: 'prefill' | 'decode' | 'mixed' | 'idle';
   /** In step order. */
   scheduled: ScheduledChunk<S>[];
   /** Waiting sequences that join the running set (all of them are in `scheduled`), in order. */
@@ -122,7 +123,7 @@ export function schedule<S extends SchedulableSequence>(
   return planDecode(running, kv, limits, isReady);
 }
 
-function numPending(seq: SchedulableSequence): number {
+export function numPending(seq: SchedulableSequence): number {
   return seq.numTokens - seq.numCachedTokens;
 }
 
@@ -177,7 +178,12 @@ function pagesForNextDecode(running: readonly SchedulableSequence[], kv: KvCapac
 }
 
 /** Most tokens, up to `wanted`, whose pages fit in `free` (pages grow monotonically with tokens). */
-function tokensThatFit(kv: KvCapacityView, seq: SchedulableSequence, wanted: number, free: number): number {
+export function tokensThatFit(
+  kv: KvCapacityView,
+  seq: SchedulableSequence,
+  wanted: number,
+  free: number,
+): number {
   let lo = 0;
   let hi = wanted;
   while (lo < hi) {
@@ -194,6 +200,30 @@ function planDecode<S extends SchedulableSequence>(
   limits: BatchLimits,
   isReady: (seq: S) => boolean,
 ): ScheduleDecision<S> {
+  const { scheduled, preempted, cannotFit } = planDecodePass(running, kv, limits, isReady);
+  const isIdle = scheduled.length === 0 && preempted.length === 0 && cannotFit.length === 0;
+  return { kind: isIdle ? 'idle' : 'decode', scheduled, admitted: [], preempted, cannotFit };
+}
+
+export interface DecodePass<S> {
+  /** One token for each running sequence that decodes, in running order. */
+  scheduled: ScheduledChunk<S>[];
+  preempted: S[];
+  cannotFit: S[];
+  /** Pages left once every staying sequence has room for one more token. */
+  free: number;
+}
+
+/**
+ * Room for one more token for every running sequence, preempting the newest while the pool is
+ * short; decoding sequences (one token pending) that are ready get that token scheduled.
+ */
+export function planDecodePass<S extends SchedulableSequence>(
+  running: readonly S[],
+  kv: KvCapacityView,
+  limits: BatchLimits,
+  isReady: (seq: S) => boolean,
+): DecodePass<S> {
   const candidates = [...running];
   const scheduled: ScheduledChunk<S>[] = [];
   const preempted: S[] = [];
@@ -225,6 +255,5 @@ function planDecode<S extends SchedulableSequence>(
     budget--;
     scheduled.push({ seq, numTokens: 1, needsLogits: true });
   }
-  const isIdle = scheduled.length === 0 && preempted.length === 0 && cannotFit.length === 0;
-  return { kind: isIdle ? 'idle' : 'decode', scheduled, admitted: [], preempted, cannotFit };
+  return { scheduled, preempted, cannotFit, free };
 }

@@ -26,12 +26,23 @@ import { TARGET_MODULES } from '../model/llama-modules.js';
 import { loadStoredAdapter } from '../model/load-adapter.js';
 import { type LoadedModel, loadModel } from '../model/load-model.js';
 import { StartupError } from '../model/startup-error.js';
+import type { Clock } from './clock.js';
+import { EngineLoop } from './engine-loop.js';
 import { mulberry32Words } from './prng.js';
 import type { GenerationRequest, GenerationStream } from './request.js';
-import { Scheduler, type SchedulerStats } from './scheduler.js';
+import type { SchedulerStats } from './scheduler.js';
+import type { SchedulerEventSink } from './scheduler-events.js';
+import {
+  fcfsPolicy,
+  type SchedulingPolicy,
+  type SchedulingPolicyName,
+  sloraPolicy,
+} from './scheduling-policy.js';
 
 /** Enough to queue several full batches; beyond it a client is better told to retry. */
 export const DEFAULT_MAX_WAITING = 1024;
+/** How long a request may be passed over for adapter clustering when no TTFT objective is set. */
+export const DEFAULT_MAX_WAIT_MS = 5000;
 /** Loom gathers LoRA rows by rank and never pads, so a large default rank cap costs nothing. */
 export const DEFAULT_MAX_LORA_RANK = 512;
 
@@ -62,6 +73,15 @@ export interface LlmEngineOptions {
   maxCpuLoras?: number | null;
   /** --max-lora-rank (default DEFAULT_MAX_LORA_RANK). */
   maxLoraRank?: number | null;
+  /** --scheduling-policy (default slora). */
+  schedulingPolicy?: SchedulingPolicyName;
+  /** --max-loras-per-batch: distinct adapters in one step under slora (default --max-loras). */
+  maxLorasPerBatch?: number | null;
+  /** --slo-ttft in seconds: under slora, requests whose first token cannot come in time are refused early. */
+  sloTtftSeconds?: number | null;
+  /** The scheduler's clock (default the process's monotonic clock). */
+  clock?: Clock;
+  events?: SchedulerEventSink;
   /** --lora-mode (default 'batched'); 'padded' pads to the largest registered rank, which then caps later loads. */
   loraMode?: LoraMode;
 }
@@ -102,7 +122,7 @@ export class LlmEngine {
     readonly engine: Engine,
     private readonly pool: PagePool,
     private readonly registry: AdapterRegistry,
-    private readonly scheduler: Scheduler,
+    private readonly scheduler: EngineLoop,
   ) {}
 
   static async create(options: LlmEngineOptions, log: ProgressLog): Promise<LlmEngine> {
@@ -153,6 +173,8 @@ export class LlmEngine {
     if (maxCpuLoras < maxLoras)
       throw new StartupError(`--max-cpu-loras ${maxCpuLoras} must be at least --max-loras ${maxLoras}`);
 
+    const policy = policyFor(options, maxLoras);
+
     log.info({ engine: options.engine, pages: pool.numPages, pageSize: pool.pageSize }, 'creating engine');
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
@@ -174,7 +196,7 @@ export class LlmEngine {
       await engine.close();
       throw error instanceof AdapterError ? new StartupError(`--lora-modules: ${error.message}`) : error;
     }
-    const scheduler = new Scheduler({
+    const scheduler = new EngineLoop({
       engine,
       kvCache,
       adapters: registry,
@@ -186,10 +208,22 @@ export class LlmEngine {
         maxModelLen,
         maxWaiting: options.maxWaiting ?? DEFAULT_MAX_WAITING,
       },
+      policy,
+      sloTtftMs: options.sloTtftSeconds ? options.sloTtftSeconds * 1000 : null,
+      clock: options.clock,
+      events: options.events,
       drawSeed: options.seed === null ? undefined : mulberry32Words(options.seed),
     });
     log.info(
-      { engine: engine.kind, adapters: adapters.length, maxLoras, freePages: pool.numFree, maxModelLen },
+      {
+        engine: engine.kind,
+        adapters: adapters.length,
+        maxLoras,
+        freePages: pool.numFree,
+        maxModelLen,
+        schedulingPolicy: policy.name,
+        sloTtftSeconds: options.sloTtftSeconds ?? null,
+      },
       'engine ready',
     );
     const { weights: _weights, ...described } = model;
@@ -238,6 +272,23 @@ export class LlmEngine {
     await this.scheduler.close();
     await this.engine.close();
   }
+}
+
+/**
+ * The batch policy --scheduling-policy names. Under slora a request waits at most half the TTFT
+ * objective (or DEFAULT_MAX_WAIT_MS without one) before it goes first whatever its adapter.
+ */
+function policyFor(options: LlmEngineOptions, maxLoras: number): SchedulingPolicy {
+  if ((options.schedulingPolicy ?? 'slora') === 'fcfs') {
+    if (options.maxLorasPerBatch || options.sloTtftSeconds)
+      throw new StartupError('--max-loras-per-batch and --slo-ttft need --scheduling-policy slora');
+    return fcfsPolicy;
+  }
+  const slo = options.sloTtftSeconds;
+  return sloraPolicy({
+    maxLorasPerBatch: options.maxLorasPerBatch ?? maxLoras,
+    maxWaitMs: slo ? (slo * 1000) / 2 : DEFAULT_MAX_WAIT_MS,
+  });
 }
 
 function createPool(config: LlamaConfig, poolSize: string, log: ProgressLog): PagePool {

@@ -64,7 +64,8 @@ export interface GenerationStream extends AsyncIterable<GenerationDelta> {
 }
 
 /** Why admission refused a request: metrics count refusals by it. */
-export type AdmissionRefusal = 'queue_full' | 'shutting_down' | 'cannot_fit';
+/** slo_unattainable: the first token would come past --slo-ttft (refused at submit, or aborted in the queue). */
+export type AdmissionRefusal = 'queue_full' | 'shutting_down' | 'cannot_fit' | 'slo_unattainable';
 
 /** A request the scheduler refuses at admission (queue full, cannot fit): the server answers 503/429. */
 export class AdmissionError extends Error {

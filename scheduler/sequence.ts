@@ -1,4 +1,4 @@
-import type { TokenSampling } from '../kernels/reference/sample.js';
+import type { TokenSampling } from '../kernels/sample.js';
 import { mulberry32, sequenceSeed, type Uniform } from './prng.js';
 import type { FinishReason, GenerationRequest } from './request.js';
 import { StopChecker, type TokenDecoder } from './stop-checker.js';

@@ -1,5 +1,5 @@
 import { type Engine, logitRows, type RowSampling, type StepPlan } from '../kernels/engine.js';
-import type { sampleToken, TokenSampling } from '../kernels/reference/sample.js';
+import type { sampleToken, TokenSampling } from '../kernels/sample.js';
 import type { Uniform } from './prng.js';
 
 /** What turns one logit row into a token: its sequence's settings and seeded random stream. */

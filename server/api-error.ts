@@ -17,7 +17,7 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly param: string | null = null,
-    /** Seconds for a Retry-After header (503 overload only). */
+    /** Seconds for a Retry-After header (429/503 overload only). */
     readonly retryAfterSeconds: number | null = null,
   ) {
     super(message);

@@ -7,6 +7,7 @@ import {
   type LoraMode,
 } from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
+import { SCHEDULING_POLICIES, type SchedulingPolicyName } from '../scheduler/scheduling-policy.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
 
 /** One --lora-modules entry. */
@@ -40,6 +41,14 @@ export interface CliOptions {
   maxModelLen: number | null;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
+  /** --scheduling-policy: fcfs (separate prefill/decode steps, arrival order) or slora (the default). */
+  schedulingPolicy: SchedulingPolicyName;
+  /** --max-loras-per-batch: distinct adapters in one step; null follows --max-loras. */
+  maxLorasPerBatch: number | null;
+  /** --max-queue: waiting sequences beyond which requests are answered 429; null is Loom's default. */
+  maxQueue: number | null;
+  /** --slo-ttft: seconds; under slora, a request whose first token cannot come in time is refused early. */
+  sloTtftSeconds: number | null;
   engine: EngineChoice;
   dtype: DtypeChoice;
   poolSize: string;
@@ -84,6 +93,13 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-model-len N               context length (default: the model's max_position_embeddings)
   --max-num-seqs N                sequences in one batch (default 64)
   --max-num-batched-tokens N      token budget of one engine step (default 2048)
+  --scheduling-policy fcfs|slora  slora: mixed steps (decodes, then prefill chunks in the rest of the
+                                  budget), adapter clustering, early abort under --slo-ttft;
+                                  fcfs: separate prefill and decode steps in arrival order (default slora)
+  --max-loras-per-batch N         distinct adapters in one step under slora (default --max-loras)
+  --max-queue N                   waiting sequences before new requests get 429 + Retry-After (default 1024)
+  --slo-ttft SECONDS              time-to-first-token objective: under slora, a request whose first token
+                                  cannot come in time is refused (503 + Retry-After) before it runs
   --engine auto|onnx|reference|webgpu   (default auto: webgpu on a hardware GPU adapter, else onnx)
   --dtype auto|f32|f16            weight storage; auto: f16 where the WebGPU adapter has shader-f16,
                                   else f32; onnx and reference run f32 only (default auto)
@@ -145,6 +161,23 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--max-num-batched-tokens': (o, v, f) => {
     o.maxNumBatchedTokens = integer(v, f, 1);
+  },
+  '--scheduling-policy': (o, v, f) => {
+    if (!(SCHEDULING_POLICIES as readonly string[]).includes(v))
+      throw new CliError(`${f}: "${v}" is not one of ${SCHEDULING_POLICIES.join(', ')}`);
+    o.schedulingPolicy = v as SchedulingPolicyName;
+  },
+  '--max-loras-per-batch': (o, v, f) => {
+    o.maxLorasPerBatch = integer(v, f, 1);
+  },
+  '--max-queue': (o, v, f) => {
+    o.maxQueue = integer(v, f, 1);
+  },
+  '--slo-ttft': (o, v, f) => {
+    const seconds = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v.trim()) || !(seconds > 0))
+      throw new CliError(`${f}: expected a positive number of seconds, got "${v}"`);
+    o.sloTtftSeconds = seconds;
   },
   '--engine': (o, v, f) => {
     if (!(ENGINE_CHOICES as readonly string[]).includes(v))
@@ -231,6 +264,10 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxModelLen: null,
     maxNumSeqs: 64,
     maxNumBatchedTokens: 2048,
+    schedulingPolicy: 'slora',
+    maxLorasPerBatch: null,
+    maxQueue: null,
+    sloTtftSeconds: null,
     engine: 'auto',
     dtype: 'auto',
     poolSize: '0.25',
@@ -275,6 +312,15 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     throw new CliError(
       `--max-num-batched-tokens ${options.maxNumBatchedTokens} must be at least --max-num-seqs ${options.maxNumSeqs}`,
     );
+  if (options.schedulingPolicy === 'fcfs') {
+    // The baseline neither clusters nor aborts: a flag it would ignore is refused instead.
+    if (options.maxLorasPerBatch !== null)
+      throw new CliError(
+        '--max-loras-per-batch needs --scheduling-policy slora (fcfs does not cluster by adapter)',
+      );
+    if (options.sloTtftSeconds !== null)
+      throw new CliError('--slo-ttft needs --scheduling-policy slora (fcfs never aborts early)');
+  }
   const names = new Set<string>();
   for (const { name } of options.loraModules) {
     if (names.has(name)) throw new CliError(`--lora-modules: adapter name "${name}" is given twice`);

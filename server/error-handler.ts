@@ -83,6 +83,16 @@ const FASTIFY_CODES: Record<string, string> = {
 export function toApiError(error: FastifyError | Error, request: FastifyRequest): ApiError {
   if (error instanceof ApiError) return error;
   if (error instanceof AdmissionError) {
+    // A full queue is the client's cue to slow down (429); the rest say the server cannot serve it now.
+    if (error.reason === 'queue_full')
+      return new ApiError(
+        429,
+        'server_error',
+        'server_overloaded',
+        error.message,
+        null,
+        error.retryAfterSeconds,
+      );
     return serviceUnavailable('server_overloaded', error.message, error.retryAfterSeconds);
   }
   if (error instanceof AdapterError) return adapterApiError(error);

@@ -62,7 +62,14 @@ export class Generation {
     }
     const stream = tracked ? tracked.observe(submitted) : submitted;
     const iterator = stream[Symbol.asyncIterator]();
-    const first = await iterator.next();
+    let first: IteratorResult<GenerationDelta>;
+    try {
+      first = await iterator.next();
+    } catch (error) {
+      // Early abort (--slo-ttft) ends a queued request before its first token: a refusal too.
+      if (error instanceof AdmissionError) metrics?.countRefusal(error.reason);
+      throw error;
+    }
     if (shutdown.ended) {
       await iterator.return?.();
       throw shuttingDown();

@@ -102,13 +102,13 @@ export class RequestMetrics {
     });
     this.refusals = new Counter({
       name: 'loom_admission_refusals_total',
-      help: 'Requests refused at admission, by reason (queue_full, shutting_down, cannot_fit)',
+      help: 'Requests refused at admission or aborted in the queue, by reason (queue_full, shutting_down, cannot_fit, slo_unattainable)',
       labelNames: ['reason'],
       registers,
     });
   }
 
-  /** A request admission refused (answered 503 with Retry-After). */
+  /** A request admission refused or early abort ended in the queue (answered 429/503 with Retry-After). */
   countRefusal(reason: AdmissionRefusal): void {
     this.refusals.inc({ reason });
   }

@@ -129,6 +129,16 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
       }
     },
   );
+  gauge(
+    'loom_lora_queue_wait_seconds',
+    "Seconds the adapter's longest-waiting queued request has waited (0 when none waits): who the scheduler is passing over",
+    ['adapter'],
+    (g, s, st) => {
+      g.reset();
+      for (const { name } of s.scheduler.adapters.list())
+        g.set({ adapter: name }, st.requestsByAdapter[name]?.maxWaitSeconds ?? 0);
+    },
+  );
 
   const total = (
     name: string,

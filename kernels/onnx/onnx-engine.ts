@@ -8,8 +8,8 @@ import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
+import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import { type Engine, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
-import { ropeInvFrequencies } from '../reference/rope.js';
 import {
   buildStepGraph,
   isGemmWeight,

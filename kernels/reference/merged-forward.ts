@@ -1,10 +1,11 @@
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { LayerWeights, ModelWeights } from '../../model/model-weights.js';
+import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import { embed } from './embed.js';
 import { linear } from './linear.js';
 import { rmsNorm } from './rmsnorm.js';
-import { applyRope, ropeInvFrequencies } from './rope.js';
+import { applyRope } from './rope.js';
 import { siluMul } from './silu-mul.js';
 
 /**

@@ -5,6 +5,7 @@ import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
+import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
 import { type Engine, logitRows, logitTokenIndices, type StepPlan } from '../engine.js';
 import { buildLoraBatch } from '../lora-batch.js';
@@ -14,7 +15,7 @@ import { linear } from './linear.js';
 import { loraExpand, loraShrink } from './lora.js';
 import { pagedAttention } from './paged-attention.js';
 import { rmsNorm } from './rmsnorm.js';
-import { applyRope, ropeInvFrequencies } from './rope.js';
+import { applyRope } from './rope.js';
 import { siluMul } from './silu-mul.js';
 
 /** What one step's layers share: the flattened tokens and each token's adapter. */

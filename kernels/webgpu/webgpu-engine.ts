@@ -5,6 +5,7 @@ import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
+import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import {
   type Engine,
   type EngineFailure,
@@ -14,7 +15,6 @@ import {
   type StepPlan,
 } from '../engine.js';
 import { buildLoraBatch } from '../lora-batch.js';
-import { ropeInvFrequencies } from '../reference/rope.js';
 import {
   createSplitBuffer,
   destroySplit,

@@ -1,6 +1,6 @@
 import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
 import { denseForward, mergeAdapter } from '../../kernels/reference/merged-forward.js';
-import { argmax } from '../../kernels/reference/sample.js';
+import { argmax } from '../../kernels/sample.js';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';

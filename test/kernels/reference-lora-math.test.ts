@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { denseForward, mergeAdapter } from '../../kernels/reference/merged-forward.js';
-import { argmax } from '../../kernels/reference/sample.js';
+import { argmax } from '../../kernels/sample.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';

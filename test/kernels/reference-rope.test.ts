@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { applyRope, ropeInvFrequencies } from '../../kernels/reference/rope.js';
+import { applyRope } from '../../kernels/reference/rope.js';
 import { type LlamaConfig, parseLlamaConfig } from '../../model/llama-config.js';
+import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 
 /** headDim 8 and theta 10⁴ make the unscaled inverse frequencies exactly 1, 0.1, 0.01, 0.001. */
 function config(ropeScaling: Record<string, unknown> | null): LlamaConfig {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { argmax, sampleToken } from '../../kernels/reference/sample.js';
+import { argmax, sampleToken } from '../../kernels/sample.js';
 import { seededUniform } from './reference-harness.js';
 
 const logits = new Float32Array([1.5, -0.5, 3.0, 0.25, 3.0, 2.0, -4.0, 0.0]);

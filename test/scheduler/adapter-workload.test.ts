@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { StepPlan } from '../../kernels/engine.js';
+import { ManualClock } from '../../scheduler/clock.js';
 import { mulberry32 } from '../../scheduler/prng.js';
 import { AdmissionError, type GenerationDelta, type GenerationRequest } from '../../scheduler/request.js';
+import { fcfsPolicy, type SchedulingPolicy, sloraPolicy } from '../../scheduler/scheduling-policy.js';
 import { newRegistry } from '../memory/registry-kit.js';
 import { contextSum, contextSumTokens, FakeEngine, fakeConfig, fakeKv } from './fake-engine.js';
 import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
@@ -25,7 +27,7 @@ interface Planned {
  * fit the pool at once, with random lengths and cancellations, through the real scheduler and the
  * real adapter registry over a fake engine that checks every step's adapter pages.
  */
-async function runWorkload(seed: number, numRequests: number) {
+async function runWorkload(seed: number, numRequests: number, policy: SchedulingPolicy) {
   const random = mulberry32(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
   const { pool, kvCache } = fakeKv(160);
@@ -33,6 +35,7 @@ async function runWorkload(seed: number, numRequests: number) {
   for (let i = 0; i < NUM_ADAPTERS; i++) await registry.register(`a${i}`, `/adapters/a${i}`);
 
   const engine = new FakeEngine(pool, contextSum);
+  const clock = new ManualClock();
   const inner = engine.step.bind(engine);
   const problems: string[] = [];
   engine.step = async (plan: StepPlan) => {
@@ -48,10 +51,14 @@ async function runWorkload(seed: number, numRequests: number) {
       if (s.adapter.allPages.some((p) => kvPages.has(p)))
         problems.push(`${s.adapter.name}: page shared with KV`);
     }
+    // Simulated time: each step takes 10 ms, so time-based policy decisions repeat with the seed.
+    clock.advance(10);
     return inner(plan);
   };
   const scheduler = fakeScheduler(engine, kvCache, {
     adapters: registry,
+    policy,
+    clock,
     limits: { maxNumSeqs: 8, maxNumBatchedTokens: 32, maxModelLen, maxWaiting: 48 },
   });
 
@@ -136,27 +143,33 @@ async function runWorkload(seed: number, numRequests: number) {
     pinsOrRequestsLeft: registry.list().filter((a) => a.numPins !== 0 || a.numRequests !== 0).length,
     counters: { ...registry.counters },
     schedule: JSON.stringify(engine.steps),
+    maxAdaptersPerStep: Math.max(
+      ...engine.steps.map((step) => new Set(step.flatMap((s) => (s.adapter ? [s.adapter] : []))).size),
+    ),
   };
 }
 
 describe('thousands of requests over hundreds of adapters', () => {
-  it('finishes or cleanly refuses every request, leaks nothing, and repeats its schedule for a seed', async () => {
-    const first = await runWorkload(7, 2000);
-    expect(first.problems).toEqual([]);
-    expect(first.numRequests).toBe(2000);
-    expect(first.finished).toBeGreaterThan(500);
-    expect(first.refused).toBeGreaterThan(0);
-    expect(first.kvPages).toBe(0);
-    expect(first.adapterPagesLeaked).toBe(0);
-    expect(first.pinsOrRequestsLeft).toBe(0);
-    // More adapters than fit: they came and went.
-    expect(first.counters.numEvictions).toBeGreaterThan(50);
-    expect(first.counters.numDiskLoads).toBeGreaterThan(100);
-    expect(first.counters.numPrefetchHits).toBeGreaterThan(0);
+  for (const policy of [fcfsPolicy, sloraPolicy({ maxLorasPerBatch: 3, maxWaitMs: 200 })]) {
+    it(`${policy.name}: finishes or cleanly refuses every request, leaks nothing, and repeats its schedule for a seed`, async () => {
+      const first = await runWorkload(7, 2000, policy);
+      expect(first.problems).toEqual([]);
+      expect(first.numRequests).toBe(2000);
+      expect(first.finished).toBeGreaterThan(500);
+      expect(first.refused).toBeGreaterThan(0);
+      expect(first.kvPages).toBe(0);
+      expect(first.adapterPagesLeaked).toBe(0);
+      expect(first.pinsOrRequestsLeft).toBe(0);
+      // More adapters than fit: they came and went.
+      expect(first.counters.numEvictions).toBeGreaterThan(50);
+      expect(first.counters.numDiskLoads).toBeGreaterThan(100);
+      expect(first.counters.numPrefetchHits).toBeGreaterThan(0);
+      if (policy.name === 'slora') expect(first.maxAdaptersPerStep).toBeLessThanOrEqual(3);
 
-    const again = await runWorkload(7, 2000);
-    expect(again.schedule).toBe(first.schedule);
-    const other = await runWorkload(8, 2000);
-    expect(other.schedule).not.toBe(first.schedule);
-  }, 120_000);
+      const again = await runWorkload(7, 2000, policy);
+      expect(again.schedule).toBe(first.schedule);
+      const other = await runWorkload(8, 2000, policy);
+      expect(other.schedule).not.toBe(first.schedule);
+    }, 120_000);
+  }
 });

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { RowSampling, StepPlan } from '../../kernels/engine.js';
-import { sampleToken } from '../../kernels/reference/sample.js';
+import { sampleToken } from '../../kernels/sample.js';
+import type { EngineLoop } from '../../scheduler/engine-loop.js';
 import type { GenerationDelta, GenerationRequest, GenerationStream } from '../../scheduler/request.js';
-import { GenerationError, type Scheduler } from '../../scheduler/scheduler.js';
+import { GenerationError } from '../../scheduler/scheduler.js';
 import { FakeEngine, fakeKv, type NextToken } from './fake-engine.js';
 import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
@@ -63,7 +64,7 @@ async function tokensByChoice(stream: GenerationStream): Promise<number[][]> {
   return out;
 }
 
-async function run(scheduler: Scheduler): Promise<number[][][]> {
+async function run(scheduler: EngineLoop): Promise<number[][][]> {
   return Promise.all([
     tokensByChoice(scheduler.submit(request('a', [1, 2, 3], 1234))),
     tokensByChoice(scheduler.submit(request('b', [7], 99, 2))),

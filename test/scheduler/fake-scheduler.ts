@@ -1,6 +1,8 @@
 import type { KvCache } from '../../memory/kv-cache.js';
+import { EngineLoop, type EngineLoopOptions } from '../../scheduler/engine-loop.js';
 import { greedySampling, type SamplingParams } from '../../scheduler/request.js';
-import { Scheduler, type SchedulerLimits, type SchedulerOptions } from '../../scheduler/scheduler.js';
+import type { SchedulerLimits } from '../../scheduler/scheduler.js';
+import { fcfsPolicy } from '../../scheduler/scheduling-policy.js';
 import { type FakeEngine, tableDecoder } from './fake-engine.js';
 import { ResidentAdapters } from './resident-adapters.js';
 
@@ -12,18 +14,19 @@ export function fakeSampling(overrides: Partial<SamplingParams> = {}): SamplingP
   return greedySampling(4, overrides);
 }
 
-type FakeSchedulerOptions = Partial<Omit<SchedulerOptions, 'engine' | 'kvCache' | 'limits'>> & {
+type FakeSchedulerOptions = Partial<Omit<EngineLoopOptions, 'engine' | 'kvCache' | 'limits'>> & {
   limits?: Partial<SchedulerLimits>;
 };
 
-/** A scheduler over fakes: no resident adapters, letters for tokens, small limits; options override. */
+/** A scheduler over fakes: fcfs, no resident adapters, letters for tokens, small limits; options override. */
 export function fakeScheduler(
   engine: FakeEngine,
   kvCache: KvCache,
   options: FakeSchedulerOptions = {},
-): Scheduler {
-  return new Scheduler({
+): EngineLoop {
+  return new EngineLoop({
     adapters: new ResidentAdapters(),
+    policy: fcfsPolicy,
     newDecoder: tableDecoder(),
     eosTokenIds: [FAKE_EOS],
     ...options,

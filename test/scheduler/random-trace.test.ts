@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
 import type { GenerationDelta, GenerationRequest } from '../../scheduler/request.js';
+import { fcfsPolicy, sloraPolicy } from '../../scheduler/scheduling-policy.js';
 import { contextSum, contextSumTokens, FakeEngine, fakeKv } from './fake-engine.js';
 import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
@@ -20,13 +21,18 @@ interface Planned {
 }
 
 describe('random traces', () => {
-  for (const seed of [1, 2, 3, 4, 5]) {
-    it(`seed ${seed}: arrivals, aborts, cancels and preemptions; every choice matches a solo run, every page comes back`, async () => {
+  for (const [seed, policy] of [1, 2, 3, 4, 5].flatMap((seed) =>
+    [fcfsPolicy, sloraPolicy({ maxLorasPerBatch: 8, maxWaitMs: 1000 })].map(
+      (policy) => [seed, policy] as const,
+    ),
+  )) {
+    it(`${policy.name}, seed ${seed}: arrivals, aborts, cancels and preemptions; every choice matches a solo run, every page comes back`, async () => {
       const random = mulberry32(seed);
       const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
       const { pool, kvCache } = fakeKv(41);
       const engine = new FakeEngine(pool, contextSum);
       const scheduler = fakeScheduler(engine, kvCache, {
+        policy,
         limits: { maxNumSeqs: 4, maxNumBatchedTokens: 8, maxModelLen, maxWaiting: 64 },
       });
       const planned: Planned[] = Array.from({ length: 24 }, (_, i) => {

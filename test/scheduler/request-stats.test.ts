@@ -38,7 +38,7 @@ it('counts requests, not choices, as running or waiting, and calls onScheduled o
     numWaitingRequests: 1,
   });
   expect(scheduled).toEqual(['two-choices']);
-  expect(scheduler.stats().requestsByAdapter).toEqual({ ad1: { running: 0, waiting: 1 } });
+  expect(scheduler.stats().requestsByAdapter).toMatchObject({ ad1: { running: 0, waiting: 1 } });
 
   await Promise.all([drain(two), drain(one)]);
   expect(scheduled).toEqual(['two-choices', 'one-choice']);

@@ -169,13 +169,28 @@ describe('routes over a fake stack', () => {
     expect(chunks.every((c) => !('usage' in c))).toBe(true);
   });
 
-  it('answers an overloaded scheduler with 503 and Retry-After', async () => {
+  it('answers a full queue with 429 and an unreachable TTFT objective with 503, both with Retry-After', async () => {
     const stack = start();
     stack.scheduler.refuseWith = new AdmissionError('queue full', 2);
+    const full = await post('/v1/completions', { model: 'tiny-base', prompt: 'x', stream: true });
+    expect(full.statusCode).toBe(429);
+    expect(full.headers['retry-after']).toBe('2');
+    expect(full.json().error).toMatchObject({ type: 'server_error', code: 'server_overloaded' });
+    stack.scheduler.refuseWith = new AdmissionError('too late', 3, 'slo_unattainable');
+    const late = await post('/v1/completions', { model: 'tiny-base', prompt: 'x', stream: true });
+    expect(late.statusCode).toBe(503);
+    expect(late.headers['retry-after']).toBe('3');
+    expect(late.json().error).toMatchObject({ type: 'server_error', code: 'server_overloaded' });
+  });
+
+  it('answers a streamed request aborted in the queue (early abort) with 503 JSON before any event', async () => {
+    const stack = start();
+    stack.scheduler.abortInQueueWith = new AdmissionError('past the objective', 4, 'slo_unattainable');
     const res = await post('/v1/completions', { model: 'tiny-base', prompt: 'x', stream: true });
     expect(res.statusCode).toBe(503);
-    expect(res.headers['retry-after']).toBe('2');
-    expect(res.json().error).toMatchObject({ type: 'server_error', code: 'server_overloaded' });
+    expect(res.headers['content-type']).toMatch(/application\/json/);
+    expect(res.headers['retry-after']).toBe('4');
+    expect(res.json().error).toMatchObject({ code: 'server_overloaded', message: 'past the objective' });
   });
 
   it('answers 503 once closing begins', async () => {

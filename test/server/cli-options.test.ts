@@ -73,6 +73,39 @@ describe('parseCliOptions', () => {
     });
   });
 
+  it('reads the scheduling flags, slora by default, and refuses bad values by name', () => {
+    expect(serve(['--scheduling-policy=fcfs']).schedulingPolicy).toBe('fcfs');
+    expect(serve([])).toMatchObject({
+      schedulingPolicy: 'slora',
+      maxLorasPerBatch: null,
+      maxQueue: null,
+      sloTtftSeconds: null,
+    });
+    expect(
+      serve([
+        '--scheduling-policy',
+        'slora',
+        '--max-loras-per-batch',
+        '3',
+        '--max-queue=12',
+        '--slo-ttft',
+        '2.5',
+      ]),
+    ).toMatchObject({ schedulingPolicy: 'slora', maxLorasPerBatch: 3, maxQueue: 12, sloTtftSeconds: 2.5 });
+    expect(() => serve(['--scheduling-policy', 'lifo'])).toThrow(
+      /--scheduling-policy: "lifo" is not one of fcfs, slora/,
+    );
+    expect(() => serve(['--slo-ttft', '0'])).toThrow(/--slo-ttft: expected a positive number of seconds/);
+    expect(() => serve(['--slo-ttft', '-1'])).toThrow(CliError);
+    expect(() => serve(['--max-queue', '0'])).toThrow(/--max-queue/);
+    expect(() => serve(['--scheduling-policy', 'fcfs', '--slo-ttft', '5'])).toThrow(
+      /--slo-ttft needs --scheduling-policy slora/,
+    );
+    expect(() => serve(['--scheduling-policy', 'fcfs', '--max-loras-per-batch', '2'])).toThrow(
+      /--max-loras-per-batch needs --scheduling-policy slora/,
+    );
+  });
+
   it('takes --lora-modules repeated, several after one flag, and in JSON form', () => {
     const options = serve([
       '--lora-modules',

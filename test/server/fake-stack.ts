@@ -50,6 +50,8 @@ export class FakeScheduler implements GenerationService {
   /** Requests whose generation is still running. */
   readonly live = new Set<string>();
   refuseWith: AdmissionError | null = null;
+  /** Accepted, then ended in the queue with this error before any token (early abort). */
+  abortInQueueWith: AdmissionError | null = null;
   /** 0: a token per macrotask; more: a token per this many milliseconds (slow generations). */
   tokenDelayMs = 0;
   isClosed = false;
@@ -62,7 +64,12 @@ export class FakeScheduler implements GenerationService {
     const live = this.live;
     const tokenDelayMs = this.tokenDelayMs;
     let completionTokens = 0;
+    const abortInQueueWith = this.abortInQueueWith;
     async function* run(): AsyncGenerator<GenerationDelta> {
+      if (abortInQueueWith) {
+        await new Promise((resolve) => setImmediate(resolve));
+        throw abortInQueueWith;
+      }
       live.add(request.requestId);
       request.onScheduled?.();
       try {
@@ -117,6 +124,7 @@ export class FakeScheduler implements GenerationService {
       numGeneratedTokens: 0,
       numPreemptions: 0,
       numSteps: 0,
+      numSloAborts: 0,
       pageBytes: 32,
       numPages: 16,
       numRegisteredAdapters: this.adapterInfos.length,

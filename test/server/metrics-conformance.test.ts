@@ -85,6 +85,11 @@ describe('/metrics as the inference gateway reads it', () => {
     expect(sampleValue(busyMetrics, 'loom_lora_requests', { adapter: 'tiny-r2', state: 'running' })).toBe(1);
     expect(sampleValue(busyMetrics, 'loom_lora_requests', { adapter: 'tiny-r4', state: 'waiting' })).toBe(1);
     expect(sampleValue(busyMetrics, 'loom_lora_requests', { adapter: 'tiny-r8', state: 'waiting' })).toBe(0);
+    // ...and how long its longest-waiting request has been queued.
+    expect(sampleValue(busyMetrics, 'loom_lora_queue_wait_seconds', { adapter: 'tiny-r4' })).toBeGreaterThan(
+      0,
+    );
+    expect(sampleValue(busyMetrics, 'loom_lora_queue_wait_seconds', { adapter: 'tiny-r2' })).toBe(0);
     expect(busy.waitingQueueSize).toBe(1);
     expect(busy.runningQueueSize).toBe(1);
     expect(busy.kvCacheUsagePercent).toBeGreaterThan(0);

@@ -13,7 +13,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-it('refuses work beyond the waiting queue with 503 and Retry-After, then serves again', async () => {
+it('refuses work beyond the waiting queue with 429 and Retry-After, then serves again', async () => {
   const long = { model: TINY_MODEL_NAME, prompt: 'busy', max_tokens: 200, ignore_eos: true } as never;
   const { scheduler } = server.stack;
   const until = async (check: () => boolean) => {
@@ -31,7 +31,7 @@ it('refuses work beyond the waiting queue with 503 and Retry-After, then serves 
     );
   expect(refused).toBeInstanceOf(OpenAI.APIError);
   const apiError = refused as InstanceType<typeof OpenAI.APIError>;
-  expect(apiError.status).toBe(503);
+  expect(apiError.status).toBe(429);
   expect(apiError.code).toBe('server_overloaded');
   expect(apiError.headers?.get('retry-after')).toBe('1');
   const metrics = await (await fetch(server.baseURL.replace(/\/v1$/, '/metrics'))).text();

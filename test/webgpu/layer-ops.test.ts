@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { embed } from '../../kernels/reference/embed.js';
 import { linear } from '../../kernels/reference/linear.js';
 import { rmsNorm } from '../../kernels/reference/rmsnorm.js';
-import { applyRope, ropeInvFrequencies } from '../../kernels/reference/rope.js';
+import { applyRope } from '../../kernels/reference/rope.js';
 import { siluMul } from '../../kernels/reference/silu-mul.js';
 import { createStorageBuffer, readF32, uploadBuffer } from '../../kernels/webgpu/buffers.js';
 import { runPass } from '../../kernels/webgpu/dispatch.js';
@@ -13,6 +13,7 @@ import { RmsNormKernel } from '../../kernels/webgpu/rmsnorm.js';
 import { RopeKernel } from '../../kernels/webgpu/rope.js';
 import { SiluMulKernel } from '../../kernels/webgpu/silu-mul.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
+import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import {
   F16_TOLERANCE,
   F32_TOLERANCE,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { sampleToken } from '../../kernels/reference/sample.js';
+import { sampleToken } from '../../kernels/sample.js';
 import { createStorageBuffer, readU32, uploadBuffer } from '../../kernels/webgpu/buffers.js';
 import { runPass } from '../../kernels/webgpu/dispatch.js';
 import { type RowSampling, SampleKernel } from '../../kernels/webgpu/sample.js';

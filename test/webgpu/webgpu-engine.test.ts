@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
 import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
-import { sampleToken } from '../../kernels/reference/sample.js';
+import { sampleToken } from '../../kernels/sample.js';
 import { WebGpuEngine, type WebGpuEngineOptions } from '../../kernels/webgpu/webgpu-engine.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
 import { KvCache } from '../../memory/kv-cache.js';
