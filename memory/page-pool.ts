@@ -96,6 +96,12 @@ export class PagePool {
   allocateContiguous(count: number, owner: PageOwner): Int32Array | null {
     this.reclaimShortfall(count);
     if (count < 1 || count > this.numFreePages) return null;
+    // Usually the next pages on the free stack are a run already (a fresh pool's order, or
+    // an adapter's pages freed together): take them in O(count) instead of scanning the pool.
+    const top = this.numFreePages - 1;
+    let isRun = true;
+    for (let i = 1; i < count && isRun; i++) isRun = this.freeList[top - i] === this.freeList[top] + i;
+    if (isRun) return this.allocate(count, owner);
     let runStart = -1;
     for (let p = 1, run = 0; p < this.numPages; p++) {
       run = this.owner[p] === 0 ? run + 1 : 0;
@@ -129,7 +135,8 @@ export class PagePool {
   }
 
   free(pages: ArrayLike<number>): void {
-    for (let i = 0; i < pages.length; i++) {
+    // Pushed last to first, so the stack hands a freed run back in its own order (allocateContiguous's fast path).
+    for (let i = pages.length - 1; i >= 0; i--) {
       const p = pages[i];
       const tag = this.owner[p];
       if (p === ZERO_PAGE || tag === 0) throw new Error(`page ${p} freed twice or never allocated`);

@@ -283,12 +283,22 @@ function moduleMaxRank(adapter: AdapterLayout, m: TargetModule): number {
 /** Row ids of `numRows` rank-rows that all read the zero page (a pool view's first rows). */
 function zeroPageRows(numRows: number, reads: LoraRowReads, pageSize: number): BigInt64Array {
   const ids = new BigInt64Array(numRows * reads.chunksPerRow);
+  if (ids.length === 0) return ids;
+  // Row ids are below 2^32 (pool elements / view width): written as the low words of the int64s
+  // (little-endian), no BigInt made per element — a step packs tens of thousands of them.
+  const words = lowWords(ids);
   const perPage = pageSize / reads.width;
-  for (let i = 0; i < ids.length; i++) {
-    const offset = ((i % reads.chunksPerRow) * reads.width) % pageSize;
-    ids[i] = BigInt(ZERO_PAGE * perPage + offset / reads.width);
-  }
+  for (let c = 0; c < reads.chunksPerRow; c++)
+    words[2 * c] = ZERO_PAGE * perPage + ((c * reads.width) % pageSize) / reads.width;
+  // The first row's pattern, doubled until it fills the array.
+  for (let filled = reads.chunksPerRow; filled < ids.length; filled *= 2)
+    ids.copyWithin(filled, 0, Math.min(filled, ids.length - filled));
   return ids;
+}
+
+/** The low 32-bit words of an int64 array's elements (at even indices; the high words stay 0). */
+function lowWords(ids: BigInt64Array): Uint32Array {
+  return new Uint32Array(ids.buffer, ids.byteOffset, ids.length * 2);
 }
 
 /** Pool-view row ids of an adapter's `rank` rank-rows (page-aligned, `pagesPerRow` pages each). */
@@ -301,14 +311,14 @@ function writeRowIds(
   reads: LoraRowReads,
   pageSize: number,
 ): void {
+  const words = lowWords(ids);
   const perPage = pageSize / reads.width;
   for (let r = 0; r < rank; r++) {
     for (let c = 0; c < reads.chunksPerRow; c++) {
       const element = c * reads.width;
       const page = pages[r * pagesPerRow + Math.floor(element / pageSize)];
-      ids[(firstRow + r) * reads.chunksPerRow + c] = BigInt(
-        page * perPage + (element % pageSize) / reads.width,
-      );
+      words[2 * ((firstRow + r) * reads.chunksPerRow + c)] =
+        page * perPage + (element % pageSize) / reads.width;
     }
   }
 }

@@ -51,3 +51,21 @@ describe('parsePoolSize', () => {
     expect(() => parsePoolSize('0', 1000)).toThrow(/positive/);
   });
 });
+
+describe('PagePool.allocateContiguous', () => {
+  it('takes a run from the top of the free stack, or finds one by scanning, or says there is none', () => {
+    const pool = new PagePool(41, 4);
+    const first = pool.allocateContiguous(10, 'adapter')!;
+    expect(Array.from(first)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    // Scatter the free stack: free every other KV page of a block.
+    const kv = pool.allocate(20, 'kv');
+    pool.free(kv.filter((_, i) => i % 2 === 0));
+    const run = pool.allocateContiguous(5, 'adapter')!;
+    expect(Array.from(run)).toEqual([31, 32, 33, 34, 35]);
+    // A freed run comes back whole and in order.
+    pool.free(first);
+    expect(Array.from(pool.allocateContiguous(10, 'adapter')!)).toEqual(Array.from(first));
+    expect(pool.allocateContiguous(6, 'adapter')).toBeNull();
+    expect(pool.numUsed('adapter')).toBe(15);
+  });
+});
