@@ -64,7 +64,11 @@ export interface RegistryCounters {
   numPrefetchMisses: number;
   /** Seconds spent writing adapters into the pool between steps (the step loop waited on them). */
   blockingCopySeconds: number;
-  /** Seconds of writes overlapped with a running step. */
+  /**
+   * Seconds of writes issued while a step was in flight. On a GPU they overlap its compute; the
+   * onnx engine runs a step on the JS thread (onnxruntime-node's run is synchronous inside a
+   * setImmediate), so there they only avoid making the next planning round wait for them.
+   */
   overlappedCopySeconds: number;
   /** Seconds the step loop sat idle because every waiting sequence's adapter was still being read. */
   readWaitSeconds: number;
