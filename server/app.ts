@@ -10,6 +10,8 @@ import { healthRoute } from './routes/health.js';
 import { loraAdaptersRoute } from './routes/lora-adapters.js';
 import { installMetrics } from './routes/metrics.js';
 import { modelsRoute } from './routes/models.js';
+import { serverInfoRoute } from './routes/server-info.js';
+import { tokenizeRoute } from './routes/tokenize.js';
 import { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
 
@@ -92,7 +94,8 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
 
   // New work is refused before its body is read while the model loads or the server drains.
   app.addHook('onRequest', async (request) => {
-    if (request.method === 'POST') state.requireStack();
+    // POST /ping is a probe (SageMaker's), answered by its route whatever the phase.
+    if (request.method === 'POST' && request.url !== '/ping') state.requireStack();
   });
   app.addHook('preParsing', async (request, _reply, payload) => {
     const stack = state.stack;
@@ -120,5 +123,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(completionsRoute);
   app.register(chatCompletionsRoute);
   app.register(loraAdaptersRoute);
+  app.register(serverInfoRoute);
+  app.register(tokenizeRoute);
   return app;
 }

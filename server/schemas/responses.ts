@@ -56,7 +56,7 @@ export const ChatCompletionResponseSchema = Type.Object({
   usage: Usage,
 });
 
-const ModelCard = Type.Object({
+export const ModelCardSchema = Type.Object({
   id: Type.String(),
   object: Type.Literal('model'),
   created: Type.Integer(),
@@ -67,7 +67,10 @@ const ModelCard = Type.Object({
   permission: Type.Array(Type.Unknown()),
 });
 
-export const ModelListSchema = Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelCard) });
+export const ModelListSchema = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(ModelCardSchema),
+});
 
 export const HealthSchema = Type.Object({
   status: Type.String(),

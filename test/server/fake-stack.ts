@@ -31,6 +31,22 @@ export class ByteTokenizer implements ServingTokenizer {
     return addSpecialTokens ? [BOS, ...bytes] : bytes;
   }
 
+  /** Bytes as UTF-8; BOS is `<s>` unless special tokens are skipped, 257 is `</s>`. */
+  decode(ids: readonly number[], skipSpecialTokens = true): string {
+    let text = '';
+    let bytes: number[] = [];
+    for (const id of [...ids, -1]) {
+      if (id >= 0 && id < 256) {
+        bytes.push(id);
+        continue;
+      }
+      text += Buffer.from(bytes).toString('utf8');
+      bytes = [];
+      if (id >= 256 && !skipSpecialTokens) text += id === BOS ? '<s>' : '</s>';
+    }
+    return text;
+  }
+
   applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt = true): string {
     const turns = messages.map((m) => `${m.role}: ${m.content}\n`).join('');
     return `<s>${turns}${addGenerationPrompt ? 'assistant:' : ''}`;
