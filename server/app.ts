@@ -1,6 +1,8 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { Registry } from 'prom-client';
+import { installApiKey } from './api-key.js';
+import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
 import { limitBody, maxBodyBytes } from './request-limits.js';
 import { RequestMetrics } from './request-metrics.js';
@@ -31,6 +33,12 @@ export interface AppOptions {
   /** Largest `n` (choices of one request), --max-n. */
   maxN?: number;
   connections?: Partial<ConnectionLimits>;
+  /** --api-key: Bearer auth on everything but the probes (server/api-key.ts); absent: open. */
+  apiKey?: string | null;
+  /** --allowed-origins: CORS for these origins ('*': any); absent or empty: CORS off. */
+  allowedOrigins?: readonly string[];
+  /** /v1/models shows names, not server paths (--hide-adapter-paths; the default without --api-key). */
+  hideAdapterPaths?: boolean;
 }
 
 /**
@@ -86,11 +94,16 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.server.maxConnections = limits.maxConnections;
 
   const registry = new Registry();
-  const state = new ServerState(options.maxN ?? DEFAULT_MAX_N, new RequestMetrics(registry));
+  const state = new ServerState(options.maxN ?? DEFAULT_MAX_N, new RequestMetrics(registry), {
+    hideAdapterPaths: options.hideAdapterPaths ?? false,
+  });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);
   installErrorHandlers(app);
   installMetrics(app, registry);
+  // CORS first: a preflight carries no credentials and is answered before auth.
+  if (options.allowedOrigins?.length) installCors(app, options.allowedOrigins);
+  if (options.apiKey) installApiKey(app, options.apiKey);
 
   // New work is refused before its body is read while the model loads or the server drains.
   app.addHook('onRequest', async (request) => {

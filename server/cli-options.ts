@@ -50,9 +50,31 @@ export interface CliOptions {
   maxN: number;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
+  /** --api-key or $LOOM_API_KEY: Bearer auth on everything but the probes; null: open. */
+  apiKey: string | null;
+  /** --allowed-origins: origins CORS allows ('*' for any); empty: CORS off. */
+  allowedOrigins: string[];
+  /** pino level: --log-level, else $LOG_LEVEL, else info. */
+  logLevel: LogLevel;
+  /** One info line per finished generation (--disable-log-requests turns it off). */
+  logRequests: boolean;
+  /** The periodic stats line while busy (--disable-log-stats turns it off). */
+  logStats: boolean;
+  /** --gpu-memory-utilization as given (it sets poolSize); main logs what it became. */
+  gpuMemoryUtilization: number | null;
+  /** --hide-adapter-paths, or an --api-key-less server: /v1/models shows no adapter paths. */
+  hideAdapterPaths: boolean;
+  /** Lines main logs at start: flags accepted for vLLM compatibility that change nothing. */
+  notices: string[];
 }
 
-export type CliCommand = { kind: 'serve'; options: CliOptions } | { kind: 'help'; text: string };
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export type CliCommand =
+  | { kind: 'serve'; options: CliOptions }
+  | { kind: 'help'; text: string }
+  | { kind: 'version' };
 
 /** A command line Loom cannot run: main prints the message as one line and exits 2. */
 export class CliError extends Error {
@@ -60,6 +82,59 @@ export class CliError extends Error {
     super(message);
     this.name = 'CliError';
   }
+}
+
+/**
+ * vLLM flags that change nothing in Loom, so a vLLM command line runs as it is: each says why in
+ * one start-up log line. `accepts` limits the values to those that truly change nothing.
+ */
+interface IgnoredFlag {
+  why: string;
+  takesValue: boolean;
+  accepts?: (value: string) => boolean;
+  expected?: string;
+}
+
+const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
+  '--trust-remote-code': { why: 'Loom runs no code from model repositories', takesValue: false },
+  '--enforce-eager': { why: 'Loom captures no CUDA graphs', takesValue: false },
+  '--disable-custom-all-reduce': { why: 'Loom runs on one device', takesValue: false },
+  '--disable-frontend-multiprocessing': { why: 'Loom serves from one process', takesValue: false },
+  '--tensor-parallel-size': {
+    why: 'Loom runs on one device',
+    takesValue: true,
+    accepts: (v) => v.trim() === '1',
+    expected: '1 (Loom runs on one device; tensor parallelism is not supported)',
+  },
+  '--pipeline-parallel-size': {
+    why: 'Loom runs on one device',
+    takesValue: true,
+    accepts: (v) => v.trim() === '1',
+    expected: '1 (Loom runs on one device; pipeline parallelism is not supported)',
+  },
+  '--load-format': {
+    why: 'Loom reads safetensors, the only format it loads',
+    takesValue: true,
+    accepts: (v) => v === 'auto' || v === 'safetensors',
+    expected: 'auto or safetensors',
+  },
+  '--tokenizer-mode': {
+    why: "Loom always uses the model's tokenizer.json",
+    takesValue: true,
+    accepts: (v) => v === 'auto',
+    expected: 'auto',
+  },
+  '--max-log-len': { why: 'Loom never logs prompt text', takesValue: true },
+};
+
+/** vLLM's short forms of the flags above. */
+const ALIASES: Record<string, string> = {
+  '-tp': '--tensor-parallel-size',
+  '-pp': '--pipeline-parallel-size',
+};
+
+function ignoredFlagList(): string {
+  return Object.keys(IGNORED_FLAGS).join(', ');
 }
 
 export const CLI_HELP = `Usage: loom [--model DIR] [flags]
@@ -85,9 +160,12 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-num-seqs N                sequences in one batch (default 64)
   --max-num-batched-tokens N      token budget of one engine step (default 2048)
   --engine auto|onnx|reference|webgpu   (default auto: webgpu on a hardware GPU adapter, else onnx)
-  --dtype auto|f32|f16            weight storage; auto: f16 where the WebGPU adapter has shader-f16,
-                                  else f32; onnx and reference run f32 only (default auto)
+  --dtype auto|float16|half|float32|float   weight storage (f16, f32 also accepted); auto: f16 where
+                                  the WebGPU adapter has shader-f16, else f32; onnx and reference run
+                                  f32 only; bfloat16 is refused (no engine stores bf16 weights) (default auto)
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
+  --gpu-memory-utilization F      vLLM's spelling of the pool size as a fraction (0 < F <= 1); Loom's pool is
+                                  sized from host memory on every engine (WebGPU reports no device memory)
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
   --max-n N                       most choices (n) one request may ask for (default 16)
@@ -95,7 +173,21 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   before they are ended (default 30)
   --max-connections N             open connections past this are refused (default 1024)
   --timeout-keep-alive SECONDS    idle keep-alive connections are closed after this (default 5)
+  --api-key KEY                   require "Authorization: Bearer KEY" on every endpoint but /health, /ping,
+                                  /metrics and /version (also $LOOM_API_KEY; default: no auth)
+  --hide-adapter-paths            /v1/models shows adapter names, not their server paths (the default when
+                                  no --api-key is set: an open server does not show its file system)
+  --allowed-origins ORIGINS       enable CORS for these origins: a JSON list (vLLM's form) or a comma-separated
+                                  list; "*" allows any (default: CORS off)
+  --log-level LEVEL               fatal|error|warn|info|debug|trace|silent (also $LOG_LEVEL; default info)
+  --disable-log-requests          no info line per finished generation (--enable-log-requests: the default)
+  --disable-log-stats             no periodic stats line while busy
+  --enable-lora                   accepted for vLLM command lines: LoRA is always on
+  --version                       print Loom's version and exit
   --help                          this text
+
+vLLM flags Loom accepts and ignores (one log line each): ${ignoredFlagList()}.
+--tensor-parallel-size and --pipeline-parallel-size accept only 1.
 `;
 
 type Setter = (options: CliOptions, value: string, flag: string) => void;
@@ -152,9 +244,22 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.engine = v as EngineChoice;
   },
   '--dtype': (o, v, f) => {
-    if (!(DTYPE_CHOICES as readonly string[]).includes(v))
-      throw new CliError(`${f}: "${v}" is not one of ${DTYPE_CHOICES.join(', ')}`);
-    o.dtype = v as DtypeChoice;
+    o.dtype = parseDtype(v, f);
+  },
+  '--gpu-memory-utilization': (o, v, f) => {
+    const fraction = Number(v);
+    if (!/^\s*[0-9.]+\s*$/.test(v) || !(fraction > 0 && fraction <= 1))
+      throw new CliError(`${f}: expected a fraction in (0, 1], got "${v}"`);
+    o.gpuMemoryUtilization = fraction;
+  },
+  '--api-key': (o, v, f) => {
+    o.apiKey = apiKey(v, f);
+  },
+  '--allowed-origins': (o, v, f) => {
+    o.allowedOrigins = parseAllowedOrigins(v, f);
+  },
+  '--log-level': (o, v, f) => {
+    o.logLevel = parseLogLevel(v, f);
   },
   '--pool-size': (o, v, f) => {
     try {
@@ -183,6 +288,87 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.timeoutKeepAliveSeconds = integer(v, f, 1, 3600);
   },
 };
+
+/** Flags that take no value. */
+const SWITCHES: Record<string, (options: CliOptions) => void> = {
+  '--disable-log-requests': (o) => {
+    o.logRequests = false;
+  },
+  '--enable-log-requests': (o) => {
+    o.logRequests = true;
+  },
+  '--disable-log-stats': (o) => {
+    o.logStats = false;
+  },
+  '--hide-adapter-paths': (o) => {
+    o.hideAdapterPaths = true;
+  },
+  '--enable-lora': (o) => {
+    o.notices.push('--enable-lora: LoRA is always on in Loom; the flag changes nothing');
+  },
+};
+
+function ignoreFlag(options: CliOptions, flag: string, value: string | null): void {
+  const ignored = IGNORED_FLAGS[flag];
+  if (value !== null && ignored.accepts && !ignored.accepts(value))
+    throw new CliError(`${flag}: "${value}" is not supported; expected ${ignored.expected}`);
+  options.notices.push(`${flag}${value === null ? '' : ` ${value}`}: ignored, ${ignored.why}`);
+}
+
+/** vLLM's dtype spellings onto the weight storage Loom's engines have. */
+const DTYPE_SPELLINGS: Record<string, DtypeChoice> = {
+  auto: 'auto',
+  float16: 'f16',
+  half: 'f16',
+  f16: 'f16',
+  float32: 'f32',
+  float: 'f32',
+  f32: 'f32',
+};
+
+export function parseDtype(value: string, flag = '--dtype'): DtypeChoice {
+  const dtype = DTYPE_SPELLINGS[value];
+  if (dtype && (DTYPE_CHOICES as readonly string[]).includes(dtype)) return dtype;
+  if (value === 'bfloat16' || value === 'bf16')
+    throw new CliError(
+      `${flag}: ${value} is not supported: no Loom engine stores bfloat16 weights yet; use float16 or float32 (bf16 checkpoints are converted at load)`,
+    );
+  throw new CliError(`${flag}: "${value}" is not one of ${Object.keys(DTYPE_SPELLINGS).join(', ')}`);
+}
+
+/** pino's levels, and Python's `warning`/`critical` spellings vLLM users type. */
+export function parseLogLevel(value: string, flag: string): LogLevel {
+  const level = { warning: 'warn', critical: 'fatal' }[value.toLowerCase()] ?? value.toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new CliError(`${flag}: "${value}" is not one of ${LOG_LEVELS.join(', ')}`);
+  return level as LogLevel;
+}
+
+function apiKey(value: string, flag: string): string {
+  if (!value.trim()) throw new CliError(`${flag}: the key must not be empty`);
+  return value;
+}
+
+/** vLLM's JSON list (["https://a.example"]) or a comma-separated list. */
+export function parseAllowedOrigins(value: string, flag = '--allowed-origins'): string[] {
+  let origins: unknown;
+  if (value.trim().startsWith('[')) {
+    try {
+      origins = JSON.parse(value);
+    } catch {
+      throw new CliError(`${flag}: ${value} is not valid JSON`);
+    }
+  } else {
+    origins = value.split(',').map((o) => o.trim());
+  }
+  if (!Array.isArray(origins) || origins.some((o) => typeof o !== 'string' || !o))
+    throw new CliError(`${flag}: expected a list of origins, got ${value}`);
+  for (const origin of origins as string[]) {
+    if (origin !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(origin))
+      throw new CliError(`${flag}: "${origin}" is not an origin (scheme://host[:port], no path) or *`);
+  }
+  return origins as string[];
+}
 
 function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);
@@ -240,15 +426,25 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxN: DEFAULT_MAX_N,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
+    apiKey: env.LOOM_API_KEY ? env.LOOM_API_KEY : null,
+    allowedOrigins: [],
+    logLevel: env.LOG_LEVEL ? parseLogLevel(env.LOG_LEVEL, 'LOG_LEVEL') : 'info',
+    logRequests: true,
+    logStats: true,
+    gpuMemoryUtilization: null,
+    hideAdapterPaths: false,
+    notices: [],
   };
 }
 
 /** Parses argv (without node and the script); throws CliError on anything it does not know. */
 export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv = {}): CliCommand {
   const options = defaultCliOptions(env);
+  let poolSizeGiven = false;
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+    const arg = ALIASES[argv[i]] ?? argv[i];
     if (arg === '--help' || arg === '-h') return { kind: 'help', text: CLI_HELP };
+    if (arg === '--version') return { kind: 'version' };
     if (!arg.startsWith('--')) {
       // vLLM's `vllm serve MODEL`: one positional argument is the model.
       if (options.model !== null) throw new CliError(`unexpected argument "${arg}" (see --help)`);
@@ -257,7 +453,15 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     }
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const set = VALUE_FLAGS[flag];
+    if (flag === '--pool-size') poolSizeGiven = true;
+    const ignored = IGNORED_FLAGS[flag];
+    if (SWITCHES[flag] || (ignored && !ignored.takesValue)) {
+      if (eq > 0) throw new CliError(`${flag} takes no value`);
+      if (ignored) ignoreFlag(options, flag, null);
+      else SWITCHES[flag](options);
+      continue;
+    }
+    const set: Setter | undefined = ignored ? (o, v, f) => ignoreFlag(o, f, v) : VALUE_FLAGS[flag];
     if (!set) throw new CliError(`unknown flag ${flag} (see --help)`);
     if (eq > 0) {
       set(options, arg.slice(eq + 1), flag);
@@ -275,6 +479,13 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     throw new CliError(
       `--max-num-batched-tokens ${options.maxNumBatchedTokens} must be at least --max-num-seqs ${options.maxNumSeqs}`,
     );
+  if (options.gpuMemoryUtilization !== null) {
+    if (poolSizeGiven)
+      throw new CliError('--gpu-memory-utilization and --pool-size both size the pool: give one of them');
+    // A fraction as --pool-size reads one ("1" alone would be one byte).
+    options.poolSize = options.gpuMemoryUtilization.toFixed(6);
+  }
+  if (options.apiKey === null) options.hideAdapterPaths = true;
   const names = new Set<string>();
   for (const { name } of options.loraModules) {
     if (names.has(name)) throw new CliError(`--lora-modules: adapter name "${name}" is given twice`);

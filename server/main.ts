@@ -10,6 +10,7 @@ import { buildApp } from './app.js';
 import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
+import { LOOM_VERSION } from './version.js';
 
 /**
  * The process around the app: flags, logger, listening, loading, signals, exit codes
@@ -70,17 +71,30 @@ async function main(): Promise<void> {
     process.stdout.write(command.text);
     return;
   }
+  if (command.kind === 'version') {
+    process.stdout.write(`${LOOM_VERSION}\n`);
+    return;
+  }
   const options = command.options;
   assertEngineAvailable(options.engine, options.dtype, options.loraMode);
 
   const app = buildApp({
-    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+    logger: { level: options.logLevel },
     maxN: options.maxN,
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,
       maxConnections: options.maxConnections,
     },
+    apiKey: options.apiKey,
+    allowedOrigins: options.allowedOrigins,
+    hideAdapterPaths: options.hideAdapterPaths,
   });
+  for (const notice of options.notices) app.log.info(notice);
+  if (options.gpuMemoryUtilization !== null)
+    app.log.info(
+      { poolSize: options.poolSize },
+      `--gpu-memory-utilization ${options.gpuMemoryUtilization}: the page pool (KV cache and adapters) takes this fraction of host memory on every engine, as --pool-size ${options.gpuMemoryUtilization} would (WebGPU reports no device memory size)`,
+    );
   let isShuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
     if (isShuttingDown) {

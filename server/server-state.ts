@@ -21,10 +21,12 @@ export class ServerState {
   /**
    * @param maxN the most choices (`n`) one request may ask for (--max-n).
    * @param requestMetrics times every request the routes submit (null: none are recorded).
+   * @param display what the API shows of the server: with `hideAdapterPaths`, /v1/models gives no file paths.
    */
   constructor(
     readonly maxN: number,
     readonly requestMetrics: RequestMetrics | null = null,
+    readonly display: { hideAdapterPaths: boolean } = { hideAdapterPaths: false },
   ) {}
 
   get phase(): ServerPhase {

@@ -17,18 +17,25 @@ function card(stack: ServingStack, id: string, root: string, parent: string | nu
   };
 }
 
-/** The base model's card, then one card per adapter whose parent is the base. */
-function cards(stack: ServingStack) {
+/**
+ * The base model's card, then one card per adapter whose parent is the base. vLLM's `root` is
+ * the model's directory or the adapter's path; with hidden paths it is the id, as OpenAI's is.
+ */
+function cards(stack: ServingStack, hidePaths: boolean) {
+  const root = (id: string, path: string) => (hidePaths ? id : path);
   return [
-    card(stack, stack.modelName, stack.modelDir, null),
-    ...stack.scheduler.adapters.list().map((a) => card(stack, a.name, a.path, stack.modelName)),
+    card(stack, stack.modelName, root(stack.modelName, stack.modelDir), null),
+    ...stack.scheduler.adapters.list().map((a) => card(stack, a.name, root(a.name, a.path), stack.modelName)),
   ];
 }
 
 /** vLLM's model list, and OpenAI's retrieve-model (GET /v1/models/{id}: one card, or 404). */
 export const modelsRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/models', { schema: { response: { 200: ModelListSchema, ...errorResponses } } }, async () => {
-    return { object: 'list' as const, data: cards(app.loom.requireStack()) };
+    return {
+      object: 'list' as const,
+      data: cards(app.loom.requireStack(), app.loom.display.hideAdapterPaths),
+    };
   });
 
   app.get(
@@ -45,7 +52,7 @@ export const modelsRoute: FastifyPluginAsyncTypebox = async (app) => {
       const stack = app.loom.requireStack();
       // An adapter in --lora-dir not yet used is registered now, as a completion naming it would.
       if (id !== stack.modelName) await stack.scheduler.adapters.resolve(id);
-      const found = cards(stack).find((c) => c.id === id);
+      const found = cards(stack, app.loom.display.hideAdapterPaths).find((c) => c.id === id);
       if (!found) throw modelNotFound(id);
       return found;
     },

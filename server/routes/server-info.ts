@@ -1,11 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply } from 'fastify';
-
-/** package.json's version: what /version and --version report. */
-export const LOOM_VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+import { LOOM_VERSION } from '../version.js';
 
 const VersionSchema = Type.Object({ version: Type.String() });
 
