@@ -438,7 +438,7 @@ export class Scheduler {
       this.numGeneratedTokens++;
       const verdict = seq.stopChecker.accept(tokenId);
       if (verdict.finishReason)
-        this.finishSequence(state, seq, verdict.finishReason, verdict.text, [tokenId]);
+        this.finishSequence(state, seq, verdict.finishReason, verdict.text, [tokenId], verdict.stopReason);
       else
         state.stream.push({
           index: seq.choiceIndex,
@@ -455,9 +455,16 @@ export class Scheduler {
     reason: FinishReason,
     text: string,
     tokenIds: number[],
+    stopReason?: string | number,
   ): void {
     seq.finish(reason);
-    state.stream.push({ index: seq.choiceIndex, text, tokenIds, finishReason: reason });
+    state.stream.push({
+      index: seq.choiceIndex,
+      text,
+      tokenIds,
+      finishReason: reason,
+      ...(stopReason === undefined ? {} : { stopReason }),
+    });
     this.retire(seq);
     if (state.sequences.every((s) => s.isFinished)) this.settle(state);
   }

@@ -39,6 +39,8 @@ export interface AppOptions {
   allowedOrigins?: readonly string[];
   /** /v1/models shows names, not server paths (--hide-adapter-paths; the default without --api-key). */
   hideAdapterPaths?: boolean;
+  /** One info line per finished generation (default true; --disable-log-requests). */
+  logRequests?: boolean;
 }
 
 /**
@@ -96,6 +98,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   const registry = new Registry();
   const state = new ServerState(options.maxN ?? DEFAULT_MAX_N, new RequestMetrics(registry), {
     hideAdapterPaths: options.hideAdapterPaths ?? false,
+    logRequests: options.logRequests ?? true,
   });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);

@@ -31,14 +31,15 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
           checkUnsupported(body);
-          return chatPromptTokens(stack, body.model, body.messages);
+          return [chatPromptTokens(stack, body.model, body.messages)];
         },
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
         defaultMaxTokens: null,
-        choice: (text, finishReason) => ({
-          message: { role: 'assistant' as const, content: text },
+        choice: (outcome) => ({
+          message: { role: 'assistant' as const, content: outcome.text },
           logprobs: null,
-          finish_reason: finishReason,
+          finish_reason: outcome.finishReason,
+          stop_reason: outcome.stop_reason,
         }),
         openingChoice: (index) => ({
           index,
@@ -46,11 +47,12 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           logprobs: null,
           finish_reason: null,
         }),
-        deltaChoice: (delta) => ({
-          index: delta.index,
+        deltaChoice: (index, delta, stopReason) => ({
+          index,
           delta: delta.text ? { content: delta.text } : {},
           logprobs: null,
           finish_reason: delta.finishReason,
+          stop_reason: stopReason,
         }),
       }),
   );

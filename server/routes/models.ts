@@ -34,7 +34,7 @@ export const modelsRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.get('/v1/models', { schema: { response: { 200: ModelListSchema, ...errorResponses } } }, async () => {
     return {
       object: 'list' as const,
-      data: cards(app.loom.requireStack(), app.loom.display.hideAdapterPaths),
+      data: cards(app.loom.requireStack(), app.loom.settings.hideAdapterPaths),
     };
   });
 
@@ -52,7 +52,7 @@ export const modelsRoute: FastifyPluginAsyncTypebox = async (app) => {
       const stack = app.loom.requireStack();
       // An adapter in --lora-dir not yet used is registered now, as a completion naming it would.
       if (id !== stack.modelName) await stack.scheduler.adapters.resolve(id);
-      const found = cards(stack, app.loom.display.hideAdapterPaths).find((c) => c.id === id);
+      const found = cards(stack, app.loom.settings.hideAdapterPaths).find((c) => c.id === id);
       if (!found) throw modelNotFound(id);
       return found;
     },

@@ -78,6 +78,7 @@ export class FakeScheduler implements GenerationService {
     const live = this.live;
     const tokenDelayMs = this.tokenDelayMs;
     let completionTokens = 0;
+    const stopped = new Set<number>();
     async function* run(): AsyncGenerator<GenerationDelta> {
       live.add(request.requestId);
       request.onScheduled?.();
@@ -92,15 +93,31 @@ export class FakeScheduler implements GenerationService {
               yield { index, text: '', tokenIds: [], finishReason: 'abort' };
               continue;
             }
+            if (stopped.has(index)) continue;
             completionTokens++;
+            const tokenId = text.charCodeAt(i);
+            // Stops as the real checker makes them (for one-character stop strings, which a fake token
+            // completes at once): neither a stop token's text nor a stop string is output.
+            if (sampling.stopTokenIds.includes(tokenId)) {
+              stopped.add(index);
+              yield { index, text: '', tokenIds: [tokenId], finishReason: 'stop', stopReason: tokenId };
+              continue;
+            }
+            const stop = sampling.stop.find((s) => s === text[i]);
+            if (stop !== undefined) {
+              stopped.add(index);
+              yield { index, text: '', tokenIds: [tokenId], finishReason: 'stop', stopReason: stop };
+              continue;
+            }
             const last = i === sampling.maxTokens - 1;
             yield {
               index,
               text: text[i],
-              tokenIds: [text.charCodeAt(i)],
+              tokenIds: [tokenId],
               finishReason: last ? 'length' : null,
             };
           }
+          if (stopped.size === sampling.n) return;
           if (request.signal?.aborted) return;
         }
       } finally {
