@@ -1,10 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { Registry } from 'prom-client';
 import { installApiKey } from './api-key.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
 import { limitBody, maxBodyBytes } from './request-limits.js';
+import { installRequestLog } from './request-log.js';
 import { RequestMetrics } from './request-metrics.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
@@ -16,6 +17,7 @@ import { serverInfoRoute } from './routes/server-info.js';
 import { tokenizeRoute } from './routes/tokenize.js';
 import { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
+import { startStatsLog } from './stats-log.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -41,6 +43,8 @@ export interface AppOptions {
   hideAdapterPaths?: boolean;
   /** One info line per finished generation (default true; --disable-log-requests). */
   logRequests?: boolean;
+  /** Period of the stats line while busy, in ms (main: 10 s; --disable-log-stats: null); default none. */
+  statsIntervalMs?: number | null;
 }
 
 /**
@@ -78,6 +82,8 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
   const app = Fastify({
     logger: options.logger ?? false,
+    // server/request-log.ts writes one line per request instead, probes at debug.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Math.min(options.bodyLimit ?? BODY_CEILING_BYTES, BODY_CEILING_BYTES),
     return503OnClosing: false,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
@@ -103,6 +109,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);
   installErrorHandlers(app);
+  installRequestLog(app);
   installMetrics(app, registry);
   // CORS first: a preflight carries no credentials and is answered before auth.
   if (options.allowedOrigins?.length) installCors(app, options.allowedOrigins);
@@ -130,6 +137,10 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.addHook('onResponse', async () => {
     if (state.isShuttingDown) setImmediate(() => app.server.closeIdleConnections());
   });
+  if (options.statsIntervalMs) {
+    const stopStats = startStatsLog(state, registry, app.log, options.statsIntervalMs);
+    app.addHook('onClose', async () => stopStats());
+  }
   app.addHook('onClose', async () => {
     await state.close();
   });

@@ -1,5 +1,7 @@
 // First: switches off onnxruntime's telemetry before anything loads it.
 import '../kernels/onnx/no-telemetry.js';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertEngineAvailable } from '../kernels/engine-factory.js';
 import { ConfigError } from '../model/llama-config.js';
@@ -10,6 +12,7 @@ import { buildApp } from './app.js';
 import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
+import { STATS_INTERVAL_MS } from './stats-log.js';
 import { LOOM_VERSION } from './version.js';
 
 /**
@@ -46,6 +49,21 @@ async function resolveModel(options: CliOptions): Promise<{ modelDir: string; ad
       ? options.loraModules
       : embedded.adapters.map(({ name, dir }) => ({ name, path: dir }));
   return { modelDir: embedded.modelDir, adapters };
+}
+
+/** The checkpoint's safetensors shards and their size (null when the folder cannot be read: loading says why). */
+async function weightFiles(modelDir: string): Promise<{ shards: number; bytes: number } | null> {
+  try {
+    const names = (await readdir(modelDir)).filter((name) => name.endsWith('.safetensors'));
+    const sizes = await Promise.all(names.map(async (name) => (await stat(join(modelDir, name))).size));
+    return { shards: names.length, bytes: sizes.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
+
+function mb(bytes: number): number {
+  return Math.round(bytes / 1e5) / 10;
 }
 
 /** vLLM's JSON --lora-modules may name the base model; Loom serves one, so it must be that one. */
@@ -88,6 +106,8 @@ async function main(): Promise<void> {
     apiKey: options.apiKey,
     allowedOrigins: options.allowedOrigins,
     hideAdapterPaths: options.hideAdapterPaths,
+    logRequests: options.logRequests,
+    statsIntervalMs: options.logStats ? STATS_INTERVAL_MS : null,
   });
   for (const notice of options.notices) app.log.info(notice);
   if (options.gpuMemoryUtilization !== null)
@@ -116,6 +136,13 @@ async function main(): Promise<void> {
 
   await app.listen({ host: options.host, port: options.port });
   const { modelDir, adapters } = await resolveModel(options);
+  const weights = await weightFiles(modelDir);
+  if (weights)
+    app.log.info(
+      { dir: modelDir, shards: weights.shards, megabytes: mb(weights.bytes) },
+      'model weights to load',
+    );
+  const loadStartedAt = performance.now();
   const stack = await buildServingStack(
     {
       modelDir,
@@ -149,6 +176,16 @@ async function main(): Promise<void> {
     throw error;
   }
   app.loom.attach(stack);
+  const loadSeconds = (performance.now() - loadStartedAt) / 1000;
+  app.log.info(
+    {
+      seconds: Math.round(loadSeconds * 10) / 10,
+      ...(weights
+        ? { megabytes: mb(weights.bytes), megabytesPerSecond: mb(weights.bytes / loadSeconds) }
+        : {}),
+    },
+    'model loaded',
+  );
   const registered = stack.scheduler.adapters.list();
   app.log.info(
     { model: stack.modelName, adapters: registered.length, first: registered.slice(0, 8).map((a) => a.name) },
