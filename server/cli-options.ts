@@ -176,7 +176,7 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --api-key KEY                   require "Authorization: Bearer KEY" on every endpoint but /health, /ping,
                                   /metrics and /version (also $LOOM_API_KEY; default: no auth)
   --hide-adapter-paths            /v1/models shows adapter names, not their server paths (the default when
-                                  no --api-key is set: an open server does not show its file system)
+                                  no --api-key is set: an open server does not show where adapters live)
   --allowed-origins ORIGINS       enable CORS for these origins: a JSON list (vLLM's form) or a comma-separated
                                   list; "*" allows any (default: CORS off)
   --log-level LEVEL               fatal|error|warn|info|debug|trace|silent (also $LOG_LEVEL; default info)

@@ -19,13 +19,16 @@ function card(stack: ServingStack, id: string, root: string, parent: string | nu
 
 /**
  * The base model's card, then one card per adapter whose parent is the base. vLLM's `root` is
- * the model's directory or the adapter's path; with hidden paths it is the id, as OpenAI's is.
+ * the model's directory or the adapter's path. Hidden adapter paths give the adapter's id
+ * instead, as OpenAI's `root` does; the base model's directory stays (clients such as
+ * bench:serve read its tokenizer there, and it names the one model every client is served).
  */
-function cards(stack: ServingStack, hidePaths: boolean) {
-  const root = (id: string, path: string) => (hidePaths ? id : path);
+function cards(stack: ServingStack, hideAdapterPaths: boolean) {
   return [
-    card(stack, stack.modelName, root(stack.modelName, stack.modelDir), null),
-    ...stack.scheduler.adapters.list().map((a) => card(stack, a.name, root(a.name, a.path), stack.modelName)),
+    card(stack, stack.modelName, stack.modelDir, null),
+    ...stack.scheduler.adapters
+      .list()
+      .map((a) => card(stack, a.name, hideAdapterPaths ? a.name : a.path, stack.modelName)),
   ];
 }
 

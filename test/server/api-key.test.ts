@@ -104,7 +104,7 @@ describe('--api-key', () => {
 });
 
 describe('adapter paths in /v1/models', () => {
-  it('shows server paths unless hidden, and the ids in their place when hidden', async () => {
+  it("shows adapters' server paths unless hidden, and their ids in their place when hidden", async () => {
     fake.app = buildApp({ stack: fakeStack(), apiKey: KEY });
     const shown = (await inject('GET', '/v1/models', undefined, `Bearer ${KEY}`)).json().data;
     expect(shown.map((c: { root: string }) => c.root)).toEqual([
@@ -115,7 +115,7 @@ describe('adapter paths in /v1/models', () => {
     await fake.app.close();
     fake.app = buildApp({ stack: fakeStack(), hideAdapterPaths: true });
     const hidden = (await inject('GET', '/v1/models', undefined)).json().data;
-    expect(hidden.map((c: { root: string }) => c.root)).toEqual(['tiny-base', 'ad-a', 'ad-b']);
+    expect(hidden.map((c: { root: string }) => c.root)).toEqual(['/models/tiny-base', 'ad-a', 'ad-b']);
     expect(JSON.stringify(hidden)).not.toContain('/adapters/');
     const one = (await inject('GET', '/v1/models/ad-a', undefined)).json();
     expect(one.root).toBe('ad-a');
