@@ -49,9 +49,12 @@ export class Generation {
     request: Omit<GenerationRequest, 'signal'>,
     reply: FastifyReply,
     metrics: RequestMetrics | null = null,
+    /** Aborts this generation from outside (another prompt of its batch was refused). */
+    cancel?: AbortSignal,
   ): Promise<Generation> {
     const startedAt = performance.now();
     const controller = new AbortController();
+    cancel?.addEventListener('abort', () => controller.abort(), { once: true });
     const shutdown = { ended: false };
     const untrack = state.track(() => {
       shutdown.ended = true;

@@ -51,10 +51,19 @@ function stopReasonOf(
 
 /**
  * Submits every prompt at once (each is its own request to the scheduler, as vLLM fans a batch
- * out). One refused prompt fails the request: the others are cancelled before any answer.
+ * out). One refused prompt fails the request: the others are aborted at once (they may be
+ * waiting in the queue for their first token) and cancelled before any answer.
  */
-async function startAll(starts: (() => Promise<Generation>)[]): Promise<Generation[]> {
-  const settled = await Promise.allSettled(starts.map((start) => start()));
+async function startAll(starts: ((cancel: AbortSignal) => Promise<Generation>)[]): Promise<Generation[]> {
+  const batch = new AbortController();
+  const settled = await Promise.allSettled(
+    starts.map((start) =>
+      start(batch.signal).catch((error: unknown) => {
+        batch.abort();
+        throw error;
+      }),
+    ),
+  );
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<Generation>).value);
   await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.cancel() : Promise.resolve())));
@@ -122,7 +131,7 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
   const created = Math.floor(Date.now() / 1000);
   const generations = await startAll(
     prompts.map(
-      (promptTokens, p) => () =>
+      (promptTokens, p) => (cancel: AbortSignal) =>
         Generation.start(
           stack,
           state,
@@ -134,6 +143,7 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
           },
           reply,
           state.requestMetrics,
+          cancel,
         ),
     ),
   );

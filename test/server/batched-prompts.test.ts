@@ -102,15 +102,17 @@ describe('a batch of prompts in one completions request', () => {
     });
   });
 
-  it('cancels the prompts already admitted when another is refused, and answers 503', async () => {
+  it('cancels the prompts already admitted when another is refused, and answers 503 at once', async () => {
     const stack = start();
-    stack.scheduler.tokenDelayMs = 5;
+    // The admitted prompts would wait 5 s for their first token: the refusal must not wait for them.
+    stack.scheduler.tokenDelayMs = 5000;
     let calls = 0;
     const submit = stack.scheduler.submit.bind(stack.scheduler);
     stack.scheduler.submit = (request) => {
       if (++calls === 2) throw new AdmissionError('queue full', 1);
       return submit(request);
     };
+    const startedAt = performance.now();
     const res = await post('/v1/completions', {
       model: 'tiny-base',
       prompt: ['a', 'b', 'c'],
@@ -118,8 +120,10 @@ describe('a batch of prompts in one completions request', () => {
     });
     expect(res.statusCode).toBe(503);
     expect(res.headers['retry-after']).toBe('1');
+    expect(performance.now() - startedAt).toBeLessThan(2000);
     await new Promise((resolve) => setTimeout(resolve, 30));
     expect(stack.scheduler.live.size).toBe(0);
+    expect(stack.scheduler.submitted).toHaveLength(2);
   });
 });
 

@@ -61,6 +61,23 @@ export function fakeText(adapter: string | null, prompt: readonly number[], leng
   return text;
 }
 
+/** The wait for a token: a macrotask, or `delayMs`; an abort ends it at once, as a real step would. */
+function nextToken(delayMs: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (delayMs === 0 || signal?.aborted) {
+      setImmediate(resolve);
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, delayMs);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
 export class FakeScheduler implements GenerationService {
   readonly submitted: GenerationRequest[] = [];
   /** Requests whose generation is still running. */
@@ -85,9 +102,7 @@ export class FakeScheduler implements GenerationService {
       try {
         const text = fakeText(request.adapter, request.promptTokens, sampling.maxTokens);
         for (let i = 0; i < sampling.maxTokens; i++) {
-          await new Promise((resolve) =>
-            tokenDelayMs > 0 ? setTimeout(resolve, tokenDelayMs) : setImmediate(resolve),
-          );
+          await nextToken(tokenDelayMs, request.signal);
           for (let index = 0; index < sampling.n; index++) {
             if (request.signal?.aborted) {
               yield { index, text: '', tokenIds: [], finishReason: 'abort' };
