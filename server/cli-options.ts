@@ -1,5 +1,4 @@
 import {
-  DTYPE_CHOICES,
   type DtypeChoice,
   ENGINE_CHOICES,
   type EngineChoice,
@@ -8,6 +7,18 @@ import {
 } from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
+import { CliError } from './cli-error.js';
+import {
+  ALIASES,
+  IGNORED_FLAGS,
+  ignoredFlagList,
+  ignoredFlagNotice,
+  type LogLevel,
+  parseDtype,
+  parseLogLevel,
+} from './vllm-flags.js';
+
+export { CliError } from './cli-error.js';
 
 /** One --lora-modules entry. */
 export interface LoraModule {
@@ -68,74 +79,10 @@ export interface CliOptions {
   notices: string[];
 }
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
 export type CliCommand =
   | { kind: 'serve'; options: CliOptions }
   | { kind: 'help'; text: string }
   | { kind: 'version' };
-
-/** A command line Loom cannot run: main prints the message as one line and exits 2. */
-export class CliError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CliError';
-  }
-}
-
-/**
- * vLLM flags that change nothing in Loom, so a vLLM command line runs as it is: each says why in
- * one start-up log line. `accepts` limits the values to those that truly change nothing.
- */
-interface IgnoredFlag {
-  why: string;
-  takesValue: boolean;
-  accepts?: (value: string) => boolean;
-  expected?: string;
-}
-
-const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
-  '--trust-remote-code': { why: 'Loom runs no code from model repositories', takesValue: false },
-  '--enforce-eager': { why: 'Loom captures no CUDA graphs', takesValue: false },
-  '--disable-custom-all-reduce': { why: 'Loom runs on one device', takesValue: false },
-  '--disable-frontend-multiprocessing': { why: 'Loom serves from one process', takesValue: false },
-  '--tensor-parallel-size': {
-    why: 'Loom runs on one device',
-    takesValue: true,
-    accepts: (v) => v.trim() === '1',
-    expected: '1 (Loom runs on one device; tensor parallelism is not supported)',
-  },
-  '--pipeline-parallel-size': {
-    why: 'Loom runs on one device',
-    takesValue: true,
-    accepts: (v) => v.trim() === '1',
-    expected: '1 (Loom runs on one device; pipeline parallelism is not supported)',
-  },
-  '--load-format': {
-    why: 'Loom reads safetensors, the only format it loads',
-    takesValue: true,
-    accepts: (v) => v === 'auto' || v === 'safetensors',
-    expected: 'auto or safetensors',
-  },
-  '--tokenizer-mode': {
-    why: "Loom always uses the model's tokenizer.json",
-    takesValue: true,
-    accepts: (v) => v === 'auto',
-    expected: 'auto',
-  },
-  '--max-log-len': { why: 'Loom never logs prompt text', takesValue: true },
-};
-
-/** vLLM's short forms of the flags above. */
-const ALIASES: Record<string, string> = {
-  '-tp': '--tensor-parallel-size',
-  '-pp': '--pipeline-parallel-size',
-};
-
-function ignoredFlagList(): string {
-  return Object.keys(IGNORED_FLAGS).join(', ');
-}
 
 export const CLI_HELP = `Usage: loom [--model DIR] [flags]
 
@@ -308,42 +255,6 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   },
 };
 
-function ignoreFlag(options: CliOptions, flag: string, value: string | null): void {
-  const ignored = IGNORED_FLAGS[flag];
-  if (value !== null && ignored.accepts && !ignored.accepts(value))
-    throw new CliError(`${flag}: "${value}" is not supported; expected ${ignored.expected}`);
-  options.notices.push(`${flag}${value === null ? '' : ` ${value}`}: ignored, ${ignored.why}`);
-}
-
-/** vLLM's dtype spellings onto the weight storage Loom's engines have. */
-const DTYPE_SPELLINGS: Record<string, DtypeChoice> = {
-  auto: 'auto',
-  float16: 'f16',
-  half: 'f16',
-  f16: 'f16',
-  float32: 'f32',
-  float: 'f32',
-  f32: 'f32',
-};
-
-export function parseDtype(value: string, flag = '--dtype'): DtypeChoice {
-  const dtype = DTYPE_SPELLINGS[value];
-  if (dtype && (DTYPE_CHOICES as readonly string[]).includes(dtype)) return dtype;
-  if (value === 'bfloat16' || value === 'bf16')
-    throw new CliError(
-      `${flag}: ${value} is not supported: no Loom engine stores bfloat16 weights yet; use float16 or float32 (bf16 checkpoints are converted at load)`,
-    );
-  throw new CliError(`${flag}: "${value}" is not one of ${Object.keys(DTYPE_SPELLINGS).join(', ')}`);
-}
-
-/** pino's levels, and Python's `warning`/`critical` spellings vLLM users type. */
-export function parseLogLevel(value: string, flag: string): LogLevel {
-  const level = { warning: 'warn', critical: 'fatal' }[value.toLowerCase()] ?? value.toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(level))
-    throw new CliError(`${flag}: "${value}" is not one of ${LOG_LEVELS.join(', ')}`);
-  return level as LogLevel;
-}
-
 function apiKey(value: string, flag: string): string {
   if (!value.trim()) throw new CliError(`${flag}: the key must not be empty`);
   return value;
@@ -457,11 +368,15 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     const ignored = IGNORED_FLAGS[flag];
     if (SWITCHES[flag] || (ignored && !ignored.takesValue)) {
       if (eq > 0) throw new CliError(`${flag} takes no value`);
-      if (ignored) ignoreFlag(options, flag, null);
+      if (ignored) options.notices.push(ignoredFlagNotice(flag, null));
       else SWITCHES[flag](options);
       continue;
     }
-    const set: Setter | undefined = ignored ? (o, v, f) => ignoreFlag(o, f, v) : VALUE_FLAGS[flag];
+    const set: Setter | undefined = ignored
+      ? (o, v, f) => {
+          o.notices.push(ignoredFlagNotice(f, v));
+        }
+      : VALUE_FLAGS[flag];
     if (!set) throw new CliError(`unknown flag ${flag} (see --help)`);
     if (eq > 0) {
       set(options, arg.slice(eq + 1), flag);
