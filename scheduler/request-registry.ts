@@ -88,9 +88,17 @@ export class RequestRegistry {
     reason: FinishReason,
     text: string,
     tokenIds: number[],
+    /** The stop string or stop token id that ended it (vLLM's `stop_reason`). */
+    stopReason?: string | number,
   ): void {
     seq.finish(reason);
-    state.stream.push({ index: seq.choiceIndex, text, tokenIds, finishReason: reason });
+    state.stream.push({
+      index: seq.choiceIndex,
+      text,
+      tokenIds,
+      finishReason: reason,
+      ...(stopReason === undefined ? {} : { stopReason }),
+    });
     this.hooks.emit(state, { type: 'finished', index: seq.choiceIndex, reason });
     this.hooks.retire(seq);
     if (state.sequences.every((s) => s.isFinished)) this.settle(state);

@@ -55,6 +55,11 @@ export interface GenerationDelta {
   text: string;
   tokenIds: number[];
   finishReason: FinishReason | null;
+  /**
+   * With finishReason 'stop': the stop string that matched, or the stop token id (EOS or one of
+   * stopTokenIds) that ended the choice; vLLM's `stop_reason` is made from it.
+   */
+  stopReason?: string | number;
 }
 
 export interface GenerationStream extends AsyncIterable<GenerationDelta> {

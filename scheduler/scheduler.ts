@@ -274,7 +274,14 @@ export class Scheduler {
       const verdict = seq.stopChecker.accept(tokenId);
       if (verdict.finishReason) {
         this.numFinishedInStep++;
-        this.requests.finishChoice(state, seq, verdict.finishReason, verdict.text, [tokenId]);
+        this.requests.finishChoice(
+          state,
+          seq,
+          verdict.finishReason,
+          verdict.text,
+          [tokenId],
+          verdict.stopReason,
+        );
       } else
         state.stream.push({
           index: seq.choiceIndex,

@@ -26,6 +26,8 @@ export interface StopVerdict {
   /** Text that is safe to emit now. */
   text: string;
   finishReason: FinishReason | null;
+  /** What ended the choice when finishReason is 'stop': the stop string, or the stop token id. */
+  stopReason?: string | number;
 }
 
 /**
@@ -52,12 +54,12 @@ export class StopChecker {
     if (c.stopTokenIds.has(tokenId)) {
       // The stop token's own text is never part of the output.
       const { text } = this.release(this.decoder.flush(), true);
-      return { text, finishReason: 'stop' };
+      return { text, finishReason: 'stop', stopReason: tokenId };
     }
     const piece = this.decoder.push(tokenId);
     const atLength = this.numGenerated >= c.maxTokens || c.promptLength + this.numGenerated >= c.maxModelLen;
     const { text, matched } = this.release(atLength ? piece + this.decoder.flush() : piece, atLength);
-    if (matched) return { text, finishReason: 'stop' };
+    if (matched !== null) return { text, finishReason: 'stop', stopReason: matched };
     return { text, finishReason: atLength ? 'length' : null };
   }
 
@@ -66,26 +68,27 @@ export class StopChecker {
     return this.release(this.decoder.flush(), true).text;
   }
 
-  private release(piece: string, isFinal: boolean): { text: string; matched: boolean } {
+  /** `matched`: the stop string found in the text, or null. */
+  private release(piece: string, isFinal: boolean): { text: string; matched: string | null } {
     this.pending += piece;
     const match = this.earliestStop();
-    if (match >= 0) {
-      const text = this.pending.slice(0, match);
+    if (match) {
+      const text = this.pending.slice(0, match.at);
       this.pending = '';
-      return { text, matched: true };
+      return { text, matched: match.stop };
     }
     const held = isFinal ? 0 : this.heldLength();
     const text = this.pending.slice(0, this.pending.length - held);
     this.pending = this.pending.slice(this.pending.length - held);
-    return { text, matched: false };
+    return { text, matched: null };
   }
 
   /** Earlier text never holds a match: every suffix that could start one stays pending. */
-  private earliestStop(): number {
-    let earliest = -1;
-    for (const s of this.stops) {
-      const at = this.pending.indexOf(s);
-      if (at >= 0 && (earliest < 0 || at < earliest)) earliest = at;
+  private earliestStop(): { at: number; stop: string } | null {
+    let earliest: { at: number; stop: string } | null = null;
+    for (const stop of this.stops) {
+      const at = this.pending.indexOf(stop);
+      if (at >= 0 && (earliest === null || at < earliest.at)) earliest = { at, stop };
     }
     return earliest;
   }

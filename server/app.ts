@@ -1,8 +1,11 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { Registry } from 'prom-client';
+import { installApiKey } from './api-key.js';
+import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
 import { limitBody, maxBodyBytes } from './request-limits.js';
+import { installRequestLog } from './request-log.js';
 import { RequestMetrics } from './request-metrics.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
@@ -10,8 +13,11 @@ import { healthRoute } from './routes/health.js';
 import { loraAdaptersRoute } from './routes/lora-adapters.js';
 import { installMetrics } from './routes/metrics.js';
 import { modelsRoute } from './routes/models.js';
+import { serverInfoRoute } from './routes/server-info.js';
+import { tokenizeRoute } from './routes/tokenize.js';
 import { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
+import { startStatsLog } from './stats-log.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -29,6 +35,16 @@ export interface AppOptions {
   /** Largest `n` (choices of one request), --max-n. */
   maxN?: number;
   connections?: Partial<ConnectionLimits>;
+  /** --api-key: Bearer auth on everything but the probes (server/api-key.ts); absent: open. */
+  apiKey?: string | null;
+  /** --allowed-origins: CORS for these origins ('*': any); absent or empty: CORS off. */
+  allowedOrigins?: readonly string[];
+  /** /v1/models shows names, not server paths (--hide-adapter-paths; the default without --api-key). */
+  hideAdapterPaths?: boolean;
+  /** One info line per finished generation (default true; --disable-log-requests). */
+  logRequests?: boolean;
+  /** Period of the stats line while busy, in ms (main: 10 s; --disable-log-stats: null); default none. */
+  statsIntervalMs?: number | null;
 }
 
 /**
@@ -66,6 +82,8 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
   const app = Fastify({
     logger: options.logger ?? false,
+    // server/request-log.ts writes one line per request instead, probes at debug.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Math.min(options.bodyLimit ?? BODY_CEILING_BYTES, BODY_CEILING_BYTES),
     return503OnClosing: false,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
@@ -84,15 +102,23 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.server.maxConnections = limits.maxConnections;
 
   const registry = new Registry();
-  const state = new ServerState(options.maxN ?? DEFAULT_MAX_N, new RequestMetrics(registry));
+  const state = new ServerState(options.maxN ?? DEFAULT_MAX_N, new RequestMetrics(registry), {
+    hideAdapterPaths: options.hideAdapterPaths ?? false,
+    logRequests: options.logRequests ?? true,
+  });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);
   installErrorHandlers(app);
+  installRequestLog(app);
   installMetrics(app, registry);
+  // CORS first: a preflight carries no credentials and is answered before auth.
+  if (options.allowedOrigins?.length) installCors(app, options.allowedOrigins);
+  if (options.apiKey) installApiKey(app, options.apiKey);
 
   // New work is refused before its body is read while the model loads or the server drains.
   app.addHook('onRequest', async (request) => {
-    if (request.method === 'POST') state.requireStack();
+    // POST /ping is a probe (SageMaker's), answered by its route whatever the phase.
+    if (request.method === 'POST' && request.url !== '/ping') state.requireStack();
   });
   app.addHook('preParsing', async (request, _reply, payload) => {
     const stack = state.stack;
@@ -111,6 +137,10 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.addHook('onResponse', async () => {
     if (state.isShuttingDown) setImmediate(() => app.server.closeIdleConnections());
   });
+  if (options.statsIntervalMs) {
+    const stopStats = startStatsLog(state, registry, app.log, options.statsIntervalMs);
+    app.addHook('onClose', async () => stopStats());
+  }
   app.addHook('onClose', async () => {
     await state.close();
   });
@@ -120,5 +150,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(completionsRoute);
   app.register(chatCompletionsRoute);
   app.register(loraAdaptersRoute);
+  app.register(serverInfoRoute);
+  app.register(tokenizeRoute);
   return app;
 }

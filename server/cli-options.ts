@@ -1,5 +1,4 @@
 import {
-  DTYPE_CHOICES,
   type DtypeChoice,
   ENGINE_CHOICES,
   type EngineChoice,
@@ -9,6 +8,18 @@ import {
 import { parsePoolSize } from '../memory/page-pool.js';
 import { SCHEDULING_POLICIES, type SchedulingPolicyName } from '../scheduler/scheduling-policy.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
+import { CliError } from './cli-error.js';
+import {
+  ALIASES,
+  IGNORED_FLAGS,
+  ignoredFlagList,
+  ignoredFlagNotice,
+  type LogLevel,
+  parseDtype,
+  parseLogLevel,
+} from './vllm-flags.js';
+
+export { CliError } from './cli-error.js';
 
 /** One --lora-modules entry. */
 export interface LoraModule {
@@ -59,17 +70,28 @@ export interface CliOptions {
   maxN: number;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
+  /** --api-key or $LOOM_API_KEY: Bearer auth on everything but the probes; null: open. */
+  apiKey: string | null;
+  /** --allowed-origins: origins CORS allows ('*' for any); empty: CORS off. */
+  allowedOrigins: string[];
+  /** pino level: --log-level, else $LOG_LEVEL, else info. */
+  logLevel: LogLevel;
+  /** One info line per finished generation (--disable-log-requests turns it off). */
+  logRequests: boolean;
+  /** The periodic stats line while busy (--disable-log-stats turns it off). */
+  logStats: boolean;
+  /** --gpu-memory-utilization as given (it sets poolSize); main logs what it became. */
+  gpuMemoryUtilization: number | null;
+  /** --hide-adapter-paths, or an --api-key-less server: /v1/models shows no adapter paths. */
+  hideAdapterPaths: boolean;
+  /** Lines main logs at start: flags accepted for vLLM compatibility that change nothing. */
+  notices: string[];
 }
 
-export type CliCommand = { kind: 'serve'; options: CliOptions } | { kind: 'help'; text: string };
-
-/** A command line Loom cannot run: main prints the message as one line and exits 2. */
-export class CliError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'CliError';
-  }
-}
+export type CliCommand =
+  | { kind: 'serve'; options: CliOptions }
+  | { kind: 'help'; text: string }
+  | { kind: 'version' };
 
 export const CLI_HELP = `Usage: loom [--model DIR] [flags]
 
@@ -101,9 +123,12 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --slo-ttft SECONDS              time-to-first-token objective: under slora, a request whose first token
                                   cannot come in time is refused (503 + Retry-After) before it runs
   --engine auto|onnx|reference|webgpu   (default auto: webgpu on a hardware GPU adapter, else onnx)
-  --dtype auto|f32|f16            weight storage; auto: f16 where the WebGPU adapter has shader-f16,
-                                  else f32; onnx and reference run f32 only (default auto)
+  --dtype auto|float16|half|float32|float   weight storage (f16, f32 also accepted); auto: f16 where
+                                  the WebGPU adapter has shader-f16, else f32; onnx and reference run
+                                  f32 only; bfloat16 is refused (no engine stores bf16 weights) (default auto)
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
+  --gpu-memory-utilization F      vLLM's spelling of the pool size as a fraction (0 < F <= 1); Loom's pool is
+                                  sized from host memory on every engine (WebGPU reports no device memory)
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
   --max-n N                       most choices (n) one request may ask for (default 16)
@@ -111,7 +136,21 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   before they are ended (default 30)
   --max-connections N             open connections past this are refused (default 1024)
   --timeout-keep-alive SECONDS    idle keep-alive connections are closed after this (default 5)
+  --api-key KEY                   require "Authorization: Bearer KEY" on every endpoint but /health, /ping,
+                                  /metrics and /version (also $LOOM_API_KEY; default: no auth)
+  --hide-adapter-paths            /v1/models shows adapter names, not their server paths (the default when
+                                  no --api-key is set: an open server does not show where adapters live)
+  --allowed-origins ORIGINS       enable CORS for these origins: a JSON list (vLLM's form) or a comma-separated
+                                  list; "*" allows any (default: CORS off)
+  --log-level LEVEL               fatal|error|warn|info|debug|trace|silent (also $LOG_LEVEL; default info)
+  --disable-log-requests          no info line per finished generation (--enable-log-requests: the default)
+  --disable-log-stats             no periodic stats line while busy
+  --enable-lora                   accepted for vLLM command lines: LoRA is always on
+  --version                       print Loom's version and exit
   --help                          this text
+
+vLLM flags Loom accepts and ignores (one log line each): ${ignoredFlagList()}.
+--tensor-parallel-size and --pipeline-parallel-size accept only 1.
 `;
 
 type Setter = (options: CliOptions, value: string, flag: string) => void;
@@ -185,9 +224,22 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.engine = v as EngineChoice;
   },
   '--dtype': (o, v, f) => {
-    if (!(DTYPE_CHOICES as readonly string[]).includes(v))
-      throw new CliError(`${f}: "${v}" is not one of ${DTYPE_CHOICES.join(', ')}`);
-    o.dtype = v as DtypeChoice;
+    o.dtype = parseDtype(v, f);
+  },
+  '--gpu-memory-utilization': (o, v, f) => {
+    const fraction = Number(v);
+    if (!/^\s*[0-9.]+\s*$/.test(v) || !(fraction > 0 && fraction <= 1))
+      throw new CliError(`${f}: expected a fraction in (0, 1], got "${v}"`);
+    o.gpuMemoryUtilization = fraction;
+  },
+  '--api-key': (o, v, f) => {
+    o.apiKey = apiKey(v, f);
+  },
+  '--allowed-origins': (o, v, f) => {
+    o.allowedOrigins = parseAllowedOrigins(v, f);
+  },
+  '--log-level': (o, v, f) => {
+    o.logLevel = parseLogLevel(v, f);
   },
   '--pool-size': (o, v, f) => {
     try {
@@ -216,6 +268,51 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.timeoutKeepAliveSeconds = integer(v, f, 1, 3600);
   },
 };
+
+/** Flags that take no value. */
+const SWITCHES: Record<string, (options: CliOptions) => void> = {
+  '--disable-log-requests': (o) => {
+    o.logRequests = false;
+  },
+  '--enable-log-requests': (o) => {
+    o.logRequests = true;
+  },
+  '--disable-log-stats': (o) => {
+    o.logStats = false;
+  },
+  '--hide-adapter-paths': (o) => {
+    o.hideAdapterPaths = true;
+  },
+  '--enable-lora': (o) => {
+    o.notices.push('--enable-lora: LoRA is always on in Loom; the flag changes nothing');
+  },
+};
+
+function apiKey(value: string, flag: string): string {
+  if (!value.trim()) throw new CliError(`${flag}: the key must not be empty`);
+  return value;
+}
+
+/** vLLM's JSON list (["https://a.example"]) or a comma-separated list. */
+export function parseAllowedOrigins(value: string, flag = '--allowed-origins'): string[] {
+  let origins: unknown;
+  if (value.trim().startsWith('[')) {
+    try {
+      origins = JSON.parse(value);
+    } catch {
+      throw new CliError(`${flag}: ${value} is not valid JSON`);
+    }
+  } else {
+    origins = value.split(',').map((o) => o.trim());
+  }
+  if (!Array.isArray(origins) || origins.some((o) => typeof o !== 'string' || !o))
+    throw new CliError(`${flag}: expected a list of origins, got ${value}`);
+  for (const origin of origins as string[]) {
+    if (origin !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$/i.test(origin))
+      throw new CliError(`${flag}: "${origin}" is not an origin (scheme://host[:port], no path) or *`);
+  }
+  return origins as string[];
+}
 
 function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);
@@ -277,15 +374,25 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxN: DEFAULT_MAX_N,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
+    apiKey: env.LOOM_API_KEY ? env.LOOM_API_KEY : null,
+    allowedOrigins: [],
+    logLevel: env.LOG_LEVEL ? parseLogLevel(env.LOG_LEVEL, 'LOG_LEVEL') : 'info',
+    logRequests: true,
+    logStats: true,
+    gpuMemoryUtilization: null,
+    hideAdapterPaths: false,
+    notices: [],
   };
 }
 
 /** Parses argv (without node and the script); throws CliError on anything it does not know. */
 export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv = {}): CliCommand {
   const options = defaultCliOptions(env);
+  let poolSizeGiven = false;
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
+    const arg = ALIASES[argv[i]] ?? argv[i];
     if (arg === '--help' || arg === '-h') return { kind: 'help', text: CLI_HELP };
+    if (arg === '--version') return { kind: 'version' };
     if (!arg.startsWith('--')) {
       // vLLM's `vllm serve MODEL`: one positional argument is the model.
       if (options.model !== null) throw new CliError(`unexpected argument "${arg}" (see --help)`);
@@ -294,7 +401,19 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     }
     const eq = arg.indexOf('=');
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const set = VALUE_FLAGS[flag];
+    if (flag === '--pool-size') poolSizeGiven = true;
+    const ignored = IGNORED_FLAGS[flag];
+    if (SWITCHES[flag] || (ignored && !ignored.takesValue)) {
+      if (eq > 0) throw new CliError(`${flag} takes no value`);
+      if (ignored) options.notices.push(ignoredFlagNotice(flag, null));
+      else SWITCHES[flag](options);
+      continue;
+    }
+    const set: Setter | undefined = ignored
+      ? (o, v, f) => {
+          o.notices.push(ignoredFlagNotice(f, v));
+        }
+      : VALUE_FLAGS[flag];
     if (!set) throw new CliError(`unknown flag ${flag} (see --help)`);
     if (eq > 0) {
       set(options, arg.slice(eq + 1), flag);
@@ -321,6 +440,13 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     if (options.sloTtftSeconds !== null)
       throw new CliError('--slo-ttft needs --scheduling-policy slora (fcfs never aborts early)');
   }
+  if (options.gpuMemoryUtilization !== null) {
+    if (poolSizeGiven)
+      throw new CliError('--gpu-memory-utilization and --pool-size both size the pool: give one of them');
+    // A fraction as --pool-size reads one ("1" alone would be one byte).
+    options.poolSize = options.gpuMemoryUtilization.toFixed(6);
+  }
+  if (options.apiKey === null) options.hideAdapterPaths = true;
   const names = new Set<string>();
   for (const { name } of options.loraModules) {
     if (names.has(name)) throw new CliError(`--lora-modules: adapter name "${name}" is given twice`);

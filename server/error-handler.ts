@@ -11,6 +11,7 @@ import {
   serviceUnavailable,
 } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
+import { rememberError } from './request-log.js';
 
 /** One ajv error as Fastify hands it over (ajv runs with `verbose`, so the failing schema is there). */
 interface SchemaError {
@@ -120,6 +121,7 @@ function adapterApiError(error: AdapterError): ApiError {
 }
 
 export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply {
+  rememberError(reply.request, error);
   if (error.retryAfterSeconds !== null)
     reply.header('retry-after', String(Math.ceil(error.retryAfterSeconds)));
   return reply.code(error.statusCode).type('application/json').send(error.toBody());

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { FastifyReply } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import {
   AdmissionError,
   type FinishReason,
@@ -21,13 +21,23 @@ import type { ServingStack } from './serving-stack.js';
  * or ends it with a 503 (before the response began) or a final error event (streams).
  */
 export class Generation {
+  private firstTokenAt: number | null = null;
+  private readonly finishReasons: (FinishReason | null)[];
+  private isLogged = false;
+
   private constructor(
     readonly controller: AbortController,
     private readonly iterator: AsyncIterator<GenerationDelta>,
     private first: IteratorResult<GenerationDelta> | null,
     private readonly countTokens: () => { prompt: number; completion: number },
     private readonly shutdown: { ended: boolean },
-  ) {}
+    private readonly request: Omit<GenerationRequest, 'signal'>,
+    private readonly startedAt: number,
+    /** Where the line for the finished generation goes (the request's logger), or null for none. */
+    private readonly log: FastifyBaseLogger | null,
+  ) {
+    this.finishReasons = new Array(request.sampling.n).fill(null);
+  }
 
   /**
    * Submits and waits for the first delta. The request is aborted when the client's
@@ -39,8 +49,12 @@ export class Generation {
     request: Omit<GenerationRequest, 'signal'>,
     reply: FastifyReply,
     metrics: RequestMetrics | null = null,
+    /** Aborts this generation from outside (another prompt of its batch was refused). */
+    cancel?: AbortSignal,
   ): Promise<Generation> {
+    const startedAt = performance.now();
     const controller = new AbortController();
+    cancel?.addEventListener('abort', () => controller.abort(), { once: true });
     const shutdown = { ended: false };
     const untrack = state.track(() => {
       shutdown.ended = true;
@@ -80,6 +94,9 @@ export class Generation {
       first,
       () => ({ prompt: stream.promptTokens, completion: stream.completionTokens }),
       shutdown,
+      request,
+      startedAt,
+      state.settings.logRequests ? reply.log : null,
     );
   }
 
@@ -98,28 +115,67 @@ export class Generation {
       let next = this.first ?? (await this.iterator.next());
       this.first = null;
       while (!next.done) {
+        this.observe(next.value);
         yield next.value;
         next = await this.iterator.next();
       }
     } finally {
       await this.iterator.return?.();
+      this.logFinished();
     }
   }
 
-  /** Runs every choice to its end: the text and finish reason of each of the `n` choices. */
-  async collect(n: number): Promise<{ text: string; finishReason: FinishReason | null }[]> {
-    const choices = Array.from({ length: n }, () => ({
-      text: '',
-      finishReason: null as FinishReason | null,
-    }));
+  /** Ends the generation before its response (another prompt of its batch was refused). */
+  async cancel(): Promise<void> {
+    this.controller.abort();
+    await this.iterator.return?.();
+  }
+
+  /** Runs every choice to its end: the text, finish reason and stop reason of each of the `n` choices. */
+  async collect(n: number): Promise<FinishedChoice[]> {
+    const choices = Array.from({ length: n }, (): FinishedChoice => ({ text: '', finishReason: null }));
     for await (const delta of this.deltas()) {
       const choice = choices[delta.index];
       choice.text += delta.text;
       if (delta.finishReason) choice.finishReason = delta.finishReason;
+      if (delta.stopReason !== undefined) choice.stopReason = delta.stopReason;
     }
     if (this.shutdown.ended) throw shuttingDown();
     return choices;
   }
+
+  private observe(delta: GenerationDelta): void {
+    if (this.firstTokenAt === null && delta.tokenIds.length > 0) this.firstTokenAt = performance.now();
+    if (delta.finishReason) this.finishReasons[delta.index] = delta.finishReason;
+  }
+
+  /** vLLM's per-request line, once the generation ended (finished, aborted, or failed: null reasons). */
+  private logFinished(): void {
+    if (this.isLogged || !this.log) return;
+    this.isLogged = true;
+    const { prompt, completion } = this.countTokens();
+    const ms = (at: number | null) => (at === null ? null : Math.round(at - this.startedAt));
+    this.log.info(
+      {
+        requestId: this.request.requestId,
+        adapter: this.request.adapter,
+        promptTokens: prompt,
+        generatedTokens: completion,
+        timeToFirstTokenMs: ms(this.firstTokenAt),
+        totalMs: ms(performance.now()),
+        finishReasons: this.finishReasons,
+      },
+      'generation finished',
+    );
+  }
+}
+
+/** One choice run to its end, as non-streaming responses list it. */
+export interface FinishedChoice {
+  text: string;
+  finishReason: FinishReason | null;
+  /** The stop string or stop token id that ended it (finishReason 'stop'). */
+  stopReason?: string | number;
 }
 
 /** An error chunk inside an event stream, which has already sent its 200. */
@@ -152,7 +208,7 @@ function shuttingDown(): ApiError {
  */
 export function sendEventStream(
   reply: FastifyReply,
-  generation: Generation,
+  generation: { readonly endedByShutdown: boolean },
   events: AsyncIterable<object>,
 ): FastifyReply {
   async function* frames(): AsyncGenerator<string> {

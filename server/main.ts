@@ -1,5 +1,7 @@
 // First: switches off onnxruntime's telemetry before anything loads it.
 import '../kernels/onnx/no-telemetry.js';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertEngineAvailable } from '../kernels/engine-factory.js';
 import { ConfigError } from '../model/llama-config.js';
@@ -10,6 +12,8 @@ import { buildApp } from './app.js';
 import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
+import { STATS_INTERVAL_MS } from './stats-log.js';
+import { LOOM_VERSION } from './version.js';
 
 /**
  * The process around the app: flags, logger, listening, loading, signals, exit codes
@@ -47,6 +51,21 @@ async function resolveModel(options: CliOptions): Promise<{ modelDir: string; ad
   return { modelDir: embedded.modelDir, adapters };
 }
 
+/** The checkpoint's safetensors shards and their size (null when the folder cannot be read: loading says why). */
+async function weightFiles(modelDir: string): Promise<{ shards: number; bytes: number } | null> {
+  try {
+    const names = (await readdir(modelDir)).filter((name) => name.endsWith('.safetensors'));
+    const sizes = await Promise.all(names.map(async (name) => (await stat(join(modelDir, name))).size));
+    return { shards: names.length, bytes: sizes.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
+
+function mb(bytes: number): number {
+  return Math.round(bytes / 1e5) / 10;
+}
+
 /** vLLM's JSON --lora-modules may name the base model; Loom serves one, so it must be that one. */
 function checkBaseModelNames(adapters: readonly LoraModule[], modelName: string): void {
   for (const { name, baseModelName } of adapters) {
@@ -70,17 +89,32 @@ async function main(): Promise<void> {
     process.stdout.write(command.text);
     return;
   }
+  if (command.kind === 'version') {
+    process.stdout.write(`${LOOM_VERSION}\n`);
+    return;
+  }
   const options = command.options;
   assertEngineAvailable(options.engine, options.dtype, options.loraMode);
 
   const app = buildApp({
-    logger: { level: process.env.LOG_LEVEL ?? 'info' },
+    logger: { level: options.logLevel },
     maxN: options.maxN,
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,
       maxConnections: options.maxConnections,
     },
+    apiKey: options.apiKey,
+    allowedOrigins: options.allowedOrigins,
+    hideAdapterPaths: options.hideAdapterPaths,
+    logRequests: options.logRequests,
+    statsIntervalMs: options.logStats ? STATS_INTERVAL_MS : null,
   });
+  for (const notice of options.notices) app.log.info(notice);
+  if (options.gpuMemoryUtilization !== null)
+    app.log.info(
+      { poolSize: options.poolSize },
+      `--gpu-memory-utilization ${options.gpuMemoryUtilization}: the page pool (KV cache and adapters) takes this fraction of host memory on every engine, as --pool-size ${options.gpuMemoryUtilization} would (WebGPU reports no device memory size)`,
+    );
   let isShuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
     if (isShuttingDown) {
@@ -102,6 +136,13 @@ async function main(): Promise<void> {
 
   await app.listen({ host: options.host, port: options.port });
   const { modelDir, adapters } = await resolveModel(options);
+  const weights = await weightFiles(modelDir);
+  if (weights)
+    app.log.info(
+      { dir: modelDir, shards: weights.shards, megabytes: mb(weights.bytes) },
+      'model weights to load',
+    );
+  const loadStartedAt = performance.now();
   const stack = await buildServingStack(
     {
       modelDir,
@@ -139,6 +180,16 @@ async function main(): Promise<void> {
     throw error;
   }
   app.loom.attach(stack);
+  const loadSeconds = (performance.now() - loadStartedAt) / 1000;
+  app.log.info(
+    {
+      seconds: Math.round(loadSeconds * 10) / 10,
+      ...(weights
+        ? { megabytes: mb(weights.bytes), megabytesPerSecond: mb(weights.bytes / loadSeconds) }
+        : {}),
+    },
+    'model loaded',
+  );
   const registered = stack.scheduler.adapters.list();
   app.log.info(
     { model: stack.modelName, adapters: registered.length, first: registered.slice(0, 8).map((a) => a.name) },

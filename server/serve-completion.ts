@@ -1,10 +1,17 @@
 import type { FastifyReply } from 'fastify';
-import type { FinishReason, GenerationDelta } from '../scheduler/request.js';
-import { Generation, sendEventStream } from './generation.js';
+import type { GenerationDelta, SamplingParams } from '../scheduler/request.js';
+import { invalidRequest } from './api-error.js';
+import { type FinishedChoice, Generation, sendEventStream } from './generation.js';
 import { newRequestId } from './request-id.js';
 import { resolveAdapter, type SamplingBody, samplingParams } from './sampling-params.js';
 import type { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
+
+/** A finished or streamed choice as the routes shape it: vLLM's `stop_reason` already resolved. */
+export interface ChoiceOutcome extends FinishedChoice {
+  /** vLLM's `stop_reason`: the stop string, or the id of a stop_token_ids token, that ended it; else null. */
+  stop_reason: string | number | null;
+}
 
 /** What /v1/completions and /v1/chat/completions differ in; the flow around it is shared. */
 export interface CompletionRoute<B extends SamplingBody, O extends string, C extends object> {
@@ -12,22 +19,94 @@ export interface CompletionRoute<B extends SamplingBody, O extends string, C ext
   /** The response's `object`, and the one each streamed chunk carries. */
   object: O;
   chunkObject: string;
-  /** Refuses what the route does not support, then builds the prompt's token ids. */
-  promptTokens(stack: ServingStack, body: B): number[];
+  /**
+   * Refuses what the route does not support, then builds the token ids of each prompt: one for
+   * chat, one or more for completions (OpenAI's batch of prompts).
+   */
+  promptTokens(stack: ServingStack, body: B): number[][];
   requestedMaxTokens(body: B): number | null;
   /** Used when the client gave no max tokens; null means the rest of the context. */
   defaultMaxTokens: number | null;
   /** One finished choice, as the non-streaming response lists it (the index is added). */
-  choice(text: string, finishReason: FinishReason | null): C;
+  choice(outcome: ChoiceOutcome): C;
   /** Choices streamed before any token, one per index (chat's assistant role). */
   openingChoice?(index: number): object;
-  /** One delta that carries text or a finish reason, as a streamed choice. */
-  deltaChoice(delta: GenerationDelta): object;
+  /** One delta that carries text or a finish reason, as a streamed choice at `index`. */
+  deltaChoice(index: number, delta: GenerationDelta, stopReason: string | number | null): object;
 }
 
 /**
- * Request → generation → response for an OpenAI completions-style route: resolves the adapter,
- * checks and converts the body, submits, then either collects every choice or streams chunks.
+ * vLLM's `stop_reason`: the matched stop string, or the stop token id when it is one the request
+ * listed; null for EOS, length, and abort.
+ */
+function stopReasonOf(
+  finishReason: FinishedChoice['finishReason'],
+  stopReason: string | number | undefined,
+  sampling: SamplingParams,
+): string | number | null {
+  if (finishReason !== 'stop' || stopReason === undefined) return null;
+  if (typeof stopReason === 'string') return stopReason;
+  return sampling.stopTokenIds.includes(stopReason) ? stopReason : null;
+}
+
+/**
+ * Submits every prompt at once (each is its own request to the scheduler, as vLLM fans a batch
+ * out). One refused prompt fails the request: the others are aborted at once (they may be
+ * waiting in the queue for their first token) and cancelled before any answer.
+ */
+async function startAll(starts: ((cancel: AbortSignal) => Promise<Generation>)[]): Promise<Generation[]> {
+  const batch = new AbortController();
+  const settled = await Promise.allSettled(
+    starts.map((start) =>
+      start(batch.signal).catch((error: unknown) => {
+        batch.abort();
+        throw error;
+      }),
+    ),
+  );
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<Generation>).value);
+  await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.cancel() : Promise.resolve())));
+  throw failed.reason;
+}
+
+/** Deltas of several generations as they come, each tagged with its generation's position. */
+async function* merged(generations: Generation[]): AsyncGenerator<{ at: number; delta: GenerationDelta }> {
+  const iterators = generations.map((g) => g.deltas());
+  const pending = new Map(iterators.map((it, at) => [at, it.next().then((result) => ({ at, result }))]));
+  try {
+    while (pending.size > 0) {
+      const { at, result } = await Promise.race(pending.values());
+      if (result.done) {
+        pending.delete(at);
+        continue;
+      }
+      pending.set(
+        at,
+        iterators[at].next().then((next) => ({ at, result: next })),
+      );
+      yield { at, delta: result.value };
+    }
+  } finally {
+    await Promise.all(iterators.map((it) => it.return(undefined)));
+  }
+}
+
+function usageOf(generations: Generation[]) {
+  const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  for (const g of generations) {
+    usage.prompt_tokens += g.usage.prompt_tokens;
+    usage.completion_tokens += g.usage.completion_tokens;
+    usage.total_tokens += g.usage.total_tokens;
+  }
+  // vLLM's answer while prefix caching is off: Loom has no prefix cache, so none is reported.
+  return { ...usage, prompt_tokens_details: null };
+}
+
+/**
+ * Request → generations → response for an OpenAI completions-style route: resolves the adapter,
+ * checks and converts the body, submits each prompt, then either collects every choice or
+ * streams chunks. Choices are indexed prompt-major as OpenAI does: promptIndex × n + choice.
  */
 export async function serveCompletion<B extends SamplingBody, O extends string, C extends object>(
   state: ServerState,
@@ -37,30 +116,51 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
 ) {
   const stack = state.requireStack();
   const adapter = await resolveAdapter(stack, body.model);
-  const prompt = route.promptTokens(stack, body);
-  const sampling = samplingParams(stack, body, {
-    numPromptTokens: prompt.length,
-    requestedMaxTokens: route.requestedMaxTokens(body),
-    defaultMaxTokens: route.defaultMaxTokens,
-    maxN: state.maxN,
-  });
+  const prompts = route.promptTokens(stack, body);
+  const samplings = prompts.map((prompt) =>
+    samplingParams(stack, body, {
+      numPromptTokens: prompt.length,
+      requestedMaxTokens: route.requestedMaxTokens(body),
+      defaultMaxTokens: route.defaultMaxTokens,
+      maxN: state.maxN,
+    }),
+  );
+  const n = samplings[0].n;
+  checkBatchSize(stack, state, prompts.length, n);
   const id = newRequestId(route.idPrefix);
   const created = Math.floor(Date.now() / 1000);
-  const generation = await Generation.start(
-    stack,
-    state,
-    { requestId: id, promptTokens: prompt, adapter, sampling },
-    reply,
-    state.requestMetrics,
+  const generations = await startAll(
+    prompts.map(
+      (promptTokens, p) => (cancel: AbortSignal) =>
+        Generation.start(
+          stack,
+          state,
+          {
+            requestId: prompts.length === 1 ? id : `${id}-${p}`,
+            promptTokens,
+            adapter,
+            sampling: samplings[p],
+          },
+          reply,
+          state.requestMetrics,
+          cancel,
+        ),
+    ),
   );
-  const head = { id, object: route.object, created, model: body.model };
+  // vLLM leaves the fingerprint null; the field is there for clients that read it.
+  const head = { id, object: route.object, created, model: body.model, system_fingerprint: null };
 
   if (!body.stream) {
-    const choices = await generation.collect(sampling.n);
+    const perPrompt = await Promise.all(generations.map((g, p) => g.collect(samplings[p].n)));
     return {
       ...head,
-      choices: choices.map((c, index) => ({ index, ...route.choice(c.text, c.finishReason) })),
-      usage: generation.usage,
+      choices: perPrompt.flatMap((choices, p) =>
+        choices.map((c, i) => ({
+          index: p * n + i,
+          ...route.choice({ ...c, stop_reason: stopReasonOf(c.finishReason, c.stopReason, samplings[p]) }),
+        })),
+      ),
+      usage: usageOf(generations),
     };
   }
   const includeUsage =
@@ -73,12 +173,42 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
   });
   async function* events() {
     if (route.openingChoice) {
-      for (let index = 0; index < sampling.n; index++) yield chunk(route.openingChoice(index));
+      for (let index = 0; index < prompts.length * n; index++) yield chunk(route.openingChoice(index));
     }
-    for await (const delta of generation.deltas()) {
-      if (delta.text || delta.finishReason) yield chunk(route.deltaChoice(delta));
+    for await (const { at, delta } of merged(generations)) {
+      if (!delta.text && !delta.finishReason) continue;
+      const stopReason = stopReasonOf(delta.finishReason, delta.stopReason, samplings[at]);
+      yield chunk(route.deltaChoice(at * n + delta.index, delta, stopReason));
     }
-    if (includeUsage) yield { ...chunkHead, choices: [], usage: generation.usage };
+    if (includeUsage) yield { ...chunkHead, choices: [], usage: usageOf(generations) };
   }
-  return sendEventStream(reply, generation, events());
+  return sendEventStream(
+    reply,
+    {
+      get endedByShutdown() {
+        return generations.some((g) => g.endedByShutdown);
+      },
+    },
+    events(),
+  );
+}
+
+/**
+ * Every prompt of a batch brings its `n` sequences: together they are bounded as one request's
+ * choices are (--max-n, and the waiting queue they could never all fit in), so a batch cannot
+ * take every sequence slot that `n` alone could not.
+ */
+function checkBatchSize(stack: ServingStack, state: ServerState, numPrompts: number, n: number): void {
+  if (numPrompts === 1) return;
+  const total = numPrompts * n;
+  for (const [limit, what] of [
+    [state.maxN, '--max-n'],
+    [stack.maxWaiting, 'waiting-queue limit'],
+  ] as const) {
+    if (total > limit)
+      throw invalidRequest(
+        `A request's choices over all its prompts must be at most ${limit} (the server's ${what}); ${numPrompts} prompts × n=${n} is ${total}.`,
+        'prompt',
+      );
+  }
 }

@@ -4,6 +4,13 @@ import type { ServingStack } from './serving-stack.js';
 
 export type ServerPhase = 'starting' | 'serving' | 'draining' | 'closing';
 
+export interface ServerSettings {
+  /** /v1/models gives ids where it would give server paths (--hide-adapter-paths). */
+  hideAdapterPaths: boolean;
+  /** One info line per finished generation (off with --disable-log-requests). */
+  logRequests: boolean;
+}
+
 /**
  * The app's lifecycle: 'starting' until the serving stack is attached (main listens first so
  * health probes see 503 instead of a refused connection while weights load), 'serving', then
@@ -21,10 +28,12 @@ export class ServerState {
   /**
    * @param maxN the most choices (`n`) one request may ask for (--max-n).
    * @param requestMetrics times every request the routes submit (null: none are recorded).
+   * @param settings what the API shows of the server, and what it logs.
    */
   constructor(
     readonly maxN: number,
     readonly requestMetrics: RequestMetrics | null = null,
+    readonly settings: ServerSettings = { hideAdapterPaths: false, logRequests: false },
   ) {}
 
   get phase(): ServerPhase {

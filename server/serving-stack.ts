@@ -11,13 +11,15 @@ import type { GenerationRequest, GenerationStream } from '../scheduler/request.j
 
 export { DEFAULT_MAX_WAITING, type ProgressLog } from '../scheduler/llm-engine.js';
 
-/** What the HTTP layer needs from the tokenizer: text in, ids out, chat rendering. */
+/** What the HTTP layer needs from the tokenizer: text to ids and back, chat rendering. */
 export interface ServingTokenizer {
   readonly vocabSize: number;
   /** Characters of the longest token's text: a prompt longer than maxModelLen × this cannot fit. */
   readonly longestTokenChars: number;
   readonly hasChatTemplate: boolean;
   encode(text: string, addSpecialTokens?: boolean): number[];
+  /** Text of `ids` as HF's `decode` gives it (special tokens skipped by default). */
+  decode(ids: readonly number[], skipSpecialTokens?: boolean): string;
   applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt?: boolean): string;
 }
 

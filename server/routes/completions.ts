@@ -10,24 +10,29 @@ import type { ServingStack } from '../serving-stack.js';
 /** OpenAI's (and vLLM's) default for /v1/completions when max_tokens is left out. */
 const DEFAULT_COMPLETION_TOKENS = 16;
 
-/** The prompt as token ids: a string is encoded with the tokenizer's special tokens (BOS). */
-function promptTokens(stack: ServingStack, prompt: CompletionRequest['prompt']): number[] {
-  let single: string | number[] = prompt as string | number[];
-  if (Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== 'number') {
-    if (prompt.length > 1)
-      throw invalidRequest(
-        'Only one prompt per request is supported; send one request per prompt.',
-        'prompt',
-      );
-    single = prompt[0] as string | number[];
-  }
-  if (typeof single === 'string') {
-    if (single.length === 0) throw invalidRequest('The prompt is empty.', 'prompt');
-    checkPromptChars(stack, single.length, 'prompt');
-    return stack.tokenizer.encode(single, true);
-  }
-  checkTokenIds(single, stack.tokenizer.vocabSize, 'prompt');
-  return single;
+/**
+ * The prompts as token ids: a string, a token-id array, or a list of either (OpenAI's batch);
+ * a string is encoded with the tokenizer's special tokens (BOS).
+ */
+function promptsTokens(stack: ServingStack, prompt: CompletionRequest['prompt']): number[][] {
+  const isBatch = Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== 'number';
+  if (Array.isArray(prompt) && prompt.length === 0) throw invalidRequest('The prompt is empty.', 'prompt');
+  const prompts = (isBatch ? prompt : [prompt]) as (string | number[])[];
+  // Every prompt's size is checked before any is tokenized: a batch costs the event loop no more
+  // than its longest legal prompts.
+  prompts.forEach((single, p) => {
+    const param = isBatch ? `prompt[${p}]` : 'prompt';
+    if (typeof single === 'string') {
+      if (single.length === 0) throw invalidRequest('The prompt is empty.', param);
+      checkPromptChars(stack, single.length, param);
+    } else {
+      if (single.length === 0) throw invalidRequest('The prompt is empty.', param);
+      checkTokenIds(single, stack.tokenizer.vocabSize, param);
+    }
+  });
+  return prompts.map((single) =>
+    typeof single === 'string' ? stack.tokenizer.encode(single, true) : single,
+  );
 }
 
 function checkUnsupported(body: CompletionRequest): void {
@@ -53,16 +58,22 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         chunkObject: 'text_completion',
         promptTokens: (stack, body) => {
           checkUnsupported(body);
-          return promptTokens(stack, body.prompt);
+          return promptsTokens(stack, body.prompt);
         },
         requestedMaxTokens: (body) => body.max_tokens ?? null,
         defaultMaxTokens: DEFAULT_COMPLETION_TOKENS,
-        choice: (text, finishReason) => ({ text, logprobs: null, finish_reason: finishReason }),
-        deltaChoice: (delta) => ({
-          index: delta.index,
+        choice: (outcome) => ({
+          text: outcome.text,
+          logprobs: null,
+          finish_reason: outcome.finishReason,
+          stop_reason: outcome.stop_reason,
+        }),
+        deltaChoice: (index, delta, stopReason) => ({
+          index,
           text: delta.text,
           logprobs: null,
           finish_reason: delta.finishReason,
+          stop_reason: stopReason,
         }),
       }),
   );

@@ -3,12 +3,12 @@ import { Nullable, REQUEST_OBJECT, samplingFields } from './sampling-fields.js';
 
 const TokenIds = Type.Array(Type.Integer({ minimum: 0 }));
 
-/** POST /v1/completions. One prompt per request: a string, token ids, or a list holding one of those. */
+/** POST /v1/completions. A prompt (a string or token ids), or a batch of them (a list of either). */
 export const CompletionRequestSchema = Type.Object(
   {
     ...samplingFields,
     prompt: Type.Union([Type.String(), TokenIds, Type.Array(Type.String()), Type.Array(TokenIds)], {
-      description: 'a string, an array of token ids, or a list holding one of those',
+      description: 'a string, an array of token ids, or a list of either',
     }),
     /** Only null (or absent) is supported; the route says so for anything else. */
     logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),

@@ -20,21 +20,29 @@ const Usage = Type.Object({
   prompt_tokens: Type.Integer(),
   completion_tokens: Type.Integer(),
   total_tokens: Type.Integer(),
+  /** vLLM's `{cached_tokens}` when prefix caching reports it; null otherwise (Loom has no prefix cache). */
+  prompt_tokens_details: Type.Union([Type.Object({ cached_tokens: Type.Integer() }), Type.Null()]),
 });
 
 const FinishReason = Type.Union([Type.String(), Type.Null()]);
+/** vLLM's: the stop string or stop token id that ended the choice, else null. */
+const StopReason = Type.Union([Type.String(), Type.Integer(), Type.Null()]);
+/** OpenAI's backend fingerprint; null as vLLM leaves it. */
+const SystemFingerprint = Type.Union([Type.String(), Type.Null()]);
 
 export const CompletionResponseSchema = Type.Object({
   id: Type.String(),
   object: Type.Literal('text_completion'),
   created: Type.Integer(),
   model: Type.String(),
+  system_fingerprint: SystemFingerprint,
   choices: Type.Array(
     Type.Object({
       index: Type.Integer(),
       text: Type.String(),
       logprobs: Type.Null(),
       finish_reason: FinishReason,
+      stop_reason: StopReason,
     }),
   ),
   usage: Usage,
@@ -45,18 +53,20 @@ export const ChatCompletionResponseSchema = Type.Object({
   object: Type.Literal('chat.completion'),
   created: Type.Integer(),
   model: Type.String(),
+  system_fingerprint: SystemFingerprint,
   choices: Type.Array(
     Type.Object({
       index: Type.Integer(),
       message: Type.Object({ role: Type.Literal('assistant'), content: Type.String() }),
       logprobs: Type.Null(),
       finish_reason: FinishReason,
+      stop_reason: StopReason,
     }),
   ),
   usage: Usage,
 });
 
-const ModelCard = Type.Object({
+export const ModelCardSchema = Type.Object({
   id: Type.String(),
   object: Type.Literal('model'),
   created: Type.Integer(),
@@ -67,7 +77,10 @@ const ModelCard = Type.Object({
   permission: Type.Array(Type.Unknown()),
 });
 
-export const ModelListSchema = Type.Object({ object: Type.Literal('list'), data: Type.Array(ModelCard) });
+export const ModelListSchema = Type.Object({
+  object: Type.Literal('list'),
+  data: Type.Array(ModelCardSchema),
+});
 
 export const HealthSchema = Type.Object({
   status: Type.String(),

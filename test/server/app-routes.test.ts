@@ -61,9 +61,21 @@ describe('routes over a fake stack', () => {
     expect(body.model).toBe('ad-a');
     const prompt = [BOS, 104, 105];
     expect(body.choices).toEqual([
-      { index: 0, text: fakeText('ad-a', prompt, 5), logprobs: null, finish_reason: 'length' },
+      {
+        index: 0,
+        text: fakeText('ad-a', prompt, 5),
+        logprobs: null,
+        finish_reason: 'length',
+        stop_reason: null,
+      },
     ]);
-    expect(body.usage).toEqual({ prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 });
+    expect(body.usage).toEqual({
+      prompt_tokens: 3,
+      completion_tokens: 5,
+      total_tokens: 8,
+      prompt_tokens_details: null,
+    });
+    expect(body.system_fingerprint).toBeNull();
     const sent = stack.scheduler.submitted[0];
     expect(sent.adapter).toBe('ad-a');
     expect(sent.promptTokens).toEqual(prompt);

@@ -136,7 +136,8 @@ describe('parseCliOptions', () => {
     [['--port', 'x'], '--port'],
     [['--port', '70000'], '--port'],
     [['--engine', 'cuda'], 'cuda'],
-    [['--dtype', 'bf16'], '--dtype: "bf16" is not one of auto, f32, f16'],
+    [['--dtype', 'bf16'], '--dtype: bf16 is not supported'],
+    [['--dtype', 'f8'], '--dtype: "f8" is not one of auto, float16, half, f16, float32, float, f32'],
     [['--pool-size', '3 parsecs'], '--pool-size'],
     [['--model'], 'needs a value'],
     [['--lora-modules', 'noequals'], 'NAME=DIR'],
@@ -156,5 +157,114 @@ describe('parseCliOptions', () => {
 
   it('keeps = inside an adapter path', () => {
     expect(parseLoraModule('a=/p=q')).toEqual({ name: 'a', path: '/p=q' });
+  });
+});
+
+describe('flags a vLLM user types', () => {
+  it('reads --api-key, and $LOOM_API_KEY when the flag is not given', () => {
+    expect(serve([]).apiKey).toBeNull();
+    expect(serve(['--api-key', 'k1']).apiKey).toBe('k1');
+    expect(serve([], { LOOM_API_KEY: 'env-key' }).apiKey).toBe('env-key');
+    expect(serve(['--api-key=flag-key'], { LOOM_API_KEY: 'env-key' }).apiKey).toBe('flag-key');
+    expect(() => serve(['--api-key', ' '])).toThrow(/must not be empty/);
+  });
+
+  it('hides adapter paths without an API key, shows them with one unless --hide-adapter-paths', () => {
+    expect(serve([]).hideAdapterPaths).toBe(true);
+    expect(serve(['--api-key', 'k']).hideAdapterPaths).toBe(false);
+    expect(serve(['--api-key', 'k', '--hide-adapter-paths']).hideAdapterPaths).toBe(true);
+  });
+
+  it('reads --allowed-origins as a JSON list or a comma-separated list; CORS is off by default', () => {
+    expect(serve([]).allowedOrigins).toEqual([]);
+    expect(
+      serve(['--allowed-origins', '["https://a.example","http://localhost:3000"]']).allowedOrigins,
+    ).toEqual(['https://a.example', 'http://localhost:3000']);
+    expect(serve(['--allowed-origins', 'https://a.example, *']).allowedOrigins).toEqual([
+      'https://a.example',
+      '*',
+    ]);
+    expect(() => serve(['--allowed-origins', '["https://a.example/path"]'])).toThrow(/not an origin/);
+    expect(() => serve(['--allowed-origins', '[1]'])).toThrow(/list of origins/);
+  });
+
+  it('returns the version command for --version', () => {
+    expect(parseCliOptions(['--model', 'x', '--version'])).toEqual({ kind: 'version' });
+  });
+
+  it('reads --log-level and $LOG_LEVEL, with Python spellings, and refuses unknown levels', () => {
+    expect(serve([]).logLevel).toBe('info');
+    expect(serve([], { LOG_LEVEL: 'debug' }).logLevel).toBe('debug');
+    expect(serve(['--log-level', 'WARNING'], { LOG_LEVEL: 'debug' }).logLevel).toBe('warn');
+    expect(serve(['--log-level=critical']).logLevel).toBe('fatal');
+    expect(() => serve(['--log-level', 'loud'])).toThrow(/--log-level: "loud"/);
+    expect(() => serve([], { LOG_LEVEL: 'loud' })).toThrow(/LOG_LEVEL: "loud"/);
+  });
+
+  it('switches request and stats logging, the last of --disable/--enable-log-requests winning', () => {
+    expect(serve([])).toMatchObject({ logRequests: true, logStats: true });
+    expect(serve(['--disable-log-requests', '--disable-log-stats'])).toMatchObject({
+      logRequests: false,
+      logStats: false,
+    });
+    expect(serve(['--disable-log-requests', '--enable-log-requests']).logRequests).toBe(true);
+    expect(() => serve(['--disable-log-requests=1'])).toThrow(/takes no value/);
+  });
+
+  it("maps vLLM's dtype spellings and refuses bfloat16 by name", () => {
+    for (const [spelling, dtype] of [
+      ['float16', 'f16'],
+      ['half', 'f16'],
+      ['f16', 'f16'],
+      ['float32', 'f32'],
+      ['float', 'f32'],
+      ['auto', 'auto'],
+    ])
+      expect(serve(['--dtype', spelling]).dtype).toBe(dtype);
+    expect(() => serve(['--dtype', 'bfloat16'])).toThrow(
+      /bfloat16 is not supported: no Loom engine stores bfloat16/,
+    );
+    expect(() => serve(['--dtype', 'int8'])).toThrow(/"int8" is not one of/);
+  });
+
+  it('sizes the pool from --gpu-memory-utilization as a fraction, never together with --pool-size', () => {
+    const options = serve(['--gpu-memory-utilization', '0.5']);
+    expect(options.gpuMemoryUtilization).toBe(0.5);
+    expect(Number(options.poolSize)).toBe(0.5);
+    expect(serve(['--gpu-memory-utilization', '1']).poolSize).toBe('1.000000');
+    expect(() => serve(['--gpu-memory-utilization', '0'])).toThrow(/fraction in \(0, 1\]/);
+    expect(() => serve(['--gpu-memory-utilization', '1.5'])).toThrow(/fraction/);
+    expect(() => serve(['--gpu-memory-utilization', '0.5', '--pool-size', '1GiB'])).toThrow(
+      /give one of them/,
+    );
+  });
+
+  it('accepts --enable-lora and the vLLM flags Loom ignores, with one notice each', () => {
+    const options = serve([
+      '--enable-lora',
+      '--trust-remote-code',
+      '--enforce-eager',
+      '--tensor-parallel-size',
+      '1',
+      '-pp',
+      '1',
+      '--load-format=safetensors',
+      '--max-log-len',
+      '100',
+    ]);
+    expect(options.notices).toHaveLength(7);
+    expect(options.notices[0]).toMatch(/^--enable-lora: LoRA is always on/);
+    expect(options.notices).toContain('--tensor-parallel-size 1: ignored, Loom runs on one device');
+    expect(options.notices).toContain('--pipeline-parallel-size 1: ignored, Loom runs on one device');
+  });
+
+  it('refuses what an ignored flag cannot ignore: parallelism past one device, other formats', () => {
+    expect(() => serve(['--tensor-parallel-size', '2'])).toThrow(
+      /"2" is not supported; expected 1 .*tensor parallelism/,
+    );
+    expect(() => serve(['-tp', '4'])).toThrow(/--tensor-parallel-size/);
+    expect(() => serve(['--load-format', 'pt'])).toThrow(/--load-format: "pt"/);
+    expect(() => serve(['--trust-remote-code=true'])).toThrow(/takes no value/);
+    expect(() => serve(['--enable-prefix-caching'])).toThrow(/unknown flag --enable-prefix-caching/);
   });
 });

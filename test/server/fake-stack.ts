@@ -31,6 +31,22 @@ export class ByteTokenizer implements ServingTokenizer {
     return addSpecialTokens ? [BOS, ...bytes] : bytes;
   }
 
+  /** Bytes as UTF-8; BOS is `<s>` unless special tokens are skipped, 257 is `</s>`. */
+  decode(ids: readonly number[], skipSpecialTokens = true): string {
+    let text = '';
+    let bytes: number[] = [];
+    for (const id of [...ids, -1]) {
+      if (id >= 0 && id < 256) {
+        bytes.push(id);
+        continue;
+      }
+      text += Buffer.from(bytes).toString('utf8');
+      bytes = [];
+      if (id >= 256 && !skipSpecialTokens) text += id === BOS ? '<s>' : '</s>';
+    }
+    return text;
+  }
+
   applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt = true): string {
     const turns = messages.map((m) => `${m.role}: ${m.content}\n`).join('');
     return `<s>${turns}${addGenerationPrompt ? 'assistant:' : ''}`;
@@ -43,6 +59,23 @@ export function fakeText(adapter: string | null, prompt: readonly number[], leng
   let text = '';
   for (let i = 0; i < length; i++) text += String.fromCharCode(97 + (((h >>> (i % 24)) + i) % 26));
   return text;
+}
+
+/** The wait for a token: a macrotask, or `delayMs`; an abort ends it at once, as a real step would. */
+function nextToken(delayMs: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (delayMs === 0 || signal?.aborted) {
+      setImmediate(resolve);
+      return;
+    }
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, delayMs);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 export class FakeScheduler implements GenerationService {
@@ -65,6 +98,7 @@ export class FakeScheduler implements GenerationService {
     const tokenDelayMs = this.tokenDelayMs;
     let completionTokens = 0;
     const abortInQueueWith = this.abortInQueueWith;
+    const stopped = new Set<number>();
     async function* run(): AsyncGenerator<GenerationDelta> {
       if (abortInQueueWith) {
         await new Promise((resolve) => setImmediate(resolve));
@@ -75,23 +109,37 @@ export class FakeScheduler implements GenerationService {
       try {
         const text = fakeText(request.adapter, request.promptTokens, sampling.maxTokens);
         for (let i = 0; i < sampling.maxTokens; i++) {
-          await new Promise((resolve) =>
-            tokenDelayMs > 0 ? setTimeout(resolve, tokenDelayMs) : setImmediate(resolve),
-          );
+          await nextToken(tokenDelayMs, request.signal);
           for (let index = 0; index < sampling.n; index++) {
             if (request.signal?.aborted) {
               yield { index, text: '', tokenIds: [], finishReason: 'abort' };
               continue;
             }
+            if (stopped.has(index)) continue;
             completionTokens++;
+            const tokenId = text.charCodeAt(i);
+            // Stops as the real checker makes them (for one-character stop strings, which a fake token
+            // completes at once): neither a stop token's text nor a stop string is output.
+            if (sampling.stopTokenIds.includes(tokenId)) {
+              stopped.add(index);
+              yield { index, text: '', tokenIds: [tokenId], finishReason: 'stop', stopReason: tokenId };
+              continue;
+            }
+            const stop = sampling.stop.find((s) => s === text[i]);
+            if (stop !== undefined) {
+              stopped.add(index);
+              yield { index, text: '', tokenIds: [tokenId], finishReason: 'stop', stopReason: stop };
+              continue;
+            }
             const last = i === sampling.maxTokens - 1;
             yield {
               index,
               text: text[i],
-              tokenIds: [text.charCodeAt(i)],
+              tokenIds: [tokenId],
               finishReason: last ? 'length' : null,
             };
           }
+          if (stopped.size === sampling.n) return;
           if (request.signal?.aborted) return;
         }
       } finally {

@@ -1,0 +1,49 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from './api-error.js';
+import { sendApiError } from './error-handler.js';
+
+/**
+ * Probes a load balancer or Prometheus calls without credentials; every other path (the OpenAI
+ * API, /tokenize, adapter loading, and unknown URLs, which then do not reveal what exists)
+ * needs the key.
+ */
+export const OPEN_PATHS: ReadonlySet<string> = new Set(['/health', '/ping', '/metrics', '/version']);
+
+function invalidApiKey(message: string): ApiError {
+  return new ApiError(401, 'invalid_request_error', 'invalid_api_key', message);
+}
+
+function digest(text: string): Buffer {
+  return createHash('sha256').update(text, 'utf8').digest();
+}
+
+/**
+ * --api-key: `Authorization: Bearer KEY`, as OpenAI clients send it. The key is compared as
+ * equal-length digests with timingSafeEqual, so neither the time nor the length of the
+ * comparison says how much of a guess was right.
+ */
+export function installApiKey(app: FastifyInstance, key: string): void {
+  const expected = digest(key);
+  app.addHook('onRequest', async (request, reply) => {
+    // A CORS preflight carries no credentials (the browser sends them on the real request).
+    if (request.method === 'OPTIONS') return;
+    const path = request.url.split('?', 1)[0];
+    if (OPEN_PATHS.has(path)) return;
+    const header = request.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
+    if (!match) {
+      reply.header('www-authenticate', 'Bearer');
+      return sendApiError(
+        reply,
+        invalidApiKey(
+          'You didn\'t provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. "Authorization: Bearer YOUR_KEY").',
+        ),
+      );
+    }
+    if (!timingSafeEqual(digest(match[1]), expected)) {
+      reply.header('www-authenticate', 'Bearer');
+      return sendApiError(reply, invalidApiKey('Incorrect API key provided.'));
+    }
+  });
+}

@@ -1,0 +1,103 @@
+import { DTYPE_CHOICES, type DtypeChoice } from '../kernels/engine-factory.js';
+import { CliError } from './cli-error.js';
+
+/**
+ * vLLM's command-line spellings Loom maps onto its own (dtype names, Python's log levels, short
+ * forms) or accepts and ignores, saying why: what lets a vLLM command line run unchanged.
+ */
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/**
+ * vLLM flags that change nothing in Loom, so a vLLM command line runs as it is: each says why in
+ * one start-up log line. `accepts` limits the values to those that truly change nothing.
+ */
+interface IgnoredFlag {
+  why: string;
+  takesValue: boolean;
+  accepts?: (value: string) => boolean;
+  expected?: string;
+}
+
+export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
+  '--trust-remote-code': { why: 'Loom runs no code from model repositories', takesValue: false },
+  '--enforce-eager': { why: 'Loom captures no CUDA graphs', takesValue: false },
+  '--disable-custom-all-reduce': { why: 'Loom runs on one device', takesValue: false },
+  '--disable-frontend-multiprocessing': { why: 'Loom serves from one process', takesValue: false },
+  '--tensor-parallel-size': {
+    why: 'Loom runs on one device',
+    takesValue: true,
+    accepts: (v) => v.trim() === '1',
+    expected: '1 (Loom runs on one device; tensor parallelism is not supported)',
+  },
+  '--pipeline-parallel-size': {
+    why: 'Loom runs on one device',
+    takesValue: true,
+    accepts: (v) => v.trim() === '1',
+    expected: '1 (Loom runs on one device; pipeline parallelism is not supported)',
+  },
+  '--load-format': {
+    why: 'Loom reads safetensors, the only format it loads',
+    takesValue: true,
+    accepts: (v) => v === 'auto' || v === 'safetensors',
+    expected: 'auto or safetensors',
+  },
+  '--tokenizer-mode': {
+    why: "Loom always uses the model's tokenizer.json",
+    takesValue: true,
+    accepts: (v) => v === 'auto',
+    expected: 'auto',
+  },
+  '--max-log-len': { why: 'Loom never logs prompt text', takesValue: true },
+};
+
+/** vLLM's short forms of the flags above. */
+export const ALIASES: Record<string, string> = {
+  '-tp': '--tensor-parallel-size',
+  '-pp': '--pipeline-parallel-size',
+};
+
+export function ignoredFlagList(): string {
+  return Object.keys(IGNORED_FLAGS).join(', ');
+}
+
+/**
+ * The start-up line for an ignored vLLM flag given `value` (null for a switch), or a CliError when
+ * the value is one Loom cannot honour by ignoring it (a tensor-parallel size above 1).
+ */
+export function ignoredFlagNotice(flag: string, value: string | null): string {
+  const ignored = IGNORED_FLAGS[flag];
+  if (value !== null && ignored.accepts && !ignored.accepts(value))
+    throw new CliError(`${flag}: "${value}" is not supported; expected ${ignored.expected}`);
+  return `${flag}${value === null ? '' : ` ${value}`}: ignored, ${ignored.why}`;
+}
+
+/** vLLM's dtype spellings onto the weight storage Loom's engines have. */
+const DTYPE_SPELLINGS: Record<string, DtypeChoice> = {
+  auto: 'auto',
+  float16: 'f16',
+  half: 'f16',
+  f16: 'f16',
+  float32: 'f32',
+  float: 'f32',
+  f32: 'f32',
+};
+
+export function parseDtype(value: string, flag = '--dtype'): DtypeChoice {
+  const dtype = DTYPE_SPELLINGS[value];
+  if (dtype && (DTYPE_CHOICES as readonly string[]).includes(dtype)) return dtype;
+  if (value === 'bfloat16' || value === 'bf16')
+    throw new CliError(
+      `${flag}: ${value} is not supported: no Loom engine stores bfloat16 weights yet; use float16 or float32 (bf16 checkpoints are converted at load)`,
+    );
+  throw new CliError(`${flag}: "${value}" is not one of ${Object.keys(DTYPE_SPELLINGS).join(', ')}`);
+}
+
+/** pino's levels, and Python's `warning`/`critical` spellings vLLM users type. */
+export function parseLogLevel(value: string, flag: string): LogLevel {
+  const level = { warning: 'warn', critical: 'fatal' }[value.toLowerCase()] ?? value.toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new CliError(`${flag}: "${value}" is not one of ${LOG_LEVELS.join(', ')}`);
+  return level as LogLevel;
+}
