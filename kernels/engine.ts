@@ -57,8 +57,16 @@ export class EngineFailure extends Error {
  * The engine contract of ARCHITECTURE.md. Page bookkeeping (which page ids) is memory/'s;
  * page storage (what is behind a page id) is the engine's.
  */
+/** What one engine run takes without the engine splitting the step itself (the scheduler plans within it). */
+export interface EngineRunLimits {
+  /** New tokens of one sequence per step (onnx: padded attention grows with its square). */
+  maxTokensPerSequence: number;
+}
+
 export interface Engine {
   readonly kind: EngineKind;
+  /** Optional: run limits the scheduler should plan within; absent means none. */
+  readonly runLimits?: EngineRunLimits;
   readonly config: LlamaConfig;
   readonly pool: PagePool;
   readonly kvLayout: KvLayout;

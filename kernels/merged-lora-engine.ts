@@ -43,6 +43,10 @@ export class MergedLoraEngine implements Engine {
     this.kvLayout = inner.kvLayout;
   }
 
+  get runLimits() {
+    return this.inner.runLimits;
+  }
+
   async step(plan: StepPlan): Promise<Float32Array> {
     const groups = new Map<AdapterLayout | null, number[]>();
     plan.sequences.forEach((s, i) => {

@@ -66,6 +66,16 @@ export interface BatchLimits {
   maxNumBatchedTokens: number;
   /** Tokens (prompt + generated) one sequence may hold. */
   maxModelLen: number;
+  /**
+   * Tokens of one sequence in one step: the engine's run limit (Engine.runLimits), so a long prompt
+   * is chunked here, where the policy counts it, rather than split again inside the engine.
+   */
+  maxChunkTokens?: number;
+}
+
+/** The most tokens of one sequence a step may run: what is pending, within the budget and the engine's limit. */
+export function chunkTokens(pending: number, budget: number, limits: BatchLimits): number {
+  return Math.min(pending, budget, limits.maxChunkTokens ?? Number.POSITIVE_INFINITY);
 }
 
 export interface ScheduledChunk<S> {
@@ -145,7 +155,7 @@ function planPrefill<S extends SchedulableSequence>(
     if (pending <= 1 || !isReady(seq)) continue;
     if (budget === 0) break;
     // An admitted sequence may shrink its chunk to what the pool holds: it already has pages.
-    const numTokens = tokensThatFit(kv, seq, Math.min(pending, budget), free);
+    const numTokens = tokensThatFit(kv, seq, chunkTokens(pending, budget, limits), free);
     if (numTokens === 0) continue;
     free -= kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens);
     budget -= numTokens;
@@ -157,7 +167,7 @@ function planPrefill<S extends SchedulableSequence>(
     if (budget === 0 || running.length + admitted.length >= limits.maxNumSeqs) break;
     if (!isReady(seq)) continue;
     const pending = numPending(seq);
-    const numTokens = Math.min(pending, budget);
+    const numTokens = chunkTokens(pending, budget, limits);
     const adapter = seq.adapter ?? null;
     const adapterPages = adapter !== null && !kept.has(adapter) ? (kv.idleAdapterPages?.(adapter) ?? 0) : 0;
     const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens) + adapterPages;

@@ -207,6 +207,7 @@ export class LlmEngine {
         maxNumBatchedTokens: options.maxNumBatchedTokens,
         maxModelLen,
         maxWaiting: options.maxWaiting ?? DEFAULT_MAX_WAITING,
+        ...(engine.runLimits ? { maxChunkTokens: engine.runLimits.maxTokensPerSequence } : {}),
       },
       policy,
       sloTtftMs: options.sloTtftSeconds ? options.sloTtftSeconds * 1000 : null,

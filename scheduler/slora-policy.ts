@@ -1,4 +1,5 @@
 import {
+  chunkTokens,
   numPending,
   planDecodePass,
   type SchedulableSequence,
@@ -47,7 +48,7 @@ export function scheduleSlora<S extends SchedulableSequence>(
     if (pending <= 1 || leaving.has(seq) || !isReady(seq)) continue;
     // Pass 1 kept room for one more token of this sequence: it is part of what it may use now.
     const room = free + kv.pagesNeeded(seq.seqId, seq.numCachedTokens + 1);
-    const numTokens = tokensThatFit(kv, seq, Math.min(pending, budget), room);
+    const numTokens = tokensThatFit(kv, seq, chunkTokens(pending, budget, limits), room);
     if (numTokens === 0) continue;
     free = room - kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens);
     budget -= numTokens;
@@ -74,7 +75,7 @@ export function scheduleSlora<S extends SchedulableSequence>(
         continue;
       }
       const pending = numPending(seq);
-      const numTokens = Math.min(pending, budget);
+      const numTokens = chunkTokens(pending, budget, limits);
       const adapterPages = adapter !== null && !kept.has(adapter) ? (kv.idleAdapterPages?.(adapter) ?? 0) : 0;
       const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens) + adapterPages;
       if (need > free) {

@@ -9,7 +9,7 @@ import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llam
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
-import { type Engine, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
+import { type Engine, type EngineRunLimits, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
 import {
   buildStepGraph,
   isGemmWeight,
@@ -68,6 +68,7 @@ export class OnnxEngine implements Engine {
   /** Kept alive: onnxruntime may keep pointing into the weight buffers given as externalData. */
   private readonly weights: ModelWeights;
   private readonly maxChunkTokens: number;
+  readonly runLimits: EngineRunLimits;
   /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
   private readonly slotViews: LoraSlotViews;
   private readonly padLoraRankTo: number | undefined;
@@ -84,6 +85,8 @@ export class OnnxEngine implements Engine {
       throw new Error(`pool page size ${pool.pageSize} is not the hidden size ${this.kvLayout.pageSize}`);
     this.weights = weights;
     this.maxChunkTokens = opts.maxChunkTokens ?? 512;
+    // step-split.ts stays as the safety net for plans that ignore this (and pads mixed batches apart).
+    this.runLimits = { maxTokensPerSequence: this.maxChunkTokens };
     this.padLoraRankTo = opts.padLoraRankTo;
     this.storage = new Float32Array(pool.numPages * pool.pageSize);
     this.invFreq = ropeInvFrequencies(weights.config);
