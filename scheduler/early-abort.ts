@@ -103,7 +103,10 @@ export class EarlyAbort {
    * time it is sent.
    */
   private objectiveMs(numPromptTokens: number, numRunning: number): number {
-    return Math.max(this.sloMs, this.estimateMs(numPromptTokens, 0, numRunning, numPromptTokens) / DOOR_SHARE);
+    return Math.max(
+      this.sloMs,
+      this.estimateMs(numPromptTokens, 0, numRunning, numPromptTokens) / DOOR_SHARE,
+    );
   }
 
   /** Until the first token of a request behind `prefillTokens` prompt tokens and `sequencesAhead` choices (its own included). */

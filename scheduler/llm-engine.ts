@@ -123,7 +123,14 @@ export class LlmEngine {
     private readonly pool: PagePool,
     private readonly registry: AdapterRegistry,
     private readonly scheduler: EngineLoop,
+    private readonly listeners: Set<SchedulerEventSink>,
   ) {}
+
+  /** Receives every scheduler event (metrics read requests' timings from them); returns the unsubscribe. */
+  subscribe(listener: SchedulerEventSink): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
 
   static async create(options: LlmEngineOptions, log: ProgressLog): Promise<LlmEngine> {
     log.info({ dir: options.modelDir }, 'loading model');
@@ -196,6 +203,7 @@ export class LlmEngine {
       await engine.close();
       throw error instanceof AdapterError ? new StartupError(`--lora-modules: ${error.message}`) : error;
     }
+    const listeners = new Set<SchedulerEventSink>();
     const scheduler = new EngineLoop({
       engine,
       kvCache,
@@ -212,7 +220,10 @@ export class LlmEngine {
       policy,
       sloTtftMs: options.sloTtftSeconds ? options.sloTtftSeconds * 1000 : null,
       clock: options.clock,
-      events: options.events,
+      events: (event) => {
+        options.events?.(event);
+        for (const listener of listeners) listener(event);
+      },
       drawSeed: options.seed === null ? undefined : mulberry32Words(options.seed),
     });
     log.info(
@@ -228,7 +239,7 @@ export class LlmEngine {
       'engine ready',
     );
     const { weights: _weights, ...described } = model;
-    return new LlmEngine(described, maxModelLen, engine, pool, registry, scheduler);
+    return new LlmEngine(described, maxModelLen, engine, pool, registry, scheduler, listeners);
   }
 
   submit(request: GenerationRequest): GenerationStream {

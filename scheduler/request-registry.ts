@@ -68,7 +68,11 @@ export class RequestRegistry {
     };
     this.live.add(state);
     for (const seq of sequences) this.owners.set(seq, state);
-    this.hooks.emit(state, { type: 'queued', numPromptTokens: req.promptTokens.length });
+    this.hooks.emit(state, {
+      type: 'queued',
+      numPromptTokens: req.promptTokens.length,
+      numChoices: sequences.length,
+    });
     const signal = req.signal;
     if (signal) {
       const onAbort = () => this.abort(state, 'client', true);

@@ -20,7 +20,7 @@ interface EventBase {
  */
 export type SchedulerEvent = EventBase &
   (
-    | { type: 'queued'; numPromptTokens: number }
+    | { type: 'queued'; numPromptTokens: number; numChoices: number }
     | { type: 'admitted' }
     | { type: 'firstToken' }
     | { type: 'token'; index: number }

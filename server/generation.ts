@@ -66,15 +66,13 @@ export class Generation {
       untrack();
       if (!response.writableFinished) controller.abort();
     });
-    const tracked = metrics?.track(stack.modelName, { ...request, signal: controller.signal });
-    let submitted: GenerationStream;
+    let stream: GenerationStream;
     try {
-      submitted = stack.scheduler.submit(tracked?.request ?? { ...request, signal: controller.signal });
+      stream = stack.scheduler.submit({ ...request, signal: controller.signal });
     } catch (error) {
       if (error instanceof AdmissionError) metrics?.countRefusal(error.reason);
       throw error;
     }
-    const stream = tracked ? tracked.observe(submitted) : submitted;
     const iterator = stream[Symbol.asyncIterator]();
     let first: IteratorResult<GenerationDelta>;
     try {

@@ -1,11 +1,6 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
-import type {
-  AdmissionRefusal,
-  FinishReason,
-  GenerationDelta,
-  GenerationRequest,
-  GenerationStream,
-} from '../scheduler/request.js';
+import type { AdmissionRefusal } from '../scheduler/request.js';
+import type { SchedulerEvent } from '../scheduler/scheduler-events.js';
 
 /** vLLM's bucket edges, so dashboards built for vLLM read Loom's histograms unchanged. */
 const TTFT_BUCKETS = [
@@ -29,7 +24,7 @@ function oneTwoFiveBuckets(max: number): number[] {
 
 /**
  * Request-level figures under vLLM's names (label `model_name`, the base model's served name
- * as in vLLM), recorded as a request's deltas flow back to its route: time to first token,
+ * as in vLLM), read from the scheduler's events (not sampled from snapshots): time to first token,
  * inter-token latency, end-to-end latency, time queued before the first step, prompt and
  * generated tokens, and finished requests by reason (one per choice, as vLLM fans `n` out into
  * requests). Counters are incremented when the event happens.
@@ -45,6 +40,19 @@ export class RequestMetrics {
   private readonly generationTokens: Counter<'model_name'>;
   private readonly success: Counter<'model_name' | 'finished_reason'>;
   private readonly refusals: Counter<'reason'>;
+  /** Requests between their `queued` event and their end. */
+  private readonly live = new Map<
+    string,
+    {
+      queuedAt: number;
+      numPromptTokens: number;
+      numChoices: number;
+      numEnded: number;
+      numGenerated: number;
+      isAdmitted: boolean;
+      lastTokenAt: Map<number, number>;
+    }
+  >();
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -114,89 +122,70 @@ export class RequestMetrics {
   }
 
   /**
-   * Starts timing one request (call when it arrives): `request` gains the scheduler's
-   * `onScheduled` hook, and `observe` wraps the scheduler's stream so every delta is timed.
+   * Records one scheduler event (scheduler/scheduler-events.ts), stamped by the scheduler's clock:
+   * queue time at `admitted`, TTFT at `firstToken`, inter-token gaps and token counts at each
+   * `token`, finish reasons at `finished`, end-to-end latency when a request's last choice ends.
+   * A request that failed or was aborted before its end by the server (no finish reason for the
+   * client) counts in none of the per-request histograms.
    */
-  track(
-    modelName: string,
-    request: GenerationRequest,
-  ): { request: GenerationRequest; observe(stream: GenerationStream): GenerationStream } {
+  observe(modelName: string, event: SchedulerEvent): void {
     const labels = { model_name: modelName };
-    const arrivedAt = performance.now();
-    const seconds = (since: number) => (performance.now() - since) / 1000;
-    let scheduledAt: number | null = null;
-    let firstTokenAt: number | null = null;
-    const lastTokenAt = new Map<number, number>();
-    let numGenerated = 0;
-    let isFinished = false;
-    const finishReasons: FinishReason[] = [];
-
-    const onDelta = (delta: GenerationDelta) => {
-      if (delta.tokenIds.length > 0) {
-        const now = performance.now();
-        if (firstTokenAt === null) {
-          firstTokenAt = now;
-          this.ttft.observe(labels, (now - arrivedAt) / 1000);
-          this.promptTokens.inc(labels, request.promptTokens.length);
-        }
-        const previous = lastTokenAt.get(delta.index);
-        if (previous !== undefined) this.itl.observe(labels, (now - previous) / 1000);
-        lastTokenAt.set(delta.index, now);
-        numGenerated += delta.tokenIds.length;
-        this.generationTokens.inc(labels, delta.tokenIds.length);
+    if (event.type === 'queued') {
+      this.live.set(event.requestId, {
+        queuedAt: event.time,
+        numPromptTokens: event.numPromptTokens,
+        numChoices: event.numChoices,
+        numEnded: 0,
+        numGenerated: 0,
+        isAdmitted: false,
+        lastTokenAt: new Map(),
+      });
+      return;
+    }
+    const request = this.live.get(event.requestId);
+    if (!request) return;
+    switch (event.type) {
+      case 'admitted':
+        if (request.isAdmitted) return;
+        request.isAdmitted = true;
+        this.queueTime.observe(labels, (event.time - request.queuedAt) / 1000);
+        return;
+      case 'firstToken':
+        this.ttft.observe(labels, (event.time - request.queuedAt) / 1000);
+        this.promptTokens.inc(labels, request.numPromptTokens);
+        return;
+      case 'token': {
+        const previous = request.lastTokenAt.get(event.index);
+        if (previous !== undefined) this.itl.observe(labels, (event.time - previous) / 1000);
+        request.lastTokenAt.set(event.index, event.time);
+        request.numGenerated++;
+        this.generationTokens.inc(labels);
+        return;
       }
-      if (delta.finishReason) {
-        finishReasons.push(delta.finishReason);
-        this.success.inc({ ...labels, finished_reason: delta.finishReason });
-      }
-    };
-    /** Once per request; a request that failed (no finish reason) counts in none of these. */
-    const onEnd = () => {
-      if (isFinished) return;
-      isFinished = true;
-      if (finishReasons.length === 0) return;
-      this.e2e.observe(labels, seconds(arrivedAt));
-      this.promptTokensHistogram.observe(labels, request.promptTokens.length);
-      this.generationTokensHistogram.observe(labels, numGenerated);
-    };
-    const onScheduled = () => {
-      request.onScheduled?.();
-      if (scheduledAt !== null) return;
-      scheduledAt = performance.now();
-      this.queueTime.observe(labels, (scheduledAt - arrivedAt) / 1000);
-    };
+      case 'finished':
+        this.success.inc({ ...labels, finished_reason: event.reason });
+        request.numEnded++;
+        if (request.numEnded === request.numChoices) this.end(labels, event.requestId, event.time);
+        return;
+      case 'aborted':
+        // The client left or the server shut down: its unfinished choices end with 'abort', as
+        // the client is told. Failures and early aborts answer an error instead and count nowhere.
+        if (event.reason === 'client' || event.reason === 'shutdown') {
+          this.success.inc({ ...labels, finished_reason: 'abort' }, request.numChoices - request.numEnded);
+          this.end(labels, event.requestId, event.time);
+        } else this.live.delete(event.requestId);
+        return;
+      case 'preempted':
+        return;
+    }
+  }
 
-    return {
-      request: { ...request, onScheduled },
-      observe: (stream) => ({
-        get promptTokens() {
-          return stream.promptTokens;
-        },
-        get completionTokens() {
-          return stream.completionTokens;
-        },
-        [Symbol.asyncIterator]: () => {
-          const inner = stream[Symbol.asyncIterator]();
-          return {
-            async next() {
-              let result: IteratorResult<GenerationDelta>;
-              try {
-                result = await inner.next();
-              } catch (error) {
-                onEnd();
-                throw error;
-              }
-              if (result.done) onEnd();
-              else onDelta(result.value);
-              return result;
-            },
-            async return(value?: unknown) {
-              onEnd();
-              return inner.return ? inner.return(value) : { done: true as const, value: undefined };
-            },
-          };
-        },
-      }),
-    };
+  private end(labels: { model_name: string }, requestId: string, time: number): void {
+    const request = this.live.get(requestId);
+    if (!request) return;
+    this.live.delete(requestId);
+    this.e2e.observe(labels, (time - request.queuedAt) / 1000);
+    this.promptTokensHistogram.observe(labels, request.numPromptTokens);
+    this.generationTokensHistogram.observe(labels, request.numGenerated);
   }
 }

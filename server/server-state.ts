@@ -54,6 +54,8 @@ export class ServerState {
     if (this.currentPhase !== 'starting') throw new Error(`cannot attach a stack while ${this.currentPhase}`);
     this.currentStack = stack;
     this.currentPhase = 'serving';
+    const metrics = this.requestMetrics;
+    if (metrics) stack.scheduler.subscribe?.((event) => metrics.observe(stack.modelName, event));
   }
 
   /** The stack a request may use, or a 503 that says why there is none. */

@@ -8,6 +8,7 @@ import {
   type ProgressLog,
 } from '../scheduler/llm-engine.js';
 import type { GenerationRequest, GenerationStream } from '../scheduler/request.js';
+import type { SchedulerEventSink } from '../scheduler/scheduler-events.js';
 
 export { DEFAULT_MAX_WAITING, type ProgressLog } from '../scheduler/llm-engine.js';
 
@@ -39,6 +40,8 @@ export interface GenerationService {
   /** Why the engine can run no more steps (device lost), or null. */
   health(): EngineFailure | null;
   readonly adapters: AdapterAdmin;
+  /** Optional: every scheduler event (request-level metrics are read from them); returns the unsubscribe. */
+  subscribe?(listener: SchedulerEventSink): () => void;
   /** Which adapters the queues need now: running, and waiting in queue order. */
   adaptersInUse(): { running: string[]; waiting: string[] };
   close(): Promise<void>;
