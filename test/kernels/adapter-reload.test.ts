@@ -8,7 +8,7 @@ import { KvCache } from '../../memory/kv-cache.js';
 import { kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
-import { storeAdapter, widenAdapter } from '../../model/stored-adapter.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 
 const weights = syntheticWeights({ ...TINY_SPEC, seed: 21 });
@@ -35,7 +35,7 @@ describe.each(['reference', 'onnx'] as const)('an adapter evicted and reloaded (
       {
         inspect: async () => ({ rank: 1, numPages: 1 }),
         read: async (name) => storeAdapter(syntheticAdapter(config, { name, ...SPECS[name] })),
-        pagesOf: (adapter) => adapterPageCount(config, widenAdapter(adapter)),
+        pagesOf: (adapter) => adapterPageCount(config, adapter),
       },
       { maxLoras: 1, maxCpuLoras: 2, maxLoraRank: 64, pagesForFullContext: 0 },
       config,

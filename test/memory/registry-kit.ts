@@ -1,5 +1,5 @@
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
-import { pagesForTargets } from '../../memory/adapter-layout.js';
+import { adapterPageCount, pagesForTargets } from '../../memory/adapter-layout.js';
 import { type AdapterFiles, AdapterRegistry, type RegistryLimits } from '../../memory/adapter-registry.js';
 import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
@@ -60,11 +60,7 @@ export class FakeAdapterFiles implements AdapterFiles {
   }
 
   pagesOf(adapter: StoredLoraAdapter): number {
-    return pagesForTargets(
-      this.config,
-      adapter.rank,
-      adapter.layers.map((layer) => TARGET_MODULES.filter((m) => layer[m])),
-    );
+    return adapterPageCount(this.config, adapter);
   }
 
   async lazyPath(name: string): Promise<string | null> {
