@@ -2,14 +2,25 @@ import type { PagePool } from '../memory/page-pool.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { StartupError } from '../model/startup-error.js';
 import type { Engine } from './engine.js';
+import type { WeightFormat } from './onnx/weight-quantization.js';
 import type { WebGpuAdapterSummary, WebGpuContext } from './webgpu/device.js';
 
 export const ENGINE_CHOICES = ['auto', 'onnx', 'reference', 'webgpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 
-/** --dtype: storage of the linear weights on the engine (compute and the page pool stay f32). */
-export const DTYPE_CHOICES = ['auto', 'f32', 'f16'] as const;
+/**
+ * --dtype: storage of the linear weights on the engine (compute and the page pool stay f32):
+ * f32 and f16 on webgpu; f32, f16 and bf16 on onnx (kernels/onnx/base-weights.ts).
+ */
+export const DTYPE_CHOICES = ['auto', 'f32', 'f16', 'bf16'] as const;
 export type DtypeChoice = (typeof DTYPE_CHOICES)[number];
+
+/**
+ * --quantization: weight-only quantization of the base model's linear weights, made at load from
+ * the checkpoint (block-wise, one scale per block; kernels/onnx/weight-quantization.ts). onnx only.
+ */
+export const QUANTIZATION_CHOICES = ['int8', 'int4'] as const;
+export type QuantizationChoice = (typeof QUANTIZATION_CHOICES)[number];
 
 /**
  * --lora-mode: Loom's batched adapters (default), or a baseline the S-LoRA benchmark compares
@@ -22,6 +33,8 @@ export type LoraMode = (typeof LORA_MODES)[number];
 
 export interface EngineFactoryOptions {
   dtype: DtypeChoice;
+  /** Default none: weights stored as --dtype says. */
+  quantization?: QuantizationChoice | null;
   /** Default 'batched'. */
   loraMode?: LoraMode;
   /** With loraMode 'padded': the rank every adapter is padded to. */
@@ -44,10 +57,19 @@ export async function createEngine(
   pool: PagePool,
   options: EngineFactoryOptions,
 ): Promise<Engine> {
-  assertEngineAvailable(choice, options.dtype, options.loraMode);
+  assertEngineAvailable(choice, options.dtype, options.loraMode, options.quantization);
   if (choice === 'onnx' || choice === 'reference') return createCpuEngine(choice, weights, pool, options);
   if ((options.loraMode ?? 'batched') !== 'batched') {
     options.log(`--lora-mode ${options.loraMode} runs on the onnx engine`);
+    return createCpuEngine('onnx', weights, pool, options);
+  }
+  const onnxOnly = options.quantization
+    ? `--quantization ${options.quantization}`
+    : options.dtype === 'bf16'
+      ? '--dtype bf16'
+      : null;
+  if (onnxOnly) {
+    options.log(`${onnxOnly} runs on the onnx engine`);
     return createCpuEngine('onnx', weights, pool, options);
   }
 
@@ -89,17 +111,39 @@ export async function createEngine(
 }
 
 /**
- * Checks what can be checked before the model loads, so a wrong flag fails in milliseconds:
- * the CPU engines keep weights in f32 only.
+ * Checks what can be checked before the model loads, so a wrong flag fails in milliseconds, with
+ * one line naming the flag: the reference engine keeps f32 weights only, webgpu stores f32 or f16,
+ * and merging adapters into the weights (--lora-mode merged) needs f32 ones.
  */
 export function assertEngineAvailable(
   choice: EngineChoice,
   dtype: DtypeChoice = 'auto',
   loraMode: LoraMode = 'batched',
+  quantization: QuantizationChoice | null = null,
 ): void {
-  if ((choice === 'onnx' || choice === 'reference') && dtype === 'f16')
+  if (quantization && (dtype === 'f16' || dtype === 'bf16'))
     throw new StartupError(
-      `--dtype f16: the ${choice} engine runs f32 weights only (use --dtype auto or f32, or --engine webgpu)`,
+      `--quantization ${quantization}: it sets the linear weights' storage itself; drop --dtype ${dtype} (or use --dtype auto or f32)`,
+    );
+  if (choice === 'reference' && quantization)
+    throw new StartupError(
+      `--quantization ${quantization}: the reference engine runs f32 weights only (use --engine onnx)`,
+    );
+  if (choice === 'reference' && (dtype === 'f16' || dtype === 'bf16'))
+    throw new StartupError(
+      `--dtype ${dtype}: the reference engine runs f32 weights only (use --dtype auto or f32, or --engine onnx)`,
+    );
+  if (choice === 'webgpu' && quantization)
+    throw new StartupError(
+      `--quantization ${quantization}: the webgpu engine has no quantized weights yet, only f32 and f16 (use --engine onnx, or --dtype f16)`,
+    );
+  if (choice === 'webgpu' && dtype === 'bf16')
+    throw new StartupError(
+      '--dtype bf16: the webgpu engine stores f32 or f16 weights (use --dtype f16, or --engine onnx)',
+    );
+  if (loraMode === 'merged' && (quantization || dtype === 'f16' || dtype === 'bf16'))
+    throw new StartupError(
+      `--lora-mode merged: merging adapters rewrites f32 weights; it cannot run with ${quantization ? `--quantization ${quantization}` : `--dtype ${dtype}`}`,
     );
   if (loraMode !== 'batched' && choice === 'webgpu')
     throw new StartupError(
@@ -123,7 +167,17 @@ function webgpuWeightDtype(dtype: DtypeChoice, ctx: WebGpuContext): 'f32' | 'f16
       `--dtype f16: WebGPU adapter ${adapterName(ctx.adapter)} has no shader-f16 (use --dtype auto or f32)`,
     );
   if (dtype === 'auto') return ctx.hasF16 ? 'f16' : 'f32';
+  if (dtype === 'bf16') throw new StartupError('--dtype bf16: the webgpu engine stores f32 or f16 weights');
   return dtype;
+}
+
+/** The onnx engine's storage of the linear weights: --quantization, else --dtype (auto is f32 there). */
+export function onnxWeightFormat(
+  dtype: DtypeChoice,
+  quantization: QuantizationChoice | null = null,
+): WeightFormat {
+  if (quantization) return quantization;
+  return dtype === 'auto' ? 'f32' : dtype;
 }
 
 /** auto's way out when WebGPU would not serve well: onnx, said in one line with the reason. */
@@ -133,8 +187,6 @@ async function fallBackToOnnx(
   pool: PagePool,
   options: EngineFactoryOptions,
 ): Promise<Engine> {
-  if (options.dtype === 'f16')
-    throw new StartupError(`--dtype f16: --engine auto chose the onnx engine (${why}), which runs f32 only`);
   options.log(`${why}; using the onnx engine`);
   return createCpuEngine('onnx', weights, pool, options);
 }
@@ -153,6 +205,7 @@ async function createCpuEngine(
       // Merging rewrites the weight arrays, which only inputs-mode weights are read from each run.
       weights: mode === 'merged' ? 'inputs' : 'prepacked',
       padLoraRankTo: mode === 'padded' ? options.padLoraRankTo : undefined,
+      weightFormat: onnxWeightFormat(options.dtype, options.quantization),
     });
   } else {
     const { ReferenceEngine } = await import('./reference/reference-engine.js');

@@ -6,6 +6,7 @@ import {
   type DtypeChoice,
   type EngineChoice,
   type LoraMode,
+  type QuantizationChoice,
 } from '../kernels/engine-factory.js';
 import { adapterPageCount, pagesForModuleRanks, pagesForTargets } from '../memory/adapter-layout.js';
 import {
@@ -59,6 +60,8 @@ export interface LlmEngineOptions {
   maxNumBatchedTokens: number;
   engine: EngineChoice;
   dtype?: DtypeChoice;
+  /** --quantization: int8/int4 base weights made at load (onnx engine). */
+  quantization?: QuantizationChoice | null;
   /** Cap on one webgpu scratch buffer: tests force allocation failures with it. */
   webgpuMaxScratchBytes?: number;
   poolSize: string;
@@ -185,6 +188,7 @@ export class LlmEngine {
     log.info({ engine: options.engine, pages: pool.numPages, pageSize: pool.pageSize }, 'creating engine');
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
+      quantization: options.quantization ?? null,
       loraMode,
       padLoraRankTo: maxLoraRank,
       log: (message) => log.info({ engine: options.engine }, message),

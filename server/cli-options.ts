@@ -4,6 +4,7 @@ import {
   type EngineChoice,
   LORA_MODES,
   type LoraMode,
+  type QuantizationChoice,
 } from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
 import { SCHEDULING_POLICIES, type SchedulingPolicyName } from '../scheduler/scheduling-policy.js';
@@ -17,6 +18,7 @@ import {
   type LogLevel,
   parseDtype,
   parseLogLevel,
+  parseQuantization,
 } from './vllm-flags.js';
 
 export { CliError } from './cli-error.js';
@@ -62,6 +64,8 @@ export interface CliOptions {
   sloTtftSeconds: number | null;
   engine: EngineChoice;
   dtype: DtypeChoice;
+  /** --quantization / -q: int8 or int4 base weights made at load (onnx); null: none. */
+  quantization: QuantizationChoice | null;
   poolSize: string;
   chatTemplate: string | null;
   seed: number | null;
@@ -123,9 +127,11 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --slo-ttft SECONDS              time-to-first-token objective: under slora, a request whose first token
                                   cannot come in time is refused (503 + Retry-After) before it runs
   --engine auto|onnx|reference|webgpu   (default auto: webgpu on a hardware GPU adapter, else onnx)
-  --dtype auto|float16|half|float32|float   weight storage (f16, f32 also accepted); auto: f16 where
-                                  the WebGPU adapter has shader-f16, else f32; onnx and reference run
-                                  f32 only; bfloat16 is refused (no engine stores bf16 weights) (default auto)
+  --dtype auto|float16|half|bfloat16|float32|float   linear-weight storage (f16, bf16, f32 also
+                                  accepted); auto: f16 where the WebGPU adapter has shader-f16, else f32;
+                                  webgpu: f32, f16; onnx: f32, f16, bf16; reference: f32 (default auto)
+  --quantization, -q int8|int4    weight-only quantization of the base model's linear weights, made at load
+                                  (block-wise scales; onnx engine only; LoRA weights stay f32) (default none)
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
   --gpu-memory-utilization F      vLLM's spelling of the pool size as a fraction (0 < F <= 1); Loom's pool is
                                   sized from host memory on every engine (WebGPU reports no device memory)
@@ -225,6 +231,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--dtype': (o, v, f) => {
     o.dtype = parseDtype(v, f);
+  },
+  '--quantization': (o, v, f) => {
+    o.quantization = parseQuantization(v, f);
   },
   '--gpu-memory-utilization': (o, v, f) => {
     const fraction = Number(v);
@@ -367,6 +376,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     sloTtftSeconds: null,
     engine: 'auto',
     dtype: 'auto',
+    quantization: null,
     poolSize: '0.25',
     chatTemplate: null,
     seed: null,

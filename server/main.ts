@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     return;
   }
   const options = command.options;
-  assertEngineAvailable(options.engine, options.dtype, options.loraMode);
+  assertEngineAvailable(options.engine, options.dtype, options.loraMode, options.quantization);
 
   const app = buildApp({
     logger: { level: options.logLevel },
@@ -163,6 +163,7 @@ async function main(): Promise<void> {
       sloTtftSeconds: options.sloTtftSeconds,
       engine: options.engine,
       dtype: options.dtype,
+      quantization: options.quantization,
       poolSize: options.poolSize,
       chatTemplateFile: options.chatTemplate,
       seed: options.seed,

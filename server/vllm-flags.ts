@@ -1,4 +1,9 @@
-import { DTYPE_CHOICES, type DtypeChoice } from '../kernels/engine-factory.js';
+import {
+  DTYPE_CHOICES,
+  type DtypeChoice,
+  QUANTIZATION_CHOICES,
+  type QuantizationChoice,
+} from '../kernels/engine-factory.js';
 import { CliError } from './cli-error.js';
 
 /**
@@ -52,10 +57,11 @@ export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
   '--max-log-len': { why: 'Loom never logs prompt text', takesValue: true },
 };
 
-/** vLLM's short forms of the flags above. */
+/** vLLM's short forms of flags. */
 export const ALIASES: Record<string, string> = {
   '-tp': '--tensor-parallel-size',
   '-pp': '--pipeline-parallel-size',
+  '-q': '--quantization',
 };
 
 export function ignoredFlagList(): string {
@@ -82,16 +88,27 @@ const DTYPE_SPELLINGS: Record<string, DtypeChoice> = {
   float32: 'f32',
   float: 'f32',
   f32: 'f32',
+  bfloat16: 'bf16',
+  bf16: 'bf16',
 };
 
 export function parseDtype(value: string, flag = '--dtype'): DtypeChoice {
   const dtype = DTYPE_SPELLINGS[value];
   if (dtype && (DTYPE_CHOICES as readonly string[]).includes(dtype)) return dtype;
-  if (value === 'bfloat16' || value === 'bf16')
-    throw new CliError(
-      `${flag}: ${value} is not supported: no Loom engine stores bfloat16 weights yet; use float16 or float32 (bf16 checkpoints are converted at load)`,
-    );
   throw new CliError(`${flag}: "${value}" is not one of ${Object.keys(DTYPE_SPELLINGS).join(', ')}`);
+}
+
+/**
+ * --quantization: Loom's own weight-only int8/int4, made at load from an f32/f16/bf16 checkpoint.
+ * vLLM's methods that read a pre-quantized checkpoint (awq, gptq, fp8, bitsandbytes, …) are
+ * refused by name: Loom loads no such tensors.
+ */
+export function parseQuantization(value: string, flag = '--quantization'): QuantizationChoice | null {
+  if (value === 'none' || value === 'None') return null;
+  if ((QUANTIZATION_CHOICES as readonly string[]).includes(value)) return value as QuantizationChoice;
+  throw new CliError(
+    `${flag}: "${value}" is not supported; Loom quantizes the base weights itself at load: ${QUANTIZATION_CHOICES.join(' or ')} (onnx engine), or none`,
+  );
 }
 
 /** pino's levels, and Python's `warning`/`critical` spellings vLLM users type. */

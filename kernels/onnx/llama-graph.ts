@@ -1,7 +1,9 @@
 import type { KvLayout } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, moduleWeightName, type TargetModule } from '../../model/llama-modules.js';
+import { baseLinear } from './base-weights.js';
 import { GraphBuilder } from './onnx-model.js';
+import type { WeightFormat } from './weight-quantization.js';
 
 /**
  * The whole forward pass of one engine step as one ONNX graph, so a step is one `session.run`.
@@ -153,17 +155,13 @@ export function isGemmWeight(name: string): boolean {
   return name === WEIGHT_NAMES.lmHead || name.endsWith('_proj.weight');
 }
 
-/** The in-memory external-data "file" name of a weight, as `externalData` must name it. */
-export function weightLocation(name: string): string {
-  return `weights/${name}`;
-}
-
 export function buildStepGraph(
   config: LlamaConfig,
   kv: KvLayout,
   numPages: number,
   loraModules: readonly TargetModule[],
   weightMode: WeightMode,
+  weightFormat: WeightFormat = 'f32',
 ): Uint8Array {
   const c = config;
   const g = new GraphBuilder(`loom_step_${loraModules.join('_') || 'base'}`);
@@ -185,10 +183,14 @@ export function buildStepGraph(
   const kvPages = g.input(STEP_INPUTS.kvPages, 'int64', [2 * L, 'B', 'NB']);
   const mask = g.input(STEP_INPUTS.attnMask, 'float32', ['B', 1, 1, 'S', 'C']);
   const logitRows = g.input(STEP_INPUTS.logitRows, 'int64', ['R']);
-  const w = (name: string, dims: number[]) =>
-    weightMode === 'external' && isGemmWeight(name)
-      ? g.external(name, 'float32', dims, weightLocation(name))
-      : g.input(name, 'float32', dims);
+  if (weightMode === 'inputs' && weightFormat !== 'f32')
+    throw new Error(`${weightFormat} weights are initializers: they need weight mode 'external'`);
+  const w = (name: string, dims: number[]) => g.input(name, 'float32', dims);
+  /** x·Wᵀ for a Gemm weight: an initializer in `weightFormat` (base-weights.ts), or an f32 input. */
+  const gemm = (x: string, name: string, outFeatures: number, inFeatures: number) =>
+    weightMode === 'external'
+      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat)
+      : g.op('Gemm', [x, w(name, [outFeatures, inFeatures])], { transB: 1 });
   /** A layer-after-layer input split into its L layers' parts. */
   const perLayer = (input: string): string[] =>
     L === 1 ? [input] : g.opMulti('Split', [input], L, { axis: 0 });
@@ -266,9 +268,7 @@ export function buildStepGraph(
 
   const linear = (x: string, layer: number, m: TargetModule): string => {
     const { inFeatures, outFeatures } = moduleShape(c, m);
-    const base = g.op('Gemm', [x, w(WEIGHT_NAMES.linear(layer, m), [outFeatures, inFeatures])], {
-      transB: 1,
-    });
+    const base = gemm(x, WEIGHT_NAMES.linear(layer, m), outFeatures, inFeatures);
     const inputs = lora.get(m);
     if (!inputs) return base;
     // Segments as batched matmuls: [G, Rmax, in] · [G, in, Sg] → scaled → [G, Sg, Rmax] · [G, Rmax, out].
@@ -387,9 +387,9 @@ export function buildStepGraph(
     epsilon: eps,
   });
   g.op(
-    'Gemm',
-    [normed, w(WEIGHT_NAMES.lmHead, [c.vocabSize, c.hiddenSize])],
-    { transB: 1 },
+    'Identity',
+    [gemm(normed, WEIGHT_NAMES.lmHead, c.vocabSize, c.hiddenSize)],
+    {},
     {
       outputNames: [STEP_OUTPUTS.logits],
     },

@@ -10,6 +10,7 @@ import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import { type Engine, type EngineRunLimits, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
+import { type ExternalWeightData, encodeBaseWeight } from './base-weights.js';
 import {
   buildStepGraph,
   isGemmWeight,
@@ -18,11 +19,11 @@ import {
   STEP_OUTPUTS,
   WEIGHT_NAMES,
   type WeightMode,
-  weightLocation,
 } from './llama-graph.js';
 import { LoraSlotViews } from './lora-slots.js';
 import { packStep, writeNewKv } from './step-feeds.js';
 import { splitPlan } from './step-split.js';
+import type { WeightFormat } from './weight-quantization.js';
 
 export interface OnnxEngineOptions {
   /** onnxruntime's intra-op threads; default: every core. */
@@ -42,6 +43,13 @@ export interface OnnxEngineOptions {
    * rows padded to this rank in one batched matmul per module. Unset: Loom's own path.
    */
   padLoraRankTo?: number;
+  /**
+   * Storage of the base model's linear weights (lm_head included), made at load from the f32
+   * weights: f32 (default), f16, bf16, or block-quantized int8/int4 (weight-quantization.ts,
+   * base-weights.ts). Embeddings, norms, the page pool and LoRA weights stay f32. Anything but
+   * f32 needs `weights: 'prepacked'`.
+   */
+  weightFormat?: WeightFormat;
 }
 
 /**
@@ -67,6 +75,7 @@ export class OnnxEngine implements Engine {
   private readonly fixedLoraModules: readonly TargetModule[] | undefined;
   /** Kept alive: onnxruntime may keep pointing into the weight buffers given as externalData. */
   private readonly weights: ModelWeights;
+  readonly weightFormat: WeightFormat;
   private readonly maxChunkTokens: number;
   readonly runLimits: EngineRunLimits;
   /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
@@ -92,6 +101,9 @@ export class OnnxEngine implements Engine {
     this.invFreq = ropeInvFrequencies(weights.config);
     this.slotViews = new LoraSlotViews(this.storage, weights.config);
     this.weightMode = (opts.weights ?? 'prepacked') === 'prepacked' ? 'external' : 'inputs';
+    this.weightFormat = opts.weightFormat ?? 'f32';
+    if (this.weightMode === 'inputs' && this.weightFormat !== 'f32')
+      throw new Error(`${this.weightFormat} weights need the onnx engine's prepacked weights, not 'inputs'`);
     const tensors = weightTensors(weights);
     const external = (name: string) => this.weightMode === 'external' && isGemmWeight(name);
     this.fixedFeeds = Object.fromEntries(Object.entries(tensors).filter(([name]) => !external(name)));
@@ -115,15 +127,23 @@ export class OnnxEngine implements Engine {
       graphOptimizationLevel: 'all',
     };
     if (this.weightMode === 'external') {
-      this.sessionOptions.externalData = Object.entries(tensors)
-        .filter(([name]) => external(name))
-        .map(([name, t]) => {
-          const data = t.data as Float32Array;
-          return {
-            path: weightLocation(name),
-            data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-          };
-        });
+      const externalData: ExternalWeightData[] = [];
+      for (const [name, t] of Object.entries(tensors)) {
+        if (!external(name)) continue;
+        const [outFeatures, inFeatures] = t.dims;
+        const encoded = encodeBaseWeight(
+          name,
+          t.data as Float32Array,
+          outFeatures,
+          inFeatures,
+          this.weightFormat,
+        );
+        if (encoded.kind === 'external') externalData.push(...encoded.parts);
+        else
+          for (const tile of encoded.tiles)
+            this.fixedFeeds[tile.name] = new ort.Tensor('float16', tile.data, tile.dims);
+      }
+      this.sessionOptions.externalData = externalData;
     }
   }
 
@@ -219,6 +239,7 @@ export class OnnxEngine implements Engine {
         this.pool.numPages,
         loraModules,
         this.weightMode,
+        this.weightFormat,
       );
       session = ort.InferenceSession.create(bytes, this.sessionOptions);
       // A failed build is not cached: the next step retries it.

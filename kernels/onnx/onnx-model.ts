@@ -4,11 +4,11 @@ import { ProtoWriter } from './protobuf-writer.js';
  * A small ONNX graph builder that serialises straight to ModelProto bytes for
  * `ort.InferenceSession.create(bytes)`. Field numbers follow onnx.proto.
  */
-export type ElemType = 'float32' | 'int64' | 'int32' | 'bool';
+export type ElemType = 'float32' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int8' | 'uint8' | 'bool';
 /** A fixed size, or a symbolic name shared by every input that has the same size. */
 export type Dim = number | string;
 
-export type TensorData = Float32Array | BigInt64Array | Int32Array;
+export type TensorData = Float32Array | BigInt64Array | Int32Array | Uint16Array | Int8Array;
 
 export interface TensorInit {
   type: ElemType;
@@ -25,9 +25,27 @@ export type AttrValue =
   | { floats: readonly number[] }
   | { tensor: TensorInit };
 
-const ONNX_ELEM_TYPE: Record<ElemType, number> = { float32: 1, int32: 6, int64: 7, bool: 9 };
+const ONNX_ELEM_TYPE: Record<ElemType, number> = {
+  float32: 1,
+  uint8: 2,
+  int8: 3,
+  int32: 6,
+  int64: 7,
+  bool: 9,
+  float16: 10,
+  bfloat16: 16,
+};
 
-const ELEM_BYTES: Record<ElemType, number> = { float32: 4, int32: 4, int64: 8, bool: 1 };
+const ELEM_BYTES: Record<ElemType, number> = {
+  float32: 4,
+  float16: 2,
+  bfloat16: 2,
+  int64: 8,
+  int32: 4,
+  int8: 1,
+  uint8: 1,
+  bool: 1,
+};
 const DATA_LOCATION_EXTERNAL = 1;
 
 const ATTR_FLOAT = 1;

@@ -136,8 +136,15 @@ describe('parseCliOptions', () => {
     [['--port', 'x'], '--port'],
     [['--port', '70000'], '--port'],
     [['--engine', 'cuda'], 'cuda'],
-    [['--dtype', 'bf16'], '--dtype: bf16 is not supported'],
-    [['--dtype', 'f8'], '--dtype: "f8" is not one of auto, float16, half, f16, float32, float, f32'],
+    [
+      ['--dtype', 'f8'],
+      '--dtype: "f8" is not one of auto, float16, half, f16, float32, float, f32, bfloat16, bf16',
+    ],
+    [
+      ['--quantization', 'awq'],
+      '--quantization: "awq" is not supported; Loom quantizes the base weights itself',
+    ],
+    [['-q', 'int2'], '--quantization: "int2" is not supported'],
     [['--pool-size', '3 parsecs'], '--pool-size'],
     [['--model'], 'needs a value'],
     [['--lora-modules', 'noequals'], 'NAME=DIR'],
@@ -211,20 +218,26 @@ describe('flags a vLLM user types', () => {
     expect(() => serve(['--disable-log-requests=1'])).toThrow(/takes no value/);
   });
 
-  it("maps vLLM's dtype spellings and refuses bfloat16 by name", () => {
+  it("maps vLLM's dtype spellings, bfloat16 included", () => {
     for (const [spelling, dtype] of [
       ['float16', 'f16'],
       ['half', 'f16'],
       ['f16', 'f16'],
+      ['bfloat16', 'bf16'],
+      ['bf16', 'bf16'],
       ['float32', 'f32'],
       ['float', 'f32'],
       ['auto', 'auto'],
     ])
       expect(serve(['--dtype', spelling]).dtype).toBe(dtype);
-    expect(() => serve(['--dtype', 'bfloat16'])).toThrow(
-      /bfloat16 is not supported: no Loom engine stores bfloat16/,
-    );
     expect(() => serve(['--dtype', 'int8'])).toThrow(/"int8" is not one of/);
+  });
+
+  it("reads --quantization and vLLM's -q: int8, int4 or none", () => {
+    expect(serve([]).quantization).toBeNull();
+    expect(serve(['--quantization', 'int8']).quantization).toBe('int8');
+    expect(serve(['-q', 'int4']).quantization).toBe('int4');
+    expect(serve(['--quantization=none']).quantization).toBeNull();
   });
 
   it('sizes the pool from --gpu-memory-utilization as a fraction, never together with --pool-size', () => {

@@ -99,16 +99,16 @@ describe('server/main.ts start-up', () => {
     expect(lines[0]).toContain(join(wrongDir, 'adapter_model.safetensors'));
   });
 
-  it('exits 2 on an unknown flag and 1 on --dtype f16 for the onnx engine, one line each', async () => {
-    const [unknown, f16] = await Promise.all([
+  it('exits 2 on an unknown flag and 1 on --quantization for the reference engine, one line each', async () => {
+    const [unknown, int8] = await Promise.all([
       runMain(['--no-such-flag']).exited,
-      runMain(['--model', modelDir, '--engine', 'onnx', '--dtype', 'f16']).exited,
+      runMain(['--model', modelDir, '--engine', 'reference', '--quantization', 'int8']).exited,
     ]);
     expect(unknown.code).toBe(2);
     expect(stderrLines(unknown.stderr)).toEqual(['loom: unknown flag --no-such-flag (see --help)']);
-    expect(f16.code).toBe(1);
-    expect(stderrLines(f16.stderr)).toEqual([
-      'loom: --dtype f16: the onnx engine runs f32 weights only (use --dtype auto or f32, or --engine webgpu)',
+    expect(int8.code).toBe(1);
+    expect(stderrLines(int8.stderr)).toEqual([
+      'loom: --quantization int8: the reference engine runs f32 weights only (use --engine onnx)',
     ]);
   });
 

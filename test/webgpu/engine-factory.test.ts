@@ -26,10 +26,60 @@ async function create(choice: 'auto' | 'webgpu', dtype: DtypeChoice) {
 }
 
 describe('engine factory: --engine and --dtype', () => {
-  it('refuses f16 for the CPU engines before anything loads', () => {
-    expect(() => assertEngineAvailable('onnx', 'f16')).toThrow(StartupError);
-    expect(() => assertEngineAvailable('reference', 'f16')).toThrow(/runs f32 weights only/);
-    expect(() => assertEngineAvailable('onnx', 'auto')).not.toThrow();
+  it.each([
+    ['reference', 'f16', 'batched', null, '--dtype f16: the reference engine runs f32 weights only'],
+    ['reference', 'bf16', 'batched', null, '--dtype bf16: the reference engine runs f32 weights only'],
+    [
+      'reference',
+      'auto',
+      'batched',
+      'int8',
+      '--quantization int8: the reference engine runs f32 weights only',
+    ],
+    [
+      'webgpu',
+      'auto',
+      'batched',
+      'int4',
+      '--quantization int4: the webgpu engine has no quantized weights yet',
+    ],
+    ['webgpu', 'bf16', 'batched', null, '--dtype bf16: the webgpu engine stores f32 or f16 weights'],
+    [
+      'onnx',
+      'bf16',
+      'batched',
+      'int8',
+      "--quantization int8: it sets the linear weights' storage itself; drop --dtype bf16",
+    ],
+    [
+      'onnx',
+      'auto',
+      'merged',
+      'int4',
+      '--lora-mode merged: merging adapters rewrites f32 weights; it cannot run with --quantization int4',
+    ],
+    [
+      'onnx',
+      'f16',
+      'merged',
+      null,
+      '--lora-mode merged: merging adapters rewrites f32 weights; it cannot run with --dtype f16',
+    ],
+  ] as const)(
+    'refuses %s with --dtype %s, --lora-mode %s, --quantization %s before anything loads',
+    (engine, dtype, mode, quantization, message) => {
+      expect(() => assertEngineAvailable(engine, dtype, mode, quantization)).toThrow(StartupError);
+      expect(() => assertEngineAvailable(engine, dtype, mode, quantization)).toThrow(message);
+    },
+  );
+
+  it('lets the onnx engine take every dtype and quantization', () => {
+    for (const dtype of ['auto', 'f32', 'f16', 'bf16'] as const)
+      expect(() => assertEngineAvailable('onnx', dtype)).not.toThrow();
+    for (const quantization of ['int8', 'int4'] as const) {
+      expect(() => assertEngineAvailable('onnx', 'auto', 'batched', quantization)).not.toThrow();
+      expect(() => assertEngineAvailable('auto', 'f32', 'padded', quantization)).not.toThrow();
+    }
   });
 
   it('names an adapter by its description’s first word', () => {
@@ -52,9 +102,7 @@ describe('engine factory: --engine and --dtype', () => {
         expect(lines[0]).toBe(
           `WebGPU adapter ${adapterName(adapter!)} is a software fallback; using the onnx engine`,
         );
-        await expect(create('auto', 'f16')).rejects.toThrow(
-          /--dtype f16: --engine auto chose the onnx engine/,
-        );
+        expect((await create('auto', 'f16')).kind).toBe('onnx');
       } else {
         expect(kind).toBe('webgpu');
         expect(lines[0]).toMatch(/^webgpu engine on /);
