@@ -6,8 +6,6 @@ import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llam
 import { logitTokenIndices, type StepPlan } from '../engine.js';
 import {
   LORA_SLOTS,
-  type LoraRowReads,
-  loraInputNames,
   loraRowReads,
   loraSlotNames,
   loraSlotRowNames,
@@ -116,7 +114,7 @@ export function packStep(
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const active = packLora(plan, config, T, feeds, slotViews, loraModules, padRankTo);
+  const active = packLora(plan, config, feeds, slotViews, loraModules, padRankTo);
   return { feeds, loraModules: active, numTokens: T, numLogitRows };
 }
 
@@ -130,7 +128,6 @@ export function packStep(
 function packLora(
   plan: StepPlan,
   config: LlamaConfig,
-  T: number,
   feeds: Record<string, ort.Tensor>,
   slotViews: LoraSlotViews,
   fixedModules: readonly TargetModule[] | undefined,
