@@ -35,6 +35,11 @@ export interface EngineFactoryOptions {
   dtype: DtypeChoice;
   /** Default none: weights stored as --dtype says. */
   quantization?: QuantizationChoice | null;
+  /**
+   * The checkpoint's folder: the onnx engine keeps its encoded (f16/bf16/int8/int4) weights in
+   * $XDG_CACHE_HOME/loom keyed by it, so the next start reads them. Unset: encoded every start.
+   */
+  modelDir?: string;
   /** Default 'batched'. */
   loraMode?: LoraMode;
   /** With loraMode 'padded': the rank every adapter is padded to. */
@@ -201,12 +206,20 @@ async function createCpuEngine(
   let engine: Engine;
   if (choice === 'onnx') {
     const { OnnxEngine } = await import('./onnx/onnx-engine.js');
-    engine = await OnnxEngine.create(weights, pool, {
+    const { checkpointIdentity, defaultCacheDir } = await import('./onnx/weight-cache.js');
+    const weightFormat = onnxWeightFormat(options.dtype, options.quantization);
+    const onnx = await OnnxEngine.create(weights, pool, {
       // Merging rewrites the weight arrays, which only inputs-mode weights are read from each run.
       weights: mode === 'merged' ? 'inputs' : 'prepacked',
       padLoraRankTo: mode === 'padded' ? options.padLoraRankTo : undefined,
-      weightFormat: onnxWeightFormat(options.dtype, options.quantization),
+      weightFormat,
+      weightCache:
+        options.modelDir && weightFormat !== 'f32'
+          ? { dir: defaultCacheDir(), checkpoint: checkpointIdentity(options.modelDir) }
+          : undefined,
     });
+    if (onnx.weightCacheNote) options.log(onnx.weightCacheNote);
+    engine = onnx;
   } else {
     const { ReferenceEngine } = await import('./reference/reference-engine.js');
     engine = ReferenceEngine.create(weights, pool);

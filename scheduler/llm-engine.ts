@@ -189,6 +189,7 @@ export class LlmEngine {
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
       quantization: options.quantization ?? null,
+      modelDir: model.dir,
       loraMode,
       padLoraRankTo: maxLoraRank,
       log: (message) => log.info({ engine: options.engine }, message),

@@ -10,7 +10,7 @@ import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import { type Engine, type EngineRunLimits, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
-import { type ExternalWeightData, encodeBaseWeight } from './base-weights.js';
+import { type EncodedWeight, type ExternalWeightData, encodeBaseWeight } from './base-weights.js';
 import {
   buildStepGraph,
   isGemmWeight,
@@ -23,6 +23,12 @@ import {
 import { LoraSlotViews } from './lora-slots.js';
 import { packStep, writeNewKv } from './step-feeds.js';
 import { splitPlan } from './step-split.js';
+import {
+  readWeightCache,
+  type WeightCacheLocation,
+  weightCacheFile,
+  writeWeightCache,
+} from './weight-cache.js';
 import type { WeightFormat } from './weight-quantization.js';
 
 export interface OnnxEngineOptions {
@@ -50,6 +56,11 @@ export interface OnnxEngineOptions {
    * f32 needs `weights: 'prepacked'`.
    */
   weightFormat?: WeightFormat;
+  /**
+   * Where encoded (non-f32) weights are kept between starts, keyed by the checkpoint's identity
+   * (weight-cache.ts); unset: encoded at every start.
+   */
+  weightCache?: WeightCacheLocation;
 }
 
 /**
@@ -76,6 +87,8 @@ export class OnnxEngine implements Engine {
   /** Kept alive: onnxruntime may keep pointing into the weight buffers given as externalData. */
   private readonly weights: ModelWeights;
   readonly weightFormat: WeightFormat;
+  /** What happened with the weight cache at creation (read, written, or why not), for the start-up log. */
+  readonly weightCacheNote: string | null = null;
   private readonly maxChunkTokens: number;
   readonly runLimits: EngineRunLimits;
   /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
@@ -128,22 +141,35 @@ export class OnnxEngine implements Engine {
     };
     if (this.weightMode === 'external') {
       const externalData: ExternalWeightData[] = [];
-      for (const [name, t] of Object.entries(tensors)) {
-        if (!external(name)) continue;
+      const names = Object.keys(tensors).filter(external);
+      const cacheFile =
+        opts.weightCache && this.weightFormat !== 'f32'
+          ? weightCacheFile(opts.weightCache, this.weightFormat)
+          : null;
+      const cached = cacheFile ? readWeightCache(cacheFile, names) : null;
+      const all = new Map<string, EncodedWeight>();
+      for (const name of names) {
+        const t = tensors[name];
         const [outFeatures, inFeatures] = t.dims;
-        const encoded = encodeBaseWeight(
-          name,
-          t.data as Float32Array,
-          outFeatures,
-          inFeatures,
-          this.weightFormat,
-        );
+        const encoded =
+          cached?.get(name) ??
+          encodeBaseWeight(name, t.data as Float32Array, outFeatures, inFeatures, this.weightFormat);
+        all.set(name, encoded);
         if (encoded.kind === 'external') externalData.push(...encoded.parts);
         else
           for (const tile of encoded.tiles)
             this.fixedFeeds[tile.name] = new ort.Tensor('float16', tile.data, tile.dims);
       }
       this.sessionOptions.externalData = externalData;
+      if (cacheFile && cached) this.weightCacheNote = `${this.weightFormat} weights read from ${cacheFile}`;
+      else if (cacheFile) {
+        try {
+          writeWeightCache(cacheFile, all);
+          this.weightCacheNote = `${this.weightFormat} weights encoded and written to ${cacheFile}`;
+        } catch (error) {
+          this.weightCacheNote = `${this.weightFormat} weights encoded; could not write ${cacheFile}: ${(error as Error).message}`;
+        }
+      }
     }
   }
 

@@ -1,0 +1,193 @@
+import { createHash } from 'node:crypto';
+import {
+  closeSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { EncodedWeight } from './base-weights.js';
+import { BLOCK_SIZE, type WeightFormat } from './weight-quantization.js';
+
+/**
+ * Encoded (quantized or f16) base weights kept on disk, so the next start with the same checkpoint
+ * and format reads them instead of encoding ~1 G weights again. A file is keyed by the checkpoint's
+ * identity (its config.json and safetensors files: names, sizes, modification times), the format,
+ * the block sizes and the encoding version; anything that does not match misses, and a miss
+ * rewrites the file. Layout: magic, a u32 header length, a JSON header naming every weight's
+ * parts, then the parts, each at a 64-byte boundary so typed-array views need no copy.
+ */
+const MAGIC = 'LOOMWC01';
+/** Bump when the encoding changes: older files then miss instead of loading other bytes. */
+const ENCODING_VERSION = 1;
+const ALIGN = 64;
+
+export interface WeightCacheLocation {
+  /** Folder of the cache files. */
+  dir: string;
+  /** The checkpoint's identity (checkpointIdentity). */
+  checkpoint: string;
+}
+
+/** $XDG_CACHE_HOME/loom, else ~/.cache/loom (where Hugging Face and vLLM users look for caches). */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'loom');
+}
+
+/** A checkpoint directory's identity: its config.json and *.safetensors files' names, sizes and mtimes. */
+export function checkpointIdentity(modelDir: string): string {
+  const files = readdirSync(modelDir)
+    .filter((f) => f === 'config.json' || f.endsWith('.safetensors'))
+    .sort();
+  const hash = createHash('sha256').update(modelDir);
+  for (const f of files) {
+    const s = statSync(join(modelDir, f));
+    hash.update(`\n${f} ${s.size} ${s.mtimeMs}`);
+  }
+  return hash.digest('hex');
+}
+
+export function weightCacheFile(location: WeightCacheLocation, format: WeightFormat): string {
+  const key = createHash('sha256')
+    .update(`${location.checkpoint} ${format} ${JSON.stringify(BLOCK_SIZE)} v${ENCODING_VERSION}`)
+    .digest('hex')
+    .slice(0, 32);
+  return join(location.dir, `weights-${format}-${key}.bin`);
+}
+
+type HeaderEntry =
+  | { name: string; kind: 'external'; parts: Array<{ path: string; offset: number; length: number }> }
+  | {
+      name: string;
+      kind: 'float16-inputs';
+      tiles: Array<{ name: string; offset: number; length: number; dims: [number, number] }>;
+    };
+
+/**
+ * The encoded weights in `file`, or null when there is none or it does not hold exactly `names`
+ * (a file cut short or of another layout counts as none).
+ */
+export function readWeightCache(file: string, names: readonly string[]): Map<string, EncodedWeight> | null {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch {
+    return null;
+  }
+  if (bytes.length < 12 || bytes.toString('latin1', 0, 8) !== MAGIC) return null;
+  const headerLength = bytes.readUInt32LE(8);
+  let entries: HeaderEntry[];
+  try {
+    entries = JSON.parse(bytes.toString('utf8', 12, 12 + headerLength));
+  } catch {
+    return null;
+  }
+  const wanted = new Set(names);
+  if (entries.length !== wanted.size || !entries.every((e) => wanted.has(e.name))) return null;
+  // Views need the file's bytes at a 64-byte boundary (a large read has its own ArrayBuffer).
+  const data = bytes.byteOffset % ALIGN === 0 ? bytes : Buffer.from(bytes);
+  const view = (offset: number, length: number) => {
+    if (offset + length > data.length) throw new RangeError('cache file cut short');
+    return new Uint8Array(data.buffer, data.byteOffset + offset, length);
+  };
+  const out = new Map<string, EncodedWeight>();
+  try {
+    for (const e of entries) {
+      if (e.kind === 'external')
+        out.set(e.name, {
+          kind: 'external',
+          parts: e.parts.map((p) => ({ path: p.path, data: view(p.offset, p.length) })),
+        });
+      else
+        out.set(e.name, {
+          kind: 'float16-inputs',
+          tiles: e.tiles.map((t) => {
+            const b = view(t.offset, t.length);
+            return {
+              name: t.name,
+              data: new Uint16Array(b.buffer, b.byteOffset, b.length / 2),
+              dims: t.dims,
+            };
+          }),
+        });
+    }
+  } catch {
+    return null;
+  }
+  return out;
+}
+
+/** Writes the encoded weights to `file` (through a temporary file, so a reader never sees half of one). */
+export function writeWeightCache(file: string, encoded: ReadonlyMap<string, EncodedWeight>): void {
+  const blobs: Uint8Array[] = [];
+  let offset = 0;
+  const place = (data: Uint8Array) => {
+    const at = offset;
+    blobs.push(data);
+    offset += Math.ceil(data.length / ALIGN) * ALIGN;
+    return at;
+  };
+  const entries: HeaderEntry[] = [...encoded].map(([name, e]) =>
+    e.kind === 'external'
+      ? {
+          name,
+          kind: 'external',
+          parts: e.parts.map((p) => ({ path: p.path, offset: place(p.data), length: p.data.length })),
+        }
+      : {
+          name,
+          kind: 'float16-inputs',
+          tiles: e.tiles.map((t) => {
+            const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+            return { name: t.name, offset: place(bytes), length: bytes.length, dims: t.dims };
+          }),
+        },
+  );
+  // Offsets so far are relative to the data; the data starts after the header, padded.
+  let header = Buffer.from(JSON.stringify(entries));
+  let start = Math.ceil((12 + header.length) / ALIGN) * ALIGN;
+  // Shifting every offset by `start` can lengthen the JSON; repeat until it settles.
+  for (;;) {
+    const shifted = shift(entries, start);
+    header = Buffer.from(JSON.stringify(shifted));
+    const next = Math.ceil((12 + header.length) / ALIGN) * ALIGN;
+    if (next === start) break;
+    start = next;
+  }
+  mkdirSync(join(file, '..'), { recursive: true });
+  const temp = `${file}.${process.pid}.tmp`;
+  const fd = openSync(temp, 'w');
+  try {
+    const prefix = Buffer.alloc(start);
+    prefix.write(MAGIC, 0, 'latin1');
+    prefix.writeUInt32LE(header.length, 8);
+    header.copy(prefix, 12);
+    writeSync(fd, prefix);
+    const pad = new Uint8Array(ALIGN);
+    for (const b of blobs) {
+      writeSync(fd, b);
+      const rest = (ALIGN - (b.length % ALIGN)) % ALIGN;
+      if (rest) writeSync(fd, pad, 0, rest);
+    }
+    closeSync(fd);
+    renameSync(temp, file);
+  } catch (error) {
+    closeSync(fd);
+    rmSync(temp, { force: true });
+    throw error;
+  }
+}
+
+function shift(entries: HeaderEntry[], by: number): HeaderEntry[] {
+  return entries.map((e) =>
+    e.kind === 'external'
+      ? { ...e, parts: e.parts.map((p) => ({ ...p, offset: p.offset + by })) }
+      : { ...e, tiles: e.tiles.map((t) => ({ ...t, offset: t.offset + by })) },
+  );
+}

@@ -1,0 +1,76 @@
+import { mkdirSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { StepPlan } from '../../kernels/engine.js';
+import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
+import { checkpointIdentity, weightCacheFile } from '../../kernels/onnx/weight-cache.js';
+import type { WeightFormat } from '../../kernels/onnx/weight-quantization.js';
+import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
+import { tempDirForFile } from '../model/temp-dir.js';
+import { randomTokens, referenceHarness } from './reference-harness.js';
+
+const weights = syntheticWeights({ ...TINY_SPEC, intermediateSize: 96, seed: 4 });
+const tempDir = tempDirForFile('loom-weight-cache-');
+
+/** Creates an engine over the cache and returns its note and the logits of one fixed prefill. */
+async function run(format: WeightFormat, dir: string, checkpoint: string) {
+  const harness = referenceHarness(weights, 200);
+  const engine = await OnnxEngine.create(weights, harness.pool, {
+    threads: 1,
+    weightFormat: format,
+    weightCache: { dir, checkpoint },
+  });
+  const plan: StepPlan = {
+    sequences: [harness.sequenceStep(1, randomTokens(6, weights.config.vocabSize, 8), 0, null, 'all')],
+  };
+  const logits = await engine.step(plan);
+  await engine.close();
+  return { note: engine.weightCacheNote, logits };
+}
+
+describe('the encoded-weight cache on disk', () => {
+  it.each(['int4', 'int8', 'f16'] as const)(
+    '%s: a second start reads what the first wrote, same logits',
+    async (format) => {
+      const dir = join(tempDir(), format);
+      const first = await run(format, dir, 'ckpt-a');
+      expect(first.note).toMatch(new RegExp(`^${format} weights encoded and written to `));
+      const second = await run(format, dir, 'ckpt-a');
+      expect(second.note).toBe(
+        `${format} weights read from ${weightCacheFile({ dir, checkpoint: 'ckpt-a' }, format)}`,
+      );
+      expect(second.logits).toEqual(first.logits);
+    },
+  );
+
+  it('misses on another checkpoint or a file cut short, and then rewrites it', async () => {
+    const dir = join(tempDir(), 'misses');
+    await run('int4', dir, 'ckpt-a');
+    expect((await run('int4', dir, 'ckpt-b')).note).toMatch(/encoded and written/);
+    expect(readdirSync(dir)).toHaveLength(2);
+    const file = weightCacheFile({ dir, checkpoint: 'ckpt-a' }, 'int4');
+    truncateSync(file, 4000);
+    const cut = await run('int4', dir, 'ckpt-a');
+    expect(cut.note).toMatch(/encoded and written/);
+    expect((await run('int4', dir, 'ckpt-a')).note).toMatch(/read from/);
+  });
+
+  it('says why when the cache cannot be written, and still serves', async () => {
+    const blocker = join(tempDir(), 'not-a-folder');
+    writeFileSync(blocker, 'x');
+    const result = await run('int8', blocker, 'ckpt-a');
+    expect(result.note).toMatch(/^int8 weights encoded; could not write .*not-a-folder/);
+    expect(result.logits.length).toBe(6 * weights.config.vocabSize);
+  });
+
+  it('keys a checkpoint by its files: a safetensors file that changes size changes the identity', () => {
+    const model = join(tempDir(), 'ckpt');
+    mkdirSync(model, { recursive: true });
+    writeFileSync(join(model, 'config.json'), '{}');
+    writeFileSync(join(model, 'model.safetensors'), 'aaaa');
+    const before = checkpointIdentity(model);
+    expect(checkpointIdentity(model)).toBe(before);
+    writeFileSync(join(model, 'model.safetensors'), 'aaaaaaaa');
+    expect(checkpointIdentity(model)).not.toBe(before);
+  });
+});
