@@ -11,11 +11,14 @@
  * model the logits are those of random weights, so perplexities are large; what the table shows
  * is how far each format moves the model off its f32 self.
  *
- *   npx tsx bench/onnx-precision.ts [--layers N] [--threads N] [--formats f32,int8] [--rounds N]
+ * With --model DIR, a Hugging Face checkpoint (the trained default model, say) and its own
+ * tokenizer replace the synthetic model, and the report is onnx-precision-<folder name>.
+ *
+ *   npx tsx bench/onnx-precision.ts [--model DIR] [--layers N] [--threads N] [--formats f32,int8] [--rounds N]
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
@@ -29,11 +32,13 @@ import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
+import { loadModel } from '../model/load-model.js';
 import { BOS_ID, FIRST_BYTE_ID, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
+    model: { type: 'string' },
     layers: { type: 'string', default: String(TINYLLAMA_SPEC.numLayers) },
     threads: { type: 'string', default: '2' },
     formats: { type: 'string', default: WEIGHT_FORMATS.join(',') },
@@ -67,13 +72,17 @@ function progress(message: string): void {
   process.stderr.write(`[onnx-precision] ${message}\n`);
 }
 
-/** Prose with the Markdown tables and code fences dropped, as byte-tokenizer ids. */
-function textTokens(file: string): number[] {
-  const prose = readFileSync(join(ROOT, file), 'utf8')
+/** Prose with the Markdown tables and code fences dropped. */
+function prose(file: string): string {
+  return readFileSync(join(ROOT, file), 'utf8')
     .split('\n')
     .filter((line) => !line.startsWith('|') && !line.startsWith('```') && !line.startsWith('    '))
     .join('\n');
-  return Array.from(new TextEncoder().encode(prose), (b) => FIRST_BYTE_ID + b);
+}
+
+/** The synthetic byte tokenizer's ids: UTF-8 bytes. */
+function byteTokens(text: string): number[] {
+  return Array.from(new TextEncoder().encode(text), (b) => FIRST_BYTE_ID + b);
 }
 
 interface Stats {
@@ -140,9 +149,14 @@ interface Accuracy {
 }
 
 async function main(): Promise<void> {
-  const spec = { ...TINYLLAMA_SPEC, numLayers };
-  progress(`synthetic TinyLlama-shaped weights, ${numLayers} layers; formats ${formats.join(', ')}`);
-  const weights = syntheticWeights(spec);
+  const loaded = args.model ? await loadModel(args.model) : null;
+  progress(
+    `${loaded ? loaded.dir : `synthetic TinyLlama-shaped weights, ${numLayers} layers`}; formats ${formats.join(', ')}`,
+  );
+  const weights = loaded ? loaded.weights : syntheticWeights({ ...TINYLLAMA_SPEC, numLayers });
+  const textTokens = (file: string) =>
+    loaded ? loaded.tokenizer.encode(prose(file), false) : byteTokens(prose(file));
+  const bos = loaded ? (loaded.config.bosTokenId ?? BOS_ID) : BOS_ID;
   const config = weights.config;
   const layout = kvLayout(config);
   const longest = Math.max(
@@ -199,7 +213,7 @@ async function main(): Promise<void> {
   );
   const stride = Math.floor(text.length / numPrompts);
   for (let p = 0; p < numPrompts; p++) {
-    const prompt = [BOS_ID, ...text.slice(p * stride, p * stride + promptTokens - 1)];
+    const prompt = [bos, ...text.slice(p * stride, p * stride + promptTokens - 1)];
     const plan = step(1, prompt, 0, 'all');
     const logits = new Map<WeightFormat, Float32Array>();
     for (const [f, e] of engines) logits.set(f, await e.step(plan));
@@ -249,7 +263,7 @@ async function main(): Promise<void> {
     kv.free(1);
     progress(`prompt ${p + 1}/${numPrompts}`);
   }
-  const heldOut = [BOS_ID, ...textTokens('kernels/onnx/README.md').slice(0, heldOutTokens - 1)];
+  const heldOut = [bos, ...textTokens('kernels/onnx/README.md').slice(0, heldOutTokens - 1)];
   for (const [f, e] of engines) {
     const out = await e.step(step(2, heldOut, 0, 'all'));
     const a = accuracy.get(f)!;
@@ -315,7 +329,7 @@ async function main(): Promise<void> {
     };
   });
   const files = writeBenchReport({
-    name: 'onnx-precision',
+    name: loaded ? `onnx-precision-${basename(loaded.dir)}` : 'onnx-precision',
     title: 'onnx engine base-weight formats: accuracy vs f32 and speed',
     context: {
       ...machineContext(),
@@ -324,7 +338,9 @@ async function main(): Promise<void> {
         .join(' '),
       onnxruntime: ort.env.versions.common,
       threads,
-      model: `synthetic TinyLlama shape (hidden 2048, GQA 32/4, MLP 5632, vocab 32000), ${numLayers} of 22 layers`,
+      model: loaded
+        ? `${loaded.dir} (hidden ${config.hiddenSize}, ${config.numLayers} layers, vocab ${config.vocabSize})`
+        : `synthetic TinyLlama shape (hidden 2048, GQA 32/4, MLP 5632, vocab 32000), ${numLayers} of 22 layers`,
       prompts: `${numPrompts} × ${promptTokens} tokens of README.md, ${generate} greedy tokens each`,
       'held-out text': `${heldOutTokens} tokens of kernels/onnx/README.md`,
       speed: `${rounds} rounds, formats interleaved: a ${prefillTokens}-token prefill each, then ${decodeSteps} decode steps at batch 1 after a ${decodeContext}-token context`,
