@@ -3,7 +3,7 @@ import type { StepPlan } from '../../kernels/engine.js';
 import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
 import { argmax } from '../../kernels/sample.js';
 import { WebGpuEngine } from '../../kernels/webgpu/webgpu-engine.js';
-import { adapterPageCount } from '../../memory/adapter-layout.js';
+import { adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
 import { AdapterRegistry } from '../../memory/adapter-registry.js';
 import { KvCache } from '../../memory/kv-cache.js';
 import { kvLayout } from '../../memory/kv-layout.js';
@@ -229,6 +229,32 @@ describe.skipIf(!ctx)('the adapter-slot table of the webgpu engine', () => {
       const after = await reference.step(plan);
       expect(relativeError(after, before)).toBeGreaterThan(1e-3);
       expect(relativeError(await engine.step(plan), after)).toBeLessThan(F32_TOLERANCE);
+    } finally {
+      await reference.close();
+      await engine.close();
+    }
+  });
+
+  it('grows its buffers while a step is in flight without disturbing that step', async () => {
+    const setup = await setUp(NAMES.length);
+    const { engine, registry, pool } = setup;
+    const reference = ReferenceEngine.create(weights, pool);
+    try {
+      admit(setup, ['b']);
+      reference.writeAdapter(registry.layoutOf('b')!, readAdapter('b', '/b'));
+      const plan = prefillPlan(setup, ['b'], 1);
+      const headers = engine.adapterSlots.headers;
+      const inFlight = engine.step(plan);
+      // Twenty more placements outgrow the initial slots: the header buffer the step binds is replaced.
+      const extra = syntheticAdapter(config, { name: 'extra', ...SPECS.e });
+      for (let i = 0; i < 20; i++)
+        engine.writeAdapter(
+          layoutAdapter(config, extra, pool.allocate(adapterPageCount(config, extra), 'adapter')),
+          extra,
+        );
+      expect(engine.adapterSlots.headers).not.toBe(headers);
+      expect(relativeError(await inFlight, await reference.step(plan))).toBeLessThan(F32_TOLERANCE);
+      expect(relativeError(await engine.step(plan), await reference.step(plan))).toBeLessThan(F32_TOLERANCE);
     } finally {
       await reference.close();
       await engine.close();
