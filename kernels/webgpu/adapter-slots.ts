@@ -106,6 +106,7 @@ export class AdapterSlotTable {
     const header = new Uint32Array(this.slotWords);
     const headerF32 = new Float32Array(header.buffer);
     const entries: number[] = [];
+    let maxRank = 0;
     let listLength = 0;
     layout.modules.forEach((placed, layer) => {
       for (const m of TARGET_MODULES) {
@@ -114,6 +115,7 @@ export class AdapterSlotTable {
         const e = slotEntry(layer, m);
         const at = e * ENTRY_WORDS;
         entries.push(e);
+        maxRank = Math.max(maxRank, pages.rank);
         header[at] = pages.rank;
         headerF32[at + 1] = pages.scale;
         for (const [word, block] of [
@@ -139,7 +141,7 @@ export class AdapterSlotTable {
       index,
       listStart,
       listLength,
-      maxRank: layout.rank,
+      maxRank,
       entries: Uint16Array.from(entries),
       chunks: chunksHolding(this.pool, layout.allPages),
     };
