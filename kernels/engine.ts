@@ -85,6 +85,11 @@ export interface Engine {
   fatalFailure?(): EngineFailure | null;
   /** Copies an adapter's weights into the pages `layout` names. */
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void;
+  /**
+   * Optional: `layout`'s pages are about to be freed (evicted, unloaded, replaced in place), between
+   * steps; the engine drops what it keeps for that placement (webgpu: its adapter slot).
+   */
+  releaseAdapter?(layout: AdapterLayout): void;
   /** Frees storage and native sessions; the engine is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -14,7 +14,7 @@ import {
   type RowSampling,
   type StepPlan,
 } from '../engine.js';
-import { buildLoraBatch } from '../lora-batch.js';
+import { AdapterSlotTable, slotEntry } from './adapter-slots.js';
 import {
   createSplitBuffer,
   destroySplit,
@@ -28,7 +28,6 @@ import { type DeviceModel, destroyModel, uploadModel } from './device-model.js';
 import { EmbedKernel } from './embed.js';
 import { type DeviceWeight, GemmKernel, type WeightLayout } from './gemm.js';
 import { LoraExpandKernel } from './lora-expand.js';
-import { packLoraBatch } from './lora-meta.js';
 import { LoraShrinkKernel } from './lora-shrink.js';
 import {
   attentionChunkPairs,
@@ -80,6 +79,8 @@ export class WebGpuEngine implements Engine {
   private readonly shrink: LoraShrinkKernel;
   private readonly expand: LoraExpandKernel;
   private readonly sampler: SampleKernel;
+  /** Resident adapters' page tables on the device, written by writeAdapter and releaseAdapter only. */
+  readonly adapterSlots: AdapterSlotTable;
   private readonly maxScratchBytes: number;
   private closed = false;
 
@@ -117,6 +118,7 @@ export class WebGpuEngine implements Engine {
     this.shrink = new LoraShrinkKernel(ctx, storage);
     this.expand = new LoraExpandKernel(ctx, storage);
     this.sampler = new SampleKernel(ctx);
+    this.adapterSlots = new AdapterSlotTable(ctx, storage, config.numLayers);
   }
 
   static async create(
@@ -226,7 +228,7 @@ export class WebGpuEngine implements Engine {
   /** Records the whole forward pass of `plan` into one open compute pass, logits last. */
   private encodeForward(plan: StepPlan): ForwardPass {
     const { config, model, ctx } = this;
-    const state = prepareStep(plan, (name, data) => this.scratchUpload(name, data));
+    const state = prepareStep(plan, this.adapterSlots, (name, data) => this.scratchUpload(name, data));
     const T = state.batch.numTokens;
     const H = config.hiddenSize;
     const rows = logitTokenIndices(plan);
@@ -243,7 +245,7 @@ export class WebGpuEngine implements Engine {
     const logits = this.scratchBuffer('logits', Math.max(1, rows.length) * config.vocabSize * 4);
     // Grown once, before any dispatch records it: a buffer replaced mid-pass would be destroyed
     // under dispatches already recorded, and Dawn rejects the whole submit.
-    if (state.anyAdapter) this.scratchBuffer('lora-v', Math.max(1, state.maxLoraV) * 4);
+    if (state.lora) this.scratchBuffer('lora-v', Math.max(1, state.lora.packed.vLength) * 4);
 
     const encoder = ctx.device.createCommandEncoder({ label: 'step' });
     const pass = encoder.beginComputePass({ label: 'step' });
@@ -274,7 +276,8 @@ export class WebGpuEngine implements Engine {
   /**
    * One writeBuffer per run of consecutive pages (an adapter the pool placed contiguously is one
    * copy), not one per page: the registry loads adapters while steps run, and each write is a
-   * separate staging copy in Dawn.
+   * separate staging copy in Dawn. Then the adapter's slot: its page table, written once here.
+   * Both go through the queue, behind any step already submitted.
    */
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
     this.assertOpen();
@@ -304,6 +307,12 @@ export class WebGpuEngine implements Engine {
       slot++;
     });
     flush();
+    this.adapterSlots.place(layout);
+  }
+
+  /** The adapter's pages are about to be freed: its slot goes (a step naming it afterwards fails clearly). */
+  releaseAdapter(layout: AdapterLayout): void {
+    if (!this.closed) this.adapterSlots.release(layout);
   }
 
   async close(): Promise<void> {
@@ -314,6 +323,7 @@ export class WebGpuEngine implements Engine {
     this.rope.destroy();
     this.attention.destroy();
     this.sampler.destroy();
+    this.adapterSlots.destroy();
     destroyModel(this.ctx, this.model);
     destroySplit(this.ctx, this.storage);
     if (this.ownsContext) this.ctx.destroy();
@@ -374,15 +384,13 @@ export class WebGpuEngine implements Engine {
   ): void {
     const T = state.batch.numTokens;
     this.gemm.encode(pass, x, T, this.model.layers[layer].linear[module], y);
-    if (!state.anyAdapter) return;
-    const { inFeatures, outFeatures } = moduleShape(this.config, module);
-    const batch = buildLoraBatch(state.adapters, layer, module, inFeatures, outFeatures, this.pool.pageSize);
-    if (batch.numAdapters === 0) return;
-    const packed = packLoraBatch(batch, state.loraForm);
-    const lora = { packed, buffer: this.scratchUpload(`lora:${layer}:${module}`, packed.words) };
-    const v = this.scratchBuffer('lora-v', Math.max(1, batch.vLength) * 4);
-    this.shrink.encode(pass, lora, x, v);
-    this.expand.encode(pass, lora, v, y);
+    const { lora } = state;
+    const entry = slotEntry(layer, module);
+    if (!lora?.packed.touched[entry]) return;
+    const call = { entry, ...moduleShape(this.config, module) };
+    const v = this.scratchBuffer('lora-v', Math.max(1, lora.packed.vLength) * 4);
+    this.shrink.encode(pass, lora, this.adapterSlots, call, x, v);
+    this.expand.encode(pass, lora, this.adapterSlots, call, v, y);
   }
 
   private assertOpen(): void {
