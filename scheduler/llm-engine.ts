@@ -140,7 +140,7 @@ export class LlmEngine {
     const model = await loadModel(options.modelDir, {
       chatTemplateFile: options.chatTemplateFile ?? undefined,
     });
-    const { config } = model;
+    const { config, tokenizer } = model;
     const maxModelLen = options.maxModelLen ?? config.maxPositionEmbeddings;
     if (maxModelLen > config.maxPositionEmbeddings) {
       throw new StartupError(
@@ -213,7 +213,9 @@ export class LlmEngine {
       engine,
       kvCache,
       adapters: registry,
-      newDecoder: () => new IncrementalDecoder(model.tokenizer),
+      // The tokenizer alone: a closure over `model` would keep its f32 weights alive, which an
+      // engine storing quantized or f16 weights has no use for.
+      newDecoder: () => new IncrementalDecoder(tokenizer),
       eosTokenIds: config.eosTokenIds,
       limits: {
         maxNumSeqs: options.maxNumSeqs,

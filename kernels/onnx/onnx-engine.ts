@@ -84,8 +84,12 @@ export class OnnxEngine implements Engine {
   private readonly weightMode: WeightMode;
   /** In 'prepacked' mode the single graph's LoRA modules: all of them. */
   private readonly fixedLoraModules: readonly TargetModule[] | undefined;
-  /** Kept alive: onnxruntime may keep pointing into the weight buffers given as externalData. */
-  private readonly weights: ModelWeights;
+  /**
+   * Kept alive with f32 weights: onnxruntime may keep pointing into the buffers given as
+   * externalData. Other formats keep only their encoded copies (in the session options and the
+   * fixed feeds), so the f32 linear weights can be collected once the caller drops them.
+   */
+  private readonly weights: ModelWeights | null;
   readonly weightFormat: WeightFormat;
   /** What happened with the weight cache at creation (read, written, or why not), for the start-up log. */
   readonly weightCacheNote: string | null = null;
@@ -105,7 +109,7 @@ export class OnnxEngine implements Engine {
     this.kvLayout = kvLayout(weights.config);
     if (pool.pageSize !== this.kvLayout.pageSize)
       throw new Error(`pool page size ${pool.pageSize} is not the hidden size ${this.kvLayout.pageSize}`);
-    this.weights = weights;
+    this.weights = opts.weightFormat && opts.weightFormat !== 'f32' ? null : weights;
     this.maxChunkTokens = opts.maxChunkTokens ?? 512;
     // step-split.ts stays as the safety net for plans that ignore this (and pads mixed batches apart).
     this.runLimits = { maxTokensPerSequence: this.maxChunkTokens };

@@ -31,9 +31,9 @@ describe('main.ts flags that end at once', () => {
     expect(stderr).toBe('');
   });
 
-  it('exits 2 with one line on --dtype bfloat16 and on --tensor-parallel-size 2', async () => {
+  it('exits 2 with one line on --quantization awq and on --tensor-parallel-size 2', async () => {
     for (const args of [
-      ['--dtype', 'bfloat16'],
+      ['--quantization', 'awq'],
       ['--tensor-parallel-size', '2'],
     ]) {
       const { code, stderr } = await runMain(args);
