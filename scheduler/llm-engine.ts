@@ -30,7 +30,11 @@ import type { Clock } from './clock.js';
 import { EngineLoop } from './engine-loop.js';
 import { mulberry32Words } from './prng.js';
 import type { GenerationRequest, GenerationStream } from './request.js';
-import type { SchedulerStats } from './scheduler.js';
+import {
+  DEFAULT_STREAM_STALL_TIMEOUT_MS,
+  MAX_UNREAD_DELTAS_PER_CHOICE,
+  type SchedulerStats,
+} from './scheduler.js';
 import type { SchedulerEventSink } from './scheduler-events.js';
 import {
   fcfsPolicy,
@@ -79,6 +83,8 @@ export interface LlmEngineOptions {
   maxLorasPerBatch?: number | null;
   /** --slo-ttft in seconds: under slora, requests whose first token cannot come in time are refused early. */
   sloTtftSeconds?: number | null;
+  /** --stream-stall-timeout in seconds: a request paused by a consumer that stopped reading is aborted after this. */
+  streamStallTimeoutSeconds?: number;
   /** The scheduler's clock (default the process's monotonic clock). */
   clock?: Clock;
   events?: SchedulerEventSink;
@@ -219,6 +225,13 @@ export class LlmEngine {
       },
       policy,
       sloTtftMs: options.sloTtftSeconds ? options.sloTtftSeconds * 1000 : null,
+      backpressure: {
+        maxUnreadPerChoice: MAX_UNREAD_DELTAS_PER_CHOICE,
+        stallTimeoutMs:
+          options.streamStallTimeoutSeconds === undefined
+            ? DEFAULT_STREAM_STALL_TIMEOUT_MS
+            : options.streamStallTimeoutSeconds * 1000,
+      },
       clock: options.clock,
       events: (event) => {
         options.events?.(event);

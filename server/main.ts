@@ -161,6 +161,7 @@ async function main(): Promise<void> {
       maxLorasPerBatch: options.maxLorasPerBatch,
       maxWaiting: options.maxQueue ?? undefined,
       sloTtftSeconds: options.sloTtftSeconds,
+      streamStallTimeoutSeconds: options.streamStallTimeoutSeconds,
       engine: options.engine,
       dtype: options.dtype,
       poolSize: options.poolSize,
