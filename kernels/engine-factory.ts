@@ -30,6 +30,30 @@ export interface EngineFactoryOptions {
   log: (message: string) => void;
   /** Cap on one scratch buffer of the webgpu engine (tests force allocation failures with it). */
   webgpuMaxScratchBytes?: number;
+  /**
+   * --gpu-memory-utilization, when it sized the pool (as that fraction of host memory): right for
+   * the CPU engines and a software adapter, whose device memory is host memory; refused on a
+   * hardware adapter, whose memory size WebGPU does not report (deviceMemoryFractionProblem).
+   */
+  gpuMemoryUtilization?: number | null;
+}
+
+/**
+ * Why --gpu-memory-utilization cannot size the pool on this WebGPU adapter, or null when it can.
+ * The pool is that fraction of host memory, which is the device's memory only on a software
+ * adapter (lavapipe allocates its buffers from host RAM). WebGPU has no memory query: Dawn's node
+ * bindings give an adapter's vendor, architecture, description and limits (maxBufferSize is a
+ * per-buffer cap, not a size), and Dawn's native memory-heap query (the
+ * adapter-properties-memory-heaps feature) is not exposed to JavaScript. Guessing would
+ * over-commit a GPU or waste it, so a hardware adapter needs the pool in bytes.
+ */
+export function deviceMemoryFractionProblem(
+  adapter: WebGpuAdapterSummary,
+  gpuMemoryUtilization: number | null | undefined,
+): string | null {
+  if (gpuMemoryUtilization === null || gpuMemoryUtilization === undefined || adapter.isFallbackAdapter)
+    return null;
+  return `--gpu-memory-utilization ${gpuMemoryUtilization}: WebGPU reports no device memory size for ${adapterName(adapter)} (Dawn exposes no memory query to JavaScript), so there is nothing to take a fraction of; give the pool in bytes with --pool-size (e.g. --pool-size 8GiB: KV cache and adapters, beside the model's weights, within what the GPU holds)`;
 }
 
 /**
@@ -59,6 +83,11 @@ export async function createEngine(
     const reason = (error as Error).message;
     if (choice === 'webgpu') throw new StartupError(`--engine webgpu: ${reason}`);
     return fallBackToOnnx(reason, weights, pool, options);
+  }
+  const fractionProblem = deviceMemoryFractionProblem(ctx.adapter, options.gpuMemoryUtilization);
+  if (fractionProblem) {
+    ctx.destroy();
+    throw new StartupError(fractionProblem);
   }
   if (choice === 'auto' && ctx.adapter.isFallbackAdapter) {
     ctx.destroy();

@@ -66,6 +66,8 @@ export interface LlmEngineOptions {
   /** Cap on one webgpu scratch buffer: tests force allocation failures with it. */
   webgpuMaxScratchBytes?: number;
   poolSize: string;
+  /** --gpu-memory-utilization, when it gave poolSize: refused on a hardware WebGPU adapter (kernels/engine-factory.ts). */
+  gpuMemoryUtilization?: number | null;
   chatTemplateFile: string | null;
   /** --seed: seeds of requests that bring none; null draws them at random. */
   seed: number | null;
@@ -195,6 +197,7 @@ export class LlmEngine {
       padLoraRankTo: maxLoraRank,
       log: (message) => log.info({ engine: options.engine }, message),
       webgpuMaxScratchBytes: options.webgpuMaxScratchBytes,
+      gpuMemoryUtilization: options.gpuMemoryUtilization ?? null,
     });
     const registry = new AdapterRegistry(
       pool,

@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   if (options.gpuMemoryUtilization !== null)
     app.log.info(
       { poolSize: options.poolSize },
-      `--gpu-memory-utilization ${options.gpuMemoryUtilization}: the page pool (KV cache and adapters) takes this fraction of host memory on every engine, as --pool-size ${options.gpuMemoryUtilization} would (WebGPU reports no device memory size)`,
+      `--gpu-memory-utilization ${options.gpuMemoryUtilization}: the page pool (KV cache and adapters) takes this fraction of the engine's memory, which is host memory on the onnx and reference engines and on a software WebGPU adapter (as --pool-size ${options.gpuMemoryUtilization}); a hardware WebGPU adapter refuses it (WebGPU reports no device memory size): use --pool-size BYTES there`,
     );
   let isShuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
@@ -165,6 +165,7 @@ async function main(): Promise<void> {
       engine: options.engine,
       dtype: options.dtype,
       poolSize: options.poolSize,
+      gpuMemoryUtilization: options.gpuMemoryUtilization,
       chatTemplateFile: options.chatTemplate,
       seed: options.seed,
     },
