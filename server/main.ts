@@ -10,6 +10,7 @@ import { StartupError } from '../model/startup-error.js';
 import { ensureDefaultModel } from '../model/synthetic.js';
 import { buildApp } from './app.js';
 import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
+import { captureStderr, type StderrCapture } from './native-stderr.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
 import { STATS_INTERVAL_MS } from './stats-log.js';
@@ -21,6 +22,9 @@ import { LOOM_VERSION } from './version.js';
  */
 
 const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../.cache/loom', import.meta.url));
+
+/** Once the app's logger exists, descriptor 2 is read into it (native warnings become JSON lines). */
+let stderrCapture: StderrCapture | null = null;
 
 /** Errors the user fixes by changing a flag or a file: one line, no stack trace. */
 function isUserFacing(error: unknown): error is Error {
@@ -109,6 +113,11 @@ async function main(): Promise<void> {
     logRequests: options.logRequests,
     statsIntervalMs: options.logStats ? STATS_INTERVAL_MS : null,
   });
+  // Before anything loads a native library: Dawn's warnings (lavapipe's reduced limits, a missing
+  // Vulkan loader) go straight to descriptor 2 and would break the JSON log.
+  stderrCapture = await captureStderr((line) => app.log.warn({ source: 'stderr' }, line));
+  if (!stderrCapture)
+    app.log.info('stderr could not be captured: native libraries may print non-JSON lines there');
   for (const notice of options.notices) app.log.info(notice);
   if (options.gpuMemoryUtilization !== null)
     app.log.info(
@@ -200,10 +209,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(
-    isUserFacing(error)
-      ? `loom: ${oneLine(error.message)}`
-      : `loom: start-up failed: ${oneLine(String((error as Error)?.message ?? error))}`,
-  );
+  const line = isUserFacing(error)
+    ? `loom: ${oneLine(error.message)}`
+    : `loom: start-up failed: ${oneLine(String((error as Error)?.message ?? error))}`;
+  if (stderrCapture) stderrCapture.writeOriginal(line);
+  else console.error(line);
   process.exit(1);
 });
