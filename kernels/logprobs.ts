@@ -60,7 +60,8 @@ export function rowLogprobs(row: ArrayLike<number>, tokenId: number, topK: numbe
   const topIds = topIndices(row, topK);
   return {
     tokenId,
-    logprob: row[tokenId] - norm,
+    // f32 like the listed ones (and the device's), so a sampled token among the top has one value.
+    logprob: Math.fround(row[tokenId] - norm),
     topIds,
     topLogprobs: Float32Array.from(topIds, (id) => row[id] - norm),
   };

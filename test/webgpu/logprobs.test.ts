@@ -52,7 +52,9 @@ describe.skipIf(!ctx)('logprobs.wgsl against kernels/logprobs.ts', () => {
         const want = rowLogprobs(row, target, q.topK);
         expect(Array.from(got.topIds)).toEqual(Array.from(want.topIds));
         expect(got.logprob).toBeCloseTo(want.logprob, 4);
-        got.topLogprobs.forEach((lp, i) => expect(lp).toBeCloseTo(want.topLogprobs[i], 4));
+        got.topLogprobs.forEach((lp, i) => {
+          expect(lp).toBeCloseTo(want.topLogprobs[i], 4);
+        });
       });
       for (const b of [...buffers, out]) b.destroy();
     }
