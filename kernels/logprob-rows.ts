@@ -79,3 +79,63 @@ export function collectLogprobs(
   });
   return { logprobs, promptLogprobs };
 }
+
+/** One part of a step split by splitForLogitRows: its plan, and where its rows and sequences sit in the whole. */
+export interface StepPart {
+  plan: StepPlan;
+  /** Plan sequence index (in the whole step) of each of the part's sequences. */
+  sequences: number[];
+}
+
+/**
+ * Splits a step so that no part, once widened for prompt log-probabilities, has more than
+ * `maxRows` logit rows (an engine whose logits must fit one buffer runs the parts one after
+ * another). A scoring sequence too wide for what is left is cut into consecutive chunks, as
+ * chunked prefill would: each chunk scores its share of promptTargets, and only the last keeps
+ * the sequence's sampled row. Parts keep the plan's order, so rows come out in plan order.
+ */
+export function splitForLogitRows(plan: StepPlan, maxRows: number): StepPart[] {
+  if (!(maxRows >= 1)) throw new Error(`maxRows must be at least 1, got ${maxRows}`);
+  const parts: StepPart[] = [];
+  let current: StepPart = { plan: { sequences: [] }, sequences: [] };
+  let rows = 0;
+  const close = () => {
+    if (current.sequences.length > 0) parts.push(current);
+    current = { plan: { sequences: [] }, sequences: [] };
+    rows = 0;
+  };
+  const add = (s: SequenceStep, index: number, numRows: number) => {
+    if (rows + numRows > maxRows) close();
+    current.plan.sequences.push(s);
+    current.sequences.push(index);
+    rows += numRows;
+  };
+  plan.sequences.forEach((s, index) => {
+    const targets = s.logprobs?.promptTargets;
+    if (!targets?.length) {
+      add(s, index, sequenceLogitRows(s));
+      return;
+    }
+    let start = 0;
+    while (start < s.tokens.length) {
+      if (rows >= maxRows) close();
+      const end = Math.min(s.tokens.length, start + maxRows - rows);
+      const isLast = end === s.tokens.length;
+      const chunk: SequenceStep = {
+        ...s,
+        tokens: Array.from(s.tokens).slice(start, end),
+        startPos: s.startPos + start,
+        logits: isLast ? s.logits : 'none',
+        logprobs: {
+          topK: s.logprobs?.topK ?? 0,
+          sampled: isLast && (s.logprobs?.sampled ?? false),
+          promptTargets: targets.subarray(Math.min(start, targets.length), Math.min(end, targets.length)),
+        },
+      };
+      add(chunk, index, end - start);
+      start = end;
+    }
+  });
+  close();
+  return parts;
+}

@@ -15,7 +15,7 @@ import {
   type SampledStep,
   type StepPlan,
 } from '../engine.js';
-import { collectLogprobs, widenForLogprobs } from '../logprob-rows.js';
+import { collectLogprobs, splitForLogitRows, widenForLogprobs } from '../logprob-rows.js';
 import { buildLoraBatch } from '../lora-batch.js';
 import {
   createSplitBuffer,
@@ -62,6 +62,8 @@ export interface WebGpuEngineOptions {
   maxChunkBytes?: number;
   /** Device layout of linear weights (see gemm.wgsl); default HF's out-in. */
   weightLayout?: WeightLayout;
+  /** Logit rows one submit computes (tests force splitting with it); default what one scratch buffer holds. */
+  maxLogitRows?: number;
 }
 
 /**
@@ -85,6 +87,7 @@ export class WebGpuEngine implements Engine {
   private readonly sampler: SampleKernel;
   private readonly logprobs: LogprobsKernel;
   private readonly maxScratchBytes: number;
+  private readonly maxLogitRows: number;
   private closed = false;
 
   private constructor(
@@ -95,12 +98,20 @@ export class WebGpuEngine implements Engine {
     readonly pool: PagePool,
     config: LlamaConfig,
     maxScratchBytes: number | undefined,
+    maxLogitRows: number | undefined,
   ) {
     this.config = config;
     this.maxScratchBytes = Math.min(
       maxScratchBytes ?? Number.POSITIVE_INFINITY,
       ctx.limits.maxBufferSize,
       ctx.maxBindingBytes,
+    );
+    this.maxLogitRows = Math.max(
+      1,
+      Math.min(
+        maxLogitRows ?? Number.POSITIVE_INFINITY,
+        Math.floor(this.maxScratchBytes / (config.vocabSize * 4)),
+      ),
     );
     this.kvLayout = kvLayout(config);
     this.scratch = new ScratchBuffers(ctx);
@@ -164,6 +175,7 @@ export class WebGpuEngine implements Engine {
       pool,
       config,
       options.maxScratchBytes,
+      options.maxLogitRows,
     );
   }
 
@@ -180,11 +192,36 @@ export class WebGpuEngine implements Engine {
    * step() returns rows) instead of the logits: `sampling[i]` is row i's settings and uniform.
    * Log-probabilities the sequences ask for are computed on the device too (logprobs.wgsl, from
    * the logits sample.wgsl drew from), and only their k values per row come back. Prompt rows
-   * (SequenceStep.logprobs.promptTargets) get logits and are scored, never sampled.
+   * (SequenceStep.logprobs.promptTargets) get logits and are scored, never sampled. A step whose
+   * rows' logits would not fit one buffer (a long prompt scored) runs as several submits.
    */
   async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep> {
     if (sampling.length !== logitRows(plan))
       throw new Error(`sampleStep: ${sampling.length} settings for ${logitRows(plan)} rows`);
+    const parts = splitForLogitRows(plan, this.maxLogitRows);
+    if (parts.length <= 1) return this.sampleRows(plan, sampling);
+    const whole: SampledStep = {
+      tokens: new Int32Array(sampling.length),
+      logprobs: [],
+      promptLogprobs: plan.sequences.map(() => null),
+    };
+    let row = 0;
+    for (const part of parts) {
+      const numRows = logitRows(part.plan);
+      const result = await this.sampleRows(part.plan, sampling.slice(row, row + numRows));
+      whole.tokens.set(result.tokens, row);
+      whole.logprobs.push(...result.logprobs);
+      row += numRows;
+      part.sequences.forEach((index, j) => {
+        const scored = result.promptLogprobs[j];
+        if (scored) whole.promptLogprobs[index] = [...(whole.promptLogprobs[index] ?? []), ...scored];
+      });
+    }
+    return whole;
+  }
+
+  /** sampleStep for a plan whose widened rows fit one logits buffer. */
+  private async sampleRows(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep> {
     const { wide, rows } = widenForLogprobs(plan);
     const maxTopK = rows.reduce((most, r) => (r.topK === null ? most : Math.max(most, r.topK)), -1);
     const stride = maxTopK < 0 ? 1 : logprobRecordWords(maxTopK);

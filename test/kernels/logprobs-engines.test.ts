@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { StepPlan } from '../../kernels/engine.js';
 import { sampleOnHost } from '../../kernels/host-sampling.js';
+import { splitForLogitRows } from '../../kernels/logprob-rows.js';
 import { rowLogprobs, topIndices } from '../../kernels/logprobs.js';
 import { MergedLoraEngine } from '../../kernels/merged-lora-engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
@@ -57,5 +59,41 @@ describe('log-probabilities on the engines that sample on the host', () => {
       return new MergedLoraEngine(inner, weights);
     }, host);
     expect(numChecked).toBeGreaterThan(20);
+  });
+});
+
+describe('splitForLogitRows', () => {
+  it('cuts a scoring sequence into consecutive chunks, the sampled row on the last, order kept', () => {
+    const plan: StepPlan = {
+      sequences: [
+        { seqId: 1, tokens: [5], startPos: 3, pageTable: new Int32Array(1), adapter: null, logits: 'last' },
+        {
+          seqId: 2,
+          tokens: [1, 2, 3, 4, 5, 6],
+          startPos: 0,
+          pageTable: new Int32Array(1),
+          adapter: null,
+          logits: 'last',
+          logprobs: { topK: 2, sampled: true, promptTargets: Int32Array.from([2, 3, 4, 5, 6]) },
+        },
+      ],
+    };
+    const parts = splitForLogitRows(plan, 4);
+    expect(parts.map((p) => p.sequences)).toEqual([[0, 1], [1]]);
+    const [first, second] = parts.map((p) => p.plan.sequences.at(-1)!);
+    expect([
+      first.tokens,
+      first.startPos,
+      first.logits,
+      Array.from(first.logprobs?.promptTargets ?? []),
+    ]).toEqual([[1, 2, 3], 0, 'none', [2, 3, 4]]);
+    expect(first.logprobs?.sampled).toBe(false);
+    expect([
+      second.tokens,
+      second.startPos,
+      second.logits,
+      Array.from(second.logprobs?.promptTargets ?? []),
+    ]).toEqual([[4, 5, 6], 3, 'last', [5, 6]]);
+    expect(second.logprobs?.sampled).toBe(true);
   });
 });

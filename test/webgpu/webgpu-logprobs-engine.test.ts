@@ -16,4 +16,15 @@ describe.skipIf(!ctx)('log-probabilities computed on the device by the webgpu en
     );
     expect(numChecked).toBeGreaterThan(20);
   });
+
+  it('split over several submits when the scored rows’ logits would not fit one buffer', async () => {
+    const { numChecked } = await runLogprobScenario(
+      (h) => WebGpuEngine.create(scenarioWeights(), h.pool, { context: ctx!, maxLogitRows: 3 }),
+      (engine, plan, sampling) => {
+        if (!engine.sampleStep) throw new Error('the webgpu engine samples on the device');
+        return engine.sampleStep(plan, sampling);
+      },
+    );
+    expect(numChecked).toBeGreaterThan(20);
+  });
 });
