@@ -1,4 +1,11 @@
-import { type SequenceStep, type StepPlan, sequenceLogitRows } from './engine.js';
+import {
+  logitRows,
+  type RowSampling,
+  type SampledStep,
+  type SequenceStep,
+  type StepPlan,
+  sequenceLogitRows,
+} from './engine.js';
 import type { TokenLogprobs } from './logprobs.js';
 
 /** One logit row of a step widened for prompt log-probabilities (see widenForLogprobs). */
@@ -138,4 +145,36 @@ export function splitForLogitRows(plan: StepPlan, maxRows: number): StepPart[] {
   });
   close();
   return parts;
+}
+
+/**
+ * Samples `plan` as splitForLogitRows' parts, one `run` after another, and puts the answers back
+ * together in plan order (a sequence cut into chunks gets its prompt scores joined).
+ */
+export async function sampleInParts(
+  plan: StepPlan,
+  sampling: ReadonlyArray<RowSampling>,
+  maxRows: number,
+  run: (part: StepPlan, sampling: ReadonlyArray<RowSampling>) => Promise<SampledStep>,
+): Promise<SampledStep> {
+  const parts = splitForLogitRows(plan, maxRows);
+  if (parts.length <= 1) return run(plan, sampling);
+  const whole: SampledStep = {
+    tokens: new Int32Array(sampling.length),
+    logprobs: [],
+    promptLogprobs: plan.sequences.map(() => null),
+  };
+  let row = 0;
+  for (const part of parts) {
+    const numRows = logitRows(part.plan);
+    const result = await run(part.plan, sampling.slice(row, row + numRows));
+    whole.tokens.set(result.tokens, row);
+    whole.logprobs.push(...result.logprobs);
+    row += numRows;
+    part.sequences.forEach((index, j) => {
+      const scored = result.promptLogprobs[j];
+      if (scored) whole.promptLogprobs[index] = [...(whole.promptLogprobs[index] ?? []), ...scored];
+    });
+  }
+  return whole;
 }

@@ -15,7 +15,7 @@ import {
   type SampledStep,
   type StepPlan,
 } from '../engine.js';
-import { collectLogprobs, splitForLogitRows, widenForLogprobs } from '../logprob-rows.js';
+import { collectLogprobs, sampleInParts, widenForLogprobs } from '../logprob-rows.js';
 import { buildLoraBatch } from '../lora-batch.js';
 import {
   createSplitBuffer,
@@ -198,26 +198,7 @@ export class WebGpuEngine implements Engine {
   async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep> {
     if (sampling.length !== logitRows(plan))
       throw new Error(`sampleStep: ${sampling.length} settings for ${logitRows(plan)} rows`);
-    const parts = splitForLogitRows(plan, this.maxLogitRows);
-    if (parts.length <= 1) return this.sampleRows(plan, sampling);
-    const whole: SampledStep = {
-      tokens: new Int32Array(sampling.length),
-      logprobs: [],
-      promptLogprobs: plan.sequences.map(() => null),
-    };
-    let row = 0;
-    for (const part of parts) {
-      const numRows = logitRows(part.plan);
-      const result = await this.sampleRows(part.plan, sampling.slice(row, row + numRows));
-      whole.tokens.set(result.tokens, row);
-      whole.logprobs.push(...result.logprobs);
-      row += numRows;
-      part.sequences.forEach((index, j) => {
-        const scored = result.promptLogprobs[j];
-        if (scored) whole.promptLogprobs[index] = [...(whole.promptLogprobs[index] ?? []), ...scored];
-      });
-    }
-    return whole;
+    return sampleInParts(plan, sampling, this.maxLogitRows, (part, rows) => this.sampleRows(part, rows));
   }
 
   /** sampleStep for a plan whose widened rows fit one logits buffer. */
