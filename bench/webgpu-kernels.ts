@@ -157,24 +157,40 @@ async function otherKernels(ctx: WebGpuContext): Promise<Array<Record<string, st
       'GB/s': bytes / t.best / 1e9,
     });
   };
-  const T = 8;
-  const x = uploadBuffer(ctx, values(T * HIDDEN, 3), 'gemm-x');
-  const y = createStorageBuffer(ctx, T * HIDDEN * 4, 'gemm-y');
+  // Both gemm kernels at decode (1, 8, 32 rows) and prefill-ish (128 rows) sizes: the engine picks
+  // gemm_skinny.wgsl up to SKINNY_MAX_ROWS rows on hardware adapters (GemmKernel.variantFor).
+  const gemmRows = full ? [1, 8, 32, 128] : [8, 32];
+  const maxRows = Math.max(...gemmRows);
+  const x = uploadBuffer(ctx, values(maxRows * HIDDEN, 3), 'gemm-x');
+  const y = createStorageBuffer(ctx, maxRows * HIDDEN * 4, 'gemm-y');
   const gemm = new GemmKernel(ctx);
   const square = values(HIDDEN * HIDDEN, 5);
-  const flops = 2 * T * HIDDEN * HIDDEN;
-  for (const layout of ['out-in', 'in-out'] as const) {
+  for (const [layout, variant] of [
+    ['out-in', 'tiled'],
+    ['out-in', 'skinny'],
+    ['in-out', 'tiled'],
+  ] as const) {
     for (const dtype of ['f32', 'f16'] as const) {
       if (dtype === 'f16' && !ctx.hasF16) continue;
-      progress(`gemm ${dtype} ${layout} ${T}×${HIDDEN}×${HIDDEN}`);
       const w = uploadWeight(ctx, square, HIDDEN, HIDDEN, dtype, 'w', undefined, layout);
-      const t = await bestOf(ctx, (p) => gemm.encode(p, x, T, w, y), 2);
-      const bytes = HIDDEN * HIDDEN * DTYPE_BYTES[dtype];
-      row(`${T}×${HIDDEN}×${HIDDEN}, W ${layout}`, T, `gemm ${dtype}`, t, flops, bytes);
+      for (const T of gemmRows) {
+        progress(`gemm ${variant} ${dtype} ${layout} ${T}×${HIDDEN}×${HIDDEN}`);
+        const t = await bestOf(ctx, (p) => gemm.encode(p, x, T, w, y, { variant }), 2);
+        const bytes = HIDDEN * HIDDEN * DTYPE_BYTES[dtype];
+        row(
+          `${T}×${HIDDEN}×${HIDDEN}, W ${layout}`,
+          T,
+          `gemm ${variant} ${dtype}`,
+          t,
+          2 * T * HIDDEN * HIDDEN,
+          bytes,
+        );
+      }
       destroySplit(ctx, w.data);
     }
   }
 
+  const T = 8;
   // Decode attention: 8 sequences of 256 positions, 32 query heads over 4 KV heads of 64.
   const heads = 32;
   const kvHeads = 4;

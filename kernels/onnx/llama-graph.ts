@@ -290,7 +290,8 @@ export function buildStepGraph(
     ]);
     const expanded = g.op('MatMul', [g.op('Transpose', [shrunkT], { perm: [0, 2, 1] }), bt]);
     const flat = g.op('Reshape', [expanded, g.ints([-1, outFeatures])]);
-    const kept = g.op('Where', [inputs.rowValid, flat, (zero ??= g.scalar(0))]);
+    zero ??= g.scalar(0);
+    const kept = g.op('Where', [inputs.rowValid, flat, zero]);
     return slots(x, layer, m, g.op('ScatterND', [base, inputs.rows, kept], { reduction: 'add' }));
   };
 
