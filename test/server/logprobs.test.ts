@@ -199,6 +199,33 @@ describe('logprobs over the real stack (onnx)', () => {
     expect(none.choices[0].logprobs).toBeNull();
   });
 
+  it('echo without logprobs: each prompt’s text (or its ids decoded) before each choice, no logprobs', async () => {
+    for (const prompt of [
+      ['Hello there', 'Bye'],
+      [
+        [1, 72, 105],
+        [1, 66],
+      ],
+    ]) {
+      const res = await post('/v1/completions', {
+        model: 'tiny-r3',
+        prompt,
+        max_tokens: 3,
+        n: 2,
+        echo: true,
+      });
+      expect(res.status).toBe(200);
+      const choices = res.body.choices as Array<{ index: number; text: string; logprobs: null }>;
+      expect(choices).toHaveLength(4);
+      choices.forEach((c, i) => {
+        const single = prompt[Math.floor(i / 2)];
+        const echoed = typeof single === 'string' ? single : server.stack.tokenizer.decode(single);
+        expect(c.text.startsWith(echoed)).toBe(true);
+        expect(c.logprobs).toBeNull();
+      });
+    }
+  });
+
   it('completions logprobs through the official openai client', async () => {
     const res = await server.client.completions.create({
       model: TINY_MODEL_NAME,
