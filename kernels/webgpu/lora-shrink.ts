@@ -1,13 +1,15 @@
-import { chunksHolding, pagesPerChunk, type SplitBuffer } from './buffers.js';
+import { type AdapterSlotTable, SLOT_ENTRY_WORDS } from './adapter-slots.js';
+import { pagesPerChunk, type SplitBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
 import { encodeDispatch, Immediates, itemGrid } from './dispatch.js';
-import type { DeviceLora } from './lora-meta.js';
+import type { DeviceStepLora, LoraModuleCall } from './lora-meta.js';
 import { loadWgsl } from './wgsl.js';
 
 /**
- * Launcher of lora_shrink.wgsl: v (packed, Σ rank f32) = per-token x · Aᵀ of its own adapter,
- * A rows gathered from `pool` pages. x: [T, inFeatures] f32. One dispatch per pool chunk that
- * holds any of the batch's A pages (one in all where the pool fits one binding).
+ * Launcher of lora_shrink.wgsl: v (Σ adapter rank f32) = per-token x · Aᵀ of its own adapter for
+ * one (layer, module), A rows gathered from `pool` pages through the adapter-slot table.
+ * x: [T, inFeatures] f32. One dispatch per pool chunk holding any page of the step's adapters
+ * (one in all where the pool fits one binding).
  */
 export class LoraShrinkKernel {
   constructor(
@@ -15,8 +17,15 @@ export class LoraShrinkKernel {
     private readonly pool: SplitBuffer,
   ) {}
 
-  encode(pass: GPUComputePassEncoder, lora: DeviceLora, x: GPUBuffer, v: GPUBuffer): void {
-    const { packed } = lora;
+  encode(
+    pass: GPUComputePassEncoder,
+    step: DeviceStepLora,
+    slots: AdapterSlotTable,
+    module: LoraModuleCall,
+    x: GPUBuffer,
+    v: GPUBuffer,
+  ): void {
+    const { packed } = step;
     if (packed.numShrinkItems === 0) return;
     const pipeline = this.ctx.pipelines.pipeline(
       'lora_shrink',
@@ -26,25 +35,27 @@ export class LoraShrinkKernel {
     );
     const [gx, gy] = itemGrid(packed.numShrinkItems);
     const per = pagesPerChunk(this.pool);
-    const chunks = chunksHolding(this.pool, packed.words.subarray(packed.aPagesAt, packed.bPagesAt));
-    chunks.forEach((c, i) => {
+    packed.chunks.forEach((c, i) => {
       const imm = Immediates.of([
         packed.numShrinkItems,
-        packed.inFeatures / 4,
+        module.inFeatures / 4,
         this.pool.unitElements / 4,
-        packed.pagesPerRowA,
-        packed.aPagesAt,
-        packed.shrinkItemsAt,
+        Math.ceil(module.inFeatures / this.pool.unitElements),
+        packed.itemsAt,
         gx,
         c * per,
         per,
         i === 0 ? 0 : 1,
+        module.entry * SLOT_ENTRY_WORDS,
+        slots.slotWords,
       ]);
       const bindings = [
         { buffer: x },
-        { buffer: lora.buffer },
+        { buffer: step.buffer },
         { buffer: v },
         { buffer: this.pool.chunks[c] },
+        { buffer: slots.headers },
+        { buffer: slots.pageLists },
       ];
       encodeDispatch(this.ctx, pass, pipeline, bindings, imm, gx, gy);
     });
