@@ -41,6 +41,9 @@ export const DEFAULT_STREAM_STALL_TIMEOUT_MS = 60_000;
  */
 export const MAX_UNREAD_DELTAS_PER_CHOICE = 32;
 
+/** How often the loop plans again while only paused requests hold work (instead of every millisecond). */
+const PAUSED_REPLAN_MS = 100;
+
 export interface SchedulerOptions {
   kvCache: KvCache;
   /** The adapters: which are registered and resident, pins, and per-step residency work. */
@@ -217,8 +220,9 @@ export class Scheduler {
 
   /**
    * When the engine loop finds nothing to run: resolves once something may have changed (a submit,
-   * a paused consumer reading again, a request ending), or by `fallbackMs` (capped at the next
-   * stall deadline, so a paused request is aborted on time).
+   * a paused consumer reading again, a request ending), else after `fallbackMs`; while requests are
+   * paused, after PAUSED_REPLAN_MS at most, or at the earliest stall deadline if sooner (so the
+   * clock's other deadlines, --slo-ttft's aborts in the queue, still come on time).
    */
   whenRunnable(fallbackMs: number): Promise<void> {
     const pausedAt = this.requests.earliestPause();
@@ -226,7 +230,7 @@ export class Scheduler {
     const waitMs =
       pausedAt === null || stallMs === undefined
         ? fallbackMs
-        : Math.max(1, pausedAt + stallMs - this.clock.now());
+        : Math.max(1, Math.min(PAUSED_REPLAN_MS, pausedAt + stallMs - this.clock.now()));
     return new Promise((resolve) => {
       const wakeUp = () => {
         clearTimeout(timer);

@@ -111,10 +111,10 @@ describe('backpressure: a consumer that stops reading', () => {
       return schedule();
     };
     const numSteps = engine.steps.length;
-    await sleep(100);
+    await sleep(300);
     expect(engine.steps.length).toBe(numSteps);
-    // It waits for a change or the stall deadline instead of planning every millisecond.
-    expect(numPlans).toBeLessThanOrEqual(2);
+    // It waits for a change (or 100 ms) instead of planning every millisecond.
+    expect(numPlans).toBeLessThanOrEqual(5);
     // A new request wakes the waiting loop at once, and runs beside the paused one.
     const other = await readAll(loop.submit(request('other', 5)));
     expect(other.flatMap((d) => d.tokenIds)).toHaveLength(5);
