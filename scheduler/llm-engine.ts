@@ -4,6 +4,7 @@ import type { Engine, EngineFailure } from '../kernels/engine.js';
 import {
   createEngine,
   type DtypeChoice,
+  devicePoolBytes,
   type EngineChoice,
   type LoraMode,
 } from '../kernels/engine-factory.js';
@@ -154,7 +155,29 @@ export class LlmEngine {
     }
     const windowProblem = contextLengthProblem(config, maxModelLen);
     if (windowProblem) throw new StartupError(`${join(model.dir, 'config.json')}: ${windowProblem}`);
-    const pool = createPool(config, options.poolSize, log);
+    let poolSize = options.poolSize;
+    let hostFraction = options.gpuMemoryUtilization ?? null;
+    if (hostFraction !== null) {
+      const device = devicePoolBytes(options.engine, hostFraction, config, totalmem());
+      if (device) {
+        if (device.bytes <= 0)
+          throw new StartupError(
+            `--gpu-memory-utilization ${hostFraction}: ${hostFraction} of the GPU's ${device.deviceBytes} bytes (${device.source}) leaves no pool beside the model's ${device.weightBytes} bytes of weights`,
+          );
+        log.info(
+          {
+            deviceBytes: device.deviceBytes,
+            source: device.source,
+            weightBytes: device.weightBytes,
+            poolBytes: device.bytes,
+          },
+          '--gpu-memory-utilization: the pool is that fraction of the GPU memory less the weights (and at most that fraction of host memory)',
+        );
+        poolSize = String(device.bytes);
+        hostFraction = null;
+      }
+    }
+    const pool = createPool(config, poolSize, log);
     const kvCache = new KvCache(pool, kvLayout(config));
     // As vLLM does: refuse to start when one full-length sequence cannot fit, so a valid request
     // is never refused for a prompt the pool could never hold.
@@ -197,7 +220,7 @@ export class LlmEngine {
       padLoraRankTo: maxLoraRank,
       log: (message) => log.info({ engine: options.engine }, message),
       webgpuMaxScratchBytes: options.webgpuMaxScratchBytes,
-      gpuMemoryUtilization: options.gpuMemoryUtilization ?? null,
+      gpuMemoryUtilization: hostFraction,
     });
     const registry = new AdapterRegistry(
       pool,

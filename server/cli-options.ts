@@ -130,9 +130,10 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   the WebGPU adapter has shader-f16, else f32; onnx and reference run
                                   f32 only; bfloat16 is refused (no engine stores bf16 weights) (default auto)
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
-  --gpu-memory-utilization F      vLLM's pool fraction (0 < F <= 1) of the engine's memory: host memory on
-                                  onnx, reference and a software WebGPU adapter; refused on a hardware
-                                  WebGPU adapter (WebGPU reports no memory size): use --pool-size BYTES
+  --gpu-memory-utilization F      vLLM's fraction (0 < F <= 1) of the engine's memory: on a GPU whose size
+                                  nvidia-smi or amdgpu's sysfs reports, F of it less the weights is the
+                                  pool; else F of host memory (onnx, reference, a software WebGPU
+                                  adapter), refused on a hardware WebGPU adapter: use --pool-size BYTES
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
   --max-n N                       most choices (n) one request may ask for (default 16)

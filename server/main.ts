@@ -122,7 +122,7 @@ async function main(): Promise<void> {
   if (options.gpuMemoryUtilization !== null)
     app.log.info(
       { poolSize: options.poolSize },
-      `--gpu-memory-utilization ${options.gpuMemoryUtilization}: the page pool (KV cache and adapters) takes this fraction of the engine's memory, which is host memory on the onnx and reference engines and on a software WebGPU adapter (as --pool-size ${options.gpuMemoryUtilization}); a hardware WebGPU adapter refuses it (WebGPU reports no device memory size): use --pool-size BYTES there`,
+      `--gpu-memory-utilization ${options.gpuMemoryUtilization}: the engine's share of its memory; on a GPU whose size nvidia-smi or amdgpu's sysfs reports, the pool (KV cache and adapters) is that fraction of it less the weights; otherwise that fraction of host memory (the onnx and reference engines, a software WebGPU adapter), which a hardware WebGPU adapter refuses: use --pool-size BYTES there`,
     );
   let isShuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {

@@ -52,12 +52,10 @@ describe('engine factory: --engine and --dtype', () => {
     expect(adapterName({ ...base, description: '' })).toBe('llvmpipe-llvm-15');
   });
 
-  it('--gpu-memory-utilization: a fraction of host memory on a software adapter, refused on a hardware one', () => {
+  it('--gpu-memory-utilization left as a fraction of host memory: fine on a software adapter, refused on a hardware one', () => {
     const base = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200' };
     const hardware = deviceMemoryFractionProblem({ ...base, isFallbackAdapter: false }, 0.9);
-    expect(hardware).toMatch(
-      /^--gpu-memory-utilization 0\.9: WebGPU reports no device memory size for NVIDIA H200/,
-    );
+    expect(hardware).toMatch(/^--gpu-memory-utilization 0\.9: no GPU memory size is known for NVIDIA H200/);
     expect(hardware).toMatch(/--pool-size/);
     expect(deviceMemoryFractionProblem({ ...base, isFallbackAdapter: true }, 0.9)).toBeNull();
     expect(deviceMemoryFractionProblem({ ...base, isFallbackAdapter: false }, null)).toBeNull();
