@@ -321,6 +321,8 @@ async function main(): Promise<void> {
     const v = createStorageBuffer(ctx, step.vLength * 4, 'v');
     const pad = uploadPaddedLora(ctx, dense, sc.tokenAdapter, inF, outF);
     const gShrink = new LoraShrinkKernel(ctx, pool);
+    // The other decode entry, for comparison: the engine picks split-k on hardware adapters only.
+    const otherShrink = new LoraShrinkKernel(ctx, pool, { splitDecode: ctx.adapter.isFallbackAdapter });
     const gExpand = new LoraExpandKernel(ctx, pool);
 
     // One untimed run of each to check both compute the same y.
@@ -348,6 +350,13 @@ async function main(): Promise<void> {
     const uniqueRows = totalRows;
     const kernels: Record<string, (pass: GPUComputePassEncoder) => void> = {
       'gather shrink': (p) => gShrink.encode(p, lora, slots, call, x, v),
+      ...(sc.form === 'mbgmv'
+        ? {
+            [`gather shrink (${ctx.adapter.isFallbackAdapter ? 'split-k' : 'one invocation per row'})`]: (
+              p: GPUComputePassEncoder,
+            ) => otherShrink.encode(p, lora, slots, call, x, v),
+          }
+        : {}),
       'gather expand': (p) => gExpand.encode(p, lora, slots, call, v, gatherY),
       'padded shrink': (p) => padded.encodeShrink(p, pad, x),
       'padded expand': (p) => padded.encodeExpand(p, pad, paddedY),
@@ -367,7 +376,7 @@ async function main(): Promise<void> {
       medians[kernel] = sorted[Math.floor(sorted.length / 2)];
     }
     for (const [kernel, seconds] of Object.entries(measured)) {
-      const isShrink = kernel.endsWith('shrink');
+      const isShrink = kernel.includes('shrink');
       const isPadded = kernel.startsWith('padded');
       const features = isShrink ? inF : outF;
       const flops = 2 * usefulRows * features;

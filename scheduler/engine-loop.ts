@@ -1,4 +1,4 @@
-import type { Engine } from '../kernels/engine.js';
+import type { Engine, SampledStep } from '../kernels/engine.js';
 import { sampleToken } from '../kernels/sample.js';
 import { GenerationError } from './generation-error.js';
 import type { GenerationRequest, GenerationStream } from './request.js';
@@ -89,15 +89,16 @@ export class EngineLoop {
     }
     if (outcome === 'retry') return;
     if (outcome === 'wait') {
-      // Nothing to wait on (no read in flight): give the event loop a moment rather than spin.
-      await (adapters.whenReadSettles() ?? new Promise((resolve) => setTimeout(resolve, 1)));
+      // Nothing to wait on (no read in flight): a submit, a paused consumer reading again or its
+      // stall deadline, or at most a moment, rather than spin.
+      await (adapters.whenReadSettles() ?? this.scheduler.whenRunnable(1));
       return;
     }
     await this.runStep(outcome);
   }
 
   private async runStep(step: PlannedStep): Promise<void> {
-    let tokens: Int32Array;
+    let sampled: SampledStep;
     try {
       const pending = stepTokens(
         this.options.engine,
@@ -109,7 +110,7 @@ export class EngineLoop {
       // The step is under way: read queued adapters from disk and write them into free pages now,
       // so the next step finds them resident instead of waiting on the copy.
       this.options.adapters.prefetchDuringStep();
-      tokens = await pending;
+      sampled = await pending;
     } catch (error) {
       this.scheduler.failStep(
         step,
@@ -117,7 +118,7 @@ export class EngineLoop {
       );
       return;
     }
-    this.scheduler.postprocess(step, tokens);
+    this.scheduler.postprocess(step, sampled);
   }
 }
 

@@ -1,11 +1,13 @@
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+import { StreamStalledError } from '../scheduler/generation-error.js';
 import {
   AdmissionError,
   type FinishReason,
   type GenerationDelta,
   type GenerationRequest,
   type GenerationStream,
+  type TokenLogprobs,
 } from '../scheduler/request.js';
 import { ApiError, serviceUnavailable } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
@@ -129,12 +131,27 @@ export class Generation {
     await this.iterator.return?.();
   }
 
-  /** Runs every choice to its end: the text, finish reason and stop reason of each of the `n` choices. */
+  /**
+   * Runs every choice to its end: the text, tokens (with their log-probabilities when asked),
+   * finish reason and stop reason of each of the `n` choices.
+   */
   async collect(n: number): Promise<FinishedChoice[]> {
-    const choices = Array.from({ length: n }, (): FinishedChoice => ({ text: '', finishReason: null }));
+    const choices = Array.from(
+      { length: n },
+      (): FinishedChoice => ({
+        text: '',
+        finishReason: null,
+        tokenIds: [],
+        logprobs: [],
+        promptLogprobs: null,
+      }),
+    );
     for await (const delta of this.deltas()) {
       const choice = choices[delta.index];
       choice.text += delta.text;
+      choice.tokenIds.push(...delta.tokenIds);
+      if (delta.logprobs) choice.logprobs.push(...delta.logprobs);
+      if (delta.promptLogprobs) choice.promptLogprobs = delta.promptLogprobs;
       if (delta.finishReason) choice.finishReason = delta.finishReason;
       if (delta.stopReason !== undefined) choice.stopReason = delta.stopReason;
     }
@@ -172,8 +189,21 @@ export class Generation {
 export interface FinishedChoice {
   text: string;
   finishReason: FinishReason | null;
+  tokenIds: number[];
+  /** One per token of tokenIds when the request asked for log-probabilities; else empty. */
+  logprobs: TokenLogprobs[];
+  /** The prompt's tokens 1.. scored (echo with logprobs); else null. */
+  promptLogprobs: TokenLogprobs[] | null;
   /** The stop string or stop token id that ended it (finishReason 'stop'). */
   stopReason?: string | number;
+}
+
+/**
+ * A stream whose client read nothing for --stream-stall-timeout while output waited: the last event
+ * such a client finds when it reads again (OpenAI's 408 Request Timeout, as an event).
+ */
+function streamStalled(error: StreamStalledError): ApiError {
+  return new ApiError(408, 'invalid_request_error', 'stream_stalled', error.message);
 }
 
 /** An error chunk inside an event stream, which has already sent its 200. */
@@ -182,16 +212,18 @@ function errorEvent(error: unknown): string {
   const body =
     error instanceof ApiError
       ? error.toBody()
-      : failure
-        ? engineApiError(failure).toBody()
-        : {
-            error: {
-              message: 'The generation failed.',
-              type: 'server_error',
-              param: null,
-              code: 'internal_error',
-            },
-          };
+      : error instanceof StreamStalledError
+        ? streamStalled(error).toBody()
+        : failure
+          ? engineApiError(failure).toBody()
+          : {
+              error: {
+                message: 'The generation failed.',
+                type: 'server_error',
+                param: null,
+                code: 'internal_error',
+              },
+            };
   return `data: ${JSON.stringify(body)}\n\n`;
 }
 
@@ -214,7 +246,9 @@ export function sendEventStream(
       for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
       if (generation.endedByShutdown) yield errorEvent(shuttingDown());
     } catch (error) {
-      reply.log.error({ err: error }, 'generation failed mid-stream');
+      // A client that stopped reading is the client's doing: one line, no stack.
+      if (error instanceof StreamStalledError) reply.log.warn(error.message);
+      else reply.log.error({ err: error }, 'generation failed mid-stream');
       yield errorEvent(error);
     }
     yield 'data: [DONE]\n\n';

@@ -13,6 +13,11 @@
 //          consecutive and sharing one adapter, so each A element loaded serves 4 rows.
 // Items run to the adapter's largest module rank; rows past this module's rank return at once.
 //
+// mbgmv_split is mbgmv for hardware adapters: one workgroup per v element, its 64 lanes splitting
+// the dot product (coalesced reads of the A row and of x), partials summed in workgroup memory.
+// mbgmv gives one invocation a whole 2048-long dot product: at decode that is a few thousand
+// invocations, too few to fill a GPU (82 µs for 64 tokens × rank 16 on an H200).
+//
 // The pool may span several bindings; one dispatch sees one chunk (pages [chunkStart,
 // chunkStart + chunkPages)) and adds the part of each dot product whose pages lie in it. The
 // first dispatch of a step assigns v, later ones add to it.
@@ -101,6 +106,49 @@ fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
   store(i, acc.x + acc.y + acc.z + acc.w);
+}
+
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn mbgmv_split(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  // One item per workgroup; no early return before the barriers: every lane must reach them.
+  let i = group.y * p.groupsX + group.x;
+  var acc = vec4<f32>(0.0);
+  var live = false;
+  if (i < p.numItems) {
+    let t = tokens[p.itemsAt + i];
+    let r = i - tokens[t * 2u + 1u];
+    let e = entry_of(t);
+    if (r < slots[e]) {
+      live = true;
+      let aRef = slots[e + 2u];
+      let firstPage = r * p.pagesPerRowA;
+      let xBase = t * p.inF4;
+      for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
+        let base = chunk_base(page_at(aRef, firstPage + pg));
+        if (base == 0xffffffffu) {
+          continue;
+        }
+        let k0 = pg * p.pageSize4;
+        let n = min(p.pageSize4, p.inF4 - k0);
+        for (var j = lane; j < n; j += 64u) {
+          acc += x[xBase + k0 + j] * pool[base + j];
+        }
+      }
+    }
+  }
+  partial[lane] = acc.x + acc.y + acc.z + acc.w;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride /= 2u) {
+    if (lane < stride) {
+      partial[lane] += partial[lane + stride];
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && live) {
+    store(i, partial[0]);
+  }
 }
 
 @compute @workgroup_size(64)

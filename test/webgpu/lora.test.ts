@@ -103,14 +103,17 @@ function tokenAdapters(
 }
 
 describe.skipIf(!ctx)('lora_shrink / lora_expand gather kernels through the adapter-slot table', () => {
-  for (const [form, chunkPages] of [
-    ['mbgmv', 0],
-    ['mbgmm', 0],
-    ['mbgmv', 300],
-    ['mbgmm', 300],
-  ] as Array<[LoraForm, number]>) {
+  for (const [form, chunkPages, splitDecode] of [
+    ['mbgmv', 0, false],
+    ['mbgmv', 0, true],
+    ['mbgmm', 0, false],
+    ['mbgmv', 300, false],
+    ['mbgmv', 300, true],
+    ['mbgmm', 300, false],
+  ] as Array<[LoraForm, number, boolean]>) {
     const chunks = chunkPages ? `pool split every ${chunkPages} pages` : 'pool in one binding';
-    it(`${form}, mixed ranks 1–128, per-layer ranks, base tokens, ${chunks}`, async () => {
+    const entry = splitDecode ? ' (split-k shrink)' : '';
+    it(`${form}${entry}, mixed ranks 1–128, per-layer ranks, base tokens, ${chunks}`, async () => {
       const gpu = ctx!;
       const { adapters, storage, numPages } = makePool(7 + chunkPages);
       const pool = createSplitBuffer(
@@ -129,7 +132,7 @@ describe.skipIf(!ctx)('lora_shrink / lora_expand gather kernels through the adap
       // A slot released and its adapter placed again must read the same pages.
       slots.release(adapters[1]);
       slots.place(adapters[1]);
-      const shrink = new LoraShrinkKernel(gpu, pool);
+      const shrink = new LoraShrinkKernel(gpu, pool, { splitDecode });
       const expand = new LoraExpandKernel(gpu, pool);
       const rand = seededRandom(100 + chunkPages + form.length);
       for (let trial = 0; trial < 4; trial++) {
