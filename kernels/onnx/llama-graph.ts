@@ -158,12 +158,19 @@ export function weightLocation(name: string): string {
   return `weights/${name}`;
 }
 
+/** A Gemm weight read from a real file: its name in the session's external-initializer folder, and where it starts. */
+export interface WeightFileLocation {
+  location: string;
+  offset: number;
+}
+
 export function buildStepGraph(
   config: LlamaConfig,
   kv: KvLayout,
   numPages: number,
   loraModules: readonly TargetModule[],
   weightMode: WeightMode,
+  weightFiles?: ReadonlyMap<string, WeightFileLocation>,
 ): Uint8Array {
   const c = config;
   const g = new GraphBuilder(`loom_step_${loraModules.join('_') || 'base'}`);
@@ -185,10 +192,13 @@ export function buildStepGraph(
   const kvPages = g.input(STEP_INPUTS.kvPages, 'int64', [2 * L, 'B', 'NB']);
   const mask = g.input(STEP_INPUTS.attnMask, 'float32', ['B', 1, 1, 'S', 'C']);
   const logitRows = g.input(STEP_INPUTS.logitRows, 'int64', ['R']);
-  const w = (name: string, dims: number[]) =>
-    weightMode === 'external' && isGemmWeight(name)
-      ? g.external(name, 'float32', dims, weightLocation(name))
-      : g.input(name, 'float32', dims);
+  const w = (name: string, dims: number[]) => {
+    if (weightMode !== 'external' || !isGemmWeight(name)) return g.input(name, 'float32', dims);
+    const inFile = weightFiles?.get(name);
+    return inFile
+      ? g.external(name, 'float32', dims, inFile.location, inFile.offset)
+      : g.external(name, 'float32', dims, weightLocation(name));
+  };
   /** A layer-after-layer input split into its L layers' parts. */
   const perLayer = (input: string): string[] =>
     L === 1 ? [input] : g.opMulti('Split', [input], L, { axis: 0 });

@@ -1,5 +1,6 @@
 import './no-telemetry.js';
 import { availableParallelism } from 'node:os';
+import { basename, dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type AdapterLayout, writeAdapterRows } from '../../memory/adapter-layout.js';
 import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
@@ -17,6 +18,7 @@ import {
   poolViewName,
   STEP_OUTPUTS,
   WEIGHT_NAMES,
+  type WeightFileLocation,
   type WeightMode,
   weightLocation,
 } from './llama-graph.js';
@@ -42,6 +44,13 @@ export interface OnnxEngineOptions {
    * rows padded to this rank in one batched matmul per module. Unset: Loom's own path.
    */
   padLoraRankTo?: number;
+  /**
+   * With 'prepacked' weights: whether onnxruntime repacks the Gemm weights into its own copy at
+   * load (default true). false keeps F32 safetensors weights in their memory-mapped files
+   * (no anonymous copy at all, start-up in about a second) at some decode speed; see
+   * bench/results/startup.md.
+   */
+  prepackWeights?: boolean;
 }
 
 /**
@@ -72,6 +81,8 @@ export class OnnxEngine implements Engine {
   /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
   private readonly slotViews: LoraSlotViews;
   private readonly padLoraRankTo: number | undefined;
+  /** Gemm weights onnxruntime reads from their safetensors files (it maps them), not from host arrays. */
+  private readonly weightFiles: MappedWeightFiles | undefined;
   private closed = false;
 
   private constructor(
@@ -92,8 +103,10 @@ export class OnnxEngine implements Engine {
     this.invFreq = ropeInvFrequencies(weights.config);
     this.slotViews = new LoraSlotViews(this.storage, weights.config);
     this.weightMode = (opts.weights ?? 'prepacked') === 'prepacked' ? 'external' : 'inputs';
-    const tensors = weightTensors(weights);
     const external = (name: string) => this.weightMode === 'external' && isGemmWeight(name);
+    this.weightFiles = this.weightMode === 'external' ? mappableWeightFiles(weights) : undefined;
+    const inFile = (name: string) => this.weightFiles?.locations.has(name) === true;
+    const tensors = weightTensors(weights, inFile);
     this.fixedFeeds = Object.fromEntries(Object.entries(tensors).filter(([name]) => !external(name)));
     // The pool, and the same storage viewed as the narrower rows LoRA reads gather (loraRowReads).
     for (const m of TARGET_MODULES) {
@@ -114,6 +127,11 @@ export class OnnxEngine implements Engine {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
     };
+    const sessionConfig: Record<string, string> = {};
+    if (opts.prepackWeights === false) sessionConfig.disable_prepacking = '1';
+    if (this.weightFiles)
+      sessionConfig.model_external_initializers_file_folder_path = this.weightFiles.folder;
+    if (Object.keys(sessionConfig).length > 0) this.sessionOptions.extra = { session: sessionConfig };
     if (this.weightMode === 'external') {
       this.sessionOptions.externalData = Object.entries(tensors)
         .filter(([name]) => external(name))
@@ -219,6 +237,7 @@ export class OnnxEngine implements Engine {
         this.pool.numPages,
         loraModules,
         this.weightMode,
+        this.weightFiles?.locations,
       );
       session = ort.InferenceSession.create(bytes, this.sessionOptions);
       // A failed build is not cached: the next step retries it.
@@ -229,21 +248,48 @@ export class OnnxEngine implements Engine {
   }
 }
 
-/** Zero-copy tensors over the model's weights, named as the step graph names them. */
-function weightTensors(weights: ModelWeights): Record<string, ort.Tensor> {
+interface MappedWeightFiles {
+  /** onnxruntime's external-initializer folder: the checkpoint's directory. */
+  folder: string;
+  locations: ReadonlyMap<string, WeightFileLocation>;
+}
+
+/**
+ * The Gemm weights onnxruntime can read straight from the model's F32 safetensors files (it
+ * memory-maps external data that sits in a file, and copies what it is handed in memory):
+ * every file-backed one in the folder of the first. None when the weights were made in memory.
+ */
+function mappableWeightFiles(weights: ModelWeights): MappedWeightFiles | undefined {
+  const refs = [...(weights.files ?? [])].filter(([name, ref]) => isGemmWeight(name) && ref.dtype === 'F32');
+  if (refs.length === 0) return undefined;
+  const folder = dirname(refs[0][1].file);
+  const locations = new Map<string, WeightFileLocation>();
+  for (const [name, ref] of refs) {
+    if (dirname(ref.file) === folder)
+      locations.set(name, { location: basename(ref.file), offset: ref.offset });
+  }
+  return { folder, locations };
+}
+
+/**
+ * Zero-copy tensors over the model's weights, named as the step graph names them; those for
+ * which `skip` holds are left out without reading their arrays (which may be file-backed).
+ */
+function weightTensors(weights: ModelWeights, skip: (name: string) => boolean): Record<string, ort.Tensor> {
   const c = weights.config;
-  const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
-  const feeds: Record<string, ort.Tensor> = {
-    [WEIGHT_NAMES.embedTokens]: f32(weights.embedTokens, [c.vocabSize, c.hiddenSize]),
-    [WEIGHT_NAMES.finalNorm]: f32(weights.finalNorm, [c.hiddenSize]),
-    [WEIGHT_NAMES.lmHead]: f32(weights.lmHead, [c.vocabSize, c.hiddenSize]),
+  const feeds: Record<string, ort.Tensor> = {};
+  const add = (name: string, data: () => Float32Array, dims: number[]) => {
+    if (!skip(name)) feeds[name] = new ort.Tensor('float32', data(), dims);
   };
+  add(WEIGHT_NAMES.embedTokens, () => weights.embedTokens, [c.vocabSize, c.hiddenSize]);
+  add(WEIGHT_NAMES.finalNorm, () => weights.finalNorm, [c.hiddenSize]);
+  add(WEIGHT_NAMES.lmHead, () => weights.lmHead, [c.vocabSize, c.hiddenSize]);
   weights.layers.forEach((layer, l) => {
-    feeds[WEIGHT_NAMES.inputNorm(l)] = f32(layer.inputNorm, [c.hiddenSize]);
-    feeds[WEIGHT_NAMES.postAttentionNorm(l)] = f32(layer.postAttentionNorm, [c.hiddenSize]);
+    add(WEIGHT_NAMES.inputNorm(l), () => layer.inputNorm, [c.hiddenSize]);
+    add(WEIGHT_NAMES.postAttentionNorm(l), () => layer.postAttentionNorm, [c.hiddenSize]);
     for (const m of TARGET_MODULES) {
       const { inFeatures, outFeatures } = moduleShape(c, m);
-      feeds[WEIGHT_NAMES.linear(l, m)] = f32(layer.linear[m], [outFeatures, inFeatures]);
+      add(WEIGHT_NAMES.linear(l, m), () => layer.linear[m], [outFeatures, inFeatures]);
     }
   });
   return feeds;
