@@ -139,7 +139,7 @@ export class LlmEngine {
       chatTemplateFile: options.chatTemplateFile ?? undefined,
       onFileRead: (read) => log.info(weightFileLine(read), 'weights file read and checked'),
     });
-    log.info({ seconds: round((performance.now() - loadStarted) / 1000) }, 'model loaded');
+    log.info({ seconds: round((performance.now() - loadStarted) / 1000) }, 'weights read');
     const { config } = model;
     const maxModelLen = options.maxModelLen ?? config.maxPositionEmbeddings;
     if (maxModelLen > config.maxPositionEmbeddings) {
