@@ -51,6 +51,14 @@ export interface OnnxEngineOptions {
    * bench/results/startup.md.
    */
   prepackWeights?: boolean;
+  /**
+   * Whether onnxruntime's intra-op threads spin between ops and after a run (its default) instead
+   * of sleeping; default false. Spinning saves a wake-up per parallel op on an idle machine, but
+   * where cores are shared (the JS thread, other sessions, other processes) the spinning thread
+   * takes the core the others need: on a loaded 2-core machine decode batch 1 went from
+   * 438–894 ms to 201–334 ms a step without it (bench/results/onnx-decode-profile-*.md).
+   */
+  spinThreads?: boolean;
 }
 
 /**
@@ -129,6 +137,7 @@ export class OnnxEngine implements Engine {
     };
     const sessionConfig: Record<string, string> = {};
     if (opts.prepackWeights === false) sessionConfig.disable_prepacking = '1';
+    if (!opts.spinThreads) sessionConfig['intra_op.allow_spinning'] = '0';
     if (this.weightFiles)
       sessionConfig.model_external_initializers_file_folder_path = this.weightFiles.folder;
     if (Object.keys(sessionConfig).length > 0) this.sessionOptions.extra = { session: sessionConfig };
