@@ -82,8 +82,6 @@ export class OnnxEngine implements Engine {
   private readonly weightMode: WeightMode;
   /** In 'prepacked' mode the single graph's LoRA modules: all of them. */
   private readonly fixedLoraModules: readonly TargetModule[] | undefined;
-  /** Kept alive: onnxruntime may keep pointing into the weight buffers given as externalData. */
-  private readonly weights: ModelWeights;
   private readonly maxChunkTokens: number;
   readonly runLimits: EngineRunLimits;
   /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
@@ -102,7 +100,6 @@ export class OnnxEngine implements Engine {
     this.kvLayout = kvLayout(weights.config);
     if (pool.pageSize !== this.kvLayout.pageSize)
       throw new Error(`pool page size ${pool.pageSize} is not the hidden size ${this.kvLayout.pageSize}`);
-    this.weights = weights;
     this.maxChunkTokens = opts.maxChunkTokens ?? 512;
     // step-split.ts stays as the safety net for plans that ignore this (and pads mixed batches apart).
     this.runLimits = { maxTokensPerSequence: this.maxChunkTokens };
@@ -162,6 +159,10 @@ export class OnnxEngine implements Engine {
   ): Promise<OnnxEngine> {
     const engine = new OnnxEngine(weights, pool, opts);
     await engine.session(engine.fixedLoraModules ?? []);
+    // onnxruntime copied what externalData handed it (and packed it); the one prepacked session is
+    // never built again, so the engine lets go of those host arrays: weights converted from F16/BF16
+    // files (4 GB at TinyLlama's size) are freed once the caller drops the model too.
+    if (engine.fixedLoraModules) engine.sessionOptions.externalData = undefined;
     return engine;
   }
 
