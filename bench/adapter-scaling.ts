@@ -7,6 +7,10 @@
  *
  *   npx tsx bench/adapter-scaling.ts [--requests 256] [--ns 1,10,100,1000,2000] [--max-loras 64]
  *                                    [--request-rate inf|R] [--engine onnx] [--model default|tinyllama] [--quick]
+ *                                    [--pool-size 1GiB] [--skip-startup]
+ *
+ * --skip-startup leaves out the fresh-process start-up probes (a TinyLlama-shaped model loads again in
+ * each); --pool-size must hold max-num-seqs distinct adapters besides the KV cache.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -14,12 +18,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EngineChoice } from '../kernels/engine-factory.js';
+import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { DEFAULT_SPEC, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
 import { mulberry32 } from '../scheduler/prng.js';
 import { greedySampling } from '../scheduler/request.js';
 import { machineContext, writeBenchReport } from './report.js';
-import { adapterFolder, DISTINCT_FILES } from './slora/adapter-folders.js';
+import { adapterFolder, DISTINCT_FILES, MIXED_RANKS } from './slora/adapter-folders.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,6 +39,8 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     'request-rate': { type: 'string', default: 'inf' },
     'startup-probe': { type: 'string' },
+    'pool-size': { type: 'string', default: '1GiB' },
+    'skip-startup': { type: 'boolean', default: false },
   },
 });
 
@@ -53,7 +60,7 @@ function engineOptions(modelDir: string, loraDir: string): LlmEngineOptions {
     maxNumSeqs: Number(args['max-num-seqs']),
     maxNumBatchedTokens: 2048,
     engine: args.engine as EngineChoice,
-    poolSize: '1GiB',
+    poolSize: args['pool-size'],
     chatTemplateFile: null,
     seed: 1,
     maxLoras: Number(args['max-loras']),
@@ -107,6 +114,30 @@ function trace(
 
 const sleepUntil = (started: number, seconds: number) =>
   new Promise((resolve) => setTimeout(resolve, Math.max(0, started + seconds * 1000 - performance.now())));
+
+/** Start-up seconds and RSS of an engine over `loraDir`, in a fresh process. */
+function startupInChild(modelDir: string, loraDir: string): { seconds: number; rss: number } {
+  const output = execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'bench/adapter-scaling.ts',
+      '--startup-probe',
+      `${modelDir}|${loraDir}`,
+      '--engine',
+      args.engine,
+      '--max-loras',
+      args['max-loras'],
+      '--max-cpu-loras',
+      args['max-cpu-loras'],
+      '--pool-size',
+      args['pool-size'],
+    ],
+    { encoding: 'utf8' },
+  );
+  return JSON.parse(output) as { seconds: number; rss: number };
+}
 
 async function serveTrace(modelDir: string, loraDir: string, n: number, requests: TracedRequest[]) {
   const engine = await LlmEngine.create(engineOptions(modelDir, loraDir), { info: () => {} });
@@ -176,29 +207,9 @@ async function main(): Promise<void> {
       let warmBaseline = 0;
       for (const n of ns) {
         const folder = await adapterFolder(root, spec, mix, n);
-        const probe = JSON.parse(
-          execFileSync(
-            process.execPath,
-            [
-              '--import',
-              'tsx',
-              'bench/adapter-scaling.ts',
-              '--startup-probe',
-              `${modelDir}|${folder}`,
-              '--engine',
-              args.engine,
-              '--max-loras',
-              args['max-loras'],
-              '--max-cpu-loras',
-              args['max-cpu-loras'],
-            ],
-            {
-              encoding: 'utf8',
-            },
-          ),
-        ) as { seconds: number; rss: number };
+        const probe = args['skip-startup'] ? null : startupInChild(modelDir, folder);
         progress(
-          `${mix} n=${n}: start-up ${probe.seconds.toFixed(2)} s, RSS ${(probe.rss / 2 ** 20).toFixed(0)} MiB; serving ${numRequests} requests`,
+          `${mix} n=${n}: ${probe ? `start-up ${probe.seconds.toFixed(2)} s, RSS ${(probe.rss / 2 ** 20).toFixed(0)} MiB; ` : ''}serving ${numRequests} requests`,
         );
         const r = await serveTrace(modelDir, folder, n, requests);
         if (n === ns[0]) {
@@ -223,8 +234,8 @@ async function main(): Promise<void> {
           'disk loads': r.diskLoads,
           'pool loads': r.poolLoads,
           evictions: r.evictions,
-          'start-up s': probe.seconds,
-          'RSS MiB': Math.round(probe.rss / 2 ** 20),
+          'start-up s': probe ? probe.seconds : '—',
+          'RSS MiB': probe ? Math.round(probe.rss / 2 ** 20) : '—',
         });
         bars.push({ label: `${mix} n=${n}`, value: r.tokensPerSecond });
       }
@@ -235,6 +246,7 @@ async function main(): Promise<void> {
       'copy wait: seconds the step loop spent on adapter copies between steps plus idle waits for disk reads, over the run. onnxruntime-node runs a step on the JS thread, so on this engine copies and compute take turns.',
       `Trace: ${numRequests} requests, ${Number.isFinite(rate) ? `Poisson arrivals at ${rate} req/s` : 'submitted at once (saturation)'}, greedy, ignore_eos, same seed at every n; adapter = floor(power(${ALPHA})·n).`,
       `${DISTINCT_FILES} distinct weight files per rank mix, hard-linked under n names: every name is a separate adapter to the registry (read, made resident and evicted on its own).`,
+      adapterTrafficNote(spec, Number(args['max-num-seqs'])),
     );
     const files = writeBenchReport({
       name: 'adapter-scaling',
@@ -257,6 +269,28 @@ async function main(): Promise<void> {
   } finally {
     await rm(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * What bounds the ratio where a decode step is memory-bound: a step whose sequences all have
+ * distinct adapters reads every one of those adapters' A and B rows besides the base weights,
+ * while at n = 1 they share one adapter. Any engine that reads each adapter once a step pays this.
+ */
+function adapterTrafficNote(spec: typeof DEFAULT_SPEC, sequences: number): string {
+  const headDim = spec.hiddenSize / spec.numHeads;
+  const shapes = TARGET_MODULES.map((m) =>
+    moduleShape({ ...spec, headDim } as unknown as Parameters<typeof moduleShape>[0], m),
+  );
+  const base =
+    spec.numLayers * shapes.reduce((sum, { inFeatures, outFeatures }) => sum + inFeatures * outFeatures, 0) +
+    spec.vocabSize * spec.hiddenSize;
+  const rankRow =
+    spec.numLayers * shapes.reduce((sum, { inFeatures, outFeatures }) => sum + inFeatures + outFeatures, 0);
+  const share = (rank: number) => (sequences * rank * rankRow) / base;
+  const mixedRank = MIXED_RANKS.reduce((a, b) => a + b, 0) / MIXED_RANKS.length;
+  const describe = (label: string, rank: number) =>
+    `${label}: +${(100 * share(rank)).toFixed(0)} % bytes, so at most ${(100 / (1 + share(rank))).toFixed(0)} % of n = 1`;
+  return `Weight traffic at decode: ${sequences} sequences of distinct adapters (all 7 modules) read, besides the base model's linear layers and lm_head, ${describe('uniform rank 8', 8)}; ${describe(`mixed (mean rank ${mixedRank})`, mixedRank)}, where the step is memory-bound (at n = 1 one adapter's rows serve every sequence).`;
 }
 
 if (args['startup-probe']) {

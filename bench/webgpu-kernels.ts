@@ -7,7 +7,7 @@
  *   npx tsx bench/webgpu-kernels.ts [--full] [--hidden 2048]
  */
 import { buildAttentionBatch } from '../kernels/attention-batch.js';
-import { buildLoraBatch, type LoraBatch } from '../kernels/lora-batch.js';
+import { AdapterSlotTable, slotEntry } from '../kernels/webgpu/adapter-slots.js';
 import { uploadAttentionBatch } from '../kernels/webgpu/attention-meta.js';
 import {
   createSplitBuffer,
@@ -21,7 +21,7 @@ import {
 import { createWebGpuContext, type WebGpuContext } from '../kernels/webgpu/device.js';
 import { GemmKernel, uploadWeight } from '../kernels/webgpu/gemm.js';
 import { LoraExpandKernel } from '../kernels/webgpu/lora-expand.js';
-import { type LoraForm, uploadLoraBatch } from '../kernels/webgpu/lora-meta.js';
+import { type LoraForm, packStepLora } from '../kernels/webgpu/lora-meta.js';
 import { type DenseLora, PaddedLoraKernel, uploadPaddedLora } from '../kernels/webgpu/lora-padded.js';
 import { LoraShrinkKernel } from '../kernels/webgpu/lora-shrink.js';
 import { PagedAttentionKernel } from '../kernels/webgpu/paged-attention.js';
@@ -157,24 +157,40 @@ async function otherKernels(ctx: WebGpuContext): Promise<Array<Record<string, st
       'GB/s': bytes / t.best / 1e9,
     });
   };
-  const T = 8;
-  const x = uploadBuffer(ctx, values(T * HIDDEN, 3), 'gemm-x');
-  const y = createStorageBuffer(ctx, T * HIDDEN * 4, 'gemm-y');
+  // Both gemm kernels at decode (1, 8, 32 rows) and prefill-ish (128 rows) sizes: the engine picks
+  // gemm_skinny.wgsl up to SKINNY_MAX_ROWS rows on hardware adapters (GemmKernel.variantFor).
+  const gemmRows = full ? [1, 8, 32, 128] : [8, 32];
+  const maxRows = Math.max(...gemmRows);
+  const x = uploadBuffer(ctx, values(maxRows * HIDDEN, 3), 'gemm-x');
+  const y = createStorageBuffer(ctx, maxRows * HIDDEN * 4, 'gemm-y');
   const gemm = new GemmKernel(ctx);
   const square = values(HIDDEN * HIDDEN, 5);
-  const flops = 2 * T * HIDDEN * HIDDEN;
-  for (const layout of ['out-in', 'in-out'] as const) {
+  for (const [layout, variant] of [
+    ['out-in', 'tiled'],
+    ['out-in', 'skinny'],
+    ['in-out', 'tiled'],
+  ] as const) {
     for (const dtype of ['f32', 'f16'] as const) {
       if (dtype === 'f16' && !ctx.hasF16) continue;
-      progress(`gemm ${dtype} ${layout} ${T}×${HIDDEN}×${HIDDEN}`);
       const w = uploadWeight(ctx, square, HIDDEN, HIDDEN, dtype, 'w', undefined, layout);
-      const t = await bestOf(ctx, (p) => gemm.encode(p, x, T, w, y), 2);
-      const bytes = HIDDEN * HIDDEN * DTYPE_BYTES[dtype];
-      row(`${T}×${HIDDEN}×${HIDDEN}, W ${layout}`, T, `gemm ${dtype}`, t, flops, bytes);
+      for (const T of gemmRows) {
+        progress(`gemm ${variant} ${dtype} ${layout} ${T}×${HIDDEN}×${HIDDEN}`);
+        const t = await bestOf(ctx, (p) => gemm.encode(p, x, T, w, y, { variant }), 2);
+        const bytes = HIDDEN * HIDDEN * DTYPE_BYTES[dtype];
+        row(
+          `${T}×${HIDDEN}×${HIDDEN}, W ${layout}`,
+          T,
+          `gemm ${variant} ${dtype}`,
+          t,
+          2 * T * HIDDEN * HIDDEN,
+          bytes,
+        );
+      }
       destroySplit(ctx, w.data);
     }
   }
 
+  const T = 8;
   // Decode attention: 8 sequences of 256 positions, 32 query heads over 4 KV heads of 64.
   const heads = 32;
   const kvHeads = 4;
@@ -288,29 +304,32 @@ async function main(): Promise<void> {
     });
     const pool = createSplitBuffer(ctx, numPages * HIDDEN, HIDDEN, 'f32', 'pool');
     writeSplit(ctx, pool, 0, storage);
-    const batch: LoraBatch = buildLoraBatch(
-      sc.tokenAdapter.map((i) => layouts[i]),
-      0,
-      'q_proj',
-      inF,
-      outF,
-      HIDDEN,
+    const slots = new AdapterSlotTable(ctx, pool, 1);
+    const slotOf = layouts.map((layout) => slots.place(layout));
+    const step = packStepLora(
+      sc.tokenAdapter.map((i) => slotOf[i]),
+      (slot) => slots.info(slot),
+      slots.entriesPerSlot,
+      sc.form,
     );
-    const T = batch.numTokens;
+    const lora = { packed: step, buffer: uploadBuffer(ctx, step.words, 'lora-step') };
+    const call = { entry: slotEntry(0, 'q_proj'), inFeatures: inF, outFeatures: outF };
+    const T = step.numTokens;
     const x = uploadBuffer(ctx, values(T * inF, 7), 'x');
     const gatherY = createStorageBuffer(ctx, T * outF * 4, 'y-gather');
     const paddedY = createStorageBuffer(ctx, T * outF * 4, 'y-padded');
-    const lora = uploadLoraBatch(ctx, batch, sc.form);
-    const v = createStorageBuffer(ctx, batch.vLength * 4, 'v');
+    const v = createStorageBuffer(ctx, step.vLength * 4, 'v');
     const pad = uploadPaddedLora(ctx, dense, sc.tokenAdapter, inF, outF);
     const gShrink = new LoraShrinkKernel(ctx, pool);
+    // The other decode entry, for comparison: the engine picks split-k on hardware adapters only.
+    const otherShrink = new LoraShrinkKernel(ctx, pool, { splitDecode: ctx.adapter.isFallbackAdapter });
     const gExpand = new LoraExpandKernel(ctx, pool);
 
     // One untimed run of each to check both compute the same y.
     const check = ctx.device.createCommandEncoder();
     const cp = check.beginComputePass();
-    gShrink.encode(cp, lora, x, v);
-    gExpand.encode(cp, lora, v, gatherY);
+    gShrink.encode(cp, lora, slots, call, x, v);
+    gExpand.encode(cp, lora, slots, call, v, gatherY);
     padded.encodeShrink(cp, pad, x);
     padded.encodeExpand(cp, pad, paddedY);
     cp.end();
@@ -327,11 +346,18 @@ async function main(): Promise<void> {
       `${sc.mix} ${sc.form}: gather vs padded max |Δy| / max(1, |y|) = ${(diff / scale).toExponential(2)} (max |y| ${scale.toPrecision(3)})`,
     );
 
-    const usefulRows = batch.vLength;
+    const usefulRows = step.vLength;
     const uniqueRows = totalRows;
     const kernels: Record<string, (pass: GPUComputePassEncoder) => void> = {
-      'gather shrink': (p) => gShrink.encode(p, lora, x, v),
-      'gather expand': (p) => gExpand.encode(p, lora, v, gatherY),
+      'gather shrink': (p) => gShrink.encode(p, lora, slots, call, x, v),
+      ...(sc.form === 'mbgmv'
+        ? {
+            [`gather shrink (${ctx.adapter.isFallbackAdapter ? 'split-k' : 'one invocation per row'})`]: (
+              p: GPUComputePassEncoder,
+            ) => otherShrink.encode(p, lora, slots, call, x, v),
+          }
+        : {}),
+      'gather expand': (p) => gExpand.encode(p, lora, slots, call, v, gatherY),
       'padded shrink': (p) => padded.encodeShrink(p, pad, x),
       'padded expand': (p) => padded.encodeExpand(p, pad, paddedY),
     };
@@ -350,7 +376,7 @@ async function main(): Promise<void> {
       medians[kernel] = sorted[Math.floor(sorted.length / 2)];
     }
     for (const [kernel, seconds] of Object.entries(measured)) {
-      const isShrink = kernel.endsWith('shrink');
+      const isShrink = kernel.includes('shrink');
       const isPadded = kernel.startsWith('padded');
       const features = isShrink ? inF : outF;
       const flops = 2 * usefulRows * features;
@@ -379,6 +405,7 @@ async function main(): Promise<void> {
       ctx.pipelines.forgetBuffer(b);
       b.destroy();
     }
+    slots.destroy();
     for (const b of pool.chunks) {
       ctx.pipelines.forgetBuffer(b);
       b.destroy();

@@ -97,7 +97,7 @@ const sequences: SequenceStep[] = [null, adapters[0], adapters[1]].map((adapter,
 const greedy = sequences.map(() => ({ temperature: 0, topK: 0, topP: 1, uniform: 0 }));
 const prefillPlan: StepPlan = { sequences };
 const prefill = await timed('prefill', () => engine.sampleStep(prefillPlan, greedy));
-let next = prefill.value;
+let next = prefill.value.tokens;
 const decodeMs: number[] = [];
 let position = sequences.map((s) => s.tokens.length);
 for (let step = 0; step < decodeSteps; step++) {
@@ -106,7 +106,7 @@ for (let step = 0; step < decodeSteps; step++) {
   };
   const result = await timed(`decode step ${step + 1}`, () => engine.sampleStep(plan, greedy));
   decodeMs.push(result.ms);
-  next = result.value;
+  next = result.value.tokens;
   position = position.map((p) => p + 1);
 }
 await engine.close();

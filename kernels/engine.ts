@@ -3,6 +3,7 @@ import type { KvLayout } from '../memory/kv-layout.js';
 import type { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import type { LoraAdapter } from '../model/lora-adapter.js';
+import type { TokenLogprobs } from './logprobs.js';
 
 export type EngineKind = 'reference' | 'onnx' | 'webgpu';
 
@@ -19,6 +20,32 @@ export interface SequenceStep {
   adapter: AdapterLayout | null;
   /** Which tokens need logits: the last one (generation), all (scoring), or none (a prefill chunk). */
   logits: 'last' | 'all' | 'none';
+  /** Log-probabilities this sequence asks of the step (kernels/logprobs.ts's meaning); absent: none. */
+  logprobs?: LogprobRequest;
+}
+
+/** What one sequence asks: its sampled token's log-probability and/or its prompt's (vLLM's prompt_logprobs). */
+export interface LogprobRequest {
+  /** Most likely tokens to list per scored row, 0..MAX_TOP_LOGPROBS. */
+  topK: number;
+  /** Whether the row sampled from (logits 'last') reports the sampled token's log-probability. */
+  sampled: boolean;
+  /**
+   * Prompt log-probabilities: the logits after chunk token i score promptTargets[i], the prompt's
+   * next token (at most tokens.length of them). These rows are scored, never sampled, and are not
+   * among step()'s logit rows.
+   */
+  promptTargets?: Int32Array;
+}
+
+/** What sampleStep returns: the sampled ids, and the log-probabilities the plan's sequences asked for. */
+export interface SampledStep {
+  /** One token id per logit row, rows in plan order. */
+  tokens: Int32Array;
+  /** Per logit row: its sampled token's log-probabilities, or null where its sequence asked none. */
+  logprobs: Array<TokenLogprobs | null>;
+  /** Per plan sequence: one entry per promptTargets token, or null where it asked none. */
+  promptLogprobs: Array<TokenLogprobs[] | null>;
 }
 
 export interface StepPlan {
@@ -78,13 +105,21 @@ export interface Engine {
   /**
    * Optional: step() that samples on the engine and returns one token id per logit row (same
    * rows, same order) instead of the logits; `sampling[i]` is row i's settings and uniform, and
-   * a row's token equals sampleToken(row's logits, sampling[i], sampling[i].uniform).
+   * a row's token equals sampleToken(row's logits, sampling[i], sampling[i].uniform). Log-
+   * probabilities the sequences ask for (SequenceStep.logprobs) come back beside the ids, k
+   * values per row, computed on the engine from the same logits. Engines without it sample on
+   * the host (kernels/host-sampling.ts), from step()'s logits.
    */
-  sampleStep?(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<Int32Array>;
+  sampleStep?(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep>;
   /** Optional: the failure that stopped the engine for good (device lost), or null while it can run. */
   fatalFailure?(): EngineFailure | null;
   /** Copies an adapter's weights into the pages `layout` names. */
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void;
+  /**
+   * Optional: `layout`'s pages are about to be freed (evicted, unloaded, replaced in place), between
+   * steps; the engine drops what it keeps for that placement (webgpu: its adapter slot).
+   */
+  releaseAdapter?(layout: AdapterLayout): void;
   /** Frees storage and native sessions; the engine is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -86,6 +86,11 @@ export class MergedLoraEngine implements Engine {
     this.adapters.set(layout, adapter);
   }
 
+  releaseAdapter(layout: AdapterLayout): void {
+    this.inner.releaseAdapter?.(layout);
+    this.adapters.delete(layout);
+  }
+
   close(): Promise<void> {
     return this.inner.close();
   }

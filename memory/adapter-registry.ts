@@ -11,6 +11,8 @@ export const ADAPTER_TIERS: readonly AdapterTier[] = ['pool', 'host', 'disk'];
 /** Where resident adapters' weights go: the engine's page storage. */
 export interface AdapterStorage {
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void;
+  /** Told before a written layout's pages are freed, so the storage drops its page table (an adapter slot). */
+  releaseAdapter?(layout: AdapterLayout): void;
 }
 
 /** How the registry reads adapters; the composition root binds it to model/'s loaders and the base model. */
@@ -524,10 +526,17 @@ export class AdapterRegistry implements PageReclaimer {
 
   private evict(entry: AdapterEntry): void {
     if (!entry.layout) return;
+    this.freeLayout(entry);
+    this.counters.numEvictions++;
+  }
+
+  /** Gives a resident adapter's pages back to the pool, after the storage drops its page table. */
+  private freeLayout(entry: AdapterEntry): void {
+    if (!entry.layout) return;
+    this.storage.releaseAdapter?.(entry.layout);
     this.pool.free(entry.layout.allPages);
     entry.layout = null;
     this.resident.delete(entry);
-    this.counters.numEvictions++;
   }
 
   /** In-place update, between steps: the old pages go, the new weights come in (pinned ones at once). */
@@ -535,11 +544,7 @@ export class AdapterRegistry implements PageReclaimer {
     const adapter = entry.replacement;
     if (!adapter) return;
     entry.replacement = null;
-    if (entry.layout) {
-      this.pool.free(entry.layout.allPages);
-      entry.layout = null;
-      this.resident.delete(entry);
-    }
+    this.freeLayout(entry);
     this.host.put(entry.name, adapter);
     entry.rank = adapter.rank;
     entry.numPages = this.files.pagesOf(adapter);
@@ -574,11 +579,7 @@ export class AdapterRegistry implements PageReclaimer {
   onReadFailure: ((name: string, error: unknown) => void) | null = null;
 
   private drop(entry: AdapterEntry): void {
-    if (entry.layout) {
-      this.pool.free(entry.layout.allPages);
-      entry.layout = null;
-      this.resident.delete(entry);
-    }
+    this.freeLayout(entry);
     this.entries.delete(entry.name);
     this.host.drop(entry.name);
   }

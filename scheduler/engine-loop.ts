@@ -1,4 +1,4 @@
-import type { Engine } from '../kernels/engine.js';
+import type { Engine, SampledStep } from '../kernels/engine.js';
 import { sampleToken } from '../kernels/sample.js';
 import { GenerationError } from './generation-error.js';
 import type { GenerationRequest, GenerationStream } from './request.js';
@@ -97,7 +97,7 @@ export class EngineLoop {
   }
 
   private async runStep(step: PlannedStep): Promise<void> {
-    let tokens: Int32Array;
+    let sampled: SampledStep;
     try {
       const pending = stepTokens(
         this.options.engine,
@@ -109,7 +109,7 @@ export class EngineLoop {
       // The step is under way: read queued adapters from disk and write them into free pages now,
       // so the next step finds them resident instead of waiting on the copy.
       this.options.adapters.prefetchDuringStep();
-      tokens = await pending;
+      sampled = await pending;
     } catch (error) {
       this.scheduler.failStep(
         step,
@@ -117,7 +117,7 @@ export class EngineLoop {
       );
       return;
     }
-    this.scheduler.postprocess(step, tokens);
+    this.scheduler.postprocess(step, sampled);
   }
 }
 

@@ -1,5 +1,5 @@
 import { DeltaStream } from './delta-stream.js';
-import type { FinishReason, GenerationRequest } from './request.js';
+import type { FinishReason, GenerationDelta, GenerationRequest } from './request.js';
 import type { AbortReason, SchedulerEvent } from './scheduler-events.js';
 import type { Sequence } from './sequence.js';
 
@@ -94,6 +94,8 @@ export class RequestRegistry {
     tokenIds: number[],
     /** The stop string or stop token id that ended it (vLLM's `stop_reason`). */
     stopReason?: string | number,
+    /** The tokens' log-probabilities (and the prompt's), when the request asked for them. */
+    scores: Pick<GenerationDelta, 'logprobs' | 'promptLogprobs'> = {},
   ): void {
     seq.finish(reason);
     state.stream.push({
@@ -102,6 +104,7 @@ export class RequestRegistry {
       tokenIds,
       finishReason: reason,
       ...(stopReason === undefined ? {} : { stopReason }),
+      ...scores,
     });
     this.hooks.emit(state, { type: 'finished', index: seq.choiceIndex, reason });
     this.hooks.retire(seq);

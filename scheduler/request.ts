@@ -1,4 +1,7 @@
 /** What the server hands the scheduler, and what flows back: the scheduler's public contract. */
+import type { TokenLogprobs } from '../kernels/logprobs.js';
+
+export type { TokenLogprobs } from '../kernels/logprobs.js';
 
 export interface SamplingParams {
   maxTokens: number;
@@ -17,6 +20,13 @@ export interface SamplingParams {
   ignoreEos: boolean;
   /** Number of choices (independent sequences sharing the prompt). */
   n: number;
+  /**
+   * Log-probability of each sampled token plus this many most likely tokens (0..MAX_TOP_LOGPROBS),
+   * of the raw logits (vLLM's default raw_logprobs); null or absent: none.
+   */
+  logprobs?: number | null;
+  /** Also score the prompt (vLLM's prompt_logprobs) with `logprobs` top tokens per position. */
+  promptLogprobs?: boolean;
 }
 
 /** Greedy sampling of `maxTokens` tokens, one choice, no stops; `overrides` change the rest. */
@@ -60,6 +70,13 @@ export interface GenerationDelta {
    * stopTokenIds) that ended the choice; vLLM's `stop_reason` is made from it.
    */
   stopReason?: string | number;
+  /** With SamplingParams.logprobs: one entry per token of tokenIds. */
+  logprobs?: TokenLogprobs[];
+  /**
+   * With SamplingParams.promptLogprobs, on the choice's first delta that carries a token: the
+   * prompt's tokens 1.. scored by the logits before them (the first prompt token has none).
+   */
+  promptLogprobs?: TokenLogprobs[];
 }
 
 export interface GenerationStream extends AsyncIterable<GenerationDelta> {

@@ -1,4 +1,4 @@
-import type { StepPlan } from '../kernels/engine.js';
+import type { SampledStep, StepPlan } from '../kernels/engine.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
 import type { AdapterResidency } from './adapter-residency.js';
@@ -13,7 +13,7 @@ import {
 import { type Clock, systemClock } from './clock.js';
 import { EarlyAbort } from './early-abort.js';
 import { GenerationError } from './generation-error.js';
-import type { GenerationRequest, GenerationStream } from './request.js';
+import type { GenerationDelta, GenerationRequest, GenerationStream } from './request.js';
 import {
   type AdapterQueueStats,
   type RequestEvent,
@@ -252,18 +252,39 @@ export class Scheduler {
     };
   }
 
-  /** The step ran: `tokens` holds one sampled id per row, in row order. */
-  postprocess(step: PlannedStep, tokens: Int32Array): void {
+  /**
+   * The step ran: one sampled id per row, in row order (a bare Int32Array when no sequence asked
+   * for log-probabilities), with the log-probabilities the plan asked for.
+   */
+  postprocess(step: PlannedStep, sampled: Int32Array | SampledStep): void {
+    const { tokens, logprobs, promptLogprobs } =
+      sampled instanceof Int32Array ? { tokens: sampled, logprobs: [], promptLogprobs: [] } : sampled;
     this.endStep();
     this.numSteps++;
     this.numFinishedInStep = 0;
     let row = 0;
-    for (const { seq, numTokens, needsLogits } of step.chunks) {
+    for (const [i, { seq, numTokens, needsLogits }] of step.chunks.entries()) {
+      const tokenLogprobs = needsLogits ? logprobs[row] : undefined;
       const tokenId = needsLogits ? tokens[row++] : -1;
       const state = this.requests.ownerOf(seq);
       if (!state || state.isDone || seq.isFinished) continue;
+      const startPos = seq.numCachedTokens;
       seq.numCachedTokens += numTokens;
+      // A recompute after preemption scores positions already scored: keep the first answers.
+      promptLogprobs[i]?.forEach((scored, t) => {
+        if (startPos + t === seq.promptLogprobs.length) seq.promptLogprobs.push(scored);
+      });
       if (!needsLogits) continue;
+      const scores: Pick<GenerationDelta, 'logprobs' | 'promptLogprobs'> = {};
+      if (seq.numTopLogprobs !== null) {
+        if (!tokenLogprobs)
+          throw new Error(`sequence ${seq.seqId}: the engine returned no log-probabilities`);
+        scores.logprobs = [tokenLogprobs];
+      }
+      if (seq.scoresPrompt && !seq.hasSentPromptLogprobs) {
+        seq.hasSentPromptLogprobs = true;
+        scores.promptLogprobs = seq.promptLogprobs;
+      }
       seq.appendToken(tokenId);
       this.numGeneratedTokens++;
       if (!state.hasFirstToken) {
@@ -281,6 +302,7 @@ export class Scheduler {
           verdict.text,
           [tokenId],
           verdict.stopReason,
+          scores,
         );
       } else
         state.stream.push({
@@ -288,6 +310,7 @@ export class Scheduler {
           text: verdict.text,
           tokenIds: [tokenId],
           finishReason: null,
+          ...scores,
         });
     }
     const numTokens = step.chunks.reduce((sum, chunk) => sum + chunk.numTokens, 0);

@@ -1,3 +1,4 @@
+import type { TokenLogprobs } from '../kernels/logprobs.js';
 import type { TokenSampling } from '../kernels/sample.js';
 import { mulberry32, sequenceSeed, type Uniform } from './prng.js';
 import type { FinishReason, GenerationRequest } from './request.js';
@@ -24,6 +25,13 @@ export class Sequence {
   /** Prompt tokens followed by generated ones. */
   readonly tokenIds: number[];
   readonly numPromptTokens: number;
+  /** Top tokens per sampled (and, with scoresPrompt, prompt) token's log-probabilities; null: none asked. */
+  readonly numTopLogprobs: number | null;
+  readonly scoresPrompt: boolean;
+  /** Prompt tokens 1.. scored so far (kept through preemption; a recompute does not score again). */
+  readonly promptLogprobs: TokenLogprobs[] = [];
+  /** The prompt's log-probabilities went out with the choice's first token. */
+  hasSentPromptLogprobs = false;
 
   constructor(
     readonly seqId: number,
@@ -36,9 +44,12 @@ export class Sequence {
     /** This choice's seeded random stream, one draw per sampled token. */
     readonly uniform: Uniform,
     readonly stopChecker: StopChecker,
+    logprobs: { numTop: number | null; scoresPrompt: boolean } = { numTop: null, scoresPrompt: false },
   ) {
     this.tokenIds = [...promptTokens];
     this.numPromptTokens = promptTokens.length;
+    this.numTopLogprobs = logprobs.numTop;
+    this.scoresPrompt = logprobs.numTop !== null && logprobs.scoresPrompt;
   }
 
   get numTokens(): number {
@@ -105,6 +116,7 @@ export function sequencesFor(
         sampling,
         mulberry32(sequenceSeed(seed, i)),
         stopChecker,
+        { numTop: s.logprobs ?? null, scoresPrompt: s.promptLogprobs ?? false },
       ),
     );
   }

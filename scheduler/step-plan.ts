@@ -1,4 +1,4 @@
-import type { SequenceStep, StepPlan } from '../kernels/engine.js';
+import type { LogprobRequest, SequenceStep, StepPlan } from '../kernels/engine.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
 import type { ScheduledChunk } from './batch-policy.js';
@@ -24,7 +24,30 @@ export function buildStepPlan(
       pageTable: kv.pageTable(seq.seqId),
       adapter: adapters[i],
       logits: needsLogits ? 'last' : 'none',
+      ...logprobsFor(seq, end, needsLogits),
     };
   });
   return { sequences };
+}
+
+/**
+ * The log-probabilities a chunk asks for: its sampled token's, and the prompt positions it runs
+ * that have not been scored yet (position p scores prompt token p + 1).
+ */
+function logprobsFor(seq: Sequence, end: number, needsLogits: boolean): { logprobs?: LogprobRequest } {
+  const topK = seq.numTopLogprobs;
+  if (topK === null) return {};
+  const start = seq.numCachedTokens;
+  const lastScored = Math.min(end, seq.numPromptTokens - 1);
+  const scoresPrompt = seq.scoresPrompt && seq.promptLogprobs.length < lastScored && start < lastScored;
+  if (!needsLogits && !scoresPrompt) return {};
+  return {
+    logprobs: {
+      topK,
+      sampled: needsLogits,
+      ...(scoresPrompt
+        ? { promptTargets: Int32Array.from(seq.tokenIds.slice(start + 1, lastScored + 1)) }
+        : {}),
+    },
+  };
 }

@@ -6,6 +6,7 @@ import {
   type GenerationDelta,
   type GenerationRequest,
   type GenerationStream,
+  type TokenLogprobs,
 } from '../scheduler/request.js';
 import { ApiError, serviceUnavailable } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
@@ -129,12 +130,27 @@ export class Generation {
     await this.iterator.return?.();
   }
 
-  /** Runs every choice to its end: the text, finish reason and stop reason of each of the `n` choices. */
+  /**
+   * Runs every choice to its end: the text, tokens (with their log-probabilities when asked),
+   * finish reason and stop reason of each of the `n` choices.
+   */
   async collect(n: number): Promise<FinishedChoice[]> {
-    const choices = Array.from({ length: n }, (): FinishedChoice => ({ text: '', finishReason: null }));
+    const choices = Array.from(
+      { length: n },
+      (): FinishedChoice => ({
+        text: '',
+        finishReason: null,
+        tokenIds: [],
+        logprobs: [],
+        promptLogprobs: null,
+      }),
+    );
     for await (const delta of this.deltas()) {
       const choice = choices[delta.index];
       choice.text += delta.text;
+      choice.tokenIds.push(...delta.tokenIds);
+      if (delta.logprobs) choice.logprobs.push(...delta.logprobs);
+      if (delta.promptLogprobs) choice.promptLogprobs = delta.promptLogprobs;
       if (delta.finishReason) choice.finishReason = delta.finishReason;
       if (delta.stopReason !== undefined) choice.stopReason = delta.stopReason;
     }
@@ -172,6 +188,11 @@ export class Generation {
 export interface FinishedChoice {
   text: string;
   finishReason: FinishReason | null;
+  tokenIds: number[];
+  /** One per token of tokenIds when the request asked for log-probabilities; else empty. */
+  logprobs: TokenLogprobs[];
+  /** The prompt's tokens 1.. scored (echo with logprobs); else null. */
+  promptLogprobs: TokenLogprobs[] | null;
   /** The stop string or stop token id that ended it (finishReason 'stop'). */
   stopReason?: string | number;
 }

@@ -2,15 +2,28 @@ import type { FastifyReply } from 'fastify';
 import type { GenerationDelta, SamplingParams } from '../scheduler/request.js';
 import { invalidRequest } from './api-error.js';
 import { type FinishedChoice, Generation, sendEventStream } from './generation.js';
+import { ChoiceLogprobs, type LogprobsAsked } from './logprobs.js';
 import { newRequestId } from './request-id.js';
 import { resolveAdapter, type SamplingBody, samplingParams } from './sampling-params.js';
 import type { ServerState } from './server-state.js';
-import type { ServingStack } from './serving-stack.js';
+import type { ServingStack, ServingTokenizer } from './serving-stack.js';
 
 /** A finished or streamed choice as the routes shape it: vLLM's `stop_reason` already resolved. */
 export interface ChoiceOutcome extends FinishedChoice {
   /** vLLM's `stop_reason`: the stop string, or the id of a stop_token_ids token, that ended it; else null. */
   stop_reason: string | number | null;
+}
+
+/** What a route knows of one choice besides its tokens, while it shapes it. */
+export interface ChoiceView {
+  /** Which prompt of the batch the choice continues. */
+  promptIndex: number;
+  promptTokens: readonly number[];
+  tokenizer: ServingTokenizer;
+  /** The choice's log-probability formatter when the request asked for them, else null. */
+  logprobs: ChoiceLogprobs | null;
+  /** Streaming: this is the first chunk of the choice that carries output (echo goes with it). */
+  isFirstDelta: boolean;
 }
 
 /** What /v1/completions and /v1/chat/completions differ in; the flow around it is shared. */
@@ -25,14 +38,21 @@ export interface CompletionRoute<B extends SamplingBody, O extends string, C ext
    */
   promptTokens(stack: ServingStack, body: B): number[][];
   requestedMaxTokens(body: B): number | null;
+  /** The log-probabilities the body asks for, checked (400 naming the field past the limits). */
+  logprobsAsked(body: B): LogprobsAsked;
   /** Used when the client gave no max tokens; null means the rest of the context. */
   defaultMaxTokens: number | null;
   /** One finished choice, as the non-streaming response lists it (the index is added). */
-  choice(outcome: ChoiceOutcome): C;
+  choice(outcome: ChoiceOutcome, view: ChoiceView): C;
   /** Choices streamed before any token, one per index (chat's assistant role). */
   openingChoice?(index: number): object;
-  /** One delta that carries text or a finish reason, as a streamed choice at `index`. */
-  deltaChoice(index: number, delta: GenerationDelta, stopReason: string | number | null): object;
+  /** One delta that carries text, tokens or a finish reason, as a streamed choice at `index`. */
+  deltaChoice(
+    index: number,
+    delta: GenerationDelta,
+    stopReason: string | number | null,
+    view: ChoiceView,
+  ): object;
 }
 
 /**
@@ -117,15 +137,26 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
   const stack = state.requireStack();
   const adapter = await resolveAdapter(stack, body.model);
   const prompts = route.promptTokens(stack, body);
-  const samplings = prompts.map((prompt) =>
-    samplingParams(stack, body, {
+  const asked = route.logprobsAsked(body);
+  const samplings = prompts.map((prompt) => ({
+    ...samplingParams(stack, body, {
       numPromptTokens: prompt.length,
       requestedMaxTokens: route.requestedMaxTokens(body),
       defaultMaxTokens: route.defaultMaxTokens,
       maxN: state.maxN,
     }),
-  );
+    logprobs: asked.numTop,
+    promptLogprobs: asked.prompt,
+  }));
   const n = samplings[0].n;
+  // One view per choice, index prompt-major; each carries its own text offsets.
+  const views: ChoiceView[] = Array.from({ length: prompts.length * n }, (_, index) => ({
+    promptIndex: Math.floor(index / n),
+    promptTokens: prompts[Math.floor(index / n)],
+    tokenizer: stack.tokenizer,
+    logprobs: asked.numTop === null ? null : new ChoiceLogprobs(stack.tokenizer, asked.numTop),
+    isFirstDelta: true,
+  }));
   checkBatchSize(stack, state, prompts.length, n);
   const id = newRequestId(route.idPrefix);
   const created = Math.floor(Date.now() / 1000);
@@ -157,7 +188,10 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
       choices: perPrompt.flatMap((choices, p) =>
         choices.map((c, i) => ({
           index: p * n + i,
-          ...route.choice({ ...c, stop_reason: stopReasonOf(c.finishReason, c.stopReason, samplings[p]) }),
+          ...route.choice(
+            { ...c, stop_reason: stopReasonOf(c.finishReason, c.stopReason, samplings[p]) },
+            views[p * n + i],
+          ),
         })),
       ),
       usage: usageOf(generations),
@@ -176,9 +210,13 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
       for (let index = 0; index < prompts.length * n; index++) yield chunk(route.openingChoice(index));
     }
     for await (const { at, delta } of merged(generations)) {
-      if (!delta.text && !delta.finishReason) continue;
+      // Tokens whose text is held back (a possible stop string) still carry their log-probabilities.
+      const hasScores = asked.numTop !== null && delta.tokenIds.length > 0;
+      if (!delta.text && !delta.finishReason && !hasScores) continue;
       const stopReason = stopReasonOf(delta.finishReason, delta.stopReason, samplings[at]);
-      yield chunk(route.deltaChoice(at * n + delta.index, delta, stopReason));
+      const view = views[at * n + delta.index];
+      yield chunk(route.deltaChoice(at * n + delta.index, delta, stopReason, view));
+      view.isFirstDelta = false;
     }
     if (includeUsage) yield { ...chunkHead, choices: [], usage: usageOf(generations) };
   }

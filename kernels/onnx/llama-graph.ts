@@ -41,15 +41,17 @@ export const WEIGHT_NAMES = {
 };
 
 /**
- * Inputs of module m's gathered LoRA (adapters not in a slot), one segment per sequence of such
- * an adapter, G segments of Sg token rows and Rmax rank-rows each (MBGMM's shape, padded only to
- * the batch's longest such sequence and highest such rank):
- *  - aPages / bPages: per layer, the pool-view row ids of each segment's A and Bᵀ rank-rows, rows
- *    past the adapter's rank (or a layer it skips) on the zero page (int64 [L, G·Rmax·chunksPerRow]);
- *  - tokens: each segment row's flat token index (padding repeats a real token; int64 [G·Sg]);
- *  - scales: per layer, each segment's adapter's scale for this module (f32 [L·G, 1, 1], layer after
- *    layer: rank_pattern and alpha_pattern give one adapter's layers different ones);
- *  - outRows: each flat token's segment row, or G·Sg (a zero row) for tokens not gathered (int64 [T]).
+ * Inputs of module m's gathered LoRA (adapters not in a slot; lora-segments.ts packs them): one
+ * segment per sequence of such an adapter, cut along the rank into G sub-segments of Sg token rows
+ * and Rc rank-rows each (MBGMM's shape, padded only to the batch's longest such sequence and to
+ * the chunk rank):
+ *  - aPages / bPages: per layer, the pool-view row ids of each sub-segment's A and Bᵀ rank-rows,
+ *    rows past the adapter's rank (or a layer it skips) on the zero page (int64 [L, G·Rc·chunksPerRow]);
+ *  - tokens: each sub-segment row's flat token index (padding repeats a real token; int64 [G·Sg]);
+ *  - scales: per layer, each sub-segment's adapter's scale for this module (f32 [L·G, 1, 1], layer
+ *    after layer: rank_pattern and alpha_pattern give one adapter's layers different ones);
+ *  - rows: the flat token each sub-segment row's result is added to (int64 [G·Sg, 1]);
+ *  - rowValid: false for padding rows, whose results are dropped by selection (bool [G·Sg, 1]).
  * Every token multiplies only its own adapter's rows: nothing scales with the number of adapters.
  */
 export function loraInputNames(m: TargetModule): {
@@ -57,14 +59,16 @@ export function loraInputNames(m: TargetModule): {
   bPages: string;
   tokens: string;
   scales: string;
-  outRows: string;
+  rows: string;
+  rowValid: string;
 } {
   return {
     aPages: `lora_${m}_a`,
     bPages: `lora_${m}_b`,
     tokens: `lora_${m}_tokens`,
     scales: `lora_${m}_scales`,
-    outRows: `lora_${m}_out_rows`,
+    rows: `lora_${m}_rows`,
+    rowValid: `lora_${m}_row_valid`,
   };
 }
 
@@ -214,7 +218,8 @@ export function buildStepGraph(
       bPages: g.input(names.bPages, 'int64', [L, `RB_${m}`]),
       tokens: g.input(names.tokens, 'int64', [`GS_${m}`]),
       scales,
-      outRows: g.input(names.outRows, 'int64', ['T']),
+      rows: g.input(names.rows, 'int64', [`GS_${m}`, 1]),
+      rowValid: g.input(names.rowValid, 'bool', [`GS_${m}`, 1]),
       shapeG: g.op('Slice', [g.op('Shape', [scales[0]]), g.ints([0]), g.ints([1])]),
     });
   }
@@ -246,6 +251,7 @@ export function buildStepGraph(
   const shapeScores4 = shape(dimB, [kvH, -1], dimC);
   const shapeOut5 = shape(dimB, [kvH, group, -1, hd]);
   const attnScale = g.scalar(1 / Math.sqrt(hd));
+  let zero: string | undefined;
   const halves = g.ints([hd / 2, hd / 2]);
 
   const rope = (x: string, heads: number): string => {
@@ -281,7 +287,8 @@ export function buildStepGraph(
     });
     const inputs = lora.get(m);
     if (!inputs) return base;
-    // Segments as batched matmuls: [G, Rmax, in] · [G, in, Sg] → scaled → [G, Sg, Rmax] · [G, Rmax, out].
+    // Sub-segments as batched matmuls: [G, Rc, in] · [G, in, Sg] → scaled → [G, Sg, Rc] · [G, Rc, out],
+    // then each valid row added into its token's output (a token may have several sub-segments).
     const segments = (rows: string, features: number) =>
       g.op('Reshape', [rows, g.op('Concat', [inputs.shapeG, g.ints([-1, features])], { axis: 0 })]);
     const a = segments(loraRows(inputs.aPages, layer, inFeatures), inFeatures);
@@ -292,9 +299,10 @@ export function buildStepGraph(
       inputs.scales[layer],
     ]);
     const expanded = g.op('MatMul', [g.op('Transpose', [shrunkT], { perm: [0, 2, 1] }), bt]);
-    const flat = g.op('Pad', [g.op('Reshape', [expanded, g.ints([-1, outFeatures])]), g.ints([0, 0, 1, 0])]);
-    const delta = g.op('Gather', [flat, inputs.outRows], { axis: 0 });
-    return slots(x, layer, m, g.op('Add', [base, delta]));
+    const flat = g.op('Reshape', [expanded, g.ints([-1, outFeatures])]);
+    zero ??= g.scalar(0);
+    const kept = g.op('Where', [inputs.rowValid, flat, zero]);
+    return slots(x, layer, m, g.op('ScatterND', [base, inputs.rows, kept], { reduction: 'add' }));
   };
 
   // Each slot's blocks hold whole pages: its tokens' x rows are zero-padded to the A block's width

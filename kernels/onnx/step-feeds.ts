@@ -1,20 +1,18 @@
 import * as ort from 'onnxruntime-node';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import { type KvLayout, kvElementOffset } from '../../memory/kv-layout.js';
-import { ZERO_PAGE } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import { logitTokenIndices, type StepPlan } from '../engine.js';
 import {
   LORA_SLOTS,
-  type LoraRowReads,
-  loraInputNames,
   loraRowReads,
   loraSlotNames,
   loraSlotRowNames,
   MASKED,
   STEP_INPUTS,
 } from './llama-graph.js';
+import { moduleMaxRank, packSegments } from './lora-segments.js';
 import type { LoraSlotViews } from './lora-slots.js';
 
 /**
@@ -116,7 +114,7 @@ export function packStep(
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const active = packLora(plan, config, T, feeds, slotViews, loraModules, padRankTo);
+  const active = packLora(plan, config, feeds, slotViews, loraModules, padRankTo);
   return { feeds, loraModules: active, numTokens: T, numLogitRows };
 }
 
@@ -130,7 +128,6 @@ export function packStep(
 function packLora(
   plan: StepPlan,
   config: LlamaConfig,
-  T: number,
   feeds: Record<string, ort.Tensor>,
   slotViews: LoraSlotViews,
   fixedModules: readonly TargetModule[] | undefined,
@@ -139,13 +136,15 @@ function packLora(
   const tokenCount = new Map<AdapterLayout, number>();
   for (const s of plan.sequences)
     if (s.adapter) tokenCount.set(s.adapter, (tokenCount.get(s.adapter) ?? 0) + s.tokens.length);
-  // Slots go to the adapters that carry the most tokens (ties: first seen).
-  const adapters = [...tokenCount.keys()].sort((x, y) => tokenCount.get(y)! - tokenCount.get(x)!);
+  const adapters = [...tokenCount.keys()];
   const active: TargetModule[] = [];
   const L = config.numLayers;
   const pageSize = config.hiddenSize;
   for (const m of TARGET_MODULES) {
-    const users = adapters.filter((a) => a.modules.some((layer) => layer[m]));
+    // Slots go to the adapters with the most rank-rows × tokens in the module (ties: first seen):
+    // a slot reads its rows in place, a segment copies them and its tokens (S-LoRA's MBGMM).
+    const work = (a: AdapterLayout) => tokenCount.get(a)! * moduleMaxRank(a, m);
+    const users = adapters.filter((a) => work(a) > 0).sort((x, y) => work(y) - work(x));
     const wanted = fixedModules ? fixedModules.includes(m) : users.length > 0;
     if (!wanted && users.length > 0)
       throw new Error(`the step graph has no LoRA on ${m}, which an adapter targets`);
@@ -166,7 +165,6 @@ function packLora(
       plan,
       m,
       gathered,
-      T,
       L,
       loraRowReads(inFeatures, pageSize),
       loraRowReads(outFeatures, pageSize),
@@ -175,58 +173,6 @@ function packLora(
     );
   }
   return active;
-}
-
-/**
- * Module m's gathered segments, one per sequence whose adapter is in `gathered`. With none, one
- * empty segment (one zero-page row, scale 0) keeps every shape non-empty.
- */
-function packSegments(
-  padRankTo: number | undefined,
-  plan: StepPlan,
-  m: TargetModule,
-  gathered: ReadonlySet<AdapterLayout>,
-  T: number,
-  L: number,
-  readsA: LoraRowReads,
-  readsB: LoraRowReads,
-  pageSize: number,
-  feeds: Record<string, ort.Tensor>,
-): void {
-  const segments: Array<{ adapter: AdapterLayout; first: number; n: number }> = [];
-  let t = 0;
-  for (const s of plan.sequences) {
-    if (s.adapter && gathered.has(s.adapter) && s.tokens.length > 0)
-      segments.push({ adapter: s.adapter, first: t, n: s.tokens.length });
-    t += s.tokens.length;
-  }
-  const G = Math.max(1, segments.length);
-  const Sg = Math.max(1, ...segments.map((seg) => seg.n));
-  // The module's highest rank over the segments and layers (rank_pattern varies it by layer).
-  const Rmax = padRankTo ?? Math.max(1, ...segments.map((seg) => moduleMaxRank(seg.adapter, m)));
-  const tokens = new BigInt64Array(G * Sg);
-  const scales = new Float32Array(L * G);
-  const outRows = new BigInt64Array(T).fill(BigInt(G * Sg));
-  const aRows = zeroPageRows(L * G * Rmax, readsA, pageSize);
-  const bRows = zeroPageRows(L * G * Rmax, readsB, pageSize);
-  segments.forEach(({ adapter, first, n }, i) => {
-    for (let j = 0; j < Sg; j++) tokens[i * Sg + j] = BigInt(first + Math.min(j, n - 1));
-    for (let j = 0; j < n; j++) outRows[first + j] = BigInt(i * Sg + j);
-    for (let l = 0; l < L; l++) {
-      const placed = adapter.modules[l]?.[m];
-      if (!placed) continue;
-      scales[l * G + i] = placed.scale;
-      const row = (l * G + i) * Rmax;
-      writeRowIds(aRows, row, placed.aPages, placed.pagesPerRowA, placed.rank, readsA, pageSize);
-      writeRowIds(bRows, row, placed.bPages, placed.pagesPerRowB, placed.rank, readsB, pageSize);
-    }
-  });
-  const names = loraInputNames(m);
-  feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, G * Rmax * readsA.chunksPerRow]);
-  feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, G * Rmax * readsB.chunksPerRow]);
-  feeds[names.tokens] = new ort.Tensor('int64', tokens, [G * Sg]);
-  feeds[names.scales] = new ort.Tensor('float32', scales, [L * G, 1, 1]);
-  feeds[names.outRows] = new ort.Tensor('int64', outRows, [T]);
 }
 
 /**
@@ -273,54 +219,6 @@ function packSlots(
   feeds[names.sizes] = new ort.Tensor('int64', sizes, [LORA_SLOTS]);
   feeds[names.rows] = new ort.Tensor('int64', rows, [rows.length, 1]);
   feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers * n, 1]);
-}
-
-/** The highest rank of module m over the adapter's layers (0 where it has none). */
-function moduleMaxRank(adapter: AdapterLayout, m: TargetModule): number {
-  return Math.max(0, ...adapter.modules.map((layer) => layer[m]?.rank ?? 0));
-}
-
-/** Row ids of `numRows` rank-rows that all read the zero page (a pool view's first rows). */
-function zeroPageRows(numRows: number, reads: LoraRowReads, pageSize: number): BigInt64Array {
-  const ids = new BigInt64Array(numRows * reads.chunksPerRow);
-  if (ids.length === 0) return ids;
-  // Row ids are below 2^32 (pool elements / view width): written as the low words of the int64s
-  // (little-endian), no BigInt made per element — a step packs tens of thousands of them.
-  const words = lowWords(ids);
-  const perPage = pageSize / reads.width;
-  for (let c = 0; c < reads.chunksPerRow; c++)
-    words[2 * c] = ZERO_PAGE * perPage + ((c * reads.width) % pageSize) / reads.width;
-  // The first row's pattern, doubled until it fills the array.
-  for (let filled = reads.chunksPerRow; filled < ids.length; filled *= 2)
-    ids.copyWithin(filled, 0, Math.min(filled, ids.length - filled));
-  return ids;
-}
-
-/** The low 32-bit words of an int64 array's elements (at even indices; the high words stay 0). */
-function lowWords(ids: BigInt64Array): Uint32Array {
-  return new Uint32Array(ids.buffer, ids.byteOffset, ids.length * 2);
-}
-
-/** Pool-view row ids of an adapter's `rank` rank-rows (page-aligned, `pagesPerRow` pages each). */
-function writeRowIds(
-  ids: BigInt64Array,
-  firstRow: number,
-  pages: Int32Array,
-  pagesPerRow: number,
-  rank: number,
-  reads: LoraRowReads,
-  pageSize: number,
-): void {
-  const words = lowWords(ids);
-  const perPage = pageSize / reads.width;
-  for (let r = 0; r < rank; r++) {
-    for (let c = 0; c < reads.chunksPerRow; c++) {
-      const element = c * reads.width;
-      const page = pages[r * pagesPerRow + Math.floor(element / pageSize)];
-      words[2 * ((firstRow + r) * reads.chunksPerRow + c)] =
-        page * perPage + (element % pageSize) / reads.width;
-    }
-  }
 }
 
 /**

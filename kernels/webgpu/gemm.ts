@@ -51,12 +51,35 @@ export function uploadWeight(
   return { rows, cols, layout, data };
 }
 
+/** Which kernel computes a product: gemm.wgsl's register tiles, or gemm_skinny.wgsl's split k. */
+export type GemmVariant = 'tiled' | 'skinny';
+
 /**
- * Launcher of gemm.wgsl: y[m, yCol…] = x[m, k] · Wᵀ (or += with `accumulate`), W [n, k]. One
- * dispatch per weight chunk, each writing its own column range of y.
+ * Rows of x up to which a hardware adapter runs gemm_skinny.wgsl on out-in weights: past it, the
+ * skinny kernel reads W once per 8 rows and the register tiles win.
+ */
+export const SKINNY_MAX_ROWS = 32;
+
+/**
+ * Launcher of gemm.wgsl and gemm_skinny.wgsl: y[m, yCol…] = x[m, k] · Wᵀ (or += with
+ * `accumulate`), W [n, k]. One dispatch per weight chunk, each writing its own column range of y.
+ * On a hardware adapter, few rows over out-in weights (decode, the logit rows) take the skinny
+ * kernel; a software adapter (lavapipe) keeps the barrier-free tiles.
  */
 export class GemmKernel {
-  constructor(private readonly ctx: WebGpuContext) {}
+  private readonly skinnyMaxRows: number;
+
+  constructor(
+    private readonly ctx: WebGpuContext,
+    options: { skinnyMaxRows?: number } = {},
+  ) {
+    this.skinnyMaxRows = options.skinnyMaxRows ?? (ctx.adapter.isFallbackAdapter ? 0 : SKINNY_MAX_ROWS);
+  }
+
+  /** The kernel `encode` uses for `rows` rows of x over `weight`, unless told otherwise. */
+  variantFor(rows: number, weight: DeviceWeight): GemmVariant {
+    return weight.layout === 'out-in' && rows <= this.skinnyMaxRows ? 'skinny' : 'tiled';
+  }
 
   encode(
     pass: GPUComputePassEncoder,
@@ -64,10 +87,14 @@ export class GemmKernel {
     rows: number,
     weight: DeviceWeight,
     y: GPUBuffer,
-    options: { accumulate?: boolean; ldy?: number; yCol?: number } = {},
+    options: { accumulate?: boolean; ldy?: number; yCol?: number; variant?: GemmVariant } = {},
   ): void {
     const { cols: k, data } = weight;
     if (k % 4 !== 0) throw new Error(`gemm: inner dimension ${k} is not a multiple of 4`);
+    if ((options.variant ?? this.variantFor(rows, weight)) === 'skinny') {
+      this.encodeSkinny(pass, x, rows, weight, y, options);
+      return;
+    }
     const groupsY = Math.ceil(rows / 4);
     if (groupsY > MAX_GROUPS_PER_DIM) throw new Error(`gemm: ${rows} rows exceed one dispatch`);
     const entry = weight.layout === 'in-out' ? 'main_in_out' : 'main_out_in';
@@ -117,6 +144,46 @@ export class GemmKernel {
       ]);
       const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }];
       encodeDispatch(this.ctx, pass, pipeline, bindings, imm, Math.ceil(n / 256), groupsY);
+    });
+  }
+
+  private encodeSkinny(
+    pass: GPUComputePassEncoder,
+    x: GPUBuffer,
+    rows: number,
+    weight: DeviceWeight,
+    y: GPUBuffer,
+    options: { accumulate?: boolean; ldy?: number; yCol?: number },
+  ): void {
+    const { cols: k, data } = weight;
+    if (weight.layout !== 'out-in') throw new Error('gemm: the skinny kernel reads out-in weights');
+    const groupsY = Math.ceil(rows / 8);
+    if (groupsY > MAX_GROUPS_PER_DIM) throw new Error(`gemm: ${rows} rows exceed one dispatch`);
+    const pipeline = this.ctx.pipelines.pipeline(
+      `gemm_skinny:${data.dtype}`,
+      `gemm_skinny_${data.dtype}`,
+      () => loadWgsl('gemm_skinny.wgsl', dtypeWgsl(data.dtype)),
+      'main',
+    );
+    const ldy = options.ldy ?? weight.rows;
+    const rowsPerChunk = data.chunkElements / k;
+    data.chunks.forEach((chunk, c) => {
+      const first = c * rowsPerChunk;
+      const n = Math.min(rowsPerChunk, weight.rows - first);
+      const groupsX = Math.ceil(n / 4);
+      if (groupsX > MAX_GROUPS_PER_DIM) throw new Error(`gemm: ${n} outputs exceed one dispatch`);
+      const imm = Immediates.of([
+        rows,
+        n,
+        k / 4,
+        ldy,
+        (options.yCol ?? 0) + first,
+        options.accumulate ? 1 : 0,
+        0,
+        0,
+      ]);
+      const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }];
+      encodeDispatch(this.ctx, pass, pipeline, bindings, imm, groupsX, groupsY);
     });
   }
 }

@@ -1,13 +1,15 @@
-import { chunksHolding, pagesPerChunk, type SplitBuffer } from './buffers.js';
+import { type AdapterSlotTable, SLOT_ENTRY_WORDS } from './adapter-slots.js';
+import { pagesPerChunk, type SplitBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
 import { encodeDispatch, Immediates } from './dispatch.js';
-import type { DeviceLora } from './lora-meta.js';
+import type { DeviceStepLora, LoraModuleCall } from './lora-meta.js';
 import { loadWgsl } from './wgsl.js';
 
 /**
- * Launcher of lora_expand.wgsl: y [T, outFeatures] += scale · v · Bᵀ per token, Bᵀ rows gathered
- * from `pool` pages; tokens without an adapter are left untouched. One dispatch per pool chunk
- * holding any of the batch's B pages.
+ * Launcher of lora_expand.wgsl: y [T, outFeatures] += scale · v · Bᵀ per token for one (layer,
+ * module), rank, scale and Bᵀ pages from the adapter-slot table; tokens without an adapter (or
+ * whose adapter skips the module) are left untouched. One dispatch per pool chunk holding any
+ * page of the step's adapters.
  */
 export class LoraExpandKernel {
   constructor(
@@ -15,8 +17,15 @@ export class LoraExpandKernel {
     private readonly pool: SplitBuffer,
   ) {}
 
-  encode(pass: GPUComputePassEncoder, lora: DeviceLora, v: GPUBuffer, y: GPUBuffer): void {
-    const { packed } = lora;
+  encode(
+    pass: GPUComputePassEncoder,
+    step: DeviceStepLora,
+    slots: AdapterSlotTable,
+    module: LoraModuleCall,
+    v: GPUBuffer,
+    y: GPUBuffer,
+  ): void {
+    const { packed } = step;
     const rows = packed.form === 'mbgmm' ? packed.numTiles : packed.numTokens;
     if (rows === 0 || packed.vLength === 0) return;
     const pipeline = this.ctx.pipelines.pipeline(
@@ -25,31 +34,34 @@ export class LoraExpandKernel {
       () => loadWgsl('lora_expand.wgsl'),
       packed.form,
     );
-    const out4 = packed.outFeatures / 4;
+    const out4 = module.outFeatures / 4;
     const per = pagesPerChunk(this.pool);
     const pageSize4 = this.pool.unitElements / 4;
+    const pagesPerRowB = Math.ceil(module.outFeatures / this.pool.unitElements);
     // mbgmv lanes own two vec4s 64 apart (halving page-table and v loads per output), mbgmm one.
     const blocksPerPage = Math.ceil(pageSize4 / (packed.form === 'mbgmv' ? 128 : 64));
-    const chunks = chunksHolding(this.pool, packed.words.subarray(packed.bPagesAt, packed.shrinkItemsAt));
-    for (const c of chunks) {
+    for (const c of packed.chunks) {
       const imm = Immediates.of([
         rows,
         out4,
         pageSize4,
-        packed.pagesPerRowB,
-        packed.bPagesAt,
+        pagesPerRowB,
         packed.tilesAt,
         c * per,
         per,
         blocksPerPage,
+        module.entry * SLOT_ENTRY_WORDS,
+        slots.slotWords,
       ]);
       const bindings = [
         { buffer: v },
-        { buffer: lora.buffer },
+        { buffer: step.buffer },
         { buffer: y },
         { buffer: this.pool.chunks[c] },
+        { buffer: slots.headers },
+        { buffer: slots.pageLists },
       ];
-      encodeDispatch(this.ctx, pass, pipeline, bindings, imm, packed.pagesPerRowB * blocksPerPage, rows);
+      encodeDispatch(this.ctx, pass, pipeline, bindings, imm, pagesPerRowB * blocksPerPage, rows);
     }
   }
 }

@@ -1,94 +1,114 @@
-import type { LoraBatch } from '../lora-batch.js';
-import { uploadBuffer } from './buffers.js';
-import type { WebGpuContext } from './device.js';
+import { NO_SLOT, type SlotInfo } from './adapter-slots.js';
 
 /** Tokens per MBGMM tile: each weight element loaded serves this many rows (registers, no barriers). */
 export const LORA_TILE = 4;
 
-/** Words per token in the packed description: rank, aOffset, bOffset, vOffset, scale bits. */
-const TOKEN_WORDS = 5;
+/** Words per token in the packed step: slot, vOffset. */
+const TOKEN_WORDS = 2;
 
 export type LoraForm = 'mbgmv' | 'mbgmm';
 
 /**
- * A LoraBatch packed into one u32 buffer for lora_shrink.wgsl / lora_expand.wgsl, with the
- * work lists of one form. Built once per step and (layer, module); the kernels read pages
- * through it, so nothing in it depends on a maximum rank.
+ * A step's LoRA work, the same for every layer and module: each token's adapter slot and where
+ * its shrink outputs start, plus the work lists of one form, packed in one u32 buffer for
+ * lora_shrink.wgsl / lora_expand.wgsl. The kernels find ranks, scales and pages in the
+ * adapter-slot table (adapter-slots.ts), so this is built and uploaded once per step, not per
+ * layer × module.
+ *
+ * A token gets its adapter's largest module rank of shrink outputs (v); a module of lower rank
+ * (PEFT's rank_pattern), or one the adapter skips, leaves the rest unused: its work items return
+ * at once. Nothing is padded to the batch's maximum rank.
  */
-export interface PackedLora {
+export interface StepLora {
   form: LoraForm;
   numTokens: number;
-  inFeatures: number;
-  outFeatures: number;
-  pagesPerRowA: number;
-  pagesPerRowB: number;
+  /** Length of the shrink output v: Σ over tokens of their adapter's largest rank. */
   vLength: number;
   words: Uint32Array;
-  aPagesAt: number;
-  bPagesAt: number;
-  shrinkItemsAt: number;
+  itemsAt: number;
   numShrinkItems: number;
   tilesAt: number;
   numTiles: number;
+  /** Per (layer · 7 + module) entry: 1 where some token's adapter has it, so the step dispatches it. */
+  touched: Uint8Array;
+  /** Pool chunks holding any page of the step's adapters (ascending). */
+  chunks: number[];
 }
 
-/** Runs of consecutive tokens sharing one adapter, cut into tiles of at most LORA_TILE tokens. */
-function adapterTiles(batch: LoraBatch): Array<[number, number]> {
+/** Runs of consecutive tokens sharing one slot, cut into tiles of at most LORA_TILE tokens. */
+function slotTiles(tokenSlots: ArrayLike<number>): Array<[number, number]> {
   const tiles: Array<[number, number]> = [];
   let t = 0;
-  while (t < batch.numTokens) {
-    const adapter = batch.tokenAdapter[t];
-    if (adapter < 0 || batch.rank[t] === 0) {
+  while (t < tokenSlots.length) {
+    const slot = tokenSlots[t];
+    if (slot === NO_SLOT) {
       t++;
       continue;
     }
     let end = t + 1;
-    while (end < batch.numTokens && end - t < LORA_TILE && batch.tokenAdapter[end] === adapter) end++;
+    while (end < tokenSlots.length && end - t < LORA_TILE && tokenSlots[end] === slot) end++;
     tiles.push([t, end - t]);
     t = end;
   }
   return tiles;
 }
 
-export function packLoraBatch(batch: LoraBatch, form: LoraForm): PackedLora {
-  const T = batch.numTokens;
-  if (batch.inFeatures % 4 !== 0 || batch.outFeatures % 4 !== 0)
-    throw new Error(`lora: features ${batch.inFeatures}→${batch.outFeatures} must be multiples of 4`);
-  const tiles = form === 'mbgmm' ? adapterTiles(batch) : [];
-  let numShrinkItems = batch.vLength;
+/**
+ * Packs a step from each token's slot (NO_SLOT: base model). `slotInfo` gives a slot's host
+ * facts; `entriesPerSlot` sizes `touched`.
+ */
+export function packStepLora(
+  tokenSlots: ArrayLike<number>,
+  slotInfo: (slot: number) => SlotInfo,
+  entriesPerSlot: number,
+  form: LoraForm,
+): StepLora {
+  const T = tokenSlots.length;
+  const seen = new Map<number, SlotInfo>();
+  const vOffset = new Uint32Array(T);
+  let v = 0;
+  for (let t = 0; t < T; t++) {
+    vOffset[t] = v;
+    const slot = tokenSlots[t];
+    if (slot === NO_SLOT) continue;
+    let info = seen.get(slot);
+    if (!info) {
+      info = slotInfo(slot);
+      seen.set(slot, info);
+    }
+    v += info.maxRank;
+  }
+  const touched = new Uint8Array(entriesPerSlot);
+  const chunkSet = new Set<number>();
+  for (const info of seen.values()) {
+    for (const e of info.entries) touched[e] = 1;
+    for (const c of info.chunks) chunkSet.add(c);
+  }
+  const rankOf = (t: number) => seen.get(tokenSlots[t])?.maxRank ?? 0;
+  const tiles = form === 'mbgmm' ? slotTiles(tokenSlots) : [];
+  let numShrinkItems = v;
   if (form === 'mbgmm') {
     numShrinkItems = 0;
-    for (const [t0] of tiles) numShrinkItems += batch.rank[t0];
+    for (const [t0] of tiles) numShrinkItems += rankOf(t0);
   }
-  const aPagesAt = T * TOKEN_WORDS;
-  const bPagesAt = aPagesAt + batch.aPages.length;
-  const shrinkItemsAt = bPagesAt + batch.bPages.length;
+  const itemsAt = T * TOKEN_WORDS;
   const itemWords = form === 'mbgmm' ? 3 : 1;
-  const tilesAt = shrinkItemsAt + numShrinkItems * itemWords;
+  const tilesAt = itemsAt + numShrinkItems * itemWords;
   const words = new Uint32Array(tilesAt + tiles.length * 2);
-  const scaleBits = new Uint32Array(batch.scale.buffer, batch.scale.byteOffset, T);
   for (let t = 0; t < T; t++) {
-    const o = t * TOKEN_WORDS;
-    words[o] = batch.rank[t];
-    words[o + 1] = batch.aOffset[t];
-    words[o + 2] = batch.bOffset[t];
-    words[o + 3] = batch.vOffset[t];
-    words[o + 4] = scaleBits[t];
+    words[t * TOKEN_WORDS] = tokenSlots[t];
+    words[t * TOKEN_WORDS + 1] = vOffset[t];
   }
-  words.set(batch.aPages, aPagesAt);
-  words.set(batch.bPages, bPagesAt);
-  let w = shrinkItemsAt;
+  let w = itemsAt;
   if (form === 'mbgmv') {
-    for (let t = 0; t < T; t++) for (let r = 0; r < batch.rank[t]; r++) words[w++] = t;
+    for (let t = 0; t < T; t++) for (let r = rankOf(t); r > 0; r--) words[w++] = t;
   } else {
-    for (const [t0, count] of tiles) {
-      for (let r = 0; r < batch.rank[t0]; r++) {
+    tiles.forEach(([t0, count], i) => {
+      for (let r = 0; r < rankOf(t0); r++) {
         words[w++] = t0;
         words[w++] = count;
         words[w++] = r;
       }
-    }
-    tiles.forEach(([t0, count], i) => {
       words[tilesAt + 2 * i] = t0;
       words[tilesAt + 2 * i + 1] = count;
     });
@@ -96,28 +116,27 @@ export function packLoraBatch(batch: LoraBatch, form: LoraForm): PackedLora {
   return {
     form,
     numTokens: T,
-    inFeatures: batch.inFeatures,
-    outFeatures: batch.outFeatures,
-    pagesPerRowA: batch.pagesPerRowA,
-    pagesPerRowB: batch.pagesPerRowB,
-    vLength: batch.vLength,
+    vLength: v,
     words,
-    aPagesAt,
-    bPagesAt,
-    shrinkItemsAt,
+    itemsAt,
     numShrinkItems,
     tilesAt,
     numTiles: tiles.length,
+    touched,
+    chunks: [...chunkSet].sort((a, b) => a - b),
   };
 }
 
-/** A packed batch with its words on the device. */
-export interface DeviceLora {
-  packed: PackedLora;
+/** A packed step with its words on the device. */
+export interface DeviceStepLora {
+  packed: StepLora;
   buffer: GPUBuffer;
 }
 
-export function uploadLoraBatch(ctx: WebGpuContext, batch: LoraBatch, form: LoraForm): DeviceLora {
-  const packed = packLoraBatch(batch, form);
-  return { packed, buffer: uploadBuffer(ctx, packed.words, `lora-${form}-batch`) };
+/** One (layer, module) a LoRA dispatch serves: where its entry sits in a slot, and its shape. */
+export interface LoraModuleCall {
+  /** The (layer, module)'s entry in a slot (slotEntry). */
+  entry: number;
+  inFeatures: number;
+  outFeatures: number;
 }

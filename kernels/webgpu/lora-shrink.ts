@@ -1,52 +1,76 @@
-import { chunksHolding, pagesPerChunk, type SplitBuffer } from './buffers.js';
+import { type AdapterSlotTable, SLOT_ENTRY_WORDS } from './adapter-slots.js';
+import { pagesPerChunk, type SplitBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
-import { encodeDispatch, Immediates, itemGrid } from './dispatch.js';
-import type { DeviceLora } from './lora-meta.js';
+import { encodeDispatch, Immediates, itemGrid, MAX_GROUPS_PER_DIM } from './dispatch.js';
+import type { DeviceStepLora, LoraModuleCall } from './lora-meta.js';
 import { loadWgsl } from './wgsl.js';
 
 /**
- * Launcher of lora_shrink.wgsl: v (packed, Σ rank f32) = per-token x · Aᵀ of its own adapter,
- * A rows gathered from `pool` pages. x: [T, inFeatures] f32. One dispatch per pool chunk that
- * holds any of the batch's A pages (one in all where the pool fits one binding).
+ * Launcher of lora_shrink.wgsl: v (Σ adapter rank f32) = per-token x · Aᵀ of its own adapter for
+ * one (layer, module), A rows gathered from `pool` pages through the adapter-slot table.
+ * x: [T, inFeatures] f32. One dispatch per pool chunk holding any page of the step's adapters
+ * (one in all where the pool fits one binding). Decode (MBGMV) on a hardware adapter runs the
+ * split-k entry (a workgroup per v element); a software adapter keeps the barrier-free one.
  */
 export class LoraShrinkKernel {
+  private readonly splitDecode: boolean;
+
   constructor(
     private readonly ctx: WebGpuContext,
     private readonly pool: SplitBuffer,
-  ) {}
+    options: { splitDecode?: boolean } = {},
+  ) {
+    this.splitDecode = options.splitDecode ?? !ctx.adapter.isFallbackAdapter;
+  }
 
-  encode(pass: GPUComputePassEncoder, lora: DeviceLora, x: GPUBuffer, v: GPUBuffer): void {
-    const { packed } = lora;
+  encode(
+    pass: GPUComputePassEncoder,
+    step: DeviceStepLora,
+    slots: AdapterSlotTable,
+    module: LoraModuleCall,
+    x: GPUBuffer,
+    v: GPUBuffer,
+  ): void {
+    const { packed } = step;
     if (packed.numShrinkItems === 0) return;
+    const split = packed.form === 'mbgmv' && this.splitDecode;
     const pipeline = this.ctx.pipelines.pipeline(
       'lora_shrink',
       'lora_shrink',
       () => loadWgsl('lora_shrink.wgsl'),
-      packed.form,
+      split ? 'mbgmv_split' : packed.form,
     );
-    const [gx, gy] = itemGrid(packed.numShrinkItems);
+    const [gx, gy] = split ? workgroupGrid(packed.numShrinkItems) : itemGrid(packed.numShrinkItems);
     const per = pagesPerChunk(this.pool);
-    const chunks = chunksHolding(this.pool, packed.words.subarray(packed.aPagesAt, packed.bPagesAt));
-    chunks.forEach((c, i) => {
+    packed.chunks.forEach((c, i) => {
       const imm = Immediates.of([
         packed.numShrinkItems,
-        packed.inFeatures / 4,
+        module.inFeatures / 4,
         this.pool.unitElements / 4,
-        packed.pagesPerRowA,
-        packed.aPagesAt,
-        packed.shrinkItemsAt,
+        Math.ceil(module.inFeatures / this.pool.unitElements),
+        packed.itemsAt,
         gx,
         c * per,
         per,
         i === 0 ? 0 : 1,
+        module.entry * SLOT_ENTRY_WORDS,
+        slots.slotWords,
       ]);
       const bindings = [
         { buffer: x },
-        { buffer: lora.buffer },
+        { buffer: step.buffer },
         { buffer: v },
         { buffer: this.pool.chunks[c] },
+        { buffer: slots.headers },
+        { buffer: slots.pageLists },
       ];
       encodeDispatch(this.ctx, pass, pipeline, bindings, imm, gx, gy);
     });
   }
+}
+
+/** A grid of one workgroup per item. */
+function workgroupGrid(items: number): [number, number] {
+  if (items <= MAX_GROUPS_PER_DIM) return [items, 1];
+  return [MAX_GROUPS_PER_DIM, Math.ceil(items / MAX_GROUPS_PER_DIM)];
 }

@@ -1,33 +1,45 @@
-// S-LoRA expand: y[t, o] += scale[t] · Σ_r v[vOffset[t] + r] · Bᵀ_r[o], every token reading its
-// own adapter's Bᵀ rank-rows from pool pages. One invocation owns 4 consecutive outputs (a vec4)
-// of one token (mbgmv) or of a tile of ≤ 4 consecutive tokens sharing an adapter (mbgmm),
-// looping over exactly that adapter's rank: no padding to a maximum rank. Where the pool spans
-// several bindings, one dispatch per chunk adds the rank-rows whose pages lie in it.
+// S-LoRA expand: y[t, o] += scale · Σ_r v[vOffset[t] + r] · Bᵀ_r[o], every token reading its own
+// adapter's Bᵀ rank-rows from pool pages. One invocation owns 4 consecutive outputs (a vec4) of
+// one token (mbgmv) or of a tile of ≤ 4 consecutive tokens sharing an adapter (mbgmm), looping
+// over exactly this module's rank of that adapter: no padding to a maximum rank. Where the pool
+// spans several bindings, one dispatch per chunk adds the rank-rows whose pages lie in it.
 //
 // A workgroup covers 64 vec4s inside one page of the output row, so which page it reads, the
-// rank and v are the same for all its lanes: the page-table lookups are uniform loads, not
-// per-lane gathers (that made the gather kernel slower than the padded one at uniform rank).
+// rank and v are the same for all its lanes: the slot-table and page lookups are uniform loads,
+// not per-lane gathers (that made the gather kernel slower than the padded one at uniform rank).
 //
-// batch: as lora_shrink.wgsl (5 words per token from 0), bPages from p.bPagesAt, and for mbgmm
-// tiles of two words (first token, tokens in tile) from p.tilesAt.
+// tokens: as lora_shrink.wgsl ({slot, vOffset} per token from 0), and for mbgmm tiles of two
+// words (first token, tokens in tile) from p.tilesAt. Rank, scale and B pages: the slot table,
+// as lora_shrink.wgsl reads it.
 
 struct Params {
   numRows: u32,
   out4: u32,
   pageSize4: u32,
   pagesPerRowB: u32,
-  bPagesAt: u32,
   tilesAt: u32,
   chunkStart: u32,
   chunkPages: u32,
   blocksPerPage: u32,
+  entry: u32,
+  slotWords: u32,
 }
 var<immediate> p: Params;
 
 @group(0) @binding(0) var<storage, read> v: array<f32>;
-@group(0) @binding(1) var<storage, read> batch: array<u32>;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> pool: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> slots: array<u32>;
+@group(0) @binding(5) var<storage, read> slotPages: array<u32>;
+
+/** Page i of the block a pages ref names (top bit: consecutive pages from the low bits). */
+fn page_at(block: u32, i: u32) -> u32 {
+  if ((block & 0x80000000u) != 0u) {
+    return (block & 0x7fffffffu) + i;
+  }
+  return slotPages[block + i];
+}
 
 /** (page of the output row, first vec4 inside it) of this lane; the lane also owns vec4 + 64. */
 fn place(wg: vec3<u32>, lane: u32) -> vec2<u32> {
@@ -44,19 +56,24 @@ fn mbgmv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   if (within >= p.pageSize4 || o4 >= p.out4 || t >= p.numRows) {
     return;
   }
-  let rank = batch[t * 5u];
+  let slot = tokens[t * 2u];
+  if (slot == 0xffffffffu) {
+    return;
+  }
+  let e = slot * p.slotWords + p.entry;
+  let rank = slots[e];
   if (rank == 0u) {
     return;
   }
   // The second vec4 re-reads the first where it falls past the page or the row, unwritten.
   let second = select(0u, 64u, within + 64u < p.pageSize4 && o4 + 64u < p.out4);
-  let firstPage = p.bPagesAt + batch[t * 5u + 2u] + at.x;
-  let vOff = batch[t * 5u + 3u];
+  let bRef = slots[e + 3u];
+  let vOff = tokens[t * 2u + 1u];
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
   var touched = false;
   for (var r = 0u; r < rank; r++) {
-    let local = batch[firstPage + r * p.pagesPerRowB] - p.chunkStart;
+    let local = page_at(bRef, r * p.pagesPerRowB + at.x) - p.chunkStart;
     if (local < p.chunkPages) {
       let vr = v[vOff + r];
       let base = local * p.pageSize4 + within;
@@ -66,7 +83,7 @@ fn mbgmv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   if (touched) {
-    let scale = bitcast<f32>(batch[t * 5u + 4u]);
+    let scale = bitcast<f32>(slots[e + 1u]);
     y[t * p.out4 + o4] += scale * acc0;
     if (second != 0u) {
       y[t * p.out4 + o4 + 64u] += scale * acc1;
@@ -83,21 +100,22 @@ fn mbgmm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   if (within >= p.pageSize4 || o4 >= p.out4 || tile >= p.numRows) {
     return;
   }
-  let t0 = batch[p.tilesAt + tile * 2u];
-  let count = batch[p.tilesAt + tile * 2u + 1u];
-  let rank = batch[t0 * 5u];
-  let firstPage = p.bPagesAt + batch[t0 * 5u + 2u] + at.x;
-  let v0 = batch[t0 * 5u + 3u];
-  let v1 = batch[(t0 + min(1u, count - 1u)) * 5u + 3u];
-  let v2 = batch[(t0 + min(2u, count - 1u)) * 5u + 3u];
-  let v3 = batch[(t0 + min(3u, count - 1u)) * 5u + 3u];
+  let t0 = tokens[p.tilesAt + tile * 2u];
+  let count = tokens[p.tilesAt + tile * 2u + 1u];
+  let e = tokens[t0 * 2u] * p.slotWords + p.entry;
+  let rank = slots[e];
+  let bRef = slots[e + 3u];
+  let v0 = tokens[t0 * 2u + 1u];
+  let v1 = tokens[(t0 + min(1u, count - 1u)) * 2u + 1u];
+  let v2 = tokens[(t0 + min(2u, count - 1u)) * 2u + 1u];
+  let v3 = tokens[(t0 + min(3u, count - 1u)) * 2u + 1u];
   var a0 = vec4<f32>(0.0);
   var a1 = vec4<f32>(0.0);
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
   var touched = false;
   for (var r = 0u; r < rank; r++) {
-    let local = batch[firstPage + r * p.pagesPerRowB] - p.chunkStart;
+    let local = page_at(bRef, r * p.pagesPerRowB + at.x) - p.chunkStart;
     if (local >= p.chunkPages) {
       continue;
     }
@@ -111,7 +129,7 @@ fn mbgmm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   if (!touched) {
     return;
   }
-  let scale = bitcast<f32>(batch[t0 * 5u + 4u]);
+  let scale = bitcast<f32>(slots[e + 1u]);
   var accs = array<vec4<f32>, 4>(a0, a1, a2, a3);
   for (var j = 0u; j < count; j++) {
     let at = (t0 + j) * p.out4 + o4;

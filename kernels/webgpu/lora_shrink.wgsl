@@ -1,38 +1,64 @@
 // S-LoRA shrink: v[vOffset[t] + r] = Σ_k x[t, k] · A_r[k], every token gathering its own
-// adapter's rank-rows of A from pool pages (layout: kernels/lora-batch.ts). Nothing is padded
-// to a maximum rank: each invocation is one real (token tile, rank-row) item.
+// adapter's rank-rows of A from pool pages (layout: memory/adapter-layout.ts). Nothing is padded
+// to a maximum rank: each invocation is one (token tile, rank-row) of the token's adapter.
+//
+// Ranks, scales and pages come from the adapter-slot table (adapter-slots.ts), written once per
+// adapter placement: entry p.entry of slot s holds {rank, scale bits, A ref, B ref} at
+// slots[s · p.slotWords + p.entry]; a ref with the top bit set is the first of consecutive
+// pages, otherwise an offset into slotPages. The per-step buffer `tokens` is the same for every
+// layer and module (lora-meta.ts): per token {slot, vOffset} from 0, then work items from
+// p.itemsAt:
+//   mbgmv: one word per v element: its token (the rank-row is the element minus vOffset);
+//   mbgmm: three words (first token, tokens in tile ≤ 4, rank-row) per item, the tile's tokens
+//          consecutive and sharing one adapter, so each A element loaded serves 4 rows.
+// Items run to the adapter's largest module rank; rows past this module's rank return at once.
+//
+// mbgmv_split is mbgmv for hardware adapters: one workgroup per v element, its 64 lanes splitting
+// the dot product (coalesced reads of the A row and of x), partials summed in workgroup memory.
+// mbgmv gives one invocation a whole 2048-long dot product: at decode that is a few thousand
+// invocations, too few to fill a GPU (82 µs for 64 tokens × rank 16 on an H200).
 //
 // The pool may span several bindings; one dispatch sees one chunk (pages [chunkStart,
 // chunkStart + chunkPages)) and adds the part of each dot product whose pages lie in it. The
 // first dispatch of a step assigns v, later ones add to it.
-//
-// batch (u32): per token 5 words {rank, aOffset, bOffset, vOffset, scale bits} from 0, then
-// aPages from p.aPagesAt, then work items from p.itemsAt:
-//   mbgmv: one word per v element: its token (the rank-row is the element minus vOffset);
-//   mbgmm: three words (first token, tokens in tile ≤ 4, rank-row) per item, the tile's tokens
-//          consecutive and sharing one adapter, so each A element loaded serves 4 rows.
 
 struct Params {
   numItems: u32,
   inF4: u32,
   pageSize4: u32,
   pagesPerRowA: u32,
-  aPagesAt: u32,
   itemsAt: u32,
   groupsX: u32,
   chunkStart: u32,
   chunkPages: u32,
   accumulate: u32,
+  entry: u32,
+  slotWords: u32,
 }
 var<immediate> p: Params;
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> batch: array<u32>;
+@group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;
 @group(0) @binding(3) var<storage, read> pool: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> slots: array<u32>;
+@group(0) @binding(5) var<storage, read> slotPages: array<u32>;
 
 fn item_index(gid: vec3<u32>) -> u32 {
   return gid.y * p.groupsX * 64u + gid.x;
+}
+
+/** Word of token t's adapter's entry for this (layer, module) in the slot table. */
+fn entry_of(t: u32) -> u32 {
+  return tokens[t * 2u] * p.slotWords + p.entry;
+}
+
+/** Page i of the block a pages ref names. */
+fn page_at(block: u32, i: u32) -> u32 {
+  if ((block & 0x80000000u) != 0u) {
+    return (block & 0x7fffffffu) + i;
+  }
+  return slotPages[block + i];
 }
 
 /** vec4 index of `page` inside the bound chunk, or 0xffffffff when the page lies elsewhere. */
@@ -58,13 +84,18 @@ fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (i >= p.numItems) {
     return;
   }
-  let t = batch[p.itemsAt + i];
-  let r = i - batch[t * 5u + 3u];
-  let firstPage = p.aPagesAt + batch[t * 5u + 1u] + r * p.pagesPerRowA;
+  let t = tokens[p.itemsAt + i];
+  let r = i - tokens[t * 2u + 1u];
+  let e = entry_of(t);
+  if (r >= slots[e]) {
+    return;
+  }
+  let aRef = slots[e + 2u];
+  let firstPage = r * p.pagesPerRowA;
   let xBase = t * p.inF4;
   var acc = vec4<f32>(0.0);
   for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
-    let base = chunk_base(batch[firstPage + pg]);
+    let base = chunk_base(page_at(aRef, firstPage + pg));
     if (base == 0xffffffffu) {
       continue;
     }
@@ -77,16 +108,64 @@ fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
   store(i, acc.x + acc.y + acc.z + acc.w);
 }
 
+var<workgroup> partial: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn mbgmv_split(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  // One item per workgroup; no early return before the barriers: every lane must reach them.
+  let i = group.y * p.groupsX + group.x;
+  var acc = vec4<f32>(0.0);
+  var live = false;
+  if (i < p.numItems) {
+    let t = tokens[p.itemsAt + i];
+    let r = i - tokens[t * 2u + 1u];
+    let e = entry_of(t);
+    if (r < slots[e]) {
+      live = true;
+      let aRef = slots[e + 2u];
+      let firstPage = r * p.pagesPerRowA;
+      let xBase = t * p.inF4;
+      for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
+        let base = chunk_base(page_at(aRef, firstPage + pg));
+        if (base == 0xffffffffu) {
+          continue;
+        }
+        let k0 = pg * p.pageSize4;
+        let n = min(p.pageSize4, p.inF4 - k0);
+        for (var j = lane; j < n; j += 64u) {
+          acc += x[xBase + k0 + j] * pool[base + j];
+        }
+      }
+    }
+  }
+  partial[lane] = acc.x + acc.y + acc.z + acc.w;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride /= 2u) {
+    if (lane < stride) {
+      partial[lane] += partial[lane + stride];
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u && live) {
+    store(i, partial[0]);
+  }
+}
+
 @compute @workgroup_size(64)
 fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
   let i = item_index(gid);
   if (i >= p.numItems) {
     return;
   }
-  let t0 = batch[p.itemsAt + i * 3u];
-  let count = batch[p.itemsAt + i * 3u + 1u];
-  let r = batch[p.itemsAt + i * 3u + 2u];
-  let firstPage = p.aPagesAt + batch[t0 * 5u + 1u] + r * p.pagesPerRowA;
+  let t0 = tokens[p.itemsAt + i * 3u];
+  let count = tokens[p.itemsAt + i * 3u + 1u];
+  let r = tokens[p.itemsAt + i * 3u + 2u];
+  let e = entry_of(t0);
+  if (r >= slots[e]) {
+    return;
+  }
+  let aRef = slots[e + 2u];
+  let firstPage = r * p.pagesPerRowA;
   // Rows past the tile's end re-read its last row (always valid) and are never written.
   let x0 = t0 * p.inF4;
   let x1 = (t0 + min(1u, count - 1u)) * p.inF4;
@@ -97,7 +176,7 @@ fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
   for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
-    let base = chunk_base(batch[firstPage + pg]);
+    let base = chunk_base(page_at(aRef, firstPage + pg));
     if (base == 0xffffffffu) {
       continue;
     }
@@ -119,6 +198,6 @@ fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
     a3.x + a3.y + a3.z + a3.w,
   );
   for (var j = 0u; j < count; j++) {
-    store(batch[(t0 + j) * 5u + 3u] + r, sums[j]);
+    store(tokens[(t0 + j) * 2u + 1u] + r, sums[j]);
   }
 }

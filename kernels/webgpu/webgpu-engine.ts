@@ -12,9 +12,11 @@ import {
   logitRows,
   logitTokenIndices,
   type RowSampling,
+  type SampledStep,
   type StepPlan,
 } from '../engine.js';
-import { buildLoraBatch } from '../lora-batch.js';
+import { collectLogprobs, sampleInParts, widenForLogprobs } from '../logprob-rows.js';
+import { AdapterSlotTable, slotEntry } from './adapter-slots.js';
 import {
   createSplitBuffer,
   destroySplit,
@@ -27,8 +29,8 @@ import { createWebGpuContext, type WebGpuContext, WebGpuOutOfMemoryError } from 
 import { type DeviceModel, destroyModel, uploadModel } from './device-model.js';
 import { EmbedKernel } from './embed.js';
 import { type DeviceWeight, GemmKernel, type WeightLayout } from './gemm.js';
+import { LogprobsKernel, logprobRecordWords, packLogprobRequests, unpackLogprobRecord } from './logprobs.js';
 import { LoraExpandKernel } from './lora-expand.js';
-import { packLoraBatch } from './lora-meta.js';
 import { LoraShrinkKernel } from './lora-shrink.js';
 import {
   attentionChunkPairs,
@@ -59,6 +61,8 @@ export interface WebGpuEngineOptions {
   maxChunkBytes?: number;
   /** Device layout of linear weights (see gemm.wgsl); default HF's out-in. */
   weightLayout?: WeightLayout;
+  /** Logit rows one submit computes (tests force splitting with it); default what one scratch buffer holds. */
+  maxLogitRows?: number;
 }
 
 /**
@@ -80,7 +84,11 @@ export class WebGpuEngine implements Engine {
   private readonly shrink: LoraShrinkKernel;
   private readonly expand: LoraExpandKernel;
   private readonly sampler: SampleKernel;
+  private readonly logprobs: LogprobsKernel;
+  /** Resident adapters' page tables on the device, written by writeAdapter and releaseAdapter only. */
+  readonly adapterSlots: AdapterSlotTable;
   private readonly maxScratchBytes: number;
+  private readonly maxLogitRows: number;
   private closed = false;
 
   private constructor(
@@ -91,12 +99,20 @@ export class WebGpuEngine implements Engine {
     readonly pool: PagePool,
     config: LlamaConfig,
     maxScratchBytes: number | undefined,
+    maxLogitRows: number | undefined,
   ) {
     this.config = config;
     this.maxScratchBytes = Math.min(
       maxScratchBytes ?? Number.POSITIVE_INFINITY,
       ctx.limits.maxBufferSize,
       ctx.maxBindingBytes,
+    );
+    this.maxLogitRows = Math.max(
+      1,
+      Math.min(
+        maxLogitRows ?? Number.POSITIVE_INFINITY,
+        Math.floor(this.maxScratchBytes / (config.vocabSize * 4)),
+      ),
     );
     this.kvLayout = kvLayout(config);
     this.scratch = new ScratchBuffers(ctx);
@@ -117,6 +133,8 @@ export class WebGpuEngine implements Engine {
     this.shrink = new LoraShrinkKernel(ctx, storage);
     this.expand = new LoraExpandKernel(ctx, storage);
     this.sampler = new SampleKernel(ctx);
+    this.logprobs = new LogprobsKernel(ctx);
+    this.adapterSlots = new AdapterSlotTable(ctx, storage, config.numLayers);
   }
 
   static async create(
@@ -159,6 +177,7 @@ export class WebGpuEngine implements Engine {
       pool,
       config,
       options.maxScratchBytes,
+      options.maxLogitRows,
     );
   }
 
@@ -173,17 +192,43 @@ export class WebGpuEngine implements Engine {
   /**
    * A step that samples on the device and reads back one token id per logit row (in the order
    * step() returns rows) instead of the logits: `sampling[i]` is row i's settings and uniform.
+   * Log-probabilities the sequences ask for are computed on the device too (logprobs.wgsl, from
+   * the logits sample.wgsl drew from), and only their k values per row come back. Prompt rows
+   * (SequenceStep.logprobs.promptTargets) get logits and are scored, never sampled. A step whose
+   * rows' logits would not fit one buffer (a long prompt scored) runs as several submits.
    */
-  async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<Int32Array> {
-    const bytes = await this.submitStep(plan, ({ pass, numRows, logits }) => {
-      if (sampling.length !== numRows)
-        throw new Error(`sampleStep: ${sampling.length} settings for ${numRows} rows`);
+  async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep> {
+    if (sampling.length !== logitRows(plan))
+      throw new Error(`sampleStep: ${sampling.length} settings for ${logitRows(plan)} rows`);
+    return sampleInParts(plan, sampling, this.maxLogitRows, (part, rows) => this.sampleRows(part, rows));
+  }
+
+  /** sampleStep for a plan whose widened rows fit one logits buffer. */
+  private async sampleRows(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep> {
+    const { wide, rows } = widenForLogprobs(plan);
+    const maxTopK = rows.reduce((most, r) => (r.topK === null ? most : Math.max(most, r.topK)), -1);
+    const stride = maxTopK < 0 ? 1 : logprobRecordWords(maxTopK);
+    const settings = rows.map((r) => (r.sampleRow >= 0 ? sampling[r.sampleRow] : PROMPT_ROW_SAMPLING));
+    const bytes = await this.submitStep(wide, ({ pass, numRows, logits }) => {
+      const vocab = this.config.vocabSize;
       const ids = this.scratchBuffer('sampled', Math.max(1, numRows) * 4);
-      const settings = this.scratchUpload('sample-settings', packSampling(sampling));
-      if (numRows > 0) this.sampler.encode(pass, logits, numRows, this.config.vocabSize, settings, ids);
-      return { source: ids, bytes: numRows * 4 };
+      const settingsBuffer = this.scratchUpload('sample-settings', packSampling(settings));
+      if (numRows > 0) this.sampler.encode(pass, logits, numRows, vocab, settingsBuffer, ids);
+      if (maxTopK < 0) return { source: ids, bytes: numRows * 4 };
+      const requests = this.scratchUpload('logprob-requests', packLogprobRequests(rows));
+      const records = this.scratchBuffer('logprob-records', Math.max(1, numRows) * stride * 4);
+      if (numRows > 0) this.logprobs.encode(pass, logits, numRows, vocab, requests, ids, stride, records);
+      return { source: records, bytes: numRows * stride * 4 };
     });
-    return new Int32Array(bytes);
+    const words = new Uint32Array(bytes);
+    const tokens = new Int32Array(sampling.length);
+    rows.forEach((r, w) => {
+      if (r.sampleRow >= 0) tokens[r.sampleRow] = words[w * stride];
+    });
+    const scored = collectLogprobs(plan, rows, (w) =>
+      unpackLogprobRecord(words, w, stride, rows[w].topK ?? 0),
+    );
+    return { tokens, ...scored };
   }
 
   fatalFailure(): EngineFailure | null {
@@ -226,7 +271,7 @@ export class WebGpuEngine implements Engine {
   /** Records the whole forward pass of `plan` into one open compute pass, logits last. */
   private encodeForward(plan: StepPlan): ForwardPass {
     const { config, model, ctx } = this;
-    const state = prepareStep(plan, (name, data) => this.scratchUpload(name, data));
+    const state = prepareStep(plan, this.adapterSlots, (name, data) => this.scratchUpload(name, data));
     const T = state.batch.numTokens;
     const H = config.hiddenSize;
     const rows = logitTokenIndices(plan);
@@ -243,7 +288,7 @@ export class WebGpuEngine implements Engine {
     const logits = this.scratchBuffer('logits', Math.max(1, rows.length) * config.vocabSize * 4);
     // Grown once, before any dispatch records it: a buffer replaced mid-pass would be destroyed
     // under dispatches already recorded, and Dawn rejects the whole submit.
-    if (state.anyAdapter) this.scratchBuffer('lora-v', Math.max(1, state.maxLoraV) * 4);
+    if (state.lora) this.scratchBuffer('lora-v', Math.max(1, state.lora.packed.vLength) * 4);
 
     const encoder = ctx.device.createCommandEncoder({ label: 'step' });
     const pass = encoder.beginComputePass({ label: 'step' });
@@ -274,7 +319,8 @@ export class WebGpuEngine implements Engine {
   /**
    * One writeBuffer per run of consecutive pages (an adapter the pool placed contiguously is one
    * copy), not one per page: the registry loads adapters while steps run, and each write is a
-   * separate staging copy in Dawn.
+   * separate staging copy in Dawn. Then the adapter's slot: its page table, written once here.
+   * Both go through the queue, behind any step already submitted.
    */
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
     this.assertOpen();
@@ -304,6 +350,12 @@ export class WebGpuEngine implements Engine {
       slot++;
     });
     flush();
+    this.adapterSlots.place(layout);
+  }
+
+  /** The adapter's pages are about to be freed: its slot goes (a step naming it afterwards fails clearly). */
+  releaseAdapter(layout: AdapterLayout): void {
+    if (!this.closed) this.adapterSlots.release(layout);
   }
 
   async close(): Promise<void> {
@@ -314,6 +366,7 @@ export class WebGpuEngine implements Engine {
     this.rope.destroy();
     this.attention.destroy();
     this.sampler.destroy();
+    this.adapterSlots.destroy();
     destroyModel(this.ctx, this.model);
     destroySplit(this.ctx, this.storage);
     if (this.ownsContext) this.ctx.destroy();
@@ -374,21 +427,22 @@ export class WebGpuEngine implements Engine {
   ): void {
     const T = state.batch.numTokens;
     this.gemm.encode(pass, x, T, this.model.layers[layer].linear[module], y);
-    if (!state.anyAdapter) return;
-    const { inFeatures, outFeatures } = moduleShape(this.config, module);
-    const batch = buildLoraBatch(state.adapters, layer, module, inFeatures, outFeatures, this.pool.pageSize);
-    if (batch.numAdapters === 0) return;
-    const packed = packLoraBatch(batch, state.loraForm);
-    const lora = { packed, buffer: this.scratchUpload(`lora:${layer}:${module}`, packed.words) };
-    const v = this.scratchBuffer('lora-v', Math.max(1, batch.vLength) * 4);
-    this.shrink.encode(pass, lora, x, v);
-    this.expand.encode(pass, lora, v, y);
+    const { lora } = state;
+    const entry = slotEntry(layer, module);
+    if (!lora?.packed.touched[entry]) return;
+    const call = { entry, ...moduleShape(this.config, module) };
+    const v = this.scratchBuffer('lora-v', Math.max(1, lora.packed.vLength) * 4);
+    this.shrink.encode(pass, lora, this.adapterSlots, call, x, v);
+    this.expand.encode(pass, lora, this.adapterSlots, call, v, y);
   }
 
   private assertOpen(): void {
     if (this.closed) throw new Error('webgpu engine is closed');
   }
 }
+
+/** Prompt rows are scored, not sampled: the cheapest setting (argmax) fills their slot in sample.wgsl. */
+const PROMPT_ROW_SAMPLING: RowSampling = { temperature: 0, topK: 0, topP: 1, uniform: 0 };
 
 /** A step's forward pass, recorded into an open pass, with where its logits will be. */
 interface ForwardPass {

@@ -1,18 +1,34 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { notSupported } from '../api-error.js';
+import type { TokenLogprobs } from '../../kernels/logprobs.js';
+import { invalidRequest, notSupported } from '../api-error.js';
 import { chatPromptTokens } from '../chat-prompt.js';
+import { checkNumTop, type LogprobsAsked } from '../logprobs.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
-import { serveCompletion } from '../serve-completion.js';
+import { type ChoiceView, serveCompletion } from '../serve-completion.js';
 
 function checkUnsupported(body: ChatCompletionRequest): void {
-  if (body.logprobs) throw notSupported('logprobs', 'logprobs');
-  if (body.top_logprobs) throw notSupported('top_logprobs', 'top_logprobs');
   if (Array.isArray(body.tools) ? body.tools.length > 0 : body.tools != null)
     throw notSupported('tools', 'Tool calling');
   if (body.functions != null) throw notSupported('functions', 'Function calling');
   if (body.tool_choice != null && body.tool_choice !== 'none')
     throw notSupported('tool_choice', 'tool_choice');
+}
+
+/** `logprobs: true` scores each sampled token; `top_logprobs: k` (0..20) lists k top tokens beside it (OpenAI's rule: only with logprobs). */
+function logprobsAsked(body: ChatCompletionRequest): LogprobsAsked {
+  const top = body.top_logprobs ?? 0;
+  if (!body.logprobs && top > 0)
+    throw invalidRequest('top_logprobs needs logprobs set to true.', 'top_logprobs');
+  return { numTop: body.logprobs ? checkNumTop(top, 'top_logprobs') : null, prompt: false };
+}
+
+function chatLogprobs(
+  view: ChoiceView,
+  tokenIds: readonly number[],
+  scores: readonly TokenLogprobs[] | undefined,
+) {
+  return view.logprobs ? view.logprobs.chat(tokenIds, scores ?? []) : null;
 }
 
 export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
@@ -34,10 +50,11 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           return [chatPromptTokens(stack, body.model, body.messages)];
         },
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
+        logprobsAsked,
         defaultMaxTokens: null,
-        choice: (outcome) => ({
+        choice: (outcome, view) => ({
           message: { role: 'assistant' as const, content: outcome.text },
-          logprobs: null,
+          logprobs: chatLogprobs(view, outcome.tokenIds, outcome.logprobs),
           finish_reason: outcome.finishReason,
           stop_reason: outcome.stop_reason,
         }),
@@ -47,10 +64,10 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           logprobs: null,
           finish_reason: null,
         }),
-        deltaChoice: (index, delta, stopReason) => ({
+        deltaChoice: (index, delta, stopReason, view) => ({
           index,
           delta: delta.text ? { content: delta.text } : {},
-          logprobs: null,
+          logprobs: chatLogprobs(view, delta.tokenIds, delta.logprobs),
           finish_reason: delta.finishReason,
           stop_reason: stopReason,
         }),

@@ -1,10 +1,13 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest, notSupported } from '../api-error.js';
+import type { FinishedChoice } from '../generation.js';
+import { type CompletionLogprobs, checkNumTop, type LogprobsAsked } from '../logprobs.js';
 import { checkPromptChars } from '../request-limits.js';
 import { checkTokenIds } from '../sampling-params.js';
 import { type CompletionRequest, CompletionRequestSchema } from '../schemas/completion-request.js';
 import { CompletionResponseSchema, errorResponses } from '../schemas/responses.js';
-import { serveCompletion } from '../serve-completion.js';
+import { type ChoiceView, serveCompletion } from '../serve-completion.js';
 import type { ServingStack } from '../serving-stack.js';
 
 /** OpenAI's (and vLLM's) default for /v1/completions when max_tokens is left out. */
@@ -36,10 +39,44 @@ function promptsTokens(stack: ServingStack, prompt: CompletionRequest['prompt'])
 }
 
 function checkUnsupported(body: CompletionRequest): void {
-  if (body.logprobs !== undefined && body.logprobs !== null) throw notSupported('logprobs', 'logprobs');
-  if (body.echo) throw notSupported('echo', 'echo');
   if (body.suffix) throw notSupported('suffix', 'suffix');
   if (body.best_of && body.best_of !== (body.n ?? 1)) throw notSupported('best_of', 'best_of other than n');
+}
+
+/** `logprobs: k` (0..20) lists k top tokens beside each sampled one; with `echo`, the prompt's too. */
+function logprobsAsked(body: CompletionRequest): LogprobsAsked {
+  const numTop = body.logprobs == null ? null : checkNumTop(body.logprobs, 'logprobs');
+  return { numTop, prompt: numTop !== null && body.echo === true };
+}
+
+/** The prompt's text as echo returns it: the string the client sent, or its token ids decoded. */
+function echoText(body: CompletionRequest, view: ChoiceView): string {
+  const prompt = body.prompt;
+  const single = Array.isArray(prompt) && typeof prompt[0] !== 'number' ? prompt[view.promptIndex] : prompt;
+  return typeof single === 'string' ? single : view.tokenizer.decode(view.promptTokens);
+}
+
+/**
+ * The prompt's entries of an echoed choice's `logprobs`: its first token has no logprob (nothing
+ * comes before it), the others the scores the engine gave them (vLLM's prompt_logprobs).
+ */
+function promptEntries(view: ChoiceView, scored: readonly TokenLogprobs[] | null) {
+  const scores: Array<TokenLogprobs | null> = [null, ...(scored ?? [])];
+  while (scores.length < view.promptTokens.length) scores.push(null);
+  return { tokenIds: view.promptTokens, scores };
+}
+
+/** A choice's (or one streamed delta's) `logprobs`, echoed prompt first where asked. */
+function completionLogprobs(
+  body: CompletionRequest,
+  view: ChoiceView,
+  out: Pick<FinishedChoice, 'tokenIds' | 'logprobs' | 'promptLogprobs'>,
+  withPrompt: boolean,
+): CompletionLogprobs | null {
+  if (!view.logprobs) return null;
+  const prompt =
+    withPrompt && body.echo ? promptEntries(view, out.promptLogprobs) : { tokenIds: [], scores: [] };
+  return view.logprobs.completion([...prompt.tokenIds, ...out.tokenIds], [...prompt.scores, ...out.logprobs]);
 }
 
 export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
@@ -61,17 +98,27 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           return promptsTokens(stack, body.prompt);
         },
         requestedMaxTokens: (body) => body.max_tokens ?? null,
+        logprobsAsked,
         defaultMaxTokens: DEFAULT_COMPLETION_TOKENS,
-        choice: (outcome) => ({
-          text: outcome.text,
-          logprobs: null,
+        choice: (outcome, view) => ({
+          text: (request.body.echo ? echoText(request.body, view) : '') + outcome.text,
+          logprobs: completionLogprobs(request.body, view, outcome, true),
           finish_reason: outcome.finishReason,
           stop_reason: outcome.stop_reason,
         }),
-        deltaChoice: (index, delta, stopReason) => ({
+        deltaChoice: (index, delta, stopReason, view) => ({
           index,
-          text: delta.text,
-          logprobs: null,
+          text: (request.body.echo && view.isFirstDelta ? echoText(request.body, view) : '') + delta.text,
+          logprobs: completionLogprobs(
+            request.body,
+            view,
+            {
+              tokenIds: delta.tokenIds,
+              logprobs: delta.logprobs ?? [],
+              promptLogprobs: delta.promptLogprobs ?? null,
+            },
+            view.isFirstDelta,
+          ),
           finish_reason: delta.finishReason,
           stop_reason: stopReason,
         }),

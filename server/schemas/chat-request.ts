@@ -18,7 +18,7 @@ export const ChatCompletionRequestSchema = Type.Object(
     ...samplingFields,
     messages: Type.Array(ChatMessageSchema),
     max_completion_tokens: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
-    /** Only null/false are supported; the route says so for anything else. */
+    /** Score each sampled token; top_logprobs (0..20, only with logprobs) lists the most likely beside it. */
     logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
     top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
     /** Not supported; declared so the route can say so instead of silently ignoring them. */

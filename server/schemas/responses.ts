@@ -25,6 +25,27 @@ const Usage = Type.Object({
 });
 
 const FinishReason = Type.Union([Type.String(), Type.Null()]);
+
+/** /v1/completions' `logprobs` (server/logprobs.ts): null entries are echo's first prompt token. */
+export const CompletionLogprobsSchema = Type.Object({
+  tokens: Type.Array(Type.String()),
+  token_logprobs: Type.Array(Type.Union([Type.Number(), Type.Null()])),
+  top_logprobs: Type.Array(Type.Union([Type.Record(Type.String(), Type.Number()), Type.Null()])),
+  text_offset: Type.Array(Type.Integer()),
+});
+
+const ChatTokenLogprob = {
+  token: Type.String(),
+  logprob: Type.Number(),
+  bytes: Type.Union([Type.Array(Type.Integer()), Type.Null()]),
+};
+
+/** /v1/chat/completions' `logprobs`. */
+export const ChatLogprobsSchema = Type.Object({
+  content: Type.Array(
+    Type.Object({ ...ChatTokenLogprob, top_logprobs: Type.Array(Type.Object(ChatTokenLogprob)) }),
+  ),
+});
 /** vLLM's: the stop string or stop token id that ended the choice, else null. */
 const StopReason = Type.Union([Type.String(), Type.Integer(), Type.Null()]);
 /** OpenAI's backend fingerprint; null as vLLM leaves it. */
@@ -40,7 +61,7 @@ export const CompletionResponseSchema = Type.Object({
     Type.Object({
       index: Type.Integer(),
       text: Type.String(),
-      logprobs: Type.Null(),
+      logprobs: Type.Union([CompletionLogprobsSchema, Type.Null()]),
       finish_reason: FinishReason,
       stop_reason: StopReason,
     }),
@@ -58,7 +79,7 @@ export const ChatCompletionResponseSchema = Type.Object({
     Type.Object({
       index: Type.Integer(),
       message: Type.Object({ role: Type.Literal('assistant'), content: Type.String() }),
-      logprobs: Type.Null(),
+      logprobs: Type.Union([ChatLogprobsSchema, Type.Null()]),
       finish_reason: FinishReason,
       stop_reason: StopReason,
     }),

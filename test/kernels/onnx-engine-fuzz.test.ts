@@ -19,7 +19,8 @@ describe('onnx engine on random plans', () => {
     const ref = referenceHarness(weights, 3000, seed);
     const onnx = await OnnxEngine.create(weights, ref.pool, { threads: 1, maxChunkTokens: 8 });
     try {
-      const adapters = [2, 5, 11].map((rank, i) => {
+      // Rank 37 beside 2, 5 and 11: gathered (the pool is shuffled), it is cut into rank chunks.
+      const adapters = [2, 5, 11, 37].map((rank, i) => {
         const targetModules = TARGET_MODULES.filter(() => random() < 0.5);
         const adapter = syntheticAdapter(config, {
           name: `fuzz${i}`,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { RowSampling, StepPlan } from '../../kernels/engine.js';
-import { sampleToken } from '../../kernels/sample.js';
+import type { RowSampling, SampledStep, StepPlan } from '../../kernels/engine.js';
+import { sampleOnHost } from '../../kernels/host-sampling.js';
 import type { EngineLoop } from '../../scheduler/engine-loop.js';
 import type { GenerationDelta, GenerationRequest, GenerationStream } from '../../scheduler/request.js';
 import { GenerationError } from '../../scheduler/scheduler.js';
@@ -12,14 +12,10 @@ class SamplingFakeEngine extends FakeEngine {
   readonly sampled: RowSampling[][] = [];
   failSampling: Error | null = null;
 
-  async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<Int32Array> {
+  async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep> {
     this.sampled.push([...sampling]);
     if (this.failSampling) throw this.failSampling;
-    const logits = await this.step(plan);
-    const vocab = this.config.vocabSize;
-    return Int32Array.from(sampling, (s, r) =>
-      sampleToken(logits.subarray(r * vocab, (r + 1) * vocab), s, s.uniform),
-    );
+    return sampleOnHost(this, plan, sampling);
   }
 }
 

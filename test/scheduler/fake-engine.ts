@@ -87,7 +87,10 @@ export class FakeEngine implements Engine {
       context.push(...Array.from(s.tokens));
       this.contexts.set(s.seqId, context);
       if (s.logits === 'last') rows.push(this.logitsRow(s.seqId, context));
-      if (s.logits === 'all') throw new Error('the scheduler never asks for all logits');
+      // 'all': host sampling asks for every row of a sequence whose prompt is scored (logprobs).
+      if (s.logits === 'all')
+        for (let i = 0; i < s.tokens.length; i++)
+          rows.push(this.logitsRow(s.seqId, context.slice(0, s.startPos + i + 1)));
     }
     const out = new Float32Array(rows.length * fakeConfig.vocabSize);
     rows.forEach((row, i) => {

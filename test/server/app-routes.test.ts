@@ -89,6 +89,8 @@ describe('routes over a fake stack', () => {
       stopTokenIds: [3],
       ignoreEos: true,
       n: 1,
+      logprobs: null,
+      promptLogprobs: false,
     });
   });
 

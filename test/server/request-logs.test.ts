@@ -128,14 +128,17 @@ describe('the periodic stats line', () => {
     const { lines, stack } = appWithLog({ statsIntervalMs: 40 });
     await new Promise((resolve) => setTimeout(resolve, 150));
     expect(lines.filter((l) => l.msg === 'engine stats')).toEqual([]);
-    stack.scheduler.tokenDelayMs = 20;
+    // Long enough (40 tokens × 50 ms) that a loaded machine's late timers still see it running.
+    stack.scheduler.tokenDelayMs = 50;
     const pending = fake.app.inject({
       method: 'POST',
       url: '/v1/completions',
-      payload: { ...completion, max_tokens: 15 },
+      payload: { ...completion, max_tokens: 40 },
     });
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const busy = lines.filter((l) => l.msg === 'engine stats');
+    const busyLines = () => lines.filter((l) => l.msg === 'engine stats' && l.running === 1);
+    for (let waited = 0; busyLines().length === 0 && waited < 1500; waited += 20)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    const busy = busyLines();
     expect(busy.length).toBeGreaterThan(0);
     expect(busy[0]).toMatchObject({
       level: INFO,

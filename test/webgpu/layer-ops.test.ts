@@ -27,12 +27,12 @@ import {
 const ctx = await openSuiteContext('webgpu layer ops');
 
 describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
-  it('gemm f32 and f16, both weight layouts, on random shapes, weights split across bindings', async () => {
+  it('gemm f32 and f16, both weight layouts and both kernels, on random shapes, weights split across bindings', async () => {
     const gpu = ctx!;
     const gemm = new GemmKernel(gpu);
     const rand = seededRandom(11);
     for (let trial = 0; trial < 6; trial++) {
-      const m = randomInt(rand, 1, 13);
+      const m = randomInt(rand, 1, 21);
       const k = 4 * randomInt(rand, 1, 48);
       const n = 4 * randomInt(rand, 1, 75);
       const x = randomArray(rand, m * k);
@@ -42,11 +42,13 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
       const expected = linear(x, m, w, k, n);
       if (accumulate)
         for (let i = 0; i < expected.length; i++) expected[i] = Math.fround(expected[i] + y0[i]);
-      for (const [dtype, layout] of [
-        ['f32', 'out-in'],
-        ['f16', 'out-in'],
-        ['f32', 'in-out'],
-        ['f16', 'in-out'],
+      for (const [dtype, layout, variant] of [
+        ['f32', 'out-in', 'tiled'],
+        ['f16', 'out-in', 'tiled'],
+        ['f32', 'out-in', 'skinny'],
+        ['f16', 'out-in', 'skinny'],
+        ['f32', 'in-out', 'tiled'],
+        ['f16', 'in-out', 'tiled'],
       ] as const) {
         if (dtype === 'f16' && !gpu.hasF16) continue;
         const bytes = dtype === 'f16' ? 2 : 4;
@@ -56,7 +58,7 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
           expect(weight.data.chunks.length).toBeGreaterThan(1);
         const xBuf = uploadBuffer(gpu, x, 'x');
         const yBuf = uploadBuffer(gpu, y0, 'y');
-        await runPass(gpu, (pass) => gemm.encode(pass, xBuf, m, weight, yBuf, { accumulate }));
+        await runPass(gpu, (pass) => gemm.encode(pass, xBuf, m, weight, yBuf, { accumulate, variant }));
         const y = await readF32(gpu, yBuf, m * n);
         expect(relativeError(y, expected)).toBeLessThan(dtype === 'f16' ? F16_TOLERANCE : F32_TOLERANCE);
       }

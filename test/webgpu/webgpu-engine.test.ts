@@ -116,7 +116,7 @@ describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
           topP: 0.9,
           uniform: rand(),
         }));
-        const ids = await gpu.sampleStep(plan, sampling);
+        const { tokens: ids } = await gpu.sampleStep(plan, sampling);
         const wanted = sampling.map((s, r) =>
           sampleToken(expected.subarray(r * vocab, (r + 1) * vocab), s, s.uniform),
         );

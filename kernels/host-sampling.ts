@@ -1,0 +1,38 @@
+import { type Engine, logitRows, type RowSampling, type SampledStep, type StepPlan } from './engine.js';
+import { collectLogprobs, widenForLogprobs } from './logprob-rows.js';
+import { rowLogprobs } from './logprobs.js';
+import { sampleToken } from './sample.js';
+
+/**
+ * Engine.sampleStep for engines that return logits (reference, onnx, merged): runs step(), samples
+ * each row on the host with `sample` (kernels/sample.ts's definition), and computes the
+ * log-probabilities the sequences ask for from the same logits (kernels/logprobs.ts). A sequence
+ * that asks for prompt log-probabilities runs with logits 'all' so its prompt rows come back too;
+ * they are scored, not sampled.
+ */
+export async function sampleOnHost(
+  engine: Pick<Engine, 'step' | 'config'>,
+  plan: StepPlan,
+  sampling: ReadonlyArray<RowSampling>,
+  sample: typeof sampleToken = sampleToken,
+): Promise<SampledStep> {
+  const expected = logitRows(plan);
+  if (sampling.length !== expected) throw new Error(`${sampling.length} samplers for ${expected} logit rows`);
+  const vocab = engine.config.vocabSize;
+  const { wide, rows } = widenForLogprobs(plan);
+  const logits = await engine.step(wide);
+  if (logits.length !== rows.length * vocab)
+    throw new Error(`returned ${logits.length} logits, expected ${rows.length * vocab}`);
+  const rowOf = (w: number) => logits.subarray(w * vocab, (w + 1) * vocab);
+  const tokens = new Int32Array(expected);
+  rows.forEach(({ sampleRow }, w) => {
+    if (sampleRow < 0) return;
+    const settings = sampling[sampleRow];
+    tokens[sampleRow] = sample(rowOf(w), settings, settings.uniform);
+  });
+  const scored = collectLogprobs(plan, rows, (w) => {
+    const { target, topK, sampleRow } = rows[w];
+    return rowLogprobs(rowOf(w), target === 'sampled' ? tokens[sampleRow] : target, topK ?? 0);
+  });
+  return { tokens, ...scored };
+}

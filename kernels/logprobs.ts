@@ -1,0 +1,68 @@
+/**
+ * Log-probabilities of a logit row, as vLLM reports them by default (`logprobs_mode=raw_logprobs`):
+ * the log-softmax of the raw logits the sampler drew from, before temperature, top-k or top-p
+ * (so they do not depend on the sampling settings). Shared by the host sampler's path and the
+ * tests that check the webgpu kernel (logprobs.wgsl), which computes the same on the device.
+ */
+
+/** vLLM's default `--max-logprobs`: the most top tokens one row may ask for. */
+export const MAX_TOP_LOGPROBS = 20;
+
+/** One row's answer: the chosen token's log-probability and the row's most likely tokens. */
+export interface TokenLogprobs {
+  /** The token the row scored: the one sampled from it, or (prompt logprobs) the prompt's next token. */
+  tokenId: number;
+  logprob: number;
+  /** The top tokens, most likely first (ties: the lower id first), and their log-probabilities. */
+  topIds: Int32Array;
+  topLogprobs: Float32Array;
+}
+
+/** log Σ exp(logits), in f64 from the largest logit (−Infinity for a row of −Infinity). */
+export function logSumExp(row: ArrayLike<number>): number {
+  let max = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  if (max === Number.NEGATIVE_INFINITY) return max;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  return max + Math.log(sum);
+}
+
+/**
+ * The `k` largest logits' indices, largest first, ties to the lower index; NaN ranks below every
+ * number. One pass keeping a sorted list of k, so a 32k vocabulary costs no sort.
+ */
+export function topIndices(row: ArrayLike<number>, k: number): Int32Array {
+  const count = Math.min(k, row.length);
+  const ids = new Int32Array(count);
+  if (count === 0) return ids;
+  const values = new Float64Array(count);
+  let size = 0;
+  for (let i = 0; i < row.length; i++) {
+    const x = Number.isNaN(row[i]) ? Number.NEGATIVE_INFINITY : row[i];
+    if (size === count && !(x > values[count - 1])) continue;
+    let at = Math.min(size, count - 1);
+    while (at > 0 && x > values[at - 1]) {
+      values[at] = values[at - 1];
+      ids[at] = ids[at - 1];
+      at--;
+    }
+    values[at] = x;
+    ids[at] = i;
+    if (size < count) size++;
+  }
+  return ids;
+}
+
+/** Row's log-probabilities: of `tokenId`, and of its `topK` most likely tokens. */
+export function rowLogprobs(row: ArrayLike<number>, tokenId: number, topK: number): TokenLogprobs {
+  const norm = logSumExp(row);
+  const topIds = topIndices(row, topK);
+  return {
+    tokenId,
+    // f32 like the listed ones (and the device's), so a sampled token among the top has one value.
+    logprob: Math.fround(row[tokenId] - norm),
+    topIds,
+    topLogprobs: Float32Array.from(topIds, (id) => row[id] - norm),
+  };
+}

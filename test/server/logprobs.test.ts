@@ -1,0 +1,251 @@
+import { join } from 'node:path';
+import type OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { logSumExp } from '../../kernels/logprobs.js';
+import { loadStoredAdapter } from '../../model/load-adapter.js';
+import { loadModel } from '../../model/load-model.js';
+import { widenAdapter } from '../../model/stored-adapter.js';
+import { referenceHarness } from '../kernels/reference-harness.js';
+import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+
+let server: TinyServer;
+
+beforeAll(async () => {
+  server = await startTinyServer('onnx');
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+async function post(url: string, body: object) {
+  const res = await server.app.inject({ method: 'POST', url, payload: body });
+  return { status: res.statusCode, body: res.json() };
+}
+
+/** The parsed `data:` events of a streamed answer, [DONE] left out. */
+async function streamed(url: string, body: object): Promise<Record<string, unknown>[]> {
+  const res = await server.app.inject({ method: 'POST', url, payload: { ...body, stream: true } });
+  expect(res.statusCode).toBe(200);
+  return res.body
+    .split('\n\n')
+    .filter((frame) => frame.startsWith('data: ') && frame !== 'data: [DONE]')
+    .map((frame) => JSON.parse(frame.slice(6)));
+}
+
+interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: Array<number | null>;
+  top_logprobs: Array<Record<string, number> | null>;
+  text_offset: number[];
+}
+
+/** Rows of the reference engine's logits for every position of `tokens`, under `adapter`. */
+async function referenceLogits(adapter: string | null, tokens: number[]) {
+  const model = await loadModel(join(server.root, TINY_MODEL_NAME));
+  const harness = referenceHarness(model.weights, 2000);
+  const layout =
+    adapter === null
+      ? null
+      : harness.load(
+          widenAdapter(await loadStoredAdapter(adapter, join(server.root, adapter), model.weights.config)),
+        );
+  const logits = await harness.engine.step({
+    sequences: [harness.sequenceStep(1, tokens, 0, layout, 'all')],
+  });
+  const vocab = model.weights.config.vocabSize;
+  await harness.engine.close();
+  return (position: number) => logits.subarray(position * vocab, (position + 1) * vocab);
+}
+
+describe('logprobs over the real stack (onnx)', () => {
+  it('echo + logprobs: the prompt’s and the sampled tokens’ log-probabilities are the reference engine’s log-softmax, in a mixed batch', async () => {
+    const prompt = [1, 57, 200, 12, 99, 7, 150];
+    const greedy = { prompt, max_tokens: 3, temperature: 0, ignore_eos: true };
+    // Three adapters in one batch: one echoes with k = 5, one asks nothing, the base model k = 0.
+    const [scored, plain, base] = await Promise.all([
+      post('/v1/completions', { ...greedy, model: 'tiny-r4', echo: true, logprobs: 5 }),
+      post('/v1/completions', { ...greedy, model: 'tiny-r8' }),
+      post('/v1/completions', { ...greedy, model: TINY_MODEL_NAME, logprobs: 0 }),
+    ]);
+    expect([scored.status, plain.status, base.status]).toEqual([200, 200, 200]);
+    expect(plain.body.choices[0].logprobs).toBeNull();
+
+    const lp: CompletionLogprobs = scored.body.choices[0].logprobs;
+    expect(lp.tokens).toHaveLength(prompt.length + 3);
+    expect(lp.token_logprobs[0]).toBeNull();
+    expect(lp.top_logprobs[0]).toBeNull();
+    const rowOf = await referenceLogits('tiny-r4', prompt);
+    for (let t = 1; t < prompt.length; t++) {
+      const row = rowOf(t - 1);
+      const norm = logSumExp(row);
+      expect(Math.abs((lp.token_logprobs[t] as number) - (row[prompt[t]] - norm))).toBeLessThanOrEqual(1e-4);
+      const top = Object.values(lp.top_logprobs[t] ?? {});
+      expect(top.length).toBeGreaterThanOrEqual(5);
+      expect(top.length).toBeLessThanOrEqual(6);
+      expect(Math.abs(Math.max(...top) - (Math.max(...row) - norm))).toBeLessThanOrEqual(1e-4);
+    }
+    // Greedy: the first generated token is the most likely one after the prompt.
+    const last = rowOf(prompt.length - 1);
+    const best = Math.max(...last) - logSumExp(last);
+    expect(Math.abs((lp.token_logprobs[prompt.length] as number) - best)).toBeLessThanOrEqual(1e-4);
+    // Offsets run over the tokens' own texts; the text starts with the echoed prompt.
+    lp.text_offset.forEach((offset, i) => {
+      if (i > 0) expect(offset).toBe(lp.text_offset[i - 1] + lp.tokens[i - 1].length);
+    });
+    expect(scored.body.choices[0].text.startsWith(server.stack.tokenizer.decode(prompt))).toBe(true);
+
+    const baseLp: CompletionLogprobs = base.body.choices[0].logprobs;
+    expect(baseLp.tokens).toHaveLength(3);
+    expect(baseLp.text_offset[0]).toBe(0);
+    const baseRow = (await referenceLogits(null, prompt))(prompt.length - 1);
+    expect(
+      Math.abs((baseLp.token_logprobs[0] as number) - (Math.max(...baseRow) - logSumExp(baseRow))),
+    ).toBeLessThanOrEqual(1e-4);
+    // k = 0 still lists the sampled token, as vLLM does.
+    expect(Object.keys(baseLp.top_logprobs[0] ?? {})).toEqual([baseLp.tokens[0]]);
+  });
+
+  it('streams the same completions logprobs as it answers at once (echo, n = 2, seeded sampling)', async () => {
+    const body = {
+      model: 'tiny-r2',
+      prompt: 'Once upon a time',
+      max_tokens: 8,
+      temperature: 0.9,
+      seed: 11,
+      n: 2,
+      echo: true,
+      logprobs: 2,
+      ignore_eos: true,
+    };
+    const whole = await post('/v1/completions', body);
+    expect(whole.status).toBe(200);
+    const chunks = await streamed('/v1/completions', body);
+    for (const index of [0, 1]) {
+      const joined: CompletionLogprobs & { text: string } = {
+        text: '',
+        tokens: [],
+        token_logprobs: [],
+        top_logprobs: [],
+        text_offset: [],
+      };
+      for (const chunk of chunks) {
+        for (const c of chunk.choices as Array<{
+          index: number;
+          text: string;
+          logprobs: CompletionLogprobs | null;
+        }>) {
+          if (c.index !== index) continue;
+          joined.text += c.text;
+          if (!c.logprobs) continue;
+          for (const key of ['tokens', 'token_logprobs', 'top_logprobs', 'text_offset'] as const)
+            (joined[key] as unknown[]).push(...c.logprobs[key]);
+        }
+      }
+      const choice = whole.body.choices[index];
+      expect(joined.text).toBe(choice.text);
+      expect(joined.tokens).toEqual(choice.logprobs.tokens);
+      expect(joined.text_offset).toEqual(choice.logprobs.text_offset);
+      expect(joined.top_logprobs.map((t) => t && Object.keys(t))).toEqual(
+        choice.logprobs.top_logprobs.map((t: object | null) => t && Object.keys(t)),
+      );
+      joined.token_logprobs.forEach((value, i) => {
+        const want = choice.logprobs.token_logprobs[i];
+        if (want === null) expect(value).toBeNull();
+        else expect(Math.abs((value as number) - want)).toBeLessThanOrEqual(1e-5);
+      });
+    }
+  });
+
+  it('chat: logprobs + top_logprobs through the official openai client, streamed and not, the same', async () => {
+    const request = {
+      model: 'tiny-r8',
+      messages: [{ role: 'user' as const, content: 'Hi there' }],
+      max_tokens: 6,
+      temperature: 0,
+      logprobs: true,
+      top_logprobs: 2,
+    };
+    const chat = await server.client.chat.completions.create(request);
+    const content = chat.choices[0].logprobs?.content ?? [];
+    expect(content).toHaveLength(chat.usage?.completion_tokens ?? -1);
+    for (const entry of content) {
+      expect(entry.bytes).toEqual([...Buffer.from(entry.token, 'utf8')]);
+      expect(entry.top_logprobs).toHaveLength(2);
+      // Greedy: each token is the most likely one.
+      expect(Math.abs(entry.logprob - entry.top_logprobs[0].logprob)).toBeLessThanOrEqual(1e-6);
+      expect(entry.top_logprobs[0].logprob).toBeGreaterThanOrEqual(entry.top_logprobs[1].logprob);
+    }
+    const stream = await server.client.chat.completions.create({ ...request, stream: true });
+    const streamedContent: OpenAI.ChatCompletionTokenLogprob[] = [];
+    let text = '';
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta?.content ?? '';
+      streamedContent.push(...(chunk.choices[0]?.logprobs?.content ?? []));
+    }
+    expect(text).toBe(chat.choices[0].message.content);
+    expect(streamedContent.map((e) => [e.token, e.top_logprobs.map((t) => t.token)])).toEqual(
+      content.map((e) => [e.token, e.top_logprobs.map((t) => t.token)]),
+    );
+    streamedContent.forEach((e, i) => {
+      expect(Math.abs(e.logprob - content[i].logprob)).toBeLessThanOrEqual(1e-5);
+    });
+
+    const none = await server.client.chat.completions.create({
+      ...request,
+      logprobs: false,
+      top_logprobs: 0,
+    });
+    expect(none.choices[0].logprobs).toBeNull();
+  });
+
+  it('echo without logprobs: each prompt’s text (or its ids decoded) before each choice, no logprobs', async () => {
+    for (const prompt of [
+      ['Hello there', 'Bye'],
+      [
+        [1, 72, 105],
+        [1, 66],
+      ],
+    ]) {
+      const res = await post('/v1/completions', {
+        model: 'tiny-r3',
+        prompt,
+        max_tokens: 3,
+        n: 2,
+        echo: true,
+      });
+      expect(res.status).toBe(200);
+      const choices = res.body.choices as Array<{ index: number; text: string; logprobs: null }>;
+      expect(choices).toHaveLength(4);
+      choices.forEach((c, i) => {
+        const single = prompt[Math.floor(i / 2)];
+        const echoed = typeof single === 'string' ? single : server.stack.tokenizer.decode(single);
+        expect(c.text.startsWith(echoed)).toBe(true);
+        expect(c.logprobs).toBeNull();
+      });
+    }
+  });
+
+  it('completions logprobs through the official openai client', async () => {
+    const res = await server.client.completions.create({
+      model: TINY_MODEL_NAME,
+      prompt: 'Hello',
+      max_tokens: 4,
+      logprobs: 20,
+      temperature: 0,
+    });
+    const lp = res.choices[0].logprobs;
+    expect(lp?.tokens).toHaveLength(res.usage?.completion_tokens ?? -1);
+    expect(Object.keys(lp?.top_logprobs?.[0] ?? {}).length).toBeGreaterThanOrEqual(18);
+    await expect(
+      server.client.completions.create({ model: TINY_MODEL_NAME, prompt: 'Hello', logprobs: 21 }),
+    ).rejects.toMatchObject({ status: 400, param: 'logprobs' });
+    await expect(
+      server.client.chat.completions.create({
+        model: TINY_MODEL_NAME,
+        messages: [{ role: 'user', content: 'Hi' }],
+        top_logprobs: 3,
+      }),
+    ).rejects.toMatchObject({ status: 400, param: 'top_logprobs' });
+  });
+});

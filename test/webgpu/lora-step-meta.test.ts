@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { NO_SLOT, type SlotInfo } from '../../kernels/webgpu/adapter-slots.js';
+import { packStepLora } from '../../kernels/webgpu/lora-meta.js';
+import { WordRanges } from '../../kernels/webgpu/word-ranges.js';
+import { randomInt, seededRandom } from './gpu-test-kit.js';
+
+/** Host-side parts of the adapter-slot path: no device needed. */
+describe('packStepLora: one packed buffer per step from slot ids', () => {
+  const info: Record<number, SlotInfo> = {
+    0: { maxRank: 4, entries: Uint16Array.from([0, 3]), chunks: [0] },
+    5: { maxRank: 2, entries: Uint16Array.from([3, 13]), chunks: [0, 2] },
+  };
+  const slotInfo = (slot: number) => info[slot];
+
+  it('decode: v offsets by each adapter’s largest rank, one item per v element, touched entries and chunks', () => {
+    const step = packStepLora([0, NO_SLOT, 5, 0], slotInfo, 14, 'mbgmv');
+    expect(step.vLength).toBe(10);
+    expect(Array.from(step.words.subarray(0, 8))).toEqual([0, 0, NO_SLOT, 4, 5, 4, 0, 6]);
+    expect(Array.from(step.words.subarray(step.itemsAt))).toEqual([0, 0, 0, 0, 2, 2, 3, 3, 3, 3]);
+    expect(step.numShrinkItems).toBe(10);
+    expect(
+      Array.from(step.touched.entries())
+        .filter(([, t]) => t)
+        .map(([e]) => e),
+    ).toEqual([0, 3, 13]);
+    expect(step.chunks).toEqual([0, 2]);
+  });
+
+  it('prefill: tiles of ≤ 4 tokens sharing a slot, items per tile and rank-row', () => {
+    const slots = [5, 5, 5, 5, 5, 0, 0, NO_SLOT, 0];
+    const step = packStepLora(slots, slotInfo, 14, 'mbgmm');
+    const tiles = Array.from(step.words.subarray(step.tilesAt));
+    expect(tiles).toEqual([0, 4, 4, 1, 5, 2, 8, 1]);
+    expect(step.numShrinkItems).toBe(2 + 2 + 4 + 4);
+    const items = Array.from(step.words.subarray(step.itemsAt, step.tilesAt));
+    expect(items.slice(0, 6)).toEqual([0, 4, 0, 0, 4, 1]);
+  });
+
+  it('a base-model step has no work', () => {
+    const step = packStepLora([NO_SLOT, NO_SLOT], slotInfo, 14, 'mbgmm');
+    expect(step.vLength).toBe(0);
+    expect(step.numTiles).toBe(0);
+    expect(step.chunks).toEqual([]);
+  });
+});
+
+describe('WordRanges: page lists of the slot table', () => {
+  it('never hands out overlapping ranges, merges what is released, and grows when nothing fits', () => {
+    const rand = seededRandom(3);
+    const ranges = new WordRanges(16);
+    const live = new Map<number, number>();
+    for (let i = 0; i < 400; i++) {
+      if (live.size > 0 && rand() < 0.45) {
+        const [start, length] = [...live.entries()][randomInt(rand, 0, live.size - 1)];
+        ranges.release(start, length);
+        live.delete(start);
+      } else {
+        const length = randomInt(rand, 1, 40);
+        const start = ranges.allocate(length);
+        expect(start + length).toBeLessThanOrEqual(ranges.capacity);
+        for (const [s, l] of live) expect(start >= s + l || start + length <= s).toBe(true);
+        live.set(start, length);
+      }
+      expect(ranges.numUsed).toBe([...live.values()].reduce((n, l) => n + l, 0));
+    }
+    for (const [start, length] of live) ranges.release(start, length);
+    expect(ranges.numUsed).toBe(0);
+    expect(ranges.allocate(ranges.capacity)).toBe(0);
+  });
+
+  it('refuses to release what is not allocated', () => {
+    const ranges = new WordRanges(8);
+    const start = ranges.allocate(4);
+    ranges.release(start, 4);
+    expect(() => ranges.release(start, 4)).toThrow(/not allocated/);
+  });
+});
