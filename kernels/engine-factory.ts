@@ -1,8 +1,11 @@
 import type { PagePool } from '../memory/page-pool.js';
+import type { LlamaConfig } from '../model/llama-config.js';
+import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { StartupError } from '../model/startup-error.js';
 import type { Engine } from './engine.js';
 import type { WebGpuAdapterSummary, WebGpuContext } from './webgpu/device.js';
+import { type DeviceMemoryProbes, readDeviceMemory } from './webgpu/device-memory.js';
 
 export const ENGINE_CHOICES = ['auto', 'onnx', 'reference', 'webgpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
@@ -30,6 +33,61 @@ export interface EngineFactoryOptions {
   log: (message: string) => void;
   /** Cap on one scratch buffer of the webgpu engine (tests force allocation failures with it). */
   webgpuMaxScratchBytes?: number;
+  /**
+   * --gpu-memory-utilization, when it sized the pool (as that fraction of host memory): right for
+   * the CPU engines and a software adapter, whose device memory is host memory; refused on a
+   * hardware adapter, whose memory size WebGPU does not report (deviceMemoryFractionProblem).
+   */
+  gpuMemoryUtilization?: number | null;
+}
+
+/**
+ * The pool --gpu-memory-utilization gives where the engine may run on a GPU: that fraction of the
+ * GPU's memory as the operating system reports it (WebGPU has no memory query: Dawn's node
+ * bindings give vendor, description and limits, and Dawn's memory-heap query is not exposed to
+ * JavaScript), less the model's weights at 4 bytes each — vLLM's meaning, the fraction is the
+ * engine's whole share of the GPU. The pool also lives in host memory (the engines keep its host
+ * copy), so it is held to the same fraction of host memory. Null for the CPU engines or where no
+ * GPU reports a size (then the fraction is of host memory, and a hardware adapter refuses it).
+ */
+export function devicePoolBytes(
+  choice: EngineChoice,
+  fraction: number,
+  config: LlamaConfig,
+  hostBytes: number,
+  probes?: DeviceMemoryProbes,
+): { bytes: number; deviceBytes: number; weightBytes: number; source: string } | null {
+  if (choice === 'onnx' || choice === 'reference') return null;
+  const memory = readDeviceMemory(probes);
+  if (!memory) return null;
+  const weightBytes = 4 * modelParameterCount(config);
+  const bytes = Math.min(Math.floor(fraction * memory.bytes) - weightBytes, Math.floor(fraction * hostBytes));
+  return { bytes, deviceBytes: memory.bytes, weightBytes, source: memory.source };
+}
+
+/** Parameters of a Llama model of this config: embeddings, lm_head, every layer's linears and norms. */
+function modelParameterCount(config: LlamaConfig): number {
+  let perLayer = 2 * config.hiddenSize;
+  for (const m of TARGET_MODULES) {
+    const { inFeatures, outFeatures } = moduleShape(config, m);
+    perLayer += inFeatures * outFeatures;
+  }
+  return 2 * config.vocabSize * config.hiddenSize + config.numLayers * perLayer + config.hiddenSize;
+}
+
+/**
+ * Why --gpu-memory-utilization cannot size the pool on this WebGPU adapter, or null when it can:
+ * it is still a fraction of host memory here (no GPU reported its size), which is the device's
+ * memory only on a software adapter (lavapipe allocates its buffers from host RAM). Guessing would
+ * over-commit a GPU or waste it, so a hardware adapter needs the pool in bytes.
+ */
+export function deviceMemoryFractionProblem(
+  adapter: WebGpuAdapterSummary,
+  gpuMemoryUtilization: number | null | undefined,
+): string | null {
+  if (gpuMemoryUtilization === null || gpuMemoryUtilization === undefined || adapter.isFallbackAdapter)
+    return null;
+  return `--gpu-memory-utilization ${gpuMemoryUtilization}: no GPU memory size is known for ${adapterName(adapter)} (WebGPU has no memory query, and neither nvidia-smi nor amdgpu's sysfs answered), so there is nothing to take a fraction of; give the pool in bytes with --pool-size (e.g. --pool-size 8GiB: KV cache and adapters, beside the model's weights, within what the GPU holds)`;
 }
 
 /**
@@ -59,6 +117,11 @@ export async function createEngine(
     const reason = (error as Error).message;
     if (choice === 'webgpu') throw new StartupError(`--engine webgpu: ${reason}`);
     return fallBackToOnnx(reason, weights, pool, options);
+  }
+  const fractionProblem = deviceMemoryFractionProblem(ctx.adapter, options.gpuMemoryUtilization);
+  if (fractionProblem) {
+    ctx.destroy();
+    throw new StartupError(fractionProblem);
   }
   if (choice === 'auto' && ctx.adapter.isFallbackAdapter) {
     ctx.destroy();

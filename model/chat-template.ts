@@ -7,6 +7,8 @@ import { ModelFormatError } from './model-format-error.js';
 export interface ChatMessage {
   role: string;
   content: string;
+  /** OpenAI's participant name, for templates that write it (vLLM passes it on too). */
+  name?: string;
 }
 
 /** The chat template refused the messages on purpose (its `raise_exception`): the client's error. */

@@ -89,8 +89,9 @@ export class EngineLoop {
     }
     if (outcome === 'retry') return;
     if (outcome === 'wait') {
-      // Nothing to wait on (no read in flight): give the event loop a moment rather than spin.
-      await (adapters.whenReadSettles() ?? new Promise((resolve) => setTimeout(resolve, 1)));
+      // Nothing to wait on (no read in flight): a submit, a paused consumer reading again or its
+      // stall deadline, or at most a moment, rather than spin.
+      await (adapters.whenReadSettles() ?? this.scheduler.whenRunnable(1));
       return;
     }
     await this.runStep(outcome);

@@ -4,6 +4,7 @@ import type { Engine, EngineFailure } from '../kernels/engine.js';
 import {
   createEngine,
   type DtypeChoice,
+  devicePoolBytes,
   type EngineChoice,
   type LoraMode,
 } from '../kernels/engine-factory.js';
@@ -30,7 +31,11 @@ import type { Clock } from './clock.js';
 import { EngineLoop } from './engine-loop.js';
 import { mulberry32Words } from './prng.js';
 import type { GenerationRequest, GenerationStream } from './request.js';
-import type { SchedulerStats } from './scheduler.js';
+import {
+  DEFAULT_STREAM_STALL_TIMEOUT_MS,
+  MAX_UNREAD_DELTAS_PER_CHOICE,
+  type SchedulerStats,
+} from './scheduler.js';
 import type { SchedulerEventSink } from './scheduler-events.js';
 import {
   fcfsPolicy,
@@ -62,6 +67,8 @@ export interface LlmEngineOptions {
   /** Cap on one webgpu scratch buffer: tests force allocation failures with it. */
   webgpuMaxScratchBytes?: number;
   poolSize: string;
+  /** --gpu-memory-utilization, when it gave poolSize: refused on a hardware WebGPU adapter (kernels/engine-factory.ts). */
+  gpuMemoryUtilization?: number | null;
   chatTemplateFile: string | null;
   /** --seed: seeds of requests that bring none; null draws them at random. */
   seed: number | null;
@@ -79,6 +86,8 @@ export interface LlmEngineOptions {
   maxLorasPerBatch?: number | null;
   /** --slo-ttft in seconds: under slora, requests whose first token cannot come in time are refused early. */
   sloTtftSeconds?: number | null;
+  /** --stream-stall-timeout in seconds: a request paused by a consumer that stopped reading is aborted after this. */
+  streamStallTimeoutSeconds?: number;
   /** The scheduler's clock (default the process's monotonic clock). */
   clock?: Clock;
   events?: SchedulerEventSink;
@@ -149,7 +158,29 @@ export class LlmEngine {
     }
     const windowProblem = contextLengthProblem(config, maxModelLen);
     if (windowProblem) throw new StartupError(`${join(model.dir, 'config.json')}: ${windowProblem}`);
-    const pool = createPool(config, options.poolSize, log);
+    let poolSize = options.poolSize;
+    let hostFraction = options.gpuMemoryUtilization ?? null;
+    if (hostFraction !== null) {
+      const device = devicePoolBytes(options.engine, hostFraction, config, totalmem());
+      if (device) {
+        if (device.bytes <= 0)
+          throw new StartupError(
+            `--gpu-memory-utilization ${hostFraction}: ${hostFraction} of the GPU's ${device.deviceBytes} bytes (${device.source}) leaves no pool beside the model's ${device.weightBytes} bytes of weights`,
+          );
+        log.info(
+          {
+            deviceBytes: device.deviceBytes,
+            source: device.source,
+            weightBytes: device.weightBytes,
+            poolBytes: device.bytes,
+          },
+          '--gpu-memory-utilization: the pool is that fraction of the GPU memory less the weights (and at most that fraction of host memory)',
+        );
+        poolSize = String(device.bytes);
+        hostFraction = null;
+      }
+    }
+    const pool = createPool(config, poolSize, log);
     const kvCache = new KvCache(pool, kvLayout(config));
     // As vLLM does: refuse to start when one full-length sequence cannot fit, so a valid request
     // is never refused for a prompt the pool could never hold.
@@ -193,6 +224,7 @@ export class LlmEngine {
       padLoraRankTo: maxLoraRank,
       log: (message) => log.info({ engine: options.engine }, message),
       webgpuMaxScratchBytes: options.webgpuMaxScratchBytes,
+      gpuMemoryUtilization: hostFraction,
     });
     log.info(
       { engine: engine.kind, seconds: round((performance.now() - engineStarted) / 1000) },
@@ -227,6 +259,13 @@ export class LlmEngine {
       },
       policy,
       sloTtftMs: options.sloTtftSeconds ? options.sloTtftSeconds * 1000 : null,
+      backpressure: {
+        maxUnreadPerChoice: MAX_UNREAD_DELTAS_PER_CHOICE,
+        stallTimeoutMs:
+          options.streamStallTimeoutSeconds === undefined
+            ? DEFAULT_STREAM_STALL_TIMEOUT_MS
+            : options.streamStallTimeoutSeconds * 1000,
+      },
       clock: options.clock,
       events: (event) => {
         options.events?.(event);

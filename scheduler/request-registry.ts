@@ -15,6 +15,8 @@ export interface RequestState {
   isScheduled: boolean;
   /** Whether one of its choices has produced a token. */
   hasFirstToken: boolean;
+  /** The clock when its consumer fell behind (its choices sit steps out), or null while it reads. */
+  pausedAt: number | null;
   detachSignal: () => void;
 }
 
@@ -41,6 +43,8 @@ export interface RequestHooks {
   retire(seq: Sequence): void;
   /** The request ended: its hold on its adapter may go (after the step in flight). */
   releaseAdapter(adapter: string): void;
+  /** Work may have become runnable (a consumer read again, a request ended): wake a waiting loop. */
+  wake(): void;
 }
 
 /**
@@ -51,19 +55,35 @@ export interface RequestHooks {
 export class RequestRegistry {
   private readonly owners = new Map<Sequence, RequestState>();
   private readonly live = new Set<RequestState>();
+  private readonly paused = new Set<RequestState>();
 
-  constructor(private readonly hooks: RequestHooks) {}
+  constructor(
+    /** Flow control: unread deltas per choice past which a request pauses; null never pauses. */
+    private readonly maxUnreadPerChoice: number | null,
+    private readonly hooks: RequestHooks,
+  ) {}
 
   /** Registers a request and its choices; its client's signal aborts it. */
   open(req: GenerationRequest, sequences: Sequence[]): RequestState {
     const state: RequestState = {
       req,
       sequences,
-      stream: new DeltaStream(req.promptTokens.length, () => this.abort(state, 'client', false)),
+      stream: new DeltaStream(
+        req.promptTokens.length,
+        () => this.abort(state, 'client', false),
+        this.maxUnreadPerChoice === null
+          ? null
+          : {
+              maxUnread: this.maxUnreadPerChoice * sequences.length,
+              pause: () => this.pause(state),
+              resume: () => this.resume(state),
+            },
+      ),
       arrivedAt: this.hooks.now(),
       isDone: false,
       isScheduled: false,
       hasFirstToken: false,
+      pausedAt: null,
       detachSignal: () => {},
     };
     this.live.add(state);
@@ -142,6 +162,24 @@ export class RequestRegistry {
     return this.live.size;
   }
 
+  /** Whether the sequence's request waits for its consumer to read (it sits steps out). */
+  isPaused(seq: Sequence): boolean {
+    return (this.owners.get(seq)?.pausedAt ?? null) !== null;
+  }
+
+  /** Requests whose consumers have read nothing back for `timeoutMs` or longer. */
+  stalled(now: number, timeoutMs: number): RequestState[] {
+    return [...this.paused].filter((state) => now - (state.pausedAt ?? now) >= timeoutMs);
+  }
+
+  /** The clock when the longest-paused request paused, or null when none is paused. */
+  earliestPause(): number | null {
+    let earliest: number | null = null;
+    for (const { pausedAt } of this.paused)
+      if (pausedAt !== null && (earliest === null || pausedAt < earliest)) earliest = pausedAt;
+    return earliest;
+  }
+
   ownerOf(seq: Sequence): RequestState | undefined {
     return this.owners.get(seq);
   }
@@ -152,7 +190,21 @@ export class RequestRegistry {
     state.detachSignal();
     state.stream.end();
     this.live.delete(state);
+    state.pausedAt = null;
+    this.paused.delete(state);
     if (state.req.adapter !== null) this.hooks.releaseAdapter(state.req.adapter);
+    this.hooks.wake();
+  }
+
+  private pause(state: RequestState): void {
+    if (state.isDone) return;
+    state.pausedAt = this.hooks.now();
+    this.paused.add(state);
+  }
+
+  private resume(state: RequestState): void {
+    state.pausedAt = null;
+    if (this.paused.delete(state)) this.hooks.wake();
   }
 
   forgetSequence(seq: Sequence): void {

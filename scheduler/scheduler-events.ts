@@ -1,7 +1,10 @@
 import type { FinishReason } from './request.js';
 
-/** Why a request ended without finishing: the client left, its TTFT objective became unreachable, a failure, shutdown. */
-export type AbortReason = 'client' | 'slo' | 'failed' | 'shutdown';
+/**
+ * Why a request ended without finishing: the client left, its TTFT objective became unreachable,
+ * a failure, shutdown, or its client stopped reading its stream for the stall timeout.
+ */
+export type AbortReason = 'client' | 'slo' | 'failed' | 'shutdown' | 'stalled';
 
 interface EventBase {
   /** The scheduler's clock (milliseconds) when it happened. */

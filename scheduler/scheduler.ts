@@ -12,7 +12,7 @@ import {
 } from './batch-policy.js';
 import { type Clock, systemClock } from './clock.js';
 import { EarlyAbort } from './early-abort.js';
-import { GenerationError } from './generation-error.js';
+import { GenerationError, StreamStalledError } from './generation-error.js';
 import type { GenerationDelta, GenerationRequest, GenerationStream } from './request.js';
 import {
   type AdapterQueueStats,
@@ -29,7 +29,20 @@ import type { TokenDecoder } from './stop-checker.js';
 import { TtftEstimator } from './ttft-estimator.js';
 
 export type { SchedulerLimits } from './admission.js';
-export { GenerationError } from './generation-error.js';
+export { GenerationError, StreamStalledError } from './generation-error.js';
+
+/** --stream-stall-timeout's default: how long a paused request waits for its consumer to read. */
+export const DEFAULT_STREAM_STALL_TIMEOUT_MS = 60_000;
+
+/**
+ * Unread deltas per choice past which the server's requests pause. A consumer that reads drains
+ * its stream within the step that filled it; what sits between a stalled client and this queue
+ * (socket buffers, the response stream's buffer) holds the rest.
+ */
+export const MAX_UNREAD_DELTAS_PER_CHOICE = 32;
+
+/** How often the loop plans again while only paused requests hold work (instead of every millisecond). */
+const PAUSED_REPLAN_MS = 100;
 
 export interface SchedulerOptions {
   kvCache: KvCache;
@@ -51,6 +64,18 @@ export interface SchedulerOptions {
    * estimated to come later than this after its arrival is refused or aborted before it runs.
    */
   sloTtftMs?: number | null;
+  /**
+   * Flow control between each request and its consumer (off when absent: simulations read events,
+   * not streams). Past `maxUnreadPerChoice` unread deltas per choice a request pauses (its choices
+   * sit steps out, holding their pages) until its consumer reads; paused `stallTimeoutMs`, it is
+   * aborted with a StreamStalledError and its pages freed.
+   */
+  backpressure?: Backpressure | null;
+}
+
+export interface Backpressure {
+  maxUnreadPerChoice: number;
+  stallTimeoutMs: number;
 }
 
 export interface SchedulerStats {
@@ -116,6 +141,8 @@ export class Scheduler {
   private numSteps = 0;
   private numSloAborts = 0;
   private numFinishedInStep = 0;
+  private readonly backpressure: Backpressure | null;
+  private wakeWaiters: (() => void)[] = [];
 
   constructor(private readonly options: SchedulerOptions) {
     validateBatchLimits(options.limits);
@@ -124,11 +151,19 @@ export class Scheduler {
     const slo = options.sloTtftMs;
     if (slo !== undefined && slo !== null && !(slo > 0))
       throw new Error(`sloTtftMs must be positive, got ${slo}`);
-    this.requests = new RequestRegistry({
+    this.backpressure = options.backpressure ?? null;
+    if (this.backpressure) {
+      const { maxUnreadPerChoice, stallTimeoutMs } = this.backpressure;
+      if (!Number.isInteger(maxUnreadPerChoice) || maxUnreadPerChoice < 2)
+        throw new Error(`maxUnreadPerChoice must be an integer of at least 2, got ${maxUnreadPerChoice}`);
+      if (!(stallTimeoutMs > 0)) throw new Error(`stallTimeoutMs must be positive, got ${stallTimeoutMs}`);
+    }
+    this.requests = new RequestRegistry(this.backpressure?.maxUnreadPerChoice ?? null, {
       now: () => this.clock.now(),
       emit: (state, event) => this.emit(state, event),
       retire: (seq) => this.queues.retire(seq),
       releaseAdapter: (name) => this.queues.releaseAdapter(name),
+      wake: () => this.wake(),
     });
     this.queues = new SequenceQueues(options.kvCache, options.adapters, (seq) =>
       this.requests.forgetSequence(seq),
@@ -178,7 +213,33 @@ export class Scheduler {
     });
     this.nextSeqId += sequences.length;
     this.queues.waiting.push(...sequences);
-    return this.requests.open(req, sequences).stream;
+    const stream = this.requests.open(req, sequences).stream;
+    this.wake();
+    return stream;
+  }
+
+  /**
+   * When the engine loop finds nothing to run: resolves once something may have changed (a submit,
+   * a paused consumer reading again, a request ending), else after `fallbackMs`; while requests are
+   * paused, after PAUSED_REPLAN_MS at most, or at the earliest stall deadline if sooner (so the
+   * clock's other deadlines, --slo-ttft's aborts in the queue, still come on time).
+   */
+  whenRunnable(fallbackMs: number): Promise<void> {
+    const pausedAt = this.requests.earliestPause();
+    const stallMs = this.backpressure?.stallTimeoutMs;
+    const waitMs =
+      pausedAt === null || stallMs === undefined
+        ? fallbackMs
+        : Math.max(1, Math.min(PAUSED_REPLAN_MS, pausedAt + stallMs - this.clock.now()));
+    return new Promise((resolve) => {
+      const wakeUp = () => {
+        clearTimeout(timer);
+        this.wakeWaiters = this.wakeWaiters.filter((waiter) => waiter !== wakeUp);
+        resolve();
+      };
+      const timer = setTimeout(wakeUp, waitMs);
+      this.wakeWaiters.push(wakeUp);
+    });
   }
 
   stats(): SchedulerStats {
@@ -221,6 +282,7 @@ export class Scheduler {
   schedule(): ScheduleOutcome {
     if (this.isStepInFlight) throw new Error('schedule() while a step is in flight');
     this.abortLateRequests();
+    this.abortStalledRequests();
     const blocked = this.queues.sequencesBehindStarved();
     const now = this.clock.now();
     const decision = this.policy.schedule({
@@ -228,7 +290,7 @@ export class Scheduler {
       running: this.queues.running,
       kv: this.capacity,
       limits: this.options.limits,
-      isReady: (seq) => !blocked.has(seq) && this.queues.isAdapterReady(seq),
+      isReady: (seq) => !blocked.has(seq) && this.isRunnable(seq),
       waitedMs: (seq) => now - (this.requests.ownerOf(seq)?.arrivedAt ?? now),
     });
     this.applyQueueChanges(decision);
@@ -331,6 +393,23 @@ export class Scheduler {
     for (const state of this.requests.list()) this.requests.fail(state, error, 'failed');
   }
 
+  /** Its adapter is in the pool and its consumer keeps up (a paused request's choices sit steps out). */
+  private isRunnable(seq: Sequence): boolean {
+    return this.queues.isAdapterReady(seq) && !this.requests.isPaused(seq);
+  }
+
+  private wake(): void {
+    for (const waiter of this.wakeWaiters.splice(0)) waiter();
+  }
+
+  /** Backpressure's bound in time: a request paused for the stall timeout is aborted, its pages freed. */
+  private abortStalledRequests(): void {
+    if (!this.backpressure) return;
+    const { stallTimeoutMs } = this.backpressure;
+    for (const state of this.requests.stalled(this.clock.now(), stallTimeoutMs))
+      this.requests.fail(state, new StreamStalledError(state.req.requestId, stallTimeoutMs), 'stalled');
+  }
+
   private endStep(): void {
     this.isStepInFlight = false;
     this.queues.endStep();
@@ -389,7 +468,7 @@ export class Scheduler {
    * even alone.
    */
   private waitOrFailHead(blocked: ReadonlySet<Sequence>): ScheduleOutcome {
-    const head = this.queues.waiting.find((seq) => !blocked.has(seq) && this.queues.isAdapterReady(seq));
+    const head = this.queues.waiting.find((seq) => !blocked.has(seq) && this.isRunnable(seq));
     if (head && this.queues.running.length === 0) {
       // Nothing runs: other adapters kept resident for the queue may be what is in the way.
       if (this.options.adapters.evictIdleExcept(head.adapter) === 0) this.endUnfittable(head);

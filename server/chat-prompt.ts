@@ -1,7 +1,11 @@
 import { ChatTemplateError, ChatTemplateRenderError } from '../model/chat-template.js';
 import { ApiError, echoed, invalidRequest, notSupported } from './api-error.js';
 import { checkPromptChars } from './request-limits.js';
-import type { ChatMessage } from './schemas/chat-request.js';
+import {
+  type ChatMessage,
+  NON_TEXT_PART_FIELDS,
+  UNSUPPORTED_MESSAGE_FIELDS,
+} from './schemas/chat-request.js';
 import type { ServingStack } from './serving-stack.js';
 
 /** OpenAI's newer `developer` role is what templates know as `system`. */
@@ -19,12 +23,51 @@ function messageText(message: ChatMessage, index: number): string {
   if (typeof message.content === 'string') return message.content;
   return message.content
     .map((part, p) => {
-      if (part.type !== 'text') throw notSupported(`${param}[${p}].type`, `Content of type "${part.type}"`);
+      if (part.type !== 'text')
+        throw notSupported(`${param}[${p}].type`, `Content of type "${echoed(part.type)}"`);
+      for (const field of NON_TEXT_PART_FIELDS) {
+        if (part[field] !== undefined)
+          throw invalidRequest(
+            `'${param}[${p}].${field}' does not belong in a content part of type "text".`,
+            `${param}[${p}].${field}`,
+          );
+      }
       if (part.text === undefined)
         throw invalidRequest(`Missing required parameter '${param}[${p}].text'.`, `${param}[${p}].text`);
       return part.text;
     })
     .join('');
+}
+
+/** Tool-calling fields of a message: refused by name unless they hold nothing. */
+function checkUnsupportedFields(message: ChatMessage, index: number): void {
+  for (const field of UNSUPPORTED_MESSAGE_FIELDS) {
+    const value = message[field];
+    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) continue;
+    throw notSupported(`messages[${index}].${field}`, `'${field}' in a message (tool calling)`);
+  }
+}
+
+/**
+ * Every message costs the template at least its role's markup, and a content part is text or
+ * nothing: a conversation with more messages, or more content parts, than the context has tokens
+ * can never fit, and is refused before the template walks it.
+ */
+function checkConversationSize(stack: ServingStack, chat: readonly ChatMessage[]): void {
+  const limit = stack.maxModelLen;
+  if (chat.length > limit)
+    throw invalidRequest(
+      `'messages' has ${chat.length} messages, more than this model's maximum context length of ${limit} tokens can hold.`,
+      'messages',
+      'context_length_exceeded',
+    );
+  const numParts = chat.reduce((sum, m) => sum + (Array.isArray(m.content) ? m.content.length : 0), 0);
+  if (numParts > limit)
+    throw invalidRequest(
+      `The messages have ${numParts} content parts in all, more than this model's maximum context length of ${limit} tokens can hold.`,
+      'messages',
+      'context_length_exceeded',
+    );
 }
 
 /** The model's own chat template broke while rendering: the server's files are at fault, not the request. */
@@ -55,6 +98,7 @@ export function chatPromptTokens(
   options: ChatPromptOptions = {},
 ): number[] {
   if (chat.length === 0) throw invalidRequest("'messages' must not be empty.", 'messages');
+  checkConversationSize(stack, chat);
   const messages = chat.map((message, i) => {
     const role = ROLE_FOR_TEMPLATE[message.role];
     if (!role)
@@ -62,7 +106,9 @@ export function chatPromptTokens(
         `Unknown role '${message.role}' in messages[${i}]; expected one of ${Object.keys(ROLE_FOR_TEMPLATE).join(', ')}.`,
         `messages[${i}].role`,
       );
-    return { role, content: messageText(message, i) };
+    checkUnsupportedFields(message, i);
+    const content = messageText(message, i);
+    return message.name === undefined ? { role, content } : { role, content, name: message.name };
   });
   if (!stack.tokenizer.hasChatTemplate) {
     throw invalidRequest(
@@ -71,9 +117,10 @@ export function chatPromptTokens(
       'chat_template_missing',
     );
   }
+  // A template may write each message's name too (the ones that use it do): it counts as prompt text.
   checkPromptChars(
     stack,
-    messages.reduce((sum, m) => sum + m.content.length, 0),
+    messages.reduce((sum, m) => sum + m.content.length + (m.name?.length ?? 0), 0),
     'messages',
   );
   let rendered: string;

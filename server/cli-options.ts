@@ -6,6 +6,7 @@ import {
   type LoraMode,
 } from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
+import { DEFAULT_STREAM_STALL_TIMEOUT_MS } from '../scheduler/scheduler.js';
 import { SCHEDULING_POLICIES, type SchedulingPolicyName } from '../scheduler/scheduling-policy.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
 import { CliError } from './cli-error.js';
@@ -67,6 +68,8 @@ export interface CliOptions {
   seed: number | null;
   /** Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are ended. */
   shutdownTimeoutSeconds: number;
+  /** Seconds a stream whose client stopped reading stays paused before it is aborted. */
+  streamStallTimeoutSeconds: number;
   maxN: number;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
@@ -127,13 +130,17 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   the WebGPU adapter has shader-f16, else f32; onnx and reference run
                                   f32 only; bfloat16 is refused (no engine stores bf16 weights) (default auto)
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
-  --gpu-memory-utilization F      vLLM's spelling of the pool size as a fraction (0 < F <= 1); Loom's pool is
-                                  sized from host memory on every engine (WebGPU reports no device memory)
+  --gpu-memory-utilization F      vLLM's fraction (0 < F <= 1) of the engine's memory: on a GPU whose size
+                                  nvidia-smi or amdgpu's sysfs reports, F of it less the weights is the
+                                  pool; else F of host memory (onnx, reference, a software WebGPU
+                                  adapter), refused on a hardware WebGPU adapter: use --pool-size BYTES
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
   --max-n N                       most choices (n) one request may ask for (default 16)
   --shutdown-timeout SECONDS      on SIGTERM/SIGINT, how long requests in flight may finish
                                   before they are ended (default 30)
+  --stream-stall-timeout SECONDS  a stream whose client stops reading is paused (its sequences sit steps
+                                  out); paused this long, it is aborted and its pages freed (default 60)
   --max-connections N             open connections past this are refused (default 1024)
   --timeout-keep-alive SECONDS    idle keep-alive connections are closed after this (default 5)
   --api-key KEY                   require "Authorization: Bearer KEY" on every endpoint but /health, /ping,
@@ -258,6 +265,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--shutdown-timeout': (o, v, f) => {
     o.shutdownTimeoutSeconds = integer(v, f, 0, 24 * 3600);
   },
+  '--stream-stall-timeout': (o, v, f) => {
+    o.streamStallTimeoutSeconds = integer(v, f, 1, 24 * 3600);
+  },
   '--max-n': (o, v, f) => {
     o.maxN = integer(v, f, 1);
   },
@@ -371,6 +381,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     chatTemplate: null,
     seed: null,
     shutdownTimeoutSeconds: 30,
+    streamStallTimeoutSeconds: DEFAULT_STREAM_STALL_TIMEOUT_MS / 1000,
     maxN: DEFAULT_MAX_N,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,

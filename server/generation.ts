@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
+import { StreamStalledError } from '../scheduler/generation-error.js';
 import {
   AdmissionError,
   type FinishReason,
@@ -197,22 +198,32 @@ export interface FinishedChoice {
   stopReason?: string | number;
 }
 
+/**
+ * A stream whose client read nothing for --stream-stall-timeout while output waited: the last event
+ * such a client finds when it reads again (OpenAI's 408 Request Timeout, as an event).
+ */
+function streamStalled(error: StreamStalledError): ApiError {
+  return new ApiError(408, 'invalid_request_error', 'stream_stalled', error.message);
+}
+
 /** An error chunk inside an event stream, which has already sent its 200. */
 function errorEvent(error: unknown): string {
   const failure = engineFailureOf(error);
   const body =
     error instanceof ApiError
       ? error.toBody()
-      : failure
-        ? engineApiError(failure).toBody()
-        : {
-            error: {
-              message: 'The generation failed.',
-              type: 'server_error',
-              param: null,
-              code: 'internal_error',
-            },
-          };
+      : error instanceof StreamStalledError
+        ? streamStalled(error).toBody()
+        : failure
+          ? engineApiError(failure).toBody()
+          : {
+              error: {
+                message: 'The generation failed.',
+                type: 'server_error',
+                param: null,
+                code: 'internal_error',
+              },
+            };
   return `data: ${JSON.stringify(body)}\n\n`;
 }
 
@@ -235,7 +246,9 @@ export function sendEventStream(
       for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
       if (generation.endedByShutdown) yield errorEvent(shuttingDown());
     } catch (error) {
-      reply.log.error({ err: error }, 'generation failed mid-stream');
+      // A client that stopped reading is the client's doing: one line, no stack.
+      if (error instanceof StreamStalledError) reply.log.warn(error.message);
+      else reply.log.error({ err: error }, 'generation failed mid-stream');
       yield errorEvent(error);
     }
     yield 'data: [DONE]\n\n';

@@ -10,6 +10,7 @@ import { StartupError } from '../model/startup-error.js';
 import { ensureDefaultModel } from '../model/synthetic.js';
 import { buildApp } from './app.js';
 import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
+import { captureStderr, type StderrCapture } from './native-stderr.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
 import { STATS_INTERVAL_MS } from './stats-log.js';
@@ -21,6 +22,9 @@ import { LOOM_VERSION } from './version.js';
  */
 
 const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../.cache/loom', import.meta.url));
+
+/** Once the app's logger exists, descriptor 2 is read into it (native warnings become JSON lines). */
+let stderrCapture: StderrCapture | null = null;
 
 /** Errors the user fixes by changing a flag or a file: one line, no stack trace. */
 function isUserFacing(error: unknown): error is Error {
@@ -109,11 +113,16 @@ async function main(): Promise<void> {
     logRequests: options.logRequests,
     statsIntervalMs: options.logStats ? STATS_INTERVAL_MS : null,
   });
+  // Before anything loads a native library: Dawn's warnings (lavapipe's reduced limits, a missing
+  // Vulkan loader) go straight to descriptor 2 and would break the JSON log.
+  stderrCapture = await captureStderr((line) => app.log.warn({ source: 'stderr' }, line));
+  if (!stderrCapture)
+    app.log.info('stderr could not be captured: native libraries may print non-JSON lines there');
   for (const notice of options.notices) app.log.info(notice);
   if (options.gpuMemoryUtilization !== null)
     app.log.info(
       { poolSize: options.poolSize },
-      `--gpu-memory-utilization ${options.gpuMemoryUtilization}: the page pool (KV cache and adapters) takes this fraction of host memory on every engine, as --pool-size ${options.gpuMemoryUtilization} would (WebGPU reports no device memory size)`,
+      `--gpu-memory-utilization ${options.gpuMemoryUtilization}: the engine's share of its memory; on a GPU whose size nvidia-smi or amdgpu's sysfs reports, the pool (KV cache and adapters) is that fraction of it less the weights; otherwise that fraction of host memory (the onnx and reference engines, a software WebGPU adapter), which a hardware WebGPU adapter refuses: use --pool-size BYTES there`,
     );
   let isShuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
@@ -161,9 +170,11 @@ async function main(): Promise<void> {
       maxLorasPerBatch: options.maxLorasPerBatch,
       maxWaiting: options.maxQueue ?? undefined,
       sloTtftSeconds: options.sloTtftSeconds,
+      streamStallTimeoutSeconds: options.streamStallTimeoutSeconds,
       engine: options.engine,
       dtype: options.dtype,
       poolSize: options.poolSize,
+      gpuMemoryUtilization: options.gpuMemoryUtilization,
       chatTemplateFile: options.chatTemplate,
       seed: options.seed,
     },
@@ -198,10 +209,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  console.error(
-    isUserFacing(error)
-      ? `loom: ${oneLine(error.message)}`
-      : `loom: start-up failed: ${oneLine(String((error as Error)?.message ?? error))}`,
-  );
+  const line = isUserFacing(error)
+    ? `loom: ${oneLine(error.message)}`
+    : `loom: start-up failed: ${oneLine(String((error as Error)?.message ?? error))}`;
+  if (stderrCapture) stderrCapture.writeOriginal(line);
+  else console.error(line);
   process.exit(1);
 });

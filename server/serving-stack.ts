@@ -21,7 +21,10 @@ export interface ServingTokenizer {
   encode(text: string, addSpecialTokens?: boolean): number[];
   /** Text of `ids` as HF's `decode` gives it (special tokens skipped by default). */
   decode(ids: readonly number[], skipSpecialTokens?: boolean): string;
-  applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt?: boolean): string;
+  applyChatTemplate(
+    messages: { role: string; content: string; name?: string }[],
+    addGenerationPrompt?: boolean,
+  ): string;
 }
 
 /** Adapter administration as the HTTP layer sees it (the registry behind it owns adapters). */

@@ -1,16 +1,55 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { Nullable, REQUEST_OBJECT, samplingFields } from './sampling-fields.js';
 
-/** Any content part parses; the route accepts type "text" and names the others as unsupported. */
-const ContentPart = Type.Object({ type: Type.String(), text: Type.Optional(Type.String()) });
+/** OpenAI's limit on a message's `name` (letters, digits, underscores; at most 64 characters). */
+export const MAX_MESSAGE_NAME_CHARS = 64;
 
-export const ChatMessageSchema = Type.Object({
-  role: Type.String(),
-  content: Type.Union([Type.String(), Type.Array(ContentPart), Type.Null()], {
-    description: 'a string or an array of content parts',
-  }),
-  name: Type.Optional(Type.String()),
-});
+/**
+ * Content parts of OpenAI's other types carry these fields: they parse, so that the route can
+ * refuse the part by its type ("Content of type image_url is not supported") rather than call a
+ * well-formed request malformed.
+ */
+export const NON_TEXT_PART_FIELDS = ['image_url', 'input_audio', 'file', 'refusal'] as const;
+
+const ContentPart = Type.Object(
+  {
+    type: Type.String({ minLength: 1, maxLength: 64, description: 'a string' }),
+    text: Type.Optional(Type.String({ description: 'a string' })),
+    image_url: Type.Optional(Type.Unknown()),
+    input_audio: Type.Optional(Type.Unknown()),
+    file: Type.Optional(Type.Unknown()),
+    refusal: Type.Optional(Type.Unknown()),
+  },
+  { description: 'a content part', ...REQUEST_OBJECT },
+);
+
+/**
+ * Message fields of OpenAI's tool calling, which Loom does not implement: declared so that a
+ * message carrying them is refused by name, unless they hold nothing (null, an empty list).
+ */
+export const UNSUPPORTED_MESSAGE_FIELDS = ['tool_calls', 'tool_call_id', 'function_call'] as const;
+
+/**
+ * One chat message. Bounds that follow from the model (messages and content parts against
+ * max_model_len, characters against the longest prompt) are checked in server/chat-prompt.ts,
+ * before the template runs; the body limit bounds everything else.
+ */
+export const ChatMessageSchema = Type.Object(
+  {
+    role: Type.String({ minLength: 1, maxLength: 32, description: 'a string' }),
+    content: Type.Union([Type.String(), Type.Array(ContentPart), Type.Null()], {
+      description: 'a string or an array of content parts',
+    }),
+    /** Given to the chat template with the message, as vLLM and HF's apply_chat_template do. */
+    name: Type.Optional(
+      Type.String({ minLength: 1, maxLength: MAX_MESSAGE_NAME_CHARS, description: 'a string' }),
+    ),
+    tool_calls: Type.Optional(Type.Unknown()),
+    tool_call_id: Type.Optional(Type.Unknown()),
+    function_call: Type.Optional(Type.Unknown()),
+  },
+  REQUEST_OBJECT,
+);
 
 /** POST /v1/chat/completions. */
 export const ChatCompletionRequestSchema = Type.Object(

@@ -84,6 +84,18 @@ describe('Dockerfile', () => {
     if (stop) expect(stop).toBe('SIGTERM');
   });
 
+  it('starts with nothing to fetch: what CMD loads is a production dependency, and no npm or npx runs at start', () => {
+    const cmd = JSON.parse(last('CMD')!.args) as string[];
+    const healthcheck = last('HEALTHCHECK')!.args;
+    for (const line of [cmd.join(' '), healthcheck]) expect(line).not.toMatch(/\bnpx?\b/);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    const imports = cmd.flatMap((arg, i) => (cmd[i - 1] === '--import' ? [arg] : []));
+    expect(imports.length).toBeGreaterThan(0);
+    for (const name of imports) expect(Object.keys(pkg.dependencies)).toContain(name);
+  });
+
   it('switches telemetry off and installs production dependencies only, without install scripts', () => {
     const env = all('ENV')
       .map((i) => i.args)

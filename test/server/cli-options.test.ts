@@ -33,6 +33,9 @@ describe('parseCliOptions', () => {
     ).toMatchObject({ shutdownTimeoutSeconds: 0, maxN: 2, maxConnections: 10, timeoutKeepAliveSeconds: 7 });
     expect(() => serve(['--shutdown-timeout', '-1'])).toThrow(CliError);
     expect(() => serve(['--max-n', '0'])).toThrow(/--max-n/);
+    expect(serve([]).streamStallTimeoutSeconds).toBe(60);
+    expect(serve(['--stream-stall-timeout', '5']).streamStallTimeoutSeconds).toBe(5);
+    expect(() => serve(['--stream-stall-timeout', '0'])).toThrow(/--stream-stall-timeout/);
   });
 
   it('reads vLLM-spelled flags in both --flag value and --flag=value form', () => {

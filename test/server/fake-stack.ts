@@ -47,8 +47,11 @@ export class ByteTokenizer implements ServingTokenizer {
     return text;
   }
 
-  applyChatTemplate(messages: { role: string; content: string }[], addGenerationPrompt = true): string {
-    const turns = messages.map((m) => `${m.role}: ${m.content}\n`).join('');
+  applyChatTemplate(
+    messages: { role: string; content: string; name?: string }[],
+    addGenerationPrompt = true,
+  ): string {
+    const turns = messages.map((m) => `${m.role}${m.name ? ` (${m.name})` : ''}: ${m.content}\n`).join('');
     return `<s>${turns}${addGenerationPrompt ? 'assistant:' : ''}`;
   }
 }

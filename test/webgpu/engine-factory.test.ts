@@ -4,6 +4,7 @@ import {
   assertEngineAvailable,
   createEngine,
   type DtypeChoice,
+  deviceMemoryFractionProblem,
 } from '../../kernels/engine-factory.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { StartupError } from '../../model/startup-error.js';
@@ -17,10 +18,18 @@ probe?.destroy();
 
 const weights = syntheticWeights(TINY_SPEC);
 
-async function create(choice: 'auto' | 'webgpu', dtype: DtypeChoice) {
+async function create(
+  choice: 'auto' | 'webgpu',
+  dtype: DtypeChoice,
+  gpuMemoryUtilization: number | null = null,
+) {
   const lines: string[] = [];
   const pool = new PagePool(64, weights.config.hiddenSize);
-  const engine = await createEngine(choice, weights, pool, { dtype, log: (line) => lines.push(line) });
+  const engine = await createEngine(choice, weights, pool, {
+    dtype,
+    log: (line) => lines.push(line),
+    gpuMemoryUtilization,
+  });
   await engine.close();
   return { kind: engine.kind, lines };
 }
@@ -43,7 +52,21 @@ describe('engine factory: --engine and --dtype', () => {
     expect(adapterName({ ...base, description: '' })).toBe('llvmpipe-llvm-15');
   });
 
+  it('--gpu-memory-utilization left as a fraction of host memory: fine on a software adapter, refused on a hardware one', () => {
+    const base = { vendor: 'nvidia', architecture: 'hopper', device: '', description: 'NVIDIA H200' };
+    const hardware = deviceMemoryFractionProblem({ ...base, isFallbackAdapter: false }, 0.9);
+    expect(hardware).toMatch(/^--gpu-memory-utilization 0\.9: no GPU memory size is known for NVIDIA H200/);
+    expect(hardware).toMatch(/--pool-size/);
+    expect(deviceMemoryFractionProblem({ ...base, isFallbackAdapter: true }, 0.9)).toBeNull();
+    expect(deviceMemoryFractionProblem({ ...base, isFallbackAdapter: false }, null)).toBeNull();
+  });
+
   describe.skipIf(!adapter)('on this machine’s WebGPU adapter', () => {
+    it('--gpu-memory-utilization: served on a software adapter, refused before any buffer on a hardware one', async () => {
+      if (adapter!.isFallbackAdapter) expect((await create('webgpu', 'f32', 0.5)).kind).toBe('webgpu');
+      else await expect(create('webgpu', 'f32', 0.5)).rejects.toThrow(StartupError);
+    });
+
     it('auto: webgpu on a hardware adapter, else onnx with one line saying why', async () => {
       const { kind, lines } = await create('auto', 'auto');
       expect(lines).toHaveLength(1);

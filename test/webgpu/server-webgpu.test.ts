@@ -59,7 +59,7 @@ async function post(server: TinyServer, path: string, body: object): Promise<Res
 }
 
 describe.skipIf(!probe)('the server on the webgpu engine', () => {
-  it('starts as `npm start -- --engine webgpu` does, serves, and exits 0 on SIGTERM', async () => {
+  it('starts as `npm start -- --engine webgpu` does, serves, exits 0 on SIGTERM, and prints only JSON lines', async () => {
     const { root, modelDir } = await writeTinyModel();
     const child = spawn(
       process.execPath,
@@ -78,7 +78,11 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
       ],
       { cwd: join(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+    let stderr = '';
+    child.stderr?.on('data', (data) => {
+      stderr += data;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
       let stdout = '';
       const { port, ready } = await new Promise<{ port: number; ready: Record<string, unknown> }>(
@@ -103,6 +107,17 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
       expect(((await res.json()) as OpenAI.Completion).usage?.completion_tokens).toBe(3);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
+      // Dawn's native warnings (lavapipe's reduced limits) come out as JSON log lines, like the rest.
+      expect(stderr).toBe('');
+      const lines = stdout.split('\n').filter((line) => line !== '');
+      const notJson = lines.filter((line) => {
+        try {
+          return typeof JSON.parse(line) !== 'object';
+        } catch {
+          return true;
+        }
+      });
+      expect(notJson).toEqual([]);
     } finally {
       child.kill('SIGKILL');
       await rm(root, { recursive: true, force: true });
