@@ -2,7 +2,7 @@ import { basename, join } from 'node:path';
 import { readJsonObject } from './config-file.js';
 import { fileExists } from './file-exists.js';
 import { ModelFormatError } from './model-format-error.js';
-import { SafetensorsFile, type TensorInfo } from './safetensors.js';
+import { SafetensorsFile, type TensorFileRef, type TensorInfo } from './safetensors.js';
 
 export const SINGLE_FILE = 'model.safetensors';
 export const INDEX_FILE = 'model.safetensors.index.json';
@@ -83,9 +83,27 @@ export class Checkpoint {
   }
 
   async read(name: string): Promise<Float32Array> {
+    return this.fileOf(name).read(name);
+  }
+
+  /** Where the tensor's bytes are on disk. */
+  fileRef(name: string): TensorFileRef {
+    return this.fileOf(name).fileRef(name);
+  }
+
+  /** See SafetensorsFile.scanF32. */
+  scanF32(
+    name: string,
+    buffer: Float32Array,
+    visit: (chunk: Float32Array, firstElement: number) => void,
+  ): Promise<void> {
+    return this.fileOf(name).scanF32(name, buffer, visit);
+  }
+
+  private fileOf(name: string): SafetensorsFile {
     const file = this.owner.get(name);
     if (!file) throw new ModelFormatError(this.source, `tensor "${name}" is missing`);
-    return file.read(name);
+    return file;
   }
 
   async close(): Promise<void> {

@@ -2,12 +2,13 @@ import { stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { Checkpoint } from './checkpoint.js';
 import { readJsonObject } from './config-file.js';
+import { backLinearWeightsByFiles } from './file-backed-weights.js';
 import { checkFiniteWeights } from './finite-check.js';
 import { ConfigError, type LlamaConfig, parseLlamaConfig } from './llama-config.js';
 import { ModelFormatError } from './model-format-error.js';
-import { assembleWeights, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
+import { assembleWeights, EMBED_NAME, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
 import type { ModelWeights } from './model-weights.js';
-import { isReadableDtype } from './safetensors.js';
+import { isReadableDtype, type TensorFileRef } from './safetensors.js';
 import { TextTokenizer } from './tokenizer.js';
 
 export interface LoadedModel {
@@ -22,7 +23,24 @@ export interface LoadedModel {
 export interface LoadModelOptions {
   /** A Jinja chat template file that replaces the tokenizer's own template. */
   chatTemplateFile?: string;
+  /** Called as each safetensors file's tensors have been read and checked. */
+  onFileRead?: (progress: FileReadProgress) => void;
 }
+
+/** One safetensors file's part of loading: what start-up progress lines report. */
+export interface FileReadProgress {
+  file: string;
+  /** The file's tensors the model uses. */
+  tensors: number;
+  /** Their bytes on disk. */
+  bytes: number;
+  seconds: number;
+  /** Bytes left in the file for an engine to map (F32 linear weights), not copied to the host. */
+  fileBackedBytes: number;
+}
+
+/** Bytes of the reusable buffer linear weights are checked through. */
+const SCAN_BUFFER_BYTES = 16 << 20;
 
 /** config.json (+ generation_config.json) → LlamaConfig, with problems reported as ModelFormatError. */
 export async function loadLlamaConfig(dir: string): Promise<LlamaConfig> {
@@ -98,8 +116,67 @@ function checkTensors(checkpoint: Checkpoint, config: LlamaConfig): void {
   }
 }
 
+/** Placeholder that backLinearWeightsByFiles replaces with a getter before anyone sees it. */
+const FILE_BACKED = new Float32Array(0);
+
 /**
- * Loads a Hugging Face Llama-family model directory: config, tokenizer and f32 weights.
+ * Reads and checks every tensor the config implies, file by file in offset order (so reads are
+ * sequential and each file reports its progress once). F32 linear weights are only scanned
+ * through a reused buffer, not kept: they stay in the file (`files`) for whoever maps it.
+ */
+async function readCheckedTensors(
+  checkpoint: Checkpoint,
+  config: LlamaConfig,
+  onFileRead: LoadModelOptions['onFileRead'],
+): Promise<{ tensors: Map<string, Float32Array>; files: Map<string, TensorFileRef> }> {
+  const byFile = new Map<string, TensorFileRef[]>();
+  const names = new Map<TensorFileRef, string>();
+  for (const { name } of expectedModelTensors(config)) {
+    const ref = checkpoint.fileRef(name);
+    names.set(ref, name);
+    const list = byFile.get(ref.file) ?? [];
+    list.push(ref);
+    byFile.set(ref.file, list);
+  }
+  const tensors = new Map<string, Float32Array>();
+  const files = new Map<string, TensorFileRef>();
+  let scanBuffer: Float32Array | undefined;
+  for (const [file, refs] of byFile) {
+    const started = performance.now();
+    let fileBackedBytes = 0;
+    for (const ref of refs.sort((a, b) => a.offset - b.offset)) {
+      const name = names.get(ref)!;
+      if (ref.dtype === 'F32' && isLinearWeight(name)) {
+        scanBuffer ??= new Float32Array(SCAN_BUFFER_BYTES / 4);
+        await checkpoint.scanF32(name, scanBuffer, (chunk, first) =>
+          checkFiniteWeights(file, name, chunk, first),
+        );
+        files.set(name, ref);
+        fileBackedBytes += ref.length;
+      } else {
+        const data = await checkpoint.read(name);
+        checkFiniteWeights(file, name, data);
+        tensors.set(name, data);
+      }
+    }
+    onFileRead?.({
+      file,
+      tensors: refs.length,
+      bytes: refs.reduce((sum, r) => sum + r.length, 0),
+      seconds: (performance.now() - started) / 1000,
+      fileBackedBytes,
+    });
+  }
+  return { tensors, files };
+}
+
+function isLinearWeight(name: string): boolean {
+  return name === LM_HEAD_NAME || name.endsWith('_proj.weight');
+}
+
+/**
+ * Loads a Hugging Face Llama-family model directory: config, tokenizer and f32 weights (F32
+ * linear weights backed by their files, read on first access: see ModelWeights.files).
  * Every problem is a ModelFormatError naming the file at fault. Tensors the config doesn't
  * imply (rotary inv_freq buffers and the like) are ignored.
  */
@@ -121,13 +198,13 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   try {
     checkLayerCount(checkpoint, config, join(dir, 'config.json'));
     checkTensors(checkpoint, config);
-    const tensors = new Map<string, Float32Array>();
-    for (const { name } of expectedModelTensors(config)) {
-      const data = await checkpoint.read(name);
-      checkFiniteWeights(checkpoint.find(name)!.file, name, data);
-      tensors.set(name, data);
+    const { tensors, files } = await readCheckedTensors(checkpoint, config, opts.onFileRead);
+    const weights = assembleWeights(config, (name) => tensors.get(name) ?? FILE_BACKED);
+    if (config.tieWordEmbeddings && files.size > 0 && checkpoint.fileRef(EMBED_NAME).dtype === 'F32') {
+      files.set(LM_HEAD_NAME, checkpoint.fileRef(EMBED_NAME));
     }
-    const weights = assembleWeights(config, (name) => tensors.get(name)!);
+    weights.files = files;
+    backLinearWeightsByFiles(weights, files);
     return { name: basename(resolve(dir)), dir, config, weights, tokenizer };
   } finally {
     await checkpoint.close();

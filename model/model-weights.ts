@@ -1,5 +1,6 @@
 import type { LlamaConfig } from './llama-config.js';
 import type { TargetModule } from './llama-modules.js';
+import type { TensorFileRef } from './safetensors.js';
 
 /** One decoder layer's weights in f32, HF layout (linear weights are [out, in], row-major). */
 export interface LayerWeights {
@@ -15,4 +16,11 @@ export interface ModelWeights {
   layers: LayerWeights[];
   finalNorm: Float32Array; // [hidden]
   lmHead: Float32Array; // [vocab, hidden]
+  /**
+   * Linear weights (and lm_head, the embedding's bytes when tied) that sit in F32 safetensors
+   * files, by Hugging Face name: their arrays are read from the file on first access
+   * (file-backed-weights.ts), so an engine that reads the file itself keeps no host copy.
+   * Absent for weights made in memory.
+   */
+  files?: ReadonlyMap<string, TensorFileRef>;
 }

@@ -36,6 +36,17 @@ export function isReadableDtype(dtype: string): dtype is TensorDtype {
   return dtype === 'F32' || dtype === 'F16' || dtype === 'BF16';
 }
 
+/**
+ * Where a tensor's bytes sit in its file, from the start of the file: what a reader that maps the
+ * file itself (onnxruntime's external data) needs instead of a host copy.
+ */
+export interface TensorFileRef {
+  file: string;
+  offset: number;
+  length: number;
+  dtype: TensorDtype;
+}
+
 /** The safetensors library's own cap: a bigger header is a corrupt length, not a real header. */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 /** fs reads are capped near 2 GiB per call; bigger tensors (e.g. an 8B model's embedding) loop. */
@@ -214,6 +225,48 @@ export class SafetensorsFile {
     const info = this.tensors.get(name);
     if (!info) throw new ModelFormatError(this.file, `tensor "${name}" is missing`);
     return info;
+  }
+
+  /** Where the tensor's bytes are in this file (its dtype must be one Loom reads). */
+  fileRef(name: string): TensorFileRef {
+    const info = this.info(name);
+    if (!isReadableDtype(info.dtype)) {
+      throw new ModelFormatError(
+        this.file,
+        `tensor "${name}" has dtype ${info.dtype}; Loom reads only F32, F16 and BF16`,
+      );
+    }
+    return {
+      file: this.file,
+      offset: this.dataStart + info.begin,
+      length: info.end - info.begin,
+      dtype: info.dtype,
+    };
+  }
+
+  /**
+   * Passes an F32 tensor through `buffer` a chunk at a time (`visit(chunk, firstElement)`), so a
+   * check can read a tensor that is never kept: the buffer's pages are faulted in once, not per tensor.
+   */
+  async scanF32(
+    name: string,
+    buffer: Float32Array,
+    visit: (chunk: Float32Array, firstElement: number) => void,
+  ): Promise<void> {
+    const { offset, length, dtype } = this.fileRef(name);
+    if (dtype !== 'F32') throw new Error(`scanF32: tensor "${name}" is ${dtype}`);
+    const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+    for (let done = 0; done < length; done += bytes.length) {
+      const want = bytes.subarray(0, Math.min(bytes.length, length - done));
+      const got = await readFully(this.handle, want, offset + done);
+      if (got !== want.length) {
+        throw new ModelFormatError(
+          this.file,
+          `tensor "${name}": file ended after ${done + got} of ${length} bytes`,
+        );
+      }
+      visit(buffer.subarray(0, want.length / 4), done / 4);
+    }
   }
 
   /** Reads one tensor and converts it to f32 (F16 and BF16 exactly). */

@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Engine, EngineFailure } from '../kernels/engine.js';
 import {
   createEngine,
@@ -26,7 +26,7 @@ import { IncrementalDecoder } from '../model/incremental-decoder.js';
 import { contextLengthProblem, type LlamaConfig } from '../model/llama-config.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
 import { loadStoredAdapter } from '../model/load-adapter.js';
-import { type LoadedModel, loadModel } from '../model/load-model.js';
+import { type FileReadProgress, type LoadedModel, loadModel } from '../model/load-model.js';
 import { StartupError } from '../model/startup-error.js';
 import type { Clock } from './clock.js';
 import { EngineLoop } from './engine-loop.js';
@@ -146,9 +146,12 @@ export class LlmEngine {
 
   static async create(options: LlmEngineOptions, log: ProgressLog): Promise<LlmEngine> {
     log.info({ dir: options.modelDir }, 'loading model');
+    const loadStarted = performance.now();
     const model = await loadModel(options.modelDir, {
       chatTemplateFile: options.chatTemplateFile ?? undefined,
+      onFileRead: (read) => log.info(weightFileLine(read), 'weights file read and checked'),
     });
+    log.info({ seconds: round((performance.now() - loadStarted) / 1000) }, 'weights read');
     const { config, tokenizer } = model;
     const maxModelLen = options.maxModelLen ?? config.maxPositionEmbeddings;
     if (maxModelLen > config.maxPositionEmbeddings) {
@@ -217,6 +220,7 @@ export class LlmEngine {
     const policy = policyFor(options, maxLoras);
 
     log.info({ engine: options.engine, pages: pool.numPages, pageSize: pool.pageSize }, 'creating engine');
+    const engineStarted = performance.now();
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
       quantization: options.quantization ?? null,
@@ -227,6 +231,10 @@ export class LlmEngine {
       webgpuMaxScratchBytes: options.webgpuMaxScratchBytes,
       gpuMemoryUtilization: hostFraction,
     });
+    log.info(
+      { engine: engine.kind, seconds: round((performance.now() - engineStarted) / 1000) },
+      'engine created',
+    );
     const registry = new AdapterRegistry(
       pool,
       engine,
@@ -347,6 +355,20 @@ function policyFor(options: LlmEngineOptions, maxLoras: number): SchedulingPolic
     maxLorasPerBatch: options.maxLorasPerBatch ?? maxLoras,
     maxWaitMs: slo ? (slo * 1000) / 2 : DEFAULT_MAX_WAIT_MS,
   });
+}
+
+const MB = 1e6;
+
+/** A start-up progress line for one safetensors file: sizes in MB, read speed, what stays mapped. */
+function weightFileLine(read: FileReadProgress): Record<string, unknown> {
+  return {
+    file: basename(read.file),
+    tensors: read.tensors,
+    mb: round(read.bytes / MB),
+    seconds: round(read.seconds),
+    mbPerSecond: read.seconds > 0 ? Math.round(read.bytes / MB / read.seconds) : null,
+    fileBackedMb: round(read.fileBackedBytes / MB),
+  };
 }
 
 function createPool(config: LlamaConfig, poolSize: string, log: ProgressLog): PagePool {

@@ -55,7 +55,16 @@ function scalesLocation(name: string): string {
   return `weights/${name}.scales`;
 }
 
-/** y = x·Wᵀ for the HF [outFeatures, inFeatures] weight `name`, stored in `format` (an initializer). */
+/** A Gemm weight read from a real file: its name in the session's external-initializer folder, and where it starts. */
+export interface WeightFileLocation {
+  location: string;
+  offset: number;
+}
+
+/**
+ * y = x·Wᵀ for the HF [outFeatures, inFeatures] weight `name`, stored in `format` (an initializer).
+ * An f32 weight with `inFile` is read by onnxruntime straight from its safetensors file.
+ */
 export function baseLinear(
   g: GraphBuilder,
   x: string,
@@ -63,11 +72,15 @@ export function baseLinear(
   outFeatures: number,
   inFeatures: number,
   format: WeightFormat,
+  inFile?: WeightFileLocation,
 ): string {
-  if (format === 'f32')
-    return g.op('Gemm', [x, g.external(name, 'float32', [outFeatures, inFeatures], weightLocation(name))], {
-      transB: 1,
-    });
+  if (format === 'f32') {
+    const dims = [outFeatures, inFeatures];
+    const w = inFile
+      ? g.external(name, 'float32', dims, inFile.location, inFile.offset)
+      : g.external(name, 'float32', dims, weightLocation(name));
+    return g.op('Gemm', [x, w], { transB: 1 });
+  }
   if (!isQuantized(format)) {
     const tileRows = f16TileRows(inFeatures);
     const parts: string[] = [];

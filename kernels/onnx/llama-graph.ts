@@ -1,7 +1,7 @@
 import type { KvLayout } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, moduleWeightName, type TargetModule } from '../../model/llama-modules.js';
-import { baseLinear } from './base-weights.js';
+import { baseLinear, type WeightFileLocation } from './base-weights.js';
 import { GraphBuilder } from './onnx-model.js';
 import type { WeightFormat } from './weight-quantization.js';
 
@@ -159,12 +159,15 @@ export function isGemmWeight(name: string): boolean {
   return name === WEIGHT_NAMES.lmHead || name.endsWith('_proj.weight');
 }
 
+export type { WeightFileLocation } from './base-weights.js';
+
 export function buildStepGraph(
   config: LlamaConfig,
   kv: KvLayout,
   numPages: number,
   loraModules: readonly TargetModule[],
   weightMode: WeightMode,
+  weightFiles?: ReadonlyMap<string, WeightFileLocation>,
   weightFormat: WeightFormat = 'f32',
 ): Uint8Array {
   const c = config;
@@ -193,7 +196,7 @@ export function buildStepGraph(
   /** x·Wᵀ for a Gemm weight: an initializer in `weightFormat` (base-weights.ts), or an f32 input. */
   const gemm = (x: string, name: string, outFeatures: number, inFeatures: number) =>
     weightMode === 'external'
-      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat)
+      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles?.get(name))
       : g.op('Gemm', [x, w(name, [outFeatures, inFeatures])], { transB: 1 });
   /** A layer-after-layer input split into its L layers' parts. */
   const perLayer = (input: string): string[] =>

@@ -1,5 +1,6 @@
 import './no-telemetry.js';
 import { availableParallelism } from 'node:os';
+import { basename, dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { type AdapterLayout, writeAdapterRows } from '../../memory/adapter-layout.js';
 import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
@@ -18,6 +19,7 @@ import {
   poolViewName,
   STEP_OUTPUTS,
   WEIGHT_NAMES,
+  type WeightFileLocation,
   type WeightMode,
 } from './llama-graph.js';
 import { LoraSlotViews } from './lora-slots.js';
@@ -61,6 +63,21 @@ export interface OnnxEngineOptions {
    * (weight-cache.ts); unset: encoded at every start.
    */
   weightCache?: WeightCacheLocation;
+  /**
+   * With 'prepacked' weights: whether onnxruntime repacks the Gemm weights into its own copy at
+   * load (default true). false keeps F32 safetensors weights in their memory-mapped files
+   * (no anonymous copy at all, start-up in about a second) at some decode speed; see
+   * bench/results/startup.md.
+   */
+  prepackWeights?: boolean;
+  /**
+   * Whether onnxruntime's intra-op threads spin between ops and after a run (its default) instead
+   * of sleeping; default false. Spinning saves a wake-up per parallel op on an idle machine, but
+   * where cores are shared (the JS thread, other sessions, other processes) the spinning thread
+   * takes the core the others need: on a loaded 2-core machine decode batch 1 went from
+   * 438–894 ms to 201–334 ms a step without it (bench/results/onnx-decode-profile-*.md).
+   */
+  spinThreads?: boolean;
 }
 
 /**
@@ -84,12 +101,6 @@ export class OnnxEngine implements Engine {
   private readonly weightMode: WeightMode;
   /** In 'prepacked' mode the single graph's LoRA modules: all of them. */
   private readonly fixedLoraModules: readonly TargetModule[] | undefined;
-  /**
-   * Kept alive with f32 weights: onnxruntime may keep pointing into the buffers given as
-   * externalData. Other formats keep only their encoded copies (in the session options and the
-   * fixed feeds), so the f32 linear weights can be collected once the caller drops them.
-   */
-  private readonly weights: ModelWeights | null;
   readonly weightFormat: WeightFormat;
   /** What happened with the weight cache at creation (read, written, or why not), for the start-up log. */
   readonly weightCacheNote: string | null = null;
@@ -98,6 +109,8 @@ export class OnnxEngine implements Engine {
   /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
   private readonly slotViews: LoraSlotViews;
   private readonly padLoraRankTo: number | undefined;
+  /** Gemm weights onnxruntime reads from their safetensors files (it maps them), not from host arrays. */
+  private readonly weightFiles: MappedWeightFiles | undefined;
   private closed = false;
 
   private constructor(
@@ -109,7 +122,6 @@ export class OnnxEngine implements Engine {
     this.kvLayout = kvLayout(weights.config);
     if (pool.pageSize !== this.kvLayout.pageSize)
       throw new Error(`pool page size ${pool.pageSize} is not the hidden size ${this.kvLayout.pageSize}`);
-    this.weights = opts.weightFormat && opts.weightFormat !== 'f32' ? null : weights;
     this.maxChunkTokens = opts.maxChunkTokens ?? 512;
     // step-split.ts stays as the safety net for plans that ignore this (and pads mixed batches apart).
     this.runLimits = { maxTokensPerSequence: this.maxChunkTokens };
@@ -121,8 +133,14 @@ export class OnnxEngine implements Engine {
     this.weightFormat = opts.weightFormat ?? 'f32';
     if (this.weightMode === 'inputs' && this.weightFormat !== 'f32')
       throw new Error(`${this.weightFormat} weights need the onnx engine's prepacked weights, not 'inputs'`);
-    const tensors = weightTensors(weights);
     const external = (name: string) => this.weightMode === 'external' && isGemmWeight(name);
+    // Only f32 weights are read straight from their files; other formats are encoded from the arrays.
+    this.weightFiles =
+      this.weightMode === 'external' && this.weightFormat === 'f32'
+        ? mappableWeightFiles(weights)
+        : undefined;
+    const inFile = (name: string) => this.weightFiles?.locations.has(name) === true;
+    const tensors = weightTensors(weights, inFile);
     this.fixedFeeds = Object.fromEntries(Object.entries(tensors).filter(([name]) => !external(name)));
     // The pool, and the same storage viewed as the narrower rows LoRA reads gather (loraRowReads).
     for (const m of TARGET_MODULES) {
@@ -143,6 +161,12 @@ export class OnnxEngine implements Engine {
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
     };
+    const sessionConfig: Record<string, string> = {};
+    if (opts.prepackWeights === false) sessionConfig.disable_prepacking = '1';
+    if (!opts.spinThreads) sessionConfig['intra_op.allow_spinning'] = '0';
+    if (this.weightFiles)
+      sessionConfig.model_external_initializers_file_folder_path = this.weightFiles.folder;
+    if (Object.keys(sessionConfig).length > 0) this.sessionOptions.extra = { session: sessionConfig };
     if (this.weightMode === 'external') {
       const externalData: ExternalWeightData[] = [];
       const names = Object.keys(tensors).filter(external);
@@ -185,6 +209,10 @@ export class OnnxEngine implements Engine {
   ): Promise<OnnxEngine> {
     const engine = new OnnxEngine(weights, pool, opts);
     await engine.session(engine.fixedLoraModules ?? []);
+    // onnxruntime copied what externalData handed it (and packed it); the one prepacked session is
+    // never built again, so the engine lets go of those host arrays: weights converted from F16/BF16
+    // files (4 GB at TinyLlama's size) are freed once the caller drops the model too.
+    if (engine.fixedLoraModules) engine.sessionOptions.externalData = undefined;
     return engine;
   }
 
@@ -269,6 +297,7 @@ export class OnnxEngine implements Engine {
         this.pool.numPages,
         loraModules,
         this.weightMode,
+        this.weightFiles?.locations,
         this.weightFormat,
       );
       session = ort.InferenceSession.create(bytes, this.sessionOptions);
@@ -280,21 +309,48 @@ export class OnnxEngine implements Engine {
   }
 }
 
-/** Zero-copy tensors over the model's weights, named as the step graph names them. */
-function weightTensors(weights: ModelWeights): Record<string, ort.Tensor> {
+interface MappedWeightFiles {
+  /** onnxruntime's external-initializer folder: the checkpoint's directory. */
+  folder: string;
+  locations: ReadonlyMap<string, WeightFileLocation>;
+}
+
+/**
+ * The Gemm weights onnxruntime can read straight from the model's F32 safetensors files (it
+ * memory-maps external data that sits in a file, and copies what it is handed in memory):
+ * every file-backed one in the folder of the first. None when the weights were made in memory.
+ */
+function mappableWeightFiles(weights: ModelWeights): MappedWeightFiles | undefined {
+  const refs = [...(weights.files ?? [])].filter(([name, ref]) => isGemmWeight(name) && ref.dtype === 'F32');
+  if (refs.length === 0) return undefined;
+  const folder = dirname(refs[0][1].file);
+  const locations = new Map<string, WeightFileLocation>();
+  for (const [name, ref] of refs) {
+    if (dirname(ref.file) === folder)
+      locations.set(name, { location: basename(ref.file), offset: ref.offset });
+  }
+  return { folder, locations };
+}
+
+/**
+ * Zero-copy tensors over the model's weights, named as the step graph names them; those for
+ * which `skip` holds are left out without reading their arrays (which may be file-backed).
+ */
+function weightTensors(weights: ModelWeights, skip: (name: string) => boolean): Record<string, ort.Tensor> {
   const c = weights.config;
-  const f32 = (data: Float32Array, dims: number[]) => new ort.Tensor('float32', data, dims);
-  const feeds: Record<string, ort.Tensor> = {
-    [WEIGHT_NAMES.embedTokens]: f32(weights.embedTokens, [c.vocabSize, c.hiddenSize]),
-    [WEIGHT_NAMES.finalNorm]: f32(weights.finalNorm, [c.hiddenSize]),
-    [WEIGHT_NAMES.lmHead]: f32(weights.lmHead, [c.vocabSize, c.hiddenSize]),
+  const feeds: Record<string, ort.Tensor> = {};
+  const add = (name: string, data: () => Float32Array, dims: number[]) => {
+    if (!skip(name)) feeds[name] = new ort.Tensor('float32', data(), dims);
   };
+  add(WEIGHT_NAMES.embedTokens, () => weights.embedTokens, [c.vocabSize, c.hiddenSize]);
+  add(WEIGHT_NAMES.finalNorm, () => weights.finalNorm, [c.hiddenSize]);
+  add(WEIGHT_NAMES.lmHead, () => weights.lmHead, [c.vocabSize, c.hiddenSize]);
   weights.layers.forEach((layer, l) => {
-    feeds[WEIGHT_NAMES.inputNorm(l)] = f32(layer.inputNorm, [c.hiddenSize]);
-    feeds[WEIGHT_NAMES.postAttentionNorm(l)] = f32(layer.postAttentionNorm, [c.hiddenSize]);
+    add(WEIGHT_NAMES.inputNorm(l), () => layer.inputNorm, [c.hiddenSize]);
+    add(WEIGHT_NAMES.postAttentionNorm(l), () => layer.postAttentionNorm, [c.hiddenSize]);
     for (const m of TARGET_MODULES) {
       const { inFeatures, outFeatures } = moduleShape(c, m);
-      feeds[WEIGHT_NAMES.linear(l, m)] = f32(layer.linear[m], [outFeatures, inFeatures]);
+      add(WEIGHT_NAMES.linear(l, m), () => layer.linear[m], [outFeatures, inFeatures]);
     }
   });
   return feeds;

@@ -108,11 +108,13 @@ export class GraphBuilder {
   }
 
   /**
-   * An initializer whose bytes live outside the model, in the in-memory "file" `location` that
-   * the session is given through `externalData` (all of it, from offset 0). onnxruntime treats it
-   * as a constant, so it can prepack it, while the model stays a few kilobytes.
+   * An initializer whose bytes live outside the model: in the in-memory "file" `location` that
+   * the session is given through `externalData` (all of it, from offset 0), or at `offset` in a
+   * real file `location` names inside the session's external-initializer folder (onnxruntime
+   * maps it). onnxruntime treats it as a constant, so it can prepack it, while the model stays a
+   * few kilobytes.
    */
-  external(name: string, type: ElemType, dims: readonly number[], location: string): string {
+  external(name: string, type: ElemType, dims: readonly number[], location: string, offset = 0): string {
     this.claim(name);
     const t = new ProtoWriter();
     if (dims.length > 0) t.packedVarints(1, dims);
@@ -121,7 +123,7 @@ export class GraphBuilder {
     const bytes = dims.reduce((a, b) => a * b, 1) * ELEM_BYTES[type];
     const entries: Array<[string, string]> = [
       ['location', location],
-      ['offset', '0'],
+      ['offset', String(offset)],
       ['length', String(bytes)],
     ];
     for (const [key, value] of entries) t.message(13, new ProtoWriter().string(1, key).string(2, value));

@@ -1,0 +1,318 @@
+/**
+ * Where a batch-1 decode step of the onnx engine goes, on the synthetic TinyLlama-shaped F32
+ * checkpoint (written by bench/startup.ts's layout if missing): wall time per step against
+ * onnxruntime's own run time (its profiler), onnxruntime's node time by kind (base Gemms, lm_head,
+ * attention over the pool, LoRA slot/segment ops, the rest), and the JS feed building alone. Then
+ * the spread of decode batch 1 over rounds, each round a fresh sequence.
+ *
+ *   npx tsx bench/onnx-decode-profile.ts [--layers N] [--threads N] [--rounds N] [--steps N] [--spin] [--label NAME]
+ *
+ * The report is written as onnx-decode-profile-<label>.{json,md,svg} (label default "current"),
+ * so a change can be measured against the run before it.
+ */
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { LORA_SLOTS } from '../kernels/onnx/llama-graph.js';
+import { LoraSlotViews } from '../kernels/onnx/lora-slots.js';
+import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
+import { packStep } from '../kernels/onnx/step-feeds.js';
+import { KvCache } from '../memory/kv-cache.js';
+import { kvLayout } from '../memory/kv-layout.js';
+import { PagePool } from '../memory/page-pool.js';
+import { TARGET_MODULES } from '../model/llama-modules.js';
+import { loadModel } from '../model/load-model.js';
+import { ropeInvFrequencies } from '../model/rope-frequencies.js';
+import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
+import { machineContext, writeBenchReport } from './report.js';
+
+const { values: args } = parseArgs({
+  options: {
+    layers: { type: 'string', default: String(TINYLLAMA_SPEC.numLayers) },
+    threads: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '7' },
+    steps: { type: 'string', default: '16' },
+    label: { type: 'string', default: 'current' },
+    spin: { type: 'boolean', default: false },
+  },
+});
+const numLayers = Number(args.layers);
+const threads = Number(args.threads);
+const rounds = Number(args.rounds);
+const steps = Number(args.steps);
+const CONTEXT = 64;
+const PROFILED_STEPS = 8;
+
+function progress(message: string): void {
+  process.stderr.write(`[bench:decode-profile] ${message}\n`);
+}
+
+interface ProfileEvent {
+  cat: string;
+  name: string;
+  dur: number;
+  args?: {
+    op_name?: string;
+    input_type_shape?: Array<Record<string, number[]>>;
+    output_type_shape?: Array<Record<string, number[]>>;
+  };
+}
+
+/** Sessions the engine creates, with onnxruntime's profiler on, so the bench can end their profiles. */
+const profiled: ort.InferenceSession[] = [];
+const profileDir = mkdtempSync(join(tmpdir(), 'loom-ort-profile-'));
+const create = ort.InferenceSession.create.bind(ort.InferenceSession) as (
+  bytes: Uint8Array,
+  options: ort.InferenceSession.SessionOptions,
+) => Promise<ort.InferenceSession>;
+let profileNext = false;
+(ort.InferenceSession as unknown as { create: typeof create }).create = async (bytes, options) => {
+  const session = await create(
+    bytes,
+    profileNext
+      ? { ...options, enableProfiling: true, profileFilePrefix: join(profileDir, 'step') }
+      : options,
+  );
+  if (profileNext) profiled.push(session);
+  return session;
+};
+
+/**
+ * Which part of a decode step a profiled node belongs to, from its op and shapes. A prepacked
+ * Gemm lists only its activation input (the weight is a constant): lm_head writes vocab columns.
+ */
+function kindOf(e: ProfileEvent, hidden: number, vocab: number): string {
+  const op = e.args?.op_name ?? '?';
+  const shapes = (e.args?.input_type_shape ?? []).map((s) => Object.values(s)[0] ?? []);
+  const out = (e.args?.output_type_shape ?? []).map((s) => Object.values(s)[0] ?? []);
+  if (op === 'Gemm' || op === 'MatMul' || op === 'FusedMatMul' || op === 'FusedGemm') {
+    if (shapes.length === 1) return out[0]?.at(-1) === vocab ? 'lm_head Gemm' : 'base linear Gemms';
+    if (shapes[0]?.length === 4) return 'attention MatMuls';
+    return 'LoRA MatMul/Gemm (slots, segments)';
+  }
+  if (op === 'Gather' && shapes[0]?.length === 2 && shapes[0][1] === hidden && shapes[0][0] !== vocab)
+    return 'Gather past K/V from the pool';
+  return `other: ${op}`;
+}
+
+async function main(): Promise<void> {
+  const modelDir = join(process.cwd(), '.cache', 'bench', `tinyllama-f32-${numLayers}l`);
+  try {
+    readFileSync(join(modelDir, 'model.safetensors.index.json'));
+  } catch {
+    progress(`writing ${modelDir}`);
+    await writeSyntheticModel(modelDir, { ...TINYLLAMA_SPEC, numLayers }, { shards: 2 });
+  }
+  const model = await loadModel(modelDir);
+  const config = model.config;
+  const layout = kvLayout(config);
+  const blocksPerSeq = Math.ceil((CONTEXT + steps * (rounds + 1) + 8) / layout.tokensPerPage);
+  const pool = new PagePool(1 + (rounds + 2) * blocksPerSeq * layout.pagesPerBlock, config.hiddenSize);
+  const kv = new KvCache(pool, layout);
+  profileNext = true;
+  const started = performance.now();
+  const engine = await OnnxEngine.create(model.weights, pool, { threads, spinThreads: args.spin });
+  progress(`engine ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+  profileNext = false;
+
+  let nextId = 0;
+  const prompt = (seed: number) =>
+    Array.from({ length: CONTEXT }, (_, i) => (seed * 131 + i * 17) % config.vocabSize);
+  const stepOf = (id: number, tokens: number[], pos: number) => {
+    if (!kv.reserve(id, pos + tokens.length)) throw new Error('bench pool too small');
+    return {
+      sequences: [
+        {
+          seqId: id,
+          tokens,
+          startPos: pos,
+          pageTable: kv.pageTable(id),
+          adapter: null,
+          logits: 'last' as const,
+        },
+      ],
+    };
+  };
+  /** One fresh sequence: a 64-token prefill, then `n` timed decode steps. */
+  const decodeRun = async (n: number): Promise<number[]> => {
+    const id = nextId++;
+    await engine.step(stepOf(id, prompt(id), 0));
+    const times: number[] = [];
+    for (let s = 0; s < n; s++) {
+      const plan = stepOf(id, [(id * 7 + s) % config.vocabSize], CONTEXT + s);
+      const t0 = performance.now();
+      await engine.step(plan);
+      times.push(performance.now() - t0);
+    }
+    kv.free(id);
+    return times;
+  };
+
+  // Profiled steps: the first run after the prefill warms up, then PROFILED_STEPS are read.
+  const profiledWall = (await decodeRun(PROFILED_STEPS + 1)).slice(1);
+  for (const s of profiled) s.endProfiling();
+  const file = readdirSync(profileDir).find((f) => f.endsWith('.json'));
+  const events = (JSON.parse(readFileSync(join(profileDir, file!), 'utf8')) as ProfileEvent[]).filter(
+    (e) => typeof e.dur === 'number',
+  );
+  if (process.env.KEEP_PROFILE) process.stderr.write(`${profileDir}\n`);
+  else rmSync(profileDir, { recursive: true, force: true });
+  const runs = events.filter((e) => e.name === 'model_run').map((e) => e.dur / 1000);
+  // The last PROFILED_STEPS runs are the decode steps (before them: the prefill and the warm-up step).
+  const decodeRuns = runs.slice(-PROFILED_STEPS);
+  const nodeEvents = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+  const perRunNodes = nodeEvents.length / runs.length;
+  const decodeNodes = nodeEvents.slice(-PROFILED_STEPS * perRunNodes);
+  // Per kind: its time in each profiled step, then the median step (other tenants of the machine
+  // preempt single nodes for tens of ms; a mean would report them).
+  const perStep = new Map<string, { ms: number[]; nodes: number }>();
+  decodeNodes.forEach((e, i) => {
+    const kind = kindOf(e, config.hiddenSize, config.vocabSize);
+    const k = perStep.get(kind) ?? { ms: new Array<number>(PROFILED_STEPS).fill(0), nodes: 0 };
+    k.ms[Math.floor(i / perRunNodes)] += e.dur / 1000;
+    k.nodes += 1 / PROFILED_STEPS;
+    perStep.set(kind, k);
+  });
+  const byKind = new Map([...perStep].map(([kind, k]) => [kind, { ms: median(k.ms), nodes: k.nodes }]));
+  const wallMedian = median(profiledWall);
+  const runMedian = median(decodeRuns);
+  const nodesMs = [...byKind.values()].reduce((a, k) => a + k.ms, 0);
+
+  // The JS half of a step: packing the plan's feeds, alone.
+  const slotViews = new LoraSlotViews(new Float32Array(pool.numPages * pool.pageSize), config);
+  const invFreq = ropeInvFrequencies(config);
+  const packId = nextId++;
+  const packPlan = stepOf(packId, [5], CONTEXT);
+  const packTimes: number[] = [];
+  for (let i = 0; i < 50; i++) {
+    const t0 = performance.now();
+    packStep(packPlan, config, layout, invFreq, slotViews, TARGET_MODULES);
+    packTimes.push(performance.now() - t0);
+  }
+  kv.free(packId);
+  const packMs = median(packTimes);
+
+  const rows: Array<Record<string, string | number>> = [
+    { part: 'step wall time (engine.step), median', 'ms per step': wallMedian, share: '100 %', nodes: '' },
+    {
+      part: "onnxruntime's run (model_run), median",
+      'ms per step': runMedian,
+      share: pct(runMedian, wallMedian),
+      nodes: '',
+    },
+    {
+      part: '  of which kernels (sum of node times)',
+      'ms per step': nodesMs,
+      share: pct(nodesMs, wallMedian),
+      nodes: Math.round(decodeNodes.length / PROFILED_STEPS),
+    },
+    ...[...byKind.entries()]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .slice(0, 14)
+      .map(([kind, k]) => ({
+        part: `    ${kind}`,
+        'ms per step': k.ms,
+        share: pct(k.ms, wallMedian),
+        nodes: Math.round(k.nodes),
+      })),
+    {
+      part: '  of which between kernels (run − node times)',
+      'ms per step': runMedian - nodesMs,
+      share: pct(runMedian - nodesMs, wallMedian),
+      nodes: '',
+    },
+    {
+      part: 'outside the run: feeds, binding, new K/V into pages',
+      'ms per step': wallMedian - runMedian,
+      share: pct(wallMedian - runMedian, wallMedian),
+      nodes: '',
+    },
+    {
+      part: '  of which packStep (JS feeds) alone',
+      'ms per step': packMs,
+      share: pct(packMs, wallMedian),
+      nodes: '',
+    },
+  ];
+
+  progress(`spread: ${rounds} rounds of ${steps} decode steps`);
+  const roundMedians: number[] = [];
+  const all: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    const times = await decodeRun(steps);
+    roundMedians.push(median(times));
+    all.push(...times);
+  }
+  await engine.close();
+  const sorted = [...roundMedians].sort((a, b) => a - b);
+  const allSorted = [...all].sort((a, b) => a - b);
+  const spreadRows = [
+    {
+      measure: `decode batch 1, median of each round's ${steps} steps, over ${rounds} rounds`,
+      min: sorted[0],
+      median: sorted[Math.floor(sorted.length / 2)],
+      max: sorted[sorted.length - 1],
+    },
+    {
+      measure: `decode batch 1, every step of every round (${all.length})`,
+      min: allSorted[0],
+      median: allSorted[Math.floor(allSorted.length / 2)],
+      max: allSorted[allSorted.length - 1],
+    },
+  ];
+  const weightBytes = 4 * (config.numLayers * linearElements(config) + config.vocabSize * config.hiddenSize);
+  writeBenchReport({
+    name: `onnx-decode-profile-${args.label}`,
+    title: `onnx engine: where a batch-1 decode step goes (${args.label})`,
+    context: {
+      ...machineContext(),
+      model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, F32 weights mapped from safetensors, prepacked`,
+      threads,
+      'intra-op threads spin': args.spin ? 'yes (onnxruntime default)' : 'no (intra_op.allow_spinning 0)',
+      'LoRA slots per module (graph inputs)': LORA_SLOTS,
+      'graph inputs': engine ? (profiled[0]?.inputNames.length ?? 0) : 0,
+      context: `${CONTEXT}-token prompt, then decode`,
+      'weights read per step': `${(weightBytes / 1e9).toFixed(2)} GB (linear + lm_head, f32)`,
+      onnxruntime: ort.env.versions.common,
+    },
+    rows,
+    tables: [{ title: 'spread (fresh sequence per round)', rows: spreadRows }],
+    chart: {
+      unit: 'ms per step',
+      bars: rows
+        .filter((r) => String(r.part).startsWith('    '))
+        .map((r) => ({ label: String(r.part).trim(), value: Number(r['ms per step']) })),
+    },
+    notes: [
+      `at 52–65 GB/s (issue 10's measured read bandwidth) those ${(weightBytes / 1e9).toFixed(2)} GB take ${((weightBytes / 65e9) * 1000).toFixed(0)}–${((weightBytes / 52e9) * 1000).toFixed(0)} ms: the bound for one step`,
+      'node kinds are told apart by op and input shapes: lm_head is the Gemm over a [vocab, hidden] weight, base linear Gemms have both weight dims ≥ 256, attention MatMuls have rank-3+ inputs, the remaining MatMul/Gemms are LoRA (slots and segments)',
+    ],
+  }).forEach((p) => {
+    progress(`wrote ${p}`);
+  });
+}
+
+function linearElements(c: {
+  hiddenSize: number;
+  intermediateSize: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}): number {
+  const q = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  return c.hiddenSize * (q + 2 * kvDim) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function pct(part: number, whole: number): string {
+  return `${((100 * part) / whole).toFixed(0)} %`;
+}
+
+await main();
