@@ -1,7 +1,7 @@
 # Loom on Debian 12 with Node 22 LTS. Two targets:
 #   docker build -t loom .                        the CPU (onnx) engine: the default, last stage
 #   docker build --target webgpu -t loom:webgpu . adds Mesa's lavapipe (~250 MB) for --engine webgpu
-# Invariants (checked by test/packaging/dockerfile.test.ts): non-root user with a writable cache,
+# Invariants (checked by test/packaging/dockerfile.test.ts): non-root user, the embedded model in the image,
 # HEALTHCHECK on /health, exec-form CMD that makes node PID 1 (it handles SIGTERM/SIGINT and
 # drains), onnxruntime telemetry off, production dependencies only, linux-x64 binaries only.
 ARG NODE_IMAGE=node:22-bookworm-slim
@@ -25,12 +25,9 @@ RUN npm ci --omit=dev --no-audit --no-fund \
 FROM ${NODE_IMAGE} AS runtime
 WORKDIR /app
 ENV NODE_ENV=production \
-  LOOM_CACHE_DIR=/app/.cache/loom \
   ORT_DISABLE_TELEMETRY=1
 COPY --from=deps /app/node_modules ./node_modules
 COPY . .
-# The embedded model is generated into the cache on first start: the user that runs must own it.
-RUN mkdir -p /app/.cache/loom && chown -R node:node /app/.cache
 USER node
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \

@@ -1,117 +1,77 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeSyntheticAdapter, writeSyntheticModel } from './synthetic-files.js';
-import { DEFAULT_SPEC, type SyntheticAdapterSpec, syntheticConfig } from './synthetic-spec.js';
+import { fileURLToPath } from 'node:url';
+import { StartupError } from './startup-error.js';
 
-/** Bump when the generator's output changes for the same spec, so caches regenerate. */
-const GENERATOR_VERSION = 1;
-const DEFAULT_MODEL_NAME = 'loom-default';
-const CACHE_PREFIX = 'default-';
-const STAMP_FILE = 'stamp.json';
+/**
+ * The embedded default model: a small Llama trained by `training/train_default_model.py` on
+ * Debian's public-domain text, with one demo adapter per sub-corpus, committed under
+ * `model/default/` with a SHA256SUMS file. `npm start` serves it when no --model is given.
+ */
+export const DEFAULT_MODEL_ROOT = fileURLToPath(new URL('./default/', import.meta.url));
+export const DEFAULT_MODEL_NAME = 'loom-default';
+const CHECKSUM_FILE = 'SHA256SUMS';
 
-/** The demo adapters: different ranks and target modules, so mixed batches are really mixed. */
-export const DEMO_ADAPTERS: SyntheticAdapterSpec[] = [
-  { name: 'loom-demo-r4', rank: 4, alpha: 8, targetModules: ['q_proj', 'v_proj'], seed: 101 },
-  {
-    name: 'loom-demo-r8',
-    rank: 8,
-    alpha: 16,
-    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj'],
-    seed: 102,
-  },
-  {
-    name: 'loom-demo-r16',
-    rank: 16,
-    alpha: 32,
-    targetModules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-    seed: 103,
-  },
-  {
-    name: 'loom-demo-r64',
-    rank: 64,
-    alpha: 16,
-    targetModules: ['gate_proj', 'up_proj', 'down_proj'],
-    seed: 104,
-    useRslora: true,
-  },
-];
+/** The demo adapters, each trained on one sub-corpus (ranks 4, 8, 16, 32; different target modules). */
+export const DEMO_ADAPTER_NAMES = ['bible', 'fortunes', 'jargon', 'devil'] as const;
 
 export interface DefaultModelPaths {
   modelDir: string;
   adapters: { name: string; dir: string }[];
 }
 
-function pathsIn(root: string): DefaultModelPaths {
+export function defaultModelPaths(root = DEFAULT_MODEL_ROOT): DefaultModelPaths {
   return {
     modelDir: join(root, DEFAULT_MODEL_NAME),
-    adapters: DEMO_ADAPTERS.map((a) => ({ name: a.name, dir: join(root, 'adapters', a.name) })),
+    adapters: DEMO_ADAPTER_NAMES.map((name) => ({ name, dir: join(root, 'adapters', name) })),
   };
 }
 
-async function readStamp(root: string): Promise<string | null> {
-  return readFile(join(root, STAMP_FILE), 'utf8').catch(() => null);
+/** `sha256sum`'s lines: 64 hex digits, two spaces (or space and `*`), a path relative to the root. */
+function parseChecksums(text: string, file: string): Map<string, string> {
+  const sums = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const match = /^([0-9a-f]{64}) [ *](.+)$/.exec(line);
+    if (!match) throw new StartupError(`${file}: not a sha256sum line: ${JSON.stringify(line.slice(0, 80))}`);
+    sums.set(match[2], match[1]);
+  }
+  return sums;
 }
 
 /**
- * Makes sure the embedded default model (DEFAULT_SPEC) and its four demo adapters exist under
- * `cacheDir`, generating them if not. The cache folder's name hashes the generator version and
- * specs, so a changed spec regenerates; it is written to a temporary folder and renamed into
- * place, so an interrupted start never leaves a half-written cache behind.
+ * The default model's paths, after checking every file SHA256SUMS lists against its digest, so a
+ * checkout with a damaged or half-fetched weight file (a Git LFS pointer, a bad merge) is refused
+ * with one line instead of serving different numbers.
  */
-export async function ensureDefaultModel(cacheDir: string): Promise<DefaultModelPaths> {
-  const stamp = JSON.stringify({ version: GENERATOR_VERSION, model: DEFAULT_SPEC, adapters: DEMO_ADAPTERS });
-  const hash = createHash('sha256').update(stamp).digest('hex').slice(0, 12);
-  const root = join(cacheDir, `${CACHE_PREFIX}${hash}`);
-  if ((await readStamp(root)) === stamp) return pathsIn(root);
-
-  await mkdir(cacheDir, { recursive: true });
-  const tmp = join(cacheDir, `.tmp-${process.pid}-${Date.now()}`);
-  try {
-    const paths = pathsIn(tmp);
-    await writeSyntheticModel(paths.modelDir, DEFAULT_SPEC);
-    const config = syntheticConfig(DEFAULT_SPEC);
-    for (const [i, spec] of DEMO_ADAPTERS.entries()) {
-      await writeSyntheticAdapter(paths.adapters[i].dir, config, spec, DEFAULT_MODEL_NAME);
-    }
-    // The stamp goes last: its presence means everything before it was written.
-    await writeFile(join(tmp, STAMP_FILE), stamp);
-    if ((await readStamp(root)) === stamp) {
-      // Another process finished the same cache while we wrote ours, and may be reading it.
-      await rm(tmp, { recursive: true, force: true });
-    } else {
-      await rm(root, { recursive: true, force: true });
-      await rename(tmp, root);
-    }
-  } catch (err) {
-    await rm(tmp, { recursive: true, force: true });
-    // Another process may have finished the same cache first; theirs is as good as ours.
-    if ((await readStamp(root)) !== stamp) throw err;
+export async function verifyDefaultModel(root = DEFAULT_MODEL_ROOT): Promise<DefaultModelPaths> {
+  const checksumPath = join(root, CHECKSUM_FILE);
+  const listing = await readFile(checksumPath, 'utf8').catch(() => null);
+  if (listing === null)
+    throw new StartupError(`${checksumPath}: missing; the embedded default model cannot be checked`);
+  const sums = parseChecksums(listing, checksumPath);
+  for (const [relative, expected] of sums) {
+    const data = await readFile(join(root, relative)).catch(() => null);
+    if (data === null)
+      throw new StartupError(`embedded default model: ${relative} is missing (listed in ${checksumPath})`);
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== expected)
+      throw new StartupError(
+        `embedded default model: ${relative} has SHA-256 ${actual.slice(0, 12)}…, ${CHECKSUM_FILE} says ${expected.slice(0, 12)}…; restore it (git checkout -- model/default) or retrain with training/train_default_model.py`,
+      );
   }
-  await removeStaleCaches(cacheDir, root);
-  return pathsIn(root);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Best effort: caches of older specs or versions are dead weight, and so are temporary folders
- * of starts that were killed mid-write (their process is gone).
- */
-async function removeStaleCaches(cacheDir: string, keep: string): Promise<void> {
-  const entries = await readdir(cacheDir).catch(() => [] as string[]);
-  for (const entry of entries) {
-    const path = join(cacheDir, entry);
-    const tmpOwner = /^\.tmp-(\d+)-/.exec(entry);
-    const stale =
-      (entry.startsWith(CACHE_PREFIX) && path !== keep) || (tmpOwner && !isAlive(Number(tmpOwner[1])));
-    if (stale) await rm(path, { recursive: true, force: true });
-  }
+  const paths = defaultModelPaths(root);
+  const required = [
+    'loom-default/config.json',
+    'loom-default/model.safetensors',
+    'loom-default/tokenizer.json',
+    ...DEMO_ADAPTER_NAMES.flatMap((name) => [
+      `adapters/${name}/adapter_config.json`,
+      `adapters/${name}/adapter_model.safetensors`,
+    ]),
+  ];
+  const unlisted = required.filter((file) => !sums.has(file));
+  if (unlisted.length > 0) throw new StartupError(`${checksumPath}: does not list ${unlisted.join(', ')}`);
+  return paths;
 }

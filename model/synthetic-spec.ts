@@ -46,7 +46,7 @@ export const TINY_SPEC: SyntheticModelSpec = {
   seed: 1,
 };
 
-/** The model `npm start` serves when no model is given. */
+/** A small synthetic model (about the embedded default's size) for quick benchmarks and timings. */
 export const DEFAULT_SPEC: SyntheticModelSpec = {
   hiddenSize: 256,
   numLayers: 4,

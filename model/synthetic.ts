@@ -1,5 +1,4 @@
 /** The synthetic model and adapter generator: one import for specs, in-memory weights and files. */
-export * from './default-model.js';
 export * from './synthetic-files.js';
 export * from './synthetic-spec.js';
 export * from './synthetic-tokenizer.js';

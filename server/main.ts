@@ -2,12 +2,11 @@
 import '../kernels/onnx/no-telemetry.js';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { assertEngineAvailable } from '../kernels/engine-factory.js';
+import { verifyDefaultModel } from '../model/default-model.js';
 import { ConfigError } from '../model/llama-config.js';
 import { ModelFormatError } from '../model/model-format-error.js';
 import { StartupError } from '../model/startup-error.js';
-import { ensureDefaultModel } from '../model/synthetic.js';
 import { buildApp } from './app.js';
 import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
 import { captureStderr, type StderrCapture } from './native-stderr.js';
@@ -20,8 +19,6 @@ import { LOOM_VERSION } from './version.js';
  * The process around the app: flags, logger, listening, loading, signals, exit codes
  * (0 after a clean shutdown, 1 for a start-up problem, 2 for a bad command line).
  */
-
-const DEFAULT_CACHE_DIR = fileURLToPath(new URL('../.cache/loom', import.meta.url));
 
 /** Once the app's logger exists, descriptor 2 is read into it (native warnings become JSON lines). */
 let stderrCapture: StderrCapture | null = null;
@@ -41,13 +38,12 @@ function oneLine(text: string): string {
 }
 
 /**
- * --model, or the embedded synthetic model (written once into the cache) with its demo adapters
+ * --model, or the embedded trained model (checked against its SHA256SUMS) with its demo adapters
  * (unless adapters are given by --lora-modules or --lora-dir).
  */
 async function resolveModel(options: CliOptions): Promise<{ modelDir: string; adapters: LoraModule[] }> {
   if (options.model !== null) return { modelDir: options.model, adapters: options.loraModules };
-  const cacheDir = process.env.LOOM_CACHE_DIR || DEFAULT_CACHE_DIR;
-  const embedded = await ensureDefaultModel(cacheDir);
+  const embedded = await verifyDefaultModel();
   const adapters =
     options.loraModules.length || options.loraDir
       ? options.loraModules

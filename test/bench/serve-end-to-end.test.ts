@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 const ROOT = join(import.meta.dirname, '../..');
 
 /** `npm start` as a user runs it (embedded default model), on 127.0.0.1 and a free port. */
-async function startServer(cacheDir: string): Promise<{ child: ChildProcess; baseUrl: string }> {
+async function startServer(): Promise<{ child: ChildProcess; baseUrl: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', '--seed', '1'], {
     cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info', LOOM_CACHE_DIR: cacheDir },
+    env: { ...process.env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -57,7 +57,7 @@ let dir: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'loom-bench-serve-'));
-  server = await startServer(join(dir, 'cache'));
+  server = await startServer();
 });
 
 afterAll(async () => {
@@ -85,8 +85,8 @@ describe('npm run bench:serve against the real server', () => {
       '--request-rate',
       '50',
       '--lora-modules',
-      'loom-demo-r4',
-      'loom-demo-r64',
+      'bible',
+      'devil',
       '--lora-assignment',
       'round-robin',
       '--goodput',
@@ -116,10 +116,12 @@ describe('npm run bench:serve against the real server', () => {
     expect(result.request_throughput).toBeGreaterThan(0);
     expect(result.output_throughput).toBeGreaterThan(0);
     expect(result.ttfts).toHaveLength(6);
-    expect(result.itls.every((gaps: number[]) => gaps.length >= 1)).toBe(true);
-    expect(Object.keys(result.per_adapter)).toEqual(['loom-demo-r4', 'loom-demo-r64']);
-    expect(result.per_adapter['loom-demo-r4'].completed).toBe(3);
-    expect(result.per_adapter['loom-demo-r64'].completed).toBe(3);
+    // ITL gaps are between chunks with text (as vLLM's bench counts them); the trained model can spend
+    // some of a request's 4 tokens on special tokens, which stream no text.
+    expect(result.itls.some((gaps: number[]) => gaps.length >= 1)).toBe(true);
+    expect(Object.keys(result.per_adapter)).toEqual(['bible', 'devil']);
+    expect(result.per_adapter.bible.completed).toBe(3);
+    expect(result.per_adapter.devil.completed).toBe(3);
     for (const file of ['serve.json', 'serve.md', 'serve.svg', 'serve-latency-cdf.svg'])
       expect(existsSync(join(dir, file)), file).toBe(true);
   });
