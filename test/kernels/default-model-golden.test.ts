@@ -23,13 +23,15 @@ import {
  */
 const golden = readGolden();
 const F32_RELATIVE_TOLERANCE = 1e-4;
+/** As the webgpu f16 test: the trained weights are f16 already, so f16 storage loses nothing. */
+const F16_RELATIVE_TOLERANCE = 1e-3;
 
 let subject: DefaultModelUnderTest;
 beforeAll(async () => {
   subject = await loadDefaultModel();
 });
 
-describe.each(['reference', 'onnx'] as const)('the default model on the %s engine', (kind) => {
+describe.each(['reference', 'onnx', 'onnx-f16'] as const)('the default model on the %s engine', (kind) => {
   let engine: Engine;
   let runner: GoldenRunner;
 
@@ -38,7 +40,10 @@ describe.each(['reference', 'onnx'] as const)('the default model on the %s engin
     engine =
       kind === 'reference'
         ? ReferenceEngine.create(subject.model.weights, pool)
-        : await OnnxEngine.create(subject.model.weights, pool, { threads: 1 });
+        : await OnnxEngine.create(subject.model.weights, pool, {
+            threads: 1,
+            weightFormat: kind === 'onnx-f16' ? 'f16' : 'f32',
+          });
     runner = new GoldenRunner(engine, subject.adapters);
   });
 
@@ -64,7 +69,7 @@ describe.each(['reference', 'onnx'] as const)('the default model on the %s engin
       ).toEqual(run.argmax);
       expect(results[i].greedy, label).toEqual(run.greedy);
     }
-    expect(worst).toBeLessThan(F32_RELATIVE_TOLERANCE);
+    expect(worst).toBeLessThan(kind === 'onnx-f16' ? F16_RELATIVE_TOLERANCE : F32_RELATIVE_TOLERANCE);
   });
 });
 
