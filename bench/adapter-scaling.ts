@@ -254,7 +254,7 @@ async function main(): Promise<void> {
       context: {
         ...machineContext(),
         engine: args.engine,
-        model: `${args.model} (hidden ${spec.hiddenSize}, ${spec.numLayers} layers, vocab ${spec.vocabSize})`,
+        model: `synthetic ${args.model} shape (hidden ${spec.hiddenSize}, ${spec.numLayers} layers, vocab ${spec.vocabSize})`,
         'max-loras': args['max-loras'],
         'max-cpu-loras': args['max-cpu-loras'],
         'max-num-seqs': args['max-num-seqs'],
