@@ -128,23 +128,7 @@ export class GemmKernel {
       });
       return;
     }
-    const rowsPerChunk = data.chunkElements / k;
-    data.chunks.forEach((chunk, c) => {
-      const first = c * rowsPerChunk;
-      const n = Math.min(rowsPerChunk, weight.rows - first);
-      const imm = Immediates.of([
-        rows,
-        n,
-        k / 4,
-        ldy,
-        (options.yCol ?? 0) + first,
-        options.accumulate ? 1 : 0,
-        k / 4,
-        0,
-      ]);
-      const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }];
-      encodeDispatch(this.ctx, pass, pipeline, bindings, imm, Math.ceil(n / 256), groupsY);
-    });
+    this.encodeOutInChunks(pass, pipeline, x, rows, weight, y, options, (n) => [Math.ceil(n / 256), groupsY]);
   }
 
   private encodeSkinny(
@@ -155,7 +139,7 @@ export class GemmKernel {
     y: GPUBuffer,
     options: { accumulate?: boolean; ldy?: number; yCol?: number },
   ): void {
-    const { cols: k, data } = weight;
+    const { data } = weight;
     if (weight.layout !== 'out-in') throw new Error('gemm: the skinny kernel reads out-in weights');
     const groupsY = Math.ceil(rows / 8);
     if (groupsY > MAX_GROUPS_PER_DIM) throw new Error(`gemm: ${rows} rows exceed one dispatch`);
@@ -165,13 +149,30 @@ export class GemmKernel {
       () => loadWgsl('gemm_skinny.wgsl', dtypeWgsl(data.dtype)),
       'main',
     );
+    this.encodeOutInChunks(pass, pipeline, x, rows, weight, y, options, (n) => {
+      const groupsX = Math.ceil(n / 4);
+      if (groupsX > MAX_GROUPS_PER_DIM) throw new Error(`gemm: ${n} outputs exceed one dispatch`);
+      return [groupsX, groupsY];
+    });
+  }
+
+  /** One dispatch per chunk of an out-in weight (whole rows of W), each writing its own columns of y. */
+  private encodeOutInChunks(
+    pass: GPUComputePassEncoder,
+    pipeline: GPUComputePipeline,
+    x: GPUBuffer,
+    rows: number,
+    weight: DeviceWeight,
+    y: GPUBuffer,
+    options: { accumulate?: boolean; ldy?: number; yCol?: number },
+    groupsFor: (outputs: number) => [number, number],
+  ): void {
+    const { cols: k, data } = weight;
     const ldy = options.ldy ?? weight.rows;
     const rowsPerChunk = data.chunkElements / k;
     data.chunks.forEach((chunk, c) => {
       const first = c * rowsPerChunk;
       const n = Math.min(rowsPerChunk, weight.rows - first);
-      const groupsX = Math.ceil(n / 4);
-      if (groupsX > MAX_GROUPS_PER_DIM) throw new Error(`gemm: ${n} outputs exceed one dispatch`);
       const imm = Immediates.of([
         rows,
         n,
@@ -179,9 +180,10 @@ export class GemmKernel {
         ldy,
         (options.yCol ?? 0) + first,
         options.accumulate ? 1 : 0,
-        0,
+        k / 4,
         0,
       ]);
+      const [groupsX, groupsY] = groupsFor(n);
       const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }];
       encodeDispatch(this.ctx, pass, pipeline, bindings, imm, groupsX, groupsY);
     });

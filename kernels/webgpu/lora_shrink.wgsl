@@ -70,6 +70,27 @@ fn chunk_base(page: u32) -> u32 {
   return local * p.pageSize4;
 }
 
+/**
+ * Σ over this dispatch's chunk of x[xBase + k] · A_r[k] for k ≡ first (mod step): rank-row r of
+ * the A block `aRef` names (step 1 for a whole dot product, 64 for one lane's share).
+ */
+fn row_dot(aRef: u32, r: u32, xBase: u32, first: u32, step: u32) -> vec4<f32> {
+  let firstPage = r * p.pagesPerRowA;
+  var acc = vec4<f32>(0.0);
+  for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
+    let base = chunk_base(page_at(aRef, firstPage + pg));
+    if (base == 0xffffffffu) {
+      continue;
+    }
+    let k0 = pg * p.pageSize4;
+    let n = min(p.pageSize4, p.inF4 - k0);
+    for (var j = first; j < n; j += step) {
+      acc += x[xBase + k0 + j] * pool[base + j];
+    }
+  }
+  return acc;
+}
+
 fn store(at: u32, value: f32) {
   if (p.accumulate != 0u) {
     v[at] += value;
@@ -90,21 +111,7 @@ fn mbgmv(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (r >= slots[e]) {
     return;
   }
-  let aRef = slots[e + 2u];
-  let firstPage = r * p.pagesPerRowA;
-  let xBase = t * p.inF4;
-  var acc = vec4<f32>(0.0);
-  for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
-    let base = chunk_base(page_at(aRef, firstPage + pg));
-    if (base == 0xffffffffu) {
-      continue;
-    }
-    let k0 = pg * p.pageSize4;
-    let n = min(p.pageSize4, p.inF4 - k0);
-    for (var j = 0u; j < n; j++) {
-      acc += x[xBase + k0 + j] * pool[base + j];
-    }
-  }
+  let acc = row_dot(slots[e + 2u], r, t * p.inF4, 0u, 1u);
   store(i, acc.x + acc.y + acc.z + acc.w);
 }
 
@@ -122,20 +129,7 @@ fn mbgmv_split(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocatio
     let e = entry_of(t);
     if (r < slots[e]) {
       live = true;
-      let aRef = slots[e + 2u];
-      let firstPage = r * p.pagesPerRowA;
-      let xBase = t * p.inF4;
-      for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
-        let base = chunk_base(page_at(aRef, firstPage + pg));
-        if (base == 0xffffffffu) {
-          continue;
-        }
-        let k0 = pg * p.pageSize4;
-        let n = min(p.pageSize4, p.inF4 - k0);
-        for (var j = lane; j < n; j += 64u) {
-          acc += x[xBase + k0 + j] * pool[base + j];
-        }
-      }
+      acc = row_dot(slots[e + 2u], r, t * p.inF4, lane, 64u);
     }
   }
   partial[lane] = acc.x + acc.y + acc.z + acc.w;
