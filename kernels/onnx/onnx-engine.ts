@@ -12,6 +12,7 @@ import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import { type Engine, type EngineRunLimits, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
 import { type EncodedWeight, type ExternalWeightData, encodeBaseWeight } from './base-weights.js';
+import { float16Tensor } from './float16-tensor.js';
 import {
   buildStepGraph,
   isGemmWeight,
@@ -185,8 +186,7 @@ export class OnnxEngine implements Engine {
         all.set(name, encoded);
         if (encoded.kind === 'external') externalData.push(...encoded.parts);
         else
-          for (const tile of encoded.tiles)
-            this.fixedFeeds[tile.name] = new ort.Tensor('float16', tile.data, tile.dims);
+          for (const tile of encoded.tiles) this.fixedFeeds[tile.name] = float16Tensor(tile.data, tile.dims);
       }
       this.sessionOptions.externalData = externalData;
       if (cacheFile && cached) this.weightCacheNote = `${this.weightFormat} weights read from ${cacheFile}`;

@@ -2,6 +2,7 @@ import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StepPlan } from '../../kernels/engine.js';
 import { baseLinear, encodeBaseWeight, f16TileRows } from '../../kernels/onnx/base-weights.js';
+import { float16Tensor } from '../../kernels/onnx/float16-tensor.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import { GraphBuilder } from '../../kernels/onnx/onnx-model.js';
 import {
@@ -103,7 +104,7 @@ describe('f16 weights in row tiles', () => {
     const session = await ort.InferenceSession.create(g.toBytes(), { intraOpNumThreads: 1 });
     const x = seeded(m * k, 10, 1);
     const feeds: Record<string, ort.Tensor> = { x: new ort.Tensor('float32', x, [m, k]) };
-    for (const t of encoded.tiles) feeds[t.name] = new ort.Tensor('float16', t.data, t.dims);
+    for (const t of encoded.tiles) feeds[t.name] = float16Tensor(t.data, t.dims);
     const y = (await session.run(feeds)).y.data as Float32Array;
     await session.release();
     const rounded = roundTripWeight(w, n, k, 'f16');
