@@ -11,6 +11,7 @@
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { float16Tensor } from '../kernels/onnx/float16-tensor.js';
 import { GraphBuilder } from '../kernels/onnx/onnx-model.js';
 import { quantizeBlockwise, toBfloat16, toFloat16 } from '../kernels/onnx/weight-quantization.js';
 import { TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
@@ -136,7 +137,7 @@ const CANDIDATES: Candidate[] = [
     bytesPerWeight: 2,
     linear: (g, x, w, n, k, feeds) => {
       const name = `w${nextWeight++}`;
-      feeds.inputs[name] = new ort.Tensor('float16', toFloat16(w), [n, k]);
+      feeds.inputs[name] = float16Tensor(toFloat16(w), [n, k]);
       return g.op('Gemm', [x, g.op('Cast', [g.input(name, 'float16', [n, k])], { to: 1 })], { transB: 1 });
     },
   },
