@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EngineChoice } from '../kernels/engine-factory.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
-import { DEFAULT_SPEC, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
+import { DEFAULT_SPEC, syntheticConfig, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
 import { mulberry32 } from '../scheduler/prng.js';
 import { greedySampling } from '../scheduler/request.js';
@@ -277,10 +277,8 @@ async function main(): Promise<void> {
  * while at n = 1 they share one adapter. Any engine that reads each adapter once a step pays this.
  */
 function adapterTrafficNote(spec: typeof DEFAULT_SPEC, sequences: number): string {
-  const headDim = spec.hiddenSize / spec.numHeads;
-  const shapes = TARGET_MODULES.map((m) =>
-    moduleShape({ ...spec, headDim } as unknown as Parameters<typeof moduleShape>[0], m),
-  );
+  const config = syntheticConfig(spec);
+  const shapes = TARGET_MODULES.map((m) => moduleShape(config, m));
   const base =
     spec.numLayers * shapes.reduce((sum, { inFeatures, outFeatures }) => sum + inFeatures * outFeatures, 0) +
     spec.vocabSize * spec.hiddenSize;

@@ -37,7 +37,8 @@ export function packSegments(
   padRankTo: number | undefined,
   plan: StepPlan,
   m: TargetModule,
-  gathered: ReadonlySet<AdapterLayout>,
+  /** The adapters not in a slot, each with its highest rank of module m over the layers. */
+  gathered: ReadonlyMap<AdapterLayout, number>,
   numLayers: number,
   readsA: LoraRowReads,
   readsB: LoraRowReads,
@@ -48,7 +49,7 @@ export function packSegments(
   let t = 0;
   for (const s of plan.sequences) {
     if (s.adapter && gathered.has(s.adapter) && s.tokens.length > 0)
-      segments.push({ adapter: s.adapter, first: t, n: s.tokens.length, rank: moduleMaxRank(s.adapter, m) });
+      segments.push({ adapter: s.adapter, first: t, n: s.tokens.length, rank: gathered.get(s.adapter)! });
     t += s.tokens.length;
   }
   const chunkRank = padRankTo ?? chooseChunkRank(segments.map((seg) => seg.rank));

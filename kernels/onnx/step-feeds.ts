@@ -143,7 +143,8 @@ function packLora(
   for (const m of TARGET_MODULES) {
     // Slots go to the adapters with the most rank-rows × tokens in the module (ties: first seen):
     // a slot reads its rows in place, a segment copies them and its tokens (S-LoRA's MBGMM).
-    const work = (a: AdapterLayout) => tokenCount.get(a)! * moduleMaxRank(a, m);
+    const ranks = new Map(adapters.map((a) => [a, moduleMaxRank(a, m)]));
+    const work = (a: AdapterLayout) => tokenCount.get(a)! * ranks.get(a)!;
     const users = adapters.filter((a) => work(a) > 0).sort((x, y) => work(y) - work(x));
     const wanted = fixedModules ? fixedModules.includes(m) : users.length > 0;
     if (!wanted && users.length > 0)
@@ -152,12 +153,12 @@ function packLora(
     active.push(m);
     const { inFeatures, outFeatures } = moduleShape(config, m);
     const slotted: AdapterLayout[] = [];
-    const gathered = new Set<AdapterLayout>();
+    const gathered = new Map<AdapterLayout, number>();
     for (const a of users) {
       // Padded (PEFT-style baseline): no slots, every adapter gathered and padded to one rank.
       const blocks = padRankTo === undefined && slotted.length < LORA_SLOTS ? slotViews.blocks(a, m) : null;
       if (blocks) slotted.push(a);
-      else gathered.add(a);
+      else gathered.set(a, ranks.get(a)!);
     }
     packSlots(plan, m, slotted, L, slotViews, feeds);
     packSegments(

@@ -1,7 +1,7 @@
 import { type AdapterSlotTable, SLOT_ENTRY_WORDS } from './adapter-slots.js';
 import { pagesPerChunk, type SplitBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
-import { encodeDispatch, Immediates, itemGrid, MAX_GROUPS_PER_DIM } from './dispatch.js';
+import { encodeDispatch, Immediates, itemGrid } from './dispatch.js';
 import type { DeviceStepLora, LoraModuleCall } from './lora-meta.js';
 import { loadWgsl } from './wgsl.js';
 
@@ -40,7 +40,8 @@ export class LoraShrinkKernel {
       () => loadWgsl('lora_shrink.wgsl'),
       split ? 'mbgmv_split' : packed.form,
     );
-    const [gx, gy] = split ? workgroupGrid(packed.numShrinkItems) : itemGrid(packed.numShrinkItems);
+    // The split entry runs one workgroup of 64 per item.
+    const [gx, gy] = itemGrid(packed.numShrinkItems * (split ? 64 : 1));
     const per = pagesPerChunk(this.pool);
     packed.chunks.forEach((c, i) => {
       const imm = Immediates.of([
@@ -67,10 +68,4 @@ export class LoraShrinkKernel {
       encodeDispatch(this.ctx, pass, pipeline, bindings, imm, gx, gy);
     });
   }
-}
-
-/** A grid of one workgroup per item. */
-function workgroupGrid(items: number): [number, number] {
-  if (items <= MAX_GROUPS_PER_DIM) return [items, 1];
-  return [MAX_GROUPS_PER_DIM, Math.ceil(items / MAX_GROUPS_PER_DIM)];
 }
