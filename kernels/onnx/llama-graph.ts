@@ -53,10 +53,12 @@ export const WEIGHT_NAMES = {
  *  - scales: per layer, each sub-segment's adapter's scale for this module (f32 [L·G, 1, 1], layer
  *    after layer: rank_pattern and alpha_pattern give one adapter's layers different ones);
  *  - rows: the flat token each sub-segment row's result is added to (int64 [G·Sg, 1]);
- *  - rowValid: false for padding rows, whose results are dropped by selection (bool [G·Sg, 1]).
+ *  - rowValid: false for padding rows, whose results are dropped by selection (bool [G·Sg, 1]);
+ *  - active: whether the step has any segment (bool []): without one the segment ops are skipped.
  * Every token multiplies only its own adapter's rows: nothing scales with the number of adapters.
  */
 export function loraInputNames(m: TargetModule): {
+  active: string;
   aPages: string;
   bPages: string;
   tokens: string;
@@ -65,6 +67,7 @@ export function loraInputNames(m: TargetModule): {
   rowValid: string;
 } {
   return {
+    active: `lora_${m}_segments_active`,
     aPages: `lora_${m}_a`,
     bPages: `lora_${m}_b`,
     tokens: `lora_${m}_tokens`,
@@ -100,10 +103,21 @@ export function loraSlotNames(
  * Module m's slotted tokens, slot after slot (n rows, the same in every layer): each one's flat
  * token index (int64 [n, 1]), its adapter's scale of the module per layer (f32 [L·n, 1], layer after
  * layer), and how many each slot has (int64 [LORA_SLOTS]). Scales are split into layers once per
- * step (one Split per module, not an op per layer).
+ * step (one Split per module, not an op per layer). `active` (bool []): whether any token is
+ * slotted; without one the slot ops are skipped.
  */
-export function loraSlotRowNames(m: TargetModule): { rows: string; scales: string; sizes: string } {
-  return { rows: `lora_${m}_slot_rows`, scales: `lora_${m}_slot_scales`, sizes: `lora_${m}_slot_sizes` };
+export function loraSlotRowNames(m: TargetModule): {
+  active: string;
+  rows: string;
+  scales: string;
+  sizes: string;
+} {
+  return {
+    active: `lora_${m}_slots_active`,
+    rows: `lora_${m}_slot_rows`,
+    scales: `lora_${m}_slot_scales`,
+    sizes: `lora_${m}_slot_sizes`,
+  };
 }
 
 /** Elements of a slot block's row: whole pages, so a row ending mid-page is read with its zero tail. */
@@ -209,6 +223,7 @@ export function buildStepGraph(
     const names = loraInputNames(m);
     const scales = perLayer(g.input(names.scales, 'float32', [`LG_${m}`, 1, 1]));
     lora.set(m, {
+      active: g.input(names.active, 'bool', []),
       aPages: g.input(names.aPages, 'int64', [L, `RA_${m}`]),
       bPages: g.input(names.bPages, 'int64', [L, `RB_${m}`]),
       tokens: g.input(names.tokens, 'int64', [`GS_${m}`]),
@@ -218,10 +233,14 @@ export function buildStepGraph(
       shapeG: g.op('Slice', [g.op('Shape', [scales[0]]), g.ints([0]), g.ints([1])]),
     });
   }
-  const slotInputs = new Map<TargetModule, { rows: string; scales: string[]; sizes: string }>();
+  const slotInputs = new Map<
+    TargetModule,
+    { active: string; rows: string; scales: string[]; sizes: string }
+  >();
   for (const m of loraModules) {
     const names = loraSlotRowNames(m);
     slotInputs.set(m, {
+      active: g.input(names.active, 'bool', []),
       rows: g.input(names.rows, 'int64', [`N_${m}`, 1]),
       scales: perLayer(g.input(names.scales, 'float32', [`LN_${m}`, 1])),
       sizes: g.input(names.sizes, 'int64', [LORA_SLOTS]),
@@ -266,62 +285,118 @@ export function buildStepGraph(
     }
     return view;
   };
-  const loraRows = (rowIds: string, layer: number, features: number): string => {
+  const loraRows = (b: GraphBuilder, rowIds: string, layer: number, features: number): string => {
     const reads = loraRowReads(features, ps);
-    const ids = g.op('Reshape', [g.op('Gather', [rowIds, g.ints([layer])], { axis: 0 }), g.ints([-1])]);
-    const chunks = g.op('Gather', [poolView(reads.width), ids], { axis: 0 });
-    const rows = g.op('Reshape', [chunks, g.ints([-1, reads.chunksPerRow * reads.width])]);
+    const ids = b.op('Reshape', [b.op('Gather', [rowIds, b.ints([layer])], { axis: 0 }), b.ints([-1])]);
+    const chunks = b.op('Gather', [poolView(reads.width), ids], { axis: 0 });
+    const rows = b.op('Reshape', [chunks, b.ints([-1, reads.chunksPerRow * reads.width])]);
     if (!reads.slice) return rows;
-    return g.op('Slice', [rows, g.ints([0]), g.ints([features]), g.ints([1])]);
+    return b.op('Slice', [rows, b.ints([0]), b.ints([features]), b.ints([1])]);
   };
 
-  const linear = (x: string, layer: number, m: TargetModule): string => {
+  /**
+   * `then(b)` built into an If branch that runs only when `active` holds; otherwise `unchanged`
+   * passes through. A step runs LoRA ops only for the kinds of adapter placement it uses: a step
+   * without adapters, or with all of them in slots, skips ~20–40 ops per module × layer that
+   * would each cost a dispatch on empty tensors (thousands a step at 22 layers), for one If per
+   * group of modules that share an input (an If costs about what ~5 small ops do).
+   */
+  const onlyIf = (active: string, unchanged: string[], then: (b: GraphBuilder) => string[]): string[] =>
+    g.opMulti('If', [active], unchanged.length, {
+      then_branch: {
+        graph: g.branch('then', (b) => then(b).map((value) => ({ value, type: 'float32' as const }))),
+      },
+      else_branch: {
+        graph: g.branch('else', (b) =>
+          unchanged.map((value) => ({ value: b.op('Identity', [value]), type: 'float32' as const })),
+        ),
+      },
+    });
+
+  /** Whether any module of a group has slotted tokens / gathered segments this step (once per step). */
+  const groupActive = new Map<string, string>();
+  const anyActive = (flags: string[]): string => {
+    const key = flags.join(',');
+    let active = groupActive.get(key);
+    if (!active) {
+      active = flags.reduce((either, flag) => g.op('Or', [either, flag]));
+      groupActive.set(key, active);
+    }
+    return active;
+  };
+
+  /** x·Wᵀ (+ LoRA) for modules that read the same x (q/k/v, gate/up), in one If per placement kind. */
+  const linears = (x: string, layer: number, modules: readonly TargetModule[]): string[] => {
+    const outs = modules.map((m) => {
+      const { inFeatures, outFeatures } = moduleShape(c, m);
+      return gemm(x, WEIGHT_NAMES.linear(layer, m), outFeatures, inFeatures);
+    });
+    const adapted = modules.flatMap((m, i) => (lora.has(m) ? [i] : []));
+    if (adapted.length === 0) return outs;
+    const withLora = (
+      active: (m: TargetModule) => string,
+      add: (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string) => string,
+    ) => {
+      const results = onlyIf(
+        anyActive(adapted.map((i) => active(modules[i]))),
+        adapted.map((i) => outs[i]),
+        (b) => adapted.map((i) => add(b, x, layer, modules[i], outs[i])),
+      );
+      adapted.forEach((i, j) => {
+        outs[i] = results[j];
+      });
+    };
+    withLora((m) => lora.get(m)!.active, segments);
+    withLora((m) => slotInputs.get(m)!.active, slots);
+    return outs;
+  };
+  const linear = (x: string, layer: number, m: TargetModule): string => linears(x, layer, [m])[0];
+
+  // Sub-segments as batched matmuls: [G, Rc, in] · [G, in, Sg] → scaled → [G, Sg, Rc] · [G, Rc, out],
+  // then each valid row added into its token's output (a token may have several sub-segments).
+  const segments = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
     const { inFeatures, outFeatures } = moduleShape(c, m);
-    const base = gemm(x, WEIGHT_NAMES.linear(layer, m), outFeatures, inFeatures);
-    const inputs = lora.get(m);
-    if (!inputs) return base;
-    // Sub-segments as batched matmuls: [G, Rc, in] · [G, in, Sg] → scaled → [G, Sg, Rc] · [G, Rc, out],
-    // then each valid row added into its token's output (a token may have several sub-segments).
-    const segments = (rows: string, features: number) =>
-      g.op('Reshape', [rows, g.op('Concat', [inputs.shapeG, g.ints([-1, features])], { axis: 0 })]);
-    const a = segments(loraRows(inputs.aPages, layer, inFeatures), inFeatures);
-    const bt = segments(loraRows(inputs.bPages, layer, outFeatures), outFeatures);
-    const xs = segments(g.op('Gather', [x, inputs.tokens], { axis: 0 }), inFeatures);
-    const shrunkT = g.op('Mul', [
-      g.op('MatMul', [a, g.op('Transpose', [xs], { perm: [0, 2, 1] })]),
+    const inputs = lora.get(m)!;
+    const perSegment = (rows: string, features: number) =>
+      b.op('Reshape', [rows, b.op('Concat', [inputs.shapeG, b.ints([-1, features])], { axis: 0 })]);
+    const a = perSegment(loraRows(b, inputs.aPages, layer, inFeatures), inFeatures);
+    const bt = perSegment(loraRows(b, inputs.bPages, layer, outFeatures), outFeatures);
+    const xs = perSegment(b.op('Gather', [x, inputs.tokens], { axis: 0 }), inFeatures);
+    const shrunkT = b.op('Mul', [
+      b.op('MatMul', [a, b.op('Transpose', [xs], { perm: [0, 2, 1] })]),
       inputs.scales[layer],
     ]);
-    const expanded = g.op('MatMul', [g.op('Transpose', [shrunkT], { perm: [0, 2, 1] }), bt]);
-    const flat = g.op('Reshape', [expanded, g.ints([-1, outFeatures])]);
+    const expanded = b.op('MatMul', [b.op('Transpose', [shrunkT], { perm: [0, 2, 1] }), bt]);
+    const flat = b.op('Reshape', [expanded, b.ints([-1, outFeatures])]);
     zero ??= g.scalar(0);
-    const kept = g.op('Where', [inputs.rowValid, flat, zero]);
-    return slots(x, layer, m, g.op('ScatterND', [base, inputs.rows, kept], { reduction: 'add' }));
+    const kept = b.op('Where', [inputs.rowValid, flat, zero]);
+    return b.op('ScatterND', [out, inputs.rows, kept], { reduction: 'add' });
   };
 
   // Each slot's blocks hold whole pages: its tokens' x rows are zero-padded to the A block's width
   // (a small copy, never the weights), and the stacked wider products are sliced once. Ops per
   // slot are kept to the two Gemms: an unused slot's ops still cost their dispatch.
-  const slots = (x: string, layer: number, m: TargetModule, out: string): string => {
+  const slots = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
     const { inFeatures, outFeatures } = moduleShape(c, m);
     const widthA = slotRowWidth(inFeatures, ps);
     const widthB = slotRowWidth(outFeatures, ps);
     const inputs = slotInputs.get(m)!;
-    let xs = g.op('GatherND', [x, inputs.rows]);
-    if (widthA !== inFeatures) xs = g.op('Pad', [xs, g.ints([0, 0, 0, widthA - inFeatures])]);
-    const xk = g.opMulti('Split', [xs, inputs.sizes], LORA_SLOTS, { axis: 0 });
+    let xs = b.op('GatherND', [x, inputs.rows]);
+    if (widthA !== inFeatures) xs = b.op('Pad', [xs, b.ints([0, 0, 0, widthA - inFeatures])]);
+    const xk = b.opMulti('Split', [xs, inputs.sizes], LORA_SLOTS, { axis: 0 });
     const parts: string[] = [];
     for (let k = 0; k < LORA_SLOTS; k++) {
       const names = loraSlotNames(m, k);
       const a = g.input(names.a(layer), 'float32', [names.rank(layer), widthA]);
       const bt = g.input(names.b(layer), 'float32', [names.rank(layer), widthB]);
-      parts.push(g.op('Gemm', [g.op('Gemm', [xk[k], a], { transB: 1 }), bt]));
+      parts.push(b.op('Gemm', [b.op('Gemm', [xk[k], a], { transB: 1 }), bt]));
     }
-    let stacked = g.op('Concat', parts, { axis: 0 });
+    let stacked = b.op('Concat', parts, { axis: 0 });
     if (widthB !== outFeatures)
-      stacked = g.op('Slice', [stacked, g.ints([0]), g.ints([outFeatures]), g.ints([1])]);
-    const scaled = g.op('Mul', [stacked, inputs.scales[layer]]);
-    // Adds into the slot tokens' rows only: with no slotted token it touches nothing.
-    return g.op('ScatterND', [out, inputs.rows, scaled], { reduction: 'add' });
+      stacked = b.op('Slice', [stacked, b.ints([0]), b.ints([outFeatures]), b.ints([1])]);
+    const scaled = b.op('Mul', [stacked, inputs.scales[layer]]);
+    // Adds into the slot tokens' rows only.
+    return b.op('ScatterND', [out, inputs.rows, scaled], { reduction: 'add' });
   };
 
   const pastKv = (layer: number, kind: 0 | 1): string => {
@@ -341,9 +416,9 @@ export function buildStepGraph(
       axis: -1,
       epsilon: eps,
     });
-    const q = rope(g.op('Mul', [linear(h, l, 'q_proj'), attnScale]), c.numHeads);
-    const k = rope(linear(h, l, 'k_proj'), kvH);
-    const v = linear(h, l, 'v_proj');
+    const [qProj, kProj, v] = linears(h, l, ['q_proj', 'k_proj', 'v_proj']);
+    const q = rope(g.op('Mul', [qProj, attnScale]), c.numHeads);
+    const k = rope(kProj, kvH);
     kvNew.push(
       g.op('Reshape', [k, g.ints([1, -1, kv.kvDim])]),
       g.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]),
@@ -385,8 +460,8 @@ export function buildStepGraph(
         epsilon: eps,
       },
     );
-    const gate = linear(h2, l, 'gate_proj');
-    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), linear(h2, l, 'up_proj')]);
+    const [gate, up] = linears(h2, l, ['gate_proj', 'up_proj']);
+    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
     x = g.op('Add', [x, linear(act, l, 'down_proj')]);
   }
   g.op('Concat', kvNew, { axis: 0 }, { outputNames: [STEP_OUTPUTS.kvNew] });

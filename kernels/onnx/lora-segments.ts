@@ -84,6 +84,7 @@ export function packSegments(
     }
   });
   const names = loraInputNames(m);
+  feeds[names.active] = new ort.Tensor('bool', new Uint8Array([subs.length > 0 ? 1 : 0]), []);
   feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, G * chunkRank * readsA.chunksPerRow]);
   feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, G * chunkRank * readsB.chunksPerRow]);
   feeds[names.tokens] = new ort.Tensor('int64', tokens, [G * Sg]);

@@ -23,7 +23,8 @@ export type AttrValue =
   | readonly number[]
   | { float: number }
   | { floats: readonly number[] }
-  | { tensor: TensorInit };
+  | { tensor: TensorInit }
+  | { graph: GraphBuilder };
 
 const ONNX_ELEM_TYPE: Record<ElemType, number> = {
   float32: 1,
@@ -52,6 +53,7 @@ const ATTR_FLOAT = 1;
 const ATTR_INT = 2;
 const ATTR_STRING = 3;
 const ATTR_TENSOR = 4;
+const ATTR_GRAPH = 5;
 const ATTR_FLOATS = 6;
 const ATTR_INTS = 7;
 
@@ -70,7 +72,8 @@ export interface NodeOptions {
 interface ValueInfo {
   name: string;
   type: ElemType;
-  dims: readonly Dim[];
+  /** Omitted: the shape is left to inference (a branch's output, whose shape is the taker's). */
+  dims?: readonly Dim[];
 }
 
 export class GraphBuilder {
@@ -78,14 +81,35 @@ export class GraphBuilder {
   private readonly inputs: ValueInfo[] = [];
   private readonly outputs: ValueInfo[] = [];
   private readonly initializers: ProtoWriter[] = [];
-  private readonly usedNames = new Set<string>();
-  private nextId = 0;
-  private readonly domains = new Map<string, number>();
+  private readonly usedNames: Set<string>;
+  private readonly ids: { next: number };
+  private readonly domains: Map<string, number>;
 
   constructor(
     readonly name: string,
     readonly opset = DEFAULT_OPSET,
-  ) {}
+    parent?: GraphBuilder,
+  ) {
+    // A branch shares its parent's names (ONNX values are named once across nested graphs, and a
+    // branch reads outer values by name) and its operator domains (declared once, on the model).
+    this.usedNames = parent?.usedNames ?? new Set();
+    this.ids = parent?.ids ?? { next: 0 };
+    this.domains = parent?.domains ?? new Map();
+  }
+
+  /**
+   * A subgraph for a control-flow attribute (If's then_branch / else_branch): `build` adds its
+   * nodes to the given builder, reading any value of this graph by name, and returns the values
+   * it outputs with their types.
+   */
+  branch(
+    prefix: string,
+    build: (b: GraphBuilder) => ReadonlyArray<{ value: string; type: ElemType }>,
+  ): GraphBuilder {
+    const b = new GraphBuilder(this.fresh(prefix), this.opset, this);
+    for (const { value, type } of build(b)) b.outputs.push({ name: value, type });
+    return b;
+  }
 
   /** Declares a graph input and returns its name. */
   input(name: string, type: ElemType, dims: readonly Dim[]): string {
@@ -182,16 +206,10 @@ export class GraphBuilder {
 
   /** Serialises a ModelProto. */
   toBytes(): Uint8Array {
-    const graph = new ProtoWriter();
-    for (const n of this.nodes) graph.message(1, n);
-    graph.string(2, this.name);
-    for (const init of this.initializers) graph.message(5, init);
-    for (const i of this.inputs) graph.message(11, valueInfoProto(i));
-    for (const o of this.outputs) graph.message(12, valueInfoProto(o));
     const model = new ProtoWriter();
     model.varint(1, IR_VERSION);
     model.string(2, 'loom');
-    model.message(7, graph);
+    model.message(7, this.graphProto());
     model.message(8, new ProtoWriter().string(1, '').varint(2, this.opset));
     for (const [domain, version] of this.domains) {
       model.message(8, new ProtoWriter().string(1, domain).varint(2, version));
@@ -199,9 +217,20 @@ export class GraphBuilder {
     return model.finish();
   }
 
+  /** The GraphProto alone: the model's main graph, or a branch inside an attribute. */
+  graphProto(): ProtoWriter {
+    const graph = new ProtoWriter();
+    for (const n of this.nodes) graph.message(1, n);
+    graph.string(2, this.name);
+    for (const init of this.initializers) graph.message(5, init);
+    for (const i of this.inputs) graph.message(11, valueInfoProto(i));
+    for (const o of this.outputs) graph.message(12, valueInfoProto(o));
+    return graph;
+  }
+
   private fresh(prefix: string): string {
     let name: string;
-    do name = `${prefix}_${this.nextId++}`;
+    do name = `${prefix}_${this.ids.next++}`;
     while (this.usedNames.has(name));
     this.usedNames.add(name);
     return name;
@@ -214,14 +243,17 @@ export class GraphBuilder {
 }
 
 function valueInfoProto(info: ValueInfo): ProtoWriter {
-  const shape = new ProtoWriter();
-  for (const d of info.dims) {
-    const dim = new ProtoWriter();
-    if (typeof d === 'number') dim.varint(1, d);
-    else dim.string(2, d);
-    shape.message(1, dim);
+  const tensorType = new ProtoWriter().varint(1, ONNX_ELEM_TYPE[info.type]);
+  if (info.dims) {
+    const shape = new ProtoWriter();
+    for (const d of info.dims) {
+      const dim = new ProtoWriter();
+      if (typeof d === 'number') dim.varint(1, d);
+      else dim.string(2, d);
+      shape.message(1, dim);
+    }
+    tensorType.message(2, shape);
   }
-  const tensorType = new ProtoWriter().varint(1, ONNX_ELEM_TYPE[info.type]).message(2, shape);
   const type = new ProtoWriter().message(1, tensorType);
   return new ProtoWriter().string(1, info.name).message(2, type);
 }
@@ -248,6 +280,7 @@ function attributeProto(name: string, value: AttrValue): ProtoWriter {
   if ('floats' in value) {
     return a.bytes(7, new Uint8Array(Float32Array.from(value.floats).buffer)).varint(20, ATTR_FLOATS);
   }
+  if ('graph' in value) return a.message(6, value.graph.graphProto()).varint(20, ATTR_GRAPH);
   return a.message(5, tensorProto(value.tensor, `${name}_value`)).varint(20, ATTR_TENSOR);
 }
 

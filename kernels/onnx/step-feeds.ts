@@ -217,6 +217,7 @@ function packSlots(
     }
   }
   const names = loraSlotRowNames(m);
+  feeds[names.active] = new ort.Tensor('bool', new Uint8Array([n > 0 ? 1 : 0]), []);
   feeds[names.sizes] = new ort.Tensor('int64', sizes, [LORA_SLOTS]);
   feeds[names.rows] = new ort.Tensor('int64', rows, [rows.length, 1]);
   feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers * n, 1]);
