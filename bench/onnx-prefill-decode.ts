@@ -4,9 +4,11 @@
  * distinct rank-16 adapters vs the base model alone. Also measures what shaped the engine's
  * design: weights fed as inputs vs (prepacked) initializers, and that a large input tensor is not
  * copied per run. Decode times are per-step medians; other load on the machine shows in the
- * load averages the report records.
+ * load averages the report records. `--format int8` (or f16, bf16, int4) stores the base weights
+ * so (the LoRA overhead at a low-precision base); the weights-as-inputs comparisons are f32 only
+ * and are skipped then, and `--decode-only` skips the prefill and MatMul figures too.
  *
- *   npx tsx bench/onnx-prefill-decode.ts [--layers N] [--threads N] [--decode-steps N]
+ *   npx tsx bench/onnx-prefill-decode.ts [--layers N] [--threads N] [--decode-steps N] [--format F] [--decode-only] [--batches 1,8,32]
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -14,6 +16,7 @@ import * as ort from 'onnxruntime-node';
 import type { SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { GraphBuilder } from '../kernels/onnx/onnx-model.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../kernels/onnx/weight-quantization.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
@@ -26,7 +29,6 @@ import { writeBenchReport } from './report.js';
 
 const PROMPT = 512;
 const DECODE_CONTEXT = 64;
-const DECODE_BATCHES = [1, 8, 32];
 const NUM_ADAPTERS = 8;
 const ADAPTER_RANK = 16;
 
@@ -35,8 +37,17 @@ const { values: args } = parseArgs({
     layers: { type: 'string', default: String(TINYLLAMA_SPEC.numLayers) },
     threads: { type: 'string', default: String(availableParallelism()) },
     'decode-steps': { type: 'string', default: '16' },
+    format: { type: 'string', default: 'f32' },
+    batches: { type: 'string', default: '1,8,32' },
+    'decode-only': { type: 'boolean', default: false },
   },
 });
+const format = args.format as WeightFormat;
+if (!WEIGHT_FORMATS.includes(format)) throw new Error(`--format: one of ${WEIGHT_FORMATS.join(', ')}`);
+const decodeOnly = args['decode-only'];
+const DECODE_BATCHES = args.batches.split(',').map(Number);
+/** The weights-as-inputs engine and figures exist for f32 weights only. */
+const withInputsMode = format === 'f32' && !decodeOnly;
 const numLayers = Number(args.layers);
 const threads = Number(args.threads);
 const decodeSteps = Number(args['decode-steps']);
@@ -238,7 +249,7 @@ async function main(): Promise<void> {
     `pool: ${pool.numPages} pages (${((pool.numPages * pool.pageSize * 4) / 2 ** 20).toFixed(0)} MiB)`,
   );
   const createStart = performance.now();
-  const engine = await OnnxEngine.create(weights, pool, { threads });
+  const engine = await OnnxEngine.create(weights, pool, { threads, weightFormat: format });
   const createMs = performance.now() - createStart;
   const rssEngine = process.memoryUsage().rss;
   const kv = new KvCache(pool, layout);
@@ -261,22 +272,30 @@ async function main(): Promise<void> {
   const prompt = (n: number, seed: number) =>
     Array.from({ length: n }, (_, i) => (seed * 131 + i * 17) % config.vocabSize);
 
-  progress(`matmul 512x2048x2048`);
-  const matmul = await matmulGflops(512, 2048, 2048, 'input');
-  const matmulPacked = await matmulGflops(512, 2048, 2048, 'initializer');
-  const matmulMlp = await matmulGflops(512, 2048, config.intermediateSize, 'initializer');
+  let matmul = Number.NaN;
+  let matmulPacked = Number.NaN;
+  let matmulMlp = Number.NaN;
+  let prefillMs = Number.NaN;
+  if (!decodeOnly) {
+    progress(`matmul 512x2048x2048`);
+    matmul = await matmulGflops(512, 2048, 2048, 'input');
+    matmulPacked = await matmulGflops(512, 2048, 2048, 'initializer');
+    matmulMlp = await matmulGflops(512, 2048, config.intermediateSize, 'initializer');
 
-  progress(`prefill ${PROMPT} tokens`);
-  const prefillId = nextSeq++;
-  const prefillPlan = { sequences: [seqStep(prefillId, prompt(PROMPT, 1), 0, null)] };
-  const prefillMs = await medianMs(() => engine.step(prefillPlan), 3, 2000);
-  kv.free(prefillId);
+    progress(`prefill ${PROMPT} tokens`);
+    const prefillId = nextSeq++;
+    const prefillPlan = { sequences: [seqStep(prefillId, prompt(PROMPT, 1), 0, null)] };
+    prefillMs = await medianMs(() => engine.step(prefillPlan), 3, 2000);
+    kv.free(prefillId);
+  }
   const prefillGflops = stepFlops(config, PROMPT, PROMPT + layout.tokensPerPage, 1) / (prefillMs * 1e6);
 
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   // The same model with weights fed as inputs (no packed copy), for decode on the base model:
   // it shares the pool's bookkeeping and keeps its own page storage.
-  const inputsEngine = await OnnxEngine.create(weights, pool, { threads, weights: 'inputs' });
+  const inputsEngine = withInputsMode
+    ? await OnnxEngine.create(weights, pool, { threads, weights: 'inputs' })
+    : undefined;
   const decodeRows: Array<Record<string, string | number>> = [];
   for (const batch of DECODE_BATCHES) {
     // Base and LoRA steps alternate, so load from elsewhere on the machine hits both alike. The
@@ -285,7 +304,7 @@ async function main(): Promise<void> {
     const variants = [
       { withAdapters: false, eng: engine, interleaved: true },
       { withAdapters: true, eng: engine, interleaved: true },
-      { withAdapters: false, eng: inputsEngine, interleaved: false },
+      ...(inputsEngine ? [{ withAdapters: false, eng: inputsEngine, interleaved: false }] : []),
     ];
     const modes = variants.map(({ withAdapters, eng, interleaved }) => {
       const ids = Array.from({ length: batch }, () => nextSeq++);
@@ -312,7 +331,7 @@ async function main(): Promise<void> {
     for (const m of modes) for (const id of m.ids) kv.free(id);
     const base = median(modes[0].times);
     const lora = median(modes[1].times);
-    const inputsBase = median(modes[2].times);
+    const inputsBase = modes[2] ? median(modes[2].times) : '';
     decodeRows.push({
       measure: `decode batch ${batch}`,
       base_ms_per_step: base,
@@ -324,35 +343,51 @@ async function main(): Promise<void> {
     });
   }
   await engine.close();
-  await inputsEngine.close();
+  await inputsEngine?.close();
 
-  progress('weights as inputs vs initializers (2 layers)');
-  const feedingM = [1, 8, 32, 512];
-  const feeding = await weightFeedingMs(config, 2, feedingM);
-  progress('large-input run (zero-copy check)');
-  const poolMiB = Math.round((pool.numPages * pool.pageSize * 4) / 2 ** 20);
-  const largeMs = await largeInputRunMs(Math.max(256, poolMiB));
+  const notes: string[] = [];
+  if (!decodeOnly)
+    notes.push(
+      `prefill implies ${prefillGflops.toFixed(1)} GFLOP/s (linear layers + attention as computed + one logit row); onnxruntime MatMul 512×2048×2048 alone: ${matmul.toFixed(1)} GFLOP/s with B as an input, ${matmulPacked.toFixed(1)} GFLOP/s with B a prepacked initializer (prefill reaches ${((100 * prefillGflops) / matmulPacked).toFixed(0)}% of the latter); at the MLP's 512×2048×${config.intermediateSize}, prepacked: ${matmulMlp.toFixed(1)} GFLOP/s`,
+    );
+  if (withInputsMode) {
+    progress('weights as inputs vs initializers (2 layers)');
+    const feedingM = [1, 8, 32, 512];
+    const feeding = await weightFeedingMs(config, 2, feedingM);
+    progress('large-input run (zero-copy check)');
+    const poolMiB = Math.round((pool.numPages * pool.pageSize * 4) / 2 ** 20);
+    const largeMs = await largeInputRunMs(Math.max(256, poolMiB));
+    notes.push(
+      `2 TinyLlama-width layers of linear Gemms, fastest of 5 runs, ms as inputs / initializers in the model / initializers from host memory (external, the engine's default): ${feedingM.map((m, i) => `M=${m}: ${feeding.inputs[i].toFixed(1)} / ${feeding.initializers[i].toFixed(1)} / ${feeding.external[i].toFixed(1)}`).join('; ')}`,
+      `a run that gathers one row of a ${Math.max(256, poolMiB)} MiB input takes ${largeMs.toFixed(3)} ms: inputs are wrapped, not copied (a copy at 10 GB/s would take ${((Math.max(256, poolMiB) * 2 ** 20) / 1e7).toFixed(0)} ms)`,
+    );
+  }
 
-  const rows: Array<Record<string, string | number>> = [
-    {
-      measure: `prefill ${PROMPT} tokens`,
-      base_ms_per_step: prefillMs,
-      lora_ms_per_step: '',
-      base_tokens_per_s: (1000 * PROMPT) / prefillMs,
-      lora_tokens_per_s: '',
-      adapter_overhead_pct: '',
-      base_ms_weights_as_inputs: '',
-    },
-    ...decodeRows,
-  ];
+  const rows: Array<Record<string, string | number>> = decodeOnly
+    ? []
+    : [
+        {
+          measure: `prefill ${PROMPT} tokens`,
+          base_ms_per_step: prefillMs,
+          lora_ms_per_step: '',
+          base_tokens_per_s: (1000 * PROMPT) / prefillMs,
+          lora_tokens_per_s: '',
+          adapter_overhead_pct: '',
+          base_ms_weights_as_inputs: '',
+        },
+      ];
+  rows.push(...decodeRows);
   writeBenchReport({
-    name: 'onnx-prefill-decode',
+    name:
+      format === 'f32' && !decodeOnly
+        ? 'onnx-prefill-decode'
+        : `onnx-prefill-decode-${format}${decodeOnly ? '-decode' : ''}`,
     title: 'onnx engine: prefill and decode',
     context: {
       date: new Date().toISOString(),
       cpu: cpus()[0]?.model ?? 'unknown',
       threads,
-      model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, f32`,
+      model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, base weights ${format}`,
       adapters: `${NUM_ADAPTERS} × rank ${ADAPTER_RANK}, all 7 modules; batch i uses adapter i mod ${NUM_ADAPTERS}`,
       decode: `${DECODE_CONTEXT}-token context, ${decodeSteps} timed steps`,
       onnxruntime: ort.env.versions.common,
@@ -366,18 +401,14 @@ async function main(): Promise<void> {
     chart: {
       unit: 'tokens/s',
       bars: [
-        { label: `prefill ${PROMPT}`, value: (1000 * PROMPT) / prefillMs },
+        ...(decodeOnly ? [] : [{ label: `prefill ${PROMPT}`, value: (1000 * PROMPT) / prefillMs }]),
         ...decodeRows.flatMap((r) => [
           { label: `${r.measure} base`, value: Number(r.base_tokens_per_s) },
           { label: `${r.measure} lora`, value: Number(r.lora_tokens_per_s) },
         ]),
       ],
     },
-    notes: [
-      `prefill implies ${prefillGflops.toFixed(1)} GFLOP/s (linear layers + attention as computed + one logit row); onnxruntime MatMul 512×2048×2048 alone: ${matmul.toFixed(1)} GFLOP/s with B as an input, ${matmulPacked.toFixed(1)} GFLOP/s with B a prepacked initializer (prefill reaches ${((100 * prefillGflops) / matmulPacked).toFixed(0)}% of the latter); at the MLP's 512×2048×${config.intermediateSize}, prepacked: ${matmulMlp.toFixed(1)} GFLOP/s`,
-      `2 TinyLlama-width layers of linear Gemms, fastest of 5 runs, ms as inputs / initializers in the model / initializers from host memory (external, the engine's default): ${feedingM.map((m, i) => `M=${m}: ${feeding.inputs[i].toFixed(1)} / ${feeding.initializers[i].toFixed(1)} / ${feeding.external[i].toFixed(1)}`).join('; ')}`,
-      `a run that gathers one row of a ${Math.max(256, poolMiB)} MiB input takes ${largeMs.toFixed(3)} ms: inputs are wrapped, not copied (a copy at 10 GB/s would take ${((Math.max(256, poolMiB) * 2 ** 20) / 1e7).toFixed(0)} ms)`,
-    ],
+    notes,
   }).forEach((p) => {
     progress(`wrote ${p}`);
   });
