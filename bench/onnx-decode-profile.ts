@@ -15,9 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { LORA_SLOTS } from '../kernels/onnx/llama-graph.js';
-import { LoraSlotViews } from '../kernels/onnx/lora-slots.js';
-import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
+import { LoraSlotStack } from '../kernels/onnx/lora-slot-stack.js';
+import { DEFAULT_STACK_ROWS, OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { packStep } from '../kernels/onnx/step-feeds.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
@@ -181,14 +180,18 @@ async function main(): Promise<void> {
   const nodesMs = [...byKind.values()].reduce((a, k) => a + k.ms, 0);
 
   // The JS half of a step: packing the plan's feeds, alone.
-  const slotViews = new LoraSlotViews(new Float32Array(pool.numPages * pool.pageSize), config);
+  const stack = new LoraSlotStack(
+    new Float32Array(pool.numPages * pool.pageSize),
+    config,
+    DEFAULT_STACK_ROWS,
+  );
   const invFreq = ropeInvFrequencies(config);
   const packId = nextId++;
   const packPlan = stepOf(packId, [5], CONTEXT);
   const packTimes: number[] = [];
   for (let i = 0; i < 50; i++) {
     const t0 = performance.now();
-    packStep(packPlan, config, layout, invFreq, slotViews, TARGET_MODULES);
+    packStep(packPlan, config, layout, invFreq, stack, TARGET_MODULES);
     packTimes.push(performance.now() - t0);
   }
   kv.free(packId);
@@ -271,7 +274,7 @@ async function main(): Promise<void> {
       model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, F32 weights mapped from safetensors, prepacked`,
       threads,
       'intra-op threads spin': args.spin ? 'yes (onnxruntime default)' : 'no (intra_op.allow_spinning 0)',
-      'LoRA slots per module (graph inputs)': LORA_SLOTS,
+      'stacked LoRA slot rows per module and layer': DEFAULT_STACK_ROWS,
       'graph inputs': engine ? (profiled[0]?.inputNames.length ?? 0) : 0,
       context: `${CONTEXT}-token prompt, then decode`,
       'weights read per step': `${(weightBytes / 1e9).toFixed(2)} GB (linear + lm_head, f32)`,

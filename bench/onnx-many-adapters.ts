@@ -131,7 +131,7 @@ async function main(): Promise<void> {
     notes: [
       'CPU time of the process per step (user + system), one onnxruntime thread; the three cases interleaved step by step.',
       "vs one adapter: the one-adapter step's time over this case's (what n = 1 vs n = 2,000 compares in bench/adapter-scaling.ts, without the scheduler).",
-      'Adapters past the LORA_SLOTS zero-copy slots are gathered as rank-chunked segments (kernels/onnx/lora-segments.ts).',
+      'Adapters past the stacked slots (kernels/onnx/lora-slot-stack.ts) are gathered as rank-chunked segments (kernels/onnx/lora-segments.ts).',
     ],
   });
   progress(`wrote ${files.join(', ')}`);

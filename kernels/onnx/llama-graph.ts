@@ -78,51 +78,26 @@ export function loraInputNames(m: TargetModule): {
 }
 
 /**
- * Adapter slots per LoRA module. An adapter whose A and Bᵀ rows of a module lie on consecutive
- * pages in every layer takes a slot: per layer, its A block [rank, pagesPerRowA·pageSize] and Bᵀ
- * block [rank, pagesPerRowB·pageSize] are fed as zero-copy views of the pool, so no Gather copies
- * them every step. Other adapters, and those past the slots, go through the gathered rows above.
- * A slot computes only its own tokens' rows (no per-token mask, no [T, out] pass per slot); an
- * unused slot gets rank 0 and no tokens, so its ops run on empty tensors.
+ * Module m's stacked LoRA slots (lora-slot-stack.ts), per layer: A rows [U, in] and scaled Bᵀ rows
+ * [U, out], U the rows the step reads (the same in every layer); and per step the slotted tokens:
+ * each one's flat token index (int64 [n, 1]) and which of the U columns are its adapter's
+ * (bool [n, U]). `active` (bool []): whether any token of the step has LoRA on m, stacked or
+ * gathered; without one the module's LoRA ops are skipped.
  */
-export const LORA_SLOTS = Number(process.env.LOOM_SLOTS ?? 8);
-
-/** Slot k of module m: per-layer A and Bᵀ blocks (f32 [r, ·], r this layer's rank of the module). */
-export function loraSlotNames(
-  m: TargetModule,
-  k: number,
-): { a: (layer: number) => string; b: (layer: number) => string; rank: (layer: number) => string } {
-  return {
-    a: (layer) => `lora_${m}_a_${layer}_${k}`,
-    b: (layer) => `lora_${m}_b_${layer}_${k}`,
-    rank: (layer) => `r_${m}_${layer}_${k}`,
-  };
-}
-
-/**
- * Module m's slotted tokens, slot after slot (n rows, the same in every layer): each one's flat
- * token index (int64 [n, 1]), its adapter's scale of the module per layer (f32 [L·n, 1], layer after
- * layer), and how many each slot has (int64 [LORA_SLOTS]). Scales are split into layers once per
- * step (one Split per module, not an op per layer). `active` (bool []): whether any token is
- * slotted; without one the slot ops are skipped.
- */
-export function loraSlotRowNames(m: TargetModule): {
+export function loraStackNames(m: TargetModule): {
   active: string;
+  a: (layer: number) => string;
+  bt: (layer: number) => string;
   rows: string;
-  scales: string;
-  sizes: string;
+  columns: string;
 } {
   return {
-    active: `lora_${m}_slots_active`,
-    rows: `lora_${m}_slot_rows`,
-    scales: `lora_${m}_slot_scales`,
-    sizes: `lora_${m}_slot_sizes`,
+    active: `lora_${m}_active`,
+    a: (layer) => `lora_${m}_stack_a_${layer}`,
+    bt: (layer) => `lora_${m}_stack_b_${layer}`,
+    rows: `lora_${m}_stack_rows`,
+    columns: `lora_${m}_stack_columns`,
   };
-}
-
-/** Elements of a slot block's row: whole pages, so a row ending mid-page is read with its zero tail. */
-export function slotRowWidth(features: number, pageSize: number): number {
-  return Math.ceil(features / pageSize) * pageSize;
 }
 
 /**
@@ -233,17 +208,13 @@ export function buildStepGraph(
       shapeG: g.op('Slice', [g.op('Shape', [scales[0]]), g.ints([0]), g.ints([1])]),
     });
   }
-  const slotInputs = new Map<
-    TargetModule,
-    { active: string; rows: string; scales: string[]; sizes: string }
-  >();
+  const stackInputs = new Map<TargetModule, { active: string; rows: string; columns: string }>();
   for (const m of loraModules) {
-    const names = loraSlotRowNames(m);
-    slotInputs.set(m, {
+    const names = loraStackNames(m);
+    stackInputs.set(m, {
       active: g.input(names.active, 'bool', []),
       rows: g.input(names.rows, 'int64', [`N_${m}`, 1]),
-      scales: perLayer(g.input(names.scales, 'float32', [`LN_${m}`, 1])),
-      sizes: g.input(names.sizes, 'int64', [LORA_SLOTS]),
+      columns: g.input(names.columns, 'bool', [`N_${m}`, `U_${m}`]),
     });
   }
 
@@ -295,25 +266,30 @@ export function buildStepGraph(
   };
 
   /**
-   * `then(b)` built into an If branch that runs only when `active` holds; otherwise `unchanged`
-   * passes through. A step runs LoRA ops only for the kinds of adapter placement it uses: a step
-   * without adapters, or with all of them in slots, skips ~20–40 ops per module × layer that
-   * would each cost a dispatch on empty tensors (thousands a step at 22 layers), for one If per
-   * group of modules that share an input (an If costs about what ~5 small ops do).
+   * `then(b)` built into an If branch (inside `parent`) that runs only when `active` holds;
+   * otherwise `unchanged` passes through. An If costs about what ~4 small ops do (~25 µs here),
+   * and a module × layer's LoRA is 5 ops stacked and ~20 gathered, each a dispatch even on empty
+   * tensors: a step without LoRA on a group of modules that share an input runs one If for them,
+   * and one with LoRA but no gathered segments skips the segments' ops behind a second.
    */
-  const onlyIf = (active: string, unchanged: string[], then: (b: GraphBuilder) => string[]): string[] =>
-    g.opMulti('If', [active], unchanged.length, {
+  const onlyIf = (
+    parent: GraphBuilder,
+    active: string,
+    unchanged: string[],
+    then: (b: GraphBuilder) => string[],
+  ): string[] =>
+    parent.opMulti('If', [active], unchanged.length, {
       then_branch: {
-        graph: g.branch('then', (b) => then(b).map((value) => ({ value, type: 'float32' as const }))),
+        graph: parent.branch('then', (b) => then(b).map((value) => ({ value, type: 'float32' as const }))),
       },
       else_branch: {
-        graph: g.branch('else', (b) =>
+        graph: parent.branch('else', (b) =>
           unchanged.map((value) => ({ value: b.op('Identity', [value]), type: 'float32' as const })),
         ),
       },
     });
 
-  /** Whether any module of a group has slotted tokens / gathered segments this step (once per step). */
+  /** Whether any module of a group has LoRA tokens / gathered segments this step (once per step, outside the branches). */
   const groupActive = new Map<string, string>();
   const anyActive = (flags: string[]): string => {
     const key = flags.join(',');
@@ -325,7 +301,7 @@ export function buildStepGraph(
     return active;
   };
 
-  /** x·Wᵀ (+ LoRA) for modules that read the same x (q/k/v, gate/up), in one If per placement kind. */
+  /** x·Wᵀ (+ LoRA) for modules that read the same x (q/k/v, gate/up). */
   const linears = (x: string, layer: number, modules: readonly TargetModule[]): string[] => {
     const outs = modules.map((m) => {
       const { inFeatures, outFeatures } = moduleShape(c, m);
@@ -333,21 +309,24 @@ export function buildStepGraph(
     });
     const adapted = modules.flatMap((m, i) => (lora.has(m) ? [i] : []));
     if (adapted.length === 0) return outs;
-    const withLora = (
-      active: (m: TargetModule) => string,
-      add: (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string) => string,
-    ) => {
-      const results = onlyIf(
-        anyActive(adapted.map((i) => active(modules[i]))),
+    const loraIn = (b: GraphBuilder): string[] => {
+      const withSegments = onlyIf(
+        b,
+        anyActive(adapted.map((i) => lora.get(modules[i])!.active)),
         adapted.map((i) => outs[i]),
-        (b) => adapted.map((i) => add(b, x, layer, modules[i], outs[i])),
+        (bb) => adapted.map((i) => segments(bb, x, layer, modules[i], outs[i])),
       );
-      adapted.forEach((i, j) => {
-        outs[i] = results[j];
-      });
+      return adapted.map((i, j) => stacked(b, x, layer, modules[i], withSegments[j]));
     };
-    withLora((m) => lora.get(m)!.active, segments);
-    withLora((m) => slotInputs.get(m)!.active, slots);
+    const withLora = onlyIf(
+      g,
+      anyActive(adapted.map((i) => stackInputs.get(modules[i])!.active)),
+      adapted.map((i) => outs[i]),
+      loraIn,
+    );
+    adapted.forEach((i, j) => {
+      outs[i] = withLora[j];
+    });
     return outs;
   };
   const linear = (x: string, layer: number, m: TargetModule): string => linears(x, layer, [m])[0];
@@ -373,30 +352,18 @@ export function buildStepGraph(
     return b.op('ScatterND', [out, inputs.rows, kept], { reduction: 'add' });
   };
 
-  // Each slot's blocks hold whole pages: its tokens' x rows are zero-padded to the A block's width
-  // (a small copy, never the weights), and the stacked wider products are sliced once. Ops per
-  // slot are kept to the two Gemms: an unused slot's ops still cost their dispatch.
-  const slots = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
+  // Slotted tokens: x·Aᵀ over every stacked row, other adapters' columns dropped by selection (a
+  // poisoned adapter's NaN stays in its own columns), then ·(s·Bᵀ), added into the tokens' rows.
+  const stacked = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
     const { inFeatures, outFeatures } = moduleShape(c, m);
-    const widthA = slotRowWidth(inFeatures, ps);
-    const widthB = slotRowWidth(outFeatures, ps);
-    const inputs = slotInputs.get(m)!;
-    let xs = b.op('GatherND', [x, inputs.rows]);
-    if (widthA !== inFeatures) xs = b.op('Pad', [xs, b.ints([0, 0, 0, widthA - inFeatures])]);
-    const xk = b.opMulti('Split', [xs, inputs.sizes], LORA_SLOTS, { axis: 0 });
-    const parts: string[] = [];
-    for (let k = 0; k < LORA_SLOTS; k++) {
-      const names = loraSlotNames(m, k);
-      const a = g.input(names.a(layer), 'float32', [names.rank(layer), widthA]);
-      const bt = g.input(names.b(layer), 'float32', [names.rank(layer), widthB]);
-      parts.push(b.op('Gemm', [b.op('Gemm', [xk[k], a], { transB: 1 }), bt]));
-    }
-    let stacked = b.op('Concat', parts, { axis: 0 });
-    if (widthB !== outFeatures)
-      stacked = b.op('Slice', [stacked, b.ints([0]), b.ints([outFeatures]), b.ints([1])]);
-    const scaled = b.op('Mul', [stacked, inputs.scales[layer]]);
-    // Adds into the slot tokens' rows only.
-    return b.op('ScatterND', [out, inputs.rows, scaled], { reduction: 'add' });
+    const names = loraStackNames(m);
+    const inputs = stackInputs.get(m)!;
+    const a = g.input(names.a(layer), 'float32', [`U_${m}`, inFeatures]);
+    const bt = g.input(names.bt(layer), 'float32', [`U_${m}`, outFeatures]);
+    const xs = b.op('GatherND', [x, inputs.rows]);
+    zero ??= g.scalar(0);
+    const shrunk = b.op('Where', [inputs.columns, b.op('Gemm', [xs, a], { transB: 1 }), zero]);
+    return b.op('ScatterND', [out, inputs.rows, b.op('Gemm', [shrunk, bt])], { reduction: 'add' });
   };
 
   const pastKv = (layer: number, kind: 0 | 1): string => {

@@ -23,7 +23,7 @@ import {
   type WeightFileLocation,
   type WeightMode,
 } from './llama-graph.js';
-import { LoraSlotViews } from './lora-slots.js';
+import { LoraSlotStack } from './lora-slot-stack.js';
 import { packStep, writeNewKv } from './step-feeds.js';
 import { splitPlan } from './step-split.js';
 import {
@@ -33,6 +33,9 @@ import {
   writeWeightCache,
 } from './weight-cache.js';
 import type { WeightFormat } from './weight-quantization.js';
+
+/** Stacked slot rows per module and layer: eight rank-16 adapters. */
+export const DEFAULT_STACK_ROWS = 128;
 
 export interface OnnxEngineOptions {
   /** onnxruntime's intra-op threads; default: every core. */
@@ -48,7 +51,14 @@ export interface OnnxEngineOptions {
    */
   weights?: 'prepacked' | 'inputs';
   /**
-   * The padded baseline (--lora-mode padded, PEFT-style): no zero-copy slots, and every adapter's
+   * Rows of the stacked LoRA slots per module and layer (lora-slot-stack.ts), shared by the ranks
+   * of the adapters recent steps used: default 128 (eight rank-16 adapters); memory is rows ×
+   * Σ(in + out features) × layers × 4 bytes (404 MB at the TinyLlama shape). 0: every adapter is
+   * gathered from its pages each step.
+   */
+  stackRows?: number;
+  /**
+   * The padded baseline (--lora-mode padded, PEFT-style): no stacked slots, and every adapter's
    * rows padded to this rank in one batched matmul per module. Unset: Loom's own path.
    */
   padLoraRankTo?: number;
@@ -107,8 +117,8 @@ export class OnnxEngine implements Engine {
   readonly weightCacheNote: string | null = null;
   private readonly maxChunkTokens: number;
   readonly runLimits: EngineRunLimits;
-  /** Zero-copy views of contiguous adapters' LoRA blocks, for the graph's adapter slots. */
-  private readonly slotViews: LoraSlotViews;
+  /** Adapters of recent steps, stacked for the graph's LoRA slots. */
+  private readonly stack: LoraSlotStack;
   private readonly padLoraRankTo: number | undefined;
   /** Gemm weights onnxruntime reads from their safetensors files (it maps them), not from host arrays. */
   private readonly weightFiles: MappedWeightFiles | undefined;
@@ -129,7 +139,7 @@ export class OnnxEngine implements Engine {
     this.padLoraRankTo = opts.padLoraRankTo;
     this.storage = new Float32Array(pool.numPages * pool.pageSize);
     this.invFreq = ropeInvFrequencies(weights.config);
-    this.slotViews = new LoraSlotViews(this.storage, weights.config);
+    this.stack = new LoraSlotStack(this.storage, weights.config, opts.stackRows ?? DEFAULT_STACK_ROWS);
     this.weightMode = (opts.weights ?? 'prepacked') === 'prepacked' ? 'external' : 'inputs';
     this.weightFormat = opts.weightFormat ?? 'f32';
     if (this.weightMode === 'inputs' && this.weightFormat !== 'f32')
@@ -255,7 +265,7 @@ export class OnnxEngine implements Engine {
       this.config,
       this.kvLayout,
       this.invFreq,
-      this.slotViews,
+      this.stack,
       this.fixedLoraModules,
       this.padLoraRankTo,
     );
@@ -271,7 +281,17 @@ export class OnnxEngine implements Engine {
   }
 
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
+    this.stack.forget(layout);
     writeAdapterRows(this.storage, this.pool.pageSize, layout, adapter);
+  }
+
+  releaseAdapter(layout: AdapterLayout): void {
+    this.stack.forget(layout);
+  }
+
+  /** Adapters in the stacked slots now (copied from their pages, read in place by the steps). */
+  get numStackedAdapters(): number {
+    return this.stack.numStacked;
   }
 
   async close(): Promise<void> {

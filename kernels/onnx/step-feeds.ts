@@ -4,16 +4,9 @@ import { type KvLayout, kvElementOffset } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import { logitTokenIndices, type StepPlan } from '../engine.js';
-import {
-  LORA_SLOTS,
-  loraRowReads,
-  loraSlotNames,
-  loraSlotRowNames,
-  MASKED,
-  STEP_INPUTS,
-} from './llama-graph.js';
+import { loraRowReads, loraStackNames, MASKED, STEP_INPUTS } from './llama-graph.js';
 import { moduleMaxRank, packSegments } from './lora-segments.js';
-import type { LoraSlotViews } from './lora-slots.js';
+import type { LoraSlotStack } from './lora-slot-stack.js';
 
 /**
  * Packs a StepPlan into the step graph's per-run inputs (llama-graph.ts): tokens flat, attention
@@ -41,7 +34,7 @@ export function packStep(
   config: LlamaConfig,
   kv: KvLayout,
   invFreq: Float32Array,
-  slotViews: LoraSlotViews,
+  stack: LoraSlotStack,
   loraModules?: readonly TargetModule[],
   padRankTo?: number,
 ): PackedStep {
@@ -114,22 +107,21 @@ export function packStep(
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const active = packLora(plan, config, feeds, slotViews, loraModules, padRankTo);
+  const active = packLora(plan, config, feeds, stack, loraModules, padRankTo);
   return { feeds, loraModules: active, numTokens: T, numLogitRows };
 }
 
 /**
- * For each module of the graph's LoRA set: the LORA_SLOTS distinct adapters with the most tokens
- * in the step whose blocks are contiguous in the pool go into slots (zero-copy views,
- * LoraSlotViews); every other adapted sequence is a gathered segment (loraInputNames): its
- * adapter's A and Bᵀ rank-rows per layer, read from the pool by row id. Returns the modules, in
- * TARGET_MODULES order.
+ * For each module of the graph's LoRA set: the step's adapters go into the stacked slots
+ * (LoraSlotStack) as far as its rows allow, those already there first, then by rank-rows × tokens;
+ * every other adapted sequence is a gathered segment (loraInputNames): its adapter's A and Bᵀ
+ * rank-rows per layer, read from the pool by row id. Returns the modules, in TARGET_MODULES order.
  */
 function packLora(
   plan: StepPlan,
   config: LlamaConfig,
   feeds: Record<string, ort.Tensor>,
-  slotViews: LoraSlotViews,
+  stack: LoraSlotStack,
   fixedModules: readonly TargetModule[] | undefined,
   padRankTo: number | undefined,
 ): TargetModule[] {
@@ -140,9 +132,8 @@ function packLora(
   const active: TargetModule[] = [];
   const L = config.numLayers;
   const pageSize = config.hiddenSize;
+  const step = stack.beginStep();
   for (const m of TARGET_MODULES) {
-    // Slots go to the adapters with the most rank-rows × tokens in the module (ties: first seen):
-    // a slot reads its rows in place, a segment copies them and its tokens (S-LoRA's MBGMM).
     const ranks = new Map(adapters.map((a) => [a, moduleMaxRank(a, m)]));
     const work = (a: AdapterLayout) => tokenCount.get(a)! * ranks.get(a)!;
     const users = adapters.filter((a) => work(a) > 0).sort((x, y) => work(y) - work(x));
@@ -152,15 +143,12 @@ function packLora(
     if (!wanted) continue;
     active.push(m);
     const { inFeatures, outFeatures } = moduleShape(config, m);
-    const slotted: AdapterLayout[] = [];
+    // Padded (PEFT-style baseline): nothing stacked, every adapter gathered and padded to one rank.
+    const placed = padRankTo === undefined ? stack.place(m, users, step) : new Map<AdapterLayout, number>();
     const gathered = new Map<AdapterLayout, number>();
-    for (const a of users) {
-      // Padded (PEFT-style baseline): no slots, every adapter gathered and padded to one rank.
-      const blocks = padRankTo === undefined && slotted.length < LORA_SLOTS ? slotViews.blocks(a, m) : null;
-      if (blocks) slotted.push(a);
-      else gathered.set(a, ranks.get(a)!);
-    }
-    packSlots(plan, m, slotted, L, slotViews, feeds);
+    for (const a of users) if (!placed.has(a)) gathered.set(a, ranks.get(a)!);
+    packStacked(plan, m, placed, stack, L, feeds);
+    feeds[loraStackNames(m).active] = new ort.Tensor('bool', new Uint8Array([users.length > 0 ? 1 : 0]), []);
     packSegments(
       padRankTo,
       plan,
@@ -177,50 +165,43 @@ function packLora(
 }
 
 /**
- * Module m's slot inputs: each slotted adapter's blocks per layer and its tokens; rank 0 and no
- * tokens for an unused slot. Slot outputs stack in slot order.
+ * Module m's stack inputs: every layer's blocks cut to the rows the step's stacked adapters reach,
+ * and the slotted tokens with their adapters' columns (none: empty tensors).
  */
-function packSlots(
+function packStacked(
   plan: StepPlan,
   m: TargetModule,
-  slotted: readonly AdapterLayout[],
+  placed: ReadonlyMap<AdapterLayout, number>,
+  stack: LoraSlotStack,
   numLayers: number,
-  slotViews: LoraSlotViews,
   feeds: Record<string, ort.Tensor>,
 ): void {
-  const tokensOf = slotted.map((): number[] => []);
+  let used = 0;
+  for (const [a, first] of placed) used = Math.max(used, first + stack.rowsOf(a, m));
+  const tokens: Array<{ token: number; first: number; rows: number }> = [];
   let t = 0;
   for (const s of plan.sequences) {
-    const k = s.adapter ? slotted.indexOf(s.adapter) : -1;
-    for (let j = 0; j < s.tokens.length; j++, t++) if (k >= 0) tokensOf[k].push(t);
-  }
-  const n = tokensOf.reduce((count, tokens) => count + tokens.length, 0);
-  const rows = new BigInt64Array(n);
-  const scales = new Float32Array(numLayers * n);
-  const sizes = new BigInt64Array(LORA_SLOTS);
-  let row = 0;
-  for (let k = 0; k < LORA_SLOTS; k++) {
-    const names = loraSlotNames(m, k);
-    const a = slotted[k];
-    const blocks = a ? slotViews.blocks(a, m) : null;
-    for (let l = 0; l < numLayers; l++) {
-      feeds[names.a(l)] = blocks ? blocks.a[l] : slotViews.emptyA(m);
-      feeds[names.b(l)] = blocks ? blocks.b[l] : slotViews.emptyB(m);
+    const first = s.adapter ? placed.get(s.adapter) : undefined;
+    if (first !== undefined) {
+      const rows = stack.rowsOf(s.adapter!, m);
+      for (let j = 0; j < s.tokens.length; j++) tokens.push({ token: t + j, first, rows });
     }
-    const tokens = tokensOf[k] ?? [];
-    sizes[k] = BigInt(tokens.length);
-    for (const tk of tokens) {
-      rows[row] = BigInt(tk);
-      // A slotted adapter has the module in every layer (LoraSlotViews), each with its own scale.
-      for (let l = 0; l < numLayers; l++) scales[l * n + row] = a.modules[l][m]!.scale;
-      row++;
-    }
+    t += s.tokens.length;
   }
-  const names = loraSlotRowNames(m);
-  feeds[names.active] = new ort.Tensor('bool', new Uint8Array([n > 0 ? 1 : 0]), []);
-  feeds[names.sizes] = new ort.Tensor('int64', sizes, [LORA_SLOTS]);
-  feeds[names.rows] = new ort.Tensor('int64', rows, [rows.length, 1]);
-  feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers * n, 1]);
+  const rowIds = new BigInt64Array(tokens.length);
+  const columns = new Uint8Array(tokens.length * used);
+  tokens.forEach(({ token, first, rows }, i) => {
+    rowIds[i] = BigInt(token);
+    columns.fill(1, i * used + first, i * used + first + rows);
+  });
+  const names = loraStackNames(m);
+  const blocks = stack.blocks(m, used);
+  for (let l = 0; l < numLayers; l++) {
+    feeds[names.a(l)] = blocks.a[l];
+    feeds[names.bt(l)] = blocks.bt[l];
+  }
+  feeds[names.rows] = new ort.Tensor('int64', rowIds, [tokens.length, 1]);
+  feeds[names.columns] = new ort.Tensor('bool', columns, [tokens.length, used]);
 }
 
 /**

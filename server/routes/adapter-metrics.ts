@@ -28,7 +28,7 @@ export function installAdapterMetrics(registry: Registry, service: () => Generat
     ['loom_lora_adapters_resident', 'Adapters resident in the page pool', (s) => s.numResidentAdapters],
     [
       'loom_lora_adapters_contiguous',
-      'Resident adapters on consecutive pages (read in place by the onnx engine)',
+      'Resident adapters on consecutive pages (the webgpu engine addresses them by first page, without a page list)',
       (s) => s.numContiguousAdapters,
     ],
     ['loom_lora_max_resident', 'Adapters allowed in the pool at once (--max-loras)', (s) => s.maxLoras],

@@ -1,0 +1,225 @@
+import * as ort from 'onnxruntime-node';
+import type { AdapterLayout } from '../../memory/adapter-layout.js';
+import type { LlamaConfig } from '../../model/llama-config.js';
+import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import { moduleMaxRank } from './lora-segments.js';
+
+/**
+ * The onnx engine's stacked LoRA slots (vLLM's `lora_a_stacked` / `lora_b_stacked`, on the host):
+ * per module and layer, one [rows, in] block of A rows and one [rows, out] block of scaled Bᵀ rows
+ * that the adapters of recent steps share, each adapter on a run of rows. A step's slotted tokens
+ * go through two Gemms per module and layer whatever the number of adapters (x·Aᵀ over every
+ * stacked row, other adapters' columns dropped by selection, then ·Bᵀ), reading each adapter's
+ * rows once, in place, in blocks big enough for onnxruntime to run at memory speed.
+ *
+ * An adapter comes in by a copy from its pool pages (which stay its home: memory/adapter-layout.ts)
+ * when a step first needs it, and stays until a step needs its rows for another adapter (least
+ * recently used first) or its pages are released or rewritten (`forget`). A step reads only the
+ * rows up to the end of its highest adapter, so placing adapters low keeps the read short.
+ *
+ * Isolation: another adapter's columns are dropped by selection, not arithmetic, and the
+ * expansion multiplies them as exact zeros; so Bᵀ rows must be finite (0 · ∞ is NaN). An adapter
+ * whose scaled Bᵀ rows are not is never stacked (it runs as gathered segments, which keep every
+ * token to its own rows), and no row ever read holds a non-finite Bᵀ value.
+ */
+export class LoraSlotStack {
+  private readonly modules = new Map<TargetModule, ModuleStack>();
+  private clock = 0;
+
+  constructor(
+    private readonly storage: Float32Array,
+    private readonly config: LlamaConfig,
+    /** Rows per module and layer (the adapters' ranks share them); 0: no stack, every adapter gathered. */
+    readonly capacityRows: number,
+  ) {
+    for (const m of TARGET_MODULES) {
+      const { inFeatures, outFeatures } = moduleShape(config, m);
+      const L = config.numLayers;
+      this.modules.set(m, {
+        inFeatures,
+        outFeatures,
+        a: new Float32Array(L * capacityRows * inFeatures),
+        bt: new Float32Array(L * capacityRows * outFeatures),
+        placed: new Map(),
+        unstackable: new WeakSet(),
+        views: new Map(),
+      });
+    }
+  }
+
+  /** A new step's number, for place(): adapters a step places are not evicted for each other. */
+  beginStep(): number {
+    return ++this.clock;
+  }
+
+  /**
+   * Places module m's adapters of a step (most worth stacking first), copying in those not
+   * already there and evicting adapters the step does not use when rows run out. Returns each
+   * placed adapter's first row; the others are for gathered segments.
+   */
+  place(m: TargetModule, adapters: readonly AdapterLayout[], step: number): Map<AdapterLayout, number> {
+    const stack = this.modules.get(m)!;
+    const placed = new Map<AdapterLayout, number>();
+    if (this.capacityRows === 0) return placed;
+    for (const a of adapters) {
+      const entry = stack.placed.get(a);
+      if (entry) {
+        entry.lastStep = step;
+        placed.set(a, entry.first);
+      }
+    }
+    for (const a of adapters) {
+      if (placed.has(a) || stack.unstackable.has(a)) continue;
+      const rows = moduleMaxRank(a, m);
+      if (rows === 0 || rows > this.capacityRows) continue;
+      let first = freeRun(stack, rows, this.capacityRows);
+      while (first < 0) {
+        const victim = leastRecentlyUsed(stack, step);
+        if (!victim) break;
+        stack.placed.delete(victim);
+        first = freeRun(stack, rows, this.capacityRows);
+      }
+      if (first < 0) continue;
+      if (!this.copyIn(stack, m, a, first, rows)) {
+        stack.unstackable.add(a);
+        continue;
+      }
+      stack.placed.set(a, { first, rows, lastStep: step });
+      placed.set(a, first);
+    }
+    return placed;
+  }
+
+  /** Rows an adapter takes in module m's stack (its highest rank of m over the layers). */
+  rowsOf(a: AdapterLayout, m: TargetModule): number {
+    return this.modules.get(m)!.placed.get(a)?.rows ?? 0;
+  }
+
+  /** Module m's blocks of every layer, cut to their first `rows` rows: A [rows, in], Bᵀ [rows, out]. */
+  blocks(m: TargetModule, rows: number): { a: ort.Tensor[]; bt: ort.Tensor[] } {
+    const stack = this.modules.get(m)!;
+    let views = stack.views.get(rows);
+    if (!views) {
+      const { inFeatures: inF, outFeatures: outF } = stack;
+      const R = this.capacityRows;
+      const a: ort.Tensor[] = [];
+      const bt: ort.Tensor[] = [];
+      for (let l = 0; l < this.config.numLayers; l++) {
+        a.push(new ort.Tensor('float32', stack.a.subarray(l * R * inF, (l * R + rows) * inF), [rows, inF]));
+        bt.push(
+          new ort.Tensor('float32', stack.bt.subarray(l * R * outF, (l * R + rows) * outF), [rows, outF]),
+        );
+      }
+      views = { a, bt };
+      stack.views.set(rows, views);
+    }
+    return views;
+  }
+
+  /** Drops an adapter whose pages are released or rewritten: its next step copies it in again. */
+  forget(a: AdapterLayout): void {
+    for (const stack of this.modules.values()) stack.placed.delete(a);
+  }
+
+  /** Adapters stacked in at least one module. */
+  get numStacked(): number {
+    const all = new Set<AdapterLayout>();
+    for (const stack of this.modules.values()) for (const a of stack.placed.keys()) all.add(a);
+    return all.size;
+  }
+
+  /**
+   * Writes the adapter's A rows and scaled Bᵀ rows of module m into rows [first, first + rows) of
+   * every layer, zeros past a layer's own rank (rank_pattern) or where it skips the layer. False,
+   * with nothing kept, when a scaled Bᵀ value is not finite.
+   */
+  private copyIn(
+    stack: ModuleStack,
+    m: TargetModule,
+    a: AdapterLayout,
+    first: number,
+    rows: number,
+  ): boolean {
+    const ps = this.config.hiddenSize;
+    const R = this.capacityRows;
+    const { inFeatures: inF, outFeatures: outF } = stack;
+    for (let l = 0; l < this.config.numLayers; l++) {
+      const placed = a.modules[l]?.[m];
+      const rank = placed?.rank ?? 0;
+      const aRows = stack.a.subarray((l * R + first) * inF, (l * R + first + rows) * inF);
+      const btRows = stack.bt.subarray((l * R + first) * outF, (l * R + first + rows) * outF);
+      aRows.fill(0, rank * inF);
+      btRows.fill(0, rank * outF);
+      if (!placed) continue;
+      for (let r = 0; r < rank; r++) {
+        this.copyRow(aRows, r * inF, inF, placed.aPages, r * placed.pagesPerRowA, ps, 1);
+        this.copyRow(btRows, r * outF, outF, placed.bPages, r * placed.pagesPerRowB, ps, placed.scale);
+      }
+      for (let i = 0; i < rank * outF; i++) {
+        if (!Number.isFinite(btRows[i])) {
+          // Never leave a non-finite row behind: a later step may read it under another adapter.
+          aRows.fill(0);
+          btRows.fill(0);
+          return false;
+        }
+      }
+    }
+    return true;
+  }
+
+  /** One rank-row of `features` elements from its pages (a row starts on a page), times `scale`. */
+  private copyRow(
+    to: Float32Array,
+    at: number,
+    features: number,
+    pages: Int32Array,
+    firstPage: number,
+    ps: number,
+    scale: number,
+  ): void {
+    for (let done = 0, p = firstPage; done < features; done += ps, p++) {
+      const n = Math.min(ps, features - done);
+      const src = this.storage.subarray(pages[p] * ps, pages[p] * ps + n);
+      if (scale === 1) to.set(src, at + done);
+      else for (let i = 0; i < n; i++) to[at + done + i] = src[i] * scale;
+    }
+  }
+}
+
+interface ModuleStack {
+  inFeatures: number;
+  outFeatures: number;
+  /** [layer][row][in]: capacityRows rows per layer. */
+  a: Float32Array;
+  /** [layer][row][out]: Bᵀ rows, each times its adapter's scale of the layer. */
+  bt: Float32Array;
+  placed: Map<AdapterLayout, { first: number; rows: number; lastStep: number }>;
+  /** Adapters whose scaled Bᵀ rows are not finite: gathered, never stacked. */
+  unstackable: WeakSet<AdapterLayout>;
+  /** Zero-copy views per layer, by the number of rows a step reads. */
+  views: Map<number, { a: ort.Tensor[]; bt: ort.Tensor[] }>;
+}
+
+/** The lowest first row of `rows` free rows, or −1. */
+function freeRun(stack: ModuleStack, rows: number, capacity: number): number {
+  const taken = [...stack.placed.values()].sort((x, y) => x.first - y.first);
+  let start = 0;
+  for (const t of taken) {
+    if (t.first - start >= rows) return start;
+    start = Math.max(start, t.first + t.rows);
+  }
+  return capacity - start >= rows ? start : -1;
+}
+
+/** The stacked adapter used longest ago, not by this step. */
+function leastRecentlyUsed(stack: ModuleStack, step: number): AdapterLayout | undefined {
+  let victim: AdapterLayout | undefined;
+  let oldest = step;
+  for (const [a, entry] of stack.placed) {
+    if (entry.lastStep < oldest) {
+      oldest = entry.lastStep;
+      victim = a;
+    }
+  }
+  return victim;
+}

@@ -1,0 +1,131 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StepPlan } from '../../kernels/engine.js';
+import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
+import type { AdapterLayout } from '../../memory/adapter-layout.js';
+import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import type { LoraAdapter } from '../../model/lora-adapter.js';
+import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
+import { maxAbsDiff, type ReferenceHarness, randomTokens, referenceHarness } from './reference-harness.js';
+
+/**
+ * The onnx engine's stacked LoRA slots (lora-slot-stack.ts): adapters are copied from their pages,
+ * consecutive or not, into per-module stacks that a step reads in place; those past the stack's
+ * rows are gathered from their pages as segments, and one batch may mix both. An intermediate size
+ * that is not a multiple of the page size makes rows end mid-page.
+ */
+const weights = syntheticWeights({ ...TINY_SPEC, intermediateSize: 96, seed: 21 });
+const config = weights.config;
+const TOLERANCE = 1e-4;
+
+describe('onnx engine stacked slots and gathered rows', () => {
+  let ref: ReferenceHarness;
+  /** Twelve rows: a rank-8 adapter and a rank-4 one fit, a rank-16 one never does. */
+  let small: OnnxEngine;
+  /** No stack: every adapter gathered. */
+  let none: OnnxEngine;
+  let nextSeq = 1;
+
+  beforeAll(async () => {
+    ref = referenceHarness(weights, 6000);
+    small = await OnnxEngine.create(weights, ref.pool, { threads: 1, stackRows: 12 });
+    none = await OnnxEngine.create(weights, ref.pool, { threads: 1, stackRows: 0 });
+  });
+
+  afterAll(async () => {
+    await small?.close();
+    await none?.close();
+  });
+
+  function makeAdapter(i: number, rank: number, modules: readonly TargetModule[]): LoraAdapter {
+    return syntheticAdapter(config, {
+      name: `s${i}`,
+      rank,
+      alpha: 2 * rank,
+      targetModules: [...modules],
+      seed: 300 + i,
+    });
+  }
+
+  /** Loads the adapter on consecutive pages, or with its pages shuffled (not contiguous). */
+  const load = (adapter: LoraAdapter, scatter: boolean): AdapterLayout =>
+    ref.loadInto([small, none], adapter, scatter ? 17 : undefined);
+
+  /** Prefills one ragged sequence per adapter (and one without), then decodes; returns the worst diff. */
+  async function prefillAndDecode(onnx: OnnxEngine, adapters: AdapterLayout[]): Promise<number> {
+    const seqs = [...adapters, null].map((adapter, i) => ({
+      id: nextSeq++,
+      adapter,
+      tokens: randomTokens(1 + ((i * 3) % 5), config.vocabSize, 50 + i),
+    }));
+    let worst = 0;
+    const check = async (plan: StepPlan) => {
+      const expected = await ref.engine.step(plan);
+      const actual = await onnx.step(plan);
+      expect(actual.length).toBe(expected.length);
+      worst = Math.max(worst, maxAbsDiff(actual, expected));
+    };
+    await check({
+      sequences: seqs.map((s) => ref.sequenceStep(s.id, s.tokens, 0, s.adapter, 'all')),
+    });
+    for (let d = 0; d < 3; d++) {
+      await check({
+        sequences: seqs.map((s) => {
+          const next = randomTokens(1, config.vocabSize, 900 + 10 * d + s.id)[0];
+          const step = ref.sequenceStep(s.id, [next], s.tokens.length, s.adapter, 'last');
+          s.tokens.push(next);
+          return step;
+        }),
+      });
+    }
+    for (const s of seqs) ref.kv.free(s.id);
+    return worst;
+  }
+
+  it('stacks adapters on scattered pages as well as consecutive ones, and gathers those past its rows', async () => {
+    const full = load(makeAdapter(0, 8, TARGET_MODULES), true);
+    const attention = load(makeAdapter(1, 4, ['q_proj', 'k_proj', 'v_proj', 'o_proj']), false);
+    const big = load(makeAdapter(2, 16, TARGET_MODULES), true);
+    const partialAdapter = makeAdapter(3, 5, ['v_proj', 'down_proj', 'gate_proj']);
+    delete partialAdapter.layers[0].v_proj;
+    const partial = load(partialAdapter, false);
+    for (const onnx of [small, none])
+      expect(await prefillAndDecode(onnx, [full, big, attention, partial])).toBeLessThan(TOLERANCE);
+    expect(small.numStackedAdapters).toBeGreaterThan(0);
+    expect(none.numStackedAdapters).toBe(0);
+  });
+
+  it('evicts the least recently used adapter for a new one, and one stacked again at other rows gives the same logits', async () => {
+    const [d, e] = [0, 1].map((i) => load(makeAdapter(40 + i, 4, TARGET_MODULES), false));
+    const [a, b] = [0, 1].map((i) => load(makeAdapter(20 + i, 8, TARGET_MODULES), i === 1));
+    const tokens = randomTokens(4, config.vocabSize, 77);
+    const logitsOf = async (adapter: AdapterLayout) => {
+      const id = nextSeq++;
+      const out = await small.step({ sequences: [ref.sequenceStep(id, tokens, 0, adapter, 'all')] });
+      ref.kv.free(id);
+      return Float32Array.from(out);
+    };
+    // Twelve rows: d takes 0–3 and a 4–11; b evicts both (d, then a: least recently used first)
+    // and takes 0–7; e takes 8–11; a comes back on b's rows 0–7.
+    await logitsOf(d);
+    const first = await logitsOf(a);
+    await logitsOf(b);
+    await logitsOf(e);
+    expect(small.numStackedAdapters).toBe(2);
+    expect(await logitsOf(a)).toEqual(first);
+  });
+
+  it('sees rewritten pages at the next step (an in-place update)', async () => {
+    const layout = load(makeAdapter(30, 8, TARGET_MODULES), false);
+    expect(await prefillAndDecode(small, [layout])).toBeLessThan(TOLERANCE);
+    const updated = makeAdapter(31, 8, TARGET_MODULES);
+    for (const engine of [ref.engine, small, none]) engine.writeAdapter(layout, updated);
+    expect(await prefillAndDecode(small, [layout])).toBeLessThan(TOLERANCE);
+  });
+
+  it('gathers the adapters past the stack when a batch has more than it holds', async () => {
+    const many = Array.from({ length: 10 }, (_, i) =>
+      load(makeAdapter(10 + i, 2 + (i % 3), TARGET_MODULES), i % 2 === 0),
+    );
+    expect(await prefillAndDecode(small, many)).toBeLessThan(TOLERANCE);
+  });
+});
