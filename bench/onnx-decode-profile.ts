@@ -18,10 +18,15 @@ import * as ort from 'onnxruntime-node';
 import { LoraSlotStack } from '../kernels/onnx/lora-slot-stack.js';
 import { DEFAULT_STACK_ROWS, OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { packStep } from '../kernels/onnx/step-feeds.js';
+import {
+  weightBytes as encodedBytes,
+  WEIGHT_FORMATS,
+  type WeightFormat,
+} from '../kernels/onnx/weight-quantization.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
-import { TARGET_MODULES } from '../model/llama-modules.js';
+import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { loadModel } from '../model/load-model.js';
 import { ropeInvFrequencies } from '../model/rope-frequencies.js';
 import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
@@ -35,8 +40,11 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '16' },
     label: { type: 'string', default: 'current' },
     spin: { type: 'boolean', default: false },
+    format: { type: 'string', default: 'f32' },
   },
 });
+const format = args.format as WeightFormat;
+if (!WEIGHT_FORMATS.includes(format)) throw new Error(`--format: one of ${WEIGHT_FORMATS.join(', ')}`);
 const numLayers = Number(args.layers);
 const threads = Number(args.threads);
 const rounds = Number(args.rounds);
@@ -86,6 +94,7 @@ function kindOf(e: ProfileEvent, hidden: number, vocab: number): string {
   const op = e.args?.op_name ?? '?';
   const shapes = (e.args?.input_type_shape ?? []).map((s) => Object.values(s)[0] ?? []);
   const out = (e.args?.output_type_shape ?? []).map((s) => Object.values(s)[0] ?? []);
+  if (op === 'MatMulNBits') return out[0]?.at(-1) === vocab ? 'lm_head Gemm' : 'base linear Gemms';
   if (op === 'Gemm' || op === 'MatMul' || op === 'FusedMatMul' || op === 'FusedGemm') {
     if (shapes.length === 1) return out[0]?.at(-1) === vocab ? 'lm_head Gemm' : 'base linear Gemms';
     if (shapes[0]?.length === 4) return 'attention MatMuls';
@@ -112,7 +121,11 @@ async function main(): Promise<void> {
   const kv = new KvCache(pool, layout);
   profileNext = true;
   const started = performance.now();
-  const engine = await OnnxEngine.create(model.weights, pool, { threads, spinThreads: args.spin });
+  const engine = await OnnxEngine.create(model.weights, pool, {
+    threads,
+    spinThreads: args.spin,
+    weightFormat: format,
+  });
   progress(`engine ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   profileNext = false;
 
@@ -265,19 +278,23 @@ async function main(): Promise<void> {
       max: allSorted[allSorted.length - 1],
     },
   ];
-  const weightBytes = 4 * (config.numLayers * linearElements(config) + config.vocabSize * config.hiddenSize);
+  let weightBytes = encodedBytes(format, config.vocabSize, config.hiddenSize);
+  for (const m of TARGET_MODULES) {
+    const { inFeatures, outFeatures } = moduleShape(config, m);
+    weightBytes += config.numLayers * encodedBytes(format, outFeatures, inFeatures);
+  }
   writeBenchReport({
     name: `onnx-decode-profile-${args.label}`,
     title: `onnx engine: where a batch-1 decode step goes (${args.label})`,
     context: {
       ...machineContext(),
-      model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, F32 weights mapped from safetensors, prepacked`,
+      model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, ${format === 'f32' ? 'F32 weights mapped from safetensors, prepacked' : `base weights ${format} (MatMulNBits / widened Gemm), encoded at load`}`,
       threads,
       'intra-op threads spin': args.spin ? 'yes (onnxruntime default)' : 'no (intra_op.allow_spinning 0)',
       'stacked LoRA slot rows per module and layer': DEFAULT_STACK_ROWS,
       'graph inputs': engine ? (profiled[0]?.inputNames.length ?? 0) : 0,
       context: `${CONTEXT}-token prompt, then decode`,
-      'weights read per step': `${(weightBytes / 1e9).toFixed(2)} GB (linear + lm_head, f32)`,
+      'weights read per step': `${(weightBytes / 1e9).toFixed(2)} GB (linear + lm_head, ${format})`,
       onnxruntime: ort.env.versions.common,
     },
     rows,
@@ -295,18 +312,6 @@ async function main(): Promise<void> {
   }).forEach((p) => {
     progress(`wrote ${p}`);
   });
-}
-
-function linearElements(c: {
-  hiddenSize: number;
-  intermediateSize: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-}): number {
-  const q = c.numHeads * c.headDim;
-  const kvDim = c.numKvHeads * c.headDim;
-  return c.hiddenSize * (q + 2 * kvDim) + q * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize;
 }
 
 function median(xs: number[]): number {

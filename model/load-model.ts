@@ -4,6 +4,7 @@ import { Checkpoint } from './checkpoint.js';
 import { readJsonObject } from './config-file.js';
 import { backLinearWeightsByFiles } from './file-backed-weights.js';
 import { checkFiniteWeights } from './finite-check.js';
+import { checkLinearWeightsInBackground, type FiniteScanJob } from './linear-weight-check.js';
 import { ConfigError, type LlamaConfig, parseLlamaConfig } from './llama-config.js';
 import { ModelFormatError } from './model-format-error.js';
 import { assembleWeights, EMBED_NAME, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
@@ -18,6 +19,12 @@ export interface LoadedModel {
   config: LlamaConfig;
   weights: ModelWeights;
   tokenizer: TextTokenizer;
+  /**
+   * Settles when the F32 linear weights left in their files are checked (finite, within ±2^64):
+   * at once unless `linearWeightCheck` is 'background'; rejects with a ModelFormatError naming
+   * the first bad weight. Serve nothing before it resolves.
+   */
+  linearWeightsChecked: Promise<void>;
 }
 
 export interface LoadModelOptions {
@@ -25,6 +32,12 @@ export interface LoadModelOptions {
   chatTemplateFile?: string;
   /** Called as each safetensors file's tensors have been read and checked. */
   onFileRead?: (progress: FileReadProgress) => void;
+  /**
+   * When the F32 linear weights that stay in their files (fileBackedBytes) are checked: 'now'
+   * (default), before loadModel returns; or 'background', on a worker thread, while the caller
+   * builds its engine (`linearWeightsChecked`).
+   */
+  linearWeightCheck?: 'now' | 'background';
 }
 
 /** One safetensors file's part of loading: what start-up progress lines report. */
@@ -37,6 +50,8 @@ export interface FileReadProgress {
   seconds: number;
   /** Bytes left in the file for an engine to map (F32 linear weights), not copied to the host. */
   fileBackedBytes: number;
+  /** Whether those were checked already, or are checked in the background (LoadedModel.linearWeightsChecked). */
+  fileBackedChecked: 'now' | 'background';
 }
 
 /** Bytes of the reusable buffer linear weights are checked through. */
@@ -128,6 +143,8 @@ async function readCheckedTensors(
   checkpoint: Checkpoint,
   config: LlamaConfig,
   onFileRead: LoadModelOptions['onFileRead'],
+  /** Given: F32 linear weights are only listed here, for a later check, not scanned now. */
+  deferred?: FiniteScanJob[],
 ): Promise<{ tensors: Map<string, Float32Array>; files: Map<string, TensorFileRef> }> {
   const byFile = new Map<string, TensorFileRef[]>();
   const names = new Map<TensorFileRef, string>();
@@ -147,10 +164,13 @@ async function readCheckedTensors(
     for (const ref of refs.sort((a, b) => a.offset - b.offset)) {
       const name = names.get(ref)!;
       if (ref.dtype === 'F32' && isLinearWeight(name)) {
-        scanBuffer ??= new Float32Array(SCAN_BUFFER_BYTES / 4);
-        await checkpoint.scanF32(name, scanBuffer, (chunk, first) =>
-          checkFiniteWeights(file, name, chunk, first),
-        );
+        if (deferred) deferred.push({ file: ref.file, name, offset: ref.offset, length: ref.length });
+        else {
+          scanBuffer ??= new Float32Array(SCAN_BUFFER_BYTES / 4);
+          await checkpoint.scanF32(name, scanBuffer, (chunk, first) =>
+            checkFiniteWeights(file, name, chunk, first),
+          );
+        }
         files.set(name, ref);
         fileBackedBytes += ref.length;
       } else {
@@ -165,6 +185,7 @@ async function readCheckedTensors(
       bytes: refs.reduce((sum, r) => sum + r.length, 0),
       seconds: (performance.now() - started) / 1000,
       fileBackedBytes,
+      fileBackedChecked: deferred ? 'background' : 'now',
     });
   }
   return { tensors, files };
@@ -198,14 +219,18 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   try {
     checkLayerCount(checkpoint, config, join(dir, 'config.json'));
     checkTensors(checkpoint, config);
-    const { tensors, files } = await readCheckedTensors(checkpoint, config, opts.onFileRead);
+    const deferred = opts.linearWeightCheck === 'background' ? [] : undefined;
+    const { tensors, files } = await readCheckedTensors(checkpoint, config, opts.onFileRead, deferred);
     const weights = assembleWeights(config, (name) => tensors.get(name) ?? FILE_BACKED);
     if (config.tieWordEmbeddings && files.size > 0 && checkpoint.fileRef(EMBED_NAME).dtype === 'F32') {
       files.set(LM_HEAD_NAME, checkpoint.fileRef(EMBED_NAME));
     }
     weights.files = files;
     backLinearWeightsByFiles(weights, files);
-    return { name: basename(resolve(dir)), dir, config, weights, tokenizer };
+    const linearWeightsChecked = deferred ? checkLinearWeightsInBackground(deferred) : Promise.resolve();
+    // Handled here so a caller that fails before awaiting it leaves no unhandled rejection.
+    linearWeightsChecked.catch(() => {});
+    return { name: basename(resolve(dir)), dir, config, weights, tokenizer, linearWeightsChecked };
   } finally {
     await checkpoint.close();
   }

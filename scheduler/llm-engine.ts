@@ -150,6 +150,8 @@ export class LlmEngine {
     const model = await loadModel(options.modelDir, {
       chatTemplateFile: options.chatTemplateFile ?? undefined,
       onFileRead: (read) => log.info(weightFileLine(read), 'weights file read and checked'),
+      // The mapped linear weights are checked on a worker while the engine is built.
+      linearWeightCheck: 'background',
     });
     log.info({ seconds: round((performance.now() - loadStarted) / 1000) }, 'weights read');
     const { config, tokenizer } = model;
@@ -234,6 +236,17 @@ export class LlmEngine {
     log.info(
       { engine: engine.kind, seconds: round((performance.now() - engineStarted) / 1000) },
       'engine created',
+    );
+    const checkStarted = performance.now();
+    try {
+      await model.linearWeightsChecked;
+    } catch (error) {
+      await engine.close();
+      throw error;
+    }
+    log.info(
+      { waitedSeconds: round((performance.now() - checkStarted) / 1000) },
+      'linear weights checked (finite, within ±2^64)',
     );
     const registry = new AdapterRegistry(
       pool,
@@ -368,6 +381,7 @@ function weightFileLine(read: FileReadProgress): Record<string, unknown> {
     seconds: round(read.seconds),
     mbPerSecond: read.seconds > 0 ? Math.round(read.bytes / MB / read.seconds) : null,
     fileBackedMb: round(read.fileBackedBytes / MB),
+    fileBackedChecked: read.fileBackedChecked,
   };
 }
 

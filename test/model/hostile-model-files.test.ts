@@ -136,9 +136,18 @@ describe('hostile model directories', () => {
       );
       const err = await loadError(dir);
       expect(err.file).toBe(file);
-      expect(err.problem).toMatch(
-        /^tensor "model.layers.1.mlp.up_proj.weight" holds .* at element 5; weights must be finite/,
+      const problem =
+        /^tensor "model.layers.1.mlp.up_proj.weight" holds .* at element 5; weights must be finite/;
+      expect(err.problem).toMatch(problem);
+      // Checked in the background (the server's way): loading returns, the check names the same weight.
+      const loaded = await loadModel(dir, { linearWeightCheck: 'background' });
+      const late = await loaded.linearWeightsChecked.then(
+        () => null,
+        (e: unknown) => e,
       );
+      expect(late).toBeInstanceOf(ModelFormatError);
+      expect((late as ModelFormatError).file).toBe(file);
+      expect((late as ModelFormatError).problem).toMatch(problem);
     }
   });
 });

@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSafetensors } from '../../model/safetensors.js';
+import { writeSafetensors } from '../../model/safetensors-writer.js';
 import { StartupError } from '../../model/startup-error.js';
 import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
 import { buildServingStack } from '../../server/serving-stack.js';
@@ -73,6 +75,28 @@ describe('server/main.ts start-up', () => {
     const lines = stderrLines(stderr);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toContain(file);
+  });
+
+  it('exits 1 with one line naming a linear weight that is NaN (checked on a worker while the engine is built)', async () => {
+    const { modelDir: poisonedDir, root: poisonedRoot } = await writeTinyModel();
+    const file = join(poisonedDir, 'model.safetensors');
+    const tensors = [...(await readSafetensors(file))].map(([name, t]) => ({
+      name,
+      shape: t.shape,
+      data: t.data,
+    }));
+    tensors.find((t) => t.name === 'model.layers.0.self_attn.o_proj.weight')!.data[3] = Number.NaN;
+    await writeSafetensors(
+      file,
+      tensors.map((t) => ({ ...t, dtype: 'F32' as const })),
+    );
+    const { code, stderr } = await runMain(['--model', poisonedDir, '--engine', 'onnx']).exited;
+    await rm(poisonedRoot, { recursive: true, force: true });
+    expect(code).toBe(1);
+    const lines = stderrLines(stderr);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(file);
+    expect(lines[0]).toContain('tensor "model.layers.0.self_attn.o_proj.weight" holds NaN at element 3');
   });
 
   it('exits 1 with one line naming an adapter whose shapes do not fit the model', async () => {
