@@ -81,7 +81,8 @@ export function loraInputNames(m: TargetModule): {
  * Module m's stacked LoRA slots (lora-slot-stack.ts), per layer: A rows [U, in] and scaled Bᵀ rows
  * [U, out], U the rows the step reads (the same in every layer); and per step the slotted tokens:
  * each one's flat token index (int64 [n, 1]) and which of the U columns are its adapter's
- * (bool [n, U]). `active` (bool []): whether any token of the step has LoRA on m, stacked or
+ * (bool [n, U]); each column's scale per layer (its adapter's scale of m in that layer; f32 [L, U],
+ * split once per module). `active` (bool []): whether any token of the step has LoRA on m, stacked or
  * gathered; without one the module's LoRA ops are skipped.
  */
 export function loraStackNames(m: TargetModule): {
@@ -90,9 +91,11 @@ export function loraStackNames(m: TargetModule): {
   bt: (layer: number) => string;
   rows: string;
   columns: string;
+  scales: string;
 } {
   return {
     active: `lora_${m}_active`,
+    scales: `lora_${m}_stack_scales`,
     a: (layer) => `lora_${m}_stack_a_${layer}`,
     bt: (layer) => `lora_${m}_stack_b_${layer}`,
     rows: `lora_${m}_stack_rows`,
@@ -208,11 +211,15 @@ export function buildStepGraph(
       shapeG: g.op('Slice', [g.op('Shape', [scales[0]]), g.ints([0]), g.ints([1])]),
     });
   }
-  const stackInputs = new Map<TargetModule, { active: string; rows: string; columns: string }>();
+  const stackInputs = new Map<
+    TargetModule,
+    { active: string; rows: string; columns: string; scales: string[] }
+  >();
   for (const m of loraModules) {
     const names = loraStackNames(m);
     stackInputs.set(m, {
       active: g.input(names.active, 'bool', []),
+      scales: perLayer(g.input(names.scales, 'float32', [L, `U_${m}`])),
       rows: g.input(names.rows, 'int64', [`N_${m}`, 1]),
       columns: g.input(names.columns, 'bool', [`N_${m}`, `U_${m}`]),
     });
@@ -352,8 +359,9 @@ export function buildStepGraph(
     return b.op('ScatterND', [out, inputs.rows, kept], { reduction: 'add' });
   };
 
-  // Slotted tokens: x·Aᵀ over every stacked row, other adapters' columns dropped by selection (a
-  // poisoned adapter's NaN stays in its own columns), then ·(s·Bᵀ), added into the tokens' rows.
+  // Slotted tokens: x·Aᵀ over every stacked row, times each column's scale, other adapters'
+  // columns dropped by selection (a poisoned adapter's NaN stays in its own columns), then ·Bᵀ,
+  // added into the tokens' rows.
   const stacked = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
     const { inFeatures, outFeatures } = moduleShape(c, m);
     const names = loraStackNames(m);
@@ -362,7 +370,8 @@ export function buildStepGraph(
     const bt = g.input(names.bt(layer), 'float32', [`U_${m}`, outFeatures]);
     const xs = b.op('GatherND', [x, inputs.rows]);
     zero ??= g.scalar(0);
-    const shrunk = b.op('Where', [inputs.columns, b.op('Gemm', [xs, a], { transB: 1 }), zero]);
+    const scaled = b.op('Mul', [b.op('Gemm', [xs, a], { transB: 1 }), inputs.scales[layer]]);
+    const shrunk = b.op('Where', [inputs.columns, scaled, zero]);
     return b.op('ScatterND', [out, inputs.rows, b.op('Gemm', [shrunk, bt])], { reduction: 'add' });
   };
 

@@ -6,11 +6,14 @@ import { moduleMaxRank } from './lora-segments.js';
 
 /**
  * The onnx engine's stacked LoRA slots (vLLM's `lora_a_stacked` / `lora_b_stacked`, on the host):
- * per module and layer, one [rows, in] block of A rows and one [rows, out] block of scaled Bᵀ rows
+ * per module and layer, one [rows, in] block of A rows and one [rows, out] block of Bᵀ rows
  * that the adapters of recent steps share, each adapter on a run of rows. A step's slotted tokens
  * go through two Gemms per module and layer whatever the number of adapters (x·Aᵀ over every
  * stacked row, other adapters' columns dropped by selection, then ·Bᵀ), reading each adapter's
  * rows once, in place, in blocks big enough for onnxruntime to run at memory speed.
+ *
+ * Each layer's scale of an adapter multiplies its columns of x·Aᵀ (a [1, rows] row per layer fed
+ * each step), so a copy is a plain memcpy.
  *
  * An adapter comes in by a copy from its pool pages (which stay its home: memory/adapter-layout.ts)
  * when a step first needs it, and stays until a step needs its rows for another adapter (least
@@ -19,7 +22,7 @@ import { moduleMaxRank } from './lora-segments.js';
  *
  * Isolation: another adapter's columns are dropped by selection, not arithmetic, and the
  * expansion multiplies them as exact zeros; so Bᵀ rows must be finite (0 · ∞ is NaN). An adapter
- * whose scaled Bᵀ rows are not is never stacked (it runs as gathered segments, which keep every
+ * whose Bᵀ rows are not is never stacked (it runs as gathered segments, which keep every
  * token to its own rows), and no row ever read holds a non-finite Bᵀ value.
  */
 export class LoraSlotStack {
@@ -129,9 +132,9 @@ export class LoraSlotStack {
   }
 
   /**
-   * Writes the adapter's A rows and scaled Bᵀ rows of module m into rows [first, first + rows) of
-   * every layer, zeros past a layer's own rank (rank_pattern) or where it skips the layer. False,
-   * with nothing kept, when a scaled Bᵀ value is not finite.
+   * Writes the adapter's A rows and Bᵀ rows of module m into rows [first, first + rows) of every
+   * layer, zeros past a layer's own rank (rank_pattern) or where it skips the layer (memcpy: the
+   * scales are the step's, stackScales). False, with nothing kept, when a Bᵀ value is not finite.
    */
   private copyIn(
     stack: ModuleStack,
@@ -152,8 +155,8 @@ export class LoraSlotStack {
       btRows.fill(0, rank * outF);
       if (!placed) continue;
       for (let r = 0; r < rank; r++) {
-        this.copyRow(aRows, r * inF, inF, placed.aPages, r * placed.pagesPerRowA, ps, 1);
-        this.copyRow(btRows, r * outF, outF, placed.bPages, r * placed.pagesPerRowB, ps, placed.scale);
+        this.copyRow(aRows, r * inF, inF, placed.aPages, r * placed.pagesPerRowA, ps);
+        this.copyRow(btRows, r * outF, outF, placed.bPages, r * placed.pagesPerRowB, ps);
       }
       for (let i = 0; i < rank * outF; i++) {
         if (!Number.isFinite(btRows[i])) {
@@ -167,7 +170,7 @@ export class LoraSlotStack {
     return true;
   }
 
-  /** One rank-row of `features` elements from its pages (a row starts on a page), times `scale`. */
+  /** One rank-row of `features` elements from its pages (a row starts on a page). */
   private copyRow(
     to: Float32Array,
     at: number,
@@ -175,13 +178,10 @@ export class LoraSlotStack {
     pages: Int32Array,
     firstPage: number,
     ps: number,
-    scale: number,
   ): void {
     for (let done = 0, p = firstPage; done < features; done += ps, p++) {
       const n = Math.min(ps, features - done);
-      const src = this.storage.subarray(pages[p] * ps, pages[p] * ps + n);
-      if (scale === 1) to.set(src, at + done);
-      else for (let i = 0; i < n; i++) to[at + done + i] = src[i] * scale;
+      to.set(this.storage.subarray(pages[p] * ps, pages[p] * ps + n), at + done);
     }
   }
 }
@@ -191,10 +191,10 @@ interface ModuleStack {
   outFeatures: number;
   /** [layer][row][in]: capacityRows rows per layer. */
   a: Float32Array;
-  /** [layer][row][out]: Bᵀ rows, each times its adapter's scale of the layer. */
+  /** [layer][row][out]: Bᵀ rows (scales are applied per step, by column: stackScales). */
   bt: Float32Array;
   placed: Map<AdapterLayout, { first: number; rows: number; lastStep: number }>;
-  /** Adapters whose scaled Bᵀ rows are not finite: gathered, never stacked. */
+  /** Adapters whose Bᵀ rows are not finite: gathered, never stacked. */
   unstackable: WeakSet<AdapterLayout>;
   /** Zero-copy views per layer, by the number of rows a step reads. */
   views: Map<number, { a: ort.Tensor[]; bt: ort.Tensor[] }>;

@@ -113,7 +113,7 @@ export function packStep(
 
 /**
  * For each module of the graph's LoRA set: the step's adapters go into the stacked slots
- * (LoraSlotStack) as far as its rows allow, those already there first, then by rank-rows × tokens;
+ * (LoraSlotStack) as far as its rows allow, those already there first, then by tokens and rank;
  * every other adapted sequence is a gathered segment (loraInputNames): its adapter's A and Bᵀ
  * rank-rows per layer, read from the pool by row id. Returns the modules, in TARGET_MODULES order.
  */
@@ -136,7 +136,11 @@ function packLora(
   for (const m of TARGET_MODULES) {
     const ranks = new Map(adapters.map((a) => [a, moduleMaxRank(a, m)]));
     const work = (a: AdapterLayout) => tokenCount.get(a)! * ranks.get(a)!;
-    const users = adapters.filter((a) => work(a) > 0).sort((x, y) => work(y) - work(x));
+    // Most tokens first, then the smallest rank: under contention the stack's rows then hold more
+    // adapters, each of which saves a gathered segment (its rows copied, plus a chunk's overhead).
+    const users = adapters
+      .filter((a) => work(a) > 0)
+      .sort((x, y) => tokenCount.get(y)! - tokenCount.get(x)! || ranks.get(x)! - ranks.get(y)!);
     const wanted = fixedModules ? fixedModules.includes(m) : users.length > 0;
     if (!wanted && users.length > 0)
       throw new Error(`the step graph has no LoRA on ${m}, which an adapter targets`);
@@ -194,7 +198,16 @@ function packStacked(
     rowIds[i] = BigInt(token);
     columns.fill(1, i * used + first, i * used + first + rows);
   });
+  const scales = new Float32Array(numLayers * used);
+  for (const [a, first] of placed) {
+    const rows = stack.rowsOf(a, m);
+    for (let l = 0; l < numLayers; l++) {
+      const scale = a.modules[l]?.[m]?.scale ?? 0;
+      scales.fill(scale, l * used + first, l * used + first + rows);
+    }
+  }
   const names = loraStackNames(m);
+  feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers, used]);
   const blocks = stack.blocks(m, used);
   for (let l = 0; l < numLayers; l++) {
     feeds[names.a(l)] = blocks.a[l];
