@@ -25,6 +25,9 @@ import { moduleMaxRank } from './lora-segments.js';
  * whose Bᵀ rows are not is never stacked (it runs as gathered segments, which keep every
  * token to its own rows), and no row ever read holds a non-finite Bᵀ value.
  */
+/** How much more multiply-adds the masked stack may spend than exact per-adapter products. */
+const MAX_STACK_WASTE = 8;
+
 export class LoraSlotStack {
   private readonly modules = new Map<TargetModule, ModuleStack>();
   private clock = 0;
@@ -60,21 +63,41 @@ export class LoraSlotStack {
    * already there and evicting adapters the step does not use when rows run out. Returns each
    * placed adapter's first row; the others are for gathered segments.
    */
-  place(m: TargetModule, adapters: readonly AdapterLayout[], step: number): Map<AdapterLayout, number> {
+  place(
+    m: TargetModule,
+    adapters: readonly AdapterLayout[],
+    step: number,
+    tokensOf: (a: AdapterLayout) => number,
+  ): Map<AdapterLayout, number> {
     const stack = this.modules.get(m)!;
     const placed = new Map<AdapterLayout, number>();
     if (this.capacityRows === 0) return placed;
+    // Every stacked token multiplies every row up to the highest one a step uses, where exact
+    // per-adapter work is Σ tokens × rows: an adapter joins only while that stays within
+    // MAX_STACK_WASTE (32 decode tokens of distinct adapters would compute 32× their rows).
+    let tokens = 0;
+    let used = 0;
+    let exact = 0;
+    const take = (a: AdapterLayout, first: number, rows: number) => {
+      placed.set(a, first);
+      tokens += tokensOf(a);
+      used = Math.max(used, first + rows);
+      exact += tokensOf(a) * rows;
+    };
     for (const a of adapters) {
       const entry = stack.placed.get(a);
       if (entry) {
         entry.lastStep = step;
-        placed.set(a, entry.first);
+        take(a, entry.first, entry.rows);
       }
     }
     for (const a of adapters) {
       if (placed.has(a) || stack.unstackable.has(a)) continue;
       const rows = moduleMaxRank(a, m);
       if (rows === 0 || rows > this.capacityRows) continue;
+      const t = tokensOf(a);
+      // The best case (placed at the bottom) already costs too much: gathered instead.
+      if ((tokens + t) * Math.max(used, rows) > MAX_STACK_WASTE * (exact + t * rows)) continue;
       let first = freeRun(stack, rows, this.capacityRows);
       while (first < 0) {
         const victim = leastRecentlyUsed(stack, step);
@@ -83,12 +106,13 @@ export class LoraSlotStack {
         first = freeRun(stack, rows, this.capacityRows);
       }
       if (first < 0) continue;
+      if ((tokens + t) * Math.max(used, first + rows) > MAX_STACK_WASTE * (exact + t * rows)) continue;
       if (!this.copyIn(stack, m, a, first, rows)) {
         stack.unstackable.add(a);
         continue;
       }
       stack.placed.set(a, { first, rows, lastStep: step });
-      placed.set(a, first);
+      take(a, first, rows);
     }
     return placed;
   }

@@ -34,8 +34,8 @@ import {
 } from './weight-cache.js';
 import type { WeightFormat } from './weight-quantization.js';
 
-/** Stacked slot rows per module and layer: eight rank-16 adapters. */
-export const DEFAULT_STACK_ROWS = 128;
+/** Stacked slot rows per module and layer: sixteen rank-16 adapters. */
+export const DEFAULT_STACK_ROWS = 256;
 
 export interface OnnxEngineOptions {
   /** onnxruntime's intra-op threads; default: every core. */
@@ -52,9 +52,9 @@ export interface OnnxEngineOptions {
   weights?: 'prepacked' | 'inputs';
   /**
    * Rows of the stacked LoRA slots per module and layer (lora-slot-stack.ts), shared by the ranks
-   * of the adapters recent steps used: default 128 (eight rank-16 adapters); memory is rows ×
-   * Σ(in + out features) × layers × 4 bytes (404 MB at the TinyLlama shape). 0: every adapter is
-   * gathered from its pages each step.
+   * of the adapters recent steps used: default 256 (sixteen rank-16 adapters); memory is rows ×
+   * Σ(in + out features) × layers × 4 bytes (808 MB at the TinyLlama shape), touched only as rows
+   * are used. 0: every adapter is gathered from its pages each step.
    */
   stackRows?: number;
   /**

@@ -148,7 +148,10 @@ function packLora(
     active.push(m);
     const { inFeatures, outFeatures } = moduleShape(config, m);
     // Padded (PEFT-style baseline): nothing stacked, every adapter gathered and padded to one rank.
-    const placed = padRankTo === undefined ? stack.place(m, users, step) : new Map<AdapterLayout, number>();
+    const placed =
+      padRankTo === undefined
+        ? stack.place(m, users, step, (a) => tokenCount.get(a)!)
+        : new Map<AdapterLayout, number>();
     const gathered = new Map<AdapterLayout, number>();
     for (const a of users) if (!placed.has(a)) gathered.set(a, ranks.get(a)!);
     packStacked(plan, m, placed, stack, L, feeds);
