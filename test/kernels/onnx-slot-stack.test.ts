@@ -23,17 +23,21 @@ describe('onnx engine stacked slots and gathered rows', () => {
   let small: OnnxEngine;
   /** No stack: every adapter gathered. */
   let none: OnnxEngine;
+  /** Rows for many adapters: what bounds it is the masked products' waste. */
+  let wide: OnnxEngine;
   let nextSeq = 1;
 
   beforeAll(async () => {
     ref = referenceHarness(weights, 6000);
     small = await OnnxEngine.create(weights, ref.pool, { threads: 1, stackRows: 12 });
     none = await OnnxEngine.create(weights, ref.pool, { threads: 1, stackRows: 0 });
+    wide = await OnnxEngine.create(weights, ref.pool, { threads: 1, stackRows: 256 });
   });
 
   afterAll(async () => {
     await small?.close();
     await none?.close();
+    await wide?.close();
   });
 
   function makeAdapter(i: number, rank: number, modules: readonly TargetModule[]): LoraAdapter {
@@ -48,7 +52,7 @@ describe('onnx engine stacked slots and gathered rows', () => {
 
   /** Loads the adapter on consecutive pages, or with its pages shuffled (not contiguous). */
   const load = (adapter: LoraAdapter, scatter: boolean): AdapterLayout =>
-    ref.loadInto([small, none], adapter, scatter ? 17 : undefined);
+    ref.loadInto([small, none, wide], adapter, scatter ? 17 : undefined);
 
   /** Prefills one ragged sequence per adapter (and one without), then decodes; returns the worst diff. */
   async function prefillAndDecode(onnx: OnnxEngine, adapters: AdapterLayout[]): Promise<number> {
@@ -127,5 +131,23 @@ describe('onnx engine stacked slots and gathered rows', () => {
       load(makeAdapter(10 + i, 2 + (i % 3), TARGET_MODULES), i % 2 === 0),
     );
     expect(await prefillAndDecode(small, many)).toBeLessThan(TOLERANCE);
+  });
+
+  it('stacks no more single-token adapters than keeps the masked products within 8× the exact ones', async () => {
+    // Twelve rank-4 adapters fit in 256 rows, but k one-token sequences over k adapters would
+    // multiply k tokens by 4k rows against 4k exact: eight join, the rest are gathered.
+    const twelve = Array.from({ length: 12 }, (_, i) => load(makeAdapter(60 + i, 4, TARGET_MODULES), false));
+    const seqs = twelve.map((adapter, i) => ({
+      id: nextSeq++,
+      adapter,
+      token: randomTokens(1, config.vocabSize, 90 + i),
+    }));
+    const plan: StepPlan = {
+      sequences: seqs.map((s) => ref.sequenceStep(s.id, s.token, 0, s.adapter, 'last')),
+    };
+    const expected = await ref.engine.step(plan);
+    expect(maxAbsDiff(await wide.step(plan), expected)).toBeLessThan(TOLERANCE);
+    expect(wide.numStackedAdapters).toBe(8);
+    for (const s of seqs) ref.kv.free(s.id);
   });
 });
