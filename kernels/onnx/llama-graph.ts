@@ -244,14 +244,21 @@ export function buildStepGraph(
   const shapeOut5 = shape(dimB, [kvH, group, -1, hd]);
   const attnScale = g.scalar(1 / Math.sqrt(hd));
   let zero: string | undefined;
-  const halves = g.ints([hd / 2, hd / 2]);
-
+  // RoPE (rotate-half, HF Llama's) by onnxruntime's RotaryEmbedding contrib op: the step's tokens
+  // as one sequence whose position t reads row t of the per-token cos/sin (position offset 0), so
+  // any mix of sequences and positions rotates right. One op where the split-multiply-concat form
+  // took seven, twice per layer.
+  const cosRows = g.op('Reshape', [cos, g.ints([-1, hd / 2])]);
+  const sinRows = g.op('Reshape', [sin, g.ints([-1, hd / 2])]);
+  const ropeOffset = g.ints([0]);
   const rope = (x: string, heads: number): string => {
-    const x3 = g.op('Reshape', [x, g.ints([-1, heads, hd])]);
-    const [x1, x2] = g.opMulti('Split', [x3, halves], 2, { axis: 2 });
-    const r1 = g.op('Sub', [g.op('Mul', [x1, cos]), g.op('Mul', [x2, sin])]);
-    const r2 = g.op('Add', [g.op('Mul', [x2, cos]), g.op('Mul', [x1, sin])]);
-    return g.op('Concat', [r1, r2], { axis: 2 });
+    const rotated = g.op(
+      'RotaryEmbedding',
+      [g.op('Reshape', [x, g.ints([1, -1, heads * hd])]), ropeOffset, cosRows, sinRows],
+      { interleaved: 0, num_heads: heads },
+      { domain: 'com.microsoft' },
+    );
+    return g.op('Reshape', [rotated, g.ints([-1, heads, hd])]);
   };
 
   const views = new Map<number, string>([[ps, pool]]);
