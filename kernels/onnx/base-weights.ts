@@ -115,6 +115,56 @@ export function baseLinear(
   );
 }
 
+/**
+ * Quantized weights of modules that read the same input (q/k/v, gate/up) go to onnxruntime as one
+ * MatMulNBits over their rows stacked (N = Σ out): one dispatch instead of three or two, on a wider
+ * matrix that splits better across threads. MatMulNBits' layout is row after row, so stacking is
+ * concatenating each module's codes and scales. The name of a group's stacked weight:
+ */
+export function fusedWeightName(names: readonly string[]): string {
+  return `fused(${names.join('+')})`;
+}
+
+/** y = x·[W₁; W₂; …]ᵀ split back into each module's output: quantized weights of one input (fusedWeightName). */
+export function fusedQuantizedLinear(
+  g: GraphBuilder,
+  x: string,
+  names: readonly string[],
+  outFeatures: readonly number[],
+  inFeatures: number,
+  format: WeightFormat,
+): string[] {
+  const total = outFeatures.reduce((a, b) => a + b, 0);
+  const y = baseLinear(g, x, fusedWeightName(names), total, inFeatures, format);
+  return g.opMulti('Split', [y, g.ints(outFeatures)], outFeatures.length, { axis: 1 });
+}
+
+/**
+ * The external data of a fused group (fusedWeightName) from its modules' own encodings, in order:
+ * codes after codes, scales after scales (new arrays, freed with the session's inputs).
+ */
+export function fuseEncodedWeights(
+  names: readonly string[],
+  encoded: readonly EncodedWeight[],
+): ExternalWeightData[] {
+  const fused = fusedWeightName(names);
+  const parts = [weightLocation, scalesLocation].map((location, i) => {
+    const pieces = encoded.map((e) => {
+      if (e.kind !== 'external' || e.parts.length !== 2)
+        throw new Error(`${fused}: only quantized weights fuse`);
+      return e.parts[i].data;
+    });
+    const data = new Uint8Array(pieces.reduce((a, p) => a + p.byteLength, 0));
+    let at = 0;
+    for (const piece of pieces) {
+      data.set(piece, at);
+      at += piece.byteLength;
+    }
+    return { path: location(fused), data };
+  });
+  return parts;
+}
+
 export interface ExternalWeightData {
   path: string;
   data: Uint8Array;

@@ -1,9 +1,9 @@
 import type { KvLayout } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, moduleWeightName, type TargetModule } from '../../model/llama-modules.js';
-import { baseLinear, type WeightFileLocation } from './base-weights.js';
+import { baseLinear, fusedQuantizedLinear, type WeightFileLocation } from './base-weights.js';
 import { GraphBuilder } from './onnx-model.js';
-import type { WeightFormat } from './weight-quantization.js';
+import { isQuantized, type WeightFormat } from './weight-quantization.js';
 
 /**
  * The whole forward pass of one engine step as one ONNX graph, so a step is one `session.run`.
@@ -152,6 +152,16 @@ export function isGemmWeight(name: string): boolean {
 }
 
 export type { WeightFileLocation } from './base-weights.js';
+
+/**
+ * Modules that read the same input in a layer: their LoRA shares one If per step, and their
+ * quantized base weights one MatMulNBits (fusedQuantizedLinear).
+ */
+export const FUSED_MODULE_GROUPS: ReadonlyArray<readonly TargetModule[]> = [
+  ['q_proj', 'k_proj', 'v_proj'],
+  ['gate_proj', 'up_proj'],
+];
+const [QKV, GATE_UP] = FUSED_MODULE_GROUPS;
 
 export function buildStepGraph(
   config: LlamaConfig,
@@ -317,10 +327,20 @@ export function buildStepGraph(
 
   /** x·Wᵀ (+ LoRA) for modules that read the same x (q/k/v, gate/up). */
   const linears = (x: string, layer: number, modules: readonly TargetModule[]): string[] => {
-    const outs = modules.map((m) => {
-      const { inFeatures, outFeatures } = moduleShape(c, m);
-      return gemm(x, WEIGHT_NAMES.linear(layer, m), outFeatures, inFeatures);
-    });
+    const outs =
+      modules.length > 1 && weightMode === 'external' && isQuantized(weightFormat)
+        ? fusedQuantizedLinear(
+            g,
+            x,
+            modules.map((m) => WEIGHT_NAMES.linear(layer, m)),
+            modules.map((m) => moduleShape(c, m).outFeatures),
+            moduleShape(c, modules[0]).inFeatures,
+            weightFormat,
+          )
+        : modules.map((m) => {
+            const { inFeatures, outFeatures } = moduleShape(c, m);
+            return gemm(x, WEIGHT_NAMES.linear(layer, m), outFeatures, inFeatures);
+          });
     const adapted = modules.flatMap((m, i) => (lora.has(m) ? [i] : []));
     if (adapted.length === 0) return outs;
     const loraIn = (b: GraphBuilder): string[] => {
@@ -399,7 +419,7 @@ export function buildStepGraph(
       axis: -1,
       epsilon: eps,
     });
-    const [qProj, kProj, v] = linears(h, l, ['q_proj', 'k_proj', 'v_proj']);
+    const [qProj, kProj, v] = linears(h, l, QKV);
     const q = rope(g.op('Mul', [qProj, attnScale]), c.numHeads);
     const k = rope(kProj, kvH);
     kvNew.push(
@@ -443,7 +463,7 @@ export function buildStepGraph(
         epsilon: eps,
       },
     );
-    const [gate, up] = linears(h2, l, ['gate_proj', 'up_proj']);
+    const [gate, up] = linears(h2, l, GATE_UP);
     const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
     x = g.op('Add', [x, linear(act, l, 'down_proj')]);
   }

@@ -11,10 +11,16 @@ import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import { type Engine, type EngineRunLimits, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
-import { type EncodedWeight, type ExternalWeightData, encodeBaseWeight } from './base-weights.js';
+import {
+  type EncodedWeight,
+  type ExternalWeightData,
+  encodeBaseWeight,
+  fuseEncodedWeights,
+} from './base-weights.js';
 import { float16Tensor } from './float16-tensor.js';
 import {
   buildStepGraph,
+  FUSED_MODULE_GROUPS,
   isGemmWeight,
   loraRowReads,
   poolViewName,
@@ -32,7 +38,7 @@ import {
   weightCacheFile,
   writeWeightCache,
 } from './weight-cache.js';
-import type { WeightFormat } from './weight-quantization.js';
+import { isQuantized, type WeightFormat } from './weight-quantization.js';
 
 /** Stacked slot rows per module and layer: sixteen rank-16 adapters. */
 export const DEFAULT_STACK_ROWS = 256;
@@ -187,6 +193,12 @@ export class OnnxEngine implements Engine {
           : null;
       const cached = cacheFile ? readWeightCache(cacheFile, names) : null;
       const all = new Map<string, EncodedWeight>();
+      const fusedGroups = isQuantized(this.weightFormat)
+        ? Array.from({ length: this.config.numLayers }, (_, l) =>
+            FUSED_MODULE_GROUPS.map((group) => group.map((m) => WEIGHT_NAMES.linear(l, m))),
+          ).flat()
+        : [];
+      const fusedNames = new Set(fusedGroups.flat());
       for (const name of names) {
         const t = tensors[name];
         const [outFeatures, inFeatures] = t.dims;
@@ -194,10 +206,18 @@ export class OnnxEngine implements Engine {
           cached?.get(name) ??
           encodeBaseWeight(name, t.data as Float32Array, outFeatures, inFeatures, this.weightFormat);
         all.set(name, encoded);
-        if (encoded.kind === 'external') externalData.push(...encoded.parts);
-        else
+        if (encoded.kind === 'float16-inputs')
           for (const tile of encoded.tiles) this.fixedFeeds[tile.name] = float16Tensor(tile.data, tile.dims);
+        else if (!fusedNames.has(name)) externalData.push(...encoded.parts);
       }
+      // Quantized modules that share an input are one MatMulNBits in the graph (fusedQuantizedLinear).
+      for (const group of fusedGroups)
+        externalData.push(
+          ...fuseEncodedWeights(
+            group,
+            group.map((name) => all.get(name)!),
+          ),
+        );
       this.sessionOptions.externalData = externalData;
       if (cacheFile && cached) this.weightCacheNote = `${this.weightFormat} weights read from ${cacheFile}`;
       else if (cacheFile) {
