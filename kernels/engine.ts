@@ -120,6 +120,8 @@ export interface Engine {
    * steps; the engine drops what it keeps for that placement (webgpu: its adapter slot).
    */
   releaseAdapter?(layout: AdapterLayout): void;
+  /** Adapters an engine keeps copied into a faster place of its own (the onnx engine's stacked slots). */
+  readonly numStackedAdapters?: number;
   /** Frees storage and native sessions; the engine is unusable afterwards. */
   close(): Promise<void>;
 }

@@ -108,8 +108,10 @@ export interface EngineStats extends SchedulerStats {
   numPages: number;
   numRegisteredAdapters: number;
   numResidentAdapters: number;
-  /** Resident adapters whose pages are consecutive (the onnx engine reads them in place). */
+  /** Resident adapters whose pages are consecutive (the webgpu engine addresses them by first page). */
   numContiguousAdapters: number;
+  /** Adapters in the onnx engine's stacked LoRA slots (0 on other engines). */
+  numStackedAdapters: number;
   /** Bytes of adapter weights held in host RAM, in their files' dtypes. */
   adapterHostBytes: number;
   maxLoras: number;
@@ -322,6 +324,7 @@ export class LlmEngine {
       numRegisteredAdapters: adapters.length,
       numResidentAdapters: this.registry.numResident,
       numContiguousAdapters: adapters.filter((a) => a.isContiguous).length,
+      numStackedAdapters: this.engine.numStackedAdapters ?? 0,
       adapterHostBytes: this.registry.hostBytes,
       maxLoras: this.registry.limits.maxLoras,
       adapterCounters: { ...this.registry.counters },

@@ -31,6 +31,11 @@ export function installAdapterMetrics(registry: Registry, service: () => Generat
       'Resident adapters on consecutive pages (the webgpu engine addresses them by first page, without a page list)',
       (s) => s.numContiguousAdapters,
     ],
+    [
+      'loom_lora_adapters_stacked',
+      "Adapters in the onnx engine's stacked LoRA slots, read in place by every step (0 on other engines)",
+      (s) => s.numStackedAdapters,
+    ],
     ['loom_lora_max_resident', 'Adapters allowed in the pool at once (--max-loras)', (s) => s.maxLoras],
     [
       'loom_lora_host_bytes',

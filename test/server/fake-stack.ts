@@ -181,6 +181,7 @@ export class FakeScheduler implements GenerationService {
       numRegisteredAdapters: this.adapterInfos.length,
       numResidentAdapters: 0,
       numContiguousAdapters: 0,
+      numStackedAdapters: 0,
       adapterHostBytes: 0,
       maxLoras: 2,
       adapterCounters: emptyRegistryCounters(),

@@ -149,6 +149,21 @@ describe('/metrics as the inference gateway reads it', () => {
     expect(sampleValue(again, 'loom_generated_tokens_total')).toBe(2 * MAX_TOKENS);
     expect(sampleValue(again, 'vllm:generation_tokens_total', model)).toBe(2 * MAX_TOKENS);
     expect(sampleValue(again, 'loom_lora_adapter_loaded', { adapter: 'tiny-r2', tier: 'pool' })).toBe(1);
+    // The reference engine has no stacked slots.
+    expect(sampleValue(again, 'loom_lora_adapters_stacked')).toBe(0);
+  });
+
+  it("counts the adapters in the onnx engine's stacked slots", async () => {
+    const onnx = await startTinyServer('onnx');
+    try {
+      await onnx.client.completions.create({ model: 'tiny-r2', prompt: PROMPT, max_tokens: 2 });
+      const metrics = parsePrometheusText(
+        await (await fetch(onnx.baseURL.replace(/\/v1$/, '/metrics'))).text(),
+      );
+      expect(sampleValue(metrics, 'loom_lora_adapters_stacked')).toBe(1);
+    } finally {
+      await onnx.close();
+    }
   });
 
   it('counts a request the client walked away from as finished_reason "abort"', async () => {
