@@ -4,6 +4,9 @@ import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import { moduleMaxRank } from './lora-segments.js';
 
+/** How much more multiply-adds the masked stack may spend than exact per-adapter products. */
+const MAX_STACK_WASTE = 8;
+
 /**
  * The onnx engine's stacked LoRA slots (vLLM's `lora_a_stacked` / `lora_b_stacked`, on the host):
  * per module and layer, one [rows, in] block of A rows and one [rows, out] block of Bᵀ rows
@@ -25,9 +28,6 @@ import { moduleMaxRank } from './lora-segments.js';
  * whose Bᵀ rows are not is never stacked (it runs as gathered segments, which keep every
  * token to its own rows), and no row ever read holds a non-finite Bᵀ value.
  */
-/** How much more multiply-adds the masked stack may spend than exact per-adapter products. */
-const MAX_STACK_WASTE = 8;
-
 export class LoraSlotStack {
   private readonly modules = new Map<TargetModule, ModuleStack>();
   private clock = 0;
