@@ -11,10 +11,8 @@
  *   npx tsx bench/llama-cpp-side-by-side.ts --llama-cpp /tmp/llamacpp [--layers 22] [--rounds 5]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
@@ -24,6 +22,7 @@ import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { type GgufWeightType, writeGguf } from './llama-cpp/gguf-writer.js';
+import { loadLlamaCpp } from './llama-cpp/node-llama-cpp.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const { values: args } = parseArgs({
@@ -106,9 +105,7 @@ async function loomSystem(
 }
 
 async function llamaCppSystems(dir: string, files: Array<[GgufWeightType, string]>): Promise<System[]> {
-  const require = createRequire(join(dir, 'package.json'));
-  const { getLlama } = await import(pathToFileURL(require.resolve('node-llama-cpp')).href);
-  const llama = await getLlama({ gpu: false, build: 'never', logLevel: 'error' });
+  const llama = await loadLlamaCpp(dir);
   const systems: System[] = [];
   for (const [type, path] of files) {
     const model = await llama.loadModel({ modelPath: path });

@@ -1,5 +1,8 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { toFloat16 } from '../../kernels/onnx/weight-quantization.js';
+import type { LlamaConfig } from '../../model/llama-config.js';
+import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
+import type { LoraAdapter, LoraPair } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 
 /**
@@ -133,28 +136,7 @@ export function writeGguf(path: string, weights: ModelWeights, type: GgufWeightT
   norm('output_norm.weight', weights.finalNorm);
   linear('output.weight', weights.lmHead, c.hiddenSize, c.vocabSize);
 
-  const header = new Bytes();
-  const kvs: Array<(b: Bytes) => void> = [];
-  const key = (name: string, write: (b: Bytes) => void) =>
-    kvs.push((b) => {
-      b.str(name);
-      write(b);
-    });
-  const u32 = (name: string, v: number) =>
-    key(name, (b) => {
-      b.u32(Kind.U32);
-      b.u32(v);
-    });
-  const f32 = (name: string, v: number) =>
-    key(name, (b) => {
-      b.u32(Kind.F32);
-      b.f32(v);
-    });
-  const str = (name: string, v: string) =>
-    key(name, (b) => {
-      b.u32(Kind.STRING);
-      b.str(v);
-    });
+  const { kvs, u32, f32, str, key } = keyWriters();
   str('general.architecture', 'llama');
   str('general.name', 'loom-synthetic');
   u32('general.alignment', ALIGNMENT);
@@ -208,6 +190,42 @@ export function writeGguf(path: string, weights: ModelWeights, type: GgufWeightT
   u32('tokenizer.ggml.bos_token_id', 1);
   u32('tokenizer.ggml.eos_token_id', 2);
 
+  writeGgufFile(path, kvs, tensors);
+}
+
+/** GGUF metadata entries, written in the order they are added. */
+function keyWriters() {
+  const kvs: Array<(b: Bytes) => void> = [];
+  const key = (name: string, write: (b: Bytes) => void) =>
+    kvs.push((b) => {
+      b.str(name);
+      write(b);
+    });
+  const u32 = (name: string, v: number) =>
+    key(name, (b) => {
+      b.u32(Kind.U32);
+      b.u32(v);
+    });
+  const f32 = (name: string, v: number) =>
+    key(name, (b) => {
+      b.u32(Kind.F32);
+      b.f32(v);
+    });
+  const str = (name: string, v: string) =>
+    key(name, (b) => {
+      b.u32(Kind.STRING);
+      b.str(v);
+    });
+  return { kvs, u32, f32, str, key };
+}
+
+/** The GGUF v3 container: header, metadata, tensor infos, then each tensor's data, aligned. */
+function writeGgufFile(
+  path: string,
+  kvs: ReadonlyArray<(b: Bytes) => void>,
+  tensors: readonly Tensor[],
+): void {
+  const header = new Bytes();
   header.push(Buffer.from('GGUF', 'latin1'));
   header.u32(3);
   header.u64(tensors.length);
@@ -239,4 +257,54 @@ export function writeGguf(path: string, weights: ModelWeights, type: GgufWeightT
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * A PEFT-style LoRA adapter as a llama.cpp LoRA GGUF (what its convert_lora_to_gguf writes):
+ * `blk.N.<tensor>.weight.lora_a` ne [in, r] and `.lora_b` ne [r, out], f32, with q/k B rows
+ * permuted like the base weights; `adapter.lora.alpha` = scale × rank, so llama.cpp's alpha / rank
+ * gives the adapter's own scale (uniform across its modules, as the bench's adapters are).
+ */
+export function writeLoraGguf(path: string, adapter: LoraAdapter, config: LlamaConfig): void {
+  const names: Record<TargetModule, string> = {
+    q_proj: 'attn_q',
+    k_proj: 'attn_k',
+    v_proj: 'attn_v',
+    o_proj: 'attn_output',
+    gate_proj: 'ffn_gate',
+    up_proj: 'ffn_up',
+    down_proj: 'ffn_down',
+  };
+  const tensors: Tensor[] = [];
+  let scale: number | undefined;
+  adapter.layers.forEach((layer, i) => {
+    for (const [m, pair] of Object.entries(layer) as Array<[TargetModule, LoraPair]>) {
+      if (scale !== undefined && pair.scale !== scale)
+        throw new Error(`${adapter.name}: one scale per GGUF adapter`);
+      scale = pair.scale;
+      const { inFeatures, outFeatures } = moduleShape(config, m);
+      const heads = m === 'q_proj' ? config.numHeads : m === 'k_proj' ? config.numKvHeads : 0;
+      const b = heads ? permuteRope(pair.b, heads, pair.rank) : pair.b;
+      tensors.push({
+        name: `blk.${i}.${names[m]}.weight.lora_a`,
+        ne: [inFeatures, pair.rank],
+        values: pair.a,
+        type: 'f32',
+      });
+      tensors.push({
+        name: `blk.${i}.${names[m]}.weight.lora_b`,
+        ne: [pair.rank, outFeatures],
+        values: b,
+        type: 'f32',
+      });
+    }
+  });
+  const { kvs, u32, f32, str } = keyWriters();
+  str('general.architecture', 'llama');
+  str('general.type', 'adapter');
+  str('general.name', adapter.name);
+  u32('general.alignment', ALIGNMENT);
+  str('adapter.type', 'lora');
+  f32('adapter.lora.alpha', (scale ?? 1) * adapter.rank);
+  writeGgufFile(path, kvs, tensors);
 }
