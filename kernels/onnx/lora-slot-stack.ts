@@ -19,9 +19,9 @@ const MAX_STACK_WASTE = 8;
  * each step), so a copy is a plain memcpy.
  *
  * An adapter comes in by a copy from its pool pages (which stay its home: memory/adapter-layout.ts)
- * when a step first needs it, and stays until a step needs its rows for another adapter (least
- * recently used first) or its pages are released or rewritten (`forget`). A step reads only the
- * rows up to the end of its highest adapter, so placing adapters low keeps the read short.
+ * when a step first needs it, and stays until a step needs its rows for another adapter or its
+ * pages are released or rewritten (`forget`). A step reads only the rows up to the end of its
+ * highest adapter, so adapters are placed as low as the step's own ones allow.
  *
  * Isolation: another adapter's columns are dropped by selection, not arithmetic, and the
  * expansion multiplies them as exact zeros; so Bᵀ rows must be finite (0 · ∞ is NaN). An adapter
@@ -60,8 +60,8 @@ export class LoraSlotStack {
 
   /**
    * Places module m's adapters of a step (most worth stacking first), copying in those not
-   * already there and evicting adapters the step does not use when rows run out. Returns each
-   * placed adapter's first row; the others are for gathered segments.
+   * already there, low in the stack, and evicting adapters the step does not use where their
+   * rows are needed. Returns each placed adapter's first row; the others are for gathered segments.
    */
   place(
     m: TargetModule,
@@ -84,29 +84,33 @@ export class LoraSlotStack {
       used = Math.max(used, first + rows);
       exact += tokensOf(a) * rows;
     };
+    const withinWaste = (t: number, rows: number, end: number) =>
+      (tokens + t) * Math.max(used, end) <= MAX_STACK_WASTE * (exact + t * rows);
     for (const a of adapters) {
       const entry = stack.placed.get(a);
-      if (entry) {
-        entry.lastStep = step;
-        take(a, entry.first, entry.rows);
-      }
+      if (!entry) continue;
+      entry.lastStep = step;
+      // Already stacked, but a long prompt against rows high in the stack would multiply every
+      // row below them: this step gathers it instead (it stays stacked for the next).
+      if (withinWaste(tokensOf(a), entry.rows, entry.first + entry.rows)) take(a, entry.first, entry.rows);
     }
     for (const a of adapters) {
-      if (placed.has(a) || stack.unstackable.has(a)) continue;
+      if (placed.has(a) || stack.placed.has(a) || stack.unstackable.has(a)) continue;
       const rows = moduleMaxRank(a, m);
       if (rows === 0 || rows > this.capacityRows) continue;
       const t = tokensOf(a);
       // The best case (placed at the bottom) already costs too much: gathered instead.
-      if ((tokens + t) * Math.max(used, rows) > MAX_STACK_WASTE * (exact + t * rows)) continue;
-      let first = freeRun(stack, rows, this.capacityRows);
-      while (first < 0) {
-        const victim = leastRecentlyUsed(stack, step);
-        if (!victim) break;
-        stack.placed.delete(victim);
-        first = freeRun(stack, rows, this.capacityRows);
+      if (!withinWaste(t, rows, rows)) continue;
+      // Free rows if they are low enough; else the lowest rows this step's adapters leave, whose
+      // stale occupants go (a stack kept full of finished sequences' adapters would push new
+      // ones high, where the waste bound turns them away).
+      let first = freeRun(stack, rows, this.capacityRows, () => true);
+      if (first < 0 || !withinWaste(t, rows, first + rows)) {
+        first = freeRun(stack, rows, this.capacityRows, (e) => e.lastStep === step);
+        if (first < 0 || !withinWaste(t, rows, first + rows)) continue;
+        for (const [victim, e] of stack.placed)
+          if (e.first < first + rows && first < e.first + e.rows) stack.placed.delete(victim);
       }
-      if (first < 0) continue;
-      if ((tokens + t) * Math.max(used, first + rows) > MAX_STACK_WASTE * (exact + t * rows)) continue;
       if (!this.copyIn(stack, m, a, first, rows)) {
         stack.unstackable.add(a);
         continue;
@@ -210,6 +214,13 @@ export class LoraSlotStack {
   }
 }
 
+interface StackEntry {
+  first: number;
+  rows: number;
+  /** The last step that used it (stacked or, past the waste bound, gathered that step). */
+  lastStep: number;
+}
+
 interface ModuleStack {
   inFeatures: number;
   outFeatures: number;
@@ -217,33 +228,25 @@ interface ModuleStack {
   a: Float32Array;
   /** [layer][row][out]: Bᵀ rows (scales are applied per step, by column: stackScales). */
   bt: Float32Array;
-  placed: Map<AdapterLayout, { first: number; rows: number; lastStep: number }>;
+  placed: Map<AdapterLayout, StackEntry>;
   /** Adapters whose Bᵀ rows are not finite: gathered, never stacked. */
   unstackable: WeakSet<AdapterLayout>;
   /** Zero-copy views per layer, by the number of rows a step reads. */
   views: Map<number, { a: ort.Tensor[]; bt: ort.Tensor[] }>;
 }
 
-/** The lowest first row of `rows` free rows, or −1. */
-function freeRun(stack: ModuleStack, rows: number, capacity: number): number {
-  const taken = [...stack.placed.values()].sort((x, y) => x.first - y.first);
+/** The lowest first row of `rows` rows that no entry `blocks` overlaps, or −1. */
+function freeRun(
+  stack: ModuleStack,
+  rows: number,
+  capacity: number,
+  blocks: (entry: StackEntry) => boolean,
+): number {
+  const taken = [...stack.placed.values()].filter(blocks).sort((x, y) => x.first - y.first);
   let start = 0;
   for (const t of taken) {
     if (t.first - start >= rows) return start;
     start = Math.max(start, t.first + t.rows);
   }
   return capacity - start >= rows ? start : -1;
-}
-
-/** The stacked adapter used longest ago, not by this step. */
-function leastRecentlyUsed(stack: ModuleStack, step: number): AdapterLayout | undefined {
-  let victim: AdapterLayout | undefined;
-  let oldest = step;
-  for (const [a, entry] of stack.placed) {
-    if (entry.lastStep < oldest) {
-      oldest = entry.lastStep;
-      victim = a;
-    }
-  }
-  return victim;
 }

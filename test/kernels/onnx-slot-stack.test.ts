@@ -98,24 +98,31 @@ describe('onnx engine stacked slots and gathered rows', () => {
     expect(none.numStackedAdapters).toBe(0);
   });
 
-  it('evicts the least recently used adapter for a new one, and one stacked again at other rows gives the same logits', async () => {
-    const [d, e] = [0, 1].map((i) => load(makeAdapter(40 + i, 4, TARGET_MODULES), false));
-    const [a, b] = [0, 1].map((i) => load(makeAdapter(20 + i, 8, TARGET_MODULES), i === 1));
-    const tokens = randomTokens(4, config.vocabSize, 77);
-    const logitsOf = async (adapter: AdapterLayout) => {
-      const id = nextSeq++;
-      const out = await small.step({ sequences: [ref.sequenceStep(id, tokens, 0, adapter, 'all')] });
-      ref.kv.free(id);
-      return Float32Array.from(out);
-    };
-    // Twelve rows: d takes 0–3 and a 4–11; b evicts both (d, then a: least recently used first)
-    // and takes 0–7; e takes 8–11; a comes back on b's rows 0–7.
-    await logitsOf(d);
-    const first = await logitsOf(a);
-    await logitsOf(b);
-    await logitsOf(e);
-    expect(small.numStackedAdapters).toBe(2);
-    expect(await logitsOf(a)).toEqual(first);
+  it('makes room low in the stack for a new adapter, and one stacked again at other rows gives the same logits', async () => {
+    const fresh = await OnnxEngine.create(weights, ref.pool, { threads: 1, stackRows: 12 });
+    try {
+      const into = (adapter: LoraAdapter) => ref.loadInto([fresh], adapter);
+      const [d, e] = [0, 1].map((i) => into(makeAdapter(40 + i, 4, TARGET_MODULES)));
+      const [a, b] = [0, 1].map((i) => into(makeAdapter(20 + i, 8, TARGET_MODULES)));
+      const tokens = randomTokens(4, config.vocabSize, 77);
+      const logitsOf = async (adapter: AdapterLayout) => {
+        const id = nextSeq++;
+        const out = await fresh.step({ sequences: [ref.sequenceStep(id, tokens, 0, adapter, 'all')] });
+        ref.kv.free(id);
+        return Float32Array.from(out);
+      };
+      // Twelve rows: d takes 0–3 and a 4–11; b finds no free rows and takes 0–7, evicting both;
+      // e takes the free 8–11; a comes back on b's rows 0–7.
+      await logitsOf(d);
+      const first = await logitsOf(a);
+      await logitsOf(b);
+      await logitsOf(e);
+      expect(fresh.numStackedAdapters).toBe(2);
+      expect(await logitsOf(a)).toEqual(first);
+      expect(fresh.numStackedAdapters).toBe(2);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('sees rewritten pages at the next step (an in-place update)', async () => {
