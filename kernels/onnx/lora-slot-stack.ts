@@ -90,9 +90,10 @@ export class LoraSlotStack {
       const entry = stack.placed.get(a);
       if (!entry) continue;
       entry.lastStep = step;
-      // Already stacked, but a long prompt against rows high in the stack would multiply every
-      // row below them: this step gathers it instead (it stays stacked for the next).
+      // Already stacked, but its tokens against rows high in the stack would multiply every row
+      // below them: it goes through placement again, like a new one (lower rows, or gathered).
       if (withinWaste(tokensOf(a), entry.rows, entry.first + entry.rows)) take(a, entry.first, entry.rows);
+      else stack.placed.delete(a);
     }
     for (const a of adapters) {
       if (placed.has(a) || stack.placed.has(a) || stack.unstackable.has(a)) continue;
