@@ -18,11 +18,6 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function post(url: string, body: object) {
-  const res = await server.app.inject({ method: 'POST', url, payload: body });
-  return { status: res.statusCode, body: res.json() };
-}
-
 /** The parsed `data:` events of a streamed answer, [DONE] left out. */
 async function streamed(url: string, body: object): Promise<Record<string, unknown>[]> {
   const res = await server.app.inject({ method: 'POST', url, payload: { ...body, stream: true } });
@@ -64,9 +59,9 @@ describe('logprobs over the real stack (onnx)', () => {
     const greedy = { prompt, max_tokens: 3, temperature: 0, ignore_eos: true };
     // Three adapters in one batch: one echoes with k = 5, one asks nothing, the base model k = 0.
     const [scored, plain, base] = await Promise.all([
-      post('/v1/completions', { ...greedy, model: 'tiny-r4', echo: true, logprobs: 5 }),
-      post('/v1/completions', { ...greedy, model: 'tiny-r8' }),
-      post('/v1/completions', { ...greedy, model: TINY_MODEL_NAME, logprobs: 0 }),
+      server.post('/v1/completions', { ...greedy, model: 'tiny-r4', echo: true, logprobs: 5 }),
+      server.post('/v1/completions', { ...greedy, model: 'tiny-r8' }),
+      server.post('/v1/completions', { ...greedy, model: TINY_MODEL_NAME, logprobs: 0 }),
     ]);
     expect([scored.status, plain.status, base.status]).toEqual([200, 200, 200]);
     expect(plain.body.choices[0].logprobs).toBeNull();
@@ -118,7 +113,7 @@ describe('logprobs over the real stack (onnx)', () => {
       logprobs: 2,
       ignore_eos: true,
     };
-    const whole = await post('/v1/completions', body);
+    const whole = await server.post('/v1/completions', body);
     expect(whole.status).toBe(200);
     const chunks = await streamed('/v1/completions', body);
     for (const index of [0, 1]) {
@@ -207,7 +202,7 @@ describe('logprobs over the real stack (onnx)', () => {
         [1, 66],
       ],
     ]) {
-      const res = await post('/v1/completions', {
+      const res = await server.post('/v1/completions', {
         model: 'tiny-r3',
         prompt,
         max_tokens: 3,

@@ -69,6 +69,9 @@ export interface TinyServer {
   llm: LlmEngine;
   client: OpenAI;
   baseURL: string;
+  /** A JSON POST through Fastify's inject (no socket): its status and parsed body. */
+  // biome-ignore lint/suspicious/noExplicitAny: the tests read whatever the endpoint answers
+  post(url: string, body: object): Promise<{ status: number; body: any }>;
   close(): Promise<void>;
 }
 
@@ -108,6 +111,10 @@ export async function startTinyServer(
     llm: stack.scheduler as LlmEngine,
     client,
     baseURL,
+    async post(url, body) {
+      const res = await app.inject({ method: 'POST', url, payload: body });
+      return { status: res.statusCode, body: res.json() };
+    },
     async close() {
       await app.close();
       await rm(root, { recursive: true, force: true });

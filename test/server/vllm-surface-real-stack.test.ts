@@ -11,18 +11,14 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function post(url: string, body: object) {
-  const res = await server.app.inject({ method: 'POST', url, payload: body });
-  return { status: res.statusCode, body: res.json() };
-}
-
 describe('the vLLM surface over the real stack (onnx)', () => {
   it('answers a batch of prompts exactly as the same prompts sent one by one (greedy)', async () => {
     const prompts = ['Once upon', 'The cat sat', 'x'];
     const one = async (prompt: string) =>
-      (await post('/v1/completions', { model: 'tiny-r4', prompt, max_tokens: 6, temperature: 0 })).body;
+      (await server.post('/v1/completions', { model: 'tiny-r4', prompt, max_tokens: 6, temperature: 0 }))
+        .body;
     const singles = await Promise.all(prompts.map(one));
-    const batch = await post('/v1/completions', {
+    const batch = await server.post('/v1/completions', {
       model: 'tiny-r4',
       prompt: prompts,
       max_tokens: 6,
@@ -42,10 +38,11 @@ describe('the vLLM surface over the real stack (onnx)', () => {
 
   it('says which stop string ended a choice (stop_reason), and cuts the text before it', async () => {
     const body = { model: TINY_MODEL_NAME, prompt: 'Hello there', max_tokens: 12, temperature: 0 };
-    const free = (await post('/v1/completions', body)).body.choices[0];
+    const free = (await server.post('/v1/completions', body)).body.choices[0];
     expect(free).toMatchObject({ finish_reason: 'length', stop_reason: null });
     const stop = free.text.slice(4, 6);
-    const stopped = (await post('/v1/completions', { ...body, stop: ['never-there', stop] })).body.choices[0];
+    const stopped = (await server.post('/v1/completions', { ...body, stop: ['never-there', stop] })).body
+      .choices[0];
     expect(stopped).toEqual({
       index: 0,
       text: free.text.slice(0, free.text.indexOf(stop)),
@@ -57,10 +54,10 @@ describe('the vLLM surface over the real stack (onnx)', () => {
 
   it("tokenizes as generation does and detokenizes back, with the model's tokenizer", async () => {
     const text = 'Hello world, again';
-    const tokenized = await post('/tokenize', { model: TINY_MODEL_NAME, prompt: text });
+    const tokenized = await server.post('/tokenize', { model: TINY_MODEL_NAME, prompt: text });
     const expected = server.stack.tokenizer.encode(text, true);
     expect(tokenized.body).toEqual({ count: expected.length, max_model_len: 256, tokens: expected });
-    const detokenized = await post('/detokenize', { model: 'tiny-r4', tokens: expected });
+    const detokenized = await server.post('/detokenize', { model: 'tiny-r4', tokens: expected });
     expect(detokenized.body.prompt).toBe(server.stack.tokenizer.decode(expected, false));
     expect(detokenized.body.prompt.endsWith(text)).toBe(true);
   });
