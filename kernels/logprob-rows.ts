@@ -35,15 +35,16 @@ export function widenForLogprobs(plan: StepPlan): { wide: StepPlan; rows: WideRo
     const targets = request?.promptTargets ?? new Int32Array(0);
     const numSampled = sequenceLogitRows(s);
     const topKSampled = request?.sampled ? request.topK : null;
+    /** A row the sampler reads (the plan's own logit rows). */
+    const sampled = (): WideRow => ({
+      sequence,
+      sampleRow: sampleRow++,
+      promptIndex: -1,
+      target: 'sampled',
+      topK: topKSampled,
+    });
     if (targets.length === 0) {
-      for (let r = 0; r < numSampled; r++)
-        rows.push({
-          sequence,
-          sampleRow: sampleRow++,
-          promptIndex: -1,
-          target: 'sampled',
-          topK: topKSampled,
-        });
+      for (let r = 0; r < numSampled; r++) rows.push(sampled());
       return s;
     }
     if (s.logits === 'all' || targets.length > s.tokens.length - numSampled)
@@ -53,14 +54,7 @@ export function widenForLogprobs(plan: StepPlan): { wide: StepPlan; rows: WideRo
     for (let t = 0; t < s.tokens.length; t++) {
       if (t < targets.length)
         rows.push({ sequence, sampleRow: -1, promptIndex: t, target: targets[t], topK: request?.topK ?? 0 });
-      else if (t === s.tokens.length - 1 && numSampled === 1)
-        rows.push({
-          sequence,
-          sampleRow: sampleRow++,
-          promptIndex: -1,
-          target: 'sampled',
-          topK: topKSampled,
-        });
+      else if (t === s.tokens.length - 1 && numSampled === 1) rows.push(sampled());
       else rows.push({ sequence, sampleRow: -1, promptIndex: -1, target: 'sampled', topK: null });
     }
     return { ...s, logits: 'all' };
