@@ -25,6 +25,7 @@ import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
+import { fillUniform } from '../model/synthetic-weights.js';
 import { writeBenchReport } from './report.js';
 
 const PROMPT = 512;
@@ -71,17 +72,8 @@ async function medianMs(fn: () => Promise<unknown>, minRuns = 3, minMs = 1000): 
   return times[Math.floor(times.length / 2)];
 }
 
-function randomF32(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 4294967296 - 0.5) * 0.1;
-  }
-  return out;
-}
+/** Seeded values uniform in ±0.05 (the synthetic model's generator). */
+const randomF32 = (n: number, seed: number) => fillUniform(new Float32Array(n), seed, 0.05);
 
 const sessionOptions: ort.InferenceSession.SessionOptions = {
   intraOpNumThreads: threads,

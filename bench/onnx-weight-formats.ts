@@ -15,6 +15,7 @@ import { float16Tensor } from '../kernels/onnx/float16-tensor.js';
 import { GraphBuilder } from '../kernels/onnx/onnx-model.js';
 import { quantizeBlockwise, toBfloat16, toFloat16 } from '../kernels/onnx/weight-quantization.js';
 import { TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
+import { fillUniform } from '../model/synthetic-weights.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const { values: args } = parseArgs({
@@ -43,20 +44,11 @@ function progress(message: string): void {
   process.stderr.write(`[weight-formats] ${message}\n`);
 }
 
+/** Roughly normal (sum of two seeded uniforms), ±0.05 wide like an initialised Llama weight. */
 function randomWeights(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    // Roughly normal (sum of two uniforms), 0.02 wide like an initialised Llama weight.
-    const u = (s >>> 0) / 4294967296;
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = (u + (s >>> 0) / 4294967296 - 1) * 0.05;
-  }
+  const out = fillUniform(new Float32Array(n), seed, 0.025);
+  const second = fillUniform(new Float32Array(n), seed ^ 0x5bd1e995, 0.025);
+  for (let i = 0; i < n; i++) out[i] += second[i];
   return out;
 }
 

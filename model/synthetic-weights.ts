@@ -39,7 +39,7 @@ function streamSeed(seed: number, name: string): number {
  * TinyLlama shape's 1.1 billion values take seconds. xorshift32's statistical flaws don't matter
  * for weights that only need to be deterministic and roughly uniform.
  */
-function fillUniform(out: Float32Array, seed: number, amplitude: number, offset = 0): Float32Array {
+export function fillUniform(out: Float32Array, seed: number, amplitude: number, offset = 0): Float32Array {
   let s = seed | 0 || 0x9e3779b9;
   const k = amplitude / 2147483648;
   for (let i = 0; i < out.length; i++) {

@@ -17,17 +17,11 @@ import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from '../../model/float-convert.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
+import { fillUniform } from '../../model/synthetic-weights.js';
 import { maxAbsDiff, randomTokens, referenceHarness } from './reference-harness.js';
 
-function seeded(n: number, seed: number, scale = 0.05): Float32Array {
-  let s = seed >>> 0 || 1;
-  return Float32Array.from({ length: n }, () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return ((s >>> 0) / 4294967296 - 0.5) * 2 * scale;
-  });
-}
+/** Seeded values uniform in ±scale (the synthetic model's generator). */
+const seeded = (n: number, seed: number, scale = 0.05) => fillUniform(new Float32Array(n), seed, scale);
 
 describe('block-wise weight quantization (MatMulNBits layout)', () => {
   it.each([8, 4] as const)(
