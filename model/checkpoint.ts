@@ -91,15 +91,6 @@ export class Checkpoint {
     return this.fileOf(name).fileRef(name);
   }
 
-  /** See SafetensorsFile.scanF32. */
-  scanF32(
-    name: string,
-    buffer: Float32Array,
-    visit: (chunk: Float32Array, firstElement: number) => void,
-  ): Promise<void> {
-    return this.fileOf(name).scanF32(name, buffer, visit);
-  }
-
   private fileOf(name: string): SafetensorsFile {
     const file = this.owner.get(name);
     if (!file) throw new ModelFormatError(this.source, `tensor "${name}" is missing`);

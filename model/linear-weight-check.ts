@@ -58,6 +58,15 @@ export function scanFiniteF32(jobs: readonly FiniteScanJob[]): FiniteScanResult 
   }
 }
 
+/** scanFiniteF32 on this thread; throws the ModelFormatError naming the first bad weight. */
+export function checkLinearWeightsNow(jobs: readonly FiniteScanJob[]): void {
+  settle(scanFiniteF32(jobs));
+}
+
+function settle(result: FiniteScanResult): void {
+  if (!result.ok) throw new ModelFormatError(result.file, result.problem);
+}
+
 /**
  * Checks F32 linear weights that stay in their files (the engine maps them) on a worker thread,
  * so reading 4 GB of them overlaps building the engine, which holds the main thread (onnxruntime
@@ -66,9 +75,6 @@ export function scanFiniteF32(jobs: readonly FiniteScanJob[]): FiniteScanResult 
  * TypeScript loader the worker file needs), the check runs on this thread instead.
  */
 export function checkLinearWeightsInBackground(jobs: readonly FiniteScanJob[]): Promise<void> {
-  const settle = (result: FiniteScanResult) => {
-    if (!result.ok) throw new ModelFormatError(result.file, result.problem);
-  };
   if (jobs.length === 0) return Promise.resolve();
   return new Promise<FiniteScanResult>((resolve) => {
     let answered = false;

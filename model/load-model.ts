@@ -4,7 +4,11 @@ import { Checkpoint } from './checkpoint.js';
 import { readJsonObject } from './config-file.js';
 import { backLinearWeightsByFiles } from './file-backed-weights.js';
 import { checkFiniteWeights } from './finite-check.js';
-import { checkLinearWeightsInBackground, type FiniteScanJob } from './linear-weight-check.js';
+import {
+  checkLinearWeightsInBackground,
+  checkLinearWeightsNow,
+  type FiniteScanJob,
+} from './linear-weight-check.js';
 import { ConfigError, type LlamaConfig, parseLlamaConfig } from './llama-config.js';
 import { ModelFormatError } from './model-format-error.js';
 import { assembleWeights, EMBED_NAME, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
@@ -53,9 +57,6 @@ export interface FileReadProgress {
   /** Whether those were checked already, or are checked in the background (LoadedModel.linearWeightsChecked). */
   fileBackedChecked: 'now' | 'background';
 }
-
-/** Bytes of the reusable buffer linear weights are checked through. */
-const SCAN_BUFFER_BYTES = 16 << 20;
 
 /** config.json (+ generation_config.json) → LlamaConfig, with problems reported as ModelFormatError. */
 export async function loadLlamaConfig(dir: string): Promise<LlamaConfig> {
@@ -136,8 +137,9 @@ const FILE_BACKED = new Float32Array(0);
 
 /**
  * Reads and checks every tensor the config implies, file by file in offset order (so reads are
- * sequential and each file reports its progress once). F32 linear weights are only scanned
- * through a reused buffer, not kept: they stay in the file (`files`) for whoever maps it.
+ * sequential and each file reports its progress once). F32 linear weights are not kept: they stay
+ * in the file (`files`) for whoever maps it, and are checked by linear-weight-check.ts, each
+ * file's after its other tensors, or all of them later (`deferred`).
  */
 async function readCheckedTensors(
   checkpoint: Checkpoint,
@@ -157,28 +159,23 @@ async function readCheckedTensors(
   }
   const tensors = new Map<string, Float32Array>();
   const files = new Map<string, TensorFileRef>();
-  let scanBuffer: Float32Array | undefined;
   for (const [file, refs] of byFile) {
     const started = performance.now();
-    let fileBackedBytes = 0;
+    const linear: FiniteScanJob[] = [];
     for (const ref of refs.sort((a, b) => a.offset - b.offset)) {
       const name = names.get(ref)!;
       if (ref.dtype === 'F32' && isLinearWeight(name)) {
-        if (deferred) deferred.push({ file: ref.file, name, offset: ref.offset, length: ref.length });
-        else {
-          scanBuffer ??= new Float32Array(SCAN_BUFFER_BYTES / 4);
-          await checkpoint.scanF32(name, scanBuffer, (chunk, first) =>
-            checkFiniteWeights(file, name, chunk, first),
-          );
-        }
+        linear.push({ file: ref.file, name, offset: ref.offset, length: ref.length });
         files.set(name, ref);
-        fileBackedBytes += ref.length;
       } else {
         const data = await checkpoint.read(name);
         checkFiniteWeights(file, name, data);
         tensors.set(name, data);
       }
     }
+    if (deferred) deferred.push(...linear);
+    else checkLinearWeightsNow(linear);
+    const fileBackedBytes = linear.reduce((sum, job) => sum + job.length, 0);
     onFileRead?.({
       file,
       tensors: refs.length,

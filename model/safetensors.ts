@@ -244,31 +244,6 @@ export class SafetensorsFile {
     };
   }
 
-  /**
-   * Passes an F32 tensor through `buffer` a chunk at a time (`visit(chunk, firstElement)`), so a
-   * check can read a tensor that is never kept: the buffer's pages are faulted in once, not per tensor.
-   */
-  async scanF32(
-    name: string,
-    buffer: Float32Array,
-    visit: (chunk: Float32Array, firstElement: number) => void,
-  ): Promise<void> {
-    const { offset, length, dtype } = this.fileRef(name);
-    if (dtype !== 'F32') throw new Error(`scanF32: tensor "${name}" is ${dtype}`);
-    const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-    for (let done = 0; done < length; done += bytes.length) {
-      const want = bytes.subarray(0, Math.min(bytes.length, length - done));
-      const got = await readFully(this.handle, want, offset + done);
-      if (got !== want.length) {
-        throw new ModelFormatError(
-          this.file,
-          `tensor "${name}": file ended after ${done + got} of ${length} bytes`,
-        );
-      }
-      visit(buffer.subarray(0, want.length / 4), done / 4);
-    }
-  }
-
   /** Reads one tensor and converts it to f32 (F16 and BF16 exactly). */
   async read(name: string): Promise<Float32Array> {
     const { dtype, data } = await this.readStored(name);
