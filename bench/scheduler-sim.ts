@@ -341,7 +341,7 @@ class AllResident implements AdapterResidency {
   noteFirstStep(): void {}
   planStep(): void {}
   endPlanning(): void {}
-  prefetchDuringStep(): void {}
+  async prefetchDuringStep(): Promise<void> {}
   whenReadSettles(): Promise<void> | null {
     return null;
   }

@@ -331,11 +331,19 @@ export class AdapterRegistry implements PageReclaimer {
 
   /**
    * Between steps, before the batch policy runs: swaps in in-place updates, protects the adapters
-   * the running sequences and the head of the queue need, and makes the queue's adapters resident
-   * in queue order while the pool allows, keeping `reservePages` for the running sequences' KV.
-   * Adapters still on disk start loading; they are ready at a later step.
+   * the running sequences and the head of the queue need, and keeps `reservePages` for the running
+   * sequences' KV. Only the adapters the running sequences and the first `numAdmissible` queued
+   * ones need (a step admits at most that many: its free seats) are copied now, where the step
+   * loop waits for them; for the rest of the window this round only makes room (evicting idle
+   * adapters least-recently-used, which happens between steps alone), and prefetchDuringStep copies
+   * them while the step runs. Adapters still on disk start loading; they are ready at a later step.
    */
-  planStep(running: readonly string[], waiting: readonly string[], reservePages: number): void {
+  planStep(
+    running: readonly string[],
+    waiting: readonly string[],
+    reservePages: number,
+    numAdmissible = Number.POSITIVE_INFINITY,
+  ): void {
     this.planningRound++;
     this.protected.clear();
     for (const name of running) this.protected.add(name);
@@ -352,11 +360,35 @@ export class AdapterRegistry implements PageReclaimer {
     this.softProtected.clear();
     for (const name of queued) if (this.entries.get(name)?.layout) this.softProtected.add(name);
     for (const entry of this.entries.values()) if (entry.replacement) this.swapIn(entry);
-    for (const name of [...running, ...this.window]) {
+    const urgent = [...running, ...this.window.slice(0, Math.max(0, numAdmissible))];
+    for (const name of urgent) {
       const entry = this.entries.get(name);
       if (!entry || entry.layout) continue;
       if (this.host.has(name)) this.makeResident(entry, reservePages, false);
       else this.startReading(entry);
+    }
+    this.makeRoomForPrefetch(this.window.slice(Math.max(0, numAdmissible)), reservePages);
+  }
+
+  /**
+   * Frees pages and resident places, between steps, for the window's adapters that are on the host
+   * but wait for a seat: prefetchDuringStep, which may not evict, writes them while the step runs.
+   * Only unprotected idle adapters go, least-recently-used first; whatever does not fit waits.
+   */
+  private makeRoomForPrefetch(deferred: readonly string[], reservePages: number): void {
+    let places = this.resident.size;
+    let pages = reservePages;
+    for (const name of deferred) {
+      const entry = this.entries.get(name);
+      if (!entry || entry.layout || entry.replacement || !this.host.has(name)) continue;
+      places++;
+      pages += entry.numPages;
+      while (places > this.limits.maxLoras || this.pool.numFree < pages) {
+        const victim = this.lruEvictable();
+        if (!victim) return;
+        this.evict(victim);
+        places--;
+      }
     }
   }
 
@@ -369,21 +401,21 @@ export class AdapterRegistry implements PageReclaimer {
   /**
    * While a step runs: reads the planned window's adapters (and a few beyond) from disk and
    * writes those on the host into free pages (never evicting: the step may read any page that is
-   * not free), so the next step finds them resident.
+   * not free), so the next step finds them resident. One adapter per turn, and none once
+   * `isStepDone` says the step has finished: on a GPU a copy overlaps the step only while the step
+   * runs, and a copy past its end would hold up the next step for adapters that may wait longer.
    */
-  prefetchDuringStep(): void {
-    for (const name of this.window) {
+  async prefetchDuringStep(isStepDone: () => boolean = () => false): Promise<void> {
+    const window = this.window;
+    for (const name of [...window, ...this.readAhead]) {
+      const entry = this.entries.get(name);
+      if (entry && !entry.layout && !this.host.has(name)) this.startReading(entry);
+    }
+    for (const name of window) {
+      if (isStepDone() || window !== this.window) return;
       const entry = this.entries.get(name);
       if (!entry || entry.layout || entry.replacement) continue;
-      if (!this.host.has(name)) {
-        this.startReading(entry);
-        continue;
-      }
-      this.prefetchIntoFreePages(entry);
-    }
-    for (const name of this.readAhead) {
-      const entry = this.entries.get(name);
-      if (entry && !entry.layout) this.startReading(entry);
+      if (this.prefetchIntoFreePages(entry)) await nextTurn();
     }
   }
 
@@ -605,4 +637,8 @@ export class AdapterRegistry implements PageReclaimer {
     next.then(cleanup, cleanup);
     return next;
   }
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }

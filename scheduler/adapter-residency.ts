@@ -20,9 +20,15 @@ export interface AdapterResidency {
   evictIdleExcept(keep: string | null): number;
   layoutOf(name: string): AdapterLayout | null;
   noteFirstStep(name: string): void;
-  planStep(running: readonly string[], waiting: readonly string[], reservePages: number): void;
+  planStep(
+    running: readonly string[],
+    waiting: readonly string[],
+    reservePages: number,
+    numAdmissible?: number,
+  ): void;
   endPlanning(): void;
-  prefetchDuringStep(): void;
+  /** Copies the planned window's adapters into free pages while a step runs, until `isStepDone`. */
+  prefetchDuringStep(isStepDone?: () => boolean): Promise<void>;
   whenReadSettles(): Promise<void> | null;
   /** Set by the scheduler: an adapter's weights could not be read, so its waiting requests fail. */
   onReadFailure: ((name: string, error: unknown) => void) | null;

@@ -76,10 +76,12 @@ export class EngineLoop {
     const { adapters, kvCache } = this.options;
     const wanted = this.scheduler.adaptersInUse();
     // The running sequences may each need one more KV block at this step, which residency leaves alone.
+    // A step admits at most its free seats: only those adapters are worth a copy the loop waits on.
     adapters.planStep(
       wanted.running,
       wanted.waiting,
       this.scheduler.numRunning * kvCache.layout.pagesPerBlock,
+      this.options.limits.maxNumSeqs - this.scheduler.numRunning,
     );
     let outcome: ReturnType<Scheduler['schedule']>;
     try {
@@ -107,9 +109,14 @@ export class EngineLoop {
         this.options.sample ?? sampleToken,
         this.options.sampleOnEngine ?? true,
       );
-      // The step is under way: read queued adapters from disk and write them into free pages now,
-      // so the next step finds them resident instead of waiting on the copy.
-      this.options.adapters.prefetchDuringStep();
+      // The step is under way: read queued adapters from disk and write them into free pages while
+      // it runs, so the next step finds them resident instead of waiting on the copy.
+      let isStepDone = false;
+      const settled = () => {
+        isStepDone = true;
+      };
+      pending.then(settled, settled);
+      await this.options.adapters.prefetchDuringStep(() => isStepDone);
       sampled = await pending;
     } catch (error) {
       this.scheduler.failStep(

@@ -83,6 +83,37 @@ describe('AdapterRegistry', () => {
     expect(registry.numResident).toBe(2);
   });
 
+  it('copies only the adapters a step can admit between steps; the rest while the step runs, until it ends', async () => {
+    const pool = new PagePool(400, fakeConfig.hiddenSize);
+    const { registry, storage } = newRegistry(pool, fakeConfig, { maxLoras: 4 });
+    await registerMany(registry, 8);
+    for (const name of ['a0', 'a1', 'a2', 'a3']) await makeResident(registry, [name]);
+    const queue = ['a4', 'a5', 'a6', 'a7'];
+    registry.planStep([], queue, 0);
+    registry.endPlanning();
+    await settle(); // the four queued adapters are read into host RAM; nothing fits beside a0..a3
+    const before = { ...registry.counters };
+
+    // One free seat: a4 is copied now (the loop waits on it); the other three get room, not copies.
+    registry.planStep([], queue, 0, 1);
+    expect(queue.map((n) => registry.isResident(n))).toEqual([true, false, false, false]);
+    expect(registry.counters.blockingCopySeconds).toBeGreaterThan(before.blockingCopySeconds);
+    expect(registry.counters.numEvictions - before.numEvictions).toBe(4);
+    registry.endPlanning();
+
+    // The step ends after one copy: a5 is written, a6 and a7 wait for the next step.
+    let copies = 0;
+    const writes = storage.numWrites;
+    await registry.prefetchDuringStep(() => storage.numWrites - writes >= 1 || copies++ > 5);
+    expect(queue.map((n) => registry.isResident(n))).toEqual([true, true, false, false]);
+    expect(registry.counters.numOverlappedPoolLoads - before.numOverlappedPoolLoads).toBe(1);
+
+    await registry.prefetchDuringStep(() => false);
+    expect(queue.every((n) => registry.isResident(n))).toBe(true);
+    expect(registry.counters.numOverlappedPoolLoads - before.numOverlappedPoolLoads).toBe(3);
+    for (const name of queue) storage.check(registry.layoutOf(name)!);
+  });
+
   it('keeps at most --max-cpu-loras host copies', async () => {
     const pool = new PagePool(400, fakeConfig.hiddenSize);
     const { registry, files } = newRegistry(pool, fakeConfig, { maxLoras: 2, maxCpuLoras: 3 });

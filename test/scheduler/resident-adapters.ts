@@ -47,7 +47,7 @@ export class ResidentAdapters implements AdapterResidency {
   noteFirstStep(): void {}
   planStep(): void {}
   endPlanning(): void {}
-  prefetchDuringStep(): void {}
+  async prefetchDuringStep(): Promise<void> {}
   whenReadSettles(): Promise<void> | null {
     return null;
   }
