@@ -208,8 +208,8 @@ export function splitBindings(split: SplitBuffer): GPUBufferBinding[] {
 
 /**
  * A pool split into chunks of whole pages: chunk c holds pages [c·pagesPerChunk, (c+1)·pagesPerChunk).
- * Kernels bind one chunk per dispatch and skip pages outside it, so no shader ever switches
- * between bindings (lavapipe's JIT took minutes on such switches inside hot loops).
+ * Kernels bind a window of consecutive chunks per dispatch (chunkWindows) and skip pages outside
+ * it.
  */
 export function pagesPerChunk(pool: SplitBuffer): number {
   return pool.chunkElements / pool.unitElements;
@@ -226,4 +226,72 @@ export function chunksHolding(pool: SplitBuffer, pages: ArrayLike<number>): numb
     if (u) out.push(c);
   });
   return out;
+}
+
+/**
+ * Most pool chunks one LoRA dispatch may bind: all of them where the device's storage-binding
+ * limit leaves room beside the kernel's `ownBindings`, else as many as it does. One on a software
+ * adapter: lavapipe's JIT took minutes on a binding switch inside a hot loop. A dispatch costs
+ * an H200 about as much as a LoRA kernel's work at decode: a step's adapters spread over five
+ * 2 GiB chunks made a TinyLlama decode step 1.85× slower than the same adapters in one, one
+ * dispatch per chunk (bench/webgpu-lora-step).
+ */
+export function maxPoolChunksPerDispatch(ctx: WebGpuContext, pool: SplitBuffer, ownBindings: number): number {
+  if (ctx.adapter.isFallbackAdapter) return 1;
+  const limit = ctx.device.limits.maxStorageBuffersPerShaderStage - ownBindings;
+  return Math.max(1, Math.min(pool.chunks.length, limit));
+}
+
+/**
+ * How a step's LoRA dispatches bind the pool: `width` chunks per dispatch (a power of two, up to
+ * `maxWidth`: the smallest that spans the chunks holding the step's pages, so a step whose
+ * adapters lie in one chunk runs the one-binding code), and the first chunk of each disjoint
+ * window. A window may run past the pool's last chunk (see windowBindings).
+ */
+export function chunkWindows(
+  chunks: readonly number[],
+  maxWidth: number,
+): { width: number; firsts: number[] } {
+  const span = chunks.length === 0 ? 1 : chunks[chunks.length - 1] - chunks[0] + 1;
+  let width = 1;
+  while (width < span && width * 2 <= maxWidth) width *= 2;
+  const firsts: number[] = [];
+  let covered = -1;
+  for (const c of chunks) {
+    if (c <= covered) continue;
+    firsts.push(c);
+    covered = c + width - 1;
+  }
+  return { width, firsts };
+}
+
+/**
+ * The pool chunks bound for the window from `first`: past the pool's end, chunk 0 again (a
+ * read-only binding may repeat), which no page maps to there, since a page's chunk is its number
+ * over pagesPerChunk.
+ */
+export function windowBindings(pool: SplitBuffer, first: number, width: number): GPUBufferBinding[] {
+  return Array.from({ length: width }, (_, k) => ({ buffer: pool.chunks[first + k] ?? pool.chunks[0] }));
+}
+
+/**
+ * WGSL for `width` pool chunks bound from binding `firstBinding` (pool_0 …) and
+ * `pool_load(k, i)`, vec4 i of bound chunk k: a plain load for one chunk, else a switch on k
+ * (uniform across a workgroup in the LoRA kernels, which compute k once per page).
+ */
+export function poolWindowWgsl(width: number, firstBinding: number): { bindings: string; load: string } {
+  const bindings = Array.from(
+    { length: width },
+    (_, k) => `@group(0) @binding(${firstBinding + k}) var<storage, read> pool_${k}: array<vec4<f32>>;`,
+  ).join('\n');
+  const body =
+    width === 1
+      ? '  return pool_0[i];'
+      : [
+          '  switch k {',
+          ...Array.from({ length: width - 1 }, (_, k) => `    case ${k}u: { return pool_${k}[i]; }`),
+          `    default: { return pool_${width - 1}[i]; }`,
+          '  }',
+        ].join('\n');
+  return { bindings, load: `fn pool_load(k: u32, i: u32) -> vec4<f32> {\n${body}\n}` };
 }

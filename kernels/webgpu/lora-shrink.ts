@@ -1,5 +1,12 @@
 import { type AdapterSlotTable, SLOT_ENTRY_WORDS } from './adapter-slots.js';
-import { pagesPerChunk, type SplitBuffer } from './buffers.js';
+import {
+  chunkWindows,
+  maxPoolChunksPerDispatch,
+  pagesPerChunk,
+  poolWindowWgsl,
+  type SplitBuffer,
+  windowBindings,
+} from './buffers.js';
 import type { WebGpuContext } from './device.js';
 import { encodeDispatch, Immediates, itemGrid } from './dispatch.js';
 import type { DeviceStepLora, LoraModuleCall } from './lora-meta.js';
@@ -8,19 +15,26 @@ import { loadWgsl } from './wgsl.js';
 /**
  * Launcher of lora_shrink.wgsl: v (Σ adapter rank f32) = per-token x · Aᵀ of its own adapter for
  * one (layer, module), A rows gathered from `pool` pages through the adapter-slot table.
- * x: [T, inFeatures] f32. One dispatch per pool chunk holding any page of the step's adapters
- * (one in all where the pool fits one binding). Decode (MBGMV) on a hardware adapter runs the
- * split-k entry (a workgroup per v element); a software adapter keeps the barrier-free one.
+ * x: [T, inFeatures] f32. One dispatch per window of pool chunks (poolChunksPerDispatch) holding
+ * any page of the step's adapters: one in all where the device binds every chunk at once. Decode
+ * (MBGMV) on a hardware adapter runs the split-k entry (a workgroup per v element); a software
+ * adapter keeps the barrier-free one.
  */
 export class LoraShrinkKernel {
   private readonly splitDecode: boolean;
+  /** Most pool chunks one dispatch binds (chunkWindows picks each step's width up to it). */
+  readonly chunksPerDispatch: number;
 
   constructor(
     private readonly ctx: WebGpuContext,
     private readonly pool: SplitBuffer,
-    options: { splitDecode?: boolean } = {},
+    options: { splitDecode?: boolean; chunksPerDispatch?: number } = {},
   ) {
     this.splitDecode = options.splitDecode ?? !ctx.adapter.isFallbackAdapter;
+    this.chunksPerDispatch = Math.min(
+      pool.chunks.length,
+      options.chunksPerDispatch ?? maxPoolChunksPerDispatch(ctx, pool, OWN_BINDINGS),
+    );
   }
 
   encode(
@@ -34,16 +48,23 @@ export class LoraShrinkKernel {
     const { packed } = step;
     if (packed.numShrinkItems === 0) return;
     const split = packed.form === 'mbgmv' && this.splitDecode;
+    const { width, firsts } = chunkWindows(packed.chunks, this.chunksPerDispatch);
+    const pool = poolWindowWgsl(width, OWN_BINDINGS);
     const pipeline = this.ctx.pipelines.pipeline(
+      `lora_shrink/${width}`,
       'lora_shrink',
-      'lora_shrink',
-      () => loadWgsl('lora_shrink.wgsl'),
+      () =>
+        loadWgsl('lora_shrink.wgsl', {
+          POOL_CHUNKS: width,
+          POOL_BINDINGS: pool.bindings,
+          POOL_LOAD: pool.load,
+        }),
       split ? 'mbgmv_split' : packed.form,
     );
     // The split entry runs one workgroup of 64 per item.
     const [gx, gy] = itemGrid(packed.numShrinkItems * (split ? 64 : 1));
     const per = pagesPerChunk(this.pool);
-    packed.chunks.forEach((c, i) => {
+    firsts.forEach((first, i) => {
       const imm = Immediates.of([
         packed.numShrinkItems,
         module.inFeatures / 4,
@@ -51,7 +72,7 @@ export class LoraShrinkKernel {
         Math.ceil(module.inFeatures / this.pool.unitElements),
         packed.itemsAt,
         gx,
-        c * per,
+        first,
         per,
         i === 0 ? 0 : 1,
         module.entry * SLOT_ENTRY_WORDS,
@@ -61,11 +82,14 @@ export class LoraShrinkKernel {
         { buffer: x },
         { buffer: step.buffer },
         { buffer: v },
-        { buffer: this.pool.chunks[c] },
         { buffer: slots.headers },
         { buffer: slots.pageLists },
+        ...windowBindings(this.pool, first, width),
       ];
       encodeDispatch(this.ctx, pass, pipeline, bindings, imm, gx, gy);
     });
   }
 }
+
+/** Storage bindings besides the pool chunks: x, the step's words, v, slot headers, slot pages. */
+const OWN_BINDINGS = 5;

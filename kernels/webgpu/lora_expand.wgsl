@@ -2,7 +2,8 @@
 // adapter's Bᵀ rank-rows from pool pages. One invocation owns 4 consecutive outputs (a vec4) of
 // one token (mbgmv) or of a tile of ≤ 4 consecutive tokens sharing an adapter (mbgmm), looping
 // over exactly this module's rank of that adapter: no padding to a maximum rank. Where the pool
-// spans several bindings, one dispatch per chunk adds the rank-rows whose pages lie in it.
+// spans several bindings, one dispatch binds {{POOL_CHUNKS}} consecutive chunks from firstChunk
+// (pool_0 …, read through pool_load) and adds the rank-rows whose pages lie in them.
 //
 // A workgroup covers 64 vec4s inside one page of the output row, so which page it reads, the
 // rank and v are the same for all its lanes: the slot-table and page lookups are uniform loads,
@@ -18,7 +19,7 @@ struct Params {
   pageSize4: u32,
   pagesPerRowB: u32,
   tilesAt: u32,
-  chunkStart: u32,
+  firstChunk: u32,
   chunkPages: u32,
   blocksPerPage: u32,
   entry: u32,
@@ -29,9 +30,22 @@ var<immediate> p: Params;
 @group(0) @binding(0) var<storage, read> v: array<f32>;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read_write> y: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> pool: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> slots: array<u32>;
-@group(0) @binding(5) var<storage, read> slotPages: array<u32>;
+@group(0) @binding(3) var<storage, read> slots: array<u32>;
+@group(0) @binding(4) var<storage, read> slotPages: array<u32>;
+{{POOL_BINDINGS}}
+
+{{POOL_LOAD}}
+
+const NONE = 0xffffffffu;
+
+/** Place of `page`'s chunk in this dispatch's window, or NONE when the page lies elsewhere. */
+fn bound_chunk(page: u32) -> u32 {
+  let chunk = page / p.chunkPages;
+  if (chunk < p.firstChunk || chunk - p.firstChunk >= {{POOL_CHUNKS}}u) {
+    return NONE;
+  }
+  return chunk - p.firstChunk;
+}
 
 /** Page i of the block a pages ref names (top bit: consecutive pages from the low bits). */
 fn page_at(block: u32, i: u32) -> u32 {
@@ -73,12 +87,13 @@ fn mbgmv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   var acc1 = vec4<f32>(0.0);
   var touched = false;
   for (var r = 0u; r < rank; r++) {
-    let local = page_at(bRef, r * p.pagesPerRowB + at.x) - p.chunkStart;
-    if (local < p.chunkPages) {
+    let page = page_at(bRef, r * p.pagesPerRowB + at.x);
+    let k = bound_chunk(page);
+    if (k != NONE) {
       let vr = v[vOff + r];
-      let base = local * p.pageSize4 + within;
-      acc0 += vr * pool[base];
-      acc1 += vr * pool[base + second];
+      let base = (page % p.chunkPages) * p.pageSize4 + within;
+      acc0 += vr * pool_load(k, base);
+      acc1 += vr * pool_load(k, base + second);
       touched = true;
     }
   }
@@ -115,11 +130,12 @@ fn mbgmm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   var a3 = vec4<f32>(0.0);
   var touched = false;
   for (var r = 0u; r < rank; r++) {
-    let local = page_at(bRef, r * p.pagesPerRowB + at.x) - p.chunkStart;
-    if (local >= p.chunkPages) {
+    let page = page_at(bRef, r * p.pagesPerRowB + at.x);
+    let k = bound_chunk(page);
+    if (k == NONE) {
       continue;
     }
-    let b = pool[local * p.pageSize4 + within];
+    let b = pool_load(k, (page % p.chunkPages) * p.pageSize4 + within);
     a0 += v[v0 + r] * b;
     a1 += v[v1 + r] * b;
     a2 += v[v2 + r] * b;

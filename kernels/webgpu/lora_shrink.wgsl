@@ -18,9 +18,10 @@
 // mbgmv gives one invocation a whole 2048-long dot product: at decode that is a few thousand
 // invocations, too few to fill a GPU (82 µs for 64 tokens × rank 16 on an H200).
 //
-// The pool may span several bindings; one dispatch sees one chunk (pages [chunkStart,
-// chunkStart + chunkPages)) and adds the part of each dot product whose pages lie in it. The
-// first dispatch of a step assigns v, later ones add to it.
+// The pool may span several bindings (chunks of chunkPages pages); one dispatch binds
+// {{POOL_CHUNKS}} consecutive chunks from firstChunk (pool_0 …, read through pool_load) and adds
+// the part of each dot product whose pages lie in them. The first dispatch of a step assigns v,
+// later ones add to it.
 
 struct Params {
   numItems: u32,
@@ -29,7 +30,7 @@ struct Params {
   pagesPerRowA: u32,
   itemsAt: u32,
   groupsX: u32,
-  chunkStart: u32,
+  firstChunk: u32,
   chunkPages: u32,
   accumulate: u32,
   entry: u32,
@@ -40,9 +41,11 @@ var<immediate> p: Params;
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
 @group(0) @binding(2) var<storage, read_write> v: array<f32>;
-@group(0) @binding(3) var<storage, read> pool: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> slots: array<u32>;
-@group(0) @binding(5) var<storage, read> slotPages: array<u32>;
+@group(0) @binding(3) var<storage, read> slots: array<u32>;
+@group(0) @binding(4) var<storage, read> slotPages: array<u32>;
+{{POOL_BINDINGS}}
+
+{{POOL_LOAD}}
 
 fn item_index(gid: vec3<u32>) -> u32 {
   return gid.y * p.groupsX * 64u + gid.x;
@@ -61,31 +64,35 @@ fn page_at(block: u32, i: u32) -> u32 {
   return slotPages[block + i];
 }
 
-/** vec4 index of `page` inside the bound chunk, or 0xffffffff when the page lies elsewhere. */
-fn chunk_base(page: u32) -> u32 {
-  let local = page - p.chunkStart;
-  if (page < p.chunkStart || local >= p.chunkPages) {
-    return 0xffffffffu;
+const NONE = 0xffffffffu;
+
+/** Place of `page`'s chunk in this dispatch's window, or NONE when the page lies elsewhere. */
+fn bound_chunk(page: u32) -> u32 {
+  let chunk = page / p.chunkPages;
+  if (chunk < p.firstChunk || chunk - p.firstChunk >= {{POOL_CHUNKS}}u) {
+    return NONE;
   }
-  return local * p.pageSize4;
+  return chunk - p.firstChunk;
 }
 
 /**
- * Σ over this dispatch's chunk of x[xBase + k] · A_r[k] for k ≡ first (mod step): rank-row r of
+ * Σ over this dispatch's chunks of x[xBase + k] · A_r[k] for k ≡ first (mod step): rank-row r of
  * the A block `aRef` names (step 1 for a whole dot product, 64 for one lane's share).
  */
 fn row_dot(aRef: u32, r: u32, xBase: u32, first: u32, step: u32) -> vec4<f32> {
   let firstPage = r * p.pagesPerRowA;
   var acc = vec4<f32>(0.0);
   for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
-    let base = chunk_base(page_at(aRef, firstPage + pg));
-    if (base == 0xffffffffu) {
+    let page = page_at(aRef, firstPage + pg);
+    let k = bound_chunk(page);
+    if (k == NONE) {
       continue;
     }
+    let base = (page % p.chunkPages) * p.pageSize4;
     let k0 = pg * p.pageSize4;
     let n = min(p.pageSize4, p.inF4 - k0);
     for (var j = first; j < n; j += step) {
-      acc += x[xBase + k0 + j] * pool[base + j];
+      acc += x[xBase + k0 + j] * pool_load(k, base + j);
     }
   }
   return acc;
@@ -170,14 +177,16 @@ fn mbgmm(@builtin(global_invocation_id) gid: vec3<u32>) {
   var a2 = vec4<f32>(0.0);
   var a3 = vec4<f32>(0.0);
   for (var pg = 0u; pg < p.pagesPerRowA; pg++) {
-    let base = chunk_base(page_at(aRef, firstPage + pg));
-    if (base == 0xffffffffu) {
+    let page = page_at(aRef, firstPage + pg);
+    let c = bound_chunk(page);
+    if (c == NONE) {
       continue;
     }
+    let base = (page % p.chunkPages) * p.pageSize4;
     let k0 = pg * p.pageSize4;
     let n = min(p.pageSize4, p.inF4 - k0);
     for (var j = 0u; j < n; j++) {
-      let w = pool[base + j];
+      let w = pool_load(c, base + j);
       let k = k0 + j;
       a0 += x[x0 + k] * w;
       a1 += x[x1 + k] * w;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NO_SLOT, type SlotInfo } from '../../kernels/webgpu/adapter-slots.js';
+import { chunkWindows } from '../../kernels/webgpu/buffers.js';
 import { packStepLora } from '../../kernels/webgpu/lora-meta.js';
 import { WordRanges } from '../../kernels/webgpu/word-ranges.js';
 import { randomInt, seededRandom } from './gpu-test-kit.js';
@@ -73,5 +74,28 @@ describe('WordRanges: page lists of the slot table', () => {
     const start = ranges.allocate(4);
     ranges.release(start, 4);
     expect(() => ranges.release(start, 4)).toThrow(/not allocated/);
+  });
+});
+
+describe('chunkWindows: how a step’s LoRA dispatches bind a pool split over bindings', () => {
+  it('binds one chunk when the step’s pages lie in one, else the smallest power of two spanning them', () => {
+    expect(chunkWindows([3], 8)).toEqual({ width: 1, firsts: [3] });
+    expect(chunkWindows([1, 2], 8)).toEqual({ width: 2, firsts: [1] });
+    expect(chunkWindows([0, 4], 8)).toEqual({ width: 8, firsts: [0] });
+    expect(chunkWindows([0, 4, 5], 6)).toEqual({ width: 4, firsts: [0, 4] });
+  });
+
+  it('covers every chunk once with disjoint windows where the device binds fewer than the span', () => {
+    const rand = seededRandom(5);
+    for (let trial = 0; trial < 200; trial++) {
+      const numChunks = randomInt(rand, 1, 20);
+      const chunks = Array.from({ length: numChunks }, (_, c) => c).filter(() => rand() < 0.4);
+      const maxWidth = randomInt(rand, 1, 12);
+      const { width, firsts } = chunkWindows(chunks, maxWidth);
+      expect(width).toBeLessThanOrEqual(maxWidth);
+      expect(Number.isInteger(Math.log2(width))).toBe(true);
+      for (const c of chunks) expect(firsts.filter((f) => f <= c && c < f + width)).toHaveLength(1);
+      for (let i = 1; i < firsts.length; i++) expect(firsts[i]).toBeGreaterThanOrEqual(firsts[i - 1] + width);
+    }
   });
 });

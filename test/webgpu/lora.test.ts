@@ -103,15 +103,21 @@ function tokenAdapters(
 }
 
 describe.skipIf(!ctx)('lora_shrink / lora_expand gather kernels through the adapter-slot table', () => {
-  for (const [form, chunkPages, splitDecode] of [
-    ['mbgmv', 0, false],
-    ['mbgmv', 0, true],
-    ['mbgmm', 0, false],
-    ['mbgmv', 300, false],
-    ['mbgmv', 300, true],
-    ['mbgmm', 300, false],
-  ] as Array<[LoraForm, number, boolean]>) {
-    const chunks = chunkPages ? `pool split every ${chunkPages} pages` : 'pool in one binding';
+  for (const [form, chunkPages, splitDecode, chunksPerDispatch] of [
+    ['mbgmv', 0, false, 1],
+    ['mbgmv', 0, true, 1],
+    ['mbgmm', 0, false, 1],
+    ['mbgmv', 300, false, 1],
+    ['mbgmv', 300, true, 1],
+    ['mbgmm', 300, false, 1],
+    // Several chunks bound per dispatch, windows running past the pool's last chunk among them.
+    ['mbgmv', 300, true, 2],
+    ['mbgmm', 300, false, 2],
+    ['mbgmv', 300, false, 4],
+  ] as Array<[LoraForm, number, boolean, number]>) {
+    const chunks = chunkPages
+      ? `pool split every ${chunkPages} pages, ${chunksPerDispatch} bound per dispatch`
+      : 'pool in one binding';
     const entry = splitDecode ? ' (split-k shrink)' : '';
     it(`${form}${entry}, mixed ranks 1–128, per-layer ranks, base tokens, ${chunks}`, async () => {
       const gpu = ctx!;
@@ -132,8 +138,12 @@ describe.skipIf(!ctx)('lora_shrink / lora_expand gather kernels through the adap
       // A slot released and its adapter placed again must read the same pages.
       slots.release(adapters[1]);
       slots.place(adapters[1]);
-      const shrink = new LoraShrinkKernel(gpu, pool, { splitDecode });
-      const expand = new LoraExpandKernel(gpu, pool);
+      const shrink = new LoraShrinkKernel(gpu, pool, { splitDecode, chunksPerDispatch });
+      const expand = new LoraExpandKernel(gpu, pool, { chunksPerDispatch });
+      expect([shrink.chunksPerDispatch, expand.chunksPerDispatch]).toEqual([
+        chunksPerDispatch,
+        chunksPerDispatch,
+      ]);
       const rand = seededRandom(100 + chunkPages + form.length);
       for (let trial = 0; trial < 4; trial++) {
         const owners = tokenAdapters(rand, adapters, form);
