@@ -63,7 +63,11 @@ async function pair(options: WebGpuEngineOptions) {
 describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
   for (const [label, options, tolerance] of [
     ['f32 weights', {}, F32_TOLERANCE],
-    ['f32, weights and pool split across bindings', { maxChunkBytes: 100 * 64 * 4 }, F32_TOLERANCE],
+    [
+      'f32, weights and pool split across bindings, adapters uploaded 3 pages at a time',
+      { maxChunkBytes: 100 * 64 * 4, uploadPieceBytes: 3 * 64 * 4 },
+      F32_TOLERANCE,
+    ],
     ['f16 weights', { weightDtype: 'f16' }, 2e-2],
     [
       'f32 weights stored transposed (in-out), split',
