@@ -114,6 +114,7 @@ async function readAdapterDir(
     );
     let adapterName: string | null | undefined;
     let numBytes = 0;
+    const weights = readWeights ? await file.readAllStored() : null;
     for (const tensor of file.tensors.values()) {
       const parsed = parseTensorName(tensor.name);
       if (!parsed && peft.bias !== 'none' && /\.bias$/.test(tensor.name)) {
@@ -157,8 +158,8 @@ async function readAdapterDir(
       layers[parsed.layer][module] = pair;
       const key = parsed.matrix === 'A' ? 'a' : 'b';
       if (pair[key]) throw fail(`lora_${parsed.matrix} of layer ${parsed.layer} ${module} appears twice`);
-      if (readWeights) {
-        const stored = await file.readStored(tensor.name);
+      const stored = weights?.get(tensor.name);
+      if (stored) {
         // The scan reads f32; a 2-byte tensor is widened for it and kept narrow.
         checkFiniteWeights(weightsFile, tensor.name, toFloat32(stored.data, stored.dtype));
         pair[key] = stored;

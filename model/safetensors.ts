@@ -277,6 +277,40 @@ export class SafetensorsFile {
     return { dtype: info.dtype, data: raw };
   }
 
+  /**
+   * Every tensor as the file stores it (as readStored), from one read of the data region: an
+   * adapter's 300-odd tensors were as many awaited reads, each a thread-pool round trip that
+   * waited behind whatever the event loop ran (a step's encoding, the scheduler). Tensors view
+   * one buffer where their offsets are aligned, else get a copy.
+   */
+  async readAllStored(): Promise<Map<string, { dtype: TensorDtype; data: Float32Array | Uint16Array }>> {
+    let end = 0;
+    for (const info of this.tensors.values()) {
+      if (!isReadableDtype(info.dtype))
+        throw new ModelFormatError(
+          this.file,
+          `tensor "${info.name}" has dtype ${info.dtype}; Loom reads only F32, F16 and BF16`,
+        );
+      end = Math.max(end, info.end);
+    }
+    const region = new Uint8Array(end);
+    const got = await readFully(this.handle, region, this.dataStart);
+    if (got !== end) throw new ModelFormatError(this.file, `file ended after ${got} of ${end} data bytes`);
+    const out = new Map<string, { dtype: TensorDtype; data: Float32Array | Uint16Array }>();
+    for (const info of this.tensors.values()) {
+      const dtype = info.dtype as TensorDtype;
+      const width = DTYPE_BYTES[dtype];
+      const elements = (info.end - info.begin) / width;
+      const View = dtype === 'F32' ? Float32Array : Uint16Array;
+      const data =
+        info.begin % width === 0
+          ? new View(region.buffer, info.begin, elements)
+          : new View(region.slice(info.begin, info.end).buffer);
+      out.set(info.name, { dtype, data });
+    }
+    return out;
+  }
+
   async close(): Promise<void> {
     await this.handle.close();
   }

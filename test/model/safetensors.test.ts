@@ -78,6 +78,21 @@ describe('safetensors round trip', () => {
     });
   }
 
+  it('reads every tensor in one go as readStored reads each, an F32 tensor at an unaligned offset included', async () => {
+    const file = join(dir(), 'all.safetensors');
+    await writeSafetensors(file, [
+      { name: 'h', dtype: 'F16', shape: [3], data: new Float32Array([1, -2, 0.5]) },
+      { name: 'f', dtype: 'F32', shape: [2, 2], data: new Float32Array([0.1, 2, -3, 4]) },
+      { name: 'b', dtype: 'BF16', shape: [2], data: new Float32Array([1.5, -8]) },
+    ]);
+    const st = await SafetensorsFile.open(file);
+    expect(st.info('f').begin % 4).not.toBe(0);
+    const all = await st.readAllStored();
+    for (const name of ['h', 'f', 'b']) expect(all.get(name)).toEqual(await st.readStored(name));
+    expect(all.get('f')!.data).toBeInstanceOf(Float32Array);
+    await st.close();
+  });
+
   it('rounds F16 and BF16 like the converters', async () => {
     const file = join(dir(), 'round.safetensors');
     const data = new Float32Array([0.1, 1 / 3, -123.456]);
