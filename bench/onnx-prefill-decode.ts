@@ -9,6 +9,7 @@
  * and are skipped then, and `--decode-only` skips the prefill and MatMul figures too.
  *
  *   npx tsx bench/onnx-prefill-decode.ts [--layers N] [--threads N] [--decode-steps N] [--format F] [--decode-only] [--batches 1,8,32]
+ *                                       [--stack-rows N]   (the engine's stacked LoRA rows; 0: every adapter gathered)
  */
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -41,6 +42,7 @@ const { values: args } = parseArgs({
     format: { type: 'string', default: 'f32' },
     batches: { type: 'string', default: '1,8,32' },
     'decode-only': { type: 'boolean', default: false },
+    'stack-rows': { type: 'string' },
   },
 });
 const format = args.format as WeightFormat;
@@ -241,7 +243,11 @@ async function main(): Promise<void> {
     `pool: ${pool.numPages} pages (${((pool.numPages * pool.pageSize * 4) / 2 ** 20).toFixed(0)} MiB)`,
   );
   const createStart = performance.now();
-  const engine = await OnnxEngine.create(weights, pool, { threads, weightFormat: format });
+  const engine = await OnnxEngine.create(weights, pool, {
+    threads,
+    weightFormat: format,
+    ...(args['stack-rows'] === undefined ? {} : { stackRows: Number(args['stack-rows']) }),
+  });
   const createMs = performance.now() - createStart;
   const rssEngine = process.memoryUsage().rss;
   const kv = new KvCache(pool, layout);
@@ -371,9 +377,10 @@ async function main(): Promise<void> {
   rows.push(...decodeRows);
   writeBenchReport({
     name:
-      format === 'f32' && !decodeOnly
+      (format === 'f32' && !decodeOnly
         ? 'onnx-prefill-decode'
-        : `onnx-prefill-decode-${format}${decodeOnly ? '-decode' : ''}`,
+        : `onnx-prefill-decode-${format}${decodeOnly ? '-decode' : ''}`) +
+      (args['stack-rows'] === undefined ? '' : `-stack${args['stack-rows']}`),
     title: 'onnx engine: prefill and decode',
     context: {
       date: new Date().toISOString(),
