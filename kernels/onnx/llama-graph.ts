@@ -388,10 +388,9 @@ export function buildStepGraph(
 
   // Slotted tokens: x·Aᵀ over every stacked row, times each column's scale, other adapters'
   // columns dropped by selection (a poisoned adapter's NaN stays in its own columns), then ·Bᵀ,
-  // added into the tokens' rows. The shrink is computed as (A·xᵀ)ᵀ: MLAS packs a Gemm's right
-  // operand on every call, and the stack (not a constant) as the right one cost a copy of it per
-  // module × layer; as the left one it is streamed, and only the few tokens' rows are packed
-  // (LoRA cost at batch 8 with 8 rank-16 adapters: 34.6-35.1 → 23.4-30.2 ms a step).
+  // added into the tokens' rows. Putting the stack on Gemm's left, (A·xᵀ)ᵀ, gains nothing:
+  // onnxruntime's GemmTransposeFusion folds that Transpose back into this Gemm, and written as
+  // MatMul + Transpose it profiles the same at batch 8.
   const stacked = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
     const { inFeatures, outFeatures } = moduleShape(c, m);
     const names = loraStackNames(m);
@@ -400,8 +399,7 @@ export function buildStepGraph(
     const bt = g.input(names.bt(layer), 'float32', [`U_${m}`, outFeatures]);
     const xs = b.op('GatherND', [x, inputs.rows]);
     zero ??= g.scalar(0);
-    const shrunkT = b.op('Gemm', [a, xs], { transB: 1 });
-    const scaled = b.op('Mul', [b.op('Transpose', [shrunkT], { perm: [1, 0] }), inputs.scales[layer]]);
+    const scaled = b.op('Mul', [b.op('Gemm', [xs, a], { transB: 1 }), inputs.scales[layer]]);
     const shrunk = b.op('Where', [inputs.columns, scaled, zero]);
     return b.op('ScatterND', [out, inputs.rows, b.op('Gemm', [shrunk, bt])], { reduction: 'add' });
   };
