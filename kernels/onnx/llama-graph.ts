@@ -92,6 +92,12 @@ export function loraStackNames(m: TargetModule): {
   rows: string;
   columns: string;
   scales: string;
+  blocked: string;
+  blockTokens: string;
+  blockValid: string;
+  blockShapes: string;
+  aBlocks: (layer: number) => string;
+  btBlocks: (layer: number) => string;
 } {
   return {
     active: `lora_${m}_active`,
@@ -100,8 +106,26 @@ export function loraStackNames(m: TargetModule): {
     bt: (layer) => `lora_${m}_stack_b_${layer}`,
     rows: `lora_${m}_stack_rows`,
     columns: `lora_${m}_stack_columns`,
+    blocked: `lora_${m}_stack_blocked`,
+    blockTokens: `lora_${m}_stack_block_tokens`,
+    blockValid: `lora_${m}_stack_block_valid`,
+    blockShapes: `lora_${m}_stack_block_shapes`,
+    aBlocks: (layer) => `lora_${m}_stack_a_blocks_${layer}`,
+    btBlocks: (layer) => `lora_${m}_stack_b_blocks_${layer}`,
   };
 }
+
+/**
+ * The blocked form of module m's stack (step-feeds.ts blockedForm): when every stacked adapter of
+ * the step has the same rows R and starts on a multiple of R, the U rows are G = U / R blocks, one
+ * per adapter slot, and each slot's tokens (S at most, padded) multiply its own block only:
+ * batched [G, S, in] · [G, in, R]. The blocks come as [G, R, in] and [G, R, out] views of the
+ * same rows (aBlocks, btBlocks), besides the [U, ·] ones the masked form's Gemms read: a Reshape
+ * inside the If copied them every step. blockTokens (int64 [G·S, 1]):
+ * the token of each (slot, place), a padding place naming token 0 with blockValid (bool [G·S, 1])
+ * false. blockShapes (int64 [2, 3]): rows [G, S, in] and [G, 1, R].
+ */
+export const BLOCK_SHAPES = { x: 0, scale: 1 } as const;
 
 /**
  * How the graph reads a LoRA rank-row of `features` elements (rows start on a page boundary,
@@ -223,15 +247,32 @@ export function buildStepGraph(
   }
   const stackInputs = new Map<
     TargetModule,
-    { active: string; rows: string; columns: string; scales: string[] }
+    {
+      active: string;
+      rows: string;
+      columns: string;
+      scales: string[];
+      blocked: string;
+      blockTokens: string;
+      blockValid: string;
+      blockShape: (which: keyof typeof BLOCK_SHAPES) => string;
+    }
   >();
   for (const m of loraModules) {
     const names = loraStackNames(m);
+    const shapes = g.input(names.blockShapes, 'int64', [2, 3]);
+    const shapeRows = g
+      .opMulti('Split', [shapes], 2, { axis: 0 })
+      .map((row) => g.op('Squeeze', [row, g.ints([0])]));
     stackInputs.set(m, {
       active: g.input(names.active, 'bool', []),
       scales: perLayer(g.input(names.scales, 'float32', [L, `U_${m}`])),
       rows: g.input(names.rows, 'int64', [`N_${m}`, 1]),
       columns: g.input(names.columns, 'bool', [`N_${m}`, `U_${m}`]),
+      blocked: g.input(names.blocked, 'bool', []),
+      blockTokens: g.input(names.blockTokens, 'int64', [`GS_${m}_stack`, 1]),
+      blockValid: g.input(names.blockValid, 'bool', [`GS_${m}_stack`, 1]),
+      blockShape: (which) => shapeRows[BLOCK_SHAPES[which]],
     });
   }
 
@@ -313,6 +354,25 @@ export function buildStepGraph(
       },
     });
 
+  /** An If with both branches built: `then(b)` when `condition` holds, else `otherwise(b)`. */
+  const parentIf = (
+    parent: GraphBuilder,
+    condition: string,
+    outputs: string[],
+    then: (b: GraphBuilder) => string[],
+    otherwise: (b: GraphBuilder) => string[],
+  ): string[] =>
+    parent.opMulti('If', [condition], outputs.length, {
+      then_branch: {
+        graph: parent.branch('then', (b) => then(b).map((value) => ({ value, type: 'float32' as const }))),
+      },
+      else_branch: {
+        graph: parent.branch('else', (b) =>
+          otherwise(b).map((value) => ({ value, type: 'float32' as const })),
+        ),
+      },
+    });
+
   /** Whether any module of a group has LoRA tokens / gathered segments this step (once per step, outside the branches). */
   const groupActive = new Map<string, string>();
   const anyActive = (flags: string[]): string => {
@@ -323,6 +383,18 @@ export function buildStepGraph(
       groupActive.set(key, active);
     }
     return active;
+  };
+
+  /** Whether every module of a group has its stack in the blocked form this step (once per step). */
+  const groupBlocked = new Map<string, string>();
+  const allOf = (flags: string[]): string => {
+    const key = flags.join(',');
+    let all = groupBlocked.get(key);
+    if (!all) {
+      all = flags.reduce((both, flag) => g.op('And', [both, flag]));
+      groupBlocked.set(key, all);
+    }
+    return all;
   };
 
   /** x·Wᵀ (+ LoRA) for modules that read the same x (q/k/v, gate/up). */
@@ -350,7 +422,14 @@ export function buildStepGraph(
         adapted.map((i) => outs[i]),
         (bb) => adapted.map((i) => segments(bb, x, layer, modules[i], outs[i])),
       );
-      return adapted.map((i, j) => stacked(b, x, layer, modules[i], withSegments[j]));
+      // One If per group of modules, not per module: an If costs what a few small ops do.
+      return parentIf(
+        b,
+        allOf(adapted.map((i) => stackInputs.get(modules[i])!.blocked)),
+        withSegments,
+        (bb) => adapted.map((i, j) => stackedBlocked(bb, x, layer, modules[i], withSegments[j])),
+        (bb) => adapted.map((i, j) => stackedMasked(bb, x, layer, modules[i], withSegments[j])),
+      );
     };
     const withLora = onlyIf(
       g,
@@ -391,17 +470,58 @@ export function buildStepGraph(
   // added into the tokens' rows. Putting the stack on Gemm's left, (A·xᵀ)ᵀ, gains nothing:
   // onnxruntime's GemmTransposeFusion folds that Transpose back into this Gemm, and written as
   // MatMul + Transpose it profiles the same at batch 8.
-  const stacked = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
+  /** Module m's stack inputs of one layer (declared once; both forms read them). */
+  const declaredBlocks = new Map<string, ReturnType<typeof declareBlocks>>();
+  const declareBlocks = (m: TargetModule, layer: number) => {
     const { inFeatures, outFeatures } = moduleShape(c, m);
     const names = loraStackNames(m);
-    const inputs = stackInputs.get(m)!;
-    const a = g.input(names.a(layer), 'float32', [`U_${m}`, inFeatures]);
-    const bt = g.input(names.bt(layer), 'float32', [`U_${m}`, outFeatures]);
-    const xs = b.op('GatherND', [x, inputs.rows]);
     zero ??= g.scalar(0);
+    return {
+      a: g.input(names.a(layer), 'float32', [`U_${m}`, inFeatures]),
+      bt: g.input(names.bt(layer), 'float32', [`U_${m}`, outFeatures]),
+      aBlocks: g.input(names.aBlocks(layer), 'float32', [`G_${m}`, `R_${m}`, inFeatures]),
+      btBlocks: g.input(names.btBlocks(layer), 'float32', [`G_${m}`, `R_${m}`, outFeatures]),
+      outFeatures,
+      zero,
+    };
+  };
+  const stackBlocks = (m: TargetModule, layer: number) => {
+    const key = `${m}/${layer}`;
+    let blocks = declaredBlocks.get(key);
+    if (!blocks) {
+      blocks = declareBlocks(m, layer);
+      declaredBlocks.set(key, blocks);
+    }
+    return blocks;
+  };
+  /** Masked: every slotted token against every stacked row, other adapters' columns dropped. */
+  const stackedMasked = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
+    const { a, bt, zero } = stackBlocks(m, layer);
+    const inputs = stackInputs.get(m)!;
+    const xs = b.op('GatherND', [x, inputs.rows]);
     const scaled = b.op('Mul', [b.op('Gemm', [xs, a], { transB: 1 }), inputs.scales[layer]]);
     const shrunk = b.op('Where', [inputs.columns, scaled, zero]);
     return b.op('ScatterND', [out, inputs.rows, b.op('Gemm', [shrunk, bt])], { reduction: 'add' });
+  };
+  /** Blocked: each adapter slot's tokens against its own R rows, exact multiply-adds. */
+  const stackedBlocked = (
+    b: GraphBuilder,
+    x: string,
+    layer: number,
+    m: TargetModule,
+    out: string,
+  ): string => {
+    const { aBlocks, btBlocks, outFeatures, zero } = stackBlocks(m, layer);
+    const inputs = stackInputs.get(m)!;
+    const xs = b.op('Reshape', [b.op('GatherND', [x, inputs.blockTokens]), inputs.blockShape('x')]);
+    // R on MLAS's column side, where its kernels fill vectors: [G, S, in]·[G, in, R].
+    const shrunk = b.op('Mul', [
+      b.op('MatMul', [xs, b.op('Transpose', [aBlocks], { perm: [0, 2, 1] })]),
+      b.op('Reshape', [inputs.scales[layer], inputs.blockShape('scale')]),
+    ]); // [G, S, R]
+    const expanded = b.op('Reshape', [b.op('MatMul', [shrunk, btBlocks]), b.ints([-1, outFeatures])]);
+    const kept = b.op('Where', [inputs.blockValid, expanded, zero]);
+    return b.op('ScatterND', [out, inputs.blockTokens, kept], { reduction: 'add' });
   };
 
   const pastKv = (layer: number, kind: 0 | 1): string => {

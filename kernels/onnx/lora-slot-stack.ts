@@ -72,27 +72,41 @@ export class LoraSlotStack {
     const stack = this.modules.get(m)!;
     const placed = new Map<AdapterLayout, number>();
     if (this.capacityRows === 0) return placed;
-    // Every stacked token multiplies every row up to the highest one a step uses, where exact
-    // per-adapter work is Σ tokens × rows: an adapter joins only while that stays within
-    // MAX_STACK_WASTE (32 decode tokens of distinct adapters would compute 32× their rows).
+    // In the masked form every stacked token multiplies every row up to the highest one a step
+    // uses; in the blocked form (step-feeds.ts blockedForm: adapters of equal rows R, each on a
+    // multiple of R) each slot's tokens, padded to the most any slot has, multiply its R rows.
+    // Exact per-adapter work is Σ tokens × rows: an adapter joins only while the cheaper form
+    // stays within MAX_STACK_WASTE of that (32 decode tokens of distinct adapters would compute
+    // 32× their rows masked, once blocked).
     let tokens = 0;
     let used = 0;
     let exact = 0;
+    /** The rows every adapter taken so far has, all on multiples of it; −1 once that fails. */
+    let blockRows = 0;
+    let mostTokens = 0;
+    const fitsBlocks = (first: number, rows: number) =>
+      blockRows !== -1 && (blockRows === 0 || rows === blockRows) && first % rows === 0;
     const take = (a: AdapterLayout, first: number, rows: number) => {
       placed.set(a, first);
+      blockRows = fitsBlocks(first, rows) ? rows : -1;
       tokens += tokensOf(a);
+      mostTokens = Math.max(mostTokens, tokensOf(a));
       used = Math.max(used, first + rows);
       exact += tokensOf(a) * rows;
     };
-    const withinWaste = (t: number, rows: number, end: number) =>
-      (tokens + t) * Math.max(used, end) <= MAX_STACK_WASTE * (exact + t * rows);
+    const withinWaste = (t: number, rows: number, first: number) => {
+      const end = Math.max(used, first + rows);
+      const masked = (tokens + t) * end;
+      const blocked = fitsBlocks(first, rows) ? end * Math.max(mostTokens, t) : Number.POSITIVE_INFINITY;
+      return Math.min(masked, blocked) <= MAX_STACK_WASTE * (exact + t * rows);
+    };
     for (const a of adapters) {
       const entry = stack.placed.get(a);
       if (!entry) continue;
       entry.lastStep = step;
       // Already stacked, but its tokens against rows high in the stack would multiply every row
       // below them: it goes through placement again, like a new one (lower rows, or gathered).
-      if (withinWaste(tokensOf(a), entry.rows, entry.first + entry.rows)) take(a, entry.first, entry.rows);
+      if (withinWaste(tokensOf(a), entry.rows, entry.first)) take(a, entry.first, entry.rows);
       else stack.placed.delete(a);
     }
     for (const a of adapters) {
@@ -101,14 +115,14 @@ export class LoraSlotStack {
       if (rows === 0 || rows > this.capacityRows) continue;
       const t = tokensOf(a);
       // The best case (placed at the bottom) already costs too much: gathered instead.
-      if (!withinWaste(t, rows, rows)) continue;
+      if (!withinWaste(t, rows, 0)) continue;
       // Free rows if they are low enough; else the lowest rows this step's adapters leave, whose
       // stale occupants go (a stack kept full of finished sequences' adapters would push new
       // ones high, where the waste bound turns them away).
       let first = freeRun(stack, rows, this.capacityRows, () => true);
-      if (first < 0 || !withinWaste(t, rows, first + rows)) {
+      if (first < 0 || !withinWaste(t, rows, first)) {
         first = freeRun(stack, rows, this.capacityRows, (e) => e.lastStep === step);
-        if (first < 0 || !withinWaste(t, rows, first + rows)) continue;
+        if (first < 0 || !withinWaste(t, rows, first)) continue;
         for (const [victim, e] of stack.placed)
           if (e.first < first + rows && first < e.first + e.rows) stack.placed.delete(victim);
       }
@@ -122,28 +136,40 @@ export class LoraSlotStack {
     return placed;
   }
 
+  /** Module m's in and out features. */
+  shapeOf(m: TargetModule): { inFeatures: number; outFeatures: number } {
+    const { inFeatures, outFeatures } = this.modules.get(m)!;
+    return { inFeatures, outFeatures };
+  }
+
   /** Rows an adapter takes in module m's stack (its highest rank of m over the layers). */
   rowsOf(a: AdapterLayout, m: TargetModule): number {
     return this.modules.get(m)!.placed.get(a)?.rows ?? 0;
   }
 
-  /** Module m's blocks of every layer, cut to their first `rows` rows: A [rows, in], Bᵀ [rows, out]. */
-  blocks(m: TargetModule, rows: number): { a: ort.Tensor[]; bt: ort.Tensor[] } {
+  /**
+   * Module m's blocks of every layer, cut to their first `rows` rows: A [rows, in], Bᵀ [rows, out];
+   * with `groups`, seen as that many blocks of rows / groups rows, [groups, rows / groups, ·].
+   */
+  blocks(m: TargetModule, rows: number, groups?: number): { a: ort.Tensor[]; bt: ort.Tensor[] } {
     const stack = this.modules.get(m)!;
-    let views = stack.views.get(rows);
+    const key = `${rows}/${groups ?? '-'}`;
+    let views = stack.views.get(key);
     if (!views) {
+      const dims = (features: number) =>
+        groups === undefined ? [rows, features] : [groups, rows / groups, features];
       const { inFeatures: inF, outFeatures: outF } = stack;
       const R = this.capacityRows;
       const a: ort.Tensor[] = [];
       const bt: ort.Tensor[] = [];
       for (let l = 0; l < this.config.numLayers; l++) {
-        a.push(new ort.Tensor('float32', stack.a.subarray(l * R * inF, (l * R + rows) * inF), [rows, inF]));
+        a.push(new ort.Tensor('float32', stack.a.subarray(l * R * inF, (l * R + rows) * inF), dims(inF)));
         bt.push(
-          new ort.Tensor('float32', stack.bt.subarray(l * R * outF, (l * R + rows) * outF), [rows, outF]),
+          new ort.Tensor('float32', stack.bt.subarray(l * R * outF, (l * R + rows) * outF), dims(outF)),
         );
       }
       views = { a, bt };
-      stack.views.set(rows, views);
+      stack.views.set(key, views);
     }
     return views;
   }
@@ -232,8 +258,8 @@ interface ModuleStack {
   placed: Map<AdapterLayout, StackEntry>;
   /** Adapters whose Bᵀ rows are not finite: gathered, never stacked. */
   unstackable: WeakSet<AdapterLayout>;
-  /** Zero-copy views per layer, by the number of rows a step reads. */
-  views: Map<number, { a: ort.Tensor[]; bt: ort.Tensor[] }>;
+  /** Zero-copy views per layer, by the rows a step reads and the blocks it sees them as. */
+  views: Map<string, { a: ort.Tensor[]; bt: ort.Tensor[] }>;
 }
 
 /** The lowest first row of `rows` rows that no entry `blocks` overlaps, or −1. */

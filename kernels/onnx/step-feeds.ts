@@ -195,9 +195,35 @@ function packStacked(
     }
     t += s.tokens.length;
   }
-  const rowIds = new BigInt64Array(tokens.length);
-  const columns = new Uint8Array(tokens.length * used);
-  tokens.forEach(({ token, first, rows }, i) => {
+  const names = loraStackNames(m);
+  const blocks = blockedForm(m, placed, stack, used, tokens);
+  const { inFeatures } = stack.shapeOf(m);
+  const { G, S, R } = blocks ?? { G: 0, S: 0, R: 0 };
+  const blockTokens = new BigInt64Array(G * S);
+  const blockValid = new Uint8Array(G * S);
+  if (blocks) {
+    const filled = new Uint32Array(G);
+    for (const { token, first } of tokens) {
+      const g = first / R;
+      const at = g * S + filled[g]++;
+      blockTokens[at] = BigInt(token);
+      blockValid[at] = 1;
+    }
+  }
+  feeds[names.blocked] = new ort.Tensor('bool', new Uint8Array([blocks ? 1 : 0]), []);
+  feeds[names.blockTokens] = new ort.Tensor('int64', blockTokens, [G * S, 1]);
+  feeds[names.blockValid] = new ort.Tensor('bool', blockValid, [G * S, 1]);
+  feeds[names.blockShapes] = new ort.Tensor(
+    'int64',
+    BigInt64Array.from([G, S, inFeatures, G, 1, R].map(BigInt)),
+    [2, 3],
+  );
+  // The masked form's inputs are always there: a group of modules (q/k/v, gate/up) runs blocked
+  // only when each of its modules can.
+  const masked = tokens;
+  const rowIds = new BigInt64Array(masked.length);
+  const columns = new Uint8Array(masked.length * used);
+  masked.forEach(({ token, first, rows }, i) => {
     rowIds[i] = BigInt(token);
     columns.fill(1, i * used + first, i * used + first + rows);
   });
@@ -209,15 +235,48 @@ function packStacked(
       scales.fill(scale, l * used + first, l * used + first + rows);
     }
   }
-  const names = loraStackNames(m);
   feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers, used]);
-  const blocks = stack.blocks(m, used);
+  const views = stack.blocks(m, used);
+  // The blocked form's [G, R, ·] views ([1, U, ·] where it does not run: any shape of the rows will do).
+  const blockViews = stack.blocks(m, used, blocks ? G : 1);
   for (let l = 0; l < numLayers; l++) {
-    feeds[names.a(l)] = blocks.a[l];
-    feeds[names.bt(l)] = blocks.bt[l];
+    feeds[names.a(l)] = views.a[l];
+    feeds[names.bt(l)] = views.bt[l];
+    feeds[names.aBlocks(l)] = blockViews.a[l];
+    feeds[names.btBlocks(l)] = blockViews.bt[l];
   }
-  feeds[names.rows] = new ort.Tensor('int64', rowIds, [tokens.length, 1]);
-  feeds[names.columns] = new ort.Tensor('bool', columns, [tokens.length, used]);
+  feeds[names.rows] = new ort.Tensor('int64', rowIds, [masked.length, 1]);
+  feeds[names.columns] = new ort.Tensor('bool', columns, [masked.length, used]);
+}
+
+/**
+ * The blocked form of module m's stack for this step (llama-graph.ts loraStackNames), when it
+ * applies: every stacked adapter has the same rows R and starts on a multiple of R (adapters of
+ * one rank are placed so: lora-slot-stack.ts), and the N tokens are at least twice the most one
+ * slot has (S, every slot padded to it). Each token then multiplies its own R rows, not all U:
+ * at decode the masked form did U/R times the work.
+ */
+function blockedForm(
+  m: TargetModule,
+  placed: ReadonlyMap<AdapterLayout, number>,
+  stack: LoraSlotStack,
+  used: number,
+  tokens: ReadonlyArray<{ first: number }>,
+): { G: number; S: number; R: number } | null {
+  if (placed.size === 0 || tokens.length === 0) return null;
+  let R = 0;
+  for (const [a, first] of placed) {
+    const rows = stack.rowsOf(a, m);
+    if (R === 0) R = rows;
+    if (rows !== R || first % R !== 0) return null;
+  }
+  const G = used / R;
+  const perSlot = new Uint32Array(G);
+  for (const { first } of tokens) perSlot[first / R]++;
+  const S = Math.max(...perSlot);
+  // Its work is U·S multiply-adds per input feature (padding places included), the masked
+  // form's N·U: worth its few extra ops where that at least halves it.
+  return tokens.length >= 2 * S ? { G, S, R } : null;
 }
 
 /**

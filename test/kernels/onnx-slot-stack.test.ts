@@ -140,21 +140,34 @@ describe('onnx engine stacked slots and gathered rows', () => {
     expect(await prefillAndDecode(small, many)).toBeLessThan(TOLERANCE);
   });
 
-  it('stacks no more single-token adapters than keeps the masked products within 8× the exact ones', async () => {
-    // Twelve rank-4 adapters fit in 256 rows, but k one-token sequences over k adapters would
-    // multiply k tokens by 4k rows against 4k exact: eight join, the rest are gathered.
-    const twelve = Array.from({ length: 12 }, (_, i) => load(makeAdapter(60 + i, 4, TARGET_MODULES), false));
-    const seqs = twelve.map((adapter, i) => ({
-      id: nextSeq++,
-      adapter,
-      token: randomTokens(1, config.vocabSize, 90 + i),
-    }));
-    const plan: StepPlan = {
-      sequences: seqs.map((s) => ref.sequenceStep(s.id, s.token, 0, s.adapter, 'last')),
-    };
-    const expected = await ref.engine.step(plan);
-    expect(maxAbsDiff(await wide.step(plan), expected)).toBeLessThan(TOLERANCE);
-    expect(wide.numStackedAdapters).toBe(8);
-    for (const s of seqs) ref.kv.free(s.id);
+  it('stacks single-token adapters of one rank in the blocked form (each token against its own rows), and of mixed ranks no more than keeps the masked products within 8× the exact ones', async () => {
+    // Twelve rank-4 one-token adapters fit in 256 rows; blocked, each token multiplies only its own
+    // 4 rows, so all twelve join. Masked, k tokens would multiply 4k rows: with ranks 4 and 8
+    // mixed (no blocked form), the six rank-4 ones and two rank-8 ones join (7·32 ≤ 8·32 and
+    // 8·40 ≤ 8·40, then 9·48 > 8·48), and the rest are gathered.
+    for (const [ranks, stacked] of [
+      [[4], 12],
+      [[4, 8], 8],
+    ] as const) {
+      const twelve = Array.from({ length: 12 }, (_, i) =>
+        load(makeAdapter(60 + i + 20 * ranks.length, ranks[i % ranks.length], TARGET_MODULES), false),
+      );
+      const seqs = twelve.map((adapter, i) => ({
+        id: nextSeq++,
+        adapter,
+        token: randomTokens(1, config.vocabSize, 90 + i),
+      }));
+      const plan: StepPlan = {
+        sequences: seqs.map((s) => ref.sequenceStep(s.id, s.token, 0, s.adapter, 'last')),
+      };
+      const expected = await ref.engine.step(plan);
+      expect(maxAbsDiff(await wide.step(plan), expected)).toBeLessThan(TOLERANCE);
+      expect(wide.numStackedAdapters).toBe(stacked);
+      for (const s of seqs) ref.kv.free(s.id);
+      for (const a of twelve) {
+        for (const engine of [small, none, wide]) engine.releaseAdapter(a);
+        ref.pool.free(a.allPages);
+      }
+    }
   });
 });
