@@ -41,6 +41,7 @@ const { values: args } = parseArgs({
     'startup-probe': { type: 'string' },
     'pool-size': { type: 'string', default: '1GiB' },
     'skip-startup': { type: 'boolean', default: false },
+    mixes: { type: 'string', default: 'uniform,mixed' },
   },
 });
 
@@ -202,7 +203,11 @@ async function main(): Promise<void> {
     const rows: Array<Record<string, string | number>> = [];
     const bars: Array<{ label: string; value: number }> = [];
     const notes: string[] = [];
-    for (const mix of ['uniform', 'mixed'] as const) {
+    const mixes = args.mixes.split(',').map((m) => {
+      if (m !== 'uniform' && m !== 'mixed') throw new Error(`--mixes: ${m} is neither uniform nor mixed`);
+      return m;
+    });
+    for (const mix of mixes) {
       let baseline = 0;
       let warmBaseline = 0;
       for (const n of ns) {

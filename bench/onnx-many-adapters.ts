@@ -118,7 +118,7 @@ async function main(): Promise<void> {
     progress(`${mix}: ${BATCH} decode sequences, ${STEPS} steps per case`);
     const { extraBytes, cases: measured } = await measureMix(ranks);
     bounds.push(
-      `${mix}: ${BATCH} distinct adapters add ${(100 * extraBytes).toFixed(0)} % to the weight bytes of a step, so a memory-bound step runs at most ${(100 / (1 + extraBytes)).toFixed(0)} % of the one-adapter rate`,
+      `${mix}: ${BATCH} distinct adapters add ${(100 * extraBytes).toFixed(0)} % to the weight bytes of a step, so a step bound by memory traffic would run at most ${(100 / (1 + extraBytes)).toFixed(0)} % of the one-adapter rate (one thread's step here is bound by its multiply-adds more than by memory: the base Gemms of 32 tokens)`,
     );
     const oneAdapter = measured[1].min;
     for (const { name, min, median } of measured) {

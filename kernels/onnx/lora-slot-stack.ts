@@ -2,10 +2,56 @@ import * as ort from 'onnxruntime-node';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import type { LoraAdapter } from '../../model/lora-adapter.js';
 import { moduleMaxRank } from './lora-segments.js';
 
 /** How much more multiply-adds the masked stack may spend than exact per-adapter products. */
 const MAX_STACK_WASTE = 8;
+
+/**
+ * The fewest rows a block of the blocked form may have: a token's x is copied once per block of
+ * its adapter, and below this the copies and MLAS's per-batch cost outweigh the rows.
+ */
+export const MIN_BLOCK_ROWS = 4;
+
+/** Shapes of zero-copy views kept per module (each is one tensor per layer for A and Bᵀ). */
+const MAX_CACHED_VIEWS = 64;
+
+/**
+ * The rows of the blocked form's blocks for adapters on these rows (each at `first`, `rows` long):
+ * the greatest common divisor of every first row and row count, so that each adapter covers whole
+ * blocks of its own; 0 when that is below MIN_BLOCK_ROWS (or nothing is placed).
+ */
+export function blockRowsOf(placed: Iterable<{ first: number; rows: number }>): number {
+  let d = 0;
+  for (const { first, rows } of placed) d = commonBlockRows(d, first, rows);
+  return d >= MIN_BLOCK_ROWS ? d : 0;
+}
+
+/** Blocks of `d` rows (0: none yet) narrowed to fit one more adapter's rows too. */
+function commonBlockRows(d: number, first: number, rows: number): number {
+  return gcd(gcd(d, rows), first);
+}
+
+function allFinite(values: Float32Array): boolean {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
+}
+
+function gcd(x: number, y: number): number {
+  while (y !== 0) [x, y] = [y, x % y];
+  return x;
+}
+
+/**
+ * Where an adapter of `rows` rows may start: on a multiple of the largest power of two dividing
+ * `rows`, up to 8, so adapters of ranks 8, 16, 32, 64 share blocks of 8 rows (blockRowsOf).
+ */
+function alignmentOf(rows: number): number {
+  let align = 1;
+  while (align < 8 && rows % (align * 2) === 0) align *= 2;
+  return align;
+}
 
 /**
  * The onnx engine's stacked LoRA slots (vLLM's `lora_a_stacked` / `lora_b_stacked`, on the host):
@@ -31,6 +77,12 @@ const MAX_STACK_WASTE = 8;
 export class LoraSlotStack {
   private readonly modules = new Map<TargetModule, ModuleStack>();
   private clock = 0;
+  /**
+   * The modules whose Bᵀ rows were all finite when the adapter's pages were last written
+   * (noteWrite): a copy-in of those skips the scan, and of the others does not copy. An adapter
+   * not noted is scanned as it is copied in.
+   */
+  private readonly finiteWrites = new WeakMap<AdapterLayout, ReadonlySet<TargetModule>>();
 
   constructor(
     private readonly storage: Float32Array,
@@ -53,9 +105,18 @@ export class LoraSlotStack {
     }
   }
 
-  /** A new step's number, for place(): adapters a step places are not evicted for each other. */
-  beginStep(): number {
-    return ++this.clock;
+  /**
+   * A new step's number, for place(): adapters a step places are not evicted for each other, nor
+   * are those `inUse` (the whole plan's, when the engine runs it in parts: step-split.ts).
+   */
+  beginStep(inUse: Iterable<AdapterLayout> = []): number {
+    const step = ++this.clock;
+    for (const a of inUse)
+      for (const stack of this.modules.values()) {
+        const entry = stack.placed.get(a);
+        if (entry) entry.lastStep = step;
+      }
+    return step;
   }
 
   /**
@@ -72,32 +133,34 @@ export class LoraSlotStack {
     const stack = this.modules.get(m)!;
     const placed = new Map<AdapterLayout, number>();
     if (this.capacityRows === 0) return placed;
-    // In the masked form every stacked token multiplies every row up to the highest one a step
-    // uses; in the blocked form (step-feeds.ts blockedForm: adapters of equal rows R, each on a
-    // multiple of R) each slot's tokens, padded to the most any slot has, multiply its R rows.
-    // Exact per-adapter work is Σ tokens × rows: an adapter joins only while the cheaper form
-    // stays within MAX_STACK_WASTE of that (32 decode tokens of distinct adapters would compute
-    // 32× their rows masked, once blocked).
+    // In the masked form every stacked token multiplies every row between the lowest and the
+    // highest a step uses (its window); in the blocked form (step-feeds.ts blockedForm: the rows cut into blocks of B, the
+    // greatest common divisor of every adapter's first row and rows) each block's tokens, padded
+    // to the most any adapter has, multiply its B rows. Exact per-adapter work is Σ tokens × rows:
+    // an adapter joins only while the cheaper form stays within MAX_STACK_WASTE of that (32 decode
+    // tokens of distinct adapters would compute 32× their rows masked, once blocked).
     let tokens = 0;
+    /** The step's window of rows so far: [low, used). */
+    let low = Number.POSITIVE_INFINITY;
     let used = 0;
     let exact = 0;
-    /** The rows every adapter taken so far has, all on multiples of it; −1 once that fails. */
-    let blockRows = 0;
+    /** The blocks the rows taken so far could be cut into (blockRowsOf). */
+    let common = 0;
     let mostTokens = 0;
-    const fitsBlocks = (first: number, rows: number) =>
-      blockRows !== -1 && (blockRows === 0 || rows === blockRows) && first % rows === 0;
+    const blocks = (first: number, rows: number) => commonBlockRows(common, first, rows) >= MIN_BLOCK_ROWS;
     const take = (a: AdapterLayout, first: number, rows: number) => {
       placed.set(a, first);
-      blockRows = fitsBlocks(first, rows) ? rows : -1;
+      common = commonBlockRows(common, first, rows);
       tokens += tokensOf(a);
       mostTokens = Math.max(mostTokens, tokensOf(a));
+      low = Math.min(low, first);
       used = Math.max(used, first + rows);
       exact += tokensOf(a) * rows;
     };
     const withinWaste = (t: number, rows: number, first: number) => {
-      const end = Math.max(used, first + rows);
-      const masked = (tokens + t) * end;
-      const blocked = fitsBlocks(first, rows) ? end * Math.max(mostTokens, t) : Number.POSITIVE_INFINITY;
+      const span = Math.max(used, first + rows) - Math.min(low, first);
+      const masked = (tokens + t) * span;
+      const blocked = blocks(first, rows) ? span * Math.max(mostTokens, t) : Number.POSITIVE_INFINITY;
       return Math.min(masked, blocked) <= MAX_STACK_WASTE * (exact + t * rows);
     };
     for (const a of adapters) {
@@ -114,18 +177,20 @@ export class LoraSlotStack {
       const rows = moduleMaxRank(a, m);
       if (rows === 0 || rows > this.capacityRows) continue;
       const t = tokensOf(a);
-      // The best case (placed at the bottom) already costs too much: gathered instead.
-      if (!withinWaste(t, rows, 0)) continue;
-      // Free rows if they are low enough; else the lowest rows this step's adapters leave, whose
-      // stale occupants go (a stack kept full of finished sequences' adapters would push new
-      // ones high, where the waste bound turns them away).
-      let first = freeRun(stack, rows, this.capacityRows, () => true);
-      if (first < 0 || !withinWaste(t, rows, first)) {
-        first = freeRun(stack, rows, this.capacityRows, (e) => e.lastStep === step);
-        if (first < 0 || !withinWaste(t, rows, first)) continue;
+      // The best case (placed at the window's bottom) already costs too much: gathered instead.
+      if (!withinWaste(t, rows, Number.isFinite(low) ? low : 0)) continue;
+      // The lowest rows this step's adapters leave, whose stale occupants go, unless free rows
+      // would not raise the rows the step reads any higher: every row of a step's window is read
+      // (and multiplied, masked), so a compact stack beats keeping finished sequences' adapters
+      // around (one that comes back costs one copy in).
+      const align = alignmentOf(rows);
+      const free = freeRun(stack, rows, align, this.capacityRows, () => true);
+      const lowest = freeRun(stack, rows, align, this.capacityRows, (e) => e.lastStep === step);
+      const first = free >= 0 && (lowest < 0 || free + rows <= Math.max(used, lowest + rows)) ? free : lowest;
+      if (first < 0 || !withinWaste(t, rows, first)) continue;
+      if (first !== free)
         for (const [victim, e] of stack.placed)
           if (e.first < first + rows && first < e.first + e.rows) stack.placed.delete(victim);
-      }
       if (!this.copyIn(stack, m, a, first, rows)) {
         stack.unstackable.add(a);
         continue;
@@ -148,14 +213,17 @@ export class LoraSlotStack {
   }
 
   /**
-   * Module m's blocks of every layer, cut to their first `rows` rows: A [rows, in], Bᵀ [rows, out];
-   * with `groups`, seen as that many blocks of rows / groups rows, [groups, rows / groups, ·].
+   * Module m's blocks of every layer, cut to rows [from, to): A [to − from, in], Bᵀ [to − from, out];
+   * with `groups`, seen as that many blocks of (to − from) / groups rows, [groups, ·, ·].
    */
-  blocks(m: TargetModule, rows: number, groups?: number): { a: ort.Tensor[]; bt: ort.Tensor[] } {
+  blocks(m: TargetModule, from: number, to: number, groups?: number): { a: ort.Tensor[]; bt: ort.Tensor[] } {
     const stack = this.modules.get(m)!;
-    const key = `${rows}/${groups ?? '-'}`;
+    const key = `${from}:${to}/${groups ?? '-'}`;
     let views = stack.views.get(key);
     if (!views) {
+      // Steps vary the rows they read and their blocks: keep the recent shapes, not every one seen.
+      if (stack.views.size >= MAX_CACHED_VIEWS) stack.views.clear();
+      const rows = to - from;
       const dims = (features: number) =>
         groups === undefined ? [rows, features] : [groups, rows / groups, features];
       const { inFeatures: inF, outFeatures: outF } = stack;
@@ -163,10 +231,9 @@ export class LoraSlotStack {
       const a: ort.Tensor[] = [];
       const bt: ort.Tensor[] = [];
       for (let l = 0; l < this.config.numLayers; l++) {
-        a.push(new ort.Tensor('float32', stack.a.subarray(l * R * inF, (l * R + rows) * inF), dims(inF)));
-        bt.push(
-          new ort.Tensor('float32', stack.bt.subarray(l * R * outF, (l * R + rows) * outF), dims(outF)),
-        );
+        const [first, end] = [l * R + from, l * R + to];
+        a.push(new ort.Tensor('float32', stack.a.subarray(first * inF, end * inF), dims(inF)));
+        bt.push(new ort.Tensor('float32', stack.bt.subarray(first * outF, end * outF), dims(outF)));
       }
       views = { a, bt };
       stack.views.set(key, views);
@@ -176,7 +243,23 @@ export class LoraSlotStack {
 
   /** Drops an adapter whose pages are released or rewritten: its next step copies it in again. */
   forget(a: AdapterLayout): void {
-    for (const stack of this.modules.values()) stack.placed.delete(a);
+    this.finiteWrites.delete(a);
+    for (const stack of this.modules.values()) {
+      stack.placed.delete(a);
+      stack.unstackable.delete(a);
+    }
+  }
+
+  /**
+   * An adapter's pages were (re)written with `adapter`: forgets what was stacked, and notes which
+   * modules' Bᵀ rows are all finite, scanned once here rather than at every copy-in.
+   */
+  noteWrite(a: AdapterLayout, adapter: LoraAdapter): void {
+    this.forget(a);
+    const finite = new Set<TargetModule>();
+    for (const m of TARGET_MODULES)
+      if (adapter.layers.every((layer) => !layer[m] || allFinite(layer[m]!.b))) finite.add(m);
+    this.finiteWrites.set(a, finite);
   }
 
   /** Adapters stacked in at least one module. */
@@ -198,6 +281,8 @@ export class LoraSlotStack {
     first: number,
     rows: number,
   ): boolean {
+    const noted = this.finiteWrites.get(a);
+    if (noted && !noted.has(m)) return false;
     const ps = this.config.hiddenSize;
     const R = this.capacityRows;
     const { inFeatures: inF, outFeatures: outF } = stack;
@@ -213,6 +298,7 @@ export class LoraSlotStack {
         this.copyRow(aRows, r * inF, inF, placed.aPages, r * placed.pagesPerRowA, ps);
         this.copyRow(btRows, r * outF, outF, placed.bPages, r * placed.pagesPerRowB, ps);
       }
+      if (noted) continue;
       for (let i = 0; i < rank * outF; i++) {
         if (!Number.isFinite(btRows[i])) {
           // Never leave a non-finite row behind: a later step may read it under another adapter.
@@ -262,18 +348,20 @@ interface ModuleStack {
   views: Map<string, { a: ort.Tensor[]; bt: ort.Tensor[] }>;
 }
 
-/** The lowest first row of `rows` rows that no entry `blocks` overlaps, or −1. */
+/** The lowest first row, a multiple of `align`, of `rows` rows that no entry `blocks` overlaps, or −1. */
 function freeRun(
   stack: ModuleStack,
   rows: number,
+  align: number,
   capacity: number,
   blocks: (entry: StackEntry) => boolean,
 ): number {
   const taken = [...stack.placed.values()].filter(blocks).sort((x, y) => x.first - y.first);
+  const aligned = (row: number) => Math.ceil(row / align) * align;
   let start = 0;
   for (const t of taken) {
     if (t.first - start >= rows) return start;
-    start = Math.max(start, t.first + t.rows);
+    start = aligned(Math.max(start, t.first + t.rows));
   }
   return capacity - start >= rows ? start : -1;
 }

@@ -40,8 +40,12 @@ import {
 } from './weight-cache.js';
 import { isQuantized, type WeightFormat } from './weight-quantization.js';
 
-/** Stacked slot rows per module and layer: sixteen rank-16 adapters. */
-export const DEFAULT_STACK_ROWS = 256;
+/**
+ * Stacked slot rows per module and layer: 32 sequences of distinct adapters of mean rank 32 (the
+ * trace's mixed ranks 8–64). Memory is touched only as rows are used, and placement keeps the
+ * used rows low (lora-slot-stack.ts).
+ */
+export const DEFAULT_STACK_ROWS = 1024;
 
 export interface OnnxEngineOptions {
   /** onnxruntime's intra-op threads; default: every core. */
@@ -253,12 +257,14 @@ export class OnnxEngine implements Engine {
   async step(plan: StepPlan): Promise<Float32Array> {
     if (this.closed) throw new Error('onnx engine is closed');
     const parts = splitPlan(plan, this.maxChunkTokens);
+    // One stack step for every part: a part's new adapters do not take the rows of another's.
+    const stackStep = this.stack.beginStep(plan.sequences.flatMap((s) => (s.adapter ? [s.adapter] : [])));
     const isWhole = parts.length === 1 && parts[0].origin.every((o, i) => o === i);
-    if (isWhole) return this.run(plan);
+    if (isWhole) return this.run(plan, stackStep);
     const vocab = this.config.vocabSize;
     const rowsOf = plan.sequences.map((): Float32Array[] => []);
     for (const part of parts) {
-      const logits = await this.run(part.plan);
+      const logits = await this.run(part.plan, stackStep);
       let row = 0;
       part.plan.sequences.forEach((s, i) => {
         const n = sequenceLogitRows(s);
@@ -277,7 +283,7 @@ export class OnnxEngine implements Engine {
     return out;
   }
 
-  private async run(plan: StepPlan): Promise<Float32Array> {
+  private async run(plan: StepPlan, stackStep: number): Promise<Float32Array> {
     const vocab = this.config.vocabSize;
     if (plan.sequences.every((s) => s.tokens.length === 0)) return new Float32Array(0);
     const packed = packStep(
@@ -288,6 +294,7 @@ export class OnnxEngine implements Engine {
       this.stack,
       this.fixedLoraModules,
       this.padLoraRankTo,
+      stackStep,
     );
     const session = await this.session(packed.loraModules);
     // Each graph variant declares only the pool views its LoRA modules read.
@@ -301,7 +308,7 @@ export class OnnxEngine implements Engine {
   }
 
   writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
-    this.stack.forget(layout);
+    this.stack.noteWrite(layout, adapter);
     writeAdapterRows(this.storage, this.pool.pageSize, layout, adapter);
   }
 
@@ -312,6 +319,11 @@ export class OnnxEngine implements Engine {
   /** Adapters in the stacked slots now (copied from their pages, read in place by the steps). */
   get numStackedAdapters(): number {
     return this.stack.numStacked;
+  }
+
+  /** The modules in whose stacked slots the adapter is now (the others gather it, or it lacks them). */
+  stackedModulesOf(layout: AdapterLayout): TargetModule[] {
+    return TARGET_MODULES.filter((m) => this.stack.rowsOf(layout, m) > 0);
   }
 
   async close(): Promise<void> {

@@ -6,7 +6,7 @@ import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llam
 import { logitTokenIndices, type StepPlan } from '../engine.js';
 import { loraRowReads, loraStackNames, MASKED, STEP_INPUTS } from './llama-graph.js';
 import { moduleMaxRank, packSegments } from './lora-segments.js';
-import type { LoraSlotStack } from './lora-slot-stack.js';
+import { blockRowsOf, type LoraSlotStack } from './lora-slot-stack.js';
 
 /**
  * Packs a StepPlan into the step graph's per-run inputs (llama-graph.ts): tokens flat, attention
@@ -37,6 +37,8 @@ export function packStep(
   stack: LoraSlotStack,
   loraModules?: readonly TargetModule[],
   padRankTo?: number,
+  /** The stack's step (LoraSlotStack.beginStep) when the plan is a part of one; else a new one. */
+  stackStep?: number,
 ): PackedStep {
   const seqs = plan.sequences;
   const B = seqs.length;
@@ -107,7 +109,7 @@ export function packStep(
     [STEP_INPUTS.attnMask]: new ort.Tensor('float32', mask, [B, 1, 1, S, C]),
     [STEP_INPUTS.logitRows]: new ort.Tensor('int64', BigInt64Array.from(rows, BigInt), [rows.length]),
   };
-  const active = packLora(plan, config, feeds, stack, loraModules, padRankTo);
+  const active = packLora(plan, config, feeds, stack, loraModules, padRankTo, stackStep ?? stack.beginStep());
   return { feeds, loraModules: active, numTokens: T, numLogitRows };
 }
 
@@ -124,6 +126,7 @@ function packLora(
   stack: LoraSlotStack,
   fixedModules: readonly TargetModule[] | undefined,
   padRankTo: number | undefined,
+  step: number,
 ): TargetModule[] {
   const tokenCount = new Map<AdapterLayout, number>();
   for (const s of plan.sequences)
@@ -132,7 +135,6 @@ function packLora(
   const active: TargetModule[] = [];
   const L = config.numLayers;
   const pageSize = config.hiddenSize;
-  const step = stack.beginStep();
   for (const m of TARGET_MODULES) {
     const ranks = new Map(adapters.map((a) => [a, moduleMaxRank(a, m)]));
     const work = (a: AdapterLayout) => tokenCount.get(a)! * ranks.get(a)!;
@@ -183,31 +185,39 @@ function packStacked(
   numLayers: number,
   feeds: Record<string, ort.Tensor>,
 ): void {
+  // The rows the step reads, [low, used): its stacked adapters' window of the stack.
+  let low = Number.POSITIVE_INFINITY;
   let used = 0;
-  for (const [a, first] of placed) used = Math.max(used, first + stack.rowsOf(a, m));
+  for (const [a, first] of placed) {
+    low = Math.min(low, first);
+    used = Math.max(used, first + stack.rowsOf(a, m));
+  }
+  if (placed.size === 0) low = 0;
   const tokens: Array<{ token: number; first: number; rows: number }> = [];
   let t = 0;
   for (const s of plan.sequences) {
     const first = s.adapter ? placed.get(s.adapter) : undefined;
     if (first !== undefined) {
       const rows = stack.rowsOf(s.adapter!, m);
-      for (let j = 0; j < s.tokens.length; j++) tokens.push({ token: t + j, first, rows });
+      for (let j = 0; j < s.tokens.length; j++) tokens.push({ token: t + j, first: first - low, rows });
     }
     t += s.tokens.length;
   }
+  const U = used - low;
   const names = loraStackNames(m);
-  const blocks = blockedForm(m, placed, stack, used, tokens);
+  const blocks = blockedForm(m, placed, stack, low, U, tokens);
   const { inFeatures } = stack.shapeOf(m);
   const { G, S, R } = blocks ?? { G: 0, S: 0, R: 0 };
   const blockTokens = new BigInt64Array(G * S);
   const blockValid = new Uint8Array(G * S);
   if (blocks) {
     const filled = new Uint32Array(G);
-    for (const { token, first } of tokens) {
-      const g = first / R;
-      const at = g * S + filled[g]++;
-      blockTokens[at] = BigInt(token);
-      blockValid[at] = 1;
+    for (const { token, first, rows } of tokens) {
+      for (let g = first / R; g < (first + rows) / R; g++) {
+        const at = g * S + filled[g]++;
+        blockTokens[at] = BigInt(token);
+        blockValid[at] = 1;
+      }
     }
   }
   feeds[names.blocked] = new ort.Tensor('bool', new Uint8Array([blocks ? 1 : 0]), []);
@@ -222,23 +232,23 @@ function packStacked(
   // only when each of its modules can.
   const masked = tokens;
   const rowIds = new BigInt64Array(masked.length);
-  const columns = new Uint8Array(masked.length * used);
+  const columns = new Uint8Array(masked.length * U);
   masked.forEach(({ token, first, rows }, i) => {
     rowIds[i] = BigInt(token);
-    columns.fill(1, i * used + first, i * used + first + rows);
+    columns.fill(1, i * U + first, i * U + first + rows);
   });
-  const scales = new Float32Array(numLayers * used);
-  for (const [a, first] of placed) {
-    const rows = stack.rowsOf(a, m);
+  const scales = new Float32Array(numLayers * U);
+  for (const [a, at] of placed) {
+    const [first, rows] = [at - low, stack.rowsOf(a, m)];
     for (let l = 0; l < numLayers; l++) {
       const scale = a.modules[l]?.[m]?.scale ?? 0;
-      scales.fill(scale, l * used + first, l * used + first + rows);
+      scales.fill(scale, l * U + first, l * U + first + rows);
     }
   }
-  feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers, used]);
-  const views = stack.blocks(m, used);
+  feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers, U]);
+  const views = stack.blocks(m, low, used);
   // The blocked form's [G, R, ·] views ([1, U, ·] where it does not run: any shape of the rows will do).
-  const blockViews = stack.blocks(m, used, blocks ? G : 1);
+  const blockViews = stack.blocks(m, low, used, blocks ? G : 1);
   for (let l = 0; l < numLayers; l++) {
     feeds[names.a(l)] = views.a[l];
     feeds[names.bt(l)] = views.bt[l];
@@ -246,34 +256,32 @@ function packStacked(
     feeds[names.btBlocks(l)] = blockViews.bt[l];
   }
   feeds[names.rows] = new ort.Tensor('int64', rowIds, [masked.length, 1]);
-  feeds[names.columns] = new ort.Tensor('bool', columns, [masked.length, used]);
+  feeds[names.columns] = new ort.Tensor('bool', columns, [masked.length, U]);
 }
 
 /**
  * The blocked form of module m's stack for this step (llama-graph.ts loraStackNames), when it
- * applies: every stacked adapter has the same rows R and starts on a multiple of R (adapters of
- * one rank are placed so: lora-slot-stack.ts), and the N tokens are at least twice the most one
- * slot has (S, every slot padded to it). Each token then multiplies its own R rows, not all U:
- * at decode the masked form did U/R times the work.
+ * applies: the rows the step reads cut into G blocks of R (blockRowsOf: every stacked adapter
+ * covers whole blocks of its own, so ranks 8 to 64 share blocks of 8), and the N tokens are at
+ * least twice the most one adapter has (S, every block padded to it). Each token then multiplies
+ * its own adapter's rows, block by block (its partial expansions summed by the scatter), not all
+ * U rows: at decode the masked form did U/rank times the work.
  */
 function blockedForm(
   m: TargetModule,
   placed: ReadonlyMap<AdapterLayout, number>,
   stack: LoraSlotStack,
-  used: number,
+  low: number,
+  U: number,
   tokens: ReadonlyArray<{ first: number }>,
 ): { G: number; S: number; R: number } | null {
   if (placed.size === 0 || tokens.length === 0) return null;
-  let R = 0;
-  for (const [a, first] of placed) {
-    const rows = stack.rowsOf(a, m);
-    if (R === 0) R = rows;
-    if (rows !== R || first % R !== 0) return null;
-  }
-  const G = used / R;
-  const perSlot = new Uint32Array(G);
-  for (const { first } of tokens) perSlot[first / R]++;
-  const S = Math.max(...perSlot);
+  const R = blockRowsOf([...placed].map(([a, first]) => ({ first: first - low, rows: stack.rowsOf(a, m) })));
+  if (R === 0) return null;
+  const G = U / R;
+  const perBlock = new Uint32Array(G);
+  for (const { first } of tokens) perBlock[first / R]++;
+  const S = Math.max(...perBlock);
   // Its work is U·S multiply-adds per input feature (padding places included), the masked
   // form's N·U: worth its few extra ops where that at least halves it.
   return tokens.length >= 2 * S ? { G, S, R } : null;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LoraSlotStack } from '../../kernels/onnx/lora-slot-stack.js';
+import { blockRowsOf, LoraSlotStack } from '../../kernels/onnx/lora-slot-stack.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
@@ -26,29 +26,47 @@ function adapterOfRank(rank: number, seed: number): AdapterLayout {
 }
 
 describe('LoraSlotStack placement', () => {
-  it('moves a stacked adapter down when, alone, its rows high in the stack break the bound', () => {
+  it("reads only a step's window of rows: an adapter alone high in the stack stays, and a new one goes low, evicting stale rows, rather than widen the window", () => {
     const stack = new LoraSlotStack(storage, config, 64);
     const big = adapterOfRank(32, 1);
     const high = adapterOfRank(4, 2);
     expect([...stack.place('q_proj', [big], stack.beginStep(), one)]).toEqual([[big, 0]]);
-    // One token each: high lands above big, within the bound (2 tokens × 36 rows ≤ 8 × 36).
     expect(stack.place('q_proj', [big, high], stack.beginStep(), one).get(high)).toBe(32);
-    // Alone, one token would read 36 rows for 4 of its own: high moves to the bottom, big goes.
-    expect(stack.place('q_proj', [high], stack.beginStep(), one).get(high)).toBe(0);
+    // Alone, high's window is its own 4 rows: it stays, and big stays stacked.
+    expect(stack.place('q_proj', [high], stack.beginStep(), one).get(high)).toBe(32);
+    expect(stack.rowsOf(big, 'q_proj')).toBe(32);
+    // Free rows 36–39 would widen the window to 32–40; big's stale rows 0–3 keep it at 0–36.
+    const fresh = adapterOfRank(4, 5);
+    const placed = stack.place('q_proj', [high, fresh], stack.beginStep(), one);
+    expect(placed.get(fresh)).toBe(0);
     expect(stack.rowsOf(big, 'q_proj')).toBe(0);
   });
 
-  it("gathers a stacked adapter for a step whose long prompt would multiply the step's other rows", () => {
+  it("gathers a stacked adapter whose rows would widen a step's window past the bound", () => {
     const stack = new LoraSlotStack(storage, config, 128);
     const big = adapterOfRank(64, 3);
     const small = adapterOfRank(4, 4);
     stack.place('q_proj', [big, small], stack.beginStep(), one);
     expect(stack.rowsOf(small, 'q_proj')).toBe(4);
-    // 20 tokens of small with big's one: 21 × 68 rows against 8 × (64 + 80) — small is gathered.
+    // 20 tokens of small, then big's one: the window 0–68 would multiply 21 tokens by 68 rows
+    // (masked) or pad big's blocks to 20 places (blocked), against 8 × (80 + 64): big is gathered.
     const tokens = (a: AdapterLayout) => (a === small ? 20 : 1);
     const placed = stack.place('q_proj', [small, big], stack.beginStep(), tokens);
-    expect(placed.has(small)).toBe(false);
-    expect(placed.get(big)).toBe(0);
+    expect(placed.get(small)).toBe(64);
+    expect(placed.has(big)).toBe(false);
+  });
+
+  it('protects the adapters a step names when it begins (a plan run in parts)', () => {
+    const stack = new LoraSlotStack(storage, config, 8);
+    const first = adapterOfRank(4, 6);
+    const second = adapterOfRank(8, 7);
+    stack.place('q_proj', [first], stack.beginStep(), one);
+    // One step in two parts: the second part's adapter may not evict the first part's.
+    const step = stack.beginStep([first, second]);
+    expect(stack.place('q_proj', [second], step, one).has(second)).toBe(false);
+    expect(stack.rowsOf(first, 'q_proj')).toBe(4);
+    // A later step that does not name `first` lets its rows go.
+    expect(stack.place('q_proj', [second], stack.beginStep(), one).get(second)).toBe(0);
   });
 
   it('puts a new adapter on the lowest rows the step leaves, evicting the stale adapters there', () => {
@@ -62,5 +80,32 @@ describe('LoraSlotStack placement', () => {
     expect(stack.rowsOf(stale[0], 'q_proj')).toBe(0);
     expect(stack.rowsOf(stale[1], 'q_proj')).toBe(4);
     expect(stack.numStacked).toBe(8);
+  });
+
+  it('starts adapters of ranks 8 to 64 on multiples of 8, so their rows cut into shared blocks of 8', () => {
+    const stack = new LoraSlotStack(storage, config, 256);
+    const ranks = [8, 16, 8, 32, 64];
+    const adapters = ranks.map((r, i) => adapterOfRank(r, 30 + i));
+    const placed = stack.place('q_proj', adapters, stack.beginStep(), one);
+    expect(adapters.map((a) => placed.get(a))).toEqual([0, 8, 24, 32, 64]);
+    expect(blockRowsOf(adapters.map((a, i) => ({ first: placed.get(a)!, rows: ranks[i] })))).toBe(8);
+    // A rank-12 adapter starts on a multiple of 4 and narrows the blocks to 4 rows; one of rank 6
+    // (on a multiple of 2) leaves no block of at least 4.
+    const twelve = adapterOfRank(12, 40);
+    const at = stack.place('q_proj', [...adapters, twelve], stack.beginStep(), one).get(twelve)!;
+    expect(at).toBe(128);
+    expect(
+      blockRowsOf([
+        { first: 0, rows: 8 },
+        { first: at, rows: 12 },
+      ]),
+    ).toBe(4);
+    expect(
+      blockRowsOf([
+        { first: 0, rows: 8 },
+        { first: 8, rows: 6 },
+      ]),
+    ).toBe(0);
+    expect(blockRowsOf([])).toBe(0);
   });
 });

@@ -102,23 +102,31 @@ describe('onnx engine stacked slots and gathered rows', () => {
     const fresh = await OnnxEngine.create(weights, ref.pool, { threads: 1, stackRows: 12 });
     try {
       const into = (adapter: LoraAdapter) => ref.loadInto([fresh], adapter);
-      const [d, e] = [0, 1].map((i) => into(makeAdapter(40 + i, 4, TARGET_MODULES)));
-      const [a, b] = [0, 1].map((i) => into(makeAdapter(20 + i, 8, TARGET_MODULES)));
+      const twin = makeAdapter(40, 4, TARGET_MODULES);
+      const [d, d2] = [twin, { ...twin, name: 'twin' }].map(into);
+      const a = into(makeAdapter(41, 4, TARGET_MODULES));
+      const b = into(makeAdapter(20, 8, TARGET_MODULES));
       const tokens = randomTokens(4, config.vocabSize, 77);
-      const logitsOf = async (adapter: AdapterLayout) => {
-        const id = nextSeq++;
-        const out = await fresh.step({ sequences: [ref.sequenceStep(id, tokens, 0, adapter, 'all')] });
-        ref.kv.free(id);
+      /** The logits of `target`'s sequence in a step of two sequences, in this order. */
+      const logitsOf = async (first: AdapterLayout, second: AdapterLayout, target: AdapterLayout) => {
+        const ids = [nextSeq++, nextSeq++];
+        const out = await fresh.step({
+          sequences: [first, second].map((adapter, i) =>
+            ref.sequenceStep(ids[i], tokens, 0, adapter, adapter === target ? 'last' : 'none'),
+          ),
+        });
+        for (const id of ids) ref.kv.free(id);
         return Float32Array.from(out);
       };
-      // Twelve rows: d takes 0–3 and a 4–11; b finds no free rows and takes 0–7, evicting both;
-      // e takes the free 8–11; a comes back on b's rows 0–7.
-      await logitsOf(d);
-      const first = await logitsOf(a);
-      await logitsOf(b);
-      await logitsOf(e);
-      expect(fresh.numStackedAdapters).toBe(2);
-      expect(await logitsOf(a)).toEqual(first);
+      // Twelve rows: d takes 0–3 and a 4–7; b (rank 8) takes the lowest rows the step leaves,
+      // 0–7, evicting both; then a goes first, onto 0–3 (b's stale rows), and d2 (d's weights
+      // under another name) onto 4–7.
+      const before = await logitsOf(d, a, a);
+      const alone = await fresh.step({ sequences: [ref.sequenceStep(nextSeq, tokens, 0, b, 'last')] });
+      ref.kv.free(nextSeq++);
+      expect(alone.length).toBe(config.vocabSize);
+      expect(fresh.numStackedAdapters).toBe(1);
+      expect(await logitsOf(a, d2, a)).toEqual(before);
       expect(fresh.numStackedAdapters).toBe(2);
     } finally {
       await fresh.close();
@@ -133,6 +141,34 @@ describe('onnx engine stacked slots and gathered rows', () => {
     expect(await prefillAndDecode(small, [layout])).toBeLessThan(TOLERANCE);
   });
 
+  it('gathers an adapter whose Bᵀ holds a NaN, and stacks it once an in-place update makes it finite', async () => {
+    const poisoned = makeAdapter(50, 4, TARGET_MODULES);
+    poisoned.layers[1].up_proj!.b[3] = Number.NaN;
+    const layout = load(poisoned, false);
+    const tokens = randomTokens(3, config.vocabSize, 61);
+    const stepOnce = async () => {
+      const id = nextSeq++;
+      const out = await wide.step({ sequences: [ref.sequenceStep(id, tokens, 0, layout, 'last')] });
+      ref.kv.free(id);
+      return out;
+    };
+    const before = wide.numStackedAdapters;
+    expect((await stepOnce()).some((v) => Number.isNaN(v))).toBe(true);
+    // Stacked on the modules whose rows are finite, gathered on up_proj: counted once.
+    expect(wide.numStackedAdapters).toBe(before + 1);
+    expect(wide.stackedModulesOf(layout)).toEqual(TARGET_MODULES.filter((m) => m !== 'up_proj'));
+    const healthy = makeAdapter(51, 4, TARGET_MODULES);
+    for (const engine of [ref.engine, small, none, wide]) engine.writeAdapter(layout, healthy);
+    const id = nextSeq++;
+    const plan: StepPlan = { sequences: [ref.sequenceStep(id, tokens, 0, layout, 'last')] };
+    const expected = await ref.engine.step(plan);
+    expect(maxAbsDiff(await wide.step(plan), expected)).toBeLessThan(TOLERANCE);
+    ref.kv.free(id);
+    expect(wide.stackedModulesOf(layout)).toEqual([...TARGET_MODULES]);
+    for (const engine of [small, none, wide]) engine.releaseAdapter(layout);
+    ref.pool.free(layout.allPages);
+  });
+
   it('gathers the adapters past the stack when a batch has more than it holds', async () => {
     const many = Array.from({ length: 10 }, (_, i) =>
       load(makeAdapter(10 + i, 2 + (i % 3), TARGET_MODULES), i % 2 === 0),
@@ -140,17 +176,22 @@ describe('onnx engine stacked slots and gathered rows', () => {
     expect(await prefillAndDecode(small, many)).toBeLessThan(TOLERANCE);
   });
 
-  it('stacks single-token adapters of one rank in the blocked form (each token against its own rows), and of mixed ranks no more than keeps the masked products within 8× the exact ones', async () => {
-    // Twelve rank-4 one-token adapters fit in 256 rows; blocked, each token multiplies only its own
-    // 4 rows, so all twelve join. Masked, k tokens would multiply 4k rows: with ranks 4 and 8
-    // mixed (no blocked form), the six rank-4 ones and two rank-8 ones join (7·32 ≤ 8·32 and
-    // 8·40 ≤ 8·40, then 9·48 > 8·48), and the rest are gathered.
+  it('stacks single-token adapters in the blocked form (each token against its own rows, in blocks its ranks share), and where their ranks share no block of 4 rows no more than keeps the masked products within 8× the exact ones', async () => {
+    // Twelve one-token adapters of ranks 4, or 4 and 8, fit in 256 rows; blocked (blocks of 4),
+    // each token multiplies only its own rows, so all twelve join. Ranks 3 and 4 share no block
+    // of 4 rows: masked, k tokens multiply every row up to the highest, so the six rank-3 ones
+    // (rows 0–17) and one rank-4 one (rows 20–23: 7·24 ≤ 8·22) join, then 8·28 > 8·26, and the
+    // rest are gathered.
     for (const [ranks, stacked] of [
       [[4], 12],
-      [[4, 8], 8],
+      [[4, 8], 12],
+      [[3, 4], 7],
     ] as const) {
       const twelve = Array.from({ length: 12 }, (_, i) =>
-        load(makeAdapter(60 + i + 20 * ranks.length, ranks[i % ranks.length], TARGET_MODULES), false),
+        load(
+          makeAdapter(60 + i + 20 * (ranks[0] + ranks.length), ranks[i % ranks.length], TARGET_MODULES),
+          false,
+        ),
       );
       const seqs = twelve.map((adapter, i) => ({
         id: nextSeq++,
