@@ -138,11 +138,13 @@ function packLora(
   for (const m of TARGET_MODULES) {
     const ranks = new Map(adapters.map((a) => [a, moduleMaxRank(a, m)]));
     const work = (a: AdapterLayout) => tokenCount.get(a)! * ranks.get(a)!;
-    // Most tokens first, then the smallest rank: under contention the stack's rows then hold more
-    // adapters, each of which saves a gathered segment (its rows copied, plus a chunk's overhead).
+    // Fewest tokens first, then the smallest rank: a gathered segment copies its adapter's rows,
+    // which a prompt's many tokens share and a decode token would pay alone; and in the blocked
+    // form every block is padded to the most tokens an adapter has, so a prompt taken first would
+    // turn the step's decode tokens away. Under contention the stack's rows then hold more adapters.
     const users = adapters
       .filter((a) => work(a) > 0)
-      .sort((x, y) => tokenCount.get(y)! - tokenCount.get(x)! || ranks.get(x)! - ranks.get(y)!);
+      .sort((x, y) => tokenCount.get(x)! - tokenCount.get(y)! || ranks.get(x)! - ranks.get(y)!);
     const wanted = fixedModules ? fixedModules.includes(m) : users.length > 0;
     if (!wanted && users.length > 0)
       throw new Error(`the step graph has no LoRA on ${m}, which an adapter targets`);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StepPlan } from '../../kernels/engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
+import { splitPlan } from '../../kernels/onnx/step-split.js';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
@@ -130,6 +131,34 @@ describe('onnx engine stacked slots and gathered rows', () => {
       expect(fresh.numStackedAdapters).toBe(2);
     } finally {
       await fresh.close();
+    }
+  });
+
+  it("stacks a step's one-token adapters before a prompt's adapter, which is gathered (in the blocked form every block is padded to the prompt's tokens)", async () => {
+    // 30 one-token rank-4 adapters take 120 rows blocked, one product each; a 12-token prompt on
+    // top would pad every block to 12 places (124 · 12 > 8 · (120 + 48)), so it is gathered.
+    // Taken first, the prompt would have left room for only 21 of them.
+    const decoders = Array.from({ length: 30 }, (_, i) =>
+      load(makeAdapter(200 + i, 4, TARGET_MODULES), i % 2 === 0),
+    );
+    const prompt = load(makeAdapter(240, 4, TARGET_MODULES), false);
+    const seqs = [prompt, ...decoders].map((adapter, i) => ({
+      id: nextSeq++,
+      adapter,
+      tokens: randomTokens(i === 0 ? 12 : 1, config.vocabSize, 400 + i),
+    }));
+    const plan: StepPlan = {
+      sequences: seqs.map((s) => ref.sequenceStep(s.id, s.tokens, 0, s.adapter, 'last')),
+    };
+    expect(splitPlan(plan, 512)).toHaveLength(1);
+    const expected = await ref.engine.step(plan);
+    expect(maxAbsDiff(await wide.step(plan), expected)).toBeLessThan(TOLERANCE);
+    expect(wide.numStackedAdapters).toBe(30);
+    expect(wide.stackedModulesOf(prompt)).toEqual([]);
+    for (const s of seqs) ref.kv.free(s.id);
+    for (const a of [prompt, ...decoders]) {
+      for (const engine of [small, none, wide]) engine.releaseAdapter(a);
+      ref.pool.free(a.allPages);
     }
   });
 

@@ -40,6 +40,18 @@ describe('splitPlan', () => {
     expect(parts.flatMap((p) => p.origin).sort((a, b) => a - b)).toEqual(plan.sequences.map((_, i) => i));
   });
 
+  it('keeps a short prompt with many decodes in one run while their padded attention is small', () => {
+    const decodes = (startPos: number) => Array.from({ length: 31 }, (_, i) => seq(i + 2, 1, startPos));
+    // 24-token prompt beside 31 decodes 40 tokens in: 713 padding rows × 64 slots ≤ PADDING_BUDGET.
+    expect(splitPlan({ sequences: [seq(1, 24), ...decodes(40)] }, 512)).toHaveLength(1);
+    // The same 4,000 tokens in: 713 rows × 4,024 slots is past it, so the prompt runs apart.
+    const long = splitPlan({ sequences: [seq(1, 24), ...decodes(4000)] }, 512);
+    expect(long.length).toBeGreaterThan(1);
+    expect(long.flatMap((p) => p.origin).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 32 }, (_, i) => i),
+    );
+  });
+
   it('chunks a long prompt into rounds, logits only where the plan wants them', () => {
     const parts = splitPlan({ sequences: [seq(1, 7, 2, 'last'), seq(2, 5, 0, 'all')] }, 3);
     const chunks = parts.flatMap((p) =>
