@@ -5,9 +5,10 @@
  * interleaved, and each is timed in CPU time of this process (one onnxruntime thread), which
  * other load on a shared machine disturbs far less than wall time; min and median are kept.
  *
- *   npx tsx bench/onnx-many-adapters.ts [--steps 40] [--batch 32] [--model default|tinyllama]
+ *   npx tsx bench/onnx-many-adapters.ts [--steps 40] [--batch 32] [--model default|tinyllama] [--threads 1]
  *
- * --model tinyllama writes onnx-many-adapters-tinyllama.* (steps of seconds on 2 cores: --steps 8).
+ * --model tinyllama writes onnx-many-adapters-tinyllama.* (steps of seconds on 2 cores: --steps 8);
+ * --threads N (onnxruntime's intra-op threads; CPU time then counts every thread) adds -threadsN.
  */
 import { parseArgs } from 'node:util';
 import type { SequenceStep } from '../kernels/engine.js';
@@ -25,8 +26,10 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '40' },
     batch: { type: 'string', default: '32' },
     model: { type: 'string', default: 'default' },
+    threads: { type: 'string', default: '1' },
   },
 });
+const THREADS = Number(args.threads);
 const STEPS = Number(args.steps);
 const BATCH = Number(args.batch);
 const PROMPT = 16;
@@ -56,7 +59,7 @@ async function measureMix(ranks: readonly number[]) {
     1 + adapterPages + 3 * BATCH * blocksPerSequence * layout.pagesPerBlock,
     config.hiddenSize,
   );
-  const engine = await OnnxEngine.create(weights, pool, { threads: 1 });
+  const engine = await OnnxEngine.create(weights, pool, { threads: THREADS });
   const kv = new KvCache(pool, layout);
   const layouts: AdapterLayout[] = adapters.map((a) => {
     const placed = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
@@ -133,19 +136,19 @@ async function main(): Promise<void> {
     }
   }
   const files = writeBenchReport({
-    name: args.model === 'tinyllama' ? 'onnx-many-adapters-tinyllama' : 'onnx-many-adapters',
+    name: `${args.model === 'tinyllama' ? 'onnx-many-adapters-tinyllama' : 'onnx-many-adapters'}${THREADS === 1 ? '' : `-threads${THREADS}`}`,
     title: 'onnx engine: a decode step with many distinct adapters',
     context: {
       ...machineContext(),
       model: `synthetic (hidden ${SPEC.hiddenSize}, ${SPEC.numLayers} layers)`,
-      threads: 1,
+      threads: THREADS,
       sequences: BATCH,
       steps: STEPS,
     },
     rows,
     chart: { unit: 'CPU ms per decode step (min)', bars },
     notes: [
-      'CPU time of the process per step (user + system), one onnxruntime thread; the three cases interleaved step by step.',
+      `CPU time of the process per step (user + system), ${THREADS === 1 ? 'one onnxruntime thread' : `${THREADS} onnxruntime threads (CPU time of all of them)`}; the three cases interleaved step by step.`,
       "vs one adapter: the one-adapter step's time over this case's (what n = 1 vs n = 2,000 compares in bench/adapter-scaling.ts, without the scheduler).",
       'Adapters past the stacked slots (kernels/onnx/lora-slot-stack.ts) are gathered as rank-chunked segments (kernels/onnx/lora-segments.ts).',
       ...bounds,
