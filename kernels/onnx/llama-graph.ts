@@ -120,9 +120,9 @@ export function loraStackNames(m: TargetModule): {
  * the step covers whole blocks of R rows (R divides each one's first row and rows: ranks 8 to 64
  * share R = 8), the U rows are G = U / R blocks, and each block's tokens (its adapter's, S at most,
  * padded) multiply that block only: batched [G, S, in] · [G, in, R], then [G, S, R] · [G, R, out];
- * a token of an adapter of k blocks gets k partial expansions, which the scatter adds up. The blocks come as [G, R, in] and [G, R, out] views of the
- * same rows (aBlocks, btBlocks), besides the [U, ·] ones the masked form's Gemms read: a Reshape
- * inside the If copied them every step. blockTokens (int64 [G·S, 1]):
+ * a token of an adapter of k blocks gets k partial expansions, which the scatter adds up. The
+ * blocks come as [G, R, in] and [G, R, out] views of the same rows (aBlocks, btBlocks), besides
+ * the [U, ·] ones the masked form's Gemms read: a Reshape inside the If copied them every step. blockTokens (int64 [G·S, 1]):
  * the token of each (block, place), a padding place naming token 0 with blockValid (bool [G·S, 1])
  * false. blockShapes (int64 [2, 3]): rows [G, S, in] and [G, 1, R].
  */

@@ -134,9 +134,9 @@ export class LoraSlotStack {
     const placed = new Map<AdapterLayout, number>();
     if (this.capacityRows === 0) return placed;
     // In the masked form every stacked token multiplies every row between the lowest and the
-    // highest a step uses (its window); in the blocked form (step-feeds.ts blockedForm: the rows cut into blocks of B, the
-    // greatest common divisor of every adapter's first row and rows) each block's tokens, padded
-    // to the most any adapter has, multiply its B rows. Exact per-adapter work is Σ tokens × rows:
+    // highest a step uses (its window); in the blocked form (step-feeds.ts blockedForm: the rows
+    // cut into blocks of B, the greatest common divisor of every adapter's first row and rows)
+    // each block's tokens, padded to the most any adapter has, multiply its B rows. Exact per-adapter work is Σ tokens × rows:
     // an adapter joins only while the cheaper form stays within MAX_STACK_WASTE of that (32 decode
     // tokens of distinct adapters would compute 32× their rows masked, once blocked).
     let tokens = 0;
@@ -298,14 +298,11 @@ export class LoraSlotStack {
         this.copyRow(aRows, r * inF, inF, placed.aPages, r * placed.pagesPerRowA, ps);
         this.copyRow(btRows, r * outF, outF, placed.bPages, r * placed.pagesPerRowB, ps);
       }
-      if (noted) continue;
-      for (let i = 0; i < rank * outF; i++) {
-        if (!Number.isFinite(btRows[i])) {
-          // Never leave a non-finite row behind: a later step may read it under another adapter.
-          aRows.fill(0);
-          btRows.fill(0);
-          return false;
-        }
+      if (!noted && !allFinite(btRows.subarray(0, rank * outF))) {
+        // Never leave a non-finite row behind: a later step may read it under another adapter.
+        aRows.fill(0);
+        btRows.fill(0);
+        return false;
       }
     }
     return true;
