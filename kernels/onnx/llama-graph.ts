@@ -95,7 +95,7 @@ export function loraStackNames(m: TargetModule): {
   blocked: string;
   blockTokens: string;
   blockValid: string;
-  blockShapes: string;
+  blockScaleShape: string;
   aBlocks: (layer: number) => string;
   btBlocks: (layer: number) => string;
 } {
@@ -109,7 +109,7 @@ export function loraStackNames(m: TargetModule): {
     blocked: `lora_${m}_stack_blocked`,
     blockTokens: `lora_${m}_stack_block_tokens`,
     blockValid: `lora_${m}_stack_block_valid`,
-    blockShapes: `lora_${m}_stack_block_shapes`,
+    blockScaleShape: `lora_${m}_stack_block_scale_shape`,
     aBlocks: (layer) => `lora_${m}_stack_a_blocks_${layer}`,
     btBlocks: (layer) => `lora_${m}_stack_b_blocks_${layer}`,
   };
@@ -122,11 +122,11 @@ export function loraStackNames(m: TargetModule): {
  * padded) multiply that block only: batched [G, S, in] · [G, in, R], then [G, S, R] · [G, R, out];
  * a token of an adapter of k blocks gets k partial expansions, which the scatter adds up. The
  * blocks come as [G, R, in] and [G, R, out] views of the same rows (aBlocks, btBlocks), besides
- * the [U, ·] ones the masked form's Gemms read: a Reshape inside the If copied them every step. blockTokens (int64 [G·S, 1]):
- * the token of each (block, place), a padding place naming token 0 with blockValid (bool [G·S, 1])
- * false. blockShapes (int64 [2, 3]): rows [G, S, in] and [G, 1, R].
+ * the [U, ·] ones the masked form's Gemms read: a Reshape inside the If copied them every step.
+ * blockTokens (int64 [G, S, 1]): the token of each (block, place), a padding place naming token 0
+ * with blockValid (bool [G, S, 1]) false. blockScaleShape (int64 [3]): [L·G, 1, R], the stack's
+ * scales [L, U] seen as every layer's [G, 1, R] (a step in the masked form feeds [L, 1, U]).
  */
-export const BLOCK_SHAPES = { x: 0, scale: 1 } as const;
 
 /**
  * How the graph reads a LoRA rank-row of `features` elements (rows start on a page boundary,
@@ -256,24 +256,23 @@ export function buildStepGraph(
       blocked: string;
       blockTokens: string;
       blockValid: string;
-      blockShape: (which: keyof typeof BLOCK_SHAPES) => string;
+      blockScales: string[];
     }
   >();
   for (const m of loraModules) {
     const names = loraStackNames(m);
-    const shapes = g.input(names.blockShapes, 'int64', [2, 3]);
-    const shapeRows = g
-      .opMulti('Split', [shapes], 2, { axis: 0 })
-      .map((row) => g.op('Squeeze', [row, g.ints([0])]));
+    const scales = g.input(names.scales, 'float32', [L, `U_${m}`]);
+    // Per module, not per layer inside the branches: a Reshape there ran 154 times a step.
+    const blockScaleShape = g.input(names.blockScaleShape, 'int64', [3]);
     stackInputs.set(m, {
       active: g.input(names.active, 'bool', []),
-      scales: perLayer(g.input(names.scales, 'float32', [L, `U_${m}`])),
+      scales: perLayer(scales),
       rows: g.input(names.rows, 'int64', [`N_${m}`, 1]),
       columns: g.input(names.columns, 'bool', [`N_${m}`, `U_${m}`]),
       blocked: g.input(names.blocked, 'bool', []),
-      blockTokens: g.input(names.blockTokens, 'int64', [`GS_${m}_stack`, 1]),
-      blockValid: g.input(names.blockValid, 'bool', [`GS_${m}_stack`, 1]),
-      blockShape: (which) => shapeRows[BLOCK_SHAPES[which]],
+      blockTokens: g.input(names.blockTokens, 'int64', [`G_${m}_stack`, `S_${m}_stack`, 1]),
+      blockValid: g.input(names.blockValid, 'bool', [`G_${m}_stack`, `S_${m}_stack`, 1]),
+      blockScales: perLayer(g.op('Reshape', [scales, blockScaleShape], { allowzero: 1 })),
     });
   }
 
@@ -512,17 +511,18 @@ export function buildStepGraph(
     m: TargetModule,
     out: string,
   ): string => {
-    const { aBlocks, btBlocks, outFeatures, zero } = stackBlocks(m, layer);
+    const { aBlocks, btBlocks, zero } = stackBlocks(m, layer);
     const inputs = stackInputs.get(m)!;
-    const xs = b.op('Reshape', [b.op('GatherND', [x, inputs.blockTokens]), inputs.blockShape('x')]);
+    const xs = b.op('GatherND', [x, inputs.blockTokens]); // [G, S, in]
     // R on MLAS's column side, where its kernels fill vectors: [G, S, in]·[G, in, R].
     const shrunk = b.op('Mul', [
       b.op('MatMul', [xs, b.op('Transpose', [aBlocks], { perm: [0, 2, 1] })]),
-      b.op('Reshape', [inputs.scales[layer], inputs.blockShape('scale')]),
+      inputs.blockScales[layer],
     ]); // [G, S, R]
-    const expanded = b.op('Reshape', [b.op('MatMul', [shrunk, btBlocks]), b.ints([-1, outFeatures])]);
-    const kept = b.op('Where', [inputs.blockValid, expanded, zero]);
-    return b.op('ScatterND', [out, inputs.blockTokens, kept], { reduction: 'add' });
+    // Padding places are dropped on the rank side, R wide, not on the expanded rows, out wide:
+    // their exact zeros times finite Bᵀ rows (lora-slot-stack.ts) add exact zeros to token 0.
+    const expanded = b.op('MatMul', [b.op('Where', [inputs.blockValid, shrunk, zero]), btBlocks]);
+    return b.op('ScatterND', [out, inputs.blockTokens, expanded], { reduction: 'add' });
   };
 
   const pastKv = (layer: number, kind: 0 | 1): string => {

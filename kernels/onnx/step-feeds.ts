@@ -208,7 +208,6 @@ function packStacked(
   const U = used - low;
   const names = loraStackNames(m);
   const blocks = blockedForm(m, placed, stack, low, U, tokens);
-  const { inFeatures } = stack.shapeOf(m);
   const { G, S, R } = blocks ?? { G: 0, S: 0, R: 0 };
   const blockTokens = new BigInt64Array(G * S);
   const blockValid = new Uint8Array(G * S);
@@ -223,13 +222,10 @@ function packStacked(
     }
   }
   feeds[names.blocked] = new ort.Tensor('bool', new Uint8Array([blocks ? 1 : 0]), []);
-  feeds[names.blockTokens] = new ort.Tensor('int64', blockTokens, [G * S, 1]);
-  feeds[names.blockValid] = new ort.Tensor('bool', blockValid, [G * S, 1]);
-  feeds[names.blockShapes] = new ort.Tensor(
-    'int64',
-    BigInt64Array.from([G, S, inFeatures, G, 1, R].map(BigInt)),
-    [2, 3],
-  );
+  feeds[names.blockTokens] = new ort.Tensor('int64', blockTokens, [G, S, 1]);
+  feeds[names.blockValid] = new ort.Tensor('bool', blockValid, [G, S, 1]);
+  const scaleShape = blocks ? [numLayers * G, 1, R] : [numLayers, 1, U];
+  feeds[names.blockScaleShape] = new ort.Tensor('int64', BigInt64Array.from(scaleShape.map(BigInt)), [3]);
   // The masked form's inputs are always there: a group of modules (q/k/v, gate/up) runs blocked
   // only when each of its modules can.
   const masked = tokens;

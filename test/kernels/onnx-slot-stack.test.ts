@@ -198,6 +198,36 @@ describe('onnx engine stacked slots and gathered rows', () => {
     ref.pool.free(layout.allPages);
   });
 
+  it('keeps a stacked adapter whose A rows hold a NaN and an Inf to its own token in the blocked form, padding places included', async () => {
+    // Tokens 2, 1, 1, 1 over four rank-4 adapters: blocks of 4 rows padded to 2 places (5 ≥ 2·2
+    // tokens, so blocked). A poisoned one-token adapter's padding place reads token 0, another
+    // sequence's; Bᵀ is finite, so it is stacked, and only its own sequence may see the NaN.
+    const adapters = Array.from({ length: 4 }, (_, i) => makeAdapter(70 + i, 4, TARGET_MODULES));
+    adapters[2].layers[0].q_proj!.a[5] = Number.NaN;
+    adapters[2].layers[1].gate_proj!.a[2] = Number.POSITIVE_INFINITY;
+    const layouts = adapters.map((a) => load(a, false));
+    const seqs = layouts.map((adapter, i) => ({
+      id: nextSeq++,
+      adapter,
+      tokens: randomTokens(i === 0 ? 2 : 1, config.vocabSize, 110 + i),
+    }));
+    const plan = (logits: (i: number) => 'last' | 'none'): StepPlan => ({
+      sequences: seqs.map((s, i) => ref.sequenceStep(s.id, s.tokens, 0, s.adapter, logits(i))),
+    });
+    const healthy = plan((i) => (i === 2 ? 'none' : 'last'));
+    const expected = await ref.engine.step(healthy);
+    expect(expected.every(Number.isFinite)).toBe(true);
+    expect(maxAbsDiff(await wide.step(healthy), expected)).toBeLessThan(TOLERANCE);
+    expect(wide.stackedModulesOf(layouts[2])).toEqual([...TARGET_MODULES]);
+    for (const s of seqs) ref.kv.free(s.id);
+    expect((await wide.step(plan((i) => (i === 2 ? 'last' : 'none')))).some(Number.isNaN)).toBe(true);
+    for (const s of seqs) ref.kv.free(s.id);
+    for (const a of layouts) {
+      for (const engine of [small, none, wide]) engine.releaseAdapter(a);
+      ref.pool.free(a.allPages);
+    }
+  });
+
   it('gathers the adapters past the stack when a batch has more than it holds', async () => {
     const many = Array.from({ length: 10 }, (_, i) =>
       load(makeAdapter(10 + i, 2 + (i % 3), TARGET_MODULES), i % 2 === 0),
