@@ -61,6 +61,12 @@ export interface OnnxEngineOptions {
    */
   weights?: 'prepacked' | 'inputs';
   /**
+   * With 'prepacked' weights: the modules the graph carries LoRA for, default all seven (adapters
+   * come and go at run time). A step whose adapter targets another module is refused. [] builds
+   * the graph without a LoRA node or input: the floor bench/onnx-step-overhead.ts measures against.
+   */
+  loraModules?: readonly TargetModule[];
+  /**
    * Rows of the stacked LoRA slots per module and layer (lora-slot-stack.ts), shared by the ranks
    * of the adapters recent steps used: default 256 (sixteen rank-16 adapters); memory is rows ×
    * Σ(in + out features) × layers × 4 bytes (808 MB at the TinyLlama shape), touched only as rows
@@ -120,7 +126,7 @@ export class OnnxEngine implements Engine {
   private readonly invFreq: Float32Array;
   private readonly sessionOptions: ort.InferenceSession.SessionOptions;
   private readonly weightMode: WeightMode;
-  /** In 'prepacked' mode the single graph's LoRA modules: all of them. */
+  /** In 'prepacked' mode the single graph's LoRA modules (all of them unless told otherwise). */
   private readonly fixedLoraModules: readonly TargetModule[] | undefined;
   readonly weightFormat: WeightFormat;
   /** What happened with the weight cache at creation (read, written, or why not), for the start-up log. */
@@ -175,7 +181,7 @@ export class OnnxEngine implements Engine {
         ]);
       }
     }
-    this.fixedLoraModules = this.weightMode === 'external' ? TARGET_MODULES : undefined;
+    this.fixedLoraModules = this.weightMode === 'external' ? (opts.loraModules ?? TARGET_MODULES) : undefined;
     this.sessionOptions = {
       intraOpNumThreads: opts.threads ?? availableParallelism(),
       interOpNumThreads: 1,

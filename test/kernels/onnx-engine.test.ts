@@ -177,3 +177,45 @@ describe('onnx engine with tied embeddings', () => {
     }
   });
 });
+
+describe('onnx engine built with LoRA on fewer modules (loraModules)', () => {
+  it('runs base steps like the reference engine, LoRA on its modules, and refuses an adapter on another module by name', async () => {
+    const ref = referenceHarness(weights, 4000, 5);
+    const floor = await OnnxEngine.create(weights, ref.pool, { threads: 1, loraModules: [] });
+    const attention = await OnnxEngine.create(weights, ref.pool, {
+      threads: 1,
+      loraModules: ['q_proj', 'v_proj'],
+    });
+    try {
+      const adapterOf = (name: string, targetModules: Array<(typeof TARGET_MODULES)[number]>) => {
+        const adapter = syntheticAdapter(config, { name, rank: 4, alpha: 8, targetModules, seed: 7 });
+        const layout = ref.load(adapter);
+        for (const engine of [floor, attention]) engine.writeAdapter(layout, adapter);
+        return layout;
+      };
+      const qv = adapterOf('qv', ['q_proj', 'v_proj']);
+      const mlp = adapterOf('mlp', ['down_proj']);
+      const prompt = randomTokens(6, config.vocabSize, 9);
+      const plan = (adapter: AdapterLayout | null): StepPlan => ({
+        sequences: [ref.sequenceStep(1, prompt, 0, adapter, 'last')],
+      });
+      const expectedBase = await ref.engine.step(plan(null));
+      ref.kv.free(1);
+      for (const engine of [floor, attention]) {
+        expect(maxAbsDiff(await engine.step(plan(null)), expectedBase)).toBeLessThan(TOLERANCE);
+        ref.kv.free(1);
+      }
+      const expectedQv = await ref.engine.step(plan(qv));
+      ref.kv.free(1);
+      expect(maxAbsDiff(await attention.step(plan(qv)), expectedQv)).toBeLessThan(TOLERANCE);
+      ref.kv.free(1);
+      await expect(floor.step(plan(qv))).rejects.toThrow(/no LoRA on q_proj/);
+      ref.kv.free(1);
+      await expect(attention.step(plan(mlp))).rejects.toThrow(/no LoRA on down_proj/);
+      ref.kv.free(1);
+    } finally {
+      await floor.close();
+      await attention.close();
+    }
+  });
+});
