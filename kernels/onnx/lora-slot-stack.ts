@@ -213,19 +213,18 @@ export class LoraSlotStack {
   }
 
   /**
-   * Module m's blocks of every layer, cut to rows [from, to): A [to − from, in], Bᵀ [to − from, out];
-   * with `groups`, seen as that many blocks of (to − from) / groups rows, [groups, ·, ·].
+   * Module m's rows [from, to) of every layer as `groups` blocks of (to − from) / groups rows:
+   * A [groups, ·, in], Bᵀ [groups, ·, out] (zero-copy views).
    */
-  blocks(m: TargetModule, from: number, to: number, groups?: number): { a: ort.Tensor[]; bt: ort.Tensor[] } {
+  blocks(m: TargetModule, from: number, to: number, groups: number): { a: ort.Tensor[]; bt: ort.Tensor[] } {
     const stack = this.modules.get(m)!;
-    const key = `${from}:${to}/${groups ?? '-'}`;
+    const key = `${from}:${to}/${groups}`;
     let views = stack.views.get(key);
     if (!views) {
       // Steps vary the rows they read and their blocks: keep the recent shapes, not every one seen.
       if (stack.views.size >= MAX_CACHED_VIEWS) stack.views.clear();
       const rows = to - from;
-      const dims = (features: number) =>
-        groups === undefined ? [rows, features] : [groups, rows / groups, features];
+      const dims = (features: number) => [groups, rows / groups, features];
       const { inFeatures: inF, outFeatures: outF } = stack;
       const R = this.capacityRows;
       const a: ort.Tensor[] = [];

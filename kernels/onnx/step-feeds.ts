@@ -4,7 +4,7 @@ import { type KvLayout, kvElementOffset } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import { logitTokenIndices, type StepPlan } from '../engine.js';
-import { loraRowReads, loraStackNames, MASKED, STEP_INPUTS } from './llama-graph.js';
+import { FUSED_MODULE_GROUPS, loraRowReads, loraStackNames, MASKED, STEP_INPUTS } from './llama-graph.js';
 import { moduleMaxRank, packSegments } from './lora-segments.js';
 import { blockRowsOf, type LoraSlotStack } from './lora-slot-stack.js';
 
@@ -133,6 +133,7 @@ function packLora(
     if (s.adapter) tokenCount.set(s.adapter, (tokenCount.get(s.adapter) ?? 0) + s.tokens.length);
   const adapters = [...tokenCount.keys()];
   const active: TargetModule[] = [];
+  const windows = new Map<TargetModule, StackWindow>();
   const L = config.numLayers;
   const pageSize = config.hiddenSize;
   for (const m of TARGET_MODULES) {
@@ -158,7 +159,7 @@ function packLora(
         : new Map<AdapterLayout, number>();
     const gathered = new Map<AdapterLayout, number>();
     for (const a of users) if (!placed.has(a)) gathered.set(a, ranks.get(a)!);
-    packStacked(plan, m, placed, stack, L, feeds);
+    windows.set(m, packStacked(plan, m, placed, stack, L, feeds));
     feeds[loraStackNames(m).active] = new ort.Tensor('bool', new Uint8Array([users.length > 0 ? 1 : 0]), []);
     packSegments(
       padRankTo,
@@ -172,7 +173,40 @@ function packLora(
       feeds,
     );
   }
+  // The graph runs a group of modules that read one input (q/k/v, gate/up) blocked only when each
+  // of them is: where one is not, the others' rows go as the one block the masked form reads.
+  for (const group of FUSED_MODULE_GROUPS) {
+    const members = group.filter((m) => active.includes(m));
+    if (members.every((m) => windows.get(m)!.blocked)) continue;
+    for (const m of members) {
+      const { low, used, blocked } = windows.get(m)!;
+      if (!blocked) continue;
+      const names = loraStackNames(m);
+      feeds[names.blocked] = new ort.Tensor('bool', new Uint8Array([0]), []);
+      feedBlocks(feeds, m, stack.blocks(m, low, used, 1), L);
+    }
+  }
   return active;
+}
+
+/** The rows [low, used) a step reads of a module's stack, and whether they go as blocks. */
+interface StackWindow {
+  low: number;
+  used: number;
+  blocked: boolean;
+}
+
+function feedBlocks(
+  feeds: Record<string, ort.Tensor>,
+  m: TargetModule,
+  views: { a: ort.Tensor[]; bt: ort.Tensor[] },
+  numLayers: number,
+): void {
+  const names = loraStackNames(m);
+  for (let l = 0; l < numLayers; l++) {
+    feeds[names.aBlocks(l)] = views.a[l];
+    feeds[names.btBlocks(l)] = views.bt[l];
+  }
 }
 
 /**
@@ -186,7 +220,7 @@ function packStacked(
   stack: LoraSlotStack,
   numLayers: number,
   feeds: Record<string, ort.Tensor>,
-): void {
+): StackWindow {
   // The rows the step reads, [low, used): its stacked adapters' window of the stack.
   let low = Number.POSITIVE_INFINITY;
   let used = 0;
@@ -244,17 +278,11 @@ function packStacked(
     }
   }
   feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers, U]);
-  const views = stack.blocks(m, low, used);
-  // The blocked form's [G, R, ·] views ([1, U, ·] where it does not run: any shape of the rows will do).
-  const blockViews = stack.blocks(m, low, used, blocks ? G : 1);
-  for (let l = 0; l < numLayers; l++) {
-    feeds[names.a(l)] = views.a[l];
-    feeds[names.bt(l)] = views.bt[l];
-    feeds[names.aBlocks(l)] = blockViews.a[l];
-    feeds[names.btBlocks(l)] = blockViews.bt[l];
-  }
-  feeds[names.rows] = new ort.Tensor('int64', rowIds, [masked.length, 1]);
+  // The blocked form's [G, R, ·] blocks; the masked form reads the rows as one block, [1, U, ·].
+  feedBlocks(feeds, m, stack.blocks(m, low, used, blocks ? G : 1), numLayers);
+  feeds[names.rows] = new ort.Tensor('int64', rowIds, [1, masked.length, 1]);
   feeds[names.columns] = new ort.Tensor('bool', columns, [masked.length, U]);
+  return { low, used, blocked: blocks !== null };
 }
 
 /**
