@@ -421,22 +421,34 @@ export function buildStepGraph(
           });
     const adapted = withLora ? modules.flatMap((m, i) => (lora.has(m) ? [i] : [])) : [];
     if (adapted.length === 0) return outs;
-    const loraIn = (b: GraphBuilder): string[] => {
-      const withSegments = onlyIf(
+    /** The stacked tokens' LoRA added into `base` (the group's outputs), blocked or masked. */
+    const stacked = (b: GraphBuilder, base: string[]): string[] =>
+      // One If per group of modules, not per module: an If costs what a few small ops do.
+      parentIf(
+        b,
+        allOf(adapted.map((i) => stackInputs.get(modules[i])!.blocked)),
+        base,
+        (bb) => adapted.map((i, j) => stackedBlocked(bb, x, layer, modules[i], base[j])),
+        (bb) => adapted.map((i, j) => stackedMasked(bb, x, layer, modules[i], base[j])),
+      );
+    // The stacked ops are built into both branches of the segments' If: an If branch that only
+    // passes its input on must copy it (an Identity), a group's outputs each step.
+    const loraIn = (b: GraphBuilder): string[] =>
+      parentIf(
         b,
         anyActive(adapted.map((i) => lora.get(modules[i])!.active)),
         adapted.map((i) => outs[i]),
-        (bb) => adapted.map((i) => segments(bb, x, layer, modules[i], outs[i])),
+        (bb) =>
+          stacked(
+            bb,
+            adapted.map((i) => segments(bb, x, layer, modules[i], outs[i])),
+          ),
+        (bb) =>
+          stacked(
+            bb,
+            adapted.map((i) => outs[i]),
+          ),
       );
-      // One If per group of modules, not per module: an If costs what a few small ops do.
-      return parentIf(
-        b,
-        allOf(adapted.map((i) => stackInputs.get(modules[i])!.blocked)),
-        withSegments,
-        (bb) => adapted.map((i, j) => stackedBlocked(bb, x, layer, modules[i], withSegments[j])),
-        (bb) => adapted.map((i, j) => stackedMasked(bb, x, layer, modules[i], withSegments[j])),
-      );
-    };
     const adaptedOuts = onlyIf(
       ops,
       anyActive(adapted.map((i) => stackInputs.get(modules[i])!.active)),
