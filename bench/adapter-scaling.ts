@@ -224,7 +224,7 @@ async function main(): Promise<void> {
         const ratio = r.tokensPerSecond / baseline;
         const warmRatio = r.warmTokensPerSecond / warmBaseline;
         progress(
-          `${mix} n=${n}: ${r.tokensPerSecond.toFixed(1)} tok/s, warm ${r.warmTokensPerSecond.toFixed(1)} (${(ratio * 100).toFixed(1)} % of n=${ns[0]}), prefetch hits ${(r.prefetchHitRate * 100).toFixed(1)} %, copy wait ${(r.copyWaitShare * 100).toFixed(2)} %`,
+          `${mix} n=${n}: ${r.tokensPerSecond.toFixed(1)} tok/s (${(ratio * 100).toFixed(1)} % of n=${ns[0]}), warm ${r.warmTokensPerSecond.toFixed(1)} (${(warmRatio * 100).toFixed(1)} %), prefetch hits ${(r.prefetchHitRate * 100).toFixed(1)} %, copy wait ${(r.copyWaitShare * 100).toFixed(2)} %`,
         );
         rows.push({
           ranks: mix === 'uniform' ? 'uniform 8' : 'mixed 8–64',
