@@ -625,8 +625,8 @@ export function buildStepGraph(
     ops = g;
     return [x, kvAll];
   };
-  // A step without LoRA runs the layers without any of its nodes: per module and layer an If
-  // and a copy out of its else branch cost a base int8 decode step at batch 1 ~6 ms of ~35.
+  // A step without LoRA runs the layers without any of its nodes, not an If per group of modules
+  // and a copy out of its else branch (bench/onnx-step-overhead.ts measures what is left).
   let x: string;
   if (loraModules.length === 0) [x] = decoder(g, false, embedded, STEP_OUTPUTS.kvNew);
   else {

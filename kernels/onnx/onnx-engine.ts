@@ -68,8 +68,8 @@ export interface OnnxEngineOptions {
   loraModules?: readonly TargetModule[];
   /**
    * Rows of the stacked LoRA slots per module and layer (lora-slot-stack.ts), shared by the ranks
-   * of the adapters recent steps used: default 256 (sixteen rank-16 adapters); memory is rows ×
-   * Σ(in + out features) × layers × 4 bytes (808 MB at the TinyLlama shape), touched only as rows
+   * of the adapters recent steps used: default DEFAULT_STACK_ROWS (1,024); memory is rows ×
+   * Σ(in + out features) × layers × 4 bytes (3.2 GB at the TinyLlama shape), touched only as rows
    * are used. 0: every adapter is gathered from its pages each step.
    */
   stackRows?: number;
