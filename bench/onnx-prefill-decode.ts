@@ -330,6 +330,9 @@ async function main(): Promise<void> {
     const base = median(modes[0].times);
     const lora = median(modes[1].times);
     const inputsBase = modes[2] ? median(modes[2].times) : '';
+    // Each LoRA step against the base step just before it: the machine's drift over the run
+    // (20-30 % within an hour here) moves both alike.
+    const pairedOverhead = median(modes[1].times.map((t, i) => t / modes[0].times[i])) - 1;
     decodeRows.push({
       measure: `decode batch ${batch}`,
       base_ms_per_step: base,
@@ -337,13 +340,16 @@ async function main(): Promise<void> {
       base_tokens_per_s: (1000 * batch) / base,
       lora_tokens_per_s: (1000 * batch) / lora,
       adapter_overhead_pct: (lora / base - 1) * 100,
+      paired_overhead_pct: pairedOverhead * 100,
       base_ms_weights_as_inputs: inputsBase,
     });
   }
   await engine.close();
   await inputsEngine?.close();
 
-  const notes: string[] = [];
+  const notes: string[] = [
+    'adapter_overhead_pct: the median LoRA step over the median base step; paired_overhead_pct: the median of each LoRA step over the base step run just before it (steps interleaved), which the machine drifting during the run moves less.',
+  ];
   if (!decodeOnly)
     notes.push(
       `prefill implies ${prefillGflops.toFixed(1)} GFLOP/s (linear layers + attention as computed + one logit row); onnxruntime MatMul 512×2048×2048 alone: ${matmul.toFixed(1)} GFLOP/s with B as an input, ${matmulPacked.toFixed(1)} GFLOP/s with B a prepacked initializer (prefill reaches ${((100 * prefillGflops) / matmulPacked).toFixed(0)}% of the latter); at the MLP's 512×2048×${config.intermediateSize}, prepacked: ${matmulMlp.toFixed(1)} GFLOP/s`,
@@ -371,6 +377,7 @@ async function main(): Promise<void> {
           base_tokens_per_s: (1000 * PROMPT) / prefillMs,
           lora_tokens_per_s: '',
           adapter_overhead_pct: '',
+          paired_overhead_pct: '',
           base_ms_weights_as_inputs: '',
         },
       ];
