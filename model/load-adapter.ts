@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJsonObject } from './config-file.js';
 import { fileExists } from './file-exists.js';
-import { checkFiniteWeights } from './finite-check.js';
+import { checkFiniteStored } from './finite-check.js';
 import type { LlamaConfig } from './llama-config.js';
 import { isTargetModule, moduleShape, TARGET_MODULES, type TargetModule } from './llama-modules.js';
 import type { LoraAdapter } from './lora-adapter.js';
@@ -10,7 +10,6 @@ import { ModelFormatError } from './model-format-error.js';
 import { parsePeftConfig } from './peft-config.js';
 import { SafetensorsFile } from './safetensors.js';
 import { type StoredLoraAdapter, type StoredLoraPair, widenAdapter } from './stored-adapter.js';
-import { toFloat32 } from './tensor-codec.js';
 
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json';
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors';
@@ -160,8 +159,8 @@ async function readAdapterDir(
       if (pair[key]) throw fail(`lora_${parsed.matrix} of layer ${parsed.layer} ${module} appears twice`);
       const stored = weights?.get(tensor.name);
       if (stored) {
-        // The scan reads f32; a 2-byte tensor is widened for it and kept narrow.
-        checkFiniteWeights(weightsFile, tensor.name, toFloat32(stored.data, stored.dtype));
+        // A 2-byte tensor is checked on its bit patterns: kept narrow, never widened here.
+        checkFiniteStored(weightsFile, tensor.name, stored);
         pair[key] = stored;
       } else {
         pair[key] = { dtype: 'F32', data: new Float32Array(0) };
