@@ -485,9 +485,9 @@ export function buildStepGraph(
 
   // Slotted tokens: x·Aᵀ over every stacked row, times each column's scale, other adapters'
   // columns dropped by selection (a poisoned adapter's NaN stays in its own columns), then ·Bᵀ,
-  // added into the tokens' rows. Putting the stack on Gemm's left, (A·xᵀ)ᵀ, gains nothing:
-  // onnxruntime's GemmTransposeFusion folds that Transpose back into this Gemm, and written as
-  // MatMul + Transpose it profiles the same at batch 8.
+  // added into the tokens' rows. Putting the stack on the MatMul's left, (A·xᵀ)ᵀ, gains nothing
+  // (it profiled slower at batch 8), nor does storing A transposed, [G, in, R]: a scratch
+  // benchmark of the shrink alone read it no faster.
   /**
    * Module m's stack inputs of one layer (declared once): the rows as [G, R, ·] blocks, which the
    * masked form reads as one block, [1, U, ·]. Each input costs every run its binding (~1 µs), so

@@ -57,9 +57,10 @@ function alignmentOf(rows: number): number {
  * The onnx engine's stacked LoRA slots (vLLM's `lora_a_stacked` / `lora_b_stacked`, on the host):
  * per module and layer, one [rows, in] block of A rows and one [rows, out] block of Bᵀ rows
  * that the adapters of recent steps share, each adapter on a run of rows. A step's slotted tokens
- * go through two Gemms per module and layer whatever the number of adapters (x·Aᵀ over every
- * stacked row, other adapters' columns dropped by selection, then ·Bᵀ), reading each adapter's
- * rows once, in place, in blocks big enough for onnxruntime to run at memory speed.
+ * go through two MatMuls per module and layer whatever the number of adapters (x·Aᵀ, then ·Bᵀ:
+ * masked, over every row of the step's window with other adapters' columns dropped by selection;
+ * or blocked, each token against its own adapter's blocks), reading each adapter's rows once, in
+ * place (zero-copy views).
  *
  * Each layer's scale of an adapter multiplies its columns of x·Aᵀ (a [1, rows] row per layer fed
  * each step), so a copy is a plain memcpy.
