@@ -160,6 +160,10 @@ export class OnnxEngine implements Engine {
     this.weightFormat = opts.weightFormat ?? 'f32';
     if (this.weightMode === 'inputs' && this.weightFormat !== 'f32')
       throw new Error(`${this.weightFormat} weights need the onnx engine's prepacked weights, not 'inputs'`);
+    if (this.weightMode === 'inputs' && opts.loraModules)
+      throw new Error(
+        "loraModules applies to the onnx engine's prepacked weights, not 'inputs' (which builds a graph per set of targeted modules)",
+      );
     const external = (name: string) => this.weightMode === 'external' && isGemmWeight(name);
     // Only f32 weights are read straight from their files; other formats are encoded from the arrays.
     this.weightFiles =

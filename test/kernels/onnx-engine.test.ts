@@ -213,6 +213,9 @@ describe('onnx engine built with LoRA on fewer modules (loraModules)', () => {
       ref.kv.free(1);
       await expect(attention.step(plan(mlp))).rejects.toThrow(/no LoRA on down_proj/);
       ref.kv.free(1);
+      await expect(
+        OnnxEngine.create(weights, ref.pool, { threads: 1, weights: 'inputs', loraModules: [] }),
+      ).rejects.toThrow(/loraModules applies to .*prepacked weights/);
     } finally {
       await floor.close();
       await attention.close();
