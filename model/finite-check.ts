@@ -23,12 +23,13 @@ export function checkFiniteWeights(file: string, tensor: string, data: Float32Ar
 }
 
 /**
- * checkFiniteWeights for F16 or BF16 bit patterns, without widening them: the largest bit pattern
- * (sign cleared) still within MAX_WEIGHT_MAGNITUDE. Every finite F16 value is (at most 65504); a
- * BF16 value is the top half of an f32, so 2^64 is 0x5f80 and NaN and ±Infinity lie above it.
+ * The largest F16 / BF16 bit pattern (sign cleared) within MAX_WEIGHT_MAGNITUDE: every finite F16
+ * value is (at most 65504); a BF16 value is the top half of an f32, so 2^64 is 0x5f80, and NaN and
+ * ±Infinity lie above both.
  */
 const HALF_LIMIT = { F16: 0x7bff, BF16: 0x5f80 } as const;
 
+/** checkFiniteWeights for F16 or BF16 bit patterns, without widening them (HALF_LIMIT). */
 export function checkFiniteHalfWeights(
   file: string,
   tensor: string,

@@ -501,7 +501,6 @@ export function buildStepGraph(
     return {
       aBlocks: g.input(names.aBlocks(layer), 'float32', [`G_${m}`, `R_${m}`, inFeatures]),
       btBlocks: g.input(names.btBlocks(layer), 'float32', [`G_${m}`, `R_${m}`, outFeatures]),
-      outFeatures,
       zero,
     };
   };

@@ -137,9 +137,10 @@ export class LoraSlotStack {
     // In the masked form every stacked token multiplies every row between the lowest and the
     // highest a step uses (its window); in the blocked form (step-feeds.ts blockedForm: the rows
     // cut into blocks of B, the greatest common divisor of every adapter's first row and rows)
-    // each block's tokens, padded to the most any adapter has, multiply its B rows. Exact per-adapter work is Σ tokens × rows:
-    // an adapter joins only while the cheaper form stays within MAX_STACK_WASTE of that (32 decode
-    // tokens of distinct adapters would compute 32× their rows masked, once blocked).
+    // each block's tokens, padded to the most any adapter has, multiply its B rows. Exact
+    // per-adapter work is Σ tokens × rows: an adapter joins only while the cheaper form stays
+    // within MAX_STACK_WASTE of that (32 decode tokens of distinct adapters would compute 32×
+    // their rows masked, once blocked).
     let tokens = 0;
     /** The step's window of rows so far: [low, used). */
     let low = Number.POSITIVE_INFINITY;
