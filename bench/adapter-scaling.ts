@@ -177,6 +177,9 @@ async function serveTrace(modelDir: string, loraDir: string, n: number, requests
       requestsPerSecond: requests.length / seconds,
       prefetchHitRate: c.numPrefetchHits / Math.max(1, c.numPrefetchHits + c.numPrefetchMisses),
       copyWaitShare: (c.blockingCopySeconds + c.readWaitSeconds) / seconds,
+      blockingCopyShare: c.blockingCopySeconds / seconds,
+      readWaitShare: c.readWaitSeconds / seconds,
+      overlappedCopySeconds: c.overlappedCopySeconds,
       diskLoads: c.numDiskLoads,
       poolLoads: c.numPoolLoads,
       overlappedPoolLoads: c.numOverlappedPoolLoads,
@@ -224,7 +227,7 @@ async function main(): Promise<void> {
         const ratio = r.tokensPerSecond / baseline;
         const warmRatio = r.warmTokensPerSecond / warmBaseline;
         progress(
-          `${mix} n=${n}: ${r.tokensPerSecond.toFixed(1)} tok/s (${(ratio * 100).toFixed(1)} % of n=${ns[0]}), warm ${r.warmTokensPerSecond.toFixed(1)} (${(warmRatio * 100).toFixed(1)} %), prefetch hits ${(r.prefetchHitRate * 100).toFixed(1)} %, copy wait ${(r.copyWaitShare * 100).toFixed(2)} %`,
+          `${mix} n=${n}: ${r.tokensPerSecond.toFixed(1)} tok/s (${(ratio * 100).toFixed(1)} % of n=${ns[0]}), warm ${r.warmTokensPerSecond.toFixed(1)} (${(warmRatio * 100).toFixed(1)} %), prefetch hits ${(r.prefetchHitRate * 100).toFixed(1)} %, copy wait ${(r.copyWaitShare * 100).toFixed(2)} % (copies ${(r.blockingCopyShare * 100).toFixed(2)} %, disk reads ${(r.readWaitShare * 100).toFixed(2)} %; ${r.overlappedPoolLoads} of ${r.poolLoads} copies overlapped, ${r.overlappedCopySeconds.toFixed(2)} s)`,
         );
         rows.push({
           ranks: mix === 'uniform' ? 'uniform 8' : 'mixed 8–64',
@@ -236,6 +239,8 @@ async function main(): Promise<void> {
           [`warm vs n=${ns[0]}`]: `${(warmRatio * 100).toFixed(1)} %`,
           'prefetch hits': `${(r.prefetchHitRate * 100).toFixed(1)} %`,
           'copy wait': `${(r.copyWaitShare * 100).toFixed(2)} %`,
+          'of it copies': `${(r.blockingCopyShare * 100).toFixed(2)} %`,
+          'of it disk reads': `${(r.readWaitShare * 100).toFixed(2)} %`,
           'disk loads': r.diskLoads,
           'pool loads': r.poolLoads,
           evictions: r.evictions,

@@ -26,6 +26,7 @@ import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
 import type { LoraAdapter } from '../model/lora-adapter.js';
+import { storeAdapter } from '../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { type GgufWeightType, writeGguf, writeLoraGguf } from './llama-cpp/gguf-writer.js';
 import { type LlamaCpp, type LlamaCppContext, loadLlamaCpp } from './llama-cpp/node-llama-cpp.js';
@@ -76,7 +77,7 @@ async function loomSystem(
   const engine = await OnnxEngine.create(weights, pool, { threads: THREADS, weightFormat: format });
   const layouts: AdapterLayout[] = adapters.map((a) => {
     const placed = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
-    engine.writeAdapter(placed, a);
+    engine.writeAdapter(placed, storeAdapter(a));
     return placed;
   });
   const kv = new KvCache(pool, layout);

@@ -18,6 +18,7 @@ import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
+import { storeAdapter } from '../model/stored-adapter.js';
 import { DEFAULT_SPEC, syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { machineContext, writeBenchReport } from './report.js';
 
@@ -63,7 +64,7 @@ async function measureMix(ranks: readonly number[]) {
   const kv = new KvCache(pool, layout);
   const layouts: AdapterLayout[] = adapters.map((a) => {
     const placed = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
-    engine.writeAdapter(placed, a);
+    engine.writeAdapter(placed, storeAdapter(a));
     return placed;
   });
   const cases: Record<string, (i: number) => AdapterLayout | null> = {

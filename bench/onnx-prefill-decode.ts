@@ -25,6 +25,7 @@ import { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import type { ModelWeights } from '../model/model-weights.js';
+import { storeAdapter } from '../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { fillUniform } from '../model/synthetic-weights.js';
 import { writeBenchReport } from './report.js';
@@ -253,7 +254,7 @@ async function main(): Promise<void> {
   const kv = new KvCache(pool, layout);
   const layouts: AdapterLayout[] = adapters.map((a) => {
     const placed = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
-    engine.writeAdapter(placed, a);
+    engine.writeAdapter(placed, storeAdapter(a));
     return placed;
   });
 

@@ -17,6 +17,7 @@ import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
+import { storeAdapter } from '../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { machineContext, writeBenchReport } from './report.js';
 
@@ -71,7 +72,7 @@ async function main(): Promise<void> {
     adapter,
     pool.allocate(adapterPageCount(config, adapter), 'adapter'),
   );
-  serving.writeAdapter(adapterLayout, adapter);
+  serving.writeAdapter(adapterLayout, storeAdapter(adapter));
   const kv = new KvCache(pool, layout);
   const cases = [
     { label: 'graph without LoRA nodes (floor)', engine: floor, withAdapter: false },

@@ -22,6 +22,7 @@ import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
 import type { LoraAdapter } from '../model/lora-adapter.js';
+import { storeAdapter } from '../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { writeBenchReport } from './report.js';
 import { MIXED_RANKS } from './slora/adapter-folders.js';
@@ -102,7 +103,7 @@ function place(adapters: LoraAdapter[], chunks: number): AdapterLayout[] {
 async function upload(layouts: AdapterLayout[], adapters: LoraAdapter[]): Promise<number> {
   await ctx.device.queue.onSubmittedWorkDone();
   const t0 = performance.now();
-  for (const [i, l] of layouts.entries()) engine.writeAdapter(l, adapters[i]);
+  for (const [i, l] of layouts.entries()) engine.writeAdapter(l, storeAdapter(adapters[i]));
   await ctx.device.queue.onSubmittedWorkDone();
   return (performance.now() - t0) / layouts.length;
 }

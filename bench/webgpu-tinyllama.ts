@@ -15,6 +15,7 @@ import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/a
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
+import { storeAdapter } from '../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { writeBenchReport } from './report.js';
 
@@ -77,7 +78,7 @@ const upload = await timed('upload weights + pool', () =>
 const engine = upload.value;
 const adapters: AdapterLayout[] = adapterSpecs.map((adapter) => {
   const placed = layoutAdapter(config, adapter, pool.allocate(adapterPageCount(config, adapter), 'adapter'));
-  engine.writeAdapter(placed, adapter);
+  engine.writeAdapter(placed, storeAdapter(adapter));
   return placed;
 });
 

@@ -2,7 +2,7 @@ import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvLayout } from '../memory/kv-layout.js';
 import type { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
-import type { LoraAdapter } from '../model/lora-adapter.js';
+import type { StoredLoraAdapter } from '../model/stored-adapter.js';
 import type { TokenLogprobs } from './logprobs.js';
 
 export type EngineKind = 'reference' | 'onnx' | 'webgpu';
@@ -113,8 +113,11 @@ export interface Engine {
   sampleStep?(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep>;
   /** Optional: the failure that stopped the engine for good (device lost), or null while it can run. */
   fatalFailure?(): EngineFailure | null;
-  /** Copies an adapter's weights into the pages `layout` names. */
-  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void;
+  /**
+   * Copies an adapter's weights into the pages `layout` names, widening F16/BF16 host copies as it
+   * writes (forEachAdapterPage): no f32 copy of the whole adapter is made.
+   */
+  writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void;
   /**
    * Optional: `layout`'s pages are about to be freed (evicted, unloaded, replaced in place), between
    * steps; the engine drops what it keeps for that placement (webgpu: its adapter slot).

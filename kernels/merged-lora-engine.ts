@@ -5,6 +5,7 @@ import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
 import type { LoraAdapter, LoraPair } from '../model/lora-adapter.js';
 import type { ModelWeights } from '../model/model-weights.js';
+import { type StoredLoraAdapter, widenAdapter } from '../model/stored-adapter.js';
 import {
   type Engine,
   type EngineFailure,
@@ -81,9 +82,9 @@ export class MergedLoraEngine implements Engine {
   }
 
   /** Keeps an f32 copy for merging (resident adapters only: evicted layouts are dropped with them). */
-  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
+  writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void {
     this.inner.writeAdapter(layout, adapter);
-    this.adapters.set(layout, adapter);
+    this.adapters.set(layout, widenAdapter(adapter));
   }
 
   releaseAdapter(layout: AdapterLayout): void {

@@ -1,6 +1,7 @@
 import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
-import type { LoraAdapter } from '../model/lora-adapter.js';
+import type { StoredLoraAdapter, StoredMatrix } from '../model/stored-adapter.js';
+import { decodeInto } from '../model/tensor-codec.js';
 
 /**
  * Where one adapter's LoRA matrices live in the pool, for one layer and target module.
@@ -92,8 +93,15 @@ function pagesPerRankRow(config: LlamaConfig, m: TargetModule): number {
   return Math.ceil(inFeatures / ps) + Math.ceil(outFeatures / ps);
 }
 
+/** What placing an adapter reads: its name, ranks and scales (f32 adapter or host copy alike). */
+export interface AdapterShape {
+  name: string;
+  rank: number;
+  layers: ReadonlyArray<Partial<Record<TargetModule, { rank: number; scale: number }>>>;
+}
+
 /** Assigns already-allocated `pages` (length adapterPageCount) to the adapter's rank-rows. */
-export function layoutAdapter(config: LlamaConfig, adapter: LoraAdapter, pages: Int32Array): AdapterLayout {
+export function layoutAdapter(config: LlamaConfig, adapter: AdapterShape, pages: Int32Array): AdapterLayout {
   const ps = config.hiddenSize;
   let next = 0;
   const modules = adapter.layers.map((layer) => {
@@ -126,7 +134,7 @@ export function writeAdapterRows(
   storage: Float32Array,
   pageSize: number,
   layout: AdapterLayout,
-  adapter: LoraAdapter,
+  adapter: StoredLoraAdapter,
 ): void {
   forEachAdapterPage(pageSize, layout, adapter, (page, content) => {
     const base = page * pageSize;
@@ -135,7 +143,26 @@ export function writeAdapterRows(
   });
 }
 
-let transposed = new Float32Array(0);
+/** Buffers kept between uploads: a fresh one per module is page-faulted in on every upload. */
+const scratch = { row: new Float32Array(0), b: new Float32Array(0), bt: new Float32Array(0) };
+
+function scratchOf(key: keyof typeof scratch, length: number): Float32Array {
+  if (scratch[key].length < length) scratch[key] = new Float32Array(length);
+  return scratch[key].subarray(0, length);
+}
+
+/** A stored matrix as f32: F32 data itself, F16/BF16 widened into `into`'s scratch buffer. */
+function widened(
+  matrix: StoredMatrix,
+  into: keyof typeof scratch,
+  from = 0,
+  to = matrix.data.length,
+): Float32Array {
+  if (matrix.data instanceof Float32Array) return matrix.data.subarray(from, to);
+  const out = scratchOf(into, to - from);
+  decodeInto(matrix.data.subarray(from, to), matrix.dtype, out);
+  return out;
+}
 
 /** out[c · rows + r] = m[r · cols + c], in tiles of rows (a few KiB of `m` at a time, short runs of `out`). */
 function transpose(m: Float32Array, rows: number, cols: number, out: Float32Array): void {
@@ -149,20 +176,17 @@ function transpose(m: Float32Array, rows: number, cols: number, out: Float32Arra
   }
 }
 
-function transposeScratch(length: number): Float32Array {
-  if (transposed.length < length) transposed = new Float32Array(length);
-  return transposed.subarray(0, length);
-}
-
 /**
  * Every page an adapter's A and Bᵀ rows fill, in order: `content` is what starts the page, one
  * page's worth except on a row's last page, whose rest the writer must zero. `content` is valid
- * during the call only (Bᵀ rows live in a buffer the next module reuses).
+ * during the call only (it may live in a buffer the next row or module reuses). F16/BF16 host
+ * copies are widened here, a rank-row of A and one module's B at a time: the whole adapter in f32
+ * never exists (a rank-64 TinyLlama-shaped one would be 220 MB).
  */
 export function forEachAdapterPage(
   pageSize: number,
   layout: AdapterLayout,
-  adapter: LoraAdapter,
+  adapter: StoredLoraAdapter,
   write: (page: number, content: Float32Array) => void,
 ): void {
   const writeRow = (pages: Int32Array, first: number, row: Float32Array) => {
@@ -178,12 +202,15 @@ export function forEachAdapterPage(
       if (pair.rank !== rank)
         throw new Error(`adapter ${layout.name}: layer ${l} ${m} has rank ${pair.rank}, its pages ${rank}`);
       // Bᵀ of the module in tiles, into a buffer kept between calls: a strided pass per rank-row
-      // and a fresh buffer per module (page-faulted in on every upload) made uploads run at
-      // 0.3–0.5 GB/s on the H200 host.
-      const bt = transposeScratch(rank * outFeatures);
-      transpose(pair.b, outFeatures, rank, bt);
+      // and a fresh buffer per module made uploads run at 0.3–0.5 GB/s on the H200 host.
+      const bt = scratchOf('bt', rank * outFeatures);
+      transpose(widened(pair.b, 'b'), outFeatures, rank, bt);
       for (let r = 0; r < rank; r++) {
-        writeRow(pagesOf.aPages, r * pagesPerRowA, pair.a.subarray(r * inFeatures, (r + 1) * inFeatures));
+        writeRow(
+          pagesOf.aPages,
+          r * pagesPerRowA,
+          widened(pair.a, 'row', r * inFeatures, (r + 1) * inFeatures),
+        );
         writeRow(pagesOf.bPages, r * pagesPerRowB, bt.subarray(r * outFeatures, (r + 1) * outFeatures));
       }
     }

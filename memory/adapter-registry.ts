@@ -1,5 +1,4 @@
-import type { LoraAdapter } from '../model/lora-adapter.js';
-import { type StoredLoraAdapter, widenAdapter } from '../model/stored-adapter.js';
+import type { StoredLoraAdapter } from '../model/stored-adapter.js';
 import { AdapterHostStore } from './adapter-host-store.js';
 import { type AdapterLayout, layoutAdapter } from './adapter-layout.js';
 import type { PagePool, PageReclaimer } from './page-pool.js';
@@ -10,7 +9,7 @@ export const ADAPTER_TIERS: readonly AdapterTier[] = ['pool', 'host', 'disk'];
 
 /** Where resident adapters' weights go: the engine's page storage. */
 export interface AdapterStorage {
-  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void;
+  writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void;
   /** Told before a written layout's pages are freed, so the storage drops its page table (an adapter slot). */
   releaseAdapter?(layout: AdapterLayout): void;
 }
@@ -534,12 +533,10 @@ export class AdapterRegistry implements PageReclaimer {
       this.evict(victim);
     }
     const started = performance.now();
-    // Widened only for the copy: the f32 form lives as long as this write.
-    const adapter = widenAdapter(host);
     const contiguous = this.pool.allocateContiguous(entry.numPages, 'adapter');
     const pages = contiguous ?? this.pool.allocate(entry.numPages, 'adapter');
-    const layout = layoutAdapter(this.config, adapter, pages);
-    this.storage.writeAdapter(layout, adapter);
+    const layout = layoutAdapter(this.config, host, pages);
+    this.storage.writeAdapter(layout, host);
     entry.layout = layout;
     entry.isContiguous = contiguous !== null;
     entry.lastUse = ++this.clock;

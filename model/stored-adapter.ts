@@ -1,7 +1,7 @@
 import type { TensorDtype } from './float-convert.js';
 import { TARGET_MODULES, type TargetModule } from './llama-modules.js';
 import type { LoraAdapter, LoraPair } from './lora-adapter.js';
-import { toFloat32 } from './tensor-codec.js';
+import { fromFloat32, toFloat32 } from './tensor-codec.js';
 
 /** A LoRA matrix as its file stores it: F16 and BF16 stay 2 bytes per element. */
 export interface StoredMatrix {
@@ -47,16 +47,24 @@ export function widenAdapter(stored: StoredLoraAdapter): LoraAdapter {
   };
 }
 
-/** An f32 adapter as a host copy (no copy made): for adapters built in memory. */
-export function storeAdapter(adapter: LoraAdapter): StoredLoraAdapter {
+/**
+ * An f32 adapter as a host copy: as is (no copy made) for adapters built in memory, or rounded to
+ * F16/BF16 (round to nearest even), the host copy a file in that dtype would give.
+ */
+export function storeAdapter(adapter: LoraAdapter, dtype: TensorDtype = 'F32'): StoredLoraAdapter {
+  const matrix = (m: Float32Array): StoredMatrix => {
+    if (dtype === 'F32') return { dtype, data: m };
+    const bytes = fromFloat32(m, dtype);
+    return { dtype, data: new Uint16Array(bytes.buffer, bytes.byteOffset, m.length) };
+  };
   let numBytes = 0;
   const layers = adapter.layers.map((layer) => {
     const stored: Partial<Record<TargetModule, StoredLoraPair>> = {};
     for (const m of TARGET_MODULES) {
       const pair = layer[m];
       if (!pair) continue;
-      stored[m] = { ...pair, a: { dtype: 'F32', data: pair.a }, b: { dtype: 'F32', data: pair.b } };
-      numBytes += pair.a.byteLength + pair.b.byteLength;
+      stored[m] = { ...pair, a: matrix(pair.a), b: matrix(pair.b) };
+      numBytes += stored[m].a.data.byteLength + stored[m].b.data.byteLength;
     }
     return stored;
   });

@@ -15,14 +15,19 @@ function halfTable(): Float32Array {
 export function toFloat32(raw: Float32Array | Uint16Array, dtype: TensorDtype): Float32Array {
   if (raw instanceof Float32Array) return raw;
   const out = new Float32Array(raw.length);
+  decodeInto(raw, dtype, out);
+  return out;
+}
+
+/** F16 or BF16 bit patterns → f32 values in `out` (at least as long as `raw`). */
+export function decodeInto(raw: Uint16Array, dtype: TensorDtype, out: Float32Array): void {
   if (dtype === 'BF16') {
-    const bits = new Uint32Array(out.buffer);
+    const bits = new Uint32Array(out.buffer, out.byteOffset, raw.length);
     for (let i = 0; i < raw.length; i++) bits[i] = raw[i] << 16;
-  } else {
+  } else if (dtype === 'F16') {
     const table = halfTable();
     for (let i = 0; i < raw.length; i++) out[i] = table[raw[i]];
-  }
-  return out;
+  } else throw new Error('F32 data held as 16-bit patterns');
 }
 
 /** f32 → the little-endian bytes of `dtype` (round to nearest even for F16 and BF16). */

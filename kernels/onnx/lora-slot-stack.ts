@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
-import type { LoraAdapter } from '../../model/lora-adapter.js';
+import type { StoredLoraAdapter, StoredMatrix } from '../../model/stored-adapter.js';
 import { moduleMaxRank } from './lora-segments.js';
 
 /** How much more multiply-adds the masked stack may spend than exact per-adapter products. */
@@ -35,6 +35,19 @@ function commonBlockRows(d: number, first: number, rows: number): number {
 
 function allFinite(values: Float32Array): boolean {
   for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return false;
+  return true;
+}
+
+/** The exponent bits that mark NaN and ±Infinity in each 16-bit dtype. */
+const HALF_EXPONENT = { F16: 0x7c00, BF16: 0x7f80 } as const;
+
+/** allFinite on a matrix as stored: F16/BF16 read on their bit patterns, not widened. */
+function allFiniteStored(matrix: StoredMatrix): boolean {
+  const { data, dtype } = matrix;
+  if (data instanceof Float32Array) return allFinite(data);
+  if (dtype === 'F32') throw new Error('F32 data held as 16-bit patterns');
+  const exponent = HALF_EXPONENT[dtype];
+  for (let i = 0; i < data.length; i++) if ((data[i] & exponent) === exponent) return false;
   return true;
 }
 
@@ -255,11 +268,11 @@ export class LoraSlotStack {
    * An adapter's pages were (re)written with `adapter`: forgets what was stacked, and notes which
    * modules' Bᵀ rows are all finite, scanned once here rather than at every copy-in.
    */
-  noteWrite(a: AdapterLayout, adapter: LoraAdapter): void {
+  noteWrite(a: AdapterLayout, adapter: StoredLoraAdapter): void {
     this.forget(a);
     const finite = new Set<TargetModule>();
     for (const m of TARGET_MODULES)
-      if (adapter.layers.every((layer) => !layer[m] || allFinite(layer[m]!.b))) finite.add(m);
+      if (adapter.layers.every((layer) => !layer[m] || allFiniteStored(layer[m]!.b))) finite.add(m);
     this.finiteWrites.set(a, finite);
   }
 

@@ -7,9 +7,9 @@ import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
 import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
-import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
+import type { StoredLoraAdapter } from '../../model/stored-adapter.js';
 import { type Engine, type EngineRunLimits, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
 import {
   type EncodedWeight,
@@ -317,7 +317,7 @@ export class OnnxEngine implements Engine {
     return packed.numLogitRows === 0 ? new Float32Array(0) : logits.subarray(0, packed.numLogitRows * vocab);
   }
 
-  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
+  writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void {
     this.stack.noteWrite(layout, adapter);
     writeAdapterRows(this.storage, this.pool.pageSize, layout, adapter);
   }

@@ -3,9 +3,9 @@ import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
 import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
-import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
+import type { StoredLoraAdapter } from '../../model/stored-adapter.js';
 import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
 import { type Engine, logitRows, logitTokenIndices, type StepPlan } from '../engine.js';
 import { buildLoraBatch } from '../lora-batch.js';
@@ -78,7 +78,7 @@ export class ReferenceEngine implements Engine {
     return linear(normed, rows.length, weights.lmHead, h, config.vocabSize);
   }
 
-  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
+  writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void {
     this.assertOpen();
     writeAdapterRows(this.storage, this.pool.pageSize, layout, adapter);
   }

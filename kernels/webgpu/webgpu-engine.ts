@@ -3,9 +3,9 @@ import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
 import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
-import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
+import type { StoredLoraAdapter } from '../../model/stored-adapter.js';
 import {
   type Engine,
   type EngineFailure,
@@ -332,7 +332,7 @@ export class WebGpuEngine implements Engine {
    * Then the adapter's slot: its page table, written once here. Both go through the queue, behind
    * any step already submitted.
    */
-  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
+  writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void {
     this.assertOpen();
     const pageSize = this.pool.pageSize;
     const piecePages = Math.max(1, Math.floor(this.uploadPieceBytes / (pageSize * 4)));

@@ -9,6 +9,7 @@ import { DEFAULT_MODEL_ROOT, defaultModelPaths } from '../../model/default-model
 import { loadAdapter } from '../../model/load-adapter.js';
 import { type LoadedModel, loadModel } from '../../model/load-model.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 
 /**
  * The embedded default model's golden numbers: what `training/train_default_model.py`'s own torch
@@ -77,7 +78,7 @@ export class GoldenRunner {
     for (const [name, adapter] of adapters) {
       const pages = engine.pool.allocate(adapterPageCount(engine.config, adapter), 'adapter');
       const layout = layoutAdapter(engine.config, adapter, pages);
-      engine.writeAdapter(layout, adapter);
+      engine.writeAdapter(layout, storeAdapter(adapter));
       this.layouts.set(name, layout);
     }
   }

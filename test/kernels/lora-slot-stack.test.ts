@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { blockRowsOf, LoraSlotStack } from '../../kernels/onnx/lora-slot-stack.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 
 /**
@@ -108,4 +109,32 @@ describe('LoraSlotStack placement', () => {
     ).toBe(0);
     expect(blockRowsOf([])).toBe(0);
   });
+
+  for (const [dtype, bad] of [
+    ['F16', 0x7c00],
+    ['F16', 0xfe01],
+    ['BF16', 0xff80],
+    ['BF16', 0x7fc1],
+  ] as const)
+    it(`gathers a module whose ${dtype} Bᵀ holds the pattern 0x${bad.toString(16)} (Inf or NaN), read without widening`, () => {
+      const f32 = syntheticAdapter(config, {
+        name: `${dtype}-${bad}`,
+        rank: 4,
+        alpha: 4,
+        targetModules: ['q_proj', 'k_proj'],
+        seed: 9,
+      });
+      const stored = storeAdapter(f32, dtype);
+      (stored.layers[1].k_proj!.b.data as Uint16Array)[5] = bad;
+      const layout = layoutAdapter(
+        config,
+        stored,
+        pool.allocate(adapterPageCount(config, stored), 'adapter'),
+      );
+      const stack = new LoraSlotStack(storage, config, 16);
+      stack.noteWrite(layout, stored);
+      expect(stack.place('q_proj', [layout], stack.beginStep(), one).get(layout)).toBe(0);
+      expect(stack.place('k_proj', [layout], stack.beginStep(), one).has(layout)).toBe(false);
+      pool.free(layout.allPages);
+    });
 });

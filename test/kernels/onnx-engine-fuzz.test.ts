@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { SequenceStep } from '../../kernels/engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { maxAbsDiff, randomTokens, referenceHarness, seededUniform } from './reference-harness.js';
 
@@ -30,7 +31,7 @@ describe('onnx engine on random plans', () => {
           seed: seed * 10 + i,
         });
         const layout = ref.load(adapter);
-        onnx.writeAdapter(layout, adapter);
+        onnx.writeAdapter(layout, storeAdapter(adapter));
         return layout;
       });
       const live = new Map<number, { pos: number; adapter: (typeof adapters)[number] | null }>();

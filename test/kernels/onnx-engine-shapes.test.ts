@@ -4,6 +4,7 @@ import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { ModelWeights } from '../../model/model-weights.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticConfig, TINY_SPEC } from '../../model/synthetic.js';
 import { maxAbsDiff, randomTokens, referenceHarness, seededUniform } from './reference-harness.js';
 
@@ -49,7 +50,7 @@ describe('onnx engine with K/V and LoRA rows that end mid-page', () => {
         seed: 3,
       });
       const layout = ref.load(adapter);
-      onnx.writeAdapter(layout, adapter);
+      onnx.writeAdapter(layout, storeAdapter(adapter));
       const a = randomTokens(5, config.vocabSize, 1);
       const b = randomTokens(2, config.vocabSize, 2);
       let plan: StepPlan = {

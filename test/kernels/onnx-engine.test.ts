@@ -3,6 +3,7 @@ import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { maxAbsDiff, type ReferenceHarness, randomTokens, referenceHarness } from './reference-harness.js';
 
@@ -51,7 +52,7 @@ describe.each(['prepacked', 'inputs'] as const)(
         // One adapter skips a layer's module, as PEFT's layers_to_transform allows.
         if (i === 1) delete adapter.layers[1].k_proj;
         const layout = ref.load(adapter);
-        onnx.writeAdapter(layout, adapter);
+        onnx.writeAdapter(layout, storeAdapter(adapter));
         return layout;
       });
     });
@@ -155,7 +156,7 @@ describe('onnx engine with tied embeddings', () => {
         seed: 5,
       });
       const layout = ref.load(adapter);
-      onnx.writeAdapter(layout, adapter);
+      onnx.writeAdapter(layout, storeAdapter(adapter));
       const prompt = randomTokens(7, tied.config.vocabSize, 8);
       let plan: StepPlan = {
         sequences: [
@@ -190,7 +191,7 @@ describe('onnx engine built with LoRA on fewer modules (loraModules)', () => {
       const adapterOf = (name: string, targetModules: Array<(typeof TARGET_MODULES)[number]>) => {
         const adapter = syntheticAdapter(config, { name, rank: 4, alpha: 8, targetModules, seed: 7 });
         const layout = ref.load(adapter);
-        for (const engine of [floor, attention]) engine.writeAdapter(layout, adapter);
+        for (const engine of [floor, attention]) engine.writeAdapter(layout, storeAdapter(adapter));
         return layout;
       };
       const qv = adapterOf('qv', ['q_proj', 'v_proj']);

@@ -5,6 +5,7 @@ import { splitPlan } from '../../kernels/onnx/step-split.js';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { maxAbsDiff, type ReferenceHarness, randomTokens, referenceHarness } from './reference-harness.js';
 
@@ -166,7 +167,7 @@ describe('onnx engine stacked slots and gathered rows', () => {
     const layout = load(makeAdapter(30, 8, TARGET_MODULES), false);
     expect(await prefillAndDecode(small, [layout])).toBeLessThan(TOLERANCE);
     const updated = makeAdapter(31, 8, TARGET_MODULES);
-    for (const engine of [ref.engine, small, none]) engine.writeAdapter(layout, updated);
+    for (const engine of [ref.engine, small, none]) engine.writeAdapter(layout, storeAdapter(updated));
     expect(await prefillAndDecode(small, [layout])).toBeLessThan(TOLERANCE);
   });
 
@@ -187,7 +188,7 @@ describe('onnx engine stacked slots and gathered rows', () => {
     expect(wide.numStackedAdapters).toBe(before + 1);
     expect(wide.stackedModulesOf(layout)).toEqual(TARGET_MODULES.filter((m) => m !== 'up_proj'));
     const healthy = makeAdapter(51, 4, TARGET_MODULES);
-    for (const engine of [ref.engine, small, none, wide]) engine.writeAdapter(layout, healthy);
+    for (const engine of [ref.engine, small, none, wide]) engine.writeAdapter(layout, storeAdapter(healthy));
     const id = nextSeq++;
     const plan: StepPlan = { sequences: [ref.sequenceStep(id, tokens, 0, layout, 'last')] };
     const expected = await ref.engine.step(plan);

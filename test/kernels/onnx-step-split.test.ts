@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import { splitPlan } from '../../kernels/onnx/step-split.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { maxAbsDiff, randomTokens, referenceHarness } from './reference-harness.js';
 
@@ -82,7 +83,7 @@ describe('onnx engine with plans split into several runs', () => {
         seed: 4,
       });
       const layout = ref.load(adapter);
-      onnx.writeAdapter(layout, adapter);
+      onnx.writeAdapter(layout, storeAdapter(adapter));
       const first: StepPlan = {
         sequences: [
           ref.sequenceStep(1, randomTokens(3, config.vocabSize, 1), 0, layout, 'last'),

@@ -6,6 +6,7 @@ import { PagePool } from '../../memory/page-pool.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter } from '../../model/synthetic.js';
 
 /**
@@ -63,7 +64,7 @@ export async function runPoisonScenario(
       adapter,
       order(pool.allocate(adapterPageCount(config, adapter), 'adapter')),
     );
-    engine.writeAdapter(layout, adapter);
+    engine.writeAdapter(layout, storeAdapter(adapter));
     return layout;
   };
   const healthy = load(

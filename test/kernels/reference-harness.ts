@@ -6,6 +6,7 @@ import { kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { ModelWeights } from '../../model/model-weights.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 
 /** A reference engine with its pool, KV cache and resident adapters, as a scheduler would hold them. */
 export interface ReferenceHarness {
@@ -56,7 +57,7 @@ export function referenceHarness(
     load(adapter) {
       const pages = pool.allocate(adapterPageCount(weights.config, adapter), 'adapter');
       const layout = layoutAdapter(weights.config, adapter, pages);
-      engine.writeAdapter(layout, adapter);
+      engine.writeAdapter(layout, storeAdapter(adapter));
       return layout;
     },
     loadInto(others, adapter, scatterSeed) {
@@ -67,7 +68,7 @@ export function referenceHarness(
           : Int32Array.from(shuffled(pool.allocate(count, 'adapter'), scatterSeed));
       if (!pages) throw new Error('test pool has no run of free pages long enough');
       const layout = layoutAdapter(weights.config, adapter, pages);
-      for (const engine of [this.engine, ...others]) engine.writeAdapter(layout, adapter);
+      for (const engine of [this.engine, ...others]) engine.writeAdapter(layout, storeAdapter(adapter));
       return layout;
     },
     sequenceStep(seqId, tokens, startPos, adapter, logits) {

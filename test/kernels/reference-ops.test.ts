@@ -13,6 +13,7 @@ import { KvCache } from '../../memory/kv-cache.js';
 import { kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter } from '../../model/synthetic.js';
 import { maxAbsDiff, seededUniform, shuffled } from './reference-harness.js';
 
@@ -177,7 +178,7 @@ describe('loraShrink + loraExpand', () => {
     ].map((spec) => syntheticAdapter(config, { ...spec, targetModules: ['gate_proj', 'down_proj'] }));
     const layouts = adapters.map((a) => {
       const layout = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
-      writeAdapterRows(storage, pool.pageSize, layout, a);
+      writeAdapterRows(storage, pool.pageSize, layout, storeAdapter(a));
       return layout;
     });
     // down_proj: 24 inputs over two pages per A row, 16 outputs.

@@ -9,6 +9,7 @@ import { PagePool } from '../../memory/page-pool.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter, LoraPair } from '../../model/lora-adapter.js';
+import { storeAdapter, widenAdapter } from '../../model/stored-adapter.js';
 
 const config = parseLlamaConfig({
   hidden_size: 16,
@@ -80,7 +81,7 @@ describe('adapter layout', () => {
     const shuffled = Int32Array.from([...pages].sort(() => Math.random() - 0.5));
     const layout = layoutAdapter(config, a, shuffled);
     const storage = new Float32Array(pool.numPages * pool.pageSize).fill(Number.NaN);
-    writeAdapterRows(storage, pool.pageSize, layout, a);
+    writeAdapterRows(storage, pool.pageSize, layout, storeAdapter(a));
     for (const [l, m] of [
       [1, 'down_proj'],
       [0, 'q_proj'],
@@ -104,4 +105,30 @@ describe('adapter layout', () => {
       }
     }
   });
+
+  for (const dtype of ['F16', 'BF16'] as const)
+    it(`writes a ${dtype} host copy into the same pages as its widened f32 form`, () => {
+      const f32 = adapter(4, ['q_proj', 'v_proj', 'down_proj'], patternRank);
+      // Values that need the low bits and the sign: widening must be exact, element by element.
+      for (const layer of f32.layers)
+        for (const pair of Object.values(layer))
+          for (const m of [pair.a, pair.b])
+            for (let i = 0; i < m.length; i++) m[i] = (i % 7) * 0.37 - m[i] / 97;
+      const stored = storeAdapter(f32, dtype);
+      const widened = widenAdapter(stored);
+      const pool = new PagePool(200, config.hiddenSize);
+      const layout = layoutAdapter(
+        config,
+        stored,
+        pool.allocate(adapterPageCount(config, stored), 'adapter'),
+      );
+      const fromHalf = new Float32Array(pool.numPages * pool.pageSize).fill(Number.NaN);
+      const fromF32 = new Float32Array(pool.numPages * pool.pageSize).fill(Number.NaN);
+      writeAdapterRows(fromHalf, pool.pageSize, layout, stored);
+      writeAdapterRows(fromF32, pool.pageSize, layout, storeAdapter(widened));
+      expect(fromHalf).toEqual(fromF32);
+      // Rounded to the dtype, so not the f32 values: the test would pass vacuously otherwise.
+      expect(widened.layers[1].down_proj!.a).not.toEqual(f32.layers[1].down_proj!.a);
+      expect(fromHalf.some((v) => v !== 0 && !Number.isNaN(v))).toBe(true);
+    });
 });

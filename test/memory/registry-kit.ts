@@ -4,7 +4,6 @@ import { type AdapterFiles, AdapterRegistry, type RegistryLimits } from '../../m
 import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
-import type { LoraAdapter } from '../../model/lora-adapter.js';
 import { type StoredLoraAdapter, storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter } from '../../model/synthetic.js';
 
@@ -73,17 +72,17 @@ export class FakeAdapterFiles implements AdapterFiles {
  * so a test can check that a step only ever reads its adapter's own, whole, current pages.
  */
 export class RecordingStorage {
-  readonly pageOwner = new Map<number, { name: string; weights: LoraAdapter }>();
+  readonly pageOwner = new Map<number, { name: string; weights: StoredLoraAdapter }>();
   numWrites = 0;
 
-  writeAdapter(layout: AdapterLayout, adapter: LoraAdapter): void {
+  writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void {
     this.numWrites++;
     for (const page of layout.allPages) this.pageOwner.set(page, { name: adapter.name, weights: adapter });
   }
 
   /** Throws unless every page of `layout` holds `name`'s weights, all of one version. */
-  check(layout: AdapterLayout): LoraAdapter {
-    let weights: LoraAdapter | null = null;
+  check(layout: AdapterLayout): StoredLoraAdapter {
+    let weights: StoredLoraAdapter | null = null;
     for (const page of layout.allPages) {
       const owner = this.pageOwner.get(page);
       if (owner?.name !== layout.name) throw new Error(`page ${page} of ${layout.name} holds ${owner?.name}`);

@@ -153,7 +153,7 @@ describe.skipIf(!ctx)('the adapter-slot table of the webgpu engine', () => {
     try {
       admit(setup, ['a', 'd']);
       for (const name of ['a', 'd'])
-        reference.writeAdapter(registry.layoutOf(name)!, readAdapter(name, `/${name}`));
+        reference.writeAdapter(registry.layoutOf(name)!, storeAdapter(readAdapter(name, `/${name}`)));
       expect(engine.adapterSlots.numSlots).toBe(2);
       const written = engine.adapterSlots.numWordsWritten;
       const headers = engine.adapterSlots.headers;
@@ -214,7 +214,7 @@ describe.skipIf(!ctx)('the adapter-slot table of the webgpu engine', () => {
     const reference = ReferenceEngine.create(weights, pool);
     try {
       admit(setup, ['c']);
-      reference.writeAdapter(registry.layoutOf('c')!, readAdapter('c', '/c'));
+      reference.writeAdapter(registry.layoutOf('c')!, storeAdapter(readAdapter('c', '/c')));
       const before = await reference.step(prefillPlan(setup, ['c'], 1));
       kv.free(1);
       await registry.load('c', '/v2/c', true);
@@ -224,7 +224,7 @@ describe.skipIf(!ctx)('the adapter-slot table of the webgpu engine', () => {
       const updated = registry.layoutOf('c')!;
       expect(relativeError(await inFlight, before)).toBeLessThan(F32_TOLERANCE);
       kv.free(2);
-      reference.writeAdapter(updated, readAdapter('c', '/v2/c'));
+      reference.writeAdapter(updated, storeAdapter(readAdapter('c', '/v2/c')));
       const plan = prefillPlan(setup, ['c'], 3);
       const after = await reference.step(plan);
       expect(relativeError(after, before)).toBeGreaterThan(1e-3);
@@ -241,7 +241,7 @@ describe.skipIf(!ctx)('the adapter-slot table of the webgpu engine', () => {
     const reference = ReferenceEngine.create(weights, pool);
     try {
       admit(setup, ['b']);
-      reference.writeAdapter(registry.layoutOf('b')!, readAdapter('b', '/b'));
+      reference.writeAdapter(registry.layoutOf('b')!, storeAdapter(readAdapter('b', '/b')));
       const plan = prefillPlan(setup, ['b'], 1);
       const headers = engine.adapterSlots.headers;
       const inFlight = engine.step(plan);
@@ -250,7 +250,7 @@ describe.skipIf(!ctx)('the adapter-slot table of the webgpu engine', () => {
       for (let i = 0; i < 20; i++)
         engine.writeAdapter(
           layoutAdapter(config, extra, pool.allocate(adapterPageCount(config, extra), 'adapter')),
-          extra,
+          storeAdapter(extra),
         );
       expect(engine.adapterSlots.headers).not.toBe(headers);
       expect(relativeError(await inFlight, await reference.step(plan))).toBeLessThan(F32_TOLERANCE);

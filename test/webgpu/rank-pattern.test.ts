@@ -5,6 +5,7 @@ import { adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js'
 import { KvCache } from '../../memory/kv-cache.js';
 import { kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { RANK_PATTERN_SPEC, RSLORA_PATTERN_SPEC, worstDiffFromMerged } from '../kernels/rank-pattern-kit.js';
 import { openSuiteContext, seededRandom, shuffle } from './gpu-test-kit.js';
@@ -48,7 +49,7 @@ describe.skipIf(!ctx)('rank_pattern adapters on the webgpu engine', () => {
             adapter,
             pool.allocate(adapterPageCount(config, adapter), 'adapter'),
           );
-          gpu.writeAdapter(layout, adapter);
+          gpu.writeAdapter(layout, storeAdapter(adapter));
           expect(await worstDiffFromMerged(gpu, stepOf, weights, adapter, layout, i + 1)).toBeLessThan(1e-4);
         }
       } finally {

@@ -9,6 +9,7 @@ import { kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
+import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import {
   F32_TOLERANCE,
@@ -53,8 +54,8 @@ async function pair(options: WebGpuEngineOptions) {
   const gpu = await WebGpuEngine.create(weights, pool, { ...options, context: ctx! });
   const layouts: AdapterLayout[] = adapters.map((a) => {
     const layout = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
-    reference.writeAdapter(layout, a);
-    gpu.writeAdapter(layout, a);
+    reference.writeAdapter(layout, storeAdapter(a));
+    gpu.writeAdapter(layout, storeAdapter(a));
     return layout;
   });
   return { pool, reference, gpu, layouts, kv: new KvCache(pool, kvLayout(config)) };
