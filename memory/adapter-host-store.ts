@@ -1,7 +1,7 @@
 import type { StoredLoraAdapter } from '../model/stored-adapter.js';
 
 /** Disk reads in flight at once: enough to hide latency, few enough not to flood host RAM. */
-const MAX_CONCURRENT_READS = 16;
+export const MAX_CONCURRENT_READS = 16;
 
 export interface HostStoreCounters {
   numDiskLoads: number;
@@ -51,15 +51,16 @@ export class AdapterHostStore {
   }
 
   /**
-   * Starts reading `name` unless it is held, being read, or too many reads are in flight (a later
-   * call retries). `settle` gets the adapter (and `put`s it to keep it) or the error.
+   * Starts reading `name` unless it is held, being read, or `maxInFlight` reads are in flight (a
+   * later call retries). `settle` gets the adapter (and `put`s it to keep it) or the error.
    */
   read(
     name: string,
     load: () => Promise<StoredLoraAdapter>,
     settle: (adapter: StoredLoraAdapter | null, error?: unknown) => void,
+    maxInFlight = MAX_CONCURRENT_READS,
   ): void {
-    if (this.copies.has(name) || this.reads.has(name) || this.reads.size >= MAX_CONCURRENT_READS) return;
+    if (this.copies.has(name) || this.reads.has(name) || this.reads.size >= maxInFlight) return;
     const reading = load()
       .then(
         (adapter) => {

@@ -1,5 +1,5 @@
 import type { StoredLoraAdapter } from '../model/stored-adapter.js';
-import { AdapterHostStore } from './adapter-host-store.js';
+import { AdapterHostStore, MAX_CONCURRENT_READS } from './adapter-host-store.js';
 import { type AdapterLayout, layoutAdapter } from './adapter-layout.js';
 import type { PagePool, PageReclaimer } from './page-pool.js';
 
@@ -152,6 +152,10 @@ export class AdapterRegistry implements PageReclaimer {
   private window: string[] = [];
   /** Queued adapters past the window, read from disk ahead of need. */
   private readAhead: string[] = [];
+  /** Adapters of the running sequences at the last plan (startReading's concurrency). */
+  private numRunningAdapters = 0;
+  /** Adapters whose read failed since the last planning round: readQueued skips them. */
+  private readonly failedReads = new Set<string>();
   /** The host-RAM tier (--max-cpu-loras). */
   private readonly host: AdapterHostStore;
   readonly counters: RegistryCounters = emptyRegistryCounters();
@@ -344,6 +348,8 @@ export class AdapterRegistry implements PageReclaimer {
     numAdmissible = Number.POSITIVE_INFINITY,
   ): void {
     this.planningRound++;
+    this.numRunningAdapters = running.length;
+    this.failedReads.clear();
     this.protected.clear();
     for (const name of running) this.protected.add(name);
     // The queue's next adapters, as many as may be resident beside the running ones (the head's
@@ -406,15 +412,25 @@ export class AdapterRegistry implements PageReclaimer {
    */
   async prefetchDuringStep(isStepDone: () => boolean = () => false): Promise<void> {
     const window = this.window;
-    for (const name of [...window, ...this.readAhead]) {
-      const entry = this.entries.get(name);
-      if (entry && !entry.layout && !this.host.has(name)) this.startReading(entry);
-    }
+    this.readQueued();
     for (const name of window) {
       if (isStepDone() || window !== this.window) return;
       const entry = this.entries.get(name);
       if (!entry || entry.layout || entry.replacement) continue;
       if (this.prefetchIntoFreePages(entry)) await nextTurn();
+    }
+  }
+
+  /**
+   * Starts disk reads for the planned window's adapters, then the read-ahead's, in queue order, as
+   * far as the host store's cap on reads in flight allows. Called again whenever a read settles, so
+   * the reads run back to back between the loop's planning rounds (a step can take a second).
+   */
+  private readQueued(): void {
+    for (const name of [...this.window, ...this.readAhead]) {
+      const entry = this.entries.get(name);
+      if (entry && !entry.layout && !this.host.has(name) && !this.failedReads.has(name))
+        this.startReading(entry);
     }
   }
 
@@ -580,25 +596,40 @@ export class AdapterRegistry implements PageReclaimer {
     if (entry.numPins > 0) this.makeResident(entry, 0, false);
   }
 
+  /**
+   * While no adapter's sequence runs, the loop has nothing to do until the queue head's adapter is
+   * read, so reads go one at a time in queue order: 16 started together share the disk, the file
+   * system's threads and this thread's checks, and all end together (measured at the TinyLlama
+   * shape: the first of 16 settled after 1.6 s, against 0.1 s alone). Once a step runs, reads
+   * overlap it up to the host store's cap; fewer starved the trace's steps of adapters.
+   */
   private startReading(entry: AdapterEntry): void {
     this.host.read(
       entry.name,
       () => this.files.read(entry.name, entry.path),
       (adapter, error) => {
-        if (!adapter) {
-          this.onReadFailure?.(entry.name, error);
-          return;
-        }
-        // Read for a registration that has since been unloaded or replaced in place: not wanted.
-        if (entry.isUnloading || entry.replacement || this.entries.get(entry.name) !== entry) return;
-        this.host.put(entry.name, adapter);
-        entry.rank = adapter.rank;
-        entry.numPages = this.files.pagesOf(adapter);
-        // Wanted by the queue: write it into free pages now, overlapping whatever step runs,
-        // instead of making the next step wait for the copy.
-        if (this.window.includes(entry.name)) this.prefetchIntoFreePages(entry);
+        this.settleRead(entry, adapter, error);
+        this.readQueued();
       },
+      this.numRunningAdapters === 0 ? 1 : MAX_CONCURRENT_READS,
     );
+  }
+
+  private settleRead(entry: AdapterEntry, adapter: StoredLoraAdapter | null, error: unknown): void {
+    if (!adapter) {
+      // Not read again before the queue is planned anew (its requests fail now).
+      this.failedReads.add(entry.name);
+      this.onReadFailure?.(entry.name, error);
+      return;
+    }
+    // Read for a registration that has since been unloaded or replaced in place: not wanted.
+    if (entry.isUnloading || entry.replacement || this.entries.get(entry.name) !== entry) return;
+    this.host.put(entry.name, adapter);
+    entry.rank = adapter.rank;
+    entry.numPages = this.files.pagesOf(adapter);
+    // Wanted by the queue: write it into free pages now, overlapping whatever step runs,
+    // instead of making the next step wait for the copy.
+    if (this.window.includes(entry.name)) this.prefetchIntoFreePages(entry);
   }
 
   /**

@@ -91,7 +91,8 @@ describe('AdapterRegistry', () => {
     const queue = ['a4', 'a5', 'a6', 'a7'];
     registry.planStep([], queue, 0);
     registry.endPlanning();
-    await settle(); // the four queued adapters are read into host RAM; nothing fits beside a0..a3
+    // The four queued adapters are read into host RAM (two at a time); nothing fits beside a0..a3.
+    for (let i = 0; i < 4 && registry.list().some((a) => a.tier === 'disk'); i++) await settle();
     const before = { ...registry.counters };
 
     // One free seat: a4 is copied now (the loop waits on it); the other three get room, not copies.
@@ -112,6 +113,41 @@ describe('AdapterRegistry', () => {
     expect(queue.every((n) => registry.isResident(n))).toBe(true);
     expect(registry.counters.numOverlappedPoolLoads - before.numOverlappedPoolLoads).toBe(3);
     for (const name of queue) storage.check(registry.layoutOf(name)!);
+  });
+
+  it('reads the queue from disk in queue order: one at a time while nothing runs, together beside a step; back to back; a failed read waits for the next plan', async () => {
+    const pool = new PagePool(800, fakeConfig.hiddenSize);
+    const { registry, files } = newRegistry(pool, fakeConfig, { maxLoras: 2, maxCpuLoras: 16 });
+    await registerMany(registry, 12);
+    files.corrupt.add('/adapters/a3');
+    const failed: string[] = [];
+    registry.onReadFailure = (name) => failed.push(name);
+    const onDisk = (names: string[]) =>
+      names.filter((n) => registry.list().find((a) => a.name === n)?.tier === 'disk');
+    // Nothing runs: the head's read goes alone, the next starts as it settles, with no plan between.
+    const queue = ['a0', 'a1', 'a2', 'a3', 'a4', 'a5'];
+    registry.planStep([], queue, 0);
+    registry.endPlanning();
+    for (let i = 1; i <= 3; i++) {
+      await settle();
+      expect(files.reads).toEqual(queue.slice(0, i));
+    }
+    for (let i = 0; i < 10 && onDisk(queue).length > 1; i++) await settle();
+    expect(files.reads).toEqual(queue);
+    expect(onDisk(queue)).toEqual(['a3']);
+    expect(failed).toEqual(['a3']);
+    // Not read again until the queue is planned anew.
+    for (let i = 0; i < 3; i++) await settle();
+    expect(files.reads.filter((n) => n === 'a3')).toHaveLength(1);
+
+    // a0 runs: the queue's reads overlap the step, all at once.
+    files.reads.length = 0;
+    const next = ['a3', 'a6', 'a7', 'a8', 'a9', 'a10'];
+    registry.planStep(['a0'], next, 0);
+    registry.endPlanning();
+    await registry.prefetchDuringStep(() => true);
+    await settle();
+    expect(files.reads).toEqual(next);
   });
 
   it('keeps at most --max-cpu-loras host copies', async () => {
