@@ -170,6 +170,9 @@ async function serveTrace(modelDir: string, loraDir: string, n: number, requests
     const warm = await run();
     const stats = engine.stats();
     const c = counted;
+    const after = stats.adapterCounters;
+    const loadingSeconds = (k: typeof c) =>
+      k.blockingCopySeconds + k.readWaitSeconds + k.overlappedCopySeconds;
     return {
       seconds,
       tokensPerSecond: tokens / seconds,
@@ -180,6 +183,9 @@ async function serveTrace(modelDir: string, loraDir: string, n: number, requests
       blockingCopyShare: c.blockingCopySeconds / seconds,
       readWaitShare: c.readWaitSeconds / seconds,
       overlappedCopySeconds: c.overlappedCopySeconds,
+      besideStepsShare: c.overlappedCopySeconds / seconds,
+      warmPoolLoads: after.numPoolLoads - c.numPoolLoads,
+      warmLoadingShare: (loadingSeconds(after) - loadingSeconds(c)) / warm.seconds,
       diskLoads: c.numDiskLoads,
       poolLoads: c.numPoolLoads,
       overlappedPoolLoads: c.numOverlappedPoolLoads,
@@ -241,6 +247,9 @@ async function main(): Promise<void> {
           'copy wait': `${(r.copyWaitShare * 100).toFixed(2)} %`,
           'of it copies': `${(r.blockingCopyShare * 100).toFixed(2)} %`,
           'of it disk reads': `${(r.readWaitShare * 100).toFixed(2)} %`,
+          'copies beside steps': `${(r.besideStepsShare * 100).toFixed(2)} %`,
+          'warm pool loads': r.warmPoolLoads,
+          'warm: all loading': `${(r.warmLoadingShare * 100).toFixed(2)} %`,
           'disk loads': r.diskLoads,
           'pool loads': r.poolLoads,
           evictions: r.evictions,
@@ -253,7 +262,7 @@ async function main(): Promise<void> {
     notes.push(
       'Targets (issue 6): throughput at n = 2,000 ≥ 90 % of n = 1 (S-LoRA: 94.5 % uniform, 89.7 % mixed); copy wait ≤ 2 %.',
       "tokens/s: the trace served cold (every adapter read from disk on first use: with n ≥ 100 nearly every request brings a new adapter). warm tokens/s: the same trace again with the adapters in host RAM (--max-cpu-loras all), S-LoRA's setting: adapters wait in main memory and are copied into the pool on demand.",
-      'copy wait: seconds the step loop spent on adapter copies between steps plus idle waits for disk reads, over the run. onnxruntime-node runs a step on the JS thread, so on this engine copies and compute take turns.',
+      "copy wait: seconds the step loop spent on adapter copies between steps plus idle waits for disk reads, over the cold run. copies beside steps: seconds of the copies made while a step was pending (prefetchDuringStep), over the same run. On the webgpu engine those overlap the GPU's work; on the onnx engine they do not: onnxruntime-node runs a session synchronously on the JS thread (inside a setImmediate), so a copy made while a step is pending runs before it, and the step loop spends copy wait plus copies beside steps on adapter loading. warm: all loading: the three together over the warm run (pool loads again after the cold run's evictions).",
       `Trace: ${numRequests} requests, ${Number.isFinite(rate) ? `Poisson arrivals at ${rate} req/s` : 'submitted at once (saturation)'}, greedy, ignore_eos, same seed at every n; adapter = floor(power(${ALPHA})·n).`,
       `${DISTINCT_FILES} distinct weight files per rank mix, hard-linked under n names: every name is a separate adapter to the registry (read, made resident and evicted on its own).`,
       adapterTrafficNote(spec, Number(args['max-num-seqs'])),
