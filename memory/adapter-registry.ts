@@ -24,6 +24,8 @@ export interface AdapterFiles {
   pagesOf(adapter: StoredLoraAdapter): number;
   /** The directory `name` would live in under a lazily scanned adapter folder (--lora-dir), or null. */
   lazyPath?(name: string): Promise<string | null>;
+  /** Stops what reads run on (a worker thread); reads after it still work, on the calling thread. */
+  close?(): Promise<void>;
 }
 
 export interface RegistryLimits {
@@ -630,6 +632,11 @@ export class AdapterRegistry implements PageReclaimer {
     // Wanted by the queue: write it into free pages now, overlapping whatever step runs,
     // instead of making the next step wait for the copy.
     if (this.window.includes(entry.name)) this.prefetchIntoFreePages(entry);
+  }
+
+  /** Stops the file reader's thread; the engine loop has stopped (no read is wanted any more). */
+  async close(): Promise<void> {
+    await this.files.close?.();
   }
 
   /**

@@ -1,7 +1,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import { checkFiniteWeights } from './finite-check.js';
 import { ModelFormatError } from './model-format-error.js';
+import { startTypeScriptWorker } from './typescript-worker.js';
 
 /** One F32 tensor to check, where it lies in its file. */
 export interface FiniteScanJob {
@@ -78,7 +78,9 @@ export function checkLinearWeightsInBackground(jobs: readonly FiniteScanJob[]): 
   if (jobs.length === 0) return Promise.resolve();
   return new Promise<FiniteScanResult>((resolve) => {
     let answered = false;
-    const worker = new Worker(new URL('./finite-scan-worker.ts', import.meta.url), { workerData: jobs });
+    const worker = startTypeScriptWorker(new URL('./finite-scan-worker.ts', import.meta.url), {
+      workerData: jobs,
+    });
     worker.once('message', (result: FiniteScanResult) => {
       answered = true;
       resolve(result);

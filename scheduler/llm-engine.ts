@@ -21,11 +21,11 @@ import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool, parsePoolSize } from '../memory/page-pool.js';
 import { findInAdapterFolder, listAdapterFolder } from '../model/adapter-folder.js';
+import { AdapterReader } from '../model/adapter-reader.js';
 import { summarizeAdapter } from '../model/adapter-summary.js';
 import { IncrementalDecoder } from '../model/incremental-decoder.js';
 import { contextLengthProblem, type LlamaConfig } from '../model/llama-config.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
-import { loadStoredAdapter } from '../model/load-adapter.js';
 import { type FileReadProgress, type LoadedModel, loadModel } from '../model/load-model.js';
 import { StartupError } from '../model/startup-error.js';
 import type { Clock } from './clock.js';
@@ -352,6 +352,7 @@ export class LlmEngine {
 
   async close(): Promise<void> {
     await this.scheduler.close();
+    await this.registry.close();
     await this.engine.close();
   }
 }
@@ -402,14 +403,16 @@ function createPool(config: LlamaConfig, poolSize: string, log: ProgressLog): Pa
 
 /** model/'s loaders bound to the base model, as the registry reads adapters. */
 function adapterFiles(config: LlamaConfig, loraDir: string | null): AdapterFiles {
+  const reader = new AdapterReader(config);
   return {
     async inspect(path) {
       const summary = await summarizeAdapter(path, config);
       return { rank: summary.rank, numPages: pagesForModuleRanks(config, summary.ranks) };
     },
-    read: (name, path) => loadStoredAdapter(name, path, config),
+    read: (name, path) => reader.read(name, path),
     pagesOf: (adapter) => adapterPageCount(config, adapter),
     lazyPath: loraDir === null ? undefined : (name) => findInAdapterFolder(loraDir, name),
+    close: () => reader.close(),
   };
 }
 
