@@ -9,6 +9,8 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
  * which callers treat as "no worker".
  */
 export function startTypeScriptWorker(module: URL, options: Omit<WorkerOptions, 'eval'> = {}): Worker {
-  const bootstrap = `import('tsx/esm/api').then(({ register }) => { register(); return import(${JSON.stringify(module.href)}); });`;
+  // Resolved here: an evaluated script resolves bare names from the working directory, not Loom's.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(module.href)}); });`;
   return new Worker(bootstrap, { ...options, eval: true });
 }
