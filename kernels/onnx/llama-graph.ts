@@ -208,14 +208,7 @@ export function buildStepGraph(
   const ids = g.input(STEP_INPUTS.inputIds, 'int64', ['T']);
   const paddedToken = g.input(STEP_INPUTS.paddedToken, 'int64', ['BS']);
   const tokenRow = g.input(STEP_INPUTS.tokenRow, 'int64', ['T']);
-  /**
-   * Where the decoder's nodes go: the graph itself, or a branch of the If that runs the layers
-   * with LoRA or without (inputs, weights and step-wide values stay on the graph, read by name).
-   */
-  let ops = g;
-  /** Whether the layers being built have LoRA (the If's then branch) or not. */
-  let withLora = false;
-  const toPadded = (flat: string) => ops.op('Gather', [flat, paddedToken], { axis: 0 });
+  const toPadded = (flat: string) => g.op('Gather', [flat, paddedToken], { axis: 0 });
   const cos = g.input(STEP_INPUTS.ropeCos, 'float32', ['T', 1, hd / 2]);
   const sin = g.input(STEP_INPUTS.ropeSin, 'float32', ['T', 1, hd / 2]);
   const kvPages = g.input(STEP_INPUTS.kvPages, 'int64', [2 * L, 'B', 'NB']);
@@ -223,13 +216,13 @@ export function buildStepGraph(
   const logitRows = g.input(STEP_INPUTS.logitRows, 'int64', ['R']);
   if (weightMode === 'inputs' && weightFormat !== 'f32')
     throw new Error(`${weightFormat} weights are initializers: they need weight mode 'external'`);
-  /** A weight fed as an input, declared on first use (both branches of the LoRA If read it). */
+  /** A weight fed as an input, declared on first use. */
   const w = (name: string, dims: number[]) => (g.has(name) ? name : g.input(name, 'float32', dims));
   /** x·Wᵀ for a Gemm weight: an initializer in `weightFormat` (base-weights.ts), or an f32 input. */
   const gemm = (x: string, name: string, outFeatures: number, inFeatures: number) =>
     weightMode === 'external'
-      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles?.get(name), ops)
-      : ops.op('Gemm', [x, w(name, [outFeatures, inFeatures])], { transB: 1 });
+      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles?.get(name), g)
+      : g.op('Gemm', [x, w(name, [outFeatures, inFeatures])], { transB: 1 });
   /** A layer-after-layer input split into its L layers' parts. */
   const perLayer = (input: string): string[] =>
     L === 1 ? [input] : g.opMulti('Split', [input], L, { axis: 0 });
@@ -308,13 +301,13 @@ export function buildStepGraph(
   const sinRows = g.op('Reshape', [sin, g.ints([-1, hd / 2])]);
   const ropeOffset = g.ints([0]);
   const rope = (x: string, heads: number): string => {
-    const rotated = ops.op(
+    const rotated = g.op(
       'RotaryEmbedding',
-      [ops.op('Reshape', [x, g.ints([1, -1, heads * hd])]), ropeOffset, cosRows, sinRows],
+      [g.op('Reshape', [x, g.ints([1, -1, heads * hd])]), ropeOffset, cosRows, sinRows],
       { interleaved: 0, num_heads: heads },
       { domain: 'com.microsoft' },
     );
-    return ops.op('Reshape', [rotated, g.ints([-1, heads, hd])]);
+    return g.op('Reshape', [rotated, g.ints([-1, heads, hd])]);
   };
 
   const views = new Map<number, string>([[ps, pool]]);
@@ -408,7 +401,7 @@ export function buildStepGraph(
       modules.length > 1 && weightMode === 'external' && isQuantized(weightFormat)
         ? fusedQuantizedLinear(
             g,
-            ops,
+            g,
             x,
             modules.map((m) => WEIGHT_NAMES.linear(layer, m)),
             modules.map((m) => moduleShape(c, m).outFeatures),
@@ -419,7 +412,7 @@ export function buildStepGraph(
             const { inFeatures, outFeatures } = moduleShape(c, m);
             return gemm(x, WEIGHT_NAMES.linear(layer, m), outFeatures, inFeatures);
           });
-    const adapted = withLora ? modules.flatMap((m, i) => (lora.has(m) ? [i] : [])) : [];
+    const adapted = modules.flatMap((m, i) => (lora.has(m) ? [i] : []));
     if (adapted.length === 0) return outs;
     /** The stacked tokens' LoRA added into `base` (the group's outputs), blocked or masked. */
     const stacked = (b: GraphBuilder, base: string[]): string[] =>
@@ -450,7 +443,7 @@ export function buildStepGraph(
           ),
       );
     const adaptedOuts = onlyIf(
-      ops,
+      g,
       anyActive(adapted.map((i) => stackInputs.get(modules[i])!.active)),
       adapted.map((i) => outs[i]),
       loraIn,
@@ -548,67 +541,62 @@ export function buildStepGraph(
   };
 
   const pastKv = (layer: number, kind: 0 | 1): string => {
-    const pages = ops.op('Gather', [kvPages, g.ints([layer * 2 + kind])], { axis: 0 });
-    const pages2 = ops.op('Squeeze', [pages, g.ints([0])]);
-    let rows = ops.op('Gather', [pool, pages2], { axis: 0 }); // [B, NB, ps]
+    const pages = g.op('Gather', [kvPages, g.ints([layer * 2 + kind])], { axis: 0 });
+    const pages2 = g.op('Squeeze', [pages, g.ints([0])]);
+    let rows = g.op('Gather', [pool, pages2], { axis: 0 }); // [B, NB, ps]
     const used = kv.tokensPerPage * kv.kvDim;
-    if (used !== ps) rows = ops.op('Slice', [rows, g.ints([0]), g.ints([used]), g.ints([2])]);
-    return ops.op('Reshape', [rows, g.ints([0, -1, kvH, hd])]); // [B, NB·tpp, kvH, hd]
+    if (used !== ps) rows = g.op('Slice', [rows, g.ints([0]), g.ints([used]), g.ints([2])]);
+    return g.op('Reshape', [rows, g.ints([0, -1, kvH, hd])]); // [B, NB·tpp, kvH, hd]
   };
 
   const embed = w(WEIGHT_NAMES.embedTokens, [c.vocabSize, c.hiddenSize]);
   const embedded = g.op('Gather', [embed, ids], { axis: 0 }); // [T, hidden]
-  /**
-   * The decoder layers into `into` (the graph, or a branch), with the LoRA of `loraModules` or
-   * without any: [final hidden state, new K/V of every layer].
-   */
-  const decoder = (into: GraphBuilder, lora: boolean, x0: string, kvNewName?: string): [string, string] => {
-    ops = into;
-    withLora = lora;
+  /** The decoder layers, with the LoRA of `loraModules`: [final hidden state, new K/V of every layer]. */
+  const decoder = (x0: string, kvNewName: string): [string, string] => {
     let x = x0;
     const kvNew: string[] = [];
     for (let l = 0; l < L; l++) {
-      const h = ops.op('SimplifiedLayerNormalization', [x, w(WEIGHT_NAMES.inputNorm(l), [c.hiddenSize])], {
+      const h = g.op('SimplifiedLayerNormalization', [x, w(WEIGHT_NAMES.inputNorm(l), [c.hiddenSize])], {
         axis: -1,
         epsilon: eps,
       });
       const [qProj, kProj, v] = linears(h, l, QKV);
-      const q = rope(ops.op('Mul', [qProj, attnScale]), c.numHeads);
+      const q = rope(g.op('Mul', [qProj, attnScale]), c.numHeads);
       const k = rope(kProj, kvH);
       kvNew.push(
-        ops.op('Reshape', [k, g.ints([1, -1, kv.kvDim])]),
-        ops.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]),
+        g.op('Reshape', [k, g.ints([1, -1, kv.kvDim])]),
+        g.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]),
       );
 
-      const q5 = ops.op('Transpose', [ops.op('Reshape', [toPadded(q), shapeQ5])], { perm: [0, 2, 3, 1, 4] });
-      const qHeads = ops.op('Reshape', [q5, shapeQ4]); // [B, kvH, group·S, hd]
-      const kT = ops.op(
+      const q5 = g.op('Transpose', [g.op('Reshape', [toPadded(q), shapeQ5])], { perm: [0, 2, 3, 1, 4] });
+      const qHeads = g.op('Reshape', [q5, shapeQ4]); // [B, kvH, group·S, hd]
+      const kT = g.op(
         'Concat',
         [
-          ops.op('Transpose', [pastKv(l, 0)], { perm: [0, 2, 3, 1] }),
-          ops.op('Transpose', [ops.op('Reshape', [toPadded(k), shapeKv4])], { perm: [0, 2, 3, 1] }),
+          g.op('Transpose', [pastKv(l, 0)], { perm: [0, 2, 3, 1] }),
+          g.op('Transpose', [g.op('Reshape', [toPadded(k), shapeKv4])], { perm: [0, 2, 3, 1] }),
         ],
         { axis: 3 },
       ); // [B, kvH, hd, C]
-      const vAll = ops.op(
+      const vAll = g.op(
         'Concat',
         [
-          ops.op('Transpose', [pastKv(l, 1)], { perm: [0, 2, 1, 3] }),
-          ops.op('Transpose', [ops.op('Reshape', [toPadded(v), shapeKv4])], { perm: [0, 2, 1, 3] }),
+          g.op('Transpose', [pastKv(l, 1)], { perm: [0, 2, 1, 3] }),
+          g.op('Transpose', [g.op('Reshape', [toPadded(v), shapeKv4])], { perm: [0, 2, 1, 3] }),
         ],
         { axis: 2 },
       ); // [B, kvH, C, hd]
-      const scores = ops.op('Add', [ops.op('Reshape', [ops.op('MatMul', [qHeads, kT]), shapeScores5]), mask]);
-      const probs = ops.op('Reshape', [ops.op('Softmax', [scores], { axis: -1 }), shapeScores4]);
-      const attn5 = ops.op('Reshape', [ops.op('MatMul', [probs, vAll]), shapeOut5]); // [B, kvH, group, S, hd]
-      const attnPadded = ops.op('Reshape', [
-        ops.op('Transpose', [attn5], { perm: [0, 3, 1, 2, 4] }),
+      const scores = g.op('Add', [g.op('Reshape', [g.op('MatMul', [qHeads, kT]), shapeScores5]), mask]);
+      const probs = g.op('Reshape', [g.op('Softmax', [scores], { axis: -1 }), shapeScores4]);
+      const attn5 = g.op('Reshape', [g.op('MatMul', [probs, vAll]), shapeOut5]); // [B, kvH, group, S, hd]
+      const attnPadded = g.op('Reshape', [
+        g.op('Transpose', [attn5], { perm: [0, 3, 1, 2, 4] }),
         g.ints([-1, qDim]),
       ]);
-      const attn = ops.op('Gather', [attnPadded, tokenRow], { axis: 0 }); // [T, qDim]
-      x = ops.op('Add', [x, linear(attn, l, 'o_proj')]);
+      const attn = g.op('Gather', [attnPadded, tokenRow], { axis: 0 }); // [T, qDim]
+      x = g.op('Add', [x, linear(attn, l, 'o_proj')]);
 
-      const h2 = ops.op(
+      const h2 = g.op(
         'SimplifiedLayerNormalization',
         [x, w(WEIGHT_NAMES.postAttentionNorm(l), [c.hiddenSize])],
         {
@@ -617,34 +605,18 @@ export function buildStepGraph(
         },
       );
       const [gate, up] = linears(h2, l, GATE_UP);
-      const act = ops.op('Mul', [ops.op('Mul', [gate, ops.op('Sigmoid', [gate])]), up]);
-      x = ops.op('Add', [x, linear(act, l, 'down_proj')]);
+      const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+      x = g.op('Add', [x, linear(act, l, 'down_proj')]);
     }
-    const kvAll = into.op('Concat', kvNew, { axis: 0 }, kvNewName ? { outputNames: [kvNewName] } : {});
-    ops = g;
+    const kvAll = g.op('Concat', kvNew, { axis: 0 }, { outputNames: [kvNewName] });
     return [x, kvAll];
   };
-  // A step without LoRA runs the layers without any of its nodes, not an If per group of modules
-  // and a copy out of its else branch (bench/onnx-step-overhead.ts measures what is left).
-  let x: string;
-  if (loraModules.length === 0) [x] = decoder(g, false, embedded, STEP_OUTPUTS.kvNew);
-  else {
-    const anyLora = anyActive(loraModules.map((m) => stackInputs.get(m)!.active));
-    const branch = (lora: boolean) => ({
-      graph: g.branch(lora ? 'lora' : 'base', (b) =>
-        decoder(b, lora, embedded).map((value) => ({ value, type: 'float32' as const })),
-      ),
-    });
-    [x] = g.opMulti(
-      'If',
-      [anyLora],
-      2,
-      { then_branch: branch(true), else_branch: branch(false) },
-      {
-        outputNames: [undefined, STEP_OUTPUTS.kvNew],
-      },
-    );
-  }
+  // One decoder, whose groups of modules run their LoRA ops only in an If of their own. An If
+  // over the whole decoder with a LoRA-free copy in its else branch spared base steps ~0.5 ms
+  // (bench/onnx-step-overhead.ts, at widths where compute is negligible), but onnxruntime prepacks
+  // each branch's Gemm weights on its own before keeping one copy: engine creation at the
+  // TinyLlama shape peaked at 8.2 GB instead of 4.6 and took 8.2 s instead of 3.5.
+  const [x] = decoder(embedded, STEP_OUTPUTS.kvNew);
   g.output(STEP_OUTPUTS.kvNew, 'float32', [2 * L, 'T', kv.kvDim]);
 
   const picked = g.op('Gather', [x, logitRows], { axis: 0 });
