@@ -41,6 +41,11 @@ export class AdapterReader {
     return !this.workerFailed;
   }
 
+  /** Starts the worker ahead of the first read (its start, ~150 ms, would delay that read). */
+  start(): void {
+    this.startedWorker();
+  }
+
   read(name: string, dir: string): Promise<StoredLoraAdapter> {
     const worker = this.startedWorker();
     if (!worker) return loadStoredAdapter(name, dir, this.config);

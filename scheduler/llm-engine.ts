@@ -198,7 +198,8 @@ export class LlmEngine {
       );
     }
 
-    const files = adapterFiles(config, options.loraDir ?? null);
+    const reader = new AdapterReader(config);
+    const files = adapterFiles(config, reader, options.loraDir ?? null);
     const started = performance.now();
     const adapters = await inspectStartupAdapters(options, files, options.servedModelName ?? model.name);
     log.info(
@@ -307,6 +308,8 @@ export class LlmEngine {
       },
       'engine ready',
     );
+    // Adapters will be read: the reader's thread starts now rather than inside the first request.
+    if (adapters.length > 0 || options.loraDir) reader.start();
     const { weights: _weights, ...described } = model;
     return new LlmEngine(described, maxModelLen, engine, pool, registry, scheduler, listeners);
   }
@@ -402,8 +405,7 @@ function createPool(config: LlamaConfig, poolSize: string, log: ProgressLog): Pa
 }
 
 /** model/'s loaders bound to the base model, as the registry reads adapters. */
-function adapterFiles(config: LlamaConfig, loraDir: string | null): AdapterFiles {
-  const reader = new AdapterReader(config);
+function adapterFiles(config: LlamaConfig, reader: AdapterReader, loraDir: string | null): AdapterFiles {
   return {
     async inspect(path) {
       const summary = await summarizeAdapter(path, config);
