@@ -63,9 +63,7 @@ export interface WeightFileLocation {
 
 /**
  * y = x·Wᵀ for the HF [outFeatures, inFeatures] weight `name`, stored in `format` (an initializer).
- * An f32 weight with `inFile` is read by onnxruntime straight from its safetensors file. The
- * weight is declared on `g` once, however many times it is multiplied by; the nodes go to `ops`
- * (`g` itself, or a branch of it: the step graph's layers with LoRA and without read one weight).
+ * An f32 weight with `inFile` is read by onnxruntime straight from its safetensors file.
  */
 export function baseLinear(
   g: GraphBuilder,
@@ -75,40 +73,35 @@ export function baseLinear(
   inFeatures: number,
   format: WeightFormat,
   inFile?: WeightFileLocation,
-  ops: GraphBuilder = g,
 ): string {
-  const once = (value: string, declare: () => string) => (g.has(value) ? value : declare());
   if (format === 'f32') {
     const dims = [outFeatures, inFeatures];
-    const w = once(name, () =>
-      inFile
-        ? g.external(name, 'float32', dims, inFile.location, inFile.offset)
-        : g.external(name, 'float32', dims, weightLocation(name)),
-    );
-    return ops.op('Gemm', [x, w], { transB: 1 });
+    const w = inFile
+      ? g.external(name, 'float32', dims, inFile.location, inFile.offset)
+      : g.external(name, 'float32', dims, weightLocation(name));
+    return g.op('Gemm', [x, w], { transB: 1 });
   }
   if (!isQuantized(format)) {
     const tileRows = f16TileRows(inFeatures);
     const parts: string[] = [];
     for (let row = 0, t = 0; row < outFeatures; row += tileRows, t++) {
       const rows = Math.min(tileRows, outFeatures - row);
-      const tileName = f16TileName(name, t);
-      const tile = once(tileName, () => g.input(tileName, 'float16', [rows, inFeatures]));
-      parts.push(ops.op('Gemm', [x, ops.op('Cast', [tile], { to: ONNX_FLOAT })], { transB: 1 }));
+      const tile = g.input(f16TileName(name, t), 'float16', [rows, inFeatures]);
+      parts.push(g.op('Gemm', [x, g.op('Cast', [tile], { to: ONNX_FLOAT })], { transB: 1 }));
     }
-    return parts.length === 1 ? parts[0] : ops.op('Concat', parts, { axis: 1 });
+    return parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 1 });
   }
   const bits = QUANTIZED_BITS[format];
   const blockSize = BLOCK_SIZE[format];
   const kBlocks = numBlocks(inFeatures, blockSize);
-  const codes = once(name, () =>
-    g.external(name, 'uint8', [outFeatures, kBlocks, (blockSize * bits) / 8], weightLocation(name)),
+  const codes = g.external(
+    name,
+    'uint8',
+    [outFeatures, kBlocks, (blockSize * bits) / 8],
+    weightLocation(name),
   );
-  const scalesName = `${name}.scales`;
-  const scales = once(scalesName, () =>
-    g.external(scalesName, 'float32', [outFeatures * kBlocks], scalesLocation(name)),
-  );
-  return ops.op(
+  const scales = g.external(`${name}.scales`, 'float32', [outFeatures * kBlocks], scalesLocation(name));
+  return g.op(
     'MatMulNBits',
     [x, codes, scales],
     {
@@ -135,7 +128,6 @@ export function fusedWeightName(names: readonly string[]): string {
 /** y = x·[W₁; W₂; …]ᵀ split back into each module's output: quantized weights of one input (fusedWeightName). */
 export function fusedQuantizedLinear(
   g: GraphBuilder,
-  ops: GraphBuilder,
   x: string,
   names: readonly string[],
   outFeatures: readonly number[],
@@ -143,8 +135,8 @@ export function fusedQuantizedLinear(
   format: WeightFormat,
 ): string[] {
   const total = outFeatures.reduce((a, b) => a + b, 0);
-  const y = baseLinear(g, x, fusedWeightName(names), total, inFeatures, format, undefined, ops);
-  return ops.opMulti('Split', [y, g.ints(outFeatures)], outFeatures.length, { axis: 1 });
+  const y = baseLinear(g, x, fusedWeightName(names), total, inFeatures, format);
+  return g.opMulti('Split', [y, g.ints(outFeatures)], outFeatures.length, { axis: 1 });
 }
 
 /**

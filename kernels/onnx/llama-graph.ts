@@ -216,12 +216,11 @@ export function buildStepGraph(
   const logitRows = g.input(STEP_INPUTS.logitRows, 'int64', ['R']);
   if (weightMode === 'inputs' && weightFormat !== 'f32')
     throw new Error(`${weightFormat} weights are initializers: they need weight mode 'external'`);
-  /** A weight fed as an input, declared on first use. */
-  const w = (name: string, dims: number[]) => (g.has(name) ? name : g.input(name, 'float32', dims));
+  const w = (name: string, dims: number[]) => g.input(name, 'float32', dims);
   /** x·Wᵀ for a Gemm weight: an initializer in `weightFormat` (base-weights.ts), or an f32 input. */
   const gemm = (x: string, name: string, outFeatures: number, inFeatures: number) =>
     weightMode === 'external'
-      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles?.get(name), g)
+      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles?.get(name))
       : g.op('Gemm', [x, w(name, [outFeatures, inFeatures])], { transB: 1 });
   /** A layer-after-layer input split into its L layers' parts. */
   const perLayer = (input: string): string[] =>
@@ -401,7 +400,6 @@ export function buildStepGraph(
       modules.length > 1 && weightMode === 'external' && isQuantized(weightFormat)
         ? fusedQuantizedLinear(
             g,
-            g,
             x,
             modules.map((m) => WEIGHT_NAMES.linear(layer, m)),
             modules.map((m) => moduleShape(c, m).outFeatures),
@@ -550,73 +548,67 @@ export function buildStepGraph(
   };
 
   const embed = w(WEIGHT_NAMES.embedTokens, [c.vocabSize, c.hiddenSize]);
-  const embedded = g.op('Gather', [embed, ids], { axis: 0 }); // [T, hidden]
-  /** The decoder layers, with the LoRA of `loraModules`: [final hidden state, new K/V of every layer]. */
-  const decoder = (x0: string, kvNewName: string): [string, string] => {
-    let x = x0;
-    const kvNew: string[] = [];
-    for (let l = 0; l < L; l++) {
-      const h = g.op('SimplifiedLayerNormalization', [x, w(WEIGHT_NAMES.inputNorm(l), [c.hiddenSize])], {
-        axis: -1,
-        epsilon: eps,
-      });
-      const [qProj, kProj, v] = linears(h, l, QKV);
-      const q = rope(g.op('Mul', [qProj, attnScale]), c.numHeads);
-      const k = rope(kProj, kvH);
-      kvNew.push(
-        g.op('Reshape', [k, g.ints([1, -1, kv.kvDim])]),
-        g.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]),
-      );
-
-      const q5 = g.op('Transpose', [g.op('Reshape', [toPadded(q), shapeQ5])], { perm: [0, 2, 3, 1, 4] });
-      const qHeads = g.op('Reshape', [q5, shapeQ4]); // [B, kvH, group·S, hd]
-      const kT = g.op(
-        'Concat',
-        [
-          g.op('Transpose', [pastKv(l, 0)], { perm: [0, 2, 3, 1] }),
-          g.op('Transpose', [g.op('Reshape', [toPadded(k), shapeKv4])], { perm: [0, 2, 3, 1] }),
-        ],
-        { axis: 3 },
-      ); // [B, kvH, hd, C]
-      const vAll = g.op(
-        'Concat',
-        [
-          g.op('Transpose', [pastKv(l, 1)], { perm: [0, 2, 1, 3] }),
-          g.op('Transpose', [g.op('Reshape', [toPadded(v), shapeKv4])], { perm: [0, 2, 1, 3] }),
-        ],
-        { axis: 2 },
-      ); // [B, kvH, C, hd]
-      const scores = g.op('Add', [g.op('Reshape', [g.op('MatMul', [qHeads, kT]), shapeScores5]), mask]);
-      const probs = g.op('Reshape', [g.op('Softmax', [scores], { axis: -1 }), shapeScores4]);
-      const attn5 = g.op('Reshape', [g.op('MatMul', [probs, vAll]), shapeOut5]); // [B, kvH, group, S, hd]
-      const attnPadded = g.op('Reshape', [
-        g.op('Transpose', [attn5], { perm: [0, 3, 1, 2, 4] }),
-        g.ints([-1, qDim]),
-      ]);
-      const attn = g.op('Gather', [attnPadded, tokenRow], { axis: 0 }); // [T, qDim]
-      x = g.op('Add', [x, linear(attn, l, 'o_proj')]);
-
-      const h2 = g.op(
-        'SimplifiedLayerNormalization',
-        [x, w(WEIGHT_NAMES.postAttentionNorm(l), [c.hiddenSize])],
-        {
-          axis: -1,
-          epsilon: eps,
-        },
-      );
-      const [gate, up] = linears(h2, l, GATE_UP);
-      const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-      x = g.op('Add', [x, linear(act, l, 'down_proj')]);
-    }
-    const kvAll = g.op('Concat', kvNew, { axis: 0 }, { outputNames: [kvNewName] });
-    return [x, kvAll];
-  };
   // One decoder, whose groups of modules run their LoRA ops only in an If of their own. An If
   // over the whole decoder with a LoRA-free copy in its else branch spared base steps ~0.5 ms
   // (bench/onnx-step-overhead.ts, at widths where compute is negligible), but onnxruntime prepacks
   // each branch's Gemm weights on its own before keeping one copy: engine creation at the
   // TinyLlama shape peaked at 8.2 GB instead of 4.6 and took 8.2 s instead of 3.5.
-  const [x] = decoder(embedded, STEP_OUTPUTS.kvNew);
+  let x = g.op('Gather', [embed, ids], { axis: 0 }); // [T, hidden]
+  const kvNew: string[] = [];
+  for (let l = 0; l < L; l++) {
+    const h = g.op('SimplifiedLayerNormalization', [x, w(WEIGHT_NAMES.inputNorm(l), [c.hiddenSize])], {
+      axis: -1,
+      epsilon: eps,
+    });
+    const [qProj, kProj, v] = linears(h, l, QKV);
+    const q = rope(g.op('Mul', [qProj, attnScale]), c.numHeads);
+    const k = rope(kProj, kvH);
+    kvNew.push(
+      g.op('Reshape', [k, g.ints([1, -1, kv.kvDim])]),
+      g.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]),
+    );
+
+    const q5 = g.op('Transpose', [g.op('Reshape', [toPadded(q), shapeQ5])], { perm: [0, 2, 3, 1, 4] });
+    const qHeads = g.op('Reshape', [q5, shapeQ4]); // [B, kvH, group·S, hd]
+    const kT = g.op(
+      'Concat',
+      [
+        g.op('Transpose', [pastKv(l, 0)], { perm: [0, 2, 3, 1] }),
+        g.op('Transpose', [g.op('Reshape', [toPadded(k), shapeKv4])], { perm: [0, 2, 3, 1] }),
+      ],
+      { axis: 3 },
+    ); // [B, kvH, hd, C]
+    const vAll = g.op(
+      'Concat',
+      [
+        g.op('Transpose', [pastKv(l, 1)], { perm: [0, 2, 1, 3] }),
+        g.op('Transpose', [g.op('Reshape', [toPadded(v), shapeKv4])], { perm: [0, 2, 1, 3] }),
+      ],
+      { axis: 2 },
+    ); // [B, kvH, C, hd]
+    const scores = g.op('Add', [g.op('Reshape', [g.op('MatMul', [qHeads, kT]), shapeScores5]), mask]);
+    const probs = g.op('Reshape', [g.op('Softmax', [scores], { axis: -1 }), shapeScores4]);
+    const attn5 = g.op('Reshape', [g.op('MatMul', [probs, vAll]), shapeOut5]); // [B, kvH, group, S, hd]
+    const attnPadded = g.op('Reshape', [
+      g.op('Transpose', [attn5], { perm: [0, 3, 1, 2, 4] }),
+      g.ints([-1, qDim]),
+    ]);
+    const attn = g.op('Gather', [attnPadded, tokenRow], { axis: 0 }); // [T, qDim]
+    x = g.op('Add', [x, linear(attn, l, 'o_proj')]);
+
+    const h2 = g.op(
+      'SimplifiedLayerNormalization',
+      [x, w(WEIGHT_NAMES.postAttentionNorm(l), [c.hiddenSize])],
+      {
+        axis: -1,
+        epsilon: eps,
+      },
+    );
+    const [gate, up] = linears(h2, l, GATE_UP);
+    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+    x = g.op('Add', [x, linear(act, l, 'down_proj')]);
+  }
+  g.op('Concat', kvNew, { axis: 0 }, { outputNames: [STEP_OUTPUTS.kvNew] });
   g.output(STEP_OUTPUTS.kvNew, 'float32', [2 * L, 'T', kv.kvDim]);
 
   const picked = g.op('Gather', [x, logitRows], { axis: 0 });

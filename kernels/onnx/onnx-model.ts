@@ -66,7 +66,7 @@ export interface NodeOptions {
   /** Operator domain, '' for the standard ONNX domain ('com.microsoft' for ORT's contrib ops). */
   domain?: string;
   /** Names for the node's outputs (e.g. a graph output); the rest get fresh names. */
-  outputNames?: ReadonlyArray<string | undefined>;
+  outputNames?: readonly string[];
 }
 
 interface ValueInfo {
@@ -109,11 +109,6 @@ export class GraphBuilder {
     const b = new GraphBuilder(this.fresh(prefix), this.opset, this);
     for (const { value, type } of build(b)) b.outputs.push({ name: value, type });
     return b;
-  }
-
-  /** Whether a value of this name exists (in this graph or, for a branch, its parents). */
-  has(name: string): boolean {
-    return this.usedNames.has(name);
   }
 
   /** Declares a graph input and returns its name. */
