@@ -115,7 +115,7 @@ export interface Engine {
   fatalFailure?(): EngineFailure | null;
   /**
    * Copies an adapter's weights into the pages `layout` names, widening F16/BF16 host copies as it
-   * writes (forEachAdapterPage): no f32 copy of the whole adapter is made.
+   * writes (fillAdapterPages): no f32 copy of the whole adapter is made.
    */
   writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void;
   /**

@@ -1,7 +1,7 @@
 import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
 import type { StoredLoraAdapter, StoredMatrix } from '../model/stored-adapter.js';
-import { decodeInto } from '../model/tensor-codec.js';
+import { decodeInto, halfTable } from '../model/tensor-codec.js';
 
 /**
  * Where one adapter's LoRA matrices live in the pool, for one layer and target module.
@@ -128,7 +128,7 @@ export function layoutAdapter(config: LlamaConfig, adapter: AdapterShape, pages:
 
 /**
  * Copies an adapter's A and Bᵀ rows into page storage (any indexable f32 view of the pool).
- * Engines with host storage call it directly; the webgpu engine writes through forEachAdapterPage.
+ * Engines with host storage call it directly; the webgpu engine stages pages through fillAdapterPages.
  */
 export function writeAdapterRows(
   storage: Float32Array,
@@ -136,62 +136,94 @@ export function writeAdapterRows(
   layout: AdapterLayout,
   adapter: StoredLoraAdapter,
 ): void {
-  forEachAdapterPage(pageSize, layout, adapter, (page, content) => {
-    const base = page * pageSize;
-    storage.set(content, base);
-    storage.fill(0, base + content.length, base + pageSize);
-  });
+  fillAdapterPages(pageSize, layout, adapter, (page) => ({ into: storage, at: page * pageSize }));
 }
 
-/** Buffers kept between uploads: a fresh one per module is page-faulted in on every upload. */
-const scratch = { row: new Float32Array(0), b: new Float32Array(0), bt: new Float32Array(0) };
+/** The Bᵀ buffer kept between uploads: a fresh one per module is page-faulted in on every upload. */
+let btScratch = new Float32Array(0);
 
-function scratchOf(key: keyof typeof scratch, length: number): Float32Array {
-  if (scratch[key].length < length) scratch[key] = new Float32Array(length);
-  return scratch[key].subarray(0, length);
+function btScratchOf(length: number): Float32Array {
+  if (btScratch.length < length) btScratch = new Float32Array(length);
+  return btScratch.subarray(0, length);
 }
 
-/** A stored matrix as f32: F32 data itself, F16/BF16 widened into `into`'s scratch buffer. */
-function widened(
-  matrix: StoredMatrix,
-  into: keyof typeof scratch,
-  from = 0,
-  to = matrix.data.length,
-): Float32Array {
-  if (matrix.data instanceof Float32Array) return matrix.data.subarray(from, to);
-  const out = scratchOf(into, to - from);
-  decodeInto(matrix.data.subarray(from, to), matrix.dtype, out);
-  return out;
+/** `length` elements of a stored matrix from `from`, as f32 into `out` (F16/BF16 widened on the way). */
+function copyWidened(matrix: StoredMatrix, from: number, length: number, out: Float32Array): void {
+  const { data } = matrix;
+  if (data instanceof Float32Array) out.set(data.subarray(from, from + length));
+  else decodeInto(data.subarray(from, from + length), matrix.dtype, out);
 }
 
-/** out[c · rows + r] = m[r · cols + c], in tiles of rows (a few KiB of `m` at a time, short runs of `out`). */
-function transpose(m: Float32Array, rows: number, cols: number, out: Float32Array): void {
-  const TILE = 16;
-  for (let r0 = 0; r0 < rows; r0 += TILE) {
-    const r1 = Math.min(rows, r0 + TILE);
-    for (let c = 0; c < cols; c++) {
-      const base = c * rows;
-      for (let r = r0; r < r1; r++) out[base + r] = m[r * cols + c];
+const TILE = 16;
+
+/**
+ * out[c · rows + r] = m[r · cols + c] as f32, in tiles of rows (a few KiB of `m` at a time, short
+ * runs of `out`). F16/BF16 are widened in the same pass: widening first cost a pass of its own.
+ */
+function transposeWidened(matrix: StoredMatrix, rows: number, cols: number, out: Float32Array): void {
+  const { data, dtype } = matrix;
+  if (data instanceof Float32Array) {
+    for (let r0 = 0; r0 < rows; r0 += TILE) {
+      const r1 = Math.min(rows, r0 + TILE);
+      for (let c = 0; c < cols; c++) {
+        const base = c * rows;
+        for (let r = r0; r < r1; r++) out[base + r] = data[r * cols + c];
+      }
+    }
+  } else if (dtype === 'BF16') {
+    // bf16 is the top half of an f32: its bits shifted up are the value, exactly.
+    const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    for (let r0 = 0; r0 < rows; r0 += TILE) {
+      const r1 = Math.min(rows, r0 + TILE);
+      for (let c = 0; c < cols; c++) {
+        const base = c * rows;
+        for (let r = r0; r < r1; r++) bits[base + r] = data[r * cols + c] << 16;
+      }
+    }
+  } else {
+    const table = halfTable();
+    for (let r0 = 0; r0 < rows; r0 += TILE) {
+      const r1 = Math.min(rows, r0 + TILE);
+      for (let c = 0; c < cols; c++) {
+        const base = c * rows;
+        for (let r = r0; r < r1; r++) out[base + r] = table[data[r * cols + c]];
+      }
     }
   }
 }
 
+/** Where a page's content goes: `into` from element `at`, one page long. */
+export interface PageDestination {
+  into: Float32Array;
+  at: number;
+}
+
 /**
- * Every page an adapter's A and Bᵀ rows fill, in order: `content` is what starts the page, one
- * page's worth except on a row's last page, whose rest the writer must zero. `content` is valid
- * during the call only (it may live in a buffer the next row or module reuses). F16/BF16 host
- * copies are widened here, a rank-row of A and one module's B at a time: the whole adapter in f32
- * never exists (a rank-64 TinyLlama-shaped one would be 220 MB).
+ * Fills every page an adapter's A and Bᵀ rows take, in order, at the destination `placePage`
+ * gives for it: the rows' elements, then zeros to the page's end (a row's last page). F16/BF16
+ * host copies are widened straight into the destination (A) or while Bᵀ is transposed, one
+ * module's B at a time: the whole adapter in f32 never exists (a rank-64 TinyLlama-shaped one
+ * would be 220 MB), and no element is copied twice on its way to a page.
  */
-export function forEachAdapterPage(
+export function fillAdapterPages(
   pageSize: number,
   layout: AdapterLayout,
   adapter: StoredLoraAdapter,
-  write: (page: number, content: Float32Array) => void,
+  placePage: (page: number) => PageDestination,
 ): void {
-  const writeRow = (pages: Int32Array, first: number, row: Float32Array) => {
-    for (let off = 0, p = first; off < row.length; off += pageSize, p++)
-      write(pages[p], row.subarray(off, Math.min(off + pageSize, row.length)));
+  /** `length` elements from `copy` into the pages of a row that starts at pages[first]. */
+  const fillRow = (
+    pages: Int32Array,
+    first: number,
+    length: number,
+    copy: (from: number, count: number, out: Float32Array) => void,
+  ) => {
+    for (let off = 0, p = first; off < length; off += pageSize, p++) {
+      const count = Math.min(pageSize, length - off);
+      const { into, at } = placePage(pages[p]);
+      copy(off, count, into.subarray(at, at + count));
+      if (count < pageSize) into.fill(0, at + count, at + pageSize);
+    }
   };
   layout.modules.forEach((placed, l) => {
     for (const m of TARGET_MODULES) {
@@ -203,15 +235,15 @@ export function forEachAdapterPage(
         throw new Error(`adapter ${layout.name}: layer ${l} ${m} has rank ${pair.rank}, its pages ${rank}`);
       // Bᵀ of the module in tiles, into a buffer kept between calls: a strided pass per rank-row
       // and a fresh buffer per module made uploads run at 0.3–0.5 GB/s on the H200 host.
-      const bt = scratchOf('bt', rank * outFeatures);
-      transpose(widened(pair.b, 'b'), outFeatures, rank, bt);
+      const bt = btScratchOf(rank * outFeatures);
+      transposeWidened(pair.b, outFeatures, rank, bt);
       for (let r = 0; r < rank; r++) {
-        writeRow(
-          pagesOf.aPages,
-          r * pagesPerRowA,
-          widened(pair.a, 'row', r * inFeatures, (r + 1) * inFeatures),
+        fillRow(pagesOf.aPages, r * pagesPerRowA, inFeatures, (from, count, out) =>
+          copyWidened(pair.a, r * inFeatures + from, count, out),
         );
-        writeRow(pagesOf.bPages, r * pagesPerRowB, bt.subarray(r * outFeatures, (r + 1) * outFeatures));
+        fillRow(pagesOf.bPages, r * pagesPerRowB, outFeatures, (from, count, out) =>
+          out.set(bt.subarray(r * outFeatures + from, r * outFeatures + from + count)),
+        );
       }
     }
   });

@@ -3,7 +3,7 @@ import { f16ToF32, f32ToBf16, f32ToF16, type TensorDtype } from './float-convert
 let f16Table: Float32Array | null = null;
 
 /** All 65536 half values, so decoding a big F16 tensor is one table lookup per element. */
-function halfTable(): Float32Array {
+export function halfTable(): Float32Array {
   if (!f16Table) {
     f16Table = new Float32Array(65536);
     for (let bits = 0; bits < 65536; bits++) f16Table[bits] = f16ToF32(bits);

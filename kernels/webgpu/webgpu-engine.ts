@@ -1,4 +1,4 @@
-import { type AdapterLayout, forEachAdapterPage } from '../../memory/adapter-layout.js';
+import { type AdapterLayout, fillAdapterPages } from '../../memory/adapter-layout.js';
 import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
 import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
@@ -347,16 +347,13 @@ export class WebGpuEngine implements Engine {
         writeSplit(this.ctx, this.storage, runPage * pageSize, staging.subarray(0, slot * pageSize));
       slot = 0;
     };
-    forEachAdapterPage(pageSize, layout, adapter, (page, content) => {
+    fillAdapterPages(pageSize, layout, adapter, (page) => {
       if (page !== previous + 1 || slot === piecePages) {
         flush();
         runPage = page;
       }
-      const at = slot * pageSize;
-      staging.set(content, at);
-      staging.fill(0, at + content.length, at + pageSize);
       previous = page;
-      slot++;
+      return { into: staging, at: pageSize * slot++ };
     });
     flush();
     this.adapterSlots.place(layout);
