@@ -19,12 +19,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
-import type { WeightFormat } from '../kernels/onnx/weight-quantization.js';
+import { type WeightFormat, weightBytes } from '../kernels/onnx/weight-quantization.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
-import { TARGET_MODULES } from '../model/llama-modules.js';
+import type { LlamaConfig } from '../model/llama-config.js';
+import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import type { LoraAdapter } from '../model/lora-adapter.js';
 import { storeAdapter } from '../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
@@ -180,6 +181,38 @@ const spread = (xs: number[]) => {
   return `${s[0].toFixed(1)} / ${median(s).toFixed(1)} / ${s[s.length - 1].toFixed(1)}`;
 };
 
+/** Bytes of base weights a decode step reads (every linear layer, and lm_head) in `format`. */
+function baseBytes(config: LlamaConfig, format: WeightFormat): number {
+  let bytes = weightBytes(format, config.vocabSize, config.hiddenSize);
+  for (const m of TARGET_MODULES) {
+    const { outFeatures, inFeatures } = moduleShape(config, m);
+    bytes += config.numLayers * weightBytes(format, outFeatures, inFeatures);
+  }
+  return bytes;
+}
+
+/** Bytes of f32 A and B a step reads for the batch's adapters (each read once). */
+function adapterBytes(adapters: readonly LoraAdapter[]): number {
+  let floats = 0;
+  for (const a of adapters)
+    for (const layer of a.layers)
+      for (const pair of Object.values(layer)) floats += pair.a.length + pair.b.length;
+  return floats * 4;
+}
+
+/**
+ * What the adapters cost a step bound by memory traffic: their bytes over the base weights'. The
+ * int8 base reads a quarter of the f32 bytes, the f32 adapters the same, so its share is 4× f32's.
+ */
+function boundNote(config: LlamaConfig, adapters: readonly LoraAdapter[]): string {
+  const lora = adapterBytes(adapters);
+  const share = (format: WeightFormat) => {
+    const base = baseBytes(config, format);
+    return `${format} base ${(base / 1e9).toFixed(2)} GB, +${((lora / base) * 100).toFixed(0)} %`;
+  };
+  return `Floor under the adapter overhead where a step is bound by memory traffic: the ${BATCH} adapters' A and B are ${(lora / 1e6).toFixed(0)} MB (f32) a step reads beside the base weights (${share('f32')}; ${share('int8')}).`;
+}
+
 async function main(): Promise<void> {
   const spec = { ...TINYLLAMA_SPEC, numLayers: Number(args.layers) };
   progress(`synthetic TinyLlama shape, ${spec.numLayers} layers, ${THREADS} threads`);
@@ -258,6 +291,7 @@ async function main(): Promise<void> {
       },
       notes: [
         `A step decodes one token for each of ${BATCH} sequences after a ${CONTEXT}-token prompt each. Loom: one engine step over the batch (each sequence its own adapter). llama.cpp: a LoRA applies to a whole context, so distinct adapters take a context each, stepped one after another; its base row is one context with ${BATCH} sequences batched.`,
+        boundNote(config, adapters),
         'llama.cpp times are the gaps between the tokens node-llama-cpp yields (its sampling and JS included); Loom times are engine.step calls with a host argmax.',
         `Greedy agreement with Loom f32 checks that llama.cpp reads the LoRA GGUFs as Loom reads the adapters (8-bit bases are not expected to agree exactly on a random-weight model). The adapters matter: Loom f32's base model gives ${baseGreedy.reduce((n, seq, s) => n + seq.filter((t, k) => t === greedy[0][s][k]).length, 0)} of those ${BATCH * GREEDY} tokens.`,
       ],
