@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
-import { type WeightFormat, weightBytes } from '../kernels/onnx/weight-quantization.js';
+import { type WeightFormat, weightBytes } from '../kernels/weight-quantization.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';

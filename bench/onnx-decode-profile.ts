@@ -22,7 +22,7 @@ import {
   weightBytes as encodedBytes,
   WEIGHT_FORMATS,
   type WeightFormat,
-} from '../kernels/onnx/weight-quantization.js';
+} from '../kernels/weight-quantization.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';

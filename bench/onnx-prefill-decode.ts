@@ -17,7 +17,7 @@ import * as ort from 'onnxruntime-node';
 import type { SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { GraphBuilder } from '../kernels/onnx/onnx-model.js';
-import { WEIGHT_FORMATS, type WeightFormat } from '../kernels/onnx/weight-quantization.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../kernels/weight-quantization.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';

@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util';
 import type { StepPlan } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
-import { WEIGHT_FORMATS, type WeightFormat } from '../kernels/onnx/weight-quantization.js';
+import { WEIGHT_FORMATS, type WeightFormat } from '../kernels/weight-quantization.js';
 import { adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';

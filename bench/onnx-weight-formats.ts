@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { float16Tensor } from '../kernels/onnx/float16-tensor.js';
 import { GraphBuilder } from '../kernels/onnx/onnx-model.js';
-import { quantizeBlockwise, toBfloat16, toFloat16 } from '../kernels/onnx/weight-quantization.js';
+import { quantizeBlockwise, toBfloat16, toFloat16 } from '../kernels/weight-quantization.js';
 import { TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
 import { fillUniform } from '../model/synthetic-weights.js';
 import { machineContext, writeBenchReport } from './report.js';

@@ -19,7 +19,7 @@ import {
   writeSplit,
 } from '../kernels/webgpu/buffers.js';
 import { createWebGpuContext, type WebGpuContext } from '../kernels/webgpu/device.js';
-import { GemmKernel, uploadWeight } from '../kernels/webgpu/gemm.js';
+import { destroyWeight, GemmKernel, INT8_BLOCK, uploadWeight } from '../kernels/webgpu/gemm.js';
 import { LoraExpandKernel } from '../kernels/webgpu/lora-expand.js';
 import { type LoraForm, packStepLora } from '../kernels/webgpu/lora-meta.js';
 import { type DenseLora, PaddedLoraKernel, uploadPaddedLora } from '../kernels/webgpu/lora-padded.js';
@@ -170,13 +170,17 @@ async function otherKernels(ctx: WebGpuContext): Promise<Array<Record<string, st
     ['out-in', 'skinny'],
     ['in-out', 'tiled'],
   ] as const) {
-    for (const dtype of ['f32', 'f16'] as const) {
+    for (const dtype of ['f32', 'f16', 'int8'] as const) {
       if (dtype === 'f16' && !ctx.hasF16) continue;
+      // int8 keeps the out-in layout (its codes are blocks along a stored row).
+      if (dtype === 'int8' && layout === 'in-out') continue;
       const w = uploadWeight(ctx, square, HIDDEN, HIDDEN, dtype, 'w', undefined, layout);
       for (const T of gemmRows) {
         progress(`gemm ${variant} ${dtype} ${layout} ${T}×${HIDDEN}×${HIDDEN}`);
         const t = await bestOf(ctx, (p) => gemm.encode(p, x, T, w, y, { variant }), 2);
-        const bytes = HIDDEN * HIDDEN * DTYPE_BYTES[dtype];
+        // int8 reads one f32 scale per INT8_BLOCK codes beside them.
+        const bytes =
+          HIDDEN * HIDDEN * DTYPE_BYTES[dtype] + (dtype === 'int8' ? (HIDDEN * HIDDEN * 4) / INT8_BLOCK : 0);
         row(
           `${T}×${HIDDEN}×${HIDDEN}, W ${layout}`,
           T,
@@ -186,7 +190,7 @@ async function otherKernels(ctx: WebGpuContext): Promise<Array<Record<string, st
           bytes,
         );
       }
-      destroySplit(ctx, w.data);
+      destroyWeight(ctx, w);
     }
   }
 

@@ -4,9 +4,9 @@ import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { StartupError } from '../model/startup-error.js';
 import type { Engine } from './engine.js';
-import type { WeightFormat } from './onnx/weight-quantization.js';
 import type { WebGpuAdapterSummary, WebGpuContext } from './webgpu/device.js';
 import { type DeviceMemoryProbes, readDeviceMemory } from './webgpu/device-memory.js';
+import type { WeightFormat } from './weight-quantization.js';
 
 export const ENGINE_CHOICES = ['auto', 'onnx', 'reference', 'webgpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
@@ -20,7 +20,8 @@ export type DtypeChoice = (typeof DTYPE_CHOICES)[number];
 
 /**
  * --quantization: weight-only quantization of the base model's linear weights, made at load from
- * the checkpoint (block-wise, one scale per block; kernels/onnx/weight-quantization.ts). onnx only.
+ * the checkpoint (block-wise, one scale per block; kernels/weight-quantization.ts): int8 and int4
+ * on onnx, int8 on webgpu (dequantized in its gemm kernels).
  */
 export const QUANTIZATION_CHOICES = ['int8', 'int4'] as const;
 export type QuantizationChoice = (typeof QUANTIZATION_CHOICES)[number];
@@ -126,11 +127,12 @@ export async function createEngine(
     options.log(`--lora-mode ${options.loraMode} runs on the onnx engine`);
     return createCpuEngine('onnx', weights, pool, options);
   }
-  const onnxOnly = options.quantization
-    ? `--quantization ${options.quantization}`
-    : options.dtype === 'bf16'
-      ? '--dtype bf16'
-      : null;
+  const onnxOnly =
+    options.quantization === 'int4'
+      ? `--quantization ${options.quantization}`
+      : options.dtype === 'bf16'
+        ? '--dtype bf16'
+        : null;
   if (onnxOnly) {
     options.log(`${onnxOnly} runs on the onnx engine`);
     return createCpuEngine('onnx', weights, pool, options);
@@ -160,7 +162,7 @@ export async function createEngine(
     );
   }
   try {
-    const weightDtype = webgpuWeightDtype(options.dtype, ctx);
+    const weightDtype = webgpuWeightDtype(options.dtype, options.quantization ?? null, ctx);
     const { WebGpuEngine } = await import('./webgpu/webgpu-engine.js');
     const engine = await WebGpuEngine.create(weights, pool, {
       context: ctx,
@@ -180,7 +182,7 @@ export async function createEngine(
 
 /**
  * Checks what can be checked before the model loads, so a wrong flag fails in milliseconds, with
- * one line naming the flag: the reference engine keeps f32 weights only, webgpu stores f32 or f16,
+ * one line naming the flag: the reference engine keeps f32 weights only, webgpu stores f32, f16 or int8,
  * and merging adapters into the weights (--lora-mode merged) needs f32 ones.
  */
 export function assertEngineAvailable(
@@ -201,9 +203,9 @@ export function assertEngineAvailable(
     throw new StartupError(
       `--dtype ${dtype}: the reference engine runs f32 weights only (use --dtype auto or f32, or --engine onnx)`,
     );
-  if (choice === 'webgpu' && quantization)
+  if (choice === 'webgpu' && quantization === 'int4')
     throw new StartupError(
-      `--quantization ${quantization}: the webgpu engine has no quantized weights yet, only f32 and f16 (use --engine onnx, or --dtype f16)`,
+      '--quantization int4: the webgpu engine stores f32, f16 or int8 weights (use --quantization int8, or --engine onnx)',
     );
   if (choice === 'webgpu' && dtype === 'bf16')
     throw new StartupError(
@@ -229,7 +231,14 @@ export function adapterName(adapter: WebGpuAdapterSummary): string {
   return described || adapter.device || adapter.vendor || 'unknown';
 }
 
-function webgpuWeightDtype(dtype: DtypeChoice, ctx: WebGpuContext): 'f32' | 'f16' {
+function webgpuWeightDtype(
+  dtype: DtypeChoice,
+  quantization: QuantizationChoice | null,
+  ctx: WebGpuContext,
+): 'f32' | 'f16' | 'int8' {
+  if (quantization === 'int8') return 'int8';
+  if (quantization)
+    throw new StartupError(`--quantization ${quantization}: the webgpu engine stores int8 codes only`);
   if (dtype === 'f16' && !ctx.hasF16)
     throw new StartupError(
       `--dtype f16: WebGPU adapter ${adapterName(ctx.adapter)} has no shader-f16 (use --dtype auto or f32)`,

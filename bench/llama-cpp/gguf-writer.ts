@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { toFloat16 } from '../../kernels/onnx/weight-quantization.js';
+import { toFloat16 } from '../../kernels/weight-quantization.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { LoraAdapter, LoraPair } from '../../model/lora-adapter.js';

@@ -1,4 +1,3 @@
-import type { GraphBuilder } from './onnx-model.js';
 import {
   BLOCK_SIZE,
   isQuantized,
@@ -8,7 +7,8 @@ import {
   toBfloat16AsFloat16,
   toFloat16,
   type WeightFormat,
-} from './weight-quantization.js';
+} from '../weight-quantization.js';
+import type { GraphBuilder } from './onnx-model.js';
 
 /**
  * How the step graph multiplies by a base-model linear weight in each storage format, and the
@@ -24,7 +24,7 @@ import {
  *    instead of a whole-matrix temporary in memory. bf16 weights are bf16-rounded values held in
  *    f16, which holds every bf16 value of magnitude 2^-17..65504 exactly (onnxruntime-node has
  *    no bf16 tensors);
- *  - int8 / int4: com.microsoft MatMulNBits over block-quantized codes (weight-quantization.ts),
+ *  - int8 / int4: com.microsoft MatMulNBits over block-quantized codes (../weight-quantization.ts),
  *    accuracy_level 4: activations quantized to int8 per block, int8 dot products, f32 sums.
  */
 

@@ -1,9 +1,9 @@
 import type { KvLayout } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, moduleWeightName, type TargetModule } from '../../model/llama-modules.js';
+import { isQuantized, type WeightFormat } from '../weight-quantization.js';
 import { baseLinear, fusedQuantizedLinear, type WeightFileLocation } from './base-weights.js';
 import { GraphBuilder } from './onnx-model.js';
-import { isQuantized, type WeightFormat } from './weight-quantization.js';
 
 /**
  * The whole forward pass of one engine step as one ONNX graph, so a step is one `session.run`.

@@ -11,6 +11,7 @@ import type { ModelWeights } from '../../model/model-weights.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import type { StoredLoraAdapter } from '../../model/stored-adapter.js';
 import { type Engine, type EngineRunLimits, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
+import { isQuantized, type WeightFormat } from '../weight-quantization.js';
 import {
   type EncodedWeight,
   type ExternalWeightData,
@@ -38,7 +39,6 @@ import {
   weightCacheFile,
   writeWeightCache,
 } from './weight-cache.js';
-import { isQuantized, type WeightFormat } from './weight-quantization.js';
 
 /**
  * Stacked slot rows per module and layer: 32 sequences of distinct adapters of mean rank 32 (the
@@ -80,7 +80,7 @@ export interface OnnxEngineOptions {
   padLoraRankTo?: number;
   /**
    * Storage of the base model's linear weights (lm_head included), made at load from the f32
-   * weights: f32 (default), f16, bf16, or block-quantized int8/int4 (weight-quantization.ts,
+   * weights: f32 (default), f16, bf16, or block-quantized int8/int4 (../weight-quantization.ts,
    * base-weights.ts). Embeddings, norms, the page pool and LoRA weights stay f32. Anything but
    * f32 needs `weights: 'prepacked'`.
    */

@@ -12,8 +12,8 @@ import {
 } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { BLOCK_SIZE, type WeightFormat } from '../weight-quantization.js';
 import type { EncodedWeight } from './base-weights.js';
-import { BLOCK_SIZE, type WeightFormat } from './weight-quantization.js';
 
 /**
  * Encoded (quantized or f16) base weights kept on disk, so the next start with the same checkpoint

@@ -107,9 +107,10 @@ function halfBits(x: number): number {
   return sign | (rest > 0x1000 || (rest === 0x1000 && out & 1) ? out + 1 : out);
 }
 
-export type StorageDtype = 'f32' | 'f16';
+/** Element storage of a device tensor: int8 holds block-quantized weight codes (gemm.ts). */
+export type StorageDtype = 'f32' | 'f16' | 'int8';
 
-export const DTYPE_BYTES: Record<StorageDtype, number> = { f32: 4, f16: 2 };
+export const DTYPE_BYTES: Record<StorageDtype, number> = { f32: 4, f16: 2, int8: 1 };
 
 /**
  * A tensor too big for one storage binding (lavapipe caps a binding at 128 MiB: TinyLlama's f32
@@ -153,12 +154,12 @@ export function createSplitBuffer(
   return { dtype, numElements, chunkElements, unitElements, chunks };
 }
 
-/** Writes `data` (f32 values, or f16 bits for an f16 tensor) starting at element `offset`. */
+/** Writes `data` (f32 values, f16 bits or int8 codes, as the tensor's dtype) starting at element `offset`. */
 export function writeSplit(
   ctx: WebGpuContext,
   split: SplitBuffer,
   offset: number,
-  data: Float32Array | Uint16Array,
+  data: Float32Array | Uint16Array | Uint8Array,
 ): void {
   const bytesPer = DTYPE_BYTES[split.dtype];
   if (data.BYTES_PER_ELEMENT !== bytesPer)

@@ -1,8 +1,8 @@
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { ModelWeights } from '../../model/model-weights.js';
-import { destroySplit, type StorageDtype, uploadBuffer } from './buffers.js';
+import { type StorageDtype, uploadBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
-import { type DeviceWeight, uploadWeight, type WeightLayout } from './gemm.js';
+import { type DeviceWeight, destroyWeight, uploadWeight, type WeightLayout } from './gemm.js';
 
 /** One decoder layer on the device: norms in f32, linear weights in the engine's storage dtype. */
 export interface DeviceLayer {
@@ -23,7 +23,7 @@ export interface DeviceModel {
  * Uploads `weights`, splitting any matrix bigger than one binding. The embedding table stays f32
  * and [vocab, hidden] (embed reads its rows; a tied lm_head reuses it); linear layers and an
  * untied lm_head use `dtype` and `layout` (out-in ran faster in f32 on lavapipe, in-out in f16:
- * bench/results/webgpu-kernels.md).
+ * bench/results/webgpu-kernels.md; int8 is quantized at upload and keeps out-in).
  */
 export function uploadModel(
   ctx: WebGpuContext,
@@ -42,7 +42,9 @@ export function uploadModel(
     'embed_tokens',
     maxChunkBytes,
   );
-  const tied = weights.lmHead === weights.embedTokens;
+  // int8 quantizes a tied lm_head into a copy of its own (as the onnx engine does): the table
+  // stays f32 for embed, and the step's largest product reads a quarter of the bytes.
+  const tied = weights.lmHead === weights.embedTokens && dtype !== 'int8';
   const lmHead = tied
     ? embedTokens
     : uploadWeight(
@@ -80,10 +82,10 @@ export function uploadModel(
 }
 
 export function destroyModel(ctx: WebGpuContext, model: DeviceModel): void {
-  destroySplit(ctx, model.embedTokens.data);
-  if (model.lmHead !== model.embedTokens) destroySplit(ctx, model.lmHead.data);
+  destroyWeight(ctx, model.embedTokens);
+  if (model.lmHead !== model.embedTokens) destroyWeight(ctx, model.lmHead);
   for (const layer of model.layers) {
-    for (const m of TARGET_MODULES) destroySplit(ctx, layer.linear[m].data);
+    for (const m of TARGET_MODULES) destroyWeight(ctx, layer.linear[m]);
     layer.inputNorm.destroy();
     layer.postAttentionNorm.destroy();
   }

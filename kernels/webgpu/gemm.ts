@@ -1,11 +1,60 @@
-import { createSplitBuffer, type SplitBuffer, type StorageDtype, toF16Bits, writeSplit } from './buffers.js';
+import { BLOCK_SIZE, numBlocks, quantizeBlockwise } from '../weight-quantization.js';
+import {
+  createSplitBuffer,
+  destroySplit,
+  type SplitBuffer,
+  type StorageDtype,
+  toF16Bits,
+  uploadBuffer,
+  writeSplit,
+} from './buffers.js';
 import type { WebGpuContext } from './device.js';
 import { encodeDispatch, Immediates, MAX_GROUPS_PER_DIM } from './dispatch.js';
 import { loadWgsl } from './wgsl.js';
 
-/** WGSL header and element type of a weight storage dtype. */
+/** Weights per f32 scale of int8 storage: the onnx engine's int8 block, so both hold the same codes. */
+export const INT8_BLOCK = BLOCK_SIZE.int8;
+
+/** WGSL header and element type of a float storage dtype (tables read as they are stored: embed). */
 export function dtypeWgsl(dtype: StorageDtype): { ENABLE: string; WTYPE: string } {
+  if (dtype === 'int8') throw new Error('int8 storage holds gemm weights only (read through weightWgsl)');
   return dtype === 'f16' ? { ENABLE: 'enable f16;', WTYPE: 'f16' } : { ENABLE: '', WTYPE: 'f32' };
+}
+
+/**
+ * WGSL of a gemm kernel's weight bindings and of `weight4(at)`: the four weights at vec4 index
+ * `at` of the bound chunk, as f32. f32 and f16 are read as stored. int8 is a word of four codes
+ * (zero point 128, low byte first: kernels/weight-quantization.ts's layout) times its block's
+ * scale (binding 3, every block of the weight; the chunk's first is p.scaleStart). A row's codes
+ * are padded to whole blocks, so the block of index `at` is at / (INT8_BLOCK / 4) within the chunk.
+ */
+export function weightWgsl(dtype: StorageDtype): { ENABLE: string; WEIGHTS: string } {
+  if (dtype !== 'int8') {
+    const { ENABLE, WTYPE } = dtypeWgsl(dtype);
+    return {
+      ENABLE,
+      WEIGHTS: [
+        `@group(0) @binding(1) var<storage, read> w: array<vec4<${WTYPE}>>;`,
+        '',
+        'fn weight4(at: u32) -> vec4<f32> {',
+        '  return vec4<f32>(w[at]);',
+        '}',
+      ].join('\n'),
+    };
+  }
+  return {
+    ENABLE: '',
+    WEIGHTS: [
+      '@group(0) @binding(1) var<storage, read> w: array<u32>;',
+      '@group(0) @binding(3) var<storage, read> scales: array<f32>;',
+      '',
+      'fn weight4(at: u32) -> vec4<f32> {',
+      '  let word = w[at];',
+      '  let codes = vec4<u32>(word & 0xffu, (word >> 8u) & 0xffu, (word >> 16u) & 0xffu, word >> 24u);',
+      `  return (vec4<f32>(codes) - 128.0) * scales[p.scaleStart + at / ${INT8_BLOCK / 4}u];`,
+      '}',
+    ].join('\n'),
+  };
 }
 
 /** How a weight sits in device memory: as HF stores it ([out, in]) or transposed ([in, out]). */
@@ -20,11 +69,16 @@ export interface DeviceWeight {
   cols: number;
   layout: WeightLayout;
   data: SplitBuffer;
+  /** vec4s (int8: words of four codes) from one stored out-in row to the next: cols / 4, or whole blocks for int8. */
+  rowStride4: number;
+  /** int8: the f32 scale of every block, row after row (numBlocks(cols) per row); else null. */
+  scales: GPUBuffer | null;
 }
 
 /**
  * Uploads an f32 host matrix in HF's [out, in] layout as `dtype` storage, transposed first for
- * 'in-out' (the faster gemm; 'out-in' suits a table that embed also reads by rows).
+ * 'in-out' (the faster gemm; 'out-in' suits a table that embed also reads by rows). int8 is
+ * quantized here, block-wise along `cols` (quantizeBlockwise), and keeps the out-in layout.
  */
 export function uploadWeight(
   ctx: WebGpuContext,
@@ -38,6 +92,7 @@ export function uploadWeight(
 ): DeviceWeight {
   if (values.length !== rows * cols) throw new Error(`${label}: ${values.length} values for ${rows}×${cols}`);
   if (dtype === 'f16' && !ctx.hasF16) throw new Error(`${label}: the device has no shader-f16`);
+  if (dtype === 'int8') return uploadInt8Weight(ctx, values, rows, cols, label, maxChunkBytes, layout);
   let stored = values;
   let unit = cols;
   if (layout === 'in-out') {
@@ -48,7 +103,39 @@ export function uploadWeight(
   }
   const data = createSplitBuffer(ctx, rows * cols, unit, dtype, label, maxChunkBytes);
   writeSplit(ctx, data, 0, dtype === 'f16' ? toF16Bits(stored) : stored);
-  return { rows, cols, layout, data };
+  return { rows, cols, layout, data, rowStride4: cols / 4, scales: null };
+}
+
+function uploadInt8Weight(
+  ctx: WebGpuContext,
+  values: Float32Array,
+  rows: number,
+  cols: number,
+  label: string,
+  maxChunkBytes: number | undefined,
+  layout: WeightLayout,
+): DeviceWeight {
+  if (layout !== 'out-in') throw new Error(`${label}: int8 weights keep the out-in layout`);
+  let quantized: ReturnType<typeof quantizeBlockwise>;
+  try {
+    quantized = quantizeBlockwise(values, rows, cols, 8, INT8_BLOCK);
+  } catch (error) {
+    throw new Error(`${label}: ${(error as Error).message}`);
+  }
+  const rowBytes = numBlocks(cols, INT8_BLOCK) * INT8_BLOCK;
+  const data = createSplitBuffer(ctx, rows * rowBytes, rowBytes, 'int8', label, maxChunkBytes);
+  writeSplit(ctx, data, 0, quantized.codes);
+  const scales = uploadBuffer(ctx, quantized.scales, `${label}.scales`);
+  return { rows, cols, layout, data, rowStride4: rowBytes / 4, scales };
+}
+
+/** Frees a weight's buffers (its chunks and, for int8, its scales). */
+export function destroyWeight(ctx: WebGpuContext, weight: DeviceWeight): void {
+  destroySplit(ctx, weight.data);
+  if (weight.scales) {
+    ctx.pipelines.forgetBuffer(weight.scales);
+    weight.scales.destroy();
+  }
 }
 
 /** Which kernel computes a product: gemm.wgsl's register tiles, or gemm_skinny.wgsl's split k. */
@@ -101,7 +188,7 @@ export class GemmKernel {
     const pipeline = this.ctx.pipelines.pipeline(
       `gemm:${data.dtype}`,
       `gemm_${data.dtype}`,
-      () => loadWgsl('gemm.wgsl', dtypeWgsl(data.dtype)),
+      () => loadWgsl('gemm.wgsl', weightWgsl(data.dtype)),
       entry,
     );
     const ldy = options.ldy ?? weight.rows;
@@ -122,6 +209,8 @@ export class GemmKernel {
           accumulate,
           k / 4,
           kStart / 4,
+          weight.rowStride4,
+          0,
         ]);
         const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }];
         encodeDispatch(this.ctx, pass, pipeline, bindings, imm, Math.ceil(n / 4 / 64), groupsY);
@@ -146,7 +235,7 @@ export class GemmKernel {
     const pipeline = this.ctx.pipelines.pipeline(
       `gemm_skinny:${data.dtype}`,
       `gemm_skinny_${data.dtype}`,
-      () => loadWgsl('gemm_skinny.wgsl', dtypeWgsl(data.dtype)),
+      () => loadWgsl('gemm_skinny.wgsl', weightWgsl(data.dtype)),
       'main',
     );
     this.encodeOutInChunks(pass, pipeline, x, rows, weight, y, options, (n) => {
@@ -167,9 +256,10 @@ export class GemmKernel {
     options: { accumulate?: boolean; ldy?: number; yCol?: number },
     groupsFor: (outputs: number) => [number, number],
   ): void {
-    const { cols: k, data } = weight;
+    const { cols: k, data, rowStride4, scales } = weight;
     const ldy = options.ldy ?? weight.rows;
-    const rowsPerChunk = data.chunkElements / k;
+    const rowsPerChunk = data.chunkElements / (rowStride4 * 4);
+    const blocksPerRow = numBlocks(k, INT8_BLOCK);
     data.chunks.forEach((chunk, c) => {
       const first = c * rowsPerChunk;
       const n = Math.min(rowsPerChunk, weight.rows - first);
@@ -182,9 +272,11 @@ export class GemmKernel {
         options.accumulate ? 1 : 0,
         k / 4,
         0,
+        rowStride4,
+        scales ? first * blocksPerRow : 0,
       ]);
       const [groupsX, groupsY] = groupsFor(n);
-      const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }];
+      const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }, scales ? { buffer: scales } : null];
       encodeDispatch(this.ctx, pass, pipeline, bindings, imm, groupsX, groupsY);
     });
   }

@@ -1,6 +1,6 @@
-// y[m, yCol + n] (= or +=) Σ_k x[m, k] · W[n, k]: activations times base weights, {{WTYPE}}
-// storage, f32 accumulation, register-tiled without barriers (lavapipe turns barriers into
-// coroutine switches). Two storage layouts:
+// y[m, yCol + n] (= or +=) Σ_k x[m, k] · W[n, k]: activations times base weights in f32, f16 or
+// int8 storage (weight4, from gemm.ts's weightWgsl), f32 accumulation, register-tiled without
+// barriers (lavapipe turns barriers into coroutine switches). Two storage layouts:
 //   main_out_in: W as Hugging Face stores it, [out, in]; an invocation owns a 4×4 output tile,
 //                so every x and w vec4 it loads feeds four dot products.
 //   main_in_out: W transposed at upload, [in, out]; an invocation owns 4 outputs × 4 rows, and
@@ -18,12 +18,15 @@ struct Params {
   accumulate: u32,
   xk4: u32,
   kStart4: u32,
+  wk4: u32, // vec4s from one stored out-in row of W to the next
+  scaleStart: u32, // int8: the chunk's first block scale
 }
 var<immediate> p: Params;
 
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<{{WTYPE}}>>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
+
+{{WEIGHTS}}
 
 @compute @workgroup_size(64)
 fn main_out_in(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -37,14 +40,14 @@ fn main_out_in(@builtin(global_invocation_id) gid: vec3<u32>) {
   var wr: array<u32, 4>;
   for (var i = 0u; i < 4u; i++) {
     xr[i] = min(m0 + i, p.m - 1u) * p.k4;
-    wr[i] = min(n0 + i, p.n - 1u) * p.k4;
+    wr[i] = min(n0 + i, p.n - 1u) * p.wk4;
   }
   var acc: array<vec4<f32>, 16>;
   for (var k = 0u; k < p.k4; k++) {
-    let w0 = vec4<f32>(w[wr[0] + k]);
-    let w1 = vec4<f32>(w[wr[1] + k]);
-    let w2 = vec4<f32>(w[wr[2] + k]);
-    let w3 = vec4<f32>(w[wr[3] + k]);
+    let w0 = weight4(wr[0] + k);
+    let w1 = weight4(wr[1] + k);
+    let w2 = weight4(wr[2] + k);
+    let w3 = weight4(wr[3] + k);
     for (var i = 0u; i < 4u; i++) {
       let a = x[xr[i] + k];
       acc[i * 4u] += a * w0;
@@ -88,10 +91,10 @@ fn main_in_out(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc: array<vec4<f32>, 4>;
   for (var k = 0u; k < p.k4; k++) {
     let row = k * 4u * width4 + n4;
-    let w0 = vec4<f32>(w[row]);
-    let w1 = vec4<f32>(w[row + width4]);
-    let w2 = vec4<f32>(w[row + 2u * width4]);
-    let w3 = vec4<f32>(w[row + 3u * width4]);
+    let w0 = weight4(row);
+    let w1 = weight4(row + width4);
+    let w2 = weight4(row + 2u * width4);
+    let w3 = weight4(row + 3u * width4);
     for (var i = 0u; i < 4u; i++) {
       let a = x[xr[i] + k];
       acc[i] += a.x * w0 + a.y * w1 + a.z * w2 + a.w * w3;

@@ -55,7 +55,10 @@ export interface WebGpuEngineOptions {
    * (tests force allocation failures with it). Default: what the device can bind.
    */
   maxScratchBytes?: number;
-  /** Storage of linear weights: f32, or f16 where the device has shader-f16. Default f32. */
+  /**
+   * Storage of linear weights (and an untied lm_head): f32, f16 where the device has shader-f16,
+   * or int8 (block-quantized at upload, dequantized in the gemm kernels). Default f32.
+   */
   weightDtype?: StorageDtype;
   /** Cap on one binding's bytes (tests force splitting with it); default the device's limit. */
   maxChunkBytes?: number;
@@ -317,6 +320,8 @@ export class WebGpuEngine implements Engine {
         cols: H,
         layout: 'out-in',
         data: { dtype: 'f32', numElements: T * H, chunkElements: T * H, unitElements: H, chunks: [normed] },
+        rowStride4: H / 4,
+        scales: null,
       };
       this.embed.encode(pass, rowBuffer, rows.length, stream, picked);
       this.gemm.encode(pass, picked, rows.length, model.lmHead, logits);

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { StepPlan } from '../../kernels/engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import { checkpointIdentity, weightCacheFile } from '../../kernels/onnx/weight-cache.js';
-import type { WeightFormat } from '../../kernels/onnx/weight-quantization.js';
+import type { WeightFormat } from '../../kernels/weight-quantization.js';
 import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { tempDirForFile } from '../model/temp-dir.js';
 import { randomTokens, referenceHarness } from './reference-harness.js';

@@ -5,6 +5,7 @@ import { baseLinear, encodeBaseWeight, f16TileRows } from '../../kernels/onnx/ba
 import { float16Tensor } from '../../kernels/onnx/float16-tensor.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import { GraphBuilder } from '../../kernels/onnx/onnx-model.js';
+import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
 import {
   dequantizeBlockwise,
   quantizeBlockwise,
@@ -12,8 +13,7 @@ import {
   roundTripWeight,
   toBfloat16AsFloat16,
   type WeightFormat,
-} from '../../kernels/onnx/weight-quantization.js';
-import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
+} from '../../kernels/weight-quantization.js';
 import { bf16ToF32, f16ToF32, f32ToBf16 } from '../../model/float-convert.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';

@@ -5,6 +5,7 @@ import {
   createEngine,
   type DtypeChoice,
   deviceMemoryFractionProblem,
+  type QuantizationChoice,
 } from '../../kernels/engine-factory.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { StartupError } from '../../model/startup-error.js';
@@ -22,11 +23,13 @@ async function create(
   choice: 'auto' | 'webgpu',
   dtype: DtypeChoice,
   gpuMemoryUtilization: number | null = null,
+  quantization: QuantizationChoice | null = null,
 ) {
   const lines: string[] = [];
   const pool = new PagePool(64, weights.config.hiddenSize);
   const engine = await createEngine(choice, weights, pool, {
     dtype,
+    quantization,
     log: (line) => lines.push(line),
     gpuMemoryUtilization,
   });
@@ -50,7 +53,7 @@ describe('engine factory: --engine and --dtype', () => {
       'auto',
       'batched',
       'int4',
-      '--quantization int4: the webgpu engine has no quantized weights yet',
+      '--quantization int4: the webgpu engine stores f32, f16 or int8 weights (use --quantization int8, or --engine onnx)',
     ],
     ['webgpu', 'bf16', 'batched', null, '--dtype bf16: the webgpu engine stores f32 or f16 weights'],
     [
@@ -81,6 +84,11 @@ describe('engine factory: --engine and --dtype', () => {
       expect(() => assertEngineAvailable(engine, dtype, mode, quantization)).toThrow(message);
     },
   );
+
+  it('lets webgpu and auto take int8', () => {
+    for (const engine of ['webgpu', 'auto'] as const)
+      expect(() => assertEngineAvailable(engine, 'auto', 'batched', 'int8')).not.toThrow();
+  });
 
   it('lets the onnx engine take every dtype and quantization', () => {
     for (const dtype of ['auto', 'f32', 'f16', 'bf16'] as const)
@@ -140,6 +148,16 @@ describe('engine factory: --engine and --dtype', () => {
       if (hasF16)
         expect((await create('webgpu', 'f16')).lines).toEqual([expect.stringMatching(/f16 weights$/)]);
       else await expect(create('webgpu', 'f16')).rejects.toThrow(/has no shader-f16/);
+    });
+
+    it('--quantization int8: int8 weights on webgpu; auto on a software adapter falls back to onnx, int4 goes to onnx', async () => {
+      expect((await create('webgpu', 'auto', null, 'int8')).lines).toEqual([
+        expect.stringMatching(/int8 weights$/),
+      ]);
+      const auto = await create('auto', 'auto', null, 'int8');
+      expect(auto.kind).toBe(adapter!.isFallbackAdapter ? 'onnx' : 'webgpu');
+      const int4 = await create('auto', 'auto', null, 'int4');
+      expect(int4).toEqual({ kind: 'onnx', lines: ['--quantization int4 runs on the onnx engine'] });
     });
   });
 });

@@ -7,11 +7,12 @@ import { siluMul } from '../../kernels/reference/silu-mul.js';
 import { createStorageBuffer, readF32, uploadBuffer } from '../../kernels/webgpu/buffers.js';
 import { runPass } from '../../kernels/webgpu/dispatch.js';
 import { EmbedKernel } from '../../kernels/webgpu/embed.js';
-import { GemmKernel, uploadWeight } from '../../kernels/webgpu/gemm.js';
+import { GemmKernel, INT8_BLOCK, uploadWeight } from '../../kernels/webgpu/gemm.js';
 import { ResidualKernel } from '../../kernels/webgpu/residual.js';
 import { RmsNormKernel } from '../../kernels/webgpu/rmsnorm.js';
 import { RopeKernel } from '../../kernels/webgpu/rope.js';
 import { SiluMulKernel } from '../../kernels/webgpu/silu-mul.js';
+import { dequantizeBlockwise, numBlocks, quantizeBlockwise } from '../../kernels/weight-quantization.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import {
@@ -63,6 +64,51 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
         expect(relativeError(y, expected)).toBeLessThan(dtype === 'f16' ? F16_TOLERANCE : F32_TOLERANCE);
       }
     }
+  });
+
+  it('gemm int8 (block-quantized at upload, dequantized in the kernel), both kernels, rows padded to whole blocks, weights split across bindings', async () => {
+    const gpu = ctx!;
+    const gemm = new GemmKernel(gpu);
+    const rand = seededRandom(16);
+    for (let trial = 0; trial < 6; trial++) {
+      const m = randomInt(rand, 1, 21);
+      // K past one block, within one, and a whole number of them.
+      const k = trial === 0 ? 2 * INT8_BLOCK : 4 * randomInt(rand, 1, 80);
+      const n = 4 * randomInt(rand, 1, 75);
+      const x = randomArray(rand, m * k);
+      const w = randomArray(rand, n * k);
+      const accumulate = trial % 2 === 1;
+      const y0 = randomArray(rand, m * n);
+      // The oracle multiplies by the weights the codes stand for (the onnx engine's int8 codes).
+      const dequantized = dequantizeBlockwise(quantizeBlockwise(w, n, k, 8, INT8_BLOCK));
+      const expected = linear(x, m, dequantized, k, n);
+      if (accumulate)
+        for (let i = 0; i < expected.length; i++) expected[i] = Math.fround(expected[i] + y0[i]);
+      const rowBytes = numBlocks(k, INT8_BLOCK) * INT8_BLOCK;
+      const split = trial >= 3 ? Math.ceil(n / 3) * rowBytes : undefined;
+      const weight = uploadWeight(gpu, w, n, k, 'int8', 'w', split);
+      expect(weight.data.dtype).toBe('int8');
+      if (split && n > 2) expect(weight.data.chunks.length).toBeGreaterThan(1);
+      for (const variant of ['tiled', 'skinny'] as const) {
+        const xBuf = uploadBuffer(gpu, x, 'x');
+        const yBuf = uploadBuffer(gpu, y0, 'y');
+        await runPass(gpu, (pass) => gemm.encode(pass, xBuf, m, weight, yBuf, { accumulate, variant }));
+        const y = await readF32(gpu, yBuf, m * n);
+        expect(relativeError(y, expected)).toBeLessThan(F32_TOLERANCE);
+      }
+    }
+  });
+
+  it('int8 weights refuse the in-out layout and non-finite values, naming the weight', () => {
+    const gpu = ctx!;
+    const w = new Float32Array(8 * 16).fill(0.5);
+    expect(() => uploadWeight(gpu, w, 8, 16, 'int8', 'layers.0.q_proj', undefined, 'in-out')).toThrow(
+      'layers.0.q_proj: int8 weights keep the out-in layout',
+    );
+    w[17] = Number.NaN;
+    expect(() => uploadWeight(gpu, w, 8, 16, 'int8', 'layers.0.q_proj')).toThrow(
+      /^layers\.0\.q_proj: weight row 1 column 1 is NaN/,
+    );
   });
 
   it('rmsnorm, and the residual add fused into it', async () => {

@@ -3,6 +3,7 @@ import type { SequenceStep, StepPlan } from '../../kernels/engine.js';
 import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
 import { sampleToken } from '../../kernels/sample.js';
 import { WebGpuEngine, type WebGpuEngineOptions } from '../../kernels/webgpu/webgpu-engine.js';
+import { roundTripModel } from '../../kernels/weight-quantization.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
 import { KvCache } from '../../memory/kv-cache.js';
 import { kvLayout } from '../../memory/kv-layout.js';
@@ -50,7 +51,11 @@ const adapters: LoraAdapter[] = adapterSpecs.map((s, i) =>
 async function pair(options: WebGpuEngineOptions) {
   const pool = new PagePool(3000, config.hiddenSize);
   pool.free(shuffle(seededRandom(3), Array.from(pool.allocate(pool.numFree, 'kv'))));
-  const reference = ReferenceEngine.create(weights, pool);
+  // int8 weights are checked against the f32 model their codes stand for.
+  const reference = ReferenceEngine.create(
+    options.weightDtype === 'int8' ? roundTripModel(weights, 'int8') : weights,
+    pool,
+  );
   const gpu = await WebGpuEngine.create(weights, pool, { ...options, context: ctx! });
   const layouts: AdapterLayout[] = adapters.map((a) => {
     const layout = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
@@ -70,6 +75,7 @@ describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
       F32_TOLERANCE,
     ],
     ['f16 weights', { weightDtype: 'f16' }, 2e-2],
+    ['int8 weights, split across bindings', { weightDtype: 'int8', maxChunkBytes: 100 * 128 }, F32_TOLERANCE],
     [
       'f32 weights stored transposed (in-out), split',
       { weightLayout: 'in-out', maxChunkBytes: 100 * 64 * 4 },
@@ -133,4 +139,34 @@ describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
       await expect(gpu.step(plans[0])).rejects.toThrow(/closed/);
     });
   }
+
+  it('int8 with tied embeddings: lm_head is a quantized copy, the table embed reads stays f32', async () => {
+    const tied = syntheticWeights({ ...TINY_SPEC, tieWordEmbeddings: true, seed: 6 });
+    expect(tied.lmHead).toBe(tied.embedTokens);
+    const pool = new PagePool(64, tied.config.hiddenSize);
+    const reference = ReferenceEngine.create(roundTripModel(tied, 'int8'), pool);
+    const gpu = await WebGpuEngine.create(tied, pool, { weightDtype: 'int8', context: ctx! });
+    const kv = new KvCache(pool, kvLayout(tied.config));
+    kv.reserve(0, 7);
+    const plan: StepPlan = {
+      sequences: [
+        {
+          seqId: 0,
+          tokens: [3, 1, 4, 1, 5, 9, 2],
+          startPos: 0,
+          pageTable: kv.pageTable(0),
+          adapter: null,
+          logits: 'all',
+        },
+      ],
+    };
+    const expected = await reference.step(plan);
+    expect(relativeError(await gpu.step(plan), expected)).toBeLessThan(F32_TOLERANCE);
+    // Quantizing lm_head matters here: the f32 model's logits are measurably different.
+    expect(relativeError(await ReferenceEngine.create(tied, pool).step(plan), expected)).toBeGreaterThan(
+      1e-4,
+    );
+    await gpu.close();
+    await reference.close();
+  });
 });

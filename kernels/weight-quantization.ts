@@ -1,10 +1,12 @@
-import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../model/float-convert.js';
-import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
-import type { ModelWeights } from '../../model/model-weights.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../model/float-convert.js';
+import { moduleShape, TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
+import type { ModelWeights } from '../model/model-weights.js';
 
 /**
- * Low-precision storage of the base model's linear weights on the onnx engine, made at load from
- * the f32 weights (no offline step). The embedding, the norms, the page pool and LoRA A/B stay f32.
+ * Low-precision storage of the base model's linear weights, made at load from the f32 weights (no
+ * offline step); the onnx engine takes every format, the webgpu engine f32, f16 and int8 (the
+ * same codes and scales, dequantized in its gemm kernels). The embedding, the norms, the page pool
+ * and LoRA A/B stay f32.
  *
  * - `f16` / `bf16`: each weight rounded to nearest even; onnxruntime's CPU MatMul has no x86 f16
  *   kernel, so the graph casts each weight to f32 just before its Gemm (bench/onnx-weight-formats.ts).
