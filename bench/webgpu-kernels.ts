@@ -19,13 +19,14 @@ import {
   writeSplit,
 } from '../kernels/webgpu/buffers.js';
 import { createWebGpuContext, type WebGpuContext } from '../kernels/webgpu/device.js';
-import { destroyWeight, GemmKernel, INT8_BLOCK, uploadWeight } from '../kernels/webgpu/gemm.js';
+import { destroyWeight, GemmKernel, uploadWeight } from '../kernels/webgpu/gemm.js';
 import { LoraExpandKernel } from '../kernels/webgpu/lora-expand.js';
 import { type LoraForm, packStepLora } from '../kernels/webgpu/lora-meta.js';
 import { type DenseLora, PaddedLoraKernel, uploadPaddedLora } from '../kernels/webgpu/lora-padded.js';
 import { LoraShrinkKernel } from '../kernels/webgpu/lora-shrink.js';
 import { PagedAttentionKernel } from '../kernels/webgpu/paged-attention.js';
 import { SampleKernel } from '../kernels/webgpu/sample.js';
+import { BLOCK_SIZE, QUANTIZED_BITS } from '../kernels/weight-quantization.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import { writeBenchReport } from './report.js';
 
@@ -170,17 +171,19 @@ async function otherKernels(ctx: WebGpuContext): Promise<Array<Record<string, st
     ['out-in', 'skinny'],
     ['in-out', 'tiled'],
   ] as const) {
-    for (const dtype of ['f32', 'f16', 'int8'] as const) {
+    for (const dtype of ['f32', 'f16', 'int8', 'int4'] as const) {
       if (dtype === 'f16' && !ctx.hasF16) continue;
-      // int8 keeps the out-in layout (its codes are blocks along a stored row).
-      if (dtype === 'int8' && layout === 'in-out') continue;
+      // int8/int4 keep the out-in layout (their codes are blocks along a stored row).
+      if ((dtype === 'int8' || dtype === 'int4') && layout === 'in-out') continue;
       const w = uploadWeight(ctx, square, HIDDEN, HIDDEN, dtype, 'w', undefined, layout);
       for (const T of gemmRows) {
         progress(`gemm ${variant} ${dtype} ${layout} ${T}×${HIDDEN}×${HIDDEN}`);
         const t = await bestOf(ctx, (p) => gemm.encode(p, x, T, w, y, { variant }), 2);
-        // int8 reads one f32 scale per INT8_BLOCK codes beside them.
+        // Codes read one f32 scale per block beside them.
         const bytes =
-          HIDDEN * HIDDEN * DTYPE_BYTES[dtype] + (dtype === 'int8' ? (HIDDEN * HIDDEN * 4) / INT8_BLOCK : 0);
+          dtype === 'int8' || dtype === 'int4'
+            ? HIDDEN * HIDDEN * (QUANTIZED_BITS[dtype] / 8 + 4 / BLOCK_SIZE[dtype])
+            : HIDDEN * HIDDEN * DTYPE_BYTES[dtype];
         row(
           `${T}×${HIDDEN}×${HIDDEN}, W ${layout}`,
           T,

@@ -5,7 +5,7 @@
  * two adapters, and decode steps with device-side sampling. Slow on lavapipe by nature
  * (ARCHITECTURE.md: software WGSL matmul runs a few GFLOP/s); on a GPU it is quick.
  *
- *   npx tsx bench/webgpu-tinyllama.ts [--layers N] [--dtype f16|f32|int8] [--prompt N] [--decode-steps N]
+ *   npx tsx bench/webgpu-tinyllama.ts [--layers N] [--dtype f16|f32|int8|int4] [--prompt N] [--decode-steps N]
  */
 import { parseArgs } from 'node:util';
 import type { SequenceStep, StepPlan } from '../kernels/engine.js';
@@ -51,8 +51,14 @@ progress(
 const weights = syntheticWeights(spec);
 const config = weights.config;
 const ctx = await createWebGpuContext();
-if (!['f16', 'f32', 'int8'].includes(args.dtype)) throw new Error(`--dtype ${args.dtype}: f16, f32 or int8`);
-const dtype = args.dtype === 'int8' ? 'int8' : args.dtype === 'f16' && ctx.hasF16 ? 'f16' : 'f32';
+if (!['f16', 'f32', 'int8', 'int4'].includes(args.dtype))
+  throw new Error(`--dtype ${args.dtype}: f16, f32, int8 or int4`);
+const dtype =
+  args.dtype === 'int8' || args.dtype === 'int4'
+    ? args.dtype
+    : args.dtype === 'f16' && ctx.hasF16
+      ? 'f16'
+      : 'f32';
 progress(
   `adapter: ${ctx.adapter.description || ctx.adapter.device} (fallback ${ctx.adapter.isFallbackAdapter}), weights ${dtype}`,
 );

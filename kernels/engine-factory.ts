@@ -4,6 +4,7 @@ import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { StartupError } from '../model/startup-error.js';
 import type { Engine } from './engine.js';
+import type { StorageDtype } from './webgpu/buffers.js';
 import type { WebGpuAdapterSummary, WebGpuContext } from './webgpu/device.js';
 import { type DeviceMemoryProbes, readDeviceMemory } from './webgpu/device-memory.js';
 import type { WeightFormat } from './weight-quantization.js';
@@ -20,8 +21,8 @@ export type DtypeChoice = (typeof DTYPE_CHOICES)[number];
 
 /**
  * --quantization: weight-only quantization of the base model's linear weights, made at load from
- * the checkpoint (block-wise, one scale per block; kernels/weight-quantization.ts): int8 and int4
- * on onnx, int8 on webgpu (dequantized in its gemm kernels).
+ * the checkpoint (block-wise, one scale per block; kernels/weight-quantization.ts): onnx runs the
+ * codes with MatMulNBits, webgpu dequantizes the same codes in its gemm kernels; reference refuses.
  */
 export const QUANTIZATION_CHOICES = ['int8', 'int4'] as const;
 export type QuantizationChoice = (typeof QUANTIZATION_CHOICES)[number];
@@ -127,14 +128,8 @@ export async function createEngine(
     options.log(`--lora-mode ${options.loraMode} runs on the onnx engine`);
     return createCpuEngine('onnx', weights, pool, options);
   }
-  const onnxOnly =
-    options.quantization === 'int4'
-      ? `--quantization ${options.quantization}`
-      : options.dtype === 'bf16'
-        ? '--dtype bf16'
-        : null;
-  if (onnxOnly) {
-    options.log(`${onnxOnly} runs on the onnx engine`);
+  if (options.dtype === 'bf16') {
+    options.log('--dtype bf16 runs on the onnx engine');
     return createCpuEngine('onnx', weights, pool, options);
   }
 
@@ -182,7 +177,7 @@ export async function createEngine(
 
 /**
  * Checks what can be checked before the model loads, so a wrong flag fails in milliseconds, with
- * one line naming the flag: the reference engine keeps f32 weights only, webgpu stores f32, f16 or int8,
+ * one line naming the flag: the reference engine keeps f32 weights only, webgpu has no bf16,
  * and merging adapters into the weights (--lora-mode merged) needs f32 ones.
  */
 export function assertEngineAvailable(
@@ -202,10 +197,6 @@ export function assertEngineAvailable(
   if (choice === 'reference' && (dtype === 'f16' || dtype === 'bf16'))
     throw new StartupError(
       `--dtype ${dtype}: the reference engine runs f32 weights only (use --dtype auto or f32, or --engine onnx)`,
-    );
-  if (choice === 'webgpu' && quantization === 'int4')
-    throw new StartupError(
-      '--quantization int4: the webgpu engine stores f32, f16 or int8 weights (use --quantization int8, or --engine onnx)',
     );
   if (choice === 'webgpu' && dtype === 'bf16')
     throw new StartupError(
@@ -235,10 +226,8 @@ function webgpuWeightDtype(
   dtype: DtypeChoice,
   quantization: QuantizationChoice | null,
   ctx: WebGpuContext,
-): 'f32' | 'f16' | 'int8' {
-  if (quantization === 'int8') return 'int8';
-  if (quantization)
-    throw new StartupError(`--quantization ${quantization}: the webgpu engine stores int8 codes only`);
+): StorageDtype {
+  if (quantization) return quantization;
   if (dtype === 'f16' && !ctx.hasF16)
     throw new StartupError(
       `--dtype f16: WebGPU adapter ${adapterName(ctx.adapter)} has no shader-f16 (use --dtype auto or f32)`,

@@ -65,7 +65,7 @@ export interface CliOptions {
   sloTtftSeconds: number | null;
   engine: EngineChoice;
   dtype: DtypeChoice;
-  /** --quantization / -q: int8 or int4 base weights made at load (onnx); null: none. */
+  /** --quantization / -q: int8 or int4 base weights made at load (onnx, webgpu); null: none. */
   quantization: QuantizationChoice | null;
   poolSize: string;
   chatTemplate: string | null;
@@ -134,8 +134,7 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   accepted); auto: f16 where the WebGPU adapter has shader-f16, else f32;
                                   webgpu: f32, f16; onnx: f32, f16, bf16; reference: f32 (default auto)
   --quantization, -q int8|int4    weight-only quantization of the base model's linear weights, made at load
-                                  (block-wise scales; onnx: int8, int4; webgpu: int8; LoRA weights stay f32)
-                                  (default none)
+                                  (block-wise scales; onnx and webgpu; LoRA weights stay f32) (default none)
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
   --gpu-memory-utilization F      vLLM's fraction (0 < F <= 1) of the engine's memory: on a GPU whose size
                                   nvidia-smi or amdgpu's sysfs reports, F of it less the weights is the

@@ -107,10 +107,13 @@ function halfBits(x: number): number {
   return sign | (rest > 0x1000 || (rest === 0x1000 && out & 1) ? out + 1 : out);
 }
 
-/** Element storage of a device tensor: int8 holds block-quantized weight codes (gemm.ts). */
-export type StorageDtype = 'f32' | 'f16' | 'int8';
+/**
+ * Element storage of a device tensor. int8 and int4 hold block-quantized weight codes (gemm.ts),
+ * counted in bytes (an int4 byte holds two codes).
+ */
+export type StorageDtype = 'f32' | 'f16' | 'int8' | 'int4';
 
-export const DTYPE_BYTES: Record<StorageDtype, number> = { f32: 4, f16: 2, int8: 1 };
+export const DTYPE_BYTES: Record<StorageDtype, number> = { f32: 4, f16: 2, int8: 1, int4: 1 };
 
 /**
  * A tensor too big for one storage binding (lavapipe caps a binding at 128 MiB: TinyLlama's f32
@@ -154,7 +157,7 @@ export function createSplitBuffer(
   return { dtype, numElements, chunkElements, unitElements, chunks };
 }
 
-/** Writes `data` (f32 values, f16 bits or int8 codes, as the tensor's dtype) starting at element `offset`. */
+/** Writes `data` (f32 values, f16 bits or code bytes, as the tensor's dtype) starting at element `offset`. */
 export function writeSplit(
   ctx: WebGpuContext,
   split: SplitBuffer,

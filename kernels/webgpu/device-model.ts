@@ -2,7 +2,13 @@ import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llam
 import type { ModelWeights } from '../../model/model-weights.js';
 import { type StorageDtype, uploadBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
-import { type DeviceWeight, destroyWeight, uploadWeight, type WeightLayout } from './gemm.js';
+import {
+  type DeviceWeight,
+  destroyWeight,
+  isQuantizedDtype,
+  uploadWeight,
+  type WeightLayout,
+} from './gemm.js';
 
 /** One decoder layer on the device: norms in f32, linear weights in the engine's storage dtype. */
 export interface DeviceLayer {
@@ -23,7 +29,7 @@ export interface DeviceModel {
  * Uploads `weights`, splitting any matrix bigger than one binding. The embedding table stays f32
  * and [vocab, hidden] (embed reads its rows; a tied lm_head reuses it); linear layers and an
  * untied lm_head use `dtype` and `layout` (out-in ran faster in f32 on lavapipe, in-out in f16:
- * bench/results/webgpu-kernels.md; int8 is quantized at upload and keeps out-in).
+ * bench/results/webgpu-kernels.md; int8/int4 are quantized at upload and keep out-in).
  */
 export function uploadModel(
   ctx: WebGpuContext,
@@ -42,9 +48,9 @@ export function uploadModel(
     'embed_tokens',
     maxChunkBytes,
   );
-  // int8 quantizes a tied lm_head into a copy of its own (as the onnx engine does): the table
-  // stays f32 for embed, and the step's largest product reads a quarter of the bytes.
-  const tied = weights.lmHead === weights.embedTokens && dtype !== 'int8';
+  // int8/int4 quantize a tied lm_head into a copy of its own (as the onnx engine does): the table
+  // stays f32 for embed, and the step's largest product reads a quarter of the bytes or less.
+  const tied = weights.lmHead === weights.embedTokens && !isQuantizedDtype(dtype);
   const lmHead = tied
     ? embedTokens
     : uploadWeight(

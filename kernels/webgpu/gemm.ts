@@ -1,4 +1,4 @@
-import { BLOCK_SIZE, numBlocks, quantizeBlockwise } from '../weight-quantization.js';
+import { BLOCK_SIZE, numBlocks, QUANTIZED_BITS, quantizeBlockwise } from '../weight-quantization.js';
 import {
   createSplitBuffer,
   destroySplit,
@@ -12,24 +12,30 @@ import type { WebGpuContext } from './device.js';
 import { encodeDispatch, Immediates, MAX_GROUPS_PER_DIM } from './dispatch.js';
 import { loadWgsl } from './wgsl.js';
 
-/** Weights per f32 scale of int8 storage: the onnx engine's int8 block, so both hold the same codes. */
-export const INT8_BLOCK = BLOCK_SIZE.int8;
+/** Storage dtypes of block-quantized codes: the onnx engine's int8 and int4 formats. */
+export type QuantizedDtype = Extract<StorageDtype, 'int8' | 'int4'>;
+
+export function isQuantizedDtype(dtype: StorageDtype): dtype is QuantizedDtype {
+  return dtype === 'int8' || dtype === 'int4';
+}
 
 /** WGSL header and element type of a float storage dtype (tables read as they are stored: embed). */
 export function dtypeWgsl(dtype: StorageDtype): { ENABLE: string; WTYPE: string } {
-  if (dtype === 'int8') throw new Error('int8 storage holds gemm weights only (read through weightWgsl)');
+  if (isQuantizedDtype(dtype))
+    throw new Error(`${dtype} storage holds gemm weights only (read through weightWgsl)`);
   return dtype === 'f16' ? { ENABLE: 'enable f16;', WTYPE: 'f16' } : { ENABLE: '', WTYPE: 'f32' };
 }
 
 /**
  * WGSL of a gemm kernel's weight bindings and of `weight4(at)`: the four weights at vec4 index
- * `at` of the bound chunk, as f32. f32 and f16 are read as stored. int8 is a word of four codes
- * (zero point 128, low byte first: kernels/weight-quantization.ts's layout) times its block's
- * scale (binding 3, every block of the weight; the chunk's first is p.scaleStart). A row's codes
- * are padded to whole blocks, so the block of index `at` is at / (INT8_BLOCK / 4) within the chunk.
+ * `at` of the bound chunk, as f32. f32 and f16 are read as stored. int8 and int4 hold
+ * kernels/weight-quantization.ts's codes (unsigned, zero point 2^(bits−1), low bits first): a word
+ * holds four int8 codes, or eight int4 ones (two vec4s, the low half first); the codes times their
+ * block's scale (binding 3, every block of the weight; the chunk's first is p.scaleStart). A row's
+ * codes are padded to whole blocks, so the block of index `at` is at / (block / 4) within the chunk.
  */
 export function weightWgsl(dtype: StorageDtype): { ENABLE: string; WEIGHTS: string } {
-  if (dtype !== 'int8') {
+  if (!isQuantizedDtype(dtype)) {
     const { ENABLE, WTYPE } = dtypeWgsl(dtype);
     return {
       ENABLE,
@@ -42,6 +48,18 @@ export function weightWgsl(dtype: StorageDtype): { ENABLE: string; WEIGHTS: stri
       ].join('\n'),
     };
   }
+  const unpack =
+    dtype === 'int8'
+      ? [
+          '  let word = w[at];',
+          '  let codes = vec4<u32>(word & 0xffu, (word >> 8u) & 0xffu, (word >> 16u) & 0xffu, word >> 24u);',
+        ]
+      : [
+          '  let half = w[at >> 1u] >> ((at & 1u) * 16u);',
+          '  let codes = vec4<u32>(half & 0xfu, (half >> 4u) & 0xfu, (half >> 8u) & 0xfu, (half >> 12u) & 0xfu);',
+        ];
+  const block = BLOCK_SIZE[dtype];
+  const zero = 1 << (QUANTIZED_BITS[dtype] - 1);
   return {
     ENABLE: '',
     WEIGHTS: [
@@ -49,9 +67,8 @@ export function weightWgsl(dtype: StorageDtype): { ENABLE: string; WEIGHTS: stri
       '@group(0) @binding(3) var<storage, read> scales: array<f32>;',
       '',
       'fn weight4(at: u32) -> vec4<f32> {',
-      '  let word = w[at];',
-      '  let codes = vec4<u32>(word & 0xffu, (word >> 8u) & 0xffu, (word >> 16u) & 0xffu, word >> 24u);',
-      `  return (vec4<f32>(codes) - 128.0) * scales[p.scaleStart + at / ${INT8_BLOCK / 4}u];`,
+      ...unpack,
+      `  return (vec4<f32>(codes) - ${zero}.0) * scales[p.scaleStart + at / ${block / 4}u];`,
       '}',
     ].join('\n'),
   };
@@ -69,16 +86,16 @@ export interface DeviceWeight {
   cols: number;
   layout: WeightLayout;
   data: SplitBuffer;
-  /** vec4s (int8: words of four codes) from one stored out-in row to the next: cols / 4, or whole blocks for int8. */
+  /** vec4s of weights from one stored out-in row to the next: cols / 4, or whole blocks' worth for int8/int4. */
   rowStride4: number;
-  /** int8: the f32 scale of every block, row after row (numBlocks(cols) per row); else null. */
+  /** int8/int4: the f32 scale of every block, row after row (numBlocks(cols) per row); else null. */
   scales: GPUBuffer | null;
 }
 
 /**
  * Uploads an f32 host matrix in HF's [out, in] layout as `dtype` storage, transposed first for
- * 'in-out' (the faster gemm; 'out-in' suits a table that embed also reads by rows). int8 is
- * quantized here, block-wise along `cols` (quantizeBlockwise), and keeps the out-in layout.
+ * 'in-out' (the faster gemm; 'out-in' suits a table that embed also reads by rows). int8 and
+ * int4 are quantized here, block-wise along `cols` (quantizeBlockwise), and keep the out-in layout.
  */
 export function uploadWeight(
   ctx: WebGpuContext,
@@ -92,7 +109,8 @@ export function uploadWeight(
 ): DeviceWeight {
   if (values.length !== rows * cols) throw new Error(`${label}: ${values.length} values for ${rows}×${cols}`);
   if (dtype === 'f16' && !ctx.hasF16) throw new Error(`${label}: the device has no shader-f16`);
-  if (dtype === 'int8') return uploadInt8Weight(ctx, values, rows, cols, label, maxChunkBytes, layout);
+  if (isQuantizedDtype(dtype))
+    return uploadQuantizedWeight(ctx, values, rows, cols, dtype, label, maxChunkBytes, layout);
   let stored = values;
   let unit = cols;
   if (layout === 'in-out') {
@@ -106,30 +124,38 @@ export function uploadWeight(
   return { rows, cols, layout, data, rowStride4: cols / 4, scales: null };
 }
 
-function uploadInt8Weight(
+/**
+ * Codes and scales as kernels/weight-quantization.ts makes them (the onnx engine's MatMulNBits
+ * layout): a SplitBuffer of code bytes, cut between whole rows, and one buffer of scales.
+ */
+function uploadQuantizedWeight(
   ctx: WebGpuContext,
   values: Float32Array,
   rows: number,
   cols: number,
+  dtype: QuantizedDtype,
   label: string,
   maxChunkBytes: number | undefined,
   layout: WeightLayout,
 ): DeviceWeight {
-  if (layout !== 'out-in') throw new Error(`${label}: int8 weights keep the out-in layout`);
+  if (layout !== 'out-in') throw new Error(`${label}: ${dtype} weights keep the out-in layout`);
+  const bits = QUANTIZED_BITS[dtype];
+  const block = BLOCK_SIZE[dtype];
   let quantized: ReturnType<typeof quantizeBlockwise>;
   try {
-    quantized = quantizeBlockwise(values, rows, cols, 8, INT8_BLOCK);
+    quantized = quantizeBlockwise(values, rows, cols, bits, block);
   } catch (error) {
     throw new Error(`${label}: ${(error as Error).message}`);
   }
-  const rowBytes = numBlocks(cols, INT8_BLOCK) * INT8_BLOCK;
-  const data = createSplitBuffer(ctx, rows * rowBytes, rowBytes, 'int8', label, maxChunkBytes);
+  const rowWeights = numBlocks(cols, block) * block;
+  const rowBytes = (rowWeights * bits) / 8;
+  const data = createSplitBuffer(ctx, rows * rowBytes, rowBytes, dtype, label, maxChunkBytes);
   writeSplit(ctx, data, 0, quantized.codes);
   const scales = uploadBuffer(ctx, quantized.scales, `${label}.scales`);
-  return { rows, cols, layout, data, rowStride4: rowBytes / 4, scales };
+  return { rows, cols, layout, data, rowStride4: rowWeights / 4, scales };
 }
 
-/** Frees a weight's buffers (its chunks and, for int8, its scales). */
+/** Frees a weight's buffers (its chunks and, for int8/int4, its scales). */
 export function destroyWeight(ctx: WebGpuContext, weight: DeviceWeight): void {
   destroySplit(ctx, weight.data);
   if (weight.scales) {
@@ -258,8 +284,9 @@ export class GemmKernel {
   ): void {
     const { cols: k, data, rowStride4, scales } = weight;
     const ldy = options.ldy ?? weight.rows;
-    const rowsPerChunk = data.chunkElements / (rowStride4 * 4);
-    const blocksPerRow = numBlocks(k, INT8_BLOCK);
+    // Chunks are cut between whole stored rows (SplitBuffer units).
+    const rowsPerChunk = data.chunkElements / data.unitElements;
+    const blocksPerRow = isQuantizedDtype(data.dtype) ? numBlocks(k, BLOCK_SIZE[data.dtype]) : 0;
     data.chunks.forEach((chunk, c) => {
       const first = c * rowsPerChunk;
       const n = Math.min(rowsPerChunk, weight.rows - first);
@@ -273,7 +300,7 @@ export class GemmKernel {
         k / 4,
         0,
         rowStride4,
-        scales ? first * blocksPerRow : 0,
+        first * blocksPerRow,
       ]);
       const [groupsX, groupsY] = groupsFor(n);
       const bindings = [{ buffer: x }, { buffer: chunk }, { buffer: y }, scales ? { buffer: scales } : null];

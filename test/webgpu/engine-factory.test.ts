@@ -48,13 +48,6 @@ describe('engine factory: --engine and --dtype', () => {
       'int8',
       '--quantization int8: the reference engine runs f32 weights only',
     ],
-    [
-      'webgpu',
-      'auto',
-      'batched',
-      'int4',
-      '--quantization int4: the webgpu engine stores f32, f16 or int8 weights (use --quantization int8, or --engine onnx)',
-    ],
     ['webgpu', 'bf16', 'batched', null, '--dtype bf16: the webgpu engine stores f32 or f16 weights'],
     [
       'onnx',
@@ -85,9 +78,10 @@ describe('engine factory: --engine and --dtype', () => {
     },
   );
 
-  it('lets webgpu and auto take int8', () => {
+  it('lets webgpu and auto take int8 and int4', () => {
     for (const engine of ['webgpu', 'auto'] as const)
-      expect(() => assertEngineAvailable(engine, 'auto', 'batched', 'int8')).not.toThrow();
+      for (const quantization of ['int8', 'int4'] as const)
+        expect(() => assertEngineAvailable(engine, 'auto', 'batched', quantization)).not.toThrow();
   });
 
   it('lets the onnx engine take every dtype and quantization', () => {
@@ -150,14 +144,14 @@ describe('engine factory: --engine and --dtype', () => {
       else await expect(create('webgpu', 'f16')).rejects.toThrow(/has no shader-f16/);
     });
 
-    it('--quantization int8: int8 weights on webgpu; auto on a software adapter falls back to onnx, int4 goes to onnx', async () => {
-      expect((await create('webgpu', 'auto', null, 'int8')).lines).toEqual([
-        expect.stringMatching(/int8 weights$/),
-      ]);
-      const auto = await create('auto', 'auto', null, 'int8');
-      expect(auto.kind).toBe(adapter!.isFallbackAdapter ? 'onnx' : 'webgpu');
-      const int4 = await create('auto', 'auto', null, 'int4');
-      expect(int4).toEqual({ kind: 'onnx', lines: ['--quantization int4 runs on the onnx engine'] });
+    it('--quantization int8|int4: codes on webgpu; auto on a software adapter falls back to onnx', async () => {
+      for (const quantization of ['int8', 'int4'] as const) {
+        expect((await create('webgpu', 'auto', null, quantization)).lines).toEqual([
+          expect.stringMatching(new RegExp(`${quantization} weights$`)),
+        ]);
+        const auto = await create('auto', 'auto', null, quantization);
+        expect(auto.kind).toBe(adapter!.isFallbackAdapter ? 'onnx' : 'webgpu');
+      }
     });
   });
 });

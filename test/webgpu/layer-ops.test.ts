@@ -7,12 +7,18 @@ import { siluMul } from '../../kernels/reference/silu-mul.js';
 import { createStorageBuffer, readF32, uploadBuffer } from '../../kernels/webgpu/buffers.js';
 import { runPass } from '../../kernels/webgpu/dispatch.js';
 import { EmbedKernel } from '../../kernels/webgpu/embed.js';
-import { GemmKernel, INT8_BLOCK, uploadWeight } from '../../kernels/webgpu/gemm.js';
+import { GemmKernel, uploadWeight } from '../../kernels/webgpu/gemm.js';
 import { ResidualKernel } from '../../kernels/webgpu/residual.js';
 import { RmsNormKernel } from '../../kernels/webgpu/rmsnorm.js';
 import { RopeKernel } from '../../kernels/webgpu/rope.js';
 import { SiluMulKernel } from '../../kernels/webgpu/silu-mul.js';
-import { dequantizeBlockwise, numBlocks, quantizeBlockwise } from '../../kernels/weight-quantization.js';
+import {
+  BLOCK_SIZE,
+  dequantizeBlockwise,
+  numBlocks,
+  QUANTIZED_BITS,
+  quantizeBlockwise,
+} from '../../kernels/weight-quantization.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
 import {
@@ -66,38 +72,41 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
     }
   });
 
-  it('gemm int8 (block-quantized at upload, dequantized in the kernel), both kernels, rows padded to whole blocks, weights split across bindings', async () => {
-    const gpu = ctx!;
-    const gemm = new GemmKernel(gpu);
-    const rand = seededRandom(16);
-    for (let trial = 0; trial < 6; trial++) {
-      const m = randomInt(rand, 1, 21);
-      // K past one block, within one, and a whole number of them.
-      const k = trial === 0 ? 2 * INT8_BLOCK : 4 * randomInt(rand, 1, 80);
-      const n = 4 * randomInt(rand, 1, 75);
-      const x = randomArray(rand, m * k);
-      const w = randomArray(rand, n * k);
-      const accumulate = trial % 2 === 1;
-      const y0 = randomArray(rand, m * n);
-      // The oracle multiplies by the weights the codes stand for (the onnx engine's int8 codes).
-      const dequantized = dequantizeBlockwise(quantizeBlockwise(w, n, k, 8, INT8_BLOCK));
-      const expected = linear(x, m, dequantized, k, n);
-      if (accumulate)
-        for (let i = 0; i < expected.length; i++) expected[i] = Math.fround(expected[i] + y0[i]);
-      const rowBytes = numBlocks(k, INT8_BLOCK) * INT8_BLOCK;
-      const split = trial >= 3 ? Math.ceil(n / 3) * rowBytes : undefined;
-      const weight = uploadWeight(gpu, w, n, k, 'int8', 'w', split);
-      expect(weight.data.dtype).toBe('int8');
-      if (split && n > 2) expect(weight.data.chunks.length).toBeGreaterThan(1);
-      for (const variant of ['tiled', 'skinny'] as const) {
-        const xBuf = uploadBuffer(gpu, x, 'x');
-        const yBuf = uploadBuffer(gpu, y0, 'y');
-        await runPass(gpu, (pass) => gemm.encode(pass, xBuf, m, weight, yBuf, { accumulate, variant }));
-        const y = await readF32(gpu, yBuf, m * n);
-        expect(relativeError(y, expected)).toBeLessThan(F32_TOLERANCE);
+  for (const dtype of ['int8', 'int4'] as const)
+    it(`gemm ${dtype} (block-quantized at upload, dequantized in the kernel), both kernels, rows padded to whole blocks, weights split across bindings`, async () => {
+      const gpu = ctx!;
+      const gemm = new GemmKernel(gpu);
+      const rand = seededRandom(dtype === 'int8' ? 16 : 17);
+      const block = BLOCK_SIZE[dtype];
+      const bits = QUANTIZED_BITS[dtype];
+      for (let trial = 0; trial < 6; trial++) {
+        const m = randomInt(rand, 1, 21);
+        // K past one block, within one, and a whole number of them.
+        const k = trial === 0 ? 2 * block : 4 * randomInt(rand, 1, 80);
+        const n = 4 * randomInt(rand, 1, 75);
+        const x = randomArray(rand, m * k);
+        const w = randomArray(rand, n * k);
+        const accumulate = trial % 2 === 1;
+        const y0 = randomArray(rand, m * n);
+        // The oracle multiplies by the weights the codes stand for (the onnx engine's codes).
+        const dequantized = dequantizeBlockwise(quantizeBlockwise(w, n, k, bits, block));
+        const expected = linear(x, m, dequantized, k, n);
+        if (accumulate)
+          for (let i = 0; i < expected.length; i++) expected[i] = Math.fround(expected[i] + y0[i]);
+        const rowBytes = (numBlocks(k, block) * block * bits) / 8;
+        const split = trial >= 3 ? Math.ceil(n / 3) * rowBytes : undefined;
+        const weight = uploadWeight(gpu, w, n, k, dtype, 'w', split);
+        expect(weight.data.dtype).toBe(dtype);
+        if (split && n > 2) expect(weight.data.chunks.length).toBeGreaterThan(1);
+        for (const variant of ['tiled', 'skinny'] as const) {
+          const xBuf = uploadBuffer(gpu, x, 'x');
+          const yBuf = uploadBuffer(gpu, y0, 'y');
+          await runPass(gpu, (pass) => gemm.encode(pass, xBuf, m, weight, yBuf, { accumulate, variant }));
+          const y = await readF32(gpu, yBuf, m * n);
+          expect(relativeError(y, expected)).toBeLessThan(F32_TOLERANCE);
+        }
       }
-    }
-  });
+    });
 
   it('int8 weights refuse the in-out layout and non-finite values, naming the weight', () => {
     const gpu = ctx!;
