@@ -171,7 +171,7 @@ async function otherKernels(ctx: WebGpuContext): Promise<Array<Record<string, st
     ['out-in', 'skinny'],
     ['in-out', 'tiled'],
   ] as const) {
-    for (const dtype of ['f32', 'f16', 'int8', 'int4'] as const) {
+    for (const dtype of ['f32', 'f16', 'bf16', 'int8', 'int4'] as const) {
       if (dtype === 'f16' && !ctx.hasF16) continue;
       // int8/int4 keep the out-in layout (their codes are blocks along a stored row).
       if ((dtype === 'int8' || dtype === 'int4') && layout === 'in-out') continue;

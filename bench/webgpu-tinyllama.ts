@@ -5,7 +5,7 @@
  * two adapters, and decode steps with device-side sampling. Slow on lavapipe by nature
  * (ARCHITECTURE.md: software WGSL matmul runs a few GFLOP/s); on a GPU it is quick.
  *
- *   npx tsx bench/webgpu-tinyllama.ts [--layers N] [--dtype f16|f32|int8|int4] [--prompt N] [--decode-steps N]
+ *   npx tsx bench/webgpu-tinyllama.ts [--layers N] [--dtype f16|bf16|f32|int8|int4] [--prompt N] [--decode-steps N]
  */
 import { parseArgs } from 'node:util';
 import type { SequenceStep, StepPlan } from '../kernels/engine.js';
@@ -51,10 +51,10 @@ progress(
 const weights = syntheticWeights(spec);
 const config = weights.config;
 const ctx = await createWebGpuContext();
-if (!['f16', 'f32', 'int8', 'int4'].includes(args.dtype))
-  throw new Error(`--dtype ${args.dtype}: f16, f32, int8 or int4`);
+if (!['f16', 'bf16', 'f32', 'int8', 'int4'].includes(args.dtype))
+  throw new Error(`--dtype ${args.dtype}: f16, bf16, f32, int8 or int4`);
 const dtype =
-  args.dtype === 'int8' || args.dtype === 'int4'
+  args.dtype === 'int8' || args.dtype === 'int4' || args.dtype === 'bf16'
     ? args.dtype
     : args.dtype === 'f16' && ctx.hasF16
       ? 'f16'

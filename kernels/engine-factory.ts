@@ -14,7 +14,8 @@ export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 
 /**
  * --dtype: storage of the linear weights on the engine (compute and the page pool stay f32):
- * f32 and f16 on webgpu; f32, f16 and bf16 on onnx (kernels/onnx/base-weights.ts).
+ * f32, f16 and bf16 on webgpu and onnx (kernels/onnx/base-weights.ts; webgpu reads bf16 as the top
+ * half of an f32, kernels/webgpu/gemm.ts).
  */
 export const DTYPE_CHOICES = ['auto', 'f32', 'f16', 'bf16'] as const;
 export type DtypeChoice = (typeof DTYPE_CHOICES)[number];
@@ -128,11 +129,6 @@ export async function createEngine(
     options.log(`--lora-mode ${options.loraMode} runs on the onnx engine`);
     return createCpuEngine('onnx', weights, pool, options);
   }
-  if (options.dtype === 'bf16') {
-    options.log('--dtype bf16 runs on the onnx engine');
-    return createCpuEngine('onnx', weights, pool, options);
-  }
-
   const { createWebGpuContext } = await import('./webgpu/device.js');
   let ctx: WebGpuContext;
   try {
@@ -177,8 +173,8 @@ export async function createEngine(
 
 /**
  * Checks what can be checked before the model loads, so a wrong flag fails in milliseconds, with
- * one line naming the flag: the reference engine keeps f32 weights only, webgpu has no bf16,
- * and merging adapters into the weights (--lora-mode merged) needs f32 ones.
+ * one line naming the flag: the reference engine keeps f32 weights only, and merging adapters into
+ * the weights (--lora-mode merged) needs f32 ones.
  */
 export function assertEngineAvailable(
   choice: EngineChoice,
@@ -197,10 +193,6 @@ export function assertEngineAvailable(
   if (choice === 'reference' && (dtype === 'f16' || dtype === 'bf16'))
     throw new StartupError(
       `--dtype ${dtype}: the reference engine runs f32 weights only (use --dtype auto or f32, or --engine onnx)`,
-    );
-  if (choice === 'webgpu' && dtype === 'bf16')
-    throw new StartupError(
-      '--dtype bf16: the webgpu engine stores f32 or f16 weights (use --dtype f16, or --engine onnx)',
     );
   if (loraMode === 'merged' && (quantization || dtype === 'f16' || dtype === 'bf16'))
     throw new StartupError(
@@ -233,7 +225,6 @@ function webgpuWeightDtype(
       `--dtype f16: WebGPU adapter ${adapterName(ctx.adapter)} has no shader-f16 (use --dtype auto or f32)`,
     );
   if (dtype === 'auto') return ctx.hasF16 ? 'f16' : 'f32';
-  if (dtype === 'bf16') throw new StartupError('--dtype bf16: the webgpu engine stores f32 or f16 weights');
   return dtype;
 }
 

@@ -4,8 +4,8 @@ import type { ModelWeights } from '../model/model-weights.js';
 
 /**
  * Low-precision storage of the base model's linear weights, made at load from the f32 weights (no
- * offline step); the onnx engine takes every format, the webgpu engine all but bf16 (the same
- * codes and scales, dequantized in its gemm kernels). The embedding, the norms, the page pool
+ * offline step); the onnx engine and the webgpu engine take every format (the same codes and
+ * scales; webgpu unpacks them in its gemm kernels). The embedding, the norms, the page pool
  * and LoRA A/B stay f32.
  *
  * - `f16` / `bf16`: each weight rounded to nearest even; onnxruntime's CPU MatMul has no x86 f16

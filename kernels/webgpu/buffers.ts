@@ -111,9 +111,9 @@ function halfBits(x: number): number {
  * Element storage of a device tensor. int8 and int4 hold block-quantized weight codes (gemm.ts),
  * counted in bytes (an int4 byte holds two codes).
  */
-export type StorageDtype = 'f32' | 'f16' | 'int8' | 'int4';
+export type StorageDtype = 'f32' | 'f16' | 'bf16' | 'int8' | 'int4';
 
-export const DTYPE_BYTES: Record<StorageDtype, number> = { f32: 4, f16: 2, int8: 1, int4: 1 };
+export const DTYPE_BYTES: Record<StorageDtype, number> = { f32: 4, f16: 2, bf16: 2, int8: 1, int4: 1 };
 
 /**
  * A tensor too big for one storage binding (lavapipe caps a binding at 128 MiB: TinyLlama's f32
@@ -157,7 +157,7 @@ export function createSplitBuffer(
   return { dtype, numElements, chunkElements, unitElements, chunks };
 }
 
-/** Writes `data` (f32 values, f16 bits or code bytes, as the tensor's dtype) starting at element `offset`. */
+/** Writes `data` (f32 values, f16/bf16 bits or code bytes, as the tensor's dtype) starting at element `offset`. */
 export function writeSplit(
   ctx: WebGpuContext,
   split: SplitBuffer,

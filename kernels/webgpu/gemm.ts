@@ -1,4 +1,10 @@
-import { BLOCK_SIZE, numBlocks, QUANTIZED_BITS, quantizeBlockwise } from '../weight-quantization.js';
+import {
+  BLOCK_SIZE,
+  numBlocks,
+  QUANTIZED_BITS,
+  quantizeBlockwise,
+  toBfloat16,
+} from '../weight-quantization.js';
 import {
   createSplitBuffer,
   destroySplit,
@@ -21,20 +27,34 @@ export function isQuantizedDtype(dtype: StorageDtype): dtype is QuantizedDtype {
 
 /** WGSL header and element type of a float storage dtype (tables read as they are stored: embed). */
 export function dtypeWgsl(dtype: StorageDtype): { ENABLE: string; WTYPE: string } {
-  if (isQuantizedDtype(dtype))
+  if (isQuantizedDtype(dtype) || dtype === 'bf16')
     throw new Error(`${dtype} storage holds gemm weights only (read through weightWgsl)`);
   return dtype === 'f16' ? { ENABLE: 'enable f16;', WTYPE: 'f16' } : { ENABLE: '', WTYPE: 'f32' };
 }
 
 /**
  * WGSL of a gemm kernel's weight bindings and of `weight4(at)`: the four weights at vec4 index
- * `at` of the bound chunk, as f32. f32 and f16 are read as stored. int8 and int4 hold
+ * `at` of the bound chunk, as f32. f32 and f16 are read as stored; bf16 (which WGSL lacks) is the
+ * top half of an f32, so a pair of words holds four, each shifted into place. int8 and int4 hold
  * kernels/weight-quantization.ts's codes (unsigned, zero point 2^(bits−1), low bits first): a word
  * holds four int8 codes, or eight int4 ones (two vec4s, the low half first); the codes times their
  * block's scale (binding 3, every block of the weight; the chunk's first is p.scaleStart). A row's
  * codes are padded to whole blocks, so the block of index `at` is at / (block / 4) within the chunk.
  */
 export function weightWgsl(dtype: StorageDtype): { ENABLE: string; WEIGHTS: string } {
+  if (dtype === 'bf16')
+    return {
+      ENABLE: '',
+      WEIGHTS: [
+        '@group(0) @binding(1) var<storage, read> w: array<vec2<u32>>;',
+        '',
+        'fn weight4(at: u32) -> vec4<f32> {',
+        '  let pair = w[at];',
+        '  let bits = vec4<u32>(pair.x << 16u, pair.x & 0xffff0000u, pair.y << 16u, pair.y & 0xffff0000u);',
+        '  return bitcast<vec4<f32>>(bits);',
+        '}',
+      ].join('\n'),
+    };
   if (!isQuantizedDtype(dtype)) {
     const { ENABLE, WTYPE } = dtypeWgsl(dtype);
     return {
@@ -120,7 +140,12 @@ export function uploadWeight(
     unit = 4 * rows;
   }
   const data = createSplitBuffer(ctx, rows * cols, unit, dtype, label, maxChunkBytes);
-  writeSplit(ctx, data, 0, dtype === 'f16' ? toF16Bits(stored) : stored);
+  writeSplit(
+    ctx,
+    data,
+    0,
+    dtype === 'f16' ? toF16Bits(stored) : dtype === 'bf16' ? toBfloat16(stored) : stored,
+  );
   return { rows, cols, layout, data, rowStride4: cols / 4, scales: null };
 }
 

@@ -1,6 +1,6 @@
-// y[m, yCol + n] (= or +=) Σ_k x[m, k] · W[n, k]: activations times base weights in f32, f16 or
-// int8/int4 storage (weight4, from gemm.ts's weightWgsl), f32 accumulation, register-tiled without
-// barriers (lavapipe turns barriers into coroutine switches). Two storage layouts:
+// y[m, yCol + n] (= or +=) Σ_k x[m, k] · W[n, k]: activations times base weights in f32, f16, bf16
+// or int8/int4 storage (weight4, from gemm.ts's weightWgsl), f32 accumulation, register-tiled
+// without barriers (lavapipe turns barriers into coroutine switches). Two storage layouts:
 //   main_out_in: W as Hugging Face stores it, [out, in]; an invocation owns a 4×4 output tile,
 //                so every x and w vec4 it loads feeds four dot products.
 //   main_in_out: W transposed at upload, [in, out]; an invocation owns 4 outputs × 4 rows, and

@@ -1,11 +1,11 @@
 // y[m, yCol + n] (= or +=) Σ_k x[m, k] · W[n, k] for few rows of x (decode), W as Hugging Face
-// stores it ([out, in]), in f32, f16 or int8/int4 storage (weight4, from gemm.ts's weightWgsl), f32
-// accumulation. gemm.wgsl gives each invocation a whole 4×4 output tile and all of k: with 8 rows
-// that is a few thousand invocations, too few to fill a GPU, each walking its own weight rows. Here
-// a workgroup owns 4 output columns × 8 rows, its 64 lanes split k (neighbouring lanes read
-// neighbouring vec4s of a weight row, so the reads coalesce), and the lanes' partial sums meet in
-// workgroup memory. Barriers make it slow on a CPU adapter (lavapipe), so the launcher uses it on
-// hardware adapters only.
+// stores it ([out, in]), in f32, f16, bf16 or int8/int4 storage (weight4, from gemm.ts's
+// weightWgsl), f32 accumulation. gemm.wgsl gives each invocation a whole 4×4 output tile and all of
+// k: with 8 rows that is a few thousand invocations, too few to fill a GPU, each walking its own
+// weight rows. Here a workgroup owns 4 output columns × 8 rows, its 64 lanes split k (neighbouring
+// lanes read neighbouring vec4s of a weight row, so the reads coalesce), and the lanes' partial
+// sums meet in workgroup memory. Barriers make it slow on a CPU adapter (lavapipe), so the launcher
+// uses it on hardware adapters only.
 {{ENABLE}}
 
 struct Params {

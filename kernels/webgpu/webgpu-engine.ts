@@ -57,7 +57,8 @@ export interface WebGpuEngineOptions {
   maxScratchBytes?: number;
   /**
    * Storage of linear weights (and an untied lm_head): f32, f16 where the device has shader-f16,
-   * or int8/int4 codes (block-quantized at upload, dequantized in the gemm kernels). Default f32.
+   * bf16, or int8/int4 codes (block-quantized at upload, dequantized in the gemm kernels).
+   * Default f32.
    */
   weightDtype?: StorageDtype;
   /** Cap on one binding's bytes (tests force splitting with it); default the device's limit. */

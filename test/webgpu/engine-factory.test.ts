@@ -48,7 +48,6 @@ describe('engine factory: --engine and --dtype', () => {
       'int8',
       '--quantization int8: the reference engine runs f32 weights only',
     ],
-    ['webgpu', 'bf16', 'batched', null, '--dtype bf16: the webgpu engine stores f32 or f16 weights'],
     [
       'onnx',
       'bf16',
@@ -78,10 +77,12 @@ describe('engine factory: --engine and --dtype', () => {
     },
   );
 
-  it('lets webgpu and auto take int8 and int4', () => {
-    for (const engine of ['webgpu', 'auto'] as const)
+  it('lets webgpu and auto take int8, int4 and bf16', () => {
+    for (const engine of ['webgpu', 'auto'] as const) {
       for (const quantization of ['int8', 'int4'] as const)
         expect(() => assertEngineAvailable(engine, 'auto', 'batched', quantization)).not.toThrow();
+      expect(() => assertEngineAvailable(engine, 'bf16')).not.toThrow();
+    }
   });
 
   it('lets the onnx engine take every dtype and quantization', () => {
@@ -142,6 +143,8 @@ describe('engine factory: --engine and --dtype', () => {
       if (hasF16)
         expect((await create('webgpu', 'f16')).lines).toEqual([expect.stringMatching(/f16 weights$/)]);
       else await expect(create('webgpu', 'f16')).rejects.toThrow(/has no shader-f16/);
+      // bf16 needs no shader-f16: it is read as the top half of an f32.
+      expect((await create('webgpu', 'bf16')).lines).toEqual([expect.stringMatching(/bf16 weights$/)]);
     });
 
     it('--quantization int8|int4: codes on webgpu; auto on a software adapter falls back to onnx', async () => {

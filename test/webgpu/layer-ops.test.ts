@@ -18,6 +18,7 @@ import {
   numBlocks,
   QUANTIZED_BITS,
   quantizeBlockwise,
+  roundTripWeight,
 } from '../../kernels/weight-quantization.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
 import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
@@ -34,7 +35,7 @@ import {
 const ctx = await openSuiteContext('webgpu layer ops');
 
 describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
-  it('gemm f32 and f16, both weight layouts and both kernels, on random shapes, weights split across bindings', async () => {
+  it('gemm f32, f16 and bf16, both weight layouts and both kernels, on random shapes, weights split across bindings', async () => {
     const gpu = ctx!;
     const gemm = new GemmKernel(gpu);
     const rand = seededRandom(11);
@@ -49,6 +50,10 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
       const expected = linear(x, m, w, k, n);
       if (accumulate)
         for (let i = 0; i < expected.length; i++) expected[i] = Math.fround(expected[i] + y0[i]);
+      // bf16 is exact against the weights rounded to bf16, so it gets the f32 tolerance there.
+      const expectedBf16 = linear(x, m, roundTripWeight(w, n, k, 'bf16'), k, n);
+      if (accumulate)
+        for (let i = 0; i < expectedBf16.length; i++) expectedBf16[i] = Math.fround(expectedBf16[i] + y0[i]);
       for (const [dtype, layout, variant] of [
         ['f32', 'out-in', 'tiled'],
         ['f16', 'out-in', 'tiled'],
@@ -56,9 +61,12 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
         ['f16', 'out-in', 'skinny'],
         ['f32', 'in-out', 'tiled'],
         ['f16', 'in-out', 'tiled'],
+        ['bf16', 'out-in', 'tiled'],
+        ['bf16', 'out-in', 'skinny'],
+        ['bf16', 'in-out', 'tiled'],
       ] as const) {
         if (dtype === 'f16' && !gpu.hasF16) continue;
-        const bytes = dtype === 'f16' ? 2 : 4;
+        const bytes = dtype === 'f32' ? 4 : 2;
         const split = trial >= 3 ? Math.ceil(n / 3) * k * bytes : undefined;
         const weight = uploadWeight(gpu, w, n, k, dtype, 'w', split, layout);
         if (split && (layout === 'out-in' ? n > 2 : k > 8))
@@ -67,7 +75,8 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
         const yBuf = uploadBuffer(gpu, y0, 'y');
         await runPass(gpu, (pass) => gemm.encode(pass, xBuf, m, weight, yBuf, { accumulate, variant }));
         const y = await readF32(gpu, yBuf, m * n);
-        expect(relativeError(y, expected)).toBeLessThan(dtype === 'f16' ? F16_TOLERANCE : F32_TOLERANCE);
+        if (dtype === 'bf16') expect(relativeError(y, expectedBf16)).toBeLessThan(F32_TOLERANCE);
+        else expect(relativeError(y, expected)).toBeLessThan(dtype === 'f16' ? F16_TOLERANCE : F32_TOLERANCE);
       }
     }
   });

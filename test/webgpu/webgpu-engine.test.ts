@@ -51,9 +51,12 @@ const adapters: LoraAdapter[] = adapterSpecs.map((s, i) =>
 async function pair(options: WebGpuEngineOptions) {
   const pool = new PagePool(3000, config.hiddenSize);
   pool.free(shuffle(seededRandom(3), Array.from(pool.allocate(pool.numFree, 'kv'))));
-  // Codes are checked against the f32 model they stand for.
-  const codes = options.weightDtype === 'int8' || options.weightDtype === 'int4' ? options.weightDtype : null;
-  const reference = ReferenceEngine.create(codes ? roundTripModel(weights, codes) : weights, pool);
+  // Stored weights are checked against the f32 model they stand for (f16 against f32, loosely).
+  const stored = options.weightDtype ?? 'f32';
+  const reference = ReferenceEngine.create(
+    stored === 'f16' ? weights : roundTripModel(weights, stored),
+    pool,
+  );
   const gpu = await WebGpuEngine.create(weights, pool, { ...options, context: ctx! });
   const layouts: AdapterLayout[] = adapters.map((a) => {
     const layout = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
@@ -75,6 +78,11 @@ describe.skipIf(!ctx)('WebGpuEngine against the reference engine', () => {
     ['f16 weights', { weightDtype: 'f16' }, 2e-2],
     ['int8 weights, split across bindings', { weightDtype: 'int8', maxChunkBytes: 100 * 128 }, F32_TOLERANCE],
     ['int4 weights', { weightDtype: 'int4' }, F32_TOLERANCE],
+    [
+      'bf16 weights, stored transposed (in-out)',
+      { weightDtype: 'bf16', weightLayout: 'in-out' },
+      F32_TOLERANCE,
+    ],
     [
       'f32 weights stored transposed (in-out), split',
       { weightLayout: 'in-out', maxChunkBytes: 100 * 64 * 4 },
