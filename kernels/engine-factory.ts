@@ -7,7 +7,7 @@ import type { Engine } from './engine.js';
 import type { StorageDtype } from './webgpu/buffers.js';
 import type { WebGpuAdapterSummary, WebGpuContext } from './webgpu/device.js';
 import { type DeviceMemoryProbes, readDeviceMemory } from './webgpu/device-memory.js';
-import type { WeightFormat } from './weight-quantization.js';
+import { type WeightFormat, weightBytes } from './weight-quantization.js';
 
 export const ENGINE_CHOICES = ['auto', 'onnx', 'reference', 'webgpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
@@ -66,10 +66,11 @@ export interface EngineFactoryOptions {
  * The pool --gpu-memory-utilization gives where the engine may run on a GPU: that fraction of the
  * GPU's memory as the operating system reports it (WebGPU has no memory query: Dawn's node
  * bindings give vendor, description and limits, and Dawn's memory-heap query is not exposed to
- * JavaScript), less the model's weights at 4 bytes each — vLLM's meaning, the fraction is the
- * engine's whole share of the GPU. The pool also lives in host memory (the engines keep its host
- * copy), so it is held to the same fraction of host memory. Null for the CPU engines or where no
- * GPU reports a size (then the fraction is of host memory, and a hardware adapter refuses it).
+ * JavaScript), less the model's weights as the webgpu engine stores them (deviceWeightBytes) —
+ * vLLM's meaning, the fraction is the engine's whole share of the GPU. The pool also lives in host
+ * memory (the engines keep its host copy), so it is held to the same fraction of host memory. Null
+ * for the CPU engines or where no GPU reports a size (then the fraction is of host memory, and a
+ * hardware adapter refuses it).
  */
 export function devicePoolBytes(
   choice: EngineChoice,
@@ -77,23 +78,39 @@ export function devicePoolBytes(
   config: LlamaConfig,
   hostBytes: number,
   probes?: DeviceMemoryProbes,
+  storage: { dtype: DtypeChoice; quantization: QuantizationChoice | null } = {
+    dtype: 'auto',
+    quantization: null,
+  },
 ): { bytes: number; deviceBytes: number; weightBytes: number; source: string } | null {
   if (choice === 'onnx' || choice === 'reference') return null;
   const memory = readDeviceMemory(probes);
   if (!memory) return null;
-  const weightBytes = 4 * modelParameterCount(config);
+  const weightBytes = deviceWeightBytes(config, storage.dtype, storage.quantization);
   const bytes = Math.min(Math.floor(fraction * memory.bytes) - weightBytes, Math.floor(fraction * hostBytes));
   return { bytes, deviceBytes: memory.bytes, weightBytes, source: memory.source };
 }
 
-/** Parameters of a Llama model of this config: embeddings, lm_head, every layer's linears and norms. */
-function modelParameterCount(config: LlamaConfig): number {
-  let perLayer = 2 * config.hiddenSize;
+/**
+ * Bytes of a model on the webgpu engine (kernels/webgpu/device-model.ts): the embedding table and
+ * the norms in f32; the linear layers and lm_head in their storage (codes with their scales, rows
+ * padded to whole blocks), a tied lm_head as the table itself except when it is quantized. `auto`
+ * counts f32: whether the adapter has shader-f16 (auto's f16) is known only once a device is open.
+ */
+export function deviceWeightBytes(
+  config: LlamaConfig,
+  dtype: DtypeChoice,
+  quantization: QuantizationChoice | null,
+): number {
+  const format: WeightFormat = quantization ?? (dtype === 'auto' ? 'f32' : dtype);
+  const { hiddenSize, vocabSize, numLayers } = config;
+  let bytes = 4 * vocabSize * hiddenSize + 4 * (2 * numLayers + 1) * hiddenSize;
+  if (!config.tieWordEmbeddings || quantization) bytes += weightBytes(format, vocabSize, hiddenSize);
   for (const m of TARGET_MODULES) {
     const { inFeatures, outFeatures } = moduleShape(config, m);
-    perLayer += inFeatures * outFeatures;
+    bytes += numLayers * weightBytes(format, outFeatures, inFeatures);
   }
-  return 2 * config.vocabSize * config.hiddenSize + config.numLayers * perLayer + config.hiddenSize;
+  return bytes;
 }
 
 /**

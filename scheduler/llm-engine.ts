@@ -65,7 +65,7 @@ export interface LlmEngineOptions {
   maxNumBatchedTokens: number;
   engine: EngineChoice;
   dtype?: DtypeChoice;
-  /** --quantization: int8/int4 base weights made at load (onnx engine). */
+  /** --quantization: int8/int4 base weights made at load (onnx and webgpu engines). */
   quantization?: QuantizationChoice | null;
   /** Cap on one webgpu scratch buffer: tests force allocation failures with it. */
   webgpuMaxScratchBytes?: number;
@@ -168,7 +168,10 @@ export class LlmEngine {
     let poolSize = options.poolSize;
     let hostFraction = options.gpuMemoryUtilization ?? null;
     if (hostFraction !== null) {
-      const device = devicePoolBytes(options.engine, hostFraction, config, totalmem());
+      const device = devicePoolBytes(options.engine, hostFraction, config, totalmem(), undefined, {
+        dtype: options.dtype ?? 'auto',
+        quantization: options.quantization ?? null,
+      });
       if (device) {
         if (device.bytes <= 0)
           throw new StartupError(
