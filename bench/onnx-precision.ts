@@ -18,7 +18,13 @@
  * With --model DIR, a Hugging Face checkpoint (the trained default model, say) and its own
  * tokenizer replace the synthetic model, and the report is onnx-precision-<folder name>.
  *
- *   npx tsx bench/onnx-precision.ts [--model DIR] [--report NAME] [--layers N] [--threads N] [--formats f32,int8] [--rounds N]
+ * With --engine webgpu the webgpu engine's storages go through the same text (one device, an
+ * engine per format; f16 where the adapter has shader-f16), and the report is webgpu-precision…:
+ * its int8/int4 codes are the onnx engine's, but multiplied with f32 activations (MatMulNBits
+ * rounds activations to int8 too). Its speed columns are the adapter's: on a software adapter
+ * (lavapipe) they say nothing about a GPU.
+ *
+ *   npx tsx bench/onnx-precision.ts [--engine onnx|webgpu] [--model DIR] [--report NAME] [--layers N] [--threads N] [--formats f32,int8] [--rounds N]
  */
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -26,7 +32,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import type { SequenceStep } from '../kernels/engine.js';
+import type { Engine, SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { GraphBuilder } from '../kernels/onnx/onnx-model.js';
 import { argmax } from '../kernels/sample.js';
@@ -37,11 +43,13 @@ import { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { loadModel } from '../model/load-model.js';
+import type { ModelWeights } from '../model/model-weights.js';
 import { BOS_ID, FIRST_BYTE_ID, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const { values: args } = parseArgs({
   options: {
+    engine: { type: 'string', default: 'onnx' },
     model: { type: 'string' },
     report: { type: 'string' },
     layers: { type: 'string', default: String(TINYLLAMA_SPEC.numLayers) },
@@ -57,6 +65,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
   },
 });
+if (args.engine !== 'onnx' && args.engine !== 'webgpu') throw new Error('--engine: onnx or webgpu');
+const engineKind = args.engine;
 const numLayers = Number(args.layers);
 const threads = Number(args.threads);
 const formats = args.formats.split(',') as WeightFormat[];
@@ -74,7 +84,25 @@ const rounds = Number(args.rounds);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 function progress(message: string): void {
-  process.stderr.write(`[onnx-precision] ${message}\n`);
+  process.stderr.write(`[${engineKind}-precision] ${message}\n`);
+}
+
+/** Opens the webgpu device the engines share (the import is lazy: onnx runs never load Dawn). */
+async function webgpuEngines(): Promise<{
+  create: (weights: ModelWeights, pool: PagePool, format: WeightFormat) => Promise<Engine>;
+  adapter: string;
+  close: () => void;
+}> {
+  const { createWebGpuContext } = await import('../kernels/webgpu/device.js');
+  const { WebGpuEngine } = await import('../kernels/webgpu/webgpu-engine.js');
+  const context = await createWebGpuContext();
+  for (const f of formats)
+    if (f === 'f16' && !context.hasF16) throw new Error('--formats f16: this adapter has no shader-f16');
+  return {
+    create: (weights, pool, format) => WebGpuEngine.create(weights, pool, { context, weightDtype: format }),
+    adapter: `${context.adapter.description || context.adapter.device}${context.adapter.isFallbackAdapter ? ' (software)' : ''}`,
+    close: () => context.destroy(),
+  };
 }
 
 /** Prose with the Markdown tables and code fences dropped. */
@@ -179,12 +207,18 @@ async function main(): Promise<void> {
   );
   const kv = new KvCache(pool, layout);
 
-  const engines = new Map<WeightFormat, OnnxEngine>();
+  const webgpu = engineKind === 'webgpu' ? await webgpuEngines() : null;
+  const engines = new Map<WeightFormat, Engine>();
   const created: Record<string, { seconds: number; rssMiB: number }> = {};
   for (const format of formats) {
     const rss = process.memoryUsage().rss;
     const t0 = performance.now();
-    engines.set(format, await OnnxEngine.create(weights, pool, { threads, weightFormat: format }));
+    engines.set(
+      format,
+      webgpu
+        ? await webgpu.create(weights, pool, format)
+        : await OnnxEngine.create(weights, pool, { threads, weightFormat: format }),
+    );
     created[format] = {
       seconds: (performance.now() - t0) / 1000,
       rssMiB: (process.memoryUsage().rss - rss) / 2 ** 20,
@@ -311,6 +345,7 @@ async function main(): Promise<void> {
     progress(`speed round ${r + 1}/${rounds}`);
   }
   for (const e of engines.values()) await e.close();
+  webgpu?.close();
 
   const bw = stats(bandwidths);
   const refNll = accuracy.get('f32')!.nll / accuracy.get('f32')!.nllTokens;
@@ -338,15 +373,15 @@ async function main(): Promise<void> {
     };
   });
   const files = writeBenchReport({
-    name: args.report ?? (loaded ? `onnx-precision-${basename(loaded.dir)}` : 'onnx-precision'),
-    title: 'onnx engine base-weight formats: accuracy vs f32 and speed',
+    name:
+      args.report ?? (loaded ? `${engineKind}-precision-${basename(loaded.dir)}` : `${engineKind}-precision`),
+    title: `${engineKind} engine base-weight formats: accuracy vs f32 and speed`,
     context: {
       ...machineContext(),
       'load average at end': loadavg()
         .map((x) => x.toFixed(2))
         .join(' '),
-      onnxruntime: ort.env.versions.common,
-      threads,
+      ...(webgpu ? { 'webgpu adapter': webgpu.adapter } : { onnxruntime: ort.env.versions.common, threads }),
       model: loaded
         ? `${loaded.dir} (hidden ${config.hiddenSize}, ${config.numLayers} layers, vocab ${config.vocabSize})`
         : `synthetic TinyLlama shape (hidden 2048, GQA 32/4, MLP 5632, vocab 32000), ${numLayers} of 22 layers`,
@@ -365,7 +400,9 @@ async function main(): Promise<void> {
       'greedy agreement: generated positions equal to f32’s before the first divergence, over all generated positions; exact: continuations equal throughout.',
       'held-out NLL: mean negative log-likelihood of each next token of the held-out text; perplexity is its exp, and a perplexity delta of x % is a NLL delta of ln(1 + x/100). The synthetic model’s random weights give huge perplexities; the delta is what a format changes.',
       'bandwidth bound: bytes of the linear weights and lm_head in the format (scales included) / the highest bandwidth the probe measured in this run (load elsewhere only slows it); embeddings, norms, KV and activations left out. bound / min compares it with the fastest step, bound / median with the typical one.',
-      'int8/int4: MatMulNBits at accuracy_level 4 (activations rounded to int8 per block too); f16/bf16: f16 input tiles cast to f32 before each Gemm (onnxruntime has no x86 f16 GEMM).',
+      webgpu
+        ? 'webgpu: the gemm kernels read each storage (f16 as f16, bf16 as the top half of an f32, int8/int4 codes times their block scale) and multiply in f32, activations unrounded; a tied lm_head is a copy in the format only for int8/int4. Speed on a software adapter is the CPU running WGSL, nothing like a GPU.'
+        : 'int8/int4: MatMulNBits at accuracy_level 4 (activations rounded to int8 per block too); f16/bf16: f16 input tiles cast to f32 before each Gemm (onnxruntime has no x86 f16 GEMM).',
     ],
   });
   progress(`wrote ${files.join(', ')}`);
