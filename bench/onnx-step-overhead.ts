@@ -6,7 +6,10 @@
  * (LoRA on all 7 modules) running a step without adapters, and the same with one rank-8 adapter.
  * The first two differ only by the LoRA machinery a base step carries.
  *
- *   npx tsx bench/onnx-step-overhead.ts [--steps 400] [--threads 2] [--format f32|int8|...]
+ * With --shape tinyllama the model has TinyLlama's widths too: what that machinery costs a real
+ * decode step (the floor is the graph a server with no adapter source runs, kernels/engine-factory.ts).
+ *
+ *   npx tsx bench/onnx-step-overhead.ts [--steps 400] [--threads 2] [--format f32|int8|...] [--shape tiny|tinyllama]
  */
 import { parseArgs } from 'node:util';
 import type { StepPlan } from '../kernels/engine.js';
@@ -26,21 +29,26 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '400' },
     threads: { type: 'string', default: '2' },
     format: { type: 'string', default: 'f32' },
+    shape: { type: 'string', default: 'tiny' },
   },
 });
+if (args.shape !== 'tiny' && args.shape !== 'tinyllama') throw new Error('--shape: tiny or tinyllama');
+const fullWidth = args.shape === 'tinyllama';
 const STEPS = Number(args.steps);
 const format = args.format as WeightFormat;
 if (!WEIGHT_FORMATS.includes(format)) throw new Error(`--format: one of ${WEIGHT_FORMATS.join(', ')}`);
 const CONTEXT = 16;
 // TinyLlama's depth and head layout at 1/32 of its widths (blocks of 32 for int4/int8 codes).
-const SPEC = {
-  ...TINYLLAMA_SPEC,
-  hiddenSize: 64,
-  intermediateSize: 160,
-  numHeads: 4,
-  numKvHeads: 2,
-  vocabSize: 256,
-};
+const SPEC = fullWidth
+  ? TINYLLAMA_SPEC
+  : {
+      ...TINYLLAMA_SPEC,
+      hiddenSize: 64,
+      intermediateSize: 160,
+      numHeads: 4,
+      numKvHeads: 2,
+      vocabSize: 256,
+    };
 
 function progress(message: string): void {
   process.stderr.write(`[onnx-step-overhead] ${message}\n`);
@@ -116,11 +124,13 @@ async function main(): Promise<void> {
   }));
   for (const r of rows) progress(`${r.case}: ${r['median ms/step']} ms (+${r['over the floor, ms']})`);
   const files = writeBenchReport({
-    name: `onnx-step-overhead${format === 'f32' ? '' : `-${format}`}`,
-    title: "onnx engine: a step's fixed cost (22 layers, compute negligible)",
+    name: `onnx-step-overhead${format === 'f32' ? '' : `-${format}`}${fullWidth ? '-tinyllama' : ''}`,
+    title: fullWidth
+      ? "onnx engine: what the LoRA machinery costs a decode step (TinyLlama's shape)"
+      : "onnx engine: a step's fixed cost (22 layers, compute negligible)",
     context: {
       ...machineContext(),
-      model: `synthetic, TinyLlama's 22 layers at hidden ${config.hiddenSize}, intermediate ${config.intermediateSize}, vocab ${config.vocabSize}`,
+      model: `synthetic, TinyLlama's 22 layers at hidden ${config.hiddenSize}, intermediate ${config.intermediateSize}, vocab ${config.vocabSize}${fullWidth ? " (TinyLlama's shape)" : ''}`,
       'base weights': format,
       threads,
       'steps per case': STEPS,
@@ -133,7 +143,9 @@ async function main(): Promise<void> {
     },
     notes: [
       'Wall time of engine.step per step; the three cases interleaved step by step in one process, so load from elsewhere hits them alike.',
-      "At these widths every kernel is a few microseconds: the times are what each run costs whatever the model's size (feeds and their binding, nodes, If branches, the JS around the run).",
+      fullWidth
+        ? 'At these widths the floor is the model itself; the serving graph adds its LoRA machinery (the If per group of modules, its pass-through copies, the stack and segment inputs bound every run).'
+        : "At these widths every kernel is a few microseconds: the times are what each run costs whatever the model's size (feeds and their binding, nodes, If branches, the JS around the run).",
       'over the floor: what the LoRA machinery costs a step that has no adapter, and one that has one.',
     ],
   });

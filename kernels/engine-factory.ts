@@ -39,6 +39,14 @@ export type LoraMode = (typeof LORA_MODES)[number];
 
 export interface EngineFactoryOptions {
   dtype: DtypeChoice;
+  /**
+   * Whether any adapter can ever be served (default true). False when the server has no adapter
+   * source (no --lora-modules, --lora-dir or --lora-root): the onnx engine then builds its step
+   * graph without LoRA nodes, whose Ifs and inputs cost a base step ~10 % at batch 1 (3.2 ms of
+   * 31.2 at TinyLlama's shape, int8: bench/onnx-step-overhead.ts --shape tinyllama), as vLLM
+   * without --enable-lora has no LoRA layers.
+   */
+  servesAdapters?: boolean;
   /** Default none: weights stored as --dtype says. */
   quantization?: QuantizationChoice | null;
   /**
@@ -280,6 +288,7 @@ async function createCpuEngine(
     const onnx = await OnnxEngine.create(weights, pool, {
       // Merging rewrites the weight arrays, which only inputs-mode weights are read from each run.
       weights: mode === 'merged' ? 'inputs' : 'prepacked',
+      ...(options.servesAdapters === false && mode !== 'merged' ? { loraModules: [] } : {}),
       padLoraRankTo: mode === 'padded' ? options.padLoraRankTo : undefined,
       weightFormat,
       weightCache:

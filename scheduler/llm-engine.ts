@@ -60,6 +60,12 @@ export interface LlmEngineOptions {
   loraModules: ReadonlyArray<{ name: string; path: string }>;
   /** --lora-dir: every sub-directory with an adapter_config.json is an adapter; new ones register on first use. */
   loraDir?: string | null;
+  /**
+   * Whether adapters may be loaded at run time (the server's --lora-root); default true. With it
+   * false and no --lora-modules or --lora-dir, no adapter can ever be served, and the engine is
+   * built without LoRA machinery (createEngine's servesAdapters).
+   */
+  runtimeAdapterLoads?: boolean;
   maxModelLen: number | null;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
@@ -138,6 +144,8 @@ export class LlmEngine {
     private readonly registry: AdapterRegistry,
     private readonly scheduler: EngineLoop,
     private readonly listeners: Set<SchedulerEventSink>,
+    /** False when no adapter source was given: the engine has no LoRA machinery (LlmEngineOptions.runtimeAdapterLoads). */
+    readonly servesAdapters: boolean,
   ) {}
 
   /** Receives every scheduler event (metrics read requests' timings from them); returns the unsubscribe. */
@@ -229,8 +237,16 @@ export class LlmEngine {
 
     log.info({ engine: options.engine, pages: pool.numPages, pageSize: pool.pageSize }, 'creating engine');
     const engineStarted = performance.now();
+    const servesAdapters =
+      options.loraModules.length > 0 || Boolean(options.loraDir) || options.runtimeAdapterLoads !== false;
+    if (!servesAdapters)
+      log.info(
+        {},
+        'no adapter source (--lora-modules, --lora-dir, --lora-root): the engine is built without LoRA layers',
+      );
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
+      servesAdapters,
       quantization: options.quantization ?? null,
       modelDir: model.dir,
       loraMode,
@@ -314,7 +330,16 @@ export class LlmEngine {
     // Adapters will be read: the reader's thread starts now rather than inside the first request.
     if (adapters.length > 0 || options.loraDir) reader.start();
     const { weights: _weights, ...described } = model;
-    return new LlmEngine(described, maxModelLen, engine, pool, registry, scheduler, listeners);
+    return new LlmEngine(
+      described,
+      maxModelLen,
+      engine,
+      pool,
+      registry,
+      scheduler,
+      listeners,
+      servesAdapters,
+    );
   }
 
   submit(request: GenerationRequest): GenerationStream {
@@ -346,8 +371,14 @@ export class LlmEngine {
   readonly adapters = {
     resolve: (name: string): Promise<boolean> => this.registry.resolve(name),
     list: (): AdapterInfo[] => this.registry.list(),
-    load: (name: string, path: string, inPlace: boolean): Promise<void> =>
-      this.registry.load(name, path, inPlace),
+    load: async (name: string, path: string, inPlace: boolean): Promise<void> => {
+      if (!this.servesAdapters)
+        throw new AdapterError(
+          `adapter "${name}": this engine was started without adapters (no --lora-modules, --lora-dir or --lora-root), so it has no LoRA layers to load one into`,
+          'invalid',
+        );
+      return this.registry.load(name, path, inPlace);
+    },
     unload: (name: string): void => this.registry.unload(name),
   };
 

@@ -77,7 +77,7 @@ export interface StackOptions extends LlmEngineOptions {
 }
 
 export async function buildServingStack(options: StackOptions, log: ProgressLog): Promise<ServingStack> {
-  const engine = await LlmEngine.create(options, log);
+  const engine = await LlmEngine.create({ ...options, runtimeAdapterLoads: Boolean(options.loraRoot) }, log);
   return {
     modelName: options.servedModelName ?? engine.model.name,
     modelDir: engine.model.dir,

@@ -261,6 +261,14 @@ export class OnnxEngine implements Engine {
   }
 
   /**
+   * The modules the prepacked step graph has LoRA on ([]: a graph without LoRA nodes, for a server
+   * that can serve no adapter); undefined in 'inputs' mode, which builds a graph per step's modules.
+   */
+  get graphLoraModules(): readonly TargetModule[] | undefined {
+    return this.fixedLoraModules;
+  }
+
+  /**
    * One `session.run` for the plan, unless padding would blow up attention (a long prompt next to
    * decodes, or a prompt past maxChunkTokens): then a few runs, see step-split.ts.
    */
