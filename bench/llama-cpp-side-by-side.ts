@@ -56,15 +56,24 @@ interface System {
 const prompt = (n: number, seed: number, vocab: number) =>
   Array.from({ length: n }, (_, i) => 259 + ((seed * 7919 + i * 104729) % (vocab - 259)));
 
+/**
+ * Loom's onnx engine in `format`; `loraLayers: false` builds it as a server with no adapter source
+ * does (kernels/engine-factory.ts servesAdapters), with no LoRA nodes in its step graph.
+ */
 async function loomSystem(
   weights: ReturnType<typeof syntheticWeights>,
   format: WeightFormat,
+  loraLayers = true,
 ): Promise<System> {
   const config = weights.config;
   const layout = kvLayout(config);
   const pagesPerSequence = (Math.ceil((PREFILL + 1) / layout.tokensPerPage) + 1) * layout.pagesPerBlock;
   const pool = new PagePool(1 + 4 * pagesPerSequence, config.hiddenSize);
-  const engine = await OnnxEngine.create(weights, pool, { threads: THREADS, weightFormat: format });
+  const engine = await OnnxEngine.create(weights, pool, {
+    threads: THREADS,
+    weightFormat: format,
+    ...(loraLayers ? {} : { loraModules: [] }),
+  });
   const kv = new KvCache(pool, layout);
   let nextId = 1;
   const run = async (id: number, tokens: number[], startPos: number) => {
@@ -78,7 +87,7 @@ async function loomSystem(
     return best;
   };
   return {
-    label: `Loom onnx ${format}`,
+    label: `Loom onnx ${format}${loraLayers ? '' : ', no adapter source'}`,
     async prefill(tokens) {
       const id = nextId++;
       const t0 = performance.now();
@@ -170,6 +179,7 @@ async function main(): Promise<void> {
     const systems = [
       await loomSystem(weights, 'f32'),
       await loomSystem(weights, 'int8'),
+      await loomSystem(weights, 'int8', false),
       ...(await llamaCppSystems(args['llama-cpp'], files)),
     ];
     const prefills = systems.map(() => [] as number[]);
@@ -211,6 +221,7 @@ async function main(): Promise<void> {
       notes: [
         'Rounds run every system in turn; a round is a 512-token prefill, then a 64-token context and decode steps at batch 1 (greedy).',
         'Loom int8: MatMulNBits (blocks of 128, activations rounded to int8 too); llama.cpp q8_0: blocks of 32 with an f16 scale. Greedy agreement of an 8-bit format with f32 is not expected to be exact on a random-weight model.',
+        'no adapter source: the engine as a server started without --lora-modules, --lora-dir or --lora-root builds it, its step graph without LoRA nodes (a LoRA server carries them on every step, adapters or not); the other Loom rows are the LoRA-ready graph, running steps without adapters.',
         'llama.cpp decode times are the gaps between the tokens node-llama-cpp yields (sampling and its JS included), as a client sees them; Loom decode times are engine.step calls with a host argmax.',
       ],
     });
