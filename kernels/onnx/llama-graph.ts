@@ -80,20 +80,15 @@ export function loraInputNames(m: TargetModule): {
 /**
  * Module m's stacked LoRA slots (lora-slot-stack.ts), per layer: A rows and Bᵀ rows as blocks
  * (aBlocks [G, R, in], btBlocks [G, R, out]; G·R = U, the rows the step reads, the same in every
- * layer; the masked form feeds them as one block, [1, U, ·]); and per step the slotted tokens:
- * each one's flat token index (int64 [1, n, 1]) and which of the U columns are its adapter's
- * (bool [n, U]); each column's scale per layer (its adapter's scale of m in that layer; f32 [L, U],
- * split once per module). `active` (bool []): whether any token of the step has LoRA on m, stacked or
- * gathered; without one the module's LoRA ops are skipped.
+ * layer); each row's scale per layer (its adapter's scale of m in that layer; f32 [L, U]); and the
+ * slotted tokens as blockTokens and blockMask (below). `active` (bool []): whether any token of the
+ * step has LoRA on m, stacked or gathered; without one the module's LoRA ops are skipped.
  */
 export function loraStackNames(m: TargetModule): {
   active: string;
-  rows: string;
-  columns: string;
   scales: string;
-  blocked: string;
   blockTokens: string;
-  blockValid: string;
+  blockMask: string;
   blockScaleShape: string;
   aBlocks: (layer: number) => string;
   btBlocks: (layer: number) => string;
@@ -101,11 +96,8 @@ export function loraStackNames(m: TargetModule): {
   return {
     active: `lora_${m}_active`,
     scales: `lora_${m}_stack_scales`,
-    rows: `lora_${m}_stack_rows`,
-    columns: `lora_${m}_stack_columns`,
-    blocked: `lora_${m}_stack_blocked`,
     blockTokens: `lora_${m}_stack_block_tokens`,
-    blockValid: `lora_${m}_stack_block_valid`,
+    blockMask: `lora_${m}_stack_block_mask`,
     blockScaleShape: `lora_${m}_stack_block_scale_shape`,
     aBlocks: (layer) => `lora_${m}_stack_a_blocks_${layer}`,
     btBlocks: (layer) => `lora_${m}_stack_b_blocks_${layer}`,
@@ -113,16 +105,21 @@ export function loraStackNames(m: TargetModule): {
 }
 
 /**
- * The blocked form of module m's stack (step-feeds.ts blockedForm): when every stacked adapter of
- * the step covers whole blocks of R rows (R divides each one's first row and rows: ranks 8 to 64
- * share R = 8), the U rows are G = U / R blocks, and each block's tokens (its adapter's, S at most,
- * padded) multiply that block only: batched [G, S, in] · [G, in, R], then [G, S, R] · [G, R, out];
- * a token of an adapter of k blocks gets k partial expansions, which the scatter adds up. The
- * blocks come as [G, R, in] and [G, R, out] views of the rows (aBlocks, btBlocks), fed so: a
- * Reshape inside the If copied them every step.
- * blockTokens (int64 [G, S, 1]): the token of each (block, place), a padding place naming token 0
- * with blockValid (bool [G, S, 1]) false. blockScaleShape (int64 [3]): [L·G, 1, R], the stack's
- * scales [L, U] seen as every layer's [G, 1, R] (a step in the masked form feeds [L, 1, U]).
+ * How the slotted tokens meet the stack: the U rows as G blocks of R, each block's tokens (S places
+ * at most) multiplying that block only: batched [G, S, in] · [G, in, R], then [G, S, R] ·
+ * [G, R, out], the results scattered (added) into the tokens' rows. step-feeds.ts feeds one of two
+ * shapes of it:
+ *  - blocked, when every stacked adapter of the step covers whole blocks of R rows (R divides each
+ *    one's first row and rows: ranks 8 to 64 share R = 8): each block's tokens are its adapter's,
+ *    padded to S; a token of an adapter of k blocks gets k partial expansions, which the scatter
+ *    adds up; blockMask (bool [G, S, 1]) drops the padding places;
+ *  - masked, otherwise: one block of all U rows (G = 1, R = U) and every slotted token (S = N);
+ *    blockMask (bool [1, N, U]) keeps each token's own adapter's columns only.
+ * Both are the same ops, so the graph has no branch between them (an If costs a step what a few
+ * small ops do, 88 of them a step). The blocks come as [G, R, in] and [G, R, out] views of the
+ * rows (aBlocks, btBlocks), fed so: a Reshape inside the If copied them every step.
+ * blockTokens (int64 [G, S, 1]): the token of each (block, place), a padding place naming token 0.
+ * blockScaleShape (int64 [3]): [L·G, 1, R], the stack's scales [L, U] seen as every layer's [G, 1, R].
  */
 
 /**
@@ -247,12 +244,8 @@ export function buildStepGraph(
     TargetModule,
     {
       active: string;
-      rows: string;
-      columns: string;
-      scales: string[];
-      blocked: string;
       blockTokens: string;
-      blockValid: string;
+      blockMask: string;
       blockScales: string[];
     }
   >();
@@ -263,12 +256,8 @@ export function buildStepGraph(
     const blockScaleShape = g.input(names.blockScaleShape, 'int64', [3]);
     stackInputs.set(m, {
       active: g.input(names.active, 'bool', []),
-      scales: perLayer(scales),
-      rows: g.input(names.rows, 'int64', [1, `N_${m}`, 1]),
-      columns: g.input(names.columns, 'bool', [`N_${m}`, `U_${m}`]),
-      blocked: g.input(names.blocked, 'bool', []),
       blockTokens: g.input(names.blockTokens, 'int64', [`G_${m}_stack`, `S_${m}_stack`, 1]),
-      blockValid: g.input(names.blockValid, 'bool', [`G_${m}_stack`, `S_${m}_stack`, 1]),
+      blockMask: g.input(names.blockMask, 'bool', [`G_${m}_stack`, `S_${m}_stack`, `M_${m}_stack`]),
       blockScales: perLayer(g.op('Reshape', [scales, blockScaleShape], { allowzero: 1 })),
     });
   }
@@ -382,18 +371,6 @@ export function buildStepGraph(
     return active;
   };
 
-  /** Whether every module of a group has its stack in the blocked form this step (once per step). */
-  const groupBlocked = new Map<string, string>();
-  const allOf = (flags: string[]): string => {
-    const key = flags.join(',');
-    let all = groupBlocked.get(key);
-    if (!all) {
-      all = flags.reduce((both, flag) => g.op('And', [both, flag]));
-      groupBlocked.set(key, all);
-    }
-    return all;
-  };
-
   /** x·Wᵀ (+ LoRA) for modules that read the same x (q/k/v, gate/up). */
   const linears = (x: string, layer: number, modules: readonly TargetModule[]): string[] => {
     const outs =
@@ -412,16 +389,9 @@ export function buildStepGraph(
           });
     const adapted = modules.flatMap((m, i) => (lora.has(m) ? [i] : []));
     if (adapted.length === 0) return outs;
-    /** The stacked tokens' LoRA added into `base` (the group's outputs), blocked or masked. */
+    /** The stacked tokens' LoRA added into `base` (the group's outputs). */
     const stacked = (b: GraphBuilder, base: string[]): string[] =>
-      // One If per group of modules, not per module: an If costs what a few small ops do.
-      parentIf(
-        b,
-        allOf(adapted.map((i) => stackInputs.get(modules[i])!.blocked)),
-        base,
-        (bb) => adapted.map((i, j) => stackedBlocked(bb, x, layer, modules[i], base[j])),
-        (bb) => adapted.map((i, j) => stackedMasked(bb, x, layer, modules[i], base[j])),
-      );
+      adapted.map((i, j) => stackedLora(b, x, layer, modules[i], base[j]));
     // The stacked ops are built into both branches of the segments' If: an If branch that only
     // passes its input on must copy it (an Identity), a group's outputs each step.
     const loraIn = (b: GraphBuilder): string[] =>
@@ -480,9 +450,8 @@ export function buildStepGraph(
   // (it profiled slower at batch 8), nor does storing A transposed, [G, in, R]: a scratch
   // benchmark of the shrink alone read it no faster.
   /**
-   * Module m's stack inputs of one layer (declared once): the rows as [G, R, ·] blocks, which the
-   * masked form reads as one block, [1, U, ·]. Each input costs every run its binding (~1 µs), so
-   * the two forms share them rather than each having its own view.
+   * Module m's stack inputs of one layer (declared once): the rows as [G, R, ·] blocks (the masked
+   * shape's one block is [1, U, ·]). Each input costs every run its binding (~1 µs).
    */
   const declaredBlocks = new Map<string, ReturnType<typeof declareBlocks>>();
   const declareBlocks = (m: TargetModule, layer: number) => {
@@ -504,26 +473,8 @@ export function buildStepGraph(
     }
     return blocks;
   };
-  /**
-   * Masked: every slotted token against every stacked row, other adapters' columns dropped; the
-   * rows are one block ([1, U, ·]) and the tokens [1, N, ·] (rows fed as [1, N, 1]).
-   */
-  const stackedMasked = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
-    const { aBlocks, btBlocks, zero } = stackBlocks(m, layer);
-    const inputs = stackInputs.get(m)!;
-    const xs = b.op('GatherND', [x, inputs.rows]); // [1, N, in]
-    const xa = b.op('MatMul', [xs, b.op('Transpose', [aBlocks], { perm: [0, 2, 1] })]); // [1, N, U]
-    const shrunk = b.op('Where', [inputs.columns, b.op('Mul', [xa, inputs.scales[layer]]), zero]);
-    return b.op('ScatterND', [out, inputs.rows, b.op('MatMul', [shrunk, btBlocks])], { reduction: 'add' });
-  };
-  /** Blocked: each adapter slot's tokens against its own R rows, exact multiply-adds. */
-  const stackedBlocked = (
-    b: GraphBuilder,
-    x: string,
-    layer: number,
-    m: TargetModule,
-    out: string,
-  ): string => {
+  /** Each block's tokens against its R rows (loraStackNames' doc: blocked, or masked as one block). */
+  const stackedLora = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
     const { aBlocks, btBlocks, zero } = stackBlocks(m, layer);
     const inputs = stackInputs.get(m)!;
     const xs = b.op('GatherND', [x, inputs.blockTokens]); // [G, S, in]
@@ -532,9 +483,10 @@ export function buildStepGraph(
       b.op('MatMul', [xs, b.op('Transpose', [aBlocks], { perm: [0, 2, 1] })]),
       inputs.blockScales[layer],
     ]); // [G, S, R]
-    // Padding places are dropped on the rank side, R wide, not on the expanded rows, out wide:
-    // their exact zeros times finite Bᵀ rows (lora-slot-stack.ts) add exact zeros to token 0.
-    const expanded = b.op('MatMul', [b.op('Where', [inputs.blockValid, shrunk, zero]), btBlocks]);
+    // Padding places and other adapters' columns are dropped on the rank side, R wide, not on the
+    // expanded rows, out wide: their exact zeros times finite Bᵀ rows (lora-slot-stack.ts) add
+    // exact zeros (a poisoned adapter's NaN stays in its own columns).
+    const expanded = b.op('MatMul', [b.op('Where', [inputs.blockMask, shrunk, zero]), btBlocks]);
     return b.op('ScatterND', [out, inputs.blockTokens, expanded], { reduction: 'add' });
   };
 

@@ -4,7 +4,7 @@ import { type KvLayout, kvElementOffset } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import { logitTokenIndices, type StepPlan } from '../engine.js';
-import { FUSED_MODULE_GROUPS, loraRowReads, loraStackNames, MASKED, STEP_INPUTS } from './llama-graph.js';
+import { loraRowReads, loraStackNames, MASKED, STEP_INPUTS } from './llama-graph.js';
 import { moduleMaxRank, packSegments } from './lora-segments.js';
 import { blockRowsOf, type LoraSlotStack } from './lora-slot-stack.js';
 
@@ -133,7 +133,6 @@ function packLora(
     if (s.adapter) tokenCount.set(s.adapter, (tokenCount.get(s.adapter) ?? 0) + s.tokens.length);
   const adapters = [...tokenCount.keys()];
   const active: TargetModule[] = [];
-  const windows = new Map<TargetModule, StackWindow>();
   const L = config.numLayers;
   const pageSize = config.hiddenSize;
   for (const m of TARGET_MODULES) {
@@ -159,7 +158,7 @@ function packLora(
         : new Map<AdapterLayout, number>();
     const gathered = new Map<AdapterLayout, number>();
     for (const a of users) if (!placed.has(a)) gathered.set(a, ranks.get(a)!);
-    windows.set(m, packStacked(plan, m, placed, stack, L, feeds));
+    packStacked(plan, m, placed, stack, L, feeds);
     feeds[loraStackNames(m).active] = new ort.Tensor('bool', new Uint8Array([users.length > 0 ? 1 : 0]), []);
     packSegments(
       padRankTo,
@@ -173,27 +172,7 @@ function packLora(
       feeds,
     );
   }
-  // The graph runs a group of modules that read one input (q/k/v, gate/up) blocked only when each
-  // of them is: where one is not, the others' rows go as the one block the masked form reads.
-  for (const group of FUSED_MODULE_GROUPS) {
-    const members = group.filter((m) => active.includes(m));
-    if (members.every((m) => windows.get(m)!.blocked)) continue;
-    for (const m of members) {
-      const { low, used, blocked } = windows.get(m)!;
-      if (!blocked) continue;
-      const names = loraStackNames(m);
-      feeds[names.blocked] = new ort.Tensor('bool', new Uint8Array([0]), []);
-      feedBlocks(feeds, m, stack.blocks(m, low, used, 1), L);
-    }
-  }
   return active;
-}
-
-/** The rows [low, used) a step reads of a module's stack, and whether they go as blocks. */
-interface StackWindow {
-  low: number;
-  used: number;
-  blocked: boolean;
 }
 
 function feedBlocks(
@@ -210,8 +189,10 @@ function feedBlocks(
 }
 
 /**
- * Module m's stack inputs: every layer's blocks cut to the rows the step's stacked adapters reach,
- * and the slotted tokens with their adapters' columns (none: empty tensors).
+ * Module m's stack inputs (llama-graph.ts loraStackNames): every layer's rows the step's stacked
+ * adapters reach, as blocks, and the slotted tokens in them: blocked where blockedForm allows,
+ * else masked (one block of all U rows, every token, each masked to its adapter's columns). No
+ * stacked token: empty tensors.
  */
 function packStacked(
   plan: StepPlan,
@@ -220,7 +201,7 @@ function packStacked(
   stack: LoraSlotStack,
   numLayers: number,
   feeds: Record<string, ort.Tensor>,
-): StackWindow {
+): void {
   // The rows the step reads, [low, used): its stacked adapters' window of the stack.
   let low = Number.POSITIVE_INFINITY;
   let used = 0;
@@ -242,33 +223,39 @@ function packStacked(
   const U = used - low;
   const names = loraStackNames(m);
   const blocks = blockedForm(m, placed, stack, low, U, tokens);
-  const { G, S, R } = blocks ?? { G: 0, S: 0, R: 0 };
-  const blockTokens = new BigInt64Array(G * S);
-  const blockValid = new Uint8Array(G * S);
+  let blockTokens: BigInt64Array;
+  let blockMask: Uint8Array;
+  let maskShape: number[];
+  const { G, R } = blocks ?? { G: 1, R: U };
   if (blocks) {
+    const { S } = blocks;
+    blockTokens = new BigInt64Array(G * S);
+    blockMask = new Uint8Array(G * S);
     const filled = new Uint32Array(G);
     for (const { token, first, rows } of tokens) {
       for (let g = first / R; g < (first + rows) / R; g++) {
         const at = g * S + filled[g]++;
         blockTokens[at] = BigInt(token);
-        blockValid[at] = 1;
+        blockMask[at] = 1;
       }
     }
+    maskShape = [G, S, 1];
+  } else {
+    blockTokens = new BigInt64Array(tokens.length);
+    blockMask = new Uint8Array(tokens.length * U);
+    tokens.forEach(({ token, first, rows }, i) => {
+      blockTokens[i] = BigInt(token);
+      blockMask.fill(1, i * U + first, i * U + first + rows);
+    });
+    maskShape = [1, tokens.length, U];
   }
-  feeds[names.blocked] = new ort.Tensor('bool', new Uint8Array([blocks ? 1 : 0]), []);
-  feeds[names.blockTokens] = new ort.Tensor('int64', blockTokens, [G, S, 1]);
-  feeds[names.blockValid] = new ort.Tensor('bool', blockValid, [G, S, 1]);
-  const scaleShape = blocks ? [numLayers * G, 1, R] : [numLayers, 1, U];
-  feeds[names.blockScaleShape] = new ort.Tensor('int64', BigInt64Array.from(scaleShape.map(BigInt)), [3]);
-  // The masked form's inputs are always there: a group of modules (q/k/v, gate/up) runs blocked
-  // only when each of its modules can.
-  const masked = tokens;
-  const rowIds = new BigInt64Array(masked.length);
-  const columns = new Uint8Array(masked.length * U);
-  masked.forEach(({ token, first, rows }, i) => {
-    rowIds[i] = BigInt(token);
-    columns.fill(1, i * U + first, i * U + first + rows);
-  });
+  feeds[names.blockTokens] = new ort.Tensor('int64', blockTokens, [maskShape[0], maskShape[1], 1]);
+  feeds[names.blockMask] = new ort.Tensor('bool', blockMask, maskShape);
+  feeds[names.blockScaleShape] = new ort.Tensor(
+    'int64',
+    BigInt64Array.from([numLayers * G, 1, R].map(BigInt)),
+    [3],
+  );
   const scales = new Float32Array(numLayers * U);
   for (const [a, at] of placed) {
     const [first, rows] = [at - low, stack.rowsOf(a, m)];
@@ -278,11 +265,7 @@ function packStacked(
     }
   }
   feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers, U]);
-  // The blocked form's [G, R, ·] blocks; the masked form reads the rows as one block, [1, U, ·].
-  feedBlocks(feeds, m, stack.blocks(m, low, used, blocks ? G : 1), numLayers);
-  feeds[names.rows] = new ort.Tensor('int64', rowIds, [1, masked.length, 1]);
-  feeds[names.columns] = new ort.Tensor('bool', columns, [masked.length, U]);
-  return { low, used, blocked: blocks !== null };
+  feedBlocks(feeds, m, stack.blocks(m, low, used, G), numLayers);
 }
 
 /**
