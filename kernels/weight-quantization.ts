@@ -131,10 +131,20 @@ export function dequantizeBlockwise(q: BlockQuantizedWeight): Float32Array {
   return out;
 }
 
-/** IEEE half bits of each element (round to nearest even). */
-export function toFloat16(weight: Float32Array): Uint16Array {
+/**
+ * IEEE half bits of each element (round to nearest even). A finite value past f16's range (it
+ * would round to ±Inf, and every output it touches with it) is refused, naming `name`.
+ */
+export function toFloat16(weight: Float32Array, name = 'weight'): Uint16Array {
   const out = new Uint16Array(weight.length);
-  for (let i = 0; i < weight.length; i++) out[i] = f32ToF16(weight[i]);
+  for (let i = 0; i < weight.length; i++) {
+    const bits = f32ToF16(weight[i]);
+    if ((bits & 0x7fff) === 0x7c00 && Number.isFinite(weight[i]))
+      throw new Error(
+        `${name}[${i}] = ${weight[i]} is outside the f16 range (±65504): store the weights as bf16 or f32`,
+      );
+    out[i] = bits;
+  }
   return out;
 }
 

@@ -192,7 +192,7 @@ export function encodeBaseWeight(
   if (format === 'f32')
     return { kind: 'external', parts: [{ path: weightLocation(name), data: asBytes(weight) }] };
   if (!isQuantized(format)) {
-    const data = format === 'f16' ? toFloat16(weight) : toBfloat16AsFloat16(weight, name);
+    const data = format === 'f16' ? toFloat16(weight, name) : toBfloat16AsFloat16(weight, name);
     const tileRows = f16TileRows(inFeatures);
     const tiles = [];
     for (let row = 0, t = 0; row < outFeatures; row += tileRows, t++) {

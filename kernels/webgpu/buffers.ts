@@ -77,36 +77,6 @@ export async function readU32(
   return new Uint32Array(await readBuffer(ctx, buffer, count * 4, offset * 4));
 }
 
-/** IEEE half bits of every value (round to nearest even), for f16 weight storage. */
-export function toF16Bits(values: Float32Array): Uint16Array {
-  const out = new Uint16Array(values.length);
-  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
-  for (let i = 0; i < values.length; i++) out[i] = halfBits(bits[i]);
-  return out;
-}
-
-function halfBits(x: number): number {
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 112;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    const m = mant | 0x800000;
-    const shift = 14 - e;
-    const rest = m & ((1 << shift) - 1);
-    const halfway = 1 << (shift - 1);
-    const out = m >>> shift;
-    return sign | (rest > halfway || (rest === halfway && out & 1) ? out + 1 : out);
-  }
-  const out = (e << 10) | (mant >>> 13);
-  const rest = mant & 0x1fff;
-  // A carry out of the mantissa bumps the exponent, as rounding should (up to Inf).
-  return sign | (rest > 0x1000 || (rest === 0x1000 && out & 1) ? out + 1 : out);
-}
-
 /**
  * Element storage of a device tensor. int8 and int4 hold block-quantized weight codes (gemm.ts),
  * counted in bytes (an int4 byte holds two codes).

@@ -4,13 +4,13 @@ import {
   QUANTIZED_BITS,
   quantizeBlockwise,
   toBfloat16,
+  toFloat16,
 } from '../weight-quantization.js';
 import {
   createSplitBuffer,
   destroySplit,
   type SplitBuffer,
   type StorageDtype,
-  toF16Bits,
   uploadBuffer,
   writeSplit,
 } from './buffers.js';
@@ -144,7 +144,7 @@ export function uploadWeight(
     ctx,
     data,
     0,
-    dtype === 'f16' ? toF16Bits(stored) : dtype === 'bf16' ? toBfloat16(stored) : stored,
+    dtype === 'f16' ? toFloat16(stored, label) : dtype === 'bf16' ? toBfloat16(stored) : stored,
   );
   return { rows, cols, layout, data, rowStride4: cols / 4, scales: null };
 }

@@ -12,9 +12,10 @@ import {
   roundTripModel,
   roundTripWeight,
   toBfloat16AsFloat16,
+  toFloat16,
   type WeightFormat,
 } from '../../kernels/weight-quantization.js';
-import { bf16ToF32, f16ToF32, f32ToBf16 } from '../../model/float-convert.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../../model/float-convert.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { fillUniform } from '../../model/synthetic-weights.js';
@@ -75,6 +76,18 @@ describe('block-wise weight quantization (MatMulNBits layout)', () => {
     const held = Array.from(toBfloat16AsFloat16(w), f16ToF32);
     expect(held).toEqual(Array.from(w, (v) => bf16ToF32(f32ToBf16(v))));
     expect(() => toBfloat16AsFloat16(Float32Array.from([1, 7e4]), 'lm_head.weight')).toThrow(
+      'lm_head.weight[1] = 70000 is outside the f16 range',
+    );
+  });
+
+  it('refuses an f16 weight that would round to Inf, naming it, and keeps 65504 and values just under the cut', () => {
+    const w = Float32Array.from([65504, -65519, 1e-8]);
+    expect(Array.from(toFloat16(w), f16ToF32)).toEqual([65504, -65504, f16ToF32(f32ToF16(1e-8))]);
+    expect(() => toFloat16(Float32Array.from([1, -65520]), 'model.layers.3.mlp.down_proj.weight')).toThrow(
+      'model.layers.3.mlp.down_proj.weight[1] = -65520 is outside the f16 range (±65504)',
+    );
+    // The engine names the checkpoint's weight.
+    expect(() => encodeBaseWeight('lm_head.weight', Float32Array.from([0, 7e4, 0, 0]), 2, 2, 'f16')).toThrow(
       'lm_head.weight[1] = 70000 is outside the f16 range',
     );
   });

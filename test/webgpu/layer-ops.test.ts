@@ -117,6 +117,16 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
       }
     });
 
+  it('f16 weights refuse a value past f16’s range, naming the weight', () => {
+    const gpu = ctx!;
+    if (!gpu.hasF16) return;
+    const w = new Float32Array(8 * 16).fill(0.5);
+    w[19] = 1e5;
+    expect(() => uploadWeight(gpu, w, 8, 16, 'f16', 'layers.0.o_proj')).toThrow(
+      'layers.0.o_proj[19] = 100000 is outside the f16 range (±65504)',
+    );
+  });
+
   it('int8 weights refuse the in-out layout and non-finite values, naming the weight', () => {
     const gpu = ctx!;
     const w = new Float32Array(8 * 16).fill(0.5);
