@@ -178,7 +178,12 @@ export async function createEngine(
     );
   }
   try {
-    const weightDtype = webgpuWeightDtype(options.dtype, options.quantization ?? null, ctx);
+    const weightDtype = webgpuWeightDtype(
+      options.dtype,
+      options.quantization ?? null,
+      ctx,
+      weights.checkpointDtype,
+    );
     const { WebGpuEngine } = await import('./webgpu/webgpu-engine.js');
     const engine = await WebGpuEngine.create(weights, pool, {
       context: ctx,
@@ -239,12 +244,19 @@ export function adapterName(adapter: WebGpuAdapterSummary): string {
   return described || adapter.device || adapter.vendor || 'unknown';
 }
 
+/**
+ * The webgpu engine's storage for --dtype and --quantization. auto follows the checkpoint as vLLM's
+ * does: a BF16 checkpoint stays bf16 (exact; f16 would round it and overflow past ±65504), F16 and
+ * F32 ones go to f16 where the adapter has shader-f16, else f32.
+ */
 function webgpuWeightDtype(
   dtype: DtypeChoice,
   quantization: QuantizationChoice | null,
   ctx: WebGpuContext,
+  checkpointDtype: ModelWeights['checkpointDtype'],
 ): StorageDtype {
   if (quantization) return quantization;
+  if (dtype === 'auto' && checkpointDtype === 'BF16') return 'bf16';
   if (dtype === 'f16' && !ctx.hasF16)
     throw new StartupError(
       `--dtype f16: WebGPU adapter ${adapterName(ctx.adapter)} has no shader-f16 (use --dtype auto or f32)`,

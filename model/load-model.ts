@@ -10,6 +10,7 @@ import {
   type FiniteScanJob,
 } from './linear-weight-check.js';
 import { ConfigError, type LlamaConfig, parseLlamaConfig } from './llama-config.js';
+import { moduleWeightName } from './llama-modules.js';
 import { ModelFormatError } from './model-format-error.js';
 import { assembleWeights, EMBED_NAME, expectedModelTensors, LM_HEAD_NAME } from './model-tensors.js';
 import type { ModelWeights } from './model-weights.js';
@@ -223,6 +224,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
       files.set(LM_HEAD_NAME, checkpoint.fileRef(EMBED_NAME));
     }
     weights.files = files;
+    weights.checkpointDtype = checkpoint.fileRef(moduleWeightName(0, 'q_proj')).dtype;
     backLinearWeightsByFiles(weights, files);
     const linearWeightsChecked = deferred ? checkLinearWeightsInBackground(deferred) : Promise.resolve();
     // Handled here so a caller that fails before awaiting it leaves no unhandled rejection.

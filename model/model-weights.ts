@@ -1,3 +1,4 @@
+import type { TensorDtype } from './float-convert.js';
 import type { LlamaConfig } from './llama-config.js';
 import type { TargetModule } from './llama-modules.js';
 import type { TensorFileRef } from './safetensors.js';
@@ -23,4 +24,9 @@ export interface ModelWeights {
    * Absent for weights made in memory.
    */
   files?: ReadonlyMap<string, TensorFileRef>;
+  /**
+   * The dtype the checkpoint stores its linear weights in (the first layer's q_proj), for
+   * `--dtype auto`; absent for weights made in memory.
+   */
+  checkpointDtype?: TensorDtype;
 }

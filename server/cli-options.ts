@@ -131,7 +131,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   cannot come in time is refused (503 + Retry-After) before it runs
   --engine auto|onnx|reference|webgpu   (default auto: webgpu on a hardware GPU adapter, else onnx)
   --dtype auto|float16|half|bfloat16|float32|float   linear-weight storage (f16, bf16, f32 also
-                                  accepted); auto: f16 where the WebGPU adapter has shader-f16, else f32;
+                                  accepted); auto: bf16 for a BF16 checkpoint on webgpu, else f16 where the
+                                  WebGPU adapter has shader-f16, else f32 (f32 on onnx);
                                   webgpu, onnx: f32, f16, bf16; reference: f32 (default auto)
   --quantization, -q int8|int4    weight-only quantization of the base model's linear weights, made at load
                                   (block-wise scales; onnx and webgpu; LoRA weights stay f32) (default none)

@@ -70,6 +70,8 @@ describe('loadModel', () => {
     const loaded = weightTensors(model.weights);
     expect(loaded.map((t) => t.name)).toEqual(expected.map((t) => t.name));
     for (const [i, t] of loaded.entries()) expect(t.data).toEqual(expected[i].data);
+    // --dtype auto on webgpu keeps a BF16 checkpoint in bf16 (kernels/engine-factory.ts).
+    expect(model.weights.checkpointDtype).toBe('BF16');
   });
 
   it('names a missing shard and a tensor the shard lacks', async () => {

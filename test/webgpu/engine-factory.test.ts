@@ -8,6 +8,7 @@ import {
   type QuantizationChoice,
 } from '../../kernels/engine-factory.js';
 import { PagePool } from '../../memory/page-pool.js';
+import type { ModelWeights } from '../../model/model-weights.js';
 import { StartupError } from '../../model/startup-error.js';
 import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { openTestContext } from './gpu-test-kit.js';
@@ -24,10 +25,11 @@ async function create(
   dtype: DtypeChoice,
   gpuMemoryUtilization: number | null = null,
   quantization: QuantizationChoice | null = null,
+  checkpointDtype?: ModelWeights['checkpointDtype'],
 ) {
   const lines: string[] = [];
   const pool = new PagePool(64, weights.config.hiddenSize);
-  const engine = await createEngine(choice, weights, pool, {
+  const engine = await createEngine(choice, { ...weights, checkpointDtype }, pool, {
     dtype,
     quantization,
     log: (line) => lines.push(line),
@@ -145,6 +147,19 @@ describe('engine factory: --engine and --dtype', () => {
       else await expect(create('webgpu', 'f16')).rejects.toThrow(/has no shader-f16/);
       // bf16 needs no shader-f16: it is read as the top half of an f32.
       expect((await create('webgpu', 'bf16')).lines).toEqual([expect.stringMatching(/bf16 weights$/)]);
+    });
+
+    it('webgpu --dtype auto follows the checkpoint: bf16 for BF16 files, as vLLM keeps a model’s dtype', async () => {
+      expect((await create('webgpu', 'auto', null, null, 'BF16')).lines).toEqual([
+        expect.stringMatching(/bf16 weights$/),
+      ]);
+      for (const stored of ['F16', 'F32'] as const)
+        expect((await create('webgpu', 'auto', null, null, stored)).lines).toEqual([
+          expect.stringMatching(hasF16 ? /f16 weights$/ : /f32 weights$/),
+        ]);
+      expect((await create('webgpu', 'f32', null, null, 'BF16')).lines).toEqual([
+        expect.stringMatching(/f32 weights$/),
+      ]);
     });
 
     it('--quantization int8|int4: codes on webgpu; auto on a software adapter falls back to onnx', async () => {
