@@ -19,13 +19,13 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
-import { type WeightFormat, weightBytes } from '../kernels/weight-quantization.js';
+import { decodeWeightBytes, type WeightFormat } from '../kernels/weight-quantization.js';
 import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
-import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
+import { TARGET_MODULES } from '../model/llama-modules.js';
 import type { LoraAdapter } from '../model/lora-adapter.js';
 import { storeAdapter } from '../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
@@ -181,16 +181,6 @@ const spread = (xs: number[]) => {
   return `${s[0].toFixed(1)} / ${median(s).toFixed(1)} / ${s[s.length - 1].toFixed(1)}`;
 };
 
-/** Bytes of base weights a decode step reads (every linear layer, and lm_head) in `format`. */
-function baseBytes(config: LlamaConfig, format: WeightFormat): number {
-  let bytes = weightBytes(format, config.vocabSize, config.hiddenSize);
-  for (const m of TARGET_MODULES) {
-    const { outFeatures, inFeatures } = moduleShape(config, m);
-    bytes += config.numLayers * weightBytes(format, outFeatures, inFeatures);
-  }
-  return bytes;
-}
-
 /** Bytes of f32 A and B a step reads for the batch's adapters (each read once). */
 function adapterBytes(adapters: readonly LoraAdapter[]): number {
   let floats = 0;
@@ -207,7 +197,7 @@ function adapterBytes(adapters: readonly LoraAdapter[]): number {
 function boundNote(config: LlamaConfig, adapters: readonly LoraAdapter[]): string {
   const lora = adapterBytes(adapters);
   const share = (format: WeightFormat) => {
-    const base = baseBytes(config, format);
+    const base = decodeWeightBytes(config, format);
     return `${format} base ${(base / 1e9).toFixed(2)} GB, +${((lora / base) * 100).toFixed(0)} %`;
   };
   return `Floor under the adapter overhead where a step is bound by memory traffic: the ${BATCH} adapters' A and B are ${(lora / 1e6).toFixed(0)} MB (f32) a step reads beside the base weights (${share('f32')}; ${share('int8')}).`;

@@ -18,15 +18,11 @@ import * as ort from 'onnxruntime-node';
 import { LoraSlotStack } from '../kernels/onnx/lora-slot-stack.js';
 import { DEFAULT_STACK_ROWS, OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { packStep } from '../kernels/onnx/step-feeds.js';
-import {
-  weightBytes as encodedBytes,
-  WEIGHT_FORMATS,
-  type WeightFormat,
-} from '../kernels/weight-quantization.js';
+import { decodeWeightBytes, WEIGHT_FORMATS, type WeightFormat } from '../kernels/weight-quantization.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
-import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
+import { TARGET_MODULES } from '../model/llama-modules.js';
 import { loadModel } from '../model/load-model.js';
 import { ropeInvFrequencies } from '../model/rope-frequencies.js';
 import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
@@ -278,11 +274,7 @@ async function main(): Promise<void> {
       max: allSorted[allSorted.length - 1],
     },
   ];
-  let weightBytes = encodedBytes(format, config.vocabSize, config.hiddenSize);
-  for (const m of TARGET_MODULES) {
-    const { inFeatures, outFeatures } = moduleShape(config, m);
-    weightBytes += config.numLayers * encodedBytes(format, outFeatures, inFeatures);
-  }
+  const weightBytes = decodeWeightBytes(config, format);
   writeBenchReport({
     name: `onnx-decode-profile-${args.label}`,
     title: `onnx engine: where a batch-1 decode step goes (${args.label})`,

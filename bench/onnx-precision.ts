@@ -36,12 +36,10 @@ import type { Engine, SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { GraphBuilder } from '../kernels/onnx/onnx-model.js';
 import { argmax } from '../kernels/sample.js';
-import { WEIGHT_FORMATS, type WeightFormat, weightBytes } from '../kernels/weight-quantization.js';
+import { decodeWeightBytes, WEIGHT_FORMATS, type WeightFormat } from '../kernels/weight-quantization.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
-import type { LlamaConfig } from '../model/llama-config.js';
-import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { loadModel } from '../model/load-model.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { BOS_ID, FIRST_BYTE_ID, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
@@ -129,16 +127,6 @@ function stats(xs: number[]): Stats {
 }
 const fmt = (s: Stats, digits = 1) =>
   `${s.min.toFixed(digits)} / ${s.median.toFixed(digits)} / ${s.max.toFixed(digits)}`;
-
-/** Bytes of the weights one decode step must read: every linear weight and lm_head, in `format`. */
-function decodeWeightBytes(config: LlamaConfig, format: WeightFormat): number {
-  let bytes = weightBytes(format, config.vocabSize, config.hiddenSize);
-  for (const m of TARGET_MODULES) {
-    const { outFeatures, inFeatures } = moduleShape(config, m);
-    bytes += config.numLayers * weightBytes(format, outFeatures, inFeatures);
-  }
-  return bytes;
-}
 
 /**
  * Memory-read bandwidth: onnxruntime's ReduceSum over a 256 MiB zero-copy input with `threads`

@@ -1,13 +1,12 @@
 import type { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
-import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { StartupError } from '../model/startup-error.js';
 import type { Engine } from './engine.js';
 import type { StorageDtype } from './webgpu/buffers.js';
 import type { WebGpuAdapterSummary, WebGpuContext } from './webgpu/device.js';
 import { type DeviceMemoryProbes, readDeviceMemory } from './webgpu/device-memory.js';
-import { type WeightFormat, weightBytes } from './weight-quantization.js';
+import { layerLinearBytes, type WeightFormat, weightBytes } from './weight-quantization.js';
 
 export const ENGINE_CHOICES = ['auto', 'onnx', 'reference', 'webgpu'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
@@ -114,11 +113,7 @@ export function deviceWeightBytes(
   const { hiddenSize, vocabSize, numLayers } = config;
   let bytes = 4 * vocabSize * hiddenSize + 4 * (2 * numLayers + 1) * hiddenSize;
   if (!config.tieWordEmbeddings || quantization) bytes += weightBytes(format, vocabSize, hiddenSize);
-  for (const m of TARGET_MODULES) {
-    const { inFeatures, outFeatures } = moduleShape(config, m);
-    bytes += numLayers * weightBytes(format, outFeatures, inFeatures);
-  }
-  return bytes;
+  return bytes + layerLinearBytes(config, format);
 }
 
 /**

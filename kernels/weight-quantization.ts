@@ -1,4 +1,5 @@
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from '../model/float-convert.js';
+import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../model/llama-modules.js';
 import type { ModelWeights } from '../model/model-weights.js';
 
@@ -40,6 +41,21 @@ export function weightBytes(format: WeightFormat, outFeatures: number, inFeature
   if (format === 'f16' || format === 'bf16') return outFeatures * inFeatures * 2;
   const blockSize = BLOCK_SIZE[format];
   return outFeatures * numBlocks(inFeatures, blockSize) * ((blockSize * QUANTIZED_BITS[format]) / 8 + 4);
+}
+
+/** Bytes of every decoder layer's linear weights in `format` (lm_head not included). */
+export function layerLinearBytes(config: LlamaConfig, format: WeightFormat): number {
+  let bytes = 0;
+  for (const m of TARGET_MODULES) {
+    const { outFeatures, inFeatures } = moduleShape(config, m);
+    bytes += config.numLayers * weightBytes(format, outFeatures, inFeatures);
+  }
+  return bytes;
+}
+
+/** Bytes of the weights a decode step reads in `format`: every linear layer's, and lm_head's. */
+export function decodeWeightBytes(config: LlamaConfig, format: WeightFormat): number {
+  return weightBytes(format, config.vocabSize, config.hiddenSize) + layerLinearBytes(config, format);
 }
 
 /** A [N, K] weight in MatMulNBits's layout. */
