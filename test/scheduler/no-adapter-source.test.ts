@@ -20,22 +20,26 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
+/** The tiny model with no adapter source; tests add what they vary. */
+function options(): LlmEngineOptions {
+  return {
+    modelDir,
+    servedModelName: null,
+    loraModules: [],
+    maxModelLen: 128,
+    maxNumSeqs: 8,
+    maxNumBatchedTokens: 128,
+    engine: 'onnx',
+    poolSize: '8MiB',
+    chatTemplateFile: null,
+    seed: 1,
+  };
+}
+
 async function start(overrides: Partial<LlmEngineOptions>) {
   const lines: string[] = [];
   const llm = await LlmEngine.create(
-    {
-      modelDir,
-      servedModelName: null,
-      loraModules: [],
-      maxModelLen: 128,
-      maxNumSeqs: 8,
-      maxNumBatchedTokens: 128,
-      engine: 'onnx',
-      poolSize: '8MiB',
-      chatTemplateFile: null,
-      seed: 1,
-      ...overrides,
-    },
+    { ...options(), ...overrides },
     { info: (_fields, msg) => lines.push(msg) },
   );
   return { llm, lines };
@@ -89,22 +93,7 @@ describe('an engine with no adapter source (no --lora-modules, --lora-dir or --l
 
   it('the serving stack keeps the LoRA layers exactly when --lora-root allows runtime loads', async () => {
     for (const loraRoot of [null, root]) {
-      const stack = await buildServingStack(
-        {
-          modelDir,
-          servedModelName: null,
-          loraModules: [],
-          loraRoot,
-          maxModelLen: 128,
-          maxNumSeqs: 8,
-          maxNumBatchedTokens: 128,
-          engine: 'onnx',
-          poolSize: '8MiB',
-          chatTemplateFile: null,
-          seed: 1,
-        },
-        { info: () => {} },
-      );
+      const stack = await buildServingStack({ ...options(), loraRoot }, { info: () => {} });
       try {
         expect((stack.scheduler as LlmEngine).servesAdapters).toBe(loraRoot !== null);
       } finally {
