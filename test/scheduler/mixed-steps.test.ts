@@ -1,24 +1,12 @@
-import { rm } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { EngineChoice } from '../../kernels/engine-factory.js';
 import { LlmEngine } from '../../scheduler/llm-engine.js';
 import type { GenerationRequest } from '../../scheduler/request.js';
 import type { SchedulingPolicyName } from '../../scheduler/scheduling-policy.js';
-import type { LoraModule } from '../../server/cli-options.js';
-import { writeTinyModel } from '../server/tiny-server.js';
+import { useTinyModel } from '../server/tiny-server.js';
 import { fakeSampling } from './fake-scheduler.js';
 
-let root: string;
-let modelDir: string;
-let adapters: LoraModule[];
-
-beforeAll(async () => {
-  ({ root, modelDir, adapters } = await writeTinyModel());
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const tiny = useTinyModel();
 
 /** Short prompts that decode while long ones are still prefilling in chunks of a small budget. */
 function requests(): GenerationRequest[] {
@@ -36,9 +24,9 @@ function requests(): GenerationRequest[] {
 async function generate(engine: EngineChoice, policy: SchedulingPolicyName) {
   const llm = await LlmEngine.create(
     {
-      modelDir,
+      modelDir: tiny.modelDir,
       servedModelName: null,
-      loraModules: adapters,
+      loraModules: tiny.adapters,
       maxModelLen: 256,
       maxNumSeqs: 16,
       maxNumBatchedTokens: 24,

@@ -1,29 +1,17 @@
-import { rm } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import { LlmEngine, type LlmEngineOptions } from '../../scheduler/llm-engine.js';
-import type { LoraModule } from '../../server/cli-options.js';
 import { buildServingStack } from '../../server/serving-stack.js';
-import { writeTinyModel } from '../server/tiny-server.js';
+import { useTinyModel } from '../server/tiny-server.js';
 import { fakeSampling } from './fake-scheduler.js';
 
-let root: string;
-let modelDir: string;
-let adapters: LoraModule[];
-
-beforeAll(async () => {
-  ({ root, modelDir, adapters } = await writeTinyModel());
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const tiny = useTinyModel();
 
 /** The tiny model with no adapter source; tests add what they vary. */
 function options(): LlmEngineOptions {
   return {
-    modelDir,
+    modelDir: tiny.modelDir,
     servedModelName: null,
     loraModules: [],
     maxModelLen: 128,
@@ -78,12 +66,12 @@ describe('an engine with no adapter source (no --lora-modules, --lora-dir or --l
       const outputs = await greedy(bare.llm);
       expect(outputs.every((ids) => ids.length === 10)).toBe(true);
       expect(outputs).toEqual(await greedy(ready.llm));
-      await expect(bare.llm.adapters.load('late', adapters[0].path, false)).rejects.toThrow(
+      await expect(bare.llm.adapters.load('late', tiny.adapters[0].path, false)).rejects.toThrow(
         'adapter "late": this engine was started without adapters (no --lora-modules, --lora-dir or --lora-root), so it has no LoRA layers to load one into',
       );
       expect(bare.llm.adapters.list()).toEqual([]);
       // The same load goes through where adapters may come at run time.
-      await ready.llm.adapters.load('late', adapters[0].path, false);
+      await ready.llm.adapters.load('late', tiny.adapters[0].path, false);
       expect(ready.llm.adapters.list().map((a) => a.name)).toEqual(['late']);
     } finally {
       await bare.llm.close();
@@ -92,7 +80,7 @@ describe('an engine with no adapter source (no --lora-modules, --lora-dir or --l
   });
 
   it('the serving stack keeps the LoRA layers exactly when --lora-root allows runtime loads', async () => {
-    for (const loraRoot of [null, root]) {
+    for (const loraRoot of [null, tiny.root]) {
       const stack = await buildServingStack({ ...options(), loraRoot }, { info: () => {} });
       try {
         expect((stack.scheduler as LlmEngine).servesAdapters).toBe(loraRoot !== null);
@@ -103,7 +91,7 @@ describe('an engine with no adapter source (no --lora-modules, --lora-dir or --l
   });
 
   it('keeps the LoRA layers when adapters are registered at start-up', async () => {
-    const { llm } = await start({ loraModules: adapters.slice(0, 1), runtimeAdapterLoads: false });
+    const { llm } = await start({ loraModules: tiny.adapters.slice(0, 1), runtimeAdapterLoads: false });
     try {
       expect(llm.servesAdapters).toBe(true);
       expect((llm.engine as OnnxEngine).graphLoraModules).toEqual(TARGET_MODULES);

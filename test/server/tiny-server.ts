@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import OpenAI from 'openai';
+import { afterAll, beforeAll } from 'vitest';
 import type { EngineChoice } from '../../kernels/engine-factory.js';
 import type { TargetModule } from '../../model/llama-modules.js';
 import {
@@ -58,6 +59,18 @@ export async function writeTinyModel(): Promise<{
     adapters.push({ name: spec.name, path: dir });
   }
   return { root, modelDir, adapters };
+}
+
+/** The tiny model and adapters, written before a suite's tests (beforeAll) and removed after them. */
+export function useTinyModel(): { root: string; modelDir: string; adapters: LoraModule[] } {
+  const model = { root: '', modelDir: '', adapters: [] as LoraModule[] };
+  beforeAll(async () => {
+    Object.assign(model, await writeTinyModel());
+  });
+  afterAll(async () => {
+    await rm(model.root, { recursive: true, force: true });
+  });
+  return model;
 }
 
 export interface TinyServer {
