@@ -105,10 +105,11 @@ export interface Engine {
   /**
    * Optional: step() that samples on the engine and returns one token id per logit row (same
    * rows, same order) instead of the logits; `sampling[i]` is row i's settings and uniform, and
-   * a row's token equals sampleToken(row's logits, sampling[i], sampling[i].uniform). Log-
-   * probabilities the sequences ask for (SequenceStep.logprobs) come back beside the ids, k
+   * a row's token equals sampleToken(row's logits, sampling[i], sampling[i].uniform).
+   * Log-probabilities the sequences ask for (SequenceStep.logprobs) come back beside the ids, k
    * values per row, computed on the engine from the same logits. Engines without it sample on
-   * the host (kernels/host-sampling.ts), from step()'s logits.
+   * the host (kernels/host-sampling.ts), from step()'s logits, as do steps with a row that min-p
+   * or logit edits apply to.
    */
   sampleStep?(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep>;
   /** Optional: the failure that stopped the engine for good (device lost), or null while it can run. */

@@ -1,7 +1,21 @@
 import { type Engine, logitRows, type RowSampling, type SampledStep, type StepPlan } from './engine.js';
+import { adjustedLogits, type LogitAdjustments } from './logit-adjustments.js';
 import { collectLogprobs, widenForLogprobs } from './logprob-rows.js';
 import { rowLogprobs } from './logprobs.js';
 import { sampleToken } from './sample.js';
+
+/** A row's settings on the host: the device's (RowSampling) plus min-p and logit edits. */
+export interface HostRowSampling extends RowSampling {
+  /** 0 or absent means off (kernels/sample.ts). */
+  minP?: number;
+  /** Applied to a copy of the row before it is sampled; log-probabilities stay the raw logits'. */
+  adjustments?: LogitAdjustments | null;
+}
+
+/** Whether only the host samples this row: Engine.sampleStep knows temperature, top-k and top-p. */
+export function needsHostSampling(row: HostRowSampling): boolean {
+  return (row.minP ?? 0) > 0 || (row.adjustments ?? null) !== null;
+}
 
 /**
  * Engine.sampleStep for engines that return logits (reference, onnx, merged): runs step(), samples
@@ -13,7 +27,7 @@ import { sampleToken } from './sample.js';
 export async function sampleOnHost(
   engine: Pick<Engine, 'step' | 'config'>,
   plan: StepPlan,
-  sampling: ReadonlyArray<RowSampling>,
+  sampling: ReadonlyArray<HostRowSampling>,
   sample: typeof sampleToken = sampleToken,
 ): Promise<SampledStep> {
   const expected = logitRows(plan);
@@ -28,7 +42,8 @@ export async function sampleOnHost(
   rows.forEach(({ sampleRow }, w) => {
     if (sampleRow < 0) return;
     const settings = sampling[sampleRow];
-    tokens[sampleRow] = sample(rowOf(w), settings, settings.uniform);
+    const row = settings.adjustments ? adjustedLogits(rowOf(w), settings.adjustments) : rowOf(w);
+    tokens[sampleRow] = sample(row, settings, settings.uniform);
   });
   const scored = collectLogprobs(plan, rows, (w) => {
     const { target, topK, sampleRow } = rows[w];

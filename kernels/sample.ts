@@ -6,6 +6,8 @@ export interface TokenSampling {
   topK: number;
   /** 1 means off. */
   topP: number;
+  /** 0 or absent means off: tokens less likely than minP × the most likely one's probability are dropped. */
+  minP?: number;
 }
 
 /** Index of the largest value; the lowest index wins ties (NaN never wins). */
@@ -35,6 +37,9 @@ const CANDIDATE_WIDTHS = [8, 24, Number.POSITIVE_INFINITY];
  *  2. Weights w = exp((logit − max) / temperature), i.e. softmax(logits / T) unnormalised, in f64.
  *  3. Candidates in descending-probability order, ties to the lower index (probability is
  *     monotone in the logit, so this sorts by logit).
+ *  3½. min-p (0 = off) drops candidates whose weight is below min_p (the top token's weight is
+ *     1): vLLM applies it to the tempered logits before top-k and top-p, so both see only what
+ *     it kept.
  *  4. top-k (0 = off) keeps the first k; their probabilities are renormalised (as HF's and
  *     vLLM's top-k mask before top-p's softmax).
  *  5. top-p (1 = off) keeps the shortest prefix whose cumulative probability reaches top_p.
@@ -48,10 +53,12 @@ export function sampleToken(logits: Float32Array, params: TokenSampling, uniform
   if (params.temperature <= 0) return argmax(logits);
   const vocab = logits.length;
   const maxLogit = logits[argmax(logits)];
+  const minP = params.minP ?? 0;
   const weights = new Float64Array(vocab);
   let total = 0;
   for (let i = 0; i < vocab; i++) {
-    weights[i] = Math.exp((logits[i] - maxLogit) / params.temperature);
+    const w = Math.exp((logits[i] - maxLogit) / params.temperature);
+    weights[i] = w < minP ? 0 : w;
     total += weights[i];
   }
   for (const width of CANDIDATE_WIDTHS) {

@@ -1,5 +1,6 @@
 /** What the server hands the scheduler, and what flows back: the scheduler's public contract. */
 import type { TokenLogprobs } from '../kernels/logprobs.js';
+import type { LogitEditParams } from './logit-edits.js';
 
 export type { TokenLogprobs } from '../kernels/logprobs.js';
 
@@ -11,6 +12,10 @@ export interface SamplingParams {
   topP: number;
   /** 0 means off. */
   topK: number;
+  /** 0 or absent means off (kernels/sample.ts). */
+  minP?: number;
+  /** Penalties, logit_bias, min_tokens (scheduler/logit-edits.ts); absent: none. */
+  logitEdits?: LogitEditParams;
   /** Per-request seed; null draws one. */
   seed: number | null;
   /** Text that ends a choice; the match is not included in the output. */

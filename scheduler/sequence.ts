@@ -1,5 +1,7 @@
+import type { LogitAdjustments } from '../kernels/logit-adjustments.js';
 import type { TokenLogprobs } from '../kernels/logprobs.js';
 import type { TokenSampling } from '../kernels/sample.js';
+import { NO_LOGIT_EDITS, SequenceLogitEdits } from './logit-edits.js';
 import { mulberry32, sequenceSeed, type Uniform } from './prng.js';
 import type { FinishReason, GenerationRequest } from './request.js';
 import { StopChecker, type TokenDecoder } from './stop-checker.js';
@@ -45,6 +47,8 @@ export class Sequence {
     readonly uniform: Uniform,
     readonly stopChecker: StopChecker,
     logprobs: { numTop: number | null; scoresPrompt: boolean } = { numTop: null, scoresPrompt: false },
+    /** Penalties, logit_bias and min_tokens' mask; null when the request asks none. */
+    private readonly logitEdits: SequenceLogitEdits | null = null,
   ) {
     this.tokenIds = [...promptTokens];
     this.numPromptTokens = promptTokens.length;
@@ -64,8 +68,15 @@ export class Sequence {
     return this.status === 'finished';
   }
 
+  /** A generated token. */
   appendToken(tokenId: number): void {
     this.tokenIds.push(tokenId);
+    this.logitEdits?.recordOutput(tokenId);
+  }
+
+  /** The edits of the row that samples this choice's next token (scheduler/logit-edits.ts). */
+  logitAdjustments(): LogitAdjustments | null {
+    return this.logitEdits?.adjustments(this.numCompletionTokens) ?? null;
   }
 
   finish(reason: FinishReason): void {
@@ -93,13 +104,20 @@ export function sequencesFor(
   const seed = s.seed ?? options.drawSeed();
   const stopTokenIds = new Set(s.stopTokenIds);
   if (!s.ignoreEos) for (const id of options.eosTokenIds) stopTokenIds.add(id);
-  const sampling: TokenSampling = { temperature: s.temperature, topK: s.topK, topP: s.topP };
+  const sampling: TokenSampling = {
+    temperature: s.temperature,
+    topK: s.topK,
+    topP: s.topP,
+    minP: s.minP ?? 0,
+  };
+  const edits = s.logitEdits ?? NO_LOGIT_EDITS;
   const sequences: Sequence[] = [];
   for (let i = 0; i < s.n; i++) {
     const stopChecker = new StopChecker(
       {
         stop: s.stop,
         stopTokenIds,
+        minTokens: edits.minTokens,
         maxTokens: s.maxTokens,
         promptLength: req.promptTokens.length,
         maxModelLen: options.maxModelLen,
@@ -117,6 +135,7 @@ export function sequencesFor(
         mulberry32(sequenceSeed(seed, i)),
         stopChecker,
         { numTop: s.logprobs ?? null, scoresPrompt: s.promptLogprobs ?? false },
+        SequenceLogitEdits.for(edits, req.promptTokens, stopTokenIds),
       ),
     );
   }

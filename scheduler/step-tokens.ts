@@ -1,11 +1,6 @@
-import {
-  type Engine,
-  logitRows,
-  type RowSampling,
-  type SampledStep,
-  type StepPlan,
-} from '../kernels/engine.js';
-import { sampleOnHost } from '../kernels/host-sampling.js';
+import { type Engine, logitRows, type SampledStep, type StepPlan } from '../kernels/engine.js';
+import { type HostRowSampling, needsHostSampling, sampleOnHost } from '../kernels/host-sampling.js';
+import type { LogitAdjustments } from '../kernels/logit-adjustments.js';
 import type { sampleToken, TokenSampling } from '../kernels/sample.js';
 import type { Uniform } from './prng.js';
 
@@ -13,6 +8,8 @@ import type { Uniform } from './prng.js';
 export interface RowSampler {
   readonly sampling: TokenSampling;
   readonly uniform: Uniform;
+  /** This step's edits of the row's logits (penalties, logit_bias, min_tokens); null: none. */
+  logitAdjustments(): LogitAdjustments | null;
 }
 
 /**
@@ -21,7 +18,8 @@ export interface RowSampler {
  * (Engine.sampleStep) reads back ids (and k log-probabilities per row) instead of [rows × vocab]
  * logits; otherwise `sample` runs on the host. Each row draws exactly one uniform from its
  * sequence's stream before the step on either path, so a seeded request gets the same tokens
- * whichever path serves it.
+ * whichever path serves it. A step with a row that min-p or logit edits apply to samples on the
+ * host (Engine.sampleStep does neither).
  */
 export async function stepTokens(
   engine: Engine,
@@ -32,13 +30,16 @@ export async function stepTokens(
 ): Promise<SampledStep> {
   const expected = logitRows(plan);
   if (rows.length !== expected) throw new Error(`${rows.length} samplers for ${expected} logit rows`);
-  const sampling: RowSampling[] = rows.map(({ sampling: s, uniform }) => ({
-    temperature: s.temperature,
-    topK: s.topK,
-    topP: s.topP,
-    uniform: uniform(),
+  const sampling: HostRowSampling[] = rows.map((row) => ({
+    temperature: row.sampling.temperature,
+    topK: row.sampling.topK,
+    topP: row.sampling.topP,
+    minP: row.sampling.minP,
+    uniform: row.uniform(),
+    adjustments: row.logitAdjustments(),
   }));
-  if (!(onEngine && engine.sampleStep)) return sampleOnHost(engine, plan, sampling, sample);
+  if (!(onEngine && engine.sampleStep) || sampling.some(needsHostSampling))
+    return sampleOnHost(engine, plan, sampling, sample);
   const result = await engine.sampleStep(plan, sampling);
   if (result.tokens.length !== expected)
     throw new Error(`returned ${result.tokens.length} token ids, expected ${expected}`);

@@ -16,6 +16,8 @@ export interface StopConditions {
   stop: readonly string[];
   /** EOS ids (none when the request ignores EOS) and the request's own stop token ids. */
   stopTokenIds: ReadonlySet<number>;
+  /** Neither stop strings nor stop tokens end a choice before it has this many tokens (vLLM's min_tokens). */
+  minTokens?: number;
   maxTokens: number;
   promptLength: number;
   /** Tokens (prompt + generated) the model's context holds. */
@@ -51,14 +53,20 @@ export class StopChecker {
   accept(tokenId: number): StopVerdict {
     this.numGenerated++;
     const c = this.conditions;
-    if (c.stopTokenIds.has(tokenId)) {
+    const minTokens = c.minTokens ?? 0;
+    // vLLM's order: a stop token counts from the min_tokens-th token on, a stop string after it.
+    if (this.numGenerated >= minTokens && c.stopTokenIds.has(tokenId)) {
       // The stop token's own text is never part of the output.
       const { text } = this.release(this.decoder.flush(), true);
       return { text, finishReason: 'stop', stopReason: tokenId };
     }
     const piece = this.decoder.push(tokenId);
     const atLength = this.numGenerated >= c.maxTokens || c.promptLength + this.numGenerated >= c.maxModelLen;
-    const { text, matched } = this.release(atLength ? piece + this.decoder.flush() : piece, atLength);
+    const { text, matched } = this.release(
+      atLength ? piece + this.decoder.flush() : piece,
+      atLength,
+      this.numGenerated > minTokens,
+    );
     if (matched !== null) return { text, finishReason: 'stop', stopReason: matched };
     return { text, finishReason: atLength ? 'length' : null };
   }
@@ -69,9 +77,13 @@ export class StopChecker {
   }
 
   /** `matched`: the stop string found in the text, or null. */
-  private release(piece: string, isFinal: boolean): { text: string; matched: string | null } {
+  private release(
+    piece: string,
+    isFinal: boolean,
+    matchStops = true,
+  ): { text: string; matched: string | null } {
     this.pending += piece;
-    const match = this.earliestStop();
+    const match = matchStops ? this.earliestStop() : null;
     if (match) {
       const text = this.pending.slice(0, match.at);
       this.pending = '';

@@ -17,6 +17,12 @@ export interface SamplingBody {
   stream_options?: object | null;
   ignore_eos?: boolean | null;
   stop_token_ids?: number[] | null;
+  presence_penalty?: number | null;
+  frequency_penalty?: number | null;
+  repetition_penalty?: number | null;
+  logit_bias?: Record<string, number> | null;
+  min_tokens?: number | null;
+  min_p?: number | null;
 }
 
 /**
@@ -94,6 +100,12 @@ export function samplingParams(
   checkTokenIds(stopTokenIds, stack.tokenizer.vocabSize, 'stop_token_ids');
   const stop = body.stop ?? [];
   const topK = body.top_k ?? 0;
+  const minTokens = body.min_tokens ?? 0;
+  if (minTokens > maxTokens)
+    throw invalidRequest(
+      `min_tokens must be less than or equal to max_tokens=${maxTokens}, got ${minTokens}.`,
+      'min_tokens',
+    );
   return {
     maxTokens,
     temperature: body.temperature ?? 1,
@@ -104,5 +116,36 @@ export function samplingParams(
     stopTokenIds,
     ignoreEos: body.ignore_eos ?? false,
     n,
+    minP: body.min_p ?? 0,
+    logitEdits: {
+      presencePenalty: body.presence_penalty ?? 0,
+      frequencyPenalty: body.frequency_penalty ?? 0,
+      repetitionPenalty: body.repetition_penalty ?? 1,
+      logitBias: logitBias(body.logit_bias ?? {}, stack.tokenizer.vocabSize),
+      minTokens,
+    },
   };
+}
+
+/** Largest |bias|: OpenAI's documented range, to which vLLM clamps what is sent. */
+const MAX_LOGIT_BIAS = 100;
+
+/** logit_bias's keys as token ids (JSON keys are strings), its values clamped to ±100 as vLLM does. */
+function logitBias(body: Record<string, number>, vocabSize: number): Map<number, number> {
+  const bias = new Map<number, number>();
+  for (const [key, value] of Object.entries(body)) {
+    if (!/^\d+$/.test(key) || !Number.isSafeInteger(Number(key)))
+      throw invalidRequest(
+        `Found token_id \`${key}\` in logit_bias but token_id must be an integer or string representing an integer.`,
+        'logit_bias',
+      );
+    bias.set(Number(key), Math.min(MAX_LOGIT_BIAS, Math.max(-MAX_LOGIT_BIAS, value)));
+  }
+  const outside = [...bias.keys()].filter((id) => id >= vocabSize);
+  if (outside.length > 0)
+    throw invalidRequest(
+      `token_id(s) ${outside.join(', ')} in logit_bias are out of vocabulary (vocab size ${vocabSize}).`,
+      'logit_bias',
+    );
+  return bias;
 }

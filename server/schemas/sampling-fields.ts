@@ -23,20 +23,6 @@ interface UnsupportedField {
  * here.
  */
 export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
-  presence_penalty: number(0, 'A non-zero presence_penalty'),
-  frequency_penalty: number(0, 'A non-zero frequency_penalty'),
-  repetition_penalty: number(1, 'A repetition_penalty other than 1'),
-  min_p: number(0, 'A non-zero min_p'),
-  min_tokens: {
-    schema: Type.Integer({ minimum: 0, description: 'an integer' }),
-    isDefault: (v) => v === 0,
-    what: 'A non-zero min_tokens',
-  },
-  logit_bias: {
-    schema: Type.Record(Type.String(), Type.Number(), { description: 'an object of token ids to numbers' }),
-    isDefault: (v) => Object.keys(v as object).length === 0,
-    what: 'logit_bias',
-  },
   include_stop_str_in_output: flag(false, 'include_stop_str_in_output: true'),
   skip_special_tokens: flag(true, 'skip_special_tokens: false'),
   spaces_between_special_tokens: flag(true, 'spaces_between_special_tokens: false'),
@@ -47,10 +33,6 @@ export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
     what: 'A response_format other than text',
   },
 };
-
-function number(fallback: number, what: string): UnsupportedField {
-  return { schema: Type.Number({ description: 'a number' }), isDefault: (v) => v === fallback, what };
-}
 
 function flag(fallback: boolean, what: string): UnsupportedField {
   return { schema: Type.Boolean({ description: 'a boolean' }), isDefault: (v) => v === fallback, what };
@@ -106,5 +88,18 @@ export const samplingFields = {
     Type.Array(Type.Integer({ minimum: 0 }), { description: 'an array of token ids' }),
   ),
   user: Nullable(Type.String({ description: 'a string' })),
+  // Logit edits (scheduler/logit-edits.ts), with vLLM's ranges.
+  presence_penalty: Nullable(Type.Number({ minimum: -2, maximum: 2, description: 'a number' })),
+  frequency_penalty: Nullable(Type.Number({ minimum: -2, maximum: 2, description: 'a number' })),
+  /** vLLM extension: 1 is off. */
+  repetition_penalty: Nullable(Type.Number({ exclusiveMinimum: 0, description: 'a number' })),
+  /** Token id (a string of digits, as JSON keys are) → bias, clamped to ±100 as vLLM does. */
+  logit_bias: Nullable(
+    Type.Record(Type.String(), Type.Number(), { description: 'an object of token ids to numbers' }),
+  ),
+  /** vLLM extension: tokens generated before a stop token or stop string may end the choice. */
+  min_tokens: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
+  /** vLLM extension: 0 is off. */
+  min_p: Nullable(Type.Number({ minimum: 0, maximum: 1, description: 'a number' })),
   ...unsupportedFieldSchemas(),
 };

@@ -167,3 +167,34 @@ describe('sampleToken', () => {
     expect(() => sampleToken(logits, { temperature: 1, topK: 0, topP: 1 }, -0.1)).toThrow();
   });
 });
+
+describe('sampleToken with min_p', () => {
+  it('drops tokens below min_p times the top probability before top-k and top-p see the rest', () => {
+    const row = new Float32Array([2.0, 1.0, 0.0, -1.0, 1.9]);
+    const p = softmax(row, 1);
+    // min_p 0.3 keeps 0 (p/p_max 1), 4 (0.905), 1 (0.368); drops 2 (0.135) and 3 (0.050).
+    const kept = [0, 4, 1];
+    const mass = kept.reduce((a, i) => a + p[i], 0);
+    const seen = new Set<number>();
+    for (let u = 0; u < 1; u += 0.01)
+      seen.add(sampleToken(row, { temperature: 1, topK: 0, topP: 1, minP: 0.3 }, u));
+    expect([...seen].sort()).toEqual([0, 1, 4]);
+    // The inverse CDF runs over the kept tokens renormalised: just past p(0)+p(4) of the kept mass is 1.
+    const edge = (p[0] + p[4]) / mass;
+    expect(sampleToken(row, { temperature: 1, topK: 0, topP: 1, minP: 0.3 }, edge - 1e-6)).toBe(4);
+    expect(sampleToken(row, { temperature: 1, topK: 0, topP: 1, minP: 0.3 }, edge + 1e-6)).toBe(1);
+    // top-p over what min_p kept: 0.5 of the kept mass is reached by token 0 and 4 together.
+    for (let u = 0; u < 1; u += 0.05)
+      expect([0, 4]).toContain(sampleToken(row, { temperature: 1, topK: 0, topP: 0.5, minP: 0.3 }, u));
+    // Temperature scales what min_p compares: at T = 4 every token is within 0.3 of the top one.
+    const hot = new Set<number>();
+    for (let u = 0; u < 1; u += 0.01)
+      hot.add(sampleToken(row, { temperature: 4, topK: 0, topP: 1, minP: 0.3 }, u));
+    expect(hot.size).toBe(5);
+    // Greedy ignores it; 0 and absent are off.
+    expect(sampleToken(row, { temperature: 0, topK: 0, topP: 1, minP: 0.9 }, 0.5)).toBe(0);
+    expect(sampleToken(row, { temperature: 1, topK: 0, topP: 1, minP: 0 }, 0.999)).toBe(
+      sampleToken(row, { temperature: 1, topK: 0, topP: 1 }, 0.999),
+    );
+  });
+});

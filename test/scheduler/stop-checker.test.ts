@@ -110,3 +110,16 @@ describe('stop checker', () => {
     expect(run(checker({ stop: [''] }), [0, 1])).toEqual({ pieces: ['Hel', 'lo'], reason: null });
   });
 });
+
+describe('stop checker with min_tokens (vLLM)', () => {
+  it('lets neither a stop token nor a stop string end the choice before min_tokens tokens', () => {
+    // A stop token counts from the min_tokens-th token on: EOS as the 2nd of min_tokens 2 stops.
+    expect(run(checker({ minTokens: 2 }), [EOS, EOS])).toEqual({ pieces: ['EOS', ''], reason: 'stop' });
+    // A stop string counts only after min_tokens tokens: "x" twice is output, the third ends it.
+    expect(run(checker({ stop: ['x'], minTokens: 2 }), [7, 7, 7, 3])).toEqual({
+      pieces: ['x', 'x', ''],
+      reason: 'stop',
+    });
+    expect(run(checker({ stop: ['x'] }), [7])).toEqual({ pieces: [''], reason: 'stop' });
+  });
+});

@@ -53,6 +53,12 @@ describe('routes over a fake stack', () => {
       stop_token_ids: [3],
       ignore_eos: true,
       user: 'u',
+      presence_penalty: 0.5,
+      frequency_penalty: -0.25,
+      repetition_penalty: 1.1,
+      logit_bias: { '7': 200, '9': -3 },
+      min_tokens: 2,
+      min_p: 0.05,
     });
     expect(res.statusCode).toBe(200);
     const body = res.json();
@@ -91,6 +97,18 @@ describe('routes over a fake stack', () => {
       n: 1,
       logprobs: null,
       promptLogprobs: false,
+      minP: 0.05,
+      logitEdits: {
+        presencePenalty: 0.5,
+        frequencyPenalty: -0.25,
+        repetitionPenalty: 1.1,
+        // Clamped to ±100, as vLLM does.
+        logitBias: new Map([
+          [7, 100],
+          [9, -3],
+        ]),
+        minTokens: 2,
+      },
     });
   });
 

@@ -103,7 +103,7 @@ const badRequests: [string, string, unknown, number, string | null][] = [
     400,
     'stop_token_ids',
   ],
-  ['frequency penalty', '/v1/completions', cmpl({ frequency_penalty: 0.5 }), 400, 'frequency_penalty'],
+  ['frequency penalty past 2', '/v1/completions', cmpl({ frequency_penalty: 2.5 }), 400, 'frequency_penalty'],
   [
     'tools',
     '/v1/chat/completions',

@@ -20,12 +20,6 @@ const routes = [
 
 /** [field, a value Loom does not implement, the default value it accepts]. */
 const CASES: Array<[string, unknown, unknown]> = [
-  ['presence_penalty', 0.5, 0],
-  ['frequency_penalty', -0.5, 0],
-  ['repetition_penalty', 1.5, 1],
-  ['min_p', 0.1, 0],
-  ['min_tokens', 4, 0],
-  ['logit_bias', { '50': 5 }, {}],
   ['include_stop_str_in_output', true, false],
   ['skip_special_tokens', false, true],
   ['spaces_between_special_tokens', false, true],

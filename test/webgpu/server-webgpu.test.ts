@@ -29,11 +29,20 @@ const SEEDED = {
   max_tokens: 10,
   ignore_eos: true,
 } as const;
+/** Penalties, logit_bias and min_p: steps holding such a row sample on the host on either engine. */
+const EDITED = {
+  ...SEEDED,
+  min_p: 0.05,
+  frequency_penalty: 0.7,
+  presence_penalty: 0.3,
+  repetition_penalty: 1.3,
+  logit_bias: { '101': 2.5 },
+} as const;
 
 /**
  * Every (model, prompt) greedy completion, plus one seeded sampled completion per model (the
  * webgpu engine samples on the device, onnx on the host, from the same per-request streams),
- * sent together so each step mixes adapters.
+ * sent together so each step mixes adapters; then one with logit edits per model.
  */
 async function completions(client: OpenAI): Promise<string[]> {
   const one = async (model: string, prompt: string, sampling: object) => {
@@ -44,10 +53,13 @@ async function completions(client: OpenAI): Promise<string[]> {
     } as never)) as OpenAI.Completion;
     return `${model} | ${prompt} → ${JSON.stringify(res.choices[0].text)} (${res.usage?.completion_tokens})`;
   };
-  return Promise.all([
+  const sampledOnDevice = await Promise.all([
     ...MODELS.flatMap((model) => PROMPTS.map((prompt) => one(model, prompt, GREEDY))),
     ...MODELS.map((model) => one(model, PROMPTS[0], SEEDED)),
   ]);
+  // Apart, so the batches above keep sampling on the device.
+  const edited = await Promise.all(MODELS.map((model) => one(model, PROMPTS[1], EDITED)));
+  return [...sampledOnDevice, ...edited];
 }
 
 async function post(server: TinyServer, path: string, body: object): Promise<Response> {

@@ -1,0 +1,37 @@
+/**
+ * Edits of a few tokens' logits before a row is sampled: vLLM's logit_bias, min_tokens, and its
+ * repetition, frequency and presence penalties, in vLLM's order. Each listed token's logit l
+ * becomes
+ *   l₁ = l + bias                                   (logit_bias; -Infinity: min_tokens' mask)
+ *   l₂ = l₁ > 0 ? l₁ / repetition : l₁ · repetition (repetition_penalty, on tokens already seen)
+ *   l₃ = l₂ − subtract                              (frequency · count + presence, output tokens)
+ * Tokens not listed keep their logit. Sparse because a row touches only the tokens its sequence
+ * has seen or the request names, a few hundred of a vocabulary of tens of thousands.
+ * Log-probabilities are not affected: they stay those of the raw logits (vLLM's default
+ * logprobs mode, raw_logprobs).
+ */
+export interface LogitAdjustments {
+  /** Distinct token ids. */
+  readonly tokens: Int32Array;
+  /** Added first. */
+  readonly bias: Float32Array;
+  /** Divides a positive logit, multiplies a negative one; 1 leaves it. */
+  readonly repetition: Float32Array;
+  /** Subtracted last. */
+  readonly subtract: Float32Array;
+}
+
+/** A copy of `row` with `adjustments` applied (the engine's logits stay as they are). */
+export function adjustedLogits(row: Float32Array, adjustments: LogitAdjustments): Float32Array {
+  const out = row.slice();
+  const { tokens, bias, repetition, subtract } = adjustments;
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i];
+    // Rounded to f32 after each operation, as a framework computing in f32 logits would.
+    let l = Math.fround(out[t] + bias[i]);
+    const r = repetition[i];
+    if (r !== 1) l = Math.fround(l > 0 ? l / r : l * r);
+    out[t] = l - subtract[i];
+  }
+  return out;
+}

@@ -1,0 +1,228 @@
+import { describe, expect, it } from 'vitest';
+import type { RowSampling, SampledStep, StepPlan } from '../../kernels/engine.js';
+import { sampleOnHost } from '../../kernels/host-sampling.js';
+import { sampleToken } from '../../kernels/sample.js';
+import { type LogitEditParams, NO_LOGIT_EDITS, SequenceLogitEdits } from '../../scheduler/logit-edits.js';
+import { mulberry32, sequenceSeed } from '../../scheduler/prng.js';
+import type { GenerationDelta, GenerationStream, SamplingParams } from '../../scheduler/request.js';
+import { FakeEngine, fakeConfig, fakeKv, type NextToken } from './fake-engine.js';
+import { FAKE_EOS, fakeSampling, fakeScheduler } from './fake-scheduler.js';
+
+/**
+ * Presence, frequency and repetition penalties, logit_bias, min_tokens and min_p through the
+ * scheduler, against an oracle written here the way vLLM computes them on a dense row (its
+ * apply_penalties and logits processors), not with the sparse edits the scheduler builds.
+ */
+
+/** Logits that depend on the context and repeat themselves: greedy output loops without penalties. */
+const looping: NextToken = (_seq, context) => {
+  const row = new Float32Array(fakeConfig.vocabSize);
+  const last = context[context.length - 1];
+  for (let i = 0; i < row.length; i++) row[i] = Math.cos(i * 0.9 + (last % 3)) * 3 + (i === 5 ? 4 : 0);
+  row[FAKE_EOS] = 2.5;
+  return row;
+};
+
+interface OracleRequest {
+  prompt: number[];
+  sampling: SamplingParams;
+}
+
+/** vLLM's order on a dense row: min_tokens and logit_bias, then repetition, frequency, presence. */
+function oracleRow(raw: Float32Array, prompt: number[], output: number[], s: SamplingParams): Float32Array {
+  const e = s.logitEdits ?? NO_LOGIT_EDITS;
+  const row = Float32Array.from(raw);
+  const stops = new Set([...s.stopTokenIds, ...(s.ignoreEos ? [] : [FAKE_EOS])]);
+  if (output.length < e.minTokens) for (const t of stops) row[t] = -Infinity;
+  for (const [t, b] of e.logitBias) row[t] = Math.fround(row[t] + b);
+  const counts = new Float32Array(row.length);
+  for (const t of output) counts[t]++;
+  for (let t = 0; t < row.length; t++) {
+    const seen = counts[t] > 0 || prompt.includes(t);
+    if (seen) row[t] = Math.fround(row[t] > 0 ? row[t] / e.repetitionPenalty : row[t] * e.repetitionPenalty);
+  }
+  for (let t = 0; t < row.length; t++)
+    row[t] = row[t] - (e.frequencyPenalty * counts[t] + e.presencePenalty * (counts[t] > 0 ? 1 : 0));
+  return row;
+}
+
+/** What one choice must generate: the oracle's row each step, sampled with the choice's stream. */
+function oracleTokens({ prompt, sampling: s }: OracleRequest, choice = 0): number[] {
+  const uniform = mulberry32(sequenceSeed(s.seed ?? 0, choice));
+  const output: number[] = [];
+  while (output.length < s.maxTokens) {
+    const row = oracleRow(looping(0, [...prompt, ...output]) as Float32Array, prompt, output, s);
+    const token = sampleToken(
+      row,
+      { temperature: s.temperature, topK: s.topK, topP: s.topP, minP: s.minP },
+      uniform(),
+    );
+    output.push(token);
+    if (!s.ignoreEos && token === FAKE_EOS && output.length >= (s.logitEdits?.minTokens ?? 0)) break;
+  }
+  return output;
+}
+
+/** An engine that samples "on the device": the host sampler, each call's rows recorded. */
+class SamplingFakeEngine extends FakeEngine {
+  readonly sampled: RowSampling[][] = [];
+
+  async sampleStep(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep> {
+    this.sampled.push([...sampling]);
+    return sampleOnHost(this, plan, sampling);
+  }
+}
+
+async function generate(requests: OracleRequest[], onDevice = false) {
+  const { pool, kvCache } = fakeKv(513);
+  const engine = onDevice ? new SamplingFakeEngine(pool, looping) : new FakeEngine(pool, looping);
+  const scheduler = fakeScheduler(engine, kvCache, {
+    limits: { maxNumSeqs: 8, maxNumBatchedTokens: 64, maxModelLen: 64 },
+  });
+  const tokens = await Promise.all(
+    requests.map(async ({ prompt, sampling }, i) => {
+      const out: number[][] = [];
+      const stream: GenerationStream = scheduler.submit({
+        requestId: `r${i}`,
+        promptTokens: prompt,
+        adapter: null,
+        sampling,
+      });
+      for await (const d of stream as AsyncIterable<GenerationDelta>)
+        out[d.index] = [...(out[d.index] ?? []), ...d.tokenIds];
+      return out;
+    }),
+  );
+  return { tokens, engine };
+}
+
+const edits = (overrides: Partial<LogitEditParams>): LogitEditParams => ({ ...NO_LOGIT_EDITS, ...overrides });
+
+const REQUESTS: OracleRequest[] = [
+  { prompt: [1, 2, 3], sampling: fakeSampling({ maxTokens: 12, ignoreEos: true }) },
+  {
+    prompt: [4, 5],
+    sampling: fakeSampling({ maxTokens: 12, ignoreEos: true, logitEdits: edits({ frequencyPenalty: 1.5 }) }),
+  },
+  {
+    prompt: [5, 6, 7],
+    sampling: fakeSampling({ maxTokens: 12, ignoreEos: true, logitEdits: edits({ presencePenalty: 2 }) }),
+  },
+  {
+    prompt: [5, 9],
+    sampling: fakeSampling({ maxTokens: 12, ignoreEos: true, logitEdits: edits({ repetitionPenalty: 1.8 }) }),
+  },
+  {
+    prompt: [8],
+    sampling: fakeSampling({
+      maxTokens: 12,
+      ignoreEos: true,
+      logitEdits: edits({ repetitionPenalty: 0.7, frequencyPenalty: -0.4, presencePenalty: 0.6 }),
+    }),
+  },
+  {
+    prompt: [2, 2],
+    sampling: fakeSampling({
+      maxTokens: 12,
+      ignoreEos: true,
+      logitEdits: edits({
+        logitBias: new Map([
+          [7, 6.5],
+          [5, -100],
+        ]),
+      }),
+    }),
+  },
+  {
+    prompt: [3],
+    sampling: fakeSampling({
+      maxTokens: 12,
+      temperature: 1.3,
+      topK: 10,
+      topP: 0.9,
+      seed: 77,
+      minP: 0.2,
+      logitEdits: edits({ frequencyPenalty: 0.8, repetitionPenalty: 1.3, minTokens: 6 }),
+    }),
+  },
+  {
+    prompt: [6, 1],
+    sampling: fakeSampling({ maxTokens: 12, temperature: 0.8, seed: 5, minP: 0.5, ignoreEos: true }),
+  },
+];
+
+describe('logit edits and min_p through the scheduler', () => {
+  it('generates what the dense vLLM-order oracle generates, each request in a shared batch', async () => {
+    const { tokens } = await generate(REQUESTS);
+    REQUESTS.forEach((r, i) => {
+      expect(tokens[i][0], `request ${i}`).toEqual(oracleTokens(r));
+    });
+    // The edits are not no-ops: each penalised greedy request differs from the plain one's loop.
+    const plain = oracleTokens({
+      ...REQUESTS[1],
+      sampling: fakeSampling({ maxTokens: 12, ignoreEos: true }),
+    });
+    expect(tokens[1][0]).not.toEqual(plain);
+    expect(new Set(tokens[0][0]).size).toBeLessThan(new Set(tokens[1][0]).size);
+    expect(tokens[5][0]).not.toContain(5);
+  });
+
+  it('samples steps with edited rows on the host, the others on the engine, with the same tokens', async () => {
+    const { tokens, engine } = await generate(REQUESTS, true);
+    REQUESTS.forEach((r, i) => {
+      expect(tokens[i][0], `request ${i}`).toEqual(oracleTokens(r));
+    });
+    const { tokens: plainOnly, engine: plainEngine } = await generate([REQUESTS[0]], true);
+    expect(plainOnly[0][0]).toEqual(oracleTokens(REQUESTS[0]));
+    // Every plain step went to sampleStep; steps holding an edited row (all of them here) did not.
+    expect((plainEngine as SamplingFakeEngine).sampled).toHaveLength(12);
+    expect((engine as SamplingFakeEngine).sampled).toHaveLength(0);
+  });
+
+  it('min_tokens holds back EOS and stop strings until that many tokens are out', async () => {
+    const eosFirst: NextToken = () => FAKE_EOS;
+    for (const minTokens of [0, 3]) {
+      const { pool, kvCache } = fakeKv(129);
+      const scheduler = fakeScheduler(new FakeEngine(pool, eosFirst), kvCache);
+      const deltas: GenerationDelta[] = [];
+      const stream = scheduler.submit({
+        requestId: 'm',
+        promptTokens: [1],
+        adapter: null,
+        sampling: fakeSampling({ maxTokens: 8, logitEdits: edits({ minTokens }) }),
+      });
+      for await (const d of stream as AsyncIterable<GenerationDelta>) deltas.push(d);
+      const out = deltas.flatMap((d) => d.tokenIds);
+      // EOS is masked for the first min_tokens tokens, then wins again.
+      expect(out.length).toBe(minTokens + 1);
+      expect(out.slice(0, minTokens)).not.toContain(FAKE_EOS);
+      expect(deltas.at(-1)).toMatchObject({ finishReason: 'stop', stopReason: FAKE_EOS });
+    }
+  });
+});
+
+describe('SequenceLogitEdits', () => {
+  it('is null when the request edits nothing, and lists only the tokens it touches', () => {
+    expect(SequenceLogitEdits.for(NO_LOGIT_EDITS, [1, 2], [31])).toBeNull();
+    const e = SequenceLogitEdits.for(edits({ presencePenalty: 1, frequencyPenalty: 0.5 }), [1, 2], [31]);
+    expect(e?.adjustments(0)).toBeNull();
+    e?.recordOutput(4);
+    e?.recordOutput(4);
+    e?.recordOutput(9);
+    const adj = e?.adjustments(3);
+    // Presence and frequency see the output only (not the prompt's 1 and 2).
+    expect(Array.from(adj?.tokens ?? [])).toEqual([4, 9]);
+    expect(Array.from(adj?.subtract ?? [])).toEqual([2, 1.5]);
+    expect(Array.from(adj?.repetition ?? [])).toEqual([1, 1]);
+  });
+
+  it('applies repetition to prompt and output tokens, and masks stop tokens below min_tokens', () => {
+    const e = SequenceLogitEdits.for(edits({ repetitionPenalty: 2, minTokens: 2 }), [1, 2, 1], [31, 7]);
+    e?.recordOutput(3);
+    const early = e?.adjustments(1);
+    expect(Array.from(early?.tokens ?? [])).toEqual([31, 7, 1, 2, 3]);
+    expect(Array.from(early?.bias ?? [])).toEqual([-Infinity, -Infinity, 0, 0, 0]);
+    expect(Array.from(early?.repetition ?? [])).toEqual([1, 1, 2, 2, 2]);
+    expect(Array.from(e?.adjustments(2)?.tokens ?? [])).toEqual([1, 2, 3]);
+  });
+});
