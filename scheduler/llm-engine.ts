@@ -290,7 +290,7 @@ export class LlmEngine {
       adapters: registry,
       // The tokenizer alone: a closure over `model` would keep its f32 weights alive, which an
       // engine storing quantized or f16 weights has no use for.
-      newDecoder: () => new IncrementalDecoder(tokenizer),
+      newDecoder: ({ skipSpecialTokens }) => new IncrementalDecoder(tokenizer, skipSpecialTokens),
       eosTokenIds: config.eosTokenIds,
       limits: {
         maxNumSeqs: options.maxNumSeqs,

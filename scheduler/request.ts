@@ -18,8 +18,12 @@ export interface SamplingParams {
   logitEdits?: LogitEditParams;
   /** Per-request seed; null draws one. */
   seed: number | null;
-  /** Text that ends a choice; the match is not included in the output. */
+  /** Text that ends a choice; the match is not included in the output unless includeStopStrInOutput. */
   stop: string[];
+  /** vLLM's include_stop_str_in_output: the stop string (or stop token's text) ends the output; absent: false. */
+  includeStopStrInOutput?: boolean;
+  /** vLLM's skip_special_tokens: special tokens are left out of the text; absent: true. */
+  skipSpecialTokens?: boolean;
   /** Token ids that end a choice besides the model's EOS. */
   stopTokenIds: number[];
   ignoreEos: boolean;

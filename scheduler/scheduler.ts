@@ -25,7 +25,7 @@ import type { SchedulingPolicy } from './scheduling-policy.js';
 import { type Sequence, sequencesFor } from './sequence.js';
 import { SequenceQueues } from './sequence-queues.js';
 import { buildStepPlan } from './step-plan.js';
-import type { TokenDecoder } from './stop-checker.js';
+import type { DecoderOptions, TokenDecoder } from './stop-checker.js';
 import { TtftEstimator } from './ttft-estimator.js';
 
 export type { SchedulerLimits } from './admission.js';
@@ -48,8 +48,8 @@ export interface SchedulerOptions {
   kvCache: KvCache;
   /** The adapters: which are registered and resident, pins, and per-step residency work. */
   adapters: AdapterResidency;
-  /** A fresh incremental decoder per choice, e.g. `() => new IncrementalDecoder(tokenizer)`. */
-  newDecoder: () => TokenDecoder;
+  /** A fresh incremental decoder per choice, e.g. `(o) => new IncrementalDecoder(tokenizer, o.skipSpecialTokens)`. */
+  newDecoder: (options: DecoderOptions) => TokenDecoder;
   eosTokenIds: readonly number[];
   limits: SchedulerLimits;
   /** Seed for requests that bring none. */

@@ -4,7 +4,7 @@ import type { TokenSampling } from '../kernels/sample.js';
 import { NO_LOGIT_EDITS, SequenceLogitEdits } from './logit-edits.js';
 import { mulberry32, sequenceSeed, type Uniform } from './prng.js';
 import type { FinishReason, GenerationRequest } from './request.js';
-import { StopChecker, type TokenDecoder } from './stop-checker.js';
+import { type DecoderOptions, StopChecker, type TokenDecoder } from './stop-checker.js';
 
 export type SequenceStatus = 'waiting' | 'running' | 'finished';
 
@@ -89,7 +89,7 @@ export interface SequenceFactoryOptions {
   /** The model's EOS ids; dropped from the stop set when the request ignores EOS. */
   eosTokenIds: readonly number[];
   maxModelLen: number;
-  newDecoder: () => TokenDecoder;
+  newDecoder: (options: DecoderOptions) => TokenDecoder;
   /** Seed for requests that bring none. */
   drawSeed: () => number;
 }
@@ -118,11 +118,12 @@ export function sequencesFor(
         stop: s.stop,
         stopTokenIds,
         minTokens: edits.minTokens,
+        includeStopStr: s.includeStopStrInOutput ?? false,
         maxTokens: s.maxTokens,
         promptLength: req.promptTokens.length,
         maxModelLen: options.maxModelLen,
       },
-      options.newDecoder(),
+      options.newDecoder({ skipSpecialTokens: s.skipSpecialTokens ?? true }),
     );
     sequences.push(
       new Sequence(

@@ -23,6 +23,8 @@ export interface SamplingBody {
   logit_bias?: Record<string, number> | null;
   min_tokens?: number | null;
   min_p?: number | null;
+  include_stop_str_in_output?: boolean | null;
+  skip_special_tokens?: boolean | null;
 }
 
 /**
@@ -113,6 +115,8 @@ export function samplingParams(
     topK: Math.max(topK, 0),
     seed: body.seed ?? null,
     stop: typeof stop === 'string' ? [stop] : stop,
+    includeStopStrInOutput: body.include_stop_str_in_output ?? false,
+    skipSpecialTokens: body.skip_special_tokens ?? true,
     stopTokenIds,
     ignoreEos: body.ignore_eos ?? false,
     n,

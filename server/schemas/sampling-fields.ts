@@ -23,8 +23,6 @@ interface UnsupportedField {
  * here.
  */
 export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
-  include_stop_str_in_output: flag(false, 'include_stop_str_in_output: true'),
-  skip_special_tokens: flag(true, 'skip_special_tokens: false'),
   spaces_between_special_tokens: flag(true, 'spaces_between_special_tokens: false'),
   use_beam_search: flag(false, 'Beam search'),
   response_format: {
@@ -101,5 +99,8 @@ export const samplingFields = {
   min_tokens: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
   /** vLLM extension: 0 is off. */
   min_p: Nullable(Type.Number({ minimum: 0, maximum: 1, description: 'a number' })),
+  /** vLLM extensions: what the text holds of stop strings and special tokens. */
+  include_stop_str_in_output: Nullable(Type.Boolean({ description: 'a boolean' })),
+  skip_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),
   ...unsupportedFieldSchemas(),
 };

@@ -123,3 +123,31 @@ describe('stop checker with min_tokens (vLLM)', () => {
     expect(run(checker({ stop: ['x'] }), [7])).toEqual({ pieces: [''], reason: 'stop' });
   });
 });
+
+describe('stop checker with include_stop_str_in_output (vLLM)', () => {
+  it('ends the text with the stop string, holding nothing back, a match across tokens included', () => {
+    // 'lo wo' starts in 'lo' (already out: nothing is held) and ends inside ' wor'.
+    expect(run(checker({ stop: ['lo wo'], includeStopStr: true }), [0, 1, 2, 3])).toEqual({
+      pieces: ['Hel', 'lo', ' wo'],
+      reason: 'stop',
+    });
+    // Text after the match in the same token is cut.
+    expect(run(checker({ stop: ['#'], includeStopStr: true }), [7, 8, 7])).toEqual({
+      pieces: ['x', '#'],
+      reason: 'stop',
+    });
+    // Without it the same run drops the match and held text that could start one.
+    expect(run(checker({ stop: ['lo wo'] }), [0, 1, 2, 3])).toEqual({
+      pieces: ['He', 'l', ''],
+      reason: 'stop',
+    });
+  });
+
+  it("keeps the stop token's text", () => {
+    expect(run(checker({ includeStopStr: true }), [0, EOS])).toEqual({
+      pieces: ['Hel', 'EOS'],
+      reason: 'stop',
+    });
+    expect(run(checker(), [0, EOS])).toEqual({ pieces: ['Hel', ''], reason: 'stop' });
+  });
+});

@@ -59,6 +59,8 @@ describe('routes over a fake stack', () => {
       logit_bias: { '7': 200, '9': -3 },
       min_tokens: 2,
       min_p: 0.05,
+      include_stop_str_in_output: true,
+      skip_special_tokens: false,
     });
     expect(res.statusCode).toBe(200);
     const body = res.json();
@@ -92,6 +94,8 @@ describe('routes over a fake stack', () => {
       topK: 0,
       seed: 7,
       stop: ['zz'],
+      includeStopStrInOutput: true,
+      skipSpecialTokens: false,
       stopTokenIds: [3],
       ignoreEos: true,
       n: 1,

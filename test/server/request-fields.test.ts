@@ -20,8 +20,6 @@ const routes = [
 
 /** [field, a value Loom does not implement, the default value it accepts]. */
 const CASES: Array<[string, unknown, unknown]> = [
-  ['include_stop_str_in_output', true, false],
-  ['skip_special_tokens', false, true],
   ['spaces_between_special_tokens', false, true],
   ['use_beam_search', true, false],
   ['response_format', { type: 'json_object' }, { type: 'text' }],
