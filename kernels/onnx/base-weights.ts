@@ -55,15 +55,40 @@ function scalesLocation(name: string): string {
   return `weights/${name}.scales`;
 }
 
-/** A Gemm weight read from a real file: its name in the session's external-initializer folder, and where it starts. */
+/**
+ * Initializer bytes read from a real file: its name in the session's external-initializer folder,
+ * and where they start. onnxruntime maps such a file; what it is handed in memory it copies.
+ */
 export interface WeightFileLocation {
   location: string;
   offset: number;
 }
 
 /**
- * y = x·Wᵀ for the HF [outFeatures, inFeatures] weight `name`, stored in `format` (an initializer).
- * An f32 weight with `inFile` is read by onnxruntime straight from its safetensors file.
+ * Where the session reads external data from files instead of memory, keyed by the in-memory
+ * path (weightLocation, and a quantized weight's scales): an F32 weight's safetensors file, or the
+ * encoded-weight cache (weight-cache.ts).
+ */
+export type WeightFiles = ReadonlyMap<string, WeightFileLocation>;
+
+/** An initializer whose bytes are at `path` (in memory), or in the file `files` maps it to. */
+function initializer(
+  g: GraphBuilder,
+  name: string,
+  type: 'float32' | 'uint8',
+  dims: number[],
+  path: string,
+  files: WeightFiles | undefined,
+): string {
+  const inFile = files?.get(path);
+  return inFile
+    ? g.external(name, type, dims, inFile.location, inFile.offset)
+    : g.external(name, type, dims, path);
+}
+
+/**
+ * y = x·Wᵀ for the HF [outFeatures, inFeatures] weight `name`, stored in `format` (an initializer),
+ * its bytes read from a file where `files` says so.
  */
 export function baseLinear(
   g: GraphBuilder,
@@ -72,13 +97,10 @@ export function baseLinear(
   outFeatures: number,
   inFeatures: number,
   format: WeightFormat,
-  inFile?: WeightFileLocation,
+  files?: WeightFiles,
 ): string {
   if (format === 'f32') {
-    const dims = [outFeatures, inFeatures];
-    const w = inFile
-      ? g.external(name, 'float32', dims, inFile.location, inFile.offset)
-      : g.external(name, 'float32', dims, weightLocation(name));
+    const w = initializer(g, name, 'float32', [outFeatures, inFeatures], weightLocation(name), files);
     return g.op('Gemm', [x, w], { transB: 1 });
   }
   if (!isQuantized(format)) {
@@ -94,13 +116,22 @@ export function baseLinear(
   const bits = QUANTIZED_BITS[format];
   const blockSize = BLOCK_SIZE[format];
   const kBlocks = numBlocks(inFeatures, blockSize);
-  const codes = g.external(
+  const codes = initializer(
+    g,
     name,
     'uint8',
     [outFeatures, kBlocks, (blockSize * bits) / 8],
     weightLocation(name),
+    files,
   );
-  const scales = g.external(`${name}.scales`, 'float32', [outFeatures * kBlocks], scalesLocation(name));
+  const scales = initializer(
+    g,
+    `${name}.scales`,
+    'float32',
+    [outFeatures * kBlocks],
+    scalesLocation(name),
+    files,
+  );
   return g.op(
     'MatMulNBits',
     [x, codes, scales],
@@ -133,9 +164,10 @@ export function fusedQuantizedLinear(
   outFeatures: readonly number[],
   inFeatures: number,
   format: WeightFormat,
+  files?: WeightFiles,
 ): string[] {
   const total = outFeatures.reduce((a, b) => a + b, 0);
-  const y = baseLinear(g, x, fusedWeightName(names), total, inFeatures, format);
+  const y = baseLinear(g, x, fusedWeightName(names), total, inFeatures, format, files);
   return g.opMulti('Split', [y, g.ints(outFeatures)], outFeatures.length, { axis: 1 });
 }
 

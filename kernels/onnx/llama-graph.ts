@@ -2,7 +2,7 @@ import type { KvLayout } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, moduleWeightName, type TargetModule } from '../../model/llama-modules.js';
 import { isQuantized, type WeightFormat } from '../weight-quantization.js';
-import { baseLinear, fusedQuantizedLinear, type WeightFileLocation } from './base-weights.js';
+import { baseLinear, fusedQuantizedLinear, type WeightFiles } from './base-weights.js';
 import { GraphBuilder } from './onnx-model.js';
 
 /**
@@ -170,7 +170,7 @@ export function isGemmWeight(name: string): boolean {
   return name === WEIGHT_NAMES.lmHead || name.endsWith('_proj.weight');
 }
 
-export type { WeightFileLocation } from './base-weights.js';
+export type { WeightFileLocation, WeightFiles } from './base-weights.js';
 
 /**
  * Modules that read the same input in a layer: their LoRA shares one If per step, and their
@@ -188,7 +188,7 @@ export function buildStepGraph(
   numPages: number,
   loraModules: readonly TargetModule[],
   weightMode: WeightMode,
-  weightFiles?: ReadonlyMap<string, WeightFileLocation>,
+  weightFiles?: WeightFiles,
   weightFormat: WeightFormat = 'f32',
 ): Uint8Array {
   const c = config;
@@ -217,7 +217,7 @@ export function buildStepGraph(
   /** x·Wᵀ for a Gemm weight: an initializer in `weightFormat` (base-weights.ts), or an f32 input. */
   const gemm = (x: string, name: string, outFeatures: number, inFeatures: number) =>
     weightMode === 'external'
-      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles?.get(name))
+      ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles)
       : g.op('Gemm', [x, w(name, [outFeatures, inFeatures])], { transB: 1 });
   /** A layer-after-layer input split into its L layers' parts. */
   const perLayer = (input: string): string[] =>
@@ -382,6 +382,7 @@ export function buildStepGraph(
             modules.map((m) => moduleShape(c, m).outFeatures),
             moduleShape(c, modules[0]).inFeatures,
             weightFormat,
+            weightFiles,
           )
         : modules.map((m) => {
             const { inFeatures, outFeatures } = moduleShape(c, m);

@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { type AdapterLayout, writeAdapterRows } from '../../memory/adapter-layout.js';
 import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
 import type { PagePool } from '../../memory/page-pool.js';
+import { readF32Sync } from '../../model/file-backed-weights.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { ModelWeights } from '../../model/model-weights.js';
@@ -16,7 +17,9 @@ import {
   type EncodedWeight,
   type ExternalWeightData,
   encodeBaseWeight,
+  fusedWeightName,
   fuseEncodedWeights,
+  weightLocation,
 } from './base-weights.js';
 import { float16Tensor } from './float16-tensor.js';
 import {
@@ -28,6 +31,7 @@ import {
   STEP_OUTPUTS,
   WEIGHT_NAMES,
   type WeightFileLocation,
+  type WeightFiles,
   type WeightMode,
 } from './llama-graph.js';
 import { LoraSlotStack } from './lora-slot-stack.js';
@@ -37,6 +41,7 @@ import {
   readWeightCache,
   type WeightCacheLocation,
   weightCacheFile,
+  weightCacheLocations,
   writeWeightCache,
 } from './weight-cache.js';
 
@@ -130,14 +135,16 @@ export class OnnxEngine implements Engine {
   private readonly fixedLoraModules: readonly TargetModule[] | undefined;
   readonly weightFormat: WeightFormat;
   /** What happened with the weight cache at creation (read, written, or why not), for the start-up log. */
-  readonly weightCacheNote: string | null = null;
+  /** What became of the encoded-weight cache at creation (read, mapped, written), for the log. */
+  weightCacheNote: string | null = null;
   private readonly maxChunkTokens: number;
   readonly runLimits: EngineRunLimits;
   /** Adapters of recent steps, stacked for the graph's LoRA slots. */
   private readonly stack: LoraSlotStack;
   private readonly padLoraRankTo: number | undefined;
   /** Gemm weights onnxruntime reads from their safetensors files (it maps them), not from host arrays. */
-  private readonly weightFiles: MappedWeightFiles | undefined;
+  /** External data onnxruntime maps from files: F32 safetensors, or the encoded-weight cache. */
+  private weightFiles: MappedWeightFiles | undefined;
   private closed = false;
 
   private constructor(
@@ -170,9 +177,9 @@ export class OnnxEngine implements Engine {
       this.weightMode === 'external' && this.weightFormat === 'f32'
         ? mappableWeightFiles(weights)
         : undefined;
-    const inFile = (name: string) => this.weightFiles?.locations.has(name) === true;
-    const tensors = weightTensors(weights, inFile);
-    this.fixedFeeds = Object.fromEntries(Object.entries(tensors).filter(([name]) => !external(name)));
+    // Gemm weights are initializers, never feeds: their arrays are not even touched here (an F32
+    // one left in its file would be read into memory by its property getter).
+    this.fixedFeeds = weightTensors(weights, external);
     // The pool, and the same storage viewed as the narrower rows LoRA reads gather (loraRowReads).
     for (const m of TARGET_MODULES) {
       const { inFeatures, outFeatures } = moduleShape(this.config, m);
@@ -195,54 +202,94 @@ export class OnnxEngine implements Engine {
     const sessionConfig: Record<string, string> = {};
     if (opts.prepackWeights === false) sessionConfig.disable_prepacking = '1';
     if (!opts.spinThreads) sessionConfig['intra_op.allow_spinning'] = '0';
+    if (this.weightMode === 'external') this.encodeWeights(gemmWeightSources(weights), opts.weightCache);
     if (this.weightFiles)
       sessionConfig.model_external_initializers_file_folder_path = this.weightFiles.folder;
     if (Object.keys(sessionConfig).length > 0) this.sessionOptions.extra = { session: sessionConfig };
-    if (this.weightMode === 'external') {
-      const externalData: ExternalWeightData[] = [];
-      const names = Object.keys(tensors).filter(external);
-      const cacheFile =
-        opts.weightCache && this.weightFormat !== 'f32'
-          ? weightCacheFile(opts.weightCache, this.weightFormat)
-          : null;
-      const cached = cacheFile ? readWeightCache(cacheFile, names) : null;
+  }
+
+  /**
+   * Non-f32 Gemm weights in the form the session takes them (base-weights.ts): quantized ones in
+   * a cache file onnxruntime maps (read back, or encoded and written now), so no copy of them
+   * stays in this process's memory; in memory (externalData) where there is no cache or it cannot
+   * be written; f16/bf16 tiles as fixed feeds.
+   */
+  private encodeWeights(
+    sources: ReadonlyMap<string, GemmWeightSource>,
+    cache: WeightCacheLocation | undefined,
+  ): void {
+    const mapped = this.weightFiles?.locations;
+    const names = [...sources.keys()].filter((name) => !mapped?.has(weightLocation(name)));
+    // Quantized modules that share an input are one MatMulNBits in the graph (fusedQuantizedLinear).
+    const fusedGroups = isQuantized(this.weightFormat)
+      ? Array.from({ length: this.config.numLayers }, (_, l) =>
+          FUSED_MODULE_GROUPS.map((group) => group.map((m) => WEIGHT_NAMES.linear(l, m))),
+        ).flat()
+      : [];
+    const fusedNames = new Set(fusedGroups.flat());
+    const entryNames = [...names.filter((n) => !fusedNames.has(n)), ...fusedGroups.map(fusedWeightName)];
+    const encodeAll = (): Map<string, EncodedWeight> => {
       const all = new Map<string, EncodedWeight>();
-      const fusedGroups = isQuantized(this.weightFormat)
-        ? Array.from({ length: this.config.numLayers }, (_, l) =>
-            FUSED_MODULE_GROUPS.map((group) => group.map((m) => WEIGHT_NAMES.linear(l, m))),
-          ).flat()
-        : [];
-      const fusedNames = new Set(fusedGroups.flat());
       for (const name of names) {
-        const t = tensors[name];
-        const [outFeatures, inFeatures] = t.dims;
-        const encoded =
-          cached?.get(name) ??
-          encodeBaseWeight(name, t.data as Float32Array, outFeatures, inFeatures, this.weightFormat);
-        all.set(name, encoded);
-        if (encoded.kind === 'float16-inputs')
-          for (const tile of encoded.tiles) this.fixedFeeds[tile.name] = float16Tensor(tile.data, tile.dims);
-        else if (!fusedNames.has(name)) externalData.push(...encoded.parts);
+        const { outFeatures, inFeatures, read } = sources.get(name)!;
+        all.set(name, encodeBaseWeight(name, read(), outFeatures, inFeatures, this.weightFormat));
       }
-      // Quantized modules that share an input are one MatMulNBits in the graph (fusedQuantizedLinear).
-      for (const group of fusedGroups)
-        externalData.push(
-          ...fuseEncodedWeights(
-            group,
-            group.map((name) => all.get(name)!),
-          ),
+      for (const group of fusedGroups) {
+        const parts = fuseEncodedWeights(
+          group,
+          group.map((name) => all.get(name)!),
         );
-      this.sessionOptions.externalData = externalData;
-      if (cacheFile && cached) this.weightCacheNote = `${this.weightFormat} weights read from ${cacheFile}`;
-      else if (cacheFile) {
+        for (const name of group) all.delete(name);
+        all.set(fusedWeightName(group), { kind: 'external', parts });
+      }
+      return all;
+    };
+    const file = cache && this.weightFormat !== 'f32' ? weightCacheFile(cache, this.weightFormat) : null;
+    if (file && isQuantized(this.weightFormat)) {
+      let locations = weightCacheLocations(file, entryNames);
+      let note = `${this.weightFormat} weights mapped from ${file}`;
+      let encoded: Map<string, EncodedWeight> | null = null;
+      if (!locations) {
+        encoded = encodeAll();
         try {
-          writeWeightCache(cacheFile, all);
-          this.weightCacheNote = `${this.weightFormat} weights encoded and written to ${cacheFile}`;
+          writeWeightCache(file, encoded);
+          locations = weightCacheLocations(file, entryNames);
+          note = `${this.weightFormat} weights encoded and written to ${file}, then mapped from it`;
         } catch (error) {
-          this.weightCacheNote = `${this.weightFormat} weights encoded; could not write ${cacheFile}: ${(error as Error).message}`;
+          note = `${this.weightFormat} weights encoded; could not write ${file}: ${(error as Error).message}`;
         }
       }
+      this.weightCacheNote = note;
+      if (locations) {
+        this.weightFiles = { folder: dirname(file), locations };
+        return;
+      }
+      this.useEncoded(encoded ?? encodeAll());
+      return;
     }
+    const cached = file ? readWeightCache(file, entryNames) : null;
+    const encoded = cached ?? encodeAll();
+    if (file && cached) this.weightCacheNote = `${this.weightFormat} weights read from ${file}`;
+    else if (file) {
+      try {
+        writeWeightCache(file, encoded);
+        this.weightCacheNote = `${this.weightFormat} weights encoded and written to ${file}`;
+      } catch (error) {
+        this.weightCacheNote = `${this.weightFormat} weights encoded; could not write ${file}: ${(error as Error).message}`;
+      }
+    }
+    this.useEncoded(encoded);
+  }
+
+  /** Encoded weights handed to the session in memory: initializer bytes, or f16 tiles fed each run. */
+  private useEncoded(encoded: ReadonlyMap<string, EncodedWeight>): void {
+    const externalData: ExternalWeightData[] = [];
+    for (const e of encoded.values()) {
+      if (e.kind === 'float16-inputs')
+        for (const tile of e.tiles) this.fixedFeeds[tile.name] = float16Tensor(tile.data, tile.dims);
+      else externalData.push(...e.parts);
+    }
+    this.sessionOptions.externalData = externalData;
   }
 
   /** Builds the engine and its first session (in 'inputs' mode, LoRA variants come when needed). */
@@ -380,9 +427,10 @@ export class OnnxEngine implements Engine {
 }
 
 interface MappedWeightFiles {
-  /** onnxruntime's external-initializer folder: the checkpoint's directory. */
+  /** onnxruntime's external-initializer folder: the checkpoint's directory, or the cache's. */
   folder: string;
-  locations: ReadonlyMap<string, WeightFileLocation>;
+  /** Keyed by in-memory external-data path (base-weights.ts's WeightFiles). */
+  locations: WeightFiles;
 }
 
 /**
@@ -397,9 +445,40 @@ function mappableWeightFiles(weights: ModelWeights): MappedWeightFiles | undefin
   const locations = new Map<string, WeightFileLocation>();
   for (const [name, ref] of refs) {
     if (dirname(ref.file) === folder)
-      locations.set(name, { location: basename(ref.file), offset: ref.offset });
+      locations.set(weightLocation(name), { location: basename(ref.file), offset: ref.offset });
   }
   return { folder, locations };
+}
+
+/** A Gemm weight's shape and how to get its f32 values. */
+interface GemmWeightSource {
+  outFeatures: number;
+  inFeatures: number;
+  /**
+   * The values: an F32 weight left in its safetensors file is read into a new array that only the
+   * caller holds (the model's property getter would keep its copy for good); others are the
+   * model's own arrays.
+   */
+  read: () => Float32Array;
+}
+
+/** The model's Gemm weights (linear layers and lm_head) by graph name, none of them read yet. */
+function gemmWeightSources(weights: ModelWeights): Map<string, GemmWeightSource> {
+  const c = weights.config;
+  const sources = new Map<string, GemmWeightSource>();
+  const add = (name: string, outFeatures: number, inFeatures: number, own: () => Float32Array) => {
+    const ref = weights.files?.get(name);
+    const read = ref?.dtype === 'F32' ? () => readF32Sync(ref) : own;
+    sources.set(name, { outFeatures, inFeatures, read });
+  };
+  add(WEIGHT_NAMES.lmHead, c.vocabSize, c.hiddenSize, () => weights.lmHead);
+  weights.layers.forEach((layer, l) => {
+    for (const m of TARGET_MODULES) {
+      const { inFeatures, outFeatures } = moduleShape(c, m);
+      add(WEIGHT_NAMES.linear(l, m), outFeatures, inFeatures, () => layer.linear[m]);
+    }
+  });
+  return sources;
 }
 
 /**

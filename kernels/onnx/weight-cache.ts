@@ -1,19 +1,21 @@
 import { createHash } from 'node:crypto';
 import {
   closeSync,
+  fstatSync,
   mkdirSync,
   openSync,
   readdirSync,
   readFileSync,
+  readSync,
   renameSync,
   rmSync,
   statSync,
   writeSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { BLOCK_SIZE, type WeightFormat } from '../weight-quantization.js';
-import type { EncodedWeight } from './base-weights.js';
+import type { EncodedWeight, WeightFileLocation } from './base-weights.js';
 
 /**
  * Encoded (quantized or f16) base weights kept on disk, so the next start with the same checkpoint
@@ -21,11 +23,14 @@ import type { EncodedWeight } from './base-weights.js';
  * identity (its config.json and safetensors files: names, sizes, modification times), the format,
  * the block sizes and the encoding version; anything that does not match misses, and a miss
  * rewrites the file. Layout: magic, a u32 header length, a JSON header naming every weight's
- * parts, then the parts, each at a 64-byte boundary so typed-array views need no copy.
+ * parts, then the parts, each at a 64-byte boundary so typed-array views need no copy. Entries
+ * are what the session takes: a group of quantized modules that share an input is one entry
+ * (fusedWeightName), so onnxruntime can map the parts from the file as they are
+ * (weightCacheLocations) instead of being handed a copy in memory.
  */
 const MAGIC = 'LOOMWC01';
 /** Bump when the encoding changes: older files then miss instead of loading other bytes. */
-const ENCODING_VERSION = 1;
+const ENCODING_VERSION = 2;
 const ALIGN = 64;
 
 export interface WeightCacheLocation {
@@ -68,6 +73,55 @@ type HeaderEntry =
       kind: 'float16-inputs';
       tiles: Array<{ name: string; offset: number; length: number; dims: [number, number] }>;
     };
+
+/** The header of `file` and its size, or null when there is none or it is not a cache file. */
+function readHeader(file: string): { entries: HeaderEntry[]; size: number } | null {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const prefix = Buffer.alloc(12);
+    if (size < 12 || readSync(fd, prefix, 0, 12, 0) !== 12 || prefix.toString('latin1', 0, 8) !== MAGIC)
+      return null;
+    const header = Buffer.alloc(prefix.readUInt32LE(8));
+    if (readSync(fd, header, 0, header.length, 12) !== header.length) return null;
+    return { entries: JSON.parse(header.toString('utf8')) as HeaderEntry[], size };
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Where each external-data part of `file` lies, for onnxruntime to map (a folder-relative
+ * location and an offset), keyed by the part's in-memory path; null when the file holds other
+ * names than `names`, a part that is not external data, or one past its end. Only the header is
+ * read: the weights stay in the file (the page cache) until onnxruntime packs them.
+ */
+export function weightCacheLocations(
+  file: string,
+  names: readonly string[],
+): Map<string, WeightFileLocation> | null {
+  const header = readHeader(file);
+  if (!header) return null;
+  const wanted = new Set(names);
+  const { entries, size } = header;
+  if (entries.length !== wanted.size || !entries.every((e) => wanted.has(e.name))) return null;
+  const locations = new Map<string, WeightFileLocation>();
+  for (const e of entries) {
+    if (e.kind !== 'external') return null;
+    for (const p of e.parts) {
+      if (p.offset % ALIGN !== 0 || p.offset + p.length > size) return null;
+      locations.set(p.path, { location: basename(file), offset: p.offset });
+    }
+  }
+  return locations;
+}
 
 /**
  * The encoded weights in `file`, or null when there is none or it does not hold exactly `names`

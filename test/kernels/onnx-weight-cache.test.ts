@@ -5,6 +5,8 @@ import type { StepPlan } from '../../kernels/engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
 import { checkpointIdentity, weightCacheFile } from '../../kernels/onnx/weight-cache.js';
 import type { WeightFormat } from '../../kernels/weight-quantization.js';
+import { TARGET_MODULES } from '../../model/llama-modules.js';
+import type { ModelWeights } from '../../model/model-weights.js';
 import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { tempDirForFile } from '../model/temp-dir.js';
 import { randomTokens, referenceHarness } from './reference-harness.js';
@@ -13,9 +15,9 @@ const weights = syntheticWeights({ ...TINY_SPEC, intermediateSize: 96, seed: 4 }
 const tempDir = tempDirForFile('loom-weight-cache-');
 
 /** Creates an engine over the cache and returns its note and the logits of one fixed prefill. */
-async function run(format: WeightFormat, dir: string, checkpoint: string) {
-  const harness = referenceHarness(weights, 200);
-  const engine = await OnnxEngine.create(weights, harness.pool, {
+async function run(format: WeightFormat, dir: string, checkpoint: string, model: ModelWeights = weights) {
+  const harness = referenceHarness(model, 200);
+  const engine = await OnnxEngine.create(model, harness.pool, {
     threads: 1,
     weightFormat: format,
     weightCache: { dir, checkpoint },
@@ -28,20 +30,55 @@ async function run(format: WeightFormat, dir: string, checkpoint: string) {
   return { note: engine.weightCacheNote, logits };
 }
 
+/** The same weights, but reading a linear layer's (or lm_head's) array throws. */
+function untouchable(model: ModelWeights): ModelWeights {
+  const guard = <T extends object>(target: T, key: keyof T & string) =>
+    Object.defineProperty(target, key, {
+      get: () => {
+        throw new Error(`${key} was read`);
+      },
+    });
+  const copy: ModelWeights = {
+    ...model,
+    layers: model.layers.map((l) => ({ ...l, linear: { ...l.linear } })),
+  };
+  for (const layer of copy.layers) for (const m of TARGET_MODULES) guard(layer.linear, m);
+  guard(copy, 'lmHead');
+  return copy;
+}
+
 describe('the encoded-weight cache on disk', () => {
-  it.each(['int4', 'int8', 'f16'] as const)(
-    '%s: a second start reads what the first wrote, same logits',
+  it.each(['int4', 'int8'] as const)(
+    '%s: a second start maps what the first wrote, without reading the f32 weights, same logits',
     async (format) => {
       const dir = join(tempDir(), format);
+      const file = weightCacheFile({ dir, checkpoint: 'ckpt-a' }, format);
       const first = await run(format, dir, 'ckpt-a');
-      expect(first.note).toMatch(new RegExp(`^${format} weights encoded and written to `));
-      const second = await run(format, dir, 'ckpt-a');
-      expect(second.note).toBe(
-        `${format} weights read from ${weightCacheFile({ dir, checkpoint: 'ckpt-a' }, format)}`,
-      );
+      expect(first.note).toBe(`${format} weights encoded and written to ${file}, then mapped from it`);
+      const second = await run(format, dir, 'ckpt-a', untouchable(weights));
+      expect(second.note).toBe(`${format} weights mapped from ${file}`);
       expect(second.logits).toEqual(first.logits);
+      // The same weights handed over in memory (no cache) give the same logits.
+      const harness = referenceHarness(weights, 200);
+      const inMemory = await OnnxEngine.create(weights, harness.pool, { threads: 1, weightFormat: format });
+      const plan: StepPlan = {
+        sequences: [harness.sequenceStep(1, randomTokens(6, weights.config.vocabSize, 8), 0, null, 'all')],
+      };
+      expect(await inMemory.step(plan)).toEqual(first.logits);
+      await inMemory.close();
     },
   );
+
+  it('f16: a second start reads what the first wrote, same logits', async () => {
+    const dir = join(tempDir(), 'f16');
+    const first = await run('f16', dir, 'ckpt-a');
+    expect(first.note).toMatch(/^f16 weights encoded and written to /);
+    const second = await run('f16', dir, 'ckpt-a');
+    expect(second.note).toBe(
+      `f16 weights read from ${weightCacheFile({ dir, checkpoint: 'ckpt-a' }, 'f16')}`,
+    );
+    expect(second.logits).toEqual(first.logits);
+  });
 
   it('misses on another checkpoint or a file cut short, and then rewrites it', async () => {
     const dir = join(tempDir(), 'misses');
@@ -52,7 +89,7 @@ describe('the encoded-weight cache on disk', () => {
     truncateSync(file, 4000);
     const cut = await run('int4', dir, 'ckpt-a');
     expect(cut.note).toMatch(/encoded and written/);
-    expect((await run('int4', dir, 'ckpt-a')).note).toMatch(/read from/);
+    expect((await run('int4', dir, 'ckpt-a')).note).toMatch(/mapped from/);
   });
 
   it('says why when the cache cannot be written, and still serves', async () => {
