@@ -12,6 +12,7 @@
  *    time to a ready engine, memory, and decode batch 1 and 8 ms/step.
  *
  *   npx tsx bench/startup.ts [--layers N] [--rounds N] [--before DIR] [--threads N]
+ *     [--server-flags='--quantization int8'] [--servers-only] [--stream-tokens N] [--name startup]
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -31,7 +32,6 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const VARIANTS = ['mapped-prepacked', 'mapped-no-prepack', 'host-prepacked'] as const;
 type Variant = (typeof VARIANTS)[number];
 const DECODE_STEPS = 9;
-const STREAM_TOKENS = 24;
 
 const { values: args } = parseArgs({
   options: {
@@ -39,11 +39,16 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '2' },
     before: { type: 'string' },
     threads: { type: 'string', default: '2' },
+    'server-flags': { type: 'string', default: '' },
+    'servers-only': { type: 'boolean', default: false },
+    'stream-tokens': { type: 'string', default: '24' },
+    name: { type: 'string', default: 'startup' },
     child: { type: 'string' },
     'model-dir': { type: 'string' },
   },
 });
 const numLayers = Number(args.layers);
+const serverFlags = args['server-flags'].split(' ').filter(Boolean);
 const threads = Number(args.threads);
 
 function progress(message: string): void {
@@ -155,6 +160,12 @@ function runProcess(command: string[], cwd: string): Promise<string> {
   });
 }
 
+/** One server to start: its label and whose tree. */
+interface ServerVariant {
+  label: string;
+  root: string;
+}
+
 interface ServerResult {
   label: string;
   healthSeconds: number;
@@ -164,7 +175,7 @@ interface ServerResult {
 }
 
 /** Spawns a server from `root`, times /health 200 from the spawn, reads its memory, streams one completion. */
-async function measureServer(label: string, root: string, modelDir: string): Promise<ServerResult> {
+async function measureServer({ label, root }: ServerVariant, modelDir: string): Promise<ServerResult> {
   const spawned = performance.now();
   const child: ChildProcess = spawn(
     process.execPath,
@@ -180,6 +191,7 @@ async function measureServer(label: string, root: string, modelDir: string): Pro
       'onnx',
       '--pool-size',
       '512MiB',
+      ...serverFlags,
     ],
     { cwd: root, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -241,7 +253,7 @@ async function streamGaps(baseUrl: string, model: string): Promise<number[]> {
     body: JSON.stringify({
       model,
       prompt: 'Once upon a time',
-      max_tokens: STREAM_TOKENS,
+      max_tokens: Number(args['stream-tokens']),
       temperature: 0,
       ignore_eos: true,
       stream: true,
@@ -273,16 +285,16 @@ async function ensureModel(): Promise<string> {
 async function main(): Promise<void> {
   const modelDir = await ensureModel();
   const rounds = Number(args.rounds);
-  const roots: Array<[string, string]> = [['after (this tree)', ROOT]];
-  if (args.before) roots.push(['before', resolve(args.before)]);
+  const roots: ServerVariant[] = [{ label: 'after (this tree)', root: ROOT }];
+  if (args.before) roots.push({ label: 'before', root: resolve(args.before) });
   const servers: ServerResult[] = [];
   const children: ChildResult[] = [];
   for (let round = 0; round < rounds; round++) {
-    for (const [label, root] of roots) {
-      progress(`round ${round + 1}: server ${label}`);
-      servers.push(await measureServer(label, root, modelDir));
+    for (const variant of roots) {
+      progress(`round ${round + 1}: server ${variant.label}`);
+      servers.push(await measureServer(variant, modelDir));
     }
-    for (const variant of VARIANTS) {
+    for (const variant of args['servers-only'] ? [] : VARIANTS) {
       progress(`round ${round + 1}: engine ${variant}`);
       const out = await runProcess(
         [
@@ -302,7 +314,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const serverRows = roots.map(([label]) => {
+  const serverRows = roots.map(({ label }) => {
     const runs = servers.filter((s) => s.label === label);
     return {
       server: label,
@@ -324,7 +336,7 @@ async function main(): Promise<void> {
       'decode batch 1 ms/token, streamed (min / median / max)': fmtSpread(runs.flatMap((r) => r.decodeMs)),
     };
   });
-  const engineRows = VARIANTS.map((variant) => {
+  const engineRows = (args['servers-only'] ? [] : VARIANTS).map((variant) => {
     const runs = children.filter((c) => c.variant === variant);
     return {
       weights: variant,
@@ -349,28 +361,31 @@ async function main(): Promise<void> {
       `${f.file.split('/').pop()}: ${(f.bytes / 1e6).toFixed(0)} MB in ${f.seconds.toFixed(1)} s (${(f.bytes / 1e6 / f.seconds).toFixed(0)} MB/s), ${(f.fileBackedBytes / 1e6).toFixed(0)} MB left in the file for onnxruntime to map`,
   );
   writeBenchReport({
-    name: 'startup',
-    title: 'start-up of the onnx engine (TinyLlama shape, F32)',
+    name: args.name,
+    title: `start-up of the onnx engine (TinyLlama shape, F32 checkpoint${serverFlags.length ? `, server ${serverFlags.join(' ')}` : ''})`,
     context: {
       ...machineContext(),
       cpu: cpus()[0]?.model ?? 'unknown',
       model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, F32, 2 safetensors shards (${modelDir})`,
       rounds,
       threads,
-      'server flags': '--engine onnx --pool-size 512MiB (server threads: every core)',
+      'server flags': `--engine onnx --pool-size 512MiB ${serverFlags.join(' ')} (server threads: every core)`,
       spread:
         'min / median / max over rounds (decode: over every step of every round); variants interleave round by round',
     },
     rows: serverRows,
-    tables: [{ title: 'engine weight options, each in a fresh process', rows: engineRows }],
+    tables:
+      engineRows.length > 0
+        ? [{ title: 'engine weight options, each in a fresh process ', rows: engineRows }]
+        : [],
     chart: {
       unit: 's to ready (median)',
       bars: [
-        ...roots.map(([label]) => ({
+        ...roots.map(({ label }) => ({
           label: `server ${label}: /health 200`,
           value: spread(servers.filter((s) => s.label === label).map((s) => s.healthSeconds)).median,
         })),
-        ...VARIANTS.map((variant) => ({
+        ...(args['servers-only'] ? [] : VARIANTS).map((variant) => ({
           label: `engine ${variant}: load + engine`,
           value: spread(
             children.filter((c) => c.variant === variant).map((c) => c.loadSeconds + c.engineSeconds),
