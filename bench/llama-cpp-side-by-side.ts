@@ -63,6 +63,7 @@ const prompt = (n: number, seed: number, vocab: number) =>
 async function loomSystem(
   weights: ReturnType<typeof syntheticWeights>,
   format: WeightFormat,
+  cacheDir: string,
   loraLayers = true,
 ): Promise<System> {
   const config = weights.config;
@@ -72,6 +73,8 @@ async function loomSystem(
   const engine = await OnnxEngine.create(weights, pool, {
     threads: THREADS,
     weightFormat: format,
+    // As a server's: encoded once into the cache file, which onnxruntime then maps.
+    ...(format === 'f32' ? {} : { weightCache: { dir: cacheDir, checkpoint: 'side-by-side' } }),
     ...(loraLayers ? {} : { loraModules: [] }),
   });
   const kv = new KvCache(pool, layout);
@@ -177,9 +180,9 @@ async function main(): Promise<void> {
       files.push([type, path]);
     }
     const systems = [
-      await loomSystem(weights, 'f32'),
-      await loomSystem(weights, 'int8'),
-      await loomSystem(weights, 'int8', false),
+      await loomSystem(weights, 'f32', dir),
+      await loomSystem(weights, 'int8', dir),
+      await loomSystem(weights, 'int8', dir, false),
       ...(await llamaCppSystems(args['llama-cpp'], files)),
     ];
     const prefills = systems.map(() => [] as number[]);
@@ -220,7 +223,7 @@ async function main(): Promise<void> {
       chart: { unit: 'decode batch 1, median ms/step', bars },
       notes: [
         'Rounds run every system in turn; a round is a 512-token prefill, then a 64-token context and decode steps at batch 1 (greedy).',
-        'Loom int8: MatMulNBits (blocks of 128, activations rounded to int8 too); llama.cpp q8_0: blocks of 32 with an f16 scale. Greedy agreement of an 8-bit format with f32 is not expected to be exact on a random-weight model.',
+        'Loom int8: MatMulNBits (blocks of 128, activations rounded to int8 too), its codes mapped by onnxruntime from the encoded-weight cache file as a server maps them; llama.cpp q8_0: blocks of 32 with an f16 scale. Greedy agreement of an 8-bit format with f32 is not expected to be exact on a random-weight model.',
         'no adapter source: the engine as a server started without --lora-modules, --lora-dir or --lora-root builds it, its step graph without LoRA nodes (a LoRA server carries them on every step, adapters or not); the other Loom rows are the LoRA-ready graph, running steps without adapters.',
         'llama.cpp decode times are the gaps between the tokens node-llama-cpp yields (sampling and its JS included), as a client sees them; Loom decode times are engine.step calls with a host argmax.',
       ],
