@@ -3,6 +3,7 @@ import type { KvLayout } from '../memory/kv-layout.js';
 import type { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import type { StoredLoraAdapter } from '../model/stored-adapter.js';
+import type { LogitAdjustments } from './logit-adjustments.js';
 import type { TokenLogprobs } from './logprobs.js';
 
 export type EngineKind = 'reference' | 'onnx' | 'webgpu';
@@ -60,6 +61,10 @@ export interface RowSampling {
   topK: number;
   /** 1 means off. */
   topP: number;
+  /** 0 or absent means off. */
+  minP?: number;
+  /** Edits of the row's logits before it is sampled (kernels/logit-adjustments.ts); absent or null: none. */
+  adjustments?: LogitAdjustments | null;
   uniform: number;
 }
 
@@ -105,11 +110,11 @@ export interface Engine {
   /**
    * Optional: step() that samples on the engine and returns one token id per logit row (same
    * rows, same order) instead of the logits; `sampling[i]` is row i's settings and uniform, and
-   * a row's token equals sampleToken(row's logits, sampling[i], sampling[i].uniform).
-   * Log-probabilities the sequences ask for (SequenceStep.logprobs) come back beside the ids, k
-   * values per row, computed on the engine from the same logits. Engines without it sample on
-   * the host (kernels/host-sampling.ts), from step()'s logits, as do steps with a row that min-p
-   * or logit edits apply to.
+   * a row's token equals sampleToken(adjustedLogits(row's logits, sampling[i].adjustments),
+   * sampling[i], sampling[i].uniform). Log-probabilities the sequences ask for
+   * (SequenceStep.logprobs) come back beside the ids, k values per row, computed on the engine
+   * from the raw logits. Engines without it sample on the host (kernels/host-sampling.ts), from
+   * step()'s logits.
    */
   sampleStep?(plan: StepPlan, sampling: ReadonlyArray<RowSampling>): Promise<SampledStep>;
   /** Optional: the failure that stopped the engine for good (device lost), or null while it can run. */

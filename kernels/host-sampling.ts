@@ -1,21 +1,8 @@
 import { type Engine, logitRows, type RowSampling, type SampledStep, type StepPlan } from './engine.js';
-import { adjustedLogits, type LogitAdjustments } from './logit-adjustments.js';
+import { adjustedLogits } from './logit-adjustments.js';
 import { collectLogprobs, widenForLogprobs } from './logprob-rows.js';
 import { rowLogprobs } from './logprobs.js';
 import { sampleToken } from './sample.js';
-
-/** A row's settings on the host: the device's (RowSampling) plus min-p and logit edits. */
-export interface HostRowSampling extends RowSampling {
-  /** 0 or absent means off (kernels/sample.ts). */
-  minP?: number;
-  /** Applied to a copy of the row before it is sampled; log-probabilities stay the raw logits'. */
-  adjustments?: LogitAdjustments | null;
-}
-
-/** Whether only the host samples this row: Engine.sampleStep knows temperature, top-k and top-p. */
-export function needsHostSampling(row: HostRowSampling): boolean {
-  return (row.minP ?? 0) > 0 || (row.adjustments ?? null) !== null;
-}
 
 /**
  * Engine.sampleStep for engines that return logits (reference, onnx, merged): runs step(), samples
@@ -27,7 +14,7 @@ export function needsHostSampling(row: HostRowSampling): boolean {
 export async function sampleOnHost(
   engine: Pick<Engine, 'step' | 'config'>,
   plan: StepPlan,
-  sampling: ReadonlyArray<HostRowSampling>,
+  sampling: ReadonlyArray<RowSampling>,
   sample: typeof sampleToken = sampleToken,
 ): Promise<SampledStep> {
   const expected = logitRows(plan);

@@ -1,5 +1,11 @@
-import { type Engine, logitRows, type SampledStep, type StepPlan } from '../kernels/engine.js';
-import { type HostRowSampling, needsHostSampling, sampleOnHost } from '../kernels/host-sampling.js';
+import {
+  type Engine,
+  logitRows,
+  type RowSampling,
+  type SampledStep,
+  type StepPlan,
+} from '../kernels/engine.js';
+import { sampleOnHost } from '../kernels/host-sampling.js';
 import type { LogitAdjustments } from '../kernels/logit-adjustments.js';
 import type { sampleToken, TokenSampling } from '../kernels/sample.js';
 import type { Uniform } from './prng.js';
@@ -18,8 +24,7 @@ export interface RowSampler {
  * (Engine.sampleStep) reads back ids (and k log-probabilities per row) instead of [rows × vocab]
  * logits; otherwise `sample` runs on the host. Each row draws exactly one uniform from its
  * sequence's stream before the step on either path, so a seeded request gets the same tokens
- * whichever path serves it. A step with a row that min-p or logit edits apply to samples on the
- * host (Engine.sampleStep does neither).
+ * whichever path serves it.
  */
 export async function stepTokens(
   engine: Engine,
@@ -30,7 +35,7 @@ export async function stepTokens(
 ): Promise<SampledStep> {
   const expected = logitRows(plan);
   if (rows.length !== expected) throw new Error(`${rows.length} samplers for ${expected} logit rows`);
-  const sampling: HostRowSampling[] = rows.map((row) => ({
+  const sampling: RowSampling[] = rows.map((row) => ({
     temperature: row.sampling.temperature,
     topK: row.sampling.topK,
     topP: row.sampling.topP,
@@ -38,8 +43,7 @@ export async function stepTokens(
     uniform: row.uniform(),
     adjustments: row.logitAdjustments(),
   }));
-  if (!(onEngine && engine.sampleStep) || sampling.some(needsHostSampling))
-    return sampleOnHost(engine, plan, sampling, sample);
+  if (!(onEngine && engine.sampleStep)) return sampleOnHost(engine, plan, sampling, sample);
   const result = await engine.sampleStep(plan, sampling);
   if (result.tokens.length !== expected)
     throw new Error(`returned ${result.tokens.length} token ids, expected ${expected}`);

@@ -8,18 +8,21 @@ export interface RowSampling {
   temperature: number;
   topK: number;
   topP: number;
+  /** 0 or absent means off (kernels/sample.ts). */
+  minP?: number;
   uniform: number;
 }
 
-/** Per-row settings as sample.wgsl reads them: temperature, top-k bits, top-p, uniform. */
+/** Per-row settings as sample.wgsl reads them: temperature, top-k bits, top-p, uniform; min-p, 3 unused. */
 export function packSampling(rows: ReadonlyArray<RowSampling>): Float32Array {
-  const out = new Float32Array(rows.length * 4);
+  const out = new Float32Array(rows.length * 8);
   const bits = new Uint32Array(out.buffer);
   rows.forEach((r, i) => {
-    out[i * 4] = r.temperature;
-    bits[i * 4 + 1] = r.topK;
-    out[i * 4 + 2] = r.topP;
-    out[i * 4 + 3] = r.uniform;
+    out[i * 8] = r.temperature;
+    bits[i * 8 + 1] = r.topK;
+    out[i * 8 + 2] = r.topP;
+    out[i * 8 + 3] = r.uniform;
+    out[i * 8 + 4] = r.minP ?? 0;
   });
   return out;
 }

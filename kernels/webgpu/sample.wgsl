@@ -1,6 +1,7 @@
 // Picks one token per row of logits on the device, so a step reads back ids, not logits.
-// Same definition as kernels/reference/sample.ts: temperature 0 → argmax (lowest index on
-// ties); otherwise candidates in descending-logit order (ties to the lower index), top-k, then
+// Same definition as kernels/sample.ts: temperature 0 → argmax (lowest index on ties);
+// otherwise weights exp((logit − max) / T), those below min-p dropped (zero), candidates in
+// descending-logit order (ties to the lower index), top-k, then
 // the shortest prefix reaching top-p of the kept mass, then the first candidate whose
 // cumulative weight exceeds uniform · kept mass.
 //
@@ -18,7 +19,7 @@ struct Params {
 var<immediate> p: Params;
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
-// Per row: temperature, top-k (bits of a u32), top-p, uniform.
+// Per row, two vec4s: temperature, top-k (bits of a u32), top-p, uniform; then min-p and three unused.
 @group(0) @binding(1) var<storage, read> settings: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> weights: array<f32>;
 @group(0) @binding(3) var<storage, read_write> ids: array<u32>;
@@ -202,11 +203,12 @@ fn argmax(base: u32, lane: u32) -> u32 {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
   let row = wg.x;
   let base = row * p.vocab;
-  let setting = settings[row];
+  let setting = settings[row * 2u];
   let temperature = setting.x;
   let topK = bitcast<u32>(setting.y);
   let topP = setting.z;
   let uniform = setting.w;
+  let minP = settings[row * 2u + 1u].x;
   let best = argmax(base, lane);
   let maxLogit = logits[base + best];
   workgroupBarrier();
@@ -217,7 +219,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     return;
   }
   for (var i = lane; i < p.vocab; i += 64u) {
-    weights[base + i] = exp((logits[base + i] - maxLogit) / temperature);
+    let w = exp((logits[base + i] - maxLogit) / temperature);
+    weights[base + i] = select(w, 0.0, w < minP);
   }
   storageBarrier();
   workgroupBarrier();

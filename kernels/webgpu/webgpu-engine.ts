@@ -29,6 +29,7 @@ import { createWebGpuContext, type WebGpuContext, WebGpuOutOfMemoryError } from 
 import { type DeviceModel, destroyModel, uploadModel } from './device-model.js';
 import { EmbedKernel } from './embed.js';
 import { type DeviceWeight, GemmKernel, type WeightLayout } from './gemm.js';
+import { LogitEditsKernel, packLogitEdits } from './logit-edits.js';
 import { LogprobsKernel, logprobRecordWords, packLogprobRequests, unpackLogprobRecord } from './logprobs.js';
 import { LoraExpandKernel } from './lora-expand.js';
 import { LoraShrinkKernel } from './lora-shrink.js';
@@ -90,6 +91,7 @@ export class WebGpuEngine implements Engine {
   private readonly shrink: LoraShrinkKernel;
   private readonly expand: LoraExpandKernel;
   private readonly sampler: SampleKernel;
+  private readonly logitEdits: LogitEditsKernel;
   private readonly logprobs: LogprobsKernel;
   /** Host staging for adapter uploads, one piece long (writeAdapter). */
   private uploadPiece = new Float32Array(0);
@@ -144,6 +146,7 @@ export class WebGpuEngine implements Engine {
     this.shrink = new LoraShrinkKernel(ctx, storage);
     this.expand = new LoraExpandKernel(ctx, storage);
     this.sampler = new SampleKernel(ctx);
+    this.logitEdits = new LogitEditsKernel(ctx);
     this.logprobs = new LogprobsKernel(ctx);
     this.adapterSlots = new AdapterSlotTable(ctx, storage, config.numLayers);
   }
@@ -225,7 +228,16 @@ export class WebGpuEngine implements Engine {
       const vocab = this.config.vocabSize;
       const ids = this.scratchBuffer('sampled', Math.max(1, numRows) * 4);
       const settingsBuffer = this.scratchUpload('sample-settings', packSampling(settings));
+      // Penalties, logit_bias, min_tokens: edited in place for the sampler, raw again for logprobs.
+      const packed = numRows > 0 ? packLogitEdits(settings.map((s) => s.adjustments)) : null;
+      const edits = packed && {
+        list: this.scratchUpload('logit-edits', packed.words),
+        saved: this.scratchBuffer('logit-edits-saved', packed.count * 4),
+        count: packed.count,
+      };
+      if (edits) this.logitEdits.encodeApply(pass, logits, vocab, edits.list, edits.count, edits.saved);
       if (numRows > 0) this.sampler.encode(pass, logits, numRows, vocab, settingsBuffer, ids);
+      if (edits) this.logitEdits.encodeRestore(pass, logits, vocab, edits.list, edits.count, edits.saved);
       if (maxTopK < 0) return { source: ids, bytes: numRows * 4 };
       const requests = this.scratchUpload('logprob-requests', packLogprobRequests(rows));
       const records = this.scratchBuffer('logprob-records', Math.max(1, numRows) * stride * 4);

@@ -167,16 +167,22 @@ describe('logit edits and min_p through the scheduler', () => {
     expect(tokens[5][0]).not.toContain(5);
   });
 
-  it('samples steps with edited rows on the host, the others on the engine, with the same tokens', async () => {
+  it('hands min-p and the edits to an engine that samples (Engine.sampleStep), with the same tokens', async () => {
     const { tokens, engine } = await generate(REQUESTS, true);
     REQUESTS.forEach((r, i) => {
       expect(tokens[i][0], `request ${i}`).toEqual(oracleTokens(r));
     });
-    const { tokens: plainOnly, engine: plainEngine } = await generate([REQUESTS[0]], true);
-    expect(plainOnly[0][0]).toEqual(oracleTokens(REQUESTS[0]));
-    // Every plain step went to sampleStep; steps holding an edited row (all of them here) did not.
-    expect((plainEngine as SamplingFakeEngine).sampled).toHaveLength(12);
-    expect((engine as SamplingFakeEngine).sampled).toHaveLength(0);
+    const rows = (engine as SamplingFakeEngine).sampled.flat();
+    // Every token went through sampleStep: 12 per request but the one EOS ends early.
+    expect(rows.length).toBe(tokens.reduce((n, t) => n + t[0].length, 0));
+    expect(rows.filter((r) => r.adjustments).length).toBeGreaterThan(0);
+    expect(rows.filter((r) => (r.minP ?? 0) > 0).length).toBeGreaterThan(0);
+    // A plain request's rows carry neither.
+    const { engine: plainEngine } = await generate([REQUESTS[0]], true);
+    for (const r of (plainEngine as SamplingFakeEngine).sampled.flat()) {
+      expect(r.adjustments).toBeNull();
+      expect(r.minP).toBe(0);
+    }
   });
 
   it('min_tokens holds back EOS and stop strings until that many tokens are out', async () => {
