@@ -1,20 +1,12 @@
-import { rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { writeSyntheticModel } from '../../model/synthetic-files.js';
 import { TINY_SPEC } from '../../model/synthetic-spec.js';
 import { LlmEngine } from '../../scheduler/llm-engine.js';
-import { writeTinyModel } from '../server/tiny-server.js';
+import { useTinyModel } from '../server/tiny-server.js';
 
-let root: string;
-
-beforeAll(async () => {
-  ({ root } = await writeTinyModel());
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const model = useTinyModel();
 
 /** LlmEngine.create's structured progress lines, in order. */
 async function startupLines(
@@ -42,7 +34,7 @@ async function startupLines(
 
 describe('start-up progress', () => {
   it('reports each safetensors shard read, with its size, speed and the bytes left mapped', async () => {
-    const modelDir = join(root, 'sharded');
+    const modelDir = join(model.root, 'sharded');
     await writeSyntheticModel(modelDir, TINY_SPEC, { shards: 3 });
     const lines = await startupLines(modelDir);
     const shards = lines.filter((l) => l.msg === 'weights file read and checked');
@@ -71,7 +63,7 @@ describe('start-up progress', () => {
   });
 
   it('maps nothing from an F16 checkpoint: its weights are widened into host arrays', async () => {
-    const modelDir = join(root, 'f16');
+    const modelDir = join(model.root, 'f16');
     await writeSyntheticModel(modelDir, { ...TINY_SPEC, dtype: 'F16' });
     const shards = (await startupLines(modelDir)).filter((l) => l.msg === 'weights file read and checked');
     expect(shards).toHaveLength(1);

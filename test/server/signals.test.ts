@@ -1,25 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sseEvents } from './fake-stack.js';
-import { writeTinyModel } from './tiny-server.js';
+import { useTinyModel } from './tiny-server.js';
 
 /**
  * `npm start` as a user (or a container runtime) runs it, stopped with SIGTERM sent to npm itself
  * while streams are in flight: the signal must reach node (no shell or wrapper left holding it),
  * the streams must end with [DONE], and npm must exit 0 with no server process left behind.
  */
-let root: string;
-let modelDir: string;
-
-beforeAll(async () => {
-  ({ root, modelDir } = await writeTinyModel());
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const model = useTinyModel();
 
 function isAlive(pid: number): boolean {
   try {
@@ -34,7 +24,18 @@ describe('npm start', () => {
   it('drains streams in flight on SIGTERM to npm, exits 0 and leaves no server behind', async () => {
     const npm = spawn(
       'npm',
-      ['start', '--', '--model', modelDir, '--engine', 'reference', '--port', '0', '--pool-size', '8MiB'],
+      [
+        'start',
+        '--',
+        '--model',
+        model.modelDir,
+        '--engine',
+        'reference',
+        '--port',
+        '0',
+        '--pool-size',
+        '8MiB',
+      ],
       {
         cwd: join(import.meta.dirname, '../..'),
         env: { ...process.env, LOG_LEVEL: 'info' },

@@ -1,13 +1,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../model/safetensors.js';
 import { writeSafetensors } from '../../model/safetensors-writer.js';
 import { StartupError } from '../../model/startup-error.js';
 import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
 import { buildServingStack } from '../../server/serving-stack.js';
-import { writeTinyModel } from './tiny-server.js';
+import { useTinyModel, writeTinyModel } from './tiny-server.js';
 
 /** main.ts as a user runs it: its own process, its own exit code and stderr. */
 function runMain(args: string[]): {
@@ -35,25 +35,11 @@ function stderrLines(stderr: string): string[] {
   return stderr.split('\n').filter((line) => line.trim() !== '');
 }
 
-let root: string;
-let modelDir: string;
-let adapterDir: string;
-
-beforeAll(async () => {
-  ({
-    root,
-    modelDir,
-    adapters: [{ path: adapterDir }],
-  } = await writeTinyModel());
-});
-
-afterAll(async () => {
-  await rm(root, { recursive: true, force: true });
-});
+const model = useTinyModel();
 
 describe('server/main.ts start-up', () => {
   it('exits 1 with one line naming a missing model directory', async () => {
-    const missing = join(root, 'no-such-model');
+    const missing = join(model.root, 'no-such-model');
     const { code, stderr } = await runMain(['--model', missing]).exited;
     expect(code).toBe(1);
     const lines = stderrLines(stderr);
@@ -100,7 +86,7 @@ describe('server/main.ts start-up', () => {
   });
 
   it('exits 1 with one line naming an adapter whose shapes do not fit the model', async () => {
-    const wrongDir = join(root, 'wrong-shape');
+    const wrongDir = join(model.root, 'wrong-shape');
     const narrower = syntheticConfig({ ...TINY_SPEC, hiddenSize: 32 });
     await writeSyntheticAdapter(wrongDir, narrower, {
       name: 'wrong',
@@ -111,7 +97,7 @@ describe('server/main.ts start-up', () => {
     });
     const { code, stderr } = await runMain([
       '--model',
-      modelDir,
+      model.modelDir,
       '--engine',
       'reference',
       '--lora-modules',
@@ -126,7 +112,7 @@ describe('server/main.ts start-up', () => {
   it('exits 2 on an unknown flag and 1 on --quantization for the reference engine, one line each', async () => {
     const [unknown, int8] = await Promise.all([
       runMain(['--no-such-flag']).exited,
-      runMain(['--model', modelDir, '--engine', 'reference', '--quantization', 'int8']).exited,
+      runMain(['--model', model.modelDir, '--engine', 'reference', '--quantization', 'int8']).exited,
     ]);
     expect(unknown.code).toBe(2);
     expect(stderrLines(unknown.stderr)).toEqual(['loom: unknown flag --no-such-flag (see --help)']);
@@ -137,7 +123,7 @@ describe('server/main.ts start-up', () => {
   });
 
   it('--engine auto says in one log line which engine it chose and why', async () => {
-    const { child, exited } = runMain(['--model', modelDir, '--pool-size', '8MiB']);
+    const { child, exited } = runMain(['--model', model.modelDir, '--pool-size', '8MiB']);
     let stdout = '';
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
       child.stdout?.on('data', (data) => {
@@ -160,8 +146,8 @@ describe('server/main.ts start-up', () => {
   });
 
   it("refuses a context longer than a Mistral config's sliding_window, suggesting --max-model-len", async () => {
-    const windowed = join(root, 'windowed');
-    await cp(modelDir, windowed, { recursive: true });
+    const windowed = join(model.root, 'windowed');
+    await cp(model.modelDir, windowed, { recursive: true });
     const configFile = join(windowed, 'config.json');
     const config = JSON.parse(await readFile(configFile, 'utf8'));
     await writeFile(configFile, JSON.stringify({ ...config, model_type: 'mistral', sliding_window: 256 }));
@@ -190,8 +176,8 @@ describe('server/main.ts start-up', () => {
     const build = (maxModelLen: number) =>
       buildServingStack(
         {
-          modelDir,
-          loraModules: [{ name: 'first', path: adapterDir }],
+          modelDir: model.modelDir,
+          loraModules: [{ name: 'first', path: model.adapters[0].path }],
           servedModelName: null,
           maxModelLen,
           maxNumSeqs: 4,
@@ -216,9 +202,9 @@ describe('server/main.ts start-up', () => {
   it('serves, then exits 0 on SIGTERM', async () => {
     const { child, exited } = runMain([
       '--model',
-      modelDir,
+      model.modelDir,
       '--lora-modules',
-      `first=${adapterDir}`,
+      `first=${model.adapters[0].path}`,
       '--engine',
       'reference',
       '--pool-size',
