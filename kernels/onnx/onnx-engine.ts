@@ -134,7 +134,6 @@ export class OnnxEngine implements Engine {
   /** In 'prepacked' mode the single graph's LoRA modules (all of them unless told otherwise). */
   private readonly fixedLoraModules: readonly TargetModule[] | undefined;
   readonly weightFormat: WeightFormat;
-  /** What happened with the weight cache at creation (read, written, or why not), for the start-up log. */
   /** What became of the encoded-weight cache at creation (read, mapped, written), for the log. */
   weightCacheNote: string | null = null;
   private readonly maxChunkTokens: number;
@@ -142,7 +141,6 @@ export class OnnxEngine implements Engine {
   /** Adapters of recent steps, stacked for the graph's LoRA slots. */
   private readonly stack: LoraSlotStack;
   private readonly padLoraRankTo: number | undefined;
-  /** Gemm weights onnxruntime reads from their safetensors files (it maps them), not from host arrays. */
   /** External data onnxruntime maps from files: F32 safetensors, or the encoded-weight cache. */
   private weightFiles: MappedWeightFiles | undefined;
   private closed = false;
@@ -245,37 +243,36 @@ export class OnnxEngine implements Engine {
       return all;
     };
     const file = cache && this.weightFormat !== 'f32' ? weightCacheFile(cache, this.weightFormat) : null;
-    if (file && isQuantized(this.weightFormat)) {
-      let locations = weightCacheLocations(file, entryNames);
-      let note = `${this.weightFormat} weights mapped from ${file}`;
-      let encoded: Map<string, EncodedWeight> | null = null;
-      if (!locations) {
-        encoded = encodeAll();
-        try {
-          writeWeightCache(file, encoded);
-          locations = weightCacheLocations(file, entryNames);
-          note = `${this.weightFormat} weights encoded and written to ${file}, then mapped from it`;
-        } catch (error) {
-          note = `${this.weightFormat} weights encoded; could not write ${file}: ${(error as Error).message}`;
-        }
-      }
-      this.weightCacheNote = note;
-      if (locations) {
-        this.weightFiles = { folder: dirname(file), locations };
-        return;
-      }
-      this.useEncoded(encoded ?? encodeAll());
+    // Quantized parts are initializers onnxruntime can map; f16 tiles are feeds, read into memory.
+    const mapsFile = file !== null && isQuantized(this.weightFormat);
+    const mapFrom = (path: string) => {
+      const locations = weightCacheLocations(path, entryNames);
+      if (locations) this.weightFiles = { folder: dirname(path), locations };
+      return locations !== null;
+    };
+    if (file && mapsFile && mapFrom(file)) {
+      this.weightCacheNote = `${this.weightFormat} weights mapped from ${file}`;
       return;
     }
-    const cached = file ? readWeightCache(file, entryNames) : null;
-    const encoded = cached ?? encodeAll();
-    if (file && cached) this.weightCacheNote = `${this.weightFormat} weights read from ${file}`;
-    else if (file) {
+    const cached = file && !mapsFile ? readWeightCache(file, entryNames) : null;
+    if (file && cached) {
+      this.weightCacheNote = `${this.weightFormat} weights read from ${file}`;
+      this.useEncoded(cached);
+      return;
+    }
+    const encoded = encodeAll();
+    if (file) {
       try {
         writeWeightCache(file, encoded);
-        this.weightCacheNote = `${this.weightFormat} weights encoded and written to ${file}`;
       } catch (error) {
         this.weightCacheNote = `${this.weightFormat} weights encoded; could not write ${file}: ${(error as Error).message}`;
+        this.useEncoded(encoded);
+        return;
+      }
+      this.weightCacheNote = `${this.weightFormat} weights encoded and written to ${file}`;
+      if (mapsFile && mapFrom(file)) {
+        this.weightCacheNote += ', then mapped from it';
+        return;
       }
     }
     this.useEncoded(encoded);
