@@ -137,10 +137,19 @@ export class TextTokenizer {
     });
   }
 
-  /** Renders messages with the chat template, with HF's variables (messages, specials, add_generation_prompt). */
-  applyChatTemplate(messages: ChatMessage[], addGenerationPrompt = true): string {
+  /**
+   * Renders messages with the chat template, with HF's variables (messages, specials,
+   * add_generation_prompt) and `extra` ones (a request's chat_template_kwargs), which cannot
+   * replace those.
+   */
+  applyChatTemplate(
+    messages: ChatMessage[],
+    addGenerationPrompt = true,
+    extra: Readonly<Record<string, unknown>> = {},
+  ): string {
     if (!this.template) throw new ChatTemplateError('this model has no chat template');
     return this.template.render({
+      ...extra,
       messages,
       add_generation_prompt: addGenerationPrompt,
       ...this.specialTokens,

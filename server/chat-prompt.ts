@@ -88,6 +88,48 @@ export interface ChatPromptOptions {
    * itself where the model wants one (as HF's apply_chat_template does), so both would double it.
    */
   addSpecialTokens?: boolean;
+  /**
+   * Leaves the final message open, so the model continues it (a prefilled answer): the rendering
+   * is cut right after that message's text, as HF's apply_chat_template(continue_final_message).
+   * Not with addGenerationPrompt.
+   */
+  continueFinalMessage?: boolean;
+  /** More variables for the template (vLLM's chat_template_kwargs, e.g. a model's enable_thinking). */
+  templateKwargs?: Readonly<Record<string, unknown>>;
+}
+
+/** The chat options of a request body (chat completions, /tokenize's chat form), vLLM's defaults. */
+export function chatPromptOptions(body: {
+  add_generation_prompt?: boolean | null;
+  continue_final_message?: boolean | null;
+  add_special_tokens?: boolean | null;
+  chat_template_kwargs?: Record<string, unknown> | null;
+}): ChatPromptOptions {
+  const continueFinalMessage = body.continue_final_message ?? false;
+  const addGenerationPrompt = body.add_generation_prompt ?? !continueFinalMessage;
+  if (continueFinalMessage && addGenerationPrompt)
+    throw invalidRequest(
+      'Cannot set both `continue_final_message` and `add_generation_prompt` to True.',
+      'continue_final_message',
+    );
+  return {
+    addGenerationPrompt,
+    continueFinalMessage,
+    addSpecialTokens: body.add_special_tokens ?? false,
+    templateKwargs: body.chat_template_kwargs ?? {},
+  };
+}
+
+/** The rendering up to the end of the final message's text (HF's continue_final_message), or a 400. */
+function openFinalMessage(rendered: string, final: string): string {
+  for (const text of [final, final.trim()]) {
+    const at = text ? rendered.lastIndexOf(text) : -1;
+    if (at >= 0) return rendered.slice(0, at + text.length);
+  }
+  throw invalidRequest(
+    'continue_final_message is set but the final message does not appear in the chat after applying the chat template.',
+    'continue_final_message',
+  );
 }
 
 /** Messages → the chat template's rendering → token ids, with every refusal as an OpenAI 400. */
@@ -125,11 +167,17 @@ export function chatPromptTokens(
   );
   let rendered: string;
   try {
-    rendered = stack.tokenizer.applyChatTemplate(messages, options.addGenerationPrompt ?? true);
+    rendered = stack.tokenizer.applyChatTemplate(
+      messages,
+      options.addGenerationPrompt ?? true,
+      options.templateKwargs,
+    );
   } catch (error) {
     if (error instanceof ChatTemplateRenderError) throw chatTemplateFailed(error.message);
     if (!(error instanceof ChatTemplateError)) throw error;
     throw invalidRequest(`The chat template rejected the messages: ${error.message}`, 'messages');
   }
+  if (options.continueFinalMessage)
+    rendered = openFinalMessage(rendered, messages[messages.length - 1].content);
   return stack.tokenizer.encode(rendered, options.addSpecialTokens ?? false);
 }

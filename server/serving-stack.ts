@@ -24,6 +24,7 @@ export interface ServingTokenizer {
   applyChatTemplate(
     messages: { role: string; content: string; name?: string }[],
     addGenerationPrompt?: boolean,
+    extra?: Readonly<Record<string, unknown>>,
   ): string;
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest, notSupported } from '../api-error.js';
-import { chatPromptTokens } from '../chat-prompt.js';
+import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { checkNumTop, type LogprobsAsked } from '../logprobs.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
@@ -47,7 +47,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
           checkUnsupported(body);
-          return [chatPromptTokens(stack, body.model, body.messages)];
+          return [chatPromptTokens(stack, body.model, body.messages, chatPromptOptions(body))];
         },
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
         logprobsAsked,

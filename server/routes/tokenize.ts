@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { chatPromptTokens } from '../chat-prompt.js';
+import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { checkPromptChars } from '../request-limits.js';
 import { checkTokenIds, resolveAdapter } from '../sampling-params.js';
 import { errorResponses } from '../schemas/responses.js';
@@ -32,10 +32,12 @@ export const tokenizeRoute: FastifyPluginAsyncTypebox = async (app) => {
       await checkModel(stack, body.model);
       let tokens: number[];
       if ('messages' in body) {
-        tokens = chatPromptTokens(stack, body.model ?? stack.modelName, body.messages, {
-          addGenerationPrompt: body.add_generation_prompt ?? true,
-          addSpecialTokens: body.add_special_tokens ?? false,
-        });
+        tokens = chatPromptTokens(
+          stack,
+          body.model ?? stack.modelName,
+          body.messages,
+          chatPromptOptions(body),
+        );
       } else {
         checkPromptChars(stack, body.prompt.length, 'prompt');
         tokens = stack.tokenizer.encode(body.prompt, body.add_special_tokens ?? true);

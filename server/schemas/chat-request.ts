@@ -51,6 +51,14 @@ export const ChatMessageSchema = Type.Object(
   REQUEST_OBJECT,
 );
 
+/** vLLM's chat-template options, shared by chat completions and /tokenize's chat form (server/chat-prompt.ts). */
+export const chatTemplateFields = {
+  add_generation_prompt: Nullable(Type.Boolean({ description: 'a boolean' })),
+  continue_final_message: Nullable(Type.Boolean({ description: 'a boolean' })),
+  add_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),
+  chat_template_kwargs: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'an object' })),
+};
+
 /** POST /v1/chat/completions. */
 export const ChatCompletionRequestSchema = Type.Object(
   {
@@ -60,6 +68,7 @@ export const ChatCompletionRequestSchema = Type.Object(
     /** Score each sampled token; top_logprobs (0..20, only with logprobs) lists the most likely beside it. */
     logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
     top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
+    ...chatTemplateFields,
     /** Not supported; declared so the route can say so instead of silently ignoring them. */
     tools: Type.Optional(Type.Unknown()),
     functions: Type.Optional(Type.Unknown()),

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { ChatMessageSchema } from './chat-request.js';
+import { ChatMessageSchema, chatTemplateFields } from './chat-request.js';
 import { REQUEST_OBJECT } from './sampling-fields.js';
 
 const Model = Type.Optional(Type.String({ description: 'a string' }));
@@ -20,8 +20,7 @@ const TokenizeChatSchema = Type.Object(
   {
     model: Model,
     messages: Type.Array(ChatMessageSchema),
-    add_generation_prompt: Type.Optional(Type.Boolean({ description: 'a boolean' })),
-    add_special_tokens: Type.Optional(Type.Boolean({ description: 'a boolean' })),
+    ...chatTemplateFields,
   },
   REQUEST_OBJECT,
 );

@@ -1,0 +1,107 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SYNTHETIC_CHAT_TEMPLATE } from '../../model/synthetic-tokenizer.js';
+import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+
+/**
+ * vLLM's chat-template options on chat completions and /tokenize's chat form: add_generation_prompt,
+ * continue_final_message, add_special_tokens and chat_template_kwargs, on the real stack with the
+ * synthetic template plus one variable of its own (`persona`).
+ */
+const TEMPLATE = `{% if persona %}{{ '[' + persona + ']' }}{% endif %}${SYNTHETIC_CHAT_TEMPLATE}`;
+
+let server: TinyServer;
+beforeAll(async () => {
+  server = await startTinyServer('onnx', (root) => {
+    const file = join(root, 'template.jinja');
+    writeFileSync(file, TEMPLATE);
+    return { chatTemplateFile: file };
+  });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+const MESSAGES = [
+  { role: 'user', content: 'Name a colour.' },
+  { role: 'assistant', content: 'The colour is' },
+];
+
+async function tokenize(
+  extra: object,
+): Promise<{ status: number; tokens: number[]; body: { error?: { param?: string } } }> {
+  const res = await server.post('/tokenize', { model: TINY_MODEL_NAME, messages: MESSAGES, ...extra });
+  return { status: res.status, tokens: res.body.tokens, body: res.body };
+}
+
+async function text(tokens: number[]): Promise<string> {
+  return (await server.post('/detokenize', { model: TINY_MODEL_NAME, tokens })).body.prompt;
+}
+
+describe('chat-template options', () => {
+  it('add_generation_prompt: the assistant turn opens only when asked (default true)', async () => {
+    const asked = await tokenize({});
+    const not = await tokenize({ add_generation_prompt: false });
+    expect(await text(asked.tokens)).toBe(`${await text(not.tokens)}<|assistant|>\n`);
+  });
+
+  it('continue_final_message: the rendering ends right after the last message, left open', async () => {
+    const open = await tokenize({ continue_final_message: true, add_generation_prompt: false });
+    expect(open.status).toBe(200);
+    const closed = await text((await tokenize({ add_generation_prompt: false })).tokens);
+    const rendered = await text(open.tokens);
+    expect(rendered.endsWith('The colour is')).toBe(true);
+    expect(closed.startsWith(rendered)).toBe(true);
+    expect(closed.length).toBeGreaterThan(rendered.length);
+    // add_generation_prompt left out defaults to false beside it, as vLLM's clients send it.
+    expect((await tokenize({ continue_final_message: true })).tokens).toEqual(open.tokens);
+    const both = await tokenize({ continue_final_message: true, add_generation_prompt: true });
+    expect(both.status).toBe(400);
+    expect(both.body.error?.param).toBe('continue_final_message');
+  });
+
+  it('chat_template_kwargs reach the template, and cannot replace the messages', async () => {
+    const plain = await text((await tokenize({})).tokens);
+    expect(plain.startsWith('[')).toBe(false);
+    const styled = await text((await tokenize({ chat_template_kwargs: { persona: 'pirate' } })).tokens);
+    expect(styled).toBe(`[pirate]${plain}`);
+    const hijack = await text((await tokenize({ chat_template_kwargs: { messages: [] } })).tokens);
+    expect(hijack).toBe(plain);
+  });
+
+  it('add_special_tokens adds the tokenizer BOS in front of the template’s own', async () => {
+    const without = (await tokenize({})).tokens;
+    const withBos = (await tokenize({ add_special_tokens: true })).tokens;
+    expect(withBos.slice(1)).toEqual(without);
+    expect(withBos[0]).toBe(without[0]);
+  });
+
+  it('chat completions take them: a continued message counts the open prompt', async () => {
+    const open = await tokenize({ continue_final_message: true });
+    const res = await server.post('/v1/chat/completions', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      continue_final_message: true,
+      add_generation_prompt: false,
+      chat_template_kwargs: { persona: 'pirate' },
+      max_tokens: 3,
+      temperature: 0,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const styled = await tokenize({
+      continue_final_message: true,
+      chat_template_kwargs: { persona: 'pirate' },
+    });
+    expect(res.body.usage.prompt_tokens).toBe(styled.tokens.length);
+    expect(styled.tokens.length).toBeGreaterThan(open.tokens.length);
+    const both = await server.post('/v1/chat/completions', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      continue_final_message: true,
+      max_tokens: 3,
+      add_generation_prompt: true,
+    });
+    expect(both.status).toBe(400);
+  });
+});
