@@ -23,6 +23,7 @@ export interface SamplingBody {
   logit_bias?: Record<string, number> | null;
   min_tokens?: number | null;
   min_p?: number | null;
+  truncate_prompt_tokens?: number | null;
   include_stop_str_in_output?: boolean | null;
   skip_special_tokens?: boolean | null;
 }
@@ -35,6 +36,27 @@ export async function resolveAdapter(stack: ServingStack, model: string): Promis
   if (model === stack.modelName) return null;
   if (await stack.scheduler.adapters.resolve(model)) return model;
   throw modelNotFound(model);
+}
+
+/**
+ * vLLM's truncate_prompt_tokens: the prompt's last k tokens (all of them when it has no more), k
+ * = max_model_len for -1; 0 and a k past max_model_len are a 400 as in vLLM.
+ */
+export function truncatePrompt(
+  tokens: number[],
+  k: number | null | undefined,
+  maxModelLen: number,
+): number[] {
+  if (k == null) return tokens;
+  const keep = k === -1 ? maxModelLen : k;
+  if (keep < 1)
+    throw invalidRequest('truncate_prompt_tokens must be -1 or at least 1.', 'truncate_prompt_tokens');
+  if (keep > maxModelLen)
+    throw invalidRequest(
+      `truncate_prompt_tokens value (${keep}) is greater than max_model_len (${maxModelLen}). Please, select a smaller truncation size.`,
+      'truncate_prompt_tokens',
+    );
+  return tokens.length > keep ? tokens.slice(tokens.length - keep) : tokens;
 }
 
 /** Token ids a client sent must exist in the vocabulary, or the engine would read past the embeddings. */

@@ -3,6 +3,7 @@ import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest, notSupported } from '../api-error.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { checkNumTop, type LogprobsAsked } from '../logprobs.js';
+import { truncatePrompt } from '../sampling-params.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
@@ -47,7 +48,8 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
           checkUnsupported(body);
-          return [chatPromptTokens(stack, body.model, body.messages, chatPromptOptions(body))];
+          const tokens = chatPromptTokens(stack, body.model, body.messages, chatPromptOptions(body));
+          return [truncatePrompt(tokens, body.truncate_prompt_tokens, stack.maxModelLen)];
         },
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
         logprobsAsked,

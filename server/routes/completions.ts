@@ -4,7 +4,7 @@ import { invalidRequest, notSupported } from '../api-error.js';
 import type { FinishedChoice } from '../generation.js';
 import { type CompletionLogprobs, checkNumTop, type LogprobsAsked } from '../logprobs.js';
 import { checkPromptChars } from '../request-limits.js';
-import { checkTokenIds } from '../sampling-params.js';
+import { checkTokenIds, truncatePrompt } from '../sampling-params.js';
 import { type CompletionRequest, CompletionRequestSchema } from '../schemas/completion-request.js';
 import { CompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
@@ -15,9 +15,11 @@ const DEFAULT_COMPLETION_TOKENS = 16;
 
 /**
  * The prompts as token ids: a string, a token-id array, or a list of either (OpenAI's batch);
- * a string is encoded with the tokenizer's special tokens (BOS).
+ * a string is encoded with the tokenizer's special tokens (BOS) unless add_special_tokens is
+ * false; each is then cut to truncate_prompt_tokens.
  */
-function promptsTokens(stack: ServingStack, prompt: CompletionRequest['prompt']): number[][] {
+function promptsTokens(stack: ServingStack, body: CompletionRequest): number[][] {
+  const prompt = body.prompt;
   const isBatch = Array.isArray(prompt) && prompt.length > 0 && typeof prompt[0] !== 'number';
   if (Array.isArray(prompt) && prompt.length === 0) throw invalidRequest('The prompt is empty.', 'prompt');
   const prompts = (isBatch ? prompt : [prompt]) as (string | number[])[];
@@ -34,7 +36,11 @@ function promptsTokens(stack: ServingStack, prompt: CompletionRequest['prompt'])
     }
   });
   return prompts.map((single) =>
-    typeof single === 'string' ? stack.tokenizer.encode(single, true) : single,
+    truncatePrompt(
+      typeof single === 'string' ? stack.tokenizer.encode(single, body.add_special_tokens ?? true) : single,
+      body.truncate_prompt_tokens,
+      stack.maxModelLen,
+    ),
   );
 }
 
@@ -49,11 +55,16 @@ function logprobsAsked(body: CompletionRequest): LogprobsAsked {
   return { numTop, prompt: numTop !== null && body.echo === true };
 }
 
-/** The prompt's text as echo returns it: the string the client sent, or its token ids decoded. */
+/**
+ * The prompt's text as echo returns it: the string the client sent, or the tokens it ran decoded
+ * (token ids sent, or a prompt truncate_prompt_tokens may have cut).
+ */
 function echoText(body: CompletionRequest, view: ChoiceView): string {
   const prompt = body.prompt;
   const single = Array.isArray(prompt) && typeof prompt[0] !== 'number' ? prompt[view.promptIndex] : prompt;
-  return typeof single === 'string' ? single : view.tokenizer.decode(view.promptTokens);
+  return typeof single === 'string' && body.truncate_prompt_tokens == null
+    ? single
+    : view.tokenizer.decode(view.promptTokens);
 }
 
 /**
@@ -95,7 +106,7 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         chunkObject: 'text_completion',
         promptTokens: (stack, body) => {
           checkUnsupported(body);
-          return promptsTokens(stack, body.prompt);
+          return promptsTokens(stack, body);
         },
         requestedMaxTokens: (body) => body.max_tokens ?? null,
         logprobsAsked,

@@ -15,6 +15,8 @@ export const CompletionRequestSchema = Type.Object(
     echo: Nullable(Type.Boolean({ description: 'a boolean' })),
     suffix: Nullable(Type.String({ description: 'a string' })),
     best_of: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
+    /** vLLM extension: a string prompt gets the tokenizer's special tokens (BOS); default true. */
+    add_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),
   },
   REQUEST_OBJECT,
 );

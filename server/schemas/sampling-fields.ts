@@ -99,6 +99,8 @@ export const samplingFields = {
   min_tokens: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
   /** vLLM extension: 0 is off. */
   min_p: Nullable(Type.Number({ minimum: 0, maximum: 1, description: 'a number' })),
+  /** vLLM extension: keep only the prompt's last k tokens (left truncation); -1: max_model_len. */
+  truncate_prompt_tokens: Nullable(Type.Integer({ minimum: -1, description: 'an integer' })),
   /** vLLM extensions: what the text holds of stop strings and special tokens. */
   include_stop_str_in_output: Nullable(Type.Boolean({ description: 'a boolean' })),
   skip_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),
