@@ -54,6 +54,8 @@ export class ChoiceLogprobs {
   constructor(
     private readonly tokenizer: ServingTokenizer,
     private readonly numTop: number,
+    /** vLLM's return_tokens_as_token_ids: each token written "token_id:<id>", not decoded. */
+    private readonly tokensAsIds = false,
   ) {}
 
   /**
@@ -104,6 +106,6 @@ export class ChoiceLogprobs {
   }
 
   private text(id: number): string {
-    return this.tokenizer.decode([id], false);
+    return this.tokensAsIds ? `token_id:${id}` : this.tokenizer.decode([id], false);
   }
 }

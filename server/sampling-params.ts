@@ -14,7 +14,8 @@ export interface SamplingBody {
   stop?: string | string[] | null;
   n?: number | null;
   stream?: boolean | null;
-  stream_options?: object | null;
+  stream_options?: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | null;
+  return_tokens_as_token_ids?: boolean | null;
   ignore_eos?: boolean | null;
   stop_token_ids?: number[] | null;
   presence_penalty?: number | null;

@@ -154,7 +154,10 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
     promptIndex: Math.floor(index / n),
     promptTokens: prompts[Math.floor(index / n)],
     tokenizer: stack.tokenizer,
-    logprobs: asked.numTop === null ? null : new ChoiceLogprobs(stack.tokenizer, asked.numTop),
+    logprobs:
+      asked.numTop === null
+        ? null
+        : new ChoiceLogprobs(stack.tokenizer, asked.numTop, body.return_tokens_as_token_ids ?? false),
     isFirstDelta: true,
   }));
   checkBatchSize(stack, state, prompts.length, n);
@@ -197,13 +200,14 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
       usage: usageOf(generations),
     };
   }
-  const includeUsage =
-    (body.stream_options as { include_usage?: boolean } | null | undefined)?.include_usage === true;
+  const includeUsage = body.stream_options?.include_usage === true;
+  // vLLM's continuous_usage_stats: each chunk carries the usage so far, not null.
+  const usageEachChunk = includeUsage && body.stream_options?.continuous_usage_stats === true;
   const chunkHead = { ...head, object: route.chunkObject };
   const chunk = (choice: object) => ({
     ...chunkHead,
     choices: [choice],
-    ...(includeUsage ? { usage: null } : {}),
+    ...(includeUsage ? { usage: usageEachChunk ? usageOf(generations) : null } : {}),
   });
   async function* events() {
     if (route.openingChoice) {

@@ -77,7 +77,11 @@ export const samplingFields = {
   stream: Nullable(Type.Boolean({ description: 'a boolean' })),
   stream_options: Nullable(
     Type.Object(
-      { include_usage: Nullable(Type.Boolean({ description: 'a boolean' })) },
+      {
+        include_usage: Nullable(Type.Boolean({ description: 'a boolean' })),
+        /** vLLM extension: with include_usage, every chunk carries the usage so far. */
+        continuous_usage_stats: Nullable(Type.Boolean({ description: 'a boolean' })),
+      },
       { description: 'an object', ...REQUEST_OBJECT },
     ),
   ),
@@ -99,6 +103,8 @@ export const samplingFields = {
   min_tokens: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
   /** vLLM extension: 0 is off. */
   min_p: Nullable(Type.Number({ minimum: 0, maximum: 1, description: 'a number' })),
+  /** vLLM extension: log-probabilities name tokens as "token_id:<id>" instead of their text. */
+  return_tokens_as_token_ids: Nullable(Type.Boolean({ description: 'a boolean' })),
   /** vLLM extension: keep only the prompt's last k tokens (left truncation); -1: max_model_len. */
   truncate_prompt_tokens: Nullable(Type.Integer({ minimum: -1, description: 'an integer' })),
   /** vLLM extensions: what the text holds of stop strings and special tokens. */
