@@ -1,7 +1,7 @@
 /**
- * Edits of a few tokens' logits before a row is sampled: vLLM's logit_bias, min_tokens, and its
- * repetition, frequency and presence penalties, in vLLM's order. Each listed token's logit l
- * becomes
+ * Edits of a few tokens' logits before a row is sampled: vLLM's allowed_token_ids, logit_bias,
+ * min_tokens, and its repetition, frequency and presence penalties, in vLLM's order. With
+ * allowOnly, every other token's logit is −Infinity first. Each listed token's logit l becomes
  *   l₁ = l + bias                                   (logit_bias; -Infinity: min_tokens' mask)
  *   l₂ = l₁ > 0 ? l₁ / repetition : l₁ · repetition (repetition_penalty, on tokens already seen)
  *   l₃ = l₂ − subtract                              (frequency · count + presence, output tokens)
@@ -19,12 +19,19 @@ export interface LogitAdjustments {
   readonly repetition: Float32Array;
   /** Subtracted last. */
   readonly subtract: Float32Array;
+  /** vLLM's allowed_token_ids: the only tokens that keep a finite logit (distinct ids); null: all. */
+  readonly allowOnly?: Int32Array | null;
 }
 
 /** A copy of `row` with `adjustments` applied (the engine's logits stay as they are). */
 export function adjustedLogits(row: Float32Array, adjustments: LogitAdjustments): Float32Array {
-  const out = row.slice();
-  const { tokens, bias, repetition, subtract } = adjustments;
+  const { tokens, bias, repetition, subtract, allowOnly } = adjustments;
+  let out: Float32Array;
+  if (allowOnly) {
+    // Edits of a masked token leave it at −Infinity: −∞ + b, −∞ · r and −∞ − s are all −∞.
+    out = new Float32Array(row.length).fill(Number.NEGATIVE_INFINITY);
+    for (const t of allowOnly) out[t] = row[t];
+  } else out = row.slice();
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     // Rounded to f32 after each operation, as a framework computing in f32 logits would.

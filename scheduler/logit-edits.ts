@@ -12,6 +12,8 @@ export interface LogitEditParams {
   logitBias: ReadonlyMap<number, number>;
   /** Stop tokens may not be sampled before this many tokens are generated; 0 is off. */
   minTokens: number;
+  /** vLLM's allowed_token_ids: the only tokens that may be sampled; null: all. */
+  allowedTokenIds?: readonly number[] | null;
 }
 
 export const NO_LOGIT_EDITS: LogitEditParams = {
@@ -30,6 +32,7 @@ export const NO_LOGIT_EDITS: LogitEditParams = {
  */
 export class SequenceLogitEdits {
   private readonly outputCounts = new Map<number, number>();
+  private readonly allowOnly: Int32Array | null;
   /** Distinct prompt tokens, kept only when repetition_penalty applies. */
   private readonly promptTokens: readonly number[];
 
@@ -40,6 +43,7 @@ export class SequenceLogitEdits {
     private readonly stopTokenIds: readonly number[],
   ) {
     this.promptTokens = params.repetitionPenalty !== 1 ? [...new Set(promptTokens)] : [];
+    this.allowOnly = params.allowedTokenIds ? Int32Array.from(new Set(params.allowedTokenIds)) : null;
   }
 
   /** Null when the request edits nothing. */
@@ -53,7 +57,8 @@ export class SequenceLogitEdits {
       params.frequencyPenalty !== 0 ||
       params.repetitionPenalty !== 1 ||
       params.logitBias.size > 0 ||
-      params.minTokens > 0;
+      params.minTokens > 0 ||
+      params.allowedTokenIds != null;
     return edits ? new SequenceLogitEdits(params, promptTokens, [...stopTokenIds]) : null;
   }
 
@@ -92,12 +97,13 @@ export class SequenceLogitEdits {
       for (const [token, count] of this.outputCounts)
         subtract[entry(token)] = p.frequencyPenalty * count + p.presencePenalty;
     }
-    if (tokens.length === 0) return null;
+    if (tokens.length === 0 && !this.allowOnly) return null;
     return {
       tokens: Int32Array.from(tokens),
       bias: Float32Array.from(bias),
       repetition: Float32Array.from(repetition),
       subtract: Float32Array.from(subtract),
+      allowOnly: this.allowOnly,
     };
   }
 }

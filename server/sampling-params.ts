@@ -24,6 +24,7 @@ export interface SamplingBody {
   logit_bias?: Record<string, number> | null;
   min_tokens?: number | null;
   min_p?: number | null;
+  allowed_token_ids?: number[] | null;
   truncate_prompt_tokens?: number | null;
   include_stop_str_in_output?: boolean | null;
   skip_special_tokens?: boolean | null;
@@ -125,6 +126,10 @@ export function samplingParams(
   checkTokenIds(stopTokenIds, stack.tokenizer.vocabSize, 'stop_token_ids');
   const stop = body.stop ?? [];
   const topK = body.top_k ?? 0;
+  const allowed = body.allowed_token_ids ?? null;
+  if (allowed?.length === 0)
+    throw invalidRequest('allowed_token_ids must not be empty.', 'allowed_token_ids');
+  if (allowed) checkTokenIds(allowed, stack.tokenizer.vocabSize, 'allowed_token_ids');
   const minTokens = body.min_tokens ?? 0;
   if (minTokens > maxTokens)
     throw invalidRequest(
@@ -150,6 +155,7 @@ export function samplingParams(
       repetitionPenalty: body.repetition_penalty ?? 1,
       logitBias: logitBias(body.logit_bias ?? {}, stack.tokenizer.vocabSize),
       minTokens,
+      allowedTokenIds: allowed,
     },
   };
 }

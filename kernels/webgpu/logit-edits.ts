@@ -6,27 +6,49 @@ import { loadWgsl } from './wgsl.js';
 /** Words per edit as logit_edits.wgsl reads them: row, token, bias, repetition, subtract. */
 const EDIT_WORDS = 5;
 
-/** The edits of a step's rows (row i's adjustments, or null) packed for logit_edits.wgsl; null when none. */
-export function packLogitEdits(rows: ReadonlyArray<LogitAdjustments | null | undefined>): {
-  words: Uint32Array;
-  count: number;
-} | null {
-  const count = rows.reduce((n, a) => n + (a?.tokens.length ?? 0), 0);
+/**
+ * The edits of a step's rows (row i's adjustments, or null) packed for logit_edits.wgsl; null when
+ * none. A row's allowOnly becomes a −Infinity bias on every other token of the `vocab`: one more
+ * edit per masked token, so the kernel and its restore stay one pass over a list.
+ */
+export function packLogitEdits(
+  rows: ReadonlyArray<LogitAdjustments | null | undefined>,
+  vocab: number,
+): { words: Uint32Array; count: number } | null {
+  const masks = rows.map((a) => (a?.allowOnly ? maskedTokens(a, vocab) : null));
+  const count = rows.reduce((n, a, r) => n + (a?.tokens.length ?? 0) + (masks[r]?.length ?? 0), 0);
   if (count === 0) return null;
   const words = new Uint32Array(count * EDIT_WORDS);
   const floats = new Float32Array(words.buffer);
   let e = 0;
+  const push = (row: number, token: number, bias: number, repetition: number, subtract: number) => {
+    words[e * EDIT_WORDS] = row;
+    words[e * EDIT_WORDS + 1] = token;
+    floats[e * EDIT_WORDS + 2] = bias;
+    floats[e * EDIT_WORDS + 3] = repetition;
+    floats[e * EDIT_WORDS + 4] = subtract;
+    e++;
+  };
   rows.forEach((a, row) => {
     if (!a) return;
-    for (let i = 0; i < a.tokens.length; i++, e++) {
-      words[e * EDIT_WORDS] = row;
-      words[e * EDIT_WORDS + 1] = a.tokens[i];
-      floats[e * EDIT_WORDS + 2] = a.bias[i];
-      floats[e * EDIT_WORDS + 3] = a.repetition[i];
-      floats[e * EDIT_WORDS + 4] = a.subtract[i];
+    const allowed = masks[row] ? new Set(a.allowOnly) : null;
+    for (let i = 0; i < a.tokens.length; i++) {
+      const masked = allowed !== null && !allowed.has(a.tokens[i]);
+      push(row, a.tokens[i], masked ? Number.NEGATIVE_INFINITY : a.bias[i], a.repetition[i], a.subtract[i]);
     }
+    for (const token of masks[row] ?? []) push(row, token, Number.NEGATIVE_INFINITY, 1, 0);
   });
   return { words, count };
+}
+
+/** Tokens of the vocabulary outside a row's allowOnly that its edits do not list already. */
+function maskedTokens(a: LogitAdjustments, vocab: number): number[] {
+  const keep = new Uint8Array(vocab);
+  for (const t of a.allowOnly ?? []) keep[t] = 1;
+  for (const t of a.tokens) keep[t] = 1;
+  const masked: number[] = [];
+  for (let t = 0; t < vocab; t++) if (!keep[t]) masked.push(t);
+  return masked;
 }
 
 /**

@@ -229,7 +229,13 @@ export class WebGpuEngine implements Engine {
       const ids = this.scratchBuffer('sampled', Math.max(1, numRows) * 4);
       const settingsBuffer = this.scratchUpload('sample-settings', packSampling(settings));
       // Penalties, logit_bias, min_tokens: edited in place for the sampler, raw again for logprobs.
-      const packed = numRows > 0 ? packLogitEdits(settings.map((s) => s.adjustments)) : null;
+      const packed =
+        numRows > 0
+          ? packLogitEdits(
+              settings.map((s) => s.adjustments),
+              vocab,
+            )
+          : null;
       const edits = packed && {
         list: this.scratchUpload('logit-edits', packed.words),
         saved: this.scratchBuffer('logit-edits-saved', packed.count * 4),

@@ -101,6 +101,10 @@ export const samplingFields = {
   ),
   /** vLLM extension: tokens generated before a stop token or stop string may end the choice. */
   min_tokens: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
+  /** vLLM extension: the only token ids that may be sampled. */
+  allowed_token_ids: Nullable(
+    Type.Array(Type.Integer({ minimum: 0 }), { description: 'an array of token ids' }),
+  ),
   /** vLLM extension: 0 is off. */
   min_p: Nullable(Type.Number({ minimum: 0, maximum: 1, description: 'a number' })),
   /** vLLM extension: log-probabilities name tokens as "token_id:<id>" instead of their text. */

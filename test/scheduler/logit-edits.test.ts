@@ -32,6 +32,8 @@ interface OracleRequest {
 function oracleRow(raw: Float32Array, prompt: number[], output: number[], s: SamplingParams): Float32Array {
   const e = s.logitEdits ?? NO_LOGIT_EDITS;
   const row = Float32Array.from(raw);
+  if (e.allowedTokenIds)
+    for (let t = 0; t < row.length; t++) if (!e.allowedTokenIds.includes(t)) row[t] = -Infinity;
   const stops = new Set([...s.stopTokenIds, ...(s.ignoreEos ? [] : [FAKE_EOS])]);
   if (output.length < e.minTokens) for (const t of stops) row[t] = -Infinity;
   for (const [t, b] of e.logitBias) row[t] = Math.fround(row[t] + b);
@@ -149,6 +151,23 @@ const REQUESTS: OracleRequest[] = [
     prompt: [6, 1],
     sampling: fakeSampling({ maxTokens: 12, temperature: 0.8, seed: 5, minP: 0.5, ignoreEos: true }),
   },
+  {
+    prompt: [9],
+    sampling: fakeSampling({
+      maxTokens: 12,
+      temperature: 1.1,
+      seed: 21,
+      ignoreEos: true,
+      logitEdits: edits({
+        allowedTokenIds: [2, 11, 17, 5],
+        logitBias: new Map([
+          [11, 1.5],
+          [4, 50],
+        ]),
+        frequencyPenalty: 0.5,
+      }),
+    }),
+  },
 ];
 
 describe('logit edits and min_p through the scheduler', () => {
@@ -165,6 +184,9 @@ describe('logit edits and min_p through the scheduler', () => {
     expect(tokens[1][0]).not.toEqual(plain);
     expect(new Set(tokens[0][0]).size).toBeLessThan(new Set(tokens[1][0]).size);
     expect(tokens[5][0]).not.toContain(5);
+    // allowed_token_ids: only those, though 4 has a +50 bias.
+    for (const t of tokens[8][0]) expect([2, 11, 17, 5]).toContain(t);
+    expect(new Set(tokens[8][0]).size).toBeGreaterThan(1);
   });
 
   it('hands min-p and the edits to an engine that samples (Engine.sampleStep), with the same tokens', async () => {

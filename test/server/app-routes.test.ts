@@ -59,6 +59,7 @@ describe('routes over a fake stack', () => {
       logit_bias: { '7': 200, '9': -3 },
       min_tokens: 2,
       min_p: 0.05,
+      allowed_token_ids: [104, 105, 3],
       include_stop_str_in_output: true,
       skip_special_tokens: false,
     });
@@ -112,6 +113,7 @@ describe('routes over a fake stack', () => {
           [9, -3],
         ]),
         minTokens: 2,
+        allowedTokenIds: [104, 105, 3],
       },
     });
   });

@@ -88,6 +88,24 @@ describe('logit edits over HTTP', () => {
     expect(held.tokens.slice(0, 5)).not.toContain(plain.tokens[0]);
   });
 
+  it('allowed_token_ids: every sampled token is one of them', async () => {
+    const allowed = [100, 101, 102];
+    const res = await server.post('/v1/completions', {
+      ...BASE,
+      temperature: 1.5,
+      seed: 9,
+      logprobs: 0,
+      return_tokens_as_token_ids: true,
+      allowed_token_ids: allowed,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const ids = (res.body.choices[0].logprobs.tokens as string[]).map((t) =>
+      Number(t.slice('token_id:'.length)),
+    );
+    expect(ids).toHaveLength(12);
+    for (const id of ids) expect(allowed).toContain(id);
+  });
+
   it('chat completions take the same fields', async () => {
     const res = await server.post('/v1/chat/completions', {
       model: TINY_MODEL_NAME,
@@ -114,6 +132,8 @@ describe('logit edits over HTTP', () => {
     [{ logit_bias: { '1.5': 1 } }, 'logit_bias'],
     [{ logit_bias: { '99999999': 1 } }, 'logit_bias'],
     [{ logit_bias: { '5': 'x' } }, 'logit_bias'],
+    [{ allowed_token_ids: [] }, 'allowed_token_ids'],
+    [{ allowed_token_ids: [5, 99999999] }, 'allowed_token_ids'],
   ])('refuses %j with a 400 naming %s', async (extra, param) => {
     const res = await server.post('/v1/completions', { ...BASE, ...extra });
     expect(res.status).toBe(400);

@@ -9,13 +9,17 @@ import { openSuiteContext, randomArray, randomInt, seededRandom, shuffle } from 
 
 const ctx = await openSuiteContext('logit edits');
 
-/** Sparse edits of a few distinct tokens of a row, in kernels/logit-adjustments.ts's form. */
-function randomEdits(rand: () => number, vocab: number): LogitAdjustments {
+/**
+ * Sparse edits of a few distinct tokens of a row, in kernels/logit-adjustments.ts's form; with
+ * `allow`, an allowOnly list too (a tenth of the vocabulary, half the edited tokens in it).
+ */
+function randomEdits(rand: () => number, vocab: number, allow = false): LogitAdjustments {
+  const everyToken = () => Array.from({ length: vocab }, (_, i) => i);
   const n = randomInt(rand, 1, Math.min(vocab, 40));
-  const tokens = shuffle(
-    rand,
-    Array.from({ length: vocab }, (_, i) => i),
-  ).slice(0, n);
+  const tokens = shuffle(rand, everyToken()).slice(0, n);
+  const allowed = allow
+    ? new Set([...tokens.slice(0, n >> 1), ...shuffle(rand, everyToken()).slice(0, vocab / 10)])
+    : null;
   return {
     tokens: Int32Array.from(tokens),
     bias: Float32Array.from(tokens, (_, i) =>
@@ -23,10 +27,11 @@ function randomEdits(rand: () => number, vocab: number): LogitAdjustments {
     ),
     repetition: Float32Array.from(tokens, (_, i) => (i % 2 === 0 ? 0.3 + rand() * 2 : 1)),
     subtract: Float32Array.from(tokens, () => (rand() < 0.5 ? rand() * 3 : 0)),
+    allowOnly: allowed ? Int32Array.from(allowed) : null,
   };
 }
 
-describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts', () => {
+describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts (allowed_token_ids included)', () => {
   it('edits the listed logits of each row in place, and restore puts the raw ones back', async () => {
     const gpu = ctx!;
     const kernel = new LogitEditsKernel(gpu);
@@ -34,8 +39,10 @@ describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts', () => 
     const vocab = 300;
     const rows = 6;
     const logits = randomArray(rand, rows * vocab, 5);
-    const edits = Array.from({ length: rows }, (_, r) => (r === 2 ? null : randomEdits(rand, vocab)));
-    const packed = packLogitEdits(edits)!;
+    const edits = Array.from({ length: rows }, (_, r) =>
+      r === 2 ? null : randomEdits(rand, vocab, r % 2 === 1),
+    );
+    const packed = packLogitEdits(edits, vocab)!;
     const logitBuf = uploadBuffer(gpu, logits, 'logits');
     const list = uploadBuffer(gpu, packed.words, 'edits');
     const saved = createStorageBuffer(gpu, packed.count * 4, 'saved');
@@ -53,7 +60,7 @@ describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts', () => 
     expect(Array.from(edited)).not.toEqual(Array.from(logits));
     await runPass(gpu, (pass) => kernel.encodeRestore(pass, logitBuf, vocab, list, packed.count, saved));
     expect(Array.from(await readF32(gpu, logitBuf, rows * vocab))).toEqual(Array.from(logits));
-    expect(packLogitEdits([null, undefined])).toBeNull();
+    expect(packLogitEdits([null, undefined], vocab)).toBeNull();
   });
 
   it('the sampler after it, with min-p, matches sampleToken on the host-edited rows', async () => {
@@ -64,7 +71,9 @@ describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts', () => 
     const vocab = 500;
     const rows = 12;
     const logits = randomArray(rand, rows * vocab, 4);
-    const edits = Array.from({ length: rows }, (_, r) => (r % 4 === 3 ? null : randomEdits(rand, vocab)));
+    const edits = Array.from({ length: rows }, (_, r) =>
+      r % 4 === 3 ? null : randomEdits(rand, vocab, r % 4 === 1),
+    );
     const settings: RowSampling[] = Array.from({ length: rows }, (_, r) => ({
       temperature: r % 5 === 0 ? 0 : 0.4 + rand() * 1.2,
       topK: r % 3 === 1 ? randomInt(rand, 1, vocab) : 0,
@@ -72,7 +81,7 @@ describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts', () => 
       minP: r % 3 === 2 ? rand() * 0.5 : 0,
       uniform: rand(),
     }));
-    const packed = packLogitEdits(edits)!;
+    const packed = packLogitEdits(edits, vocab)!;
     const logitBuf = uploadBuffer(gpu, logits, 'logits');
     const list = uploadBuffer(gpu, packed.words, 'edits');
     const saved = createStorageBuffer(gpu, packed.count * 4, 'saved');
