@@ -14,6 +14,11 @@ export interface LogitEditParams {
   minTokens: number;
   /** vLLM's allowed_token_ids: the only tokens that may be sampled; null: all. */
   allowedTokenIds?: readonly number[] | null;
+  /**
+   * vLLM's bad_words as token sequences: a word's last token may not follow its other tokens
+   * among the generated ones (a one-token word is never sampled).
+   */
+  badWords?: ReadonlyArray<readonly number[]>;
 }
 
 export const NO_LOGIT_EDITS: LogitEditParams = {
@@ -33,6 +38,8 @@ export const NO_LOGIT_EDITS: LogitEditParams = {
 export class SequenceLogitEdits {
   private readonly outputCounts = new Map<number, number>();
   private readonly allowOnly: Int32Array | null;
+  /** Generated tokens, kept only for bad_words' prefixes. */
+  private readonly recentOutput: number[] = [];
   /** Distinct prompt tokens, kept only when repetition_penalty applies. */
   private readonly promptTokens: readonly number[];
 
@@ -58,13 +65,29 @@ export class SequenceLogitEdits {
       params.repetitionPenalty !== 1 ||
       params.logitBias.size > 0 ||
       params.minTokens > 0 ||
-      params.allowedTokenIds != null;
+      params.allowedTokenIds != null ||
+      (params.badWords?.length ?? 0) > 0;
     return edits ? new SequenceLogitEdits(params, promptTokens, [...stopTokenIds]) : null;
   }
 
   /** A generated token (not a prompt token). */
   recordOutput(tokenId: number): void {
     this.outputCounts.set(tokenId, (this.outputCounts.get(tokenId) ?? 0) + 1);
+    if (this.params.badWords?.length) this.recentOutput.push(tokenId);
+  }
+
+  /** Last tokens of bad words whose other tokens end the output so far (vLLM's apply_bad_words). */
+  private bannedNext(): number[] {
+    const out = this.recentOutput;
+    const banned: number[] = [];
+    for (const word of this.params.badWords ?? []) {
+      const prefix = word.length - 1;
+      if (prefix > out.length) continue;
+      let matches = true;
+      for (let i = 0; i < prefix && matches; i++) matches = out[out.length - prefix + i] === word[i];
+      if (matches) banned.push(word[prefix]);
+    }
+    return banned;
   }
 
   /** The edits of the row that samples the choice's next token, after `numGenerated` tokens; null if none. */
@@ -89,6 +112,7 @@ export class SequenceLogitEdits {
     };
     for (const [token, b] of p.logitBias) bias[entry(token)] += b;
     if (numGenerated < p.minTokens) for (const token of this.stopTokenIds) bias[entry(token)] = -Infinity;
+    for (const token of this.bannedNext()) bias[entry(token)] = -Infinity;
     if (p.repetitionPenalty !== 1) {
       for (const token of this.promptTokens) repetition[entry(token)] = p.repetitionPenalty;
       for (const token of this.outputCounts.keys()) repetition[entry(token)] = p.repetitionPenalty;

@@ -1,5 +1,5 @@
 import type { SamplingParams } from '../scheduler/request.js';
-import { invalidRequest, modelNotFound, notSupported } from './api-error.js';
+import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
 import type { ServingStack } from './serving-stack.js';
 
@@ -25,6 +25,7 @@ export interface SamplingBody {
   min_tokens?: number | null;
   min_p?: number | null;
   allowed_token_ids?: number[] | null;
+  bad_words?: string[] | null;
   truncate_prompt_tokens?: number | null;
   include_stop_str_in_output?: boolean | null;
   skip_special_tokens?: boolean | null;
@@ -156,8 +157,27 @@ export function samplingParams(
       logitBias: logitBias(body.logit_bias ?? {}, stack.tokenizer.vocabSize),
       minTokens,
       allowedTokenIds: allowed,
+      badWords: badWordTokens(stack, body.bad_words ?? []),
     },
   };
+}
+
+/**
+ * bad_words as token sequences, as vLLM's SamplingParams makes them: each word (leading spaces
+ * dropped) encoded without special tokens, and again after one space where that spells it with
+ * other tokens of the same count (the word in the middle of a text).
+ */
+function badWordTokens(stack: ServingStack, words: readonly string[]): number[][] {
+  const sequences: number[][] = [];
+  for (const word of words) {
+    const bare = stack.tokenizer.encode(word.trimStart(), false);
+    if (bare.length === 0)
+      throw invalidRequest(`bad_words entry "${echoed(word)}" has no tokens.`, 'bad_words');
+    sequences.push(bare);
+    const spaced = stack.tokenizer.encode(` ${word.trimStart()}`, false);
+    if (spaced.length === bare.length && spaced[0] !== bare[0]) sequences.push(spaced);
+  }
+  return sequences;
 }
 
 /** Largest |bias|: OpenAI's documented range, to which vLLM clamps what is sent. */

@@ -101,6 +101,10 @@ export const samplingFields = {
   ),
   /** vLLM extension: tokens generated before a stop token or stop string may end the choice. */
   min_tokens: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
+  /** vLLM extension: words the output may not contain (each as the tokenizer spells it, with and without a leading space). */
+  bad_words: Nullable(
+    Type.Array(Type.String({ minLength: 1 }), { description: 'an array of non-empty strings' }),
+  ),
   /** vLLM extension: the only token ids that may be sampled. */
   allowed_token_ids: Nullable(
     Type.Array(Type.Integer({ minimum: 0 }), { description: 'an array of token ids' }),

@@ -36,6 +36,12 @@ function oracleRow(raw: Float32Array, prompt: number[], output: number[], s: Sam
     for (let t = 0; t < row.length; t++) if (!e.allowedTokenIds.includes(t)) row[t] = -Infinity;
   const stops = new Set([...s.stopTokenIds, ...(s.ignoreEos ? [] : [FAKE_EOS])]);
   if (output.length < e.minTokens) for (const t of stops) row[t] = -Infinity;
+  for (const word of e.badWords ?? []) {
+    const prefix = word.slice(0, -1);
+    const tail = output.slice(output.length - prefix.length);
+    if (prefix.length <= output.length && prefix.every((t, i) => t === tail[i]))
+      row[word[word.length - 1]] = -Infinity;
+  }
   for (const [t, b] of e.logitBias) row[t] = Math.fround(row[t] + b);
   const counts = new Float32Array(row.length);
   for (const t of output) counts[t]++;
@@ -168,6 +174,14 @@ const REQUESTS: OracleRequest[] = [
       }),
     }),
   },
+  {
+    prompt: [5, 5],
+    sampling: fakeSampling({
+      maxTokens: 12,
+      ignoreEos: true,
+      logitEdits: edits({ badWords: [[5], [9, 3], [3, 0, 1]] }),
+    }),
+  },
 ];
 
 describe('logit edits and min_p through the scheduler', () => {
@@ -187,6 +201,8 @@ describe('logit edits and min_p through the scheduler', () => {
     // allowed_token_ids: only those, though 4 has a +50 bias.
     for (const t of tokens[8][0]) expect([2, 11, 17, 5]).toContain(t);
     expect(new Set(tokens[8][0]).size).toBeGreaterThan(1);
+    // bad_words: the one-token word never comes, and the loop the plain request falls into changes.
+    expect(tokens[9][0]).not.toContain(5);
   });
 
   it('hands min-p and the edits to an engine that samples (Engine.sampleStep), with the same tokens', async () => {
@@ -242,6 +258,19 @@ describe('SequenceLogitEdits', () => {
     expect(Array.from(adj?.tokens ?? [])).toEqual([4, 9]);
     expect(Array.from(adj?.subtract ?? [])).toEqual([2, 1.5]);
     expect(Array.from(adj?.repetition ?? [])).toEqual([1, 1]);
+  });
+
+  it("bans a bad word's last token where its other tokens end the output", () => {
+    const e = SequenceLogitEdits.for(edits({ badWords: [[7], [3, 4], [1, 2, 5]] }), [3], [31]);
+    const banned = () => Array.from(e?.adjustments(0)?.tokens ?? []);
+    // The prompt's 3 does not count: only generated tokens make a prefix.
+    expect(banned()).toEqual([7]);
+    e?.recordOutput(3);
+    expect(banned()).toEqual([7, 4]);
+    e?.recordOutput(1);
+    e?.recordOutput(2);
+    expect(banned()).toEqual([7, 5]);
+    expect(Array.from(e?.adjustments(0)?.bias ?? [])).toEqual([-Infinity, -Infinity]);
   });
 
   it('applies repetition to prompt and output tokens, and masks stop tokens below min_tokens', () => {

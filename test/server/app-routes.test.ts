@@ -60,6 +60,7 @@ describe('routes over a fake stack', () => {
       min_tokens: 2,
       min_p: 0.05,
       allowed_token_ids: [104, 105, 3],
+      bad_words: ['zz'],
       include_stop_str_in_output: true,
       skip_special_tokens: false,
     });
@@ -114,6 +115,7 @@ describe('routes over a fake stack', () => {
         ]),
         minTokens: 2,
         allowedTokenIds: [104, 105, 3],
+        badWords: [[122, 122]],
       },
     });
   });

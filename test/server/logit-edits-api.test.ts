@@ -106,6 +106,19 @@ describe('logit edits over HTTP', () => {
     for (const id of ids) expect(allowed).toContain(id);
   });
 
+  it('bad_words: a word of the greedy answer no longer comes', async () => {
+    const plain = await complete({ return_tokens_as_token_ids: true });
+    const id = Number(plain.tokens[0].slice('token_id:'.length));
+    const word = (await server.post('/detokenize', { model: TINY_MODEL_NAME, tokens: [id] })).body.prompt;
+    expect((await tokenIds(word.trimStart())).length).toBe(1);
+    const [bare] = await tokenIds(word.trimStart());
+    const banned = await complete({ return_tokens_as_token_ids: true, bad_words: [word] });
+    const ids = banned.tokens.map((t) => Number(t.slice('token_id:'.length)));
+    expect(ids).not.toContain(bare);
+    expect(ids).not.toContain(id);
+    expect(ids).not.toEqual(plain.tokens.map((t) => Number(t.slice('token_id:'.length))));
+  });
+
   it('chat completions take the same fields', async () => {
     const res = await server.post('/v1/chat/completions', {
       model: TINY_MODEL_NAME,
@@ -133,6 +146,7 @@ describe('logit edits over HTTP', () => {
     [{ logit_bias: { '99999999': 1 } }, 'logit_bias'],
     [{ logit_bias: { '5': 'x' } }, 'logit_bias'],
     [{ allowed_token_ids: [] }, 'allowed_token_ids'],
+    [{ bad_words: [''] }, 'bad_words'],
     [{ allowed_token_ids: [5, 99999999] }, 'allowed_token_ids'],
   ])('refuses %j with a 400 naming %s', async (extra, param) => {
     const res = await server.post('/v1/completions', { ...BASE, ...extra });
