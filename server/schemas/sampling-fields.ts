@@ -30,7 +30,32 @@ export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
     isDefault: (v) => (v as { type: string }).type === 'text',
     what: 'A response_format other than text',
   },
+  // vLLM's extensions that clients send with their defaults (0, 1, null) even when unused.
+  priority: {
+    schema: Type.Integer({ description: 'an integer' }),
+    isDefault: (v) => v === 0,
+    what: "A non-zero priority (vLLM's priority scheduling)",
+  },
+  length_penalty: {
+    schema: Type.Number({ description: 'a number' }),
+    isDefault: (v) => v === 1,
+    what: 'A length_penalty other than 1 (it belongs to beam search)',
+  },
+  prompt_logprobs: absent(
+    Type.Integer({ minimum: 0, description: 'an integer' }),
+    'prompt_logprobs (on /v1/completions, echo with logprobs scores the prompt)',
+  ),
+  guided_json: absent(Type.Unknown(), 'Structured output (guided_json)'),
+  guided_regex: absent(Type.Unknown(), 'Structured output (guided_regex)'),
+  guided_choice: absent(Type.Unknown(), 'Structured output (guided_choice)'),
+  guided_grammar: absent(Type.Unknown(), 'Structured output (guided_grammar)'),
+  structured_outputs: absent(Type.Unknown(), 'Structured output (structured_outputs)'),
 };
+
+/** A field whose only accepted value is none at all (null or left out). */
+function absent(schema: TSchema, what: string): UnsupportedField {
+  return { schema, isDefault: () => false, what };
+}
 
 function flag(fallback: boolean, what: string): UnsupportedField {
   return { schema: Type.Boolean({ description: 'a boolean' }), isDefault: (v) => v === fallback, what };
