@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SYNTHETIC_CHAT_TEMPLATE } from '../../model/synthetic-tokenizer.js';
-import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
 /**
  * vLLM's chat-template options on chat completions and /tokenize's chat form: add_generation_prompt,
@@ -11,16 +11,10 @@ import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server
  */
 const TEMPLATE = `{% if persona %}{{ '[' + persona + ']' }}{% endif %}${SYNTHETIC_CHAT_TEMPLATE}`;
 
-let server: TinyServer;
-beforeAll(async () => {
-  server = await startTinyServer('onnx', (root) => {
-    const file = join(root, 'template.jinja');
-    writeFileSync(file, TEMPLATE);
-    return { chatTemplateFile: file };
-  });
-});
-afterAll(async () => {
-  await server?.close();
+const server = useTinyServer('onnx', (root) => {
+  const file = join(root, 'template.jinja');
+  writeFileSync(file, TEMPLATE);
+  return { chatTemplateFile: file };
 });
 
 const MESSAGES = [
@@ -31,12 +25,12 @@ const MESSAGES = [
 async function tokenize(
   extra: object,
 ): Promise<{ status: number; tokens: number[]; body: { error?: { param?: string } } }> {
-  const res = await server.post('/tokenize', { model: TINY_MODEL_NAME, messages: MESSAGES, ...extra });
+  const res = await server().post('/tokenize', { model: TINY_MODEL_NAME, messages: MESSAGES, ...extra });
   return { status: res.status, tokens: res.body.tokens, body: res.body };
 }
 
 async function text(tokens: number[]): Promise<string> {
-  return (await server.post('/detokenize', { model: TINY_MODEL_NAME, tokens })).body.prompt;
+  return (await server().post('/detokenize', { model: TINY_MODEL_NAME, tokens })).body.prompt;
 }
 
 describe('chat-template options', () => {
@@ -79,7 +73,7 @@ describe('chat-template options', () => {
 
   it('chat completions take them: a continued message counts the open prompt', async () => {
     const open = await tokenize({ continue_final_message: true });
-    const res = await server.post('/v1/chat/completions', {
+    const res = await server().post('/v1/chat/completions', {
       model: TINY_MODEL_NAME,
       messages: MESSAGES,
       continue_final_message: true,
@@ -95,7 +89,7 @@ describe('chat-template options', () => {
     });
     expect(res.body.usage.prompt_tokens).toBe(styled.tokens.length);
     expect(styled.tokens.length).toBeGreaterThan(open.tokens.length);
-    const both = await server.post('/v1/chat/completions', {
+    const both = await server().post('/v1/chat/completions', {
       model: TINY_MODEL_NAME,
       messages: MESSAGES,
       continue_final_message: true,

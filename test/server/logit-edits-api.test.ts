@@ -1,5 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+import { describe, expect, it } from 'vitest';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
 /**
  * presence_penalty, frequency_penalty, repetition_penalty, logit_bias, min_tokens and min_p over
@@ -7,13 +7,7 @@ import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server
  * names the field. Their arithmetic is checked against a dense oracle in
  * test/scheduler/logit-edits.test.ts.
  */
-let server: TinyServer;
-beforeAll(async () => {
-  server = await startTinyServer('onnx');
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTinyServer('onnx');
 
 const BASE = {
   model: TINY_MODEL_NAME,
@@ -24,7 +18,7 @@ const BASE = {
 };
 
 async function complete(extra: object) {
-  const res = await server.post('/v1/completions', { ...BASE, logprobs: 0, ...extra });
+  const res = await server().post('/v1/completions', { ...BASE, logprobs: 0, ...extra });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   const choice = res.body.choices[0];
   return {
@@ -36,7 +30,7 @@ async function complete(extra: object) {
 }
 
 async function tokenIds(text: string): Promise<number[]> {
-  const res = await server.post('/tokenize', {
+  const res = await server().post('/tokenize', {
     model: TINY_MODEL_NAME,
     prompt: text,
     add_special_tokens: false,
@@ -50,7 +44,7 @@ describe('logit edits over HTTP', () => {
     const [first] = await tokenIds(plain.tokens[0]);
     const other = first === 100 ? 101 : 100;
     const forced = await complete({ logit_bias: { [String(other)]: 100 } });
-    const otherText = (await server.post('/detokenize', { model: TINY_MODEL_NAME, tokens: [other] })).body
+    const otherText = (await server().post('/detokenize', { model: TINY_MODEL_NAME, tokens: [other] })).body
       .prompt;
     expect(forced.tokens).toEqual(new Array(12).fill(otherText));
     const banned = await complete({ logit_bias: { [String(first)]: -100 } });
@@ -90,7 +84,7 @@ describe('logit edits over HTTP', () => {
 
   it('allowed_token_ids: every sampled token is one of them', async () => {
     const allowed = [100, 101, 102];
-    const res = await server.post('/v1/completions', {
+    const res = await server().post('/v1/completions', {
       ...BASE,
       temperature: 1.5,
       seed: 9,
@@ -109,7 +103,7 @@ describe('logit edits over HTTP', () => {
   it('bad_words: a word of the greedy answer no longer comes', async () => {
     const plain = await complete({ return_tokens_as_token_ids: true });
     const id = Number(plain.tokens[0].slice('token_id:'.length));
-    const word = (await server.post('/detokenize', { model: TINY_MODEL_NAME, tokens: [id] })).body.prompt;
+    const word = (await server().post('/detokenize', { model: TINY_MODEL_NAME, tokens: [id] })).body.prompt;
     expect((await tokenIds(word.trimStart())).length).toBe(1);
     const [bare] = await tokenIds(word.trimStart());
     const banned = await complete({ return_tokens_as_token_ids: true, bad_words: [word] });
@@ -120,7 +114,7 @@ describe('logit edits over HTTP', () => {
   });
 
   it('chat completions take the same fields', async () => {
-    const res = await server.post('/v1/chat/completions', {
+    const res = await server().post('/v1/chat/completions', {
       model: TINY_MODEL_NAME,
       messages: [{ role: 'user', content: 'hello' }],
       max_tokens: 4,
@@ -149,7 +143,7 @@ describe('logit edits over HTTP', () => {
     [{ bad_words: [''] }, 'bad_words'],
     [{ allowed_token_ids: [5, 99999999] }, 'allowed_token_ids'],
   ])('refuses %j with a 400 naming %s', async (extra, param) => {
-    const res = await server.post('/v1/completions', { ...BASE, ...extra });
+    const res = await server().post('/v1/completions', { ...BASE, ...extra });
     expect(res.status).toBe(400);
     expect(res.body.error.param).toMatch(new RegExp(`^${param}`));
     expect(res.body.error.type).toBe('invalid_request_error');

@@ -1,26 +1,18 @@
 import { join } from 'node:path';
 import type OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { logSumExp } from '../../kernels/logprobs.js';
 import { loadStoredAdapter } from '../../model/load-adapter.js';
 import { loadModel } from '../../model/load-model.js';
 import { widenAdapter } from '../../model/stored-adapter.js';
 import { referenceHarness } from '../kernels/reference-harness.js';
-import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
-let server: TinyServer;
-
-beforeAll(async () => {
-  server = await startTinyServer('onnx');
-});
-
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTinyServer('onnx');
 
 /** The parsed `data:` events of a streamed answer, [DONE] left out. */
 async function streamed(url: string, body: object): Promise<Record<string, unknown>[]> {
-  const res = await server.app.inject({ method: 'POST', url, payload: { ...body, stream: true } });
+  const res = await server().app.inject({ method: 'POST', url, payload: { ...body, stream: true } });
   expect(res.statusCode).toBe(200);
   return res.body
     .split('\n\n')
@@ -37,13 +29,13 @@ interface CompletionLogprobs {
 
 /** Rows of the reference engine's logits for every position of `tokens`, under `adapter`. */
 async function referenceLogits(adapter: string | null, tokens: number[]) {
-  const model = await loadModel(join(server.root, TINY_MODEL_NAME));
+  const model = await loadModel(join(server().root, TINY_MODEL_NAME));
   const harness = referenceHarness(model.weights, 2000);
   const layout =
     adapter === null
       ? null
       : harness.load(
-          widenAdapter(await loadStoredAdapter(adapter, join(server.root, adapter), model.weights.config)),
+          widenAdapter(await loadStoredAdapter(adapter, join(server().root, adapter), model.weights.config)),
         );
   const logits = await harness.engine.step({
     sequences: [harness.sequenceStep(1, tokens, 0, layout, 'all')],
@@ -59,9 +51,9 @@ describe('logprobs over the real stack (onnx)', () => {
     const greedy = { prompt, max_tokens: 3, temperature: 0, ignore_eos: true };
     // Three adapters in one batch: one echoes with k = 5, one asks nothing, the base model k = 0.
     const [scored, plain, base] = await Promise.all([
-      server.post('/v1/completions', { ...greedy, model: 'tiny-r4', echo: true, logprobs: 5 }),
-      server.post('/v1/completions', { ...greedy, model: 'tiny-r8' }),
-      server.post('/v1/completions', { ...greedy, model: TINY_MODEL_NAME, logprobs: 0 }),
+      server().post('/v1/completions', { ...greedy, model: 'tiny-r4', echo: true, logprobs: 5 }),
+      server().post('/v1/completions', { ...greedy, model: 'tiny-r8' }),
+      server().post('/v1/completions', { ...greedy, model: TINY_MODEL_NAME, logprobs: 0 }),
     ]);
     expect([scored.status, plain.status, base.status]).toEqual([200, 200, 200]);
     expect(plain.body.choices[0].logprobs).toBeNull();
@@ -88,7 +80,7 @@ describe('logprobs over the real stack (onnx)', () => {
     lp.text_offset.forEach((offset, i) => {
       if (i > 0) expect(offset).toBe(lp.text_offset[i - 1] + lp.tokens[i - 1].length);
     });
-    expect(scored.body.choices[0].text.startsWith(server.stack.tokenizer.decode(prompt))).toBe(true);
+    expect(scored.body.choices[0].text.startsWith(server().stack.tokenizer.decode(prompt))).toBe(true);
 
     const baseLp: CompletionLogprobs = base.body.choices[0].logprobs;
     expect(baseLp.tokens).toHaveLength(3);
@@ -113,7 +105,7 @@ describe('logprobs over the real stack (onnx)', () => {
       logprobs: 2,
       ignore_eos: true,
     };
-    const whole = await server.post('/v1/completions', body);
+    const whole = await server().post('/v1/completions', body);
     expect(whole.status).toBe(200);
     const chunks = await streamed('/v1/completions', body);
     for (const index of [0, 1]) {
@@ -161,7 +153,7 @@ describe('logprobs over the real stack (onnx)', () => {
       logprobs: true,
       top_logprobs: 2,
     };
-    const chat = await server.client.chat.completions.create(request);
+    const chat = await server().client.chat.completions.create(request);
     const content = chat.choices[0].logprobs?.content ?? [];
     expect(content).toHaveLength(chat.usage?.completion_tokens ?? -1);
     for (const entry of content) {
@@ -171,7 +163,7 @@ describe('logprobs over the real stack (onnx)', () => {
       expect(Math.abs(entry.logprob - entry.top_logprobs[0].logprob)).toBeLessThanOrEqual(1e-6);
       expect(entry.top_logprobs[0].logprob).toBeGreaterThanOrEqual(entry.top_logprobs[1].logprob);
     }
-    const stream = await server.client.chat.completions.create({ ...request, stream: true });
+    const stream = await server().client.chat.completions.create({ ...request, stream: true });
     const streamedContent: OpenAI.ChatCompletionTokenLogprob[] = [];
     let text = '';
     for await (const chunk of stream) {
@@ -186,7 +178,7 @@ describe('logprobs over the real stack (onnx)', () => {
       expect(Math.abs(e.logprob - content[i].logprob)).toBeLessThanOrEqual(1e-5);
     });
 
-    const none = await server.client.chat.completions.create({
+    const none = await server().client.chat.completions.create({
       ...request,
       logprobs: false,
       top_logprobs: 0,
@@ -202,7 +194,7 @@ describe('logprobs over the real stack (onnx)', () => {
         [1, 66],
       ],
     ]) {
-      const res = await server.post('/v1/completions', {
+      const res = await server().post('/v1/completions', {
         model: 'tiny-r3',
         prompt,
         max_tokens: 3,
@@ -214,7 +206,7 @@ describe('logprobs over the real stack (onnx)', () => {
       expect(choices).toHaveLength(4);
       choices.forEach((c, i) => {
         const single = prompt[Math.floor(i / 2)];
-        const echoed = typeof single === 'string' ? single : server.stack.tokenizer.decode(single);
+        const echoed = typeof single === 'string' ? single : server().stack.tokenizer.decode(single);
         expect(c.text.startsWith(echoed)).toBe(true);
         expect(c.logprobs).toBeNull();
       });
@@ -222,7 +214,7 @@ describe('logprobs over the real stack (onnx)', () => {
   });
 
   it('completions logprobs through the official openai client', async () => {
-    const res = await server.client.completions.create({
+    const res = await server().client.completions.create({
       model: TINY_MODEL_NAME,
       prompt: 'Hello',
       max_tokens: 4,
@@ -233,10 +225,10 @@ describe('logprobs over the real stack (onnx)', () => {
     expect(lp?.tokens).toHaveLength(res.usage?.completion_tokens ?? -1);
     expect(Object.keys(lp?.top_logprobs?.[0] ?? {}).length).toBeGreaterThanOrEqual(18);
     await expect(
-      server.client.completions.create({ model: TINY_MODEL_NAME, prompt: 'Hello', logprobs: 21 }),
+      server().client.completions.create({ model: TINY_MODEL_NAME, prompt: 'Hello', logprobs: 21 }),
     ).rejects.toMatchObject({ status: 400, param: 'logprobs' });
     await expect(
-      server.client.chat.completions.create({
+      server().client.chat.completions.create({
         model: TINY_MODEL_NAME,
         messages: [{ role: 'user', content: 'Hi' }],
         top_logprobs: 3,

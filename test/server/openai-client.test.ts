@@ -1,30 +1,21 @@
 import OpenAI from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTinyServer, TINY_ADAPTERS, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+import { describe, expect, it } from 'vitest';
+import { TINY_ADAPTERS, TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
-let server: TinyServer;
-let client: OpenAI;
-
-beforeAll(async () => {
-  server = await startTinyServer('onnx');
-  client = server.client;
-});
-
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTinyServer('onnx');
+const client = (): OpenAI => server().client;
 
 const MODELS = [TINY_MODEL_NAME, 'tiny-r2', 'tiny-r8'];
 const GREEDY = { temperature: 0, max_tokens: 12, ignore_eos: true } as const;
 
 async function complete(model: string, prompt: string, maxTokens = 12): Promise<string> {
-  const res = await client.completions.create({ ...GREEDY, model, prompt, max_tokens: maxTokens } as never);
+  const res = await client().completions.create({ ...GREEDY, model, prompt, max_tokens: maxTokens } as never);
   return (res as OpenAI.Completion).choices[0].text;
 }
 
 /** Completion tokens of a small request: text alone may be empty when bytes end mid-character. */
 async function stillServing(model: string): Promise<number | undefined> {
-  const res = await client.completions.create({
+  const res = await client().completions.create({
     model,
     prompt: 'still serving',
     max_tokens: 2,
@@ -45,18 +36,18 @@ async function waitFor(check: () => boolean, timeoutMs: number): Promise<number>
 describe('the official openai client against a tiny real model', () => {
   it('lists the base model and every adapter', async () => {
     const models = [];
-    for await (const model of client.models.list()) models.push(model);
+    for await (const model of client().models.list()) models.push(model);
     expect(models.map((m) => m.id)).toEqual([TINY_MODEL_NAME, ...TINY_ADAPTERS.map((a) => a.name)]);
     const base = models[0] as unknown as Record<string, unknown>;
     expect(base).toMatchObject({ object: 'model', owned_by: 'loom', parent: null, max_model_len: 256 });
     expect(models[1]).toMatchObject({
       parent: TINY_MODEL_NAME,
-      root: server.stack.scheduler.adapters.list()[0].path,
+      root: server().stack.scheduler.adapters.list()[0].path,
     });
   });
 
   it.each(MODELS)('completes, streams and chat-completes for %s', async (model) => {
-    const res = await client.completions.create({ model, prompt: 'Once upon a time', ...GREEDY } as never);
+    const res = await client().completions.create({ model, prompt: 'Once upon a time', ...GREEDY } as never);
     const completion = res as OpenAI.Completion;
     expect(completion.model).toBe(model);
     expect(completion.id).toMatch(/^cmpl-/);
@@ -64,7 +55,7 @@ describe('the official openai client against a tiny real model', () => {
     expect(completion.usage).toMatchObject({ completion_tokens: 12 });
     const text = completion.choices[0].text;
 
-    const stream = await client.completions.create({
+    const stream = await client().completions.create({
       model,
       prompt: 'Once upon a time',
       ...GREEDY,
@@ -81,7 +72,7 @@ describe('the official openai client against a tiny real model', () => {
     expect(streamed).toBe(text);
     expect(usage).toEqual(completion.usage);
 
-    const chat = await client.chat.completions.create({
+    const chat = await client().chat.completions.create({
       model,
       messages: [{ role: 'user', content: 'Hello there' }],
       ...GREEDY,
@@ -91,7 +82,7 @@ describe('the official openai client against a tiny real model', () => {
     expect(chatCompletion.choices[0].message.role).toBe('assistant');
     const reply = chatCompletion.choices[0].message.content ?? '';
 
-    const chatStream = await client.chat.completions.create({
+    const chatStream = await client().chat.completions.create({
       model,
       messages: [{ role: 'user', content: 'Hello there' }],
       ...GREEDY,
@@ -120,7 +111,7 @@ describe('the official openai client against a tiny real model', () => {
     for (const job of jobs) solo.push(await complete(job.model, job.prompt, job.maxTokens));
     let maxRunning = 0;
     const watch = setInterval(() => {
-      maxRunning = Math.max(maxRunning, server.stack.scheduler.stats().numRunning);
+      maxRunning = Math.max(maxRunning, server().stack.scheduler.stats().numRunning);
     }, 1);
     const together = await Promise.all(jobs.map((job) => complete(job.model, job.prompt, job.maxTokens)));
     clearInterval(watch);
@@ -129,11 +120,11 @@ describe('the official openai client against a tiny real model', () => {
   });
 
   it('frees the KV pages of a client that aborts mid-stream within a step or two', async () => {
-    const stack = server.app.loom.stack!;
+    const stack = server().app.loom.stack!;
     const { scheduler } = stack;
     const kvPages = () => scheduler.stats().numKvPages;
     await waitFor(() => kvPages() === 0, 2000);
-    const stream = await client.completions.create({
+    const stream = await client().completions.create({
       model: 'tiny-r4',
       prompt: 'a long story',
       temperature: 0,
@@ -155,11 +146,11 @@ describe('the official openai client against a tiny real model', () => {
   });
 
   it('frees the KV pages of a non-streaming request whose client goes away', async () => {
-    const { scheduler } = server.app.loom.stack!;
+    const { scheduler } = server().app.loom.stack!;
     const kvPages = () => scheduler.stats().numKvPages;
     await waitFor(() => kvPages() === 0, 2000);
     const controller = new AbortController();
-    const pending = client.completions.create(
+    const pending = client().completions.create(
       { model: 'tiny-r8', prompt: 'never read', max_tokens: 200, ignore_eos: true } as never,
       { signal: controller.signal },
     );
@@ -173,7 +164,7 @@ describe('the official openai client against a tiny real model', () => {
     const full = await complete('tiny-r16', 'Where does it stop?', 12);
     expect(full.length).toBeGreaterThanOrEqual(6);
     const stop = full.slice(4, 6);
-    const res = (await client.completions.create({
+    const res = (await client().completions.create({
       ...GREEDY,
       model: 'tiny-r16',
       prompt: 'Where does it stop?',
@@ -186,7 +177,7 @@ describe('the official openai client against a tiny real model', () => {
   it('samples reproducibly with a seed, n choices per request', async () => {
     const ask = async () =>
       (
-        (await client.chat.completions.create({
+        (await client().chat.completions.create({
           model: 'tiny-r4',
           messages: [{ role: 'user', content: 'Pick something' }],
           temperature: 1,
@@ -208,13 +199,13 @@ describe('the official openai client against a tiny real model', () => {
       param: 'model',
     });
     await expect(
-      client.completions.create({ model: TINY_MODEL_NAME, prompt: 'x', max_tokens: 0 }),
+      client().completions.create({ model: TINY_MODEL_NAME, prompt: 'x', max_tokens: 0 }),
     ).rejects.toBeInstanceOf(OpenAI.BadRequestError);
     await expect(
-      client.chat.completions.create({ model: TINY_MODEL_NAME, messages: [], max_tokens: 3 }),
+      client().chat.completions.create({ model: TINY_MODEL_NAME, messages: [], max_tokens: 3 }),
     ).rejects.toMatchObject({ status: 400, param: 'messages' });
     await expect(
-      client.completions.create({ model: TINY_MODEL_NAME, prompt: 'x', max_tokens: 300 }),
+      client().completions.create({ model: TINY_MODEL_NAME, prompt: 'x', max_tokens: 300 }),
     ).rejects.toMatchObject({ status: 400, code: 'context_length_exceeded' });
     await expect(stillServing(TINY_MODEL_NAME)).resolves.toBe(2);
   });

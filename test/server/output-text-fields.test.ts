@@ -1,14 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+import { describe, expect, it } from 'vitest';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
 /** include_stop_str_in_output and skip_special_tokens over HTTP on the real stack (onnx engine). */
-let server: TinyServer;
-beforeAll(async () => {
-  server = await startTinyServer('onnx');
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTinyServer('onnx');
 
 const BASE = {
   model: TINY_MODEL_NAME,
@@ -19,14 +13,14 @@ const BASE = {
 };
 
 async function text(extra: object): Promise<{ text: string; finish: string; stopReason: unknown }> {
-  const res = await server.post('/v1/completions', { ...BASE, ...extra });
+  const res = await server().post('/v1/completions', { ...BASE, ...extra });
   expect(res.status, JSON.stringify(res.body)).toBe(200);
   const [choice] = res.body.choices;
   return { text: choice.text, finish: choice.finish_reason, stopReason: choice.stop_reason };
 }
 
 async function streamedText(extra: object): Promise<string> {
-  const res = await fetch(`${server.baseURL}/completions`, {
+  const res = await fetch(`${server().baseURL}/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ ...BASE, ...extra, stream: true }),
@@ -48,8 +42,8 @@ describe('what the text holds', () => {
   });
 
   it('skip_special_tokens: false writes special tokens into the text', async () => {
-    const [eos] = server.llm.engine.config.eosTokenIds;
-    const eosText = server.stack.tokenizer.decode([eos], false);
+    const [eos] = server().llm.engine.config.eosTokenIds;
+    const eosText = server().stack.tokenizer.decode([eos], false);
     expect(eosText.length).toBeGreaterThan(0);
     // EOS forced by logit_bias and not stopping (ignore_eos): skipped by default, written when asked.
     const forced = { max_tokens: 3, logit_bias: { [String(eos)]: 100 } };

@@ -1,15 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sseEvents } from './fake-stack.js';
-import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
 /** vLLM's return_tokens_as_token_ids and stream_options.continuous_usage_stats on the real stack. */
-let server: TinyServer;
-beforeAll(async () => {
-  server = await startTinyServer('onnx');
-});
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTinyServer('onnx');
 
 const GREEDY = { model: TINY_MODEL_NAME, max_tokens: 4, temperature: 0, ignore_eos: true };
 
@@ -19,7 +13,7 @@ interface Chunk {
 }
 
 async function stream(url: string, body: object): Promise<Chunk[]> {
-  const res = await fetch(`${server.baseURL}${url}`, {
+  const res = await fetch(`${server().baseURL}${url}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ ...body, stream: true }),
@@ -31,8 +25,8 @@ async function stream(url: string, body: object): Promise<Chunk[]> {
 
 describe('vLLM response extras', () => {
   it('return_tokens_as_token_ids names each logprob token by its id, on both routes', async () => {
-    const plain = await server.post('/v1/completions', { ...GREEDY, prompt: 'Hi', logprobs: 2 });
-    const ids = await server.post('/v1/completions', {
+    const plain = await server().post('/v1/completions', { ...GREEDY, prompt: 'Hi', logprobs: 2 });
+    const ids = await server().post('/v1/completions', {
       ...GREEDY,
       prompt: 'Hi',
       logprobs: 2,
@@ -45,7 +39,7 @@ describe('vLLM response extras', () => {
     const decoded = await Promise.all(
       tokens.map(
         async (t) =>
-          (await server.post('/detokenize', { model: TINY_MODEL_NAME, tokens: [Number(t.slice(9))] })).body
+          (await server().post('/detokenize', { model: TINY_MODEL_NAME, tokens: [Number(t.slice(9))] })).body
             .prompt,
       ),
     );
@@ -53,7 +47,7 @@ describe('vLLM response extras', () => {
     expect(ids.body.choices[0].text).toBe(plain.body.choices[0].text);
     for (const top of ids.body.choices[0].logprobs.top_logprobs)
       for (const key of Object.keys(top)) expect(key).toMatch(/^token_id:\d+$/);
-    const chat = await server.post('/v1/chat/completions', {
+    const chat = await server().post('/v1/chat/completions', {
       ...GREEDY,
       messages: [{ role: 'user', content: 'Hi' }],
       logprobs: true,

@@ -88,6 +88,24 @@ export interface TinyServer {
   close(): Promise<void>;
 }
 
+/**
+ * startTinyServer for a whole suite: started before its tests (beforeAll), closed after them;
+ * the returned function gives the running server.
+ */
+export function useTinyServer(...args: Parameters<typeof startTinyServer>): () => TinyServer {
+  let server: TinyServer | undefined;
+  beforeAll(async () => {
+    server = await startTinyServer(...args);
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  return () => {
+    if (!server) throw new Error('the tiny server is not started (call useTinyServer at the top of a suite)');
+    return server;
+  };
+}
+
 /** The real stack (loader, pool, engine, scheduler) behind a real socket on 127.0.0.1:0. */
 export async function startTinyServer(
   engine: EngineChoice = 'onnx',

@@ -1,24 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTinyServer, TINY_MODEL_NAME, type TinyServer } from './tiny-server.js';
+import { describe, expect, it } from 'vitest';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
-let server: TinyServer;
-
-beforeAll(async () => {
-  server = await startTinyServer('onnx');
-});
-
-afterAll(async () => {
-  await server?.close();
-});
+const server = useTinyServer('onnx');
 
 describe('the vLLM surface over the real stack (onnx)', () => {
   it('answers a batch of prompts exactly as the same prompts sent one by one (greedy)', async () => {
     const prompts = ['Once upon', 'The cat sat', 'x'];
     const one = async (prompt: string) =>
-      (await server.post('/v1/completions', { model: 'tiny-r4', prompt, max_tokens: 6, temperature: 0 }))
+      (await server().post('/v1/completions', { model: 'tiny-r4', prompt, max_tokens: 6, temperature: 0 }))
         .body;
     const singles = await Promise.all(prompts.map(one));
-    const batch = await server.post('/v1/completions', {
+    const batch = await server().post('/v1/completions', {
       model: 'tiny-r4',
       prompt: prompts,
       max_tokens: 6,
@@ -38,10 +30,10 @@ describe('the vLLM surface over the real stack (onnx)', () => {
 
   it('says which stop string ended a choice (stop_reason), and cuts the text before it', async () => {
     const body = { model: TINY_MODEL_NAME, prompt: 'Hello there', max_tokens: 12, temperature: 0 };
-    const free = (await server.post('/v1/completions', body)).body.choices[0];
+    const free = (await server().post('/v1/completions', body)).body.choices[0];
     expect(free).toMatchObject({ finish_reason: 'length', stop_reason: null });
     const stop = free.text.slice(4, 6);
-    const stopped = (await server.post('/v1/completions', { ...body, stop: ['never-there', stop] })).body
+    const stopped = (await server().post('/v1/completions', { ...body, stop: ['never-there', stop] })).body
       .choices[0];
     expect(stopped).toEqual({
       index: 0,
@@ -54,18 +46,18 @@ describe('the vLLM surface over the real stack (onnx)', () => {
 
   it("tokenizes as generation does and detokenizes back, with the model's tokenizer", async () => {
     const text = 'Hello world, again';
-    const tokenized = await server.post('/tokenize', { model: TINY_MODEL_NAME, prompt: text });
-    const expected = server.stack.tokenizer.encode(text, true);
+    const tokenized = await server().post('/tokenize', { model: TINY_MODEL_NAME, prompt: text });
+    const expected = server().stack.tokenizer.encode(text, true);
     expect(tokenized.body).toEqual({ count: expected.length, max_model_len: 256, tokens: expected });
-    const detokenized = await server.post('/detokenize', { model: 'tiny-r4', tokens: expected });
-    expect(detokenized.body.prompt).toBe(server.stack.tokenizer.decode(expected, false));
+    const detokenized = await server().post('/detokenize', { model: 'tiny-r4', tokens: expected });
+    expect(detokenized.body.prompt).toBe(server().stack.tokenizer.decode(expected, false));
     expect(detokenized.body.prompt.endsWith(text)).toBe(true);
   });
 
   it("serves the OpenAI client's models.retrieve and a batched completions.create", async () => {
-    const card = await server.client.models.retrieve('tiny-r8');
+    const card = await server().client.models.retrieve('tiny-r8');
     expect(card).toMatchObject({ id: 'tiny-r8', object: 'model', parent: TINY_MODEL_NAME });
-    const completion = await server.client.completions.create({
+    const completion = await server().client.completions.create({
       model: 'tiny-r8',
       prompt: ['a', 'b'],
       max_tokens: 2,
