@@ -51,6 +51,13 @@ function maskedTokens(a: LogitAdjustments, vocab: number): number[] {
   return masked;
 }
 
+/** A step's packed edits on the device: the list, one saved raw logit per edit, and their count. */
+export interface LogitEditBuffers {
+  list: GPUBuffer;
+  saved: GPUBuffer;
+  count: number;
+}
+
 /**
  * Launcher of logit_edits.wgsl: `apply` edits logits [rows, vocab] in place (kernels/logit-
  * adjustments.ts's arithmetic) and keeps each edited logit's raw value in `saved` (4 bytes an
@@ -59,36 +66,12 @@ function maskedTokens(a: LogitAdjustments, vocab: number): number[] {
 export class LogitEditsKernel {
   constructor(private readonly ctx: WebGpuContext) {}
 
-  encodeApply(
-    pass: GPUComputePassEncoder,
-    logits: GPUBuffer,
-    vocab: number,
-    edits: GPUBuffer,
-    count: number,
-    saved: GPUBuffer,
-  ): void {
-    this.encode('apply', pass, logits, vocab, edits, count, saved);
-  }
-
-  encodeRestore(
-    pass: GPUComputePassEncoder,
-    logits: GPUBuffer,
-    vocab: number,
-    edits: GPUBuffer,
-    count: number,
-    saved: GPUBuffer,
-  ): void {
-    this.encode('restore', pass, logits, vocab, edits, count, saved);
-  }
-
-  private encode(
+  encode(
     entry: 'apply' | 'restore',
     pass: GPUComputePassEncoder,
     logits: GPUBuffer,
     vocab: number,
-    edits: GPUBuffer,
-    count: number,
-    saved: GPUBuffer,
+    { list, saved, count }: LogitEditBuffers,
   ): void {
     const pipeline = this.ctx.pipelines.pipeline(
       'logit_edits',
@@ -96,7 +79,7 @@ export class LogitEditsKernel {
       () => loadWgsl('logit_edits.wgsl'),
       entry,
     );
-    const bindings = [{ buffer: logits }, { buffer: edits }, { buffer: saved }];
+    const bindings = [{ buffer: logits }, { buffer: list }, { buffer: saved }];
     encodeDispatch(this.ctx, pass, pipeline, bindings, Immediates.of([count, vocab]), Math.ceil(count / 64));
   }
 }

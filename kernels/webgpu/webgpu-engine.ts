@@ -241,9 +241,9 @@ export class WebGpuEngine implements Engine {
         saved: this.scratchBuffer('logit-edits-saved', packed.count * 4),
         count: packed.count,
       };
-      if (edits) this.logitEdits.encodeApply(pass, logits, vocab, edits.list, edits.count, edits.saved);
+      if (edits) this.logitEdits.encode('apply', pass, logits, vocab, edits);
       if (numRows > 0) this.sampler.encode(pass, logits, numRows, vocab, settingsBuffer, ids);
-      if (edits) this.logitEdits.encodeRestore(pass, logits, vocab, edits.list, edits.count, edits.saved);
+      if (edits) this.logitEdits.encode('restore', pass, logits, vocab, edits);
       if (maxTopK < 0) return { source: ids, bytes: numRows * 4 };
       const requests = this.scratchUpload('logprob-requests', packLogprobRequests(rows));
       const records = this.scratchBuffer('logprob-records', Math.max(1, numRows) * stride * 4);

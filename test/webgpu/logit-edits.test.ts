@@ -46,7 +46,9 @@ describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts (allowed
     const logitBuf = uploadBuffer(gpu, logits, 'logits');
     const list = uploadBuffer(gpu, packed.words, 'edits');
     const saved = createStorageBuffer(gpu, packed.count * 4, 'saved');
-    await runPass(gpu, (pass) => kernel.encodeApply(pass, logitBuf, vocab, list, packed.count, saved));
+    await runPass(gpu, (pass) =>
+      kernel.encode('apply', pass, logitBuf, vocab, { list, saved, count: packed.count }),
+    );
     const edited = await readF32(gpu, logitBuf, rows * vocab);
     for (let r = 0; r < rows; r++) {
       const raw = logits.subarray(r * vocab, (r + 1) * vocab);
@@ -58,7 +60,9 @@ describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts (allowed
           expect([r, i, got[i]]).toEqual([r, i, want[i]]);
     }
     expect(Array.from(edited)).not.toEqual(Array.from(logits));
-    await runPass(gpu, (pass) => kernel.encodeRestore(pass, logitBuf, vocab, list, packed.count, saved));
+    await runPass(gpu, (pass) =>
+      kernel.encode('restore', pass, logitBuf, vocab, { list, saved, count: packed.count }),
+    );
     expect(Array.from(await readF32(gpu, logitBuf, rows * vocab))).toEqual(Array.from(logits));
     expect(packLogitEdits([null, undefined], vocab)).toBeNull();
   });
@@ -88,9 +92,9 @@ describe.skipIf(!ctx)('logit_edits against kernels/logit-adjustments.ts (allowed
     const settingBuf = sampler.uploadSettings(settings);
     const idBuf = createStorageBuffer(gpu, rows * 4, 'ids');
     await runPass(gpu, (pass) => {
-      kernel.encodeApply(pass, logitBuf, vocab, list, packed.count, saved);
+      kernel.encode('apply', pass, logitBuf, vocab, { list, saved, count: packed.count });
       sampler.encode(pass, logitBuf, rows, vocab, settingBuf, idBuf);
-      kernel.encodeRestore(pass, logitBuf, vocab, list, packed.count, saved);
+      kernel.encode('restore', pass, logitBuf, vocab, { list, saved, count: packed.count });
     });
     const ids = await readU32(gpu, idBuf, rows);
     const expected = settings.map((s, r) => {
