@@ -38,8 +38,6 @@ export const NO_LOGIT_EDITS: LogitEditParams = {
 export class SequenceLogitEdits {
   private readonly outputCounts = new Map<number, number>();
   private readonly allowOnly: Int32Array | null;
-  /** Generated tokens, kept only for bad_words' prefixes. */
-  private readonly recentOutput: number[] = [];
   /** Distinct prompt tokens, kept only when repetition_penalty applies. */
   private readonly promptTokens: readonly number[];
 
@@ -73,26 +71,32 @@ export class SequenceLogitEdits {
   /** A generated token (not a prompt token). */
   recordOutput(tokenId: number): void {
     this.outputCounts.set(tokenId, (this.outputCounts.get(tokenId) ?? 0) + 1);
-    if (this.params.badWords?.length) this.recentOutput.push(tokenId);
   }
 
-  /** Last tokens of bad words whose other tokens end the output so far (vLLM's apply_bad_words). */
-  private bannedNext(): number[] {
-    const out = this.recentOutput;
+  /**
+   * Last tokens of bad words whose other tokens end the generated ones, tokenIds[numPromptTokens..]
+   * (vLLM's apply_bad_words: the prompt does not count).
+   */
+  private bannedNext(tokenIds: readonly number[], numPromptTokens: number): number[] {
+    const end = tokenIds.length;
     const banned: number[] = [];
     for (const word of this.params.badWords ?? []) {
       const prefix = word.length - 1;
-      if (prefix > out.length) continue;
+      if (prefix > end - numPromptTokens) continue;
       let matches = true;
-      for (let i = 0; i < prefix && matches; i++) matches = out[out.length - prefix + i] === word[i];
+      for (let i = 0; i < prefix && matches; i++) matches = tokenIds[end - prefix + i] === word[i];
       if (matches) banned.push(word[prefix]);
     }
     return banned;
   }
 
-  /** The edits of the row that samples the choice's next token, after `numGenerated` tokens; null if none. */
-  adjustments(numGenerated: number): LogitAdjustments | null {
+  /**
+   * The edits of the row that samples the choice's next token, given the choice's tokens (prompt,
+   * then the generated ones); null if none.
+   */
+  adjustments(tokenIds: readonly number[], numPromptTokens: number): LogitAdjustments | null {
     const p = this.params;
+    const numGenerated = tokenIds.length - numPromptTokens;
     const slot = new Map<number, number>();
     const tokens: number[] = [];
     const bias: number[] = [];
@@ -112,7 +116,7 @@ export class SequenceLogitEdits {
     };
     for (const [token, b] of p.logitBias) bias[entry(token)] += b;
     if (numGenerated < p.minTokens) for (const token of this.stopTokenIds) bias[entry(token)] = -Infinity;
-    for (const token of this.bannedNext()) bias[entry(token)] = -Infinity;
+    for (const token of this.bannedNext(tokenIds, numPromptTokens)) bias[entry(token)] = -Infinity;
     if (p.repetitionPenalty !== 1) {
       for (const token of this.promptTokens) repetition[entry(token)] = p.repetitionPenalty;
       for (const token of this.outputCounts.keys()) repetition[entry(token)] = p.repetitionPenalty;

@@ -76,7 +76,7 @@ export class Sequence {
 
   /** The edits of the row that samples this choice's next token (scheduler/logit-edits.ts). */
   logitAdjustments(): LogitAdjustments | null {
-    return this.logitEdits?.adjustments(this.numCompletionTokens) ?? null;
+    return this.logitEdits?.adjustments(this.tokenIds, this.numPromptTokens) ?? null;
   }
 
   finish(reason: FinishReason): void {

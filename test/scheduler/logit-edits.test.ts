@@ -249,11 +249,11 @@ describe('SequenceLogitEdits', () => {
   it('is null when the request edits nothing, and lists only the tokens it touches', () => {
     expect(SequenceLogitEdits.for(NO_LOGIT_EDITS, [1, 2], [31])).toBeNull();
     const e = SequenceLogitEdits.for(edits({ presencePenalty: 1, frequencyPenalty: 0.5 }), [1, 2], [31]);
-    expect(e?.adjustments(0)).toBeNull();
+    expect(e?.adjustments([1, 2], 2)).toBeNull();
     e?.recordOutput(4);
     e?.recordOutput(4);
     e?.recordOutput(9);
-    const adj = e?.adjustments(3);
+    const adj = e?.adjustments([1, 2, 4, 4, 9], 2);
     // Presence and frequency see the output only (not the prompt's 1 and 2).
     expect(Array.from(adj?.tokens ?? [])).toEqual([4, 9]);
     expect(Array.from(adj?.subtract ?? [])).toEqual([2, 1.5]);
@@ -262,24 +262,25 @@ describe('SequenceLogitEdits', () => {
 
   it("bans a bad word's last token where its other tokens end the output", () => {
     const e = SequenceLogitEdits.for(edits({ badWords: [[7], [3, 4], [1, 2, 5]] }), [3], [31]);
-    const banned = () => Array.from(e?.adjustments(0)?.tokens ?? []);
+    const tokens = [3];
+    const banned = () => Array.from(e?.adjustments(tokens, 1)?.tokens ?? []);
     // The prompt's 3 does not count: only generated tokens make a prefix.
     expect(banned()).toEqual([7]);
-    e?.recordOutput(3);
+    tokens.push(3);
     expect(banned()).toEqual([7, 4]);
-    e?.recordOutput(1);
-    e?.recordOutput(2);
+    tokens.push(1, 2);
     expect(banned()).toEqual([7, 5]);
-    expect(Array.from(e?.adjustments(0)?.bias ?? [])).toEqual([-Infinity, -Infinity]);
+    expect(Array.from(e?.adjustments(tokens, 1)?.bias ?? [])).toEqual([-Infinity, -Infinity]);
   });
 
   it('applies repetition to prompt and output tokens, and masks stop tokens below min_tokens', () => {
     const e = SequenceLogitEdits.for(edits({ repetitionPenalty: 2, minTokens: 2 }), [1, 2, 1], [31, 7]);
     e?.recordOutput(3);
-    const early = e?.adjustments(1);
+    const early = e?.adjustments([1, 2, 1, 3], 3);
     expect(Array.from(early?.tokens ?? [])).toEqual([31, 7, 1, 2, 3]);
     expect(Array.from(early?.bias ?? [])).toEqual([-Infinity, -Infinity, 0, 0, 0]);
     expect(Array.from(early?.repetition ?? [])).toEqual([1, 1, 2, 2, 2]);
-    expect(Array.from(e?.adjustments(2)?.tokens ?? [])).toEqual([1, 2, 3]);
+    e?.recordOutput(3);
+    expect(Array.from(e?.adjustments([1, 2, 1, 3, 3], 3)?.tokens ?? [])).toEqual([1, 2, 3]);
   });
 });
