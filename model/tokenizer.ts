@@ -5,6 +5,7 @@ import { cleanUpTokenization } from './clean-up-tokenization.js';
 import { MAX_TOKENIZER_BYTES, readJsonObject } from './config-file.js';
 import { ModelFormatError } from './model-format-error.js';
 import { llamaPostProcessor, resolveSpecialTokens, type SpecialTokens } from './special-tokens.js';
+import { tokenByteStrings } from './token-bytes.js';
 
 export interface TokenizerFiles {
   /** tokenizer.json */
@@ -39,8 +40,11 @@ export class TextTokenizer {
    * than maxModelLen × this is too long before it is tokenized. Infinite where no bound holds.
    */
   readonly longestTokenChars: number;
+  private readonly tokenizerJson: Record<string, unknown>;
+  private byteStrings: ReadonlyArray<Uint8Array | null> | null = null;
 
   constructor(files: TokenizerFiles) {
+    this.tokenizerJson = files.tokenizerJson;
     const tokenizerConfig = files.tokenizerConfig ?? {};
     const configFile = files.configFile ?? 'tokenizer_config.json';
     this.specialTokens = resolveSpecialTokens(
@@ -111,6 +115,20 @@ export class TextTokenizer {
       if (err instanceof ModelFormatError) throw err;
       throw new ModelFormatError(tokenizerFile, `cannot build the tokenizer (${(err as Error).message})`);
     }
+  }
+
+  /**
+   * The bytes each token adds to the text (null: a special token), for structured output
+   * (model/token-bytes.ts); made on first use. Throws UnsupportedTokenizerError for a decoder
+   * whose pieces are not bytes.
+   */
+  tokenBytes(): ReadonlyArray<Uint8Array | null> {
+    this.byteStrings ??= tokenByteStrings(
+      this.tokenizerJson,
+      new Map(this.tokenizer.get_vocab(true)),
+      this.vocabSize,
+    );
+    return this.byteStrings;
   }
 
   get hasChatTemplate(): boolean {

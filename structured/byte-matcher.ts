@@ -1,0 +1,465 @@
+import type { Grammar, GrammarNode, ObjectProperty } from './grammar-nodes.js';
+
+/**
+ * A pushdown matcher over the bytes of a structured output: which bytes may come next, given
+ * those so far. Its state is a set of stacks (a union keeps one per live option) of immutable
+ * frames, so a state is shared freely between the vocabulary walk's branches (token-guide.ts)
+ * and never copied. JSON is matched as RFC 8259 writes it, UTF-8 checked inside strings.
+ */
+
+/** JSON whitespace between tokens, at most this many bytes in a row (a model could loop on it forever). */
+export const MAX_WHITESPACE_RUN = 32;
+
+/** `cont`: continuation bytes still due in a UTF-8 character, the next within [lo, hi]. */
+type StringLex = {
+  readonly esc: boolean;
+  readonly hex: number;
+  readonly cont: number;
+  readonly lo: number;
+  readonly hi: number;
+  readonly len: number;
+};
+const LEX_START: StringLex = { esc: false, hex: 0, cont: 0, lo: 0x80, hi: 0xbf, len: 0 };
+
+/**
+ * A UTF-8 lead byte's character: how many continuation bytes follow, and the range of the first
+ * (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF); null: not a lead byte.
+ */
+export function utf8Lead(b: number): { cont: number; lo: number; hi: number } | null {
+  if (b >= 0xc2 && b <= 0xdf) return { cont: 1, lo: 0x80, hi: 0xbf };
+  if (b === 0xe0) return { cont: 2, lo: 0xa0, hi: 0xbf };
+  if (b === 0xed) return { cont: 2, lo: 0x80, hi: 0x9f };
+  if (b >= 0xe1 && b <= 0xef) return { cont: 2, lo: 0x80, hi: 0xbf };
+  if (b === 0xf0) return { cont: 3, lo: 0x90, hi: 0xbf };
+  if (b >= 0xf1 && b <= 0xf3) return { cont: 3, lo: 0x80, hi: 0xbf };
+  if (b === 0xf4) return { cont: 3, lo: 0x80, hi: 0x8f };
+  return null;
+}
+
+type ObjectPhase = 'open' | 'comma' | 'key' | 'colon' | 'after';
+type NumberPhase = 'sign' | 'zero' | 'int' | 'dot' | 'frac' | 'e' | 'esign' | 'exp';
+const NUMBER_ENDS: ReadonlySet<NumberPhase> = new Set(['zero', 'int', 'frac', 'exp']);
+
+type Frame =
+  | { readonly t: 'value'; readonly node: number; readonly ws: number }
+  | {
+      readonly t: 'object';
+      readonly node: number;
+      readonly phase: ObjectPhase;
+      /** Index of the first listed property that may still be written. */
+      readonly next: number;
+      readonly ws: number;
+      /** In 'key': the key's bytes so far (one char per byte) and its lexer; in 'colon': the property (-1: additional). */
+      readonly key: string;
+      readonly lex: StringLex;
+      readonly prop: number;
+    }
+  | {
+      readonly t: 'array';
+      readonly node: number;
+      readonly phase: 'open' | 'after';
+      readonly count: number;
+      readonly ws: number;
+    }
+  | { readonly t: 'string'; readonly node: number; readonly lex: StringLex }
+  | { readonly t: 'number'; readonly integer: boolean; readonly phase: NumberPhase }
+  /** `node` -1: true/false/null of an 'any' value; `live`: indices of the texts still matching. */
+  | { readonly t: 'literal'; readonly node: number; readonly pos: number; readonly live: readonly number[] };
+
+export interface Stack {
+  readonly frame: Frame;
+  /** The enclosing frame, already in its state after this value; null: this is the root value. */
+  readonly up: Stack | null;
+  /** Memoized state key. */
+  key?: string;
+}
+
+/** The root value is complete: only the end of the output may follow. */
+export const DONE: Stack = { frame: { t: 'literal', node: -2, pos: 0, live: [] }, up: null, key: 'done' };
+
+const JSON_LITERALS = [
+  new TextEncoder().encode('true'),
+  new TextEncoder().encode('false'),
+  new TextEncoder().encode('null'),
+];
+
+const isWs = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
+const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
+const isHex = (b: number) => isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
+const QUOTE = 0x22;
+
+export class ByteMatcher {
+  private readonly nodes: readonly GrammarNode[];
+
+  constructor(readonly grammar: Grammar) {
+    this.nodes = grammar.nodes;
+  }
+
+  /** The state before any byte. */
+  start(): Stack[] {
+    const g = this.grammar;
+    return [{ frame: g.json ? { t: 'value', node: g.root, ws: 0 } : this.literalStart(g.root), up: null }];
+  }
+
+  /** Whether the output may end in this state (the root value is complete). */
+  canEnd(states: readonly Stack[]): boolean {
+    return states.some(
+      (s) => s === DONE || (s.up === null && s.frame.t === 'number' && NUMBER_ENDS.has(s.frame.phase)),
+    );
+  }
+
+  /** The states after byte `b`; none: `b` may not come next. */
+  feed(states: readonly Stack[], b: number): Stack[] {
+    const out: Stack[] = [];
+    for (const s of states) this.feedOne(s, b, out);
+    return out;
+  }
+
+  /**
+   * Characters a string may still take when the state is inside one at a character boundary
+   * (a string value, or an additional object key), with nothing else possible; else null. Any
+   * byte string of that many plain characters (no quote, backslash or control character, whole
+   * UTF-8 characters) then keeps the state inside the string: token-guide.ts allows such tokens
+   * without walking their bytes.
+   */
+  stringRoom(states: readonly Stack[]): number | null {
+    if (states.length !== 1 || states[0] === DONE) return null;
+    const f = states[0].frame;
+    const plain = (l: StringLex) => !l.esc && l.hex === 0 && l.cont === 0;
+    if (f.t === 'string' && plain(f.lex)) {
+      const n = this.nodes[f.node];
+      return n.kind === 'string' ? n.maxLength - f.lex.len : Number.POSITIVE_INFINITY;
+    }
+    if (f.t === 'object' && f.phase === 'key' && f.key === UNLISTED_KEY && plain(f.lex))
+      return Number.POSITIVE_INFINITY;
+    return null;
+  }
+
+  /** A key naming the state: equal keys accept the same byte strings. */
+  stateKey(states: readonly Stack[]): string {
+    if (states.length === 1) return this.stackKey(states[0]);
+    return [...new Set(states.map((s) => this.stackKey(s)))].sort().join('#');
+  }
+
+  /** The state with duplicate stacks (equal keys) dropped. */
+  dedupe(states: Stack[]): Stack[] {
+    if (states.length < 2) return states;
+    const seen = new Map<string, Stack>();
+    for (const s of states) {
+      const k = this.stackKey(s);
+      if (!seen.has(k)) seen.set(k, s);
+    }
+    return [...seen.values()];
+  }
+
+  private stackKey(s: Stack): string {
+    if (s.key === undefined) s.key = `${this.frameKey(s.frame)}|${s.up ? this.stackKey(s.up) : ''}`;
+    return s.key;
+  }
+
+  private frameKey(f: Frame): string {
+    switch (f.t) {
+      case 'value':
+        return `v${f.node},${f.ws}`;
+      case 'object':
+        return `o${f.node},${f.phase},${f.next},${f.ws},${f.prop},${lexKey(f.lex, 0, Infinity)},${f.key}`;
+      case 'array': {
+        const a = this.arraySpec(f.node);
+        // Past the prefix and minItems, with no maxItems, every count accepts the same.
+        const count =
+          a.maxItems === Infinity ? Math.min(f.count, Math.max(a.prefix.length, a.minItems) + 1) : f.count;
+        return `a${f.node},${f.phase},${count},${f.ws}`;
+      }
+      case 'string': {
+        const n = this.nodes[f.node];
+        const [min, max] = n.kind === 'string' ? [n.minLength, n.maxLength] : [0, Infinity];
+        return `s${f.node},${lexKey(f.lex, min, max)}`;
+      }
+      case 'number':
+        return `n${f.integer ? 'i' : 'f'}${f.phase}`;
+      case 'literal':
+        return `l${f.node},${f.pos},${f.live.join(' ')}`;
+    }
+  }
+
+  private feedOne(s: Stack, b: number, out: Stack[]): void {
+    if (s === DONE) return;
+    const f = s.frame;
+    switch (f.t) {
+      case 'value':
+        if (isWs(b)) {
+          if (f.ws < MAX_WHITESPACE_RUN) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
+        } else this.begin(f.node, b, s.up, out);
+        return;
+      case 'object':
+        this.feedObject(f, s, b, out);
+        return;
+      case 'array':
+        this.feedArray(f, s, b, out);
+        return;
+      case 'string': {
+        const n = this.nodes[f.node];
+        const [min, max] = n.kind === 'string' ? [n.minLength, n.maxLength] : [0, Infinity];
+        const lex = lexString(f.lex, b, max);
+        if (lex === 'close') {
+          if (f.lex.len >= min) out.push(pop(s));
+        } else if (lex) out.push({ frame: { ...f, lex }, up: s.up });
+        return;
+      }
+      case 'number': {
+        const phase = numberStep(f.phase, b, f.integer);
+        if (phase) out.push({ frame: { ...f, phase }, up: s.up });
+        else if (NUMBER_ENDS.has(f.phase)) this.feedOne(pop(s), b, out);
+        return;
+      }
+      case 'literal': {
+        const texts = this.literalTexts(f.node);
+        let ends = false;
+        const live: number[] = [];
+        for (const i of f.live) {
+          const t = texts[i];
+          if (t[f.pos] !== b) continue;
+          if (t.length === f.pos + 1) ends = true;
+          else live.push(i);
+        }
+        if (ends) out.push(pop(s));
+        if (live.length > 0) out.push({ frame: { ...f, pos: f.pos + 1, live }, up: s.up });
+        return;
+      }
+    }
+  }
+
+  /** A value of `node` whose first byte is `b` (no whitespace before it). */
+  private begin(node: number, b: number, up: Stack | null, out: Stack[]): void {
+    const n = this.nodes[node];
+    switch (n.kind) {
+      case 'union':
+        for (const o of n.options) this.begin(o, b, up, out);
+        return;
+      case 'literal':
+        this.feedOne({ frame: this.literalStart(node), up }, b, out);
+        return;
+      case 'string':
+        if (b === QUOTE) out.push({ frame: { t: 'string', node, lex: LEX_START }, up });
+        return;
+      case 'number': {
+        const phase = numberStart(b);
+        if (phase) out.push({ frame: { t: 'number', integer: n.integer, phase }, up });
+        return;
+      }
+      case 'object':
+        if (b === 0x7b) out.push({ frame: openObject(node), up });
+        return;
+      case 'array':
+        if (b === 0x5b) out.push({ frame: { t: 'array', node, phase: 'open', count: 0, ws: 0 }, up });
+        return;
+      case 'any': {
+        if (b === 0x7b) out.push({ frame: openObject(node), up });
+        else if (b === 0x5b) out.push({ frame: { t: 'array', node, phase: 'open', count: 0, ws: 0 }, up });
+        else if (b === QUOTE) out.push({ frame: { t: 'string', node, lex: LEX_START }, up });
+        else {
+          const phase = numberStart(b);
+          if (phase) out.push({ frame: { t: 'number', integer: false, phase }, up });
+          else this.feedOne({ frame: this.literalStart(-1), up }, b, out);
+        }
+        return;
+      }
+    }
+  }
+
+  private literalTexts(node: number): readonly Uint8Array[] {
+    return node === -1 ? JSON_LITERALS : (this.nodes[node] as { texts: readonly Uint8Array[] }).texts;
+  }
+
+  private literalStart(node: number): Frame {
+    return { t: 'literal', node, pos: 0, live: this.literalTexts(node).map((_, i) => i) };
+  }
+
+  private objectSpec(node: number): { properties: readonly ObjectProperty[]; additional: number | null } {
+    const n = this.nodes[node];
+    return n.kind === 'object' ? n : { properties: [], additional: node };
+  }
+
+  private arraySpec(node: number): {
+    prefix: readonly number[];
+    items: number | null;
+    minItems: number;
+    maxItems: number;
+  } {
+    const n = this.nodes[node];
+    return n.kind === 'array' ? n : { prefix: [], items: node, minItems: 0, maxItems: Infinity };
+  }
+
+  private feedObject(f: Extract<Frame, { t: 'object' }>, s: Stack, b: number, out: Stack[]): void {
+    const spec = this.objectSpec(f.node);
+    const props = spec.properties;
+    /** Listed properties that may come next: from `next` up to the first required one. */
+    let last = f.next;
+    while (last < props.length && !props[last].required) last++;
+    const mayClose = last >= props.length;
+    const mayAddKey = f.next < props.length || spec.additional !== null;
+    const ws = () => {
+      if (f.ws < MAX_WHITESPACE_RUN) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
+    };
+    switch (f.phase) {
+      case 'open':
+      case 'comma':
+        if (isWs(b)) ws();
+        else if (b === QUOTE && mayAddKey) {
+          // With no listed names, every key is additional from its first byte.
+          const key = props.length === 0 ? UNLISTED_KEY : '';
+          out.push({ frame: { ...f, phase: 'key', key, lex: LEX_START, ws: 0 }, up: s.up });
+        } else if (b === 0x7d && f.phase === 'open' && mayClose) out.push(pop(s));
+        return;
+      case 'key': {
+        const lex = lexString(f.lex, b, Infinity);
+        if (lex === null) return;
+        const inRange = (raw: string, exact: boolean) => {
+          for (let j = f.next; j < props.length && j <= last; j++) {
+            const name = latin1(props[j].keyBytes);
+            if (exact ? name === raw : name.startsWith(raw)) return j;
+          }
+          return -1;
+        };
+        if (lex === 'close') {
+          if (f.key === UNLISTED_KEY) {
+            out.push({ frame: { ...f, phase: 'colon', prop: -1, ws: 0 }, up: s.up });
+            return;
+          }
+          const j = inRange(f.key, true);
+          if (j >= 0) out.push({ frame: { ...f, phase: 'colon', prop: j, ws: 0 }, up: s.up });
+          else if (spec.additional !== null && !props.some((p) => latin1(p.keyBytes) === f.key))
+            out.push({ frame: { ...f, phase: 'colon', prop: -1, ws: 0 }, up: s.up });
+          return;
+        }
+        if (f.key === UNLISTED_KEY) {
+          out.push({ frame: { ...f, lex }, up: s.up });
+          return;
+        }
+        // The key's bytes are kept while they may still spell a listed name; past that it can
+        // only be an additional key, whose bytes no longer matter (its states then share one key).
+        const key = f.key + String.fromCharCode(b);
+        if (props.some((p) => latin1(p.keyBytes).startsWith(key))) {
+          if (inRange(key, false) >= 0 || spec.additional !== null)
+            out.push({ frame: { ...f, key, lex }, up: s.up });
+        } else if (spec.additional !== null) out.push({ frame: { ...f, key: UNLISTED_KEY, lex }, up: s.up });
+        return;
+      }
+      case 'colon':
+        if (isWs(b)) ws();
+        else if (b === 0x3a) {
+          const value = f.prop >= 0 ? props[f.prop].value : (spec.additional as number);
+          const after: Stack = {
+            frame: {
+              ...f,
+              phase: 'after',
+              next: f.prop >= 0 ? f.prop + 1 : f.next,
+              key: '',
+              lex: LEX_START,
+              prop: -1,
+              ws: 0,
+            },
+            up: s.up,
+          };
+          out.push({ frame: { t: 'value', node: value, ws: 0 }, up: after });
+        }
+        return;
+      case 'after':
+        if (isWs(b)) ws();
+        else if (b === 0x2c && mayAddKey) out.push({ frame: { ...f, phase: 'comma', ws: 0 }, up: s.up });
+        else if (b === 0x7d && mayClose) out.push(pop(s));
+        return;
+    }
+  }
+
+  private feedArray(f: Extract<Frame, { t: 'array' }>, s: Stack, b: number, out: Stack[]): void {
+    const a = this.arraySpec(f.node);
+    const itemNode = (i: number) => (i < a.prefix.length ? a.prefix[i] : a.items);
+    if (isWs(b)) {
+      if (f.ws < MAX_WHITESPACE_RUN) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
+      return;
+    }
+    const close = b === 0x5d;
+    if (close) {
+      if (f.count >= a.minItems) out.push(pop(s));
+      return;
+    }
+    const item = itemNode(f.count);
+    if (f.count >= a.maxItems || item === null) return;
+    const after: Stack = { frame: { ...f, phase: 'after', count: f.count + 1, ws: 0 }, up: s.up };
+    if (f.phase === 'open') this.begin(item, b, after, out);
+    else if (b === 0x2c) out.push({ frame: { t: 'value', node: item, ws: 0 }, up: after });
+  }
+}
+
+/** An object key that can no longer be a listed property's name (an additional one). */
+const UNLISTED_KEY = '\uffff';
+
+function openObject(node: number): Frame {
+  return { t: 'object', node, phase: 'open', next: 0, ws: 0, key: '', lex: LEX_START, prop: -1 };
+}
+
+function pop(s: Stack): Stack {
+  return s.up ?? DONE;
+}
+
+function latin1(bytes: Uint8Array): string {
+  return String.fromCharCode(...bytes);
+}
+
+function lexKey(l: StringLex, min: number, max: number): string {
+  const counted = min > 0 || max !== Infinity;
+  return `${l.esc ? 'e' : ''}${l.hex}${l.cont}${l.lo}-${l.hi}${counted ? `:${Math.min(l.len, max === Infinity ? min : l.len)}` : ''}`;
+}
+
+/**
+ * One byte of a JSON string's body (after its opening quote): the lexer after it, 'close' for
+ * the closing quote, or null where the byte may not come (a control character, a bad escape,
+ * broken UTF-8, a character past `maxLength`). Lengths count characters (code points).
+ */
+function lexString(l: StringLex, b: number, maxLength: number): StringLex | 'close' | null {
+  if (l.cont > 0) return b >= l.lo && b <= l.hi ? { ...l, cont: l.cont - 1, lo: 0x80, hi: 0xbf } : null;
+  if (l.hex > 0) {
+    if (!isHex(b)) return null;
+    return { ...l, hex: l.hex - 1, len: l.hex === 1 ? l.len + 1 : l.len };
+  }
+  if (l.esc) {
+    if (b === 0x75) return { ...l, esc: false, hex: 4 };
+    return '"\\/bfnrt'.includes(String.fromCharCode(b)) ? { ...l, esc: false, len: l.len + 1 } : null;
+  }
+  if (b === QUOTE) return 'close';
+  if (b < 0x20 || l.len + 1 > maxLength) return null;
+  if (b === 0x5c) return { ...l, esc: true };
+  if (b < 0x80) return { ...l, len: l.len + 1 };
+  const lead = utf8Lead(b);
+  return lead ? { ...l, ...lead, len: l.len + 1 } : null;
+}
+
+function numberStart(b: number): NumberPhase | null {
+  if (b === 0x2d) return 'sign';
+  if (b === 0x30) return 'zero';
+  return isDigit(b) ? 'int' : null;
+}
+
+function numberStep(p: NumberPhase, b: number, integer: boolean): NumberPhase | null {
+  const digit = isDigit(b);
+  const e = (b === 0x65 || b === 0x45) && !integer;
+  const dot = b === 0x2e && !integer;
+  switch (p) {
+    case 'sign':
+      return b === 0x30 ? 'zero' : digit ? 'int' : null;
+    case 'zero':
+      return dot ? 'dot' : e ? 'e' : null;
+    case 'int':
+      return digit ? 'int' : dot ? 'dot' : e ? 'e' : null;
+    case 'dot':
+      return digit ? 'frac' : null;
+    case 'frac':
+      return digit ? 'frac' : e ? 'e' : null;
+    case 'e':
+      return b === 0x2b || b === 0x2d ? 'esign' : digit ? 'exp' : null;
+    case 'esign':
+    case 'exp':
+      return digit ? 'exp' : null;
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * What a structured output may be, as the byte matcher (byte-matcher.ts) walks it: a graph of
+ * value nodes, compiled from a JSON Schema (json-schema.ts), from "any JSON object" (json_object
+ * mode), or from a list of literal choices (guided_choice). Nodes refer to each other by index,
+ * so recursive schemas ($ref to an enclosing definition) are finite graphs.
+ */
+export type GrammarNode =
+  /** Any JSON value. */
+  | { kind: 'any' }
+  | {
+      kind: 'object';
+      /** Keys in the order they are written out (JSON Schema's `properties` order, as vLLM's backends). */
+      properties: readonly ObjectProperty[];
+      /** Node of keys not listed (additionalProperties), or null: none allowed. */
+      additional: number | null;
+    }
+  | {
+      kind: 'array';
+      /** Nodes of the first items (prefixItems). */
+      prefix: readonly number[];
+      /** Node of the items after them, or null: none. */
+      items: number | null;
+      minItems: number;
+      maxItems: number;
+    }
+  | { kind: 'string'; minLength: number; maxLength: number }
+  | { kind: 'number'; integer: boolean }
+  /** Exactly one of these byte strings (enum/const values as compact JSON; true/false/null; choices). */
+  | { kind: 'literal'; texts: readonly Uint8Array[] }
+  /** Any one of these nodes (anyOf, oneOf, a list of types). */
+  | { kind: 'union'; options: readonly number[] };
+
+export interface ObjectProperty {
+  name: string;
+  /** The key as written between its quotes: JSON-escaped UTF-8. */
+  keyBytes: Uint8Array;
+  value: number;
+  required: boolean;
+}
+
+/** A compiled grammar: its nodes, the root's index, and whether the root is JSON (whitespace may lead). */
+export interface Grammar {
+  readonly nodes: readonly GrammarNode[];
+  readonly root: number;
+  /** JSON grammars allow whitespace around values; a choice is matched as its bytes alone. */
+  readonly json: boolean;
+}
+
+/** A request's structured-output field that cannot be followed, with the field it names. */
+export class GuideError extends Error {
+  constructor(
+    message: string,
+    readonly param: string,
+  ) {
+    super(message);
+  }
+}
+
+const utf8 = new TextEncoder();
+
+/** Bytes of `value` as compact JSON (how enum and const values are written). */
+export function jsonBytes(value: unknown): Uint8Array {
+  return utf8.encode(JSON.stringify(value));
+}
+
+/** The grammar of any JSON object (response_format json_object). */
+export function jsonObjectGrammar(): Grammar {
+  const nodes: GrammarNode[] = [{ kind: 'object', properties: [], additional: 1 }, { kind: 'any' }];
+  return { nodes, root: 0, json: true };
+}
+
+/** The grammar of exactly one of `choices`, as written (guided_choice). */
+export function choiceGrammar(choices: readonly string[], param: string): Grammar {
+  if (choices.length === 0) throw new GuideError(`${param} must list at least one choice.`, param);
+  if (choices.some((c) => c.length === 0))
+    throw new GuideError(`${param} must not contain an empty choice.`, param);
+  return { nodes: [{ kind: 'literal', texts: choices.map((c) => utf8.encode(c)) }], root: 0, json: false };
+}

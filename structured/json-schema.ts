@@ -1,0 +1,274 @@
+import {
+  type Grammar,
+  type GrammarNode,
+  GuideError,
+  jsonBytes,
+  type ObjectProperty,
+} from './grammar-nodes.js';
+
+/**
+ * A JSON Schema (response_format json_schema, guided_json) compiled to grammar nodes. The subset
+ * is what structured-output backends (xgrammar, outlines) follow token by token: types, properties
+ * with required ones, additionalProperties, items and prefixItems with their counts, string
+ * lengths, enum and const, anyOf/oneOf, single-schema allOf, and local $ref into $defs or
+ * definitions, recursion included. Like xgrammar's default (strict) mode, an object without
+ * additionalProperties allows no keys it does not list, and keys come in the schema's order.
+ * `format` is an annotation, as JSON Schema 2020-12 has it by default. Every other keyword that
+ * constrains a value (pattern, minimum, …) is refused by name: never silently ignored.
+ */
+const ANNOTATIONS = new Set([
+  'title',
+  'description',
+  'default',
+  'examples',
+  '$schema',
+  '$id',
+  '$comment',
+  'deprecated',
+  'readOnly',
+  'writeOnly',
+  'format',
+  '$defs',
+  'definitions',
+]);
+
+const KEYWORDS_BY_TYPE: Record<string, readonly string[]> = {
+  object: ['properties', 'required', 'additionalProperties'],
+  array: ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems'],
+  string: ['minLength', 'maxLength'],
+  number: [],
+  integer: [],
+  boolean: [],
+  null: [],
+};
+const COMPOSITION = ['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref'];
+const KNOWN = new Set([...ANNOTATIONS, ...COMPOSITION, ...Object.values(KEYWORDS_BY_TYPE).flat()]);
+
+type Schema = boolean | Record<string, unknown>;
+
+export function compileJsonSchema(schema: unknown, param: string): Grammar {
+  return new SchemaCompiler(schema, param).grammar();
+}
+
+class SchemaCompiler {
+  private readonly nodes: GrammarNode[] = [];
+  private readonly compiled = new Map<object, number>();
+  private anyNode: number | null = null;
+
+  constructor(
+    private readonly rootSchema: unknown,
+    private readonly param: string,
+  ) {}
+
+  grammar(): Grammar {
+    if (!isSchema(this.rootSchema)) this.fail('must be a JSON Schema (an object)', '');
+    const root = this.node(this.rootSchema as Schema, '#');
+    return { nodes: this.nodes, root, json: true };
+  }
+
+  private fail(what: string, path: string): never {
+    throw new GuideError(`${this.param}: the schema${path ? ` at ${path}` : ''} ${what}.`, this.param);
+  }
+
+  private any(): number {
+    this.anyNode ??= this.add({ kind: 'any' });
+    return this.anyNode;
+  }
+
+  private add(node: GrammarNode): number {
+    this.nodes.push(node);
+    return this.nodes.length - 1;
+  }
+
+  private node(schema: Schema, path: string): number {
+    if (schema === true) return this.any();
+    if (schema === false) this.fail('is false: no value matches it', path);
+    const s = schema as Record<string, unknown>;
+    const done = this.compiled.get(s);
+    if (done !== undefined) return done;
+    for (const key of Object.keys(s)) {
+      if (!KNOWN.has(key))
+        this.fail(`uses the keyword "${key}", which Loom's structured output does not support`, path);
+    }
+    const constraining = Object.keys(s).filter((k) => !ANNOTATIONS.has(k));
+    const alone = (keyword: string) => {
+      const others = constraining.filter((k) => k !== keyword);
+      if (others.length > 0)
+        this.fail(
+          `combines "${keyword}" with ${others.map((k) => `"${k}"`).join(', ')}, which is not supported`,
+          path,
+        );
+    };
+    // A placeholder first: a $ref cycle back to this schema finds its index.
+    const index = this.add({ kind: 'any' });
+    this.compiled.set(s, index);
+    let node: GrammarNode;
+    if ('$ref' in s) {
+      alone('$ref');
+      node = { kind: 'union', options: [this.node(this.resolve(s.$ref, path), String(s.$ref))] };
+    } else if ('allOf' in s) {
+      alone('allOf');
+      const all = s.allOf;
+      if (!Array.isArray(all) || all.length !== 1 || !isSchema(all[0]))
+        this.fail('uses "allOf" with other than one schema, which is not supported', path);
+      node = { kind: 'union', options: [this.node(all[0] as Schema, `${path}/allOf/0`)] };
+    } else if ('anyOf' in s || 'oneOf' in s) {
+      const keyword = 'anyOf' in s ? 'anyOf' : 'oneOf';
+      alone(keyword);
+      const options = s[keyword];
+      if (!Array.isArray(options) || options.length === 0 || !options.every(isSchema))
+        this.fail(`has a "${keyword}" that is not a non-empty list of schemas`, path);
+      node = {
+        kind: 'union',
+        options: (options as Schema[]).map((o, i) => this.node(o, `${path}/${keyword}/${i}`)),
+      };
+    } else if ('const' in s) {
+      node = { kind: 'literal', texts: [jsonBytes(s.const)] };
+    } else if ('enum' in s) {
+      if (!Array.isArray(s.enum) || s.enum.length === 0)
+        this.fail('has an "enum" that is not a non-empty list', path);
+      node = { kind: 'literal', texts: (s.enum as unknown[]).map(jsonBytes) };
+    } else {
+      node = this.typed(s, path);
+    }
+    this.nodes[index] = node;
+    return index;
+  }
+
+  /** A schema by its type (or by the keywords it uses when it names none). */
+  private typed(s: Record<string, unknown>, path: string): GrammarNode {
+    let types: string[];
+    if (s.type === undefined) {
+      types = Object.keys(KEYWORDS_BY_TYPE).filter((t) => KEYWORDS_BY_TYPE[t].some((k) => k in s));
+      if (types.length === 0) return { kind: 'any' };
+    } else types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
+    for (const t of types)
+      if (typeof t !== 'string' || !(t in KEYWORDS_BY_TYPE))
+        this.fail(`has an unknown type ${JSON.stringify(t)}`, path);
+    for (const key of Object.keys(s)) {
+      const owner = Object.keys(KEYWORDS_BY_TYPE).find((t) => KEYWORDS_BY_TYPE[t].includes(key));
+      if (owner && !types.includes(owner)) this.fail(`uses "${key}" without allowing type "${owner}"`, path);
+    }
+    const nodes = types.map((t) => this.ofType(t, s, path));
+    if (nodes.length === 1) return nodes[0];
+    return { kind: 'union', options: nodes.map((n) => this.add(n)) };
+  }
+
+  private ofType(type: string, s: Record<string, unknown>, path: string): GrammarNode {
+    switch (type) {
+      case 'object':
+        return this.object(s, path);
+      case 'array':
+        return this.array(s, path);
+      case 'string': {
+        const minLength = this.count(s, 'minLength', 0, path);
+        const maxLength = this.count(s, 'maxLength', Number.POSITIVE_INFINITY, path);
+        if (minLength > maxLength) this.fail('has minLength above maxLength', path);
+        return { kind: 'string', minLength, maxLength };
+      }
+      case 'number':
+      case 'integer':
+        return { kind: 'number', integer: type === 'integer' };
+      case 'boolean':
+        return { kind: 'literal', texts: [jsonBytes(true), jsonBytes(false)] };
+      default:
+        return { kind: 'literal', texts: [jsonBytes(null)] };
+    }
+  }
+
+  private object(s: Record<string, unknown>, path: string): GrammarNode {
+    const props = (s.properties ?? {}) as Record<string, unknown>;
+    if (typeof props !== 'object' || props === null || Array.isArray(props))
+      this.fail('has "properties" that is not an object', path);
+    const required = s.required ?? [];
+    if (!Array.isArray(required) || !required.every((r) => typeof r === 'string'))
+      this.fail('has "required" that is not a list of names', path);
+    const additional = s.additionalProperties;
+    if (additional !== undefined && !isSchema(additional))
+      this.fail('has "additionalProperties" that is not a schema', path);
+    const missing = (required as string[]).filter((r) => !(r in props));
+    if (missing.length > 0)
+      this.fail(
+        `requires ${missing.map((m) => `"${m}"`).join(', ')} without listing it in "properties"`,
+        path,
+      );
+    const properties: ObjectProperty[] = Object.entries(props).map(([name, value]) => {
+      if (!isSchema(value)) this.fail(`has a property "${name}" whose schema is not a schema`, path);
+      const quoted = jsonBytes(name);
+      return {
+        name,
+        keyBytes: quoted.subarray(1, quoted.length - 1),
+        value: this.node(value as Schema, `${path}/properties/${name}`),
+        required: (required as string[]).includes(name),
+      };
+    });
+    return {
+      kind: 'object',
+      properties,
+      additional:
+        additional === undefined || additional === false
+          ? null
+          : this.node(additional as Schema, `${path}/additionalProperties`),
+    };
+  }
+
+  private array(s: Record<string, unknown>, path: string): GrammarNode {
+    if (s.uniqueItems === true)
+      this.fail('uses "uniqueItems": true, which Loom\'s structured output does not support', path);
+    const prefix = s.prefixItems ?? [];
+    if (!Array.isArray(prefix) || !prefix.every(isSchema))
+      this.fail('has "prefixItems" that is not a list of schemas', path);
+    const items = s.items;
+    if (items !== undefined && !isSchema(items)) this.fail('has "items" that is not a schema', path);
+    const minItems = this.count(s, 'minItems', 0, path);
+    let maxItems = this.count(s, 'maxItems', Number.POSITIVE_INFINITY, path);
+    if (items === false) maxItems = Math.min(maxItems, prefix.length);
+    if (minItems > maxItems) this.fail('asks more items than it allows', path);
+    return {
+      kind: 'array',
+      prefix: (prefix as Schema[]).map((p, i) => this.node(p, `${path}/prefixItems/${i}`)),
+      items:
+        items === false
+          ? null
+          : items === undefined
+            ? this.any()
+            : this.node(items as Schema, `${path}/items`),
+      minItems,
+      maxItems,
+    };
+  }
+
+  private count(s: Record<string, unknown>, key: string, fallback: number, path: string): number {
+    const v = s[key];
+    if (v === undefined) return fallback;
+    if (!Number.isInteger(v) || (v as number) < 0)
+      this.fail(`has "${key}" that is not a non-negative integer`, path);
+    return v as number;
+  }
+
+  /** A local reference: "#", "#/$defs/Name" or "#/definitions/Name" (JSON Pointer escapes decoded). */
+  private resolve(ref: unknown, path: string): Schema {
+    if (typeof ref !== 'string' || !ref.startsWith('#'))
+      this.fail(
+        `has a "$ref" ${JSON.stringify(ref)} that is not local (only "#..." references are supported)`,
+        path,
+      );
+    let target: unknown = this.rootSchema;
+    const pointer = (ref as string).slice(1);
+    if (pointer !== '') {
+      for (const raw of pointer.split('/').slice(1)) {
+        const part = decodeURIComponent(raw).replaceAll('~1', '/').replaceAll('~0', '~');
+        target =
+          typeof target === 'object' && target !== null
+            ? (target as Record<string, unknown>)[part]
+            : undefined;
+      }
+    }
+    if (!isSchema(target)) this.fail(`has a "$ref" ${JSON.stringify(ref)} that names no schema`, path);
+    return target as Schema;
+  }
+}
+
+function isSchema(v: unknown): boolean {
+  return typeof v === 'boolean' || (typeof v === 'object' && v !== null && !Array.isArray(v));
+}
