@@ -1,4 +1,5 @@
 import type { LogitAdjustments } from '../kernels/logit-adjustments.js';
+import type { GuideState, TokenGuide } from '../structured/token-guide.js';
 
 /** What a request asks of its logits before sampling (vLLM's SamplingParams of the same names). */
 export interface LogitEditParams {
@@ -19,6 +20,11 @@ export interface LogitEditParams {
    * among the generated ones (a one-token word is never sampled).
    */
   badWords?: ReadonlyArray<readonly number[]>;
+  /**
+   * Structured output (response_format, guided_json, guided_choice): only tokens that keep the
+   * output within the request's grammar may be sampled, and the end only where it is complete.
+   */
+  guide?: TokenGuide | null;
 }
 
 export const NO_LOGIT_EDITS: LogitEditParams = {
@@ -40,15 +46,22 @@ export class SequenceLogitEdits {
   private readonly allowOnly: Int32Array | null;
   /** Distinct prompt tokens, kept only when repetition_penalty applies. */
   private readonly promptTokens: readonly number[];
+  /** This choice's place in its structured output; null: none asked. */
+  private readonly guideState: GuideState | null;
+  /** What may end a structured output: the stop tokens, and the model's EOS even under ignore_eos. */
+  private readonly endTokenIds: readonly number[];
 
   private constructor(
     private readonly params: LogitEditParams,
     promptTokens: readonly number[],
     /** EOS (unless ignore_eos) and stop_token_ids: what min_tokens masks. */
     private readonly stopTokenIds: readonly number[],
+    eosTokenIds: readonly number[],
   ) {
     this.promptTokens = params.repetitionPenalty !== 1 ? [...new Set(promptTokens)] : [];
     this.allowOnly = params.allowedTokenIds ? Int32Array.from(new Set(params.allowedTokenIds)) : null;
+    this.guideState = params.guide?.start() ?? null;
+    this.endTokenIds = [...new Set([...stopTokenIds, ...eosTokenIds])];
   }
 
   /** Null when the request edits nothing. */
@@ -56,6 +69,7 @@ export class SequenceLogitEdits {
     params: LogitEditParams,
     promptTokens: readonly number[],
     stopTokenIds: Iterable<number>,
+    eosTokenIds: readonly number[] = [],
   ): SequenceLogitEdits | null {
     const edits =
       params.presencePenalty !== 0 ||
@@ -64,13 +78,15 @@ export class SequenceLogitEdits {
       params.logitBias.size > 0 ||
       params.minTokens > 0 ||
       params.allowedTokenIds != null ||
-      (params.badWords?.length ?? 0) > 0;
-    return edits ? new SequenceLogitEdits(params, promptTokens, [...stopTokenIds]) : null;
+      (params.badWords?.length ?? 0) > 0 ||
+      params.guide != null;
+    return edits ? new SequenceLogitEdits(params, promptTokens, [...stopTokenIds], eosTokenIds) : null;
   }
 
   /** A generated token (not a prompt token). */
   recordOutput(tokenId: number): void {
     this.outputCounts.set(tokenId, (this.outputCounts.get(tokenId) ?? 0) + 1);
+    this.guideState?.advance(tokenId);
   }
 
   /**
@@ -115,7 +131,12 @@ export class SequenceLogitEdits {
       return i;
     };
     for (const [token, b] of p.logitBias) bias[entry(token)] += b;
-    if (numGenerated < p.minTokens) for (const token of this.stopTokenIds) bias[entry(token)] = -Infinity;
+    const allowOnly = this.allowedNext();
+    // A complete structured output may only end: min_tokens cannot hold it open.
+    const onlyEnds =
+      this.guideState !== null && (allowOnly?.every((t) => this.endTokenIds.includes(t)) ?? false);
+    if (numGenerated < p.minTokens && !onlyEnds)
+      for (const token of this.stopTokenIds) bias[entry(token)] = -Infinity;
     for (const token of this.bannedNext(tokenIds, numPromptTokens)) bias[entry(token)] = -Infinity;
     if (p.repetitionPenalty !== 1) {
       for (const token of this.promptTokens) repetition[entry(token)] = p.repetitionPenalty;
@@ -125,13 +146,24 @@ export class SequenceLogitEdits {
       for (const [token, count] of this.outputCounts)
         subtract[entry(token)] = p.frequencyPenalty * count + p.presencePenalty;
     }
-    if (tokens.length === 0 && !this.allowOnly) return null;
+    if (tokens.length === 0 && !allowOnly) return null;
     return {
       tokens: Int32Array.from(tokens),
       bias: Float32Array.from(bias),
       repetition: Float32Array.from(repetition),
       subtract: Float32Array.from(subtract),
-      allowOnly: this.allowOnly,
+      allowOnly,
     };
+  }
+
+  /** allowed_token_ids, and the structured output's next tokens (both: the tokens in both). */
+  private allowedNext(): Int32Array | null {
+    if (!this.guideState) return this.allowOnly;
+    const guided = this.guideState.allowedTokens(this.endTokenIds);
+    if (!this.allowOnly) return guided;
+    const both = new Set(this.allowOnly);
+    const kept = guided.filter((t) => both.has(t));
+    // Nothing in both: the request's two constraints leave no token; let the output end.
+    return kept.length > 0 ? kept : Int32Array.from(this.endTokenIds);
   }
 }

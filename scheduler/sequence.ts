@@ -136,7 +136,7 @@ export function sequencesFor(
         mulberry32(sequenceSeed(seed, i)),
         stopChecker,
         { numTop: s.logprobs ?? null, scoresPrompt: s.promptLogprobs ?? false },
-        SequenceLogitEdits.for(edits, req.promptTokens, stopTokenIds),
+        SequenceLogitEdits.for(edits, req.promptTokens, stopTokenIds, options.eosTokenIds),
       ),
     );
   }

@@ -2,9 +2,10 @@ import type { SamplingParams } from '../scheduler/request.js';
 import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
 import type { ServingStack } from './serving-stack.js';
+import { type StructuredOutputFields, structuredOutputGuide } from './structured-output.js';
 
 /** The sampling fields both OpenAI routes accept (server/schemas/sampling-fields.ts). */
-export interface SamplingBody {
+export interface SamplingBody extends StructuredOutputFields {
   model: string;
   max_tokens?: number | null;
   temperature?: number | null;
@@ -158,6 +159,7 @@ export function samplingParams(
       minTokens,
       allowedTokenIds: allowed,
       badWords: badWordTokens(stack, body.bad_words ?? []),
+      guide: structuredOutputGuide(body, stack.tokenizer),
     },
   };
 }

@@ -21,6 +21,8 @@ export interface ServingTokenizer {
   encode(text: string, addSpecialTokens?: boolean): number[];
   /** Text of `ids` as HF's `decode` gives it (special tokens skipped by default). */
   decode(ids: readonly number[], skipSpecialTokens?: boolean): string;
+  /** The bytes each token adds to the text, null for special tokens (structured output). */
+  tokenBytes(): ReadonlyArray<Uint8Array | null>;
   applyChatTemplate(
     messages: { role: string; content: string; name?: string }[],
     addGenerationPrompt?: boolean,

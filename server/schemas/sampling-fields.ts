@@ -25,11 +25,6 @@ interface UnsupportedField {
 export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
   spaces_between_special_tokens: flag(true, 'spaces_between_special_tokens: false'),
   use_beam_search: flag(false, 'Beam search'),
-  response_format: {
-    schema: Type.Object({ type: Type.String() }, { description: 'an object with a type' }),
-    isDefault: (v) => (v as { type: string }).type === 'text',
-    what: 'A response_format other than text',
-  },
   // vLLM's extensions that clients send with their defaults (0, 1, null) even when unused.
   priority: {
     schema: Type.Integer({ description: 'an integer' }),
@@ -45,12 +40,16 @@ export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
     Type.Integer({ minimum: 0, description: 'an integer' }),
     'prompt_logprobs (on /v1/completions, echo with logprobs scores the prompt)',
   ),
-  guided_json: absent(Type.Unknown(), 'Structured output (guided_json)'),
-  guided_regex: absent(Type.Unknown(), 'Structured output (guided_regex)'),
-  guided_choice: absent(Type.Unknown(), 'Structured output (guided_choice)'),
-  guided_grammar: absent(Type.Unknown(), 'Structured output (guided_grammar)'),
-  structured_outputs: absent(Type.Unknown(), 'Structured output (structured_outputs)'),
+  guided_regex: absent(Type.Unknown(), 'Structured output by regex (guided_regex)'),
+  guided_grammar: absent(Type.Unknown(), 'Structured output by grammar (guided_grammar)'),
 };
+
+/** A JSON Schema as an object, or as its JSON text. */
+function jsonSchemaField() {
+  return Type.Union([Type.String(), Type.Record(Type.String(), Type.Unknown())], {
+    description: 'a JSON Schema (an object, or its JSON text)',
+  });
+}
 
 /** A field whose only accepted value is none at all (null or left out). */
 function absent(schema: TSchema, what: string): UnsupportedField {
@@ -136,6 +135,49 @@ export const samplingFields = {
   ),
   /** vLLM extension: 0 is off. */
   min_p: Nullable(Type.Number({ minimum: 0, maximum: 1, description: 'a number' })),
+  // Structured output (server/structured-output.ts).
+  response_format: Nullable(
+    Type.Object(
+      {
+        type: Type.String({ description: 'a string' }),
+        json_schema: Nullable(
+          Type.Object(
+            {
+              name: Type.String({ description: 'a string' }),
+              description: Nullable(Type.String({ description: 'a string' })),
+              schema: Nullable(Type.Unknown({ description: 'a JSON Schema' })),
+              strict: Nullable(Type.Boolean({ description: 'a boolean' })),
+            },
+            { description: 'an object with a name and a schema', ...REQUEST_OBJECT },
+          ),
+        ),
+      },
+      { description: 'an object with a type', ...REQUEST_OBJECT },
+    ),
+  ),
+  /** vLLM extension: a JSON Schema (or its text) the output follows. */
+  guided_json: Nullable(jsonSchemaField()),
+  /** vLLM extension: the output is exactly one of these. */
+  guided_choice: Nullable(Type.Array(Type.String(), { description: 'an array of strings' })),
+  /** vLLM extension (StructuredOutputsParams): one of json, json_object, choice. */
+  structured_outputs: Nullable(
+    Type.Object(
+      {
+        json: Nullable(jsonSchemaField()),
+        json_object: Nullable(Type.Boolean({ description: 'a boolean' })),
+        choice: Nullable(Type.Array(Type.String(), { description: 'an array of strings' })),
+        regex: Nullable(Type.String({ description: 'a string' })),
+        grammar: Nullable(Type.String({ description: 'a string' })),
+        structural_tag: Nullable(Type.String({ description: 'a string' })),
+        whitespace_pattern: Nullable(Type.String({ description: 'a string' })),
+        disable_any_whitespace: Nullable(Type.Boolean({ description: 'a boolean' })),
+        disable_additional_properties: Nullable(Type.Boolean({ description: 'a boolean' })),
+        /** Loom has one structured-output backend: there is nothing to fall back to. */
+        disable_fallback: Nullable(Type.Boolean({ description: 'a boolean' })),
+      },
+      { description: 'an object', ...REQUEST_OBJECT },
+    ),
+  ),
   /** vLLM extension: log-probabilities name tokens as "token_id:<id>" instead of their text. */
   return_tokens_as_token_ids: Nullable(Type.Boolean({ description: 'a boolean' })),
   /** vLLM extension: keep only the prompt's last k tokens (left truncation); -1: max_model_len. */

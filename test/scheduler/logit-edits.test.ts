@@ -5,6 +5,8 @@ import { sampleToken } from '../../kernels/sample.js';
 import { type LogitEditParams, NO_LOGIT_EDITS, SequenceLogitEdits } from '../../scheduler/logit-edits.js';
 import { mulberry32, sequenceSeed } from '../../scheduler/prng.js';
 import type { GenerationDelta, GenerationStream, SamplingParams } from '../../scheduler/request.js';
+import { choiceGrammar } from '../../structured/grammar-nodes.js';
+import { tokenGuide } from '../../structured/request-guide.js';
 import { FakeEngine, fakeConfig, fakeKv, type NextToken } from './fake-engine.js';
 import { FAKE_EOS, fakeSampling, fakeScheduler } from './fake-scheduler.js';
 
@@ -282,5 +284,26 @@ describe('SequenceLogitEdits', () => {
     expect(Array.from(early?.repetition ?? [])).toEqual([1, 1, 2, 2, 2]);
     e?.recordOutput(3);
     expect(Array.from(e?.adjustments([1, 2, 1, 3, 3], 3)?.tokens ?? [])).toEqual([1, 2, 3]);
+  });
+
+  it('structured output: the grammar next tokens, within allowed_token_ids, and an end min_tokens cannot hold back', () => {
+    // Token b is byte b; 31 and 200 are EOS and a stop token (no bytes).
+    const vocab = {
+      tokenBytes: () =>
+        Array.from({ length: 256 }, (_, b) => (b === 31 || b === 200 ? null : Uint8Array.of(b))),
+    };
+    const guide = tokenGuide(vocab, choiceGrammar(['ab', 'ac', 'b'], 'guided_choice'));
+    const allowed = (e: SequenceLogitEdits | null, tokens: number[]) =>
+      Array.from(e?.adjustments(tokens, 1)?.allowOnly ?? []).sort((x, y) => x - y);
+    const e = SequenceLogitEdits.for(edits({ guide, minTokens: 5 }), [9], [200], [31]);
+    expect(allowed(e, [9])).toEqual([97, 98]);
+    e?.recordOutput(97);
+    expect(allowed(e, [9, 97])).toEqual([98, 99]);
+    e?.recordOutput(99);
+    // Complete: only the ends (the stop token and EOS), and min_tokens puts no −∞ on them.
+    expect(allowed(e, [9, 97, 99])).toEqual([31, 200]);
+    expect(Array.from(e?.adjustments([9, 97, 99], 1)?.bias ?? [])).not.toContain(-Infinity);
+    const both = SequenceLogitEdits.for(edits({ guide, allowedTokenIds: [98, 99, 5] }), [9], [31], [31]);
+    expect(allowed(both, [9])).toEqual([98]);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AdmissionError } from '../../scheduler/request.js';
 import { buildApp } from '../../server/app.js';
+import { TokenGuide } from '../../structured/token-guide.js';
 import { fakeAppPerTest } from './fake-app.js';
 import { BOS, fakeStack, fakeText, sseEvents } from './fake-stack.js';
 
@@ -116,8 +117,13 @@ describe('routes over a fake stack', () => {
         minTokens: 2,
         allowedTokenIds: [104, 105, 3],
         badWords: [[122, 122]],
+        guide: null,
       },
     });
+    // Structured output reaches the scheduler as a guide over the vocabulary.
+    const guided = await post('/v1/completions', { model: 'ad-a', prompt: 'hi', guided_choice: ['a', 'b'] });
+    expect(guided.statusCode).toBe(200);
+    expect(stack.scheduler.submitted[1].sampling.logitEdits?.guide).toBeInstanceOf(TokenGuide);
   });
 
   it('takes token ids and a list of one prompt; defaults max_tokens to 16', async () => {

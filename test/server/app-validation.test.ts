@@ -112,9 +112,9 @@ const badRequests: [string, string, unknown, number, string | null][] = [
     'tools',
   ],
   [
-    'json mode',
+    'a response_format type Loom does not know',
     '/v1/chat/completions',
-    chat({ response_format: { type: 'json_object' } }),
+    chat({ response_format: { type: 'yaml' } }),
     400,
     'response_format',
   ],

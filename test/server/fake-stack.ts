@@ -47,6 +47,11 @@ export class ByteTokenizer implements ServingTokenizer {
     return text;
   }
 
+  /** Token b is byte b; BOS and EOS add no bytes. */
+  tokenBytes(): Array<Uint8Array | null> {
+    return Array.from({ length: this.vocabSize }, (_, id) => (id < 256 ? Uint8Array.of(id) : null));
+  }
+
   applyChatTemplate(
     messages: { role: string; content: string; name?: string }[],
     addGenerationPrompt = true,

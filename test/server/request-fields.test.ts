@@ -22,15 +22,11 @@ const routes = [
 const CASES: Array<[string, unknown, unknown]> = [
   ['spaces_between_special_tokens', false, true],
   ['use_beam_search', true, false],
-  ['response_format', { type: 'json_object' }, { type: 'text' }],
   ['priority', 1, 0],
   ['length_penalty', 0.5, 1],
   ['prompt_logprobs', 1, null],
-  ['guided_json', { type: 'object' }, null],
   ['guided_regex', 'a+', null],
-  ['guided_choice', ['a', 'b'], null],
   ['guided_grammar', 'root ::= "a"', null],
-  ['structured_outputs', { json: {} }, null],
 ];
 
 describe('request fields', () => {

@@ -38,11 +38,23 @@ const EDITED = {
   repetition_penalty: 1.3,
   logit_bias: { '101': 2.5 },
 } as const;
+/** Structured output: an allowOnly mask per row (on the device, most of the vocabulary masked). */
+const GUIDED = {
+  ...SEEDED,
+  ignore_eos: false,
+  max_tokens: 24,
+  guided_json: {
+    type: 'object',
+    properties: { answer: { enum: ['yes', 'no'] }, score: { type: 'integer' } },
+    required: ['answer', 'score'],
+  },
+} as const;
 
 /**
  * Every (model, prompt) greedy completion, plus one seeded sampled completion per model (the
  * webgpu engine samples on the device, onnx on the host, from the same per-request streams),
- * sent together so each step mixes adapters; then one with logit edits per model.
+ * sent together so each step mixes adapters; then one with logit edits per model, and one with
+ * structured output.
  */
 async function completions(client: OpenAI): Promise<string[]> {
   const one = async (model: string, prompt: string, sampling: object) => {
@@ -59,7 +71,8 @@ async function completions(client: OpenAI): Promise<string[]> {
   ]);
   // Apart, so the batches above keep sampling on the device.
   const edited = await Promise.all(MODELS.map((model) => one(model, PROMPTS[1], EDITED)));
-  return [...sampledOnDevice, ...edited];
+  const guided = await Promise.all(MODELS.map((model) => one(model, PROMPTS[2], GUIDED)));
+  return [...sampledOnDevice, ...edited, ...guided];
 }
 
 async function post(server: TinyServer, path: string, body: object): Promise<Response> {

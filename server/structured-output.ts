@@ -1,0 +1,127 @@
+import { UnsupportedTokenizerError } from '../model/token-bytes.js';
+import { choiceGrammar, type Grammar, GuideError, jsonObjectGrammar } from '../structured/grammar-nodes.js';
+import { compileJsonSchema } from '../structured/json-schema.js';
+import { type TokenByteSource, tokenGuide } from '../structured/request-guide.js';
+import type { TokenGuide } from '../structured/token-guide.js';
+import { invalidRequest, notSupported } from './api-error.js';
+
+/** OpenAI's response_format. */
+export interface ResponseFormat {
+  type: string;
+  json_schema?: {
+    name: string;
+    description?: string | null;
+    schema?: unknown;
+    strict?: boolean | null;
+  } | null;
+}
+
+/** vLLM's structured_outputs (StructuredOutputsParams). */
+export interface StructuredOutputsBody {
+  json?: unknown;
+  json_object?: boolean | null;
+  choice?: string[] | null;
+  regex?: string | null;
+  grammar?: string | null;
+  structural_tag?: string | null;
+  disable_any_whitespace?: boolean | null;
+  disable_additional_properties?: boolean | null;
+  whitespace_pattern?: string | null;
+  disable_fallback?: boolean | null;
+}
+
+/** The request fields that ask for structured output. */
+export interface StructuredOutputFields {
+  response_format?: ResponseFormat | null;
+  guided_json?: unknown;
+  guided_choice?: string[] | null;
+  structured_outputs?: StructuredOutputsBody | null;
+}
+
+/**
+ * The request's structured output as a guide over the vocabulary, or null when it asks none.
+ * OpenAI's response_format (json_object, json_schema) and vLLM's guided_json, guided_choice and
+ * structured_outputs {json, json_object, choice}; one kind per request, as vLLM requires. What
+ * Loom cannot follow (regex, grammar, structural tags, whitespace patterns) is refused by name.
+ */
+export function structuredOutputGuide(
+  body: StructuredOutputFields,
+  tokenizer: TokenByteSource,
+): TokenGuide | null {
+  const asked: Array<[string, () => Grammar]> = [];
+  const rf = body.response_format;
+  if (rf && rf.type !== 'text') {
+    if (rf.type === 'json_object') asked.push(['response_format', jsonObjectGrammar]);
+    else if (rf.type === 'json_schema') {
+      const schema = rf.json_schema?.schema;
+      if (schema == null)
+        throw invalidRequest(
+          'response_format.json_schema.schema is required for type "json_schema".',
+          'response_format',
+        );
+      asked.push(['response_format', () => compileJsonSchema(schema, 'response_format')]);
+    } else throw notSupported('response_format', `A response_format of type "${rf.type}"`);
+  } else if (rf?.json_schema != null) {
+    throw invalidRequest(
+      'response_format.json_schema is only allowed with type "json_schema".',
+      'response_format',
+    );
+  }
+  if (body.guided_json != null)
+    asked.push([
+      'guided_json',
+      () => compileJsonSchema(parsedJson(body.guided_json, 'guided_json'), 'guided_json'),
+    ]);
+  if (body.guided_choice != null)
+    asked.push(['guided_choice', () => choiceGrammar(body.guided_choice!, 'guided_choice')]);
+  const so = body.structured_outputs;
+  if (so) {
+    const unsupported: Array<[keyof StructuredOutputsBody, string]> = [
+      ['regex', 'Structured output by regex (structured_outputs.regex)'],
+      ['grammar', 'Structured output by grammar (structured_outputs.grammar)'],
+      ['structural_tag', 'Structured output by structural tags (structured_outputs.structural_tag)'],
+      ['whitespace_pattern', 'structured_outputs.whitespace_pattern'],
+      ['disable_any_whitespace', 'structured_outputs.disable_any_whitespace: true'],
+    ];
+    for (const [field, what] of unsupported)
+      if (so[field] != null && so[field] !== false) throw notSupported('structured_outputs', what);
+    if (so.disable_additional_properties === false)
+      throw notSupported(
+        'structured_outputs',
+        'structured_outputs.disable_additional_properties: false (objects allow only the keys their schema lists)',
+      );
+    if (so.json != null)
+      asked.push([
+        'structured_outputs',
+        () => compileJsonSchema(parsedJson(so.json, 'structured_outputs'), 'structured_outputs'),
+      ]);
+    if (so.json_object) asked.push(['structured_outputs', jsonObjectGrammar]);
+    if (so.choice != null)
+      asked.push(['structured_outputs', () => choiceGrammar(so.choice!, 'structured_outputs')]);
+  }
+  if (asked.length === 0) return null;
+  if (asked.length > 1)
+    throw invalidRequest(
+      `Only one kind of structured output may be requested, got ${asked.map(([f]) => f).join(' and ')}.`,
+      asked[1][0],
+    );
+  const [param, grammar] = asked[0];
+  try {
+    return tokenGuide(tokenizer, grammar());
+  } catch (err) {
+    if (err instanceof GuideError) throw invalidRequest(err.message, err.param);
+    if (err instanceof UnsupportedTokenizerError)
+      throw notSupported(param, `Structured output with this model (${err.message})`);
+    throw err;
+  }
+}
+
+/** A schema given as an object, or as its JSON text (vLLM accepts both). */
+function parsedJson(value: unknown, param: string): unknown {
+  if (typeof value !== 'string') return value;
+  try {
+    return JSON.parse(value);
+  } catch {
+    throw new GuideError(`${param} is a string that is not JSON.`, param);
+  }
+}

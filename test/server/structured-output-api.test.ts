@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
+
+/**
+ * Structured output over HTTP on the real stack (onnx engine, the tiny model's byte-level BPE
+ * vocabulary): whatever the model would write, each choice comes out as text the request's
+ * grammar accepts, and ends (EOS) only where the grammar is complete. Grammars whose language is
+ * finite end within max_tokens, so their outputs are checked whole.
+ */
+const server = useTinyServer('onnx');
+
+const SCHEMA = {
+  type: 'object',
+  properties: {
+    answer: { enum: ['yes', 'no', 'maybe'] },
+    sure: { type: 'boolean' },
+    note: { type: ['null', 'boolean'] },
+    pair: { type: 'array', prefixItems: [{ const: 1 }, { enum: ['a', 'b'] }], items: false, minItems: 2 },
+  },
+  required: ['answer', 'sure', 'pair'],
+  additionalProperties: false,
+};
+
+function expectFollowsSchema(text: string): void {
+  const value = JSON.parse(text);
+  expect(Object.keys(value).filter((k) => k !== 'note')).toEqual(['answer', 'sure', 'pair']);
+  expect(['yes', 'no', 'maybe']).toContain(value.answer);
+  expect(typeof value.sure).toBe('boolean');
+  if ('note' in value) expect([null, true, false]).toContain(value.note);
+  expect(value.pair[0]).toBe(1);
+  expect(['a', 'b']).toContain(value.pair[1]);
+}
+
+describe('structured output over HTTP', () => {
+  it('response_format json_schema: every sampled choice is a document of the schema, ended by EOS', async () => {
+    for (const seed of [1, 2, 3]) {
+      const res = await server().post('/v1/completions', {
+        model: TINY_MODEL_NAME,
+        prompt: 'Answer in JSON:',
+        max_tokens: 200,
+        temperature: 1.3,
+        seed,
+        n: 3,
+        response_format: {
+          type: 'json_schema',
+          json_schema: { name: 'answer', schema: SCHEMA, strict: true },
+        },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      for (const choice of res.body.choices) {
+        expect(choice.finish_reason, choice.text).toBe('stop');
+        expectFollowsSchema(choice.text);
+      }
+    }
+  });
+
+  it('the same fields as guided_json (a schema or its text) and structured_outputs.json, streamed too', async () => {
+    const texts: string[] = [];
+    for (const extra of [
+      { guided_json: SCHEMA },
+      { guided_json: JSON.stringify(SCHEMA) },
+      { structured_outputs: { json: SCHEMA } },
+    ]) {
+      const res = await server().post('/v1/chat/completions', {
+        model: TINY_MODEL_NAME,
+        messages: [{ role: 'user', content: 'Answer in JSON.' }],
+        max_tokens: 200,
+        temperature: 1,
+        seed: 5,
+        ...extra,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      texts.push(res.body.choices[0].message.content);
+    }
+    expect(new Set(texts).size).toBe(1);
+    expectFollowsSchema(texts[0]);
+    const stream = await server().client.chat.completions.create({
+      model: TINY_MODEL_NAME,
+      messages: [{ role: 'user', content: 'Answer in JSON.' }],
+      max_tokens: 200,
+      temperature: 1,
+      seed: 5,
+      guided_json: SCHEMA,
+      stream: true,
+    } as never);
+    let streamed = '';
+    for await (const chunk of stream as unknown as AsyncIterable<{
+      choices: Array<{ delta: { content?: string } }>;
+    }>)
+      streamed += chunk.choices[0]?.delta.content ?? '';
+    expect(streamed).toBe(texts[0]);
+  });
+
+  it('guided_choice: the output is exactly one of the choices', async () => {
+    const choices = ['red', 'green', 'blue sky', 'rose'];
+    const seen = new Set<string>();
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const res = await server().post('/v1/completions', {
+        model: TINY_MODEL_NAME,
+        prompt: 'Pick a color:',
+        max_tokens: 20,
+        temperature: 2,
+        seed,
+        guided_choice: choices,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(choices).toContain(res.body.choices[0].text);
+      expect(res.body.choices[0].finish_reason).toBe('stop');
+      seen.add(res.body.choices[0].text);
+    }
+    expect(seen.size).toBeGreaterThan(1);
+  });
+
+  it('response_format json_object: the output so far is always a prefix of a JSON object', async () => {
+    const res = await server().post('/v1/completions', {
+      model: TINY_MODEL_NAME,
+      prompt: 'JSON:',
+      max_tokens: 40,
+      temperature: 1,
+      seed: 4,
+      response_format: { type: 'json_object' },
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const { text, finish_reason } = res.body.choices[0];
+    expect(text.trimStart().startsWith('{')).toBe(true);
+    if (finish_reason === 'stop') expect(typeof JSON.parse(text)).toBe('object');
+    else expect(finish_reason).toBe('length');
+  });
+
+  it('what cannot be followed is a 400 that names the field, and the server keeps serving', async () => {
+    const cases: Array<[object, string, RegExp]> = [
+      [
+        {
+          response_format: {
+            type: 'json_schema',
+            json_schema: { name: 'x', schema: { type: 'string', pattern: 'a+' } },
+          },
+        },
+        'response_format',
+        /"pattern"/,
+      ],
+      [
+        { response_format: { type: 'json_schema', json_schema: { name: 'x' } } },
+        'response_format',
+        /schema is required/,
+      ],
+      [{ response_format: { type: 'yaml' } }, 'response_format', /yaml/],
+      [{ guided_json: '{not json' }, 'guided_json', /not JSON/],
+      [{ guided_choice: [] }, 'guided_choice', /at least one/],
+      [{ guided_regex: 'a+' }, 'guided_regex', /regex/],
+      [{ guided_grammar: 'root ::= "a"' }, 'guided_grammar', /grammar/],
+      [{ structured_outputs: { regex: 'a+' } }, 'structured_outputs', /regex/],
+      [{ guided_choice: ['a'], response_format: { type: 'json_object' } }, 'guided_choice', /Only one kind/],
+      [{ guided_json: { $ref: 'https://example.com/s.json' } }, 'guided_json', /not local/],
+    ];
+    for (const [extra, param, message] of cases) {
+      const res = await server().post('/v1/completions', {
+        model: TINY_MODEL_NAME,
+        prompt: 'x',
+        max_tokens: 4,
+        ...extra,
+      });
+      expect(res.status, JSON.stringify(extra)).toBe(400);
+      expect(res.body.error.param, JSON.stringify(extra)).toBe(param);
+      expect(res.body.error.message).toMatch(message);
+    }
+    const ok = await server().post('/v1/completions', {
+      model: TINY_MODEL_NAME,
+      prompt: 'x',
+      max_tokens: 2,
+      response_format: { type: 'text' },
+    });
+    expect(ok.status).toBe(200);
+  });
+});
