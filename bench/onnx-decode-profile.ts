@@ -5,7 +5,7 @@
  * attention over the pool, LoRA slot/segment ops, the rest), and the JS feed building alone. Then
  * the spread of decode batch 1 over rounds, each round a fresh sequence.
  *
- *   npx tsx bench/onnx-decode-profile.ts [--layers N] [--threads N] [--rounds N] [--steps N] [--spin] [--label NAME]
+ *   npx tsx bench/onnx-decode-profile.ts [--layers N] [--threads N] [--rounds N] [--steps N] [--spin] [--format F] [--no-lora] [--label NAME]
  *
  * The report is written as onnx-decode-profile-<label>.{json,md,svg} (label default "current"),
  * so a change can be measured against the run before it.
@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
     label: { type: 'string', default: 'current' },
     spin: { type: 'boolean', default: false },
     format: { type: 'string', default: 'f32' },
+    'no-lora': { type: 'boolean', default: false },
   },
 });
 const format = args.format as WeightFormat;
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
     threads,
     spinThreads: args.spin,
     weightFormat: format,
+    ...(args['no-lora'] ? { loraModules: [] } : {}),
   });
   progress(`engine ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   profileNext = false;
@@ -283,7 +285,9 @@ async function main(): Promise<void> {
       model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, ${format === 'f32' ? 'F32 weights mapped from safetensors, prepacked' : `base weights ${format} (MatMulNBits / widened Gemm), encoded at load`}`,
       threads,
       'intra-op threads spin': args.spin ? 'yes (onnxruntime default)' : 'no (intra_op.allow_spinning 0)',
-      'stacked LoRA slot rows per module and layer': DEFAULT_STACK_ROWS,
+      'LoRA in the step graph': args['no-lora']
+        ? 'none (a server without an adapter source)'
+        : `all modules, stacked slot rows per module and layer: ${DEFAULT_STACK_ROWS}`,
       'graph inputs': engine ? (profiled[0]?.inputNames.length ?? 0) : 0,
       context: `${CONTEXT}-token prompt, then decode`,
       'weights read per step': `${(weightBytes / 1e9).toFixed(2)} GB (linear + lm_head, ${format})`,

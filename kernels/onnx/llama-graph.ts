@@ -205,7 +205,6 @@ export function buildStepGraph(
   const ids = g.input(STEP_INPUTS.inputIds, 'int64', ['T']);
   const paddedToken = g.input(STEP_INPUTS.paddedToken, 'int64', ['BS']);
   const tokenRow = g.input(STEP_INPUTS.tokenRow, 'int64', ['T']);
-  const toPadded = (flat: string) => g.op('Gather', [flat, paddedToken], { axis: 0 });
   const cos = g.input(STEP_INPUTS.ropeCos, 'float32', ['T', 1, hd / 2]);
   const sin = g.input(STEP_INPUTS.ropeSin, 'float32', ['T', 1, hd / 2]);
   const kvPages = g.input(STEP_INPUTS.kvPages, 'int64', [2 * L, 'B', 'NB']);
@@ -279,24 +278,28 @@ export function buildStepGraph(
   const shapeScores5 = shape(dimB, [kvH, group, -1], dimC);
   const shapeScores4 = shape(dimB, [kvH, -1], dimC);
   const shapeOut5 = shape(dimB, [kvH, group, -1, hd]);
-  const attnScale = g.scalar(1 / Math.sqrt(hd));
   let zero: string | undefined;
   // RoPE (rotate-half, HF Llama's) by onnxruntime's RotaryEmbedding contrib op: the step's tokens
   // as one sequence whose position t reads row t of the per-token cos/sin (position offset 0), so
   // any mix of sequences and positions rotates right. One op where the split-multiply-concat form
-  // took seven, twice per layer.
+  // took seven, twice per layer. Its output stays [1, T, heads·hd]: the padded-token Gather reads
+  // it on axis 1, so no Reshape back is needed. The rotation is linear, so q's 1/√hd rides on
+  // q's own cos/sin rows (scaled once a step), not on a Mul per layer.
   const cosRows = g.op('Reshape', [cos, g.ints([-1, hd / 2])]);
   const sinRows = g.op('Reshape', [sin, g.ints([-1, hd / 2])]);
+  const attnScale = g.scalar(1 / Math.sqrt(hd));
+  const cosRowsQ = g.op('Mul', [cosRows, attnScale]);
+  const sinRowsQ = g.op('Mul', [sinRows, attnScale]);
   const ropeOffset = g.ints([0]);
-  const rope = (x: string, heads: number): string => {
-    const rotated = g.op(
+  const rope = (x: string, heads: number, cosTable: string, sinTable: string): string =>
+    g.op(
       'RotaryEmbedding',
-      [g.op('Reshape', [x, g.ints([1, -1, heads * hd])]), ropeOffset, cosRows, sinRows],
+      [g.op('Reshape', [x, g.ints([1, -1, heads * hd])]), ropeOffset, cosTable, sinTable],
       { interleaved: 0, num_heads: heads },
       { domain: 'com.microsoft' },
     );
-    return g.op('Reshape', [rotated, g.ints([-1, heads, hd])]);
-  };
+  /** Rows of a [1, T, ·] value in padded-token order, [1, B·S, ·]. */
+  const toPaddedRows = (rows: string) => g.op('Gather', [rows, paddedToken], { axis: 1 });
 
   const views = new Map<number, string>([[ps, pool]]);
   const poolView = (width: number): string => {
@@ -491,13 +494,18 @@ export function buildStepGraph(
     return b.op('ScatterND', [out, inputs.blockTokens, expanded], { reduction: 'add' });
   };
 
+  /** Layer `layer`'s past keys (kind 0) or values (1) gathered from the pool, [B, NB·tpp, kvH, hd]. */
   const pastKv = (layer: number, kind: 0 | 1): string => {
-    const pages = g.op('Gather', [kvPages, g.ints([layer * 2 + kind])], { axis: 0 });
-    const pages2 = g.op('Squeeze', [pages, g.ints([0])]);
-    let rows = g.op('Gather', [pool, pages2], { axis: 0 }); // [B, NB, ps]
+    // A rank-0 index drops the axis: [B, NB] page ids without a Squeeze.
+    const pages = g.op(
+      'Gather',
+      [kvPages, g.constant({ type: 'int64', dims: [], data: BigInt64Array.of(BigInt(layer * 2 + kind)) })],
+      { axis: 0 },
+    );
+    let rows = g.op('Gather', [pool, pages], { axis: 0 }); // [B, NB, ps]
     const used = kv.tokensPerPage * kv.kvDim;
     if (used !== ps) rows = g.op('Slice', [rows, g.ints([0]), g.ints([used]), g.ints([2])]);
-    return g.op('Reshape', [rows, g.ints([0, -1, kvH, hd])]); // [B, NB·tpp, kvH, hd]
+    return g.op('Reshape', [rows, g.ints([0, -1, kvH, hd])]);
   };
 
   const embed = w(WEIGHT_NAMES.embedTokens, [c.vocabSize, c.hiddenSize]);
@@ -514,31 +522,20 @@ export function buildStepGraph(
       epsilon: eps,
     });
     const [qProj, kProj, v] = linears(h, l, QKV);
-    const q = rope(g.op('Mul', [qProj, attnScale]), c.numHeads);
-    const k = rope(kProj, kvH);
-    kvNew.push(
-      g.op('Reshape', [k, g.ints([1, -1, kv.kvDim])]),
-      g.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]),
-    );
+    const q = rope(qProj, c.numHeads, cosRowsQ, sinRowsQ); // [1, T, qDim], scaled by 1/√hd
+    const k = rope(kProj, kvH, cosRows, sinRows); // [1, T, kvDim]
+    const vNew = g.op('Reshape', [v, g.ints([1, -1, kv.kvDim])]); // [1, T, kvDim]
+    kvNew.push(k, vNew);
 
-    const q5 = g.op('Transpose', [g.op('Reshape', [toPadded(q), shapeQ5])], { perm: [0, 2, 3, 1, 4] });
+    const q5 = g.op('Transpose', [g.op('Reshape', [toPaddedRows(q), shapeQ5])], { perm: [0, 2, 3, 1, 4] });
     const qHeads = g.op('Reshape', [q5, shapeQ4]); // [B, kvH, group·S, hd]
-    const kT = g.op(
-      'Concat',
-      [
-        g.op('Transpose', [pastKv(l, 0)], { perm: [0, 2, 3, 1] }),
-        g.op('Transpose', [g.op('Reshape', [toPadded(k), shapeKv4])], { perm: [0, 2, 3, 1] }),
-      ],
-      { axis: 3 },
-    ); // [B, kvH, hd, C]
-    const vAll = g.op(
-      'Concat',
-      [
-        g.op('Transpose', [pastKv(l, 1)], { perm: [0, 2, 1, 3] }),
-        g.op('Transpose', [g.op('Reshape', [toPadded(v), shapeKv4])], { perm: [0, 2, 1, 3] }),
-      ],
-      { axis: 2 },
-    ); // [B, kvH, C, hd]
+    // Past and new rows joined in token order, then one Transpose each (not one per part).
+    const kAll = g.op('Concat', [pastKv(l, 0), g.op('Reshape', [toPaddedRows(k), shapeKv4])], { axis: 1 });
+    const kT = g.op('Transpose', [kAll], { perm: [0, 2, 3, 1] }); // [B, kvH, hd, C]
+    const vRows = g.op('Reshape', [toPaddedRows(vNew), shapeKv4]);
+    const vAll = g.op('Transpose', [g.op('Concat', [pastKv(l, 1), vRows], { axis: 1 })], {
+      perm: [0, 2, 1, 3],
+    }); // [B, kvH, C, hd]
     const scores = g.op('Add', [g.op('Reshape', [g.op('MatMul', [qHeads, kT]), shapeScores5]), mask]);
     const probs = g.op('Reshape', [g.op('Softmax', [scores], { axis: -1 }), shapeScores4]);
     const attn5 = g.op('Reshape', [g.op('MatMul', [probs, vAll]), shapeOut5]); // [B, kvH, group, S, hd]
