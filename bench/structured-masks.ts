@@ -1,7 +1,7 @@
 /**
  * What structured output costs the step loop: the time to find the tokens a grammar state allows
  * over a 32,000-token vocabulary (the synthetic TinyLlama-shaped tokenizer, byte-level BPE), per
- * generated token, for json_object, a JSON Schema and a choice list. Each grammar runs seeded
+ * generated token, for json_object, a JSON Schema, a choice list and a regex. Each grammar runs seeded
  * random walks: every step computes the allowed set (cached by state), samples one of its tokens
  * uniformly, and advances. Uniform sampling is a worst case for the cache: it wanders into states
  * (deep strings, whitespace runs) a trained model rarely visits.
@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { TextTokenizer } from '../model/tokenizer.js';
 import { mulberry32 } from '../scheduler/prng.js';
-import { choiceGrammar, type Grammar, jsonObjectGrammar } from '../structured/grammar-nodes.js';
+import { choiceGrammar, type Grammar, jsonObjectGrammar, regexGrammar } from '../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../structured/json-schema.js';
 import { tokenGuide } from '../structured/request-guide.js';
 import { machineContext, writeBenchReport } from './report.js';
@@ -63,6 +63,10 @@ async function main(): Promise<void> {
     ['json_object', jsonObjectGrammar],
     ['json_schema (5 properties, nested)', () => compileJsonSchema(SCHEMA, 'response_format')],
     ['guided_choice (4 choices)', () => choiceGrammar(['red', 'green', 'blue sky', 'rose'], 'guided_choice')],
+    [
+      'guided_regex (a date, then words)',
+      () => regexGrammar('[0-9]{4}-[0-9]{2}-[0-9]{2}( [a-z]+){1,3}', 'guided_regex'),
+    ],
   ];
   t0 = performance.now();
   tokenGuide(tokenizer, jsonObjectGrammar()); // builds the vocabulary trie once per tokenizer

@@ -320,6 +320,59 @@ export class LinearRegex {
     return current.has(0);
   }
 
+  /**
+   * Matching a text as it grows, one character at a time (structured output's guided_regex):
+   * the NFA states before any character. `$`, `\Z` hold only where the text ends (streamAccepts),
+   * so `$` before a last newline that the pattern itself then reads is not followed.
+   */
+  streamStart(): number[] {
+    return this.closure([this.start], true);
+  }
+
+  /**
+   * The states after character `ch`; [] where none continues. Structured output passes whole
+   * code points (an astral one is two UTF-16 units), as Python's re reads text; fullMatch reads
+   * UTF-16 units, which module names never tell apart.
+   */
+  streamStep(states: readonly number[], ch: string): number[] {
+    const next: number[] = [];
+    for (const s of states) {
+      const state = this.states[s];
+      if (state.op === 'char' && state.test(ch)) next.push(state.next);
+    }
+    return this.closure(next, false);
+  }
+
+  /** Whether a text that reached `states` may end here and be a full match. */
+  streamAccepts(states: readonly number[]): boolean {
+    const set = new Set<number>();
+    const stack = [...states];
+    while (stack.length > 0) {
+      const id = stack.pop() as number;
+      if (set.has(id)) continue;
+      set.add(id);
+      const state = this.states[id];
+      if (state.op === 'split') stack.push(state.alt, state.next);
+      else if (state.op === 'assert' && state.at !== 'start') stack.push(state.next);
+    }
+    return set.has(0);
+  }
+
+  /** `from` and what it reaches without a character, sorted; end assertions are left pending. */
+  private closure(from: readonly number[], atStart: boolean): number[] {
+    const set = new Set<number>();
+    const stack = [...from];
+    while (stack.length > 0) {
+      const id = stack.pop() as number;
+      if (set.has(id)) continue;
+      set.add(id);
+      const state = this.states[id];
+      if (state.op === 'split') stack.push(state.alt, state.next);
+      else if (state.op === 'assert' && state.at === 'start' && atStart) stack.push(state.next);
+    }
+    return [...set].sort((a, b) => a - b);
+  }
+
   /** Adds `s` and every state reachable from it without reading a character at `pos`. */
   private addState(set: Set<number>, s: number, text: string, pos: number): void {
     const stack = [s];

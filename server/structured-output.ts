@@ -1,5 +1,11 @@
 import { UnsupportedTokenizerError } from '../model/token-bytes.js';
-import { choiceGrammar, type Grammar, GuideError, jsonObjectGrammar } from '../structured/grammar-nodes.js';
+import {
+  choiceGrammar,
+  type Grammar,
+  GuideError,
+  jsonObjectGrammar,
+  regexGrammar,
+} from '../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../structured/json-schema.js';
 import { type TokenByteSource, tokenGuide } from '../structured/request-guide.js';
 import type { TokenGuide } from '../structured/token-guide.js';
@@ -35,14 +41,16 @@ export interface StructuredOutputFields {
   response_format?: ResponseFormat | null;
   guided_json?: unknown;
   guided_choice?: string[] | null;
+  guided_regex?: string | null;
   structured_outputs?: StructuredOutputsBody | null;
 }
 
 /**
  * The request's structured output as a guide over the vocabulary, or null when it asks none.
- * OpenAI's response_format (json_object, json_schema) and vLLM's guided_json, guided_choice and
- * structured_outputs {json, json_object, choice}; one kind per request, as vLLM requires. What
- * Loom cannot follow (regex, grammar, structural tags, whitespace patterns) is refused by name.
+ * OpenAI's response_format (json_object, json_schema) and vLLM's guided_json, guided_choice,
+ * guided_regex and structured_outputs {json, json_object, choice, regex}; one kind per request,
+ * as vLLM requires. What Loom cannot follow (grammars, structural tags, whitespace patterns) is
+ * refused by name.
  */
 export function structuredOutputGuide(
   body: StructuredOutputFields,
@@ -72,12 +80,13 @@ export function structuredOutputGuide(
       'guided_json',
       () => compileJsonSchema(parsedJson(body.guided_json, 'guided_json'), 'guided_json'),
     ]);
+  if (body.guided_regex != null)
+    asked.push(['guided_regex', () => regexGrammar(body.guided_regex!, 'guided_regex')]);
   if (body.guided_choice != null)
     asked.push(['guided_choice', () => choiceGrammar(body.guided_choice!, 'guided_choice')]);
   const so = body.structured_outputs;
   if (so) {
     const unsupported: Array<[keyof StructuredOutputsBody, string]> = [
-      ['regex', 'Structured output by regex (structured_outputs.regex)'],
       ['grammar', 'Structured output by grammar (structured_outputs.grammar)'],
       ['structural_tag', 'Structured output by structural tags (structured_outputs.structural_tag)'],
       ['whitespace_pattern', 'structured_outputs.whitespace_pattern'],
@@ -96,6 +105,8 @@ export function structuredOutputGuide(
         () => compileJsonSchema(parsedJson(so.json, 'structured_outputs'), 'structured_outputs'),
       ]);
     if (so.json_object) asked.push(['structured_outputs', jsonObjectGrammar]);
+    if (so.regex != null)
+      asked.push(['structured_outputs', () => regexGrammar(so.regex!, 'structured_outputs')]);
     if (so.choice != null)
       asked.push(['structured_outputs', () => choiceGrammar(so.choice!, 'structured_outputs')]);
   }

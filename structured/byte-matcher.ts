@@ -1,3 +1,4 @@
+import type { LinearRegex } from '../model/linear-regex.js';
 import type { Grammar, GrammarNode, ObjectProperty } from './grammar-nodes.js';
 
 /**
@@ -63,6 +64,19 @@ type Frame =
     }
   | { readonly t: 'string'; readonly node: number; readonly lex: StringLex }
   | { readonly t: 'number'; readonly integer: boolean; readonly phase: NumberPhase }
+  /**
+   * A regex root: its NFA states, and a UTF-8 character in progress (`cont` bytes still due, the
+   * next within [lo, hi], its code point so far in `cp`).
+   */
+  | {
+      readonly t: 'regex';
+      readonly node: number;
+      readonly states: readonly number[];
+      readonly cont: number;
+      readonly lo: number;
+      readonly hi: number;
+      readonly cp: number;
+    }
   /** `node` -1: true/false/null of an 'any' value; `live`: indices of the texts still matching. */
   | { readonly t: 'literal'; readonly node: number; readonly pos: number; readonly live: readonly number[] };
 
@@ -98,14 +112,26 @@ export class ByteMatcher {
   /** The state before any byte. */
   start(): Stack[] {
     const g = this.grammar;
+    const root = this.nodes[g.root];
+    if (root.kind === 'regex')
+      return [
+        {
+          frame: { t: 'regex', node: g.root, states: root.regex.streamStart(), cont: 0, lo: 0, hi: 0, cp: 0 },
+          up: null,
+        },
+      ];
     return [{ frame: g.json ? { t: 'value', node: g.root, ws: 0 } : this.literalStart(g.root), up: null }];
   }
 
   /** Whether the output may end in this state (the root value is complete). */
   canEnd(states: readonly Stack[]): boolean {
-    return states.some(
-      (s) => s === DONE || (s.up === null && s.frame.t === 'number' && NUMBER_ENDS.has(s.frame.phase)),
-    );
+    return states.some((s) => {
+      if (s === DONE) return true;
+      const f = s.frame;
+      if (s.up !== null) return false;
+      if (f.t === 'number') return NUMBER_ENDS.has(f.phase);
+      return f.t === 'regex' && f.cont === 0 && this.regexOf(f.node).streamAccepts(f.states);
+    });
   }
 
   /** The states after byte `b`; none: `b` may not come next. */
@@ -179,6 +205,8 @@ export class ByteMatcher {
         return `n${f.integer ? 'i' : 'f'}${f.phase}`;
       case 'literal':
         return `l${f.node},${f.pos},${f.live.join(' ')}`;
+      case 'regex':
+        return `r${f.node},${f.states.join(' ')},${f.cont},${f.lo}-${f.hi},${f.cp}`;
     }
   }
 
@@ -210,6 +238,36 @@ export class ByteMatcher {
         const phase = numberStep(f.phase, b, f.integer);
         if (phase) out.push({ frame: { ...f, phase }, up: s.up });
         else if (NUMBER_ENDS.has(f.phase)) this.feedOne(pop(s), b, out);
+        return;
+      }
+      case 'regex': {
+        let { cont, lo, hi, cp } = f;
+        if (cont > 0) {
+          if (b < lo || b > hi) return;
+          cont--;
+          cp = (cp << 6) | (b & 0x3f);
+          lo = 0x80;
+          hi = 0xbf;
+        } else if (b < 0x80) cp = b;
+        else {
+          const lead = utf8Lead(b);
+          if (!lead) return;
+          ({ cont, lo, hi } = lead);
+          cp = b & (cont === 1 ? 0x1f : cont === 2 ? 0x0f : 0x07);
+        }
+        if (cont > 0) {
+          // A character in progress is taken only if one it can still become continues the match.
+          const rest = 6 * (cont - 1);
+          const first = ((cp << 6) | (lo & 0x3f)) * 2 ** rest;
+          const last = ((cp << 6) | (hi & 0x3f)) * 2 ** rest + (2 ** rest - 1);
+          if (!regexMayRead(this.regexOf(f.node), f.states, first, last)) return;
+          out.push({ frame: { ...f, cont, lo, hi, cp }, up: s.up });
+          return;
+        }
+        // One character per code point, as Python's re reads text.
+        const states = this.regexOf(f.node).streamStep(f.states, String.fromCodePoint(cp));
+        if (states.length === 0) return;
+        out.push({ frame: { ...f, states, cont: 0, lo: 0, hi: 0, cp: 0 }, up: s.up });
         return;
       }
       case 'literal': {
@@ -265,6 +323,10 @@ export class ByteMatcher {
         return;
       }
     }
+  }
+
+  private regexOf(node: number): LinearRegex {
+    return (this.nodes[node] as { regex: LinearRegex }).regex;
   }
 
   private literalTexts(node: number): readonly Uint8Array[] {
@@ -391,6 +453,30 @@ export class ByteMatcher {
     else if (b === 0x2c) out.push({ frame: { t: 'value', node: item, ws: 0 }, up: after });
   }
 }
+
+/**
+ * Whether some code point in [first, last] can be read next from `states`: ranges of at most
+ * 4,096 are tried one by one. A 4-byte character's lead alone spans 2^18; it is taken where a
+ * probe in its range (each plane's first character, the emoji blocks) can be read, and its next
+ * byte, 4,096 characters, is then checked exactly. So a pattern that reads only other astral
+ * characters cannot start them from a lone lead-byte token (never the other way round: an
+ * output is never left with a character the pattern cannot read).
+ */
+function regexMayRead(regex: LinearRegex, states: readonly number[], first: number, last: number): boolean {
+  const readable = (cp: number) => regex.streamStep(states, String.fromCodePoint(cp)).length > 0;
+  if (last - first < 4096) {
+    for (let cp = first; cp <= last; cp++) if (readable(cp)) return true;
+    return false;
+  }
+  return ASTRAL_PROBES.some((cp) => cp >= first && cp <= last && readable(cp));
+}
+
+const ASTRAL_PROBES = [
+  ...Array.from({ length: 16 }, (_, plane) => (plane + 1) * 0x10000),
+  0x1f300,
+  0x1f600,
+  0x1f900,
+];
 
 /** An object key that can no longer be a listed property's name (an additional one). */
 const UNLISTED_KEY = '\uffff';

@@ -1,3 +1,5 @@
+import { LinearRegex, RegexSyntaxError } from '../model/linear-regex.js';
+
 /**
  * What a structured output may be, as the byte matcher (byte-matcher.ts) walks it: a graph of
  * value nodes, compiled from a JSON Schema (json-schema.ts), from "any JSON object" (json_object
@@ -28,7 +30,9 @@ export type GrammarNode =
   /** Exactly one of these byte strings (enum/const values as compact JSON; true/false/null; choices). */
   | { kind: 'literal'; texts: readonly Uint8Array[] }
   /** Any one of these nodes (anyOf, oneOf, a list of types). */
-  | { kind: 'union'; options: readonly number[] };
+  | { kind: 'union'; options: readonly number[] }
+  /** Text that fully matches a regular expression (guided_regex); only ever the root. */
+  | { kind: 'regex'; regex: LinearRegex };
 
 export interface ObjectProperty {
   name: string;
@@ -42,7 +46,7 @@ export interface ObjectProperty {
 export interface Grammar {
   readonly nodes: readonly GrammarNode[];
   readonly root: number;
-  /** JSON grammars allow whitespace around values; a choice is matched as its bytes alone. */
+  /** JSON grammars allow whitespace around values; a choice or a regex is matched as its bytes alone. */
   readonly json: boolean;
 }
 
@@ -75,4 +79,24 @@ export function choiceGrammar(choices: readonly string[], param: string): Gramma
   if (choices.some((c) => c.length === 0))
     throw new GuideError(`${param} must not contain an empty choice.`, param);
   return { nodes: [{ kind: 'literal', texts: choices.map((c) => utf8.encode(c)) }], root: 0, json: false };
+}
+
+/**
+ * The grammar of text that fully matches `pattern` (guided_regex), in Python's `re` syntax as
+ * model/linear-regex.ts reads it; what it cannot read exactly is refused by name.
+ */
+export function regexGrammar(pattern: string, param: string): Grammar {
+  // Its parser reads UTF-16 units, the matcher code points: an astral literal would never match.
+  if (/[\u{10000}-\u{10ffff}]/u.test(pattern))
+    throw new GuideError(`${param}: characters beyond U+FFFF in the pattern are not supported.`, param);
+  try {
+    return { nodes: [{ kind: 'regex', regex: new LinearRegex(pattern) }], root: 0, json: false };
+  } catch (err) {
+    if (err instanceof RegexSyntaxError)
+      throw new GuideError(
+        `${param}: cannot follow the regular expression ${JSON.stringify(pattern)}: ${err.message}.`,
+        param,
+      );
+    throw err;
+  }
 }

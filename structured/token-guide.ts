@@ -175,6 +175,15 @@ export class TokenGuide {
     return this.matcher.dedupe(at);
   }
 
+  /** `tokens` and the end tokens not among them (an end token with bytes may already be). */
+  withEnds(tokens: Int32Array, endTokens: readonly number[]): Int32Array {
+    const ends = endTokens.filter((t) => this.tokenBytes[t] == null || !tokens.includes(t));
+    const all = new Int32Array(tokens.length + ends.length);
+    all.set(tokens);
+    all.set(ends, tokens.length);
+    return all;
+  }
+
   /** Tokens that may come next (distinct, in no set order), and whether the output may end here. */
   next(states: readonly Stack[]): { tokens: Int32Array; canEnd: boolean } {
     const canEnd = this.matcher.canEnd(states);
@@ -221,6 +230,6 @@ export class GuideState {
     if (this.states.length === 0) return Int32Array.from(endTokens);
     const { tokens, canEnd } = this.guide.next(this.states);
     if (!canEnd && tokens.length > 0) return tokens;
-    return Int32Array.from(new Set([...tokens, ...endTokens]));
+    return this.guide.withEnds(tokens, endTokens);
   }
 }

@@ -111,6 +111,26 @@ describe('structured output over HTTP', () => {
     expect(seen.size).toBeGreaterThan(1);
   });
 
+  it('guided_regex and structured_outputs.regex: the output fully matches the pattern', async () => {
+    const pattern = '(yes|no)-[0-9]{2,3}( ok)?';
+    for (const extra of [{ guided_regex: pattern }, { structured_outputs: { regex: pattern } }]) {
+      for (const seed of [1, 2, 3]) {
+        const res = await server().post('/v1/completions', {
+          model: TINY_MODEL_NAME,
+          prompt: 'Say:',
+          max_tokens: 30,
+          temperature: 1.5,
+          seed,
+          ...extra,
+        });
+        expect(res.status, JSON.stringify(res.body)).toBe(200);
+        const { text, finish_reason } = res.body.choices[0];
+        expect(finish_reason).toBe('stop');
+        expect(text).toMatch(new RegExp(`^(?:${pattern})$`));
+      }
+    }
+  });
+
   it('response_format json_object: the output so far is always a prefix of a JSON object', async () => {
     const res = await server().post('/v1/completions', {
       model: TINY_MODEL_NAME,
@@ -147,9 +167,9 @@ describe('structured output over HTTP', () => {
       [{ response_format: { type: 'yaml' } }, 'response_format', /yaml/],
       [{ guided_json: '{not json' }, 'guided_json', /not JSON/],
       [{ guided_choice: [] }, 'guided_choice', /at least one/],
-      [{ guided_regex: 'a+' }, 'guided_regex', /regex/],
+      [{ guided_regex: '(?=a)b' }, 'guided_regex', /regular expression/],
       [{ guided_grammar: 'root ::= "a"' }, 'guided_grammar', /grammar/],
-      [{ structured_outputs: { regex: 'a+' } }, 'structured_outputs', /regex/],
+      [{ structured_outputs: { grammar: 'root ::= "a"' } }, 'structured_outputs', /grammar/],
       [{ guided_choice: ['a'], response_format: { type: 'json_object' } }, 'guided_choice', /Only one kind/],
       [{ guided_json: { $ref: 'https://example.com/s.json' } }, 'guided_json', /not local/],
     ];

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
 import { ByteMatcher, MAX_WHITESPACE_RUN } from '../../structured/byte-matcher.js';
-import { choiceGrammar, type Grammar, jsonObjectGrammar } from '../../structured/grammar-nodes.js';
+import {
+  choiceGrammar,
+  type Grammar,
+  jsonObjectGrammar,
+  regexGrammar,
+} from '../../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../../structured/json-schema.js';
 
 /** Bytes of `text` the matcher takes before it refuses one, and whether it may end after all of them. */
@@ -184,5 +189,28 @@ describe('ByteMatcher: choices', () => {
     expect(accepts(g, 'ye')).toBe(false);
     expect(accepts(g, 'nos')).toBe(false);
     expect(run(g, 'ns').taken).toBe(1);
+  });
+});
+
+describe('ByteMatcher: a regular expression (guided_regex)', () => {
+  it('takes text as it grows while it can still fully match, and ends only on a full match', () => {
+    const g = regexGrammar('[a-c]{2}\\d+(x|yz)?é*', 'guided_regex');
+    for (const text of ['ab1', 'cc42x', 'ba7yz', 'aa0éé', 'ab12yzé'])
+      expect(accepts(g, text), text).toBe(true);
+    expect(run(g, 'ab').canEnd).toBe(false);
+    expect(run(g, 'ab1y').canEnd).toBe(false);
+    expect(run(g, 'ad1').taken).toBe(1);
+    expect(run(g, 'ab1xx').taken).toBe(4);
+    expect(run(g, 'ab1e').taken).toBe(3);
+    // Characters are code points, as Python's re reads them; a UTF-8 lead byte is taken only if
+    // a character it can start continues the match.
+    expect(() => regexGrammar('😀?x', 'guided_regex')).toThrow(/U\+FFFF/);
+    expect(accepts(regexGrammar('a.b', 'guided_regex'), 'a😀b')).toBe(true);
+    expect(run(regexGrammar('a[a-z]', 'guided_regex'), 'aé').taken).toBe(1);
+  });
+
+  it('refuses a pattern it cannot follow exactly, naming the field', () => {
+    expect(() => regexGrammar('(?=a)b', 'guided_regex')).toThrow(/guided_regex/);
+    expect(() => regexGrammar('a++', 'guided_regex')).toThrow(/possessive/);
   });
 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TextTokenizer } from '../../model/tokenizer.js';
 import { mulberry32 } from '../../scheduler/prng.js';
-import { choiceGrammar, jsonObjectGrammar } from '../../structured/grammar-nodes.js';
+import { choiceGrammar, jsonObjectGrammar, regexGrammar } from '../../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../../structured/json-schema.js';
 import { tokenGuide } from '../../structured/request-guide.js';
 import { llama2StyleTokenizerJson, llama3StyleTokenizer } from '../model/tokenizer-fixtures.js';
@@ -116,6 +116,32 @@ describe.each(Object.entries(TOKENIZERS))('structured output over a %s vocabular
       check(JSON.parse(text));
     }
     expect(complete).toBeGreaterThan(5);
+  });
+
+  it('a regex: walks that end decode to full matches, characters split over tokens included', () => {
+    const pattern = '(yes|no|é+) ?[0-9]{1,3}';
+    const guide = tokenGuide(tokenizer, regexGrammar(pattern, 'guided_regex'));
+    let ended = 0;
+    for (let walk = 0; walk < 40; walk++) {
+      const rand = mulberry32(walk + 100);
+      const state = guide.start();
+      const ids: number[] = [];
+      for (let step = 0; step < 30; step++) {
+        const allowed = state.allowedTokens([EOS]);
+        const next =
+          allowed.includes(EOS) && rand() < 0.4 ? EOS : allowed[Math.floor(rand() * allowed.length)];
+        if (next === EOS) {
+          ended++;
+          const text = new TextDecoder().decode(concat(ids.map((id) => bytes[id] as Uint8Array)));
+          expect(text).toMatch(new RegExp(`^(?:${pattern})$`, 'u'));
+          break;
+        }
+        ids.push(next);
+        state.advance(next);
+        expect(state.isDead).toBe(false);
+      }
+    }
+    expect(ended).toBeGreaterThan(10);
   });
 
   it('a choice list: the masks spell exactly the choices', () => {
