@@ -14,13 +14,14 @@
 export class RegexSyntaxError extends Error {}
 
 type CharTest = (c: string) => boolean;
+type AssertAt = 'start' | 'end' | 'end-or-final-newline';
 
 type Node =
   | { kind: 'char'; test: CharTest }
   | { kind: 'seq'; items: Node[] }
   | { kind: 'alt'; options: Node[] }
   | { kind: 'repeat'; node: Node; min: number; max: number }
-  | { kind: 'assert'; at: 'start' | 'end' | 'end-or-final-newline' };
+  | { kind: 'assert'; at: AssertAt };
 
 /** Counted repeats are expanded into copies; past this many NFA states the pattern is refused. */
 const MAX_STATES = 20_000;
@@ -237,7 +238,7 @@ function literal(c: string): Node {
 type State =
   | { op: 'char'; test: CharTest; next: number }
   | { op: 'split'; next: number; alt: number }
-  | { op: 'assert'; at: 'start' | 'end' | 'end-or-final-newline'; next: number }
+  | { op: 'assert'; at: AssertAt; next: number }
   | { op: 'match' };
 
 /** Thompson construction: each node is compiled to states that continue at `next`. */
@@ -307,15 +308,14 @@ export class LinearRegex {
 
   /** Python's `re.fullmatch(pattern, text) is not None`. */
   fullMatch(text: string): boolean {
-    let current = new Set<number>();
-    this.addState(current, this.start, text, 0);
+    let current = this.reach([this.start], (at) => assertionHolds(at, text, 0));
     for (let i = 0; i < text.length && current.size > 0; i++) {
-      const next = new Set<number>();
+      const next: number[] = [];
       for (const s of current) {
         const state = this.states[s];
-        if (state.op === 'char' && state.test(text[i])) this.addState(next, state.next, text, i + 1);
+        if (state.op === 'char' && state.test(text[i])) next.push(state.next);
       }
-      current = next;
+      current = this.reach(next, (at) => assertionHolds(at, text, i + 1));
     }
     return current.has(0);
   }
@@ -326,7 +326,7 @@ export class LinearRegex {
    * so `$` before a last newline that the pattern itself then reads is not followed.
    */
   streamStart(): number[] {
-    return this.closure([this.start], true);
+    return sorted(this.reach([this.start], (at) => at === 'start'));
   }
 
   /**
@@ -340,26 +340,17 @@ export class LinearRegex {
       const state = this.states[s];
       if (state.op === 'char' && state.test(ch)) next.push(state.next);
     }
-    return this.closure(next, false);
+    // Past the first character no start anchor holds; end anchors wait for streamAccepts.
+    return sorted(this.reach(next, () => false));
   }
 
   /** Whether a text that reached `states` may end here and be a full match. */
   streamAccepts(states: readonly number[]): boolean {
-    const set = new Set<number>();
-    const stack = [...states];
-    while (stack.length > 0) {
-      const id = stack.pop() as number;
-      if (set.has(id)) continue;
-      set.add(id);
-      const state = this.states[id];
-      if (state.op === 'split') stack.push(state.alt, state.next);
-      else if (state.op === 'assert' && state.at !== 'start') stack.push(state.next);
-    }
-    return set.has(0);
+    return this.reach(states, (at) => at !== 'start').has(0);
   }
 
-  /** `from` and what it reaches without a character, sorted; end assertions are left pending. */
-  private closure(from: readonly number[], atStart: boolean): number[] {
+  /** `from` and every state reachable from it without reading a character, where `holds` says which assertions pass. */
+  private reach(from: readonly number[], holds: (at: AssertAt) => boolean): Set<number> {
     const set = new Set<number>();
     const stack = [...from];
     while (stack.length > 0) {
@@ -368,26 +359,17 @@ export class LinearRegex {
       set.add(id);
       const state = this.states[id];
       if (state.op === 'split') stack.push(state.alt, state.next);
-      else if (state.op === 'assert' && state.at === 'start' && atStart) stack.push(state.next);
+      else if (state.op === 'assert' && holds(state.at)) stack.push(state.next);
     }
-    return [...set].sort((a, b) => a - b);
-  }
-
-  /** Adds `s` and every state reachable from it without reading a character at `pos`. */
-  private addState(set: Set<number>, s: number, text: string, pos: number): void {
-    const stack = [s];
-    while (stack.length > 0) {
-      const id = stack.pop()!;
-      if (set.has(id)) continue;
-      set.add(id);
-      const state = this.states[id];
-      if (state.op === 'split') stack.push(state.alt, state.next);
-      else if (state.op === 'assert' && assertionHolds(state.at, text, pos)) stack.push(state.next);
-    }
+    return set;
   }
 }
 
-function assertionHolds(at: 'start' | 'end' | 'end-or-final-newline', text: string, pos: number): boolean {
+function sorted(set: Set<number>): number[] {
+  return [...set].sort((a, b) => a - b);
+}
+
+function assertionHolds(at: AssertAt, text: string, pos: number): boolean {
   if (at === 'start') return pos === 0;
   if (at === 'end') return pos === text.length;
   return pos === text.length || (pos === text.length - 1 && text[pos] === '\n');
