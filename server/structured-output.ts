@@ -76,10 +76,7 @@ export function structuredOutputGuide(
     );
   }
   if (body.guided_json != null)
-    asked.push([
-      'guided_json',
-      () => compileJsonSchema(parsedJson(body.guided_json, 'guided_json'), 'guided_json'),
-    ]);
+    asked.push(['guided_json', () => schemaGrammar(body.guided_json, 'guided_json')]);
   if (body.guided_regex != null)
     asked.push(['guided_regex', () => regexGrammar(body.guided_regex!, 'guided_regex')]);
   if (body.guided_choice != null)
@@ -100,10 +97,7 @@ export function structuredOutputGuide(
         'structured_outputs.disable_additional_properties: false (objects allow only the keys their schema lists)',
       );
     if (so.json != null)
-      asked.push([
-        'structured_outputs',
-        () => compileJsonSchema(parsedJson(so.json, 'structured_outputs'), 'structured_outputs'),
-      ]);
+      asked.push(['structured_outputs', () => schemaGrammar(so.json, 'structured_outputs')]);
     if (so.json_object) asked.push(['structured_outputs', jsonObjectGrammar]);
     if (so.regex != null)
       asked.push(['structured_outputs', () => regexGrammar(so.regex!, 'structured_outputs')]);
@@ -127,12 +121,14 @@ export function structuredOutputGuide(
   }
 }
 
-/** A schema given as an object, or as its JSON text (vLLM accepts both). */
-function parsedJson(value: unknown, param: string): unknown {
-  if (typeof value !== 'string') return value;
+/** The grammar of a schema given as an object, or as its JSON text (vLLM accepts both). */
+function schemaGrammar(value: unknown, param: string): Grammar {
+  if (typeof value !== 'string') return compileJsonSchema(value, param);
+  let schema: unknown;
   try {
-    return JSON.parse(value);
+    schema = JSON.parse(value);
   } catch {
     throw new GuideError(`${param} is a string that is not JSON.`, param);
   }
+  return compileJsonSchema(schema, param);
 }

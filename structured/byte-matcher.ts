@@ -378,7 +378,7 @@ export class ByteMatcher {
         if (lex === null) return;
         const inRange = (raw: string, exact: boolean) => {
           for (let j = f.next; j < props.length && j <= last; j++) {
-            const name = latin1(props[j].keyBytes);
+            const name = props[j].keyText;
             if (exact ? name === raw : name.startsWith(raw)) return j;
           }
           return -1;
@@ -390,7 +390,7 @@ export class ByteMatcher {
           }
           const j = inRange(f.key, true);
           if (j >= 0) out.push({ frame: { ...f, phase: 'colon', prop: j, ws: 0 }, up: s.up });
-          else if (spec.additional !== null && !props.some((p) => latin1(p.keyBytes) === f.key))
+          else if (spec.additional !== null && !props.some((p) => p.keyText === f.key))
             out.push({ frame: { ...f, phase: 'colon', prop: -1, ws: 0 }, up: s.up });
           return;
         }
@@ -401,7 +401,7 @@ export class ByteMatcher {
         // The key's bytes are kept while they may still spell a listed name; past that it can
         // only be an additional key, whose bytes no longer matter (its states then share one key).
         const key = f.key + String.fromCharCode(b);
-        if (props.some((p) => latin1(p.keyBytes).startsWith(key))) {
+        if (props.some((p) => p.keyText.startsWith(key))) {
           if (inRange(key, false) >= 0 || spec.additional !== null)
             out.push({ frame: { ...f, key, lex }, up: s.up });
         } else if (spec.additional !== null) out.push({ frame: { ...f, key: UNLISTED_KEY, lex }, up: s.up });
@@ -487,10 +487,6 @@ function openObject(node: number): Frame {
 
 function pop(s: Stack): Stack {
   return s.up ?? DONE;
-}
-
-function latin1(bytes: Uint8Array): string {
-  return String.fromCharCode(...bytes);
 }
 
 function lexKey(l: StringLex, min: number, max: number): string {

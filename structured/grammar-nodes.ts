@@ -36,8 +36,8 @@ export type GrammarNode =
 
 export interface ObjectProperty {
   name: string;
-  /** The key as written between its quotes: JSON-escaped UTF-8. */
-  keyBytes: Uint8Array;
+  /** The key as written between its quotes, JSON-escaped UTF-8, one char per byte (as the matcher keeps keys). */
+  keyText: string;
   value: number;
   required: boolean;
 }

@@ -197,7 +197,7 @@ class SchemaCompiler {
       const quoted = jsonBytes(name);
       return {
         name,
-        keyBytes: quoted.subarray(1, quoted.length - 1),
+        keyText: String.fromCharCode(...quoted.subarray(1, quoted.length - 1)),
         value: this.node(value as Schema, `${path}/properties/${name}`),
         required: (required as string[]).includes(name),
       };

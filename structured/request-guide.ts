@@ -11,11 +11,10 @@ const tries = new WeakMap<TokenByteSource, VocabularyTrie>();
 
 /** A request's grammar over `tokenizer`'s vocabulary. */
 export function tokenGuide(tokenizer: TokenByteSource, grammar: Grammar): TokenGuide {
-  const bytes = tokenizer.tokenBytes();
   let trie = tries.get(tokenizer);
   if (!trie) {
-    trie = new VocabularyTrie(bytes);
+    trie = new VocabularyTrie(tokenizer.tokenBytes());
     tries.set(tokenizer, trie);
   }
-  return new TokenGuide(grammar, trie, bytes);
+  return new TokenGuide(grammar, trie);
 }

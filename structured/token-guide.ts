@@ -19,7 +19,8 @@ export class VocabularyTrie {
   /** Tokens with bytes that are not all plain string characters, ascending. */
   readonly otherIds: Int32Array;
 
-  constructor(tokenBytes: ReadonlyArray<Uint8Array | null>) {
+  /** The bytes each token adds (null: a special token), by id. */
+  constructor(readonly tokenBytes: ReadonlyArray<Uint8Array | null>) {
     const children: Array<Map<number, number>> = [new Map()];
     const tokensAt: number[][] = [];
     tokenBytes.forEach((bytes, id) => {
@@ -75,12 +76,7 @@ export class VocabularyTrie {
    * ones that fit, and of the rest those whose bytes the matcher takes one by one (a closing
    * quote and what follows it, an escape, a character split across tokens).
    */
-  allowedInString(
-    matcher: ByteMatcher,
-    states: readonly Stack[],
-    room: number,
-    bytes: ReadonlyArray<Uint8Array | null>,
-  ): Int32Array {
+  allowedInString(matcher: ByteMatcher, states: readonly Stack[], room: number): Int32Array {
     const allowed = new Int32Array(this.plainIds.length + this.otherIds.length);
     let n = 0;
     if (room === Number.POSITIVE_INFINITY) {
@@ -92,7 +88,7 @@ export class VocabularyTrie {
     }
     for (const id of this.otherIds) {
       let at: readonly Stack[] = states;
-      for (const b of bytes[id] as Uint8Array) {
+      for (const b of this.tokenBytes[id] as Uint8Array) {
         at = matcher.feed(at, b);
         if (at.length === 0) break;
       }
@@ -154,7 +150,6 @@ export class TokenGuide {
   constructor(
     grammar: Grammar,
     private readonly trie: VocabularyTrie,
-    private readonly tokenBytes: ReadonlyArray<Uint8Array | null>,
   ) {
     this.matcher = new ByteMatcher(grammar);
   }
@@ -165,7 +160,7 @@ export class TokenGuide {
 
   /** The state after token `id`'s bytes; a token without bytes (special) leaves it as it was. */
   advance(states: readonly Stack[], id: number): Stack[] {
-    const bytes = this.tokenBytes[id];
+    const bytes = this.trie.tokenBytes[id];
     if (!bytes) return [...states];
     let at = [...states];
     for (const b of bytes) {
@@ -177,7 +172,7 @@ export class TokenGuide {
 
   /** `tokens` and the end tokens not among them (an end token with bytes may already be). */
   withEnds(tokens: Int32Array, endTokens: readonly number[]): Int32Array {
-    const ends = endTokens.filter((t) => this.tokenBytes[t] == null || !tokens.includes(t));
+    const ends = endTokens.filter((t) => this.trie.tokenBytes[t] == null || !tokens.includes(t));
     const all = new Int32Array(tokens.length + ends.length);
     all.set(tokens);
     all.set(ends, tokens.length);
@@ -196,7 +191,7 @@ export class TokenGuide {
       tokens =
         room === null
           ? Int32Array.from(this.trie.allowedTokens(this.matcher, states))
-          : this.trie.allowedInString(this.matcher, states, room, this.tokenBytes);
+          : this.trie.allowedInString(this.matcher, states, room);
     }
     this.masks.set(key, tokens);
     if (this.masks.size > MASK_CACHE_ENTRIES) this.masks.delete(this.masks.keys().next().value as string);
