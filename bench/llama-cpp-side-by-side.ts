@@ -1,10 +1,12 @@
 /**
  * Loom's onnx engine next to llama.cpp on the same weights, in one run: a synthetic TinyLlama-
- * shaped model (or fewer layers) built in memory, served by Loom at f32 and int8 and written as
+ * shaped model (or fewer layers) built in memory, served by Loom at f32, f16 and int8 and written as
  * GGUF (f32, f16, q8_0 — bench/llama-cpp/gguf-writer.ts) for llama.cpp through node-llama-cpp.
  * Each round runs every system in turn (a 512-token prefill, then decode steps at batch 1 after a
  * 64-token context), so load from elsewhere hits them alike; min / median / max are kept. Greedy
- * tokens after the same prompt are compared with Loom f32's.
+ * tokens after the same prompt are compared with Loom f32's. Just before each decode the
+ * machine's memory-read bandwidth is measured (memory-bandwidth.ts), so each system's decode is
+ * also given as a share of its bound at that moment: the weight bytes it reads per step over it.
  *
  * node-llama-cpp is not a dependency of Loom: install it in a scratch folder and point at it,
  *   npm install --prefix /tmp/llamacpp --ignore-scripts node-llama-cpp@3
@@ -16,13 +18,15 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
-import type { WeightFormat } from '../kernels/weight-quantization.js';
+import { decodeWeightBytes, type WeightFormat } from '../kernels/weight-quantization.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
+import type { LlamaConfig } from '../model/llama-config.js';
 import { syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { type GgufWeightType, writeGguf } from './llama-cpp/gguf-writer.js';
 import { loadLlamaCpp } from './llama-cpp/node-llama-cpp.js';
+import { ReadBandwidthProbe } from './memory-bandwidth.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const { values: args } = parseArgs({
@@ -40,14 +44,19 @@ const THREADS = Number(args.threads);
 const PREFILL = 512;
 const CONTEXT = 64;
 const GREEDY = 8;
+const BANDWIDTH_PASSES = 3;
 
 function progress(message: string): void {
   process.stderr.write(`[llama-cpp-side-by-side] ${message}\n`);
 }
 
-/** One system under test: a 512-token prefill's seconds, then decode steps' ms, and greedy tokens. */
+/**
+ * One system under test: a 512-token prefill's seconds, then decode steps' ms, and greedy tokens;
+ * `stepBytes`: the weight bytes one decode step at batch 1 reads (linear layers and lm_head).
+ */
 interface System {
   label: string;
+  stepBytes: number;
   prefill(tokens: number[]): Promise<number>;
   decode(context: number[], steps: number): Promise<{ ms: number[]; tokens: number[] }>;
   close(): Promise<void>;
@@ -91,6 +100,7 @@ async function loomSystem(
   };
   return {
     label: `Loom onnx ${format}${loraLayers ? '' : ', no adapter source'}`,
+    stepBytes: decodeWeightBytes(config, format),
     async prefill(tokens) {
       const id = nextId++;
       const t0 = performance.now();
@@ -116,7 +126,17 @@ async function loomSystem(
   };
 }
 
-async function llamaCppSystems(dir: string, files: Array<[GgufWeightType, string]>): Promise<System[]> {
+/** llama.cpp's bytes per decode step: q8_0 stores 32 weights as 32 int8 and one f16 scale. */
+function ggufStepBytes(config: LlamaConfig, type: GgufWeightType): number {
+  if (type !== 'q8_0') return decodeWeightBytes(config, type);
+  return (decodeWeightBytes(config, 'f32') / 4) * (34 / 32);
+}
+
+async function llamaCppSystems(
+  dir: string,
+  config: LlamaConfig,
+  files: Array<[GgufWeightType, string]>,
+): Promise<System[]> {
   const llama = await loadLlamaCpp(dir);
   const systems: System[] = [];
   for (const [type, path] of files) {
@@ -140,6 +160,7 @@ async function llamaCppSystems(dir: string, files: Array<[GgufWeightType, string
     };
     systems.push({
       label: `llama.cpp ${type}`,
+      stepBytes: ggufStepBytes(config, type),
       async prefill(tokens) {
         const t0 = performance.now();
         const { at } = await generate(tokens, 1);
@@ -165,45 +186,68 @@ const stats = (xs: number[]) => {
 const fmt = (x: { min: number; median: number; max: number }, digits: number) =>
   `${x.min.toFixed(digits)} / ${x.median.toFixed(digits)} / ${x.max.toFixed(digits)}`;
 
-async function main(): Promise<void> {
+/**
+ * Every system over one synthetic model, its GGUF files written into `dir`. The model's arrays
+ * are not kept past this (4 GB at f32): what each system needs, it has copied or mapped.
+ */
+async function buildSystems(dir: string): Promise<{ systems: System[]; vocab: number }> {
   const spec = { ...TINYLLAMA_SPEC, numLayers: Number(args.layers) };
   progress(`synthetic TinyLlama shape, ${spec.numLayers} layers, ${THREADS} threads`);
   const weights = syntheticWeights(spec);
-  const vocab = weights.config.vocabSize;
+  const files: Array<[GgufWeightType, string]> = [];
+  for (const type of ['f32', 'f16', 'q8_0'] as const) {
+    progress(`writing GGUF ${type}`);
+    const path = join(dir, `model-${type}.gguf`);
+    writeGguf(path, weights, type);
+    files.push([type, path]);
+  }
+  progress('creating the engines');
+  const systems = [
+    await loomSystem(weights, 'f32', dir),
+    await loomSystem(weights, 'f16', dir),
+    await loomSystem(weights, 'int8', dir),
+    await loomSystem(weights, 'int8', dir, false),
+    ...(await llamaCppSystems(args['llama-cpp'], weights.config, files)),
+  ];
+  return { systems, vocab: weights.config.vocabSize };
+}
+
+async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'loom-gguf-'));
   try {
-    const files: Array<[GgufWeightType, string]> = [];
-    for (const type of ['f32', 'f16', 'q8_0'] as const) {
-      progress(`writing GGUF ${type}`);
-      const path = join(dir, `model-${type}.gguf`);
-      writeGguf(path, weights, type);
-      files.push([type, path]);
-    }
-    const systems = [
-      await loomSystem(weights, 'f32', dir),
-      await loomSystem(weights, 'int8', dir),
-      await loomSystem(weights, 'int8', dir, false),
-      ...(await llamaCppSystems(args['llama-cpp'], files)),
-    ];
+    const { systems, vocab } = await buildSystems(dir);
+    const probe = await ReadBandwidthProbe.create(THREADS);
     const prefills = systems.map(() => [] as number[]);
     const decodes = systems.map(() => [] as number[]);
+    /** Per system and round: the bandwidth measured just before its decode, and that decode's median step. */
+    const paired = systems.map(() => [] as Array<{ gbps: number; ms: number }>);
     const greedy = systems.map(() => [] as number[]);
     for (let round = 0; round < ROUNDS; round++) {
       progress(`round ${round + 1}/${ROUNDS}`);
       for (const [i, system] of systems.entries()) {
         prefills[i].push(await system.prefill(prompt(PREFILL, round, vocab)));
+        const gbps = await probe.best(BANDWIDTH_PASSES);
         const { ms, tokens } = await system.decode(prompt(CONTEXT, 100 + round, vocab), STEPS);
         decodes[i].push(...ms);
+        paired[i].push({ gbps, ms: stats(ms).median });
         if (round === 0) greedy[i] = tokens.slice(0, GREEDY);
       }
+      progress(`  memory read ${fmt(stats(paired.map((p) => p[round].gbps)), 1)} GB/s (min/med/max)`);
     }
     for (const system of systems) await system.close();
+    await probe.close();
+    const allGbps = stats(paired.flat().map((p) => p.gbps));
     const rows = systems.map((system, i) => {
       const same = greedy[i].filter((t, k) => t === greedy[0][k]).length;
+      // Each round's bound (weight bytes over the bandwidth just measured) over its median step.
+      const shares = paired[i].map((p) => (100 * system.stepBytes) / (p.gbps * 1e6) / p.ms);
       return {
         system: system.label,
         'prefill 512 tok/s min/med/max': fmt(stats(prefills[i].map((s) => PREFILL / s)), 1),
         'decode batch 1 ms/step min/med/max': fmt(stats(decodes[i]), 1),
+        'weights read per step, GB': (system.stepBytes / 1e9).toFixed(2),
+        'memory read GB/s beside its decodes, min/med/max': fmt(stats(paired[i].map((p) => p.gbps)), 1),
+        'share of the bandwidth bound, % min/med/max': fmt(stats(shares), 0),
         [`greedy tokens equal to Loom f32 (of ${GREEDY})`]: same,
       };
     });
@@ -213,10 +257,11 @@ async function main(): Promise<void> {
       title: 'Loom (onnx engine) and llama.cpp on the same weights',
       context: {
         ...machineContext(),
-        model: `synthetic TinyLlama shape, ${spec.numLayers} of 22 layers`,
+        model: `synthetic TinyLlama shape, ${args.layers} of 22 layers`,
         threads: THREADS,
         rounds: ROUNDS,
         'decode steps per round': STEPS,
+        'memory read bandwidth, GB/s min/med/max over the run': fmt(allGbps, 1),
         'llama.cpp': 'node-llama-cpp 3 (CPU build), GGUF written by bench/llama-cpp/gguf-writer.ts',
       },
       rows,
@@ -225,6 +270,7 @@ async function main(): Promise<void> {
         'Rounds run every system in turn; a round is a 512-token prefill, then a 64-token context and decode steps at batch 1 (greedy).',
         'Loom int8: MatMulNBits (blocks of 128, activations rounded to int8 too), its codes mapped by onnxruntime from the encoded-weight cache file as a server maps them; llama.cpp q8_0: blocks of 32 with an f16 scale. Greedy agreement of an 8-bit format with f32 is not expected to be exact on a random-weight model.',
         'no adapter source: the engine as a server started without --lora-modules, --lora-dir or --lora-root builds it, its step graph without LoRA nodes (a LoRA server carries them on every step, adapters or not); the other Loom rows are the LoRA-ready graph, running steps without adapters.',
+        `memory read bandwidth: just before each system's decode in each round, the best of ${BANDWIDTH_PASSES} passes of ${THREADS} threads over ${(probe.bytes / 2 ** 20).toFixed(0)} MiB (bench/memory-bandwidth.ts). Share of the bound: that round's bound (weight bytes read per step over that bandwidth) over that round's median step, min/med/max over the rounds; the machine's bandwidth moves with its other tenants, so a bound measured at another hour says little.`,
         'llama.cpp decode times are the gaps between the tokens node-llama-cpp yields (sampling and its JS included), as a client sees them; Loom decode times are engine.step calls with a host argmax.',
       ],
     });

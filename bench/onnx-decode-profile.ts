@@ -1,11 +1,14 @@
 /**
- * Where a batch-1 decode step of the onnx engine goes, on the synthetic TinyLlama-shaped F32
+ * Where a decode step of the onnx engine goes (batch 1 by default), on the synthetic TinyLlama-shaped F32
  * checkpoint (written by bench/startup.ts's layout if missing): wall time per step against
  * onnxruntime's own run time (its profiler), onnxruntime's node time by kind (base Gemms, lm_head,
  * attention over the pool, LoRA slot/segment ops, the rest), and the JS feed building alone. Then
  * the spread of decode batch 1 over rounds, each round a fresh sequence.
  *
- *   npx tsx bench/onnx-decode-profile.ts [--layers N] [--threads N] [--rounds N] [--steps N] [--spin] [--format F] [--no-lora] [--label NAME]
+ *   npx tsx bench/onnx-decode-profile.ts [--layers N] [--threads N] [--rounds N] [--steps N] [--spin] [--format F] [--no-lora] [--batch N] [--adapters N] [--label NAME]
+ *
+ * --batch N decodes N sequences a step; --adapters N gives sequence i the rank-16 all-module
+ * adapter i mod N (0: none), the shape of issue 10's "8 distinct adapters at batch 8".
  *
  * The report is written as onnx-decode-profile-<label>.{json,md,svg} (label default "current"),
  * so a change can be measured against the run before it.
@@ -15,17 +18,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import type { StepPlan } from '../kernels/engine.js';
 import { LoraSlotStack } from '../kernels/onnx/lora-slot-stack.js';
 import { DEFAULT_STACK_ROWS, OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { packStep } from '../kernels/onnx/step-feeds.js';
 import { decodeWeightBytes, WEIGHT_FORMATS, type WeightFormat } from '../kernels/weight-quantization.js';
+import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { TARGET_MODULES } from '../model/llama-modules.js';
 import { loadModel } from '../model/load-model.js';
 import { ropeInvFrequencies } from '../model/rope-frequencies.js';
-import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
+import { storeAdapter } from '../model/stored-adapter.js';
+import { syntheticAdapter, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const { values: args } = parseArgs({
@@ -38,6 +44,8 @@ const { values: args } = parseArgs({
     spin: { type: 'boolean', default: false },
     format: { type: 'string', default: 'f32' },
     'no-lora': { type: 'boolean', default: false },
+    batch: { type: 'string', default: '1' },
+    adapters: { type: 'string', default: '0' },
   },
 });
 const format = args.format as WeightFormat;
@@ -46,6 +54,10 @@ const numLayers = Number(args.layers);
 const threads = Number(args.threads);
 const rounds = Number(args.rounds);
 const steps = Number(args.steps);
+const batch = Number(args.batch);
+const numAdapters = Number(args.adapters);
+if (numAdapters > 0 && args['no-lora']) throw new Error('--adapters needs the LoRA graph: drop --no-lora');
+const ADAPTER_RANK = 16;
 const CONTEXT = 64;
 const PROFILED_STEPS = 8;
 
@@ -56,6 +68,7 @@ function progress(message: string): void {
 interface ProfileEvent {
   cat: string;
   name: string;
+  ts: number;
   dur: number;
   args?: {
     op_name?: string;
@@ -97,6 +110,9 @@ function kindOf(e: ProfileEvent, hidden: number, vocab: number): string {
     if (shapes[0]?.length === 4) return 'attention MatMuls';
     return 'LoRA MatMul/Gemm (slots, segments)';
   }
+  // Only LoRA's ops gather and scatter token rows, and only its Transposes are of rank-3 blocks.
+  if (op === 'GatherND' || op === 'ScatterND' || op === 'Where') return `LoRA: ${op}`;
+  if (op === 'Transpose' && shapes[0]?.length === 3) return 'LoRA: Transpose';
   if (op === 'Gather' && shapes[0]?.length === 2 && shapes[0][1] === hidden && shapes[0][0] !== vocab)
     return 'Gather past K/V from the pool';
   return `other: ${op}`;
@@ -114,7 +130,20 @@ async function main(): Promise<void> {
   const config = model.config;
   const layout = kvLayout(config);
   const blocksPerSeq = Math.ceil((CONTEXT + steps * (rounds + 1) + 8) / layout.tokensPerPage);
-  const pool = new PagePool(1 + (rounds + 2) * blocksPerSeq * layout.pagesPerBlock, config.hiddenSize);
+  const adapters = Array.from({ length: numAdapters }, (_, i) =>
+    syntheticAdapter(config, {
+      name: `profile-${i}`,
+      rank: ADAPTER_RANK,
+      alpha: 2 * ADAPTER_RANK,
+      targetModules: [...TARGET_MODULES],
+      seed: 1000 + i,
+    }),
+  );
+  const adapterPages = adapters.reduce((n, a) => n + adapterPageCount(config, a), 0);
+  const pool = new PagePool(
+    1 + adapterPages + 2 * batch * blocksPerSeq * layout.pagesPerBlock,
+    config.hiddenSize,
+  );
   const kv = new KvCache(pool, layout);
   profileNext = true;
   const started = performance.now();
@@ -126,37 +155,41 @@ async function main(): Promise<void> {
   });
   progress(`engine ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   profileNext = false;
+  const layouts: AdapterLayout[] = adapters.map((a) => {
+    const placed = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
+    engine.writeAdapter(placed, storeAdapter(a));
+    return placed;
+  });
 
   let nextId = 0;
   const prompt = (seed: number) =>
     Array.from({ length: CONTEXT }, (_, i) => (seed * 131 + i * 17) % config.vocabSize);
-  const stepOf = (id: number, tokens: number[], pos: number) => {
-    if (!kv.reserve(id, pos + tokens.length)) throw new Error('bench pool too small');
-    return {
-      sequences: [
-        {
-          seqId: id,
-          tokens,
-          startPos: pos,
-          pageTable: kv.pageTable(id),
-          adapter: null,
-          logits: 'last' as const,
-        },
-      ],
-    };
-  };
-  /** One fresh sequence: a 64-token prefill, then `n` timed decode steps. */
+  const stepOf = (ids: number[], tokensOf: (i: number) => number[], pos: number): StepPlan => ({
+    sequences: ids.map((seqId, i) => {
+      const tokens = tokensOf(i);
+      if (!kv.reserve(seqId, pos + tokens.length)) throw new Error('bench pool too small');
+      return {
+        seqId,
+        tokens,
+        startPos: pos,
+        pageTable: kv.pageTable(seqId),
+        adapter: layouts.length > 0 ? layouts[i % layouts.length] : null,
+        logits: 'last' as const,
+      };
+    }),
+  });
+  /** `batch` fresh sequences: a 64-token prefill each, then `n` timed decode steps of all of them. */
   const decodeRun = async (n: number): Promise<number[]> => {
-    const id = nextId++;
-    await engine.step(stepOf(id, prompt(id), 0));
+    const ids = Array.from({ length: batch }, () => nextId++);
+    await engine.step(stepOf(ids, (i) => prompt(ids[i]), 0));
     const times: number[] = [];
     for (let s = 0; s < n; s++) {
-      const plan = stepOf(id, [(id * 7 + s) % config.vocabSize], CONTEXT + s);
+      const plan = stepOf(ids, (i) => [(ids[i] * 7 + s) % config.vocabSize], CONTEXT + s);
       const t0 = performance.now();
       await engine.step(plan);
       times.push(performance.now() - t0);
     }
-    kv.free(id);
+    for (const id of ids) kv.free(id);
     return times;
   };
 
@@ -169,22 +202,26 @@ async function main(): Promise<void> {
   );
   if (process.env.KEEP_PROFILE) process.stderr.write(`${profileDir}\n`);
   else rmSync(profileDir, { recursive: true, force: true });
-  const runs = events.filter((e) => e.name === 'model_run').map((e) => e.dur / 1000);
-  // The last PROFILED_STEPS runs are the decode steps (before them: the prefill and the warm-up step).
-  const decodeRuns = runs.slice(-PROFILED_STEPS);
-  const nodeEvents = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
-  const perRunNodes = nodeEvents.length / runs.length;
-  const decodeNodes = nodeEvents.slice(-PROFILED_STEPS * perRunNodes);
+  // The last PROFILED_STEPS runs are the decode steps (before them: the prefill and the warm-up
+  // step). Nodes belong to the run whose time span holds them (an If runs a different number of
+  // nodes in a prefill and a decode step).
+  const decodeRunEvents = events.filter((e) => e.name === 'model_run').slice(-PROFILED_STEPS);
+  const decodeRuns = decodeRunEvents.map((e) => e.dur / 1000);
+  const runOf = (e: ProfileEvent) => decodeRunEvents.findIndex((r) => e.ts >= r.ts && e.ts <= r.ts + r.dur);
+  // An If's time is its branch's nodes, which are listed too: counting it would count them twice.
+  const decodeNodes = events.filter(
+    (e) => e.cat === 'Node' && e.name.endsWith('_kernel_time') && e.args?.op_name !== 'If' && runOf(e) >= 0,
+  );
   // Per kind: its time in each profiled step, then the median step (other tenants of the machine
   // preempt single nodes for tens of ms; a mean would report them).
   const perStep = new Map<string, { ms: number[]; nodes: number }>();
-  decodeNodes.forEach((e, i) => {
+  for (const e of decodeNodes) {
     const kind = kindOf(e, config.hiddenSize, config.vocabSize);
     const k = perStep.get(kind) ?? { ms: new Array<number>(PROFILED_STEPS).fill(0), nodes: 0 };
-    k.ms[Math.floor(i / perRunNodes)] += e.dur / 1000;
+    k.ms[runOf(e)] += e.dur / 1000;
     k.nodes += 1 / PROFILED_STEPS;
     perStep.set(kind, k);
-  });
+  }
   const byKind = new Map([...perStep].map(([kind, k]) => [kind, { ms: median(k.ms), nodes: k.nodes }]));
   const wallMedian = median(profiledWall);
   const runMedian = median(decodeRuns);
@@ -197,15 +234,15 @@ async function main(): Promise<void> {
     DEFAULT_STACK_ROWS,
   );
   const invFreq = ropeInvFrequencies(config);
-  const packId = nextId++;
-  const packPlan = stepOf(packId, [5], CONTEXT);
+  const packIds = Array.from({ length: batch }, () => nextId++);
+  const packPlan = stepOf(packIds, () => [5], CONTEXT);
   const packTimes: number[] = [];
   for (let i = 0; i < 50; i++) {
     const t0 = performance.now();
     packStep(packPlan, config, layout, invFreq, stack, TARGET_MODULES);
     packTimes.push(performance.now() - t0);
   }
-  kv.free(packId);
+  for (const id of packIds) kv.free(id);
   const packMs = median(packTimes);
 
   const rows: Array<Record<string, string | number>> = [
@@ -264,13 +301,13 @@ async function main(): Promise<void> {
   const allSorted = [...all].sort((a, b) => a - b);
   const spreadRows = [
     {
-      measure: `decode batch 1, median of each round's ${steps} steps, over ${rounds} rounds`,
+      measure: `decode batch ${batch}, median of each round's ${steps} steps, over ${rounds} rounds`,
       min: sorted[0],
       median: sorted[Math.floor(sorted.length / 2)],
       max: sorted[sorted.length - 1],
     },
     {
-      measure: `decode batch 1, every step of every round (${all.length})`,
+      measure: `decode batch ${batch}, every step of every round (${all.length})`,
       min: allSorted[0],
       median: allSorted[Math.floor(allSorted.length / 2)],
       max: allSorted[allSorted.length - 1],
@@ -279,7 +316,7 @@ async function main(): Promise<void> {
   const weightBytes = decodeWeightBytes(config, format);
   writeBenchReport({
     name: `onnx-decode-profile-${args.label}`,
-    title: `onnx engine: where a batch-1 decode step goes (${args.label})`,
+    title: `onnx engine: where a batch-${batch} decode step goes (${args.label})`,
     context: {
       ...machineContext(),
       model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, ${format === 'f32' ? 'F32 weights mapped from safetensors, prepacked' : `base weights ${format} (MatMulNBits / widened Gemm), encoded at load`}`,
@@ -288,6 +325,11 @@ async function main(): Promise<void> {
       'LoRA in the step graph': args['no-lora']
         ? 'none (a server without an adapter source)'
         : `all modules, stacked slot rows per module and layer: ${DEFAULT_STACK_ROWS}`,
+      batch: `${batch} sequences a step`,
+      adapters:
+        numAdapters > 0
+          ? `${numAdapters} × rank ${ADAPTER_RANK}, all 7 modules; sequence i uses adapter i mod ${numAdapters}`
+          : 'none',
       'graph inputs': engine ? (profiled[0]?.inputNames.length ?? 0) : 0,
       context: `${CONTEXT}-token prompt, then decode`,
       'weights read per step': `${(weightBytes / 1e9).toFixed(2)} GB (linear + lm_head, ${format})`,
@@ -303,6 +345,7 @@ async function main(): Promise<void> {
     },
     notes: [
       `at 52–65 GB/s (issue 10's measured read bandwidth) those ${(weightBytes / 1e9).toFixed(2)} GB take ${((weightBytes / 65e9) * 1000).toFixed(0)}–${((weightBytes / 52e9) * 1000).toFixed(0)} ms: the bound for one step`,
+      "an If's own cost (choosing and entering a branch) is in 'between kernels'; its branch's nodes are counted under their kinds",
       'node kinds are told apart by op and input shapes: lm_head is the Gemm over a [vocab, hidden] weight, base linear Gemms have both weight dims ≥ 256, attention MatMuls have rank-3+ inputs, the remaining MatMul/Gemms are LoRA (slots and segments)',
     ],
   }).forEach((p) => {
