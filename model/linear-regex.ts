@@ -297,6 +297,16 @@ class Compiler {
 export class LinearRegex {
   private readonly states: State[];
   private readonly start: number;
+  /**
+   * States from which a match can still be completed once past the first character: a start
+   * anchor no longer holds there, and past an end anchor no character may be read. The streaming
+   * form keeps only these, so an empty state set means exactly that no continuation matches
+   * (`[\s\S]*^a` keeps its loop alive after "b", yet nothing after it can match).
+   */
+  private readonly live: Uint8Array;
+  private readonly endOk: Uint8Array;
+  /** Per state, the fewest and the most characters from it to a full match (Infinity: a loop on the way); made on first use. */
+  private lengths: { min: Float64Array; max: Float64Array } | null = null;
 
   /** Throws RegexSyntaxError with a one-line reason for syntax it cannot read exactly. */
   constructor(readonly source: string) {
@@ -304,6 +314,7 @@ export class LinearRegex {
     const compiler = new Compiler();
     this.start = compiler.compile(ast, 0);
     this.states = compiler.states;
+    ({ live: this.live, endOk: this.endOk } = liveStates(this.states));
   }
 
   /** Python's `re.fullmatch(pattern, text) is not None`. */
@@ -326,7 +337,7 @@ export class LinearRegex {
    * so `$` before a last newline that the pattern itself then reads is not followed.
    */
   streamStart(): number[] {
-    return sorted(this.reach([this.start], (at) => at === 'start'));
+    return this.alive(this.reach([this.start], (at) => at === 'start'));
   }
 
   /**
@@ -341,7 +352,27 @@ export class LinearRegex {
       if (state.op === 'char' && state.test(ch)) next.push(state.next);
     }
     // Past the first character no start anchor holds; end anchors wait for streamAccepts.
-    return sorted(this.reach(next, () => false));
+    return this.alive(this.reach(next, () => false));
+  }
+
+  /**
+   * The fewest and the most characters that can still be read from `states` before a full match
+   * (Infinity: a loop on the way). A length between them is taken to be possible, true unless
+   * the pattern counts in steps (`(ab)+` has no odd length).
+   */
+  streamLengths(states: readonly number[]): { min: number; max: number } {
+    this.lengths ??= matchLengths(this.states, this.live, this.endOk);
+    let min = Number.POSITIVE_INFINITY;
+    let max = Number.NEGATIVE_INFINITY;
+    for (const id of states) {
+      min = Math.min(min, this.lengths.min[id]);
+      max = Math.max(max, this.lengths.max[id]);
+    }
+    return { min, max };
+  }
+
+  private alive(set: Set<number>): number[] {
+    return sorted(set).filter((id) => this.live[id] === 1);
   }
 
   /** Whether a text that reached `states` may end here and be a full match. */
@@ -363,6 +394,148 @@ export class LinearRegex {
     }
     return set;
   }
+}
+
+/**
+ * LinearRegex.live: backwards from the match state along splits, character reads (a class is
+ * taken to hold some character) and end anchors, where past an end anchor only splits and
+ * further end anchors may lead to the match (`endOk`: the states that reach it so).
+ */
+function liveStates(states: readonly State[]): { live: Uint8Array; endOk: Uint8Array } {
+  const reaches = (ok: Uint8Array, charsToo: boolean) => {
+    for (let changed = true; changed; ) {
+      changed = false;
+      states.forEach((state, id) => {
+        if (ok[id]) return;
+        const yes =
+          state.op === 'match' ||
+          (state.op === 'split' && (ok[state.next] === 1 || ok[state.alt] === 1)) ||
+          (state.op === 'char' && charsToo && ok[state.next] === 1) ||
+          (state.op === 'assert' &&
+            state.at !== 'start' &&
+            (charsToo ? endOk[state.next] : ok[state.next]) === 1);
+        if (yes) {
+          ok[id] = 1;
+          changed = true;
+        }
+      });
+    }
+    return ok;
+  };
+  const endOk = reaches(new Uint8Array(states.length), false);
+  return { live: reaches(new Uint8Array(states.length), true), endOk };
+}
+
+/**
+ * The edges a streamed match may follow between live states, with the characters each reads:
+ * splits (0), character reads (1), and end anchors (0), which lead to the match itself where
+ * their next state reaches it without reading: nothing is read past one.
+ */
+function streamEdges(
+  states: readonly State[],
+  live: Uint8Array,
+  endOk: Uint8Array,
+): Array<Array<[number, 0 | 1]>> {
+  return states.map((state) => {
+    const out: Array<[number, 0 | 1]> = [];
+    const add = (to: number, w: 0 | 1) => {
+      if (live[to]) out.push([to, w]);
+    };
+    if (state.op === 'split') {
+      add(state.next, 0);
+      add(state.alt, 0);
+    } else if (state.op === 'char') add(state.next, 1);
+    // Past an end anchor nothing more is read: the edge goes straight to the match.
+    else if (state.op === 'assert' && state.at !== 'start' && endOk[state.next]) add(0, 0);
+    return out;
+  });
+}
+
+/**
+ * LinearRegex.streamLengths' table: the fewest characters to the match by a 0-1 search back from
+ * it; the most by the components of the edge graph (Kosaraju's, without recursion): a component
+ * with a character read inside it loops, so everything that reaches it has no most.
+ */
+function matchLengths(
+  states: readonly State[],
+  live: Uint8Array,
+  endOk: Uint8Array,
+): { min: Float64Array; max: Float64Array } {
+  const n = states.length;
+  const edges = streamEdges(states, live, endOk);
+  const back: Array<Array<[number, 0 | 1]>> = states.map(() => []);
+  edges.forEach((out, from) => {
+    for (const [to, w] of out) back[to].push([from, w]);
+  });
+  const min = new Float64Array(n).fill(Number.POSITIVE_INFINITY);
+  min[0] = 0;
+  const deque: number[] = [0];
+  while (deque.length > 0) {
+    const at = deque.shift() as number;
+    for (const [from, w] of back[at]) {
+      if (min[at] + w < min[from]) {
+        min[from] = min[at] + w;
+        if (w === 0) deque.unshift(from);
+        else deque.push(from);
+      }
+    }
+  }
+  // Kosaraju: finishing order on the edges, then components on the reversed edges.
+  const order: number[] = [];
+  const seen = new Uint8Array(n);
+  for (let root = 0; root < n; root++) {
+    if (seen[root]) continue;
+    seen[root] = 1;
+    const stack: Array<[number, number]> = [[root, 0]];
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1];
+      const out = edges[top[0]];
+      if (top[1] < out.length) {
+        const to = out[top[1]++][0];
+        if (!seen[to]) {
+          seen[to] = 1;
+          stack.push([to, 0]);
+        }
+      } else {
+        order.push(top[0]);
+        stack.pop();
+      }
+    }
+  }
+  const comp = new Int32Array(n).fill(-1);
+  const members: number[][] = [];
+  for (let i = order.length - 1; i >= 0; i--) {
+    if (comp[order[i]] >= 0) continue;
+    const c = members.length;
+    const list: number[] = [];
+    const stack = [order[i]];
+    comp[order[i]] = c;
+    while (stack.length > 0) {
+      const at = stack.pop() as number;
+      list.push(at);
+      for (const [from] of back[at])
+        if (comp[from] < 0) {
+          comp[from] = c;
+          stack.push(from);
+        }
+    }
+    members.push(list);
+  }
+  // Components come out sources first: the most is settled from the last one back.
+  const compMax = new Float64Array(members.length).fill(Number.NEGATIVE_INFINITY);
+  for (let c = members.length - 1; c >= 0; c--) {
+    let most = members[c].includes(0) ? 0 : Number.NEGATIVE_INFINITY;
+    for (const at of members[c])
+      for (const [to, w] of edges[at]) {
+        if (comp[to] === c) {
+          if (w === 1) most = Number.POSITIVE_INFINITY;
+        } else most = Math.max(most, w + compMax[comp[to]]);
+      }
+    compMax[c] = most;
+  }
+  const max = new Float64Array(n);
+  for (let id = 0; id < n; id++) max[id] = compMax[comp[id]];
+  return { min, max };
 }
 
 function sorted(set: Set<number>): number[] {

@@ -1,5 +1,6 @@
 import type { LinearRegex } from '../model/linear-regex.js';
 import type { Grammar, GrammarNode, ObjectProperty } from './grammar-nodes.js';
+import { type NumberRange, rangeHolds, rangeReachable } from './number-range.js';
 
 /**
  * A pushdown matcher over the bytes of a structured output: which bytes may come next, given
@@ -11,7 +12,10 @@ import type { Grammar, GrammarNode, ObjectProperty } from './grammar-nodes.js';
 /** JSON whitespace between tokens, at most this many bytes in a row (a model could loop on it forever). */
 export const MAX_WHITESPACE_RUN = 32;
 
-/** `cont`: continuation bytes still due in a UTF-8 character, the next within [lo, hi]. */
+/**
+ * `cont`: continuation bytes still due in a UTF-8 character, the next within [lo, hi]; `cp`: the
+ * code point of the character being read (or last read), its bits so far.
+ */
 type StringLex = {
   readonly esc: boolean;
   readonly hex: number;
@@ -19,8 +23,28 @@ type StringLex = {
   readonly lo: number;
   readonly hi: number;
   readonly len: number;
+  readonly cp: number;
 };
-const LEX_START: StringLex = { esc: false, hex: 0, cont: 0, lo: 0x80, hi: 0xbf, len: 0 };
+const LEX_START: StringLex = { esc: false, hex: 0, cont: 0, lo: 0x80, hi: 0xbf, len: 0, cp: 0 };
+
+/** The characters JSON's one-letter escapes stand for. */
+const ESCAPED: Readonly<Record<number, number>> = {
+  34: 0x22,
+  92: 0x5c,
+  47: 0x2f,
+  98: 0x08,
+  102: 0x0c,
+  110: 0x0a,
+  114: 0x0d,
+  116: 0x09,
+};
+
+/**
+ * A `pattern` string's \u escapes stay below U+1000 (control characters and the first scripts):
+ * their feasibility is then a range of at most 4,096 characters, and no surrogate pair needs
+ * joining. Every other character is still written, as itself in UTF-8.
+ */
+const PATTERN_ESCAPE_LIMIT = 0x1000;
 
 /**
  * A UTF-8 lead byte's character: how many continuation bytes follow, and the range of the first
@@ -62,8 +86,24 @@ type Frame =
       readonly count: number;
       readonly ws: number;
     }
-  | { readonly t: 'string'; readonly node: number; readonly lex: StringLex }
-  | { readonly t: 'number'; readonly integer: boolean; readonly phase: NumberPhase }
+  /** `rx`: a `pattern` string's regex states after the characters read (null: no pattern). */
+  | {
+      readonly t: 'string';
+      readonly node: number;
+      readonly lex: StringLex;
+      readonly rx: readonly number[] | null;
+    }
+  /**
+   * `node` -1: a number of an 'any' value. A node with a range (number-range.ts) keeps the
+   * number's `text` so far and takes no exponent; others keep no text.
+   */
+  | {
+      readonly t: 'number';
+      readonly node: number;
+      readonly integer: boolean;
+      readonly phase: NumberPhase;
+      readonly text: string;
+    }
   /**
    * A regex root: its NFA states, and a UTF-8 character in progress (`cont` bytes still due, the
    * next within [lo, hi], its code point so far in `cp`).
@@ -129,7 +169,7 @@ export class ByteMatcher {
       if (s === DONE) return true;
       const f = s.frame;
       if (s.up !== null) return false;
-      if (f.t === 'number') return NUMBER_ENDS.has(f.phase);
+      if (f.t === 'number') return this.numberMayEnd(f);
       return f.t === 'regex' && f.cont === 0 && this.regexOf(f.node).streamAccepts(f.states);
     });
   }
@@ -152,7 +192,7 @@ export class ByteMatcher {
     if (states.length !== 1 || states[0] === DONE) return null;
     const f = states[0].frame;
     const plain = (l: StringLex) => !l.esc && l.hex === 0 && l.cont === 0;
-    if (f.t === 'string' && plain(f.lex)) {
+    if (f.t === 'string' && f.rx === null && plain(f.lex)) {
       const n = this.nodes[f.node];
       return n.kind === 'string' ? n.maxLength - f.lex.len : Number.POSITIVE_INFINITY;
     }
@@ -199,10 +239,13 @@ export class ByteMatcher {
       case 'string': {
         const n = this.nodes[f.node];
         const [min, max] = n.kind === 'string' ? [n.minLength, n.maxLength] : [0, Infinity];
-        return `s${f.node},${lexKey(f.lex, min, max)}`;
+        // A character's bits matter only while it is being read.
+        const partial = f.lex.cont > 0 || f.lex.hex > 0 ? `,${f.lex.cp}` : '';
+        const rx = f.rx ? `,${f.rx.join(' ')}${partial}` : '';
+        return `s${f.node},${lexKey(f.lex, min, max)}${rx}`;
       }
       case 'number':
-        return `n${f.integer ? 'i' : 'f'}${f.phase}`;
+        return `n${f.node},${f.integer ? 'i' : 'f'}${f.phase},${f.text}`;
       case 'literal':
         return `l${f.node},${f.pos},${f.live.join(' ')}`;
       case 'regex':
@@ -229,15 +272,22 @@ export class ByteMatcher {
         const n = this.nodes[f.node];
         const [min, max] = n.kind === 'string' ? [n.minLength, n.maxLength] : [0, Infinity];
         const lex = lexString(f.lex, b, max);
+        const pattern = f.rx && this.patternOf(f.node);
         if (lex === 'close') {
-          if (f.lex.len >= min) out.push(pop(s));
-        } else if (lex) out.push({ frame: { ...f, lex }, up: s.up });
+          if (f.lex.len >= min && (!pattern || pattern.streamAccepts(f.rx!))) out.push(pop(s));
+        } else if (lex) {
+          const rx = pattern ? patternStep(pattern, f.rx!, lex) : null;
+          const boundary = lex.cont === 0 && lex.hex === 0 && !lex.esc;
+          if (pattern && (!rx || (boundary && !lengthsFit(pattern, rx, lex.len, min, max)))) return;
+          out.push({ frame: { ...f, lex, rx }, up: s.up });
+        }
         return;
       }
       case 'number': {
         const phase = numberStep(f.phase, b, f.integer);
-        if (phase) out.push({ frame: { ...f, phase }, up: s.up });
-        else if (NUMBER_ENDS.has(f.phase)) this.feedOne(pop(s), b, out);
+        const next = phase && this.numberFrame(f.node, f.integer, phase, f.text, b);
+        if (next) out.push({ frame: next, up: s.up });
+        else if (!phase && this.numberMayEnd(f)) this.feedOne(pop(s), b, out);
         return;
       }
       case 'regex': {
@@ -298,11 +348,16 @@ export class ByteMatcher {
         this.feedOne({ frame: this.literalStart(node), up }, b, out);
         return;
       case 'string':
-        if (b === QUOTE) out.push({ frame: { t: 'string', node, lex: LEX_START }, up });
+        if (b === QUOTE) {
+          const rx = n.pattern ? n.pattern.streamStart() : null;
+          if (n.pattern && !lengthsFit(n.pattern, rx!, 0, n.minLength, n.maxLength)) return;
+          out.push({ frame: { t: 'string', node, lex: LEX_START, rx }, up });
+        }
         return;
       case 'number': {
         const phase = numberStart(b);
-        if (phase) out.push({ frame: { t: 'number', integer: n.integer, phase }, up });
+        const frame = phase && this.numberFrame(node, n.integer, phase, '', b);
+        if (frame) out.push({ frame, up });
         return;
       }
       case 'object':
@@ -314,15 +369,50 @@ export class ByteMatcher {
       case 'any': {
         if (b === 0x7b) out.push({ frame: openObject(node), up });
         else if (b === 0x5b) out.push({ frame: { t: 'array', node, phase: 'open', count: 0, ws: 0 }, up });
-        else if (b === QUOTE) out.push({ frame: { t: 'string', node, lex: LEX_START }, up });
+        else if (b === QUOTE) out.push({ frame: { t: 'string', node, lex: LEX_START, rx: null }, up });
         else {
           const phase = numberStart(b);
-          if (phase) out.push({ frame: { t: 'number', integer: false, phase }, up });
+          if (phase) out.push({ frame: { t: 'number', node: -1, integer: false, phase, text: '' }, up });
           else this.feedOne({ frame: this.literalStart(-1), up }, b, out);
         }
         return;
       }
     }
+  }
+
+  private rangeOf(node: number): NumberRange | null {
+    const n = node >= 0 ? this.nodes[node] : null;
+    return n?.kind === 'number' ? (n.range ?? null) : null;
+  }
+
+  /**
+   * The number frame after byte `b` put it in `phase`; null where the number's range cannot be
+   * reached from there (or `b` starts an exponent, which a ranged number does not take).
+   */
+  private numberFrame(
+    node: number,
+    integer: boolean,
+    phase: NumberPhase,
+    text: string,
+    b: number,
+  ): Frame | null {
+    const range = this.rangeOf(node);
+    if (!range) return { t: 'number', node, integer, phase, text: '' };
+    if (phase === 'e') return null;
+    const next = text + String.fromCharCode(b);
+    return rangeReachable(range, next) ? { t: 'number', node, integer, phase, text: next } : null;
+  }
+
+  /** Whether the number may end here: a complete number, inside its range if it has one. */
+  private numberMayEnd(f: Extract<Frame, { t: 'number' }>): boolean {
+    if (!NUMBER_ENDS.has(f.phase)) return false;
+    const range = this.rangeOf(f.node);
+    return !range || rangeHolds(range, f.text);
+  }
+
+  private patternOf(node: number): LinearRegex | null {
+    const n = this.nodes[node];
+    return n.kind === 'string' ? (n.pattern ?? null) : null;
   }
 
   private regexOf(node: number): LinearRegex {
@@ -471,6 +561,56 @@ function regexMayRead(regex: LinearRegex, states: readonly number[], first: numb
   return ASTRAL_PROBES.some((cp) => cp >= first && cp <= last && readable(cp));
 }
 
+/**
+ * A `pattern` string's regex states after the byte that left the lexer at `lex`: stepped by the
+ * character it completed, or kept while a character (UTF-8 bytes, an escape) is still being
+ * written and some character it can become may be read next; null where none can.
+ */
+function patternStep(
+  regex: LinearRegex,
+  states: readonly number[],
+  lex: StringLex,
+): readonly number[] | null {
+  if (lex.esc) {
+    const escapes = Object.values(ESCAPED);
+    return escapes.some((cp) => regexMayRead(regex, states, cp, cp)) ||
+      regexMayRead(regex, states, 0, PATTERN_ESCAPE_LIMIT - 1)
+      ? states
+      : null;
+  }
+  if (lex.hex > 0) {
+    const span = 16 ** lex.hex;
+    const first = lex.cp * span;
+    if (first >= PATTERN_ESCAPE_LIMIT) return null;
+    const last = Math.min(first + span, PATTERN_ESCAPE_LIMIT) - 1;
+    return regexMayRead(regex, states, first, last) ? states : null;
+  }
+  if (lex.cont > 0) {
+    const rest = 6 * (lex.cont - 1);
+    const first = ((lex.cp << 6) | (lex.lo & 0x3f)) * 2 ** rest;
+    const last = ((lex.cp << 6) | (lex.hi & 0x3f)) * 2 ** rest + (2 ** rest - 1);
+    return regexMayRead(regex, states, first, last) ? states : null;
+  }
+  const next = regex.streamStep(states, String.fromCodePoint(lex.cp));
+  return next.length > 0 ? next : null;
+}
+
+/**
+ * Whether a `pattern` string of `len` characters, its regex at `states`, can still close within
+ * its length bounds: some full match is that many characters away (LinearRegex.streamLengths).
+ */
+function lengthsFit(
+  regex: LinearRegex,
+  states: readonly number[],
+  len: number,
+  min: number,
+  max: number,
+): boolean {
+  if (states.length === 0) return false;
+  const left = regex.streamLengths(states);
+  return len + left.min <= max && len + left.max >= min;
+}
+
 const ASTRAL_PROBES = [
   ...Array.from({ length: 16 }, (_, plane) => (plane + 1) * 0x10000),
   0x1f300,
@@ -500,21 +640,31 @@ function lexKey(l: StringLex, min: number, max: number): string {
  * broken UTF-8, a character past `maxLength`). Lengths count characters (code points).
  */
 function lexString(l: StringLex, b: number, maxLength: number): StringLex | 'close' | null {
-  if (l.cont > 0) return b >= l.lo && b <= l.hi ? { ...l, cont: l.cont - 1, lo: 0x80, hi: 0xbf } : null;
+  if (l.cont > 0)
+    return b >= l.lo && b <= l.hi
+      ? { ...l, cont: l.cont - 1, lo: 0x80, hi: 0xbf, cp: (l.cp << 6) | (b & 0x3f) }
+      : null;
   if (l.hex > 0) {
     if (!isHex(b)) return null;
-    return { ...l, hex: l.hex - 1, len: l.hex === 1 ? l.len + 1 : l.len };
+    return { ...l, hex: l.hex - 1, len: l.hex === 1 ? l.len + 1 : l.len, cp: l.cp * 16 + hexValue(b) };
   }
   if (l.esc) {
-    if (b === 0x75) return { ...l, esc: false, hex: 4 };
-    return '"\\/bfnrt'.includes(String.fromCharCode(b)) ? { ...l, esc: false, len: l.len + 1 } : null;
+    if (b === 0x75) return { ...l, esc: false, hex: 4, cp: 0 };
+    const cp = ESCAPED[b];
+    return cp === undefined ? null : { ...l, esc: false, len: l.len + 1, cp };
   }
   if (b === QUOTE) return 'close';
   if (b < 0x20 || l.len + 1 > maxLength) return null;
   if (b === 0x5c) return { ...l, esc: true };
-  if (b < 0x80) return { ...l, len: l.len + 1 };
+  if (b < 0x80) return { ...l, len: l.len + 1, cp: b };
   const lead = utf8Lead(b);
-  return lead ? { ...l, ...lead, len: l.len + 1 } : null;
+  return lead
+    ? { ...l, ...lead, len: l.len + 1, cp: b & (lead.cont === 1 ? 0x1f : lead.cont === 2 ? 0x0f : 0x07) }
+    : null;
+}
+
+function hexValue(b: number): number {
+  return isDigit(b) ? b - 0x30 : (b | 0x20) - 0x61 + 10;
 }
 
 function numberStart(b: number): NumberPhase | null {

@@ -1,4 +1,5 @@
 import { LinearRegex, RegexSyntaxError } from '../model/linear-regex.js';
+import type { NumberRange } from './number-range.js';
 
 /**
  * What a structured output may be, as the byte matcher (byte-matcher.ts) walks it: a graph of
@@ -25,8 +26,13 @@ export type GrammarNode =
       minItems: number;
       maxItems: number;
     }
-  | { kind: 'string'; minLength: number; maxLength: number }
-  | { kind: 'number'; integer: boolean }
+  /**
+   * `pattern`: JSON Schema's pattern, a search anywhere in the string's value (its characters
+   * after JSON's escapes are read), compiled by patternRegex.
+   */
+  | { kind: 'string'; minLength: number; maxLength: number; pattern?: LinearRegex | null }
+  /** `range`: JSON Schema's bounds (number-range.ts); such a number is written without an exponent. */
+  | { kind: 'number'; integer: boolean; range?: NumberRange | null }
   /** Exactly one of these byte strings (enum/const values as compact JSON; true/false/null; choices). */
   | { kind: 'literal'; texts: readonly Uint8Array[] }
   /** Any one of these nodes (anyOf, oneOf, a list of types). */
@@ -86,17 +92,48 @@ export function choiceGrammar(choices: readonly string[], param: string): Gramma
  * model/linear-regex.ts reads it; what it cannot read exactly is refused by name.
  */
 export function regexGrammar(pattern: string, param: string): Grammar {
+  const regex = compileRegex(
+    pattern,
+    pattern,
+    (why) => `${param}: cannot follow the regular expression ${JSON.stringify(pattern)}: ${why}.`,
+    param,
+  );
+  return { nodes: [{ kind: 'regex', regex }], root: 0, json: false };
+}
+
+/**
+ * JSON Schema's `pattern` (ECMA-262, unanchored: it matches anywhere in the value unless its own
+ * anchors say otherwise) as a full match of anything around it. The syntax is read as
+ * model/linear-regex.ts reads Python's, which agrees with ECMA-262's on what schemas use
+ * (classes, quantifiers, groups, alternation, ^ and $ outside multiline mode); what it cannot
+ * read exactly is refused by name.
+ */
+export function patternRegex(pattern: string, where: string, param: string): LinearRegex {
+  return compileRegex(
+    `[\\s\\S]*(?:${pattern})[\\s\\S]*`,
+    pattern,
+    (why) => `${where} has the "pattern" ${JSON.stringify(pattern)}, which Loom cannot follow: ${why}.`,
+    param,
+  );
+}
+
+function compileRegex(
+  source: string,
+  pattern: string,
+  message: (why: string) => string,
+  param: string,
+): LinearRegex {
   // Its parser reads UTF-16 units, the matcher code points: an astral literal would never match.
   if (/[\u{10000}-\u{10ffff}]/u.test(pattern))
     throw new GuideError(`${param}: characters beyond U+FFFF in the pattern are not supported.`, param);
+  let regex: LinearRegex;
   try {
-    return { nodes: [{ kind: 'regex', regex: new LinearRegex(pattern) }], root: 0, json: false };
+    regex = new LinearRegex(source);
   } catch (err) {
-    if (err instanceof RegexSyntaxError)
-      throw new GuideError(
-        `${param}: cannot follow the regular expression ${JSON.stringify(pattern)}: ${err.message}.`,
-        param,
-      );
+    if (err instanceof RegexSyntaxError) throw new GuideError(message(err.message), param);
     throw err;
   }
+  // Otherwise the output could start and never end.
+  if (regex.streamStart().length === 0) throw new GuideError(message('no text matches it'), param);
+  return regex;
 }

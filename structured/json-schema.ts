@@ -4,17 +4,20 @@ import {
   GuideError,
   jsonBytes,
   type ObjectProperty,
+  patternRegex,
 } from './grammar-nodes.js';
+import { type NumberRange, numberRange } from './number-range.js';
 
 /**
  * A JSON Schema (response_format json_schema, guided_json) compiled to grammar nodes. The subset
  * is what structured-output backends (xgrammar, outlines) follow token by token: types, properties
  * with required ones, additionalProperties, items and prefixItems with their counts, string
- * lengths, enum and const, anyOf/oneOf, single-schema allOf, and local $ref into $defs or
- * definitions, recursion included. Like xgrammar's default (strict) mode, an object without
+ * lengths and `pattern` (grammar-nodes.ts patternRegex), numeric bounds (minimum, maximum and their exclusive forms: a bounded number is
+ * written without an exponent), enum and const, anyOf/oneOf, single-schema allOf, and local $ref
+ * into $defs or definitions, recursion included. Like xgrammar's default (strict) mode, an object without
  * additionalProperties allows no keys it does not list, and keys come in the schema's order.
  * `format` is an annotation, as JSON Schema 2020-12 has it by default. Every other keyword that
- * constrains a value (pattern, minimum, …) is refused by name: never silently ignored.
+ * constrains a value (multipleOf, uniqueItems, …) is refused by name: never silently ignored.
  */
 const ANNOTATIONS = new Set([
   'title',
@@ -32,12 +35,14 @@ const ANNOTATIONS = new Set([
   'definitions',
 ]);
 
+const NUMBER_BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'] as const;
+
 const KEYWORDS_BY_TYPE: Record<string, readonly string[]> = {
   object: ['properties', 'required', 'additionalProperties'],
   array: ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems'],
-  string: ['minLength', 'maxLength'],
-  number: [],
-  integer: [],
+  string: ['minLength', 'maxLength', 'pattern'],
+  number: NUMBER_BOUNDS,
+  integer: NUMBER_BOUNDS,
   boolean: [],
   null: [],
 };
@@ -139,15 +144,19 @@ class SchemaCompiler {
   private typed(s: Record<string, unknown>, path: string): GrammarNode {
     let types: string[];
     if (s.type === undefined) {
-      types = Object.keys(KEYWORDS_BY_TYPE).filter((t) => KEYWORDS_BY_TYPE[t].some((k) => k in s));
+      // Numeric bounds alone name numbers (integers among them).
+      types = Object.keys(KEYWORDS_BY_TYPE).filter(
+        (t) => t !== 'integer' && KEYWORDS_BY_TYPE[t].some((k) => k in s),
+      );
       if (types.length === 0) return { kind: 'any' };
     } else types = Array.isArray(s.type) ? (s.type as string[]) : [s.type as string];
     for (const t of types)
       if (typeof t !== 'string' || !(t in KEYWORDS_BY_TYPE))
         this.fail(`has an unknown type ${JSON.stringify(t)}`, path);
     for (const key of Object.keys(s)) {
-      const owner = Object.keys(KEYWORDS_BY_TYPE).find((t) => KEYWORDS_BY_TYPE[t].includes(key));
-      if (owner && !types.includes(owner)) this.fail(`uses "${key}" without allowing type "${owner}"`, path);
+      const owners = Object.keys(KEYWORDS_BY_TYPE).filter((t) => KEYWORDS_BY_TYPE[t].includes(key));
+      if (owners.length > 0 && !owners.some((t) => types.includes(t)))
+        this.fail(`uses "${key}" without allowing type "${owners[0]}"`, path);
     }
     const nodes = types.map((t) => this.ofType(t, s, path));
     if (nodes.length === 1) return nodes[0];
@@ -164,11 +173,21 @@ class SchemaCompiler {
         const minLength = this.count(s, 'minLength', 0, path);
         const maxLength = this.count(s, 'maxLength', Number.POSITIVE_INFINITY, path);
         if (minLength > maxLength) this.fail('has minLength above maxLength', path);
-        return { kind: 'string', minLength, maxLength };
+        if (s.pattern !== undefined && typeof s.pattern !== 'string')
+          this.fail('has a "pattern" that is not a string', path);
+        const pattern =
+          typeof s.pattern === 'string'
+            ? patternRegex(s.pattern, `${this.param}: the schema${path ? ` at ${path}` : ''}`, this.param)
+            : null;
+        return { kind: 'string', minLength, maxLength, pattern };
       }
       case 'number':
       case 'integer':
-        return { kind: 'number', integer: type === 'integer' };
+        return {
+          kind: 'number',
+          integer: type === 'integer',
+          range: this.range(type === 'integer', s, path),
+        };
       case 'boolean':
         return { kind: 'literal', texts: [jsonBytes(true), jsonBytes(false)] };
       default:
@@ -236,6 +255,38 @@ class SchemaCompiler {
       minItems,
       maxItems,
     };
+  }
+
+  /**
+   * minimum / maximum / exclusiveMinimum / exclusiveMaximum (2020-12's numbers; draft 4's
+   * boolean exclusiveMinimum/Maximum, which turn minimum/maximum exclusive, are read too).
+   */
+  private range(integerType: boolean, s: Record<string, unknown>, path: string): NumberRange | null {
+    const bounds: Partial<Record<(typeof NUMBER_BOUNDS)[number], number>> = {};
+    for (const key of NUMBER_BOUNDS) {
+      const v = s[key];
+      if (v === undefined || typeof v === 'boolean') continue;
+      if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(`has "${key}" that is not a number`, path);
+      bounds[key] = v;
+    }
+    for (const [flag, bound] of [
+      ['exclusiveMinimum', 'minimum'],
+      ['exclusiveMaximum', 'maximum'],
+    ] as const) {
+      if (typeof s[flag] !== 'boolean') continue;
+      if (s[flag] === true) {
+        if (bounds[bound] === undefined) this.fail(`has "${flag}": true without "${bound}"`, path);
+        bounds[flag] = bounds[bound];
+        delete bounds[bound];
+      }
+    }
+    try {
+      return numberRange(integerType, bounds);
+    } catch (err) {
+      if (err instanceof RangeError)
+        this.fail(`allows no ${integerType ? 'integer' : 'number'}: ${err.message}`, path);
+      throw err;
+    }
   }
 
   private count(s: Record<string, unknown>, key: string, fallback: number, path: string): number {

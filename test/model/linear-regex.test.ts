@@ -42,3 +42,32 @@ describe('LinearRegex', () => {
     }
   });
 });
+
+describe('LinearRegex, streamed (structured output)', () => {
+  const walk = (r: LinearRegex, text: string) => {
+    let states = r.streamStart();
+    for (const ch of text) states = r.streamStep(states, ch);
+    return states;
+  };
+
+  it('keeps only states from which a match can still be completed', () => {
+    // After "b" the leading loop still reads anything, but "^a" can no longer hold.
+    const r = new LinearRegex('[\\s\\S]*^a[\\s\\S]*');
+    expect(walk(r, 'b')).toEqual([]);
+    expect(r.streamAccepts(walk(r, 'ab'))).toBe(true);
+    // Past "$" nothing may be read, so "x$y" matches nothing.
+    expect(new LinearRegex('x$y').streamStart()).toEqual([]);
+  });
+
+  it('tells the fewest and the most characters still due before a full match', () => {
+    const r = new LinearRegex('(ab|c)+');
+    expect(r.streamLengths(r.streamStart())).toEqual({ min: 1, max: Number.POSITIVE_INFINITY });
+    expect(r.streamLengths(walk(r, 'a'))).toEqual({ min: 1, max: Number.POSITIVE_INFINITY });
+    const counted = new LinearRegex('a{2,4}');
+    expect(counted.streamLengths(counted.streamStart())).toEqual({ min: 2, max: 4 });
+    expect(counted.streamLengths(walk(counted, 'aaa'))).toEqual({ min: 0, max: 1 });
+    // An end anchor ends the reading: the loop after it adds nothing.
+    const anchored = new LinearRegex('x?$[\\s\\S]*');
+    expect(anchored.streamLengths(anchored.streamStart())).toEqual({ min: 0, max: 1 });
+  });
+});

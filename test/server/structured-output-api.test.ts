@@ -91,6 +91,37 @@ describe('structured output over HTTP', () => {
     expect(streamed).toBe(texts[0]);
   });
 
+  it('numeric bounds and string patterns: every sampled value follows them', async () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        n: { type: 'integer', minimum: 3, maximum: 7 },
+        m: { type: 'integer', minimum: -20, exclusiveMaximum: -9 },
+        code: { type: 'string', pattern: '^[a-c]{2}$' },
+      },
+      required: ['n', 'm', 'code'],
+    };
+    for (const seed of [1, 2]) {
+      const res = await server().post('/v1/completions', {
+        model: TINY_MODEL_NAME,
+        prompt: 'Two numbers in JSON:',
+        max_tokens: 200,
+        temperature: 1.5,
+        seed,
+        n: 3,
+        guided_json: schema,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      for (const choice of res.body.choices) {
+        expect(choice.finish_reason, choice.text).toBe('stop');
+        const { n, m, code } = JSON.parse(choice.text);
+        expect(Number.isInteger(n) && n >= 3 && n <= 7, choice.text).toBe(true);
+        expect(Number.isInteger(m) && m >= -20 && m < -9, choice.text).toBe(true);
+        expect(code).toMatch(/^[a-c]{2}$/);
+      }
+    }
+  });
+
   it('guided_choice: the output is exactly one of the choices', async () => {
     const choices = ['red', 'green', 'blue sky', 'rose'];
     const seen = new Set<string>();
@@ -153,7 +184,7 @@ describe('structured output over HTTP', () => {
         {
           response_format: {
             type: 'json_schema',
-            json_schema: { name: 'x', schema: { type: 'string', pattern: 'a+' } },
+            json_schema: { name: 'x', schema: { type: 'string', pattern: '(?<=a)b' } },
           },
         },
         'response_format',
@@ -172,6 +203,8 @@ describe('structured output over HTTP', () => {
       [{ structured_outputs: { grammar: 'root ::= "a"' } }, 'structured_outputs', /grammar/],
       [{ guided_choice: ['a'], response_format: { type: 'json_object' } }, 'guided_choice', /Only one kind/],
       [{ guided_json: { $ref: 'https://example.com/s.json' } }, 'guided_json', /not local/],
+      [{ guided_json: { type: 'integer', multipleOf: 3 } }, 'guided_json', /"multipleOf"/],
+      [{ guided_json: { type: 'integer', minimum: 5, maximum: 4 } }, 'guided_json', /allows no integer/],
     ];
     for (const [extra, param, message] of cases) {
       const res = await server().post('/v1/completions', {

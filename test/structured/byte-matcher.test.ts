@@ -163,8 +163,10 @@ describe('ByteMatcher: a JSON Schema', () => {
   });
 
   it('refuses a schema keyword it cannot follow, by name', () => {
-    expect(() => compileJsonSchema({ type: 'string', pattern: '^a' }, 'guided_json')).toThrow(/"pattern"/);
-    expect(() => compileJsonSchema({ type: 'integer', minimum: 0 }, 'guided_json')).toThrow(/"minimum"/);
+    expect(() => compileJsonSchema({ type: 'integer', multipleOf: 2 }, 'guided_json')).toThrow(
+      /"multipleOf"/,
+    );
+    expect(() => compileJsonSchema({ type: 'string', minimum: 2 }, 'guided_json')).toThrow(/"minimum"/);
     expect(() => compileJsonSchema({ $ref: 'http://x/y' }, 'guided_json')).toThrow(/not local/);
     expect(() => compileJsonSchema({ allOf: [{}, {}] }, 'guided_json')).toThrow(/allOf/);
     expect(() => compileJsonSchema({ type: 'object', required: ['a'] }, 'guided_json')).toThrow(/"a"/);
@@ -176,6 +178,168 @@ describe('ByteMatcher: a JSON Schema', () => {
     expect(accepts(n, '-12.5e+3')).toBe(true);
     expect(run(n, '-12.').canEnd).toBe(false);
     expect(run(n, '12 ').taken).toBe(2);
+  });
+});
+
+describe('ByteMatcher: numeric bounds', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+
+  it('an integer range: every prefix can still end inside it, and only values inside end', () => {
+    const g = schema({ type: 'integer', minimum: 10, maximum: 250 });
+    for (const t of ['10', '99', '123', '250']) expect(accepts(g, t), t).toBe(true);
+    for (const t of ['9', '251', '-1', '1e2', '010', '12.0']) expect(accepts(g, t), t).toBe(false);
+    expect(run(g, '260').taken).toBe(2); // 260, 2600… are all past 250
+    expect(run(g, '251').taken).toBe(2);
+    expect(run(g, '3').canEnd).toBe(false); // 30–39 are still ahead
+    expect(run(g, '-').taken).toBe(0);
+    const low = schema({ type: 'integer', minimum: 1000 });
+    expect(run(low, '5').taken).toBe(1); // 5000…
+    expect(run(low, '0').taken).toBe(0);
+  });
+
+  it('exclusive and draft-4 boolean bounds, fractions, and values no double holds', () => {
+    const unit = schema({ type: 'number', exclusiveMinimum: 0, maximum: 1 });
+    for (const t of ['0.5', '1', '1.0', '0.001']) expect(accepts(unit, t), t).toBe(true);
+    for (const t of ['0', '0.0', '1.5', '1.01', '-0.5', '0.5e0']) expect(accepts(unit, t), t).toBe(false);
+    expect(run(unit, '1.5').taken).toBe(2);
+    expect(run(unit, '-').taken).toBe(0);
+    const above5 = schema({ type: 'number', minimum: 5, exclusiveMinimum: true });
+    expect(accepts(above5, '5')).toBe(false);
+    expect(accepts(above5, '5.01')).toBe(true);
+    // 2^53 is a double; 2^53 + 1 is not, and compared as doubles it would pass as 2^53.
+    const big = schema({ type: 'integer', maximum: 2 ** 53 });
+    expect(accepts(big, '9007199254740992')).toBe(true);
+    expect(accepts(big, '9007199254740993')).toBe(false);
+    const tenth = schema({ type: 'number', maximum: 0.1 });
+    expect(accepts(tenth, '0.1')).toBe(true);
+    expect(accepts(tenth, '0.1000000000000000001')).toBe(false);
+    const inferred = schema({ exclusiveMaximum: -2.5 }); // bounds alone: a number
+    expect(accepts(inferred, '-2.51')).toBe(true);
+    expect(accepts(inferred, '-2.5')).toBe(false);
+    expect(accepts(inferred, '"x"')).toBe(false);
+  });
+
+  it('random walks under random bounds never reach a dead end, and end only inside the range', () => {
+    const rand = mulberry32(7);
+    const ends = [-1000, -37.5, -2, -0.25, 0, 0.5, 3, 12, 99.9, 250, 4096];
+    const pick = () => ends[Math.floor(rand() * ends.length)];
+    const alphabet = [...'-0123456789.'].map((c) => c.charCodeAt(0));
+    for (let r = 0; r < 40; r++) {
+      const integer = rand() < 0.5;
+      const bounds: Record<string, number> = {};
+      if (rand() < 0.8) bounds[rand() < 0.5 ? 'minimum' : 'exclusiveMinimum'] = pick();
+      if (rand() < 0.8) bounds[rand() < 0.5 ? 'maximum' : 'exclusiveMaximum'] = pick();
+      const lo = bounds.minimum ?? bounds.exclusiveMinimum ?? -Infinity;
+      const hi = bounds.maximum ?? bounds.exclusiveMaximum ?? Infinity;
+      if (
+        lo > hi ||
+        (lo === hi && (bounds.exclusiveMinimum !== undefined || bounds.exclusiveMaximum !== undefined))
+      )
+        continue;
+      if (integer && Math.ceil(lo) > Math.floor(hi)) continue;
+      if (
+        integer &&
+        Math.ceil(lo) === Math.floor(hi) &&
+        Number.isInteger(lo) &&
+        bounds.exclusiveMinimum !== undefined
+      )
+        continue;
+      let g: Grammar;
+      try {
+        g = schema({ type: integer ? 'integer' : 'number', ...bounds });
+      } catch {
+        continue; // an integer range with none inside: refused, checked below by hand
+      }
+      const m = new ByteMatcher(g);
+      const label = JSON.stringify({ integer, ...bounds });
+      for (let w = 0; w < 60; w++) {
+        let states = m.start();
+        let text = '';
+        for (;;) {
+          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+          const mayEnd = m.canEnd(states);
+          expect(next.length > 0 || mayEnd, `${label}: dead end after ${text}`).toBe(true);
+          if (text.length >= 24) break;
+          if (next.length === 0 || (mayEnd && rand() < 0.3)) {
+            const v = Number(text);
+            const inside =
+              (bounds.minimum === undefined || v >= bounds.minimum) &&
+              (bounds.exclusiveMinimum === undefined || v > bounds.exclusiveMinimum) &&
+              (bounds.maximum === undefined || v <= bounds.maximum) &&
+              (bounds.exclusiveMaximum === undefined || v < bounds.exclusiveMaximum);
+            expect(inside, `${label}: ended on ${text}`).toBe(true);
+            if (integer) expect(Number.isInteger(v), text).toBe(true);
+            break;
+          }
+          const b = next[Math.floor(rand() * next.length)];
+          states = m.feed(states, b);
+          text += String.fromCharCode(b);
+        }
+      }
+    }
+  });
+
+  it('refuses bounds that leave no value, or a boolean flag without its bound', () => {
+    expect(() => schema({ type: 'integer', minimum: 1.2, maximum: 1.8 })).toThrow(/allows no integer/);
+    expect(() => schema({ type: 'number', minimum: 2, maximum: 1 })).toThrow(/allows no number/);
+    expect(() => schema({ type: 'number', exclusiveMinimum: 1, maximum: 1 })).toThrow(/allows no number/);
+    expect(() => schema({ type: 'number', exclusiveMaximum: true })).toThrow(/"maximum"/);
+    expect(() => schema({ type: 'number', minimum: '3' })).toThrow(/"minimum" that is not a number/);
+  });
+});
+
+describe('ByteMatcher: string patterns', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+
+  it('anchored: the value matches whole; a quote closes the string only on a match', () => {
+    const g = schema({ type: 'string', pattern: '^[a-z]+-\\d{2}$' });
+    expect(accepts(g, '"ab-12"')).toBe(true);
+    for (const t of ['"ab-123"', '"Ab-12"', '"ab12"']) expect(accepts(g, t), t).toBe(false);
+    expect(run(g, '"ab-1"').taken).toBe(5);
+    expect(run(g, '"A').taken).toBe(1);
+  });
+
+  it('unanchored, as JSON Schema has it: the pattern may match anywhere in the value', () => {
+    const g = schema({ type: 'string', pattern: 'cat' });
+    for (const t of ['"cat"', '"concatenate"', '"a cat!"']) expect(accepts(g, t), t).toBe(true);
+    expect(run(g, '"dog"').taken).toBe(4);
+    const m = new ByteMatcher(g);
+    // No shortcut that lets any plain token through: the content is constrained.
+    expect(m.stringRoom(m.feed(m.start(), 0x22))).toBeNull();
+  });
+
+  it("reads the value's characters after JSON's escapes, and its UTF-8", () => {
+    expect(accepts(schema({ type: 'string', pattern: '^a\nb$' }), '"a\\nb"')).toBe(true);
+    expect(accepts(schema({ type: 'string', pattern: '^a.b$' }), '"a\\nb"')).toBe(false);
+    const e = schema({ type: 'string', pattern: '^é+$' });
+    expect(accepts(e, '"\\u00e9é"')).toBe(true);
+    expect(accepts(e, '"\\u00e8"')).toBe(false);
+    expect(run(e, '"\\u00e8').taken).toBe(6); // \u00e_ can still be é; \u00e8 cannot
+    // \u escapes stay below U+1000: the character is written as UTF-8 instead.
+    const any = schema({ type: 'string', pattern: '.' });
+    expect(run(any, '"\\u1').taken).toBe(3);
+    expect(accepts(any, '"\u1234"')).toBe(true);
+    expect(accepts(schema({ type: 'string', pattern: '^x', maxLength: 3 }), '"xyz"')).toBe(true);
+    expect(accepts(schema({ type: 'string', pattern: '^x', maxLength: 3 }), '"xyzw"')).toBe(false);
+  });
+
+  it('a pattern and length bounds together: the string is led only where both can still hold', () => {
+    const g = schema({ type: 'string', pattern: '^(ab|c)+$', minLength: 3, maxLength: 4 });
+    for (const t of ['"abc"', '"cab"', '"ccc"', '"abab"', '"cccc"']) expect(accepts(g, t), t).toBe(true);
+    for (const t of ['"ab"', '"ccccc"', '"ababc"']) expect(accepts(g, t), t).toBe(false);
+    expect(run(g, '"ababc').taken).toBe(5); // a fifth character would pass maxLength
+    expect(run(g, '"ccca').taken).toBe(4); // "ccca" needs a "b": five characters
+    // A pattern whose matches are all too long: the string cannot start.
+    expect(run(schema({ type: 'string', pattern: '^a{5,}$', maxLength: 4 }), '"').taken).toBe(0);
+    expect(run(schema({ type: 'string', pattern: '^x?$', minLength: 2 }), '"').taken).toBe(0);
+  });
+
+  it('refuses a pattern it cannot follow exactly, naming it', () => {
+    expect(() => schema({ type: 'string', pattern: '(?<=a)b' })).toThrow(
+      /"pattern" "\(\?<=a\)b", which Loom cannot follow/,
+    );
+    expect(() => schema({ type: 'string', pattern: 3 })).toThrow(/"pattern" that is not a string/);
+    expect(() => schema({ type: 'string', pattern: 'a$b' })).toThrow(/no text matches it/);
   });
 });
 

@@ -85,6 +85,30 @@ describe.each(Object.entries(TOKENIZERS))('structured output over a %s vocabular
         expect(typeof v.ok).toBe('boolean');
       },
     ],
+    [
+      'a JSON Schema with a pattern and numeric bounds',
+      () =>
+        compileJsonSchema(
+          {
+            type: 'object',
+            properties: {
+              code: { type: 'string', pattern: '^[A-Z]{2}-\\d$' },
+              level: { type: 'integer', minimum: -3, maximum: 12 },
+              ratio: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+            },
+            required: ['code', 'level'],
+          },
+          'guided_json',
+        ),
+      (v: Record<string, unknown>) => {
+        expect(v.code).toMatch(/^[A-Z]{2}-\d$/);
+        expect(Number.isInteger(v.level) && (v.level as number) >= -3 && (v.level as number) <= 12).toBe(
+          true,
+        );
+        if ('ratio' in v)
+          expect((v.ratio as number) >= 0 && (v.ratio as number) < 1, String(v.ratio)).toBe(true);
+      },
+    ],
     ['json_object', jsonObjectGrammar, (v: unknown) => expect(typeof v).toBe('object')],
   ] as const;
 
