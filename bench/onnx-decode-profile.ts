@@ -27,11 +27,12 @@ import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/a
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
-import { TARGET_MODULES } from '../model/llama-modules.js';
+import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { loadModel } from '../model/load-model.js';
 import { ropeInvFrequencies } from '../model/rope-frequencies.js';
 import { storeAdapter } from '../model/stored-adapter.js';
 import { syntheticAdapter, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
+import { ReadBandwidthProbe } from './memory-bandwidth.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const { values: args } = parseArgs({
@@ -291,12 +292,18 @@ async function main(): Promise<void> {
   progress(`spread: ${rounds} rounds of ${steps} decode steps`);
   const roundMedians: number[] = [];
   const all: number[] = [];
+  // The bandwidth just before each round: the bound moves with the machine's other tenants.
+  const probe = await ReadBandwidthProbe.create(threads);
+  const gbps: number[] = [];
   for (let r = 0; r < rounds; r++) {
+    gbps.push(await probe.best(3));
     const times = await decodeRun(steps);
     roundMedians.push(median(times));
     all.push(...times);
   }
+  await probe.close();
   await engine.close();
+  const boundMs = (weightBytesPerStep: number) => weightBytesPerStep / (median(gbps) * 1e6);
   const sorted = [...roundMedians].sort((a, b) => a - b);
   const allSorted = [...all].sort((a, b) => a - b);
   const spreadRows = [
@@ -313,7 +320,15 @@ async function main(): Promise<void> {
       max: allSorted[allSorted.length - 1],
     },
   ];
-  const weightBytes = decodeWeightBytes(config, format);
+  // The adapters' A and B rows (f32) are read every step too, once per distinct adapter.
+  const loraBytes =
+    numAdapters *
+    config.numLayers *
+    TARGET_MODULES.reduce((sum, m) => {
+      const { inFeatures, outFeatures } = moduleShape(config, m);
+      return sum + ADAPTER_RANK * (inFeatures + outFeatures) * 4;
+    }, 0);
+  const weightBytes = decodeWeightBytes(config, format) + loraBytes;
   writeBenchReport({
     name: `onnx-decode-profile-${args.label}`,
     title: `onnx engine: where a batch-${batch} decode step goes (${args.label})`,
@@ -332,7 +347,7 @@ async function main(): Promise<void> {
           : 'none',
       'graph inputs': engine ? (profiled[0]?.inputNames.length ?? 0) : 0,
       context: `${CONTEXT}-token prompt, then decode`,
-      'weights read per step': `${(weightBytes / 1e9).toFixed(2)} GB (linear + lm_head, ${format})`,
+      'weights read per step': `${(weightBytes / 1e9).toFixed(2)} GB (linear + lm_head, ${format}${numAdapters > 0 ? `; ${(loraBytes / 1e9).toFixed(2)} GB of it the adapters' f32 rows` : ''})`,
       onnxruntime: ort.env.versions.common,
     },
     rows,
@@ -344,7 +359,7 @@ async function main(): Promise<void> {
         .map((r) => ({ label: String(r.part).trim(), value: Number(r['ms per step']) })),
     },
     notes: [
-      `at 52–65 GB/s (issue 10's measured read bandwidth) those ${(weightBytes / 1e9).toFixed(2)} GB take ${((weightBytes / 65e9) * 1000).toFixed(0)}–${((weightBytes / 52e9) * 1000).toFixed(0)} ms: the bound for one step`,
+      `memory read bandwidth before the spread's rounds (bench/memory-bandwidth.ts), min/median/max: ${Math.min(...gbps).toFixed(1)} / ${median(gbps).toFixed(1)} / ${Math.max(...gbps).toFixed(1)} GB/s; at the median, those ${(weightBytes / 1e9).toFixed(2)} GB take ${boundMs(weightBytes).toFixed(1)} ms: the bound for one step, ${((100 * boundMs(weightBytes)) / sorted[Math.floor(sorted.length / 2)]).toFixed(0)} % of the spread's median round`,
       "an If's own cost (choosing and entering a branch) is in 'between kernels'; its branch's nodes are counted under their kinds",
       'node kinds are told apart by op and input shapes: lm_head is the Gemm over a [vocab, hidden] weight, base linear Gemms have both weight dims ≥ 256, attention MatMuls have rank-3+ inputs, the remaining MatMul/Gemms are LoRA (slots and segments)',
     ],
