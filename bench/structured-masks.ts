@@ -14,7 +14,13 @@ import { parseArgs } from 'node:util';
 import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { TextTokenizer } from '../model/tokenizer.js';
 import { mulberry32 } from '../scheduler/prng.js';
-import { choiceGrammar, type Grammar, jsonObjectGrammar, regexGrammar } from '../structured/grammar-nodes.js';
+import {
+  choiceGrammar,
+  ebnfGrammar,
+  type Grammar,
+  jsonObjectGrammar,
+  regexGrammar,
+} from '../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../structured/json-schema.js';
 import { tokenGuide } from '../structured/request-guide.js';
 import { machineContext, writeBenchReport } from './report.js';
@@ -39,6 +45,24 @@ const SCHEMA = {
     },
   },
   required: ['name', 'age', 'mood'],
+};
+
+/** Function calls nested in their arguments: recursion the matcher's stacks follow. */
+const CALLS_GRAMMAR = `
+root ::= call ("; " call)*
+call ::= name "(" (arg (", " arg)*)? ")"
+name ::= [a-z] [a-z_]{0,11}
+arg  ::= [0-9]+ | "'" [^'\\n]* "'" | call
+`;
+
+const BOUNDED_SCHEMA = {
+  type: 'object',
+  properties: {
+    code: { type: 'string', pattern: '^[A-Z]{3}-[0-9]{4}$' },
+    level: { type: 'integer', minimum: 1, maximum: 250 },
+    ratio: { type: 'number', minimum: 0, exclusiveMaximum: 1 },
+  },
+  required: ['code', 'level', 'ratio'],
 };
 
 function quantile(xs: number[], q: number): number {
@@ -67,6 +91,8 @@ async function main(): Promise<void> {
       'guided_regex (a date, then words)',
       () => regexGrammar('[0-9]{4}-[0-9]{2}-[0-9]{2}( [a-z]+){1,3}', 'guided_regex'),
     ],
+    ['guided_grammar (nested calls, GBNF)', () => ebnfGrammar(CALLS_GRAMMAR, 'guided_grammar')],
+    ['json_schema with pattern and bounds', () => compileJsonSchema(BOUNDED_SCHEMA, 'response_format')],
   ];
   t0 = performance.now();
   tokenGuide(tokenizer, jsonObjectGrammar()); // builds the vocabulary trie once per tokenizer

@@ -1,6 +1,7 @@
 import { UnsupportedTokenizerError } from '../model/token-bytes.js';
 import {
   choiceGrammar,
+  ebnfGrammar,
   type Grammar,
   GuideError,
   jsonObjectGrammar,
@@ -42,15 +43,16 @@ export interface StructuredOutputFields {
   guided_json?: unknown;
   guided_choice?: string[] | null;
   guided_regex?: string | null;
+  guided_grammar?: string | null;
   structured_outputs?: StructuredOutputsBody | null;
 }
 
 /**
  * The request's structured output as a guide over the vocabulary, or null when it asks none.
  * OpenAI's response_format (json_object, json_schema) and vLLM's guided_json, guided_choice,
- * guided_regex and structured_outputs {json, json_object, choice, regex}; one kind per request,
- * as vLLM requires. What Loom cannot follow (grammars, structural tags, whitespace patterns) is
- * refused by name.
+ * guided_regex, guided_grammar and structured_outputs {json, json_object, choice, regex,
+ * grammar}; one kind per request, as vLLM requires. What Loom cannot follow (structural tags,
+ * whitespace patterns) is refused by name.
  */
 export function structuredOutputGuide(
   body: StructuredOutputFields,
@@ -81,10 +83,11 @@ export function structuredOutputGuide(
     asked.push(['guided_regex', () => regexGrammar(body.guided_regex!, 'guided_regex')]);
   if (body.guided_choice != null)
     asked.push(['guided_choice', () => choiceGrammar(body.guided_choice!, 'guided_choice')]);
+  if (body.guided_grammar != null)
+    asked.push(['guided_grammar', () => ebnfGrammar(body.guided_grammar!, 'guided_grammar')]);
   const so = body.structured_outputs;
   if (so) {
     const unsupported: Array<[keyof StructuredOutputsBody, string]> = [
-      ['grammar', 'Structured output by grammar (structured_outputs.grammar)'],
       ['structural_tag', 'Structured output by structural tags (structured_outputs.structural_tag)'],
       ['whitespace_pattern', 'structured_outputs.whitespace_pattern'],
       ['disable_any_whitespace', 'structured_outputs.disable_any_whitespace: true'],
@@ -103,6 +106,8 @@ export function structuredOutputGuide(
       asked.push(['structured_outputs', () => regexGrammar(so.regex!, 'structured_outputs')]);
     if (so.choice != null)
       asked.push(['structured_outputs', () => choiceGrammar(so.choice!, 'structured_outputs')]);
+    if (so.grammar != null)
+      asked.push(['structured_outputs', () => ebnfGrammar(so.grammar!, 'structured_outputs')]);
   }
   if (asked.length === 0) return null;
   if (asked.length > 1)

@@ -1,4 +1,5 @@
 import type { LinearRegex } from '../model/linear-regex.js';
+import { type GrammarProgram, type GrammarStep, rangesMeet } from './ebnf-grammar.js';
 import type { Grammar, GrammarNode, ObjectProperty } from './grammar-nodes.js';
 import { type NumberRange, rangeHolds, rangeReachable } from './number-range.js';
 
@@ -117,6 +118,18 @@ type Frame =
       readonly hi: number;
       readonly cp: number;
     }
+  /**
+   * A grammar root (ebnf-grammar.ts): at a `chars` step, with a UTF-8 character in progress as in
+   * a regex frame; below it on the stack, the return steps of the rules it is inside.
+   */
+  | {
+      readonly t: 'cfg';
+      readonly step: number;
+      readonly cont: number;
+      readonly lo: number;
+      readonly hi: number;
+      readonly cp: number;
+    }
   /** `node` -1: true/false/null of an 'any' value; `live`: indices of the texts still matching. */
   | { readonly t: 'literal'; readonly node: number; readonly pos: number; readonly live: readonly number[] };
 
@@ -127,6 +140,11 @@ export interface Stack {
   /** Memoized state key. */
   key?: string;
 }
+
+/** Distinct states a matcher keeps for reuse before it starts over (each is a few small objects). */
+const MAX_INTERNED_STATES = 100_000;
+
+const NO_STATES: readonly Stack[] = [];
 
 /** The root value is complete: only the end of the output may follow. */
 export const DONE: Stack = { frame: { t: 'literal', node: -2, pos: 0, live: [] }, up: null, key: 'done' };
@@ -144,13 +162,16 @@ const QUOTE = 0x22;
 
 export class ByteMatcher {
   private readonly nodes: readonly GrammarNode[];
+  /** feed's results, by state object and byte (states are immutable, so they never go stale). */
+  private readonly transitions = new WeakMap<readonly Stack[], Map<number, readonly Stack[]>>();
+  private readonly interned = new Map<string, readonly Stack[]>();
 
   constructor(readonly grammar: Grammar) {
     this.nodes = grammar.nodes;
   }
 
   /** The state before any byte. */
-  start(): Stack[] {
+  start(): readonly Stack[] {
     const g = this.grammar;
     const root = this.nodes[g.root];
     if (root.kind === 'regex')
@@ -160,6 +181,11 @@ export class ByteMatcher {
           up: null,
         },
       ];
+    if (root.kind === 'cfg') {
+      const out: Stack[] = [];
+      this.cfgEnter(root.program.ruleStart[root.program.root], null, out, new Set());
+      return out;
+    }
     return [{ frame: g.json ? { t: 'value', node: g.root, ws: 0 } : this.literalStart(g.root), up: null }];
   }
 
@@ -175,10 +201,33 @@ export class ByteMatcher {
   }
 
   /** The states after byte `b`; none: `b` may not come next. */
-  feed(states: readonly Stack[], b: number): Stack[] {
+  feed(states: readonly Stack[], b: number): readonly Stack[] {
+    let row = this.transitions.get(states);
+    const known = row?.get(b);
+    if (known) return known;
     const out: Stack[] = [];
     for (const s of states) this.feedOne(s, b, out);
-    return out;
+    const next = out.length === 0 ? NO_STATES : this.intern(this.dedupe(out));
+    if (!row) {
+      row = new Map();
+      this.transitions.set(states, row);
+    }
+    row.set(b, next);
+    return next;
+  }
+
+  /**
+   * One object per distinct state (by stateKey), so a walk that comes back to a state it has
+   * been in (a loop over a character class, a string's body) finds its transitions already made:
+   * a vocabulary walk then costs a lookup per trie node there, not a matcher step.
+   */
+  private intern(states: Stack[]): readonly Stack[] {
+    const key = this.stateKey(states);
+    const known = this.interned.get(key);
+    if (known) return known;
+    if (this.interned.size >= MAX_INTERNED_STATES) this.interned.clear();
+    this.interned.set(key, states);
+    return states;
   }
 
   /**
@@ -250,6 +299,8 @@ export class ByteMatcher {
         return `l${f.node},${f.pos},${f.live.join(' ')}`;
       case 'regex':
         return `r${f.node},${f.states.join(' ')},${f.cont},${f.lo}-${f.hi},${f.cp}`;
+      case 'cfg':
+        return `g${f.step},${f.cont},${f.lo}-${f.hi},${f.cp}`;
     }
   }
 
@@ -291,33 +342,29 @@ export class ByteMatcher {
         return;
       }
       case 'regex': {
-        let { cont, lo, hi, cp } = f;
-        if (cont > 0) {
-          if (b < lo || b > hi) return;
-          cont--;
-          cp = (cp << 6) | (b & 0x3f);
-          lo = 0x80;
-          hi = 0xbf;
-        } else if (b < 0x80) cp = b;
-        else {
-          const lead = utf8Lead(b);
-          if (!lead) return;
-          ({ cont, lo, hi } = lead);
-          cp = b & (cont === 1 ? 0x1f : cont === 2 ? 0x0f : 0x07);
-        }
-        if (cont > 0) {
+        const char = utf8Step(f, b);
+        if (!char) return;
+        if (char.cont > 0) {
           // A character in progress is taken only if one it can still become continues the match.
-          const rest = 6 * (cont - 1);
-          const first = ((cp << 6) | (lo & 0x3f)) * 2 ** rest;
-          const last = ((cp << 6) | (hi & 0x3f)) * 2 ** rest + (2 ** rest - 1);
+          const [first, last] = partialRange(char);
           if (!regexMayRead(this.regexOf(f.node), f.states, first, last)) return;
-          out.push({ frame: { ...f, cont, lo, hi, cp }, up: s.up });
+          out.push({ frame: { ...f, ...char }, up: s.up });
           return;
         }
         // One character per code point, as Python's re reads text.
-        const states = this.regexOf(f.node).streamStep(f.states, String.fromCodePoint(cp));
+        const states = this.regexOf(f.node).streamStep(f.states, String.fromCodePoint(char.cp));
         if (states.length === 0) return;
         out.push({ frame: { ...f, states, cont: 0, lo: 0, hi: 0, cp: 0 }, up: s.up });
+        return;
+      }
+      case 'cfg': {
+        const step = this.program().steps[f.step] as Extract<GrammarStep, { op: 'chars' }>;
+        const char = utf8Step(f, b);
+        if (!char) return;
+        if (char.cont > 0) {
+          const [first, last] = partialRange(char);
+          if (rangesMeet(step.ranges, first, last)) out.push({ frame: { ...f, ...char }, up: s.up });
+        } else if (rangesMeet(step.ranges, char.cp, char.cp)) this.cfgEnter(step.next, s.up, out, new Set());
         return;
       }
       case 'literal': {
@@ -413,6 +460,41 @@ export class ByteMatcher {
   private patternOf(node: number): LinearRegex | null {
     const n = this.nodes[node];
     return n.kind === 'string' ? (n.pattern ?? null) : null;
+  }
+
+  private program(): GrammarProgram {
+    return (this.nodes[this.grammar.root] as { program: GrammarProgram }).program;
+  }
+
+  /**
+   * The stacks at grammar step `step` inside the rules of `up`, each at a step that reads a
+   * character, following splits, entering called rules (their return steps pushed) and leaving
+   * ended ones; DONE where the root rule ends. `seen` cuts loops of steps that read nothing.
+   */
+  private cfgEnter(step: number, up: Stack | null, out: Stack[], seen: Set<string>): void {
+    const key = `${step}|${up ? this.stackKey(up) : ''}`;
+    if (seen.has(key)) return;
+    seen.add(key);
+    const p = this.program();
+    const at = p.steps[step];
+    switch (at.op) {
+      case 'chars':
+        out.push({ frame: { t: 'cfg', step, cont: 0, lo: 0, hi: 0, cp: 0 }, up });
+        return;
+      case 'split':
+        this.cfgEnter(at.next, up, out, seen);
+        this.cfgEnter(at.alt, up, out, seen);
+        return;
+      case 'call': {
+        const back: Stack = { frame: { t: 'cfg', step: at.next, cont: 0, lo: 0, hi: 0, cp: 0 }, up };
+        this.cfgEnter(p.ruleStart[at.rule], back, out, seen);
+        return;
+      }
+      case 'end':
+        if (up === null) out.push(DONE);
+        else this.cfgEnter((up.frame as { step: number }).step, up.up, out, seen);
+        return;
+    }
   }
 
   private regexOf(node: number): LinearRegex {
@@ -544,6 +626,33 @@ export class ByteMatcher {
   }
 }
 
+/** A UTF-8 character being read: continuation bytes still due, the next one's range, the bits so far. */
+interface Utf8Char {
+  cont: number;
+  lo: number;
+  hi: number;
+  cp: number;
+}
+
+/** The character after byte `b`; null where `b` breaks UTF-8 (RFC 3629). */
+function utf8Step(c: Utf8Char, b: number): Utf8Char | null {
+  if (c.cont > 0) {
+    if (b < c.lo || b > c.hi) return null;
+    return { cont: c.cont - 1, lo: 0x80, hi: 0xbf, cp: (c.cp << 6) | (b & 0x3f) };
+  }
+  if (b < 0x80) return { cont: 0, lo: 0, hi: 0, cp: b };
+  const lead = utf8Lead(b);
+  if (!lead) return null;
+  return { ...lead, cp: b & (lead.cont === 1 ? 0x1f : lead.cont === 2 ? 0x0f : 0x07) };
+}
+
+/** The first and last code points a character in progress can still become. */
+function partialRange(c: Utf8Char): [number, number] {
+  const rest = 6 * (c.cont - 1);
+  const first = ((c.cp << 6) | (c.lo & 0x3f)) * 2 ** rest;
+  return [first, ((c.cp << 6) | (c.hi & 0x3f)) * 2 ** rest + (2 ** rest - 1)];
+}
+
 /**
  * Whether some code point in [first, last] can be read next from `states`: ranges of at most
  * 4,096 are tried one by one. A 4-byte character's lead alone spans 2^18; it is taken where a
@@ -586,9 +695,7 @@ function patternStep(
     return regexMayRead(regex, states, first, last) ? states : null;
   }
   if (lex.cont > 0) {
-    const rest = 6 * (lex.cont - 1);
-    const first = ((lex.cp << 6) | (lex.lo & 0x3f)) * 2 ** rest;
-    const last = ((lex.cp << 6) | (lex.hi & 0x3f)) * 2 ** rest + (2 ** rest - 1);
+    const [first, last] = partialRange(lex);
     return regexMayRead(regex, states, first, last) ? states : null;
   }
   const next = regex.streamStep(states, String.fromCodePoint(lex.cp));

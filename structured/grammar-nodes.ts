@@ -1,4 +1,5 @@
 import { LinearRegex, RegexSyntaxError } from '../model/linear-regex.js';
+import { compileEbnf, type GrammarProgram } from './ebnf-grammar.js';
 import type { NumberRange } from './number-range.js';
 
 /**
@@ -38,7 +39,9 @@ export type GrammarNode =
   /** Any one of these nodes (anyOf, oneOf, a list of types). */
   | { kind: 'union'; options: readonly number[] }
   /** Text that fully matches a regular expression (guided_regex); only ever the root. */
-  | { kind: 'regex'; regex: LinearRegex };
+  | { kind: 'regex'; regex: LinearRegex }
+  /** Text a context-free grammar derives (guided_grammar, ebnf-grammar.ts); only ever the root. */
+  | { kind: 'cfg'; program: GrammarProgram };
 
 export interface ObjectProperty {
   name: string;
@@ -99,6 +102,11 @@ export function regexGrammar(pattern: string, param: string): Grammar {
     param,
   );
   return { nodes: [{ kind: 'regex', regex }], root: 0, json: false };
+}
+
+/** The grammar of text that a GBNF grammar derives from its `root` rule (guided_grammar). */
+export function ebnfGrammar(text: string, param: string): Grammar {
+  return { nodes: [{ kind: 'cfg', program: compileEbnf(text, param) }], root: 0, json: false };
 }
 
 /**

@@ -159,15 +159,15 @@ export class TokenGuide {
   }
 
   /** The state after token `id`'s bytes; a token without bytes (special) leaves it as it was. */
-  advance(states: readonly Stack[], id: number): Stack[] {
+  advance(states: readonly Stack[], id: number): readonly Stack[] {
     const bytes = this.trie.tokenBytes[id];
-    if (!bytes) return [...states];
-    let at = [...states];
+    if (!bytes) return states;
+    let at = states;
     for (const b of bytes) {
       at = this.matcher.feed(at, b);
       if (at.length === 0) break;
     }
-    return this.matcher.dedupe(at);
+    return at;
   }
 
   /** `tokens` and the end tokens not among them (an end token with bytes may already be). */
@@ -203,7 +203,7 @@ export class TokenGuide {
 export class GuideState {
   constructor(
     private readonly guide: TokenGuide,
-    private states: Stack[],
+    private states: readonly Stack[],
   ) {}
 
   /** A generated token. */

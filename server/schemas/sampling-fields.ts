@@ -40,7 +40,6 @@ export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
     Type.Integer({ minimum: 0, description: 'an integer' }),
     'prompt_logprobs (on /v1/completions, echo with logprobs scores the prompt)',
   ),
-  guided_grammar: absent(Type.Unknown(), 'Structured output by grammar (guided_grammar)'),
 };
 
 /** A JSON Schema as an object, or as its JSON text. */
@@ -158,9 +157,11 @@ export const samplingFields = {
   guided_json: Nullable(jsonSchemaField()),
   /** vLLM extension: the output fully matches this regular expression (Python's `re` syntax). */
   guided_regex: Nullable(Type.String({ description: 'a string' })),
+  /** vLLM extension: the output is derived by this GBNF grammar from its `root` rule. */
+  guided_grammar: Nullable(Type.String({ description: 'a string' })),
   /** vLLM extension: the output is exactly one of these. */
   guided_choice: Nullable(Type.Array(Type.String(), { description: 'an array of strings' })),
-  /** vLLM extension (StructuredOutputsParams): one of json, json_object, choice. */
+  /** vLLM extension (StructuredOutputsParams): one of json, json_object, choice, regex, grammar. */
   structured_outputs: Nullable(
     Type.Object(
       {

@@ -25,7 +25,6 @@ const CASES: Array<[string, unknown, unknown]> = [
   ['priority', 1, 0],
   ['length_penalty', 0.5, 1],
   ['prompt_logprobs', 1, null],
-  ['guided_grammar', 'root ::= "a"', null],
 ];
 
 describe('request fields', () => {

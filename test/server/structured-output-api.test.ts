@@ -122,6 +122,47 @@ describe('structured output over HTTP', () => {
     }
   });
 
+  it('guided_grammar and structured_outputs.grammar: the output is derived by the GBNF grammar', async () => {
+    const grammar = `
+      root ::= call ("; " call){0,2}
+      call ::= name "(" (arg ("," arg)?)? ")"
+      name ::= "add" | "mul" | "neg"
+      arg  ::= [0-9] | call
+    `;
+    // The same language as a JavaScript regex, nesting unrolled two levels deep.
+    const arg0 = '[0-9]';
+    const call = (inner: string) => `(?:add|mul|neg)\\((?:${inner}(?:,${inner})?)?\\)`;
+    const arg1 = `(?:[0-9]|${call(arg0)})`;
+    const arg2 = `(?:[0-9]|${call(arg1)})`;
+    const language = new RegExp(`^${call(arg2)}(?:; ${call(arg2)}){0,2}$`);
+    const ended: string[] = [];
+    for (const [seed, extra] of [
+      [1, { guided_grammar: grammar }],
+      [2, { guided_grammar: grammar }],
+      [3, { structured_outputs: { grammar } }],
+    ] as const) {
+      const res = await server().post('/v1/completions', {
+        model: TINY_MODEL_NAME,
+        prompt: 'Call:',
+        max_tokens: 60,
+        temperature: 1.2,
+        seed,
+        n: 3,
+        ...extra,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      for (const choice of res.body.choices) {
+        if (choice.finish_reason === 'stop') {
+          ended.push(choice.text);
+          // Deeper nesting than the regex unrolls is possible, but rare at 60 tokens.
+          if (!/\(\w+\(\w+\(\w+\(/.test(choice.text)) expect(choice.text).toMatch(language);
+        } else expect(choice.finish_reason).toBe('length');
+        expect(choice.text).toMatch(/^(?:add|mul|neg)\(/);
+      }
+    }
+    expect(ended.length).toBeGreaterThan(0);
+  });
+
   it('guided_choice: the output is exactly one of the choices', async () => {
     const choices = ['red', 'green', 'blue sky', 'rose'];
     const seen = new Set<string>();
@@ -199,8 +240,9 @@ describe('structured output over HTTP', () => {
       [{ guided_json: '{not json' }, 'guided_json', /not JSON/],
       [{ guided_choice: [] }, 'guided_choice', /at least one/],
       [{ guided_regex: '(?=a)b' }, 'guided_regex', /regular expression/],
-      [{ guided_grammar: 'root ::= "a"' }, 'guided_grammar', /grammar/],
-      [{ structured_outputs: { grammar: 'root ::= "a"' } }, 'structured_outputs', /grammar/],
+      [{ guided_grammar: 'root ::= x\nx ::= x "a" | "b"' }, 'guided_grammar', /left-recursive/],
+      [{ structured_outputs: { grammar: 'start ::= "a"' } }, 'structured_outputs', /no rule "root"/],
+      [{ structured_outputs: { structural_tag: '{}' } }, 'structured_outputs', /structural tags/],
       [{ guided_choice: ['a'], response_format: { type: 'json_object' } }, 'guided_choice', /Only one kind/],
       [{ guided_json: { $ref: 'https://example.com/s.json' } }, 'guided_json', /not local/],
       [{ guided_json: { type: 'integer', multipleOf: 3 } }, 'guided_json', /"multipleOf"/],

@@ -3,7 +3,9 @@ import { mulberry32 } from '../../scheduler/prng.js';
 import { ByteMatcher, MAX_WHITESPACE_RUN } from '../../structured/byte-matcher.js';
 import {
   choiceGrammar,
+  ebnfGrammar,
   type Grammar,
+  GuideError,
   jsonObjectGrammar,
   regexGrammar,
 } from '../../structured/grammar-nodes.js';
@@ -376,5 +378,64 @@ describe('ByteMatcher: a regular expression (guided_regex)', () => {
   it('refuses a pattern it cannot follow exactly, naming the field', () => {
     expect(() => regexGrammar('(?=a)b', 'guided_regex')).toThrow(/guided_regex/);
     expect(() => regexGrammar('a++', 'guided_regex')).toThrow(/possessive/);
+  });
+});
+
+describe('ByteMatcher: a GBNF grammar (guided_grammar)', () => {
+  const grammar = (text: string) => ebnfGrammar(text, 'guided_grammar');
+
+  it('derives from root: strings, classes, repeats, groups, rules and recursion', () => {
+    const g = grammar(`
+      # a tiny arithmetic language
+      root   ::= expr ("; " expr)*
+      expr   ::= term (("+" | "-") term)*
+      term   ::= num | "(" expr ")"
+      num    ::= [1-9] [0-9]{0,2} | "0"
+    `);
+    for (const t of ['1', '12+3', '(1-(2+30))', '0; 999-(0)']) expect(accepts(g, t), t).toBe(true);
+    for (const t of ['', '01', '1000', '(1', '1+', '1;2', '+1'])
+      expect(accepts(g, t), JSON.stringify(t)).toBe(false);
+    expect(run(g, '1000').taken).toBe(3);
+    expect(run(g, '(1').canEnd).toBe(false);
+  });
+
+  it('reads characters as code points over UTF-8, negated classes and any character', () => {
+    const g = grammar(`root ::= "«" [^»\\n]+ "»" .?`);
+    expect(accepts(g, '«héllo wörld»')).toBe(true);
+    expect(accepts(g, '«a»é')).toBe(true);
+    expect(accepts(g, '«»')).toBe(false);
+    expect(accepts(g, '«a\nb»')).toBe(false);
+    const bytes = new TextEncoder().encode('«a»»');
+    expect(run(g, bytes).canEnd).toBe(true); // "." takes the second »
+    // A lead byte is taken only if a character it can start is in the class.
+    const ascii = grammar(`root ::= [a-z]+`);
+    expect(run(ascii, new Uint8Array([0x61, 0xc3])).taken).toBe(1);
+  });
+
+  it('multi-line bodies, both quotes, escapes and empty alternatives', () => {
+    const g = grammar(`root ::= greeting
+      | 'bye' "\\x21"?
+    greeting ::= "hi" name
+    name ::= ( " " [A-Z] [a-z]* )?`);
+    for (const t of ['hi', 'hi Bob', 'bye', 'bye!']) expect(accepts(g, t), t).toBe(true);
+    for (const t of ['hi bob', 'bye!!']) expect(accepts(g, t), t).toBe(false);
+  });
+
+  it('refuses what it cannot follow, naming the field', () => {
+    for (const [text, reason] of [
+      ['expr ::= "a"', /no rule "root"/],
+      ['root ::= a\na ::= a "x" | "y"', /"a" is left-recursive/],
+      ['root ::= b\nb ::= c\nc ::= b? "x" | root', /left-recursive/],
+      ['root ::= loop\nloop ::= "a" loop', /"loop" can never end/],
+      ['root ::= missing', /"missing" .* is not defined/],
+      ['root ::= "a"\nroot ::= "b"', /defined twice/],
+      ['root ::= "a', /not closed/],
+      ['root ::= (= "a") "a"', /lookahead/],
+      ['root ::= "a"{3,1}', /maximum below its minimum/],
+      ['root ::= ', /empty body/],
+    ] as const) {
+      expect(() => grammar(text), text).toThrow(GuideError);
+      expect(() => grammar(text), text).toThrow(reason);
+    }
   });
 });
