@@ -1,5 +1,6 @@
-import { ByteMatcher, type Stack, utf8Lead } from './byte-matcher.js';
+import { ByteMatcher, type Stack } from './byte-matcher.js';
 import type { Grammar } from './grammar-nodes.js';
+import { utf8Lead } from './utf8-chars.js';
 
 /**
  * The vocabulary as a trie of the bytes each token adds (model/token-bytes.ts), so the tokens a
