@@ -34,6 +34,7 @@ const MAX_STEPS = 50_000;
 const MAX_CODE_POINT = 0x10ffff;
 /** Every code point but the UTF-16 surrogates, which UTF-8 cannot carry. */
 const ANY: readonly number[] = [0, 0xd7ff, 0xe000, MAX_CODE_POINT];
+const IDENTITY_ESCAPES = '\\"\'[]-^/.()|*+?{}# ';
 
 type Expr =
   | { kind: 'chars'; ranges: number[] }
@@ -239,7 +240,8 @@ class EbnfCompiler {
       return cp;
     }
     if (e === undefined) this.fail('the grammar ends in a backslash');
-    // \\ \" \' \[ \] \- \^ \/ and the like: the character itself.
+    // Punctuation escapes stand for themselves; a letter (\d, \w) would mean a class GBNF lacks.
+    if (!IDENTITY_ESCAPES.includes(e)) this.fail(`unknown escape "\\${e}" at offset ${this.pos}`);
     this.pos += 2;
     return e.codePointAt(0)!;
   }

@@ -433,6 +433,7 @@ describe('ByteMatcher: a GBNF grammar (guided_grammar)', () => {
       ['root ::= (= "a") "a"', /lookahead/],
       ['root ::= "a"{3,1}', /maximum below its minimum/],
       ['root ::= ', /empty body/],
+      ['root ::= "\\d"', /unknown escape/],
     ] as const) {
       expect(() => grammar(text), text).toThrow(GuideError);
       expect(() => grammar(text), text).toThrow(reason);
