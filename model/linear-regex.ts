@@ -1,3 +1,5 @@
+import { type Regular, thompson } from './thompson.js';
+
 /**
  * Full-match regular expressions in time linear in the text (a Pike VM over a Thompson NFA), for
  * the regexes PEFT adapter configs carry (`target_modules`, `exclude_modules` as a string). Those
@@ -16,12 +18,7 @@ export class RegexSyntaxError extends Error {}
 type CharTest = (c: string) => boolean;
 type AssertAt = 'start' | 'end' | 'end-or-final-newline';
 
-type Node =
-  | { kind: 'char'; test: CharTest }
-  | { kind: 'seq'; items: Node[] }
-  | { kind: 'alt'; options: Node[] }
-  | { kind: 'repeat'; node: Node; min: number; max: number }
-  | { kind: 'assert'; at: AssertAt };
+type Node = Regular<{ kind: 'char'; test: CharTest } | { kind: 'assert'; at: AssertAt }>;
 
 /** Counted repeats are expanded into copies; past this many NFA states the pattern is refused. */
 const MAX_STATES = 20_000;
@@ -85,7 +82,7 @@ class Parser {
     if (this.peek() === '?') this.pos++;
     else if (this.peek() === '+') throw this.error('possessive quantifiers are not supported');
     if (this.quantifierAhead()) throw this.error(`multiple repeat at position ${this.pos}`);
-    return { kind: 'repeat', node: atom, min: bounds.min, max: bounds.max };
+    return { kind: 'repeat', item: atom, min: bounds.min, max: bounds.max };
   }
 
   private quantifierAhead(): boolean {
@@ -255,41 +252,15 @@ class Compiler {
 
   /** Returns the entry state of `node`, which continues at `next`. */
   compile(node: Node, next: number): number {
-    switch (node.kind) {
-      case 'char':
-        return this.add({ op: 'char', test: node.test, next });
-      case 'assert':
-        return this.add({ op: 'assert', at: node.at, next });
-      case 'seq': {
-        let entry = next;
-        for (let i = node.items.length - 1; i >= 0; i--) entry = this.compile(node.items[i], entry);
-        return entry;
-      }
-      case 'alt': {
-        const entries = node.options.map((o) => this.compile(o, next));
-        let entry = entries[entries.length - 1];
-        for (let i = entries.length - 2; i >= 0; i--)
-          entry = this.add({ op: 'split', next: entries[i], alt: entry });
-        return entry;
-      }
-      case 'repeat': {
-        let entry = next;
-        if (node.max === Number.POSITIVE_INFINITY) {
-          // A loop: split → body → back to the split, or on to next.
-          const loop = this.add({ op: 'split', next: -1, alt: next });
-          const body = this.compile(node.node, loop);
-          (this.states[loop] as { next: number }).next = body;
-          entry = loop;
-        } else {
-          for (let i = node.min; i < node.max; i++) {
-            const body = this.compile(node.node, entry);
-            entry = this.add({ op: 'split', next: body, alt: next });
-          }
-        }
-        for (let i = 0; i < node.min; i++) entry = this.compile(node.node, entry);
-        return entry;
-      }
-    }
+    return thompson(
+      node,
+      next,
+      (split) => this.add(split),
+      (leaf, then) =>
+        leaf.kind === 'char'
+          ? this.add({ op: 'char', test: leaf.test, next: then })
+          : this.add({ op: 'assert', at: leaf.at, next: then }),
+    );
   }
 }
 

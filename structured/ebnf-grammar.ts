@@ -1,3 +1,4 @@
+import { type Regular, thompson } from '../model/thompson.js';
 import { GuideError } from './grammar-nodes.js';
 
 /**
@@ -36,12 +37,7 @@ const MAX_CODE_POINT = 0x10ffff;
 const ANY: readonly number[] = [0, 0xd7ff, 0xe000, MAX_CODE_POINT];
 const IDENTITY_ESCAPES = '\\"\'[]-^/.()|*+?{}# ';
 
-type Expr =
-  | { kind: 'chars'; ranges: number[] }
-  | { kind: 'seq'; items: Expr[] }
-  | { kind: 'alt'; options: Expr[] }
-  | { kind: 'repeat'; item: Expr; min: number; max: number }
-  | { kind: 'ref'; name: string; at: number };
+type Expr = Regular<{ kind: 'chars'; ranges: number[] } | { kind: 'ref'; name: string; at: number }>;
 
 type Token =
   | { t: 'name'; value: string; at: number }
@@ -109,36 +105,15 @@ class EbnfCompiler {
 
   /** Steps for `e` that continue at `next`; returns its entry. */
   private emit(e: Expr, next: number, index: ReadonlyMap<string, number>): number {
-    switch (e.kind) {
-      case 'chars':
-        return this.add({ op: 'chars', ranges: e.ranges, next });
-      case 'ref':
-        return this.add({ op: 'call', rule: index.get(e.name)!, next });
-      case 'seq': {
-        let entry = next;
-        for (let i = e.items.length - 1; i >= 0; i--) entry = this.emit(e.items[i], entry, index);
-        return entry;
-      }
-      case 'alt': {
-        const entries = e.options.map((o) => this.emit(o, next, index));
-        let entry = entries[entries.length - 1];
-        for (let i = entries.length - 2; i >= 0; i--)
-          entry = this.add({ op: 'split', next: entries[i], alt: entry });
-        return entry;
-      }
-      case 'repeat': {
-        let entry = next;
-        if (e.max === Number.POSITIVE_INFINITY) {
-          const loop = this.add({ op: 'split', next: -1, alt: next });
-          (this.steps[loop] as { next: number }).next = this.emit(e.item, loop, index);
-          entry = loop;
-        } else
-          for (let i = e.min; i < e.max; i++)
-            entry = this.add({ op: 'split', next: this.emit(e.item, entry, index), alt: next });
-        for (let i = 0; i < e.min; i++) entry = this.emit(e.item, entry, index);
-        return entry;
-      }
-    }
+    return thompson(
+      e,
+      next,
+      (split) => this.add(split),
+      (leaf, then) =>
+        leaf.kind === 'chars'
+          ? this.add({ op: 'chars', ranges: leaf.ranges, next: then })
+          : this.add({ op: 'call', rule: index.get(leaf.name)!, next: then }),
+    );
   }
 
   private tokenize(): Token[] {
@@ -355,37 +330,56 @@ export function rangesMeet(ranges: readonly number[], first: number, last: numbe
   return false;
 }
 
+/** Marks rules whose start `holds`, again and again while marking one lets another hold. */
+function markUntilStable(p: GrammarProgram, marked: Uint8Array, holds: (start: number) => boolean): void {
+  for (let changed = true; changed; ) {
+    changed = false;
+    p.ruleStart.forEach((start, r) => {
+      if (!marked[r] && holds(start)) {
+        marked[r] = 1;
+        changed = true;
+      }
+    });
+  }
+}
+
+/**
+ * The steps reached from `start` through splits, and through the other steps `onward` lets pass
+ * (it names where they lead; an end leads nowhere).
+ */
+function visitSteps(
+  p: GrammarProgram,
+  start: number,
+  onward: (step: Exclude<GrammarStep, { op: 'split' }>) => readonly number[],
+): Set<number> {
+  const seen = new Set<number>();
+  const stack = [start];
+  while (stack.length > 0) {
+    const s = stack.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    const step = p.steps[s];
+    if (step.op === 'split') stack.push(step.next, step.alt);
+    else stack.push(...onward(step));
+  }
+  return seen;
+}
+
 /**
  * Every rule can end (derive some text): otherwise the matcher could lead the output into a rule
  * it can never leave. A character class with no character counts as never ending.
  */
 function checkProductive(p: GrammarProgram, fail: (why: string) => never): void {
   const ends = new Uint8Array(p.ruleNames.length);
-  /** Whether from step s the rule's end is reachable, with the rules known to end so far. */
-  const reachesEnd = (start: number): boolean => {
-    const seen = new Set<number>();
-    const stack = [start];
-    while (stack.length > 0) {
-      const s = stack.pop()!;
-      if (seen.has(s)) continue;
-      seen.add(s);
-      const step = p.steps[s];
-      if (step.op === 'end') return true;
-      if (step.op === 'split') stack.push(step.next, step.alt);
-      else if (step.op === 'chars' && step.ranges.length > 0) stack.push(step.next);
-      else if (step.op === 'call' && ends[step.rule]) stack.push(step.next);
-    }
-    return false;
-  };
-  for (let changed = true; changed; ) {
-    changed = false;
-    p.ruleStart.forEach((start, r) => {
-      if (!ends[r] && reachesEnd(start)) {
-        ends[r] = 1;
-        changed = true;
-      }
-    });
-  }
+  /** Whether the rule's end is reachable from `start`, through the rules known to end so far. */
+  const reachesEnd = (start: number): boolean =>
+    [
+      ...visitSteps(p, start, (step) => {
+        if (step.op === 'chars') return step.ranges.length > 0 ? [step.next] : [];
+        return step.op === 'call' && ends[step.rule] ? [step.next] : [];
+      }),
+    ].some((s) => p.steps[s].op === 'end');
+  markUntilStable(p, ends, (start) => reachesEnd(start));
   const stuck = p.ruleNames.filter((_, r) => !ends[r]);
   if (stuck.length > 0) fail(`rule ${stuck.map((n) => `"${n}"`).join(', ')} can never end`);
 }
@@ -397,31 +391,16 @@ function checkNoLeftRecursion(p: GrammarProgram, fail: (why: string) => never): 
   const leading = (start: number): { calls: Set<number>; empty: boolean } => {
     const calls = new Set<number>();
     let empty = false;
-    const seen = new Set<number>();
-    const stack = [start];
-    while (stack.length > 0) {
-      const s = stack.pop()!;
-      if (seen.has(s)) continue;
-      seen.add(s);
+    for (const s of visitSteps(p, start, (step) =>
+      step.op === 'call' && nullable[step.rule] ? [step.next] : [],
+    )) {
       const step = p.steps[s];
       if (step.op === 'end') empty = true;
-      else if (step.op === 'split') stack.push(step.next, step.alt);
-      else if (step.op === 'call') {
-        calls.add(step.rule);
-        if (nullable[step.rule]) stack.push(step.next);
-      }
+      else if (step.op === 'call') calls.add(step.rule);
     }
     return { calls, empty };
   };
-  for (let changed = true; changed; ) {
-    changed = false;
-    p.ruleStart.forEach((start, r) => {
-      if (!nullable[r] && leading(start).empty) {
-        nullable[r] = 1;
-        changed = true;
-      }
-    });
-  }
+  markUntilStable(p, nullable, (start) => leading(start).empty);
   const first = p.ruleStart.map((start) => leading(start).calls);
   p.ruleNames.forEach((name, r) => {
     const seen = new Set<number>();
