@@ -25,10 +25,10 @@ import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
-import { TARGET_MODULES } from '../model/llama-modules.js';
 import type { LoraAdapter } from '../model/lora-adapter.js';
 import { storeAdapter } from '../model/stored-adapter.js';
-import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
+import { syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
+import { distinctAdapters } from './issue-adapters.js';
 import { type GgufWeightType, writeGguf, writeLoraGguf } from './llama-cpp/gguf-writer.js';
 import { type LlamaCpp, type LlamaCppContext, loadLlamaCpp } from './llama-cpp/node-llama-cpp.js';
 import { machineContext, writeBenchReport } from './report.js';
@@ -208,15 +208,7 @@ async function main(): Promise<void> {
   progress(`synthetic TinyLlama shape, ${spec.numLayers} layers, ${THREADS} threads`);
   const weights = syntheticWeights(spec);
   const config = weights.config;
-  const adapters = Array.from({ length: BATCH }, (_, i) =>
-    syntheticAdapter(config, {
-      name: `bench-${i}`,
-      rank: RANK,
-      alpha: 2 * RANK,
-      targetModules: [...TARGET_MODULES],
-      seed: 1000 + i,
-    }),
-  );
+  const adapters = distinctAdapters(config, BATCH, RANK);
   const dir = mkdtempSync(join(tmpdir(), 'loom-lora-gguf-'));
   try {
     const loras = adapters.map((a, i) => {

@@ -23,15 +23,15 @@ import { LoraSlotStack } from '../kernels/onnx/lora-slot-stack.js';
 import { DEFAULT_STACK_ROWS, OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { packStep } from '../kernels/onnx/step-feeds.js';
 import { decodeWeightBytes, WEIGHT_FORMATS, type WeightFormat } from '../kernels/weight-quantization.js';
-import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
+import { adapterPageCount } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { loadModel } from '../model/load-model.js';
 import { ropeInvFrequencies } from '../model/rope-frequencies.js';
-import { storeAdapter } from '../model/stored-adapter.js';
-import { syntheticAdapter, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
+import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
+import { distinctAdapters, placeAdapters } from './issue-adapters.js';
 import { ReadBandwidthProbe } from './memory-bandwidth.js';
 import { machineContext, writeBenchReport } from './report.js';
 
@@ -131,15 +131,7 @@ async function main(): Promise<void> {
   const config = model.config;
   const layout = kvLayout(config);
   const blocksPerSeq = Math.ceil((CONTEXT + steps * (rounds + 1) + 8) / layout.tokensPerPage);
-  const adapters = Array.from({ length: numAdapters }, (_, i) =>
-    syntheticAdapter(config, {
-      name: `profile-${i}`,
-      rank: ADAPTER_RANK,
-      alpha: 2 * ADAPTER_RANK,
-      targetModules: [...TARGET_MODULES],
-      seed: 1000 + i,
-    }),
-  );
+  const adapters = distinctAdapters(config, numAdapters, ADAPTER_RANK, 'profile');
   const adapterPages = adapters.reduce((n, a) => n + adapterPageCount(config, a), 0);
   const pool = new PagePool(
     1 + adapterPages + 2 * batch * blocksPerSeq * layout.pagesPerBlock,
@@ -156,11 +148,7 @@ async function main(): Promise<void> {
   });
   progress(`engine ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);
   profileNext = false;
-  const layouts: AdapterLayout[] = adapters.map((a) => {
-    const placed = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
-    engine.writeAdapter(placed, storeAdapter(a));
-    return placed;
-  });
+  const layouts = placeAdapters(engine, pool, config, adapters);
 
   let nextId = 0;
   const prompt = (seed: number) =>

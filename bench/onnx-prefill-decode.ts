@@ -18,16 +18,16 @@ import type { SequenceStep } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
 import { GraphBuilder } from '../kernels/onnx/onnx-model.js';
 import { WEIGHT_FORMATS, type WeightFormat } from '../kernels/weight-quantization.js';
-import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
+import { type AdapterLayout, adapterPageCount } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
 import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import type { ModelWeights } from '../model/model-weights.js';
-import { storeAdapter } from '../model/stored-adapter.js';
-import { syntheticAdapter, syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
+import { syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { fillUniform } from '../model/synthetic-weights.js';
+import { distinctAdapters, placeAdapters } from './issue-adapters.js';
 import { writeBenchReport } from './report.js';
 
 const PROMPT = 512;
@@ -225,15 +225,7 @@ async function main(): Promise<void> {
   const config = weights.config;
   const layout = kvLayout(config);
 
-  const adapters = Array.from({ length: NUM_ADAPTERS }, (_, i) =>
-    syntheticAdapter(config, {
-      name: `bench-${i}`,
-      rank: ADAPTER_RANK,
-      alpha: 2 * ADAPTER_RANK,
-      targetModules: [...TARGET_MODULES],
-      seed: 1000 + i,
-    }),
-  );
+  const adapters = distinctAdapters(config, NUM_ADAPTERS, ADAPTER_RANK);
   const adapterPages = adapterPageCount(config, adapters[0]) * NUM_ADAPTERS;
   const maxBatch = Math.max(...DECODE_BATCHES);
   // Decode holds three modes' sequences at once (base, LoRA, weights-as-inputs base).
@@ -252,11 +244,7 @@ async function main(): Promise<void> {
   const createMs = performance.now() - createStart;
   const rssEngine = process.memoryUsage().rss;
   const kv = new KvCache(pool, layout);
-  const layouts: AdapterLayout[] = adapters.map((a) => {
-    const placed = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
-    engine.writeAdapter(placed, storeAdapter(a));
-    return placed;
-  });
+  const layouts = placeAdapters(engine, pool, config, adapters);
 
   let nextSeq = 0;
   const seqStep = (
