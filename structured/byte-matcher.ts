@@ -622,13 +622,8 @@ function patternStep(
   states: readonly number[],
   lex: StringLex,
 ): readonly number[] | null {
-  if (lex.esc) {
-    const escapes = Object.values(ESCAPED);
-    return escapes.some((cp) => regexMayRead(regex, states, cp, cp)) ||
-      regexMayRead(regex, states, 0, PATTERN_ESCAPE_LIMIT - 1)
-      ? states
-      : null;
-  }
+  // Every character an escape can stand for, one-letter ones included, is below the limit.
+  if (lex.esc) return regexMayRead(regex, states, 0, PATTERN_ESCAPE_LIMIT - 1) ? states : null;
   if (lex.hex > 0) {
     const span = 16 ** lex.hex;
     const first = lex.cp * span;
