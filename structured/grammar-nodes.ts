@@ -125,6 +125,16 @@ export function patternRegex(pattern: string, where: string, param: string): Lin
   );
 }
 
+/** A string `format` Loom generates to (string-formats.ts), as a full match of its expression. */
+export function formatRegex(format: string, source: string, param: string): LinearRegex {
+  return compileRegex(
+    `(?:${source})`,
+    source,
+    (why) => `${param}: the "format" ${JSON.stringify(format)} does not compile: ${why}.`,
+    param,
+  );
+}
+
 function compileRegex(
   source: string,
   pattern: string,

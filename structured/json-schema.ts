@@ -1,4 +1,5 @@
 import {
+  formatRegex,
   type Grammar,
   type GrammarNode,
   GuideError,
@@ -7,6 +8,7 @@ import {
   patternRegex,
 } from './grammar-nodes.js';
 import { type NumberRange, numberRange } from './number-range.js';
+import { STRING_FORMATS } from './string-formats.js';
 
 /**
  * A JSON Schema (response_format json_schema, guided_json) compiled to grammar nodes. The subset
@@ -16,7 +18,9 @@ import { type NumberRange, numberRange } from './number-range.js';
  * written without an exponent), enum and const, anyOf/oneOf, single-schema allOf, and local $ref
  * into $defs or definitions, recursion included. Like xgrammar's default (strict) mode, an object without
  * additionalProperties allows no keys it does not list, and keys come in the schema's order.
- * `format` is an annotation, as JSON Schema 2020-12 has it by default. Every other keyword that
+ * A string's `format` is followed where string-formats.ts knows it (date, time, date-time,
+ * duration, uuid, ipv4, ipv6, hostname, email, uri: what xgrammar follows too), and is otherwise an
+ * annotation, as JSON Schema 2020-12 has it by default. Every other keyword that
  * constrains a value (multipleOf, uniqueItems, …) is refused by name: never silently ignored.
  */
 const ANNOTATIONS = new Set([
@@ -175,10 +179,15 @@ class SchemaCompiler {
         if (minLength > maxLength) this.fail('has minLength above maxLength', path);
         if (s.pattern !== undefined && typeof s.pattern !== 'string')
           this.fail('has a "pattern" that is not a string', path);
+        const format = typeof s.format === 'string' ? STRING_FORMATS.get(s.format) : undefined;
+        if (format !== undefined && s.pattern !== undefined)
+          this.fail('has both "format" and "pattern", which Loom cannot follow together', path);
         const pattern =
           typeof s.pattern === 'string'
             ? patternRegex(s.pattern, `${this.param}: the schema${path ? ` at ${path}` : ''}`, this.param)
-            : null;
+            : format !== undefined
+              ? formatRegex(s.format as string, format, this.param)
+              : null;
         return { kind: 'string', minLength, maxLength, pattern };
       }
       case 'number':

@@ -91,15 +91,16 @@ describe('structured output over HTTP', () => {
     expect(streamed).toBe(texts[0]);
   });
 
-  it('numeric bounds and string patterns: every sampled value follows them', async () => {
+  it('numeric bounds, string patterns and formats: every sampled value follows them', async () => {
     const schema = {
       type: 'object',
       properties: {
         n: { type: 'integer', minimum: 3, maximum: 7 },
         m: { type: 'integer', minimum: -20, exclusiveMaximum: -9 },
         code: { type: 'string', pattern: '^[a-c]{2}$' },
+        day: { type: 'string', format: 'date' },
       },
-      required: ['n', 'm', 'code'],
+      required: ['n', 'm', 'code', 'day'],
     };
     for (const seed of [1, 2]) {
       const res = await server().post('/v1/completions', {
@@ -114,10 +115,11 @@ describe('structured output over HTTP', () => {
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       for (const choice of res.body.choices) {
         expect(choice.finish_reason, choice.text).toBe('stop');
-        const { n, m, code } = JSON.parse(choice.text);
+        const { n, m, code, day } = JSON.parse(choice.text);
         expect(Number.isInteger(n) && n >= 3 && n <= 7, choice.text).toBe(true);
         expect(Number.isInteger(m) && m >= -20 && m < -9, choice.text).toBe(true);
         expect(code).toMatch(/^[a-c]{2}$/);
+        expect(day).toMatch(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/);
       }
     }
   });

@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
 import { ByteMatcher, MAX_WHITESPACE_RUN } from '../../structured/byte-matcher.js';
@@ -342,6 +343,71 @@ describe('ByteMatcher: string patterns', () => {
     );
     expect(() => schema({ type: 'string', pattern: 3 })).toThrow(/"pattern" that is not a string/);
     expect(() => schema({ type: 'string', pattern: 'a$b' })).toThrow(/no text matches it/);
+  });
+});
+
+describe('ByteMatcher: string formats (xgrammar follows them too)', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+  /** Independent judges: Node's own parsers where it has one, the RFC's shape otherwise. */
+  const VALID: Record<string, (v: string) => boolean> = {
+    date: (v) => /^\d{4}-\d{2}-\d{2}$/.test(v) && !Number.isNaN(Date.parse(`${v}T00:00:00Z`)),
+    'date-time': (v) => /^\d{4}-\d{2}-\d{2}T/.test(v) && !Number.isNaN(Date.parse(v.replace(':60', ':59'))),
+    uuid: (v) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(v),
+    ipv4: (v) => isIPv4(v),
+    ipv6: (v) => isIPv6(v),
+    uri: (v) => URL.canParse(v),
+    email: (v) => /^[^@\s]+@[^@\s]+$/.test(v) && !v.startsWith('.') && !v.includes('..'),
+  };
+
+  it('each format takes its values and refuses others, byte by byte', () => {
+    const cases: Array<[string, string[], string[]]> = [
+      ['date', ['2024-02-29'], ['2024-13-01', '24-01-01', '2024-01-1']],
+      ['time', ['23:59:60Z', '10:00:00.5+05:30'], ['10:00:00', '24:00:00Z']],
+      ['date-time', ['2024-02-29T10:00:00Z'], ['2024-02-29 10:00:00Z']],
+      ['duration', ['P1Y2M3DT4H5M6S', 'PT5M', 'P3W'], ['P', 'PT', 'P1Y2D']],
+      ['uuid', ['123e4567-e89b-12d3-a456-426614174000'], ['123e4567e89b12d3a456426614174000']],
+      ['ipv4', ['192.168.0.1'], ['256.1.1.1', '01.1.1.1']],
+      ['ipv6', ['::1', '2001:db8::8a2e:370:7334', '::ffff:192.0.2.128'], ['1::2::3', '1:2:3:4:5:6:7:8:9']],
+      ['hostname', ['example.com'], ['-a.com', 'a..b']],
+      ['email', ['a.b+c@example.com'], ['a@@b.com', '.a@b.com']],
+      ['uri', ['https://user@example.com:8080/a?b=c#d', 'urn:isbn:0451450523'], ['1http://a', 'a:b#c#d']],
+    ];
+    for (const [format, good, bad] of cases) {
+      const g = schema({ type: 'string', format });
+      for (const v of good) expect(accepts(g, JSON.stringify(v)), `${format} ${v}`).toBe(true);
+      for (const v of bad) expect(accepts(g, JSON.stringify(v)), `${format} ${v}`).toBe(false);
+    }
+    // Unknown formats stay annotations.
+    expect(accepts(schema({ type: 'string', format: 'color' }), '"anything"')).toBe(true);
+    expect(() => schema({ type: 'string', format: 'date', pattern: '^2' })).toThrow(
+      /both "format" and "pattern"/,
+    );
+  });
+
+  it('random walks inside each format end only on values Node’s own parsers accept', () => {
+    const rand = mulberry32(11);
+    const alphabet = Array.from({ length: 95 }, (_, i) => 32 + i);
+    for (const [format, valid] of Object.entries(VALID)) {
+      const m = new ByteMatcher(schema({ type: 'string', format }));
+      let ended = 0;
+      for (let walk = 0; walk < 60; walk++) {
+        let states = m.start();
+        const bytes: number[] = [];
+        for (let step = 0; step < 80; step++) {
+          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+          expect(next.length > 0 || m.canEnd(states), `${format}: a dead end after ${bytes}`).toBe(true);
+          if (next.length === 0 || (m.canEnd(states) && rand() < 0.3)) break;
+          const b = next[Math.floor(rand() * next.length)];
+          bytes.push(b);
+          states = m.feed(states, b);
+        }
+        if (!m.canEnd(states)) continue;
+        ended++;
+        const value = JSON.parse(String.fromCharCode(...bytes)) as string;
+        expect(valid(value), `${format}: ${value}`).toBe(true);
+      }
+      expect(ended, format).toBeGreaterThan(5);
+    }
   });
 });
 
