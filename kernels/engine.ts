@@ -27,7 +27,7 @@ export interface SequenceStep {
 
 /** What one sequence asks: its sampled token's log-probability and/or its prompt's (vLLM's prompt_logprobs). */
 export interface LogprobRequest {
-  /** Most likely tokens to list per scored row, 0..MAX_TOP_LOGPROBS. */
+  /** Most likely tokens to list on the sampled row, 0..MAX_TOP_LOGPROBS. */
   topK: number;
   /** Whether the row sampled from (logits 'last') reports the sampled token's log-probability. */
   sampled: boolean;
@@ -37,6 +37,8 @@ export interface LogprobRequest {
    * among step()'s logit rows.
    */
   promptTargets?: Int32Array;
+  /** Most likely tokens to list per prompt row (vLLM's prompt_logprobs), 0..MAX_TOP_LOGPROBS; default topK. */
+  promptTopK?: number;
 }
 
 /** What sampleStep returns: the sampled ids, and the log-probabilities the plan's sequences asked for. */

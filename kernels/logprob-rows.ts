@@ -53,7 +53,13 @@ export function widenForLogprobs(plan: StepPlan): { wide: StepPlan; rows: WideRo
       );
     for (let t = 0; t < s.tokens.length; t++) {
       if (t < targets.length)
-        rows.push({ sequence, sampleRow: -1, promptIndex: t, target: targets[t], topK: request?.topK ?? 0 });
+        rows.push({
+          sequence,
+          sampleRow: -1,
+          promptIndex: t,
+          target: targets[t],
+          topK: request?.promptTopK ?? request?.topK ?? 0,
+        });
       else if (t === s.tokens.length - 1 && numSampled === 1) rows.push(sampled());
       else rows.push({ sequence, sampleRow: -1, promptIndex: -1, target: 'sampled', topK: null });
     }
@@ -128,6 +134,7 @@ export function splitForLogitRows(plan: StepPlan, maxRows: number): StepPart[] {
         startPos: s.startPos + start,
         logits: isLast ? s.logits : 'none',
         logprobs: {
+          ...s.logprobs,
           topK: s.logprobs?.topK ?? 0,
           sampled: isLast && (s.logprobs?.sampled ?? false),
           promptTargets: targets.subarray(Math.min(start, targets.length), Math.min(end, targets.length)),

@@ -13,6 +13,11 @@ export interface TokenLogprobs {
   /** The token the row scored: the one sampled from it, or (prompt logprobs) the prompt's next token. */
   tokenId: number;
   logprob: number;
+  /**
+   * vLLM's rank of the scored token: how many tokens of the row have a logit at least as large
+   * (itself included; 1 for the argmax, ties ranked last). NaN logits count for nothing.
+   */
+  rank: number;
   /** The top tokens, most likely first (ties: the lower id first), and their log-probabilities. */
   topIds: Int32Array;
   topLogprobs: Float32Array;
@@ -54,6 +59,14 @@ export function topIndices(row: ArrayLike<number>, k: number): Int32Array {
   return ids;
 }
 
+/** vLLM's rank of `tokenId` in `row` (TokenLogprobs.rank). */
+export function rankOf(row: ArrayLike<number>, tokenId: number): number {
+  const x = row[tokenId];
+  let count = 0;
+  for (let i = 0; i < row.length; i++) if (row[i] >= x) count++;
+  return count;
+}
+
 /** Row's log-probabilities: of `tokenId`, and of its `topK` most likely tokens. */
 export function rowLogprobs(row: ArrayLike<number>, tokenId: number, topK: number): TokenLogprobs {
   const norm = logSumExp(row);
@@ -62,6 +75,7 @@ export function rowLogprobs(row: ArrayLike<number>, tokenId: number, topK: numbe
     tokenId,
     // f32 like the listed ones (and the device's), so a sampled token among the top has one value.
     logprob: Math.fround(row[tokenId] - norm),
+    rank: rankOf(row, tokenId),
     topIds,
     topLogprobs: Float32Array.from(topIds, (id) => row[id] - norm),
   };

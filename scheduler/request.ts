@@ -34,8 +34,11 @@ export interface SamplingParams {
    * of the raw logits (vLLM's default raw_logprobs); null or absent: none.
    */
   logprobs?: number | null;
-  /** Also score the prompt (vLLM's prompt_logprobs) with `logprobs` top tokens per position. */
-  promptLogprobs?: boolean;
+  /**
+   * vLLM's prompt_logprobs: score each prompt token after the first by the logits before it, with
+   * this many most likely tokens (0..MAX_TOP_LOGPROBS) per position; null or absent: none.
+   */
+  promptLogprobs?: number | null;
 }
 
 /** Greedy sampling of `maxTokens` tokens, one choice, no stops; `overrides` change the rest. */

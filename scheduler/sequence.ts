@@ -27,9 +27,10 @@ export class Sequence {
   /** Prompt tokens followed by generated ones. */
   readonly tokenIds: number[];
   readonly numPromptTokens: number;
-  /** Top tokens per sampled (and, with scoresPrompt, prompt) token's log-probabilities; null: none asked. */
+  /** Top tokens per sampled token's log-probabilities; null: none asked. */
   readonly numTopLogprobs: number | null;
-  readonly scoresPrompt: boolean;
+  /** Top tokens per prompt position's log-probabilities (vLLM's prompt_logprobs); null: none asked. */
+  readonly numTopPromptLogprobs: number | null;
   /** Prompt tokens 1.. scored so far (kept through preemption; a recompute does not score again). */
   readonly promptLogprobs: TokenLogprobs[] = [];
   /** The prompt's log-probabilities went out with the choice's first token. */
@@ -46,14 +47,18 @@ export class Sequence {
     /** This choice's seeded random stream, one draw per sampled token. */
     readonly uniform: Uniform,
     readonly stopChecker: StopChecker,
-    logprobs: { numTop: number | null; scoresPrompt: boolean } = { numTop: null, scoresPrompt: false },
+    logprobs: { numTop: number | null; numTopPrompt: number | null } = { numTop: null, numTopPrompt: null },
     /** Penalties, logit_bias and min_tokens' mask; null when the request asks none. */
     private readonly logitEdits: SequenceLogitEdits | null = null,
   ) {
     this.tokenIds = [...promptTokens];
     this.numPromptTokens = promptTokens.length;
     this.numTopLogprobs = logprobs.numTop;
-    this.scoresPrompt = logprobs.numTop !== null && logprobs.scoresPrompt;
+    this.numTopPromptLogprobs = logprobs.numTopPrompt;
+  }
+
+  get scoresPrompt(): boolean {
+    return this.numTopPromptLogprobs !== null;
   }
 
   get numTokens(): number {
@@ -135,7 +140,7 @@ export function sequencesFor(
         sampling,
         mulberry32(sequenceSeed(seed, i)),
         stopChecker,
-        { numTop: s.logprobs ?? null, scoresPrompt: s.promptLogprobs ?? false },
+        { numTop: s.logprobs ?? null, numTopPrompt: s.promptLogprobs ?? null },
         SequenceLogitEdits.for(edits, req.promptTokens, stopTokenIds, options.eosTokenIds),
       ),
     );

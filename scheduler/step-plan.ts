@@ -36,17 +36,18 @@ export function buildStepPlan(
  */
 function logprobsFor(seq: Sequence, end: number, needsLogits: boolean): { logprobs?: LogprobRequest } {
   const topK = seq.numTopLogprobs;
-  if (topK === null) return {};
+  const promptTopK = seq.numTopPromptLogprobs;
+  const sampled = needsLogits && topK !== null;
   const start = seq.numCachedTokens;
   const lastScored = Math.min(end, seq.numPromptTokens - 1);
-  const scoresPrompt = seq.scoresPrompt && seq.promptLogprobs.length < lastScored && start < lastScored;
-  if (!needsLogits && !scoresPrompt) return {};
+  const scoresPrompt = promptTopK !== null && seq.promptLogprobs.length < lastScored && start < lastScored;
+  if (!sampled && !scoresPrompt) return {};
   return {
     logprobs: {
-      topK,
-      sampled: needsLogits,
+      topK: topK ?? 0,
+      sampled,
       ...(scoresPrompt
-        ? { promptTargets: Int32Array.from(seq.tokenIds.slice(start + 1, lastScored + 1)) }
+        ? { promptTargets: Int32Array.from(seq.tokenIds.slice(start + 1, lastScored + 1)), promptTopK }
         : {}),
     },
   };

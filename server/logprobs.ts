@@ -5,10 +5,70 @@ import type { ServingTokenizer } from './serving-stack.js';
 /** vLLM clamps −Infinity (a masked token) to this, since JSON has no infinity. */
 const LOWEST_LOGPROB = -9999;
 
-/** What a request asks: top tokens per token (null: no log-probabilities) and whether the prompt is scored (echo). */
+/**
+ * What a request asks: top tokens per sampled token (null: no log-probabilities), and per prompt
+ * token (vLLM's prompt_logprobs, or echo with logprobs; null: the prompt is not scored).
+ */
 export interface LogprobsAsked {
   numTop: number | null;
-  prompt: boolean;
+  numTopPrompt: number | null;
+}
+
+/**
+ * vLLM's `prompt_logprobs`, checked as vLLM checks it: -1 means the whole vocabulary (so past
+ * --max-logprobs here), and a stream carries none but for 0.
+ */
+export function checkPromptLogprobs(value: number, stream: boolean, vocabSize: number): number {
+  const param = 'prompt_logprobs';
+  if (value < -1) throw invalidRequest('`prompt_logprobs` must be a positive value or -1.', param);
+  if (stream && value !== 0)
+    throw invalidRequest('`prompt_logprobs` are not available when `stream=True`.', param);
+  const numTop = value === -1 ? vocabSize : value;
+  if (numTop > MAX_TOP_LOGPROBS)
+    throw invalidRequest(
+      `Requested prompt logprobs of ${numTop}, which is greater than max allowed: ${MAX_TOP_LOGPROBS}.`,
+      param,
+    );
+  return numTop;
+}
+
+/** One token of a prompt position as vLLM's prompt_logprobs lists it (its Logprob). */
+export interface PromptLogprobEntry {
+  logprob: number;
+  rank: number;
+  decoded_token: string;
+}
+
+/**
+ * vLLM's `prompt_logprobs`: one entry per prompt token, null for the first (nothing comes before
+ * it); each maps token ids to their Logprob: the prompt token itself (its rank among the
+ * vocabulary) and the position's top tokens (ranks 1..k). JSON keys are the ids as strings; a
+ * JavaScript object lists them in id order, where vLLM lists the prompt token first.
+ */
+export type PromptLogprobs = Array<Record<string, PromptLogprobEntry> | null>;
+
+export function promptLogprobsJson(
+  tokenizer: ServingTokenizer,
+  scored: readonly TokenLogprobs[],
+): PromptLogprobs {
+  const decoded = (id: number) => tokenizer.decode([id], false);
+  return [
+    null,
+    ...scored.map((score) => {
+      const entries: Record<string, PromptLogprobEntry> = {
+        [score.tokenId]: {
+          logprob: clamped(score.logprob),
+          rank: score.rank,
+          decoded_token: decoded(score.tokenId),
+        },
+      };
+      // A top token that is the prompt token keeps vLLM's later write: its place in the top list.
+      score.topIds.forEach((id, r) => {
+        entries[id] = { logprob: clamped(score.topLogprobs[r]), rank: r + 1, decoded_token: decoded(id) };
+      });
+      return entries;
+    }),
+  ];
 }
 
 /** The top-k count a client asked for, within vLLM's default --max-logprobs, or a 400 naming `param`. */
@@ -76,9 +136,14 @@ export class ChoiceLogprobs {
         return;
       }
       out.token_logprobs.push(clamped(score.logprob));
+      // vLLM's rule: the first numTop + 1 distinct ids of [scored token, top tokens…], keyed by
+      // text. A prompt row may list more top tokens (prompt_logprobs) than logprobs asks for.
       const top: Record<string, number> = { [token]: clamped(score.logprob) };
+      let listed = 1;
       score.topIds.forEach((topId, r) => {
-        if (r < this.numTop) top[this.text(topId)] = clamped(score.topLogprobs[r]);
+        if (topId === id || listed > this.numTop) return;
+        top[this.text(topId)] = clamped(score.topLogprobs[r]);
+        listed++;
       });
       out.top_logprobs.push(top);
     });

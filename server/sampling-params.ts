@@ -30,6 +30,7 @@ export interface SamplingBody extends StructuredOutputFields {
   truncate_prompt_tokens?: number | null;
   include_stop_str_in_output?: boolean | null;
   skip_special_tokens?: boolean | null;
+  prompt_logprobs?: number | null;
 }
 
 /**

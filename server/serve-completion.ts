@@ -1,8 +1,9 @@
 import type { FastifyReply } from 'fastify';
+import type { TokenLogprobs } from '../kernels/logprobs.js';
 import type { GenerationDelta, SamplingParams } from '../scheduler/request.js';
 import { invalidRequest } from './api-error.js';
 import { type FinishedChoice, Generation, sendEventStream } from './generation.js';
-import { ChoiceLogprobs, type LogprobsAsked } from './logprobs.js';
+import { ChoiceLogprobs, type LogprobsAsked, type PromptLogprobs, promptLogprobsJson } from './logprobs.js';
 import { newRequestId } from './request-id.js';
 import { resolveAdapter, type SamplingBody, samplingParams } from './sampling-params.js';
 import type { ServerState } from './server-state.js';
@@ -24,10 +25,17 @@ export interface ChoiceView {
   logprobs: ChoiceLogprobs | null;
   /** Streaming: this is the first chunk of the choice that carries output (echo goes with it). */
   isFirstDelta: boolean;
+  /** vLLM's `prompt_logprobs` of the scored prompt tokens; null when the request asked none. */
+  promptLogprobs(scored: readonly TokenLogprobs[] | null | undefined): PromptLogprobs | null;
 }
 
 /** What /v1/completions and /v1/chat/completions differ in; the flow around it is shared. */
-export interface CompletionRoute<B extends SamplingBody, O extends string, C extends object> {
+export interface CompletionRoute<
+  B extends SamplingBody,
+  O extends string,
+  C extends object,
+  R extends object,
+> {
   idPrefix: 'cmpl' | 'chatcmpl';
   /** The response's `object`, and the one each streamed chunk carries. */
   object: O;
@@ -39,13 +47,17 @@ export interface CompletionRoute<B extends SamplingBody, O extends string, C ext
   promptTokens(stack: ServingStack, body: B): number[][];
   requestedMaxTokens(body: B): number | null;
   /** The log-probabilities the body asks for, checked (400 naming the field past the limits). */
-  logprobsAsked(body: B): LogprobsAsked;
+  logprobsAsked(body: B, stack: ServingStack): LogprobsAsked;
+  /** Fields of the response besides its choices, from its first choice (chat's prompt_logprobs). */
+  responseFields(first: FinishedChoice, view: ChoiceView): R;
   /** Used when the client gave no max tokens; null means the rest of the context. */
   defaultMaxTokens: number | null;
   /** One finished choice, as the non-streaming response lists it (the index is added). */
   choice(outcome: ChoiceOutcome, view: ChoiceView): C;
   /** Choices streamed before any token, one per index (chat's assistant role). */
   openingChoice?(index: number): object;
+  /** Fields of a streamed chunk besides its choice (chat's prompt_logprobs, with the first token). */
+  chunkFields?(delta: GenerationDelta, view: ChoiceView): object;
   /** One delta that carries text, tokens or a finish reason, as a streamed choice at `index`. */
   deltaChoice(
     index: number,
@@ -128,16 +140,16 @@ function usageOf(generations: Generation[]) {
  * checks and converts the body, submits each prompt, then either collects every choice or
  * streams chunks. Choices are indexed prompt-major as OpenAI does: promptIndex × n + choice.
  */
-export async function serveCompletion<B extends SamplingBody, O extends string, C extends object>(
-  state: ServerState,
-  reply: FastifyReply,
-  body: B,
-  route: CompletionRoute<B, O, C>,
-) {
+export async function serveCompletion<
+  B extends SamplingBody,
+  O extends string,
+  C extends object,
+  R extends object,
+>(state: ServerState, reply: FastifyReply, body: B, route: CompletionRoute<B, O, C, R>) {
   const stack = state.requireStack();
   const adapter = await resolveAdapter(stack, body.model);
   const prompts = route.promptTokens(stack, body);
-  const asked = route.logprobsAsked(body);
+  const asked = route.logprobsAsked(body, stack);
   const samplings = prompts.map((prompt) => ({
     ...samplingParams(stack, body, {
       numPromptTokens: prompt.length,
@@ -146,7 +158,7 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
       maxN: state.maxN,
     }),
     logprobs: asked.numTop,
-    promptLogprobs: asked.prompt,
+    promptLogprobs: asked.numTopPrompt,
   }));
   const n = samplings[0].n;
   // One view per choice, index prompt-major; each carries its own text offsets.
@@ -159,6 +171,8 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
         ? null
         : new ChoiceLogprobs(stack.tokenizer, asked.numTop, body.return_tokens_as_token_ids ?? false),
     isFirstDelta: true,
+    promptLogprobs: (scored) =>
+      asked.numTopPrompt === null ? null : promptLogprobsJson(stack.tokenizer, scored ?? []),
   }));
   checkBatchSize(stack, state, prompts.length, n);
   const id = newRequestId(route.idPrefix);
@@ -197,6 +211,7 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
           ),
         })),
       ),
+      ...route.responseFields(perPrompt[0][0], views[0]),
       usage: usageOf(generations),
     };
   }
@@ -204,9 +219,10 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
   // vLLM's continuous_usage_stats: each chunk carries the usage so far, not null.
   const usageEachChunk = includeUsage && body.stream_options?.continuous_usage_stats === true;
   const chunkHead = { ...head, object: route.chunkObject };
-  const chunk = (choice: object) => ({
+  const chunk = (choice: object, extra: object = {}) => ({
     ...chunkHead,
     choices: [choice],
+    ...extra,
     ...(includeUsage ? { usage: usageEachChunk ? usageOf(generations) : null } : {}),
   });
   async function* events() {
@@ -215,11 +231,14 @@ export async function serveCompletion<B extends SamplingBody, O extends string, 
     }
     for await (const { at, delta } of merged(generations)) {
       // Tokens whose text is held back (a possible stop string) still carry their log-probabilities.
-      const hasScores = asked.numTop !== null && delta.tokenIds.length > 0;
+      const hasScores = (asked.numTop !== null && delta.tokenIds.length > 0) || delta.promptLogprobs;
       if (!delta.text && !delta.finishReason && !hasScores) continue;
       const stopReason = stopReasonOf(delta.finishReason, delta.stopReason, samplings[at]);
       const view = views[at * n + delta.index];
-      yield chunk(route.deltaChoice(at * n + delta.index, delta, stopReason, view));
+      yield chunk(
+        route.deltaChoice(at * n + delta.index, delta, stopReason, view),
+        route.chunkFields?.(delta, view),
+      );
       view.isFirstDelta = false;
     }
     if (includeUsage) yield { ...chunkHead, choices: [], usage: usageOf(generations) };

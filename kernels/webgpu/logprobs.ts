@@ -14,7 +14,7 @@ const ALL_BITS = 0xffffffff;
 
 /** u32 words of one row's record when the step's largest k is `maxTopK`. */
 export function logprobRecordWords(maxTopK: number): number {
-  return 2 + 2 * maxTopK;
+  return 3 + 2 * maxTopK;
 }
 
 /** Per-row (target, k) pairs as logprobs.wgsl reads them. */
@@ -41,8 +41,9 @@ export function unpackLogprobRecord(
   return {
     tokenId: words[at],
     logprob: floats[at + 1],
-    topIds: Int32Array.from({ length: topK }, (_, r) => words[at + 2 + 2 * r]),
-    topLogprobs: Float32Array.from({ length: topK }, (_, r) => floats[at + 3 + 2 * r]),
+    rank: words[at + 2],
+    topIds: Int32Array.from({ length: topK }, (_, r) => words[at + 3 + 2 * r]),
+    topLogprobs: Float32Array.from({ length: topK }, (_, r) => floats[at + 4 + 2 * r]),
   };
 }
 

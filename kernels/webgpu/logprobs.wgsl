@@ -5,12 +5,13 @@
 // descending-logit order, ties to the lower index (k ≤ 20 rounds of a workgroup argmax over the
 // tokens after the previous pick, so nothing is sorted or kept per lane).
 //
-// Record of row r at out[r · stride]: scored token id, its logprob (f32 bits), then k pairs
-// (id, logprob bits). A row whose k is SKIP writes only the scored id.
+// Record of row r at out[r · stride]: scored token id, its logprob (f32 bits), its rank (vLLM's:
+// how many tokens have a logit ≥ its own, itself included), then k pairs (id, logprob bits). A
+// row whose k is SKIP writes only the scored id.
 
 struct Params {
   vocab: u32,
-  /** u32 words per row's record: 2 + 2 · the step's largest k. */
+  /** u32 words per row's record: 3 + 2 · the step's largest k. */
   stride: u32,
 }
 var<immediate> p: Params;
@@ -54,6 +55,20 @@ fn reduce_max(lane: u32, value: f32) -> f32 {
     workgroupBarrier();
   }
   let result = partialValue[0];
+  workgroupBarrier();
+  return result;
+}
+
+fn reduce_count(lane: u32, value: u32) -> u32 {
+  partialKey[lane] = value;
+  workgroupBarrier();
+  for (var stride = 32u; stride > 0u; stride >>= 1u) {
+    if (lane < stride) {
+      partialKey[lane] += partialKey[lane + stride];
+    }
+    workgroupBarrier();
+  }
+  let result = partialKey[0];
   workgroupBarrier();
   return result;
 }
@@ -124,14 +139,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
   }
   let rowMax = reduce_max(lane, localMax);
+  let tokenLogit = logits[base + token];
   var localSum = 0.0;
+  var localCount = 0u;
   for (var i = lane; i < p.vocab; i += 64u) {
-    localSum += exp(logits[base + i] - rowMax);
+    let x = logits[base + i];
+    localSum += exp(x - rowMax);
+    localCount += select(0u, 1u, x >= tokenLogit);
   }
   let logNorm = rowMax + log(reduce_sum(lane, localSum));
+  let rank = reduce_count(lane, localCount);
   if (lane == 0u) {
     out[record] = token;
-    out[record + 1u] = bitcast<u32>(logits[base + token] - logNorm);
+    out[record + 1u] = bitcast<u32>(tokenLogit - logNorm);
+    out[record + 2u] = rank;
   }
   var afterKey = 0u;
   var afterIndex = NONE;
@@ -143,8 +164,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     afterKey = order_key(logits[base + pick]);
     afterIndex = pick;
     if (lane == 0u) {
-      out[record + 2u + 2u * r] = pick;
-      out[record + 3u + 2u * r] = bitcast<u32>(logits[base + pick] - logNorm);
+      out[record + 3u + 2u * r] = pick;
+      out[record + 4u + 2u * r] = bitcast<u32>(logits[base + pick] - logNorm);
     }
   }
 }

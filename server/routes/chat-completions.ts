@@ -2,11 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest, notSupported } from '../api-error.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
-import { checkNumTop, type LogprobsAsked } from '../logprobs.js';
+import { checkNumTop, checkPromptLogprobs, type LogprobsAsked } from '../logprobs.js';
 import { truncatePrompt } from '../sampling-params.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
+import type { ServingStack } from '../serving-stack.js';
 
 function checkUnsupported(body: ChatCompletionRequest): void {
   if (Array.isArray(body.tools) ? body.tools.length > 0 : body.tools != null)
@@ -16,12 +17,21 @@ function checkUnsupported(body: ChatCompletionRequest): void {
     throw notSupported('tool_choice', 'tool_choice');
 }
 
-/** `logprobs: true` scores each sampled token; `top_logprobs: k` (0..20) lists k top tokens beside it (OpenAI's rule: only with logprobs). */
-function logprobsAsked(body: ChatCompletionRequest): LogprobsAsked {
+/**
+ * `logprobs: true` scores each sampled token; `top_logprobs: k` (0..20) lists k top tokens beside
+ * it (OpenAI's rule: only with logprobs); vLLM's `prompt_logprobs` scores the rendered prompt.
+ */
+function logprobsAsked(body: ChatCompletionRequest, stack: ServingStack): LogprobsAsked {
   const top = body.top_logprobs ?? 0;
   if (!body.logprobs && top > 0)
     throw invalidRequest('top_logprobs needs logprobs set to true.', 'top_logprobs');
-  return { numTop: body.logprobs ? checkNumTop(top, 'top_logprobs') : null, prompt: false };
+  return {
+    numTop: body.logprobs ? checkNumTop(top, 'top_logprobs') : null,
+    numTopPrompt:
+      body.prompt_logprobs == null
+        ? null
+        : checkPromptLogprobs(body.prompt_logprobs, body.stream === true, stack.tokenizer.vocabSize),
+  };
 }
 
 function chatLogprobs(
@@ -54,6 +64,10 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
         logprobsAsked,
         defaultMaxTokens: null,
+        // One prompt: vLLM lists its scores once, beside the choices.
+        responseFields: (first, view) => ({ prompt_logprobs: view.promptLogprobs(first.promptLogprobs) }),
+        chunkFields: (delta, view) =>
+          delta.promptLogprobs ? { prompt_logprobs: view.promptLogprobs(delta.promptLogprobs) } : {},
         choice: (outcome, view) => ({
           message: { role: 'assistant' as const, content: outcome.text },
           logprobs: chatLogprobs(view, outcome.tokenIds, outcome.logprobs),

@@ -2,7 +2,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest, notSupported } from '../api-error.js';
 import type { FinishedChoice } from '../generation.js';
-import { type CompletionLogprobs, checkNumTop, type LogprobsAsked } from '../logprobs.js';
+import {
+  type CompletionLogprobs,
+  checkNumTop,
+  checkPromptLogprobs,
+  type LogprobsAsked,
+} from '../logprobs.js';
 import { checkPromptChars } from '../request-limits.js';
 import { checkTokenIds, truncatePrompt } from '../sampling-params.js';
 import { type CompletionRequest, CompletionRequestSchema } from '../schemas/completion-request.js';
@@ -47,12 +52,33 @@ function promptsTokens(stack: ServingStack, body: CompletionRequest): number[][]
 function checkUnsupported(body: CompletionRequest): void {
   if (body.suffix) throw notSupported('suffix', 'suffix');
   if (body.best_of && body.best_of !== (body.n ?? 1)) throw notSupported('best_of', 'best_of other than n');
+  if (body.max_tokens === 0 && body.echo !== true)
+    throw invalidRequest('max_tokens must be at least 1, got 0.', 'max_tokens');
 }
 
-/** `logprobs: k` (0..20) lists k top tokens beside each sampled one; with `echo`, the prompt's too. */
-function logprobsAsked(body: CompletionRequest): LogprobsAsked {
+/**
+ * vLLM's echo without generation (echo with max_tokens 0): one token is generated, as vLLM does,
+ * and left out of the choice's text and logprobs, which hold the prompt alone; usage counts it,
+ * as vLLM's does.
+ */
+function echoesOnly(body: CompletionRequest): boolean {
+  return body.echo === true && body.max_tokens === 0;
+}
+
+/**
+ * `logprobs: k` (0..20) lists k top tokens beside each sampled one; vLLM's `prompt_logprobs`
+ * scores the prompt, and `echo` with `logprobs` does too (with k top tokens unless
+ * prompt_logprobs says otherwise).
+ */
+function logprobsAsked(body: CompletionRequest, stack: ServingStack): LogprobsAsked {
   const numTop = body.logprobs == null ? null : checkNumTop(body.logprobs, 'logprobs');
-  return { numTop, prompt: numTop !== null && body.echo === true };
+  const numTopPrompt =
+    body.prompt_logprobs != null
+      ? checkPromptLogprobs(body.prompt_logprobs, body.stream === true, stack.tokenizer.vocabSize)
+      : body.echo === true
+        ? numTop
+        : null;
+  return { numTop, numTopPrompt };
 }
 
 /**
@@ -87,6 +113,7 @@ function completionLogprobs(
   if (!view.logprobs) return null;
   const prompt =
     withPrompt && body.echo ? promptEntries(view, out.promptLogprobs) : { tokenIds: [], scores: [] };
+  if (echoesOnly(body)) return view.logprobs.completion(prompt.tokenIds, prompt.scores);
   return view.logprobs.completion([...prompt.tokenIds, ...out.tokenIds], [...prompt.scores, ...out.logprobs]);
 }
 
@@ -108,18 +135,24 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           checkUnsupported(body);
           return promptsTokens(stack, body);
         },
-        requestedMaxTokens: (body) => body.max_tokens ?? null,
+        requestedMaxTokens: (body) => (echoesOnly(body) ? 1 : (body.max_tokens ?? null)),
         logprobsAsked,
         defaultMaxTokens: DEFAULT_COMPLETION_TOKENS,
+        responseFields: () => ({}),
         choice: (outcome, view) => ({
-          text: (request.body.echo ? echoText(request.body, view) : '') + outcome.text,
+          text:
+            (request.body.echo ? echoText(request.body, view) : '') +
+            (echoesOnly(request.body) ? '' : outcome.text),
           logprobs: completionLogprobs(request.body, view, outcome, true),
           finish_reason: outcome.finishReason,
           stop_reason: outcome.stop_reason,
+          prompt_logprobs: view.promptLogprobs(outcome.promptLogprobs),
         }),
         deltaChoice: (index, delta, stopReason, view) => ({
           index,
-          text: (request.body.echo && view.isFirstDelta ? echoText(request.body, view) : '') + delta.text,
+          text:
+            (request.body.echo && view.isFirstDelta ? echoText(request.body, view) : '') +
+            (echoesOnly(request.body) ? '' : delta.text),
           logprobs: completionLogprobs(
             request.body,
             view,
@@ -132,6 +165,9 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           ),
           finish_reason: delta.finishReason,
           stop_reason: stopReason,
+          // A stream scores the prompt only with prompt_logprobs 0 (as vLLM allows it); vLLM
+          // sends none, Loom sends them with the choice's first token.
+          ...(delta.promptLogprobs ? { prompt_logprobs: view.promptLogprobs(delta.promptLogprobs) } : {}),
         }),
       }),
   );

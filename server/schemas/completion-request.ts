@@ -7,6 +7,8 @@ const TokenIds = Type.Array(Type.Integer({ minimum: 0 }));
 export const CompletionRequestSchema = Type.Object(
   {
     ...samplingFields,
+    /** 0 only with echo: the prompt scored, nothing generated (vLLM's echo without generation; checked by the route). */
+    max_tokens: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
     prompt: Type.Union([Type.String(), TokenIds, Type.Array(Type.String()), Type.Array(TokenIds)], {
       description: 'a string, an array of token ids, or a list of either',
     }),

@@ -46,6 +46,23 @@ export const ChatLogprobsSchema = Type.Object({
     Type.Object({ ...ChatTokenLogprob, top_logprobs: Type.Array(Type.Object(ChatTokenLogprob)) }),
   ),
 });
+/**
+ * vLLM's `prompt_logprobs` (server/logprobs.ts): null unless asked; else one entry per prompt
+ * token, null for the first, each mapping token ids to {logprob, rank, decoded_token}.
+ */
+const PromptLogprobsSchema = Type.Union([
+  Type.Array(
+    Type.Union([
+      Type.Record(
+        Type.String(),
+        Type.Object({ logprob: Type.Number(), rank: Type.Integer(), decoded_token: Type.String() }),
+      ),
+      Type.Null(),
+    ]),
+  ),
+  Type.Null(),
+]);
+
 /** vLLM's: the stop string or stop token id that ended the choice, else null. */
 const StopReason = Type.Union([Type.String(), Type.Integer(), Type.Null()]);
 /** OpenAI's backend fingerprint; null as vLLM leaves it. */
@@ -64,6 +81,7 @@ export const CompletionResponseSchema = Type.Object({
       logprobs: Type.Union([CompletionLogprobsSchema, Type.Null()]),
       finish_reason: FinishReason,
       stop_reason: StopReason,
+      prompt_logprobs: PromptLogprobsSchema,
     }),
   ),
   usage: Usage,
@@ -84,6 +102,7 @@ export const ChatCompletionResponseSchema = Type.Object({
       stop_reason: StopReason,
     }),
   ),
+  prompt_logprobs: PromptLogprobsSchema,
   usage: Usage,
 });
 

@@ -25,7 +25,7 @@ interface UnsupportedField {
 export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
   spaces_between_special_tokens: flag(true, 'spaces_between_special_tokens: false'),
   use_beam_search: flag(false, 'Beam search'),
-  // vLLM's extensions that clients send with their defaults (0, 1, null) even when unused.
+  // vLLM's extensions that clients send with their defaults (0, 1) even when unused.
   priority: {
     schema: Type.Integer({ description: 'an integer' }),
     isDefault: (v) => v === 0,
@@ -36,10 +36,6 @@ export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
     isDefault: (v) => v === 1,
     what: 'A length_penalty other than 1 (it belongs to beam search)',
   },
-  prompt_logprobs: absent(
-    Type.Integer({ minimum: 0, description: 'an integer' }),
-    'prompt_logprobs (on /v1/completions, echo with logprobs scores the prompt)',
-  ),
 };
 
 /** A JSON Schema as an object, or as its JSON text. */
@@ -47,11 +43,6 @@ function jsonSchemaField() {
   return Type.Union([Type.String(), Type.Record(Type.String(), Type.Unknown())], {
     description: 'a JSON Schema (an object, or its JSON text)',
   });
-}
-
-/** A field whose only accepted value is none at all (null or left out). */
-function absent(schema: TSchema, what: string): UnsupportedField {
-  return { schema, isDefault: () => false, what };
 }
 
 function flag(fallback: boolean, what: string): UnsupportedField {
@@ -131,6 +122,11 @@ export const samplingFields = {
   allowed_token_ids: Nullable(
     Type.Array(Type.Integer({ minimum: 0 }), { description: 'an array of token ids' }),
   ),
+  /**
+   * vLLM extension: score the prompt with this many top tokens per position (-1: the whole
+   * vocabulary; range checked by server/logprobs.ts, as vLLM words it).
+   */
+  prompt_logprobs: Nullable(Type.Integer({ description: 'an integer' })),
   /** vLLM extension: 0 is off. */
   min_p: Nullable(Type.Number({ minimum: 0, maximum: 1, description: 'a number' })),
   // Structured output (server/structured-output.ts).

@@ -9,7 +9,7 @@ import { ReferenceEngine } from '../../kernels/reference/reference-engine.js';
 import { runLogprobScenario, scenarioWeights } from './logprobs-scenario.js';
 
 describe('kernels/logprobs.ts', () => {
-  it('is the log-softmax of the raw logits, top tokens by logit with ties to the lower id', () => {
+  it('is the log-softmax of the raw logits, top tokens by logit with ties to the lower id, with vLLM’s rank', () => {
     const row = Float32Array.from([1, 3, 3, Number.NEGATIVE_INFINITY, 2]);
     const norm = Math.log(Math.exp(1) + 2 * Math.exp(3) + Math.exp(2));
     const scored = rowLogprobs(row, 4, 4);
@@ -17,6 +17,9 @@ describe('kernels/logprobs.ts', () => {
     expect(Array.from(scored.topIds)).toEqual([1, 2, 4, 0]);
     expect(scored.topLogprobs[3]).toBeCloseTo(1 - norm, 6);
     expect(rowLogprobs(row, 3, 0).logprob).toBe(Number.NEGATIVE_INFINITY);
+    // vLLM's rank: how many tokens have a logit at least as large (a tie ranks both last).
+    expect([0, 1, 2, 3, 4].map((id) => rowLogprobs(row, id, 0).rank)).toEqual([4, 2, 2, 5, 3]);
+    expect(rowLogprobs([Number.NaN, 1, 2], 1, 0).rank).toBe(2);
     expect(Array.from(topIndices(row, 9))).toEqual([1, 2, 4, 0, 3]);
     expect(Array.from(topIndices([Number.NaN, -1, Number.NaN, 0], 3))).toEqual([3, 1, 0]);
     expect(topIndices(row, 0)).toHaveLength(0);

@@ -15,10 +15,11 @@ export const scenarioWeights = () => syntheticWeights({ ...TINY_SPEC, seed: 21 }
 /**
  * One mixed batch, then decode steps, run on `engine` and on the reference engine (the oracle,
  * logits of every token): adapters of two ranks and the base model in one step, some sequences
- * asking for their sampled token's log-probabilities (k = 0, 5, 20), one also for its prompt's,
- * one prefill chunk that scores its prompt but samples nothing, and one sequence asking nothing.
- * Every log-probability the engine returns must be the log-softmax of the reference's logits for
- * that row at that token (within LOGPROB_TOLERANCE), and its top tokens the reference's top.
+ * asking for their sampled token's log-probabilities (k = 0, 5, 20), one also for its prompt's
+ * (with a k of its own), one prefill chunk that scores its prompt but samples nothing, and one
+ * sequence asking nothing. Every log-probability the engine returns must be the log-softmax of
+ * the reference's logits for that row at that token (within LOGPROB_TOLERANCE), its rank the
+ * reference's, and its top tokens the reference's top.
  */
 export async function runLogprobScenario(
   makeEngine: (harness: ReturnType<typeof referenceHarness>) => Promise<Engine>,
@@ -62,6 +63,10 @@ export async function runLogprobScenario(
     const norm = logSumExp(refRow);
     expect(got.tokenId).toBe(token);
     expect(Math.abs(got.logprob - (refRow[token] - norm))).toBeLessThanOrEqual(LOGPROB_TOLERANCE);
+    // vLLM's rank: tokens at least as likely; a near tie may count either way.
+    const countAbove = (margin: number) => refRow.filter((x) => x >= refRow[token] + margin).length;
+    expect(got.rank).toBeGreaterThanOrEqual(countAbove(LOGPROB_TOLERANCE));
+    expect(got.rank).toBeLessThanOrEqual(countAbove(-LOGPROB_TOLERANCE));
     expect(got.topIds.length).toBe(topK);
     const sorted = Float64Array.from(refRow).sort().reverse();
     got.topIds.forEach((id, r) => {
@@ -74,7 +79,12 @@ export async function runLogprobScenario(
   const prefill: SequenceStep[] = [
     {
       ...harness.sequenceStep(1, prompts[0], 0, owners[0], 'last'),
-      logprobs: { topK: 5, sampled: true, promptTargets: Int32Array.from(prompts[0].slice(1)) },
+      logprobs: {
+        topK: 5,
+        sampled: true,
+        promptTargets: Int32Array.from(prompts[0].slice(1)),
+        promptTopK: 7,
+      },
     },
     harness.sequenceStep(2, prompts[1], 0, owners[1], 'last'),
     { ...harness.sequenceStep(3, prompts[2], 0, owners[2], 'last'), logprobs: { topK: 0, sampled: true } },
@@ -110,7 +120,8 @@ export async function runLogprobScenario(
       if (targets) {
         expect(got.promptLogprobs[i]).toHaveLength(targets.length);
         targets.forEach((target, t) => {
-          checkedRow(got.promptLogprobs[i]?.[t], rowOf(t), target, s.logprobs?.topK ?? 0);
+          const k = s.logprobs?.promptTopK ?? s.logprobs?.topK ?? 0;
+          checkedRow(got.promptLogprobs[i]?.[t], rowOf(t), target, k);
         });
       } else expect(got.promptLogprobs[i]).toBeNull();
       if (s.logits === 'last') {

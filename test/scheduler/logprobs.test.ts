@@ -45,25 +45,29 @@ function expectScored(
   deltas: GenerationDelta[],
   prompt: number[],
   index: number,
-  topK: number,
-  scoresPrompt: boolean,
+  topK: number | null,
+  promptTopK: number | null,
 ) {
   const mine = deltas.filter((d) => d.index === index);
   const tokens = mine.flatMap((d) => d.tokenIds);
   const context = [...prompt, ...tokens];
-  const at = (position: number, token: number) =>
-    rowLogprobs(uneven(0, context.slice(0, position + 1)) as Float32Array, token, topK);
+  const at = (position: number, token: number, k: number) =>
+    rowLogprobs(uneven(0, context.slice(0, position + 1)) as Float32Array, token, k);
   mine.forEach((d, i) => {
+    if (topK === null) {
+      expect(d.logprobs).toBeUndefined();
+      return;
+    }
     expect(d.logprobs).toHaveLength(d.tokenIds.length);
     d.logprobs?.forEach((got, j) => {
       const position = prompt.length - 1 + mine.slice(0, i).reduce((n, e) => n + e.tokenIds.length, 0) + j;
-      const want = at(position, d.tokenIds[j]);
+      const want = at(position, d.tokenIds[j], topK);
       expect(got.logprob).toBeCloseTo(want.logprob, 5);
       expect(Array.from(got.topIds)).toEqual(Array.from(want.topIds));
     });
   });
   const withPrompt = mine.filter((d) => d.promptLogprobs);
-  if (!scoresPrompt) {
+  if (promptTopK === null) {
     expect(withPrompt).toHaveLength(0);
     return;
   }
@@ -73,7 +77,10 @@ function expectScored(
   const scored = withPrompt[0].promptLogprobs ?? [];
   expect(scored.map((s) => s.tokenId)).toEqual(prompt.slice(1));
   scored.forEach((s, p) => {
-    expect(s.logprob).toBeCloseTo(at(p, prompt[p + 1]).logprob, 5);
+    const want = at(p, prompt[p + 1], promptTopK);
+    expect(s.logprob).toBeCloseTo(want.logprob, 5);
+    expect(s.rank).toBe(want.rank);
+    expect(Array.from(s.topIds)).toEqual(Array.from(want.topIds));
   });
 }
 
@@ -86,7 +93,7 @@ describe('log-probabilities through the scheduler', () => {
       submit(scheduler, prompt, {
         maxTokens: 5,
         logprobs: 3,
-        promptLogprobs: true,
+        promptLogprobs: 3,
         n: 2,
         temperature: 0.8,
         seed: 4,
@@ -95,12 +102,21 @@ describe('log-probabilities through the scheduler', () => {
     ]);
     // The prompt ran in chunks (the budget is 8 tokens a step).
     expect(engine.steps.filter((step) => step.some((s) => s.tokens.length > 1)).length).toBeGreaterThan(2);
-    for (const index of [0, 1]) expectScored(scored, prompt, index, 3, true);
+    for (const index of [0, 1]) expectScored(scored, prompt, index, 3, 3);
     expect(plain.every((d) => d.logprobs === undefined && d.promptLogprobs === undefined)).toBe(true);
   });
 
+  it('scores the prompt with its own top-k, with no sampled log-probabilities asked (vLLM prompt_logprobs alone)', async () => {
+    const { scheduler } = setup();
+    const prompt = Array.from({ length: 13 }, (_, i) => (i * 5) % 29);
+    const deltas = await submit(scheduler, prompt, { maxTokens: 3, logprobs: null, promptLogprobs: 6 });
+    expectScored(deltas, prompt, 0, null, 6);
+    const zero = await submit(setup().scheduler, prompt, { maxTokens: 2, logprobs: 1, promptLogprobs: 0 });
+    expectScored(zero, prompt, 0, 1, 0);
+  });
+
   it('keeps the first scores through preemption by recompute: nothing scored twice, the same as alone', async () => {
-    const sampling = { maxTokens: 8, ignoreEos: true, logprobs: 2, promptLogprobs: true };
+    const sampling = { maxTokens: 8, ignoreEos: true, logprobs: 2, promptLogprobs: 2 };
     const a = [1, 2, 3, 4];
     const b = [5, 6, 7, 8];
     const soloA = await submit(setup().scheduler, a, sampling);
@@ -111,8 +127,8 @@ describe('log-probabilities through the scheduler', () => {
       submit(scheduler, b, sampling),
     ]);
     expect(scheduler.stats().numPreemptions).toBeGreaterThan(0);
-    expectScored(sharedA, a, 0, 2, true);
-    expectScored(sharedB, b, 0, 2, true);
+    expectScored(sharedA, a, 0, 2, 2);
+    expectScored(sharedB, b, 0, 2, 2);
     const logprobsOf = (deltas: GenerationDelta[]) =>
       deltas.flatMap((d) => d.logprobs ?? []).map((s) => s.logprob);
     expect(logprobsOf(sharedA)).toEqual(logprobsOf(soloA));

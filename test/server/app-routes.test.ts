@@ -78,6 +78,7 @@ describe('routes over a fake stack', () => {
         logprobs: null,
         finish_reason: 'length',
         stop_reason: null,
+        prompt_logprobs: null,
       },
     ]);
     expect(body.usage).toEqual({
@@ -103,7 +104,7 @@ describe('routes over a fake stack', () => {
       ignoreEos: true,
       n: 1,
       logprobs: null,
-      promptLogprobs: false,
+      promptLogprobs: null,
       minP: 0.05,
       logitEdits: {
         presencePenalty: 0.5,

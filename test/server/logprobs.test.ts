@@ -213,6 +213,148 @@ describe('logprobs over the real stack (onnx)', () => {
     }
   });
 
+  it('prompt_logprobs: each prompt token’s logprob and rank and the top k are the reference engine’s, per prompt of a batch', async () => {
+    const prompts = [
+      [1, 57, 200, 12, 99, 7, 150],
+      [1, 30, 31],
+    ];
+    const res = await server().post('/v1/completions', {
+      model: 'tiny-r4',
+      prompt: prompts,
+      max_tokens: 2,
+      temperature: 0,
+      prompt_logprobs: 3,
+    });
+    expect(res.status).toBe(200);
+    for (const [p, prompt] of prompts.entries()) {
+      const choice = res.body.choices[p];
+      expect(choice.logprobs).toBeNull();
+      const scored: Array<Record<string, { logprob: number; rank: number; decoded_token: string }> | null> =
+        choice.prompt_logprobs;
+      expect(scored).toHaveLength(prompt.length);
+      expect(scored[0]).toBeNull();
+      const rowOf = await referenceLogits('tiny-r4', prompt);
+      for (let t = 1; t < prompt.length; t++) {
+        const row = rowOf(t - 1);
+        const norm = logSumExp(row);
+        const entries = scored[t] ?? {};
+        const own = entries[String(prompt[t])];
+        expect(Math.abs(own.logprob - (row[prompt[t]] - norm))).toBeLessThanOrEqual(1e-4);
+        expect(own.decoded_token).toBe(server().stack.tokenizer.decode([prompt[t]], false));
+        const ranked = Object.entries(entries)
+          .filter(([id]) => Number(id) !== prompt[t] || entries[id].rank <= 3)
+          .sort((a, b) => a[1].rank - b[1].rank);
+        // The top 3 by rank 1..3 (the prompt token among them keeps its place), then the prompt token.
+        const sorted = Float64Array.from(row).sort().reverse();
+        expect(ranked.slice(0, 3).map(([, e]) => e.rank)).toEqual([1, 2, 3]);
+        ranked.slice(0, 3).forEach(([, e], r) => {
+          expect(Math.abs(e.logprob - (sorted[r] - norm))).toBeLessThanOrEqual(1e-4);
+        });
+        if (own.rank > 3) {
+          expect(Object.keys(entries)).toHaveLength(4);
+          expect(own.rank).toBe(row.filter((x) => x >= row[prompt[t]]).length);
+        } else expect(Object.keys(entries)).toHaveLength(3);
+      }
+    }
+
+    // echo + logprobs 1 beside prompt_logprobs 4: the echoed entries list vLLM's first 2 distinct
+    // ids of [prompt token, top 4…]; prompt_logprobs lists all of them.
+    const both = await server().post('/v1/completions', {
+      model: 'tiny-r4',
+      prompt: prompts[0],
+      max_tokens: 1,
+      temperature: 0,
+      echo: true,
+      logprobs: 1,
+      prompt_logprobs: 4,
+    });
+    expect(both.status).toBe(200);
+    const lp: CompletionLogprobs = both.body.choices[0].logprobs;
+    const full = both.body.choices[0].prompt_logprobs;
+    for (let t = 1; t < prompts[0].length; t++) {
+      expect(Object.keys(lp.top_logprobs[t] ?? {})).toHaveLength(2);
+      expect(Object.keys(full[t]).length).toBeGreaterThanOrEqual(4);
+    }
+  });
+
+  it('prompt_logprobs on chat (once, beside the choices), as vLLM checks it, and with a stream at 0', async () => {
+    const request = {
+      model: 'tiny-r8',
+      messages: [{ role: 'user', content: 'Hi there' }],
+      max_tokens: 2,
+      temperature: 0,
+    };
+    const chat = await server().post('/v1/chat/completions', { ...request, prompt_logprobs: 2, n: 2 });
+    expect(chat.status).toBe(200);
+    expect(chat.body.prompt_logprobs).toHaveLength(chat.body.usage.prompt_tokens);
+    expect(chat.body.prompt_logprobs[0]).toBeNull();
+    expect(chat.body.choices.every((c: object) => !('prompt_logprobs' in c))).toBe(true);
+    const plain = await server().post('/v1/chat/completions', request);
+    expect(plain.body.prompt_logprobs).toBeNull();
+
+    for (const [url, body] of [
+      ['/v1/chat/completions', request],
+      ['/v1/completions', { model: 'tiny-r8', prompt: 'Hello there', max_tokens: 2 }],
+    ] as const) {
+      const refused = [
+        [{ prompt_logprobs: -2 }, '`prompt_logprobs` must be a positive value or -1.'],
+        [{ prompt_logprobs: 21 }, 'Requested prompt logprobs of 21, which is greater than max allowed: 20.'],
+        // -1 is the whole vocabulary.
+        [
+          { prompt_logprobs: -1 },
+          `Requested prompt logprobs of ${server().stack.tokenizer.vocabSize}, which is greater than max allowed: 20.`,
+        ],
+        [{ prompt_logprobs: 1, stream: true }, '`prompt_logprobs` are not available when `stream=True`.'],
+        [{ prompt_logprobs: -1, stream: true }, '`prompt_logprobs` are not available when `stream=True`.'],
+      ] as const;
+      for (const [extra, message] of refused) {
+        const res = await server().post(url, { ...body, ...extra });
+        expect(res.status).toBe(400);
+        expect(res.body.error).toMatchObject({ param: 'prompt_logprobs', message });
+      }
+      // 0 with a stream is allowed (vLLM's rule): the prompt's scores come with the first token.
+      const chunks = await streamed(url, { ...body, prompt_logprobs: 0 });
+      const carrying = chunks.filter((c) =>
+        url === '/v1/completions'
+          ? (c.choices as Array<Record<string, unknown>>).some((choice) => choice.prompt_logprobs)
+          : c.prompt_logprobs,
+      );
+      expect(carrying).toHaveLength(1);
+    }
+  });
+
+  it('echo with max_tokens 0 scores the prompt alone (vLLM’s echo without generation); without echo it is a 400', async () => {
+    const prompt = 'Once upon a time';
+    const body = { model: 'tiny-r2', prompt, max_tokens: 0, echo: true, logprobs: 1 };
+    const res = await server().post('/v1/completions', body);
+    expect(res.status).toBe(200);
+    const choice = res.body.choices[0];
+    expect(choice.text).toBe(prompt);
+    const numPrompt = server().stack.tokenizer.encode(prompt, true).length;
+    expect(choice.logprobs.tokens).toHaveLength(numPrompt);
+    expect(choice.logprobs.token_logprobs[0]).toBeNull();
+    expect(choice.logprobs.token_logprobs.slice(1).every((v: number) => v <= 0)).toBe(true);
+    expect(choice.finish_reason).toBe('length');
+    // vLLM generates one token and counts it.
+    expect(res.body.usage).toMatchObject({ prompt_tokens: numPrompt, completion_tokens: 1 });
+    const chunks = await streamed('/v1/completions', body);
+    const texts = chunks.flatMap((c) => (c.choices as Array<{ text: string }>).map((x) => x.text));
+    expect(texts.join('')).toBe(prompt);
+
+    const refused = await server().post('/v1/completions', { ...body, echo: false });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error).toMatchObject({
+      param: 'max_tokens',
+      message: 'max_tokens must be at least 1, got 0.',
+    });
+    const chat = await server().post('/v1/chat/completions', {
+      model: 'tiny-r2',
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 0,
+    });
+    expect(chat.status).toBe(400);
+  });
+
   it('completions logprobs through the official openai client', async () => {
     const res = await server().client.completions.create({
       model: TINY_MODEL_NAME,

@@ -24,7 +24,6 @@ const CASES: Array<[string, unknown, unknown]> = [
   ['use_beam_search', true, false],
   ['priority', 1, 0],
   ['length_penalty', 0.5, 1],
-  ['prompt_logprobs', 1, null],
 ];
 
 describe('request fields', () => {

@@ -41,6 +41,7 @@ describe('the vLLM surface over the real stack (onnx)', () => {
       logprobs: null,
       finish_reason: 'stop',
       stop_reason: stop,
+      prompt_logprobs: null,
     });
   });
 

@@ -15,7 +15,7 @@ import { openSuiteContext, randomArray, randomInt, seededRandom } from './gpu-te
 const ctx = await openSuiteContext('logprobs');
 
 describe.skipIf(!ctx)('logprobs.wgsl against kernels/logprobs.ts', () => {
-  it('gives each row its scored token’s log-probability and its top k in order, ties to the lower id', async () => {
+  it('gives each row its scored token’s log-probability and rank, and its top k in order, ties to the lower id', async () => {
     const gpu = ctx!;
     const kernel = new LogprobsKernel(gpu);
     const rand = seededRandom(7);
@@ -50,6 +50,7 @@ describe.skipIf(!ctx)('logprobs.wgsl against kernels/logprobs.ts', () => {
         expect(got.tokenId).toBe(target);
         if (q.topK === null) return;
         const want = rowLogprobs(row, target, q.topK);
+        expect(got.rank).toBe(want.rank);
         expect(Array.from(got.topIds)).toEqual(Array.from(want.topIds));
         expect(got.logprob).toBeCloseTo(want.logprob, 4);
         got.topLogprobs.forEach((lp, i) => {
