@@ -27,6 +27,8 @@ export interface SchedulableSequence {
   readonly numCachedTokens: number;
   /** The adapter the sequence runs with (null or absent: the base model). */
   readonly adapter?: string | null;
+  /** vLLM's request priority, lower first (absent: 0); only the priority policy reads it. */
+  readonly priority?: number;
 }
 
 /** A read-only view of KV capacity. */
@@ -122,15 +124,24 @@ export function schedule<S extends SchedulableSequence>(
   limits: BatchLimits,
   isReady: (seq: S) => boolean = () => true,
 ): ScheduleDecision<S> {
+  checkSequenceLengths(waiting, running, limits);
+  const prefill = planPrefill(waiting, running, kv, limits, isReady);
+  if (prefill.scheduled.length > 0) return prefill;
+  return planDecode(running, kv, limits, isReady);
+}
+
+/** No sequence may hold more than maxModelLen tokens: the stop checker ends each one there. */
+export function checkSequenceLengths(
+  waiting: readonly SchedulableSequence[],
+  running: readonly SchedulableSequence[],
+  limits: BatchLimits,
+): void {
   for (const seq of [...waiting, ...running]) {
     if (seq.numTokens > limits.maxModelLen)
       throw new Error(
         `sequence ${seq.seqId} holds ${seq.numTokens} tokens, beyond maxModelLen ${limits.maxModelLen}`,
       );
   }
-  const prefill = planPrefill(waiting, running, kv, limits, isReady);
-  if (prefill.scheduled.length > 0) return prefill;
-  return planDecode(running, kv, limits, isReady);
 }
 
 export function numPending(seq: SchedulableSequence): number {
@@ -266,4 +277,66 @@ export function planDecodePass<S extends SchedulableSequence>(
     scheduled.push({ seq, numTokens: 1, needsLogits: true });
   }
   return { scheduled, preempted, cannotFit, free };
+}
+
+/** What a mixed step's first two passes leave for admissions. */
+export interface RunningChunks<S> {
+  /** The decodes, then the next chunk of each running sequence still prefilling. */
+  scheduled: ScheduledChunk<S>[];
+  /** Sequences the decode pass preempts or cannot fit. */
+  leaving: Set<S>;
+  /** Token budget left. */
+  budget: number;
+  /** Pages left, with the decoders' next-step pages kept back. */
+  free: number;
+}
+
+/**
+ * A mixed step's second pass (vLLM's chunked prefill), after the decode pass: the next chunk of
+ * every running sequence still prefilling, in running order, within the token budget and pages.
+ */
+export function planRunningChunks<S extends SchedulableSequence>(
+  running: readonly S[],
+  decode: DecodePass<S>,
+  kv: KvCapacityView,
+  limits: BatchLimits,
+  isReady: (seq: S) => boolean,
+): RunningChunks<S> {
+  const scheduled: ScheduledChunk<S>[] = [...decode.scheduled];
+  const leaving = new Set<S>([...decode.preempted, ...decode.cannotFit]);
+  let budget = limits.maxNumBatchedTokens - decode.scheduled.length;
+  // Pages the decoders will take at the next step stay out of reach of this step's prefills.
+  let free = decode.free;
+  for (const { seq } of decode.scheduled)
+    free -= kv.pagesNeeded(seq.seqId, seq.numTokens + 1) - kv.pagesNeeded(seq.seqId, seq.numTokens);
+  for (const seq of running) {
+    const pending = numPending(seq);
+    if (budget <= 0) break;
+    if (pending <= 1 || leaving.has(seq) || !isReady(seq)) continue;
+    // The decode pass kept room for one more token of this sequence: it is part of what it may use now.
+    const room = free + kv.pagesNeeded(seq.seqId, seq.numCachedTokens + 1);
+    const numTokens = tokensThatFit(kv, seq, chunkTokens(pending, budget, limits), room);
+    if (numTokens === 0) continue;
+    free = room - kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens);
+    budget -= numTokens;
+    scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
+  }
+  return { scheduled, leaving, budget, free };
+}
+
+/** A mixed step's decision: its kind follows from what it runs and whether it changes the queues. */
+export function mixedDecision<S>(
+  decode: DecodePass<S>,
+  scheduled: ScheduledChunk<S>[],
+  admitted: S[],
+): ScheduleDecision<S> {
+  const { preempted, cannotFit } = decode;
+  const numDecodes = decode.scheduled.length;
+  const numPrefills = scheduled.length - numDecodes;
+  const changesQueues = preempted.length + cannotFit.length > 0;
+  let kind: ScheduleDecision<S>['kind'];
+  if (numDecodes > 0 && numPrefills > 0) kind = 'mixed';
+  else if (numPrefills > 0) kind = 'prefill';
+  else kind = numDecodes > 0 || changesQueues ? 'decode' : 'idle';
+  return { kind, scheduled, admitted, preempted, cannotFit };
 }

@@ -39,7 +39,9 @@ import {
 } from './scheduler.js';
 import type { SchedulerEventSink } from './scheduler-events.js';
 import {
+  DEFAULT_SCHEDULING_POLICY,
   fcfsPolicy,
+  priorityPolicy,
   type SchedulingPolicy,
   type SchedulingPolicyName,
   sloraPolicy,
@@ -399,10 +401,11 @@ export class LlmEngine {
  * objective (or DEFAULT_MAX_WAIT_MS without one) before it goes first whatever its adapter.
  */
 function policyFor(options: LlmEngineOptions, maxLoras: number): SchedulingPolicy {
-  if ((options.schedulingPolicy ?? 'slora') === 'fcfs') {
+  const name = options.schedulingPolicy ?? DEFAULT_SCHEDULING_POLICY;
+  if (name !== 'slora') {
     if (options.maxLorasPerBatch || options.sloTtftSeconds)
       throw new StartupError('--max-loras-per-batch and --slo-ttft need --scheduling-policy slora');
-    return fcfsPolicy;
+    return name === 'fcfs' ? fcfsPolicy : priorityPolicy;
   }
   const slo = options.sloTtftSeconds;
   return sloraPolicy({

@@ -67,6 +67,11 @@ export interface GenerationRequest {
   signal?: AbortSignal;
   /** Called once, when a step first schedules one of its choices (the end of its queue time). */
   onScheduled?: () => void;
+  /**
+   * vLLM's priority: under --scheduling-policy priority, lower runs first (ties by arrival) and
+   * the highest is preempted first; absent: 0. Other policies refuse any but 0 (server/).
+   */
+  priority?: number;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';

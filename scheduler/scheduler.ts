@@ -165,8 +165,11 @@ export class Scheduler {
       releaseAdapter: (name) => this.queues.releaseAdapter(name),
       wake: () => this.wake(),
     });
-    this.queues = new SequenceQueues(options.kvCache, options.adapters, (seq) =>
-      this.requests.forgetSequence(seq),
+    this.queues = new SequenceQueues(
+      options.kvCache,
+      options.adapters,
+      (seq) => this.requests.forgetSequence(seq),
+      options.policy.queueOrder,
     );
     this.capacity = kvCapacityView(options.kvCache, (name) => options.adapters.idleAdapterPages(name));
     this.drawSeed = options.drawSeed ?? (() => Math.floor(Math.random() * 4294967296));
@@ -212,7 +215,7 @@ export class Scheduler {
       drawSeed: this.drawSeed,
     });
     this.nextSeqId += sequences.length;
-    this.queues.waiting.push(...sequences);
+    this.queues.enqueue(sequences);
     const stream = this.requests.open(req, sequences).stream;
     this.wake();
     return stream;

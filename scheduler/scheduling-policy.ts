@@ -5,10 +5,12 @@ import {
   type ScheduleDecision,
   schedule,
 } from './batch-policy.js';
+import { schedulePriority } from './priority-policy.js';
 import { scheduleSlora } from './slora-policy.js';
 
-export const SCHEDULING_POLICIES = ['fcfs', 'slora'] as const;
+export const SCHEDULING_POLICIES = ['fcfs', 'slora', 'priority'] as const;
 export type SchedulingPolicyName = (typeof SCHEDULING_POLICIES)[number];
+export const DEFAULT_SCHEDULING_POLICY: SchedulingPolicyName = 'slora';
 
 /** Everything a policy decides from: queues, a read-only capacity view, limits and time. */
 export interface PolicyInput<S extends SchedulableSequence> {
@@ -30,6 +32,11 @@ export interface PolicyInput<S extends SchedulableSequence> {
 export interface SchedulingPolicy {
   readonly name: SchedulingPolicyName;
   readonly abortsEarly: boolean;
+  /**
+   * How the waiting queue is kept: by arrival (a preempted sequence back at the head), or by
+   * priority then arrival (vLLM's priority queue, a preempted sequence back in its place).
+   */
+  readonly queueOrder: 'arrival' | 'priority';
   schedule<S extends SchedulableSequence>(input: PolicyInput<S>): ScheduleDecision<S>;
 }
 
@@ -44,6 +51,7 @@ export interface SloraPolicyOptions {
 export const fcfsPolicy: SchedulingPolicy = {
   name: 'fcfs',
   abortsEarly: false,
+  queueOrder: 'arrival',
   schedule: ({ waiting, running, kv, limits, isReady }) => schedule(waiting, running, kv, limits, isReady),
 };
 
@@ -55,6 +63,19 @@ export function sloraPolicy(options: SloraPolicyOptions): SchedulingPolicy {
   return {
     name: 'slora',
     abortsEarly: true,
+    queueOrder: 'arrival',
     schedule: (input) => scheduleSlora(input, options),
   };
 }
+
+/**
+ * vLLM's priority scheduling: requests run by their `priority` (lower first), then arrival;
+ * the lowest-priority running request is the one preempted. Mixed steps, no adapter clustering,
+ * no early abort.
+ */
+export const priorityPolicy: SchedulingPolicy = {
+  name: 'priority',
+  abortsEarly: false,
+  queueOrder: 'priority',
+  schedule: (input) => schedulePriority(input),
+};

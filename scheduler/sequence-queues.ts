@@ -1,5 +1,6 @@
 import type { KvCache } from '../memory/kv-cache.js';
 import type { AdapterResidency } from './adapter-residency.js';
+import { byPriority } from './priority-policy.js';
 import type { Sequence } from './sequence.js';
 
 /**
@@ -22,6 +23,8 @@ export class SequenceQueues {
     private readonly adapters: AdapterResidency,
     /** A sequence left the queues for good (its request forgets it). */
     private readonly onRetired: (seq: Sequence) => void,
+    /** The policy's waiting order (SchedulingPolicy.queueOrder). */
+    private readonly order: 'arrival' | 'priority' = 'arrival',
   ) {}
 
   get isEmpty(): boolean {
@@ -51,14 +54,32 @@ export class SequenceQueues {
     seq.wasScheduled = true;
   }
 
-  /** Preemption by recompute: pages and pin go, the sequence goes back to the head of the queue. */
+  /** A new request's sequences join the waiting queue: at its tail, or in their place by priority. */
+  enqueue(sequences: readonly Sequence[]): void {
+    for (const seq of sequences) {
+      if (this.order === 'arrival') this.waiting.push(seq);
+      else this.insertByPriority(seq);
+    }
+  }
+
+  /**
+   * Preemption by recompute: pages and pin go, the sequence goes back to the head of the queue
+   * (by priority: to its place, ahead of every later arrival of its priority).
+   */
   preempt(seq: Sequence): void {
     this.kvCache.free(seq.seqId);
     this.unpinAdapter(seq);
     seq.numCachedTokens = 0;
     seq.status = 'waiting';
     removeFrom(this.running, seq);
-    this.waiting.unshift(seq);
+    if (this.order === 'arrival') this.waiting.unshift(seq);
+    else this.insertByPriority(seq);
+  }
+
+  private insertByPriority(seq: Sequence): void {
+    let at = this.waiting.length;
+    while (at > 0 && byPriority(this.waiting[at - 1], seq) > 0) at--;
+    this.waiting.splice(at, 0, seq);
   }
 
   /** Takes the sequence out of the queues and frees its pages, or does so after the step in flight. */

@@ -50,6 +50,8 @@ export class Sequence {
     logprobs: { numTop: number | null; numTopPrompt: number | null } = { numTop: null, numTopPrompt: null },
     /** Penalties, logit_bias and min_tokens' mask; null when the request asks none. */
     private readonly logitEdits: SequenceLogitEdits | null = null,
+    /** vLLM's request priority: lower runs first under the priority policy. */
+    readonly priority = 0,
   ) {
     this.tokenIds = [...promptTokens];
     this.numPromptTokens = promptTokens.length;
@@ -142,6 +144,7 @@ export function sequencesFor(
         stopChecker,
         { numTop: s.logprobs ?? null, numTopPrompt: s.promptLogprobs ?? null },
         SequenceLogitEdits.for(edits, req.promptTokens, stopTokenIds, options.eosTokenIds),
+        req.priority ?? 0,
       ),
     );
   }

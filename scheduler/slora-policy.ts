@@ -1,11 +1,12 @@
 import {
+  checkSequenceLengths,
   chunkTokens,
+  mixedDecision,
   numPending,
   planDecodePass,
+  planRunningChunks,
   type SchedulableSequence,
   type ScheduleDecision,
-  type ScheduledChunk,
-  tokensThatFit,
 } from './batch-policy.js';
 import type { PolicyInput, SloraPolicyOptions } from './scheduling-policy.js';
 
@@ -26,34 +27,12 @@ export function scheduleSlora<S extends SchedulableSequence>(
   options: SloraPolicyOptions,
 ): ScheduleDecision<S> {
   const { waiting, running, kv, limits, isReady, waitedMs } = input;
-  for (const seq of [...waiting, ...running]) {
-    if (seq.numTokens > limits.maxModelLen)
-      throw new Error(
-        `sequence ${seq.seqId} holds ${seq.numTokens} tokens, beyond maxModelLen ${limits.maxModelLen}`,
-      );
-  }
+  checkSequenceLengths(waiting, running, limits);
   const decode = planDecodePass(running, kv, limits, isReady);
-  const scheduled: ScheduledChunk<S>[] = [...decode.scheduled];
+  const pass = planRunningChunks(running, decode, kv, limits, isReady);
+  const { scheduled, leaving } = pass;
+  let { budget, free } = pass;
   const admitted: S[] = [];
-  const leaving = new Set<S>([...decode.preempted, ...decode.cannotFit]);
-  let budget = limits.maxNumBatchedTokens - decode.scheduled.length;
-  // Pages the decoders will take at the next step stay out of reach of this step's prefills.
-  let free = decode.free;
-  for (const { seq } of decode.scheduled)
-    free -= kv.pagesNeeded(seq.seqId, seq.numTokens + 1) - kv.pagesNeeded(seq.seqId, seq.numTokens);
-
-  for (const seq of running) {
-    const pending = numPending(seq);
-    if (budget <= 0) break;
-    if (pending <= 1 || leaving.has(seq) || !isReady(seq)) continue;
-    // Pass 1 kept room for one more token of this sequence: it is part of what it may use now.
-    const room = free + kv.pagesNeeded(seq.seqId, seq.numCachedTokens + 1);
-    const numTokens = tokensThatFit(kv, seq, chunkTokens(pending, budget, limits), room);
-    if (numTokens === 0) continue;
-    free = room - kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens);
-    budget -= numTokens;
-    scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
-  }
 
   if (leaving.size === 0) {
     const inStep = new Set<string>();
@@ -93,18 +72,5 @@ export function scheduleSlora<S extends SchedulableSequence>(
     }
   }
 
-  const { preempted, cannotFit } = decode;
-  const numDecodes = decode.scheduled.length;
-  const kind = stepKind(numDecodes, scheduled.length - numDecodes, preempted.length + cannotFit.length > 0);
-  return { kind, scheduled, admitted, preempted, cannotFit };
-}
-
-function stepKind(
-  numDecodes: number,
-  numPrefills: number,
-  changesQueues: boolean,
-): ScheduleDecision<never>['kind'] {
-  if (numDecodes > 0 && numPrefills > 0) return 'mixed';
-  if (numPrefills > 0) return 'prefill';
-  return numDecodes > 0 || changesQueues ? 'decode' : 'idle';
+  return mixedDecision(decode, scheduled, admitted);
 }

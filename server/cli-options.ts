@@ -122,9 +122,12 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-model-len N               context length (default: the model's max_position_embeddings)
   --max-num-seqs N                sequences in one batch (default 64)
   --max-num-batched-tokens N      token budget of one engine step (default 2048)
-  --scheduling-policy fcfs|slora  slora: mixed steps (decodes, then prefill chunks in the rest of the
+  --scheduling-policy fcfs|slora|priority
+                                  slora: mixed steps (decodes, then prefill chunks in the rest of the
                                   budget), adapter clustering, early abort under --slo-ttft;
-                                  fcfs: separate prefill and decode steps in arrival order (default slora)
+                                  fcfs: separate prefill and decode steps in arrival order;
+                                  priority: vLLM's, mixed steps in order of the requests' priority
+                                  (lower first), the highest preempted first (default slora)
   --max-loras-per-batch N         distinct adapters in one step under slora (default --max-loras)
   --max-queue N                   waiting sequences before new requests get 429 + Retry-After (default 1024)
   --slo-ttft SECONDS              time-to-first-token objective: under slora, a request whose first token
@@ -453,14 +456,15 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     throw new CliError(
       `--max-num-batched-tokens ${options.maxNumBatchedTokens} must be at least --max-num-seqs ${options.maxNumSeqs}`,
     );
-  if (options.schedulingPolicy === 'fcfs') {
-    // The baseline neither clusters nor aborts: a flag it would ignore is refused instead.
+  if (options.schedulingPolicy !== 'slora') {
+    // Only slora clusters and aborts: a flag the policy would ignore is refused instead.
+    const policy = options.schedulingPolicy;
     if (options.maxLorasPerBatch !== null)
       throw new CliError(
-        '--max-loras-per-batch needs --scheduling-policy slora (fcfs does not cluster by adapter)',
+        `--max-loras-per-batch needs --scheduling-policy slora (${policy} does not cluster by adapter)`,
       );
     if (options.sloTtftSeconds !== null)
-      throw new CliError('--slo-ttft needs --scheduling-policy slora (fcfs never aborts early)');
+      throw new CliError(`--slo-ttft needs --scheduling-policy slora (${policy} never aborts early)`);
   }
   if (options.gpuMemoryUtilization !== null) {
     if (poolSizeGiven)

@@ -31,6 +31,7 @@ export interface SamplingBody extends StructuredOutputFields {
   include_stop_str_in_output?: boolean | null;
   skip_special_tokens?: boolean | null;
   prompt_logprobs?: number | null;
+  priority?: number | null;
 }
 
 /**
@@ -41,6 +42,14 @@ export async function resolveAdapter(stack: ServingStack, model: string): Promis
   if (model === stack.modelName) return null;
   if (await stack.scheduler.adapters.resolve(model)) return model;
   throw modelNotFound(model);
+}
+
+/** vLLM's request priority: any integer under --scheduling-policy priority, else only 0 (vLLM's check). */
+export function requestPriority(stack: ServingStack, body: SamplingBody): number {
+  const priority = body.priority ?? 0;
+  if (priority !== 0 && stack.schedulingPolicy !== 'priority')
+    throw invalidRequest(`Got priority ${priority} but Priority scheduling is not enabled.`, 'priority');
+  return priority;
 }
 
 /**

@@ -5,7 +5,7 @@ import { invalidRequest } from './api-error.js';
 import { type FinishedChoice, Generation, sendEventStream } from './generation.js';
 import { ChoiceLogprobs, type LogprobsAsked, type PromptLogprobs, promptLogprobsJson } from './logprobs.js';
 import { newRequestId } from './request-id.js';
-import { resolveAdapter, type SamplingBody, samplingParams } from './sampling-params.js';
+import { requestPriority, resolveAdapter, type SamplingBody, samplingParams } from './sampling-params.js';
 import type { ServerState } from './server-state.js';
 import type { ServingStack, ServingTokenizer } from './serving-stack.js';
 
@@ -150,6 +150,7 @@ export async function serveCompletion<
   const adapter = await resolveAdapter(stack, body.model);
   const prompts = route.promptTokens(stack, body);
   const asked = route.logprobsAsked(body, stack);
+  const priority = requestPriority(stack, body);
   const samplings = prompts.map((prompt) => ({
     ...samplingParams(stack, body, {
       numPromptTokens: prompt.length,
@@ -188,6 +189,7 @@ export async function serveCompletion<
             promptTokens,
             adapter,
             sampling: samplings[p],
+            priority,
           },
           reply,
           state.requestMetrics,

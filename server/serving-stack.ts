@@ -9,6 +9,7 @@ import {
 } from '../scheduler/llm-engine.js';
 import type { GenerationRequest, GenerationStream } from '../scheduler/request.js';
 import type { SchedulerEventSink } from '../scheduler/scheduler-events.js';
+import { DEFAULT_SCHEDULING_POLICY, type SchedulingPolicyName } from '../scheduler/scheduling-policy.js';
 
 export { DEFAULT_MAX_WAITING, type ProgressLog } from '../scheduler/llm-engine.js';
 
@@ -65,6 +66,8 @@ export interface ServingStack {
   readonly maxNumSeqs: number;
   /** Waiting sequences past which the scheduler refuses with 503: a request with more choices can never fit. */
   readonly maxWaiting: number;
+  /** --scheduling-policy: only `priority` takes requests' priority. */
+  readonly schedulingPolicy: SchedulingPolicyName;
   readonly tokenizer: ServingTokenizer;
   /** The generation service. */
   readonly scheduler: GenerationService;
@@ -87,6 +90,7 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     maxModelLen: engine.maxModelLen,
     maxNumSeqs: options.maxNumSeqs,
     maxWaiting: options.maxWaiting ?? DEFAULT_MAX_WAITING,
+    schedulingPolicy: options.schedulingPolicy ?? DEFAULT_SCHEDULING_POLICY,
     tokenizer: engine.model.tokenizer,
     scheduler: engine,
     loraRoot: options.loraRoot ?? null,

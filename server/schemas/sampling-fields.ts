@@ -25,12 +25,7 @@ interface UnsupportedField {
 export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
   spaces_between_special_tokens: flag(true, 'spaces_between_special_tokens: false'),
   use_beam_search: flag(false, 'Beam search'),
-  // vLLM's extensions that clients send with their defaults (0, 1) even when unused.
-  priority: {
-    schema: Type.Integer({ description: 'an integer' }),
-    isDefault: (v) => v === 0,
-    what: "A non-zero priority (vLLM's priority scheduling)",
-  },
+  // vLLM's extension that clients send with its default (1) even when unused.
   length_penalty: {
     schema: Type.Number({ description: 'a number' }),
     isDefault: (v) => v === 1,
@@ -122,6 +117,8 @@ export const samplingFields = {
   allowed_token_ids: Nullable(
     Type.Array(Type.Integer({ minimum: 0 }), { description: 'an array of token ids' }),
   ),
+  /** vLLM extension: lower runs first under --scheduling-policy priority (checked by server/sampling-params.ts). */
+  priority: Nullable(Type.Integer({ description: 'an integer' })),
   /**
    * vLLM extension: score the prompt with this many top tokens per position (-1: the whole
    * vocabulary; range checked by server/logprobs.ts, as vLLM words it).

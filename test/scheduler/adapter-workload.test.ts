@@ -3,7 +3,12 @@ import type { StepPlan } from '../../kernels/engine.js';
 import { ManualClock } from '../../scheduler/clock.js';
 import { mulberry32 } from '../../scheduler/prng.js';
 import { AdmissionError, type GenerationDelta, type GenerationRequest } from '../../scheduler/request.js';
-import { fcfsPolicy, type SchedulingPolicy, sloraPolicy } from '../../scheduler/scheduling-policy.js';
+import {
+  fcfsPolicy,
+  priorityPolicy,
+  type SchedulingPolicy,
+  sloraPolicy,
+} from '../../scheduler/scheduling-policy.js';
 import { newRegistry } from '../memory/registry-kit.js';
 import { contextSum, contextSumTokens, FakeEngine, fakeConfig, fakeKv } from './fake-engine.js';
 import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
@@ -71,6 +76,8 @@ async function runWorkload(seed: number, numRequests: number, policy: Scheduling
         promptTokens: Array.from({ length: int(1, 12) }, () => int(0, 25)),
         adapter,
         sampling: fakeSampling({ maxTokens: int(1, 8), n: random() < 0.1 ? 2 : 1 }),
+        // Only the priority policy reads it.
+        priority: int(-1, 2),
         signal: controller.signal,
       },
       arrivalStep: i,
@@ -150,7 +157,7 @@ async function runWorkload(seed: number, numRequests: number, policy: Scheduling
 }
 
 describe('thousands of requests over hundreds of adapters', () => {
-  for (const policy of [fcfsPolicy, sloraPolicy({ maxLorasPerBatch: 3, maxWaitMs: 200 })]) {
+  for (const policy of [fcfsPolicy, sloraPolicy({ maxLorasPerBatch: 3, maxWaitMs: 200 }), priorityPolicy]) {
     it(`${policy.name}: finishes or cleanly refuses every request, leaks nothing, and repeats its schedule for a seed`, async () => {
       const first = await runWorkload(7, 2000, policy);
       expect(first.problems).toEqual([]);

@@ -17,6 +17,8 @@ function requests(): GenerationRequest[] {
     promptTokens: Array.from({ length }, (_, t) => 32 + ((t * 7 + i * 13) % 90)),
     adapter: names[i],
     sampling: fakeSampling({ maxTokens: 12, ignoreEos: true }),
+    // Read by the priority policy only.
+    priority: (i % 3) - 1,
   }));
 }
 
@@ -61,13 +63,17 @@ async function generate(engine: EngineChoice, policy: SchedulingPolicyName) {
 
 describe('mixed prefill + decode steps', () => {
   for (const engine of ['onnx', 'reference'] as const) {
-    it(`keep greedy outputs identical to separate steps on ${engine}`, async () => {
+    it(`keep greedy outputs identical to separate steps on ${engine}, under slora and priority`, async () => {
       const separate = await generate(engine, 'fcfs');
       const mixed = await generate(engine, 'slora');
       expect(separate.numMixed).toBe(0);
       expect(mixed.numMixed).toBeGreaterThan(0);
       expect(mixed.outputs.every((ids) => ids.length === 12)).toBe(true);
       expect(mixed.outputs).toEqual(separate.outputs);
+      // vLLM's priority order runs the same requests in another order, to the same outputs.
+      const byPriority = await generate(engine, 'priority');
+      expect(byPriority.numMixed).toBeGreaterThan(0);
+      expect(byPriority.outputs).toEqual(separate.outputs);
     }, 120_000);
   }
 });

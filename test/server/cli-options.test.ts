@@ -78,6 +78,7 @@ describe('parseCliOptions', () => {
 
   it('reads the scheduling flags, slora by default, and refuses bad values by name', () => {
     expect(serve(['--scheduling-policy=fcfs']).schedulingPolicy).toBe('fcfs');
+    expect(serve(['--scheduling-policy', 'priority']).schedulingPolicy).toBe('priority');
     expect(serve([])).toMatchObject({
       schedulingPolicy: 'slora',
       maxLorasPerBatch: null,
@@ -96,7 +97,7 @@ describe('parseCliOptions', () => {
       ]),
     ).toMatchObject({ schedulingPolicy: 'slora', maxLorasPerBatch: 3, maxQueue: 12, sloTtftSeconds: 2.5 });
     expect(() => serve(['--scheduling-policy', 'lifo'])).toThrow(
-      /--scheduling-policy: "lifo" is not one of fcfs, slora/,
+      /--scheduling-policy: "lifo" is not one of fcfs, slora, priority/,
     );
     expect(() => serve(['--slo-ttft', '0'])).toThrow(/--slo-ttft: expected a positive number of seconds/);
     expect(() => serve(['--slo-ttft', '-1'])).toThrow(CliError);
@@ -106,6 +107,9 @@ describe('parseCliOptions', () => {
     );
     expect(() => serve(['--scheduling-policy', 'fcfs', '--max-loras-per-batch', '2'])).toThrow(
       /--max-loras-per-batch needs --scheduling-policy slora/,
+    );
+    expect(() => serve(['--scheduling-policy', 'priority', '--slo-ttft', '5'])).toThrow(
+      /--slo-ttft needs --scheduling-policy slora \(priority never aborts early\)/,
     );
   });
 

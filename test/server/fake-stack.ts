@@ -6,6 +6,7 @@ import {
   type GenerationRequest,
   type GenerationStream,
 } from '../../scheduler/request.js';
+import type { SchedulingPolicyName } from '../../scheduler/scheduling-policy.js';
 import type {
   AdapterAdmin,
   GenerationService,
@@ -233,6 +234,7 @@ export interface FakeStackOptions {
   maxModelLen?: number;
   maxNumSeqs?: number;
   maxWaiting?: number;
+  schedulingPolicy?: SchedulingPolicyName;
 }
 
 export function fakeStack(options: FakeStackOptions = {}): ServingStack & { scheduler: FakeScheduler } {
@@ -243,6 +245,7 @@ export function fakeStack(options: FakeStackOptions = {}): ServingStack & { sche
     maxModelLen: options.maxModelLen ?? 64,
     maxNumSeqs: options.maxNumSeqs ?? 8,
     maxWaiting: options.maxWaiting ?? 1024,
+    schedulingPolicy: options.schedulingPolicy ?? 'slora',
     tokenizer: new ByteTokenizer(options.hasChatTemplate ?? true),
     scheduler,
     loraRoot: null,

@@ -22,7 +22,6 @@ const routes = [
 const CASES: Array<[string, unknown, unknown]> = [
   ['spaces_between_special_tokens', false, true],
   ['use_beam_search', true, false],
-  ['priority', 1, 0],
   ['length_penalty', 0.5, 1],
 ];
 
@@ -56,6 +55,26 @@ describe('request fields', () => {
       });
       expect(nested.statusCode).toBe(400);
       expect(nested.json().error.param).toBe('stream_options.extra');
+    });
+  }
+
+  for (const [url, body] of routes) {
+    it(`${url}: priority is vLLM's, taken under --scheduling-policy priority and refused otherwise unless 0`, async () => {
+      start();
+      const refused = await post(url, { ...body, priority: 2 });
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().error).toMatchObject({
+        param: 'priority',
+        message: 'Got priority 2 but Priority scheduling is not enabled.',
+      });
+      for (const accepted of [0, null])
+        expect((await post(url, { ...body, priority: accepted })).statusCode).toBe(200);
+      await fake.app.close();
+      const stack = start({ schedulingPolicy: 'priority' });
+      expect((await post(url, { ...body, priority: -3 })).statusCode).toBe(200);
+      expect((await post(url, body)).statusCode).toBe(200);
+      expect(stack.scheduler.submitted.map((r) => r.priority)).toEqual([-3, 0]);
+      expect((await post(url, { ...body, priority: 1.5 })).statusCode).toBe(400);
     });
   }
 
