@@ -160,7 +160,6 @@ function planPrefill<S extends SchedulableSequence>(
   // prefill would be preempted right back by the decode step after it.
   let free = kv.numFreePages - pagesForNextDecode(running, kv);
   const scheduled: ScheduledChunk<S>[] = [];
-  const admitted: S[] = [];
   for (const seq of running) {
     const pending = numPending(seq);
     if (pending <= 1 || !isReady(seq)) continue;
@@ -172,10 +171,31 @@ function planPrefill<S extends SchedulableSequence>(
     budget -= numTokens;
     scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
   }
+  const admissions = admitInOrder(waiting, running.length, { budget, free }, kv, limits, isReady);
+  scheduled.push(...admissions.scheduled);
+  return { kind: 'prefill', scheduled, admitted: admissions.admitted, preempted: [], cannotFit: [] };
+}
+
+/**
+ * Admissions in the waiting queue's order (first come first served, or by priority): one whose
+ * adapter is not ready is passed over; the first that does not fit ends admission, so nothing
+ * overtakes it for pages. `room` is the token budget and the pages left to the admissions.
+ */
+export function admitInOrder<S extends SchedulableSequence>(
+  waiting: readonly S[],
+  numRunning: number,
+  room: { budget: number; free: number },
+  kv: KvCapacityView,
+  limits: BatchLimits,
+  isReady: (seq: S) => boolean,
+): { admitted: S[]; scheduled: ScheduledChunk<S>[] } {
+  let { budget, free } = room;
+  const admitted: S[] = [];
+  const scheduled: ScheduledChunk<S>[] = [];
   // Idle adapters whose pages this plan keeps (by admitting one of their sequences).
   const kept = new Set<string>();
   for (const seq of waiting) {
-    if (budget === 0 || running.length + admitted.length >= limits.maxNumSeqs) break;
+    if (budget <= 0 || numRunning + admitted.length >= limits.maxNumSeqs) break;
     if (!isReady(seq)) continue;
     const pending = numPending(seq);
     const numTokens = chunkTokens(pending, budget, limits);
@@ -189,7 +209,7 @@ function planPrefill<S extends SchedulableSequence>(
     admitted.push(seq);
     scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
   }
-  return { kind: 'prefill', scheduled, admitted, preempted: [], cannotFit: [] };
+  return { admitted, scheduled };
 }
 
 function pagesForNextDecode(running: readonly SchedulableSequence[], kv: KvCapacityView): number {

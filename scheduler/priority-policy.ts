@@ -1,8 +1,7 @@
 import {
+  admitInOrder,
   checkSequenceLengths,
-  chunkTokens,
   mixedDecision,
-  numPending,
   planDecodePass,
   planRunningChunks,
   type SchedulableSequence,
@@ -34,28 +33,8 @@ export function schedulePriority<S extends SchedulableSequence>(input: PolicyInp
   const running = [...input.running].sort(byPriority);
   checkSequenceLengths(waiting, running, limits);
   const decode = planDecodePass(running, kv, limits, isReady);
-  const pass = planRunningChunks(running, decode, kv, limits, isReady);
-  const { scheduled, leaving } = pass;
-  let { budget, free } = pass;
-  const admitted: S[] = [];
-  if (leaving.size === 0) {
-    // Idle adapters whose pages this plan keeps (by admitting one of their sequences).
-    const kept = new Set<string>();
-    for (const seq of waiting) {
-      if (budget <= 0 || running.length + admitted.length >= limits.maxNumSeqs) break;
-      if (!isReady(seq)) continue;
-      const adapter = seq.adapter ?? null;
-      const pending = numPending(seq);
-      const numTokens = chunkTokens(pending, budget, limits);
-      const adapterPages = adapter !== null && !kept.has(adapter) ? (kv.idleAdapterPages?.(adapter) ?? 0) : 0;
-      const need = kv.pagesNeeded(seq.seqId, seq.numCachedTokens + numTokens) + adapterPages;
-      if (need > free) break;
-      if (adapter !== null) kept.add(adapter);
-      free -= need;
-      budget -= numTokens;
-      admitted.push(seq);
-      scheduled.push({ seq, numTokens, needsLogits: numTokens === pending });
-    }
-  }
-  return mixedDecision(decode, scheduled, admitted);
+  const { scheduled, leaving, budget, free } = planRunningChunks(running, decode, kv, limits, isReady);
+  if (leaving.size > 0) return mixedDecision(decode, scheduled, []);
+  const admissions = admitInOrder(waiting, running.length, { budget, free }, kv, limits, isReady);
+  return mixedDecision(decode, [...scheduled, ...admissions.scheduled], admissions.admitted);
 }

@@ -47,6 +47,7 @@ export interface PromptLogprobEntry {
  */
 export type PromptLogprobs = Array<Record<string, PromptLogprobEntry> | null>;
 
+/** The scored prompt tokens (1.., as the engine returned them) in vLLM's prompt_logprobs shape. */
 export function promptLogprobsJson(
   tokenizer: ServingTokenizer,
   scored: readonly TokenLogprobs[],
