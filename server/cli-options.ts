@@ -8,7 +8,11 @@ import {
 } from '../kernels/engine-factory.js';
 import { parsePoolSize } from '../memory/page-pool.js';
 import { DEFAULT_STREAM_STALL_TIMEOUT_MS } from '../scheduler/scheduler.js';
-import { SCHEDULING_POLICIES, type SchedulingPolicyName } from '../scheduler/scheduling-policy.js';
+import {
+  DEFAULT_SCHEDULING_POLICY,
+  SCHEDULING_POLICIES,
+  type SchedulingPolicyName,
+} from '../scheduler/scheduling-policy.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
 import { CliError } from './cli-error.js';
 import {
@@ -384,7 +388,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxModelLen: null,
     maxNumSeqs: 64,
     maxNumBatchedTokens: 2048,
-    schedulingPolicy: 'slora',
+    schedulingPolicy: DEFAULT_SCHEDULING_POLICY,
     maxLorasPerBatch: null,
     maxQueue: null,
     sloTtftSeconds: null,

@@ -59,20 +59,6 @@ fn reduce_max(lane: u32, value: f32) -> f32 {
   return result;
 }
 
-fn reduce_count(lane: u32, value: u32) -> u32 {
-  partialKey[lane] = value;
-  workgroupBarrier();
-  for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (lane < stride) {
-      partialKey[lane] += partialKey[lane + stride];
-    }
-    workgroupBarrier();
-  }
-  let result = partialKey[0];
-  workgroupBarrier();
-  return result;
-}
-
 fn reduce_sum(lane: u32, value: f32) -> f32 {
   partialValue[lane] = value;
   workgroupBarrier();
@@ -148,7 +134,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     localCount += select(0u, 1u, x >= tokenLogit);
   }
   let logNorm = rowMax + log(reduce_sum(lane, localSum));
-  let rank = reduce_count(lane, localCount);
+  // A count summed as f32 is exact: a vocabulary is far below 2^24 tokens.
+  let rank = u32(reduce_sum(lane, f32(localCount)));
   if (lane == 0u) {
     out[record] = token;
     out[record + 1u] = bitcast<u32>(tokenLogit - logNorm);
