@@ -121,6 +121,8 @@ interface AdapterEntry {
   lastUse: number;
   /** Weights from an in-place load, swapped in between steps. */
   replacement: StoredLoraAdapter | null;
+  /** Names the weights in use: new at registration and at each in-place swap (prefix-cache keys). */
+  weightsId: number;
   isUnloading: boolean;
   /** Planning round in which a blocking copy made it resident (prefetch miss for requests admitted then). */
   blockingCopyRound: number;
@@ -149,6 +151,7 @@ export class AdapterRegistry implements PageReclaimer {
   /** Per-name chain of registrations and runtime loads, so two loads of one name never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private clock = 0;
+  private numWeights = 0;
   private planningRound = 0;
   /** The queue's adapters the last plan protected and made resident, in queue order. */
   private window: string[] = [];
@@ -173,7 +176,7 @@ export class AdapterRegistry implements PageReclaimer {
       if (!Number.isInteger(value) || value < (key === 'pagesForFullContext' ? 0 : 1))
         throw new Error(`${key} must be a positive integer, got ${value}`);
     }
-    pool.setReclaimer(this);
+    pool.addReclaimer(this);
     this.host = new AdapterHostStore(limits.maxCpuLoras, this.counters);
   }
 
@@ -323,6 +326,11 @@ export class AdapterRegistry implements PageReclaimer {
   /** The pool layout a step uses for `name` (null when not resident). */
   layoutOf(name: string): AdapterLayout | null {
     return this.entries.get(name)?.layout ?? null;
+  }
+
+  /** Names `name`'s weights in use now: KV computed under another id is not reused for it. */
+  weightsId(name: string): number {
+    return this.mustGet(name).weightsId;
   }
 
   /** Counts a request's first scheduled step as a prefetch hit (adapter already resident) or miss. */
@@ -499,6 +507,7 @@ export class AdapterRegistry implements PageReclaimer {
       numRequests: 0,
       lastUse: ++this.clock,
       replacement: null,
+      weightsId: ++this.numWeights,
       isUnloading: false,
       blockingCopyRound: 0,
     };
@@ -591,6 +600,7 @@ export class AdapterRegistry implements PageReclaimer {
     const adapter = entry.replacement;
     if (!adapter) return;
     entry.replacement = null;
+    entry.weightsId = ++this.numWeights;
     this.freeLayout(entry);
     this.host.put(entry.name, adapter);
     entry.rank = adapter.rank;

@@ -17,8 +17,9 @@ export class PoolExhaustedError extends Error {
 export const ZERO_PAGE = 0;
 
 /**
- * Who can give pages back on demand: the adapter registry, whose idle (unpinned) resident
- * adapters are evicted least-recently-used when KV or another adapter needs their pages.
+ * Who can give pages back on demand: the prefix cache, whose idle cached KV blocks go first, then
+ * the adapter registry, whose idle (unpinned) resident adapters are evicted least-recently-used
+ * when KV or another adapter needs their pages.
  */
 export interface PageReclaimer {
   /** Pages that reclaim() could free now. */
@@ -38,7 +39,8 @@ export class PagePool {
   /** Who holds each page (0 free, 1 kv, 2 adapter): catches double frees and feeds metrics. */
   private readonly owner: Uint8Array;
   private readonly used: Record<PageOwner, number> = { kv: 0, adapter: 0 };
-  private reclaimer: PageReclaimer | null = null;
+  /** Asked in order when the free list is short. */
+  private readonly reclaimers: PageReclaimer[] = [];
 
   constructor(numPages: number, pageSize: number) {
     if (!Number.isInteger(numPages) || numPages < 2)
@@ -55,14 +57,14 @@ export class PagePool {
     return this.numFreePages;
   }
 
-  /** Free pages plus what the reclaimer can give back: the unified capacity the policy plans with. */
+  /** Free pages plus what the reclaimers can give back: the unified capacity the policy plans with. */
   get numAvailable(): number {
-    return this.numFreePages + (this.reclaimer?.reclaimablePages() ?? 0);
+    return this.numFreePages + this.reclaimers.reduce((sum, r) => sum + r.reclaimablePages(), 0);
   }
 
-  /** Lets allocate() evict idle adapters when the free list is short (one reclaimer per pool). */
-  setReclaimer(reclaimer: PageReclaimer | null): void {
-    this.reclaimer = reclaimer;
+  /** Lets allocate() take pages from `reclaimer` when the free list is short, after those added before it. */
+  addReclaimer(reclaimer: PageReclaimer): void {
+    this.reclaimers.push(reclaimer);
   }
 
   numUsed(owner?: PageOwner): number {
@@ -76,7 +78,7 @@ export class PagePool {
 
   /**
    * All-or-nothing: `count` pages, or PoolExhaustedError with nothing taken. When the free list
-   * is short, the reclaimer is asked for the difference first (callers allocate between engine
+   * is short, the reclaimers are asked for the difference first (callers allocate between engine
    * steps, so an eviction never frees a page a running step reads).
    */
   allocate(count: number, owner: PageOwner): Int32Array {
@@ -125,7 +127,10 @@ export class PagePool {
   }
 
   private reclaimShortfall(count: number): void {
-    if (count > this.numFreePages && this.reclaimer) this.reclaimer.reclaim(count - this.numFreePages);
+    for (const reclaimer of this.reclaimers) {
+      if (count <= this.numFreePages) return;
+      reclaimer.reclaim(count - this.numFreePages);
+    }
   }
 
   private take(pages: Int32Array, owner: PageOwner): void {

@@ -19,6 +19,8 @@ export interface AdapterResidency {
   /** Evicts every idle adapter but `keep`: a sequence that fits the pool alone gets all of it. */
   evictIdleExcept(keep: string | null): number;
   layoutOf(name: string): AdapterLayout | null;
+  /** Names the adapter's current weights: a new registration or in-place update gets a new id (prefix-cache keys). */
+  weightsId?(name: string): number;
   noteFirstStep(name: string): void;
   planStep(
     running: readonly string[],

@@ -36,7 +36,7 @@ export interface KvCapacityView {
   readonly numFreePages: number;
   /** Pages the sequence needs beyond what it holds to cache `numTokens` tokens in all. */
   pagesNeeded(seqId: number, numTokens: number): number;
-  /** Pages the sequence holds now (what preempting it gives back). */
+  /** What preempting the sequence gives back: its pages, less prefix-cached blocks others hold too. */
   numPagesHeld(seqId: number): number;
   /**
    * Pages of a resident but idle adapter that numFreePages counts as reclaimable: admitting a
@@ -57,7 +57,7 @@ export function kvCapacityView(kv: KvCache, idleAdapterPages?: (adapter: string)
       return kv.pool.numAvailable;
     },
     pagesNeeded: (seqId, numTokens) => kv.pagesNeeded(seqId, numTokens),
-    numPagesHeld: (seqId) => (kv.has(seqId) ? kv.pageTable(seqId).length : 0),
+    numPagesHeld: (seqId) => kv.pagesFreedBy(seqId),
   };
 }
 

@@ -25,6 +25,8 @@ export class DeltaStream implements GenerationStream {
   private error: Error | null = null;
   private wake: (() => void) | null = null;
   private numCompletionTokens = 0;
+  /** Set by the scheduler when the first choice is first admitted. */
+  cachedPromptTokens = 0;
 
   constructor(
     readonly promptTokens: number,

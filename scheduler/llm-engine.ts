@@ -102,6 +102,8 @@ export interface LlmEngineOptions {
   /** The scheduler's clock (default the process's monotonic clock). */
   clock?: Clock;
   events?: SchedulerEventSink;
+  /** Automatic prefix caching (--enable-prefix-caching; default on, as vLLM's). */
+  enablePrefixCaching?: boolean;
   /** --lora-mode (default 'batched'); 'padded' pads to the largest registered rank, which then caps later loads. */
   loraMode?: LoraMode;
 }
@@ -201,7 +203,9 @@ export class LlmEngine {
       }
     }
     const pool = createPool(config, poolSize, log);
-    const kvCache = new KvCache(pool, kvLayout(config));
+    const kvCache = new KvCache(pool, kvLayout(config), {
+      prefixCaching: options.enablePrefixCaching ?? true,
+    });
     // As vLLM does: refuse to start when one full-length sequence cannot fit, so a valid request
     // is never refused for a prompt the pool could never hold.
     const pagesForFullContext = kvCache.pagesNeeded(-1, maxModelLen);
@@ -325,6 +329,7 @@ export class LlmEngine {
         freePages: pool.numFree,
         maxModelLen,
         schedulingPolicy: policy.name,
+        prefixCaching: kvCache.prefixCache !== null,
         sloTtftSeconds: options.sloTtftSeconds ?? null,
       },
       'engine ready',

@@ -72,6 +72,11 @@ export interface GenerationRequest {
    * the highest is preempted first; absent: 0. Other policies refuse any but 0 (server/).
    */
   priority?: number;
+  /**
+   * vLLM's cache_salt: with prefix caching, only requests of the same salt share cached KV blocks
+   * (a tenant's prompts cannot be probed by another's timing); absent: the unsalted cache.
+   */
+  cacheSalt?: string;
 }
 
 export type FinishReason = 'stop' | 'length' | 'abort';
@@ -98,6 +103,8 @@ export interface GenerationDelta {
 
 export interface GenerationStream extends AsyncIterable<GenerationDelta> {
   readonly promptTokens: number;
+  /** Prompt tokens found in the prefix cache when the first choice was first admitted (vLLM's num_cached_tokens). */
+  readonly cachedPromptTokens: number;
   /** Tokens generated so far over all choices. */
   readonly completionTokens: number;
 }

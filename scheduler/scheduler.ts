@@ -1,6 +1,7 @@
 import type { SampledStep, StepPlan } from '../kernels/engine.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
+import { BlockKeys, prefixRoot } from '../memory/prefix-cache.js';
 import type { AdapterResidency } from './adapter-residency.js';
 import { checkAdmission, type SchedulerLimits } from './admission.js';
 import {
@@ -93,7 +94,13 @@ export interface SchedulerStats {
   kvPagesPerBlock: number;
   /** Requests per adapter (base model omitted), counted as numRunningRequests/numWaitingRequests are. */
   requestsByAdapter: Record<string, AdapterQueueStats>;
+  /** KV pages sequences hold (prefix-cached blocks they share counted once). */
   numKvPages: number;
+  /** Pages of idle prefix-cached blocks: kept for reuse, reclaimed when pages are needed. */
+  numPrefixCachedPages: number;
+  /** Prompt tokens looked up in the prefix cache at admission, and of them found (vLLM's prefix_cache_queries / _hits). */
+  numPrefixQueryTokens: number;
+  numPrefixHitTokens: number;
   numAdapterPages: number;
   numFreePages: number;
   numGeneratedTokens: number;
@@ -257,7 +264,10 @@ export class Scheduler {
       kvBlockSize: this.options.kvCache.layout.tokensPerPage,
       kvPagesPerBlock: this.options.kvCache.layout.pagesPerBlock,
       requestsByAdapter: counts.byAdapter,
-      numKvPages: pool.numUsed('kv'),
+      numKvPages: pool.numUsed('kv') - this.options.kvCache.numIdleCachedPages,
+      numPrefixCachedPages: this.options.kvCache.numIdleCachedPages,
+      numPrefixQueryTokens: this.options.kvCache.prefixCache?.counters.numQueriedTokens ?? 0,
+      numPrefixHitTokens: this.options.kvCache.prefixCache?.counters.numHitTokens ?? 0,
       numAdapterPages: pool.numUsed('adapter'),
       numFreePages: pool.numFree,
       numGeneratedTokens: this.numGeneratedTokens,
@@ -288,6 +298,7 @@ export class Scheduler {
     this.abortStalledRequests();
     const blocked = this.queues.sequencesBehindStarved();
     const now = this.clock.now();
+    this.probePrefixCache();
     const decision = this.policy.schedule({
       waiting: this.queues.waiting,
       running: this.queues.running,
@@ -297,6 +308,7 @@ export class Scheduler {
       waitedMs: (seq) => now - (this.requests.ownerOf(seq)?.arrivedAt ?? now),
     });
     this.applyQueueChanges(decision);
+    this.notePrefixHits(decision.admitted);
     if (decision.kind === 'idle') return this.waitOrFailHead(blocked);
     const chunks = this.withResidentAdapters(decision.scheduled);
     if (chunks.length === 0) return 'retry';
@@ -335,6 +347,7 @@ export class Scheduler {
       if (!state || state.isDone || seq.isFinished) continue;
       const startPos = seq.numCachedTokens;
       seq.numCachedTokens += numTokens;
+      this.commitPrefixBlocks(seq);
       // A recompute after preemption scores positions already scored: keep the first answers.
       promptLogprobs[i]?.forEach((scored, t) => {
         if (startPos + t === seq.promptLogprobs.length) seq.promptLogprobs.push(scored);
@@ -394,6 +407,72 @@ export class Scheduler {
   failAll(error: Error): void {
     if (this.isStepInFlight) this.endStep();
     for (const state of this.requests.list()) this.requests.fail(state, error, 'failed');
+  }
+
+  /**
+   * Prefix caching: each waiting sequence starts from the cached blocks its tokens begin with, as
+   * far as they go, leaving its last token to run (its logits pick the next one). The policy then
+   * plans its chunk from there, with those blocks held (KvCache.probePrefix). A sequence that
+   * scores its prompt runs all of it, as vLLM's do.
+   */
+  private probePrefixCache(): void {
+    const kv = this.options.kvCache;
+    if (!kv.prefixCache) return;
+    kv.clearProbes();
+    const tpp = kv.layout.tokensPerPage;
+    for (const seq of this.queues.waiting) {
+      if (seq.scoresPrompt || kv.has(seq.seqId)) continue;
+      const maxBlocks = Math.floor((seq.numTokens - 1) / tpp);
+      const keys = this.blockKeysOf(seq).upTo(seq.tokenIds, maxBlocks);
+      const hit = kv.probePrefix(seq.seqId, keys, maxBlocks);
+      seq.numCachedTokens = hit;
+    }
+  }
+
+  /** What a sequence's K/V depend on besides its tokens: its adapter's current weights and its salt. */
+  private prefixRootOf(seq: Sequence): string {
+    const weightsId = seq.adapter === null ? 0 : (this.options.adapters.weightsId?.(seq.adapter) ?? 0);
+    return prefixRoot(seq.adapter, weightsId, seq.cacheSalt);
+  }
+
+  /** The sequence's block keys under its current root (new weights, new keys). */
+  private blockKeysOf(seq: Sequence): BlockKeys {
+    const root = this.prefixRootOf(seq);
+    if (seq.blockKeys?.root !== root)
+      seq.blockKeys = new BlockKeys(root, this.options.kvCache.layout.tokensPerPage);
+    return seq.blockKeys;
+  }
+
+  /**
+   * Admitted sequences start their K/V under their current root; the first admission of a
+   * request's first choice gives vLLM's num_cached_tokens.
+   */
+  private notePrefixHits(admitted: readonly Sequence[]): void {
+    const cache = this.options.kvCache.prefixCache;
+    if (!cache) return;
+    for (const seq of admitted) {
+      seq.kvRoot = this.blockKeysOf(seq).root;
+      if (seq.numPrefixHitTokens !== null) continue;
+      seq.numPrefixHitTokens = seq.numCachedTokens;
+      if (!seq.scoresPrompt) {
+        cache.counters.numQueriedTokens += seq.numTokens;
+        cache.counters.numHitTokens += seq.numCachedTokens;
+      }
+      const state = this.requests.ownerOf(seq);
+      if (state && seq.choiceIndex === 0) state.stream.cachedPromptTokens = seq.numCachedTokens;
+    }
+  }
+
+  /**
+   * The step computed the sequence's K/V up to numCachedTokens: its full blocks join the prefix
+   * cache, unless its adapter's weights changed since it was admitted (its K/V then mix old and
+   * new weights; a recompute after preemption starts clean).
+   */
+  private commitPrefixBlocks(seq: Sequence): void {
+    const kv = this.options.kvCache;
+    if (!kv.prefixCache || seq.kvRoot === null || this.prefixRootOf(seq) !== seq.kvRoot) return;
+    const numBlocks = Math.floor(seq.numCachedTokens / kv.layout.tokensPerPage);
+    kv.commitBlocks(seq.seqId, seq.numCachedTokens, this.blockKeysOf(seq).upTo(seq.tokenIds, numBlocks));
   }
 
   /** Its adapter is in the pool and its consumer keeps up (a paused request's choices sit steps out). */

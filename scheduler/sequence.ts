@@ -1,6 +1,7 @@
 import type { LogitAdjustments } from '../kernels/logit-adjustments.js';
 import type { TokenLogprobs } from '../kernels/logprobs.js';
 import type { TokenSampling } from '../kernels/sample.js';
+import type { BlockKeys } from '../memory/prefix-cache.js';
 import { NO_LOGIT_EDITS, SequenceLogitEdits } from './logit-edits.js';
 import { mulberry32, sequenceSeed, type Uniform } from './prng.js';
 import type { FinishReason, GenerationRequest } from './request.js';
@@ -22,6 +23,12 @@ export class Sequence {
   holdsAdapterPin = false;
   /** Has been scheduled at least once (prefetch hit/miss is counted at the first time). */
   wasScheduled = false;
+  /** Its blocks' prefix-cache keys (the scheduler's, kept while their root holds); null before the first probe. */
+  blockKeys: BlockKeys | null = null;
+  /** The prefix-cache root its K/V were computed under since its last admission; null before one. */
+  kvRoot: string | null = null;
+  /** Tokens the prefix cache gave it at its first admission; null until then. */
+  numPrefixHitTokens: number | null = null;
   /** Planned steps this sequence waited with its adapter not yet resident (see STARVATION_STEPS). */
   numStepsNotReady = 0;
   /** Prompt tokens followed by generated ones. */
@@ -52,6 +59,8 @@ export class Sequence {
     private readonly logitEdits: SequenceLogitEdits | null = null,
     /** vLLM's request priority: lower runs first under the priority policy. */
     readonly priority = 0,
+    /** vLLM's cache_salt: part of its prefix-cache keys; null: none. */
+    readonly cacheSalt: string | null = null,
   ) {
     this.tokenIds = [...promptTokens];
     this.numPromptTokens = promptTokens.length;
@@ -145,6 +154,7 @@ export function sequencesFor(
         { numTop: s.logprobs ?? null, numTopPrompt: s.promptLogprobs ?? null },
         SequenceLogitEdits.for(edits, req.promptTokens, stopTokenIds, options.eosTokenIds),
         req.priority ?? 0,
+        req.cacheSalt ?? null,
       ),
     );
   }

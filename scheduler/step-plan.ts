@@ -13,6 +13,8 @@ export function buildStepPlan(
   adapters: Array<AdapterLayout | null>,
   kv: KvCache,
 ): StepPlan {
+  // Prefix-cache blocks first: a new page reserved before them could reclaim one of them.
+  for (const { seq } of chunks) kv.takeProbedBlocks(seq.seqId);
   const sequences: SequenceStep[] = chunks.map(({ seq, numTokens, needsLogits }, i) => {
     const end = seq.numCachedTokens + numTokens;
     if (!kv.reserve(seq.seqId, end))

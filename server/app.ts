@@ -43,6 +43,8 @@ export interface AppOptions {
   hideAdapterPaths?: boolean;
   /** One info line per finished generation (default true; --disable-log-requests). */
   logRequests?: boolean;
+  /** usage.prompt_tokens_details gives {cached_tokens} (--enable-prompt-tokens-details; default null). */
+  promptTokensDetails?: boolean;
   /** Period of the stats line while busy, in ms (main: 10 s; --disable-log-stats: null); default none. */
   statsIntervalMs?: number | null;
 }
@@ -105,6 +107,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   const state = new ServerState(options.maxN ?? DEFAULT_MAX_N, new RequestMetrics(registry), {
     hideAdapterPaths: options.hideAdapterPaths ?? false,
     logRequests: options.logRequests ?? true,
+    promptTokensDetails: options.promptTokensDetails ?? false,
   });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);

@@ -93,6 +93,10 @@ export interface CliOptions {
   logStats: boolean;
   /** --gpu-memory-utilization as given (it sets poolSize); main logs what it became. */
   gpuMemoryUtilization: number | null;
+  /** Automatic prefix caching (vLLM's default; --no-enable-prefix-caching turns it off). */
+  enablePrefixCaching: boolean;
+  /** --enable-prompt-tokens-details: usage.prompt_tokens_details gives the prompt's cached tokens. */
+  enablePromptTokensDetails: boolean;
   /** --hide-adapter-paths, or an --api-key-less server: /v1/models shows no adapter paths. */
   hideAdapterPaths: boolean;
   /** Lines main logs at start: flags accepted for vLLM compatibility that change nothing. */
@@ -167,6 +171,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --disable-log-requests          no info line per finished generation (--enable-log-requests: the default)
   --disable-log-stats             no periodic stats line while busy
   --enable-lora                   accepted for vLLM command lines: LoRA is always on
+  --no-enable-prefix-caching      compute every prompt in full (default: automatic prefix caching, whole
+                                  KV blocks keyed by their tokens, adapter and cache_salt; --enable-prefix-caching)
+  --enable-prompt-tokens-details  usage.prompt_tokens_details gives {cached_tokens} (default: null, as vLLM)
   --version                       print Loom's version and exit
   --help                          this text
 
@@ -310,6 +317,15 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   '--hide-adapter-paths': (o) => {
     o.hideAdapterPaths = true;
   },
+  '--enable-prefix-caching': (o) => {
+    o.enablePrefixCaching = true;
+  },
+  '--no-enable-prefix-caching': (o) => {
+    o.enablePrefixCaching = false;
+  },
+  '--enable-prompt-tokens-details': (o) => {
+    o.enablePromptTokensDetails = true;
+  },
   '--enable-lora': (o) => {
     o.notices.push('--enable-lora: LoRA is always on in Loom; the flag changes nothing');
   },
@@ -410,6 +426,8 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     logStats: true,
     gpuMemoryUtilization: null,
     hideAdapterPaths: false,
+    enablePrefixCaching: true,
+    enablePromptTokensDetails: false,
     notices: [],
   };
 }

@@ -31,7 +31,7 @@ export class Generation {
     readonly controller: AbortController,
     private readonly iterator: AsyncIterator<GenerationDelta>,
     private first: IteratorResult<GenerationDelta> | null,
-    private readonly countTokens: () => { prompt: number; completion: number },
+    private readonly countTokens: () => { prompt: number; completion: number; cachedPrompt: number },
     private readonly shutdown: { ended: boolean },
     private readonly request: Omit<GenerationRequest, 'signal'>,
     private readonly startedAt: number,
@@ -92,7 +92,11 @@ export class Generation {
       controller,
       iterator,
       first,
-      () => ({ prompt: stream.promptTokens, completion: stream.completionTokens }),
+      () => ({
+        prompt: stream.promptTokens,
+        completion: stream.completionTokens,
+        cachedPrompt: stream.cachedPromptTokens,
+      }),
       shutdown,
       request,
       startedAt,
@@ -108,6 +112,11 @@ export class Generation {
   get usage(): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
     const { prompt, completion } = this.countTokens();
     return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  }
+
+  /** Prompt tokens the prefix cache held when the request was first scheduled (vLLM's num_cached_tokens). */
+  get cachedPromptTokens(): number {
+    return this.countTokens().cachedPrompt;
   }
 
   async *deltas(): AsyncGenerator<GenerationDelta> {

@@ -106,6 +106,7 @@ async function main(): Promise<void> {
     apiKey: options.apiKey,
     allowedOrigins: options.allowedOrigins,
     hideAdapterPaths: options.hideAdapterPaths,
+    promptTokensDetails: options.enablePromptTokensDetails,
     logRequests: options.logRequests,
     statsIntervalMs: options.logStats ? STATS_INTERVAL_MS : null,
   });
@@ -174,6 +175,7 @@ async function main(): Promise<void> {
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       chatTemplateFile: options.chatTemplate,
       seed: options.seed,
+      enablePrefixCaching: options.enablePrefixCaching,
     },
     app.log,
   );

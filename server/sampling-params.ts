@@ -32,6 +32,7 @@ export interface SamplingBody extends StructuredOutputFields {
   skip_special_tokens?: boolean | null;
   prompt_logprobs?: number | null;
   priority?: number | null;
+  cache_salt?: string | null;
 }
 
 /**
@@ -50,6 +51,15 @@ export function requestPriority(stack: ServingStack, body: SamplingBody): number
   if (priority !== 0 && stack.schedulingPolicy !== 'priority')
     throw invalidRequest(`Got priority ${priority} but Priority scheduling is not enabled.`, 'priority');
   return priority;
+}
+
+/** vLLM's cache_salt: a non-empty string (vLLM's check and words), or none. */
+export function cacheSalt(body: SamplingBody): string | undefined {
+  const salt = body.cache_salt;
+  if (salt === undefined || salt === null) return undefined;
+  if (salt === '')
+    throw invalidRequest("Parameter 'cache_salt' must be a non-empty string if provided.", 'cache_salt');
+  return salt;
 }
 
 /**

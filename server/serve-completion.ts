@@ -5,7 +5,13 @@ import { invalidRequest } from './api-error.js';
 import { type FinishedChoice, Generation, sendEventStream } from './generation.js';
 import { ChoiceLogprobs, type LogprobsAsked, type PromptLogprobs, promptLogprobsJson } from './logprobs.js';
 import { newRequestId } from './request-id.js';
-import { requestPriority, resolveAdapter, type SamplingBody, samplingParams } from './sampling-params.js';
+import {
+  cacheSalt,
+  requestPriority,
+  resolveAdapter,
+  type SamplingBody,
+  samplingParams,
+} from './sampling-params.js';
 import type { ServerState } from './server-state.js';
 import type { ServingStack, ServingTokenizer } from './serving-stack.js';
 
@@ -124,15 +130,17 @@ async function* merged(generations: Generation[]): AsyncGenerator<{ at: number; 
   }
 }
 
-function usageOf(generations: Generation[]) {
+/** `withDetails` (--enable-prompt-tokens-details): vLLM's {cached_tokens}; otherwise null, as vLLM answers. */
+function usageOf(generations: Generation[], withDetails: boolean) {
   const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+  let cachedTokens = 0;
   for (const g of generations) {
     usage.prompt_tokens += g.usage.prompt_tokens;
     usage.completion_tokens += g.usage.completion_tokens;
     usage.total_tokens += g.usage.total_tokens;
+    cachedTokens += g.cachedPromptTokens;
   }
-  // vLLM's answer while prefix caching is off: Loom has no prefix cache, so none is reported.
-  return { ...usage, prompt_tokens_details: null };
+  return { ...usage, prompt_tokens_details: withDetails ? { cached_tokens: cachedTokens } : null };
 }
 
 /**
@@ -151,6 +159,7 @@ export async function serveCompletion<
   const prompts = route.promptTokens(stack, body);
   const asked = route.logprobsAsked(body, stack);
   const priority = requestPriority(stack, body);
+  const salt = cacheSalt(body);
   const samplings = prompts.map((prompt) => ({
     ...samplingParams(stack, body, {
       numPromptTokens: prompt.length,
@@ -190,6 +199,7 @@ export async function serveCompletion<
             adapter,
             sampling: samplings[p],
             priority,
+            ...(salt === undefined ? {} : { cacheSalt: salt }),
           },
           reply,
           state.requestMetrics,
@@ -214,7 +224,7 @@ export async function serveCompletion<
         })),
       ),
       ...route.responseFields(perPrompt[0][0], views[0]),
-      usage: usageOf(generations),
+      usage: usageOf(generations, state.settings.promptTokensDetails === true),
     };
   }
   const includeUsage = body.stream_options?.include_usage === true;
@@ -225,7 +235,9 @@ export async function serveCompletion<
     ...chunkHead,
     choices: [choice],
     ...extra,
-    ...(includeUsage ? { usage: usageEachChunk ? usageOf(generations) : null } : {}),
+    ...(includeUsage
+      ? { usage: usageEachChunk ? usageOf(generations, state.settings.promptTokensDetails === true) : null }
+      : {}),
   });
   async function* events() {
     if (route.openingChoice) {
@@ -243,7 +255,12 @@ export async function serveCompletion<
       );
       view.isFirstDelta = false;
     }
-    if (includeUsage) yield { ...chunkHead, choices: [], usage: usageOf(generations) };
+    if (includeUsage)
+      yield {
+        ...chunkHead,
+        choices: [],
+        usage: usageOf(generations, state.settings.promptTokensDetails === true),
+      };
   }
   return sendEventStream(
     reply,

@@ -9,6 +9,8 @@ export interface ServerSettings {
   hideAdapterPaths: boolean;
   /** One info line per finished generation (off with --disable-log-requests). */
   logRequests: boolean;
+  /** usage.prompt_tokens_details gives {cached_tokens} (--enable-prompt-tokens-details). */
+  promptTokensDetails?: boolean;
 }
 
 /**

@@ -46,9 +46,10 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
     (g, s, st) => g.set(model(s), st.numWaitingRequests),
   );
   // The pool is shared with adapters: KV use is the share of the pages KV could hold now (its
-  // own plus the free ones) that it holds, so 1 means the next KV page needs a preemption.
+  // own plus the free ones) that it holds, so 1 means the next KV page needs a preemption. Idle
+  // prefix-cached blocks count as free, as vLLM counts them (they are reclaimed on demand).
   const kvUsage = (stats: EngineStats) => {
-    const total = stats.numKvPages + stats.numFreePages;
+    const total = stats.numKvPages + stats.numFreePages + stats.numPrefixCachedPages;
     return total === 0 ? 1 : stats.numKvPages / total;
   };
   gauge(
@@ -68,7 +69,7 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
     'Information of the KV cache config: block_size tokens per block, num_gpu_blocks blocks the whole pool holds.',
     ['model_name', 'block_size', 'num_gpu_blocks'],
     (g, s, st) => {
-      const pages = st.numFreePages + st.numKvPages + st.numAdapterPages;
+      const pages = st.numFreePages + st.numKvPages + st.numPrefixCachedPages + st.numAdapterPages;
       g.set(
         {
           ...model(s),
@@ -101,11 +102,12 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
 
   gauge(
     'loom_pool_pages',
-    'Pages of the unified pool by use (the reserved zero page is not counted)',
+    'Pages of the unified pool by use: KV of running sequences, adapters, idle prefix-cached KV blocks (reclaimed on demand), free (the reserved zero page is not counted)',
     ['use'],
     (g, _s, st) => {
       g.set({ use: 'kv' }, st.numKvPages);
       g.set({ use: 'adapter' }, st.numAdapterPages);
+      g.set({ use: 'prefix_cache' }, st.numPrefixCachedPages);
       g.set({ use: 'free' }, st.numFreePages);
     },
   );
@@ -166,6 +168,18 @@ export function registerStateMetrics(registry: Registry, currentStack: () => Ser
     'Cumulative number of preemptions from the engine.',
     true,
     (s) => s.numPreemptions,
+  );
+  total(
+    'vllm:prefix_cache_queries_total',
+    'Prefix cache queries, in terms of number of queried tokens.',
+    true,
+    (s) => s.numPrefixQueryTokens,
+  );
+  total(
+    'vllm:prefix_cache_hits_total',
+    'Prefix cache hits, in terms of number of cached tokens.',
+    true,
+    (s) => s.numPrefixHitTokens,
   );
   total(
     'loom_generated_tokens_total',

@@ -10,6 +10,8 @@ interface Totals {
   promptTokens: number;
   generatedTokens: number;
   preemptions: number;
+  prefixQueries: number;
+  prefixHits: number;
 }
 
 /** Prompt tokens counted so far (vllm:prompt_tokens_total over every label). */
@@ -44,6 +46,8 @@ export function startStatsLog(
         promptTokens: await promptTokensTotal(registry),
         generatedTokens: stats.numGeneratedTokens,
         preemptions: stats.numPreemptions,
+        prefixQueries: stats.numPrefixQueryTokens,
+        prefixHits: stats.numPrefixHitTokens,
       };
       const previous = last;
       last = now;
@@ -55,6 +59,10 @@ export function startStatsLog(
         stats.numRunningRequests + stats.numWaitingRequests > 0 || generated > 0 || prompted > 0;
       if (!hasWork) return;
       const percent = (pages: number) => Math.round((1000 * pages) / stats.numPages) / 10;
+      const queried = now.prefixQueries - previous.prefixQueries;
+      // vLLM's "Prefix cache hit rate" over the interval: cached prompt tokens among those looked up.
+      const prefixHitPercent =
+        queried > 0 ? Math.round((1000 * (now.prefixHits - previous.prefixHits)) / queried) / 10 : 0;
       log.info(
         {
           promptTokensPerSecond: Math.round((10 * prompted) / seconds) / 10,
@@ -63,8 +71,10 @@ export function startStatsLog(
           waiting: stats.numWaitingRequests,
           runningSequences: stats.numRunning,
           waitingSequences: stats.numWaiting,
-          poolUsePercent: percent(stats.numPages - stats.numFreePages),
+          poolUsePercent: percent(stats.numPages - stats.numFreePages - stats.numPrefixCachedPages),
           kvCachePercent: percent(stats.numKvPages),
+          prefixCachedPercent: percent(stats.numPrefixCachedPages),
+          prefixCacheHitPercent: prefixHitPercent,
           adapterPagesPercent: percent(stats.numAdapterPages),
           residentAdapters: stats.numResidentAdapters,
           preemptions: now.preemptions - previous.preemptions,

@@ -20,7 +20,7 @@ const Usage = Type.Object({
   prompt_tokens: Type.Integer(),
   completion_tokens: Type.Integer(),
   total_tokens: Type.Integer(),
-  /** vLLM's `{cached_tokens}` when prefix caching reports it; null otherwise (Loom has no prefix cache). */
+  /** vLLM's `{cached_tokens}` with --enable-prompt-tokens-details; null otherwise. */
   prompt_tokens_details: Type.Union([Type.Object({ cached_tokens: Type.Integer() }), Type.Null()]),
 });
 

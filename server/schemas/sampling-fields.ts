@@ -119,6 +119,8 @@ export const samplingFields = {
   ),
   /** vLLM extension: lower runs first under --scheduling-policy priority (checked by server/sampling-params.ts). */
   priority: Nullable(Type.Integer({ description: 'an integer' })),
+  /** vLLM extension: with prefix caching, only requests of the same salt share cached blocks (server/sampling-params.ts). */
+  cache_salt: Nullable(Type.String({ description: 'a string' })),
   /**
    * vLLM extension: score the prompt with this many top tokens per position (-1: the whole
    * vocabulary; range checked by server/logprobs.ts, as vLLM words it).

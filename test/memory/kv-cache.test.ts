@@ -53,3 +53,61 @@ describe('KvCache', () => {
     expect(pool.numFree).toBe(0);
   });
 });
+
+describe('KvCache with prefix caching', () => {
+  // 2 tokens per block, 4 pages per block (2 layers × K, V).
+  const keys = ['k0', 'k1', 'k2', 'k3'];
+
+  it('hands computed blocks to the cache, shares them with a probed sequence, and keeps them idle after', () => {
+    const pool = new PagePool(33, 64);
+    const cache = new KvCache(pool, kvLayout(config), { prefixCaching: true });
+    expect(cache.reserve(1, 5)).toBe(true); // 3 blocks
+    cache.commitBlocks(1, 5, keys); // 2 full blocks cached
+    expect(cache.prefixCache!.numBlocks).toBe(2);
+    // A waiting sequence finds both; one block held by sequence 1 costs it nothing, a new one 4 pages.
+    expect(cache.probePrefix(2, keys, 3)).toBe(4);
+    expect(cache.pagesNeeded(2, 5)).toBe(4);
+    expect(cache.reserve(2, 5)).toBe(true);
+    expect(Array.from(cache.pageTable(2).subarray(0, 8))).toEqual(Array.from(cache.pageTable(1).subarray(0, 8)));
+    expect(pool.numUsed('kv')).toBe(16);
+    // Preempting 1 gives back only its private block; its cached ones are still held by 2.
+    expect(cache.pagesFreedBy(1)).toBe(4);
+    cache.free(1);
+    expect(pool.numUsed('kv')).toBe(12);
+    cache.free(2);
+    expect(pool.numUsed('kv')).toBe(8);
+    expect(cache.numIdleCachedPages).toBe(8);
+    expect(pool.numAvailable).toBe(32);
+  });
+
+  it('counts an idle probed block as pages taken, a probe finds nothing once the blocks are reclaimed', () => {
+    const pool = new PagePool(13, 64); // 3 blocks
+    const cache = new KvCache(pool, kvLayout(config), { prefixCaching: true });
+    cache.reserve(1, 4);
+    cache.commitBlocks(1, 4, keys);
+    cache.free(1);
+    expect(cache.probePrefix(2, keys, 1)).toBe(2);
+    expect(cache.pagesNeeded(2, 3)).toBe(8); // the idle block leaves the reclaimable pages, plus one new
+    cache.clearProbes();
+    // Another sequence needs all 3 blocks: the idle ones are reclaimed, tail first.
+    expect(cache.reserve(3, 6)).toBe(true);
+    expect(cache.prefixCache!.counters.numEvictedBlocks).toBe(2);
+    expect(cache.probePrefix(2, keys, 1)).toBe(0);
+  });
+
+  it('keeps a duplicate of a cached block private and frees it as such', () => {
+    const pool = new PagePool(33, 64);
+    const cache = new KvCache(pool, kvLayout(config), { prefixCaching: true });
+    cache.reserve(1, 2);
+    cache.reserve(2, 2);
+    cache.commitBlocks(1, 2, keys);
+    cache.commitBlocks(2, 2, keys);
+    expect(cache.prefixCache!.numBlocks).toBe(1);
+    cache.free(2);
+    expect(pool.numUsed('kv')).toBe(4);
+    cache.free(1);
+    expect(cache.numIdleCachedPages).toBe(4);
+    cache.prefixCache!.clearIdle();
+    expect(pool.numUsed('kv')).toBe(0);
+  });
+});

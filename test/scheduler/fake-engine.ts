@@ -32,9 +32,12 @@ export interface RecordedStep {
 export type NextToken = (seqId: number, context: readonly number[]) => number | Float32Array;
 
 /**
- * A scripted Engine: keeps each sequence's tokens as its "KV cache" (so a wrong startPos or a
- * missing recompute shows up as a wrong context), checks page tables are big enough and never
- * shared within a step, records every plan, and can be told to fail or to hold a step.
+ * A scripted Engine whose "KV cache" is the token ids themselves, kept in the pages of each
+ * sequence's table (a K page's slot holds its position's token): a wrong startPos, a missing
+ * recompute, a page shared wrongly (prefix caching) or reused while still read shows up as a wrong
+ * context. It checks page tables are big enough, that no page is written by two sequences of a step
+ * or written by one while another reads it, records every plan, and can be told to fail or to
+ * hold a step.
  */
 export class FakeEngine implements Engine {
   readonly kind = 'reference' as const;
@@ -47,7 +50,8 @@ export class FakeEngine implements Engine {
   gate: Promise<void> | null = null;
   /** Called as each step starts (index from 0), while it is in flight. */
   onStep: ((stepIndex: number) => void) | null = null;
-  private readonly contexts = new Map<number, number[]>();
+  /** K page → the token id at each of its slots (undefined: never written). */
+  private readonly pageTokens = new Map<number, Array<number | undefined>>();
 
   constructor(
     readonly pool: PagePool,
@@ -70,22 +74,47 @@ export class FakeEngine implements Engine {
     if (this.gate) await this.gate;
     const error = this.failWhen?.(plan);
     if (error) throw error;
-    const seen = new Set<number>();
-    const rows: Float32Array[] = [];
+    const { tokensPerPage } = this.kvLayout;
+    const kPage = (table: Int32Array, pos: number) => table[Math.floor(pos / tokensPerPage) * 2];
+    const writer = new Map<number, number>();
+    const readers = new Map<number, Set<number>>();
     for (const s of plan.sequences) {
-      const needed = Math.ceil((s.startPos + s.tokens.length) / this.kvLayout.tokensPerPage) * 2;
+      const needed = Math.ceil((s.startPos + s.tokens.length) / tokensPerPage) * 2;
       if (s.pageTable.length < needed)
         throw new Error(`seq ${s.seqId}: page table of ${s.pageTable.length} pages, needs ${needed}`);
-      for (const page of s.pageTable) {
-        if (seen.has(page)) throw new Error(`page ${page} is in two sequences' tables`);
-        seen.add(page);
+      for (let pos = 0; pos < s.startPos + s.tokens.length; pos++) {
+        const page = kPage(s.pageTable, pos);
+        if (pos < s.startPos) {
+          readers.set(page, (readers.get(page) ?? new Set()).add(s.seqId));
+          continue;
+        }
+        const other = writer.get(page);
+        if (other !== undefined && other !== s.seqId)
+          throw new Error(`page ${page} is written by two sequences in one step (${other}, ${s.seqId})`);
+        writer.set(page, s.seqId);
       }
-      const context = this.contexts.get(s.seqId) ?? [];
-      if (s.startPos > context.length)
-        throw new Error(`seq ${s.seqId}: startPos ${s.startPos} but only ${context.length} tokens cached`);
-      context.length = s.startPos;
-      context.push(...Array.from(s.tokens));
-      this.contexts.set(s.seqId, context);
+    }
+    for (const [page, seqId] of writer)
+      for (const reader of readers.get(page) ?? [])
+        if (reader !== seqId)
+          throw new Error(`page ${page} is written by seq ${seqId} while seq ${reader} reads it`);
+    const rows: Float32Array[] = [];
+    for (const s of plan.sequences) {
+      const context: number[] = [];
+      for (let pos = 0; pos < s.startPos; pos++) {
+        const token = this.pageTokens.get(kPage(s.pageTable, pos))?.[pos % tokensPerPage];
+        if (token === undefined)
+          throw new Error(`seq ${s.seqId}: startPos ${s.startPos} but position ${pos} was never cached`);
+        context.push(token);
+      }
+      Array.from(s.tokens).forEach((token, i) => {
+        const pos = s.startPos + i;
+        const page = kPage(s.pageTable, pos);
+        const slots = this.pageTokens.get(page) ?? [];
+        slots[pos % tokensPerPage] = token;
+        this.pageTokens.set(page, slots);
+        context.push(token);
+      });
       if (s.logits === 'last') rows.push(this.logitsRow(s.seqId, context));
       // 'all': host sampling asks for every row of a sequence whose prompt is scored (logprobs).
       if (s.logits === 'all')
@@ -112,9 +141,12 @@ export class FakeEngine implements Engine {
   }
 }
 
-export function fakeKv(numPages: number): { pool: PagePool; kvCache: KvCache } {
+export function fakeKv(
+  numPages: number,
+  options: { prefixCaching?: boolean } = {},
+): { pool: PagePool; kvCache: KvCache } {
   const pool = new PagePool(numPages, fakeConfig.hiddenSize);
-  return { pool, kvCache: new KvCache(pool, kvLayout(fakeConfig)) };
+  return { pool, kvCache: new KvCache(pool, kvLayout(fakeConfig), options) };
 }
 
 /** Token t decodes to vocab[t] (or a letter), whole, with nothing held back. */

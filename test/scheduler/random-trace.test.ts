@@ -21,15 +21,22 @@ interface Planned {
 }
 
 describe('random traces', () => {
-  for (const [seed, policy] of [1, 2, 3, 4, 5].flatMap((seed) =>
-    [fcfsPolicy, sloraPolicy({ maxLorasPerBatch: 8, maxWaitMs: 1000 })].map(
-      (policy) => [seed, policy] as const,
+  for (const [seed, policy, prefixCaching] of [1, 2, 3, 4, 5].flatMap((seed) =>
+    [fcfsPolicy, sloraPolicy({ maxLorasPerBatch: 8, maxWaitMs: 1000 })].flatMap((policy) =>
+      [false, true].map((prefixCaching) => [seed, policy, prefixCaching] as const),
     ),
   )) {
-    it(`${policy.name}, seed ${seed}: arrivals, aborts, cancels and preemptions; every choice matches a solo run, every page comes back`, async () => {
+    it(`${policy.name}${prefixCaching ? ' with prefix caching' : ''}, seed ${seed}: arrivals, aborts, cancels and preemptions; every choice matches a solo run, every page comes back`, async () => {
       const random = mulberry32(seed);
       const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
-      const { pool, kvCache } = fakeKv(41);
+      const { pool, kvCache } = fakeKv(41, { prefixCaching });
+      // With prefix caching, prompts begin with one of a few shared prefixes, so blocks are found
+      // cached, shared by running sequences, released and reclaimed throughout.
+      const prefixes = [0, 1, 2].map(() => Array.from({ length: int(2, 7) }, () => int(0, 25)));
+      const promptOf = (length: number) => {
+        const tail = Array.from({ length }, () => int(0, 25));
+        return prefixCaching ? [...prefixes[int(0, 2)], ...tail].slice(0, 12) : tail;
+      };
       const engine = new FakeEngine(pool, contextSum);
       const scheduler = fakeScheduler(engine, kvCache, {
         policy,
@@ -40,7 +47,7 @@ describe('random traces', () => {
         return {
           req: {
             requestId: `r${i}`,
-            promptTokens: Array.from({ length: int(1, 12) }, () => int(0, 25)),
+            promptTokens: promptOf(int(1, 12)),
             adapter: null,
             sampling: fakeSampling({ maxTokens: int(1, 10), n: int(1, 2) }),
             signal: controller.signal,
@@ -93,9 +100,12 @@ describe('random traces', () => {
           }
         }
       }
+      expect(pool.numUsed('kv')).toBe(kvCache.numIdleCachedPages);
+      kvCache.prefixCache?.clearIdle();
       expect(pool.numUsed('kv')).toBe(0);
       expect(kvCache.numSequences).toBe(0);
       expect(scheduler.stats().numPreemptions).toBeGreaterThan(0);
+      if (prefixCaching) expect(scheduler.stats().numPrefixHitTokens).toBeGreaterThan(0);
       expect(scheduler.stats()).toMatchObject({ numRequests: 0, numWaiting: 0, numRunning: 0 });
     });
   }

@@ -9,6 +9,8 @@ export class ResidentAdapters implements AdapterResidency {
   readonly pins = new Map<string, number>();
   readonly requests = new Map<string, number>();
   onReadFailure: ((name: string, error: unknown) => void) | null = null;
+  /** Each adapter's weights id (1 until a test bumps it, as an in-place update does). */
+  readonly weights = new Map<string, number>();
 
   /** Registered names: the adapters resident at construction (a test may take one out of `layouts` later). */
   private readonly known: Set<string>;
@@ -37,6 +39,9 @@ export class ResidentAdapters implements AdapterResidency {
   }
   layoutOf(name: string): AdapterLayout | null {
     return this.layouts.get(name) ?? null;
+  }
+  weightsId(name: string): number {
+    return this.weights.get(name) ?? 1;
   }
   idleAdapterPages(): number {
     return 0;

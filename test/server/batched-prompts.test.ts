@@ -191,6 +191,9 @@ describe("vLLM's response fields", () => {
       get promptTokens() {
         return stream.promptTokens;
       },
+      get cachedPromptTokens() {
+        return stream.cachedPromptTokens;
+      },
       get completionTokens() {
         return stream.completionTokens;
       },

@@ -285,6 +285,6 @@ describe('flags a vLLM user types', () => {
     expect(() => serve(['-tp', '4'])).toThrow(/--tensor-parallel-size/);
     expect(() => serve(['--load-format', 'pt'])).toThrow(/--load-format: "pt"/);
     expect(() => serve(['--trust-remote-code=true'])).toThrow(/takes no value/);
-    expect(() => serve(['--enable-prefix-caching'])).toThrow(/unknown flag --enable-prefix-caching/);
+    expect(() => serve(['--enable-sleep-mode'])).toThrow(/unknown flag --enable-sleep-mode/);
   });
 });

@@ -158,6 +158,7 @@ export class FakeScheduler implements GenerationService {
     const deltas = run();
     return {
       promptTokens: request.promptTokens.length,
+      cachedPromptTokens: 0,
       get completionTokens() {
         return completionTokens;
       },
@@ -176,6 +177,9 @@ export class FakeScheduler implements GenerationService {
       kvPagesPerBlock: 2,
       requestsByAdapter: {},
       numKvPages: 0,
+      numPrefixCachedPages: 0,
+      numPrefixQueryTokens: 0,
+      numPrefixHitTokens: 0,
       numAdapterPages: 0,
       numFreePages: 15,
       numGeneratedTokens: 0,

@@ -130,8 +130,16 @@ describe('/metrics as the inference gateway reads it', () => {
     const config = done.samples.find((s) => s.name === 'vllm:cache_config_info')!;
     expect(config.labels.block_size).toBe(String(stats.kvBlockSize));
     expect(Number(config.labels.num_gpu_blocks)).toBe(
-      Math.floor((stats.numFreePages + stats.numKvPages + stats.numAdapterPages) / stats.kvPagesPerBlock),
+      Math.floor(
+        (stats.numFreePages + stats.numKvPages + stats.numPrefixCachedPages + stats.numAdapterPages) /
+          stats.kvPagesPerBlock,
+      ),
     );
+    // Both prompts were looked up in the prefix cache; the same text under two adapters shares nothing.
+    expect(value('vllm:prefix_cache_queries_total')).toBe(2 * PROMPT.length);
+    expect(value('vllm:prefix_cache_hits_total')).toBe(0);
+    expect(stats.numPrefixCachedPages).toBeGreaterThan(0);
+    expect(sampleValue(done, 'loom_pool_pages', { use: 'prefix_cache' })).toBe(stats.numPrefixCachedPages);
     expect(value('vllm:gpu_cache_usage_perc')).toBe(0);
 
     // vLLM's metric types; counters are real counters: a second scrape adds nothing new.
