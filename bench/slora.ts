@@ -12,14 +12,13 @@
  *   flags: --ns 1,10,100,1000,2000 --modes batched,padded,merged --num-prompts N --request-rate R|inf
  *          --max-loras N --seed N --padded-max-n 100 --merged-max-n 10 (quick) / 100 (baselines stop there)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SPEC, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { type LineSeries, machineContext, svgLineChart, writeBenchReport } from './report.js';
+import { startLoomServer, stopLoomServer } from './serve/loom-server.js';
 import { runWorkload } from './serve/run-workload.js';
 import { parseServeBenchArgs, type ServeBenchArgs } from './serve/serve-args.js';
 import { summarize } from './serve/summary.js';
@@ -40,7 +39,6 @@ const { values: args } = parseArgs({
   },
 });
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MODES = args.modes.split(',');
 const NS = args.ns.split(',').map(Number);
 const spec = args.quick ? DEFAULT_SPEC : TINYLLAMA_SPEC;
@@ -59,48 +57,6 @@ function progress(message: string): void {
   process.stderr.write(`[bench:slora] ${message}\n`);
 }
 
-interface Server {
-  baseUrl: string;
-  child: ChildProcess;
-}
-
-/** `npm start`'s entry with the given flags on port 0; resolves once it serves. */
-async function startServer(flags: string[]): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts', '--port', '0', ...flags], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const onData = (data: Buffer) => {
-      output += data;
-      const port = /listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1];
-      if (port && output.includes('"msg":"serving"')) {
-        child.stdout?.off('data', onData);
-        child.stdout?.resume();
-        child.stderr?.resume();
-        resolve({ baseUrl: `http://127.0.0.1:${port}`, child });
-      }
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', (data: Buffer) => {
-      output += data;
-    });
-    child.on('exit', (code) =>
-      reject(new Error(`server exited (${code}) before serving: ${output.slice(-2000)}`)),
-    );
-  });
-}
-
-async function stopServer(server: Server): Promise<void> {
-  const exited = new Promise((resolve) => server.child.on('exit', resolve));
-  server.child.kill('SIGTERM');
-  const timer = setTimeout(() => server.child.kill('SIGKILL'), 30_000);
-  await exited;
-  clearTimeout(timer);
-}
-
 async function adapterNames(baseUrl: string): Promise<{ base: string; adapters: string[] }> {
   const body = (await (await fetch(`${baseUrl}/v1/models`)).json()) as {
     data: { id: string; parent: string | null }[];
@@ -114,7 +70,7 @@ async function measure(
   folder: string,
   mode: string,
 ): Promise<Record<string, number | null>> {
-  const server = await startServer([
+  const server = await startLoomServer([
     '--model',
     modelDir,
     '--lora-dir',
@@ -163,7 +119,7 @@ async function measure(
       slo: { ttft: SLO_TTFT_MS },
     });
   } finally {
-    await stopServer(server);
+    await stopLoomServer(server);
   }
 }
 

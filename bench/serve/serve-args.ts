@@ -17,6 +17,8 @@ export interface ServeBenchArgs {
   burstiness: number;
   maxConcurrency: number | null;
   randomInputLen: number;
+  /** Tokens every prompt begins with (one random draw shared by all), before its own random input. */
+  randomPrefixLen: number;
   randomOutputLen: number;
   randomRangeRatio: number;
   ignoreEos: boolean;
@@ -53,6 +55,8 @@ requests, as \`vllm bench serve\` does with its random dataset.
   --burstiness B                 Gamma shape of the gaps (default 1 = Poisson; S-LoRA cv = 1/√B)
   --max-concurrency N            cap on requests in flight
   --random-input-len N           prompt tokens (default 256)
+  --random-prefix-len N          tokens every prompt begins with, drawn once and shared (a system
+                                 prompt: what prefix caching reuses), before the random input (default 0)
   --random-output-len N          max_tokens (default 64)
   --random-range-ratio R         lengths uniform in [len·(1−R), len·(1+R)] (default 0)
   --ignore-eos                   generate exactly max_tokens
@@ -83,6 +87,7 @@ const VALUE_FLAGS = new Set([
   '--burstiness',
   '--max-concurrency',
   '--random-input-len',
+  '--random-prefix-len',
   '--random-output-len',
   '--random-range-ratio',
   '--seed',
@@ -223,6 +228,7 @@ export function parseServeBenchArgs(argv: readonly string[]): ServeBenchArgs | '
     burstiness: positive('--burstiness', one('--burstiness', '1')),
     maxConcurrency,
     randomInputLen: integer('--random-input-len', one('--random-input-len', '256'), 1),
+    randomPrefixLen: integer('--random-prefix-len', one('--random-prefix-len', '0'), 0),
     randomOutputLen: integer('--random-output-len', one('--random-output-len', '64'), 1),
     randomRangeRatio: rangeRatio,
     ignoreEos: flags.has('--ignore-eos'),

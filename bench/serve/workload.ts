@@ -11,7 +11,7 @@ export interface WorkloadVocabulary {
 }
 
 /** Independent seeded streams, so changing one knob (say the rate) leaves the others' draws alone. */
-const STREAM = { arrivals: 0, lengths: 1, adapters: 2, prompts: 3 } as const;
+const STREAM = { arrivals: 0, lengths: 1, adapters: 2, prompts: 3, prefix: 4 } as const;
 
 /**
  * The requests of one run, fully determined by the flags and the seed: the same seed gives the
@@ -34,10 +34,12 @@ export function buildWorkload(
   const [inputLow, inputHigh] = lengthRange(args.randomInputLen, args.randomRangeRatio, 1);
   const [outputLow, outputHigh] = lengthRange(args.randomOutputLen, args.randomRangeRatio, 1);
   const prompts = stream(STREAM.prompts);
+  // vLLM's --random-prefix-len: one draw, the same first tokens for every prompt.
+  const prefix = randomTokenIds(stream(STREAM.prefix), args.randomPrefixLen, vocabulary.vocabSize);
   return offsets.map((offsetSeconds, index) => {
     const inputLen = uniformInt(lengths, inputLow, inputHigh);
     const outputLen = uniformInt(lengths, outputLow, outputHigh);
-    const promptIds = randomTokenIds(prompts, inputLen, vocabulary.vocabSize);
+    const promptIds = [...prefix, ...randomTokenIds(prompts, inputLen, vocabulary.vocabSize)];
     return {
       index,
       model: models[index],

@@ -123,6 +123,19 @@ describe('buildWorkload', () => {
     );
   });
 
+  it('begins every prompt with the same --random-prefix-len tokens, leaving the rest of the draws as they were', () => {
+    const flags = ['--random-input-len', '20'];
+    const plain = buildWorkload(args(flags), 'base', 1, vocabulary);
+    const prefixed = buildWorkload(args([...flags, '--random-prefix-len', '12']), 'base', 1, vocabulary);
+    const prefix = prefixed[0].promptIds.slice(0, 12);
+    expect(new Set(prefix).size).toBeGreaterThan(1);
+    prefixed.forEach((r, i) => {
+      expect(r.promptIds.slice(0, 12)).toEqual(prefix);
+      expect(r.promptIds.slice(12)).toEqual(plain[i].promptIds);
+    });
+    expect(() => args(['--random-prefix-len', '-1'])).toThrow(/--random-prefix-len/);
+  });
+
   it('asks for the base model without --lora-modules, and gives text when asked to decode', () => {
     const workload = buildWorkload(args([]), 'base', 1, { vocabSize: 50, decode: (ids) => ids.join(' ') });
     expect(new Set(workload.map((r) => r.model))).toEqual(new Set(['base']));

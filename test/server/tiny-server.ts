@@ -14,7 +14,7 @@ import {
   writeSyntheticModel,
 } from '../../model/synthetic.js';
 import type { LlmEngine } from '../../scheduler/llm-engine.js';
-import { buildApp } from '../../server/app.js';
+import { type AppOptions, buildApp } from '../../server/app.js';
 import type { LoraModule } from '../../server/cli-options.js';
 import { buildServingStack, type ServingStack, type StackOptions } from '../../server/serving-stack.js';
 
@@ -110,6 +110,7 @@ export function useTinyServer(...args: Parameters<typeof startTinyServer>): () =
 export async function startTinyServer(
   engine: EngineChoice = 'onnx',
   overrides: Partial<StackOptions> | ((root: string) => Partial<StackOptions>) = {},
+  appOptions: Omit<AppOptions, 'stack'> = {},
 ): Promise<TinyServer> {
   const { root, modelDir, adapters } = await writeTinyModel();
   const extra = typeof overrides === 'function' ? overrides(root) : overrides;
@@ -129,7 +130,7 @@ export async function startTinyServer(
     },
     { info: () => {} },
   );
-  const app = buildApp({ stack });
+  const app = buildApp({ ...appOptions, stack });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('server has no TCP address');

@@ -185,6 +185,45 @@ describe.skipIf(!probe)('the server on the webgpu engine', () => {
     }
   });
 
+  it('answers from prefix-cached blocks as from a full prefill (the engine reads another sequence’s pages)', async () => {
+    const system = 'You are a careful assistant. Answer in one short sentence, and never use lists. ';
+    const asks = ['What is the capital of France?', 'Why is the sky blue?'].flatMap((question) =>
+      [TINY_MODEL_NAME, 'tiny-r8'].map((model) => ({ model, prompt: system + question })),
+    );
+    const answers = async (server: TinyServer) => {
+      const out: Array<{ text: string; cached: number | null }> = [];
+      for (const ask of asks) {
+        const res = (await server.client.completions.create({
+          ...GREEDY,
+          ...ask,
+        } as never)) as OpenAI.Completion & {
+          usage: { prompt_tokens_details: { cached_tokens: number } | null };
+        };
+        out.push({
+          text: res.choices[0].text,
+          cached: res.usage.prompt_tokens_details?.cached_tokens ?? null,
+        });
+      }
+      return out;
+    };
+    const full = await startTinyServer('webgpu', { dtype: 'f32', enablePrefixCaching: false });
+    let expected: Array<{ text: string; cached: number | null }>;
+    try {
+      expected = await answers(full);
+    } finally {
+      await full.close();
+    }
+    const cached = await startTinyServer('webgpu', { dtype: 'f32' }, { promptTokensDetails: true });
+    try {
+      const got = await answers(cached);
+      expect(got.map((a) => a.text)).toEqual(expected.map((a) => a.text));
+      // The first question computes the system prompt (per model), the second finds it cached.
+      expect(got.map((a) => (a.cached ?? 0) > 0)).toEqual([false, false, true, true]);
+    } finally {
+      await cached.close();
+    }
+  });
+
   describe('engine failures', () => {
     let server: TinyServer;
     beforeAll(async () => {
