@@ -97,6 +97,8 @@ export interface LlmEngineOptions {
   maxLorasPerBatch?: number | null;
   /** --slo-ttft in seconds: under slora, requests whose first token cannot come in time are refused early. */
   sloTtftSeconds?: number | null;
+  /** --max-step-time in seconds: a step's token budget shrinks to fit it (scheduler/step-budget.ts); null or absent: off. */
+  maxStepSeconds?: number | null;
   /** --stream-stall-timeout in seconds: a request paused by a consumer that stopped reading is aborted after this. */
   streamStallTimeoutSeconds?: number;
   /** The scheduler's clock (default the process's monotonic clock). */
@@ -307,6 +309,7 @@ export class LlmEngine {
       },
       policy,
       sloTtftMs: options.sloTtftSeconds ? options.sloTtftSeconds * 1000 : null,
+      maxStepMs: options.maxStepSeconds ? options.maxStepSeconds * 1000 : null,
       backpressure: {
         maxUnreadPerChoice: MAX_UNREAD_DELTAS_PER_CHOICE,
         stallTimeoutMs:
@@ -330,6 +333,7 @@ export class LlmEngine {
         maxModelLen,
         schedulingPolicy: policy.name,
         prefixCaching: kvCache.prefixCache !== null,
+        maxStepSeconds: options.maxStepSeconds ?? null,
         sloTtftSeconds: options.sloTtftSeconds ?? null,
       },
       'engine ready',

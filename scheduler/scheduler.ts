@@ -27,6 +27,7 @@ import { type Sequence, sequencesFor } from './sequence.js';
 import { SequenceQueues } from './sequence-queues.js';
 import { buildStepPlan } from './step-plan.js';
 import type { DecoderOptions, TokenDecoder } from './stop-checker.js';
+import { StepBudget } from './step-budget.js';
 import { TtftEstimator } from './ttft-estimator.js';
 
 export type { SchedulerLimits } from './admission.js';
@@ -72,6 +73,11 @@ export interface SchedulerOptions {
    * aborted with a StreamStalledError and its pages freed.
    */
   backpressure?: Backpressure | null;
+  /**
+   * --max-step-time in milliseconds: a step's token budget shrinks to what the measured time per
+   * token says fits (step-budget.ts); null or absent: always maxNumBatchedTokens.
+   */
+  maxStepMs?: number | null;
 }
 
 export interface Backpressure {
@@ -139,6 +145,7 @@ export class Scheduler {
   private readonly policy: SchedulingPolicy;
   private readonly clock: Clock;
   private readonly estimator = new TtftEstimator();
+  private readonly stepBudget: StepBudget;
   private readonly earlyAbort: EarlyAbort | null;
   private nextSeqId = 1;
   private isStepInFlight = false;
@@ -158,6 +165,7 @@ export class Scheduler {
     const slo = options.sloTtftMs;
     if (slo !== undefined && slo !== null && !(slo > 0))
       throw new Error(`sloTtftMs must be positive, got ${slo}`);
+    this.stepBudget = new StepBudget(options.maxStepMs ?? null, options.limits);
     this.backpressure = options.backpressure ?? null;
     if (this.backpressure) {
       const { maxUnreadPerChoice, stallTimeoutMs } = this.backpressure;
@@ -303,7 +311,7 @@ export class Scheduler {
       waiting: this.queues.waiting,
       running: this.queues.running,
       kv: this.capacity,
-      limits: this.options.limits,
+      limits: { ...this.options.limits, maxNumBatchedTokens: this.stepBudget.tokens },
       isReady: (seq) => !blocked.has(seq) && this.isRunnable(seq),
       waitedMs: (seq) => now - (this.requests.ownerOf(seq)?.arrivedAt ?? now),
     });
@@ -392,7 +400,9 @@ export class Scheduler {
         });
     }
     const numTokens = step.chunks.reduce((sum, chunk) => sum + chunk.numTokens, 0);
-    this.estimator.observe(numTokens, this.clock.now() - step.startedAt, this.numFinishedInStep);
+    const elapsedMs = this.clock.now() - step.startedAt;
+    this.estimator.observe(numTokens, elapsedMs, this.numFinishedInStep);
+    this.stepBudget.observe(numTokens, elapsedMs);
   }
 
   /** The engine could not run the step: its requests fail with `error`. */

@@ -28,6 +28,12 @@ import {
 
 export { CliError } from './cli-error.js';
 
+/**
+ * Long enough for a prefill chunk of hundreds of tokens on a CPU, short enough that a request
+ * whose bytes arrive during a step is read well within Node's header timeout (10 s).
+ */
+export const DEFAULT_MAX_STEP_SECONDS = 4;
+
 /** One --lora-modules entry. */
 export interface LoraModule {
   name: string;
@@ -67,6 +73,8 @@ export interface CliOptions {
   maxQueue: number | null;
   /** --slo-ttft: seconds; under slora, a request whose first token cannot come in time is refused early. */
   sloTtftSeconds: number | null;
+  /** --max-step-time: seconds one engine step should take at most (the token budget shrinks to fit); null: off. */
+  maxStepSeconds: number | null;
   engine: EngineChoice;
   dtype: DtypeChoice;
   /** --quantization / -q: int8 or int4 base weights made at load (onnx, webgpu); null: none. */
@@ -140,6 +148,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-queue N                   waiting sequences before new requests get 429 + Retry-After (default 1024)
   --slo-ttft SECONDS              time-to-first-token objective: under slora, a request whose first token
                                   cannot come in time is refused (503 + Retry-After) before it runs
+  --max-step-time SECONDS         a step's token budget shrinks to what fits this time, as measured: the
+                                  onnx engine blocks the server while a step runs (default 4; 0: off)
   --engine auto|onnx|reference|webgpu   (default auto: webgpu on a hardware GPU adapter, else onnx)
   --dtype auto|float16|half|bfloat16|float32|float   linear-weight storage (f16, bf16, f32 also
                                   accepted); auto: bf16 for a BF16 checkpoint on webgpu, else f16 where the
@@ -245,6 +255,12 @@ const VALUE_FLAGS: Record<string, Setter> = {
     if (!/^\d+(\.\d+)?$/.test(v.trim()) || !(seconds > 0))
       throw new CliError(`${f}: expected a positive number of seconds, got "${v}"`);
     o.sloTtftSeconds = seconds;
+  },
+  '--max-step-time': (o, v, f) => {
+    const seconds = Number(v);
+    if (!/^\d+(\.\d+)?$/.test(v.trim()))
+      throw new CliError(`${f}: expected a number of seconds (0 turns the bound off), got "${v}"`);
+    o.maxStepSeconds = seconds > 0 ? seconds : null;
   },
   '--engine': (o, v, f) => {
     if (!(ENGINE_CHOICES as readonly string[]).includes(v))
@@ -408,6 +424,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxLorasPerBatch: null,
     maxQueue: null,
     sloTtftSeconds: null,
+    maxStepSeconds: DEFAULT_MAX_STEP_SECONDS,
     engine: 'auto',
     dtype: 'auto',
     quantization: null,

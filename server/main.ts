@@ -167,6 +167,7 @@ async function main(): Promise<void> {
       maxLorasPerBatch: options.maxLorasPerBatch,
       maxWaiting: options.maxQueue ?? undefined,
       sloTtftSeconds: options.sloTtftSeconds,
+      maxStepSeconds: options.maxStepSeconds,
       streamStallTimeoutSeconds: options.streamStallTimeoutSeconds,
       engine: options.engine,
       dtype: options.dtype,
