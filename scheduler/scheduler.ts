@@ -312,7 +312,7 @@ export class Scheduler {
       running: this.queues.running,
       kv: this.capacity,
       limits: { ...this.options.limits, maxNumBatchedTokens: this.stepBudget.tokens },
-      isReady: (seq) => !blocked.has(seq) && this.isRunnable(seq),
+      isReady: (seq) => !blocked.has(seq) && this.isRunnable(seq) && !this.waitsForFirstChoice(seq),
       waitedMs: (seq) => now - (this.requests.ownerOf(seq)?.arrivedAt ?? now),
     });
     this.applyQueueChanges(decision);
@@ -437,6 +437,22 @@ export class Scheduler {
       const hit = kv.probePrefix(seq.seqId, keys, maxBlocks);
       seq.numCachedTokens = hit;
     }
+  }
+
+  /**
+   * With prefix caching, a request's other choices wait for its first choice's prompt blocks
+   * (vLLM's parallel sampling shares them): admitted in the step that computes them they would each
+   * compute the whole prompt again, since the engines write a step's K/V only when it ends (vLLM's
+   * kernels write them before attention reads, so it shares them within the step). One step
+   * later they find the prompt cached and compute only its last partial block.
+   */
+  private waitsForFirstChoice(seq: Sequence): boolean {
+    if (!this.options.kvCache.prefixCache || seq.choiceIndex === 0 || seq.scoresPrompt) return false;
+    const first = this.requests.ownerOf(seq)?.sequences[0];
+    if (!first || first.isFinished) return false;
+    const tpp = this.options.kvCache.layout.tokensPerPage;
+    const shared = Math.floor((seq.numPromptTokens - 1) / tpp) * tpp;
+    return seq.numCachedTokens < shared && first.numCachedTokens < shared;
   }
 
   /** What a sequence's K/V depend on besides its tokens: its adapter's current weights and its salt. */

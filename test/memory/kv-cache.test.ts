@@ -68,7 +68,9 @@ describe('KvCache with prefix caching', () => {
     expect(cache.probePrefix(2, keys, 3)).toBe(4);
     expect(cache.pagesNeeded(2, 5)).toBe(4);
     expect(cache.reserve(2, 5)).toBe(true);
-    expect(Array.from(cache.pageTable(2).subarray(0, 8))).toEqual(Array.from(cache.pageTable(1).subarray(0, 8)));
+    expect(Array.from(cache.pageTable(2).subarray(0, 8))).toEqual(
+      Array.from(cache.pageTable(1).subarray(0, 8)),
+    );
     expect(pool.numUsed('kv')).toBe(16);
     // Preempting 1 gives back only its private block; its cached ones are still held by 2.
     expect(cache.pagesFreedBy(1)).toBe(4);

@@ -171,6 +171,21 @@ describe('prefix caching', () => {
     expect(pool.numUsed('kv')).toBe(kvCache.numIdleCachedPages);
   });
 
+  it("computes an n-choice request's prompt once: the other choices start from the first one's blocks a step later", async () => {
+    const { scheduler, engine } = setup();
+    const stream = scheduler.submit(request('n3', prompt, { maxTokens: 4, n: 3 }));
+    const deltas: GenerationDelta[] = [];
+    for await (const d of stream) deltas.push(d);
+    const expected = contextSumTokens(prompt, 4, maxModelLen);
+    for (const index of [0, 1, 2])
+      expect(deltas.filter((d) => d.index === index).flatMap((d) => d.tokenIds)).toEqual(expected);
+    expect(engine.steps[0].map((s) => [s.seqId, s.startPos, s.tokens.length])).toEqual([[1, 0, 9]]);
+    expect(firstStart(engine, 2)).toBe(8);
+    expect(firstStart(engine, 3)).toBe(8);
+    const computed = engine.steps.flat().reduce((sum, s) => sum + s.tokens.length, 0);
+    expect(computed).toBe(9 + 2 * 1 + 3 * 3); // one prompt, two last tokens, three choices' decodes
+  });
+
   it('with prefix caching off, computes every prompt in full and keeps nothing', async () => {
     const { scheduler, engine, pool } = setup({ prefixCaching: false });
     await run(scheduler, request('a', prompt));
@@ -178,5 +193,9 @@ describe('prefix caching', () => {
     expect(firstStart(engine, 2)).toBe(0);
     expect(pool.numUsed('kv')).toBe(0);
     expect(scheduler.stats().numPrefixQueryTokens).toBe(0);
+    // Without it, an n-choice request's choices run together from the start.
+    const before = engine.steps.length;
+    await run(scheduler, request('n2', prompt, { n: 2 }));
+    expect(engine.steps[before].map((s) => s.startPos)).toEqual([0, 0]);
   });
 });

@@ -99,6 +99,17 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--scheduling-policy', 'lifo'])).toThrow(
       /--scheduling-policy: "lifo" is not one of fcfs, slora, priority/,
     );
+    expect(serve([])).toMatchObject({
+      maxStepSeconds: 4,
+      enablePrefixCaching: true,
+      enablePromptTokensDetails: false,
+    });
+    expect(serve(['--max-step-time', '2.5']).maxStepSeconds).toBe(2.5);
+    expect(serve(['--max-step-time', '0']).maxStepSeconds).toBeNull();
+    expect(() => serve(['--max-step-time', '-1'])).toThrow(/--max-step-time: expected a number of seconds/);
+    expect(serve(['--no-enable-prefix-caching']).enablePrefixCaching).toBe(false);
+    expect(serve(['--no-enable-prefix-caching', '--enable-prefix-caching']).enablePrefixCaching).toBe(true);
+    expect(serve(['--enable-prompt-tokens-details']).enablePromptTokensDetails).toBe(true);
     expect(() => serve(['--slo-ttft', '0'])).toThrow(/--slo-ttft: expected a positive number of seconds/);
     expect(() => serve(['--slo-ttft', '-1'])).toThrow(CliError);
     expect(() => serve(['--max-queue', '0'])).toThrow(/--max-queue/);
