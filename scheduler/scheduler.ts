@@ -25,9 +25,9 @@ import type { SchedulerEvent, SchedulerEventSink } from './scheduler-events.js';
 import type { SchedulingPolicy } from './scheduling-policy.js';
 import { type Sequence, sequencesFor } from './sequence.js';
 import { SequenceQueues } from './sequence-queues.js';
+import { StepBudget } from './step-budget.js';
 import { buildStepPlan } from './step-plan.js';
 import type { DecoderOptions, TokenDecoder } from './stop-checker.js';
-import { StepBudget } from './step-budget.js';
 import { TtftEstimator } from './ttft-estimator.js';
 
 export type { SchedulerLimits } from './admission.js';

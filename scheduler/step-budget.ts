@@ -18,7 +18,8 @@ export class StepBudget {
     private readonly maxStepMs: number | null,
     private readonly limits: { maxNumSeqs: number; maxNumBatchedTokens: number },
   ) {
-    if (maxStepMs !== null && !(maxStepMs > 0)) throw new Error(`maxStepMs must be positive, got ${maxStepMs}`);
+    if (maxStepMs !== null && !(maxStepMs > 0))
+      throw new Error(`maxStepMs must be positive, got ${maxStepMs}`);
   }
 
   /** Tokens the next step may run. */
@@ -39,7 +40,8 @@ export class StepBudget {
   observe(numTokens: number, elapsedMs: number): void {
     if (numTokens < MIN_MEASURED_TOKENS || !(elapsedMs >= 0)) return;
     const sample = elapsedMs / numTokens;
-    this.msPerToken = this.msPerToken === null ? sample : this.msPerToken + WEIGHT * (sample - this.msPerToken);
+    this.msPerToken =
+      this.msPerToken === null ? sample : this.msPerToken + WEIGHT * (sample - this.msPerToken);
   }
 }
 
