@@ -316,7 +316,6 @@ export class Scheduler {
       waitedMs: (seq) => now - (this.requests.ownerOf(seq)?.arrivedAt ?? now),
     });
     this.applyQueueChanges(decision);
-    this.notePrefixHits(decision.admitted);
     if (decision.kind === 'idle') return this.waitOrFailHead(blocked);
     const chunks = this.withResidentAdapters(decision.scheduled);
     if (chunks.length === 0) return 'retry';
@@ -461,32 +460,29 @@ export class Scheduler {
     return prefixRoot(seq.adapter, weightsId, seq.cacheSalt);
   }
 
-  /** The sequence's block keys under its current root (new weights, new keys). */
-  private blockKeysOf(seq: Sequence): BlockKeys {
-    const root = this.prefixRootOf(seq);
+  /** The sequence's block keys under `root`, its current one (new weights, new keys). */
+  private blockKeysOf(seq: Sequence, root = this.prefixRootOf(seq)): BlockKeys {
     if (seq.blockKeys?.root !== root)
       seq.blockKeys = new BlockKeys(root, this.options.kvCache.layout.tokensPerPage);
     return seq.blockKeys;
   }
 
   /**
-   * Admitted sequences start their K/V under their current root; the first admission of a
-   * request's first choice gives vLLM's num_cached_tokens.
+   * An admitted sequence starts its K/V under its current root; its first admission counts its
+   * prefix-cache hit, and a request's first choice's gives vLLM's num_cached_tokens.
+   * Called before the queues admit it (which marks it scheduled).
    */
-  private notePrefixHits(admitted: readonly Sequence[]): void {
+  private notePrefixHit(seq: Sequence): void {
     const cache = this.options.kvCache.prefixCache;
     if (!cache) return;
-    for (const seq of admitted) {
-      seq.kvRoot = this.blockKeysOf(seq).root;
-      if (seq.numPrefixHitTokens !== null) continue;
-      seq.numPrefixHitTokens = seq.numCachedTokens;
-      if (!seq.scoresPrompt) {
-        cache.counters.numQueriedTokens += seq.numTokens;
-        cache.counters.numHitTokens += seq.numCachedTokens;
-      }
-      const state = this.requests.ownerOf(seq);
-      if (state && seq.choiceIndex === 0) state.stream.cachedPromptTokens = seq.numCachedTokens;
+    seq.kvRoot = this.blockKeysOf(seq).root;
+    if (seq.wasScheduled) return;
+    if (!seq.scoresPrompt) {
+      cache.counters.numQueriedTokens += seq.numTokens;
+      cache.counters.numHitTokens += seq.numCachedTokens;
     }
+    const state = this.requests.ownerOf(seq);
+    if (state && seq.choiceIndex === 0) state.stream.cachedPromptTokens = seq.numCachedTokens;
   }
 
   /**
@@ -496,9 +492,15 @@ export class Scheduler {
    */
   private commitPrefixBlocks(seq: Sequence): void {
     const kv = this.options.kvCache;
-    if (!kv.prefixCache || seq.kvRoot === null || this.prefixRootOf(seq) !== seq.kvRoot) return;
+    if (!kv.prefixCache || seq.kvRoot === null) return;
+    const root = this.prefixRootOf(seq);
+    if (root !== seq.kvRoot) return;
     const numBlocks = Math.floor(seq.numCachedTokens / kv.layout.tokensPerPage);
-    kv.commitBlocks(seq.seqId, seq.numCachedTokens, this.blockKeysOf(seq).upTo(seq.tokenIds, numBlocks));
+    kv.commitBlocks(
+      seq.seqId,
+      seq.numCachedTokens,
+      this.blockKeysOf(seq, root).upTo(seq.tokenIds, numBlocks),
+    );
   }
 
   /** Its adapter is in the pool and its consumer keeps up (a paused request's choices sit steps out). */
@@ -560,6 +562,7 @@ export class Scheduler {
       this.endUnfittable(seq);
     }
     for (const seq of decision.admitted) {
+      this.notePrefixHit(seq);
       this.queues.admit(seq);
       const state = this.requests.ownerOf(seq);
       if (state && !state.isScheduled) {

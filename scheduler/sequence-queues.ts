@@ -47,11 +47,12 @@ export class SequenceQueues {
     seq.status = 'running';
     removeFrom(this.waiting, seq);
     this.running.push(seq);
+    const isFirstAdmission = !seq.wasScheduled;
+    seq.wasScheduled = true;
     if (seq.adapter === null) return;
     this.adapters.pin(seq.adapter);
     seq.holdsAdapterPin = true;
-    if (!seq.wasScheduled) this.adapters.noteFirstStep(seq.adapter);
-    seq.wasScheduled = true;
+    if (isFirstAdmission) this.adapters.noteFirstStep(seq.adapter);
   }
 
   /** A new request's sequences join the waiting queue: at its tail, or in their place by priority. */

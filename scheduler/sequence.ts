@@ -21,14 +21,12 @@ export class Sequence {
   finishReason: FinishReason | null = null;
   /** Holds a pin on its adapter (from admission until preemption or retirement). */
   holdsAdapterPin = false;
-  /** Has been scheduled at least once (prefetch hit/miss is counted at the first time). */
+  /** Has been scheduled at least once (prefetch and prefix-cache hits are counted at the first time). */
   wasScheduled = false;
   /** Its blocks' prefix-cache keys (the scheduler's, kept while their root holds); null before the first probe. */
   blockKeys: BlockKeys | null = null;
   /** The prefix-cache root its K/V were computed under since its last admission; null before one. */
   kvRoot: string | null = null;
-  /** Tokens the prefix cache gave it at its first admission; null until then. */
-  numPrefixHitTokens: number | null = null;
   /** Planned steps this sequence waited with its adapter not yet resident (see STARVATION_STEPS). */
   numStepsNotReady = 0;
   /** Prompt tokens followed by generated ones. */

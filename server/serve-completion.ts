@@ -224,7 +224,7 @@ export async function serveCompletion<
         })),
       ),
       ...route.responseFields(perPrompt[0][0], views[0]),
-      usage: usageOf(generations, state.settings.promptTokensDetails === true),
+      usage: usageOf(generations, state.settings.promptTokensDetails),
     };
   }
   const includeUsage = body.stream_options?.include_usage === true;
@@ -236,7 +236,7 @@ export async function serveCompletion<
     choices: [choice],
     ...extra,
     ...(includeUsage
-      ? { usage: usageEachChunk ? usageOf(generations, state.settings.promptTokensDetails === true) : null }
+      ? { usage: usageEachChunk ? usageOf(generations, state.settings.promptTokensDetails) : null }
       : {}),
   });
   async function* events() {
@@ -259,7 +259,7 @@ export async function serveCompletion<
       yield {
         ...chunkHead,
         choices: [],
-        usage: usageOf(generations, state.settings.promptTokensDetails === true),
+        usage: usageOf(generations, state.settings.promptTokensDetails),
       };
   }
   return sendEventStream(

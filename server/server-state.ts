@@ -10,7 +10,7 @@ export interface ServerSettings {
   /** One info line per finished generation (off with --disable-log-requests). */
   logRequests: boolean;
   /** usage.prompt_tokens_details gives {cached_tokens} (--enable-prompt-tokens-details). */
-  promptTokensDetails?: boolean;
+  promptTokensDetails: boolean;
 }
 
 /**
@@ -35,7 +35,11 @@ export class ServerState {
   constructor(
     readonly maxN: number,
     readonly requestMetrics: RequestMetrics | null = null,
-    readonly settings: ServerSettings = { hideAdapterPaths: false, logRequests: false },
+    readonly settings: ServerSettings = {
+      hideAdapterPaths: false,
+      logRequests: false,
+      promptTokensDetails: false,
+    },
   ) {}
 
   get phase(): ServerPhase {
