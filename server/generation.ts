@@ -16,13 +16,55 @@ import type { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
 
 /**
+ * What serveCompletion reads of one prompt's choices: a Generation (one request to the
+ * scheduler), or a beam search (server/beam-search-generation.ts) run to its end.
+ */
+export interface ChoiceSource {
+  readonly endedByShutdown: boolean;
+  readonly usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+  /** Prompt tokens the prefix cache held when the request was first scheduled (vLLM's num_cached_tokens). */
+  readonly cachedPromptTokens: number;
+  deltas(): AsyncGenerator<GenerationDelta>;
+  collect(n: number): Promise<FinishedChoice[]>;
+  /** Ends it before its response (another prompt of its batch was refused). */
+  cancel(): Promise<void>;
+}
+
+/**
+ * A request's life as the server tracks it, from submit until its response is done: counted in
+ * flight (ServerState.track), so shutdown ends it (`shutdown.ended`, and an abort); aborted when
+ * `cancel` fires or the client's connection closes before the response finished, which frees its
+ * pages within a step.
+ */
+export function requestLifetime(
+  state: ServerState,
+  reply: FastifyReply,
+  cancel?: AbortSignal,
+): { controller: AbortController; shutdown: { ended: boolean } } {
+  const controller = new AbortController();
+  cancel?.addEventListener('abort', () => controller.abort(), { once: true });
+  const shutdown = { ended: false };
+  const untrack = state.track(() => {
+    shutdown.ended = true;
+    controller.abort();
+  });
+  const response = reply.raw;
+  response.once('finish', untrack);
+  response.once('close', () => {
+    untrack();
+    if (!response.writableFinished) controller.abort();
+  });
+  return { controller, shutdown };
+}
+
+/**
  * One submitted request, seen from a route. Submitting and the first delta happen before the
  * response starts, so a refusal (AdmissionError → 503 with Retry-After) or a failure before
  * the first token is still an ordinary error response, even for `stream: true`. From submit
  * until its response is done it counts as in flight (ServerState.track): shutdown drains it,
  * or ends it with a 503 (before the response began) or a final error event (streams).
  */
-export class Generation {
+export class Generation implements ChoiceSource {
   private firstTokenAt: number | null = null;
   private readonly finishReasons: (FinishReason | null)[];
   private isLogged = false;
@@ -41,10 +83,7 @@ export class Generation {
     this.finishReasons = new Array(request.sampling.n).fill(null);
   }
 
-  /**
-   * Submits and waits for the first delta. The request is aborted when the client's
-   * connection closes before the response finished, which frees its pages within a step.
-   */
+  /** Submits and waits for the first delta (requestLifetime says when it is aborted). */
   static async start(
     stack: ServingStack,
     state: ServerState,
@@ -55,19 +94,7 @@ export class Generation {
     cancel?: AbortSignal,
   ): Promise<Generation> {
     const startedAt = performance.now();
-    const controller = new AbortController();
-    cancel?.addEventListener('abort', () => controller.abort(), { once: true });
-    const shutdown = { ended: false };
-    const untrack = state.track(() => {
-      shutdown.ended = true;
-      controller.abort();
-    });
-    const response = reply.raw;
-    response.once('finish', untrack);
-    response.once('close', () => {
-      untrack();
-      if (!response.writableFinished) controller.abort();
-    });
+    const { controller, shutdown } = requestLifetime(state, reply, cancel);
     let stream: GenerationStream;
     try {
       stream = stack.scheduler.submit({ ...request, signal: controller.signal });
@@ -236,7 +263,7 @@ function errorEvent(error: unknown): string {
   return `data: ${JSON.stringify(body)}\n\n`;
 }
 
-function shuttingDown(): ApiError {
+export function shuttingDown(): ApiError {
   return serviceUnavailable('server_shutting_down', 'The server is shutting down.');
 }
 

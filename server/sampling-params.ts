@@ -1,3 +1,4 @@
+import { MAX_TOP_LOGPROBS } from '../kernels/logprobs.js';
 import type { SamplingParams } from '../scheduler/request.js';
 import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
@@ -33,6 +34,8 @@ export interface SamplingBody extends StructuredOutputFields {
   prompt_logprobs?: number | null;
   priority?: number | null;
   cache_salt?: string | null;
+  use_beam_search?: boolean | null;
+  length_penalty?: number | null;
 }
 
 /**
@@ -223,4 +226,68 @@ function logitBias(body: Record<string, number>, vocabSize: number): Map<number,
       'logit_bias',
     );
   return bias;
+}
+
+/**
+ * Fields beam search has no place for, each with its values that ask for nothing. vLLM's beam
+ * search ranks beams by raw logprobs and drops these silently; Loom refuses them by name.
+ */
+const NOT_WITH_BEAM_SEARCH: Array<[keyof SamplingBody, (value: unknown) => boolean]> = [
+  ['top_p', (v) => v === 1],
+  ['top_k', (v) => v === 0 || v === -1],
+  ['min_p', (v) => v === 0],
+  ['presence_penalty', (v) => v === 0],
+  ['frequency_penalty', (v) => v === 0],
+  ['repetition_penalty', (v) => v === 1],
+  ['logit_bias', (v) => Object.keys(v as object).length === 0],
+  ['allowed_token_ids', () => false],
+  ['bad_words', (v) => (v as unknown[]).length === 0],
+  ['stop', (v) => Array.isArray(v) && v.length === 0],
+];
+
+/** The fields that can ask for structured output, to name the one a refusal is about. */
+const STRUCTURED_OUTPUT_FIELDS = [
+  'response_format',
+  'structured_outputs',
+  'guided_json',
+  'guided_regex',
+  'guided_grammar',
+  'guided_choice',
+] as const;
+
+/**
+ * vLLM's `use_beam_search` (server/beam-search.ts): null without it, where a length_penalty other
+ * than 1 is refused (it would change nothing); with it, the n beams' options, refusing what the
+ * search cannot honour: an n past half of --max-logprobs (each round asks 2·n top tokens, as
+ * vLLM does) and the sampling fields in NOT_WITH_BEAM_SEARCH or asking for structured output.
+ */
+export function beamSearchOptions(
+  body: SamplingBody,
+  sampling: SamplingParams,
+): { lengthPenalty: number } | null {
+  const lengthPenalty = body.length_penalty ?? 1;
+  if (!body.use_beam_search) {
+    if (lengthPenalty !== 1)
+      throw notSupported('length_penalty', 'A length_penalty other than 1 without use_beam_search');
+    return null;
+  }
+  const maxWidth = MAX_TOP_LOGPROBS / 2;
+  if (sampling.n > maxWidth)
+    throw invalidRequest(
+      `With use_beam_search, n (the beam width) must be at most ${maxWidth}: each round asks for 2·n top log-probabilities, at most ${MAX_TOP_LOGPROBS}; got ${sampling.n}.`,
+      'n',
+    );
+  for (const [field, asksNothing] of NOT_WITH_BEAM_SEARCH) {
+    const value = body[field];
+    if (value != null && !asksNothing(value)) throw notSupported(field, `${field} with use_beam_search`);
+  }
+  if (sampling.logitEdits?.guide) {
+    const field = STRUCTURED_OUTPUT_FIELDS.find((f) =>
+      f === 'response_format'
+        ? body.response_format?.type !== undefined && body.response_format.type !== 'text'
+        : body[f] != null,
+    );
+    throw notSupported(field ?? 'structured_outputs', 'Structured output with use_beam_search');
+  }
+  return { lengthPenalty };
 }

@@ -2,10 +2,12 @@ import type { FastifyReply } from 'fastify';
 import type { TokenLogprobs } from '../kernels/logprobs.js';
 import type { GenerationDelta, SamplingParams } from '../scheduler/request.js';
 import { invalidRequest } from './api-error.js';
-import { type FinishedChoice, Generation, sendEventStream } from './generation.js';
+import { BeamSearchGeneration } from './beam-search-generation.js';
+import { type ChoiceSource, type FinishedChoice, Generation, sendEventStream } from './generation.js';
 import { ChoiceLogprobs, type LogprobsAsked, type PromptLogprobs, promptLogprobsJson } from './logprobs.js';
 import { newRequestId } from './request-id.js';
 import {
+  beamSearchOptions,
   cacheSalt,
   requestPriority,
   resolveAdapter,
@@ -92,7 +94,7 @@ function stopReasonOf(
  * out). One refused prompt fails the request: the others are aborted at once (they may be
  * waiting in the queue for their first token) and cancelled before any answer.
  */
-async function startAll(starts: ((cancel: AbortSignal) => Promise<Generation>)[]): Promise<Generation[]> {
+async function startAll(starts: ((cancel: AbortSignal) => Promise<ChoiceSource>)[]): Promise<ChoiceSource[]> {
   const batch = new AbortController();
   const settled = await Promise.allSettled(
     starts.map((start) =>
@@ -103,13 +105,13 @@ async function startAll(starts: ((cancel: AbortSignal) => Promise<Generation>)[]
     ),
   );
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<Generation>).value);
+  if (!failed) return settled.map((s) => (s as PromiseFulfilledResult<ChoiceSource>).value);
   await Promise.all(settled.map((s) => (s.status === 'fulfilled' ? s.value.cancel() : Promise.resolve())));
   throw failed.reason;
 }
 
 /** Deltas of several generations as they come, each tagged with its generation's position. */
-async function* merged(generations: Generation[]): AsyncGenerator<{ at: number; delta: GenerationDelta }> {
+async function* merged(generations: ChoiceSource[]): AsyncGenerator<{ at: number; delta: GenerationDelta }> {
   const iterators = generations.map((g) => g.deltas());
   const pending = new Map(iterators.map((it, at) => [at, it.next().then((result) => ({ at, result }))]));
   try {
@@ -131,7 +133,7 @@ async function* merged(generations: Generation[]): AsyncGenerator<{ at: number; 
 }
 
 /** `withDetails` (--enable-prompt-tokens-details): vLLM's {cached_tokens}; otherwise null, as vLLM answers. */
-function usageOf(generations: Generation[], withDetails: boolean) {
+function usageOf(generations: ChoiceSource[], withDetails: boolean) {
   const usage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
   let cachedTokens = 0;
   for (const g of generations) {
@@ -170,6 +172,7 @@ export async function serveCompletion<
     logprobs: asked.numTop,
     promptLogprobs: asked.numTopPrompt,
   }));
+  const beamSearch = beamSearchOptions(body, samplings[0]);
   const n = samplings[0].n;
   // One view per choice, index prompt-major; each carries its own text offsets.
   const views: ChoiceView[] = Array.from({ length: prompts.length * n }, (_, index) => ({
@@ -188,24 +191,26 @@ export async function serveCompletion<
   const id = newRequestId(route.idPrefix);
   const created = Math.floor(Date.now() / 1000);
   const generations = await startAll(
-    prompts.map(
-      (promptTokens, p) => (cancel: AbortSignal) =>
-        Generation.start(
-          stack,
-          state,
-          {
-            requestId: prompts.length === 1 ? id : `${id}-${p}`,
-            promptTokens,
-            adapter,
-            sampling: samplings[p],
-            priority,
-            ...(salt === undefined ? {} : { cacheSalt: salt }),
-          },
-          reply,
-          state.requestMetrics,
-          cancel,
-        ),
-    ),
+    prompts.map((promptTokens, p) => (cancel: AbortSignal) => {
+      const request = {
+        requestId: prompts.length === 1 ? id : `${id}-${p}`,
+        promptTokens,
+        adapter,
+        sampling: samplings[p],
+        priority,
+        ...(salt === undefined ? {} : { cacheSalt: salt }),
+      };
+      return beamSearch
+        ? BeamSearchGeneration.start(
+            stack,
+            state,
+            { ...request, ...beamSearch },
+            reply,
+            state.requestMetrics,
+            cancel,
+          )
+        : Generation.start(stack, state, request, reply, state.requestMetrics, cancel);
+    }),
   );
   // vLLM leaves the fingerprint null; the field is there for clients that read it.
   const head = { id, object: route.object, created, model: body.model, system_fingerprint: null };

@@ -69,6 +69,8 @@ export interface ServingStack {
   /** --scheduling-policy: only `priority` takes requests' priority. */
   readonly schedulingPolicy: SchedulingPolicyName;
   readonly tokenizer: ServingTokenizer;
+  /** The model's end-of-sequence tokens (generation_config.json's, else config.json's): beam search ends beams on them. */
+  readonly eosTokenIds: readonly number[];
   /** The generation service. */
   readonly scheduler: GenerationService;
   /** --lora-root: the folder runtime loads may read from; null refuses runtime loading. */
@@ -92,6 +94,7 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     maxWaiting: options.maxWaiting ?? DEFAULT_MAX_WAITING,
     schedulingPolicy: options.schedulingPolicy ?? DEFAULT_SCHEDULING_POLICY,
     tokenizer: engine.model.tokenizer,
+    eosTokenIds: engine.model.config.eosTokenIds,
     scheduler: engine,
     loraRoot: options.loraRoot ?? null,
     createdAt: Math.floor(Date.now() / 1000),

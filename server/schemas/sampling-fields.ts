@@ -24,13 +24,6 @@ interface UnsupportedField {
  */
 export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
   spaces_between_special_tokens: flag(true, 'spaces_between_special_tokens: false'),
-  use_beam_search: flag(false, 'Beam search'),
-  // vLLM's extension that clients send with its default (1) even when unused.
-  length_penalty: {
-    schema: Type.Number({ description: 'a number' }),
-    isDefault: (v) => v === 1,
-    what: 'A length_penalty other than 1 (it belongs to beam search)',
-  },
 };
 
 /** A JSON Schema as an object, or as its JSON text. */
@@ -179,6 +172,13 @@ export const samplingFields = {
   return_tokens_as_token_ids: Nullable(Type.Boolean({ description: 'a boolean' })),
   /** vLLM extension: keep only the prompt's last k tokens (left truncation); -1: max_model_len. */
   truncate_prompt_tokens: Nullable(Type.Integer({ minimum: -1, description: 'an integer' })),
+  /** vLLM extension: the n choices are the n best beams of a beam search (server/beam-search.ts). */
+  use_beam_search: Nullable(Type.Boolean({ description: 'a boolean' })),
+  /**
+   * vLLM extension, for use_beam_search: a beam's score is its cumulative logprob over its length
+   * to this power (server/sampling-params.ts refuses any but 1 without beam search).
+   */
+  length_penalty: Nullable(Type.Number({ description: 'a number' })),
   /** vLLM extensions: what the text holds of stop strings and special tokens. */
   include_stop_str_in_output: Nullable(Type.Boolean({ description: 'a boolean' })),
   skip_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),

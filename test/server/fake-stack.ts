@@ -251,6 +251,7 @@ export function fakeStack(options: FakeStackOptions = {}): ServingStack & { sche
     maxWaiting: options.maxWaiting ?? 1024,
     schedulingPolicy: options.schedulingPolicy ?? 'slora',
     tokenizer: new ByteTokenizer(options.hasChatTemplate ?? true),
+    eosTokenIds: [257],
     scheduler,
     loraRoot: null,
     createdAt: 1_700_000_000,
