@@ -1,7 +1,6 @@
 import type { SampledStep, StepPlan } from '../kernels/engine.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
-import { BlockKeys, prefixRoot } from '../memory/prefix-cache.js';
 import type { AdapterResidency } from './adapter-residency.js';
 import { checkAdmission, type SchedulerLimits } from './admission.js';
 import {
@@ -14,6 +13,7 @@ import {
 import { type Clock, systemClock } from './clock.js';
 import { EarlyAbort } from './early-abort.js';
 import { GenerationError, StreamStalledError } from './generation-error.js';
+import { PrefixReuse } from './prefix-reuse.js';
 import type { GenerationDelta, GenerationRequest, GenerationStream } from './request.js';
 import {
   type AdapterQueueStats,
@@ -147,6 +147,8 @@ export class Scheduler {
   private readonly estimator = new TtftEstimator();
   private readonly stepBudget: StepBudget;
   private readonly earlyAbort: EarlyAbort | null;
+  /** Automatic prefix caching's decisions; null when it is off. */
+  private readonly prefixReuse: PrefixReuse | null;
   private nextSeqId = 1;
   private isStepInFlight = false;
   private isClosed = false;
@@ -194,6 +196,13 @@ export class Scheduler {
       this.policy.abortsEarly && slo !== undefined && slo !== null
         ? new EarlyAbort(slo, options.limits, this.estimator)
         : null;
+    this.prefixReuse = options.kvCache.prefixCache
+      ? new PrefixReuse(
+          options.kvCache,
+          (name) => options.adapters.weightsId?.(name) ?? 0,
+          (seq) => this.requests.ownerOf(seq),
+        )
+      : null;
     options.adapters.onReadFailure = (name, error) => this.failWaitingFor(name, error);
   }
 
@@ -306,13 +315,14 @@ export class Scheduler {
     this.abortStalledRequests();
     const blocked = this.queues.sequencesBehindStarved();
     const now = this.clock.now();
-    this.probePrefixCache();
+    this.prefixReuse?.probe(this.queues.waiting);
     const decision = this.policy.schedule({
       waiting: this.queues.waiting,
       running: this.queues.running,
       kv: this.capacity,
       limits: { ...this.options.limits, maxNumBatchedTokens: this.stepBudget.tokens },
-      isReady: (seq) => !blocked.has(seq) && this.isRunnable(seq) && !this.waitsForFirstChoice(seq),
+      isReady: (seq) =>
+        !blocked.has(seq) && this.isRunnable(seq) && !this.prefixReuse?.waitsForFirstChoice(seq),
       waitedMs: (seq) => now - (this.requests.ownerOf(seq)?.arrivedAt ?? now),
     });
     this.applyQueueChanges(decision);
@@ -354,7 +364,7 @@ export class Scheduler {
       if (!state || state.isDone || seq.isFinished) continue;
       const startPos = seq.numCachedTokens;
       seq.numCachedTokens += numTokens;
-      this.commitPrefixBlocks(seq);
+      this.prefixReuse?.commit(seq);
       // A recompute after preemption scores positions already scored: keep the first answers.
       promptLogprobs[i]?.forEach((scored, t) => {
         if (startPos + t === seq.promptLogprobs.length) seq.promptLogprobs.push(scored);
@@ -418,91 +428,6 @@ export class Scheduler {
     for (const state of this.requests.list()) this.requests.fail(state, error, 'failed');
   }
 
-  /**
-   * Prefix caching: each waiting sequence starts from the cached blocks its tokens begin with, as
-   * far as they go, leaving its last token to run (its logits pick the next one). The policy then
-   * plans its chunk from there, with those blocks held (KvCache.probePrefix). A sequence that
-   * scores its prompt runs all of it, as vLLM's do.
-   */
-  private probePrefixCache(): void {
-    const kv = this.options.kvCache;
-    if (!kv.prefixCache) return;
-    kv.clearProbes();
-    const tpp = kv.layout.tokensPerPage;
-    for (const seq of this.queues.waiting) {
-      if (seq.scoresPrompt || kv.has(seq.seqId)) continue;
-      const maxBlocks = Math.floor((seq.numTokens - 1) / tpp);
-      const keys = this.blockKeysOf(seq).upTo(seq.tokenIds, maxBlocks);
-      const hit = kv.probePrefix(seq.seqId, keys, maxBlocks);
-      seq.numCachedTokens = hit;
-    }
-  }
-
-  /**
-   * With prefix caching, a request's other choices wait for its first choice's prompt blocks
-   * (vLLM's parallel sampling shares them): admitted in the step that computes them they would each
-   * compute the whole prompt again, since the engines write a step's K/V only when it ends (vLLM's
-   * kernels write them before attention reads, so it shares them within the step). One step
-   * later they find the prompt cached and compute only its last partial block.
-   */
-  private waitsForFirstChoice(seq: Sequence): boolean {
-    if (!this.options.kvCache.prefixCache || seq.choiceIndex === 0 || seq.scoresPrompt) return false;
-    const first = this.requests.ownerOf(seq)?.sequences[0];
-    if (!first || first.isFinished) return false;
-    const tpp = this.options.kvCache.layout.tokensPerPage;
-    const shared = Math.floor((seq.numPromptTokens - 1) / tpp) * tpp;
-    return seq.numCachedTokens < shared && first.numCachedTokens < shared;
-  }
-
-  /** What a sequence's K/V depend on besides its tokens: its adapter's current weights and its salt. */
-  private prefixRootOf(seq: Sequence): string {
-    const weightsId = seq.adapter === null ? 0 : (this.options.adapters.weightsId?.(seq.adapter) ?? 0);
-    return prefixRoot(seq.adapter, weightsId, seq.cacheSalt);
-  }
-
-  /** The sequence's block keys under `root`, its current one (new weights, new keys). */
-  private blockKeysOf(seq: Sequence, root = this.prefixRootOf(seq)): BlockKeys {
-    if (seq.blockKeys?.root !== root)
-      seq.blockKeys = new BlockKeys(root, this.options.kvCache.layout.tokensPerPage);
-    return seq.blockKeys;
-  }
-
-  /**
-   * An admitted sequence starts its K/V under its current root; its first admission counts its
-   * prefix-cache hit, and a request's first choice's gives vLLM's num_cached_tokens.
-   * Called before the queues admit it (which marks it scheduled).
-   */
-  private notePrefixHit(seq: Sequence): void {
-    const cache = this.options.kvCache.prefixCache;
-    if (!cache) return;
-    seq.kvRoot = this.blockKeysOf(seq).root;
-    if (seq.wasScheduled) return;
-    if (!seq.scoresPrompt) {
-      cache.counters.numQueriedTokens += seq.numTokens;
-      cache.counters.numHitTokens += seq.numCachedTokens;
-    }
-    const state = this.requests.ownerOf(seq);
-    if (state && seq.choiceIndex === 0) state.stream.cachedPromptTokens = seq.numCachedTokens;
-  }
-
-  /**
-   * The step computed the sequence's K/V up to numCachedTokens: its full blocks join the prefix
-   * cache, unless its adapter's weights changed since it was admitted (its K/V then mix old and
-   * new weights; a recompute after preemption starts clean).
-   */
-  private commitPrefixBlocks(seq: Sequence): void {
-    const kv = this.options.kvCache;
-    if (!kv.prefixCache || seq.kvRoot === null) return;
-    const root = this.prefixRootOf(seq);
-    if (root !== seq.kvRoot) return;
-    const numBlocks = Math.floor(seq.numCachedTokens / kv.layout.tokensPerPage);
-    kv.commitBlocks(
-      seq.seqId,
-      seq.numCachedTokens,
-      this.blockKeysOf(seq, root).upTo(seq.tokenIds, numBlocks),
-    );
-  }
-
   /** Its adapter is in the pool and its consumer keeps up (a paused request's choices sit steps out). */
   private isRunnable(seq: Sequence): boolean {
     return this.queues.isAdapterReady(seq) && !this.requests.isPaused(seq);
@@ -562,7 +487,7 @@ export class Scheduler {
       this.endUnfittable(seq);
     }
     for (const seq of decision.admitted) {
-      this.notePrefixHit(seq);
+      this.prefixReuse?.noteAdmission(seq);
       this.queues.admit(seq);
       const state = this.requests.ownerOf(seq);
       if (state && !state.isScheduled) {
