@@ -28,6 +28,12 @@ export class EarlyAbort {
     readonly sloMs: number,
     private readonly limits: BatchLimits,
     private readonly estimator: TtftEstimator,
+    /**
+     * Tokens the coming steps may run: --max-step-time's budget (step-budget.ts), which the
+     * policy plans with, when it is below --max-num-batched-tokens; prefills split into more
+     * steps then, each paying the step's fixed time.
+     */
+    private readonly stepTokens: () => number = () => limits.maxNumBatchedTokens,
   ) {}
 
   /** Why a new request of `numPromptTokens` × `n` choices is refused at submit, or null to queue it. */
@@ -120,7 +126,7 @@ export class EarlyAbort {
     return this.estimator.estimateMs(
       prefillTokens,
       numRunning,
-      this.limits.maxNumBatchedTokens,
+      this.stepTokens(),
       slotsShort,
       queuedTokens,
     );

@@ -194,7 +194,7 @@ export class Scheduler {
     this.clock = options.clock ?? systemClock;
     this.earlyAbort =
       this.policy.abortsEarly && slo !== undefined && slo !== null
-        ? new EarlyAbort(slo, options.limits, this.estimator)
+        ? new EarlyAbort(slo, options.limits, this.estimator, () => this.stepBudget.tokens)
         : null;
     this.prefixReuse = options.kvCache.prefixCache
       ? new PrefixReuse(

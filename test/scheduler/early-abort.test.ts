@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../scheduler/clock.js';
+import { EarlyAbort } from '../../scheduler/early-abort.js';
 import { AdmissionError, type GenerationDelta, type GenerationStream } from '../../scheduler/request.js';
 import { type PlannedStep, Scheduler } from '../../scheduler/scheduler.js';
 import type { SchedulerEvent } from '../../scheduler/scheduler-events.js';
 import { fcfsPolicy, type SchedulingPolicy, sloraPolicy } from '../../scheduler/scheduling-policy.js';
+import type { Sequence } from '../../scheduler/sequence.js';
+import { TtftEstimator } from '../../scheduler/ttft-estimator.js';
 import { fakeKv, tableDecoder } from './fake-engine.js';
 import { FAKE_EOS, fakeSampling } from './fake-scheduler.js';
 import { ResidentAdapters } from './resident-adapters.js';
@@ -127,5 +130,24 @@ describe('early abort (--slo-ttft)', () => {
     expect(Array.isArray(deltas) && deltas.flatMap((d) => d.tokenIds)).toHaveLength(2);
     expect(scheduler.stats().numSloAborts).toBe(0);
     await drain(long);
+  });
+});
+
+describe('early abort under a step budget (--max-step-time)', () => {
+  it('estimates with the steps the budget allows: a prefill cut into more steps pays each one its fixed time', () => {
+    // Steps measured at 50 ms + 1 ms a token.
+    const estimator = new TtftEstimator();
+    for (const [tokens, ms] of [
+      [100, 150],
+      [200, 250],
+      [400, 450],
+    ])
+      estimator.observe(tokens, ms, 0);
+    const limits = { maxNumSeqs: 16, maxNumBatchedTokens: 4096, maxModelLen: 8192 };
+    const waiting = Array.from({ length: 4 }, () => ({ numTokens: 500, numCachedTokens: 0 }) as Sequence);
+    // 2,100 prompt tokens in one step: ~2.15 s, under 0.4 of a 6 s objective; in 21 steps of 100: ~3.15 s.
+    expect(new EarlyAbort(6000, limits, estimator).refusal(100, 1, waiting, 0)).toBeNull();
+    const budgeted = new EarlyAbort(6000, limits, estimator, () => 100).refusal(100, 1, waiting, 0);
+    expect(budgeted?.reason).toBe('slo_unattainable');
   });
 });
