@@ -123,13 +123,7 @@ export class EarlyAbort {
     queuedTokens: number,
   ): number {
     const slotsShort = Math.max(0, numRunning + sequencesAhead - this.limits.maxNumSeqs);
-    return this.estimator.estimateMs(
-      prefillTokens,
-      numRunning,
-      this.stepTokens(),
-      slotsShort,
-      queuedTokens,
-    );
+    return this.estimator.estimateMs(prefillTokens, numRunning, this.stepTokens(), slotsShort, queuedTokens);
   }
 }
 
