@@ -27,7 +27,7 @@ export interface SequenceStep {
 
 /** What one sequence asks: its sampled token's log-probability and/or its prompt's (vLLM's prompt_logprobs). */
 export interface LogprobRequest {
-  /** Most likely tokens to list on the sampled row, 0..MAX_TOP_LOGPROBS. */
+  /** Most likely tokens to list on the sampled row, 0..--max-logprobs. */
   topK: number;
   /** Whether the row sampled from (logits 'last') reports the sampled token's log-probability. */
   sampled: boolean;
@@ -37,7 +37,7 @@ export interface LogprobRequest {
    * among step()'s logit rows.
    */
   promptTargets?: Int32Array;
-  /** Most likely tokens to list per prompt row (vLLM's prompt_logprobs), 0..MAX_TOP_LOGPROBS; default topK. */
+  /** Most likely tokens to list per prompt row (vLLM's prompt_logprobs), 0..--max-logprobs; default topK. */
   promptTopK?: number;
 }
 

@@ -5,8 +5,8 @@
  * tests that check the webgpu kernel (logprobs.wgsl), which computes the same on the device.
  */
 
-/** vLLM's default `--max-logprobs`: the most top tokens one row may ask for. */
-export const MAX_TOP_LOGPROBS = 20;
+/** vLLM's default `--max-logprobs`: the most top tokens one row may ask for unless the flag says otherwise. */
+export const DEFAULT_MAX_LOGPROBS = 20;
 
 /** One row's answer: the chosen token's log-probability and the row's most likely tokens. */
 export interface TokenLogprobs {

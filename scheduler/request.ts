@@ -30,13 +30,13 @@ export interface SamplingParams {
   /** Number of choices (independent sequences sharing the prompt). */
   n: number;
   /**
-   * Log-probability of each sampled token plus this many most likely tokens (0..MAX_TOP_LOGPROBS),
+   * Log-probability of each sampled token plus this many most likely tokens (0..--max-logprobs),
    * of the raw logits (vLLM's default raw_logprobs); null or absent: none.
    */
   logprobs?: number | null;
   /**
    * vLLM's prompt_logprobs: score each prompt token after the first by the logits before it, with
-   * this many most likely tokens (0..MAX_TOP_LOGPROBS) per position; null or absent: none.
+   * this many most likely tokens (0..--max-logprobs) per position; null or absent: none.
    */
   promptLogprobs?: number | null;
 }

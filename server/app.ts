@@ -1,6 +1,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
 import { Registry } from 'prom-client';
+import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { installApiKey } from './api-key.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
@@ -45,6 +46,8 @@ export interface AppOptions {
   logRequests?: boolean;
   /** usage.prompt_tokens_details gives {cached_tokens} (--enable-prompt-tokens-details; default null). */
   promptTokensDetails?: boolean;
+  /** --max-logprobs: most top tokens a row may list (default vLLM's 20; -1: no cap). */
+  maxLogprobs?: number;
   /** Period of the stats line while busy, in ms (main: 10 s; --disable-log-stats: null); default none. */
   statsIntervalMs?: number | null;
 }
@@ -108,6 +111,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     hideAdapterPaths: options.hideAdapterPaths ?? false,
     logRequests: options.logRequests ?? true,
     promptTokensDetails: options.promptTokensDetails ?? false,
+    maxLogprobs: options.maxLogprobs ?? DEFAULT_MAX_LOGPROBS,
   });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);

@@ -6,6 +6,7 @@ import {
   type LoraMode,
   type QuantizationChoice,
 } from '../kernels/engine-factory.js';
+import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { parsePoolSize } from '../memory/page-pool.js';
 import { DEFAULT_STREAM_STALL_TIMEOUT_MS } from '../scheduler/scheduler.js';
 import {
@@ -87,6 +88,8 @@ export interface CliOptions {
   /** Seconds a stream whose client stopped reading stays paused before it is aborted. */
   streamStallTimeoutSeconds: number;
   maxN: number;
+  /** --max-logprobs: most top tokens a row may list; -1: no cap. */
+  maxLogprobs: number;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
   /** --api-key or $LOOM_API_KEY: Bearer auth on everything but the probes; null: open. */
@@ -165,6 +168,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
   --max-n N                       most choices (n) one request may ask for (default 16)
+  --max-logprobs N                most top tokens a row may list (logprobs, top_logprobs, prompt_logprobs;
+                                  beam search's 2·n), vLLM's flag (default 20; -1: no cap)
   --shutdown-timeout SECONDS      on SIGTERM/SIGINT, how long requests in flight may finish
                                   before they are ended (default 30)
   --stream-stall-timeout SECONDS  a stream whose client stops reading is paused (its sequences sit steps
@@ -311,6 +316,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--max-n': (o, v, f) => {
     o.maxN = integer(v, f, 1);
   },
+  '--max-logprobs': (o, v, f) => {
+    o.maxLogprobs = v.trim() === '-1' ? -1 : integer(v, f, 0);
+  },
   '--max-connections': (o, v, f) => {
     o.maxConnections = integer(v, f, 1);
   },
@@ -434,6 +442,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     shutdownTimeoutSeconds: 30,
     streamStallTimeoutSeconds: DEFAULT_STREAM_STALL_TIMEOUT_MS / 1000,
     maxN: DEFAULT_MAX_N,
+    maxLogprobs: DEFAULT_MAX_LOGPROBS,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
     apiKey: env.LOOM_API_KEY ? env.LOOM_API_KEY : null,

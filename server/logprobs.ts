@@ -1,4 +1,4 @@
-import { MAX_TOP_LOGPROBS, type TokenLogprobs } from '../kernels/logprobs.js';
+import type { TokenLogprobs } from '../kernels/logprobs.js';
 import { invalidRequest } from './api-error.js';
 import type { ServingTokenizer } from './serving-stack.js';
 
@@ -14,19 +14,29 @@ export interface LogprobsAsked {
   numTopPrompt: number | null;
 }
 
+/** `numTop` is past --max-logprobs (`maxLogprobs`; -1: no cap, as in vLLM). */
+function pastMaxLogprobs(numTop: number, maxLogprobs: number): boolean {
+  return maxLogprobs !== -1 && numTop > maxLogprobs;
+}
+
 /**
- * vLLM's `prompt_logprobs`, checked as vLLM checks it: -1 means the whole vocabulary (so past
- * --max-logprobs here), and a stream carries none but for 0.
+ * vLLM's `prompt_logprobs`, checked as vLLM checks it: -1 means the whole vocabulary (past any
+ * --max-logprobs but -1), and a stream carries none but for 0.
  */
-export function checkPromptLogprobs(value: number, stream: boolean, vocabSize: number): number {
+export function checkPromptLogprobs(
+  value: number,
+  stream: boolean,
+  vocabSize: number,
+  maxLogprobs: number,
+): number {
   const param = 'prompt_logprobs';
   if (value < -1) throw invalidRequest('`prompt_logprobs` must be a positive value or -1.', param);
   if (stream && value !== 0)
     throw invalidRequest('`prompt_logprobs` are not available when `stream=True`.', param);
   const numTop = value === -1 ? vocabSize : value;
-  if (numTop > MAX_TOP_LOGPROBS)
+  if (pastMaxLogprobs(numTop, maxLogprobs))
     throw invalidRequest(
-      `Requested prompt logprobs of ${numTop}, which is greater than max allowed: ${MAX_TOP_LOGPROBS}.`,
+      `Requested prompt logprobs of ${numTop}, which is greater than max allowed: ${maxLogprobs}.`,
       param,
     );
   return numTop;
@@ -72,11 +82,11 @@ export function promptLogprobsJson(
   ];
 }
 
-/** The top-k count a client asked for, within vLLM's default --max-logprobs, or a 400 naming `param`. */
-export function checkNumTop(value: number, param: string): number {
-  if (value > MAX_TOP_LOGPROBS)
+/** The top-k count a client asked for, within --max-logprobs, or a 400 naming `param`. */
+export function checkNumTop(value: number, param: string, maxLogprobs: number): number {
+  if (pastMaxLogprobs(value, maxLogprobs))
     throw invalidRequest(
-      `Requested ${param} of ${value}, which is greater than max allowed: ${MAX_TOP_LOGPROBS}.`,
+      `Requested ${param} of ${value}, which is greater than max allowed: ${maxLogprobs}.`,
       param,
     );
   return value;

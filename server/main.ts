@@ -99,6 +99,7 @@ async function main(): Promise<void> {
   const app = buildApp({
     logger: { level: options.logLevel },
     maxN: options.maxN,
+    maxLogprobs: options.maxLogprobs,
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,
       maxConnections: options.maxConnections,

@@ -1,4 +1,3 @@
-import { MAX_TOP_LOGPROBS } from '../kernels/logprobs.js';
 import type { SamplingParams } from '../scheduler/request.js';
 import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
@@ -259,11 +258,13 @@ const STRUCTURED_OUTPUT_FIELDS = [
  * vLLM's `use_beam_search` (server/beam-search.ts): null without it, where a length_penalty other
  * than 1 is refused (it would change nothing); with it, the n beams' options, refusing what the
  * search cannot honour: an n past half of --max-logprobs (each round asks 2·n top tokens, as
- * vLLM does) and the sampling fields in NOT_WITH_BEAM_SEARCH or asking for structured output.
+ * vLLM does; -1: no cap) and the sampling fields in NOT_WITH_BEAM_SEARCH or asking for
+ * structured output.
  */
 export function beamSearchOptions(
   body: SamplingBody,
   sampling: SamplingParams,
+  maxLogprobs: number,
 ): { lengthPenalty: number } | null {
   const lengthPenalty = body.length_penalty ?? 1;
   if (!body.use_beam_search) {
@@ -271,10 +272,10 @@ export function beamSearchOptions(
       throw notSupported('length_penalty', 'A length_penalty other than 1 without use_beam_search');
     return null;
   }
-  const maxWidth = MAX_TOP_LOGPROBS / 2;
-  if (sampling.n > maxWidth)
+  const maxWidth = Math.floor(maxLogprobs / 2);
+  if (maxLogprobs !== -1 && sampling.n > maxWidth)
     throw invalidRequest(
-      `With use_beam_search, n (the beam width) must be at most ${maxWidth}: each round asks for 2·n top log-probabilities, at most ${MAX_TOP_LOGPROBS}; got ${sampling.n}.`,
+      `With use_beam_search, n (the beam width) must be at most ${maxWidth}: each round asks for 2·n top log-probabilities, at most ${maxLogprobs} (--max-logprobs); got ${sampling.n}.`,
       'n',
     );
   for (const [field, asksNothing] of NOT_WITH_BEAM_SEARCH) {

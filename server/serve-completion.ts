@@ -54,8 +54,8 @@ export interface CompletionRoute<
    */
   promptTokens(stack: ServingStack, body: B): number[][];
   requestedMaxTokens(body: B): number | null;
-  /** The log-probabilities the body asks for, checked (400 naming the field past the limits). */
-  logprobsAsked(body: B, stack: ServingStack): LogprobsAsked;
+  /** The log-probabilities the body asks for, checked (400 naming the field past the limits, --max-logprobs's among them). */
+  logprobsAsked(body: B, stack: ServingStack, maxLogprobs: number): LogprobsAsked;
   /** Fields of the response besides its choices, from its first choice (chat's prompt_logprobs). */
   responseFields(first: FinishedChoice, view: ChoiceView): R;
   /** Used when the client gave no max tokens; null means the rest of the context. */
@@ -159,7 +159,7 @@ export async function serveCompletion<
   const stack = state.requireStack();
   const adapter = await resolveAdapter(stack, body.model);
   const prompts = route.promptTokens(stack, body);
-  const asked = route.logprobsAsked(body, stack);
+  const asked = route.logprobsAsked(body, stack, state.settings.maxLogprobs);
   const priority = requestPriority(stack, body);
   const salt = cacheSalt(body);
   const samplings = prompts.map((prompt) => ({
@@ -172,7 +172,7 @@ export async function serveCompletion<
     logprobs: asked.numTop,
     promptLogprobs: asked.numTopPrompt,
   }));
-  const beamSearch = beamSearchOptions(body, samplings[0]);
+  const beamSearch = beamSearchOptions(body, samplings[0], state.settings.maxLogprobs);
   const n = samplings[0].n;
   // One view per choice, index prompt-major; each carries its own text offsets.
   const views: ChoiceView[] = Array.from({ length: prompts.length * n }, (_, index) => ({

@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { serviceUnavailable } from './api-error.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { ServingStack } from './serving-stack.js';
@@ -11,6 +12,8 @@ export interface ServerSettings {
   logRequests: boolean;
   /** usage.prompt_tokens_details gives {cached_tokens} (--enable-prompt-tokens-details). */
   promptTokensDetails: boolean;
+  /** Most top tokens a row may list (--max-logprobs, vLLM's; -1: no cap). */
+  maxLogprobs: number;
 }
 
 /**
@@ -39,6 +42,7 @@ export class ServerState {
       hideAdapterPaths: false,
       logRequests: false,
       promptTokensDetails: false,
+      maxLogprobs: DEFAULT_MAX_LOGPROBS,
     },
   ) {}
 

@@ -1,4 +1,4 @@
-import { MAX_TOP_LOGPROBS, type TokenLogprobs } from '../logprobs.js';
+import type { TokenLogprobs } from '../logprobs.js';
 import type { WebGpuContext } from './device.js';
 import { encodeDispatch, Immediates } from './dispatch.js';
 import { loadWgsl } from './wgsl.js';
@@ -21,8 +21,9 @@ export function logprobRecordWords(maxTopK: number): number {
 export function packLogprobRequests(rows: ReadonlyArray<RowLogprobRequest>): Uint32Array {
   const out = new Uint32Array(rows.length * 2);
   rows.forEach((r, i) => {
-    if (r.topK !== null && !(Number.isInteger(r.topK) && r.topK >= 0 && r.topK <= MAX_TOP_LOGPROBS))
-      throw new Error(`logprobs: top-k ${r.topK} is not in 0..${MAX_TOP_LOGPROBS}`);
+    // The server bounds k (--max-logprobs); the kernel takes any k, one workgroup argmax a token.
+    if (r.topK !== null && !(Number.isInteger(r.topK) && r.topK >= 0))
+      throw new Error(`logprobs: top-k ${r.topK} is not a non-negative integer`);
     out[i * 2] = r.target === SAMPLED_TOKEN ? ALL_BITS : r.target;
     out[i * 2 + 1] = r.topK ?? ALL_BITS;
   });

@@ -2,7 +2,7 @@
 // the vocabulary. Same definition as kernels/logprobs.ts (vLLM's raw_logprobs): log-softmax of
 // the raw logits, logprob(t) = logit(t) − (max + log Σ exp(logit − max)); the row's scored token
 // (a prompt token, or the id sample.wgsl drew for the row) and its `k` most likely tokens in
-// descending-logit order, ties to the lower index (k ≤ 20 rounds of a workgroup argmax over the
+// descending-logit order, ties to the lower index (k rounds of a workgroup argmax over the
 // tokens after the previous pick, so nothing is sorted or kept per lane).
 //
 // Record of row r at out[r · stride]: scored token id, its logprob (f32 bits), its rank (vLLM's:

@@ -18,19 +18,24 @@ function checkUnsupported(body: ChatCompletionRequest): void {
 }
 
 /**
- * `logprobs: true` scores each sampled token; `top_logprobs: k` (0..20) lists k top tokens beside
+ * `logprobs: true` scores each sampled token; `top_logprobs: k` (0..--max-logprobs) lists k top tokens beside
  * it (OpenAI's rule: only with logprobs); vLLM's `prompt_logprobs` scores the rendered prompt.
  */
-function logprobsAsked(body: ChatCompletionRequest, stack: ServingStack): LogprobsAsked {
+function logprobsAsked(body: ChatCompletionRequest, stack: ServingStack, maxLogprobs: number): LogprobsAsked {
   const top = body.top_logprobs ?? 0;
   if (!body.logprobs && top > 0)
     throw invalidRequest('top_logprobs needs logprobs set to true.', 'top_logprobs');
   return {
-    numTop: body.logprobs ? checkNumTop(top, 'top_logprobs') : null,
+    numTop: body.logprobs ? checkNumTop(top, 'top_logprobs', maxLogprobs) : null,
     numTopPrompt:
       body.prompt_logprobs == null
         ? null
-        : checkPromptLogprobs(body.prompt_logprobs, body.stream === true, stack.tokenizer.vocabSize),
+        : checkPromptLogprobs(
+            body.prompt_logprobs,
+            body.stream === true,
+            stack.tokenizer.vocabSize,
+            maxLogprobs,
+          ),
   };
 }
 

@@ -66,15 +66,20 @@ function echoesOnly(body: CompletionRequest): boolean {
 }
 
 /**
- * `logprobs: k` (0..20) lists k top tokens beside each sampled one; vLLM's `prompt_logprobs`
+ * `logprobs: k` (0..--max-logprobs) lists k top tokens beside each sampled one; vLLM's `prompt_logprobs`
  * scores the prompt, and `echo` with `logprobs` does too (with k top tokens unless
  * prompt_logprobs says otherwise).
  */
-function logprobsAsked(body: CompletionRequest, stack: ServingStack): LogprobsAsked {
-  const numTop = body.logprobs == null ? null : checkNumTop(body.logprobs, 'logprobs');
+function logprobsAsked(body: CompletionRequest, stack: ServingStack, maxLogprobs: number): LogprobsAsked {
+  const numTop = body.logprobs == null ? null : checkNumTop(body.logprobs, 'logprobs', maxLogprobs);
   const numTopPrompt =
     body.prompt_logprobs != null
-      ? checkPromptLogprobs(body.prompt_logprobs, body.stream === true, stack.tokenizer.vocabSize)
+      ? checkPromptLogprobs(
+          body.prompt_logprobs,
+          body.stream === true,
+          stack.tokenizer.vocabSize,
+          maxLogprobs,
+        )
       : body.echo === true
         ? numTop
         : null;

@@ -65,7 +65,7 @@ export const ChatCompletionRequestSchema = Type.Object(
     ...samplingFields,
     messages: Type.Array(ChatMessageSchema),
     max_completion_tokens: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
-    /** Score each sampled token; top_logprobs (0..20, only with logprobs) lists the most likely beside it. */
+    /** Score each sampled token; top_logprobs (0..--max-logprobs, only with logprobs) lists the most likely beside it. */
     logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
     top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
     ...chatTemplateFields,

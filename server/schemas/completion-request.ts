@@ -12,7 +12,7 @@ export const CompletionRequestSchema = Type.Object(
     prompt: Type.Union([Type.String(), TokenIds, Type.Array(Type.String()), Type.Array(TokenIds)], {
       description: 'a string, an array of token ids, or a list of either',
     }),
-    /** Top tokens listed beside each sampled one (0..20, vLLM's default --max-logprobs; checked by the route). */
+    /** Top tokens listed beside each sampled one (0..--max-logprobs, default 20 as vLLM's; checked by the route). */
     logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
     echo: Nullable(Type.Boolean({ description: 'a boolean' })),
     suffix: Nullable(Type.String({ description: 'a string' })),

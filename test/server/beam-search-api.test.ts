@@ -214,3 +214,52 @@ describe('use_beam_search on the reference engine', () => {
     await complete({ use_beam_search: false, max_tokens: 2, length_penalty: 1 });
   });
 });
+
+describe('--max-logprobs', () => {
+  it('raises the top-token limit of logprobs, prompt_logprobs and the beam width; -1 lifts it', async () => {
+    const raised = await startTinyServer('reference', {}, { maxLogprobs: 40 });
+    try {
+      const res = await raised.post('/v1/completions', {
+        model: 'tiny-base',
+        prompt: PROMPT,
+        max_tokens: 2,
+        logprobs: 30,
+        prompt_logprobs: 25,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      for (const top of res.body.choices[0].logprobs.top_logprobs)
+        expect(Object.keys(top).length).toBeGreaterThanOrEqual(30);
+      expect(Object.keys(res.body.choices[0].prompt_logprobs[1]).length).toBeGreaterThanOrEqual(25);
+      const wide = await raised.post('/v1/completions', {
+        model: 'tiny-base',
+        prompt: PROMPT,
+        max_tokens: 2,
+        use_beam_search: true,
+        n: 12,
+      });
+      expect(wide.status, JSON.stringify(wide.body)).toBe(200);
+      expect(wide.body.choices).toHaveLength(12);
+      const past = await raised.post('/v1/completions', { model: 'tiny-base', prompt: PROMPT, logprobs: 41 });
+      expect(past.status).toBe(400);
+      expect(past.body.error.message).toBe(
+        'Requested logprobs of 41, which is greater than max allowed: 40.',
+      );
+    } finally {
+      await raised.close();
+    }
+    const uncapped = await startTinyServer('reference', {}, { maxLogprobs: -1 });
+    try {
+      const vocab = uncapped.stack.tokenizer.vocabSize;
+      const res = await uncapped.post('/v1/completions', {
+        model: 'tiny-base',
+        prompt: 'Hi there',
+        max_tokens: 1,
+        prompt_logprobs: -1,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(Object.keys(res.body.choices[0].prompt_logprobs[1]).length).toBe(vocab);
+    } finally {
+      await uncapped.close();
+    }
+  });
+});

@@ -38,6 +38,15 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--stream-stall-timeout', '0'])).toThrow(/--stream-stall-timeout/);
   });
 
+  it("reads vLLM's --max-logprobs: 20 by default, -1 for no cap", () => {
+    expect(serve([]).maxLogprobs).toBe(20);
+    expect(serve(['--max-logprobs', '64']).maxLogprobs).toBe(64);
+    expect(serve(['--max-logprobs=0']).maxLogprobs).toBe(0);
+    expect(serve(['--max-logprobs', '-1']).maxLogprobs).toBe(-1);
+    expect(() => serve(['--max-logprobs', '-2'])).toThrow(/--max-logprobs/);
+    expect(() => serve(['--max-logprobs', 'all'])).toThrow(/--max-logprobs/);
+  });
+
   it('reads vLLM-spelled flags in both --flag value and --flag=value form', () => {
     const options = serve([
       '--model',
