@@ -13,8 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { machineContext, markdownTable, writeBenchReport } from './report.js';
-import { startLoomServer, stopLoomServer } from './serve/loom-server.js';
-import { runWorkload } from './serve/run-workload.js';
+import { runOnLoomServer, startLoomServer, stopLoomServer } from './serve/loom-server.js';
 import { parseServeBenchArgs, type ServeBenchArgs } from './serve/serve-args.js';
 import { percentile } from './serve/statistics.js';
 import { summarize } from './serve/summary.js';
@@ -89,14 +88,7 @@ async function measure(mode: Mode): Promise<RoundResult> {
     };
     const rate = args['request-rate'] === 'inf' ? Number.POSITIVE_INFINITY : Number(args['request-rate']);
     const requests = buildWorkload(bench, base.id, rate, { vocabSize: config.vocab_size, decode: null });
-    const { outcomes, durationSeconds } = await runWorkload(requests, {
-      baseUrl: server.baseUrl,
-      endpoint: '/v1/completions',
-      promptFormat: 'ids',
-      ignoreEos: true,
-      timeoutMs: 30 * 60_000,
-      maxConcurrency: null,
-    });
+    const { outcomes, durationSeconds } = await runOnLoomServer(server, requests);
     const r = summarize(outcomes, durationSeconds, { percentiles: [99], metrics: ['ttft'], slo: null });
     const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
     const queries = counterTotal(metrics, 'vllm:prefix_cache_queries_total');

@@ -18,8 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SPEC, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { type LineSeries, machineContext, svgLineChart, writeBenchReport } from './report.js';
-import { startLoomServer, stopLoomServer } from './serve/loom-server.js';
-import { runWorkload } from './serve/run-workload.js';
+import { runOnLoomServer, startLoomServer, stopLoomServer } from './serve/loom-server.js';
 import { parseServeBenchArgs, type ServeBenchArgs } from './serve/serve-args.js';
 import { summarize } from './serve/summary.js';
 import { buildWorkload } from './serve/workload.js';
@@ -105,14 +104,7 @@ async function measure(
     };
     const rate = args['request-rate'] === 'inf' ? Number.POSITIVE_INFINITY : Number(args['request-rate']);
     const requests = buildWorkload(bench, base, rate, { vocabSize: spec.vocabSize, decode: null });
-    const { outcomes, durationSeconds } = await runWorkload(requests, {
-      baseUrl: server.baseUrl,
-      endpoint: '/v1/completions',
-      promptFormat: 'ids',
-      ignoreEos: true,
-      timeoutMs: 30 * 60_000,
-      maxConcurrency: null,
-    });
+    const { outcomes, durationSeconds } = await runOnLoomServer(server, requests);
     return summarize(outcomes, durationSeconds, {
       percentiles: [90, 99],
       metrics: ['ttft', 'tpot', 'e2el'],

@@ -1,5 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { BenchRequest } from './random-dataset.js';
+import { runWorkload } from './run-workload.js';
+import type { RequestOutcome } from './stream-request.js';
 
 /** A Loom server a benchmark started as a child process. */
 export interface LoomServer {
@@ -45,4 +48,22 @@ export async function stopLoomServer(server: LoomServer): Promise<void> {
   const timer = setTimeout(() => server.child.kill('SIGKILL'), 30_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * The benchmarks' open-loop run against a server they started: completions with token-id prompts
+ * and ignore_eos, every request sent at its arrival, a 30-minute bound on each.
+ */
+export function runOnLoomServer(
+  server: LoomServer,
+  requests: readonly BenchRequest[],
+): Promise<{ outcomes: RequestOutcome[]; durationSeconds: number }> {
+  return runWorkload(requests, {
+    baseUrl: server.baseUrl,
+    endpoint: '/v1/completions',
+    promptFormat: 'ids',
+    ignoreEos: true,
+    timeoutMs: 30 * 60_000,
+    maxConcurrency: null,
+  });
 }
