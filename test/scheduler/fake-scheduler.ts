@@ -1,6 +1,6 @@
 import type { KvCache } from '../../memory/kv-cache.js';
 import { EngineLoop, type EngineLoopOptions } from '../../scheduler/engine-loop.js';
-import { greedySampling, type SamplingParams } from '../../scheduler/request.js';
+import { type GenerationRequest, greedySampling, type SamplingParams } from '../../scheduler/request.js';
 import type { SchedulerLimits } from '../../scheduler/scheduler.js';
 import { fcfsPolicy } from '../../scheduler/scheduling-policy.js';
 import { type FakeEngine, tableDecoder } from './fake-engine.js';
@@ -12,6 +12,16 @@ export const FAKE_EOS = 31;
 /** Greedy, 4 tokens, one choice, no stops: what each test overrides the parts it is about from. */
 export function fakeSampling(overrides: Partial<SamplingParams> = {}): SamplingParams {
   return greedySampling(4, overrides);
+}
+
+/** A base-model request of fakeSampling (overridden by `sampling`), with `extra` fields. */
+export function fakeRequest(
+  requestId: string,
+  promptTokens: number[],
+  sampling: Partial<SamplingParams> = {},
+  extra: Partial<GenerationRequest> = {},
+): GenerationRequest {
+  return { requestId, promptTokens, adapter: null, sampling: fakeSampling(sampling), ...extra };
 }
 
 type FakeSchedulerOptions = Partial<Omit<EngineLoopOptions, 'engine' | 'kvCache' | 'limits'>> & {

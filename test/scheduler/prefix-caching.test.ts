@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { GenerationDelta, GenerationRequest, SamplingParams } from '../../scheduler/request.js';
+import type { GenerationDelta, GenerationRequest } from '../../scheduler/request.js';
 import type { SchedulerLimits } from '../../scheduler/scheduler.js';
 import { contextSum, contextSumTokens, FakeEngine, fakeAdapter, fakeKv } from './fake-engine.js';
-import { fakeSampling, fakeScheduler } from './fake-scheduler.js';
+import { fakeScheduler, fakeRequest as request } from './fake-scheduler.js';
 import { ResidentAdapters } from './resident-adapters.js';
 
 // The fake model: 2 tokens per block. contextSum depends on every token before, so a block read
@@ -27,15 +27,6 @@ function setup(
     limits: { maxModelLen, maxNumBatchedTokens: 64, maxWaiting: 64, ...options.limits },
   });
   return { pool, kvCache, engine, scheduler, adapters };
-}
-
-function request(
-  requestId: string,
-  promptTokens: number[],
-  sampling: Partial<SamplingParams> = {},
-  extra: Partial<GenerationRequest> = {},
-): GenerationRequest {
-  return { requestId, promptTokens, adapter: null, sampling: fakeSampling(sampling), ...extra };
 }
 
 async function run(scheduler: ReturnType<typeof setup>['scheduler'], req: GenerationRequest) {

@@ -1,14 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import {
-  AdmissionError,
-  type GenerationDelta,
-  type GenerationRequest,
-  type GenerationStream,
-  type SamplingParams,
-} from '../../scheduler/request.js';
+import { AdmissionError, type GenerationDelta, type GenerationStream } from '../../scheduler/request.js';
 import { GenerationError, type Scheduler, type SchedulerLimits } from '../../scheduler/scheduler.js';
 import { FakeEngine, fakeAdapter, fakeKv, type NextToken, tableDecoder } from './fake-engine.js';
-import { FAKE_EOS, fakeSampling, fakeScheduler } from './fake-scheduler.js';
+import { FAKE_EOS, fakeScheduler, fakeRequest as request } from './fake-scheduler.js';
 import { ResidentAdapters } from './resident-adapters.js';
 
 const EOS = FAKE_EOS;
@@ -39,21 +33,6 @@ function setup(s: Setup = {}) {
     drawSeed: s.drawSeed,
   });
   return { pool, kvCache, engine, scheduler, resident, adapters };
-}
-
-function request(
-  requestId: string,
-  promptTokens: number[],
-  sampling: Partial<SamplingParams> = {},
-  extra: Partial<GenerationRequest> = {},
-): GenerationRequest {
-  return {
-    requestId,
-    promptTokens,
-    adapter: null,
-    sampling: fakeSampling(sampling),
-    ...extra,
-  };
 }
 
 async function collect(stream: GenerationStream): Promise<GenerationDelta[]> {
