@@ -3,6 +3,7 @@ import type { LlamaConfig } from '../model/llama-config.js';
 import type { ModelWeights } from '../model/model-weights.js';
 import { StartupError } from '../model/startup-error.js';
 import type { Engine } from './engine.js';
+import type { OnnxEngineOptions } from './onnx/onnx-engine.js';
 import type { StorageDtype } from './webgpu/buffers.js';
 import type { WebGpuAdapterSummary, WebGpuContext } from './webgpu/device.js';
 import { type DeviceMemoryProbes, readDeviceMemory } from './webgpu/device-memory.js';
@@ -36,8 +37,24 @@ export type QuantizationChoice = (typeof QUANTIZATION_CHOICES)[number];
 export const LORA_MODES = ['batched', 'padded', 'merged'] as const;
 export type LoraMode = (typeof LORA_MODES)[number];
 
+/**
+ * --onnx-thread: where the onnx engine runs its steps. `worker` (default): on a thread of its own
+ * (onnx/onnx-worker-engine.ts), so the server's event loop stays free during a step; `main`: on
+ * the server's thread, as before (onnxruntime-node's run then holds the loop for the whole step).
+ * `--lora-mode merged` always runs on the main thread (it rewrites the weights there).
+ */
+export const ONNX_THREAD_CHOICES = ['worker', 'main'] as const;
+export type OnnxThreadChoice = (typeof ONNX_THREAD_CHOICES)[number];
+
 export interface EngineFactoryOptions {
   dtype: DtypeChoice;
+  /** Default 'worker'. */
+  onnxThread?: OnnxThreadChoice;
+  /**
+   * Whether the caller hands the weights to the engine and reads them no more: the onnx engine's
+   * worker then takes their buffers instead of a copy (default false).
+   */
+  handOverWeights?: boolean;
   /**
    * Whether any adapter can ever be served (default true). False when the server has no adapter
    * source (no --lora-modules, --lora-dir or --lora-root): the onnx engine then builds its step
@@ -292,7 +309,7 @@ async function createCpuEngine(
     const { OnnxEngine } = await import('./onnx/onnx-engine.js');
     const { checkpointIdentity, defaultCacheDir } = await import('./onnx/weight-cache.js');
     const weightFormat = onnxWeightFormat(options.dtype, options.quantization);
-    const onnx = await OnnxEngine.create(weights, pool, {
+    const onnxOptions: OnnxEngineOptions = {
       // Merging rewrites the weight arrays, which only inputs-mode weights are read from each run.
       weights: mode === 'merged' ? 'inputs' : 'prepacked',
       ...(options.servesAdapters === false && mode !== 'merged' ? { loraModules: [] } : {}),
@@ -302,7 +319,20 @@ async function createCpuEngine(
         options.modelDir && weightFormat !== 'f32'
           ? { dir: defaultCacheDir(), checkpoint: checkpointIdentity(options.modelDir) }
           : undefined,
-    });
+    };
+    const onWorker = (options.onnxThread ?? 'worker') === 'worker';
+    let onnx: Engine & { weightCacheNote: string | null };
+    if (onWorker && mode !== 'merged') {
+      const { OnnxWorkerEngine } = await import('./onnx/onnx-worker-engine.js');
+      onnx = await OnnxWorkerEngine.create(weights, pool, {
+        ...onnxOptions,
+        handOverWeights: options.handOverWeights ?? false,
+      });
+    } else {
+      if (onWorker)
+        options.log("--lora-mode merged: the onnx engine runs on the server's thread, where it merges");
+      onnx = await OnnxEngine.create(weights, pool, onnxOptions);
+    }
     if (onnx.weightCacheNote) options.log(onnx.weightCacheNote);
     engine = onnx;
   } else {

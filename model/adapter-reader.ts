@@ -19,8 +19,9 @@ export type AdapterReadResult =
 
 /**
  * loadStoredAdapter on a worker thread (adapter-read-worker.ts). On the main thread a read is a
- * dozen file operations, each continued on a later turn of the event loop, and the onnx engine
- * holds that loop for a whole step (onnxruntime-node runs a session synchronously): in the TinyLlama
+ * dozen file operations, each continued on a later turn of the event loop, and an onnx engine on
+ * that thread (--onnx-thread main) holds the loop for a whole step (onnxruntime-node runs a session
+ * synchronously): in the TinyLlama
  * trace a 25 MB adapter took 6.6 s to read (median), against ~30 ms alone. Errors come back as
  * the same ModelFormatError. Where no worker can start (startTypeScriptWorker fails), reads run on
  * this thread, as before.

@@ -7,6 +7,7 @@ import {
   devicePoolBytes,
   type EngineChoice,
   type LoraMode,
+  type OnnxThreadChoice,
   type QuantizationChoice,
 } from '../kernels/engine-factory.js';
 import { adapterPageCount, pagesForModuleRanks, pagesForTargets } from '../memory/adapter-layout.js';
@@ -108,6 +109,8 @@ export interface LlmEngineOptions {
   enablePrefixCaching?: boolean;
   /** --lora-mode (default 'batched'); 'padded' pads to the largest registered rank, which then caps later loads. */
   loraMode?: LoraMode;
+  /** --onnx-thread (default 'worker'): whether the onnx engine steps on a thread of its own. */
+  onnxThread?: OnnxThreadChoice;
 }
 
 /** Structured progress lines (pino's signature, so Fastify's logger fits). */
@@ -254,6 +257,9 @@ export class LlmEngine {
       );
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
+      onnxThread: options.onnxThread,
+      // Loaded for the engine alone: the worker takes the arrays rather than a copy of them.
+      handOverWeights: true,
       servesAdapters,
       quantization: options.quantization ?? null,
       modelDir: model.dir,
@@ -264,7 +270,13 @@ export class LlmEngine {
       gpuMemoryUtilization: hostFraction,
     });
     log.info(
-      { engine: engine.kind, seconds: round((performance.now() - engineStarted) / 1000) },
+      {
+        engine: engine.kind,
+        ...(engine.kind === 'onnx' && loraMode !== 'merged'
+          ? { onnxThread: options.onnxThread ?? 'worker' }
+          : {}),
+        seconds: round((performance.now() - engineStarted) / 1000),
+      },
       'engine created',
     );
     const checkStarted = performance.now();

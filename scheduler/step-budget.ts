@@ -1,9 +1,10 @@
 /**
- * The token budget of the next step under a bound on its time (--max-step-time). The onnx
- * engine runs a step synchronously on the JS thread (onnxruntime-node's run), so while it runs the
- * server reads no request, answers no probe and streams no token: a 2048-token prefill at the
- * TinyLlama shape on 2 cores blocked ~20 s, long enough for Node's header and request timeouts to
- * cut clients whose requests sat unread (408) and for every running stream to stall as long. The
+ * The token budget of the next step under a bound on its time (--max-step-time). Every running
+ * stream waits for the step in progress: a 2048-token prefill at the TinyLlama shape on 2 cores
+ * took ~20 s, a 20 s stall of every stream. With --onnx-thread main the onnx engine runs that step
+ * synchronously on the server's thread (onnxruntime-node's run), so the server also reads no
+ * request and answers no probe meanwhile, long enough for Node's header and request timeouts to
+ * cut clients whose requests sat unread (408). The
  * budget is the most tokens whose step the measured time per token says fits the bound, never
  * fewer than a decode step of every running sequence takes (maxNumSeqs), never more than
  * --max-num-batched-tokens. Until a step with a prefill has been measured it is START_TOKENS, so

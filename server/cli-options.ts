@@ -4,6 +4,8 @@ import {
   type EngineChoice,
   LORA_MODES,
   type LoraMode,
+  ONNX_THREAD_CHOICES,
+  type OnnxThreadChoice,
   type QuantizationChoice,
 } from '../kernels/engine-factory.js';
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
@@ -30,8 +32,10 @@ import {
 export { CliError } from './cli-error.js';
 
 /**
- * Long enough for a prefill chunk of hundreds of tokens on a CPU, short enough that a request
- * whose bytes arrive during a step is read well within Node's header timeout (10 s).
+ * Long enough for a prefill chunk of hundreds of tokens on a CPU, short enough that every running
+ * stream's next token is not held up for long, and that with --onnx-thread main (the step on the
+ * server's thread) a request whose bytes arrive during a step is read well within Node's header
+ * timeout (10 s).
  */
 export const DEFAULT_MAX_STEP_SECONDS = 4;
 
@@ -77,6 +81,8 @@ export interface CliOptions {
   /** --max-step-time: seconds one engine step should take at most (the token budget shrinks to fit); null: off. */
   maxStepSeconds: number | null;
   engine: EngineChoice;
+  /** --onnx-thread: the onnx engine's steps on a worker thread (default) or on the server's. */
+  onnxThread: OnnxThreadChoice;
   dtype: DtypeChoice;
   /** --quantization / -q: int8 or int4 base weights made at load (onnx, webgpu); null: none. */
   quantization: QuantizationChoice | null;
@@ -151,9 +157,13 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-queue N                   waiting sequences before new requests get 429 + Retry-After (default 1024)
   --slo-ttft SECONDS              time-to-first-token objective: under slora, a request whose first token
                                   cannot come in time is refused (503 + Retry-After) before it runs
-  --max-step-time SECONDS         a step's token budget shrinks to what fits this time, as measured: the
-                                  onnx engine blocks the server while a step runs (default 4; 0: off)
+  --max-step-time SECONDS         a step's token budget shrinks to what fits this time, as measured: every
+                                  running stream waits for a step (and with --onnx-thread main, the whole
+                                  server does) (default 4; 0: off)
   --engine auto|onnx|reference|webgpu   (default auto: webgpu on a hardware GPU adapter, else onnx)
+  --onnx-thread worker|main       where the onnx engine runs its steps: on a worker thread, leaving the
+                                  server's event loop free while a step runs (default worker), or on the
+                                  server's thread (onnxruntime then holds it for the whole step)
   --dtype auto|float16|half|bfloat16|float32|float   linear-weight storage (f16, bf16, f32 also
                                   accepted); auto: bf16 for a BF16 checkpoint on webgpu, else f16 where the
                                   WebGPU adapter has shader-f16, else f32 (f32 on onnx);
@@ -271,6 +281,11 @@ const VALUE_FLAGS: Record<string, Setter> = {
     if (!(ENGINE_CHOICES as readonly string[]).includes(v))
       throw new CliError(`${f}: "${v}" is not one of ${ENGINE_CHOICES.join(', ')}`);
     o.engine = v as EngineChoice;
+  },
+  '--onnx-thread': (o, v, f) => {
+    if (!(ONNX_THREAD_CHOICES as readonly string[]).includes(v))
+      throw new CliError(`${f}: "${v}" is not one of ${ONNX_THREAD_CHOICES.join(', ')}`);
+    o.onnxThread = v as OnnxThreadChoice;
   },
   '--dtype': (o, v, f) => {
     o.dtype = parseDtype(v, f);
@@ -434,6 +449,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     sloTtftSeconds: null,
     maxStepSeconds: DEFAULT_MAX_STEP_SECONDS,
     engine: 'auto',
+    onnxThread: 'worker',
     dtype: 'auto',
     quantization: null,
     poolSize: '0.25',

@@ -171,6 +171,7 @@ async function main(): Promise<void> {
       maxStepSeconds: options.maxStepSeconds,
       streamStallTimeoutSeconds: options.streamStallTimeoutSeconds,
       engine: options.engine,
+      onnxThread: options.onnxThread,
       dtype: options.dtype,
       quantization: options.quantization,
       poolSize: options.poolSize,

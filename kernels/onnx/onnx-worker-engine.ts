@@ -121,6 +121,10 @@ export class OnnxWorkerEngine implements Engine {
   }
 
   async step(plan: StepPlan): Promise<Float32Array> {
+    // One turn of the event loop first, as onnxruntime-node's own run waits for (a setImmediate):
+    // the last step's tokens are streamed before this step takes the cores, not beside it. On a
+    // machine whose cores the step uses all of, work beside a step delays its slowest thread.
+    await new Promise((resolve) => setImmediate(resolve));
     const reply = await this.request((id) => ({
       type: 'step',
       id,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
+import { OnnxWorkerEngine } from '../../kernels/onnx/onnx-worker-engine.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import { LlmEngine, type LlmEngineOptions } from '../../scheduler/llm-engine.js';
 import { buildServingStack } from '../../server/serving-stack.js';
@@ -60,9 +60,9 @@ describe('an engine with no adapter source (no --lora-modules, --lora-dir or --l
       expect(bare.lines).toContain(
         'no adapter source (--lora-modules, --lora-dir, --lora-root): the engine is built without LoRA layers',
       );
-      expect(bare.llm.engine).toBeInstanceOf(OnnxEngine);
-      expect((bare.llm.engine as OnnxEngine).graphLoraModules).toEqual([]);
-      expect((ready.llm.engine as OnnxEngine).graphLoraModules).toEqual(TARGET_MODULES);
+      expect(bare.llm.engine).toBeInstanceOf(OnnxWorkerEngine);
+      expect((bare.llm.engine as OnnxWorkerEngine).graphLoraModules).toEqual([]);
+      expect((ready.llm.engine as OnnxWorkerEngine).graphLoraModules).toEqual(TARGET_MODULES);
       const outputs = await greedy(bare.llm);
       expect(outputs.every((ids) => ids.length === 10)).toBe(true);
       expect(outputs).toEqual(await greedy(ready.llm));
@@ -94,7 +94,7 @@ describe('an engine with no adapter source (no --lora-modules, --lora-dir or --l
     const { llm } = await start({ loraModules: tiny.adapters.slice(0, 1), runtimeAdapterLoads: false });
     try {
       expect(llm.servesAdapters).toBe(true);
-      expect((llm.engine as OnnxEngine).graphLoraModules).toEqual(TARGET_MODULES);
+      expect((llm.engine as OnnxWorkerEngine).graphLoraModules).toEqual(TARGET_MODULES);
     } finally {
       await llm.close();
     }

@@ -149,9 +149,14 @@ describe('start-up makes no outbound connection', () => {
       child.on('exit', (code, signal) => resolve({ code, signal })),
     );
     let stdout = '';
+    let stopping = false;
     child.stdout.on('data', (data) => {
       stdout += data;
-      if (stdout.includes('"msg":"serving"')) child.kill('SIGTERM');
+      // Once: a second SIGTERM means "exit now" (exit code 1).
+      if (!stopping && stdout.includes('"msg":"serving"')) {
+        stopping = true;
+        child.kill('SIGTERM');
+      }
     });
     expect(await exited).toEqual({ code: 0, signal: null });
     expect(stdout).toContain('"msg":"serving"');
