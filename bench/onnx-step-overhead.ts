@@ -4,7 +4,9 @@
  * per-node cost (feeds and their binding, nodes, branches). Three cases, interleaved step by step:
  * the graph built without any LoRA node or input (`loraModules: []`, the floor), the serving graph
  * (LoRA on all 7 modules) running a step without adapters, and the same with one rank-8 adapter.
- * The first two differ only by the LoRA machinery a base step carries.
+ * The first two differ only by the LoRA machinery a base step carries. A fourth case runs the
+ * serving graph's step on a worker thread (OnnxWorkerEngine, the server's --onnx-thread worker):
+ * over the second case, what the crossing between threads costs a step.
  *
  * With --shape tinyllama the model has TinyLlama's widths too: what that machinery costs a real
  * decode step (the floor is the graph a server with no adapter source runs, kernels/engine-factory.ts).
@@ -14,6 +16,7 @@
 import { parseArgs } from 'node:util';
 import type { StepPlan } from '../kernels/engine.js';
 import { OnnxEngine } from '../kernels/onnx/onnx-engine.js';
+import { OnnxWorkerEngine } from '../kernels/onnx/onnx-worker-engine.js';
 import { WEIGHT_FORMATS, type WeightFormat } from '../kernels/weight-quantization.js';
 import { adapterPageCount, layoutAdapter } from '../memory/adapter-layout.js';
 import { KvCache } from '../memory/kv-cache.js';
@@ -75,6 +78,7 @@ async function main(): Promise<void> {
   progress(`engines: ${config.numLayers} layers, hidden ${config.hiddenSize}, ${format}, ${threads} threads`);
   const floor = await OnnxEngine.create(weights, pool, { threads, weightFormat: format, loraModules: [] });
   const serving = await OnnxEngine.create(weights, pool, { threads, weightFormat: format });
+  const onWorker = await OnnxWorkerEngine.create(weights, pool, { threads, weightFormat: format });
   const adapterLayout = layoutAdapter(
     config,
     adapter,
@@ -86,6 +90,11 @@ async function main(): Promise<void> {
     { label: 'graph without LoRA nodes (floor)', engine: floor, withAdapter: false },
     { label: 'serving graph, step without adapters', engine: serving, withAdapter: false },
     { label: 'serving graph, one rank-8 adapter', engine: serving, withAdapter: true },
+    {
+      label: 'serving graph on a worker thread, step without adapters',
+      engine: onWorker,
+      withAdapter: false,
+    },
   ];
   const plan = (seqId: number, tokens: number[], startPos: number, withAdapter: boolean): StepPlan => ({
     sequences: [
@@ -114,6 +123,7 @@ async function main(): Promise<void> {
     }
   await floor.close();
   await serving.close();
+  await onWorker.close();
 
   const floorMs = median(times[0]);
   const rows = cases.map((c, i) => ({
@@ -142,11 +152,12 @@ async function main(): Promise<void> {
       bars: rows.map((r) => ({ label: r.case, value: r['median ms/step'] })),
     },
     notes: [
-      'Wall time of engine.step per step; the three cases interleaved step by step in one process, so load from elsewhere hits them alike.',
+      'Wall time of engine.step per step; the cases interleaved step by step in one process, so load from elsewhere hits them alike.',
       fullWidth
         ? 'At these widths the floor is the model itself; the serving graph adds its LoRA machinery (the If per group of modules, its pass-through copies, the stack and segment inputs bound every run).'
         : "At these widths every kernel is a few microseconds: the times are what each run costs whatever the model's size (feeds and their binding, nodes, If branches, the JS around the run).",
       'over the floor: what the LoRA machinery costs a step that has no adapter, and one that has one.',
+      "on a worker thread: the serving graph's step through OnnxWorkerEngine (the server's default, --onnx-thread worker); its difference from the second row is what the crossing costs a step (the plan posted, the logits moved back, a turn of the event loop before the step, two thread wake-ups).",
     ],
   });
   progress(`wrote ${files.join(', ')}`);
