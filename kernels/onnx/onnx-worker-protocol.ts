@@ -1,3 +1,4 @@
+import * as workerThreads from 'node:worker_threads';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import { backLinearWeightsByFiles } from '../../model/file-backed-weights.js';
 import { moduleWeightName, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
@@ -179,10 +180,17 @@ export function portableSequences(
   }));
 }
 
+/** Node ≥ 21's test for buffers that cannot move (Node's Buffer pool); absent on Node 20. */
+const isMarkedAsUntransferable = (workerThreads as { isMarkedAsUntransferable?: (o: object) => boolean })
+  .isMarkedAsUntransferable;
+
 /**
- * Buffers that can be moved to another thread: all but Node's Buffer pool (Buffer.poolSize bytes,
- * shared by small Buffers, marked untransferable), which the rest are cloned with.
+ * Buffers that can be moved to another thread: all but Node's Buffer pool, shared by small
+ * Buffers and marked untransferable (Node ≥ 21 throws on it, Node 20 copies it), which is cloned
+ * with the message instead. Node 20 cannot ask, and its pool is Buffer.poolSize bytes.
  */
 export function movableBuffers(buffers: readonly ArrayBuffer[]): ArrayBuffer[] {
-  return buffers.filter((b) => b.byteLength > Buffer.poolSize);
+  return buffers.filter((b) =>
+    isMarkedAsUntransferable ? !isMarkedAsUntransferable(b) : b.byteLength > Buffer.poolSize,
+  );
 }
