@@ -30,6 +30,8 @@ export interface SamplingBody extends StructuredOutputFields {
   truncate_prompt_tokens?: number | null;
   include_stop_str_in_output?: boolean | null;
   skip_special_tokens?: boolean | null;
+  /** Changes nothing with tokenizer.json tokenizers, as in vLLM (schemas/sampling-fields.ts). */
+  spaces_between_special_tokens?: boolean | null;
   prompt_logprobs?: number | null;
   priority?: number | null;
   cache_salt?: string | null;

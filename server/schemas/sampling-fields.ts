@@ -22,19 +22,13 @@ interface UnsupportedField {
  * fields are a 400), no field can be silently ignored: a new one must be implemented, or listed
  * here.
  */
-export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {
-  spaces_between_special_tokens: flag(true, 'spaces_between_special_tokens: false'),
-};
+export const UNSUPPORTED_FIELDS: Record<string, UnsupportedField> = {};
 
 /** A JSON Schema as an object, or as its JSON text. */
 function jsonSchemaField() {
   return Type.Union([Type.String(), Type.Record(Type.String(), Type.Unknown())], {
     description: 'a JSON Schema (an object, or its JSON text)',
   });
-}
-
-function flag(fallback: boolean, what: string): UnsupportedField {
-  return { schema: Type.Boolean({ description: 'a boolean' }), isDefault: (v) => v === fallback, what };
 }
 
 function unsupportedFieldSchemas(): Record<string, ReturnType<typeof Nullable>> {
@@ -182,5 +176,12 @@ export const samplingFields = {
   /** vLLM extensions: what the text holds of stop strings and special tokens. */
   include_stop_str_in_output: Nullable(Type.Boolean({ description: 'a boolean' })),
   skip_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),
+  /**
+   * vLLM extension: spaces between added tokens in the text. Only a slow (Python) tokenizer's
+   * decode puts them there; vLLM's detokenizer for tokenizer.json tokenizers and Hugging Face's
+   * fast decode take no such flag, and Loom's tokenizers are all tokenizer.json ones, so either
+   * value gives the fast decode's text, as vLLM's does.
+   */
+  spaces_between_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),
   ...unsupportedFieldSchemas(),
 };

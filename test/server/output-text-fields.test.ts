@@ -62,4 +62,19 @@ describe('what the text holds', () => {
       finish: 'stop',
     });
   });
+
+  it('spaces_between_special_tokens: adjacent special tokens are joined as the fast tokenizer decodes them, either way', async () => {
+    // vLLM's detokenizer for tokenizer.json tokenizers (FastIncrementalDetokenizer) and Hugging
+    // Face's PreTrainedTokenizerFast.decode do not take the flag: only slow tokenizers put spaces
+    // between added tokens, and Loom's tokenizers are all tokenizer.json ones.
+    const [eos] = server().llm.engine.config.eosTokenIds;
+    const eosText = server().stack.tokenizer.decode([eos], false);
+    const forced = { max_tokens: 3, logit_bias: { [String(eos)]: 100 }, skip_special_tokens: false };
+    expect(server().stack.tokenizer.decode([eos, eos, eos], false)).toBe(eosText.repeat(3));
+    for (const spaces of [true, false, null]) {
+      const asked = { ...forced, spaces_between_special_tokens: spaces };
+      expect((await text(asked)).text).toBe(eosText.repeat(3));
+      expect(await streamedText(asked)).toBe(eosText.repeat(3));
+    }
+  });
 });
