@@ -117,6 +117,42 @@ describe('onnx engine on a worker thread', () => {
     }
   });
 
+  it("leaves this thread's event loop turning while a step runs, where the engine on this thread holds it", async () => {
+    const weights = syntheticWeights({ ...TINY_SPEC, seed: 6 });
+    const h = referenceHarness(weights, 4000);
+    const options = { threads: 1 };
+    const here = await OnnxEngine.create(weights, h.pool, options);
+    const worker = await OnnxWorkerEngine.create(weights, h.pool, options);
+    try {
+      // Turns of this thread's event loop while one long prefill runs (a count, not a time).
+      const turnsDuring = async (engine: OnnxEngine | OnnxWorkerEngine, seqId: number) => {
+        const prompt = randomTokens(480, weights.config.vocabSize, seqId);
+        let done = false;
+        let turns = 0;
+        const step = engine
+          .step({ sequences: [h.sequenceStep(seqId, prompt, 0, null, 'last')] })
+          .finally(() => {
+            done = true;
+          });
+        while (!done) {
+          await new Promise((resolve) => setImmediate(resolve));
+          turns++;
+        }
+        await step;
+        return turns;
+      };
+      const onThisThread = await turnsDuring(here, 1);
+      const onWorker = await turnsDuring(worker, 2);
+      // onnxruntime-node runs a session inside one turn (a setImmediate) and holds it throughout.
+      const counts = `${onThisThread} turns on this thread, ${onWorker} on the worker`;
+      expect(onThisThread, counts).toBeLessThan(5);
+      expect(onWorker, counts).toBeGreaterThan(20 * onThisThread + 20);
+    } finally {
+      await here.close();
+      await worker.close();
+    }
+  });
+
   it('refuses a bad step without harm, and reports a lost thread as a fatal engine failure', async () => {
     const weights = syntheticWeights({ ...TINY_SPEC, seed: 4 });
     const h = referenceHarness(weights, 200);
