@@ -321,18 +321,23 @@ async function createCpuEngine(
           : undefined,
     };
     const onWorker = (options.onnxThread ?? 'worker') === 'worker';
-    let onnx: Engine & { weightCacheNote: string | null };
-    if (onWorker && mode !== 'merged') {
-      const { OnnxWorkerEngine } = await import('./onnx/onnx-worker-engine.js');
-      onnx = await OnnxWorkerEngine.create(weights, pool, {
-        ...onnxOptions,
-        handOverWeights: options.handOverWeights ?? false,
-      });
-    } else {
-      if (onWorker)
-        options.log("--lora-mode merged: the onnx engine runs on the server's thread, where it merges");
-      onnx = await OnnxEngine.create(weights, pool, onnxOptions);
+    const onThisThread = !onWorker || mode === 'merged';
+    if (onWorker && mode === 'merged')
+      options.log("--lora-mode merged: the onnx engine runs on the server's thread, where it merges");
+    let onnx: (Engine & { weightCacheNote: string | null }) | null = null;
+    if (!onThisThread) {
+      const { EngineThreadUnavailable, OnnxWorkerEngine } = await import('./onnx/onnx-worker-engine.js');
+      try {
+        onnx = await OnnxWorkerEngine.create(weights, pool, {
+          ...onnxOptions,
+          handOverWeights: options.handOverWeights ?? false,
+        });
+      } catch (error) {
+        if (!(error instanceof EngineThreadUnavailable)) throw error;
+        options.log(`${error.message}; the onnx engine runs on the server's thread (--onnx-thread main)`);
+      }
     }
+    onnx ??= await OnnxEngine.create(weights, pool, onnxOptions);
     if (onnx.weightCacheNote) options.log(onnx.weightCacheNote);
     engine = onnx;
   } else {

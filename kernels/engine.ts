@@ -131,6 +131,8 @@ export interface Engine {
    * steps; the engine drops what it keeps for that placement (webgpu: its adapter slot).
    */
   releaseAdapter?(layout: AdapterLayout): void;
+  /** Whether the engine steps on a thread of its own (the onnx engine's worker), not the caller's. */
+  readonly ownThread?: boolean;
   /** Adapters an engine keeps copied into a faster place of its own (the onnx engine's stacked slots). */
   readonly numStackedAdapters?: number;
   /** Frees storage and native sessions; the engine is unusable afterwards. */

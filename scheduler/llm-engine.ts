@@ -272,9 +272,7 @@ export class LlmEngine {
     log.info(
       {
         engine: engine.kind,
-        ...(engine.kind === 'onnx' && loraMode !== 'merged'
-          ? { onnxThread: options.onnxThread ?? 'worker' }
-          : {}),
+        ...(engine.kind === 'onnx' ? { onnxThread: engine.ownThread ? 'worker' : 'main' } : {}),
         seconds: round((performance.now() - engineStarted) / 1000),
       },
       'engine created',

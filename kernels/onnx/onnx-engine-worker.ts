@@ -118,3 +118,4 @@ function layoutOf(adapterId: number | null): AdapterLayout | null {
 port.on('message', (message: ToEngineWorker) => {
   queue = queue.then(() => handle(message));
 });
+post({ type: 'ready' });

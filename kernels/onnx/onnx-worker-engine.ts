@@ -21,6 +21,14 @@ import {
   type ToEngineWorker,
 } from './onnx-worker-protocol.js';
 
+/** The engine's thread could not start (no engine was made, and the weights never left this thread). */
+export class EngineThreadUnavailable extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'EngineThreadUnavailable';
+  }
+}
+
 export interface OnnxWorkerEngineOptions extends OnnxEngineOptions {
   /**
    * Whether the caller hands the weights over: their buffers are moved to the worker instead of
@@ -28,6 +36,8 @@ export interface OnnxWorkerEngineOptions extends OnnxEngineOptions {
    * does; a caller that keeps using the weights must not.
    */
   handOverWeights?: boolean;
+  /** The worker's module; default onnx-engine-worker.ts (tests give one that cannot start). */
+  workerModule?: URL;
 }
 
 /**
@@ -42,6 +52,7 @@ export interface OnnxWorkerEngineOptions extends OnnxEngineOptions {
  */
 export class OnnxWorkerEngine implements Engine {
   readonly kind = 'onnx' as const;
+  readonly ownThread = true;
   readonly kvLayout: KvLayout;
   readonly runLimits: EngineRunLimits;
   /** As OnnxEngine.graphLoraModules: the step graph's LoRA modules ([]: none). */
@@ -83,29 +94,38 @@ export class OnnxWorkerEngine implements Engine {
     pool: PagePool,
     opts: OnnxWorkerEngineOptions = {},
   ): Promise<OnnxWorkerEngine> {
-    const { handOverWeights, ...options } = opts;
+    const { handOverWeights, workerModule, ...options } = opts;
     const { weights: portable, buffers } = portableWeights(weights);
-    const worker = startTypeScriptWorker(new URL('./onnx-engine-worker.ts', import.meta.url));
     let onMessage: (m: FromEngineWorker) => void = () => {};
+    let worker: Worker;
+    try {
+      worker = startTypeScriptWorker(workerModule ?? new URL('./onnx-engine-worker.ts', import.meta.url));
+    } catch (error) {
+      throw new EngineThreadUnavailable((error as Error).message);
+    }
+    // Nothing crosses before the worker has loaded its module (onnxruntime included): a thread that
+    // cannot start leaves the weights here, for an engine on this thread.
+    let ready = false;
     const created = new Promise<CreatedEngine>((resolve, reject) => {
       onMessage = (m) => {
-        if (m.type === 'created') resolve(m.engine);
+        if (m.type === 'ready') {
+          ready = true;
+          const message: ToEngineWorker = {
+            type: 'create',
+            weights: portable,
+            numPages: pool.numPages,
+            pageSize: pool.pageSize,
+            options,
+          };
+          worker.postMessage(message, handOverWeights ? movableBuffers(buffers) : []);
+        } else if (m.type === 'created') resolve(m.engine);
         else if (m.type === 'failed' && m.during === 'create') reject(rebuiltError(m.error));
       };
+      const lost = (why: string) => reject(ready ? new Error(why) : new EngineThreadUnavailable(why));
       worker.on('message', onMessage);
-      worker.on('error', reject);
-      worker.on('exit', (code) =>
-        reject(new Error(`the onnx engine's thread exited (code ${code}) while starting`)),
-      );
+      worker.on('error', (error) => lost(`the onnx engine's thread failed while starting: ${error.message}`));
+      worker.on('exit', (code) => lost(`the onnx engine's thread exited (code ${code}) while starting`));
     });
-    const message: ToEngineWorker = {
-      type: 'create',
-      weights: portable,
-      numPages: pool.numPages,
-      pageSize: pool.pageSize,
-      options,
-    };
-    worker.postMessage(message, handOverWeights ? movableBuffers(buffers) : []);
     let engine: CreatedEngine;
     try {
       engine = await created;
@@ -202,7 +222,7 @@ export class OnnxWorkerEngine implements Engine {
   }
 
   private receive(m: FromEngineWorker): void {
-    if (m.type === 'created') return;
+    if (m.type === 'created' || m.type === 'ready') return;
     if (m.type === 'failed' && m.id === undefined) {
       // A write or release failed: what the engine holds no longer matches what the server thinks.
       this.fail(`the onnx engine could not ${m.during} an adapter: ${m.error.message}`);

@@ -62,6 +62,8 @@ export interface CreatedEngine {
 }
 
 export type FromEngineWorker =
+  /** The worker's module (onnxruntime with it) is loaded: it takes messages now. */
+  | { type: 'ready' }
   | { type: 'created'; engine: CreatedEngine }
   | { type: 'stepped'; id: number; logits: Float32Array; numStackedAdapters: number }
   | { type: 'closed'; id: number }

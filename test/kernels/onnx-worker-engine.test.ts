@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EngineFailure, type SequenceStep, type StepPlan } from '../../kernels/engine.js';
 import { OnnxEngine } from '../../kernels/onnx/onnx-engine.js';
-import { OnnxWorkerEngine } from '../../kernels/onnx/onnx-worker-engine.js';
+import { EngineThreadUnavailable, OnnxWorkerEngine } from '../../kernels/onnx/onnx-worker-engine.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { randomTokens, referenceHarness, seededUniform } from './reference-harness.js';
@@ -192,6 +192,32 @@ describe('onnx engine on a worker thread', () => {
       await exited;
     } finally {
       await engine.close();
+    }
+  });
+});
+
+describe('onnx engine thread that cannot start', () => {
+  it('fails before any weight crosses, so the caller can run the engine on its own thread', async () => {
+    const weights = syntheticWeights({ ...TINY_SPEC, seed: 7 });
+    const h = referenceHarness(weights, 200);
+    const failed = await OnnxWorkerEngine.create(weights, h.pool, {
+      threads: 1,
+      handOverWeights: true,
+      workerModule: new URL('./fixtures/engine-thread-that-cannot-start.ts', import.meta.url),
+    }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(failed).toBeInstanceOf(EngineThreadUnavailable);
+    expect((failed as Error).message).toMatch(/cannot load the native library here/);
+    // Handed over, yet never moved: the weights still serve an engine here.
+    expect(weights.layers[0].linear.gate_proj.length).toBeGreaterThan(0);
+    const here = await OnnxEngine.create(weights, h.pool, { threads: 1 });
+    try {
+      const logits = await here.step({ sequences: [h.sequenceStep(1, [1, 2], 0, null, 'last')] });
+      expect(logits.every(Number.isFinite)).toBe(true);
+    } finally {
+      await here.close();
     }
   });
 });
