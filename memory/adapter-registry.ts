@@ -600,6 +600,7 @@ export class AdapterRegistry implements PageReclaimer {
     const adapter = entry.replacement;
     if (!adapter) return;
     entry.replacement = null;
+    this.onWeightsRetired?.(entry.name, entry.weightsId);
     entry.weightsId = ++this.numWeights;
     this.freeLayout(entry);
     this.host.put(entry.name, adapter);
@@ -655,10 +656,14 @@ export class AdapterRegistry implements PageReclaimer {
    */
   onReadFailure: ((name: string, error: unknown) => void) | null = null;
 
+  /** Called (between steps) when weights an adapter was served with are gone: unloaded, or replaced in place. */
+  onWeightsRetired: ((name: string, weightsId: number) => void) | null = null;
+
   private drop(entry: AdapterEntry): void {
     this.freeLayout(entry);
     this.entries.delete(entry.name);
     this.host.drop(entry.name);
+    this.onWeightsRetired?.(entry.name, entry.weightsId);
   }
 
   private tierOf(entry: AdapterEntry): AdapterTier {

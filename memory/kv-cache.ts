@@ -102,10 +102,11 @@ export class KvCache {
 
   /**
    * The sequence's K/V now hold `numComputedTokens` tokens: its full blocks not yet cached go to
-   * the prefix cache under `keys` (one per full block), unless a block of that key is cached
-   * already (computed beside it: this copy stays private).
+   * the prefix cache under `keys` (one per full block), computed with the weights `origin` names
+   * (prefixOrigin), unless a block of that key is cached already (computed beside it: this copy
+   * stays private).
    */
-  commitBlocks(seqId: number, numComputedTokens: number, keys: readonly string[]): void {
+  commitBlocks(seqId: number, numComputedTokens: number, keys: readonly string[], origin: string): void {
     const cache = this.prefixCache;
     const table = this.tables.get(seqId);
     if (!cache || !table) return;
@@ -117,7 +118,7 @@ export class KvCache {
       this.shared.set(seqId, blocks);
     }
     for (let b = blocks.length; b < numFull; b++) {
-      blocks.push(cache.insert(keys[b], table.slice(b * ppb, (b + 1) * ppb)));
+      blocks.push(cache.insert(keys[b], table.slice(b * ppb, (b + 1) * ppb), origin));
     }
   }
 

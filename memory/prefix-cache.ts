@@ -8,16 +8,22 @@ import type { PagePool, PageReclaimer } from './page-pool.js';
  * the earlier block's pages. A block is keyed by a chain hash: its tokens and its parent block's key,
  * the first block's parent being the root (adapter, weights, salt), so equal keys mean equal
  * prefixes. Blocks stay cached after their sequences end, as idle blocks the pool reclaims
- * least-recently-used when it needs pages (a sequence's tail blocks go first).
+ * least-recently-used when it needs pages (a sequence's tail blocks go first). Blocks whose weights
+ * are gone (an adapter unloaded or replaced in place) can never be found again: retire() drops
+ * them at once rather than leave them to crowd live blocks out of the LRU order.
  */
 export class CachedBlock {
   /** Sequences whose page tables hold this block; 0 means idle (reclaimable). */
   numRefs = 0;
+  /** Its weights were retired while sequences held it: its pages go back when the last lets go. */
+  retired = false;
 
   constructor(
     readonly key: string,
     /** The block's pages (every layer's K and V), owned by the cache while the block is cached. */
     readonly pages: Int32Array,
+    /** The weights that computed it (prefixOrigin). */
+    readonly origin: string,
   ) {}
 }
 
@@ -29,13 +35,20 @@ export interface PrefixCacheCounters {
   numHitTokens: number;
   /** Blocks reclaimed for pages. */
   numEvictedBlocks: number;
+  /** Blocks dropped because their weights went (retire). */
+  numRetiredBlocks: number;
 }
 
 export class PrefixCache implements PageReclaimer {
   private readonly blocks = new Map<string, CachedBlock>();
   /** Idle blocks in the order they became idle: the first is reclaimed first. */
   private readonly idle = new Set<CachedBlock>();
-  readonly counters: PrefixCacheCounters = { numQueriedTokens: 0, numHitTokens: 0, numEvictedBlocks: 0 };
+  readonly counters: PrefixCacheCounters = {
+    numQueriedTokens: 0,
+    numHitTokens: 0,
+    numEvictedBlocks: 0,
+    numRetiredBlocks: 0,
+  };
 
   constructor(
     private readonly pool: PagePool,
@@ -58,19 +71,42 @@ export class PrefixCache implements PageReclaimer {
     if (block.numRefs++ === 0) this.idle.delete(block);
   }
 
-  /** A sequence's table lets go of the block; the last one leaves it idle, most recently used. */
+  /**
+   * A sequence's table lets go of the block; the last one leaves it idle, most recently used, or
+   * frees its pages if its weights were retired meanwhile.
+   */
   release(block: CachedBlock): void {
     if (block.numRefs <= 0) throw new Error(`cached block ${block.key} released more often than acquired`);
-    if (--block.numRefs === 0) this.idle.add(block);
+    if (--block.numRefs > 0) return;
+    if (block.retired) this.pool.free(block.pages);
+    else this.idle.add(block);
+  }
+
+  /**
+   * The weights `origin` names are gone: none of their blocks can be looked up again, idle ones
+   * give their pages back now, and ones in use when their last sequence lets go. Between steps.
+   */
+  retire(origin: string): void {
+    for (const block of this.blocks.values()) {
+      if (block.origin !== origin) continue;
+      this.blocks.delete(block.key);
+      this.counters.numRetiredBlocks++;
+      if (block.numRefs > 0) {
+        block.retired = true;
+      } else {
+        this.idle.delete(block);
+        this.pool.free(block.pages);
+      }
+    }
   }
 
   /**
    * Caches a block a sequence has just computed, with that sequence's reference; null when a block
    * of that key is cached already (computed by another sequence meanwhile: this one stays private).
    */
-  insert(key: string, pages: Int32Array): CachedBlock | null {
+  insert(key: string, pages: Int32Array, origin: string): CachedBlock | null {
     if (this.blocks.has(key)) return null;
-    const block = new CachedBlock(key, pages);
+    const block = new CachedBlock(key, pages, origin);
     block.numRefs = 1;
     this.blocks.set(key, block);
     return block;
@@ -133,4 +169,9 @@ export class BlockKeys {
 /** The root of a sequence's block keys: the adapter (null: the base model), its weights' id, a salt. */
 export function prefixRoot(adapter: string | null, weightsId: number, salt: string | null): string {
   return JSON.stringify([adapter, weightsId, salt]);
+}
+
+/** The weights a block was computed with, whatever its salt: what PrefixCache.retire names. */
+export function prefixOrigin(adapter: string | null, weightsId: number): string {
+  return JSON.stringify([adapter, weightsId]);
 }

@@ -34,4 +34,9 @@ export interface AdapterResidency {
   whenReadSettles(): Promise<void> | null;
   /** Set by the scheduler: an adapter's weights could not be read, so its waiting requests fail. */
   onReadFailure: ((name: string, error: unknown) => void) | null;
+  /**
+   * Optional, set by the scheduler: weights an adapter was served with are gone for good (it was
+   * unloaded, or replaced in place), between steps; what was cached from them goes too.
+   */
+  onWeightsRetired?: ((name: string, weightsId: number) => void) | null;
 }

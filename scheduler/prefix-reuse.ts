@@ -1,5 +1,5 @@
 import type { KvCache } from '../memory/kv-cache.js';
-import { BlockKeys, prefixRoot } from '../memory/prefix-cache.js';
+import { BlockKeys, prefixOrigin, prefixRoot } from '../memory/prefix-cache.js';
 import type { RequestState } from './request-registry.js';
 import type { Sequence } from './sequence.js';
 
@@ -81,12 +81,23 @@ export class PrefixReuse {
       seq.seqId,
       seq.numCachedTokens,
       this.blockKeysOf(seq, root).upTo(seq.tokenIds, numBlocks),
+      prefixOrigin(seq.adapter, this.weightsIdFor(seq)),
     );
+  }
+
+  /** An adapter's weights `weightsId` are gone (unloaded, replaced in place): so are their blocks. */
+  retireWeights(adapter: string, weightsId: number): void {
+    this.kv.prefixCache?.retire(prefixOrigin(adapter, weightsId));
   }
 
   /** What a sequence's K/V depend on besides its tokens: its adapter's current weights and its salt. */
   private rootOf(seq: Sequence): string {
-    return prefixRoot(seq.adapter, seq.adapter === null ? 0 : this.weightsIdOf(seq.adapter), seq.cacheSalt);
+    return prefixRoot(seq.adapter, this.weightsIdFor(seq), seq.cacheSalt);
+  }
+
+  /** The sequence's adapter's current weights id; 0 for the base model. */
+  private weightsIdFor(seq: Sequence): number {
+    return seq.adapter === null ? 0 : this.weightsIdOf(seq.adapter);
   }
 
   /** The sequence's block keys under `root`, its current one (new weights, new keys). */

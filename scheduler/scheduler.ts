@@ -204,6 +204,7 @@ export class Scheduler {
         )
       : null;
     options.adapters.onReadFailure = (name, error) => this.failWaitingFor(name, error);
+    options.adapters.onWeightsRetired = (name, weightsId) => this.prefixReuse?.retireWeights(name, weightsId);
   }
 
   /** Sequences queued or running: the engine loop runs while there are any. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { KvCache } from '../../memory/kv-cache.js';
 import { kvElementOffset, kvLayout } from '../../memory/kv-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
+import { prefixOrigin } from '../../memory/prefix-cache.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
 
 const config = parseLlamaConfig({
@@ -57,12 +58,13 @@ describe('KvCache', () => {
 describe('KvCache with prefix caching', () => {
   // 2 tokens per block, 4 pages per block (2 layers × K, V).
   const keys = ['k0', 'k1', 'k2', 'k3'];
+  const BASE = prefixOrigin(null, 0);
 
   it('hands computed blocks to the cache, shares them with a probed sequence, and keeps them idle after', () => {
     const pool = new PagePool(33, 64);
     const cache = new KvCache(pool, kvLayout(config), { prefixCaching: true });
     expect(cache.reserve(1, 5)).toBe(true); // 3 blocks
-    cache.commitBlocks(1, 5, keys); // 2 full blocks cached
+    cache.commitBlocks(1, 5, keys, BASE); // 2 full blocks cached
     expect(cache.prefixCache!.numBlocks).toBe(2);
     // A waiting sequence finds both; one block held by sequence 1 costs it nothing, a new one 4 pages.
     expect(cache.probePrefix(2, keys, 3)).toBe(4);
@@ -86,7 +88,7 @@ describe('KvCache with prefix caching', () => {
     const pool = new PagePool(13, 64); // 3 blocks
     const cache = new KvCache(pool, kvLayout(config), { prefixCaching: true });
     cache.reserve(1, 4);
-    cache.commitBlocks(1, 4, keys);
+    cache.commitBlocks(1, 4, keys, BASE);
     cache.free(1);
     expect(cache.probePrefix(2, keys, 1)).toBe(2);
     expect(cache.pagesNeeded(2, 3)).toBe(8); // the idle block leaves the reclaimable pages, plus one new
@@ -102,8 +104,8 @@ describe('KvCache with prefix caching', () => {
     const cache = new KvCache(pool, kvLayout(config), { prefixCaching: true });
     cache.reserve(1, 2);
     cache.reserve(2, 2);
-    cache.commitBlocks(1, 2, keys);
-    cache.commitBlocks(2, 2, keys);
+    cache.commitBlocks(1, 2, keys, BASE);
+    cache.commitBlocks(2, 2, keys, BASE);
     expect(cache.prefixCache!.numBlocks).toBe(1);
     cache.free(2);
     expect(pool.numUsed('kv')).toBe(4);
@@ -111,5 +113,36 @@ describe('KvCache with prefix caching', () => {
     expect(cache.numIdleCachedPages).toBe(4);
     cache.prefixCache!.clearIdle();
     expect(pool.numUsed('kv')).toBe(0);
+  });
+  it("drops retired weights' blocks: idle ones at once, ones in use when their last sequence lets go", () => {
+    const pool = new PagePool(65, 64);
+    const cache = new KvCache(pool, kvLayout(config), { prefixCaching: true });
+    const v1 = prefixOrigin('policy', 1);
+    const other = prefixOrigin('other', 2);
+    // Sequence 1 (policy v1) ends: 2 idle blocks. Sequence 2 (v1) still runs on its own block.
+    // Sequence 3 (another adapter) ends: 1 idle block.
+    cache.reserve(1, 4);
+    cache.commitBlocks(1, 4, ['a0', 'a1'], v1);
+    cache.free(1);
+    cache.reserve(2, 2);
+    cache.commitBlocks(2, 2, ['b0'], v1);
+    cache.reserve(3, 2);
+    cache.commitBlocks(3, 2, ['c0'], other);
+    cache.free(3);
+    expect(pool.numUsed('kv')).toBe(16);
+    const prefix = cache.prefixCache!;
+    prefix.retire(v1);
+    // The idle v1 blocks are gone, the running one is no longer found, the other adapter's stays.
+    expect(pool.numUsed('kv')).toBe(8);
+    expect(prefix.numBlocks).toBe(1);
+    expect(prefix.lookup(['a0'], 1)).toEqual([]);
+    expect(prefix.lookup(['b0'], 1)).toEqual([]);
+    expect(prefix.lookup(['c0'], 1).length).toBe(1);
+    expect(prefix.counters.numRetiredBlocks).toBe(3);
+    // Sequence 2 ends: its retired block's pages go back instead of turning idle.
+    cache.free(2);
+    expect(pool.numUsed('kv')).toBe(4);
+    expect(cache.numIdleCachedPages).toBe(4);
+    expect(prefix.counters.numEvictedBlocks).toBe(0);
   });
 });

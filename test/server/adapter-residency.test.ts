@@ -183,6 +183,13 @@ describe('runtime adapter management (vLLM API)', () => {
     });
     expect((await post('/v1/load_lora_adapter', { lora_name: 'policy', lora_path: dir })).status).toBe(200);
     const v1 = await complete('policy');
+    // Prefix blocks v1 computes for a long prompt (idle, cached, once its request ends).
+    const cachedPages = () => server.stack.scheduler.stats().numPrefixCachedPages;
+    const long = 'Once upon a time, in a land far away, '.repeat(6);
+    const start = cachedPages();
+    await complete('policy', long);
+    const v1Pages = cachedPages() - start;
+    expect(v1Pages).toBeGreaterThan(0);
     const dir2 = join(server.root, 'policy-v2');
     await writeSyntheticAdapter(dir2, config, {
       name: 'p',
@@ -199,6 +206,9 @@ describe('runtime adapter management (vLLM API)', () => {
     expect(res.status).toBe(200);
     const v2 = await complete('policy');
     expect(v2).not.toBe(v1);
+    // v1's blocks went with its weights: after v2 serves the same prompts, only v2's are cached.
+    await complete('policy', long);
+    expect(cachedPages() - start).toBe(v1Pages);
     // The same weights under a fresh name give the same text: nothing of v1 was reused.
     expect((await post('/v1/load_lora_adapter', { lora_name: 'policy-fresh', lora_path: dir2 })).status).toBe(
       200,
