@@ -14,15 +14,17 @@
  * bench/results/engine-thread-tinyllama-int8.md: --model <synthetic TinyLlama> --quantization int8,
  * the rest as above.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { machineContext, markdownTable, writeBenchReport } from './report.js';
-import { runOnLoomServer, startLoomServer, stopLoomServer } from './serve/loom-server.js';
-import { parseServeBenchArgs, type ServeBenchArgs } from './serve/serve-args.js';
-import { percentile } from './serve/statistics.js';
+import {
+  alternatingRounds,
+  randomWorkloadFor,
+  runOnLoomServer,
+  startLoomServer,
+  stopLoomServer,
+} from './serve/loom-server.js';
+import { percentile, spread } from './serve/statistics.js';
 import { summarize } from './serve/summary.js';
-import { buildWorkload } from './serve/workload.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -84,24 +86,13 @@ async function measure(mode: Mode): Promise<RoundResult> {
   if (args.quantization) flags.push('--quantization', args.quantization);
   const server = await startLoomServer(flags);
   try {
-    const models = (await (await fetch(`${server.baseUrl}/v1/models`)).json()) as {
-      data: { id: string; root: string | null; parent: string | null }[];
-    };
-    const base = models.data.find((card) => card.parent === null)!;
-    const config = JSON.parse(readFileSync(join(base.root!, 'config.json'), 'utf8')) as {
-      vocab_size: number;
-    };
-    const bench: ServeBenchArgs = {
-      ...(parseServeBenchArgs([]) as ServeBenchArgs),
-      baseUrl: server.baseUrl,
+    const requests = await randomWorkloadFor(server, {
       numPrompts: Number(args['num-prompts']),
-      randomInputLen: Number(args['input-len']),
-      randomOutputLen: Number(args['output-len']),
-      ignoreEos: true,
+      inputLen: Number(args['input-len']),
+      outputLen: Number(args['output-len']),
       seed: Number(args.seed),
-    };
-    const rate = args['request-rate'] === 'inf' ? Number.POSITIVE_INFINITY : Number(args['request-rate']);
-    const requests = buildWorkload(bench, base.id, rate, { vocabSize: config.vocab_size, decode: null });
+      requestRate: args['request-rate'],
+    });
     const run = runOnLoomServer(server, requests);
     const [{ outcomes, durationSeconds }, health] = await Promise.all([
       run,
@@ -129,28 +120,14 @@ async function measure(mode: Mode): Promise<RoundResult> {
   }
 }
 
-function spread(values: number[]): { min: number; median: number; max: number; text: string } {
-  const min = Math.min(...values);
-  const max = Math.max(...values);
-  const median = percentile(values, 50);
-  const digits = median >= 100 ? 0 : median >= 10 ? 1 : 2;
-  return { min, median, max, text: [min, median, max].map((v) => v.toFixed(digits)).join(' / ') };
-}
-
 async function main(): Promise<void> {
-  const results: Record<Mode, RoundResult[]> = { worker: [], main: [] };
-  for (let round = 0; round < ROUNDS; round++) {
-    // Alternate which mode goes first, so a drift in the machine's load hits both alike.
-    const order = round % 2 === 0 ? MODES : [...MODES].reverse();
-    for (const mode of order) {
-      progress(`round ${round + 1}/${ROUNDS}, --onnx-thread ${mode}`);
-      const r = await measure(mode);
+  const results = await alternatingRounds(MODES, ROUNDS, measure, {
+    start: (mode, round) => progress(`round ${round + 1}/${ROUNDS}, --onnx-thread ${mode}`),
+    done: (r) =>
       progress(
         `  /health p99 ${r.healthP99Ms.toFixed(1)} ms (max ${r.healthMaxMs.toFixed(0)}), median ITL ${r.medianItlMs.toFixed(1)} ms, ${r.outputTokensPerSecond.toFixed(1)} output tok/s, failed ${r.failed}`,
-      );
-      results[mode].push(r);
-    }
-  }
+      ),
+  });
   const of = (mode: Mode, key: keyof RoundResult) => spread(results[mode].map((r) => r[key]));
   const rows = MODES.map((mode) => ({
     '--onnx-thread': mode,

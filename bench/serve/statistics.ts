@@ -15,6 +15,20 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[low] + (sorted[high] - sorted[low]) * (rank - low);
 }
 
+/** Min / median / max of a measure over a benchmark's rounds, and that as text ("1.20 / 1.31 / 1.50"). */
+export function spread(values: readonly number[]): {
+  min: number;
+  median: number;
+  max: number;
+  text: string;
+} {
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  const median = percentile(values, 50);
+  const digits = median >= 100 ? 0 : median >= 10 ? 1 : 2;
+  return { min, median, max, text: [min, median, max].map((v) => v.toFixed(digits)).join(' / ') };
+}
+
 export function mean(values: readonly number[]): number {
   if (values.length === 0) return 0;
   return values.reduce((sum, v) => sum + v, 0) / values.length;
