@@ -232,9 +232,7 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.maxLoraRank = integer(v, f, 1);
   },
   '--lora-mode': (o, v, f) => {
-    if (!(LORA_MODES as readonly string[]).includes(v))
-      throw new CliError(`${f}: "${v}" is not one of ${LORA_MODES.join(', ')}`);
-    o.loraMode = v as LoraMode;
+    o.loraMode = oneOf(v, f, LORA_MODES);
   },
   '--served-model-name': (o, v) => {
     o.servedModelName = v;
@@ -255,9 +253,7 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.maxNumBatchedTokens = integer(v, f, 1);
   },
   '--scheduling-policy': (o, v, f) => {
-    if (!(SCHEDULING_POLICIES as readonly string[]).includes(v))
-      throw new CliError(`${f}: "${v}" is not one of ${SCHEDULING_POLICIES.join(', ')}`);
-    o.schedulingPolicy = v as SchedulingPolicyName;
+    o.schedulingPolicy = oneOf(v, f, SCHEDULING_POLICIES);
   },
   '--max-loras-per-batch': (o, v, f) => {
     o.maxLorasPerBatch = integer(v, f, 1);
@@ -278,14 +274,10 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.maxStepSeconds = seconds > 0 ? seconds : null;
   },
   '--engine': (o, v, f) => {
-    if (!(ENGINE_CHOICES as readonly string[]).includes(v))
-      throw new CliError(`${f}: "${v}" is not one of ${ENGINE_CHOICES.join(', ')}`);
-    o.engine = v as EngineChoice;
+    o.engine = oneOf(v, f, ENGINE_CHOICES);
   },
   '--onnx-thread': (o, v, f) => {
-    if (!(ONNX_THREAD_CHOICES as readonly string[]).includes(v))
-      throw new CliError(`${f}: "${v}" is not one of ${ONNX_THREAD_CHOICES.join(', ')}`);
-    o.onnxThread = v as OnnxThreadChoice;
+    o.onnxThread = oneOf(v, f, ONNX_THREAD_CHOICES);
   },
   '--dtype': (o, v, f) => {
     o.dtype = parseDtype(v, f);
@@ -394,6 +386,13 @@ export function parseAllowedOrigins(value: string, flag = '--allowed-origins'): 
       throw new CliError(`${flag}: "${origin}" is not an origin (scheme://host[:port], no path) or *`);
   }
   return origins as string[];
+}
+
+/** `value` if it is one of `choices`, else a CliError naming them. */
+function oneOf<T extends string>(value: string, flag: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value))
+    throw new CliError(`${flag}: "${value}" is not one of ${choices.join(', ')}`);
+  return value as T;
 }
 
 function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
