@@ -14,14 +14,15 @@ import { STRING_FORMATS } from './string-formats.js';
  * A JSON Schema (response_format json_schema, guided_json) compiled to grammar nodes. The subset
  * is what structured-output backends (xgrammar, outlines) follow token by token: types, properties
  * with required ones, additionalProperties, items and prefixItems with their counts, string
- * lengths and `pattern` (grammar-nodes.ts patternRegex), numeric bounds (minimum, maximum and their exclusive forms: a bounded number is
- * written without an exponent), enum and const, anyOf/oneOf, single-schema allOf, and local $ref
+ * lengths and `pattern` (grammar-nodes.ts patternRegex), numeric bounds (minimum, maximum and their
+ * exclusive forms) and multipleOf (exact decimal arithmetic: a constrained number is written
+ * without an exponent), enum and const, anyOf/oneOf, single-schema allOf, and local $ref
  * into $defs or definitions, recursion included. Like xgrammar's default (strict) mode, an object without
  * additionalProperties allows no keys it does not list, and keys come in the schema's order.
  * A string's `format` is followed where string-formats.ts knows it (date, time, date-time,
  * duration, uuid, ipv4, ipv6, hostname, email, uri: what xgrammar follows too), and is otherwise an
  * annotation, as JSON Schema 2020-12 has it by default. Every other keyword that
- * constrains a value (multipleOf, uniqueItems, …) is refused by name: never silently ignored.
+ * constrains a value (uniqueItems, minProperties, …) is refused by name: never silently ignored.
  */
 const ANNOTATIONS = new Set([
   'title',
@@ -40,13 +41,14 @@ const ANNOTATIONS = new Set([
 ]);
 
 const NUMBER_BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'] as const;
+const NUMBER_KEYWORDS = [...NUMBER_BOUNDS, 'multipleOf'] as const;
 
 const KEYWORDS_BY_TYPE: Record<string, readonly string[]> = {
   object: ['properties', 'required', 'additionalProperties'],
   array: ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems'],
   string: ['minLength', 'maxLength', 'pattern'],
-  number: NUMBER_BOUNDS,
-  integer: NUMBER_BOUNDS,
+  number: NUMBER_KEYWORDS,
+  integer: NUMBER_KEYWORDS,
   boolean: [],
   null: [],
 };
@@ -268,14 +270,16 @@ class SchemaCompiler {
 
   /**
    * minimum / maximum / exclusiveMinimum / exclusiveMaximum (2020-12's numbers; draft 4's
-   * boolean exclusiveMinimum/Maximum, which turn minimum/maximum exclusive, are read too).
+   * boolean exclusiveMinimum/Maximum, which turn minimum/maximum exclusive, are read too) and
+   * multipleOf.
    */
   private range(integerType: boolean, s: Record<string, unknown>, path: string): NumberRange | null {
-    const bounds: Partial<Record<(typeof NUMBER_BOUNDS)[number], number>> = {};
-    for (const key of NUMBER_BOUNDS) {
+    const bounds: Partial<Record<(typeof NUMBER_KEYWORDS)[number], number>> = {};
+    for (const key of NUMBER_KEYWORDS) {
       const v = s[key];
-      if (v === undefined || typeof v === 'boolean') continue;
+      if (v === undefined || (typeof v === 'boolean' && key !== 'multipleOf')) continue;
       if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(`has "${key}" that is not a number`, path);
+      if (key === 'multipleOf' && v <= 0) this.fail(`has "multipleOf" ${v}: it must be greater than 0`, path);
       bounds[key] = v;
     }
     for (const [flag, bound] of [

@@ -247,7 +247,8 @@ describe('structured output over HTTP', () => {
       [{ structured_outputs: { structural_tag: '{}' } }, 'structured_outputs', /structural tags/],
       [{ guided_choice: ['a'], response_format: { type: 'json_object' } }, 'guided_choice', /Only one kind/],
       [{ guided_json: { $ref: 'https://example.com/s.json' } }, 'guided_json', /not local/],
-      [{ guided_json: { type: 'integer', multipleOf: 3 } }, 'guided_json', /"multipleOf"/],
+      [{ guided_json: { type: 'integer', multipleOf: 0 } }, 'guided_json', /"multipleOf" 0/],
+      [{ guided_json: { type: 'object', minProperties: 1 } }, 'guided_json', /"minProperties"/],
       [{ guided_json: { type: 'integer', minimum: 5, maximum: 4 } }, 'guided_json', /allows no integer/],
     ];
     for (const [extra, param, message] of cases) {

@@ -166,8 +166,8 @@ describe('ByteMatcher: a JSON Schema', () => {
   });
 
   it('refuses a schema keyword it cannot follow, by name', () => {
-    expect(() => compileJsonSchema({ type: 'integer', multipleOf: 2 }, 'guided_json')).toThrow(
-      /"multipleOf"/,
+    expect(() => compileJsonSchema({ type: 'object', minProperties: 1 }, 'guided_json')).toThrow(
+      /"minProperties"/,
     );
     expect(() => compileJsonSchema({ type: 'string', minimum: 2 }, 'guided_json')).toThrow(/"minimum"/);
     expect(() => compileJsonSchema({ $ref: 'http://x/y' }, 'guided_json')).toThrow(/not local/);
@@ -288,6 +288,115 @@ describe('ByteMatcher: numeric bounds', () => {
     expect(() => schema({ type: 'number', exclusiveMinimum: 1, maximum: 1 })).toThrow(/allows no number/);
     expect(() => schema({ type: 'number', exclusiveMaximum: true })).toThrow(/"maximum"/);
     expect(() => schema({ type: 'number', minimum: '3' })).toThrow(/"minimum" that is not a number/);
+  });
+});
+
+/** Whether decimal text `v` is an integer multiple of decimal text `k`, by exact BigInt arithmetic. */
+function isMultiple(v: string, k: string): boolean {
+  const exact = (t: string) => {
+    const [int, frac = ''] = t.replace('-', '').split('.');
+    return { n: BigInt(int + frac) * (t.startsWith('-') ? -1n : 1n), scale: frac.length };
+  };
+  const a = exact(v);
+  const b = exact(k);
+  const scale = Math.max(a.scale, b.scale);
+  const up = (x: { n: bigint; scale: number }) => x.n * 10n ** BigInt(scale - x.scale);
+  return up(a) % up(b) === 0n;
+}
+
+describe('ByteMatcher: multipleOf', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+
+  it('integers: only multiples end, and every prefix can still reach one', () => {
+    const g = schema({ type: 'integer', multipleOf: 3 });
+    for (const t of ['0', '3', '-6', '300', '12345678901234567890']) expect(accepts(g, t), t).toBe(true);
+    for (const t of ['1', '4', '-5', '3.0', '3e0']) expect(accepts(g, t), t).toBe(false);
+    expect(run(g, '1').canEnd).toBe(false); // 12, 15, … are still ahead
+    expect(run(g, '3e').taken).toBe(1); // no exponent on a constrained number
+  });
+
+  it('decimal steps are exact: 0.3 is a multiple of 0.1, as no double arithmetic has it', () => {
+    const tenth = schema({ type: 'number', multipleOf: 0.1 });
+    for (const t of ['0.3', '-2.7', '5', '0.30', '100.1']) expect(accepts(tenth, t), t).toBe(true);
+    for (const t of ['0.35', '0.01', '1.05']) expect(accepts(tenth, t), t).toBe(false);
+    expect(run(tenth, '0.35').taken).toBe(3); // after "0.3" only zeros can follow
+    // An integer's multiples of 0.5 are every integer; of 2.5, the multiples of 5.
+    const half = schema({ type: 'integer', multipleOf: 0.5 });
+    for (const t of ['1', '-7', '0']) expect(accepts(half, t), t).toBe(true);
+    const twoAndHalf = schema({ type: 'integer', multipleOf: 2.5 });
+    expect(accepts(twoAndHalf, '15')).toBe(true);
+    expect(accepts(twoAndHalf, '12')).toBe(false);
+  });
+
+  it('with bounds: a prefix is led only toward a multiple inside them', () => {
+    const g = schema({ type: 'integer', minimum: 10, maximum: 20, multipleOf: 7 });
+    expect(accepts(g, '14')).toBe(true);
+    for (const t of ['7', '21', '10', '20']) expect(accepts(g, t), t).toBe(false);
+    expect(run(g, '2').taken).toBe(0); // 20–29 hold no multiple of 7 within the bounds
+    expect(run(g, '15').taken).toBe(1);
+    const open = schema({ type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1, multipleOf: 0.25 });
+    for (const t of ['0.25', '0.5', '0.75']) expect(accepts(open, t), t).toBe(true);
+    for (const t of ['0', '1', '0.2', '0.125']) expect(accepts(open, t), t).toBe(false);
+  });
+
+  it('refuses a step that is not above 0, or bounds that hold no multiple, naming it', () => {
+    expect(() => schema({ type: 'number', multipleOf: 0 })).toThrow(/"multipleOf" 0/);
+    expect(() => schema({ type: 'number', multipleOf: -2 })).toThrow(/"multipleOf" -2/);
+    expect(() => schema({ type: 'number', multipleOf: '2' })).toThrow(/"multipleOf" that is not a number/);
+    expect(() => schema({ type: 'integer', minimum: 1, maximum: 6, multipleOf: 7 })).toThrow(
+      /allows no integer: no multiple of 7/,
+    );
+    expect(() => schema({ type: 'string', multipleOf: 2 })).toThrow(/without allowing type "number"/);
+  });
+
+  it('random walks under random steps and bounds never reach a dead end, and end only on allowed values', () => {
+    const rand = mulberry32(11);
+    const steps = [2, 3, 7, 0.5, 0.25, 0.1, 1.5, 12.5, 0.003];
+    const ends = [-1000, -37.5, -2, -0.25, 0, 0.5, 3, 12, 99.9, 250, 4096];
+    const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+    const alphabet = [...'-0123456789.'].map((c) => c.charCodeAt(0));
+    let walked = 0;
+    for (let r = 0; r < 60; r++) {
+      const integer = rand() < 0.5;
+      const bounds: Record<string, number> = { multipleOf: pick(steps) };
+      if (rand() < 0.6) bounds[rand() < 0.5 ? 'minimum' : 'exclusiveMinimum'] = pick(ends);
+      if (rand() < 0.6) bounds[rand() < 0.5 ? 'maximum' : 'exclusiveMaximum'] = pick(ends);
+      let g: Grammar;
+      try {
+        g = schema({ type: integer ? 'integer' : 'number', ...bounds });
+      } catch {
+        continue; // bounds that leave no allowed value are refused (checked above)
+      }
+      walked++;
+      const m = new ByteMatcher(g);
+      const label = JSON.stringify({ integer, ...bounds });
+      for (let w = 0; w < 40; w++) {
+        let states = m.start();
+        let text = '';
+        for (;;) {
+          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+          const mayEnd = m.canEnd(states);
+          expect(next.length > 0 || mayEnd, `${label}: dead end after ${text}`).toBe(true);
+          if (text.length >= 24) break;
+          if (next.length === 0 || (mayEnd && rand() < 0.3)) {
+            const v = Number(text);
+            const inside =
+              (bounds.minimum === undefined || v >= bounds.minimum) &&
+              (bounds.exclusiveMinimum === undefined || v > bounds.exclusiveMinimum) &&
+              (bounds.maximum === undefined || v <= bounds.maximum) &&
+              (bounds.exclusiveMaximum === undefined || v < bounds.exclusiveMaximum);
+            expect(inside, `${label}: ended on ${text}`).toBe(true);
+            expect(isMultiple(text, String(bounds.multipleOf)), `${label}: ended on ${text}`).toBe(true);
+            if (integer) expect(/^-?\d+$/.test(text), text).toBe(true);
+            break;
+          }
+          const b = next[Math.floor(rand() * next.length)];
+          states = m.feed(states, b);
+          text += String.fromCharCode(b);
+        }
+      }
+    }
+    expect(walked).toBeGreaterThan(30);
   });
 });
 
