@@ -1,3 +1,4 @@
+import { ByteMatcher } from './byte-matcher.js';
 import {
   formatRegex,
   type Grammar,
@@ -133,17 +134,47 @@ class SchemaCompiler {
         kind: 'union',
         options: (options as Schema[]).map((o, i) => this.node(o, `${path}/${keyword}/${i}`)),
       };
-    } else if ('const' in s) {
-      node = { kind: 'literal', texts: [jsonBytes(s.const)] };
-    } else if ('enum' in s) {
-      if (!Array.isArray(s.enum) || s.enum.length === 0)
+    } else if ('const' in s || 'enum' in s) {
+      if ('enum' in s && (!Array.isArray(s.enum) || s.enum.length === 0))
         this.fail('has an "enum" that is not a non-empty list', path);
-      node = { kind: 'literal', texts: (s.enum as unknown[]).map(jsonBytes) };
+      node = { kind: 'literal', texts: this.allowedValues(s, path) };
     } else {
       node = this.typed(s, path);
     }
     this.nodes[index] = node;
     return index;
+  }
+
+  /**
+   * The JSON texts of a schema's `const` (or `enum` values) that its other keywords allow too, as
+   * JSON Schema applies every keyword: {"enum": [1, 5], "maximum": 3} allows 1 only. Each value is
+   * checked against the rest of the schema compiled on its own, so the test is the very grammar
+   * a value without the enum would follow (keys in the schema's order, a constrained number
+   * without an exponent).
+   */
+  private allowedValues(s: Record<string, unknown>, path: string): Uint8Array[] {
+    const keyword = 'const' in s ? 'const' : 'enum';
+    let values = 'const' in s ? [s.const] : (s.enum as unknown[]);
+    if ('const' in s && 'enum' in s) {
+      const listed = new Set((s.enum as unknown[]).map((v) => JSON.stringify(v)));
+      values = values.filter((v) => listed.has(JSON.stringify(v)));
+    }
+    let texts = values.map(jsonBytes);
+    const rest = Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'const' && k !== 'enum'));
+    if (Object.keys(rest).some((k) => !ANNOTATIONS.has(k))) {
+      const matcher = new ByteMatcher({ nodes: this.nodes, root: this.node(rest, path), json: true });
+      texts = texts.filter((text) => {
+        let states = matcher.start();
+        for (const b of text) {
+          states = matcher.feed(states, b);
+          if (states.length === 0) return false;
+        }
+        return matcher.canEnd(states);
+      });
+    }
+    if (texts.length === 0)
+      this.fail(`allows no value: no "${keyword}" value meets its other keywords`, path);
+    return texts;
   }
 
   /** A schema by its type (or by the keywords it uses when it names none). */

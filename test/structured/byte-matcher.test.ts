@@ -400,6 +400,32 @@ describe('ByteMatcher: multipleOf', () => {
   });
 });
 
+describe('ByteMatcher: enum and const beside other keywords', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+
+  it('keeps only the values every other keyword allows, as JSON Schema applies them all', () => {
+    const small = schema({ type: 'integer', enum: [1, 5, 6, 2.5], maximum: 5, multipleOf: 0.5 });
+    expect(accepts(small, '1')).toBe(true);
+    expect(accepts(small, '5')).toBe(true);
+    for (const t of ['6', '2.5']) expect(accepts(small, t), t).toBe(false); // above 5; not an integer
+    const short = schema({ type: 'string', enum: ['ab', 'abcd', 7], maxLength: 3 });
+    expect(accepts(short, '"ab"')).toBe(true);
+    for (const t of ['"abcd"', '7']) expect(accepts(short, t), t).toBe(false);
+    const both = schema({ const: 'x', enum: ['x', 'y'] });
+    expect(accepts(both, '"x"')).toBe(true);
+    expect(accepts(both, '"y"')).toBe(false);
+    // Annotations beside an enum change nothing.
+    const annotated = schema({ enum: ['a', 2], title: 'T', description: 'd' });
+    for (const t of ['"a"', '2']) expect(accepts(annotated, t), t).toBe(true);
+  });
+
+  it('refuses a schema whose other keywords leave none of its values, naming it', () => {
+    expect(() => schema({ type: 'string', const: 3 })).toThrow(/allows no value: no "const" value/);
+    expect(() => schema({ enum: [4, 8], minimum: 10 })).toThrow(/allows no value: no "enum" value/);
+    expect(() => schema({ const: 'z', enum: ['x'] })).toThrow(/allows no value/);
+  });
+});
+
 describe('ByteMatcher: string patterns', () => {
   const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
 
