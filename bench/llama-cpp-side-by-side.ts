@@ -11,6 +11,12 @@
  * node-llama-cpp is not a dependency of Loom: install it in a scratch folder and point at it,
  *   npm install --prefix /tmp/llamacpp --ignore-scripts node-llama-cpp@3
  *   npx tsx bench/llama-cpp-side-by-side.ts --llama-cpp /tmp/llamacpp [--layers 22] [--rounds 5]
+ *     [--systems loom-int8,llama-q8_0] [--label NAME]
+ *
+ * --systems runs some of them (default all: loom-f32, loom-f16, loom-int8, loom-int8-base,
+ * llama-f32, llama-f16, llama-q8_0), so a pair can get more rounds in the same time; greedy tokens
+ * are then compared with the first one's. --label names the report bench/results/
+ * llama-cpp-side-by-side-<label>.*.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +42,8 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '5' },
     steps: { type: 'string', default: '8' },
     threads: { type: 'string', default: '2' },
+    systems: { type: 'string', default: 'all' },
+    label: { type: 'string', default: '' },
   },
 });
 const ROUNDS = Number(args.rounds);
@@ -45,6 +53,20 @@ const PREFILL = 512;
 const CONTEXT = 64;
 const GREEDY = 8;
 const BANDWIDTH_PASSES = 3;
+const SYSTEM_KEYS = [
+  'loom-f32',
+  'loom-f16',
+  'loom-int8',
+  'loom-int8-base',
+  'llama-f32',
+  'llama-f16',
+  'llama-q8_0',
+];
+const chosen = args.systems === 'all' ? SYSTEM_KEYS : args.systems.split(',');
+for (const key of chosen)
+  if (!SYSTEM_KEYS.includes(key))
+    throw new Error(`--systems: ${key} is not one of ${SYSTEM_KEYS.join(', ')}`);
+const wanted = (key: string) => chosen.includes(key);
 
 function progress(message: string): void {
   process.stderr.write(`[llama-cpp-side-by-side] ${message}\n`);
@@ -196,19 +218,18 @@ async function buildSystems(dir: string): Promise<{ systems: System[]; vocab: nu
   const weights = syntheticWeights(spec);
   const files: Array<[GgufWeightType, string]> = [];
   for (const type of ['f32', 'f16', 'q8_0'] as const) {
+    if (!wanted(`llama-${type}`)) continue;
     progress(`writing GGUF ${type}`);
     const path = join(dir, `model-${type}.gguf`);
     writeGguf(path, weights, type);
     files.push([type, path]);
   }
   progress('creating the engines');
-  const systems = [
-    await loomSystem(weights, 'f32', dir),
-    await loomSystem(weights, 'f16', dir),
-    await loomSystem(weights, 'int8', dir),
-    await loomSystem(weights, 'int8', dir, false),
-    ...(await llamaCppSystems(args['llama-cpp'], weights.config, files)),
-  ];
+  const systems: System[] = [];
+  for (const format of ['f32', 'f16', 'int8'] as const)
+    if (wanted(`loom-${format}`)) systems.push(await loomSystem(weights, format, dir));
+  if (wanted('loom-int8-base')) systems.push(await loomSystem(weights, 'int8', dir, false));
+  if (files.length > 0) systems.push(...(await llamaCppSystems(args['llama-cpp'], weights.config, files)));
   return { systems, vocab: weights.config.vocabSize };
 }
 
@@ -248,12 +269,12 @@ async function main(): Promise<void> {
         'weights read per step, GB': (system.stepBytes / 1e9).toFixed(2),
         'memory read GB/s beside its decodes, min/med/max': fmt(stats(paired[i].map((p) => p.gbps)), 1),
         'share of the bandwidth bound, % min/med/max': fmt(stats(shares), 0),
-        [`greedy tokens equal to Loom f32 (of ${GREEDY})`]: same,
+        [`greedy tokens equal to ${systems[0].label}'s (of ${GREEDY})`]: same,
       };
     });
     const bars = systems.map((system, i) => ({ label: system.label, value: stats(decodes[i]).median }));
     const files2 = writeBenchReport({
-      name: 'llama-cpp-side-by-side',
+      name: args.label ? `llama-cpp-side-by-side-${args.label}` : 'llama-cpp-side-by-side',
       title: 'Loom (onnx engine) and llama.cpp on the same weights',
       context: {
         ...machineContext(),
