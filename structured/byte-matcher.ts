@@ -65,6 +65,8 @@ type Frame =
       readonly key: string;
       readonly lex: StringLex;
       readonly prop: number;
+      /** Keys written so far, listed and additional (minProperties / maxProperties count them). */
+      readonly count: number;
     }
   | {
       readonly t: 'array';
@@ -262,8 +264,12 @@ export class ByteMatcher {
     switch (f.t) {
       case 'value':
         return `v${f.node},${f.ws}`;
-      case 'object':
-        return `o${f.node},${f.phase},${f.next},${f.ws},${f.prop},${lexKey(f.lex, 0, Infinity)},${f.key}`;
+      case 'object': {
+        const o = this.objectSpec(f.node);
+        // Without maxProperties, every count past minProperties accepts the same.
+        const count = o.maxProperties === Infinity ? Math.min(f.count, o.minProperties) : f.count;
+        return `o${f.node},${f.phase},${f.next},${f.ws},${f.prop},${count},${lexKey(f.lex, 0, Infinity)},${f.key}`;
+      }
       case 'array': {
         const a = this.arraySpec(f.node);
         // Past the prefix and minItems, with no maxItems, every count accepts the same.
@@ -495,9 +501,21 @@ export class ByteMatcher {
     return { t: 'literal', node, pos: 0, live: this.literalTexts(node).map((_, i) => i) };
   }
 
-  private objectSpec(node: number): { properties: readonly ObjectProperty[]; additional: number | null } {
+  private objectSpec(node: number): {
+    properties: readonly ObjectProperty[];
+    additional: number | null;
+    minProperties: number;
+    maxProperties: number;
+  } {
     const n = this.nodes[node];
-    return n.kind === 'object' ? n : { properties: [], additional: node };
+    return n.kind === 'object'
+      ? {
+          properties: n.properties,
+          additional: n.additional,
+          minProperties: n.minProperties ?? 0,
+          maxProperties: n.maxProperties ?? Infinity,
+        }
+      : { properties: [], additional: node, minProperties: 0, maxProperties: Infinity };
   }
 
   private arraySpec(node: number): {
@@ -516,8 +534,25 @@ export class ByteMatcher {
     /** Listed properties that may come next: from `next` up to the first required one. */
     let last = f.next;
     while (last < props.length && !props[last].required) last++;
-    const mayClose = last >= props.length;
-    const mayAddKey = f.next < props.length || spec.additional !== null;
+    /**
+     * Whether the object can still be finished within minProperties / maxProperties once its next
+     * key is written: as its key number count + 1, with listed properties from `next` on still to
+     * come (the required ones must fit under the maximum; all of them, and any additional keys,
+     * may be needed to reach the minimum).
+     */
+    const fits = (next: number): boolean => {
+      const count = f.count + 1;
+      let required = 0;
+      for (let j = next; j < props.length; j++) if (props[j].required) required++;
+      const most = spec.additional !== null ? Infinity : count + props.length - next;
+      return count + required <= spec.maxProperties && most >= spec.minProperties;
+    };
+    const listedFits = (j: number) => fits(j + 1);
+    const additionalFits = spec.additional !== null && fits(f.next);
+    let anyListed = false;
+    for (let j = f.next; j < props.length && j <= last && !anyListed; j++) anyListed = listedFits(j);
+    const mayClose = last >= props.length && f.count >= spec.minProperties;
+    const mayAddKey = anyListed || additionalFits;
     const ws = () => {
       if (f.ws < MAX_WHITESPACE_RUN) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
     };
@@ -537,7 +572,7 @@ export class ByteMatcher {
         const inRange = (raw: string, exact: boolean) => {
           for (let j = f.next; j < props.length && j <= last; j++) {
             const name = props[j].keyText;
-            if (exact ? name === raw : name.startsWith(raw)) return j;
+            if ((exact ? name === raw : name.startsWith(raw)) && listedFits(j)) return j;
           }
           return -1;
         };
@@ -548,7 +583,7 @@ export class ByteMatcher {
           }
           const j = inRange(f.key, true);
           if (j >= 0) out.push({ frame: { ...f, phase: 'colon', prop: j, ws: 0 }, up: s.up });
-          else if (spec.additional !== null && !props.some((p) => p.keyText === f.key))
+          else if (additionalFits && !props.some((p) => p.keyText === f.key))
             out.push({ frame: { ...f, phase: 'colon', prop: -1, ws: 0 }, up: s.up });
           return;
         }
@@ -560,9 +595,8 @@ export class ByteMatcher {
         // only be an additional key, whose bytes no longer matter (its states then share one key).
         const key = f.key + String.fromCharCode(b);
         if (props.some((p) => p.keyText.startsWith(key))) {
-          if (inRange(key, false) >= 0 || spec.additional !== null)
-            out.push({ frame: { ...f, key, lex }, up: s.up });
-        } else if (spec.additional !== null) out.push({ frame: { ...f, key: UNLISTED_KEY, lex }, up: s.up });
+          if (inRange(key, false) >= 0 || additionalFits) out.push({ frame: { ...f, key, lex }, up: s.up });
+        } else if (additionalFits) out.push({ frame: { ...f, key: UNLISTED_KEY, lex }, up: s.up });
         return;
       }
       case 'colon':
@@ -578,6 +612,7 @@ export class ByteMatcher {
               lex: LEX_START,
               prop: -1,
               ws: 0,
+              count: f.count + 1,
             },
             up: s.up,
           };
@@ -659,7 +694,7 @@ function lengthsFit(
 const UNLISTED_KEY = '\uffff';
 
 function openObject(node: number): Frame {
-  return { t: 'object', node, phase: 'open', next: 0, ws: 0, key: '', lex: LEX_START, prop: -1 };
+  return { t: 'object', node, phase: 'open', next: 0, ws: 0, key: '', lex: LEX_START, prop: -1, count: 0 };
 }
 
 function pop(s: Stack): Stack {

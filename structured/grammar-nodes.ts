@@ -17,6 +17,9 @@ export type GrammarNode =
       properties: readonly ObjectProperty[];
       /** Node of keys not listed (additionalProperties), or null: none allowed. */
       additional: number | null;
+      /** minProperties / maxProperties: how many keys the object has, listed and additional (default 0, ∞). */
+      minProperties?: number;
+      maxProperties?: number;
     }
   | {
       kind: 'array';

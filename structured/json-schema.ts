@@ -14,16 +14,17 @@ import { STRING_FORMATS } from './string-formats.js';
 /**
  * A JSON Schema (response_format json_schema, guided_json) compiled to grammar nodes. The subset
  * is what structured-output backends (xgrammar, outlines) follow token by token: types, properties
- * with required ones, additionalProperties, items and prefixItems with their counts, string
- * lengths and `pattern` (grammar-nodes.ts patternRegex), numeric bounds (minimum, maximum and their
- * exclusive forms) and multipleOf (exact decimal arithmetic: a constrained number is written
- * without an exponent), enum and const, anyOf/oneOf, single-schema allOf, and local $ref
+ * with required ones, additionalProperties, minProperties and maxProperties, items and
+ * prefixItems with their counts, string lengths and `pattern` (grammar-nodes.ts patternRegex),
+ * numeric bounds (minimum, maximum and their exclusive forms) and multipleOf (exact decimal
+ * arithmetic: a constrained number is written without an exponent), enum and const (the values
+ * the other keywords allow), anyOf/oneOf, single-schema allOf, and local $ref
  * into $defs or definitions, recursion included. Like xgrammar's default (strict) mode, an object without
  * additionalProperties allows no keys it does not list, and keys come in the schema's order.
  * A string's `format` is followed where string-formats.ts knows it (date, time, date-time,
  * duration, uuid, ipv4, ipv6, hostname, email, uri: what xgrammar follows too), and is otherwise an
  * annotation, as JSON Schema 2020-12 has it by default. Every other keyword that
- * constrains a value (uniqueItems, minProperties, …) is refused by name: never silently ignored.
+ * constrains a value (uniqueItems, not, …) is refused by name: never silently ignored.
  */
 const ANNOTATIONS = new Set([
   'title',
@@ -45,7 +46,7 @@ const NUMBER_BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaxim
 const NUMBER_KEYWORDS = [...NUMBER_BOUNDS, 'multipleOf'] as const;
 
 const KEYWORDS_BY_TYPE: Record<string, readonly string[]> = {
-  object: ['properties', 'required', 'additionalProperties'],
+  object: ['properties', 'required', 'additionalProperties', 'minProperties', 'maxProperties'],
   array: ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems'],
   string: ['minLength', 'maxLength', 'pattern'],
   number: NUMBER_KEYWORDS,
@@ -263,13 +264,30 @@ class SchemaCompiler {
         required: (required as string[]).includes(name),
       };
     });
+    const additionalNode =
+      additional === undefined || additional === false
+        ? null
+        : this.node(additional as Schema, `${path}/additionalProperties`);
+    const minProperties = this.count(s, 'minProperties', 0, path);
+    const maxProperties = this.count(s, 'maxProperties', Number.POSITIVE_INFINITY, path);
+    const mostKeys = additionalNode === null ? properties.length : Number.POSITIVE_INFINITY;
+    if (minProperties > Math.min(maxProperties, mostKeys))
+      this.fail(
+        `allows no object: "minProperties" ${minProperties} is more than ${maxProperties < mostKeys ? `"maxProperties" ${maxProperties}` : `the ${mostKeys} properties it allows`}`,
+        path,
+      );
+    const requiredCount = properties.filter((p) => p.required).length;
+    if (requiredCount > maxProperties)
+      this.fail(
+        `allows no object: it requires ${requiredCount} properties, "maxProperties" is ${maxProperties}`,
+        path,
+      );
     return {
       kind: 'object',
       properties,
-      additional:
-        additional === undefined || additional === false
-          ? null
-          : this.node(additional as Schema, `${path}/additionalProperties`),
+      additional: additionalNode,
+      ...(minProperties > 0 ? { minProperties } : {}),
+      ...(maxProperties < Number.POSITIVE_INFINITY ? { maxProperties } : {}),
     };
   }
 

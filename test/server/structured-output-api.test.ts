@@ -91,16 +91,18 @@ describe('structured output over HTTP', () => {
     expect(streamed).toBe(texts[0]);
   });
 
-  it('numeric bounds, string patterns and formats: every sampled value follows them', async () => {
+  it('numeric bounds, multipleOf, enums, string patterns and formats: every sampled value follows them', async () => {
     const schema = {
       type: 'object',
       properties: {
         n: { type: 'integer', minimum: 3, maximum: 7 },
         m: { type: 'integer', minimum: -20, exclusiveMaximum: -9 },
+        price: { type: 'number', minimum: 0, maximum: 50, multipleOf: 0.25 },
+        size: { type: 'integer', enum: [1, 2, 40, 80], maximum: 50 },
         code: { type: 'string', pattern: '^[a-c]{2}$' },
         day: { type: 'string', format: 'date' },
       },
-      required: ['n', 'm', 'code', 'day'],
+      required: ['n', 'm', 'price', 'size', 'code', 'day'],
     };
     for (const seed of [1, 2]) {
       const res = await server().post('/v1/completions', {
@@ -115,9 +117,12 @@ describe('structured output over HTTP', () => {
       expect(res.status, JSON.stringify(res.body)).toBe(200);
       for (const choice of res.body.choices) {
         expect(choice.finish_reason, choice.text).toBe('stop');
-        const { n, m, code, day } = JSON.parse(choice.text);
+        const { n, m, price, size, code, day } = JSON.parse(choice.text);
         expect(Number.isInteger(n) && n >= 3 && n <= 7, choice.text).toBe(true);
         expect(Number.isInteger(m) && m >= -20 && m < -9, choice.text).toBe(true);
+        // Quarters are exact in binary, so a double check of the multiple is exact here.
+        expect(price >= 0 && price <= 50 && Number.isInteger(price * 4), choice.text).toBe(true);
+        expect([1, 2, 40], choice.text).toContain(size);
         expect(code).toMatch(/^[a-c]{2}$/);
         expect(day).toMatch(/^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$/);
       }
@@ -248,7 +253,8 @@ describe('structured output over HTTP', () => {
       [{ guided_choice: ['a'], response_format: { type: 'json_object' } }, 'guided_choice', /Only one kind/],
       [{ guided_json: { $ref: 'https://example.com/s.json' } }, 'guided_json', /not local/],
       [{ guided_json: { type: 'integer', multipleOf: 0 } }, 'guided_json', /"multipleOf" 0/],
-      [{ guided_json: { type: 'object', minProperties: 1 } }, 'guided_json', /"minProperties"/],
+      [{ guided_json: { not: { type: 'string' } } }, 'guided_json', /"not"/],
+      [{ guided_json: { type: 'object', minProperties: 1 } }, 'guided_json', /allows no object/],
       [{ guided_json: { type: 'integer', minimum: 5, maximum: 4 } }, 'guided_json', /allows no integer/],
     ];
     for (const [extra, param, message] of cases) {

@@ -166,9 +166,7 @@ describe('ByteMatcher: a JSON Schema', () => {
   });
 
   it('refuses a schema keyword it cannot follow, by name', () => {
-    expect(() => compileJsonSchema({ type: 'object', minProperties: 1 }, 'guided_json')).toThrow(
-      /"minProperties"/,
-    );
+    expect(() => compileJsonSchema({ not: { type: 'string' } }, 'guided_json')).toThrow(/"not"/);
     expect(() => compileJsonSchema({ type: 'string', minimum: 2 }, 'guided_json')).toThrow(/"minimum"/);
     expect(() => compileJsonSchema({ $ref: 'http://x/y' }, 'guided_json')).toThrow(/not local/);
     expect(() => compileJsonSchema({ allOf: [{}, {}] }, 'guided_json')).toThrow(/allOf/);
@@ -423,6 +421,107 @@ describe('ByteMatcher: enum and const beside other keywords', () => {
     expect(() => schema({ type: 'string', const: 3 })).toThrow(/allows no value: no "const" value/);
     expect(() => schema({ enum: [4, 8], minimum: 10 })).toThrow(/allows no value: no "enum" value/);
     expect(() => schema({ const: 'z', enum: ['x'] })).toThrow(/allows no value/);
+  });
+});
+
+describe('ByteMatcher: minProperties and maxProperties', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+  const int = { type: 'integer' };
+
+  it('an object closes only with enough keys, and no key is taken that would leave too few', () => {
+    const g = schema({ type: 'object', properties: { a: int, b: int, c: int }, minProperties: 2 });
+    for (const t of ['{"a":1,"b":2}', '{"b":1,"c":2}', '{"a":1,"b":2,"c":3}'])
+      expect(accepts(g, t), t).toBe(true);
+    for (const t of ['{}', '{"a":1}', '{"c":1}']) expect(accepts(g, t), t).toBe(false);
+    expect(run(g, '{"c').taken).toBe(2); // after "c" no listed key is left to reach two
+    expect(run(g, '{"a":1}').taken).toBe(6);
+  });
+
+  it('no key past the maximum, and none that would crowd out a required one', () => {
+    const g = schema({ type: 'object', additionalProperties: int, maxProperties: 2 });
+    expect(accepts(g, '{"x":1,"y":2}')).toBe(true);
+    expect(run(g, '{"x":1,"y":2,').taken).toBe(12);
+    const r = schema({
+      type: 'object',
+      properties: { a: int, b: int, c: int },
+      required: ['c'],
+      maxProperties: 2,
+    });
+    for (const t of ['{"a":1,"c":3}', '{"c":3}']) expect(accepts(r, t), t).toBe(true);
+    expect(run(r, '{"a":1,"b').taken).toBe(8); // a and b would leave no room for c
+  });
+
+  it('refuses bounds no object can meet, naming them', () => {
+    expect(() => schema({ type: 'object', properties: { a: int }, minProperties: 2 })).toThrow(
+      /allows no object: "minProperties" 2 is more than the 1 properties/,
+    );
+    expect(() =>
+      schema({ type: 'object', additionalProperties: true, minProperties: 3, maxProperties: 2 }),
+    ).toThrow(/"minProperties" 3 is more than "maxProperties" 2/);
+    expect(() =>
+      schema({ type: 'object', properties: { a: int, b: int }, required: ['a', 'b'], maxProperties: 1 }),
+    ).toThrow(/requires 2 properties, "maxProperties" is 1/);
+    expect(() => schema({ type: 'object', maxProperties: -1 })).toThrow(
+      /"maxProperties" that is not a non-negative/,
+    );
+  });
+
+  it('random walks never reach a dead end, and every object ends with a key count inside the bounds', () => {
+    const rand = mulberry32(5);
+    const alphabet = [...'{}",:01abcdxy'].map((c) => c.charCodeAt(0));
+    let walked = 0;
+    let completed = 0;
+    for (let r = 0; r < 40; r++) {
+      const names = ['a', 'b', 'c', 'd'].filter(() => rand() < 0.7);
+      const properties = Object.fromEntries(
+        names.map((n) => [n, { type: 'integer', maximum: 1, minimum: 0 }]),
+      );
+      const required = names.filter(() => rand() < 0.3);
+      const extra = rand() < 0.5;
+      const minProperties = Math.floor(rand() * 4);
+      const maxProperties = rand() < 0.7 ? minProperties + Math.floor(rand() * 3) : undefined;
+      const s = {
+        type: 'object',
+        properties,
+        required,
+        minProperties,
+        ...(maxProperties === undefined ? {} : { maxProperties }),
+        ...(extra ? { additionalProperties: { type: 'integer', minimum: 0, maximum: 1 } } : {}),
+      };
+      let g: Grammar;
+      try {
+        g = schema(s);
+      } catch {
+        continue; // bounds no object meets are refused (checked above)
+      }
+      walked++;
+      const m = new ByteMatcher(g);
+      for (let w = 0; w < 30; w++) {
+        let states = m.start();
+        let text = '';
+        for (;;) {
+          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+          const mayEnd = m.canEnd(states);
+          expect(next.length > 0 || mayEnd, `${JSON.stringify(s)}: dead end after ${text}`).toBe(true);
+          if (mayEnd) {
+            const keys = text.match(/"[^"]*":/g) ?? [];
+            expect(keys.length, `${JSON.stringify(s)}: ${text}`).toBeGreaterThanOrEqual(minProperties);
+            expect(keys.length, `${JSON.stringify(s)}: ${text}`).toBeLessThanOrEqual(
+              maxProperties ?? Infinity,
+            );
+            for (const name of required) expect(text, JSON.stringify(s)).toContain(`"${name}":`);
+            completed++;
+            break;
+          }
+          if (text.length > 80) break;
+          const b = next[Math.floor(rand() * next.length)];
+          states = m.feed(states, b);
+          text += String.fromCharCode(b);
+        }
+      }
+    }
+    expect(walked).toBeGreaterThan(15);
+    expect(completed).toBeGreaterThan(walked * 10); // most walks finish an object
   });
 });
 
