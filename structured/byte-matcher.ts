@@ -1,6 +1,6 @@
 import type { LinearRegex } from '../model/linear-regex.js';
 import { type GrammarProgram, type GrammarStep, rangesMeet } from './ebnf-grammar.js';
-import type { Grammar, GrammarNode, ObjectProperty } from './grammar-nodes.js';
+import { type Grammar, type GrammarNode, type ObjectProperty, throughUnions } from './grammar-nodes.js';
 import { type NumberRange, rangeHolds, rangeReachable } from './number-range.js';
 import { partialRange, regexMayRead, utf8Lead, utf8Step } from './utf8-chars.js';
 
@@ -74,6 +74,8 @@ type Frame =
       readonly phase: 'open' | 'after';
       readonly count: number;
       readonly ws: number;
+      /** uniqueItems: the items written so far (itemValue), else null. */
+      readonly seen: readonly string[] | null;
     }
   /** `rx`: a `pattern` string's regex states after the characters read (null: no pattern). */
   | {
@@ -81,6 +83,8 @@ type Frame =
       readonly node: number;
       readonly lex: StringLex;
       readonly rx: readonly number[] | null;
+      /** An item of a uniqueItems array: its value's characters so far, else null. */
+      readonly value: string | null;
     }
   /**
    * `node` -1: a number of an 'any' value. A node with a range (number-range.ts) keeps the
@@ -275,7 +279,9 @@ export class ByteMatcher {
         // Past the prefix and minItems, with no maxItems, every count accepts the same.
         const count =
           a.maxItems === Infinity ? Math.min(f.count, Math.max(a.prefix.length, a.minItems) + 1) : f.count;
-        return `a${f.node},${f.phase},${count},${f.ws}`;
+        // A uniqueItems array's items written so far decide what may come; their order does not.
+        const seen = f.seen ? `|${JSON.stringify([...f.seen].sort())}` : '';
+        return `a${f.node},${f.phase},${count},${f.ws}${seen}`;
       }
       case 'string': {
         const n = this.nodes[f.node];
@@ -283,7 +289,8 @@ export class ByteMatcher {
         // A character's bits matter only while it is being read.
         const partial = f.lex.cont > 0 || f.lex.hex > 0 ? `,${f.lex.cp}` : '';
         const rx = f.rx ? `,${f.rx.join(' ')}${partial}` : '';
-        return `s${f.node},${lexKey(f.lex, min, max)}${rx}`;
+        const value = f.value === null ? '' : `|${JSON.stringify(f.value)}`;
+        return `s${f.node},${lexKey(f.lex, min, max)}${rx}${value}`;
       }
       case 'number':
         return `n${f.node},${f.integer ? 'i' : 'f'}${f.phase},${f.text}`;
@@ -317,12 +324,16 @@ export class ByteMatcher {
         const lex = lexString(f.lex, b, max);
         const pattern = f.rx && this.patternOf(f.node);
         if (lex === 'close') {
-          if (f.lex.len >= min && (!pattern || pattern.streamAccepts(f.rx!))) out.push(pop(s));
+          if (f.lex.len >= min && (!pattern || pattern.streamAccepts(f.rx!))) {
+            const up = f.value === null ? pop(s) : this.itemDone(s, `s${f.value}`);
+            if (up) out.push(up);
+          }
         } else if (lex) {
           const rx = pattern ? patternStep(pattern, f.rx!, lex) : null;
           const boundary = lex.cont === 0 && lex.hex === 0 && !lex.esc;
           if (pattern && (!rx || (boundary && !lengthsFit(pattern, rx, lex.len, min, max)))) return;
-          out.push({ frame: { ...f, lex, rx }, up: s.up });
+          const value = f.value !== null && boundary ? f.value + String.fromCodePoint(lex.cp) : f.value;
+          out.push({ frame: { ...f, lex, rx, value }, up: s.up });
         }
         return;
       }
@@ -361,15 +372,17 @@ export class ByteMatcher {
       }
       case 'literal': {
         const texts = this.literalTexts(f.node);
-        let ends = false;
+        // An item of a uniqueItems array follows only the values not written yet.
+        const seen = seenBy(s.up);
+        let ends: number | null = null;
         const live: number[] = [];
         for (const i of f.live) {
           const t = texts[i];
-          if (t[f.pos] !== b) continue;
-          if (t.length === f.pos + 1) ends = true;
+          if (t[f.pos] !== b || seen?.includes(literalItem(t))) continue;
+          if (t.length === f.pos + 1) ends = i;
           else live.push(i);
         }
-        if (ends) out.push(pop(s));
+        if (ends !== null) out.push(seen ? (this.itemDone(s, literalItem(texts[ends])) as Stack) : pop(s));
         if (live.length > 0) out.push({ frame: { ...f, pos: f.pos + 1, live }, up: s.up });
         return;
       }
@@ -390,7 +403,7 @@ export class ByteMatcher {
         if (b === QUOTE) {
           const rx = n.pattern ? n.pattern.streamStart() : null;
           if (n.pattern && !lengthsFit(n.pattern, rx!, 0, n.minLength, n.maxLength)) return;
-          out.push({ frame: { t: 'string', node, lex: LEX_START, rx }, up });
+          out.push({ frame: { t: 'string', node, lex: LEX_START, rx, value: seenBy(up) ? '' : null }, up });
         }
         return;
       case 'number': {
@@ -403,12 +416,17 @@ export class ByteMatcher {
         if (b === 0x7b) out.push({ frame: openObject(node), up });
         return;
       case 'array':
-        if (b === 0x5b) out.push({ frame: { t: 'array', node, phase: 'open', count: 0, ws: 0 }, up });
+        if (b === 0x5b) {
+          const seen = n.uniqueItems ? [] : null;
+          out.push({ frame: { t: 'array', node, phase: 'open', count: 0, ws: 0, seen }, up });
+        }
         return;
       case 'any': {
         if (b === 0x7b) out.push({ frame: openObject(node), up });
-        else if (b === 0x5b) out.push({ frame: { t: 'array', node, phase: 'open', count: 0, ws: 0 }, up });
-        else if (b === QUOTE) out.push({ frame: { t: 'string', node, lex: LEX_START, rx: null }, up });
+        else if (b === 0x5b)
+          out.push({ frame: { t: 'array', node, phase: 'open', count: 0, ws: 0, seen: null }, up });
+        else if (b === QUOTE)
+          out.push({ frame: { t: 'string', node, lex: LEX_START, rx: null, value: null }, up });
         else {
           const phase = numberStart(b);
           if (phase) out.push({ frame: { t: 'number', node: -1, integer: false, phase, text: '' }, up });
@@ -491,6 +509,27 @@ export class ByteMatcher {
 
   private regexOf(node: number): LinearRegex {
     return (this.nodes[node] as { regex: LinearRegex }).regex;
+  }
+
+  /**
+   * The stack a finished item of a uniqueItems array returns to, its value recorded there; null
+   * where it repeats an earlier item (refused: a string item can then go on, a literal item was
+   * never led there).
+   */
+  private itemDone(s: Stack, value: string): Stack | null {
+    const up = s.up as Stack;
+    const f = up.frame as Extract<Frame, { t: 'array' }>;
+    if (f.seen!.includes(value)) return null;
+    return { frame: { ...f, seen: [...f.seen!, value] }, up: up.up };
+  }
+
+  /** Items a uniqueItems array of literal items can still take (distinct values not written yet). */
+  private itemsLeft(f: Extract<Frame, { t: 'array' }>, item: number | null): number {
+    if (f.seen === null || item === null) return Number.POSITIVE_INFINITY;
+    const n = throughUnions(this.nodes, item);
+    if (this.nodes[n].kind !== 'literal') return Number.POSITIVE_INFINITY; // strings: always another one
+    const values = new Set(this.literalTexts(n).map(literalItem));
+    return values.size - f.seen.length;
   }
 
   private literalTexts(node: number): readonly Uint8Array[] {
@@ -640,7 +679,7 @@ export class ByteMatcher {
       return;
     }
     const item = itemNode(f.count);
-    if (f.count >= a.maxItems || item === null) return;
+    if (f.count >= a.maxItems || item === null || this.itemsLeft(f, item) <= 0) return;
     const after: Stack = { frame: { ...f, phase: 'after', count: f.count + 1, ws: 0 }, up: s.up };
     if (f.phase === 'open') this.begin(item, b, after, out);
     else if (b === 0x2c) out.push({ frame: { t: 'value', node: item, ws: 0 }, up: after });
@@ -695,6 +734,16 @@ const UNLISTED_KEY = '\uffff';
 
 function openObject(node: number): Frame {
   return { t: 'object', node, phase: 'open', next: 0, ws: 0, key: '', lex: LEX_START, prop: -1, count: 0 };
+}
+
+/** The items written so far when `up` is a uniqueItems array waiting for its next item, else null. */
+function seenBy(up: Stack | null): readonly string[] | null {
+  return up && up !== DONE && up.frame.t === 'array' ? up.frame.seen : null;
+}
+
+/** A literal item's value as a uniqueItems array records it (its canonical JSON text). */
+function literalItem(text: Uint8Array): string {
+  return `l${String.fromCharCode(...text)}`;
 }
 
 function pop(s: Stack): Stack {

@@ -29,6 +29,11 @@ export type GrammarNode =
       items: number | null;
       minItems: number;
       maxItems: number;
+      /**
+       * uniqueItems: no item repeats another. Only for items from a fixed list (a literal node, or
+       * a union of one) or strings without pattern or maxLength (json-schema.ts checks).
+       */
+      uniqueItems?: boolean;
     }
   /**
    * `pattern`: JSON Schema's pattern, a search anywhere in the string's value (its characters
@@ -77,6 +82,17 @@ const utf8 = new TextEncoder();
 /** Bytes of `value` as compact JSON (how enum and const values are written). */
 export function jsonBytes(value: unknown): Uint8Array {
   return utf8.encode(JSON.stringify(value));
+}
+
+/** The node `node` stands for through unions of one option ($ref, single allOf), cycles aside. */
+export function throughUnions(nodes: readonly GrammarNode[], node: number): number {
+  let n = node;
+  for (let hops = 0; hops < nodes.length; hops++) {
+    const g = nodes[n];
+    if (g.kind !== 'union' || g.options.length !== 1) return n;
+    n = g.options[0];
+  }
+  return n;
 }
 
 /** The grammar of any JSON object (response_format json_object). */

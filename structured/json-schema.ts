@@ -7,6 +7,7 @@ import {
   jsonBytes,
   type ObjectProperty,
   patternRegex,
+  throughUnions,
 } from './grammar-nodes.js';
 import { type NumberRange, numberRange } from './number-range.js';
 import { STRING_FORMATS } from './string-formats.js';
@@ -15,7 +16,7 @@ import { STRING_FORMATS } from './string-formats.js';
  * A JSON Schema (response_format json_schema, guided_json) compiled to grammar nodes. The subset
  * is what structured-output backends (xgrammar, outlines) follow token by token: types, properties
  * with required ones, additionalProperties, minProperties and maxProperties, items and
- * prefixItems with their counts, string lengths and `pattern` (grammar-nodes.ts patternRegex),
+ * prefixItems with their counts, uniqueItems (uniqueItemsFollowed), string lengths and `pattern` (grammar-nodes.ts patternRegex),
  * numeric bounds (minimum, maximum and their exclusive forms) and multipleOf (exact decimal
  * arithmetic: a constrained number is written without an exponent), enum and const (the values
  * the other keywords allow), anyOf/oneOf, single-schema allOf, and local $ref
@@ -24,7 +25,7 @@ import { STRING_FORMATS } from './string-formats.js';
  * A string's `format` is followed where string-formats.ts knows it (date, time, date-time,
  * duration, uuid, ipv4, ipv6, hostname, email, uri: what xgrammar follows too), and is otherwise an
  * annotation, as JSON Schema 2020-12 has it by default. Every other keyword that
- * constrains a value (uniqueItems, not, …) is refused by name: never silently ignored.
+ * constrains a value (not, if/then/else, …) is refused by name: never silently ignored.
  */
 const ANNOTATIONS = new Set([
   'title',
@@ -292,8 +293,8 @@ class SchemaCompiler {
   }
 
   private array(s: Record<string, unknown>, path: string): GrammarNode {
-    if (s.uniqueItems === true)
-      this.fail('uses "uniqueItems": true, which Loom\'s structured output does not support', path);
+    if (s.uniqueItems !== undefined && typeof s.uniqueItems !== 'boolean')
+      this.fail('has "uniqueItems" that is not true or false', path);
     const prefix = s.prefixItems ?? [];
     if (!Array.isArray(prefix) || !prefix.every(isSchema))
       this.fail('has "prefixItems" that is not a list of schemas', path);
@@ -303,18 +304,48 @@ class SchemaCompiler {
     let maxItems = this.count(s, 'maxItems', Number.POSITIVE_INFINITY, path);
     if (items === false) maxItems = Math.min(maxItems, prefix.length);
     if (minItems > maxItems) this.fail('asks more items than it allows', path);
+    const itemNode =
+      items === false ? null : items === undefined ? this.any() : this.node(items as Schema, `${path}/items`);
+    const unique = s.uniqueItems === true;
+    if (unique) this.uniqueItemsFollowed(prefix.length, itemNode, minItems, path);
     return {
       kind: 'array',
       prefix: (prefix as Schema[]).map((p, i) => this.node(p, `${path}/prefixItems/${i}`)),
-      items:
-        items === false
-          ? null
-          : items === undefined
-            ? this.any()
-            : this.node(items as Schema, `${path}/items`),
+      items: itemNode,
       minItems,
       maxItems,
+      ...(unique ? { uniqueItems: true } : {}),
     };
+  }
+
+  /**
+   * "uniqueItems": true is followed where a repeat can be told and avoided while the items are
+   * written: items from a fixed list (enum, const, boolean; a set of enum members is what pydantic
+   * writes for set[Literal] and set[Enum]), each value offered until it has been used, or strings
+   * with no pattern, format or maxLength (set[str]), whose closing quote is refused on a repeat
+   * (the string can always go on). Other items are refused by name.
+   */
+  private uniqueItemsFollowed(
+    prefixCount: number,
+    item: number | null,
+    minItems: number,
+    path: string,
+  ): void {
+    const unsupported = () =>
+      this.fail(
+        'uses "uniqueItems": true with items Loom cannot keep apart while they are written (it follows it for items from "enum"/"const" or strings without "pattern", "format" or "maxLength")',
+        path,
+      );
+    if (prefixCount > 0 || item === null) unsupported();
+    const n = this.nodes[throughUnions(this.nodes, item as number)];
+    if (n.kind === 'literal') {
+      const values = new Set(n.texts.map((t) => String.fromCharCode(...t))).size;
+      if (minItems > values)
+        this.fail(
+          `allows no array: "minItems" ${minItems} with "uniqueItems" and ${values} possible items`,
+          path,
+        );
+    } else if (n.kind !== 'string' || n.pattern || n.maxLength !== Number.POSITIVE_INFINITY) unsupported();
   }
 
   /**

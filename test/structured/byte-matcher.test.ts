@@ -525,6 +525,89 @@ describe('ByteMatcher: minProperties and maxProperties', () => {
   });
 });
 
+describe('ByteMatcher: uniqueItems', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+
+  it('items from a list: each value is offered until it is used, and the array cannot outrun them', () => {
+    // pydantic's set[Color] for an Enum: the items are a $ref to the enum.
+    const g = schema({
+      type: 'array',
+      items: { $ref: '#/$defs/Color' },
+      uniqueItems: true,
+      $defs: { Color: { enum: ['red', 'green', 'blue'] } },
+    });
+    for (const t of ['[]', '["red"]', '["blue","red"]', '["red","green","blue"]'])
+      expect(accepts(g, t), t).toBe(true);
+    expect(accepts(g, '["red","red"]')).toBe(false);
+    expect(run(g, '["red","r').taken).toBe(8); // "red" is used: no value left that starts with r
+    expect(run(g, '["red","green","blue",').taken).toBe(21); // nothing left for a fourth item
+    const flags = schema({ type: 'array', items: { type: 'boolean' }, uniqueItems: true, minItems: 2 });
+    expect(accepts(flags, '[true,false]')).toBe(true);
+    expect(accepts(flags, '[true]')).toBe(false);
+  });
+
+  it('strings: a repeat cannot be closed, but can go on into a new value; escapes are read as their characters', () => {
+    const g = schema({ type: 'array', items: { type: 'string' }, uniqueItems: true });
+    expect(accepts(g, '["a","b","ab"]')).toBe(true);
+    expect(accepts(g, '["a","a"]')).toBe(false);
+    expect(run(g, '["a","a"').taken).toBe(7); // refused at the closing quote
+    expect(accepts(g, '["a","aa"]')).toBe(true);
+    expect(accepts(g, '["a","\\u0061"]')).toBe(false); // the same value, escaped
+    expect(accepts(g, '["é","\\u00e9"]')).toBe(false);
+  });
+
+  it('refuses items it cannot keep apart, and minItems past the values there are, naming them', () => {
+    const refused = /"uniqueItems": true with items Loom cannot keep apart/;
+    expect(() => schema({ type: 'array', items: { type: 'integer' }, uniqueItems: true })).toThrow(refused);
+    expect(() =>
+      schema({ type: 'array', items: { type: 'string', maxLength: 2 }, uniqueItems: true }),
+    ).toThrow(refused);
+    expect(() => schema({ type: 'array', items: { type: 'object' }, uniqueItems: true })).toThrow(refused);
+    expect(() => schema({ type: 'array', uniqueItems: true })).toThrow(refused);
+    expect(() => schema({ type: 'array', items: { enum: [1, 2] }, uniqueItems: true, minItems: 3 })).toThrow(
+      /"minItems" 3 with "uniqueItems" and 2 possible items/,
+    );
+    expect(() => schema({ type: 'array', uniqueItems: 'yes' })).toThrow(
+      /"uniqueItems" that is not true or false/,
+    );
+    // uniqueItems: false constrains nothing.
+    expect(accepts(schema({ type: 'array', items: { type: 'integer' }, uniqueItems: false }), '[1,1]')).toBe(
+      true,
+    );
+  });
+
+  it('random walks over an enum never reach a dead end, and every array ends without a repeat', () => {
+    const rand = mulberry32(3);
+    const values = ['a', 'ab', 'b', 'abc', 1, 12, true, null];
+    const alphabet = [...'[]",abc12truenl'].map((c) => c.charCodeAt(0));
+    for (let r = 0; r < 20; r++) {
+      const listed = values.filter(() => rand() < 0.6);
+      if (listed.length === 0) continue;
+      const minItems = Math.floor(rand() * (listed.length + 1));
+      const g = schema({ type: 'array', items: { enum: listed }, uniqueItems: true, minItems });
+      const m = new ByteMatcher(g);
+      for (let w = 0; w < 30; w++) {
+        let states = m.start();
+        let text = '';
+        for (;;) {
+          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+          const mayEnd = m.canEnd(states);
+          expect(next.length > 0 || mayEnd, `${JSON.stringify(listed)}: dead end after ${text}`).toBe(true);
+          if (mayEnd) {
+            const items = JSON.parse(text) as unknown[];
+            expect(new Set(items.map((v) => JSON.stringify(v))).size, text).toBe(items.length);
+            expect(items.length, text).toBeGreaterThanOrEqual(minItems);
+            break;
+          }
+          const b = next[Math.floor(rand() * next.length)];
+          states = m.feed(states, b);
+          text += String.fromCharCode(b);
+        }
+      }
+    }
+  });
+});
+
 describe('ByteMatcher: string patterns', () => {
   const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
 

@@ -142,6 +142,51 @@ describe.each(Object.entries(TOKENIZERS))('structured output over a %s vocabular
     expect(complete).toBeGreaterThan(5);
   });
 
+  it('unique items, multipleOf and a key count through the masks: every finished document keeps them', () => {
+    const grammar = compileJsonSchema(
+      {
+        type: 'object',
+        properties: {
+          tags: { type: 'array', items: { type: 'string' }, uniqueItems: true, maxItems: 4 },
+          colors: { type: 'array', items: { enum: ['red', 'blue'] }, uniqueItems: true },
+          step: { type: 'integer', multipleOf: 5, minimum: -20, maximum: 40 },
+        },
+        required: ['tags'],
+        maxProperties: 2,
+      },
+      'guided_json',
+    );
+    const guide = tokenGuide(tokenizer, grammar);
+    const structural = (id: number) => /["\],]/.test(new TextDecoder().decode(bytes[id] as Uint8Array));
+    let complete = 0;
+    for (let walk = 0; walk < 40; walk++) {
+      const rand = mulberry32(100 + walk);
+      const state = guide.start();
+      const ids: number[] = [];
+      for (let step = 0; step < 80; step++) {
+        const allowed = [...state.allowedTokens([EOS])];
+        expect(allowed.length).toBeGreaterThan(0);
+        if (allowed.includes(EOS)) break;
+        // Lean toward quotes, commas and brackets, so strings and arrays close and walks finish.
+        const leaning = allowed.filter(structural);
+        const pool = leaning.length > 0 && rand() < 0.6 ? leaning : allowed;
+        const next = pool[Math.floor(rand() * pool.length)];
+        ids.push(next);
+        state.advance(next);
+        expect(state.isDead).toBe(false);
+      }
+      if (!state.allowedTokens([EOS]).includes(EOS)) continue;
+      complete++;
+      const text = new TextDecoder().decode(concat(ids.map((id) => bytes[id] as Uint8Array)));
+      const v = JSON.parse(text) as { tags: string[]; colors?: string[]; step?: number };
+      expect(Object.keys(v).length, text).toBeLessThanOrEqual(2);
+      expect(new Set(v.tags).size, text).toBe(v.tags.length);
+      if (v.colors) expect(new Set(v.colors).size, text).toBe(v.colors.length);
+      if (v.step !== undefined) expect(v.step % 5 === 0 && v.step >= -20 && v.step <= 40, text).toBe(true);
+    }
+    expect(complete).toBeGreaterThan(10);
+  });
+
   it('a regex: walks that end decode to full matches, characters split over tokens included', () => {
     const pattern = '(yes|no|é+) ?[0-9]{1,3}';
     const guide = tokenGuide(tokenizer, regexGrammar(pattern, 'guided_regex'));
