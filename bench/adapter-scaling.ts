@@ -7,7 +7,7 @@
  *
  *   npx tsx bench/adapter-scaling.ts [--requests 256] [--ns 1,10,100,1000,2000] [--max-loras 64]
  *                                    [--request-rate inf|R] [--engine onnx] [--model default|tinyllama] [--quick]
- *                                    [--pool-size 1GiB] [--skip-startup]
+ *                                    [--pool-size 1GiB] [--skip-startup] [--onnx-thread worker|main]
  *
  * --skip-startup leaves out the fresh-process start-up probes (a TinyLlama-shaped model loads again in
  * each); --pool-size must hold max-num-seqs distinct adapters besides the KV cache.
@@ -17,7 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { EngineChoice } from '../kernels/engine-factory.js';
+import type { EngineChoice, OnnxThreadChoice } from '../kernels/engine-factory.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { DEFAULT_SPEC, syntheticConfig, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     'pool-size': { type: 'string', default: '1GiB' },
     'skip-startup': { type: 'boolean', default: false },
     mixes: { type: 'string', default: 'uniform,mixed' },
+    'onnx-thread': { type: 'string', default: 'worker' },
   },
 });
 
@@ -67,6 +68,7 @@ function engineOptions(modelDir: string, loraDir: string): LlmEngineOptions {
     maxLoras: Number(args['max-loras']),
     // S-LoRA keeps every adapter in host memory and copies to the device on demand.
     maxCpuLoras: args['max-cpu-loras'] === 'all' ? 100_000 : Number(args['max-cpu-loras']),
+    onnxThread: args['onnx-thread'] as OnnxThreadChoice,
   };
 }
 
