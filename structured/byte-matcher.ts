@@ -339,9 +339,14 @@ export class ByteMatcher {
       }
       case 'number': {
         const phase = numberStep(f.phase, b, f.integer);
-        const next = phase && this.numberFrame(f.node, f.integer, phase, f.text, b);
+        const seen = seenBy(s.up);
+        const next = phase && this.numberFrame(f.node, f.integer, phase, f.text, b, seen);
         if (next) out.push({ frame: next, up: s.up });
-        else if (!phase && this.numberMayEnd(f)) this.feedOne(pop(s), b, out);
+        else if (!phase && this.numberMayEnd(f)) {
+          // A number ends at the byte after it, which its array then reads.
+          const up = seen === null ? pop(s) : this.itemDone(s, numberItem(f.text));
+          if (up) this.feedOne(up, b, out);
+        }
         return;
       }
       case 'regex': {
@@ -408,7 +413,7 @@ export class ByteMatcher {
         return;
       case 'number': {
         const phase = numberStart(b);
-        const frame = phase && this.numberFrame(node, n.integer, phase, '', b);
+        const frame = phase && this.numberFrame(node, n.integer, phase, '', b, seenBy(up));
         if (frame) out.push({ frame, up });
         return;
       }
@@ -452,9 +457,16 @@ export class ByteMatcher {
     phase: NumberPhase,
     text: string,
     b: number,
+    seen: readonly string[] | null,
   ): Frame | null {
     const range = this.rangeOf(node);
-    if (!range) return { t: 'number', node, integer, phase, text: '' };
+    if (!range) {
+      if (seen === null) return { t: 'number', node, integer, phase, text: '' };
+      // An item of a uniqueItems array keeps its text, to be told from the items before it. Only
+      // an integer 0 can take no more characters: where 0 is written already it cannot start.
+      if (phase === 'zero' && integer && seen.includes(NUMBER_ZERO_ITEM)) return null;
+      return { t: 'number', node, integer, phase, text: text + String.fromCharCode(b) };
+    }
     if (phase === 'e') return null;
     const next = text + String.fromCharCode(b);
     return rangeReachable(range, next) ? { t: 'number', node, integer, phase, text: next } : null;
@@ -740,6 +752,21 @@ function openObject(node: number): Frame {
 function seenBy(up: Stack | null): readonly string[] | null {
   return up && up !== DONE && up.frame.t === 'array' ? up.frame.seen : null;
 }
+
+/**
+ * A number item's value as a uniqueItems array records it: 1, 1.0 and 10e-1 are one value. The
+ * exponent is kept as a number, never applied: a model may write 1e99999999.
+ */
+function numberItem(text: string): string {
+  const m = /^(-?)(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text) as RegExpExecArray;
+  const frac = m[3] ?? '';
+  const digits = (m[2] + frac).replace(/^0+/, '');
+  const significant = digits.replace(/0+$/, '');
+  if (significant === '') return 'n0';
+  const exponent = BigInt(m[4] ?? 0) - BigInt(frac.length) + BigInt(digits.length - significant.length);
+  return `n${m[1]}${significant}e${exponent}`;
+}
+const NUMBER_ZERO_ITEM = numberItem('0');
 
 /** A literal item's value as a uniqueItems array records it (its canonical JSON text). */
 function literalItem(text: Uint8Array): string {

@@ -321,9 +321,11 @@ class SchemaCompiler {
   /**
    * "uniqueItems": true is followed where a repeat can be told and avoided while the items are
    * written: items from a fixed list (enum, const, boolean; a set of enum members is what pydantic
-   * writes for set[Literal] and set[Enum]), each value offered until it has been used, or strings
+   * writes for set[Literal] and set[Enum]), each value offered until it has been used; strings
    * with no pattern, format or maxLength (set[str]), whose closing quote is refused on a repeat
-   * (the string can always go on). Other items are refused by name.
+   * (the string can always go on); numbers and integers without bounds or multipleOf (set[int]),
+   * which cannot end on a value written before (compared as exact decimals; more digits always
+   * make a new one, but for an integer 0, which cannot start again). Others are refused by name.
    */
   private uniqueItemsFollowed(
     prefixCount: number,
@@ -333,7 +335,7 @@ class SchemaCompiler {
   ): void {
     const unsupported = () =>
       this.fail(
-        'uses "uniqueItems": true with items Loom cannot keep apart while they are written (it follows it for items from "enum"/"const" or strings without "pattern", "format" or "maxLength")',
+        'uses "uniqueItems": true with items Loom cannot keep apart while they are written (it follows it for items from "enum"/"const", strings without "pattern", "format" or "maxLength", and numbers without bounds or "multipleOf")',
         path,
       );
     if (prefixCount > 0 || item === null) unsupported();
@@ -345,6 +347,8 @@ class SchemaCompiler {
           `allows no array: "minItems" ${minItems} with "uniqueItems" and ${values} possible items`,
           path,
         );
+    } else if (n.kind === 'number') {
+      if (n.range) unsupported();
     } else if (n.kind !== 'string' || n.pattern || n.maxLength !== Number.POSITIVE_INFINITY) unsupported();
   }
 

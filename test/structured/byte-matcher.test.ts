@@ -556,9 +556,26 @@ describe('ByteMatcher: uniqueItems', () => {
     expect(accepts(g, '["é","\\u00e9"]')).toBe(false);
   });
 
+  it('numbers: equal values in any spelling cannot end twice; an integer 0 cannot start again', () => {
+    const ints = schema({ type: 'array', items: { type: 'integer' }, uniqueItems: true });
+    expect(accepts(ints, '[1,10,-1,0]')).toBe(true);
+    for (const t of ['[1,1]', '[0,-0]', '[7,2,7]']) expect(accepts(ints, t), t).toBe(false);
+    expect(run(ints, '[1,1,').taken).toBe(4); // 1 cannot end again, though 1… can go on
+    expect(accepts(ints, '[1,12]')).toBe(true);
+    expect(run(ints, '[0,0').taken).toBe(3); // a second 0 could never become anything else
+    expect(run(ints, '[0,-0').taken).toBe(4);
+    const nums = schema({ type: 'array', items: { type: 'number' }, uniqueItems: true });
+    expect(accepts(nums, '[1,1.5,0.15e1]')).toBe(false); // 0.15e1 is 1.5
+    for (const t of ['[1,1.0]', '[100,1e2]', '[0.5,5e-1]', '[0,-0.0]'])
+      expect(accepts(nums, t), t).toBe(false);
+    expect(accepts(nums, '[1,1.01,1e1,0,0.0001]')).toBe(true);
+  });
+
   it('refuses items it cannot keep apart, and minItems past the values there are, naming them', () => {
     const refused = /"uniqueItems": true with items Loom cannot keep apart/;
-    expect(() => schema({ type: 'array', items: { type: 'integer' }, uniqueItems: true })).toThrow(refused);
+    expect(() =>
+      schema({ type: 'array', items: { type: 'integer', maximum: 9 }, uniqueItems: true }),
+    ).toThrow(refused);
     expect(() =>
       schema({ type: 'array', items: { type: 'string', maxLength: 2 }, uniqueItems: true }),
     ).toThrow(refused);
@@ -574,6 +591,52 @@ describe('ByteMatcher: uniqueItems', () => {
     expect(accepts(schema({ type: 'array', items: { type: 'integer' }, uniqueItems: false }), '[1,1]')).toBe(
       true,
     );
+  });
+
+  it('random walks over number items never reach a dead end, and no value ends twice', () => {
+    const rand = mulberry32(9);
+    const alphabet = [...'[]-,.e+0123'].map((c) => c.charCodeAt(0));
+    // Exact values: a number's digits and power of ten with trailing zeros dropped.
+    const exact = (t: string) => {
+      const m = /^(-?)(\d+)(?:\.(\d*))?(?:e([+-]?\d+))?$/.exec(t) as RegExpExecArray;
+      let n = BigInt(m[2] + (m[3] ?? ''));
+      let scale = (m[3] ?? '').length - Number(m[4] ?? 0);
+      while (n !== 0n && n % 10n === 0n) {
+        n /= 10n;
+        scale--;
+      }
+      return n === 0n ? '0' : `${m[1]}${n}e${-scale}`;
+    };
+    let finished = 0;
+    for (const type of ['integer', 'number']) {
+      const m = new ByteMatcher(schema({ type: 'array', items: { type }, uniqueItems: true, maxItems: 8 }));
+      for (let w = 0; w < 60; w++) {
+        let states = m.start();
+        let text = '';
+        for (;;) {
+          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+          const mayEnd = m.canEnd(states);
+          expect(next.length > 0 || mayEnd, `${type}: dead end after ${text}`).toBe(true);
+          if (mayEnd) {
+            const items = text
+              .slice(1, -1)
+              .split(',')
+              .filter((t) => t !== '');
+            expect(new Set(items.map(exact)).size, text).toBe(items.length);
+            finished++;
+            break;
+          }
+          if (text.length > 60) break;
+          // Lean toward commas and the close, so items are short and arrays end.
+          const ends = next.filter((b) => b === 0x2c || b === 0x5d);
+          const pool = ends.length > 0 && rand() < 0.4 ? ends : next;
+          const b = pool[Math.floor(rand() * pool.length)];
+          states = m.feed(states, b);
+          text += String.fromCharCode(b);
+        }
+      }
+    }
+    expect(finished).toBeGreaterThan(60);
   });
 
   it('random walks over an enum never reach a dead end, and every array ends without a repeat', () => {
