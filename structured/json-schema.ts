@@ -16,16 +16,17 @@ import { STRING_FORMATS } from './string-formats.js';
  * A JSON Schema (response_format json_schema, guided_json) compiled to grammar nodes. The subset
  * is what structured-output backends (xgrammar, outlines) follow token by token: types, properties
  * with required ones, additionalProperties, minProperties and maxProperties, items and
- * prefixItems with their counts, uniqueItems (uniqueItemsFollowed), string lengths and `pattern` (grammar-nodes.ts patternRegex),
- * numeric bounds (minimum, maximum and their exclusive forms) and multipleOf (exact decimal
- * arithmetic: a constrained number is written without an exponent), enum and const (the values
- * the other keywords allow), anyOf/oneOf, single-schema allOf, and local $ref
- * into $defs or definitions, recursion included. Like xgrammar's default (strict) mode, an object without
- * additionalProperties allows no keys it does not list, and keys come in the schema's order.
- * A string's `format` is followed where string-formats.ts knows it (date, time, date-time,
- * duration, uuid, ipv4, ipv6, hostname, email, uri: what xgrammar follows too), and is otherwise an
- * annotation, as JSON Schema 2020-12 has it by default. Every other keyword that
- * constrains a value (not, if/then/else, …) is refused by name: never silently ignored.
+ * prefixItems with their counts, uniqueItems (uniqueItemsFollowed), string lengths and `pattern`
+ * (grammar-nodes.ts patternRegex), numeric bounds (minimum, maximum and their exclusive forms)
+ * and multipleOf (exact decimal arithmetic: a constrained number is written without an
+ * exponent), enum and const (the values the other keywords allow), anyOf/oneOf, single-schema
+ * allOf, and local $ref into $defs or definitions, recursion included. Like xgrammar's default
+ * (strict) mode, an object without additionalProperties allows no keys it does not list, and
+ * keys come in the schema's order. A string's `format` is followed where string-formats.ts knows
+ * it (date, time, date-time, duration, uuid, ipv4, ipv6, hostname, email, uri: what xgrammar
+ * follows too), and is otherwise an annotation, as JSON Schema 2020-12 has it by default. Every
+ * other keyword that constrains a value (not, if/then/else, …) is refused by name: never
+ * silently ignored.
  */
 const ANNOTATIONS = new Set([
   'title',
