@@ -42,7 +42,18 @@ const ANNOTATIONS = new Set([
   'format',
   '$defs',
   'definitions',
+  // 2020-12's content vocabulary annotates by default; OpenAPI's discriminator (pydantic writes it
+  // beside the oneOf of a tagged union) names the property that tells the options apart, and
+  // allows nothing the oneOf does not; editors' markdownDescription.
+  'contentEncoding',
+  'contentMediaType',
+  'contentSchema',
+  'discriminator',
+  'markdownDescription',
 ]);
+
+/** Keywords that constrain nothing: the annotations, and OpenAPI's `x-` extensions. */
+const isAnnotation = (key: string) => ANNOTATIONS.has(key) || key.startsWith('x-');
 
 const NUMBER_BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum'] as const;
 const NUMBER_KEYWORDS = [...NUMBER_BOUNDS, 'multipleOf'] as const;
@@ -102,10 +113,10 @@ class SchemaCompiler {
     const done = this.compiled.get(s);
     if (done !== undefined) return done;
     for (const key of Object.keys(s)) {
-      if (!KNOWN.has(key))
+      if (!KNOWN.has(key) && !isAnnotation(key))
         this.fail(`uses the keyword "${key}", which Loom's structured output does not support`, path);
     }
-    const constraining = Object.keys(s).filter((k) => !ANNOTATIONS.has(k));
+    const constraining = Object.keys(s).filter((k) => !isAnnotation(k));
     const alone = (keyword: string) => {
       const others = constraining.filter((k) => k !== keyword);
       if (others.length > 0)
@@ -164,7 +175,7 @@ class SchemaCompiler {
     }
     let texts = values.map(jsonBytes);
     const rest = Object.fromEntries(Object.entries(s).filter(([k]) => k !== 'const' && k !== 'enum'));
-    if (Object.keys(rest).some((k) => !ANNOTATIONS.has(k))) {
+    if (Object.keys(rest).some((k) => !isAnnotation(k))) {
       const matcher = new ByteMatcher({ nodes: this.nodes, root: this.node(rest, path), json: true });
       texts = texts.filter((text) => {
         let states = matcher.start();

@@ -671,6 +671,51 @@ describe('ByteMatcher: uniqueItems', () => {
   });
 });
 
+describe('ByteMatcher: annotations beside constraints', () => {
+  it("pydantic's tagged union: the discriminator beside its oneOf annotates, the oneOf decides", () => {
+    const pet = (tag: string, field: string, type: string) => ({
+      properties: {
+        pet_type: { const: tag, title: 'Pet Type', type: 'string' },
+        [field]: { title: field, type },
+      },
+      required: ['pet_type', field],
+      title: tag,
+      type: 'object',
+    });
+    const g = compileJsonSchema(
+      {
+        $defs: { Cat: pet('cat', 'meows', 'integer'), Dog: pet('dog', 'barks', 'number') },
+        properties: {
+          pet: {
+            discriminator: { mapping: { cat: '#/$defs/Cat', dog: '#/$defs/Dog' }, propertyName: 'pet_type' },
+            oneOf: [{ $ref: '#/$defs/Cat' }, { $ref: '#/$defs/Dog' }],
+            title: 'Pet',
+          },
+        },
+        required: ['pet'],
+        title: 'Model',
+        type: 'object',
+      },
+      'guided_json',
+    );
+    expect(accepts(g, '{"pet":{"pet_type":"cat","meows":3}}')).toBe(true);
+    expect(accepts(g, '{"pet":{"pet_type":"dog","barks":0.5}}')).toBe(true);
+    expect(accepts(g, '{"pet":{"pet_type":"cat","barks":1}}')).toBe(false);
+  });
+
+  it("OpenAPI's x- extensions and the content vocabulary change nothing; other unknown keywords are refused", () => {
+    const g = compileJsonSchema(
+      { type: 'string', maxLength: 2, 'x-order': 1, contentMediaType: 'text/plain' },
+      'guided_json',
+    );
+    expect(accepts(g, '"ab"')).toBe(true);
+    expect(accepts(g, '"abc"')).toBe(false);
+    expect(() =>
+      compileJsonSchema({ type: 'object', propertyNames: { maxLength: 2 } }, 'guided_json'),
+    ).toThrow(/"propertyNames"/);
+  });
+});
+
 describe('ByteMatcher: string patterns', () => {
   const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
 
