@@ -60,14 +60,14 @@ const NUMBER_KEYWORDS = [...NUMBER_BOUNDS, 'multipleOf'] as const;
 
 const KEYWORDS_BY_TYPE: Record<string, readonly string[]> = {
   object: ['properties', 'required', 'additionalProperties', 'minProperties', 'maxProperties'],
-  array: ['items', 'prefixItems', 'minItems', 'maxItems', 'uniqueItems'],
+  array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
   string: ['minLength', 'maxLength', 'pattern'],
   number: NUMBER_KEYWORDS,
   integer: NUMBER_KEYWORDS,
   boolean: [],
   null: [],
 };
-const COMPOSITION = ['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref'];
+const COMPOSITION = ['type', 'enum', 'const', 'anyOf', 'oneOf', 'allOf', '$ref', 'nullable'];
 const KNOWN = new Set([...ANNOTATIONS, ...COMPOSITION, ...Object.values(KEYWORDS_BY_TYPE).flat()]);
 
 type Schema = boolean | Record<string, unknown>;
@@ -116,6 +116,7 @@ class SchemaCompiler {
       if (!KNOWN.has(key) && !isAnnotation(key))
         this.fail(`uses the keyword "${key}", which Loom's structured output does not support`, path);
     }
+    if ('nullable' in s) return this.nullable(s, path);
     const constraining = Object.keys(s).filter((k) => !isAnnotation(k));
     const alone = (keyword: string) => {
       const others = constraining.filter((k) => k !== keyword);
@@ -156,6 +157,23 @@ class SchemaCompiler {
       node = this.typed(s, path);
     }
     this.nodes[index] = node;
+    return index;
+  }
+
+  /**
+   * OpenAPI 3.0's `nullable: true`: the schema's values, or null (FastAPI and OpenAPI tool
+   * definitions write it where JSON Schema has a type list). As OpenAPI 3.0.3 reads it, it adds no
+   * null to an `enum` or `const`: those list their values themselves.
+   */
+  private nullable(s: Record<string, unknown>, path: string): number {
+    if (typeof s.nullable !== 'boolean') this.fail('has "nullable" that is not true or false', path);
+    const index = this.add({ kind: 'any' });
+    this.compiled.set(s, index);
+    const { nullable, ...rest } = s;
+    const options = [this.node(rest, path)];
+    if (nullable && !('enum' in s) && !('const' in s))
+      options.push(this.add({ kind: 'literal', texts: [jsonBytes(null)] }));
+    this.nodes[index] = { kind: 'union', options };
     return index;
   }
 
@@ -307,22 +325,36 @@ class SchemaCompiler {
   private array(s: Record<string, unknown>, path: string): GrammarNode {
     if (s.uniqueItems !== undefined && typeof s.uniqueItems !== 'boolean')
       this.fail('has "uniqueItems" that is not true or false', path);
-    const prefix = s.prefixItems ?? [];
+    // Drafts 4 to 2019-09 write a tuple as a list in "items", the items after it as
+    // "additionalItems" (which a single "items" schema leaves without effect): 2020-12's
+    // prefixItems and items.
+    const tuple = Array.isArray(s.items);
+    if (tuple && s.prefixItems !== undefined)
+      this.fail('has both "prefixItems" and a list in "items"; a draft-7 tuple is one or the other', path);
+    if (s.additionalItems !== undefined && !isSchema(s.additionalItems))
+      this.fail('has "additionalItems" that is not a schema', path);
+    const prefix = (tuple ? s.items : s.prefixItems) ?? [];
     if (!Array.isArray(prefix) || !prefix.every(isSchema))
-      this.fail('has "prefixItems" that is not a list of schemas', path);
-    const items = s.items;
+      this.fail(`has "${tuple ? 'items' : 'prefixItems'}" that is not a list of schemas`, path);
+    const items = tuple ? s.additionalItems : s.items;
     if (items !== undefined && !isSchema(items)) this.fail('has "items" that is not a schema', path);
     const minItems = this.count(s, 'minItems', 0, path);
     let maxItems = this.count(s, 'maxItems', Number.POSITIVE_INFINITY, path);
     if (items === false) maxItems = Math.min(maxItems, prefix.length);
     if (minItems > maxItems) this.fail('asks more items than it allows', path);
     const itemNode =
-      items === false ? null : items === undefined ? this.any() : this.node(items as Schema, `${path}/items`);
+      items === false
+        ? null
+        : items === undefined
+          ? this.any()
+          : this.node(items as Schema, `${path}/${tuple ? 'additionalItems' : 'items'}`);
     const unique = s.uniqueItems === true;
     if (unique) this.uniqueItemsFollowed(prefix.length, itemNode, minItems, path);
     return {
       kind: 'array',
-      prefix: (prefix as Schema[]).map((p, i) => this.node(p, `${path}/prefixItems/${i}`)),
+      prefix: (prefix as Schema[]).map((p, i) =>
+        this.node(p, `${path}/${tuple ? 'items' : 'prefixItems'}/${i}`),
+      ),
       items: itemNode,
       minItems,
       maxItems,

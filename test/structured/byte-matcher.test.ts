@@ -716,6 +716,46 @@ describe('ByteMatcher: annotations beside constraints', () => {
   });
 });
 
+describe('ByteMatcher: older dialects', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+
+  it("draft 7's tuple: a list in items is prefixItems, additionalItems what follows", () => {
+    const closed = schema({
+      type: 'array',
+      items: [{ type: 'integer' }, { type: 'string' }],
+      additionalItems: false,
+    });
+    expect(accepts(closed, '[1,"a"]')).toBe(true);
+    for (const t of ['[1,"a",2]', '["a",1]']) expect(accepts(closed, t), t).toBe(false);
+    const open = schema({
+      type: 'array',
+      items: [{ type: 'integer' }],
+      additionalItems: { type: 'boolean' },
+    });
+    expect(accepts(open, '[1,true,false]')).toBe(true);
+    expect(accepts(open, '[1,2]')).toBe(false);
+    // additionalItems beside a single items schema has no effect, as the drafts say.
+    expect(
+      accepts(schema({ type: 'array', items: { type: 'integer' }, additionalItems: false }), '[1,2]'),
+    ).toBe(true);
+    expect(() => schema({ type: 'array', items: [{}], prefixItems: [{}] })).toThrow(/both "prefixItems"/);
+  });
+
+  it("OpenAPI 3.0's nullable: the schema's values or null, but no null added to an enum", () => {
+    const g = schema({ type: 'string', maxLength: 2, nullable: true });
+    for (const t of ['"ab"', 'null']) expect(accepts(g, t), t).toBe(true);
+    expect(accepts(g, '"abc"')).toBe(false);
+    expect(accepts(schema({ type: 'integer', nullable: false }), 'null')).toBe(false);
+    const e = schema({ enum: ['a', 'b'], nullable: true });
+    expect(accepts(e, 'null')).toBe(false);
+    expect(accepts(schema({ enum: ['a', null], nullable: true }), 'null')).toBe(true);
+    expect(
+      accepts(schema({ $ref: '#/$defs/N', nullable: true, $defs: { N: { type: 'integer' } } }), 'null'),
+    ).toBe(true);
+    expect(() => schema({ type: 'string', nullable: 'yes' })).toThrow(/"nullable" that is not true or false/);
+  });
+});
+
 describe('ByteMatcher: string patterns', () => {
   const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
 
