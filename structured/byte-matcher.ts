@@ -74,7 +74,10 @@ type Frame =
       readonly phase: 'open' | 'after';
       readonly count: number;
       readonly ws: number;
-      /** uniqueItems: the items written so far (itemValue), else null. */
+      /**
+       * uniqueItems: the items written so far (literalItem, numberItem, or "s" and a string
+       * item's value), else null.
+       */
       readonly seen: readonly string[] | null;
     }
   /** `rx`: a `pattern` string's regex states after the characters read (null: no pattern). */
