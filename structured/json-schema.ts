@@ -59,7 +59,14 @@ const NUMBER_BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaxim
 const NUMBER_KEYWORDS = [...NUMBER_BOUNDS, 'multipleOf'] as const;
 
 const KEYWORDS_BY_TYPE: Record<string, readonly string[]> = {
-  object: ['properties', 'required', 'additionalProperties', 'minProperties', 'maxProperties'],
+  object: [
+    'properties',
+    'required',
+    'additionalProperties',
+    'propertyNames',
+    'minProperties',
+    'maxProperties',
+  ],
   array: ['items', 'prefixItems', 'additionalItems', 'minItems', 'maxItems', 'uniqueItems'],
   string: ['minLength', 'maxLength', 'pattern'],
   number: NUMBER_KEYWORDS,
@@ -285,20 +292,39 @@ class SchemaCompiler {
         `requires ${missing.map((m) => `"${m}"`).join(', ')} without listing it in "properties"`,
         path,
       );
-    const properties: ObjectProperty[] = Object.entries(props).map(([name, value]) => {
-      if (!isSchema(value)) this.fail(`has a property "${name}" whose schema is not a schema`, path);
+    const names = this.propertyNames(s, path);
+    const property = (name: string, value: number, isRequired: boolean): ObjectProperty => {
       const quoted = jsonBytes(name);
       return {
         name,
         keyText: String.fromCharCode(...quoted.subarray(1, quoted.length - 1)),
-        value: this.node(value as Schema, `${path}/properties/${name}`),
-        required: (required as string[]).includes(name),
+        value,
+        required: isRequired,
       };
-    });
-    const additionalNode =
+    };
+    const properties: ObjectProperty[] = [];
+    for (const [name, value] of Object.entries(props)) {
+      if (!isSchema(value)) this.fail(`has a property "${name}" whose schema is not a schema`, path);
+      const isRequired = (required as string[]).includes(name);
+      if (names && !names.includes(name)) {
+        if (isRequired)
+          this.fail(`allows no object: it requires "${name}", which "propertyNames" does not allow`, path);
+        continue; // a key its propertyNames forbid can never be written
+      }
+      properties.push(property(name, this.node(value as Schema, `${path}/properties/${name}`), isRequired));
+    }
+    let additionalNode =
       additional === undefined || additional === false
         ? null
         : this.node(additional as Schema, `${path}/additionalProperties`);
+    if (names) {
+      // The names propertyNames lists that properties does not: optional keys of the
+      // additionalProperties schema, after the listed ones; no other key can be written.
+      if (additionalNode !== null)
+        for (const name of names)
+          if (!(name in props)) properties.push(property(name, additionalNode, false));
+      additionalNode = null;
+    }
     const minProperties = this.count(s, 'minProperties', 0, path);
     const maxProperties = this.count(s, 'maxProperties', Number.POSITIVE_INFINITY, path);
     const mostKeys = additionalNode === null ? properties.length : Number.POSITIVE_INFINITY;
@@ -320,6 +346,29 @@ class SchemaCompiler {
       ...(minProperties > 0 ? { minProperties } : {}),
       ...(maxProperties < Number.POSITIVE_INFINITY ? { maxProperties } : {}),
     };
+  }
+
+  /**
+   * The key names a schema's propertyNames allow, where it lists them (an enum or const of
+   * strings, also through a $ref: pydantic's dict[Literal[...], X] and dict[SomeEnum, X]); null
+   * where it allows any name. Names otherwise constrained (a pattern, lengths) are refused.
+   */
+  private propertyNames(s: Record<string, unknown>, path: string): string[] | null {
+    const schema = s.propertyNames;
+    if (schema === undefined || schema === true) return null;
+    if (schema === false) return [];
+    if (!isSchema(schema)) this.fail('has "propertyNames" that is not a schema', path);
+    const node = this.nodes[throughUnions(this.nodes, this.node(schema as Schema, `${path}/propertyNames`))];
+    if (node.kind === 'literal') {
+      const values = node.texts.map((t) => JSON.parse(new TextDecoder().decode(t)) as unknown);
+      return [...new Set(values.filter((v): v is string => typeof v === 'string'))];
+    }
+    if (node.kind === 'string' && !node.pattern && node.minLength === 0 && node.maxLength === Infinity)
+      return null;
+    return this.fail(
+      'uses "propertyNames" other than a list of names ("enum" or "const"), which Loom\'s structured output does not follow',
+      path,
+    );
   }
 
   private array(s: Record<string, unknown>, path: string): GrammarNode {

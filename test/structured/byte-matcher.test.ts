@@ -711,8 +711,48 @@ describe('ByteMatcher: annotations beside constraints', () => {
     expect(accepts(g, '"ab"')).toBe(true);
     expect(accepts(g, '"abc"')).toBe(false);
     expect(() =>
-      compileJsonSchema({ type: 'object', propertyNames: { maxLength: 2 } }, 'guided_json'),
-    ).toThrow(/"propertyNames"/);
+      compileJsonSchema({ type: 'object', patternProperties: { '^a': {} } }, 'guided_json'),
+    ).toThrow(/uses the keyword "patternProperties"/);
+  });
+});
+
+describe('ByteMatcher: propertyNames', () => {
+  const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
+
+  it("a list of names (pydantic's dict[Literal[...], X]): only those keys, with the additionalProperties schema", () => {
+    const g = schema({
+      type: 'object',
+      additionalProperties: { type: 'integer' },
+      propertyNames: { enum: ['a', 'b', 3] },
+    });
+    for (const t of ['{}', '{"a":1}', '{"a":1,"b":2}', '{"b":2}']) expect(accepts(g, t), t).toBe(true);
+    for (const t of ['{"c":1}', '{"a":"x"}', '{"3":1}']) expect(accepts(g, t), t).toBe(false);
+    // Keys come in the order the names are listed, as listed properties do.
+    expect(accepts(g, '{"b":1,"a":2}')).toBe(false);
+  });
+
+  it('through a $ref to an enum; listed properties keep their own schema and must be among the names', () => {
+    const g = schema({
+      type: 'object',
+      properties: { a: { type: 'string' }, z: { type: 'integer' } },
+      additionalProperties: { type: 'integer' },
+      propertyNames: { $ref: '#/$defs/Key' },
+      $defs: { Key: { enum: ['a', 'b'] } },
+    });
+    expect(accepts(g, '{"a":"x","b":2}')).toBe(true);
+    expect(accepts(g, '{"z":1}')).toBe(false); // z is not among the names
+    expect(() =>
+      schema({ type: 'object', properties: { z: {} }, required: ['z'], propertyNames: { enum: ['a'] } }),
+    ).toThrow(/requires "z", which "propertyNames" does not allow/);
+    expect(
+      accepts(
+        schema({ type: 'object', additionalProperties: true, propertyNames: { type: 'string' } }),
+        '{"q":1}',
+      ),
+    ).toBe(true);
+    expect(() => schema({ type: 'object', propertyNames: { pattern: '^a' } })).toThrow(
+      /"propertyNames" other than a list of names/,
+    );
   });
 });
 
