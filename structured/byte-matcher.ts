@@ -52,6 +52,13 @@ type ObjectPhase = 'open' | 'comma' | 'key' | 'colon' | 'after';
 type NumberPhase = 'sign' | 'zero' | 'int' | 'dot' | 'frac' | 'e' | 'esign' | 'exp';
 const NUMBER_ENDS: ReadonlySet<NumberPhase> = new Set(['zero', 'int', 'frac', 'exp']);
 
+interface ObjectSpec {
+  readonly properties: readonly ObjectProperty[];
+  readonly additional: number | null;
+  readonly minProperties: number;
+  readonly maxProperties: number;
+}
+
 type Frame =
   | { readonly t: 'value'; readonly node: number; readonly ws: number }
   | {
@@ -160,6 +167,7 @@ export class ByteMatcher {
   /** feed's results, by state object and byte (states are immutable, so they never go stale). */
   private readonly transitions = new WeakMap<readonly Stack[], Map<number, readonly Stack[]>>();
   private readonly interned = new Map<string, readonly Stack[]>();
+  private readonly objectSpecs = new Map<number, ObjectSpec>();
 
   constructor(readonly grammar: Grammar) {
     this.nodes = grammar.nodes;
@@ -555,21 +563,23 @@ export class ByteMatcher {
     return { t: 'literal', node, pos: 0, live: this.literalTexts(node).map((_, i) => i) };
   }
 
-  private objectSpec(node: number): {
-    properties: readonly ObjectProperty[];
-    additional: number | null;
-    minProperties: number;
-    maxProperties: number;
-  } {
-    const n = this.nodes[node];
-    return n.kind === 'object'
-      ? {
-          properties: n.properties,
-          additional: n.additional,
-          minProperties: n.minProperties ?? 0,
-          maxProperties: n.maxProperties ?? Infinity,
-        }
-      : { properties: [], additional: node, minProperties: 0, maxProperties: Infinity };
+  /** An object node's keys and bounds (an 'any' value's object: any keys), made once per node. */
+  private objectSpec(node: number): ObjectSpec {
+    let spec = this.objectSpecs.get(node);
+    if (!spec) {
+      const n = this.nodes[node];
+      spec =
+        n.kind === 'object'
+          ? {
+              properties: n.properties,
+              additional: n.additional,
+              minProperties: n.minProperties ?? 0,
+              maxProperties: n.maxProperties ?? Infinity,
+            }
+          : { properties: [], additional: node, minProperties: 0, maxProperties: Infinity };
+      this.objectSpecs.set(node, spec);
+    }
+    return spec;
   }
 
   private arraySpec(node: number): {
