@@ -28,6 +28,47 @@ const accepts = (g: Grammar, text: string) => {
   return r.taken === new TextEncoder().encode(text).length && r.canEnd;
 };
 
+/**
+ * One random walk over `alphabet` through the matcher. Every state must let some byte on or let
+ * the value end: no dead ends (`label` names the case when one is found). The walk stops where
+ * `ends(mayEnd, next)` says so and gives its text, or gives null once past `maxLength` bytes;
+ * `choose` picks each next byte (default: uniformly).
+ */
+function randomWalk(
+  m: ByteMatcher,
+  alphabet: readonly number[],
+  rand: () => number,
+  label: string,
+  opts: {
+    ends: (mayEnd: boolean, next: number[]) => boolean;
+    maxLength?: number;
+    choose?: (next: number[]) => number;
+  },
+): string | null {
+  let states = m.start();
+  let text = '';
+  for (;;) {
+    const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+    const mayEnd = m.canEnd(states);
+    expect(next.length > 0 || mayEnd, `${label}: dead end after ${text}`).toBe(true);
+    if (opts.ends(mayEnd, next)) return text;
+    if (text.length > (opts.maxLength ?? Infinity)) return null;
+    const b = opts.choose ? opts.choose(next) : next[Math.floor(rand() * next.length)];
+    states = m.feed(states, b);
+    text += String.fromCharCode(b);
+  }
+}
+
+/** Whether `v` is inside a schema's numeric bounds, compared as doubles. */
+function insideBounds(bounds: Record<string, number>, v: number): boolean {
+  return (
+    (bounds.minimum === undefined || v >= bounds.minimum) &&
+    (bounds.exclusiveMinimum === undefined || v > bounds.exclusiveMinimum) &&
+    (bounds.maximum === undefined || v <= bounds.maximum) &&
+    (bounds.exclusiveMaximum === undefined || v < bounds.exclusiveMaximum)
+  );
+}
+
 /** A random JSON value, `depth` levels deep at most. */
 function randomValue(rand: () => number, depth: number): unknown {
   const pick = Math.floor(rand() * (depth > 0 ? 7 : 5));
@@ -254,28 +295,14 @@ describe('ByteMatcher: numeric bounds', () => {
       const m = new ByteMatcher(g);
       const label = JSON.stringify({ integer, ...bounds });
       for (let w = 0; w < 60; w++) {
-        let states = m.start();
-        let text = '';
-        for (;;) {
-          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
-          const mayEnd = m.canEnd(states);
-          expect(next.length > 0 || mayEnd, `${label}: dead end after ${text}`).toBe(true);
-          if (text.length >= 24) break;
-          if (next.length === 0 || (mayEnd && rand() < 0.3)) {
-            const v = Number(text);
-            const inside =
-              (bounds.minimum === undefined || v >= bounds.minimum) &&
-              (bounds.exclusiveMinimum === undefined || v > bounds.exclusiveMinimum) &&
-              (bounds.maximum === undefined || v <= bounds.maximum) &&
-              (bounds.exclusiveMaximum === undefined || v < bounds.exclusiveMaximum);
-            expect(inside, `${label}: ended on ${text}`).toBe(true);
-            if (integer) expect(Number.isInteger(v), text).toBe(true);
-            break;
-          }
-          const b = next[Math.floor(rand() * next.length)];
-          states = m.feed(states, b);
-          text += String.fromCharCode(b);
-        }
+        const text = randomWalk(m, alphabet, rand, label, {
+          ends: (mayEnd, next) => next.length === 0 || (mayEnd && rand() < 0.3),
+          maxLength: 23,
+        });
+        if (text === null) continue;
+        const v = Number(text);
+        expect(insideBounds(bounds, v), `${label}: ended on ${text}`).toBe(true);
+        if (integer) expect(Number.isInteger(v), text).toBe(true);
       }
     }
   });
@@ -369,29 +396,14 @@ describe('ByteMatcher: multipleOf', () => {
       const m = new ByteMatcher(g);
       const label = JSON.stringify({ integer, ...bounds });
       for (let w = 0; w < 40; w++) {
-        let states = m.start();
-        let text = '';
-        for (;;) {
-          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
-          const mayEnd = m.canEnd(states);
-          expect(next.length > 0 || mayEnd, `${label}: dead end after ${text}`).toBe(true);
-          if (text.length >= 24) break;
-          if (next.length === 0 || (mayEnd && rand() < 0.3)) {
-            const v = Number(text);
-            const inside =
-              (bounds.minimum === undefined || v >= bounds.minimum) &&
-              (bounds.exclusiveMinimum === undefined || v > bounds.exclusiveMinimum) &&
-              (bounds.maximum === undefined || v <= bounds.maximum) &&
-              (bounds.exclusiveMaximum === undefined || v < bounds.exclusiveMaximum);
-            expect(inside, `${label}: ended on ${text}`).toBe(true);
-            expect(isMultiple(text, String(bounds.multipleOf)), `${label}: ended on ${text}`).toBe(true);
-            if (integer) expect(/^-?\d+$/.test(text), text).toBe(true);
-            break;
-          }
-          const b = next[Math.floor(rand() * next.length)];
-          states = m.feed(states, b);
-          text += String.fromCharCode(b);
-        }
+        const text = randomWalk(m, alphabet, rand, label, {
+          ends: (mayEnd, next) => next.length === 0 || (mayEnd && rand() < 0.3),
+          maxLength: 23,
+        });
+        if (text === null) continue;
+        expect(insideBounds(bounds, Number(text)), `${label}: ended on ${text}`).toBe(true);
+        expect(isMultiple(text, String(bounds.multipleOf)), `${label}: ended on ${text}`).toBe(true);
+        if (integer) expect(/^-?\d+$/.test(text), text).toBe(true);
       }
     }
     expect(walked).toBeGreaterThan(30);
@@ -497,27 +509,16 @@ describe('ByteMatcher: minProperties and maxProperties', () => {
       walked++;
       const m = new ByteMatcher(g);
       for (let w = 0; w < 30; w++) {
-        let states = m.start();
-        let text = '';
-        for (;;) {
-          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
-          const mayEnd = m.canEnd(states);
-          expect(next.length > 0 || mayEnd, `${JSON.stringify(s)}: dead end after ${text}`).toBe(true);
-          if (mayEnd) {
-            const keys = text.match(/"[^"]*":/g) ?? [];
-            expect(keys.length, `${JSON.stringify(s)}: ${text}`).toBeGreaterThanOrEqual(minProperties);
-            expect(keys.length, `${JSON.stringify(s)}: ${text}`).toBeLessThanOrEqual(
-              maxProperties ?? Infinity,
-            );
-            for (const name of required) expect(text, JSON.stringify(s)).toContain(`"${name}":`);
-            completed++;
-            break;
-          }
-          if (text.length > 80) break;
-          const b = next[Math.floor(rand() * next.length)];
-          states = m.feed(states, b);
-          text += String.fromCharCode(b);
-        }
+        const text = randomWalk(m, alphabet, rand, JSON.stringify(s), {
+          ends: (mayEnd) => mayEnd,
+          maxLength: 80,
+        });
+        if (text === null) continue;
+        const keys = text.match(/"[^"]*":/g) ?? [];
+        expect(keys.length, `${JSON.stringify(s)}: ${text}`).toBeGreaterThanOrEqual(minProperties);
+        expect(keys.length, `${JSON.stringify(s)}: ${text}`).toBeLessThanOrEqual(maxProperties ?? Infinity);
+        for (const name of required) expect(text, JSON.stringify(s)).toContain(`"${name}":`);
+        completed++;
       }
     }
     expect(walked).toBeGreaterThan(15);
@@ -611,29 +612,23 @@ describe('ByteMatcher: uniqueItems', () => {
     for (const type of ['integer', 'number']) {
       const m = new ByteMatcher(schema({ type: 'array', items: { type }, uniqueItems: true, maxItems: 8 }));
       for (let w = 0; w < 60; w++) {
-        let states = m.start();
-        let text = '';
-        for (;;) {
-          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
-          const mayEnd = m.canEnd(states);
-          expect(next.length > 0 || mayEnd, `${type}: dead end after ${text}`).toBe(true);
-          if (mayEnd) {
-            const items = text
-              .slice(1, -1)
-              .split(',')
-              .filter((t) => t !== '');
-            expect(new Set(items.map(exact)).size, text).toBe(items.length);
-            finished++;
-            break;
-          }
-          if (text.length > 60) break;
+        const text = randomWalk(m, alphabet, rand, type, {
+          ends: (mayEnd) => mayEnd,
+          maxLength: 60,
           // Lean toward commas and the close, so items are short and arrays end.
-          const ends = next.filter((b) => b === 0x2c || b === 0x5d);
-          const pool = ends.length > 0 && rand() < 0.4 ? ends : next;
-          const b = pool[Math.floor(rand() * pool.length)];
-          states = m.feed(states, b);
-          text += String.fromCharCode(b);
-        }
+          choose: (next) => {
+            const ends = next.filter((b) => b === 0x2c || b === 0x5d);
+            const pool = ends.length > 0 && rand() < 0.4 ? ends : next;
+            return pool[Math.floor(rand() * pool.length)];
+          },
+        });
+        if (text === null) continue;
+        const items = text
+          .slice(1, -1)
+          .split(',')
+          .filter((t) => t !== '');
+        expect(new Set(items.map(exact)).size, text).toBe(items.length);
+        finished++;
       }
     }
     expect(finished).toBeGreaterThan(60);
@@ -650,22 +645,12 @@ describe('ByteMatcher: uniqueItems', () => {
       const g = schema({ type: 'array', items: { enum: listed }, uniqueItems: true, minItems });
       const m = new ByteMatcher(g);
       for (let w = 0; w < 30; w++) {
-        let states = m.start();
-        let text = '';
-        for (;;) {
-          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
-          const mayEnd = m.canEnd(states);
-          expect(next.length > 0 || mayEnd, `${JSON.stringify(listed)}: dead end after ${text}`).toBe(true);
-          if (mayEnd) {
-            const items = JSON.parse(text) as unknown[];
-            expect(new Set(items.map((v) => JSON.stringify(v))).size, text).toBe(items.length);
-            expect(items.length, text).toBeGreaterThanOrEqual(minItems);
-            break;
-          }
-          const b = next[Math.floor(rand() * next.length)];
-          states = m.feed(states, b);
-          text += String.fromCharCode(b);
-        }
+        const text = randomWalk(m, alphabet, rand, JSON.stringify(listed), {
+          ends: (mayEnd) => mayEnd,
+        }) as string;
+        const items = JSON.parse(text) as unknown[];
+        expect(new Set(items.map((v) => JSON.stringify(v))).size, text).toBe(items.length);
+        expect(items.length, text).toBeGreaterThanOrEqual(minItems);
       }
     }
   });
@@ -896,19 +881,13 @@ describe('ByteMatcher: string formats (xgrammar follows them too)', () => {
       const m = new ByteMatcher(schema({ type: 'string', format }));
       let ended = 0;
       for (let walk = 0; walk < 60; walk++) {
-        let states = m.start();
-        const bytes: number[] = [];
-        for (let step = 0; step < 80; step++) {
-          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
-          expect(next.length > 0 || m.canEnd(states), `${format}: a dead end after ${bytes}`).toBe(true);
-          if (next.length === 0 || (m.canEnd(states) && rand() < 0.3)) break;
-          const b = next[Math.floor(rand() * next.length)];
-          bytes.push(b);
-          states = m.feed(states, b);
-        }
-        if (!m.canEnd(states)) continue;
+        const text = randomWalk(m, alphabet, rand, format, {
+          ends: (mayEnd, next) => next.length === 0 || (mayEnd && rand() < 0.3),
+          maxLength: 79,
+        });
+        if (text === null) continue;
         ended++;
-        const value = JSON.parse(String.fromCharCode(...bytes)) as string;
+        const value = JSON.parse(text) as string;
         expect(valid(value), `${format}: ${value}`).toBe(true);
       }
       expect(ended, format).toBeGreaterThan(5);
