@@ -57,6 +57,8 @@ interface ObjectSpec {
   readonly additional: number | null;
   readonly minProperties: number;
   readonly maxProperties: number;
+  /** requiredFrom[i]: how many of properties[i..] are required. */
+  readonly requiredFrom: readonly number[];
 }
 
 type Frame =
@@ -168,6 +170,8 @@ export class ByteMatcher {
   private readonly transitions = new WeakMap<readonly Stack[], Map<number, readonly Stack[]>>();
   private readonly interned = new Map<string, readonly Stack[]>();
   private readonly objectSpecs = new Map<number, ObjectSpec>();
+  /** A literal node's distinct values, for the uniqueItems arrays of its items. */
+  private readonly distinctItems = new Map<number, number>();
 
   constructor(readonly grammar: Grammar) {
     this.nodes = grammar.nodes;
@@ -551,8 +555,12 @@ export class ByteMatcher {
     if (f.seen === null || item === null) return Number.POSITIVE_INFINITY;
     const n = throughUnions(this.nodes, item);
     if (this.nodes[n].kind !== 'literal') return Number.POSITIVE_INFINITY; // strings: always another one
-    const values = new Set(this.literalTexts(n).map(literalItem));
-    return values.size - f.seen.length;
+    let distinct = this.distinctItems.get(n);
+    if (distinct === undefined) {
+      distinct = new Set(this.literalTexts(n).map(literalItem)).size;
+      this.distinctItems.set(n, distinct);
+    }
+    return distinct - f.seen.length;
   }
 
   private literalTexts(node: number): readonly Uint8Array[] {
@@ -568,15 +576,20 @@ export class ByteMatcher {
     let spec = this.objectSpecs.get(node);
     if (!spec) {
       const n = this.nodes[node];
+      const properties = n.kind === 'object' ? n.properties : [];
+      const requiredFrom = new Array<number>(properties.length + 1).fill(0);
+      for (let i = properties.length - 1; i >= 0; i--)
+        requiredFrom[i] = requiredFrom[i + 1] + (properties[i].required ? 1 : 0);
       spec =
         n.kind === 'object'
           ? {
-              properties: n.properties,
+              properties,
               additional: n.additional,
               minProperties: n.minProperties ?? 0,
               maxProperties: n.maxProperties ?? Infinity,
+              requiredFrom,
             }
-          : { properties: [], additional: node, minProperties: 0, maxProperties: Infinity };
+          : { properties, additional: node, minProperties: 0, maxProperties: Infinity, requiredFrom };
       this.objectSpecs.set(node, spec);
     }
     return spec;
@@ -606,10 +619,8 @@ export class ByteMatcher {
      */
     const fits = (next: number): boolean => {
       const count = f.count + 1;
-      let required = 0;
-      for (let j = next; j < props.length; j++) if (props[j].required) required++;
       const most = spec.additional !== null ? Infinity : count + props.length - next;
-      return count + required <= spec.maxProperties && most >= spec.minProperties;
+      return count + spec.requiredFrom[next] <= spec.maxProperties && most >= spec.minProperties;
     };
     const listedFits = (j: number) => fits(j + 1);
     const additionalFits = spec.additional !== null && fits(f.next);
@@ -781,9 +792,19 @@ function numberItem(text: string): string {
 }
 const NUMBER_ZERO_ITEM = numberItem('0');
 
-/** A literal item's value as a uniqueItems array records it (its canonical JSON text). */
+const literalItems = new WeakMap<Uint8Array, string>();
+
+/**
+ * A literal item's value as a uniqueItems array records it (its canonical JSON text), made once
+ * per text: the matcher asks for it on every byte of such an item.
+ */
 function literalItem(text: Uint8Array): string {
-  return `l${String.fromCharCode(...text)}`;
+  let item = literalItems.get(text);
+  if (item === undefined) {
+    item = `l${String.fromCharCode(...text)}`;
+    literalItems.set(text, item);
+  }
+  return item;
 }
 
 function pop(s: Stack): Stack {
