@@ -17,7 +17,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { EngineChoice, OnnxThreadChoice } from '../kernels/engine-factory.js';
+import { type EngineChoice, ONNX_THREAD_CHOICES, type OnnxThreadChoice } from '../kernels/engine-factory.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { DEFAULT_SPEC, syntheticConfig, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
@@ -47,6 +47,9 @@ const { values: args } = parseArgs({
 });
 
 const ALPHA = 1;
+const onnxThread = args['onnx-thread'] as OnnxThreadChoice;
+if (!ONNX_THREAD_CHOICES.includes(onnxThread))
+  throw new Error(`--onnx-thread: one of ${ONNX_THREAD_CHOICES.join(', ')}, not ${onnxThread}`);
 
 function progress(message: string): void {
   process.stderr.write(`[adapter-scaling] ${message}\n`);
@@ -68,7 +71,7 @@ function engineOptions(modelDir: string, loraDir: string): LlmEngineOptions {
     maxLoras: Number(args['max-loras']),
     // S-LoRA keeps every adapter in host memory and copies to the device on demand.
     maxCpuLoras: args['max-cpu-loras'] === 'all' ? 100_000 : Number(args['max-cpu-loras']),
-    onnxThread: args['onnx-thread'] as OnnxThreadChoice,
+    onnxThread,
   };
 }
 
