@@ -83,14 +83,47 @@ export function compileJsonSchema(schema: unknown, param: string): Grammar {
   return new SchemaCompiler(schema, param).grammar();
 }
 
+/** A function the model may call: its name, its arguments' schema, and the field that gave it. */
+export interface ToolSchema {
+  name: string;
+  parameters: unknown;
+  param: string;
+}
+
+/**
+ * The grammar of OpenAI's tool_choice "required" (as vLLM words it as a schema): a JSON array of
+ * 1 to maxCalls calls `{"name": <a tool's name>, "parameters": <that tool's arguments>}`. Each
+ * tool's schema is compiled on its own (its $refs resolve against its own root), into one graph.
+ */
+export function compileToolCallsGrammar(tools: readonly ToolSchema[], maxCalls: number): Grammar {
+  const nodes: GrammarNode[] = [];
+  const add = (node: GrammarNode) => nodes.push(node) - 1;
+  const options = tools.map((tool) => {
+    const parameters = new SchemaCompiler(tool.parameters, tool.param, nodes).grammar().root;
+    const name = add({ kind: 'literal', texts: [jsonBytes(tool.name)] });
+    return add({
+      kind: 'object',
+      properties: [
+        { name: 'name', keyText: 'name', value: name, required: true },
+        { name: 'parameters', keyText: 'parameters', value: parameters, required: true },
+      ],
+      additional: null,
+    });
+  });
+  const call = add({ kind: 'union', options });
+  const root = add({ kind: 'array', prefix: [], items: call, minItems: 1, maxItems: maxCalls });
+  return { nodes, root, json: true };
+}
+
 class SchemaCompiler {
-  private readonly nodes: GrammarNode[] = [];
   private readonly compiled = new Map<object, number>();
   private anyNode: number | null = null;
 
   constructor(
     private readonly rootSchema: unknown,
     private readonly param: string,
+    /** The graph to add to (compileToolCallsGrammar puts several schemas in one). */
+    private readonly nodes: GrammarNode[] = [],
   ) {}
 
   grammar(): Grammar {
