@@ -9,6 +9,10 @@ export interface ChatMessage {
   content: string;
   /** OpenAI's participant name, for templates that write it (vLLM passes it on too). */
   name?: string;
+  /** An assistant turn's tool calls, their arguments parsed (as HF's templates expect them). */
+  tool_calls?: Array<{ id: string; type: 'function'; function: { name: string; arguments: unknown } }>;
+  /** The call a `tool` message answers. */
+  tool_call_id?: string;
 }
 
 /** The chat template refused the messages on purpose (its `raise_exception`): the client's error. */
@@ -72,6 +76,7 @@ function strftimeNow(format: string): string {
  */
 export class ChatTemplate {
   private readonly template: Template;
+  private names: Set<string> | null = null;
 
   /** Throws a ModelFormatError naming `file` if the source does not parse. */
   constructor(source: string, file: string) {
@@ -80,6 +85,31 @@ export class ChatTemplate {
     } catch (err) {
       throw new ModelFormatError(file, `chat template does not parse (${(err as Error).message})`);
     }
+  }
+
+  /**
+   * Whether the template can read `name` at all: as a variable or attribute (`tools`,
+   * `message.tool_calls`) or as a subscript (`message['tool_calls']`). A template that never
+   * names a request's part cannot show it to the model.
+   */
+  reads(name: string): boolean {
+    if (!this.names) {
+      const names = new Set<string>();
+      const walk = (node: unknown): void => {
+        if (!node || typeof node !== 'object') return;
+        if (Array.isArray(node)) {
+          for (const n of node) walk(n);
+          return;
+        }
+        const n = node as Record<string, unknown>;
+        if ((n.type === 'Identifier' || n.type === 'StringLiteral') && typeof n.value === 'string')
+          names.add(n.value);
+        for (const value of Object.values(n)) walk(value);
+      };
+      walk(this.template.parsed);
+      this.names = names;
+    }
+    return this.names.has(name);
   }
 
   render(variables: Record<string, unknown>): string {

@@ -120,11 +120,21 @@ export function byteTokenizerJson(vocabSize: number): Record<string, unknown> {
 /** A Llama-2-like chat template; it writes the BOS text itself, as Llama's templates do. */
 export const SYNTHETIC_CHAT_TEMPLATE = [
   '{{ bos_token }}',
+  // Tools (OpenAI's `tools`) as a system turn of their own, one JSON definition a line.
+  '{% if tools %}',
+  '{{ \'<|system|>\\nYou may call these functions, each call written as <tool_call>{"name": ..., "arguments": ...}</tool_call>:\\n\' }}',
+  "{% for tool in tools %}{{ tool | tojson }}{{ '\\n' }}{% endfor %}",
+  "{{ eos_token + '\\n' }}",
+  '{% endif %}',
   '{% for message in messages %}',
-  "{% if message['role'] not in ['system', 'user', 'assistant'] %}",
+  "{% if message['role'] not in ['system', 'user', 'assistant', 'tool'] %}",
   "{{ raise_exception('Unknown role: ' + message['role']) }}",
   '{% endif %}',
-  "{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token + '\\n' }}",
+  "{{ '<|' + message['role'] + '|>\\n' + message['content'] }}",
+  "{% if message['tool_calls'] %}{% for call in message['tool_calls'] %}",
+  "{{ '<tool_call>' + (call['function'] | tojson) + '</tool_call>' }}",
+  '{% endfor %}{% endif %}',
+  "{{ eos_token + '\\n' }}",
   '{% endfor %}',
   "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}",
 ].join('');

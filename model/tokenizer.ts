@@ -135,6 +135,10 @@ export class TextTokenizer {
     return this.template !== null;
   }
 
+  chatTemplateReads(name: string): boolean {
+    return this.template?.reads(name) ?? false;
+  }
+
   encode(text: string, addSpecialTokens = true): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
   }
@@ -157,16 +161,19 @@ export class TextTokenizer {
 
   /**
    * Renders messages with the chat template, with HF's variables (messages, specials,
-   * add_generation_prompt) and `extra` ones (a request's chat_template_kwargs), which cannot
-   * replace those.
+   * add_generation_prompt, tools) and `extra` ones (a request's chat_template_kwargs), which cannot
+   * replace the first three.
    */
   applyChatTemplate(
     messages: ChatMessage[],
     addGenerationPrompt = true,
     extra: Readonly<Record<string, unknown>> = {},
+    tools: readonly unknown[] | null = null,
   ): string {
     if (!this.template) throw new ChatTemplateError('this model has no chat template');
     return this.template.render({
+      // HF passes tools=None when there are none; chat_template_kwargs may set it, as in vLLM.
+      tools,
       ...extra,
       messages,
       add_generation_prompt: addGenerationPrompt,

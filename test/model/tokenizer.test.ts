@@ -75,8 +75,12 @@ describe('TextTokenizer', () => {
   });
 
   it("turns the template's raise_exception into a ChatTemplateError", () => {
-    expect(() => tokenizer.applyChatTemplate([{ role: 'tool', content: 'x' }])).toThrow(ChatTemplateError);
-    expect(() => tokenizer.applyChatTemplate([{ role: 'tool', content: 'x' }])).toThrow(/Unknown role: tool/);
+    expect(() => tokenizer.applyChatTemplate([{ role: 'function', content: 'x' }])).toThrow(
+      ChatTemplateError,
+    );
+    expect(() => tokenizer.applyChatTemplate([{ role: 'function', content: 'x' }])).toThrow(
+      /Unknown role: function/,
+    );
   });
 
   it('has no chat template when neither the config nor a file gives one', async () => {
