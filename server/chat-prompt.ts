@@ -1,11 +1,11 @@
-import { ChatTemplateError, ChatTemplateRenderError } from '../model/chat-template.js';
+import {
+  ChatTemplateError,
+  ChatTemplateRenderError,
+  type ChatMessage as TemplateMessage,
+} from '../model/chat-template.js';
 import { ApiError, echoed, invalidRequest, notSupported } from './api-error.js';
 import { checkPromptChars } from './request-limits.js';
-import {
-  type ChatMessage,
-  NON_TEXT_PART_FIELDS,
-  UNSUPPORTED_MESSAGE_FIELDS,
-} from './schemas/chat-request.js';
+import { type ChatMessage, NON_TEXT_PART_FIELDS } from './schemas/chat-request.js';
 import type { ServingStack } from './serving-stack.js';
 
 /** OpenAI's newer `developer` role is what templates know as `system`. */
@@ -14,11 +14,14 @@ const ROLE_FOR_TEMPLATE: Record<string, string> = {
   developer: 'system',
   user: 'user',
   assistant: 'assistant',
+  tool: 'tool',
 };
 
 /** Content as the template sees it: a string, or the text parts joined. */
 function messageText(message: ChatMessage, index: number): string {
   const param = `messages[${index}].content`;
+  // An assistant turn that only called tools has no text (OpenAI sends null).
+  if (message.content === null && message.role === 'assistant' && message.tool_calls?.length) return '';
   if (message.content === null) throw invalidRequest(`'${param}' must not be null.`, param);
   if (typeof message.content === 'string') return message.content;
   return message.content
@@ -39,13 +42,54 @@ function messageText(message: ChatMessage, index: number): string {
     .join('');
 }
 
-/** Tool-calling fields of a message: refused by name unless they hold nothing. */
-function checkUnsupportedFields(message: ChatMessage, index: number): void {
-  for (const field of UNSUPPORTED_MESSAGE_FIELDS) {
-    const value = message[field];
-    if (value === undefined || value === null || (Array.isArray(value) && value.length === 0)) continue;
-    throw notSupported(`messages[${index}].${field}`, `'${field}' in a message (tool calling)`);
+/**
+ * A message's tool-calling fields as the template gets them: an assistant turn's calls with their
+ * arguments parsed (HF's templates take them as objects; vLLM parses them so too), a tool
+ * message's tool_call_id. Each only where it belongs, and only with a template that reads it.
+ */
+function toolFields(
+  message: ChatMessage,
+  index: number,
+  tokenizer: ServingStack['tokenizer'],
+): Pick<TemplateMessage, 'tool_calls' | 'tool_call_id'> {
+  const at = `messages[${index}]`;
+  if (message.function_call != null)
+    throw notSupported(
+      `${at}.function_call`,
+      "'function_call' in a message (OpenAI's deprecated function calling; use tool_calls)",
+    );
+  const out: Pick<TemplateMessage, 'tool_calls' | 'tool_call_id'> = {};
+  if (message.tool_calls?.length) {
+    if (message.role !== 'assistant')
+      throw invalidRequest(`'${at}.tool_calls' belongs in an assistant message only.`, `${at}.tool_calls`);
+    if (!tokenizer.chatTemplateReads('tool_calls'))
+      throw invalidRequest(
+        `This model's chat template does not render an assistant message's tool_calls, so the model would never see them (${at}.tool_calls): start the server with a --chat-template that writes them.`,
+        `${at}.tool_calls`,
+        'unsupported_parameter',
+      );
+    out.tool_calls = message.tool_calls.map((call, c) => {
+      let args: unknown = {};
+      if (call.function.arguments !== '') {
+        try {
+          args = JSON.parse(call.function.arguments);
+        } catch {
+          throw invalidRequest(
+            `'${at}.tool_calls[${c}].function.arguments' is not JSON.`,
+            `${at}.tool_calls[${c}].function.arguments`,
+          );
+        }
+      }
+      return { id: call.id, type: 'function', function: { name: call.function.name, arguments: args } };
+    });
   }
+  if (message.tool_call_id != null) {
+    if (message.role !== 'tool')
+      throw invalidRequest(`'${at}.tool_call_id' belongs in a tool message only.`, `${at}.tool_call_id`);
+    out.tool_call_id = message.tool_call_id;
+  } else if (message.role === 'tool')
+    throw invalidRequest(`Missing required parameter '${at}.tool_call_id'.`, `${at}.tool_call_id`);
+  return out;
 }
 
 /**
@@ -96,6 +140,8 @@ export interface ChatPromptOptions {
   continueFinalMessage?: boolean;
   /** More variables for the template (vLLM's chat_template_kwargs, e.g. a model's enable_thinking). */
   templateKwargs?: Readonly<Record<string, unknown>>;
+  /** The request's tools, as the template's `tools` (server/tool-calls.ts checked them). */
+  tools?: readonly unknown[] | null;
 }
 
 /** The chat options of a request body (chat completions, /tokenize's chat form), vLLM's defaults. */
@@ -148,9 +194,10 @@ export function chatPromptTokens(
         `Unknown role '${message.role}' in messages[${i}]; expected one of ${Object.keys(ROLE_FOR_TEMPLATE).join(', ')}.`,
         `messages[${i}].role`,
       );
-    checkUnsupportedFields(message, i);
     const content = messageText(message, i);
-    return message.name === undefined ? { role, content } : { role, content, name: message.name };
+    const out: TemplateMessage = { role, content, ...toolFields(message, i, stack.tokenizer) };
+    if (message.name !== undefined) out.name = message.name;
+    return out;
   });
   if (!stack.tokenizer.hasChatTemplate) {
     throw invalidRequest(
@@ -171,6 +218,7 @@ export function chatPromptTokens(
       messages,
       options.addGenerationPrompt ?? true,
       options.templateKwargs,
+      options.tools ?? null,
     );
   } catch (error) {
     if (error instanceof ChatTemplateRenderError) throw chatTemplateFailed(error.message);

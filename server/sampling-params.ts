@@ -1,4 +1,5 @@
 import type { SamplingParams } from '../scheduler/request.js';
+import type { Grammar } from '../structured/grammar-nodes.js';
 import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
 import type { ServingStack } from './serving-stack.js';
@@ -102,6 +103,8 @@ export interface SamplingContext {
   defaultMaxTokens: number | null;
   /** --max-n: the most choices one request may ask for. */
   maxN: number;
+  /** A grammar the route's own fields ask for (chat's tool_choice), beside structured output's. */
+  guide?: { param: string; grammar: () => Grammar } | null;
 }
 
 /**
@@ -183,7 +186,7 @@ export function samplingParams(
       minTokens,
       allowedTokenIds: allowed,
       badWords: badWordTokens(stack, body.bad_words ?? []),
-      guide: structuredOutputGuide(body, stack.tokenizer),
+      guide: structuredOutputGuide(body, stack.tokenizer, ctx.guide ?? null),
     },
   };
 }
@@ -290,7 +293,8 @@ export function beamSearchOptions(
         ? body.response_format?.type !== undefined && body.response_format.type !== 'text'
         : body[f] != null,
     );
-    throw notSupported(field ?? 'structured_outputs', 'Structured output with use_beam_search');
+    if (!field) throw notSupported('tool_choice', 'Tool calls with use_beam_search');
+    throw notSupported(field, 'Structured output with use_beam_search');
   }
   return { lengthPenalty };
 }

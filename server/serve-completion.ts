@@ -1,6 +1,7 @@
 import type { FastifyReply } from 'fastify';
 import type { TokenLogprobs } from '../kernels/logprobs.js';
 import type { GenerationDelta, SamplingParams } from '../scheduler/request.js';
+import type { Grammar } from '../structured/grammar-nodes.js';
 import { invalidRequest } from './api-error.js';
 import { BeamSearchGeneration } from './beam-search-generation.js';
 import { type ChoiceSource, type FinishedChoice, Generation, sendEventStream } from './generation.js';
@@ -54,6 +55,8 @@ export interface CompletionRoute<
    */
   promptTokens(stack: ServingStack, body: B): number[][];
   requestedMaxTokens(body: B): number | null;
+  /** A grammar the route's own fields ask the output to follow (chat's tool_choice), after promptTokens. */
+  guide?(body: B): { param: string; grammar: () => Grammar } | null;
   /** The log-probabilities the body asks for, checked (400 naming the field past the limits, --max-logprobs's among them). */
   logprobsAsked(body: B, stack: ServingStack, maxLogprobs: number): LogprobsAsked;
   /** Fields of the response besides its choices, from its first choice (chat's prompt_logprobs). */
@@ -66,13 +69,17 @@ export interface CompletionRoute<
   openingChoice?(index: number): object;
   /** Fields of a streamed chunk besides its choice (chat's prompt_logprobs, with the first token). */
   chunkFields?(delta: GenerationDelta, view: ChoiceView): object;
-  /** One delta that carries text, tokens or a finish reason, as a streamed choice at `index`. */
+  /**
+   * One delta that carries text, tokens or a finish reason, as a streamed choice at `index`; or
+   * null, no chunk, when it has nothing to say yet (chat's tool calls hold back whitespace): never
+   * when it ends the choice or carries log-probabilities.
+   */
   deltaChoice(
     index: number,
     delta: GenerationDelta,
     stopReason: string | number | null,
     view: ChoiceView,
-  ): object;
+  ): object | null;
 }
 
 /**
@@ -168,6 +175,7 @@ export async function serveCompletion<
       requestedMaxTokens: route.requestedMaxTokens(body),
       defaultMaxTokens: route.defaultMaxTokens,
       maxN: state.maxN,
+      guide: route.guide?.(body) ?? null,
     }),
     logprobs: asked.numTop,
     promptLogprobs: asked.numTopPrompt,
@@ -254,10 +262,9 @@ export async function serveCompletion<
       if (!delta.text && !delta.finishReason && !hasScores) continue;
       const stopReason = stopReasonOf(delta.finishReason, delta.stopReason, samplings[at]);
       const view = views[at * n + delta.index];
-      yield chunk(
-        route.deltaChoice(at * n + delta.index, delta, stopReason, view),
-        route.chunkFields?.(delta, view),
-      );
+      const choice = route.deltaChoice(at * n + delta.index, delta, stopReason, view);
+      if (choice === null) continue;
+      yield chunk(choice, route.chunkFields?.(delta, view));
       view.isFirstDelta = false;
     }
     if (includeUsage)

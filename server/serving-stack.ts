@@ -1,5 +1,6 @@
 import type { EngineFailure } from '../kernels/engine.js';
 import type { AdapterInfo } from '../memory/adapter-registry.js';
+import type { ChatMessage } from '../model/chat-template.js';
 import {
   DEFAULT_MAX_WAITING,
   type EngineStats,
@@ -19,15 +20,18 @@ export interface ServingTokenizer {
   /** Characters of the longest token's text: a prompt longer than maxModelLen × this cannot fit. */
   readonly longestTokenChars: number;
   readonly hasChatTemplate: boolean;
+  /** Whether the chat template names `name` anywhere (model/chat-template.ts ChatTemplate.reads). */
+  chatTemplateReads(name: string): boolean;
   encode(text: string, addSpecialTokens?: boolean): number[];
   /** Text of `ids` as HF's `decode` gives it (special tokens skipped by default). */
   decode(ids: readonly number[], skipSpecialTokens?: boolean): string;
   /** The bytes each token adds to the text, null for special tokens (structured output). */
   tokenBytes(): ReadonlyArray<Uint8Array | null>;
   applyChatTemplate(
-    messages: { role: string; content: string; name?: string }[],
+    messages: ChatMessage[],
     addGenerationPrompt?: boolean,
     extra?: Readonly<Record<string, unknown>>,
+    tools?: readonly unknown[] | null,
   ): string;
 }
 

@@ -57,8 +57,11 @@ export interface StructuredOutputFields {
 export function structuredOutputGuide(
   body: StructuredOutputFields,
   tokenizer: TokenByteSource,
+  /** Another field's grammar (chat's tool_choice: server/tool-calls.ts), one kind among the others. */
+  other: { param: string; grammar: () => Grammar } | null = null,
 ): TokenGuide | null {
   const asked: Array<[string, () => Grammar]> = [];
+  if (other) asked.push([other.param, other.grammar]);
   const rf = body.response_format;
   if (rf && rf.type !== 'text') {
     if (rf.type === 'json_object') asked.push(['response_format', jsonObjectGrammar]);

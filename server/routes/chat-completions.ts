@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
-import { invalidRequest, notSupported } from '../api-error.js';
+import { invalidRequest } from '../api-error.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { checkNumTop, checkPromptLogprobs, type LogprobsAsked } from '../logprobs.js';
 import { truncatePrompt } from '../sampling-params.js';
@@ -8,13 +8,15 @@ import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../sche
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
 import type { ServingStack } from '../serving-stack.js';
+import { type ToolCall, ToolCallReader } from '../tool-call-stream.js';
+import { type ToolCalling, toolCalling } from '../tool-calls.js';
 
-function checkUnsupported(body: ChatCompletionRequest): void {
-  if (Array.isArray(body.tools) ? body.tools.length > 0 : body.tools != null)
-    throw notSupported('tools', 'Tool calling');
-  if (body.functions != null) throw notSupported('functions', 'Function calling');
-  if (body.tool_choice != null && body.tool_choice !== 'none')
-    throw notSupported('tool_choice', 'tool_choice');
+/**
+ * A choice's finish reason with tool calls, as vLLM gives it (following OpenAI): "tool_calls"
+ * when tool_choice "required" ended its array; a named function's call keeps "stop" (or "length").
+ */
+function finishReason(tools: ToolCalling | null, reason: string | null): string | null {
+  return tools?.output?.kind === 'required' && reason === 'stop' ? 'tool_calls' : reason;
 }
 
 /**
@@ -56,42 +58,80 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: ChatCompletionResponseSchema, ...errorResponses },
       },
     },
-    (request, reply) =>
-      serveCompletion(app.loom, reply, request.body, {
+    (request, reply) => {
+      const body = request.body;
+      let tools: ToolCalling | null = null;
+      /** Streaming: each choice's calls, read as its text comes. */
+      const readers = new Map<number, ToolCallReader>();
+      const readerOf = (index: number, output: NonNullable<ToolCalling['output']>) => {
+        let reader = readers.get(index);
+        if (!reader) {
+          reader = new ToolCallReader(output);
+          readers.set(index, reader);
+        }
+        return reader;
+      };
+      return serveCompletion(app.loom, reply, body, {
         idPrefix: 'chatcmpl',
         object: 'chat.completion',
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
-          checkUnsupported(body);
-          const tokens = chatPromptTokens(stack, body.model, body.messages, chatPromptOptions(body));
+          tools = toolCalling(body, stack.tokenizer);
+          const tokens = chatPromptTokens(stack, body.model, body.messages, {
+            ...chatPromptOptions(body),
+            tools: tools.templateTools,
+          });
           return [truncatePrompt(tokens, body.truncate_prompt_tokens, stack.maxModelLen)];
         },
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
+        guide: () => tools?.guide ?? null,
         logprobsAsked,
         defaultMaxTokens: null,
         // One prompt: vLLM lists its scores once, beside the choices.
         responseFields: (first, view) => ({ prompt_logprobs: view.promptLogprobs(first.promptLogprobs) }),
         chunkFields: (delta, view) =>
           delta.promptLogprobs ? { prompt_logprobs: view.promptLogprobs(delta.promptLogprobs) } : {},
-        choice: (outcome, view) => ({
-          message: { role: 'assistant' as const, content: outcome.text },
-          logprobs: chatLogprobs(view, outcome.tokenIds, outcome.logprobs),
-          finish_reason: outcome.finishReason,
-          stop_reason: outcome.stop_reason,
-        }),
+        choice: (outcome, view) => {
+          const output = tools?.output;
+          let message: { role: 'assistant'; content: string; tool_calls?: ToolCall[] };
+          if (output) {
+            // vLLM's shape: the calls, and an empty text beside them.
+            const reader = new ToolCallReader(output);
+            reader.push(outcome.text);
+            message = { role: 'assistant', content: '', tool_calls: [...reader.calls] };
+          } else message = { role: 'assistant', content: outcome.text };
+          return {
+            message,
+            logprobs: chatLogprobs(view, outcome.tokenIds, outcome.logprobs),
+            finish_reason: finishReason(tools, outcome.finishReason),
+            stop_reason: outcome.stop_reason,
+          };
+        },
         openingChoice: (index) => ({
           index,
           delta: { role: 'assistant', content: '' },
           logprobs: null,
           finish_reason: null,
         }),
-        deltaChoice: (index, delta, stopReason, view) => ({
-          index,
-          delta: delta.text ? { content: delta.text } : {},
-          logprobs: chatLogprobs(view, delta.tokenIds, delta.logprobs),
-          finish_reason: delta.finishReason,
-          stop_reason: stopReason,
-        }),
-      }),
+        deltaChoice: (index, delta, stopReason, view) => {
+          const output = tools?.output;
+          const logprobs = chatLogprobs(view, delta.tokenIds, delta.logprobs);
+          let content: object = delta.text ? { content: delta.text } : {};
+          if (output) {
+            const calls = delta.text ? readerOf(index, output).push(delta.text) : [];
+            // Whitespace the calls hold back makes no chunk of its own.
+            if (calls.length === 0 && !delta.finishReason && !logprobs && !delta.promptLogprobs) return null;
+            content = calls.length > 0 ? { tool_calls: calls } : {};
+          }
+          return {
+            index,
+            delta: content,
+            logprobs,
+            finish_reason: finishReason(tools, delta.finishReason),
+            stop_reason: stopReason,
+          };
+        },
+      });
+    },
   );
 };

@@ -10,6 +10,7 @@ import {
   TokenizeResponseSchema,
 } from '../schemas/tokenize-request.js';
 import type { ServingStack } from '../serving-stack.js';
+import { checkedTools } from '../tool-calls.js';
 
 /** vLLM checks `model` when given (unknown → 404); the tokenizer is the base model's for every adapter. */
 async function checkModel(stack: ServingStack, model: string | undefined): Promise<void> {
@@ -32,12 +33,10 @@ export const tokenizeRoute: FastifyPluginAsyncTypebox = async (app) => {
       await checkModel(stack, body.model);
       let tokens: number[];
       if ('messages' in body) {
-        tokens = chatPromptTokens(
-          stack,
-          body.model ?? stack.modelName,
-          body.messages,
-          chatPromptOptions(body),
-        );
+        tokens = chatPromptTokens(stack, body.model ?? stack.modelName, body.messages, {
+          ...chatPromptOptions(body),
+          tools: checkedTools(body.tools, stack.tokenizer),
+        });
       } else {
         checkPromptChars(stack, body.prompt.length, 'prompt');
         tokens = stack.tokenizer.encode(body.prompt, body.add_special_tokens ?? true);

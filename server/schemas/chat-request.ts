@@ -23,11 +23,27 @@ const ContentPart = Type.Object(
   { description: 'a content part', ...REQUEST_OBJECT },
 );
 
+/** OpenAI's rule for a function's name (letters, digits, underscores, dashes; at most 64). */
+export const FUNCTION_NAME = '^[a-zA-Z0-9_-]{1,64}$';
+
 /**
- * Message fields of OpenAI's tool calling, which Loom does not implement: declared so that a
- * message carrying them is refused by name, unless they hold nothing (null, an empty list).
+ * A tool call of an earlier assistant turn, as OpenAI's API returned it: the arguments are the
+ * JSON text the model wrote (server/chat-prompt.ts gives the template the parsed object, as vLLM does).
  */
-export const UNSUPPORTED_MESSAGE_FIELDS = ['tool_calls', 'tool_call_id', 'function_call'] as const;
+const ToolCallSchema = Type.Object(
+  {
+    id: Type.String({ description: 'a string' }),
+    type: Type.Literal('function', { description: '"function"' }),
+    function: Type.Object(
+      {
+        name: Type.String({ minLength: 1, description: 'a string' }),
+        arguments: Type.String({ description: 'a string of JSON' }),
+      },
+      { description: 'an object with name and arguments', ...REQUEST_OBJECT },
+    ),
+  },
+  { description: 'a tool call', ...REQUEST_OBJECT },
+);
 
 /**
  * One chat message. Bounds that follow from the model (messages and content parts against
@@ -44,12 +60,45 @@ export const ChatMessageSchema = Type.Object(
     name: Type.Optional(
       Type.String({ minLength: 1, maxLength: MAX_MESSAGE_NAME_CHARS, description: 'a string' }),
     ),
-    tool_calls: Type.Optional(Type.Unknown()),
-    tool_call_id: Type.Optional(Type.Unknown()),
+    /** An assistant turn's calls (server/chat-prompt.ts). */
+    tool_calls: Nullable(Type.Array(ToolCallSchema, { description: 'an array of tool calls' })),
+    /** The call a `tool` message answers. */
+    tool_call_id: Nullable(Type.String({ description: 'a string' })),
+    /** OpenAI's deprecated single function call: refused by name (server/chat-prompt.ts). */
     function_call: Type.Optional(Type.Unknown()),
   },
   REQUEST_OBJECT,
 );
+
+/** A function the model may call (OpenAI's `tools` entry; server/tool-calls.ts checks the rest). */
+export const FunctionToolSchema = Type.Object(
+  {
+    type: Type.Literal('function', { description: '"function"' }),
+    function: Type.Object(
+      {
+        name: Type.String({
+          pattern: FUNCTION_NAME,
+          description: 'a string of letters, digits, _ and -, at most 64',
+        }),
+        description: Nullable(Type.String({ description: 'a string' })),
+        /** A JSON Schema of the arguments object; absent: no arguments. */
+        parameters: Nullable(
+          Type.Record(Type.String(), Type.Unknown(), { description: 'a JSON Schema object' }),
+        ),
+        /** OpenAI's strict mode: Loom always follows the schema where it constrains decoding. */
+        strict: Nullable(Type.Boolean({ description: 'a boolean' })),
+      },
+      { description: 'a function definition', ...REQUEST_OBJECT },
+    ),
+  },
+  { description: 'a tool', ...REQUEST_OBJECT },
+);
+export type FunctionTool = Static<typeof FunctionToolSchema>;
+
+/** `tools` and what they need; shared by chat completions and /tokenize's chat form. */
+export const toolFields = {
+  tools: Nullable(Type.Array(FunctionToolSchema, { description: 'an array of tools' })),
+};
 
 /** vLLM's chat-template options, shared by chat completions and /tokenize's chat form (server/chat-prompt.ts). */
 export const chatTemplateFields = {
@@ -69,10 +118,30 @@ export const ChatCompletionRequestSchema = Type.Object(
     logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
     top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
     ...chatTemplateFields,
-    /** Not supported; declared so the route can say so instead of silently ignoring them. */
-    tools: Type.Optional(Type.Unknown()),
+    ...toolFields,
+    /** "none", "auto", "required", or {type: "function", function: {name}} (server/tool-calls.ts). */
+    tool_choice: Nullable(
+      Type.Union(
+        [
+          Type.String({ description: 'a string' }),
+          Type.Object(
+            {
+              type: Type.Literal('function', { description: '"function"' }),
+              function: Type.Object(
+                { name: Type.String({ description: 'a string' }) },
+                { description: 'an object with name', ...REQUEST_OBJECT },
+              ),
+            },
+            { description: 'a named tool choice', ...REQUEST_OBJECT },
+          ),
+        ],
+        { description: '"none", "auto", "required" or a named tool choice' },
+      ),
+    ),
+    parallel_tool_calls: Nullable(Type.Boolean({ description: 'a boolean' })),
+    /** OpenAI's deprecated function calling: refused by name (use tools). */
     functions: Type.Optional(Type.Unknown()),
-    tool_choice: Type.Optional(Type.Unknown()),
+    function_call: Type.Optional(Type.Unknown()),
   },
   REQUEST_OBJECT,
 );

@@ -96,7 +96,20 @@ export const ChatCompletionResponseSchema = Type.Object({
   choices: Type.Array(
     Type.Object({
       index: Type.Integer(),
-      message: Type.Object({ role: Type.Literal('assistant'), content: Type.String() }),
+      message: Type.Object({
+        role: Type.Literal('assistant'),
+        content: Type.String(),
+        /** With tool_choice "required" or a named function (server/tool-calls.ts). */
+        tool_calls: Type.Optional(
+          Type.Array(
+            Type.Object({
+              id: Type.String(),
+              type: Type.Literal('function'),
+              function: Type.Object({ name: Type.String(), arguments: Type.String() }),
+            }),
+          ),
+        ),
+      }),
       logprobs: Type.Union([ChatLogprobsSchema, Type.Null()]),
       finish_reason: FinishReason,
       stop_reason: StopReason,

@@ -1,5 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { ChatMessageSchema, chatTemplateFields } from './chat-request.js';
+import { ChatMessageSchema, chatTemplateFields, toolFields } from './chat-request.js';
 import { REQUEST_OBJECT } from './sampling-fields.js';
 
 const Model = Type.Optional(Type.String({ description: 'a string' }));
@@ -21,6 +21,7 @@ const TokenizeChatSchema = Type.Object(
     model: Model,
     messages: Type.Array(ChatMessageSchema),
     ...chatTemplateFields,
+    ...toolFields,
   },
   REQUEST_OBJECT,
 );

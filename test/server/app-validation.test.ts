@@ -105,11 +105,18 @@ const badRequests: [string, string, unknown, number, string | null][] = [
   ],
   ['frequency penalty past 2', '/v1/completions', cmpl({ frequency_penalty: 2.5 }), 400, 'frequency_penalty'],
   [
-    'tools',
+    'tools without a tool_choice (OpenAI\'s default "auto" needs a tool-call parser)',
     '/v1/chat/completions',
     chat({ tools: [{ type: 'function', function: { name: 'f' } }] }),
     400,
-    'tools',
+    'tool_choice',
+  ],
+  [
+    'a tool of a type other than function',
+    '/v1/chat/completions',
+    chat({ tools: [{ type: 'retrieval', function: { name: 'f' } }], tool_choice: 'none' }),
+    400,
+    'tools[0].type',
   ],
   [
     'a response_format type Loom does not know',

@@ -46,29 +46,60 @@ describe('chat message fields', () => {
     expect(error.param).toBe('messages[0].weight');
   });
 
-  it('refuses tool-calling fields in messages by name unless they hold nothing', async () => {
-    const calls = [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }];
-    const toolCalls = await refusal([
-      user('hi'),
-      { role: 'assistant', content: 'calling', tool_calls: calls },
-    ]);
-    expect(toolCalls.param).toBe('messages[1].tool_calls');
-    expect(toolCalls.code).toBe('unsupported_parameter');
+  it('takes tool-calling fields where they belong, refuses them elsewhere by name, and empty ones change nothing', async () => {
+    const calls = [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{"a": 1}' } }];
+    const toolCalls = await refusal([user('hi', { tool_calls: calls })]);
+    expect(toolCalls.param).toBe('messages[0].tool_calls');
     const toolCallId = await refusal([user('hi', { tool_call_id: 'call_1' })]);
     expect(toolCallId.param).toBe('messages[0].tool_call_id');
     const functionCall = await refusal([user('hi', { function_call: { name: 'f', arguments: '{}' } })]);
     expect(functionCall.param).toBe('messages[0].function_call');
+    expect(functionCall.code).toBe('unsupported_parameter');
 
     fake.start();
-    const empty = await fake.post(
-      '/v1/chat/completions',
-      chat([
+    const count = async (messages: unknown[]) => {
+      const res = await fake.post('/tokenize', { model: 'tiny-base', messages });
+      expect(res.statusCode, res.body).toBe(200);
+      return (res.json() as { count: number }).count;
+    };
+    const plain = await count([user('hi'), { role: 'assistant', content: 'ok' }, user('more')]);
+    expect(
+      await count([
         user('hi'),
         { role: 'assistant', content: 'ok', tool_calls: [] },
         user('more', { tool_call_id: null }),
       ]),
+    ).toBe(plain);
+    // The calls reach the template (the fake writes them as JSON, arguments parsed).
+    const called = await count([
+      user('hi'),
+      { role: 'assistant', content: null, tool_calls: calls },
+      { role: 'tool', content: 'done', tool_call_id: 'call_1' },
+    ]);
+    expect(called).toBeGreaterThan(plain);
+  });
+
+  it('refuses tools and tool calls that the chat template would never write', async () => {
+    fake.start({ templateWritesTools: false });
+    const tools = [{ type: 'function', function: { name: 'f' } }];
+    for (const url of ['/v1/chat/completions', '/tokenize']) {
+      const res = await fake.post(url, {
+        model: 'tiny-base',
+        messages: [user('hi')],
+        tools,
+        tool_choice: url === '/tokenize' ? undefined : 'none',
+      });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.param).toBe('tools');
+      expect(res.json().error.message).toContain('chat template');
+    }
+    const calls = [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }];
+    const res = await fake.post(
+      '/v1/chat/completions',
+      chat([user('hi'), { role: 'assistant', content: '', tool_calls: calls }]),
     );
-    expect(empty.statusCode).toBe(200);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.param).toBe('messages[1].tool_calls');
   });
 
   it('gives a message’s name to the chat template, bounded as OpenAI bounds it', async () => {

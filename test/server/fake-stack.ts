@@ -1,4 +1,5 @@
 import { AdapterError, type AdapterInfo, emptyRegistryCounters } from '../../memory/adapter-registry.js';
+import type { ChatMessage } from '../../model/chat-template.js';
 import type { EngineStats } from '../../scheduler/llm-engine.js';
 import {
   AdmissionError,
@@ -25,7 +26,11 @@ export class ByteTokenizer implements ServingTokenizer {
   readonly vocabSize = 258;
   /** One byte per token: a character is one token or more. */
   readonly longestTokenChars = 1;
-  constructor(readonly hasChatTemplate = true) {}
+  constructor(
+    readonly hasChatTemplate = true,
+    /** Whether the fake template writes tools and tool calls (a template that does not is refused them). */
+    private readonly writesTools = true,
+  ) {}
 
   encode(text: string, addSpecialTokens = true): number[] {
     const bytes = [...Buffer.from(text, 'utf8')];
@@ -53,12 +58,22 @@ export class ByteTokenizer implements ServingTokenizer {
     return Array.from({ length: this.vocabSize }, (_, id) => (id < 256 ? Uint8Array.of(id) : null));
   }
 
+  /** The fake template writes tools and tool calls (as JSON), unless told not to. */
+  chatTemplateReads(name: string): boolean {
+    return this.writesTools && (name === 'tools' || name === 'tool_calls');
+  }
+
   applyChatTemplate(
-    messages: { role: string; content: string; name?: string }[],
+    messages: ChatMessage[],
     addGenerationPrompt = true,
+    _extra: Readonly<Record<string, unknown>> = {},
+    tools: readonly unknown[] | null = null,
   ): string {
-    const turns = messages.map((m) => `${m.role}${m.name ? ` (${m.name})` : ''}: ${m.content}\n`).join('');
-    return `<s>${turns}${addGenerationPrompt ? 'assistant:' : ''}`;
+    const calls = (m: ChatMessage) => (m.tool_calls ? ` ${JSON.stringify(m.tool_calls)}` : '');
+    const turns = messages
+      .map((m) => `${m.role}${m.name ? ` (${m.name})` : ''}: ${m.content}${calls(m)}\n`)
+      .join('');
+    return `<s>${tools ? `tools: ${JSON.stringify(tools)}\n` : ''}${turns}${addGenerationPrompt ? 'assistant:' : ''}`;
   }
 }
 
@@ -235,6 +250,8 @@ export class FakeScheduler implements GenerationService {
 
 export interface FakeStackOptions {
   hasChatTemplate?: boolean;
+  /** Whether the chat template writes tools and tool calls (default true). */
+  templateWritesTools?: boolean;
   maxModelLen?: number;
   maxNumSeqs?: number;
   maxWaiting?: number;
@@ -250,7 +267,7 @@ export function fakeStack(options: FakeStackOptions = {}): ServingStack & { sche
     maxNumSeqs: options.maxNumSeqs ?? 8,
     maxWaiting: options.maxWaiting ?? 1024,
     schedulingPolicy: options.schedulingPolicy ?? 'slora',
-    tokenizer: new ByteTokenizer(options.hasChatTemplate ?? true),
+    tokenizer: new ByteTokenizer(options.hasChatTemplate ?? true, options.templateWritesTools ?? true),
     eosTokenIds: [257],
     scheduler,
     loraRoot: null,

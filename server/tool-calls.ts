@@ -1,0 +1,117 @@
+import type { Grammar } from '../structured/grammar-nodes.js';
+import { compileJsonSchema, compileToolCallsGrammar } from '../structured/json-schema.js';
+import { echoed, invalidRequest, notSupported } from './api-error.js';
+import type { ChatCompletionRequest, FunctionTool } from './schemas/chat-request.js';
+import type { ServingTokenizer } from './serving-stack.js';
+
+/** The arguments' schema of a function defined without `parameters`: it takes none. */
+const NO_PARAMETERS = { type: 'object', properties: {} };
+
+/** How a choice's output is read back as tool calls (tool-call-stream.ts). */
+export type ToolCallOutput =
+  /** tool_choice names a function: the whole output is that function's arguments. */
+  | { kind: 'named'; name: string }
+  /** tool_choice "required": the output is a JSON array of {"name", "parameters"} calls. */
+  | { kind: 'required' };
+
+/** A chat request's tool calling, checked: what the template gets and how decoding is guided. */
+export interface ToolCalling {
+  /** The tools as the chat template gets them (HF's `tools`), or null when there are none. */
+  templateTools: FunctionTool[] | null;
+  /** How the output becomes tool calls; null: it is the message's text ("none"). */
+  output: ToolCallOutput | null;
+  /** The grammar the output follows (vLLM guides named and required calls the same way), or null. */
+  guide: { param: string; grammar: () => Grammar } | null;
+}
+
+/**
+ * A request's tools as its chat template gets them (null when there are none), refused when two
+ * share a name or the template never writes them (it would drop them without a word).
+ */
+export function checkedTools(
+  tools: readonly FunctionTool[] | null | undefined,
+  tokenizer: ServingTokenizer,
+): FunctionTool[] | null {
+  if (!tools?.length) return null;
+  const names = new Set<string>();
+  for (const [i, tool] of tools.entries()) {
+    if (names.has(tool.function.name))
+      throw invalidRequest(
+        `tools[${i}]: a function named '${tool.function.name}' is defined twice.`,
+        `tools[${i}].function.name`,
+      );
+    names.add(tool.function.name);
+  }
+  if (!tokenizer.chatTemplateReads('tools'))
+    throw invalidRequest(
+      "This model's chat template does not render `tools`, so the model would never see them: start the server with a --chat-template that writes them.",
+      'tools',
+      'unsupported_parameter',
+    );
+  return [...tools];
+}
+
+/**
+ * OpenAI's `tools`, `tool_choice` and `parallel_tool_calls` as vLLM serves them without an auto
+ * tool parser: "none" (the default without tools) answers in text with the tools in the prompt;
+ * a named function, or "required", constrains the output to that function's arguments, or to a
+ * JSON array of calls, and returns them as `tool_calls`. "auto" (the default with tools) needs a
+ * model-specific parser that reads calls out of free text; Loom has none, and says so.
+ */
+export function toolCalling(body: ChatCompletionRequest, tokenizer: ServingTokenizer): ToolCalling {
+  if (body.functions != null)
+    throw notSupported('functions', "`functions` (OpenAI's deprecated function calling; use `tools`)");
+  if (body.function_call != null)
+    throw notSupported(
+      'function_call',
+      "`function_call` (OpenAI's deprecated function calling; use `tool_choice`)",
+    );
+  const tools = checkedTools(body.tools, tokenizer);
+  const choice = body.tool_choice ?? (tools ? 'auto' : 'none');
+  if (typeof choice === 'string' && !['none', 'auto', 'required'].includes(choice))
+    throw invalidRequest(
+      `tool_choice must be "none", "auto", "required" or {"type": "function", "function": {"name": ...}}, got "${echoed(choice)}".`,
+      'tool_choice',
+    );
+  if (!tools) {
+    if (choice !== 'none')
+      throw invalidRequest('When using `tool_choice`, `tools` must be set.', 'tool_choice');
+    return { templateTools: null, output: null, guide: null };
+  }
+  const parameters = (i: number) => ({
+    name: tools[i].function.name,
+    parameters: tools[i].function.parameters ?? NO_PARAMETERS,
+    param: `tools[${i}].function.parameters`,
+  });
+  if (choice === 'none') return { templateTools: tools, output: null, guide: null };
+  if (choice === 'auto')
+    throw notSupported(
+      'tool_choice',
+      'tool_choice "auto" (the default when tools are given: it needs a parser for the model\'s own tool-call format, which Loom does not have; ask for "required", a named function, or "none")',
+    );
+  if (choice === 'required') {
+    const maxCalls = body.parallel_tool_calls === false ? 1 : Number.POSITIVE_INFINITY;
+    return {
+      templateTools: tools,
+      output: { kind: 'required' },
+      guide: {
+        param: 'tool_choice',
+        grammar: () =>
+          compileToolCallsGrammar(
+            tools.map((_, i) => parameters(i)),
+            maxCalls,
+          ),
+      },
+    };
+  }
+  const named = typeof choice === 'string' ? '' : choice.function.name;
+  const at = tools.findIndex((t) => t.function.name === named);
+  if (at < 0)
+    throw invalidRequest(`Tool '${echoed(named)}' has not been passed in \`tools\`.`, 'tool_choice');
+  const tool = parameters(at);
+  return {
+    templateTools: tools,
+    output: { kind: 'named', name: tool.name },
+    guide: { param: 'tool_choice', grammar: () => compileJsonSchema(tool.parameters, tool.param) },
+  };
+}

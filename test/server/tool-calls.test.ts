@@ -1,0 +1,402 @@
+import { describe, expect, it } from 'vitest';
+import { ChatTemplate } from '../../model/chat-template.js';
+import { SYNTHETIC_CHAT_TEMPLATE } from '../../model/synthetic-tokenizer.js';
+import { ToolCallReader } from '../../server/tool-call-stream.js';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
+
+/**
+ * Tool calling on the real stack (onnx engine, the tiny model's template, which writes tools and
+ * tool calls): a named function or tool_choice "required" guides the output to the tools'
+ * argument schemas, and the choice comes back as OpenAI's tool_calls, streamed or whole alike.
+ */
+// The tools take ~300 of the tiny model's byte-level tokens in the prompt.
+const server = useTinyServer('onnx', { maxModelLen: 512 });
+
+const WEATHER = {
+  type: 'function',
+  function: {
+    name: 'weather',
+    parameters: {
+      type: 'object',
+      properties: {
+        city: { enum: ['Paris', 'Oslo'] },
+      },
+      required: ['city'],
+    },
+  },
+};
+const CLOCK = {
+  type: 'function',
+  function: {
+    name: 'time',
+    parameters: { type: 'object', properties: { zone: { type: 'integer', minimum: -12, maximum: 14 } } },
+  },
+};
+const NO_ARGUMENTS = { type: 'function', function: { name: 'ping' } };
+/** Two tools: the tiny model's context (512 byte-level tokens) holds their definitions and a call. */
+const TOOLS = [WEATHER, NO_ARGUMENTS];
+
+const chat = (extra: object) => ({
+  model: TINY_MODEL_NAME,
+  messages: [{ role: 'user', content: 'Weather?' }],
+  max_tokens: 80,
+  temperature: 0.8,
+  ...extra,
+});
+
+interface Call {
+  id: string;
+  type: string;
+  function: { name: string; arguments: string };
+}
+
+/** A call's arguments follow its tool's schema. */
+function expectValidCall(call: Call): void {
+  expect(call.type).toBe('function');
+  expect(call.id).toMatch(/^chatcmpl-tool-[0-9a-f]{32}$/);
+  const args = JSON.parse(call.function.arguments);
+  if (call.function.name === 'weather') {
+    expect(Object.keys(args)).toEqual(['city']);
+    expect(['Paris', 'Oslo']).toContain(args.city);
+  } else if (call.function.name === 'time') {
+    expect(Object.keys(args).every((k) => k === 'zone')).toBe(true);
+    if ('zone' in args) expect(Number.isInteger(args.zone) && args.zone >= -12 && args.zone <= 14).toBe(true);
+  } else {
+    expect(call.function.name).toBe('ping');
+    expect(args).toEqual({});
+  }
+  expect(call.function.arguments).toBe(call.function.arguments.trim());
+}
+
+/** A streamed choice's tool_calls deltas put together, as OpenAI's clients do. */
+function assemble(
+  deltas: Array<{
+    index: number;
+    id?: string;
+    type?: string;
+    function: { name?: string; arguments: string };
+  }>,
+): Call[] {
+  const calls: Call[] = [];
+  for (const d of deltas) {
+    if (d.id !== undefined) {
+      expect(d.index).toBe(calls.length);
+      calls.push({
+        id: d.id,
+        type: d.type!,
+        function: { name: d.function.name!, arguments: d.function.arguments },
+      });
+    } else calls[d.index].function.arguments += d.function.arguments;
+  }
+  return calls;
+}
+
+describe('ToolCallReader', () => {
+  const REQUIRED_OUTPUT =
+    ' [ {"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"} },\n{"name":"ping","parameters":{ } } , {"name": "get_time", "parameters": { "zone" : -3 }  }]';
+
+  it('reads "required" output as calls whose arguments are the parameters text, however it is cut', () => {
+    const whole = new ToolCallReader({ kind: 'required' });
+    whole.push(REQUIRED_OUTPUT);
+    expect(whole.calls.map((c) => [c.function.name, c.function.arguments])).toEqual([
+      ['get_weather', '{"city": "Paris", "unit": "celsius"}'],
+      ['ping', '{ }'],
+      ['get_time', '{ "zone" : -3 }'],
+    ]);
+    for (let seed = 1; seed <= 20; seed++) {
+      const reader = new ToolCallReader({ kind: 'required' });
+      const deltas = [];
+      let at = 0;
+      let s = seed;
+      while (at < REQUIRED_OUTPUT.length) {
+        s = (s * 1103515245 + 12345) % 2 ** 31;
+        const step = 1 + (s % 7);
+        deltas.push(...reader.push(REQUIRED_OUTPUT.slice(at, at + step)));
+        at += step;
+      }
+      const streamed = assemble(deltas);
+      expect(streamed.map((c) => [c.function.name, c.function.arguments])).toEqual(
+        whole.calls.map((c) => [c.function.name, c.function.arguments]),
+      );
+      expect(streamed.map((c) => c.id)).toEqual(reader.calls.map((c) => c.id));
+    }
+  });
+
+  it('keeps strings whole (braces, quotes, escapes and spaces inside them) and names with escapes', () => {
+    const reader = new ToolCallReader({ kind: 'required' });
+    reader.push('[{"name": "g\\u0065t", "parameters": {"s": "} ] \\" {  "}}]');
+    expect(reader.calls.map((c) => [c.function.name, c.function.arguments])).toEqual([
+      ['get', '{"s": "} ] \\" {  "}'],
+    ]);
+  });
+
+  it('reads a named call: the whole output, trimmed, announced with its first text', () => {
+    const reader = new ToolCallReader({ kind: 'named', name: 'get_weather' });
+    // The first delta names the call and carries the first arguments, as vLLM's first chunk does.
+    const first = reader.push('  {"city"');
+    expect(first).toEqual([
+      {
+        index: 0,
+        id: reader.calls[0].id,
+        type: 'function',
+        function: { name: 'get_weather', arguments: '{"city"' },
+      },
+    ]);
+    expect(reader.push(': "Oslo" ')).toEqual([{ index: 0, function: { arguments: ': "Oslo"' } }]);
+    expect(reader.push('}\n')).toEqual([{ index: 0, function: { arguments: ' }' } }]);
+    expect(reader.calls[0].function.arguments).toBe('{"city": "Oslo" }');
+  });
+
+  it('leaves a call cut short as it streamed', () => {
+    const reader = new ToolCallReader({ kind: 'required' });
+    reader.push('[{"name": "get_time", "parameters": {"zone": 1');
+    expect(reader.calls.map((c) => c.function.arguments)).toEqual(['{"zone": 1']);
+  });
+});
+
+describe('chat templates and tools', () => {
+  it('tells whether a template reads a variable or key', () => {
+    const template = new ChatTemplate(SYNTHETIC_CHAT_TEMPLATE, 'synthetic');
+    expect(template.reads('tools')).toBe(true);
+    expect(template.reads('tool_calls')).toBe(true);
+    const plain = new ChatTemplate("{% for m in messages %}{{ m['content'] }}{% endfor %}", 'plain');
+    expect(plain.reads('tools')).toBe(false);
+    expect(plain.reads('content')).toBe(true);
+  });
+
+  it('renders tools, calls with parsed arguments and tool results as the synthetic template writes them', () => {
+    const template = new ChatTemplate(SYNTHETIC_CHAT_TEMPLATE, 'synthetic');
+    const text = template.render({
+      bos_token: '<s>',
+      eos_token: '</s>',
+      add_generation_prompt: true,
+      tools: [NO_ARGUMENTS],
+      messages: [
+        { role: 'user', content: 'hi' },
+        {
+          role: 'assistant',
+          content: '',
+          tool_calls: [{ id: 'c1', type: 'function', function: { name: 'ping', arguments: { n: 1 } } }],
+        },
+        { role: 'tool', content: 'pong', tool_call_id: 'c1' },
+      ],
+    });
+    expect(text).toContain('{"type": "function", "function": {"name": "ping"}}');
+    expect(text).toContain(
+      '<|assistant|>\n<tool_call>{"name": "ping", "arguments": {"n": 1}}</tool_call></s>',
+    );
+    expect(text).toContain('<|tool|>\npong</s>\n<|assistant|>\n');
+    // Without tools the rendering is what the template wrote before it knew tools.
+    expect(
+      template.render({
+        bos_token: '<s>',
+        eos_token: '</s>',
+        add_generation_prompt: true,
+        tools: null,
+        messages: [{ role: 'user', content: 'hi' }],
+      }),
+    ).toBe('<s><|user|>\nhi</s>\n<|assistant|>\n');
+  });
+});
+
+describe('tool calls over HTTP', () => {
+  it('a named function: one call of that function, its arguments following its schema', async () => {
+    for (const seed of [1, 2, 3]) {
+      const res = await server().post(
+        '/v1/chat/completions',
+        chat({
+          tools: TOOLS,
+          tool_choice: { type: 'function', function: { name: 'weather' } },
+          seed,
+          n: 2,
+        }),
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      for (const choice of res.body.choices) {
+        expect(choice.finish_reason).toBe('stop');
+        expect(choice.message.content).toBe('');
+        expect(choice.message.tool_calls).toHaveLength(1);
+        expect(choice.message.tool_calls[0].function.name).toBe('weather');
+        expectValidCall(choice.message.tool_calls[0]);
+      }
+    }
+    const ping = await server().post(
+      '/v1/chat/completions',
+      chat({ tools: TOOLS, tool_choice: { type: 'function', function: { name: 'ping' } } }),
+    );
+    expect(JSON.parse(ping.body.choices[0].message.tool_calls[0].function.arguments)).toEqual({});
+  });
+
+  it('"required": one call or more, each of a listed tool; one at most without parallel_tool_calls', async () => {
+    const names = new Set<string>();
+    for (const seed of [1, 2, 3, 4, 5, 6]) {
+      const res = await server().post(
+        '/v1/chat/completions',
+        chat({ tools: TOOLS, tool_choice: 'required', seed, max_tokens: 80 }),
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const [choice] = res.body.choices;
+      if (choice.finish_reason === 'length') continue;
+      expect(choice.finish_reason).toBe('tool_calls');
+      expect(choice.message.tool_calls.length).toBeGreaterThanOrEqual(1);
+      for (const call of choice.message.tool_calls) {
+        expectValidCall(call);
+        names.add(call.function.name);
+      }
+    }
+    expect(names.size).toBeGreaterThan(0);
+    let single = 0;
+    for (const seed of [1, 2, 3]) {
+      const res = await server().post(
+        '/v1/chat/completions',
+        chat({ tools: TOOLS, tool_choice: 'required', parallel_tool_calls: false, seed, max_tokens: 80 }),
+      );
+      const [choice] = res.body.choices;
+      if (choice.finish_reason === 'length') continue;
+      expect(choice.finish_reason).toBe('tool_calls');
+      expect(choice.message.tool_calls).toHaveLength(1);
+      expectValidCall(choice.message.tool_calls[0]);
+      single++;
+    }
+    expect(single).toBeGreaterThan(0);
+  });
+
+  it('streams the same calls, announced once by name, then their arguments', async () => {
+    for (const [tools, tool_choice] of [
+      [TOOLS, 'required'],
+      [[CLOCK], { type: 'function', function: { name: 'time' } }],
+    ]) {
+      const body = chat({ tools, tool_choice, seed: 7 });
+      const whole = await server().post('/v1/chat/completions', body);
+      const stream = await server().client.chat.completions.create({ ...body, stream: true } as never);
+      const deltas: Parameters<typeof assemble>[0] = [];
+      let finish: string | null = null;
+      for await (const chunk of stream as unknown as AsyncIterable<{
+        choices: Array<{ delta: { content?: string; tool_calls?: never[] }; finish_reason: string | null }>;
+      }>) {
+        const choice = chunk.choices[0];
+        expect(choice.delta.content ?? '').toBe('');
+        // No chunk without news: held-back whitespace sends none.
+        expect(Boolean(choice.delta.tool_calls || choice.finish_reason || 'role' in choice.delta)).toBe(true);
+        deltas.push(...(choice.delta.tool_calls ?? []));
+        finish = choice.finish_reason ?? finish;
+      }
+      const expected = whole.body.choices[0];
+      expect(finish).toBe(expected.finish_reason);
+      const streamed = assemble(deltas);
+      expect(streamed.map((c) => c.function)).toEqual(
+        expected.message.tool_calls.map((c: Call) => c.function),
+      );
+    }
+  });
+
+  it('gives the template the tools, earlier calls and their results', async () => {
+    const messages = [
+      { role: 'user', content: 'Weather?' },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            id: 'call_1',
+            type: 'function',
+            function: { name: 'weather', arguments: '{"city": "Oslo"}' },
+          },
+        ],
+      },
+      { role: 'tool', content: '3 degrees', tool_call_id: 'call_1' },
+    ];
+    const count = async (body: object) => {
+      const res = await server().post('/tokenize', { model: TINY_MODEL_NAME, ...body });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      return res.body.count as number;
+    };
+    const bare = await count({ messages: [messages[0]] });
+    expect(await count({ messages: [messages[0]], tools: TOOLS })).toBeGreaterThan(bare + 50);
+    expect(await count({ messages })).toBeGreaterThan(bare + 20);
+    const answer = await server().post(
+      '/v1/chat/completions',
+      chat({ messages, tools: TOOLS, tool_choice: 'none', max_tokens: 8 }),
+    );
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(answer.body.choices[0].message.tool_calls).toBeUndefined();
+  });
+
+  it('refuses what it cannot do, naming the field, and keeps serving', async () => {
+    const refusal = async (body: object, param: string, text: string) => {
+      const res = await server().post('/v1/chat/completions', chat(body));
+      expect(res.status, JSON.stringify(res.body)).toBe(400);
+      expect(res.body.error.param).toBe(param);
+      expect(res.body.error.message).toContain(text);
+    };
+    await refusal({ tools: TOOLS }, 'tool_choice', '"auto"');
+    await refusal({ tools: TOOLS, tool_choice: 'auto' }, 'tool_choice', '"auto"');
+    await refusal({ tool_choice: 'required' }, 'tool_choice', '`tools` must be set');
+    await refusal({ tools: TOOLS, tool_choice: 'sometimes' }, 'tool_choice', 'sometimes');
+    await refusal(
+      { tools: TOOLS, tool_choice: { type: 'function', function: { name: 'fly' } } },
+      'tool_choice',
+      "'fly'",
+    );
+    await refusal({ tools: [WEATHER, WEATHER], tool_choice: 'none' }, 'tools[1].function.name', 'twice');
+    await refusal(
+      { tools: [{ type: 'function', function: { name: 'bad name' } }], tool_choice: 'none' },
+      'tools[0].function.name',
+      '',
+    );
+    await refusal(
+      { tools: TOOLS, tool_choice: 'required', response_format: { type: 'json_object' } },
+      'response_format',
+      'Only one kind',
+    );
+    await refusal(
+      {
+        tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', not: {} } } }],
+        tool_choice: 'required',
+      },
+      'tools[0].function.parameters',
+      '"not"',
+    );
+    await refusal(
+      { tools: TOOLS, tool_choice: 'required', use_beam_search: true, n: 2, temperature: 0 },
+      'tool_choice',
+      'use_beam_search',
+    );
+    await refusal({ functions: [{ name: 'f' }] }, 'functions', 'deprecated');
+    await refusal(
+      {
+        messages: [
+          {
+            role: 'user',
+            content: 'x',
+            tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{}' } }],
+          },
+        ],
+      },
+      'messages[0].tool_calls',
+      'assistant',
+    );
+    await refusal(
+      {
+        messages: [
+          { role: 'user', content: 'x' },
+          {
+            role: 'assistant',
+            content: null,
+            tool_calls: [{ id: 'c', type: 'function', function: { name: 'f', arguments: '{' } }],
+          },
+        ],
+      },
+      'messages[1].tool_calls[0].function.arguments',
+      'not JSON',
+    );
+    await refusal({ messages: [{ role: 'tool', content: 'x' }] }, 'messages[0].tool_call_id', 'tool_call_id');
+    await refusal(
+      { messages: [{ role: 'user', content: 'x', tool_call_id: 'c' }] },
+      'messages[0].tool_call_id',
+      'tool message',
+    );
+    const ok = await server().post('/v1/chat/completions', chat({ max_tokens: 2 }));
+    expect(ok.status).toBe(200);
+  });
+});
