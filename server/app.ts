@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import { Registry } from 'prom-client';
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { installApiKey } from './api-key.js';
+import type { ToolCallParserName } from './auto-tool-calls.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
 import { limitBody, maxBodyBytes } from './request-limits.js';
@@ -48,6 +49,8 @@ export interface AppOptions {
   promptTokensDetails?: boolean;
   /** --max-logprobs: most top tokens a row may list (default vLLM's 20; -1: no cap). */
   maxLogprobs?: number;
+  /** Reads tool calls out of free text for tool_choice "auto" (--enable-auto-tool-choice --tool-call-parser); default none. */
+  toolCallParser?: ToolCallParserName | null;
   /** Period of the stats line while busy, in ms (main: 10 s; --disable-log-stats: null); default none. */
   statsIntervalMs?: number | null;
 }
@@ -112,6 +115,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     logRequests: options.logRequests ?? true,
     promptTokensDetails: options.promptTokensDetails ?? false,
     maxLogprobs: options.maxLogprobs ?? DEFAULT_MAX_LOGPROBS,
+    toolCallParser: options.toolCallParser ?? null,
   });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);

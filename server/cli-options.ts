@@ -17,6 +17,7 @@ import {
   type SchedulingPolicyName,
 } from '../scheduler/scheduling-policy.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
+import { TOOL_CALL_PARSERS, type ToolCallParserName } from './auto-tool-calls.js';
 import { CliError } from './cli-error.js';
 import {
   ALIASES,
@@ -114,6 +115,10 @@ export interface CliOptions {
   enablePrefixCaching: boolean;
   /** --enable-prompt-tokens-details: usage.prompt_tokens_details gives the prompt's cached tokens. */
   enablePromptTokensDetails: boolean;
+  /** --enable-auto-tool-choice: tool_choice "auto" is served (it needs --tool-call-parser). */
+  enableAutoToolChoice: boolean;
+  /** --tool-call-parser: the model's own tool-call format, read out of its text for "auto". */
+  toolCallParser: ToolCallParserName | null;
   /** --hide-adapter-paths, or an --api-key-less server: /v1/models shows no adapter paths. */
   hideAdapterPaths: boolean;
   /** Lines main logs at start: flags accepted for vLLM compatibility that change nothing. */
@@ -199,6 +204,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --no-enable-prefix-caching      compute every prompt in full (default: automatic prefix caching, whole
                                   KV blocks keyed by their tokens, adapter and cache_salt; --enable-prefix-caching)
   --enable-prompt-tokens-details  usage.prompt_tokens_details gives {cached_tokens} (default: null, as vLLM)
+  --enable-auto-tool-choice       serve tool_choice "auto" (OpenAI's default with tools): the model writes text
+                                  and its calls are read out of it with --tool-call-parser (default: refused)
+  --tool-call-parser NAME         the model's tool-call format: ${TOOL_CALL_PARSERS.join(', ')}
   --version                       print Loom's version and exit
   --help                          this text
 
@@ -212,6 +220,11 @@ type Setter = (options: CliOptions, value: string, flag: string) => void;
 const VALUE_FLAGS: Record<string, Setter> = {
   '--model': (o, v) => {
     o.model = v;
+  },
+  '--tool-call-parser': (o, v, f) => {
+    if (!(TOOL_CALL_PARSERS as readonly string[]).includes(v))
+      throw new CliError(`${f} ${v}: Loom reads ${TOOL_CALL_PARSERS.join(' and ')} tool calls`);
+    o.toolCallParser = v as ToolCallParserName;
   },
   '--lora-modules': (o, v, f) => {
     o.loraModules.push(parseLoraModule(v, f));
@@ -357,6 +370,9 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   '--enable-prompt-tokens-details': (o) => {
     o.enablePromptTokensDetails = true;
   },
+  '--enable-auto-tool-choice': (o) => {
+    o.enableAutoToolChoice = true;
+  },
   '--enable-lora': (o) => {
     o.notices.push('--enable-lora: LoRA is always on in Loom; the flag changes nothing');
   },
@@ -469,6 +485,8 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     hideAdapterPaths: false,
     enablePrefixCaching: true,
     enablePromptTokensDetails: false,
+    enableAutoToolChoice: false,
+    toolCallParser: null,
     notices: [],
   };
 }
@@ -535,6 +553,10 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     // A fraction as --pool-size reads one ("1" alone would be one byte).
     options.poolSize = options.gpuMemoryUtilization.toFixed(6);
   }
+  if (options.enableAutoToolChoice && options.toolCallParser === null)
+    throw new CliError(
+      '--enable-auto-tool-choice needs --tool-call-parser (the format the model writes its calls in)',
+    );
   if (options.apiKey === null) options.hideAdapterPaths = true;
   const names = new Set<string>();
   for (const { name } of options.loraModules) {

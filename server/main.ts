@@ -100,6 +100,7 @@ async function main(): Promise<void> {
     logger: { level: options.logLevel },
     maxN: options.maxN,
     maxLogprobs: options.maxLogprobs,
+    toolCallParser: options.enableAutoToolChoice ? options.toolCallParser : null,
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,
       maxConnections: options.maxConnections,

@@ -1,5 +1,6 @@
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { serviceUnavailable } from './api-error.js';
+import type { ToolCallParserName } from './auto-tool-calls.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { ServingStack } from './serving-stack.js';
 
@@ -14,6 +15,8 @@ export interface ServerSettings {
   promptTokensDetails: boolean;
   /** Most top tokens a row may list (--max-logprobs, vLLM's; -1: no cap). */
   maxLogprobs: number;
+  /** tool_choice "auto" reads calls with this (--enable-auto-tool-choice --tool-call-parser); null: "auto" is refused. */
+  toolCallParser: ToolCallParserName | null;
 }
 
 /**
@@ -43,6 +46,7 @@ export class ServerState {
       logRequests: false,
       promptTokensDetails: false,
       maxLogprobs: DEFAULT_MAX_LOGPROBS,
+      toolCallParser: null,
     },
   ) {}
 

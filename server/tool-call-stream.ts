@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { ToolCallOutput } from './tool-calls.js';
+import type { GuidedToolCallOutput } from './tool-calls.js';
 
 /** One tool call of a message, as OpenAI's API returns it. */
 export interface ToolCall {
@@ -20,7 +20,7 @@ export interface ToolCallDelta {
 }
 
 /** vLLM's tool call ids: "chatcmpl-tool-" and 32 hex digits. */
-function newToolCallId(): string {
+export function newToolCallId(): string {
   return `chatcmpl-tool-${randomUUID().replaceAll('-', '')}`;
 }
 
@@ -55,7 +55,7 @@ export class ToolCallReader {
   private heldWhitespace = '';
   private deltas: ToolCallDelta[] = [];
 
-  constructor(private readonly output: ToolCallOutput) {
+  constructor(private readonly output: GuidedToolCallOutput) {
     this.inArguments = output.kind === 'named';
   }
 

@@ -1,18 +1,26 @@
 import type { Grammar } from '../structured/grammar-nodes.js';
 import { compileJsonSchema, compileToolCallsGrammar } from '../structured/json-schema.js';
 import { echoed, invalidRequest, notSupported } from './api-error.js';
+import { type AutoToolCallDelta, AutoToolCallReader, type ToolCallParserName } from './auto-tool-calls.js';
 import type { ChatCompletionRequest, FunctionTool } from './schemas/chat-request.js';
 import type { ServingTokenizer } from './serving-stack.js';
+import { type ToolCall, ToolCallReader } from './tool-call-stream.js';
 
 /** The arguments' schema of a function defined without `parameters`: it takes none. */
 const NO_PARAMETERS = { type: 'object', properties: {} };
 
-/** How a choice's output is read back as tool calls (tool-call-stream.ts). */
-export type ToolCallOutput =
+/** Guided output read back as tool calls (tool-call-stream.ts). */
+export type GuidedToolCallOutput =
   /** tool_choice names a function: the whole output is that function's arguments. */
   | { kind: 'named'; name: string }
   /** tool_choice "required": the output is a JSON array of {"name", "parameters"} calls. */
   | { kind: 'required' };
+
+/** How a choice's output is read back as tool calls. */
+export type ToolCallOutput =
+  | GuidedToolCallOutput
+  /** tool_choice "auto": free text, calls in the model's own format read out of it (auto-tool-calls.ts). */
+  | { kind: 'auto'; parser: ToolCallParserName };
 
 /** A chat request's tool calling, checked: what the template gets and how decoding is guided. */
 export interface ToolCalling {
@@ -52,13 +60,19 @@ export function checkedTools(
 }
 
 /**
- * OpenAI's `tools`, `tool_choice` and `parallel_tool_calls` as vLLM serves them without an auto
- * tool parser: "none" (the default without tools) answers in text with the tools in the prompt;
- * a named function, or "required", constrains the output to that function's arguments, or to a
- * JSON array of calls, and returns them as `tool_calls`. "auto" (the default with tools) needs a
- * model-specific parser that reads calls out of free text; Loom has none, and says so.
+ * OpenAI's `tools`, `tool_choice` and `parallel_tool_calls` as vLLM serves them: "none" (the
+ * default without tools) answers in text with the tools in the prompt; a named function, or
+ * "required", constrains the output to that function's arguments, or to a JSON array of calls,
+ * and returns them as `tool_calls`. "auto" (the default with tools) lets the model write text and
+ * reads calls in its own format out of it, with the --tool-call-parser the server was started
+ * with (and --enable-auto-tool-choice, as vLLM asks); without them it is refused.
  */
-export function toolCalling(body: ChatCompletionRequest, tokenizer: ServingTokenizer): ToolCalling {
+export function toolCalling(
+  body: ChatCompletionRequest,
+  tokenizer: ServingTokenizer,
+  /** --tool-call-parser, when --enable-auto-tool-choice is set too; else null ("auto" is refused). */
+  parser: ToolCallParserName | null,
+): ToolCalling {
   if (body.functions != null)
     throw notSupported('functions', "`functions` (OpenAI's deprecated function calling; use `tools`)");
   if (body.function_call != null)
@@ -84,11 +98,22 @@ export function toolCalling(body: ChatCompletionRequest, tokenizer: ServingToken
     param: `tools[${i}].function.parameters`,
   });
   if (choice === 'none') return { templateTools: tools, output: null, guide: null };
-  if (choice === 'auto')
-    throw notSupported(
-      'tool_choice',
-      'tool_choice "auto" (the default when tools are given: it needs a parser for the model\'s own tool-call format, which Loom does not have; ask for "required", a named function, or "none")',
-    );
+  if (choice === 'auto') {
+    if (!parser)
+      throw invalidRequest(
+        '"auto" tool choice (the default when tools are given) requires --enable-auto-tool-choice and --tool-call-parser to be set: ask for "required", a named function or "none", or start the server with them.',
+        'tool_choice',
+        'unsupported_parameter',
+      );
+    // vLLM follows `strict` in "auto" with structural tags (free text, then guided calls); Loom cannot.
+    const strict = tools.findIndex((t) => t.function.strict === true);
+    if (strict >= 0)
+      throw notSupported(
+        `tools[${strict}].function.strict`,
+        'A strict tool with tool_choice "auto" (its calls would not be guided; "required" or a named tool_choice guide them)',
+      );
+    return { templateTools: tools, output: { kind: 'auto', parser }, guide: null };
+  }
   if (choice === 'required') {
     const maxCalls = body.parallel_tool_calls === false ? 1 : Number.POSITIVE_INFINITY;
     return {
@@ -114,4 +139,42 @@ export function toolCalling(body: ChatCompletionRequest, tokenizer: ServingToken
     output: { kind: 'named', name: tool.name },
     guide: { param: 'tool_choice', grammar: () => compileJsonSchema(tool.parameters, tool.param) },
   };
+}
+
+/** A choice's output read as a message while it comes: its text, and its tool calls. */
+export interface MessageReader {
+  push(text: string): AutoToolCallDelta;
+  /** The output ended: what was held back is settled. */
+  finish(): AutoToolCallDelta;
+  readonly content: string;
+  readonly calls: readonly ToolCall[];
+}
+
+/** The reader of a choice's output: guided calls (tool-call-stream.ts) or free text with calls in it. */
+export function messageReader(output: ToolCallOutput): MessageReader {
+  if (output.kind === 'auto') return AutoToolCallReader.for(output.parser);
+  const reader = new ToolCallReader(output);
+  return {
+    push: (text) => ({ content: '', calls: reader.push(text) }),
+    finish: () => ({ content: '', calls: [] }),
+    content: '',
+    get calls() {
+      return reader.calls;
+    },
+  };
+}
+
+/**
+ * A choice's finish reason with tool calls, as vLLM gives it (following OpenAI): "tool_calls"
+ * when "required" ended its array or "auto" read calls; a named function's call keeps "stop"
+ * (or "length").
+ */
+export function toolFinishReason(
+  output: ToolCallOutput | null | undefined,
+  reason: string | null,
+  numCalls: number,
+): string | null {
+  if (output?.kind === 'required' && reason === 'stop') return 'tool_calls';
+  if (output?.kind === 'auto' && reason !== null && numCalls > 0) return 'tool_calls';
+  return reason;
 }

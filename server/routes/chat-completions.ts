@@ -8,16 +8,14 @@ import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../sche
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
 import type { ServingStack } from '../serving-stack.js';
-import { type ToolCall, ToolCallReader } from '../tool-call-stream.js';
-import { type ToolCalling, toolCalling } from '../tool-calls.js';
-
-/**
- * A choice's finish reason with tool calls, as vLLM gives it (following OpenAI): "tool_calls"
- * when tool_choice "required" ended its array; a named function's call keeps "stop" (or "length").
- */
-function finishReason(tools: ToolCalling | null, reason: string | null): string | null {
-  return tools?.output?.kind === 'required' && reason === 'stop' ? 'tool_calls' : reason;
-}
+import type { ToolCall } from '../tool-call-stream.js';
+import {
+  type MessageReader,
+  messageReader,
+  type ToolCalling,
+  toolCalling,
+  toolFinishReason,
+} from '../tool-calls.js';
 
 /**
  * `logprobs: true` scores each sampled token; `top_logprobs: k` (0..--max-logprobs) lists k top tokens beside
@@ -62,11 +60,11 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
       const body = request.body;
       let tools: ToolCalling | null = null;
       /** Streaming: each choice's calls, read as its text comes. */
-      const readers = new Map<number, ToolCallReader>();
+      const readers = new Map<number, MessageReader>();
       const readerOf = (index: number, output: NonNullable<ToolCalling['output']>) => {
         let reader = readers.get(index);
         if (!reader) {
-          reader = new ToolCallReader(output);
+          reader = messageReader(output);
           readers.set(index, reader);
         }
         return reader;
@@ -76,7 +74,10 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         object: 'chat.completion',
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
-          tools = toolCalling(body, stack.tokenizer);
+          tools = toolCalling(body, stack.tokenizer, app.loom.settings.toolCallParser);
+          // vLLM's hermes parser asks for special tokens in the text: Hermes models' <tool_call> is one.
+          if (tools.output?.kind === 'auto' && tools.output.parser === 'hermes')
+            body.skip_special_tokens ??= false;
           const tokens = chatPromptTokens(stack, body.model, body.messages, {
             ...chatPromptOptions(body),
             tools: tools.templateTools,
@@ -94,16 +95,20 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         choice: (outcome, view) => {
           const output = tools?.output;
           let message: { role: 'assistant'; content: string; tool_calls?: ToolCall[] };
+          let numCalls = 0;
           if (output) {
-            // vLLM's shape: the calls, and an empty text beside them.
-            const reader = new ToolCallReader(output);
+            // vLLM's shape: the calls, and the text beside them (empty when the output was guided).
+            const reader = messageReader(output);
             reader.push(outcome.text);
-            message = { role: 'assistant', content: '', tool_calls: [...reader.calls] };
+            reader.finish();
+            numCalls = reader.calls.length;
+            message = { role: 'assistant', content: reader.content };
+            if (output.kind !== 'auto' || numCalls > 0) message.tool_calls = [...reader.calls];
           } else message = { role: 'assistant', content: outcome.text };
           return {
             message,
             logprobs: chatLogprobs(view, outcome.tokenIds, outcome.logprobs),
-            finish_reason: finishReason(tools, outcome.finishReason),
+            finish_reason: toolFinishReason(output, outcome.finishReason, numCalls),
             stop_reason: outcome.stop_reason,
           };
         },
@@ -117,17 +122,35 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           const output = tools?.output;
           const logprobs = chatLogprobs(view, delta.tokenIds, delta.logprobs);
           let content: object = delta.text ? { content: delta.text } : {};
+          let numCalls = 0;
           if (output) {
-            const calls = delta.text ? readerOf(index, output).push(delta.text) : [];
-            // Whitespace the calls hold back makes no chunk of its own.
-            if (calls.length === 0 && !delta.finishReason && !logprobs && !delta.promptLogprobs) return null;
-            content = calls.length > 0 ? { tool_calls: calls } : {};
+            const reader = readerOf(index, output);
+            const read = reader.push(delta.text ?? '');
+            if (delta.finishReason) {
+              const last = reader.finish();
+              read.content += last.content;
+              read.calls.push(...last.calls);
+            }
+            numCalls = reader.calls.length;
+            // What the reader holds back (whitespace, a tag or a call still coming) makes no chunk of its own.
+            if (
+              !read.content &&
+              read.calls.length === 0 &&
+              !delta.finishReason &&
+              !logprobs &&
+              !delta.promptLogprobs
+            )
+              return null;
+            content = {
+              ...(read.content ? { content: read.content } : {}),
+              ...(read.calls.length > 0 ? { tool_calls: read.calls } : {}),
+            };
           }
           return {
             index,
             delta: content,
             logprobs,
-            finish_reason: finishReason(tools, delta.finishReason),
+            finish_reason: toolFinishReason(output, delta.finishReason, numCalls),
             stop_reason: stopReason,
           };
         },

@@ -119,6 +119,18 @@ describe('parseCliOptions', () => {
     expect(serve(['--no-enable-prefix-caching']).enablePrefixCaching).toBe(false);
     expect(serve(['--no-enable-prefix-caching', '--enable-prefix-caching']).enablePrefixCaching).toBe(true);
     expect(serve(['--enable-prompt-tokens-details']).enablePromptTokensDetails).toBe(true);
+    expect(serve([])).toMatchObject({ enableAutoToolChoice: false, toolCallParser: null });
+    expect(serve(['--enable-auto-tool-choice', '--tool-call-parser', 'hermes'])).toMatchObject({
+      enableAutoToolChoice: true,
+      toolCallParser: 'hermes',
+    });
+    expect(serve(['--tool-call-parser=llama3_json']).toolCallParser).toBe('llama3_json');
+    expect(() => serve(['--enable-auto-tool-choice'])).toThrow(
+      /--enable-auto-tool-choice needs --tool-call-parser/,
+    );
+    expect(() => serve(['--tool-call-parser', 'mistral'])).toThrow(
+      /--tool-call-parser mistral: Loom reads hermes and llama3_json/,
+    );
     expect(() => serve(['--slo-ttft', '0'])).toThrow(/--slo-ttft: expected a positive number of seconds/);
     expect(() => serve(['--slo-ttft', '-1'])).toThrow(CliError);
     expect(() => serve(['--max-queue', '0'])).toThrow(/--max-queue/);

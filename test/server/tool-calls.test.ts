@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../model/chat-template.js';
 import { SYNTHETIC_CHAT_TEMPLATE } from '../../model/synthetic-tokenizer.js';
+import { AutoToolCallReader, pythonJson, type ToolCallParserName } from '../../server/auto-tool-calls.js';
 import { ToolCallReader } from '../../server/tool-call-stream.js';
 import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
@@ -398,5 +399,148 @@ describe('tool calls over HTTP', () => {
     );
     const ok = await server().post('/v1/chat/completions', chat({ max_tokens: 2 }));
     expect(ok.status).toBe(200);
+  });
+});
+
+describe('tool_choice "auto": calls read out of the text', () => {
+  /** A reader's output over `text` cut at random places, as a stream puts it together. */
+  function streamed(parser: ToolCallParserName, text: string, seed: number) {
+    const reader = AutoToolCallReader.for(parser);
+    let content = '';
+    const deltas: Parameters<typeof assemble>[0] = [];
+    let s = seed;
+    for (let at = 0; at < text.length; ) {
+      s = (s * 1103515245 + 12345) % 2 ** 31;
+      const step = 1 + (s % 9);
+      const out = reader.push(text.slice(at, at + step));
+      content += out.content;
+      deltas.push(...out.calls);
+      at += step;
+    }
+    const last = reader.finish();
+    content += last.content;
+    deltas.push(...last.calls);
+    return { content, calls: assemble(deltas).map((c) => c.function), reader };
+  }
+
+  function whole(parser: ToolCallParserName, text: string) {
+    const reader = AutoToolCallReader.for(parser);
+    reader.push(text);
+    reader.finish();
+    return { content: reader.content, calls: reader.calls.map((c) => c.function) };
+  }
+
+  it('hermes: <tool_call> blocks are calls (arguments as vLLM writes them), the rest is the content', () => {
+    const text =
+      'Let me check. <tool_call>\n{"name": "weather", "arguments": {"city":"Oslo","days":[1,2]}}\n</tool_call>\n<tool_call>{"name": "ping", "arguments": {}}</tool_call>\n';
+    const expected = {
+      content: 'Let me check.',
+      calls: [
+        { name: 'weather', arguments: '{"city": "Oslo", "days": [1, 2]}' },
+        { name: 'ping', arguments: '{}' },
+      ],
+    };
+    expect(whole('hermes', text)).toEqual(expected);
+    for (let seed = 1; seed <= 20; seed++) {
+      const { content, calls } = streamed('hermes', text, seed);
+      expect({ content, calls }).toEqual(expected);
+    }
+  });
+
+  it('hermes: text alone, a tag-like text, a call that does not parse, and one cut at the end', () => {
+    expect(whole('hermes', 'Just text <tool_ and more. ')).toEqual({
+      content: 'Just text <tool_ and more.',
+      calls: [],
+    });
+    expect(whole('hermes', 'A <tool_call>{"name": 1}</tool_call> B')).toEqual({
+      content: 'A <tool_call>{"name": 1}</tool_call> B',
+      calls: [],
+    });
+    expect(whole('hermes', '<tool_call>{"name": "ping", "arguments": {"n": 1}}')).toEqual({
+      content: '',
+      calls: [{ name: 'ping', arguments: '{"n": 1}' }],
+    });
+    expect(whole('hermes', '<tool_call>{"name": "ping", "argu')).toEqual({
+      content: '<tool_call>{"name": "ping", "argu',
+      calls: [],
+    });
+  });
+
+  it('llama3_json: an output starting with { (or <|python_tag|>) is calls separated by ;', () => {
+    const text =
+      '<|python_tag|>{"name": "weather", "parameters": {"city": "Paris"}}; {"name": "ping", "arguments": {}}';
+    const expected = {
+      content: '',
+      calls: [
+        { name: 'weather', arguments: '{"city": "Paris"}' },
+        { name: 'ping', arguments: '{}' },
+      ],
+    };
+    expect(whole('llama3_json', text)).toEqual(expected);
+    for (let seed = 1; seed <= 10; seed++)
+      expect(streamed('llama3_json', text, seed)).toMatchObject(expected);
+    expect(whole('llama3_json', 'It is sunny. {"a": 1}')).toEqual({
+      content: 'It is sunny. {"a": 1}',
+      calls: [],
+    });
+    expect(whole('llama3_json', '{"name": "weather"} trailing')).toEqual({
+      content: '{"name": "weather"} trailing',
+      calls: [],
+    });
+  });
+
+  it('pythonJson writes what json.dumps writes', () => {
+    expect(pythonJson({ a: [1, 'é', null, true], b: { c: 'x"y' } })).toBe(
+      '{"a": [1, "é", null, true], "b": {"c": "x\\"y"}}',
+    );
+  });
+});
+
+describe('tool_choice "auto" over HTTP (--enable-auto-tool-choice --tool-call-parser hermes)', () => {
+  const auto = useTinyServer('onnx', { maxModelLen: 512 }, { toolCallParser: 'hermes' });
+  // guided_regex makes the tiny model write a call, so the whole path runs on known text.
+  const body = (extra: object) =>
+    chat({
+      tools: TOOLS,
+      guided_regex: 'On it\\.<tool_call>\\{"name": "ping", "arguments": \\{\\}\\}</tool_call>',
+      ...extra,
+    });
+
+  it('answers the text and the calls in it, streamed or whole alike', async () => {
+    const res = await auto().post('/v1/chat/completions', body({}));
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const [choice] = res.body.choices;
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.content).toBe('On it.');
+    expect(choice.message.tool_calls.map((c: Call) => c.function)).toEqual([
+      { name: 'ping', arguments: '{}' },
+    ]);
+    expectValidCall(choice.message.tool_calls[0]);
+
+    const stream = await auto().client.chat.completions.create({ ...body({}), stream: true } as never);
+    let content = '';
+    const deltas: Parameters<typeof assemble>[0] = [];
+    let finish: string | null = null;
+    for await (const chunk of stream as unknown as AsyncIterable<{
+      choices: Array<{ delta: { content?: string; tool_calls?: never[] }; finish_reason: string | null }>;
+    }>) {
+      content += chunk.choices[0].delta.content ?? '';
+      deltas.push(...(chunk.choices[0].delta.tool_calls ?? []));
+      finish = chunk.choices[0].finish_reason ?? finish;
+    }
+    expect(content).toBe('On it.');
+    expect(assemble(deltas).map((c) => c.function)).toEqual([{ name: 'ping', arguments: '{}' }]);
+    expect(finish).toBe('tool_calls');
+  });
+
+  it('is plain text without tools, and refuses a strict tool it could not guide', async () => {
+    const plain = await auto().post('/v1/chat/completions', chat({ max_tokens: 4 }));
+    expect(plain.body.choices[0].message.tool_calls).toBeUndefined();
+    const strict = await auto().post(
+      '/v1/chat/completions',
+      chat({ tools: [{ type: 'function', function: { name: 'ping', strict: true } }] }),
+    );
+    expect(strict.status).toBe(400);
+    expect(strict.body.error.param).toBe('tools[0].function.strict');
   });
 });
