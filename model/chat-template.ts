@@ -77,6 +77,11 @@ function strftimeNow(format: string): string {
 export class ChatTemplate {
   private readonly template: Template;
   private names: Set<string> | null = null;
+  /**
+   * The model's "tool_use" template, when its chat_template is a list that names one: HF's
+   * apply_chat_template renders with it whenever tools are given (forTools).
+   */
+  toolUse: ChatTemplate | null = null;
 
   /** Throws a ModelFormatError naming `file` if the source does not parse. */
   constructor(source: string, file: string) {
@@ -85,6 +90,11 @@ export class ChatTemplate {
     } catch (err) {
       throw new ModelFormatError(file, `chat template does not parse (${(err as Error).message})`);
     }
+  }
+
+  /** The template a rendering uses: the "tool_use" one when there are tools and the model has one. */
+  forTools(hasTools: boolean): ChatTemplate {
+    return hasTools && this.toolUse ? this.toolUse : this;
   }
 
   /**
@@ -137,14 +147,22 @@ export class ChatTemplate {
   }
 }
 
-/** `chat_template` is a string, or a list of named templates of which "default" is the chat one. */
-function pickTemplate(file: string, raw: unknown): string | null {
+/**
+ * `chat_template` is a string, or a list of named templates of which "default" is the chat one
+ * and "tool_use", where there is one, the one for requests with tools (as HF chooses them).
+ */
+function pickTemplate(file: string, raw: unknown): { source: string; toolUse: string | null } | null {
   if (raw === undefined || raw === null) return null;
-  if (typeof raw === 'string') return raw;
+  if (typeof raw === 'string') return { source: raw, toolUse: null };
   if (Array.isArray(raw)) {
-    const named = raw.find((t) => t && typeof t === 'object' && t.name === 'default');
-    if (named && typeof named.template === 'string') return named.template;
-    throw new ModelFormatError(file, 'chat_template is a list without a "default" template');
+    const named = (name: string) => raw.find((t) => t && typeof t === 'object' && t.name === name);
+    const chosen = named('default');
+    if (!chosen || typeof chosen.template !== 'string')
+      throw new ModelFormatError(file, 'chat_template is a list without a "default" template');
+    const toolUse = named('tool_use');
+    if (toolUse && typeof toolUse.template !== 'string')
+      throw new ModelFormatError(file, 'chat_template\'s "tool_use" template is not a string');
+    return { source: chosen.template, toolUse: toolUse ? toolUse.template : null };
   }
   throw new ModelFormatError(file, 'chat_template is neither a string nor a list of {name, template}');
 }
@@ -161,7 +179,11 @@ export async function loadChatTemplate(
   }
   const configFile = join(dir, 'tokenizer_config.json');
   const fromConfig = pickTemplate(configFile, tokenizerConfig.chat_template);
-  if (fromConfig !== null) return new ChatTemplate(fromConfig, configFile);
+  if (fromConfig !== null) {
+    const template = new ChatTemplate(fromConfig.source, configFile);
+    if (fromConfig.toolUse !== null) template.toolUse = new ChatTemplate(fromConfig.toolUse, configFile);
+    return template;
+  }
   // Recent transformers versions save the template beside the config instead of inside it.
   const jinjaFile = join(dir, 'chat_template.jinja');
   if (!(await fileExists(jinjaFile))) return null;

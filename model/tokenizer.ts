@@ -135,8 +135,8 @@ export class TextTokenizer {
     return this.template !== null;
   }
 
-  chatTemplateReads(name: string): boolean {
-    return this.template?.reads(name) ?? false;
+  chatTemplateReads(name: string, withTools = false): boolean {
+    return this.template?.forTools(withTools).reads(name) ?? false;
   }
 
   encode(text: string, addSpecialTokens = true): number[] {
@@ -171,7 +171,7 @@ export class TextTokenizer {
     tools: readonly unknown[] | null = null,
   ): string {
     if (!this.template) throw new ChatTemplateError('this model has no chat template');
-    return this.template.render({
+    return this.template.forTools(tools !== null).render({
       // HF passes tools=None when there are none; chat_template_kwargs may set it, as in vLLM.
       tools,
       ...extra,

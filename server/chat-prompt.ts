@@ -51,6 +51,8 @@ function toolFields(
   message: ChatMessage,
   index: number,
   tokenizer: ServingStack['tokenizer'],
+  /** The request has tools: the template is the model's "tool_use" one where it has one. */
+  withTools: boolean,
 ): Pick<TemplateMessage, 'tool_calls' | 'tool_call_id'> {
   const at = `messages[${index}]`;
   if (message.function_call != null)
@@ -62,7 +64,7 @@ function toolFields(
   if (message.tool_calls?.length) {
     if (message.role !== 'assistant')
       throw invalidRequest(`'${at}.tool_calls' belongs in an assistant message only.`, `${at}.tool_calls`);
-    if (!tokenizer.chatTemplateReads('tool_calls'))
+    if (!tokenizer.chatTemplateReads('tool_calls', withTools))
       throw invalidRequest(
         `This model's chat template does not render an assistant message's tool_calls, so the model would never see them (${at}.tool_calls): start the server with a --chat-template that writes them.`,
         `${at}.tool_calls`,
@@ -195,7 +197,11 @@ export function chatPromptTokens(
         `messages[${i}].role`,
       );
     const content = messageText(message, i);
-    const out: TemplateMessage = { role, content, ...toolFields(message, i, stack.tokenizer) };
+    const out: TemplateMessage = {
+      role,
+      content,
+      ...toolFields(message, i, stack.tokenizer, (options.tools ?? null) !== null),
+    };
     if (message.name !== undefined) out.name = message.name;
     return out;
   });

@@ -20,8 +20,11 @@ export interface ServingTokenizer {
   /** Characters of the longest token's text: a prompt longer than maxModelLen × this cannot fit. */
   readonly longestTokenChars: number;
   readonly hasChatTemplate: boolean;
-  /** Whether the chat template names `name` anywhere (model/chat-template.ts ChatTemplate.reads). */
-  chatTemplateReads(name: string): boolean;
+  /**
+   * Whether the chat template names `name` anywhere (model/chat-template.ts ChatTemplate.reads):
+   * the one a rendering with tools uses when `withTools` (a model's "tool_use" template).
+   */
+  chatTemplateReads(name: string, withTools?: boolean): boolean;
   encode(text: string, addSpecialTokens?: boolean): number[];
   /** Text of `ids` as HF's `decode` gives it (special tokens skipped by default). */
   decode(ids: readonly number[], skipSpecialTokens?: boolean): string;

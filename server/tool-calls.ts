@@ -50,7 +50,7 @@ export function checkedTools(
       );
     names.add(tool.function.name);
   }
-  if (!tokenizer.chatTemplateReads('tools'))
+  if (!tokenizer.chatTemplateReads('tools', true))
     throw invalidRequest(
       "This model's chat template does not render `tools`, so the model would never see them: start the server with a --chat-template that writes them.",
       'tools',

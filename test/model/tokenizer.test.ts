@@ -90,7 +90,7 @@ describe('TextTokenizer', () => {
     expect(() => tok.applyChatTemplate([{ role: 'user', content: 'x' }])).toThrow(ChatTemplateError);
   });
 
-  it('picks "default" from a list of named templates, and a --chat-template file over both', async () => {
+  it('picks "default" from a list of named templates ("tool_use" with tools), and a --chat-template file over both', async () => {
     const config = {
       ...byteTokenizerConfigJson(),
       chat_template: [
@@ -101,10 +101,19 @@ describe('TextTokenizer', () => {
     const dir = await tokenizerDir('list-template', config);
     const tok = await TextTokenizer.fromDir(dir);
     expect(tok.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('[a]');
+    // HF's choice: the "tool_use" template whenever the request has tools.
+    expect(tok.applyChatTemplate([{ role: 'user', content: 'a' }], true, {}, [{ type: 'function' }])).toBe(
+      'TOOLS',
+    );
+    expect(tok.chatTemplateReads('content')).toBe(true);
+    expect(tok.chatTemplateReads('content', true)).toBe(false);
     const file = join(root(), 'override.jinja');
     await writeFile(file, '{{ eos_token }}{{ messages[0].role }}');
     const overridden = await TextTokenizer.fromDir(dir, file);
     expect(overridden.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('</s>user');
+    expect(
+      overridden.applyChatTemplate([{ role: 'user', content: 'a' }], true, {}, [{ type: 'function' }]),
+    ).toBe('</s>user');
   });
 
   it('names the file when the tokenizer or template is broken', async () => {
