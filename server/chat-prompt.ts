@@ -17,7 +17,7 @@ const ROLE_FOR_TEMPLATE: Record<string, string> = {
   tool: 'tool',
 };
 
-/** Content as the template sees it: a string, or the text parts joined. */
+/** Content as the template sees it: a string, or the text parts joined by newlines (as vLLM joins them). */
 function messageText(message: ChatMessage, index: number): string {
   const param = `messages[${index}].content`;
   // An assistant turn that only called tools has no text (OpenAI sends null).
@@ -39,7 +39,7 @@ function messageText(message: ChatMessage, index: number): string {
         throw invalidRequest(`Missing required parameter '${param}[${p}].text'.`, `${param}[${p}].text`);
       return part.text;
     })
-    .join('');
+    .join('\n');
 }
 
 /**

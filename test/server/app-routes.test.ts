@@ -167,7 +167,8 @@ describe('routes over a fake stack', () => {
       message: { role: 'assistant' },
       finish_reason: 'length',
     });
-    const rendered = '<s>system: be brief\nuser: hello\nassistant:';
+    // vLLM joins a message's text parts with newlines.
+    const rendered = '<s>system: be brief\nuser: hel\nlo\nassistant:';
     expect(stack.scheduler.submitted[0].promptTokens).toEqual([...Buffer.from(rendered)]);
     expect(body.usage.completion_tokens).toBe(6);
   });
