@@ -123,6 +123,63 @@ describe('ToolCallReader', () => {
     }
   });
 
+  it('reads random calls written with random whitespace, cut at random places, as the values written', () => {
+    let state = 7;
+    const rand = (n: number) => {
+      state = (state * 1103515245 + 12345) % 2 ** 31;
+      return state % n;
+    };
+    const ws = () => [' ', '', '\n', '\t', '  '][rand(5)];
+    const strings = ['', 'a', '{', '}', '[', ']', '"', '\\', 'x y', 'é', '"}]', ':,'];
+    const value = (depth: number): unknown => {
+      const kind = depth > 2 ? rand(4) : rand(6);
+      if (kind === 0) return strings[rand(strings.length)];
+      if (kind === 1) return rand(2000) - 1000;
+      if (kind === 2) return [true, false, null][rand(3)];
+      if (kind === 3) return rand(100) / 8;
+      if (kind === 4) return Array.from({ length: rand(3) }, () => value(depth + 1));
+      return Object.fromEntries(
+        Array.from({ length: rand(3) }, (_, i) => [
+          `k${i}${strings[rand(strings.length)]}`,
+          value(depth + 1),
+        ]),
+      );
+    };
+    /** JSON with random whitespace between its tokens. */
+    const write = (v: unknown): string => {
+      if (Array.isArray(v)) return `[${ws()}${v.map((x) => `${write(x)}${ws()}`).join(`,${ws()}`)}]`;
+      if (v !== null && typeof v === 'object')
+        return `{${ws()}${Object.entries(v)
+          .map(([k, x]) => `${JSON.stringify(k)}${ws()}:${ws()}${write(x)}${ws()}`)
+          .join(`,${ws()}`)}}`;
+      return JSON.stringify(v);
+    };
+    for (let round = 0; round < 200; round++) {
+      const calls = Array.from({ length: 1 + rand(3) }, (_, i) => ({
+        name: `tool_${i}${rand(2) ? '-x' : ''}`,
+        parameters: Object.fromEntries(Array.from({ length: rand(3) }, (_, j) => [`p${j}`, value(0)])),
+      }));
+      const text = `${ws()}[${ws()}${calls
+        .map(
+          (c) =>
+            `{${ws()}"name"${ws()}:${ws()}${JSON.stringify(c.name)}${ws()},${ws()}"parameters"${ws()}:${ws()}${write(c.parameters)}${ws()}}`,
+        )
+        .join(`${ws()},${ws()}`)}${ws()}]${ws()}`;
+      const reader = new ToolCallReader({ kind: 'required' });
+      const deltas: Parameters<typeof assemble>[0] = [];
+      for (let at = 0; at < text.length; ) {
+        const step = 1 + rand(6);
+        deltas.push(...reader.push(text.slice(at, at + step)));
+        at += step;
+      }
+      const streamed = assemble(deltas);
+      expect(streamed.map((c) => c.function.name)).toEqual(calls.map((c) => c.name));
+      expect(streamed.map((c) => JSON.parse(c.function.arguments))).toEqual(calls.map((c) => c.parameters));
+      expect(streamed.map((c) => c.function)).toEqual(reader.calls.map((c) => c.function));
+      for (const c of streamed) expect(c.function.arguments).toBe(c.function.arguments.trim());
+    }
+  });
+
   it('keeps strings whole (braces, quotes, escapes and spaces inside them) and names with escapes', () => {
     const reader = new ToolCallReader({ kind: 'required' });
     reader.push('[{"name": "g\\u0065t", "parameters": {"s": "} ] \\" {  "}}]');
