@@ -93,7 +93,6 @@ export function structuredOutputGuide(
     const unsupported: Array<[keyof StructuredOutputsBody, string]> = [
       ['structural_tag', 'Structured output by structural tags (structured_outputs.structural_tag)'],
       ['whitespace_pattern', 'structured_outputs.whitespace_pattern'],
-      ['disable_any_whitespace', 'structured_outputs.disable_any_whitespace: true'],
     ];
     for (const [field, what] of unsupported)
       if (so[field] != null && so[field] !== false) throw notSupported('structured_outputs', what);
@@ -112,7 +111,14 @@ export function structuredOutputGuide(
     if (so.grammar != null)
       asked.push(['structured_outputs', () => ebnfGrammar(so.grammar!, 'structured_outputs')]);
   }
-  if (asked.length === 0) return null;
+  if (asked.length === 0) {
+    if (so?.disable_any_whitespace)
+      throw invalidRequest(
+        'structured_outputs.disable_any_whitespace shapes structured JSON output, and the request asks for none.',
+        'structured_outputs',
+      );
+    return null;
+  }
   if (asked.length > 1)
     throw invalidRequest(
       `Only one kind of structured output may be requested, got ${asked.map(([f]) => f).join(' and ')}.`,
@@ -120,7 +126,17 @@ export function structuredOutputGuide(
     );
   const [param, grammar] = asked[0];
   try {
-    return tokenGuide(tokenizer, grammar());
+    let g = grammar();
+    if (so?.disable_any_whitespace) {
+      // vLLM's option shapes JSON only; on a choice, regex or grammar it would change nothing.
+      if (!g.json)
+        throw notSupported(
+          'structured_outputs',
+          `structured_outputs.disable_any_whitespace with output that is not JSON (${param} asks for a choice, a regex or a grammar; the option shapes JSON only)`,
+        );
+      g = { ...g, compact: true };
+    }
+    return tokenGuide(tokenizer, g);
   } catch (err) {
     if (err instanceof GuideError) throw invalidRequest(err.message, err.param);
     if (err instanceof UnsupportedTokenizerError)

@@ -62,7 +62,8 @@ interface ObjectSpec {
 }
 
 type Frame =
-  | { readonly t: 'value'; readonly node: number; readonly ws: number }
+  /** `sep`: the spaces compact JSON writes before this value (1 after `:` and `,`, 0 at the root). */
+  | { readonly t: 'value'; readonly node: number; readonly ws: number; readonly sep: 0 | 1 }
   | {
       readonly t: 'object';
       readonly node: number;
@@ -173,8 +174,21 @@ export class ByteMatcher {
   /** A literal node's distinct values, for the uniqueItems arrays of its items. */
   private readonly distinctItems = new Map<number, number>();
 
+  /** Compact JSON (Grammar.compact): whitespace only as json.dumps's separators write it. */
+  private readonly compact: boolean;
+
   constructor(readonly grammar: Grammar) {
     this.nodes = grammar.nodes;
+    this.compact = grammar.compact === true;
+  }
+
+  /**
+   * How many whitespace bytes like `b` may stand where compact JSON writes `sep` spaces
+   * (MAX_WHITESPACE_RUN of any kind otherwise).
+   */
+  private wsLimit(b: number, sep: 0 | 1): number {
+    if (!this.compact) return MAX_WHITESPACE_RUN;
+    return b === 0x20 ? sep : 0;
   }
 
   /** The state before any byte. */
@@ -193,7 +207,9 @@ export class ByteMatcher {
       this.cfgEnter(root.program.ruleStart[root.program.root], null, out, new Set());
       return out;
     }
-    return [{ frame: g.json ? { t: 'value', node: g.root, ws: 0 } : this.literalStart(g.root), up: null }];
+    return [
+      { frame: g.json ? { t: 'value', node: g.root, ws: 0, sep: 0 } : this.literalStart(g.root), up: null },
+    ];
   }
 
   /** Whether the output may end in this state (the root value is complete). */
@@ -282,7 +298,7 @@ export class ByteMatcher {
   private frameKey(f: Frame): string {
     switch (f.t) {
       case 'value':
-        return `v${f.node},${f.ws}`;
+        return `v${f.node},${f.ws},${f.sep}`;
       case 'object': {
         const o = this.objectSpec(f.node);
         // Without maxProperties, every count past minProperties accepts the same.
@@ -324,8 +340,8 @@ export class ByteMatcher {
     switch (f.t) {
       case 'value':
         if (isWs(b)) {
-          if (f.ws < MAX_WHITESPACE_RUN) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
-        } else this.begin(f.node, b, s.up, out);
+          if (f.ws < this.wsLimit(b, f.sep)) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
+        } else if (!this.compact || f.ws === f.sep) this.begin(f.node, b, s.up, out);
         return;
       case 'object':
         this.feedObject(f, s, b, out);
@@ -628,9 +644,12 @@ export class ByteMatcher {
     for (let j = f.next; j < props.length && j <= last && !anyListed; j++) anyListed = listedFits(j);
     const mayClose = last >= props.length && f.count >= spec.minProperties;
     const mayAddKey = anyListed || additionalFits;
+    // Compact JSON has one space after a comma and none anywhere else in an object.
+    const sep = f.phase === 'comma' ? 1 : 0;
     const ws = () => {
-      if (f.ws < MAX_WHITESPACE_RUN) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
+      if (f.ws < this.wsLimit(b, sep)) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
     };
+    if (this.compact && !isWs(b) && f.phase !== 'key' && f.ws !== sep) return;
     switch (f.phase) {
       case 'open':
       case 'comma':
@@ -691,7 +710,7 @@ export class ByteMatcher {
             },
             up: s.up,
           };
-          out.push({ frame: { t: 'value', node: value, ws: 0 }, up: after });
+          out.push({ frame: { t: 'value', node: value, ws: 0, sep: 1 }, up: after });
         }
         return;
       case 'after':
@@ -706,7 +725,8 @@ export class ByteMatcher {
     const a = this.arraySpec(f.node);
     const itemNode = (i: number) => (i < a.prefix.length ? a.prefix[i] : a.items);
     if (isWs(b)) {
-      if (f.ws < MAX_WHITESPACE_RUN) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
+      // Compact JSON has no whitespace in an array but the space after a comma (the item's value frame).
+      if (f.ws < this.wsLimit(b, 0)) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
       return;
     }
     const close = b === 0x5d;
@@ -718,7 +738,7 @@ export class ByteMatcher {
     if (f.count >= a.maxItems || item === null || this.itemsLeft(f, item) <= 0) return;
     const after: Stack = { frame: { ...f, phase: 'after', count: f.count + 1, ws: 0 }, up: s.up };
     if (f.phase === 'open') this.begin(item, b, after, out);
-    else if (b === 0x2c) out.push({ frame: { t: 'value', node: item, ws: 0 }, up: after });
+    else if (b === 0x2c) out.push({ frame: { t: 'value', node: item, ws: 0, sep: 1 }, up: after });
   }
 }
 

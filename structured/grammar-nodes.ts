@@ -65,6 +65,11 @@ export interface Grammar {
   readonly root: number;
   /** JSON grammars allow whitespace around values; a choice or a regex is matched as its bytes alone. */
   readonly json: boolean;
+  /**
+   * JSON written one way only (vLLM's disable_any_whitespace, xgrammar's any_whitespace=False):
+   * no whitespace but the one space after each `,` and `:`, as Python's json.dumps writes it.
+   */
+  readonly compact?: boolean;
 }
 
 /** A request's structured-output field that cannot be followed, with the field it names. */

@@ -32,6 +32,26 @@ function expectFollowsSchema(text: string): void {
 }
 
 describe('structured output over HTTP', () => {
+  it('structured_outputs.disable_any_whitespace: JSON written as json.dumps writes it', async () => {
+    for (const seed of [1, 2, 3, 4]) {
+      const res = await server().post('/v1/completions', {
+        model: TINY_MODEL_NAME,
+        prompt: 'Answer in JSON:',
+        max_tokens: 200,
+        temperature: 1.3,
+        seed,
+        structured_outputs: { json: SCHEMA, disable_any_whitespace: true },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const [choice] = res.body.choices;
+      expect(choice.finish_reason, choice.text).toBe('stop');
+      expectFollowsSchema(choice.text);
+      // The schema's strings are enum values without spaces: any other space is whitespace.
+      expect(choice.text.replaceAll(', ', ',').replaceAll(': ', ':')).not.toMatch(/\s/);
+      expect(choice.text).not.toMatch(/[,:](?! )/);
+    }
+  });
+
   it('response_format json_schema: every sampled choice is a document of the schema, ended by EOS', async () => {
     for (const seed of [1, 2, 3]) {
       const res = await server().post('/v1/completions', {
@@ -250,6 +270,12 @@ describe('structured output over HTTP', () => {
       [{ guided_grammar: 'root ::= x\nx ::= x "a" | "b"' }, 'guided_grammar', /left-recursive/],
       [{ structured_outputs: { grammar: 'start ::= "a"' } }, 'structured_outputs', /no rule "root"/],
       [{ structured_outputs: { structural_tag: '{}' } }, 'structured_outputs', /structural tags/],
+      [{ structured_outputs: { disable_any_whitespace: true } }, 'structured_outputs', /asks for none/],
+      [
+        { structured_outputs: { choice: ['a', 'b'], disable_any_whitespace: true } },
+        'structured_outputs',
+        /shapes JSON only/,
+      ],
       [{ guided_choice: ['a'], response_format: { type: 'json_object' } }, 'guided_choice', /Only one kind/],
       [{ guided_json: { $ref: 'https://example.com/s.json' } }, 'guided_json', /not local/],
       [{ guided_json: { type: 'integer', multipleOf: 0 } }, 'guided_json', /"multipleOf" 0/],

@@ -319,6 +319,27 @@ describe('tool calls over HTTP', () => {
     expect(single).toBeGreaterThan(0);
   });
 
+  it('writes calls compactly under structured_outputs.disable_any_whitespace', async () => {
+    for (const seed of [1, 2, 3]) {
+      const res = await server().post(
+        '/v1/chat/completions',
+        chat({
+          tools: TOOLS,
+          tool_choice: 'required',
+          parallel_tool_calls: false,
+          structured_outputs: { disable_any_whitespace: true },
+          seed,
+          temperature: 1.5,
+        }),
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const [choice] = res.body.choices;
+      expect(choice.finish_reason).toBe('tool_calls');
+      expect(choice.message.tool_calls).toHaveLength(1);
+      expect(choice.message.tool_calls[0].function.arguments).toMatch(/^(\{"city": "(Paris|Oslo)"\}|\{\})$/);
+    }
+  });
+
   it('streams the same calls, announced once by name, then their arguments', async () => {
     for (const [tools, tool_choice] of [
       [TOOLS, 'required'],

@@ -223,6 +223,80 @@ describe('ByteMatcher: a JSON Schema', () => {
   });
 });
 
+/** Whether `text` has whitespace outside strings only as one space after each `,` and `:`. */
+function writtenCompactly(text: string): boolean {
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === '\\') i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === ' ' || c === '\n' || c === '\t' || c === '\r') {
+      if (c !== ' ' || (text[i - 1] !== ',' && text[i - 1] !== ':') || text[i + 1] === ' ') return false;
+    } else if ((c === ',' || c === ':') && text[i + 1] !== ' ') return false;
+  }
+  return true;
+}
+
+describe('ByteMatcher: compact JSON (disable_any_whitespace)', () => {
+  const schema = {
+    type: 'object',
+    properties: {
+      a: { type: 'integer' },
+      b: { type: 'array', items: { type: 'string' } },
+      c: { type: 'object', properties: { d: { type: 'boolean' } } },
+    },
+    required: ['a'],
+  };
+  const g: Grammar = { ...compileJsonSchema(schema, 'structured_outputs'), compact: true };
+
+  it('takes JSON written as json.dumps writes it, and no other spacing', () => {
+    for (const text of [
+      '{"a": 1}',
+      '{"a": -2, "b": ["x", "y z"], "c": {"d": true}}',
+      '{"a": 0, "b": []}',
+      '{"a": 3, "c": {}}',
+    ])
+      expect(accepts(g, text), text).toBe(true);
+    for (const text of [
+      ' {"a": 1}',
+      '{"a":1}',
+      '{ "a": 1}',
+      '{"a": 1 }',
+      '{"a" : 1}',
+      '{"a":  1}',
+      '{"a": 1,"b": []}',
+      '{"a": 1, "b": [ "x"]}',
+      '{"a": 1, "b": ["x","y"]}',
+      '{"a": 1, "b": ["x" ]}',
+      '{"a":\n1}',
+    ])
+      expect(accepts(g, text), text).toBe(false);
+    const any: Grammar = { ...jsonObjectGrammar(), compact: true };
+    expect(accepts(any, '{"k": [1, {"x": null}], "e": {}}')).toBe(true);
+    expect(accepts(any, '{"k": [1,2]}')).toBe(false);
+  });
+
+  it('random walks never reach a dead end, and every document they end on is written compactly', () => {
+    const m = new ByteMatcher({ ...jsonObjectGrammar(), compact: true });
+    const rand = mulberry32(5);
+    const alphabet = [...'{}[]",: \n0123456789-.eEtruefalsnxy'].map((c) => c.charCodeAt(0));
+    let ended = 0;
+    for (let w = 0; w < 150; w++) {
+      const text = randomWalk(m, alphabet, rand, 'compact', {
+        ends: (mayEnd, next) => next.length === 0 || (mayEnd && rand() < 0.5),
+        maxLength: 60,
+      });
+      if (text === null) continue;
+      ended++;
+      expect(() => JSON.parse(text), text).not.toThrow();
+      expect(writtenCompactly(text), text).toBe(true);
+    }
+    expect(ended).toBeGreaterThan(20);
+  });
+});
+
 describe('ByteMatcher: numeric bounds', () => {
   const schema = (s: Record<string, unknown>) => compileJsonSchema(s, 'guided_json');
 
