@@ -3,6 +3,9 @@ import { ChatTemplate } from '../../model/chat-template.js';
 import { SYNTHETIC_CHAT_TEMPLATE } from '../../model/synthetic-tokenizer.js';
 import { AutoToolCallReader, pythonJson, type ToolCallParserName } from '../../server/auto-tool-calls.js';
 import { ToolCallReader } from '../../server/tool-call-stream.js';
+import { ByteMatcher } from '../../structured/byte-matcher.js';
+import type { Grammar } from '../../structured/grammar-nodes.js';
+import { compileToolCallsGrammar } from '../../structured/json-schema.js';
 import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
 /**
@@ -209,6 +212,46 @@ describe('ToolCallReader', () => {
     const reader = new ToolCallReader({ kind: 'required' });
     reader.push('[{"name": "get_time", "parameters": {"zone": 1');
     expect(reader.calls.map((c) => c.function.arguments)).toEqual(['{"zone": 1']);
+  });
+});
+
+describe('compileToolCallsGrammar', () => {
+  const accepts = (g: Grammar, text: string) => {
+    const m = new ByteMatcher(g);
+    let states = m.start();
+    for (const b of new TextEncoder().encode(text)) {
+      states = m.feed(states, b);
+      if (states.length === 0) return false;
+    }
+    return m.canEnd(states);
+  };
+
+  it("resolves each tool's $refs against its own schema, so two tools' $defs of one name do not clash", () => {
+    const tool = (name: string, defs: object) => ({
+      name,
+      parameters: {
+        $defs: { Arg: defs },
+        type: 'object',
+        properties: { x: { $ref: '#/$defs/Arg' } },
+        required: ['x'],
+      },
+      param: name,
+    });
+    const g = compileToolCallsGrammar([tool('a', { type: 'integer' }), tool('b', { type: 'string' })], 2);
+    expect(accepts(g, '[{"name": "a", "parameters": {"x": 1}}]')).toBe(true);
+    expect(
+      accepts(g, '[{"name": "b", "parameters": {"x": "s"}}, {"name": "a", "parameters": {"x": 2}}]'),
+    ).toBe(true);
+    expect(accepts(g, '[{"name": "a", "parameters": {"x": "s"}}]')).toBe(false);
+    expect(accepts(g, '[{"name": "b", "parameters": {"x": 1}}]')).toBe(false);
+    expect(accepts(g, '[{"name": "c", "parameters": {"x": 1}}]')).toBe(false);
+    expect(accepts(g, '[]')).toBe(false);
+    expect(
+      accepts(
+        g,
+        '[{"name": "a", "parameters": {"x": 1}}, {"name": "a", "parameters": {"x": 1}}, {"name": "a", "parameters": {"x": 1}}]',
+      ),
+    ).toBe(false);
   });
 });
 
