@@ -18,6 +18,7 @@ export interface SamplingBody extends StructuredOutputFields {
   stream?: boolean | null;
   stream_options?: { include_usage?: boolean | null; continuous_usage_stats?: boolean | null } | null;
   return_tokens_as_token_ids?: boolean | null;
+  return_token_ids?: boolean | null;
   ignore_eos?: boolean | null;
   stop_token_ids?: number[] | null;
   presence_penalty?: number | null;

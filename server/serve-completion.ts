@@ -34,6 +34,8 @@ export interface ChoiceView {
   logprobs: ChoiceLogprobs | null;
   /** Streaming: this is the first chunk of the choice that carries output (echo goes with it). */
   isFirstDelta: boolean;
+  /** vLLM's return_token_ids: the choice gives its token ids, and the prompt's, beside its text. */
+  returnTokenIds: boolean;
   /** vLLM's `prompt_logprobs` of the scored prompt tokens; null when the request asked none. */
   promptLogprobs(scored: readonly TokenLogprobs[] | null | undefined): PromptLogprobs | null;
 }
@@ -192,6 +194,7 @@ export async function serveCompletion<
         ? null
         : new ChoiceLogprobs(stack.tokenizer, asked.numTop, body.return_tokens_as_token_ids ?? false),
     isFirstDelta: true,
+    returnTokenIds: body.return_token_ids === true,
     promptLogprobs: (scored) =>
       asked.numTopPrompt === null ? null : promptLogprobsJson(stack.tokenizer, scored ?? []),
   }));
@@ -257,8 +260,10 @@ export async function serveCompletion<
       for (let index = 0; index < prompts.length * n; index++) yield chunk(route.openingChoice(index));
     }
     for await (const { at, delta } of merged(generations)) {
-      // Tokens whose text is held back (a possible stop string) still carry their log-probabilities.
-      const hasScores = (asked.numTop !== null && delta.tokenIds.length > 0) || delta.promptLogprobs;
+      // Tokens whose text is held back (a possible stop string) still carry their log-probabilities and ids.
+      const hasScores =
+        ((asked.numTop !== null || body.return_token_ids === true) && delta.tokenIds.length > 0) ||
+        delta.promptLogprobs;
       if (!delta.text && !delta.finishReason && !hasScores) continue;
       const stopReason = stopReasonOf(delta.finishReason, delta.stopReason, samplings[at]);
       const view = views[at * n + delta.index];

@@ -89,9 +89,15 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         logprobsAsked,
         defaultMaxTokens: null,
         // One prompt: vLLM lists its scores once, beside the choices.
-        responseFields: (first, view) => ({ prompt_logprobs: view.promptLogprobs(first.promptLogprobs) }),
-        chunkFields: (delta, view) =>
-          delta.promptLogprobs ? { prompt_logprobs: view.promptLogprobs(delta.promptLogprobs) } : {},
+        responseFields: (first, view) => ({
+          prompt_logprobs: view.promptLogprobs(first.promptLogprobs),
+          // vLLM's return_token_ids: the prompt's ids beside the choices (their own in each).
+          ...(view.returnTokenIds ? { prompt_token_ids: [...view.promptTokens] } : {}),
+        }),
+        chunkFields: (delta, view) => ({
+          ...(delta.promptLogprobs ? { prompt_logprobs: view.promptLogprobs(delta.promptLogprobs) } : {}),
+          ...(view.returnTokenIds && view.isFirstDelta ? { prompt_token_ids: [...view.promptTokens] } : {}),
+        }),
         choice: (outcome, view) => {
           const output = tools?.output;
           let message: { role: 'assistant'; content: string; tool_calls?: ToolCall[] };
@@ -110,6 +116,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
             logprobs: chatLogprobs(view, outcome.tokenIds, outcome.logprobs),
             finish_reason: toolFinishReason(output, outcome.finishReason, numCalls),
             stop_reason: outcome.stop_reason,
+            ...(view.returnTokenIds ? { token_ids: [...outcome.tokenIds] } : {}),
           };
         },
         openingChoice: (index) => ({
@@ -138,7 +145,8 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
               read.calls.length === 0 &&
               !delta.finishReason &&
               !logprobs &&
-              !delta.promptLogprobs
+              !delta.promptLogprobs &&
+              !(view.returnTokenIds && delta.tokenIds.length > 0)
             )
               return null;
             content = {
@@ -152,6 +160,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
             logprobs,
             finish_reason: toolFinishReason(output, delta.finishReason, numCalls),
             stop_reason: stopReason,
+            ...(view.returnTokenIds ? { token_ids: [...delta.tokenIds] } : {}),
           };
         },
       });

@@ -152,6 +152,12 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           finish_reason: outcome.finishReason,
           stop_reason: outcome.stop_reason,
           prompt_logprobs: view.promptLogprobs(outcome.promptLogprobs),
+          ...(view.returnTokenIds
+            ? {
+                prompt_token_ids: [...view.promptTokens],
+                token_ids: echoesOnly(request.body) ? [] : [...outcome.tokenIds],
+              }
+            : {}),
         }),
         deltaChoice: (index, delta, stopReason, view) => ({
           index,
@@ -173,6 +179,13 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           // A stream scores the prompt only with prompt_logprobs 0 (as vLLM allows it); vLLM
           // sends none, Loom sends them with the choice's first token.
           ...(delta.promptLogprobs ? { prompt_logprobs: view.promptLogprobs(delta.promptLogprobs) } : {}),
+          // vLLM's return_token_ids: the prompt's with the choice's first chunk, each chunk's own.
+          ...(view.returnTokenIds
+            ? {
+                ...(view.isFirstDelta ? { prompt_token_ids: [...view.promptTokens] } : {}),
+                token_ids: echoesOnly(request.body) ? [] : [...delta.tokenIds],
+              }
+            : {}),
         }),
       }),
   );

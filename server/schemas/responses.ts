@@ -82,6 +82,9 @@ export const CompletionResponseSchema = Type.Object({
       finish_reason: FinishReason,
       stop_reason: StopReason,
       prompt_logprobs: PromptLogprobsSchema,
+      /** vLLM's return_token_ids. */
+      prompt_token_ids: Type.Optional(Type.Array(Type.Integer())),
+      token_ids: Type.Optional(Type.Array(Type.Integer())),
     }),
   ),
   usage: Usage,
@@ -113,9 +116,12 @@ export const ChatCompletionResponseSchema = Type.Object({
       logprobs: Type.Union([ChatLogprobsSchema, Type.Null()]),
       finish_reason: FinishReason,
       stop_reason: StopReason,
+      /** vLLM's return_token_ids. */
+      token_ids: Type.Optional(Type.Array(Type.Integer())),
     }),
   ),
   prompt_logprobs: PromptLogprobsSchema,
+  prompt_token_ids: Type.Optional(Type.Array(Type.Integer())),
   usage: Usage,
 });
 

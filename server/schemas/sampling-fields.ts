@@ -81,6 +81,11 @@ export const samplingFields = {
     ),
   ),
   ignore_eos: Nullable(Type.Boolean({ description: 'a boolean' })),
+  /**
+   * vLLM extension: each choice's generated token ids (`token_ids`) and the prompt's
+   * (`prompt_token_ids`) beside the text; streamed, each chunk's tokens, the prompt's with the first.
+   */
+  return_token_ids: Nullable(Type.Boolean({ description: 'a boolean' })),
   stop_token_ids: Nullable(
     Type.Array(Type.Integer({ minimum: 0 }), { description: 'an array of token ids' }),
   ),
