@@ -6,7 +6,7 @@ import { ModelFormatError } from './model-format-error.js';
 /**
  * The worker half of adapter-reader.ts: reads and checks adapters with its own event loop, so a
  * read's file operations follow each other at once instead of one per turn of a main thread that
- * onnxruntime holds for a whole step. The weights go back by transfer, not copied.
+ * onnxruntime holds for a whole step. The weights go back in shared memory, or by transfer, not copied.
  */
 parentPort?.on('message', async ({ id, name, dir, config }: AdapterReadJob) => {
   let result: AdapterReadResult;
@@ -15,8 +15,10 @@ parentPort?.on('message', async ({ id, name, dir, config }: AdapterReadJob) => {
     const adapter = await loadStoredAdapter(name, dir, config);
     const buffers = new Set<ArrayBuffer>();
     for (const layer of adapter.layers)
+      // Shared memory (safetensors.ts readAllStored) crosses as it is; only a copy's buffer moves.
       for (const pair of Object.values(layer))
-        for (const m of [pair.a, pair.b]) buffers.add(m.data.buffer as ArrayBuffer);
+        for (const m of [pair.a, pair.b])
+          if (m.data.buffer instanceof ArrayBuffer) buffers.add(m.data.buffer);
     transfer = [...buffers];
     result = { id, ok: true, adapter };
   } catch (error) {

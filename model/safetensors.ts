@@ -281,7 +281,11 @@ export class SafetensorsFile {
    * Every tensor as the file stores it (as readStored), from one read of the data region: an
    * adapter's 300-odd tensors were as many awaited reads, each a thread-pool round trip that
    * waited behind whatever the event loop ran (a step's encoding, the scheduler). Tensors view
-   * one buffer where their offsets are aligned, else get a copy.
+   * one buffer where their offsets are aligned, else get a copy. That buffer is shared memory: an
+   * adapter's host copy then crosses to the adapter reader's caller and to an engine on another
+   * thread (OnnxWorkerEngine.writeAdapter) without being copied; cloned, every write in flight
+   * held a copy of its adapter, and a queue of them during a step ran the TinyLlama-shaped trace
+   * out of memory.
    */
   async readAllStored(): Promise<Map<string, { dtype: TensorDtype; data: Float32Array | Uint16Array }>> {
     let end = 0;
@@ -293,7 +297,7 @@ export class SafetensorsFile {
         );
       end = Math.max(end, info.end);
     }
-    const region = new Uint8Array(end);
+    const region = new Uint8Array(new SharedArrayBuffer(end));
     const got = await readFully(this.handle, region, this.dataStart);
     if (got !== end) throw new ModelFormatError(this.file, `file ended after ${got} of ${end} data bytes`);
     const out = new Map<string, { dtype: TensorDtype; data: Float32Array | Uint16Array }>();
@@ -301,11 +305,10 @@ export class SafetensorsFile {
       const dtype = info.dtype as TensorDtype;
       const width = DTYPE_BYTES[dtype];
       const elements = (info.end - info.begin) / width;
-      const View = dtype === 'F32' ? Float32Array : Uint16Array;
+      const memory = info.begin % width === 0 ? region.buffer : region.slice(info.begin, info.end).buffer;
+      const at = info.begin % width === 0 ? info.begin : 0;
       const data =
-        info.begin % width === 0
-          ? new View(region.buffer, info.begin, elements)
-          : new View(region.slice(info.begin, info.end).buffer);
+        dtype === 'F32' ? new Float32Array(memory, at, elements) : new Uint16Array(memory, at, elements);
       out.set(info.name, { dtype, data });
     }
     return out;

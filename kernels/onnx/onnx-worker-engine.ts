@@ -161,7 +161,9 @@ export class OnnxWorkerEngine implements Engine {
       layoutId = this.nextLayoutId++;
       this.layoutIds.set(layout, layoutId);
     }
-    // Cloned as posted: the host copy may change or go once this returns.
+    // A host copy read from a file is in shared memory (safetensors.ts readAllStored) and crosses
+    // as it is: host copies are never written after they are made, and the message keeps the
+    // memory alive if the host store lets the adapter go. Other arrays are cloned as posted.
     this.post({ type: 'write', layoutId, layout, adapter });
   }
 

@@ -34,6 +34,8 @@ describe('AdapterReader', () => {
         expect(viaWorker.layers[1].down_proj!.a.data).toBeInstanceOf(
           dtype === 'F32' ? Float32Array : Uint16Array,
         );
+        // In shared memory: an engine on another thread is given it without a copy.
+        expect(viaWorker.layers[1].down_proj!.a.data.buffer).toBeInstanceOf(SharedArrayBuffer);
       }
     } finally {
       await reader.close();

@@ -90,6 +90,9 @@ describe('safetensors round trip', () => {
     const all = await st.readAllStored();
     for (const name of ['h', 'f', 'b']) expect(all.get(name)).toEqual(await st.readStored(name));
     expect(all.get('f')!.data).toBeInstanceOf(Float32Array);
+    // Aligned tensors view one shared buffer: a host copy crosses threads without a copy.
+    expect(all.get('h')!.data.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(all.get('h')!.data.buffer).toBe(all.get('b')!.data.buffer);
     await st.close();
   });
 
