@@ -14,8 +14,8 @@ parentPort?.on('message', async ({ id, name, dir, config }: AdapterReadJob) => {
   try {
     const adapter = await loadStoredAdapter(name, dir, config);
     const buffers = new Set<ArrayBuffer>();
+    // Shared memory (safetensors.ts readAllStored) crosses as it is; only a copy's buffer moves.
     for (const layer of adapter.layers)
-      // Shared memory (safetensors.ts readAllStored) crosses as it is; only a copy's buffer moves.
       for (const pair of Object.values(layer))
         for (const m of [pair.a, pair.b])
           if (m.data.buffer instanceof ArrayBuffer) buffers.add(m.data.buffer);
