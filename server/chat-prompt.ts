@@ -43,6 +43,15 @@ function messageText(message: ChatMessage, index: number): string {
 }
 
 /**
+ * vLLM's chat `echo`: the text an answer starts with, the final message's when it is the
+ * assistant's (a prefilled answer the model continues), else nothing.
+ */
+export function echoedText(chat: readonly ChatMessage[]): string {
+  const last = chat.length - 1;
+  return last >= 0 && chat[last].role === 'assistant' ? messageText(chat[last], last) : '';
+}
+
+/**
  * A message's tool-calling fields as the template gets them: an assistant turn's calls with their
  * arguments parsed (HF's templates take them as objects; vLLM parses them so too), a tool
  * message's tool_call_id. Each only where it belongs, and only with a template that reads it.

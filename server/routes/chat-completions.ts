@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest } from '../api-error.js';
-import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
+import { chatPromptOptions, chatPromptTokens, echoedText } from '../chat-prompt.js';
 import { checkNumTop, checkPromptLogprobs, type LogprobsAsked } from '../logprobs.js';
 import { truncatePrompt } from '../sampling-params.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
@@ -59,6 +59,8 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
     (request, reply) => {
       const body = request.body;
       let tools: ToolCalling | null = null;
+      /** vLLM's echo: the final assistant message's text, put before each choice's. */
+      let echo = '';
       /** Streaming: each choice's calls, read as its text comes. */
       const readers = new Map<number, MessageReader>();
       const readerOf = (index: number, output: NonNullable<ToolCalling['output']>) => {
@@ -82,6 +84,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
             ...chatPromptOptions(body),
             tools: tools.templateTools,
           });
+          if (body.echo) echo = echoedText(body.messages);
           return [truncatePrompt(tokens, body.truncate_prompt_tokens, stack.maxModelLen)];
         },
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
@@ -108,9 +111,9 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
             reader.push(outcome.text);
             reader.finish();
             numCalls = reader.calls.length;
-            message = { role: 'assistant', content: reader.content };
+            message = { role: 'assistant', content: echo + reader.content };
             if (output.kind !== 'auto' || numCalls > 0) message.tool_calls = [...reader.calls];
-          } else message = { role: 'assistant', content: outcome.text };
+          } else message = { role: 'assistant', content: echo + outcome.text };
           return {
             message,
             logprobs: chatLogprobs(view, outcome.tokenIds, outcome.logprobs),
@@ -121,7 +124,8 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         },
         openingChoice: (index) => ({
           index,
-          delta: { role: 'assistant', content: '' },
+          // vLLM sends the echoed text in a chunk of its own right after this one; here it is in it.
+          delta: { role: 'assistant', content: echo },
           logprobs: null,
           finish_reason: null,
         }),

@@ -139,6 +139,8 @@ export const ChatCompletionRequestSchema = Type.Object(
       ),
     ),
     parallel_tool_calls: Nullable(Type.Boolean({ description: 'a boolean' })),
+    /** vLLM extension: the answer starts with the final message's text when that is the assistant's. */
+    echo: Nullable(Type.Boolean({ description: 'a boolean' })),
     /** OpenAI's deprecated function calling: refused by name (use tools). */
     functions: Type.Optional(Type.Unknown()),
     function_call: Type.Optional(Type.Unknown()),

@@ -173,6 +173,36 @@ describe('routes over a fake stack', () => {
     expect(body.usage.completion_tokens).toBe(6);
   });
 
+  it("chat echo (vLLM's): the answer starts with a final assistant message's text, streamed or whole", async () => {
+    start();
+    const prefilled = {
+      model: 'tiny-base',
+      messages: [
+        { role: 'user', content: 'tell' },
+        { role: 'assistant', content: 'Once' },
+      ],
+      continue_final_message: true,
+      add_generation_prompt: false,
+      max_tokens: 3,
+    };
+    const plain = (await post('/v1/chat/completions', prefilled)).json().choices[0].message.content;
+    const echoed = (await post('/v1/chat/completions', { ...prefilled, echo: true })).json();
+    expect(echoed.choices[0].message.content).toBe(`Once${plain}`);
+    const events = sseEvents(
+      (await post('/v1/chat/completions', { ...prefilled, echo: true, stream: true })).body,
+    );
+    const streamed = events
+      .slice(0, -1)
+      .map((e) => JSON.parse(e).choices[0]?.delta.content ?? '')
+      .join('');
+    expect(streamed).toBe(`Once${plain}`);
+    // The final message is the user's: nothing to echo.
+    const asked = { model: 'tiny-base', messages: [{ role: 'user', content: 'tell' }], max_tokens: 3 };
+    expect(
+      (await post('/v1/chat/completions', { ...asked, echo: true })).json().choices[0].message.content,
+    ).toBe((await post('/v1/chat/completions', asked)).json().choices[0].message.content);
+  });
+
   it('streams completions as SSE with a usage chunk and [DONE]', async () => {
     start();
     const res = await post('/v1/completions', {
