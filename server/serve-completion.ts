@@ -184,6 +184,7 @@ export async function serveCompletion<
   }));
   const beamSearch = beamSearchOptions(body, samplings[0], state.settings.maxLogprobs);
   const n = samplings[0].n;
+  const returnTokenIds = body.return_token_ids === true;
   // One view per choice, index prompt-major; each carries its own text offsets.
   const views: ChoiceView[] = Array.from({ length: prompts.length * n }, (_, index) => ({
     promptIndex: Math.floor(index / n),
@@ -194,7 +195,7 @@ export async function serveCompletion<
         ? null
         : new ChoiceLogprobs(stack.tokenizer, asked.numTop, body.return_tokens_as_token_ids ?? false),
     isFirstDelta: true,
-    returnTokenIds: body.return_token_ids === true,
+    returnTokenIds,
     promptLogprobs: (scored) =>
       asked.numTopPrompt === null ? null : promptLogprobsJson(stack.tokenizer, scored ?? []),
   }));
@@ -262,8 +263,7 @@ export async function serveCompletion<
     for await (const { at, delta } of merged(generations)) {
       // Tokens whose text is held back (a possible stop string) still carry their log-probabilities and ids.
       const hasScores =
-        ((asked.numTop !== null || body.return_token_ids === true) && delta.tokenIds.length > 0) ||
-        delta.promptLogprobs;
+        ((asked.numTop !== null || returnTokenIds) && delta.tokenIds.length > 0) || delta.promptLogprobs;
       if (!delta.text && !delta.finishReason && !hasScores) continue;
       const stopReason = stopReasonOf(delta.finishReason, delta.stopReason, samplings[at]);
       const view = views[at * n + delta.index];
