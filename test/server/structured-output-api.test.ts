@@ -31,15 +31,21 @@ function expectFollowsSchema(text: string): void {
   expect(['a', 'b']).toContain(value.pair[1]);
 }
 
+/** A hot sampled completion asked for JSON, with `extra`'s structured output. */
+const sampledJson = (seed: number, extra: object) =>
+  server().post('/v1/completions', {
+    model: TINY_MODEL_NAME,
+    prompt: 'Answer in JSON:',
+    max_tokens: 200,
+    temperature: 1.3,
+    seed,
+    ...extra,
+  });
+
 describe('structured output over HTTP', () => {
   it('structured_outputs.disable_any_whitespace: JSON written as json.dumps writes it', async () => {
     for (const seed of [1, 2, 3, 4]) {
-      const res = await server().post('/v1/completions', {
-        model: TINY_MODEL_NAME,
-        prompt: 'Answer in JSON:',
-        max_tokens: 200,
-        temperature: 1.3,
-        seed,
+      const res = await sampledJson(seed, {
         structured_outputs: { json: SCHEMA, disable_any_whitespace: true },
       });
       expect(res.status, JSON.stringify(res.body)).toBe(200);
@@ -54,12 +60,7 @@ describe('structured output over HTTP', () => {
 
   it('response_format json_schema: every sampled choice is a document of the schema, ended by EOS', async () => {
     for (const seed of [1, 2, 3]) {
-      const res = await server().post('/v1/completions', {
-        model: TINY_MODEL_NAME,
-        prompt: 'Answer in JSON:',
-        max_tokens: 200,
-        temperature: 1.3,
-        seed,
+      const res = await sampledJson(seed, {
         n: 3,
         response_format: {
           type: 'json_schema',

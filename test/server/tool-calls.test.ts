@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../model/chat-template.js';
 import { SYNTHETIC_CHAT_TEMPLATE } from '../../model/synthetic-tokenizer.js';
+import { mulberry32 } from '../../scheduler/prng.js';
 import { AutoToolCallReader, pythonJson, type ToolCallParserName } from '../../server/auto-tool-calls.js';
 import { ToolCallReader } from '../../server/tool-call-stream.js';
 import { ByteMatcher } from '../../structured/byte-matcher.js';
@@ -95,6 +96,35 @@ function assemble(
   return calls;
 }
 
+/** `text` cut into pieces of 1 to `most` characters, at places a seeded generator picks. */
+function pieces(text: string, next: () => number, most: number): string[] {
+  const out: string[] = [];
+  for (let at = 0; at < text.length; ) {
+    const step = 1 + Math.floor(next() * most);
+    out.push(text.slice(at, at + step));
+    at += step;
+  }
+  return out;
+}
+
+type StreamedChoice = {
+  delta: { role?: string; content?: string; tool_calls?: Parameters<typeof assemble>[0] };
+  finish_reason: string | null;
+};
+
+/** A streamed chat answer's first choice, chunk by chunk, put together as OpenAI's clients do. */
+async function collect(stream: unknown) {
+  const choices: StreamedChoice[] = [];
+  for await (const chunk of stream as AsyncIterable<{ choices: StreamedChoice[] }>)
+    choices.push(chunk.choices[0]);
+  return {
+    choices,
+    content: choices.map((c) => c.delta.content ?? '').join(''),
+    calls: assemble(choices.flatMap((c) => c.delta.tool_calls ?? [])),
+    finish: choices.reduce<string | null>((f, c) => c.finish_reason ?? f, null),
+  };
+}
+
 describe('ToolCallReader', () => {
   const REQUIRED_OUTPUT =
     ' [ {"name": "get_weather", "parameters": {"city": "Paris", "unit": "celsius"} },\n{"name":"ping","parameters":{ } } , {"name": "get_time", "parameters": { "zone" : -3 }  }]';
@@ -109,16 +139,7 @@ describe('ToolCallReader', () => {
     ]);
     for (let seed = 1; seed <= 20; seed++) {
       const reader = new ToolCallReader({ kind: 'required' });
-      const deltas = [];
-      let at = 0;
-      let s = seed;
-      while (at < REQUIRED_OUTPUT.length) {
-        s = (s * 1103515245 + 12345) % 2 ** 31;
-        const step = 1 + (s % 7);
-        deltas.push(...reader.push(REQUIRED_OUTPUT.slice(at, at + step)));
-        at += step;
-      }
-      const streamed = assemble(deltas);
+      const streamed = assemble(pieces(REQUIRED_OUTPUT, mulberry32(seed), 7).flatMap((p) => reader.push(p)));
       expect(streamed.map((c) => [c.function.name, c.function.arguments])).toEqual(
         whole.calls.map((c) => [c.function.name, c.function.arguments]),
       );
@@ -127,11 +148,8 @@ describe('ToolCallReader', () => {
   });
 
   it('reads random calls written with random whitespace, cut at random places, as the values written', () => {
-    let state = 7;
-    const rand = (n: number) => {
-      state = (state * 1103515245 + 12345) % 2 ** 31;
-      return state % n;
-    };
+    const next = mulberry32(7);
+    const rand = (n: number) => Math.floor(next() * n);
     const ws = () => [' ', '', '\n', '\t', '  '][rand(5)];
     const strings = ['', 'a', '{', '}', '[', ']', '"', '\\', 'x y', 'é', '"}]', ':,'];
     const value = (depth: number): unknown => {
@@ -169,13 +187,7 @@ describe('ToolCallReader', () => {
         )
         .join(`${ws()},${ws()}`)}${ws()}]${ws()}`;
       const reader = new ToolCallReader({ kind: 'required' });
-      const deltas: Parameters<typeof assemble>[0] = [];
-      for (let at = 0; at < text.length; ) {
-        const step = 1 + rand(6);
-        deltas.push(...reader.push(text.slice(at, at + step)));
-        at += step;
-      }
-      const streamed = assemble(deltas);
+      const streamed = assemble(pieces(text, next, 6).flatMap((p) => reader.push(p)));
       expect(streamed.map((c) => c.function.name)).toEqual(calls.map((c) => c.name));
       expect(streamed.map((c) => JSON.parse(c.function.arguments))).toEqual(calls.map((c) => c.parameters));
       expect(streamed.map((c) => c.function)).toEqual(reader.calls.map((c) => c.function));
@@ -390,22 +402,18 @@ describe('tool calls over HTTP', () => {
     ]) {
       const body = chat({ tools, tool_choice, seed: 7 });
       const whole = await server().post('/v1/chat/completions', body);
-      const stream = await server().client.chat.completions.create({ ...body, stream: true } as never);
-      const deltas: Parameters<typeof assemble>[0] = [];
-      let finish: string | null = null;
-      for await (const chunk of stream as unknown as AsyncIterable<{
-        choices: Array<{ delta: { content?: string; tool_calls?: never[] }; finish_reason: string | null }>;
-      }>) {
-        const choice = chunk.choices[0];
+      const {
+        choices,
+        finish,
+        calls: streamed,
+      } = await collect(await server().client.chat.completions.create({ ...body, stream: true } as never));
+      for (const choice of choices) {
         expect(choice.delta.content ?? '').toBe('');
         // No chunk without news: held-back whitespace sends none.
         expect(Boolean(choice.delta.tool_calls || choice.finish_reason || 'role' in choice.delta)).toBe(true);
-        deltas.push(...(choice.delta.tool_calls ?? []));
-        finish = choice.finish_reason ?? finish;
       }
       const expected = whole.body.choices[0];
       expect(finish).toBe(expected.finish_reason);
-      const streamed = assemble(deltas);
       expect(streamed.map((c) => c.function)).toEqual(
         expected.message.tool_calls.map((c: Call) => c.function),
       );
@@ -527,21 +535,12 @@ describe('tool_choice "auto": calls read out of the text', () => {
   /** A reader's output over `text` cut at random places, as a stream puts it together. */
   function streamed(parser: ToolCallParserName, text: string, seed: number) {
     const reader = AutoToolCallReader.for(parser);
-    let content = '';
-    const deltas: Parameters<typeof assemble>[0] = [];
-    let s = seed;
-    for (let at = 0; at < text.length; ) {
-      s = (s * 1103515245 + 12345) % 2 ** 31;
-      const step = 1 + (s % 9);
-      const out = reader.push(text.slice(at, at + step));
-      content += out.content;
-      deltas.push(...out.calls);
-      at += step;
-    }
-    const last = reader.finish();
-    content += last.content;
-    deltas.push(...last.calls);
-    return { content, calls: assemble(deltas).map((c) => c.function), reader };
+    const outs = [...pieces(text, mulberry32(seed), 9).map((p) => reader.push(p)), reader.finish()];
+    return {
+      content: outs.map((o) => o.content).join(''),
+      calls: assemble(outs.flatMap((o) => o.calls)).map((c) => c.function),
+      reader,
+    };
   }
 
   function whole(parser: ToolCallParserName, text: string) {
@@ -638,19 +637,11 @@ describe('tool_choice "auto" over HTTP (--enable-auto-tool-choice --tool-call-pa
     ]);
     expectValidCall(choice.message.tool_calls[0]);
 
-    const stream = await auto().client.chat.completions.create({ ...body({}), stream: true } as never);
-    let content = '';
-    const deltas: Parameters<typeof assemble>[0] = [];
-    let finish: string | null = null;
-    for await (const chunk of stream as unknown as AsyncIterable<{
-      choices: Array<{ delta: { content?: string; tool_calls?: never[] }; finish_reason: string | null }>;
-    }>) {
-      content += chunk.choices[0].delta.content ?? '';
-      deltas.push(...(chunk.choices[0].delta.tool_calls ?? []));
-      finish = chunk.choices[0].finish_reason ?? finish;
-    }
+    const { content, calls, finish } = await collect(
+      await auto().client.chat.completions.create({ ...body({}), stream: true } as never),
+    );
     expect(content).toBe('On it.');
-    expect(assemble(deltas).map((c) => c.function)).toEqual([{ name: 'ping', arguments: '{}' }]);
+    expect(calls.map((c) => c.function)).toEqual([{ name: 'ping', arguments: '{}' }]);
     expect(finish).toBe('tool_calls');
   });
 
