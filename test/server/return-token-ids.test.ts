@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { sseEvents } from './fake-stack.js';
 import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
 /**
@@ -27,11 +28,8 @@ async function chunks(url: string, body: object): Promise<Chunk[]> {
     body: JSON.stringify({ ...body, stream: true }),
   });
   expect(res.status).toBe(200);
-  const text = await res.text();
-  return text
-    .split('\n\n')
-    .map((e) => e.replace(/^data: /, ''))
-    .filter((e) => e.length > 0 && e !== '[DONE]')
+  return sseEvents(await res.text())
+    .filter((e) => e !== '[DONE]')
     .map((e) => JSON.parse(e) as Chunk);
 }
 
