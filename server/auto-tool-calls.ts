@@ -41,9 +41,13 @@ export abstract class AutoToolCallReader {
   readonly calls: ToolCall[] = [];
   private written = '';
   private heldWhitespace = '';
+  /** parallel_tool_calls: false keeps the first call only (the model's later ones are dropped). */
+  private maxCalls = Number.POSITIVE_INFINITY;
 
-  static for(parser: ToolCallParserName): AutoToolCallReader {
-    return parser === 'hermes' ? new HermesReader() : new Llama3JsonReader();
+  static for(parser: ToolCallParserName, maxCalls = Number.POSITIVE_INFINITY): AutoToolCallReader {
+    const reader = parser === 'hermes' ? new HermesReader() : new Llama3JsonReader();
+    reader.maxCalls = maxCalls;
+    return reader;
   }
 
   /** The message's text so far. */
@@ -68,6 +72,7 @@ export abstract class AutoToolCallReader {
   }
 
   protected call(out: AutoToolCallDelta, call: { name: string; arguments: string }): void {
+    if (this.calls.length >= this.maxCalls) return;
     const full: ToolCall = { id: newToolCallId(), type: 'function', function: call };
     this.calls.push(full);
     out.calls.push({ index: this.calls.length - 1, id: full.id, type: 'function', function: { ...call } });

@@ -20,7 +20,7 @@ export type GuidedToolCallOutput =
 export type ToolCallOutput =
   | GuidedToolCallOutput
   /** tool_choice "auto": free text, calls in the model's own format read out of it (auto-tool-calls.ts). */
-  | { kind: 'auto'; parser: ToolCallParserName };
+  | { kind: 'auto'; parser: ToolCallParserName; maxCalls: number };
 
 /** A chat request's tool calling, checked: what the template gets and how decoding is guided. */
 export interface ToolCalling {
@@ -57,6 +57,11 @@ export function checkedTools(
       'unsupported_parameter',
     );
   return [...tools];
+}
+
+/** parallel_tool_calls: false allows one call at most (OpenAI's default, true: any number). */
+function maxCallsOf(body: ChatCompletionRequest): number {
+  return body.parallel_tool_calls === false ? 1 : Number.POSITIVE_INFINITY;
 }
 
 /**
@@ -112,10 +117,14 @@ export function toolCalling(
         `tools[${strict}].function.strict`,
         'A strict tool with tool_choice "auto" (its calls would not be guided; "required" or a named tool_choice guide them)',
       );
-    return { templateTools: tools, output: { kind: 'auto', parser }, guide: null };
+    return {
+      templateTools: tools,
+      output: { kind: 'auto', parser, maxCalls: maxCallsOf(body) },
+      guide: null,
+    };
   }
   if (choice === 'required') {
-    const maxCalls = body.parallel_tool_calls === false ? 1 : Number.POSITIVE_INFINITY;
+    const maxCalls = maxCallsOf(body);
     return {
       templateTools: tools,
       output: { kind: 'required' },
@@ -152,7 +161,7 @@ export interface MessageReader {
 
 /** The reader of a choice's output: guided calls (tool-call-stream.ts) or free text with calls in it. */
 export function messageReader(output: ToolCallOutput): MessageReader {
-  if (output.kind === 'auto') return AutoToolCallReader.for(output.parser);
+  if (output.kind === 'auto') return AutoToolCallReader.for(output.parser, output.maxCalls);
   const reader = new ToolCallReader(output);
   return {
     push: (text) => ({ content: '', calls: reader.push(text) }),

@@ -567,6 +567,17 @@ describe('tool_choice "auto": calls read out of the text', () => {
     }
   });
 
+  it('parallel_tool_calls: false keeps the first call the model wrote', () => {
+    const reader = AutoToolCallReader.for('hermes', 1);
+    const out = reader.push(
+      'A<tool_call>{"name": "ping", "arguments": {}}</tool_call><tool_call>{"name": "weather", "arguments": {}}</tool_call>',
+    );
+    expect(out.calls.map((c) => c.function.name)).toEqual(['ping']);
+    reader.finish();
+    expect(reader.calls.map((c) => c.function.name)).toEqual(['ping']);
+    expect(reader.content).toBe('A');
+  });
+
   it('hermes: text alone, a tag-like text, a call that does not parse, and one cut at the end', () => {
     expect(whole('hermes', 'Just text <tool_ and more. ')).toEqual({
       content: 'Just text <tool_ and more.',
