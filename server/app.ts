@@ -3,7 +3,6 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController
 import { Registry } from 'prom-client';
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { installApiKey } from './api-key.js';
-import type { ToolCallParserName } from './auto-tool-calls.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
 import { limitBody, maxBodyBytes } from './request-limits.js';
@@ -20,6 +19,7 @@ import { tokenizeRoute } from './routes/tokenize.js';
 import { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
 import { startStatsLog } from './stats-log.js';
+import type { ToolCallParserName } from './tool-parsers/parsers.js';
 
 declare module 'fastify' {
   interface FastifyInstance {

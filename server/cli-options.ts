@@ -17,8 +17,8 @@ import {
   type SchedulingPolicyName,
 } from '../scheduler/scheduling-policy.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
-import { TOOL_CALL_PARSERS, type ToolCallParserName } from './auto-tool-calls.js';
 import { CliError } from './cli-error.js';
+import { TOOL_CALL_PARSERS, type ToolCallParserName } from './tool-parsers/parsers.js';
 import {
   ALIASES,
   IGNORED_FLAGS,
@@ -223,7 +223,7 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--tool-call-parser': (o, v, f) => {
     if (!(TOOL_CALL_PARSERS as readonly string[]).includes(v))
-      throw new CliError(`${f} ${v}: Loom reads ${TOOL_CALL_PARSERS.join(' and ')} tool calls`);
+      throw new CliError(`${f} ${v}: Loom reads these tool-call formats: ${TOOL_CALL_PARSERS.join(', ')}`);
     o.toolCallParser = v as ToolCallParserName;
   },
   '--lora-modules': (o, v, f) => {

@@ -1,8 +1,8 @@
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { serviceUnavailable } from './api-error.js';
-import type { ToolCallParserName } from './auto-tool-calls.js';
 import type { RequestMetrics } from './request-metrics.js';
 import type { ServingStack } from './serving-stack.js';
+import type { ToolCallParserName } from './tool-parsers/parsers.js';
 
 export type ServerPhase = 'starting' | 'serving' | 'draining' | 'closing';
 

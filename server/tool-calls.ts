@@ -1,10 +1,11 @@
 import type { Grammar } from '../structured/grammar-nodes.js';
 import { compileJsonSchema, compileToolCallsGrammar } from '../structured/json-schema.js';
 import { echoed, invalidRequest, notSupported } from './api-error.js';
-import { type AutoToolCallDelta, AutoToolCallReader, type ToolCallParserName } from './auto-tool-calls.js';
 import type { ChatCompletionRequest, FunctionTool } from './schemas/chat-request.js';
 import type { ServingTokenizer } from './serving-stack.js';
 import { type ToolCall, ToolCallReader } from './tool-call-stream.js';
+import type { AutoToolCallDelta } from './tool-parsers/auto-tool-call-reader.js';
+import { autoToolCallReader, type ToolCallParserName } from './tool-parsers/parsers.js';
 
 /** The arguments' schema of a function defined without `parameters`: it takes none. */
 const NO_PARAMETERS = { type: 'object', properties: {} };
@@ -19,7 +20,7 @@ export type GuidedToolCallOutput =
 /** How a choice's output is read back as tool calls. */
 export type ToolCallOutput =
   | GuidedToolCallOutput
-  /** tool_choice "auto": free text, calls in the model's own format read out of it (auto-tool-calls.ts). */
+  /** tool_choice "auto": free text, calls in the model's own format read out of it (tool-parsers/). */
   | { kind: 'auto'; parser: ToolCallParserName; maxCalls: number };
 
 /** A chat request's tool calling, checked: what the template gets and how decoding is guided. */
@@ -161,7 +162,7 @@ export interface MessageReader {
 
 /** The reader of a choice's output: guided calls (tool-call-stream.ts) or free text with calls in it. */
 export function messageReader(output: ToolCallOutput): MessageReader {
-  if (output.kind === 'auto') return AutoToolCallReader.for(output.parser, output.maxCalls);
+  if (output.kind === 'auto') return autoToolCallReader(output.parser, output.maxCalls);
   const reader = new ToolCallReader(output);
   return {
     push: (text) => ({ content: '', calls: reader.push(text) }),

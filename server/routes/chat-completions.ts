@@ -16,6 +16,7 @@ import {
   toolCalling,
   toolFinishReason,
 } from '../tool-calls.js';
+import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
 
 /**
  * `logprobs: true` scores each sampled token; `top_logprobs: k` (0..--max-logprobs) lists k top tokens beside
@@ -77,8 +78,8 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
           tools = toolCalling(body, stack.tokenizer, app.loom.settings.toolCallParser);
-          // vLLM's hermes parser asks for special tokens in the text: Hermes models' <tool_call> is one.
-          if (tools.output?.kind === 'auto' && tools.output.parser === 'hermes')
+          // vLLM's hermes and mistral parsers ask for special tokens in the text: their calls start at one.
+          if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
             body.skip_special_tokens ??= false;
           const tokens = chatPromptTokens(stack, body.model, body.messages, {
             ...chatPromptOptions(body),
@@ -103,7 +104,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         }),
         choice: (outcome, view) => {
           const output = tools?.output;
-          let message: { role: 'assistant'; content: string; tool_calls?: ToolCall[] };
+          let message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] };
           let numCalls = 0;
           if (output) {
             // vLLM's shape: the calls, and the text beside them (empty when the output was guided).
@@ -111,7 +112,10 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
             reader.push(outcome.text);
             reader.finish();
             numCalls = reader.calls.length;
-            message = { role: 'assistant', content: echo + reader.content };
+            const content = echo + reader.content;
+            // vLLM's parsers answer null beside calls when the model wrote nothing else.
+            const nothingElse = output.kind === 'auto' && numCalls > 0 && content === '';
+            message = { role: 'assistant', content: nothingElse ? null : content };
             if (output.kind !== 'auto' || numCalls > 0) message.tool_calls = [...reader.calls];
           } else message = { role: 'assistant', content: echo + outcome.text };
           return {

@@ -101,8 +101,9 @@ export const ChatCompletionResponseSchema = Type.Object({
       index: Type.Integer(),
       message: Type.Object({
         role: Type.Literal('assistant'),
-        content: Type.String(),
-        /** With tool_choice "required" or a named function (server/tool-calls.ts). */
+        /** null only beside tool calls read out of an answer that has no other text ("auto", as vLLM). */
+        content: Type.Union([Type.String(), Type.Null()]),
+        /** With tool_choice "required", a named function, or calls read by "auto" (server/tool-calls.ts). */
         tool_calls: Type.Optional(
           Type.Array(
             Type.Object({

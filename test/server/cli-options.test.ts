@@ -128,8 +128,10 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--enable-auto-tool-choice'])).toThrow(
       /--enable-auto-tool-choice needs --tool-call-parser/,
     );
-    expect(() => serve(['--tool-call-parser', 'mistral'])).toThrow(
-      /--tool-call-parser mistral: Loom reads hermes and llama3_json/,
+    for (const parser of ['mistral', 'pythonic', 'llama4_pythonic'])
+      expect(serve([`--tool-call-parser=${parser}`]).toolCallParser).toBe(parser);
+    expect(() => serve(['--tool-call-parser', 'granite'])).toThrow(
+      /--tool-call-parser granite: Loom reads these tool-call formats: hermes, llama3_json, mistral/,
     );
     expect(() => serve(['--slo-ttft', '0'])).toThrow(/--slo-ttft: expected a positive number of seconds/);
     expect(() => serve(['--slo-ttft', '-1'])).toThrow(CliError);

@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../model/chat-template.js';
 import { SYNTHETIC_CHAT_TEMPLATE } from '../../model/synthetic-tokenizer.js';
 import { mulberry32 } from '../../scheduler/prng.js';
-import { AutoToolCallReader, pythonJson, type ToolCallParserName } from '../../server/auto-tool-calls.js';
 import { ToolCallReader } from '../../server/tool-call-stream.js';
 import { ByteMatcher } from '../../structured/byte-matcher.js';
 import type { Grammar } from '../../structured/grammar-nodes.js';
 import { compileToolCallsGrammar } from '../../structured/json-schema.js';
 import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
+import { assemble, type Call, pieces } from './tool-call-pieces.js';
 
 /**
  * Tool calling on the real stack (onnx engine, the tiny model's template, which writes tools and
@@ -49,12 +49,6 @@ const chat = (extra: object) => ({
   ...extra,
 });
 
-interface Call {
-  id: string;
-  type: string;
-  function: { name: string; arguments: string };
-}
-
 /** A call's arguments follow its tool's schema. */
 function expectValidCall(call: Call): void {
   expect(call.type).toBe('function');
@@ -71,40 +65,6 @@ function expectValidCall(call: Call): void {
     expect(args).toEqual({});
   }
   expect(call.function.arguments).toBe(call.function.arguments.trim());
-}
-
-/** A streamed choice's tool_calls deltas put together, as OpenAI's clients do. */
-function assemble(
-  deltas: Array<{
-    index: number;
-    id?: string;
-    type?: string;
-    function: { name?: string; arguments: string };
-  }>,
-): Call[] {
-  const calls: Call[] = [];
-  for (const d of deltas) {
-    if (d.id !== undefined) {
-      expect(d.index).toBe(calls.length);
-      calls.push({
-        id: d.id,
-        type: d.type!,
-        function: { name: d.function.name!, arguments: d.function.arguments },
-      });
-    } else calls[d.index].function.arguments += d.function.arguments;
-  }
-  return calls;
-}
-
-/** `text` cut into pieces of 1 to `most` characters, at places a seeded generator picks. */
-function pieces(text: string, next: () => number, most: number): string[] {
-  const out: string[] = [];
-  for (let at = 0; at < text.length; ) {
-    const step = 1 + Math.floor(next() * most);
-    out.push(text.slice(at, at + step));
-    at += step;
-  }
-  return out;
 }
 
 type StreamedChoice = {
@@ -531,102 +491,6 @@ describe('tool calls over HTTP', () => {
   });
 });
 
-describe('tool_choice "auto": calls read out of the text', () => {
-  /** A reader's output over `text` cut at random places, as a stream puts it together. */
-  function streamed(parser: ToolCallParserName, text: string, seed: number) {
-    const reader = AutoToolCallReader.for(parser);
-    const outs = [...pieces(text, mulberry32(seed), 9).map((p) => reader.push(p)), reader.finish()];
-    return {
-      content: outs.map((o) => o.content).join(''),
-      calls: assemble(outs.flatMap((o) => o.calls)).map((c) => c.function),
-      reader,
-    };
-  }
-
-  function whole(parser: ToolCallParserName, text: string) {
-    const reader = AutoToolCallReader.for(parser);
-    reader.push(text);
-    reader.finish();
-    return { content: reader.content, calls: reader.calls.map((c) => c.function) };
-  }
-
-  it('hermes: <tool_call> blocks are calls (arguments as vLLM writes them), the rest is the content', () => {
-    const text =
-      'Let me check. <tool_call>\n{"name": "weather", "arguments": {"city":"Oslo","days":[1,2]}}\n</tool_call>\n<tool_call>{"name": "ping", "arguments": {}}</tool_call>\n';
-    const expected = {
-      content: 'Let me check.',
-      calls: [
-        { name: 'weather', arguments: '{"city": "Oslo", "days": [1, 2]}' },
-        { name: 'ping', arguments: '{}' },
-      ],
-    };
-    expect(whole('hermes', text)).toEqual(expected);
-    for (let seed = 1; seed <= 20; seed++) {
-      const { content, calls } = streamed('hermes', text, seed);
-      expect({ content, calls }).toEqual(expected);
-    }
-  });
-
-  it('parallel_tool_calls: false keeps the first call the model wrote', () => {
-    const reader = AutoToolCallReader.for('hermes', 1);
-    const out = reader.push(
-      'A<tool_call>{"name": "ping", "arguments": {}}</tool_call><tool_call>{"name": "weather", "arguments": {}}</tool_call>',
-    );
-    expect(out.calls.map((c) => c.function.name)).toEqual(['ping']);
-    reader.finish();
-    expect(reader.calls.map((c) => c.function.name)).toEqual(['ping']);
-    expect(reader.content).toBe('A');
-  });
-
-  it('hermes: text alone, a tag-like text, a call that does not parse, and one cut at the end', () => {
-    expect(whole('hermes', 'Just text <tool_ and more. ')).toEqual({
-      content: 'Just text <tool_ and more.',
-      calls: [],
-    });
-    expect(whole('hermes', 'A <tool_call>{"name": 1}</tool_call> B')).toEqual({
-      content: 'A <tool_call>{"name": 1}</tool_call> B',
-      calls: [],
-    });
-    expect(whole('hermes', '<tool_call>{"name": "ping", "arguments": {"n": 1}}')).toEqual({
-      content: '',
-      calls: [{ name: 'ping', arguments: '{"n": 1}' }],
-    });
-    expect(whole('hermes', '<tool_call>{"name": "ping", "argu')).toEqual({
-      content: '<tool_call>{"name": "ping", "argu',
-      calls: [],
-    });
-  });
-
-  it('llama3_json: an output starting with { (or <|python_tag|>) is calls separated by ;', () => {
-    const text =
-      '<|python_tag|>{"name": "weather", "parameters": {"city": "Paris"}}; {"name": "ping", "arguments": {}}';
-    const expected = {
-      content: '',
-      calls: [
-        { name: 'weather', arguments: '{"city": "Paris"}' },
-        { name: 'ping', arguments: '{}' },
-      ],
-    };
-    expect(whole('llama3_json', text)).toEqual(expected);
-    for (let seed = 1; seed <= 10; seed++)
-      expect(streamed('llama3_json', text, seed)).toMatchObject(expected);
-    expect(whole('llama3_json', 'It is sunny. {"a": 1}')).toEqual({
-      content: 'It is sunny. {"a": 1}',
-      calls: [],
-    });
-    expect(whole('llama3_json', '{"name": "weather"} trailing')).toEqual({
-      content: '{"name": "weather"} trailing',
-      calls: [],
-    });
-  });
-
-  it('pythonJson writes what json.dumps writes', () => {
-    expect(pythonJson({ a: [1, 'é', null, true], b: { c: 'x"y' } })).toBe(
-      '{"a": [1, "é", null, true], "b": {"c": "x\\"y"}}',
-    );
-  });
-});
-
 describe('tool_choice "auto" over HTTP (--enable-auto-tool-choice --tool-call-parser hermes)', () => {
   const auto = useTinyServer('onnx', { maxModelLen: 512 }, { toolCallParser: 'hermes' });
   // guided_regex makes the tiny model write a call, so the whole path runs on known text.
@@ -665,5 +529,29 @@ describe('tool_choice "auto" over HTTP (--enable-auto-tool-choice --tool-call-pa
     );
     expect(strict.status).toBe(400);
     expect(strict.body.error.param).toBe('tools[0].function.strict');
+  });
+});
+
+describe('tool_choice "auto" over HTTP (--tool-call-parser pythonic)', () => {
+  const auto = useTinyServer('onnx', { maxModelLen: 512 }, { toolCallParser: 'pythonic' });
+
+  it("answers calls alone with content null, as vLLM's parsers do", async () => {
+    const body = chat({ tools: TOOLS, guided_regex: "\\[weather\\(city='Oslo'\\), ping\\(\\)\\]" });
+    const res = await auto().post('/v1/chat/completions', body);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const [choice] = res.body.choices;
+    expect(choice.finish_reason).toBe('tool_calls');
+    expect(choice.message.content).toBeNull();
+    expect(choice.message.tool_calls.map((c: Call) => c.function)).toEqual([
+      { name: 'weather', arguments: '{"city": "Oslo"}' },
+      { name: 'ping', arguments: '{}' },
+    ]);
+    for (const call of choice.message.tool_calls) expectValidCall(call);
+    const { content, calls, finish } = await collect(
+      await auto().client.chat.completions.create({ ...body, stream: true } as never),
+    );
+    expect(content).toBe('');
+    expect(calls.map((c) => c.function)).toEqual(choice.message.tool_calls.map((c: Call) => c.function));
+    expect(finish).toBe('tool_calls');
   });
 });

@@ -1,0 +1,68 @@
+import {
+  type AutoToolCallDelta,
+  AutoToolCallReader,
+  emptyDelta,
+  partialTagAtEnd,
+  type ReadCall,
+} from './auto-tool-call-reader.js';
+import { jsonCallOf } from './json-calls.js';
+import { readJson } from './python-values.js';
+
+const OPEN = '<tool_call>';
+const CLOSE = '</tool_call>';
+
+/**
+ * Hermes 2 Pro's format (vLLM's `hermes`, also Qwen 2.5's and Loom's embedded template's):
+ * each call `<tool_call>{"name": …, "arguments": …}</tool_call>` in the text.
+ */
+export class HermesReader extends AutoToolCallReader {
+  private pending = '';
+  /** Inside a call: its text since the opening tag. */
+  private inCall = false;
+
+  push(text: string): AutoToolCallDelta {
+    const out = emptyDelta();
+    this.pending += text;
+    for (;;) {
+      if (this.inCall) {
+        const end = this.pending.indexOf(CLOSE);
+        if (end < 0) break;
+        this.endCall(out, this.pending.slice(0, end), true);
+        this.pending = this.pending.slice(end + CLOSE.length);
+        continue;
+      }
+      const start = this.pending.indexOf(OPEN);
+      if (start < 0) {
+        const keep = partialTagAtEnd(this.pending, OPEN);
+        this.emit(out, this.pending.slice(0, this.pending.length - keep));
+        this.pending = this.pending.slice(this.pending.length - keep);
+        break;
+      }
+      this.emit(out, this.pending.slice(0, start));
+      this.pending = this.pending.slice(start + OPEN.length);
+      this.inCall = true;
+    }
+    return out;
+  }
+
+  finish(): AutoToolCallDelta {
+    const out = emptyDelta();
+    // A call cut at the end (no closing tag) is read as far as it goes, as vLLM's regex does.
+    if (this.inCall) this.endCall(out, this.pending, false);
+    else this.emit(out, this.pending);
+    this.pending = '';
+    return out;
+  }
+
+  private endCall(out: AutoToolCallDelta, body: string, closed: boolean): void {
+    this.inCall = false;
+    let call: ReadCall | null = null;
+    try {
+      call = jsonCallOf(readJson(body), ['arguments']);
+    } catch {
+      call = null;
+    }
+    if (call) this.call(out, call);
+    else this.emit(out, `${OPEN}${body}${closed ? CLOSE : ''}`);
+  }
+}

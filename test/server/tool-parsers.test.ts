@@ -1,0 +1,255 @@
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../scheduler/prng.js';
+import { autoToolCallReader, type ToolCallParserName } from '../../server/tool-parsers/parsers.js';
+import { readPythonCalls } from '../../server/tool-parsers/python-calls.js';
+import {
+  PyFloat,
+  pythonFloatRepr,
+  pythonJsonDumps,
+  readJson,
+  readJsonValue,
+} from '../../server/tool-parsers/python-values.js';
+import { assemble, pieces } from './tool-call-pieces.js';
+
+/**
+ * tool_choice "auto": each --tool-call-parser's reader over texts a model could write, whole and
+ * cut at random places (a stream), which must say the same; arguments as vLLM writes them.
+ */
+/** A reader's output over `text` cut at random places, as a stream puts it together. */
+function streamed(parser: ToolCallParserName, text: string, seed: number) {
+  const reader = autoToolCallReader(parser);
+  const outs = [...pieces(text, mulberry32(seed), 9).map((p) => reader.push(p)), reader.finish()];
+  return {
+    content: outs.map((o) => o.content).join(''),
+    calls: assemble(outs.flatMap((o) => o.calls)).map((c) => c.function),
+    reader,
+  };
+}
+
+function whole(parser: ToolCallParserName, text: string) {
+  const reader = autoToolCallReader(parser);
+  reader.push(text);
+  reader.finish();
+  return { content: reader.content, calls: reader.calls.map((c) => c.function) };
+}
+
+/** The reader says `expected` over `text` whole and over 20 random cuttings of it. */
+function expectRead(
+  parser: ToolCallParserName,
+  text: string,
+  expected: { content: string; calls: Array<{ name: string; arguments: string }> },
+): void {
+  expect(whole(parser, text)).toEqual(expected);
+  for (let seed = 1; seed <= 20; seed++) {
+    const { content, calls } = streamed(parser, text, seed);
+    expect({ content, calls }, `seed ${seed}`).toEqual(expected);
+  }
+}
+
+describe('values as json.loads reads and json.dumps writes them', () => {
+  it("floats keep Python's repr, ints any size, keys their order", () => {
+    const cases: Array<[string, string]> = [
+      [
+        '{"a": 1.0, "b": 1e5, "c": 1.5e-7, "d": -0.0, "e": 12345678901234567890}',
+        '{"a": 1.0, "b": 100000.0, "c": 1.5e-07, "d": -0.0, "e": 12345678901234567890}',
+      ],
+      ['{"b": 1, "2": 2, "b": 3}', '{"b": 3, "2": 2}'],
+      [
+        '[1e16, 1e15, 0.0001, 0.00001, 123.456, 1E400, NaN]',
+        '[1e+16, 1000000000000000.0, 0.0001, 1e-05, 123.456, Infinity, NaN]',
+      ],
+      ['"tab\\t \\u00e9 \\ud83d\\ude00 /"', '"tab\\t é 😀 /"'],
+    ];
+    for (const [json, dumped] of cases) expect(pythonJsonDumps(readJson(json)), json).toBe(dumped);
+    expect(pythonFloatRepr(2 ** 60)).toBe('1.152921504606847e+18');
+    expect(pythonFloatRepr(0.1 + 0.2)).toBe('0.30000000000000004');
+    expect(pythonJsonDumps(new PyFloat(100))).toBe('100.0');
+  });
+
+  it('raw_decode reads one value and says where it ends; bad JSON is refused', () => {
+    expect(readJsonValue(' [1, {"a": null}] tail')).toMatchObject({ end: 17 });
+    for (const bad of ['{"a": 1,}', '[01]', '{"a" 1}', '"a\nb"', "{'a': 1}", '[1] x'])
+      expect(() => readJson(bad), bad).toThrow();
+  });
+});
+
+describe('hermes and llama3_json', () => {
+  it('hermes: <tool_call> blocks are calls (arguments as vLLM writes them), the rest is the content', () => {
+    const text =
+      'Let me check. <tool_call>\n{"name": "weather", "arguments": {"city":"Oslo","days":[1,2]}}\n</tool_call>\n<tool_call>{"name": "ping", "arguments": {}}</tool_call>\n';
+    const expected = {
+      content: 'Let me check.',
+      calls: [
+        { name: 'weather', arguments: '{"city": "Oslo", "days": [1, 2]}' },
+        { name: 'ping', arguments: '{}' },
+      ],
+    };
+    expect(whole('hermes', text)).toEqual(expected);
+    for (let seed = 1; seed <= 20; seed++) {
+      const { content, calls } = streamed('hermes', text, seed);
+      expect({ content, calls }).toEqual(expected);
+    }
+  });
+
+  it('parallel_tool_calls: false keeps the first call the model wrote', () => {
+    const reader = autoToolCallReader('hermes', 1);
+    const out = reader.push(
+      'A<tool_call>{"name": "ping", "arguments": {}}</tool_call><tool_call>{"name": "weather", "arguments": {}}</tool_call>',
+    );
+    expect(out.calls.map((c) => c.function.name)).toEqual(['ping']);
+    reader.finish();
+    expect(reader.calls.map((c) => c.function.name)).toEqual(['ping']);
+    expect(reader.content).toBe('A');
+  });
+
+  it('hermes: text alone, a tag-like text, a call that does not parse, and one cut at the end', () => {
+    expect(whole('hermes', 'Just text <tool_ and more. ')).toEqual({
+      content: 'Just text <tool_ and more.',
+      calls: [],
+    });
+    expect(whole('hermes', 'A <tool_call>{"name": 1}</tool_call> B')).toEqual({
+      content: 'A <tool_call>{"name": 1}</tool_call> B',
+      calls: [],
+    });
+    expect(whole('hermes', '<tool_call>{"name": "ping", "arguments": {"n": 1}}')).toEqual({
+      content: '',
+      calls: [{ name: 'ping', arguments: '{"n": 1}' }],
+    });
+    expect(whole('hermes', '<tool_call>{"name": "ping", "argu')).toEqual({
+      content: '<tool_call>{"name": "ping", "argu',
+      calls: [],
+    });
+  });
+
+  it('llama3_json: an output starting with { (or <|python_tag|>) is calls separated by ;', () => {
+    const text =
+      '<|python_tag|>{"name": "weather", "parameters": {"city": "Paris"}}; {"name": "ping", "arguments": {}}';
+    const expected = {
+      content: '',
+      calls: [
+        { name: 'weather', arguments: '{"city": "Paris"}' },
+        { name: 'ping', arguments: '{}' },
+      ],
+    };
+    expect(whole('llama3_json', text)).toEqual(expected);
+    for (let seed = 1; seed <= 10; seed++)
+      expect(streamed('llama3_json', text, seed)).toMatchObject(expected);
+    expect(whole('llama3_json', 'It is sunny. {"a": 1}')).toEqual({
+      content: 'It is sunny. {"a": 1}',
+      calls: [],
+    });
+    expect(whole('llama3_json', '{"name": "weather"} trailing')).toEqual({
+      content: '{"name": "weather"} trailing',
+      calls: [],
+    });
+  });
+});
+
+describe('pythonic and llama4_pythonic', () => {
+  it('a list of calls with literal keyword arguments, written as json.dumps writes them', () => {
+    expectRead(
+      'pythonic',
+      "[get_weather(city='Oslo', days=[1, 2.0], units=None), search(q=\"it's \\\"x\\\"\", opts={'a': True, 1: -3}),\n ping()]\n",
+      {
+        content: '',
+        calls: [
+          { name: 'get_weather', arguments: '{"city": "Oslo", "days": [1, 2.0], "units": null}' },
+          { name: 'search', arguments: '{"q": "it\'s \\"x\\"", "opts": {"a": true, "1": -3}}' },
+          { name: 'ping', arguments: '{}' },
+        ],
+      },
+    );
+  });
+
+  it("reads Python's string and number forms", () => {
+    const call = (args: string) => {
+      const read = readPythonCalls(`[f(${args})]`);
+      return read.kind === 'calls' ? read.calls[0].arguments : read.kind;
+    };
+    expect(call("a='x' \"y\" r'\\d'")).toBe('{"a": "xy\\\\d"}');
+    expect(call("a='''two\nlines'''")).toBe('{"a": "two\\nlines"}');
+    expect(call("a='\\x41\\u00e9\\101\\q'")).toBe('{"a": "AéA\\\\q"}');
+    expect(call('a=0x1F, b=1_000, c=.5, d=1e3, e=-2.50')).toBe(
+      '{"a": 31, "b": 1000, "c": 0.5, "d": 1000.0, "e": -2.5}',
+    );
+  });
+
+  it('anything else is text: positional arguments, expressions, other statements, or a list that is not calls', () => {
+    for (const text of [
+      '[f(1)]',
+      '[f(a=x)]',
+      '[f(a=1+2)]',
+      "[f(a=b'x')]",
+      '[f(a=(1, 2))]',
+      '[f(a=1, a=2)]',
+      '[]',
+      '[1, 2] are numbers',
+      '[f(a=1)] and more',
+      '[_f(a=1)]',
+      ' [f(a=1)]',
+      'Sure: [f(a=1)]',
+      "[f(a='cut",
+    ])
+      expectRead('pythonic', text, { content: text.trimEnd(), calls: [] });
+  });
+
+  it('text is released as soon as it cannot be calls; calls wait for the end', () => {
+    const reader = autoToolCallReader('pythonic');
+    expect(reader.push('[f(a=1')).toEqual({ content: '', calls: [] });
+    expect(reader.push(')] and then')).toEqual({ content: '[f(a=1)] and then', calls: [] });
+    const calls = autoToolCallReader('pythonic');
+    expect(calls.push('[f(a=1)]').calls).toEqual([]);
+    expect(calls.finish().calls.map((c) => c.function)).toEqual([{ name: 'f', arguments: '{"a": 1}' }]);
+  });
+
+  it("llama4_pythonic: Llama 4's <|python_start|> and <|python_end|> are not part of the list", () => {
+    expectRead('llama4_pythonic', "<|python_start|>[f(a='x')]<|python_end|>", {
+      content: '',
+      calls: [{ name: 'f', arguments: '{"a": "x"}' }],
+    });
+    expectRead('llama4_pythonic', '<|python_start|>print(1)<|python_end|>', {
+      content: 'print(1)<|python_end|>',
+      calls: [],
+    });
+    expectRead('pythonic', "<|python_start|>[f(a='x')]", {
+      content: "<|python_start|>[f(a='x')]",
+      calls: [],
+    });
+  });
+});
+
+describe('mistral', () => {
+  it('before v11: one JSON array after [TOOL_CALLS], the text before it the content', () => {
+    expectRead(
+      'mistral',
+      'Checking. [TOOL_CALLS] [{"name": "weather", "arguments": {"city": "Oslo", "t": 1.0}}, {"name": "ping"}]',
+      {
+        content: 'Checking.',
+        calls: [
+          { name: 'weather', arguments: '{"city": "Oslo", "t": 1.0}' },
+          { name: 'ping', arguments: '{}' },
+        ],
+      },
+    );
+  });
+
+  it('v11 and later: each call after its own token, arguments as the model wrote them', () => {
+    expectRead('mistral', '[TOOL_CALLS]weather[ARGS]{"city":"Oslo"}[TOOL_CALLS]ping{}', {
+      content: '',
+      calls: [
+        { name: 'weather', arguments: '{"city":"Oslo"}' },
+        { name: 'ping', arguments: '{}' },
+      ],
+    });
+  });
+
+  it('what cannot be read stays text; ids are 9 letters and digits', () => {
+    expectRead('mistral', 'A [TOOL_' + 'CALL] B', { content: 'A [TOOL_CALL] B', calls: [] });
+    expectRead('mistral', 'A[TOOL_CALLS][{"nam": 1}]', { content: 'A[TOOL_CALLS][{"nam": 1}]', calls: [] });
+    expectRead('mistral', '[TOOL_CALLS]no_arguments', { content: '[TOOL_CALLS]no_arguments', calls: [] });
+    const reader = autoToolCallReader('mistral');
+    reader.push('[TOOL_CALLS]ping{}');
+    reader.finish();
+    expect(reader.calls[0].id).toMatch(/^[A-Za-z0-9]{9}$/);
+  });
+});
