@@ -14,6 +14,7 @@ import { healthRoute } from './routes/health.js';
 import { loraAdaptersRoute } from './routes/lora-adapters.js';
 import { installMetrics } from './routes/metrics.js';
 import { modelsRoute } from './routes/models.js';
+import { responsesRoute } from './routes/responses.js';
 import { serverInfoRoute } from './routes/server-info.js';
 import { tokenizeRoute } from './routes/tokenize.js';
 import { ServerState } from './server-state.js';
@@ -160,6 +161,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(modelsRoute);
   app.register(completionsRoute);
   app.register(chatCompletionsRoute);
+  app.register(responsesRoute);
   app.register(loraAdaptersRoute);
   app.register(serverInfoRoute);
   app.register(tokenizeRoute);

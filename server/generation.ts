@@ -242,52 +242,64 @@ function streamStalled(error: StreamStalledError): ApiError {
   return new ApiError(408, 'invalid_request_error', 'stream_stalled', error.message);
 }
 
-/** An error chunk inside an event stream, which has already sent its 200. */
-function errorEvent(error: unknown): string {
+/** The error body an event stream ends with, once it has sent its 200. */
+function streamErrorBody(error: unknown): ReturnType<ApiError['toBody']> {
   const failure = engineFailureOf(error);
-  const body =
-    error instanceof ApiError
-      ? error.toBody()
-      : error instanceof StreamStalledError
-        ? streamStalled(error).toBody()
-        : failure
-          ? engineApiError(failure).toBody()
-          : {
-              error: {
-                message: 'The generation failed.',
-                type: 'server_error',
-                param: null,
-                code: 'internal_error',
-              },
-            };
-  return `data: ${JSON.stringify(body)}\n\n`;
+  if (error instanceof ApiError) return error.toBody();
+  if (error instanceof StreamStalledError) return streamStalled(error).toBody();
+  if (failure) return engineApiError(failure).toBody();
+  return {
+    error: {
+      message: 'The generation failed.',
+      type: 'server_error',
+      param: null,
+      code: 'internal_error',
+    },
+  };
 }
+
+/** How a route writes its server-sent events: chat and completions' `data:` lines, or the Responses API's. */
+export interface EventStreamFormat {
+  frame(event: object): string;
+  /** The frame of an error that ends the stream. */
+  error(body: ReturnType<ApiError['toBody']>): string;
+  /** The frame after the last event, if any. */
+  end: string | null;
+}
+
+/** One `data: {json}` per object, an error as its body, then `data: [DONE]` (OpenAI's completions streams). */
+const DATA_LINES: EventStreamFormat = {
+  frame: (event) => `data: ${JSON.stringify(event)}\n\n`,
+  error: (body) => `data: ${JSON.stringify(body)}\n\n`,
+  end: 'data: [DONE]\n\n',
+};
 
 export function shuttingDown(): ApiError {
   return serviceUnavailable('server_shutting_down', 'The server is shutting down.');
 }
 
 /**
- * Sends `events` as server-sent events: one `data: {json}` per object, then `data: [DONE]`.
- * A generation that shutdown ended gets a final shutdown error event; a failing one ends with an
- * error event instead of a torn connection.
+ * Sends `events` as server-sent events, by default one `data: {json}` per object, then `data:
+ * [DONE]`. A generation that shutdown ended gets a final shutdown error event; a failing one ends
+ * with an error event instead of a torn connection.
  */
 export function sendEventStream(
   reply: FastifyReply,
   generation: { readonly endedByShutdown: boolean },
   events: AsyncIterable<object>,
+  format: EventStreamFormat = DATA_LINES,
 ): FastifyReply {
   async function* frames(): AsyncGenerator<string> {
     try {
-      for await (const event of events) yield `data: ${JSON.stringify(event)}\n\n`;
-      if (generation.endedByShutdown) yield errorEvent(shuttingDown());
+      for await (const event of events) yield format.frame(event);
+      if (generation.endedByShutdown) yield format.error(shuttingDown().toBody());
     } catch (error) {
       // A client that stopped reading is the client's doing: one line, no stack.
       if (error instanceof StreamStalledError) reply.log.warn(error.message);
       else reply.log.error({ err: error }, 'generation failed mid-stream');
-      yield errorEvent(error);
+      yield format.error(streamErrorBody(error));
     }
-    yield 'data: [DONE]\n\n';
+    if (format.end !== null) yield format.end;
   }
   reply.header('content-type', 'text/event-stream; charset=utf-8');
   reply.header('cache-control', 'no-cache');

@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { FastifyReply } from 'fastify';
+import { notSupported } from '../api-error.js';
+import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
+import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
+import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
+import { ResponseOutputItems } from '../response-output.js';
+import { chatRequestOf } from '../responses-input.js';
+import {
+  cacheSalt,
+  requestPriority,
+  resolveAdapter,
+  samplingParams,
+  truncatePrompt,
+} from '../sampling-params.js';
+import { errorResponses } from '../schemas/responses.js';
+import { type ResponsesRequest, ResponsesRequestSchema } from '../schemas/responses-request.js';
+import type { ServerState } from '../server-state.js';
+import { messageReader, toolCalling } from '../tool-calls.js';
+import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
+
+/** The Responses API's server-sent events: each names its type, and none follows the last. */
+function responseEventFormat(): EventStreamFormat & { next(): number } {
+  let sequence = 0;
+  return {
+    next: () => sequence++,
+    frame: (event) => `event: ${(event as { type: string }).type}\ndata: ${JSON.stringify(event)}\n\n`,
+    error: ({ error }) =>
+      `event: error\ndata: ${JSON.stringify({
+        type: 'error',
+        code: error.code,
+        message: error.message,
+        param: error.param,
+        sequence_number: sequence++,
+      })}\n\n`,
+    end: null,
+  };
+}
+
+/**
+ * POST /v1/responses: OpenAI's Responses API, served as vLLM serves it for models without a
+ * reasoning format: the request is read as a chat completion (server/responses-input.ts), runs
+ * through the same template, tool calling and sampling, and comes back as a response object, or
+ * as its stream of typed events (response.created … response.completed).
+ */
+async function serveResponse(state: ServerState, reply: FastifyReply, body: ResponsesRequest) {
+  const stack = state.requireStack();
+  const chat = chatRequestOf(body);
+  const adapter = await resolveAdapter(stack, chat.model);
+  const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
+  if (tools.output && chat.logprobs)
+    throw notSupported('include', 'include "message.output_text.logprobs" together with tools');
+  if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
+    chat.skip_special_tokens ??= false;
+  const promptTokens = truncatePrompt(
+    chatPromptTokens(stack, chat.model, chat.messages, {
+      ...chatPromptOptions(chat),
+      tools: tools.templateTools,
+    }),
+    chat.truncate_prompt_tokens,
+    stack.maxModelLen,
+  );
+  const numTop = chat.logprobs
+    ? checkNumTop(chat.top_logprobs ?? 0, 'top_logprobs', state.settings.maxLogprobs)
+    : null;
+  const sampling = {
+    ...samplingParams(stack, chat, {
+      numPromptTokens: promptTokens.length,
+      requestedMaxTokens: chat.max_tokens ?? null,
+      defaultMaxTokens: null,
+      maxN: state.maxN,
+      guide: tools.guide,
+    }),
+    logprobs: numTop,
+    promptLogprobs: null,
+  };
+  const salt = cacheSalt(chat);
+  const id = body.request_id ?? `resp_${randomUUID().replaceAll('-', '')}`;
+  const generation = await Generation.start(
+    stack,
+    state,
+    {
+      requestId: id,
+      promptTokens,
+      adapter,
+      sampling,
+      priority: requestPriority(stack, chat),
+      ...(salt === undefined ? {} : { cacheSalt: salt }),
+    },
+    reply,
+    state.requestMetrics,
+  );
+  const logprobs = numTop === null ? null : new ChoiceLogprobs(stack.tokenizer, numTop);
+  const reader = tools.output ? messageReader(tools.output) : null;
+  const createdAt = Math.floor(Date.now() / 1000);
+  // The request's settings as the response object repeats them (OpenAI's fields, their defaults filled in).
+  const response = (status: string, output: object[], finished: boolean) => ({
+    id,
+    object: 'response',
+    created_at: createdAt,
+    status,
+    background: false,
+    error: null,
+    incomplete_details: status === 'incomplete' ? { reason: 'max_output_tokens' } : null,
+    instructions: body.instructions ?? null,
+    max_output_tokens: body.max_output_tokens ?? null,
+    max_tool_calls: null,
+    metadata: body.metadata ?? {},
+    model: body.model,
+    output,
+    parallel_tool_calls: body.parallel_tool_calls ?? true,
+    previous_response_id: null,
+    prompt_cache_key: body.prompt_cache_key ?? null,
+    reasoning: null,
+    safety_identifier: body.safety_identifier ?? null,
+    service_tier: body.service_tier ?? 'auto',
+    store: false,
+    temperature: body.temperature ?? 1,
+    text: { format: body.text?.format ?? { type: 'text' } },
+    tool_choice: body.tool_choice ?? (body.tools?.length ? 'auto' : 'none'),
+    tools: body.tools ?? [],
+    top_logprobs: body.top_logprobs ?? 0,
+    top_p: body.top_p ?? 1,
+    truncation: body.truncation ?? 'disabled',
+    usage: finished
+      ? {
+          input_tokens: generation.usage.prompt_tokens,
+          input_tokens_details: { cached_tokens: generation.cachedPromptTokens },
+          output_tokens: generation.usage.completion_tokens,
+          output_tokens_details: { reasoning_tokens: 0 },
+          total_tokens: generation.usage.total_tokens,
+        }
+      : null,
+    user: body.user ?? null,
+  });
+  /** Output text and token ids into items: through the tool-call reader when tools may be called. */
+  const feed = (
+    items: ResponseOutputItems,
+    text: string,
+    tokenIds: readonly number[],
+    scores: object[],
+    end: boolean,
+  ) => {
+    if (!reader) {
+      const entries = logprobs ? logprobs.chat(tokenIds, scores as never).content : [];
+      items.text(text, entries);
+      return;
+    }
+    const read = reader.push(text);
+    if (end) {
+      const last = reader.finish();
+      read.content += last.content;
+      read.calls.push(...last.calls);
+    }
+    items.text(read.content);
+    items.calls(read.calls);
+  };
+
+  if (!body.stream) {
+    const [choice] = await generation.collect(1);
+    const items = new ResponseOutputItems(logprobs !== null);
+    feed(items, choice.text, choice.tokenIds, choice.logprobs, true);
+    const incomplete = choice.finishReason === 'length';
+    items.finish(incomplete);
+    return response(incomplete ? 'incomplete' : 'completed', items.items, true);
+  }
+  const format = responseEventFormat();
+  async function* events() {
+    const queue: Record<string, unknown>[] = [];
+    // Events are written after the items change again: each is a copy of the moment it was made.
+    const items = new ResponseOutputItems(logprobs !== null, (event) => queue.push(structuredClone(event)));
+    const drain = function* () {
+      for (const event of queue.splice(0)) yield { ...event, sequence_number: format.next() };
+    };
+    yield {
+      type: 'response.created',
+      response: response('in_progress', [], false),
+      sequence_number: format.next(),
+    };
+    yield {
+      type: 'response.in_progress',
+      response: response('in_progress', [], false),
+      sequence_number: format.next(),
+    };
+    let incomplete = false;
+    for await (const delta of generation.deltas()) {
+      feed(
+        items,
+        delta.text ?? '',
+        delta.tokenIds,
+        delta.logprobs ?? [],
+        delta.finishReason !== null && delta.finishReason !== undefined,
+      );
+      if (delta.finishReason) incomplete = delta.finishReason === 'length';
+      yield* drain();
+    }
+    items.finish(incomplete);
+    yield* drain();
+    const status = incomplete ? 'incomplete' : 'completed';
+    yield {
+      type: `response.${status}`,
+      response: response(status, items.items, true),
+      sequence_number: format.next(),
+    };
+  }
+  return sendEventStream(reply, generation, events(), format);
+}
+
+export const responsesRoute: FastifyPluginAsyncTypebox = async (app) => {
+  app.post(
+    '/v1/responses',
+    // The response object is built whole here (its fields follow OpenAI's Response); serialized as it is.
+    { schema: { body: ResponsesRequestSchema, response: { 200: Type.Unknown(), ...errorResponses } } },
+    (request, reply) => serveResponse(app.loom, reply, request.body),
+  );
+};

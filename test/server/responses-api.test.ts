@@ -1,0 +1,221 @@
+import { describe, expect, it } from 'vitest';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
+
+/**
+ * POST /v1/responses on the real stack (onnx engine, the tiny model): the same generation as chat
+ * completions for the same conversation, as a response object or its typed event stream, read
+ * by the official openai client too; what Loom does not keep or run is refused by name.
+ */
+const server = useTinyServer('onnx', { maxModelLen: 512 });
+
+const greedy = { model: TINY_MODEL_NAME, temperature: 0, max_output_tokens: 12 };
+
+// biome-ignore lint/suspicious/noExplicitAny: response objects and events are read as JSON
+type Json = any;
+
+/** The text of a response's message items. */
+function outputText(response: Json): string {
+  return response.output
+    .filter((item: Json) => item.type === 'message')
+    .flatMap((item: Json) => item.content.map((part: Json) => part.text))
+    .join('');
+}
+
+/** A streamed response's events, read with the openai client. */
+async function streamedEvents(body: object): Promise<Json[]> {
+  const stream = await server().client.responses.create({ ...body, stream: true } as never);
+  const events: Json[] = [];
+  for await (const event of stream as unknown as AsyncIterable<Json>) events.push(event);
+  return events;
+}
+
+describe('POST /v1/responses', () => {
+  it('answers what chat completions answers for the same conversation, with usage and status', async () => {
+    const response = await server().client.responses.create({
+      ...greedy,
+      instructions: 'Be brief.',
+      input: 'Hello there',
+    });
+    const chat = await server().post('/v1/chat/completions', {
+      model: TINY_MODEL_NAME,
+      temperature: 0,
+      max_tokens: 12,
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hello there' },
+      ],
+    });
+    expect(response.id).toMatch(/^resp_[0-9a-f]{32}$/);
+    expect(response.object).toBe('response');
+    expect(response.output_text).toBe(chat.body.choices[0].message.content);
+    expect(response.output[0]).toMatchObject({ type: 'message', role: 'assistant' });
+    expect(response.status).toBe(
+      chat.body.choices[0].finish_reason === 'length' ? 'incomplete' : 'completed',
+    );
+    if (response.status === 'incomplete')
+      expect(response.incomplete_details).toEqual({ reason: 'max_output_tokens' });
+    expect(response.usage).toMatchObject({
+      input_tokens: chat.body.usage.prompt_tokens,
+      output_tokens: chat.body.usage.completion_tokens,
+      total_tokens: chat.body.usage.total_tokens,
+    });
+    expect(response).toMatchObject({ instructions: 'Be brief.', store: false, temperature: 0, tools: [] });
+  });
+
+  it('streams typed events in sequence whose deltas add up to the final response', async () => {
+    const body = { ...greedy, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Hi' }] }] };
+    const whole = await server().post('/v1/responses', body);
+    const events = await streamedEvents(body);
+    expect(events.map((e) => e.sequence_number)).toEqual(events.map((_, i) => i));
+    const types = events.map((e) => e.type);
+    expect(types.slice(0, 4)).toEqual([
+      'response.created',
+      'response.in_progress',
+      'response.output_item.added',
+      'response.content_part.added',
+    ]);
+    expect(types.slice(-4)).toEqual([
+      'response.output_text.done',
+      'response.content_part.done',
+      'response.output_item.done',
+      `response.${whole.body.status}`,
+    ]);
+    const deltas = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta);
+    const final = events[events.length - 1].response;
+    expect(deltas.join('')).toBe(outputText(final));
+    expect(outputText(final)).toBe(outputText(whole.body));
+    // The second run of one prompt finds it in the prefix cache: only cached_tokens differ.
+    expect({ ...final.usage, input_tokens_details: null }).toEqual({
+      ...whole.body.usage,
+      input_tokens_details: null,
+    });
+    expect(events[0].response).toMatchObject({ status: 'in_progress', output: [], usage: null });
+  });
+
+  it('reads earlier function calls and their outputs as the chat turns they are', async () => {
+    const tools = [{ type: 'function', name: 'ping', parameters: { type: 'object', properties: {} } }];
+    const response = await server().post('/v1/responses', {
+      ...greedy,
+      tools,
+      tool_choice: 'none',
+      input: [
+        { role: 'user', content: 'Ping it' },
+        { type: 'function_call', call_id: 'call_1', name: 'ping', arguments: '{}' },
+        { type: 'function_call_output', call_id: 'call_1', output: 'pong' },
+      ],
+    });
+    const chat = await server().post('/v1/chat/completions', {
+      model: TINY_MODEL_NAME,
+      temperature: 0,
+      max_tokens: 12,
+      tools: [
+        { type: 'function', function: { name: 'ping', parameters: { type: 'object', properties: {} } } },
+      ],
+      tool_choice: 'none',
+      messages: [
+        { role: 'user', content: 'Ping it' },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'ping', arguments: '{}' } }],
+        },
+        { role: 'tool', tool_call_id: 'call_1', content: 'pong' },
+      ],
+    });
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    expect(outputText(response.body)).toBe(chat.body.choices[0].message.content);
+    expect(response.body.usage.input_tokens).toBe(chat.body.usage.prompt_tokens);
+  });
+
+  it('a named function is a function_call item, streamed as argument deltas that add up', async () => {
+    const body = {
+      model: TINY_MODEL_NAME,
+      input: 'Weather?',
+      max_output_tokens: 60,
+      tools: [
+        {
+          type: 'function',
+          name: 'weather',
+          parameters: {
+            type: 'object',
+            properties: { city: { enum: ['Paris', 'Oslo'] } },
+            required: ['city'],
+          },
+        },
+      ],
+      tool_choice: { type: 'function', name: 'weather' },
+      seed: 3,
+    };
+    const whole = await server().post('/v1/responses', body);
+    expect(whole.status, JSON.stringify(whole.body)).toBe(200);
+    const [call] = whole.body.output;
+    expect(call).toMatchObject({ type: 'function_call', name: 'weather', status: 'completed' });
+    expect(['Paris', 'Oslo']).toContain(JSON.parse(call.arguments).city);
+    const events = await streamedEvents(body);
+    const args = events
+      .filter((e) => e.type === 'response.function_call_arguments.delta')
+      .map((e) => e.delta);
+    const done = events.find((e) => e.type === 'response.function_call_arguments.done');
+    expect(args.join('')).toBe(done.arguments);
+    expect(done.arguments).toBe(call.arguments);
+  });
+
+  it('text.format json_schema shapes the text; include logprobs scores each token', async () => {
+    const shaped = await server().post('/v1/responses', {
+      model: TINY_MODEL_NAME,
+      input: 'Pick',
+      max_output_tokens: 40,
+      text: {
+        format: {
+          type: 'json_schema',
+          name: 'pick',
+          schema: { type: 'object', properties: { a: { enum: ['x', 'y'] } }, required: ['a'] },
+        },
+      },
+    });
+    expect(shaped.status, JSON.stringify(shaped.body)).toBe(200);
+    expect(['x', 'y']).toContain(JSON.parse(outputText(shaped.body)).a);
+    const scored = await server().post('/v1/responses', {
+      ...greedy,
+      input: 'Hi',
+      include: ['message.output_text.logprobs'],
+      top_logprobs: 2,
+    });
+    const part = scored.body.output[0].content[0];
+    expect(part.logprobs).toHaveLength(scored.body.usage.output_tokens);
+    expect(part.logprobs.map((l: Json) => l.token).join('')).toBe(part.text);
+    for (const entry of part.logprobs) expect(entry.top_logprobs).toHaveLength(2);
+  });
+
+  it('refuses by name what Loom does not keep or run, and keeps serving', async () => {
+    const refusals: Array<[object, string]> = [
+      [{ store: true }, 'store'],
+      [{ previous_response_id: 'resp_1' }, 'previous_response_id'],
+      [{ background: true }, 'background'],
+      [{ reasoning: { effort: 'low' } }, 'reasoning'],
+      [{ include: ['file_search_call.results'] }, 'include'],
+      [{ tools: [{ type: 'web_search' }] }, 'tools[0].type'],
+      [
+        { input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x' }] }] },
+        'input[0].content[0].type',
+      ],
+      [{ input: [{ type: 'reasoning', summary: [] }] }, 'input[0].type'],
+      [{ top_logprobs: 2 }, 'top_logprobs'],
+      [
+        {
+          text: { format: { type: 'json_schema', name: 'x', schema: {} } },
+          structured_outputs: { json: {} },
+        },
+        'text.format',
+      ],
+      [{ tool_choice: { type: 'file_search' } }, 'tool_choice'],
+      [{ nonsense: 1 }, 'nonsense'],
+    ];
+    for (const [extra, param] of refusals) {
+      const res = await server().post('/v1/responses', { ...greedy, input: 'Hi', ...extra });
+      expect(res.status, JSON.stringify(extra)).toBe(400);
+      expect(res.body.error.param, JSON.stringify(res.body)).toBe(param);
+    }
+    expect((await server().post('/v1/responses', { ...greedy, input: 'Hi', store: false })).status).toBe(200);
+  });
+});
