@@ -50,6 +50,8 @@ export interface AppOptions {
   promptTokensDetails?: boolean;
   /** --max-logprobs: most top tokens a row may list (default vLLM's 20; -1: no cap). */
   maxLogprobs?: number;
+  /** --max-stored-responses: /v1/responses answers kept for GET and previous_response_id (default 0: none). */
+  maxStoredResponses?: number;
   /** Reads tool calls out of free text for tool_choice "auto" (--enable-auto-tool-choice --tool-call-parser); default none. */
   toolCallParser?: ToolCallParserName | null;
   /** Period of the stats line while busy, in ms (main: 10 s; --disable-log-stats: null); default none. */
@@ -117,6 +119,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     promptTokensDetails: options.promptTokensDetails ?? false,
     maxLogprobs: options.maxLogprobs ?? DEFAULT_MAX_LOGPROBS,
     toolCallParser: options.toolCallParser ?? null,
+    maxStoredResponses: options.maxStoredResponses ?? 0,
   });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);

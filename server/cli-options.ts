@@ -97,6 +97,8 @@ export interface CliOptions {
   maxN: number;
   /** --max-logprobs: most top tokens a row may list; -1: no cap. */
   maxLogprobs: number;
+  /** --max-stored-responses: /v1/responses kept in memory for GET and previous_response_id (0: none). */
+  maxStoredResponses: number;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
   /** --api-key or $LOOM_API_KEY: Bearer auth on everything but the probes; null: open. */
@@ -185,6 +187,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-n N                       most choices (n) one request may ask for (default 16)
   --max-logprobs N                most top tokens a row may list (logprobs, top_logprobs, prompt_logprobs;
                                   beam search's 2·n), vLLM's flag (default 20; -1: no cap)
+  --max-stored-responses N        /v1/responses answers kept in memory, the oldest dropped first, for
+                                  GET /v1/responses/{id} and previous_response_id (default 0: none kept,
+                                  store: true is refused)
   --shutdown-timeout SECONDS      on SIGTERM/SIGINT, how long requests in flight may finish
                                   before they are ended (default 30)
   --stream-stall-timeout SECONDS  a stream whose client stops reading is paused (its sequences sit steps
@@ -339,6 +344,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--max-logprobs': (o, v, f) => {
     o.maxLogprobs = v.trim() === '-1' ? -1 : integer(v, f, 0);
   },
+  '--max-stored-responses': (o, v, f) => {
+    o.maxStoredResponses = integer(v, f, 0);
+  },
   '--max-connections': (o, v, f) => {
     o.maxConnections = integer(v, f, 1);
   },
@@ -474,6 +482,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     streamStallTimeoutSeconds: DEFAULT_STREAM_STALL_TIMEOUT_MS / 1000,
     maxN: DEFAULT_MAX_N,
     maxLogprobs: DEFAULT_MAX_LOGPROBS,
+    maxStoredResponses: 0,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
     apiKey: env.LOOM_API_KEY ? env.LOOM_API_KEY : null,

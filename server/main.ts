@@ -100,6 +100,7 @@ async function main(): Promise<void> {
     logger: { level: options.logLevel },
     maxN: options.maxN,
     maxLogprobs: options.maxLogprobs,
+    maxStoredResponses: options.maxStoredResponses,
     toolCallParser: options.enableAutoToolChoice ? options.toolCallParser : null,
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,

@@ -13,13 +13,21 @@ const OUTPUT_LOGPROBS = 'message.output_text.logprobs';
  * the Responses API has and Loom does not (stored responses, background runs, hosted tools,
  * reasoning, images and files) is a 400 that names it.
  */
-export function chatRequestOf(body: ResponsesRequest): ChatCompletionRequest {
+export function chatRequestOf(
+  body: ResponsesRequest,
+  /** The conversation previous_response_id continues (its response's last); empty for none. */
+  history: readonly ChatMessage[] = [],
+): { chat: ChatCompletionRequest; conversation: ChatMessage[] } {
   refuseUnsupported(body);
-  const messages: ChatMessage[] = [];
-  if (body.instructions != null) messages.push({ role: 'system', content: body.instructions });
-  if (typeof body.input === 'string') messages.push({ role: 'user', content: body.input });
-  else for (const [i, item] of body.input.entries()) addItem(messages, item, `input[${i}]`);
-  if (messages.length === 0) throw invalidRequest('`input` must not be empty.', 'input');
+  const conversation: ChatMessage[] = history.map((m) => ({ ...m }));
+  if (typeof body.input === 'string') conversation.push({ role: 'user', content: body.input });
+  else for (const [i, item] of body.input.entries()) addItem(conversation, item, `input[${i}]`);
+  if (conversation.length === history.length) throw invalidRequest('`input` must not be empty.', 'input');
+  // Instructions lead this request's messages only: a later turn gives its own (OpenAI's rule).
+  const messages: ChatMessage[] =
+    body.instructions != null
+      ? [{ role: 'system', content: body.instructions }, ...conversation]
+      : conversation;
   const include = body.include ?? [];
   const logprobs = include.includes(OUTPUT_LOGPROBS);
   if (!logprobs && (body.top_logprobs ?? 0) > 0)
@@ -68,26 +76,15 @@ export function chatRequestOf(body: ResponsesRequest): ChatCompletionRequest {
         'text.format.type',
       );
   }
-  return chat;
+  return { chat, conversation };
 }
 
 function refuseUnsupported(body: ResponsesRequest): void {
   for (const entry of body.include ?? [])
     if (entry !== OUTPUT_LOGPROBS)
       throw notSupported('include', `include "${echoed(entry)}" (Loom answers "${OUTPUT_LOGPROBS}" only)`);
-  // Loom keeps no responses: there is nothing to fetch, continue or run in the background later.
-  if (body.store === true)
-    throw notSupported(
-      'store',
-      'store: true (Loom keeps no responses; send store: false, and the conversation so far in `input`)',
-    );
-  if (body.previous_response_id != null)
-    throw notSupported(
-      'previous_response_id',
-      'previous_response_id (Loom keeps no responses; send the conversation so far in `input`)',
-    );
   if (body.background === true)
-    throw notSupported('background', 'background: true (Loom keeps no responses)');
+    throw notSupported('background', 'background: true (a response runs while its request is open)');
   if (body.conversation != null)
     throw notSupported('conversation', 'conversation (Loom keeps no conversations)');
   if (body.prompt != null) throw notSupported('prompt', 'prompt template');

@@ -1,6 +1,7 @@
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { serviceUnavailable } from './api-error.js';
 import type { RequestMetrics } from './request-metrics.js';
+import { ResponseStore } from './response-store.js';
 import type { ServingStack } from './serving-stack.js';
 import type { ToolCallParserName } from './tool-parsers/parsers.js';
 
@@ -17,6 +18,8 @@ export interface ServerSettings {
   maxLogprobs: number;
   /** tool_choice "auto" reads calls with this (--enable-auto-tool-choice --tool-call-parser); null: "auto" is refused. */
   toolCallParser: ToolCallParserName | null;
+  /** /v1/responses answers kept in memory (--max-stored-responses); 0: none. */
+  maxStoredResponses: number;
 }
 
 /**
@@ -47,8 +50,14 @@ export class ServerState {
       promptTokensDetails: false,
       maxLogprobs: DEFAULT_MAX_LOGPROBS,
       toolCallParser: null,
+      maxStoredResponses: 0,
     },
-  ) {}
+  ) {
+    this.responses = settings.maxStoredResponses > 0 ? new ResponseStore(settings.maxStoredResponses) : null;
+  }
+
+  /** Stored /v1/responses answers (--max-stored-responses), or null when none are kept. */
+  readonly responses: ResponseStore | null;
 
   get phase(): ServerPhase {
     return this.currentPhase;

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
-import { notSupported } from '../api-error.js';
+import { ApiError, echoed, notSupported } from '../api-error.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
-import { ResponseOutputItems } from '../response-output.js';
+import { type OutputItem, ResponseOutputItems } from '../response-output.js';
 import { chatRequestOf } from '../responses-input.js';
 import {
   cacheSalt,
@@ -15,6 +15,7 @@ import {
   samplingParams,
   truncatePrompt,
 } from '../sampling-params.js';
+import type { ChatMessage } from '../schemas/chat-request.js';
 import { errorResponses } from '../schemas/responses.js';
 import { type ResponsesRequest, ResponsesRequestSchema } from '../schemas/responses-request.js';
 import type { ServerState } from '../server-state.js';
@@ -39,6 +40,37 @@ function responseEventFormat(): EventStreamFormat & { next(): number } {
   };
 }
 
+function responseNotFound(id: string, param: string | null): ApiError {
+  return new ApiError(
+    404,
+    'invalid_request_error',
+    'response_not_found',
+    `Response with id '${echoed(id)}' not found.`,
+    param,
+  );
+}
+
+/** A response's output as the assistant turn a later request continues from. */
+function assistantTurn(items: readonly OutputItem[]): ChatMessage {
+  const text = items
+    .flatMap((item) => (item.type === 'message' ? item.content.map((part) => part.text) : []))
+    .join('');
+  const calls = items.flatMap((item) =>
+    item.type === 'function_call'
+      ? [
+          {
+            id: item.call_id,
+            type: 'function' as const,
+            function: { name: item.name, arguments: item.arguments },
+          },
+        ]
+      : [],
+  );
+  return calls.length > 0
+    ? { role: 'assistant', content: text || null, tool_calls: calls }
+    : { role: 'assistant', content: text };
+}
+
 /**
  * POST /v1/responses: OpenAI's Responses API, served as vLLM serves it for models without a
  * reasoning format: the request is read as a chat completion (server/responses-input.ts), runs
@@ -47,7 +79,26 @@ function responseEventFormat(): EventStreamFormat & { next(): number } {
  */
 async function serveResponse(state: ServerState, reply: FastifyReply, body: ResponsesRequest) {
   const stack = state.requireStack();
-  const chat = chatRequestOf(body);
+  const store = state.responses;
+  if (body.store === true && !store)
+    throw notSupported(
+      'store',
+      'store: true on a server that keeps no responses (start it with --max-stored-responses N; or send store: false and the conversation so far in `input`)',
+    );
+  let history: readonly ChatMessage[] = [];
+  if (body.previous_response_id != null) {
+    if (!store)
+      throw notSupported(
+        'previous_response_id',
+        'previous_response_id on a server that keeps no responses (start it with --max-stored-responses N; or send the conversation so far in `input`)',
+      );
+    const previous = store.get(body.previous_response_id);
+    if (!previous) throw responseNotFound(body.previous_response_id, 'previous_response_id');
+    history = previous.conversation;
+  }
+  // OpenAI's default: stored unless the client says not to (where the server keeps any).
+  const stored = store !== null && body.store !== false;
+  const { chat, conversation } = chatRequestOf(body, history);
   const adapter = await resolveAdapter(stack, chat.model);
   const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
   if (tools.output && chat.logprobs)
@@ -111,12 +162,12 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     model: body.model,
     output,
     parallel_tool_calls: body.parallel_tool_calls ?? true,
-    previous_response_id: null,
+    previous_response_id: body.previous_response_id ?? null,
     prompt_cache_key: body.prompt_cache_key ?? null,
     reasoning: null,
     safety_identifier: body.safety_identifier ?? null,
     service_tier: body.service_tier ?? 'auto',
-    store: false,
+    store: stored,
     temperature: body.temperature ?? 1,
     text: { format: body.text?.format ?? { type: 'text' } },
     tool_choice: body.tool_choice ?? (body.tools?.length ? 'auto' : 'none'),
@@ -158,13 +209,20 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     items.calls(read.calls);
   };
 
+  /** The finished response, stored with its conversation (its own answer last) when it is to be kept. */
+  const kept = <T extends Record<string, unknown>>(finished: T, items: readonly OutputItem[]): T => {
+    if (store && stored)
+      store.put(id, { response: finished, conversation: [...conversation, assistantTurn(items)] });
+    return finished;
+  };
+
   if (!body.stream) {
     const [choice] = await generation.collect(1);
     const items = new ResponseOutputItems(logprobs !== null);
     feed(items, choice.text, choice.tokenIds, choice.logprobs, true);
     const incomplete = choice.finishReason === 'length';
     items.finish(incomplete);
-    return response(incomplete ? 'incomplete' : 'completed', items.items, true);
+    return kept(response(incomplete ? 'incomplete' : 'completed', items.items, true), items.items);
   }
   const format = responseEventFormat();
   async function* events() {
@@ -201,7 +259,7 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     const status = incomplete ? 'incomplete' : 'completed';
     yield {
       type: `response.${status}`,
-      response: response(status, items.items, true),
+      response: kept(response(status, items.items, true), items.items),
       sequence_number: format.next(),
     };
   }
@@ -215,4 +273,14 @@ export const responsesRoute: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { body: ResponsesRequestSchema, response: { 200: Type.Unknown(), ...errorResponses } } },
     (request, reply) => serveResponse(app.loom, reply, request.body),
   );
+  const Params = Type.Object({ id: Type.String() });
+  app.get('/v1/responses/:id', { schema: { params: Params } }, async (request) => {
+    const stored = app.loom.responses?.get(request.params.id);
+    if (!stored) throw responseNotFound(request.params.id, null);
+    return stored.response;
+  });
+  app.delete('/v1/responses/:id', { schema: { params: Params } }, async (request) => {
+    if (!app.loom.responses?.delete(request.params.id)) throw responseNotFound(request.params.id, null);
+    return { id: request.params.id, object: 'response', deleted: true };
+  });
 };

@@ -119,7 +119,13 @@ describe('parseCliOptions', () => {
     expect(serve(['--no-enable-prefix-caching']).enablePrefixCaching).toBe(false);
     expect(serve(['--no-enable-prefix-caching', '--enable-prefix-caching']).enablePrefixCaching).toBe(true);
     expect(serve(['--enable-prompt-tokens-details']).enablePromptTokensDetails).toBe(true);
-    expect(serve([])).toMatchObject({ enableAutoToolChoice: false, toolCallParser: null });
+    expect(serve([])).toMatchObject({
+      enableAutoToolChoice: false,
+      toolCallParser: null,
+      maxStoredResponses: 0,
+    });
+    expect(serve(['--max-stored-responses', '500']).maxStoredResponses).toBe(500);
+    expect(() => serve(['--max-stored-responses', '-1'])).toThrow(/--max-stored-responses/);
     expect(serve(['--enable-auto-tool-choice', '--tool-call-parser', 'hermes'])).toMatchObject({
       enableAutoToolChoice: true,
       toolCallParser: 'hermes',

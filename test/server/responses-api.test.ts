@@ -219,3 +219,72 @@ describe('POST /v1/responses', () => {
     expect((await server().post('/v1/responses', { ...greedy, input: 'Hi', store: false })).status).toBe(200);
   });
 });
+
+describe('stored responses (--max-stored-responses)', () => {
+  const stored = useTinyServer('onnx', { maxModelLen: 512 }, { maxStoredResponses: 2 });
+
+  it('previous_response_id continues the stored conversation as chat would, without its instructions', async () => {
+    const first = await stored().post('/v1/responses', {
+      ...greedy,
+      instructions: 'Be brief.',
+      input: 'My name is Ann.',
+    });
+    expect(first.status, JSON.stringify(first.body)).toBe(200);
+    expect(first.body.store).toBe(true);
+    expect((await stored().client.responses.retrieve(first.body.id)).output).toEqual(first.body.output);
+    const second = await stored().client.responses.create({
+      ...greedy,
+      previous_response_id: first.body.id,
+      input: 'What is my name?',
+    });
+    expect(second.previous_response_id).toBe(first.body.id);
+    const chat = await stored().post('/v1/chat/completions', {
+      model: TINY_MODEL_NAME,
+      temperature: 0,
+      max_tokens: 12,
+      messages: [
+        { role: 'user', content: 'My name is Ann.' },
+        { role: 'assistant', content: outputText(first.body) },
+        { role: 'user', content: 'What is my name?' },
+      ],
+    });
+    expect(second.usage?.input_tokens).toBe(chat.body.usage.prompt_tokens);
+    expect(second.output_text).toBe(chat.body.choices[0].message.content);
+  });
+
+  it('keeps the newest, forgets on delete, and stores what a stream ended with', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++)
+      ids.push((await stored().post('/v1/responses', { ...greedy, input: `n${i}` })).body.id);
+    expect((await stored().app.inject({ method: 'GET', url: `/v1/responses/${ids[0]}` })).statusCode).toBe(
+      404,
+    );
+    expect((await stored().app.inject({ method: 'GET', url: `/v1/responses/${ids[2]}` })).statusCode).toBe(
+      200,
+    );
+    const deleted = await stored().app.inject({ method: 'DELETE', url: `/v1/responses/${ids[2]}` });
+    expect(deleted.json()).toEqual({ id: ids[2], object: 'response', deleted: true });
+    expect((await stored().app.inject({ method: 'GET', url: `/v1/responses/${ids[2]}` })).statusCode).toBe(
+      404,
+    );
+
+    const unknown = await stored().post('/v1/responses', {
+      ...greedy,
+      input: 'x',
+      previous_response_id: 'resp_gone',
+    });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.param).toBe('previous_response_id');
+    const unstored = await stored().post('/v1/responses', { ...greedy, input: 'x', store: false });
+    expect(unstored.body.store).toBe(false);
+    expect(
+      (await stored().app.inject({ method: 'GET', url: `/v1/responses/${unstored.body.id}` })).statusCode,
+    ).toBe(404);
+
+    const stream = await stored().client.responses.create({ ...greedy, input: 'streamed', stream: true });
+    let last: Json = null;
+    for await (const event of stream as unknown as AsyncIterable<Json>) last = event;
+    const kept = await stored().app.inject({ method: 'GET', url: `/v1/responses/${last.response.id}` });
+    expect(kept.json()).toEqual(last.response);
+  });
+});

@@ -1,0 +1,44 @@
+import type { ChatMessage } from './schemas/chat-request.js';
+
+/** A response kept for GET /v1/responses/{id} and for the next turn's previous_response_id. */
+export interface StoredResponse {
+  /** The response object as it was answered. */
+  response: Readonly<Record<string, unknown>>;
+  /**
+   * Its conversation as chat messages, its own answer last: what a request with this
+   * previous_response_id continues. Instructions are not part of it (OpenAI does not carry them over).
+   */
+  conversation: readonly ChatMessage[];
+}
+
+/**
+ * Responses kept in memory (--max-stored-responses): the oldest stored goes first once the store
+ * is full, so a busy server's memory stays bounded (vLLM's in-memory store grows without end).
+ * Nothing is written to disk: a restart forgets them.
+ */
+export class ResponseStore {
+  private readonly entries = new Map<string, StoredResponse>();
+
+  constructor(readonly capacity: number) {}
+
+  put(id: string, stored: StoredResponse): void {
+    this.entries.delete(id);
+    this.entries.set(id, stored);
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.capacity) break;
+      this.entries.delete(oldest);
+    }
+  }
+
+  get(id: string): StoredResponse | undefined {
+    return this.entries.get(id);
+  }
+
+  delete(id: string): boolean {
+    return this.entries.delete(id);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
