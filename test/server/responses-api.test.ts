@@ -288,3 +288,34 @@ describe('stored responses (--max-stored-responses)', () => {
     expect(kept.json()).toEqual(last.response);
   });
 });
+
+describe('tool_choice "auto" on /v1/responses (--tool-call-parser hermes)', () => {
+  const auto = useTinyServer('onnx', { maxModelLen: 512 }, { toolCallParser: 'hermes' });
+  // guided_regex is not a Responses field: structured_outputs.regex makes the tiny model write a call.
+  const body = {
+    model: TINY_MODEL_NAME,
+    input: 'Ping?',
+    max_output_tokens: 100,
+    tools: [{ type: 'function', name: 'ping', parameters: { type: 'object', properties: {} } }],
+    structured_outputs: { regex: 'On it\\.<tool_call>\\{"name": "ping", "arguments": \\{\\}\\}</tool_call>' },
+  };
+
+  it('answers the text as a message item and the call as a function_call item, streamed or whole alike', async () => {
+    const whole = await auto().post('/v1/responses', body);
+    expect(whole.status, JSON.stringify(whole.body)).toBe(200);
+    expect(whole.body.output.map((item: Json) => item.type)).toEqual(['message', 'function_call']);
+    expect(outputText(whole.body)).toBe('On it.');
+    expect(whole.body.output[1]).toMatchObject({ name: 'ping', arguments: '{}', status: 'completed' });
+    expect(whole.body.output[1].call_id).toMatch(/^chatcmpl-tool-[0-9a-f]{32}$/);
+    const events = await auto().client.responses.create({ ...body, stream: true } as never);
+    let last: Json = null;
+    for await (const event of events as unknown as AsyncIterable<Json>) last = event;
+    expect(last.type).toBe('response.completed');
+    expect(
+      last.response.output.map((item: Json) => [item.type, item.name ?? outputText({ output: [item] })]),
+    ).toEqual([
+      ['message', 'On it.'],
+      ['function_call', 'ping'],
+    ]);
+  });
+});
