@@ -34,13 +34,15 @@ export interface ChoiceSource {
  * A request's life as the server tracks it, from submit until its response is done: counted in
  * flight (ServerState.track), so shutdown ends it (`shutdown.ended`, and an abort); aborted when
  * `cancel` fires or the client's connection closes before the response finished, which frees its
- * pages within a step.
+ * pages within a step. A detached one (a background response) outlives its reply: it is counted
+ * until `release` and ended only by `cancel` or shutdown.
  */
 export function requestLifetime(
   state: ServerState,
   reply: FastifyReply,
   cancel?: AbortSignal,
-): { controller: AbortController; shutdown: { ended: boolean } } {
+  detached = false,
+): { controller: AbortController; shutdown: { ended: boolean }; release: () => void } {
   const controller = new AbortController();
   cancel?.addEventListener('abort', () => controller.abort(), { once: true });
   const shutdown = { ended: false };
@@ -48,13 +50,14 @@ export function requestLifetime(
     shutdown.ended = true;
     controller.abort();
   });
+  if (detached) return { controller, shutdown, release: untrack };
   const response = reply.raw;
   response.once('finish', untrack);
   response.once('close', () => {
     untrack();
     if (!response.writableFinished) controller.abort();
   });
-  return { controller, shutdown };
+  return { controller, shutdown, release: untrack };
 }
 
 /**
@@ -79,6 +82,8 @@ export class Generation implements ChoiceSource {
     private readonly startedAt: number,
     /** Where the line for the finished generation goes (the request's logger), or null for none. */
     private readonly log: FastifyBaseLogger | null,
+    /** A detached generation's end of being in flight, called once its deltas end; null: its reply's. */
+    private readonly release: (() => void) | null = null,
   ) {
     this.finishReasons = new Array(request.sampling.n).fill(null);
   }
@@ -92,28 +97,32 @@ export class Generation implements ChoiceSource {
     metrics: RequestMetrics | null = null,
     /** Aborts this generation from outside (another prompt of its batch was refused). */
     cancel?: AbortSignal,
+    /** Runs on after its reply (a background response): in flight until its deltas end. */
+    detached = false,
   ): Promise<Generation> {
     const startedAt = performance.now();
-    const { controller, shutdown } = requestLifetime(state, reply, cancel);
+    const { controller, shutdown, release } = requestLifetime(state, reply, cancel, detached);
     let stream: GenerationStream;
-    try {
-      stream = stack.scheduler.submit({ ...request, signal: controller.signal });
-    } catch (error) {
-      if (error instanceof AdmissionError) metrics?.countRefusal(error.reason);
-      throw error;
-    }
-    const iterator = stream[Symbol.asyncIterator]();
+    let iterator: AsyncIterator<GenerationDelta>;
     let first: IteratorResult<GenerationDelta>;
     try {
-      first = await iterator.next();
+      try {
+        stream = stack.scheduler.submit({ ...request, signal: controller.signal });
+        iterator = stream[Symbol.asyncIterator]();
+        first = await iterator.next();
+      } catch (error) {
+        // Early abort (--slo-ttft) ends a queued request before its first token: a refusal too.
+        if (error instanceof AdmissionError) metrics?.countRefusal(error.reason);
+        throw error;
+      }
+      if (shutdown.ended) {
+        await iterator.return?.();
+        throw shuttingDown();
+      }
     } catch (error) {
-      // Early abort (--slo-ttft) ends a queued request before its first token: a refusal too.
-      if (error instanceof AdmissionError) metrics?.countRefusal(error.reason);
+      // An attached lifetime ends with its (error) reply; a detached one here.
+      if (detached) release();
       throw error;
-    }
-    if (shutdown.ended) {
-      await iterator.return?.();
-      throw shuttingDown();
     }
     return new Generation(
       controller,
@@ -128,6 +137,7 @@ export class Generation implements ChoiceSource {
       request,
       startedAt,
       state.settings.logRequests ? reply.log : null,
+      detached ? release : null,
     );
   }
 
@@ -158,6 +168,7 @@ export class Generation implements ChoiceSource {
     } finally {
       await this.iterator.return?.();
       this.logFinished();
+      this.release?.();
     }
   }
 

@@ -6,9 +6,12 @@ export interface StoredResponse {
   response: Readonly<Record<string, unknown>>;
   /**
    * Its conversation as chat messages, its own answer last: what a request with this
-   * previous_response_id continues. Instructions are not part of it (OpenAI does not carry them over).
+   * previous_response_id continues; null while a background response runs. Instructions are not
+   * part of it (OpenAI does not carry them over).
    */
-  conversation: readonly ChatMessage[];
+  conversation: readonly ChatMessage[] | null;
+  /** A background response still running: ends it, resolving once its cancelled response is stored. */
+  cancel?: () => Promise<void>;
 }
 
 /**

@@ -83,8 +83,6 @@ function refuseUnsupported(body: ResponsesRequest): void {
   for (const entry of body.include ?? [])
     if (entry !== OUTPUT_LOGPROBS)
       throw notSupported('include', `include "${echoed(entry)}" (Loom answers "${OUTPUT_LOGPROBS}" only)`);
-  if (body.background === true)
-    throw notSupported('background', 'background: true (a response runs while its request is open)');
   if (body.conversation != null)
     throw notSupported('conversation', 'conversation (Loom keeps no conversations)');
   if (body.prompt != null) throw notSupported('prompt', 'prompt template');

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
-import { ApiError, echoed, notSupported } from '../api-error.js';
+import { ApiError, echoed, internalError, invalidRequest, notSupported } from '../api-error.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
@@ -94,7 +94,24 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
       );
     const previous = store.get(body.previous_response_id);
     if (!previous) throw responseNotFound(body.previous_response_id, 'previous_response_id');
+    if (!previous.conversation)
+      throw invalidRequest(
+        `Previous response '${echoed(body.previous_response_id)}' is still in progress.`,
+        'previous_response_id',
+      );
     history = previous.conversation;
+  }
+  const background = body.background === true;
+  if (background) {
+    if (!store)
+      throw notSupported(
+        'background',
+        'background: true on a server that keeps no responses (start it with --max-stored-responses N)',
+      );
+    if (body.store === false)
+      throw invalidRequest('background can only be used when `store` is true.', 'background');
+    if (body.stream === true)
+      throw notSupported('stream', 'stream: true with background: true (poll GET /v1/responses/{id})');
   }
   // OpenAI's default: stored unless the client says not to (where the server keeps any).
   const stored = store !== null && body.store !== false;
@@ -142,6 +159,8 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     },
     reply,
     state.requestMetrics,
+    undefined,
+    background,
   );
   const logprobs = numTop === null ? null : new ChoiceLogprobs(stack.tokenizer, numTop);
   const reader = tools.output ? messageReader(tools.output) : null;
@@ -152,7 +171,7 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     object: 'response',
     created_at: createdAt,
     status,
-    background: false,
+    background,
     error: null,
     incomplete_details: status === 'incomplete' ? { reason: 'max_output_tokens' } : null,
     instructions: body.instructions ?? null,
@@ -216,14 +235,39 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     return finished;
   };
 
-  if (!body.stream) {
+  /** The whole output as the finished response (kept when it is to be stored). */
+  const finished = async (cancelled = () => false) => {
     const [choice] = await generation.collect(1);
     const items = new ResponseOutputItems(logprobs !== null);
     feed(items, choice.text, choice.tokenIds, choice.logprobs, true);
     const incomplete = choice.finishReason === 'length';
-    items.finish(incomplete);
-    return kept(response(incomplete ? 'incomplete' : 'completed', items.items, true), items.items);
+    items.finish(incomplete || cancelled());
+    const status = cancelled() ? 'cancelled' : incomplete ? 'incomplete' : 'completed';
+    return kept(response(status, items.items, true), items.items);
+  };
+  if (background && store) {
+    // OpenAI's background mode: answered at once, run on; GET polls it, cancel ends it.
+    let cancelled = false;
+    const running = finished(() => cancelled).catch((error: unknown) => {
+      const { code, message } = (error instanceof ApiError ? error : internalError(id)).toBody().error;
+      store.put(id, {
+        response: { ...response('failed', [], true), error: { code, message } },
+        conversation: null,
+      });
+    });
+    const started = response('in_progress', [], false);
+    store.put(id, {
+      response: started,
+      conversation: null,
+      cancel: async () => {
+        cancelled = true;
+        generation.controller.abort();
+        await running;
+      },
+    });
+    return started;
   }
+  if (!body.stream) return finished();
   const format = responseEventFormat();
   async function* events() {
     const queue: Record<string, unknown>[] = [];
@@ -279,8 +323,21 @@ export const responsesRoute: FastifyPluginAsyncTypebox = async (app) => {
     if (!stored) throw responseNotFound(request.params.id, null);
     return stored.response;
   });
+  app.post('/v1/responses/:id/cancel', { schema: { params: Params } }, async (request) => {
+    const { id } = request.params;
+    const stored = app.loom.responses?.get(id);
+    if (!stored) throw responseNotFound(id, null);
+    if (stored.response.background !== true)
+      throw invalidRequest('Only responses created with background: true can be cancelled.');
+    await stored.cancel?.();
+    return (app.loom.responses?.get(id) ?? stored).response;
+  });
   app.delete('/v1/responses/:id', { schema: { params: Params } }, async (request) => {
-    if (!app.loom.responses?.delete(request.params.id)) throw responseNotFound(request.params.id, null);
+    const stored = app.loom.responses?.get(request.params.id);
+    if (!stored) throw responseNotFound(request.params.id, null);
+    // A background response still running ends first, or it would store itself again when done.
+    await stored.cancel?.();
+    app.loom.responses?.delete(request.params.id);
     return { id: request.params.id, object: 'response', deleted: true };
   });
 };

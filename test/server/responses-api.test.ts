@@ -319,3 +319,64 @@ describe('tool_choice "auto" on /v1/responses (--tool-call-parser hermes)', () =
     ]);
   });
 });
+
+describe('background responses', () => {
+  const stored = useTinyServer('onnx', { maxModelLen: 512 }, { maxStoredResponses: 8 });
+
+  /** GET the response until it is no longer in progress. */
+  async function settled(id: string): Promise<Json> {
+    for (let i = 0; i < 200; i++) {
+      const got = (await stored().app.inject({ method: 'GET', url: `/v1/responses/${id}` })).json();
+      if (got.status !== 'in_progress') return got;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    throw new Error(`response ${id} still in progress`);
+  }
+
+  it('answers at once, runs on, and GET gives what a foreground request answers', async () => {
+    const started = await stored().post('/v1/responses', { ...greedy, input: 'Hello', background: true });
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+    expect(started.body).toMatchObject({ status: 'in_progress', background: true, output: [] });
+    const done = await settled(started.body.id);
+    const foreground = await stored().post('/v1/responses', { ...greedy, input: 'Hello', store: false });
+    expect(done.status).toBe(foreground.body.status);
+    expect(outputText(done)).toBe(outputText(foreground.body));
+    expect(done.usage.output_tokens).toBe(foreground.body.usage.output_tokens);
+  });
+
+  it('cancel ends a running one; only background responses can be cancelled', async () => {
+    const long = {
+      model: TINY_MODEL_NAME,
+      input: 'Go on',
+      max_output_tokens: 450,
+      ignore_eos: true,
+      background: true,
+    };
+    const started = await stored().post('/v1/responses', long);
+    const cancelled = await stored().post(`/v1/responses/${started.body.id}/cancel`, {});
+    expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(200);
+    expect(cancelled.body.status).toBe('cancelled');
+    expect(cancelled.body.usage.output_tokens).toBeLessThan(450);
+    expect((await settled(started.body.id)).status).toBe('cancelled');
+    expect(stored().app.loom.numInFlight).toBe(0);
+
+    const foreground = await stored().post('/v1/responses', { ...greedy, input: 'Hi' });
+    const refused = await stored().post(`/v1/responses/${foreground.body.id}/cancel`, {});
+    expect(refused.status).toBe(400);
+    for (const [extra, param] of [
+      [{ store: false }, 'background'],
+      [{ stream: true }, 'stream'],
+    ] as const) {
+      const res = await stored().post('/v1/responses', {
+        ...greedy,
+        input: 'Hi',
+        background: true,
+        ...extra,
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.error.param).toBe(param);
+    }
+    const unkept = await server().post('/v1/responses', { ...greedy, input: 'Hi', background: true });
+    expect(unkept.body.error.param).toBe('background');
+  });
+});
