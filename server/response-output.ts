@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { ChatTokenLogprob } from './logprobs.js';
-import type { ToolCallDelta } from './tool-call-stream.js';
-
-type OutputLogprob = ChatTokenLogprob & { top_logprobs: ChatTokenLogprob[] };
+import type {
+  CallBlock,
+  OutputBlock,
+  OutputBlockListener,
+  OutputLogprob,
+  TextBlock,
+} from './output-blocks.js';
 
 interface OutputText {
   type: 'output_text';
@@ -11,18 +14,20 @@ interface OutputText {
   logprobs?: OutputLogprob[];
 }
 
+type ItemStatus = 'in_progress' | 'completed' | 'incomplete';
+
 export interface MessageItem {
   id: string;
   type: 'message';
   role: 'assistant';
-  status: 'in_progress' | 'completed' | 'incomplete';
+  status: ItemStatus;
   content: OutputText[];
 }
 
 export interface FunctionCallItem {
   id: string;
   type: 'function_call';
-  status: 'in_progress' | 'completed' | 'incomplete';
+  status: ItemStatus;
   call_id: string;
   name: string;
   arguments: string;
@@ -30,22 +35,17 @@ export interface FunctionCallItem {
 
 export type OutputItem = MessageItem | FunctionCallItem;
 
-function itemId(prefix: 'msg' | 'fc'): string {
-  return `${prefix}_${randomUUID().replaceAll('-', '')}`;
-}
-
 /**
- * A response's `output` items as its text and calls come (the Responses API's shape of what chat
- * gives as one message): text goes into an assistant message item, each tool call is a
- * function_call item of its own, in the order the model wrote them. Streaming, each change is also
- * an event (response.output_item.added, response.output_text.delta, …, response.output_item.done)
- * for `emit`; a whole response makes the same items without them. An item is done when the next
- * one starts, or when the output ends.
+ * The Responses API's `output` items of a choice's blocks (output-blocks.ts): a text block is an
+ * assistant message item with one output_text part, a call a function_call item. As a listener it
+ * also writes the API's stream events for each change (response.output_item.added,
+ * response.output_text.delta, …, response.output_item.done) to `emit`. Item ids are made once
+ * per block, so the streamed items and the final response's agree.
  */
-export class ResponseOutputItems {
-  readonly items: OutputItem[] = [];
-  /** The item still open (the last one), or null. */
-  private open: OutputItem | null = null;
+export class ResponseItems implements OutputBlockListener {
+  private readonly ids = new WeakMap<OutputBlock, string>();
+  /** Set before the blocks finish when the output was cut at max_output_tokens: the last item is incomplete. */
+  incomplete = false;
 
   constructor(
     /** Whether output_text parts carry logprobs (include: ["message.output_text.logprobs"]). */
@@ -53,96 +53,56 @@ export class ResponseOutputItems {
     private readonly emit: (event: Record<string, unknown>) => void = () => {},
   ) {}
 
-  /** Text the model wrote, with the log-probabilities of its tokens when they are asked for. */
-  text(text: string, logprobs: readonly OutputLogprob[] = []): void {
-    if (!text && logprobs.length === 0) return;
-    let item = this.open;
-    if (item?.type !== 'message') {
-      const part: OutputText = { type: 'output_text', text: '', annotations: [] };
-      if (this.withLogprobs) part.logprobs = [];
-      item = this.start({
-        id: itemId('msg'),
-        type: 'message',
-        role: 'assistant',
-        status: 'in_progress',
-        content: [],
-      });
-      item.content.push(part);
+  /** The items of the finished output. */
+  items(blocks: readonly OutputBlock[]): OutputItem[] {
+    return blocks.map((block, i) =>
+      this.item(block, this.incomplete && i === blocks.length - 1 ? 'incomplete' : 'completed'),
+    );
+  }
+
+  started(block: OutputBlock, index: number): void {
+    const item = this.item(block, 'in_progress');
+    if (item.type === 'message') {
+      this.emit({ type: 'response.output_item.added', output_index: index, item: { ...item, content: [] } });
       this.emit({
         type: 'response.content_part.added',
         item_id: item.id,
-        output_index: this.items.length - 1,
+        output_index: index,
         content_index: 0,
-        part: { ...part, ...(part.logprobs ? { logprobs: [] } : {}) },
+        part: item.content[0],
       });
-    }
-    const part = item.content[0];
-    part.text += text;
-    part.logprobs?.push(...logprobs);
+    } else this.emit({ type: 'response.output_item.added', output_index: index, item });
+  }
+
+  text(block: TextBlock, index: number, delta: string, logprobs: readonly OutputLogprob[]): void {
     this.emit({
       type: 'response.output_text.delta',
-      item_id: item.id,
-      output_index: this.items.length - 1,
+      item_id: this.idOf(block),
+      output_index: index,
       content_index: 0,
-      delta: text,
+      delta,
       logprobs: this.withLogprobs ? [...logprobs] : [],
     });
   }
 
-  /** Tool call deltas: a new call (id and name) starts an item, later deltas add to its arguments. */
-  calls(deltas: readonly ToolCallDelta[]): void {
-    for (const delta of deltas) {
-      if (delta.id !== undefined) {
-        this.start({
-          id: itemId('fc'),
-          type: 'function_call',
-          status: 'in_progress',
-          call_id: delta.id,
-          name: delta.function.name ?? '',
-          arguments: '',
-        });
-      }
-      const item = this.open;
-      if (item?.type !== 'function_call' || !delta.function.arguments) continue;
-      item.arguments += delta.function.arguments;
-      this.emit({
-        type: 'response.function_call_arguments.delta',
-        item_id: item.id,
-        output_index: this.items.length - 1,
-        delta: delta.function.arguments,
-      });
-    }
-  }
-
-  /** The output ended: the open item is done (incomplete when the output was cut at max_output_tokens). */
-  finish(incomplete: boolean): void {
-    this.close(incomplete ? 'incomplete' : 'completed');
-  }
-
-  private start<T extends OutputItem>(item: T): T {
-    this.close('completed');
-    this.items.push(item);
-    this.open = item;
+  arguments(block: CallBlock, index: number, delta: string): void {
     this.emit({
-      type: 'response.output_item.added',
-      output_index: this.items.length - 1,
-      item: item.type === 'message' ? { ...item, content: [] } : { ...item },
+      type: 'response.function_call_arguments.delta',
+      item_id: this.idOf(block),
+      output_index: index,
+      delta,
     });
-    return item;
   }
 
-  private close(status: 'completed' | 'incomplete'): void {
-    const item = this.open;
-    if (!item) return;
-    this.open = null;
-    item.status = status;
-    const outputIndex = this.items.length - 1;
+  ended(block: OutputBlock, index: number): void {
+    // Only the last block can end with the output; the others end when the next one starts.
+    const item = this.item(block, this.incomplete ? 'incomplete' : 'completed');
     if (item.type === 'message') {
       const part = item.content[0];
       this.emit({
         type: 'response.output_text.done',
         item_id: item.id,
-        output_index: outputIndex,
+        output_index: index,
         content_index: 0,
         text: part.text,
         logprobs: part.logprobs ?? [],
@@ -150,7 +110,7 @@ export class ResponseOutputItems {
       this.emit({
         type: 'response.content_part.done',
         item_id: item.id,
-        output_index: outputIndex,
+        output_index: index,
         content_index: 0,
         part,
       });
@@ -158,11 +118,37 @@ export class ResponseOutputItems {
       this.emit({
         type: 'response.function_call_arguments.done',
         item_id: item.id,
-        output_index: outputIndex,
+        output_index: index,
         name: item.name,
         arguments: item.arguments,
       });
     }
-    this.emit({ type: 'response.output_item.done', output_index: outputIndex, item });
+    this.emit({ type: 'response.output_item.done', output_index: index, item });
+  }
+
+  private idOf(block: OutputBlock): string {
+    let id = this.ids.get(block);
+    if (id === undefined) {
+      id = `${block.kind === 'text' ? 'msg' : 'fc'}_${randomUUID().replaceAll('-', '')}`;
+      this.ids.set(block, id);
+    }
+    return id;
+  }
+
+  /** The block as an item now (a copy: later text does not change an event already made). */
+  private item(block: OutputBlock, status: ItemStatus): OutputItem {
+    const id = this.idOf(block);
+    if (block.kind === 'call')
+      return {
+        id,
+        type: 'function_call',
+        status,
+        call_id: block.id,
+        name: block.name,
+        arguments: block.arguments,
+      };
+    const part: OutputText = { type: 'output_text', text: block.text, annotations: [] };
+    if (this.withLogprobs) part.logprobs = [...block.logprobs];
+    return { id, type: 'message', role: 'assistant', status, content: [part] };
   }
 }

@@ -6,7 +6,8 @@ import { ApiError, echoed, internalError, invalidRequest, notSupported } from '.
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
-import { type OutputItem, ResponseOutputItems } from '../response-output.js';
+import { assistantMessage, choiceFeeder, type OutputBlock, OutputBlocks } from '../output-blocks.js';
+import { ResponseItems } from '../response-output.js';
 import { chatRequestOf } from '../responses-input.js';
 import {
   cacheSalt,
@@ -48,27 +49,6 @@ function responseNotFound(id: string, param: string | null): ApiError {
     `Response with id '${echoed(id)}' not found.`,
     param,
   );
-}
-
-/** A response's output as the assistant turn a later request continues from. */
-function assistantTurn(items: readonly OutputItem[]): ChatMessage {
-  const text = items
-    .flatMap((item) => (item.type === 'message' ? item.content.map((part) => part.text) : []))
-    .join('');
-  const calls = items.flatMap((item) =>
-    item.type === 'function_call'
-      ? [
-          {
-            id: item.call_id,
-            type: 'function' as const,
-            function: { name: item.name, arguments: item.arguments },
-          },
-        ]
-      : [],
-  );
-  return calls.length > 0
-    ? { role: 'assistant', content: text || null, tool_calls: calls }
-    : { role: 'assistant', content: text };
 }
 
 /**
@@ -205,45 +185,26 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
       : null,
     user: body.user ?? null,
   });
-  /** Output text and token ids into items: through the tool-call reader when tools may be called. */
-  const feed = (
-    items: ResponseOutputItems,
-    text: string,
-    tokenIds: readonly number[],
-    scores: object[],
-    end: boolean,
-  ) => {
-    if (!reader) {
-      const entries = logprobs ? logprobs.chat(tokenIds, scores as never).content : [];
-      items.text(text, entries);
-      return;
-    }
-    const read = reader.push(text);
-    if (end) {
-      const last = reader.finish();
-      read.content += last.content;
-      read.calls.push(...last.calls);
-    }
-    items.text(read.content);
-    items.calls(read.calls);
-  };
+  const feed = choiceFeeder(reader, logprobs);
 
   /** The finished response, stored with its conversation (its own answer last) when it is to be kept. */
-  const kept = <T extends Record<string, unknown>>(finished: T, items: readonly OutputItem[]): T => {
+  const kept = <T extends Record<string, unknown>>(finished: T, blocks: readonly OutputBlock[]): T => {
     if (store && stored)
-      store.put(id, { response: finished, conversation: [...conversation, assistantTurn(items)] });
+      store.put(id, { response: finished, conversation: [...conversation, assistantMessage(blocks)] });
     return finished;
   };
 
   /** The whole output as the finished response (kept when it is to be stored). */
   const finished = async (cancelled = () => false) => {
     const [choice] = await generation.collect(1);
-    const items = new ResponseOutputItems(logprobs !== null);
-    feed(items, choice.text, choice.tokenIds, choice.logprobs, true);
+    const shape = new ResponseItems(logprobs !== null);
+    const blocks = new OutputBlocks();
+    feed(blocks, { text: choice.text, tokenIds: choice.tokenIds, scores: choice.logprobs, end: true });
     const incomplete = choice.finishReason === 'length';
-    items.finish(incomplete || cancelled());
+    shape.incomplete = incomplete || cancelled();
+    blocks.finish();
     const status = cancelled() ? 'cancelled' : incomplete ? 'incomplete' : 'completed';
-    return kept(response(status, items.items, true), items.items);
+    return kept(response(status, shape.items(blocks.blocks), true), blocks.blocks);
   };
   if (background && store) {
     // OpenAI's background mode: answered at once, run on; GET polls it, cancel ends it.
@@ -271,8 +232,8 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
   const format = responseEventFormat();
   async function* events() {
     const queue: Record<string, unknown>[] = [];
-    // Events are written after the items change again: each is a copy of the moment it was made.
-    const items = new ResponseOutputItems(logprobs !== null, (event) => queue.push(structuredClone(event)));
+    const shape = new ResponseItems(logprobs !== null, (event) => queue.push(event));
+    const blocks = new OutputBlocks(shape);
     const drain = function* () {
       for (const event of queue.splice(0)) yield { ...event, sequence_number: format.next() };
     };
@@ -288,22 +249,22 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     };
     let incomplete = false;
     for await (const delta of generation.deltas()) {
-      feed(
-        items,
-        delta.text ?? '',
-        delta.tokenIds,
-        delta.logprobs ?? [],
-        delta.finishReason !== null && delta.finishReason !== undefined,
-      );
+      feed(blocks, {
+        text: delta.text ?? '',
+        tokenIds: delta.tokenIds,
+        scores: delta.logprobs ?? [],
+        end: Boolean(delta.finishReason),
+      });
       if (delta.finishReason) incomplete = delta.finishReason === 'length';
       yield* drain();
     }
-    items.finish(incomplete);
+    shape.incomplete = incomplete;
+    blocks.finish();
     yield* drain();
     const status = incomplete ? 'incomplete' : 'completed';
     yield {
       type: `response.${status}`,
-      response: kept(response(status, items.items, true), items.items),
+      response: kept(response(status, shape.items(blocks.blocks), true), blocks.blocks),
       sequence_number: format.next(),
     };
   }
