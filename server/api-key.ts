@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from './api-error.js';
 import { sendApiError } from './error-handler.js';
@@ -18,8 +19,17 @@ function digest(text: string): Buffer {
   return createHash('sha256').update(text, 'utf8').digest();
 }
 
+/** The key a request presents: Bearer auth, else Anthropic's x-api-key; null when it presents none. */
+function presentedKey(headers: IncomingHttpHeaders): string | null {
+  const authorization = headers.authorization;
+  if (typeof authorization === 'string') return /^Bearer\s+(.+)$/i.exec(authorization.trim())?.[1] ?? null;
+  const anthropic = headers['x-api-key'];
+  return typeof anthropic === 'string' && anthropic.trim() ? anthropic.trim() : null;
+}
+
 /**
- * --api-key: `Authorization: Bearer KEY`, as OpenAI clients send it. The key is compared as
+ * --api-key: `Authorization: Bearer KEY`, as OpenAI clients send it, or `x-api-key: KEY`, as
+ * Anthropic's SDKs send it (/v1/messages), when there is no Authorization. The key is compared as
  * equal-length digests with timingSafeEqual, so neither the time nor the length of the
  * comparison says how much of a guess was right.
  */
@@ -30,9 +40,8 @@ export function installApiKey(app: FastifyInstance, key: string): void {
     if (request.method === 'OPTIONS') return;
     const path = request.url.split('?', 1)[0];
     if (OPEN_PATHS.has(path)) return;
-    const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
-    if (!match) {
+    const presented = presentedKey(request.headers);
+    if (presented === null) {
       reply.header('www-authenticate', 'Bearer');
       return sendApiError(
         reply,
@@ -41,7 +50,7 @@ export function installApiKey(app: FastifyInstance, key: string): void {
         ),
       );
     }
-    if (!timingSafeEqual(digest(match[1]), expected)) {
+    if (!timingSafeEqual(digest(presented), expected)) {
       reply.header('www-authenticate', 'Bearer');
       return sendApiError(reply, invalidApiKey('Incorrect API key provided.'));
     }

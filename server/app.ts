@@ -12,6 +12,7 @@ import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { healthRoute } from './routes/health.js';
 import { loraAdaptersRoute } from './routes/lora-adapters.js';
+import { messagesRoute } from './routes/messages.js';
 import { installMetrics } from './routes/metrics.js';
 import { modelsRoute } from './routes/models.js';
 import { responsesRoute } from './routes/responses.js';
@@ -165,6 +166,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(completionsRoute);
   app.register(chatCompletionsRoute);
   app.register(responsesRoute);
+  app.register(messagesRoute);
   app.register(loraAdaptersRoute);
   app.register(serverInfoRoute);
   app.register(tokenizeRoute);

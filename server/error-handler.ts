@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { AdapterError } from '../memory/adapter-registry.js';
 import { ModelFormatError } from '../model/model-format-error.js';
 import { AdmissionError } from '../scheduler/request.js';
+import { anthropicErrorBody } from './anthropic-errors.js';
 import {
   ApiError,
   echoed,
@@ -124,7 +125,11 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
   rememberError(reply.request, error);
   if (error.retryAfterSeconds !== null)
     reply.header('retry-after', String(Math.ceil(error.retryAfterSeconds)));
-  return reply.code(error.statusCode).type('application/json').send(error.toBody());
+  const body =
+    reply.request.routeOptions?.config?.errorFormat === 'anthropic'
+      ? anthropicErrorBody(error.statusCode, error.toBody().error)
+      : error.toBody();
+  return reply.code(error.statusCode).type('application/json').send(body);
 }
 
 export function installErrorHandlers(app: FastifyInstance): void {
