@@ -84,7 +84,20 @@ const RESPONSES_FIELDS = [
   'parallel_tool_calls',
 ];
 
-/** A random body for one of the three generation routes. */
+const MESSAGES_FIELDS = [
+  'system',
+  'messages',
+  'max_tokens',
+  'stop_sequences',
+  'stream',
+  'temperature',
+  'tools',
+  'tool_choice',
+  'metadata',
+  'thinking',
+];
+
+/** A random body for one of the four generation routes. */
 function randomBody(rand: () => number): { url: string; body: Record<string, unknown> } {
   const body: Record<string, unknown> = { model: 'tiny-base' };
   const pick = rand();
@@ -96,7 +109,13 @@ function randomBody(rand: () => number): { url: string; body: Record<string, unk
     if (typeof body.max_output_tokens !== 'number' || rand() < 0.5) body.max_output_tokens = 2;
     return { url: '/v1/responses', body };
   }
-  const url = pick < 0.65 ? '/v1/completions' : '/v1/chat/completions';
+  if (pick < 0.45) {
+    for (const field of MESSAGES_FIELDS) if (rand() < rate) body[field] = randomValue(rand);
+    if (rand() < 0.7) body.messages ??= [{ role: 'user', content: 'hi' }];
+    if (typeof body.max_tokens !== 'number' || rand() < 0.5) body.max_tokens = 2;
+    return { url: '/v1/messages', body };
+  }
+  const url = pick < 0.72 ? '/v1/completions' : '/v1/chat/completions';
   for (const field of FIELDS) if (rand() < rate) body[field] = randomValue(rand);
   // Mostly the route's own prompt field, sometimes the other route's.
   if ((url === '/v1/completions') === rand() < 0.85) body.prompt ??= 'hi';
