@@ -5,6 +5,7 @@ import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { installApiKey } from './api-key.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
+import type { ReasoningParserName } from './reasoning.js';
 import { limitBody, maxBodyBytes } from './request-limits.js';
 import { installRequestLog } from './request-log.js';
 import { RequestMetrics } from './request-metrics.js';
@@ -53,6 +54,8 @@ export interface AppOptions {
   maxLogprobs?: number;
   /** --max-stored-responses: /v1/responses answers kept for GET and previous_response_id (default 0: none). */
   maxStoredResponses?: number;
+  /** --reasoning-parser: a reasoning model's reasoning read apart from its answer; default none. */
+  reasoningParser?: ReasoningParserName | null;
   /** Reads tool calls out of free text for tool_choice "auto" (--enable-auto-tool-choice --tool-call-parser); default none. */
   toolCallParser?: ToolCallParserName | null;
   /** Period of the stats line while busy, in ms (main: 10 s; --disable-log-stats: null); default none. */
@@ -121,6 +124,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     maxLogprobs: options.maxLogprobs ?? DEFAULT_MAX_LOGPROBS,
     toolCallParser: options.toolCallParser ?? null,
     maxStoredResponses: options.maxStoredResponses ?? 0,
+    reasoningParser: options.reasoningParser ?? null,
   });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);

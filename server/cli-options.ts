@@ -18,6 +18,7 @@ import {
 } from '../scheduler/scheduling-policy.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
 import { CliError } from './cli-error.js';
+import { REASONING_PARSERS, type ReasoningParserName } from './reasoning.js';
 import { TOOL_CALL_PARSERS, type ToolCallParserName } from './tool-parsers/parsers.js';
 import {
   ALIASES,
@@ -99,6 +100,8 @@ export interface CliOptions {
   maxLogprobs: number;
   /** --max-stored-responses: /v1/responses kept in memory for GET and previous_response_id (0: none). */
   maxStoredResponses: number;
+  /** --reasoning-parser: a reasoning model's reasoning read apart from its answer (chat's `reasoning`). */
+  reasoningParser: ReasoningParserName | null;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
   /** --api-key or $LOOM_API_KEY: Bearer auth on everything but the probes; null: open. */
@@ -212,6 +215,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --enable-auto-tool-choice       serve tool_choice "auto" (OpenAI's default with tools): the model writes text
                                   and its calls are read out of it with --tool-call-parser (default: refused)
   --tool-call-parser NAME         the model's tool-call format: ${TOOL_CALL_PARSERS.join(', ')}
+  --reasoning-parser NAME         a reasoning model's format (${REASONING_PARSERS.join(', ')}): chat answers give its
+                                  reasoning apart from the answer, as "reasoning" (default: none)
   --version                       print Loom's version and exit
   --help                          this text
 
@@ -230,6 +235,11 @@ const VALUE_FLAGS: Record<string, Setter> = {
     if (!(TOOL_CALL_PARSERS as readonly string[]).includes(v))
       throw new CliError(`${f} ${v}: Loom reads these tool-call formats: ${TOOL_CALL_PARSERS.join(', ')}`);
     o.toolCallParser = v as ToolCallParserName;
+  },
+  '--reasoning-parser': (o, v, f) => {
+    if (!(REASONING_PARSERS as readonly string[]).includes(v))
+      throw new CliError(`${f} ${v}: Loom reads these reasoning formats: ${REASONING_PARSERS.join(', ')}`);
+    o.reasoningParser = v as ReasoningParserName;
   },
   '--lora-modules': (o, v, f) => {
     o.loraModules.push(parseLoraModule(v, f));
@@ -483,6 +493,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxN: DEFAULT_MAX_N,
     maxLogprobs: DEFAULT_MAX_LOGPROBS,
     maxStoredResponses: 0,
+    reasoningParser: null,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
     apiKey: env.LOOM_API_KEY ? env.LOOM_API_KEY : null,

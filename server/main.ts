@@ -101,6 +101,7 @@ async function main(): Promise<void> {
     maxN: options.maxN,
     maxLogprobs: options.maxLogprobs,
     maxStoredResponses: options.maxStoredResponses,
+    reasoningParser: options.reasoningParser,
     toolCallParser: options.enableAutoToolChoice ? options.toolCallParser : null,
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,

@@ -1,5 +1,6 @@
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { serviceUnavailable } from './api-error.js';
+import type { ReasoningParserName } from './reasoning.js';
 import type { RequestMetrics } from './request-metrics.js';
 import { ResponseStore } from './response-store.js';
 import type { ServingStack } from './serving-stack.js';
@@ -20,6 +21,8 @@ export interface ServerSettings {
   toolCallParser: ToolCallParserName | null;
   /** /v1/responses answers kept in memory (--max-stored-responses); 0: none. */
   maxStoredResponses: number;
+  /** --reasoning-parser: a reasoning model's reasoning is read apart from its answer; null: none. */
+  reasoningParser: ReasoningParserName | null;
 }
 
 /**
@@ -51,6 +54,7 @@ export class ServerState {
       maxLogprobs: DEFAULT_MAX_LOGPROBS,
       toolCallParser: null,
       maxStoredResponses: 0,
+      reasoningParser: null,
     },
   ) {
     this.responses = settings.maxStoredResponses > 0 ? new ResponseStore(settings.maxStoredResponses) : null;

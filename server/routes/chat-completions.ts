@@ -1,21 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
-import { invalidRequest } from '../api-error.js';
+import { invalidRequest, notSupported } from '../api-error.js';
+import { ChatOutputReader } from '../chat-output.js';
 import { chatPromptOptions, chatPromptTokens, echoedText } from '../chat-prompt.js';
 import { checkNumTop, checkPromptLogprobs, type LogprobsAsked } from '../logprobs.js';
+import { ReasoningReader } from '../reasoning.js';
 import { truncatePrompt } from '../sampling-params.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
 import type { ServingStack } from '../serving-stack.js';
 import type { ToolCall } from '../tool-call-stream.js';
-import {
-  type MessageReader,
-  messageReader,
-  type ToolCalling,
-  toolCalling,
-  toolFinishReason,
-} from '../tool-calls.js';
+import { messageReader, type ToolCalling, toolCalling, toolFinishReason } from '../tool-calls.js';
 import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
 
 /**
@@ -48,6 +44,49 @@ function chatLogprobs(
   return view.logprobs ? view.logprobs.chat(tokenIds, scores ?? []) : null;
 }
 
+type ChatMessageOut = {
+  role: 'assistant';
+  content: string | null;
+  tool_calls?: ToolCall[];
+  reasoning?: string;
+  reasoning_content?: string;
+};
+
+/**
+ * A reasoning model's reasoning as vLLM gives it (`reasoning`), and under its earlier name
+ * (`reasoning_content`, DeepSeek's), which clients such as the Vercel AI SDK still read.
+ */
+function reasoningFields(reasoning: string) {
+  return { reasoning, reasoning_content: reasoning };
+}
+
+/**
+ * Guided output with a reasoning parser is refused: the grammar would shape the reasoning too
+ * (vLLM starts it after the reasoning ends, which Loom's matcher cannot yet).
+ */
+function refuseGuideWithReasoning(body: ChatCompletionRequest, tools: ToolCalling): void {
+  const param = tools.guide
+    ? tools.guide.param
+    : (STRUCTURED_OUTPUT_FIELDS.find(
+        (field) =>
+          body[field] != null && !(field === 'response_format' && body.response_format?.type === 'text'),
+      ) ?? null);
+  if (param)
+    throw notSupported(
+      param,
+      'Structured output (or a named or "required" tool_choice) on a server with --reasoning-parser (the grammar would shape the reasoning too)',
+    );
+}
+
+const STRUCTURED_OUTPUT_FIELDS = [
+  'response_format',
+  'guided_json',
+  'guided_regex',
+  'guided_choice',
+  'guided_grammar',
+  'structured_outputs',
+] as const;
+
 export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/chat/completions',
@@ -62,15 +101,21 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
       let tools: ToolCalling | null = null;
       /** vLLM's echo: the final assistant message's text, put before each choice's. */
       let echo = '';
-      /** Streaming: each choice's calls, read as its text comes. */
-      const readers = new Map<number, MessageReader>();
-      const readerOf = (index: number, output: NonNullable<ToolCalling['output']>) => {
-        let reader = readers.get(index);
-        if (!reader) {
-          reader = messageReader(output);
-          readers.set(index, reader);
-        }
-        return reader;
+      const reasoningParser = app.loom.settings.reasoningParser;
+      /** A choice's reader: its reasoning apart (--reasoning-parser), its tool calls apart; null: its text is its content. */
+      const newReader = () => {
+        const output = tools?.output;
+        if (!output && !reasoningParser) return null;
+        return new ChatOutputReader(
+          reasoningParser ? new ReasoningReader() : null,
+          output ? messageReader(output) : null,
+        );
+      };
+      /** Streaming: each choice's reader, reading its text as it comes. */
+      const readers = new Map<number, ChatOutputReader | null>();
+      const readerOf = (index: number) => {
+        if (!readers.has(index)) readers.set(index, newReader());
+        return readers.get(index) ?? null;
       };
       return serveCompletion(app.loom, reply, body, {
         idPrefix: 'chatcmpl',
@@ -78,6 +123,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
           tools = toolCalling(body, stack.tokenizer, app.loom.settings.toolCallParser);
+          if (reasoningParser) refuseGuideWithReasoning(body, tools);
           // vLLM's hermes and mistral parsers ask for special tokens in the text: their calls start at one.
           if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
             body.skip_special_tokens ??= false;
@@ -104,20 +150,21 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         }),
         choice: (outcome, view) => {
           const output = tools?.output;
-          let message: { role: 'assistant'; content: string | null; tool_calls?: ToolCall[] };
+          const reader = newReader();
+          let message: ChatMessageOut = { role: 'assistant', content: echo + outcome.text };
           let numCalls = 0;
-          if (output) {
-            // vLLM's shape: the calls, and the text beside them (empty when the output was guided).
-            const reader = messageReader(output);
+          if (reader) {
             reader.push(outcome.text);
             reader.finish();
             numCalls = reader.calls.length;
-            const content = echo + reader.content;
+            const content = reader.content === null ? null : echo + reader.content;
             // vLLM's parsers answer null beside calls when the model wrote nothing else.
-            const nothingElse = output.kind === 'auto' && numCalls > 0 && content === '';
+            const nothingElse = output?.kind === 'auto' && numCalls > 0 && content === '';
             message = { role: 'assistant', content: nothingElse ? null : content };
-            if (output.kind !== 'auto' || numCalls > 0) message.tool_calls = [...reader.calls];
-          } else message = { role: 'assistant', content: echo + outcome.text };
+            if (reader.reasoning !== null) Object.assign(message, reasoningFields(reader.reasoning));
+            // vLLM's shape: the calls, and the text beside them (empty when the output was guided).
+            if (output && (output.kind !== 'auto' || numCalls > 0)) message.tool_calls = [...reader.calls];
+          }
           return {
             message,
             logprobs: chatLogprobs(view, outcome.tokenIds, outcome.logprobs),
@@ -138,17 +185,19 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
           const logprobs = chatLogprobs(view, delta.tokenIds, delta.logprobs);
           let content: object = delta.text ? { content: delta.text } : {};
           let numCalls = 0;
-          if (output) {
-            const reader = readerOf(index, output);
+          const reader = readerOf(index);
+          if (reader) {
             const read = reader.push(delta.text ?? '');
             if (delta.finishReason) {
               const last = reader.finish();
+              read.reasoning += last.reasoning;
               read.content += last.content;
               read.calls.push(...last.calls);
             }
             numCalls = reader.calls.length;
-            // What the reader holds back (whitespace, a tag or a call still coming) makes no chunk of its own.
+            // What the readers hold back (whitespace, a tag or a call still coming) makes no chunk of its own.
             if (
+              !read.reasoning &&
               !read.content &&
               read.calls.length === 0 &&
               !delta.finishReason &&
@@ -158,6 +207,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
             )
               return null;
             content = {
+              ...(read.reasoning ? reasoningFields(read.reasoning) : {}),
               ...(read.content ? { content: read.content } : {}),
               ...(read.calls.length > 0 ? { tool_calls: read.calls } : {}),
             };

@@ -103,6 +103,9 @@ export const ChatCompletionResponseSchema = Type.Object({
         role: Type.Literal('assistant'),
         /** null only beside tool calls read out of an answer that has no other text ("auto", as vLLM). */
         content: Type.Union([Type.String(), Type.Null()]),
+        /** --reasoning-parser: the reasoning before the answer, under vLLM's name and its earlier one. */
+        reasoning: Type.Optional(Type.String()),
+        reasoning_content: Type.Optional(Type.String()),
         /** With tool_choice "required", a named function, or calls read by "auto" (server/tool-calls.ts). */
         tool_calls: Type.Optional(
           Type.Array(

@@ -125,6 +125,11 @@ describe('parseCliOptions', () => {
       maxStoredResponses: 0,
     });
     expect(serve(['--max-stored-responses', '500']).maxStoredResponses).toBe(500);
+    expect(serve([]).reasoningParser).toBeNull();
+    expect(serve(['--reasoning-parser', 'deepseek_r1']).reasoningParser).toBe('deepseek_r1');
+    expect(() => serve(['--reasoning-parser', 'qwen3'])).toThrow(
+      /--reasoning-parser qwen3: Loom reads these reasoning formats: deepseek_r1/,
+    );
     expect(() => serve(['--max-stored-responses', '-1'])).toThrow(/--max-stored-responses/);
     expect(serve(['--enable-auto-tool-choice', '--tool-call-parser', 'hermes'])).toMatchObject({
       enableAutoToolChoice: true,

@@ -1,0 +1,110 @@
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../scheduler/prng.js';
+import { ChatOutputReader } from '../../server/chat-output.js';
+import { ReasoningReader } from '../../server/reasoning.js';
+import { autoToolCallReader } from '../../server/tool-parsers/parsers.js';
+import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
+import { assemble, pieces } from './tool-call-pieces.js';
+
+/** A reader's reasoning, content and calls over `text`, whole or cut at random places. */
+function read(text: string, tools: boolean, seed: number | null) {
+  const reader = new ChatOutputReader(new ReasoningReader(), tools ? autoToolCallReader('hermes') : null);
+  const parts = seed === null ? [text] : pieces(text, mulberry32(seed), 7);
+  const outs = [...parts.map((p) => reader.push(p)), reader.finish()];
+  return {
+    reasoning: outs.map((o) => o.reasoning).join(''),
+    streamedContent: outs.map((o) => o.content).join(''),
+    content: reader.content,
+    calls: assemble(outs.flatMap((o) => o.calls)).map((c) => c.function),
+  };
+}
+
+describe('--reasoning-parser deepseek_r1', () => {
+  it('splits the reasoning from the answer, whole or streamed alike', () => {
+    const cases: Array<[string, string, string | null]> = [
+      ['Let me think.\nOK.</think>\n\nThe answer is 4.', 'Let me think.\nOK.', '\n\nThe answer is 4.'],
+      ['<think>short</think>done', 'short', 'done'],
+      ['never closes <th', 'never closes <th', null],
+      ['all thought</think>', 'all thought', null],
+      ['<thin', '<thin', null],
+      ['a</think>b</think>c', 'a', 'b</think>c'],
+    ];
+    for (const [text, reasoning, content] of cases)
+      for (const seed of [null, 1, 2, 3, 4, 5, 6, 7, 8]) {
+        const got = read(text, false, seed);
+        expect({ reasoning: got.reasoning, content: got.content }, `${text} @${seed}`).toEqual({
+          reasoning,
+          content,
+        });
+        expect(got.streamedContent).toBe(content ?? '');
+      }
+  });
+
+  it('reads tool calls out of the answer only', () => {
+    const text =
+      'Maybe <tool_call>{"name": "no", "arguments": {}}</tool_call>?</think>Calling. <tool_call>{"name": "ping", "arguments": {}}</tool_call>';
+    for (const seed of [null, 1, 2, 3, 4, 5]) {
+      const got = read(text, true, seed);
+      expect(got.reasoning).toBe('Maybe <tool_call>{"name": "no", "arguments": {}}</tool_call>?');
+      expect(got.content).toBe('Calling.');
+      expect(got.calls).toEqual([{ name: 'ping', arguments: '{}' }]);
+    }
+  });
+});
+
+describe('chat completions with --reasoning-parser deepseek_r1', () => {
+  const plain = useTinyServer('onnx', { maxModelLen: 512 });
+  const thinking = useTinyServer('onnx', { maxModelLen: 512 }, { reasoningParser: 'deepseek_r1' });
+  const body = {
+    model: TINY_MODEL_NAME,
+    temperature: 0,
+    max_tokens: 12,
+    messages: [{ role: 'user', content: 'Hi' }],
+  };
+
+  it('an output that never ends its reasoning is all reasoning, content null, streamed or whole', async () => {
+    const text = (await plain().post('/v1/chat/completions', body)).body.choices[0].message.content;
+    const res = await thinking().post('/v1/chat/completions', body);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.choices[0].message).toEqual({
+      role: 'assistant',
+      content: null,
+      reasoning: text,
+      reasoning_content: text,
+    });
+    const stream = await thinking().client.chat.completions.create({ ...body, stream: true } as never);
+    let reasoning = '';
+    let content = '';
+    for await (const chunk of stream as unknown as AsyncIterable<{
+      choices: Array<{ delta: Record<string, string> }>;
+    }>) {
+      reasoning += chunk.choices[0]?.delta.reasoning ?? '';
+      content += chunk.choices[0]?.delta.content ?? '';
+    }
+    expect(reasoning).toBe(text);
+    expect(content).toBe('');
+  });
+
+  it('refuses guided output, which would shape the reasoning too', async () => {
+    for (const [extra, param] of [
+      [{ response_format: { type: 'json_object' } }, 'response_format'],
+      [{ guided_regex: 'a+' }, 'guided_regex'],
+      [
+        {
+          tools: [{ type: 'function', function: { name: 'ping' } }],
+          tool_choice: { type: 'function', function: { name: 'ping' } },
+        },
+        'tool_choice',
+      ],
+    ] as const) {
+      const res = await thinking().post('/v1/chat/completions', { ...body, ...extra });
+      expect(res.status).toBe(400);
+      expect(res.body.error.param).toBe(param);
+    }
+    const text = await thinking().post('/v1/chat/completions', {
+      ...body,
+      response_format: { type: 'text' },
+    });
+    expect(text.status).toBe(200);
+  });
+});
