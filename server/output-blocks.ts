@@ -1,7 +1,7 @@
 import type { TokenLogprobs } from '../kernels/logprobs.js';
+import type { ChatOutputReader } from './chat-output.js';
 import type { ChatTokenLogprob, ChoiceLogprobs } from './logprobs.js';
 import type { ToolCallDelta } from './tool-call-stream.js';
-import type { MessageReader } from './tool-calls.js';
 
 export type OutputLogprob = ChatTokenLogprob & { top_logprobs: ChatTokenLogprob[] };
 
@@ -20,12 +20,19 @@ export interface CallBlock {
   arguments: string;
 }
 
-export type OutputBlock = TextBlock | CallBlock;
+/** A reasoning model's reasoning (--reasoning-parser), before its answer. */
+export interface ReasoningBlock {
+  kind: 'reasoning';
+  text: string;
+}
+
+export type OutputBlock = TextBlock | CallBlock | ReasoningBlock;
 
 /** What a streaming API turns into its own events (the Responses API's, Anthropic's). */
 export interface OutputBlockListener {
   started(block: OutputBlock, index: number): void;
   text(block: TextBlock, index: number, delta: string, logprobs: readonly OutputLogprob[]): void;
+  reasoning(block: ReasoningBlock, index: number, delta: string): void;
   arguments(block: CallBlock, index: number, delta: string): void;
   ended(block: OutputBlock, index: number): void;
 }
@@ -50,6 +57,14 @@ export class OutputBlocks {
     block.text += text;
     block.logprobs.push(...logprobs);
     this.listener?.text(block, this.blocks.length - 1, text, logprobs);
+  }
+
+  /** Reasoning the model wrote before its answer. */
+  reasoning(text: string): void {
+    if (!text) return;
+    const block = this.open?.kind === 'reasoning' ? this.open : this.start({ kind: 'reasoning', text: '' });
+    block.text += text;
+    this.listener?.reasoning(block, this.blocks.length - 1, text);
   }
 
   /** Tool call deltas: a new call (id and name) starts a block, later deltas add to its arguments. */
@@ -86,11 +101,11 @@ export class OutputBlocks {
 }
 
 /**
- * Feeds a choice's output into its blocks as it comes: through the request's tool-call reader
- * when tools may be called (text and calls apart), else as text with its tokens' scores in the
- * chat shape when `logprobs` formats them.
+ * Feeds a choice's output into its blocks as it comes: through the choice's reader when it has
+ * one (reasoning, answer text and tool calls apart: chat-output.ts), else as text with its
+ * tokens' scores in the chat shape when `logprobs` formats them.
  */
-export function choiceFeeder(reader: MessageReader | null, logprobs: ChoiceLogprobs | null) {
+export function choiceFeeder(reader: ChatOutputReader | null, logprobs: ChoiceLogprobs | null) {
   return (
     blocks: OutputBlocks,
     piece: { text: string; tokenIds: readonly number[]; scores: readonly TokenLogprobs[]; end: boolean },
@@ -102,9 +117,11 @@ export function choiceFeeder(reader: MessageReader | null, logprobs: ChoiceLogpr
     const read = reader.push(piece.text);
     if (piece.end) {
       const last = reader.finish();
+      read.reasoning += last.reasoning;
       read.content += last.content;
       read.calls.push(...last.calls);
     }
+    blocks.reasoning(read.reasoning);
     blocks.text(read.content);
     blocks.calls(read.calls);
   };

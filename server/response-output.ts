@@ -4,6 +4,7 @@ import type {
   OutputBlock,
   OutputBlockListener,
   OutputLogprob,
+  ReasoningBlock,
   TextBlock,
 } from './output-blocks.js';
 
@@ -33,7 +34,16 @@ export interface FunctionCallItem {
   arguments: string;
 }
 
-export type OutputItem = MessageItem | FunctionCallItem;
+/** A reasoning model's reasoning (--reasoning-parser), as vLLM gives it: its text, no summary. */
+export interface ReasoningItem {
+  id: string;
+  type: 'reasoning';
+  status: ItemStatus;
+  summary: never[];
+  content: Array<{ type: 'reasoning_text'; text: string }>;
+}
+
+export type OutputItem = MessageItem | FunctionCallItem | ReasoningItem;
 
 /**
  * The Responses API's `output` items of a choice's blocks (output-blocks.ts): a text block is an
@@ -71,7 +81,19 @@ export class ResponseItems implements OutputBlockListener {
         content_index: 0,
         part: item.content[0],
       });
-    } else this.emit({ type: 'response.output_item.added', output_index: index, item });
+    } else if (item.type === 'reasoning')
+      this.emit({ type: 'response.output_item.added', output_index: index, item: { ...item, content: [] } });
+    else this.emit({ type: 'response.output_item.added', output_index: index, item });
+  }
+
+  reasoning(block: ReasoningBlock, index: number, delta: string): void {
+    this.emit({
+      type: 'response.reasoning_text.delta',
+      item_id: this.idOf(block),
+      output_index: index,
+      content_index: 0,
+      delta,
+    });
   }
 
   text(block: TextBlock, index: number, delta: string, logprobs: readonly OutputLogprob[]): void {
@@ -114,6 +136,14 @@ export class ResponseItems implements OutputBlockListener {
         content_index: 0,
         part,
       });
+    } else if (item.type === 'reasoning') {
+      this.emit({
+        type: 'response.reasoning_text.done',
+        item_id: item.id,
+        output_index: index,
+        content_index: 0,
+        text: item.content[0].text,
+      });
     } else {
       this.emit({
         type: 'response.function_call_arguments.done',
@@ -129,7 +159,8 @@ export class ResponseItems implements OutputBlockListener {
   private idOf(block: OutputBlock): string {
     let id = this.ids.get(block);
     if (id === undefined) {
-      id = `${block.kind === 'text' ? 'msg' : 'fc'}_${randomUUID().replaceAll('-', '')}`;
+      const prefix = { text: 'msg', call: 'fc', reasoning: 'rs' }[block.kind];
+      id = `${prefix}_${randomUUID().replaceAll('-', '')}`;
       this.ids.set(block, id);
     }
     return id;
@@ -146,6 +177,14 @@ export class ResponseItems implements OutputBlockListener {
         call_id: block.id,
         name: block.name,
         arguments: block.arguments,
+      };
+    if (block.kind === 'reasoning')
+      return {
+        id,
+        type: 'reasoning',
+        status,
+        summary: [],
+        content: [{ type: 'reasoning_text', text: block.text }],
       };
     const part: OutputText = { type: 'output_text', text: block.text, annotations: [] };
     if (this.withLogprobs) part.logprobs = [...block.logprobs];

@@ -1,17 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
-import { invalidRequest, notSupported } from '../api-error.js';
-import { ChatOutputReader } from '../chat-output.js';
+import { invalidRequest } from '../api-error.js';
+import { type ChatOutputReader, chatOutputReader, refuseGuideWithReasoning } from '../chat-output.js';
 import { chatPromptOptions, chatPromptTokens, echoedText } from '../chat-prompt.js';
 import { checkNumTop, checkPromptLogprobs, type LogprobsAsked } from '../logprobs.js';
-import { ReasoningReader } from '../reasoning.js';
 import { truncatePrompt } from '../sampling-params.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
 import type { ServingStack } from '../serving-stack.js';
 import type { ToolCall } from '../tool-call-stream.js';
-import { messageReader, type ToolCalling, toolCalling, toolFinishReason } from '../tool-calls.js';
+import { type ToolCalling, toolCalling, toolFinishReason } from '../tool-calls.js';
 import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
 
 /**
@@ -60,33 +59,6 @@ function reasoningFields(reasoning: string) {
   return { reasoning, reasoning_content: reasoning };
 }
 
-/**
- * Guided output with a reasoning parser is refused: the grammar would shape the reasoning too
- * (vLLM starts it after the reasoning ends, which Loom's matcher cannot yet).
- */
-function refuseGuideWithReasoning(body: ChatCompletionRequest, tools: ToolCalling): void {
-  const param = tools.guide
-    ? tools.guide.param
-    : (STRUCTURED_OUTPUT_FIELDS.find(
-        (field) =>
-          body[field] != null && !(field === 'response_format' && body.response_format?.type === 'text'),
-      ) ?? null);
-  if (param)
-    throw notSupported(
-      param,
-      'Structured output (or a named or "required" tool_choice) on a server with --reasoning-parser (the grammar would shape the reasoning too)',
-    );
-}
-
-const STRUCTURED_OUTPUT_FIELDS = [
-  'response_format',
-  'guided_json',
-  'guided_regex',
-  'guided_choice',
-  'guided_grammar',
-  'structured_outputs',
-] as const;
-
 export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/v1/chat/completions',
@@ -102,15 +74,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
       /** vLLM's echo: the final assistant message's text, put before each choice's. */
       let echo = '';
       const reasoningParser = app.loom.settings.reasoningParser;
-      /** A choice's reader: its reasoning apart (--reasoning-parser), its tool calls apart; null: its text is its content. */
-      const newReader = () => {
-        const output = tools?.output;
-        if (!output && !reasoningParser) return null;
-        return new ChatOutputReader(
-          reasoningParser ? new ReasoningReader() : null,
-          output ? messageReader(output) : null,
-        );
-      };
+      const newReader = () => chatOutputReader(tools?.output ?? null, reasoningParser);
       /** Streaming: each choice's reader, reading its text as it comes. */
       const readers = new Map<number, ChatOutputReader | null>();
       const readerOf = (index: number) => {

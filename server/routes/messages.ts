@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { anthropicErrorBody } from '../anthropic-errors.js';
+import { chatOutputReader, refuseGuideWithReasoning } from '../chat-output.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
 import { chatRequestOfMessages } from '../messages-input.js';
@@ -12,6 +13,7 @@ import {
   type OutputBlock,
   type OutputBlockListener,
   OutputBlocks,
+  type ReasoningBlock,
   type TextBlock,
 } from '../output-blocks.js';
 import { cacheSalt, requestPriority, resolveAdapter, samplingParams } from '../sampling-params.js';
@@ -23,7 +25,7 @@ import {
 } from '../schemas/messages-request.js';
 import type { ServerState } from '../server-state.js';
 import type { ServingStack } from '../serving-stack.js';
-import { messageReader, toolCalling } from '../tool-calls.js';
+import { toolCalling } from '../tool-calls.js';
 import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
 
 /** Anthropic's server-sent events: each names its type; an error is an `error` event; none ends them. */
@@ -36,6 +38,7 @@ const ANTHROPIC_EVENTS: EventStreamFormat = {
 /** The conversation's prompt tokens and how its output is read, as chat completions make them. */
 function prompt(stack: ServingStack, state: ServerState, chat: ChatCompletionRequest) {
   const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
+  if (state.settings.reasoningParser) refuseGuideWithReasoning(chat, tools);
   if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
     chat.skip_special_tokens ??= false;
   const tokens = chatPromptTokens(stack, chat.model, chat.messages, {
@@ -45,8 +48,18 @@ function prompt(stack: ServingStack, state: ServerState, chat: ChatCompletionReq
   return { tools, tokens };
 }
 
-/** A content block of the answer: text, or a tool_use with its arguments as an object. */
+/**
+ * A thinking block's signature. Anthropic signs its own reasoning so that a client cannot alter
+ * it; Loom cannot sign (nor check) it, and gives a random one, as vLLM does, for clients that
+ * expect the field.
+ */
+function signature(): string {
+  return randomUUID().replaceAll('-', '');
+}
+
+/** A content block of the answer: thinking, text, or a tool_use with its arguments as an object. */
 function contentBlock(block: OutputBlock) {
+  if (block.kind === 'reasoning') return { type: 'thinking', thinking: block.text, signature: signature() };
   if (block.kind === 'text') return { type: 'text', text: block.text };
   let input: unknown = {};
   try {
@@ -65,10 +78,14 @@ function blockEvents(emit: (event: object) => void): OutputBlockListener {
         type: 'content_block_start',
         index,
         content_block:
-          block.kind === 'text'
-            ? { type: 'text', text: '' }
-            : { type: 'tool_use', id: block.id, name: block.name, input: {} },
+          block.kind === 'reasoning'
+            ? { type: 'thinking', thinking: '' }
+            : block.kind === 'text'
+              ? { type: 'text', text: '' }
+              : { type: 'tool_use', id: block.id, name: block.name, input: {} },
       }),
+    reasoning: (_block: ReasoningBlock, index, thinking) =>
+      emit({ type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking } }),
     text: (_block: TextBlock, index, text) =>
       emit({ type: 'content_block_delta', index, delta: { type: 'text_delta', text } }),
     arguments: (_block: CallBlock, index, partial) =>
@@ -77,7 +94,16 @@ function blockEvents(emit: (event: object) => void): OutputBlockListener {
         index,
         delta: { type: 'input_json_delta', partial_json: partial },
       }),
-    ended: (_block, index) => emit({ type: 'content_block_stop', index }),
+    ended: (block, index) => {
+      // Anthropic ends a thinking block with its signature.
+      if (block.kind === 'reasoning')
+        emit({
+          type: 'content_block_delta',
+          index,
+          delta: { type: 'signature_delta', signature: signature() },
+        });
+      emit({ type: 'content_block_stop', index });
+    },
   };
 }
 
@@ -120,7 +146,7 @@ async function serveMessages(state: ServerState, reply: FastifyReply, body: Mess
     reply,
     state.requestMetrics,
   );
-  const feed = choiceFeeder(tools.output ? messageReader(tools.output) : null, null);
+  const feed = choiceFeeder(chatOutputReader(tools.output, state.settings.reasoningParser), null);
   const stopOf = (
     finishReason: string | null,
     stopReason: string | number | undefined,

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { ApiError, echoed, internalError, invalidRequest, notSupported } from '../api-error.js';
+import { chatOutputReader, refuseGuideWithReasoning } from '../chat-output.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
@@ -20,7 +21,7 @@ import type { ChatMessage } from '../schemas/chat-request.js';
 import { errorResponses } from '../schemas/responses.js';
 import { type ResponsesRequest, ResponsesRequestSchema } from '../schemas/responses-request.js';
 import type { ServerState } from '../server-state.js';
-import { messageReader, toolCalling } from '../tool-calls.js';
+import { toolCalling } from '../tool-calls.js';
 import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
 
 /** The Responses API's server-sent events: each names its type, and none follows the last. */
@@ -98,8 +99,13 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
   const { chat, conversation } = chatRequestOf(body, history);
   const adapter = await resolveAdapter(stack, chat.model);
   const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
-  if (tools.output && chat.logprobs)
-    throw notSupported('include', 'include "message.output_text.logprobs" together with tools');
+  const reasoningParser = state.settings.reasoningParser;
+  if (reasoningParser) refuseGuideWithReasoning(chat, tools, 'text.format');
+  if ((tools.output || reasoningParser) && chat.logprobs)
+    throw notSupported(
+      'include',
+      'include "message.output_text.logprobs" together with tools or a --reasoning-parser',
+    );
   if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
     chat.skip_special_tokens ??= false;
   const promptTokens = truncatePrompt(
@@ -143,7 +149,7 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     background,
   );
   const logprobs = numTop === null ? null : new ChoiceLogprobs(stack.tokenizer, numTop);
-  const reader = tools.output ? messageReader(tools.output) : null;
+  const reader = chatOutputReader(tools.output, reasoningParser);
   const createdAt = Math.floor(Date.now() / 1000);
   // The request's settings as the response object repeats them (OpenAI's fields, their defaults filled in).
   const response = (status: string, output: object[], finished: boolean) => ({

@@ -107,4 +107,43 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
     });
     expect(text.status).toBe(200);
   });
+  it("the Responses API gives the reasoning as a reasoning item, Anthropic's as a thinking block", async () => {
+    const text = (await plain().post('/v1/chat/completions', body)).body.choices[0].message.content;
+    const response = await thinking().post('/v1/responses', {
+      model: TINY_MODEL_NAME,
+      temperature: 0,
+      max_output_tokens: 12,
+      input: 'Hi',
+    });
+    expect(response.status, JSON.stringify(response.body)).toBe(200);
+    expect(response.body.output).toHaveLength(1);
+    expect(response.body.output[0]).toMatchObject({
+      type: 'reasoning',
+      summary: [],
+      content: [{ type: 'reasoning_text', text }],
+    });
+    expect(response.body.output[0].id).toMatch(/^rs_/);
+    const events = await thinking().client.responses.create({
+      model: TINY_MODEL_NAME,
+      temperature: 0,
+      max_output_tokens: 12,
+      input: 'Hi',
+      stream: true,
+    } as never);
+    let deltas = '';
+    for await (const event of events as unknown as AsyncIterable<{ type: string; delta?: string }>)
+      if (event.type === 'response.reasoning_text.delta') deltas += event.delta;
+    expect(deltas).toBe(text);
+
+    const message = await thinking().post('/v1/messages', {
+      model: TINY_MODEL_NAME,
+      temperature: 0,
+      max_tokens: 12,
+      messages: [{ role: 'user', content: 'Hi' }],
+    });
+    expect(message.status, JSON.stringify(message.body)).toBe(200);
+    expect(message.body.content).toEqual([
+      { type: 'thinking', thinking: text, signature: expect.stringMatching(/^[0-9a-f]{32}$/) },
+    ]);
+  });
 });
