@@ -13,6 +13,12 @@ export interface ChatMessage {
   tool_calls?: Array<{ id: string; type: 'function'; function: { name: string; arguments: unknown } }>;
   /** The call a `tool` message answers. */
   tool_call_id?: string;
+  /**
+   * An earlier assistant turn's reasoning (a reasoning model's), under vLLM's name and its earlier
+   * one: templates that write it read either; others (DeepSeek R1's) leave it out on purpose.
+   */
+  reasoning?: string;
+  reasoning_content?: string;
 }
 
 /** The chat template refused the messages on purpose (its `raise_exception`): the client's error. */

@@ -212,6 +212,16 @@ export function chatPromptTokens(
       ...toolFields(message, i, stack.tokenizer, (options.tools ?? null) !== null),
     };
     if (message.name !== undefined) out.name = message.name;
+    const reasoning = message.reasoning ?? message.reasoning_content;
+    if (reasoning != null) {
+      if (message.role !== 'assistant')
+        throw invalidRequest(
+          `'messages[${i}].reasoning' belongs in an assistant message only.`,
+          `messages[${i}].reasoning`,
+        );
+      out.reasoning = reasoning;
+      out.reasoning_content = reasoning;
+    }
     return out;
   });
   if (!stack.tokenizer.hasChatTemplate) {

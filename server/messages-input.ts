@@ -87,6 +87,7 @@ function addMessage(messages: ChatMessage[], message: AnthropicMessage, at: stri
     return;
   }
   const texts: string[] = [];
+  const thoughts: string[] = [];
   const calls: NonNullable<ChatMessage['tool_calls']> = [];
   for (const [j, block] of message.content.entries()) {
     const blockAt = `${at}.content[${j}]`;
@@ -101,6 +102,13 @@ function addMessage(messages: ChatMessage[], message: AnthropicMessage, at: stri
         type: 'function',
         function: { name: block.name, arguments: JSON.stringify(block.input ?? {}) },
       });
+    } else if (block.type === 'thinking' && message.role === 'assistant') {
+      // An earlier answer's reasoning (--reasoning-parser gave it), for the template as chat's `reasoning`.
+      if (typeof block.thinking !== 'string')
+        throw invalidRequest(`${blockAt} has no thinking.`, `${blockAt}.thinking`);
+      thoughts.push(block.thinking);
+    } else if (block.type === 'redacted_thinking' && message.role === 'assistant') {
+      // Anthropic's encrypted reasoning: no model but Claude reads it, so no template is given it (as vLLM).
     } else if (block.type === 'tool_result' && message.role === 'user') {
       // A tool's answer is a tool message of its own, before the user's text (as vLLM orders them).
       messages.push(toolMessage(block, blockAt));
@@ -109,8 +117,11 @@ function addMessage(messages: ChatMessage[], message: AnthropicMessage, at: stri
   }
   // Text blocks join as chat's text parts do.
   const text = texts.join('\n');
-  if (calls.length > 0) messages.push({ role: 'assistant', content: text || null, tool_calls: calls });
-  else if (texts.length > 0) messages.push({ role: message.role, content: text });
+  const reasoning = thoughts.length > 0 ? { reasoning: thoughts.join('') } : {};
+  if (calls.length > 0)
+    messages.push({ role: 'assistant', content: text || null, tool_calls: calls, ...reasoning });
+  else if (texts.length > 0 || thoughts.length > 0)
+    messages.push({ role: message.role, content: text, ...reasoning });
 }
 
 /** A tool_result block as the tool message it is; is_error marks its text as the tool's error. */

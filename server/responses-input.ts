@@ -115,7 +115,12 @@ function addItem(messages: ChatMessage[], item: InputItem, at: string): void {
       );
     if (item.content === undefined)
       throw invalidRequest(`${at} is a message without content.`, `${at}.content`);
-    messages.push({ role: item.role, content: messageText(item.content, `${at}.content`) });
+    const content = messageText(item.content, `${at}.content`);
+    // The text of a turn whose reasoning came first joins it.
+    const last = messages[messages.length - 1];
+    if (item.role === 'assistant' && last?.role === 'assistant' && last.content === null && !last.tool_calls)
+      last.content = content;
+    else messages.push({ role: item.role, content });
     return;
   }
   if (type === 'function_call') {
@@ -130,6 +135,23 @@ function addItem(messages: ChatMessage[], item: InputItem, at: string): void {
     const last = messages[messages.length - 1];
     if (last?.role === 'assistant') last.tool_calls = [...(last.tool_calls ?? []), call];
     else messages.push({ role: 'assistant', content: null, tool_calls: [call] });
+    return;
+  }
+  if (type === 'reasoning') {
+    // An earlier answer's reasoning item (--reasoning-parser made it): the reasoning of the assistant
+    // turn it belongs to, which the message or calls after it join.
+    const parts = Array.isArray(item.content) ? item.content : [];
+    const reasoning = parts.map((part, k) => {
+      if (part.type !== 'reasoning_text' || part.text === undefined)
+        throw notSupported(`${at}.content[${k}].type`, `Reasoning content of type ${echoed(part.type)}`);
+      return part.text;
+    });
+    if (item.encrypted_content != null)
+      throw notSupported(
+        `${at}.encrypted_content`,
+        'Encrypted reasoning (Loom makes none and cannot read it)',
+      );
+    messages.push({ role: 'assistant', content: null, reasoning: reasoning.join('') });
     return;
   }
   if (type === 'function_call_output') {

@@ -64,6 +64,9 @@ export const ChatMessageSchema = Type.Object(
     tool_calls: Nullable(Type.Array(ToolCallSchema, { description: 'an array of tool calls' })),
     /** The call a `tool` message answers. */
     tool_call_id: Nullable(Type.String({ description: 'a string' })),
+    /** An assistant turn's reasoning, as vLLM returned it (and under its earlier name), for the template. */
+    reasoning: Nullable(Type.String({ description: 'a string' })),
+    reasoning_content: Nullable(Type.String({ description: 'a string' })),
     /** OpenAI's deprecated single function call: refused by name (server/chat-prompt.ts). */
     function_call: Type.Optional(Type.Unknown()),
   },

@@ -146,4 +146,57 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
       { type: 'thinking', thinking: text, signature: expect.stringMatching(/^[0-9a-f]{32}$/) },
     ]);
   });
+  it("earlier turns' reasoning reaches the template on every route; elsewhere it is refused", async () => {
+    const turns = [
+      { role: 'user', content: 'Hi' },
+      { role: 'assistant', content: 'Hello.', reasoning_content: 'They greet me.' },
+      { role: 'user', content: 'Again' },
+    ];
+    const chat = await thinking().post('/v1/chat/completions', { ...body, messages: turns });
+    expect(chat.status, JSON.stringify(chat.body)).toBe(200);
+    const anthropic = await thinking().post('/v1/messages', {
+      model: TINY_MODEL_NAME,
+      temperature: 0,
+      max_tokens: 12,
+      messages: [
+        { role: 'user', content: 'Hi' },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'thinking', thinking: 'They greet me.', signature: 'x' },
+            { type: 'redacted_thinking', data: 'opaque' },
+            { type: 'text', text: 'Hello.' },
+          ],
+        },
+        { role: 'user', content: 'Again' },
+      ],
+    });
+    expect(anthropic.status, JSON.stringify(anthropic.body)).toBe(200);
+    const responses = await thinking().post('/v1/responses', {
+      model: TINY_MODEL_NAME,
+      temperature: 0,
+      max_output_tokens: 12,
+      input: [
+        { role: 'user', content: 'Hi' },
+        {
+          type: 'reasoning',
+          id: 'rs_1',
+          summary: [],
+          content: [{ type: 'reasoning_text', text: 'They greet me.' }],
+        },
+        { role: 'assistant', content: [{ type: 'output_text', text: 'Hello.' }] },
+        { role: 'user', content: 'Again' },
+      ],
+    });
+    expect(responses.status, JSON.stringify(responses.body)).toBe(200);
+    // The tiny model's template writes no reasoning: all three prompts are the chat one.
+    expect(anthropic.body.usage.input_tokens).toBe(chat.body.usage.prompt_tokens);
+    expect(responses.body.usage.input_tokens).toBe(chat.body.usage.prompt_tokens);
+    const misplaced = await thinking().post('/v1/chat/completions', {
+      ...body,
+      messages: [{ role: 'user', content: 'Hi', reasoning: 'no' }],
+    });
+    expect(misplaced.status).toBe(400);
+    expect(misplaced.body.error.param).toBe('messages[0].reasoning');
+  });
 });

@@ -199,7 +199,7 @@ describe('POST /v1/responses', () => {
         { input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'x' }] }] },
         'input[0].content[0].type',
       ],
-      [{ input: [{ type: 'reasoning', summary: [] }] }, 'input[0].type'],
+      [{ input: [{ type: 'item_reference', id: 'rs_1' }] }, 'input[0].type'],
       [{ top_logprobs: 2 }, 'top_logprobs'],
       [
         {
