@@ -140,12 +140,32 @@ function addItem(messages: ChatMessage[], item: InputItem, at: string): void {
   if (type === 'reasoning') {
     // An earlier answer's reasoning item (--reasoning-parser made it): the reasoning of the assistant
     // turn it belongs to, which the message or calls after it join.
-    const parts = Array.isArray(item.content) ? item.content : [];
-    const reasoning = parts.map((part, k) => {
-      if (part.type !== 'reasoning_text' || part.text === undefined)
-        throw notSupported(`${at}.content[${k}].type`, `Reasoning content of type ${echoed(part.type)}`);
-      return part.text;
-    });
+    // Its text, or where it has none (another server's item), its summary's.
+    const summary = Array.isArray(item.summary)
+      ? (item.summary as Array<{ type?: unknown; text?: unknown }>)
+      : [];
+    const parts =
+      typeof item.content === 'string'
+        ? [{ type: 'reasoning_text', text: item.content }]
+        : (item.content ?? []);
+    const reasoning =
+      parts.length > 0
+        ? parts.map((part, k) => {
+            if (part.type !== 'reasoning_text' || part.text === undefined)
+              throw notSupported(
+                `${at}.content[${k}].type`,
+                `Reasoning content of type ${echoed(part.type)}`,
+              );
+            return part.text;
+          })
+        : summary.map((part, k) => {
+            if (part?.type !== 'summary_text' || typeof part.text !== 'string')
+              throw notSupported(
+                `${at}.summary[${k}].type`,
+                `A reasoning summary part of type ${echoed(String(part?.type))}`,
+              );
+            return part.text;
+          });
     if (item.encrypted_content != null)
       throw notSupported(
         `${at}.encrypted_content`,

@@ -189,6 +189,18 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
       ],
     });
     expect(responses.status, JSON.stringify(responses.body)).toBe(200);
+    // Another server's item, with a summary only, is read by its summary.
+    const summarized = await thinking().post('/v1/responses', {
+      model: TINY_MODEL_NAME,
+      max_output_tokens: 4,
+      input: [
+        { role: 'user', content: 'Hi' },
+        { type: 'reasoning', summary: [{ type: 'summary_text', text: 'They greet me.' }] },
+        { role: 'assistant', content: 'Hello.' },
+        { role: 'user', content: 'Again' },
+      ],
+    });
+    expect(summarized.status, JSON.stringify(summarized.body)).toBe(200);
     // The tiny model's template writes no reasoning: all three prompts are the chat one.
     expect(anthropic.body.usage.input_tokens).toBe(chat.body.usage.prompt_tokens);
     expect(responses.body.usage.input_tokens).toBe(chat.body.usage.prompt_tokens);
