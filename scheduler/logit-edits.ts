@@ -1,5 +1,5 @@
 import type { LogitAdjustments } from '../kernels/logit-adjustments.js';
-import type { GuideState, TokenGuide } from '../structured/token-guide.js';
+import type { Guide, GuideCursor } from '../structured/token-guide.js';
 
 /** What a request asks of its logits before sampling (vLLM's SamplingParams of the same names). */
 export interface LogitEditParams {
@@ -24,7 +24,7 @@ export interface LogitEditParams {
    * Structured output (response_format, guided_json, guided_choice): only tokens that keep the
    * output within the request's grammar may be sampled, and the end only where it is complete.
    */
-  guide?: TokenGuide | null;
+  guide?: Guide | null;
 }
 
 export const NO_LOGIT_EDITS: LogitEditParams = {
@@ -47,7 +47,7 @@ export class SequenceLogitEdits {
   /** Distinct prompt tokens, kept only when repetition_penalty applies. */
   private readonly promptTokens: readonly number[];
   /** This choice's place in its structured output; null: none asked. */
-  private readonly guideState: GuideState | null;
+  private readonly guideState: GuideCursor | null;
   /** What may end a structured output: the stop tokens, and the model's EOS even under ignore_eos. */
   private readonly endTokenIds: readonly number[];
 
@@ -160,7 +160,7 @@ export class SequenceLogitEdits {
   private allowedNext(): Int32Array | null {
     if (!this.guideState) return this.allowOnly;
     const guided = this.guideState.allowedTokens(this.endTokenIds);
-    if (!this.allowOnly) return guided;
+    if (!guided || !this.allowOnly) return guided ?? this.allowOnly;
     const both = new Set(this.allowOnly);
     const kept = guided.filter((t) => both.has(t));
     // Nothing in both: the request's two constraints leave no token; let the output end.

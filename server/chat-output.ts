@@ -1,8 +1,6 @@
-import { notSupported } from './api-error.js';
 import { type ReasoningParserName, ReasoningReader } from './reasoning.js';
-import type { ChatCompletionRequest } from './schemas/chat-request.js';
 import type { ToolCall, ToolCallDelta } from './tool-call-stream.js';
-import { type MessageReader, messageReader, type ToolCalling, type ToolCallOutput } from './tool-calls.js';
+import { type MessageReader, messageReader, type ToolCallOutput } from './tool-calls.js';
 
 /** What a piece of a choice's output adds to its message. */
 export interface ChatOutputDelta {
@@ -82,33 +80,3 @@ export function chatOutputReader(
     output ? messageReader(output) : null,
   );
 }
-
-/**
- * Guided output with a reasoning parser is refused: the grammar would shape the reasoning too
- * (vLLM starts it after the reasoning ends, which Loom's matcher cannot yet).
- */
-export function refuseGuideWithReasoning(
-  body: ChatCompletionRequest,
-  tools: ToolCalling,
-  /** What the route's clients call response_format (the Responses API's text.format). */
-  responseFormatParam = 'response_format',
-): void {
-  const field = STRUCTURED_OUTPUT_FIELDS.find(
-    (f) => body[f] != null && !(f === 'response_format' && body.response_format?.type === 'text'),
-  );
-  const param = tools.guide?.param ?? (field === 'response_format' ? responseFormatParam : (field ?? null));
-  if (param)
-    throw notSupported(
-      param,
-      'Structured output (or a named or "required" tool_choice) on a server with --reasoning-parser (the grammar would shape the reasoning too)',
-    );
-}
-
-const STRUCTURED_OUTPUT_FIELDS = [
-  'response_format',
-  'guided_json',
-  'guided_regex',
-  'guided_choice',
-  'guided_grammar',
-  'structured_outputs',
-] as const;

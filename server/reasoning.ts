@@ -13,6 +13,11 @@ export interface ReasoningDelta {
 const START = '<think>';
 const END = '</think>';
 
+/** The text that ends the parser's reasoning: structured output starts after it (vLLM's rule). */
+export function reasoningEnd(_parser: ReasoningParserName): string {
+  return END;
+}
+
 /**
  * DeepSeek R1's reasoning (vLLM's `deepseek_r1`, for R1 and its distilled Llama models): the
  * output starts with its reasoning, up to `</think>`, and the answer follows. Its chat template

@@ -1,5 +1,7 @@
 import type { SamplingParams } from '../scheduler/request.js';
 import type { Grammar } from '../structured/grammar-nodes.js';
+import { ReasoningGatedGuide } from '../structured/reasoning-gate.js';
+import type { Guide, TokenGuide } from '../structured/token-guide.js';
 import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
 import type { ServingStack } from './serving-stack.js';
@@ -106,6 +108,8 @@ export interface SamplingContext {
   maxN: number;
   /** A grammar the route's own fields ask for (chat's tool_choice), beside structured output's. */
   guide?: { param: string; grammar: () => Grammar } | null;
+  /** --reasoning-parser: the text that ends the reasoning, after which the grammar applies. */
+  guideAfter?: string | null;
 }
 
 /**
@@ -187,9 +191,18 @@ export function samplingParams(
       minTokens,
       allowedTokenIds: allowed,
       badWords: badWordTokens(stack, body.bad_words ?? []),
-      guide: structuredOutputGuide(body, stack.tokenizer, ctx.guide ?? null),
+      guide: gatedGuide(
+        structuredOutputGuide(body, stack.tokenizer, ctx.guide ?? null),
+        ctx.guideAfter ?? null,
+      ),
     },
   };
+}
+
+/** The guide, applying only after `after` when a reasoning model writes its reasoning first. */
+function gatedGuide(guide: TokenGuide | null, after: string | null): Guide | null {
+  if (!guide || after === null) return guide;
+  return new ReasoningGatedGuide(guide, new TextEncoder().encode(after));
 }
 
 /**

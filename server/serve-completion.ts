@@ -59,6 +59,8 @@ export interface CompletionRoute<
   requestedMaxTokens(body: B): number | null;
   /** A grammar the route's own fields ask the output to follow (chat's tool_choice), after promptTokens. */
   guide?(body: B): { param: string; grammar: () => Grammar } | null;
+  /** The text after which that grammar applies (a reasoning model's end of reasoning); null: from the start. */
+  guideAfter?: string | null;
   /** The log-probabilities the body asks for, checked (400 naming the field past the limits, --max-logprobs's among them). */
   logprobsAsked(body: B, stack: ServingStack, maxLogprobs: number): LogprobsAsked;
   /** Fields of the response besides its choices, from its first choice (chat's prompt_logprobs). */
@@ -178,6 +180,7 @@ export async function serveCompletion<
       defaultMaxTokens: route.defaultMaxTokens,
       maxN: state.maxN,
       guide: route.guide?.(body) ?? null,
+      guideAfter: route.guideAfter ?? null,
     }),
     logprobs: asked.numTop,
     promptLogprobs: asked.numTopPrompt,

@@ -144,7 +144,7 @@ const MASK_CACHE_ENTRIES = 512;
  * A request's structured output: its grammar over the vocabulary. Each choice keeps its own
  * GuideState; the masks of states already seen are shared.
  */
-export class TokenGuide {
+export class TokenGuide implements Guide {
   private readonly matcher: ByteMatcher;
   private readonly masks = new Map<string, Int32Array>();
 
@@ -159,13 +159,22 @@ export class TokenGuide {
     return new GuideState(this, this.matcher.start());
   }
 
+  /** The bytes token `id` adds to the text; null for a special token. */
+  bytesOf(id: number): Uint8Array | null {
+    return this.trie.tokenBytes[id] ?? null;
+  }
+
   /** The state after token `id`'s bytes; a token without bytes (special) leaves it as it was. */
   advance(states: readonly Stack[], id: number): readonly Stack[] {
     const bytes = this.trie.tokenBytes[id];
-    if (!bytes) return states;
+    return bytes ? this.advanceBytes(states, bytes) : states;
+  }
+
+  /** The state after `bytes`. */
+  advanceBytes(states: readonly Stack[], bytes: ArrayLike<number>): readonly Stack[] {
     let at = states;
-    for (const b of bytes) {
-      at = this.matcher.feed(at, b);
+    for (let i = 0; i < bytes.length; i++) {
+      at = this.matcher.feed(at, bytes[i]);
       if (at.length === 0) break;
     }
     return at;
@@ -200,8 +209,22 @@ export class TokenGuide {
   }
 }
 
+/** A guide as sampling uses it: one cursor per choice. */
+export interface Guide {
+  start(): GuideCursor;
+}
+
+/** One choice's place in its guide. */
+export interface GuideCursor {
+  /** A generated token. */
+  advance(id: number): void;
+  readonly isDead: boolean;
+  /** The tokens that may be sampled next; null when the guide constrains nothing yet. */
+  allowedTokens(endTokens: readonly number[]): Int32Array | null;
+}
+
 /** One choice's place in its structured output. */
-export class GuideState {
+export class GuideState implements GuideCursor {
   constructor(
     private readonly guide: TokenGuide,
     private states: readonly Stack[],
@@ -210,6 +233,11 @@ export class GuideState {
   /** A generated token. */
   advance(id: number): void {
     this.states = this.guide.advance(this.states, id);
+  }
+
+  /** Bytes of the output that are not a whole token (the rest of one the guide began inside). */
+  advanceBytes(bytes: ArrayLike<number>): void {
+    this.states = this.guide.advanceBytes(this.states, bytes);
   }
 
   /** No byte string continues the output and it may not end: the grammar has been left. */

@@ -1,9 +1,10 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest } from '../api-error.js';
-import { type ChatOutputReader, chatOutputReader, refuseGuideWithReasoning } from '../chat-output.js';
+import { type ChatOutputReader, chatOutputReader } from '../chat-output.js';
 import { chatPromptOptions, chatPromptTokens, echoedText } from '../chat-prompt.js';
 import { checkNumTop, checkPromptLogprobs, type LogprobsAsked } from '../logprobs.js';
+import { reasoningEnd } from '../reasoning.js';
 import { truncatePrompt } from '../sampling-params.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
@@ -87,7 +88,6 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
           tools = toolCalling(body, stack.tokenizer, app.loom.settings.toolCallParser);
-          if (reasoningParser) refuseGuideWithReasoning(body, tools);
           // vLLM's hermes and mistral parsers ask for special tokens in the text: their calls start at one.
           if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
             body.skip_special_tokens ??= false;
@@ -100,6 +100,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         },
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
         guide: () => tools?.guide ?? null,
+        guideAfter: reasoningParser ? reasoningEnd(reasoningParser) : null,
         logprobsAsked,
         defaultMaxTokens: null,
         // One prompt: vLLM lists its scores once, beside the choices.

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { anthropicErrorBody } from '../anthropic-errors.js';
-import { chatOutputReader, refuseGuideWithReasoning } from '../chat-output.js';
+import { chatOutputReader } from '../chat-output.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
 import { chatRequestOfMessages } from '../messages-input.js';
@@ -16,6 +16,7 @@ import {
   type ReasoningBlock,
   type TextBlock,
 } from '../output-blocks.js';
+import { reasoningEnd } from '../reasoning.js';
 import { cacheSalt, requestPriority, resolveAdapter, samplingParams } from '../sampling-params.js';
 import type { ChatCompletionRequest } from '../schemas/chat-request.js';
 import {
@@ -38,7 +39,6 @@ const ANTHROPIC_EVENTS: EventStreamFormat = {
 /** The conversation's prompt tokens and how its output is read, as chat completions make them. */
 function prompt(stack: ServingStack, state: ServerState, chat: ChatCompletionRequest) {
   const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
-  if (state.settings.reasoningParser) refuseGuideWithReasoning(chat, tools);
   if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
     chat.skip_special_tokens ??= false;
   const tokens = chatPromptTokens(stack, chat.model, chat.messages, {
@@ -126,6 +126,7 @@ async function serveMessages(state: ServerState, reply: FastifyReply, body: Mess
       defaultMaxTokens: null,
       maxN: state.maxN,
       guide: tools.guide,
+      guideAfter: state.settings.reasoningParser ? reasoningEnd(state.settings.reasoningParser) : null,
     }),
     logprobs: null,
     promptLogprobs: null,

@@ -3,11 +3,12 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { ApiError, echoed, internalError, invalidRequest, notSupported } from '../api-error.js';
-import { chatOutputReader, refuseGuideWithReasoning } from '../chat-output.js';
+import { chatOutputReader } from '../chat-output.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
 import { assistantMessage, choiceFeeder, type OutputBlock, OutputBlocks } from '../output-blocks.js';
+import { reasoningEnd } from '../reasoning.js';
 import { ResponseItems } from '../response-output.js';
 import { chatRequestOf } from '../responses-input.js';
 import {
@@ -100,7 +101,6 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
   const adapter = await resolveAdapter(stack, chat.model);
   const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
   const reasoningParser = state.settings.reasoningParser;
-  if (reasoningParser) refuseGuideWithReasoning(chat, tools, 'text.format');
   if ((tools.output || reasoningParser) && chat.logprobs)
     throw notSupported(
       'include',
@@ -126,6 +126,7 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
       defaultMaxTokens: null,
       maxN: state.maxN,
       guide: tools.guide,
+      guideAfter: state.settings.reasoningParser ? reasoningEnd(state.settings.reasoningParser) : null,
     }),
     logprobs: numTop,
     promptLogprobs: null,

@@ -85,28 +85,26 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
     expect(content).toBe('');
   });
 
-  it('refuses guided output, which would shape the reasoning too', async () => {
-    for (const [extra, param] of [
-      [{ response_format: { type: 'json_object' } }, 'response_format'],
-      [{ guided_regex: 'a+' }, 'guided_regex'],
-      [
-        {
-          tools: [{ type: 'function', function: { name: 'ping' } }],
-          tool_choice: { type: 'function', function: { name: 'ping' } },
-        },
-        'tool_choice',
-      ],
-    ] as const) {
+  it('guided output applies after the reasoning only: an output that never ends it is not shaped', async () => {
+    const free = (await plain().post('/v1/chat/completions', body)).body.choices[0].message.content;
+    const shapedPlain = await plain().post('/v1/chat/completions', { ...body, guided_regex: 'a+' });
+    expect(shapedPlain.body.choices[0].message.content).toMatch(/^a+$/);
+    for (const extra of [{ guided_regex: 'a+' }, { response_format: { type: 'json_object' } }]) {
       const res = await thinking().post('/v1/chat/completions', { ...body, ...extra });
-      expect(res.status).toBe(400);
-      expect(res.body.error.param).toBe(param);
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.choices[0].message.reasoning, JSON.stringify(extra)).toBe(free);
     }
-    const text = await thinking().post('/v1/chat/completions', {
+    // A named tool's guide waits too (its tools are in the prompt, as they are with "none").
+    const tools = [{ type: 'function', function: { name: 'ping' } }];
+    const unguided = await plain().post('/v1/chat/completions', { ...body, tools, tool_choice: 'none' });
+    const named = await thinking().post('/v1/chat/completions', {
       ...body,
-      response_format: { type: 'text' },
+      tools,
+      tool_choice: { type: 'function', function: { name: 'ping' } },
     });
-    expect(text.status).toBe(200);
+    expect(named.body.choices[0].message.reasoning).toBe(unguided.body.choices[0].message.content);
   });
+
   it("the Responses API gives the reasoning as a reasoning item, Anthropic's as a thinking block", async () => {
     const text = (await plain().post('/v1/chat/completions', body)).body.choices[0].message.content;
     const response = await thinking().post('/v1/responses', {
