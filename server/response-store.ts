@@ -10,6 +10,8 @@ export interface StoredResponse {
    * part of it (OpenAI does not carry them over).
    */
   conversation: readonly ChatMessage[] | null;
+  /** The request's input, as items with ids (GET /v1/responses/{id}/input_items lists them). */
+  inputItems: ReadonlyArray<Readonly<Record<string, unknown>>>;
   /** A background response still running: ends it, resolving once its cancelled response is stored. */
   cancel?: () => Promise<void>;
 }

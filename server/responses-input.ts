@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { echoed, invalidRequest, notSupported } from './api-error.js';
 import type { ChatCompletionRequest, ChatMessage, FunctionTool } from './schemas/chat-request.js';
 import type { InputItem, ResponsesRequest, ResponsesTool } from './schemas/responses-request.js';
@@ -230,4 +231,36 @@ function toolChoice(choice: string | Record<string, unknown>): ChatCompletionReq
     'tool_choice',
     `tool_choice ${echoed(JSON.stringify(choice))} (Loom takes "none", "auto", "required" or {"type": "function", "name": …})`,
   );
+}
+
+const ITEM_ID_PREFIXES: Record<string, string> = {
+  message: 'msg',
+  function_call: 'fc',
+  function_call_output: 'fco',
+  reasoning: 'rs',
+};
+
+/**
+ * The request's input as the Responses API lists it back (GET /v1/responses/{id}/input_items):
+ * each item with its type and an id (its own, or a new one), a message's text as a content part.
+ */
+export function listedInputItems(input: ResponsesRequest['input']): Array<Record<string, unknown>> {
+  const items: InputItem[] = typeof input === 'string' ? [{ role: 'user', content: input }] : input;
+  return items.map((item) => {
+    const type = item.type ?? 'message';
+    const prefix = ITEM_ID_PREFIXES[type] ?? 'item';
+    const listed: Record<string, unknown> = {
+      ...item,
+      type,
+      id: item.id ?? `${prefix}_${randomUUID().replaceAll('-', '')}`,
+    };
+    if (type === 'message') {
+      if (typeof item.content === 'string')
+        listed.content = [
+          { type: item.role === 'assistant' ? 'output_text' : 'input_text', text: item.content },
+        ];
+      listed.status ??= 'completed';
+    }
+    return listed;
+  });
 }

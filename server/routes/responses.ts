@@ -10,7 +10,7 @@ import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
 import { assistantMessage, choiceFeeder, type OutputBlock, OutputBlocks } from '../output-blocks.js';
 import { reasoningEnd } from '../reasoning.js';
 import { ResponseItems } from '../response-output.js';
-import { chatRequestOf } from '../responses-input.js';
+import { chatRequestOf, listedInputItems } from '../responses-input.js';
 import {
   cacheSalt,
   requestPriority,
@@ -98,6 +98,7 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
   // OpenAI's default: stored unless the client says not to (where the server keeps any).
   const stored = store !== null && body.store !== false;
   const { chat, conversation } = chatRequestOf(body, history);
+  const inputItems = listedInputItems(body.input);
   const adapter = await resolveAdapter(stack, chat.model);
   const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
   const reasoningParser = state.settings.reasoningParser;
@@ -197,7 +198,11 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
   /** The finished response, stored with its conversation (its own answer last) when it is to be kept. */
   const kept = <T extends Record<string, unknown>>(finished: T, blocks: readonly OutputBlock[]): T => {
     if (store && stored)
-      store.put(id, { response: finished, conversation: [...conversation, assistantMessage(blocks)] });
+      store.put(id, {
+        response: finished,
+        conversation: [...conversation, assistantMessage(blocks)],
+        inputItems,
+      });
     return finished;
   };
 
@@ -221,12 +226,14 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
       store.put(id, {
         response: { ...response('failed', [], true), error: { code, message } },
         conversation: null,
+        inputItems,
       });
     });
     const started = response('in_progress', [], false);
     store.put(id, {
       response: started,
       conversation: null,
+      inputItems,
       cancel: async () => {
         cancelled = true;
         generation.controller.abort();
@@ -300,6 +307,46 @@ export const responsesRoute: FastifyPluginAsyncTypebox = async (app) => {
     await stored.cancel?.();
     return (app.loom.responses?.get(id) ?? stored).response;
   });
+  // OpenAI's list of a stored response's input items: newest first unless order is asc, paged by item ids.
+  const ListQuery = Type.Object(
+    {
+      // A query string's values are text (the app does not coerce types).
+      limit: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'an integer from 1 to 100' })),
+      order: Type.Optional(
+        Type.Union([Type.Literal('asc'), Type.Literal('desc')], { description: '"asc" or "desc"' }),
+      ),
+      after: Type.Optional(Type.String({ description: 'an item id' })),
+      before: Type.Optional(Type.String({ description: 'an item id' })),
+    },
+    { additionalProperties: false },
+  );
+  app.get(
+    '/v1/responses/:id/input_items',
+    { schema: { params: Params, querystring: ListQuery } },
+    async (request) => {
+      const stored = app.loom.responses?.get(request.params.id);
+      if (!stored) throw responseNotFound(request.params.id, null);
+      const { order = 'desc', after, before } = request.query;
+      const limit = request.query.limit === undefined ? 20 : Number(request.query.limit);
+      if (limit < 1 || limit > 100) throw invalidRequest('limit must be from 1 to 100.', 'limit');
+      let items = order === 'asc' ? [...stored.inputItems] : [...stored.inputItems].reverse();
+      const cut = (id: string, param: string) => {
+        const at = items.findIndex((item) => item.id === id);
+        if (at < 0) throw invalidRequest(`No input item with id '${echoed(id)}' in this response.`, param);
+        return at;
+      };
+      if (after !== undefined) items = items.slice(cut(after, 'after') + 1);
+      if (before !== undefined) items = items.slice(0, cut(before, 'before'));
+      const data = items.slice(0, limit);
+      return {
+        object: 'list',
+        data,
+        first_id: data[0]?.id ?? null,
+        last_id: data[data.length - 1]?.id ?? null,
+        has_more: items.length > limit,
+      };
+    },
+  );
   app.delete('/v1/responses/:id', { schema: { params: Params } }, async (request) => {
     const stored = app.loom.responses?.get(request.params.id);
     if (!stored) throw responseNotFound(request.params.id, null);

@@ -320,6 +320,56 @@ describe('tool_choice "auto" on /v1/responses (--tool-call-parser hermes)', () =
   });
 });
 
+describe('input items of a stored response', () => {
+  const stored = useTinyServer('onnx', { maxModelLen: 512 }, { maxStoredResponses: 2 });
+
+  it('lists them newest first, in pages, with ids; asc in the order given', async () => {
+    const input = [
+      { role: 'user', content: 'Ping it' },
+      { type: 'function_call', call_id: 'call_1', name: 'ping', arguments: '{}', id: 'fc_given' },
+      { type: 'function_call_output', call_id: 'call_1', output: 'pong' },
+      { role: 'user', content: [{ type: 'input_text', text: 'Thanks' }] },
+    ];
+    const tools = [{ type: 'function', name: 'ping', parameters: { type: 'object', properties: {} } }];
+    const made = await stored().post('/v1/responses', { ...greedy, input, tools, tool_choice: 'none' });
+    expect(made.status, JSON.stringify(made.body)).toBe(200);
+    const list = async (query: string) =>
+      (
+        await stored().app.inject({ method: 'GET', url: `/v1/responses/${made.body.id}/input_items${query}` })
+      ).json();
+    const all = await list('?order=asc');
+    expect(all.data.map((item: Json) => item.type)).toEqual([
+      'message',
+      'function_call',
+      'function_call_output',
+      'message',
+    ]);
+    expect(all.data[0]).toMatchObject({
+      role: 'user',
+      content: [{ type: 'input_text', text: 'Ping it' }],
+      status: 'completed',
+    });
+    expect(all.data[1].id).toBe('fc_given');
+    expect(new Set(all.data.map((item: Json) => item.id)).size).toBe(4);
+    const first = await list('?limit=2');
+    expect(first.data.map((item: Json) => item.id)).toEqual([all.data[3].id, all.data[2].id]);
+    expect(first).toMatchObject({
+      object: 'list',
+      has_more: true,
+      first_id: all.data[3].id,
+      last_id: all.data[2].id,
+    });
+    const rest = await list(`?limit=2&after=${first.last_id}`);
+    expect(rest.data.map((item: Json) => item.id)).toEqual([all.data[1].id, all.data[0].id]);
+    expect(rest.has_more).toBe(false);
+    const bad = await stored().app.inject({
+      method: 'GET',
+      url: `/v1/responses/${made.body.id}/input_items?after=nope`,
+    });
+    expect(bad.statusCode).toBe(400);
+  });
+});
+
 describe('background responses', () => {
   const stored = useTinyServer('onnx', { maxModelLen: 512 }, { maxStoredResponses: 8 });
 
