@@ -13,9 +13,9 @@ export interface ReasoningDelta {
 const START = '<think>';
 const END = '</think>';
 
-/** The text that ends the parser's reasoning: structured output starts after it (vLLM's rule). */
-export function reasoningEnd(_parser: ReasoningParserName): string {
-  return END;
+/** The text that ends the parser's reasoning, after which structured output starts (vLLM's rule); null: no parser. */
+export function reasoningEnd(parser: ReasoningParserName | null): string | null {
+  return parser === null ? null : END;
 }
 
 /**

@@ -1,18 +1,17 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest } from '../api-error.js';
+import { chatPrompt } from '../chat-generation.js';
 import { type ChatOutputReader, chatOutputReader } from '../chat-output.js';
-import { chatPromptOptions, chatPromptTokens, echoedText } from '../chat-prompt.js';
+import { echoedText } from '../chat-prompt.js';
 import { checkNumTop, checkPromptLogprobs, type LogprobsAsked } from '../logprobs.js';
 import { reasoningEnd } from '../reasoning.js';
-import { truncatePrompt } from '../sampling-params.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { ChatCompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
 import type { ServingStack } from '../serving-stack.js';
 import type { ToolCall } from '../tool-call-stream.js';
-import { type ToolCalling, toolCalling, toolFinishReason } from '../tool-calls.js';
-import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
+import { type ToolCalling, toolFinishReason } from '../tool-calls.js';
 
 /**
  * `logprobs: true` scores each sampled token; `top_logprobs: k` (0..--max-logprobs) lists k top tokens beside
@@ -87,20 +86,14 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         object: 'chat.completion',
         chunkObject: 'chat.completion.chunk',
         promptTokens: (stack, body) => {
-          tools = toolCalling(body, stack.tokenizer, app.loom.settings.toolCallParser);
-          // vLLM's hermes and mistral parsers ask for special tokens in the text: their calls start at one.
-          if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
-            body.skip_special_tokens ??= false;
-          const tokens = chatPromptTokens(stack, body.model, body.messages, {
-            ...chatPromptOptions(body),
-            tools: tools.templateTools,
-          });
+          const prompt = chatPrompt(stack, app.loom, body);
+          tools = prompt.tools;
           if (body.echo) echo = echoedText(body.messages);
-          return [truncatePrompt(tokens, body.truncate_prompt_tokens, stack.maxModelLen)];
+          return [prompt.tokens];
         },
         requestedMaxTokens: (body) => body.max_completion_tokens ?? body.max_tokens ?? null,
         guide: () => tools?.guide ?? null,
-        guideAfter: reasoningParser ? reasoningEnd(reasoningParser) : null,
+        guideAfter: reasoningEnd(reasoningParser),
         logprobsAsked,
         defaultMaxTokens: null,
         // One prompt: vLLM lists its scores once, beside the choices.

@@ -3,9 +3,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { anthropicErrorBody } from '../anthropic-errors.js';
+import { prepareChatRun, startChatRun } from '../chat-generation.js';
 import { chatOutputReader } from '../chat-output.js';
-import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
-import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
+import { type EventStreamFormat, sendEventStream } from '../generation.js';
 import { chatRequestOfMessages } from '../messages-input.js';
 import {
   type CallBlock,
@@ -16,18 +16,12 @@ import {
   type ReasoningBlock,
   type TextBlock,
 } from '../output-blocks.js';
-import { reasoningEnd } from '../reasoning.js';
-import { cacheSalt, requestPriority, resolveAdapter, samplingParams } from '../sampling-params.js';
-import type { ChatCompletionRequest } from '../schemas/chat-request.js';
 import {
   CountTokensRequestSchema,
   type MessagesRequest,
   MessagesRequestSchema,
 } from '../schemas/messages-request.js';
 import type { ServerState } from '../server-state.js';
-import type { ServingStack } from '../serving-stack.js';
-import { toolCalling } from '../tool-calls.js';
-import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
 
 /** Anthropic's server-sent events: each names its type; an error is an `error` event; none ends them. */
 const ANTHROPIC_EVENTS: EventStreamFormat = {
@@ -35,18 +29,6 @@ const ANTHROPIC_EVENTS: EventStreamFormat = {
   error: (body) => `event: error\ndata: ${JSON.stringify(anthropicErrorBody(500, body.error))}\n\n`,
   end: null,
 };
-
-/** The conversation's prompt tokens and how its output is read, as chat completions make them. */
-function prompt(stack: ServingStack, state: ServerState, chat: ChatCompletionRequest) {
-  const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
-  if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
-    chat.skip_special_tokens ??= false;
-  const tokens = chatPromptTokens(stack, chat.model, chat.messages, {
-    ...chatPromptOptions(chat),
-    tools: tools.templateTools,
-  });
-  return { tools, tokens };
-}
 
 /**
  * A thinking block's signature. Anthropic signs its own reasoning so that a client cannot alter
@@ -115,38 +97,11 @@ function blockEvents(emit: (event: object) => void): OutputBlockListener {
  * message_stop). Errors come in Anthropic's shape (routes/anthropic-errors.ts).
  */
 async function serveMessages(state: ServerState, reply: FastifyReply, body: MessagesRequest) {
-  const stack = state.requireStack();
   const chat = chatRequestOfMessages(body);
-  const adapter = await resolveAdapter(stack, chat.model);
-  const { tools, tokens } = prompt(stack, state, chat);
-  const sampling = {
-    ...samplingParams(stack, chat, {
-      numPromptTokens: tokens.length,
-      requestedMaxTokens: chat.max_tokens ?? null,
-      defaultMaxTokens: null,
-      maxN: state.maxN,
-      guide: tools.guide,
-      guideAfter: state.settings.reasoningParser ? reasoningEnd(state.settings.reasoningParser) : null,
-    }),
-    logprobs: null,
-    promptLogprobs: null,
-  };
-  const salt = cacheSalt(chat);
+  const run = await prepareChatRun(state, chat);
+  const { tools } = run;
   const id = `msg_${randomUUID().replaceAll('-', '')}`;
-  const generation = await Generation.start(
-    stack,
-    state,
-    {
-      requestId: id,
-      promptTokens: tokens,
-      adapter,
-      sampling,
-      priority: requestPriority(stack, chat),
-      ...(salt === undefined ? {} : { cacheSalt: salt }),
-    },
-    reply,
-    state.requestMetrics,
-  );
+  const generation = await startChatRun(state, reply, chat, run, { requestId: id, numTop: null });
   const feed = choiceFeeder(chatOutputReader(tools.output, state.settings.reasoningParser), null);
   const stopOf = (
     finishReason: string | null,
@@ -226,10 +181,8 @@ export const messagesRoute: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/messages/count_tokens',
     { config, schema: { body: CountTokensRequestSchema } },
     async (request) => {
-      const stack = app.loom.requireStack();
-      const chat = chatRequestOfMessages(request.body);
-      await resolveAdapter(stack, chat.model);
-      return { input_tokens: prompt(stack, app.loom, chat).tokens.length };
+      const run = await prepareChatRun(app.loom, chatRequestOfMessages(request.body));
+      return { input_tokens: run.tokens.length };
     },
   );
 };

@@ -3,27 +3,17 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
 import { ApiError, echoed, internalError, invalidRequest, notSupported } from '../api-error.js';
+import { prepareChatRun, startChatRun } from '../chat-generation.js';
 import { chatOutputReader } from '../chat-output.js';
-import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
-import { type EventStreamFormat, Generation, sendEventStream } from '../generation.js';
+import { type EventStreamFormat, sendEventStream } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
 import { assistantMessage, choiceFeeder, type OutputBlock, OutputBlocks } from '../output-blocks.js';
-import { reasoningEnd } from '../reasoning.js';
 import { ResponseItems } from '../response-output.js';
 import { chatRequestOf, listedInputItems } from '../responses-input.js';
-import {
-  cacheSalt,
-  requestPriority,
-  resolveAdapter,
-  samplingParams,
-  truncatePrompt,
-} from '../sampling-params.js';
 import type { ChatMessage } from '../schemas/chat-request.js';
 import { errorResponses } from '../schemas/responses.js';
 import { type ResponsesRequest, ResponsesRequestSchema } from '../schemas/responses-request.js';
 import type { ServerState } from '../server-state.js';
-import { toolCalling } from '../tool-calls.js';
-import { parserReadsSpecialTokens } from '../tool-parsers/parsers.js';
 
 /** The Responses API's server-sent events: each names its type, and none follows the last. */
 function responseEventFormat(): EventStreamFormat & { next(): number } {
@@ -60,7 +50,6 @@ function responseNotFound(id: string, param: string | null): ApiError {
  * as its stream of typed events (response.created … response.completed).
  */
 async function serveResponse(state: ServerState, reply: FastifyReply, body: ResponsesRequest) {
-  const stack = state.requireStack();
   const store = state.responses;
   if (body.store === true && !store)
     throw notSupported(
@@ -99,57 +88,23 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
   const stored = store !== null && body.store !== false;
   const { chat, conversation } = chatRequestOf(body, history);
   const inputItems = listedInputItems(body.input);
-  const adapter = await resolveAdapter(stack, chat.model);
-  const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
+  const run = await prepareChatRun(state, chat);
+  const { stack, tools } = run;
   const reasoningParser = state.settings.reasoningParser;
   if ((tools.output || reasoningParser) && chat.logprobs)
     throw notSupported(
       'include',
       'include "message.output_text.logprobs" together with tools or a --reasoning-parser',
     );
-  if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
-    chat.skip_special_tokens ??= false;
-  const promptTokens = truncatePrompt(
-    chatPromptTokens(stack, chat.model, chat.messages, {
-      ...chatPromptOptions(chat),
-      tools: tools.templateTools,
-    }),
-    chat.truncate_prompt_tokens,
-    stack.maxModelLen,
-  );
   const numTop = chat.logprobs
     ? checkNumTop(chat.top_logprobs ?? 0, 'top_logprobs', state.settings.maxLogprobs)
     : null;
-  const sampling = {
-    ...samplingParams(stack, chat, {
-      numPromptTokens: promptTokens.length,
-      requestedMaxTokens: chat.max_tokens ?? null,
-      defaultMaxTokens: null,
-      maxN: state.maxN,
-      guide: tools.guide,
-      guideAfter: state.settings.reasoningParser ? reasoningEnd(state.settings.reasoningParser) : null,
-    }),
-    logprobs: numTop,
-    promptLogprobs: null,
-  };
-  const salt = cacheSalt(chat);
   const id = body.request_id ?? `resp_${randomUUID().replaceAll('-', '')}`;
-  const generation = await Generation.start(
-    stack,
-    state,
-    {
-      requestId: id,
-      promptTokens,
-      adapter,
-      sampling,
-      priority: requestPriority(stack, chat),
-      ...(salt === undefined ? {} : { cacheSalt: salt }),
-    },
-    reply,
-    state.requestMetrics,
-    undefined,
-    background,
-  );
+  const generation = await startChatRun(state, reply, chat, run, {
+    requestId: id,
+    numTop,
+    detached: background,
+  });
   const logprobs = numTop === null ? null : new ChoiceLogprobs(stack.tokenizer, numTop);
   const reader = chatOutputReader(tools.output, reasoningParser);
   const createdAt = Math.floor(Date.now() / 1000);
