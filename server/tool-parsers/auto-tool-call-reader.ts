@@ -23,6 +23,8 @@ export interface ReadCall {
 export abstract class AutoToolCallReader {
   readonly calls: ToolCall[] = [];
   private written = '';
+  /** Output read but not yet settled (a tag or a call still arriving). */
+  protected pending = '';
   private heldWhitespace = '';
   /** parallel_tool_calls: false keeps the first call only (the model's later ones are dropped). */
   maxCalls = Number.POSITIVE_INFINITY;
@@ -51,6 +53,18 @@ export abstract class AutoToolCallReader {
       this.heldWhitespace = '';
     }
     this.heldWhitespace += trailing;
+  }
+
+  /**
+   * The text of `pending` before `tag` as content; true, with `pending` left after the tag, once
+   * the tag is there; else false, holding back an end that may be the tag's start.
+   */
+  protected textUntil(out: AutoToolCallDelta, tag: string): boolean {
+    const at = this.pending.indexOf(tag);
+    const end = at >= 0 ? at : this.pending.length - partialTagAtEnd(this.pending, tag);
+    this.emit(out, this.pending.slice(0, end));
+    this.pending = this.pending.slice(at >= 0 ? at + tag.length : end);
+    return at >= 0;
   }
 
   protected call(out: AutoToolCallDelta, call: ReadCall): void {

@@ -2,7 +2,6 @@ import {
   type AutoToolCallDelta,
   AutoToolCallReader,
   emptyDelta,
-  partialTagAtEnd,
   type ReadCall,
 } from './auto-tool-call-reader.js';
 import { jsonCallOf } from './json-calls.js';
@@ -16,7 +15,6 @@ const CLOSE = '</tool_call>';
  * each call `<tool_call>{"name": …, "arguments": …}</tool_call>` in the text.
  */
 export class HermesReader extends AutoToolCallReader {
-  private pending = '';
   /** Inside a call: its text since the opening tag. */
   private inCall = false;
 
@@ -31,15 +29,7 @@ export class HermesReader extends AutoToolCallReader {
         this.pending = this.pending.slice(end + CLOSE.length);
         continue;
       }
-      const start = this.pending.indexOf(OPEN);
-      if (start < 0) {
-        const keep = partialTagAtEnd(this.pending, OPEN);
-        this.emit(out, this.pending.slice(0, this.pending.length - keep));
-        this.pending = this.pending.slice(this.pending.length - keep);
-        break;
-      }
-      this.emit(out, this.pending.slice(0, start));
-      this.pending = this.pending.slice(start + OPEN.length);
+      if (!this.textUntil(out, OPEN)) break;
       this.inCall = true;
     }
     return out;

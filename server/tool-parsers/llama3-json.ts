@@ -16,7 +16,6 @@ const PYTHON_TAG = '<|python_tag|>';
  * does not parse is the content, as the model wrote it.
  */
 export class Llama3JsonReader extends AutoToolCallReader {
-  private pending = '';
   private mode: 'undecided' | 'text' | 'calls' = 'undecided';
 
   push(text: string): AutoToolCallDelta {

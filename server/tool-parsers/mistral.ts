@@ -1,10 +1,5 @@
 import { randomInt } from 'node:crypto';
-import {
-  type AutoToolCallDelta,
-  AutoToolCallReader,
-  emptyDelta,
-  partialTagAtEnd,
-} from './auto-tool-call-reader.js';
+import { type AutoToolCallDelta, AutoToolCallReader, emptyDelta } from './auto-tool-call-reader.js';
 import { jsonCallOf } from './json-calls.js';
 import { PyDict, readJsonValue } from './python-values.js';
 
@@ -22,22 +17,13 @@ const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
  * (Mistral's chat templates refuse others when the calls come back in the next request).
  */
 export class MistralReader extends AutoToolCallReader {
-  private pending = '';
   private inCalls = false;
 
   push(text: string): AutoToolCallDelta {
     const out = emptyDelta();
     this.pending += text;
     if (!this.inCalls) {
-      const start = this.pending.indexOf(TOOL_CALLS);
-      if (start < 0) {
-        const keep = partialTagAtEnd(this.pending, TOOL_CALLS);
-        this.emit(out, this.pending.slice(0, this.pending.length - keep));
-        this.pending = this.pending.slice(this.pending.length - keep);
-        return out;
-      }
-      this.emit(out, this.pending.slice(0, start));
-      this.pending = this.pending.slice(start + TOOL_CALLS.length);
+      if (!this.textUntil(out, TOOL_CALLS)) return out;
       this.inCalls = true;
     }
     // A call's text ends where the next one's token starts.

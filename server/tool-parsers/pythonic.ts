@@ -17,7 +17,6 @@ const PYTHON_END = '<|python_end|>';
  * output ends; the text is released as soon as it can no longer become a list of calls.
  */
 export class PythonicReader extends AutoToolCallReader {
-  private pending = '';
   private mode: 'undecided' | 'text' | 'calls' = 'undecided';
 
   constructor(private readonly llama4: boolean) {
