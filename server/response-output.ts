@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type {
   CallBlock,
   OutputBlock,
@@ -7,6 +6,7 @@ import type {
   ReasoningBlock,
   TextBlock,
 } from './output-blocks.js';
+import { randomHex } from './request-id.js';
 
 interface OutputText {
   type: 'output_text';
@@ -160,7 +160,7 @@ export class ResponseItems implements OutputBlockListener {
     let id = this.ids.get(block);
     if (id === undefined) {
       const prefix = { text: 'msg', call: 'fc', reasoning: 'rs' }[block.kind];
-      id = `${prefix}_${randomUUID().replaceAll('-', '')}`;
+      id = `${prefix}_${randomHex()}`;
       this.ids.set(block, id);
     }
     return id;

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import { echoed, invalidRequest, notSupported } from './api-error.js';
+import { randomHex } from './request-id.js';
 import type { ChatCompletionRequest, ChatMessage, FunctionTool } from './schemas/chat-request.js';
 import type { InputItem, ResponsesRequest, ResponsesTool } from './schemas/responses-request.js';
 
@@ -252,7 +252,7 @@ export function listedInputItems(input: ResponsesRequest['input']): Array<Record
     const listed: Record<string, unknown> = {
       ...item,
       type,
-      id: item.id ?? `${prefix}_${randomUUID().replaceAll('-', '')}`,
+      id: item.id ?? `${prefix}_${randomHex()}`,
     };
     if (type === 'message') {
       if (typeof item.content === 'string')

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomHex } from './request-id.js';
 import type { GuidedToolCallOutput } from './tool-calls.js';
 
 /** One tool call of a message, as OpenAI's API returns it. */
@@ -21,7 +21,7 @@ export interface ToolCallDelta {
 
 /** vLLM's tool call ids: "chatcmpl-tool-" and 32 hex digits. */
 export function newToolCallId(): string {
-  return `chatcmpl-tool-${randomUUID().replaceAll('-', '')}`;
+  return `chatcmpl-tool-${randomHex()}`;
 }
 
 const WHITESPACE = new Set([' ', '\t', '\n', '\r']);

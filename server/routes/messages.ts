@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
@@ -16,6 +15,7 @@ import {
   type ReasoningBlock,
   type TextBlock,
 } from '../output-blocks.js';
+import { randomHex } from '../request-id.js';
 import {
   CountTokensRequestSchema,
   type MessagesRequest,
@@ -36,7 +36,7 @@ const ANTHROPIC_EVENTS: EventStreamFormat = {
  * expect the field.
  */
 function signature(): string {
-  return randomUUID().replaceAll('-', '');
+  return randomHex();
 }
 
 /** A content block of the answer: thinking, text, or a tool_use with its arguments as an object. */
@@ -100,7 +100,7 @@ async function serveMessages(state: ServerState, reply: FastifyReply, body: Mess
   const chat = chatRequestOfMessages(body);
   const run = await prepareChatRun(state, chat);
   const { tools } = run;
-  const id = `msg_${randomUUID().replaceAll('-', '')}`;
+  const id = `msg_${randomHex()}`;
   const generation = await startChatRun(state, reply, chat, run, { requestId: id, numTop: null });
   const feed = choiceFeeder(chatOutputReader(tools.output, state.settings.reasoningParser), null);
   const stopOf = (

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
@@ -8,6 +7,7 @@ import { chatOutputReader } from '../chat-output.js';
 import { type EventStreamFormat, sendEventStream } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
 import { assistantMessage, choiceFeeder, type OutputBlock, OutputBlocks } from '../output-blocks.js';
+import { randomHex } from '../request-id.js';
 import { ResponseItems } from '../response-output.js';
 import { chatRequestOf, listedInputItems } from '../responses-input.js';
 import type { ChatMessage } from '../schemas/chat-request.js';
@@ -99,7 +99,7 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
   const numTop = chat.logprobs
     ? checkNumTop(chat.top_logprobs ?? 0, 'top_logprobs', state.settings.maxLogprobs)
     : null;
-  const id = body.request_id ?? `resp_${randomUUID().replaceAll('-', '')}`;
+  const id = body.request_id ?? `resp_${randomHex()}`;
   const generation = await startChatRun(state, reply, chat, run, {
     requestId: id,
     numTop,
