@@ -15,9 +15,7 @@ export interface ChatOutputDelta {
  * request may make them (tool-calls.ts). Streamed and whole choices go through the same reader.
  */
 export class ChatOutputReader {
-  /** The answer's text, when no tool-call reader keeps it. */
-  private passed = '';
-
+  /** One of the two at least (chatOutputReader makes none for a choice whose text is its content). */
   constructor(
     private readonly thinking: ReasoningReader | null,
     private readonly message: MessageReader | null,
@@ -45,7 +43,7 @@ export class ChatOutputReader {
    * output never ended its reasoning, or ended it and wrote nothing else (vLLM's `content or None`).
    */
   get content(): string | null {
-    const text = this.message ? this.message.content : (this.thinking?.content ?? this.passed);
+    const text = this.message ? this.message.content : (this.thinking?.content ?? '');
     if (this.thinking && (!this.thinking.ended || text === '')) return null;
     return text;
   }
@@ -55,10 +53,7 @@ export class ChatOutputReader {
   }
 
   private answer(text: string, end: boolean, reasoning: string): ChatOutputDelta {
-    if (!this.message) {
-      this.passed += text;
-      return { reasoning, content: text, calls: [] };
-    }
+    if (!this.message) return { reasoning, content: text, calls: [] };
     const read = this.message.push(text);
     if (end) {
       const last = this.message.finish();
