@@ -278,6 +278,11 @@ export interface EventStreamFormat {
   end: string | null;
 }
 
+/** An event that names its type in an `event:` line too, as the Responses and Messages APIs stream them. */
+export function typedEventFrame(event: object): string {
+  return `event: ${(event as { type: string }).type}\ndata: ${JSON.stringify(event)}\n\n`;
+}
+
 /** One `data: {json}` per object, an error as its body, then `data: [DONE]` (OpenAI's completions streams). */
 const DATA_LINES: EventStreamFormat = {
   frame: (event) => `data: ${JSON.stringify(event)}\n\n`,

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { anthropicErrorBody } from '../anthropic-errors.js';
 import { prepareChatRun, startChatRun } from '../chat-generation.js';
 import { chatOutputReader } from '../chat-output.js';
-import { type EventStreamFormat, sendEventStream } from '../generation.js';
+import { type EventStreamFormat, sendEventStream, typedEventFrame } from '../generation.js';
 import { chatRequestOfMessages } from '../messages-input.js';
 import {
   type CallBlock,
@@ -25,7 +25,7 @@ import type { ServerState } from '../server-state.js';
 
 /** Anthropic's server-sent events: each names its type; an error is an `error` event; none ends them. */
 const ANTHROPIC_EVENTS: EventStreamFormat = {
-  frame: (event) => `event: ${(event as { type: string }).type}\ndata: ${JSON.stringify(event)}\n\n`,
+  frame: typedEventFrame,
   error: (body) => `event: error\ndata: ${JSON.stringify(anthropicErrorBody(500, body.error))}\n\n`,
   end: null,
 };

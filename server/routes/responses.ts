@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { ApiError, echoed, internalError, invalidRequest, notSupported } from '../api-error.js';
 import { prepareChatRun, startChatRun } from '../chat-generation.js';
 import { chatOutputReader } from '../chat-output.js';
-import { type EventStreamFormat, sendEventStream } from '../generation.js';
+import { type EventStreamFormat, sendEventStream, typedEventFrame } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
 import { assistantMessage, choiceFeeder, type OutputBlock, OutputBlocks } from '../output-blocks.js';
 import { randomHex } from '../request-id.js';
@@ -20,7 +20,7 @@ function responseEventFormat(): EventStreamFormat & { next(): number } {
   let sequence = 0;
   return {
     next: () => sequence++,
-    frame: (event) => `event: ${(event as { type: string }).type}\ndata: ${JSON.stringify(event)}\n\n`,
+    frame: typedEventFrame,
     error: ({ error }) =>
       `event: error\ndata: ${JSON.stringify({
         type: 'error',
