@@ -1,7 +1,8 @@
 /**
  * What structured output costs the step loop: the time to find the tokens a grammar state allows
  * over a 32,000-token vocabulary (the synthetic TinyLlama-shaped tokenizer, byte-level BPE), per
- * generated token, for json_object, a JSON Schema, a choice list and a regex. Each grammar runs seeded
+ * generated token, for json_object, JSON Schemas, a choice list, a regex, a GBNF grammar and a
+ * structural tag (free text with tool calls). Each grammar runs seeded
  * random walks: every step computes the allowed set (cached by state), samples one of its tokens
  * uniformly, and advances. Uniform sampling is a worst case for the cache: it wanders into states
  * (deep strings, whitespace runs) a trained model rarely visits.
@@ -23,6 +24,7 @@ import {
 } from '../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../structured/json-schema.js';
 import { tokenGuide } from '../structured/request-guide.js';
+import { structuralTagGrammar } from '../structured/structural-tag.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const { values: args } = parseArgs({
@@ -54,6 +56,32 @@ call ::= name "(" (arg (", " arg)*)? ")"
 name ::= [a-z] [a-z_]{0,11}
 arg  ::= [0-9]+ | "'" [^'\\n]* "'" | call
 `;
+
+/** Free text in which `<function=` opens a call of one of two functions (vLLM's structural tag example). */
+const TOOL_CALLS_TAG = {
+  type: 'structural_tag',
+  format: {
+    type: 'triggered_tags',
+    triggers: ['<function='],
+    tags: [
+      {
+        type: 'tag',
+        begin: '<function=get_weather>',
+        content: { type: 'json_schema', json_schema: SCHEMA },
+        end: '</function>',
+      },
+      {
+        type: 'tag',
+        begin: '<function=get_time>',
+        content: {
+          type: 'json_schema',
+          json_schema: { type: 'object', properties: { tz: { type: 'string' } } },
+        },
+        end: '</function>',
+      },
+    ],
+  },
+};
 
 const BOUNDED_SCHEMA = {
   type: 'object',
@@ -93,6 +121,10 @@ async function main(): Promise<void> {
     ],
     ['guided_grammar (nested calls, GBNF)', () => ebnfGrammar(CALLS_GRAMMAR, 'guided_grammar')],
     ['json_schema with pattern and bounds', () => compileJsonSchema(BOUNDED_SCHEMA, 'response_format')],
+    [
+      'structural_tag (free text, calls after "<function=")',
+      () => structuralTagGrammar(TOOL_CALLS_TAG, 'response_format'),
+    ],
   ];
   t0 = performance.now();
   tokenGuide(tokenizer, jsonObjectGrammar()); // builds the vocabulary trie once per tokenizer

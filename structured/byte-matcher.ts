@@ -136,7 +136,12 @@ type Frame =
       readonly cp: number;
     }
   /** `node` -1: true/false/null of an 'any' value; `live`: indices of the texts still matching. */
-  | { readonly t: 'literal'; readonly node: number; readonly pos: number; readonly live: readonly number[] };
+  | { readonly t: 'literal'; readonly node: number; readonly pos: number; readonly live: readonly number[] }
+  /**
+   * Where a grammar goes on after a value one of its `value` steps placed (a structural tag's JSON
+   * or regex part): a step that need not read a character itself, entered when the value is done.
+   */
+  | { readonly t: 'resume'; readonly step: number };
 
 export interface Stack {
   readonly frame: Frame;
@@ -214,13 +219,26 @@ export class ByteMatcher {
 
   /** Whether the output may end in this state (the root value is complete). */
   canEnd(states: readonly Stack[]): boolean {
-    return states.some((s) => {
-      if (s === DONE) return true;
-      const f = s.frame;
-      if (s.up !== null) return false;
-      if (f.t === 'number') return this.numberMayEnd(f);
-      return f.t === 'regex' && f.cont === 0 && this.regexOf(f.node).streamAccepts(f.states);
-    });
+    return states.some((s) => this.mayEnd(s));
+  }
+
+  /** Whether the output may end with this stack: its value is complete, and so is everything around it. */
+  private mayEnd(s: Stack): boolean {
+    if (s === DONE) return true;
+    const f = s.frame;
+    switch (f.t) {
+      case 'number':
+        return this.numberMayEnd(f) && this.mayEnd(pop(s));
+      case 'regex':
+        return f.cont === 0 && this.regexOf(f.node).streamAccepts(f.states) && this.mayEnd(pop(s));
+      case 'resume': {
+        const here: Stack[] = [];
+        this.cfgEnter(f.step, s.up, here, new Set());
+        return here.includes(DONE);
+      }
+      default:
+        return false;
+    }
   }
 
   /** The states after byte `b`; none: `b` may not come next. */
@@ -331,6 +349,8 @@ export class ByteMatcher {
         return `r${f.node},${f.states.join(' ')},${f.cont},${f.lo}-${f.hi},${f.cp}`;
       case 'cfg':
         return `g${f.step},${f.cont},${f.lo}-${f.hi},${f.cp}`;
+      case 'resume':
+        return `R${f.step}`;
     }
   }
 
@@ -381,6 +401,9 @@ export class ByteMatcher {
         return;
       }
       case 'regex': {
+        // A regex inside a grammar may end before `b`, which what follows it then reads.
+        if (s.up !== null && f.cont === 0 && this.regexOf(f.node).streamAccepts(f.states))
+          this.feedOne(s.up, b, out);
         const char = utf8Step(f, b);
         if (!char) return;
         if (char.cont > 0) {
@@ -404,6 +427,12 @@ export class ByteMatcher {
           const [first, last] = partialRange(char);
           if (rangesMeet(step.ranges, first, last)) out.push({ frame: { ...f, ...char }, up: s.up });
         } else if (rangesMeet(step.ranges, char.cp, char.cp)) this.cfgEnter(step.next, s.up, out, new Set());
+        return;
+      }
+      case 'resume': {
+        const here: Stack[] = [];
+        this.cfgEnter(f.step, s.up, here, new Set());
+        for (const t of here) this.feedOne(t, b, out);
         return;
       }
       case 'literal': {
@@ -547,6 +576,17 @@ export class ByteMatcher {
         if (up === null) out.push(DONE);
         else this.cfgEnter((up.frame as { step: number }).step, up.up, out, seen);
         return;
+      case 'value': {
+        // The value's frame, above the step after it; a regex that matches the empty text may also be skipped.
+        const back: Stack = { frame: { t: 'resume', step: at.next }, up };
+        const node = this.nodes[at.node];
+        if (node.kind === 'regex') {
+          const states = node.regex.streamStart();
+          out.push({ frame: { t: 'regex', node: at.node, states, cont: 0, lo: 0, hi: 0, cp: 0 }, up: back });
+          if (node.regex.streamAccepts(states)) this.cfgEnter(at.next, up, out, seen);
+        } else out.push({ frame: { t: 'value', node: at.node, ws: 0, sep: 0 }, up: back });
+        return;
+      }
     }
   }
 

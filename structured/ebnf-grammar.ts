@@ -20,7 +20,12 @@ export type GrammarStep =
   | { op: 'chars'; ranges: readonly number[]; next: number }
   | { op: 'split'; next: number; alt: number }
   | { op: 'call'; rule: number; next: number }
-  | { op: 'end' };
+  | { op: 'end' }
+  /**
+   * A value of grammar node `node` (a JSON value, or a regex), then `next`: structural tags
+   * (structural-tag.ts) place JSON Schemas and regexes inside a grammar this way; GBNF has none.
+   */
+  | { op: 'value'; node: number; next: number };
 
 export interface GrammarProgram {
   readonly steps: readonly GrammarStep[];

@@ -83,6 +83,11 @@ export function compileJsonSchema(schema: unknown, param: string): Grammar {
   return new SchemaCompiler(schema, param).grammar();
 }
 
+/** `schema` compiled into `nodes` (a graph holding several, as a structural tag's); its root's index. */
+export function addJsonSchema(schema: unknown, param: string, nodes: GrammarNode[]): number {
+  return new SchemaCompiler(schema, param, nodes).grammar().root;
+}
+
 /** A function the model may call: its name, its arguments' schema, and the field that gave it. */
 export interface ToolSchema {
   name: string;
@@ -99,7 +104,7 @@ export function compileToolCallsGrammar(tools: readonly ToolSchema[], maxCalls: 
   const nodes: GrammarNode[] = [];
   const add = (node: GrammarNode) => nodes.push(node) - 1;
   const options = tools.map((tool) => {
-    const parameters = new SchemaCompiler(tool.parameters, tool.param, nodes).grammar().root;
+    const parameters = addJsonSchema(tool.parameters, tool.param, nodes);
     const name = add({ kind: 'literal', texts: [jsonBytes(tool.name)] });
     return add({
       kind: 'object',

@@ -11,22 +11,7 @@ import {
   regexGrammar,
 } from '../../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../../structured/json-schema.js';
-
-/** Bytes of `text` the matcher takes before it refuses one, and whether it may end after all of them. */
-function run(grammar: Grammar, text: string | Uint8Array): { taken: number; canEnd: boolean } {
-  const m = new ByteMatcher(grammar);
-  let states = m.start();
-  const bytes = typeof text === 'string' ? new TextEncoder().encode(text) : text;
-  for (let i = 0; i < bytes.length; i++) {
-    states = m.feed(states, bytes[i]);
-    if (states.length === 0) return { taken: i, canEnd: false };
-  }
-  return { taken: bytes.length, canEnd: m.canEnd(states) };
-}
-const accepts = (g: Grammar, text: string) => {
-  const r = run(g, text);
-  return r.taken === new TextEncoder().encode(text).length && r.canEnd;
-};
+import { accepts, run } from './match-text.js';
 
 /**
  * One random walk over `alphabet` through the matcher. Every state must let some byte on or let

@@ -1,0 +1,532 @@
+import { compileEbnf, type GrammarProgram, type GrammarStep } from './ebnf-grammar.js';
+import { type Grammar, type GrammarNode, GuideError, regexGrammar } from './grammar-nodes.js';
+import { addJsonSchema } from './json-schema.js';
+
+/**
+ * Structural tags (vLLM's `structural_tag`, xgrammar's format): an output described as a tree of
+ * formats, free text where it may be anything and a JSON Schema, regex or grammar where it is a
+ * tool call or an answer. Two shapes reach Loom, as vLLM takes them:
+ *
+ * - the first one, `{"structures": [{"begin", "schema", "end"}], "triggers": [...]}`: free text in
+ *   which a trigger starts one of the structures whose `begin` it opens (a triggered_tags below);
+ * - `{"type": "structural_tag", "format": {...}}`, one format object that nests others:
+ *   const_string, json_schema (JSON style), grammar (GBNF), regex, any_text (excludes), sequence,
+ *   or, optional, plus, star, repeat, tag, triggered_tags, tags_with_separator and dispatch.
+ *
+ * Everything compiles to one grammar program (ebnf-grammar.ts's steps) whose `value` steps hold
+ * the JSON Schemas and regexes, so the byte matcher runs the whole output as one pushdown
+ * automaton. Free text is an automaton over the strings it may not contain (its excludes, the
+ * triggers, the `end` of an enclosing tag: xgrammar's end detection), each state the longest
+ * suffix of the text that some of them start with; a completed trigger leads into its tags, a
+ * completed exclude is refused. Token-level formats (token, exclude_token, any_tokens,
+ * token_triggered_tags, token_dispatch), non-JSON styles, `any_order` and the length limits of
+ * any_text are refused by name, as are fields a format does not have.
+ */
+
+type Format = Record<string, unknown>;
+type Step = GrammarStep;
+type SplitStep = { op: 'split'; next: number; alt: number };
+
+/** Expanded repeats and copies can make a small tag huge; past this it is refused. */
+const MAX_STEPS = 50_000;
+/** Every code point but the UTF-16 surrogates, which UTF-8 cannot carry. */
+const ANY_CHAR: readonly number[] = [0, 0xd7ff, 0xe000, 0x10ffff];
+
+const TOKEN_LEVEL = new Set([
+  'token',
+  'exclude_token',
+  'any_tokens',
+  'token_triggered_tags',
+  'token_dispatch',
+]);
+
+/** Each format's fields besides `type`. */
+const FIELDS: Readonly<Record<string, readonly string[]>> = {
+  const_string: ['value'],
+  json_schema: ['json_schema', 'style', 'any_order'],
+  grammar: ['grammar'],
+  regex: ['pattern'],
+  any_text: ['excludes', 'max_tokens', 'max_chars'],
+  sequence: ['elements'],
+  or: ['elements'],
+  optional: ['content'],
+  plus: ['content'],
+  star: ['content'],
+  repeat: ['content', 'min', 'max'],
+  tag: ['begin', 'content', 'end'],
+  triggered_tags: ['triggers', 'tags', 'at_least_one', 'stop_after_first', 'excludes'],
+  tags_with_separator: ['tags', 'separator', 'at_least_one', 'stop_after_first'],
+  dispatch: ['rules', 'loop', 'excludes'],
+};
+
+/** The grammar of a structural tag, given as its parsed JSON. */
+export function structuralTagGrammar(spec: unknown, param: string): Grammar {
+  return new StructuralTagCompiler(param).compile(spec);
+}
+
+class StructuralTagCompiler {
+  /** Node 0 is the root (the program, set last); JSON Schemas and regexes are added after it. */
+  private readonly nodes: GrammarNode[] = [{ kind: 'any' }];
+  private readonly steps: Step[] = [];
+  private readonly ruleStart: number[] = [];
+  private readonly ruleNames: string[] = [];
+  /** The request's names of the tags made from the first shape's structures. */
+  private readonly tagPaths = new WeakMap<Format, string>();
+
+  constructor(private readonly param: string) {}
+
+  compile(spec: unknown): Grammar {
+    if (!isObject(spec)) this.fail('', 'must be a JSON object');
+    const format = this.topFormat(spec);
+    this.ruleNames.push('root');
+    this.ruleStart.push(-1);
+    const end = this.add({ op: 'end' });
+    this.ruleStart[0] = this.format(format, 'format', end, []);
+    const program: GrammarProgram = {
+      steps: this.steps,
+      ruleStart: this.ruleStart,
+      ruleNames: this.ruleNames,
+      root: 0,
+    };
+    this.nodes[0] = { kind: 'cfg', program };
+    return { nodes: this.nodes, root: 0, json: false };
+  }
+
+  /** The format a request's structural tag stands for (its first shape is a triggered_tags). */
+  private topFormat(spec: Format): Format {
+    if ('structures' in spec || 'triggers' in spec) {
+      this.onlyFields(spec, ['type', 'structures', 'triggers'], '');
+      if (spec.type !== undefined && spec.type !== 'structural_tag')
+        this.fail('type', `must be "structural_tag", got ${JSON.stringify(spec.type)}`);
+      const structures = this.list(spec.structures, 'structures');
+      const tags = structures.map((s, i) => {
+        if (!isObject(s)) this.fail(`structures[${i}]`, 'must be an object');
+        this.onlyFields(s, ['begin', 'schema', 'end'], `structures[${i}]`);
+        const tag: Format = {
+          type: 'tag',
+          begin: s.begin,
+          // vLLM lets the schema be null: any JSON value.
+          content: { type: 'json_schema', json_schema: s.schema ?? true },
+          end: s.end,
+        };
+        this.tagPaths.set(tag, `structures[${i}]`);
+        return tag;
+      });
+      return { type: 'triggered_tags', triggers: spec.triggers, tags };
+    }
+    this.onlyFields(spec, ['type', 'format'], '');
+    if (spec.type !== 'structural_tag')
+      this.fail('type', `must be "structural_tag" (with a "format"), got ${JSON.stringify(spec.type)}`);
+    if (!isObject(spec.format)) this.fail('format', 'must be a format object');
+    return spec.format;
+  }
+
+  private fail(path: string, what: string): never {
+    throw new GuideError(`${this.param}: the structural tag's ${path || 'value'} ${what}.`, this.param);
+  }
+
+  private add(step: Step): number {
+    if (this.steps.length >= MAX_STEPS)
+      throw new GuideError(
+        `${this.param}: the structural tag expands to more than ${MAX_STEPS} steps.`,
+        this.param,
+      );
+    this.steps.push(step);
+    return this.steps.length - 1;
+  }
+
+  /** A split whose branches are set later (a loop's head, a text state). */
+  private placeholder(): number {
+    return this.add({ op: 'split', next: -1, alt: -1 });
+  }
+
+  /** `entries` as alternatives: one step that may go on to any of them. */
+  private alternatives(entries: readonly number[], into: number | null = null): number {
+    if (entries.length === 0) throw new Error('no alternatives');
+    let entry = entries[entries.length - 1];
+    for (let i = entries.length - 2; i >= 0; i--) {
+      if (i === 0 && into !== null) {
+        Object.assign(this.steps[into] as SplitStep, { next: entries[0], alt: entry });
+        return into;
+      }
+      entry = this.add({ op: 'split', next: entries[i], alt: entry });
+    }
+    if (into !== null) {
+      Object.assign(this.steps[into] as SplitStep, { next: entry, alt: entry });
+      return into;
+    }
+    return entry;
+  }
+
+  /** Steps reading `text` (code point by code point), then `next`. */
+  private literal(text: string, next: number): number {
+    let entry = next;
+    const chars = [...text];
+    for (let i = chars.length - 1; i >= 0; i--) {
+      const cp = chars[i].codePointAt(0)!;
+      entry = this.add({ op: 'chars', ranges: [cp, cp], next: entry });
+    }
+    return entry;
+  }
+
+  private onlyFields(f: Format, known: readonly string[], path: string): void {
+    for (const key of Object.keys(f))
+      if (!known.includes(key)) this.fail(path ? `${path}.${key}` : key, 'is not a field Loom knows there');
+  }
+
+  private string(value: unknown, path: string, empty = true): string {
+    if (typeof value !== 'string') this.fail(path, 'must be a string');
+    if (!empty && value.length === 0) this.fail(path, 'must not be empty');
+    return value;
+  }
+
+  private list(value: unknown, path: string): unknown[] {
+    if (!Array.isArray(value)) this.fail(path, 'must be an array');
+    return value;
+  }
+
+  private strings(value: unknown, path: string, empty = true): string[] {
+    if (value == null) return [];
+    return this.list(value, path).map((v, i) => this.string(v, `${path}[${i}]`, empty));
+  }
+
+  private flag(value: unknown, path: string, otherwise: boolean): boolean {
+    if (value == null) return otherwise;
+    if (typeof value !== 'boolean') this.fail(path, 'must be a boolean');
+    return value;
+  }
+
+  /**
+   * The entry of `f`'s steps, which continue at `next`. `ends`: the end strings of the tag whose
+   * content ends with `f`, which an unlimited format (any_text, triggered_tags, dispatch) stops at.
+   */
+  private format(f: unknown, path: string, next: number, ends: readonly string[]): number {
+    if (!isObject(f)) this.fail(path, 'must be a format object');
+    const type = f.type;
+    if (typeof type !== 'string') this.fail(`${path}.type`, 'must be a string');
+    if (TOKEN_LEVEL.has(type))
+      this.fail(path, `is a token-level format ("${type}"), which Loom does not support: use string formats`);
+    const fields = FIELDS[type];
+    if (!fields) this.fail(`${path}.type`, `names a format Loom does not know ("${type}")`);
+    this.onlyFields(f, ['type', ...fields], path);
+    switch (type) {
+      case 'const_string':
+        return this.literal(this.string(f.value, `${path}.value`), next);
+      case 'json_schema': {
+        if (f.style != null && f.style !== 'json')
+          this.fail(`${path}.style`, `is "${String(f.style)}": Loom writes JSON Schemas as JSON only`);
+        if (f.any_order === true)
+          this.fail(`${path}.any_order`, 'is true: Loom writes properties in their listed order only');
+        this.flag(f.any_order, `${path}.any_order`, false);
+        if (f.json_schema === undefined) this.fail(`${path}.json_schema`, 'is required');
+        const node = addJsonSchema(f.json_schema, this.param, this.nodes);
+        return this.add({ op: 'value', node, next });
+      }
+      case 'grammar':
+        return this.grammar(this.string(f.grammar, `${path}.grammar`), next);
+      case 'regex': {
+        const g = regexGrammar(this.string(f.pattern, `${path}.pattern`), this.param);
+        const node = this.nodes.push(g.nodes[g.root]) - 1;
+        return this.add({ op: 'value', node, next });
+      }
+      case 'any_text':
+        for (const limit of ['max_tokens', 'max_chars'])
+          if (f[limit] != null) this.fail(`${path}.${limit}`, 'is not supported by Loom (leave it out)');
+        return this.text([...this.strings(f.excludes, `${path}.excludes`), ...ends], new Map(), next);
+      case 'sequence': {
+        const elements = this.list(f.elements, `${path}.elements`);
+        let entry = next;
+        for (let i = elements.length - 1; i >= 0; i--)
+          entry = this.format(
+            elements[i],
+            `${path}.elements[${i}]`,
+            entry,
+            i === elements.length - 1 ? ends : [],
+          );
+        return entry;
+      }
+      case 'or': {
+        const elements = this.list(f.elements, `${path}.elements`);
+        if (elements.length === 0) this.fail(`${path}.elements`, 'must not be empty');
+        return this.alternatives(
+          elements.map((e, i) => this.format(e, `${path}.elements[${i}]`, next, ends)),
+        );
+      }
+      case 'optional':
+        return this.alternatives([this.format(f.content, `${path}.content`, next, ends), next]);
+      case 'star':
+        return this.repeat(f.content, `${path}.content`, 0, Number.POSITIVE_INFINITY, next);
+      case 'plus':
+        return this.repeat(f.content, `${path}.content`, 1, Number.POSITIVE_INFINITY, next);
+      case 'repeat': {
+        const min = f.min as number;
+        const max = f.max as number;
+        if (!Number.isInteger(min) || min < 0) this.fail(`${path}.min`, 'must be an integer ≥ 0');
+        if (!Number.isInteger(max) || (max < min && max !== -1))
+          this.fail(`${path}.max`, 'must be an integer ≥ min, or -1 (no limit)');
+        return this.repeat(
+          f.content,
+          `${path}.content`,
+          min,
+          max === -1 ? Number.POSITIVE_INFINITY : max,
+          next,
+        );
+      }
+      case 'tag':
+        return this.tag(f, path, next);
+      case 'triggered_tags':
+        return this.triggeredTags(f, path, next, ends);
+      case 'tags_with_separator':
+        return this.tagsWithSeparator(f, path, next);
+      case 'dispatch':
+        return this.dispatch(f, path, next, ends);
+    }
+    throw new Error(`unhandled format ${type}`);
+  }
+
+  private repeat(content: unknown, path: string, min: number, max: number, next: number): number {
+    let entry = next;
+    if (max === Number.POSITIVE_INFINITY) {
+      const loop = this.placeholder();
+      this.alternatives([this.format(content, path, loop, []), next], loop);
+      entry = loop;
+    } else
+      for (let i = min; i < max; i++)
+        entry = this.alternatives([this.format(content, path, entry, []), next]);
+    for (let i = 0; i < min; i++) entry = this.format(content, path, entry, []);
+    return entry;
+  }
+
+  /** A GBNF grammar's rules added to the program, its root called. */
+  private grammar(text: string, next: number): number {
+    const sub = compileEbnf(text, this.param);
+    const stepBase = this.steps.length;
+    const ruleBase = this.ruleStart.length;
+    if (stepBase + sub.steps.length > MAX_STEPS)
+      throw new GuideError(
+        `${this.param}: the structural tag expands to more than ${MAX_STEPS} steps.`,
+        this.param,
+      );
+    for (const s of sub.steps) {
+      if (s.op === 'end') this.steps.push(s);
+      else if (s.op === 'split')
+        this.steps.push({ op: 'split', next: s.next + stepBase, alt: s.alt + stepBase });
+      else if (s.op === 'call')
+        this.steps.push({ op: 'call', rule: s.rule + ruleBase, next: s.next + stepBase });
+      else this.steps.push({ ...s, next: s.next + stepBase });
+    }
+    sub.ruleStart.forEach((start, r) => {
+      this.ruleStart.push(start + stepBase);
+      this.ruleNames.push(`grammar ${ruleBase}: ${sub.ruleNames[r]}`);
+    });
+    return this.add({ op: 'call', rule: ruleBase + sub.root, next });
+  }
+
+  /** A tag's begin, content and end; `afterBegin`: how much of the begin was read already (a trigger). */
+  private tag(f: unknown, path: string, next: number, afterBegin = 0): number {
+    if (!isObject(f)) this.fail(path, 'must be a tag object');
+    if (f.type !== undefined && f.type !== 'tag') this.fail(`${path}.type`, 'must be "tag"');
+    this.onlyFields(f, ['type', ...FIELDS.tag], path);
+    if (isObject(f.begin) || isObject(f.end))
+      this.fail(path, 'has a token for its begin or end, a token-level format Loom does not support');
+    const begin = this.string(f.begin, `${path}.begin`);
+    const ends = typeof f.end === 'string' ? [f.end] : this.strings(f.end, `${path}.end`);
+    if (ends.length === 0) this.fail(`${path}.end`, 'must be a string or a non-empty array of strings');
+    const end = this.alternatives([...new Set(ends)].map((e) => this.literal(e, next)));
+    const content = this.format(
+      f.content,
+      `${path}.content`,
+      end,
+      ends.filter((e) => e !== ''),
+    );
+    return this.literal([...begin].slice(afterBegin).join(''), content);
+  }
+
+  private tagList(value: unknown, path: string): Format[] {
+    const tags = this.list(value, path);
+    return tags.map((t, i) => {
+      if (!isObject(t)) this.fail(`${path}[${i}]`, 'must be a tag object');
+      return t;
+    });
+  }
+
+  private tagPath(t: Format, fallback: string): string {
+    return this.tagPaths.get(t) ?? fallback;
+  }
+
+  private triggeredTags(f: Format, path: string, next: number, ends: readonly string[]): number {
+    const triggers = this.strings(f.triggers, `${path}.triggers`, false);
+    if (triggers.length === 0) this.fail(`${path}.triggers`, 'must list at least one trigger');
+    const tags = this.tagList(f.tags, `${path}.tags`);
+    const atLeastOne = this.flag(f.at_least_one, `${path}.at_least_one`, false);
+    const stopAfterFirst = this.flag(f.stop_after_first, `${path}.stop_after_first`, false);
+    if (tags.length === 0 && atLeastOne) this.fail(`${path}.tags`, 'is empty while at_least_one is true');
+    // Each tag opens with exactly one trigger, which dispatches to it.
+    const byTrigger = new Map<string, Array<{ tag: Format; path: string }>>(triggers.map((t) => [t, []]));
+    tags.forEach((tag, i) => {
+      const p = this.tagPath(tag, `${path}.tags[${i}]`);
+      const begin = this.string(tag.begin, `${p}.begin`);
+      const opening = triggers.filter((t) => begin.startsWith(t));
+      if (opening.length !== 1)
+        this.fail(
+          `${p}.begin`,
+          opening.length === 0
+            ? `(${JSON.stringify(begin)}) starts with none of the triggers`
+            : `(${JSON.stringify(begin)}) starts with several triggers (${opening.map((t) => JSON.stringify(t)).join(', ')})`,
+        );
+      byTrigger.get(opening[0])!.push({ tag, path: p });
+    });
+    const textStart = this.placeholder();
+    const after = stopAfterFirst ? next : textStart;
+    const dispatch = new Map<string, number>();
+    for (const [trigger, opened] of byTrigger)
+      if (opened.length > 0)
+        dispatch.set(
+          trigger,
+          this.alternatives(opened.map((o) => this.tag(o.tag, o.path, after, [...trigger].length))),
+        );
+    const excludes = [...this.strings(f.excludes, `${path}.excludes`), ...ends];
+    this.text(excludes, dispatch, next, textStart, triggers);
+    if (!atLeastOne) return textStart;
+    return this.alternatives(
+      tags.map((tag, i) => this.tag(tag, this.tagPath(tag, `${path}.tags[${i}]`), after)),
+    );
+  }
+
+  private tagsWithSeparator(f: Format, path: string, next: number): number {
+    const tags = this.tagList(f.tags, `${path}.tags`);
+    if (tags.length === 0) this.fail(`${path}.tags`, 'must list at least one tag');
+    const separator = this.string(f.separator, `${path}.separator`);
+    const atLeastOne = this.flag(f.at_least_one, `${path}.at_least_one`, false);
+    const stopAfterFirst = this.flag(f.stop_after_first, `${path}.stop_after_first`, false);
+    const oneTag = (then: number) =>
+      this.alternatives(tags.map((tag, i) => this.tag(tag, `${path}.tags[${i}]`, then)));
+    let list: number;
+    if (stopAfterFirst) list = oneTag(next);
+    else {
+      // tag (separator tag)*
+      const more = this.placeholder();
+      const tagThenMore = oneTag(more);
+      this.alternatives([this.literal(separator, tagThenMore), next], more);
+      list = tagThenMore;
+    }
+    return atLeastOne ? list : this.alternatives([list, next]);
+  }
+
+  private dispatch(f: Format, path: string, next: number, ends: readonly string[]): number {
+    const rules = this.list(f.rules, `${path}.rules`);
+    const loop = this.flag(f.loop, `${path}.loop`, true);
+    const textStart = this.placeholder();
+    const after = loop ? textStart : next;
+    const dispatch = new Map<string, number>();
+    rules.forEach((rule, i) => {
+      if (!Array.isArray(rule) || rule.length !== 2)
+        this.fail(`${path}.rules[${i}]`, 'must be a [pattern, format] pair');
+      const pattern = this.string(rule[0], `${path}.rules[${i}][0]`, false);
+      if (dispatch.has(pattern))
+        this.fail(`${path}.rules[${i}][0]`, `repeats the pattern ${JSON.stringify(pattern)}`);
+      dispatch.set(pattern, this.format(rule[1], `${path}.rules[${i}][1]`, after, []));
+    });
+    const excludes = [...this.strings(f.excludes, `${path}.excludes`), ...ends];
+    this.text(excludes, dispatch, next, textStart, [...dispatch.keys()]);
+    return textStart;
+  }
+
+  /**
+   * Free text: any characters, as long as none of `excludes` appears in it, then `next`; where
+   * one of `triggers` is completed, the text goes on at `dispatch`'s entry for it instead (a
+   * trigger with no entry is refused like an exclude). Its states are the suffixes of the text
+   * that some of those strings start with; `start` (a placeholder) is made the empty one's.
+   */
+  private text(
+    excludes: readonly string[],
+    dispatch: ReadonlyMap<string, number>,
+    next: number,
+    start: number = this.placeholder(),
+    triggers: readonly string[] = [],
+  ): number {
+    const refused = new Set(excludes.filter((e) => e !== ''));
+    const watched = [...new Set([...refused, ...triggers])].map((s) => [...s]);
+    const isPrefix = (chars: readonly string[]) =>
+      watched.some((w) => w.length >= chars.length && chars.every((c, k) => w[k] === c));
+    const alphabet = [...new Set(watched.flat())].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
+    const stateStep = new Map<string, number>([['', start]]);
+    const queue: string[][] = [[]];
+    while (queue.length > 0) {
+      const state = queue.shift()!;
+      const branches: number[] = [next];
+      const targets = new Map<string, number[]>();
+      for (const c of alphabet) {
+        const text = [...state, c];
+        const done = watched
+          .filter((w) => w.length <= text.length && endsWith(text, w))
+          .map((w) => w.join(''));
+        if (done.some((d) => refused.has(d) || !dispatch.has(d))) continue;
+        if (done.length > 0) {
+          for (const d of done)
+            branches.push(this.add({ op: 'chars', ranges: [cp(c), cp(c)], next: dispatch.get(d)! }));
+          continue;
+        }
+        let k = 0;
+        while (!isPrefix(text.slice(k))) k++;
+        const target = text.slice(k).join('');
+        if (!stateStep.has(target)) {
+          stateStep.set(target, this.placeholder());
+          queue.push(text.slice(k));
+        }
+        const list = targets.get(target) ?? [];
+        list.push(cp(c));
+        targets.set(target, list);
+      }
+      // Characters no watched string holds lead back to the empty state.
+      const others = withoutChars(ANY_CHAR, alphabet.map(cp));
+      if (others.length > 0) branches.push(this.add({ op: 'chars', ranges: others, next: start }));
+      for (const [target, cps] of targets)
+        if (cps.length > 0)
+          branches.push(this.add({ op: 'chars', ranges: toRanges(cps), next: stateStep.get(target)! }));
+      this.alternatives(branches, stateStep.get(state.join(''))!);
+    }
+    return start;
+  }
+}
+
+function isObject(v: unknown): v is Format {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function cp(c: string): number {
+  return c.codePointAt(0)!;
+}
+
+function endsWith(text: readonly string[], tail: readonly string[]): boolean {
+  const off = text.length - tail.length;
+  return tail.every((c, k) => text[off + k] === c);
+}
+
+/** Sorted code points as [lo, hi] ranges. */
+function toRanges(cps: readonly number[]): number[] {
+  const sorted = [...cps].sort((a, b) => a - b);
+  const out: number[] = [];
+  for (const c of sorted) {
+    if (out.length > 0 && c === out[out.length - 1] + 1) out[out.length - 1] = c;
+    else out.push(c, c);
+  }
+  return out;
+}
+
+/** `ranges` less the code points `cps`. */
+function withoutChars(ranges: readonly number[], cps: readonly number[]): number[] {
+  const holes = [...cps].sort((a, b) => a - b);
+  const out: number[] = [];
+  for (let k = 0; k < ranges.length; k += 2) {
+    let lo = ranges[k];
+    const hi = ranges[k + 1];
+    for (const h of holes) {
+      if (h < lo || h > hi) continue;
+      if (h > lo) out.push(lo, h - 1);
+      lo = h + 1;
+    }
+    if (lo <= hi) out.push(lo, hi);
+  }
+  return out;
+}

@@ -1,0 +1,262 @@
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../scheduler/prng.js';
+import { ByteMatcher } from '../../structured/byte-matcher.js';
+import { GuideError } from '../../structured/grammar-nodes.js';
+import { structuralTagGrammar } from '../../structured/structural-tag.js';
+import { accepts, run } from './match-text.js';
+
+const tag = (format: unknown) => structuralTagGrammar({ type: 'structural_tag', format }, 'response_format');
+const CITY = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+const weather = {
+  type: 'tag',
+  begin: '<function=get_weather>',
+  content: { type: 'json_schema', json_schema: CITY },
+  end: '</function>',
+};
+const time = {
+  type: 'tag',
+  begin: '<function=get_time>',
+  content: { type: 'json_schema', json_schema: { type: 'object', properties: { tz: { type: 'integer' } } } },
+  end: '</function>',
+};
+
+describe('structural tags: the first shape (structures and triggers)', () => {
+  const g = structuralTagGrammar(
+    {
+      type: 'structural_tag',
+      structures: [{ begin: '<function=get_weather>', schema: CITY, end: '</function>' }],
+      triggers: ['<function='],
+    },
+    'response_format',
+  );
+
+  it('takes free text, and a structure wherever its trigger appears', () => {
+    expect(accepts(g, '')).toBe(true);
+    expect(accepts(g, 'Let me look. ')).toBe(true);
+    expect(accepts(g, 'Let me look. <function=get_weather>{"city": "Paris"}</function>')).toBe(true);
+    expect(
+      accepts(
+        g,
+        '<function=get_weather>{"city": "Paris"}</function> and <function=get_weather>{"city":"Oslo"}</function> done',
+      ),
+    ).toBe(true);
+    // A partial trigger in the text is only text.
+    expect(accepts(g, 'a <function b')).toBe(true);
+    expect(accepts(g, '<func<function=get_weather>{"city": "x"}</function>')).toBe(true);
+  });
+
+  it('holds the text after a trigger to a structure it opens, and the structure to its schema', () => {
+    expect(run(g, '<function=get_time>').taken).toBe('<function=get_'.length);
+    expect(run(g, '<function=get_weather>{"town": "x"}').taken).toBe('<function=get_weather>{"'.length);
+    expect(run(g, '<function=get_weather>{"city": 3}').taken).toBe('<function=get_weather>{"city": '.length);
+    expect(run(g, '<function=get_weather>{"city": "x"}<').canEnd).toBe(false);
+    expect(accepts(g, '<function=get_weather>{"city": "x"}')).toBe(false);
+  });
+
+  it('refuses structures no trigger opens, and fields it does not know', () => {
+    const bad = (spec: unknown) => () => structuralTagGrammar(spec, 'response_format');
+    expect(bad({ structures: [{ begin: '<a>', schema: {}, end: '</a>' }], triggers: ['<b'] })).toThrow(
+      /starts with none of the triggers/,
+    );
+    expect(
+      bad({ structures: [{ begin: '<a>', schema: {}, end: '</a>', extra: 1 }], triggers: ['<a'] }),
+    ).toThrow(/structures\[0\]\.extra/);
+    expect(bad({ structures: [], triggers: [''] })).toThrow(GuideError);
+  });
+});
+
+describe('structural tags: formats', () => {
+  it('triggered_tags dispatches on the trigger to the tag its begin names', () => {
+    const g = tag({ type: 'triggered_tags', triggers: ['<function='], tags: [weather, time] });
+    expect(
+      accepts(g, 'x <function=get_time>{"tz": 3}</function> y <function=get_weather>{"city": ""}</function>'),
+    ).toBe(true);
+    expect(accepts(g, '<function=get_time>{"tz": "3"}</function>')).toBe(false);
+  });
+
+  it('at_least_one starts with a tag; stop_after_first ends after one', () => {
+    const first = tag({
+      type: 'triggered_tags',
+      triggers: ['<function='],
+      tags: [weather, time],
+      at_least_one: true,
+    });
+    expect(accepts(first, '')).toBe(false);
+    expect(run(first, 'hi').taken).toBe(0);
+    expect(accepts(first, '<function=get_time>{}</function> then text')).toBe(true);
+    const once = tag({
+      type: 'triggered_tags',
+      triggers: ['<function='],
+      tags: [weather],
+      stop_after_first: true,
+    });
+    expect(accepts(once, 'text <function=get_weather>{"city": "a"}</function>')).toBe(true);
+    expect(run(once, 'text <function=get_weather>{"city": "a"}</function> more').taken).toBe(
+      'text <function=get_weather>{"city": "a"}</function>'.length,
+    );
+    const exactlyOne = tag({
+      type: 'triggered_tags',
+      triggers: ['<function='],
+      tags: [weather, time],
+      at_least_one: true,
+      stop_after_first: true,
+    });
+    expect(accepts(exactlyOne, '<function=get_time>{"tz": 1}</function>')).toBe(true);
+    expect(
+      accepts(exactlyOne, '<function=get_time>{"tz": 1}</function><function=get_time>{}</function>'),
+    ).toBe(false);
+  });
+
+  it('a tag of any_text stops at its end; excludes keep strings out of free text', () => {
+    const think = tag({
+      type: 'sequence',
+      elements: [
+        { type: 'tag', begin: '<think>', content: { type: 'any_text' }, end: '</think>' },
+        { type: 'const_string', value: 'Answer: ' },
+        { type: 'regex', pattern: '[0-9]+' },
+      ],
+    });
+    expect(accepts(think, '<think>a < b </thin k</think>Answer: 42')).toBe(true);
+    // The end comes once: the thinking cannot contain it.
+    expect(accepts(think, '<think>a</think>b</think>Answer: 4')).toBe(false);
+    expect(accepts(think, '<think></think>Answer: ')).toBe(false);
+    const text = tag({ type: 'any_text', excludes: ['STOP', 'TOPS'] });
+    expect(accepts(text, 'STO TOP STOPP'.slice(0, 7))).toBe(true);
+    expect(run(text, 'a STOP').taken).toBe(5);
+    expect(run(text, 'xTOPS').taken).toBe(4);
+    expect(accepts(text, 'ST€OP 😀')).toBe(true);
+  });
+
+  it('a regex followed by more text ends where the next part starts', () => {
+    const g = tag({
+      type: 'sequence',
+      elements: [
+        { type: 'regex', pattern: 'a*' },
+        { type: 'const_string', value: 'ab' },
+      ],
+    });
+    expect(accepts(g, 'ab')).toBe(true);
+    expect(accepts(g, 'aaab')).toBe(true);
+    expect(accepts(g, 'aaa')).toBe(false);
+    const num = tag({
+      type: 'sequence',
+      elements: [
+        { type: 'json_schema', json_schema: { type: 'integer' } },
+        { type: 'const_string', value: '!' },
+      ],
+    });
+    expect(accepts(num, '12!')).toBe(true);
+    expect(accepts(num, '12')).toBe(false);
+    const last = tag({ type: 'json_schema', json_schema: { type: 'number' } });
+    expect(accepts(last, '-1.5')).toBe(true);
+  });
+
+  it('or, optional, star, plus and repeat', () => {
+    const yes = { type: 'const_string', value: 'y' };
+    const no = { type: 'const_string', value: 'n' };
+    const either = { type: 'or', elements: [yes, no] };
+    const g = tag({
+      type: 'sequence',
+      elements: [
+        { type: 'optional', content: { type: 'const_string', value: '>' } },
+        { type: 'repeat', min: 2, max: 3, content: either },
+        { type: 'star', content: { type: 'const_string', value: '.' } },
+        { type: 'plus', content: { type: 'const_string', value: '!' } },
+      ],
+    });
+    for (const ok of ['yn!', '>yyn..!!', 'nn!']) expect(accepts(g, ok), ok).toBe(true);
+    for (const bad of ['y!', 'yyyy!', 'yn', '>>yn!']) expect(accepts(g, bad), bad).toBe(false);
+    const many = tag({ type: 'repeat', min: 1, max: -1, content: yes });
+    expect(accepts(many, 'yyyyyy')).toBe(true);
+    expect(accepts(many, '')).toBe(false);
+  });
+
+  it('tags_with_separator is a list of tags and nothing else', () => {
+    const g = tag({ type: 'tags_with_separator', tags: [weather, time], separator: '\n' });
+    expect(accepts(g, '')).toBe(true);
+    expect(
+      accepts(g, '<function=get_time>{}</function>\n<function=get_weather>{"city": "a"}</function>'),
+    ).toBe(true);
+    expect(accepts(g, 'x<function=get_time>{}</function>')).toBe(false);
+    const one = tag({
+      type: 'tags_with_separator',
+      tags: [time],
+      separator: ',',
+      at_least_one: true,
+      stop_after_first: true,
+    });
+    expect(accepts(one, '')).toBe(false);
+    expect(accepts(one, '<function=get_time>{}</function>')).toBe(true);
+    expect(accepts(one, '<function=get_time>{}</function>,<function=get_time>{}</function>')).toBe(false);
+  });
+
+  it('dispatch follows a pattern with its format, and the end of an enclosing tag stops it', () => {
+    const g = tag({
+      type: 'tag',
+      begin: '<response>',
+      content: {
+        type: 'dispatch',
+        rules: [['<f1>', { type: 'json_schema', json_schema: { type: 'boolean' } }]],
+        excludes: ['</response>'],
+      },
+      end: '</response>',
+    });
+    expect(accepts(g, '<response>text <f1>true more <f1>false</response>')).toBe(true);
+    expect(accepts(g, '<response><f1>1</response>')).toBe(false);
+    const once = tag({ type: 'dispatch', rules: [['#', { type: 'const_string', value: '1' }]], loop: false });
+    expect(accepts(once, 'a#1')).toBe(true);
+    expect(accepts(once, 'a#1b')).toBe(false);
+  });
+
+  it('a GBNF grammar inside a tag', () => {
+    const g = tag({
+      type: 'tag',
+      begin: '[',
+      content: { type: 'grammar', grammar: 'root ::= item ("," item)*\nitem ::= [a-z]+' },
+      end: ']',
+    });
+    expect(accepts(g, '[ab,c]')).toBe(true);
+    expect(accepts(g, '[ab,]')).toBe(false);
+  });
+
+  it('refuses what it cannot follow, by name', () => {
+    const refused: Array<[unknown, RegExp]> = [
+      [{ type: 'token', token: 42 }, /token-level format \("token"\)/],
+      [{ type: 'any_tokens' }, /token-level/],
+      [{ type: 'tag', begin: { type: 'token', token: 1 }, content: { type: 'any_text' }, end: 'x' }, /token/],
+      [{ type: 'json_schema', json_schema: {}, style: 'qwen_xml' }, /format\.style/],
+      [{ type: 'json_schema', json_schema: {}, any_order: true }, /any_order/],
+      [{ type: 'any_text', max_tokens: 5 }, /max_tokens/],
+      [{ type: 'const_string', value: 'x', extra: true }, /format\.extra/],
+      [{ type: 'mystery' }, /"mystery"/],
+      [{ type: 'or', elements: [] }, /must not be empty/],
+      [{ type: 'repeat', min: 3, max: 2, content: { type: 'const_string', value: 'x' } }, /max/],
+      [{ type: 'triggered_tags', triggers: ['<'], tags: [], at_least_one: true }, /at_least_one/],
+      [{ type: 'json_schema', json_schema: { type: 'object', frobnicate: 1 } }, /frobnicate/],
+    ];
+    for (const [format, why] of refused) expect(() => tag(format), JSON.stringify(format)).toThrow(why);
+    expect(() => structuralTagGrammar({ type: 'structural_tag' }, 'p')).toThrow(/format/);
+    expect(() => structuralTagGrammar([], 'p')).toThrow(/JSON object/);
+  });
+
+  it('never leads free text with tags into a dead end', () => {
+    const g = tag({
+      type: 'triggered_tags',
+      triggers: ['<function='],
+      tags: [weather, time],
+      excludes: ['<<'],
+    });
+    const m = new ByteMatcher(g);
+    const alphabet = [...'<function=get_weathr>{}"city: 12/ax'].map((c) => c.charCodeAt(0));
+    const rand = mulberry32(7);
+    for (let walk = 0; walk < 200; walk++) {
+      let states = m.start();
+      for (let i = 0; i < 80; i++) {
+        const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+        expect(next.length > 0 || m.canEnd(states)).toBe(true);
+        if (next.length === 0) break;
+        states = m.feed(states, next[Math.floor(rand() * next.length)]);
+      }
+    }
+  });
+});
