@@ -9,10 +9,11 @@ import {
 } from '../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../structured/json-schema.js';
 import { type TokenByteSource, tokenGuide } from '../structured/request-guide.js';
+import { structuralTagGrammar } from '../structured/structural-tag.js';
 import type { TokenGuide } from '../structured/token-guide.js';
 import { invalidRequest, notSupported } from './api-error.js';
 
-/** OpenAI's response_format. */
+/** OpenAI's response_format, and vLLM's structural_tag kind of it (structural-tag.ts has both shapes). */
 export interface ResponseFormat {
   type: string;
   json_schema?: {
@@ -21,6 +22,9 @@ export interface ResponseFormat {
     schema?: unknown;
     strict?: boolean | null;
   } | null;
+  format?: unknown;
+  structures?: unknown;
+  triggers?: unknown;
 }
 
 /** vLLM's structured_outputs (StructuredOutputsParams). */
@@ -51,8 +55,8 @@ export interface StructuredOutputFields {
  * The request's structured output as a guide over the vocabulary, or null when it asks none.
  * OpenAI's response_format (json_object, json_schema) and vLLM's guided_json, guided_choice,
  * guided_regex, guided_grammar and structured_outputs {json, json_object, choice, regex,
- * grammar}; one kind per request, as vLLM requires. What Loom cannot follow (structural tags,
- * whitespace patterns) is refused by name.
+ * grammar, structural_tag} and response_format's structural_tag; one kind per request, as vLLM
+ * requires. What Loom cannot follow (whitespace patterns) is refused by name.
  */
 export function structuredOutputGuide(
   body: StructuredOutputFields,
@@ -73,6 +77,14 @@ export function structuredOutputGuide(
           'response_format',
         );
       asked.push(['response_format', () => compileJsonSchema(schema, 'response_format')]);
+    } else if (rf.type === 'structural_tag') {
+      const { json_schema, ...tag } = rf;
+      if (json_schema != null)
+        throw invalidRequest(
+          'response_format.json_schema is only allowed with type "json_schema".',
+          'response_format',
+        );
+      asked.push(['response_format', () => structuralTagGrammar(tag, 'response_format')]);
     } else throw notSupported('response_format', `A response_format of type "${rf.type}"`);
   } else if (rf?.json_schema != null) {
     throw invalidRequest(
@@ -80,6 +92,13 @@ export function structuredOutputGuide(
       'response_format',
     );
   }
+  if (rf && rf.type !== 'structural_tag')
+    for (const field of ['format', 'structures', 'triggers'] as const)
+      if (rf[field] != null)
+        throw invalidRequest(
+          `response_format.${field} is only allowed with type "structural_tag".`,
+          'response_format',
+        );
   if (body.guided_json != null)
     asked.push(['guided_json', () => schemaGrammar(body.guided_json, 'guided_json')]);
   if (body.guided_regex != null)
@@ -90,12 +109,8 @@ export function structuredOutputGuide(
     asked.push(['guided_grammar', () => ebnfGrammar(body.guided_grammar!, 'guided_grammar')]);
   const so = body.structured_outputs;
   if (so) {
-    const unsupported: Array<[keyof StructuredOutputsBody, string]> = [
-      ['structural_tag', 'Structured output by structural tags (structured_outputs.structural_tag)'],
-      ['whitespace_pattern', 'structured_outputs.whitespace_pattern'],
-    ];
-    for (const [field, what] of unsupported)
-      if (so[field] != null && so[field] !== false) throw notSupported('structured_outputs', what);
+    if (so.whitespace_pattern != null)
+      throw notSupported('structured_outputs', 'structured_outputs.whitespace_pattern');
     if (so.disable_additional_properties === false)
       throw notSupported(
         'structured_outputs',
@@ -110,6 +125,15 @@ export function structuredOutputGuide(
       asked.push(['structured_outputs', () => choiceGrammar(so.choice!, 'structured_outputs')]);
     if (so.grammar != null)
       asked.push(['structured_outputs', () => ebnfGrammar(so.grammar!, 'structured_outputs')]);
+    if (so.structural_tag != null)
+      asked.push([
+        'structured_outputs',
+        () =>
+          structuralTagGrammar(
+            jsonText(so.structural_tag!, 'structured_outputs', 'structured_outputs.structural_tag'),
+            'structured_outputs',
+          ),
+      ]);
   }
   if (asked.length === 0) {
     if (so?.disable_any_whitespace)
@@ -147,12 +171,14 @@ export function structuredOutputGuide(
 
 /** The grammar of a schema given as an object, or as its JSON text (vLLM accepts both). */
 function schemaGrammar(value: unknown, param: string): Grammar {
-  if (typeof value !== 'string') return compileJsonSchema(value, param);
-  let schema: unknown;
+  return compileJsonSchema(typeof value === 'string' ? jsonText(value, param, param) : value, param);
+}
+
+/** A field's JSON text, parsed (structural_tag is always text: vLLM json.loads it). */
+function jsonText(text: string, param: string, field: string): unknown {
   try {
-    schema = JSON.parse(value);
+    return JSON.parse(text);
   } catch {
-    throw new GuideError(`${param} is a string that is not JSON.`, param);
+    throw new GuideError(`${field} is a string that is not JSON.`, param);
   }
-  return compileJsonSchema(schema, param);
 }

@@ -1,5 +1,6 @@
-import type { Grammar } from '../structured/grammar-nodes.js';
+import { type Grammar, GuideError } from '../structured/grammar-nodes.js';
 import { compileJsonSchema, compileToolCallsGrammar } from '../structured/json-schema.js';
+import { structuralTagGrammar } from '../structured/structural-tag.js';
 import { echoed, invalidRequest, notSupported } from './api-error.js';
 import type { ChatCompletionRequest, FunctionTool } from './schemas/chat-request.js';
 import type { ServingTokenizer } from './serving-stack.js';
@@ -111,17 +112,34 @@ export function toolCalling(
         'tool_choice',
         'unsupported_parameter',
       );
-    // vLLM follows `strict` in "auto" with structural tags (free text, then guided calls); Loom cannot.
+    const maxCalls = maxCallsOf(body);
+    const output: ToolCallOutput = { kind: 'auto', parser, maxCalls };
     const strict = tools.findIndex((t) => t.function.strict === true);
-    if (strict >= 0)
+    if (strict < 0) return { templateTools: tools, output, guide: null };
+    // A strict tool's calls follow its schema, as vLLM guides them: free text, and after each
+    // opening tag a structural tag (structured/structural-tag.ts) holds the call to the format.
+    if (parser !== 'hermes')
       throw notSupported(
         `tools[${strict}].function.strict`,
-        'A strict tool with tool_choice "auto" (its calls would not be guided; "required" or a named tool_choice guide them)',
+        `A strict tool with tool_choice "auto" and --tool-call-parser ${parser} (its calls can be guided with the hermes parser; "required" or a named tool_choice guide them with any)`,
       );
+    // Each schema is checked on its own first, so an error names its tool.
+    tools.forEach((t, i) => {
+      if (t.function.strict !== true) return;
+      try {
+        compileJsonSchema(parameters(i).parameters, parameters(i).param);
+      } catch (err) {
+        if (err instanceof GuideError) throw invalidRequest(err.message, err.param);
+        throw err;
+      }
+    });
     return {
       templateTools: tools,
-      output: { kind: 'auto', parser, maxCalls: maxCallsOf(body) },
-      guide: null,
+      output,
+      guide: {
+        param: 'tools',
+        grammar: () => structuralTagGrammar(hermesCallsTag(tools, maxCalls), 'tools'),
+      },
     };
   }
   if (choice === 'required') {
@@ -148,6 +166,45 @@ export function toolCalling(
     templateTools: tools,
     output: { kind: 'named', name: tool.name },
     guide: { param: 'tool_choice', grammar: () => compileJsonSchema(tool.parameters, tool.param) },
+  };
+}
+
+/**
+ * Hermes' calls as a structural tag: free text, and after each `<tool_call>` one call
+ * `{"name": <a tool's name>, "arguments": <its arguments>}` up to `</tool_call>` (whitespace
+ * around the object as templates write it), a strict tool's arguments held to its schema and
+ * the others' to any object; with parallel_tool_calls false, nothing after the first call.
+ */
+function hermesCallsTag(tools: readonly FunctionTool[], maxCalls: number): object {
+  const space = { type: 'regex', pattern: '\\s*' };
+  return {
+    type: 'structural_tag',
+    format: {
+      type: 'triggered_tags',
+      triggers: ['<tool_call>'],
+      tags: tools.map((t) => ({
+        type: 'tag',
+        begin: '<tool_call>',
+        content: {
+          type: 'sequence',
+          elements: [
+            space,
+            { type: 'const_string', value: `{"name": ${JSON.stringify(t.function.name)}, "arguments": ` },
+            {
+              type: 'json_schema',
+              json_schema:
+                t.function.strict === true
+                  ? (t.function.parameters ?? NO_PARAMETERS)
+                  : { type: 'object', additionalProperties: true },
+            },
+            { type: 'const_string', value: '}' },
+            space,
+          ],
+        },
+        end: '</tool_call>',
+      })),
+      stop_after_first: maxCalls === 1,
+    },
   };
 }
 

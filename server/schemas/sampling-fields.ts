@@ -136,6 +136,10 @@ export const samplingFields = {
             { description: 'an object with a name and a schema', ...REQUEST_OBJECT },
           ),
         ),
+        /** type "structural_tag" (structured/structural-tag.ts): its format, or its structures and triggers. */
+        format: Nullable(Type.Unknown({ description: 'a structural tag format' })),
+        structures: Nullable(Type.Unknown({ description: 'an array of structures' })),
+        triggers: Nullable(Type.Unknown({ description: 'an array of strings' })),
       },
       { description: 'an object with a type', ...REQUEST_OBJECT },
     ),
@@ -148,7 +152,7 @@ export const samplingFields = {
   guided_grammar: Nullable(Type.String({ description: 'a string' })),
   /** vLLM extension: the output is exactly one of these. */
   guided_choice: Nullable(Type.Array(Type.String(), { description: 'an array of strings' })),
-  /** vLLM extension (StructuredOutputsParams): one of json, json_object, choice, regex, grammar. */
+  /** vLLM extension (StructuredOutputsParams): one of json, json_object, choice, regex, grammar, structural_tag. */
   structured_outputs: Nullable(
     Type.Object(
       {

@@ -2,10 +2,14 @@ import { describe, expect, it } from 'vitest';
 import { ChatTemplate } from '../../model/chat-template.js';
 import { SYNTHETIC_CHAT_TEMPLATE } from '../../model/synthetic-tokenizer.js';
 import { mulberry32 } from '../../scheduler/prng.js';
+import type { ChatCompletionRequest } from '../../server/schemas/chat-request.js';
+import type { ServingTokenizer } from '../../server/serving-stack.js';
 import { ToolCallReader } from '../../server/tool-call-stream.js';
+import { toolCalling } from '../../server/tool-calls.js';
 import { ByteMatcher } from '../../structured/byte-matcher.js';
 import type { Grammar } from '../../structured/grammar-nodes.js';
 import { compileToolCallsGrammar } from '../../structured/json-schema.js';
+import { accepts } from '../structured/match-text.js';
 import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 import { assemble, type Call, pieces } from './tool-call-pieces.js';
 
@@ -520,20 +524,88 @@ describe('tool_choice "auto" over HTTP (--enable-auto-tool-choice --tool-call-pa
     expect(finish).toBe('tool_calls');
   });
 
-  it('is plain text without tools, and refuses a strict tool it could not guide', async () => {
+  it('is plain text without tools, and takes strict tools, whose calls it guides', async () => {
     const plain = await auto().post('/v1/chat/completions', chat({ max_tokens: 4 }));
     expect(plain.body.choices[0].message.tool_calls).toBeUndefined();
+    const strictWeather = { ...WEATHER, function: { ...WEATHER.function, strict: true } };
+    for (const seed of [1, 2, 3]) {
+      const res = await auto().post(
+        '/v1/chat/completions',
+        chat({ tools: [strictWeather, NO_ARGUMENTS], seed, temperature: 1.2, max_tokens: 40 }),
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      for (const call of res.body.choices[0].message.tool_calls ?? []) expectValidCall(call);
+    }
+    const badSchema = await auto().post(
+      '/v1/chat/completions',
+      chat({
+        tools: [
+          {
+            type: 'function',
+            function: { name: 'f', strict: true, parameters: { type: 'object', not: {} } },
+          },
+        ],
+      }),
+    );
+    expect(badSchema.status).toBe(400);
+    expect(badSchema.body.error.param).toBe('tools[0].function.parameters');
+  });
+});
+
+describe('strict tools under tool_choice "auto" (hermes): the guide', () => {
+  const tokenizer = { chatTemplateReads: () => true } as unknown as ServingTokenizer;
+  const grammarOf = (parallel: boolean) => {
+    const strictWeather = { ...WEATHER, function: { ...WEATHER.function, strict: true } };
+    const calling = toolCalling(
+      { ...chat({ tools: [strictWeather, CLOCK] }), parallel_tool_calls: parallel } as ChatCompletionRequest,
+      tokenizer,
+      'hermes',
+    );
+    expect(calling.output).toMatchObject({ kind: 'auto', parser: 'hermes' });
+    return calling.guide!.grammar();
+  };
+
+  it("holds a strict tool's call to its schema, leaves the others' arguments free, and text free", () => {
+    const g = grammarOf(true);
+    const call = (name: string, args: string) =>
+      `<tool_call>\n{"name": "${name}", "arguments": ${args}}\n</tool_call>`;
+    for (const ok of [
+      'Sure.',
+      call('weather', '{"city": "Oslo"}'),
+      `Here: ${call('weather', '{"city":"Paris"}')} and ${call('time', '{"anything": [1, 2]}')} done`,
+      '<tool_call>{"name": "time", "arguments": {}}</tool_call>',
+    ])
+      expect(accepts(g, ok), ok).toBe(true);
+    for (const bad of [
+      call('weather', '{"city": "Rome"}'),
+      call('weather', '{}'),
+      call('news', '{}'),
+      call('time', '[]'),
+      '<tool_call>{"arguments": {}, "name": "time"}</tool_call>',
+    ])
+      expect(accepts(g, bad), bad).toBe(false);
+  });
+
+  it('parallel_tool_calls false: nothing after the first call', () => {
+    const g = grammarOf(false);
+    const one = '<tool_call>{"name": "time", "arguments": {}}</tool_call>';
+    expect(accepts(g, `a ${one}`)).toBe(true);
+    expect(accepts(g, `a ${one} b`)).toBe(false);
+  });
+});
+
+describe('tool_choice "auto" over HTTP (--tool-call-parser pythonic)', () => {
+  const auto = useTinyServer('onnx', { maxModelLen: 512 }, { toolCallParser: 'pythonic' });
+
+  it('refuses a strict tool, whose calls it could not guide', async () => {
     const strict = await auto().post(
       '/v1/chat/completions',
       chat({ tools: [{ type: 'function', function: { name: 'ping', strict: true } }] }),
     );
     expect(strict.status).toBe(400);
     expect(strict.body.error.param).toBe('tools[0].function.strict');
+    expect(strict.body.error.message).toMatch(/pythonic/);
   });
-});
-
-describe('tool_choice "auto" over HTTP (--tool-call-parser pythonic)', () => {
-  const auto = useTinyServer('onnx', { maxModelLen: 512 }, { toolCallParser: 'pythonic' });
 
   it("answers calls alone with content null, as vLLM's parsers do", async () => {
     const body = chat({ tools: TOOLS, guided_regex: "\\[weather\\(city='Oslo'\\), ping\\(\\)\\]" });
