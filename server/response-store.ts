@@ -1,3 +1,4 @@
+import type { ResponseEventLog } from './response-events.js';
 import type { ChatMessage } from './schemas/chat-request.js';
 
 /** A response kept for GET /v1/responses/{id} and for the next turn's previous_response_id. */
@@ -12,6 +13,8 @@ export interface StoredResponse {
   conversation: readonly ChatMessage[] | null;
   /** The request's input, as items with ids (GET /v1/responses/{id}/input_items lists them). */
   inputItems: ReadonlyArray<Readonly<Record<string, unknown>>>;
+  /** A background response created with stream: true: its stream's events, kept to be read again. */
+  events?: ResponseEventLog;
   /** A background response still running: ends it, resolving once its cancelled response is stored. */
   cancel?: () => Promise<void>;
 }

@@ -1,13 +1,21 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply } from 'fastify';
-import { ApiError, echoed, internalError, invalidRequest, notSupported } from '../api-error.js';
+import {
+  ApiError,
+  echoed,
+  internalError,
+  invalidRequest,
+  notSupported,
+  type OpenAiErrorBody,
+} from '../api-error.js';
 import { prepareChatRun, startChatRun } from '../chat-generation.js';
 import { chatOutputReader } from '../chat-output.js';
-import { type EventStreamFormat, sendEventStream, typedEventFrame } from '../generation.js';
+import { type EventStreamFormat, sendEventStream, shuttingDown, typedEventFrame } from '../generation.js';
 import { ChoiceLogprobs, checkNumTop } from '../logprobs.js';
 import { assistantMessage, choiceFeeder, type OutputBlock, OutputBlocks } from '../output-blocks.js';
 import { randomHex } from '../request-id.js';
+import { type ResponseEvent, ResponseEventLog } from '../response-events.js';
 import { ResponseItems } from '../response-output.js';
 import { chatRequestOf, listedInputItems } from '../responses-input.js';
 import type { ChatMessage } from '../schemas/chat-request.js';
@@ -16,19 +24,23 @@ import { type ResponsesRequest, ResponsesRequestSchema } from '../schemas/respon
 import type { ServerState } from '../server-state.js';
 
 /** The Responses API's server-sent events: each names its type, and none follows the last. */
-function responseEventFormat(): EventStreamFormat & { next(): number } {
+function responseEventFormat(): EventStreamFormat & {
+  next(): number;
+  errorEvent(body: OpenAiErrorBody): ResponseEvent;
+} {
   let sequence = 0;
+  const errorEvent = ({ error }: OpenAiErrorBody): ResponseEvent => ({
+    type: 'error',
+    code: error.code,
+    message: error.message,
+    param: error.param,
+    sequence_number: sequence++,
+  });
   return {
     next: () => sequence++,
+    errorEvent,
     frame: typedEventFrame,
-    error: ({ error }) =>
-      `event: error\ndata: ${JSON.stringify({
-        type: 'error',
-        code: error.code,
-        message: error.message,
-        param: error.param,
-        sequence_number: sequence++,
-      })}\n\n`,
+    error: (body) => typedEventFrame(errorEvent(body)),
     end: null,
   };
 }
@@ -81,8 +93,6 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
       );
     if (body.store === false)
       throw invalidRequest('background can only be used when `store` is true.', 'background');
-    if (body.stream === true)
-      throw notSupported('stream', 'stream: true with background: true (poll GET /v1/responses/{id})');
   }
   // OpenAI's default: stored unless the client says not to (where the server keeps any).
   const stored = store !== null && body.store !== false;
@@ -149,6 +159,9 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     user: body.user ?? null,
   });
   const feed = choiceFeeder(reader, logprobs);
+  // A background stream's events stay with the response, to be read again from any point.
+  const log = background && body.stream === true ? new ResponseEventLog() : undefined;
+  let cancelled = false;
 
   /** The finished response, stored with its conversation (its own answer last) when it is to be kept. */
   const kept = <T extends Record<string, unknown>>(finished: T, blocks: readonly OutputBlock[]): T => {
@@ -157,49 +170,62 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
         response: finished,
         conversation: [...conversation, assistantMessage(blocks)],
         inputItems,
+        events: log,
       });
     return finished;
   };
 
+  /** A response's status once its output ended. */
+  const endStatus = (incomplete: boolean) =>
+    cancelled ? 'cancelled' : incomplete ? 'incomplete' : 'completed';
+
   /** The whole output as the finished response (kept when it is to be stored). */
-  const finished = async (cancelled = () => false) => {
+  const finished = async () => {
     const [choice] = await generation.collect(1);
     const shape = new ResponseItems(logprobs !== null);
     const blocks = new OutputBlocks();
     feed(blocks, { text: choice.text, tokenIds: choice.tokenIds, scores: choice.logprobs, end: true });
     const incomplete = choice.finishReason === 'length';
-    shape.incomplete = incomplete || cancelled();
+    shape.incomplete = incomplete || cancelled;
     blocks.finish();
-    const status = cancelled() ? 'cancelled' : incomplete ? 'incomplete' : 'completed';
-    return kept(response(status, shape.items(blocks.blocks), true), blocks.blocks);
+    return kept(response(endStatus(incomplete), shape.items(blocks.blocks), true), blocks.blocks);
   };
+  const format = responseEventFormat();
   if (background && store) {
-    // OpenAI's background mode: answered at once, run on; GET polls it, cancel ends it.
-    let cancelled = false;
-    const running = finished(() => cancelled).catch((error: unknown) => {
+    // OpenAI's background mode: answered at once (or streamed), run on; GET polls it, or streams
+    // its events again from any point, and cancel ends it.
+    const running = (log ? streamInto(log) : finished()).catch((error: unknown) => {
       const { code, message } = (error instanceof ApiError ? error : internalError(id)).toBody().error;
-      store.put(id, {
-        response: { ...response('failed', [], true), error: { code, message } },
-        conversation: null,
-        inputItems,
-      });
+      const failed = { ...response('failed', [], true), error: { code, message } };
+      store.put(id, { response: failed, conversation: null, inputItems, events: log });
+      log?.push({ type: 'response.failed', response: failed, sequence_number: format.next() });
     });
+    if (log) void running.finally(() => log.end());
     const started = response('in_progress', [], false);
     store.put(id, {
       response: started,
       conversation: null,
       inputItems,
+      events: log,
       cancel: async () => {
         cancelled = true;
         generation.controller.abort();
         await running;
       },
     });
-    return started;
+    if (!log) return started;
+    // The client that started it reads the log like any later one: leaving does not end the response.
+    return sendEventStream(reply, { endedByShutdown: false }, log.follow(), format);
   }
   if (!body.stream) return finished();
-  const format = responseEventFormat();
-  async function* events() {
+
+  /** A background stream's events into its log, and the end of a generation shutdown cut short. */
+  async function streamInto(into: ResponseEventLog): Promise<void> {
+    for await (const event of events()) into.push(event);
+    if (generation.endedByShutdown) into.push(format.errorEvent(shuttingDown().toBody()));
+  }
+
+  async function* events(): AsyncGenerator<ResponseEvent> {
     const queue: Record<string, unknown>[] = [];
     const shape = new ResponseItems(logprobs !== null, (event) => queue.push(event));
     const blocks = new OutputBlocks(shape);
@@ -227,15 +253,14 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
       if (delta.finishReason) incomplete = delta.finishReason === 'length';
       yield* drain();
     }
-    shape.incomplete = incomplete;
+    shape.incomplete = incomplete || cancelled;
     blocks.finish();
     yield* drain();
-    const status = incomplete ? 'incomplete' : 'completed';
-    yield {
-      type: `response.${status}`,
-      response: kept(response(status, shape.items(blocks.blocks), true), blocks.blocks),
-      sequence_number: format.next(),
-    };
+    const status = endStatus(incomplete);
+    const final = kept(response(status, shape.items(blocks.blocks), true), blocks.blocks);
+    // OpenAI has no event for a cancelled response: its stream just ends (GET shows it cancelled).
+    if (status !== 'cancelled')
+      yield { type: `response.${status}`, response: final, sequence_number: format.next() };
   }
   return sendEventStream(reply, generation, events(), format);
 }
@@ -248,11 +273,42 @@ export const responsesRoute: FastifyPluginAsyncTypebox = async (app) => {
     (request, reply) => serveResponse(app.loom, reply, request.body),
   );
   const Params = Type.Object({ id: Type.String() });
-  app.get('/v1/responses/:id', { schema: { params: Params } }, async (request) => {
-    const stored = app.loom.responses?.get(request.params.id);
-    if (!stored) throw responseNotFound(request.params.id, null);
-    return stored.response;
-  });
+  // A query string's values are text (the app does not coerce types).
+  const RetrieveQuery = Type.Object(
+    {
+      stream: Type.Optional(
+        Type.Union([Type.Literal('true'), Type.Literal('false')], { description: '"true" or "false"' }),
+      ),
+      starting_after: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'a sequence number' })),
+    },
+    { additionalProperties: false },
+  );
+  app.get(
+    '/v1/responses/:id',
+    { schema: { params: Params, querystring: RetrieveQuery } },
+    async (request, reply) => {
+      const stored = app.loom.responses?.get(request.params.id);
+      if (!stored) throw responseNotFound(request.params.id, null);
+      const { stream, starting_after } = request.query;
+      if (stream !== 'true') {
+        if (starting_after !== undefined)
+          throw invalidRequest('starting_after is only allowed with stream=true.', 'starting_after');
+        return stored.response;
+      }
+      if (!stored.events)
+        throw invalidRequest(
+          'Only a response created with background: true and stream: true can be streamed again; GET it without stream=true.',
+          'stream',
+        );
+      const after = starting_after === undefined ? -1 : Number(starting_after);
+      return sendEventStream(
+        reply,
+        { endedByShutdown: false },
+        stored.events.follow(after),
+        responseEventFormat(),
+      );
+    },
+  );
   app.post('/v1/responses/:id/cancel', { schema: { params: Params } }, async (request) => {
     const { id } = request.params;
     const stored = app.loom.responses?.get(id);

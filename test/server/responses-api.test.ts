@@ -413,10 +413,7 @@ describe('background responses', () => {
     const foreground = await stored().post('/v1/responses', { ...greedy, input: 'Hi' });
     const refused = await stored().post(`/v1/responses/${foreground.body.id}/cancel`, {});
     expect(refused.status).toBe(400);
-    for (const [extra, param] of [
-      [{ store: false }, 'background'],
-      [{ stream: true }, 'stream'],
-    ] as const) {
+    for (const [extra, param] of [[{ store: false }, 'background']] as const) {
       const res = await stored().post('/v1/responses', {
         ...greedy,
         input: 'Hi',
@@ -428,5 +425,96 @@ describe('background responses', () => {
     }
     const unkept = await server().post('/v1/responses', { ...greedy, input: 'Hi', background: true });
     expect(unkept.body.error.param).toBe('background');
+  });
+
+  /** A response's events, streamed by the openai client: created with `body`, or retrieved by id. */
+  async function read(stream: unknown, stopAfter = Number.POSITIVE_INFINITY): Promise<Json[]> {
+    const events: Json[] = [];
+    for await (const event of stream as AsyncIterable<Json>) {
+      events.push(event);
+      if (events.length >= stopAfter) break;
+    }
+    return events;
+  }
+
+  it('background with stream: the events of a foreground stream, read again from any point by GET ?stream=true', async () => {
+    const body = { ...greedy, input: 'Hello there' };
+    const live = await read(
+      await stored().client.responses.create({ ...body, background: true, stream: true } as never),
+    );
+    const foreground = await read(
+      await stored().client.responses.create({ ...body, store: false, stream: true } as never),
+    );
+    expect(live.map((e) => e.sequence_number)).toEqual(live.map((_, i) => i));
+    expect(live.map((e) => e.type)).toEqual(foreground.map((e) => e.type));
+    const final = live[live.length - 1].response;
+    const whole = foreground[foreground.length - 1].response;
+    expect(final).toMatchObject({ status: whole.status, background: true });
+    expect(outputText(final)).toBe(outputText(whole));
+    const id = live[0].response.id;
+    expect((await settled(id)).status).toBe(whole.status);
+    // Resumed after event 3: the same events from 4 on; without starting_after, all of them.
+    const resumed = await read(
+      await stored().client.responses.retrieve(id, { stream: true, starting_after: 3 }),
+    );
+    expect(resumed).toEqual(live.slice(4));
+    expect(await read(await stored().client.responses.retrieve(id, { stream: true }))).toEqual(live);
+  });
+
+  it('a client that leaves its background stream does not end the response; cancel ends it, its stream too', async () => {
+    const long = { model: TINY_MODEL_NAME, input: 'Go on', max_output_tokens: 60, ignore_eos: true };
+    const first = await read(
+      await stored().client.responses.create({ ...long, background: true, stream: true } as never),
+      1,
+    );
+    const id = first[0].response.id;
+    const done = await settled(id);
+    expect(done.status).toBe('incomplete');
+    expect(done.usage.output_tokens).toBe(60);
+    const all = await read(await stored().client.responses.retrieve(id, { stream: true }));
+    expect(all[0]).toEqual(first[0]);
+    expect(all[all.length - 1]).toMatchObject({
+      type: 'response.incomplete',
+      response: { id, status: 'incomplete' },
+    });
+
+    const running = await read(
+      await stored().client.responses.create({
+        ...long,
+        max_output_tokens: 450,
+        background: true,
+        stream: true,
+      } as never),
+      2,
+    );
+    const runningId = running[0].response.id;
+    const following = read(
+      await stored().client.responses.retrieve(runningId, { stream: true, starting_after: 1 }),
+    );
+    const cancelled = await stored().post(`/v1/responses/${runningId}/cancel`, {});
+    expect(cancelled.body.status).toBe('cancelled');
+    // The follower's stream ends with the response, with no terminal event (OpenAI has none for a cancel).
+    const followed = await following;
+    expect(followed.every((e) => e.sequence_number > 1)).toBe(true);
+    expect(followed.map((e) => e.type)).not.toContain('response.completed');
+    expect(stored().app.loom.numInFlight).toBe(0);
+  });
+
+  it('GET ?stream=true only for a background stream; starting_after only with it', async () => {
+    const foreground = await stored().post('/v1/responses', { ...greedy, input: 'Hi' });
+    const id = foreground.body.id;
+    const get = (query: string) =>
+      stored().app.inject({ method: 'GET', url: `/v1/responses/${id}?${query}` });
+    for (const [query, param] of [
+      ['stream=true', 'stream'],
+      ['starting_after=2', 'starting_after'],
+    ] as const) {
+      const res = await get(query);
+      expect(res.statusCode, query).toBe(400);
+      expect(res.json().error.param).toBe(param);
+    }
+    expect((await get('stream=maybe')).statusCode).toBe(400);
+    expect((await get('include_obfuscation=true')).statusCode).toBe(400);
+    expect((await get('stream=false')).json().id).toBe(id);
   });
 });
