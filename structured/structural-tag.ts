@@ -1,6 +1,7 @@
 import { compileEbnf, type GrammarProgram, type GrammarStep } from './ebnf-grammar.js';
 import { type Grammar, type GrammarNode, GuideError, regexGrammar } from './grammar-nodes.js';
 import { addJsonSchema } from './json-schema.js';
+import { WatchedStrings } from './watched-strings.js';
 
 /**
  * Structural tags (vLLM's `structural_tag`, xgrammar's format): an output described as a tree of
@@ -29,6 +30,11 @@ type SplitStep = { op: 'split'; next: number; alt: number };
 
 /** Expanded repeats and copies can make a small tag huge; past this it is refused. */
 const MAX_STEPS = 50_000;
+/**
+ * Free text watches its excludes and triggers character by character; building its automaton
+ * costs about the square of their total length, so past this many characters it is refused.
+ */
+const MAX_WATCHED_CHARS = 4_096;
 /** Every code point but the UTF-16 surrogates, which UTF-8 cannot carry. */
 const ANY_CHAR: readonly number[] = [0, 0xd7ff, 0xe000, 0x10ffff];
 
@@ -447,44 +453,44 @@ class StructuralTagCompiler {
   ): number {
     const refused = new Set(excludes.filter((e) => e !== ''));
     const watched = [...new Set([...refused, ...triggers])].map((s) => [...s]);
-    const isPrefix = (chars: readonly string[]) =>
-      watched.some((w) => w.length >= chars.length && chars.every((c, k) => w[k] === c));
-    const alphabet = [...new Set(watched.flat())].sort((a, b) => a.codePointAt(0)! - b.codePointAt(0)!);
-    const stateStep = new Map<string, number>([['', start]]);
-    const queue: string[][] = [[]];
-    while (queue.length > 0) {
-      const state = queue.shift()!;
+    const total = watched.reduce((n, w) => n + w.length, 0);
+    if (total > MAX_WATCHED_CHARS)
+      throw new GuideError(
+        `${this.param}: the structural tag's free text watches ${total} characters of excludes, triggers and ends, more than ${MAX_WATCHED_CHARS}.`,
+        this.param,
+      );
+    const automaton = new WatchedStrings(watched.map((w) => w.join('')));
+    const stepOf = new Map<number, number>([[0, start]]);
+    const queue = [0];
+    for (let head = 0; head < queue.length; head++) {
+      const node = queue[head];
       const branches: number[] = [next];
-      const targets = new Map<string, number[]>();
-      for (const c of alphabet) {
-        const text = [...state, c];
-        const done = watched
-          .filter((w) => w.length <= text.length && endsWith(text, w))
-          .map((w) => w.join(''));
-        if (done.some((d) => refused.has(d) || !dispatch.has(d))) continue;
+      const targets = new Map<number, number[]>();
+      const leads = automaton.leads(node);
+      for (const c of leads) {
+        const to = automaton.step(node, c);
+        const done = automaton.ends[to];
         if (done.length > 0) {
+          // A watched string is complete: a trigger goes on into its tags, anything else is refused.
+          if (done.some((d) => refused.has(d) || !dispatch.has(d))) continue;
           for (const d of done)
-            branches.push(this.add({ op: 'chars', ranges: [cp(c), cp(c)], next: dispatch.get(d)! }));
+            branches.push(this.add({ op: 'chars', ranges: [c, c], next: dispatch.get(d)! }));
           continue;
         }
-        let k = 0;
-        while (!isPrefix(text.slice(k))) k++;
-        const target = text.slice(k).join('');
-        if (!stateStep.has(target)) {
-          stateStep.set(target, this.placeholder());
-          queue.push(text.slice(k));
+        if (!stepOf.has(to)) {
+          stepOf.set(to, this.placeholder());
+          queue.push(to);
         }
-        const list = targets.get(target) ?? [];
-        list.push(cp(c));
-        targets.set(target, list);
+        const list = targets.get(to) ?? [];
+        list.push(c);
+        targets.set(to, list);
       }
-      // Characters no watched string holds lead back to the empty state.
-      const others = withoutChars(ANY_CHAR, alphabet.map(cp));
+      // Characters that continue no watched string lead back to the empty state.
+      const others = withoutChars(ANY_CHAR, leads);
       if (others.length > 0) branches.push(this.add({ op: 'chars', ranges: others, next: start }));
-      for (const [target, cps] of targets)
-        if (cps.length > 0)
-          branches.push(this.add({ op: 'chars', ranges: toRanges(cps), next: stateStep.get(target)! }));
-      this.alternatives(branches, stateStep.get(state.join(''))!);
+      for (const [to, cps] of targets)
+        branches.push(this.add({ op: 'chars', ranges: toRanges(cps), next: stepOf.get(to)! }));
+      this.alternatives(branches, stepOf.get(node)!);
     }
     return start;
   }
@@ -492,15 +498,6 @@ class StructuralTagCompiler {
 
 function isObject(v: unknown): v is Format {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function cp(c: string): number {
-  return c.codePointAt(0)!;
-}
-
-function endsWith(text: readonly string[], tail: readonly string[]): boolean {
-  const off = text.length - tail.length;
-  return tail.every((c, k) => text[off + k] === c);
 }
 
 /** Sorted code points as [lo, hi] ranges. */

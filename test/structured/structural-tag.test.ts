@@ -260,3 +260,59 @@ describe('structural tags: formats', () => {
     }
   });
 });
+
+describe('structural tags: size', () => {
+  it('refuses free text that would watch too many characters', () => {
+    const excludes = Array.from({ length: 500 }, (_, i) => `<stop-${i}>`);
+    expect(() => tag({ type: 'any_text', excludes })).toThrow(/more than 4096/);
+    expect(() => tag({ type: 'any_text', excludes: excludes.slice(0, 50) })).not.toThrow();
+  });
+});
+
+describe('structural tags: free text against a direct search', () => {
+  it('any_text with excludes takes exactly the texts that contain none of them', () => {
+    const rand = mulberry32(11);
+    const pick = (alphabet: string, n: number) =>
+      Array.from({ length: n }, () => alphabet[Math.floor(rand() * alphabet.length)]).join('');
+    for (let round = 0; round < 40; round++) {
+      const excludes = Array.from({ length: 1 + Math.floor(rand() * 4) }, () =>
+        pick('abé', 1 + Math.floor(rand() * 4)),
+      );
+      const g = tag({ type: 'any_text', excludes });
+      for (let k = 0; k < 50; k++) {
+        const text = pick('abéc', Math.floor(rand() * 12));
+        expect(accepts(g, text), `${JSON.stringify(excludes)} ${text}`).toBe(
+          !excludes.some((e) => text.includes(e)),
+        );
+      }
+    }
+  });
+
+  it('triggered_tags: each trigger in the text opens a tag; text without one is free', () => {
+    const rand = mulberry32(5);
+    const g = tag({
+      type: 'triggered_tags',
+      triggers: ['ab', 'ba'],
+      tags: [
+        { type: 'tag', begin: 'ab', content: { type: 'const_string', value: '1' }, end: '.' },
+        { type: 'tag', begin: 'ba', content: { type: 'const_string', value: '2' }, end: '.' },
+      ],
+    });
+    // The language directly: split at the first trigger, which must be followed by its tag's rest.
+    const inLanguage = (text: string): boolean => {
+      const at = [text.indexOf('ab'), text.indexOf('ba')].filter((i) => i >= 0);
+      if (at.length === 0) return true;
+      const i = Math.min(...at);
+      const rest = text.slice(i + 2);
+      const body = text.startsWith('ab', i) ? '1.' : '2.';
+      return rest.startsWith(body) && inLanguage(rest.slice(2));
+    };
+    for (let k = 0; k < 400; k++) {
+      const text = Array.from(
+        { length: Math.floor(rand() * 10) },
+        () => 'ab12.x'[Math.floor(rand() * 6)],
+      ).join('');
+      expect(accepts(g, text), text).toBe(inLanguage(text));
+    }
+  });
+});
