@@ -10,6 +10,7 @@ import {
 } from '../kernels/engine-factory.js';
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { parsePoolSize } from '../memory/page-pool.js';
+import { checkSamplingOverrides, type GenerationConfigSource } from '../model/generation-defaults.js';
 import { DEFAULT_STREAM_STALL_TIMEOUT_MS } from '../scheduler/scheduler.js';
 import {
   DEFAULT_SCHEDULING_POLICY,
@@ -90,6 +91,10 @@ export interface CliOptions {
   quantization: QuantizationChoice | null;
   poolSize: string;
   chatTemplate: string | null;
+  /** --generation-config: where the sampling defaults come from (auto: the model's generation_config.json; vllm: none; a folder). */
+  generationConfig: GenerationConfigSource;
+  /** --override-generation-config: sampling defaults over those (vLLM's JSON object). */
+  overrideGenerationConfig: Record<string, unknown>;
   seed: number | null;
   /** Seconds in-flight requests get to finish after SIGTERM/SIGINT before they are ended. */
   shutdownTimeoutSeconds: number;
@@ -186,6 +191,10 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   pool; else F of host memory (onnx, reference, a software WebGPU
                                   adapter), refused on a hardware WebGPU adapter: use --pool-size BYTES
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
+  --generation-config auto|vllm|DIR  sampling defaults for fields a request leaves out (temperature, top_p,
+                                  top_k, min_p, repetition_penalty; max_new_tokens caps max_tokens), as vLLM:
+                                  auto: the model's generation_config.json; vllm: none; DIR: DIR's (default auto)
+  --override-generation-config JSON  sampling defaults over those, e.g. '{"temperature": 0.5}'
   --seed N                        seeds the per-request seeds of requests that give none (default: random)
   --max-n N                       most choices (n) one request may ask for (default 16)
   --max-logprobs N                most top tokens a row may list (logprobs, top_logprobs, prompt_logprobs;
@@ -339,6 +348,22 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--chat-template': (o, v) => {
     o.chatTemplate = v;
   },
+  '--generation-config': (o, v) => {
+    o.generationConfig = v;
+  },
+  '--override-generation-config': (o, v, f) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new CliError(`${f}: not JSON: ${v}`);
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new CliError(`${f}: expected a JSON object such as '{"temperature": 0.5}'`);
+    const why = checkSamplingOverrides(parsed as Record<string, unknown>);
+    if (why) throw new CliError(`${f}: ${why}`);
+    o.overrideGenerationConfig = parsed as Record<string, unknown>;
+  },
   '--seed': (o, v, f) => {
     o.seed = integer(v, f, 0, 2 ** 32 - 1);
   },
@@ -487,6 +512,8 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     quantization: null,
     poolSize: '0.25',
     chatTemplate: null,
+    generationConfig: 'auto',
+    overrideGenerationConfig: {},
     seed: null,
     shutdownTimeoutSeconds: 30,
     streamStallTimeoutSeconds: DEFAULT_STREAM_STALL_TIMEOUT_MS / 1000,

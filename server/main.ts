@@ -180,6 +180,8 @@ async function main(): Promise<void> {
       poolSize: options.poolSize,
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       chatTemplateFile: options.chatTemplate,
+      generationConfig: options.generationConfig,
+      overrideGenerationConfig: options.overrideGenerationConfig,
       seed: options.seed,
       enablePrefixCaching: options.enablePrefixCaching,
     },

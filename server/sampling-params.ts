@@ -133,14 +133,17 @@ export function samplingParams(
     );
   }
   const room = maxModelLen - promptLen;
-  const maxTokens = ctx.requestedMaxTokens ?? Math.min(ctx.defaultMaxTokens ?? room, room);
-  if (promptLen + maxTokens > maxModelLen) {
+  const defaults = stack.samplingDefaults ?? {};
+  const asked = ctx.requestedMaxTokens ?? Math.min(ctx.defaultMaxTokens ?? room, room);
+  if (promptLen + asked > maxModelLen) {
     throw invalidRequest(
-      `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${promptLen + maxTokens} tokens (${promptLen} in the prompt, ${maxTokens} in the completion). Please reduce the length of the prompt or completion.`,
+      `This model's maximum context length is ${maxModelLen} tokens. However, you requested ${promptLen + asked} tokens (${promptLen} in the prompt, ${asked} in the completion). Please reduce the length of the prompt or completion.`,
       'max_tokens',
       'context_length_exceeded',
     );
   }
+  // The model's max_new_tokens caps what a request asks too, as vLLM's get_max_tokens does.
+  const maxTokens = Math.min(asked, defaults.maxTokens ?? asked);
   const n = body.n ?? 1;
   // Each bound is one the request could never get past by waiting, so 400, not 503.
   const nLimits: Array<[number, string]> = [
@@ -159,7 +162,7 @@ export function samplingParams(
   const stopTokenIds = body.stop_token_ids ?? [];
   checkTokenIds(stopTokenIds, stack.tokenizer.vocabSize, 'stop_token_ids');
   const stop = body.stop ?? [];
-  const topK = body.top_k ?? 0;
+  const topK = body.top_k ?? defaults.topK ?? 0;
   const allowed = body.allowed_token_ids ?? null;
   if (allowed?.length === 0)
     throw invalidRequest('allowed_token_ids must not be empty.', 'allowed_token_ids');
@@ -172,8 +175,8 @@ export function samplingParams(
     );
   return {
     maxTokens,
-    temperature: body.temperature ?? 1,
-    topP: body.top_p ?? 1,
+    temperature: body.temperature ?? defaults.temperature ?? 1,
+    topP: body.top_p ?? defaults.topP ?? 1,
     topK: Math.max(topK, 0),
     seed: body.seed ?? null,
     stop: typeof stop === 'string' ? [stop] : stop,
@@ -182,11 +185,11 @@ export function samplingParams(
     stopTokenIds,
     ignoreEos: body.ignore_eos ?? false,
     n,
-    minP: body.min_p ?? 0,
+    minP: body.min_p ?? defaults.minP ?? 0,
     logitEdits: {
       presencePenalty: body.presence_penalty ?? 0,
       frequencyPenalty: body.frequency_penalty ?? 0,
-      repetitionPenalty: body.repetition_penalty ?? 1,
+      repetitionPenalty: body.repetition_penalty ?? defaults.repetitionPenalty ?? 1,
       logitBias: logitBias(body.logit_bias ?? {}, stack.tokenizer.vocabSize),
       minTokens,
       allowedTokenIds: allowed,

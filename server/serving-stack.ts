@@ -2,6 +2,11 @@ import type { EngineFailure } from '../kernels/engine.js';
 import type { AdapterInfo } from '../memory/adapter-registry.js';
 import type { ChatMessage } from '../model/chat-template.js';
 import {
+  type GenerationConfigSource,
+  loadSamplingDefaults,
+  type SamplingDefaults,
+} from '../model/generation-defaults.js';
+import {
   DEFAULT_MAX_WAITING,
   type EngineStats,
   LlmEngine,
@@ -78,6 +83,8 @@ export interface ServingStack {
   readonly tokenizer: ServingTokenizer;
   /** The model's end-of-sequence tokens (generation_config.json's, else config.json's): beam search ends beams on them. */
   readonly eosTokenIds: readonly number[];
+  /** Sampling defaults for fields a request leaves out (--generation-config); none: the API's own. */
+  readonly samplingDefaults?: SamplingDefaults;
   /** The generation service. */
   readonly scheduler: GenerationService;
   /** --lora-root: the folder runtime loads may read from; null refuses runtime loading. */
@@ -89,10 +96,30 @@ export interface ServingStack {
 
 export interface StackOptions extends LlmEngineOptions {
   loraRoot?: string | null;
+  /** --generation-config (default auto: the model's generation_config.json). */
+  generationConfig?: GenerationConfigSource;
+  /** --override-generation-config, checked by the CLI. */
+  overrideGenerationConfig?: Record<string, unknown>;
 }
 
 export async function buildServingStack(options: StackOptions, log: ProgressLog): Promise<ServingStack> {
   const engine = await LlmEngine.create({ ...options, runtimeAdapterLoads: Boolean(options.loraRoot) }, log);
+  let samplingDefaults: SamplingDefaults;
+  try {
+    samplingDefaults = await loadSamplingDefaults(
+      engine.model.dir,
+      options.generationConfig,
+      options.overrideGenerationConfig,
+    );
+  } catch (error) {
+    await engine.close();
+    throw error;
+  }
+  if (Object.keys(samplingDefaults).length > 0)
+    log.info(
+      { samplingDefaults, generationConfig: options.generationConfig ?? 'auto' },
+      "sampling defaults from the model's generation config (--generation-config vllm: none)",
+    );
   return {
     modelName: options.servedModelName ?? engine.model.name,
     modelDir: engine.model.dir,
@@ -102,6 +129,7 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     schedulingPolicy: options.schedulingPolicy ?? DEFAULT_SCHEDULING_POLICY,
     tokenizer: engine.model.tokenizer,
     eosTokenIds: engine.model.config.eosTokenIds,
+    samplingDefaults,
     scheduler: engine,
     loraRoot: options.loraRoot ?? null,
     createdAt: Math.floor(Date.now() / 1000),
