@@ -68,6 +68,8 @@ export interface CliOptions {
   /** --lora-mode: Loom's batched adapters, or the padded / merged baseline the S-LoRA benchmark compares. */
   loraMode: LoraMode;
   servedModelName: string | null;
+  /** --served-model-name's further names (vLLM takes several: the first is the one answers give). */
+  servedModelAliases: string[];
   host: string;
   port: number;
   maxModelLen: number | null;
@@ -156,7 +158,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --lora-mode batched|padded|merged  Loom's batched adapters (default), or a benchmark baseline: padded
                                   (every adapter padded to the largest rank, PEFT-style) or merged (one
                                   adapter merged into the weights at a time, swapped as needed); onnx only
-  --served-model-name NAME        the base model's id in the API (default: the directory's name)
+  --served-model-name NAME ...    the base model's id in the API (default: the directory's name); requests may
+                                  use any of several names, answers give the first
   --host HOST                     address to listen on (default 127.0.0.1)
   --port N                        port to listen on (default 8000, or $PORT)
   --max-model-len N               context length (default: the model's max_position_embeddings)
@@ -235,7 +238,7 @@ vLLM flags Loom accepts and ignores (one log line each): ${ignoredFlagList()}.
 
 type Setter = (options: CliOptions, value: string, flag: string) => void;
 
-/** Flags that take a value; --lora-modules also takes several (vLLM's nargs='+'). */
+/** Flags that take a value; --lora-modules and --served-model-name also take several (vLLM's nargs='+'). */
 const VALUE_FLAGS: Record<string, Setter> = {
   '--model': (o, v) => {
     o.model = v;
@@ -271,8 +274,11 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--lora-mode': (o, v, f) => {
     o.loraMode = oneOf(v, f, LORA_MODES);
   },
-  '--served-model-name': (o, v) => {
-    o.servedModelName = v;
+  '--served-model-name': (o, v, f) => {
+    if (o.servedModelName === null) o.servedModelName = v;
+    else if (v === o.servedModelName || o.servedModelAliases.includes(v))
+      throw new CliError(`${f}: "${v}" is given twice`);
+    else o.servedModelAliases.push(v);
   },
   '--host': (o, v) => {
     o.host = v;
@@ -496,6 +502,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxLoraRank: null,
     loraMode: 'batched',
     servedModelName: null,
+    servedModelAliases: [],
     host: '127.0.0.1',
     port: env.PORT ? integer(env.PORT, 'PORT', 0, 65535) : 8000,
     maxModelLen: null,
@@ -576,7 +583,7 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     if (next === undefined || next.startsWith('--')) throw new CliError(`${flag} needs a value`);
     set(options, next, flag);
     i++;
-    if (flag === '--lora-modules') {
+    if (flag === '--lora-modules' || flag === '--served-model-name') {
       while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) set(options, argv[++i], flag);
     }
   }
@@ -608,6 +615,8 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
   const names = new Set<string>();
   for (const { name } of options.loraModules) {
     if (names.has(name)) throw new CliError(`--lora-modules: adapter name "${name}" is given twice`);
+    if (name === options.servedModelName || options.servedModelAliases.includes(name))
+      throw new CliError(`--lora-modules: adapter name "${name}" is one of --served-model-name's names`);
     names.add(name);
   }
   return { kind: 'serve', options };

@@ -164,6 +164,7 @@ async function main(): Promise<void> {
       maxLoraRank: options.maxLoraRank,
       loraMode: options.loraMode,
       servedModelName: options.servedModelName,
+      modelAliases: options.servedModelAliases,
       maxModelLen: options.maxModelLen,
       maxNumSeqs: options.maxNumSeqs,
       maxNumBatchedTokens: options.maxNumBatchedTokens,

@@ -4,7 +4,7 @@ import { ReasoningGatedGuide } from '../structured/reasoning-gate.js';
 import type { Guide, TokenGuide } from '../structured/token-guide.js';
 import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
-import type { ServingStack } from './serving-stack.js';
+import { namesBaseModel, type ServingStack } from './serving-stack.js';
 import { type StructuredOutputFields, structuredOutputGuide } from './structured-output.js';
 
 /** The sampling fields both OpenAI routes accept (server/schemas/sampling-fields.ts). */
@@ -48,7 +48,7 @@ export interface SamplingBody extends StructuredOutputFields {
  * --lora-dir is registered now); unknown → 404.
  */
 export async function resolveAdapter(stack: ServingStack, model: string): Promise<string | null> {
-  if (model === stack.modelName) return null;
+  if (namesBaseModel(stack, model)) return null;
   if (await stack.scheduler.adapters.resolve(model)) return model;
   throw modelNotFound(model);
 }

@@ -16,7 +16,7 @@ import {
   samplingParams,
 } from './sampling-params.js';
 import type { ServerState } from './server-state.js';
-import type { ServingStack, ServingTokenizer } from './serving-stack.js';
+import { answeredModel, type ServingStack, type ServingTokenizer } from './serving-stack.js';
 
 /** A finished or streamed choice as the routes shape it: vLLM's `stop_reason` already resolved. */
 export interface ChoiceOutcome extends FinishedChoice {
@@ -228,7 +228,13 @@ export async function serveCompletion<
     }),
   );
   // vLLM leaves the fingerprint null; the field is there for clients that read it.
-  const head = { id, object: route.object, created, model: body.model, system_fingerprint: null };
+  const head = {
+    id,
+    object: route.object,
+    created,
+    model: answeredModel(stack, body.model),
+    system_fingerprint: null,
+  };
 
   if (!body.stream) {
     const perPrompt = await Promise.all(generations.map((g, p) => g.collect(samplings[p].n)));

@@ -71,8 +71,10 @@ export interface GenerationService {
  * test from fakes. Routes reach pages, engines and adapters only through `scheduler`.
  */
 export interface ServingStack {
-  /** The base model's id in the API (--served-model-name or the directory's name). */
+  /** The base model's id in the API (--served-model-name's first name, or the directory's name). */
   readonly modelName: string;
+  /** --served-model-name's other names: requests may name the base model so too (answers say modelName). */
+  readonly modelAliases?: readonly string[];
   readonly modelDir: string;
   readonly maxModelLen: number;
   readonly maxNumSeqs: number;
@@ -96,6 +98,8 @@ export interface ServingStack {
 
 export interface StackOptions extends LlmEngineOptions {
   loraRoot?: string | null;
+  /** --served-model-name's names after the first. */
+  modelAliases?: readonly string[];
   /** --generation-config (default auto: the model's generation_config.json). */
   generationConfig?: GenerationConfigSource;
   /** --override-generation-config, checked by the CLI. */
@@ -122,6 +126,7 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     );
   return {
     modelName: options.servedModelName ?? engine.model.name,
+    modelAliases: options.modelAliases ?? [],
     modelDir: engine.model.dir,
     maxModelLen: engine.maxModelLen,
     maxNumSeqs: options.maxNumSeqs,
@@ -135,4 +140,14 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     createdAt: Math.floor(Date.now() / 1000),
     close: () => engine.close(),
   };
+}
+
+/** Whether `name` is one of the base model's names (--served-model-name takes several, as vLLM). */
+export function namesBaseModel(stack: ServingStack, name: string): boolean {
+  return name === stack.modelName || (stack.modelAliases?.includes(name) ?? false);
+}
+
+/** The `model` an answer names: the base model's first name for any of its names, else the adapter's. */
+export function answeredModel(stack: ServingStack, name: string): string {
+  return namesBaseModel(stack, name) ? stack.modelName : name;
 }

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { ApiError, invalidRequest } from '../api-error.js';
 import { errorResponses } from '../schemas/responses.js';
-import type { ServingStack } from '../serving-stack.js';
+import { namesBaseModel, type ServingStack } from '../serving-stack.js';
 
 const LoadRequestSchema = Type.Object(
   {
@@ -37,7 +37,7 @@ export const loraAdaptersRoute: FastifyPluginAsyncTypebox = async (app) => {
       const stack = app.loom.requireStack();
       const root = requireLoraRoot(stack);
       const { lora_name: name, lora_path: path, load_inplace: inPlace = false } = request.body;
-      if (name === stack.modelName)
+      if (namesBaseModel(stack, name))
         throw invalidRequest(`"${name}" is the base model's name.`, 'lora_name', 'adapter_conflict');
       const dir = await insideRoot(root, path);
       await stack.scheduler.adapters.load(name, dir, inPlace);

@@ -22,6 +22,7 @@ import {
   MessagesRequestSchema,
 } from '../schemas/messages-request.js';
 import type { ServerState } from '../server-state.js';
+import { answeredModel } from '../serving-stack.js';
 
 /** Anthropic's server-sent events: each names its type; an error is an `error` event; none ends them. */
 const ANTHROPIC_EVENTS: EventStreamFormat = {
@@ -118,7 +119,7 @@ async function serveMessages(state: ServerState, reply: FastifyReply, body: Mess
     id,
     type: 'message',
     role: 'assistant',
-    model: body.model,
+    model: answeredModel(run.stack, body.model),
     content,
     ...stop,
     usage: { input_tokens: generation.usage.prompt_tokens, output_tokens: outputTokens },

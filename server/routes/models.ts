@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import { modelNotFound } from '../api-error.js';
 import { errorResponses, ModelCardSchema, ModelListSchema } from '../schemas/responses.js';
-import type { ServingStack } from '../serving-stack.js';
+import { namesBaseModel, type ServingStack } from '../serving-stack.js';
 
 function card(stack: ServingStack, id: string, root: string, parent: string | null) {
   return {
@@ -25,7 +25,10 @@ function card(stack: ServingStack, id: string, root: string, parent: string | nu
  */
 function cards(stack: ServingStack, hideAdapterPaths: boolean) {
   return [
-    card(stack, stack.modelName, stack.modelDir, null),
+    // vLLM lists each of the base model's names; adapters name the first as their parent.
+    ...[stack.modelName, ...(stack.modelAliases ?? [])].map((name) =>
+      card(stack, name, stack.modelDir, null),
+    ),
     ...stack.scheduler.adapters
       .list()
       .map((a) => card(stack, a.name, hideAdapterPaths ? a.name : a.path, stack.modelName)),
@@ -54,7 +57,7 @@ export const modelsRoute: FastifyPluginAsyncTypebox = async (app) => {
       const id = request.params['*'];
       const stack = app.loom.requireStack();
       // An adapter in --lora-dir not yet used is registered now, as a completion naming it would.
-      if (id !== stack.modelName) await stack.scheduler.adapters.resolve(id);
+      if (!namesBaseModel(stack, id)) await stack.scheduler.adapters.resolve(id);
       const found = cards(stack, app.loom.settings.hideAdapterPaths).find((c) => c.id === id);
       if (!found) throw modelNotFound(id);
       return found;

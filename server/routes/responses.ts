@@ -22,6 +22,7 @@ import type { ChatMessage } from '../schemas/chat-request.js';
 import { errorResponses } from '../schemas/responses.js';
 import { type ResponsesRequest, ResponsesRequestSchema } from '../schemas/responses-request.js';
 import type { ServerState } from '../server-state.js';
+import { answeredModel } from '../serving-stack.js';
 
 /** The Responses API's server-sent events: each names its type, and none follows the last. */
 function responseEventFormat(): EventStreamFormat & {
@@ -131,7 +132,7 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     max_output_tokens: body.max_output_tokens ?? null,
     max_tool_calls: null,
     metadata: body.metadata ?? {},
-    model: body.model,
+    model: answeredModel(stack, body.model),
     output,
     parallel_tool_calls: body.parallel_tool_calls ?? true,
     previous_response_id: body.previous_response_id ?? null,
