@@ -153,10 +153,10 @@ export function structuredOutputGuide(
     let g = grammar();
     if (so?.disable_any_whitespace) {
       // vLLM's option shapes JSON only; on a choice, regex or grammar it would change nothing.
-      if (!g.json)
+      if (!g.json && !g.jsonParts)
         throw notSupported(
           'structured_outputs',
-          `structured_outputs.disable_any_whitespace with output that is not JSON (${param} asks for a choice, a regex or a grammar; the option shapes JSON only)`,
+          `structured_outputs.disable_any_whitespace with output that is not JSON (${param} asks for a choice, a regex, a grammar or a structural tag without JSON; the option shapes JSON only)`,
         );
       g = { ...g, compact: true };
     }

@@ -70,6 +70,8 @@ export interface Grammar {
    * no whitespace but the one space after each `,` and `:`, as Python's json.dumps writes it.
    */
   readonly compact?: boolean;
+  /** A grammar that is not JSON but places JSON values inside it (a structural tag's json_schema parts). */
+  readonly jsonParts?: boolean;
 }
 
 /** A request's structured-output field that cannot be followed, with the field it names. */

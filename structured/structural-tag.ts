@@ -95,7 +95,8 @@ class StructuralTagCompiler {
       root: 0,
     };
     this.nodes[0] = { kind: 'cfg', program };
-    return { nodes: this.nodes, root: 0, json: false };
+    const jsonParts = this.nodes.some((n) => n.kind !== 'cfg' && n.kind !== 'regex');
+    return { nodes: this.nodes, root: 0, json: false, jsonParts };
   }
 
   /** The format a request's structural tag stands for (its first shape is a triggered_tags). */

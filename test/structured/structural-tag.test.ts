@@ -316,3 +316,15 @@ describe('structural tags: free text against a direct search', () => {
     }
   });
 });
+
+describe('structural tags: compact JSON parts', () => {
+  it('disable_any_whitespace shapes the JSON inside the tags, not the text around them', () => {
+    const g = tag({ type: 'triggered_tags', triggers: ['<function='], tags: [weather] });
+    expect(g.jsonParts).toBe(true);
+    const compact = { ...g, compact: true };
+    expect(accepts(compact, 'Hi  there <function=get_weather>{"city": "x"}</function>')).toBe(true);
+    expect(accepts(compact, '<function=get_weather>{"city":"x"}</function>')).toBe(false);
+    expect(accepts(compact, '<function=get_weather>{ "city": "x"}</function>')).toBe(false);
+    expect(tag({ type: 'const_string', value: 'x' }).jsonParts).toBe(false);
+  });
+});
