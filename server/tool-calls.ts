@@ -7,6 +7,7 @@ import type { ServingTokenizer } from './serving-stack.js';
 import { type ToolCall, ToolCallReader } from './tool-call-stream.js';
 import type { AutoToolCallDelta } from './tool-parsers/auto-tool-call-reader.js';
 import { autoToolCallReader, type ToolCallParserName } from './tool-parsers/parsers.js';
+import { GUIDED_PARSERS, strictCallsTag } from './tool-parsers/strict-calls.js';
 
 /** The arguments' schema of a function defined without `parameters`: it takes none. */
 const NO_PARAMETERS = { type: 'object', properties: {} };
@@ -118,10 +119,19 @@ export function toolCalling(
     if (strict < 0) return { templateTools: tools, output, guide: null };
     // A strict tool's calls follow its schema, as vLLM guides them: free text, and after each
     // opening tag a structural tag (structured/structural-tag.ts) holds the call to the format.
-    if (parser !== 'hermes')
+    const guided = tools.map((t, i) => ({
+      name: t.function.name,
+      // Other tools' calls keep the format, their arguments any object.
+      arguments:
+        t.function.strict === true
+          ? parameters(i).parameters
+          : { type: 'object', additionalProperties: true },
+    }));
+    const tag = strictCallsTag(parser, guided, maxCalls);
+    if (!tag)
       throw notSupported(
         `tools[${strict}].function.strict`,
-        `A strict tool with tool_choice "auto" and --tool-call-parser ${parser} (its calls can be guided with the hermes parser; "required" or a named tool_choice guide them with any)`,
+        `A strict tool with tool_choice "auto" and --tool-call-parser ${parser} (its calls can be guided with the ${GUIDED_PARSERS.join(' and ')} parsers; "required" or a named tool_choice guide them with any)`,
       );
     // Each schema is checked on its own first, so an error names its tool.
     tools.forEach((t, i) => {
@@ -138,7 +148,7 @@ export function toolCalling(
       output,
       guide: {
         param: 'tools',
-        grammar: () => structuralTagGrammar(hermesCallsTag(tools, maxCalls), 'tools'),
+        grammar: () => structuralTagGrammar(tag, 'tools'),
       },
     };
   }
@@ -166,45 +176,6 @@ export function toolCalling(
     templateTools: tools,
     output: { kind: 'named', name: tool.name },
     guide: { param: 'tool_choice', grammar: () => compileJsonSchema(tool.parameters, tool.param) },
-  };
-}
-
-/**
- * Hermes' calls as a structural tag: free text, and after each `<tool_call>` one call
- * `{"name": <a tool's name>, "arguments": <its arguments>}` up to `</tool_call>` (whitespace
- * around the object as templates write it), a strict tool's arguments held to its schema and
- * the others' to any object; with parallel_tool_calls false, nothing after the first call.
- */
-function hermesCallsTag(tools: readonly FunctionTool[], maxCalls: number): object {
-  const space = { type: 'regex', pattern: '\\s*' };
-  return {
-    type: 'structural_tag',
-    format: {
-      type: 'triggered_tags',
-      triggers: ['<tool_call>'],
-      tags: tools.map((t) => ({
-        type: 'tag',
-        begin: '<tool_call>',
-        content: {
-          type: 'sequence',
-          elements: [
-            space,
-            { type: 'const_string', value: `{"name": ${JSON.stringify(t.function.name)}, "arguments": ` },
-            {
-              type: 'json_schema',
-              json_schema:
-                t.function.strict === true
-                  ? (t.function.parameters ?? NO_PARAMETERS)
-                  : { type: 'object', additionalProperties: true },
-            },
-            { type: 'const_string', value: '}' },
-            space,
-          ],
-        },
-        end: '</tool_call>',
-      })),
-      stop_after_first: maxCalls === 1,
-    },
   };
 }
 

@@ -6,6 +6,7 @@ import type { ChatCompletionRequest } from '../../server/schemas/chat-request.js
 import type { ServingTokenizer } from '../../server/serving-stack.js';
 import { ToolCallReader } from '../../server/tool-call-stream.js';
 import { toolCalling } from '../../server/tool-calls.js';
+import { autoToolCallReader, type ToolCallParserName } from '../../server/tool-parsers/parsers.js';
 import { ByteMatcher } from '../../structured/byte-matcher.js';
 import type { Grammar } from '../../structured/grammar-nodes.js';
 import { compileToolCallsGrammar } from '../../structured/json-schema.js';
@@ -552,18 +553,60 @@ describe('tool_choice "auto" over HTTP (--enable-auto-tool-choice --tool-call-pa
   });
 });
 
+const guideTokenizer = { chatTemplateReads: () => true } as unknown as ServingTokenizer;
+/** The grammar of strict tools (weather strict, time not) under "auto" with `parser`. */
+const strictGrammarOf = (parser: ToolCallParserName, parallel: boolean) => {
+  const strictWeather = { ...WEATHER, function: { ...WEATHER.function, strict: true } };
+  const calling = toolCalling(
+    { ...chat({ tools: [strictWeather, CLOCK] }), parallel_tool_calls: parallel } as ChatCompletionRequest,
+    guideTokenizer,
+    parser,
+  );
+  expect(calling.output).toMatchObject({ kind: 'auto', parser });
+  return calling.guide!.grammar();
+};
+
+/**
+ * Random walks through a strict guide, drawn toward `target` (one call) so that they reach calls:
+ * every output the guide can end is read by the parser with calls where `expectsCalls` says
+ * (at least that many: 0 means none at all).
+ */
+function expectGuidedCallsRead(
+  parser: ToolCallParserName,
+  target: string,
+  expectsCalls: (text: string) => number,
+) {
+  const m = new ByteMatcher(strictGrammarOf(parser, true));
+  const rand = mulberry32(3);
+  const alphabet = [...new Set([...target, ...'{}"; abx<>|:'])].map((c) => c.charCodeAt(0));
+  let calls = 0;
+  for (let walk = 0; walk < 300; walk++) {
+    let states = m.start();
+    let text = '';
+    const aim = rand() < 0.5 ? target.repeat(2) : 'a';
+    for (let i = 0; i < 160; i++) {
+      const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+      if (next.length === 0 || (m.canEnd(states) && rand() < 0.03)) break;
+      const want = aim.charCodeAt(text.length);
+      const b = next.includes(want) && rand() < 0.95 ? want : next[Math.floor(rand() * next.length)];
+      states = m.feed(states, b);
+      text += String.fromCharCode(b);
+    }
+    if (!m.canEnd(states)) continue;
+    const reader = autoToolCallReader(parser, Number.POSITIVE_INFINITY);
+    reader.push(text);
+    reader.finish();
+    const expected = expectsCalls(text);
+    if (expected === 0) expect(reader.calls, text).toEqual([]);
+    else expect(reader.calls.length, text).toBeGreaterThanOrEqual(expected);
+    for (const c of reader.calls) expect(['weather', 'time']).toContain(c.function.name);
+    calls += reader.calls.length;
+  }
+  expect(calls).toBeGreaterThan(0);
+}
+
 describe('strict tools under tool_choice "auto" (hermes): the guide', () => {
-  const tokenizer = { chatTemplateReads: () => true } as unknown as ServingTokenizer;
-  const grammarOf = (parallel: boolean) => {
-    const strictWeather = { ...WEATHER, function: { ...WEATHER.function, strict: true } };
-    const calling = toolCalling(
-      { ...chat({ tools: [strictWeather, CLOCK] }), parallel_tool_calls: parallel } as ChatCompletionRequest,
-      tokenizer,
-      'hermes',
-    );
-    expect(calling.output).toMatchObject({ kind: 'auto', parser: 'hermes' });
-    return calling.guide!.grammar();
-  };
+  const grammarOf = (parallel: boolean) => strictGrammarOf('hermes', parallel);
 
   it("holds a strict tool's call to its schema, leaves the others' arguments free, and text free", () => {
     const g = grammarOf(true);
@@ -584,6 +627,14 @@ describe('strict tools under tool_choice "auto" (hermes): the guide', () => {
       '<tool_call>{"arguments": {}, "name": "time"}</tool_call>',
     ])
       expect(accepts(g, bad), bad).toBe(false);
+  });
+
+  it('what it lets through, the parser reads as the model meant: each <tool_call> a call', () => {
+    expectGuidedCallsRead(
+      'hermes',
+      '<tool_call>{"name": "weather", "arguments": {"city": "Oslo"}}</tool_call>',
+      (text) => text.split('<tool_call>').length - 1,
+    );
   });
 
   it('parallel_tool_calls false: nothing after the first call', () => {
@@ -625,5 +676,39 @@ describe('tool_choice "auto" over HTTP (--tool-call-parser pythonic)', () => {
     expect(content).toBe('');
     expect(calls.map((c) => c.function)).toEqual(choice.message.tool_calls.map((c: Call) => c.function));
     expect(finish).toBe('tool_calls');
+  });
+});
+
+describe('strict tools under tool_choice "auto" (llama3_json): the guide', () => {
+  const call = (name: string, args: string) => `{"name": "${name}", "parameters": ${args}}`;
+
+  it('is calls from the first brace, each of a listed tool, a strict one by its schema; or text that is not', () => {
+    const g = strictGrammarOf('llama3_json', true);
+    for (const ok of [
+      call('weather', '{"city": "Oslo"}'),
+      ` ${call('time', '{"zone": [1]}')}; ${call('weather', '{"city": "Paris"}')}\n`,
+      'The weather is fine.',
+      '',
+      '<|python',
+      'a {"name": "weather"}',
+    ])
+      expect(accepts(g, ok), ok).toBe(true);
+    for (const bad of [
+      call('weather', '{"city": "Rome"}'),
+      call('news', '{}'),
+      '{"arguments": {}, "name": "time"}',
+      '  {not a call',
+      '<|python_tag|>{}',
+    ])
+      expect(accepts(g, bad), bad).toBe(false);
+    const one = strictGrammarOf('llama3_json', false);
+    expect(accepts(one, `${call('time', '{}')}; ${call('time', '{}')}`)).toBe(false);
+    expect(accepts(one, call('time', '{}'))).toBe(true);
+  });
+
+  it('what it lets through, the parser reads as the model meant: calls that parse, or text', () => {
+    expectGuidedCallsRead('llama3_json', call('weather', '{"city": "Oslo"}'), (text) =>
+      text.trimStart().startsWith('{') ? 1 : 0,
+    );
   });
 });
