@@ -100,9 +100,9 @@ function llama3JsonCalls(tools: readonly GuidedFunction[], maxCalls: number): ob
  */
 function notCallsText(): string {
   const chars = [...LLAMA_PYTHON_TAG];
-  const escape = (c: string) => c.replace(/[\\^$.*+?()[\]{}|-]/g, '\\$&');
-  const options = [`[^\\s{${escape(chars[0])}][\\s\\S]*`];
+  const literal = (c: string) => c.replace(/[\\^$.*+?()[\]{}|-]/g, '\\$&');
+  const options = [`[^\\s{${literal(chars[0])}][\\s\\S]*`];
   for (let k = 1; k < chars.length; k++)
-    options.push(`${chars.slice(0, k).map(escape).join('')}(?:[^${escape(chars[k])}][\\s\\S]*)?`);
+    options.push(`${chars.slice(0, k).map(literal).join('')}(?:[^${literal(chars[k])}][\\s\\S]*)?`);
   return `\\s*(?:${options.join('|')})?`;
 }
