@@ -122,6 +122,11 @@ type Frame =
       readonly lo: number;
       readonly hi: number;
       readonly cp: number;
+      /**
+       * A regex a grammar placed that has read nothing yet: where it may match the empty text,
+       * the grammar went on past it already (cfgEnter), so it does not end before a byte too.
+       */
+      readonly fresh?: boolean;
     }
   /**
    * A grammar root (ebnf-grammar.ts): at a `chars` step, with a UTF-8 character in progress as in
@@ -346,7 +351,7 @@ export class ByteMatcher {
       case 'literal':
         return `l${f.node},${f.pos},${f.live.join(' ')}`;
       case 'regex':
-        return `r${f.node},${f.states.join(' ')},${f.cont},${f.lo}-${f.hi},${f.cp}`;
+        return `r${f.node},${f.states.join(' ')},${f.cont},${f.lo}-${f.hi},${f.cp}${f.fresh ? ',f' : ''}`;
       case 'cfg':
         return `g${f.step},${f.cont},${f.lo}-${f.hi},${f.cp}`;
       case 'resume':
@@ -402,7 +407,7 @@ export class ByteMatcher {
       }
       case 'regex': {
         // A regex inside a grammar may end before `b`, which what follows it then reads.
-        if (s.up !== null && f.cont === 0 && this.regexOf(f.node).streamAccepts(f.states))
+        if (s.up !== null && !f.fresh && f.cont === 0 && this.regexOf(f.node).streamAccepts(f.states))
           this.feedOne(s.up, b, out);
         const char = utf8Step(f, b);
         if (!char) return;
@@ -410,13 +415,13 @@ export class ByteMatcher {
           // A character in progress is taken only if one it can still become continues the match.
           const [first, last] = partialRange(char);
           if (!regexMayRead(this.regexOf(f.node), f.states, first, last)) return;
-          out.push({ frame: { ...f, ...char }, up: s.up });
+          out.push({ frame: { ...f, ...char, fresh: false }, up: s.up });
           return;
         }
         // One character per code point, as Python's re reads text.
         const states = this.regexOf(f.node).streamStep(f.states, String.fromCodePoint(char.cp));
         if (states.length === 0) return;
-        out.push({ frame: { ...f, states, cont: 0, lo: 0, hi: 0, cp: 0 }, up: s.up });
+        out.push({ frame: { ...f, states, cont: 0, lo: 0, hi: 0, cp: 0, fresh: false }, up: s.up });
         return;
       }
       case 'cfg': {
@@ -582,7 +587,10 @@ export class ByteMatcher {
         const node = this.nodes[at.node];
         if (node.kind === 'regex') {
           const states = node.regex.streamStart();
-          out.push({ frame: { t: 'regex', node: at.node, states, cont: 0, lo: 0, hi: 0, cp: 0 }, up: back });
+          out.push({
+            frame: { t: 'regex', node: at.node, states, cont: 0, lo: 0, hi: 0, cp: 0, fresh: true },
+            up: back,
+          });
           if (node.regex.streamAccepts(states)) this.cfgEnter(at.next, up, out, seen);
         } else out.push({ frame: { t: 'value', node: at.node, ws: 0, sep: 0 }, up: back });
         return;

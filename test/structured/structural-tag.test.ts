@@ -166,6 +166,13 @@ describe('structural tags: formats', () => {
     });
     for (const ok of ['yn!', '>yyn..!!', 'nn!']) expect(accepts(g, ok), ok).toBe(true);
     for (const bad of ['y!', 'yyyy!', 'yn', '>>yn!']) expect(accepts(g, bad), bad).toBe(false);
+    // Loops over a part that can match nothing end (the matcher once recursed without end here).
+    const empties = tag({
+      type: 'plus',
+      content: { type: 'plus', content: { type: 'regex', pattern: 'a*' } },
+    });
+    for (const text of ['', 'a', 'aaaa']) expect(accepts(empties, text), text).toBe(true);
+    expect(accepts(empties, 'ab')).toBe(false);
     const many = tag({ type: 'repeat', min: 1, max: -1, content: yes });
     expect(accepts(many, 'yyyyyy')).toBe(true);
     expect(accepts(many, '')).toBe(false);
@@ -326,5 +333,107 @@ describe('structural tags: compact JSON parts', () => {
     expect(accepts(compact, '<function=get_weather>{"city":"x"}</function>')).toBe(false);
     expect(accepts(compact, '<function=get_weather>{ "city": "x"}</function>')).toBe(false);
     expect(tag({ type: 'const_string', value: 'x' }).jsonParts).toBe(false);
+  });
+});
+
+describe('structural tags: random formats', () => {
+  /** A random format tree over a small alphabet, sometimes malformed. */
+  function randomFormat(rand: () => number, depth: number): unknown {
+    const text = () => ['a', 'b', 'ab', '<', '</x>', ''][Math.floor(rand() * 6)];
+    const tagOf = (): unknown => ({
+      type: 'tag',
+      begin: `<${text()}`,
+      content: randomFormat(rand, depth + 1),
+      end: rand() < 0.2 ? [text(), '>'] : `>${text()}`,
+    });
+    const kinds = depth > 2 ? ['const_string', 'json_schema', 'regex', 'any_text'] : Object.keys(KINDS);
+    const kind = kinds[Math.floor(rand() * kinds.length)];
+    const inner = () => randomFormat(rand, depth + 1);
+    switch (kind) {
+      case 'const_string':
+        return { type: kind, value: text() };
+      case 'json_schema':
+        return {
+          type: kind,
+          json_schema: [{ type: 'integer' }, { enum: ['a', 'b'] }, { type: 'boolean' }][
+            Math.floor(rand() * 3)
+          ],
+        };
+      case 'regex':
+        return { type: kind, pattern: ['a*', 'b|ab', '[ab]{1,2}', 'x?'][Math.floor(rand() * 4)] };
+      case 'any_text':
+        return { type: kind, excludes: rand() < 0.5 ? [text()] : [] };
+      case 'sequence':
+      case 'or':
+        return {
+          type: kind,
+          elements: Array.from({ length: Math.floor(rand() * 3) + (kind === 'or' ? 1 : 0) }, inner),
+        };
+      case 'optional':
+      case 'star':
+      case 'plus':
+        return { type: kind, content: inner() };
+      case 'repeat':
+        return { type: kind, min: Math.floor(rand() * 2), max: rand() < 0.3 ? -1 : 2, content: inner() };
+      case 'tag':
+        return tagOf();
+      case 'triggered_tags':
+        return {
+          type: kind,
+          triggers: ['<'],
+          tags: [tagOf(), tagOf()],
+          at_least_one: rand() < 0.3,
+          stop_after_first: rand() < 0.3,
+        };
+      case 'tags_with_separator':
+        return { type: kind, tags: [tagOf()], separator: text(), at_least_one: rand() < 0.5 };
+      default:
+        return { type: kind, rules: [['#', inner()]], loop: rand() < 0.5 };
+    }
+  }
+  const KINDS = {
+    const_string: 1,
+    json_schema: 1,
+    regex: 1,
+    any_text: 1,
+    sequence: 1,
+    or: 1,
+    optional: 1,
+    star: 1,
+    plus: 1,
+    repeat: 1,
+    tag: 1,
+    triggered_tags: 1,
+    tags_with_separator: 1,
+    dispatch: 1,
+  };
+
+  it('compile or are refused by name, and their walks never reach a state with no way on', () => {
+    const rand = mulberry32(99);
+    // Every character the formats below can call for.
+    const alphabet = [...'ab<>/x#0123456789-"truefals '].map((c) => c.charCodeAt(0));
+    let compiled = 0;
+    for (let round = 0; round < 300; round++) {
+      const format = randomFormat(rand, 0);
+      let g: ReturnType<typeof tag>;
+      try {
+        g = tag(format);
+      } catch (err) {
+        expect(err, JSON.stringify(format)).toBeInstanceOf(GuideError);
+        continue;
+      }
+      compiled++;
+      const m = new ByteMatcher(g);
+      for (let walk = 0; walk < 5; walk++) {
+        let states = m.start();
+        for (let i = 0; i < 40; i++) {
+          const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+          expect(next.length > 0 || m.canEnd(states), JSON.stringify(format)).toBe(true);
+          if (next.length === 0) break;
+          states = m.feed(states, next[Math.floor(rand() * next.length)]);
+        }
+      }
+    }
+    expect(compiled).toBeGreaterThan(150);
   });
 });
