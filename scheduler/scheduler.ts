@@ -371,6 +371,17 @@ export class Scheduler {
         if (startPos + t === seq.promptLogprobs.length) seq.promptLogprobs.push(scored);
       });
       if (!needsLogits) continue;
+      if (seq.editsFailure) {
+        const why = seq.editsFailure;
+        this.requests.fail(
+          state,
+          new GenerationError(`request ${state.req.requestId}: its logit edits failed: ${messageOf(why)}`, {
+            cause: why,
+          }),
+          'failed',
+        );
+        continue;
+      }
       const scores: Pick<GenerationDelta, 'logprobs' | 'promptLogprobs'> = {};
       if (seq.numTopLogprobs !== null) {
         if (!tokenLogprobs)

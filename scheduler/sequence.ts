@@ -40,6 +40,11 @@ export class Sequence {
   readonly promptLogprobs: TokenLogprobs[] = [];
   /** The prompt's log-probabilities went out with the choice's first token. */
   hasSentPromptLogprobs = false;
+  /**
+   * Why this step's edits of its row could not be made (a structured-output guide that failed):
+   * its request fails alone after the step, instead of the whole step with it.
+   */
+  editsFailure: Error | null = null;
 
   constructor(
     readonly seqId: number,
@@ -90,7 +95,13 @@ export class Sequence {
 
   /** The edits of the row that samples this choice's next token (scheduler/logit-edits.ts). */
   logitAdjustments(): LogitAdjustments | null {
-    return this.logitEdits?.adjustments(this.tokenIds, this.numPromptTokens) ?? null;
+    try {
+      return this.logitEdits?.adjustments(this.tokenIds, this.numPromptTokens) ?? null;
+    } catch (error) {
+      // The row is sampled without them and its token dropped: the scheduler fails the request.
+      this.editsFailure = error instanceof Error ? error : new Error(String(error));
+      return null;
+    }
   }
 
   finish(reason: FinishReason): void {

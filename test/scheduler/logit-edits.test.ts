@@ -307,3 +307,52 @@ describe('SequenceLogitEdits', () => {
     expect(allowed(both, [9])).toEqual([98]);
   });
 });
+
+describe('a guide that fails', () => {
+  it('fails its own request alone; requests in the same steps go on as if it were not there', async () => {
+    // A guide that throws on its third token (a matcher bug, say).
+    let calls = 0;
+    const broken = {
+      start: () => ({
+        isDead: false,
+        advance: () => {},
+        allowedTokens: () => {
+          if (++calls >= 3) throw new RangeError('Maximum call stack size exceeded');
+          return null;
+        },
+      }),
+    };
+    const healthy = REQUESTS.slice(0, 2);
+    const alone = await generate(healthy);
+    const { pool, kvCache } = fakeKv(513);
+    const scheduler = fakeScheduler(new FakeEngine(pool, looping), kvCache, {
+      limits: { maxNumSeqs: 8, maxNumBatchedTokens: 64, maxModelLen: 64 },
+    });
+    const run = async (requestId: string, prompt: number[], sampling: SamplingParams) => {
+      const out: number[] = [];
+      for await (const d of scheduler.submit({
+        requestId,
+        promptTokens: prompt,
+        adapter: null,
+        sampling,
+      }) as AsyncIterable<GenerationDelta>)
+        out.push(...d.tokenIds);
+      return out;
+    };
+    const [failed, ...others] = await Promise.allSettled([
+      run(
+        'broken',
+        [3, 3],
+        fakeSampling({ maxTokens: 12, ignoreEos: true, logitEdits: edits({ guide: broken }) }),
+      ),
+      ...healthy.map((r, i) => run(`r${i}`, r.prompt, r.sampling)),
+    ]);
+    expect(failed.status).toBe('rejected');
+    expect(String((failed as PromiseRejectedResult).reason)).toMatch(
+      /logit edits failed: Maximum call stack/,
+    );
+    expect(others.map((o) => (o as PromiseFulfilledResult<number[]>).value)).toEqual(
+      alone.tokens.map((t) => t[0]),
+    );
+  });
+});
