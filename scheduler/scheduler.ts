@@ -371,6 +371,18 @@ export class Scheduler {
         if (startPos + t === seq.promptLogprobs.length) seq.promptLogprobs.push(scored);
       });
       if (!needsLogits) continue;
+      const scores: Pick<GenerationDelta, 'logprobs' | 'promptLogprobs'> = {};
+      if (seq.numTopLogprobs !== null) {
+        if (!tokenLogprobs)
+          throw new Error(`sequence ${seq.seqId}: the engine returned no log-probabilities`);
+        scores.logprobs = [tokenLogprobs];
+      }
+      if (seq.scoresPrompt && !seq.hasSentPromptLogprobs) {
+        seq.hasSentPromptLogprobs = true;
+        scores.promptLogprobs = seq.promptLogprobs;
+      }
+      // Its edits could not be made for this row, or not follow its token (a guide that threw).
+      if (!seq.editsFailure) seq.appendToken(tokenId);
       if (seq.editsFailure) {
         const why = seq.editsFailure;
         this.requests.fail(
@@ -382,17 +394,6 @@ export class Scheduler {
         );
         continue;
       }
-      const scores: Pick<GenerationDelta, 'logprobs' | 'promptLogprobs'> = {};
-      if (seq.numTopLogprobs !== null) {
-        if (!tokenLogprobs)
-          throw new Error(`sequence ${seq.seqId}: the engine returned no log-probabilities`);
-        scores.logprobs = [tokenLogprobs];
-      }
-      if (seq.scoresPrompt && !seq.hasSentPromptLogprobs) {
-        seq.hasSentPromptLogprobs = true;
-        scores.promptLogprobs = seq.promptLogprobs;
-      }
-      seq.appendToken(tokenId);
       this.numGeneratedTokens++;
       if (!state.hasFirstToken) {
         state.hasFirstToken = true;

@@ -90,7 +90,11 @@ export class Sequence {
   /** A generated token. */
   appendToken(tokenId: number): void {
     this.tokenIds.push(tokenId);
-    this.logitEdits?.recordOutput(tokenId);
+    try {
+      this.logitEdits?.recordOutput(tokenId);
+    } catch (error) {
+      this.editsFailure = error instanceof Error ? error : new Error(String(error));
+    }
   }
 
   /** The edits of the row that samples this choice's next token (scheduler/logit-edits.ts). */

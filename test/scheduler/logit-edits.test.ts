@@ -339,11 +339,26 @@ describe('a guide that fails', () => {
         out.push(...d.tokenIds);
       return out;
     };
-    const [failed, ...others] = await Promise.allSettled([
+    // And one that throws when its first token is fed to it.
+    const brokenAdvance = {
+      start: () => ({
+        isDead: false,
+        advance: () => {
+          throw new Error('no state');
+        },
+        allowedTokens: () => null,
+      }),
+    };
+    const [failed, failedOnAdvance, ...others] = await Promise.allSettled([
       run(
         'broken',
         [3, 3],
         fakeSampling({ maxTokens: 12, ignoreEos: true, logitEdits: edits({ guide: broken }) }),
+      ),
+      run(
+        'broken-advance',
+        [4],
+        fakeSampling({ maxTokens: 12, ignoreEos: true, logitEdits: edits({ guide: brokenAdvance }) }),
       ),
       ...healthy.map((r, i) => run(`r${i}`, r.prompt, r.sampling)),
     ]);
@@ -351,6 +366,7 @@ describe('a guide that fails', () => {
     expect(String((failed as PromiseRejectedResult).reason)).toMatch(
       /logit edits failed: Maximum call stack/,
     );
+    expect(String((failedOnAdvance as PromiseRejectedResult).reason)).toMatch(/logit edits failed: no state/);
     expect(others.map((o) => (o as PromiseFulfilledResult<number[]>).value)).toEqual(
       alone.tokens.map((t) => t[0]),
     );
