@@ -155,7 +155,7 @@ function functionTool(tool: AnthropicTool, at: string): FunctionTool {
       `${at}.type`,
       `Tool of type ${echoed(tool.type)} (Loom runs no server tools; custom tools only)`,
     );
-  const known = new Set(['name', 'description', 'input_schema', 'type', 'cache_control']);
+  const known = new Set(['name', 'description', 'input_schema', 'type', 'cache_control', 'strict']);
   const unknown = Object.keys(tool).find((k) => !known.has(k));
   if (unknown !== undefined)
     throw invalidRequest(
@@ -169,6 +169,8 @@ function functionTool(tool: AnthropicTool, at: string): FunctionTool {
       name: tool.name,
       ...(tool.description === undefined ? {} : { description: tool.description }),
       ...(tool.input_schema === undefined ? {} : { parameters: tool.input_schema }),
+      // Anthropic's strict tools: their calls follow the schema, as chat's strict functions do.
+      ...(tool.strict == null ? {} : { strict: tool.strict }),
     },
   };
 }

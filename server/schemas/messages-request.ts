@@ -58,6 +58,7 @@ export const AnthropicToolSchema = Type.Object(
     ),
     type: Type.Optional(Type.String({ description: 'a string' })),
     cache_control: Type.Optional(Type.Unknown()),
+    strict: Type.Optional(Type.Boolean({ description: 'a boolean' })),
   },
   // Anthropic's server tools carry fields of their own; the route refuses them by type.
   { description: 'a tool', additionalProperties: true },

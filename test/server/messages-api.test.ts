@@ -167,6 +167,29 @@ describe('POST /v1/messages', () => {
     expect(text(turns.body)).toBe(same.body.choices[0].message.content);
   });
 
+  it("takes a tool's strict (Anthropic's structured tool use): forced, its input follows the schema", async () => {
+    const weather = {
+      name: 'weather',
+      strict: true,
+      input_schema: { type: 'object', properties: { city: { enum: ['Paris', 'Oslo'] } }, required: ['city'] },
+    };
+    const forced = await post('/v1/messages', {
+      model: TINY_MODEL_NAME,
+      max_tokens: 60,
+      tools: [weather],
+      tool_choice: { type: 'any' },
+      messages: [{ role: 'user', content: 'Weather?' }],
+    });
+    expect(forced.status, JSON.stringify(forced.body)).toBe(200);
+    expect(forced.body.content[0]).toMatchObject({ type: 'tool_use', name: 'weather' });
+    const bad = await post('/v1/messages', {
+      ...greedy,
+      tools: [{ ...weather, strict: 'yes' }],
+      messages: [],
+    });
+    expect(bad.status).toBe(400);
+  });
+
   it("answers errors in Anthropic's shape, and keeps serving", async () => {
     const cases: Array<[object, number, string, RegExp]> = [
       [{ max_tokens: undefined }, 400, 'invalid_request_error', /max_tokens/],
