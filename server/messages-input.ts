@@ -12,7 +12,8 @@ import type {
  * An Anthropic Messages request as the chat completion it asks for, as vLLM converts it: the
  * system prompt first, each message's text blocks its content, an assistant's tool_use blocks
  * its tool_calls, a user's tool_result blocks tool messages before its text; tools with their
- * input_schema as chat's functions, tool_choice auto/any/none/tool as auto/required/none/named.
+ * input_schema as chat's functions, tool_choice auto/any/none/tool as auto/required/none/named,
+ * output_format (structured outputs) as response_format json_schema.
  * Images, documents, thinking and Anthropic's server tools are a 400 naming them.
  */
 export function chatRequestOfMessages(body: MessagesRequest | CountTokensRequest): ChatCompletionRequest {
@@ -52,6 +53,20 @@ export function chatRequestOfMessages(body: MessagesRequest | CountTokensRequest
   if (body.container != null) throw notSupported('container', 'container (Loom runs no code)');
   if (body.service_tier != null && !['auto', 'standard_only'].includes(body.service_tier))
     throw notSupported('service_tier', `service_tier "${echoed(body.service_tier)}" (Loom has one tier)`);
+  const format = body.output_format;
+  if (format) {
+    if (format.type !== 'json_schema')
+      throw notSupported(
+        'output_format.type',
+        `output_format of type ${echoed(format.type)} (Loom takes "json_schema")`,
+      );
+    if (format.schema === undefined)
+      throw invalidRequest(
+        'output_format.schema is required for type "json_schema".',
+        'output_format.schema',
+      );
+    chat.response_format = { type: 'json_schema', json_schema: { name: 'output', schema: format.schema } };
+  }
   return {
     ...chat,
     max_tokens: body.max_tokens,

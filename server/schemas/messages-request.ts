@@ -106,6 +106,16 @@ export const MessagesRequestSchema = Type.Object(
     ),
     service_tier: Type.Optional(Type.String({ description: 'a string' })),
     container: Type.Optional(Type.Unknown()),
+    /** Anthropic's structured outputs: the answer's text is a document of this JSON Schema. */
+    output_format: Type.Optional(
+      Type.Object(
+        {
+          type: Type.String({ description: 'a string' }),
+          schema: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'a JSON Schema' })),
+        },
+        { description: 'an object with a type and a schema', ...REQUEST_OBJECT },
+      ),
+    ),
   },
   REQUEST_OBJECT,
 );

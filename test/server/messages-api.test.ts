@@ -190,6 +190,31 @@ describe('POST /v1/messages', () => {
     expect(bad.status).toBe(400);
   });
 
+  it("output_format (Anthropic's structured outputs): the answer's text is a document of the schema", async () => {
+    const schema = {
+      type: 'object',
+      properties: { answer: { enum: ['yes', 'no'] }, sure: { type: 'boolean' } },
+      required: ['answer', 'sure'],
+      additionalProperties: false,
+    };
+    for (const temperature of [0, 1.2]) {
+      const res = await post('/v1/messages', {
+        ...greedy,
+        temperature,
+        max_tokens: 200,
+        output_format: { type: 'json_schema', schema },
+        messages: [{ role: 'user', content: 'Sure?' }],
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      expect(res.body.stop_reason).toBe('end_turn');
+      const value = JSON.parse(text(res.body));
+      expect(Object.keys(value)).toEqual(['answer', 'sure']);
+      expect(['yes', 'no']).toContain(value.answer);
+    }
+    const bad = await post('/v1/messages', { ...greedy, output_format: { type: 'xml' }, messages: [] });
+    expect(bad.status).toBe(400);
+  });
+
   it("answers errors in Anthropic's shape, and keeps serving", async () => {
     const cases: Array<[object, number, string, RegExp]> = [
       [{ max_tokens: undefined }, 400, 'invalid_request_error', /max_tokens/],
