@@ -1,4 +1,5 @@
 import type { SampledStep, StepPlan } from '../kernels/engine.js';
+import type { TokenLogprobs } from '../kernels/logprobs.js';
 import type { AdapterLayout } from '../memory/adapter-layout.js';
 import type { KvCache } from '../memory/kv-cache.js';
 import type { AdapterResidency } from './adapter-residency.js';
@@ -363,68 +364,81 @@ export class Scheduler {
       const tokenId = needsLogits ? tokens[row++] : -1;
       const state = this.requests.ownerOf(seq);
       if (!state || state.isDone || seq.isFinished) continue;
-      const startPos = seq.numCachedTokens;
-      seq.numCachedTokens += numTokens;
-      this.prefixReuse?.commit(seq);
-      // A recompute after preemption scores positions already scored: keep the first answers.
-      promptLogprobs[i]?.forEach((scored, t) => {
-        if (startPos + t === seq.promptLogprobs.length) seq.promptLogprobs.push(scored);
-      });
-      if (!needsLogits) continue;
-      const scores: Pick<GenerationDelta, 'logprobs' | 'promptLogprobs'> = {};
-      if (seq.numTopLogprobs !== null) {
-        if (!tokenLogprobs)
-          throw new Error(`sequence ${seq.seqId}: the engine returned no log-probabilities`);
-        scores.logprobs = [tokenLogprobs];
-      }
-      if (seq.scoresPrompt && !seq.hasSentPromptLogprobs) {
-        seq.hasSentPromptLogprobs = true;
-        scores.promptLogprobs = seq.promptLogprobs;
-      }
-      // Its edits could not be made for this row, or not follow its token (a guide that threw).
-      if (!seq.editsFailure) seq.appendToken(tokenId);
-      if (seq.editsFailure) {
-        const why = seq.editsFailure;
+      try {
+        this.acceptChunk(state, seq, numTokens, needsLogits, tokenId, tokenLogprobs, promptLogprobs[i]);
+      } catch (error) {
+        // One request's output that cannot be taken (a decoder or a guide that threw) fails that request alone.
         this.requests.fail(
           state,
-          new GenerationError(`request ${state.req.requestId}: its logit edits failed: ${messageOf(why)}`, {
-            cause: why,
-          }),
+          new GenerationError(`request ${state.req.requestId}: ${messageOf(error)}`, { cause: error }),
           'failed',
         );
-        continue;
       }
-      this.numGeneratedTokens++;
-      if (!state.hasFirstToken) {
-        state.hasFirstToken = true;
-        this.emit(state, { type: 'firstToken' });
-      }
-      this.emit(state, { type: 'token', index: seq.choiceIndex });
-      const verdict = seq.stopChecker.accept(tokenId);
-      if (verdict.finishReason) {
-        this.numFinishedInStep++;
-        this.requests.finishChoice(
-          state,
-          seq,
-          verdict.finishReason,
-          verdict.text,
-          [tokenId],
-          verdict.stopReason,
-          scores,
-        );
-      } else
-        state.stream.push({
-          index: seq.choiceIndex,
-          text: verdict.text,
-          tokenIds: [tokenId],
-          finishReason: null,
-          ...scores,
-        });
     }
     const numTokens = step.chunks.reduce((sum, chunk) => sum + chunk.numTokens, 0);
     const elapsedMs = this.clock.now() - step.startedAt;
     this.estimator.observe(numTokens, elapsedMs, this.numFinishedInStep);
     this.stepBudget.observe(numTokens, elapsedMs);
+  }
+
+  /** A step's chunk of one live sequence: its K/V progress, and the token its row sampled. */
+  private acceptChunk(
+    state: RequestState,
+    seq: Sequence,
+    numTokens: number,
+    needsLogits: boolean,
+    tokenId: number,
+    tokenLogprobs: TokenLogprobs | null | undefined,
+    chunkPromptLogprobs: readonly TokenLogprobs[] | null | undefined,
+  ): void {
+    const startPos = seq.numCachedTokens;
+    seq.numCachedTokens += numTokens;
+    this.prefixReuse?.commit(seq);
+    // A recompute after preemption scores positions already scored: keep the first answers.
+    chunkPromptLogprobs?.forEach((scored, t) => {
+      if (startPos + t === seq.promptLogprobs.length) seq.promptLogprobs.push(scored);
+    });
+    if (!needsLogits) return;
+    const scores: Pick<GenerationDelta, 'logprobs' | 'promptLogprobs'> = {};
+    if (seq.numTopLogprobs !== null) {
+      if (!tokenLogprobs)
+        throw new Error(`sequence ${seq.seqId}: the engine returned no log-probabilities`);
+      scores.logprobs = [tokenLogprobs];
+    }
+    if (seq.scoresPrompt && !seq.hasSentPromptLogprobs) {
+      seq.hasSentPromptLogprobs = true;
+      scores.promptLogprobs = seq.promptLogprobs;
+    }
+    // Its edits could not be made for this row, or not follow its token (a guide that threw).
+    if (!seq.editsFailure) seq.appendToken(tokenId);
+    if (seq.editsFailure)
+      throw new Error(`its logit edits failed: ${messageOf(seq.editsFailure)}`, { cause: seq.editsFailure });
+    this.numGeneratedTokens++;
+    if (!state.hasFirstToken) {
+      state.hasFirstToken = true;
+      this.emit(state, { type: 'firstToken' });
+    }
+    this.emit(state, { type: 'token', index: seq.choiceIndex });
+    const verdict = seq.stopChecker.accept(tokenId);
+    if (verdict.finishReason) {
+      this.numFinishedInStep++;
+      this.requests.finishChoice(
+        state,
+        seq,
+        verdict.finishReason,
+        verdict.text,
+        [tokenId],
+        verdict.stopReason,
+        scores,
+      );
+    } else
+      state.stream.push({
+        index: seq.choiceIndex,
+        text: verdict.text,
+        tokenIds: [tokenId],
+        finishReason: null,
+        ...scores,
+      });
   }
 
   /** The engine could not run the step: its requests fail with `error`. */

@@ -372,3 +372,40 @@ describe('a guide that fails', () => {
     );
   });
 });
+
+describe('a decoder that fails', () => {
+  it('fails its own request alone', async () => {
+    const { pool, kvCache } = fakeKv(513);
+    // The request that keeps special tokens gets a decoder that breaks on its third token.
+    const scheduler = fakeScheduler(new FakeEngine(pool, looping), kvCache, {
+      limits: { maxNumSeqs: 8, maxNumBatchedTokens: 64, maxModelLen: 64 },
+      newDecoder: ({ skipSpecialTokens }) => {
+        let n = 0;
+        return {
+          push: (id) => {
+            if (!skipSpecialTokens && ++n === 3) throw new Error('bad byte sequence');
+            return String.fromCharCode(97 + (id % 26));
+          },
+          flush: () => '',
+        };
+      },
+    });
+    const run = async (requestId: string, sampling: SamplingParams) => {
+      const out: number[] = [];
+      for await (const d of scheduler.submit({
+        requestId,
+        promptTokens: [1, 2],
+        adapter: null,
+        sampling,
+      }) as AsyncIterable<GenerationDelta>)
+        out.push(...d.tokenIds);
+      return out;
+    };
+    const [broken, healthy] = await Promise.allSettled([
+      run('broken', fakeSampling({ maxTokens: 8, ignoreEos: true, skipSpecialTokens: false })),
+      run('healthy', fakeSampling({ maxTokens: 8, ignoreEos: true })),
+    ]);
+    expect(String((broken as PromiseRejectedResult).reason)).toMatch(/request broken: bad byte sequence/);
+    expect((healthy as PromiseFulfilledResult<number[]>).value).toHaveLength(8);
+  });
+});

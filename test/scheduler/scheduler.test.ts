@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { AdmissionError, type GenerationDelta, type GenerationStream } from '../../scheduler/request.js';
 import { GenerationError, type Scheduler, type SchedulerLimits } from '../../scheduler/scheduler.js';
+import { fcfsPolicy } from '../../scheduler/scheduling-policy.js';
 import { FakeEngine, fakeAdapter, fakeKv, type NextToken, tableDecoder } from './fake-engine.js';
 import { FAKE_EOS, fakeScheduler, fakeRequest as request } from './fake-scheduler.js';
 import { ResidentAdapters } from './resident-adapters.js';
@@ -278,7 +279,7 @@ describe('scheduler', () => {
     expect(pool.numUsed('kv')).toBe(0);
   });
 
-  it('a fault in the scheduler itself fails the live requests instead of hanging them', async () => {
+  it('a request whose output cannot be taken (its decoder throws) fails alone; the server goes on', async () => {
     const { pool, kvCache } = fakeKv(65);
     const scheduler = fakeScheduler(new FakeEngine(pool, counting), kvCache, {
       newDecoder: () => ({
@@ -291,7 +292,28 @@ describe('scheduler', () => {
       limits: { maxNumSeqs: 4, maxNumBatchedTokens: 16, maxModelLen: 32, maxWaiting: 8 },
     });
     const failure = await failureOf(collect(scheduler.submit(request('a', [0], { maxTokens: 8 }))));
-    expect(String(failure)).toMatch(/scheduler failed: decoder broke/);
+    expect(String(failure)).toMatch(/request a: decoder broke/);
+    expect(pool.numUsed('kv')).toBe(0);
+    expect(choice(await collect(scheduler.submit(request('b', [5], { maxTokens: 2 })))).tokenIds).toEqual([
+      6, 7,
+    ]);
+  });
+
+  it('a fault in the scheduler itself fails the live requests instead of hanging them', async () => {
+    const { pool, kvCache } = fakeKv(65);
+    let faults = 1;
+    const scheduler = fakeScheduler(new FakeEngine(pool, counting), kvCache, {
+      policy: {
+        ...fcfsPolicy,
+        schedule: (input) => {
+          if (faults-- > 0) throw new Error('policy broke');
+          return fcfsPolicy.schedule(input);
+        },
+      },
+      limits: { maxNumSeqs: 4, maxNumBatchedTokens: 16, maxModelLen: 32, maxWaiting: 8 },
+    });
+    const failure = await failureOf(collect(scheduler.submit(request('a', [0], { maxTokens: 8 }))));
+    expect(String(failure)).toMatch(/scheduler failed: policy broke/);
     expect(pool.numUsed('kv')).toBe(0);
     expect(choice(await collect(scheduler.submit(request('b', [5], { maxTokens: 2 })))).tokenIds).toEqual([
       6, 7,
