@@ -401,8 +401,7 @@ export class Scheduler {
     if (!needsLogits) return;
     const scores: Pick<GenerationDelta, 'logprobs' | 'promptLogprobs'> = {};
     if (seq.numTopLogprobs !== null) {
-      if (!tokenLogprobs)
-        throw new Error(`sequence ${seq.seqId}: the engine returned no log-probabilities`);
+      if (!tokenLogprobs) throw new Error(`sequence ${seq.seqId}: the engine returned no log-probabilities`);
       scores.logprobs = [tokenLogprobs];
     }
     if (seq.scoresPrompt && !seq.hasSentPromptLogprobs) {
