@@ -55,6 +55,26 @@ export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
     expected: 'auto',
   },
   '--max-log-len': { why: 'Loom never logs prompt text', takesValue: true },
+  '--enable-chunked-prefill': {
+    why: 'Loom always cuts long prompts into chunks within --max-num-batched-tokens',
+    takesValue: false,
+  },
+  '--fully-sharded-loras': { why: 'Loom runs on one device', takesValue: false },
+  '--max-seq-len-to-capture': { why: 'Loom captures no CUDA graphs', takesValue: true },
+  '--swap-space': { why: 'Loom preempts by recomputing, never by swapping to host memory', takesValue: true },
+  '--uvicorn-log-level': { why: "Loom's HTTP server logs at --log-level", takesValue: true },
+  '--kv-cache-dtype': {
+    why: "Loom keeps the KV cache in its engine's own dtype",
+    takesValue: true,
+    accepts: (v) => v === 'auto',
+    expected: 'auto (Loom has no fp8 KV cache)',
+  },
+  '--distributed-executor-backend': {
+    why: 'Loom serves from one process on one device',
+    takesValue: true,
+    accepts: (v) => v === 'mp' || v === 'uni',
+    expected: 'mp or uni (Loom serves from one process; ray is not supported)',
+  },
 };
 
 /** vLLM's short forms of flags. */

@@ -331,5 +331,28 @@ describe('flags a vLLM user types', () => {
     expect(() => serve(['--load-format', 'pt'])).toThrow(/--load-format: "pt"/);
     expect(() => serve(['--trust-remote-code=true'])).toThrow(/takes no value/);
     expect(() => serve(['--enable-sleep-mode'])).toThrow(/unknown flag --enable-sleep-mode/);
+    expect(() => serve(['--kv-cache-dtype', 'fp8'])).toThrow(/fp8 KV cache/);
+    expect(() => serve(['--distributed-executor-backend', 'ray'])).toThrow(/ray is not supported/);
+  });
+
+  it("accepts common vLLM deployment flags that change nothing in Loom's one process", () => {
+    const options = serve([
+      '--enable-chunked-prefill',
+      '--swap-space',
+      '16',
+      '--max-seq-len-to-capture',
+      '8192',
+      '--uvicorn-log-level',
+      'warning',
+      '--kv-cache-dtype',
+      'auto',
+      '--distributed-executor-backend',
+      'mp',
+      '--fully-sharded-loras',
+    ]);
+    expect(options.notices).toHaveLength(7);
+    expect(options.notices).toContain(
+      '--swap-space 16: ignored, Loom preempts by recomputing, never by swapping to host memory',
+    );
   });
 });
