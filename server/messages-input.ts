@@ -16,9 +16,18 @@ import type {
  * output_format (structured outputs) as response_format json_schema.
  * Images, documents, thinking and Anthropic's server tools are a 400 naming them.
  */
-export function chatRequestOfMessages(body: MessagesRequest | CountTokensRequest): ChatCompletionRequest {
+export function chatRequestOfMessages(
+  body: MessagesRequest | CountTokensRequest,
+  /** A --reasoning-parser is set: the model reasons on its own, and its reasoning comes as thinking blocks. */
+  reasons = false,
+): ChatCompletionRequest {
   if (body.thinking != null && (body.thinking as { type?: unknown }).type !== 'disabled')
-    throw notSupported('thinking', 'thinking (Loom has no reasoning parser for the served model)');
+    throw notSupported(
+      'thinking',
+      reasons
+        ? 'thinking (the served model reasons on its own and its reasoning comes as thinking blocks, but Loom cannot hold it to a budget_tokens: leave thinking out)'
+        : 'thinking (the server has no --reasoning-parser for the served model)',
+    );
   if (body.mcp_servers != null) throw notSupported('mcp_servers', 'mcp_servers (Loom runs no tools)');
   const messages: ChatMessage[] = [];
   const system = systemText(body);

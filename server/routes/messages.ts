@@ -98,7 +98,7 @@ function blockEvents(emit: (event: object) => void): OutputBlockListener {
  * message_stop). Errors come in Anthropic's shape (routes/anthropic-errors.ts).
  */
 async function serveMessages(state: ServerState, reply: FastifyReply, body: MessagesRequest) {
-  const chat = chatRequestOfMessages(body);
+  const chat = chatRequestOfMessages(body, state.settings.reasoningParser !== null);
   const run = await prepareChatRun(state, chat);
   const { tools } = run;
   const id = `msg_${randomHex()}`;
@@ -182,7 +182,10 @@ export const messagesRoute: FastifyPluginAsyncTypebox = async (app) => {
     '/v1/messages/count_tokens',
     { config, schema: { body: CountTokensRequestSchema } },
     async (request) => {
-      const run = await prepareChatRun(app.loom, chatRequestOfMessages(request.body));
+      const run = await prepareChatRun(
+        app.loom,
+        chatRequestOfMessages(request.body, app.loom.settings.reasoningParser !== null),
+      );
       return { input_tokens: run.tokens.length };
     },
   );

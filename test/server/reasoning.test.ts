@@ -143,6 +143,15 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
     expect(message.body.content).toEqual([
       { type: 'thinking', thinking: text, signature: expect.stringMatching(/^[0-9a-f]{32}$/) },
     ]);
+    // Asking for thinking with a budget: the model reasons anyway, but the budget cannot be held.
+    const budget = await thinking().post('/v1/messages', {
+      model: TINY_MODEL_NAME,
+      max_tokens: 12,
+      thinking: { type: 'enabled', budget_tokens: 1024 },
+      messages: [{ role: 'user', content: 'Hi' }],
+    });
+    expect(budget.status).toBe(400);
+    expect(budget.body.error.message).toMatch(/reasons on its own .* budget_tokens/);
   });
   it("earlier turns' reasoning reaches the template on every route; elsewhere it is refused", async () => {
     const turns = [
