@@ -21,19 +21,14 @@ export function chatRequestOfMessages(
   /** A --reasoning-parser is set: the model reasons on its own, and its reasoning comes as thinking blocks. */
   reasons = false,
 ): ChatCompletionRequest {
-  if (body.thinking != null && (body.thinking as { type?: unknown }).type !== 'disabled')
-    throw notSupported(
-      'thinking',
-      reasons
-        ? 'thinking (the served model reasons on its own and its reasoning comes as thinking blocks, but Loom cannot hold it to a budget_tokens: leave thinking out)'
-        : 'thinking (the server has no --reasoning-parser for the served model)',
-    );
+  const budget = thinkingBudget(body, reasons);
   if (body.mcp_servers != null) throw notSupported('mcp_servers', 'mcp_servers (Loom runs no tools)');
   const messages: ChatMessage[] = [];
   const system = systemText(body);
   if (system) messages.push({ role: 'system', content: system });
   for (const [i, message] of body.messages.entries()) addMessage(messages, message, `messages[${i}]`);
   const chat: ChatCompletionRequest = { model: body.model, messages };
+  if (budget !== null) chat.thinking_token_budget = budget;
   if (body.tools?.length) {
     chat.tools = body.tools.map((tool, i) => functionTool(tool, `tools[${i}]`));
     // vLLM's default with tools, as Anthropic's.
@@ -85,6 +80,39 @@ export function chatRequestOfMessages(
     top_k: body.top_k,
     user: body.metadata?.user_id,
   };
+}
+
+/**
+ * Anthropic's `thinking`: "enabled" holds a reasoning model's reasoning to its budget_tokens
+ * (vLLM's thinking_token_budget, which needs a --reasoning-parser); "disabled" asks nothing.
+ */
+function thinkingBudget(body: MessagesRequest | CountTokensRequest, reasons: boolean): number | null {
+  const thinking = body.thinking as Record<string, unknown> | null | undefined;
+  if (thinking == null || thinking.type === 'disabled') return null;
+  if (thinking.type !== 'enabled')
+    throw notSupported(
+      'thinking.type',
+      `thinking of type ${echoed(String(thinking.type))} (Loom takes "enabled" and "disabled")`,
+    );
+  if (!reasons)
+    throw notSupported('thinking', 'thinking (the server has no --reasoning-parser for the served model)');
+  const unknown = Object.keys(thinking).find((k) => k !== 'type' && k !== 'budget_tokens');
+  if (unknown !== undefined)
+    throw invalidRequest(
+      `Unknown field thinking.${echoed(unknown)}.`,
+      `thinking.${unknown}`,
+      'unknown_parameter',
+    );
+  const budget = thinking.budget_tokens;
+  // Anthropic's own bounds: at least 1,024, and below max_tokens (thinking counts toward it).
+  if (typeof budget !== 'number' || !Number.isInteger(budget) || budget < 1024)
+    throw invalidRequest(
+      'thinking.budget_tokens must be an integer of at least 1024.',
+      'thinking.budget_tokens',
+    );
+  if ('max_tokens' in body && budget >= body.max_tokens)
+    throw invalidRequest('thinking.budget_tokens must be less than max_tokens.', 'thinking.budget_tokens');
+  return budget;
 }
 
 /** The system prompt: a string, or its text blocks joined (vLLM joins them with nothing). */

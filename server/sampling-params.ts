@@ -4,7 +4,7 @@ import { ReasoningGatedGuide } from '../structured/reasoning-gate.js';
 import type { Guide, TokenGuide } from '../structured/token-guide.js';
 import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
-import { namesBaseModel, type ServingStack } from './serving-stack.js';
+import { namesBaseModel, type ServingStack, type ServingTokenizer } from './serving-stack.js';
 import { type StructuredOutputFields, structuredOutputGuide } from './structured-output.js';
 
 /** The sampling fields both OpenAI routes accept (server/schemas/sampling-fields.ts). */
@@ -41,6 +41,7 @@ export interface SamplingBody extends StructuredOutputFields {
   cache_salt?: string | null;
   use_beam_search?: boolean | null;
   length_penalty?: number | null;
+  thinking_token_budget?: number | null;
 }
 
 /**
@@ -197,15 +198,40 @@ export function samplingParams(
       guide: gatedGuide(
         structuredOutputGuide(body, stack.tokenizer, ctx.guide ?? null),
         ctx.guideAfter ?? null,
+        body.thinking_token_budget ?? -1,
+        stack.tokenizer,
       ),
     },
   };
 }
 
-/** The guide, applying only after `after` when a reasoning model writes its reasoning first. */
-function gatedGuide(guide: TokenGuide | null, after: string | null): Guide | null {
-  if (!guide || after === null) return guide;
-  return new ReasoningGatedGuide(guide, new TextEncoder().encode(after));
+/**
+ * The guide, applying only after `after` when a reasoning model writes its reasoning first, and
+ * the reasoning ended after `budget` tokens (vLLM's thinking_token_budget; -1: none).
+ */
+function gatedGuide(
+  guide: TokenGuide | null,
+  after: string | null,
+  budget: number,
+  tokenizer: ServingTokenizer,
+): Guide | null {
+  if (after === null) {
+    if (budget !== -1)
+      throw invalidRequest(
+        'thinking_token_budget needs a reasoning model: the server has no --reasoning-parser (and completions are not read as reasoning).',
+        'thinking_token_budget',
+      );
+    return guide;
+  }
+  if (!guide && budget === -1) return null;
+  const bytes = tokenizer.tokenBytes();
+  return new ReasoningGatedGuide({
+    marker: new TextEncoder().encode(after),
+    bytesOf: (id) => bytes[id] ?? null,
+    inner: guide,
+    budget: budget === -1 ? null : budget,
+    markerTokens: tokenizer.encode(after, false),
+  });
 }
 
 /**
@@ -289,6 +315,8 @@ export function beamSearchOptions(
   maxLogprobs: number,
 ): { lengthPenalty: number } | null {
   const lengthPenalty = body.length_penalty ?? 1;
+  if (body.use_beam_search && (body.thinking_token_budget ?? -1) !== -1)
+    throw notSupported('thinking_token_budget', 'thinking_token_budget with use_beam_search');
   if (!body.use_beam_search) {
     if (lengthPenalty !== 1)
       throw notSupported('length_penalty', 'A length_penalty other than 1 without use_beam_search');

@@ -182,6 +182,11 @@ export const samplingFields = {
    * to this power (server/sampling-params.ts refuses any but 1 without beam search).
    */
   length_penalty: Nullable(Type.Number({ description: 'a number' })),
+  /**
+   * vLLM extension: with a --reasoning-parser, reasoning that reaches this many tokens is ended
+   * (its end marker forced); -1: no budget.
+   */
+  thinking_token_budget: Nullable(Type.Integer({ minimum: -1, description: 'an integer ≥ -1' })),
   /** vLLM extensions: what the text holds of stop strings and special tokens. */
   include_stop_str_in_output: Nullable(Type.Boolean({ description: 'a boolean' })),
   skip_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
 import { ChatOutputReader } from '../../server/chat-output.js';
+import { chatRequestOfMessages } from '../../server/messages-input.js';
 import { ReasoningReader } from '../../server/reasoning.js';
 import { autoToolCallReader } from '../../server/tool-parsers/parsers.js';
 import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
@@ -85,6 +86,29 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
     expect(content).toBe('');
   });
 
+  it('thinking_token_budget ends the reasoning after that many tokens; then the answer, shaped as asked', async () => {
+    const free = await plain().post('/v1/chat/completions', { ...body, max_tokens: 40, logprobs: true });
+    const firstThree = free.body.choices[0].logprobs.content
+      .slice(0, 3)
+      .map((t: { token: string }) => t.token);
+    const res = await thinking().post('/v1/chat/completions', {
+      ...body,
+      max_tokens: 40,
+      thinking_token_budget: 3,
+      guided_regex: 'a+',
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    const { reasoning, content } = res.body.choices[0].message;
+    // The same three tokens of reasoning as without a budget (greedy), then </think>, then the answer.
+    expect(reasoning).toBe(firstThree.join(''));
+    expect(content).toMatch(/^a+$/);
+    const unbounded = await thinking().post('/v1/chat/completions', { ...body, thinking_token_budget: -1 });
+    expect(unbounded.body.choices[0].message.content).toBeNull();
+    const refused = await plain().post('/v1/chat/completions', { ...body, thinking_token_budget: 3 });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.param).toBe('thinking_token_budget');
+  });
+
   it('guided output applies after the reasoning only: an output that never ends it is not shaped', async () => {
     const free = (await plain().post('/v1/chat/completions', body)).body.choices[0].message.content;
     const shapedPlain = await plain().post('/v1/chat/completions', { ...body, guided_regex: 'a+' });
@@ -143,7 +167,18 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
     expect(message.body.content).toEqual([
       { type: 'thinking', thinking: text, signature: expect.stringMatching(/^[0-9a-f]{32}$/) },
     ]);
-    // Asking for thinking with a budget: the model reasons anyway, but the budget cannot be held.
+    // Anthropic's thinking budget is vLLM's thinking_token_budget, within Anthropic's bounds.
+    const thinkingOf = (thinking: object, max_tokens = 2048) =>
+      chatRequestOfMessages(
+        { model: TINY_MODEL_NAME, max_tokens, thinking, messages: [{ role: 'user', content: 'Hi' }] },
+        true,
+      );
+    expect(thinkingOf({ type: 'enabled', budget_tokens: 1024 }).thinking_token_budget).toBe(1024);
+    expect(thinkingOf({ type: 'disabled' }).thinking_token_budget).toBeUndefined();
+    expect(() => thinkingOf({ type: 'enabled', budget_tokens: 100 })).toThrow(/at least 1024/);
+    expect(() => thinkingOf({ type: 'enabled', budget_tokens: 1024 }, 1024)).toThrow(/less than max_tokens/);
+    expect(() => thinkingOf({ type: 'adaptive' })).toThrow(/of type adaptive/);
+    expect(() => thinkingOf({ type: 'enabled', budget_tokens: 1024, style: 1 })).toThrow(/thinking\.style/);
     const budget = await thinking().post('/v1/messages', {
       model: TINY_MODEL_NAME,
       max_tokens: 12,
@@ -151,7 +186,7 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
       messages: [{ role: 'user', content: 'Hi' }],
     });
     expect(budget.status).toBe(400);
-    expect(budget.body.error.message).toMatch(/reasons on its own .* budget_tokens/);
+    expect(budget.body.error.message).toMatch(/less than max_tokens/);
   });
   it("earlier turns' reasoning reaches the template on every route; elsewhere it is refused", async () => {
     const turns = [

@@ -22,11 +22,15 @@ const allowedText = (ids: Int32Array | null) =>
         .map((id) => tokenizer.decode([id], false))
         .sort();
 
-function gated() {
-  return new ReasoningGatedGuide(
-    tokenGuide(tokenizer, jsonObjectGrammar()),
-    new TextEncoder().encode('</think>'),
-  ).start();
+const bytes = tokenizer.tokenBytes();
+function gated(budget: number | null = null, grammar = true) {
+  return new ReasoningGatedGuide({
+    marker: new TextEncoder().encode('</think>'),
+    bytesOf: (id) => bytes[id] ?? null,
+    inner: grammar ? tokenGuide(tokenizer, jsonObjectGrammar()) : null,
+    budget,
+    markerTokens: [idOf('</'), idOf('thi'), idOf('nk>')],
+  }).start();
 }
 
 describe('ReasoningGatedGuide', () => {
@@ -56,5 +60,27 @@ describe('ReasoningGatedGuide', () => {
       expect(next, path.join('|')).toContain('}');
       expect(next).not.toContain('{');
     }
+  });
+
+  it('a thinking budget: after that many reasoning tokens the marker is forced, then the grammar', () => {
+    const cursor = gated(2);
+    expect(cursor.allowedTokens([EOS])).toBeNull();
+    cursor.advance(idOf('hmm'));
+    expect(cursor.allowedTokens([EOS])).toBeNull();
+    cursor.advance(idOf(' '));
+    // Two tokens of reasoning: its end is forced, a token at a time.
+    for (const piece of ['</', 'thi', 'nk>']) {
+      expect(allowedText(cursor.allowedTokens([EOS]))).toEqual([piece]);
+      cursor.advance(idOf(piece));
+    }
+    expect(allowedText(cursor.allowedTokens([EOS]))).toEqual(['\t', '\n', '\r', ' ', '{'].sort());
+    // Reasoning that ends by itself within the budget is not cut; no grammar, no constraint after it.
+    const early = gated(5, false);
+    for (const piece of ['hmm', '</think>', 'hmm', 'hmm', 'hmm', 'hmm', 'hmm']) {
+      expect(early.allowedTokens([EOS]), piece).toBeNull();
+      early.advance(idOf(piece));
+    }
+    // A budget of 0 ends the reasoning at once.
+    expect(allowedText(gated(0).allowedTokens([EOS]))).toEqual(['</']);
   });
 });
