@@ -151,6 +151,8 @@ export interface ChatPromptOptions {
   continueFinalMessage?: boolean;
   /** More variables for the template (vLLM's chat_template_kwargs, e.g. a model's enable_thinking). */
   templateKwargs?: Readonly<Record<string, unknown>>;
+  /** OpenAI's reasoning_effort, for a template that reads it (gpt-oss's do). */
+  reasoningEffort?: string | null;
   /** The request's tools, as the template's `tools` (server/tool-calls.ts checked them). */
   tools?: readonly unknown[] | null;
 }
@@ -161,6 +163,7 @@ export function chatPromptOptions(body: {
   continue_final_message?: boolean | null;
   add_special_tokens?: boolean | null;
   chat_template_kwargs?: Record<string, unknown> | null;
+  reasoning_effort?: string | null;
 }): ChatPromptOptions {
   const continueFinalMessage = body.continue_final_message ?? false;
   const addGenerationPrompt = body.add_generation_prompt ?? !continueFinalMessage;
@@ -174,6 +177,7 @@ export function chatPromptOptions(body: {
     continueFinalMessage,
     addSpecialTokens: body.add_special_tokens ?? false,
     templateKwargs: body.chat_template_kwargs ?? {},
+    reasoningEffort: body.reasoning_effort ?? null,
   };
 }
 
@@ -237,12 +241,29 @@ export function chatPromptTokens(
     messages.reduce((sum, m) => sum + m.content.length + (m.name?.length ?? 0), 0),
     'messages',
   );
+  let kwargs = options.templateKwargs;
+  const effort = options.reasoningEffort ?? null;
+  if (effort !== null) {
+    // vLLM gives it to the template; one that never reads it would drop it without a word.
+    if (!stack.tokenizer.chatTemplateReads('reasoning_effort', (options.tools ?? null) !== null))
+      throw notSupported(
+        'reasoning_effort',
+        'reasoning_effort with this model (its chat template does not read `reasoning_effort`; a --chat-template that does, or chat_template_kwargs the template reads, may say it)',
+      );
+    const given = kwargs?.reasoning_effort;
+    if (given !== undefined && given !== effort)
+      throw invalidRequest(
+        'reasoning_effort and chat_template_kwargs.reasoning_effort disagree.',
+        'reasoning_effort',
+      );
+    kwargs = { ...kwargs, reasoning_effort: effort };
+  }
   let rendered: string;
   try {
     rendered = stack.tokenizer.applyChatTemplate(
       messages,
       options.addGenerationPrompt ?? true,
-      options.templateKwargs,
+      kwargs,
       options.tools ?? null,
     );
   } catch (error) {

@@ -119,7 +119,8 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
             // vLLM's parsers answer null beside calls when the model wrote nothing else.
             const nothingElse = output?.kind === 'auto' && numCalls > 0 && content === '';
             message = { role: 'assistant', content: nothingElse ? null : content };
-            if (reader.reasoning !== null) Object.assign(message, reasoningFields(reader.reasoning));
+            if (reader.reasoning !== null && body.include_reasoning !== false)
+              Object.assign(message, reasoningFields(reader.reasoning));
             // vLLM's shape: the calls, and the text beside them (empty when the output was guided).
             if (output && (output.kind !== 'auto' || numCalls > 0)) message.tool_calls = [...reader.calls];
           }
@@ -153,6 +154,7 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
               read.calls.push(...last.calls);
             }
             numCalls = reader.calls.length;
+            if (body.include_reasoning === false) read.reasoning = '';
             // What the readers hold back (whitespace, a tag or a call still coming) makes no chunk of its own.
             if (
               !read.reasoning &&

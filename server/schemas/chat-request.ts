@@ -109,6 +109,12 @@ export const chatTemplateFields = {
   continue_final_message: Nullable(Type.Boolean({ description: 'a boolean' })),
   add_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),
   chat_template_kwargs: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'an object' })),
+  /** OpenAI's reasoning_effort, given to the template as `reasoning_effort` (vLLM's). */
+  reasoning_effort: Nullable(
+    Type.Union([Type.Literal('low'), Type.Literal('medium'), Type.Literal('high')], {
+      description: '"low", "medium" or "high"',
+    }),
+  ),
 };
 
 /** POST /v1/chat/completions. */
@@ -121,6 +127,8 @@ export const ChatCompletionRequestSchema = Type.Object(
     logprobs: Nullable(Type.Boolean({ description: 'a boolean' })),
     top_logprobs: Nullable(Type.Integer({ minimum: 0, description: 'an integer' })),
     ...chatTemplateFields,
+    /** vLLM's include_reasoning: false leaves a --reasoning-parser's reasoning out of the answer. */
+    include_reasoning: Nullable(Type.Boolean({ description: 'a boolean' })),
     ...toolFields,
     /** "none", "auto", "required", or {type: "function", function: {name}} (server/tool-calls.ts). */
     tool_choice: Nullable(

@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
 import { ChatOutputReader } from '../../server/chat-output.js';
@@ -107,6 +109,21 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
     const refused = await plain().post('/v1/chat/completions', { ...body, thinking_token_budget: 3 });
     expect(refused.status).toBe(400);
     expect(refused.body.error.param).toBe('thinking_token_budget');
+  });
+
+  it('include_reasoning: false leaves the reasoning out, whole or streamed', async () => {
+    const res = await thinking().post('/v1/chat/completions', { ...body, include_reasoning: false });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(res.body.choices[0].message).toEqual({ role: 'assistant', content: null });
+    const stream = await thinking().client.chat.completions.create({
+      ...body,
+      include_reasoning: false,
+      stream: true,
+    } as never);
+    for await (const chunk of stream as unknown as AsyncIterable<{
+      choices: Array<{ delta: Record<string, string> }>;
+    }>)
+      expect(chunk.choices[0]?.delta.reasoning).toBeUndefined();
   });
 
   it('guided output applies after the reasoning only: an output that never ends it is not shaped', async () => {
@@ -252,5 +269,48 @@ describe('chat completions with --reasoning-parser deepseek_r1', () => {
     });
     expect(misplaced.status).toBe(400);
     expect(misplaced.body.error.param).toBe('messages[0].reasoning');
+  });
+});
+
+describe('reasoning_effort', () => {
+  // A template that reads reasoning_effort (as gpt-oss's does), and the tiny model's, which does not.
+  const reads = useTinyServer('onnx', (root) => {
+    const file = join(root, 'effort.jinja');
+    writeFileSync(
+      file,
+      '{% for m in messages %}{{ m.content }}{% endfor %}{% if reasoning_effort is defined %}[effort: {{ reasoning_effort }}]{% endif %}',
+    );
+    return { chatTemplateFile: file };
+  });
+  const plain = useTinyServer('onnx');
+  const tokenize = (server: typeof plain, extra: object) =>
+    server().post('/tokenize', {
+      model: TINY_MODEL_NAME,
+      messages: [{ role: 'user', content: 'Hi' }],
+      ...extra,
+    });
+
+  it('reaches a template that reads it; one that does not refuses it by name', async () => {
+    const none = await tokenize(reads, {});
+    const high = await tokenize(reads, { reasoning_effort: 'high' });
+    expect(high.status, JSON.stringify(high.body)).toBe(200);
+    expect(high.body.count).toBe(
+      (await tokenize(reads, { chat_template_kwargs: { reasoning_effort: 'high' } })).body.count,
+    );
+    expect(high.body.count).toBeGreaterThan(none.body.count);
+    const clash = await tokenize(reads, {
+      reasoning_effort: 'low',
+      chat_template_kwargs: { reasoning_effort: 'high' },
+    });
+    expect(clash.status).toBe(400);
+    const refused = await plain().post('/v1/chat/completions', {
+      model: TINY_MODEL_NAME,
+      messages: [{ role: 'user', content: 'Hi' }],
+      max_tokens: 2,
+      reasoning_effort: 'low',
+    });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.param).toBe('reasoning_effort');
+    expect((await tokenize(plain, { reasoning_effort: 'medium' })).status).toBe(400);
   });
 });
