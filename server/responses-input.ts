@@ -12,7 +12,7 @@ const OUTPUT_LOGPROBS = 'message.output_text.logprobs';
  * messages (an earlier turn's function calls an assistant message's tool_calls, their outputs
  * tool messages), flat function tools chat's nested ones, `text.format` a response_format. What
  * the Responses API has and Loom does not (stored responses, background runs, hosted tools,
- * reasoning, images and files) is a 400 that names it.
+ * reasoning summaries, images and files) is a 400 that names it.
  */
 export function chatRequestOf(
   body: ResponsesRequest,
@@ -57,6 +57,8 @@ export function chatRequestOf(
     // vLLM's truncation "auto": the prompt's last max_model_len tokens.
     truncate_prompt_tokens: body.truncation === 'auto' ? -1 : null,
   };
+  const effort = reasoningEffort(body.reasoning);
+  if (effort !== null) chat.reasoning_effort = effort;
   if (body.tools?.length) chat.tools = body.tools.map((tool, i) => functionTool(tool, `tools[${i}]`));
   if (body.tool_choice != null) chat.tool_choice = toolChoice(body.tool_choice);
   const format = body.text?.format;
@@ -80,6 +82,36 @@ export function chatRequestOf(
   return { chat, conversation };
 }
 
+/**
+ * `reasoning`: its effort reaches the chat template as chat's reasoning_effort does (vLLM's); Loom
+ * writes no reasoning summaries, so asking for one is refused.
+ */
+function reasoningEffort(reasoning: unknown): 'low' | 'medium' | 'high' | null {
+  if (reasoning == null) return null;
+  if (typeof reasoning !== 'object' || Array.isArray(reasoning))
+    throw invalidRequest('reasoning must be an object.', 'reasoning');
+  const { effort, summary, generate_summary, ...rest } = reasoning as Record<string, unknown>;
+  const unknown = Object.keys(rest)[0];
+  if (unknown !== undefined)
+    throw invalidRequest(
+      `Unknown field reasoning.${echoed(unknown)}.`,
+      `reasoning.${unknown}`,
+      'unknown_parameter',
+    );
+  if (summary != null || generate_summary != null)
+    throw notSupported(
+      summary != null ? 'reasoning.summary' : 'reasoning.generate_summary',
+      'A reasoning summary (Loom gives the reasoning itself, with a --reasoning-parser, not a summary of it)',
+    );
+  if (effort == null) return null;
+  if (effort !== 'low' && effort !== 'medium' && effort !== 'high')
+    throw notSupported(
+      'reasoning.effort',
+      `reasoning.effort ${echoed(String(effort))} (Loom takes "low", "medium" and "high")`,
+    );
+  return effort;
+}
+
 function refuseUnsupported(body: ResponsesRequest): void {
   for (const entry of body.include ?? [])
     if (entry !== OUTPUT_LOGPROBS)
@@ -87,8 +119,6 @@ function refuseUnsupported(body: ResponsesRequest): void {
   if (body.conversation != null)
     throw notSupported('conversation', 'conversation (Loom keeps no conversations)');
   if (body.prompt != null) throw notSupported('prompt', 'prompt template');
-  if (body.reasoning != null)
-    throw notSupported('reasoning', 'reasoning (Loom has no reasoning parser for the served model)');
   if (body.max_tool_calls != null)
     throw notSupported('max_tool_calls', 'max_tool_calls (it bounds hosted tools, which Loom does not run)');
   if (body.text?.verbosity != null) throw notSupported('text.verbosity', 'text.verbosity');

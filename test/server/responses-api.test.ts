@@ -192,7 +192,10 @@ describe('POST /v1/responses', () => {
       [{ store: true }, 'store'],
       [{ previous_response_id: 'resp_1' }, 'previous_response_id'],
       [{ background: true }, 'background'],
-      [{ reasoning: { effort: 'low' } }, 'reasoning'],
+      // The tiny model's template never reads reasoning_effort; summaries are not written.
+      [{ reasoning: { effort: 'low' } }, 'reasoning_effort'],
+      [{ reasoning: { summary: 'auto' } }, 'reasoning.summary'],
+      [{ reasoning: { effort: 'minimal' } }, 'reasoning.effort'],
       [{ include: ['file_search_call.results'] }, 'include'],
       [{ tools: [{ type: 'web_search' }] }, 'tools[0].type'],
       [
