@@ -111,7 +111,7 @@ export interface CliOptions {
   reasoningParser: ReasoningParserName | null;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
-  /** --api-key or $LOOM_API_KEY: Bearer auth on everything but the probes; null: open. */
+  /** --api-key, or $LOOM_API_KEY / $VLLM_API_KEY: Bearer auth on everything but the probes; null: open. */
   apiKey: string | null;
   /** --allowed-origins: origins CORS allows ('*' for any); empty: CORS off. */
   allowedOrigins: string[];
@@ -212,7 +212,7 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-connections N             open connections past this are refused (default 1024)
   --timeout-keep-alive SECONDS    idle keep-alive connections are closed after this (default 5)
   --api-key KEY                   require "Authorization: Bearer KEY" on every endpoint but /health, /ping,
-                                  /metrics and /version (also $LOOM_API_KEY; default: no auth)
+                                  /metrics and /version (also $LOOM_API_KEY or vLLM's $VLLM_API_KEY; default: no auth)
   --hide-adapter-paths            /v1/models shows adapter names, not their server paths (the default when
                                   no --api-key is set: an open server does not show where adapters live)
   --allowed-origins ORIGINS       enable CORS for these origins: a JSON list (vLLM's form) or a comma-separated
@@ -491,6 +491,18 @@ export function parseLoraModule(value: string, flag = '--lora-modules'): LoraMod
   return { name: value.slice(0, eq), path: value.slice(eq + 1) };
 }
 
+/**
+ * $LOOM_API_KEY, or vLLM's $VLLM_API_KEY: a deployment written for vLLM keeps its key (read by
+ * no one, it would leave the server open without a word). Both set and different is an error.
+ */
+function apiKeyOf(env: NodeJS.ProcessEnv): string | null {
+  const loom = env.LOOM_API_KEY || null;
+  const vllm = env.VLLM_API_KEY || null;
+  if (loom && vllm && loom !== vllm)
+    throw new CliError('LOOM_API_KEY and VLLM_API_KEY are both set, to different keys: set one');
+  return loom ?? vllm;
+}
+
 export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
   return {
     model: null,
@@ -530,7 +542,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     reasoningParser: null,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
-    apiKey: env.LOOM_API_KEY ? env.LOOM_API_KEY : null,
+    apiKey: apiKeyOf(env),
     allowedOrigins: [],
     logLevel: env.LOG_LEVEL ? parseLogLevel(env.LOG_LEVEL, 'LOG_LEVEL') : 'info',
     logRequests: true,
