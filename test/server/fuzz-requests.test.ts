@@ -23,6 +23,13 @@ const FIELDS = [
   'stop_token_ids',
   'logprobs',
   'user',
+  'response_format',
+  'structured_outputs',
+  'thinking_token_budget',
+  'include_reasoning',
+  'reasoning_effort',
+  'tools',
+  'tool_choice',
 ];
 
 function randomValue(rand: () => number, depth = 0): unknown {
@@ -57,6 +64,13 @@ function randomValue(rand: () => number, depth = 0): unknown {
         'format',
         'call_id',
         'arguments',
+        'structural_tag',
+        'json',
+        'triggers',
+        'structures',
+        'begin',
+        'end',
+        'elements',
       ];
       return Object.fromEntries(
         keys.filter(() => rand() < 0.5).map((k) => [k, randomValue(rand, depth + 1)]),
