@@ -1,7 +1,7 @@
-import { compileEbnf, type GrammarProgram, type GrammarStep } from './ebnf-grammar.js';
+import { compileEbnf } from './ebnf-grammar.js';
 import { type Grammar, type GrammarNode, GuideError, regexGrammar } from './grammar-nodes.js';
 import { addJsonSchema } from './json-schema.js';
-import { WatchedStrings } from './watched-strings.js';
+import { ProgramBuilder } from './program-builder.js';
 
 /**
  * Structural tags (vLLM's `structural_tag`, xgrammar's format): an output described as a tree of
@@ -25,18 +25,6 @@ import { WatchedStrings } from './watched-strings.js';
  */
 
 type Format = Record<string, unknown>;
-type Step = GrammarStep;
-type SplitStep = { op: 'split'; next: number; alt: number };
-
-/** Expanded repeats and copies can make a small tag huge; past this it is refused. */
-const MAX_STEPS = 50_000;
-/**
- * Free text watches its excludes and triggers character by character; building its automaton
- * costs about the square of their total length, so past this many characters it is refused.
- */
-const MAX_WATCHED_CHARS = 4_096;
-/** Every code point but the UTF-16 surrogates, which UTF-8 cannot carry. */
-const ANY_CHAR: readonly number[] = [0, 0xd7ff, 0xe000, 0x10ffff];
 
 const TOKEN_LEVEL = new Set([
   'token',
@@ -73,27 +61,18 @@ export function structuralTagGrammar(spec: unknown, param: string): Grammar {
 class StructuralTagCompiler {
   /** Node 0 is the root (the program, set last); JSON Schemas and regexes are added after it. */
   private readonly nodes: GrammarNode[] = [{ kind: 'any' }];
-  private readonly steps: Step[] = [];
-  private readonly ruleStart: number[] = [];
-  private readonly ruleNames: string[] = [];
+  private readonly out: ProgramBuilder;
   /** The request's names of the tags made from the first shape's structures. */
   private readonly tagPaths = new WeakMap<Format, string>();
 
-  constructor(private readonly param: string) {}
+  constructor(private readonly param: string) {
+    this.out = new ProgramBuilder(param);
+  }
 
   compile(spec: unknown): Grammar {
     if (!isObject(spec)) this.fail('', 'must be a JSON object');
     const format = this.topFormat(spec);
-    this.ruleNames.push('root');
-    this.ruleStart.push(-1);
-    const end = this.add({ op: 'end' });
-    this.ruleStart[0] = this.format(format, 'format', end, []);
-    const program: GrammarProgram = {
-      steps: this.steps,
-      ruleStart: this.ruleStart,
-      ruleNames: this.ruleNames,
-      root: 0,
-    };
+    const program = this.out.program((end) => this.format(format, 'format', end, []));
     this.nodes[0] = { kind: 'cfg', program };
     const jsonParts = this.nodes.some((n) => n.kind !== 'cfg' && n.kind !== 'regex');
     return { nodes: this.nodes, root: 0, json: false, jsonParts };
@@ -130,50 +109,6 @@ class StructuralTagCompiler {
 
   private fail(path: string, what: string): never {
     throw new GuideError(`${this.param}: the structural tag's ${path || 'value'} ${what}.`, this.param);
-  }
-
-  private add(step: Step): number {
-    if (this.steps.length >= MAX_STEPS)
-      throw new GuideError(
-        `${this.param}: the structural tag expands to more than ${MAX_STEPS} steps.`,
-        this.param,
-      );
-    this.steps.push(step);
-    return this.steps.length - 1;
-  }
-
-  /** A split whose branches are set later (a loop's head, a text state). */
-  private placeholder(): number {
-    return this.add({ op: 'split', next: -1, alt: -1 });
-  }
-
-  /** `entries` as alternatives: one step that may go on to any of them. */
-  private alternatives(entries: readonly number[], into: number | null = null): number {
-    if (entries.length === 0) throw new Error('no alternatives');
-    let entry = entries[entries.length - 1];
-    for (let i = entries.length - 2; i >= 0; i--) {
-      if (i === 0 && into !== null) {
-        Object.assign(this.steps[into] as SplitStep, { next: entries[0], alt: entry });
-        return into;
-      }
-      entry = this.add({ op: 'split', next: entries[i], alt: entry });
-    }
-    if (into !== null) {
-      Object.assign(this.steps[into] as SplitStep, { next: entry, alt: entry });
-      return into;
-    }
-    return entry;
-  }
-
-  /** Steps reading `text` (code point by code point), then `next`. */
-  private literal(text: string, next: number): number {
-    let entry = next;
-    const chars = [...text];
-    for (let i = chars.length - 1; i >= 0; i--) {
-      const cp = chars[i].codePointAt(0)!;
-      entry = this.add({ op: 'chars', ranges: [cp, cp], next: entry });
-    }
-    return entry;
   }
 
   private onlyFields(f: Format, known: readonly string[], path: string): void {
@@ -218,7 +153,7 @@ class StructuralTagCompiler {
     this.onlyFields(f, ['type', ...fields], path);
     switch (type) {
       case 'const_string':
-        return this.literal(this.string(f.value, `${path}.value`), next);
+        return this.out.literal(this.string(f.value, `${path}.value`), next);
       case 'json_schema': {
         if (f.style != null && f.style !== 'json')
           this.fail(`${path}.style`, `is "${String(f.style)}": Loom writes JSON Schemas as JSON only`);
@@ -227,19 +162,19 @@ class StructuralTagCompiler {
         this.flag(f.any_order, `${path}.any_order`, false);
         if (f.json_schema === undefined) this.fail(`${path}.json_schema`, 'is required');
         const node = addJsonSchema(f.json_schema, this.param, this.nodes);
-        return this.add({ op: 'value', node, next });
+        return this.out.add({ op: 'value', node, next });
       }
       case 'grammar':
-        return this.grammar(this.string(f.grammar, `${path}.grammar`), next);
+        return this.out.grammar(compileEbnf(this.string(f.grammar, `${path}.grammar`), this.param), next);
       case 'regex': {
         const g = regexGrammar(this.string(f.pattern, `${path}.pattern`), this.param);
         const node = this.nodes.push(g.nodes[g.root]) - 1;
-        return this.add({ op: 'value', node, next });
+        return this.out.add({ op: 'value', node, next });
       }
       case 'any_text':
         for (const limit of ['max_tokens', 'max_chars'])
           if (f[limit] != null) this.fail(`${path}.${limit}`, 'is not supported by Loom (leave it out)');
-        return this.text([...this.strings(f.excludes, `${path}.excludes`), ...ends], new Map(), next);
+        return this.out.freeText([...this.strings(f.excludes, `${path}.excludes`), ...ends], new Map(), next);
       case 'sequence': {
         const elements = this.list(f.elements, `${path}.elements`);
         let entry = next;
@@ -255,12 +190,12 @@ class StructuralTagCompiler {
       case 'or': {
         const elements = this.list(f.elements, `${path}.elements`);
         if (elements.length === 0) this.fail(`${path}.elements`, 'must not be empty');
-        return this.alternatives(
+        return this.out.alternatives(
           elements.map((e, i) => this.format(e, `${path}.elements[${i}]`, next, ends)),
         );
       }
       case 'optional':
-        return this.alternatives([this.format(f.content, `${path}.content`, next, ends), next]);
+        return this.out.alternatives([this.format(f.content, `${path}.content`, next, ends), next]);
       case 'star':
         return this.repeat(f.content, `${path}.content`, 0, Number.POSITIVE_INFINITY, next);
       case 'plus':
@@ -294,39 +229,14 @@ class StructuralTagCompiler {
   private repeat(content: unknown, path: string, min: number, max: number, next: number): number {
     let entry = next;
     if (max === Number.POSITIVE_INFINITY) {
-      const loop = this.placeholder();
-      this.alternatives([this.format(content, path, loop, []), next], loop);
+      const loop = this.out.placeholder();
+      this.out.alternatives([this.format(content, path, loop, []), next], loop);
       entry = loop;
     } else
       for (let i = min; i < max; i++)
-        entry = this.alternatives([this.format(content, path, entry, []), next]);
+        entry = this.out.alternatives([this.format(content, path, entry, []), next]);
     for (let i = 0; i < min; i++) entry = this.format(content, path, entry, []);
     return entry;
-  }
-
-  /** A GBNF grammar's rules added to the program, its root called. */
-  private grammar(text: string, next: number): number {
-    const sub = compileEbnf(text, this.param);
-    const stepBase = this.steps.length;
-    const ruleBase = this.ruleStart.length;
-    if (stepBase + sub.steps.length > MAX_STEPS)
-      throw new GuideError(
-        `${this.param}: the structural tag expands to more than ${MAX_STEPS} steps.`,
-        this.param,
-      );
-    for (const s of sub.steps) {
-      if (s.op === 'end') this.steps.push(s);
-      else if (s.op === 'split')
-        this.steps.push({ op: 'split', next: s.next + stepBase, alt: s.alt + stepBase });
-      else if (s.op === 'call')
-        this.steps.push({ op: 'call', rule: s.rule + ruleBase, next: s.next + stepBase });
-      else this.steps.push({ ...s, next: s.next + stepBase });
-    }
-    sub.ruleStart.forEach((start, r) => {
-      this.ruleStart.push(start + stepBase);
-      this.ruleNames.push(`grammar ${ruleBase}: ${sub.ruleNames[r]}`);
-    });
-    return this.add({ op: 'call', rule: ruleBase + sub.root, next });
   }
 
   /** A tag's begin, content and end; `afterBegin`: how much of the begin was read already (a trigger). */
@@ -339,14 +249,14 @@ class StructuralTagCompiler {
     const begin = this.string(f.begin, `${path}.begin`);
     const ends = typeof f.end === 'string' ? [f.end] : this.strings(f.end, `${path}.end`);
     if (ends.length === 0) this.fail(`${path}.end`, 'must be a string or a non-empty array of strings');
-    const end = this.alternatives([...new Set(ends)].map((e) => this.literal(e, next)));
+    const end = this.out.alternatives([...new Set(ends)].map((e) => this.out.literal(e, next)));
     const content = this.format(
       f.content,
       `${path}.content`,
       end,
       ends.filter((e) => e !== ''),
     );
-    return this.literal([...begin].slice(afterBegin).join(''), content);
+    return this.out.literal([...begin].slice(afterBegin).join(''), content);
   }
 
   private tagList(value: unknown, path: string): Format[] {
@@ -383,19 +293,19 @@ class StructuralTagCompiler {
         );
       byTrigger.get(opening[0])!.push({ tag, path: p });
     });
-    const textStart = this.placeholder();
+    const textStart = this.out.placeholder();
     const after = stopAfterFirst ? next : textStart;
     const dispatch = new Map<string, number>();
     for (const [trigger, opened] of byTrigger)
       if (opened.length > 0)
         dispatch.set(
           trigger,
-          this.alternatives(opened.map((o) => this.tag(o.tag, o.path, after, [...trigger].length))),
+          this.out.alternatives(opened.map((o) => this.tag(o.tag, o.path, after, [...trigger].length))),
         );
     const excludes = [...this.strings(f.excludes, `${path}.excludes`), ...ends];
-    this.text(excludes, dispatch, next, textStart, triggers);
+    this.out.freeText(excludes, dispatch, next, textStart, triggers);
     if (!atLeastOne) return textStart;
-    return this.alternatives(
+    return this.out.alternatives(
       tags.map((tag, i) => this.tag(tag, this.tagPath(tag, `${path}.tags[${i}]`), after)),
     );
   }
@@ -407,23 +317,23 @@ class StructuralTagCompiler {
     const atLeastOne = this.flag(f.at_least_one, `${path}.at_least_one`, false);
     const stopAfterFirst = this.flag(f.stop_after_first, `${path}.stop_after_first`, false);
     const oneTag = (then: number) =>
-      this.alternatives(tags.map((tag, i) => this.tag(tag, `${path}.tags[${i}]`, then)));
+      this.out.alternatives(tags.map((tag, i) => this.tag(tag, `${path}.tags[${i}]`, then)));
     let list: number;
     if (stopAfterFirst) list = oneTag(next);
     else {
       // tag (separator tag)*
-      const more = this.placeholder();
+      const more = this.out.placeholder();
       const tagThenMore = oneTag(more);
-      this.alternatives([this.literal(separator, tagThenMore), next], more);
+      this.out.alternatives([this.out.literal(separator, tagThenMore), next], more);
       list = tagThenMore;
     }
-    return atLeastOne ? list : this.alternatives([list, next]);
+    return atLeastOne ? list : this.out.alternatives([list, next]);
   }
 
   private dispatch(f: Format, path: string, next: number, ends: readonly string[]): number {
     const rules = this.list(f.rules, `${path}.rules`);
     const loop = this.flag(f.loop, `${path}.loop`, true);
-    const textStart = this.placeholder();
+    const textStart = this.out.placeholder();
     const after = loop ? textStart : next;
     const dispatch = new Map<string, number>();
     rules.forEach((rule, i) => {
@@ -435,96 +345,11 @@ class StructuralTagCompiler {
       dispatch.set(pattern, this.format(rule[1], `${path}.rules[${i}][1]`, after, []));
     });
     const excludes = [...this.strings(f.excludes, `${path}.excludes`), ...ends];
-    this.text(excludes, dispatch, next, textStart, [...dispatch.keys()]);
+    this.out.freeText(excludes, dispatch, next, textStart, [...dispatch.keys()]);
     return textStart;
-  }
-
-  /**
-   * Free text: any characters, as long as none of `excludes` appears in it, then `next`; where
-   * one of `triggers` is completed, the text goes on at `dispatch`'s entry for it instead (a
-   * trigger with no entry is refused like an exclude). Its states are the suffixes of the text
-   * that some of those strings start with; `start` (a placeholder) is made the empty one's.
-   */
-  private text(
-    excludes: readonly string[],
-    dispatch: ReadonlyMap<string, number>,
-    next: number,
-    start: number = this.placeholder(),
-    triggers: readonly string[] = [],
-  ): number {
-    const refused = new Set(excludes.filter((e) => e !== ''));
-    const watched = [...new Set([...refused, ...triggers])].map((s) => [...s]);
-    const total = watched.reduce((n, w) => n + w.length, 0);
-    if (total > MAX_WATCHED_CHARS)
-      throw new GuideError(
-        `${this.param}: the structural tag's free text watches ${total} characters of excludes, triggers and ends, more than ${MAX_WATCHED_CHARS}.`,
-        this.param,
-      );
-    const automaton = new WatchedStrings(watched.map((w) => w.join('')));
-    const stepOf = new Map<number, number>([[0, start]]);
-    const queue = [0];
-    for (let head = 0; head < queue.length; head++) {
-      const node = queue[head];
-      const branches: number[] = [next];
-      const targets = new Map<number, number[]>();
-      const leads = automaton.leads(node);
-      for (const c of leads) {
-        const to = automaton.step(node, c);
-        const done = automaton.ends[to];
-        if (done.length > 0) {
-          // A watched string is complete: a trigger goes on into its tags, anything else is refused.
-          if (done.some((d) => refused.has(d) || !dispatch.has(d))) continue;
-          for (const d of done)
-            branches.push(this.add({ op: 'chars', ranges: [c, c], next: dispatch.get(d)! }));
-          continue;
-        }
-        if (!stepOf.has(to)) {
-          stepOf.set(to, this.placeholder());
-          queue.push(to);
-        }
-        const list = targets.get(to) ?? [];
-        list.push(c);
-        targets.set(to, list);
-      }
-      // Characters that continue no watched string lead back to the empty state.
-      const others = withoutChars(ANY_CHAR, leads);
-      if (others.length > 0) branches.push(this.add({ op: 'chars', ranges: others, next: start }));
-      for (const [to, cps] of targets)
-        branches.push(this.add({ op: 'chars', ranges: toRanges(cps), next: stepOf.get(to)! }));
-      this.alternatives(branches, stepOf.get(node)!);
-    }
-    return start;
   }
 }
 
 function isObject(v: unknown): v is Format {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Sorted code points as [lo, hi] ranges. */
-function toRanges(cps: readonly number[]): number[] {
-  const sorted = [...cps].sort((a, b) => a - b);
-  const out: number[] = [];
-  for (const c of sorted) {
-    if (out.length > 0 && c === out[out.length - 1] + 1) out[out.length - 1] = c;
-    else out.push(c, c);
-  }
-  return out;
-}
-
-/** `ranges` less the code points `cps`. */
-function withoutChars(ranges: readonly number[], cps: readonly number[]): number[] {
-  const holes = [...cps].sort((a, b) => a - b);
-  const out: number[] = [];
-  for (let k = 0; k < ranges.length; k += 2) {
-    let lo = ranges[k];
-    const hi = ranges[k + 1];
-    for (const h of holes) {
-      if (h < lo || h > hi) continue;
-      if (h > lo) out.push(lo, h - 1);
-      lo = h + 1;
-    }
-    if (lo <= hi) out.push(lo, hi);
-  }
-  return out;
 }
