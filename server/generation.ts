@@ -141,6 +141,11 @@ export class Generation implements ChoiceSource {
     );
   }
 
+  /** How it samples: the request's fields, the model's defaults where it gave none. */
+  get sampling(): GenerationRequest['sampling'] {
+    return this.request.sampling;
+  }
+
   /** Shutdown ended this generation before it finished. */
   get endedByShutdown(): boolean {
     return this.shutdown.ended;

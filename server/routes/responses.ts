@@ -141,13 +141,13 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     safety_identifier: body.safety_identifier ?? null,
     service_tier: body.service_tier ?? 'auto',
     store: stored,
-    // What the request samples with: its own, else the model's default (--generation-config).
-    temperature: body.temperature ?? stack.samplingDefaults?.temperature ?? 1,
+    // What it samples with: the request's, else the model's default (--generation-config).
+    temperature: generation.sampling.temperature,
     text: { format: body.text?.format ?? { type: 'text' } },
     tool_choice: body.tool_choice ?? (body.tools?.length ? 'auto' : 'none'),
     tools: body.tools ?? [],
     top_logprobs: body.top_logprobs ?? 0,
-    top_p: body.top_p ?? stack.samplingDefaults?.topP ?? 1,
+    top_p: generation.sampling.topP,
     truncation: body.truncation ?? 'disabled',
     usage: finished
       ? {
