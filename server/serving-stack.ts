@@ -107,23 +107,18 @@ export interface StackOptions extends LlmEngineOptions {
 }
 
 export async function buildServingStack(options: StackOptions, log: ProgressLog): Promise<ServingStack> {
-  const engine = await LlmEngine.create({ ...options, runtimeAdapterLoads: Boolean(options.loraRoot) }, log);
-  let samplingDefaults: SamplingDefaults;
-  try {
-    samplingDefaults = await loadSamplingDefaults(
-      engine.model.dir,
-      options.generationConfig,
-      options.overrideGenerationConfig,
-    );
-  } catch (error) {
-    await engine.close();
-    throw error;
-  }
+  // Read before the model: a bad generation_config.json fails start-up at once.
+  const samplingDefaults = await loadSamplingDefaults(
+    options.modelDir,
+    options.generationConfig,
+    options.overrideGenerationConfig,
+  );
   if (Object.keys(samplingDefaults).length > 0)
     log.info(
       { samplingDefaults, generationConfig: options.generationConfig ?? 'auto' },
       "sampling defaults from the model's generation config (--generation-config vllm: none)",
     );
+  const engine = await LlmEngine.create({ ...options, runtimeAdapterLoads: Boolean(options.loraRoot) }, log);
   return {
     modelName: options.servedModelName ?? engine.model.name,
     modelAliases: options.modelAliases ?? [],
