@@ -3,6 +3,9 @@ import type { TextTokenizer } from './tokenizer.js';
 
 const REPLACEMENT_CHAR = '\uFFFD';
 
+/** What the decoder reads of a tokenizer: its raw decode, and whether it cleans up spaces after. */
+export type PieceTokenizer = Pick<TextTokenizer, 'decodeRaw' | 'cleansUpSpaces'>;
+
 /**
  * Turns a stream of token ids into a stream of text pieces, as vLLM's detokenizer does: each new
  * id's text is the decode of a short window minus the decode of the window without it, so
@@ -12,7 +15,7 @@ const REPLACEMENT_CHAR = '\uFFFD';
  * through a CleanUpStream, so the pieces join to exactly the one-shot `decode` of all the ids.
  */
 export class IncrementalDecoder {
-  private readonly tokenizer: TextTokenizer;
+  private readonly tokenizer: PieceTokenizer;
   private readonly skipSpecialTokens: boolean;
   private readonly cleanUp: CleanUpStream | null;
   /** Ids from the start of the decode window; earlier ids are already emitted and dropped. */
@@ -21,7 +24,7 @@ export class IncrementalDecoder {
   private prefixOffset = 0;
   private readOffset = 0;
 
-  constructor(tokenizer: TextTokenizer, skipSpecialTokens = true) {
+  constructor(tokenizer: PieceTokenizer, skipSpecialTokens = true) {
     this.tokenizer = tokenizer;
     this.skipSpecialTokens = skipSpecialTokens;
     this.cleanUp = tokenizer.cleansUpSpaces ? new CleanUpStream() : null;

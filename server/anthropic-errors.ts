@@ -10,13 +10,6 @@ const ANTHROPIC_ERROR_TYPES: Record<number, string> = {
   529: 'overloaded_error',
 };
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    /** 'anthropic': the route's errors in Anthropic's shape (its SDKs read them); default OpenAI's. */
-    errorFormat?: 'anthropic';
-  }
-}
-
 /** An error as Anthropic's API answers it: {type: "error", error: {type, message}}. */
 export function anthropicErrorBody(status: number, error: { message: string }) {
   const type = ANTHROPIC_ERROR_TYPES[status] ?? (status >= 500 ? 'api_error' : 'invalid_request_error');

@@ -18,6 +18,7 @@ import { installMetrics } from './routes/metrics.js';
 import { modelsRoute } from './routes/models.js';
 import { responsesRoute } from './routes/responses.js';
 import { serverInfoRoute } from './routes/server-info.js';
+import { textGenerationRoute } from './routes/text-generation.js';
 import { tokenizeRoute } from './routes/tokenize.js';
 import { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
@@ -174,5 +175,6 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(loraAdaptersRoute);
   app.register(serverInfoRoute);
   app.register(tokenizeRoute);
+  app.register(textGenerationRoute);
   return app;
 }

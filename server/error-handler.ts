@@ -13,6 +13,17 @@ import {
 } from './api-error.js';
 import { engineApiError, engineFailureOf } from './engine-error.js';
 import { rememberError } from './request-log.js';
+import { textGenerationErrorBody, textGenerationStatus } from './text-generation-errors.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The shape of the route's errors: 'anthropic' (its SDKs read them), 'text-generation'
+     * (LoRAX's and TGI's clients read them); default OpenAI's.
+     */
+    errorFormat?: 'anthropic' | 'text-generation';
+  }
+}
 
 /** One ajv error as Fastify hands it over (ajv runs with `verbose`, so the failing schema is there). */
 interface SchemaError {
@@ -125,11 +136,18 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
   rememberError(reply.request, error);
   if (error.retryAfterSeconds !== null)
     reply.header('retry-after', String(Math.ceil(error.retryAfterSeconds)));
-  const body =
-    reply.request.routeOptions?.config?.errorFormat === 'anthropic'
-      ? anthropicErrorBody(error.statusCode, error.toBody().error)
-      : error.toBody();
-  return reply.code(error.statusCode).type('application/json').send(body);
+  const format = reply.request.routeOptions?.config?.errorFormat;
+  if (format === 'anthropic')
+    return reply
+      .code(error.statusCode)
+      .type('application/json')
+      .send(anthropicErrorBody(error.statusCode, error.toBody().error));
+  if (format === 'text-generation')
+    return reply
+      .code(textGenerationStatus(error.statusCode))
+      .type('application/json')
+      .send(textGenerationErrorBody(error.statusCode, error.toBody().error));
+  return reply.code(error.statusCode).type('application/json').send(error.toBody());
 }
 
 export function installErrorHandlers(app: FastifyInstance): void {

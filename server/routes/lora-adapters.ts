@@ -1,10 +1,9 @@
-import { realpath } from 'node:fs/promises';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { ApiError, invalidRequest } from '../api-error.js';
+import { invalidRequest } from '../api-error.js';
+import { insideLoraRoot, requireLoraRoot } from '../lora-root.js';
 import { errorResponses } from '../schemas/responses.js';
-import { namesBaseModel, type ServingStack } from '../serving-stack.js';
+import { namesBaseModel } from '../serving-stack.js';
 
 const LoadRequestSchema = Type.Object(
   {
@@ -39,7 +38,7 @@ export const loraAdaptersRoute: FastifyPluginAsyncTypebox = async (app) => {
       const { lora_name: name, lora_path: path, load_inplace: inPlace = false } = request.body;
       if (namesBaseModel(stack, name))
         throw invalidRequest(`"${name}" is the base model's name.`, 'lora_name', 'adapter_conflict');
-      const dir = await insideRoot(root, path);
+      const dir = await insideLoraRoot(root, path, 'lora_path');
       await stack.scheduler.adapters.load(name, dir, inPlace);
       request.log.info({ adapter: name, dir, inPlace }, 'adapter loaded');
       return reply
@@ -62,36 +61,3 @@ export const loraAdaptersRoute: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 };
-
-function requireLoraRoot(stack: ServingStack): string {
-  if (stack.loraRoot === null)
-    throw new ApiError(
-      403,
-      'invalid_request_error',
-      'runtime_lora_disabled',
-      'Runtime adapter loading is off; start the server with --lora-root DIR to allow it.',
-    );
-  return stack.loraRoot;
-}
-
-/** The adapter directory, resolved (symlinks included) and checked to lie inside `root`. */
-async function insideRoot(root: string, path: string): Promise<string> {
-  const realRoot = await realpath(root);
-  const wanted = isAbsolute(path) ? path : resolve(realRoot, path);
-  let real: string;
-  try {
-    real = await realpath(wanted);
-  } catch {
-    throw invalidRequest(`The adapter path ${path} does not exist.`, 'lora_path', 'invalid_adapter');
-  }
-  const rel = relative(realRoot, real);
-  if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || isAbsolute(rel))
-    throw new ApiError(
-      403,
-      'invalid_request_error',
-      'path_outside_lora_root',
-      `The adapter path ${path} is outside --lora-root.`,
-      'lora_path',
-    );
-  return real;
-}

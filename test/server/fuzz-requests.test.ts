@@ -111,7 +111,29 @@ const MESSAGES_FIELDS = [
   'thinking',
 ];
 
-/** A random body for one of the four generation routes. */
+const GENERATE_PARAMETERS = [
+  'adapter_id',
+  'adapter_source',
+  'best_of',
+  'temperature',
+  'top_k',
+  'top_p',
+  'do_sample',
+  'max_new_tokens',
+  'return_full_text',
+  'stop',
+  'seed',
+  'truncate',
+  'details',
+  'decoder_input_details',
+  'return_k_alternatives',
+  'top_n_tokens',
+  'apply_chat_template',
+  'response_format',
+  'grammar',
+];
+
+/** A random body for one of the five generation routes (LoRAX's as /generate, /generate_stream or /). */
 function randomBody(rand: () => number): { url: string; body: Record<string, unknown> } {
   const body: Record<string, unknown> = { model: 'tiny-base' };
   const pick = rand();
@@ -129,7 +151,16 @@ function randomBody(rand: () => number): { url: string; body: Record<string, unk
     if (typeof body.max_tokens !== 'number' || rand() < 0.5) body.max_tokens = 2;
     return { url: '/v1/messages', body };
   }
-  const url = pick < 0.72 ? '/v1/completions' : '/v1/chat/completions';
+  if (pick < 0.55) {
+    const parameters: Record<string, unknown> = {};
+    for (const field of GENERATE_PARAMETERS) if (rand() < rate) parameters[field] = randomValue(rand);
+    if (typeof parameters.max_new_tokens !== 'number' || rand() < 0.5) parameters.max_new_tokens = 2;
+    const lorax: Record<string, unknown> = { inputs: rand() < 0.9 ? 'hi' : randomValue(rand), parameters };
+    if (rand() < 0.3) lorax.stream = randomValue(rand);
+    const urls = ['/generate', '/generate_stream', '/'];
+    return { url: urls[Math.floor(rand() * urls.length)], body: lorax };
+  }
+  const url = pick < 0.77 ? '/v1/completions' : '/v1/chat/completions';
   for (const field of FIELDS) if (rand() < rate) body[field] = randomValue(rand);
   // Mostly the route's own prompt field, sometimes the other route's.
   if ((url === '/v1/completions') === rand() < 0.85) body.prompt ??= 'hi';
@@ -149,7 +180,10 @@ async function fuzz(app: FastifyInstance, count: number): Promise<void> {
     if (res.statusCode >= 500)
       throw new Error(`iteration ${i}: ${res.statusCode} for ${JSON.stringify(body)}: ${res.body}`);
     if (res.statusCode >= 400) {
-      expect(res.json().error).toMatchObject({ message: expect.any(String), type: expect.any(String) });
+      // LoRAX's routes answer in LoRAX's shape, the others in OpenAI's and Anthropic's.
+      if ('inputs' in body)
+        expect(res.json()).toEqual({ error: expect.any(String), error_type: expect.any(String) });
+      else expect(res.json().error).toMatchObject({ message: expect.any(String), type: expect.any(String) });
     }
   }
   expect(statuses.get(200)).toBeGreaterThan(0);
