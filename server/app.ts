@@ -12,6 +12,7 @@ import { RequestMetrics } from './request-metrics.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
 import { healthRoute } from './routes/health.js';
+import { invocationsRoute } from './routes/invocations.js';
 import { loraAdaptersRoute } from './routes/lora-adapters.js';
 import { messagesRoute } from './routes/messages.js';
 import { installMetrics } from './routes/metrics.js';
@@ -176,5 +177,6 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(serverInfoRoute);
   app.register(tokenizeRoute);
   app.register(textGenerationRoute);
+  app.register(invocationsRoute);
   return app;
 }

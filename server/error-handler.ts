@@ -15,13 +15,19 @@ import { engineApiError, engineFailureOf } from './engine-error.js';
 import { rememberError } from './request-log.js';
 import { textGenerationErrorBody, textGenerationStatus } from './text-generation-errors.js';
 
+/**
+ * The shape of a route's errors: 'anthropic' (its SDKs read them), 'text-generation' (LoRAX's
+ * and TGI's clients read them); default OpenAI's.
+ */
+export type ErrorFormat = 'anthropic' | 'text-generation';
+
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /**
-     * The shape of the route's errors: 'anthropic' (its SDKs read them), 'text-generation'
-     * (LoRAX's and TGI's clients read them); default OpenAI's.
-     */
-    errorFormat?: 'anthropic' | 'text-generation';
+    errorFormat?: ErrorFormat;
+  }
+  interface FastifyRequest {
+    /** A request's own error shape, over its route's (/invocations answers as the API its body is in). */
+    errorFormat: ErrorFormat | null;
   }
 }
 
@@ -136,7 +142,7 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
   rememberError(reply.request, error);
   if (error.retryAfterSeconds !== null)
     reply.header('retry-after', String(Math.ceil(error.retryAfterSeconds)));
-  const format = reply.request.routeOptions?.config?.errorFormat;
+  const format = reply.request.errorFormat ?? reply.request.routeOptions?.config?.errorFormat;
   if (format === 'anthropic')
     return reply
       .code(error.statusCode)
@@ -151,6 +157,7 @@ export function sendApiError(reply: FastifyReply, error: ApiError): FastifyReply
 }
 
 export function installErrorHandlers(app: FastifyInstance): void {
+  app.decorateRequest('errorFormat', null);
   app.setErrorHandler((error: FastifyError, request, reply) => {
     // A client that leaves before its first byte (its stream torn down, "Premature close") is
     // routine under load: no one is left to answer, and it is not the server's error.

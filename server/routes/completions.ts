@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply } from 'fastify';
 import type { TokenLogprobs } from '../../kernels/logprobs.js';
 import { invalidRequest, notSupported } from '../api-error.js';
 import type { FinishedChoice } from '../generation.js';
@@ -13,6 +14,7 @@ import { checkTokenIds, truncatePrompt } from '../sampling-params.js';
 import { type CompletionRequest, CompletionRequestSchema } from '../schemas/completion-request.js';
 import { CompletionResponseSchema, errorResponses } from '../schemas/responses.js';
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
+import type { ServerState } from '../server-state.js';
 import type { ServingStack } from '../serving-stack.js';
 
 /** OpenAI's (and vLLM's) default for /v1/completions when max_tokens is left out. */
@@ -131,62 +133,63 @@ export const completionsRoute: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: CompletionResponseSchema, ...errorResponses },
       },
     },
-    (request, reply) =>
-      serveCompletion(app.loom, reply, request.body, {
-        idPrefix: 'cmpl',
-        object: 'text_completion',
-        chunkObject: 'text_completion',
-        promptTokens: (stack, body) => {
-          checkUnsupported(body);
-          return promptsTokens(stack, body);
-        },
-        requestedMaxTokens: (body) => (echoesOnly(body) ? 1 : (body.max_tokens ?? null)),
-        logprobsAsked,
-        defaultMaxTokens: DEFAULT_COMPLETION_TOKENS,
-        responseFields: () => ({}),
-        choice: (outcome, view) => ({
-          text:
-            (request.body.echo ? echoText(request.body, view) : '') +
-            (echoesOnly(request.body) ? '' : outcome.text),
-          logprobs: completionLogprobs(request.body, view, outcome, true),
-          finish_reason: outcome.finishReason,
-          stop_reason: outcome.stop_reason,
-          prompt_logprobs: view.promptLogprobs(outcome.promptLogprobs),
-          ...(view.returnTokenIds
-            ? {
-                prompt_token_ids: [...view.promptTokens],
-                token_ids: echoesOnly(request.body) ? [] : [...outcome.tokenIds],
-              }
-            : {}),
-        }),
-        deltaChoice: (index, delta, stopReason, view) => ({
-          index,
-          text:
-            (request.body.echo && view.isFirstDelta ? echoText(request.body, view) : '') +
-            (echoesOnly(request.body) ? '' : delta.text),
-          logprobs: completionLogprobs(
-            request.body,
-            view,
-            {
-              tokenIds: delta.tokenIds,
-              logprobs: delta.logprobs ?? [],
-              promptLogprobs: delta.promptLogprobs ?? null,
-            },
-            view.isFirstDelta,
-          ),
-          finish_reason: delta.finishReason,
-          stop_reason: stopReason,
-          // A stream scores the prompt only with prompt_logprobs 0 (as vLLM allows it); vLLM
-          // sends none, Loom sends them with the choice's first token.
-          ...(delta.promptLogprobs ? { prompt_logprobs: view.promptLogprobs(delta.promptLogprobs) } : {}),
-          // vLLM's return_token_ids: the prompt's with the choice's first chunk, each chunk's own.
-          ...(view.returnTokenIds
-            ? {
-                ...(view.isFirstDelta ? { prompt_token_ids: [...view.promptTokens] } : {}),
-                token_ids: echoesOnly(request.body) ? [] : [...delta.tokenIds],
-              }
-            : {}),
-        }),
-      }),
+    (request, reply) => serveTextCompletion(app.loom, reply, request.body),
   );
 };
+
+/** One completion request, validated, answered (POST /v1/completions, and /invocations with a prompt). */
+export function serveTextCompletion(state: ServerState, reply: FastifyReply, body: CompletionRequest) {
+  return serveCompletion(state, reply, body, {
+    idPrefix: 'cmpl',
+    object: 'text_completion',
+    chunkObject: 'text_completion',
+    promptTokens: (stack, body) => {
+      checkUnsupported(body);
+      return promptsTokens(stack, body);
+    },
+    requestedMaxTokens: (body) => (echoesOnly(body) ? 1 : (body.max_tokens ?? null)),
+    logprobsAsked,
+    defaultMaxTokens: DEFAULT_COMPLETION_TOKENS,
+    responseFields: () => ({}),
+    choice: (outcome, view) => ({
+      text: (body.echo ? echoText(body, view) : '') + (echoesOnly(body) ? '' : outcome.text),
+      logprobs: completionLogprobs(body, view, outcome, true),
+      finish_reason: outcome.finishReason,
+      stop_reason: outcome.stop_reason,
+      prompt_logprobs: view.promptLogprobs(outcome.promptLogprobs),
+      ...(view.returnTokenIds
+        ? {
+            prompt_token_ids: [...view.promptTokens],
+            token_ids: echoesOnly(body) ? [] : [...outcome.tokenIds],
+          }
+        : {}),
+    }),
+    deltaChoice: (index, delta, stopReason, view) => ({
+      index,
+      text:
+        (body.echo && view.isFirstDelta ? echoText(body, view) : '') + (echoesOnly(body) ? '' : delta.text),
+      logprobs: completionLogprobs(
+        body,
+        view,
+        {
+          tokenIds: delta.tokenIds,
+          logprobs: delta.logprobs ?? [],
+          promptLogprobs: delta.promptLogprobs ?? null,
+        },
+        view.isFirstDelta,
+      ),
+      finish_reason: delta.finishReason,
+      stop_reason: stopReason,
+      // A stream scores the prompt only with prompt_logprobs 0 (as vLLM allows it); vLLM
+      // sends none, Loom sends them with the choice's first token.
+      ...(delta.promptLogprobs ? { prompt_logprobs: view.promptLogprobs(delta.promptLogprobs) } : {}),
+      // vLLM's return_token_ids: the prompt's with the choice's first chunk, each chunk's own.
+      ...(view.returnTokenIds
+        ? {
+            ...(view.isFirstDelta ? { prompt_token_ids: [...view.promptTokens] } : {}),
+            token_ids: echoesOnly(body) ? [] : [...delta.tokenIds],
+          }
+        : {}),
+    }),
+  });
+}

@@ -220,6 +220,15 @@ async function generateStream(state: ServerState, reply: FastifyReply, body: Gen
   return sendEventStream(reply, generation, events(), TEXT_GENERATION_EVENTS);
 }
 
+/**
+ * LoRAX's compat route (POST /, and /invocations with `inputs`), the one its Python client calls:
+ * a stream with `stream: true`, else the whole answer in a one-element array.
+ */
+export async function serveCompatGenerate(state: ServerState, reply: FastifyReply, body: GenerateRequest) {
+  if (body.stream) return generateStream(state, reply, body);
+  return [await generate(state, reply, body)];
+}
+
 /** LoRAX's /info: what is served and its limits (LoRAX's launcher settings Loom has no equal of are left out). */
 function info(state: ServerState) {
   const stack = state.requireStack();
@@ -258,9 +267,6 @@ export const textGenerationRoute: FastifyPluginAsyncTypebox = async (app) => {
       throw invalidRequest('/generate_stream always streams: use /generate.', 'stream');
     return generateStream(app.loom, reply, request.body);
   });
-  app.post('/', { config, schema }, async (request, reply) => {
-    if (request.body.stream) return generateStream(app.loom, reply, request.body);
-    return [await generate(app.loom, reply, request.body)];
-  });
+  app.post('/', { config, schema }, (request, reply) => serveCompatGenerate(app.loom, reply, request.body));
   app.get('/info', { config }, async () => info(app.loom));
 };
