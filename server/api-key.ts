@@ -9,7 +9,7 @@ import { sendApiError } from './error-handler.js';
  * API, /tokenize, adapter loading, and unknown URLs, which then do not reveal what exists)
  * needs the key.
  */
-export const OPEN_PATHS: ReadonlySet<string> = new Set(['/health', '/ping', '/metrics', '/version']);
+export const OPEN_PATHS: ReadonlySet<string> = new Set(['/health', '/ping', '/metrics', '/version', '/load']);
 
 function invalidApiKey(message: string): ApiError {
   return new ApiError(401, 'invalid_request_error', 'invalid_api_key', message);

@@ -8,17 +8,19 @@ export function textGenerationStatus(status: number): number {
   return status === 400 ? 422 : status;
 }
 
+/** LoRAX's error types by status; other 4xx are `validation`, other 5xx `generation`. */
+const ERROR_TYPES: Record<number, string> = {
+  401: 'authentication',
+  404: 'not_found',
+  429: 'overloaded',
+  503: 'overloaded',
+};
+
 /** An error as LoRAX answers it: {error, error_type}, the type its Python client picks the exception by. */
 export function textGenerationErrorBody(status: number, error: OpenAiErrorBody['error']) {
   const errorType =
     error.code === 'incomplete_generation'
       ? 'incomplete_generation'
-      : status === 429 || status === 503
-        ? 'overloaded'
-        : status === 404
-          ? 'not_found'
-          : status >= 500
-            ? 'generation'
-            : 'validation';
+      : (ERROR_TYPES[status] ?? (status >= 500 ? 'generation' : 'validation'));
   return { error: error.message, error_type: errorType };
 }

@@ -59,6 +59,10 @@ export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
     why: 'Loom always cuts long prompts into chunks within --max-num-batched-tokens',
     takesValue: false,
   },
+  '--enable-server-load-tracking': {
+    why: 'Loom always counts the requests in flight that GET /load reports',
+    takesValue: false,
+  },
   '--fully-sharded-loras': { why: 'Loom runs on one device', takesValue: false },
   '--max-seq-len-to-capture': { why: 'Loom captures no CUDA graphs', takesValue: true },
   '--swap-space': { why: 'Loom preempts by recomputing, never by swapping to host memory', takesValue: true },

@@ -12,6 +12,7 @@ const OPEN = [
   ['POST', '/ping'],
   ['GET', '/metrics'],
   ['GET', '/version'],
+  ['GET', '/load'],
 ] as const;
 
 const CLOSED: [string, string, object?][] = [
@@ -27,7 +28,16 @@ const CLOSED: [string, string, object?][] = [
   ['POST', '/detokenize', { tokens: [104] }],
   ['POST', '/v1/load_lora_adapter', { lora_name: 'x', lora_path: '/tmp/x' }],
   ['POST', '/v1/unload_lora_adapter', { lora_name: 'ad-a' }],
+  ['POST', '/invocations', { model: 'tiny-base', prompt: 'hi', max_tokens: 2 }],
   ['GET', '/no/such/path'],
+];
+
+/** LoRAX's routes: closed as the others, their refusals in LoRAX's shape. */
+const CLOSED_LORAX: [string, string, object?][] = [
+  ['POST', '/generate', { inputs: 'hi' }],
+  ['POST', '/generate_stream', { inputs: 'hi' }],
+  ['POST', '/', { inputs: 'hi' }],
+  ['GET', '/info'],
 ];
 
 function inject(method: string, url: string, payload: object | undefined, authorization?: string) {
@@ -59,6 +69,16 @@ describe('--api-key', () => {
           code: 'invalid_api_key',
         },
       });
+    }
+  });
+
+  it("refuses LoRAX's routes without the key, in LoRAX's error shape", async () => {
+    fake.app = buildApp({ stack: fakeStack(), apiKey: KEY });
+    for (const [method, url, payload] of CLOSED_LORAX) {
+      const res = await inject(method, url, payload, 'Bearer sk-wrong');
+      expect({ url, status: res.statusCode }).toEqual({ url, status: 401 });
+      expect(res.json()).toEqual({ error: 'Incorrect API key provided.', error_type: 'authentication' });
+      expect((await inject(method, url, payload, `Bearer ${KEY}`)).statusCode).toBe(200);
     }
   });
 

@@ -353,8 +353,9 @@ describe('flags a vLLM user types', () => {
       '--distributed-executor-backend',
       'mp',
       '--fully-sharded-loras',
+      '--enable-server-load-tracking',
     ]);
-    expect(options.notices).toHaveLength(7);
+    expect(options.notices).toHaveLength(8);
     expect(options.notices).toContain(
       '--swap-space 16: ignored, Loom preempts by recomputing, never by swapping to host memory',
     );

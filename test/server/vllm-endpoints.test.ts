@@ -29,6 +29,18 @@ describe('/ping and /version', () => {
     expect((await fake.app.inject('/ping')).statusCode).toBe(503);
   });
 
+  it('reports the generation requests in flight on /load, streams included', async () => {
+    const stack = start();
+    stack.scheduler.tokenDelayMs = 50;
+    expect((await fake.app.inject('/load')).json()).toEqual({ server_load: 0 });
+    const body = { model: 'tiny-base', prompt: 'hi', max_tokens: 4 };
+    const running = [post('/v1/completions', body), post('/v1/completions', { ...body, stream: true })];
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await fake.app.inject('/load')).json()).toEqual({ server_load: 2 });
+    await Promise.all(running);
+    expect((await fake.app.inject('/load')).json()).toEqual({ server_load: 0 });
+  });
+
   it("reports package.json's version", async () => {
     start();
     const res = await fake.app.inject('/version');
