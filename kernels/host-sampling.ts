@@ -1,7 +1,7 @@
 import { type Engine, logitRows, type RowSampling, type SampledStep, type StepPlan } from './engine.js';
 import { adjustedLogits } from './logit-adjustments.js';
 import { collectLogprobs, widenForLogprobs } from './logprob-rows.js';
-import { rowLogprobs } from './logprobs.js';
+import { type LogprobsMode, processedLogits, rowLogprobs, rowScores } from './logprobs.js';
 import { sampleToken } from './sample.js';
 
 /**
@@ -9,13 +9,15 @@ import { sampleToken } from './sample.js';
  * each row on the host with `sample` (kernels/sample.ts's definition), and computes the
  * log-probabilities the sequences ask for from the same logits (kernels/logprobs.ts). A sequence
  * that asks for prompt log-probabilities runs with logits 'all' so its prompt rows come back too;
- * they are scored, not sampled.
+ * they are scored, not sampled. `mode` (vLLM's --logprobs-mode) says what a sampled row's scores
+ * are; prompt rows are always scored as log-probabilities of the raw logits, as vLLM's are.
  */
 export async function sampleOnHost(
   engine: Pick<Engine, 'step' | 'config'>,
   plan: StepPlan,
   sampling: ReadonlyArray<RowSampling>,
   sample: typeof sampleToken = sampleToken,
+  mode: LogprobsMode = 'raw_logprobs',
 ): Promise<SampledStep> {
   const expected = logitRows(plan);
   if (sampling.length !== expected) throw new Error(`${sampling.length} samplers for ${expected} logit rows`);
@@ -34,7 +36,10 @@ export async function sampleOnHost(
   });
   const scored = collectLogprobs(plan, rows, (w) => {
     const { target, topK, sampleRow } = rows[w];
-    return rowLogprobs(rowOf(w), target === 'sampled' ? tokens[sampleRow] : target, topK ?? 0);
+    if (target !== 'sampled') return rowLogprobs(rowOf(w), target, topK ?? 0);
+    const processed = mode === 'processed_logprobs' || mode === 'processed_logits';
+    const row = processed ? processedLogits(rowOf(w), sampling[sampleRow]) : rowOf(w);
+    return rowScores(row, tokens[sampleRow], topK ?? 0, mode.endsWith('_logits'));
   });
   return { tokens, ...scored };
 }

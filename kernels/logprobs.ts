@@ -1,9 +1,27 @@
+import type { RowSampling } from './engine.js';
+import { adjustedLogits } from './logit-adjustments.js';
+import { keptTokens } from './sample.js';
+
 /**
  * Log-probabilities of a logit row, as vLLM reports them by default (`logprobs_mode=raw_logprobs`):
  * the log-softmax of the raw logits the sampler drew from, before temperature, top-k or top-p
  * (so they do not depend on the sampling settings). Shared by the host sampler's path and the
  * tests that check the webgpu kernel (logprobs.wgsl), which computes the same on the device.
+ * vLLM's other --logprobs-mode values are here too (processedLogits, rowScores), on the host.
  */
+
+/**
+ * vLLM's --logprobs-mode: what a sampled token's `logprob` (and its top tokens') reports: the
+ * log-softmax of the raw logits (the default), the raw logits themselves, or either of the
+ * processed logits the token was drawn from (processedLogits).
+ */
+export const LOGPROBS_MODES = [
+  'raw_logprobs',
+  'raw_logits',
+  'processed_logprobs',
+  'processed_logits',
+] as const;
+export type LogprobsMode = (typeof LOGPROBS_MODES)[number];
 
 /** vLLM's default `--max-logprobs`: the most top tokens one row may ask for unless the flag says otherwise. */
 export const DEFAULT_MAX_LOGPROBS = 20;
@@ -78,5 +96,39 @@ export function rowLogprobs(row: ArrayLike<number>, tokenId: number, topK: numbe
     rank: rankOf(row, tokenId),
     topIds,
     topLogprobs: Float32Array.from(topIds, (id) => row[id] - norm),
+  };
+}
+
+/**
+ * vLLM's processed logits of a sampled row: its logit edits applied (penalties, logit_bias,
+ * allowed tokens and structured output's mask); then, for a row sampled at a temperature, divided
+ * by it, every token sampleToken could not draw (min-p, top-k, top-p) at −Infinity.
+ */
+export function processedLogits(row: Float32Array, settings: RowSampling): Float32Array {
+  const adjusted = settings.adjustments ? adjustedLogits(row, settings.adjustments) : row.slice();
+  if (settings.temperature <= 0) return adjusted;
+  const out = new Float32Array(adjusted.length).fill(Number.NEGATIVE_INFINITY);
+  for (const t of keptTokens(adjusted, settings)) out[t] = Math.fround(adjusted[t] / settings.temperature);
+  return out;
+}
+
+/**
+ * A row's answer as a mode reports it: log-probabilities (rowLogprobs), or, for the *_logits
+ * modes, the logits themselves in their place (the top tokens are the same ones either way).
+ */
+export function rowScores(
+  row: ArrayLike<number>,
+  tokenId: number,
+  topK: number,
+  asLogits: boolean,
+): TokenLogprobs {
+  if (!asLogits) return rowLogprobs(row, tokenId, topK);
+  const topIds = topIndices(row, topK);
+  return {
+    tokenId,
+    logprob: Math.fround(row[tokenId]),
+    rank: rankOf(row, tokenId),
+    topIds,
+    topLogprobs: Float32Array.from(topIds, (id) => row[id]),
   };
 }

@@ -51,22 +51,45 @@ const CANDIDATE_WIDTHS = [8, 24, Number.POSITIVE_INFINITY];
 export function sampleToken(logits: Float32Array, params: TokenSampling, uniform: number): number {
   if (!(uniform >= 0 && uniform < 1)) throw new Error(`sampleToken: uniform ${uniform} is not in [0, 1)`);
   if (params.temperature <= 0) return argmax(logits);
-  const vocab = logits.length;
-  const maxLogit = logits[argmax(logits)];
-  const minP = params.minP ?? 0;
-  const weights = new Float64Array(vocab);
-  let total = 0;
-  for (let i = 0; i < vocab; i++) {
-    const w = Math.exp((logits[i] - maxLogit) / params.temperature);
-    weights[i] = w < minP ? 0 : w;
-    total += weights[i];
-  }
+  const { maxLogit, weights, total } = samplingWeights(logits, params);
   for (const width of CANDIDATE_WIDTHS) {
     const order = candidatesInOrder(logits, maxLogit - width * params.temperature);
     const token = drawFromPrefix(order, weights, total, params, uniform);
     if (token !== undefined) return token;
   }
   throw new Error('sampleToken: no candidate (logits are not finite)');
+}
+
+/** Steps 2 and 3½: each token's weight (min-p's dropped ones 0) and their total, in index order. */
+function samplingWeights(
+  logits: Float32Array,
+  params: TokenSampling,
+): { maxLogit: number; weights: Float64Array; total: number } {
+  const maxLogit = logits[argmax(logits)];
+  const minP = params.minP ?? 0;
+  const weights = new Float64Array(logits.length);
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const w = Math.exp((logits[i] - maxLogit) / params.temperature);
+    weights[i] = w < minP ? 0 : w;
+    total += weights[i];
+  }
+  return { maxLogit, weights, total };
+}
+
+/**
+ * The tokens sampleToken may draw from a row at temperature > 0, most likely first: steps 2–5
+ * over the whole vocabulary, without the tokens of no weight (min-p's, −Infinity logits). vLLM's
+ * processed log-probabilities (--logprobs-mode) are over these alone.
+ */
+export function keptTokens(logits: Float32Array, params: TokenSampling): Int32Array {
+  if (!(params.temperature > 0)) throw new Error('keptTokens: a greedy row keeps every token');
+  const { weights, total } = samplingWeights(logits, params);
+  const order = candidatesInOrder(logits, Number.NEGATIVE_INFINITY);
+  const prefix = keptPrefix(order, weights, total, params);
+  // The whole vocabulary's order always holds the answer.
+  if (!prefix) throw new Error('keptTokens: no candidate (logits are not finite)');
+  return order.subarray(0, prefix.kept).filter((t) => weights[t] > 0);
 }
 
 /** Tokens with logit ≥ cutoff, in sampling order: a prefix of the whole vocabulary's order. */
@@ -79,16 +102,15 @@ function candidatesInOrder(logits: Float32Array, cutoff: number): Int32Array {
 }
 
 /**
- * Steps 4–6 over `order`, a prefix of the full candidate order. Returns undefined when the
- * answer may lie beyond the prefix (never when the prefix is the whole vocabulary).
+ * Steps 4–5 over `order`, a prefix of the full candidate order: how many candidates top-k and
+ * top-p keep, and their weight; undefined when the answer may lie beyond the prefix.
  */
-function drawFromPrefix(
+function keptPrefix(
   order: Int32Array,
   weights: Float64Array,
   total: number,
   params: TokenSampling,
-  uniform: number,
-): number | undefined {
+): { kept: number; keptWeight: number } | undefined {
   let kept = params.topK > 0 ? Math.min(params.topK, weights.length) : weights.length;
   let keptWeight = total;
   if (params.topK > 0) {
@@ -113,7 +135,23 @@ function drawFromPrefix(
     }
     if (!reached && walk < kept) return undefined;
   }
+  return { kept, keptWeight };
+}
 
+/**
+ * Steps 4–6 over `order`, a prefix of the full candidate order. Returns undefined when the
+ * answer may lie beyond the prefix (never when the prefix is the whole vocabulary).
+ */
+function drawFromPrefix(
+  order: Int32Array,
+  weights: Float64Array,
+  total: number,
+  params: TokenSampling,
+  uniform: number,
+): number | undefined {
+  const prefix = keptPrefix(order, weights, total, params);
+  if (!prefix) return undefined;
+  const { kept, keptWeight } = prefix;
   const threshold = uniform * keptWeight;
   let cumulative = 0;
   const walk = Math.min(kept, order.length);

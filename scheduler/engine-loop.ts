@@ -1,4 +1,5 @@
 import type { Engine, SampledStep } from '../kernels/engine.js';
+import type { LogprobsMode } from '../kernels/logprobs.js';
 import { sampleToken } from '../kernels/sample.js';
 import { GenerationError } from './generation-error.js';
 import type { GenerationRequest, GenerationStream } from './request.js';
@@ -11,6 +12,8 @@ export interface EngineLoopOptions extends SchedulerOptions {
   sample?: typeof sampleToken;
   /** Sample on the engine when it offers Engine.sampleStep (default true); false always samples on the host. */
   sampleOnEngine?: boolean;
+  /** vLLM's --logprobs-mode: what sampled tokens' log-probabilities report (default raw_logprobs). */
+  logprobsMode?: LogprobsMode;
 }
 
 /**
@@ -108,6 +111,7 @@ export class EngineLoop {
         step.rows,
         this.options.sample ?? sampleToken,
         this.options.sampleOnEngine ?? true,
+        this.options.logprobsMode,
       );
       // The step is under way: read queued adapters from disk and write them into free pages while
       // it runs, so the next step finds them resident instead of waiting on the copy.

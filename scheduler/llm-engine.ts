@@ -10,6 +10,7 @@ import {
   type OnnxThreadChoice,
   type QuantizationChoice,
 } from '../kernels/engine-factory.js';
+import type { LogprobsMode } from '../kernels/logprobs.js';
 import { adapterPageCount, pagesForModuleRanks, pagesForTargets } from '../memory/adapter-layout.js';
 import {
   AdapterError,
@@ -111,6 +112,8 @@ export interface LlmEngineOptions {
   loraMode?: LoraMode;
   /** --onnx-thread (default 'worker'): whether the onnx engine steps on a thread of its own. */
   onnxThread?: OnnxThreadChoice;
+  /** --logprobs-mode (default raw_logprobs): what sampled tokens' log-probabilities report. */
+  logprobsMode?: LogprobsMode;
 }
 
 /** Structured progress lines (pino's signature, so Fastify's logger fits). */
@@ -304,6 +307,7 @@ export class LlmEngine {
     const listeners = new Set<SchedulerEventSink>();
     const scheduler = new EngineLoop({
       engine,
+      logprobsMode: options.logprobsMode ?? 'raw_logprobs',
       kvCache,
       adapters: registry,
       // The tokenizer alone: a closure over `model` would keep its f32 weights alive, which an

@@ -31,7 +31,7 @@ export interface SamplingParams {
   n: number;
   /**
    * Log-probability of each sampled token plus this many most likely tokens (0..--max-logprobs),
-   * of the raw logits (vLLM's default raw_logprobs); null or absent: none.
+   * as --logprobs-mode says (by default of the raw logits, vLLM's raw_logprobs); null or absent: none.
    */
   logprobs?: number | null;
   /**

@@ -7,6 +7,7 @@ import {
 } from '../kernels/engine.js';
 import { sampleOnHost } from '../kernels/host-sampling.js';
 import type { LogitAdjustments } from '../kernels/logit-adjustments.js';
+import type { LogprobsMode } from '../kernels/logprobs.js';
 import type { sampleToken, TokenSampling } from '../kernels/sample.js';
 import type { Uniform } from './prng.js';
 
@@ -24,7 +25,8 @@ export interface RowSampler {
  * (Engine.sampleStep) reads back ids (and k log-probabilities per row) instead of [rows × vocab]
  * logits; otherwise `sample` runs on the host. Each row draws exactly one uniform from its
  * sequence's stream before the step on either path, so a seeded request gets the same tokens
- * whichever path serves it.
+ * whichever path serves it. Engines compute raw log-probabilities only: any other --logprobs-mode
+ * samples on the host.
  */
 export async function stepTokens(
   engine: Engine,
@@ -32,6 +34,7 @@ export async function stepTokens(
   rows: readonly RowSampler[],
   sample: typeof sampleToken,
   onEngine: boolean,
+  logprobsMode: LogprobsMode = 'raw_logprobs',
 ): Promise<SampledStep> {
   const expected = logitRows(plan);
   if (rows.length !== expected) throw new Error(`${rows.length} samplers for ${expected} logit rows`);
@@ -43,7 +46,8 @@ export async function stepTokens(
     uniform: row.uniform(),
     adjustments: row.logitAdjustments(),
   }));
-  if (!(onEngine && engine.sampleStep)) return sampleOnHost(engine, plan, sampling, sample);
+  if (!(onEngine && engine.sampleStep && logprobsMode === 'raw_logprobs'))
+    return sampleOnHost(engine, plan, sampling, sample, logprobsMode);
   const result = await engine.sampleStep(plan, sampling);
   if (result.tokens.length !== expected)
     throw new Error(`returned ${result.tokens.length} token ids, expected ${expected}`);

@@ -8,7 +8,7 @@ import {
   type OnnxThreadChoice,
   type QuantizationChoice,
 } from '../kernels/engine-factory.js';
-import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
+import { DEFAULT_MAX_LOGPROBS, LOGPROBS_MODES, type LogprobsMode } from '../kernels/logprobs.js';
 import { parsePoolSize } from '../memory/page-pool.js';
 import { checkSamplingOverrides, type GenerationConfigSource } from '../model/generation-defaults.js';
 import { DEFAULT_STREAM_STALL_TIMEOUT_MS } from '../scheduler/scheduler.js';
@@ -105,6 +105,8 @@ export interface CliOptions {
   maxN: number;
   /** --max-logprobs: most top tokens a row may list; -1: no cap. */
   maxLogprobs: number;
+  /** --logprobs-mode: what sampled tokens' log-probabilities report (vLLM's values). */
+  logprobsMode: LogprobsMode;
   /** --max-stored-responses: /v1/responses kept in memory for GET and previous_response_id (0: none). */
   maxStoredResponses: number;
   /** --reasoning-parser: a reasoning model's reasoning read apart from its answer (chat's `reasoning`). */
@@ -202,6 +204,11 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --max-n N                       most choices (n) one request may ask for (default 16)
   --max-logprobs N                most top tokens a row may list (logprobs, top_logprobs, prompt_logprobs;
                                   beam search's 2·n), vLLM's flag (default 20; -1: no cap)
+  --logprobs-mode MODE            what a sampled token's logprob reports, vLLM's values: raw_logprobs
+                                  (default), raw_logits, processed_logprobs, processed_logits (after
+                                  penalties, logit_bias, allowed tokens, structured output, temperature,
+                                  min_p, top_k, top_p: what the token was drawn from); the last three
+                                  sample on the host (webgpu then reads every logit back)
   --max-stored-responses N        /v1/responses answers kept in memory, the oldest dropped first, for
                                   GET /v1/responses/{id} and previous_response_id (default 0: none kept,
                                   store: true is refused)
@@ -385,6 +392,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--max-logprobs': (o, v, f) => {
     o.maxLogprobs = v.trim() === '-1' ? -1 : integer(v, f, 0);
   },
+  '--logprobs-mode': (o, v, f) => {
+    o.logprobsMode = oneOf(v, f, LOGPROBS_MODES);
+  },
   '--max-stored-responses': (o, v, f) => {
     o.maxStoredResponses = integer(v, f, 0);
   },
@@ -538,6 +548,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     streamStallTimeoutSeconds: DEFAULT_STREAM_STALL_TIMEOUT_MS / 1000,
     maxN: DEFAULT_MAX_N,
     maxLogprobs: DEFAULT_MAX_LOGPROBS,
+    logprobsMode: 'raw_logprobs',
     maxStoredResponses: 0,
     reasoningParser: null,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,

@@ -176,6 +176,7 @@ async function main(): Promise<void> {
       streamStallTimeoutSeconds: options.streamStallTimeoutSeconds,
       engine: options.engine,
       onnxThread: options.onnxThread,
+      logprobsMode: options.logprobsMode,
       dtype: options.dtype,
       quantization: options.quantization,
       poolSize: options.poolSize,

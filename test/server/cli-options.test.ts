@@ -47,6 +47,15 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--max-logprobs', 'all'])).toThrow(/--max-logprobs/);
   });
 
+  it("reads vLLM's --logprobs-mode: raw_logprobs by default, its four values, nothing else", () => {
+    expect(serve([]).logprobsMode).toBe('raw_logprobs');
+    for (const mode of ['raw_logits', 'processed_logprobs', 'processed_logits'])
+      expect(serve(['--logprobs-mode', mode]).logprobsMode).toBe(mode);
+    expect(() => serve(['--logprobs-mode', 'processed'])).toThrow(
+      /--logprobs-mode: "processed" is not one of/,
+    );
+  });
+
   it('reads vLLM-spelled flags in both --flag value and --flag=value form', () => {
     const options = serve([
       '--model',
