@@ -1,5 +1,5 @@
 import { type Engine, logitRows, type RowSampling, type SampledStep, type StepPlan } from './engine.js';
-import { adjustedLogits } from './logit-adjustments.js';
+import { adjustedLogits, maskedLogits } from './logit-adjustments.js';
 import { collectLogprobs, widenForLogprobs } from './logprob-rows.js';
 import { type LogprobsMode, processedLogits, rowLogprobs, rowScores } from './logprobs.js';
 import { sampleToken } from './sample.js';
@@ -10,7 +10,8 @@ import { sampleToken } from './sample.js';
  * log-probabilities the sequences ask for from the same logits (kernels/logprobs.ts). A sequence
  * that asks for prompt log-probabilities runs with logits 'all' so its prompt rows come back too;
  * they are scored, not sampled. `mode` (vLLM's --logprobs-mode) says what a sampled row's scores
- * are; prompt rows are always scored as log-probabilities of the raw logits, as vLLM's are.
+ * are (raw ones of a structured output's row masked as vLLM masks it, LogitAdjustments.scoreOnly);
+ * prompt rows are always scored as log-probabilities of the raw logits, as vLLM's are.
  */
 export async function sampleOnHost(
   engine: Pick<Engine, 'step' | 'config'>,
@@ -37,8 +38,14 @@ export async function sampleOnHost(
   const scored = collectLogprobs(plan, rows, (w) => {
     const { target, topK, sampleRow } = rows[w];
     if (target !== 'sampled') return rowLogprobs(rowOf(w), target, topK ?? 0);
+    const settings = sampling[sampleRow];
     const processed = mode === 'processed_logprobs' || mode === 'processed_logits';
-    const row = processed ? processedLogits(rowOf(w), sampling[sampleRow]) : rowOf(w);
+    const guided = settings.adjustments?.scoreOnly;
+    const row = processed
+      ? processedLogits(rowOf(w), settings)
+      : guided
+        ? maskedLogits(rowOf(w), guided)
+        : rowOf(w);
     return rowScores(row, tokens[sampleRow], topK ?? 0, mode.endsWith('_logits'));
   });
   return { tokens, ...scored };

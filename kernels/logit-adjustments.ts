@@ -7,8 +7,8 @@
  *   l₃ = l₂ − subtract                              (frequency · count + presence, output tokens)
  * Tokens not listed keep their logit. Sparse because a row touches only the tokens its sequence
  * has seen or the request names, a few hundred of a vocabulary of tens of thousands.
- * Log-probabilities are not affected: they stay those of the raw logits (vLLM's default
- * logprobs mode, raw_logprobs).
+ * Raw log-probabilities (vLLM's default logprobs mode) see none of these edits but structured
+ * output's mask (scoreOnly).
  */
 export interface LogitAdjustments {
   /** Distinct token ids. */
@@ -21,17 +21,29 @@ export interface LogitAdjustments {
   readonly subtract: Float32Array;
   /** vLLM's allowed_token_ids: the only tokens that keep a finite logit (distinct ids); null: all. */
   readonly allowOnly?: Int32Array | null;
+  /**
+   * Structured output's next tokens (within allowOnly). vLLM masks the logits with them before its
+   * sampler, so even its raw log-probabilities are of the masked row (renormalised over these);
+   * allowed_token_ids and the other edits act inside the sampler, after raw log-probabilities.
+   * Null or absent: no structured output here.
+   */
+  readonly scoreOnly?: Int32Array | null;
+}
+
+/** A copy of `row` where only `allowed` keep their logits (the rest −Infinity). */
+export function maskedLogits(row: ArrayLike<number>, allowed: Int32Array): Float32Array {
+  const out = new Float32Array(row.length).fill(Number.NEGATIVE_INFINITY);
+  for (const t of allowed) out[t] = row[t];
+  return out;
 }
 
 /** A copy of `row` with `adjustments` applied (the engine's logits stay as they are). */
 export function adjustedLogits(row: Float32Array, adjustments: LogitAdjustments): Float32Array {
   const { tokens, bias, repetition, subtract, allowOnly } = adjustments;
   let out: Float32Array;
-  if (allowOnly) {
-    // Edits of a masked token leave it at −Infinity: −∞ + b, −∞ · r and −∞ − s are all −∞.
-    out = new Float32Array(row.length).fill(Number.NEGATIVE_INFINITY);
-    for (const t of allowOnly) out[t] = row[t];
-  } else out = row.slice();
+  // Edits of a masked token leave it at −Infinity: −∞ + b, −∞ · r and −∞ − s are all −∞.
+  if (allowOnly) out = maskedLogits(row, allowOnly);
+  else out = row.slice();
   for (let i = 0; i < tokens.length; i++) {
     const t = tokens[i];
     // Rounded to f32 after each operation, as a framework computing in f32 logits would.

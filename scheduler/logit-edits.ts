@@ -131,7 +131,8 @@ export class SequenceLogitEdits {
       return i;
     };
     for (const [token, b] of p.logitBias) bias[entry(token)] += b;
-    const allowOnly = this.allowedNext();
+    const guided = this.guideState?.allowedTokens(this.endTokenIds) ?? null;
+    const allowOnly = this.allowedNext(guided);
     // A complete structured output may only end: min_tokens cannot hold it open.
     const onlyEnds =
       this.guideState !== null && (allowOnly?.every((t) => this.endTokenIds.includes(t)) ?? false);
@@ -153,13 +154,12 @@ export class SequenceLogitEdits {
       repetition: Float32Array.from(repetition),
       subtract: Float32Array.from(subtract),
       allowOnly,
+      scoreOnly: guided,
     };
   }
 
-  /** allowed_token_ids, and the structured output's next tokens (both: the tokens in both). */
-  private allowedNext(): Int32Array | null {
-    if (!this.guideState) return this.allowOnly;
-    const guided = this.guideState.allowedTokens(this.endTokenIds);
+  /** allowed_token_ids, and the structured output's next tokens `guided` (both: the tokens in both). */
+  private allowedNext(guided: Int32Array | null): Int32Array | null {
     if (!guided || !this.allowOnly) return guided ?? this.allowOnly;
     const both = new Set(this.allowOnly);
     const kept = guided.filter((t) => both.has(t));

@@ -25,8 +25,8 @@ export interface RowSampler {
  * (Engine.sampleStep) reads back ids (and k log-probabilities per row) instead of [rows × vocab]
  * logits; otherwise `sample` runs on the host. Each row draws exactly one uniform from its
  * sequence's stream before the step on either path, so a seeded request gets the same tokens
- * whichever path serves it. Engines compute raw log-probabilities only: any other --logprobs-mode
- * samples on the host.
+ * whichever path serves it. Engines compute raw, unmasked log-probabilities only: any other
+ * --logprobs-mode samples on the host.
  */
 export async function stepTokens(
   engine: Engine,
@@ -46,7 +46,11 @@ export async function stepTokens(
     uniform: row.uniform(),
     adjustments: row.logitAdjustments(),
   }));
-  if (!(onEngine && engine.sampleStep && logprobsMode === 'raw_logprobs'))
+  // The engine scores raw rows unmasked: a step where structured output meets log-probabilities
+  // (their rows masked, as vLLM's are) samples on the host.
+  const scoresMasked =
+    sampling.some((s) => s.adjustments?.scoreOnly) && plan.sequences.some((s) => s.logprobs?.sampled);
+  if (!(onEngine && engine.sampleStep && logprobsMode === 'raw_logprobs' && !scoresMasked))
     return sampleOnHost(engine, plan, sampling, sample, logprobsMode);
   const result = await engine.sampleStep(plan, sampling);
   if (result.tokens.length !== expected)

@@ -3,9 +3,11 @@ import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
 /**
  * --logprobs-mode (vLLM's) through the API: processed log-probabilities are those of what each
- * token was drawn from (top_k's cut tokens at vLLM's -9999), and raw logits differ from the raw
- * log-probabilities by one constant per position.
+ * token was drawn from (top_k's cut tokens at vLLM's -9999), raw logits differ from the raw
+ * log-probabilities by one constant per position, and structured output masks even the raw ones,
+ * as vLLM's grammar bitmask does before its sampler.
  */
+const raw = useTinyServer('onnx');
 const processed = useTinyServer('onnx', { logprobsMode: 'processed_logprobs' });
 const rawLogits = useTinyServer('onnx', { logprobsMode: 'raw_logits' });
 
@@ -37,6 +39,18 @@ describe('--logprobs-mode', () => {
       for (const [key, value] of Object.entries(logits.top_logprobs[i] as Record<string, number>))
         expect(value - logprobs.top_logprobs[i][key]).toBeCloseTo(shift, 3);
       expect(token).toBe(logprobs.tokens[i]);
+    }
+  });
+
+  it('raw_logprobs under structured output: the allowed tokens share all the probability', async () => {
+    const logprobs = await completion(raw, { temperature: 0, guided_regex: '[ab]{4}', max_tokens: 5 });
+    expect(logprobs.tokens.slice(0, 4).every((t: string) => t === 'a' || t === 'b')).toBe(true);
+    for (const [i, top] of logprobs.top_logprobs.slice(0, 4).entries()) {
+      const entries = Object.entries(top as Record<string, number>);
+      const allowed = entries.filter(([token]) => token === 'a' || token === 'b');
+      expect(allowed.reduce((sum, [, v]) => sum + Math.exp(v), 0)).toBeCloseTo(1, 4);
+      for (const [token, value] of entries) if (token !== 'a' && token !== 'b') expect(value).toBe(-9999);
+      expect(logprobs.token_logprobs[i]).toBe(Math.max(...allowed.map(([, v]) => v)));
     }
   });
 });

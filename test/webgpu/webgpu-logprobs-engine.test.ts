@@ -70,4 +70,31 @@ describe.skipIf(!ctx)('the server on the webgpu engine', () => {
       });
     });
   });
+
+  it('masks raw log-probabilities under structured output as the onnx engine does (on the host)', async () => {
+    const body = {
+      model: TINY_MODEL_NAME,
+      prompt: 'Once upon a time',
+      max_tokens: 4,
+      temperature: 0,
+      logprobs: 4,
+      guided_regex: '[ab]{3}',
+    };
+    const answer = async (server: TinyServer) => {
+      const res = await server.app.inject({ method: 'POST', url: '/v1/completions', payload: body });
+      expect(res.statusCode).toBe(200);
+      return res.json().choices[0].logprobs as ScoredChoice['logprobs'];
+    };
+    const onnx = await startTinyServer('onnx');
+    const expected = await answer(onnx).finally(() => onnx.close());
+    const webgpu = await startTinyServer('webgpu', { dtype: 'f32' });
+    const got = await answer(webgpu).finally(() => webgpu.close());
+    expect(got.tokens).toEqual(expected.tokens);
+    got.token_logprobs.forEach((value, t) => {
+      expect(Math.abs((value as number) - (expected.token_logprobs[t] as number))).toBeLessThanOrEqual(1e-4);
+    });
+    // Masked: the grammar's tokens hold all the probability of each of the three positions.
+    for (const value of expected.token_logprobs.slice(0, 3))
+      expect(value as number).toBeGreaterThan(Math.log(0.4));
+  });
 });
