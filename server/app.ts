@@ -6,6 +6,7 @@ import { installApiKey } from './api-key.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
 import type { ReasoningParserName } from './reasoning.js';
+import { randomHex } from './request-id.js';
 import { limitBody, maxBodyBytes } from './request-limits.js';
 import { installRequestLog } from './request-log.js';
 import { RequestMetrics } from './request-metrics.js';
@@ -52,6 +53,8 @@ export interface AppOptions {
   logRequests?: boolean;
   /** usage.prompt_tokens_details gives {cached_tokens} (--enable-prompt-tokens-details; default null). */
   promptTokensDetails?: boolean;
+  /** --enable-request-id-headers: every answer carries X-Request-Id (the client's, else a fresh one). */
+  requestIdHeaders?: boolean;
   /** --max-logprobs: most top tokens a row may list (default vLLM's 20; -1: no cap). */
   maxLogprobs?: number;
   /** --max-stored-responses: /v1/responses answers kept for GET and previous_response_id (default 0: none). */
@@ -147,6 +150,11 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     if (!stack) return payload;
     return limitBody(payload, options.bodyLimit ?? maxBodyBytes(stack), request.headers['content-length']);
   });
+  if (options.requestIdHeaders)
+    app.addHook('onSend', async (request, reply) => {
+      const given = request.headers['x-request-id'];
+      reply.header('x-request-id', typeof given === 'string' && given !== '' ? given : randomHex());
+    });
   // While shutting down, every answer tells the client not to reuse its connection.
   app.addHook('onSend', async (_request, reply) => {
     if (state.isShuttingDown) reply.header('connection', 'close');

@@ -129,6 +129,8 @@ export interface CliOptions {
   enablePrefixCaching: boolean;
   /** --enable-prompt-tokens-details: usage.prompt_tokens_details gives the prompt's cached tokens. */
   enablePromptTokensDetails: boolean;
+  /** --enable-request-id-headers: every answer carries X-Request-Id. */
+  enableRequestIdHeaders: boolean;
   /** --enable-auto-tool-choice: tool_choice "auto" is served (it needs --tool-call-parser). */
   enableAutoToolChoice: boolean;
   /** --tool-call-parser: the model's own tool-call format, read out of its text for "auto". */
@@ -231,6 +233,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --no-enable-prefix-caching      compute every prompt in full (default: automatic prefix caching, whole
                                   KV blocks keyed by their tokens, adapter and cache_salt; --enable-prefix-caching)
   --enable-prompt-tokens-details  usage.prompt_tokens_details gives {cached_tokens} (default: null, as vLLM)
+  --enable-request-id-headers     every answer carries X-Request-Id: the request's own, else a fresh one
+                                  (a completion's id is made from the request's X-Request-Id or request_id)
   --enable-auto-tool-choice       serve tool_choice "auto" (OpenAI's default with tools): the model writes text
                                   and its calls are read out of it with --tool-call-parser (default: refused)
   --tool-call-parser NAME         the model's tool-call format: ${TOOL_CALL_PARSERS.join(', ')}
@@ -429,6 +433,9 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   '--enable-prompt-tokens-details': (o) => {
     o.enablePromptTokensDetails = true;
   },
+  '--enable-request-id-headers': (o) => {
+    o.enableRequestIdHeaders = true;
+  },
   '--enable-auto-tool-choice': (o) => {
     o.enableAutoToolChoice = true;
   },
@@ -562,6 +569,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     hideAdapterPaths: false,
     enablePrefixCaching: true,
     enablePromptTokensDetails: false,
+    enableRequestIdHeaders: false,
     enableAutoToolChoice: false,
     toolCallParser: null,
     notices: [],

@@ -111,6 +111,7 @@ async function main(): Promise<void> {
     allowedOrigins: options.allowedOrigins,
     hideAdapterPaths: options.hideAdapterPaths,
     promptTokensDetails: options.enablePromptTokensDetails,
+    requestIdHeaders: options.enableRequestIdHeaders,
     logRequests: options.logRequests,
     statsIntervalMs: options.logStats ? STATS_INTERVAL_MS : null,
   });

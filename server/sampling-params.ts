@@ -42,6 +42,8 @@ export interface SamplingBody extends StructuredOutputFields {
   use_beam_search?: boolean | null;
   length_penalty?: number | null;
   thinking_token_budget?: number | null;
+  /** vLLM's: the response's id is made from it (X-Request-Id overrides it, server/request-id.ts). */
+  request_id?: string | null;
 }
 
 /**

@@ -6,7 +6,7 @@ import { invalidRequest } from './api-error.js';
 import { BeamSearchGeneration } from './beam-search-generation.js';
 import { type ChoiceSource, type FinishedChoice, Generation, sendEventStream } from './generation.js';
 import { ChoiceLogprobs, type LogprobsAsked, type PromptLogprobs, promptLogprobsJson } from './logprobs.js';
-import { newRequestId } from './request-id.js';
+import { clientRequestId, completionIds } from './request-id.js';
 import {
   beamSearchOptions,
   cacheSalt,
@@ -203,12 +203,15 @@ export async function serveCompletion<
       asked.numTopPrompt === null ? null : promptLogprobsJson(stack.tokenizer, scored ?? []),
   }));
   checkBatchSize(stack, state, prompts.length, n);
-  const id = newRequestId(route.idPrefix);
+  const { responseId: id, requestId } = completionIds(
+    route.idPrefix,
+    clientRequestId(reply.request, body.request_id),
+  );
   const created = Math.floor(Date.now() / 1000);
   const generations = await startAll(
     prompts.map((promptTokens, p) => (cancel: AbortSignal) => {
       const request = {
-        requestId: prompts.length === 1 ? id : `${id}-${p}`,
+        requestId: prompts.length === 1 ? requestId : `${requestId}-${p}`,
         promptTokens,
         adapter,
         sampling: samplings[p],

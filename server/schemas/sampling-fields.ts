@@ -111,6 +111,10 @@ export const samplingFields = {
   ),
   /** vLLM extension: lower runs first under --scheduling-policy priority (checked by server/sampling-params.ts). */
   priority: Nullable(Type.Integer({ description: 'an integer' })),
+  /** vLLM extension: the response's id is `cmpl-`/`chatcmpl-` and this (X-Request-Id overrides it). */
+  request_id: Nullable(
+    Type.String({ minLength: 1, maxLength: 256, description: 'a string of 1 to 256 characters' }),
+  ),
   /** vLLM extension: with prefix caching, only requests of the same salt share cached blocks (server/sampling-params.ts). */
   cache_salt: Nullable(Type.String({ description: 'a string' })),
   /**

@@ -47,6 +47,11 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--max-logprobs', 'all'])).toThrow(/--max-logprobs/);
   });
 
+  it("reads vLLM's --enable-request-id-headers (off by default)", () => {
+    expect(serve([]).enableRequestIdHeaders).toBe(false);
+    expect(serve(['--enable-request-id-headers']).enableRequestIdHeaders).toBe(true);
+  });
+
   it("reads vLLM's --logprobs-mode: raw_logprobs by default, its four values, nothing else", () => {
     expect(serve([]).logprobsMode).toBe('raw_logprobs');
     for (const mode of ['raw_logits', 'processed_logprobs', 'processed_logits'])

@@ -139,3 +139,49 @@ describe('/tokenize and /detokenize (vLLM shapes)', () => {
     expect((await post('/detokenize', { tokens: 'abc' })).statusCode).toBe(400);
   });
 });
+
+describe("vLLM's request ids", () => {
+  const chat = { model: 'tiny-base', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 };
+  const completion = { model: 'tiny-base', prompt: 'hi', max_tokens: 3 };
+
+  it('makes the response id from request_id, the X-Request-Id header over it', async () => {
+    start();
+    expect((await post('/v1/chat/completions', { ...chat, request_id: 'abc' })).json().id).toBe(
+      'chatcmpl-abc',
+    );
+    expect((await post('/v1/completions', { ...completion, request_id: 'abc' })).json().id).toBe('cmpl-abc');
+    const res = await fake.app.inject({
+      method: 'POST',
+      url: '/v1/completions',
+      payload: { ...completion, request_id: 'abc' },
+      headers: { 'x-request-id': 'from-header' },
+    });
+    expect(res.json().id).toBe('cmpl-from-header');
+    expect((await post('/v1/completions', completion)).json().id).toMatch(/^cmpl-[0-9a-f]{32}$/);
+    expect((await post('/v1/completions', { ...completion, request_id: 'x'.repeat(257) })).statusCode).toBe(
+      400,
+    );
+  });
+
+  it('serves two requests of one id at once, each its own generation', async () => {
+    const stack = start();
+    const answers = await Promise.all([
+      post('/v1/completions', { ...completion, request_id: 'same' }),
+      post('/v1/completions', { ...completion, request_id: 'same', stream: true }),
+    ]);
+    expect(answers.map((a) => a.statusCode)).toEqual([200, 200]);
+    const ids = stack.scheduler.submitted.map((r) => r.requestId);
+    expect(new Set(ids).size).toBe(2);
+    for (const id of ids) expect(id.startsWith('cmpl-same-')).toBe(true);
+  });
+
+  it('answers X-Request-Id on every response with --enable-request-id-headers, and not without', async () => {
+    fake.app = buildApp({ stack: fakeStack(), requestIdHeaders: true });
+    const echoed = await fake.app.inject({ url: '/v1/models', headers: { 'x-request-id': 'trace-1' } });
+    expect(echoed.headers['x-request-id']).toBe('trace-1');
+    expect((await fake.app.inject('/v1/models')).headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
+    await fake.app.close();
+    fake.app = buildApp({ stack: fakeStack() });
+    expect((await fake.app.inject('/v1/models')).headers['x-request-id']).toBeUndefined();
+  });
+});
