@@ -2,6 +2,7 @@ import type { SamplingParams } from '../scheduler/request.js';
 import type { Grammar } from '../structured/grammar-nodes.js';
 import { ReasoningGatedGuide } from '../structured/reasoning-gate.js';
 import type { Guide, TokenGuide } from '../structured/token-guide.js';
+import { resolveAdapterSource } from './adapter-source.js';
 import { echoed, invalidRequest, modelNotFound, notSupported } from './api-error.js';
 import { UNSUPPORTED_FIELDS } from './schemas/sampling-fields.js';
 import { namesBaseModel, type ServingStack, type ServingTokenizer } from './serving-stack.js';
@@ -44,14 +45,25 @@ export interface SamplingBody extends StructuredOutputFields {
   thinking_token_budget?: number | null;
   /** vLLM's: the response's id is made from it (X-Request-Id overrides it, server/request-id.ts). */
   request_id?: string | null;
+  /** LoRAX's OpenAI extensions: where `model` (an adapter) comes from, LoRAX's ignore_eos, a hub token (refused). */
+  adapter_source?: string | null;
+  ignore_eos_token?: boolean | null;
+  api_token?: string | null;
 }
 
 /**
  * The request's `model`: null for the base model, else a registered adapter's name (one found in
  * --lora-dir is registered now); unknown → 404.
  */
-export async function resolveAdapter(stack: ServingStack, model: string): Promise<string | null> {
+export async function resolveAdapter(
+  stack: ServingStack,
+  model: string,
+  /** LoRAX's adapter_source for `model` (server/adapter-source.ts); absent: a registered name. */
+  source?: string | null,
+): Promise<string | null> {
   if (namesBaseModel(stack, model)) return null;
+  if (source != null)
+    return resolveAdapterSource(stack, model, source, { id: 'model', source: 'adapter_source' });
   if (await stack.scheduler.adapters.resolve(model)) return model;
   throw modelNotFound(model);
 }
@@ -162,6 +174,16 @@ export function samplingParams(
     const value = (body as unknown as Record<string, unknown>)[name];
     if (value != null && !field.isDefault(value)) throw notSupported(name, field.what);
   }
+  if (body.api_token != null)
+    throw notSupported(
+      'api_token',
+      'api_token (Loom downloads no adapters, so there is nothing to authorize)',
+    );
+  if (body.ignore_eos != null && body.ignore_eos_token != null && body.ignore_eos !== body.ignore_eos_token)
+    throw invalidRequest(
+      'ignore_eos and ignore_eos_token (LoRAX’s name for it) disagree.',
+      'ignore_eos_token',
+    );
   const stopTokenIds = body.stop_token_ids ?? [];
   checkTokenIds(stopTokenIds, stack.tokenizer.vocabSize, 'stop_token_ids');
   const stop = body.stop ?? [];
@@ -186,7 +208,7 @@ export function samplingParams(
     includeStopStrInOutput: body.include_stop_str_in_output ?? false,
     skipSpecialTokens: body.skip_special_tokens ?? true,
     stopTokenIds,
-    ignoreEos: body.ignore_eos ?? false,
+    ignoreEos: body.ignore_eos ?? body.ignore_eos_token ?? false,
     n,
     minP: body.min_p ?? defaults.minP ?? 0,
     logitEdits: {

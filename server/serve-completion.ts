@@ -168,7 +168,7 @@ export async function serveCompletion<
   R extends object,
 >(state: ServerState, reply: FastifyReply, body: B, route: CompletionRoute<B, O, C, R>) {
   const stack = state.requireStack();
-  const adapter = await resolveAdapter(stack, body.model);
+  const adapter = await resolveAdapter(stack, body.model, body.adapter_source);
   const prompts = route.promptTokens(stack, body);
   const asked = route.logprobsAsked(body, stack, state.settings.maxLogprobs);
   const priority = requestPriority(stack, body);

@@ -1,10 +1,9 @@
 import { randomInt } from 'node:crypto';
-import { AdapterError } from '../memory/adapter-registry.js';
 import type { SamplingParams } from '../scheduler/request.js';
-import { ApiError, echoed, invalidRequest, notSupported } from './api-error.js';
+import { resolveAdapterSource } from './adapter-source.js';
+import { echoed, invalidRequest, notSupported } from './api-error.js';
 import { chatPromptTokens } from './chat-prompt.js';
 import { checkNumTop } from './logprobs.js';
-import { insideLoraRoot, requireLoraRoot } from './lora-root.js';
 import { checkPromptChars } from './request-limits.js';
 import { type SamplingBody, samplingParams } from './sampling-params.js';
 import type { GenerateParameters, GenerateRequest } from './schemas/generate-request.js';
@@ -13,8 +12,6 @@ import { namesBaseModel, type ServingStack } from './serving-stack.js';
 
 /** LoRAX's adapter id for the base model (an empty or absent adapter_id means it too). */
 export const BASE_MODEL_ADAPTER_ID = '__base_model__';
-
-const ADAPTER_SOURCES = ['hub', 'local', 's3', 'pbase'];
 
 /**
  * The schema LoRAX constrains a json_object response to when it names none: an object whose
@@ -47,10 +44,8 @@ export interface TextGenerationRun {
 }
 
 /**
- * LoRAX's adapter fields → the registered adapter: adapter_id names one (source "hub", the
- * default: Loom downloads nothing, so it must be registered with --lora-modules or found in
- * --lora-dir), or is a path under --lora-root (source "local", loaded now and kept under that
- * name); "s3" and "pbase" and per-request merging are refused by name.
+ * LoRAX's adapter fields → the registered adapter (server/adapter-source.ts): none for an empty
+ * id, __base_model__ or the served name; per-request merging and api_token refused by name.
  */
 async function resolveLoraxAdapter(
   stack: ServingStack,
@@ -64,43 +59,14 @@ async function resolveLoraxAdapter(
       'api_token (Loom downloads no adapters, so there is nothing to authorize)',
     );
   const source = p.adapter_source ?? 'hub';
-  if (!ADAPTER_SOURCES.includes(source))
-    throw invalidRequest(
-      `adapter_source must be one of ${ADAPTER_SOURCES.join(', ')}; got ${echoed(source)}.`,
-      'adapter_source',
-    );
   const id = p.adapter_id ?? '';
   if (id === '' || id === BASE_MODEL_ADAPTER_ID || namesBaseModel(stack, id))
     return { adapter: null, source: null };
-  if (source === 's3' || source === 'pbase')
-    throw notSupported(
-      'adapter_source',
-      `adapter_source ${source} (Loom downloads nothing: serve the adapter with --lora-modules or --lora-dir)`,
-    );
-  if (await stack.scheduler.adapters.resolve(id)) return { adapter: id, source };
-  if (source === 'hub')
-    throw new ApiError(
-      404,
-      'not_found_error',
-      'model_not_found',
-      `The adapter \`${echoed(id)}\` is not registered. Loom downloads nothing from the Hugging Face Hub: serve it with --lora-modules NAME=PATH or put it in --lora-dir.`,
-      'adapter_id',
-    );
-  const dir = await insideLoraRoot(requireLoraRoot(stack, 'adapter_source'), id, 'adapter_id');
-  try {
-    await stack.scheduler.adapters.load(id, dir, false);
-  } catch (error) {
-    // Another request loading the same path at once: use the one it registered.
-    if (
-      !(
-        error instanceof AdapterError &&
-        error.kind === 'conflict' &&
-        (await stack.scheduler.adapters.resolve(id))
-      )
-    )
-      throw error;
-  }
-  return { adapter: id, source };
+  const adapter = await resolveAdapterSource(stack, id, source, {
+    id: 'adapter_id',
+    source: 'adapter_source',
+  });
+  return { adapter, source };
 }
 
 /**

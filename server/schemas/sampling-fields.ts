@@ -111,6 +111,10 @@ export const samplingFields = {
   ),
   /** vLLM extension: lower runs first under --scheduling-policy priority (checked by server/sampling-params.ts). */
   priority: Nullable(Type.Integer({ description: 'an integer' })),
+  /** LoRAX's extensions (server/adapter-source.ts): where the `model` adapter comes from, its ignore_eos, a hub token. */
+  adapter_source: Nullable(Type.String({ description: 'a string' })),
+  ignore_eos_token: Nullable(Type.Boolean({ description: 'a boolean' })),
+  api_token: Nullable(Type.String({ description: 'a string' })),
   /** vLLM extension: the response's id is `cmpl-`/`chatcmpl-` and this (X-Request-Id overrides it). */
   request_id: Nullable(
     Type.String({ minLength: 1, maxLength: 256, description: 'a string of 1 to 256 characters' }),

@@ -307,6 +307,45 @@ describe('refusals, in LoRAX’s error shape', () => {
   });
 });
 
+describe("LoRAX's extensions of the OpenAI routes", () => {
+  it('reads model by adapter_source, ignore_eos_token as ignore_eos, and refuses api_token by name', async () => {
+    const path = join(server().root, 'tiny-r16');
+    const local = await post('/v1/completions', {
+      model: path,
+      adapter_source: 'local',
+      prompt: PROMPT,
+      max_tokens: 5,
+      temperature: 0,
+    });
+    expect(local.status, JSON.stringify(local.body)).toBe(200);
+    expect(local.body.choices[0].text).toBe((await completion('tiny-r16', { max_tokens: 5 })).text);
+    const chat = { model: 'tiny-r2', messages: [{ role: 'user', content: 'hi' }], max_tokens: 4 };
+    expect((await post('/v1/chat/completions', { ...chat, adapter_source: 'hub' })).status).toBe(200);
+    const s3 = await post('/v1/chat/completions', { ...chat, adapter_source: 's3' });
+    expect(s3.status).toBe(400);
+    expect(s3.body.error).toMatchObject({ param: 'adapter_source', code: 'unsupported_parameter' });
+    const token = await post('/v1/chat/completions', { ...chat, api_token: 'hf_x' });
+    expect(token.body.error).toMatchObject({ param: 'api_token', code: 'unsupported_parameter' });
+    const both = await post('/v1/completions', {
+      ...chat,
+      prompt: 'x',
+      messages: undefined,
+      ignore_eos: true,
+      ignore_eos_token: false,
+    });
+    expect(both.body.error.param).toBe('ignore_eos_token');
+    const ignoring = await post('/v1/completions', {
+      model: TINY_MODEL_NAME,
+      prompt: PROMPT,
+      max_tokens: 20,
+      temperature: 0,
+      guided_regex: 'ab',
+      ignore_eos_token: true,
+    });
+    expect(ignoring.body.choices[0].finish_reason).toBe('length');
+  });
+});
+
 describe('GET /info', () => {
   it('says what is served and its limits', async () => {
     const res = await server().app.inject({ method: 'GET', url: '/info' });
