@@ -39,7 +39,8 @@ export function installApiKey(app: FastifyInstance, key: string): void {
     // A CORS preflight carries no credentials (the browser sends them on the real request).
     if (request.method === 'OPTIONS') return;
     const path = request.url.split('?', 1)[0];
-    if (OPEN_PATHS.has(path)) return;
+    // GET / is LoRAX's and TGI's health probe; POST / generates, and is closed.
+    if (OPEN_PATHS.has(path) || (path === '/' && request.method === 'GET')) return;
     const presented = presentedKey(request.headers);
     if (presented === null) {
       reply.header('www-authenticate', 'Bearer');

@@ -13,6 +13,7 @@ const OPEN = [
   ['GET', '/metrics'],
   ['GET', '/version'],
   ['GET', '/load'],
+  ['GET', '/'],
 ] as const;
 
 const CLOSED: [string, string, object?][] = [
