@@ -30,6 +30,9 @@ const FIELDS = [
   'reasoning_effort',
   'tools',
   'tool_choice',
+  'request_id',
+  'adapter_source',
+  'ignore_eos_token',
 ];
 
 function randomValue(rand: () => number, depth = 0): unknown {
@@ -166,7 +169,8 @@ function randomBody(rand: () => number): { url: string; body: Record<string, unk
   if ((url === '/v1/completions') === rand() < 0.85) body.prompt ??= 'hi';
   else body.messages ??= [{ role: 'user', content: 'hi' }];
   if (typeof body.max_tokens !== 'number' || rand() < 0.5) body.max_tokens = 2;
-  return { url, body };
+  // SageMaker's route reads the same bodies by their fields.
+  return { url: rand() < 0.1 ? '/invocations' : url, body };
 }
 
 /** Sends `count` random bodies; every answer must be 2xx or an OpenAI-style 4xx. */
