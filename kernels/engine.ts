@@ -65,6 +65,8 @@ export interface RowSampling {
   topP: number;
   /** 0 or absent means off. */
   minP?: number;
+  /** 1 or absent means off: typical decoding, on the host only (scheduler/step-tokens.ts). */
+  typicalP?: number;
   /** Edits of the row's logits before it is sampled (kernels/logit-adjustments.ts); absent or null: none. */
   adjustments?: LogitAdjustments | null;
   uniform: number;

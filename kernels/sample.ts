@@ -8,6 +8,11 @@ export interface TokenSampling {
   topP: number;
   /** 0 or absent means off: tokens less likely than minP × the most likely one's probability are dropped. */
   minP?: number;
+  /**
+   * 1 or absent means off: HF's typical decoding (TGI's and LoRAX's typical_p), after top-k and
+   * top-p, as their warpers run (typicalSurvivors).
+   */
+  typicalP?: number;
 }
 
 /** Index of the largest value; the lowest index wins ties (NaN never wins). */
@@ -51,6 +56,19 @@ const CANDIDATE_WIDTHS = [8, 24, Number.POSITIVE_INFINITY];
 export function sampleToken(logits: Float32Array, params: TokenSampling, uniform: number): number {
   if (!(uniform >= 0 && uniform < 1)) throw new Error(`sampleToken: uniform ${uniform} is not in [0, 1)`);
   if (params.temperature <= 0) return argmax(logits);
+  if ((params.typicalP ?? 1) < 1) {
+    const { weights } = samplingWeights(logits, params);
+    const kept = keptTokens(logits, params);
+    let keptWeight = 0;
+    for (const t of kept) keptWeight += weights[t];
+    const threshold = uniform * keptWeight;
+    let cumulative = 0;
+    for (const t of kept) {
+      cumulative += weights[t];
+      if (threshold < cumulative) return t;
+    }
+    return kept[kept.length - 1];
+  }
   const { maxLogit, weights, total } = samplingWeights(logits, params);
   for (const width of CANDIDATE_WIDTHS) {
     const order = candidatesInOrder(logits, maxLogit - width * params.temperature);
@@ -89,7 +107,36 @@ export function keptTokens(logits: Float32Array, params: TokenSampling): Int32Ar
   const prefix = keptPrefix(order, weights, total, params);
   // The whole vocabulary's order always holds the answer.
   if (!prefix) throw new Error('keptTokens: no candidate (logits are not finite)');
-  return order.subarray(0, prefix.kept).filter((t) => weights[t] > 0);
+  const kept = order.subarray(0, prefix.kept).filter((t) => weights[t] > 0);
+  const typicalP = params.typicalP ?? 1;
+  return typicalP < 1 ? typicalSurvivors(kept, weights, typicalP) : kept;
+}
+
+/**
+ * HF's typical decoding over the candidates top-k and top-p kept (their weights renormalised):
+ * each token's distance from the entropy, |−log p − H|; the tokens closest to it, fewest first,
+ * until their probability reaches typicalP (at least one), in the candidates' order.
+ */
+export function typicalSurvivors(kept: Int32Array, weights: Float64Array, typicalP: number): Int32Array {
+  let total = 0;
+  for (const t of kept) total += weights[t];
+  const logp = Float64Array.from(kept, (t) => Math.log(weights[t] / total));
+  let entropy = 0;
+  for (const l of logp) entropy -= Math.exp(l) * l;
+  const distance = logp.map((l) => Math.abs(-l - entropy));
+  const byDistance = Array.from(kept.keys()).sort((a, b) => distance[a] - distance[b] || a - b);
+  // HF keeps every token whose distance is at most the one at which the mass reaches typicalP.
+  let cumulative = 0;
+  let last = byDistance.length - 1;
+  for (let i = 0; i < byDistance.length; i++) {
+    cumulative += Math.exp(logp[byDistance[i]]);
+    if (!(cumulative < typicalP)) {
+      last = i;
+      break;
+    }
+  }
+  const limit = distance[byDistance[last]];
+  return kept.filter((_, i) => distance[i] <= limit);
 }
 
 /** Tokens with logit ≥ cutoff, in sampling order: a prefix of the whole vocabulary's order. */

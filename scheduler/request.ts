@@ -14,6 +14,8 @@ export interface SamplingParams {
   topK: number;
   /** 0 or absent means off (kernels/sample.ts). */
   minP?: number;
+  /** 1 or absent means off: typical decoding (TGI's and LoRAX's typical_p; kernels/sample.ts). */
+  typicalP?: number;
   /** Penalties, logit_bias, min_tokens (scheduler/logit-edits.ts); absent: none. */
   logitEdits?: LogitEditParams;
   /** Per-request seed; null draws one. */

@@ -138,6 +138,7 @@ export function sequencesFor(
     topK: s.topK,
     topP: s.topP,
     minP: s.minP ?? 0,
+    ...(s.typicalP !== undefined && s.typicalP < 1 ? { typicalP: s.typicalP } : {}),
   };
   const edits = s.logitEdits ?? NO_LOGIT_EDITS;
   const sequences: Sequence[] = [];

@@ -43,6 +43,7 @@ export async function stepTokens(
     topK: row.sampling.topK,
     topP: row.sampling.topP,
     minP: row.sampling.minP,
+    ...(row.sampling.typicalP === undefined ? {} : { typicalP: row.sampling.typicalP }),
     uniform: row.uniform(),
     adjustments: row.logitAdjustments(),
   }));
@@ -50,7 +51,9 @@ export async function stepTokens(
   // (their rows masked, as vLLM's are) samples on the host.
   const scoresMasked =
     sampling.some((s) => s.adjustments?.scoreOnly) && plan.sequences.some((s) => s.logprobs?.sampled);
-  if (!(onEngine && engine.sampleStep && logprobsMode === 'raw_logprobs' && !scoresMasked))
+  // Typical decoding has no device kernel: its rows are drawn on the host.
+  const typical = sampling.some((s) => (s.typicalP ?? 1) < 1);
+  if (!(onEngine && engine.sampleStep && logprobsMode === 'raw_logprobs' && !scoresMasked && !typical))
     return sampleOnHost(engine, plan, sampling, sample, logprobsMode);
   const result = await engine.sampleStep(plan, sampling);
   if (result.tokens.length !== expected)

@@ -93,14 +93,15 @@ function promptTokens(stack: ServingStack, body: GenerateRequest, p: GeneratePar
 
 /**
  * Whether the request samples, as LoRAX's server decides: do_sample, or any warper that changes
- * the distribution (a temperature other than 0 and 1, top_k, top_p below 1); temperature 0 is
+ * the distribution (a temperature other than 0 and 1, top_k, top_p below 1, typical_p); temperature 0 is
  * greedy even with do_sample.
  */
 function samples(p: GenerateParameters): boolean {
   const warps =
     (p.temperature != null && p.temperature !== 1 && p.temperature !== 0) ||
     p.top_k != null ||
-    (p.top_p != null && p.top_p < 1);
+    (p.top_p != null && p.top_p < 1) ||
+    p.typical_p != null;
   return (p.do_sample === true || warps) && p.temperature !== 0;
 }
 
@@ -143,12 +144,14 @@ export async function readTextGeneration(
   streams: boolean,
 ): Promise<TextGenerationRun> {
   const p: GenerateParameters = body.parameters ?? {};
-  if (p.typical_p != null) throw notSupported('typical_p', 'typical_p (typical decoding)');
+  if (p.typical_p != null && !(p.typical_p > 0 && p.typical_p < 1))
+    throw invalidRequest(`\`typical_p\` must be > 0.0 and < 1.0. Given: ${p.typical_p}.`, 'typical_p');
   if (p.watermark) throw notSupported('watermark', 'watermark');
   const bestOf = p.best_of ?? 1;
   if (bestOf > 1) {
     if (streams) throw invalidRequest('`best_of` != 1 is not supported when streaming tokens.', 'best_of');
-    const sampling = p.do_sample || p.temperature != null || p.top_k != null || p.top_p != null;
+    const sampling =
+      p.do_sample || p.temperature != null || p.top_k != null || p.top_p != null || p.typical_p != null;
     if (!sampling) throw invalidRequest('You must use sampling when `best_of` is > 1.', 'best_of');
     if (p.seed != null) throw invalidRequest('`seed` must not be set when `best_of` > 1.', 'seed');
     if (bestOf > state.maxN)
@@ -202,6 +205,7 @@ export async function readTextGeneration(
   };
   const wantsLogprobs = streams || p.details === true || bestOf > 1;
   const sampling: SamplingParams = {
+    ...(p.typical_p != null ? { typicalP: p.typical_p } : {}),
     ...samplingParams(stack, samplingBody, {
       numPromptTokens: tokens.length,
       requestedMaxTokens: p.max_new_tokens ?? null,

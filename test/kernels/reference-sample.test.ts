@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { argmax, sampleToken } from '../../kernels/sample.js';
+import { argmax, keptTokens, sampleToken } from '../../kernels/sample.js';
 import { seededUniform } from './reference-harness.js';
 
 const logits = new Float32Array([1.5, -0.5, 3.0, 0.25, 3.0, 2.0, -4.0, 0.0]);
@@ -196,5 +196,56 @@ describe('sampleToken with min_p', () => {
     expect(sampleToken(row, { temperature: 1, topK: 0, topP: 1, minP: 0 }, 0.999)).toBe(
       sampleToken(row, { temperature: 1, topK: 0, topP: 1 }, 0.999),
     );
+  });
+});
+
+describe('typical decoding (typicalP)', () => {
+  /** HF's TypicalLogitsWarper restated over a whole row: the tokens it keeps. */
+  function naiveTypical(row: Float32Array, temperature: number, mass: number): number[] {
+    const p = softmax(row, temperature);
+    const entropy = -p.reduce((acc, q) => acc + (q > 0 ? q * Math.log(q) : 0), 0);
+    const distance = p.map((q) => Math.abs(-Math.log(q) - entropy));
+    const sorted = Array.from(row.keys()).sort((a, b) => distance[a] - distance[b] || a - b);
+    let cumulative = 0;
+    let last = sorted.length - 1;
+    for (const [i, t] of sorted.entries()) {
+      cumulative += p[t];
+      if (cumulative >= mass) {
+        last = i;
+        break;
+      }
+    }
+    return Array.from(row.keys()).filter((t) => distance[t] <= distance[sorted[last]]);
+  }
+
+  it('keeps the tokens HF keeps, and draws each as often as its renormalised probability', () => {
+    const rand = seededUniform(7);
+    for (const [temperature, mass] of [
+      [1, 0.5],
+      [0.7, 0.9],
+      [1.5, 0.2],
+    ]) {
+      const row = Float32Array.from({ length: 40 }, () => (rand() - 0.5) * 10);
+      const params = { temperature, topK: 0, topP: 1, typicalP: mass };
+      const kept = [...keptTokens(row, params)].sort((a, b) => a - b);
+      expect(kept).toEqual(naiveTypical(row, temperature, mass));
+      const p = softmax(row, temperature);
+      const keptMass = kept.reduce((acc, t) => acc + p[t], 0);
+      const draws = new Map<number, number>();
+      const n = 20_000;
+      for (let i = 0; i < n; i++) {
+        const token = sampleToken(row, params, (i + 0.5) / n);
+        draws.set(token, (draws.get(token) ?? 0) + 1);
+      }
+      expect([...draws.keys()].every((t) => kept.includes(t))).toBe(true);
+      for (const t of kept) expect((draws.get(t) ?? 0) / n).toBeCloseTo(p[t] / keptMass, 3);
+    }
+  });
+
+  it('keeps at least one token, and runs after top-k', () => {
+    const row = new Float32Array([5, 4, 3, 2, 1, 0]);
+    expect(keptTokens(row, { temperature: 1, topK: 0, topP: 1, typicalP: 1e-9 })).toHaveLength(1);
+    const afterTopK = keptTokens(row, { temperature: 1, topK: 2, topP: 1, typicalP: 0.99 });
+    expect([...afterTopK].every((t) => t < 2)).toBe(true);
   });
 });

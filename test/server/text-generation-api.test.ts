@@ -140,6 +140,13 @@ describe('POST /generate', () => {
     expect(cold.body.details.seed).toBeNull();
   });
 
+  it('samples with typical_p: seeded runs repeat, and it samples even without do_sample', async () => {
+    const typical = { typical_p: 0.5, seed: 11, max_new_tokens: 10, details: true };
+    const a = await generate(typical);
+    expect(a.body.details.seed).toBe(11);
+    expect((await generate(typical)).body.generated_text).toBe(a.body.generated_text);
+  });
+
   it('answers best_of with the sequence of the highest mean log-probability and lists the others', async () => {
     const res = await generate({ best_of: 3, do_sample: true, max_new_tokens: 8, details: true });
     const details = res.body.details;
@@ -268,7 +275,7 @@ describe('POST /generate_stream and /', () => {
 
 describe('refusals, in LoRAX’s error shape', () => {
   const refusals: Array<[string, object, string]> = [
-    ['typical decoding', { typical_p: 0.9 }, 'typical_p'],
+    ['a typical_p of 1', { typical_p: 1 }, 'typical_p'],
     ['watermarking', { watermark: true }, 'watermark'],
     ['merging adapters', { merged_adapters: { ids: ['a', 'b'], weights: [0.5, 0.5] } }, 'merged_adapters'],
     ['an api_token', { api_token: 'hf_x' }, 'api_token'],

@@ -97,4 +97,23 @@ describe.skipIf(!ctx)('the server on the webgpu engine', () => {
     for (const value of expected.token_logprobs.slice(0, 3))
       expect(value as number).toBeGreaterThan(Math.log(0.4));
   });
+
+  it('draws typical_p rows on the host: a mass that keeps one token makes every seed agree', async () => {
+    const webgpu = await startTinyServer('webgpu', { dtype: 'f32' });
+    try {
+      const texts = new Set<string>();
+      for (const seed of [1, 2, 3]) {
+        const res = await webgpu.app.inject({
+          method: 'POST',
+          url: '/generate',
+          payload: { inputs: 'Once upon a time', parameters: { typical_p: 1e-9, seed, max_new_tokens: 8 } },
+        });
+        expect(res.statusCode).toBe(200);
+        texts.add(res.json().generated_text);
+      }
+      expect(texts.size).toBe(1);
+    } finally {
+      await webgpu.close();
+    }
+  });
 });
