@@ -4,6 +4,7 @@ import { resolveAdapterSource } from './adapter-source.js';
 import { echoed, invalidRequest, notSupported } from './api-error.js';
 import { chatPromptTokens } from './chat-prompt.js';
 import { checkNumTop } from './logprobs.js';
+import { mergedAdapter } from './merged-adapters.js';
 import { checkPromptChars } from './request-limits.js';
 import { type SamplingBody, samplingParams } from './sampling-params.js';
 import type { GenerateParameters, GenerateRequest } from './schemas/generate-request.js';
@@ -32,6 +33,8 @@ export interface TextGenerationRun {
   adapter: string | null;
   /** LoRAX's x-adapter-source header: where the adapter came from; null for the base model. */
   adapterSource: string | null;
+  /** LoRAX's x-adapter-id header: the adapter id, or the merged ones joined by commas. */
+  adapterLabel: string | null;
   tokens: number[];
   sampling: SamplingParams;
   /** best_of: choices generated, the one of highest mean token log-probability answered. */
@@ -45,28 +48,33 @@ export interface TextGenerationRun {
 
 /**
  * LoRAX's adapter fields → the registered adapter (server/adapter-source.ts): none for an empty
- * id, __base_model__ or the served name; per-request merging and api_token refused by name.
+ * id, __base_model__ or the served name; merged_adapters' merge (server/merged-adapters.ts);
+ * api_token refused by name.
  */
 async function resolveLoraxAdapter(
   stack: ServingStack,
   p: GenerateParameters,
-): Promise<{ adapter: string | null; source: string | null }> {
-  if (p.merged_adapters != null)
-    throw notSupported('merged_adapters', 'merged_adapters (merging adapters per request)');
+): Promise<{ adapter: string | null; source: string | null; label: string | null }> {
+  const source = p.adapter_source ?? 'hub';
+  if (p.merged_adapters != null) {
+    if (p.adapter_id)
+      throw invalidRequest('Give at most one of adapter_id and merged_adapters.', 'merged_adapters');
+    const adapter = await mergedAdapter(stack, p.merged_adapters, source);
+    return { adapter, source, label: p.merged_adapters.ids.join(',') };
+  }
   if (p.api_token != null)
     throw notSupported(
       'api_token',
       'api_token (Loom downloads no adapters, so there is nothing to authorize)',
     );
-  const source = p.adapter_source ?? 'hub';
   const id = p.adapter_id ?? '';
   if (id === '' || id === BASE_MODEL_ADAPTER_ID || namesBaseModel(stack, id))
-    return { adapter: null, source: null };
+    return { adapter: null, source: null, label: null };
   const adapter = await resolveAdapterSource(stack, id, source, {
     id: 'adapter_id',
     source: 'adapter_source',
   });
-  return { adapter, source };
+  return { adapter, source, label: id };
 }
 
 /**
@@ -168,7 +176,7 @@ export async function readTextGeneration(
   const maxLogprobs = state.settings.maxLogprobs;
   const alternatives = checkNumTop(p.return_k_alternatives ?? 0, 'return_k_alternatives', maxLogprobs);
   const topTokens = checkNumTop(p.top_n_tokens ?? 0, 'top_n_tokens', maxLogprobs);
-  const { adapter, source } = await resolveLoraxAdapter(stack, p);
+  const { adapter, source, label } = await resolveLoraxAdapter(stack, p);
   const tokens = promptTokens(stack, body, p);
   const maxTotal = stack.maxModelLen;
   if (tokens.length >= maxTotal)
@@ -215,5 +223,15 @@ export async function readTextGeneration(
     logprobs: wantsLogprobs || alternatives > 0 || topTokens > 0 ? Math.max(alternatives, topTokens) : null,
     promptLogprobs: p.decoder_input_details ? 0 : null,
   };
-  return { adapter, adapterSource: source, tokens, sampling, bestOf, seed, alternatives, topTokens };
+  return {
+    adapter,
+    adapterSource: source,
+    adapterLabel: label,
+    tokens,
+    sampling,
+    bestOf,
+    seed,
+    alternatives,
+    topTokens,
+  };
 }

@@ -6,6 +6,7 @@ import { IncrementalDecoder } from '../../model/incremental-decoder.js';
 import type { FinishReason } from '../../scheduler/request.js';
 import { ApiError, invalidRequest } from '../api-error.js';
 import { type EventStreamFormat, type FinishedChoice, Generation, sendEventStream } from '../generation.js';
+import { removeMergedAdapters } from '../merged-adapters.js';
 import { randomHex } from '../request-id.js';
 import { type GenerateRequest, GenerateRequestSchema } from '../schemas/generate-request.js';
 import { MAX_STOP_STRINGS } from '../schemas/sampling-fields.js';
@@ -107,7 +108,7 @@ function identityHeaders(reply: FastifyReply, stack: ServingStack, run: TextGene
   reply.header('x-model-id', stack.modelName);
   reply.header('x-compute-characters', String([...inputs].length));
   if (run.adapter !== null) {
-    reply.header('x-adapter-id', run.adapter);
+    reply.header('x-adapter-id', run.adapterLabel ?? run.adapter);
     reply.header('x-adapter-source', run.adapterSource ?? 'hub');
   }
 }
@@ -269,4 +270,7 @@ export const textGenerationRoute: FastifyPluginAsyncTypebox = async (app) => {
   });
   app.post('/', { config, schema }, (request, reply) => serveCompatGenerate(app.loom, reply, request.body));
   app.get('/info', { config }, async () => info(app.loom));
+  app.addHook('onClose', async () => {
+    if (app.loom.stack) await removeMergedAdapters(app.loom.stack);
+  });
 };

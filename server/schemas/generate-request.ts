@@ -26,12 +26,24 @@ const LoraxResponseFormatSchema = Type.Object(
   { description: 'an object with a type and a schema', ...REQUEST_OBJECT },
 );
 
+/** LoRAX's merged_adapters: adapters merged per request with their weights. */
+const MergedAdaptersSchema = Type.Object(
+  {
+    ids: Type.Array(Type.String({ minLength: 1 }), { maxItems: 16, description: 'an array of adapter ids' }),
+    weights: Type.Array(Type.Number(), { maxItems: 16, description: 'an array of numbers' }),
+    merge_strategy: Nullable(Type.String({ description: 'a string' })),
+    density: Nullable(Type.Number({ description: 'a number' })),
+    majority_sign_method: Nullable(Type.String({ description: 'a string' })),
+  },
+  { description: 'an object with ids and weights', ...REQUEST_OBJECT },
+);
+
 export const GenerateParametersSchema = Type.Object(
   {
     adapter_id: Nullable(Type.String({ description: 'a string' })),
     adapter_source: Nullable(Type.String({ description: 'a string' })),
-    // LoRAX's per-request adapter merging: refused by name (server/text-generation-params.ts).
-    merged_adapters: Nullable(Type.Unknown()),
+    // LoRAX's per-request adapter merging (server/merged-adapters.ts).
+    merged_adapters: Nullable(MergedAdaptersSchema),
     api_token: Nullable(Type.String({ description: 'a string' })),
     best_of: Nullable(Type.Integer({ minimum: 1, description: 'an integer' })),
     temperature: Nullable(Type.Number({ minimum: 0, description: 'a number' })),

@@ -239,6 +239,41 @@ describe('POST /generate', () => {
   });
 });
 
+describe('merged_adapters', () => {
+  it('merges an adapter with itself into the same adapter, linear or ties, registered once per merge', async () => {
+    const alone = await generate({ adapter_id: 'tiny-r8', max_new_tokens: 8 });
+    const halves = { ids: ['tiny-r8', 'tiny-r8'], weights: [0.5, 0.5], merge_strategy: 'linear' };
+    const merged = await generate({ merged_adapters: halves, max_new_tokens: 8 });
+    expect(merged.body.generated_text).toBe(alone.body.generated_text);
+    expect(merged.headers['x-adapter-id']).toBe('tiny-r8,tiny-r8');
+    const ties = { ids: ['tiny-r8', 'tiny-r8'], weights: [1, 1], merge_strategy: 'ties', density: 1 };
+    expect((await generate({ merged_adapters: ties, max_new_tokens: 8 })).body.generated_text).toBe(
+      alone.body.generated_text,
+    );
+    await generate({ merged_adapters: halves, max_new_tokens: 2 });
+    const names = server()
+      .stack.scheduler.adapters.list()
+      .map((a) => a.name)
+      .filter((n) => n.startsWith('merged-'));
+    expect(names).toHaveLength(2);
+  });
+
+  it('refuses what LoRAX refuses, and DARE by name', async () => {
+    const refuse = async (merged_adapters: object, field: string, extra: object = {}) =>
+      expectRefused(
+        await post('/generate', { inputs: PROMPT, parameters: { merged_adapters, ...extra } }),
+        field,
+      );
+    await refuse({ ids: ['tiny-r8', 'tiny-r2'], weights: [1, 1] }, 'different ranks');
+    await refuse({ ids: ['tiny-r8'], weights: [1, 1] }, 'same length');
+    await refuse({ ids: [], weights: [] }, 'cannot be empty');
+    await refuse({ ids: ['tiny-r8'], weights: [1], merge_strategy: 'dare_ties' }, 'dare_ties');
+    await refuse({ ids: ['tiny-r8'], weights: [1], merge_strategy: 'svd' }, 'merge_strategy');
+    await refuse({ ids: ['tiny-r8'], weights: [1] }, 'adapter_id', { adapter_id: 'tiny-r2' });
+    await refuse({ ids: [TINY_MODEL_NAME], weights: [1] }, 'base model');
+  });
+});
+
 describe('POST /generate_stream and /', () => {
   it('streams one event per token, the last with the whole text and details', async () => {
     const parameters = { adapter_id: 'tiny-r2', max_new_tokens: 9, details: true };
@@ -277,7 +312,6 @@ describe('refusals, in LoRAX’s error shape', () => {
   const refusals: Array<[string, object, string]> = [
     ['a typical_p of 1', { typical_p: 1 }, 'typical_p'],
     ['watermarking', { watermark: true }, 'watermark'],
-    ['merging adapters', { merged_adapters: { ids: ['a', 'b'], weights: [0.5, 0.5] } }, 'merged_adapters'],
     ['an api_token', { api_token: 'hf_x' }, 'api_token'],
     ['adapter sources that download', { adapter_id: 'org/x', adapter_source: 's3' }, 'adapter_source s3'],
     ['an unknown adapter source', { adapter_id: 'x', adapter_source: 'ftp' }, 'adapter_source'],
