@@ -61,6 +61,10 @@ export interface AppOptions {
   maxStoredResponses?: number;
   /** --reasoning-parser: a reasoning model's reasoning read apart from its answer; default none. */
   reasoningParser?: ReasoningParserName | null;
+  /** --return-tokens-as-token-ids: return_tokens_as_token_ids's default. */
+  returnTokensAsTokenIds?: boolean;
+  /** --response-role: a chat answer's role after a generation prompt (default assistant). */
+  responseRole?: string;
   /** Reads tool calls out of free text for tool_choice "auto" (--enable-auto-tool-choice --tool-call-parser); default none. */
   toolCallParser?: ToolCallParserName | null;
   /** Period of the stats line while busy, in ms (main: 10 s; --disable-log-stats: null); default none. */
@@ -130,6 +134,8 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     toolCallParser: options.toolCallParser ?? null,
     maxStoredResponses: options.maxStoredResponses ?? 0,
     reasoningParser: options.reasoningParser ?? null,
+    returnTokensAsTokenIds: options.returnTokensAsTokenIds ?? false,
+    responseRole: options.responseRole ?? 'assistant',
   });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);

@@ -131,6 +131,10 @@ export interface CliOptions {
   enablePromptTokensDetails: boolean;
   /** --enable-request-id-headers: every answer carries X-Request-Id. */
   enableRequestIdHeaders: boolean;
+  /** --return-tokens-as-token-ids: log-probability tokens written token_id:<id> unless a request says otherwise. */
+  returnTokensAsTokenIds: boolean;
+  /** --response-role: the role of a chat answer that follows a generation prompt (default assistant). */
+  responseRole: string;
   /** --enable-auto-tool-choice: tool_choice "auto" is served (it needs --tool-call-parser). */
   enableAutoToolChoice: boolean;
   /** --tool-call-parser: the model's own tool-call format, read out of its text for "auto". */
@@ -233,6 +237,10 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --no-enable-prefix-caching      compute every prompt in full (default: automatic prefix caching, whole
                                   KV blocks keyed by their tokens, adapter and cache_salt; --enable-prefix-caching)
   --enable-prompt-tokens-details  usage.prompt_tokens_details gives {cached_tokens} (default: null, as vLLM)
+  --return-tokens-as-token-ids    log-probability tokens are written token_id:<id> unless a request sets
+                                  return_tokens_as_token_ids false (vLLM's flag)
+  --response-role ROLE            a chat answer's role after a generation prompt (default assistant); with
+                                  add_generation_prompt false it is the last message's, as vLLM's
   --enable-request-id-headers     every answer carries X-Request-Id: the request's own, else a fresh one
                                   (a completion's id is made from the request's X-Request-Id or request_id)
   --enable-auto-tool-choice       serve tool_choice "auto" (OpenAI's default with tools): the model writes text
@@ -396,6 +404,10 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--max-logprobs': (o, v, f) => {
     o.maxLogprobs = v.trim() === '-1' ? -1 : integer(v, f, 0);
   },
+  '--response-role': (o, v, f) => {
+    if (v.trim() === '') throw new CliError(`${f}: expected a role name`);
+    o.responseRole = v;
+  },
   '--logprobs-mode': (o, v, f) => {
     o.logprobsMode = oneOf(v, f, LOGPROBS_MODES);
   },
@@ -435,6 +447,9 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   },
   '--enable-request-id-headers': (o) => {
     o.enableRequestIdHeaders = true;
+  },
+  '--return-tokens-as-token-ids': (o) => {
+    o.returnTokensAsTokenIds = true;
   },
   '--enable-auto-tool-choice': (o) => {
     o.enableAutoToolChoice = true;
@@ -570,6 +585,8 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     enablePrefixCaching: true,
     enablePromptTokensDetails: false,
     enableRequestIdHeaders: false,
+    returnTokensAsTokenIds: false,
+    responseRole: 'assistant',
     enableAutoToolChoice: false,
     toolCallParser: null,
     notices: [],

@@ -102,6 +102,8 @@ async function main(): Promise<void> {
     maxLogprobs: options.maxLogprobs,
     maxStoredResponses: options.maxStoredResponses,
     reasoningParser: options.reasoningParser,
+    returnTokensAsTokenIds: options.returnTokensAsTokenIds,
+    responseRole: options.responseRole,
     toolCallParser: options.enableAutoToolChoice ? options.toolCallParser : null,
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,

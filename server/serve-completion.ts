@@ -196,7 +196,11 @@ export async function serveCompletion<
     logprobs:
       asked.numTop === null
         ? null
-        : new ChoiceLogprobs(stack.tokenizer, asked.numTop, body.return_tokens_as_token_ids ?? false),
+        : new ChoiceLogprobs(
+            stack.tokenizer,
+            asked.numTop,
+            body.return_tokens_as_token_ids ?? state.settings.returnTokensAsTokenIds ?? false,
+          ),
     isFirstDelta: true,
     returnTokenIds,
     promptLogprobs: (scored) =>

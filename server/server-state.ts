@@ -23,6 +23,10 @@ export interface ServerSettings {
   maxStoredResponses: number;
   /** --reasoning-parser: a reasoning model's reasoning is read apart from its answer; null: none. */
   reasoningParser: ReasoningParserName | null;
+  /** --return-tokens-as-token-ids: return_tokens_as_token_ids's default (vLLM's flag); absent: false. */
+  returnTokensAsTokenIds?: boolean;
+  /** --response-role: a chat answer's role after a generation prompt; absent: assistant. */
+  responseRole?: string;
 }
 
 /**

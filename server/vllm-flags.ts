@@ -59,6 +59,13 @@ export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
     why: 'Loom always cuts long prompts into chunks within --max-num-batched-tokens',
     takesValue: false,
   },
+  '--disable-fastapi-docs': { why: 'Loom serves no API documentation pages', takesValue: false },
+  '--lora-dtype': {
+    why: "Loom computes LoRA in f32 from adapters kept in their files' dtype",
+    takesValue: true,
+    accepts: (v) => v === 'auto',
+    expected: "auto (Loom computes LoRA in f32 from adapters kept in their files' dtype)",
+  },
   '--enable-server-load-tracking': {
     why: 'Loom always counts the requests in flight that GET /load reports',
     takesValue: false,

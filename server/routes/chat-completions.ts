@@ -46,7 +46,7 @@ function chatLogprobs(
 }
 
 type ChatMessageOut = {
-  role: 'assistant';
+  role: string;
   content: string | null;
   tool_calls?: ToolCall[];
   reasoning?: string;
@@ -76,6 +76,11 @@ export const chatCompletionsRoute: FastifyPluginAsyncTypebox = async (app) => {
 
 /** One chat completion request, validated, answered (POST /v1/chat/completions, and /invocations with messages). */
 export function serveChatCompletion(state: ServerState, reply: FastifyReply, body: ChatCompletionRequest) {
+  // vLLM's answer role: --response-role after a generation prompt, else the last message's (a continuation).
+  const role =
+    body.add_generation_prompt === false
+      ? (body.messages.at(-1)?.role ?? 'assistant')
+      : (state.settings.responseRole ?? 'assistant');
   let tools: ToolCalling | null = null;
   /** vLLM's echo: the final assistant message's text, put before each choice's. */
   let echo = '';
@@ -115,7 +120,7 @@ export function serveChatCompletion(state: ServerState, reply: FastifyReply, bod
     choice: (outcome, view) => {
       const output = tools?.output;
       const reader = newReader();
-      let message: ChatMessageOut = { role: 'assistant', content: echo + outcome.text };
+      let message: ChatMessageOut = { role, content: echo + outcome.text };
       let numCalls = 0;
       if (reader) {
         reader.push(outcome.text);
@@ -124,7 +129,7 @@ export function serveChatCompletion(state: ServerState, reply: FastifyReply, bod
         const content = reader.content === null ? null : echo + reader.content;
         // vLLM's parsers answer null beside calls when the model wrote nothing else.
         const nothingElse = output?.kind === 'auto' && numCalls > 0 && content === '';
-        message = { role: 'assistant', content: nothingElse ? null : content };
+        message = { role, content: nothingElse ? null : content };
         if (reader.reasoning !== null && body.include_reasoning !== false)
           Object.assign(message, reasoningFields(reader.reasoning));
         // vLLM's shape: the calls, and the text beside them (empty when the output was guided).
@@ -141,7 +146,7 @@ export function serveChatCompletion(state: ServerState, reply: FastifyReply, bod
     openingChoice: (index) => ({
       index,
       // vLLM sends the echoed text in a chunk of its own right after this one; here it is in it.
-      delta: { role: 'assistant', content: echo },
+      delta: { role, content: echo },
       logprobs: null,
       finish_reason: null,
     }),

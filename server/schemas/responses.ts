@@ -100,7 +100,8 @@ export const ChatCompletionResponseSchema = Type.Object({
     Type.Object({
       index: Type.Integer(),
       message: Type.Object({
-        role: Type.Literal('assistant'),
+        // 'assistant' unless --response-role, or a continuation (add_generation_prompt false), says otherwise.
+        role: Type.String(),
         /** null only beside tool calls read out of an answer that has no other text ("auto", as vLLM). */
         content: Type.Union([Type.String(), Type.Null()]),
         /** --reasoning-parser: the reasoning before the answer, under vLLM's name and its earlier one. */

@@ -52,6 +52,15 @@ describe('parseCliOptions', () => {
     expect(serve(['--enable-request-id-headers']).enableRequestIdHeaders).toBe(true);
   });
 
+  it("reads vLLM's --return-tokens-as-token-ids, --response-role and the accepted --lora-dtype auto", () => {
+    expect(serve([]).returnTokensAsTokenIds).toBe(false);
+    expect(serve(['--return-tokens-as-token-ids']).returnTokensAsTokenIds).toBe(true);
+    expect(serve([]).responseRole).toBe('assistant');
+    expect(serve(['--response-role', 'bot']).responseRole).toBe('bot');
+    expect(serve(['--lora-dtype', 'auto', '--disable-fastapi-docs']).notices).toHaveLength(2);
+    expect(() => serve(['--lora-dtype', 'float16'])).toThrow(/--lora-dtype/);
+  });
+
   it("reads vLLM's --logprobs-mode: raw_logprobs by default, its four values, nothing else", () => {
     expect(serve([]).logprobsMode).toBe('raw_logprobs');
     for (const mode of ['raw_logits', 'processed_logprobs', 'processed_logits'])

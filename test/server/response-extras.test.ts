@@ -84,3 +84,35 @@ describe('vLLM response extras', () => {
     for (const c of neither) expect(c.usage).toBeUndefined();
   });
 });
+
+describe("vLLM's --return-tokens-as-token-ids and --response-role", () => {
+  const flagged = useTinyServer('onnx', {}, { returnTokensAsTokenIds: true, responseRole: 'narrator' });
+
+  it('writes tokens as ids by default with the flag, unless a request says false', async () => {
+    const body = { ...GREEDY, prompt: 'Hi', logprobs: 1 };
+    const byDefault = await flagged().post('/v1/completions', body);
+    for (const t of byDefault.body.choices[0].logprobs.tokens) expect(t).toMatch(/^token_id:\d+$/);
+    const asked = await flagged().post('/v1/completions', { ...body, return_tokens_as_token_ids: false });
+    expect(asked.body.choices[0].logprobs.tokens.some((t: string) => t.startsWith('token_id:'))).toBe(false);
+  });
+
+  it("answers in the flag's role after a generation prompt, in the last message's without one", async () => {
+    const messages = [{ role: 'user', content: 'Hi' }];
+    const answer = await flagged().post('/v1/chat/completions', { ...GREEDY, messages });
+    expect(answer.body.choices[0].message.role).toBe('narrator');
+    const continued = await flagged().post('/v1/chat/completions', {
+      ...GREEDY,
+      messages: [...messages, { role: 'assistant', content: 'Hello' }],
+      add_generation_prompt: false,
+      continue_final_message: true,
+    });
+    expect(continued.body.choices[0].message.role).toBe('assistant');
+    const chunks = await fetch(`${flagged().baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ ...GREEDY, messages, stream: true }),
+    });
+    const first = JSON.parse(sseEvents(await chunks.text())[0]);
+    expect(first.choices[0].delta.role).toBe('narrator');
+  });
+});
