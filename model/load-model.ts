@@ -35,6 +35,8 @@ export interface LoadedModel {
 export interface LoadModelOptions {
   /** A Jinja chat template file that replaces the tokenizer's own template. */
   chatTemplateFile?: string;
+  /** The directory the tokenizer files come from (vLLM's --tokenizer); default the model's. */
+  tokenizerDir?: string;
   /** Called as each safetensors file's tensors have been read and checked. */
   onFileRead?: (progress: FileReadProgress) => void;
   /**
@@ -205,10 +207,11 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   if (!info.isDirectory()) throw new ModelFormatError(dir, 'is not a directory (expected a model directory)');
 
   const config = await loadLlamaConfig(dir);
-  const tokenizer = await TextTokenizer.fromDir(dir, opts.chatTemplateFile);
+  const tokenizerDir = opts.tokenizerDir ?? dir;
+  const tokenizer = await TextTokenizer.fromDir(tokenizerDir, opts.chatTemplateFile);
   if (tokenizer.vocabSize > config.vocabSize) {
     throw new ModelFormatError(
-      join(dir, 'tokenizer.json'),
+      join(tokenizerDir, 'tokenizer.json'),
       `has ${tokenizer.vocabSize} ids but config.json's vocab_size is ${config.vocabSize}`,
     );
   }

@@ -83,6 +83,8 @@ export interface LlmEngineOptions {
   /** --gpu-memory-utilization, when it gave poolSize: refused on a hardware WebGPU adapter (kernels/engine-factory.ts). */
   gpuMemoryUtilization?: number | null;
   chatTemplateFile: string | null;
+  /** --tokenizer: the tokenizer's directory, when it is not the model's (vLLM's flag). */
+  tokenizerDir?: string | null;
   /** --seed: seeds of requests that bring none; null draws them at random. */
   seed: number | null;
   /** Waiting sequences beyond which requests are refused with 503 (default DEFAULT_MAX_WAITING). */
@@ -171,6 +173,7 @@ export class LlmEngine {
     const loadStarted = performance.now();
     const model = await loadModel(options.modelDir, {
       chatTemplateFile: options.chatTemplateFile ?? undefined,
+      tokenizerDir: options.tokenizerDir ?? undefined,
       onFileRead: (read) => log.info(weightFileLine(read), 'weights file read and checked'),
       // The mapped linear weights are checked on a worker while the engine is built.
       linearWeightCheck: 'background',

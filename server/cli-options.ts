@@ -93,6 +93,8 @@ export interface CliOptions {
   quantization: QuantizationChoice | null;
   poolSize: string;
   chatTemplate: string | null;
+  /** --tokenizer: the tokenizer's directory when it is not the model's; null: the model's. */
+  tokenizer: string | null;
   /** --generation-config: where the sampling defaults come from (auto: the model's generation_config.json; vllm: none; a folder). */
   generationConfig: GenerationConfigSource;
   /** --override-generation-config: sampling defaults over those (vLLM's JSON object). */
@@ -202,6 +204,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   pool; else F of host memory (onnx, reference, a software WebGPU
                                   adapter), refused on a hardware WebGPU adapter: use --pool-size BYTES
   --chat-template FILE            a Jinja chat template replacing the tokenizer's
+  --tokenizer DIR                 the tokenizer's files (tokenizer.json, tokenizer_config.json) from DIR, not the
+                                  model's directory (vLLM's flag; a local folder: Loom downloads nothing)
   --generation-config auto|vllm|DIR  sampling defaults for fields a request leaves out (temperature, top_p,
                                   top_k, min_p, repetition_penalty; max_new_tokens caps max_tokens), as vLLM:
                                   auto: the model's generation_config.json; vllm: none; DIR: DIR's (default auto)
@@ -372,6 +376,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--chat-template': (o, v) => {
     o.chatTemplate = v;
+  },
+  '--tokenizer': (o, v) => {
+    o.tokenizer = v;
   },
   '--generation-config': (o, v) => {
     o.generationConfig = v;
@@ -563,6 +570,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     quantization: null,
     poolSize: '0.25',
     chatTemplate: null,
+    tokenizer: null,
     generationConfig: 'auto',
     overrideGenerationConfig: {},
     seed: null,

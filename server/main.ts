@@ -185,6 +185,7 @@ async function main(): Promise<void> {
       poolSize: options.poolSize,
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       chatTemplateFile: options.chatTemplate,
+      tokenizerDir: options.tokenizer,
       generationConfig: options.generationConfig,
       overrideGenerationConfig: options.overrideGenerationConfig,
       seed: options.seed,

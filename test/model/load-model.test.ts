@@ -1,4 +1,4 @@
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseLlamaConfig } from '../../model/llama-config.js';
@@ -195,5 +195,20 @@ describe('loadModel', () => {
     const dir = join(root(), 'llama3');
     await writeSyntheticModel(dir, { ...TINY_SPEC, ropeScaling });
     expect((await loadModel(dir)).config.ropeScaling).toEqual(config.ropeScaling);
+  });
+});
+
+describe('--tokenizer (tokenizerDir)', () => {
+  it('reads the tokenizer from its own directory, and names the missing file without it', async () => {
+    const dir = join(root(), 'tokenizer-apart');
+    const tokenizerDir = join(root(), 'tokenizer-only');
+    await writeSyntheticModel(dir, TINY_SPEC);
+    await mkdir(tokenizerDir, { recursive: true });
+    for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+      await rename(join(dir, file), join(tokenizerDir, file)).catch(() => {});
+    expect((await loadError(dir)).message).toContain(join(dir, 'tokenizer.json'));
+    const model = await loadModel(dir, { tokenizerDir });
+    expect(model.tokenizer.encode('hello world').length).toBeGreaterThan(0);
+    await model.linearWeightsChecked;
   });
 });

@@ -61,6 +61,11 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--lora-dtype', 'float16'])).toThrow(/--lora-dtype/);
   });
 
+  it("reads vLLM's --tokenizer: the model's directory by default", () => {
+    expect(serve([]).tokenizer).toBeNull();
+    expect(serve(['--tokenizer', '/models/tok']).tokenizer).toBe('/models/tok');
+  });
+
   it("reads vLLM's --logprobs-mode: raw_logprobs by default, its four values, nothing else", () => {
     expect(serve([]).logprobsMode).toBe('raw_logprobs');
     for (const mode of ['raw_logits', 'processed_logprobs', 'processed_logits'])
