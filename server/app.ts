@@ -1,5 +1,11 @@
+import type { Server } from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance, type FastifyServerOptions, LogController } from 'fastify';
+import Fastify, {
+  type FastifyHttpOptions,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  LogController,
+} from 'fastify';
 import { Registry } from 'prom-client';
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import { installApiKey } from './api-key.js';
@@ -55,6 +61,14 @@ export interface AppOptions {
   promptTokensDetails?: boolean;
   /** --enable-request-id-headers: every answer carries X-Request-Id (the client's, else a fresh one). */
   requestIdHeaders?: boolean;
+  /** --ssl-*: serve HTTPS with this key and certificate (client certificates asked, or required, against ca). */
+  https?: {
+    key: Buffer;
+    cert: Buffer;
+    ca?: Buffer;
+    requestCert: boolean;
+    rejectUnauthorized: boolean;
+  } | null;
   /** --max-logprobs: most top tokens a row may list (default vLLM's 20; -1: no cap). */
   maxLogprobs?: number;
   /** --max-stored-responses: /v1/responses answers kept for GET and previous_response_id (default 0: none). */
@@ -104,7 +118,17 @@ const BODY_CEILING_BYTES = 64 * 1024 * 1024;
  */
 export function buildApp(options: AppOptions = {}): FastifyInstance {
   const limits = { ...DEFAULT_CONNECTION_LIMITS, ...options.connections };
+  // Node checks the header and request deadlines on this period (default 30 s, which would
+  // let a slow sender stay three times its deadline).
+  const deadlines = {
+    headersTimeout: limits.headersTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+  };
+  // An HTTPS app is the same app on another kind of server (https.createServer takes the same
+  // deadlines): routes, hooks and limits do not change.
+  const server = options.https ? { https: { ...options.https, ...deadlines } } : { http: deadlines };
   const app = Fastify({
+    ...server,
     logger: options.logger ?? false,
     // server/request-log.ts writes one line per request instead, probes at debug.
     logController: new LogController({ disableRequestLogging: true }),
@@ -112,17 +136,11 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     return503OnClosing: false,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
-    // Node checks the header and request deadlines on this period (default 30 s, which would
-    // let a slow sender stay three times its deadline).
-    http: {
-      headersTimeout: limits.headersTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
-    },
     ajv: {
       // Wrong types are the client's error to hear about, not to have guessed ("5" is not 5).
       customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, verbose: true },
     },
-  }).withTypeProvider<TypeBoxTypeProvider>();
+  } as FastifyHttpOptions<Server>).withTypeProvider<TypeBoxTypeProvider>();
   app.server.maxConnections = limits.maxConnections;
 
   const registry = new Registry();

@@ -117,6 +117,8 @@ export interface CliOptions {
   timeoutKeepAliveSeconds: number;
   /** --api-key, or $LOOM_API_KEY / $VLLM_API_KEY: Bearer auth on everything but the probes; null: open. */
   apiKey: string | null;
+  /** --ssl-keyfile / --ssl-certfile / --ssl-ca-certs / --ssl-cert-reqs: serve HTTPS (vLLM's flags); null: plain HTTP. */
+  tls: TlsOptions | null;
   /** --allowed-origins: origins CORS allows ('*' for any); empty: CORS off. */
   allowedOrigins: string[];
   /** pino level: --log-level, else $LOG_LEVEL, else info. */
@@ -228,6 +230,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   out); paused this long, it is aborted and its pages freed (default 60)
   --max-connections N             open connections past this are refused (default 1024)
   --timeout-keep-alive SECONDS    idle keep-alive connections are closed after this (default 5)
+  --ssl-keyfile FILE, --ssl-certfile FILE   serve HTTPS with this PEM key and certificate (vLLM's flags)
+  --ssl-ca-certs FILE             the CA certificates client certificates are checked against
+  --ssl-cert-reqs 0|1|2           client certificates: 0 not asked (default), 1 optional, 2 required
   --api-key KEY                   require "Authorization: Bearer KEY" on every endpoint but /health, /ping,
                                   /metrics and /version (also $LOOM_API_KEY or vLLM's $VLLM_API_KEY; default: no auth)
   --hide-adapter-paths            /v1/models shows adapter names, not their server paths (the default when
@@ -356,6 +361,20 @@ const VALUE_FLAGS: Record<string, Setter> = {
     if (!/^\s*[0-9.]+\s*$/.test(v) || !(fraction > 0 && fraction <= 1))
       throw new CliError(`${f}: expected a fraction in (0, 1], got "${v}"`);
     o.gpuMemoryUtilization = fraction;
+  },
+  '--ssl-keyfile': (o, v) => {
+    tlsOf(o).keyFile = v;
+  },
+  '--ssl-certfile': (o, v) => {
+    tlsOf(o).certFile = v;
+  },
+  '--ssl-ca-certs': (o, v) => {
+    tlsOf(o).caFile = v;
+  },
+  '--ssl-cert-reqs': (o, v, f) => {
+    if (!['0', '1', '2'].includes(v.trim()))
+      throw new CliError(`${f}: expected 0 (none), 1 (optional) or 2 (required), got "${v}"`);
+    tlsOf(o).certReqs = Number(v.trim()) as 0 | 1 | 2;
   },
   '--api-key': (o, v, f) => {
     o.apiKey = apiKey(v, f);
@@ -584,6 +603,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
     apiKey: apiKeyOf(env),
+    tls: null,
     allowedOrigins: [],
     logLevel: env.LOG_LEVEL ? parseLogLevel(env.LOG_LEVEL, 'LOG_LEVEL') : 'info',
     logRequests: true,
@@ -599,6 +619,20 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     toolCallParser: null,
     notices: [],
   };
+}
+
+/** vLLM's (uvicorn's) TLS flags: files are read by main, at start-up. */
+export interface TlsOptions {
+  keyFile: string | null;
+  certFile: string | null;
+  caFile: string | null;
+  /** Python's ssl.CERT_NONE (0), CERT_OPTIONAL (1) or CERT_REQUIRED (2): clients' certificates. */
+  certReqs: 0 | 1 | 2;
+}
+
+function tlsOf(o: CliOptions): TlsOptions {
+  o.tls ??= { keyFile: null, certFile: null, caFile: null, certReqs: 0 };
+  return o.tls;
 }
 
 /** Parses argv (without node and the script); throws CliError on anything it does not know. */
@@ -668,6 +702,11 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
       '--enable-auto-tool-choice needs --tool-call-parser (the format the model writes its calls in)',
     );
   if (options.apiKey === null) options.hideAdapterPaths = true;
+  const tls = options.tls;
+  if (tls && (tls.keyFile === null || tls.certFile === null))
+    throw new CliError('HTTPS needs both --ssl-keyfile and --ssl-certfile');
+  if (tls && tls.certReqs !== 0 && tls.caFile === null)
+    throw new CliError('--ssl-cert-reqs 1 or 2 needs --ssl-ca-certs (the CA that signs client certificates)');
   const names = new Set<string>();
   for (const { name } of options.loraModules) {
     if (names.has(name)) throw new CliError(`--lora-modules: adapter name "${name}" is given twice`);

@@ -13,6 +13,7 @@ import { captureStderr, type StderrCapture } from './native-stderr.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
 import { STATS_INTERVAL_MS } from './stats-log.js';
+import { readTlsFiles } from './tls.js';
 import { LOOM_VERSION } from './version.js';
 
 /**
@@ -96,7 +97,17 @@ async function main(): Promise<void> {
   const options = command.options;
   assertEngineAvailable(options.engine, options.dtype, options.loraMode, options.quantization);
 
+  let https: Awaited<ReturnType<typeof readTlsFiles>> | null = null;
+  try {
+    if (options.tls) https = await readTlsFiles(options.tls);
+  } catch (error) {
+    if (!(error instanceof CliError)) throw error;
+    console.error(`loom: ${error.message}`);
+    process.exit(2);
+  }
+
   const app = buildApp({
+    https,
     logger: { level: options.logLevel },
     maxN: options.maxN,
     maxLogprobs: options.maxLogprobs,

@@ -1,0 +1,113 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest, type RequestOptions } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp } from '../../server/app.js';
+import { CliError, parseCliOptions } from '../../server/cli-options.js';
+import { readTlsFiles } from '../../server/tls.js';
+import { fakeStack } from './fake-stack.js';
+
+/**
+ * vLLM's --ssl-* flags: HTTPS with the given key and certificate, client certificates asked or
+ * required. The fixture is a self-signed certificate for localhost and 127.0.0.1, made for these
+ * tests only (its key protects nothing).
+ */
+const fixtures = fileURLToPath(new URL('./fixtures/tls/', import.meta.url));
+const KEY = join(fixtures, 'localhost.key');
+const CERT = join(fixtures, 'localhost.crt');
+
+let close: (() => Promise<void>) | null = null;
+afterEach(async () => {
+  await close?.();
+  close = null;
+});
+
+async function serve(certReqs: 0 | 1 | 2): Promise<number> {
+  const https = await readTlsFiles({
+    keyFile: KEY,
+    certFile: CERT,
+    caFile: certReqs ? CERT : null,
+    certReqs,
+  });
+  const app = buildApp({ stack: fakeStack(), https });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  close = () => app.close();
+  const address = app.server.address();
+  if (!address || typeof address === 'string') throw new Error('no TCP address');
+  return address.port;
+}
+
+/** GET /health over HTTPS, trusting the fixture; the status, or the error that ended it. */
+async function health(port: number, extra: RequestOptions = {}): Promise<number | string> {
+  const ca = await readFile(CERT);
+  return new Promise((resolve) => {
+    const req = httpsRequest({ host: '127.0.0.1', port, path: '/health', ca, ...extra }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', (error) => resolve((error as NodeJS.ErrnoException).code ?? error.message));
+    req.end();
+  });
+}
+
+describe('--ssl-keyfile, --ssl-certfile', () => {
+  it('serves HTTPS, and a plain HTTP request gets no answer', async () => {
+    const port = await serve(0);
+    expect(await health(port)).toBe(200);
+    const plain = await new Promise<number | string>((resolve) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/health' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', (error) => resolve((error as NodeJS.ErrnoException).code ?? 'error'));
+      req.end();
+    });
+    expect(plain).not.toBe(200);
+  });
+
+  it('requires a client certificate signed by --ssl-ca-certs with --ssl-cert-reqs 2', async () => {
+    const port = await serve(2);
+    expect(await health(port)).not.toBe(200);
+    expect(await health(port, { key: await readFile(KEY), cert: await readFile(CERT) })).toBe(200);
+  });
+
+  it('refuses unreadable files and a key that is not the certificate’s, naming the flag', async () => {
+    const missing = readTlsFiles({
+      keyFile: '/nonexistent/key.pem',
+      certFile: CERT,
+      caFile: null,
+      certReqs: 0,
+    });
+    await expect(missing).rejects.toThrow(/--ssl-keyfile: cannot read \/nonexistent\/key.pem \(ENOENT\)/);
+    const other = join(tmpdir(), `loom-other-${process.pid}.key`);
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+    await writeFile(other, privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const mismatch = readTlsFiles({ keyFile: other, certFile: CERT, caFile: null, certReqs: 0 });
+    await expect(mismatch).rejects.toBeInstanceOf(CliError);
+    await rm(other, { force: true });
+  });
+
+  it('parses the flags, refusing half a pair and client checks without a CA', () => {
+    const serveArgs = (args: string[]) => {
+      const command = parseCliOptions(args);
+      if (command.kind !== 'serve') throw new Error('not serve');
+      return command.options;
+    };
+    expect(serveArgs([]).tls).toBeNull();
+    expect(serveArgs(['--ssl-keyfile', 'k', '--ssl-certfile', 'c']).tls).toEqual({
+      keyFile: 'k',
+      certFile: 'c',
+      caFile: null,
+      certReqs: 0,
+    });
+    expect(() => serveArgs(['--ssl-keyfile', 'k'])).toThrow(/both --ssl-keyfile and --ssl-certfile/);
+    expect(() => serveArgs(['--ssl-keyfile', 'k', '--ssl-certfile', 'c', '--ssl-cert-reqs', '2'])).toThrow(
+      /--ssl-ca-certs/,
+    );
+    expect(() => serveArgs(['--ssl-cert-reqs', '3'])).toThrow(/--ssl-cert-reqs/);
+  });
+});
