@@ -1,3 +1,4 @@
+import { createCipheriv, createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readJsonObject } from './config-file.js';
@@ -6,8 +7,8 @@ import { ModelFormatError } from './model-format-error.js';
 import { readSafetensors } from './safetensors.js';
 import { type TensorToWrite, writeSafetensors } from './safetensors-writer.js';
 
-/** LoRAX's deterministic merge strategies (its DARE ones prune at random and are not offered). */
-export const MERGE_STRATEGIES = ['linear', 'ties'] as const;
+/** LoRAX's merge strategies (PEFT's functions of the same names). */
+export const MERGE_STRATEGIES = ['linear', 'ties', 'dare_linear', 'dare_ties'] as const;
 export type MergeStrategy = (typeof MERGE_STRATEGIES)[number];
 export const MAJORITY_SIGN_METHODS = ['total', 'frequency'] as const;
 export type MajoritySignMethod = (typeof MAJORITY_SIGN_METHODS)[number];
@@ -16,9 +17,43 @@ export interface MergeSpec {
   /** One per source adapter. */
   weights: readonly number[];
   strategy: MergeStrategy;
-  /** ties: the fraction of each tensor's values kept, by magnitude (1 and above: all). */
+  /**
+   * ties: the fraction of each tensor's values kept, by magnitude (1 and above: all); DARE: the
+   * chance that each value is kept (then divided by it), so it must be above 0.
+   */
   density: number;
   majoritySignMethod: MajoritySignMethod;
+  /**
+   * DARE: what its drops are drawn from. The same key gives the same drops, so one merge asked
+   * twice (or after a restart) is one adapter; PEFT, which LoRAX runs, draws from torch's global
+   * generator, so its drops differ from run to run and from Loom's.
+   */
+  dropKey?: string;
+}
+
+/**
+ * `count` uniform 32-bit words from a stream keyed by `key`: AES-128-CTR's keystream (over
+ * zeros), deterministic, fast, and with no state shared between tensors.
+ */
+function dropWords(key: string, count: number): Uint32Array {
+  const digest = createHash('sha256').update(key).digest();
+  const cipher = createCipheriv('aes-128-ctr', digest.subarray(0, 16), digest.subarray(16, 32));
+  const bytes = Buffer.concat([cipher.update(Buffer.alloc(count * 4)), cipher.final()]);
+  return new Uint32Array(bytes.buffer, bytes.byteOffset, count);
+}
+
+/**
+ * DARE's random pruning with rescaling (PEFT's `random_pruning`, rescale on): each value kept with
+ * chance `density` and divided by it, the rest 0.
+ */
+function pruneAtRandom(values: Float32Array, density: number, key: string): Float32Array {
+  if (!(density > 0)) throw new Error(`DARE needs a density above 0, got ${density}`);
+  if (density >= 1) return values;
+  const words = dropWords(key, values.length);
+  const threshold = density * 4294967296;
+  const out = new Float32Array(values.length);
+  for (let e = 0; e < values.length; e++) if (words[e] < threshold) out[e] = values[e] / density;
+  return out;
 }
 
 /**
@@ -39,18 +74,29 @@ function pruneByMagnitude(values: Float32Array, density: number): Float32Array {
 /**
  * One tensor merged over the adapters that hold it, as LoRAX merges each lora_A and lora_B
  * apart: linear, Σ wᵢ·tᵢ; ties, each tᵢ pruned, a majority sign elected per element (of Σ tᵢ, or
- * of the count of signs), then the mean of the weighted values that carry that sign.
+ * of the count of signs), then the mean of the weighted values that carry that sign. The DARE
+ * strategies are these two after each tᵢ is pruned at random; `streams[i]` names tᵢ's drops
+ * (with spec.dropKey), so a tensor's drops do not depend on which others are merged beside it.
  */
-export function mergeTensor(tensors: readonly Float32Array[], weights: readonly number[], spec: MergeSpec) {
+export function mergeTensor(
+  tensors: readonly Float32Array[],
+  weights: readonly number[],
+  spec: MergeSpec,
+  streams: readonly string[] = tensors.map((_, i) => String(i)),
+) {
   const n = tensors[0].length;
   const out = new Float32Array(n);
-  if (spec.strategy === 'linear') {
-    tensors.forEach((t, i) => {
+  const dare = spec.strategy === 'dare_linear' || spec.strategy === 'dare_ties';
+  const inputs = dare
+    ? tensors.map((t, i) => pruneAtRandom(t, spec.density, `${spec.dropKey ?? ''}\n${streams[i]}`))
+    : tensors;
+  if (spec.strategy === 'linear' || spec.strategy === 'dare_linear') {
+    inputs.forEach((t, i) => {
       for (let e = 0; e < n; e++) out[e] += weights[i] * t[e];
     });
     return out;
   }
-  const pruned = tensors.map((t) => pruneByMagnitude(t, spec.density));
+  const pruned = dare ? inputs : inputs.map((t) => pruneByMagnitude(t, spec.density));
   for (let e = 0; e < n; e++) {
     let vote = 0;
     for (const t of pruned) vote += spec.majoritySignMethod === 'total' ? t[e] : Math.sign(t[e]);
@@ -108,7 +154,7 @@ export async function writeMergedAdapter(
   const tensors: TensorToWrite[] = names.map((name) => {
     const holders = files.flatMap((f, i) => {
       const t = f.get(name);
-      return t ? [{ t, weight: spec.weights[i], dir: dirs[i] }] : [];
+      return t ? [{ t, weight: spec.weights[i], dir: dirs[i], stream: `${i}\n${name}` }] : [];
     });
     const shape = holders[0].t.shape;
     const other = holders.find((h) => h.t.shape.join() !== shape.join());
@@ -121,6 +167,7 @@ export async function writeMergedAdapter(
       holders.map((h) => h.t.data),
       holders.map((h) => h.weight),
       spec,
+      holders.map((h) => h.stream),
     );
     return { name, dtype: 'F32', shape, data };
   });

@@ -12,7 +12,7 @@ import {
   writeMergedAdapter,
 } from '../model/adapter-merge.js';
 import { resolveAdapterSource } from './adapter-source.js';
-import { echoed, invalidRequest, notSupported, serviceUnavailable } from './api-error.js';
+import { echoed, invalidRequest, serviceUnavailable } from './api-error.js';
 import { namesBaseModel, type ServingStack } from './serving-stack.js';
 
 /** LoRAX's `merged_adapters` request field. */
@@ -68,11 +68,6 @@ function checked(body: MergedAdaptersBody): {
       'merged_adapters.weights',
     );
   const strategy = body.merge_strategy ?? 'linear';
-  if (strategy === 'dare_linear' || strategy === 'dare_ties')
-    throw notSupported(
-      'merged_adapters.merge_strategy',
-      `merge_strategy ${strategy} (DARE prunes at random, so one request's merge would not be another's)`,
-    );
   if (!(MERGE_STRATEGIES as readonly string[]).includes(strategy))
     throw invalidRequest(
       `merged_adapters.merge_strategy must be one of ${MERGE_STRATEGIES.join(', ')}; got ${echoed(strategy)}.`,
@@ -87,6 +82,12 @@ function checked(body: MergedAdaptersBody): {
   const density = body.density ?? 0;
   if (!(density >= 0 && density <= 1))
     throw invalidRequest('merged_adapters.density must be >= 0.0 and <= 1.0.', 'merged_adapters.density');
+  // PEFT divides DARE's kept values by the density: at 0 every value is 0/0.
+  if (strategy.startsWith('dare_') && density === 0)
+    throw invalidRequest(
+      `merged_adapters.density must be above 0.0 for ${strategy} (DARE divides the values it keeps by the density).`,
+      'merged_adapters.density',
+    );
   return { strategy: strategy as MergeStrategy, density, method: method as MajoritySignMethod };
 }
 
@@ -119,8 +120,10 @@ export async function mergedAdapter(
     if (dir === undefined) throw new AdapterError(`adapter "${n}" is not loaded`, 'not_found');
     return dir;
   });
-  const spec = { weights: body.weights, strategy, density, majoritySignMethod: method };
-  const key = JSON.stringify({ dirs, ...spec });
+  const merge = { weights: body.weights, strategy, density, majoritySignMethod: method };
+  const key = JSON.stringify({ dirs, ...merge });
+  // DARE's drops are drawn from the merge itself: asked again, it is the same adapter.
+  const spec = { ...merge, dropKey: key };
   const name = `merged-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
   let state = stateOf.get(stack);
   if (!state) {

@@ -42,6 +42,40 @@ describe('mergeTensor', () => {
     const frequency = { ...spec, density: 1, majoritySignMethod: 'frequency' as const };
     expect([...mergeTensor([a, b], [1, 2], frequency)]).toEqual([3, -4.5, 0.5, 3]);
   });
+
+  it('DARE: each value kept with chance density and divided by it, the same drops for the same key', () => {
+    const n = 20_000;
+    const a = Float32Array.from({ length: n }, (_, e) => 1 + (e % 7));
+    const spec = (dropKey: string, strategy: 'dare_linear' | 'dare_ties' = 'dare_linear'): MergeSpec => ({
+      weights: [1],
+      strategy,
+      density: 0.25,
+      majoritySignMethod: 'total',
+      dropKey,
+    });
+    const out = mergeTensor([a], [2], spec('one'));
+    let kept = 0;
+    out.forEach((v, e) => {
+      if (v === 0) return;
+      kept++;
+      expect(v).toBe(Math.fround(2 * Math.fround(a[e] / 0.25)));
+    });
+    // Binomial(20,000, 0.25): 5,000 ± 61 (one standard deviation).
+    expect(kept).toBeGreaterThan(4_700);
+    expect(kept).toBeLessThan(5_300);
+    expect(mergeTensor([a], [2], spec('one'))).toEqual(out);
+    const other = mergeTensor([a], [2], spec('two'));
+    expect(other).not.toEqual(out);
+    // Two tensors' drops are their own streams, not one stream's successive words.
+    const [first, second] = [0, 1].map((i) => mergeTensor([a, a], [1, 0], spec('one'), [`${i}`, 'x']));
+    expect(first).not.toEqual(second);
+    // dare_ties: the drops, then ties' sign vote and mean; one source keeps its rescaled values.
+    const ties = mergeTensor([a], [2], spec('one', 'dare_ties'));
+    expect(ties).toEqual(out);
+    // Density 1 drops nothing: DARE is then plain linear.
+    expect(mergeTensor([a], [2], { ...spec('one'), density: 1 })).toEqual(a.map((v) => 2 * v));
+    expect(() => mergeTensor([a], [1], { ...spec('one'), density: 0 })).toThrow(/above 0/);
+  });
 });
 
 describe('writeMergedAdapter', () => {

@@ -258,7 +258,30 @@ describe('merged_adapters', () => {
     expect(names).toHaveLength(2);
   });
 
-  it('refuses what LoRAX refuses, and DARE by name', async () => {
+  it('merges with DARE: density 1 keeps all, a lower one drops the same values each time it is asked', async () => {
+    const alone = await generate({ adapter_id: 'tiny-r8', max_new_tokens: 8 });
+    const whole = {
+      ids: ['tiny-r8', 'tiny-r8'],
+      weights: [0.5, 0.5],
+      merge_strategy: 'dare_linear',
+      density: 1,
+    };
+    expect((await generate({ merged_adapters: whole, max_new_tokens: 8 })).body.generated_text).toBe(
+      alone.body.generated_text,
+    );
+    const before = server().stack.scheduler.adapters.list().length;
+    const sparse = { ids: ['tiny-r8'], weights: [1], merge_strategy: 'dare_ties', density: 0.3 };
+    const first = await generate({ merged_adapters: sparse, max_new_tokens: 8, details: true });
+    const again = await generate({ merged_adapters: sparse, max_new_tokens: 8, details: true });
+    expect(first.status).toBe(200);
+    // One adapter both times (the second may reuse the first's cached prefix: logprobs to rounding).
+    expect(again.body.details.tokens.map((t: Json) => t.id)).toEqual(
+      first.body.details.tokens.map((t: Json) => t.id),
+    );
+    expect(server().stack.scheduler.adapters.list().length).toBe(before + 1);
+  });
+
+  it('refuses what LoRAX refuses, and DARE at density 0', async () => {
     const refuse = async (merged_adapters: object, field: string, extra: object = {}) =>
       expectRefused(
         await post('/generate', { inputs: PROMPT, parameters: { merged_adapters, ...extra } }),
@@ -267,7 +290,7 @@ describe('merged_adapters', () => {
     await refuse({ ids: ['tiny-r8', 'tiny-r2'], weights: [1, 1] }, 'different ranks');
     await refuse({ ids: ['tiny-r8'], weights: [1, 1] }, 'same length');
     await refuse({ ids: [], weights: [] }, 'cannot be empty');
-    await refuse({ ids: ['tiny-r8'], weights: [1], merge_strategy: 'dare_ties' }, 'dare_ties');
+    await refuse({ ids: ['tiny-r8'], weights: [1], merge_strategy: 'dare_ties' }, 'above 0.0 for dare_ties');
     await refuse({ ids: ['tiny-r8'], weights: [1], merge_strategy: 'svd' }, 'merge_strategy');
     await refuse({ ids: ['tiny-r8'], weights: [1] }, 'adapter_id', { adapter_id: 'tiny-r2' });
     await refuse({ ids: [TINY_MODEL_NAME], weights: [1] }, 'base model');
