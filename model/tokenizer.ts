@@ -6,6 +6,7 @@ import { MAX_TOKENIZER_BYTES, readJsonObject } from './config-file.js';
 import { ModelFormatError } from './model-format-error.js';
 import { llamaPostProcessor, resolveSpecialTokens, type SpecialTokens } from './special-tokens.js';
 import { tokenByteStrings } from './token-bytes.js';
+import { tokenCharOffsets } from './token-offsets.js';
 
 export interface TokenizerFiles {
   /** tokenizer.json */
@@ -141,6 +142,19 @@ export class TextTokenizer {
 
   encode(text: string, addSpecialTokens = true): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: addSpecialTokens }).ids;
+  }
+
+  /** Each id's vocabulary entry, as HF's convert_ids_to_tokens gives them ("▁Hello", "Ġworld", "<s>"). */
+  idsToTokens(ids: readonly number[]): string[] {
+    return ids.map((id) => this.tokenizer.id_to_token(id) ?? '');
+  }
+
+  /**
+   * Each token's span of `text` in characters, as HF's encode_char_offsets gives it, for `ids`
+   * encoded from `text` (model/token-offsets.ts); null where the normalizer rewrote the text.
+   */
+  charOffsets(text: string, ids: readonly number[]): Array<[number, number]> | null {
+    return tokenCharOffsets(text, ids, this.tokenBytes(), (id) => this.tokenizer.id_to_token(id));
   }
 
   /** Text of `ids` as HF's `decode` gives it, clean-up of spaces included. */

@@ -1,3 +1,4 @@
+import type { TSchema } from '@sinclair/typebox';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AdapterError } from '../memory/adapter-registry.js';
 import { ModelFormatError } from '../model/model-format-error.js';
@@ -47,6 +48,17 @@ function paramName(instancePath: string): string {
     .filter(Boolean)
     .map((part, i) => (/^\d+$/.test(part) ? `[${part}]` : i === 0 ? part : `.${part}`))
     .join('');
+}
+
+/**
+ * `body` checked against `schema`, its errors worded as the route words them: for a route that
+ * takes several request shapes, the one its body's keys choose, so an error names that shape's
+ * fields rather than another's.
+ */
+export function validated<T>(request: FastifyRequest, schema: TSchema, body: unknown): T {
+  const validate = request.compileValidationSchema(schema, 'body');
+  if (!validate(body)) throw schemaErrorToApiError((validate.errors ?? []) as SchemaError[]);
+  return body as T;
 }
 
 /**

@@ -35,6 +35,10 @@ export interface ServingTokenizer {
   decode(ids: readonly number[], skipSpecialTokens?: boolean): string;
   /** The bytes each token adds to the text, null for special tokens (structured output). */
   tokenBytes(): ReadonlyArray<Uint8Array | null>;
+  /** Each id's vocabulary entry (HF's convert_ids_to_tokens). */
+  idsToTokens(ids: readonly number[]): string[];
+  /** Each token's span of the text it was encoded from, in characters; null where none can be found. */
+  charOffsets(text: string, ids: readonly number[]): Array<[number, number]> | null;
   applyChatTemplate(
     messages: ChatMessage[],
     addGenerationPrompt?: boolean,

@@ -1,8 +1,7 @@
-import type { TSchema } from '@sinclair/typebox';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { invalidRequest } from '../api-error.js';
-import { schemaErrorToApiError } from '../error-handler.js';
+import { validated } from '../error-handler.js';
 import { type ChatCompletionRequest, ChatCompletionRequestSchema } from '../schemas/chat-request.js';
 import { type CompletionRequest, CompletionRequestSchema } from '../schemas/completion-request.js';
 import { type GenerateRequest, GenerateRequestSchema } from '../schemas/generate-request.js';
@@ -12,14 +11,6 @@ import { serveCompatGenerate } from './text-generation.js';
 
 /** SageMaker's multi-adapter header: the inference component's adapter, which the request runs on. */
 const ADAPTER_HEADER = 'x-amzn-sagemaker-adapter-identifier';
-
-/** The body checked against the API's own schema, its errors worded as that route words them. */
-function validated<T>(request: FastifyRequest, schema: TSchema, body: unknown): T {
-  const validate = request.compileValidationSchema(schema, 'body');
-  if (!validate(body))
-    throw schemaErrorToApiError((validate.errors ?? []) as Parameters<typeof schemaErrorToApiError>[0]);
-  return body as T;
-}
 
 /**
  * POST /invocations: SageMaker's one inference route, as vLLM serves it: a body with `messages`

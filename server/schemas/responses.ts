@@ -16,6 +16,13 @@ export const ErrorResponseSchema = Type.Object({
 
 export const errorResponses = { '4xx': ErrorResponseSchema, '5xx': ErrorResponseSchema };
 
+/** LoRAX's (text-generation-inference's) error body (server/text-generation-errors.ts). */
+const TextGenerationErrorSchema = Type.Object({ error: Type.String(), error_type: Type.String() });
+const EitherErrorSchema = Type.Union([ErrorResponseSchema, TextGenerationErrorSchema]);
+
+/** Errors of a route that answers OpenAI's requests and LoRAX's (/tokenize), each in its shape. */
+export const eitherErrorResponses = { '4xx': EitherErrorSchema, '5xx': EitherErrorSchema };
+
 const Usage = Type.Object({
   prompt_tokens: Type.Integer(),
   completion_tokens: Type.Integer(),

@@ -1,5 +1,6 @@
 import { AdapterError, type AdapterInfo, emptyRegistryCounters } from '../../memory/adapter-registry.js';
 import type { ChatMessage } from '../../model/chat-template.js';
+import { tokenCharOffsets } from '../../model/token-offsets.js';
 import type { EngineStats } from '../../scheduler/llm-engine.js';
 import {
   AdmissionError,
@@ -56,6 +57,17 @@ export class ByteTokenizer implements ServingTokenizer {
   /** Token b is byte b; BOS and EOS add no bytes. */
   tokenBytes(): Array<Uint8Array | null> {
     return Array.from({ length: this.vocabSize }, (_, id) => (id < 256 ? Uint8Array.of(id) : null));
+  }
+
+  /** Byte b's vocabulary entry is `<0xNN>` (byte fallback's spelling), BOS `<s>`, EOS `</s>`. */
+  idsToTokens(ids: readonly number[]): string[] {
+    return ids.map((id) =>
+      id === BOS ? '<s>' : id === 257 ? '</s>' : `<0x${id.toString(16).toUpperCase().padStart(2, '0')}>`,
+    );
+  }
+
+  charOffsets(text: string, ids: readonly number[]): Array<[number, number]> | null {
+    return tokenCharOffsets(text, ids, this.tokenBytes(), (id) => this.idsToTokens([id])[0]);
   }
 
   /** The fake template writes tools and tool calls (as JSON), unless told not to. */

@@ -78,9 +78,28 @@ describe('/tokenize and /detokenize (vLLM shapes)', () => {
     start();
     const withBos = await post('/tokenize', { model: 'tiny-base', prompt: 'hi' });
     expect(withBos.statusCode).toBe(200);
-    expect(withBos.json()).toEqual({ count: 3, max_model_len: 64, tokens: [BOS, 104, 105] });
+    expect(withBos.json()).toEqual({
+      count: 3,
+      max_model_len: 64,
+      tokens: [BOS, 104, 105],
+      token_strs: null,
+    });
     const bare = await post('/tokenize', { prompt: 'hi', add_special_tokens: false });
-    expect(bare.json()).toEqual({ count: 2, max_model_len: 64, tokens: [104, 105] });
+    expect(bare.json()).toEqual({ count: 2, max_model_len: 64, tokens: [104, 105], token_strs: null });
+  });
+
+  it("returns the tokens' vocabulary entries with return_token_strs, for prompts and messages", async () => {
+    start();
+    const prompt = await post('/tokenize', { prompt: 'hi', return_token_strs: true });
+    expect(prompt.json().token_strs).toEqual(['<s>', '<0x68>', '<0x69>']);
+    const off = await post('/tokenize', { prompt: 'hi', return_token_strs: false });
+    expect(off.json().token_strs).toBeNull();
+    const chat = await post('/tokenize', {
+      messages: [{ role: 'user', content: 'yo' }],
+      add_generation_prompt: false,
+      return_token_strs: true,
+    });
+    expect(chat.json().token_strs).toHaveLength(chat.json().count);
   });
 
   it('tokenizes messages through the chat template, with the generation prompt unless turned off', async () => {
@@ -110,8 +129,9 @@ describe('/tokenize and /detokenize (vLLM shapes)', () => {
     const unknown = await post('/tokenize', { model: 'nope', prompt: 'hi' });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json().error.code).toBe('model_not_found');
-    const extra = await post('/tokenize', { prompt: 'hi', return_token_strs: true });
+    const extra = await post('/tokenize', { prompt: 'hi', return_offsets: true });
     expect(extra.statusCode).toBe(400);
+    expect(extra.json().error.message).toContain('return_offsets');
     expect((await post('/tokenize', { model: 'tiny-base' })).statusCode).toBe(400);
     const noTemplate = fakeStack({ hasChatTemplate: false });
     await fake.app.close();
@@ -119,6 +139,25 @@ describe('/tokenize and /detokenize (vLLM shapes)', () => {
     const chat = await post('/tokenize', { messages: [{ role: 'user', content: 'hi' }] });
     expect(chat.statusCode).toBe(400);
     expect(chat.json().error.code).toBe('chat_template_missing');
+  });
+
+  it("answers LoRAX's form (inputs) with each token's id, entry and character span, and LoRAX's errors", async () => {
+    start();
+    const res = await post('/tokenize', { inputs: 'hé' });
+    expect(res.statusCode).toBe(200);
+    // BOS spans nothing; é is two byte tokens, each spanning the one character.
+    expect(res.json()).toEqual([
+      { id: BOS, text: '<s>', start: 0, stop: 0 },
+      { id: 104, text: '<0x68>', start: 0, stop: 1 },
+      { id: 0xc3, text: '<0xC3>', start: 1, stop: 2 },
+      { id: 0xa9, text: '<0xA9>', start: 1, stop: 2 },
+    ]);
+    const bare = await post('/tokenize', { inputs: 'h', add_special_tokens: false });
+    expect(bare.json()).toEqual([{ id: 104, text: '<0x68>', start: 0, stop: 1 }]);
+    const bad = await post('/tokenize', { inputs: 'h', parameters: {} });
+    expect(bad.statusCode).toBe(422);
+    expect(bad.json()).toMatchObject({ error_type: 'validation' });
+    expect(bad.json().error).toContain('parameters');
   });
 
   it('detokenizes with special tokens written out, so tokenize → detokenize round-trips', async () => {

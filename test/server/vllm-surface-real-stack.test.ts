@@ -49,7 +49,17 @@ describe('the vLLM surface over the real stack (onnx)', () => {
     const text = 'Hello world, again';
     const tokenized = await server().post('/tokenize', { model: TINY_MODEL_NAME, prompt: text });
     const expected = server().stack.tokenizer.encode(text, true);
-    expect(tokenized.body).toEqual({ count: expected.length, max_model_len: 256, tokens: expected });
+    expect(tokenized.body).toEqual({
+      count: expected.length,
+      max_model_len: 256,
+      tokens: expected,
+      token_strs: null,
+    });
+    // LoRAX's form: the same ids, and spans that read the text back.
+    const lorax = await server().post('/tokenize', { inputs: text });
+    expect(lorax.body.map((t: { id: number }) => t.id)).toEqual(expected);
+    const spans = lorax.body.map((t: { start: number; stop: number }) => text.slice(t.start, t.stop));
+    expect(spans.join('')).toBe(text);
     const detokenized = await server().post('/detokenize', { model: 'tiny-r4', tokens: expected });
     expect(detokenized.body.prompt).toBe(server().stack.tokenizer.decode(expected, false));
     expect(detokenized.body.prompt.endsWith(text)).toBe(true);
