@@ -29,7 +29,7 @@ import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { loadModel } from '../model/load-model.js';
-import { ropeInvFrequencies } from '../model/rope-frequencies.js';
+import { ropeRotation } from '../model/rope-frequencies.js';
 import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { distinctAdapters, placeAdapters } from './issue-adapters.js';
 import { ReadBandwidthProbe } from './memory-bandwidth.js';
@@ -222,13 +222,13 @@ async function main(): Promise<void> {
     config,
     DEFAULT_STACK_ROWS,
   );
-  const invFreq = ropeInvFrequencies(config);
+  const rope = ropeRotation(config);
   const packIds = Array.from({ length: batch }, () => nextId++);
   const packPlan = stepOf(packIds, () => [5], CONTEXT);
   const packTimes: number[] = [];
   for (let i = 0; i < 50; i++) {
     const t0 = performance.now();
-    packStep(packPlan, config, layout, invFreq, stack, TARGET_MODULES);
+    packStep(packPlan, config, layout, rope, stack, TARGET_MODULES);
     packTimes.push(performance.now() - t0);
   }
   for (const id of packIds) kv.free(id);

@@ -1,12 +1,32 @@
 /** The parts of a Hugging Face Llama-family `config.json` that Loom's engines need. */
-export interface RopeScaling {
-  type: 'llama3' | 'linear';
-  factor: number;
-  /** llama3 only */
-  lowFreqFactor: number;
-  highFreqFactor: number;
-  originalMaxPositionEmbeddings: number;
-}
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | {
+      type: 'llama3';
+      factor: number;
+      lowFreqFactor: number;
+      highFreqFactor: number;
+      originalMaxPositionEmbeddings: number;
+    }
+  | {
+      /** YaRN (HF's _compute_yarn_parameters): a ramp between interpolated and kept frequencies. */
+      type: 'yarn';
+      factor: number;
+      originalMaxPositionEmbeddings: number;
+      betaFast: number;
+      betaSlow: number;
+      /** cos and sin are multiplied by it (HF's attention_factor / mscale). */
+      attentionFactor: number;
+      truncate: boolean;
+    }
+  | {
+      /**
+       * Dynamic NTK: HF keeps the default frequencies until a sequence outgrows
+       * max_position_embeddings, then recomputes them from its length.
+       */
+      type: 'dynamic';
+      factor: number;
+    };
 
 export interface LlamaConfig {
   hiddenSize: number;
@@ -65,7 +85,63 @@ function positiveNumber(raw: Record<string, unknown>, key: string, file: string,
 const ROPE_REQUIRED_KEYS: Record<string, string[]> = {
   linear: ['factor'],
   llama3: ['factor', 'original_max_position_embeddings', 'low_freq_factor', 'high_freq_factor'],
+  yarn: ['factor'],
+  dynamic: ['factor'],
 };
+const ROPE_TYPES = Object.keys(ROPE_REQUIRED_KEYS);
+
+/** YaRN's attention factor as HF derives it: 0.1·mscale·ln(scale) + 1, 1 at scale ≤ 1. */
+function yarnMscale(scale: number, mscale = 1): number {
+  return scale <= 1 ? 1 : 0.1 * mscale * Math.log(scale) + 1;
+}
+
+function optionalRopeNumber(rs: Record<string, unknown>, key: string, file: string): number | undefined {
+  return rs[key] === undefined || rs[key] === null ? undefined : ropeNumber(rs, key, file);
+}
+
+/**
+ * YaRN as transformers computes it: beta_fast/beta_slow (32/1 when absent or 0, as HF's `or`),
+ * original_max_position_embeddings (max_position_embeddings when absent), the attention factor
+ * given, or HF's mscale ratio, or 0.1·ln(factor) + 1; `factor` as given (as vLLM and current
+ * transformers use it; some 4.x releases put max_position_embeddings / original in its place). vLLM's own keys for the
+ * same things (attn_factor, extrapolation_factor) are not HF's: refused unless they change nothing.
+ */
+function parseYarn(
+  rs: Record<string, unknown>,
+  factor: number,
+  maxPositions: number,
+  file: string,
+): RopeScaling {
+  for (const key of ['attn_factor', 'extrapolation_factor'])
+    if (rs[key] !== undefined && rs[key] !== 1)
+      throw new ConfigError(
+        file,
+        `rope_scaling.${key} is vLLM's, not transformers' (which ignores it): use attention_factor, or leave it at 1`,
+      );
+  const truncate = rs.truncate ?? true;
+  if (typeof truncate !== 'boolean')
+    throw new ConfigError(
+      file,
+      `rope_scaling.truncate must be true or false, got ${JSON.stringify(truncate)}`,
+    );
+  const mscale = optionalRopeNumber(rs, 'mscale', file);
+  const mscaleAllDim = optionalRopeNumber(rs, 'mscale_all_dim', file);
+  const attentionFactor =
+    optionalRopeNumber(rs, 'attention_factor', file) ??
+    (mscale && mscaleAllDim
+      ? yarnMscale(factor, mscale) / yarnMscale(factor, mscaleAllDim)
+      : yarnMscale(factor));
+  return {
+    type: 'yarn',
+    factor,
+    originalMaxPositionEmbeddings:
+      optionalRopeNumber(rs, 'original_max_position_embeddings', file) ?? maxPositions,
+    betaFast: rs.beta_fast ? ropeNumber(rs, 'beta_fast', file) : 32,
+    betaSlow: rs.beta_slow ? ropeNumber(rs, 'beta_slow', file) : 1,
+    attentionFactor,
+    truncate,
+  };
+}
 
 function ropeNumber(rs: Record<string, unknown>, key: string, file: string): number {
   const value = rs[key];
@@ -78,7 +154,7 @@ function ropeNumber(rs: Record<string, unknown>, key: string, file: string): num
   return value;
 }
 
-function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
+function parseRopeScaling(raw: unknown, maxPositions: number, file: string): RopeScaling | null {
   if (raw === undefined || raw === null) return null;
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, `rope_scaling must be an object or null, got ${JSON.stringify(raw)}`);
@@ -86,8 +162,11 @@ function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
   const rs = raw as Record<string, unknown>;
   const kind = rs.rope_type ?? rs.type;
   if (kind === 'default') return null;
-  if (kind !== 'llama3' && kind !== 'linear') {
-    throw new ConfigError(file, `rope_scaling type "${String(kind)}" is not supported (llama3, linear)`);
+  if (typeof kind !== 'string' || !ROPE_TYPES.includes(kind)) {
+    throw new ConfigError(
+      file,
+      `rope_scaling type "${String(kind)}" is not supported (${ROPE_TYPES.join(', ')})`,
+    );
   }
   const missing = ROPE_REQUIRED_KEYS[kind].filter((key) => !(key in rs));
   if (missing.length > 0) {
@@ -97,9 +176,9 @@ function parseRopeScaling(raw: unknown, file: string): RopeScaling | null {
     );
   }
   const factor = ropeNumber(rs, 'factor', file);
-  if (kind === 'linear') {
-    return { type: 'linear', factor, lowFreqFactor: 1, highFreqFactor: 1, originalMaxPositionEmbeddings: 0 };
-  }
+  if (kind === 'linear') return { type: 'linear', factor };
+  if (kind === 'dynamic') return { type: 'dynamic', factor };
+  if (kind === 'yarn') return parseYarn(rs, factor, maxPositions, file);
   const lowFreqFactor = ropeNumber(rs, 'low_freq_factor', file);
   const highFreqFactor = ropeNumber(rs, 'high_freq_factor', file);
   // Equal factors divide by zero in the smoothing band; transformers only warns, then computes NaN.
@@ -176,6 +255,7 @@ export function parseLlamaConfig(
   const act = raw.hidden_act ?? 'silu';
   if (act !== 'silu') throw new ConfigError(file, `hidden_act "${String(act)}" is not supported (silu only)`);
 
+  const maxPositionEmbeddings = positiveInt(raw, 'max_position_embeddings', file, 2048);
   const eos = new Set([...idList(raw.eos_token_id), ...idList(generationConfig.eos_token_id)]);
   const bos = generationConfig.bos_token_id ?? raw.bos_token_id;
   return {
@@ -188,9 +268,9 @@ export function parseLlamaConfig(
     vocabSize: positiveInt(raw, 'vocab_size', file),
     rmsNormEps: positiveNumber(raw, 'rms_norm_eps', file, 1e-6),
     ropeTheta: positiveNumber(raw, 'rope_theta', file, 10000),
-    ropeScaling: parseRopeScaling(raw.rope_scaling, file),
+    ropeScaling: parseRopeScaling(raw.rope_scaling, maxPositionEmbeddings, file),
     tieWordEmbeddings: raw.tie_word_embeddings === true,
-    maxPositionEmbeddings: positiveInt(raw, 'max_position_embeddings', file, 2048),
+    maxPositionEmbeddings,
     slidingWindow: parseSlidingWindow(raw, file),
     bosTokenId: typeof bos === 'number' ? bos : null,
     eosTokenIds: [...eos],
@@ -203,6 +283,9 @@ export function parseLlamaConfig(
  * positions back; a context no longer than the window never reaches that mask.
  */
 export function contextLengthProblem(config: LlamaConfig, maxModelLen: number): string | null {
+  const positions = config.maxPositionEmbeddings;
+  if (config.ropeScaling?.type === 'dynamic' && maxModelLen > positions)
+    return `rope_scaling is "dynamic" and the context would be ${maxModelLen} tokens: past max_position_embeddings (${positions}) transformers recomputes every position's rotation from the sequence's length, which keys already cached cannot follow, and vLLM's fixed stand-in rotates differently at every length; serve at most ${positions} tokens (--max-model-len ${positions}), where both are plain RoPE`;
   if (config.slidingWindow === null || maxModelLen <= config.slidingWindow) return null;
   return `sliding_window is ${config.slidingWindow} but the context would be ${maxModelLen} tokens; Loom's attention has no window, so serve at most ${config.slidingWindow} tokens (--max-model-len ${config.slidingWindow})`;
 }

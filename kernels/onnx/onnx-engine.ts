@@ -9,7 +9,7 @@ import { readF32Sync } from '../../model/file-backed-weights.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
 import type { ModelWeights } from '../../model/model-weights.js';
-import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
+import { type RopeRotation, ropeRotation } from '../../model/rope-frequencies.js';
 import type { StoredLoraAdapter } from '../../model/stored-adapter.js';
 import { type Engine, type EngineRunLimits, logitRows, type StepPlan, sequenceLogitRows } from '../engine.js';
 import { isQuantized, type WeightFormat } from '../weight-quantization.js';
@@ -128,7 +128,7 @@ export class OnnxEngine implements Engine {
   /** Pool and the weights that are inputs: the same tensors every run. */
   private readonly fixedFeeds: Record<string, ort.Tensor>;
   private readonly sessions = new Map<string, Promise<ort.InferenceSession>>();
-  private readonly invFreq: Float32Array;
+  private readonly rope: RopeRotation;
   private readonly sessionOptions: ort.InferenceSession.SessionOptions;
   private readonly weightMode: WeightMode;
   /** In 'prepacked' mode the single graph's LoRA modules (all of them unless told otherwise). */
@@ -159,7 +159,7 @@ export class OnnxEngine implements Engine {
     this.runLimits = { maxTokensPerSequence: this.maxChunkTokens };
     this.padLoraRankTo = opts.padLoraRankTo;
     this.storage = new Float32Array(pool.numPages * pool.pageSize);
-    this.invFreq = ropeInvFrequencies(weights.config);
+    this.rope = ropeRotation(weights.config);
     this.stack = new LoraSlotStack(this.storage, weights.config, opts.stackRows ?? DEFAULT_STACK_ROWS);
     this.weightMode = (opts.weights ?? 'prepacked') === 'prepacked' ? 'external' : 'inputs';
     this.weightFormat = opts.weightFormat ?? 'f32';
@@ -352,7 +352,7 @@ export class OnnxEngine implements Engine {
       plan,
       this.config,
       this.kvLayout,
-      this.invFreq,
+      this.rope,
       this.stack,
       this.fixedLoraModules,
       this.padLoraRankTo,

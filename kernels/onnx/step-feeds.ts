@@ -3,6 +3,7 @@ import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import { type KvLayout, kvElementOffset } from '../../memory/kv-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
+import type { RopeRotation } from '../../model/rope-frequencies.js';
 import { logitTokenIndices, type StepPlan } from '../engine.js';
 import { loraRowReads, loraStackNames, MASKED, STEP_INPUTS } from './llama-graph.js';
 import { moduleMaxRank, packSegments } from './lora-segments.js';
@@ -33,7 +34,7 @@ export function packStep(
   plan: StepPlan,
   config: LlamaConfig,
   kv: KvLayout,
-  invFreq: Float32Array,
+  rope: RopeRotation,
   stack: LoraSlotStack,
   loraModules?: readonly TargetModule[],
   padRankTo?: number,
@@ -74,9 +75,10 @@ export function packStep(
       tokenRow[t] = BigInt(b * S + j);
       const pos = s.startPos + j;
       for (let i = 0; i < half; i++) {
-        const angle = Math.fround(pos * invFreq[i]);
-        cos[t * half + i] = Math.cos(angle);
-        sin[t * half + i] = Math.sin(angle);
+        const angle = Math.fround(pos * rope.invFreq[i]);
+        // HF: cos and sin in f32, then times attention_scaling (1 but for YaRN).
+        cos[t * half + i] = Math.fround(Math.cos(angle)) * rope.attentionScaling;
+        sin[t * half + i] = Math.fround(Math.sin(angle)) * rope.attentionScaling;
       }
     }
     // Padding rows repeat the sequence's first token (any real token would do: nobody reads them).

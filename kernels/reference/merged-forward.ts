@@ -1,7 +1,7 @@
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { LoraAdapter } from '../../model/lora-adapter.js';
 import type { LayerWeights, ModelWeights } from '../../model/model-weights.js';
-import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
+import { ropeRotation } from '../../model/rope-frequencies.js';
 import { embed } from './embed.js';
 import { linear } from './linear.js';
 import { rmsNorm } from './rmsnorm.js';
@@ -49,15 +49,15 @@ export function denseForward(weights: ModelWeights, ids: ArrayLike<number>): Flo
   const qDim = c.numHeads * c.headDim;
   const kvDim = c.numKvHeads * c.headDim;
   const positions = Array.from({ length: n }, (_, i) => i);
-  const invFreq = ropeInvFrequencies(c);
+  const rope = ropeRotation(c);
   const x = embed(weights.embedTokens, c.hiddenSize, ids);
   for (const lw of weights.layers) {
     const h = rmsNorm(x, n, lw.inputNorm, c.rmsNormEps);
     const q = linear(h, n, lw.linear.q_proj, c.hiddenSize, qDim);
     const k = linear(h, n, lw.linear.k_proj, c.hiddenSize, kvDim);
     const v = linear(h, n, lw.linear.v_proj, c.hiddenSize, kvDim);
-    applyRope(q, n, c.numHeads, c.headDim, positions, invFreq);
-    applyRope(k, n, c.numKvHeads, c.headDim, positions, invFreq);
+    applyRope(q, n, c.numHeads, c.headDim, positions, rope);
+    applyRope(k, n, c.numKvHeads, c.headDim, positions, rope);
     const attention = causalAttention(q, k, v, n, c.numHeads, c.numKvHeads, c.headDim);
     const o = linear(attention, n, lw.linear.o_proj, qDim, c.hiddenSize);
     for (let i = 0; i < x.length; i++) x[i] += o[i];

@@ -4,7 +4,7 @@ import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { ModelWeights } from '../../model/model-weights.js';
-import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
+import { type RopeRotation, ropeRotation } from '../../model/rope-frequencies.js';
 import type { StoredLoraAdapter } from '../../model/stored-adapter.js';
 import { type AttentionBatch, buildAttentionBatch } from '../attention-batch.js';
 import { type Engine, logitRows, logitTokenIndices, type StepPlan } from '../engine.js';
@@ -35,7 +35,7 @@ export class ReferenceEngine implements Engine {
   readonly config: LlamaConfig;
   readonly kvLayout: KvLayout;
   private storage: Float32Array;
-  private readonly invFreq: Float32Array;
+  private readonly rope: RopeRotation;
   private closed = false;
 
   private constructor(
@@ -44,7 +44,7 @@ export class ReferenceEngine implements Engine {
   ) {
     this.config = weights.config;
     this.kvLayout = kvLayout(weights.config);
-    this.invFreq = ropeInvFrequencies(weights.config);
+    this.rope = ropeRotation(weights.config);
     // Page 0 is the pool's all-zero page: nothing ever writes it, so it stays zero.
     this.storage = new Float32Array(pool.numPages * pool.pageSize);
   }
@@ -99,8 +99,8 @@ export class ReferenceEngine implements Engine {
     const q = this.projection(attnIn, layer, 'q_proj', tokens);
     const k = this.projection(attnIn, layer, 'k_proj', tokens);
     const v = this.projection(attnIn, layer, 'v_proj', tokens);
-    applyRope(q, T, config.numHeads, config.headDim, tokens.batch.tokenPos, this.invFreq);
-    applyRope(k, T, config.numKvHeads, config.headDim, tokens.batch.tokenPos, this.invFreq);
+    applyRope(q, T, config.numHeads, config.headDim, tokens.batch.tokenPos, this.rope);
+    applyRope(k, T, config.numKvHeads, config.headDim, tokens.batch.tokenPos, this.rope);
     writeKv(this.storage, this.kvLayout, tokens.batch, layer, k, v);
     const attention = pagedAttention(
       q,

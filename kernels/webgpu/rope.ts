@@ -1,3 +1,4 @@
+import type { RopeRotation } from '../../model/rope-frequencies.js';
 import { uploadBuffer } from './buffers.js';
 import type { WebGpuContext } from './device.js';
 import { encodeDispatch, Immediates } from './dispatch.js';
@@ -6,16 +7,17 @@ import { loadWgsl } from './wgsl.js';
 /**
  * (cos, sin) pairs [maxPositions, headDim/2] for rope.wgsl, from the reference's inverse
  * frequencies: the angle is rounded to f32 (HF's f32 `inv_freq @ positions`), cos and sin
- * taken in f64 and rounded once.
+ * taken in f64 and rounded once, then times the attention scaling (YaRN's; 1 otherwise).
  */
-export function ropeTable(invFreq: Float32Array, maxPositions: number): Float32Array {
+export function ropeTable(rope: RopeRotation, maxPositions: number): Float32Array {
+  const { invFreq, attentionScaling } = rope;
   const half = invFreq.length;
   const table = new Float32Array(maxPositions * half * 2);
   for (let pos = 0; pos < maxPositions; pos++) {
     for (let i = 0; i < half; i++) {
       const angle = Math.fround(pos * invFreq[i]);
-      table[(pos * half + i) * 2] = Math.cos(angle);
-      table[(pos * half + i) * 2 + 1] = Math.sin(angle);
+      table[(pos * half + i) * 2] = Math.fround(Math.cos(angle)) * attentionScaling;
+      table[(pos * half + i) * 2 + 1] = Math.fround(Math.sin(angle)) * attentionScaling;
     }
   }
   return table;
@@ -28,12 +30,12 @@ export class RopeKernel {
 
   constructor(
     private readonly ctx: WebGpuContext,
-    invFreq: Float32Array,
+    rope: RopeRotation,
     maxPositions: number,
   ) {
     this.maxPositions = maxPositions;
-    this.trig = uploadBuffer(ctx, ropeTable(invFreq, maxPositions), 'rope-trig');
-    this.half = invFreq.length;
+    this.trig = uploadBuffer(ctx, ropeTable(rope, maxPositions), 'rope-trig');
+    this.half = rope.invFreq.length;
   }
 
   private readonly half: number;

@@ -4,7 +4,7 @@ import type { PagePool } from '../../memory/page-pool.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, type TargetModule } from '../../model/llama-modules.js';
 import type { ModelWeights } from '../../model/model-weights.js';
-import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
+import { ropeRotation } from '../../model/rope-frequencies.js';
 import type { StoredLoraAdapter } from '../../model/stored-adapter.js';
 import {
   type Engine,
@@ -133,7 +133,7 @@ export class WebGpuEngine implements Engine {
     this.norm = new RmsNormKernel(ctx);
     this.embed = new EmbedKernel(ctx);
     this.siluMul = new SiluMulKernel(ctx);
-    this.rope = new RopeKernel(ctx, ropeInvFrequencies(config), config.maxPositionEmbeddings);
+    this.rope = new RopeKernel(ctx, ropeRotation(config), config.maxPositionEmbeddings);
     this.kvWrite = new KvWriteKernel(ctx, storage, this.kvLayout);
     this.attention = new PagedAttentionKernel(
       ctx,

@@ -141,10 +141,16 @@ describe.each(['prepacked', 'inputs'] as const)(
   },
 );
 
-describe('onnx engine with tied embeddings', () => {
+describe.each([
+  ['tied embeddings', { tieWordEmbeddings: true }],
+  // YaRN scales cos and sin by 0.1·ln 4 + 1: the engine's feeds must carry it, as the reference's rotation does.
+  [
+    'YaRN rope scaling',
+    { ropeScaling: { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 8 } },
+  ],
+])('onnx engine with %s', (_, spec) => {
   it('matches the reference engine through prefill and decode', async () => {
-    const tied = syntheticWeights({ ...TINY_SPEC, tieWordEmbeddings: true, seed: 3 });
-    expect(tied.lmHead).toBe(tied.embedTokens);
+    const tied = syntheticWeights({ ...TINY_SPEC, ...spec, seed: 3 });
     const ref = referenceHarness(tied, 600, 9);
     const onnx = await OnnxEngine.create(tied, ref.pool, { threads: 1 });
     try {

@@ -21,7 +21,7 @@ import {
   roundTripWeight,
 } from '../../kernels/weight-quantization.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
-import { ropeInvFrequencies } from '../../model/rope-frequencies.js';
+import { ropeRotation } from '../../model/rope-frequencies.js';
 import {
   F16_TOLERANCE,
   F32_TOLERANCE,
@@ -203,7 +203,7 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
     expect(relativeError(await readF32(gpu, yBuf, ids.length * hidden), embed(table, hidden, ids))).toBe(0);
   });
 
-  it('rope with HF rotate_half, default and llama3 frequencies', async () => {
+  it('rope with HF rotate_half, default, llama3 and yarn frequencies (yarn scaling cos and sin)', async () => {
     const gpu = ctx!;
     const rand = seededRandom(15);
     for (const scaling of [
@@ -215,6 +215,7 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
         high_freq_factor: 4,
         original_max_position_embeddings: 64,
       },
+      { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 64 },
     ]) {
       const config = parseLlamaConfig({
         hidden_size: 128,
@@ -226,13 +227,13 @@ describe.skipIf(!ctx)('webgpu layer ops against kernels/reference', () => {
         rope_theta: 500000,
         rope_scaling: scaling,
       });
-      const invFreq = ropeInvFrequencies(config);
-      const rope = new RopeKernel(gpu, invFreq, 4096);
+      const rotation = ropeRotation(config);
+      const rope = new RopeKernel(gpu, rotation, 4096);
       const rows = randomInt(rand, 1, 20);
       const positions = Array.from({ length: rows }, () => randomInt(rand, 0, 4095));
       const x = randomArray(rand, rows * 128);
       const expected = x.slice();
-      applyRope(expected, rows, config.numHeads, config.headDim, positions, invFreq);
+      applyRope(expected, rows, config.numHeads, config.headDim, positions, rotation);
       const xBuf = uploadBuffer(gpu, x, 'x');
       const posBuf = uploadBuffer(gpu, Uint32Array.from(positions), 'positions');
       await runPass(gpu, (pass) => rope.encode(pass, xBuf, rows, config.numHeads, posBuf));
