@@ -22,7 +22,8 @@ export type RopeScaling =
   | {
       /**
        * Dynamic NTK: HF keeps the default frequencies until a sequence outgrows
-       * max_position_embeddings, then recomputes them from its length.
+       * max_position_embeddings (which Loom never serves past), then recomputes them from its
+       * length. vLLM rotates by a fixed larger base at every length instead.
        */
       type: 'dynamic';
       factor: number;
@@ -283,9 +284,6 @@ export function parseLlamaConfig(
  * positions back; a context no longer than the window never reaches that mask.
  */
 export function contextLengthProblem(config: LlamaConfig, maxModelLen: number): string | null {
-  const positions = config.maxPositionEmbeddings;
-  if (config.ropeScaling?.type === 'dynamic' && maxModelLen > positions)
-    return `rope_scaling is "dynamic" and the context would be ${maxModelLen} tokens: past max_position_embeddings (${positions}) transformers recomputes every position's rotation from the sequence's length, which keys already cached cannot follow, and vLLM's fixed stand-in rotates differently at every length; serve at most ${positions} tokens (--max-model-len ${positions}), where both are plain RoPE`;
   if (config.slidingWindow === null || maxModelLen <= config.slidingWindow) return null;
   return `sliding_window is ${config.slidingWindow} but the context would be ${maxModelLen} tokens; Loom's attention has no window, so serve at most ${config.slidingWindow} tokens (--max-model-len ${config.slidingWindow})`;
 }

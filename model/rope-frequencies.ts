@@ -21,8 +21,8 @@ export function ropeInvFrequencies(config: LlamaConfig): Float32Array {
     invFreq[i] = 1 / Math.fround(config.ropeTheta ** exponent);
   }
   const scaling = config.ropeScaling;
-  // Dynamic NTK is the default rotation within max_position_embeddings, the only contexts served
-  // with it (contextLengthProblem).
+  // Dynamic NTK is the default rotation within max_position_embeddings, past which Loom serves
+  // no context (--max-model-len is refused there).
   if (!scaling || scaling.type === 'dynamic') return invFreq;
   if (scaling.type === 'linear') {
     for (let i = 0; i < half; i++) invFreq[i] = invFreq[i] / scaling.factor;

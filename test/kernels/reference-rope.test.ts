@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyRope } from '../../kernels/reference/rope.js';
-import { contextLengthProblem, type LlamaConfig, parseLlamaConfig } from '../../model/llama-config.js';
+import { type LlamaConfig, parseLlamaConfig } from '../../model/llama-config.js';
 import { ropeAttentionScaling, ropeInvFrequencies } from '../../model/rope-frequencies.js';
 
 /** headDim 8 and theta 10⁴ make the unscaled inverse frequencies exactly 1, 0.1, 0.01, 0.001. */
@@ -90,7 +90,7 @@ describe('yarn', () => {
     );
   });
 
-  it("refuses vLLM's own yarn keys where they would change the rotation, and dynamic past max_position_embeddings", () => {
+  it("refuses vLLM's own yarn keys where they would change the rotation, and reads dynamic as HF's plain RoPE within max_position_embeddings", () => {
     expect(() => config({ rope_type: 'yarn', factor: 4, attn_factor: 2 })).toThrow(/attn_factor is vLLM's/);
     expect(ropeAttentionScaling(config({ rope_type: 'yarn', factor: 4, attn_factor: 1 }))).toBeCloseTo(
       1.1386,
@@ -98,8 +98,6 @@ describe('yarn', () => {
     );
     const dynamic = config({ rope_type: 'dynamic', factor: 2 });
     expectClose(ropeInvFrequencies(dynamic), [1, 0.1, 0.01, 0.001]);
-    expect(contextLengthProblem(dynamic, 2048)).toBeNull();
-    expect(contextLengthProblem(dynamic, 2049)).toMatch(/"dynamic" .*\(--max-model-len 2048\)/);
     expect(() => config({ rope_type: 'longrope', factor: 2 })).toThrow(
       /not supported \(linear, llama3, yarn, dynamic\)/,
     );
