@@ -155,6 +155,8 @@ export interface ChatPromptOptions {
   reasoningEffort?: string | null;
   /** The request's tools, as the template's `tools` (server/tool-calls.ts checked them). */
   tools?: readonly unknown[] | null;
+  /** vLLM's documents: retrieved texts, as the template's `documents` (RAG templates read them). */
+  documents?: ReadonlyArray<Readonly<Record<string, string>>> | null;
 }
 
 /** The chat options of a request body (chat completions, /tokenize's chat form), vLLM's defaults. */
@@ -164,6 +166,7 @@ export function chatPromptOptions(body: {
   add_special_tokens?: boolean | null;
   chat_template_kwargs?: Record<string, unknown> | null;
   reasoning_effort?: string | null;
+  documents?: Array<Record<string, string>> | null;
 }): ChatPromptOptions {
   const continueFinalMessage = body.continue_final_message ?? false;
   const addGenerationPrompt = body.add_generation_prompt ?? !continueFinalMessage;
@@ -178,6 +181,7 @@ export function chatPromptOptions(body: {
     addSpecialTokens: body.add_special_tokens ?? false,
     templateKwargs: body.chat_template_kwargs ?? {},
     reasoningEffort: body.reasoning_effort ?? null,
+    documents: body.documents ?? null,
   };
 }
 
@@ -235,10 +239,16 @@ export function chatPromptTokens(
       'chat_template_missing',
     );
   }
-  // A template may write each message's name too (the ones that use it do): it counts as prompt text.
+  // A template may write each message's name too (the ones that use it do): it counts as prompt
+  // text, as the documents do.
+  const documents = options.documents ?? null;
+  const documentChars = (documents ?? []).reduce(
+    (sum, d) => sum + Object.entries(d).reduce((n, [k, v]) => n + k.length + v.length, 0),
+    0,
+  );
   checkPromptChars(
     stack,
-    messages.reduce((sum, m) => sum + m.content.length + (m.name?.length ?? 0), 0),
+    messages.reduce((sum, m) => sum + m.content.length + (m.name?.length ?? 0), documentChars),
     'messages',
   );
   let kwargs = options.templateKwargs;
@@ -257,6 +267,16 @@ export function chatPromptTokens(
         'reasoning_effort',
       );
     kwargs = { ...kwargs, reasoning_effort: effort };
+  }
+  if (documents !== null) {
+    if (!stack.tokenizer.chatTemplateReads('documents', (options.tools ?? null) !== null))
+      throw notSupported(
+        'documents',
+        'documents with this model (its chat template does not read `documents`; a --chat-template that does may use them)',
+      );
+    if (kwargs?.documents !== undefined && JSON.stringify(kwargs.documents) !== JSON.stringify(documents))
+      throw invalidRequest('documents and chat_template_kwargs.documents disagree.', 'documents');
+    kwargs = { ...kwargs, documents };
   }
   let rendered: string;
   try {

@@ -7,15 +7,17 @@ import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 /**
  * vLLM's chat-template options on chat completions and /tokenize's chat form: add_generation_prompt,
  * continue_final_message, add_special_tokens and chat_template_kwargs, on the real stack with the
- * synthetic template plus one variable of its own (`persona`).
+ * synthetic template plus variables of its own (`persona`, and RAG's `documents`).
  */
-const TEMPLATE = `{% if persona %}{{ '[' + persona + ']' }}{% endif %}${SYNTHETIC_CHAT_TEMPLATE}`;
+const TEMPLATE = `{% if persona %}{{ '[' + persona + ']' }}{% endif %}{% if documents %}{% for d in documents %}{{ '<doc ' + d.title + '>' + d.text + '</doc>' }}{% endfor %}{% endif %}${SYNTHETIC_CHAT_TEMPLATE}`;
 
 const server = useTinyServer('onnx', (root) => {
   const file = join(root, 'template.jinja');
   writeFileSync(file, TEMPLATE);
   return { chatTemplateFile: file };
 });
+/** The synthetic template alone, which reads no `documents`. */
+const plain = useTinyServer('onnx');
 
 const MESSAGES = [
   { role: 'user', content: 'Name a colour.' },
@@ -32,6 +34,33 @@ async function tokenize(
 async function text(tokens: number[]): Promise<string> {
   return (await server().post('/detokenize', { model: TINY_MODEL_NAME, tokens })).body.prompt;
 }
+
+describe("documents (vLLM's, HF apply_chat_template's)", () => {
+  const documents = [{ title: 'Rome', text: 'Rome is in Italy.' }];
+
+  it('reach a template that reads them, in chat completions and /tokenize; one that does not refuses them', async () => {
+    const withDocs = await tokenize({ documents });
+    expect(withDocs.status, JSON.stringify(withDocs.body)).toBe(200);
+    expect(await text(withDocs.tokens)).toBe(
+      `<doc Rome>Rome is in Italy.</doc>${await text((await tokenize({})).tokens)}`,
+    );
+    const viaKwargs = await tokenize({ chat_template_kwargs: { documents } });
+    expect(viaKwargs.tokens).toEqual(withDocs.tokens);
+    const clash = await tokenize({ documents, chat_template_kwargs: { documents: [] } });
+    expect(clash.status).toBe(400);
+    expect(clash.body.error?.param).toBe('documents');
+    const body = { model: TINY_MODEL_NAME, messages: MESSAGES, max_tokens: 2, documents };
+    const chat = await server().post('/v1/chat/completions', body);
+    expect(chat.status, JSON.stringify(chat.body)).toBe(200);
+    expect(chat.body.usage.prompt_tokens).toBe(withDocs.tokens.length);
+    const refused = await plain().post('/v1/chat/completions', body);
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.param).toBe('documents');
+    expect(refused.body.error.message).toContain('does not read `documents`');
+    const malformed = await server().post('/v1/chat/completions', { ...body, documents: [{ title: 3 }] });
+    expect(malformed.status).toBe(400);
+  });
+});
 
 describe('chat-template options', () => {
   it('add_generation_prompt: the assistant turn opens only when asked (default true)', async () => {

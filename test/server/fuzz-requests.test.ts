@@ -28,6 +28,7 @@ const FIELDS = [
   'thinking_token_budget',
   'include_reasoning',
   'reasoning_effort',
+  'documents',
   'tools',
   'tool_choice',
   'request_id',
