@@ -132,6 +132,14 @@ export class TextTokenizer {
     return this.byteStrings;
   }
 
+  /**
+   * This tokenizer with `template` as its chat template (a request's own, vLLM's trusted
+   * chat_template): a view that shares everything else, the vocabulary most of all.
+   */
+  withChatTemplate(template: ChatTemplate): TextTokenizer {
+    return Object.create(this, { template: { value: template } }) as TextTokenizer;
+  }
+
   get hasChatTemplate(): boolean {
     return this.template !== null;
   }

@@ -77,6 +77,8 @@ export interface AppOptions {
   reasoningParser?: ReasoningParserName | null;
   /** --return-tokens-as-token-ids: return_tokens_as_token_ids's default. */
   returnTokensAsTokenIds?: boolean;
+  /** --trust-request-chat-template: a request's own chat_template is rendered; default refused. */
+  trustRequestChatTemplate?: boolean;
   /** --response-role: a chat answer's role after a generation prompt (default assistant). */
   responseRole?: string;
   /** Reads tool calls out of free text for tool_choice "auto" (--enable-auto-tool-choice --tool-call-parser); default none. */
@@ -153,6 +155,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     maxStoredResponses: options.maxStoredResponses ?? 0,
     reasoningParser: options.reasoningParser ?? null,
     returnTokensAsTokenIds: options.returnTokensAsTokenIds ?? false,
+    trustRequestChatTemplate: options.trustRequestChatTemplate ?? false,
     responseRole: options.responseRole ?? 'assistant',
   });
   if (options.stack) state.attach(options.stack);

@@ -2,6 +2,7 @@ import type { FastifyReply } from 'fastify';
 import { chatPromptOptions, chatPromptTokens } from './chat-prompt.js';
 import { Generation } from './generation.js';
 import { reasoningEnd } from './reasoning.js';
+import { requestChatTemplate } from './request-chat-template.js';
 import {
   cacheSalt,
   requestPriority,
@@ -25,13 +26,16 @@ export function chatPrompt(
   state: ServerState,
   chat: ChatCompletionRequest,
 ): { tools: ToolCalling; tokens: number[] } {
-  const tools = toolCalling(chat, stack.tokenizer, state.settings.toolCallParser);
+  const { tokenizer, templateKwargs } = requestChatTemplate(stack.tokenizer, state.settings, chat);
+  const tools = toolCalling(chat, tokenizer, state.settings.toolCallParser);
   // vLLM's hermes and mistral parsers ask for special tokens in the text: their calls start at one.
   if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
     chat.skip_special_tokens ??= false;
   const tokens = chatPromptTokens(stack, chat.model, chat.messages, {
     ...chatPromptOptions(chat),
+    templateKwargs,
     tools: tools.templateTools,
+    tokenizer,
   });
   return { tools, tokens: truncatePrompt(tokens, chat.truncate_prompt_tokens, stack.maxModelLen) };
 }

@@ -6,7 +6,7 @@ import {
 import { ApiError, echoed, invalidRequest, notSupported } from './api-error.js';
 import { checkPromptChars } from './request-limits.js';
 import { type ChatMessage, NON_TEXT_PART_FIELDS } from './schemas/chat-request.js';
-import type { ServingStack } from './serving-stack.js';
+import type { ServingStack, ServingTokenizer } from './serving-stack.js';
 
 /** OpenAI's newer `developer` role is what templates know as `system`. */
 const ROLE_FOR_TEMPLATE: Record<string, string> = {
@@ -157,6 +157,11 @@ export interface ChatPromptOptions {
   tools?: readonly unknown[] | null;
   /** vLLM's documents: retrieved texts, as the template's `documents` (RAG templates read them). */
   documents?: ReadonlyArray<Readonly<Record<string, string>>> | null;
+  /**
+   * The tokenizer whose chat template renders: a request's own template's view of the model's
+   * (server/request-chat-template.ts); the stack's by default.
+   */
+  tokenizer?: ServingTokenizer;
 }
 
 /** The chat options of a request body (chat completions, /tokenize's chat form), vLLM's defaults. */
@@ -204,6 +209,7 @@ export function chatPromptTokens(
   chat: readonly ChatMessage[],
   options: ChatPromptOptions = {},
 ): number[] {
+  const tokenizer = options.tokenizer ?? stack.tokenizer;
   if (chat.length === 0) throw invalidRequest("'messages' must not be empty.", 'messages');
   checkConversationSize(stack, chat);
   const messages = chat.map((message, i) => {
@@ -217,7 +223,7 @@ export function chatPromptTokens(
     const out: TemplateMessage = {
       role,
       content,
-      ...toolFields(message, i, stack.tokenizer, (options.tools ?? null) !== null),
+      ...toolFields(message, i, tokenizer, (options.tools ?? null) !== null),
     };
     if (message.name !== undefined) out.name = message.name;
     const reasoning = message.reasoning ?? message.reasoning_content;
@@ -232,7 +238,7 @@ export function chatPromptTokens(
     }
     return out;
   });
-  if (!stack.tokenizer.hasChatTemplate) {
+  if (!tokenizer.hasChatTemplate) {
     throw invalidRequest(
       `The model \`${echoed(model)}\` has no chat template: start the server with --chat-template FILE, or use /v1/completions.`,
       'messages',
@@ -255,7 +261,7 @@ export function chatPromptTokens(
   const effort = options.reasoningEffort ?? null;
   if (effort !== null) {
     // vLLM gives it to the template; one that never reads it would drop it without a word.
-    if (!stack.tokenizer.chatTemplateReads('reasoning_effort', (options.tools ?? null) !== null))
+    if (!tokenizer.chatTemplateReads('reasoning_effort', (options.tools ?? null) !== null))
       throw notSupported(
         'reasoning_effort',
         'reasoning_effort with this model (its chat template does not read `reasoning_effort`; a --chat-template that does, or chat_template_kwargs the template reads, may say it)',
@@ -269,7 +275,7 @@ export function chatPromptTokens(
     kwargs = { ...kwargs, reasoning_effort: effort };
   }
   if (documents !== null) {
-    if (!stack.tokenizer.chatTemplateReads('documents', (options.tools ?? null) !== null))
+    if (!tokenizer.chatTemplateReads('documents', (options.tools ?? null) !== null))
       throw notSupported(
         'documents',
         'documents with this model (its chat template does not read `documents`; a --chat-template that does may use them)',
@@ -280,7 +286,7 @@ export function chatPromptTokens(
   }
   let rendered: string;
   try {
-    rendered = stack.tokenizer.applyChatTemplate(
+    rendered = tokenizer.applyChatTemplate(
       messages,
       options.addGenerationPrompt ?? true,
       kwargs,
@@ -293,5 +299,5 @@ export function chatPromptTokens(
   }
   if (options.continueFinalMessage)
     rendered = openFinalMessage(rendered, messages[messages.length - 1].content);
-  return stack.tokenizer.encode(rendered, options.addSpecialTokens ?? false);
+  return tokenizer.encode(rendered, options.addSpecialTokens ?? false);
 }

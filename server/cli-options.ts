@@ -137,6 +137,8 @@ export interface CliOptions {
   enableRequestIdHeaders: boolean;
   /** --return-tokens-as-token-ids: log-probability tokens written token_id:<id> unless a request says otherwise. */
   returnTokensAsTokenIds: boolean;
+  /** --trust-request-chat-template: a request's own chat_template is rendered (vLLM's flag; else refused). */
+  trustRequestChatTemplate: boolean;
   /** --response-role: the role of a chat answer that follows a generation prompt (default assistant). */
   responseRole: string;
   /** --enable-auto-tool-choice: tool_choice "auto" is served (it needs --tool-call-parser). */
@@ -248,6 +250,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --enable-prompt-tokens-details  usage.prompt_tokens_details gives {cached_tokens} (default: null, as vLLM)
   --return-tokens-as-token-ids    log-probability tokens are written token_id:<id> unless a request sets
                                   return_tokens_as_token_ids false (vLLM's flag)
+  --trust-request-chat-template   render a chat request's own chat_template (vLLM's flag; without it such a
+                                  request is refused, as vLLM refuses an untrusted template)
   --response-role ROLE            a chat answer's role after a generation prompt (default assistant); with
                                   add_generation_prompt false it is the last message's, as vLLM's
   --enable-request-id-headers     every answer carries X-Request-Id: the request's own, else a fresh one
@@ -477,6 +481,9 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   '--return-tokens-as-token-ids': (o) => {
     o.returnTokensAsTokenIds = true;
   },
+  '--trust-request-chat-template': (o) => {
+    o.trustRequestChatTemplate = true;
+  },
   '--enable-auto-tool-choice': (o) => {
     o.enableAutoToolChoice = true;
   },
@@ -614,6 +621,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     enablePromptTokensDetails: false,
     enableRequestIdHeaders: false,
     returnTokensAsTokenIds: false,
+    trustRequestChatTemplate: false,
     responseRole: 'assistant',
     enableAutoToolChoice: false,
     toolCallParser: null,

@@ -114,6 +114,7 @@ async function main(): Promise<void> {
     maxStoredResponses: options.maxStoredResponses,
     reasoningParser: options.reasoningParser,
     returnTokensAsTokenIds: options.returnTokensAsTokenIds,
+    trustRequestChatTemplate: options.trustRequestChatTemplate,
     responseRole: options.responseRole,
     toolCallParser: options.enableAutoToolChoice ? options.toolCallParser : null,
     connections: {

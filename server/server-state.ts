@@ -27,6 +27,8 @@ export interface ServerSettings {
   returnTokensAsTokenIds?: boolean;
   /** --response-role: a chat answer's role after a generation prompt; absent: assistant. */
   responseRole?: string;
+  /** --trust-request-chat-template: a request's own chat_template is rendered; absent: refused. */
+  trustRequestChatTemplate?: boolean;
 }
 
 /**

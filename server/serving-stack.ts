@@ -1,6 +1,6 @@
 import type { EngineFailure } from '../kernels/engine.js';
 import type { AdapterInfo } from '../memory/adapter-registry.js';
-import type { ChatMessage } from '../model/chat-template.js';
+import type { ChatMessage, ChatTemplate } from '../model/chat-template.js';
 import {
   type GenerationConfigSource,
   loadSamplingDefaults,
@@ -39,6 +39,8 @@ export interface ServingTokenizer {
   idsToTokens(ids: readonly number[]): string[];
   /** Each token's span of the text it was encoded from, in characters; null where none can be found. */
   charOffsets(text: string, ids: readonly number[]): Array<[number, number]> | null;
+  /** This tokenizer with `template` in place of the model's chat template (a request's own). */
+  withChatTemplate(template: ChatTemplate): ServingTokenizer;
   applyChatTemplate(
     messages: ChatMessage[],
     addGenerationPrompt?: boolean,

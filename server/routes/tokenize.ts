@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { notSupported } from '../api-error.js';
 import { chatPromptOptions, chatPromptTokens } from '../chat-prompt.js';
 import { validated } from '../error-handler.js';
+import { requestChatTemplate } from '../request-chat-template.js';
 import { checkPromptChars } from '../request-limits.js';
 import { checkTokenIds, resolveAdapter } from '../sampling-params.js';
 import { eitherErrorResponses, errorResponses } from '../schemas/responses.js';
@@ -72,9 +73,12 @@ export const tokenizeRoute: FastifyPluginAsyncTypebox = async (app) => {
       await checkModel(stack, body.model);
       let tokens: number[];
       if ('messages' in body) {
+        const { tokenizer, templateKwargs } = requestChatTemplate(stack.tokenizer, app.loom.settings, body);
         tokens = chatPromptTokens(stack, body.model ?? stack.modelName, body.messages, {
           ...chatPromptOptions(body),
-          tools: checkedTools(body.tools, stack.tokenizer),
+          templateKwargs,
+          tools: checkedTools(body.tools, tokenizer),
+          tokenizer,
         });
       } else {
         checkPromptChars(stack, body.prompt.length, 'prompt');

@@ -109,6 +109,8 @@ export const chatTemplateFields = {
   continue_final_message: Nullable(Type.Boolean({ description: 'a boolean' })),
   add_special_tokens: Nullable(Type.Boolean({ description: 'a boolean' })),
   chat_template_kwargs: Nullable(Type.Record(Type.String(), Type.Unknown(), { description: 'an object' })),
+  /** vLLM's: this request's own Jinja chat template (with --trust-request-chat-template). */
+  chat_template: Nullable(Type.String({ description: 'a string' })),
   /** vLLM's documents (HF apply_chat_template's): retrieved texts, for a template that reads `documents`. */
   documents: Nullable(
     Type.Array(Type.Record(Type.String(), Type.String()), { description: 'an array of objects of strings' }),

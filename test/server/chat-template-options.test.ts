@@ -16,8 +16,8 @@ const server = useTinyServer('onnx', (root) => {
   writeFileSync(file, TEMPLATE);
   return { chatTemplateFile: file };
 });
-/** The synthetic template alone, which reads no `documents`. */
-const plain = useTinyServer('onnx');
+/** The synthetic template alone, which reads no `documents`; this server trusts request templates. */
+const plain = useTinyServer('onnx', {}, { trustRequestChatTemplate: true });
 
 const MESSAGES = [
   { role: 'user', content: 'Name a colour.' },
@@ -59,6 +59,71 @@ describe("documents (vLLM's, HF apply_chat_template's)", () => {
     expect(refused.body.error.message).toContain('does not read `documents`');
     const malformed = await server().post('/v1/chat/completions', { ...body, documents: [{ title: 3 }] });
     expect(malformed.status).toBe(400);
+  });
+});
+
+describe("a request's own chat_template (vLLM's, --trust-request-chat-template)", () => {
+  const own =
+    '{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}{% if documents %}<{{ documents | length }} docs>{% endif %}';
+
+  it('renders the request with it on a server that trusts them, in chat completions and /tokenize', async () => {
+    const tokenized = await plain().post('/tokenize', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      chat_template: own,
+    });
+    expect(tokenized.status, JSON.stringify(tokenized.body)).toBe(200);
+    const rendered = (
+      await plain().post('/detokenize', { model: TINY_MODEL_NAME, tokens: tokenized.body.tokens })
+    ).body.prompt;
+    expect(rendered).toBe('[user]Name a colour.[assistant]The colour is');
+    // chat_template_kwargs.chat_template is the same thing (HF's apply_chat_template argument).
+    const viaKwargs = await plain().post('/tokenize', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      chat_template_kwargs: { chat_template: own },
+    });
+    expect(viaKwargs.body.tokens).toEqual(tokenized.body.tokens);
+    const chat = await plain().post('/v1/chat/completions', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      max_tokens: 2,
+      chat_template: own,
+    });
+    expect(chat.status, JSON.stringify(chat.body)).toBe(200);
+    expect(chat.body.usage.prompt_tokens).toBe(tokenized.body.count);
+    // Its own reads decide what it takes: it reads documents, which the model's template does not.
+    const docs = await plain().post('/tokenize', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      chat_template: own,
+      documents: [{ title: 'a', text: 'b' }],
+    });
+    expect(docs.status, JSON.stringify(docs.body)).toBe(200);
+    expect(docs.body.count).toBeGreaterThan(tokenized.body.count);
+  });
+
+  it('is refused by a server that does not trust them, and where it does not parse or disagrees', async () => {
+    const untrusted = await tokenize({ chat_template: own });
+    expect(untrusted.status).toBe(400);
+    expect(untrusted.body.error?.param).toBe('chat_template');
+    expect(JSON.stringify(untrusted.body)).toContain('--trust-request-chat-template is not set');
+    expect((await tokenize({ chat_template_kwargs: { chat_template: own } })).status).toBe(400);
+    const broken = await plain().post('/tokenize', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      chat_template: '{% for m in messages %}',
+    });
+    expect(broken.status).toBe(400);
+    expect(broken.body.error.message).toContain('chat template does not parse');
+    const clash = await plain().post('/tokenize', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      chat_template: own,
+      chat_template_kwargs: { chat_template: '{{ messages }}' },
+    });
+    expect(clash.status).toBe(400);
+    expect(clash.body.error.param).toBe('chat_template');
   });
 });
 

@@ -70,6 +70,11 @@ export class ByteTokenizer implements ServingTokenizer {
     return tokenCharOffsets(text, ids, this.tokenBytes(), (id) => this.idsToTokens([id])[0]);
   }
 
+  /** The fake renders its one template: a request's own is the real tokenizer's business. */
+  withChatTemplate(): ServingTokenizer {
+    throw new Error('the fake tokenizer renders only its own template');
+  }
+
   /** The fake template writes tools and tool calls (as JSON), unless told not to. */
   chatTemplateReads(name: string): boolean {
     return this.writesTools && (name === 'tools' || name === 'tool_calls');

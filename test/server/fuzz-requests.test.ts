@@ -29,6 +29,7 @@ const FIELDS = [
   'include_reasoning',
   'reasoning_effort',
   'documents',
+  'chat_template',
   'tools',
   'tool_choice',
   'request_id',
