@@ -79,6 +79,12 @@ export interface AppOptions {
   returnTokensAsTokenIds?: boolean;
   /** --trust-request-chat-template: a request's own chat_template is rendered; default refused. */
   trustRequestChatTemplate?: boolean;
+  /** --default-chat-template-kwargs: template variables every chat request gets unless it sets them. */
+  defaultChatTemplateKwargs?: Record<string, unknown>;
+  /** --enable-force-include-usage: every stream ends with its usage. */
+  forceIncludeUsage?: boolean;
+  /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
+  excludeToolsWhenToolChoiceNone?: boolean;
   /** --response-role: a chat answer's role after a generation prompt (default assistant). */
   responseRole?: string;
   /** Reads tool calls out of free text for tool_choice "auto" (--enable-auto-tool-choice --tool-call-parser); default none. */
@@ -156,6 +162,9 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     reasoningParser: options.reasoningParser ?? null,
     returnTokensAsTokenIds: options.returnTokensAsTokenIds ?? false,
     trustRequestChatTemplate: options.trustRequestChatTemplate ?? false,
+    defaultChatTemplateKwargs: options.defaultChatTemplateKwargs ?? {},
+    forceIncludeUsage: options.forceIncludeUsage ?? false,
+    excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone ?? false,
     responseRole: options.responseRole ?? 'assistant',
   });
   if (options.stack) state.attach(options.stack);

@@ -27,7 +27,12 @@ export function chatPrompt(
   chat: ChatCompletionRequest,
 ): { tools: ToolCalling; tokens: number[] } {
   const { tokenizer, templateKwargs } = requestChatTemplate(stack.tokenizer, state.settings, chat);
-  const tools = toolCalling(chat, tokenizer, state.settings.toolCallParser);
+  const tools = toolCalling(
+    chat,
+    tokenizer,
+    state.settings.toolCallParser,
+    state.settings.excludeToolsWhenToolChoiceNone ?? false,
+  );
   // vLLM's hermes and mistral parsers ask for special tokens in the text: their calls start at one.
   if (tools.output?.kind === 'auto' && parserReadsSpecialTokens(tools.output.parser))
     chat.skip_special_tokens ??= false;

@@ -139,6 +139,12 @@ export interface CliOptions {
   returnTokensAsTokenIds: boolean;
   /** --trust-request-chat-template: a request's own chat_template is rendered (vLLM's flag; else refused). */
   trustRequestChatTemplate: boolean;
+  /** --default-chat-template-kwargs: template variables every chat request gets unless it sets them. */
+  defaultChatTemplateKwargs: Record<string, unknown>;
+  /** --enable-force-include-usage: every stream ends with its usage, asked or not. */
+  forceIncludeUsage: boolean;
+  /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
+  excludeToolsWhenToolChoiceNone: boolean;
   /** --response-role: the role of a chat answer that follows a generation prompt (default assistant). */
   responseRole: string;
   /** --enable-auto-tool-choice: tool_choice "auto" is served (it needs --tool-call-parser). */
@@ -252,6 +258,13 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   return_tokens_as_token_ids false (vLLM's flag)
   --trust-request-chat-template   render a chat request's own chat_template (vLLM's flag; without it such a
                                   request is refused, as vLLM refuses an untrusted template)
+  --default-chat-template-kwargs JSON  template variables every chat request gets unless its
+                                  chat_template_kwargs (or reasoning_effort, documents) set them,
+                                  e.g. '{"enable_thinking": false}' (vLLM's flag)
+  --enable-force-include-usage    every stream ends with a usage chunk, as if stream_options.include_usage
+                                  were true (vLLM's flag)
+  --exclude-tools-when-tool-choice-none  with tool_choice "none" the tools are not written into the
+                                  prompt (vLLM's flag; default: the template sees them, as vLLM's)
   --response-role ROLE            a chat answer's role after a generation prompt (default assistant); with
                                   add_generation_prompt false it is the last message's, as vLLM's
   --enable-request-id-headers     every answer carries X-Request-Id: the request's own, else a fresh one
@@ -406,6 +419,19 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--generation-config': (o, v) => {
     o.generationConfig = v;
   },
+  '--default-chat-template-kwargs': (o, v, f) => {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(v);
+    } catch {
+      throw new CliError(`${f}: not JSON: ${v}`);
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+      throw new CliError(`${f}: expected a JSON object such as '{"enable_thinking": false}'`);
+    if ('chat_template' in parsed)
+      throw new CliError(`${f}: a chat_template here is not a template variable; use --chat-template FILE`);
+    o.defaultChatTemplateKwargs = parsed as Record<string, unknown>;
+  },
   '--override-generation-config': (o, v, f) => {
     let parsed: unknown;
     try {
@@ -483,6 +509,12 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   },
   '--trust-request-chat-template': (o) => {
     o.trustRequestChatTemplate = true;
+  },
+  '--enable-force-include-usage': (o) => {
+    o.forceIncludeUsage = true;
+  },
+  '--exclude-tools-when-tool-choice-none': (o) => {
+    o.excludeToolsWhenToolChoiceNone = true;
   },
   '--enable-auto-tool-choice': (o) => {
     o.enableAutoToolChoice = true;
@@ -622,6 +654,9 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     enableRequestIdHeaders: false,
     returnTokensAsTokenIds: false,
     trustRequestChatTemplate: false,
+    defaultChatTemplateKwargs: {},
+    forceIncludeUsage: false,
+    excludeToolsWhenToolChoiceNone: false,
     responseRole: 'assistant',
     enableAutoToolChoice: false,
     toolCallParser: null,

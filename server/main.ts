@@ -115,6 +115,9 @@ async function main(): Promise<void> {
     reasoningParser: options.reasoningParser,
     returnTokensAsTokenIds: options.returnTokensAsTokenIds,
     trustRequestChatTemplate: options.trustRequestChatTemplate,
+    defaultChatTemplateKwargs: options.defaultChatTemplateKwargs,
+    forceIncludeUsage: options.forceIncludeUsage,
+    excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone,
     responseRole: options.responseRole,
     toolCallParser: options.enableAutoToolChoice ? options.toolCallParser : null,
     connections: {

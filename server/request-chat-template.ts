@@ -30,14 +30,25 @@ function parsed(source: string): ChatTemplate {
  * apply_chat_template takes it, renders this request's messages in place of the model's template,
  * with --trust-request-chat-template; without the flag such a request is refused in vLLM's words.
  * Returns the tokenizer the prompt is rendered with (its tool, document and reasoning checks read
- * that template) and the template variables, `chat_template` no longer among them.
+ * that template) and the template variables (--default-chat-template-kwargs under the request's),
+ * `chat_template` no longer among them.
  */
 export function requestChatTemplate(
   tokenizer: ServingTokenizer,
   settings: ServerSettings,
-  body: { chat_template?: string | null; chat_template_kwargs?: Record<string, unknown> | null },
+  body: {
+    chat_template?: string | null;
+    chat_template_kwargs?: Record<string, unknown> | null;
+    reasoning_effort?: string | null;
+    documents?: unknown;
+  },
 ): { tokenizer: ServingTokenizer; templateKwargs: Record<string, unknown> } {
-  const { chat_template: inKwargs, ...templateKwargs } = body.chat_template_kwargs ?? {};
+  // --default-chat-template-kwargs under the request's own: what a request sets, by its
+  // chat_template_kwargs or by the fields that name template variables, wins.
+  const defaults = { ...settings.defaultChatTemplateKwargs };
+  if (body.reasoning_effort != null) delete defaults.reasoning_effort;
+  if (body.documents != null) delete defaults.documents;
+  const { chat_template: inKwargs, ...templateKwargs } = { ...defaults, ...body.chat_template_kwargs };
   const given = body.chat_template ?? null;
   if (inKwargs !== undefined && inKwargs !== null && typeof inKwargs !== 'string')
     throw invalidRequest('chat_template_kwargs.chat_template must be a string.', 'chat_template_kwargs');

@@ -260,7 +260,9 @@ export async function serveCompletion<
       usage: usageOf(generations, state.settings.promptTokensDetails),
     };
   }
-  const includeUsage = body.stream_options?.include_usage === true;
+  // vLLM's --enable-force-include-usage turns it on whatever the request says.
+  const includeUsage =
+    body.stream_options?.include_usage === true || state.settings.forceIncludeUsage === true;
   // vLLM's continuous_usage_stats: each chunk carries the usage so far, not null.
   const usageEachChunk = includeUsage && body.stream_options?.continuous_usage_stats === true;
   const chunkHead = { ...head, object: route.chunkObject };

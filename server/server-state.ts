@@ -29,6 +29,12 @@ export interface ServerSettings {
   responseRole?: string;
   /** --trust-request-chat-template: a request's own chat_template is rendered; absent: refused. */
   trustRequestChatTemplate?: boolean;
+  /** --default-chat-template-kwargs: template variables every chat request gets unless it sets them. */
+  defaultChatTemplateKwargs?: Readonly<Record<string, unknown>>;
+  /** --enable-force-include-usage: every stream ends with its usage, asked or not. */
+  forceIncludeUsage?: boolean;
+  /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
+  excludeToolsWhenToolChoiceNone?: boolean;
 }
 
 /**

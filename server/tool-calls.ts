@@ -69,7 +69,8 @@ function maxCallsOf(body: ChatCompletionRequest): number {
 
 /**
  * OpenAI's `tools`, `tool_choice` and `parallel_tool_calls` as vLLM serves them: "none" (the
- * default without tools) answers in text with the tools in the prompt; a named function, or
+ * default without tools) answers in text with the tools in the prompt (out of it with
+ * --exclude-tools-when-tool-choice-none); a named function, or
  * "required", constrains the output to that function's arguments, or to a JSON array of calls,
  * and returns them as `tool_calls`. "auto" (the default with tools) lets the model write text and
  * reads calls in its own format out of it, with the --tool-call-parser the server was started
@@ -80,6 +81,8 @@ export function toolCalling(
   tokenizer: ServingTokenizer,
   /** --tool-call-parser, when --enable-auto-tool-choice is set too; else null ("auto" is refused). */
   parser: ToolCallParserName | null,
+  /** --exclude-tools-when-tool-choice-none: "none" keeps the tools out of the prompt too. */
+  excludeToolsWhenNone = false,
 ): ToolCalling {
   if (body.functions != null)
     throw notSupported('functions', "`functions` (OpenAI's deprecated function calling; use `tools`)");
@@ -105,7 +108,8 @@ export function toolCalling(
     parameters: tools[i].function.parameters ?? NO_PARAMETERS,
     param: `tools[${i}].function.parameters`,
   });
-  if (choice === 'none') return { templateTools: tools, output: null, guide: null };
+  if (choice === 'none')
+    return { templateTools: excludeToolsWhenNone ? null : tools, output: null, guide: null };
   if (choice === 'auto') {
     if (!parser)
       throw invalidRequest(

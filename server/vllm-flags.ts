@@ -80,6 +80,87 @@ export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
     accepts: (v) => v === 'auto',
     expected: 'auto (Loom has no fp8 KV cache)',
   },
+  '--expand-tools-even-if-tool-choice-none': {
+    why: 'Loom writes the tools into the prompt under tool_choice "none" already (vLLM\'s default since it deprecated this flag)',
+    takesValue: false,
+  },
+  '--root-path': {
+    why: "Loom's routes are the same behind a proxy's path prefix, and it serves no documentation pages whose links would need it",
+    takesValue: true,
+  },
+  '--download-dir': { why: 'Loom downloads nothing: --model names a local folder', takesValue: true },
+  '--revision': {
+    why: 'Loom downloads nothing: --model names a local folder, read as it is',
+    takesValue: true,
+  },
+  '--tokenizer-revision': {
+    why: 'Loom downloads nothing: the tokenizer is read from a local folder as it is',
+    takesValue: true,
+  },
+  '--code-revision': { why: 'Loom runs no code from model repositories', takesValue: true },
+  '--max-parallel-loading-workers': { why: 'Loom reads the weight files in its own order', takesValue: true },
+  '--num-scheduler-steps': {
+    why: 'Loom schedules every step',
+    takesValue: true,
+    accepts: (v) => v.trim() === '1',
+    expected: '1 (Loom schedules every step; multi-step scheduling is not supported)',
+  },
+  '--cpu-offload-gb': {
+    why: "Loom keeps the weights in its engine's memory",
+    takesValue: true,
+    accepts: (v) => Number(v) === 0,
+    expected: "0 (Loom keeps the weights in its engine's memory; offloading is not supported)",
+  },
+  '--preemption-mode': {
+    why: 'Loom preempts by recomputing',
+    takesValue: true,
+    accepts: (v) => v === 'recompute',
+    expected: 'recompute (Loom preempts by recomputing, never by swapping)',
+  },
+  '--async-scheduling': {
+    why: "it changes when vLLM schedules, not what a request produces; Loom's step loop is its own",
+    takesValue: false,
+  },
+  '--compilation-config': { why: 'Loom compiles no PyTorch graphs', takesValue: true },
+  '--api-server-count': {
+    why: 'Loom serves from one process',
+    takesValue: true,
+    accepts: (v) => v.trim() === '1',
+    expected: '1 (Loom serves from one process)',
+  },
+  '--data-parallel-size': {
+    why: 'Loom runs on one device',
+    takesValue: true,
+    accepts: (v) => v.trim() === '1',
+    expected: '1 (Loom runs on one device; data parallelism is not supported)',
+  },
+  '--block-size': {
+    why: "Loom sizes its KV pages from its unified page pool, whatever vLLM's block size would be",
+    takesValue: true,
+    accepts: (v) => /^[1-9][0-9]*$/.test(v.trim()),
+    expected: 'a positive integer',
+  },
+  '--long-prefill-token-threshold': {
+    why: 'Loom cuts prefills into chunks within --max-num-batched-tokens',
+    takesValue: true,
+  },
+  '--max-num-partial-prefills': {
+    why: 'Loom cuts prefills into chunks within --max-num-batched-tokens',
+    takesValue: true,
+  },
+  '--max-long-partial-prefills': {
+    why: 'Loom cuts prefills into chunks within --max-num-batched-tokens',
+    takesValue: true,
+  },
+  '--enable-log-outputs': { why: 'Loom never logs generated text', takesValue: false },
+  '--limit-mm-per-prompt': {
+    why: 'Loom takes text only; image, audio and video parts are refused by name',
+    takesValue: true,
+  },
+  '--guided-decoding-backend': {
+    why: "Loom's structured output has its own grammar engine",
+    takesValue: true,
+  },
   '--distributed-executor-backend': {
     why: 'Loom serves from one process on one device',
     takesValue: true,

@@ -230,6 +230,52 @@ describe('routes over a fake stack', () => {
     });
   });
 
+  it('ends every stream with its usage under --enable-force-include-usage, asked or not', async () => {
+    fake.app = buildApp({ stack: fakeStack(), forceIncludeUsage: true });
+    for (const stream_options of [undefined, { include_usage: false }]) {
+      const res = await post('/v1/chat/completions', {
+        model: 'tiny-base',
+        messages: [{ role: 'user', content: 'q' }],
+        max_tokens: 2,
+        stream: true,
+        ...(stream_options ? { stream_options } : {}),
+      });
+      const chunks = sseEvents(res.body)
+        .slice(0, -1)
+        .map((e) => JSON.parse(e));
+      expect(chunks.at(-1)).toMatchObject({ choices: [], usage: { completion_tokens: 2 } });
+      // The other chunks say usage null, as vLLM's do when usage is on.
+      expect(chunks[0].usage).toBeNull();
+    }
+  });
+
+  it('keeps tools out of the prompt under tool_choice "none" only with --exclude-tools-when-tool-choice-none', async () => {
+    const tools = [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }];
+    const body = {
+      model: 'tiny-base',
+      messages: [{ role: 'user', content: 'q' }],
+      max_tokens: 1,
+      tools,
+      tool_choice: 'none',
+    };
+    const promptTokens = async (exclude: boolean, request: object = body) => {
+      fake.app = buildApp({
+        stack: fakeStack({ maxModelLen: 512 }),
+        excludeToolsWhenToolChoiceNone: exclude,
+      });
+      const res = await post('/v1/chat/completions', request);
+      expect(res.statusCode, res.body).toBe(200);
+      const tokens = res.json().usage.prompt_tokens as number;
+      await fake.app.close();
+      return tokens;
+    };
+    const withTools = await promptTokens(false);
+    const without = await promptTokens(true);
+    const { tools: _, tool_choice: __, ...noTools } = body;
+    expect(without).toBe(await promptTokens(false, noTools));
+    expect(withTools - without).toBe(`tools: ${JSON.stringify(tools)}\n`.length);
+  });
+
   it('streams chat with a role chunk first', async () => {
     start();
     const res = await post('/v1/chat/completions', {

@@ -35,6 +35,35 @@ async function text(tokens: number[]): Promise<string> {
   return (await server().post('/detokenize', { model: TINY_MODEL_NAME, tokens })).body.prompt;
 }
 
+describe('--default-chat-template-kwargs', () => {
+  const defaulted = useTinyServer(
+    'onnx',
+    (root) => {
+      const file = join(root, 'template.jinja');
+      writeFileSync(file, TEMPLATE);
+      return { chatTemplateFile: file };
+    },
+    { defaultChatTemplateKwargs: { persona: 'pirate' } },
+  );
+  const render = async (extra: object) => {
+    const res = await defaulted().post('/tokenize', { model: TINY_MODEL_NAME, messages: MESSAGES, ...extra });
+    return (await defaulted().post('/detokenize', { model: TINY_MODEL_NAME, tokens: res.body.tokens })).body
+      .prompt as string;
+  };
+
+  it("reach every chat request's template, under the request's own chat_template_kwargs", async () => {
+    expect(await render({})).toMatch(/^\[pirate\]/);
+    expect(await render({ chat_template_kwargs: { persona: 'poet' } })).toMatch(/^\[poet\]/);
+    const chat = await defaulted().post('/v1/chat/completions', {
+      model: TINY_MODEL_NAME,
+      messages: MESSAGES,
+      max_tokens: 1,
+    });
+    const tokens = await defaulted().post('/tokenize', { model: TINY_MODEL_NAME, messages: MESSAGES });
+    expect(chat.body.usage.prompt_tokens).toBe(tokens.body.count);
+  });
+});
+
 describe("documents (vLLM's, HF apply_chat_template's)", () => {
   const documents = [{ title: 'Rome', text: 'Rome is in Italy.' }];
 

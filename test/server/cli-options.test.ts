@@ -388,4 +388,53 @@ describe('flags a vLLM user types', () => {
       '--swap-space 16: ignored, Loom preempts by recomputing, never by swapping to host memory',
     );
   });
+
+  it('accepts the scheduling, download and parallelism flags of copied vLLM command lines, and refuses values that would matter', () => {
+    const options = serve(
+      [
+        '--block-size 16',
+        '--num-scheduler-steps 1',
+        '--cpu-offload-gb 0',
+        '--preemption-mode recompute',
+        '--async-scheduling',
+        '--api-server-count 1',
+        '--data-parallel-size 1',
+        '--download-dir /tmp/models',
+        '--revision main',
+        '--root-path /v',
+        '--expand-tools-even-if-tool-choice-none',
+        '--max-num-partial-prefills 2',
+        '--guided-decoding-backend xgrammar',
+      ]
+        .join(' ')
+        .split(' '),
+    );
+    expect(options.notices).toHaveLength(13);
+    expect(options.notices).toContain(
+      '--download-dir /tmp/models: ignored, Loom downloads nothing: --model names a local folder',
+    );
+    expect(() => serve(['--num-scheduler-steps', '8'])).toThrow(/multi-step scheduling is not supported/);
+    expect(() => serve(['--cpu-offload-gb', '4'])).toThrow(/offloading is not supported/);
+    expect(() => serve(['--preemption-mode', 'swap'])).toThrow(/never by swapping/);
+    expect(() => serve(['--data-parallel-size', '2'])).toThrow(/data parallelism/);
+    expect(() => serve(['--block-size', 'big'])).toThrow(/a positive integer/);
+  });
+
+  it('reads --default-chat-template-kwargs, --enable-force-include-usage and --exclude-tools-when-tool-choice-none', () => {
+    const options = serve([
+      '--default-chat-template-kwargs',
+      '{"enable_thinking": false}',
+      '--enable-force-include-usage',
+      '--exclude-tools-when-tool-choice-none',
+    ]);
+    expect(options.defaultChatTemplateKwargs).toEqual({ enable_thinking: false });
+    expect(options.forceIncludeUsage).toBe(true);
+    expect(options.excludeToolsWhenToolChoiceNone).toBe(true);
+    expect(serve([]).defaultChatTemplateKwargs).toEqual({});
+    expect(() => serve(['--default-chat-template-kwargs', '[1]'])).toThrow(/JSON object/);
+    expect(() => serve(['--default-chat-template-kwargs', '{'])).toThrow(/not JSON/);
+    expect(() => serve(['--default-chat-template-kwargs', '{"chat_template": "x"}'])).toThrow(
+      /--chat-template FILE/,
+    );
+  });
 });
