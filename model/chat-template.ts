@@ -4,9 +4,16 @@ import { MAX_CONFIG_BYTES, readBoundedText } from './config-file.js';
 import { fileExists } from './file-exists.js';
 import { ModelFormatError } from './model-format-error.js';
 
+/** A text content part, as a template written for OpenAI's message shape reads content. */
+export interface TextContentPart {
+  type: 'text';
+  text: string;
+}
+
 export interface ChatMessage {
   role: string;
-  content: string;
+  /** A string, or (CHAT_CONTENT_FORMATS' "openai") the text parts as OpenAI sends them. */
+  content: string | TextContentPart[];
   /** OpenAI's participant name, for templates that write it (vLLM passes it on too). */
   name?: string;
   /** An assistant turn's tool calls, their arguments parsed (as HF's templates expect them). */
@@ -76,6 +83,89 @@ function strftimeNow(format: string): string {
 }
 
 /**
+ * How message content reaches a template (vLLM's --chat-template-content-format): a string (text
+ * parts joined by newlines), or "openai", the list of parts; "auto" picks by the template.
+ */
+export const CHAT_CONTENT_FORMATS = ['auto', 'string', 'openai'] as const;
+export type ChatContentFormat = (typeof CHAT_CONTENT_FORMATS)[number];
+
+type AstNode = Record<string, unknown> & { type?: string };
+
+function nodesOf(root: unknown): AstNode[] {
+  const out: AstNode[] = [];
+  const walk = (node: unknown): void => {
+    if (!node || typeof node !== 'object') return;
+    if (Array.isArray(node)) {
+      for (const n of node) walk(n);
+      return;
+    }
+    const n = node as AstNode;
+    if (typeof n.type === 'string') out.push(n);
+    for (const value of Object.values(n)) walk(value);
+  };
+  walk(root);
+  return out;
+}
+
+/**
+ * Whether `node` reads the variable `name` (or, with `key`, its `key` item or attribute), through
+ * filters, tests, slices and a loop's `if` as vLLM's detection looks through them.
+ */
+function readsVariable(node: AstNode | undefined, name: string, key?: string): boolean {
+  if (!node) return false;
+  switch (node.type) {
+    case 'FilterExpression':
+    case 'TestExpression':
+      return readsVariable(node.operand as AstNode, name, key);
+    case 'SelectExpression':
+      return readsVariable(node.lhs as AstNode, name, key);
+    case 'MemberExpression': {
+      const property = node.property as AstNode;
+      if (property.type === 'SliceExpression') return readsVariable(node.object as AstNode, name, key);
+      if (key === undefined) return false;
+      const object = node.object as AstNode;
+      const named =
+        (node.computed && property.type === 'StringLiteral' && property.value === key) ||
+        (!node.computed && property.type === 'Identifier' && property.value === key);
+      return named && object.type === 'Identifier' && object.value === name;
+    }
+    case 'Identifier':
+      return key === undefined && node.value === name;
+    default:
+      return false;
+  }
+}
+
+/**
+ * vLLM's "auto" detection: "openai" where the template loops over a message's content (a loop
+ * over `messages`, or a variable set from it, whose item's `content` is itself looped over),
+ * else "string".
+ */
+function detectContentFormat(parsed: unknown): 'string' | 'openai' {
+  const nodes = nodesOf(parsed);
+  const messageLists = new Set(['messages']);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const n of nodes) {
+      if (n.type !== 'Set') continue;
+      const target = n.assignee as AstNode;
+      if (target?.type !== 'Identifier' || messageLists.has(target.value as string)) continue;
+      if ([...messageLists].some((name) => readsVariable(n.value as AstNode, name))) {
+        messageLists.add(target.value as string);
+        grew = true;
+      }
+    }
+  }
+  const loops = nodes.filter((n) => n.type === 'For' && (n.loopvar as AstNode)?.type === 'Identifier');
+  const messageItems = loops
+    .filter((n) => [...messageLists].some((name) => readsVariable(n.iterable as AstNode, name)))
+    .map((n) => (n.loopvar as AstNode).value as string);
+  return loops.some((n) => messageItems.some((item) => readsVariable(n.iterable as AstNode, item, 'content')))
+    ? 'openai'
+    : 'string';
+}
+
+/**
  * A parsed chat template. It renders with the globals HF's sandbox gives templates, but with its
  * own `raise_exception`, so that a template refusing the messages (a client error) is told apart
  * from a template that fails by itself (the server's problem).
@@ -83,6 +173,7 @@ function strftimeNow(format: string): string {
 export class ChatTemplate {
   private readonly template: Template;
   private names: Set<string> | null = null;
+  private detectedContentFormat: 'string' | 'openai' | null = null;
   /**
    * The model's "tool_use" template, when its chat_template is a list that names one: HF's
    * apply_chat_template renders with it whenever tools are given (forTools).
@@ -126,6 +217,12 @@ export class ChatTemplate {
       this.names = names;
     }
     return this.names.has(name);
+  }
+
+  /** The content format vLLM's "auto" picks for this template (detectContentFormat). */
+  get contentFormat(): 'string' | 'openai' {
+    this.detectedContentFormat ??= detectContentFormat(this.template.parsed);
+    return this.detectedContentFormat;
   }
 
   render(variables: Record<string, unknown>): string {

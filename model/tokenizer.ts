@@ -144,6 +144,10 @@ export class TextTokenizer {
     return this.template !== null;
   }
 
+  chatTemplateContentFormat(withTools = false): 'string' | 'openai' {
+    return this.template?.forTools(withTools).contentFormat ?? 'string';
+  }
+
   chatTemplateReads(name: string, withTools = false): boolean {
     return this.template?.forTools(withTools).reads(name) ?? false;
   }

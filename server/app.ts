@@ -8,6 +8,7 @@ import Fastify, {
 } from 'fastify';
 import { Registry } from 'prom-client';
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
+import type { ChatContentFormat } from '../model/chat-template.js';
 import { installApiKey } from './api-key.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
@@ -85,6 +86,8 @@ export interface AppOptions {
   forceIncludeUsage?: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
   excludeToolsWhenToolChoiceNone?: boolean;
+  /** --chat-template-content-format: how message content reaches the template (default auto). */
+  chatTemplateContentFormat?: ChatContentFormat;
   /** --response-role: a chat answer's role after a generation prompt (default assistant). */
   responseRole?: string;
   /** Reads tool calls out of free text for tool_choice "auto" (--enable-auto-tool-choice --tool-call-parser); default none. */
@@ -165,6 +168,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     defaultChatTemplateKwargs: options.defaultChatTemplateKwargs ?? {},
     forceIncludeUsage: options.forceIncludeUsage ?? false,
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone ?? false,
+    chatTemplateContentFormat: options.chatTemplateContentFormat ?? 'auto',
     responseRole: options.responseRole ?? 'assistant',
   });
   if (options.stack) state.attach(options.stack);

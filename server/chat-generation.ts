@@ -41,6 +41,7 @@ export function chatPrompt(
     templateKwargs,
     tools: tools.templateTools,
     tokenizer,
+    contentFormat: state.settings.chatTemplateContentFormat,
   });
   return { tools, tokens: truncatePrompt(tokens, chat.truncate_prompt_tokens, stack.maxModelLen) };
 }

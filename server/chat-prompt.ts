@@ -1,4 +1,5 @@
 import {
+  type ChatContentFormat,
   ChatTemplateError,
   ChatTemplateRenderError,
   type ChatMessage as TemplateMessage,
@@ -17,29 +18,32 @@ const ROLE_FOR_TEMPLATE: Record<string, string> = {
   tool: 'tool',
 };
 
-/** Content as the template sees it: a string, or the text parts joined by newlines (as vLLM joins them). */
+/** Content as the template sees it as a string: the text parts joined by newlines (as vLLM joins them). */
 function messageText(message: ChatMessage, index: number): string {
+  return messageParts(message, index).join('\n');
+}
+
+/** A message's text parts, checked: a string content is one part, a tool-calls-only turn none. */
+function messageParts(message: ChatMessage, index: number): string[] {
   const param = `messages[${index}].content`;
   // An assistant turn that only called tools has no text (OpenAI sends null).
-  if (message.content === null && message.role === 'assistant' && message.tool_calls?.length) return '';
+  if (message.content === null && message.role === 'assistant' && message.tool_calls?.length) return [];
   if (message.content === null) throw invalidRequest(`'${param}' must not be null.`, param);
-  if (typeof message.content === 'string') return message.content;
-  return message.content
-    .map((part, p) => {
-      if (part.type !== 'text')
-        throw notSupported(`${param}[${p}].type`, `Content of type "${echoed(part.type)}"`);
-      for (const field of NON_TEXT_PART_FIELDS) {
-        if (part[field] !== undefined)
-          throw invalidRequest(
-            `'${param}[${p}].${field}' does not belong in a content part of type "text".`,
-            `${param}[${p}].${field}`,
-          );
-      }
-      if (part.text === undefined)
-        throw invalidRequest(`Missing required parameter '${param}[${p}].text'.`, `${param}[${p}].text`);
-      return part.text;
-    })
-    .join('\n');
+  if (typeof message.content === 'string') return [message.content];
+  return message.content.map((part, p) => {
+    if (part.type !== 'text')
+      throw notSupported(`${param}[${p}].type`, `Content of type "${echoed(part.type)}"`);
+    for (const field of NON_TEXT_PART_FIELDS) {
+      if (part[field] !== undefined)
+        throw invalidRequest(
+          `'${param}[${p}].${field}' does not belong in a content part of type "text".`,
+          `${param}[${p}].${field}`,
+        );
+    }
+    if (part.text === undefined)
+      throw invalidRequest(`Missing required parameter '${param}[${p}].text'.`, `${param}[${p}].text`);
+    return part.text;
+  });
 }
 
 /**
@@ -158,6 +162,11 @@ export interface ChatPromptOptions {
   /** vLLM's documents: retrieved texts, as the template's `documents` (RAG templates read them). */
   documents?: ReadonlyArray<Readonly<Record<string, string>>> | null;
   /**
+   * How content reaches the template (--chat-template-content-format): "auto" (default) as the
+   * template reads it, "string", or "openai" (the list of text parts).
+   */
+  contentFormat?: ChatContentFormat;
+  /**
    * The tokenizer whose chat template renders: a request's own template's view of the model's
    * (server/request-chat-template.ts); the stack's by default.
    */
@@ -212,6 +221,7 @@ export function chatPromptTokens(
   const tokenizer = options.tokenizer ?? stack.tokenizer;
   if (chat.length === 0) throw invalidRequest("'messages' must not be empty.", 'messages');
   checkConversationSize(stack, chat);
+  const parts = chat.map((message, i) => messageParts(message, i));
   const messages = chat.map((message, i) => {
     const role = ROLE_FOR_TEMPLATE[message.role];
     if (!role)
@@ -219,10 +229,9 @@ export function chatPromptTokens(
         `Unknown role '${message.role}' in messages[${i}]; expected one of ${Object.keys(ROLE_FOR_TEMPLATE).join(', ')}.`,
         `messages[${i}].role`,
       );
-    const content = messageText(message, i);
     const out: TemplateMessage = {
       role,
-      content,
+      content: parts[i].join('\n'),
       ...toolFields(message, i, tokenizer, (options.tools ?? null) !== null),
     };
     if (message.name !== undefined) out.name = message.name;
@@ -254,7 +263,7 @@ export function chatPromptTokens(
   );
   checkPromptChars(
     stack,
-    messages.reduce((sum, m) => sum + m.content.length + (m.name?.length ?? 0), documentChars),
+    messages.reduce((sum, m) => sum + (m.content as string).length + (m.name?.length ?? 0), documentChars),
     'messages',
   );
   let kwargs = options.templateKwargs;
@@ -284,20 +293,41 @@ export function chatPromptTokens(
       throw invalidRequest('documents and chat_template_kwargs.documents disagree.', 'documents');
     kwargs = { ...kwargs, documents };
   }
+  const withTools = (options.tools ?? null) !== null;
+  const format =
+    (options.contentFormat ?? 'auto') === 'auto'
+      ? tokenizer.chatTemplateContentFormat(withTools)
+      : (options.contentFormat as 'string' | 'openai');
+  // vLLM's "openai" format: every content as its list of text parts (a string is one part).
+  const templateMessages =
+    format === 'openai'
+      ? messages.map((m, i) => ({ ...m, content: parts[i].map((text) => ({ type: 'text' as const, text })) }))
+      : messages;
   let rendered: string;
   try {
     rendered = tokenizer.applyChatTemplate(
-      messages,
+      templateMessages,
       options.addGenerationPrompt ?? true,
       kwargs,
       options.tools ?? null,
     );
   } catch (error) {
-    if (error instanceof ChatTemplateRenderError) throw chatTemplateFailed(error.message);
+    if (error instanceof ChatTemplateRenderError) {
+      // A request's own template that fails is the request's fault, not the server's files'.
+      if (tokenizer !== stack.tokenizer)
+        throw invalidRequest(
+          `The request's chat_template failed to render: ${error.message}`,
+          'chat_template',
+        );
+      throw chatTemplateFailed(error.message);
+    }
     if (!(error instanceof ChatTemplateError)) throw error;
     throw invalidRequest(`The chat template rejected the messages: ${error.message}`, 'messages');
   }
-  if (options.continueFinalMessage)
-    rendered = openFinalMessage(rendered, messages[messages.length - 1].content);
+  if (options.continueFinalMessage) {
+    // HF looks for the final message's last text part where the template was given parts.
+    const final = parts[parts.length - 1];
+    rendered = openFinalMessage(rendered, format === 'openai' ? (final.at(-1) ?? '') : final.join('\n'));
+  }
   return tokenizer.encode(rendered, options.addSpecialTokens ?? false);
 }

@@ -10,6 +10,7 @@ import {
 } from '../kernels/engine-factory.js';
 import { DEFAULT_MAX_LOGPROBS, LOGPROBS_MODES, type LogprobsMode } from '../kernels/logprobs.js';
 import { parsePoolSize } from '../memory/page-pool.js';
+import { CHAT_CONTENT_FORMATS, type ChatContentFormat } from '../model/chat-template.js';
 import { checkSamplingOverrides, type GenerationConfigSource } from '../model/generation-defaults.js';
 import { DEFAULT_STREAM_STALL_TIMEOUT_MS } from '../scheduler/scheduler.js';
 import {
@@ -145,6 +146,8 @@ export interface CliOptions {
   forceIncludeUsage: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
   excludeToolsWhenToolChoiceNone: boolean;
+  /** --chat-template-content-format: message content as a string, OpenAI's parts, or as the template reads it. */
+  chatTemplateContentFormat: ChatContentFormat;
   /** --response-role: the role of a chat answer that follows a generation prompt (default assistant). */
   responseRole: string;
   /** --enable-auto-tool-choice: tool_choice "auto" is served (it needs --tool-call-parser). */
@@ -265,6 +268,10 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   were true (vLLM's flag)
   --exclude-tools-when-tool-choice-none  with tool_choice "none" the tools are not written into the
                                   prompt (vLLM's flag; default: the template sees them, as vLLM's)
+  --chat-template-content-format auto|string|openai  message content as the template gets it: a
+                                  string (text parts joined by newlines), OpenAI's list of parts, or
+                                  (auto, default) the list where the template loops over a message's
+                                  content, as vLLM detects it
   --response-role ROLE            a chat answer's role after a generation prompt (default assistant); with
                                   add_generation_prompt false it is the last message's, as vLLM's
   --enable-request-id-headers     every answer carries X-Request-Id: the request's own, else a fresh one
@@ -431,6 +438,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
     if ('chat_template' in parsed)
       throw new CliError(`${f}: a chat_template here is not a template variable; use --chat-template FILE`);
     o.defaultChatTemplateKwargs = parsed as Record<string, unknown>;
+  },
+  '--chat-template-content-format': (o, v, f) => {
+    o.chatTemplateContentFormat = oneOf(v, f, CHAT_CONTENT_FORMATS);
   },
   '--override-generation-config': (o, v, f) => {
     let parsed: unknown;
@@ -657,6 +667,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     defaultChatTemplateKwargs: {},
     forceIncludeUsage: false,
     excludeToolsWhenToolChoiceNone: false,
+    chatTemplateContentFormat: 'auto',
     responseRole: 'assistant',
     enableAutoToolChoice: false,
     toolCallParser: null,

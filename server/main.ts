@@ -118,6 +118,7 @@ async function main(): Promise<void> {
     defaultChatTemplateKwargs: options.defaultChatTemplateKwargs,
     forceIncludeUsage: options.forceIncludeUsage,
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone,
+    chatTemplateContentFormat: options.chatTemplateContentFormat,
     responseRole: options.responseRole,
     toolCallParser: options.enableAutoToolChoice ? options.toolCallParser : null,
     connections: {

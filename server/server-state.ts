@@ -1,4 +1,5 @@
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
+import type { ChatContentFormat } from '../model/chat-template.js';
 import { serviceUnavailable } from './api-error.js';
 import type { ReasoningParserName } from './reasoning.js';
 import type { RequestMetrics } from './request-metrics.js';
@@ -35,6 +36,8 @@ export interface ServerSettings {
   forceIncludeUsage?: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
   excludeToolsWhenToolChoiceNone?: boolean;
+  /** --chat-template-content-format: how message content reaches the template; absent: auto. */
+  chatTemplateContentFormat?: ChatContentFormat;
 }
 
 /**

@@ -39,6 +39,8 @@ export interface ServingTokenizer {
   idsToTokens(ids: readonly number[]): string[];
   /** Each token's span of the text it was encoded from, in characters; null where none can be found. */
   charOffsets(text: string, ids: readonly number[]): Array<[number, number]> | null;
+  /** The content format vLLM's "auto" picks for the chat template (the tool_use one with tools). */
+  chatTemplateContentFormat(withTools?: boolean): 'string' | 'openai';
   /** This tokenizer with `template` in place of the model's chat template (a request's own). */
   withChatTemplate(template: ChatTemplate): ServingTokenizer;
   applyChatTemplate(

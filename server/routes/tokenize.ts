@@ -79,6 +79,7 @@ export const tokenizeRoute: FastifyPluginAsyncTypebox = async (app) => {
           templateKwargs,
           tools: checkedTools(body.tools, tokenizer),
           tokenizer,
+          contentFormat: app.loom.settings.chatTemplateContentFormat,
         });
       } else {
         checkPromptChars(stack, body.prompt.length, 'prompt');

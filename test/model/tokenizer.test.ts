@@ -162,3 +162,31 @@ describe('IncrementalDecoder', () => {
     expect(decoder.flush()).toBe('\uFFFD');
   });
 });
+
+describe("ChatTemplate.contentFormat (vLLM's --chat-template-content-format auto)", () => {
+  const format = (source: string) => new ChatTemplate(source, 'test').contentFormat;
+
+  it("is openai where the template loops over a message's content, through aliases, slices and filters", () => {
+    expect(format(SYNTHETIC_CHAT_TEMPLATE)).toBe('string');
+    expect(
+      format("{% for m in messages %}{% for c in m['content'] %}{{ c.text }}{% endfor %}{% endfor %}"),
+    ).toBe('openai');
+    expect(
+      format(
+        "{% set loop_messages = messages[1:] %}{% for m in loop_messages %}{% for p in m.content | selectattr('type', 'equalto', 'text') %}{{ p.text }}{% endfor %}{% endfor %}",
+      ),
+    ).toBe('openai');
+    // Both shapes handled, the string one tested first: vLLM still picks openai (a loop exists).
+    expect(
+      format(
+        '{% for m in messages %}{% if m.content is string %}{{ m.content }}{% else %}{% for p in m.content %}{{ p.text }}{% endfor %}{% endif %}{% endfor %}',
+      ),
+    ).toBe('openai');
+    expect(format('{% for m in messages %}{{ m.content }}{% endfor %}')).toBe('string');
+    // A loop over another variable's content is not a message's.
+    expect(format('{% for t in tools %}{% for c in t.content %}{{ c }}{% endfor %}{% endfor %}')).toBe(
+      'string',
+    );
+    expect(format('{% for c in messages[0].content %}{{ c }}{% endfor %}')).toBe('string');
+  });
+});

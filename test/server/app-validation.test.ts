@@ -186,6 +186,7 @@ describe('chat template failures', () => {
       hasChatTemplate: true,
       vocabSize: stack.tokenizer.vocabSize,
       encode: stack.tokenizer.encode.bind(stack.tokenizer),
+      chatTemplateContentFormat: () => 'string',
       applyChatTemplate: () => {
         throw error;
       },

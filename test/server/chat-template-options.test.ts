@@ -156,6 +156,54 @@ describe("a request's own chat_template (vLLM's, --trust-request-chat-template)"
   });
 });
 
+describe("content as a template reads it (vLLM's --chat-template-content-format)", () => {
+  // A template written for OpenAI's message shape only: it loops over each message's parts.
+  const parts =
+    "{% for m in messages %}[{{ m.role }}]{% for p in m['content'] %}{{ p.text }}|{% endfor %}{% endfor %}";
+  const forcedString = useTinyServer(
+    'onnx',
+    {},
+    { trustRequestChatTemplate: true, chatTemplateContentFormat: 'string' },
+  );
+  const rendered = async (target: typeof plain, extra: object) => {
+    const res = await target().post('/tokenize', { model: TINY_MODEL_NAME, chat_template: parts, ...extra });
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    return (await target().post('/detokenize', { model: TINY_MODEL_NAME, tokens: res.body.tokens })).body
+      .prompt as string;
+  };
+  const messages = [
+    { role: 'user', content: 'Hi' },
+    {
+      role: 'assistant',
+      content: [
+        { type: 'text', text: 'One' },
+        { type: 'text', text: 'Two' },
+      ],
+    },
+  ];
+
+  it('auto gives a template that loops over content the parts, one per text part; string gives it a string', async () => {
+    expect(await rendered(plain, { messages })).toBe('[user]Hi|[assistant]One|Two|');
+    // Forced to a string, the loop meets a string (which this Jinja does not iterate): the
+    // request's own template failed, a 400 naming it, not the server's 500.
+    const forced = await forcedString().post('/tokenize', {
+      model: TINY_MODEL_NAME,
+      chat_template: parts,
+      messages,
+    });
+    expect(forced.status).toBe(400);
+    expect(forced.body.error.param).toBe('chat_template');
+    expect(forced.body.error.message).toContain('failed to render');
+    // continue_final_message cuts after the final message's last text part, as HF does with parts.
+    const open = await rendered(plain, {
+      messages,
+      add_generation_prompt: false,
+      continue_final_message: true,
+    });
+    expect(open).toBe('[user]Hi|[assistant]One|Two');
+  });
+});
+
 describe('chat-template options', () => {
   it('add_generation_prompt: the assistant turn opens only when asked (default true)', async () => {
     const asked = await tokenize({});

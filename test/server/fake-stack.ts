@@ -70,6 +70,11 @@ export class ByteTokenizer implements ServingTokenizer {
     return tokenCharOffsets(text, ids, this.tokenBytes(), (id) => this.idsToTokens([id])[0]);
   }
 
+  /** The fake template reads content as a string. */
+  chatTemplateContentFormat(): 'string' {
+    return 'string';
+  }
+
   /** The fake renders its one template: a request's own is the real tokenizer's business. */
   withChatTemplate(): ServingTokenizer {
     throw new Error('the fake tokenizer renders only its own template');
