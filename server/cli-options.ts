@@ -496,6 +496,10 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   '--enable-log-requests': (o) => {
     o.logRequests = true;
   },
+  // vLLM's BooleanOptionalAction spelling of --disable-log-requests.
+  '--no-enable-log-requests': (o) => {
+    o.logRequests = false;
+  },
   '--disable-log-stats': (o) => {
     o.logStats = false;
   },

@@ -153,6 +153,7 @@ export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
     takesValue: true,
   },
   '--enable-log-outputs': { why: 'Loom never logs generated text', takesValue: false },
+  '--log-error-stack': { why: 'Loom logs every unexpected server error with its stack', takesValue: false },
   '--limit-mm-per-prompt': {
     why: 'Loom takes text only; image, audio and video parts are refused by name',
     takesValue: true,

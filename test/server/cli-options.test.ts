@@ -299,6 +299,7 @@ describe('flags a vLLM user types', () => {
       logStats: false,
     });
     expect(serve(['--disable-log-requests', '--enable-log-requests']).logRequests).toBe(true);
+    expect(serve(['--no-enable-log-requests']).logRequests).toBe(false);
     expect(() => serve(['--disable-log-requests=1'])).toThrow(/takes no value/);
   });
 
