@@ -281,6 +281,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --tool-call-parser NAME         the model's tool-call format: ${TOOL_CALL_PARSERS.join(', ')}
   --reasoning-parser NAME         a reasoning model's format (${REASONING_PARSERS.join(', ')}): chat answers give its
                                   reasoning apart from the answer, as "reasoning" (default: none)
+  --config FILE                   vLLM's YAML file of flags (\`max-model-len: 2048\`, \`enable-lora: true\`,
+                                  lists for flags that take several values); the command line's own flags
+                                  override it
   --version                       print Loom's version and exit
   --help                          this text
 
@@ -694,6 +697,11 @@ function tlsOf(o: CliOptions): TlsOptions {
 }
 
 /** Parses argv (without node and the script); throws CliError on anything it does not know. */
+/** Whether `flag` is a switch (a flag that takes no value), Loom's own or an ignored vLLM one. */
+export function isSwitch(flag: string): boolean {
+  return flag in SWITCHES || IGNORED_FLAGS[flag]?.takesValue === false;
+}
+
 export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv = {}): CliCommand {
   const options = defaultCliOptions(env);
   let poolSizeGiven = false;

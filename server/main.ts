@@ -8,7 +8,8 @@ import { ConfigError } from '../model/llama-config.js';
 import { ModelFormatError } from '../model/model-format-error.js';
 import { StartupError } from '../model/startup-error.js';
 import { buildApp } from './app.js';
-import { CliError, type CliOptions, type LoraModule, parseCliOptions } from './cli-options.js';
+import { CliError, type CliOptions, isSwitch, type LoraModule, parseCliOptions } from './cli-options.js';
+import { expandConfigFile } from './config-file-args.js';
 import { captureStderr, type StderrCapture } from './native-stderr.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
@@ -80,7 +81,7 @@ function checkBaseModelNames(adapters: readonly LoraModule[], modelName: string)
 async function main(): Promise<void> {
   let command: ReturnType<typeof parseCliOptions>;
   try {
-    command = parseCliOptions(process.argv.slice(2), process.env);
+    command = parseCliOptions(expandConfigFile(process.argv.slice(2), isSwitch), process.env);
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
     console.error(`loom: ${error.message}`);
