@@ -37,6 +37,8 @@ export interface LoadModelOptions {
   chatTemplateFile?: string;
   /** The directory the tokenizer files come from (vLLM's --tokenizer); default the model's. */
   tokenizerDir?: string;
+  /** config.json's keys replaced by these (vLLM's --hf-overrides), before the config is read. */
+  hfOverrides?: Readonly<Record<string, unknown>>;
   /** Called as each safetensors file's tensors have been read and checked. */
   onFileRead?: (progress: FileReadProgress) => void;
   /**
@@ -61,10 +63,18 @@ export interface FileReadProgress {
   fileBackedChecked: 'now' | 'background';
 }
 
-/** config.json (+ generation_config.json) → LlamaConfig, with problems reported as ModelFormatError. */
-export async function loadLlamaConfig(dir: string): Promise<LlamaConfig> {
-  const configFile = join(dir, 'config.json');
-  const raw = (await readJsonObject(configFile, { optional: false }))!;
+/**
+ * config.json (+ generation_config.json) → LlamaConfig, with problems reported as ModelFormatError.
+ * `overrides` replace config.json's top-level keys, as vLLM's --hf-overrides update the HF config
+ * (a Llama config has no sub-configs to merge into); a problem then names the flag too.
+ */
+export async function loadLlamaConfig(
+  dir: string,
+  overrides: Readonly<Record<string, unknown>> = {},
+): Promise<LlamaConfig> {
+  const fileOnDisk = join(dir, 'config.json');
+  const raw = { ...(await readJsonObject(fileOnDisk, { optional: false }))!, ...overrides };
+  const configFile = Object.keys(overrides).length > 0 ? `${fileOnDisk} (with --hf-overrides)` : fileOnDisk;
   const generation = (await readJsonObject(join(dir, 'generation_config.json'), { optional: true })) ?? {};
   try {
     return parseLlamaConfig(raw, configFile, generation);
@@ -206,7 +216,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   if (!info) throw new ModelFormatError(dir, 'model directory does not exist');
   if (!info.isDirectory()) throw new ModelFormatError(dir, 'is not a directory (expected a model directory)');
 
-  const config = await loadLlamaConfig(dir);
+  const config = await loadLlamaConfig(dir, opts.hfOverrides);
   const tokenizerDir = opts.tokenizerDir ?? dir;
   const tokenizer = await TextTokenizer.fromDir(tokenizerDir, opts.chatTemplateFile);
   if (tokenizer.vocabSize > config.vocabSize) {

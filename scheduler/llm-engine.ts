@@ -85,6 +85,8 @@ export interface LlmEngineOptions {
   chatTemplateFile: string | null;
   /** --tokenizer: the tokenizer's directory, when it is not the model's (vLLM's flag). */
   tokenizerDir?: string | null;
+  /** --hf-overrides: config.json's keys replaced by these (vLLM's flag). */
+  hfOverrides?: Readonly<Record<string, unknown>> | null;
   /** --seed: seeds of requests that bring none; null draws them at random. */
   seed: number | null;
   /** Waiting sequences beyond which requests are refused with 503 (default DEFAULT_MAX_WAITING). */
@@ -174,6 +176,7 @@ export class LlmEngine {
     const model = await loadModel(options.modelDir, {
       chatTemplateFile: options.chatTemplateFile ?? undefined,
       tokenizerDir: options.tokenizerDir ?? undefined,
+      hfOverrides: options.hfOverrides ?? undefined,
       onFileRead: (read) => log.info(weightFileLine(read), 'weights file read and checked'),
       // The mapped linear weights are checked on a worker while the engine is built.
       linearWeightCheck: 'background',

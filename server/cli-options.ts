@@ -142,6 +142,8 @@ export interface CliOptions {
   trustRequestChatTemplate: boolean;
   /** --default-chat-template-kwargs: template variables every chat request gets unless it sets them. */
   defaultChatTemplateKwargs: Record<string, unknown>;
+  /** --hf-overrides: config.json's keys replaced by these (vLLM's flag). */
+  hfOverrides: Record<string, unknown>;
   /** --enable-force-include-usage: every stream ends with its usage, asked or not. */
   forceIncludeUsage: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
@@ -261,6 +263,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   return_tokens_as_token_ids false (vLLM's flag)
   --trust-request-chat-template   render a chat request's own chat_template (vLLM's flag; without it such a
                                   request is refused, as vLLM refuses an untrusted template)
+  --hf-overrides JSON             config.json's keys replaced by these before the model loads, e.g.
+                                  '{"max_position_embeddings": 8192}' (vLLM's flag)
   --default-chat-template-kwargs JSON  template variables every chat request gets unless its
                                   chat_template_kwargs (or reasoning_effort, documents) set them,
                                   e.g. '{"enable_thinking": false}' (vLLM's flag)
@@ -430,33 +434,22 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.generationConfig = v;
   },
   '--default-chat-template-kwargs': (o, v, f) => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(v);
-    } catch {
-      throw new CliError(`${f}: not JSON: ${v}`);
-    }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
-      throw new CliError(`${f}: expected a JSON object such as '{"enable_thinking": false}'`);
-    if ('chat_template' in parsed)
+    const kwargs = jsonObject(v, f, '{"enable_thinking": false}');
+    if ('chat_template' in kwargs)
       throw new CliError(`${f}: a chat_template here is not a template variable; use --chat-template FILE`);
-    o.defaultChatTemplateKwargs = parsed as Record<string, unknown>;
+    o.defaultChatTemplateKwargs = kwargs;
+  },
+  '--hf-overrides': (o, v, f) => {
+    o.hfOverrides = jsonObject(v, f, '{"max_position_embeddings": 8192}');
   },
   '--chat-template-content-format': (o, v, f) => {
     o.chatTemplateContentFormat = oneOf(v, f, CHAT_CONTENT_FORMATS);
   },
   '--override-generation-config': (o, v, f) => {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(v);
-    } catch {
-      throw new CliError(`${f}: not JSON: ${v}`);
-    }
-    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
-      throw new CliError(`${f}: expected a JSON object such as '{"temperature": 0.5}'`);
-    const why = checkSamplingOverrides(parsed as Record<string, unknown>);
+    const overrides = jsonObject(v, f, '{"temperature": 0.5}');
+    const why = checkSamplingOverrides(overrides);
     if (why) throw new CliError(`${f}: ${why}`);
-    o.overrideGenerationConfig = parsed as Record<string, unknown>;
+    o.overrideGenerationConfig = overrides;
   },
   '--seed': (o, v, f) => {
     o.seed = integer(v, f, 0, 2 ** 32 - 1);
@@ -547,6 +540,19 @@ function apiKey(value: string, flag: string): string {
 }
 
 /** vLLM's JSON list (["https://a.example"]) or a comma-separated list. */
+/** A flag's JSON object value, or a CliError that shows `example`. */
+function jsonObject(value: string, flag: string, example: string): Record<string, unknown> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    throw new CliError(`${flag}: not JSON: ${value}`);
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new CliError(`${flag}: expected a JSON object such as '${example}'`);
+  return parsed as Record<string, unknown>;
+}
+
 export function parseAllowedOrigins(value: string, flag = '--allowed-origins'): string[] {
   let origins: unknown;
   if (value.trim().startsWith('[')) {
@@ -672,6 +678,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     returnTokensAsTokenIds: false,
     trustRequestChatTemplate: false,
     defaultChatTemplateKwargs: {},
+    hfOverrides: {},
     forceIncludeUsage: false,
     excludeToolsWhenToolChoiceNone: false,
     chatTemplateContentFormat: 'auto',

@@ -203,6 +203,7 @@ async function main(): Promise<void> {
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       chatTemplateFile: options.chatTemplate,
       tokenizerDir: options.tokenizer,
+      hfOverrides: options.hfOverrides,
       generationConfig: options.generationConfig,
       overrideGenerationConfig: options.overrideGenerationConfig,
       seed: options.seed,

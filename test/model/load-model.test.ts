@@ -212,3 +212,26 @@ describe('--tokenizer (tokenizerDir)', () => {
     await model.linearWeightsChecked;
   });
 });
+
+describe('--hf-overrides (hfOverrides)', () => {
+  it("replaces config.json's keys before the config is read, and names the flag in a problem", async () => {
+    const dir = join(root(), 'overridden');
+    await writeSyntheticModel(dir, TINY_SPEC);
+    const yarn = { rope_type: 'yarn', factor: 2, original_max_position_embeddings: 128 };
+    const model = await loadModel(dir, { hfOverrides: { max_position_embeddings: 512, rope_scaling: yarn } });
+    expect(model.config.maxPositionEmbeddings).toBe(512);
+    expect(model.config.ropeScaling).toMatchObject({
+      type: 'yarn',
+      factor: 2,
+      originalMaxPositionEmbeddings: 128,
+    });
+    await model.linearWeightsChecked;
+    // The file on disk is untouched: without the overrides the model is as it was.
+    const plain = await loadModel(dir);
+    expect(plain.config.ropeScaling).toBeNull();
+    await plain.linearWeightsChecked;
+    const bad = await loadModel(dir, { hfOverrides: { hidden_act: 'gelu' } }).catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(ModelFormatError);
+    expect((bad as Error).message).toMatch(/config\.json \(with --hf-overrides\): hidden_act "gelu"/);
+  });
+});

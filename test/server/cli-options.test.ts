@@ -437,5 +437,9 @@ describe('flags a vLLM user types', () => {
     expect(() => serve(['--default-chat-template-kwargs', '{"chat_template": "x"}'])).toThrow(
       /--chat-template FILE/,
     );
+    expect(serve(['--hf-overrides', '{"max_position_embeddings": 8192}']).hfOverrides).toEqual({
+      max_position_embeddings: 8192,
+    });
+    expect(() => serve(['--hf-overrides', '"x"'])).toThrow(/--hf-overrides: expected a JSON object/);
   });
 });

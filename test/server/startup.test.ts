@@ -172,6 +172,30 @@ describe('server/main.ts start-up', () => {
     );
   });
 
+  it("reads --hf-overrides into the model's config: a context past the overridden max_position_embeddings is refused", async () => {
+    const options = {
+      modelDir: model.modelDir,
+      loraModules: [],
+      servedModelName: null,
+      maxModelLen: 256,
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 64,
+      engine: 'reference' as const,
+      poolSize: '8MiB',
+      chatTemplateFile: null,
+      seed: null,
+    };
+    await expect(
+      buildServingStack({ ...options, hfOverrides: { max_position_embeddings: 128 } }, { info: () => {} }),
+    ).rejects.toThrow("--max-model-len 256 exceeds the model's max_position_embeddings 128");
+    const stack = await buildServingStack(
+      { ...options, hfOverrides: { max_position_embeddings: 256 } },
+      { info: () => {} },
+    );
+    expect(stack.maxModelLen).toBe(256);
+    await stack.close();
+  });
+
   it('refuses a pool too small for one full-length sequence, or for an adapter beside one', async () => {
     const build = (maxModelLen: number) =>
       buildServingStack(
