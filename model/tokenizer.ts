@@ -5,7 +5,7 @@ import { cleanUpTokenization } from './clean-up-tokenization.js';
 import { MAX_TOKENIZER_BYTES, readJsonObject } from './config-file.js';
 import { ModelFormatError } from './model-format-error.js';
 import { llamaPostProcessor, resolveSpecialTokens, type SpecialTokens } from './special-tokens.js';
-import { tokenByteStrings } from './token-bytes.js';
+import { tokenByteStrings, UnsupportedTokenizerError } from './token-bytes.js';
 import { tokenCharOffsets } from './token-offsets.js';
 
 export interface TokenizerFiles {
@@ -163,10 +163,19 @@ export class TextTokenizer {
 
   /**
    * Each token's span of `text` in characters, as HF's encode_char_offsets gives it, for `ids`
-   * encoded from `text` (model/token-offsets.ts); null where the normalizer rewrote the text.
+   * encoded from `text` (model/token-offsets.ts); null where the normalizer rewrote the text or
+   * the decoder's pieces are not bytes.
    */
   charOffsets(text: string, ids: readonly number[]): Array<[number, number]> | null {
-    return tokenCharOffsets(text, ids, this.tokenBytes(), (id) => this.tokenizer.id_to_token(id));
+    let bytes: ReadonlyArray<Uint8Array | null>;
+    try {
+      bytes = this.tokenBytes();
+    } catch (error) {
+      // A decoder whose pieces are not bytes: no token can be placed in the text.
+      if (error instanceof UnsupportedTokenizerError) return null;
+      throw error;
+    }
+    return tokenCharOffsets(text, ids, bytes, (id) => this.tokenizer.id_to_token(id));
   }
 
   /** Text of `ids` as HF's `decode` gives it, clean-up of spaces included. */

@@ -34,7 +34,7 @@ function loraxTokens(stack: ServingStack, text: string, addSpecialTokens: boolea
   if (!offsets)
     throw notSupported(
       'inputs',
-      "token offsets for this text: the tokenizer's normalizer rewrote it, so its tokens cannot be placed in it",
+      "token offsets for this text with this model's tokenizer: its tokens cannot be placed in the text (a normalizer that rewrites the text, or a decoder whose pieces are not bytes)",
     );
   const texts = stack.tokenizer.idsToTokens(ids);
   return ids.map((id, i) => ({ id, text: texts[i], start: offsets[i][0], stop: offsets[i][1] }));

@@ -74,13 +74,19 @@ describe('token character offsets (HF encode_char_offsets)', () => {
     expect(tokenizer.idsToTokens(ids.slice(0, 4))).toEqual([LLAMA3_BOS, 'H', 'i', 'Ġ']);
   });
 
-  it('gives none where a normalizer rewrote the text', () => {
+  it('gives none where a normalizer rewrote the text or the decoder is not byte-wise', () => {
     const { json } = llama3StyleTokenizer([]);
     const tokenizer = new TextTokenizer({
       tokenizerJson: { ...json, normalizer: { type: 'Lowercase' } },
       tokenizerConfig: { bos_token: LLAMA3_BOS, eos_token: LLAMA3_EOS },
     });
     expect(tokenizer.charOffsets('Hi', tokenizer.encode('Hi'))).toBeNull();
+    // A decoder whose pieces are not bytes places nothing either.
+    const wordPiece = new TextTokenizer({
+      tokenizerJson: { ...json, decoder: { type: 'WordPiece', prefix: '##', cleanup: true } },
+      tokenizerConfig: { bos_token: LLAMA3_BOS, eos_token: LLAMA3_EOS },
+    });
+    expect(wordPiece.charOffsets('hi', wordPiece.encode('hi'))).toBeNull();
     expect(tokenizer.charOffsets('hi', tokenizer.encode('hi'))).toEqual([
       [0, 0],
       [0, 1],
