@@ -283,6 +283,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --enable-auto-tool-choice       serve tool_choice "auto" (OpenAI's default with tools): the model writes text
                                   and its calls are read out of it with --tool-call-parser (default: refused)
   --tool-call-parser NAME         the model's tool-call format: ${TOOL_CALL_PARSERS.join(', ')}
+  --structured-outputs-config JSON  vLLM's: {"backend": …} is accepted (Loom's grammar engine serves every
+                                  backend), "reasoning_parser" is --reasoning-parser, switches Loom lacks
+                                  are refused when on (also --structured-outputs-config.backend NAME)
   --reasoning-parser NAME         a reasoning model's format (${REASONING_PARSERS.join(', ')}): chat answers give its
                                   reasoning apart from the answer, as "reasoning" (default: none)
   --config FILE                   vLLM's YAML file of flags (\`max-model-len: 2048\`, \`enable-lora: true\`,
@@ -308,9 +311,14 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.toolCallParser = v as ToolCallParserName;
   },
   '--reasoning-parser': (o, v, f) => {
-    if (!(REASONING_PARSERS as readonly string[]).includes(v))
-      throw new CliError(`${f} ${v}: Loom reads these reasoning formats: ${REASONING_PARSERS.join(', ')}`);
-    o.reasoningParser = v as ReasoningParserName;
+    o.reasoningParser = reasoningParser(o, v, f);
+  },
+  '--structured-outputs-config': (o, v, f) => {
+    for (const [key, value] of Object.entries(jsonObject(v, f, '{"backend": "xgrammar"}')))
+      structuredOutputsSetting(o, key, value, f);
+  },
+  '--structured-outputs-config.backend': (o, v, f) => {
+    structuredOutputsSetting(o, 'backend', v, f);
   },
   '--lora-modules': (o, v, f) => {
     o.loraModules.push(parseLoraModule(v, f));
@@ -540,6 +548,59 @@ function apiKey(value: string, flag: string): string {
 }
 
 /** vLLM's JSON list (["https://a.example"]) or a comma-separated list. */
+function reasoningParser(o: CliOptions, value: string, flag: string): ReasoningParserName {
+  if (!(REASONING_PARSERS as readonly string[]).includes(value))
+    throw new CliError(
+      `${flag} ${value}: Loom reads these reasoning formats: ${REASONING_PARSERS.join(', ')}`,
+    );
+  if (o.reasoningParser !== null && o.reasoningParser !== value)
+    throw new CliError(`${flag} ${value}: the reasoning parser is already ${o.reasoningParser}`);
+  return value as ReasoningParserName;
+}
+
+/** vLLM's structured-output backends: Loom's grammar engine stands in for each. */
+const STRUCTURED_OUTPUT_BACKENDS = ['auto', 'xgrammar', 'guidance', 'outlines', 'lm-format-enforcer'];
+
+/**
+ * One key of vLLM's --structured-outputs-config: the backend (Loom's own grammar engine serves
+ * every one, as a log line says), the reasoning parser (as --reasoning-parser), and the switches
+ * at their defaults; a switch turned on that Loom does not have is refused by name.
+ */
+function structuredOutputsSetting(o: CliOptions, key: string, value: unknown, flag: string): void {
+  const off = (why: string) => {
+    if (value !== false)
+      throw new CliError(`${flag}: ${key} ${JSON.stringify(value)} is not supported (${why})`);
+  };
+  switch (key) {
+    case 'backend':
+      if (typeof value !== 'string' || !STRUCTURED_OUTPUT_BACKENDS.includes(value))
+        throw new CliError(`${flag}: backend must be one of ${STRUCTURED_OUTPUT_BACKENDS.join(', ')}`);
+      o.notices.push(
+        `${flag} backend ${value}: ignored, Loom's structured output has its own grammar engine`,
+      );
+      return;
+    case 'reasoning_parser':
+      if (typeof value !== 'string') throw new CliError(`${flag}: reasoning_parser must be a string`);
+      o.reasoningParser = reasoningParser(o, value, `${flag} reasoning_parser`);
+      return;
+    case 'disable_fallback':
+      if (typeof value !== 'boolean') throw new CliError(`${flag}: disable_fallback must be true or false`);
+      o.notices.push(`${flag} disable_fallback: ignored, Loom has one grammar engine and falls back to none`);
+      return;
+    case 'disable_any_whitespace':
+      off('set it per request: structured_outputs.disable_any_whitespace');
+      return;
+    case 'disable_additional_properties':
+      off("Loom reads a schema's additionalProperties as JSON Schema does");
+      return;
+    case 'enable_in_reasoning':
+      off("Loom's grammars start after the reasoning");
+      return;
+    default:
+      throw new CliError(`${flag}: unknown key ${key}`);
+  }
+}
+
 /** A flag's JSON object value, or a CliError that shows `example`. */
 function jsonObject(value: string, flag: string, example: string): Record<string, unknown> {
   let parsed: unknown;

@@ -441,5 +441,36 @@ describe('flags a vLLM user types', () => {
       max_position_embeddings: 8192,
     });
     expect(() => serve(['--hf-overrides', '"x"'])).toThrow(/--hf-overrides: expected a JSON object/);
+    // vLLM's --structured-outputs-config: the backend and fallback switches logged as ignored.
+    const so = serve([
+      '--structured-outputs-config',
+      '{"backend": "xgrammar", "disable_fallback": true, "reasoning_parser": "deepseek_r1", "disable_any_whitespace": false}',
+    ]);
+    expect(so.reasoningParser).toBe('deepseek_r1');
+    expect(so.notices).toHaveLength(2);
+    expect(serve(['--structured-outputs-config.backend', 'guidance']).notices[0]).toContain(
+      'own grammar engine',
+    );
+    expect(() => serve(['--structured-outputs-config', '{"disable_any_whitespace": true}'])).toThrow(
+      /set it per request/,
+    );
+    expect(() => serve(['--structured-outputs-config', '{"enable_in_reasoning": true}'])).toThrow(
+      /enable_in_reasoning true is not supported/,
+    );
+    expect(() => serve(['--structured-outputs-config', '{"backend": "magic"}'])).toThrow(
+      /backend must be one of/,
+    );
+    expect(() => serve(['--structured-outputs-config', '{"extra": 1}'])).toThrow(/unknown key extra/);
+    expect(
+      serve([
+        '--reasoning-parser',
+        'deepseek_r1',
+        '--structured-outputs-config',
+        '{"reasoning_parser": "deepseek_r1"}',
+      ]).reasoningParser,
+    ).toBe('deepseek_r1');
+    expect(() => serve(['--structured-outputs-config', '{"reasoning_parser": "qwen9"}'])).toThrow(
+      /reasoning formats/,
+    );
   });
 });
