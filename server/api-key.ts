@@ -29,12 +29,13 @@ function presentedKey(headers: IncomingHttpHeaders): string | null {
 
 /**
  * --api-key: `Authorization: Bearer KEY`, as OpenAI clients send it, or `x-api-key: KEY`, as
- * Anthropic's SDKs send it (/v1/messages), when there is no Authorization. The key is compared as
+ * Anthropic's SDKs send it (/v1/messages), when there is no Authorization; any of the keys is
+ * accepted (vLLM's --api-key takes several). The key is compared as
  * equal-length digests with timingSafeEqual, so neither the time nor the length of the
  * comparison says how much of a guess was right.
  */
-export function installApiKey(app: FastifyInstance, key: string): void {
-  const expected = digest(key);
+export function installApiKey(app: FastifyInstance, keys: readonly string[]): void {
+  const expected = keys.map(digest);
   app.addHook('onRequest', async (request, reply) => {
     // A CORS preflight carries no credentials (the browser sends them on the real request).
     if (request.method === 'OPTIONS') return;
@@ -51,7 +52,10 @@ export function installApiKey(app: FastifyInstance, key: string): void {
         ),
       );
     }
-    if (!timingSafeEqual(digest(presented), expected)) {
+    // Every key compared, so the time does not say which one came close.
+    const given = digest(presented);
+    const matches = expected.reduce((any, key) => timingSafeEqual(given, key) || any, false);
+    if (!matches) {
       reply.header('www-authenticate', 'Bearer');
       return sendApiError(reply, invalidApiKey('Incorrect API key provided.'));
     }

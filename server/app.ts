@@ -50,8 +50,8 @@ export interface AppOptions {
   /** Largest `n` (choices of one request), --max-n. */
   maxN?: number;
   connections?: Partial<ConnectionLimits>;
-  /** --api-key: Bearer auth on everything but the probes (server/api-key.ts); absent: open. */
-  apiKey?: string | null;
+  /** --api-key: Bearer auth on everything but the probes, any of the keys (server/api-key.ts); absent: open. */
+  apiKey?: string | readonly string[] | null;
   /** --allowed-origins: CORS for these origins ('*': any); absent or empty: CORS off. */
   allowedOrigins?: readonly string[];
   /** /v1/models shows names, not server paths (--hide-adapter-paths; the default without --api-key). */
@@ -178,7 +178,8 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   installMetrics(app, registry);
   // CORS first: a preflight carries no credentials and is answered before auth.
   if (options.allowedOrigins?.length) installCors(app, options.allowedOrigins);
-  if (options.apiKey) installApiKey(app, options.apiKey);
+  const apiKeys = typeof options.apiKey === 'string' ? [options.apiKey] : (options.apiKey ?? []);
+  if (apiKeys.length > 0) installApiKey(app, apiKeys);
 
   // New work is refused before its body is read while the model loads or the server drains.
   app.addHook('onRequest', async (request) => {

@@ -116,8 +116,11 @@ export interface CliOptions {
   reasoningParser: ReasoningParserName | null;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
-  /** --api-key, or $LOOM_API_KEY / $VLLM_API_KEY: Bearer auth on everything but the probes; null: open. */
-  apiKey: string | null;
+  /**
+   * --api-key (one key or several, as vLLM's takes them), or $LOOM_API_KEY / $VLLM_API_KEY:
+   * Bearer auth on everything but the probes, any of the keys accepted; empty: open.
+   */
+  apiKeys: string[];
   /** --ssl-keyfile / --ssl-certfile / --ssl-ca-certs / --ssl-cert-reqs: serve HTTPS (vLLM's flags); null: plain HTTP. */
   tls: TlsOptions | null;
   /** --allowed-origins: origins CORS allows ('*' for any); empty: CORS off. */
@@ -246,8 +249,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --ssl-keyfile FILE, --ssl-certfile FILE   serve HTTPS with this PEM key and certificate (vLLM's flags)
   --ssl-ca-certs FILE             the CA certificates client certificates are checked against
   --ssl-cert-reqs 0|1|2           client certificates: 0 not asked (default), 1 optional, 2 required
-  --api-key KEY                   require "Authorization: Bearer KEY" on every endpoint but /health, /ping,
-                                  /metrics and /version (also $LOOM_API_KEY or vLLM's $VLLM_API_KEY; default: no auth)
+  --api-key KEY [KEY ...]         require "Authorization: Bearer KEY" (any of the keys, as vLLM's) on every endpoint
+                                  but /health, /ping, /metrics and /version (also $LOOM_API_KEY or vLLM's
+                                  $VLLM_API_KEY; default: no auth)
   --hide-adapter-paths            /v1/models shows adapter names, not their server paths (the default when
                                   no --api-key is set: an open server does not show where adapters live)
   --allowed-origins ORIGINS       enable CORS for these origins: a JSON list (vLLM's form) or a comma-separated
@@ -416,7 +420,7 @@ const VALUE_FLAGS: Record<string, Setter> = {
     tlsOf(o).certReqs = Number(v.trim()) as 0 | 1 | 2;
   },
   '--api-key': (o, v, f) => {
-    o.apiKey = apiKey(v, f);
+    o.apiKeys.push(apiKey(v, f));
   },
   '--allowed-origins': (o, v, f) => {
     o.allowedOrigins = parseAllowedOrigins(v, f);
@@ -547,7 +551,6 @@ function apiKey(value: string, flag: string): string {
   return value;
 }
 
-/** vLLM's JSON list (["https://a.example"]) or a comma-separated list. */
 function reasoningParser(o: CliOptions, value: string, flag: string): ReasoningParserName {
   if (!(REASONING_PARSERS as readonly string[]).includes(value))
     throw new CliError(
@@ -614,6 +617,7 @@ function jsonObject(value: string, flag: string, example: string): Record<string
   return parsed as Record<string, unknown>;
 }
 
+/** vLLM's JSON list (["https://a.example"]) or a comma-separated list. */
 export function parseAllowedOrigins(value: string, flag = '--allowed-origins'): string[] {
   let origins: unknown;
   if (value.trim().startsWith('[')) {
@@ -676,12 +680,13 @@ export function parseLoraModule(value: string, flag = '--lora-modules'): LoraMod
  * $LOOM_API_KEY, or vLLM's $VLLM_API_KEY: a deployment written for vLLM keeps its key (read by
  * no one, it would leave the server open without a word). Both set and different is an error.
  */
-function apiKeyOf(env: NodeJS.ProcessEnv): string | null {
+function apiKeysOf(env: NodeJS.ProcessEnv): string[] {
   const loom = env.LOOM_API_KEY || null;
   const vllm = env.VLLM_API_KEY || null;
   if (loom && vllm && loom !== vllm)
     throw new CliError('LOOM_API_KEY and VLLM_API_KEY are both set, to different keys: set one');
-  return loom ?? vllm;
+  const key = loom ?? vllm;
+  return key ? [key] : [];
 }
 
 export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
@@ -725,7 +730,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     reasoningParser: null,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
-    apiKey: apiKeyOf(env),
+    apiKeys: apiKeysOf(env),
     tls: null,
     allowedOrigins: [],
     logLevel: env.LOG_LEVEL ? parseLogLevel(env.LOG_LEVEL, 'LOG_LEVEL') : 'info',
@@ -772,6 +777,9 @@ export function isSwitch(flag: string): boolean {
 
 export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv = {}): CliCommand {
   const options = defaultCliOptions(env);
+  // --api-key's keys replace the environment's key; the flag's own values add up.
+  const envApiKeys = options.apiKeys;
+  options.apiKeys = [];
   let poolSizeGiven = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = ALIASES[argv[i]] ?? argv[i];
@@ -807,7 +815,7 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     if (next === undefined || next.startsWith('--')) throw new CliError(`${flag} needs a value`);
     set(options, next, flag);
     i++;
-    if (flag === '--lora-modules' || flag === '--served-model-name') {
+    if (flag === '--lora-modules' || flag === '--served-model-name' || flag === '--api-key') {
       while (i + 1 < argv.length && !argv[i + 1].startsWith('--')) set(options, argv[++i], flag);
     }
   }
@@ -835,7 +843,8 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
     throw new CliError(
       '--enable-auto-tool-choice needs --tool-call-parser (the format the model writes its calls in)',
     );
-  if (options.apiKey === null) options.hideAdapterPaths = true;
+  if (options.apiKeys.length === 0) options.apiKeys = envApiKeys;
+  if (options.apiKeys.length === 0) options.hideAdapterPaths = true;
   const tls = options.tls;
   if (tls && (tls.keyFile === null || tls.certFile === null))
     throw new CliError('HTTPS needs both --ssl-keyfile and --ssl-certfile');

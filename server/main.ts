@@ -126,7 +126,7 @@ async function main(): Promise<void> {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,
       maxConnections: options.maxConnections,
     },
-    apiKey: options.apiKey,
+    apiKey: options.apiKeys,
     allowedOrigins: options.allowedOrigins,
     hideAdapterPaths: options.hideAdapterPaths,
     promptTokensDetails: options.enablePromptTokensDetails,

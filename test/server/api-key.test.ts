@@ -83,6 +83,14 @@ describe('--api-key', () => {
     }
   });
 
+  it("accepts any of several keys (vLLM's --api-key takes several), and no other", async () => {
+    fake.app = buildApp({ stack: fakeStack(), apiKey: [KEY, 'sk-second'] });
+    const [method, url, payload] = CLOSED[2];
+    for (const key of [KEY, 'sk-second'])
+      expect((await inject(method, url, payload, `Bearer ${key}`)).statusCode).toBe(200);
+    expect((await inject(method, url, payload, 'Bearer sk-third')).statusCode).toBe(401);
+  });
+
   it('serves every closed endpoint to the right key, as it would without auth', async () => {
     const stack = fakeStack();
     fake.app = buildApp({ stack, apiKey: KEY });

@@ -249,14 +249,16 @@ describe('parseCliOptions', () => {
 
 describe('flags a vLLM user types', () => {
   it('reads --api-key, and $LOOM_API_KEY or $VLLM_API_KEY when the flag is not given', () => {
-    expect(serve([]).apiKey).toBeNull();
-    expect(serve(['--api-key', 'k1']).apiKey).toBe('k1');
-    expect(serve([], { LOOM_API_KEY: 'env-key' }).apiKey).toBe('env-key');
-    expect(serve(['--api-key=flag-key'], { LOOM_API_KEY: 'env-key' }).apiKey).toBe('flag-key');
+    expect(serve([]).apiKeys).toEqual([]);
+    expect(serve(['--api-key', 'k1']).apiKeys).toEqual(['k1']);
+    expect(serve([], { LOOM_API_KEY: 'env-key' }).apiKeys).toEqual(['env-key']);
+    expect(serve(['--api-key=flag-key'], { LOOM_API_KEY: 'env-key' }).apiKeys).toEqual(['flag-key']);
     expect(() => serve(['--api-key', ' '])).toThrow(/must not be empty/);
+    // vLLM's --api-key takes several keys, any of which is accepted.
+    expect(serve(['--api-key', 'k1', 'k2', '--port', '9000']).apiKeys).toEqual(['k1', 'k2']);
     // vLLM's variable: a deployment written for vLLM keeps its key.
-    expect(serve([], { VLLM_API_KEY: 'vllm-key' }).apiKey).toBe('vllm-key');
-    expect(serve([], { VLLM_API_KEY: 'same', LOOM_API_KEY: 'same' }).apiKey).toBe('same');
+    expect(serve([], { VLLM_API_KEY: 'vllm-key' }).apiKeys).toEqual(['vllm-key']);
+    expect(serve([], { VLLM_API_KEY: 'same', LOOM_API_KEY: 'same' }).apiKeys).toEqual(['same']);
     expect(() => serve([], { VLLM_API_KEY: 'a', LOOM_API_KEY: 'b' })).toThrow(/both set, to different keys/);
   });
 
