@@ -358,13 +358,13 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.port = integer(v, f, 0, 65535);
   },
   '--max-model-len': (o, v, f) => {
-    o.maxModelLen = integer(v, f, 1);
+    o.maxModelLen = integer(humanReadableInteger(v, f), f, 1);
   },
   '--max-num-seqs': (o, v, f) => {
     o.maxNumSeqs = integer(v, f, 1);
   },
   '--max-num-batched-tokens': (o, v, f) => {
-    o.maxNumBatchedTokens = integer(v, f, 1);
+    o.maxNumBatchedTokens = integer(humanReadableInteger(v, f), f, 1);
   },
   '--scheduling-policy': (o, v, f) => {
     o.schedulingPolicy = oneOf(v, f, SCHEDULING_POLICIES);
@@ -643,6 +643,24 @@ function oneOf<T extends string>(value: string, flag: string, choices: readonly 
   if (!(choices as readonly string[]).includes(value))
     throw new CliError(`${flag}: "${value}" is not one of ${choices.join(', ')}`);
   return value as T;
+}
+
+/**
+ * vLLM's human-readable token counts (its --max-model-len and --max-num-batched-tokens take them):
+ * k, m, g are powers of ten and may follow a decimal ("25.6k" = 25,600); K, M, G are powers of two
+ * and follow whole numbers only ("32K" = 32,768). Anything else is returned as given.
+ */
+function humanReadableInteger(value: string, flag: string): string {
+  const match = /^(\d+(?:\.\d+)?)([kmgKMG])$/.exec(value.trim());
+  if (!match) return value;
+  const [, number, suffix] = match;
+  const decimal: Record<string, number> = { k: 1e3, m: 1e6, g: 1e9 };
+  if (suffix in decimal) return String(Math.trunc(Number(number) * decimal[suffix]));
+  if (number.includes('.'))
+    throw new CliError(
+      `${flag}: decimals are not allowed with binary suffixes like ${suffix}; did you mean ${number}${suffix.toLowerCase()}?`,
+    );
+  return String(Number(number) * { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[suffix]!);
 }
 
 function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {

@@ -443,6 +443,14 @@ describe('flags a vLLM user types', () => {
       max_position_embeddings: 8192,
     });
     expect(() => serve(['--hf-overrides', '"x"'])).toThrow(/--hf-overrides: expected a JSON object/);
+    // vLLM's human-readable token counts: k/m/g decimal, K/M/G binary (whole numbers only).
+    expect(serve(['--max-model-len', '32K', '--max-num-batched-tokens', '25.6k'])).toMatchObject({
+      maxModelLen: 32_768,
+      maxNumBatchedTokens: 25_600,
+    });
+    expect(serve(['--max-model-len', '1m']).maxModelLen).toBe(1_000_000);
+    expect(() => serve(['--max-model-len', '1.5K'])).toThrow(/did you mean 1\.5k/);
+    expect(() => serve(['--max-model-len', '3x'])).toThrow(/expected an integer/);
     // vLLM's --structured-outputs-config: the backend and fallback switches logged as ignored.
     const so = serve([
       '--structured-outputs-config',
