@@ -70,7 +70,11 @@ export interface LlmEngineOptions {
    * built without LoRA machinery (createEngine's servesAdapters).
    */
   runtimeAdapterLoads?: boolean;
-  maxModelLen: number | null;
+  /**
+   * The context length; null: the model's max_position_embeddings; 'auto' (vLLM's -1): the longest
+   * context one sequence can hold in the pool, up to that.
+   */
+  maxModelLen: number | 'auto' | null;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   engine: EngineChoice;
@@ -183,7 +187,11 @@ export class LlmEngine {
     });
     log.info({ seconds: round((performance.now() - loadStarted) / 1000) }, 'weights read');
     const { config, tokenizer } = model;
-    const maxModelLen = options.maxModelLen ?? config.maxPositionEmbeddings;
+    const asked = options.maxModelLen === 'auto' ? null : options.maxModelLen;
+    let maxModelLen = asked ?? config.maxPositionEmbeddings;
+    // auto never asks past a sliding window: Loom's attention has none (contextLengthProblem).
+    if (options.maxModelLen === 'auto' && config.slidingWindow !== null)
+      maxModelLen = Math.min(maxModelLen, config.slidingWindow);
     if (maxModelLen > config.maxPositionEmbeddings) {
       throw new StartupError(
         `--max-model-len ${maxModelLen} exceeds the model's max_position_embeddings ${config.maxPositionEmbeddings}`,
@@ -222,6 +230,27 @@ export class LlmEngine {
     });
     // As vLLM does: refuse to start when one full-length sequence cannot fit, so a valid request
     // is never refused for a prompt the pool could never hold.
+    if (options.maxModelLen === 'auto') {
+      // vLLM's auto-fit: the longest context whose one sequence the pool holds.
+      const fits = (tokens: number) => kvCache.pagesNeeded(-1, tokens) <= pool.numFree;
+      let low = 0;
+      let high = maxModelLen;
+      while (low < high) {
+        const mid = Math.ceil((low + high) / 2);
+        if (fits(mid)) low = mid;
+        else high = mid - 1;
+      }
+      if (low === 0)
+        throw new StartupError(
+          `--max-model-len auto: the pool (--pool-size ${options.poolSize}) holds no sequence at all; raise --pool-size`,
+        );
+      if (low < maxModelLen)
+        log.info(
+          { maxModelLen: low, limit: maxModelLen },
+          '--max-model-len auto: the longest context the pool holds',
+        );
+      maxModelLen = low;
+    }
     const pagesForFullContext = kvCache.pagesNeeded(-1, maxModelLen);
     if (pagesForFullContext > pool.numFree) {
       throw new StartupError(

@@ -73,7 +73,7 @@ export interface CliOptions {
   servedModelAliases: string[];
   host: string;
   port: number;
-  maxModelLen: number | null;
+  maxModelLen: number | 'auto' | null;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   /** --scheduling-policy: fcfs (separate prefill/decode steps, arrival order) or slora (the default). */
@@ -190,7 +190,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   use any of several names, answers give the first
   --host HOST                     address to listen on (default 127.0.0.1)
   --port N                        port to listen on (default 8000, or $PORT)
-  --max-model-len N               context length (default: the model's max_position_embeddings)
+  --max-model-len N               context length (default: the model's max_position_embeddings); 32k, 32K as
+                                  vLLM reads them; -1 or auto: the longest context the pool holds
   --max-num-seqs N                sequences in one batch (default 64)
   --max-num-batched-tokens N      token budget of one engine step (default 2048)
   --scheduling-policy fcfs|slora|priority
@@ -358,7 +359,11 @@ const VALUE_FLAGS: Record<string, Setter> = {
     o.port = integer(v, f, 0, 65535);
   },
   '--max-model-len': (o, v, f) => {
-    o.maxModelLen = integer(humanReadableInteger(v, f), f, 1);
+    // vLLM's -1 and auto: the longest context the pool holds.
+    o.maxModelLen =
+      v.trim() === '-1' || v.trim().toLowerCase() === 'auto'
+        ? 'auto'
+        : integer(humanReadableInteger(v, f), f, 1);
   },
   '--max-num-seqs': (o, v, f) => {
     o.maxNumSeqs = integer(v, f, 1);
@@ -647,20 +652,20 @@ function oneOf<T extends string>(value: string, flag: string, choices: readonly 
 
 /**
  * vLLM's human-readable token counts (its --max-model-len and --max-num-batched-tokens take them):
- * k, m, g are powers of ten and may follow a decimal ("25.6k" = 25,600); K, M, G are powers of two
- * and follow whole numbers only ("32K" = 32,768). Anything else is returned as given.
+ * k, m, g, t are powers of ten and may follow a decimal ("25.6k" = 25,600); K, M, G, T are powers
+ * of two and follow whole numbers only ("32K" = 32,768). Anything else is returned as given.
  */
 function humanReadableInteger(value: string, flag: string): string {
-  const match = /^(\d+(?:\.\d+)?)([kmgKMG])$/.exec(value.trim());
+  const match = /^(\d+(?:\.\d+)?)([kmgtKMGT])$/.exec(value.trim());
   if (!match) return value;
   const [, number, suffix] = match;
-  const decimal: Record<string, number> = { k: 1e3, m: 1e6, g: 1e9 };
+  const decimal: Record<string, number> = { k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
   if (suffix in decimal) return String(Math.trunc(Number(number) * decimal[suffix]));
   if (number.includes('.'))
     throw new CliError(
       `${flag}: decimals are not allowed with binary suffixes like ${suffix}; did you mean ${number}${suffix.toLowerCase()}?`,
     );
-  return String(Number(number) * { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30 }[suffix]!);
+  return String(Number(number) * { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[suffix]!);
 }
 
 function integer(value: string, flag: string, min: number, max = Number.MAX_SAFE_INTEGER): number {

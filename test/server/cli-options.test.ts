@@ -449,6 +449,10 @@ describe('flags a vLLM user types', () => {
       maxNumBatchedTokens: 25_600,
     });
     expect(serve(['--max-model-len', '1m']).maxModelLen).toBe(1_000_000);
+    expect(serve(['--max-model-len', '1T']).maxModelLen).toBe(2 ** 40);
+    // vLLM's -1 and auto: the longest context the pool holds.
+    for (const auto of ['-1', 'auto', 'AUTO'])
+      expect(serve(['--max-model-len', auto]).maxModelLen).toBe('auto');
     expect(() => serve(['--max-model-len', '1.5K'])).toThrow(/did you mean 1\.5k/);
     expect(() => serve(['--max-model-len', '3x'])).toThrow(/expected an integer/);
     // vLLM's --structured-outputs-config: the backend and fallback switches logged as ignored.

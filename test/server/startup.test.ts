@@ -196,6 +196,40 @@ describe('server/main.ts start-up', () => {
     await stack.close();
   });
 
+  it('--max-model-len auto fits the longest context one sequence can hold in the pool', async () => {
+    const options = {
+      modelDir: model.modelDir,
+      loraModules: [],
+      servedModelName: null,
+      maxModelLen: 'auto' as const,
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 64,
+      engine: 'reference' as const,
+      chatTemplateFile: null,
+      seed: null,
+    };
+    const roomy = await buildServingStack({ ...options, poolSize: '8MiB' }, { info: () => {} });
+    const positions = syntheticConfig(TINY_SPEC).maxPositionEmbeddings;
+    expect(roomy.maxModelLen).toBe(positions);
+    await roomy.close();
+    const lines: object[] = [];
+    const tight = await buildServingStack(
+      { ...options, poolSize: '64KiB' },
+      { info: (o: object) => lines.push(o) },
+    );
+    expect(tight.maxModelLen).toBeLessThan(positions);
+    expect(tight.maxModelLen).toBeGreaterThan(0);
+    expect(lines).toContainEqual({ maxModelLen: tight.maxModelLen, limit: positions });
+    await tight.close();
+    // One token more would not fit: the same pool refuses it as a fixed length.
+    await expect(
+      buildServingStack(
+        { ...options, poolSize: '64KiB', maxModelLen: tight.maxModelLen + 16 },
+        { info: () => {} },
+      ),
+    ).rejects.toThrow(/one sequence of --max-model-len/);
+  });
+
   it('refuses a pool too small for one full-length sequence, or for an adapter beside one', async () => {
     const build = (maxModelLen: number) =>
       buildServingStack(
