@@ -200,22 +200,11 @@ export class ChatTemplate {
    * names a request's part cannot show it to the model.
    */
   reads(name: string): boolean {
-    if (!this.names) {
-      const names = new Set<string>();
-      const walk = (node: unknown): void => {
-        if (!node || typeof node !== 'object') return;
-        if (Array.isArray(node)) {
-          for (const n of node) walk(n);
-          return;
-        }
-        const n = node as Record<string, unknown>;
-        if ((n.type === 'Identifier' || n.type === 'StringLiteral') && typeof n.value === 'string')
-          names.add(n.value);
-        for (const value of Object.values(n)) walk(value);
-      };
-      walk(this.template.parsed);
-      this.names = names;
-    }
+    this.names ??= new Set(
+      nodesOf(this.template.parsed)
+        .filter((n) => (n.type === 'Identifier' || n.type === 'StringLiteral') && typeof n.value === 'string')
+        .map((n) => n.value as string),
+    );
     return this.names.has(name);
   }
 

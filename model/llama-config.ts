@@ -104,8 +104,9 @@ function optionalRopeNumber(rs: Record<string, unknown>, key: string, file: stri
  * YaRN as transformers computes it: beta_fast/beta_slow (32/1 when absent or 0, as HF's `or`),
  * original_max_position_embeddings (max_position_embeddings when absent), the attention factor
  * given, or HF's mscale ratio, or 0.1·ln(factor) + 1; `factor` as given (as vLLM and current
- * transformers use it; some 4.x releases put max_position_embeddings / original in its place). vLLM's own keys for the
- * same things (attn_factor, extrapolation_factor) are not HF's: refused unless they change nothing.
+ * transformers use it; some 4.x releases put max_position_embeddings / original in its place).
+ * vLLM's own keys for the same things (attn_factor, extrapolation_factor) are not HF's: refused
+ * unless they change nothing.
  */
 function parseYarn(
   rs: Record<string, unknown>,

@@ -219,6 +219,7 @@ export function chatPromptTokens(
   options: ChatPromptOptions = {},
 ): number[] {
   const tokenizer = options.tokenizer ?? stack.tokenizer;
+  const withTools = (options.tools ?? null) !== null;
   if (chat.length === 0) throw invalidRequest("'messages' must not be empty.", 'messages');
   checkConversationSize(stack, chat);
   const parts = chat.map((message, i) => messageParts(message, i));
@@ -232,7 +233,7 @@ export function chatPromptTokens(
     const out: TemplateMessage = {
       role,
       content: parts[i].join('\n'),
-      ...toolFields(message, i, tokenizer, (options.tools ?? null) !== null),
+      ...toolFields(message, i, tokenizer, withTools),
     };
     if (message.name !== undefined) out.name = message.name;
     const reasoning = message.reasoning ?? message.reasoning_content;
@@ -270,7 +271,7 @@ export function chatPromptTokens(
   const effort = options.reasoningEffort ?? null;
   if (effort !== null) {
     // vLLM gives it to the template; one that never reads it would drop it without a word.
-    if (!tokenizer.chatTemplateReads('reasoning_effort', (options.tools ?? null) !== null))
+    if (!tokenizer.chatTemplateReads('reasoning_effort', withTools))
       throw notSupported(
         'reasoning_effort',
         'reasoning_effort with this model (its chat template does not read `reasoning_effort`; a --chat-template that does, or chat_template_kwargs the template reads, may say it)',
@@ -284,7 +285,7 @@ export function chatPromptTokens(
     kwargs = { ...kwargs, reasoning_effort: effort };
   }
   if (documents !== null) {
-    if (!tokenizer.chatTemplateReads('documents', (options.tools ?? null) !== null))
+    if (!tokenizer.chatTemplateReads('documents', withTools))
       throw notSupported(
         'documents',
         'documents with this model (its chat template does not read `documents`; a --chat-template that does may use them)',
@@ -293,7 +294,6 @@ export function chatPromptTokens(
       throw invalidRequest('documents and chat_template_kwargs.documents disagree.', 'documents');
     kwargs = { ...kwargs, documents };
   }
-  const withTools = (options.tools ?? null) !== null;
   const format =
     (options.contentFormat ?? 'auto') === 'auto'
       ? tokenizer.chatTemplateContentFormat(withTools)
