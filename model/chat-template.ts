@@ -181,7 +181,10 @@ export class ChatTemplate {
   toolUse: ChatTemplate | null = null;
 
   /** Throws a ModelFormatError naming `file` if the source does not parse. */
-  constructor(source: string, file: string) {
+  constructor(
+    readonly source: string,
+    readonly file: string,
+  ) {
     try {
       this.template = new Template(source);
     } catch (err) {

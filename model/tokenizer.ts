@@ -7,6 +7,7 @@ import { ModelFormatError } from './model-format-error.js';
 import { llamaPostProcessor, resolveSpecialTokens, type SpecialTokens } from './special-tokens.js';
 import { tokenByteStrings, UnsupportedTokenizerError } from './token-bytes.js';
 import { tokenCharOffsets } from './token-offsets.js';
+import { type TokenizerInfo, tokenizerInfo } from './tokenizer-info.js';
 
 export interface TokenizerFiles {
   /** tokenizer.json */
@@ -18,6 +19,8 @@ export interface TokenizerFiles {
   chatTemplate?: ChatTemplate | null;
   /** Named in errors about tokenizer_config.json's fields. */
   configFile?: string;
+  /** The folder the files were read from (GET /tokenizer_info's name_or_path). */
+  dir?: string;
 }
 
 /**
@@ -42,9 +45,11 @@ export class TextTokenizer {
    */
   readonly longestTokenChars: number;
   private readonly tokenizerJson: Record<string, unknown>;
+  private readonly files: TokenizerFiles;
   private byteStrings: ReadonlyArray<Uint8Array | null> | null = null;
 
   constructor(files: TokenizerFiles) {
+    this.files = files;
     this.tokenizerJson = files.tokenizerJson;
     const tokenizerConfig = files.tokenizerConfig ?? {};
     const configFile = files.configFile ?? 'tokenizer_config.json';
@@ -111,6 +116,7 @@ export class TextTokenizer {
         specialTokensMap,
         chatTemplate,
         configFile,
+        dir,
       });
     } catch (err) {
       if (err instanceof ModelFormatError) throw err;
@@ -138,6 +144,21 @@ export class TextTokenizer {
    */
   withChatTemplate(template: ChatTemplate): TextTokenizer {
     return Object.create(this, { template: { value: template } }) as TextTokenizer;
+  }
+
+  /** The configuration vLLM's GET /tokenizer_info answers with (model/tokenizer-info.ts). */
+  tokenizerInfo(): TokenizerInfo {
+    const dir = this.files.dir ?? '.';
+    const configFile = this.files.configFile ?? 'tokenizer_config.json';
+    // The chat template this tokenizer renders with, where tokenizer_config.json is not its source.
+    const template = this.template && this.template.file !== configFile ? this.template.source : undefined;
+    return tokenizerInfo({
+      tokenizerConfig: this.files.tokenizerConfig ?? {},
+      specialTokensMap: this.files.specialTokensMap ?? {},
+      nameOrPath: dir,
+      tokenizerFile: join(dir, 'tokenizer.json'),
+      chatTemplateSource: template,
+    });
   }
 
   get hasChatTemplate(): boolean {

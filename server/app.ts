@@ -9,7 +9,9 @@ import Fastify, {
 import { Registry } from 'prom-client';
 import { DEFAULT_MAX_LOGPROBS } from '../kernels/logprobs.js';
 import type { ChatContentFormat } from '../model/chat-template.js';
+import { ApiError } from './api-error.js';
 import { installApiKey } from './api-key.js';
+import { clientErrorHandler } from './client-errors.js';
 import { installCors } from './cors.js';
 import { installErrorHandlers } from './error-handler.js';
 import type { ReasoningParserName } from './reasoning.js';
@@ -84,6 +86,8 @@ export interface AppOptions {
   defaultChatTemplateKwargs?: Record<string, unknown>;
   /** --enable-force-include-usage: every stream ends with its usage. */
   forceIncludeUsage?: boolean;
+  /** --enable-tokenizer-info-endpoint: GET /tokenizer_info is served (default not: 404). */
+  tokenizerInfoEndpoint?: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
   excludeToolsWhenToolChoiceNone?: boolean;
   /** --chat-template-content-format: how message content reaches the template (default auto). */
@@ -110,6 +114,13 @@ export interface ConnectionLimits {
   keepAliveTimeoutMs: number;
   /** Connections past this are refused at accept (--max-connections). */
   maxConnections: number;
+  /**
+   * A request's line and headers may take this many bytes (--h11-max-incomplete-event-size; the
+   * rest is a 431). Node's default: vLLM's 8 MiB would let each connection hold that much unparsed.
+   */
+  maxHeaderBytes: number;
+  /** A request may carry this many headers (--h11-max-header-count, vLLM's default 256; more: 431). */
+  maxHeaderCount: number;
 }
 
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
@@ -117,6 +128,8 @@ export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = {
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5_000,
   maxConnections: 1024,
+  maxHeaderBytes: 16 * 1024,
+  maxHeaderCount: 256,
 };
 export const DEFAULT_MAX_N = 16;
 /** Fastify's own ceiling: the model-derived limit (preParsing) is the one that usually applies. */
@@ -134,6 +147,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   const deadlines = {
     headersTimeout: limits.headersTimeoutMs,
     connectionsCheckingInterval: Math.min(1000, limits.headersTimeoutMs),
+    maxHeaderSize: limits.maxHeaderBytes,
   };
   // An HTTPS app is the same app on another kind of server (https.createServer takes the same
   // deadlines): routes, hooks and limits do not change.
@@ -145,6 +159,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Math.min(options.bodyLimit ?? BODY_CEILING_BYTES, BODY_CEILING_BYTES),
     return503OnClosing: false,
+    clientErrorHandler: clientErrorHandler(limits.maxHeaderBytes),
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
     ajv: {
@@ -153,6 +168,9 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     },
   } as FastifyHttpOptions<Server>).withTypeProvider<TypeBoxTypeProvider>();
   app.server.maxConnections = limits.maxConnections;
+  // Node drops the headers past maxHeadersCount without a word; one past the limit is kept so
+  // that a request over it is seen, and refused, rather than quietly cut (an Authorization lost).
+  app.server.maxHeadersCount = limits.maxHeaderCount + 1;
 
   const registry = new Registry();
   const state = new ServerState(options.maxN ?? DEFAULT_MAX_N, new RequestMetrics(registry), {
@@ -167,6 +185,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     trustRequestChatTemplate: options.trustRequestChatTemplate ?? false,
     defaultChatTemplateKwargs: options.defaultChatTemplateKwargs ?? {},
     forceIncludeUsage: options.forceIncludeUsage ?? false,
+    tokenizerInfoEndpoint: options.tokenizerInfoEndpoint ?? false,
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone ?? false,
     chatTemplateContentFormat: options.chatTemplateContentFormat ?? 'auto',
     responseRole: options.responseRole ?? 'assistant',
@@ -174,6 +193,17 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);
   installErrorHandlers(app);
+  // Before anything else reads the headers (CORS, the API key).
+  app.addHook('onRequest', async (request) => {
+    const count = request.raw.rawHeaders.length / 2;
+    if (count > limits.maxHeaderCount)
+      throw new ApiError(
+        431,
+        'invalid_request_error',
+        'request_header_fields_too_large',
+        `the request has more than ${limits.maxHeaderCount} headers, the most this server accepts (--h11-max-header-count)`,
+      );
+  });
   installRequestLog(app);
   installMetrics(app, registry);
   // CORS first: a preflight carries no credentials and is answered before auth.

@@ -42,6 +42,8 @@ export { CliError } from './cli-error.js';
  * timeout (10 s).
  */
 export const DEFAULT_MAX_STEP_SECONDS = 4;
+/** The most --h11-max-incomplete-event-size may allow: the body's own ceiling (app.ts). */
+const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 
 /** One --lora-modules entry. */
 export interface LoraModule {
@@ -116,6 +118,10 @@ export interface CliOptions {
   reasoningParser: ReasoningParserName | null;
   maxConnections: number;
   timeoutKeepAliveSeconds: number;
+  /** --h11-max-incomplete-event-size: bytes a request's line and headers may take. */
+  maxHeaderBytes: number;
+  /** --h11-max-header-count: headers a request may carry. */
+  maxHeaderCount: number;
   /**
    * --api-key (one key or several, as vLLM's takes them), or $LOOM_API_KEY / $VLLM_API_KEY:
    * Bearer auth on everything but the probes, any of the keys accepted; empty: open.
@@ -149,6 +155,8 @@ export interface CliOptions {
   hfOverrides: Record<string, unknown>;
   /** --enable-force-include-usage: every stream ends with its usage, asked or not. */
   forceIncludeUsage: boolean;
+  /** --enable-tokenizer-info-endpoint: GET /tokenizer_info is served (vLLM's flag). */
+  enableTokenizerInfoEndpoint: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
   excludeToolsWhenToolChoiceNone: boolean;
   /** --chat-template-content-format: message content as a string, OpenAI's parts, or as the template reads it. */
@@ -247,6 +255,11 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   out); paused this long, it is aborted and its pages freed (default 60)
   --max-connections N             open connections past this are refused (default 1024)
   --timeout-keep-alive SECONDS    idle keep-alive connections are closed after this (default 5)
+  --h11-max-incomplete-event-size BYTES  a request's line and headers may take this many bytes, more is a
+                                  431 (vLLM's flag; default 16384, Node's: vLLM's 8 MiB would let each
+                                  connection hold that much unparsed)
+  --h11-max-header-count N        a request may carry this many headers, more is a 431 (vLLM's flag and
+                                  default, 256)
   --ssl-keyfile FILE, --ssl-certfile FILE   serve HTTPS with this PEM key and certificate (vLLM's flags)
   --ssl-ca-certs FILE             the CA certificates client certificates are checked against
   --ssl-cert-reqs 0|1|2           client certificates: 0 not asked (default), 1 optional, 2 required
@@ -275,6 +288,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   e.g. '{"enable_thinking": false}' (vLLM's flag)
   --enable-force-include-usage    every stream ends with a usage chunk, as if stream_options.include_usage
                                   were true (vLLM's flag)
+  --enable-tokenizer-info-endpoint  serve GET /tokenizer_info: the tokenizer's configuration and chat
+                                  template, for clients that build the same tokenizer (vLLM's flag)
   --exclude-tools-when-tool-choice-none  with tool_choice "none" the tools are not written into the
                                   prompt (vLLM's flag; default: the template sees them, as vLLM's)
   --chat-template-content-format auto|string|openai  message content as the template gets it: a
@@ -499,6 +514,13 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--timeout-keep-alive': (o, v, f) => {
     o.timeoutKeepAliveSeconds = integer(v, f, 1, 3600);
   },
+  // vLLM's names for uvicorn's h11 parser limits; Node's parser has the same two.
+  '--h11-max-incomplete-event-size': (o, v, f) => {
+    o.maxHeaderBytes = integer(v, f, 1024, MAX_HEADER_BYTES);
+  },
+  '--h11-max-header-count': (o, v, f) => {
+    o.maxHeaderCount = integer(v, f, 1, 100_000);
+  },
 };
 
 /** Flags that take no value. */
@@ -539,6 +561,9 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   },
   '--enable-force-include-usage': (o) => {
     o.forceIncludeUsage = true;
+  },
+  '--enable-tokenizer-info-endpoint': (o) => {
+    o.enableTokenizerInfoEndpoint = true;
   },
   '--exclude-tools-when-tool-choice-none': (o) => {
     o.excludeToolsWhenToolChoiceNone = true;
@@ -753,6 +778,8 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     reasoningParser: null,
     maxConnections: DEFAULT_CONNECTION_LIMITS.maxConnections,
     timeoutKeepAliveSeconds: DEFAULT_CONNECTION_LIMITS.keepAliveTimeoutMs / 1000,
+    maxHeaderBytes: DEFAULT_CONNECTION_LIMITS.maxHeaderBytes,
+    maxHeaderCount: DEFAULT_CONNECTION_LIMITS.maxHeaderCount,
     apiKeys: apiKeysOf(env),
     tls: null,
     allowedOrigins: [],
@@ -769,6 +796,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     defaultChatTemplateKwargs: {},
     hfOverrides: {},
     forceIncludeUsage: false,
+    enableTokenizerInfoEndpoint: false,
     excludeToolsWhenToolChoiceNone: false,
     chatTemplateContentFormat: 'auto',
     responseRole: 'assistant',

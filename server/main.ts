@@ -118,6 +118,7 @@ async function main(): Promise<void> {
     trustRequestChatTemplate: options.trustRequestChatTemplate,
     defaultChatTemplateKwargs: options.defaultChatTemplateKwargs,
     forceIncludeUsage: options.forceIncludeUsage,
+    tokenizerInfoEndpoint: options.enableTokenizerInfoEndpoint,
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone,
     chatTemplateContentFormat: options.chatTemplateContentFormat,
     responseRole: options.responseRole,
@@ -125,6 +126,8 @@ async function main(): Promise<void> {
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,
       maxConnections: options.maxConnections,
+      maxHeaderBytes: options.maxHeaderBytes,
+      maxHeaderCount: options.maxHeaderCount,
     },
     apiKey: options.apiKeys,
     allowedOrigins: options.allowedOrigins,

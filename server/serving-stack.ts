@@ -6,6 +6,7 @@ import {
   loadSamplingDefaults,
   type SamplingDefaults,
 } from '../model/generation-defaults.js';
+import type { TokenizerInfo } from '../model/tokenizer-info.js';
 import {
   DEFAULT_MAX_WAITING,
   type EngineStats,
@@ -39,6 +40,8 @@ export interface ServingTokenizer {
   idsToTokens(ids: readonly number[]): string[];
   /** Each token's span of the text it was encoded from, in characters; null where none can be found. */
   charOffsets(text: string, ids: readonly number[]): Array<[number, number]> | null;
+  /** The tokenizer's configuration, as vLLM's GET /tokenizer_info gives it (model/tokenizer-info.ts). */
+  tokenizerInfo(): TokenizerInfo;
   /** The content format vLLM's "auto" picks for the chat template (the tool_use one with tools). */
   chatTemplateContentFormat(withTools?: boolean): 'string' | 'openai';
   /** This tokenizer with `template` in place of the model's chat template (a request's own). */

@@ -14,6 +14,7 @@ import {
   TokenizePromptSchema,
   TokenizeRequestSchema,
   TokenizeResponseSchema,
+  TokenizerInfoResponseSchema,
 } from '../schemas/tokenize-request.js';
 import type { ServingStack } from '../serving-stack.js';
 import { checkedTools } from '../tool-calls.js';
@@ -93,6 +94,14 @@ export const tokenizeRoute: FastifyPluginAsyncTypebox = async (app) => {
       };
     },
   );
+
+  // vLLM registers the route only under --enable-tokenizer-info-endpoint: a 404 otherwise.
+  if (app.loom.settings.tokenizerInfoEndpoint)
+    app.get(
+      '/tokenizer_info',
+      { schema: { response: { 200: TokenizerInfoResponseSchema, ...errorResponses } } },
+      async () => app.loom.requireStack().tokenizer.tokenizerInfo(),
+    );
 
   app.post(
     '/detokenize',

@@ -70,3 +70,9 @@ export const DetokenizeRequestSchema = Type.Object({ model: Model, tokens: Token
 export type DetokenizeRequest = Static<typeof DetokenizeRequestSchema>;
 
 export const DetokenizeResponseSchema = Type.Object({ prompt: Type.String() });
+
+/** vLLM's TokenizerInfoResponse: the tokenizer's class and whatever its configuration holds. */
+export const TokenizerInfoResponseSchema = Type.Object(
+  { tokenizer_class: Type.String() },
+  { additionalProperties: true },
+);

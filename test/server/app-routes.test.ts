@@ -249,6 +249,23 @@ describe('routes over a fake stack', () => {
     }
   });
 
+  it("serves GET /tokenizer_info, the tokenizer's configuration, only under --enable-tokenizer-info-endpoint", async () => {
+    fake.start();
+    expect((await fake.app.inject({ method: 'GET', url: '/tokenizer_info' })).statusCode).toBe(404);
+    await fake.app.close();
+    fake.app = buildApp({ stack: fakeStack(), tokenizerInfoEndpoint: true });
+    const res = await fake.app.inject({ method: 'GET', url: '/tokenizer_info' });
+    expect(res.statusCode).toBe(200);
+    // Every key the configuration holds comes through, nested and null ones too.
+    expect(res.json()).toEqual({
+      bos_token: '<s>',
+      eos_token: '</s>',
+      pad_token: null,
+      added_tokens_decoder: { '1': '<s>', '257': '</s>' },
+      tokenizer_class: 'CachedFakeTokenizerFast',
+    });
+  });
+
   it('keeps tools out of the prompt under tool_choice "none" only with --exclude-tools-when-tool-choice-none', async () => {
     const tools = [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }];
     const body = {

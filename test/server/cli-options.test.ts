@@ -38,6 +38,15 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--stream-stall-timeout', '0'])).toThrow(/--stream-stall-timeout/);
   });
 
+  it("reads vLLM's h11 header limits: bytes of the request line and headers, and the header count", () => {
+    expect(serve([])).toMatchObject({ maxHeaderBytes: 16384, maxHeaderCount: 256 });
+    expect(
+      serve(['--h11-max-incomplete-event-size', '8388608', '--h11-max-header-count', '64']),
+    ).toMatchObject({ maxHeaderBytes: 8388608, maxHeaderCount: 64 });
+    expect(() => serve(['--h11-max-incomplete-event-size', '10'])).toThrow(/--h11-max-incomplete-event-size/);
+    expect(() => serve(['--h11-max-header-count', '0'])).toThrow(/--h11-max-header-count/);
+  });
+
   it("reads vLLM's --max-logprobs: 20 by default, -1 for no cap", () => {
     expect(serve([]).maxLogprobs).toBe(20);
     expect(serve(['--max-logprobs', '64']).maxLogprobs).toBe(64);
@@ -434,6 +443,8 @@ describe('flags a vLLM user types', () => {
     expect(options.forceIncludeUsage).toBe(true);
     expect(options.excludeToolsWhenToolChoiceNone).toBe(true);
     expect(serve([]).defaultChatTemplateKwargs).toEqual({});
+    expect(serve(['--enable-tokenizer-info-endpoint']).enableTokenizerInfoEndpoint).toBe(true);
+    expect(serve([]).enableTokenizerInfoEndpoint).toBe(false);
     expect(() => serve(['--default-chat-template-kwargs', '[1]'])).toThrow(/JSON object/);
     expect(() => serve(['--default-chat-template-kwargs', '{'])).toThrow(/not JSON/);
     expect(() => serve(['--default-chat-template-kwargs', '{"chat_template": "x"}'])).toThrow(

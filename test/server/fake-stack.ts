@@ -1,6 +1,7 @@
 import { AdapterError, type AdapterInfo, emptyRegistryCounters } from '../../memory/adapter-registry.js';
 import type { ChatMessage } from '../../model/chat-template.js';
 import { tokenCharOffsets } from '../../model/token-offsets.js';
+import type { TokenizerInfo } from '../../model/tokenizer-info.js';
 import type { EngineStats } from '../../scheduler/llm-engine.js';
 import {
   AdmissionError,
@@ -68,6 +69,17 @@ export class ByteTokenizer implements ServingTokenizer {
 
   charOffsets(text: string, ids: readonly number[]): Array<[number, number]> | null {
     return tokenCharOffsets(text, ids, this.tokenBytes(), (id) => this.idsToTokens([id])[0]);
+  }
+
+  /** What a tokenizer_config.json naming the fake's specials would give. */
+  tokenizerInfo(): TokenizerInfo {
+    return {
+      bos_token: '<s>',
+      eos_token: '</s>',
+      pad_token: null,
+      added_tokens_decoder: { '1': '<s>', '257': '</s>' },
+      tokenizer_class: 'CachedFakeTokenizerFast',
+    };
   }
 
   /** The fake template reads content as a string. */
