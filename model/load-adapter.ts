@@ -92,6 +92,17 @@ async function readAdapterDir(
   const rawConfig = (await readJsonObject(configFile, { optional: false }))!;
   const peft = parsePeftConfig(configFile, rawConfig, config);
 
+  // vLLM's extra vocabulary (--lora-extra-vocab-size): embeddings of tokens the adapter adds,
+  // which Loom neither loads nor may skip (the adapter's own tokens would mean nothing).
+  for (const extra of ['new_embeddings.safetensors', 'new_embeddings.bin']) {
+    const path = join(dir, extra);
+    if (await fileExists(path))
+      throw new ModelFormatError(
+        path,
+        'adds tokens to the vocabulary (extra embeddings), which Loom does not load',
+      );
+  }
+
   const weightsFile = join(dir, ADAPTER_WEIGHTS_FILE);
   if (!(await fileExists(weightsFile))) {
     const bin = join(dir, 'adapter_model.bin');

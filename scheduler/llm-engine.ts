@@ -75,6 +75,11 @@ export interface LlmEngineOptions {
    * context one sequence can hold in the pool, up to that.
    */
   maxModelLen: number | 'auto' | null;
+  /**
+   * vLLM's --disable-sliding-window: a model with a sliding window serves at most that many tokens
+   * of context unless maxModelLen says otherwise (Loom's attention has no window either way).
+   */
+  disableSlidingWindow?: boolean;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   engine: EngineChoice;
@@ -190,7 +195,9 @@ export class LlmEngine {
     const asked = options.maxModelLen === 'auto' ? null : options.maxModelLen;
     let maxModelLen = asked ?? config.maxPositionEmbeddings;
     // auto never asks past a sliding window: Loom's attention has none (contextLengthProblem).
-    if (options.maxModelLen === 'auto' && config.slidingWindow !== null)
+    // Nor does vLLM's --disable-sliding-window, which caps the default context at the window.
+    const capAtWindow = options.maxModelLen === 'auto' || (options.disableSlidingWindow && asked === null);
+    if (capAtWindow && config.slidingWindow !== null)
       maxModelLen = Math.min(maxModelLen, config.slidingWindow);
     if (maxModelLen > config.maxPositionEmbeddings) {
       throw new StartupError(

@@ -86,6 +86,10 @@ export interface AppOptions {
   defaultChatTemplateKwargs?: Record<string, unknown>;
   /** --enable-force-include-usage: every stream ends with its usage. */
   forceIncludeUsage?: boolean;
+  /** One log line per request (default); false: --disable-uvicorn-access-log. */
+  accessLog?: boolean;
+  /** --disable-access-log-for-endpoints: paths whose requests get no log line. */
+  accessLogExcludedPaths?: readonly string[];
   /** --enable-tokenizer-info-endpoint: GET /tokenizer_info is served (default not: 404). */
   tokenizerInfoEndpoint?: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
@@ -204,7 +208,8 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
         `the request has more than ${limits.maxHeaderCount} headers, the most this server accepts (--h11-max-header-count)`,
       );
   });
-  installRequestLog(app);
+  // vLLM's --disable-uvicorn-access-log: no line per request at all.
+  if (options.accessLog ?? true) installRequestLog(app, new Set(options.accessLogExcludedPaths ?? []));
   installMetrics(app, registry);
   // CORS first: a preflight carries no credentials and is answered before auth.
   if (options.allowedOrigins?.length) installCors(app, options.allowedOrigins);

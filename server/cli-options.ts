@@ -31,6 +31,7 @@ import {
   parseDtype,
   parseLogLevel,
   parseQuantization,
+  UNSUPPORTED_FLAGS,
 } from './vllm-flags.js';
 
 export { CliError } from './cli-error.js';
@@ -75,7 +76,11 @@ export interface CliOptions {
   servedModelAliases: string[];
   host: string;
   port: number;
+  /** --uds: serve on this Unix domain socket instead of --host/--port (vLLM's flag). */
+  uds: string | null;
   maxModelLen: number | 'auto' | null;
+  /** --disable-sliding-window: a sliding-window model's default context is its window (vLLM's flag). */
+  disableSlidingWindow: boolean;
   maxNumSeqs: number;
   maxNumBatchedTokens: number;
   /** --scheduling-policy: fcfs (separate prefill/decode steps, arrival order) or slora (the default). */
@@ -155,6 +160,10 @@ export interface CliOptions {
   hfOverrides: Record<string, unknown>;
   /** --enable-force-include-usage: every stream ends with its usage, asked or not. */
   forceIncludeUsage: boolean;
+  /** One log line per request; off with --disable-uvicorn-access-log (vLLM's flag). */
+  accessLog: boolean;
+  /** --disable-access-log-for-endpoints: paths whose requests get no log line (vLLM's flag). */
+  accessLogExcludedPaths: string[];
   /** --enable-tokenizer-info-endpoint: GET /tokenizer_info is served (vLLM's flag). */
   enableTokenizerInfoEndpoint: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
@@ -198,6 +207,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   use any of several names, answers give the first
   --host HOST                     address to listen on (default 127.0.0.1)
   --port N                        port to listen on (default 8000, or $PORT)
+  --uds PATH                      serve on this Unix domain socket instead of --host and --port (vLLM's flag;
+                                  a socket file left there is replaced; the socket is open to local users, 0666)
   --max-model-len N               context length (default: the model's max_position_embeddings); 32k, 32K as
                                   vLLM reads them; -1 or auto: the longest context the pool holds
   --max-num-seqs N                sequences in one batch (default 64)
@@ -263,6 +274,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --ssl-keyfile FILE, --ssl-certfile FILE   serve HTTPS with this PEM key and certificate (vLLM's flags)
   --ssl-ca-certs FILE             the CA certificates client certificates are checked against
   --ssl-cert-reqs 0|1|2           client certificates: 0 not asked (default), 1 optional, 2 required
+  --ssl-ciphers LIST              the TLS ciphers offered, in OpenSSL's list syntax (vLLM's flag)
+  --enable-ssl-refresh            read the key, certificate and CA files again when they change (renewals
+                                  reach new connections without a restart; vLLM's flag)
   --api-key KEY [KEY ...]         require "Authorization: Bearer KEY" (any of the keys, as vLLM's) on every endpoint
                                   but /health, /ping, /metrics and /version (also $LOOM_API_KEY or vLLM's
                                   $VLLM_API_KEY; default: no auth)
@@ -273,6 +287,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --log-level LEVEL               fatal|error|warn|info|debug|trace|silent (also $LOG_LEVEL; default info)
   --disable-log-requests          no info line per finished generation (--enable-log-requests: the default)
   --disable-log-stats             no periodic stats line while busy
+  --disable-uvicorn-access-log    no log line per HTTP request (vLLM's name for its access log)
+  --disable-access-log-for-endpoints PATHS  no log line for requests to these paths, comma-separated,
+                                  e.g. /health,/metrics (vLLM's flag)
   --enable-lora                   accepted for vLLM command lines: LoRA is always on
   --no-enable-prefix-caching      compute every prompt in full (default: automatic prefix caching, whole
                                   KV blocks keyed by their tokens, adapter and cache_salt; --enable-prefix-caching)
@@ -373,6 +390,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--port': (o, v, f) => {
     o.port = integer(v, f, 0, 65535);
   },
+  '--uds': (o, v) => {
+    o.uds = v;
+  },
   '--max-model-len': (o, v, f) => {
     // vLLM's -1 and auto: the longest context the pool holds.
     o.maxModelLen =
@@ -438,6 +458,19 @@ const VALUE_FLAGS: Record<string, Setter> = {
     if (!['0', '1', '2'].includes(v.trim()))
       throw new CliError(`${f}: expected 0 (none), 1 (optional) or 2 (required), got "${v}"`);
     tlsOf(o).certReqs = Number(v.trim()) as 0 | 1 | 2;
+  },
+  '--disable-access-log-for-endpoints': (o, v, f) => {
+    const paths = v
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p !== '');
+    const bad = paths.find((p) => !p.startsWith('/'));
+    if (bad !== undefined)
+      throw new CliError(`${f}: "${bad}" is not a path (paths start with /, e.g. /health,/metrics)`);
+    o.accessLogExcludedPaths = paths;
+  },
+  '--ssl-ciphers': (o, v) => {
+    tlsOf(o).ciphers = v;
   },
   '--api-key': (o, v, f) => {
     o.apiKeys.push(apiKey(v, f));
@@ -561,6 +594,15 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   },
   '--enable-force-include-usage': (o) => {
     o.forceIncludeUsage = true;
+  },
+  '--disable-sliding-window': (o) => {
+    o.disableSlidingWindow = true;
+  },
+  '--disable-uvicorn-access-log': (o) => {
+    o.accessLog = false;
+  },
+  '--enable-ssl-refresh': (o) => {
+    tlsOf(o).refresh = true;
   },
   '--enable-tokenizer-info-endpoint': (o) => {
     o.enableTokenizerInfoEndpoint = true;
@@ -751,7 +793,9 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     servedModelAliases: [],
     host: '127.0.0.1',
     port: env.PORT ? integer(env.PORT, 'PORT', 0, 65535) : 8000,
+    uds: null,
     maxModelLen: null,
+    disableSlidingWindow: false,
     maxNumSeqs: 64,
     maxNumBatchedTokens: 2048,
     schedulingPolicy: DEFAULT_SCHEDULING_POLICY,
@@ -797,6 +841,8 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     hfOverrides: {},
     forceIncludeUsage: false,
     enableTokenizerInfoEndpoint: false,
+    accessLog: true,
+    accessLogExcludedPaths: [],
     excludeToolsWhenToolChoiceNone: false,
     chatTemplateContentFormat: 'auto',
     responseRole: 'assistant',
@@ -813,10 +859,14 @@ export interface TlsOptions {
   caFile: string | null;
   /** Python's ssl.CERT_NONE (0), CERT_OPTIONAL (1) or CERT_REQUIRED (2): clients' certificates. */
   certReqs: 0 | 1 | 2;
+  /** --ssl-ciphers: the OpenSSL cipher list (Python's set_ciphers takes the same); null: Node's default. */
+  ciphers: string | null;
+  /** --enable-ssl-refresh: the files are read again when they change, for new connections. */
+  refresh: boolean;
 }
 
 function tlsOf(o: CliOptions): TlsOptions {
-  o.tls ??= { keyFile: null, certFile: null, caFile: null, certReqs: 0 };
+  o.tls ??= { keyFile: null, certFile: null, caFile: null, certReqs: 0, ciphers: null, refresh: false };
   return o.tls;
 }
 
@@ -857,6 +907,8 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
           o.notices.push(ignoredFlagNotice(f, v));
         }
       : VALUE_FLAGS[flag];
+    if (!set && UNSUPPORTED_FLAGS[flag])
+      throw new CliError(`${flag} is not supported: ${UNSUPPORTED_FLAGS[flag]}`);
     if (!set) throw new CliError(`unknown flag ${flag} (see --help)`);
     if (eq > 0) {
       set(options, arg.slice(eq + 1), flag);

@@ -1,4 +1,5 @@
 // First: switches off onnxruntime's telemetry before anything loads it.
+import type { Server as HttpsServer } from 'node:https';
 import '../kernels/onnx/no-telemetry.js';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +15,8 @@ import { captureStderr, type StderrCapture } from './native-stderr.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
 import { STATS_INTERVAL_MS } from './stats-log.js';
-import { readTlsFiles } from './tls.js';
+import { readTlsFiles, refreshTlsOnChange } from './tls.js';
+import { clearSocketPath, openSocketToLocalUsers } from './unix-socket.js';
 import { LOOM_VERSION } from './version.js';
 
 /**
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
   let https: Awaited<ReturnType<typeof readTlsFiles>> | null = null;
   try {
     if (options.tls) https = await readTlsFiles(options.tls);
+    if (options.uds) await clearSocketPath(options.uds);
   } catch (error) {
     if (!(error instanceof CliError)) throw error;
     console.error(`loom: ${error.message}`);
@@ -119,6 +122,8 @@ async function main(): Promise<void> {
     defaultChatTemplateKwargs: options.defaultChatTemplateKwargs,
     forceIncludeUsage: options.forceIncludeUsage,
     tokenizerInfoEndpoint: options.enableTokenizerInfoEndpoint,
+    accessLog: options.accessLog,
+    accessLogExcludedPaths: options.accessLogExcludedPaths,
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone,
     chatTemplateContentFormat: options.chatTemplateContentFormat,
     responseRole: options.responseRole,
@@ -167,7 +172,11 @@ async function main(): Promise<void> {
   process.on('SIGINT', shutDown);
   process.on('SIGTERM', shutDown);
 
-  await app.listen({ host: options.host, port: options.port });
+  if (https && options.tls?.refresh) refreshTlsOnChange(app.server as HttpsServer, options.tls, app.log);
+  if (options.uds) {
+    await app.listen({ path: options.uds });
+    await openSocketToLocalUsers(options.uds);
+  } else await app.listen({ host: options.host, port: options.port });
   const { modelDir, adapters } = await resolveModel(options);
   const weights = await weightFiles(modelDir);
   if (weights)
@@ -189,6 +198,7 @@ async function main(): Promise<void> {
       servedModelName: options.servedModelName,
       modelAliases: options.servedModelAliases,
       maxModelLen: options.maxModelLen,
+      disableSlidingWindow: options.disableSlidingWindow,
       maxNumSeqs: options.maxNumSeqs,
       maxNumBatchedTokens: options.maxNumBatchedTokens,
       schedulingPolicy: options.schedulingPolicy,

@@ -15,10 +15,16 @@ export function rememberError(request: FastifyRequest, error: ApiError): void {
 /**
  * One line per request, in place of Fastify's two: method, path, status, time, and for an
  * error answer its code and message (a 4xx says what the client got wrong). Probes log at debug.
+ * These are uvicorn's access log in vLLM: `excludedPaths` (--disable-access-log-for-endpoints) get
+ * none, matched on the path without its query as vLLM's filter matches them.
  */
-export function installRequestLog(app: FastifyInstance): void {
+export function installRequestLog(
+  app: FastifyInstance,
+  excludedPaths: ReadonlySet<string> = new Set(),
+): void {
   app.addHook('onResponse', async (request, reply) => {
     const path = request.url.split('?', 1)[0];
+    if (excludedPaths.has(path)) return;
     const error = answeredErrors.get(request);
     const line = {
       method: request.method,

@@ -168,6 +168,74 @@ export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
     accepts: (v) => v === 'mp' || v === 'uni',
     expected: 'mp or uni (Loom serves from one process; ray is not supported)',
   },
+  '--enable-expert-parallel': {
+    why: 'Loom serves dense Llama-family models, which have no experts',
+    takesValue: false,
+  },
+  '--model-impl': {
+    why: "Loom runs its own Llama implementation, which computes what transformers' does",
+    takesValue: true,
+    accepts: (v) => v === 'auto' || v === 'vllm' || v === 'transformers',
+    expected: 'auto, vllm or transformers',
+  },
+  '--allowed-local-media-path': {
+    why: 'Loom takes text only: image, audio and video parts are refused by name, files included',
+    takesValue: true,
+  },
+  '--mm-processor-kwargs': { why: 'Loom takes text only; it runs no multimodal processor', takesValue: true },
+  '--disable-chunked-mm-input': {
+    why: 'Loom takes text only; it has no multimodal inputs to chunk',
+    takesValue: false,
+  },
+  '--disable-cascade-attn': {
+    why: "Loom has no cascade attention kernel; vLLM's flag changes a kernel, not what a request produces",
+    takesValue: false,
+  },
+  '--enable-offline-docs': { why: 'Loom serves no API documentation pages', takesValue: false },
+  '--tokenizer-pool-size': {
+    why: 'Loom tokenizes on its server thread (vLLM removed its tokenizer pool)',
+    takesValue: true,
+    accepts: (v) => Number(v) === 0,
+    expected: '0 (Loom has no tokenizer pool)',
+  },
+  '--show-hidden-metrics-for-version': {
+    why: "Loom's /metrics hides no deprecated series: it shows every series it has",
+    takesValue: true,
+  },
+};
+
+/**
+ * vLLM flags whose work Loom cannot do, refused by name with the reason (and what to use instead)
+ * rather than as an unknown flag: a command line that needs one must not start without it.
+ */
+export const UNSUPPORTED_FLAGS: Record<string, string> = {
+  '--middleware':
+    'vLLM imports Python ASGI middleware by name; Loom runs no Python: put what it did in a reverse proxy in front of Loom',
+  '--tool-parser-plugin':
+    'a Python tool-call parser; Loom runs no Python: its own formats are chosen with --tool-call-parser (see --help)',
+  '--reasoning-parser-plugin':
+    'a Python reasoning parser; Loom runs no Python: its own parsers are chosen with --reasoning-parser (see --help)',
+  '--logits-processors': 'Python logits processor classes; Loom runs no Python',
+  '--enable-sleep-mode':
+    "vLLM's sleep mode (/sleep, /wake_up) gives the device's weights and KV cache back between uses; Loom's engines keep their memory for the life of the process",
+  '--speculative-config': 'Loom has no speculative decoding',
+  '--kv-transfer-config': 'Loom has no disaggregated prefill: it moves no KV cache between instances',
+  '--otlp-traces-endpoint':
+    'Loom makes no network call of its own, OpenTelemetry exports included: /metrics is scraped',
+  '--collect-detailed-traces': 'Loom exports no OpenTelemetry traces (it makes no network call of its own)',
+  '--tool-server':
+    'Loom calls no tool servers (it makes no network call of its own): clients run their tools',
+  '--enable-prompt-embeds': 'Loom takes prompts as text or token ids, not embeddings',
+  '--prompt-adapters': 'Loom serves LoRA adapters, not prompt-tuning adapters (vLLM removed them too)',
+  '--skip-tokenizer-init': "Loom's API needs the tokenizer: prompts and answers are text",
+  '--headless':
+    'Loom serves its API from the process that runs its engine; there is no engine without a server',
+  '--long-lora-scaling-factors': 'Loom has no long-context LoRA rotary scaling (vLLM removed it too)',
+  '--enable-lora-bias':
+    "Loom applies B·A only: adapters whose lora_B carries a bias (PEFT's lora_bias) are refused when they load",
+  '--lora-extra-vocab-size':
+    "Loom's adapters add no tokens: an adapter that brings its own embeddings is refused when it loads",
+  '--enable-mfu-metrics': 'Loom has no model-FLOPs-utilization metrics',
 };
 
 /** vLLM's short forms of flags. */

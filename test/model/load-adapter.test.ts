@@ -207,6 +207,17 @@ describe('loadAdapter', () => {
     expect(err.problem).toMatch(/only adapter_model.safetensors is supported/);
   });
 
+  it("refuses vLLM's extra-vocabulary embeddings by name rather than serving without them", async () => {
+    for (const file of ['new_embeddings.safetensors', 'new_embeddings.bin']) {
+      const dir = join(root(), `extra-vocab-${file}`);
+      await writeSyntheticAdapter(dir, config, spec);
+      await writeFile(join(dir, file), 'embeddings');
+      const err = await adapterError(dir);
+      expect(err.file).toBe(join(dir, file));
+      expect(err.problem).toMatch(/adds tokens to the vocabulary/);
+    }
+  });
+
   it('names a missing directory and config', async () => {
     expect((await adapterError(join(root(), 'none'))).problem).toBe('adapter directory does not exist');
     const dir = join(root(), 'no-config');

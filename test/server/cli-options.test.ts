@@ -38,6 +38,57 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--stream-stall-timeout', '0'])).toThrow(/--stream-stall-timeout/);
   });
 
+  it("reads vLLM's access-log flags, --uds and --disable-sliding-window", () => {
+    expect(serve([])).toMatchObject({
+      accessLog: true,
+      accessLogExcludedPaths: [],
+      uds: null,
+      disableSlidingWindow: false,
+    });
+    expect(
+      serve([
+        '--disable-uvicorn-access-log',
+        '--disable-access-log-for-endpoints',
+        '/health, /metrics,',
+        '--uds',
+        '/run/loom.sock',
+        '--disable-sliding-window',
+      ]),
+    ).toMatchObject({
+      accessLog: false,
+      accessLogExcludedPaths: ['/health', '/metrics'],
+      uds: '/run/loom.sock',
+      disableSlidingWindow: true,
+    });
+    expect(() => serve(['--disable-access-log-for-endpoints', 'health'])).toThrow(/"health" is not a path/);
+  });
+
+  it('refuses by name, with the reason, the vLLM flags whose work Loom cannot do', () => {
+    expect(() => serve(['--enable-sleep-mode'])).toThrow(
+      /--enable-sleep-mode is not supported: vLLM's sleep mode/,
+    );
+    expect(() => serve(['--middleware', 'my.mod.Middleware'])).toThrow(
+      /--middleware is not supported: .*no Python/,
+    );
+    expect(() => serve(['--otlp-traces-endpoint', 'http://collector:4317'])).toThrow(/no network call/);
+    expect(() => serve(['--no-such-flag'])).toThrow('unknown flag --no-such-flag (see --help)');
+    // The multimodal and kernel-choice flags change nothing here: accepted, with their log line.
+    const options = serve([
+      '--enable-expert-parallel',
+      '--model-impl',
+      'transformers',
+      '--disable-cascade-attn',
+    ]);
+    expect(options.notices).toEqual([
+      expect.stringMatching(/^--enable-expert-parallel: ignored/),
+      expect.stringMatching(/^--model-impl transformers: ignored/),
+      expect.stringMatching(/^--disable-cascade-attn: ignored/),
+    ]);
+    expect(() => serve(['--model-impl', 'terratorch'])).toThrow(
+      /--model-impl: "terratorch" is not supported/,
+    );
+  });
+
   it("reads vLLM's h11 header limits: bytes of the request line and headers, and the header count", () => {
     expect(serve([])).toMatchObject({ maxHeaderBytes: 16384, maxHeaderCount: 256 });
     expect(
@@ -374,7 +425,7 @@ describe('flags a vLLM user types', () => {
     expect(() => serve(['-tp', '4'])).toThrow(/--tensor-parallel-size/);
     expect(() => serve(['--load-format', 'pt'])).toThrow(/--load-format: "pt"/);
     expect(() => serve(['--trust-remote-code=true'])).toThrow(/takes no value/);
-    expect(() => serve(['--enable-sleep-mode'])).toThrow(/unknown flag --enable-sleep-mode/);
+    expect(() => serve(['--enable-sleep-mode'])).toThrow(/--enable-sleep-mode is not supported/);
     expect(() => serve(['--kv-cache-dtype', 'fp8'])).toThrow(/fp8 KV cache/);
     expect(() => serve(['--distributed-executor-backend', 'ray'])).toThrow(/ray is not supported/);
   });

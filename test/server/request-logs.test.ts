@@ -114,6 +114,20 @@ describe('request lines', () => {
     expect(unauthorized).toMatchObject({ statusCode: 401, errorCode: 'invalid_api_key' });
   });
 
+  it('leaves out --disable-access-log-for-endpoints paths (query or not), and all lines with --disable-uvicorn-access-log', async () => {
+    const { lines } = appWithLog({ accessLogExcludedPaths: ['/v1/models', '/version'] }, 'debug');
+    for (const url of ['/v1/models', '/v1/models?x=1', '/version', '/health']) await fake.app.inject(url);
+    expect(lines.filter((l) => l.msg === 'request completed').map((l) => l.url)).toEqual(['/health']);
+
+    await fake.app.close();
+    const off = appWithLog({ accessLog: false }, 'debug');
+    for (const url of ['/v1/models', '/health']) await fake.app.inject(url);
+    await fake.app.inject({ method: 'POST', url: '/v1/completions', payload: completion });
+    expect(off.lines.filter((l) => l.msg === 'request completed')).toEqual([]);
+    // The generation lines are --disable-log-requests's to turn off, not this flag's.
+    expect(off.lines.filter((l) => l.msg === 'generation finished')).toHaveLength(1);
+  });
+
   it('truncates a huge URL in its line', async () => {
     const { lines } = appWithLog();
     await fake.app.inject(`/v1/models/${'y'.repeat(50_000)}`);

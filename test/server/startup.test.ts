@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readSafetensors } from '../../model/safetensors.js';
@@ -122,6 +123,51 @@ describe('server/main.ts start-up', () => {
     ]);
   });
 
+  it('--uds serves on a Unix socket (replacing a stale one) and refuses a path that is not a socket', async () => {
+    const path = join(model.root, 'loom.sock');
+    // The socket file a killed server leaves behind.
+    const crashed = spawn(process.execPath, [
+      '-e',
+      `require('node:net').createServer().listen(${JSON.stringify(path)}, () => console.log('up'))`,
+    ]);
+    await new Promise<void>((resolve) => crashed.stdout.once('data', () => resolve()));
+    crashed.kill('SIGKILL');
+    await new Promise((resolve) => crashed.on('exit', resolve));
+    expect((await stat(path)).isSocket()).toBe(true);
+
+    const { child, exited } = runMain(['--model', model.modelDir, '--engine', 'reference', '--uds', path]);
+    await new Promise<void>((resolve, reject) => {
+      let stdout = '';
+      child.stdout?.on('data', (data) => {
+        stdout += data;
+        if (stdout.includes('"engine ready"')) resolve();
+      });
+      child.on('exit', () => reject(new Error(`exited before the engine was ready: ${stdout}`)));
+    });
+    const status = await new Promise<number>((resolve, reject) => {
+      request({ socketPath: path, path: '/health' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+        .on('error', reject)
+        .end();
+    });
+    expect(status).toBe(200);
+    expect((await stat(path)).mode & 0o777).toBe(0o666);
+    child.kill('SIGTERM');
+    await exited;
+
+    const notSocket = join(model.root, 'plain-file');
+    await writeFile(notSocket, 'keep me');
+    const refused = await runMain(['--model', model.modelDir, '--engine', 'reference', '--uds', notSocket])
+      .exited;
+    expect(refused.code).toBe(2);
+    expect(stderrLines(refused.stderr)).toEqual([
+      `loom: --uds ${notSocket}: something other than a socket is there`,
+    ]);
+    expect(await readFile(notSocket, 'utf8')).toBe('keep me');
+  });
+
   it('--engine auto says in one log line which engine it chose and why', async () => {
     const { child, exited } = runMain(['--model', model.modelDir, '--pool-size', '8MiB']);
     let stdout = '';
@@ -151,24 +197,30 @@ describe('server/main.ts start-up', () => {
     const configFile = join(windowed, 'config.json');
     const config = JSON.parse(await readFile(configFile, 'utf8'));
     await writeFile(configFile, JSON.stringify({ ...config, model_type: 'mistral', sliding_window: 256 }));
-    const build = buildServingStack(
-      {
-        modelDir: windowed,
-        loraModules: [],
-        servedModelName: null,
-        maxModelLen: 512,
-        maxNumSeqs: 4,
-        maxNumBatchedTokens: 64,
-        engine: 'reference',
-        poolSize: '8MiB',
-        chatTemplateFile: null,
-        seed: null,
-      },
-      { info: () => {} },
-    );
+    const options = (modelDir: string) => ({
+      modelDir,
+      loraModules: [],
+      servedModelName: null,
+      maxModelLen: 512 as number | null,
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 64,
+      engine: 'reference' as const,
+      poolSize: '8MiB',
+      chatTemplateFile: null,
+      seed: null,
+    });
+    const build = buildServingStack(options(windowed), { info: () => {} });
     await expect(build).rejects.toBeInstanceOf(StartupError);
     await expect(build).rejects.toThrow(
       `${configFile}: sliding_window is 256 but the context would be 512 tokens; Loom's attention has no window, so serve at most 256 tokens (--max-model-len 256)`,
+    );
+    // vLLM's --disable-sliding-window caps the default context at the window instead.
+    const capped = { ...options(windowed), maxModelLen: null, disableSlidingWindow: true };
+    const stack = await buildServingStack(capped, { info: () => {} });
+    expect(stack.maxModelLen).toBe(256);
+    await stack.close();
+    await expect(buildServingStack({ ...capped, maxModelLen: 512 }, { info: () => {} })).rejects.toThrow(
+      /sliding_window is 256 but the context would be 512 tokens/,
     );
   });
 
