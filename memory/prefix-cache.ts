@@ -35,7 +35,7 @@ export interface PrefixCacheCounters {
   numHitTokens: number;
   /** Blocks reclaimed for pages. */
   numEvictedBlocks: number;
-  /** Blocks dropped because their weights went (retire). */
+  /** Blocks dropped because their weights went (retire) or the cache was reset. */
   numRetiredBlocks: number;
 }
 
@@ -87,16 +87,28 @@ export class PrefixCache implements PageReclaimer {
    * give their pages back now, and ones in use when their last sequence lets go. Between steps.
    */
   retire(origin: string): void {
-    for (const block of this.blocks.values()) {
-      if (block.origin !== origin) continue;
-      this.blocks.delete(block.key);
-      this.counters.numRetiredBlocks++;
-      if (block.numRefs > 0) {
-        block.retired = true;
-      } else {
-        this.idle.delete(block);
-        this.pool.free(block.pages);
-      }
+    for (const block of this.blocks.values()) if (block.origin === origin) this.drop(block);
+  }
+
+  /**
+   * vLLM's reset_prefix_cache: no block cached so far is found again, whatever computed it; idle
+   * ones give their pages back now, ones in use when their last sequence lets go (what those
+   * sequences compute from now on is cached anew). Between steps. Returns the blocks dropped.
+   */
+  reset(): number {
+    const dropped = this.blocks.size;
+    for (const block of this.blocks.values()) this.drop(block);
+    return dropped;
+  }
+
+  private drop(block: CachedBlock): void {
+    this.blocks.delete(block.key);
+    this.counters.numRetiredBlocks++;
+    if (block.numRefs > 0) {
+      block.retired = true;
+    } else {
+      this.idle.delete(block);
+      this.pool.free(block.pages);
     }
   }
 

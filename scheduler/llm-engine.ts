@@ -454,6 +454,11 @@ export class LlmEngine {
     return this.scheduler.adaptersInUse();
   }
 
+  /** vLLM's reset_prefix_cache (Scheduler.resetPrefixCache): blocks dropped, null without prefix caching. */
+  resetPrefixCache(): Promise<number | null> {
+    return this.scheduler.scheduler.resetPrefixCache();
+  }
+
   async close(): Promise<void> {
     await this.scheduler.close();
     await this.registry.close();

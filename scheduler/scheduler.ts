@@ -152,6 +152,8 @@ export class Scheduler {
   private readonly prefixReuse: PrefixReuse | null;
   private nextSeqId = 1;
   private isStepInFlight = false;
+  /** reset_prefix_cache calls made while a step ran, answered when it returns. */
+  private readonly resetsAfterStep: Array<(dropped: number) => void> = [];
   private isClosed = false;
   private numGeneratedTokens = 0;
   private numPreemptions = 0;
@@ -474,6 +476,23 @@ export class Scheduler {
   private endStep(): void {
     this.isStepInFlight = false;
     this.queues.endStep();
+    const waiting = this.resetsAfterStep.splice(0);
+    if (waiting.length > 0) {
+      const dropped = this.options.kvCache.prefixCache!.reset();
+      for (const resolve of waiting) resolve(dropped);
+    }
+  }
+
+  /**
+   * vLLM's reset_prefix_cache: nothing cached before it is reused after it (blocks running
+   * sequences hold stay theirs until they let go). Done between steps: at once when no step is in
+   * flight, else when it returns. Resolves to the blocks dropped; null without prefix caching.
+   */
+  resetPrefixCache(): Promise<number | null> {
+    const cache = this.options.kvCache.prefixCache;
+    if (!cache) return Promise.resolve(null);
+    if (!this.isStepInFlight) return Promise.resolve(cache.reset());
+    return new Promise((resolve) => this.resetsAfterStep.push(resolve));
   }
 
   private emit(state: RequestState, event: RequestEvent): void {

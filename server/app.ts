@@ -21,6 +21,7 @@ import { installRequestLog } from './request-log.js';
 import { RequestMetrics } from './request-metrics.js';
 import { chatCompletionsRoute } from './routes/chat-completions.js';
 import { completionsRoute } from './routes/completions.js';
+import { devEndpointsRoute } from './routes/dev-endpoints.js';
 import { healthRoute } from './routes/health.js';
 import { invocationsRoute } from './routes/invocations.js';
 import { loraAdaptersRoute } from './routes/lora-adapters.js';
@@ -86,6 +87,8 @@ export interface AppOptions {
   defaultChatTemplateKwargs?: Record<string, unknown>;
   /** --enable-force-include-usage: every stream ends with its usage. */
   forceIncludeUsage?: boolean;
+  /** vLLM's development endpoints (VLLM_SERVER_DEV_MODE): /reset_prefix_cache, /is_sleeping; default off. */
+  devEndpoints?: boolean;
   /** One log line per request (default); false: --disable-uvicorn-access-log. */
   accessLog?: boolean;
   /** --disable-access-log-for-endpoints: paths whose requests get no log line. */
@@ -262,5 +265,6 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(tokenizeRoute);
   app.register(textGenerationRoute);
   app.register(invocationsRoute);
+  if (options.devEndpoints) app.register(devEndpointsRoute);
   return app;
 }

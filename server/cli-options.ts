@@ -160,6 +160,8 @@ export interface CliOptions {
   hfOverrides: Record<string, unknown>;
   /** --enable-force-include-usage: every stream ends with its usage, asked or not. */
   forceIncludeUsage: boolean;
+  /** vLLM's development endpoints, on when VLLM_SERVER_DEV_MODE is a nonzero integer (vLLM's variable). */
+  devEndpoints: boolean;
   /** One log line per request; off with --disable-uvicorn-access-log (vLLM's flag). */
   accessLog: boolean;
   /** --disable-access-log-for-endpoints: paths whose requests get no log line (vLLM's flag). */
@@ -770,6 +772,15 @@ export function parseLoraModule(value: string, flag = '--lora-modules'): LoraMod
  * $LOOM_API_KEY, or vLLM's $VLLM_API_KEY: a deployment written for vLLM keeps its key (read by
  * no one, it would leave the server open without a word). Both set and different is an error.
  */
+/** VLLM_SERVER_DEV_MODE as vLLM reads it: bool(int(value)), unset being 0. */
+function devModeOf(env: NodeJS.ProcessEnv): boolean {
+  const value = env.VLLM_SERVER_DEV_MODE;
+  if (value === undefined || value.trim() === '') return false;
+  if (!/^\s*[+-]?\d+\s*$/.test(value))
+    throw new CliError(`VLLM_SERVER_DEV_MODE: expected an integer, got "${value}"`);
+  return Number(value) !== 0;
+}
+
 function apiKeysOf(env: NodeJS.ProcessEnv): string[] {
   const loom = env.LOOM_API_KEY || null;
   const vllm = env.VLLM_API_KEY || null;
@@ -842,6 +853,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     forceIncludeUsage: false,
     enableTokenizerInfoEndpoint: false,
     accessLog: true,
+    devEndpoints: devModeOf(env),
     accessLogExcludedPaths: [],
     excludeToolsWhenToolChoiceNone: false,
     chatTemplateContentFormat: 'auto',

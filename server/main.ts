@@ -123,6 +123,7 @@ async function main(): Promise<void> {
     forceIncludeUsage: options.forceIncludeUsage,
     tokenizerInfoEndpoint: options.enableTokenizerInfoEndpoint,
     accessLog: options.accessLog,
+    devEndpoints: options.devEndpoints,
     accessLogExcludedPaths: options.accessLogExcludedPaths,
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone,
     chatTemplateContentFormat: options.chatTemplateContentFormat,

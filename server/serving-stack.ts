@@ -74,6 +74,8 @@ export interface GenerationService {
   subscribe?(listener: SchedulerEventSink): () => void;
   /** Which adapters the queues need now: running, and waiting in queue order. */
   adaptersInUse(): { running: string[]; waiting: string[] };
+  /** vLLM's reset_prefix_cache: resolves, between steps, to the blocks dropped (null: no prefix caching). */
+  resetPrefixCache(): Promise<number | null>;
   close(): Promise<void>;
 }
 

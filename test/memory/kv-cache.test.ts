@@ -145,4 +145,24 @@ describe('KvCache with prefix caching', () => {
     expect(cache.numIdleCachedPages).toBe(4);
     expect(prefix.counters.numEvictedBlocks).toBe(0);
   });
+
+  it('reset drops every block, whatever computed it; a running sequence keeps its own until it ends', () => {
+    const pool = new PagePool(65, 64);
+    const cache = new KvCache(pool, kvLayout(config), { prefixCaching: true });
+    cache.reserve(1, 4);
+    cache.commitBlocks(1, 4, ['a0', 'a1'], BASE);
+    cache.free(1);
+    cache.reserve(2, 2);
+    cache.commitBlocks(2, 2, ['b0'], prefixOrigin('policy', 1));
+    const prefix = cache.prefixCache!;
+    expect(prefix.reset()).toBe(3);
+    expect(prefix.numBlocks).toBe(0);
+    expect(prefix.lookup(['a0'], 1)).toEqual([]);
+    expect(prefix.lookup(['b0'], 1)).toEqual([]);
+    // The idle blocks' pages are back; sequence 2's block is still its own.
+    expect(pool.numUsed('kv')).toBe(4);
+    cache.free(2);
+    expect(pool.numUsed('kv')).toBe(0);
+    expect(cache.numIdleCachedPages).toBe(0);
+  });
 });

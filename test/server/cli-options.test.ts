@@ -38,6 +38,15 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--stream-stall-timeout', '0'])).toThrow(/--stream-stall-timeout/);
   });
 
+  it('serves the development endpoints when VLLM_SERVER_DEV_MODE is a nonzero integer, as vLLM reads it', () => {
+    expect(serve([]).devEndpoints).toBe(false);
+    expect(serve([], { VLLM_SERVER_DEV_MODE: '1' }).devEndpoints).toBe(true);
+    expect(serve([], { VLLM_SERVER_DEV_MODE: '0' }).devEndpoints).toBe(false);
+    expect(() => serve([], { VLLM_SERVER_DEV_MODE: 'yes' })).toThrow(
+      /VLLM_SERVER_DEV_MODE: expected an integer/,
+    );
+  });
+
   it("reads vLLM's access-log flags, --uds and --disable-sliding-window", () => {
     expect(serve([])).toMatchObject({
       accessLog: true,

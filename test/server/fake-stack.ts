@@ -277,6 +277,14 @@ export class FakeScheduler implements GenerationService {
     return { running: [], waiting: [] };
   }
 
+  /** Resets asked for (reset_prefix_cache); the fake caches nothing, so none are dropped. */
+  prefixCacheResets = 0;
+
+  async resetPrefixCache(): Promise<number | null> {
+    this.prefixCacheResets++;
+    return 0;
+  }
+
   async close(): Promise<void> {
     this.isClosed = true;
   }

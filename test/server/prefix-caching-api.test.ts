@@ -141,3 +141,59 @@ describe('cache_salt', () => {
     }
   });
 });
+
+describe("vLLM's POST /reset_prefix_cache (VLLM_SERVER_DEV_MODE)", () => {
+  it('drops every cached block, also while a stream runs, and the answers stay the same', async () => {
+    const server = await startTinyServer('reference', {}, { promptTokensDetails: true, devEndpoints: true });
+    const reset = (query = '') =>
+      fetch(server.baseURL.replace(/\/v1$/, `/reset_prefix_cache${query}`), { method: 'POST' });
+    try {
+      const prompt = SYSTEM + QUESTIONS[0];
+      const first = await complete(server, 'tiny-base', prompt);
+      expect((await complete(server, 'tiny-base', prompt)).cached).toBeGreaterThan(0);
+      const res = await reset();
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe('');
+      const afterReset = await complete(server, 'tiny-base', prompt);
+      expect(afterReset.cached).toBe(0);
+      expectSameAnswer(afterReset, first);
+
+      // Reset while a stream is mid-way: it runs to the end on its own blocks, and what it cached
+      // before the reset is not found afterwards.
+      const stream = await server.client.completions.create({
+        model: 'tiny-base',
+        prompt: SYSTEM + QUESTIONS[1],
+        max_tokens: 24,
+        temperature: 0,
+        ignore_eos: true,
+        stream: true,
+      } as never);
+      let text = '';
+      let resetDone: Promise<Response> | null = null;
+      for await (const chunk of stream as unknown as AsyncIterable<OpenAI.Completion>) {
+        text += chunk.choices[0]?.text ?? '';
+        resetDone ??= reset('?reset_running_requests=true&reset_external=false');
+      }
+      expect((await resetDone!).status).toBe(200);
+      expect(text.length).toBeGreaterThan(0);
+      expect((await complete(server, 'tiny-base', prompt)).cached).toBe(0);
+
+      const bad = await reset('?reset_running_requests=maybe');
+      expect(bad.status).toBe(400);
+      const sleeping = await fetch(server.baseURL.replace(/\/v1$/, '/is_sleeping'));
+      expect(await sleeping.json()).toEqual({ is_sleeping: false });
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('is not served without VLLM_SERVER_DEV_MODE, as vLLM', async () => {
+    const server = await startTinyServer('reference');
+    try {
+      const res = await fetch(server.baseURL.replace(/\/v1$/, '/reset_prefix_cache'), { method: 'POST' });
+      expect(res.status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+});
