@@ -262,15 +262,34 @@ function pickTemplate(file: string, raw: unknown): { source: string; toolUse: st
   throw new ModelFormatError(file, 'chat_template is neither a string nor a list of {name, template}');
 }
 
-/** The chat template, in priority order: --chat-template, tokenizer_config.json, chat_template.jinja. */
+/** What `--chat-template` names in errors when it is the template itself. */
+export const INLINE_CHAT_TEMPLATE = '--chat-template';
+
+/**
+ * The chat template, in priority order: --chat-template, tokenizer_config.json, chat_template.jinja.
+ * As vLLM reads --chat-template, it is a file, or, when no file opens and the text has one of
+ * Jinja's characters (`{`, `}`, a newline), the template itself, taken as written.
+ */
 export async function loadChatTemplate(
   dir: string,
   tokenizerConfig: Record<string, unknown>,
-  chatTemplateFile?: string,
+  chatTemplate?: string,
 ): Promise<ChatTemplate | null> {
-  if (chatTemplateFile) {
-    const source = (await readBoundedText(chatTemplateFile, MAX_CONFIG_BYTES, false))!;
-    return new ChatTemplate(source, chatTemplateFile);
+  if (chatTemplate !== undefined) {
+    const isTemplateText = /[{}\n]/.test(chatTemplate);
+    let source: string | null;
+    try {
+      source = chatTemplate === '' ? null : await readBoundedText(chatTemplate, MAX_CONFIG_BYTES, true);
+    } catch (error) {
+      if (!isTemplateText) throw error;
+      source = null;
+    }
+    if (source !== null) return new ChatTemplate(source, chatTemplate);
+    if (isTemplateText) return new ChatTemplate(chatTemplate, INLINE_CHAT_TEMPLATE);
+    throw new ModelFormatError(
+      chatTemplate,
+      "looks like a file path, but no such file opens (a --chat-template that is the template itself has Jinja's {, } or a newline in it)",
+    );
   }
   const configFile = join(dir, 'tokenizer_config.json');
   const fromConfig = pickTemplate(configFile, tokenizerConfig.chat_template);

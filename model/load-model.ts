@@ -33,7 +33,7 @@ export interface LoadedModel {
 }
 
 export interface LoadModelOptions {
-  /** A Jinja chat template file that replaces the tokenizer's own template. */
+  /** --chat-template: a Jinja chat template file, or the template itself (loadChatTemplate), replacing the tokenizer's. */
   chatTemplateFile?: string;
   /** The directory the tokenizer files come from (vLLM's --tokenizer); default the model's. */
   tokenizerDir?: string;

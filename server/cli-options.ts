@@ -243,7 +243,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   nvidia-smi or amdgpu's sysfs reports, F of it less the weights is the
                                   pool; else F of host memory (onnx, reference, a software WebGPU
                                   adapter), refused on a hardware WebGPU adapter: use --pool-size BYTES
-  --chat-template FILE            a Jinja chat template replacing the tokenizer's
+  --chat-template FILE|TEMPLATE   a Jinja chat template replacing the tokenizer's: a file, or (as vLLM reads
+                                  it) the template itself when no file opens and it has {, } or a newline
   --tokenizer DIR                 the tokenizer's files (tokenizer.json, tokenizer_config.json) from DIR, not the
                                   model's directory (vLLM's flag; a local folder: Loom downloads nothing)
   --generation-config auto|vllm|DIR  sampling defaults for fields a request leaves out (temperature, top_p,

@@ -116,6 +116,31 @@ describe('TextTokenizer', () => {
     ).toBe('</s>user');
   });
 
+  it("reads --chat-template as vLLM does: a file, else the template itself when it has Jinja's characters", async () => {
+    const dir = await tokenizerDir('inline-template', byteTokenizerConfigJson());
+    const inline = await TextTokenizer.fromDir(dir, '{{ messages[0].role }}:{{ messages[0].content }}');
+    expect(inline.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('user:a');
+    expect(inline.tokenizerInfo().chat_template).toBe('{{ messages[0].role }}:{{ messages[0].content }}');
+    // A newline alone makes it a template; taken as written (no escapes decoded, as vLLM now).
+    const multiline = await TextTokenizer.fromDir(dir, 'A\\n\nB');
+    expect(multiline.applyChatTemplate([{ role: 'user', content: 'a' }])).toBe('A\\n\nB');
+    // A file of that name wins over reading the text as a template.
+    const named = join(root(), '{odd}.jinja');
+    await writeFile(named, 'from the file');
+    expect((await TextTokenizer.fromDir(dir, named)).applyChatTemplate([])).toBe('from the file');
+    // Path-like text that names no file is refused, as vLLM refuses it; so is an empty one.
+    for (const missing of [join(root(), 'no-such.jinja'), '']) {
+      const err = (await TextTokenizer.fromDir(dir, missing).catch((e: unknown) => e)) as ModelFormatError;
+      expect(err).toBeInstanceOf(ModelFormatError);
+      expect(err.message).toMatch(/looks like a file path, but no such file opens/);
+    }
+    // A template that does not parse names the flag.
+    const broken = (await TextTokenizer.fromDir(dir, '{% for %}').catch(
+      (e: unknown) => e,
+    )) as ModelFormatError;
+    expect(broken.message).toMatch(/^--chat-template: chat template does not parse/);
+  });
+
   it('names the file when the tokenizer or template is broken', async () => {
     const dir = await tokenizerDir('broken', { ...byteTokenizerConfigJson(), chat_template: '{% for %}' });
     const err: unknown = await TextTokenizer.fromDir(dir).catch((e: unknown) => e);
