@@ -156,8 +156,12 @@ export interface CliOptions {
   trustRequestChatTemplate: boolean;
   /** --default-chat-template-kwargs: template variables every chat request gets unless it sets them. */
   defaultChatTemplateKwargs: Record<string, unknown>;
-  /** --hf-overrides: config.json's keys replaced by these (vLLM's flag). */
+  /** --hf-overrides: config.json's keys replaced by these (vLLM's flag); --rope-scaling/--rope-theta merged in. */
   hfOverrides: Record<string, unknown>;
+  /** --rope-scaling, --rope-theta: config.json's rope keys, over --hf-overrides's (vLLM's older flags). */
+  ropeOverrides: Record<string, unknown>;
+  /** --kv-cache-memory-bytes: the pool's size in bytes (vLLM's KV cache size; Loom's pool holds adapters too). */
+  kvCacheMemoryBytes: number | null;
   /** --enable-force-include-usage: every stream ends with its usage, asked or not. */
   forceIncludeUsage: boolean;
   /** vLLM's development endpoints, on when VLLM_SERVER_DEV_MODE is a nonzero integer (vLLM's variable). */
@@ -239,6 +243,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --quantization, -q int8|int4    weight-only quantization of the base model's linear weights, made at load
                                   (block-wise scales; onnx and webgpu; LoRA weights stay f32) (default none)
   --pool-size SIZE                page pool: bytes (2GiB) or a fraction of host memory (0.3) (default 0.25)
+  --kv-cache-memory-bytes N       vLLM's KV cache size in bytes (8G, 8g as vLLM reads them): Loom's unified pool,
+                                  which holds the resident adapters too; --gpu-memory-utilization is then ignored
   --gpu-memory-utilization F      vLLM's fraction (0 < F <= 1) of the engine's memory: on a GPU whose size
                                   nvidia-smi or amdgpu's sysfs reports, F of it less the weights is the
                                   pool; else F of host memory (onnx, reference, a software WebGPU
@@ -303,6 +309,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   request is refused, as vLLM refuses an untrusted template)
   --hf-overrides JSON             config.json's keys replaced by these before the model loads, e.g.
                                   '{"max_position_embeddings": 8192}' (vLLM's flag)
+  --rope-scaling JSON, --rope-theta N  config.json's rope_scaling / rope_theta replaced (vLLM's older flags;
+                                  they win over --hf-overrides's own)
   --default-chat-template-kwargs JSON  template variables every chat request gets unless its
                                   chat_template_kwargs (or reasoning_effort, documents) set them,
                                   e.g. '{"enable_thinking": false}' (vLLM's flag)
@@ -509,6 +517,19 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--hf-overrides': (o, v, f) => {
     o.hfOverrides = jsonObject(v, f, '{"max_position_embeddings": 8192}');
+  },
+  // vLLM's older spellings of two overrides; as in vLLM, they win over --hf-overrides's own.
+  '--rope-scaling': (o, v, f) => {
+    o.ropeOverrides.rope_scaling = jsonObject(v, f, '{"rope_type": "yarn", "factor": 4.0}');
+  },
+  '--rope-theta': (o, v, f) => {
+    const theta = Number(v);
+    if (!Number.isFinite(theta) || theta <= 0)
+      throw new CliError(`${f}: expected a positive number, got "${v}"`);
+    o.ropeOverrides.rope_theta = theta;
+  },
+  '--kv-cache-memory-bytes': (o, v, f) => {
+    o.kvCacheMemoryBytes = integer(humanReadableInteger(v, f), f, 1);
   },
   '--chat-template-content-format': (o, v, f) => {
     o.chatTemplateContentFormat = oneOf(v, f, CHAT_CONTENT_FORMATS);
@@ -851,6 +872,8 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     trustRequestChatTemplate: false,
     defaultChatTemplateKwargs: {},
     hfOverrides: {},
+    ropeOverrides: {},
+    kvCacheMemoryBytes: null,
     forceIncludeUsage: false,
     enableTokenizerInfoEndpoint: false,
     accessLog: true,
@@ -948,6 +971,16 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
       );
     if (options.sloTtftSeconds !== null)
       throw new CliError(`--slo-ttft needs --scheduling-policy slora (${policy} never aborts early)`);
+  }
+  options.hfOverrides = { ...options.hfOverrides, ...options.ropeOverrides };
+  if (options.kvCacheMemoryBytes !== null) {
+    if (poolSizeGiven)
+      throw new CliError('--kv-cache-memory-bytes and --pool-size both size the pool: give one of them');
+    // As in vLLM, the byte count wins over --gpu-memory-utilization (which it then ignores).
+    if (options.gpuMemoryUtilization !== null)
+      options.notices.push('--gpu-memory-utilization: ignored, --kv-cache-memory-bytes sizes the pool');
+    options.gpuMemoryUtilization = null;
+    options.poolSize = String(options.kvCacheMemoryBytes);
   }
   if (options.gpuMemoryUtilization !== null) {
     if (poolSizeGiven)

@@ -202,6 +202,68 @@ export const IGNORED_FLAGS: Record<string, IgnoredFlag> = {
     why: "Loom's /metrics hides no deprecated series: it shows every series it has",
     takesValue: true,
   },
+  '--task': {
+    why: 'Loom serves text generation',
+    takesValue: true,
+    accepts: (v) => v === 'auto' || v === 'generate',
+    expected: 'auto or generate (Loom serves text generation, not pooling tasks)',
+  },
+  '--runner': {
+    why: 'Loom serves text generation',
+    takesValue: true,
+    accepts: (v) => v === 'auto' || v === 'generate',
+    expected: 'auto or generate (Loom serves text generation, not pooling models)',
+  },
+  '--convert': {
+    why: 'Loom serves the model as the generative model it is',
+    takesValue: true,
+    accepts: (v) => v === 'auto' || v === 'none',
+    expected: 'auto or none (Loom converts no model into a pooling model)',
+  },
+  '--config-format': {
+    why: "Loom reads the model's config.json",
+    takesValue: true,
+    accepts: (v) => v === 'auto' || v === 'hf',
+    expected: "auto or hf (Loom reads the Hugging Face config.json; Mistral's params.json is not read)",
+  },
+  '--hf-token': { why: 'Loom downloads nothing: --model names a local folder', takesValue: true },
+  '--allowed-media-domains': { why: 'Loom takes text only; it fetches no media', takesValue: true },
+  '--default-mm-loras': {
+    why: 'Loom takes text only: no request brings the modality these adapters are for',
+    takesValue: true,
+  },
+  '--logits-processor-pattern': {
+    why: 'Loom loads no logits processors by name, so none can match the pattern',
+    takesValue: true,
+  },
+  '--aggregate-engine-logging': { why: 'Loom runs one engine, which logs as one', takesValue: false },
+  '--calculate-kv-scales': {
+    why: 'KV scales are for an fp8 KV cache, which Loom does not have (--kv-cache-dtype auto only)',
+    takesValue: false,
+  },
+  '--prefix-caching-hash-algo': {
+    why: 'Loom keys cached blocks by a SHA-256 chain whichever is named (the choice only moves the odds of a collision)',
+    takesValue: true,
+    accepts: (v) =>
+      ['sha256', 'sha256_cbor', 'sha256_cbor_64bit', 'builtin', 'xxhash', 'xxhash_cbor'].includes(v),
+    expected: 'sha256, sha256_cbor, sha256_cbor_64bit, builtin, xxhash or xxhash_cbor',
+  },
+  '--cuda-graph-sizes': { why: 'Loom captures no CUDA graphs', takesValue: true },
+  '--data-parallel-rank': {
+    why: 'Loom runs on one device',
+    takesValue: true,
+    accepts: (v) => v.trim() === '0',
+    expected: '0 (Loom runs on one device; data parallelism is not supported)',
+  },
+  '--ray-workers-use-nsight': { why: 'Loom runs no Ray workers', takesValue: false },
+  '--enable-eplb': {
+    why: 'Loom serves dense Llama-family models, which have no experts to balance',
+    takesValue: false,
+  },
+  '--use-v2-block-manager': {
+    why: "vLLM's block manager flag changes nothing since v0.6 (Loom pages its own KV)",
+    takesValue: false,
+  },
 };
 
 /**
@@ -236,6 +298,14 @@ export const UNSUPPORTED_FLAGS: Record<string, string> = {
   '--lora-extra-vocab-size':
     "Loom's adapters add no tokens: an adapter that brings its own embeddings is refused when it loads",
   '--enable-mfu-metrics': 'Loom has no model-FLOPs-utilization metrics',
+  '--kv-events-config': 'Loom publishes no KV cache events (it makes no network call of its own)',
+  '--pooler-config': 'Loom serves text generation, not pooling models',
+  '--override-pooler-config': 'Loom serves text generation, not pooling models',
+  '--scheduler-cls': 'a Python scheduler class; Loom runs no Python (its own policies: --scheduling-policy)',
+  '--worker-cls': 'a Python worker class; Loom runs no Python',
+  '--worker-extension-cls':
+    'a Python worker extension (RL frameworks use one to update weights); Loom runs no Python: adapters are updated with /v1/load_lora_adapter and load_inplace',
+  '--num-gpu-blocks-override': 'Loom sizes its unified pool in bytes, not KV blocks: use --pool-size',
 };
 
 /** vLLM's short forms of flags. */

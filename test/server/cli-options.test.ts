@@ -72,6 +72,33 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--disable-access-log-for-endpoints', 'health'])).toThrow(/"health" is not a path/);
   });
 
+  it("reads vLLM's --rope-scaling/--rope-theta into the overrides (over --hf-overrides's) and --kv-cache-memory-bytes as the pool", () => {
+    const options = serve([
+      '--rope-theta',
+      '500000',
+      '--hf-overrides',
+      '{"rope_theta": 1, "max_position_embeddings": 4096}',
+      '--rope-scaling',
+      '{"rope_type": "dynamic", "factor": 2.0}',
+    ]);
+    expect(options.hfOverrides).toEqual({
+      rope_theta: 500000,
+      max_position_embeddings: 4096,
+      rope_scaling: { rope_type: 'dynamic', factor: 2 },
+    });
+    expect(() => serve(['--rope-theta', '-1'])).toThrow(/--rope-theta: expected a positive number/);
+    expect(serve(['--kv-cache-memory-bytes', '2G']).poolSize).toBe(String(2 * 2 ** 30));
+    const both = serve(['--gpu-memory-utilization', '0.5', '--kv-cache-memory-bytes', '1000000']);
+    expect(both.poolSize).toBe('1000000');
+    expect(both.gpuMemoryUtilization).toBeNull();
+    expect(both.notices).toContain(
+      '--gpu-memory-utilization: ignored, --kv-cache-memory-bytes sizes the pool',
+    );
+    expect(() => serve(['--pool-size', '1GiB', '--kv-cache-memory-bytes', '1000'])).toThrow(
+      /both size the pool/,
+    );
+  });
+
   it('refuses by name, with the reason, the vLLM flags whose work Loom cannot do', () => {
     expect(() => serve(['--enable-sleep-mode'])).toThrow(
       /--enable-sleep-mode is not supported: vLLM's sleep mode/,
@@ -95,6 +122,10 @@ describe('parseCliOptions', () => {
     ]);
     expect(() => serve(['--model-impl', 'terratorch'])).toThrow(
       /--model-impl: "terratorch" is not supported/,
+    );
+    expect(() => serve(['--task', 'embed'])).toThrow(/not pooling tasks/);
+    expect(() => serve(['--worker-extension-cls', 'x.Y'])).toThrow(
+      /--worker-extension-cls is not supported: .*load_inplace/,
     );
   });
 
