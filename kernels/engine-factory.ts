@@ -317,7 +317,7 @@ async function createCpuEngine(
       weightFormat,
       weightCache:
         options.modelDir && weightFormat !== 'f32'
-          ? { dir: defaultCacheDir(), checkpoint: checkpointIdentity(options.modelDir) }
+          ? { dir: defaultCacheDir(), checkpoint: checkpointIdentity(options.modelDir, weights.config) }
           : undefined,
     };
     const onWorker = (options.onnxThread ?? 'worker') === 'worker';

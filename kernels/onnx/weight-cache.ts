@@ -14,6 +14,7 @@ import {
 } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
+import type { LlamaConfig } from '../../model/llama-config.js';
 import { BLOCK_SIZE, type WeightFormat } from '../weight-quantization.js';
 import type { EncodedWeight, WeightFileLocation } from './base-weights.js';
 
@@ -45,12 +46,17 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'loom');
 }
 
-/** A checkpoint directory's identity: its config.json and *.safetensors files' names, sizes and mtimes. */
-export function checkpointIdentity(modelDir: string): string {
+/**
+ * A checkpoint directory's identity: its config.json and *.safetensors files' names, sizes and
+ * mtimes, and the config the model was loaded with. The files alone miss --hf-overrides: with
+ * `tie_word_embeddings` overridden, lm_head is encoded from the embedding, not lm_head.weight.
+ */
+export function checkpointIdentity(modelDir: string, config?: LlamaConfig): string {
   const files = readdirSync(modelDir)
     .filter((f) => f === 'config.json' || f.endsWith('.safetensors'))
     .sort();
   const hash = createHash('sha256').update(modelDir);
+  if (config) hash.update(`\n${JSON.stringify(config)}`);
   for (const f of files) {
     const s = statSync(join(modelDir, f));
     hash.update(`\n${f} ${s.size} ${s.mtimeMs}`);

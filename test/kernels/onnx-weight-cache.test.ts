@@ -7,7 +7,7 @@ import { checkpointIdentity, weightCacheFile } from '../../kernels/onnx/weight-c
 import type { WeightFormat } from '../../kernels/weight-quantization.js';
 import { TARGET_MODULES } from '../../model/llama-modules.js';
 import type { ModelWeights } from '../../model/model-weights.js';
-import { syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
+import { syntheticConfig, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
 import { tempDirForFile } from '../model/temp-dir.js';
 import { randomTokens, referenceHarness } from './reference-harness.js';
 
@@ -109,5 +109,18 @@ describe('the encoded-weight cache on disk', () => {
     expect(checkpointIdentity(model)).toBe(before);
     writeFileSync(join(model, 'model.safetensors'), 'aaaaaaaa');
     expect(checkpointIdentity(model)).not.toBe(before);
+  });
+
+  it('keys it by the config it was loaded with too: --hf-overrides can change what lm_head is', () => {
+    const model = join(tempDir(), 'ckpt-config');
+    mkdirSync(model, { recursive: true });
+    writeFileSync(join(model, 'config.json'), '{}');
+    writeFileSync(join(model, 'model.safetensors'), 'aaaa');
+    const config = syntheticConfig(TINY_SPEC);
+    const asFiled = checkpointIdentity(model, config);
+    expect(checkpointIdentity(model, { ...config })).toBe(asFiled);
+    expect(checkpointIdentity(model, { ...config, tieWordEmbeddings: !config.tieWordEmbeddings })).not.toBe(
+      asFiled,
+    );
   });
 });
