@@ -21,6 +21,8 @@ export interface LoadedModel {
   /** The directory's base name; callers may serve it under another name. */
   name: string;
   dir: string;
+  /** The config.json `config` was read from (the model's, or --hf-config-path's). */
+  configFile: string;
   config: LlamaConfig;
   weights: ModelWeights;
   tokenizer: TextTokenizer;
@@ -37,6 +39,8 @@ export interface LoadModelOptions {
   chatTemplateFile?: string;
   /** The directory the tokenizer files come from (vLLM's --tokenizer); default the model's. */
   tokenizerDir?: string;
+  /** The directory config.json comes from (vLLM's --hf-config-path); default the model's. */
+  configDir?: string;
   /** config.json's keys replaced by these (vLLM's --hf-overrides), before the config is read. */
   hfOverrides?: Readonly<Record<string, unknown>>;
   /** Called as each safetensors file's tensors have been read and checked. */
@@ -71,8 +75,9 @@ export interface FileReadProgress {
 export async function loadLlamaConfig(
   dir: string,
   overrides: Readonly<Record<string, unknown>> = {},
+  configDir = dir,
 ): Promise<LlamaConfig> {
-  const fileOnDisk = join(dir, 'config.json');
+  const fileOnDisk = join(configDir, 'config.json');
   const raw = { ...(await readJsonObject(fileOnDisk, { optional: false }))!, ...overrides };
   const configFile = Object.keys(overrides).length > 0 ? `${fileOnDisk} (with --hf-overrides)` : fileOnDisk;
   const generation = (await readJsonObject(join(dir, 'generation_config.json'), { optional: true })) ?? {};
@@ -216,7 +221,8 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
   if (!info) throw new ModelFormatError(dir, 'model directory does not exist');
   if (!info.isDirectory()) throw new ModelFormatError(dir, 'is not a directory (expected a model directory)');
 
-  const config = await loadLlamaConfig(dir, opts.hfOverrides);
+  const configDir = opts.configDir ?? dir;
+  const config = await loadLlamaConfig(dir, opts.hfOverrides, configDir);
   const tokenizerDir = opts.tokenizerDir ?? dir;
   const tokenizer = await TextTokenizer.fromDir(tokenizerDir, opts.chatTemplateFile);
   if (tokenizer.vocabSize > config.vocabSize) {
@@ -228,7 +234,7 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
 
   const checkpoint = await Checkpoint.open(dir);
   try {
-    checkLayerCount(checkpoint, config, join(dir, 'config.json'));
+    checkLayerCount(checkpoint, config, join(configDir, 'config.json'));
     checkTensors(checkpoint, config);
     const deferred = opts.linearWeightCheck === 'background' ? [] : undefined;
     const { tensors, files } = await readCheckedTensors(checkpoint, config, opts.onFileRead, deferred);
@@ -242,7 +248,15 @@ export async function loadModel(dir: string, opts: LoadModelOptions = {}): Promi
     const linearWeightsChecked = deferred ? checkLinearWeightsInBackground(deferred) : Promise.resolve();
     // Handled here so a caller that fails before awaiting it leaves no unhandled rejection.
     linearWeightsChecked.catch(() => {});
-    return { name: basename(resolve(dir)), dir, config, weights, tokenizer, linearWeightsChecked };
+    return {
+      name: basename(resolve(dir)),
+      dir,
+      configFile: join(configDir, 'config.json'),
+      config,
+      weights,
+      tokenizer,
+      linearWeightsChecked,
+    };
   } finally {
     await checkpoint.close();
   }

@@ -94,6 +94,8 @@ export interface LlmEngineOptions {
   chatTemplateFile: string | null;
   /** --tokenizer: the tokenizer's directory, when it is not the model's (vLLM's flag). */
   tokenizerDir?: string | null;
+  /** vLLM's --hf-config-path: the folder config.json is read from instead of the model's. */
+  hfConfigDir?: string | null;
   /** --hf-overrides: config.json's keys replaced by these (vLLM's flag). */
   hfOverrides?: Readonly<Record<string, unknown>> | null;
   /** --seed: seeds of requests that bring none; null draws them at random. */
@@ -185,6 +187,7 @@ export class LlmEngine {
     const model = await loadModel(options.modelDir, {
       chatTemplateFile: options.chatTemplateFile ?? undefined,
       tokenizerDir: options.tokenizerDir ?? undefined,
+      configDir: options.hfConfigDir ?? undefined,
       hfOverrides: options.hfOverrides ?? undefined,
       onFileRead: (read) => log.info(weightFileLine(read), 'weights file read and checked'),
       // The mapped linear weights are checked on a worker while the engine is built.
@@ -205,7 +208,7 @@ export class LlmEngine {
       );
     }
     const windowProblem = contextLengthProblem(config, maxModelLen);
-    if (windowProblem) throw new StartupError(`${join(model.dir, 'config.json')}: ${windowProblem}`);
+    if (windowProblem) throw new StartupError(`${model.configFile}: ${windowProblem}`);
     let poolSize = options.poolSize;
     let hostFraction = options.gpuMemoryUtilization ?? null;
     if (hostFraction !== null) {

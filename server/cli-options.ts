@@ -103,6 +103,8 @@ export interface CliOptions {
   chatTemplate: string | null;
   /** --tokenizer: the tokenizer's directory when it is not the model's; null: the model's. */
   tokenizer: string | null;
+  /** --hf-config-path: the folder config.json is read from when it is not the model's (vLLM's flag). */
+  hfConfigPath: string | null;
   /** --generation-config: where the sampling defaults come from (auto: the model's generation_config.json; vllm: none; a folder). */
   generationConfig: GenerationConfigSource;
   /** --override-generation-config: sampling defaults over those (vLLM's JSON object). */
@@ -253,6 +255,8 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   it) the template itself when no file opens and it has {, } or a newline
   --tokenizer DIR                 the tokenizer's files (tokenizer.json, tokenizer_config.json) from DIR, not the
                                   model's directory (vLLM's flag; a local folder: Loom downloads nothing)
+  --hf-config-path DIR            config.json from DIR, not the model's directory (vLLM's flag; generation_config.json
+                                  stays the model's)
   --generation-config auto|vllm|DIR  sampling defaults for fields a request leaves out (temperature, top_p,
                                   top_k, min_p, repetition_penalty; max_new_tokens caps max_tokens), as vLLM:
                                   auto: the model's generation_config.json; vllm: none; DIR: DIR's (default auto)
@@ -505,6 +509,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--tokenizer': (o, v) => {
     o.tokenizer = v;
+  },
+  '--hf-config-path': (o, v) => {
+    o.hfConfigPath = v;
   },
   '--generation-config': (o, v) => {
     o.generationConfig = v;
@@ -843,6 +850,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     poolSize: '0.25',
     chatTemplate: null,
     tokenizer: null,
+    hfConfigPath: null,
     generationConfig: 'auto',
     overrideGenerationConfig: {},
     seed: null,

@@ -217,6 +217,7 @@ async function main(): Promise<void> {
       gpuMemoryUtilization: options.gpuMemoryUtilization,
       chatTemplateFile: options.chatTemplate,
       tokenizerDir: options.tokenizer,
+      hfConfigDir: options.hfConfigPath,
       hfOverrides: options.hfOverrides,
       generationConfig: options.generationConfig,
       overrideGenerationConfig: options.overrideGenerationConfig,

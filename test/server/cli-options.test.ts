@@ -70,6 +70,8 @@ describe('parseCliOptions', () => {
       disableSlidingWindow: true,
     });
     expect(() => serve(['--disable-access-log-for-endpoints', 'health'])).toThrow(/"health" is not a path/);
+    expect(serve(['--hf-config-path', '/configs/llama']).hfConfigPath).toBe('/configs/llama');
+    expect(serve([]).hfConfigPath).toBeNull();
   });
 
   it("reads vLLM's --rope-scaling/--rope-theta into the overrides (over --hf-overrides's) and --kv-cache-memory-bytes as the pool", () => {

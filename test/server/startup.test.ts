@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -246,6 +246,37 @@ describe('server/main.ts start-up', () => {
     );
     expect(stack.maxModelLen).toBe(256);
     await stack.close();
+  });
+
+  it('reads config.json from --hf-config-path, and names that file in its errors', async () => {
+    const configDir = join(model.root, 'other-config');
+    await mkdir(configDir, { recursive: true });
+    const config = JSON.parse(await readFile(join(model.modelDir, 'config.json'), 'utf8'));
+    const options = {
+      modelDir: model.modelDir,
+      loraModules: [],
+      servedModelName: null,
+      maxModelLen: null,
+      maxNumSeqs: 4,
+      maxNumBatchedTokens: 64,
+      engine: 'reference' as const,
+      poolSize: '8MiB',
+      chatTemplateFile: null,
+      seed: null,
+      hfConfigDir: configDir,
+    };
+    await writeFile(
+      join(configDir, 'config.json'),
+      JSON.stringify({ ...config, max_position_embeddings: 192 }),
+    );
+    const stack = await buildServingStack(options, { info: () => {} });
+    expect(stack.maxModelLen).toBe(192);
+    await stack.close();
+    // A config that does not fit the weights is refused, naming the file it came from.
+    await writeFile(join(configDir, 'config.json'), JSON.stringify({ ...config, num_hidden_layers: 7 }));
+    await expect(buildServingStack(options, { info: () => {} })).rejects.toThrow(
+      join(configDir, 'config.json'),
+    );
   });
 
   it('--max-model-len auto fits the longest context one sequence can hold in the pool', async () => {
