@@ -1,5 +1,5 @@
 import { totalmem } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename } from 'node:path';
 import type { Engine, EngineFailure } from '../kernels/engine.js';
 import {
   createEngine,
