@@ -981,6 +981,12 @@ export function parseCliOptions(argv: readonly string[], env: NodeJS.ProcessEnv 
       throw new CliError(`--slo-ttft needs --scheduling-policy slora (${policy} never aborts early)`);
   }
   options.hfOverrides = { ...options.hfOverrides, ...options.ropeOverrides };
+  // vLLM opens /v1/load_lora_adapter to any path under this variable; Loom to --lora-root's alone.
+  const runtimeUpdating = (env.VLLM_ALLOW_RUNTIME_LORA_UPDATING ?? '').trim().toLowerCase();
+  if ((runtimeUpdating === '1' || runtimeUpdating === 'true') && options.loraRoot === null)
+    options.notices.push(
+      'VLLM_ALLOW_RUNTIME_LORA_UPDATING is set, but Loom loads adapters at run time only from under --lora-root DIR: without it, /v1/load_lora_adapter stays off',
+    );
   if (options.kvCacheMemoryBytes !== null) {
     if (poolSizeGiven)
       throw new CliError('--kv-cache-memory-bytes and --pool-size both size the pool: give one of them');

@@ -38,6 +38,17 @@ describe('parseCliOptions', () => {
     expect(() => serve(['--stream-stall-timeout', '0'])).toThrow(/--stream-stall-timeout/);
   });
 
+  it("says at start-up that vLLM's VLLM_ALLOW_RUNTIME_LORA_UPDATING does not open runtime loads without --lora-root", () => {
+    const notice = /VLLM_ALLOW_RUNTIME_LORA_UPDATING is set, but .*--lora-root DIR/;
+    expect(serve([], { VLLM_ALLOW_RUNTIME_LORA_UPDATING: 'True' }).notices).toEqual([
+      expect.stringMatching(notice),
+    ]);
+    expect(serve(['--lora-root', '/adapters'], { VLLM_ALLOW_RUNTIME_LORA_UPDATING: '1' }).notices).toEqual(
+      [],
+    );
+    expect(serve([], { VLLM_ALLOW_RUNTIME_LORA_UPDATING: '0' }).notices).toEqual([]);
+  });
+
   it('serves the development endpoints when VLLM_SERVER_DEV_MODE is a nonzero integer, as vLLM reads it', () => {
     expect(serve([]).devEndpoints).toBe(false);
     expect(serve([], { VLLM_SERVER_DEV_MODE: '1' }).devEndpoints).toBe(true);
