@@ -13,11 +13,16 @@
  *   npx tsx bench/llama-cpp-side-by-side.ts --llama-cpp /tmp/llamacpp [--layers 22] [--rounds 5]
  *     [--systems loom-int8,llama-q8_0] [--label NAME]
  *
+ * --llama-cpp-process own runs llama.cpp in a child process (llama-cpp/llama-cpp-child.ts), as a
+ * separate server would be, so its threads and memory do not share a process with Loom's engines;
+ * shared (the default) loads it into this one.
+ *
  * --systems runs some of them (default all: loom-f32, loom-f16, loom-int8, loom-int8-base,
  * llama-f32, llama-f16, llama-q8_0), so a pair can get more rounds in the same time; greedy tokens
  * are then compared with the first one's. --label names the report bench/results/
  * llama-cpp-side-by-side-<label>.*.
  */
+import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +36,7 @@ import { PagePool } from '../memory/page-pool.js';
 import type { LlamaConfig } from '../model/llama-config.js';
 import { syntheticWeights, TINYLLAMA_SPEC } from '../model/synthetic.js';
 import { type GgufWeightType, writeGguf } from './llama-cpp/gguf-writer.js';
-import { loadLlamaCpp } from './llama-cpp/node-llama-cpp.js';
+import { llamaCppGenerator, loadLlamaCpp, type TimedGeneration } from './llama-cpp/node-llama-cpp.js';
 import { ReadBandwidthProbe } from './memory-bandwidth.js';
 import { machineContext, writeBenchReport } from './report.js';
 
@@ -44,8 +49,11 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
     systems: { type: 'string', default: 'all' },
     label: { type: 'string', default: '' },
+    'llama-cpp-process': { type: 'string', default: 'shared' },
   },
 });
+if (!['shared', 'own'].includes(args['llama-cpp-process']))
+  throw new Error('--llama-cpp-process: shared (in this process, the default) or own (a child process)');
 const ROUNDS = Number(args.rounds);
 const STEPS = Number(args.steps);
 const THREADS = Number(args.threads);
@@ -154,48 +162,56 @@ function ggufStepBytes(config: LlamaConfig, type: GgufWeightType): number {
   return (decodeWeightBytes(config, 'f32') / 4) * (34 / 32);
 }
 
+type Generator = Awaited<ReturnType<typeof llamaCppGenerator>>;
+
+/** llama.cpp on one GGUF file in a child process (llama-cpp/llama-cpp-child.ts), driven over IPC. */
+async function childGenerator(dir: string, modelPath: string, contextOptions: object): Promise<Generator> {
+  const child = fork(join(import.meta.dirname, 'llama-cpp', 'llama-cpp-child.ts'), [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const ask = <T>(request: object): Promise<T> =>
+    new Promise((resolve, reject) => {
+      child.once('message', (message: { kind: string; message?: string }) =>
+        message.kind === 'error' ? reject(new Error(message.message)) : resolve(message as T),
+      );
+      child.send(request);
+    });
+  await ask({ kind: 'init', dir, modelPath, ...contextOptions });
+  return {
+    generate: (tokens, count) => ask<TimedGeneration>({ kind: 'generate', tokens, count }),
+    close: async () => {
+      await ask({ kind: 'close' });
+    },
+  };
+}
+
 async function llamaCppSystems(
   dir: string,
   config: LlamaConfig,
   files: Array<[GgufWeightType, string]>,
 ): Promise<System[]> {
-  const llama = await loadLlamaCpp(dir);
+  const ownProcess = args['llama-cpp-process'] === 'own';
+  const llama = ownProcess ? null : await loadLlamaCpp(dir);
+  const contextOptions = { contextSize: PREFILL + CONTEXT, batchSize: PREFILL, threads: THREADS };
   const systems: System[] = [];
   for (const [type, path] of files) {
-    const model = await llama.loadModel({ modelPath: path });
-    const context = await model.createContext({
-      contextSize: PREFILL + CONTEXT,
-      batchSize: PREFILL,
-      threads: THREADS,
-    });
-    const sequence = context.getSequence();
-    const generate = async (tokens: number[], count: number) => {
-      await sequence.clearHistory();
-      const at: number[] = [];
-      const out: number[] = [];
-      for await (const token of sequence.evaluate(tokens, { temperature: 0 })) {
-        at.push(performance.now());
-        out.push(token);
-        if (out.length >= count) break;
-      }
-      return { at, out };
-    };
+    // Timestamps come from the process that generates: only their differences are used.
+    const { generate, close } = llama
+      ? await llamaCppGenerator(llama, path, contextOptions)
+      : await childGenerator(dir, path, contextOptions);
     systems.push({
-      label: `llama.cpp ${type}`,
+      label: `llama.cpp ${type}${ownProcess ? ', own process' : ''}`,
       stepBytes: ggufStepBytes(config, type),
       async prefill(tokens) {
-        const t0 = performance.now();
-        const { at } = await generate(tokens, 1);
+        const { t0, at } = await generate(tokens, 1);
         return (at[0] - t0) / 1000;
       },
       async decode(contextTokens, steps) {
         const { at, out } = await generate(contextTokens, steps + 1);
         return { ms: at.slice(1).map((t, i) => t - at[i]), tokens: out };
       },
-      close: async () => {
-        await context.dispose();
-        await model.dispose();
-      },
+      close,
     });
   }
   return systems;
@@ -284,6 +300,10 @@ async function main(): Promise<void> {
         'decode steps per round': STEPS,
         'memory read bandwidth, GB/s min/med/max over the run': fmt(allGbps, 1),
         'llama.cpp': 'node-llama-cpp 3 (CPU build), GGUF written by bench/llama-cpp/gguf-writer.ts',
+        'llama.cpp process':
+          args['llama-cpp-process'] === 'own'
+            ? "its own (a child process per GGUF file, driven over IPC; its timestamps are that process's)"
+            : "this one (beside Loom's engines)",
       },
       rows,
       chart: { unit: 'decode batch 1, median ms/step', bars },

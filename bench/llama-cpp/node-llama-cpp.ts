@@ -29,6 +29,45 @@ export interface LlamaCpp {
   loadModel(options: { modelPath: string }): Promise<LlamaCppModel>;
 }
 
+/** A generation as a client sees it: when it was asked for, when each token came, the tokens. */
+export interface TimedGeneration {
+  t0: number;
+  at: number[];
+  out: number[];
+}
+
+/**
+ * One sequence of a context on one GGUF file, generating greedily from a fresh history each time
+ * (timestamps are this process's performance.now()).
+ */
+export async function llamaCppGenerator(
+  llama: LlamaCpp,
+  modelPath: string,
+  options: { contextSize: number; batchSize: number; threads: number },
+): Promise<{ generate(tokens: number[], count: number): Promise<TimedGeneration>; close(): Promise<void> }> {
+  const model = await llama.loadModel({ modelPath });
+  const context = await model.createContext(options);
+  const sequence = context.getSequence();
+  return {
+    async generate(tokens, count) {
+      await sequence.clearHistory();
+      const t0 = performance.now();
+      const at: number[] = [];
+      const out: number[] = [];
+      for await (const token of sequence.evaluate(tokens, { temperature: 0 })) {
+        at.push(performance.now());
+        out.push(token);
+        if (out.length >= count) break;
+      }
+      return { t0, at, out };
+    },
+    async close() {
+      await context.dispose();
+      await model.dispose();
+    },
+  };
+}
+
 export async function loadLlamaCpp(dir: string): Promise<LlamaCpp> {
   const require = createRequire(join(dir, 'package.json'));
   const { getLlama } = await import(pathToFileURL(require.resolve('node-llama-cpp')).href);
