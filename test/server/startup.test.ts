@@ -7,7 +7,7 @@ import { readSafetensors } from '../../model/safetensors.js';
 import { writeSafetensors } from '../../model/safetensors-writer.js';
 import { StartupError } from '../../model/startup-error.js';
 import { syntheticConfig, TINY_SPEC, writeSyntheticAdapter } from '../../model/synthetic.js';
-import { buildServingStack } from '../../server/serving-stack.js';
+import { buildServingStack, type StackOptions } from '../../server/serving-stack.js';
 import { useTinyModel, writeTinyModel } from './tiny-server.js';
 
 /** main.ts as a user runs it: its own process, its own exit code and stderr. */
@@ -37,6 +37,21 @@ function stderrLines(stderr: string): string[] {
 }
 
 const model = useTinyModel();
+
+/** buildServingStack's options for the tiny model on the reference engine, with `overrides`. */
+const referenceStackOptions = (overrides: Partial<StackOptions> = {}): StackOptions => ({
+  modelDir: model.modelDir,
+  loraModules: [],
+  servedModelName: null,
+  maxModelLen: 256,
+  maxNumSeqs: 4,
+  maxNumBatchedTokens: 64,
+  engine: 'reference',
+  poolSize: '8MiB',
+  chatTemplateFile: null,
+  seed: null,
+  ...overrides,
+});
 
 describe('server/main.ts start-up', () => {
   it('exits 1 with one line naming a missing model directory', async () => {
@@ -197,25 +212,14 @@ describe('server/main.ts start-up', () => {
     const configFile = join(windowed, 'config.json');
     const config = JSON.parse(await readFile(configFile, 'utf8'));
     await writeFile(configFile, JSON.stringify({ ...config, model_type: 'mistral', sliding_window: 256 }));
-    const options = (modelDir: string) => ({
-      modelDir,
-      loraModules: [],
-      servedModelName: null,
-      maxModelLen: 512 as number | null,
-      maxNumSeqs: 4,
-      maxNumBatchedTokens: 64,
-      engine: 'reference' as const,
-      poolSize: '8MiB',
-      chatTemplateFile: null,
-      seed: null,
-    });
-    const build = buildServingStack(options(windowed), { info: () => {} });
+    const options = referenceStackOptions({ modelDir: windowed, maxModelLen: 512 });
+    const build = buildServingStack(options, { info: () => {} });
     await expect(build).rejects.toBeInstanceOf(StartupError);
     await expect(build).rejects.toThrow(
       `${configFile}: sliding_window is 256 but the context would be 512 tokens; Loom's attention has no window, so serve at most 256 tokens (--max-model-len 256)`,
     );
     // vLLM's --disable-sliding-window caps the default context at the window instead.
-    const capped = { ...options(windowed), maxModelLen: null, disableSlidingWindow: true };
+    const capped = { ...options, maxModelLen: null, disableSlidingWindow: true };
     const stack = await buildServingStack(capped, { info: () => {} });
     expect(stack.maxModelLen).toBe(256);
     await stack.close();
@@ -225,18 +229,7 @@ describe('server/main.ts start-up', () => {
   });
 
   it("reads --hf-overrides into the model's config: a context past the overridden max_position_embeddings is refused", async () => {
-    const options = {
-      modelDir: model.modelDir,
-      loraModules: [],
-      servedModelName: null,
-      maxModelLen: 256,
-      maxNumSeqs: 4,
-      maxNumBatchedTokens: 64,
-      engine: 'reference' as const,
-      poolSize: '8MiB',
-      chatTemplateFile: null,
-      seed: null,
-    };
+    const options = referenceStackOptions();
     await expect(
       buildServingStack({ ...options, hfOverrides: { max_position_embeddings: 128 } }, { info: () => {} }),
     ).rejects.toThrow("--max-model-len 256 exceeds the model's max_position_embeddings 128");
@@ -252,19 +245,7 @@ describe('server/main.ts start-up', () => {
     const configDir = join(model.root, 'other-config');
     await mkdir(configDir, { recursive: true });
     const config = JSON.parse(await readFile(join(model.modelDir, 'config.json'), 'utf8'));
-    const options = {
-      modelDir: model.modelDir,
-      loraModules: [],
-      servedModelName: null,
-      maxModelLen: null,
-      maxNumSeqs: 4,
-      maxNumBatchedTokens: 64,
-      engine: 'reference' as const,
-      poolSize: '8MiB',
-      chatTemplateFile: null,
-      seed: null,
-      hfConfigDir: configDir,
-    };
+    const options = referenceStackOptions({ maxModelLen: null, hfConfigDir: configDir });
     await writeFile(
       join(configDir, 'config.json'),
       JSON.stringify({ ...config, max_position_embeddings: 192 }),
@@ -280,17 +261,7 @@ describe('server/main.ts start-up', () => {
   });
 
   it('--max-model-len auto fits the longest context one sequence can hold in the pool', async () => {
-    const options = {
-      modelDir: model.modelDir,
-      loraModules: [],
-      servedModelName: null,
-      maxModelLen: 'auto' as const,
-      maxNumSeqs: 4,
-      maxNumBatchedTokens: 64,
-      engine: 'reference' as const,
-      chatTemplateFile: null,
-      seed: null,
-    };
+    const options = referenceStackOptions({ maxModelLen: 'auto' });
     const roomy = await buildServingStack({ ...options, poolSize: '8MiB' }, { info: () => {} });
     const positions = syntheticConfig(TINY_SPEC).maxPositionEmbeddings;
     expect(roomy.maxModelLen).toBe(positions);
@@ -316,18 +287,11 @@ describe('server/main.ts start-up', () => {
   it('refuses a pool too small for one full-length sequence, or for an adapter beside one', async () => {
     const build = (maxModelLen: number) =>
       buildServingStack(
-        {
-          modelDir: model.modelDir,
+        referenceStackOptions({
           loraModules: [{ name: 'first', path: model.adapters[0].path }],
-          servedModelName: null,
           maxModelLen,
-          maxNumSeqs: 4,
-          maxNumBatchedTokens: 64,
-          engine: 'reference',
           poolSize: '64KiB',
-          chatTemplateFile: null,
-          seed: null,
-        },
+        }),
         { info: () => {} },
       );
     // 64 KiB of 64-float pages is 255 usable pages; 2 tokens per 4-page block.
