@@ -100,11 +100,17 @@ describe('the encoded-weight cache on disk', () => {
     expect(result.logits.length).toBe(6 * weights.config.vocabSize);
   });
 
-  it('keys a checkpoint by its files: a safetensors file that changes size changes the identity', () => {
-    const model = join(tempDir(), 'ckpt');
+  /** A checkpoint folder of stand-in files: identity reads names, sizes and mtimes only. */
+  const standInCheckpoint = (name: string): string => {
+    const model = join(tempDir(), name);
     mkdirSync(model, { recursive: true });
     writeFileSync(join(model, 'config.json'), '{}');
     writeFileSync(join(model, 'model.safetensors'), 'aaaa');
+    return model;
+  };
+
+  it('keys a checkpoint by its files: a safetensors file that changes size changes the identity', () => {
+    const model = standInCheckpoint('ckpt');
     const before = checkpointIdentity(model);
     expect(checkpointIdentity(model)).toBe(before);
     writeFileSync(join(model, 'model.safetensors'), 'aaaaaaaa');
@@ -112,10 +118,7 @@ describe('the encoded-weight cache on disk', () => {
   });
 
   it('keys it by the config it was loaded with too: --hf-overrides can change what lm_head is', () => {
-    const model = join(tempDir(), 'ckpt-config');
-    mkdirSync(model, { recursive: true });
-    writeFileSync(join(model, 'config.json'), '{}');
-    writeFileSync(join(model, 'model.safetensors'), 'aaaa');
+    const model = standInCheckpoint('ckpt-config');
     const config = syntheticConfig(TINY_SPEC);
     const asFiled = checkpointIdentity(model, config);
     expect(checkpointIdentity(model, { ...config })).toBe(asFiled);
