@@ -31,7 +31,7 @@ import { modelsRoute } from './routes/models.js';
 import { responsesRoute } from './routes/responses.js';
 import { serverInfoRoute } from './routes/server-info.js';
 import { textGenerationRoute } from './routes/text-generation.js';
-import { tokenizeRoute } from './routes/tokenize.js';
+import { tokenizeRoute, tokenizerInfoRoute } from './routes/tokenize.js';
 import { ServerState } from './server-state.js';
 import type { ServingStack } from './serving-stack.js';
 import { startStatsLog } from './stats-log.js';
@@ -192,7 +192,6 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     trustRequestChatTemplate: options.trustRequestChatTemplate ?? false,
     defaultChatTemplateKwargs: options.defaultChatTemplateKwargs ?? {},
     forceIncludeUsage: options.forceIncludeUsage ?? false,
-    tokenizerInfoEndpoint: options.tokenizerInfoEndpoint ?? false,
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone ?? false,
     chatTemplateContentFormat: options.chatTemplateContentFormat ?? 'auto',
     responseRole: options.responseRole ?? 'assistant',
@@ -265,6 +264,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
   app.register(tokenizeRoute);
   app.register(textGenerationRoute);
   app.register(invocationsRoute);
+  if (options.tokenizerInfoEndpoint) app.register(tokenizerInfoRoute);
   if (options.devEndpoints) app.register(devEndpointsRoute);
   return app;
 }

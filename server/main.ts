@@ -1,7 +1,7 @@
 // First: switches off onnxruntime's telemetry before anything loads it.
-import type { Server as HttpsServer } from 'node:https';
 import '../kernels/onnx/no-telemetry.js';
 import { readdir, stat } from 'node:fs/promises';
+import type { Server as HttpsServer } from 'node:https';
 import { join } from 'node:path';
 import { assertEngineAvailable } from '../kernels/engine-factory.js';
 import { verifyDefaultModel } from '../model/default-model.js';

@@ -34,8 +34,6 @@ export interface ServerSettings {
   defaultChatTemplateKwargs?: Readonly<Record<string, unknown>>;
   /** --enable-force-include-usage: every stream ends with its usage, asked or not. */
   forceIncludeUsage?: boolean;
-  /** --enable-tokenizer-info-endpoint: GET /tokenizer_info is served; absent: 404, as in vLLM. */
-  tokenizerInfoEndpoint?: boolean;
   /** --exclude-tools-when-tool-choice-none: tool_choice "none" keeps the tools out of the prompt. */
   excludeToolsWhenToolChoiceNone?: boolean;
   /** --chat-template-content-format: how message content reaches the template; absent: auto. */

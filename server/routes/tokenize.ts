@@ -95,14 +95,6 @@ export const tokenizeRoute: FastifyPluginAsyncTypebox = async (app) => {
     },
   );
 
-  // vLLM registers the route only under --enable-tokenizer-info-endpoint: a 404 otherwise.
-  if (app.loom.settings.tokenizerInfoEndpoint)
-    app.get(
-      '/tokenizer_info',
-      { schema: { response: { 200: TokenizerInfoResponseSchema, ...errorResponses } } },
-      async () => app.loom.requireStack().tokenizer.tokenizerInfo(),
-    );
-
   app.post(
     '/detokenize',
     {
@@ -118,5 +110,17 @@ export const tokenizeRoute: FastifyPluginAsyncTypebox = async (app) => {
       // As vLLM (HF's decode default): special tokens are written out, so a round trip keeps BOS.
       return { prompt: stack.tokenizer.decode(request.body.tokens, false) };
     },
+  );
+};
+
+/**
+ * vLLM's GET /tokenizer_info (model/tokenizer-info.ts), registered, as vLLM registers it, only
+ * under --enable-tokenizer-info-endpoint: a 404 otherwise.
+ */
+export const tokenizerInfoRoute: FastifyPluginAsyncTypebox = async (app) => {
+  app.get(
+    '/tokenizer_info',
+    { schema: { response: { 200: TokenizerInfoResponseSchema, ...errorResponses } } },
+    async () => app.loom.requireStack().tokenizer.tokenizerInfo(),
   );
 };
