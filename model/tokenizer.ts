@@ -44,13 +44,12 @@ export class TextTokenizer {
    * than maxModelLen × this is too long before it is tokenized. Infinite where no bound holds.
    */
   readonly longestTokenChars: number;
-  private readonly tokenizerJson: Record<string, unknown>;
+  /** The files it was built from: tokenizer.json's pieces for tokenBytes, the configs for tokenizerInfo. */
   private readonly files: TokenizerFiles;
   private byteStrings: ReadonlyArray<Uint8Array | null> | null = null;
 
   constructor(files: TokenizerFiles) {
     this.files = files;
-    this.tokenizerJson = files.tokenizerJson;
     const tokenizerConfig = files.tokenizerConfig ?? {};
     const configFile = files.configFile ?? 'tokenizer_config.json';
     this.specialTokens = resolveSpecialTokens(
@@ -131,7 +130,7 @@ export class TextTokenizer {
    */
   tokenBytes(): ReadonlyArray<Uint8Array | null> {
     this.byteStrings ??= tokenByteStrings(
-      this.tokenizerJson,
+      this.files.tokenizerJson,
       new Map(this.tokenizer.get_vocab(true)),
       this.vocabSize,
     );
