@@ -1,5 +1,5 @@
 import { type ReasoningParserName, ReasoningReader } from './reasoning.js';
-import type { ToolCall, ToolCallDelta } from './tool-call-stream.js';
+import { appendCallDeltas, type ToolCall, type ToolCallDelta } from './tool-call-stream.js';
 import { type MessageReader, messageReader, type ToolCallOutput } from './tool-calls.js';
 
 /** What a piece of a choice's output adds to its message. */
@@ -58,20 +58,25 @@ export class ChatOutputReader {
     if (end) {
       const last = this.message.finish();
       read.content += last.content;
-      read.calls.push(...last.calls);
+      appendCallDeltas(read.calls, last.calls);
     }
     return { reasoning, content: read.content, calls: read.calls };
   }
 }
 
-/** A choice's reader: its reasoning apart (--reasoning-parser), its tool calls apart; null when its text is its content. */
+/**
+ * A choice's reader: its reasoning apart (--reasoning-parser), its tool calls apart; null when its
+ * text is its content. `streamed`: the choice goes out as it comes, so calls are sent while they
+ * arrive (tool_choice "auto": AutoToolCallReader).
+ */
 export function chatOutputReader(
   output: ToolCallOutput | null,
   reasoningParser: ReasoningParserName | null,
+  streamed: boolean,
 ): ChatOutputReader | null {
   if (!output && !reasoningParser) return null;
   return new ChatOutputReader(
     reasoningParser ? new ReasoningReader() : null,
-    output ? messageReader(output) : null,
+    output ? messageReader(output, streamed) : null,
   );
 }

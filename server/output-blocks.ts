@@ -1,7 +1,7 @@
 import type { TokenLogprobs } from '../kernels/logprobs.js';
 import type { ChatOutputReader } from './chat-output.js';
 import type { ChatTokenLogprob, ChoiceLogprobs } from './logprobs.js';
-import type { ToolCallDelta } from './tool-call-stream.js';
+import { appendCallDeltas, type ToolCallDelta } from './tool-call-stream.js';
 
 export type OutputLogprob = ChatTokenLogprob & { top_logprobs: ChatTokenLogprob[] };
 
@@ -119,11 +119,15 @@ export function choiceFeeder(reader: ChatOutputReader | null, logprobs: ChoiceLo
       const last = reader.finish();
       read.reasoning += last.reasoning;
       read.content += last.content;
-      read.calls.push(...last.calls);
+      appendCallDeltas(read.calls, last.calls);
     }
+    // Arguments of a call that was arriving came before any text of this piece; new calls after it.
+    const firstNew = read.calls.findIndex((delta) => delta.id !== undefined);
+    const arriving = firstNew < 0 ? read.calls : read.calls.slice(0, firstNew);
     blocks.reasoning(read.reasoning);
+    blocks.calls(arriving);
     blocks.text(read.content);
-    blocks.calls(read.calls);
+    blocks.calls(read.calls.slice(arriving.length));
   };
 }
 

@@ -19,6 +19,16 @@ export interface ToolCallDelta {
   function: { name?: string; arguments: string };
 }
 
+/** `more` after `deltas`, a call's arguments joined into the delta before when it is that call's. */
+export function appendCallDeltas(deltas: ToolCallDelta[], more: readonly ToolCallDelta[]): void {
+  for (const delta of more) {
+    const last = deltas[deltas.length - 1];
+    if (delta.id === undefined && last?.index === delta.index)
+      last.function.arguments += delta.function.arguments;
+    else deltas.push(delta);
+  }
+}
+
 /** vLLM's tool call ids: "chatcmpl-tool-" and 32 hex digits. */
 export function newToolCallId(): string {
   return `chatcmpl-tool-${randomHex()}`;

@@ -192,9 +192,12 @@ export interface MessageReader {
   readonly calls: readonly ToolCall[];
 }
 
-/** The reader of a choice's output: guided calls (tool-call-stream.ts) or free text with calls in it. */
-export function messageReader(output: ToolCallOutput): MessageReader {
-  if (output.kind === 'auto') return autoToolCallReader(output.parser, output.maxCalls);
+/**
+ * The reader of a choice's output: guided calls (tool-call-stream.ts) or free text with calls in
+ * it; `streamed` sends free text's calls while they arrive.
+ */
+export function messageReader(output: ToolCallOutput, streamed: boolean): MessageReader {
+  if (output.kind === 'auto') return autoToolCallReader(output.parser, output.maxCalls, streamed);
   const reader = new ToolCallReader(output);
   return {
     push: (text) => ({ content: '', calls: reader.push(text) }),

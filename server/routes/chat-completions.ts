@@ -12,7 +12,7 @@ import { ChatCompletionResponseSchema, errorResponses } from '../schemas/respons
 import { type ChoiceView, serveCompletion } from '../serve-completion.js';
 import type { ServerState } from '../server-state.js';
 import type { ServingStack } from '../serving-stack.js';
-import type { ToolCall } from '../tool-call-stream.js';
+import { appendCallDeltas, type ToolCall } from '../tool-call-stream.js';
 import { type ToolCalling, toolFinishReason } from '../tool-calls.js';
 
 /**
@@ -85,11 +85,11 @@ export function serveChatCompletion(state: ServerState, reply: FastifyReply, bod
   /** vLLM's echo: the final assistant message's text, put before each choice's. */
   let echo = '';
   const reasoningParser = state.settings.reasoningParser;
-  const newReader = () => chatOutputReader(tools?.output ?? null, reasoningParser);
+  const newReader = (streamed: boolean) => chatOutputReader(tools?.output ?? null, reasoningParser, streamed);
   /** Streaming: each choice's reader, reading its text as it comes. */
   const readers = new Map<number, ChatOutputReader | null>();
   const readerOf = (index: number) => {
-    if (!readers.has(index)) readers.set(index, newReader());
+    if (!readers.has(index)) readers.set(index, newReader(true));
     return readers.get(index) ?? null;
   };
   return serveCompletion(state, reply, body, {
@@ -119,7 +119,7 @@ export function serveChatCompletion(state: ServerState, reply: FastifyReply, bod
     }),
     choice: (outcome, view) => {
       const output = tools?.output;
-      const reader = newReader();
+      const reader = newReader(false);
       let message: ChatMessageOut = { role, content: echo + outcome.text };
       let numCalls = 0;
       if (reader) {
@@ -162,7 +162,7 @@ export function serveChatCompletion(state: ServerState, reply: FastifyReply, bod
           const last = reader.finish();
           read.reasoning += last.reasoning;
           read.content += last.content;
-          read.calls.push(...last.calls);
+          appendCallDeltas(read.calls, last.calls);
         }
         numCalls = reader.calls.length;
         if (body.include_reasoning === false) read.reasoning = '';

@@ -103,7 +103,10 @@ async function serveMessages(state: ServerState, reply: FastifyReply, body: Mess
   const { tools } = run;
   const id = `msg_${randomHex()}`;
   const generation = await startChatRun(state, reply, chat, run, { requestId: id, numTop: null });
-  const feed = choiceFeeder(chatOutputReader(tools.output, state.settings.reasoningParser), null);
+  const feed = choiceFeeder(
+    chatOutputReader(tools.output, state.settings.reasoningParser, body.stream === true),
+    null,
+  );
   const stopOf = (
     finishReason: string | null,
     stopReason: string | number | undefined,

@@ -117,7 +117,7 @@ async function serveResponse(state: ServerState, reply: FastifyReply, body: Resp
     detached: background,
   });
   const logprobs = numTop === null ? null : new ChoiceLogprobs(stack.tokenizer, numTop);
-  const reader = chatOutputReader(tools.output, reasoningParser);
+  const reader = chatOutputReader(tools.output, reasoningParser, body.stream === true);
   const createdAt = Math.floor(Date.now() / 1000);
   // The request's settings as the response object repeats them (OpenAI's fields, their defaults filled in).
   const response = (status: string, output: object[], finished: boolean) => ({

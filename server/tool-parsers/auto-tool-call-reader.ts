@@ -14,11 +14,21 @@ export interface ReadCall {
 
 /**
  * tool_choice "auto" (--enable-auto-tool-choice with --tool-call-parser): the model writes free
- * text, and calls in its own format are read out of it. Streamed and collected choices go
- * through the same reader (a collected one is one push and the end), so both say the same: the
- * text that is not a call is the content, without trailing whitespace, and each call is sent
- * whole, once it is complete, with its arguments as vLLM writes them. A call that does not parse
- * stays in the content as the model wrote it. Each format is a subclass (parsers.ts names them).
+ * text, and calls in its own format are read out of it. The text that is not a call is the
+ * content, without trailing whitespace; a call's arguments are as vLLM writes them. A collected
+ * choice is one push and the end: each call is read whole, and one that does not parse stays in
+ * the content as the model wrote it.
+ *
+ * A streamed choice (`streamsCalls`, in the JSON formats) sends a call as vLLM's streaming
+ * parsers do: its id and name as soon as the name has arrived, then its arguments as they come
+ * (partial-json.ts: the start of what json.dumps writes, as far as no later text can change it),
+ * so a client sees the call begin while the model is still writing it. For a call that parses,
+ * the deltas add up to what the collected choice says. A call whose text turns out not to be one
+ * after it was announced (bad JSON after its arguments began) cannot be taken back: it stays a
+ * call with the arguments sent before the text went wrong, and its text is the content too, as
+ * the collected choice has it. One that parses to other arguments than were sent (a key written
+ * twice, two arguments keys) keeps what was sent.
+ * Each format is a subclass (parsers.ts names them).
  */
 export abstract class AutoToolCallReader {
   readonly calls: ToolCall[] = [];
@@ -28,6 +38,10 @@ export abstract class AutoToolCallReader {
   private heldWhitespace = '';
   /** parallel_tool_calls: false keeps the first call only (the model's later ones are dropped). */
   maxCalls = Number.POSITIVE_INFINITY;
+  /** A streamed choice: calls are announced, and their arguments sent, while they arrive. */
+  streamsCalls = false;
+  /** The call being sent while it arrives: where it is in `calls`, and whether its text went wrong. */
+  private arriving: { index: number; stopped: boolean } | null = null;
 
   /** The message's text so far. */
   get content(): string {
@@ -65,6 +79,69 @@ export abstract class AutoToolCallReader {
     this.emit(out, this.pending.slice(0, end));
     this.pending = this.pending.slice(at >= 0 ? at + tag.length : end);
     return at >= 0;
+  }
+
+  /**
+   * A call whose text is still arriving, as far as it can be read (partial-json.ts): announced
+   * once its name is known, then sent the arguments' new part. Collected choices wait for the end.
+   */
+  protected callArriving(out: AutoToolCallDelta, name: string | null, args: string | null): void {
+    if (!this.streamsCalls) return;
+    if (!this.arriving) {
+      // The arguments key too: JSON with a "name" in it is not yet a call (a model answering
+      // with data, `{"name": "Ada", "age": 36}`, is text).
+      if (name === null || args === null || this.calls.length >= this.maxCalls) return;
+      const call: ToolCall = { id: this.newId(), type: 'function', function: { name, arguments: '' } };
+      this.calls.push(call);
+      this.arriving = { index: this.calls.length - 1, stopped: false };
+      out.calls.push({
+        index: this.arriving.index,
+        id: call.id,
+        type: 'function',
+        function: { name, arguments: '' },
+      });
+    }
+    if (args !== null) this.sendArguments(out, this.arriving, args);
+  }
+
+  /** Whether a call is being sent while it arrives. */
+  protected get callIsArriving(): boolean {
+    return this.arriving !== null;
+  }
+
+  /** Arguments of the arriving call so far: the new part is sent, unless it does not extend what was. */
+  private sendArguments(
+    out: AutoToolCallDelta,
+    arriving: { index: number; stopped: boolean },
+    args: string,
+  ): void {
+    const sent = this.calls[arriving.index].function;
+    if (arriving.stopped) return;
+    if (!args.startsWith(sent.arguments)) {
+      arriving.stopped = true;
+      return;
+    }
+    const more = args.slice(sent.arguments.length);
+    if (more.length === 0) return;
+    sent.arguments = args;
+    const last = out.calls[out.calls.length - 1];
+    if (last?.index === arriving.index) last.function.arguments += more;
+    else out.calls.push({ index: arriving.index, function: { arguments: more } });
+  }
+
+  /**
+   * A call's text ended and reads as `call` (null: not a call). True when the call was announced
+   * while it arrived and is one: it gets the rest of its arguments if it parsed as announced.
+   * False: the caller reads the text as it would have (a call sent whole, or the content); an
+   * announced call whose text is not one keeps what it was sent, and its text is the content too.
+   */
+  protected callEnded(out: AutoToolCallDelta, call: ReadCall | null): boolean {
+    const arriving = this.arriving;
+    this.arriving = null;
+    if (!arriving || !call) return false;
+    if (call.name === this.calls[arriving.index].function.name)
+      this.sendArguments(out, arriving, call.arguments);
+    return true;
   }
 
   protected call(out: AutoToolCallDelta, call: ReadCall): void {

@@ -2,9 +2,11 @@ import {
   type AutoToolCallDelta,
   AutoToolCallReader,
   emptyDelta,
+  partialTagAtEnd,
   type ReadCall,
 } from './auto-tool-call-reader.js';
 import { jsonCallOf } from './json-calls.js';
+import { partialJsonCall } from './partial-json.js';
 import { readJson } from './python-values.js';
 
 const OPEN = '<tool_call>';
@@ -24,7 +26,13 @@ export class HermesReader extends AutoToolCallReader {
     for (;;) {
       if (this.inCall) {
         const end = this.pending.indexOf(CLOSE);
-        if (end < 0) break;
+        if (end < 0) {
+          // Not yet the closing tag's start, which may be arriving.
+          const body = this.pending.slice(0, this.pending.length - partialTagAtEnd(this.pending, CLOSE));
+          const arriving = partialJsonCall(body, ['arguments']);
+          this.callArriving(out, arriving.name, arriving.arguments);
+          break;
+        }
         this.endCall(out, this.pending.slice(0, end), true);
         this.pending = this.pending.slice(end + CLOSE.length);
         continue;
@@ -52,6 +60,7 @@ export class HermesReader extends AutoToolCallReader {
     } catch {
       call = null;
     }
+    if (this.callEnded(out, call)) return;
     if (call) this.call(out, call);
     else this.emit(out, `${OPEN}${body}${closed ? CLOSE : ''}`);
   }

@@ -5,18 +5,24 @@ import {
   type ReadCall,
 } from './auto-tool-call-reader.js';
 import { jsonCallOf } from './json-calls.js';
-import { readJsonValue } from './python-values.js';
+import { partialJsonCall } from './partial-json.js';
+import { readJson, readJsonValue } from './python-values.js';
 
 const PYTHON_TAG = '<|python_tag|>';
+
+const ARGUMENT_KEYS = ['arguments', 'parameters'];
 
 /**
  * Llama 3.1's JSON tool calls (vLLM's `llama3_json`): an output that starts with `{` (or
  * `<|python_tag|>`) is one or more `{"name": …, "parameters": …}` objects separated by `;`;
- * any other output is text. A call's output is held until it ends, then read whole; one that
- * does not parse is the content, as the model wrote it.
+ * any other output is text. Collected, the output is read whole at its end, and one that does
+ * not parse as calls is the content, as the model wrote it. Streamed, each call is sent while it
+ * arrives, and from where the text stops being calls on, it is the content.
  */
 export class Llama3JsonReader extends AutoToolCallReader {
   private mode: 'undecided' | 'text' | 'calls' = 'undecided';
+  /** Streamed: calls read whole so far (`pending` starts after the last one). */
+  private callsRead = 0;
 
   push(text: string): AutoToolCallDelta {
     const out = emptyDelta();
@@ -28,6 +34,7 @@ export class Llama3JsonReader extends AutoToolCallReader {
       else if (PYTHON_TAG.startsWith(start)) return out;
       else this.mode = 'text';
     }
+    if (this.mode === 'calls' && this.streamsCalls) this.readArrivingCalls(out);
     if (this.mode === 'text') {
       this.emit(out, this.pending);
       this.pending = '';
@@ -37,16 +44,89 @@ export class Llama3JsonReader extends AutoToolCallReader {
 
   finish(): AutoToolCallDelta {
     const out = emptyDelta();
+    if (this.mode === 'calls' && this.callsRead > 0) {
+      // Streamed calls went out; the rest is a call cut short, or text.
+      const rest = this.nextCall();
+      const call = rest ? readCall(rest) : null;
+      if (!this.callEnded(out, call)) {
+        if (call) this.call(out, call);
+        else if (rest !== '') this.emit(out, this.pending);
+      }
+      this.pending = '';
+      return out;
+    }
     const text = this.pending;
     this.pending = '';
     if (this.mode !== 'calls') {
       this.emit(out, text);
       return out;
     }
+    const arriving = this.callIsArriving;
     const calls = readJsonCalls(text.trimStart().replace(PYTHON_TAG, ''));
-    if (calls) for (const call of calls) this.call(out, call);
+    if (arriving) {
+      // The first call was announced and never ended (cut short, or not JSON after all).
+      if (!this.callEnded(out, calls?.[0] ?? null)) this.emit(out, text);
+      else for (const call of calls!.slice(1)) this.call(out, call);
+    } else if (calls) for (const call of calls) this.call(out, call);
     else this.emit(out, text);
     return out;
+  }
+
+  /**
+   * The text of the call `pending` starts with (after the python tag, or the `;` after a call),
+   * or null when it is not the start of one; '' while that cannot be told yet.
+   */
+  private nextCall(): string | null {
+    let rest = this.pending.trimStart();
+    if (this.callsRead === 0) {
+      if (rest.startsWith(PYTHON_TAG)) rest = rest.slice(PYTHON_TAG.length).trimStart();
+      else if (PYTHON_TAG.startsWith(rest)) return '';
+    } else {
+      if (rest.length === 0) return '';
+      if (!rest.startsWith(';')) return null;
+      rest = rest.slice(1).trimStart();
+    }
+    return rest.length === 0 || rest.startsWith('{') ? rest : null;
+  }
+
+  /** Streamed: each call whole is sent (or finished), the one arriving is sent as far as it came. */
+  private readArrivingCalls(out: AutoToolCallDelta): void {
+    for (;;) {
+      const rest = this.nextCall();
+      if (rest === null) {
+        this.mode = 'text';
+        return;
+      }
+      if (rest === '') return;
+      let whole: { call: ReadCall | null; end: number } | null = null;
+      try {
+        const read = readJsonValue(rest);
+        whole = { call: jsonCallOf(read.value, ARGUMENT_KEYS), end: read.end };
+      } catch {
+        const arriving = partialJsonCall(rest, ARGUMENT_KEYS);
+        if (arriving.state !== 'malformed') {
+          this.callArriving(out, arriving.name, arriving.arguments);
+          return;
+        }
+      }
+      if (!this.callEnded(out, whole?.call ?? null) && whole?.call) this.call(out, whole.call);
+      if (!whole?.call) {
+        // Not a call: from here on, the output is text.
+        this.mode = 'text';
+        return;
+      }
+      this.callsRead++;
+      this.pending = rest.slice(whole.end);
+    }
+  }
+}
+
+/** One call object and nothing after it, or null. */
+function readCall(text: string): ReadCall | null {
+  try {
+    return jsonCallOf(readJson(text), ARGUMENT_KEYS);
+  } catch {
+    return null;
   }
 }
 
@@ -60,7 +140,7 @@ function readJsonCalls(text: string): ReadCall[] | null {
     let end: number;
     try {
       const read = readJsonValue(rest);
-      call = jsonCallOf(read.value, ['arguments', 'parameters']);
+      call = jsonCallOf(read.value, ARGUMENT_KEYS);
       end = read.end;
     } catch {
       return null;

@@ -1,7 +1,14 @@
 import { randomInt } from 'node:crypto';
-import { type AutoToolCallDelta, AutoToolCallReader, emptyDelta } from './auto-tool-call-reader.js';
+import {
+  type AutoToolCallDelta,
+  AutoToolCallReader,
+  emptyDelta,
+  partialTagAtEnd,
+  type ReadCall,
+} from './auto-tool-call-reader.js';
 import { jsonCallOf } from './json-calls.js';
-import { PyDict, readJsonValue } from './python-values.js';
+import { partialJsonCall } from './partial-json.js';
+import { PyDict, type PyValue, readJsonValue } from './python-values.js';
 
 const TOOL_CALLS = '[TOOL_CALLS]';
 const ARGS = '[ARGS]';
@@ -18,6 +25,8 @@ const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
  */
 export class MistralReader extends AutoToolCallReader {
   private inCalls = false;
+  /** Streamed: calls of the current [TOOL_CALLS] token's array already read whole. */
+  private segmentCallsRead = 0;
 
   push(text: string): AutoToolCallDelta {
     const out = emptyDelta();
@@ -31,6 +40,7 @@ export class MistralReader extends AutoToolCallReader {
       this.readCalls(out, this.pending.slice(0, next));
       this.pending = this.pending.slice(next + TOOL_CALLS.length);
     }
+    if (this.streamsCalls) this.readArrivingCalls(out);
     return out;
   }
 
@@ -48,18 +58,20 @@ export class MistralReader extends AutoToolCallReader {
     return id;
   }
 
-  /** The text after one [TOOL_CALLS] token; what cannot be read as calls stays in the content. */
+  /**
+   * The text after one [TOOL_CALLS] token; what cannot be read as calls stays in the content.
+   * Streamed, the calls already read whole are not read again, and the one arriving is finished.
+   */
   private readCalls(out: AutoToolCallDelta, text: string): void {
     const body = text.trim();
+    const alreadyRead = this.segmentCallsRead;
+    this.segmentCallsRead = 0;
     if (body.startsWith('[') || body.startsWith('{')) {
       try {
         const { value, end } = readJsonValue(body);
-        // Arguments left out are none, as vLLM reads them.
-        const calls = (Array.isArray(value) ? value : [value]).map((v) =>
-          jsonCallOf(v, ['arguments'], new PyDict()),
-        );
+        const calls = (Array.isArray(value) ? value : [value]).map(callOf);
         if (calls.length > 0 && calls.every((c) => c !== null)) {
-          for (const call of calls) this.call(out, call!);
+          for (const call of calls.slice(alreadyRead)) if (!this.callEnded(out, call)) this.call(out, call!);
           // vLLM drops what follows the array; Loom keeps it as text.
           this.emit(out, body.slice(end));
           return;
@@ -68,13 +80,73 @@ export class MistralReader extends AutoToolCallReader {
         // Not JSON: the text as written.
       }
     } else {
-      const brace = body.indexOf('{');
-      const name = brace < 0 ? '' : body.slice(0, brace).replace(ARGS, '').trim();
-      if (name !== '') {
-        this.call(out, { name, arguments: body.slice(brace) });
+      const call = v11Call(body);
+      if (call) {
+        if (!this.callEnded(out, call)) this.call(out, call);
         return;
       }
     }
+    this.callEnded(out, null);
     this.emit(out, `${TOOL_CALLS}${text}`);
   }
+
+  /** Streamed: the calls of the current [TOOL_CALLS] token as they arrive. */
+  private readArrivingCalls(out: AutoToolCallDelta): void {
+    if (!this.inCalls) return;
+    // Not the next token's start, which may be arriving.
+    const text = this.pending.slice(0, this.pending.length - partialTagAtEnd(this.pending, TOOL_CALLS));
+    const body = text.trimStart();
+    if (!body.startsWith('[') && !body.startsWith('{')) {
+      const brace = body.indexOf('{');
+      const name = brace < 0 ? '' : v11Name(body, brace);
+      if (name !== '') this.callArriving(out, name, body.slice(brace).trimEnd());
+      return;
+    }
+    // Before v11: call objects, one alone or in an array, each read whole once it has ended.
+    const list = body.startsWith('[');
+    let at = list ? 1 : 0;
+    for (let i = 0; ; i++) {
+      at = skipWhitespace(body, at);
+      if (at >= body.length) return;
+      let read: { value: PyValue; end: number };
+      try {
+        read = readJsonValue(body, at);
+      } catch {
+        const arriving = partialJsonCall(body.slice(at), ['arguments']);
+        if (arriving.state !== 'malformed') this.callArriving(out, arriving.name, arriving.arguments);
+        return;
+      }
+      if (i >= this.segmentCallsRead) {
+        const call = callOf(read.value);
+        // Not a call: the token's text is read whole at its end.
+        if (!call) return;
+        if (!this.callEnded(out, call)) this.call(out, call);
+        this.segmentCallsRead++;
+      }
+      at = skipWhitespace(body, read.end);
+      if (!list || body[at] !== ',') return;
+      at++;
+    }
+  }
+}
+
+/** A call object before v11; arguments left out are none, as vLLM reads them. */
+function callOf(value: PyValue): ReadCall | null {
+  return jsonCallOf(value, ['arguments'], new PyDict());
+}
+
+function v11Name(body: string, brace: number): string {
+  return body.slice(0, brace).replace(ARGS, '').trim();
+}
+
+/** `name{…}` or `name[ARGS]{…}`: the arguments as the model wrote them; null when it is not that. */
+function v11Call(body: string): ReadCall | null {
+  const brace = body.indexOf('{');
+  const name = brace < 0 ? '' : v11Name(body, brace);
+  return name === '' ? null : { name, arguments: body.slice(brace) };
+}
+
+function skipWhitespace(text: string, at: number): number {
+  while (at < text.length && ' \t\n\r'.includes(text[at])) at++;
+  return at;
 }

@@ -8,10 +8,15 @@ import { PythonicReader } from './pythonic.js';
 export const TOOL_CALL_PARSERS = ['hermes', 'llama3_json', 'mistral', 'pythonic', 'llama4_pythonic'] as const;
 export type ToolCallParserName = (typeof TOOL_CALL_PARSERS)[number];
 
-/** A reader of one choice's output in the parser's format; parallel_tool_calls: false gives maxCalls 1. */
+/**
+ * A reader of one choice's output in the parser's format; parallel_tool_calls: false gives
+ * maxCalls 1. `streamed`: the calls are sent while they arrive (AutoToolCallReader), in the JSON
+ * formats; pythonic calls are Python expressions, read once the list has ended, and sent whole.
+ */
 export function autoToolCallReader(
   parser: ToolCallParserName,
   maxCalls = Number.POSITIVE_INFINITY,
+  streamed = false,
 ): AutoToolCallReader {
   const reader = {
     hermes: () => new HermesReader(),
@@ -21,6 +26,7 @@ export function autoToolCallReader(
     llama4_pythonic: () => new PythonicReader(true),
   }[parser]();
   reader.maxCalls = maxCalls;
+  reader.streamsCalls = streamed;
   return reader;
 }
 

@@ -321,6 +321,30 @@ describe('tool_choice "auto" on /v1/responses (--tool-call-parser hermes)', () =
       ['function_call', 'ping'],
     ]);
   });
+
+  it("streams a call's arguments while the model writes them, after its text", async () => {
+    const withArguments = {
+      ...body,
+      structured_outputs: {
+        regex: 'On it\\.<tool_call>\\{"name": "ping", "arguments": \\{"host": "a\\.b"\\}\\}</tool_call>',
+      },
+    };
+    const whole = await auto().post('/v1/responses', withArguments);
+    expect(whole.body.output[1]).toMatchObject({ name: 'ping', arguments: '{"host": "a.b"}' });
+    const stream = await auto().client.responses.create({ ...withArguments, stream: true } as never);
+    const events: Json[] = [];
+    for await (const event of stream as unknown as AsyncIterable<Json>) events.push(event);
+    const kinds = events.map((e) => e.type);
+    const added = kinds.findIndex(
+      (k, i) => k === 'response.output_item.added' && events[i].item.type === 'function_call',
+    );
+    const deltas = events.filter((e) => e.type === 'response.function_call_arguments.delta');
+    expect(added).toBeGreaterThan(kinds.indexOf('response.output_text.done'));
+    expect(deltas.length).toBeGreaterThan(3);
+    expect(kinds.indexOf('response.function_call_arguments.delta')).toBeGreaterThan(added);
+    expect(deltas.map((e) => e.delta).join('')).toBe('{"host": "a.b"}');
+    expect(events.at(-1).response.output[1]).toMatchObject({ name: 'ping', arguments: '{"host": "a.b"}' });
+  });
 });
 
 describe('input items of a stored response', () => {

@@ -525,6 +525,33 @@ describe('tool_choice "auto" over HTTP (--enable-auto-tool-choice --tool-call-pa
     expect(finish).toBe('tool_calls');
   });
 
+  it('streams a call as it arrives: its id and name first, then its arguments in pieces', async () => {
+    const weather = body({
+      guided_regex:
+        'On it\\.<tool_call>\\{"name": "weather", "arguments": \\{"city": "Oslo"\\}\\}</tool_call>',
+    });
+    const whole = await auto().post('/v1/chat/completions', weather);
+    expect(whole.body.choices[0].message.tool_calls.map((c: Call) => c.function)).toEqual([
+      { name: 'weather', arguments: '{"city": "Oslo"}' },
+    ]);
+    const { choices, calls, finish } = await collect(
+      await auto().client.chat.completions.create({ ...weather, stream: true } as never),
+    );
+    expect(calls.map((c) => c.function)).toEqual([{ name: 'weather', arguments: '{"city": "Oslo"}' }]);
+    expectValidCall(calls[0]);
+    expect(finish).toBe('tool_calls');
+    const deltas = choices.flatMap((c, i) => (c.delta.tool_calls ?? []).map((d) => ({ i, d })));
+    // One chunk announces it (arguments not yet sent), several carry its arguments.
+    expect(deltas[0].d).toMatchObject({
+      index: 0,
+      type: 'function',
+      function: { name: 'weather', arguments: '' },
+    });
+    const pieces = deltas.filter(({ d }) => d.function.arguments !== '');
+    expect(pieces.length).toBeGreaterThan(3);
+    expect(pieces.every(({ d }) => d.id === undefined)).toBe(true);
+  });
+
   it('is plain text without tools, and takes strict tools, whose calls it guides', async () => {
     const plain = await auto().post('/v1/chat/completions', chat({ max_tokens: 4 }));
     expect(plain.body.choices[0].message.tool_calls).toBeUndefined();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
 import { autoToolCallReader, type ToolCallParserName } from '../../server/tool-parsers/parsers.js';
+import { partialJsonCall, partialJsonDumps } from '../../server/tool-parsers/partial-json.js';
 import { readPythonCalls } from '../../server/tool-parsers/python-calls.js';
 import {
   PyFloat,
@@ -15,9 +16,9 @@ import { assemble, pieces } from './tool-call-pieces.js';
  * tool_choice "auto": each --tool-call-parser's reader over texts a model could write, whole and
  * cut at random places (a stream), which must say the same; arguments as vLLM writes them.
  */
-/** A reader's output over `text` cut at random places, as a stream puts it together. */
+/** A streamed reader's output over `text` cut at random places, as a stream puts it together. */
 function streamed(parser: ToolCallParserName, text: string, seed: number) {
-  const reader = autoToolCallReader(parser);
+  const reader = autoToolCallReader(parser, Number.POSITIVE_INFINITY, true);
   const outs = [...pieces(text, mulberry32(seed), 9).map((p) => reader.push(p)), reader.finish()];
   return {
     content: outs.map((o) => o.content).join(''),
@@ -70,6 +71,50 @@ describe('values as json.loads reads and json.dumps writes them', () => {
     expect(readJsonValue(' [1, {"a": null}] tail')).toMatchObject({ end: 17 });
     for (const bad of ['{"a": 1,}', '[01]', '{"a" 1}', '"a\nb"', "{'a': 1}", '[1] x'])
       expect(() => readJson(bad), bad).toThrow();
+  });
+});
+
+describe('JSON still arriving (partial-json.ts)', () => {
+  const texts = [
+    ' { "a" : [ 1 , -0 , 1.50 , 1E400 , -1e-7 , 12345678901234567890 ] , "b" : { } , "c" : [ ] } ',
+    '{"s": "x\\"y\\\\z\\u00e9\\ud83d\\ude00\\n\\/", "t": true, "f": false, "n": null}',
+    '[NaN, Infinity, -Infinity, "é😀", {"k": [[], [{}]]}]',
+    '"just a string"',
+    '-12.5e+3 ',
+  ];
+
+  it('reads every cut of a text as the start of what json.dumps writes of the whole', () => {
+    for (const text of texts) {
+      const final = pythonJsonDumps(readJson(text));
+      for (let end = 0; end <= text.length; end++) {
+        const read = partialJsonDumps(text.slice(0, end));
+        expect(read.state, text.slice(0, end)).not.toBe('malformed');
+        expect(final.startsWith(read.text), `${text.slice(0, end)} → ${read.text}`).toBe(true);
+      }
+      expect(partialJsonDumps(text)).toMatchObject({ text: final });
+    }
+  });
+
+  it('says when text cannot be JSON, and reads a call object as far as it goes', () => {
+    for (const bad of ['{"a" 1}', '[1 2]', '{a: 1}', '[01]', '[nul1]', '"\\x"', '[1,]x'])
+      expect(partialJsonDumps(bad).state, bad).toBe('malformed');
+    expect(partialJsonCall('{"name": "f", "arguments": {"x": [1, "a', ['arguments'])).toEqual({
+      name: 'f',
+      arguments: '{"x": [1, "a',
+      state: 'partial',
+    });
+    expect(partialJsonCall('{"arguments": {"x": 1}, "name": "f"', ['arguments'])).toEqual({
+      name: 'f',
+      arguments: '{"x": 1}',
+      state: 'partial',
+    });
+    expect(partialJsonCall('{"name": "f', ['arguments'])).toEqual({
+      name: null,
+      arguments: null,
+      state: 'partial',
+    });
+    expect(partialJsonCall('{"name": "f"} x', ['arguments']).state).toBe('complete');
+    expect(partialJsonCall('["name"]', ['arguments']).state).toBe('malformed');
   });
 });
 
@@ -214,6 +259,103 @@ describe('pythonic and llama4_pythonic', () => {
     expectRead('pythonic', "<|python_start|>[f(a='x')]", {
       content: "<|python_start|>[f(a='x')]",
       calls: [],
+    });
+  });
+});
+
+/** A streamed reader fed `text` one character at a time: each character's delta. */
+function charByChar(parser: ToolCallParserName, text: string, maxCalls = Number.POSITIVE_INFINITY) {
+  const reader = autoToolCallReader(parser, maxCalls, true);
+  const outs = [...[...text].map((c) => reader.push(c)), reader.finish()];
+  return {
+    outs,
+    content: outs.map((o) => o.content).join(''),
+    calls: assemble(outs.flatMap((o) => o.calls)).map((c) => c.function),
+    /** Where each call's id and name went out: the index of the character that completed it. */
+    announced: outs.flatMap((o, i) => o.calls.filter((d) => d.id !== undefined).map(() => i)),
+    /** How many characters' deltas carried some of the arguments. */
+    argumentPieces: outs.filter((o) => o.calls.some((d) => d.function.arguments !== '')).length,
+  };
+}
+
+describe('streamed calls: sent while they arrive, as vLLM streams them', () => {
+  const cases: Array<[ToolCallParserName, string, string]> = [
+    [
+      'hermes',
+      'Sure. <tool_call>\n{"name": "weather", "arguments": {"city": "Oslo", "days": [1, 2.50], "x": null}}\n</tool_call>',
+      '"arguments": ',
+    ],
+    [
+      'llama3_json',
+      '<|python_tag|>{"name": "weather", "parameters": {"city": "Oslo", "days": [1, 2.50], "x": null}}',
+      '"parameters": ',
+    ],
+    [
+      'mistral',
+      '[TOOL_CALLS][{"name": "weather", "arguments": {"city": "Oslo", "days": [1, 2.50], "x": null}}]',
+      '"arguments": ',
+    ],
+    ['mistral', '[TOOL_CALLS]weather[ARGS]{"city": "Oslo", "days": [1, 2.50], "x": null}', '{'],
+  ];
+
+  it('announces a call once its name and its arguments key have arrived, then sends the arguments piece by piece', () => {
+    for (const [parser, text, announcedAfter] of cases) {
+      const run = charByChar(parser, text);
+      // The collected choice says the same.
+      expect({ content: run.content, calls: run.calls }, text).toEqual(whole(parser, text));
+      expect(run.calls.map((c) => c.name)).toEqual(['weather']);
+      // Announced at the character that ends `announcedAfter` (its trailing space is not needed).
+      const at = text.indexOf(announcedAfter) + announcedAfter.trimEnd().length - 1;
+      expect(run.announced, text).toEqual([at]);
+      // Most of the arguments went out before the call's text ended.
+      expect(run.argumentPieces, text).toBeGreaterThan(10);
+    }
+  });
+
+  it("writes each part of the arguments as json.dumps will: a number once it has ended, a string's characters as they come", () => {
+    const run = charByChar(
+      'hermes',
+      '<tool_call>{"name": "f", "arguments": {"n": 1.50e1, "s": "a\\u00e9\\n"}}</tool_call>',
+    );
+    const sent = run.outs.flatMap((o) => o.calls.map((d) => d.function.arguments)).filter((a) => a !== '');
+    expect(sent.join('')).toBe('{"n": 15.0, "s": "aé\\n"}');
+    // The number waits for the comma after it, and an escape for its last character.
+    expect(sent).toContain('15.0, ');
+    expect(sent).toContain('é');
+    expect(sent).toContain('\\n');
+  });
+
+  it('does not announce JSON that has a "name" but no arguments key, nor calls past parallel_tool_calls: false', () => {
+    const data = charByChar('llama3_json', '{"name": "Ada", "age": 36}');
+    expect(data.announced).toEqual([]);
+    expect(data.content).toBe('{"name": "Ada", "age": 36}');
+    const one = charByChar(
+      'hermes',
+      '<tool_call>{"name": "ping", "arguments": {}}</tool_call><tool_call>{"name": "weather", "arguments": {"city": "Oslo"}}</tool_call>',
+      1,
+    );
+    expect(one.calls).toEqual([{ name: 'ping', arguments: '{}' }]);
+    expect(one.announced).toHaveLength(1);
+  });
+
+  it('keeps a call announced before its text went wrong, with what it was sent, and its text as the content', () => {
+    const broken = 'A <tool_call>{"name": "ping", "arguments": {"n": [1}}</tool_call> B';
+    expect(whole('hermes', broken)).toEqual({ content: broken, calls: [] });
+    expect(charByChar('hermes', broken)).toMatchObject({
+      content: broken,
+      calls: [{ name: 'ping', arguments: '{"n": [1' }],
+    });
+    // Cut short by max_tokens: the same.
+    const cut = '<tool_call>{"name": "ping", "arguments": {"city": "Os';
+    expect(charByChar('hermes', cut)).toMatchObject({
+      content: cut,
+      calls: [{ name: 'ping', arguments: '{"city": "Os' }],
+    });
+    // Streamed, a call sent whole is a call even when text follows it (collected, llama3_json reads
+    // such an output as text, as vLLM's parser does).
+    expect(charByChar('llama3_json', '{"name": "a", "parameters": {}} and text')).toMatchObject({
+      content: ' and text',
+      calls: [{ name: 'a', arguments: '{}' }],
     });
   });
 });
