@@ -19,9 +19,9 @@ export interface ReadCall {
  * choice is one push and the end: each call is read whole, and one that does not parse stays in
  * the content as the model wrote it.
  *
- * A streamed choice (`streamsCalls`, in the JSON formats) sends a call as vLLM's streaming
- * parsers do: its id and name as soon as the name has arrived, then its arguments as they come
- * (partial-json.ts: the start of what json.dumps writes, as far as no later text can change it),
+ * A streamed choice (`streamsCalls`) sends a call as vLLM's streaming parsers do: its id and name
+ * once its arguments have begun, then its arguments as they come (the start of what json.dumps
+ * writes, as far as no later text can change it: partial-json.ts, python-calls.ts),
  * so a client sees the call begin while the model is still writing it. For a call that parses,
  * the deltas add up to what the collected choice says. A call whose text turns out not to be one
  * after it was announced (bad JSON after its arguments began) cannot be taken back: it stays a
@@ -124,8 +124,9 @@ export abstract class AutoToolCallReader {
     const more = args.slice(sent.arguments.length);
     if (more.length === 0) return;
     sent.arguments = args;
+    // The announcing delta stays name only (arguments ''), as vLLM's and OpenAI's first delta.
     const last = out.calls[out.calls.length - 1];
-    if (last?.index === arriving.index) last.function.arguments += more;
+    if (last?.index === arriving.index && last.id === undefined) last.function.arguments += more;
     else out.calls.push({ index: arriving.index, function: { arguments: more } });
   }
 

@@ -10,8 +10,7 @@ export type ToolCallParserName = (typeof TOOL_CALL_PARSERS)[number];
 
 /**
  * A reader of one choice's output in the parser's format; parallel_tool_calls: false gives
- * maxCalls 1. `streamed`: the calls are sent while they arrive (AutoToolCallReader), in the JSON
- * formats; pythonic calls are Python expressions, read once the list has ended, and sent whole.
+ * maxCalls 1. `streamed`: the calls are sent while they arrive (AutoToolCallReader).
  */
 export function autoToolCallReader(
   parser: ToolCallParserName,

@@ -7,12 +7,21 @@ import { PyDict, PyFloat, PyInt, type PyKey, type PyValue, pythonJsonDumps } fro
  *
  * Read as Python reads it, over a text that may still be arriving: `partial` while some
  * continuation could make it such a list, `not-calls` once none can (the model is writing
- * something else), `calls` when the text so far is a whole list.
+ * something else), `calls` when the text so far is a whole list. A partial list says how far it
+ * got: the calls it has read whole, and the one it is in once its first keyword argument has
+ * begun, by name, with its arguments as far as json.dumps of them will start (each keyword
+ * argument once the `,` or `)` after it has come).
  */
 export type PythonCallsRead =
   | { kind: 'calls'; calls: Array<{ name: string; arguments: string }> }
-  | { kind: 'partial' }
+  | { kind: 'partial'; calls: Array<{ name: string; arguments: string }>; arriving: ArrivingCall | null }
   | { kind: 'not-calls' };
+
+/** The call a partial list is in: its name, and the start of its arguments' JSON. */
+export interface ArrivingCall {
+  name: string;
+  arguments: string;
+}
 
 /** The text ended where more was needed. */
 class Incomplete extends Error {}
@@ -45,10 +54,12 @@ const SIMPLE_ESCAPES: Record<string, string> = {
 };
 
 export function readPythonCalls(text: string): PythonCallsRead {
+  const reader = new PythonCallReader(text);
   try {
-    return { kind: 'calls', calls: new PythonCallReader(text).list() };
+    return { kind: 'calls', calls: reader.list() };
   } catch (error) {
-    if (error instanceof Incomplete) return { kind: 'partial' };
+    if (error instanceof Incomplete)
+      return { kind: 'partial', calls: reader.calls, arriving: reader.arriving };
     if (error instanceof NotCalls) return { kind: 'not-calls' };
     throw error;
   }
@@ -56,6 +67,10 @@ export function readPythonCalls(text: string): PythonCallsRead {
 
 class PythonCallReader {
   private at = 0;
+  /** The calls read whole so far. */
+  readonly calls: Array<{ name: string; arguments: string }> = [];
+  /** The call being read, as far as it has come. */
+  arriving: ArrivingCall | null = null;
 
   constructor(private readonly text: string) {}
 
@@ -64,13 +79,14 @@ class PythonCallReader {
     this.space();
     // An empty list calls nothing: vLLM reads it as text.
     if (this.peek() === ']') throw new NotCalls();
-    const calls: Array<{ name: string; arguments: string }> = [];
     for (;;) {
-      calls.push(this.call());
+      const call = this.call();
+      this.arriving = null;
+      this.calls.push(call);
       if (this.separator(']')) break;
     }
     this.spaceToEnd();
-    return calls;
+    return this.calls;
   }
 
   private call(): { name: string; arguments: string } {
@@ -94,9 +110,15 @@ class PythonCallReader {
       this.space();
       this.expect('=');
       if (this.peek() === '=') throw new NotCalls();
+      // A keyword argument has begun: the call's arguments have (`f(1)` is not a call).
+      this.arriving ??= { name, arguments: '{' };
       this.space();
-      args.set(key, this.value());
-      if (this.separator(')')) break;
+      const value = this.value();
+      args.set(key, value);
+      const ended = this.separator(')');
+      // Keys are names, each once: json.dumps writes them in this order, as read.
+      this.arriving.arguments += `${seen.size > 1 ? ', ' : ''}${JSON.stringify(key)}: ${pythonJsonDumps(value)}`;
+      if (ended) break;
     }
     return { name, arguments: pythonJsonDumps(args) };
   }

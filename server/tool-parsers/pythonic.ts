@@ -13,11 +13,15 @@ const PYTHON_END = '<|python_end|>';
  * Llama 3.2's and 4's Python calls (vLLM's `pythonic` and `llama4_pythonic`): an output that
  * starts with `[` is read as a list of calls, `[get_weather(city='Oslo'), ping()]`, whole or
  * not at all (python-calls.ts); any other output is text. Llama 4 may wrap the list in
- * `<|python_start|>` … `<|python_end|>`, which are not part of it. The calls are sent once the
- * output ends; the text is released as soon as it can no longer become a list of calls.
+ * `<|python_start|>` … `<|python_end|>`, which are not part of it. Collected, the calls are read
+ * once the output ends; streamed, each call is sent while it arrives (its arguments one keyword
+ * argument at a time), as vLLM's streaming parser does. The text is released as soon as it can no
+ * longer become a list of calls.
  */
 export class PythonicReader extends AutoToolCallReader {
   private mode: 'undecided' | 'text' | 'calls' = 'undecided';
+  /** Streamed: calls of the list already sent whole. */
+  private callsRead = 0;
 
   constructor(private readonly llama4: boolean) {
     super();
@@ -35,9 +39,16 @@ export class PythonicReader extends AutoToolCallReader {
       // As vLLM: a list at the very start (no whitespace before it) is calls.
       else this.mode = this.pending.startsWith('[') ? 'calls' : 'text';
     }
-    if (this.mode === 'calls' && readPythonCalls(this.callText(true)).kind === 'not-calls')
-      this.mode = 'text';
+    if (this.mode === 'calls') {
+      const read = readPythonCalls(this.callText(true));
+      if (read.kind === 'not-calls') this.mode = 'text';
+      else if (read.kind === 'partial' && this.streamsCalls) {
+        this.sendCalls(out, read.calls);
+        if (read.arriving) this.callArriving(out, read.arriving.name, read.arriving.arguments);
+      }
+    }
     if (this.mode === 'text') {
+      this.callEnded(out, null);
       this.emit(out, this.pending);
       this.pending = '';
     }
@@ -47,10 +58,19 @@ export class PythonicReader extends AutoToolCallReader {
   finish(): AutoToolCallDelta {
     const out = emptyDelta();
     const read = this.mode === 'calls' ? readPythonCalls(this.callText(false)) : null;
-    if (read?.kind === 'calls') for (const call of read.calls) this.call(out, call);
-    else this.emit(out, this.pending);
+    if (read?.kind === 'calls') this.sendCalls(out, read.calls);
+    else {
+      this.callEnded(out, null);
+      this.emit(out, this.pending);
+    }
     this.pending = '';
     return out;
+  }
+
+  /** The list's whole calls not sent yet (the first may be the one that was arriving). */
+  private sendCalls(out: AutoToolCallDelta, calls: ReadonlyArray<{ name: string; arguments: string }>): void {
+    for (const call of calls.slice(this.callsRead)) if (!this.callEnded(out, call)) this.call(out, call);
+    this.callsRead = Math.max(this.callsRead, calls.length);
   }
 
   /** The held text as the list is read from: Llama 4's end tag left out (also one still arriving). */

@@ -220,22 +220,26 @@ describe('pythonic and llama4_pythonic', () => {
   });
 
   it('anything else is text: positional arguments, expressions, other statements, or a list that is not calls', () => {
+    for (const text of ['[f(1)]', '[]', '[1, 2] are numbers', '[_f(a=1)]', ' [f(a=1)]', 'Sure: [f(a=1)]'])
+      expectRead('pythonic', text, { content: text.trimEnd(), calls: [] });
+    // These go wrong after a keyword argument has begun: streamed, the call was announced by then
+    // when a piece ended there (AutoToolCallReader), and the text is the content all the same.
     for (const text of [
-      '[f(1)]',
       '[f(a=x)]',
       '[f(a=1+2)]',
       "[f(a=b'x')]",
       '[f(a=(1, 2))]',
       '[f(a=1, a=2)]',
-      '[]',
-      '[1, 2] are numbers',
       '[f(a=1)] and more',
-      '[_f(a=1)]',
-      ' [f(a=1)]',
-      'Sure: [f(a=1)]',
       "[f(a='cut",
-    ])
-      expectRead('pythonic', text, { content: text.trimEnd(), calls: [] });
+    ]) {
+      expect(whole('pythonic', text)).toEqual({ content: text, calls: [] });
+      for (let seed = 1; seed <= 5; seed++) {
+        const run = streamed('pythonic', text, seed);
+        expect(run.content).toBe(text);
+        expect(['', 'f']).toContain(run.calls.map((c) => c.name).join());
+      }
+    }
   });
 
   it('text is released as soon as it cannot be calls; calls wait for the end', () => {
@@ -323,6 +327,30 @@ describe('streamed calls: sent while they arrive, as vLLM streams them', () => {
     expect(sent).toContain('15.0, ');
     expect(sent).toContain('é');
     expect(sent).toContain('\\n');
+  });
+
+  it('pythonic: announces a call at its first keyword argument, sends each once the `,` or `)` after it has come', () => {
+    const text = "[get_weather(city='Os' 'lo', days=[1, 2.50], x=None), ping()]";
+    const run = charByChar('pythonic', text);
+    expect({ content: run.content, calls: run.calls }).toEqual(whole('pythonic', text));
+    expect(run.calls).toEqual([
+      { name: 'get_weather', arguments: '{"city": "Oslo", "days": [1, 2.5], "x": null}' },
+      { name: 'ping', arguments: '{}' },
+    ]);
+    // get_weather once its first `=` is not `==`; ping(), which has none, once it has ended, whole.
+    expect(run.announced).toEqual([text.indexOf('=') + 1, text.lastIndexOf(')')]);
+    const sent = run.outs.flatMap((o) => o.calls.map((d) => d.function.arguments)).filter((a) => a !== '');
+    expect(sent).toEqual(['{', '"city": "Oslo"', ', "days": [1, 2.5]', ', "x": null}', '{}']);
+    // A list that stops being calls: what was sent stays, and the text is the content.
+    expect(charByChar('pythonic', '[f(a=1), g(b=1, c=2, 3)]')).toMatchObject({
+      content: '[f(a=1), g(b=1, c=2, 3)]',
+      calls: [
+        { name: 'f', arguments: '{"a": 1}' },
+        { name: 'g', arguments: '{"b": 1' },
+      ],
+    });
+    // A positional argument before any keyword: never a call, streamed or not.
+    expect(charByChar('pythonic', '[f(1)]')).toMatchObject({ content: '[f(1)]', calls: [] });
   });
 
   it('does not announce JSON that has a "name" but no arguments key, nor calls past parallel_tool_calls: false', () => {
