@@ -2,7 +2,7 @@
  * Edits of a few tokens' logits before a row is sampled: vLLM's allowed_token_ids, logit_bias,
  * min_tokens, and its repetition, frequency and presence penalties, in vLLM's order. With
  * allowOnly, every other token's logit is −Infinity first. Each listed token's logit l becomes
- *   l₁ = l + bias                                   (logit_bias; -Infinity: min_tokens' mask)
+ *   l₁ = l + bias                                   (logit_bias, LoRAX's watermark; -Infinity: min_tokens' mask)
  *   l₂ = l₁ > 0 ? l₁ / repetition : l₁ · repetition (repetition_penalty, on tokens already seen)
  *   l₃ = l₂ − subtract                              (frequency · count + presence, output tokens)
  * Tokens not listed keep their logit. Sparse because a row touches only the tokens its sequence

@@ -1,5 +1,6 @@
 import type { LogitAdjustments } from '../kernels/logit-adjustments.js';
 import type { Guide, GuideCursor } from '../structured/token-guide.js';
+import { greenList, type WatermarkParams } from './watermark.js';
 
 /** What a request asks of its logits before sampling (vLLM's SamplingParams of the same names). */
 export interface LogitEditParams {
@@ -25,6 +26,8 @@ export interface LogitEditParams {
    * output within the request's grammar may be sampled, and the end only where it is complete.
    */
   guide?: Guide | null;
+  /** LoRAX's watermark (watermark.ts): the previous token's green list gets delta added first. */
+  watermark?: WatermarkParams | null;
 }
 
 export const NO_LOGIT_EDITS: LogitEditParams = {
@@ -79,7 +82,8 @@ export class SequenceLogitEdits {
       params.minTokens > 0 ||
       params.allowedTokenIds != null ||
       (params.badWords?.length ?? 0) > 0 ||
-      params.guide != null;
+      params.guide != null ||
+      params.watermark != null;
     return edits ? new SequenceLogitEdits(params, promptTokens, [...stopTokenIds], eosTokenIds) : null;
   }
 
@@ -113,20 +117,37 @@ export class SequenceLogitEdits {
   adjustments(tokenIds: readonly number[], numPromptTokens: number): LogitAdjustments | null {
     const p = this.params;
     const numGenerated = tokenIds.length - numPromptTokens;
+    // The watermark's green list (half the vocabulary) takes the first entries, found by its own
+    // index rather than the map, in arrays sized once: a decode step pays ~1 ms for it.
+    const green = p.watermark
+      ? greenList(tokenIds[tokenIds.length - 1], p.watermark.vocabSize, p.watermark.gamma)
+      : null;
+    const numGreen = green?.ids.length ?? 0;
+    const most =
+      numGreen +
+      p.logitBias.size +
+      this.stopTokenIds.length +
+      (p.badWords?.length ?? 0) +
+      this.promptTokens.length +
+      this.outputCounts.size;
+    const tokens = new Int32Array(most);
+    const bias = new Float32Array(most);
+    const repetition = new Float32Array(most).fill(1);
+    const subtract = new Float32Array(most);
+    if (green) {
+      tokens.set(green.ids);
+      bias.fill(p.watermark!.delta, 0, numGreen);
+    }
     const slot = new Map<number, number>();
-    const tokens: number[] = [];
-    const bias: number[] = [];
-    const repetition: number[] = [];
-    const subtract: number[] = [];
+    let used = numGreen;
     const entry = (token: number): number => {
+      const greenAt = green ? green.position[token] : -1;
+      if (greenAt >= 0) return greenAt;
       let i = slot.get(token);
       if (i === undefined) {
-        i = tokens.length;
+        i = used++;
         slot.set(token, i);
-        tokens.push(token);
-        bias.push(0);
-        repetition.push(1);
-        subtract.push(0);
+        tokens[i] = token;
       }
       return i;
     };
@@ -147,12 +168,12 @@ export class SequenceLogitEdits {
       for (const [token, count] of this.outputCounts)
         subtract[entry(token)] = p.frequencyPenalty * count + p.presencePenalty;
     }
-    if (tokens.length === 0 && !allowOnly) return null;
+    if (used === 0 && !allowOnly) return null;
     return {
-      tokens: Int32Array.from(tokens),
-      bias: Float32Array.from(bias),
-      repetition: Float32Array.from(repetition),
-      subtract: Float32Array.from(subtract),
+      tokens: tokens.subarray(0, used),
+      bias: bias.subarray(0, used),
+      repetition: repetition.subarray(0, used),
+      subtract: subtract.subarray(0, used),
       allowOnly,
       scoreOnly: guided,
     };

@@ -99,6 +99,8 @@ export interface AppOptions {
   excludeToolsWhenToolChoiceNone?: boolean;
   /** --chat-template-content-format: how message content reaches the template (default auto). */
   chatTemplateContentFormat?: ChatContentFormat;
+  /** --watermark-gamma / --watermark-delta: LoRAX's watermark (default TGI's 0.5 and 2). */
+  watermark?: { gamma: number; delta: number };
   /** --response-role: a chat answer's role after a generation prompt (default assistant). */
   responseRole?: string;
   /** Reads tool calls out of free text for tool_choice "auto" (--enable-auto-tool-choice --tool-call-parser); default none. */
@@ -195,6 +197,7 @@ export function buildApp(options: AppOptions = {}): FastifyInstance {
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone ?? false,
     chatTemplateContentFormat: options.chatTemplateContentFormat ?? 'auto',
     responseRole: options.responseRole ?? 'assistant',
+    watermark: options.watermark,
   });
   if (options.stack) state.attach(options.stack);
   app.decorate('loom', state);

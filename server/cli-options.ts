@@ -18,6 +18,7 @@ import {
   SCHEDULING_POLICIES,
   type SchedulingPolicyName,
 } from '../scheduler/scheduling-policy.js';
+import { DEFAULT_WATERMARK } from '../scheduler/watermark.js';
 import { DEFAULT_CONNECTION_LIMITS, DEFAULT_MAX_N } from './app.js';
 import { CliError } from './cli-error.js';
 import { REASONING_PARSERS, type ReasoningParserName } from './reasoning.js';
@@ -180,6 +181,10 @@ export interface CliOptions {
   chatTemplateContentFormat: ChatContentFormat;
   /** --response-role: the role of a chat answer that follows a generation prompt (default assistant). */
   responseRole: string;
+  /** --watermark-gamma: the green share of the vocabulary when a /generate request asks for LoRAX's watermark. */
+  watermarkGamma: number;
+  /** --watermark-delta: what a green token's logit gets added. */
+  watermarkDelta: number;
   /** --enable-auto-tool-choice: tool_choice "auto" is served (it needs --tool-call-parser). */
   enableAutoToolChoice: boolean;
   /** --tool-call-parser: the model's own tool-call format, read out of its text for "auto". */
@@ -328,6 +333,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   string (text parts joined by newlines), OpenAI's list of parts, or
                                   (auto, default) the list where the template loops over a message's
                                   content, as vLLM detects it
+  --watermark-gamma G             the green share of the vocabulary when a /generate request sets
+                                  watermark: true (LoRAX's flag, default 0.5)
+  --watermark-delta D             what the green tokens' logits get added (LoRAX's flag, default 2.0)
   --response-role ROLE            a chat answer's role after a generation prompt (default assistant); with
                                   add_generation_prompt false it is the last message's, as vLLM's
   --enable-request-id-headers     every answer carries X-Request-Id: the request's own, else a fresh one
@@ -534,6 +542,18 @@ const VALUE_FLAGS: Record<string, Setter> = {
     if (!Number.isFinite(theta) || theta <= 0)
       throw new CliError(`${f}: expected a positive number, got "${v}"`);
     o.ropeOverrides.rope_theta = theta;
+  },
+  // LoRAX's launcher flags (TGI's): its watermark's green share and bias.
+  '--watermark-gamma': (o, v, f) => {
+    const gamma = Number(v);
+    if (v.trim() === '' || !(gamma > 0 && gamma <= 1))
+      throw new CliError(`${f}: expected a fraction in (0, 1], got "${v}"`);
+    o.watermarkGamma = gamma;
+  },
+  '--watermark-delta': (o, v, f) => {
+    const delta = Number(v);
+    if (v.trim() === '' || !Number.isFinite(delta)) throw new CliError(`${f}: expected a number, got "${v}"`);
+    o.watermarkDelta = delta;
   },
   '--kv-cache-memory-bytes': (o, v, f) => {
     o.kvCacheMemoryBytes = integer(humanReadableInteger(v, f), f, 1);
@@ -890,6 +910,8 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     excludeToolsWhenToolChoiceNone: false,
     chatTemplateContentFormat: 'auto',
     responseRole: 'assistant',
+    watermarkGamma: DEFAULT_WATERMARK.gamma,
+    watermarkDelta: DEFAULT_WATERMARK.delta,
     enableAutoToolChoice: false,
     toolCallParser: null,
     notices: [],

@@ -128,6 +128,7 @@ async function main(): Promise<void> {
     excludeToolsWhenToolChoiceNone: options.excludeToolsWhenToolChoiceNone,
     chatTemplateContentFormat: options.chatTemplateContentFormat,
     responseRole: options.responseRole,
+    watermark: { gamma: options.watermarkGamma, delta: options.watermarkDelta },
     toolCallParser: options.enableAutoToolChoice ? options.toolCallParser : null,
     connections: {
       keepAliveTimeoutMs: options.timeoutKeepAliveSeconds * 1000,

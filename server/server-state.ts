@@ -38,6 +38,8 @@ export interface ServerSettings {
   excludeToolsWhenToolChoiceNone?: boolean;
   /** --chat-template-content-format: how message content reaches the template; absent: auto. */
   chatTemplateContentFormat?: ChatContentFormat;
+  /** --watermark-gamma / --watermark-delta: LoRAX's watermark when a request asks for it; absent: TGI's 0.5 and 2. */
+  watermark?: { gamma: number; delta: number };
 }
 
 /**

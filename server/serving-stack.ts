@@ -98,6 +98,8 @@ export interface ServingStack {
   readonly tokenizer: ServingTokenizer;
   /** The model's end-of-sequence tokens (generation_config.json's, else config.json's): beam search ends beams on them. */
   readonly eosTokenIds: readonly number[];
+  /** config.json's vocab_size: the width of the model's logits rows (at least the tokenizer's ids); absent: the tokenizer's. */
+  readonly modelVocabSize?: number;
   /** Sampling defaults for fields a request leaves out (--generation-config); none: the API's own. */
   readonly samplingDefaults?: SamplingDefaults;
   /** The generation service. */
@@ -142,6 +144,7 @@ export async function buildServingStack(options: StackOptions, log: ProgressLog)
     schedulingPolicy: options.schedulingPolicy ?? DEFAULT_SCHEDULING_POLICY,
     tokenizer: engine.model.tokenizer,
     eosTokenIds: engine.model.config.eosTokenIds,
+    modelVocabSize: engine.model.config.vocabSize,
     samplingDefaults,
     scheduler: engine,
     loraRoot: options.loraRoot ?? null,

@@ -1,5 +1,7 @@
 import { randomInt } from 'node:crypto';
+import { NO_LOGIT_EDITS } from '../scheduler/logit-edits.js';
 import type { SamplingParams } from '../scheduler/request.js';
+import { DEFAULT_WATERMARK } from '../scheduler/watermark.js';
 import { resolveAdapterSource } from './adapter-source.js';
 import { echoed, invalidRequest, notSupported } from './api-error.js';
 import { chatPromptTokens } from './chat-prompt.js';
@@ -154,7 +156,6 @@ export async function readTextGeneration(
   const p: GenerateParameters = body.parameters ?? {};
   if (p.typical_p != null && !(p.typical_p > 0 && p.typical_p < 1))
     throw invalidRequest(`\`typical_p\` must be > 0.0 and < 1.0. Given: ${p.typical_p}.`, 'typical_p');
-  if (p.watermark) throw notSupported('watermark', 'watermark');
   const bestOf = p.best_of ?? 1;
   if (bestOf > 1) {
     if (streams) throw invalidRequest('`best_of` != 1 is not supported when streaming tokens.', 'best_of');
@@ -223,6 +224,14 @@ export async function readTextGeneration(
     logprobs: wantsLogprobs || alternatives > 0 || topTokens > 0 ? Math.max(alternatives, topTokens) : null,
     promptLogprobs: p.decoder_input_details ? 0 : null,
   };
+  if (p.watermark) {
+    const { gamma, delta } = state.settings.watermark ?? DEFAULT_WATERMARK;
+    const vocabSize = stack.modelVocabSize ?? stack.tokenizer.vocabSize;
+    sampling.logitEdits = {
+      ...(sampling.logitEdits ?? NO_LOGIT_EDITS),
+      watermark: { gamma, delta, vocabSize },
+    };
+  }
   return {
     adapter,
     adapterSource: source,

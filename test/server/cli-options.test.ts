@@ -85,6 +85,20 @@ describe('parseCliOptions', () => {
     expect(serve([]).hfConfigPath).toBeNull();
   });
 
+  it("reads LoRAX's --watermark-gamma and --watermark-delta, TGI's 0.5 and 2 by default", () => {
+    expect(serve([])).toMatchObject({ watermarkGamma: 0.5, watermarkDelta: 2 });
+    expect(serve(['--watermark-gamma', '0.25', '--watermark-delta', '-1.5'])).toMatchObject({
+      watermarkGamma: 0.25,
+      watermarkDelta: -1.5,
+    });
+    expect(() => serve(['--watermark-gamma', '0'])).toThrow(
+      /--watermark-gamma: expected a fraction in \(0, 1\]/,
+    );
+    expect(() => serve(['--watermark-gamma', '1.5'])).toThrow(/--watermark-gamma/);
+    expect(() => serve(['--watermark-delta', 'inf'])).toThrow(/--watermark-delta: expected a number/);
+    expect(() => serve(['--watermark-delta', ' '])).toThrow(/--watermark-delta: expected a number/);
+  });
+
   it("reads vLLM's --rope-scaling/--rope-theta into the overrides (over --hf-overrides's) and --kv-cache-memory-bytes as the pool", () => {
     const options = serve([
       '--rope-theta',

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { greenList } from '../../scheduler/watermark.js';
 import { TINY_MODEL_NAME, useTinyServer } from './tiny-server.js';
 
 /**
@@ -331,10 +332,35 @@ describe('POST /generate_stream and /', () => {
   });
 });
 
+describe('watermark: true (LoRAX’s, with PyTorch’s CPU green lists)', () => {
+  // A delta far above any logit gap: every token the watermark touches must be green.
+  const marked = useTinyServer('onnx', {}, { watermark: { gamma: 0.5, delta: 100 } });
+
+  it('chooses each token from the green list of the token before it; without it, not always', async () => {
+    const run = async (watermark: boolean) => {
+      const res = await marked().post('/generate', {
+        inputs: PROMPT,
+        parameters: { max_new_tokens: 16, watermark, details: true, decoder_input_details: true },
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const prompt: number[] = res.body.details.prefill.map((t: Json) => t.id);
+      return [...prompt.slice(-1), ...res.body.details.tokens.map((t: Json) => t.id)] as number[];
+    };
+    const vocabSize = marked().stack.modelVocabSize!;
+    const greenShare = (ids: number[]) =>
+      ids.slice(1).filter((id, i) => greenList(ids[i], vocabSize, 0.5).position[id] >= 0).length /
+      (ids.length - 1);
+    const watermarked = await run(true);
+    expect(watermarked.length).toBeGreaterThan(8);
+    expect(greenShare(watermarked)).toBe(1);
+    // Greedy over the model's own logits: about half its tokens are green by chance.
+    expect(greenShare(await run(false))).toBeLessThan(1);
+  });
+});
+
 describe('refusals, in LoRAX’s error shape', () => {
   const refusals: Array<[string, object, string]> = [
     ['a typical_p of 1', { typical_p: 1 }, 'typical_p'],
-    ['watermarking', { watermark: true }, 'watermark'],
     ['an api_token', { api_token: 'hf_x' }, 'api_token'],
     ['adapter sources that download', { adapter_id: 'org/x', adapter_source: 's3' }, 'adapter_source s3'],
     ['an unknown adapter source', { adapter_id: 'x', adapter_source: 'ftp' }, 'adapter_source'],
