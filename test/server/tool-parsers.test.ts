@@ -353,6 +353,56 @@ describe('streamed calls: sent while they arrive, as vLLM streams them', () => {
     expect(charByChar('pythonic', '[f(1)]')).toMatchObject({ content: '[f(1)]', calls: [] });
   });
 
+  it('adds up to the collected calls for random arguments, however the text is cut', () => {
+    const rand = mulberry32(7);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+    const scalars = [
+      '0',
+      '-0',
+      '1.50',
+      '1e5',
+      '-2E-3',
+      '12345678901234567890',
+      'true',
+      'false',
+      'null',
+      'NaN',
+      '-Infinity',
+    ];
+    const strings = [
+      '""',
+      '"a b"',
+      '"é😀"',
+      '"q\\"uote"',
+      '"back\\\\slash"',
+      '"\\u00e9\\ud83d\\ude00"',
+      '"tab\\tnl\\n"',
+    ];
+    const space = () => pick(['', ' ', '\n  ']);
+    const value = (depth: number): string => {
+      const kind = depth > 2 ? 0 : Math.floor(rand() * 4);
+      if (kind === 0) return pick(rand() < 0.5 ? scalars : strings);
+      if (kind === 1)
+        return `[${space()}${Array.from({ length: Math.floor(rand() * 3) }, () => value(depth + 1)).join(`,${space()}`)}]`;
+      const keys = ['a', 'b', 'c d', 'é'].slice(0, Math.floor(rand() * 4));
+      return `{${keys.map((k) => `${space()}"${k}"${space()}:${space()}${value(depth + 1)}`).join(',')}${space()}}`;
+    };
+    for (let n = 0; n < 60; n++) {
+      const args = `{${space()}"x":${space()}${value(1)}${space()}}`;
+      const texts: Array<[ToolCallParserName, string]> = [
+        ['hermes', `Hi <tool_call>{"name": "f",${space()}"arguments":${space()}${args}}</tool_call>`],
+        ['llama3_json', `{"name": "f", "parameters": ${args}}; {"name": "g", "parameters": {}}`],
+        ['mistral', `[TOOL_CALLS] [{"name": "f", "arguments": ${args}}]`],
+      ];
+      for (const [parser, text] of texts) {
+        const expected = whole(parser, text);
+        expect(expected.calls[0]?.name, text).toBe('f');
+        for (let seed = 1; seed <= 4; seed++)
+          expect(streamed(parser, text, seed + n * 10), text).toMatchObject(expected);
+      }
+    }
+  });
+
   it('does not announce JSON that has a "name" but no arguments key, nor calls past parallel_tool_calls: false', () => {
     const data = charByChar('llama3_json', '{"name": "Ada", "age": 36}');
     expect(data.announced).toEqual([]);
