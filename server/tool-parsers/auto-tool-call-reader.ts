@@ -82,8 +82,9 @@ export abstract class AutoToolCallReader {
   }
 
   /**
-   * A call whose text is still arriving, as far as it can be read (partial-json.ts): announced
-   * once its name is known, then sent the arguments' new part. Collected choices wait for the end.
+   * A call whose text is still arriving, as far as it can be read (its name, and the start of its
+   * arguments: null while they have not begun): announced once both are there, then sent the
+   * arguments' new part each time. Collected choices wait for the end.
    */
   protected callArriving(out: AutoToolCallDelta, name: string | null, args: string | null): void {
     if (!this.streamsCalls) return;
