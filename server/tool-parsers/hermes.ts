@@ -1,3 +1,4 @@
+import { ArrivingText } from './arriving-text.js';
 import {
   type AutoToolCallDelta,
   AutoToolCallReader,
@@ -17,20 +18,27 @@ const CLOSE = '</tool_call>';
  * each call `<tool_call>{"name": …, "arguments": …}</tool_call>` in the text.
  */
 export class HermesReader extends AutoToolCallReader {
-  /** Inside a call: its text since the opening tag. */
+  /** Inside a call, whose text since the opening tag is `body` (not `pending`). */
   private inCall = false;
+  private readonly body = new ArrivingText(CLOSE);
 
   push(text: string): AutoToolCallDelta {
     const out = emptyDelta();
-    this.pending += text;
+    if (this.inCall) {
+      if (this.body.append(text)) {
+        this.sendArriving(out);
+        return out;
+      }
+      // The call ends in this piece: read on from its whole text.
+      this.pending = this.body.take() + text;
+    } else this.pending += text;
     for (;;) {
       if (this.inCall) {
         const end = this.pending.indexOf(CLOSE);
         if (end < 0) {
-          // Not yet the closing tag's start, which may be arriving.
-          const body = this.pending.slice(0, this.pending.length - partialTagAtEnd(this.pending, CLOSE));
-          const arriving = partialJsonCall(body, ['arguments']);
-          this.callArriving(out, arriving.name, arriving.arguments);
+          this.body.restart(this.pending);
+          this.pending = '';
+          this.sendArriving(out);
           break;
         }
         this.endCall(out, this.pending.slice(0, end), true);
@@ -46,10 +54,20 @@ export class HermesReader extends AutoToolCallReader {
   finish(): AutoToolCallDelta {
     const out = emptyDelta();
     // A call cut at the end (no closing tag) is read as far as it goes, as vLLM's regex does.
-    if (this.inCall) this.endCall(out, this.pending, false);
+    if (this.inCall) this.endCall(out, this.body.take(), false);
     else this.emit(out, this.pending);
     this.pending = '';
     return out;
+  }
+
+  /** Streamed: the arriving call sent as far as it can be read, short of a closing tag's start. */
+  private sendArriving(out: AutoToolCallDelta): void {
+    if (!this.readsArriving(this.body.length)) return;
+    const text = this.body.text();
+    const arriving = partialJsonCall(text.slice(0, text.length - partialTagAtEnd(text, CLOSE)), [
+      'arguments',
+    ]);
+    this.callArriving(out, arriving.name, arriving.arguments);
   }
 
   private endCall(out: AutoToolCallDelta, body: string, closed: boolean): void {

@@ -92,22 +92,26 @@ export class Llama3JsonReader extends AutoToolCallReader {
   /** Streamed: each call whole is sent (or finished), the one arriving is sent as far as it came. */
   private readArrivingCalls(out: AutoToolCallDelta): void {
     for (;;) {
+      // Before anything that copies the text (trimming it does).
+      if (!this.readsArriving(this.pending.length)) return;
       const rest = this.nextCall();
       if (rest === null) {
         this.mode = 'text';
         return;
       }
       if (rest === '') return;
+      const arriving = partialJsonCall(rest, ARGUMENT_KEYS);
+      if (arriving.state === 'partial') {
+        this.callArriving(out, arriving.name, arriving.arguments);
+        return;
+      }
+      // The object ended (or the text is not JSON): read it whole.
       let whole: { call: ReadCall | null; end: number } | null = null;
       try {
         const read = readJsonValue(rest);
         whole = { call: jsonCallOf(read.value, ARGUMENT_KEYS), end: read.end };
       } catch {
-        const arriving = partialJsonCall(rest, ARGUMENT_KEYS);
-        if (arriving.state !== 'malformed') {
-          this.callArriving(out, arriving.name, arriving.arguments);
-          return;
-        }
+        whole = null;
       }
       if (!this.callEnded(out, whole?.call ?? null) && whole?.call) this.call(out, whole.call);
       if (!whole?.call) {

@@ -1,4 +1,5 @@
 import { randomInt } from 'node:crypto';
+import { ArrivingText } from './arriving-text.js';
 import {
   type AutoToolCallDelta,
   AutoToolCallReader,
@@ -25,13 +26,21 @@ const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345
  */
 export class MistralReader extends AutoToolCallReader {
   private inCalls = false;
+  /** After the first [TOOL_CALLS]: the text since the last one (not `pending`). */
+  private readonly segment = new ArrivingText(TOOL_CALLS);
   /** Streamed: calls of the current [TOOL_CALLS] token's array already read whole. */
   private segmentCallsRead = 0;
 
   push(text: string): AutoToolCallDelta {
     const out = emptyDelta();
-    this.pending += text;
-    if (!this.inCalls) {
+    if (this.inCalls) {
+      if (this.segment.append(text)) {
+        this.readArrivingCalls(out);
+        return out;
+      }
+      this.pending = this.segment.take() + text;
+    } else {
+      this.pending += text;
       if (!this.textUntil(out, TOOL_CALLS)) return out;
       this.inCalls = true;
     }
@@ -40,13 +49,15 @@ export class MistralReader extends AutoToolCallReader {
       this.readCalls(out, this.pending.slice(0, next));
       this.pending = this.pending.slice(next + TOOL_CALLS.length);
     }
-    if (this.streamsCalls) this.readArrivingCalls(out);
+    this.segment.restart(this.pending);
+    this.pending = '';
+    this.readArrivingCalls(out);
     return out;
   }
 
   finish(): AutoToolCallDelta {
     const out = emptyDelta();
-    if (this.inCalls) this.readCalls(out, this.pending);
+    if (this.inCalls) this.readCalls(out, this.segment.take());
     else this.emit(out, this.pending);
     this.pending = '';
     return out;
@@ -92,10 +103,10 @@ export class MistralReader extends AutoToolCallReader {
 
   /** Streamed: the calls of the current [TOOL_CALLS] token as they arrive. */
   private readArrivingCalls(out: AutoToolCallDelta): void {
-    if (!this.inCalls) return;
+    if (!this.inCalls || !this.readsArriving(this.segment.length)) return;
     // Not the next token's start, which may be arriving.
-    const text = this.pending.slice(0, this.pending.length - partialTagAtEnd(this.pending, TOOL_CALLS));
-    const body = text.trimStart();
+    const all = this.segment.text();
+    const body = all.slice(0, all.length - partialTagAtEnd(all, TOOL_CALLS)).trimStart();
     if (!body.startsWith('[') && !body.startsWith('{')) {
       const brace = body.indexOf('{');
       const name = brace < 0 ? '' : v11Name(body, brace);

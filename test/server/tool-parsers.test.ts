@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../scheduler/prng.js';
+import { ArrivingText } from '../../server/tool-parsers/arriving-text.js';
+import type { AutoToolCallDelta } from '../../server/tool-parsers/auto-tool-call-reader.js';
 import { autoToolCallReader, type ToolCallParserName } from '../../server/tool-parsers/parsers.js';
 import { partialJsonCall, partialJsonDumps } from '../../server/tool-parsers/partial-json.js';
 import { readPythonCalls } from '../../server/tool-parsers/python-calls.js';
@@ -401,6 +403,38 @@ describe('streamed calls: sent while they arrive, as vLLM streams them', () => {
           expect(streamed(parser, text, seed + n * 10), text).toMatchObject(expected);
       }
     }
+  });
+
+  it('reads a long call again only once it has grown by a sixteenth; its arguments still add up', () => {
+    const args = `{"code": "${'x = 1\\n'.repeat(8000)}", "n": 1.50}`;
+    for (const [parser, text] of [
+      ['hermes', `<tool_call>{"name": "run", "arguments": ${args}}</tool_call> done`],
+      ['llama3_json', `{"name": "run", "parameters": ${args}}`],
+      ['mistral', `[TOOL_CALLS][{"name": "run", "arguments": ${args}}]`],
+    ] as Array<[ToolCallParserName, string]>) {
+      const reader = autoToolCallReader(parser, Number.POSITIVE_INFINITY, true);
+      const outs: AutoToolCallDelta[] = [];
+      for (let at = 0; at < text.length; at += 4) outs.push(reader.push(text.slice(at, at + 4)));
+      outs.push(reader.finish());
+      expect(assemble(outs.flatMap((o) => o.calls)).map((c) => c.function)).toEqual(
+        whole(parser, text).calls,
+      );
+      // 12,000 pieces: the first 2,048 characters at every piece, then a read per sixteenth of growth.
+      const reads = outs.filter((o) => o.calls.some((d) => d.function.arguments !== '')).length;
+      expect(reads, parser).toBeGreaterThan(450);
+      expect(reads, parser).toBeLessThan(700);
+    }
+  });
+
+  it('finds a closing tag however the pieces cut it (ArrivingText)', () => {
+    const text = new ArrivingText('</tool_call>');
+    text.restart('{"a": 1}');
+    for (const piece of ['<', '/', 'tool', '_c', 'al']) expect(text.append(piece), piece).toBe(true);
+    expect(text.append('l>')).toBe(false);
+    expect(text.take()).toBe('{"a": 1}</tool_cal');
+    expect(text.append('</tool_call>')).toBe(false);
+    expect(text.append('x</tool_call')).toBe(true);
+    expect(text.text()).toBe('x</tool_call');
   });
 
   it('does not announce JSON that has a "name" but no arguments key, nor calls past parallel_tool_calls: false', () => {
