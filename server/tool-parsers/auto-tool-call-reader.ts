@@ -107,17 +107,21 @@ export abstract class AutoToolCallReader {
     if (args !== null) this.sendArguments(out, this.arriving, args);
   }
 
-  /**
-   * Streamed: whether to read the text of the calls still arriving again, now that it is `length`
-   * long. Each read goes over the whole text (partial-json.ts), so reading it at every piece costs
-   * the square of a call's length: 3.4 s of the server's thread for one 22 KB call cut in 4-character
-   * pieces. A text up to ARRIVING_READ_EVERY_PIECE is read at every piece; a longer one once it has
-   * grown by a sixteenth since, so a call costs a multiple of its length in all, and its arguments
-   * still go out in pieces of at most a sixteenth of what came before. A shorter text than the last
-   * read is a new call's. Collected choices never read a call before its end.
-   */
+  /** Streamed: whether to read the calls still arriving again (readsAgain); collected choices read them at the end. */
   protected readsArriving(length: number): boolean {
-    if (!this.streamsCalls) return false;
+    return this.streamsCalls && this.readsAgain(length);
+  }
+
+  /**
+   * Whether to read the text of the calls still arriving again, now that it is `length` long. Each
+   * read goes over the whole text (partial-json.ts, python-calls.ts), so reading it at every piece
+   * costs the square of a call's length: 3.4 s of the server's thread for one 22 KB call cut in
+   * 4-character pieces. A text up to ARRIVING_READ_EVERY_PIECE is read at every piece; a longer one
+   * once it has grown by a sixteenth since, so a call costs a multiple of its length in all, and
+   * its arguments still go out in pieces of at most a sixteenth of what came before. A shorter text
+   * than the last read is a new call's.
+   */
+  protected readsAgain(length: number): boolean {
     if (length < this.arrivingReadAt) this.arrivingReadAt = 0;
     if (length > ARRIVING_READ_EVERY_PIECE && length - this.arrivingReadAt < this.arrivingReadAt / 16)
       return false;

@@ -39,7 +39,8 @@ export class PythonicReader extends AutoToolCallReader {
       // As vLLM: a list at the very start (no whitespace before it) is calls.
       else this.mode = this.pending.startsWith('[') ? 'calls' : 'text';
     }
-    if (this.mode === 'calls') {
+    // Read again as it grows (readsAgain): a list that is not calls is let go as text a little later.
+    if (this.mode === 'calls' && this.readsAgain(this.pending.length)) {
       const read = readPythonCalls(this.callText(true));
       if (read.kind === 'not-calls') this.mode = 'text';
       else if (read.kind === 'partial' && this.streamsCalls) {
