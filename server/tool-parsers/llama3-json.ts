@@ -6,7 +6,7 @@ import {
 } from './auto-tool-call-reader.js';
 import { jsonCallOf } from './json-calls.js';
 import { partialJsonCall } from './partial-json.js';
-import { readJson, readJsonValue } from './python-values.js';
+import { readJsonValue } from './python-values.js';
 
 const PYTHON_TAG = '<|python_tag|>';
 
@@ -44,30 +44,23 @@ export class Llama3JsonReader extends AutoToolCallReader {
 
   finish(): AutoToolCallDelta {
     const out = emptyDelta();
-    if (this.mode === 'calls' && this.callsRead > 0) {
-      // Streamed calls went out; the rest is a call cut short, or text.
-      const rest = this.nextCall();
-      const call = rest ? readCall(rest) : null;
-      if (!this.callEnded(out, call)) {
-        if (call) this.call(out, call);
-        else if (rest !== '') this.emit(out, this.pending);
-      }
-      this.pending = '';
-      return out;
-    }
+    // Streamed: every call that has ended is read first, however long the text has grown.
+    if (this.mode === 'calls' && this.streamsCalls) this.readArrivingCalls(out, true);
     const text = this.pending;
     this.pending = '';
     if (this.mode !== 'calls') {
       this.emit(out, text);
       return out;
     }
-    const arriving = this.callIsArriving;
+    if (this.callsRead > 0 || this.callIsArriving) {
+      // What is left of a streamed output is a call cut short (it keeps what it was sent) or the
+      // start of one: it is the content, as the model wrote it.
+      this.callEnded(out, null);
+      if (!/^[\s;]*$/.test(text)) this.emit(out, text);
+      return out;
+    }
     const calls = readJsonCalls(text.trimStart().replace(PYTHON_TAG, ''));
-    if (arriving) {
-      // The first call was announced and never ended (cut short, or not JSON after all).
-      if (!this.callEnded(out, calls?.[0] ?? null)) this.emit(out, text);
-      else for (const call of calls!.slice(1)) this.call(out, call);
-    } else if (calls) for (const call of calls) this.call(out, call);
+    if (calls) for (const call of calls) this.call(out, call);
     else this.emit(out, text);
     return out;
   }
@@ -89,11 +82,14 @@ export class Llama3JsonReader extends AutoToolCallReader {
     return rest.length === 0 || rest.startsWith('{') ? rest : null;
   }
 
-  /** Streamed: each call whole is sent (or finished), the one arriving is sent as far as it came. */
-  private readArrivingCalls(out: AutoToolCallDelta): void {
+  /**
+   * Streamed: each call whole is sent (or finished), the one arriving is sent as far as it came;
+   * `all` at the end, when the text is read whatever readsArriving says.
+   */
+  private readArrivingCalls(out: AutoToolCallDelta, all = false): void {
     for (;;) {
       // Before anything that copies the text (trimming it does).
-      if (!this.readsArriving(this.pending.length)) return;
+      if (!all && !this.readsArriving(this.pending.length)) return;
       const rest = this.nextCall();
       if (rest === null) {
         this.mode = 'text';
@@ -122,15 +118,6 @@ export class Llama3JsonReader extends AutoToolCallReader {
       this.callsRead++;
       this.pending = rest.slice(whole.end);
     }
-  }
-}
-
-/** One call object and nothing after it, or null. */
-function readCall(text: string): ReadCall | null {
-  try {
-    return jsonCallOf(readJson(text), ARGUMENT_KEYS);
-  } catch {
-    return null;
   }
 }
 

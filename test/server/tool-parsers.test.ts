@@ -424,6 +424,14 @@ describe('streamed calls: sent while they arrive, as vLLM streams them', () => {
       expect(reads, parser).toBeGreaterThan(450);
       expect(reads, parser).toBeLessThan(700);
     }
+    // A call that ended between two reads is still read as one at the end, with what follows it.
+    const reader = autoToolCallReader('llama3_json', Number.POSITIVE_INFINITY, true);
+    const text = `{"name": "run", "parameters": ${args}} and done`;
+    const outs: AutoToolCallDelta[] = [];
+    for (let at = 0; at < text.length; at += 4) outs.push(reader.push(text.slice(at, at + 4)));
+    outs.push(reader.finish());
+    expect(outs.map((o) => o.content).join('')).toBe(' and done');
+    expect(assemble(outs.flatMap((o) => o.calls)).map((c) => c.function.name)).toEqual(['run']);
   });
 
   it('finds a closing tag however the pieces cut it (ArrivingText)', () => {
