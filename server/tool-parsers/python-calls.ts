@@ -59,7 +59,7 @@ export function readPythonCalls(text: string): PythonCallsRead {
     return { kind: 'calls', calls: reader.list() };
   } catch (error) {
     if (error instanceof Incomplete)
-      return { kind: 'partial', calls: reader.calls, arriving: reader.arriving };
+      return { kind: 'partial', calls: reader.calls, arriving: reader.arrivingSoFar() };
     if (error instanceof NotCalls) return { kind: 'not-calls' };
     throw error;
   }
@@ -69,8 +69,12 @@ class PythonCallReader {
   private at = 0;
   /** The calls read whole so far. */
   readonly calls: Array<{ name: string; arguments: string }> = [];
-  /** The call being read, as far as it has come. */
+  /** The call being read, as far as its keyword arguments have ended. */
   arriving: ArrivingCall | null = null;
+  /** JSON of the keyword argument still arriving, when its value is a string: key and characters so far. */
+  private arrivingString = '';
+  /** The characters of the string literal(s) being read, as far as they have come. */
+  private stringSoFar = '';
 
   constructor(private readonly text: string) {}
 
@@ -113,14 +117,39 @@ class PythonCallReader {
       // A keyword argument has begun: the call's arguments have (`f(1)` is not a call).
       this.arriving ??= { name, arguments: '{' };
       this.space();
-      const value = this.value();
+      const valueAt = this.at;
+      let value: PyValue;
+      let ended: boolean;
+      try {
+        value = this.value();
+        ended = this.separator(')');
+      } catch (error) {
+        // A string value still arriving goes out as far as it has come (no closing quote: a
+        // literal right after it would join it, as Python joins 'a' 'b').
+        if (error instanceof Incomplete && this.startsString(valueAt)) {
+          const text = withoutLoneHighSurrogate(this.stringSoFar);
+          this.arrivingString = `${seen.size > 1 ? ', ' : ''}${JSON.stringify(key)}: ${JSON.stringify(text).slice(0, -1)}`;
+        }
+        throw error;
+      }
       args.set(key, value);
-      const ended = this.separator(')');
       // Keys are names, each once: json.dumps writes them in this order, as read.
       this.arriving.arguments += `${seen.size > 1 ? ', ' : ''}${JSON.stringify(key)}: ${pythonJsonDumps(value)}`;
       if (ended) break;
     }
     return { name, arguments: pythonJsonDumps(args) };
+  }
+
+  /** The call being read, with a string argument still arriving as far as it has come. */
+  arrivingSoFar(): ArrivingCall | null {
+    return (
+      this.arriving && { name: this.arriving.name, arguments: this.arriving.arguments + this.arrivingString }
+    );
+  }
+
+  /** Whether a string literal starts at `at` (a quote, or r/u and a quote). */
+  private startsString(at: number): boolean {
+    return this.isQuote(at) || (/^[rRuU]$/.test(this.text[at] ?? '') && this.isQuote(at + 1));
   }
 
   /** After an item: `,` (a trailing one before `close` too) or `close`; true at `close`. */
@@ -210,23 +239,25 @@ class PythonCallReader {
 
   /** One string literal, or several side by side (Python joins them). */
   private strings(): string {
-    let out = this.string();
+    let out = this.string('');
     for (;;) {
       this.space();
       if (this.isQuote(this.at)) {
-        out += this.string();
+        out += this.string(out);
         continue;
       }
       const word = this.wordAt();
       if (word !== null && /^[rRuU]$/.test(word) && this.isQuote(this.at + 1)) {
-        out += this.string();
+        out += this.string(out);
         continue;
       }
       return out;
     }
   }
 
-  private string(): string {
+  /** One string literal; `before` is what the literals joined to it gave (kept in stringSoFar). */
+  private string(before: string): string {
+    this.stringSoFar = before;
     let raw = false;
     if (!this.isQuote(this.at)) {
       raw = /[rR]/.test(this.text[this.at]);
@@ -241,6 +272,7 @@ class PythonCallReader {
     this.at += triple ? 3 : 1;
     let out = '';
     for (;;) {
+      this.stringSoFar = before + out;
       const c = this.peek();
       if (c === quote) {
         if (!triple) {
@@ -359,4 +391,10 @@ class PythonCallReader {
     this.space();
     if (!this.atEnd()) throw new NotCalls();
   }
+}
+
+/** `text` without a last high surrogate, which waits for its pair (JSON.stringify would escape it alone). */
+function withoutLoneHighSurrogate(text: string): string {
+  const last = text.charCodeAt(text.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? text.slice(0, -1) : text;
 }

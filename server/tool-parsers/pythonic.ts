@@ -14,9 +14,9 @@ const PYTHON_END = '<|python_end|>';
  * starts with `[` is read as a list of calls, `[get_weather(city='Oslo'), ping()]`, whole or
  * not at all (python-calls.ts); any other output is text. Llama 4 may wrap the list in
  * `<|python_start|>` … `<|python_end|>`, which are not part of it. Collected, the calls are read
- * once the output ends; streamed, each call is sent while it arrives (its arguments one keyword
- * argument at a time), as vLLM's streaming parser does. The text is released as soon as it can no
- * longer become a list of calls.
+ * once the output ends; streamed, each call is sent while it arrives (a string argument as it
+ * comes, any other once the `,` or `)` after it has come), as vLLM's streaming parser does. The
+ * text is released as soon as it can no longer become a list of calls.
  */
 export class PythonicReader extends AutoToolCallReader {
   private mode: 'undecided' | 'text' | 'calls' = 'undecided';

@@ -331,7 +331,7 @@ describe('streamed calls: sent while they arrive, as vLLM streams them', () => {
     expect(sent).toContain('\\n');
   });
 
-  it('pythonic: announces a call at its first keyword argument, sends each once the `,` or `)` after it has come', () => {
+  it('pythonic: announces a call at its first keyword argument; a string argument goes out as it comes, the others once the `,` or `)` after them has', () => {
     const text = "[get_weather(city='Os' 'lo', days=[1, 2.50], x=None), ping()]";
     const run = charByChar('pythonic', text);
     expect({ content: run.content, calls: run.calls }).toEqual(whole('pythonic', text));
@@ -342,7 +342,8 @@ describe('streamed calls: sent while they arrive, as vLLM streams them', () => {
     // get_weather once its first `=` is not `==`; ping(), which has none, once it has ended, whole.
     expect(run.announced).toEqual([text.indexOf('=') + 1, text.lastIndexOf(')')]);
     const sent = run.outs.flatMap((o) => o.calls.map((d) => d.function.arguments)).filter((a) => a !== '');
-    expect(sent).toEqual(['{', '"city": "Oslo"', ', "days": [1, 2.5]', ', "x": null}', '{}']);
+    // 'Os' 'lo' is one string (Python joins them): its quote closes only once the `,` shows none follows.
+    expect(sent).toEqual(['{"city": "', 'O', 's', 'l', 'o', '"', ', "days": [1, 2.5]', ', "x": null}', '{}']);
     // A list that stops being calls: what was sent stays, and the text is the content.
     expect(charByChar('pythonic', '[f(a=1), g(b=1, c=2, 3)]')).toMatchObject({
       content: '[f(a=1), g(b=1, c=2, 3)]',
@@ -443,6 +444,21 @@ describe('streamed calls: sent while they arrive, as vLLM streams them', () => {
     expect(text.append('</tool_call>')).toBe(false);
     expect(text.append('x</tool_call')).toBe(true);
     expect(text.text()).toBe('x</tool_call');
+  });
+
+  it("pythonic: string arguments in Python's forms add up to the collected call, however cut", () => {
+    for (const text of [
+      "[f(a='x\\'y\\n\\u00e9\\U0001F600', b=r'c:\\dir', c='''multi\nline''', d=\"dq\" 'sq' u'u', e='😀')]",
+      "[f(code='def f():\\n    return 1'), g(s='')]",
+    ]) {
+      const expected = whole('pythonic', text);
+      expect(expected.calls.length, text).toBeGreaterThan(0);
+      for (let seed = 1; seed <= 20; seed++)
+        expect(streamed('pythonic', text, seed), text).toMatchObject(expected);
+      const run = charByChar('pythonic', text);
+      expect({ content: run.content, calls: run.calls }).toEqual(expected);
+      expect(run.argumentPieces).toBeGreaterThan(15);
+    }
   });
 
   it('does not announce JSON that has a "name" but no arguments key, nor calls past parallel_tool_calls: false', () => {
