@@ -1,3 +1,5 @@
+import { partialTagAtEnd } from './auto-tool-call-reader.js';
+
 /**
  * A call's text while it arrives, kept in pieces until the tag that ends it shows up. Appended to
  * one string and searched for the tag at every piece, the text was copied whole each time (V8
@@ -29,6 +31,12 @@ export class ArrivingText {
     const whole = this.pieces.join('');
     this.pieces = [whole];
     return whole;
+  }
+
+  /** The text so far, short of the tag's start where one may be arriving at its end. */
+  beforeTag(): string {
+    const whole = this.text();
+    return whole.slice(0, whole.length - partialTagAtEnd(whole, this.tag));
   }
 
   /** The text so far, and nothing kept. */

@@ -3,7 +3,6 @@ import {
   type AutoToolCallDelta,
   AutoToolCallReader,
   emptyDelta,
-  partialTagAtEnd,
   type ReadCall,
 } from './auto-tool-call-reader.js';
 import { jsonCallOf } from './json-calls.js';
@@ -63,10 +62,7 @@ export class HermesReader extends AutoToolCallReader {
   /** Streamed: the arriving call sent as far as it can be read, short of a closing tag's start. */
   private sendArriving(out: AutoToolCallDelta): void {
     if (!this.readsArriving(this.body.length)) return;
-    const text = this.body.text();
-    const arriving = partialJsonCall(text.slice(0, text.length - partialTagAtEnd(text, CLOSE)), [
-      'arguments',
-    ]);
+    const arriving = partialJsonCall(this.body.beforeTag(), ['arguments']);
     this.callArriving(out, arriving.name, arriving.arguments);
   }
 

@@ -4,11 +4,10 @@ import {
   type AutoToolCallDelta,
   AutoToolCallReader,
   emptyDelta,
-  partialTagAtEnd,
   type ReadCall,
 } from './auto-tool-call-reader.js';
 import { jsonCallOf } from './json-calls.js';
-import { partialJsonCall } from './partial-json.js';
+import { partialJsonCall, skipWhitespace } from './partial-json.js';
 import { PyDict, type PyValue, readJsonValue } from './python-values.js';
 
 const TOOL_CALLS = '[TOOL_CALLS]';
@@ -104,13 +103,10 @@ export class MistralReader extends AutoToolCallReader {
   /** Streamed: the calls of the current [TOOL_CALLS] token as they arrive. */
   private readArrivingCalls(out: AutoToolCallDelta): void {
     if (!this.inCalls || !this.readsArriving(this.segment.length)) return;
-    // Not the next token's start, which may be arriving.
-    const all = this.segment.text();
-    const body = all.slice(0, all.length - partialTagAtEnd(all, TOOL_CALLS)).trimStart();
+    const body = this.segment.beforeTag().trimStart();
     if (!body.startsWith('[') && !body.startsWith('{')) {
-      const brace = body.indexOf('{');
-      const name = brace < 0 ? '' : v11Name(body, brace);
-      if (name !== '') this.callArriving(out, name, body.slice(brace).trimEnd());
+      const call = v11Call(body);
+      if (call) this.callArriving(out, call.name, call.arguments.trimEnd());
       return;
     }
     // Before v11: call objects, one alone or in an array, each read whole once it has ended.
@@ -146,18 +142,9 @@ function callOf(value: PyValue): ReadCall | null {
   return jsonCallOf(value, ['arguments'], new PyDict());
 }
 
-function v11Name(body: string, brace: number): string {
-  return body.slice(0, brace).replace(ARGS, '').trim();
-}
-
 /** `name{…}` or `name[ARGS]{…}`: the arguments as the model wrote them; null when it is not that. */
 function v11Call(body: string): ReadCall | null {
   const brace = body.indexOf('{');
-  const name = brace < 0 ? '' : v11Name(body, brace);
+  const name = brace < 0 ? '' : body.slice(0, brace).replace(ARGS, '').trim();
   return name === '' ? null : { name, arguments: body.slice(brace) };
-}
-
-function skipWhitespace(text: string, at: number): number {
-  while (at < text.length && ' \t\n\r'.includes(text[at])) at++;
-  return at;
 }

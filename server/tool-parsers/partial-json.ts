@@ -26,7 +26,8 @@ const LITERALS = ['null', 'true', 'false', 'NaN', 'Infinity', '-Infinity'];
 /** What may follow a number or a literal inside JSON. */
 const AFTER_TOKEN = new Set([' ', '\t', '\n', '\r', ',', ']', '}']);
 
-function skipWhitespace(text: string, at: number): number {
+/** Where the JSON whitespace at `at` ends. */
+export function skipWhitespace(text: string, at: number): number {
   WHITESPACE.lastIndex = at;
   WHITESPACE.exec(text);
   return WHITESPACE.lastIndex;
@@ -91,10 +92,17 @@ export function partialString(text: string, at: number): { dump: PartialDump; va
   } catch {
     return { dump: { text: '', end: at, state: 'malformed' }, value: '' };
   }
-  // A high surrogate waits for its pair: alone, JSON.stringify would write it as an escape.
-  const last = value.charCodeAt(value.length - 1);
-  if (last >= 0xd800 && last <= 0xdbff) value = value.slice(0, -1);
-  return { dump: { text: pythonJsonDumps(value).slice(0, -1), end: text.length, state: 'partial' }, value };
+  return { dump: { text: arrivingJsonString(value), end: text.length, state: 'partial' }, value };
+}
+
+/**
+ * The start of json.dumps of a string whose characters so far are `chars`: no closing quote, and
+ * a last high surrogate held back for its pair (alone, JSON.stringify would write it as an escape).
+ */
+export function arrivingJsonString(chars: string): string {
+  const last = chars.charCodeAt(chars.length - 1);
+  const whole = last >= 0xd800 && last <= 0xdbff ? chars.slice(0, -1) : chars;
+  return pythonJsonDumps(whole).slice(0, -1);
 }
 
 /** Whether `text` ends inside an escape (an odd run of backslashes). */

@@ -1,3 +1,4 @@
+import { arrivingJsonString } from './partial-json.js';
 import { PyDict, PyFloat, PyInt, type PyKey, type PyValue, pythonJsonDumps } from './python-values.js';
 
 /**
@@ -126,10 +127,8 @@ class PythonCallReader {
       } catch (error) {
         // A string value still arriving goes out as far as it has come (no closing quote: a
         // literal right after it would join it, as Python joins 'a' 'b').
-        if (error instanceof Incomplete && this.startsString(valueAt)) {
-          const text = withoutLoneHighSurrogate(this.stringSoFar);
-          this.arrivingString = `${seen.size > 1 ? ', ' : ''}${JSON.stringify(key)}: ${JSON.stringify(text).slice(0, -1)}`;
-        }
+        if (error instanceof Incomplete && this.startsString(valueAt))
+          this.arrivingString = `${seen.size > 1 ? ', ' : ''}${JSON.stringify(key)}: ${arrivingJsonString(this.stringSoFar)}`;
         throw error;
       }
       args.set(key, value);
@@ -391,10 +390,4 @@ class PythonCallReader {
     this.space();
     if (!this.atEnd()) throw new NotCalls();
   }
-}
-
-/** `text` without a last high surrogate, which waits for its pair (JSON.stringify would escape it alone). */
-function withoutLoneHighSurrogate(text: string): string {
-  const last = text.charCodeAt(text.length - 1);
-  return last >= 0xd800 && last <= 0xdbff ? text.slice(0, -1) : text;
 }
