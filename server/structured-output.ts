@@ -8,7 +8,7 @@ import {
   regexGrammar,
 } from '../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../structured/json-schema.js';
-import { type TokenByteSource, tokenGuide } from '../structured/request-guide.js';
+import { type TokenByteSource, tokenGuide, tokenVocabulary } from '../structured/request-guide.js';
 import { structuralTagGrammar } from '../structured/structural-tag.js';
 import type { TokenGuide } from '../structured/token-guide.js';
 import { invalidRequest, notSupported } from './api-error.js';
@@ -65,6 +65,7 @@ export function structuredOutputGuide(
   other: { param: string; grammar: () => Grammar } | null = null,
 ): TokenGuide | null {
   const asked: Array<[string, () => Grammar]> = [];
+  const vocabulary = () => tokenVocabulary(tokenizer);
   if (other) asked.push([other.param, other.grammar]);
   const rf = body.response_format;
   if (rf && rf.type !== 'text') {
@@ -84,7 +85,7 @@ export function structuredOutputGuide(
           'response_format.json_schema is only allowed with type "json_schema".',
           'response_format',
         );
-      asked.push(['response_format', () => structuralTagGrammar(tag, 'response_format')]);
+      asked.push(['response_format', () => structuralTagGrammar(tag, 'response_format', vocabulary)]);
     } else throw notSupported('response_format', `A response_format of type "${rf.type}"`);
   } else if (rf?.json_schema != null) {
     throw invalidRequest(
@@ -132,6 +133,7 @@ export function structuredOutputGuide(
           structuralTagGrammar(
             jsonText(so.structural_tag!, 'structured_outputs', 'structured_outputs.structural_tag'),
             'structured_outputs',
+            vocabulary,
           ),
       ]);
   }

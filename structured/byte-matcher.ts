@@ -146,7 +146,9 @@ type Frame =
    * Where a grammar goes on after a value one of its `value` steps placed (a structural tag's JSON
    * or regex part): a step that need not read a character itself, entered when the value is done.
    */
-  | { readonly t: 'resume'; readonly step: number };
+  | { readonly t: 'resume'; readonly step: number }
+  /** At a grammar's `token` step: it reads a whole token (feedToken), never a byte. */
+  | { readonly t: 'token'; readonly step: number };
 
 export interface Stack {
   readonly frame: Frame;
@@ -248,17 +250,70 @@ export class ByteMatcher {
 
   /** The states after byte `b`; none: `b` may not come next. */
   feed(states: readonly Stack[], b: number): readonly Stack[] {
+    return this.transition(states, b, (s, out) => this.feedOne(s, b, out));
+  }
+
+  /**
+   * The states after token `id` read whole, by the stacks at a `token` step that takes it (the
+   * other stacks read a token by its bytes, through feed); none: no such step takes it.
+   */
+  feedToken(states: readonly Stack[], id: number): readonly Stack[] {
+    // Token transitions share the byte transitions' table under negative keys.
+    return this.transition(states, -1 - id, (stack, out) => {
+      for (const s of this.atTokenSteps(stack)) {
+        const step = this.program().steps[s.frame.step] as Extract<GrammarStep, { op: 'token' }>;
+        if (step.ids.includes(id) !== step.exclude) this.cfgEnter(step.next, s.up, out, new Set());
+      }
+    });
+  }
+
+  /** The stacks of `s` at a `token` step: itself, or where a finished value's grammar goes on. */
+  private atTokenSteps(s: Stack): Array<Stack & { frame: { t: 'token' } }> {
+    const isAt = (t: Stack): t is Stack & { frame: { t: 'token' } } => t !== DONE && t.frame.t === 'token';
+    if (s === DONE || s.frame.t !== 'resume') return isAt(s) ? [s] : [];
+    const here: Stack[] = [];
+    this.cfgEnter(s.frame.step, s.up, here, new Set());
+    return here.filter(isAt);
+  }
+
+  /**
+   * The tokens the `token` steps of this state take whole: `ids`, and every token but each list
+   * of `excluded` (one per excluding step); null where no stack is at such a step.
+   */
+  tokenSteps(states: readonly Stack[]): { ids: number[]; excluded: Array<readonly number[]> } | null {
+    let found: { ids: number[]; excluded: Array<readonly number[]> } | null = null;
+    for (const s of states.flatMap((stack) => this.atTokenSteps(stack))) {
+      const step = this.program().steps[s.frame.step] as Extract<GrammarStep, { op: 'token' }>;
+      found ??= { ids: [], excluded: [] };
+      if (step.exclude) found.excluded.push(step.ids);
+      else found.ids.push(...step.ids);
+    }
+    return found;
+  }
+
+  /** The states of `a` and `b` together. */
+  union(a: readonly Stack[], b: readonly Stack[]): readonly Stack[] {
+    if (a.length === 0) return b;
+    if (b.length === 0) return a;
+    return this.intern(this.dedupe([...a, ...b]));
+  }
+
+  private transition(
+    states: readonly Stack[],
+    key: number,
+    feedOne: (s: Stack, out: Stack[]) => void,
+  ): readonly Stack[] {
     let row = this.transitions.get(states);
-    const known = row?.get(b);
+    const known = row?.get(key);
     if (known) return known;
     const out: Stack[] = [];
-    for (const s of states) this.feedOne(s, b, out);
+    for (const s of states) feedOne(s, out);
     const next = out.length === 0 ? NO_STATES : this.intern(this.dedupe(out));
     if (!row) {
       row = new Map();
       this.transitions.set(states, row);
     }
-    row.set(b, next);
+    row.set(key, next);
     return next;
   }
 
@@ -356,6 +411,8 @@ export class ByteMatcher {
         return `g${f.step},${f.cont},${f.lo}-${f.hi},${f.cp}`;
       case 'resume':
         return `R${f.step}`;
+      case 'token':
+        return `T${f.step}`;
     }
   }
 
@@ -363,6 +420,8 @@ export class ByteMatcher {
     if (s === DONE) return;
     const f = s.frame;
     switch (f.t) {
+      case 'token':
+        return; // it reads a whole token (feedToken), never a byte
       case 'value':
         if (isWs(b)) {
           if (f.ws < this.wsLimit(b, f.sep)) out.push({ frame: { ...f, ws: f.ws + 1 }, up: s.up });
@@ -567,6 +626,9 @@ export class ByteMatcher {
     switch (at.op) {
       case 'chars':
         out.push({ frame: { t: 'cfg', step, cont: 0, lo: 0, hi: 0, cp: 0 }, up });
+        return;
+      case 'token':
+        out.push({ frame: { t: 'token', step }, up });
         return;
       case 'split':
         this.cfgEnter(at.next, up, out, seen);

@@ -25,7 +25,13 @@ export type GrammarStep =
    * A value of grammar node `node` (a JSON value, or a regex), then `next`: structural tags
    * (structural-tag.ts) place JSON Schemas and regexes inside a grammar this way; GBNF has none.
    */
-  | { op: 'value'; node: number; next: number };
+  | { op: 'value'; node: number; next: number }
+  /**
+   * Reads one whole token, whatever its bytes: one of `ids`, or with `exclude` any token but
+   * those (structural tags' token-level formats; GBNF has none). A token is read by its bytes or
+   * whole, never partly each way, so a stack reaching this step inside a token dies there.
+   */
+  | { op: 'token'; ids: readonly number[]; exclude: boolean; next: number };
 
 export interface GrammarProgram {
   readonly steps: readonly GrammarStep[];

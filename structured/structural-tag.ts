@@ -2,6 +2,7 @@ import { compileEbnf } from './ebnf-grammar.js';
 import { type Grammar, type GrammarNode, GuideError, regexGrammar } from './grammar-nodes.js';
 import { addJsonSchema } from './json-schema.js';
 import { ProgramBuilder } from './program-builder.js';
+import type { TokenVocabulary } from './token-vocabulary.js';
 
 /**
  * Structural tags (vLLM's `structural_tag`, xgrammar's format): an output described as a tree of
@@ -12,27 +13,24 @@ import { ProgramBuilder } from './program-builder.js';
  *   which a trigger starts one of the structures whose `begin` it opens (a triggered_tags below);
  * - `{"type": "structural_tag", "format": {...}}`, one format object that nests others:
  *   const_string, json_schema (JSON style), grammar (GBNF), regex, any_text (excludes), sequence,
- *   or, optional, plus, star, repeat, tag, triggered_tags, tags_with_separator and dispatch.
+ *   or, optional, plus, star, repeat, tag, triggered_tags, tags_with_separator and dispatch, and
+ *   the token-level ones: token, exclude_token, any_tokens, token_triggered_tags, token_dispatch,
+ *   and tags that begin or end with a token.
  *
  * Everything compiles to one grammar program (ebnf-grammar.ts's steps) whose `value` steps hold
  * the JSON Schemas and regexes, so the byte matcher runs the whole output as one pushdown
  * automaton. Free text is an automaton over the strings it may not contain (its excludes, the
  * triggers, the `end` of an enclosing tag: xgrammar's end detection), each state the longest
  * suffix of the text that some of them start with; a completed trigger leads into its tags, a
- * completed exclude is refused. Token-level formats (token, exclude_token, any_tokens,
- * token_triggered_tags, token_dispatch), non-JSON styles, `any_order` and the length limits of
- * any_text are refused by name, as are fields a format does not have.
+ * completed exclude is refused. A token-level format reads whole tokens (a `token` step of the
+ * program), named by id or by their text (the first id whose text it is, special tokens such as
+ * "<|eot_id|>" included), whatever their bytes; free tokens stop at the enclosing tag's end token
+ * as free text stops at its end string (xgrammar's end detection, within one level only). Non-JSON
+ * styles, `any_order` and the length limits of any_text are refused by name, as are fields a
+ * format does not have.
  */
 
 type Format = Record<string, unknown>;
-
-const TOKEN_LEVEL = new Set([
-  'token',
-  'exclude_token',
-  'any_tokens',
-  'token_triggered_tags',
-  'token_dispatch',
-]);
 
 /** Each format's fields besides `type`. */
 const FIELDS: Readonly<Record<string, readonly string[]>> = {
@@ -51,11 +49,23 @@ const FIELDS: Readonly<Record<string, readonly string[]>> = {
   triggered_tags: ['triggers', 'tags', 'at_least_one', 'stop_after_first', 'excludes'],
   tags_with_separator: ['tags', 'separator', 'at_least_one', 'stop_after_first'],
   dispatch: ['rules', 'loop', 'excludes'],
+  token: ['token'],
+  exclude_token: ['exclude_tokens'],
+  any_tokens: ['exclude_tokens', 'max_tokens'],
+  token_triggered_tags: ['trigger_tokens', 'tags', 'exclude_tokens', 'at_least_one', 'stop_after_first'],
+  token_dispatch: ['rules', 'loop', 'exclude_tokens'],
 };
 
-/** The grammar of a structural tag, given as its parsed JSON. */
-export function structuralTagGrammar(spec: unknown, param: string): Grammar {
-  return new StructuralTagCompiler(param).compile(spec);
+/**
+ * The grammar of a structural tag, given as its parsed JSON. `vocabulary`: the tokenizer's, which
+ * token-level formats name tokens in (null: they may name ids only, unchecked).
+ */
+export function structuralTagGrammar(
+  spec: unknown,
+  param: string,
+  vocabulary: (() => TokenVocabulary) | null = null,
+): Grammar {
+  return new StructuralTagCompiler(param, vocabulary).compile(spec);
 }
 
 class StructuralTagCompiler {
@@ -65,14 +75,17 @@ class StructuralTagCompiler {
   /** The request's names of the tags made from the first shape's structures. */
   private readonly tagPaths = new WeakMap<Format, string>();
 
-  constructor(private readonly param: string) {
+  constructor(
+    private readonly param: string,
+    private readonly vocabulary: (() => TokenVocabulary) | null,
+  ) {
     this.out = new ProgramBuilder(param);
   }
 
   compile(spec: unknown): Grammar {
     if (!isObject(spec)) this.fail('', 'must be a JSON object');
     const format = this.topFormat(spec);
-    const program = this.out.program((end) => this.format(format, 'format', end, []));
+    const program = this.out.program((end) => this.format(format, 'format', end, [], []));
     this.nodes[0] = { kind: 'cfg', program };
     const jsonParts = this.nodes.some((n) => n.kind !== 'cfg' && n.kind !== 'regex');
     return { nodes: this.nodes, root: 0, json: false, jsonParts };
@@ -132,6 +145,36 @@ class StructuralTagCompiler {
     return this.list(value, path).map((v, i) => this.string(v, `${path}[${i}]`, empty));
   }
 
+  /** A token given by id or by its text, as its id. */
+  private token(value: unknown, path: string): number {
+    const vocabulary = this.vocabulary?.();
+    if (typeof value === 'string') {
+      if (!vocabulary)
+        this.fail(path, 'names a token by its text, which needs a tokenizer here: give its id');
+      const id = vocabulary.idOf(value);
+      if (id === undefined)
+        this.fail(path, `(${JSON.stringify(value)}) is not the text of any token of the vocabulary`);
+      return id;
+    }
+    if (!Number.isInteger(value) || (value as number) < 0)
+      this.fail(path, "must be a token id (an integer ≥ 0) or a token's text");
+    if (vocabulary && !vocabulary.has(value as number))
+      this.fail(path, `(${value}) is not a token id of the vocabulary`);
+    return value as number;
+  }
+
+  private tokens(value: unknown, path: string): number[] {
+    if (value == null) return [];
+    return this.list(value, path).map((v, i) => this.token(v, `${path}[${i}]`));
+  }
+
+  /** A `{"type": "token", "token": ...}` object's token, as a tag's begin or end gives one. */
+  private tokenFormat(f: Format, path: string): number {
+    if (f.type !== 'token') this.fail(`${path}.type`, 'must be "token" (or the begin or end be a string)');
+    this.onlyFields(f, ['type', ...FIELDS.token], path);
+    return this.token(f.token, `${path}.token`);
+  }
+
   private flag(value: unknown, path: string, otherwise: boolean): boolean {
     if (value == null) return otherwise;
     if (typeof value !== 'boolean') this.fail(path, 'must be a boolean');
@@ -140,14 +183,20 @@ class StructuralTagCompiler {
 
   /**
    * The entry of `f`'s steps, which continue at `next`. `ends`: the end strings of the tag whose
-   * content ends with `f`, which an unlimited format (any_text, triggered_tags, dispatch) stops at.
+   * content ends with `f`, which an unlimited format (any_text, triggered_tags, dispatch) stops at;
+   * `endTokens`: that tag's end token, which a token-level one (exclude_token, any_tokens,
+   * token_triggered_tags, token_dispatch) stops at.
    */
-  private format(f: unknown, path: string, next: number, ends: readonly string[]): number {
+  private format(
+    f: unknown,
+    path: string,
+    next: number,
+    ends: readonly string[],
+    endTokens: readonly number[],
+  ): number {
     if (!isObject(f)) this.fail(path, 'must be a format object');
     const type = f.type;
     if (typeof type !== 'string') this.fail(`${path}.type`, 'must be a string');
-    if (TOKEN_LEVEL.has(type))
-      this.fail(path, `is a token-level format ("${type}"), which Loom does not support: use string formats`);
     const fields = FIELDS[type];
     if (!fields) this.fail(`${path}.type`, `names a format Loom does not know ("${type}")`);
     this.onlyFields(f, ['type', ...fields], path);
@@ -184,6 +233,7 @@ class StructuralTagCompiler {
             `${path}.elements[${i}]`,
             entry,
             i === elements.length - 1 ? ends : [],
+            i === elements.length - 1 ? endTokens : [],
           );
         return entry;
       }
@@ -191,11 +241,14 @@ class StructuralTagCompiler {
         const elements = this.list(f.elements, `${path}.elements`);
         if (elements.length === 0) this.fail(`${path}.elements`, 'must not be empty');
         return this.out.alternatives(
-          elements.map((e, i) => this.format(e, `${path}.elements[${i}]`, next, ends)),
+          elements.map((e, i) => this.format(e, `${path}.elements[${i}]`, next, ends, endTokens)),
         );
       }
       case 'optional':
-        return this.out.alternatives([this.format(f.content, `${path}.content`, next, ends), next]);
+        return this.out.alternatives([
+          this.format(f.content, `${path}.content`, next, ends, endTokens),
+          next,
+        ]);
       case 'star':
         return this.repeat(f.content, `${path}.content`, 0, Number.POSITIVE_INFINITY, next);
       case 'plus':
@@ -222,6 +275,23 @@ class StructuralTagCompiler {
         return this.tagsWithSeparator(f, path, next);
       case 'dispatch':
         return this.dispatch(f, path, next, ends);
+      case 'token':
+        return this.out.add({
+          op: 'token',
+          ids: [this.token(f.token, `${path}.token`)],
+          exclude: false,
+          next,
+        });
+      case 'exclude_token': {
+        const ids = [...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`), ...endTokens];
+        return this.out.add({ op: 'token', ids, exclude: true, next });
+      }
+      case 'any_tokens':
+        return this.anyTokens(f, path, next, endTokens);
+      case 'token_triggered_tags':
+        return this.tokenTriggeredTags(f, path, next, endTokens);
+      case 'token_dispatch':
+        return this.tokenDispatch(f, path, next, endTokens);
     }
     throw new Error(`unhandled format ${type}`);
   }
@@ -230,32 +300,48 @@ class StructuralTagCompiler {
     let entry = next;
     if (max === Number.POSITIVE_INFINITY) {
       const loop = this.out.placeholder();
-      this.out.alternatives([this.format(content, path, loop, []), next], loop);
+      this.out.alternatives([this.format(content, path, loop, [], []), next], loop);
       entry = loop;
     } else
       for (let i = min; i < max; i++)
-        entry = this.out.alternatives([this.format(content, path, entry, []), next]);
-    for (let i = 0; i < min; i++) entry = this.format(content, path, entry, []);
+        entry = this.out.alternatives([this.format(content, path, entry, [], []), next]);
+    for (let i = 0; i < min; i++) entry = this.format(content, path, entry, [], []);
     return entry;
   }
 
-  /** A tag's begin, content and end; `afterBegin`: how much of the begin was read already (a trigger). */
+  /**
+   * A tag's begin, content and end, each of the two a string (end: or several) or a token;
+   * `afterBegin`: how much of the begin was read already (a trigger: characters, or 1 for a token).
+   */
   private tag(f: unknown, path: string, next: number, afterBegin = 0): number {
     if (!isObject(f)) this.fail(path, 'must be a tag object');
     if (f.type !== undefined && f.type !== 'tag') this.fail(`${path}.type`, 'must be "tag"');
     this.onlyFields(f, ['type', ...FIELDS.tag], path);
-    if (isObject(f.begin) || isObject(f.end))
-      this.fail(path, 'has a token for its begin or end, a token-level format Loom does not support');
+    let content: number;
+    if (isObject(f.end)) {
+      const endToken = this.tokenFormat(f.end, `${path}.end`);
+      const end = this.out.add({ op: 'token', ids: [endToken], exclude: false, next });
+      content = this.format(f.content, `${path}.content`, end, [], [endToken]);
+    } else {
+      const ends = typeof f.end === 'string' ? [f.end] : this.strings(f.end, `${path}.end`);
+      if (ends.length === 0)
+        this.fail(`${path}.end`, 'must be a string, a non-empty array of strings or a token');
+      const end = this.out.alternatives([...new Set(ends)].map((e) => this.out.literal(e, next)));
+      content = this.format(
+        f.content,
+        `${path}.content`,
+        end,
+        ends.filter((e) => e !== ''),
+        [],
+      );
+    }
+    if (isObject(f.begin)) {
+      const begin = this.tokenFormat(f.begin, `${path}.begin`);
+      return afterBegin > 0
+        ? content
+        : this.out.add({ op: 'token', ids: [begin], exclude: false, next: content });
+    }
     const begin = this.string(f.begin, `${path}.begin`);
-    const ends = typeof f.end === 'string' ? [f.end] : this.strings(f.end, `${path}.end`);
-    if (ends.length === 0) this.fail(`${path}.end`, 'must be a string or a non-empty array of strings');
-    const end = this.out.alternatives([...new Set(ends)].map((e) => this.out.literal(e, next)));
-    const content = this.format(
-      f.content,
-      `${path}.content`,
-      end,
-      ends.filter((e) => e !== ''),
-    );
     return this.out.literal([...begin].slice(afterBegin).join(''), content);
   }
 
@@ -342,10 +428,89 @@ class StructuralTagCompiler {
       const pattern = this.string(rule[0], `${path}.rules[${i}][0]`, false);
       if (dispatch.has(pattern))
         this.fail(`${path}.rules[${i}][0]`, `repeats the pattern ${JSON.stringify(pattern)}`);
-      dispatch.set(pattern, this.format(rule[1], `${path}.rules[${i}][1]`, after, []));
+      dispatch.set(pattern, this.format(rule[1], `${path}.rules[${i}][1]`, after, [], []));
     });
     const excludes = [...this.strings(f.excludes, `${path}.excludes`), ...ends];
     this.out.freeText(excludes, dispatch, next, textStart, [...dispatch.keys()]);
+    return textStart;
+  }
+
+  /** Tokens but the excluded ones and the enclosing tag's end token, any number, or at most max_tokens. */
+  private anyTokens(f: Format, path: string, next: number, endTokens: readonly number[]): number {
+    const ids = [...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`), ...endTokens];
+    if (f.max_tokens == null) {
+      const loop = this.out.placeholder();
+      this.out.alternatives([this.out.add({ op: 'token', ids, exclude: true, next: loop }), next], loop);
+      return loop;
+    }
+    const max = f.max_tokens as number;
+    if (!Number.isInteger(max) || max < 0) this.fail(`${path}.max_tokens`, 'must be an integer ≥ 0');
+    let entry = next;
+    for (let i = 0; i < max; i++)
+      entry = this.out.alternatives([this.out.add({ op: 'token', ids, exclude: true, next: entry }), next]);
+    return entry;
+  }
+
+  /**
+   * Free tokens until a trigger token, which opens the tags that begin with it (their begin is
+   * that token), as triggered_tags does with strings.
+   */
+  private tokenTriggeredTags(f: Format, path: string, next: number, endTokens: readonly number[]): number {
+    const triggers = this.tokens(f.trigger_tokens, `${path}.trigger_tokens`);
+    if (triggers.length === 0) this.fail(`${path}.trigger_tokens`, 'must list at least one token');
+    const tags = this.tagList(f.tags, `${path}.tags`);
+    const atLeastOne = this.flag(f.at_least_one, `${path}.at_least_one`, false);
+    const stopAfterFirst = this.flag(f.stop_after_first, `${path}.stop_after_first`, false);
+    if (tags.length === 0 && atLeastOne) this.fail(`${path}.tags`, 'is empty while at_least_one is true');
+    const byTrigger = new Map<number, Array<{ tag: Format; path: string }>>(triggers.map((t) => [t, []]));
+    tags.forEach((tag, i) => {
+      const p = `${path}.tags[${i}]`;
+      if (!isObject(tag.begin))
+        this.fail(
+          `${p}.begin`,
+          'must be a token (a tag of token_triggered_tags begins with its trigger token)',
+        );
+      const begin = this.tokenFormat(tag.begin, `${p}.begin`);
+      const opened = byTrigger.get(begin);
+      if (!opened) this.fail(`${p}.begin`, `(token ${begin}) is none of the trigger_tokens`);
+      opened.push({ tag, path: p });
+    });
+    const textStart = this.out.placeholder();
+    const after = stopAfterFirst ? next : textStart;
+    const branches = [next];
+    for (const [trigger, opened] of byTrigger)
+      if (opened.length > 0) {
+        const content = this.out.alternatives(opened.map((o) => this.tag(o.tag, o.path, after, 1)));
+        branches.push(this.out.add({ op: 'token', ids: [trigger], exclude: false, next: content }));
+      }
+    // A trigger that opens no tag is refused like an exclude.
+    const excluded = [...triggers, ...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`), ...endTokens];
+    branches.push(this.out.add({ op: 'token', ids: excluded, exclude: true, next: textStart }));
+    this.out.alternatives(branches, textStart);
+    if (!atLeastOne) return textStart;
+    return this.out.alternatives(tags.map((tag, i) => this.tag(tag, `${path}.tags[${i}]`, after)));
+  }
+
+  /** Free tokens until one of the rules' tokens, which the rule's format follows, as dispatch does with strings. */
+  private tokenDispatch(f: Format, path: string, next: number, endTokens: readonly number[]): number {
+    const rules = this.list(f.rules, `${path}.rules`);
+    const loop = this.flag(f.loop, `${path}.loop`, true);
+    const textStart = this.out.placeholder();
+    const after = loop ? textStart : next;
+    const branches = [next];
+    const patterns: number[] = [];
+    rules.forEach((rule, i) => {
+      if (!Array.isArray(rule) || rule.length !== 2)
+        this.fail(`${path}.rules[${i}]`, 'must be a [token, format] pair');
+      const token = this.token(rule[0], `${path}.rules[${i}][0]`);
+      if (patterns.includes(token)) this.fail(`${path}.rules[${i}][0]`, `repeats the token ${token}`);
+      patterns.push(token);
+      const content = this.format(rule[1], `${path}.rules[${i}][1]`, after, [], []);
+      branches.push(this.out.add({ op: 'token', ids: [token], exclude: false, next: content }));
+    });
+    const excluded = [...patterns, ...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`), ...endTokens];
+    branches.push(this.out.add({ op: 'token', ids: excluded, exclude: true, next: textStart }));
+    this.out.alternatives(branches, textStart);
     return textStart;
   }
 }

@@ -1,5 +1,6 @@
 import { ByteMatcher, type Stack } from './byte-matcher.js';
 import type { Grammar } from './grammar-nodes.js';
+import type { TokenVocabulary } from './token-vocabulary.js';
 import { utf8Lead } from './utf8-chars.js';
 
 /**
@@ -146,11 +147,13 @@ const MASK_CACHE_ENTRIES = 512;
  */
 export class TokenGuide implements Guide {
   private readonly matcher: ByteMatcher;
-  private readonly masks = new Map<string, Int32Array>();
+  private readonly masks = new Map<string, { tokens: Int32Array; wholeTokens: boolean }>();
 
   constructor(
     grammar: Grammar,
     private readonly trie: VocabularyTrie,
+    /** The tokens by id, which token-level steps take whole (made once per tokenizer, on first need). */
+    private readonly vocabulary: () => TokenVocabulary,
   ) {
     this.matcher = new ByteMatcher(grammar);
   }
@@ -164,10 +167,15 @@ export class TokenGuide implements Guide {
     return this.trie.tokenBytes[id] ?? null;
   }
 
-  /** The state after token `id`'s bytes; a token without bytes (special) leaves it as it was. */
+  /**
+   * The state after token `id`: read by its bytes, or whole where a token-level step takes it. A
+   * special token no step takes (it has no bytes) leaves the state as it was.
+   */
   advance(states: readonly Stack[], id: number): readonly Stack[] {
+    const whole = this.matcher.feedToken(states, id);
     const bytes = this.trie.tokenBytes[id];
-    return bytes ? this.advanceBytes(states, bytes) : states;
+    if (!bytes) return whole.length > 0 ? whole : states;
+    return this.matcher.union(this.advanceBytes(states, bytes), whole);
   }
 
   /** The state after `bytes`. */
@@ -180,32 +188,56 @@ export class TokenGuide implements Guide {
     return at;
   }
 
-  /** `tokens` and the end tokens not among them (an end token with bytes may already be). */
+  /** `tokens` and the end tokens not among them (one with bytes, or one a token-level step takes, may be). */
   withEnds(tokens: Int32Array, endTokens: readonly number[]): Int32Array {
-    const ends = endTokens.filter((t) => this.trie.tokenBytes[t] == null || !tokens.includes(t));
+    const ends = endTokens.filter((t) => !tokens.includes(t));
     const all = new Int32Array(tokens.length + ends.length);
     all.set(tokens);
     all.set(ends, tokens.length);
     return all;
   }
 
-  /** Tokens that may come next (distinct, in no set order), and whether the output may end here. */
-  next(states: readonly Stack[]): { tokens: Int32Array; canEnd: boolean } {
+  /**
+   * Tokens that may come next (distinct, in no set order), whether the output may end here, and
+   * whether a token-level step takes some of them whole.
+   */
+  next(states: readonly Stack[]): { tokens: Int32Array; canEnd: boolean; wholeTokens: boolean } {
     const canEnd = this.matcher.canEnd(states);
     const key = this.matcher.stateKey(states);
-    let tokens = this.masks.get(key);
-    if (tokens) {
+    let mask = this.masks.get(key);
+    if (mask) {
       this.masks.delete(key); // most recently used last
     } else {
       const room = this.matcher.stringRoom(states);
-      tokens =
+      const byBytes =
         room === null
           ? Int32Array.from(this.trie.allowedTokens(this.matcher, states))
           : this.trie.allowedInString(this.matcher, states, room);
+      const steps = this.matcher.tokenSteps(states);
+      mask = steps
+        ? { tokens: this.withWholeTokens(byBytes, steps), wholeTokens: true }
+        : { tokens: byBytes, wholeTokens: false };
     }
-    this.masks.set(key, tokens);
+    this.masks.set(key, mask);
     if (this.masks.size > MASK_CACHE_ENTRIES) this.masks.delete(this.masks.keys().next().value as string);
-    return { tokens, canEnd };
+    return { ...mask, canEnd };
+  }
+
+  /** `byBytes` and the tokens token-level steps take: their ids, and all but what every excluding step excludes. */
+  private withWholeTokens(
+    byBytes: Int32Array,
+    steps: { ids: readonly number[]; excluded: ReadonlyArray<readonly number[]> },
+  ): Int32Array {
+    const vocabulary = this.vocabulary();
+    const taken = new Set<number>(byBytes);
+    for (const id of steps.ids) if (vocabulary.has(id)) taken.add(id);
+    if (steps.excluded.length > 0) {
+      // A token is taken unless every excluding step excludes it.
+      let common = new Set(steps.excluded[0]);
+      for (const list of steps.excluded.slice(1)) common = new Set(list.filter((id) => common.has(id)));
+      for (const id of vocabulary.allBut([...common])) taken.add(id);
+    }
+    return Int32Array.from(taken);
   }
 }
 
@@ -252,7 +284,12 @@ export class GuideState implements GuideCursor {
    */
   allowedTokens(endTokens: readonly number[]): Int32Array {
     if (this.states.length === 0) return Int32Array.from(endTokens);
-    const { tokens, canEnd } = this.guide.next(this.states);
+    const next = this.guide.next(this.states);
+    const { canEnd } = next;
+    let { tokens } = next;
+    // As in xgrammar, a token-level step never takes an end token: it ends the output, only where it may end.
+    if (next.wholeTokens && !canEnd && endTokens.length > 0)
+      tokens = tokens.filter((t) => !endTokens.includes(t));
     if (!canEnd && tokens.length > 0) return tokens;
     return this.guide.withEnds(tokens, endTokens);
   }

@@ -291,6 +291,7 @@ describe('SequenceLogitEdits', () => {
     const vocab = {
       tokenBytes: () =>
         Array.from({ length: 256 }, (_, b) => (b === 31 || b === 200 ? null : Uint8Array.of(b))),
+      idsToTokens: (ids: readonly number[]) => ids.map(() => ''),
     };
     const guide = tokenGuide(vocab, choiceGrammar(['ab', 'ac', 'b'], 'guided_choice'));
     const allowed = (e: SequenceLogitEdits | null, tokens: number[]) =>

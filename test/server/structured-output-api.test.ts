@@ -281,9 +281,9 @@ describe('structured output over HTTP', () => {
         /structural_tag is a string that is not JSON/,
       ],
       [
-        { response_format: { type: 'structural_tag', format: { type: 'any_tokens' } } },
+        { response_format: { type: 'structural_tag', format: { type: 'token', token: '<|none|>' } } },
         'response_format',
-        /token-level format/,
+        /format\.token \("<\|none\|>"\) is not the text of any token/,
       ],
       [
         { response_format: { type: 'json_object', triggers: ['<'] } },
@@ -372,5 +372,38 @@ describe('structured output over HTTP', () => {
     }
     // Seeded: the model does write "(" (3 times over these seeds), so the check above ran.
     expect(opened).toBeGreaterThan(0);
+  });
+
+  it('a structural tag with token-level formats: a special token written as that token, any tokens up to the end token', async () => {
+    // <unk> (id 0) stands for a model's control tokens: the tag opens with it and ends with it.
+    const format = {
+      type: 'tag',
+      begin: { type: 'token', token: '<unk>' },
+      content: {
+        type: 'sequence',
+        elements: [
+          { type: 'const_string', value: 'ok:' },
+          { type: 'any_tokens', max_tokens: 5 },
+        ],
+      },
+      end: { type: 'token', token: 0 },
+    };
+    for (const seed of [1, 2, 3]) {
+      const res = await sampledJson(seed, {
+        response_format: { type: 'structural_tag', format },
+        skip_special_tokens: false,
+        return_token_ids: true,
+      });
+      expect(res.status, JSON.stringify(res.body)).toBe(200);
+      const [choice] = res.body.choices;
+      expect(choice.finish_reason, choice.text).toBe('stop');
+      const ids: number[] = choice.token_ids;
+      expect(ids[0]).toBe(0);
+      // The end token once, last before EOS (the any_tokens between never take it), and 1–5 tokens after "ok:".
+      const end = ids.indexOf(0, 1);
+      expect(end, JSON.stringify(ids)).toBe(ids.length - 2);
+      expect(choice.text.startsWith('<unk>ok:'), choice.text).toBe(true);
+      expect(choice.text.endsWith('<unk>'), choice.text).toBe(true);
+    }
   });
 });

@@ -228,9 +228,15 @@ describe('structural tags: formats', () => {
 
   it('refuses what it cannot follow, by name', () => {
     const refused: Array<[unknown, RegExp]> = [
-      [{ type: 'token', token: 42 }, /token-level format \("token"\)/],
-      [{ type: 'any_tokens' }, /token-level/],
-      [{ type: 'tag', begin: { type: 'token', token: 1 }, content: { type: 'any_text' }, end: 'x' }, /token/],
+      [{ type: 'token', token: 'x' }, /format\.token names a token by its text, which needs a tokenizer/],
+      [
+        { type: 'tag', begin: { type: 'tokens', token: 1 }, content: { type: 'any_text' }, end: 'x' },
+        /begin\.type/,
+      ],
+      [
+        { type: 'triggered_tags', triggers: ['<'], tags: [{ begin: { type: 'token', token: 1 }, end: 'x' }] },
+        /begin must be a string/,
+      ],
       [{ type: 'json_schema', json_schema: {}, style: 'qwen_xml' }, /format\.style/],
       [{ type: 'json_schema', json_schema: {}, any_order: true }, /any_order/],
       [{ type: 'any_text', max_tokens: 5 }, /max_tokens/],
