@@ -28,11 +28,6 @@ export class TokenVocabulary {
     this.ids = Int32Array.from(ids);
   }
 
-  /** The number of ids, tokens or not (the embedding's rows the tokenizer names). */
-  get size(): number {
-    return this.ids.length === 0 ? 0 : this.ids[this.ids.length - 1] + 1;
-  }
-
   /** The first token whose text is `text`; undefined when none is. */
   idOf(text: string): number | undefined {
     return this.byText.get(byteKey(new TextEncoder().encode(text)));
