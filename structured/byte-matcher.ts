@@ -59,6 +59,22 @@ interface ObjectSpec {
   readonly maxProperties: number;
   /** requiredFrom[i]: how many of properties[i..] are required. */
   readonly requiredFrom: readonly number[];
+  /** The listed keys may come in any order (a structural tag's `any_order`), each once. */
+  readonly anyOrder: boolean;
+}
+
+/**
+ * Where an object is in its listed properties: those that may come next, and, once key `j` (or
+ * an additional key, -1) is written, how many listed ones could still come and how many of them
+ * are required.
+ */
+interface ListedKeys {
+  readonly candidates: readonly number[];
+  left(j: number): { listed: number; required: number };
+  /** Every required key is written. */
+  readonly complete: boolean;
+  /** The frame's fields once key `j` is written. */
+  written(j: number): { next: number; written: string };
 }
 
 type Frame =
@@ -68,8 +84,10 @@ type Frame =
       readonly t: 'object';
       readonly node: number;
       readonly phase: ObjectPhase;
-      /** Index of the first listed property that may still be written. */
+      /** Index of the first listed property that may still be written (listed order). */
       readonly next: number;
+      /** With any_order: '1' at each listed property written ('' before any). */
+      readonly written: string;
       readonly ws: number;
       /** In 'key': the key's bytes so far (one char per byte) and its lexer; in 'colon': the property (-1: additional). */
       readonly key: string;
@@ -381,7 +399,7 @@ export class ByteMatcher {
         const o = this.objectSpec(f.node);
         // Without maxProperties, every count past minProperties accepts the same.
         const count = o.maxProperties === Infinity ? Math.min(f.count, o.minProperties) : f.count;
-        return `o${f.node},${f.phase},${f.next},${f.ws},${f.prop},${count},${lexKey(f.lex, 0, Infinity)},${f.key}`;
+        return `o${f.node},${f.phase},${f.next},${f.written},${f.ws},${f.prop},${count},${lexKey(f.lex, 0, Infinity)},${f.key}`;
       }
       case 'array': {
         const a = this.arraySpec(f.node);
@@ -714,8 +732,16 @@ export class ByteMatcher {
               minProperties: n.minProperties ?? 0,
               maxProperties: n.maxProperties ?? Infinity,
               requiredFrom,
+              anyOrder: n.anyOrder === true,
             }
-          : { properties, additional: node, minProperties: 0, maxProperties: Infinity, requiredFrom };
+          : {
+              properties,
+              additional: node,
+              minProperties: 0,
+              maxProperties: Infinity,
+              requiredFrom,
+              anyOrder: false,
+            };
       this.objectSpecs.set(node, spec);
     }
     return spec;
@@ -731,28 +757,69 @@ export class ByteMatcher {
     return n.kind === 'array' ? n : { prefix: [], items: node, minItems: 0, maxItems: Infinity };
   }
 
+  /** Listed properties in their order: from `next` up to the first required one may come. */
+  private inListedOrder(f: Extract<Frame, { t: 'object' }>, spec: ObjectSpec): ListedKeys {
+    const props = spec.properties;
+    let last = f.next;
+    while (last < props.length && !props[last].required) last++;
+    const candidates: number[] = [];
+    for (let j = f.next; j < props.length && j <= last; j++) candidates.push(j);
+    return {
+      candidates,
+      left: (j) => {
+        const from = j >= 0 ? j + 1 : f.next;
+        return { listed: props.length - from, required: spec.requiredFrom[from] };
+      },
+      complete: last >= props.length,
+      written: (j) => ({ next: j >= 0 ? j + 1 : f.next, written: '' }),
+    };
+  }
+
+  /** Listed properties in any order (any_order): each not written yet may come. */
+  private inAnyOrder(f: Extract<Frame, { t: 'object' }>, spec: ObjectSpec): ListedKeys {
+    const props = spec.properties;
+    const candidates: number[] = [];
+    let required = 0;
+    props.forEach((p, j) => {
+      if (f.written[j] === '1') return;
+      candidates.push(j);
+      if (p.required) required++;
+    });
+    return {
+      candidates,
+      left: (j) =>
+        j >= 0
+          ? { listed: candidates.length - 1, required: required - (props[j].required ? 1 : 0) }
+          : { listed: candidates.length, required },
+      complete: required === 0,
+      written: (j) => {
+        if (j < 0) return { next: f.next, written: f.written };
+        const bits = f.written.padEnd(props.length, '0');
+        return { next: f.next, written: `${bits.slice(0, j)}1${bits.slice(j + 1)}` };
+      },
+    };
+  }
+
   private feedObject(f: Extract<Frame, { t: 'object' }>, s: Stack, b: number, out: Stack[]): void {
     const spec = this.objectSpec(f.node);
     const props = spec.properties;
-    /** Listed properties that may come next: from `next` up to the first required one. */
-    let last = f.next;
-    while (last < props.length && !props[last].required) last++;
+    const listed = spec.anyOrder ? this.inAnyOrder(f, spec) : this.inListedOrder(f, spec);
     /**
-     * Whether the object can still be finished within minProperties / maxProperties once its next
-     * key is written: as its key number count + 1, with listed properties from `next` on still to
-     * come (the required ones must fit under the maximum; all of them, and any additional keys,
-     * may be needed to reach the minimum).
+     * Whether the object can still be finished within minProperties / maxProperties once key `j`
+     * (-1: an additional one) is written: as its key number count + 1, with the listed properties
+     * that could still come after it (the required ones must fit under the maximum; all of them,
+     * and any additional keys, may be needed to reach the minimum).
      */
-    const fits = (next: number): boolean => {
+    const fits = (j: number): boolean => {
       const count = f.count + 1;
-      const most = spec.additional !== null ? Infinity : count + props.length - next;
-      return count + spec.requiredFrom[next] <= spec.maxProperties && most >= spec.minProperties;
+      const left = listed.left(j);
+      const most = spec.additional !== null ? Infinity : count + left.listed;
+      return count + left.required <= spec.maxProperties && most >= spec.minProperties;
     };
-    const listedFits = (j: number) => fits(j + 1);
-    const additionalFits = spec.additional !== null && fits(f.next);
-    let anyListed = false;
-    for (let j = f.next; j < props.length && j <= last && !anyListed; j++) anyListed = listedFits(j);
-    const mayClose = last >= props.length && f.count >= spec.minProperties;
+    const listedFits = (j: number) => fits(j);
+    const additionalFits = spec.additional !== null && fits(-1);
+    const anyListed = listed.candidates.some(listedFits);
+    const mayClose = listed.complete && f.count >= spec.minProperties;
     const mayAddKey = anyListed || additionalFits;
     // Compact JSON has one space after a comma and none anywhere else in an object.
     const sep = f.phase === 'comma' ? 1 : 0;
@@ -774,7 +841,7 @@ export class ByteMatcher {
         const lex = lexString(f.lex, b, Infinity);
         if (lex === null) return;
         const inRange = (raw: string, exact: boolean) => {
-          for (let j = f.next; j < props.length && j <= last; j++) {
+          for (const j of listed.candidates) {
             const name = props[j].keyText;
             if ((exact ? name === raw : name.startsWith(raw)) && listedFits(j)) return j;
           }
@@ -811,7 +878,7 @@ export class ByteMatcher {
             frame: {
               ...f,
               phase: 'after',
-              next: f.prop >= 0 ? f.prop + 1 : f.next,
+              ...listed.written(f.prop),
               key: '',
               lex: LEX_START,
               prop: -1,
@@ -899,7 +966,18 @@ function lengthsFit(
 const UNLISTED_KEY = '\uffff';
 
 function openObject(node: number): Frame {
-  return { t: 'object', node, phase: 'open', next: 0, ws: 0, key: '', lex: LEX_START, prop: -1, count: 0 };
+  return {
+    t: 'object',
+    node,
+    phase: 'open',
+    next: 0,
+    written: '',
+    ws: 0,
+    key: '',
+    lex: LEX_START,
+    prop: -1,
+    count: 0,
+  };
 }
 
 /** The items written so far when `up` is a uniqueItems array waiting for its next item, else null. */

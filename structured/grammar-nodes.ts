@@ -20,6 +20,8 @@ export type GrammarNode =
       /** minProperties / maxProperties: how many keys the object has, listed and additional (default 0, ∞). */
       minProperties?: number;
       maxProperties?: number;
+      /** The listed keys may come in any order, each at most once (a structural tag's `any_order`). */
+      anyOrder?: boolean;
     }
   | {
       kind: 'array';

@@ -25,9 +25,10 @@ import type { TokenVocabulary } from './token-vocabulary.js';
  * completed exclude is refused. A token-level format reads whole tokens (a `token` step of the
  * program), named by id or by their text (the first id whose text it is, special tokens such as
  * "<|eot_id|>" included), whatever their bytes; free tokens stop at the enclosing tag's end token
- * as free text stops at its end string (xgrammar's end detection, within one level only). Non-JSON
- * styles, `any_order` and the length limits of any_text are refused by name, as are fields a
- * format does not have.
+ * as free text stops at its end string (xgrammar's end detection, within one level only). A JSON
+ * Schema with `any_order` takes its objects' listed keys in any order, each at most once and the
+ * required ones all (xgrammar's grammar only counts the keys). Non-JSON styles and the length
+ * limits of any_text are refused by name, as are fields a format does not have.
  */
 
 type Format = Record<string, unknown>;
@@ -206,11 +207,16 @@ class StructuralTagCompiler {
       case 'json_schema': {
         if (f.style != null && f.style !== 'json')
           this.fail(`${path}.style`, `is "${String(f.style)}": Loom writes JSON Schemas as JSON only`);
-        if (f.any_order === true)
-          this.fail(`${path}.any_order`, 'is true: Loom writes properties in their listed order only');
-        this.flag(f.any_order, `${path}.any_order`, false);
+        const anyOrder = this.flag(f.any_order, `${path}.any_order`, false);
         if (f.json_schema === undefined) this.fail(`${path}.json_schema`, 'is required');
+        const first = this.nodes.length;
         const node = addJsonSchema(f.json_schema, this.param, this.nodes);
+        // Every object of this schema takes its keys in any order, each once and the required all.
+        if (anyOrder)
+          for (let i = first; i < this.nodes.length; i++) {
+            const n = this.nodes[i];
+            if (n.kind === 'object') this.nodes[i] = { ...n, anyOrder: true };
+          }
         return this.out.add({ op: 'value', node, next });
       }
       case 'grammar':

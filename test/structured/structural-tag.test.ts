@@ -226,6 +226,49 @@ describe('structural tags: formats', () => {
     expect(accepts(g, '[ab,]')).toBe(false);
   });
 
+  it('json_schema with any_order: listed keys in any order, each once, the required all, in nested objects too', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        a: { type: 'integer' },
+        b: {
+          type: 'object',
+          properties: { x: { type: 'boolean' }, y: { type: 'null' } },
+          required: ['x', 'y'],
+        },
+        c: { type: 'string' },
+      },
+      required: ['a', 'b'],
+    };
+    const g = tag({ type: 'json_schema', json_schema: schema, any_order: true });
+    expect(accepts(g, '{"a": 1, "b": {"x": true, "y": null}}')).toBe(true);
+    expect(accepts(g, '{"b": {"y": null, "x": false}, "c": "s", "a": 2}')).toBe(true);
+    expect(accepts(g, '{"c": "s", "b": {"x": true, "y": null}, "a": 2}')).toBe(true);
+    // Twice the same key, a required one missing, a key the schema does not list: refused.
+    expect(run(g, '{"a": 1, "a"').taken).toBe('{"a": 1, "'.length);
+    expect(accepts(g, '{"a": 1, "c": "s"}')).toBe(false);
+    expect(run(g, '{"b": {"y": null}').canEnd).toBe(false);
+    expect(run(g, '{"d"').taken).toBe('{"'.length);
+    // Without it, the listed order holds.
+    const ordered = tag({ type: 'json_schema', json_schema: schema });
+    expect(accepts(ordered, '{"a": 1, "b": {"x": true, "y": null}}')).toBe(true);
+    expect(run(ordered, '{"b"').taken).toBe('{"'.length);
+    // minProperties / maxProperties count keys in any order too.
+    const counted = tag({
+      type: 'json_schema',
+      json_schema: {
+        type: 'object',
+        properties: { p: { type: 'integer' }, q: { type: 'integer' }, r: { type: 'integer' } },
+        minProperties: 2,
+        maxProperties: 2,
+      },
+      any_order: true,
+    });
+    expect(accepts(counted, '{"r": 1, "p": 2}')).toBe(true);
+    expect(accepts(counted, '{"r": 1}')).toBe(false);
+    expect(run(counted, '{"r": 1, "p": 2, ').taken).toBe('{"r": 1, "p": 2'.length);
+  });
+
   it('refuses what it cannot follow, by name', () => {
     const refused: Array<[unknown, RegExp]> = [
       [{ type: 'token', token: 'x' }, /format\.token names a token by its text, which needs a tokenizer/],
@@ -238,7 +281,7 @@ describe('structural tags: formats', () => {
         /begin must be a string/,
       ],
       [{ type: 'json_schema', json_schema: {}, style: 'qwen_xml' }, /format\.style/],
-      [{ type: 'json_schema', json_schema: {}, any_order: true }, /any_order/],
+      [{ type: 'json_schema', json_schema: {}, any_order: 'yes' }, /any_order must be a boolean/],
       [{ type: 'any_text', max_tokens: 5 }, /max_tokens/],
       [{ type: 'const_string', value: 'x', extra: true }, /format\.extra/],
       [{ type: 'mystery' }, /"mystery"/],
@@ -271,6 +314,48 @@ describe('structural tags: formats', () => {
         states = m.feed(states, next[Math.floor(rand() * next.length)]);
       }
     }
+  });
+});
+
+describe('structural tags: any_order against the schema', () => {
+  it('random walks end only on objects with unique keys, every required one, within the key counts', () => {
+    const schema = {
+      type: 'object',
+      properties: {
+        a: { type: 'integer' },
+        b: { type: 'boolean' },
+        c: { type: 'null' },
+        d: { type: 'integer' },
+      },
+      required: ['b', 'd'],
+      maxProperties: 3,
+      additionalProperties: { type: 'integer' },
+    };
+    const m = new ByteMatcher(tag({ type: 'json_schema', json_schema: schema, any_order: true }));
+    const alphabet = [...'{}",: abcdefstrulnx0123'].map((c) => c.charCodeAt(0));
+    const rand = mulberry32(5);
+    let ended = 0;
+    for (let walk = 0; walk < 300; walk++) {
+      let states = m.start();
+      let text = '';
+      for (let i = 0; i < 60; i++) {
+        const next = alphabet.filter((b) => m.feed(states, b).length > 0);
+        expect(next.length > 0 || m.canEnd(states), text).toBe(true);
+        if (m.canEnd(states) && (next.length === 0 || rand() < 0.3)) {
+          const keys = [...text.matchAll(/"([^"]*)"\s*:/g)].map((k) => k[1]);
+          expect(new Set(keys).size, text).toBe(keys.length);
+          expect(keys, text).toEqual(expect.arrayContaining(['b', 'd']));
+          expect(keys.length, text).toBeLessThanOrEqual(3);
+          JSON.parse(text);
+          ended++;
+          break;
+        }
+        const b = next[Math.floor(rand() * next.length)];
+        states = m.feed(states, b);
+        text += String.fromCharCode(b);
+      }
+    }
+    expect(ended).toBeGreaterThan(20);
   });
 });
 
