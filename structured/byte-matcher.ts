@@ -1,8 +1,21 @@
 import type { LinearRegex } from '../model/linear-regex.js';
 import { type GrammarProgram, type GrammarStep, rangesMeet } from './ebnf-grammar.js';
-import { type Grammar, type GrammarNode, type ObjectProperty, throughUnions } from './grammar-nodes.js';
+import { type Grammar, type GrammarNode, throughUnions } from './grammar-nodes.js';
+import {
+  isWs,
+  LEX_START,
+  lexKey,
+  lexString,
+  NUMBER_ENDS,
+  type NumberPhase,
+  numberStart,
+  numberStep,
+  QUOTE,
+  type StringLex,
+} from './json-lex.js';
 import { type NumberRange, rangeHolds, rangeReachable } from './number-range.js';
-import { partialRange, regexMayRead, utf8Lead, utf8Step } from './utf8-chars.js';
+import { listedKeys, type ObjectSpec } from './object-keys.js';
+import { partialRange, regexMayRead, utf8Step } from './utf8-chars.js';
 
 /**
  * A pushdown matcher over the bytes of a structured output: which bytes may come next, given
@@ -15,33 +28,6 @@ import { partialRange, regexMayRead, utf8Lead, utf8Step } from './utf8-chars.js'
 export const MAX_WHITESPACE_RUN = 32;
 
 /**
- * `cont`: continuation bytes still due in a UTF-8 character, the next within [lo, hi]; `cp`: the
- * code point of the character being read (or last read), its bits so far.
- */
-type StringLex = {
-  readonly esc: boolean;
-  readonly hex: number;
-  readonly cont: number;
-  readonly lo: number;
-  readonly hi: number;
-  readonly len: number;
-  readonly cp: number;
-};
-const LEX_START: StringLex = { esc: false, hex: 0, cont: 0, lo: 0x80, hi: 0xbf, len: 0, cp: 0 };
-
-/** The characters JSON's one-letter escapes stand for. */
-const ESCAPED: Readonly<Record<number, number>> = {
-  34: 0x22,
-  92: 0x5c,
-  47: 0x2f,
-  98: 0x08,
-  102: 0x0c,
-  110: 0x0a,
-  114: 0x0d,
-  116: 0x09,
-};
-
-/**
  * A `pattern` string's \u escapes stay below U+1000 (control characters and the first scripts):
  * their feasibility is then a range of at most 4,096 characters, and no surrogate pair needs
  * joining. Every other character is still written, as itself in UTF-8.
@@ -49,33 +35,6 @@ const ESCAPED: Readonly<Record<number, number>> = {
 const PATTERN_ESCAPE_LIMIT = 0x1000;
 
 type ObjectPhase = 'open' | 'comma' | 'key' | 'colon' | 'after';
-type NumberPhase = 'sign' | 'zero' | 'int' | 'dot' | 'frac' | 'e' | 'esign' | 'exp';
-const NUMBER_ENDS: ReadonlySet<NumberPhase> = new Set(['zero', 'int', 'frac', 'exp']);
-
-interface ObjectSpec {
-  readonly properties: readonly ObjectProperty[];
-  readonly additional: number | null;
-  readonly minProperties: number;
-  readonly maxProperties: number;
-  /** requiredFrom[i]: how many of properties[i..] are required. */
-  readonly requiredFrom: readonly number[];
-  /** The listed keys may come in any order (a structural tag's `any_order`), each once. */
-  readonly anyOrder: boolean;
-}
-
-/**
- * Where an object is in its listed properties: those that may come next, and, once key `j` (or
- * an additional key, -1) is written, how many listed ones could still come and how many of them
- * are required.
- */
-interface ListedKeys {
-  readonly candidates: readonly number[];
-  left(j: number): { listed: number; required: number };
-  /** Every required key is written. */
-  readonly complete: boolean;
-  /** The frame's fields once key `j` is written. */
-  written(j: number): { next: number; written: string };
-}
 
 type Frame =
   /** `sep`: the spaces compact JSON writes before this value (1 after `:` and `,`, 0 at the root). */
@@ -189,11 +148,6 @@ const JSON_LITERALS = [
   new TextEncoder().encode('false'),
   new TextEncoder().encode('null'),
 ];
-
-const isWs = (b: number) => b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09;
-const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
-const isHex = (b: number) => isDigit(b) || (b >= 0x41 && b <= 0x46) || (b >= 0x61 && b <= 0x66);
-const QUOTE = 0x22;
 
 export class ByteMatcher {
   private readonly nodes: readonly GrammarNode[];
@@ -757,53 +711,10 @@ export class ByteMatcher {
     return n.kind === 'array' ? n : { prefix: [], items: node, minItems: 0, maxItems: Infinity };
   }
 
-  /** Listed properties in their order: from `next` up to the first required one may come. */
-  private inListedOrder(f: Extract<Frame, { t: 'object' }>, spec: ObjectSpec): ListedKeys {
-    const props = spec.properties;
-    let last = f.next;
-    while (last < props.length && !props[last].required) last++;
-    const candidates: number[] = [];
-    for (let j = f.next; j < props.length && j <= last; j++) candidates.push(j);
-    return {
-      candidates,
-      left: (j) => {
-        const from = j >= 0 ? j + 1 : f.next;
-        return { listed: props.length - from, required: spec.requiredFrom[from] };
-      },
-      complete: last >= props.length,
-      written: (j) => ({ next: j >= 0 ? j + 1 : f.next, written: '' }),
-    };
-  }
-
-  /** Listed properties in any order (any_order): each not written yet may come. */
-  private inAnyOrder(f: Extract<Frame, { t: 'object' }>, spec: ObjectSpec): ListedKeys {
-    const props = spec.properties;
-    const candidates: number[] = [];
-    let required = 0;
-    props.forEach((p, j) => {
-      if (f.written[j] === '1') return;
-      candidates.push(j);
-      if (p.required) required++;
-    });
-    return {
-      candidates,
-      left: (j) =>
-        j >= 0
-          ? { listed: candidates.length - 1, required: required - (props[j].required ? 1 : 0) }
-          : { listed: candidates.length, required },
-      complete: required === 0,
-      written: (j) => {
-        if (j < 0) return { next: f.next, written: f.written };
-        const bits = f.written.padEnd(props.length, '0');
-        return { next: f.next, written: `${bits.slice(0, j)}1${bits.slice(j + 1)}` };
-      },
-    };
-  }
-
   private feedObject(f: Extract<Frame, { t: 'object' }>, s: Stack, b: number, out: Stack[]): void {
     const spec = this.objectSpec(f.node);
     const props = spec.properties;
-    const listed = spec.anyOrder ? this.inAnyOrder(f, spec) : this.inListedOrder(f, spec);
+    const listed = listedKeys(f, spec);
     /**
      * Whether the object can still be finished within minProperties / maxProperties once key `j`
      * (-1: an additional one) is written: as its key number count + 1, with the listed properties
@@ -1017,71 +928,4 @@ function literalItem(text: Uint8Array): string {
 
 function pop(s: Stack): Stack {
   return s.up ?? DONE;
-}
-
-function lexKey(l: StringLex, min: number, max: number): string {
-  const counted = min > 0 || max !== Infinity;
-  return `${l.esc ? 'e' : ''}${l.hex}${l.cont}${l.lo}-${l.hi}${counted ? `:${Math.min(l.len, max === Infinity ? min : l.len)}` : ''}`;
-}
-
-/**
- * One byte of a JSON string's body (after its opening quote): the lexer after it, 'close' for
- * the closing quote, or null where the byte may not come (a control character, a bad escape,
- * broken UTF-8, a character past `maxLength`). Lengths count characters (code points).
- */
-function lexString(l: StringLex, b: number, maxLength: number): StringLex | 'close' | null {
-  if (l.cont > 0)
-    return b >= l.lo && b <= l.hi
-      ? { ...l, cont: l.cont - 1, lo: 0x80, hi: 0xbf, cp: (l.cp << 6) | (b & 0x3f) }
-      : null;
-  if (l.hex > 0) {
-    if (!isHex(b)) return null;
-    return { ...l, hex: l.hex - 1, len: l.hex === 1 ? l.len + 1 : l.len, cp: l.cp * 16 + hexValue(b) };
-  }
-  if (l.esc) {
-    if (b === 0x75) return { ...l, esc: false, hex: 4, cp: 0 };
-    const cp = ESCAPED[b];
-    return cp === undefined ? null : { ...l, esc: false, len: l.len + 1, cp };
-  }
-  if (b === QUOTE) return 'close';
-  if (b < 0x20 || l.len + 1 > maxLength) return null;
-  if (b === 0x5c) return { ...l, esc: true };
-  if (b < 0x80) return { ...l, len: l.len + 1, cp: b };
-  const lead = utf8Lead(b);
-  return lead
-    ? { ...l, ...lead, len: l.len + 1, cp: b & (lead.cont === 1 ? 0x1f : lead.cont === 2 ? 0x0f : 0x07) }
-    : null;
-}
-
-function hexValue(b: number): number {
-  return isDigit(b) ? b - 0x30 : (b | 0x20) - 0x61 + 10;
-}
-
-function numberStart(b: number): NumberPhase | null {
-  if (b === 0x2d) return 'sign';
-  if (b === 0x30) return 'zero';
-  return isDigit(b) ? 'int' : null;
-}
-
-function numberStep(p: NumberPhase, b: number, integer: boolean): NumberPhase | null {
-  const digit = isDigit(b);
-  const e = (b === 0x65 || b === 0x45) && !integer;
-  const dot = b === 0x2e && !integer;
-  switch (p) {
-    case 'sign':
-      return b === 0x30 ? 'zero' : digit ? 'int' : null;
-    case 'zero':
-      return dot ? 'dot' : e ? 'e' : null;
-    case 'int':
-      return digit ? 'int' : dot ? 'dot' : e ? 'e' : null;
-    case 'dot':
-      return digit ? 'frac' : null;
-    case 'frac':
-      return digit ? 'frac' : e ? 'e' : null;
-    case 'e':
-      return b === 0x2b || b === 0x2d ? 'esign' : digit ? 'exp' : null;
-    case 'esign':
-    case 'exp':
-      return digit ? 'exp' : null;
-  }
 }
