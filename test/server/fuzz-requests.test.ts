@@ -37,6 +37,26 @@ const FIELDS = [
   'ignore_eos_token',
 ];
 
+const STRINGS = [
+  '',
+  'tiny-base',
+  'ad-a',
+  'tiny-r2',
+  'user',
+  'text',
+  'x'.repeat(80),
+  '\u{1F600}',
+  // Structured output's format names, so random bodies reach the structural tag's formats.
+  'structural_tag',
+  'tag',
+  'token',
+  'any_tokens',
+  'token_triggered_tags',
+  'token_dispatch',
+  'json_schema',
+  '<s>',
+];
+
 function randomValue(rand: () => number, depth = 0): unknown {
   const pick = Math.floor(rand() * (depth > 1 ? 7 : 9));
   switch (pick) {
@@ -49,9 +69,7 @@ function randomValue(rand: () => number, depth = 0): unknown {
     case 3:
       return rand() * 4 - 1;
     case 4:
-      return ['', 'tiny-base', 'ad-a', 'tiny-r2', 'user', 'text', 'x'.repeat(80), '\u{1F600}'][
-        Math.floor(rand() * 8)
-      ];
+      return STRINGS[Math.floor(rand() * STRINGS.length)];
     case 5:
       return 1e300;
     case 6:
@@ -76,6 +94,11 @@ function randomValue(rand: () => number, depth = 0): unknown {
         'begin',
         'end',
         'elements',
+        'token',
+        'exclude_tokens',
+        'trigger_tokens',
+        'rules',
+        'any_order',
       ];
       return Object.fromEntries(
         keys.filter(() => rand() < 0.5).map((k) => [k, randomValue(rand, depth + 1)]),

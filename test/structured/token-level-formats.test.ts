@@ -244,6 +244,67 @@ describe('structural tags: token-level formats', () => {
     ).toThrow(/repeats the token/);
   });
 
+  it('random format trees either compile or are refused with a GuideError, and their walks never throw', () => {
+    const random = mulberry32(3);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)];
+    const tokenRef = () => pick<unknown>([TOOL, END_TOOL, THINK, '<|tool|>', 'hello', -1, 'nope', 3.5, BOS]);
+    const tokenFormat = () => ({ type: 'token', token: tokenRef() });
+    const format = (depth: number): unknown => {
+      const leaves = [
+        () => ({ type: 'const_string', value: pick(['a', 'hello', '']) }),
+        () => tokenFormat(),
+        () => ({ type: 'exclude_token', exclude_tokens: [tokenRef()] }),
+        () => ({ type: 'any_tokens', exclude_tokens: [tokenRef()], max_tokens: pick([undefined, 0, 2]) }),
+        () => ({ type: 'any_text', excludes: ['x'] }),
+      ];
+      if (depth > 2) return pick(leaves)();
+      const tag = () => ({
+        type: 'tag',
+        begin: random() < 0.5 ? tokenFormat() : 'b',
+        content: format(depth + 1),
+        end: random() < 0.5 ? tokenFormat() : pick(['e', ['e', 'f']]),
+      });
+      return pick([
+        ...leaves,
+        tag,
+        () => ({ type: 'sequence', elements: [format(depth + 1), format(depth + 1)] }),
+        () => ({ type: 'or', elements: [format(depth + 1), format(depth + 1)] }),
+        () => ({ type: 'star', content: format(depth + 1) }),
+        () => ({
+          type: 'token_triggered_tags',
+          trigger_tokens: [tokenRef()],
+          tags: [tag()],
+          at_least_one: random() < 0.3,
+          stop_after_first: random() < 0.3,
+        }),
+        () => ({ type: 'token_dispatch', rules: [[tokenRef(), format(depth + 1)]], loop: random() < 0.5 }),
+      ])();
+    };
+    let compiled = 0;
+    for (let round = 0; round < 150; round++) {
+      const f = format(0);
+      let grammar: ReturnType<typeof grammarOf>;
+      try {
+        grammar = grammarOf(f);
+      } catch (err) {
+        expect(err, JSON.stringify(f)).toBeInstanceOf(GuideError);
+        continue;
+      }
+      compiled++;
+      const state = tokenGuide(tokenizer, grammar).start();
+      for (let step = 0; step < 12; step++) {
+        const allowed = state.allowedTokens([EOS]);
+        expect(allowed.length, JSON.stringify(f)).toBeGreaterThan(0);
+        const t = allowed[Math.floor(random() * allowed.length)];
+        if (t === EOS) break;
+        state.advance(t);
+        // Every token the mask allows keeps the output inside the grammar.
+        expect(state.isDead, JSON.stringify(f)).toBe(false);
+      }
+    }
+    expect(compiled).toBeGreaterThan(30);
+  });
+
   it('random walks through the masks stay inside the grammar and end where it may', () => {
     const f = {
       type: 'token_triggered_tags',
