@@ -183,10 +183,11 @@ class StructuralTagCompiler {
   }
 
   /**
-   * The entry of `f`'s steps, which continue at `next`. `ends`: the end strings of the tag whose
-   * content ends with `f`, which an unlimited format (any_text, triggered_tags, dispatch) stops at;
-   * `endTokens`: that tag's end token, which a token-level one (exclude_token, any_tokens,
-   * token_triggered_tags, token_dispatch) stops at.
+   * The entry of `f`'s steps, which continue at `next`. `ends`: the end strings of the nearest tag
+   * around `f`, which an unlimited format (any_text, triggered_tags, dispatch) inside it, wherever
+   * it stands, stops at (xgrammar's end detection walks up to that tag); `endTokens`: that tag's
+   * end token, which a token-level one (exclude_token, any_tokens, token_triggered_tags,
+   * token_dispatch) stops at.
    */
   private format(
     f: unknown,
@@ -234,13 +235,7 @@ class StructuralTagCompiler {
         const elements = this.list(f.elements, `${path}.elements`);
         let entry = next;
         for (let i = elements.length - 1; i >= 0; i--)
-          entry = this.format(
-            elements[i],
-            `${path}.elements[${i}]`,
-            entry,
-            i === elements.length - 1 ? ends : [],
-            i === elements.length - 1 ? endTokens : [],
-          );
+          entry = this.format(elements[i], `${path}.elements[${i}]`, entry, ends, endTokens);
         return entry;
       }
       case 'or': {
@@ -256,9 +251,9 @@ class StructuralTagCompiler {
           next,
         ]);
       case 'star':
-        return this.repeat(f.content, `${path}.content`, 0, Number.POSITIVE_INFINITY, next);
+        return this.repeat(f.content, `${path}.content`, 0, Number.POSITIVE_INFINITY, next, ends, endTokens);
       case 'plus':
-        return this.repeat(f.content, `${path}.content`, 1, Number.POSITIVE_INFINITY, next);
+        return this.repeat(f.content, `${path}.content`, 1, Number.POSITIVE_INFINITY, next, ends, endTokens);
       case 'repeat': {
         const min = f.min as number;
         const max = f.max as number;
@@ -271,6 +266,8 @@ class StructuralTagCompiler {
           min,
           max === -1 ? Number.POSITIVE_INFINITY : max,
           next,
+          ends,
+          endTokens,
         );
       }
       case 'tag':
@@ -280,7 +277,7 @@ class StructuralTagCompiler {
       case 'tags_with_separator':
         return this.tagsWithSeparator(f, path, next);
       case 'dispatch':
-        return this.dispatch(f, path, next, ends);
+        return this.dispatch(f, path, next, ends, endTokens);
       case 'token':
         return this.out.add({
           op: 'token',
@@ -297,21 +294,28 @@ class StructuralTagCompiler {
       case 'token_triggered_tags':
         return this.tokenTriggeredTags(f, path, next, endTokens);
       case 'token_dispatch':
-        return this.tokenDispatch(f, path, next, endTokens);
+        return this.tokenDispatch(f, path, next, ends, endTokens);
     }
     throw new Error(`unhandled format ${type}`);
   }
 
-  private repeat(content: unknown, path: string, min: number, max: number, next: number): number {
+  private repeat(
+    content: unknown,
+    path: string,
+    min: number,
+    max: number,
+    next: number,
+    ends: readonly string[],
+    endTokens: readonly number[],
+  ): number {
+    const one = (then: number) => this.format(content, path, then, ends, endTokens);
     let entry = next;
     if (max === Number.POSITIVE_INFINITY) {
       const loop = this.out.placeholder();
-      this.out.alternatives([this.format(content, path, loop, [], []), next], loop);
+      this.out.alternatives([one(loop), next], loop);
       entry = loop;
-    } else
-      for (let i = min; i < max; i++)
-        entry = this.out.alternatives([this.format(content, path, entry, [], []), next]);
-    for (let i = 0; i < min; i++) entry = this.format(content, path, entry, [], []);
+    } else for (let i = min; i < max; i++) entry = this.out.alternatives([one(entry), next]);
+    for (let i = 0; i < min; i++) entry = one(entry);
     return entry;
   }
 
@@ -332,6 +336,11 @@ class StructuralTagCompiler {
       const ends = typeof f.end === 'string' ? [f.end] : this.strings(f.end, `${path}.end`);
       if (ends.length === 0)
         this.fail(`${path}.end`, 'must be a string, a non-empty array of strings or a token');
+      if (ends.every((e) => e === '') && isUnlimited(f.content) && !isExcluded(f.content))
+        this.fail(
+          `${path}.end`,
+          'must hold a non-empty string: the content is unlimited (free text or tokens, or a repeat), so only its end can close the tag',
+        );
       const end = this.out.alternatives([...new Set(ends)].map((e) => this.out.literal(e, next)));
       content = this.format(
         f.content,
@@ -422,7 +431,13 @@ class StructuralTagCompiler {
     return atLeastOne ? list : this.out.alternatives([list, next]);
   }
 
-  private dispatch(f: Format, path: string, next: number, ends: readonly string[]): number {
+  private dispatch(
+    f: Format,
+    path: string,
+    next: number,
+    ends: readonly string[],
+    endTokens: readonly number[],
+  ): number {
     const rules = this.list(f.rules, `${path}.rules`);
     const loop = this.flag(f.loop, `${path}.loop`, true);
     const textStart = this.out.placeholder();
@@ -434,7 +449,7 @@ class StructuralTagCompiler {
       const pattern = this.string(rule[0], `${path}.rules[${i}][0]`, false);
       if (dispatch.has(pattern))
         this.fail(`${path}.rules[${i}][0]`, `repeats the pattern ${JSON.stringify(pattern)}`);
-      dispatch.set(pattern, this.format(rule[1], `${path}.rules[${i}][1]`, after, [], []));
+      dispatch.set(pattern, this.format(rule[1], `${path}.rules[${i}][1]`, after, ends, endTokens));
     });
     const excludes = [...this.strings(f.excludes, `${path}.excludes`), ...ends];
     this.out.freeText(excludes, dispatch, next, textStart, [...dispatch.keys()]);
@@ -498,7 +513,13 @@ class StructuralTagCompiler {
   }
 
   /** Free tokens until one of the rules' tokens, which the rule's format follows, as dispatch does with strings. */
-  private tokenDispatch(f: Format, path: string, next: number, endTokens: readonly number[]): number {
+  private tokenDispatch(
+    f: Format,
+    path: string,
+    next: number,
+    ends: readonly string[],
+    endTokens: readonly number[],
+  ): number {
     const rules = this.list(f.rules, `${path}.rules`);
     const loop = this.flag(f.loop, `${path}.loop`, true);
     const textStart = this.out.placeholder();
@@ -511,13 +532,60 @@ class StructuralTagCompiler {
       const token = this.token(rule[0], `${path}.rules[${i}][0]`);
       if (patterns.includes(token)) this.fail(`${path}.rules[${i}][0]`, `repeats the token ${token}`);
       patterns.push(token);
-      const content = this.format(rule[1], `${path}.rules[${i}][1]`, after, [], []);
+      const content = this.format(rule[1], `${path}.rules[${i}][1]`, after, ends, endTokens);
       branches.push(this.out.add({ op: 'token', ids: [token], exclude: false, next: content }));
     });
     const excluded = [...patterns, ...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`), ...endTokens];
     branches.push(this.out.add({ op: 'token', ids: excluded, exclude: true, next: textStart }));
     this.out.alternatives(branches, textStart);
     return textStart;
+  }
+}
+
+/**
+ * Whether a format can take output without bound (xgrammar's IsUnlimited): free text or tokens,
+ * any repeat without a maximum, and what holds one of them that its own excludes do not stop.
+ */
+function isUnlimited(f: unknown): boolean {
+  if (!isObject(f)) return false;
+  switch (f.type) {
+    case 'any_text':
+    case 'any_tokens':
+    case 'triggered_tags':
+    case 'token_triggered_tags':
+    case 'dispatch':
+    case 'token_dispatch':
+    case 'tags_with_separator':
+    case 'star':
+    case 'plus':
+      return true;
+    case 'sequence':
+    case 'or':
+      return Array.isArray(f.elements) && f.elements.some((e) => isUnlimited(e) && !isExcluded(e));
+    case 'optional':
+      return isUnlimited(f.content);
+    case 'repeat':
+      return f.max === -1 || (f.max !== 0 && isUnlimited(f.content));
+    default:
+      return false;
+  }
+}
+
+/** Whether an unlimited format has excludes of its own that can stop it (xgrammar's IsExcluded). */
+function isExcluded(f: unknown): boolean {
+  if (!isObject(f)) return false;
+  const listed = (v: unknown) => Array.isArray(v) && v.length > 0;
+  switch (f.type) {
+    case 'any_text':
+    case 'triggered_tags':
+    case 'dispatch':
+      return listed(f.excludes);
+    case 'any_tokens':
+    case 'token_triggered_tags':
+    case 'token_dispatch':
+      return listed(f.exclude_tokens);
+    default:
+      return false;
   }
 }
 

@@ -127,6 +127,52 @@ describe('structural tags: formats', () => {
     expect(accepts(text, 'ST€OP 😀')).toBe(true);
   });
 
+  it('free text anywhere inside a tag stops at its end, as xgrammar detects it up to the nearest tag', () => {
+    // Not only the tag's last part: text before a closing line, and text repeated, stop too.
+    const before = tag({
+      type: 'tag',
+      begin: '<a>',
+      content: { type: 'sequence', elements: [{ type: 'any_text' }, { type: 'const_string', value: '!' }] },
+      end: '</a>',
+    });
+    expect(accepts(before, '<a>x y!</a>')).toBe(true);
+    expect(run(before, '<a>x</a>').taken).toBe('<a>x</a'.length);
+    const repeated = tag({
+      type: 'tag',
+      begin: '<a>',
+      content: {
+        type: 'star',
+        content: { type: 'sequence', elements: [{ type: 'const_string', value: '-' }, { type: 'any_text' }] },
+      },
+      end: '</a>',
+    });
+    expect(accepts(repeated, '<a>-x-y</a>')).toBe(true);
+    expect(run(repeated, '<a>-x</a>-').taken).toBe('<a>-x</a>'.length);
+    // A dispatch's rule inside the tag: its free text stops at the tag's end too; a nested tag
+    // has its own end.
+    const dispatched = tag({
+      type: 'tag',
+      begin: '<a>',
+      content: {
+        type: 'dispatch',
+        rules: [
+          ['#', { type: 'sequence', elements: [{ type: 'any_text' }, { type: 'const_string', value: ';' }] }],
+        ],
+        loop: false,
+      },
+      end: '</a>',
+    });
+    expect(accepts(dispatched, '<a>x#y;</a>')).toBe(true);
+    expect(run(dispatched, '<a>#y</a>').taken).toBe('<a>#y</a'.length);
+    const nested = tag({
+      type: 'tag',
+      begin: '<a>',
+      content: { type: 'tag', begin: '<b>', content: { type: 'any_text' }, end: '</b>' },
+      end: '</a>',
+    });
+    expect(accepts(nested, '<a><b>x</a>y</b></a>')).toBe(true);
+  });
+
   it('a regex followed by more text ends where the next part starts', () => {
     const g = tag({
       type: 'sequence',
@@ -284,6 +330,22 @@ describe('structural tags: formats', () => {
       [{ type: 'json_schema', json_schema: {}, any_order: 'yes' }, /any_order must be a boolean/],
       [{ type: 'any_text', max_tokens: 5 }, /max_tokens/],
       [{ type: 'const_string', value: 'x', extra: true }, /format\.extra/],
+      [
+        { type: 'tag', begin: '<a>', content: { type: 'any_text' }, end: '' },
+        /format\.end must hold a non-empty string/,
+      ],
+      [
+        {
+          type: 'tag',
+          begin: '<a>',
+          content: {
+            type: 'sequence',
+            elements: [{ type: 'star', content: { type: 'const_string', value: 'x' } }],
+          },
+          end: [''],
+        },
+        /content is unlimited/,
+      ],
       [{ type: 'mystery' }, /"mystery"/],
       [{ type: 'or', elements: [] }, /must not be empty/],
       [{ type: 'repeat', min: 3, max: 2, content: { type: 'const_string', value: 'x' } }, /max/],
@@ -291,6 +353,10 @@ describe('structural tags: formats', () => {
       [{ type: 'json_schema', json_schema: { type: 'object', frobnicate: 1 } }, /frobnicate/],
     ];
     for (const [format, why] of refused) expect(() => tag(format), JSON.stringify(format)).toThrow(why);
+    // An empty end is fine where the content's own excludes can stop it, as in xgrammar.
+    expect(() =>
+      tag({ type: 'tag', begin: '<a>', content: { type: 'any_text', excludes: ['.'] }, end: '' }),
+    ).not.toThrow();
     expect(() => structuralTagGrammar({ type: 'structural_tag' }, 'p')).toThrow(/format/);
     expect(() => structuralTagGrammar([], 'p')).toThrow(/JSON object/);
   });
