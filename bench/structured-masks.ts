@@ -1,8 +1,9 @@
 /**
  * What structured output costs the step loop: the time to find the tokens a grammar state allows
  * over a 32,000-token vocabulary (the synthetic TinyLlama-shaped tokenizer, byte-level BPE), per
- * generated token, for json_object, JSON Schemas, a choice list, a regex, a GBNF grammar and a
- * structural tag (free text with tool calls). Each grammar runs seeded
+ * generated token, for json_object, JSON Schemas, a choice list, a regex, a GBNF grammar and two
+ * structural tags (free text with tool calls; free tokens with calls between control tokens), and
+ * the time to advance the state by the token. Each grammar runs seeded
  * random walks: every step computes the allowed set (cached by state), samples one of its tokens
  * uniformly, and advances. Uniform sampling is a worst case for the cache: it wanders into states
  * (deep strings, whitespace runs) a trained model rarely visits.
@@ -23,7 +24,7 @@ import {
   regexGrammar,
 } from '../structured/grammar-nodes.js';
 import { compileJsonSchema } from '../structured/json-schema.js';
-import { tokenGuide } from '../structured/request-guide.js';
+import { tokenGuide, tokenVocabulary } from '../structured/request-guide.js';
 import { structuralTagGrammar } from '../structured/structural-tag.js';
 import { machineContext, writeBenchReport } from './report.js';
 
@@ -93,6 +94,24 @@ const BOUNDED_SCHEMA = {
   required: ['code', 'level', 'ratio'],
 };
 
+/**
+ * Free tokens; the control token <unk> (the synthetic vocabulary's one special token besides BOS
+ * and EOS, standing for a model's <|tool|>) opens a call whose arguments follow SCHEMA and which
+ * the same token closes (token_triggered_tags, with token begin and end).
+ */
+function controlTokenCalls(): unknown {
+  const call = {
+    type: 'tag',
+    begin: { type: 'token', token: '<unk>' },
+    content: { type: 'json_schema', json_schema: SCHEMA },
+    end: { type: 'token', token: '<unk>' },
+  };
+  return {
+    type: 'structural_tag',
+    format: { type: 'token_triggered_tags', trigger_tokens: ['<unk>'], tags: [call] },
+  };
+}
+
 function quantile(xs: number[], q: number): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(q * s.length))];
@@ -125,6 +144,10 @@ async function main(): Promise<void> {
       'structural_tag (free text, calls after "<function=")',
       () => structuralTagGrammar(TOOL_CALLS_TAG, 'response_format'),
     ],
+    [
+      'structural_tag, token-level (free tokens, a call between control tokens)',
+      () => structuralTagGrammar(controlTokenCalls(), 'response_format', () => tokenVocabulary(tokenizer)),
+    ],
   ];
   t0 = performance.now();
   tokenGuide(tokenizer, jsonObjectGrammar()); // builds the vocabulary trie once per tokenizer
@@ -133,6 +156,7 @@ async function main(): Promise<void> {
   for (const [label, grammar] of grammars) {
     const guide = tokenGuide(tokenizer, grammar());
     const times: number[] = [];
+    const advances: number[] = [];
     const sizes: number[] = [];
     let ended = 0;
     let tokens = 0;
@@ -150,7 +174,9 @@ async function main(): Promise<void> {
           ended++;
           break;
         }
+        const a = performance.now();
         state.advance(next);
+        advances.push(performance.now() - a);
       }
     }
     rows.push({
@@ -161,6 +187,8 @@ async function main(): Promise<void> {
       'mask ms p90': quantile(times, 0.9),
       'mask ms max': Math.max(...times),
       'allowed tokens median': quantile(sizes, 0.5),
+      'advance ms median': quantile(advances, 0.5),
+      'advance ms max': Math.max(...advances),
     });
     process.stderr.write(`[bench:structured-masks] ${label}: ${tokens} tokens\n`);
   }

@@ -161,9 +161,14 @@ export class ByteMatcher {
   /** Compact JSON (Grammar.compact): whitespace only as json.dumps's separators write it. */
   private readonly compact: boolean;
 
+  /** The grammar has `token` steps (a structural tag's token-level formats); else tokens are only bytes. */
+  private readonly readsTokens: boolean;
+
   constructor(readonly grammar: Grammar) {
     this.nodes = grammar.nodes;
     this.compact = grammar.compact === true;
+    const root = grammar.nodes[grammar.root];
+    this.readsTokens = root.kind === 'cfg' && root.program.steps.some((step) => step.op === 'token');
   }
 
   /**
@@ -230,6 +235,7 @@ export class ByteMatcher {
    * other stacks read a token by its bytes, through feed); none: no such step takes it.
    */
   feedToken(states: readonly Stack[], id: number): readonly Stack[] {
+    if (!this.readsTokens) return NO_STATES;
     // Token transitions share the byte transitions' table under negative keys.
     return this.transition(states, -1 - id, (stack, out) => {
       for (const s of this.atTokenSteps(stack)) {
@@ -253,6 +259,7 @@ export class ByteMatcher {
    * of `excluded` (one per excluding step); null where no stack is at such a step.
    */
   tokenSteps(states: readonly Stack[]): { ids: number[]; excluded: Array<readonly number[]> } | null {
+    if (!this.readsTokens) return null;
     let found: { ids: number[]; excluded: Array<readonly number[]> } | null = null;
     for (const s of states.flatMap((stack) => this.atTokenSteps(stack))) {
       const step = this.program().steps[s.frame.step] as Extract<GrammarStep, { op: 'token' }>;
