@@ -188,9 +188,14 @@ export class TokenGuide implements Guide {
     return at;
   }
 
-  /** `tokens` and the end tokens not among them (one with bytes, or one a token-level step takes, may be). */
-  withEnds(tokens: Int32Array, endTokens: readonly number[]): Int32Array {
-    const ends = endTokens.filter((t) => !tokens.includes(t));
+  /**
+   * `tokens` and the end tokens not among them: one with bytes may be, and one without only where
+   * a token-level step took tokens whole (`wholeTokens`), so the others need no search.
+   */
+  withEnds(tokens: Int32Array, endTokens: readonly number[], wholeTokens: boolean): Int32Array {
+    const ends = endTokens.filter(
+      (t) => !((this.trie.tokenBytes[t] != null || wholeTokens) && tokens.includes(t)),
+    );
     const all = new Int32Array(tokens.length + ends.length);
     all.set(tokens);
     all.set(ends, tokens.length);
@@ -291,6 +296,6 @@ export class GuideState implements GuideCursor {
     if (next.wholeTokens && !canEnd && endTokens.length > 0)
       tokens = tokens.filter((t) => !endTokens.includes(t));
     if (!canEnd && tokens.length > 0) return tokens;
-    return this.guide.withEnds(tokens, endTokens);
+    return this.guide.withEnds(tokens, endTokens, next.wholeTokens);
   }
 }
