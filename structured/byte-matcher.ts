@@ -227,6 +227,9 @@ export class ByteMatcher {
 
   /** The states after byte `b`; none: `b` may not come next. */
   feed(states: readonly Stack[], b: number): readonly Stack[] {
+    // The hot path of every vocabulary walk: a known transition is found without making a closure.
+    const known = this.transitions.get(states)?.get(b);
+    if (known) return known;
     return this.transition(states, b, (s, out) => this.feedOne(s, b, out));
   }
 
