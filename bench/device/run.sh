@@ -5,7 +5,9 @@
 # runs each JOB in turn and leaves its log and the bench/results files it wrote in
 # $OUT/results.tar.gz (the tool brings back at most 8 files). A summary goes to stdout.
 #   JOB: env tests kernels tinyllama lorastep scaling-default scaling-tiny
-# JOB_TIMEOUT (seconds, default 420) bounds each job; order the jobs by what matters most.
+# JOB_TIMEOUT (seconds, default 420) bounds each job; a device call stops at 600 s, so give a
+# call the jobs that fit (env+tests+lorastep in one, scaling-tiny in another) in the order that
+# matters; the archive is rewritten after every job.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 kit=device-carry
@@ -33,6 +35,14 @@ done
 export CI=true # the webgpu tests fail, not skip, without an adapter
 
 tsx=node_modules/.bin/tsx
+# After every job, so that a call stopped at its time limit still brings back the jobs done.
+pack_results() {
+  find bench/results -type f -newer "$marker" | while read -r f; do
+    mkdir -p "$logs/$(dirname "$f")"
+    cp "$f" "$logs/$f"
+  done
+  tar -czf "$OUT/results.tar.gz" -C "$logs" .
+}
 job() {
   local name=$1
   shift
@@ -41,6 +51,7 @@ job() {
   local rc=$?
   echo "== $name: rc $rc, $((SECONDS - t0)) s: $*"
   grep -E 'Tests |passed|failed|\| (uniform|mixed)|ms' "$logs/$name.log" | tail -12
+  pack_results
 }
 
 for name in "$@"; do
@@ -64,10 +75,6 @@ for name in "$@"; do
   esac
 done
 
-find bench/results -type f -newer "$marker" | while read -r f; do
-  mkdir -p "$logs/$(dirname "$f")"
-  cp "$f" "$logs/$f"
-done
-tar -czf "$OUT/results.tar.gz" -C "$logs" .
+pack_results
 echo "results: $OUT/results.tar.gz:"
 tar -tzf "$OUT/results.tar.gz" | grep -v '/$'
