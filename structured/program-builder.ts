@@ -160,6 +160,24 @@ export class ProgramBuilder {
     }
     return start;
   }
+
+  /**
+   * Free tokens, read whole: any token but `excluded`, then `next`; a token of `dispatch` goes on
+   * at its entry instead (the token-level twin of freeText). `start` (a placeholder) is the loop's.
+   */
+  freeTokens(
+    excluded: readonly number[],
+    dispatch: ReadonlyMap<number, number>,
+    next: number,
+    start: number = this.placeholder(),
+  ): number {
+    const branches = [next];
+    for (const [token, entry] of dispatch)
+      branches.push(this.add({ op: 'token', ids: [token], exclude: false, next: entry }));
+    branches.push(this.add({ op: 'token', ids: excluded, exclude: true, next: start }));
+    this.alternatives(branches, start);
+    return start;
+  }
 }
 
 /** Sorted code points as [lo, hi] ranges. */

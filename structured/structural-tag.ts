@@ -438,32 +438,46 @@ class StructuralTagCompiler {
     ends: readonly string[],
     endTokens: readonly number[],
   ): number {
-    const rules = this.list(f.rules, `${path}.rules`);
-    const loop = this.flag(f.loop, `${path}.loop`, true);
     const textStart = this.out.placeholder();
-    const after = loop ? textStart : next;
-    const dispatch = new Map<string, number>();
-    rules.forEach((rule, i) => {
-      if (!Array.isArray(rule) || rule.length !== 2)
-        this.fail(`${path}.rules[${i}]`, 'must be a [pattern, format] pair');
-      const pattern = this.string(rule[0], `${path}.rules[${i}][0]`, false);
-      if (dispatch.has(pattern))
-        this.fail(`${path}.rules[${i}][0]`, `repeats the pattern ${JSON.stringify(pattern)}`);
-      dispatch.set(pattern, this.format(rule[1], `${path}.rules[${i}][1]`, after, ends, endTokens));
-    });
+    const dispatch = this.dispatchRules(f, path, textStart, next, ends, endTokens, 'pattern', (v, p) =>
+      this.string(v, p, false),
+    );
     const excludes = [...this.strings(f.excludes, `${path}.excludes`), ...ends];
     this.out.freeText(excludes, dispatch, next, textStart, [...dispatch.keys()]);
     return textStart;
   }
 
+  /**
+   * A dispatch's rules, `[pattern, format]` pairs (a string, or a token), as each pattern's entry:
+   * its format, which goes on at the free text's `textStart` when the dispatch loops, else `next`.
+   */
+  private dispatchRules<K>(
+    f: Format,
+    path: string,
+    textStart: number,
+    next: number,
+    ends: readonly string[],
+    endTokens: readonly number[],
+    what: 'pattern' | 'token',
+    pattern: (value: unknown, path: string) => K,
+  ): Map<K, number> {
+    const after = this.flag(f.loop, `${path}.loop`, true) ? textStart : next;
+    const dispatch = new Map<K, number>();
+    this.list(f.rules, `${path}.rules`).forEach((rule, i) => {
+      if (!Array.isArray(rule) || rule.length !== 2)
+        this.fail(`${path}.rules[${i}]`, `must be a [${what}, format] pair`);
+      const key = pattern(rule[0], `${path}.rules[${i}][0]`);
+      if (dispatch.has(key))
+        this.fail(`${path}.rules[${i}][0]`, `repeats the ${what} ${JSON.stringify(key)}`);
+      dispatch.set(key, this.format(rule[1], `${path}.rules[${i}][1]`, after, ends, endTokens));
+    });
+    return dispatch;
+  }
+
   /** Tokens but the excluded ones and the enclosing tag's end token, any number, or at most max_tokens. */
   private anyTokens(f: Format, path: string, next: number, endTokens: readonly number[]): number {
     const ids = [...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`), ...endTokens];
-    if (f.max_tokens == null) {
-      const loop = this.out.placeholder();
-      this.out.alternatives([this.out.add({ op: 'token', ids, exclude: true, next: loop }), next], loop);
-      return loop;
-    }
+    if (f.max_tokens == null) return this.out.freeTokens(ids, new Map(), next);
     const max = f.max_tokens as number;
     if (!Number.isInteger(max) || max < 0) this.fail(`${path}.max_tokens`, 'must be an integer ≥ 0');
     let entry = next;
@@ -498,16 +512,13 @@ class StructuralTagCompiler {
     });
     const textStart = this.out.placeholder();
     const after = stopAfterFirst ? next : textStart;
-    const branches = [next];
+    const dispatch = new Map<number, number>();
     for (const [trigger, opened] of byTrigger)
-      if (opened.length > 0) {
-        const content = this.out.alternatives(opened.map((o) => this.tag(o.tag, o.path, after, 1)));
-        branches.push(this.out.add({ op: 'token', ids: [trigger], exclude: false, next: content }));
-      }
+      if (opened.length > 0)
+        dispatch.set(trigger, this.out.alternatives(opened.map((o) => this.tag(o.tag, o.path, after, 1))));
     // A trigger that opens no tag is refused like an exclude.
     const excluded = [...triggers, ...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`), ...endTokens];
-    branches.push(this.out.add({ op: 'token', ids: excluded, exclude: true, next: textStart }));
-    this.out.alternatives(branches, textStart);
+    this.out.freeTokens(excluded, dispatch, next, textStart);
     if (!atLeastOne) return textStart;
     return this.out.alternatives(tags.map((tag, i) => this.tag(tag, `${path}.tags[${i}]`, after)));
   }
@@ -520,24 +531,16 @@ class StructuralTagCompiler {
     ends: readonly string[],
     endTokens: readonly number[],
   ): number {
-    const rules = this.list(f.rules, `${path}.rules`);
-    const loop = this.flag(f.loop, `${path}.loop`, true);
     const textStart = this.out.placeholder();
-    const after = loop ? textStart : next;
-    const branches = [next];
-    const patterns: number[] = [];
-    rules.forEach((rule, i) => {
-      if (!Array.isArray(rule) || rule.length !== 2)
-        this.fail(`${path}.rules[${i}]`, 'must be a [token, format] pair');
-      const token = this.token(rule[0], `${path}.rules[${i}][0]`);
-      if (patterns.includes(token)) this.fail(`${path}.rules[${i}][0]`, `repeats the token ${token}`);
-      patterns.push(token);
-      const content = this.format(rule[1], `${path}.rules[${i}][1]`, after, ends, endTokens);
-      branches.push(this.out.add({ op: 'token', ids: [token], exclude: false, next: content }));
-    });
-    const excluded = [...patterns, ...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`), ...endTokens];
-    branches.push(this.out.add({ op: 'token', ids: excluded, exclude: true, next: textStart }));
-    this.out.alternatives(branches, textStart);
+    const dispatch = this.dispatchRules(f, path, textStart, next, ends, endTokens, 'token', (v, p) =>
+      this.token(v, p),
+    );
+    const excluded = [
+      ...dispatch.keys(),
+      ...this.tokens(f.exclude_tokens, `${path}.exclude_tokens`),
+      ...endTokens,
+    ];
+    this.out.freeTokens(excluded, dispatch, next, textStart);
     return textStart;
   }
 }
