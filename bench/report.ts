@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hasHugePagesTunable, hugePagesNotice } from '../server/huge-pages.js';
 
 /** One bar of a report's chart: `value` in `unit`, drawn as a horizontal bar. */
 export interface ChartBar {
@@ -32,7 +33,10 @@ export interface LineSeries {
   points: [number, number][];
 }
 
-/** Facts every report records about the run's machine: when, which CPU, how busy it was. */
+/**
+ * Facts every report records about the run's machine: when, which CPU, how busy it was, and
+ * whether this process's large buffers get huge pages as `npm start`'s do (server/huge-pages.ts).
+ */
 export function machineContext(): Record<string, string | number> {
   return {
     date: new Date().toISOString().slice(0, 10),
@@ -41,6 +45,11 @@ export function machineContext(): Record<string, string | number> {
     'load average': loadavg()
       .map((x) => x.toFixed(2))
       .join(' '),
+    'huge pages for malloc': hasHugePagesTunable(process.env)
+      ? `on (GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}, as npm start)`
+      : hugePagesNotice()
+        ? 'off: 4 KiB pages (THP madvise mode, GLIBC_TUNABLES without glibc.malloc.hugetlb=1; npm start sets it)'
+        : 'as the system gives them (no madvise-mode THP to ask for)',
   };
 }
 

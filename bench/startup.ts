@@ -13,6 +13,10 @@
  *
  *   npx tsx bench/startup.ts [--layers N] [--rounds N] [--before DIR] [--threads N]
  *     [--server-flags='--quantization int8'] [--servers-only] [--stream-tokens N] [--name startup]
+ *     [--small-pages-too]
+ *
+ * Every process starts with the environment `npm start` gives node (glibc's huge-page tunable,
+ * server/huge-pages.ts); --small-pages-too also starts this tree's server without it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -26,6 +30,7 @@ import { kvLayout } from '../memory/kv-layout.js';
 import { PagePool } from '../memory/page-pool.js';
 import { type FileReadProgress, loadModel } from '../model/load-model.js';
 import { TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
+import { withHugePagesTunable } from '../server/huge-pages.js';
 import { machineContext, writeBenchReport } from './report.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -41,6 +46,7 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '2' },
     'server-flags': { type: 'string', default: '' },
     'servers-only': { type: 'boolean', default: false },
+    'small-pages-too': { type: 'boolean', default: false },
     'stream-tokens': { type: 'string', default: '24' },
     name: { type: 'string', default: 'startup' },
     child: { type: 'string' },
@@ -149,7 +155,11 @@ interface ChildResult {
 
 function runProcess(command: string[], cwd: string): Promise<string> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, command, { cwd, stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, command, {
+      cwd,
+      env: NPM_START_ENV,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d: Buffer) => {
       out += d;
@@ -160,11 +170,21 @@ function runProcess(command: string[], cwd: string): Promise<string> {
   });
 }
 
-/** One server to start: its label and whose tree. */
+/** One server to start: its label, whose tree, and the environment node starts with. */
 interface ServerVariant {
   label: string;
   root: string;
+  env: NodeJS.ProcessEnv;
 }
+
+/** As `npm start` starts node (package.json): huge pages for malloc's mappings (server/huge-pages.ts). */
+const NPM_START_ENV = withHugePagesTunable(process.env);
+/** The same without glibc's huge-page tunable: every large buffer faulted in 4 KiB at a time. */
+const SMALL_PAGES_ENV = (() => {
+  const env = { ...process.env };
+  delete env.GLIBC_TUNABLES;
+  return env;
+})();
 
 interface ServerResult {
   label: string;
@@ -175,7 +195,7 @@ interface ServerResult {
 }
 
 /** Spawns a server from `root`, times /health 200 from the spawn, reads its memory, streams one completion. */
-async function measureServer({ label, root }: ServerVariant, modelDir: string): Promise<ServerResult> {
+async function measureServer({ label, root, env }: ServerVariant, modelDir: string): Promise<ServerResult> {
   const spawned = performance.now();
   const child: ChildProcess = spawn(
     process.execPath,
@@ -193,7 +213,7 @@ async function measureServer({ label, root }: ServerVariant, modelDir: string): 
       '512MiB',
       ...serverFlags,
     ],
-    { cwd: root, env: { ...process.env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: root, env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
   child.stdout?.on('data', (d: Buffer) => {
@@ -285,8 +305,12 @@ async function ensureModel(): Promise<string> {
 async function main(): Promise<void> {
   const modelDir = await ensureModel();
   const rounds = Number(args.rounds);
-  const roots: ServerVariant[] = [{ label: 'after (this tree)', root: ROOT }];
-  if (args.before) roots.push({ label: 'before', root: resolve(args.before) });
+  const roots: ServerVariant[] = [
+    { label: 'this tree, as npm start (huge pages)', root: ROOT, env: NPM_START_ENV },
+  ];
+  if (args['small-pages-too'])
+    roots.push({ label: 'this tree, 4 KiB pages (no GLIBC_TUNABLES)', root: ROOT, env: SMALL_PAGES_ENV });
+  if (args.before) roots.push({ label: 'before', root: resolve(args.before), env: NPM_START_ENV });
   const servers: ServerResult[] = [];
   const children: ChildResult[] = [];
   for (let round = 0; round < rounds; round++) {
@@ -365,6 +389,7 @@ async function main(): Promise<void> {
     title: `start-up of the onnx engine (TinyLlama shape, F32 checkpoint${serverFlags.length ? `, server ${serverFlags.join(' ')}` : ''})`,
     context: {
       ...machineContext(),
+      'huge pages for malloc': `every server and engine process starts as npm start starts node (GLIBC_TUNABLES=${NPM_START_ENV.GLIBC_TUNABLES})${args['small-pages-too'] ? ', but the 4 KiB pages server (GLIBC_TUNABLES unset)' : ''}`,
       cpu: cpus()[0]?.model ?? 'unknown',
       model: `synthetic TinyLlama shape, ${numLayers} of 22 layers, F32, 2 safetensors shards (${modelDir})`,
       rounds,

@@ -11,6 +11,7 @@ import { StartupError } from '../model/startup-error.js';
 import { buildApp } from './app.js';
 import { CliError, type CliOptions, isSwitch, type LoraModule, parseCliOptions } from './cli-options.js';
 import { expandConfigFile } from './config-file-args.js';
+import { hugePagesNotice } from './huge-pages.js';
 import { captureStderr, type StderrCapture } from './native-stderr.js';
 import { buildServingStack } from './serving-stack.js';
 import { drainAndClose } from './shutdown.js';
@@ -150,6 +151,8 @@ async function main(): Promise<void> {
   if (!stderrCapture)
     app.log.info('stderr could not be captured: native libraries may print non-JSON lines there');
   for (const notice of options.notices) app.log.info(notice);
+  const hugePages = hugePagesNotice();
+  if (hugePages) app.log.info(hugePages);
   if (options.gpuMemoryUtilization !== null)
     app.log.info(
       { poolSize: options.poolSize },

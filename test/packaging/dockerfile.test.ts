@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { hasHugePagesTunable } from '../../server/huge-pages.js';
 
 /**
  * The Dockerfile's invariants, read from the file itself: whoever edits it learns here, not in
@@ -88,11 +89,13 @@ describe('Dockerfile', () => {
     for (const name of imports) expect(Object.keys(pkg.dependencies)).toContain(name);
   });
 
-  it('switches telemetry off and installs production dependencies only, without install scripts', () => {
+  it('switches telemetry off, asks for huge pages, and installs production dependencies only, without install scripts', () => {
     const env = all('ENV')
       .map((i) => i.args)
       .join(' ');
     expect(env).toMatch(/ORT_DISABLE_TELEMETRY=1\b/);
+    const tunables = /GLIBC_TUNABLES=(\S+)/.exec(env);
+    expect(hasHugePagesTunable({ GLIBC_TUNABLES: tunables?.[1] })).toBe(true);
     const deps = stages.flatMap((s) => s.instructions).filter((i) => i.args.includes('npm ci'));
     expect(deps.length).toBeGreaterThan(0);
     for (const i of deps) expect(i.args).toContain('--omit=dev');
