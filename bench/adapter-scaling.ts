@@ -8,6 +8,7 @@
  *   npx tsx bench/adapter-scaling.ts [--requests 256] [--ns 1,10,100,1000,2000] [--max-loras 64]
  *                                    [--request-rate inf|R] [--engine onnx] [--model default|tinyllama] [--quick]
  *                                    [--pool-size 1GiB] [--skip-startup] [--onnx-thread worker|main]
+ *                                    [--name adapter-scaling]
  *
  * --skip-startup leaves out the fresh-process start-up probes (a TinyLlama-shaped model loads again in
  * each); --pool-size must hold max-num-seqs distinct adapters besides the KV cache.
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
     engine: { type: 'string', default: 'onnx' },
     model: { type: 'string', default: 'default' },
     seed: { type: 'string', default: '1' },
+    name: { type: 'string', default: 'adapter-scaling' },
     quick: { type: 'boolean', default: false },
     'request-rate': { type: 'string', default: 'inf' },
     'startup-probe': { type: 'string' },
@@ -273,7 +275,7 @@ async function main(): Promise<void> {
       adapterTrafficNote(spec, Number(args['max-num-seqs'])),
     );
     const files = writeBenchReport({
-      name: 'adapter-scaling',
+      name: args.name,
       title: 'Throughput against the number of adapters (S-LoRA trace)',
       context: {
         ...machineContext(),
