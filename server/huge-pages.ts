@@ -16,11 +16,20 @@ export const HUGE_PAGES_TUNABLE = 'glibc.malloc.hugetlb=1';
 /** Where Linux says which transparent-huge-page mode is in force ("always [madvise] never"). */
 const THP_MODE_FILE = '/sys/kernel/mm/transparent_hugepage/enabled';
 
-/** `env` with the tunable added to whatever GLIBC_TUNABLES already holds (a colon-separated list). */
+/**
+ * `env` with the tunable added to whatever GLIBC_TUNABLES already holds (a colon-separated list),
+ * unless that already says how malloc should use huge pages (`hugetlb=0` included: glibc reads the
+ * list in order, so an appended value would override the user's choice).
+ */
 export function withHugePagesTunable(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  if (hasHugePagesTunable(env)) return env;
+  if (namesHugePagesTunable(env)) return env;
   const tunables = env.GLIBC_TUNABLES;
   return { ...env, GLIBC_TUNABLES: tunables ? `${tunables}:${HUGE_PAGES_TUNABLE}` : HUGE_PAGES_TUNABLE };
+}
+
+/** Whether GLIBC_TUNABLES sets glibc.malloc.hugetlb at all (any value, 0 too). */
+export function namesHugePagesTunable(env: NodeJS.ProcessEnv): boolean {
+  return tunables(env).some((tunable) => tunable.startsWith('glibc.malloc.hugetlb='));
 }
 
 /**
@@ -28,15 +37,17 @@ export function withHugePagesTunable(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv 
  * or a page size (reserved hugetlbfs pages, which the administrator set up on purpose).
  */
 export function hasHugePagesTunable(env: NodeJS.ProcessEnv): boolean {
-  return (env.GLIBC_TUNABLES ?? '')
-    .split(':')
-    .some((tunable) => /^glibc\.malloc\.hugetlb=[1-9]\d*$/.test(tunable.trim()));
+  return tunables(env).some((tunable) => /^glibc\.malloc\.hugetlb=[1-9]\d*$/.test(tunable));
+}
+
+function tunables(env: NodeJS.ProcessEnv): string[] {
+  return (env.GLIBC_TUNABLES ?? '').split(':').map((tunable) => tunable.trim());
 }
 
 /**
  * A start-up notice when this process's large buffers get 4 KiB pages though huge pages were one
  * variable away: Linux in `madvise` mode and GLIBC_TUNABLES without the tunable. Null elsewhere
- * (THP `always` or `never`, no THP, not Linux, or the tunable set). glibc reads the variable
+ * (THP `always` or `never`, no THP, not Linux, or hugetlb set to any value: the user's choice). glibc reads the variable
  * only at exec, so the process cannot fix it for itself.
  */
 export function hugePagesNotice(
@@ -44,7 +55,7 @@ export function hugePagesNotice(
   platform: NodeJS.Platform = process.platform,
   readMode: () => string = () => readFileSync(THP_MODE_FILE, 'utf8'),
 ): string | null {
-  if (platform !== 'linux' || hasHugePagesTunable(env)) return null;
+  if (platform !== 'linux' || namesHugePagesTunable(env)) return null;
   let mode: string;
   try {
     mode = readMode();

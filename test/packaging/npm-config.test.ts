@@ -21,7 +21,7 @@ describe('npm configuration', () => {
     expect(startScript()).toMatch(/ exec node --import tsx server\/main\.ts$/);
   });
 
-  it("gives node glibc's huge-page tunable, after any tunables already set", () => {
+  it("gives node glibc's huge-page tunable, after any tunables already set, unless one says otherwise", () => {
     // The script as npm's shell runs it, with node printing the variable it was given.
     const script = startScript().replace(
       /node --import tsx server\/main\.ts$/,
@@ -38,6 +38,9 @@ describe('npm configuration', () => {
     expect(run(undefined)).toBe(HUGE_PAGES_TUNABLE);
     expect(run('')).toBe(HUGE_PAGES_TUNABLE);
     expect(run('glibc.pthread.rseq=0')).toBe(`glibc.pthread.rseq=0:${HUGE_PAGES_TUNABLE}`);
+    // An explicit choice stays as it is, off included (glibc would take an appended value).
+    expect(run('glibc.malloc.hugetlb=0')).toBe('glibc.malloc.hugetlb=0');
+    expect(run('a=1:glibc.malloc.hugetlb=2')).toBe('a=1:glibc.malloc.hugetlb=2');
     expect(hasHugePagesTunable({ GLIBC_TUNABLES: run('glibc.pthread.rseq=0') })).toBe(true);
   });
 });

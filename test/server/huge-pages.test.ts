@@ -26,6 +26,9 @@ describe('huge pages for the process', () => {
     );
     const set = { GLIBC_TUNABLES: `a=1:${HUGE_PAGES_TUNABLE}` };
     expect(withHugePagesTunable(set)).toBe(set);
+    // A user who switched huge pages off keeps it off: glibc takes the last value listed.
+    const off = { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' };
+    expect(withHugePagesTunable(off)).toBe(off);
   });
 
   it('notes 4 KiB pages only where the madvise mode leaves them to the tunable', () => {
@@ -33,6 +36,7 @@ describe('huge pages for the process', () => {
     expect(notice).toMatch(/madvise mode/);
     expect(notice).toContain(`GLIBC_TUNABLES=${HUGE_PAGES_TUNABLE}`);
     expect(hugePagesNotice({ GLIBC_TUNABLES: HUGE_PAGES_TUNABLE }, 'linux', () => MADVISE)).toBeNull();
+    expect(hugePagesNotice({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0' }, 'linux', () => MADVISE)).toBeNull();
     expect(hugePagesNotice({}, 'linux', () => '[always] madvise never\n')).toBeNull();
     expect(hugePagesNotice({}, 'linux', () => 'always madvise [never]\n')).toBeNull();
     expect(hugePagesNotice({}, 'darwin', () => MADVISE)).toBeNull();
