@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hasHugePagesTunable, hugePagesNotice } from '../server/huge-pages.js';
+import { hasHugePagesTunable, hugePagesNotice, namesHugePagesTunable } from '../server/huge-pages.js';
 
 /** One bar of a report's chart: `value` in `unit`, drawn as a horizontal bar. */
 export interface ChartBar {
@@ -45,12 +45,18 @@ export function machineContext(): Record<string, string | number> {
     'load average': loadavg()
       .map((x) => x.toFixed(2))
       .join(' '),
-    'huge pages for malloc': hasHugePagesTunable(process.env)
-      ? `on (GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}, as npm start)`
-      : hugePagesNotice()
-        ? 'off: 4 KiB pages (THP madvise mode, GLIBC_TUNABLES without glibc.malloc.hugetlb=1; npm start sets it)'
-        : 'as the system gives them (no madvise-mode THP to ask for)',
+    'huge pages for malloc': hugePagesContext(),
   };
+}
+
+/** Whether malloc's mappings get huge pages in this process, and why (server/huge-pages.ts). */
+function hugePagesContext(): string {
+  const tunables = process.env.GLIBC_TUNABLES;
+  if (hasHugePagesTunable(process.env)) return `on (GLIBC_TUNABLES=${tunables})`;
+  if (namesHugePagesTunable(process.env)) return `off, as GLIBC_TUNABLES=${tunables} asks`;
+  if (hugePagesNotice())
+    return 'off: 4 KiB pages (THP madvise mode, GLIBC_TUNABLES without glibc.malloc.hugetlb=1; npm start sets it)';
+  return 'as the system gives them (no madvise-mode THP to ask for)';
 }
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
