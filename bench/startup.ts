@@ -13,13 +13,15 @@
  *
  *   npx tsx bench/startup.ts [--layers N] [--rounds N] [--before DIR] [--threads N]
  *     [--server-flags='--quantization int8'] [--servers-only] [--stream-tokens N] [--name startup]
- *     [--small-pages-too]
+ *     [--small-pages-too] [--packed-cache-too]
  *
  * Every process starts with the environment `npm start` gives node (glibc's huge-page tunable,
  * server/huge-pages.ts); --small-pages-too also starts this tree's server without it.
+ * --packed-cache-too also starts it with --cache-packed-weights, its cache under .cache/bench: once
+ * from an empty cache (the start that saves the packed session), then every round mapping it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,6 +49,7 @@ const { values: args } = parseArgs({
     'server-flags': { type: 'string', default: '' },
     'servers-only': { type: 'boolean', default: false },
     'small-pages-too': { type: 'boolean', default: false },
+    'packed-cache-too': { type: 'boolean', default: false },
     'stream-tokens': { type: 'string', default: '24' },
     name: { type: 'string', default: 'startup' },
     child: { type: 'string' },
@@ -170,11 +173,14 @@ function runProcess(command: string[], cwd: string): Promise<string> {
   });
 }
 
-/** One server to start: its label, whose tree, and the environment node starts with. */
+/** One server to start: its label, whose tree, the environment node starts with, flags of its own. */
 interface ServerVariant {
   label: string;
   root: string;
   env: NodeJS.ProcessEnv;
+  flags?: string[];
+  /** A line the server must log, else the run measured something else (a cache that missed). */
+  mustLog?: string;
 }
 
 /** As `npm start` starts node (package.json): huge pages for malloc's mappings (server/huge-pages.ts). */
@@ -195,7 +201,10 @@ interface ServerResult {
 }
 
 /** Spawns a server from `root`, times /health 200 from the spawn, reads its memory, streams one completion. */
-async function measureServer({ label, root, env }: ServerVariant, modelDir: string): Promise<ServerResult> {
+async function measureServer(
+  { label, root, env, flags = [], mustLog }: ServerVariant,
+  modelDir: string,
+): Promise<ServerResult> {
   const spawned = performance.now();
   const child: ChildProcess = spawn(
     process.execPath,
@@ -212,6 +221,7 @@ async function measureServer({ label, root, env }: ServerVariant, modelDir: stri
       '--pool-size',
       '512MiB',
       ...serverFlags,
+      ...flags,
     ],
     { cwd: root, env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
@@ -242,6 +252,8 @@ async function measureServer({ label, root, env }: ServerVariant, modelDir: stri
     // The log lines of a ready server may still be in the pipe when /health answers.
     for (let i = 0; i < 50 && !output.includes('"msg":"serving"'); i++)
       await new Promise((r) => setTimeout(r, 100));
+    if (mustLog && !output.includes(mustLog))
+      throw new Error(`${label}: the server did not log "${mustLog}": ${output.slice(-2000)}`);
     const lines = output
       .split('\n')
       .filter((l) => l.startsWith('{'))
@@ -313,6 +325,30 @@ async function main(): Promise<void> {
   if (args.before) roots.push({ label: 'before', root: resolve(args.before), env: NPM_START_ENV });
   const servers: ServerResult[] = [];
   const children: ChildResult[] = [];
+  const saving: ServerVariant[] = [];
+  if (args['packed-cache-too']) {
+    // Its own cache folder: the user's ~/.cache/loom is neither read nor filled.
+    const cacheHome = join(ROOT, '.cache', 'bench', 'xdg-cache');
+    rmSync(join(cacheHome, 'loom'), { recursive: true, force: true });
+    const env = { ...NPM_START_ENV, XDG_CACHE_HOME: cacheHome };
+    const flags = ['--cache-packed-weights'];
+    saving.push({
+      label: 'this tree, --cache-packed-weights, first start (saves)',
+      root: ROOT,
+      env,
+      flags,
+      mustLog: 'packed weights saved to',
+    });
+    roots.push({
+      label: 'this tree, --cache-packed-weights (maps)',
+      root: ROOT,
+      env,
+      flags,
+      mustLog: 'packed weights mapped from',
+    });
+    progress('server with --cache-packed-weights, first start: saves the packed session');
+    servers.push(await measureServer(saving[0], modelDir));
+  }
   for (let round = 0; round < rounds; round++) {
     for (const variant of roots) {
       progress(`round ${round + 1}: server ${variant.label}`);
@@ -338,7 +374,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const serverRows = roots.map(({ label }) => {
+  const serverRows = [...saving, ...roots].map(({ label }) => {
     const runs = servers.filter((s) => s.label === label);
     return {
       server: label,
@@ -406,7 +442,7 @@ async function main(): Promise<void> {
     chart: {
       unit: 's to ready (median)',
       bars: [
-        ...roots.map(({ label }) => ({
+        ...[...saving, ...roots].map(({ label }) => ({
           label: `server ${label}: /health 200`,
           value: spread(servers.filter((s) => s.label === label).map((s) => s.healthSeconds)).median,
         })),

@@ -70,6 +70,12 @@ export interface EngineFactoryOptions {
    * $XDG_CACHE_HOME/loom keyed by it, so the next start reads them. Unset: encoded every start.
    */
   modelDir?: string;
+  /**
+   * With modelDir: the onnx engine saves its session, packed weights included, in the same cache
+   * and maps it at the next start instead of packing again (packed-session-cache.ts). Default off:
+   * it costs about twice the weights' size on disk.
+   */
+  cachePackedWeights?: boolean;
   /** Default 'batched'. */
   loraMode?: LoraMode;
   /** With loraMode 'padded': the rank every adapter is padded to. */
@@ -319,12 +325,16 @@ async function createCpuEngine(
         options.modelDir && weightFormat !== 'f32'
           ? { dir: defaultCacheDir(), checkpoint: checkpointIdentity(options.modelDir, weights.config) }
           : undefined,
+      packedSessionCache:
+        options.modelDir && options.cachePackedWeights
+          ? { dir: defaultCacheDir(), checkpoint: checkpointIdentity(options.modelDir, weights.config) }
+          : undefined,
     };
     const onWorker = (options.onnxThread ?? 'worker') === 'worker';
     const onThisThread = !onWorker || mode === 'merged';
     if (onWorker && mode === 'merged')
       options.log("--lora-mode merged: the onnx engine runs on the server's thread, where it merges");
-    let onnx: (Engine & { weightCacheNote: string | null }) | null = null;
+    let onnx: (Engine & { weightCacheNote: string | null; packedCacheNote: string | null }) | null = null;
     if (!onThisThread) {
       const { EngineThreadUnavailable, OnnxWorkerEngine } = await import('./onnx/onnx-worker-engine.js');
       try {
@@ -339,6 +349,7 @@ async function createCpuEngine(
     }
     onnx ??= await OnnxEngine.create(weights, pool, onnxOptions);
     if (onnx.weightCacheNote) options.log(onnx.weightCacheNote);
+    if (onnx.packedCacheNote) options.log(onnx.packedCacheNote);
     engine = onnx;
   } else {
     const { ReferenceEngine } = await import('./reference/reference-engine.js');

@@ -127,6 +127,8 @@ export interface LlmEngineOptions {
   loraMode?: LoraMode;
   /** --onnx-thread (default 'worker'): whether the onnx engine steps on a thread of its own. */
   onnxThread?: OnnxThreadChoice;
+  /** --cache-packed-weights: the onnx engine keeps its packed session on disk for the next start. */
+  cachePackedWeights?: boolean;
   /** --logprobs-mode (default raw_logprobs): what sampled tokens' log-probabilities report. */
   logprobsMode?: LogprobsMode;
 }
@@ -306,6 +308,7 @@ export class LlmEngine {
     const engine: Engine = await createEngine(options.engine, model.weights, pool, {
       dtype: options.dtype ?? 'auto',
       onnxThread: options.onnxThread,
+      cachePackedWeights: options.cachePackedWeights,
       // Loaded for the engine alone: the worker takes the arrays rather than a copy of them.
       handOverWeights: true,
       servesAdapters,

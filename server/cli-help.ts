@@ -46,6 +46,9 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
   --onnx-thread worker|main       where the onnx engine runs its steps: on a worker thread, leaving the
                                   server's event loop free while a step runs (default worker), or on the
                                   server's thread (onnxruntime then holds it for the whole step)
+  --cache-packed-weights          the onnx engine saves its session with the packed weights in
+                                  $XDG_CACHE_HOME/loom (about twice the weights' size on disk) and maps it
+                                  at the next start instead of packing again (default off)
   --dtype auto|float16|half|bfloat16|float32|float   linear-weight storage (f16, bf16, f32 also
                                   accepted); auto: bf16 for a BF16 checkpoint on webgpu, else f16 where the
                                   WebGPU adapter has shader-f16, else f32 (f32 on onnx);

@@ -97,6 +97,8 @@ export interface CliOptions {
   engine: EngineChoice;
   /** --onnx-thread: the onnx engine's steps on a worker thread (default) or on the server's. */
   onnxThread: OnnxThreadChoice;
+  /** --cache-packed-weights: the onnx engine's packed session kept on disk for the next start. */
+  cachePackedWeights: boolean;
   dtype: DtypeChoice;
   /** --quantization / -q: int8 or int4 base weights made at load (onnx, webgpu); null: none. */
   quantization: QuantizationChoice | null;
@@ -297,6 +299,9 @@ const VALUE_FLAGS: Record<string, Setter> = {
   },
   '--onnx-thread': (o, v, f) => {
     o.onnxThread = oneOf(v, f, ONNX_THREAD_CHOICES);
+  },
+  '--cache-packed-weights': (o) => {
+    o.cachePackedWeights = true;
   },
   '--dtype': (o, v, f) => {
     o.dtype = parseDtype(v, f);
@@ -707,6 +712,7 @@ export function defaultCliOptions(env: NodeJS.ProcessEnv = {}): CliOptions {
     maxStepSeconds: DEFAULT_MAX_STEP_SECONDS,
     engine: 'auto',
     onnxThread: 'worker',
+    cachePackedWeights: false,
     dtype: 'auto',
     quantization: null,
     poolSize: '0.25',

@@ -214,6 +214,7 @@ async function main(): Promise<void> {
       streamStallTimeoutSeconds: options.streamStallTimeoutSeconds,
       engine: options.engine,
       onnxThread: options.onnxThread,
+      cachePackedWeights: options.cachePackedWeights,
       logprobsMode: options.logprobsMode,
       dtype: options.dtype,
       quantization: options.quantization,

@@ -185,7 +185,6 @@ const [QKV, GATE_UP] = FUSED_MODULE_GROUPS;
 export function buildStepGraph(
   config: LlamaConfig,
   kv: KvLayout,
-  numPages: number,
   loraModules: readonly TargetModule[],
   weightMode: WeightMode,
   weightFiles?: WeightFiles,
@@ -201,7 +200,9 @@ export function buildStepGraph(
   const ps = kv.pageSize;
   const eps = { float: c.rmsNormEps };
 
-  const pool = g.input(STEP_INPUTS.pool, 'float32', [numPages, ps]);
+  // The pool's page count stays symbolic: the graph, and a session saved from it
+  // (packed-session-cache.ts), then serve any pool size.
+  const pool = g.input(STEP_INPUTS.pool, 'float32', ['pool_pages', ps]);
   const ids = g.input(STEP_INPUTS.inputIds, 'int64', ['T']);
   const paddedToken = g.input(STEP_INPUTS.paddedToken, 'int64', ['BS']);
   const tokenRow = g.input(STEP_INPUTS.tokenRow, 'int64', ['T']);
@@ -305,7 +306,7 @@ export function buildStepGraph(
   const poolView = (width: number): string => {
     let view = views.get(width);
     if (!view) {
-      view = g.input(poolViewName(width, ps), 'float32', [(numPages * ps) / width, width]);
+      view = g.input(poolViewName(width, ps), 'float32', [`pool_rows_${width}`, width]);
       views.set(width, view);
     }
     return view;

@@ -48,6 +48,7 @@ async function handle(message: ToEngineWorker): Promise<void> {
             graphLoraModules: engine.graphLoraModules,
             weightFormat: engine.weightFormat,
             weightCacheNote: engine.weightCacheNote,
+            packedCacheNote: engine.packedCacheNote,
           },
         });
       } catch (error) {

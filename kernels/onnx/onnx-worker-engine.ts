@@ -59,6 +59,7 @@ export class OnnxWorkerEngine implements Engine {
   readonly graphLoraModules: readonly TargetModule[] | undefined;
   readonly weightFormat: WeightFormat;
   readonly weightCacheNote: string | null;
+  readonly packedCacheNote: string | null;
   private readonly layoutIds = new WeakMap<AdapterLayout, number>();
   private nextLayoutId = 1;
   private nextRequestId = 1;
@@ -81,6 +82,7 @@ export class OnnxWorkerEngine implements Engine {
     this.graphLoraModules = created.graphLoraModules;
     this.weightFormat = created.weightFormat;
     this.weightCacheNote = created.weightCacheNote;
+    this.packedCacheNote = created.packedCacheNote;
     worker.on('message', (m: FromEngineWorker) => this.receive(m));
     worker.unref();
     worker.on('error', (error) => this.fail(`the onnx engine's thread failed: ${error.message}`, error));

@@ -59,6 +59,7 @@ export interface CreatedEngine {
   graphLoraModules: readonly TargetModule[] | undefined;
   weightFormat: WeightFormat;
   weightCacheNote: string | null;
+  packedCacheNote: string | null;
 }
 
 export type FromEngineWorker =

@@ -55,6 +55,12 @@ export class ProtoWriter {
     return this;
   }
 
+  /** Bytes already in wire format: a whole field copied from a parsed message (protobuf-reader.ts). */
+  raw(encoded: Uint8Array): this {
+    this.append(encoded);
+    return this;
+  }
+
   /** A repeated int64 field in packed encoding. */
   packedVarints(field: number, values: ArrayLike<number | bigint>): this {
     const inner = new ProtoWriter();
