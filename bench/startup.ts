@@ -197,6 +197,10 @@ interface ServerResult {
   healthSeconds: number;
   phases: Record<string, number>;
   ready: Memory;
+  /** The first request's time to its first token: mapped weights are read in by the first steps. */
+  firstTokenMs: number;
+  /** After the first completion. */
+  afterFirst: Memory;
   decodeMs: number[];
 }
 
@@ -267,8 +271,16 @@ async function measureServer(
     const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as {
       data: { id: string }[];
     };
-    const decodeMs = await streamGaps(`http://127.0.0.1:${port}`, models.data[0].id);
-    return { label, healthSeconds, phases, ready, decodeMs };
+    const { firstTokenMs, gapsMs } = await streamCompletion(`http://127.0.0.1:${port}`, models.data[0].id);
+    return {
+      label,
+      healthSeconds,
+      phases,
+      ready,
+      firstTokenMs,
+      afterFirst: memoryOf(child.pid!),
+      decodeMs: gapsMs,
+    };
   } finally {
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
@@ -277,8 +289,12 @@ async function measureServer(
   }
 }
 
-/** ms between streamed tokens of one greedy completion (the first token, prefill, left out). */
-async function streamGaps(baseUrl: string, model: string): Promise<number[]> {
+/** One greedy streamed completion: ms to its first token, and between the tokens after it. */
+async function streamCompletion(
+  baseUrl: string,
+  model: string,
+): Promise<{ firstTokenMs: number; gapsMs: number[] }> {
+  const sent = performance.now();
   const res = await fetch(`${baseUrl}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -300,7 +316,7 @@ async function streamGaps(baseUrl: string, model: string): Promise<number[]> {
     buffered = events.pop() ?? '';
     for (const e of events) if (e.startsWith('data: {')) arrivals.push(performance.now());
   }
-  return arrivals.slice(1).map((t, i) => t - arrivals[i]);
+  return { firstTokenMs: arrivals[0] - sent, gapsMs: arrivals.slice(1).map((t, i) => t - arrivals[i]) };
 }
 
 async function ensureModel(): Promise<string> {
@@ -393,6 +409,11 @@ async function main(): Promise<void> {
       'RSS anon MB at 200': fmtSpread(runs.map((r) => r.ready.anonMb)),
       'RSS file MB at 200': fmtSpread(runs.map((r) => r.ready.fileMb)),
       'peak RSS MB': fmtSpread(runs.map((r) => r.ready.peakMb)),
+      "first request's first token ms": fmtSpread(runs.map((r) => r.firstTokenMs)),
+      'RSS anon / file MB after it':
+        fmtSpread(runs.map((r) => r.afterFirst.anonMb)) +
+        ' · ' +
+        fmtSpread(runs.map((r) => r.afterFirst.fileMb)),
       'decode batch 1 ms/token, streamed (min / median / max)': fmtSpread(runs.flatMap((r) => r.decodeMs)),
     };
   });
@@ -454,7 +475,14 @@ async function main(): Promise<void> {
         })),
       ],
     },
-    notes: fileLines ? [`first round's per-file progress (mapped-prepacked): ${fileLines.join('; ')}`] : [],
+    notes: [
+      ...(fileLines ? [`first round's per-file progress (mapped-prepacked): ${fileLines.join('; ')}`] : []),
+      ...(args['packed-cache-too']
+        ? [
+            '--cache-packed-weights servers keep their cache in .cache/bench/xdg-cache (XDG_CACHE_HOME), emptied before the first of them, which saves; the others map what it saved, from the page cache where the machine kept it (a start after a reboot reads the file from disk, as a first request then does)',
+          ]
+        : []),
+    ],
   }).forEach((p) => {
     progress(`wrote ${p}`);
   });

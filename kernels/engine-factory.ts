@@ -72,8 +72,8 @@ export interface EngineFactoryOptions {
   modelDir?: string;
   /**
    * With modelDir: the onnx engine saves its session, packed weights included, in the same cache
-   * and maps it at the next start instead of packing again (packed-session-cache.ts). Default off:
-   * it costs about twice the weights' size on disk.
+   * and maps it at the next start instead of packing again (packed-session-cache.ts); f32, f16 and
+   * bf16 only. Default off: it costs about twice the weights' size on disk.
    */
   cachePackedWeights?: boolean;
   /** Default 'batched'. */
@@ -212,6 +212,10 @@ export async function createEngine(
     options.log(
       `webgpu engine on ${adapterName(ctx.adapter)}${ctx.adapter.isFallbackAdapter ? ' (software)' : ''}, ${weightDtype} weights`,
     );
+    if (options.cachePackedWeights)
+      options.log(
+        '--cache-packed-weights: the webgpu engine packs no weights; the flag is for the onnx engine',
+      );
     return engine;
   } catch (error) {
     ctx.destroy();
@@ -330,6 +334,10 @@ async function createCpuEngine(
           ? { dir: defaultCacheDir(), checkpoint: checkpointIdentity(options.modelDir, weights.config) }
           : undefined,
     };
+    if (options.cachePackedWeights && !options.modelDir)
+      options.log(
+        '--cache-packed-weights: weights not loaded from a checkpoint folder have nothing to key a cache by',
+      );
     const onWorker = (options.onnxThread ?? 'worker') === 'worker';
     const onThisThread = !onWorker || mode === 'merged';
     if (onWorker && mode === 'merged')
@@ -354,6 +362,10 @@ async function createCpuEngine(
   } else {
     const { ReferenceEngine } = await import('./reference/reference-engine.js');
     engine = ReferenceEngine.create(weights, pool);
+    if (options.cachePackedWeights)
+      options.log(
+        '--cache-packed-weights: the reference engine packs no weights; the flag is for the onnx engine',
+      );
   }
   if (mode !== 'merged') return engine;
   const { MergedLoraEngine } = await import('./merged-lora-engine.js');

@@ -48,7 +48,7 @@ Serves one Llama-family model and its LoRA adapters over an OpenAI-compatible HT
                                   server's thread (onnxruntime then holds it for the whole step)
   --cache-packed-weights          the onnx engine saves its session with the packed weights in
                                   $XDG_CACHE_HOME/loom (about twice the weights' size on disk) and maps it
-                                  at the next start instead of packing again (default off)
+                                  at the next start instead of packing again; f32/f16/bf16 (default off)
   --dtype auto|float16|half|bfloat16|float32|float   linear-weight storage (f16, bf16, f32 also
                                   accepted); auto: bf16 for a BF16 checkpoint on webgpu, else f16 where the
                                   WebGPU adapter has shader-f16, else f32 (f32 on onnx);

@@ -300,9 +300,6 @@ const VALUE_FLAGS: Record<string, Setter> = {
   '--onnx-thread': (o, v, f) => {
     o.onnxThread = oneOf(v, f, ONNX_THREAD_CHOICES);
   },
-  '--cache-packed-weights': (o) => {
-    o.cachePackedWeights = true;
-  },
   '--dtype': (o, v, f) => {
     o.dtype = parseDtype(v, f);
   },
@@ -492,6 +489,9 @@ const SWITCHES: Record<string, (options: CliOptions) => void> = {
   },
   '--enable-force-include-usage': (o) => {
     o.forceIncludeUsage = true;
+  },
+  '--cache-packed-weights': (o) => {
+    o.cachePackedWeights = true;
   },
   '--disable-sliding-window': (o) => {
     o.disableSlidingWindow = true;

@@ -100,7 +100,8 @@ export interface OnnxEngineOptions {
    * With 'prepacked' weights: where the step graph's session, its packed weights included, is
    * saved, so the next start maps it instead of packing again (packed-session-cache.ts: a few
    * seconds and ~0.4 GB anonymous at the TinyLlama shape instead of ~10 s and 4.4 GB, for about
-   * twice the weights' size on disk); unset: packed at every start.
+   * twice the weights' size on disk); unset: packed at every start. Not for int8/int4 (see the
+   * constructor).
    */
   packedSessionCache?: WeightCacheLocation;
   /**
@@ -212,8 +213,16 @@ export class OnnxEngine implements Engine {
     if (opts.prepackWeights === false) sessionConfig.disable_prepacking = '1';
     if (!opts.spinThreads) sessionConfig['intra_op.allow_spinning'] = '0';
     if (this.weightMode === 'external') this.encodeWeights(gemmWeightSources(weights), opts.weightCache);
+    const cachesPacked =
+      opts.packedSessionCache && this.weightMode === 'external' && opts.prepackWeights !== false;
+    // Probed with onnxruntime 1.30: MatMulNBits sessions loaded from their saved model give NaN
+    // logits, f32 and f16 ones the same logits to the bit (test/kernels/onnx-packed-session-cache.test.ts).
+    if (cachesPacked && isQuantized(this.weightFormat))
+      this.packedCacheNote = `packed weights not cached for ${this.weightFormat}: onnxruntime ${ort.env.versions.common} loads its saved MatMulNBits session wrongly (NaN logits); the codes are mapped from the encoded-weight cache`;
+    else if (opts.packedSessionCache && !cachesPacked)
+      this.packedCacheNote = `packed weights not cached: ${this.weightMode === 'inputs' ? 'the weights are fed to every run (--lora-mode merged), so nothing is packed' : 'prepacking is off'}`;
     this.packedSessionCache =
-      this.weightMode === 'external' && opts.prepackWeights !== false ? opts.packedSessionCache : undefined;
+      cachesPacked && !isQuantized(this.weightFormat) ? opts.packedSessionCache : undefined;
     if (this.weightFiles)
       sessionConfig.model_external_initializers_file_folder_path = this.weightFiles.folder;
     if (Object.keys(sessionConfig).length > 0) this.sessionOptions.extra = { session: sessionConfig };

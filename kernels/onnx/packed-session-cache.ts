@@ -23,11 +23,12 @@ import type { WeightCacheLocation } from './weight-cache.js';
  * maps it instead of building it: onnxruntime writes the optimized model with every initializer,
  * the packed Gemm weights included, in one external data file
  * (`session.save_external_prepacked_constant_initializers`), and a session loaded from that model
- * maps the packed weights from the file. At the TinyLlama shape (f32, LoRA on all modules) the
- * engine came up in 2–3 s instead of 9–12 s, with ~0.4 GB anonymous memory instead of 4.4 GB
- * (the packed weights are file-backed pages the kernel can share and evict), and the same logits.
- * The price is disk: the data file holds the weights as the graph had them beside their packed
- * form, about twice their size (8.3 GB at that shape in f32).
+ * maps the packed weights from the file. At the TinyLlama shape (f32, LoRA on all modules) a
+ * server answered /health in ~6 s instead of ~14 s, holding ~0.46 GB anonymous memory instead of
+ * 4.3 GB (the packed weights are file-backed pages the first request reads in, which the kernel
+ * can share and evict), with the same logits (bench/results/startup-packed-cache.md). The price
+ * is disk: the data file holds the weights as the graph had them beside their packed form, about
+ * twice their size (8.3 GB at that shape in f32), and the start that saves takes ~3× as long.
  *
  * One slot per checkpoint, weight format and set of LoRA modules, so a new Loom, onnxruntime,
  * CPU or pool size replaces the slot's entry instead of adding one; within it, manifest.json holds

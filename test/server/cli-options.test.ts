@@ -58,6 +58,14 @@ describe('parseCliOptions', () => {
     );
   });
 
+  it('reads --cache-packed-weights, off by default', () => {
+    expect(serve([]).cachePackedWeights).toBe(false);
+    expect(serve(['--cache-packed-weights', '--engine', 'onnx'])).toMatchObject({
+      cachePackedWeights: true,
+      engine: 'onnx',
+    });
+  });
+
   it("reads vLLM's access-log flags, --uds and --disable-sliding-window", () => {
     expect(serve([])).toMatchObject({
       accessLog: true,
