@@ -285,7 +285,11 @@ async function main(): Promise<void> {
         'max-cpu-loras': args['max-cpu-loras'],
         'max-num-seqs': args['max-num-seqs'],
         requests: numRequests,
+        'request lengths': args.quick
+          ? 'prompt 8–32, output 8–32 tokens (--quick)'
+          : 'prompt 8–128, output 8–128 tokens',
         'request rate': args['request-rate'],
+        'pool size': args['pool-size'],
       },
       rows,
       chart: { unit: 'generated tokens/s', bars },
