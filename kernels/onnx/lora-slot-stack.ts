@@ -14,6 +14,13 @@ const MAX_STACK_WASTE = 8;
  */
 export const MIN_BLOCK_ROWS = 4;
 
+/**
+ * How many rows a step's window of the stack may span per row its adapters need. Every row of the
+ * window is read each step (both forms multiply whole blocks), and at decode the step is bound by
+ * bytes read, not by multiply-adds: a window twice its adapters' rows reads their weights twice.
+ */
+const WINDOW_SLACK = 1.25;
+
 /** Shapes of zero-copy views kept per module (each is one tensor per layer for A and Bᵀ). */
 const MAX_CACHED_VIEWS = 64;
 
@@ -91,6 +98,10 @@ function alignmentOf(rows: number): number {
 export class LoraSlotStack {
   private readonly modules = new Map<TargetModule, ModuleStack>();
   private clock = 0;
+  /** The adapters the current step named when it began (beginStep), for its windows. */
+  private inUse: readonly AdapterLayout[] = [];
+  /** Each module's window of rows for the current step, fixed by its first place() call. */
+  private readonly windows = new Map<TargetModule, { from: number; to: number }>();
   /**
    * The modules whose Bᵀ rows were all finite when the adapter's pages were last written
    * (noteWrite): a copy-in of those skips the scan, and of the others does not copy. An adapter
@@ -125,7 +136,9 @@ export class LoraSlotStack {
    */
   beginStep(inUse: Iterable<AdapterLayout> = []): number {
     const step = ++this.clock;
-    for (const a of inUse)
+    this.inUse = [...inUse];
+    this.windows.clear();
+    for (const a of this.inUse)
       for (const stack of this.modules.values()) {
         const entry = stack.placed.get(a);
         if (entry) entry.lastStep = step;
@@ -178,10 +191,18 @@ export class LoraSlotStack {
       const blocked = blocks(first, rows) ? span * Math.max(mostTokens, t) : Number.POSITIVE_INFINITY;
       return Math.min(masked, blocked) <= MAX_STACK_WASTE * (exact + t * rows);
     };
+    const window = this.windowOf(m, stack, adapters);
+    const inWindow = (first: number, rows: number) => window.from <= first && first + rows <= window.to;
     for (const a of adapters) {
       const entry = stack.placed.get(a);
       if (!entry) continue;
       entry.lastStep = step;
+      // Outside the step's window: copied in again inside it (one copy, against reading the rows
+      // between on every step the adapter decodes).
+      if (!inWindow(entry.first, entry.rows)) {
+        stack.placed.delete(a);
+        continue;
+      }
       // Already stacked, but its tokens against rows high in the stack would multiply every row
       // below them: it goes through placement again, like a new one (lower rows, or gathered).
       if (withinWaste(tokensOf(a), entry.rows, entry.first)) take(a, entry.first, entry.rows);
@@ -199,8 +220,8 @@ export class LoraSlotStack {
       // (and multiplied, masked), so a compact stack beats keeping finished sequences' adapters
       // around (one that comes back costs one copy in).
       const align = alignmentOf(rows);
-      const free = freeRun(stack, rows, align, this.capacityRows, () => true);
-      const lowest = freeRun(stack, rows, align, this.capacityRows, (e) => e.lastStep === step);
+      const free = freeRun(stack, rows, align, window, () => true);
+      const lowest = freeRun(stack, rows, align, window, (e) => e.lastStep === step);
       const first = free >= 0 && (lowest < 0 || free + rows <= Math.max(used, lowest + rows)) ? free : lowest;
       if (first < 0 || !withinWaste(t, rows, first)) continue;
       if (first !== free)
@@ -214,6 +235,42 @@ export class LoraSlotStack {
       take(a, first, rows);
     }
     return placed;
+  }
+
+  /**
+   * Module m's window of rows for the step: as many rows as WINDOW_SLACK allows over the rows its
+   * adapters (those beginStep named, else these) need, placed where it keeps the most of their
+   * rows already stacked (lowest first); new adapters go inside it, those outside move in. Fixed
+   * for the step, so the parts of a plan run in parts (step-split.ts) agree on it.
+   */
+  private windowOf(
+    m: TargetModule,
+    stack: ModuleStack,
+    adapters: readonly AdapterLayout[],
+  ): { from: number; to: number } {
+    const known = this.windows.get(m);
+    if (known) return known;
+    const users = this.inUse.length > 0 ? this.inUse : adapters;
+    let need = 0;
+    for (const a of new Set(users)) {
+      const rows = moduleMaxRank(a, m);
+      if (rows <= this.capacityRows) need += rows;
+    }
+    const span = Math.min(this.capacityRows, Math.ceil((need * WINDOW_SLACK) / 8) * 8);
+    const stacked = users.flatMap((a) => {
+      const e = stack.placed.get(a);
+      return e ? [e] : [];
+    });
+    let best = { from: 0, to: span };
+    let bestRows = -1;
+    for (const start of [0, ...stacked.map((e) => e.first)].sort((x, y) => x - y)) {
+      const from = Math.min(start, this.capacityRows - span);
+      let rows = 0;
+      for (const e of stacked) if (from <= e.first && e.first + e.rows <= from + span) rows += e.rows;
+      if (rows > bestRows) [best, bestRows] = [{ from, to: from + span }, rows];
+    }
+    this.windows.set(m, best);
+    return best;
   }
 
   /** Module m's in and out features. */
@@ -359,20 +416,24 @@ interface ModuleStack {
   views: Map<string, { a: ort.Tensor[]; bt: ort.Tensor[] }>;
 }
 
-/** The lowest first row, a multiple of `align`, of `rows` rows that no entry `blocks` overlaps, or −1. */
+/**
+ * The lowest first row in `window`, a multiple of `align`, of `rows` rows that no entry `blocks`
+ * overlaps, or −1.
+ */
 function freeRun(
   stack: ModuleStack,
   rows: number,
   align: number,
-  capacity: number,
+  window: { from: number; to: number },
   blocks: (entry: StackEntry) => boolean,
 ): number {
   const taken = [...stack.placed.values()].filter(blocks).sort((x, y) => x.first - y.first);
   const aligned = (row: number) => Math.ceil(row / align) * align;
-  let start = 0;
+  let start = aligned(window.from);
   for (const t of taken) {
-    if (t.first - start >= rows) return start;
+    if (t.first + t.rows <= start) continue;
+    if (Math.min(t.first, window.to) - start >= rows) return start;
     start = aligned(Math.max(start, t.first + t.rows));
   }
-  return capacity - start >= rows ? start : -1;
+  return window.to - start >= rows ? start : -1;
 }

@@ -27,7 +27,7 @@ function adapterOfRank(rank: number, seed: number): AdapterLayout {
 }
 
 describe('LoraSlotStack placement', () => {
-  it("reads only a step's window of rows: an adapter alone high in the stack stays, and a new one goes low, evicting stale rows, rather than widen the window", () => {
+  it("reads only a step's window of rows: an adapter alone high in the stack stays, and a new one goes beside it rather than widen the window", () => {
     const stack = new LoraSlotStack(storage, config, 64);
     const big = adapterOfRank(32, 1);
     const high = adapterOfRank(4, 2);
@@ -36,11 +36,28 @@ describe('LoraSlotStack placement', () => {
     // Alone, high's window is its own 4 rows: it stays, and big stays stacked.
     expect(stack.place('q_proj', [high], stack.beginStep(), one).get(high)).toBe(32);
     expect(stack.rowsOf(big, 'q_proj')).toBe(32);
-    // Free rows 36–39 would widen the window to 32–40; big's stale rows 0–3 keep it at 0–36.
+    // The step reads rows 32–39 with fresh on the free rows 36–39 (0–35 if it took big's rows 0–3).
     const fresh = adapterOfRank(4, 5);
     const placed = stack.place('q_proj', [high, fresh], stack.beginStep(), one);
-    expect(placed.get(fresh)).toBe(0);
-    expect(stack.rowsOf(big, 'q_proj')).toBe(0);
+    expect(placed.get(fresh)).toBe(36);
+    expect(stack.rowsOf(big, 'q_proj')).toBe(32);
+  });
+
+  it("moves stacked adapters that lie far apart into one window barely wider than the step's rows", () => {
+    // Decode reads every row of a step's window: 4 rank-8 adapters left at rows 0, 80, 160 and 248
+    // by earlier steps would read 256 rows for 32. Three are copied in again beside the first.
+    const stack = new LoraSlotStack(storage, config, 256);
+    const adapters = Array.from({ length: 32 }, (_, i) => adapterOfRank(8, 100 + i));
+    stack.place('q_proj', adapters, stack.beginStep(), one);
+    const step = [0, 10, 20, 31].map((i) => adapters[i]);
+    const placed = stack.place('q_proj', step, stack.beginStep(), one);
+    expect(step.map((a) => placed.get(a))).toEqual([0, 8, 16, 24]);
+    // The stale adapters on those rows gave them up; the others stay stacked where they were.
+    expect([1, 2, 3].map((i) => stack.rowsOf(adapters[i], 'q_proj'))).toEqual([0, 0, 0]);
+    expect(stack.rowsOf(adapters[4], 'q_proj')).toBe(8);
+    // A later step of the same adapters finds them in its window and keeps them there.
+    const again = stack.place('q_proj', step, stack.beginStep(), one);
+    expect(step.map((a) => again.get(a))).toEqual([0, 8, 16, 24]);
   });
 
   it("gathers a stacked adapter whose rows would widen a step's window past the bound", () => {
