@@ -146,8 +146,15 @@ export class AdapterRegistry implements PageReclaimer {
   private readonly resident = new Set<AdapterEntry>();
   /** Adapters the current planning round needs: never evicted while it lasts. */
   private readonly protected = new Set<string>();
-  /** Resident adapters of queued sequences: not reclaimable for KV, but the window may displace them. */
+  /**
+   * Resident adapters of queued sequences: another adapter's copy does not displace them, and KV
+   * reclaims them after every other idle adapter.
+   */
   private readonly softProtected = new Set<string>();
+  /** Each queued adapter's first place in the queue at the last plan (reclaim's order). */
+  private readonly queuePositions = new Map<string, number>();
+  /** Free pages prefetching leaves for the running sequences' next KV blocks (planStep's reserve). */
+  private reservePages = 0;
   /** Per-name chain of registrations and runtime loads, so two loads of one name never interleave. */
   private readonly locks = new Map<string, Promise<unknown>>();
   private clock = 0;
@@ -362,20 +369,30 @@ export class AdapterRegistry implements PageReclaimer {
     this.failedReads.clear();
     this.protected.clear();
     for (const name of running) this.protected.add(name);
+    this.reservePages = reservePages;
     // The queue's next adapters, as many as may be resident beside the running ones (the head's
-    // always): only these are protected and made resident; a few more are read ahead from disk.
+    // always): the window, made resident now (as many as the step has seats for) or prefetched
+    // while it runs; a few more are read ahead from disk.
     const runningSet = new Set(running);
     const queued = waiting.filter((name) => !runningSet.has(name));
-    // Resident adapters of queued sequences may be admitted this step (and pinned then): the
-    // policy must not count their pages as reclaimable, though the window below may displace them.
     const room = Math.max(1, this.limits.maxLoras - runningSet.size);
     this.window = queued.slice(0, room);
     this.readAhead = queued.slice(room, room + Math.max(0, this.limits.maxCpuLoras - this.limits.maxLoras));
-    for (const name of this.window) this.protected.add(name);
+    const urgent = [...running, ...this.window.slice(0, Math.max(0, numAdmissible))];
+    // Only what this step can run is protected: the running sequences' adapters and those of the
+    // queued sequences its free seats may admit. The rest of the window is a prefetch, which KV
+    // may take back (KV of running work comes first, as in S-LoRA's unified pool): protected, a
+    // window of --max-loras adapters could fill the pool and starve the running sequences' KV.
+    for (const name of urgent) this.protected.add(name);
+    // Resident adapters of queued sequences: another adapter's copy may not displace them, and KV
+    // takes them last, those furthest back in the queue first.
     this.softProtected.clear();
     for (const name of queued) if (this.entries.get(name)?.layout) this.softProtected.add(name);
+    this.queuePositions.clear();
+    queued.forEach((name, i) => {
+      if (!this.queuePositions.has(name)) this.queuePositions.set(name, i);
+    });
     for (const entry of this.entries.values()) if (entry.replacement) this.swapIn(entry);
-    const urgent = [...running, ...this.window.slice(0, Math.max(0, numAdmissible))];
     for (const name of urgent) {
       const entry = this.entries.get(name);
       if (!entry || entry.layout) continue;
@@ -411,6 +428,7 @@ export class AdapterRegistry implements PageReclaimer {
   endPlanning(): void {
     this.protected.clear();
     this.softProtected.clear();
+    this.queuePositions.clear();
   }
 
   /**
@@ -447,7 +465,10 @@ export class AdapterRegistry implements PageReclaimer {
   /** host → pool into free pages only (no eviction: safe while a step runs); false if it does not fit now. */
   private prefetchIntoFreePages(entry: AdapterEntry): boolean {
     if (entry.layout || !this.host.has(entry.name) || entry.replacement) return false;
-    if (this.resident.size >= this.limits.maxLoras || entry.numPages > this.pool.numFree) return false;
+    // Room for the running sequences' next KV blocks stays free: a prefetched adapter that KV
+    // takes back at the next step is a copy for nothing.
+    if (this.resident.size >= this.limits.maxLoras) return false;
+    if (entry.numPages + this.reservePages > this.pool.numFree) return false;
     return this.makeResident(entry, 0, true);
   }
 
@@ -536,11 +557,18 @@ export class AdapterRegistry implements PageReclaimer {
     );
   }
 
+  /**
+   * The idle adapter to evict next: least-recently-used among those no queued sequence needs;
+   * with `displaceSoft`, after them the queued ones', furthest back in the queue first.
+   */
   private lruEvictable(displaceSoft = false): AdapterEntry | null {
     let victim: AdapterEntry | null = null;
     for (const entry of this.resident)
-      if (this.isEvictable(entry, displaceSoft) && (!victim || entry.lastUse < victim.lastUse))
-        victim = entry;
+      if (this.isEvictable(entry, false) && (!victim || entry.lastUse < victim.lastUse)) victim = entry;
+    if (victim || !displaceSoft) return victim;
+    const position = (e: AdapterEntry) => this.queuePositions.get(e.name) ?? Number.POSITIVE_INFINITY;
+    for (const entry of this.resident)
+      if (this.isEvictable(entry, true) && (!victim || position(entry) > position(victim))) victim = entry;
     return victim;
   }
 

@@ -115,6 +115,36 @@ describe('AdapterRegistry', () => {
     for (const name of queue) storage.check(registry.layoutOf(name)!);
   });
 
+  it("lets KV take back queued adapters the step has no seat for, furthest back in the queue first, and prefetches around the running sequences' next KV blocks", async () => {
+    const pool = new PagePool(400, fakeConfig.hiddenSize);
+    const { registry } = newRegistry(pool, fakeConfig, { maxLoras: 10 });
+    await registerMany(registry, 5);
+    for (const name of ['a0', 'a1', 'a2', 'a3']) await makeResident(registry, [name]);
+    const pagesOf = (name: string) => registry.layoutOf(name)!.allPages.length;
+    const a3Pages = pagesOf('a3');
+
+    // a0 runs, one seat is free: a1 may be admitted and is protected; a2 and a3 are prefetches.
+    // Protected as well, a queue of --max-loras adapters could hold every page the running
+    // sequences' KV needs.
+    registry.planStep(['a0'], ['a1', 'a2', 'a3'], 0, 1);
+    expect(registry.reclaimablePages()).toBe(pagesOf('a2') + a3Pages);
+    const kv = pool.allocate(pool.numFree + 1, 'kv');
+    expect(['a0', 'a1', 'a2', 'a3'].map((n) => registry.isResident(n))).toEqual([true, true, true, false]);
+    registry.endPlanning();
+    pool.free(kv);
+
+    // Prefetching a3 again leaves the free pages the running sequences' next blocks need.
+    const reserve = pool.numFree - a3Pages + 1;
+    registry.planStep(['a0'], ['a1', 'a2', 'a3'], reserve, 0);
+    registry.endPlanning();
+    await registry.prefetchDuringStep(() => false);
+    expect(registry.isResident('a3')).toBe(false);
+    registry.planStep(['a0'], ['a1', 'a2', 'a3'], 0, 0);
+    registry.endPlanning();
+    await registry.prefetchDuringStep(() => false);
+    expect(registry.isResident('a3')).toBe(true);
+  });
+
   it('reads the queue from disk in queue order: one at a time while nothing runs, together beside a step; back to back; a failed read waits for the next plan', async () => {
     const pool = new PagePool(800, fakeConfig.hiddenSize);
     const { registry, files } = newRegistry(pool, fakeConfig, { maxLoras: 2, maxCpuLoras: 16 });
