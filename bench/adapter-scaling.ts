@@ -74,6 +74,9 @@ function engineOptions(modelDir: string, loraDir: string): LlmEngineOptions {
     // S-LoRA keeps every adapter in host memory and copies to the device on demand.
     maxCpuLoras: args['max-cpu-loras'] === 'all' ? 100_000 : Number(args['max-cpu-loras']),
     onnxThread,
+    // The warm run repeats the cold run's prompts under the same adapters: with the prefix cache
+    // it would skip their prefill, and the warm/cold ratio would measure that, not adapter loading.
+    enablePrefixCaching: false,
   };
 }
 
@@ -290,6 +293,7 @@ async function main(): Promise<void> {
           : 'prompt 8–128, output 8–128 tokens',
         'request rate': args['request-rate'],
         'pool size': args['pool-size'],
+        'prefix caching': 'off (the warm run repeats the same prompts)',
       },
       rows,
       chart: { unit: 'generated tokens/s', bars },
