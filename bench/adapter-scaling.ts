@@ -8,8 +8,11 @@
  *   npx tsx bench/adapter-scaling.ts [--requests 256] [--ns 1,10,100,1000,2000] [--max-loras 64]
  *                                    [--request-rate inf|R] [--engine onnx] [--model default|tinyllama] [--quick]
  *                                    [--pool-size 1GiB] [--skip-startup] [--onnx-thread worker|main]
+ *                                    [--adapter-dtype F32|F16|BF16] [--warm-rounds K [--rounds-only]]
  *                                    [--name adapter-scaling]
  *
+ * --warm-rounds K also serves every n's workload in turns, K rounds, on one engine with the largest n
+ * registered (interleavedWarmRounds); --rounds-only reports only that.
  * --skip-startup leaves out the fresh-process start-up probes (a TinyLlama-shaped model loads again in
  * each); --pool-size must hold max-num-seqs distinct adapters besides the KV cache.
  */
@@ -19,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type EngineChoice, ONNX_THREAD_CHOICES, type OnnxThreadChoice } from '../kernels/engine-factory.js';
+import type { TensorDtype } from '../model/float-convert.js';
 import { moduleShape, TARGET_MODULES } from '../model/llama-modules.js';
 import { DEFAULT_SPEC, syntheticConfig, TINYLLAMA_SPEC, writeSyntheticModel } from '../model/synthetic.js';
 import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
@@ -45,10 +49,17 @@ const { values: args } = parseArgs({
     'skip-startup': { type: 'boolean', default: false },
     mixes: { type: 'string', default: 'uniform,mixed' },
     'onnx-thread': { type: 'string', default: 'worker' },
+    'adapter-dtype': { type: 'string', default: 'F32' },
+    'warm-rounds': { type: 'string', default: '0' },
+    'rounds-only': { type: 'boolean', default: false },
   },
 });
 
 const ALPHA = 1;
+const ADAPTER_DTYPES: TensorDtype[] = ['F32', 'F16', 'BF16'];
+const adapterDtype = args['adapter-dtype'] as TensorDtype;
+if (!ADAPTER_DTYPES.includes(adapterDtype))
+  throw new Error(`--adapter-dtype: one of ${ADAPTER_DTYPES.join(', ')}, not ${adapterDtype}`);
 const onnxThread = args['onnx-thread'] as OnnxThreadChoice;
 if (!ONNX_THREAD_CHOICES.includes(onnxThread))
   throw new Error(`--onnx-thread: one of ${ONNX_THREAD_CHOICES.join(', ')}, not ${onnxThread}`);
@@ -150,29 +161,74 @@ function startupInChild(modelDir: string, loraDir: string): { seconds: number; r
   return JSON.parse(output) as { seconds: number; rss: number };
 }
 
+/** Serves `requests` on `engine`, each request's adapter floor(u · n) of `names`; tokens and seconds. */
+async function runTrace(engine: LlmEngine, names: string[], n: number, requests: TracedRequest[]) {
+  const started = performance.now();
+  let tokens = 0;
+  await Promise.all(
+    requests.map(async (r, i) => {
+      if (r.arrival > 0) await sleepUntil(started, r.arrival);
+      const stream = engine.submit({
+        requestId: `r${i}`,
+        promptTokens: r.prompt,
+        adapter: names[Math.min(n - 1, Math.floor(r.u * n))],
+        sampling: greedySampling(r.maxTokens, { ignoreEos: true }),
+      });
+      for await (const _ of stream);
+      tokens += stream.completionTokens;
+    }),
+  );
+  return { seconds: (performance.now() - started) / 1000, tokens };
+}
+
+/**
+ * Warm throughput of every n measured in turns on one engine: a shared machine's speed drifts by
+ * more than the gap between n = 1 and n = 2,000 over the minutes between two engines' runs, so
+ * each round serves every n's workload back to back on one engine with the largest n registered
+ * (the workload of n uses the first n adapters; the step's cost depends on the adapters it runs,
+ * not on how many are registered). One untimed pass at the largest n first puts the trace's
+ * adapters in host RAM, as in the warm runs above.
+ */
+async function interleavedWarmRounds(
+  modelDir: string,
+  loraDir: string,
+  ns: number[],
+  rounds: number,
+  requests: TracedRequest[],
+  label: string,
+) {
+  const engine = await LlmEngine.create(engineOptions(modelDir, loraDir), { info: () => {} });
+  try {
+    const names = engine.adapters.list().map((a) => a.name);
+    const largest = Math.max(...ns);
+    if (names.length !== largest) throw new Error(`expected ${largest} adapters, found ${names.length}`);
+    progress(`${label}: interleaved rounds: untimed pass at n=${largest}`);
+    await runTrace(engine, names, largest, requests);
+    const rates = new Map<number, number[]>(ns.map((n) => [n, []]));
+    for (let round = 0; round < rounds; round++)
+      for (const n of ns) {
+        const { seconds, tokens } = await runTrace(engine, names, n, requests);
+        rates.get(n)!.push(tokens / seconds);
+        progress(`${label}: round ${round + 1}/${rounds} n=${n}: ${(tokens / seconds).toFixed(1)} tok/s`);
+      }
+    return rates;
+  } finally {
+    await engine.close();
+  }
+}
+
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
 async function serveTrace(modelDir: string, loraDir: string, n: number, requests: TracedRequest[]) {
   const engine = await LlmEngine.create(engineOptions(modelDir, loraDir), { info: () => {} });
   try {
     const names = engine.adapters.list().map((a) => a.name);
     if (names.length !== n) throw new Error(`expected ${n} adapters, found ${names.length}`);
-    const run = async () => {
-      const started = performance.now();
-      let tokens = 0;
-      await Promise.all(
-        requests.map(async (r, i) => {
-          if (r.arrival > 0) await sleepUntil(started, r.arrival);
-          const stream = engine.submit({
-            requestId: `r${i}`,
-            promptTokens: r.prompt,
-            adapter: names[Math.min(n - 1, Math.floor(r.u * n))],
-            sampling: greedySampling(r.maxTokens, { ignoreEos: true }),
-          });
-          for await (const _ of stream);
-          tokens += stream.completionTokens;
-        }),
-      );
-      return { seconds: (performance.now() - started) / 1000, tokens };
-    };
+    const run = () => runTrace(engine, names, n, requests);
     const { seconds, tokens } = await run();
     const counted = { ...engine.stats().adapterCounters };
     // The same trace again, its adapters now resident where --max-loras allows: what is left is
@@ -226,57 +282,90 @@ async function main(): Promise<void> {
       if (m !== 'uniform' && m !== 'mixed') throw new Error(`--mixes: ${m} is neither uniform nor mixed`);
       return m;
     });
+    const warmRounds = Number(args['warm-rounds']);
+    const roundRows: Array<Record<string, string | number>> = [];
+    const percent = (x: number) => `${(x * 100).toFixed(1)} %`;
     for (const mix of mixes) {
-      let baseline = 0;
-      let warmBaseline = 0;
-      for (const n of ns) {
-        const folder = await adapterFolder(root, spec, mix, n);
-        const probe = args['skip-startup'] ? null : startupInChild(modelDir, folder);
-        progress(
-          `${mix} n=${n}: ${probe ? `start-up ${probe.seconds.toFixed(2)} s, RSS ${(probe.rss / 2 ** 20).toFixed(0)} MiB; ` : ''}serving ${numRequests} requests`,
-        );
-        const r = await serveTrace(modelDir, folder, n, requests);
-        if (n === ns[0]) {
-          baseline = r.tokensPerSecond;
-          warmBaseline = r.warmTokensPerSecond;
+      if (!args['rounds-only']) {
+        let baseline = 0;
+        let warmBaseline = 0;
+        for (const n of ns) {
+          const folder = await adapterFolder(root, spec, mix, n, adapterDtype);
+          const probe = args['skip-startup'] ? null : startupInChild(modelDir, folder);
+          progress(
+            `${mix} n=${n}: ${probe ? `start-up ${probe.seconds.toFixed(2)} s, RSS ${(probe.rss / 2 ** 20).toFixed(0)} MiB; ` : ''}serving ${numRequests} requests`,
+          );
+          const r = await serveTrace(modelDir, folder, n, requests);
+          if (n === ns[0]) {
+            baseline = r.tokensPerSecond;
+            warmBaseline = r.warmTokensPerSecond;
+          }
+          const ratio = r.tokensPerSecond / baseline;
+          const warmRatio = r.warmTokensPerSecond / warmBaseline;
+          progress(
+            `${mix} n=${n}: ${r.tokensPerSecond.toFixed(1)} tok/s (${(ratio * 100).toFixed(1)} % of n=${ns[0]}), warm ${r.warmTokensPerSecond.toFixed(1)} (${(warmRatio * 100).toFixed(1)} %), prefetch hits ${(r.prefetchHitRate * 100).toFixed(1)} %, copy wait ${(r.copyWaitShare * 100).toFixed(2)} % (copies ${(r.blockingCopyShare * 100).toFixed(2)} %, disk reads ${(r.readWaitShare * 100).toFixed(2)} %; ${r.overlappedPoolLoads} of ${r.poolLoads} copies overlapped, ${r.overlappedCopySeconds.toFixed(2)} s)`,
+          );
+          rows.push({
+            ranks: mix === 'uniform' ? 'uniform 8' : 'mixed 8–64',
+            n,
+            'tokens/s': r.tokensPerSecond,
+            [`vs n=${ns[0]}`]: `${(ratio * 100).toFixed(1)} %`,
+            'req/s': r.requestsPerSecond,
+            'warm tokens/s': r.warmTokensPerSecond,
+            [`warm vs n=${ns[0]}`]: `${(warmRatio * 100).toFixed(1)} %`,
+            'prefetch hits': `${(r.prefetchHitRate * 100).toFixed(1)} %`,
+            'copy wait': `${(r.copyWaitShare * 100).toFixed(2)} %`,
+            'of it copies': `${(r.blockingCopyShare * 100).toFixed(2)} %`,
+            'of it disk reads': `${(r.readWaitShare * 100).toFixed(2)} %`,
+            'copies beside steps': `${(r.besideStepsShare * 100).toFixed(2)} %`,
+            'warm pool loads': r.warmPoolLoads,
+            'warm: all loading': `${(r.warmLoadingShare * 100).toFixed(2)} %`,
+            'disk loads': r.diskLoads,
+            'pool loads': r.poolLoads,
+            evictions: r.evictions,
+            'start-up s': probe ? probe.seconds : '—',
+            'RSS MiB': probe ? Math.round(probe.rss / 2 ** 20) : '—',
+          });
+          bars.push({ label: `${mix} n=${n}`, value: r.tokensPerSecond });
         }
-        const ratio = r.tokensPerSecond / baseline;
-        const warmRatio = r.warmTokensPerSecond / warmBaseline;
-        progress(
-          `${mix} n=${n}: ${r.tokensPerSecond.toFixed(1)} tok/s (${(ratio * 100).toFixed(1)} % of n=${ns[0]}), warm ${r.warmTokensPerSecond.toFixed(1)} (${(warmRatio * 100).toFixed(1)} %), prefetch hits ${(r.prefetchHitRate * 100).toFixed(1)} %, copy wait ${(r.copyWaitShare * 100).toFixed(2)} % (copies ${(r.blockingCopyShare * 100).toFixed(2)} %, disk reads ${(r.readWaitShare * 100).toFixed(2)} %; ${r.overlappedPoolLoads} of ${r.poolLoads} copies overlapped, ${r.overlappedCopySeconds.toFixed(2)} s)`,
-        );
-        rows.push({
-          ranks: mix === 'uniform' ? 'uniform 8' : 'mixed 8–64',
-          n,
-          'tokens/s': r.tokensPerSecond,
-          [`vs n=${ns[0]}`]: `${(ratio * 100).toFixed(1)} %`,
-          'req/s': r.requestsPerSecond,
-          'warm tokens/s': r.warmTokensPerSecond,
-          [`warm vs n=${ns[0]}`]: `${(warmRatio * 100).toFixed(1)} %`,
-          'prefetch hits': `${(r.prefetchHitRate * 100).toFixed(1)} %`,
-          'copy wait': `${(r.copyWaitShare * 100).toFixed(2)} %`,
-          'of it copies': `${(r.blockingCopyShare * 100).toFixed(2)} %`,
-          'of it disk reads': `${(r.readWaitShare * 100).toFixed(2)} %`,
-          'copies beside steps': `${(r.besideStepsShare * 100).toFixed(2)} %`,
-          'warm pool loads': r.warmPoolLoads,
-          'warm: all loading': `${(r.warmLoadingShare * 100).toFixed(2)} %`,
-          'disk loads': r.diskLoads,
-          'pool loads': r.poolLoads,
-          evictions: r.evictions,
-          'start-up s': probe ? probe.seconds : '—',
-          'RSS MiB': probe ? Math.round(probe.rss / 2 ** 20) : '—',
-        });
-        bars.push({ label: `${mix} n=${n}`, value: r.tokensPerSecond });
+      }
+      if (warmRounds > 0) {
+        const folder = await adapterFolder(root, spec, mix, Math.max(...ns), adapterDtype);
+        const rates = await interleavedWarmRounds(modelDir, folder, ns, warmRounds, requests, mix);
+        const first = rates.get(ns[0])!;
+        for (const n of ns) {
+          const r = rates.get(n)!;
+          const paired = r.map((rate, i) => rate / first[i]);
+          roundRows.push({
+            ranks: mix === 'uniform' ? 'uniform 8' : 'mixed 8–64',
+            n,
+            rounds: r.length,
+            'median tokens/s': median(r),
+            'min tokens/s': Math.min(...r),
+            'max tokens/s': Math.max(...r),
+            [`vs n=${ns[0]} (medians)`]: percent(median(r) / median(first)),
+            [`vs n=${ns[0]} in the same round (median)`]: percent(median(paired)),
+            'same round, min–max': `${percent(Math.min(...paired))}–${percent(Math.max(...paired))}`,
+          });
+          if (args['rounds-only']) bars.push({ label: `${mix} n=${n}`, value: median(r) });
+        }
       }
     }
     notes.push(
       'Targets (issue 6): throughput at n = 2,000 ≥ 90 % of n = 1 (S-LoRA: 94.5 % uniform, 89.7 % mixed); copy wait ≤ 2 %.',
-      "tokens/s: the trace served cold (every adapter read from disk on first use: with n ≥ 100 nearly every request brings a new adapter). warm tokens/s: the same trace again with the adapters in host RAM (--max-cpu-loras all), S-LoRA's setting: adapters wait in main memory and are copied into the pool on demand.",
-      "copy wait: seconds the step loop spent on adapter copies between steps plus idle waits for disk reads, over the cold run. copies beside steps: seconds of the copies made while a step was pending (prefetchDuringStep), over the same run. On the webgpu engine those overlap the GPU's work; on the onnx engine they do not: on its worker thread (--onnx-thread worker) the server's thread only posts the copy (cloning the adapter), and the engine's thread writes the pages after the step in progress, before the next; on the server's thread (--onnx-thread main) onnxruntime-node runs a session synchronously (inside a setImmediate), so a copy made while a step is pending runs before it. Either way the step loop spends copy wait plus copies beside steps on adapter loading. warm: all loading: the three together over the warm run (pool loads again after the cold run's evictions).",
       `Trace: ${numRequests} requests, ${Number.isFinite(rate) ? `Poisson arrivals at ${rate} req/s` : 'submitted at once (saturation)'}, greedy, ignore_eos, same seed at every n; adapter = floor(power(${ALPHA})·n).`,
       `${DISTINCT_FILES} distinct weight files per rank mix, hard-linked under n names: every name is a separate adapter to the registry (read, made resident and evicted on its own).`,
       adapterTrafficNote(spec, Number(args['max-num-seqs'])),
     );
+    if (!args['rounds-only'])
+      notes.push(
+        "tokens/s: the trace served cold (every adapter read from disk on first use: with n ≥ 100 nearly every request brings a new adapter). warm tokens/s: the same trace again with the adapters in host RAM (--max-cpu-loras all), S-LoRA's setting: adapters wait in main memory and are copied into the pool on demand.",
+        "copy wait: seconds the step loop spent on adapter copies between steps plus idle waits for disk reads, over the cold run. copies beside steps: seconds of the copies made while a step was pending (prefetchDuringStep), over the same run. On the webgpu engine those overlap the GPU's work; on the onnx engine they do not: on its worker thread (--onnx-thread worker) the server's thread only posts the copy (cloning the adapter), and the engine's thread writes the pages after the step in progress, before the next; on the server's thread (--onnx-thread main) onnxruntime-node runs a session synchronously (inside a setImmediate), so a copy made while a step is pending runs before it. Either way the step loop spends copy wait plus copies beside steps on adapter loading. warm: all loading: the three together over the warm run (pool loads again after the cold run's evictions).",
+      );
+    if (warmRounds > 0)
+      notes.push(
+        `Rounds: every n's workload served warm in turns, ${warmRounds} rounds, on one engine with ${Math.max(...ns)} adapters registered (the workload of n uses the first n), after one untimed pass at the largest n; the machine's drift between two engines' runs minutes apart is larger than the gap measured. "in the same round" divides each round's figure by n = ${ns[0]}'s of that round.`,
+      );
     const files = writeBenchReport({
       name: args.name,
       title: 'Throughput against the number of adapters (S-LoRA trace)',
@@ -293,11 +382,20 @@ async function main(): Promise<void> {
           : 'prompt 8–128, output 8–128 tokens',
         'request rate': args['request-rate'],
         'pool size': args['pool-size'],
+        'adapter files': `${adapterDtype} (host copies keep it; pool pages are f32)`,
         'prefix caching': 'off (the warm run repeats the same prompts)',
+        ...(warmRounds > 0 ? { 'warm rounds': warmRounds } : {}),
       },
-      rows,
-      chart: { unit: 'generated tokens/s', bars },
+      rows: args['rounds-only'] ? roundRows : rows,
+      chart: {
+        unit: args['rounds-only'] ? 'generated tokens/s, warm (median of rounds)' : 'generated tokens/s',
+        bars,
+      },
       notes,
+      tables:
+        roundRows.length > 0 && !args['rounds-only']
+          ? [{ title: 'Warm throughput, every n in turns on one engine', rows: roundRows }]
+          : [],
     });
     progress(`wrote ${files.join(', ')}`);
   } finally {
