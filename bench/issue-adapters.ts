@@ -14,14 +14,16 @@ import { syntheticAdapter } from '../model/synthetic.js';
 export function distinctAdapters(
   config: LlamaConfig,
   count: number,
-  rank: number,
+  rank: number | readonly number[],
   prefix = 'bench',
 ): LoraAdapter[] {
+  // A list of ranks is cycled over the adapters (S-LoRA's mixed 8–64).
+  const rankOf = (i: number) => (typeof rank === 'number' ? rank : rank[i % rank.length]);
   return Array.from({ length: count }, (_, i) =>
     syntheticAdapter(config, {
       name: `${prefix}-${i}`,
-      rank,
-      alpha: 2 * rank,
+      rank: rankOf(i),
+      alpha: 2 * rankOf(i),
       targetModules: [...TARGET_MODULES],
       seed: 1000 + i,
     }),

@@ -5,10 +5,12 @@
  * attention over the pool, LoRA slot/segment ops, the rest), and the JS feed building alone. Then
  * the spread of decode batch 1 over rounds, each round a fresh sequence.
  *
- *   npx tsx bench/onnx-decode-profile.ts [--layers N] [--threads N] [--rounds N] [--steps N] [--spin] [--format F] [--no-lora] [--batch N] [--adapters N] [--label NAME]
+ *   npx tsx bench/onnx-decode-profile.ts [--layers N] [--threads N] [--rounds N] [--steps N] [--spin] [--format F] [--no-lora] [--batch N] [--adapters N] [--ranks 16]
+ *     [--label NAME]
  *
  * --batch N decodes N sequences a step; --adapters N gives sequence i the rank-16 all-module
- * adapter i mod N (0: none), the shape of issue 10's "8 distinct adapters at batch 8".
+ * adapter i mod N (0: none), the shape of issue 10's "8 distinct adapters at batch 8"; --ranks 8,16,32,64
+ * cycles those ranks over the adapters instead (issue 6's mixed ranks).
  *
  * The report is written as onnx-decode-profile-<label>.{json,md,svg} (label default "current"),
  * so a change can be measured against the run before it.
@@ -47,6 +49,7 @@ const { values: args } = parseArgs({
     'no-lora': { type: 'boolean', default: false },
     batch: { type: 'string', default: '1' },
     adapters: { type: 'string', default: '0' },
+    ranks: { type: 'string', default: '16' },
   },
 });
 const format = args.format as WeightFormat;
@@ -58,7 +61,9 @@ const steps = Number(args.steps);
 const batch = Number(args.batch);
 const numAdapters = Number(args.adapters);
 if (numAdapters > 0 && args['no-lora']) throw new Error('--adapters needs the LoRA graph: drop --no-lora');
-const ADAPTER_RANK = 16;
+const adapterRanks = args.ranks.split(',').map(Number);
+if (adapterRanks.some((r) => !Number.isInteger(r) || r < 1))
+  throw new Error(`--ranks: positive integers, not ${args.ranks}`);
 const CONTEXT = 64;
 const PROFILED_STEPS = 8;
 
@@ -131,7 +136,7 @@ async function main(): Promise<void> {
   const config = model.config;
   const layout = kvLayout(config);
   const blocksPerSeq = Math.ceil((CONTEXT + steps * (rounds + 1) + 8) / layout.tokensPerPage);
-  const adapters = distinctAdapters(config, numAdapters, ADAPTER_RANK, 'profile');
+  const adapters = distinctAdapters(config, numAdapters, adapterRanks, 'profile');
   const adapterPages = adapters.reduce((n, a) => n + adapterPageCount(config, a), 0);
   const pool = new PagePool(
     1 + adapterPages + 2 * batch * blocksPerSeq * layout.pagesPerBlock,
@@ -309,13 +314,13 @@ async function main(): Promise<void> {
     },
   ];
   // The adapters' A and B rows (f32) are read every step too, once per distinct adapter.
-  const loraBytes =
-    numAdapters *
+  const rowBytes =
     config.numLayers *
     TARGET_MODULES.reduce((sum, m) => {
       const { inFeatures, outFeatures } = moduleShape(config, m);
-      return sum + ADAPTER_RANK * (inFeatures + outFeatures) * 4;
+      return sum + (inFeatures + outFeatures) * 4;
     }, 0);
+  const loraBytes = adapters.reduce((sum, a) => sum + a.rank * rowBytes, 0);
   const weightBytes = decodeWeightBytes(config, format) + loraBytes;
   writeBenchReport({
     name: `onnx-decode-profile-${args.label}`,
@@ -331,7 +336,7 @@ async function main(): Promise<void> {
       batch: `${batch} sequences a step`,
       adapters:
         numAdapters > 0
-          ? `${numAdapters} × rank ${ADAPTER_RANK}, all 7 modules; sequence i uses adapter i mod ${numAdapters}`
+          ? `${numAdapters} × rank ${args.ranks}, all 7 modules; sequence i uses adapter i mod ${numAdapters}`
           : 'none',
       'graph inputs': engine ? (profiled[0]?.inputNames.length ?? 0) : 0,
       context: `${CONTEXT}-token prompt, then decode`,
