@@ -29,7 +29,8 @@ import { LlmEngine, type LlmEngineOptions } from '../scheduler/llm-engine.js';
 import { mulberry32 } from '../scheduler/prng.js';
 import { greedySampling } from '../scheduler/request.js';
 import { machineContext, writeBenchReport } from './report.js';
-import { adapterFolder, DISTINCT_FILES, MIXED_RANKS } from './slora/adapter-folders.js';
+import { percentile, spread } from './serve/statistics.js';
+import { adapterFolder, DISTINCT_FILES, MIXED_RANKS, type RankMix } from './slora/adapter-folders.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -161,6 +162,8 @@ function startupInChild(modelDir: string, loraDir: string): { seconds: number; r
   return JSON.parse(output) as { seconds: number; rss: number };
 }
 
+const rankLabel = (mix: RankMix) => (mix === 'uniform' ? 'uniform 8' : 'mixed 8–64');
+
 /** Serves `requests` on `engine`, each request's adapter floor(u · n) of `names`; tokens and seconds. */
 async function runTrace(engine: LlmEngine, names: string[], n: number, requests: TracedRequest[]) {
   const started = performance.now();
@@ -216,12 +219,6 @@ async function interleavedWarmRounds(
     await engine.close();
   }
 }
-
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
 
 async function serveTrace(modelDir: string, loraDir: string, n: number, requests: TracedRequest[]) {
   const engine = await LlmEngine.create(engineOptions(modelDir, loraDir), { info: () => {} });
@@ -306,14 +303,14 @@ async function main(): Promise<void> {
             `${mix} n=${n}: ${r.tokensPerSecond.toFixed(1)} tok/s (${(ratio * 100).toFixed(1)} % of n=${ns[0]}), warm ${r.warmTokensPerSecond.toFixed(1)} (${(warmRatio * 100).toFixed(1)} %), prefetch hits ${(r.prefetchHitRate * 100).toFixed(1)} %, copy wait ${(r.copyWaitShare * 100).toFixed(2)} % (copies ${(r.blockingCopyShare * 100).toFixed(2)} %, disk reads ${(r.readWaitShare * 100).toFixed(2)} %; ${r.overlappedPoolLoads} of ${r.poolLoads} copies overlapped, ${r.overlappedCopySeconds.toFixed(2)} s)`,
           );
           rows.push({
-            ranks: mix === 'uniform' ? 'uniform 8' : 'mixed 8–64',
+            ranks: rankLabel(mix),
             n,
             'tokens/s': r.tokensPerSecond,
-            [`vs n=${ns[0]}`]: `${(ratio * 100).toFixed(1)} %`,
+            [`vs n=${ns[0]}`]: percent(ratio),
             'req/s': r.requestsPerSecond,
             'warm tokens/s': r.warmTokensPerSecond,
-            [`warm vs n=${ns[0]}`]: `${(warmRatio * 100).toFixed(1)} %`,
-            'prefetch hits': `${(r.prefetchHitRate * 100).toFixed(1)} %`,
+            [`warm vs n=${ns[0]}`]: percent(warmRatio),
+            'prefetch hits': percent(r.prefetchHitRate),
             'copy wait': `${(r.copyWaitShare * 100).toFixed(2)} %`,
             'of it copies': `${(r.blockingCopyShare * 100).toFixed(2)} %`,
             'of it disk reads': `${(r.readWaitShare * 100).toFixed(2)} %`,
@@ -335,19 +332,20 @@ async function main(): Promise<void> {
         const first = rates.get(ns[0])!;
         for (const n of ns) {
           const r = rates.get(n)!;
-          const paired = r.map((rate, i) => rate / first[i]);
+          const tokens = spread(r);
+          const paired = spread(r.map((rate, i) => rate / first[i]));
           roundRows.push({
-            ranks: mix === 'uniform' ? 'uniform 8' : 'mixed 8–64',
+            ranks: rankLabel(mix),
             n,
             rounds: r.length,
-            'median tokens/s': median(r),
-            'min tokens/s': Math.min(...r),
-            'max tokens/s': Math.max(...r),
-            [`vs n=${ns[0]} (medians)`]: percent(median(r) / median(first)),
-            [`vs n=${ns[0]} in the same round (median)`]: percent(median(paired)),
-            'same round, min–max': `${percent(Math.min(...paired))}–${percent(Math.max(...paired))}`,
+            'median tokens/s': tokens.median,
+            'min tokens/s': tokens.min,
+            'max tokens/s': tokens.max,
+            [`vs n=${ns[0]} (medians)`]: percent(tokens.median / percentile(first, 50)),
+            [`vs n=${ns[0]} in the same round (median)`]: percent(paired.median),
+            'same round, min–max': `${percent(paired.min)}–${percent(paired.max)}`,
           });
-          if (args['rounds-only']) bars.push({ label: `${mix} n=${n}`, value: median(r) });
+          if (args['rounds-only']) bars.push({ label: `${mix} n=${n}`, value: tokens.median });
         }
       }
     }
