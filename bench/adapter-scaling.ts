@@ -61,6 +61,10 @@ const ADAPTER_DTYPES: TensorDtype[] = ['F32', 'F16', 'BF16'];
 const adapterDtype = args['adapter-dtype'] as TensorDtype;
 if (!ADAPTER_DTYPES.includes(adapterDtype))
   throw new Error(`--adapter-dtype: one of ${ADAPTER_DTYPES.join(', ')}, not ${adapterDtype}`);
+const warmRounds = Number(args['warm-rounds']);
+if (!Number.isInteger(warmRounds) || warmRounds < 0)
+  throw new Error(`--warm-rounds: a whole number of rounds, not ${args['warm-rounds']}`);
+if (args['rounds-only'] && warmRounds === 0) throw new Error('--rounds-only needs --warm-rounds K');
 const onnxThread = args['onnx-thread'] as OnnxThreadChoice;
 if (!ONNX_THREAD_CHOICES.includes(onnxThread))
   throw new Error(`--onnx-thread: one of ${ONNX_THREAD_CHOICES.join(', ')}, not ${onnxThread}`);
@@ -279,7 +283,6 @@ async function main(): Promise<void> {
       if (m !== 'uniform' && m !== 'mixed') throw new Error(`--mixes: ${m} is neither uniform nor mixed`);
       return m;
     });
-    const warmRounds = Number(args['warm-rounds']);
     const roundRows: Array<Record<string, string | number>> = [];
     const percent = (x: number) => `${(x * 100).toFixed(1)} %`;
     for (const mix of mixes) {
