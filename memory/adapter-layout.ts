@@ -139,6 +139,23 @@ export function writeAdapterRows(
   fillAdapterPages(pageSize, layout, adapter, (page) => ({ into: storage, at: page * pageSize }));
 }
 
+/**
+ * writeAdapterRows with each Bᵀ row already multiplied by its module's scale in that layer, for
+ * an engine whose step multiplies by no scale of its own (the onnx engine: one op per module and
+ * layer less in every step that has LoRA). Returns the modules whose written Bᵀ holds a value
+ * that is not finite in some layer (NaN or ±Inf in the file, or a scale × b that overflows f32).
+ */
+export function writeScaledAdapterRows(
+  storage: Float32Array,
+  pageSize: number,
+  layout: AdapterLayout,
+  adapter: StoredLoraAdapter,
+): Set<TargetModule> {
+  return fillAdapterPages(pageSize, layout, adapter, (page) => ({ into: storage, at: page * pageSize }), {
+    scaleB: true,
+  });
+}
+
 /** The Bᵀ buffer kept between uploads: a fresh one per module is page-faulted in on every upload. */
 let btScratch = new Float32Array(0);
 
@@ -210,7 +227,11 @@ export function fillAdapterPages(
   layout: AdapterLayout,
   adapter: StoredLoraAdapter,
   placePage: (page: number) => PageDestination,
-): void {
+  /** scaleB: Bᵀ rows times their module's scale (writeScaledAdapterRows). */
+  { scaleB = false }: { scaleB?: boolean } = {},
+): Set<TargetModule> {
+  /** With scaleB, the modules whose scaled Bᵀ is not all finite (checked in the same pass). */
+  const nonFinite = new Set<TargetModule>();
   /** `length` elements from `copy` into the pages of a row that starts at pages[first]. */
   const fillRow = (
     pages: Int32Array,
@@ -237,6 +258,7 @@ export function fillAdapterPages(
       // and a fresh buffer per module made uploads run at 0.3–0.5 GB/s on the H200 host.
       const bt = btScratchOf(rank * outFeatures);
       transposeWidened(pair.b, outFeatures, rank, bt);
+      if (scaleB && !scaleInPlace(bt, pagesOf.scale)) nonFinite.add(m);
       for (let r = 0; r < rank; r++) {
         fillRow(pagesOf.aPages, r * pagesPerRowA, inFeatures, (from, count, out) =>
           copyWidened(pair.a, r * inFeatures + from, count, out),
@@ -247,4 +269,16 @@ export function fillAdapterPages(
       }
     }
   });
+  return nonFinite;
+}
+
+/** values ·= scale; whether every product is finite (x − x is 0 for finite x, NaN otherwise). */
+function scaleInPlace(values: Float32Array, scale: number): boolean {
+  let finite = true;
+  for (let i = 0; i < values.length; i++) {
+    const v = Math.fround(values[i] * scale);
+    values[i] = v;
+    if (v - v !== 0) finite = false;
+  }
+  return finite;
 }

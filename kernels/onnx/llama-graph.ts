@@ -50,8 +50,8 @@ export const WEIGHT_NAMES = {
  *  - aPages / bPages: per layer, the pool-view row ids of each sub-segment's A and Bᵀ rank-rows,
  *    rows past the adapter's rank (or a layer it skips) on the zero page (int64 [L, G·Rc·chunksPerRow]);
  *  - tokens: each sub-segment row's flat token index (padding repeats a real token; int64 [G·Sg]);
- *  - scales: per layer, each sub-segment's adapter's scale for this module (f32 [L·G, 1, 1], layer
- *    after layer: rank_pattern and alpha_pattern give one adapter's layers different ones);
+ *  - groups: G (int64 [1]); the rows' scales are in the pages (Bᵀ rows times the adapter's scale
+ *    of that layer: writeScaledAdapterRows), so the graph multiplies by none;
  *  - rows: the flat token each sub-segment row's result is added to (int64 [G·Sg, 1]);
  *  - rowValid: false for padding rows, whose results are dropped by selection (bool [G·Sg, 1]);
  *  - active: whether the step has any segment (bool []): without one the segment ops are skipped.
@@ -62,7 +62,7 @@ export function loraInputNames(m: TargetModule): {
   aPages: string;
   bPages: string;
   tokens: string;
-  scales: string;
+  groups: string;
   rows: string;
   rowValid: string;
 } {
@@ -71,7 +71,7 @@ export function loraInputNames(m: TargetModule): {
     aPages: `lora_${m}_a`,
     bPages: `lora_${m}_b`,
     tokens: `lora_${m}_tokens`,
-    scales: `lora_${m}_scales`,
+    groups: `lora_${m}_groups`,
     rows: `lora_${m}_rows`,
     rowValid: `lora_${m}_row_valid`,
   };
@@ -80,25 +80,21 @@ export function loraInputNames(m: TargetModule): {
 /**
  * Module m's stacked LoRA slots (lora-slot-stack.ts), per layer: A rows and Bᵀ rows as blocks
  * (aBlocks [G, R, in], btBlocks [G, R, out]; G·R = U, the rows the step reads, the same in every
- * layer); each row's scale per layer (its adapter's scale of m in that layer; f32 [L, U]); and the
- * slotted tokens as blockTokens and blockMask (below). `active` (bool []): whether any token of the
+ * layer; Bᵀ rows already times their adapter's scale in that layer, as the pages hold them); and
+ * the slotted tokens as blockTokens and blockMask (below). `active` (bool []): whether any token of the
  * step has LoRA on m, stacked or gathered; without one the module's LoRA ops are skipped.
  */
 export function loraStackNames(m: TargetModule): {
   active: string;
-  scales: string;
   blockTokens: string;
   blockMask: string;
-  blockScaleShape: string;
   aBlocks: (layer: number) => string;
   btBlocks: (layer: number) => string;
 } {
   return {
     active: `lora_${m}_active`,
-    scales: `lora_${m}_stack_scales`,
     blockTokens: `lora_${m}_stack_block_tokens`,
     blockMask: `lora_${m}_stack_block_mask`,
-    blockScaleShape: `lora_${m}_stack_block_scale_shape`,
     aBlocks: (layer) => `lora_${m}_stack_a_blocks_${layer}`,
     btBlocks: (layer) => `lora_${m}_stack_b_blocks_${layer}`,
   };
@@ -119,7 +115,6 @@ export function loraStackNames(m: TargetModule): {
  * small ops do, 88 of them a step). The blocks come as [G, R, in] and [G, R, out] views of the
  * rows (aBlocks, btBlocks), fed so: a Reshape inside the If copied them every step.
  * blockTokens (int64 [G, S, 1]): the token of each (block, place), a padding place naming token 0.
- * blockScaleShape (int64 [3]): [L·G, 1, R], the stack's scales [L, U] seen as every layer's [G, 1, R].
  */
 
 /**
@@ -219,25 +214,20 @@ export function buildStepGraph(
     weightMode === 'external'
       ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles)
       : g.op('Gemm', [x, w(name, [outFeatures, inFeatures])], { transB: 1 });
-  /** A layer-after-layer input split into its L layers' parts. */
-  const perLayer = (input: string): string[] =>
-    L === 1 ? [input] : g.opMulti('Split', [input], L, { axis: 0 });
   const lora = new Map<
     TargetModule,
-    Omit<ReturnType<typeof loraInputNames>, 'scales'> & { scales: string[]; shapeG: string }
+    Omit<ReturnType<typeof loraInputNames>, 'groups'> & { shapeG: string }
   >();
   for (const m of loraModules) {
     const names = loraInputNames(m);
-    const scales = perLayer(g.input(names.scales, 'float32', [`LG_${m}`, 1, 1]));
     lora.set(m, {
       active: g.input(names.active, 'bool', []),
       aPages: g.input(names.aPages, 'int64', [L, `RA_${m}`]),
       bPages: g.input(names.bPages, 'int64', [L, `RB_${m}`]),
       tokens: g.input(names.tokens, 'int64', [`GS_${m}`]),
-      scales,
       rows: g.input(names.rows, 'int64', [`GS_${m}`, 1]),
       rowValid: g.input(names.rowValid, 'bool', [`GS_${m}`, 1]),
-      shapeG: g.op('Slice', [g.op('Shape', [scales[0]]), g.ints([0]), g.ints([1])]),
+      shapeG: g.input(names.groups, 'int64', [1]),
     });
   }
   const stackInputs = new Map<
@@ -246,19 +236,14 @@ export function buildStepGraph(
       active: string;
       blockTokens: string;
       blockMask: string;
-      blockScales: string[];
     }
   >();
   for (const m of loraModules) {
     const names = loraStackNames(m);
-    const scales = g.input(names.scales, 'float32', [L, `U_${m}`]);
-    // Per module, not per layer inside the branches: a Reshape there ran 154 times a step.
-    const blockScaleShape = g.input(names.blockScaleShape, 'int64', [3]);
     stackInputs.set(m, {
       active: g.input(names.active, 'bool', []),
       blockTokens: g.input(names.blockTokens, 'int64', [`G_${m}_stack`, `S_${m}_stack`, 1]),
       blockMask: g.input(names.blockMask, 'bool', [`G_${m}_stack`, `S_${m}_stack`, `M_${m}_stack`]),
-      blockScales: perLayer(g.op('Reshape', [scales, blockScaleShape], { allowzero: 1 })),
     });
   }
 
@@ -428,7 +413,7 @@ export function buildStepGraph(
   };
   const linear = (x: string, layer: number, m: TargetModule): string => linears(x, layer, [m])[0];
 
-  // Sub-segments as batched matmuls: [G, Rc, in] · [G, in, Sg] → scaled → [G, Sg, Rc] · [G, Rc, out],
+  // Sub-segments as batched matmuls: [G, Rc, in] · [G, in, Sg] → [G, Sg, Rc] · [G, Rc, out] (scaled Bᵀ),
   // then each valid row added into its token's output (a token may have several sub-segments).
   const segments = (b: GraphBuilder, x: string, layer: number, m: TargetModule, out: string): string => {
     const { inFeatures, outFeatures } = moduleShape(c, m);
@@ -438,10 +423,7 @@ export function buildStepGraph(
     const a = perSegment(loraRows(b, inputs.aPages, layer, inFeatures), inFeatures);
     const bt = perSegment(loraRows(b, inputs.bPages, layer, outFeatures), outFeatures);
     const xs = perSegment(b.op('Gather', [x, inputs.tokens], { axis: 0 }), inFeatures);
-    const shrunkT = b.op('Mul', [
-      b.op('MatMul', [a, b.op('Transpose', [xs], { perm: [0, 2, 1] })]),
-      inputs.scales[layer],
-    ]);
+    const shrunkT = b.op('MatMul', [a, b.op('Transpose', [xs], { perm: [0, 2, 1] })]);
     const expanded = b.op('MatMul', [b.op('Transpose', [shrunkT], { perm: [0, 2, 1] }), bt]);
     const flat = b.op('Reshape', [expanded, b.ints([-1, outFeatures])]);
     zero ??= g.scalar(0);
@@ -483,11 +465,9 @@ export function buildStepGraph(
     const { aBlocks, btBlocks, zero } = stackBlocks(m, layer);
     const inputs = stackInputs.get(m)!;
     const xs = b.op('GatherND', [x, inputs.blockTokens]); // [G, S, in]
-    // R on MLAS's column side, where its kernels fill vectors: [G, S, in]·[G, in, R].
-    const shrunk = b.op('Mul', [
-      b.op('MatMul', [xs, b.op('Transpose', [aBlocks], { perm: [0, 2, 1] })]),
-      inputs.blockScales[layer],
-    ]); // [G, S, R]
+    // R on MLAS's column side, where its kernels fill vectors: [G, S, in]·[G, in, R]. No scale:
+    // the Bᵀ rows carry it (writeScaledAdapterRows).
+    const shrunk = b.op('MatMul', [xs, b.op('Transpose', [aBlocks], { perm: [0, 2, 1] })]); // [G, S, R]
     // Padding places and other adapters' columns are dropped on the rank side, R wide, not on the
     // expanded rows, out wide: their exact zeros times finite Bᵀ rows (lora-slot-stack.ts) add
     // exact zeros (a poisoned adapter's NaN stays in its own columns).

@@ -62,7 +62,6 @@ export function packSegments(
   const tokens = new BigInt64Array(G * Sg);
   const rows = new BigInt64Array(G * Sg);
   const rowValid = new Uint8Array(G * Sg);
-  const scales = new Float32Array(L * G);
   const aRows = zeroPageRows(L * G * chunkRank, readsA, pageSize);
   const bRows = zeroPageRows(L * G * chunkRank, readsB, pageSize);
   subs.forEach(({ segment: { adapter, first, n }, firstRow }, i) => {
@@ -75,7 +74,6 @@ export function packSegments(
     for (let l = 0; l < L; l++) {
       const placed = adapter.modules[l]?.[m];
       if (!placed) continue;
-      scales[l * G + i] = placed.scale;
       const count = Math.min(chunkRank, placed.rank - firstRow);
       if (count <= 0) continue;
       const row = (l * G + i) * chunkRank;
@@ -88,7 +86,7 @@ export function packSegments(
   feeds[names.aPages] = new ort.Tensor('int64', aRows, [L, G * chunkRank * readsA.chunksPerRow]);
   feeds[names.bPages] = new ort.Tensor('int64', bRows, [L, G * chunkRank * readsB.chunksPerRow]);
   feeds[names.tokens] = new ort.Tensor('int64', tokens, [G * Sg]);
-  feeds[names.scales] = new ort.Tensor('float32', scales, [L * G, 1, 1]);
+  feeds[names.groups] = new ort.Tensor('int64', BigInt64Array.of(BigInt(G)), [1]);
   feeds[names.rows] = new ort.Tensor('int64', rows, [G * Sg, 1]);
   feeds[names.rowValid] = new ort.Tensor('bool', rowValid, [G * Sg, 1]);
   return { subSegments: G, chunkRank, rowsPerSegment: Sg };

@@ -2,7 +2,6 @@ import * as ort from 'onnxruntime-node';
 import type { AdapterLayout } from '../../memory/adapter-layout.js';
 import type { LlamaConfig } from '../../model/llama-config.js';
 import { moduleShape, TARGET_MODULES, type TargetModule } from '../../model/llama-modules.js';
-import type { StoredLoraAdapter, StoredMatrix } from '../../model/stored-adapter.js';
 import { moduleMaxRank } from './lora-segments.js';
 
 /** How much more multiply-adds the masked stack may spend than exact per-adapter products. */
@@ -45,19 +44,6 @@ function allFinite(values: Float32Array): boolean {
   return true;
 }
 
-/** The exponent bits that mark NaN and ±Infinity in each 16-bit dtype. */
-const HALF_EXPONENT = { F16: 0x7c00, BF16: 0x7f80 } as const;
-
-/** allFinite on a matrix as stored: F16/BF16 read on their bit patterns, not widened. */
-function allFiniteStored(matrix: StoredMatrix): boolean {
-  const { data, dtype } = matrix;
-  if (data instanceof Float32Array) return allFinite(data);
-  if (dtype === 'F32') throw new Error('F32 data held as 16-bit patterns');
-  const exponent = HALF_EXPONENT[dtype];
-  for (let i = 0; i < data.length; i++) if ((data[i] & exponent) === exponent) return false;
-  return true;
-}
-
 function gcd(x: number, y: number): number {
   while (y !== 0) [x, y] = [y, x % y];
   return x;
@@ -82,8 +68,8 @@ function alignmentOf(rows: number): number {
  * or blocked, each token against its own adapter's blocks), reading each adapter's rows once, in
  * place (zero-copy views).
  *
- * Each layer's scale of an adapter multiplies its columns of x·Aᵀ (a [1, rows] row per layer fed
- * each step), so a copy is a plain memcpy.
+ * The pages hold each layer's Bᵀ rows already times the adapter's scale of that layer
+ * (writeScaledAdapterRows), so a copy is a plain memcpy and a step multiplies by no scale.
  *
  * An adapter comes in by a copy from its pool pages (which stay its home: memory/adapter-layout.ts)
  * when a step first needs it, and stays until a step needs its rows for another adapter or its
@@ -322,15 +308,13 @@ export class LoraSlotStack {
   }
 
   /**
-   * An adapter's pages were (re)written with `adapter`: forgets what was stacked, and notes which
-   * modules' Bᵀ rows are all finite, scanned once here rather than at every copy-in.
+   * An adapter's pages were (re)written (writeScaledAdapterRows, which found the modules whose
+   * scaled Bᵀ is not all finite as it wrote them): forgets what was stacked, and notes which
+   * modules' rows are all finite, so that a copy-in need not scan them.
    */
-  noteWrite(a: AdapterLayout, adapter: StoredLoraAdapter): void {
+  noteWrite(a: AdapterLayout, nonFinite: ReadonlySet<TargetModule>): void {
     this.forget(a);
-    const finite = new Set<TargetModule>();
-    for (const m of TARGET_MODULES)
-      if (adapter.layers.every((layer) => !layer[m] || allFiniteStored(layer[m]!.b))) finite.add(m);
-    this.finiteWrites.set(a, finite);
+    this.finiteWrites.set(a, new Set(TARGET_MODULES.filter((m) => !nonFinite.has(m))));
   }
 
   /** Adapters stacked in at least one module. */
@@ -343,7 +327,7 @@ export class LoraSlotStack {
   /**
    * Writes the adapter's A rows and Bᵀ rows of module m into rows [first, first + rows) of every
    * layer, zeros past a layer's own rank (rank_pattern) or where it skips the layer (memcpy: the
-   * scales are the step's, stackScales). False, with nothing kept, when a Bᵀ value is not finite.
+   * pages' Bᵀ rows are scaled). False, with nothing kept, when a Bᵀ value is not finite.
    */
   private copyIn(
     stack: ModuleStack,
@@ -407,7 +391,7 @@ interface ModuleStack {
   outFeatures: number;
   /** [layer][row][in]: capacityRows rows per layer. */
   a: Float32Array;
-  /** [layer][row][out]: Bᵀ rows (scales are applied per step, by column: stackScales). */
+  /** [layer][row][out]: Bᵀ rows, times their adapter's scale in that layer (as in the pages). */
   bt: Float32Array;
   placed: Map<AdapterLayout, StackEntry>;
   /** Adapters whose Bᵀ rows are not finite: gathered, never stacked. */

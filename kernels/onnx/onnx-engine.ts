@@ -2,7 +2,7 @@ import './no-telemetry.js';
 import { availableParallelism } from 'node:os';
 import { basename, dirname } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { type AdapterLayout, writeAdapterRows } from '../../memory/adapter-layout.js';
+import { type AdapterLayout, writeScaledAdapterRows } from '../../memory/adapter-layout.js';
 import { type KvLayout, kvLayout } from '../../memory/kv-layout.js';
 import type { PagePool } from '../../memory/page-pool.js';
 import { readF32Sync } from '../../model/file-backed-weights.js';
@@ -392,8 +392,9 @@ export class OnnxEngine implements Engine {
   }
 
   writeAdapter(layout: AdapterLayout, adapter: StoredLoraAdapter): void {
-    this.stack.noteWrite(layout, adapter);
-    writeAdapterRows(this.storage, this.pool.pageSize, layout, adapter);
+    // Forgotten first: a write that fails part-way leaves nothing of the old weights stacked.
+    this.stack.forget(layout);
+    this.stack.noteWrite(layout, writeScaledAdapterRows(this.storage, this.pool.pageSize, layout, adapter));
   }
 
   releaseAdapter(layout: AdapterLayout): void {

@@ -253,20 +253,6 @@ function packStacked(
   }
   feeds[names.blockTokens] = new ort.Tensor('int64', blockTokens, [maskShape[0], maskShape[1], 1]);
   feeds[names.blockMask] = new ort.Tensor('bool', blockMask, maskShape);
-  feeds[names.blockScaleShape] = new ort.Tensor(
-    'int64',
-    BigInt64Array.from([numLayers * G, 1, R].map(BigInt)),
-    [3],
-  );
-  const scales = new Float32Array(numLayers * U);
-  for (const [a, at] of placed) {
-    const [first, rows] = [at - low, stack.rowsOf(a, m)];
-    for (let l = 0; l < numLayers; l++) {
-      const scale = a.modules[l]?.[m]?.scale ?? 0;
-      scales.fill(scale, l * U + first, l * U + first + rows);
-    }
-  }
-  feeds[names.scales] = new ort.Tensor('float32', scales, [numLayers, U]);
   feedBlocks(feeds, m, stack.blocks(m, low, used, G), numLayers);
 }
 

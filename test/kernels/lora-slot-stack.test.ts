@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { blockRowsOf, LoraSlotStack } from '../../kernels/onnx/lora-slot-stack.js';
-import { type AdapterLayout, adapterPageCount, layoutAdapter } from '../../memory/adapter-layout.js';
+import {
+  type AdapterLayout,
+  adapterPageCount,
+  layoutAdapter,
+  writeScaledAdapterRows,
+} from '../../memory/adapter-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { storeAdapter } from '../../model/stored-adapter.js';
 import { syntheticAdapter, syntheticWeights, TINY_SPEC } from '../../model/synthetic.js';
@@ -133,7 +138,7 @@ describe('LoraSlotStack placement', () => {
     ['BF16', 0xff80],
     ['BF16', 0x7fc1],
   ] as const)
-    it(`gathers a module whose ${dtype} Bᵀ holds the pattern 0x${bad.toString(16)} (Inf or NaN), read without widening`, () => {
+    it(`gathers a module whose ${dtype} Bᵀ holds the pattern 0x${bad.toString(16)} (Inf or NaN), found as its pages are written`, () => {
       const f32 = syntheticAdapter(config, {
         name: `${dtype}-${bad}`,
         rank: 4,
@@ -149,9 +154,29 @@ describe('LoraSlotStack placement', () => {
         pool.allocate(adapterPageCount(config, stored), 'adapter'),
       );
       const stack = new LoraSlotStack(storage, config, 16);
-      stack.noteWrite(layout, stored);
+      stack.noteWrite(layout, writeScaledAdapterRows(storage, pool.pageSize, layout, stored));
       expect(stack.place('q_proj', [layout], stack.beginStep(), one).get(layout)).toBe(0);
       expect(stack.place('k_proj', [layout], stack.beginStep(), one).has(layout)).toBe(false);
       pool.free(layout.allPages);
     });
+
+  it('gathers a module whose Bᵀ is finite in the file but overflows f32 once scaled (the pages hold it scaled)', () => {
+    const adapter = syntheticAdapter(config, {
+      name: 'overflows-when-scaled',
+      rank: 4,
+      alpha: 16, // scale 4
+      targetModules: ['q_proj', 'v_proj'],
+      seed: 12,
+    });
+    adapter.layers[0].v_proj!.b[3] = 3e38; // finite; × 4 is past f32's largest value
+    const stored = storeAdapter(adapter);
+    const layout = layoutAdapter(config, stored, pool.allocate(adapterPageCount(config, stored), 'adapter'));
+    const nonFinite = writeScaledAdapterRows(storage, pool.pageSize, layout, stored);
+    expect([...nonFinite]).toEqual(['v_proj']);
+    const stack = new LoraSlotStack(storage, config, 16);
+    stack.noteWrite(layout, nonFinite);
+    expect(stack.place('q_proj', [layout], stack.beginStep(), one).get(layout)).toBe(0);
+    expect(stack.place('v_proj', [layout], stack.beginStep(), one).has(layout)).toBe(false);
+    pool.free(layout.allPages);
+  });
 });

@@ -4,6 +4,7 @@ import {
   layoutAdapter,
   pagesForModuleRanks,
   writeAdapterRows,
+  writeScaledAdapterRows,
 } from '../../memory/adapter-layout.js';
 import { PagePool } from '../../memory/page-pool.js';
 import { parseLlamaConfig } from '../../model/llama-config.js';
@@ -105,6 +106,32 @@ describe('adapter layout', () => {
       }
     }
   });
+
+  for (const dtype of ['F32', 'BF16'] as const)
+    it(`writeScaledAdapterRows (${dtype}) writes the same A pages and Bᵀ pages times each layer's own scale`, () => {
+      const a = adapter(4, ['q_proj', 'down_proj'], patternRank);
+      const stored = storeAdapter(a, dtype);
+      const pool = new PagePool(200, config.hiddenSize);
+      const layout = layoutAdapter(config, a, pool.allocate(adapterPageCount(config, a), 'adapter'));
+      const plain = new Float32Array(pool.numPages * pool.pageSize).fill(Number.NaN);
+      const scaled = new Float32Array(pool.numPages * pool.pageSize).fill(Number.NaN);
+      writeAdapterRows(plain, pool.pageSize, layout, stored);
+      expect([...writeScaledAdapterRows(scaled, pool.pageSize, layout, stored)]).toEqual([]);
+      const scales = new Set<number>();
+      layout.modules.forEach((placed) => {
+        for (const pages of Object.values(placed)) {
+          scales.add(pages.scale);
+          const page = (p: number) => [...plain.subarray(p * 16, p * 16 + 16)];
+          for (const p of pages.aPages) expect([...scaled.subarray(p * 16, p * 16 + 16)]).toEqual(page(p));
+          for (const p of pages.bPages)
+            expect([...scaled.subarray(p * 16, p * 16 + 16)]).toEqual(
+              page(p).map((v) => Math.fround(v * pages.scale)),
+            );
+        }
+      });
+      // Modules and layers of different ranks have different scales (1/rank here): not vacuous.
+      expect([...scales].sort()).toEqual([0.25, 0.5, 1]);
+    });
 
   for (const dtype of ['F16', 'BF16'] as const)
     it(`writes a ${dtype} host copy into the same pages as its widened f32 form`, () => {
