@@ -83,6 +83,8 @@ const CASES: FormCase[] = [
   { label: 'int8 rows, DequantizeLinear beside each MatMul', rows: 'int8', shrink: 'x·Aᵀ', parallel: false },
 ];
 const BYTES: Record<RowFormat, number> = { float32: 4, float16: 2, int8: 1 };
+/** int8 rows: codes of value × INT8_CODES_PER_UNIT, dequantized with one scale, its inverse. */
+const INT8_CODES_PER_UNIT = 2540;
 /** Elements of every product's A and Bᵀ rows over the layers: one buffer per format, shared by the cases. */
 const ROW_ELEMENTS =
   config.numLayers * PRODUCTS.reduce((s, p) => s + G * BLOCK_ROWS * (p.inFeatures + p.outFeatures), 0);
@@ -98,7 +100,7 @@ function rowBuffers(): Record<RowFormat, Float32Array | Uint16Array | Int8Array>
   const f16 = new Uint16Array(ROW_ELEMENTS);
   for (let i = 0; i < stretch; i++) f16[i] = f32ToF16(f32[i]);
   const int8 = new Int8Array(ROW_ELEMENTS);
-  for (let i = 0; i < stretch; i++) int8[i] = Math.round(f32[i] * 2540);
+  for (let i = 0; i < stretch; i++) int8[i] = Math.round(f32[i] * INT8_CODES_PER_UNIT);
   for (let filled = stretch; filled < ROW_ELEMENTS; filled *= 2) {
     f16.copyWithin(filled, 0, Math.min(filled, ROW_ELEMENTS - filled));
     int8.copyWithin(filled, 0, Math.min(filled, ROW_ELEMENTS - filled));
@@ -123,7 +125,7 @@ async function caseSession(c: FormCase, buffers: ReturnType<typeof rowBuffers>) 
       config.intermediateSize,
     ]),
   };
-  const scale = c.rows === 'int8' ? g.scalar(1 / 2540) : undefined;
+  const scale = c.rows === 'int8' ? g.scalar(1 / INT8_CODES_PER_UNIT) : undefined;
   const toF32 = (rows: string) =>
     c.rows === 'float16'
       ? g.op('Cast', [rows], { to: 1 })

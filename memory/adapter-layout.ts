@@ -272,13 +272,13 @@ export function fillAdapterPages(
   return nonFinite;
 }
 
-/** values ·= scale; whether every product is finite (x − x is 0 for finite x, NaN otherwise). */
+/** values ·= scale; whether every product is finite once rounded to f32. */
 function scaleInPlace(values: Float32Array, scale: number): boolean {
   let finite = true;
   for (let i = 0; i < values.length; i++) {
     const v = Math.fround(values[i] * scale);
     values[i] = v;
-    if (v - v !== 0) finite = false;
+    if (!Number.isFinite(v)) finite = false;
   }
   return finite;
 }

@@ -214,10 +214,7 @@ export function buildStepGraph(
     weightMode === 'external'
       ? baseLinear(g, x, name, outFeatures, inFeatures, weightFormat, weightFiles)
       : g.op('Gemm', [x, w(name, [outFeatures, inFeatures])], { transB: 1 });
-  const lora = new Map<
-    TargetModule,
-    Omit<ReturnType<typeof loraInputNames>, 'groups'> & { shapeG: string }
-  >();
+  const lora = new Map<TargetModule, ReturnType<typeof loraInputNames>>();
   for (const m of loraModules) {
     const names = loraInputNames(m);
     lora.set(m, {
@@ -227,7 +224,7 @@ export function buildStepGraph(
       tokens: g.input(names.tokens, 'int64', [`GS_${m}`]),
       rows: g.input(names.rows, 'int64', [`GS_${m}`, 1]),
       rowValid: g.input(names.rowValid, 'bool', [`GS_${m}`, 1]),
-      shapeG: g.input(names.groups, 'int64', [1]),
+      groups: g.input(names.groups, 'int64', [1]),
     });
   }
   const stackInputs = new Map<
@@ -419,7 +416,7 @@ export function buildStepGraph(
     const { inFeatures, outFeatures } = moduleShape(c, m);
     const inputs = lora.get(m)!;
     const perSegment = (rows: string, features: number) =>
-      b.op('Reshape', [rows, b.op('Concat', [inputs.shapeG, b.ints([-1, features])], { axis: 0 })]);
+      b.op('Reshape', [rows, b.op('Concat', [inputs.groups, b.ints([-1, features])], { axis: 0 })]);
     const a = perSegment(loraRows(b, inputs.aPages, layer, inFeatures), inFeatures);
     const bt = perSegment(loraRows(b, inputs.bPages, layer, outFeatures), outFeatures);
     const xs = perSegment(b.op('Gather', [x, inputs.tokens], { axis: 0 }), inFeatures);

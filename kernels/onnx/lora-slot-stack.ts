@@ -309,11 +309,10 @@ export class LoraSlotStack {
 
   /**
    * An adapter's pages were (re)written (writeScaledAdapterRows, which found the modules whose
-   * scaled Bᵀ is not all finite as it wrote them): forgets what was stacked, and notes which
-   * modules' rows are all finite, so that a copy-in need not scan them.
+   * scaled Bᵀ is not all finite as it wrote them), after `forget` dropped what was stacked of the
+   * old weights: notes which modules' rows are all finite, so that a copy-in need not scan them.
    */
   noteWrite(a: AdapterLayout, nonFinite: ReadonlySet<TargetModule>): void {
-    this.forget(a);
     this.finiteWrites.set(a, new Set(TARGET_MODULES.filter((m) => !nonFinite.has(m))));
   }
 
